@@ -1,0 +1,61 @@
+/**
+ * Flow and Decision: the two records of the hot path.
+ *
+ * A Flow is a reusable, mutable record the capture stage fills in (no allocation per
+ * flow); a Decision is an immutable object the classifier precomputed at compile time and
+ * hands back by reference (no allocation per decision).
+ */
+import type { ChannelName, FallbackAction, M365Group } from '../policy/model.js';
+
+export const PROTO_TCP = 6;
+export const PROTO_UDP = 17;
+
+export interface Flow {
+  /** IP protocol number: 6 (TCP) or 17 (UDP). */
+  proto: number;
+  /** 4 or 6. */
+  family: number;
+  /** IPv4 destination as an unsigned 32-bit number (family 4). */
+  ip4: number;
+  /** IPv6 destination as four big-endian uint32 words (family 6). */
+  ip6: Uint32Array;
+  /** Destination port. */
+  port: number;
+  /** Destination name when known (SOCKS/HTTP host, synthetic DNS), lowercase, no trailing dot; else null. */
+  host: string | null;
+}
+
+export function newFlow(): Flow {
+  return { proto: PROTO_TCP, family: 4, ip4: 0, ip6: new Uint32Array(4), port: 0, host: null };
+}
+
+/** What happens to the flow. `drop` is silent (QUIC); `block` answers with a reset/refusal. */
+export type Verdict = 'tunnel' | 'bypass' | 'block' | 'drop';
+
+export interface Decision {
+  readonly action: Verdict;
+  /** The channel (= profile type) that acquired the flow, or null when none did. */
+  readonly channel: ChannelName | null;
+  readonly profileId: string | null;
+  readonly profileName: string | null;
+  readonly policyId: string | null;
+  readonly policyName: string | null;
+  readonly ruleId: string | null;
+  readonly ruleName: string | null;
+  /** The destination spec that matched, as written (`*.sharepoint.com`, `40.96.0.0/13`). */
+  readonly matched: string | null;
+  readonly group: M365Group | null;
+  readonly category: string | null;
+  readonly appId: string | null;
+  /** Hardening: what to do when `action` is 'tunnel' but the channel's edge is unreachable. */
+  readonly fallback: FallbackAction;
+  /** One short sentence for `explain` and the logs. */
+  readonly reason: string;
+}
+
+export interface Classifier {
+  /** Never throws, never allocates. */
+  decide(flow: Flow): Decision;
+  /** Number of compiled rules (destinations x rules), for diagnostics. */
+  readonly size: number;
+}

@@ -1,0 +1,94 @@
+/**
+ * Errors of gsa-emu: one base class, one subclass per failure, each with a stable `code`.
+ * The codes are listed in docs/errors.md; tests assert on codes, not on messages.
+ * Nothing on the data path throws these per packet: decoders and the classifier return
+ * verdicts instead. They are for configuration, setup and API boundaries.
+ */
+export class GsaError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** One problem found in a configuration document, named by the path of the bad item. */
+export interface ConfigIssue {
+  /** JSON-style path, e.g. `policies[1].policy.policyRules[3].destinations[0].value`. */
+  path: string;
+  message: string;
+}
+
+/** A profile, client-config or platform file is invalid; `issues` lists every problem. */
+export class ConfigError extends GsaError {
+  readonly issues: ConfigIssue[];
+  readonly file: string | undefined;
+  constructor(issues: ConfigIssue[], file?: string) {
+    const head = file ? `${file}: ` : '';
+    const lines = issues.map((i) => `${i.path ? `${i.path}: ` : ''}${i.message}`);
+    super(
+      'GSA_ERR_CONFIG',
+      `${head}${issues.length} problem${issues.length === 1 ? '' : 's'}\n  ${lines.join('\n  ')}`,
+    );
+    this.issues = issues;
+    this.file = file;
+  }
+}
+
+/** A user toggle the admin locked (EnableGSA* level 3, or hidden tile). */
+export class ToggleRefusedError extends GsaError {
+  constructor(message: string) {
+    super('GSA_ERR_TOGGLE_LOCKED', message);
+  }
+}
+
+/** Bad command-line input (an unparsable target for `explain`, a bad flag value). */
+export class UsageError extends GsaError {
+  constructor(message: string) {
+    super('GSA_ERR_USAGE', message);
+  }
+}
+
+/** The tunnel peer violated the wire protocol; the session is closed with this code. */
+export class ProtocolError extends GsaError {
+  readonly wireCode: number;
+  constructor(wireCode: number, message: string) {
+    super('GSA_ERR_TUNNEL_PROTOCOL', message);
+    this.wireCode = wireCode;
+  }
+}
+
+/** Authentication to the edge failed (missing, expired, forged, wrong audience or tenant). */
+export class AuthError extends GsaError {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super('GSA_ERR_AUTH', message);
+    this.reason = reason;
+  }
+}
+
+/** The channel's edge cannot be reached (session down); hardening decides what happens. */
+export class ChannelDownError extends GsaError {
+  constructor(channel: string, options?: { cause?: unknown }) {
+    super('GSA_ERR_CHANNEL_DOWN', `the ${channel} channel's edge is unreachable`, options);
+  }
+}
+
+/** A tunneled stream was reset by the peer or because its session died. */
+export class StreamResetError extends GsaError {
+  readonly resetCode: number;
+  constructor(resetCode: number, message: string) {
+    super('GSA_ERR_STREAM_RESET', message);
+    this.resetCode = resetCode;
+  }
+}
+
+/** The TUN device or its native addon is unavailable; `missing` says exactly what. */
+export class TunUnavailableError extends GsaError {
+  readonly missing: string;
+  constructor(missing: string) {
+    super('GSA_ERR_TUN_UNAVAILABLE', `TUN mode is unavailable: ${missing}`);
+    this.missing = missing;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The contract between the client's forwarder, the tunnel and the edge. The tunnel wire
+ * format (tunnel/frame.ts) is the one module client and edge share; this file is the API
+ * both sides program against.
+ */
+import type { Duplex } from 'node:stream';
+import type { ChannelName } from '../policy/model.js';
+
+/** Metadata carried by an OPEN frame. */
+export interface OpenMeta {
+  /** 'tcp' opens a byte stream; 'udp' opens a datagram flow (DGRAM frames, no flow control). */
+  proto: 'tcp' | 'udp';
+  /** Destination name when the client knew it (FQDN rules, SOCKS hostname, synthetic DNS). */
+  host: string | null;
+  /** Destination address when known (IPv4/IPv6 text). At least one of host/ip is set. */
+  ip: string | null;
+  port: number;
+  /** Client-side flow id (shown in the client's Traffic table). */
+  flowId: string;
+  /** Connection id shared by the client's flow table and the edge's traffic log. */
+  connectionId: string;
+  channel: ChannelName;
+  ruleId: string | null;
+  policyId: string | null;
+  /** The application's own source address and port as the client captured them. */
+  srcIp: string;
+  srcPort: number;
+  /** Initiating process, when the capture knows it. */
+  process?: string | null;
+}
+
+/** Reset codes (RST frame). Stable numbers: they are on the wire. */
+export const ResetCode = {
+  /** Normal abort by the application. */
+  CANCEL: 0,
+  /** The edge could not reach the destination (refused, unreachable, DNS failure). */
+  CONNECT_FAILED: 1,
+  /** Blocked by edge policy (web content filtering, private egress outside app segments). */
+  BLOCKED: 2,
+  /** The stream exceeded its credit window or otherwise broke protocol. */
+  PROTOCOL: 3,
+  /** The session is going away or died. */
+  SESSION_CLOSED: 4,
+  /** Timed out (connect or idle). */
+  TIMEOUT: 5,
+  /** Internal error. */
+  INTERNAL: 6,
+} as const;
+export type ResetCodeValue = (typeof ResetCode)[keyof typeof ResetCode];
+
+/**
+ * One tunneled flow. For 'tcp' it is a byte Duplex with backpressure (credit windows);
+ * `end()` sends FIN (half-close). For 'udp' use sendDatagram / the 'datagram' event.
+ * Events: 'reset' (code: number, reason: string) before 'close' when the stream was reset;
+ * destroying the stream sends RST CANCEL.
+ */
+export interface TunnelStream extends Duplex {
+  readonly streamId: number;
+  readonly meta: OpenMeta;
+  /** Bytes written to / read from the stream (payload only). */
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  /** Resolves when the peer accepted the stream (edge connected to the destination). */
+  readonly opened: Promise<void>;
+  reset(code: ResetCodeValue, reason?: string): void;
+  sendDatagram(payload: Uint8Array): boolean;
+}
