@@ -65,3 +65,14 @@ export interface TunnelStream extends Duplex {
   reset(code: ResetCodeValue, reason?: string): void;
   sendDatagram(payload: Uint8Array): boolean;
 }
+
+/**
+ * The client's tunnels, one multiplexed session per channel. Implemented by
+ * tunnel/client.ts; used by forward/. Opening a stream on a channel whose session is down
+ * throws ChannelDownError synchronously, so the forwarder can apply hardening
+ * (`clientFallbackAction`) at once.
+ */
+export interface ChannelTunnels {
+  open(channel: ChannelName, meta: OpenMeta): TunnelStream;
+  isUp(channel: ChannelName): boolean;
+}
