@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/**
+ * The `gsa-emu` command line. Each command lives in src/cli/commands/<name>.ts and exports
+ * `register(program: Command): void`; this file only assembles them and turns GsaErrors
+ * into one clear message (no stack trace) and a non-zero exit code.
+ */
+import { Command, CommanderError } from 'commander';
+import { GsaError } from '../errors.js';
+import { packageVersion } from '../util/package.js';
+
+type Registrar = (program: Command) => void;
+
+/** Command modules, in help order. */
+const COMMANDS: Array<() => Promise<{ register: Registrar }>> = [];
+
+export async function buildProgram(): Promise<Command> {
+  const program = new Command('gsa-emu')
+    .description(
+      'Emulator of the Microsoft Entra Global Secure Access client (loopback VPN) and its edge.',
+    )
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError('(run gsa-emu --help for usage)')
+    .exitOverride();
+  for (const load of COMMANDS) (await load()).register(program);
+  return program;
+}
+
+export function reportError(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode;
+  if (err instanceof GsaError) {
+    process.stderr.write(`gsa-emu: ${err.message}\n`);
+    return err.code === 'GSA_ERR_USAGE' ? 2 : 1;
+  }
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && typeof e.message === 'string') {
+    process.stderr.write(`gsa-emu: ${e.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`gsa-emu: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+  return 70;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    const program = await buildProgram();
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exitCode = reportError(err);
+  }
+}
+
+await main(process.argv);
