@@ -1,0 +1,66 @@
+/**
+ * Parsing what a user types for `gsa-emu explain`: a URL, `host[:port]`, `ip[:port]` or
+ * `[ipv6]:port`. Ports default from the URL scheme, else 443.
+ */
+import { UsageError } from '../errors.js';
+import { ipFamily } from '../util/ip.js';
+
+export interface Target {
+  /** Lowercase name without a trailing dot, or null for an IP literal. */
+  host: string | null;
+  /** IP literal when given, else null. */
+  ip: string | null;
+  family: 0 | 4 | 6;
+  port: number;
+  proto: 'tcp' | 'udp';
+}
+
+const SCHEME_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'ws:': 80, 'wss:': 443 };
+const NAME_RE = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+
+function parsePort(text: string, input: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
+    throw new UsageError(`"${input}": port "${text}" is not a number from 0 to 65535`);
+  }
+  return Number(text);
+}
+
+export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target {
+  const proto = opts.udp ? 'udp' : 'tcp';
+  let hostPart: string;
+  let port: number | undefined;
+  const s = input.trim();
+  if (s === '') throw new UsageError('empty target: give a URL, host[:port] or ip[:port]');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
+    let url: URL;
+    try {
+      url = new URL(s);
+    } catch {
+      throw new UsageError(`"${input}" is not a valid URL`);
+    }
+    hostPart = url.hostname;
+    if (hostPart.startsWith('[')) hostPart = hostPart.slice(1, -1);
+    port = url.port ? Number(url.port) : SCHEME_PORTS[url.protocol];
+    if (port === undefined) throw new UsageError(`"${input}": give a port for scheme ${url.protocol}`);
+  } else if (s.startsWith('[')) {
+    const end = s.indexOf(']');
+    if (end === -1) throw new UsageError(`"${input}": missing "]" after the IPv6 address`);
+    hostPart = s.slice(1, end);
+    const rest = s.slice(end + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) throw new UsageError(`"${input}": expected ":port" after "]"`);
+      port = parsePort(rest.slice(1), input);
+    }
+  } else if (s.split(':').length > 2) {
+    hostPart = s; // bare IPv6 without port
+  } else {
+    const colon = s.lastIndexOf(':');
+    hostPart = colon === -1 ? s : s.slice(0, colon);
+    if (colon !== -1) port = parsePort(s.slice(colon + 1), input);
+  }
+  const family = ipFamily(hostPart);
+  if (family !== 0) return { host: null, ip: hostPart, family, port: port ?? 443, proto };
+  const name = hostPart.toLowerCase().replace(/\.$/, '');
+  if (!NAME_RE.test(name)) throw new UsageError(`"${input}": "${hostPart}" is not a host name or IP address`);
+  return { host: name, ip: null, family: 0, port: port ?? 443, proto };
+}

@@ -1,0 +1,23 @@
+import t from 'tap';
+import { parseTarget } from '../../src/cli/target.js';
+
+t.test('URLs take the port from the scheme', async (t) => {
+  t.match(parseTarget('https://Outlook.Office365.com/owa'), { host: 'outlook.office365.com', port: 443, proto: 'tcp' });
+  t.match(parseTarget('http://intranet.contoso.test/'), { host: 'intranet.contoso.test', port: 80 });
+  t.match(parseTarget('http://[2603:1006::1]:8080/'), { ip: '2603:1006::1', family: 6, port: 8080 });
+});
+
+t.test('host[:port], ip[:port], [v6]:port', async (t) => {
+  t.match(parseTarget('x.sharepoint.com:80'), { host: 'x.sharepoint.com', port: 80 });
+  t.match(parseTarget('40.96.0.1'), { ip: '40.96.0.1', family: 4, port: 443 });
+  t.match(parseTarget('40.96.0.1:25', { udp: true }), { port: 25, proto: 'udp' });
+  t.match(parseTarget('[::1]:53'), { ip: '::1', family: 6, port: 53 });
+  t.match(parseTarget('2620:1ec:4::152'), { ip: '2620:1ec:4::152', port: 443 });
+  t.match(parseTarget('example.test.'), { host: 'example.test' });
+});
+
+t.test('bad input gets a usage error naming it', async (t) => {
+  for (const bad of ['', 'a b', 'host:99999', 'host:x', '[::1', 'gopher://x', 'ex_ample..com', 'https://']) {
+    t.throws(() => parseTarget(bad), { code: 'GSA_ERR_USAGE' }, bad);
+  }
+});
