@@ -1,0 +1,790 @@
+import fc from 'fast-check';
+import t from 'tap';
+import { ConfigError } from '../../src/errors.js';
+import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
+import {
+  expandProfiles,
+  internetKindOf,
+  loadTenant,
+  m365GroupOf,
+  normalizeFqdn,
+  parsePort,
+  setPolicyLinkState,
+} from '../../src/policy/graph.js';
+
+const NS = '#microsoft.graph.networkaccess.';
+// biome-ignore lint/suspicious/noExplicitAny: test documents are mutated freely
+type J = Record<string, any>;
+
+/** A small valid document: one private profile, one policy, one rule per call to `rules`. */
+function doc(rule: J, type = 'private'): J {
+  const kind =
+    type === 'm365'
+      ? 'm365ForwardingRule'
+      : type === 'internet'
+        ? 'internetAccessForwardingRule'
+        : 'privateAccessForwardingRule';
+  return {
+    tenantId: 't1',
+    name: 'Test',
+    forwardingProfiles: [
+      {
+        id: 'p0',
+        name: 'Profile',
+        trafficForwardingType: type,
+        policies: [
+          { id: 'l0', state: 'enabled', policy: { id: 'q0', name: 'Policy', policyRules: [] } },
+          {
+            id: 'l1',
+            state: 'enabled',
+            policy: {
+              id: 'q1',
+              name: 'Policy 1',
+              policyRules: [
+                {
+                  '@odata.type': NS + kind,
+                  id: 'r0',
+                  name: 'R0',
+                  action: 'forward',
+                  destinations: [{ '@odata.type': `${NS}fqdn`, value: 'a.test' }],
+                },
+                {
+                  '@odata.type': NS + kind,
+                  id: 'r1',
+                  name: 'R1',
+                  action: 'forward',
+                  destinations: [{ '@odata.type': `${NS}fqdn`, value: 'b.test' }],
+                },
+                {
+                  '@odata.type': NS + kind,
+                  id: 'r2',
+                  name: 'R2',
+                  action: 'forward',
+                  destinations: [{ '@odata.type': `${NS}fqdn`, value: 'c.test' }],
+                },
+                { '@odata.type': NS + kind, id: 'r3', name: 'R3', action: 'forward', ...rule },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+const R3 = 'forwardingProfiles[0].policies[1].policy.policyRules[3]';
+const dest = (type: string, v: J) => ({ destinations: [{ '@odata.type': NS + type, ...v }] });
+
+function issuesOf(json: unknown): Array<{ path: string; message: string }> {
+  try {
+    loadTenant(json);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.issues;
+    throw e;
+  }
+  return [];
+}
+
+t.test('every destination kind is normalized', async (t) => {
+  const cases: Array<[J, unknown]> = [
+    [dest('fqdn', { value: 'WWW.Contoso.Test.' }), { type: 'fqdn', value: 'www.contoso.test' }],
+    [dest('fqdn', { value: '*.contoso.test' }), { type: 'fqdn', value: '*.contoso.test' }],
+    [
+      dest('fqdn', { value: 'autodiscover.*.onmicrosoft.com' }),
+      { type: 'fqdn', value: 'autodiscover.*.onmicrosoft.com' },
+    ],
+    [
+      dest('dnsSuffix', { value: '.Corp.Contoso.Test' }),
+      { type: 'dnsSuffix', value: 'corp.contoso.test' },
+    ],
+    [dest('ipAddress', { value: '10.1.2.3' }), { type: 'ipAddress', value: '10.1.2.3' }],
+    [dest('ipAddress', { value: '2001:db8::1' }), { type: 'ipAddress', value: '2001:db8::1' }],
+    [dest('ipSubnet', { value: '10.0.0.0/8' }), { type: 'ipSubnet', value: '10.0.0.0/8' }],
+    [dest('ipSubnet', { value: '2603:1006::/40' }), { type: 'ipSubnet', value: '2603:1006::/40' }],
+    [
+      dest('ipRange', { beginAddress: '10.0.0.1', endAddress: '10.0.0.9' }),
+      { type: 'ipRange', begin: '10.0.0.1', end: '10.0.0.9' },
+    ],
+    [
+      dest('ipRange', { beginAddress: '2001:db8::1', endAddress: '2001:db8::1' }),
+      { type: 'ipRange', begin: '2001:db8::1', end: '2001:db8::1' },
+    ],
+    // The namespace without the leading '#' is accepted too.
+    [
+      { destinations: [{ '@odata.type': 'microsoft.graph.networkaccess.fqdn', value: 'x.test' }] },
+      { type: 'fqdn', value: 'x.test' },
+    ],
+  ];
+  for (const [rule, want] of cases) {
+    const tenant = loadTenant(doc(rule));
+    const r = tenant.profiles[0]!.policies[1]!.rules[3]!;
+    t.same(r.destinations, [want], JSON.stringify(rule));
+    t.equal(r.path, R3);
+  }
+});
+
+t.test('rule fields: ports, protocols, defaults per profile type', async (t) => {
+  const priv = loadTenant(
+    doc({
+      ...dest('fqdn', { value: 'a.test' }),
+      ports: ['80', '400-500'],
+      protocol: 'tcp,udp',
+      appId: 'app-1',
+    }),
+  );
+  const r = priv.profiles[0]!.policies[1]!.rules[3]!;
+  t.same(r.ports, [
+    { from: 80, to: 80 },
+    { from: 400, to: 500 },
+  ]);
+  t.same(r.protocols, ['tcp', 'udp']);
+  t.equal(r.appId, 'app-1');
+  t.same(
+    loadTenant(doc(dest('fqdn', { value: 'a.test' }))).profiles[0]!.policies[1]!.rules[3]!
+      .protocols,
+    [],
+    'private: missing protocol = any',
+  );
+  const m = loadTenant(doc(dest('fqdn', { value: 'a.test' }), 'm365')).profiles[0]!;
+  t.same(m.policies[1]!.rules[3]!.protocols, ['tcp'], 'm365: missing protocol = tcp');
+  t.equal(m.policies[1]!.rules[3]!.category, 'default');
+  t.equal(m.fallback, 'bypass');
+  t.equal(m.priority, 0);
+  t.equal(m.policies[1]!.group, 'other');
+  const i = loadTenant(doc({ ...dest('fqdn', { value: 'a.test' }), protocol: 'udp' }, 'internet'))
+    .profiles[0]!;
+  t.same(i.policies[1]!.rules[3]!.protocols, ['udp']);
+  t.equal(i.priority, 2);
+  t.equal(i.policies[1]!.kind, undefined);
+  t.equal(i.state, 'enabled');
+});
+
+t.test('each validation error names its path (table)', async (t) => {
+  const d = (type: string, v: J, extra: J = {}) => doc({ ...dest(type, v), ...extra });
+  const table: Array<[string, J, string, RegExp]> = [
+    [
+      'CIDR prefix',
+      d('ipSubnet', { value: '10.0.0.0/33' }),
+      `${R3}.destinations[0].value`,
+      /^"10\.0\.0\.0\/33" is not a CIDR$/,
+    ],
+    [
+      'CIDR bare address',
+      d('ipSubnet', { value: '10.0.0.0' }),
+      `${R3}.destinations[0].value`,
+      /is not a CIDR/,
+    ],
+    [
+      'CIDR v6 garbage',
+      d('ipSubnet', { value: '2603:zz::/40' }),
+      `${R3}.destinations[0].value`,
+      /is not a CIDR/,
+    ],
+    [
+      'ipAddress',
+      d('ipAddress', { value: '300.1.1.1' }),
+      `${R3}.destinations[0].value`,
+      /is not an IP address/,
+    ],
+    [
+      'ipRange order',
+      d('ipRange', { beginAddress: '10.0.0.9', endAddress: '10.0.0.1' }),
+      `${R3}.destinations[0]`,
+      /beginAddress 10\.0\.0\.9 is after endAddress 10\.0\.0\.1/,
+    ],
+    [
+      'ipRange v6 order',
+      d('ipRange', { beginAddress: '2001:db8::9', endAddress: '2001:db8::1' }),
+      `${R3}.destinations[0]`,
+      /is after/,
+    ],
+    [
+      'ipRange family',
+      d('ipRange', { beginAddress: '10.0.0.1', endAddress: '::1' }),
+      `${R3}.destinations[0]`,
+      /same address family/,
+    ],
+    [
+      'ipRange begin',
+      d('ipRange', { beginAddress: 'x', endAddress: '10.0.0.1' }),
+      `${R3}.destinations[0].beginAddress`,
+      /not an IP address/,
+    ],
+    [
+      'ipRange end missing',
+      d('ipRange', { beginAddress: '10.0.0.1' }),
+      `${R3}.destinations[0].endAddress`,
+      /missing/,
+    ],
+    [
+      'fqdn glued wildcard',
+      d('fqdn', { value: '*contoso.com' }),
+      `${R3}.destinations[0].value`,
+      /"\*" must be a whole label/,
+    ],
+    [
+      'fqdn trailing wildcard',
+      d('fqdn', { value: 'contoso.*' }),
+      `${R3}.destinations[0].value`,
+      /cannot be the last label/,
+    ],
+    [
+      'fqdn empty label',
+      d('fqdn', { value: 'a..contoso.com' }),
+      `${R3}.destinations[0].value`,
+      /empty label/,
+    ],
+    ['fqdn empty', d('fqdn', { value: '' }), `${R3}.destinations[0].value`, /must not be empty/],
+    [
+      'fqdn only wildcard',
+      d('fqdn', { value: '*' }),
+      `${R3}.destinations[0].value`,
+      /cannot be the last label|no label/,
+    ],
+    [
+      'fqdn is an IP',
+      d('fqdn', { value: '10.0.0.1' }),
+      `${R3}.destinations[0].value`,
+      /is an IP address/,
+    ],
+    [
+      'fqdn bad chars',
+      d('fqdn', { value: 'a b.test' }),
+      `${R3}.destinations[0].value`,
+      /spaces or non-ASCII/,
+    ],
+    ['fqdn bad label', d('fqdn', { value: '-a.test' }), `${R3}.destinations[0].value`, /bad label/],
+    [
+      'fqdn not a string',
+      d('fqdn', { value: 7 }),
+      `${R3}.destinations[0].value`,
+      /must be a string/,
+    ],
+    [
+      'dnsSuffix wildcard',
+      d('dnsSuffix', { value: '*.corp.test' }),
+      `${R3}.destinations[0].value`,
+      /wildcards are not allowed/,
+    ],
+    [
+      'destination type unknown',
+      d('ipv9', { value: 'x' }),
+      `${R3}.destinations[0].@odata.type`,
+      /not a known destination type/,
+    ],
+    [
+      'destination url',
+      d('url', { value: 'https://x.test/' }),
+      `${R3}.destinations[0].@odata.type`,
+      /filtering policies/,
+    ],
+    [
+      'destination type missing',
+      doc({ destinations: [{ value: 'a.test' }] }),
+      `${R3}.destinations[0].@odata.type`,
+      /missing/,
+    ],
+    [
+      'destination not object',
+      doc({ destinations: ['a.test'] }),
+      `${R3}.destinations[0]`,
+      /must be an object/,
+    ],
+    ['destinations empty', doc({ destinations: [] }), `${R3}.destinations`, /must not be empty/],
+    ['destinations missing', doc({}), `${R3}.destinations`, /missing/],
+    [
+      'port too big',
+      d('fqdn', { value: 'a.test' }, { ports: ['70000'] }),
+      `${R3}.ports[0]`,
+      /out of range/,
+    ],
+    [
+      'port range order',
+      d('fqdn', { value: 'a.test' }, { ports: ['80', '500-400'] }),
+      `${R3}.ports[1]`,
+      /start is after its end/,
+    ],
+    [
+      'port syntax',
+      d('fqdn', { value: 'a.test' }, { ports: ['http'] }),
+      `${R3}.ports[0]`,
+      /not a port/,
+    ],
+    [
+      'port number',
+      d('fqdn', { value: 'a.test' }, { ports: [80] }),
+      `${R3}.ports[0]`,
+      /not a port string/,
+    ],
+    [
+      'ports not array',
+      d('fqdn', { value: 'a.test' }, { ports: '80' }),
+      `${R3}.ports`,
+      /must be an array/,
+    ],
+    [
+      'protocol',
+      d('fqdn', { value: 'a.test' }, { protocol: 'icmp' }),
+      `${R3}.protocol`,
+      /not a protocol/,
+    ],
+    [
+      'action',
+      d('fqdn', { value: 'a.test' }, { action: 'allow' }),
+      `${R3}.action`,
+      /"allow" is not one of forward, bypass/,
+    ],
+    [
+      'action missing',
+      d('fqdn', { value: 'a.test' }, { action: undefined }),
+      `${R3}.action`,
+      /missing/,
+    ],
+    [
+      'rule id duplicate',
+      d('fqdn', { value: 'a.test' }, { id: 'r1' }),
+      `${R3}.id`,
+      /duplicate rule id "r1" \(also at forwardingProfiles\[0\]\.policies\[1\]\.policy\.policyRules\[1\]\)/,
+    ],
+    ['rule id missing', d('fqdn', { value: 'a.test' }, { id: undefined }), `${R3}.id`, /missing/],
+    [
+      'rule name empty',
+      d('fqdn', { value: 'a.test' }, { name: ' ' }),
+      `${R3}.name`,
+      /must not be empty/,
+    ],
+    [
+      'rule odata type',
+      d('fqdn', { value: 'a.test' }, { '@odata.type': `${NS}bogusRule` }),
+      `${R3}.@odata.type`,
+      /not a known rule type/,
+    ],
+    [
+      'rule in wrong profile',
+      d('fqdn', { value: 'a.test' }, { '@odata.type': `${NS}m365ForwardingRule` }),
+      `${R3}.@odata.type`,
+      /cannot be in a private profile/,
+    ],
+    [
+      'ruleType unknown',
+      d('fqdn', { value: 'a.test' }, { ruleType: 'url' }),
+      `${R3}.ruleType`,
+      /not one of/,
+    ],
+    [
+      'ruleType mismatch',
+      d('fqdn', { value: 'a.test' }, { ruleType: 'ipSubnet' }),
+      `${R3}.destinations[0]`,
+      /fqdn destination in a rule of ruleType ipSubnet/,
+    ],
+    [
+      'category on private',
+      d('fqdn', { value: 'a.test' }, { category: 'default' }),
+      `${R3}.category`,
+      /only Microsoft profile/,
+    ],
+  ];
+  for (const [name, json, path, re] of table) {
+    const issues = issuesOf(json);
+    const hit = issues.find((i) => i.path === path && re.test(i.message));
+    t.ok(hit, `${name}: ${JSON.stringify(issues)}`);
+  }
+});
+
+t.test('profile, link and policy errors', async (t) => {
+  const P = 'forwardingProfiles[0]';
+  const mut = (f: (d: J) => void): J => {
+    const d = doc(dest('fqdn', { value: 'a.test' }));
+    f(d);
+    return d;
+  };
+  const table: Array<[string, J, string, RegExp]> = [
+    [
+      'state',
+      mut((d) => {
+        d.forwardingProfiles[0].state = 'on';
+      }),
+      `${P}.state`,
+      /"on" is not one of enabled, disabled/,
+    ],
+    [
+      'type',
+      mut((d) => {
+        d.forwardingProfiles[0].trafficForwardingType = 'web';
+      }),
+      `${P}.trafficForwardingType`,
+      /not one of m365, private, internet/,
+    ],
+    [
+      'type missing',
+      mut((d) => {
+        delete d.forwardingProfiles[0].trafficForwardingType;
+      }),
+      `${P}.trafficForwardingType`,
+      /missing/,
+    ],
+    [
+      'fallback',
+      mut((d) => {
+        d.forwardingProfiles[0].clientFallbackAction = 'allow';
+      }),
+      `${P}.clientFallbackAction`,
+      /not one of bypass, block/,
+    ],
+    [
+      'priority',
+      mut((d) => {
+        d.forwardingProfiles[0].priority = '1';
+      }),
+      `${P}.priority`,
+      /must be a number/,
+    ],
+    [
+      'profile odata',
+      mut((d) => {
+        d.forwardingProfiles[0]['@odata.type'] = `${NS}filteringProfile`;
+      }),
+      `${P}.@odata.type`,
+      /is not #microsoft\.graph\.networkaccess\.forwardingProfile/,
+    ],
+    [
+      'profile id',
+      mut((d) => {
+        d.forwardingProfiles[0].id = 3;
+      }),
+      `${P}.id`,
+      /must be a string/,
+    ],
+    [
+      'policies not array',
+      mut((d) => {
+        d.forwardingProfiles[0].policies = {};
+      }),
+      `${P}.policies`,
+      /must be an array/,
+    ],
+    [
+      'link state',
+      mut((d) => {
+        d.forwardingProfiles[0].policies[0].state = 'paused';
+      }),
+      `${P}.policies[0].state`,
+      /not one of enabled, disabled/,
+    ],
+    [
+      'link id duplicate',
+      mut((d) => {
+        d.forwardingProfiles[0].policies[1].id = 'l0';
+      }),
+      `${P}.policies[1].id`,
+      /duplicate policy link id/,
+    ],
+    [
+      'policy missing',
+      mut((d) => {
+        delete d.forwardingProfiles[0].policies[0].policy;
+      }),
+      `${P}.policies[0].policy`,
+      /\$expand=policies\(\$expand=policy\)/,
+    ],
+    [
+      'policy id duplicate',
+      mut((d) => {
+        d.forwardingProfiles[0].policies[1].policy.id = 'q0';
+      }),
+      `${P}.policies[1].policy.id`,
+      /duplicate policy id/,
+    ],
+    [
+      'policy type mismatch',
+      mut((d) => {
+        d.forwardingProfiles[0].policies[0].policy.trafficForwardingType = 'm365';
+      }),
+      `${P}.policies[0].policy.trafficForwardingType`,
+      /does not match/,
+    ],
+    [
+      'policyRules not array',
+      mut((d) => {
+        d.forwardingProfiles[0].policies[0].policy.policyRules = 'x';
+      }),
+      `${P}.policies[0].policy.policyRules`,
+      /must be an array/,
+    ],
+    [
+      'second profile of a type',
+      mut((d) => {
+        d.forwardingProfiles.push({ id: 'p9', name: 'x', trafficForwardingType: 'private' });
+      }),
+      'forwardingProfiles[1].trafficForwardingType',
+      /a second "private" profile/,
+    ],
+    [
+      'profile id duplicate',
+      mut((d) => {
+        d.forwardingProfiles.push({ id: 'p0', name: 'x', trafficForwardingType: 'm365' });
+      }),
+      'forwardingProfiles[1].id',
+      /duplicate profile id/,
+    ],
+    [
+      'rule not object',
+      mut((d) => {
+        d.forwardingProfiles[0].policies[1].policy.policyRules[3] = 'r3';
+      }),
+      R3,
+      /must be an object, not "r3"/,
+    ],
+    [
+      'link not object',
+      mut((d) => {
+        d.forwardingProfiles[0].policies[0] = null;
+      }),
+      `${P}.policies[0]`,
+      /must be an object/,
+    ],
+    [
+      'tenantId',
+      mut((d) => {
+        delete d.tenantId;
+      }),
+      'tenantId',
+      /missing/,
+    ],
+    [
+      'forwardingProfiles',
+      { tenantId: 'x', name: 'y', forwardingProfiles: 5 },
+      'forwardingProfiles',
+      /must be an array/,
+    ],
+    ['value', { value: null }, 'value', /must be an array/],
+    ['root', [1], '', /expected an object/],
+    ['root keys', { profiles: [] }, '', /expected "forwardingProfiles"/],
+  ];
+  for (const [name, json, path, re] of table) {
+    const issues = issuesOf(json);
+    t.ok(
+      issues.find((i) => i.path === path && re.test(i.message)),
+      `${name}: ${JSON.stringify(issues)}`,
+    );
+  }
+});
+
+t.test('all problems are collected into one ConfigError', async (t) => {
+  const d = doc({
+    destinations: [{ '@odata.type': `${NS}ipSubnet`, value: '10.0.0.0/33' }],
+    ports: ['99999'],
+  });
+  d.forwardingProfiles[0].state = 'bogus';
+  const err = t.throws(() => loadTenant(d, { file: 'profiles.json' })) as ConfigError;
+  t.ok(err instanceof ConfigError);
+  t.equal(err.code, 'GSA_ERR_CONFIG');
+  t.equal(err.file, 'profiles.json');
+  t.equal(err.issues.length, 3);
+  t.match(err.message, /^profiles\.json: 3 problems\n/);
+  t.match(err.message, `${R3}.destinations[0].value: "10.0.0.0/33" is not a CIDR`);
+});
+
+t.test('Graph list response form', async (t) => {
+  const list = expandProfiles(defaultTenantDocument(), 'policies($expand=policy)');
+  const tenant = loadTenant(list, { tenantId: 'abc', name: 'From Graph' });
+  t.equal(tenant.tenantId, 'abc');
+  t.equal(tenant.name, 'From Graph');
+  t.equal(tenant.profiles.length, 3);
+  t.match(
+    tenant.profiles[0]!.policies[0]!.rules[0]!.path,
+    /^value\[0\]\.policies\[0\]\.policy\.policyRules\[0\]$/,
+  );
+  const bad = structuredClone(list) as J;
+  bad.value[2].policies[0].policy.policyRules[0].destinations[0].value = 'x..test';
+  t.ok(
+    issuesOf(bad).some(
+      (i) => i.path === 'value[2].policies[0].policy.policyRules[0].destinations[0].value',
+    ),
+  );
+});
+
+t.test('derived names', async (t) => {
+  t.equal(m365GroupOf('Exchange Online'), 'exchange');
+  t.equal(m365GroupOf('SharePoint Online and OneDrive'), 'sharepoint');
+  t.equal(m365GroupOf('OneDrive'), 'sharepoint');
+  t.equal(m365GroupOf('Microsoft Teams'), 'teams');
+  t.equal(m365GroupOf('Microsoft 365 Common and Office Online'), 'common');
+  t.equal(m365GroupOf('Office Online'), 'common');
+  t.equal(m365GroupOf('Yammer'), 'other');
+  t.equal(internetKindOf('Custom Bypass'), 'customBypass');
+  t.equal(internetKindOf('Default-Bypass'), 'defaultBypass');
+  t.equal(internetKindOf('Microsoft Traffic Bypass'), 'microsoftBypass');
+  t.equal(internetKindOf('x', 'Bypass of Microsoft traffic'), 'microsoftBypass');
+  t.equal(internetKindOf('Custom Acquisition'), 'customAcquire');
+  t.equal(internetKindOf('Default Acquire'), 'defaultAcquire');
+  t.equal(internetKindOf('Policy 7', 'Default Acquisition of web'), 'defaultAcquire');
+  t.equal(internetKindOf('Policy 7'), undefined);
+});
+
+t.test('helpers', async (t) => {
+  t.same(parsePort('0'), { from: 0, to: 0 });
+  t.same(parsePort('65535'), { from: 65535, to: 65535 });
+  t.type(parsePort('65536'), 'string');
+  t.type(parsePort('1-'), 'string');
+  t.type(parsePort(' 80'), 'string');
+  t.equal(normalizeFqdn('A.B.', true).value, 'a.b');
+  t.equal(normalizeFqdn('_sip._tls.contoso.test', true).value, '_sip._tls.contoso.test');
+  t.ok(normalizeFqdn(`${'a'.repeat(64)}.test`, true).error);
+  t.ok(normalizeFqdn(`${'a.'.repeat(127)}test`, true).error);
+  t.ok(normalizeFqdn('bücher.test', true).error);
+  t.equal(normalizeFqdn('*.*.contoso.test', true).value, '*.*.contoso.test');
+});
+
+t.test('setPolicyLinkState', async (t) => {
+  const d = defaultTenantDocument();
+  const profile = d.forwardingProfiles[0]!;
+  const link = profile.policies![0]!;
+  const now = new Date('2026-11-26T12:00:00Z');
+  t.equal(setPolicyLinkState(d, profile.id, link.id, 'disabled', now), true);
+  t.equal(link.state, 'disabled');
+  t.equal(link.version, '1.0.1');
+  t.equal(profile.version, '1.0.1');
+  t.equal(profile.lastModifiedDateTime, '2026-11-26T12:00:00.000Z');
+  const tenant = loadTenant(d);
+  t.equal(tenant.profiles[0]!.policies[0]!.linkState, 'disabled');
+  t.equal(setPolicyLinkState(d, profile.id, 'nope', 'enabled'), false);
+  t.equal(setPolicyLinkState(d, 'nope', link.id, 'enabled'), false);
+  t.equal(
+    setPolicyLinkState(d, d.forwardingProfiles[1]!.id, link.id, 'enabled'),
+    false,
+    'link of another profile',
+  );
+  t.throws(() => setPolicyLinkState(d, profile.id, link.id, 'off' as 'enabled'), {
+    code: 'GSA_ERR_CONFIG',
+  });
+  t.equal(setPolicyLinkState(d, profile.id, link.id, 'enabled', now), true);
+  t.equal(link.version, '1.0.2');
+  // Works on the Graph list form too.
+  const list = expandProfiles(d, 'policies($expand=policy)');
+  t.equal(setPolicyLinkState(list, profile.id, link.id, 'disabled'), true);
+  t.equal(list.value[0]!.policies![0]!.state, 'disabled');
+  t.equal(link.state, 'enabled', 'the expanded list is a copy');
+});
+
+t.test('expandProfiles', async (t) => {
+  const d = defaultTenantDocument();
+  const none = expandProfiles(d);
+  t.equal(
+    none['@odata.context'],
+    'https://graph.microsoft.com/beta/$metadata#networkAccess/forwardingProfiles',
+  );
+  t.equal(none.value.length, 3);
+  t.ok(none.value.every((p) => p.policies === undefined));
+  t.equal(none.value[0]!.trafficForwardingType, 'm365');
+  const links = expandProfiles(d, 'policies');
+  t.ok(
+    links.value.every(
+      (p) =>
+        p.policies!.length > 0 &&
+        p.policies!.every((l) => l.policy === undefined && l.id && l.state),
+    ),
+  );
+  const full = expandProfiles(d, 'policies( $expand=policy )');
+  t.match(full['@odata.context'], /forwardingProfiles\(policies\(policy\(\)\)\)$/);
+  t.same(full.value, d.forwardingProfiles);
+  full.value[0]!.name = 'changed';
+  t.not(d.forwardingProfiles[0]!.name, 'changed');
+  t.same(
+    expandProfiles(d, 'policies($expand=policy($expand=policyRules))').value,
+    d.forwardingProfiles,
+  );
+  t.throws(() => expandProfiles(d, 'associations'), {
+    code: 'GSA_ERR_CONFIG',
+    issues: [{ path: '$expand' }],
+  });
+});
+
+t.test('fuzz: random JSON -> TenantSpec or ConfigError, nothing else', async (t) => {
+  const check = (v: unknown): boolean => {
+    try {
+      const spec = loadTenant(v);
+      return typeof spec.tenantId === 'string' && Array.isArray(spec.profiles);
+    } catch (e) {
+      return e instanceof ConfigError && e.issues.length > 0;
+    }
+  };
+  fc.assert(fc.property(fc.jsonValue(), check), { numRuns: 500 });
+  fc.assert(
+    fc.property(
+      fc.dictionary(
+        fc.constantFrom(
+          'tenantId',
+          'name',
+          'forwardingProfiles',
+          'value',
+          '__proto__',
+          'constructor',
+        ),
+        fc.jsonValue(),
+      ),
+      check,
+    ),
+    { numRuns: 500 },
+  );
+  t.pass('random JSON');
+});
+
+/** Replace the value at a random path of `doc` with `v`. */
+function mutate(doc: unknown, pick: number[], v: unknown): unknown {
+  const root = structuredClone(doc);
+  // biome-ignore lint/suspicious/noExplicitAny: walks arbitrary JSON
+  let cur: any = root;
+  for (let i = 0; i < pick.length; i++) {
+    if (typeof cur !== 'object' || cur === null) break;
+    const keys = Object.keys(cur);
+    if (keys.length === 0) break;
+    const k = keys[pick[i]! % keys.length]!;
+    if (i === pick.length - 1 || typeof cur[k] !== 'object' || cur[k] === null) {
+      cur[k] = v;
+      break;
+    }
+    cur = cur[k];
+  }
+  return root;
+}
+
+t.test('fuzz: mutated valid documents -> TenantSpec or ConfigError', async (t) => {
+  const base = defaultTenantDocument();
+  const strs = fc.constantFrom(
+    '10.0.0.0/33',
+    '*contoso.com',
+    'a..b',
+    '',
+    'udp',
+    'tcp,udp',
+    '500-400',
+    '70000',
+    '::1',
+    '1.2.3.4',
+    'x',
+    'enabled',
+    'bypass',
+    `${NS}ipRange`,
+    `${NS}fqdn`,
+  );
+  const vals = fc.oneof(fc.jsonValue(), strs);
+  let specs = 0;
+  let errors = 0;
+  fc.assert(
+    fc.property(fc.array(fc.nat(), { minLength: 1, maxLength: 12 }), vals, (pick, v) => {
+      const m = mutate(base, pick, v);
+      try {
+        loadTenant(m);
+        specs++;
+        return true;
+      } catch (e) {
+        errors++;
+        if (!(e instanceof ConfigError)) return false;
+        // Every issue names a path that exists in the mutated document, or its parent does.
+        return e.issues.every((i) => typeof i.path === 'string' && i.message.length > 0);
+      }
+    }),
+    { numRuns: 1000 },
+  );
+  t.ok(specs > 0 && errors > 0, `specs ${specs}, errors ${errors}`);
+});
