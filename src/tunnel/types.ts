@@ -45,6 +45,8 @@ export const ResetCode = {
   TIMEOUT: 5,
   /** Internal error. */
   INTERNAL: 6,
+  /** Refused before any processing (stream limit reached, session going away): safe to retry. */
+  REFUSED: 7,
 } as const;
 export type ResetCodeValue = (typeof ResetCode)[keyof typeof ResetCode];
 
@@ -64,6 +66,16 @@ export interface TunnelStream extends Duplex {
   readonly opened: Promise<void>;
   reset(code: ResetCodeValue, reason?: string): void;
   sendDatagram(payload: Uint8Array): boolean;
+}
+
+/**
+ * A stream as the accepting side (the edge) sees it: `accept()` sends OPEN_OK once the
+ * destination is connected, which resolves the opener's `opened`; `reset(CONNECT_FAILED)`
+ * refuses it. Writing to an unaccepted stream accepts it.
+ */
+export interface InboundTunnelStream extends TunnelStream {
+  accept(): void;
+  readonly accepted: boolean;
 }
 
 /**

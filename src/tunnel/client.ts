@@ -1,0 +1,350 @@
+/**
+ * The client side of the tunnel: one WebSocket session per channel, kept up with
+ * reconnects.
+ *
+ * API (stable; forward/ and client/ program against this):
+ *
+ * ```ts
+ * const tunnels = new Tunnels({
+ *   url: 'wss://127.0.0.1:8443',        // or { m365: '...', private: '...', internet: '...' }
+ *   channels: ['m365', 'private', 'internet'],
+ *   getToken: async (channel) => jwt,   // called before every (re)connect: refresh here
+ *   ca: caPem,                          // trust the edge's local CA (tunnel/tls.ts)
+ * });
+ * tunnels.start();
+ * tunnels.on('up', (channel) => {}).on('down', (channel, info) => {});
+ * const s = tunnels.open('internet', meta);  // throws ChannelDownError synchronously if down
+ * await s.opened;                            // edge connected to the destination
+ * await tunnels.close();
+ * ```
+ *
+ * TunnelClient (one channel) reconnects with exponential backoff and full jitter:
+ * delay = random(0, min(maxMs, baseMs * 2^attempt)), base 200 ms, max 10 s; the attempt
+ * counter resets once a session is up. Streams in flight when a session dies end with
+ * 'reset' (SESSION_CLOSED) and a StreamResetError; they are not replayed. When the edge
+ * sends GOAWAY, the client reconnects at once; the old session's streams finish on it.
+ */
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import { ChannelDownError } from '../errors.js';
+import type { ChannelName } from '../policy/model.js';
+import { CloseCode } from './frame.js';
+import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
+import { DEFAULT_SEND_HIGH_WATER, wsTransport } from './transport.js';
+import type { ChannelTunnels, OpenMeta, TunnelStream } from './types.js';
+
+export interface BackoffOptions {
+  /** First retry delay cap (ms). Default 200. */
+  baseMs?: number;
+  /** Largest delay (ms). Default 10,000. */
+  maxMs?: number;
+}
+
+export interface TunnelClientOptions {
+  /** Edge base URL, `wss://host:port` (or `ws://` for benchmarks); `${path}/${channel}` is appended. */
+  url: string;
+  channel: ChannelName;
+  /** Bearer token for the channel; called before every connect attempt. */
+  getToken(channel: ChannelName): Promise<string>;
+  /** Default '/tunnel'. */
+  path?: string;
+  /** CA certificate(s) (PEM) to trust for wss. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** TLS server name (SNI) when the URL host is an address. */
+  servername?: string;
+  backoff?: BackoffOptions;
+  /** WebSocket opening handshake timeout (ms). Default 10,000. */
+  handshakeTimeoutMs?: number;
+  limits?: SessionOptions;
+  /**
+   * Use the all-zero WebSocket mask key, which lets ws skip the XOR of every byte. Masking
+   * protects browsers' intermediaries from cache poisoning; this client is not a browser and
+   * runs over TLS (docs/decisions/tunnel-websocket.md). Default true.
+   */
+  zeroMask?: boolean;
+}
+
+export type ClientState = 'idle' | 'connecting' | 'up' | 'down' | 'closed';
+
+export interface DownInfo {
+  channel: ChannelName;
+  reason: string;
+  /** WebSocket/session close code, or the `x-gsa-close-code` of a refused upgrade. */
+  code?: number;
+  /** HTTP status of a refused upgrade (401, 403, 404, 503...). */
+  status?: number;
+  error?: Error;
+  /** Consecutive failed attempts so far. */
+  attempt: number;
+  /** Delay before the next attempt (ms); -1 when closed. */
+  retryInMs: number;
+}
+
+const zeroMask = (mask: Buffer): void => {
+  mask.fill(0);
+};
+
+export class TunnelClient extends EventEmitter {
+  readonly channel: ChannelName;
+  state: ClientState = 'idle';
+  session: Session | null = null;
+  lastDown: DownInfo | null = null;
+  private readonly opts: TunnelClientOptions;
+  private readonly url: string;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private ws: WebSocket | null = null;
+  private readonly old = new Set<Session>();
+
+  constructor(options: TunnelClientOptions) {
+    super();
+    this.opts = options;
+    this.channel = options.channel;
+    const base = options.url.replace(/\/+$/, '');
+    this.url = `${base}${(options.path ?? '/tunnel').replace(/\/+$/, '')}/${options.channel}`;
+  }
+
+  /** Starts connecting (idempotent). */
+  start(): this {
+    if (this.state === 'idle') this.connect();
+    return this;
+  }
+
+  isUp(): boolean {
+    return this.state === 'up' && this.session !== null && this.session.isOpen;
+  }
+
+  /** Resolves when the channel is up; rejects with ChannelDownError after timeoutMs. */
+  waitUp(timeoutMs = 10_000): Promise<void> {
+    if (this.isUp()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onUp = (): void => {
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        this.removeListener('up', onUp);
+        reject(new ChannelDownError(this.channel, { cause: this.lastDown?.error }));
+      }, timeoutMs);
+      this.once('up', onUp);
+    });
+  }
+
+  /** Opens a stream on the live session; throws ChannelDownError when the channel is down. */
+  open(meta: OpenMeta): TunnelStream {
+    const s = this.session;
+    if (this.state !== 'up' || s === null || !s.isOpen) {
+      throw new ChannelDownError(this.channel, { cause: this.lastDown?.error });
+    }
+    return s.open(meta);
+  }
+
+  /** Closes the session (streams are reset) and stops reconnecting. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const waits: Promise<void>[] = [];
+    const all = [...this.old];
+    if (this.session) all.push(this.session);
+    for (const s of all) {
+      if (!s.closed) waits.push(new Promise((r) => s.once('close', () => r())));
+      s.close(CloseCode.NORMAL, 'client closing');
+    }
+    this.session = null;
+    const ws = this.ws;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      waits.push(new Promise((r) => ws.once('close', () => r())));
+      if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+    }
+    // A closing handshake the server never answers must not hold us: ws gives up after 30 s,
+    // we after 2 s.
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(waits), new Promise<void>((r) => (t = setTimeout(r, 2000)))]);
+    clearTimeout(t);
+    if (ws && ws.readyState !== WebSocket.CLOSED) ws.terminate();
+  }
+
+  private async connect(): Promise<void> {
+    this.timer = null;
+    if (this.state === 'closed') return;
+    this.state = 'connecting';
+    let token: string;
+    try {
+      token = await this.opts.getToken(this.channel);
+    } catch (e) {
+      this.down({ reason: 'token unavailable', error: asError(e) });
+      return;
+    }
+    if ((this.state as ClientState) === 'closed') return;
+    const o = this.opts;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.url, {
+        headers: { authorization: `Bearer ${token}` },
+        perMessageDeflate: false,
+        handshakeTimeout: o.handshakeTimeoutMs ?? 10_000,
+        ...(o.ca !== undefined ? { ca: o.ca } : {}),
+        ...(o.servername !== undefined ? { servername: o.servername } : {}),
+        ...(o.zeroMask !== false ? { generateMask: zeroMask } : {}),
+        maxPayload: 64 * 1024 * 1024,
+      });
+    } catch (e) {
+      this.down({ reason: 'bad edge URL', error: asError(e) });
+      return;
+    }
+    this.ws = ws;
+    ws.binaryType = 'nodebuffer';
+    let status: number | undefined;
+    let refusedCode: number | undefined;
+    let lastError: Error | undefined;
+    ws.on('unexpected-response', (_req, res) => {
+      status = res.statusCode;
+      const h = Number(res.headers['x-gsa-close-code']);
+      if (Number.isInteger(h) && h > 0) refusedCode = h;
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', (e: Error) => {
+      lastError = e;
+    });
+    const onEarlyClose = (code: number): void => {
+      if (this.ws === ws) this.ws = null;
+      this.down({
+        reason:
+          status !== undefined
+            ? `edge refused the tunnel: HTTP ${status}`
+            : (lastError?.message ?? `closed ${code}`),
+        code: refusedCode ?? code,
+        ...(status !== undefined ? { status } : {}),
+        ...(lastError ? { error: lastError } : {}),
+      });
+    };
+    ws.once('close', onEarlyClose);
+    ws.once('open', () => {
+      ws.removeListener('close', onEarlyClose);
+      if (this.ws === ws) this.ws = null;
+      if (this.state === 'closed') {
+        ws.close(CloseCode.NORMAL, 'client closing');
+        return;
+      }
+      const limits = o.limits ?? {};
+      const session = new Session(
+        wsTransport(ws, limits.sendHighWater ?? DEFAULT_SEND_HIGH_WATER),
+        'client',
+        limits,
+      );
+      this.session = session;
+      this.state = 'up';
+      this.attempt = 0;
+      session.once('goaway', () => {
+        if (this.session !== session) return;
+        // Old session drains; new streams go to a fresh one.
+        this.session = null;
+        this.old.add(session);
+        this.down(
+          { reason: 'edge sent GOAWAY', code: session.remoteGoAway?.code ?? CloseCode.GOING_AWAY },
+          0,
+        );
+      });
+      session.once('close', (info: SessionCloseInfo) => {
+        this.old.delete(session);
+        if (this.session !== session) return;
+        this.session = null;
+        this.down({
+          reason: `session closed: ${info.code}${info.reason ? ` ${info.reason}` : ''}`,
+          code: info.code,
+          ...(info.error ? { error: info.error } : {}),
+        });
+      });
+      this.emit('up', session);
+    });
+  }
+
+  private down(
+    info: Omit<DownInfo, 'channel' | 'attempt' | 'retryInMs'>,
+    delayOverride?: number,
+  ): void {
+    if (this.state === 'closed') return;
+    this.state = 'down';
+    const base = this.opts.backoff?.baseMs ?? 200;
+    const max = this.opts.backoff?.maxMs ?? 10_000;
+    const cap = Math.min(max, base * 2 ** Math.min(this.attempt, 30));
+    const delay = delayOverride ?? Math.floor(Math.random() * cap);
+    this.attempt++;
+    const full: DownInfo = {
+      channel: this.channel,
+      ...info,
+      attempt: this.attempt,
+      retryInMs: delay,
+    };
+    this.lastDown = full;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.connect(), delay);
+    this.emit('down', full);
+  }
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+export interface TunnelsOptions extends Omit<TunnelClientOptions, 'channel' | 'url'> {
+  /** One edge URL for every channel, or one per channel. */
+  url: string | Partial<Record<ChannelName, string>>;
+  /** Channels to keep up. Default: those with a URL (all three for a single URL). */
+  channels?: ChannelName[];
+}
+
+/** One TunnelClient per channel; implements ChannelTunnels for forward/. */
+export class Tunnels extends EventEmitter implements ChannelTunnels {
+  readonly clients = new Map<ChannelName, TunnelClient>();
+
+  constructor(options: TunnelsOptions) {
+    super();
+    const all: ChannelName[] = ['m365', 'private', 'internet'];
+    const urls = options.url;
+    const channels =
+      options.channels ??
+      (typeof urls === 'string' ? all : all.filter((c) => urls[c] !== undefined));
+    for (const channel of channels) {
+      const url = typeof urls === 'string' ? urls : urls[channel];
+      if (url === undefined)
+        throw new ChannelDownError(channel, { cause: new Error('no edge URL') });
+      const c = new TunnelClient({ ...options, url, channel });
+      c.on('up', (s: Session) => this.emit('up', channel, s));
+      c.on('down', (info: DownInfo) => this.emit('down', channel, info));
+      this.clients.set(channel, c);
+    }
+  }
+
+  start(): this {
+    for (const c of this.clients.values()) c.start();
+    return this;
+  }
+
+  client(channel: ChannelName): TunnelClient | undefined {
+    return this.clients.get(channel);
+  }
+
+  open(channel: ChannelName, meta: OpenMeta): TunnelStream {
+    const c = this.clients.get(channel);
+    if (c === undefined)
+      throw new ChannelDownError(channel, { cause: new Error('channel not configured') });
+    return c.open(meta);
+  }
+
+  isUp(channel: ChannelName): boolean {
+    return this.clients.get(channel)?.isUp() ?? false;
+  }
+
+  /** Resolves when every configured channel is up. */
+  async waitUp(timeoutMs = 10_000): Promise<void> {
+    await Promise.all([...this.clients.values()].map((c) => c.waitUp(timeoutMs)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.clients.values()].map((c) => c.close()));
+  }
+}

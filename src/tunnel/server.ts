@@ -1,0 +1,230 @@
+/**
+ * The edge side of the tunnel: accepts one WebSocket per client channel and runs a Session
+ * on it.
+ *
+ * API (stable; the edge programs against this):
+ *
+ * ```ts
+ * const tunnel = createTunnelServer({
+ *   server,                       // an http.Server or https.Server (we add an 'upgrade' listener)
+ *   path: '/tunnel',              // URLs are `${path}/<channel>`, channel = m365 | private | internet
+ *   authenticate: async (req, channel) => principal,   // throw AuthError to refuse
+ *   onStream: (session, stream, principal) => {        // one call per OPEN
+ *     // connect to stream.meta.host|ip : port, then stream.accept() and pipe both ways,
+ *     // or stream.reset(ResetCode.CONNECT_FAILED, 'ECONNREFUSED')
+ *   },
+ *   onSession: (session, principal) => {},            // optional
+ *   onSessionEnd: (session, principal, info) => {},   // optional; info: SessionCloseInfo
+ *   limits: { initialWindow, maxConcurrentStreams, keepaliveInterval, ... },  // SessionOptions
+ * });
+ * tunnel.sessions;            // ReadonlySet<Session> currently open
+ * await tunnel.close();       // GOAWAY to all, wait up to graceMs, then close the rest
+ * ```
+ *
+ * Without `server`, call `tunnel.handleUpgrade(req, socket, head)` from your own 'upgrade'
+ * listener (return value false: not a tunnel URL, the socket is untouched).
+ *
+ * Authentication happens BEFORE the upgrade completes: a refused client gets an HTTP
+ * response, never a WebSocket. Status and the equivalent close code (header
+ * `x-gsa-close-code`, also used by TunnelClient to report why):
+ *   AuthError reason `missing` | `malformed`                   -> 401, 4401
+ *   AuthError reason `expired`                                 -> 401, 4419
+ *   AuthError reason `forged` | `wrong-audience` | `wrong-tenant` | other -> 403, 4403
+ *   unknown channel or path                                    -> 404
+ *   authenticate threw something else                          -> 500
+ * A session the edge wants to end for auth later (token expiry) closes with the same codes:
+ * `session.close(CloseCode.AUTH_EXPIRED, 'token expired')`.
+ */
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { AuthError } from '../errors.js';
+import type { ChannelName } from '../policy/model.js';
+import { CloseCode } from './frame.js';
+import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
+import type { Stream } from './stream.js';
+import { DEFAULT_SEND_HIGH_WATER, wsTransport } from './transport.js';
+import type { InboundTunnelStream } from './types.js';
+
+/** Who is on the other end of a session: whatever `authenticate` returned. */
+export interface Principal {
+  tenantId: string;
+  userId: string;
+  deviceId?: string;
+  channel: ChannelName;
+  [key: string]: unknown;
+}
+
+export interface TunnelServerOptions<P extends Principal = Principal> {
+  server?: HttpServer | HttpsServer;
+  /** URL prefix; channels live at `${path}/<channel>`. Default '/tunnel'. */
+  path?: string;
+  authenticate(req: IncomingMessage, channel: ChannelName): Promise<P>;
+  onStream(session: Session, stream: InboundTunnelStream, principal: P): void;
+  onSession?(session: Session, principal: P): void;
+  onSessionEnd?(session: Session, principal: P, info: SessionCloseInfo): void;
+  limits?: SessionOptions;
+  /** Largest WebSocket message accepted (bytes). Default 64 MiB. */
+  maxPayload?: number;
+}
+
+export interface TunnelServer {
+  readonly sessions: ReadonlySet<Session>;
+  /** Handles an 'upgrade'; false when the URL is not a tunnel URL (socket left alone). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** GOAWAY to every session; those still open after graceMs (default 5,000) are closed. */
+  close(options?: { graceMs?: number }): Promise<void>;
+}
+
+const CHANNELS = new Set<string>(['m365', 'private', 'internet']);
+
+export function authStatus(err: unknown): { status: number; closeCode: number; reason: string } {
+  if (!(err instanceof AuthError))
+    return { status: 500, closeCode: CloseCode.INTERNAL, reason: 'internal' };
+  switch (err.reason) {
+    case 'missing':
+    case 'malformed':
+      return { status: 401, closeCode: CloseCode.AUTH_MISSING, reason: err.reason };
+    case 'expired':
+      return { status: 401, closeCode: CloseCode.AUTH_EXPIRED, reason: err.reason };
+    default:
+      return { status: 403, closeCode: CloseCode.AUTH_FORBIDDEN, reason: err.reason };
+  }
+}
+
+function refuse(
+  socket: Duplex,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  if (socket.destroyed) return;
+  const body = `${text}\n`;
+  const lines = [
+    `HTTP/1.1 ${status} ${statusText(status)}`,
+    'Connection: close',
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+function statusText(s: number): string {
+  return s === 401
+    ? 'Unauthorized'
+    : s === 403
+      ? 'Forbidden'
+      : s === 404
+        ? 'Not Found'
+        : s === 503
+          ? 'Service Unavailable'
+          : 'Internal Server Error';
+}
+
+export function createTunnelServer<P extends Principal = Principal>(
+  options: TunnelServerOptions<P>,
+): TunnelServer {
+  const prefix = (options.path ?? '/tunnel').replace(/\/+$/, '');
+  const limits = options.limits ?? {};
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: options.maxPayload ?? 64 * 1024 * 1024,
+    clientTracking: false,
+  });
+  const sessions = new Set<Session>();
+  let closing = false;
+
+  function channelOf(url: string | undefined): ChannelName | null {
+    if (!url) return null;
+    const q = url.indexOf('?');
+    const p = q < 0 ? url : url.slice(0, q);
+    if (!p.startsWith(`${prefix}/`)) return null;
+    const ch = p.slice(prefix.length + 1);
+    return CHANNELS.has(ch) ? (ch as ChannelName) : null;
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = req.url ?? '';
+    if (!url.startsWith(`${prefix}/`)) return false;
+    socket.on('error', () => socket.destroy());
+    const channel = channelOf(url);
+    if (channel === null) {
+      refuse(socket, 404, 'unknown tunnel channel');
+      return true;
+    }
+    if (closing) {
+      refuse(socket, 503, 'edge shutting down');
+      return true;
+    }
+    options.authenticate(req, channel).then(
+      (principal) => {
+        if (socket.destroyed) return;
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.binaryType = 'nodebuffer';
+          const transport = wsTransport(ws, limits.sendHighWater ?? DEFAULT_SEND_HIGH_WATER);
+          const session = new Session(transport, 'server', limits);
+          session.context = principal;
+          sessions.add(session);
+          session.on('stream', (s: Stream) => {
+            try {
+              options.onStream(session, s, principal);
+            } catch (e) {
+              s.reset(6, e instanceof Error ? e.message : 'onStream failed');
+            }
+          });
+          session.once('close', (info: SessionCloseInfo) => {
+            sessions.delete(session);
+            options.onSessionEnd?.(session, principal, info);
+          });
+          options.onSession?.(session, principal);
+          if (closing) session.goAway(CloseCode.GOING_AWAY, 'edge shutting down');
+        });
+      },
+      (err: unknown) => {
+        const a = authStatus(err);
+        const headers: Record<string, string> = { 'x-gsa-close-code': String(a.closeCode) };
+        if (a.status === 401)
+          headers['WWW-Authenticate'] =
+            `Bearer error="invalid_token", error_description="${a.reason}"`;
+        refuse(socket, a.status, `tunnel authentication failed: ${a.reason}`, headers);
+      },
+    );
+    return true;
+  }
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (!handleUpgrade(req, socket, head)) {
+      // Leave other upgrade listeners a chance; if there are none, refuse.
+      if (options.server && options.server.listenerCount('upgrade') === 1)
+        refuse(socket, 404, 'not found');
+    }
+  };
+  options.server?.on('upgrade', onUpgrade);
+
+  return {
+    sessions,
+    handleUpgrade,
+    async close({ graceMs = 5000 } = {}) {
+      closing = true;
+      options.server?.removeListener('upgrade', onUpgrade);
+      const open = [...sessions];
+      if (open.length > 0) {
+        const done = Promise.all(
+          open.map((s) =>
+            s.closed ? undefined : new Promise<void>((r) => s.once('close', () => r())),
+          ),
+        );
+        for (const s of open) s.goAway(CloseCode.GOING_AWAY, 'edge shutting down');
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+        clearTimeout(timer);
+        for (const s of open) s.close(CloseCode.GOING_AWAY, 'edge shut down');
+        await done;
+      }
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,233 @@
+import t from 'tap';
+import { StreamResetError } from '../../src/errors.js';
+import { CloseCode } from '../../src/tunnel/frame.js';
+import type { SessionCloseInfo } from '../../src/tunnel/session.js';
+import type { Stream } from '../../src/tunnel/stream.js';
+import { ResetCode } from '../../src/tunnel/types.js';
+import { delay, digest, meta, pair, random, sha, until, writeAll } from './helpers.js';
+
+t.test('open, accept, echo both ways, half-close', async (t) => {
+  const { client, server } = pair();
+  server.on('stream', (s: Stream) => {
+    t.equal(s.meta.host, 'example.test');
+    setTimeout(() => s.accept(), 5);
+    s.pipe(s);
+  });
+  const s = client.open(meta());
+  t.equal(s.streamId, 1);
+  const data = random(1_000_000);
+  const got = digest(s);
+  await writeAll(s, data);
+  await s.opened;
+  const r = await got;
+  t.equal(r.n, data.length);
+  t.equal(r.sha, sha(data));
+  t.equal(s.bytesSent, data.length);
+  t.equal(s.bytesReceived, data.length);
+  await until(() => client.streams.size === 0 && server.streams.size === 0, 2000);
+  t.equal(client.streams.size, 0, 'client released the stream');
+  t.equal(server.streams.size, 0, 'server released the stream');
+  client.close();
+});
+
+t.test('connect failure: RST CONNECT_FAILED rejects opened and errors the stream', async (t) => {
+  const { client, server } = pair();
+  server.on('stream', (s: Stream) => s.reset(ResetCode.CONNECT_FAILED, 'ECONNREFUSED'));
+  const s = client.open(meta());
+  const reset = new Promise<[number, string]>((r) => s.once('reset', (c, why) => r([c, why])));
+  const err = new Promise<Error>((r) => s.once('error', r));
+  const why = await s.opened.then(
+    () => null,
+    (e: StreamResetError) => e,
+  );
+  t.equal(why?.resetCode, ResetCode.CONNECT_FAILED, 'opened rejects with CONNECT_FAILED');
+  t.same(await reset, [ResetCode.CONNECT_FAILED, 'ECONNREFUSED']);
+  const e = await err;
+  t.ok(e instanceof StreamResetError);
+  t.equal((e as StreamResetError).code, 'GSA_ERR_STREAM_RESET');
+  client.close();
+});
+
+t.test('a reader that stops reading: memory stays within the window', async (t) => {
+  const window = 256 * 1024;
+  const { client, server } = pair({ initialWindow: window, streamHighWaterMark: 16 * 1024 });
+  let inbound: Stream | null = null;
+  server.on('stream', (s: Stream) => {
+    inbound = s;
+    s.on('error', () => {});
+    s.accept();
+    s.pause(); // never reads
+  });
+  const s = client.open(meta());
+  s.on('error', () => {});
+  let writes = 0;
+  let falses = 0;
+  const chunk = random(64 * 1024);
+  // Write 8 MiB worth, as fast as write() lets us; stop when it pushes back for good.
+  for (let i = 0; i < 128; i++) {
+    writes++;
+    if (!s.write(chunk)) {
+      falses++;
+      const drained = await Promise.race([
+        new Promise<boolean>((r) => s.once('drain', () => r(true))),
+        delay(200).then(() => false),
+      ]);
+      if (!drained) break;
+    }
+  }
+  t.ok(falses > 0, 'write() returned false');
+  t.ok(writes < 128, 'the writer was paused');
+  const rs = inbound as unknown as Stream;
+  t.ok(rs);
+  // Receiver: queued bytes + readable buffer within the window (+ one frame of slack).
+  t.ok(
+    rs.recvQueued + rs.readableLength <= window + 16 * 1024 + 64 * 1024,
+    `receiver holds ${rs.recvQueued + rs.readableLength}`,
+  );
+  t.ok(rs.bytesReceived <= window + 16 * 1024 + 64 * 1024, `received ${rs.bytesReceived}`);
+  t.equal(s.sendCredit, 0, 'sender has no credit left');
+  const st = client.stats();
+  t.ok(
+    st.sendPending + s.writableLength <= 64 * 1024 + s.writableHighWaterMark + 64 * 1024,
+    'sender buffers at most a write',
+  );
+  // Now read: everything flows.
+  const got = digest(rs);
+  rs.resume();
+  s.end();
+  const r = await got;
+  t.equal(r.n, s.bytesSent);
+  client.close();
+});
+
+t.test('session death resets every in-flight stream (SESSION_CLOSED), never hangs', async (t) => {
+  const { client, server } = pair();
+  server.on('stream', (s: Stream) => {
+    s.on('error', () => {});
+    s.accept();
+  });
+  const streams = Array.from({ length: 20 }, (_, i) => client.open(meta({ flowId: `f${i}` })));
+  const results = streams.map(
+    (s) =>
+      new Promise<number>((r) => {
+        s.once('reset', (code: number) => r(code));
+        s.on('error', () => {});
+      }),
+  );
+  await Promise.all(streams.map((s) => s.opened));
+  const closed = new Promise<SessionCloseInfo>((r) => client.once('close', r));
+  server.close(CloseCode.GOING_AWAY, 'bye');
+  const codes = await Promise.all(results);
+  t.same(new Set(codes), new Set([ResetCode.SESSION_CLOSED]));
+  const info = await closed;
+  t.equal(info.code, CloseCode.GOING_AWAY);
+  t.equal(info.remote, true);
+  t.throws(() => client.open(meta()), { code: 'GSA_ERR_CHANNEL_DOWN' });
+});
+
+t.test('GOAWAY: no new streams, existing ones finish, then the session closes', async (t) => {
+  const { client, server } = pair();
+  server.on('stream', (s: Stream) => {
+    s.accept();
+    s.pipe(s);
+  });
+  const s = client.open(meta());
+  await s.opened;
+  const goaway = new Promise((r) => client.once('goaway', r));
+  server.goAway();
+  await goaway;
+  t.throws(() => client.open(meta()), { code: 'GSA_ERR_CHANNEL_DOWN' });
+  const data = random(100_000);
+  const got = digest(s);
+  await writeAll(s, data);
+  t.equal((await got).sha, sha(data), 'existing stream completes');
+  const info = await new Promise<SessionCloseInfo>((r) =>
+    client.closed ? r(client.closeInfo!) : client.once('close', r),
+  );
+  t.equal(info.code, CloseCode.NORMAL);
+});
+
+t.test('datagrams on udp streams, dropped over the queue limit', async (t) => {
+  const { client, server } = pair({ sendHighWater: 4096, maxDatagramQueue: 4096 }, 4096);
+  const got: Buffer[] = [];
+  server.on('stream', (s: Stream) => {
+    s.on('error', () => {});
+    s.accept();
+    s.on('datagram', (d: Buffer) => {
+      got.push(Buffer.from(d));
+      s.sendDatagram(d);
+    });
+  });
+  const s = client.open(meta({ proto: 'udp', port: 443 }));
+  s.on('error', () => {});
+  const echoed: Buffer[] = [];
+  s.on('datagram', (d: Buffer) => echoed.push(d));
+  await s.opened;
+  t.ok(s.sendDatagram(Buffer.from('hello')));
+  await until(() => echoed.length === 1, 2000);
+  t.equal(echoed[0]?.toString(), 'hello');
+  // Burst well over the limit in one tick: some are dropped, none throw.
+  let sent = 0;
+  for (let i = 0; i < 100; i++) if (s.sendDatagram(random(1000))) sent++;
+  t.ok(sent < 100, `dropped ${100 - sent}`);
+  t.ok(client.stats().datagramsDropped > 0);
+  await until(() => got.length === 1 + sent, 2000);
+  t.equal(got.length, 1 + sent);
+  client.close();
+});
+
+t.test(
+  'max concurrent streams: extra OPENs are refused (REFUSED), the session lives',
+  async (t) => {
+    const { client, server } = pair({ maxConcurrentStreams: 3 });
+    server.on('stream', (s: Stream) => {
+      s.on('error', () => {});
+      s.accept();
+    });
+    const ss = Array.from({ length: 5 }, () => client.open(meta()));
+    for (const s of ss) s.on('error', () => {});
+    const res = await Promise.allSettled(ss.map((s) => s.opened));
+    t.same(
+      res.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected'],
+    );
+    t.equal(
+      ((res[3] as PromiseRejectedResult).reason as StreamResetError).resetCode,
+      ResetCode.REFUSED,
+    );
+    t.notOk(client.closed);
+    client.close();
+  },
+);
+
+t.test('destroy sends RST CANCEL; the peer sees reset', async (t) => {
+  const { client, server } = pair();
+  const peer = new Promise<[number, Stream]>((r) =>
+    server.on('stream', (s: Stream) => {
+      s.accept();
+      s.on('error', () => {});
+      s.once('reset', (c: number) => r([c, s]));
+    }),
+  );
+  const s = client.open(meta());
+  await s.opened;
+  s.destroy();
+  const [code] = await peer;
+  t.equal(code, ResetCode.CANCEL);
+  await until(() => server.streams.size === 0, 1000);
+  t.equal(server.streams.size, 0);
+  client.close();
+});
+
+t.test('keepalive: PONG timeout closes the session (KEEPALIVE_TIMEOUT)', async (t) => {
+  const { client, server } = pair({ keepaliveInterval: 20, keepaliveTimeout: 60 });
+  // Keepalive timers are unref'd: hold the event loop open for the test.
+  const hold = setTimeout(() => {}, 5000);
+  t.teardown(() => clearTimeout(hold));
+  t.ok(await until(() => client.rtt !== 1 || server.rtt !== 1, 1000), 'rtt measured');
+  // Freeze the server: it stops processing input (and so stops answering PINGs).
+  (server as unknown as { parser: { stop(): void } }).parser.stop();
+  const info = await new Promise<SessionCloseInfo>((r) => client.once('close', r));
+  t.equal(info.code, CloseCode.KEEPALIVE_TIMEOUT);
+  t.equal(info.error?.wireCode, CloseCode.KEEPALIVE_TIMEOUT);
+});
