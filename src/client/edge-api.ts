@@ -1,0 +1,362 @@
+/**
+ * The client's side of the edge's HTTP API (undici): access tokens per channel from the
+ * token endpoint, cached and refreshed before they expire, and the forwarding profiles,
+ * polled with ETag / If-None-Match so an unchanged document costs a 304.
+ *
+ * ```ts
+ * const api = new EdgeApi({ url: edge.url, ca: edge.caPem, userId: 'alice', deviceId: 'dev1' });
+ * const token = await api.getToken('internet');         // cached; refreshed at 80% of its life
+ * const poll = api.pollProfiles({ intervalMs: 30_000, onChange: (doc, etag) => reload(doc) });
+ * poll.stop(); await api.close();
+ * ```
+ *
+ * Contract: `getToken` is single-flight per channel and returns the cached token until
+ * `refreshAt` of its lifetime; when a refresh fails it keeps returning the old token while
+ * that is still valid. HTTP failures are EdgeHttpError (code GSA_ERR_EDGE_HTTP, `status`,
+ * Graph `graphCode`); a refused token is AuthError (`reason` from the edge).
+ * `pollProfiles` never throws: errors go to `onError` and polling goes on.
+ */
+import { Agent, type Dispatcher, request } from 'undici';
+import type { Audience } from '../edge/identity.js';
+import { AuthError, GsaError } from '../errors.js';
+
+/** The edge answered with an unexpected HTTP status. */
+export class EdgeHttpError extends GsaError {
+  readonly status: number;
+  /** Graph `error.code` or OAuth `error` when the body had one. */
+  readonly graphCode: string | null;
+  constructor(status: number, graphCode: string | null, message: string) {
+    super('GSA_ERR_EDGE_HTTP', message);
+    this.status = status;
+    this.graphCode = graphCode;
+  }
+}
+
+export interface EdgeApiOptions {
+  /** Edge base URL (`https://127.0.0.1:port`). */
+  url: string;
+  /** CA certificate(s) (PEM) to trust: the edge's local CA. */
+  ca?: string | Buffer | Array<string | Buffer> | null;
+  /** Default: the tenant the edge serves (the token endpoint fills it in). */
+  tenantId?: string;
+  userId: string;
+  deviceId: string;
+  upn?: string;
+  /** Refresh a token once this fraction of its lifetime has passed. Default 0.8. */
+  refreshAt?: number;
+  /** Requested token lifetime (s); default: the edge's (3600). */
+  tokenTtlSeconds?: number;
+  /** Per-request timeout (ms). Default 10,000. */
+  timeoutMs?: number;
+  /** Use this dispatcher instead of creating an Agent (then `ca` is ignored). */
+  dispatcher?: Dispatcher;
+}
+
+interface CachedToken {
+  token: string;
+  obtainedAt: number;
+  expiresAt: number;
+  refreshAt: number;
+}
+
+export type ProfilesResult =
+  | { status: 200; etag: string | null; doc: GraphList }
+  | { status: 304; etag: string | null };
+
+/** The Graph list body (`{ '@odata.context', value: [...] }`). */
+export interface GraphList {
+  value: unknown[];
+  [key: string]: unknown;
+}
+
+export interface PollOptions {
+  /** Delay between polls (ms). GSA clients poll every few minutes; tests use ~50 ms. */
+  intervalMs: number;
+  /** Default `policies($expand=policy)`. */
+  expand?: string;
+  /** Called with the first document and each changed one. */
+  onChange: (doc: GraphList, etag: string | null) => void | Promise<void>;
+  onError?: (err: Error) => void;
+  /** ETag already held (the first poll may then be a 304). */
+  etag?: string | null;
+}
+
+export interface Poller {
+  stop(): void;
+  /** Polls at once (resolves after onChange/onError ran). */
+  pollNow(): Promise<void>;
+  readonly etag: string | null;
+}
+
+export class EdgeApi {
+  readonly url: string;
+  private readonly opts: EdgeApiOptions;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownDispatcher: boolean;
+  private readonly tokens = new Map<Audience, CachedToken>();
+  private readonly inflight = new Map<Audience, Promise<string>>();
+  private readonly refreshFraction: number;
+  private readonly timeoutMs: number;
+  private closed = false;
+  /** Token fetches made (for diagnostics and tests). */
+  tokenFetches = 0;
+
+  constructor(opts: EdgeApiOptions) {
+    this.opts = opts;
+    this.url = opts.url.replace(/\/+$/, '');
+    this.refreshFraction = opts.refreshAt ?? 0.8;
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    if (opts.dispatcher) {
+      this.dispatcher = opts.dispatcher;
+      this.ownDispatcher = false;
+    } else {
+      this.dispatcher = new Agent({
+        connect: opts.ca ? { ca: opts.ca } : {},
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+      this.ownDispatcher = true;
+    }
+  }
+
+  /** A valid token for `channel` (tunnel channels, or `graph` for the control API). */
+  getToken(channel: Audience): Promise<string> {
+    const now = Date.now();
+    const c = this.tokens.get(channel);
+    if (c && now < c.refreshAt) return Promise.resolve(c.token);
+    const pending = this.inflight.get(channel);
+    if (pending) return pending;
+    const p = this.fetchToken(channel).then(
+      (t) => {
+        this.inflight.delete(channel);
+        return t;
+      },
+      (err: unknown) => {
+        this.inflight.delete(channel);
+        const old = this.tokens.get(channel);
+        if (old && Date.now() < old.expiresAt - 5000) return old.token;
+        throw err;
+      },
+    );
+    this.inflight.set(channel, p);
+    return p;
+  }
+
+  /** Forget cached tokens (all, or one channel's). */
+  invalidateToken(channel?: Audience): void {
+    if (channel) this.tokens.delete(channel);
+    else this.tokens.clear();
+  }
+
+  /** The cached token's timing, for diagnostics ("cached token" health check). */
+  tokenInfo(channel: Audience): { expiresAt: number; refreshAt: number } | null {
+    const c = this.tokens.get(channel);
+    return c ? { expiresAt: c.expiresAt, refreshAt: c.refreshAt } : null;
+  }
+
+  private async fetchToken(channel: Audience): Promise<string> {
+    this.tokenFetches++;
+    const body: Record<string, unknown> = {
+      userId: this.opts.userId,
+      deviceId: this.opts.deviceId,
+      channel,
+    };
+    if (this.opts.tenantId) body.tenantId = this.opts.tenantId;
+    if (this.opts.upn) body.upn = this.opts.upn;
+    if (this.opts.tokenTtlSeconds) body.ttlSeconds = this.opts.tokenTtlSeconds;
+    const obtainedAt = Date.now();
+    const r = await this.call('POST', '/oauth2/v2.0/token', {
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+      auth: null,
+    });
+    if (r.status !== 200) throw httpError(r.status, r.json, 'token request');
+    const j = r.json as { access_token?: unknown; expires_in?: unknown } | null;
+    if (!j || typeof j.access_token !== 'string' || typeof j.expires_in !== 'number') {
+      throw new EdgeHttpError(r.status, null, 'token response without access_token / expires_in');
+    }
+    const life = j.expires_in * 1000;
+    this.tokens.set(channel, {
+      token: j.access_token,
+      obtainedAt,
+      expiresAt: obtainedAt + life,
+      refreshAt: obtainedAt + life * this.refreshFraction,
+    });
+    return j.access_token;
+  }
+
+  /** One GET of the forwarding profiles (If-None-Match when `etag` is given). */
+  async getProfiles(opts: { expand?: string; etag?: string | null } = {}): Promise<ProfilesResult> {
+    const expand = opts.expand ?? 'policies($expand=policy)';
+    const q = expand ? `?$expand=${encodeURIComponent(expand)}` : '';
+    const headers: Record<string, string> = {};
+    if (opts.etag) headers['if-none-match'] = opts.etag;
+    const r = await this.call('GET', `/beta/networkAccess/forwardingProfiles${q}`, { headers });
+    const etag = typeof r.headers.etag === 'string' ? r.headers.etag : null;
+    if (r.status === 304) return { status: 304, etag: etag ?? opts.etag ?? null };
+    if (r.status !== 200) throw httpError(r.status, r.json, 'GET forwardingProfiles');
+    const doc = r.json as GraphList | null;
+    if (!doc || !Array.isArray(doc.value))
+      throw new EdgeHttpError(200, null, 'profiles response without value[]');
+    return { status: 200, etag, doc };
+  }
+
+  /** Polls the profiles every `intervalMs` (first poll at once); see PollOptions. */
+  pollProfiles(opts: PollOptions): Poller {
+    const api = this;
+    let etag = opts.etag ?? null;
+    let timer: NodeJS.Timeout | null = null;
+    let stopped = false;
+    let running: Promise<void> | null = null;
+    const once = async (): Promise<void> => {
+      try {
+        const r = await this.getProfiles({
+          ...(opts.expand !== undefined ? { expand: opts.expand } : {}),
+          etag,
+        });
+        if (stopped) return;
+        if (r.status === 200) {
+          const changed = r.etag === null || r.etag !== etag;
+          etag = r.etag;
+          if (changed) await opts.onChange(r.doc, r.etag);
+        }
+      } catch (err) {
+        if (!stopped) opts.onError?.(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    const tick = (): void => {
+      timer = null;
+      if (stopped || this.closed) return;
+      running = once().finally(() => {
+        running = null;
+        if (!stopped && !this.closed) timer = setTimeout(tick, opts.intervalMs);
+      });
+    };
+    tick();
+    return {
+      stop() {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        timer = null;
+      },
+      async pollNow() {
+        if (running) await running;
+        if (stopped) return;
+        if (timer) clearTimeout(timer);
+        timer = null;
+        running = once().finally(() => {
+          running = null;
+          if (!stopped && !api.closed) timer = setTimeout(tick, opts.intervalMs);
+        });
+        await running;
+      },
+      get etag() {
+        return etag;
+      },
+    };
+  }
+
+  /** PATCH a policy link's state (admin operation, as Graph). */
+  async setPolicyLinkState(
+    profileId: string,
+    linkId: string,
+    state: 'enabled' | 'disabled',
+  ): Promise<void> {
+    const path = `/beta/networkAccess/forwardingProfiles/${encodeURIComponent(profileId)}/policies/${encodeURIComponent(linkId)}`;
+    const r = await this.call('PATCH', path, {
+      body: JSON.stringify({ state }),
+      headers: { 'content-type': 'application/json' },
+    });
+    if (r.status !== 204) throw httpError(r.status, r.json, 'PATCH policy link');
+  }
+
+  /** GET the edge's traffic log (`$filter`, `$top` as the API takes them). */
+  async trafficLogs(q: { filter?: string; top?: number } = {}): Promise<unknown[]> {
+    const p = new URLSearchParams();
+    if (q.filter !== undefined) p.set('$filter', q.filter);
+    if (q.top !== undefined) p.set('$top', String(q.top));
+    const qs = p.toString();
+    const r = await this.call('GET', `/beta/networkAccess/logs/traffic${qs ? `?${qs}` : ''}`, {});
+    if (r.status !== 200) throw httpError(r.status, r.json, 'GET logs/traffic');
+    return (r.json as { value: unknown[] }).value;
+  }
+
+  /** GET /health (no token). */
+  async health(): Promise<Record<string, unknown>> {
+    const r = await this.call('GET', '/health', { auth: null });
+    if (r.status !== 200) throw httpError(r.status, r.json, 'GET /health');
+    return r.json as Record<string, unknown>;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.ownDispatcher) await this.dispatcher.close();
+  }
+
+  /** One request; control-API calls carry the `graph` token and retry once on 401. */
+  private async call(
+    method: 'GET' | 'POST' | 'PATCH',
+    path: string,
+    o: { body?: string; headers?: Record<string, string>; auth?: Audience | null },
+  ): Promise<{
+    status: number;
+    headers: Record<string, string | string[] | undefined>;
+    json: unknown;
+  }> {
+    if (this.closed) throw new EdgeHttpError(0, null, 'EdgeApi is closed');
+    const auth = o.auth === undefined ? 'graph' : o.auth;
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { accept: 'application/json', ...(o.headers ?? {}) };
+      if (auth) headers.authorization = `Bearer ${await this.getToken(auth)}`;
+      const res = await request(`${this.url}${path}`, {
+        method,
+        headers,
+        ...(o.body !== undefined ? { body: o.body } : {}),
+        dispatcher: this.dispatcher,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      const text = await res.body.text();
+      let json: unknown = null;
+      if (text) {
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = null;
+        }
+      }
+      if (auth && res.statusCode === 401 && attempt === 0) {
+        this.invalidateToken(auth);
+        continue;
+      }
+      if (auth && (res.statusCode === 401 || res.statusCode === 403)) {
+        const reason = res.headers['x-gsa-auth-reason'];
+        throw new AuthError(
+          typeof reason === 'string' ? reason : 'forged',
+          `edge refused the token: ${graphMessage(json)}`,
+        );
+      }
+      return { status: res.statusCode, headers: res.headers, json };
+    }
+  }
+}
+
+function graphMessage(json: unknown): string {
+  const j = json as { error?: unknown; error_description?: unknown } | null;
+  if (j && typeof j.error === 'object' && j.error !== null) {
+    const e = j.error as { code?: unknown; message?: unknown };
+    return `${String(e.code)}: ${String(e.message)}`;
+  }
+  if (j && typeof j.error === 'string') return `${j.error}: ${String(j.error_description ?? '')}`;
+  return 'no error body';
+}
+
+function httpError(status: number, json: unknown, what: string): EdgeHttpError {
+  const j = json as { error?: unknown } | null;
+  let code: string | null = null;
+  if (j && typeof j.error === 'string') code = j.error;
+  else if (j && typeof j.error === 'object' && j.error !== null) {
+    const c = (j.error as { code?: unknown }).code;
+    code = typeof c === 'string' ? c : null;
+  }
+  return new EdgeHttpError(status, code, `${what}: HTTP ${status} ${graphMessage(json)}`);
+}

@@ -1,0 +1,367 @@
+/**
+ * The edge's control API, shaped like Microsoft Graph beta (`networkAccess`), over plain
+ * node:http handlers (no framework):
+ *
+ *   GET   /beta/networkAccess/forwardingProfiles[?$expand=policies($expand=policy)]
+ *   GET   /beta/networkAccess/forwardingProfiles/{id}[?$expand=...]
+ *   PATCH /beta/networkAccess/forwardingProfiles/{id}/policies/{linkId}  {"state": ...} -> 204
+ *   GET   /beta/networkAccess/forwardingPolicies/{id}
+ *   GET   /beta/networkAccess/forwardingPolicies/{id}/policyRules
+ *   GET   /beta/networkAccess/logs/traffic[?$filter=...&$top=n]
+ *   GET   /health                                   (no token)
+ *
+ * Every `/beta/` route needs `Authorization: Bearer <token>`: any valid token of the edge's
+ * tenant, whatever its audience (a channel's or `graph`). Errors are Graph-style
+ * `{"error":{"code","message","innerError":{"date","request-id"}}}`.
+ *
+ * Contract: `handle()` answers every request it claims exactly once and never throws;
+ * unexpected exceptions become 500 InternalServerError.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthError, ConfigError } from '../errors.js';
+import { GRAPH_BASE } from '../policy/graph.js';
+import { bearerOf, type Issuer, type Principal, readBody } from './identity.js';
+import { parseFilter } from './odata-filter.js';
+import type { TenantStore } from './tenant.js';
+import type { TrafficLog } from './traffic-log.js';
+
+export interface ControlApiDeps {
+  store: TenantStore;
+  log: TrafficLog;
+  issuer: Issuer;
+  /** Body of GET /health (merged with `status`). */
+  health: () => Record<string, unknown>;
+  /** Largest `$top` accepted. Default 10,000. */
+  maxTop?: number;
+}
+
+export type RouteHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+) => Promise<boolean>;
+
+/** HTTP status for an AuthError: 401 missing/malformed/expired, 403 forged/wrong-*. */
+export function authHttpStatus(err: AuthError): 401 | 403 {
+  return err.reason === 'missing' || err.reason === 'malformed' || err.reason === 'expired'
+    ? 401
+    : 403;
+}
+
+export function sendGraphError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  sendJson(
+    res,
+    status,
+    {
+      error: {
+        code,
+        message,
+        innerError: { date: new Date().toISOString(), 'request-id': randomUUID() },
+      },
+    },
+    headers,
+  );
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; odata.metadata=minimal; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'odata-version': '4.0',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): void {
+  sendGraphError(res, 405, 'MethodNotAllowed', `use ${allow}`, { allow });
+}
+
+/** sendGraphError, returning true (the request was handled). */
+function fail(res: ServerResponse, status: number, code: string, message: string): true {
+  sendGraphError(res, status, code, message);
+  return true;
+}
+
+/** Only these query options are understood; others are a 400 (as Graph does). */
+function checkQuery(url: URL, allowed: string[]): string | null {
+  for (const k of url.searchParams.keys()) {
+    if (!allowed.includes(k)) return `query option ${k} is not supported here`;
+  }
+  for (const k of allowed) {
+    if (url.searchParams.getAll(k).length > 1) return `query option ${k} given twice`;
+  }
+  return null;
+}
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  const strip = (s: string): string => s.trim().replace(/^W\//, '');
+  const want = strip(etag);
+  return header.split(',').some((t) => strip(t) === want);
+}
+
+const PREFIX = '/beta/networkAccess';
+const SEG = '([^/]{1,200})';
+const R_PROFILES = new RegExp(`^${PREFIX}/forwardingProfiles/?$`);
+const R_PROFILE = new RegExp(`^${PREFIX}/forwardingProfiles/${SEG}$`);
+const R_LINK = new RegExp(`^${PREFIX}/forwardingProfiles/${SEG}/policies/${SEG}$`);
+const R_POLICY = new RegExp(`^${PREFIX}/forwardingPolicies/${SEG}$`);
+const R_RULES = new RegExp(`^${PREFIX}/forwardingPolicies/${SEG}/policyRules/?$`);
+const R_TRAFFIC = new RegExp(`^${PREFIX}/logs/traffic/?$`);
+
+function seg(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
+export function createControlApi(deps: ControlApiDeps): RouteHandler {
+  const maxTop = deps.maxTop ?? 10_000;
+
+  async function authorize(req: IncomingMessage, res: ServerResponse): Promise<Principal | null> {
+    try {
+      return await deps.issuer.verify(bearerOf(req), {
+        channel: 'any',
+        tenantId: deps.store.tenantId,
+      });
+    } catch (err) {
+      const e = err instanceof AuthError ? err : new AuthError('malformed', 'invalid token');
+      const status = authHttpStatus(e);
+      sendGraphError(
+        res,
+        status,
+        status === 401 ? 'InvalidAuthenticationToken' : 'Forbidden',
+        `${e.reason}: ${e.message}`,
+        {
+          'www-authenticate': `Bearer realm="gsa-emu", error="invalid_token", error_description="${e.reason}"`,
+          'x-gsa-auth-reason': e.reason,
+        },
+      );
+      return null;
+    }
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (path === '/health') {
+      if (method !== 'GET' && method !== 'HEAD') methodNotAllowed(res, 'GET');
+      else sendJson(res, 200, { status: 'ok', ...deps.health() }, { 'cache-control': 'no-store' });
+      return true;
+    }
+    if (path !== PREFIX && !path.startsWith(`${PREFIX}/`)) return false;
+    if (!(await authorize(req, res))) return true;
+    const store = deps.store;
+    const mLink = R_LINK.exec(path);
+    const mProfile = R_PROFILE.exec(path);
+    const mRules = R_RULES.exec(path);
+    const mPolicy = mRules ?? R_POLICY.exec(path);
+
+    if (R_PROFILES.test(path)) {
+      if (method !== 'GET') {
+        methodNotAllowed(res, 'GET');
+        return true;
+      }
+      const bad = checkQuery(url, ['$expand']);
+      if (bad) {
+        sendGraphError(res, 400, 'BadRequest', bad);
+        return true;
+      }
+      const etag = store.etag;
+      if (etagMatches(req.headers['if-none-match'], etag)) {
+        res.writeHead(304, { etag });
+        res.end();
+        return true;
+      }
+      const body = store.list(url.searchParams.get('$expand') ?? undefined);
+      sendJson(res, 200, body, { etag, 'cache-control': 'no-cache' });
+      return true;
+    }
+    if (mLink) {
+      const m = mLink;
+      if (method !== 'PATCH') {
+        methodNotAllowed(res, 'PATCH');
+        return true;
+      }
+      const profileId = seg(m[1]!);
+      const linkId = seg(m[2]!);
+      if (profileId === null || linkId === null) {
+        sendGraphError(res, 400, 'BadRequest', 'bad path');
+        return true;
+      }
+      const text = await readBody(req, 16 * 1024);
+      if (text === null) {
+        sendGraphError(res, 413, 'RequestEntityTooLarge', 'body too large');
+        return true;
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        sendGraphError(res, 400, 'BadRequest', 'body is not JSON');
+        return true;
+      }
+      const state =
+        body && typeof body === 'object' && !Array.isArray(body)
+          ? (body as { state?: unknown }).state
+          : undefined;
+      if (state !== 'enabled' && state !== 'disabled') {
+        return fail(res, 400, 'BadRequest', 'body must be {"state":"enabled"|"disabled"}');
+      }
+      const ifMatch = req.headers['if-match'];
+      if (ifMatch && !etagMatches(ifMatch, store.etag)) {
+        return fail(res, 412, 'PreconditionFailed', 'If-Match does not match the current ETag');
+      }
+      if (!store.setLinkState(profileId, linkId, state)) {
+        return fail(
+          res,
+          404,
+          'ResourceNotFound',
+          `no policy link ${linkId} in forwarding profile ${profileId}`,
+        );
+      }
+      res.writeHead(204, { etag: store.etag });
+      res.end();
+      return true;
+    }
+    if (mProfile) {
+      const m = mProfile;
+      if (method !== 'GET') {
+        methodNotAllowed(res, 'GET');
+        return true;
+      }
+      const bad = checkQuery(url, ['$expand']);
+      if (bad) {
+        sendGraphError(res, 400, 'BadRequest', bad);
+        return true;
+      }
+      const id = seg(m[1]!);
+      const p =
+        id === null ? undefined : store.profile(id, url.searchParams.get('$expand') ?? undefined);
+      if (!p) {
+        sendGraphError(res, 404, 'ResourceNotFound', `no forwarding profile ${id}`);
+        return true;
+      }
+      sendJson(res, 200, {
+        '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingProfiles/$entity`,
+        ...p,
+      });
+      return true;
+    }
+    if (mPolicy) {
+      const m = mPolicy;
+      const rulesOnly = mRules !== null;
+      if (method !== 'GET') {
+        methodNotAllowed(res, 'GET');
+        return true;
+      }
+      const bad = checkQuery(url, []);
+      if (bad) {
+        sendGraphError(res, 400, 'BadRequest', bad);
+        return true;
+      }
+      const id = seg(m[1]!);
+      const pol = id === null ? undefined : store.policy(id);
+      if (!pol) {
+        sendGraphError(res, 404, 'ResourceNotFound', `no forwarding policy ${id}`);
+        return true;
+      }
+      if (rulesOnly) {
+        sendJson(res, 200, {
+          '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingPolicies('${id}')/policyRules`,
+          value: pol.policyRules ?? [],
+        });
+      } else {
+        sendJson(res, 200, {
+          '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingPolicies/$entity`,
+          ...pol,
+        });
+      }
+      return true;
+    }
+    if (R_TRAFFIC.test(path)) {
+      if (method !== 'GET') {
+        methodNotAllowed(res, 'GET');
+        return true;
+      }
+      const bad = checkQuery(url, ['$filter', '$top']);
+      if (bad) {
+        sendGraphError(res, 400, 'BadRequest', bad);
+        return true;
+      }
+      const topText = url.searchParams.get('$top');
+      let top: number | undefined;
+      if (topText !== null) {
+        if (!/^\d{1,9}$/.test(topText) || Number(topText) < 1 || Number(topText) > maxTop) {
+          return fail(res, 400, 'BadRequest', `$top must be an integer 1-${maxTop}`);
+        }
+        top = Number(topText);
+      }
+      const filterText = url.searchParams.get('$filter');
+      let where: ReturnType<typeof parseFilter> | undefined;
+      if (filterText !== null) {
+        try {
+          where = parseFilter(filterText);
+        } catch (err) {
+          const msg =
+            err instanceof ConfigError ? (err.issues[0]?.message ?? err.message) : 'bad $filter';
+          sendGraphError(res, 400, 'BadRequest', `$filter: ${msg}`);
+          return true;
+        }
+      }
+      const value = deps.log.query({ ...(where ? { where } : {}), ...(top ? { top } : {}) });
+      sendJson(res, 200, {
+        '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/logs/traffic`,
+        value,
+      });
+      return true;
+    }
+    sendGraphError(res, 404, 'ResourceNotFound', `no resource at ${path}`);
+    return true;
+  }
+
+  return async (req, res, url) => {
+    try {
+      return await route(req, res, url);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return true;
+      }
+      if (err instanceof ConfigError) {
+        const issue = err.issues[0];
+        sendGraphError(
+          res,
+          400,
+          'BadRequest',
+          issue ? `${issue.path}: ${issue.message}` : err.message,
+        );
+        return true;
+      }
+      sendGraphError(
+        res,
+        500,
+        'InternalServerError',
+        err instanceof Error ? err.message : 'internal error',
+      );
+      return true;
+    }
+  };
+}

@@ -1,0 +1,446 @@
+/**
+ * Egress: what the edge does with each tunneled stream (one OPEN). In order:
+ *   1. web content filtering on the name the client saw (filter.ts) -> RST BLOCKED;
+ *   2. private channel: the destination must be in an application segment of the tenant
+ *      (connector.ts), else RST BLOCKED; the connector resolves it;
+ *      internet / m365 channels: the hosts map first, then the system resolver;
+ *   3. TCP: connect (timeout) and pipe both ways with backpressure; UDP: one UDP socket per
+ *      stream relaying datagrams, closed after an idle timeout.
+ * The destination sees the edge as its peer. Each flow produces one traffic log record:
+ * when it ends, or at once when it is blocked or fails to connect.
+ *
+ * Contract: `handle()` never throws; every stream it is given ends in exactly one log
+ * record; `close()` resets every active flow (SESSION_CLOSED) and waits for their records.
+ */
+import { randomUUID } from 'node:crypto';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { connect, type Socket } from 'node:net';
+import type { ChannelName } from '../policy/model.js';
+import type { InboundTunnelStream, OpenMeta } from '../tunnel/types.js';
+import { ResetCode } from '../tunnel/types.js';
+import { ipFamily } from '../util/ip.js';
+import type { Connector, PrivateApps } from './connector.js';
+import type { WebFilter } from './filter.js';
+import { type HostsConfig, HostsMap, type Target } from './hosts.js';
+import { normalizeName } from './names.js';
+import type { NetworkAccessTraffic, TrafficLog } from './traffic-log.js';
+import { trafficTypeOf } from './traffic-log.js';
+
+export interface EgressOptions {
+  /** Internet / M365 names and address remaps, consulted before the system resolver. */
+  hostsMap?: HostsConfig;
+  /** Use the system resolver for names the hosts map lacks. Default true. */
+  systemResolver?: boolean;
+  /** Connect to IP destinations the hosts map does not remap. Default true. */
+  directIp?: boolean;
+  /** TCP connect timeout (ms). Default 10,000. */
+  connectTimeoutMs?: number;
+  /** A TCP flow with no bytes either way for this long is reset (TIMEOUT). 0 = never. Default 0. */
+  tcpIdleTimeoutMs?: number;
+  /** A UDP flow with no datagram either way for this long is closed. Default 60,000. */
+  udpIdleTimeoutMs?: number;
+  /** Largest UDP datagram relayed (bytes); larger ones are dropped. Default 65,507. */
+  maxDatagramSize?: number;
+}
+
+/** Who opened the flow (from the session's token) and over which session. */
+export interface FlowContext {
+  tenantId: string;
+  userId: string;
+  upn: string;
+  deviceId: string;
+  sessionId: string;
+  agentVersion: string;
+}
+
+export interface EgressDeps {
+  log: TrafficLog;
+  filter: WebFilter;
+  connector: Connector;
+  /** The current tenant's private apps (PATCHes replace it). */
+  privateApps: () => PrivateApps;
+}
+
+interface FlowState {
+  rec: NetworkAccessTraffic;
+  stream: InboundTunnelStream;
+  done: boolean;
+  abort: (code: number, reason: string) => void;
+  finished: Promise<void>;
+}
+
+const noop = (): void => {};
+
+export class Egress {
+  private readonly hosts: HostsMap;
+  private readonly systemResolver: boolean;
+  private readonly directIp: boolean;
+  private readonly connectTimeout: number;
+  private readonly tcpIdle: number;
+  private readonly udpIdle: number;
+  private readonly maxDatagram: number;
+  private readonly deps: EgressDeps;
+  private readonly active = new Set<FlowState>();
+
+  constructor(opts: EgressOptions, deps: EgressDeps) {
+    this.hosts = new HostsMap(opts.hostsMap ?? {}, 'hostsMap');
+    this.systemResolver = opts.systemResolver ?? true;
+    this.directIp = opts.directIp ?? true;
+    this.connectTimeout = opts.connectTimeoutMs ?? 10_000;
+    this.tcpIdle = opts.tcpIdleTimeoutMs ?? 0;
+    this.udpIdle = opts.udpIdleTimeoutMs ?? 60_000;
+    this.maxDatagram = opts.maxDatagramSize ?? 65_507;
+    this.deps = deps;
+  }
+
+  /** Flows currently open. */
+  get activeFlows(): number {
+    return this.active.size;
+  }
+
+  handle(stream: InboundTunnelStream, ctx: FlowContext): void {
+    const meta = stream.meta;
+    const rec = baseRecord(meta, ctx);
+    let resolveFinished = noop;
+    const flow: FlowState = {
+      rec,
+      stream,
+      done: false,
+      abort: (code, reason) => stream.reset(code as 0, reason),
+      finished: new Promise<void>((r) => {
+        resolveFinished = r;
+      }),
+    };
+    const finish = (): void => {
+      if (flow.done) return;
+      flow.done = true;
+      rec.sentBytes = stream.bytesReceived;
+      rec.receivedBytes = stream.bytesSent;
+      rec.endDateTime = new Date().toISOString();
+      this.active.delete(flow);
+      this.deps.log.append(rec);
+      resolveFinished();
+    };
+    const refuse = (code: number, action: 'block' | 'allow', reason: string): void => {
+      rec.action = action;
+      rec.operationStatus = 'failure';
+      rec.failureReason = reason;
+      if (rec.privateAccessDetails) rec.privateAccessDetails.accessDeniedReason = reason;
+      stream.reset(code as 0, reason.slice(0, 100));
+      finish();
+    };
+    stream.on('error', noop);
+    this.active.add(flow);
+
+    const bad = checkMeta(meta);
+    if (bad) {
+      refuse(ResetCode.PROTOCOL, 'block', bad);
+      return;
+    }
+    const host = meta.host ? normalizeName(meta.host) : null;
+    // 1. Web content filtering, on the name the client saw.
+    const verdict = this.deps.filter.check(meta.channel, host);
+    if (verdict) {
+      rec.policyId = verdict.policyId;
+      rec.policyName = verdict.policyName;
+      rec.policyRuleId = verdict.ruleId;
+      rec.policyRuleName = verdict.ruleName;
+      refuse(ResetCode.BLOCKED, 'block', verdict.reason);
+      return;
+    }
+    // 2. Where to: private apps through the connector, or the hosts map / resolver.
+    if (meta.channel === 'private') {
+      const c = this.deps.connector;
+      rec.privateAccessDetails = {
+        connectorId: c.id,
+        connectorName: c.name,
+        appSegmentId: null,
+        resolvedDestination: null,
+        accessDeniedReason: null,
+      };
+      const seg = this.deps.privateApps().match(meta.proto, host, meta.ip, meta.port);
+      if (!seg) {
+        rec.policyId = null;
+        rec.policyRuleId = null;
+        refuse(
+          ResetCode.BLOCKED,
+          'block',
+          `private access: ${host ?? meta.ip}:${meta.port}/${meta.proto} is in no application segment`,
+        );
+        return;
+      }
+      rec.policyId = seg.policyId;
+      rec.policyName = seg.policyName;
+      rec.policyRuleId = seg.ruleId;
+      rec.policyRuleName = seg.ruleName;
+      rec.privateAccessDetails.appSegmentId = seg.ruleId;
+      const t = c.resolve(host, meta.ip, meta.port);
+      if (typeof t === 'string') {
+        refuse(ResetCode.CONNECT_FAILED, 'allow', t);
+        return;
+      }
+      rec.privateAccessDetails.resolvedDestination = `${t.ip}:${t.port}`;
+      this.connectTarget(flow, t, refuse, finish);
+      return;
+    }
+    this.resolvePublic(host, meta.ip, meta.port).then(
+      (t) => {
+        if (flow.done) return;
+        if (typeof t === 'string') refuse(ResetCode.CONNECT_FAILED, 'allow', t);
+        else this.connectTarget(flow, t, refuse, finish);
+      },
+      (err: unknown) => refuse(ResetCode.INTERNAL, 'allow', String(err)),
+    );
+  }
+
+  private async resolvePublic(
+    host: string | null,
+    ip: string | null,
+    port: number,
+  ): Promise<Target | string> {
+    if (host) {
+      const t = this.hosts.lookup(host, port);
+      if (t) return t;
+      if (ipFamily(host) !== 0) return this.directIp ? { ip: host, port } : `no route to ${host}`;
+      if (!this.systemResolver) return `cannot resolve ${host} (not in the hosts map)`;
+      try {
+        const a = await lookup(host, { family: 0 });
+        return { ip: a.address, port };
+      } catch (err) {
+        return `cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`;
+      }
+    }
+    if (ip) {
+      const t = this.hosts.lookup(ip, port);
+      if (t) return t;
+      return this.directIp ? { ip, port } : `no route to ${ip} (not in the hosts map)`;
+    }
+    return 'no destination';
+  }
+
+  private connectTarget(
+    flow: FlowState,
+    t: Target,
+    refuse: (code: number, action: 'block' | 'allow', reason: string) => void,
+    finish: () => void,
+  ): void {
+    flow.rec.destinationIp = t.ip;
+    if (flow.stream.destroyed) {
+      flow.rec.operationStatus = 'failure';
+      flow.rec.failureReason = 'client reset before connect';
+      finish();
+      return;
+    }
+    if (flow.stream.meta.proto === 'udp') this.relayUdp(flow, t, finish);
+    else this.relayTcp(flow, t, refuse, finish);
+  }
+
+  private relayTcp(
+    flow: FlowState,
+    t: Target,
+    refuse: (code: number, action: 'block' | 'allow', reason: string) => void,
+    finish: () => void,
+  ): void {
+    const { stream, rec } = flow;
+    let connected = false;
+    let streamClosed = false;
+    let sockClosed = false;
+    const sock: Socket = connect({ host: t.ip, port: t.port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      if (!flow.done) refuse(ResetCode.TIMEOUT, 'allow', `connect to ${t.ip}:${t.port} timed out`);
+    }, this.connectTimeout);
+    const maybeDone = (): void => {
+      if (streamClosed && sockClosed) finish();
+    };
+    flow.abort = (code, reason) => {
+      if (!connected) clearTimeout(timer);
+      rec.operationStatus = 'failure';
+      rec.failureReason ??= reason;
+      stream.reset(code as 0, reason);
+      sock.destroy();
+    };
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      if (flow.done || stream.destroyed) {
+        sock.destroy();
+        return;
+      }
+      connected = true;
+      if (this.tcpIdle > 0) {
+        sock.setTimeout(this.tcpIdle, () => {
+          rec.operationStatus = 'failure';
+          rec.failureReason = 'idle timeout';
+          stream.reset(ResetCode.TIMEOUT, 'idle timeout');
+          sock.destroy();
+        });
+      }
+      stream.accept();
+      stream.pipe(sock);
+      sock.pipe(stream);
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const why = `${err.code ?? 'error'} from ${t.ip}:${t.port}`;
+      if (!connected) {
+        if (!flow.done) refuse(ResetCode.CONNECT_FAILED, 'allow', `connect failed: ${why}`);
+        return;
+      }
+      rec.operationStatus = 'failure';
+      rec.failureReason ??= `destination reset: ${why}`;
+      stream.reset(ResetCode.CANCEL, why);
+    });
+    sock.once('close', () => {
+      sockClosed = true;
+      if (connected) maybeDone();
+    });
+    stream.once('reset', (code: number, reason: string) => {
+      if (code !== ResetCode.CANCEL) {
+        rec.operationStatus = 'failure';
+        rec.failureReason ??= `stream reset (${code}${reason ? `: ${reason}` : ''})`;
+      }
+      sock.destroy();
+    });
+    stream.once('close', () => {
+      streamClosed = true;
+      if (!connected) {
+        clearTimeout(timer);
+        sock.destroy();
+        if (!flow.done) {
+          rec.operationStatus = 'failure';
+          rec.failureReason ??= 'client went away before connect';
+          finish();
+        }
+        return;
+      }
+      maybeDone();
+    });
+  }
+
+  private relayUdp(flow: FlowState, t: Target, finish: () => void): void {
+    const { stream, rec } = flow;
+    const fam = ipFamily(t.ip);
+    const sock: UdpSocket = createSocket(fam === 6 ? 'udp6' : 'udp4');
+    let idle: NodeJS.Timeout | undefined;
+    let closed = false;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(idle);
+      try {
+        sock.close();
+      } catch {
+        // already closed
+      }
+      if (!stream.destroyed) stream.end();
+      stream.destroy();
+      finish();
+    };
+    const touch = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        rec.failureReason = null;
+        close();
+      }, this.udpIdle);
+    };
+    flow.abort = (code, reason) => {
+      rec.operationStatus = 'failure';
+      rec.failureReason ??= reason;
+      stream.reset(code as 0, reason);
+      close();
+    };
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (closed) return;
+      rec.operationStatus = 'failure';
+      rec.failureReason ??= `${err.code ?? 'error'} from ${t.ip}:${t.port}`;
+      stream.reset(ResetCode.CONNECT_FAILED, err.code ?? 'udp error');
+      close();
+    });
+    sock.on('message', (msg) => {
+      touch();
+      stream.sendDatagram(msg);
+    });
+    sock.connect(t.port, t.ip, () => {
+      if (closed) return;
+      if (stream.destroyed) {
+        close();
+        return;
+      }
+      stream.accept();
+      touch();
+      stream.on('datagram', (d: Buffer) => {
+        if (closed || d.length > this.maxDatagram) return;
+        touch();
+        sock.send(d);
+      });
+    });
+    stream.on('reset', (code: number, reason: string) => {
+      if (code !== ResetCode.CANCEL) {
+        rec.operationStatus = 'failure';
+        rec.failureReason ??= `stream reset (${code}${reason ? `: ${reason}` : ''})`;
+      }
+      close();
+    });
+    // Datagram streams carry no bytes in the Readable; resume so FIN ('end') is seen.
+    stream.on('end', close);
+    stream.on('close', close);
+    stream.resume();
+  }
+
+  /** Resets every active flow (SESSION_CLOSED) and waits until each wrote its record. */
+  async close(): Promise<void> {
+    const flows = [...this.active];
+    for (const f of flows) if (!f.done) f.abort(ResetCode.SESSION_CLOSED, 'edge shutting down');
+    await Promise.all(flows.map((f) => f.finished));
+  }
+}
+
+function checkMeta(meta: OpenMeta): string | null {
+  if (meta.proto !== 'tcp' && meta.proto !== 'udp') return `bad protocol ${String(meta.proto)}`;
+  if (!Number.isInteger(meta.port) || meta.port < 1 || meta.port > 65535)
+    return `bad port ${meta.port}`;
+  if (!meta.host && !meta.ip) return 'no destination host or ip';
+  if (meta.ip && ipFamily(meta.ip) === 0) return `bad ip ${meta.ip}`;
+  if (!['internet', 'm365', 'private'].includes(meta.channel))
+    return `bad channel ${String(meta.channel)}`;
+  return null;
+}
+
+function baseRecord(meta: OpenMeta, ctx: FlowContext): NetworkAccessTraffic {
+  const now = new Date().toISOString();
+  const channel: ChannelName = ['internet', 'm365', 'private'].includes(meta.channel)
+    ? meta.channel
+    : 'internet';
+  return {
+    transactionId: randomUUID(),
+    connectionId: typeof meta.connectionId === 'string' ? meta.connectionId : '',
+    sessionId: ctx.sessionId,
+    createdDateTime: now,
+    endDateTime: now,
+    tenantId: ctx.tenantId,
+    userId: ctx.userId,
+    userPrincipalName: ctx.upn,
+    deviceId: ctx.deviceId,
+    trafficType: trafficTypeOf(channel),
+    sourceIp: typeof meta.srcIp === 'string' ? meta.srcIp : '',
+    sourcePort: Number.isInteger(meta.srcPort) ? meta.srcPort : 0,
+    destinationIp: meta.ip && ipFamily(meta.ip) !== 0 && !meta.host ? meta.ip : null,
+    destinationPort: Number.isInteger(meta.port) ? meta.port : 0,
+    destinationFQDN: meta.host ? normalizeName(meta.host) : null,
+    destinationUrl: null,
+    transportProtocol: meta.proto === 'udp' ? 'udp' : 'tcp',
+    sentBytes: 0,
+    receivedBytes: 0,
+    action: 'allow',
+    policyId: meta.policyId ?? null,
+    policyName: null,
+    policyRuleId: meta.ruleId ?? null,
+    policyRuleName: null,
+    agentVersion: ctx.agentVersion,
+    initiatingProcessName: meta.process ?? null,
+    operationStatus: 'success',
+    failureReason: null,
+    privateAccessDetails: null,
+  };
+}

@@ -1,0 +1,345 @@
+/**
+ * The mock GSA edge: one node:http(s) server carrying the token endpoint and JWKS
+ * (identity.ts), the Graph-shaped control API (control-api.ts) and the tunnel upgrade
+ * (`/tunnel/<channel>`, tunnel/server.ts) whose streams go to egress (egress.ts).
+ *
+ * ```ts
+ * const edge = await startEdge({ stateDir, hostsMap: { 'www.contoso.test': '127.0.0.1:8080' },
+ *                                egress: { systemResolver: false, directIp: false } });
+ * const token = await edge.issueToken({ userId: 'alice', deviceId: 'dev1', channel: 'internet' });
+ * // TunnelClient({ url: edge.url, ca: edge.caPem, getToken: ... })
+ * await edge.close();
+ * ```
+ *
+ * Stateless per session: nothing outlives a session except the traffic log and the tenant
+ * document; edges sharing a `stateDir` share the signing key and the TLS material, so any of
+ * them accepts a client's token behind an L4 load balancer.
+ *
+ * Contract: `startEdge` validates every option (ConfigError) before listening; `close()`
+ * stops accepting, sends GOAWAY to every session, waits up to `limits.graceMs`, resets
+ * what is left, flushes the log and resolves when every socket is gone. `kill()` drops
+ * everything at once without GOAWAY (a crashed edge, for tests).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { ConfigError } from '../errors.js';
+import { defaultTenantDocument } from '../policy/default-tenant.js';
+import type { ChannelName } from '../policy/model.js';
+import { createTunnelServer, type TunnelServer } from '../tunnel/server.js';
+import type { Session, SessionOptions } from '../tunnel/session.js';
+import { packageVersion } from '../util/package.js';
+import { Connector } from './connector.js';
+import { createControlApi, sendGraphError } from './control-api.js';
+import { Egress, type EgressOptions, type FlowContext } from './egress.js';
+import type { FilteringConfig } from './filter.js';
+import { WebFilter } from './filter.js';
+import type { HostsConfig } from './hosts.js';
+import {
+  type Audience,
+  bearerOf,
+  handleIdentityRequest,
+  Issuer,
+  type Principal,
+} from './identity.js';
+import { TenantStore } from './tenant.js';
+import { TrafficLog } from './traffic-log.js';
+
+export interface EdgeLimits {
+  /** TCP connect timeout to destinations (ms). Default 10,000. */
+  connectTimeoutMs?: number;
+  /** Idle TCP flows are reset after this (ms); 0 = never. Default 0. */
+  tcpIdleTimeoutMs?: number;
+  /** Idle UDP flows are closed after this (ms). Default 60,000. */
+  udpIdleTimeoutMs?: number;
+  /** Traffic log records kept in memory. Default 10,000. */
+  logCapacity?: number;
+  /** close(): how long sessions get after GOAWAY (ms). Default 5,000. */
+  graceMs?: number;
+  /** HTTP request headers timeout (ms). Default 10,000. */
+  headersTimeoutMs?: number;
+  /** Tunnel session limits (windows, frame size, keepalive, max streams). */
+  session?: SessionOptions;
+}
+
+export interface EdgeOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (an ephemeral port). */
+  port?: number;
+  /** HTTPS/WSS with the local CA from tunnel/tls.ts (default true); false = plain HTTP/WS. */
+  tls?: boolean;
+  /** Signing key, TLS material. Created when missing. */
+  stateDir: string;
+  /** Keep the signing key in stateDir (default true); false = a fresh key per start. */
+  persistKey?: boolean;
+  /** Extra names for the TLS certificate (the channel host names are always added). */
+  hostnames?: string[];
+  /** The tenant's Graph forwarding-profile document. Default: the built-in default tenant. */
+  tenantDoc?: unknown;
+  /** Internet / M365 egress: names and remaps consulted before the system resolver. */
+  hostsMap?: HostsConfig;
+  /** The private network connector's names and remaps. */
+  connectorHosts?: HostsConfig;
+  /** Web content filtering. Default: nothing blocked. */
+  filtering?: FilteringConfig;
+  /** JSON-lines traffic log; null/undefined = memory only. */
+  logFile?: string | null;
+  /** Egress switches; tests and demos set both false so nothing leaves the machine. */
+  egress?: Pick<EgressOptions, 'systemResolver' | 'directIp'> & { connectorDirectIp?: boolean };
+  limits?: EdgeLimits;
+  /** URL prefix of the tunnel. Default '/tunnel'. */
+  tunnelPath?: string;
+}
+
+export interface EdgeTokenRequest {
+  userId?: string;
+  upn?: string;
+  deviceId?: string;
+  channel: Audience;
+  ttlSeconds?: number;
+  /** Default: the edge's tenant (give another to make wrong-tenant tokens). */
+  tenantId?: string;
+}
+
+export interface Edge {
+  /** `https://127.0.0.1:port` (or `http://`): the token endpoint, JWKS, control API, tunnel base. */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /** The CA clients must trust (PEM), or null without TLS. */
+  readonly caPem: string | null;
+  readonly tenantId: string;
+  readonly tenant: TenantStore;
+  readonly issuer: Issuer;
+  readonly logs: TrafficLog;
+  /** Sessions currently open. */
+  readonly sessions: ReadonlySet<Session>;
+  /** Flows currently relayed. */
+  readonly activeFlows: number;
+  issueToken(req: EdgeTokenRequest): Promise<string>;
+  /** GOAWAY, grace period, then close everything. Idempotent. */
+  close(opts?: { graceMs?: number }): Promise<void>;
+  /** Drop every connection at once (no GOAWAY): a crashed edge. Idempotent. */
+  kill(): Promise<void>;
+}
+
+/** The TLS names of a tenant's channel hosts: `<tenantId>.<channel>.client.globalsecureaccess.test`. */
+export function channelHostnames(tenantId: string): string[] {
+  return ['m365', 'private', 'internet'].map(
+    (c) => `${tenantId}.${c}.client.globalsecureaccess.test`,
+  );
+}
+
+interface SessionPrincipal extends Omit<Principal, 'channel'> {
+  [key: string]: unknown;
+  channel: ChannelName;
+  sessionId: string;
+  agentVersion: string;
+}
+
+export async function startEdge(opts: EdgeOptions): Promise<Edge> {
+  if (!opts || typeof opts.stateDir !== 'string' || opts.stateDir === '') {
+    throw new ConfigError([{ path: 'stateDir', message: 'a state folder is required' }]);
+  }
+  const host = opts.host ?? '127.0.0.1';
+  const useTls = opts.tls ?? true;
+  const limits = opts.limits ?? {};
+  const store = new TenantStore(opts.tenantDoc ?? defaultTenantDocument());
+  const tenantId = store.tenantId;
+  const filter = new WebFilter(opts.filtering ?? {});
+  const connector = new Connector({
+    hosts: opts.connectorHosts ?? {},
+    directIp: opts.egress?.connectorDirectIp ?? false,
+  });
+  await mkdir(opts.stateDir, { recursive: true });
+  const issuer = await Issuer.create(opts.persistKey === false ? {} : { stateDir: opts.stateDir });
+  const log = new TrafficLog({
+    file: opts.logFile ?? null,
+    capacity: limits.logCapacity ?? 10_000,
+  });
+  const egress = new Egress(
+    {
+      hostsMap: opts.hostsMap ?? {},
+      ...(opts.egress?.systemResolver !== undefined
+        ? { systemResolver: opts.egress.systemResolver }
+        : {}),
+      ...(opts.egress?.directIp !== undefined ? { directIp: opts.egress.directIp } : {}),
+      ...(limits.connectTimeoutMs !== undefined
+        ? { connectTimeoutMs: limits.connectTimeoutMs }
+        : {}),
+      ...(limits.tcpIdleTimeoutMs !== undefined
+        ? { tcpIdleTimeoutMs: limits.tcpIdleTimeoutMs }
+        : {}),
+      ...(limits.udpIdleTimeoutMs !== undefined
+        ? { udpIdleTimeoutMs: limits.udpIdleTimeoutMs }
+        : {}),
+    },
+    { log, filter, connector, privateApps: () => store.privateApps },
+  );
+  const tlsMaterial = useTls
+    ? await (await import('../tunnel/tls.js')).loadOrCreateTls(opts.stateDir, [
+        ...channelHostnames(tenantId),
+        ...(opts.hostnames ?? []),
+      ])
+    : null;
+
+  const sockets = new Set<Socket>();
+  let tunnel: TunnelServer | undefined;
+  const agentFallback = `gsa-emu-edge/${packageVersion()}`;
+
+  const controlApi = createControlApi({
+    store,
+    log,
+    issuer,
+    health: () => ({
+      tenantId,
+      version: packageVersion(),
+      sessions: tunnel?.sessions.size ?? 0,
+      activeFlows: egress.activeFlows,
+      etag: store.etag,
+      logRecords: log.size,
+    }),
+  });
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://edge.invalid');
+    } catch {
+      sendGraphError(res, 400, 'BadRequest', 'bad request URL');
+      return;
+    }
+    (async () => {
+      if (await handleIdentityRequest(issuer, { tenantId }, req, res, url.pathname)) return;
+      if (await controlApi(req, res, url)) return;
+      sendGraphError(res, 404, 'ResourceNotFound', `no resource at ${url.pathname}`);
+    })().catch((err: unknown) => {
+      if (!res.headersSent) sendGraphError(res, 500, 'InternalServerError', String(err));
+      else res.destroy();
+    });
+  };
+
+  const server: Server = tlsMaterial
+    ? (createHttpsServer(
+        { cert: tlsMaterial.cert, key: tlsMaterial.key },
+        onRequest,
+      ) as unknown as Server)
+    : createHttpServer(onRequest);
+  server.headersTimeout = limits.headersTimeoutMs ?? 10_000;
+  server.requestTimeout = 30_000;
+  server.on(useTls ? 'secureConnection' : 'connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  // Plain TCP sockets too (a TLS handshake that never completes).
+  if (useTls) {
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
+  }
+  server.on('clientError', (_err, socket) => {
+    if (!socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+
+  tunnel = createTunnelServer<SessionPrincipal>({
+    server,
+    path: opts.tunnelPath ?? '/tunnel',
+    limits: limits.session ?? {},
+    authenticate: async (req, channel: ChannelName) => {
+      const p = await issuer.verify(bearerOf(req), { channel, tenantId });
+      const ua = req.headers['x-gsa-agent-version'] ?? req.headers['user-agent'];
+      return {
+        ...p,
+        channel,
+        sessionId: randomUUID(),
+        agentVersion: typeof ua === 'string' && ua !== '' ? ua.slice(0, 100) : agentFallback,
+      };
+    },
+    onStream: (_session, stream, principal) => {
+      const ctx: FlowContext = {
+        tenantId: principal.tenantId,
+        userId: principal.userId,
+        upn: principal.upn,
+        deviceId: principal.deviceId,
+        sessionId: principal.sessionId,
+        agentVersion: principal.agentVersion,
+      };
+      egress.handle(stream, ctx);
+    },
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `${useTls ? 'https' : 'http'}://${urlHost}:${port}`;
+
+  let closing: Promise<void> | null = null;
+  const finish = async (): Promise<void> => {
+    await egress.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+    await log.close();
+  };
+
+  const edge: Edge = {
+    url,
+    host,
+    port,
+    caPem: tlsMaterial?.ca ?? null,
+    tenantId,
+    tenant: store,
+    issuer,
+    logs: log,
+    get sessions() {
+      return tunnel!.sessions;
+    },
+    get activeFlows() {
+      return egress.activeFlows;
+    },
+    issueToken(req) {
+      return issuer.issueToken({
+        tenantId: req.tenantId ?? tenantId,
+        userId: req.userId ?? 'user-1',
+        deviceId: req.deviceId ?? 'device-1',
+        channel: req.channel,
+        ...(req.upn !== undefined ? { upn: req.upn } : {}),
+        ...(req.ttlSeconds !== undefined ? { ttlSeconds: req.ttlSeconds } : {}),
+      });
+    },
+    close({ graceMs } = {}) {
+      closing ??= (async () => {
+        server.close();
+        server.closeIdleConnections();
+        await tunnel!.close({ graceMs: graceMs ?? limits.graceMs ?? 5000 });
+        await finish();
+      })();
+      return closing;
+    },
+    kill() {
+      closing ??= (async () => {
+        server.close();
+        for (const s of sockets) s.destroy();
+        await finish();
+        await tunnel!.close({ graceMs: 0 });
+      })();
+      return closing;
+    },
+  };
+  return edge;
+}

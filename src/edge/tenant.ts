@@ -1,0 +1,99 @@
+/**
+ * The edge's copy of its tenant: the Graph forwarding-profile document it serves and
+ * PATCHes, the normalized TenantSpec (policy/graph.ts `loadTenant`), the Private Access
+ * segments compiled from it, and the document's ETag.
+ *
+ * Contract: the constructor validates the document (ConfigError on a bad one) and works on
+ * its own deep copy; `setLinkState()` changes the copy in place, re-derives everything and
+ * changes the ETag; readers always see a consistent snapshot (one reference swap).
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  expandProfiles,
+  type GraphDocument,
+  type GraphForwardingPolicy,
+  type GraphForwardingProfile,
+  loadTenant,
+  setPolicyLinkState,
+} from '../policy/graph.js';
+import type { State, TenantSpec } from '../policy/model.js';
+import { PrivateApps } from './connector.js';
+
+/** Weak ETag of a JSON document: `W/"<sha256 base64url, 27 chars>"`. */
+export function weakEtag(doc: unknown): string {
+  const h = createHash('sha256').update(JSON.stringify(doc)).digest('base64url').slice(0, 27);
+  return `W/"${h}"`;
+}
+
+interface Snapshot {
+  spec: TenantSpec;
+  apps: PrivateApps;
+  etag: string;
+}
+
+/** Events: 'change' (etag: string) after a successful setLinkState. */
+export class TenantStore extends EventEmitter {
+  private doc: GraphDocument;
+  private snap: Snapshot;
+
+  constructor(doc: unknown, opts: { tenantId?: string; file?: string } = {}) {
+    super();
+    const spec = loadTenant(doc, opts);
+    this.doc = structuredClone(doc) as GraphDocument;
+    this.snap = { spec, apps: new PrivateApps(spec), etag: weakEtag(this.doc) };
+  }
+
+  get tenantId(): string {
+    return this.snap.spec.tenantId;
+  }
+  get spec(): TenantSpec {
+    return this.snap.spec;
+  }
+  get privateApps(): PrivateApps {
+    return this.snap.apps;
+  }
+  get etag(): string {
+    return this.snap.etag;
+  }
+
+  private profiles(): GraphForwardingProfile[] {
+    const d = this.doc as {
+      forwardingProfiles?: GraphForwardingProfile[];
+      value?: GraphForwardingProfile[];
+    };
+    return d.forwardingProfiles ?? d.value ?? [];
+  }
+
+  /** The Graph list response for `$expand` (ConfigError on an unsupported `$expand`). */
+  list(expand?: string): ReturnType<typeof expandProfiles> {
+    return expandProfiles(this.doc, expand);
+  }
+
+  /** One profile as the list would show it, or undefined. */
+  profile(id: string, expand?: string): GraphForwardingProfile | undefined {
+    return this.list(expand).value.find((p) => p.id === id);
+  }
+
+  /** A forwarding policy (with its rules) by id, as a copy, or undefined. */
+  policy(id: string): GraphForwardingPolicy | undefined {
+    for (const p of this.profiles()) {
+      for (const l of p.policies ?? []) {
+        if (l.policy && l.policy.id === id) return structuredClone(l.policy);
+      }
+    }
+    return undefined;
+  }
+
+  /** PATCH a policy link's state; false when the profile or link does not exist. */
+  setLinkState(profileId: string, linkId: string, state: State): boolean {
+    const trial = structuredClone(this.doc);
+    if (!setPolicyLinkState(trial, profileId, linkId, state)) return false;
+    const spec = loadTenant(trial);
+    this.doc = trial;
+    const etag = weakEtag(this.doc);
+    this.snap = { spec, apps: new PrivateApps(spec), etag };
+    this.emit('change', etag);
+    return true;
+  }
+}

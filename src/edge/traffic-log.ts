@@ -1,0 +1,227 @@
+/**
+ * The edge's traffic log: one record per flow in the Graph `networkAccessTraffic` shape,
+ * appended as a JSON line to a file (through one write stream, never a sync write per
+ * line) and kept in a bounded in-memory ring for the control API.
+ *
+ * Contract: every record has every field of `NetworkAccessTraffic` (absent values are
+ * `null`, never missing); `append()` never throws and never blocks; when the file stream
+ * falls more than `maxPendingBytes` behind, lines are dropped from the file (counted in
+ * `droppedLines`) but still kept in the ring.
+ */
+import { EventEmitter } from 'node:events';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ChannelName } from '../policy/model.js';
+
+export type TrafficType = 'internet' | 'private' | 'microsoft365';
+export type TrafficAction = 'allow' | 'block' | 'bypass';
+
+export interface PrivateAccessDetails {
+  /** The connector that carried the flow. */
+  connectorId: string;
+  connectorName: string;
+  /** The application segment (rule) that allowed the flow, or null when refused. */
+  appSegmentId: string | null;
+  /** What the connector resolved the destination to (`ip:port`), or null. */
+  resolvedDestination: string | null;
+  /** Why the flow was refused or failed, or null. */
+  accessDeniedReason: string | null;
+}
+
+/** Microsoft Graph beta `networkAccessTraffic` (the subset gsa-emu fills in). */
+export interface NetworkAccessTraffic {
+  transactionId: string;
+  connectionId: string;
+  sessionId: string;
+  /** When the flow started (ISO 8601, UTC). */
+  createdDateTime: string;
+  tenantId: string;
+  userId: string;
+  userPrincipalName: string;
+  deviceId: string;
+  trafficType: TrafficType;
+  sourceIp: string;
+  sourcePort: number;
+  /** What the edge connected to (after resolution); null when it never resolved. */
+  destinationIp: string | null;
+  destinationPort: number;
+  destinationFQDN: string | null;
+  destinationUrl: string | null;
+  transportProtocol: 'tcp' | 'udp';
+  /** Bytes from the client to the destination. */
+  sentBytes: number;
+  /** Bytes from the destination to the client. */
+  receivedBytes: number;
+  action: TrafficAction;
+  policyId: string | null;
+  policyName: string | null;
+  policyRuleId: string | null;
+  policyRuleName: string | null;
+  agentVersion: string;
+  initiatingProcessName: string | null;
+  operationStatus: 'success' | 'failure';
+  privateAccessDetails: PrivateAccessDetails | null;
+  /** gsa-emu extension: why the flow was blocked or failed (null on success). */
+  failureReason: string | null;
+  /** gsa-emu extension: when the flow ended (ISO 8601). */
+  endDateTime: string;
+}
+
+/** The field names, in output order (tests check every record has exactly these). */
+export const TRAFFIC_FIELDS: readonly (keyof NetworkAccessTraffic)[] = [
+  'transactionId',
+  'connectionId',
+  'sessionId',
+  'createdDateTime',
+  'endDateTime',
+  'tenantId',
+  'userId',
+  'userPrincipalName',
+  'deviceId',
+  'trafficType',
+  'sourceIp',
+  'sourcePort',
+  'destinationIp',
+  'destinationPort',
+  'destinationFQDN',
+  'destinationUrl',
+  'transportProtocol',
+  'sentBytes',
+  'receivedBytes',
+  'action',
+  'policyId',
+  'policyName',
+  'policyRuleId',
+  'policyRuleName',
+  'agentVersion',
+  'initiatingProcessName',
+  'operationStatus',
+  'failureReason',
+  'privateAccessDetails',
+];
+
+export function trafficTypeOf(channel: ChannelName): TrafficType {
+  return channel === 'm365' ? 'microsoft365' : channel;
+}
+
+export interface TrafficLogOptions {
+  /** JSON-lines file, appended to; null/undefined = memory only. */
+  file?: string | null;
+  /** Records kept in memory for the API. Default 10,000. */
+  capacity?: number;
+  /** File lines buffered in memory before lines are dropped. Default 8 MiB. */
+  maxPendingBytes?: number;
+}
+
+export interface TrafficQuery {
+  /** Keep a record when it returns true. */
+  where?: (r: NetworkAccessTraffic) => boolean;
+  /** At most this many records (newest first). */
+  top?: number;
+}
+
+/**
+ * Events: 'record' (r: NetworkAccessTraffic) after each append; 'error' is never emitted
+ * (file errors are counted in `fileErrors` and end file output).
+ */
+export class TrafficLog extends EventEmitter {
+  readonly capacity: number;
+  private readonly ring: (NetworkAccessTraffic | undefined)[];
+  private head = 0;
+  private count = 0;
+  private readonly out: WriteStream | null;
+  private readonly maxPending: number;
+  private fileOk: boolean;
+  /** Lines not written to the file because it fell behind or failed. */
+  droppedLines = 0;
+  fileErrors = 0;
+  /** Records appended since start. */
+  total = 0;
+
+  constructor(opts: TrafficLogOptions = {}) {
+    super();
+    this.capacity = Math.max(1, opts.capacity ?? 10_000);
+    this.ring = new Array(this.capacity);
+    this.maxPending = opts.maxPendingBytes ?? 8 * 1024 * 1024;
+    if (opts.file) {
+      mkdirSync(dirname(opts.file), { recursive: true });
+      this.out = createWriteStream(opts.file, { flags: 'a' });
+      this.out.on('error', () => {
+        this.fileErrors++;
+        this.fileOk = false;
+      });
+      this.fileOk = true;
+    } else {
+      this.out = null;
+      this.fileOk = false;
+    }
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  append(r: NetworkAccessTraffic): void {
+    this.ring[(this.head + this.count) % this.capacity] = r;
+    if (this.count < this.capacity) this.count++;
+    else this.head = (this.head + 1) % this.capacity;
+    this.total++;
+    if (this.out && this.fileOk) {
+      if (this.out.writableLength > this.maxPending) this.droppedLines++;
+      else this.out.write(`${JSON.stringify(r, TRAFFIC_FIELDS as string[])}\n`);
+    } else if (this.out) {
+      this.droppedLines++;
+    }
+    this.emit('record', r);
+  }
+
+  /** Records oldest first. */
+  all(): NetworkAccessTraffic[] {
+    const out: NetworkAccessTraffic[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.ring[(this.head + i) % this.capacity]!);
+    return out;
+  }
+
+  /** Newest first, filtered, at most `top`. */
+  query(q: TrafficQuery = {}): NetworkAccessTraffic[] {
+    const top = q.top ?? Number.POSITIVE_INFINITY;
+    const out: NetworkAccessTraffic[] = [];
+    for (let i = this.count - 1; i >= 0 && out.length < top; i--) {
+      const r = this.ring[(this.head + i) % this.capacity]!;
+      if (!q.where || q.where(r)) out.push(r);
+    }
+    return out;
+  }
+
+  /** Resolves with the first record (already logged or future) that `pred` accepts. */
+  waitFor(
+    pred: (r: NetworkAccessTraffic) => boolean,
+    timeoutMs = 5000,
+  ): Promise<NetworkAccessTraffic> {
+    const found = this.query({ where: pred, top: 1 })[0];
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const on = (r: NetworkAccessTraffic): void => {
+        if (!pred(r)) return;
+        clearTimeout(timer);
+        this.off('record', on);
+        resolve(r);
+      };
+      const timer = setTimeout(() => {
+        this.off('record', on);
+        reject(new Error(`no matching traffic log record within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on('record', on);
+    });
+  }
+
+  /** Flushes and closes the file. */
+  close(): Promise<void> {
+    const out = this.out;
+    if (!out || out.closed || out.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      out.end(() => resolve());
+      out.once('error', () => resolve());
+    });
+  }
+}
