@@ -1,0 +1,631 @@
+/**
+ * The managed client configuration of the GSA client (iOS: the Defender for Endpoint custom
+ * VPN profile's key-value pairs, as in the seed document) and the tiles and toggles it
+ * produces. The exact table is in docs/client-config.md.
+ *
+ * Keys: EnableGSA, EnableGSAPrivateChannel, EnableGSAInternetChannel (no value, 0-3),
+ * SilentOnboard, EnableVPNToggleInApp, BlockUsersFromDisablingAutomaticVPN (booleans).
+ * Sources: a JSON or YAML key-value object (or a list of `{name, value}` pairs), or an
+ * Apple `.mobileconfig` whose VPN payload carries them in `VendorConfig`.
+ *
+ * Contract: parsing returns `{ config, warnings }`: unknown keys and VPN payload
+ * differences are warnings (ConfigIssues); bad values throw one ConfigError listing every
+ * problem. Tiles: a locked or hidden toggle throws ToggleRefusedError; state() never throws.
+ *
+ * @example
+ * const { config } = loadClientConfigFile('gsa.mobileconfig');
+ * const tiles = createClientTiles(config);
+ * tiles.toggle('internet', true);
+ * classifierState = tiles.toClientState(loadPlatform('ios'));
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parseBinary as parsePlistBinary, parse as parsePlistXml } from 'plist';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, type ConfigIssue, ToggleRefusedError } from '../errors.js';
+import { show } from './graph.js';
+import type { ChannelName, ClientState, PlatformSpec } from './model.js';
+
+/** An EnableGSA* level. */
+export type Level = 0 | 1 | 2 | 3;
+/** How a missing EnableGSA* value is read: the seed document's table, or newer Microsoft docs. */
+export type NoValueMeans = 'seed' | 'newer';
+
+/** The VPN payload a .mobileconfig carried (for diagnostics). */
+export interface VpnPayloadInfo {
+  /** `UserDefinedName` (Intune: Connection Name). */
+  connectionName?: string;
+  /** `VPN.RemoteAddress`; the seed says 127.0.0.1. */
+  serverAddress?: string;
+  /** `VPNSubType` (Intune: VPN identifier); the seed says com.microsoft.scmx. */
+  identifier?: string;
+  /** `VPN.OnDemandEnabled`. */
+  onDemandEnabled?: boolean;
+}
+
+export interface ClientConfig {
+  /** Configured levels; undefined = no value. */
+  enableGSA?: Level;
+  enableGSAPrivateChannel?: Level;
+  enableGSAInternetChannel?: Level;
+  /** Onboard without user interaction (default false: the user onboards in the app). */
+  silentOnboard: boolean;
+  /** The user may switch the VPN from inside the app (default false). */
+  enableVPNToggleInApp: boolean;
+  /** Intune "Block users from disabling automatic VPN" (iOS `OnDemandUserOverrideDisabled`). */
+  blockUsersFromDisablingAutomaticVPN: boolean;
+  /** How a missing level is read (default 'seed'). */
+  noValueMeans?: NoValueMeans;
+  /** Set when the configuration came from a .mobileconfig. */
+  vpn?: VpnPayloadInfo;
+}
+
+export interface LoadedClientConfig {
+  config: ClientConfig;
+  /** Unknown keys, VPN payload values that differ from the seed's. */
+  warnings: ConfigIssue[];
+}
+
+export interface ClientConfigOptions {
+  /** Named in errors. */
+  file?: string;
+  noValueMeans?: NoValueMeans;
+}
+
+export const LEVEL_KEYS = [
+  'EnableGSA',
+  'EnableGSAPrivateChannel',
+  'EnableGSAInternetChannel',
+] as const;
+export const BOOLEAN_KEYS = [
+  'SilentOnboard',
+  'EnableVPNToggleInApp',
+  'BlockUsersFromDisablingAutomaticVPN',
+] as const;
+export const CLIENT_CONFIG_KEYS: readonly string[] = [...LEVEL_KEYS, ...BOOLEAN_KEYS];
+
+/** The key that drives each channel's tile or toggle. */
+export const CHANNEL_KEY: Record<ChannelName, (typeof LEVEL_KEYS)[number]> = {
+  m365: 'EnableGSA',
+  private: 'EnableGSAPrivateChannel',
+  internet: 'EnableGSAInternetChannel',
+};
+
+/** The VPN payload values the seed document prescribes. */
+export const SEED_VPN = { serverAddress: '127.0.0.1', identifier: 'com.microsoft.scmx' } as const;
+
+/** Keys of other platforms: a warning explains them instead of "unknown". */
+const OTHER_PLATFORM_KEYS: Record<string, string> = {
+  'Global Secure Access': 'an Android key; on iOS use EnableGSA',
+  GlobalSecureAccessPrivateChannel: 'an Android key; on iOS use EnableGSAPrivateChannel',
+  HideSignOutButton: 'a Windows registry value, not an iOS key',
+  HideDisablePrivateAccessButton: 'a Windows/macOS setting, not an iOS key',
+  HideDisableButton: 'a Windows/macOS setting, not an iOS key',
+  RestrictNonPrivilegedUsers: 'a Windows registry value, not an iOS key',
+  HidePauseButton: 'a macOS setting, not an iOS key',
+  HideQuitButton: 'a macOS setting, not an iOS key',
+};
+
+/** What gsa-emu uses when no configuration is given: every tile visible and on, user may toggle. */
+export function defaultClientConfig(): ClientConfig {
+  return {
+    enableGSA: 2,
+    enableGSAPrivateChannel: 2,
+    enableGSAInternetChannel: 2,
+    silentOnboard: true,
+    enableVPNToggleInApp: true,
+    blockUsersFromDisablingAutomaticVPN: false,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------
+
+/** A level: 0-3 as a number or numeric string; null, '' and undefined are "no value". */
+export function parseLevel(v: unknown): Level | undefined | string {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') {
+    const s = v.trim();
+    if (s === '') return undefined;
+    if (/^[0-3]$/.test(s)) return Number(s) as Level;
+  } else if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 3) {
+    return v as Level;
+  }
+  return `${show(v)} is not a level (no value, 0, 1, 2 or 3)`;
+}
+
+/** TRUE/true/True/1/yes (and the false forms); missing = undefined. */
+export function parseBool(v: unknown): boolean | undefined | string {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'boolean') return v;
+  if (v === 1 || v === 0) return v === 1;
+  if (typeof v === 'string') {
+    const s = v.trim().toLowerCase();
+    if (s === '') return undefined;
+    if (s === 'true' || s === '1' || s === 'yes') return true;
+    if (s === 'false' || s === '0' || s === 'no') return false;
+  }
+  return `${show(v)} is not a boolean (TRUE, true, True, 1 or FALSE, false, False, 0)`;
+}
+
+const LOWER_KEYS = new Map(CLIENT_CONFIG_KEYS.map((k) => [k.toLowerCase(), k]));
+
+/** Read key-value pairs (already collected with their paths) into a ClientConfig. */
+function fromPairs(
+  pairs: Array<{ key: string; value: unknown; path: string }>,
+  opts: ClientConfigOptions,
+  issues: ConfigIssue[],
+  warnings: ConfigIssue[],
+): ClientConfig {
+  const cfg: ClientConfig = {
+    silentOnboard: false,
+    enableVPNToggleInApp: false,
+    blockUsersFromDisablingAutomaticVPN: false,
+  };
+  if (opts.noValueMeans) cfg.noValueMeans = opts.noValueMeans;
+  const seen = new Map<string, string>();
+  for (const { key, value, path } of pairs) {
+    const known = CLIENT_CONFIG_KEYS.includes(key);
+    if (!known) {
+      const hint = OTHER_PLATFORM_KEYS[key];
+      const near = LOWER_KEYS.get(key.toLowerCase().replace(/\s+/g, ''));
+      warnings.push({
+        path,
+        message: hint
+          ? `ignored: ${hint}`
+          : near
+            ? `unknown key, ignored (did you mean ${near}? keys are case-sensitive)`
+            : `unknown key, ignored (known: ${CLIENT_CONFIG_KEYS.join(', ')})`,
+      });
+      continue;
+    }
+    const prev = seen.get(key);
+    if (prev !== undefined) {
+      issues.push({ path, message: `${key} is given twice (also at ${prev})` });
+      continue;
+    }
+    seen.set(key, path);
+    if ((LEVEL_KEYS as readonly string[]).includes(key)) {
+      const lv = parseLevel(value);
+      if (typeof lv === 'string') issues.push({ path, message: lv });
+      else if (lv !== undefined) {
+        if (key === 'EnableGSA') cfg.enableGSA = lv;
+        else if (key === 'EnableGSAPrivateChannel') cfg.enableGSAPrivateChannel = lv;
+        else cfg.enableGSAInternetChannel = lv;
+      }
+    } else {
+      const b = parseBool(value);
+      if (typeof b === 'string') issues.push({ path, message: b });
+      else if (b !== undefined) {
+        if (key === 'SilentOnboard') cfg.silentOnboard = b;
+        else if (key === 'EnableVPNToggleInApp') cfg.enableVPNToggleInApp = b;
+        else cfg.blockUsersFromDisablingAutomaticVPN = b;
+      }
+    }
+  }
+  return cfg;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const get = (o: Obj, k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
+const join = (base: string, key: string) =>
+  /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
+    ? base === ''
+      ? key
+      : `${base}.${key}`
+    : `${base}[${JSON.stringify(key)}]`;
+
+function pairsOf(json: unknown, base: string, issues: ConfigIssue[]) {
+  const pairs: Array<{ key: string; value: unknown; path: string }> = [];
+  if (isObj(json)) {
+    for (const key of Object.keys(json))
+      pairs.push({ key, value: json[key], path: join(base, key) });
+  } else if (Array.isArray(json)) {
+    // Intune / Graph form: [{ "name": "EnableGSA", "value": "2" }, ...] (or "key").
+    json.forEach((e, i) => {
+      const path = `${base}[${i}]`;
+      const key = isObj(e) ? (get(e, 'name') ?? get(e, 'key')) : undefined;
+      if (!isObj(e) || typeof key !== 'string') {
+        issues.push({ path, message: `must be {"name": ..., "value": ...}, not ${show(e)}` });
+        return;
+      }
+      pairs.push({ key, value: get(e, 'value'), path: `${path}.value` });
+    });
+  } else if (json !== undefined && json !== null) {
+    issues.push({ path: base, message: `must be an object of key-value pairs, not ${show(json)}` });
+  }
+  return pairs;
+}
+
+/** A JSON/YAML value: an object of key-value pairs, or a list of `{name, value}` pairs. */
+export function parseClientConfig(
+  json: unknown,
+  opts: ClientConfigOptions = {},
+): LoadedClientConfig {
+  const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const pairs = pairsOf(json, '', issues);
+  const config = fromPairs(pairs, opts, issues, warnings);
+  if (issues.length > 0) throw new ConfigError(issues, opts.file);
+  return { config, warnings };
+}
+
+/**
+ * An Apple configuration profile (XML or binary plist). Uses the VPN payload
+ * (`com.apple.vpn.managed`) whose `VPNSubType` is com.microsoft.scmx, else the first VPN
+ * payload (with a warning). Keys come from its `VendorConfig` (or `VPN.VendorConfig`);
+ * `VPN.OnDemandUserOverrideDisabled` = 1 means BlockUsersFromDisablingAutomaticVPN.
+ */
+export function parseMobileconfig(
+  data: string | Uint8Array,
+  opts: ClientConfigOptions = {},
+): LoadedClientConfig {
+  const fail = (path: string, message: string): never => {
+    throw new ConfigError([{ path, message }], opts.file);
+  };
+  let root: unknown;
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+  if (bytes.subarray(0, 8).toString('latin1') === 'bplist00') {
+    try {
+      root = parsePlistBinary(bytes);
+    } catch (e) {
+      fail('', `not a valid binary plist: ${(e as Error).message}`);
+    }
+  } else {
+    const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
+    if (!text.trimStart().startsWith('<')) {
+      fail(
+        '',
+        'not an XML plist (a signed .mobileconfig is CMS-wrapped: export the unsigned profile)',
+      );
+    }
+    try {
+      root = parsePlistXml(text);
+    } catch (e) {
+      fail('', `not a valid XML plist: ${(e as Error).message}`);
+    }
+  }
+  if (!isObj(root)) return fail('', 'the plist root is not a dictionary');
+  const content = get(root, 'PayloadContent');
+  if (!Array.isArray(content)) return fail('PayloadContent', 'missing or not an array of payloads');
+  const vpns = content
+    .map((p, i) => ({ p, i }))
+    .filter(({ p }) => isObj(p) && get(p, 'PayloadType') === 'com.apple.vpn.managed') as Array<{
+    p: Obj;
+    i: number;
+  }>;
+  if (vpns.length === 0) {
+    return fail('PayloadContent', 'no VPN payload (PayloadType com.apple.vpn.managed)');
+  }
+  const warnings: ConfigIssue[] = [];
+  const chosen = vpns.find(({ p }) => get(p, 'VPNSubType') === SEED_VPN.identifier) ?? vpns[0]!;
+  const base = `PayloadContent[${chosen.i}]`;
+  const payload = chosen.p;
+  const vpnDict = get(payload, 'VPN');
+  const vpn = isObj(vpnDict) ? vpnDict : {};
+  const info: VpnPayloadInfo = {};
+  const name = get(payload, 'UserDefinedName');
+  if (typeof name === 'string') info.connectionName = name;
+  const sub = get(payload, 'VPNSubType');
+  if (typeof sub === 'string') info.identifier = sub;
+  if (sub !== SEED_VPN.identifier) {
+    warnings.push({
+      path: `${base}.VPNSubType`,
+      message: `VPN identifier is ${show(sub)}, not ${SEED_VPN.identifier} (Defender for Endpoint)`,
+    });
+  }
+  const addr = get(vpn, 'RemoteAddress');
+  if (typeof addr === 'string') info.serverAddress = addr;
+  if (addr !== SEED_VPN.serverAddress) {
+    warnings.push({
+      path: `${base}.VPN.RemoteAddress`,
+      message: `VPN server address is ${show(addr)}, not ${SEED_VPN.serverAddress} (the client's self-looping VPN)`,
+    });
+  }
+  const onDemand = parseBool(get(vpn, 'OnDemandEnabled'));
+  if (typeof onDemand === 'boolean') info.onDemandEnabled = onDemand;
+  if (onDemand !== true) {
+    warnings.push({
+      path: `${base}.VPN.OnDemandEnabled`,
+      message: 'on-demand VPN is not enabled (the seed sets "Connect VPN" for all domains)',
+    });
+  }
+  let vendorPath = `${base}.VendorConfig`;
+  let vendor = get(payload, 'VendorConfig');
+  if (vendor === undefined && get(vpn, 'VendorConfig') !== undefined) {
+    vendor = get(vpn, 'VendorConfig');
+    vendorPath = `${base}.VPN.VendorConfig`;
+  }
+  const issues: ConfigIssue[] = [];
+  if (vendor === undefined) {
+    warnings.push({ path: vendorPath, message: 'no VendorConfig: no key-value pairs configured' });
+  } else if (!isObj(vendor)) {
+    issues.push({ path: vendorPath, message: `must be a dictionary, not ${show(vendor)}` });
+  }
+  const pairs = isObj(vendor) ? pairsOf(vendor, vendorPath, issues) : [];
+  const config = fromPairs(pairs, opts, issues, warnings);
+  const override = get(vpn, 'OnDemandUserOverrideDisabled');
+  if (override !== undefined) {
+    const b = parseBool(override);
+    if (typeof b === 'string') {
+      issues.push({ path: `${base}.VPN.OnDemandUserOverrideDisabled`, message: b });
+    } else if (b === true) config.blockUsersFromDisablingAutomaticVPN = true;
+  }
+  if (issues.length > 0) throw new ConfigError(issues, opts.file);
+  config.vpn = info;
+  return { config, warnings };
+}
+
+export type ClientConfigFormat = 'json' | 'yaml' | 'mobileconfig';
+
+/** Parse text (or bytes, for a binary plist) in the given format. */
+export function parseClientConfigText(
+  text: string | Uint8Array,
+  format: ClientConfigFormat,
+  opts: ClientConfigOptions = {},
+): LoadedClientConfig {
+  if (format === 'mobileconfig') return parseMobileconfig(text, opts);
+  const s = typeof text === 'string' ? text : Buffer.from(text).toString('utf8');
+  let json: unknown;
+  try {
+    json = format === 'yaml' ? parseYaml(s) : JSON.parse(s);
+  } catch (e) {
+    const first = (e as Error).message.split('\n')[0];
+    throw new ConfigError(
+      [{ path: '', message: `not valid ${format === 'yaml' ? 'YAML' : 'JSON'}: ${first}` }],
+      opts.file,
+    );
+  }
+  return parseClientConfig(json, opts);
+}
+
+/** Read a client configuration file: .json, .yaml/.yml, or .mobileconfig/.plist. */
+export function loadClientConfigFile(
+  file: string,
+  opts: Omit<ClientConfigOptions, 'file'> = {},
+): LoadedClientConfig {
+  const ext = extname(file).toLowerCase();
+  const format: ClientConfigFormat | undefined =
+    ext === '.json'
+      ? 'json'
+      : ext === '.yaml' || ext === '.yml'
+        ? 'yaml'
+        : ext === '.mobileconfig' || ext === '.plist'
+          ? 'mobileconfig'
+          : undefined;
+  if (!format) {
+    throw new ConfigError(
+      [
+        {
+          path: '',
+          message: `unknown file type ${show(ext)} (use .json, .yaml, .yml, .mobileconfig or .plist)`,
+        },
+      ],
+      file,
+    );
+  }
+  let data: Buffer;
+  try {
+    data = readFileSync(file);
+  } catch (e) {
+    throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
+  }
+  return parseClientConfigText(format === 'mobileconfig' ? data : data.toString('utf8'), format, {
+    ...opts,
+    file,
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Tiles
+// ---------------------------------------------------------------------------------------
+
+/** One channel's tile (m365 = the Global Secure Access tile) or toggle, as configured. */
+export interface TileSpec {
+  channel: ChannelName;
+  /** The key that configures it. */
+  key: string;
+  /** The configured level; undefined = no value. */
+  level: Level | undefined;
+  visible: boolean;
+  defaultOn: boolean;
+  userCanToggle: boolean;
+  /** One line for diagnostics: where these flags come from. */
+  reason: string;
+}
+export type Tiles = Record<ChannelName, TileSpec>;
+
+const LEVEL_FLAGS: Record<Level, { visible: boolean; defaultOn: boolean; userCanToggle: boolean }> =
+  {
+    0: { visible: false, defaultOn: false, userCanToggle: false },
+    1: { visible: true, defaultOn: false, userCanToggle: true },
+    2: { visible: true, defaultOn: true, userCanToggle: true },
+    3: { visible: true, defaultOn: true, userCanToggle: false },
+  };
+const LEVEL_TEXT: Record<Level, string> = {
+  0: 'not enabled, hidden',
+  1: 'visible, off by default, the user can toggle',
+  2: 'visible, on by default, the user can toggle',
+  3: 'visible and greyed out, on, the user cannot disable',
+};
+
+/**
+ * The tiles a configuration produces (docs/client-config.md has the table).
+ * No value: 'seed' reads the seed's table (EnableGSA: hidden; private: on, user can toggle;
+ * internet: hidden); 'newer' reads newer docs (EnableGSA: as 1; private: follows the GSA
+ * tile, no separate toggle; internet: hidden).
+ */
+export function resolveTiles(config: ClientConfig, noValueMeans?: NoValueMeans): Tiles {
+  const mode = noValueMeans ?? config.noValueMeans ?? 'seed';
+  const levels: Record<ChannelName, Level | undefined> = {
+    m365: config.enableGSA,
+    private: config.enableGSAPrivateChannel,
+    internet: config.enableGSAInternetChannel,
+  };
+  const tile = (channel: ChannelName): TileSpec => {
+    const key = CHANNEL_KEY[channel];
+    const level = levels[channel];
+    if (level !== undefined) {
+      return {
+        channel,
+        key,
+        level,
+        ...LEVEL_FLAGS[level],
+        reason: `${key}=${level}: ${LEVEL_TEXT[level]}`,
+      };
+    }
+    const nv = `${key} has no value (${mode})`;
+    if (channel === 'm365') {
+      const as: Level = mode === 'seed' ? 0 : 1;
+      return {
+        channel,
+        key,
+        level,
+        ...LEVEL_FLAGS[as],
+        reason: `${nv}: as ${as}, ${LEVEL_TEXT[as]}`,
+      };
+    }
+    if (channel === 'private') {
+      if (mode === 'seed') {
+        return {
+          channel,
+          key,
+          level,
+          ...LEVEL_FLAGS[2],
+          reason: `${nv}: enabled by default, the user can toggle`,
+        };
+      }
+      return {
+        channel,
+        key,
+        level,
+        visible: false,
+        defaultOn: true,
+        userCanToggle: false,
+        reason: `${nv}: follows the Global Secure Access tile, no separate toggle`,
+      };
+    }
+    return { channel, key, level, ...LEVEL_FLAGS[0], reason: `${nv}: as 0, ${LEVEL_TEXT[0]}` };
+  };
+  return { m365: tile('m365'), private: tile('private'), internet: tile('internet') };
+}
+
+export type ChannelStates = Record<ChannelName, boolean>;
+
+export interface ClientTilesSnapshot {
+  onboarded: boolean;
+  vpnOn: boolean;
+  /** Switch positions (what the user sees). */
+  toggles: ChannelStates;
+  /** What is forwarded: needs onboarding, the VPN, and the GSA tile for private/internet. */
+  channels: ChannelStates;
+  tiles: Tiles;
+}
+
+export interface ClientTiles {
+  readonly config: ClientConfig;
+  readonly tiles: Tiles;
+  /** Effective channel states: a channel forwards only when onboarded, the VPN is on, the
+   *  GSA tile (m365) is on, and (private/internet) its own toggle is on. */
+  state(): ChannelStates;
+  /** Switch positions, regardless of the GSA tile and the VPN. */
+  toggles(): ChannelStates;
+  /** The user flips a tile (m365 = the GSA tile) or toggle; throws ToggleRefusedError if locked or hidden. */
+  toggle(channel: ChannelName, on: boolean): ChannelStates;
+  /** The user switches the VPN in the app (needs EnableVPNToggleInApp) or in Settings
+   *  (turning it off is refused with BlockUsersFromDisablingAutomaticVPN). */
+  setVpn(on: boolean, via: 'app' | 'settings'): ChannelStates;
+  /** Interactive onboarding, when SilentOnboard is not set. */
+  onboard(): ChannelStates;
+  snapshot(): ClientTilesSnapshot;
+  /** Called after every change; returns an unsubscribe function. */
+  onChange(listener: (state: ChannelStates) => void): () => void;
+  toClientState(platform: PlatformSpec): ClientState;
+}
+
+export interface ClientTilesOptions {
+  noValueMeans?: NoValueMeans;
+  /** Start onboarded even without SilentOnboard (default: SilentOnboard). */
+  onboarded?: boolean;
+}
+
+const LABEL: Record<ChannelName, string> = {
+  m365: 'the Global Secure Access tile',
+  private: 'the Private Access toggle',
+  internet: 'the Internet Access toggle',
+};
+
+/** Tiles and toggles in their default positions, with the admin's locks enforced. */
+export function createClientTiles(
+  config: ClientConfig,
+  opts: ClientTilesOptions = {},
+): ClientTiles {
+  const tiles = resolveTiles(config, opts.noValueMeans);
+  const toggles: ChannelStates = {
+    m365: tiles.m365.defaultOn,
+    private: tiles.private.defaultOn,
+    internet: tiles.internet.defaultOn,
+  };
+  let onboarded = opts.onboarded ?? config.silentOnboard;
+  let vpnOn = true; // on-demand "Connect VPN" for all domains (the seed)
+  const listeners = new Set<(s: ChannelStates) => void>();
+
+  const state = (): ChannelStates => {
+    const gsa = onboarded && vpnOn && toggles.m365;
+    return { m365: gsa, private: gsa && toggles.private, internet: gsa && toggles.internet };
+  };
+  const changed = (): ChannelStates => {
+    const s = state();
+    for (const l of listeners) l(s);
+    return s;
+  };
+
+  return {
+    config,
+    tiles,
+    state,
+    toggles: () => ({ ...toggles }),
+    toggle(channel, on) {
+      const t = tiles[channel];
+      if (!t) throw new ToggleRefusedError(`unknown channel ${show(channel)}`);
+      if (!t.visible) {
+        throw new ToggleRefusedError(
+          `${LABEL[channel]} is not shown to the user: ${t.reason}; it cannot be turned ${on ? 'on' : 'off'}`,
+        );
+      }
+      if (!t.userCanToggle) {
+        throw new ToggleRefusedError(
+          `${LABEL[channel]} is locked by the administrator (${t.reason}); it cannot be turned ${on ? 'on' : 'off'}`,
+        );
+      }
+      toggles[channel] = on;
+      return changed();
+    },
+    setVpn(on, via) {
+      if (via === 'app' && !config.enableVPNToggleInApp) {
+        throw new ToggleRefusedError(
+          'the VPN toggle in the app is not enabled (EnableVPNToggleInApp is not TRUE); use Settings',
+        );
+      }
+      if (via === 'settings' && !on && config.blockUsersFromDisablingAutomaticVPN) {
+        throw new ToggleRefusedError(
+          'the administrator blocks disabling the automatic VPN (Block users from disabling automatic VPN = Yes)',
+        );
+      }
+      vpnOn = on;
+      return changed();
+    },
+    onboard() {
+      onboarded = true;
+      return changed();
+    },
+    snapshot: () => ({ onboarded, vpnOn, toggles: { ...toggles }, channels: state(), tiles }),
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    toClientState: (platform) => ({ channels: state(), platform }),
+  };
+}

@@ -1,0 +1,386 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildBinary } from 'plist';
+import t from 'tap';
+import { ConfigError, ToggleRefusedError } from '../../src/errors.js';
+import {
+  type ClientConfig,
+  createClientTiles,
+  defaultClientConfig,
+  type Level,
+  loadClientConfigFile,
+  parseClientConfig,
+  parseClientConfigText,
+  parseMobileconfig,
+  resolveTiles,
+} from '../../src/policy/client-config.js';
+import { CHANNELS, type ChannelName } from '../../src/policy/model.js';
+import { loadPlatform } from '../../src/policy/platform.js';
+
+const fixtures = fileURLToPath(new URL('../fixtures/client-config/', import.meta.url));
+const fixture = (name: string) => join(fixtures, name);
+const base = (): ClientConfig => ({
+  silentOnboard: true,
+  enableVPNToggleInApp: false,
+  blockUsersFromDisablingAutomaticVPN: false,
+});
+
+t.test('.mobileconfig fixture (Intune custom VPN profile)', async (t) => {
+  const { config, warnings } = loadClientConfigFile(fixture('defender-gsa.mobileconfig'));
+  t.equal(config.enableGSA, 2);
+  t.equal(config.enableGSAPrivateChannel, 3);
+  t.equal(config.enableGSAInternetChannel, 1);
+  t.equal(config.silentOnboard, true);
+  t.equal(config.enableVPNToggleInApp, true);
+  t.equal(config.blockUsersFromDisablingAutomaticVPN, true, 'from OnDemandUserOverrideDisabled');
+  t.same(config.vpn, {
+    connectionName: 'Microsoft Defender for Endpoint',
+    identifier: 'com.microsoft.scmx',
+    serverAddress: '127.0.0.1',
+    onDemandEnabled: true,
+  });
+  t.same(warnings, [
+    { path: 'PayloadContent[0].VendorConfig.ExampleCustomKey', message: warnings[0]?.message },
+  ]);
+  t.match(warnings[0]!.message, /unknown key, ignored/);
+});
+
+t.test('.mobileconfig: VPN payload differences are reported', async (t) => {
+  const xml = readFileSync(fixture('defender-gsa.mobileconfig'), 'utf8')
+    .replace('<string>127.0.0.1</string>', '<string>vpn.contoso.test</string>')
+    .replace('<string>com.microsoft.scmx</string>', '<string>com.example.vpn</string>')
+    .replace(
+      '<key>OnDemandEnabled</key>\n\t\t\t\t<integer>1</integer>',
+      '<key>OnDemandEnabled</key>\n\t\t\t\t<integer>0</integer>',
+    );
+  const { warnings } = parseMobileconfig(xml);
+  const paths = warnings.map((w) => w.path);
+  t.ok(paths.includes('PayloadContent[0].VPNSubType'));
+  t.ok(paths.includes('PayloadContent[0].VPN.RemoteAddress'));
+  t.ok(paths.includes('PayloadContent[0].VPN.OnDemandEnabled'));
+  t.match(
+    warnings.find((w) => w.path.endsWith('RemoteAddress'))!.message,
+    /"vpn\.contoso\.test", not 127\.0\.0\.1/,
+  );
+});
+
+t.test('.mobileconfig: bad values, wrong files', async (t) => {
+  const xml = readFileSync(fixture('defender-gsa.mobileconfig'), 'utf8').replace(
+    '<key>EnableGSA</key>\n\t\t\t\t<string>2</string>',
+    '<key>EnableGSA</key>\n\t\t\t\t<string>4</string>',
+  );
+  t.throws(() => parseMobileconfig(xml, { file: 'x.mobileconfig' }), {
+    code: 'GSA_ERR_CONFIG',
+    file: 'x.mobileconfig',
+    issues: [
+      {
+        path: 'PayloadContent[0].VendorConfig.EnableGSA',
+        message: '"4" is not a level (no value, 0, 1, 2 or 3)',
+      },
+    ],
+  });
+  t.throws(() => parseMobileconfig('\x30\x82\x05\x00'), {
+    code: 'GSA_ERR_CONFIG',
+    message: /signed \.mobileconfig/,
+  });
+  t.throws(() => parseMobileconfig('<plist><array/></plist>'), {
+    message: /root is not a dictionary/,
+  });
+  t.throws(() => parseMobileconfig('<plist><dict/></plist>'), {
+    code: 'GSA_ERR_CONFIG',
+    issues: [{ path: 'PayloadContent' }],
+  });
+  t.throws(
+    () =>
+      parseMobileconfig(
+        '<plist><dict><key>PayloadContent</key><array><dict><key>PayloadType</key><string>com.apple.wifi.managed</string></dict></array></dict></plist>',
+      ),
+    { message: /no VPN payload/ },
+  );
+  // A VendorConfig inside the VPN dictionary is read too; the second VPN payload is chosen by identifier.
+  const two = `<plist><dict><key>PayloadContent</key><array>
+    <dict><key>PayloadType</key><string>com.apple.vpn.managed</string><key>VPNSubType</key><string>com.other</string></dict>
+    <dict><key>PayloadType</key><string>com.apple.vpn.managed</string><key>VPNSubType</key><string>com.microsoft.scmx</string>
+      <key>VPN</key><dict><key>RemoteAddress</key><string>127.0.0.1</string><key>OnDemandEnabled</key><true/>
+      <key>VendorConfig</key><dict><key>EnableGSA</key><integer>3</integer></dict></dict></dict>
+  </array></dict></plist>`;
+  const r = parseMobileconfig(two);
+  t.equal(r.config.enableGSA, 3);
+  t.same(r.warnings, []);
+  // Binary plists work as well.
+  const bin = buildBinary({
+    PayloadContent: [
+      {
+        PayloadType: 'com.apple.vpn.managed',
+        VPNSubType: 'com.microsoft.scmx',
+        VPN: { RemoteAddress: '127.0.0.1', OnDemandEnabled: 1 },
+        VendorConfig: { EnableGSAInternetChannel: '2' },
+      },
+    ],
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'gsa-cc-'));
+  writeFileSync(join(dir, 'b.mobileconfig'), bin);
+  t.equal(loadClientConfigFile(join(dir, 'b.mobileconfig')).config.enableGSAInternetChannel, 2);
+});
+
+t.test('YAML and JSON files', async (t) => {
+  const y = loadClientConfigFile(fixture('gsa.yaml'));
+  t.same(y.config, {
+    silentOnboard: true,
+    enableVPNToggleInApp: true,
+    blockUsersFromDisablingAutomaticVPN: true,
+    enableGSA: 3,
+    enableGSAPrivateChannel: 2,
+    enableGSAInternetChannel: 2,
+  });
+  t.same(y.warnings, []);
+  const j = loadClientConfigFile(fixture('gsa.json'), { noValueMeans: 'newer' });
+  t.equal(j.config.enableGSA, 1);
+  t.equal(j.config.enableGSAPrivateChannel, undefined, 'empty string = no value');
+  t.equal(j.config.enableGSAInternetChannel, 0);
+  t.equal(j.config.noValueMeans, 'newer');
+  t.equal(j.warnings.length, 1);
+  t.equal(j.warnings[0]!.path, 'enablegsa');
+  t.match(j.warnings[0]!.message, /did you mean EnableGSA\?/);
+  t.throws(() => loadClientConfigFile(fixture('nope.ini')), { message: /unknown file type/ });
+  t.throws(() => loadClientConfigFile(fixture('missing.json')), { message: /cannot read/ });
+  t.throws(() => parseClientConfigText('EnableGSA: [1', 'yaml'), {
+    code: 'GSA_ERR_CONFIG',
+    message: /not valid YAML/,
+  });
+  t.throws(() => parseClientConfigText('{', 'json'), {
+    code: 'GSA_ERR_CONFIG',
+    message: /not valid JSON/,
+  });
+});
+
+t.test('values: every accepted form, every bad value reported at once', async (t) => {
+  for (const v of [2, '2', ' 2 '])
+    t.equal(parseClientConfig({ EnableGSA: v }).config.enableGSA, 2, JSON.stringify(v));
+  for (const v of [null, '', undefined])
+    t.equal(parseClientConfig({ EnableGSA: v }).config.enableGSA, undefined);
+  for (const v of ['TRUE', 'true', 'True', '1', 1, true, 'yes']) {
+    t.equal(
+      parseClientConfig({ EnableVPNToggleInApp: v }).config.enableVPNToggleInApp,
+      true,
+      String(v),
+    );
+  }
+  for (const v of ['FALSE', 'false', '0', 0, false]) {
+    t.equal(parseClientConfig({ SilentOnboard: v }).config.silentOnboard, false, String(v));
+  }
+  const err = t.throws(() =>
+    parseClientConfig({
+      EnableGSA: 4,
+      EnableGSAPrivateChannel: '1.5',
+      EnableGSAInternetChannel: true,
+      SilentOnboard: 'maybe',
+    }),
+  ) as ConfigError;
+  t.ok(err instanceof ConfigError);
+  t.same(
+    err.issues.map((i) => i.path),
+    ['EnableGSA', 'EnableGSAPrivateChannel', 'EnableGSAInternetChannel', 'SilentOnboard'],
+  );
+  t.match(err.issues[3]!.message, /"maybe" is not a boolean/);
+  // The Intune / Graph list form.
+  const list = parseClientConfig([
+    { name: 'EnableGSA', value: '3' },
+    { key: 'SilentOnboard', value: 'True' },
+    { name: 'Global Secure Access', value: '2' },
+  ]);
+  t.equal(list.config.enableGSA, 3);
+  t.equal(list.config.silentOnboard, true);
+  t.same(
+    list.warnings.map((w) => w.path),
+    ['[2].value'],
+  );
+  t.match(list.warnings[0]!.message, /Android key/);
+  t.throws(
+    () =>
+      parseClientConfig([
+        { name: 'EnableGSA', value: 1 },
+        { name: 'EnableGSA', value: 2 },
+      ]),
+    {
+      code: 'GSA_ERR_CONFIG',
+      issues: [{ path: '[1].value', message: /given twice/ }],
+    },
+  );
+  t.throws(() => parseClientConfig([7]), { code: 'GSA_ERR_CONFIG', issues: [{ path: '[0]' }] });
+  t.throws(() => parseClientConfig('EnableGSA=1'), {
+    code: 'GSA_ERR_CONFIG',
+    issues: [{ path: '' }],
+  });
+  t.same(parseClientConfig({ 'Enable GSA': 1 }).warnings[0]!.path, '["Enable GSA"]');
+});
+
+/** Expected tile flags per configured level (the seed's table). */
+const LEVELS: Record<Level, [boolean, boolean, boolean]> = {
+  0: [false, false, false],
+  1: [true, false, true],
+  2: [true, true, true],
+  3: [true, true, false],
+};
+
+t.test('tiles: every level 0-3 for every channel', async (t) => {
+  for (const channel of CHANNELS) {
+    for (const level of [0, 1, 2, 3] as Level[]) {
+      const cfg: ClientConfig = {
+        ...base(),
+        enableGSA: 2,
+        enableGSAPrivateChannel: 2,
+        enableGSAInternetChannel: 2,
+      };
+      if (channel === 'm365') cfg.enableGSA = level;
+      if (channel === 'private') cfg.enableGSAPrivateChannel = level;
+      if (channel === 'internet') cfg.enableGSAInternetChannel = level;
+      const tile = resolveTiles(cfg)[channel];
+      t.same(
+        [tile.visible, tile.defaultOn, tile.userCanToggle],
+        LEVELS[level],
+        `${channel} ${level}`,
+      );
+      t.equal(tile.level, level);
+      const s = createClientTiles(cfg).state();
+      const gsaOn = channel === 'm365' ? level >= 2 : true;
+      t.equal(s[channel], channel === 'm365' ? gsaOn : level >= 2, `${channel} ${level} state`);
+      if (channel === 'm365') {
+        t.equal(s.private, gsaOn, 'private follows the GSA tile');
+        t.equal(s.internet, gsaOn, 'internet follows the GSA tile');
+      }
+    }
+  }
+});
+
+t.test('tiles: no value, seed and newer readings', async (t) => {
+  const seed = resolveTiles(base());
+  t.same(
+    [seed.m365.visible, seed.m365.defaultOn, seed.m365.userCanToggle],
+    LEVELS[0],
+    'EnableGSA: not enabled',
+  );
+  t.same(
+    [seed.private.visible, seed.private.defaultOn, seed.private.userCanToggle],
+    LEVELS[2],
+    'private: enabled, user can toggle',
+  );
+  t.same(
+    [seed.internet.visible, seed.internet.defaultOn, seed.internet.userCanToggle],
+    LEVELS[0],
+    'internet: hidden',
+  );
+  t.same(createClientTiles(base()).state(), { m365: false, private: false, internet: false });
+  t.same(createClientTiles({ ...base(), enableGSA: 2 }).state(), {
+    m365: true,
+    private: true,
+    internet: false,
+  });
+
+  const newer = resolveTiles(base(), 'newer');
+  t.same(
+    [newer.m365.visible, newer.m365.defaultOn, newer.m365.userCanToggle],
+    LEVELS[1],
+    'EnableGSA: as 1',
+  );
+  t.same(
+    [newer.private.visible, newer.private.defaultOn, newer.private.userCanToggle],
+    [false, true, false],
+  );
+  t.match(newer.private.reason, /follows the Global Secure Access tile/);
+  t.same(
+    [newer.internet.visible, newer.internet.defaultOn, newer.internet.userCanToggle],
+    LEVELS[0],
+  );
+  t.equal(resolveTiles({ ...base(), noValueMeans: 'newer' }).m365.visible, true, 'from the config');
+  const tiles = createClientTiles(base(), { noValueMeans: 'newer' });
+  t.same(tiles.state(), { m365: false, private: false, internet: false });
+  t.same(
+    tiles.toggle('m365', true),
+    { m365: true, private: true, internet: false },
+    'private follows',
+  );
+  t.throws(() => tiles.toggle('private', false), ToggleRefusedError);
+});
+
+t.test('toggles: allowed, refused when locked or hidden', async (t) => {
+  const tiles = createClientTiles({
+    ...base(),
+    enableGSA: 1,
+    enableGSAPrivateChannel: 3,
+    enableGSAInternetChannel: 0,
+  });
+  t.same(tiles.state(), { m365: false, private: false, internet: false }, 'GSA defaults off');
+  t.same(tiles.toggles(), { m365: false, private: true, internet: false });
+  const seen: unknown[] = [];
+  const off = tiles.onChange((s) => seen.push(s));
+  t.same(tiles.toggle('m365', true), { m365: true, private: true, internet: false });
+  const locked = t.throws(() => tiles.toggle('private', false)) as ToggleRefusedError;
+  t.ok(locked instanceof ToggleRefusedError);
+  t.equal(locked.code, 'GSA_ERR_TOGGLE_LOCKED');
+  t.match(
+    locked.message,
+    /Private Access toggle is locked by the administrator \(EnableGSAPrivateChannel=3/,
+  );
+  const hidden = t.throws(() => tiles.toggle('internet', true)) as ToggleRefusedError;
+  t.match(
+    hidden.message,
+    /Internet Access toggle is not shown to the user: EnableGSAInternetChannel=0/,
+  );
+  t.same(tiles.toggle('m365', false), { m365: false, private: false, internet: false });
+  off();
+  tiles.toggle('m365', true);
+  t.equal(seen.length, 2, 'listener called per change until unsubscribed');
+  const gsaLocked = createClientTiles({ ...base(), enableGSA: 3 });
+  t.throws(() => gsaLocked.toggle('m365', false), {
+    code: 'GSA_ERR_TOGGLE_LOCKED',
+    message: /Global Secure Access tile is locked/,
+  });
+  t.throws(() => createClientTiles(base()).toggle('m365', true), {
+    message: /EnableGSA has no value \(seed\)/,
+  });
+  const free = createClientTiles({ ...base(), enableGSA: 2, enableGSAInternetChannel: 1 });
+  t.same(free.toggle('internet', true), { m365: true, private: true, internet: true });
+  t.same(free.toggle('private', false), { m365: true, private: false, internet: true });
+});
+
+t.test('VPN, onboarding, ClientState', async (t) => {
+  const cfg: ClientConfig = {
+    ...defaultClientConfig(),
+    silentOnboard: false,
+    enableVPNToggleInApp: false,
+    blockUsersFromDisablingAutomaticVPN: true,
+  };
+  const tiles = createClientTiles(cfg);
+  t.same(tiles.state(), { m365: false, private: false, internet: false }, 'not onboarded');
+  t.same(tiles.onboard(), { m365: true, private: true, internet: true });
+  t.throws(() => tiles.setVpn(false, 'app'), {
+    code: 'GSA_ERR_TOGGLE_LOCKED',
+    message: /EnableVPNToggleInApp/,
+  });
+  t.throws(() => tiles.setVpn(false, 'settings'), {
+    code: 'GSA_ERR_TOGGLE_LOCKED',
+    message: /Block users from disabling automatic VPN/,
+  });
+  const open = createClientTiles({ ...defaultClientConfig() });
+  t.same(open.setVpn(false, 'settings'), { m365: false, private: false, internet: false });
+  t.same(
+    open.toggles(),
+    { m365: true, private: true, internet: true },
+    'switches keep their positions',
+  );
+  t.same(open.setVpn(true, 'app'), { m365: true, private: true, internet: true });
+  const ios = loadPlatform('ios');
+  const st = open.toClientState(ios);
+  t.same(st.channels, { m365: true, private: true, internet: true });
+  t.equal(st.platform, ios);
+  const snap = open.snapshot();
+  t.equal(snap.onboarded, true);
+  t.equal(snap.vpnOn, true);
+  t.equal(snap.tiles.m365.key, 'EnableGSA');
+  const ch: ChannelName[] = Object.keys(snap.channels) as ChannelName[];
+  t.same(ch, ['m365', 'private', 'internet']);
+  t.equal(createClientTiles(cfg, { onboarded: true }).state().m365, true);
+});
