@@ -1,0 +1,515 @@
+/**
+ * The forwarder: the one stage between capture (SOCKS5, HTTP proxy, TUN) and the tunnel.
+ * For each new flow it classifies once, then tunnels, bypasses, blocks or drops it, applies
+ * hardening when the channel's edge is down, and keeps the flow table.
+ *
+ * Contract:
+ * - `connectTcp(req)` never throws; it resolves to an upstream Duplex (a TunnelStream or a
+ *   direct socket) or to a refusal (`blocked | unreachable | refused | timeout`) that the
+ *   capture turns into its own reply code (SOCKS 0x02/0x04/0x05/0x06, HTTP 403/502/504).
+ * - Classification: one reused Flow record is filled and `decide()` is called once. Only
+ *   when a name matched no rule at all (the decision acquired nothing) and the address is
+ *   unknown, the name is resolved (hosts map, then system DNS with a timeout) and the flow
+ *   is classified a second time by address, so IP-based rules (private app segments,
+ *   Microsoft IP ranges) still apply to names. A name acquired by a rule is tunneled by
+ *   name and the edge resolves it (docs/decisions/forward-classify-by-name.md).
+ * - `relay(res, client)` pipes both ways with backpressure (stream.pipeline), propagates
+ *   half-close (FIN <-> end()), and closes the flow record once both directions ended or
+ *   either side failed.
+ * - `udpAssociation(...)` handles datagram flows (SOCKS UDP ASSOCIATE, later TUN UDP).
+ */
+import { randomUUID } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
+import { type Duplex, pipeline } from 'node:stream';
+import type { Classifier, Decision, Flow } from '../classify/types.js';
+import { newFlow, PROTO_TCP } from '../classify/types.js';
+import { ChannelDownError, StreamResetError } from '../errors.js';
+import type { ChannelName, ClientState } from '../policy/model.js';
+import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js';
+import { ResetCode } from '../tunnel/types.js';
+import { ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
+import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
+import type { Resolver } from './resolver.js';
+import { UdpAssociation } from './udp.js';
+
+export type Refusal = 'blocked' | 'unreachable' | 'refused' | 'timeout';
+
+export interface ConnectRequest {
+  /** Destination name as the application gave it (SOCKS domain, HTTP Host), or null. */
+  host: string | null;
+  /** Destination address (IPv4/IPv6 text) when known, or null. */
+  ip: string | null;
+  port: number;
+  srcIp: string;
+  srcPort: number;
+  capture: CaptureKind;
+  process?: string | null;
+}
+
+export type ConnectResult =
+  | { upstream: Duplex; decision: Decision; flow: FlowRecord; refused?: undefined }
+  | {
+      refused: Refusal;
+      decision: Decision;
+      flow: FlowRecord;
+      reason: string;
+      upstream?: undefined;
+    };
+
+/** A minimal logger (pino-compatible subset). */
+export interface ForwardLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface ForwarderOptions {
+  /** The current classifier (read per flow, so a swap affects new flows only). */
+  classifier: () => Classifier;
+  tunnels: ChannelTunnels;
+  /** Current tiles/toggles and platform. */
+  clientState: () => ClientState;
+  resolver: Resolver;
+  flows: FlowTable;
+  /** Direct (bypass) connect timeout in ms. Default 10,000. */
+  connectTimeoutMs?: number;
+  /** Time allowed for the edge to accept a tunneled stream (OPEN_OK) in ms. Default 15,000. */
+  openTimeoutMs?: number;
+  /** Local address for direct (bypassed) TCP connects and UDP sockets. Default: any. */
+  bypassLocalAddress?: string;
+  /** UDP: idle time after which a destination flow of an association is closed (ms). Default 60,000. */
+  udpIdleMs?: number;
+  /** UDP: destinations per association. Default 256. */
+  udpMaxFlows?: number;
+  /** UDP: datagrams queued per destination while it is being set up. Default 64. */
+  udpQueue?: number;
+  log?: ForwardLogger;
+}
+
+const noop = (): void => {};
+const noopLog: ForwardLogger = { info() {}, warn() {}, debug() {} };
+
+/** Maps a refusal to the flow-table action/status. */
+function actionOf(d: Decision): FlowAction {
+  switch (d.action) {
+    case 'tunnel':
+      return 'Tunnel';
+    case 'bypass':
+      return 'Bypass';
+    case 'block':
+      return 'Block';
+    default:
+      return 'Drop';
+  }
+}
+
+/** Maps a TunnelStream reset (the edge's answer to OPEN) to a refusal. */
+export function refusalOfReset(code: number, reason: string): Refusal {
+  switch (code) {
+    case ResetCode.BLOCKED:
+      return 'blocked';
+    case ResetCode.TIMEOUT:
+      return 'timeout';
+    case ResetCode.CONNECT_FAILED:
+      return /refused/i.test(reason) ? 'refused' : 'unreachable';
+    case ResetCode.REFUSED:
+      return 'refused';
+    default:
+      return 'unreachable';
+  }
+}
+
+/** Maps a direct-connect socket error to a refusal. */
+export function refusalOfError(err: NodeJS.ErrnoException): Refusal {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'ETIMEDOUT':
+    case 'ESOCKETTIMEDOUT':
+      return 'timeout';
+    default:
+      return 'unreachable';
+  }
+}
+
+class SocketBytes implements ByteSource {
+  constructor(private readonly s: Socket) {}
+  get sent(): number {
+    return this.s.bytesWritten;
+  }
+  get received(): number {
+    return this.s.bytesRead;
+  }
+}
+
+class StreamBytes implements ByteSource {
+  constructor(private readonly s: TunnelStream) {}
+  get sent(): number {
+    return this.s.bytesSent;
+  }
+  get received(): number {
+    return this.s.bytesReceived;
+  }
+}
+
+export class Forwarder {
+  readonly flows: FlowTable;
+  readonly resolver: Resolver;
+  private readonly opts: ForwarderOptions;
+  private readonly log: ForwardLogger;
+  /** The one Flow record classification reuses (decide() is synchronous). */
+  private readonly flow: Flow = newFlow();
+  private readonly associations = new Set<UdpAssociation>();
+
+  constructor(opts: ForwarderOptions) {
+    this.opts = opts;
+    this.flows = opts.flows;
+    this.resolver = opts.resolver;
+    this.log = opts.log ?? noopLog;
+  }
+
+  /** Fills the reused Flow record and classifies it. Never throws. */
+  classify(proto: number, host: string | null, ip: string | null, port: number): Decision {
+    const f = this.flow;
+    f.proto = proto;
+    f.port = port;
+    f.host = host;
+    f.ip4 = 0;
+    f.ip6.fill(0);
+    // family 0: address unknown (a name only); the classifier skips its address tables.
+    f.family = 0;
+    if (ip !== null) {
+      const v4 = parseIPv4(ip);
+      if (v4 >= 0) {
+        f.family = 4;
+        f.ip4 = v4;
+      } else if (parseIPv6(ip, f.ip6)) {
+        f.family = 6;
+      }
+    }
+    return this.opts.classifier().decide(f);
+  }
+
+  /**
+   * Classifies a request (name first, then by resolved address when the name acquired
+   * nothing). Returns the decision and the address, if one was learned.
+   */
+  async decide(
+    proto: number,
+    host: string | null,
+    ip: string | null,
+    port: number,
+  ): Promise<{ decision: Decision; ip: string | null; host: string | null }> {
+    if (host !== null) {
+      host = host.toLowerCase();
+      if (host.endsWith('.')) host = host.slice(0, -1);
+      if (ipFamily(host) !== 0) {
+        ip ??= host;
+        host = null;
+      }
+    }
+    let d = this.classify(proto, host, ip, port);
+    if (host !== null && ip === null && d.ruleId === null && d.action === 'bypass') {
+      const resolved = await this.resolver.resolve(host);
+      if (resolved !== null) {
+        ip = resolved;
+        d = this.classify(proto, host, ip, port);
+      }
+    }
+    return { decision: d, ip, host };
+  }
+
+  private newRecord(
+    req: ConnectRequest,
+    proto: 'tcp' | 'udp',
+    host: string | null,
+    ip: string | null,
+    d: Decision,
+  ): FlowRecord {
+    return {
+      flowId: this.flows.newFlowId(),
+      connectionId: randomUUID(),
+      beginTime: Date.now(),
+      endTime: null,
+      status: 'Active',
+      protocol: proto,
+      destinationFqdn: host,
+      destinationIp: ip,
+      destinationPort: req.port,
+      sourceIp: req.srcIp,
+      sourcePort: req.srcPort,
+      process: req.process ?? null,
+      bytesSent: 0,
+      bytesReceived: 0,
+      channel: d.channel,
+      ruleId: d.ruleId,
+      action: actionOf(d),
+      hardening: 'N',
+      capture: req.capture,
+      reason: d.reason,
+      drops: 0,
+    };
+  }
+
+  private refuse(
+    rec: FlowRecord,
+    d: Decision,
+    refused: Refusal,
+    reason: string,
+  ): ConnectResult & { refused: Refusal } {
+    rec.status = 'Terminated';
+    rec.reason = reason;
+    this.flows.counters.refusal(refused);
+    this.flows.record(rec);
+    this.log.info(
+      {
+        flowId: rec.flowId,
+        connectionId: rec.connectionId,
+        host: rec.destinationFqdn,
+        ip: rec.destinationIp,
+        port: rec.destinationPort,
+        action: rec.action,
+        refused,
+        reason,
+      },
+      'flow refused',
+    );
+    return { refused, decision: d, flow: rec, reason };
+  }
+
+  /** Opens a TCP flow. Never throws. */
+  async connectTcp(req: ConnectRequest): Promise<ConnectResult> {
+    const { decision: d, ip, host } = await this.decide(PROTO_TCP, req.host, req.ip, req.port);
+    const rec = this.newRecord(req, 'tcp', host, ip, d);
+    switch (d.action) {
+      case 'block':
+        return this.refuse(rec, d, 'blocked', `blocked by ${d.ruleName ?? d.ruleId ?? 'policy'}`);
+      case 'drop':
+        return this.refuse(rec, d, 'blocked', `dropped: ${d.reason}`);
+      case 'bypass':
+        return this.direct(rec, d, host, ip, req.port);
+      default:
+        break;
+    }
+    const channel = d.channel as ChannelName;
+    if (!this.opts.clientState().channels[channel]) {
+      // The tile was switched off after this classifier was compiled: the traffic goes direct.
+      rec.action = 'Bypass';
+      return this.direct(rec, d, host, ip, req.port);
+    }
+    let stream: TunnelStream;
+    try {
+      if (!this.opts.tunnels.isUp(channel)) throw new ChannelDownError(channel);
+      stream = this.opts.tunnels.open(channel, this.meta(rec, channel, d, 'tcp'));
+    } catch (err) {
+      if (!(err instanceof ChannelDownError)) {
+        return this.refuse(rec, d, 'unreachable', `tunnel open failed: ${(err as Error).message}`);
+      }
+      return this.harden(rec, d, host, ip, req.port);
+    }
+    // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
+    stream.on('error', noop);
+    const res = await this.awaitOpened(stream);
+    if (res !== null) {
+      if (res.down) return this.harden(rec, d, host, ip, req.port);
+      return this.refuse(rec, d, res.refused, res.reason);
+    }
+    this.track(rec, stream, new StreamBytes(stream));
+    return { upstream: stream, decision: d, flow: rec };
+  }
+
+  /** Hardening: the channel's edge is unreachable; apply the rule's clientFallbackAction. */
+  private harden(
+    rec: FlowRecord,
+    d: Decision,
+    host: string | null,
+    ip: string | null,
+    port: number,
+  ): Promise<ConnectResult> | ConnectResult {
+    rec.hardening = 'Y';
+    if (d.fallback === 'bypass') {
+      rec.action = 'Bypass';
+      rec.reason = `${d.channel} channel down: fallback bypass`;
+      return this.direct(rec, d, host, ip, port);
+    }
+    rec.action = 'Block';
+    return this.refuse(rec, d, 'blocked', `${d.channel} channel down: fallback block`);
+  }
+
+  private meta(rec: FlowRecord, channel: ChannelName, d: Decision, proto: 'tcp' | 'udp'): OpenMeta {
+    return {
+      proto,
+      host: rec.destinationFqdn,
+      ip: rec.destinationIp,
+      port: rec.destinationPort,
+      flowId: rec.flowId,
+      connectionId: rec.connectionId,
+      channel,
+      ruleId: d.ruleId,
+      policyId: d.policyId,
+      srcIp: rec.sourceIp,
+      srcPort: rec.sourcePort,
+      process: rec.process,
+    };
+  }
+
+  /** null when opened; otherwise why not (`down`: the session died, apply hardening). */
+  private awaitOpened(
+    stream: TunnelStream,
+  ): Promise<null | { refused: Refusal; reason: string; down?: boolean }> {
+    const timeoutMs = this.opts.openTimeoutMs ?? 15_000;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        stream.reset(ResetCode.TIMEOUT, 'open timeout');
+        resolve({ refused: 'timeout', reason: `edge did not accept within ${timeoutMs} ms` });
+      }, timeoutMs);
+      stream.opened.then(
+        () => {
+          clearTimeout(timer);
+          resolve(null);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (err instanceof StreamResetError) {
+            if (err.resetCode === ResetCode.SESSION_CLOSED) {
+              resolve({ refused: 'unreachable', reason: err.message, down: true });
+              return;
+            }
+            resolve({ refused: refusalOfReset(err.resetCode, err.message), reason: err.message });
+            return;
+          }
+          resolve({ refused: 'unreachable', reason: (err as Error)?.message ?? String(err) });
+        },
+      );
+    });
+  }
+
+  /** Bypass: connect directly (resolving the name if needed), with a timeout. */
+  private async direct(
+    rec: FlowRecord,
+    d: Decision,
+    host: string | null,
+    ip: string | null,
+    port: number,
+  ): Promise<ConnectResult> {
+    if (ip === null && host !== null) {
+      ip = await this.resolver.resolve(host);
+      if (ip === null) return this.refuse(rec, d, 'unreachable', `cannot resolve ${host}`);
+      rec.destinationIp = ip;
+    }
+    if (ip === null) return this.refuse(rec, d, 'unreachable', 'no destination address');
+    const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
+    const local = this.opts.bypassLocalAddress;
+    const sock = await new Promise<Socket | { refused: Refusal; reason: string }>((resolve) => {
+      const s = netConnect({
+        host: ip!,
+        port,
+        allowHalfOpen: true,
+        noDelay: true,
+        ...(local && ipFamily(local) === ipFamily(ip!) ? { localAddress: local } : {}),
+      });
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve({ refused: 'timeout', reason: `connect to ${ip}:${port} timed out` });
+      }, timeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        resolve({ refused: refusalOfError(err), reason: `${err.code ?? 'error'} ${ip}:${port}` });
+      });
+    });
+    if ('refused' in sock) return this.refuse(rec, d, sock.refused, sock.reason);
+    this.track(rec, sock, new SocketBytes(sock));
+    return { upstream: sock, decision: d, flow: rec };
+  }
+
+  /** Registers an open flow and closes its record when the upstream closes. */
+  private track(rec: FlowRecord, upstream: Duplex, bytes: ByteSource): void {
+    this.flows.open(rec, bytes);
+    let why: string | null = null;
+    upstream.on('reset', (code: number, reason: string) => {
+      if (code !== ResetCode.CANCEL) why = `reset ${code}${reason ? ` ${reason}` : ''}`;
+    });
+    upstream.on('error', (err: Error) => {
+      why ??= err.message;
+    });
+    upstream.once('close', () => {
+      this.flows.close(rec.flowId, why ? 'Terminated' : undefined, why ?? undefined);
+    });
+  }
+
+  /**
+   * Pipes `client` <-> `res.upstream` with backpressure until both directions ended
+   * (half-close propagates: the client's FIN ends the upstream's writable side and vice
+   * versa), or until either side fails, which destroys both. `head` is written upstream
+   * first (bytes the capture already read past its handshake). Resolves when done.
+   */
+  relay(upstream: Duplex, client: Duplex, head?: Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      let pending = 2;
+      let failed = false;
+      // An aborted upstream (tunnel RST, socket error) aborts the client with a TCP RST, so
+      // the application sees a reset rather than a clean end it could take for complete
+      // data. Registered before pipeline() so it runs before pipeline's own destroy().
+      const abortClient = (): void => {
+        const c = client as Duplex & { resetAndDestroy?: () => void };
+        if (client.destroyed) return;
+        if (typeof c.resetAndDestroy === 'function') c.resetAndDestroy();
+        else client.destroy();
+      };
+      upstream.once('reset', (code: number) => {
+        if (code !== ResetCode.CANCEL) abortClient();
+      });
+      upstream.once('error', abortClient);
+      const done = (err?: Error | null): void => {
+        if (err && !failed) {
+          failed = true;
+          client.destroy();
+          upstream.destroy();
+        }
+        if (--pending === 0) {
+          if (!client.destroyed) client.destroy();
+          if (!upstream.destroyed) upstream.destroy();
+          resolve();
+        }
+      };
+      if (head && head.length > 0) upstream.write(head);
+      pipeline(client, upstream, done);
+      pipeline(upstream, client, done);
+    });
+  }
+
+  /**
+   * Opens a UDP association for one client (SOCKS UDP ASSOCIATE, TUN UDP). `reply` is called
+   * for every datagram coming back, with the address it came from (for SOCKS: the
+   * destination the client sent to).
+   */
+  udpAssociation(
+    req: { srcIp: string; srcPort: number; capture: CaptureKind; process?: string | null },
+    reply: (payload: Buffer, host: string | null, ip: string | null, port: number) => void,
+  ): UdpAssociation {
+    const a = new UdpAssociation(this, this.opts, req, reply);
+    this.associations.add(a);
+    a.onClose = () => this.associations.delete(a);
+    return a;
+  }
+
+  /** @internal used by UdpAssociation */
+  _newRecord(req: ConnectRequest, host: string | null, ip: string | null, d: Decision): FlowRecord {
+    return this.newRecord(req, 'udp', host, ip, d);
+  }
+
+  /** @internal */
+  _meta(rec: FlowRecord, channel: ChannelName, d: Decision): OpenMeta {
+    return this.meta(rec, channel, d, 'udp');
+  }
+
+  /** Closes every UDP association (flows already relayed by TCP end with their sockets). */
+  close(): void {
+    for (const a of [...this.associations]) a.close();
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * UDP associations: the datagram side of the forwarder (SOCKS5 UDP ASSOCIATE; TUN UDP
+ * later). One association per client; inside it, one flow per destination (host or
+ * address, port), classified once when its first datagram arrives, then:
+ * - tunnel: a 'udp' TunnelStream on the decision's channel (DGRAM frames, sendDatagram /
+ *   'datagram'); datagrams wait (bounded queue) until the edge accepted the flow;
+ * - bypass: a UDP socket of its own (so replies come back to this flow only);
+ * - drop / block: datagrams are discarded and counted by reason (`quic` for UDP on the
+ *   platform's QUIC ports, `policy`, `blocked`, `hardening`, `unreachable`, `limit`).
+ * Destination flows close after `udpIdleMs` without traffic; closing the association
+ * closes them all. Never throws on bad input.
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { Decision } from '../classify/types.js';
+import { PROTO_UDP } from '../classify/types.js';
+import { ChannelDownError } from '../errors.js';
+import type { ChannelName } from '../policy/model.js';
+import type { TunnelStream } from '../tunnel/types.js';
+import { ResetCode } from '../tunnel/types.js';
+import { ipFamily } from '../util/ip.js';
+import type { ByteSource, CaptureKind, FlowRecord } from './flow-table.js';
+import type { ConnectRequest, Forwarder, ForwarderOptions } from './forwarder.js';
+
+type State = 'pending' | 'tunnel' | 'bypass' | 'discard';
+
+class DestFlow implements ByteSource {
+  state: State = 'pending';
+  queue: Buffer[] = [];
+  rec: FlowRecord | null = null;
+  stream: TunnelStream | null = null;
+  sock: UdpSocket | null = null;
+  /** Drop reason while discarding. */
+  dropReason = 'policy';
+  sent = 0;
+  received = 0;
+  last = Date.now();
+  constructor(
+    readonly host: string | null,
+    readonly ip: string | null,
+    readonly port: number,
+  ) {}
+}
+
+export class UdpAssociation {
+  onClose: () => void = () => {};
+  closed = false;
+  private readonly flows = new Map<string, DestFlow>();
+  private readonly sweep: NodeJS.Timeout;
+  private readonly idleMs: number;
+  private readonly maxFlows: number;
+  private readonly maxQueue: number;
+
+  constructor(
+    private readonly fwd: Forwarder,
+    private readonly opts: ForwarderOptions,
+    private readonly req: {
+      srcIp: string;
+      srcPort: number;
+      capture: CaptureKind;
+      process?: string | null;
+    },
+    private readonly reply: (
+      payload: Buffer,
+      host: string | null,
+      ip: string | null,
+      port: number,
+    ) => void,
+  ) {
+    this.idleMs = opts.udpIdleMs ?? 60_000;
+    this.maxFlows = opts.udpMaxFlows ?? 256;
+    this.maxQueue = opts.udpQueue ?? 64;
+    this.sweep = setInterval(() => this.expire(), Math.max(50, this.idleMs >>> 1));
+    this.sweep.unref();
+  }
+
+  /** Number of destination flows currently held. */
+  get size(): number {
+    return this.flows.size;
+  }
+
+  /** Source port the client sends from, once known (SOCKS learns it from the first datagram). */
+  setSource(srcIp: string, srcPort: number): void {
+    this.req.srcIp = srcIp;
+    this.req.srcPort = srcPort;
+  }
+
+  /** One datagram from the client to (host | ip, port). */
+  send(host: string | null, ip: string | null, port: number, payload: Buffer): void {
+    if (this.closed) return;
+    const key = `${host ?? ip}|${port}`;
+    let f = this.flows.get(key);
+    if (f === undefined) {
+      if (this.flows.size >= this.maxFlows) {
+        this.fwd.flows.counters.drop('limit');
+        return;
+      }
+      f = new DestFlow(host, ip, port);
+      this.flows.set(key, f);
+      void this.setup(f);
+    }
+    f.last = Date.now();
+    switch (f.state) {
+      case 'pending':
+        if (f.queue.length < this.maxQueue) f.queue.push(payload);
+        else this.drop(f, 'queue');
+        return;
+      case 'tunnel':
+        if (f.stream!.sendDatagram(payload)) f.sent += payload.length;
+        else this.drop(f, 'tunnel-busy');
+        return;
+      case 'bypass':
+        this.sendDirect(f, payload);
+        return;
+      default:
+        this.drop(f, f.dropReason);
+    }
+  }
+
+  private drop(f: DestFlow, reason: string): void {
+    this.fwd.flows.counters.drop(reason);
+    if (f.rec) f.rec.drops++;
+  }
+
+  private sendDirect(f: DestFlow, payload: Buffer): void {
+    f.sent += payload.length;
+    f.sock!.send(payload, f.port, f.rec!.destinationIp!);
+  }
+
+  private async setup(f: DestFlow): Promise<void> {
+    const { decision: d, ip, host } = await this.fwd.decide(PROTO_UDP, f.host, f.ip, f.port);
+    if (this.closed) return;
+    const req: ConnectRequest = { ...this.req, host, ip, port: f.port };
+    const rec = this.fwd._newRecord(req, host, ip, d);
+    f.rec = rec;
+    switch (d.action) {
+      case 'drop':
+        return this.discard(f, this.isQuic(f.port) ? 'quic' : 'policy');
+      case 'block':
+        return this.discard(f, 'blocked');
+      case 'bypass':
+        return this.bypass(f, d);
+      default:
+        break;
+    }
+    const channel = d.channel as ChannelName;
+    if (!this.opts.clientState().channels[channel]) {
+      rec.action = 'Bypass';
+      return this.bypass(f, d);
+    }
+    let stream: TunnelStream;
+    try {
+      if (!this.opts.tunnels.isUp(channel)) throw new ChannelDownError(channel);
+      stream = this.opts.tunnels.open(channel, this.fwd._meta(rec, channel, d));
+    } catch (err) {
+      if (err instanceof ChannelDownError) return this.harden(f, d);
+      rec.reason = (err as Error).message;
+      return this.discard(f, 'unreachable');
+    }
+    f.stream = stream;
+    stream.on('datagram', (payload: Buffer) => {
+      f.received += payload.length;
+      f.last = Date.now();
+      this.reply(payload, f.host, f.ip ?? rec.destinationIp, f.port);
+    });
+    let resetWhy: string | null = null;
+    stream.on('reset', (code: number, reason: string) => {
+      if (code !== ResetCode.CANCEL) resetWhy = `reset ${code}${reason ? ` ${reason}` : ''}`;
+    });
+    stream.on('error', () => {});
+    stream.once('close', () => {
+      const k = this.keyOf(f);
+      if (this.flows.get(k) === f) this.flows.delete(k);
+      f.state = 'discard';
+      this.fwd.flows.close(rec.flowId, resetWhy ? 'Terminated' : undefined, resetWhy ?? undefined);
+    });
+    this.fwd.flows.open(rec, f);
+    try {
+      await stream.opened;
+    } catch (err) {
+      rec.reason = (err as Error).message;
+      this.fwd.flows.close(rec.flowId, 'Terminated', rec.reason);
+      f.state = 'discard';
+      f.dropReason = 'unreachable';
+      for (let i = 0; i < f.queue.length; i++) this.drop(f, 'unreachable');
+      f.queue = [];
+      return;
+    }
+    f.state = 'tunnel';
+    const q = f.queue;
+    f.queue = [];
+    for (const p of q) {
+      if (stream.sendDatagram(p)) f.sent += p.length;
+      else this.drop(f, 'tunnel-busy');
+    }
+  }
+
+  private keyOf(f: DestFlow): string {
+    return `${f.host ?? f.ip}|${f.port}`;
+  }
+
+  private isQuic(port: number): boolean {
+    return this.opts.clientState().platform.quic.ports.includes(port);
+  }
+
+  private harden(f: DestFlow, d: Decision): Promise<void> | undefined {
+    const rec = f.rec!;
+    rec.hardening = 'Y';
+    if (d.fallback === 'bypass') {
+      rec.action = 'Bypass';
+      return this.bypass(f, d);
+    }
+    rec.action = 'Block';
+    this.discard(f, 'hardening');
+    return undefined;
+  }
+
+  /** Records the flow as refused/dropped and discards its datagrams from now on. */
+  private discard(f: DestFlow, reason: string): void {
+    const rec = f.rec!;
+    f.state = 'discard';
+    f.dropReason = reason;
+    rec.status = 'Terminated';
+    if (reason !== 'quic' && reason !== 'policy') rec.reason = `${reason}: ${rec.reason}`;
+    this.fwd.flows.record(rec);
+    const q = f.queue;
+    f.queue = [];
+    for (let i = 0; i < q.length; i++) this.drop(f, reason);
+  }
+
+  private async bypass(f: DestFlow, _d: Decision): Promise<void> {
+    const rec = f.rec!;
+    let ip = rec.destinationIp;
+    if (ip === null && rec.destinationFqdn !== null) {
+      ip = await this.fwd.resolver.resolve(rec.destinationFqdn);
+      if (this.closed) return;
+    }
+    if (ip === null) {
+      rec.reason = `cannot resolve ${rec.destinationFqdn}`;
+      return this.discard(f, 'unreachable');
+    }
+    rec.destinationIp = ip;
+    const fam = ipFamily(ip) === 6 ? 6 : 4;
+    const sock = createSocket(fam === 6 ? 'udp6' : 'udp4');
+    f.sock = sock;
+    sock.on('error', () => {});
+    sock.on('message', (msg, rinfo) => {
+      f.received += msg.length;
+      f.last = Date.now();
+      this.reply(msg, null, rinfo.address, rinfo.port);
+    });
+    const local = this.opts.bypassLocalAddress;
+    await new Promise<void>((resolve) => {
+      sock.bind({ port: 0, ...(local && ipFamily(local) === fam ? { address: local } : {}) }, () =>
+        resolve(),
+      );
+    });
+    if (this.closed) {
+      sock.close();
+      return;
+    }
+    this.fwd.flows.open(rec, f);
+    f.state = 'bypass';
+    const q = f.queue;
+    f.queue = [];
+    for (const p of q) this.sendDirect(f, p);
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    for (const [k, f] of this.flows) {
+      if (now - f.last >= this.idleMs) {
+        this.flows.delete(k);
+        this.closeFlow(f);
+      }
+    }
+  }
+
+  private closeFlow(f: DestFlow): void {
+    const state = f.state;
+    f.state = 'discard';
+    f.dropReason = 'closed';
+    if (f.sock) {
+      try {
+        f.sock.close();
+      } catch {}
+    }
+    if (f.stream && !f.stream.destroyed) f.stream.destroy();
+    if (f.rec && (state === 'bypass' || state === 'tunnel' || state === 'pending')) {
+      this.fwd.flows.close(f.rec.flowId);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweep);
+    for (const f of this.flows.values()) this.closeFlow(f);
+    this.flows.clear();
+    this.onClose();
+  }
+}

@@ -1,0 +1,488 @@
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import t from 'tap';
+import { PROTO_TCP, PROTO_UDP } from '../../src/classify/types.js';
+import { FlowTable } from '../../src/forward/flow-table.js';
+import { Forwarder, refusalOfReset } from '../../src/forward/forwarder.js';
+import { Resolver } from '../../src/forward/resolver.js';
+import { ResetCode } from '../../src/tunnel/types.js';
+import {
+  clientState,
+  closedPort,
+  decision,
+  echoServer,
+  FakeClassifier,
+  FakeTunnels,
+  readAll,
+  udpEcho,
+} from './fixtures/fakes.js';
+
+const TUNNEL_INET = decision({
+  action: 'tunnel',
+  channel: 'internet',
+  ruleId: 'ia-acquire',
+  policyId: 'p-ia',
+  fallback: 'bypass',
+});
+const TUNNEL_PRIV = decision({
+  action: 'tunnel',
+  channel: 'private',
+  ruleId: 'pa-app1',
+  fallback: 'block',
+});
+const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'ia-bypass' });
+const BLOCK = decision({
+  action: 'block',
+  channel: 'internet',
+  ruleId: 'blk',
+  ruleName: 'no-gambling',
+});
+const DROP = decision({
+  action: 'drop',
+  channel: null,
+  ruleId: null,
+  reason: 'QUIC dropped (iOS)',
+});
+const TUNNEL_EXO_UDP = decision({
+  action: 'tunnel',
+  channel: 'm365',
+  ruleId: 'exo-udp',
+  group: 'exchange',
+});
+
+function setup(
+  rules: ConstructorParameters<typeof FakeClassifier>[0],
+  hosts: Record<string, string> = {},
+) {
+  const classifier = new FakeClassifier(rules);
+  const tunnels = new FakeTunnels();
+  const flows = new FlowTable({ keepClosed: 50 });
+  let state = clientState();
+  const fwd = new Forwarder({
+    classifier: () => classifier,
+    tunnels,
+    clientState: () => state,
+    resolver: new Resolver({ hosts, system: false }),
+    flows,
+    connectTimeoutMs: 2000,
+    openTimeoutMs: 300,
+    udpIdleMs: 200,
+  });
+  return {
+    classifier,
+    tunnels,
+    flows,
+    fwd,
+    setState: (s: ReturnType<typeof clientState>) => {
+      state = s;
+    },
+  };
+}
+
+/** A connected pair of loopback sockets: [app side, capture side]. */
+async function socketPair(): Promise<[Socket, Socket, () => void]> {
+  const srv = createServer({ allowHalfOpen: true });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  const accepted = once(srv, 'connection');
+  const app = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const [inner] = (await accepted) as [Socket];
+  await once(app, 'connect').catch(() => {});
+  return [app, inner, () => srv.close()];
+}
+
+t.test('refusalOfReset maps RST codes', async (t) => {
+  t.equal(refusalOfReset(ResetCode.BLOCKED, ''), 'blocked');
+  t.equal(refusalOfReset(ResetCode.TIMEOUT, ''), 'timeout');
+  t.equal(refusalOfReset(ResetCode.CONNECT_FAILED, 'connect ECONNREFUSED'), 'refused');
+  t.equal(refusalOfReset(ResetCode.CONNECT_FAILED, 'EHOSTUNREACH'), 'unreachable');
+  t.equal(refusalOfReset(ResetCode.REFUSED, ''), 'refused');
+});
+
+t.test(
+  'tunnel: one classification, meta carries the connection id, bytes counted, half-close',
+  async (t) => {
+    const echo = await echoServer();
+    t.teardown(echo.close);
+    const { fwd, tunnels, classifier, flows } = setup([
+      { host: 'www.example.test', decision: TUNNEL_INET },
+    ]);
+    const res = await fwd.connectTcp({
+      host: 'WWW.Example.test.',
+      ip: null,
+      port: echo.port,
+      srcIp: '127.0.0.1',
+      srcPort: 5555,
+      capture: 'socks',
+    });
+    t.notOk(res.refused, 'not refused');
+    t.equal(classifier.seen.length, 1, 'classified once');
+    t.same(classifier.seen[0], {
+      proto: PROTO_TCP,
+      family: 0,
+      ip: null,
+      host: 'www.example.test',
+      port: echo.port,
+    });
+    t.equal(tunnels.opened.length, 1);
+    const meta = tunnels.opened[0]!.meta;
+    t.equal(meta.channel, 'internet');
+    t.equal(meta.host, 'www.example.test');
+    t.equal(meta.ruleId, 'ia-acquire');
+    t.equal(meta.connectionId, res.flow.connectionId);
+    t.equal(meta.flowId, res.flow.flowId);
+    t.equal(meta.srcPort, 5555);
+
+    const [app, inner, stop] = await socketPair();
+    t.teardown(stop);
+    const done = fwd.relay(res.upstream!, inner);
+    app.write('ping');
+    const got = await new Promise<Buffer>((r) => app.once('data', r));
+    t.equal(got.toString(), 'ping');
+    t.equal(flows.list()[0]!.status, 'Active');
+    app.end(); // half-close: the server answers 'bye' after our FIN
+    const rest = await readAll(app);
+    t.equal(rest.toString(), 'bye', 'data after half-close arrives');
+    await done;
+    await new Promise((r) => setImmediate(r));
+    const rec = flows.list()[0]!;
+    t.equal(rec.status, 'Closed');
+    t.equal(rec.action, 'Tunnel');
+    t.equal(rec.channel, 'internet');
+    t.equal(rec.hardening, 'N');
+    t.equal(rec.bytesSent, 4);
+    t.equal(rec.bytesReceived, 7);
+    t.equal(flows.counters.flows.Tunnel.internet, 1);
+    t.match(flows.metrics(), /gsa_client_bytes_total\{direction="received",channel="internet"\} 7/);
+  },
+);
+
+t.test('bypass: direct connect through the hosts map; flow Bypassed', async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { fwd, tunnels, flows } = setup([{ host: 'direct.test', decision: BYPASS }], {
+    'direct.test': '127.0.0.1',
+  });
+  const res = await fwd.connectTcp({
+    host: 'direct.test',
+    ip: null,
+    port: echo.port,
+    srcIp: '127.0.0.1',
+    srcPort: 1,
+    capture: 'http',
+  });
+  t.notOk(res.refused);
+  t.equal(tunnels.opened.length, 0, 'nothing tunneled');
+  t.equal(res.flow.destinationIp, '127.0.0.1');
+  const [app, inner, stop] = await socketPair();
+  t.teardown(stop);
+  const done = fwd.relay(res.upstream!, inner);
+  app.end('abc');
+  t.equal((await readAll(app)).toString(), 'abcbye');
+  await done;
+  await new Promise((r) => setImmediate(r));
+  const rec = flows.list()[0]!;
+  t.equal(rec.status, 'Bypassed');
+  t.equal(rec.action, 'Bypass');
+  t.equal(rec.bytesSent, 3);
+  t.equal(rec.bytesReceived, 6);
+});
+
+t.test('block: refused without any connection', async (t) => {
+  const { fwd, tunnels, flows } = setup([{ host: 'casino.test', decision: BLOCK }]);
+  const res = await fwd.connectTcp({
+    host: 'casino.test',
+    ip: null,
+    port: 443,
+    srcIp: '127.0.0.1',
+    srcPort: 1,
+    capture: 'socks',
+  });
+  t.equal(res.refused, 'blocked');
+  t.match(res.refused && res.reason, /no-gambling/);
+  t.equal(tunnels.opened.length, 0);
+  const rec = flows.list()[0]!;
+  t.equal(rec.action, 'Block');
+  t.equal(rec.status, 'Terminated');
+  t.equal(flows.counters.refusals.get('blocked'), 1);
+  t.equal(flows.activeCount, 0);
+});
+
+t.test('drop on TCP is refused as blocked', async (t) => {
+  const { fwd } = setup([{ port: 9, decision: DROP }]);
+  const res = await fwd.connectTcp({
+    host: null,
+    ip: '192.0.2.1',
+    port: 9,
+    srcIp: '127.0.0.1',
+    srcPort: 1,
+    capture: 'socks',
+  });
+  t.equal(res.refused, 'blocked');
+  t.equal(res.flow.action, 'Drop');
+});
+
+t.test('hardening: channel down -> fallback bypass goes direct (hardening Y)', async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { fwd, tunnels, flows } = setup([{ host: 'www.example.test', decision: TUNNEL_INET }], {
+    'www.example.test': '127.0.0.1',
+  });
+  tunnels.up.internet = false;
+  const res = await fwd.connectTcp({
+    host: 'www.example.test',
+    ip: null,
+    port: echo.port,
+    srcIp: '127.0.0.1',
+    srcPort: 2,
+    capture: 'socks',
+  });
+  t.notOk(res.refused);
+  t.equal(tunnels.opened.length, 0);
+  t.equal(res.flow.hardening, 'Y');
+  t.equal(res.flow.action, 'Bypass');
+  res.upstream!.destroy();
+  t.equal(flows.counters.hardened, 1);
+});
+
+t.test(
+  'hardening: open() throws ChannelDownError -> fallback block refuses (hardening Y)',
+  async (t) => {
+    const { fwd, tunnels } = setup([{ host: 'app1.contoso.test', decision: TUNNEL_PRIV }]);
+    tunnels.throwOnOpen = true;
+    const res = await fwd.connectTcp({
+      host: 'app1.contoso.test',
+      ip: null,
+      port: 80,
+      srcIp: '127.0.0.1',
+      srcPort: 2,
+      capture: 'socks',
+    });
+    t.equal(res.refused, 'blocked');
+    t.equal(res.flow.hardening, 'Y');
+    t.equal(res.flow.action, 'Block');
+  },
+);
+
+t.test('hardening: session dies while opening (SESSION_CLOSED) -> fallback', async (t) => {
+  const { fwd, tunnels } = setup([{ host: 'app1.contoso.test', decision: TUNNEL_PRIV }]);
+  tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
+  const res = await fwd.connectTcp({
+    host: 'app1.contoso.test',
+    ip: null,
+    port: 80,
+    srcIp: '127.0.0.1',
+    srcPort: 2,
+    capture: 'socks',
+  });
+  t.equal(res.refused, 'blocked');
+  t.equal(res.flow.hardening, 'Y');
+});
+
+t.test('edge resets map to refusals; open timeout', async (t) => {
+  const { fwd, tunnels, flows } = setup([{ host: 'x.test', decision: TUNNEL_INET }]);
+  const cases: Array<[number, string, string]> = [
+    [ResetCode.BLOCKED, 'category gambling', 'blocked'],
+    [ResetCode.CONNECT_FAILED, 'connect ECONNREFUSED 1.2.3.4:80', 'refused'],
+    [ResetCode.CONNECT_FAILED, 'getaddrinfo ENOTFOUND', 'unreachable'],
+    [ResetCode.TIMEOUT, '', 'timeout'],
+  ];
+  for (const [code, reason, want] of cases) {
+    tunnels.behaviour = { kind: 'reset', code, reason };
+    const res = await fwd.connectTcp({
+      host: 'x.test',
+      ip: null,
+      port: 80,
+      srcIp: '127.0.0.1',
+      srcPort: 3,
+      capture: 'socks',
+    });
+    t.equal(res.refused, want, `code ${code} ${reason}`);
+    t.equal(res.flow.status, 'Terminated');
+  }
+  tunnels.behaviour = { kind: 'hang' };
+  const t0 = Date.now();
+  const res = await fwd.connectTcp({
+    host: 'x.test',
+    ip: null,
+    port: 80,
+    srcIp: '127.0.0.1',
+    srcPort: 3,
+    capture: 'socks',
+  });
+  t.equal(res.refused, 'timeout');
+  t.ok(Date.now() - t0 < 2000);
+  t.equal(tunnels.opened.at(-1)!.resetCode, ResetCode.TIMEOUT, 'the stream was reset');
+  t.equal(flows.activeCount, 0);
+});
+
+t.test('bypass failures: connection refused, unresolvable name', async (t) => {
+  const port = await closedPort();
+  const { fwd } = setup([{ decision: BYPASS }], {});
+  let res = await fwd.connectTcp({
+    host: null,
+    ip: '127.0.0.1',
+    port,
+    srcIp: '127.0.0.1',
+    srcPort: 3,
+    capture: 'socks',
+  });
+  t.equal(res.refused, 'refused');
+  res = await fwd.connectTcp({
+    host: 'nowhere.invalid',
+    ip: null,
+    port,
+    srcIp: '127.0.0.1',
+    srcPort: 3,
+    capture: 'socks',
+  });
+  t.equal(res.refused, 'unreachable');
+});
+
+t.test('a name that acquired nothing is resolved and classified by address', async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { fwd, classifier, tunnels } = setup(
+    [{ ip: '127.0.0.1', port: echo.port, decision: TUNNEL_PRIV }],
+    { 'rdp.corp.test': '127.0.0.1' },
+  );
+  const res = await fwd.connectTcp({
+    host: 'rdp.corp.test',
+    ip: null,
+    port: echo.port,
+    srcIp: '127.0.0.1',
+    srcPort: 3,
+    capture: 'socks',
+  });
+  t.notOk(res.refused);
+  t.equal(classifier.seen.length, 2, 'second pass by address');
+  t.equal(classifier.seen[1]!.family, 4);
+  t.equal(classifier.seen[1]!.ip, '127.0.0.1');
+  t.equal(classifier.seen[1]!.host, 'rdp.corp.test');
+  t.equal(tunnels.opened[0]!.meta.ip, '127.0.0.1');
+  t.equal(tunnels.opened[0]!.meta.host, 'rdp.corp.test');
+  res.upstream!.destroy();
+  // An IP literal given as the host is classified as an address, once.
+  classifier.seen.length = 0;
+  const r2 = await fwd.connectTcp({
+    host: '127.0.0.1',
+    ip: null,
+    port: echo.port,
+    srcIp: '127.0.0.1',
+    srcPort: 3,
+    capture: 'socks',
+  });
+  t.equal(classifier.seen.length, 1);
+  t.same(classifier.seen[0], {
+    proto: PROTO_TCP,
+    family: 4,
+    ip: '127.0.0.1',
+    host: null,
+    port: echo.port,
+  });
+  r2.upstream?.destroy();
+});
+
+t.test('toggle: a tunnel decision for a channel switched off goes direct', async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { fwd, tunnels, setState } = setup([{ host: 'www.example.test', decision: TUNNEL_INET }], {
+    'www.example.test': '127.0.0.1',
+  });
+  setState(clientState({ internet: false }));
+  const res = await fwd.connectTcp({
+    host: 'www.example.test',
+    ip: null,
+    port: echo.port,
+    srcIp: '127.0.0.1',
+    srcPort: 3,
+    capture: 'socks',
+  });
+  t.notOk(res.refused);
+  t.equal(tunnels.opened.length, 0);
+  t.equal(res.flow.action, 'Bypass');
+  t.equal(res.flow.hardening, 'N');
+  res.upstream!.destroy();
+});
+
+t.test('relay: an upstream reset terminates the flow and closes the client', async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { fwd, flows } = setup([{ host: 'x.test', decision: TUNNEL_INET }]);
+  const res = await fwd.connectTcp({
+    host: 'x.test',
+    ip: null,
+    port: echo.port,
+    srcIp: '127.0.0.1',
+    srcPort: 3,
+    capture: 'socks',
+  });
+  const [app, inner, stop] = await socketPair();
+  t.teardown(stop);
+  const appError = new Promise<NodeJS.ErrnoException>((r) => app.once('error', r));
+  app.resume();
+  const done = fwd.relay(res.upstream!, inner);
+  (res.upstream as unknown as { reset(c: number): void }).reset(ResetCode.INTERNAL);
+  await done;
+  t.equal((await appError).code, 'ECONNRESET', 'the application sees a reset, not a clean end');
+  const rec = flows.list()[0]!;
+  t.equal(rec.status, 'Terminated');
+  t.match(rec.reason, /reset 6/);
+});
+
+t.test('UDP association: QUIC dropped, EXO QUIC tunneled, bypass via a UDP socket', async (t) => {
+  const echo = await udpEcho();
+  t.teardown(() => echo.close());
+  const { fwd, tunnels, flows } = setup(
+    [
+      { host: 'outlook.office365.com', proto: PROTO_UDP, port: 443, decision: TUNNEL_EXO_UDP },
+      { proto: PROTO_UDP, port: 443, decision: DROP },
+      { host: 'dns.test', proto: PROTO_UDP, decision: BYPASS },
+    ],
+    { 'dns.test': '127.0.0.1' },
+  );
+  const replies: Array<{ p: string; host: string | null; ip: string | null; port: number }> = [];
+  const a = fwd.udpAssociation(
+    { srcIp: '127.0.0.1', srcPort: 4000, capture: 'socks' },
+    (p, host, ip, port) => replies.push({ p: p.toString(), host, ip, port }),
+  );
+  t.teardown(() => a.close());
+  a.send('www.youtube.test', null, 443, Buffer.from('quic1'));
+  a.send('www.youtube.test', null, 443, Buffer.from('quic2'));
+  a.send('outlook.office365.com', null, 443, Buffer.from('exo'));
+  a.send('dns.test', null, echo.port, Buffer.from('query'));
+  for (let i = 0; i < 100 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(flows.counters.drops.get('quic'), 2, 'both QUIC datagrams dropped');
+  const exo = replies.find((r) => r.host === 'outlook.office365.com');
+  t.ok(exo, 'EXO datagram relayed through the tunnel');
+  t.equal(exo?.p, 'oxe');
+  t.equal(tunnels.opened.length, 1);
+  t.equal(tunnels.opened[0]!.meta.proto, 'udp');
+  t.equal(tunnels.opened[0]!.meta.channel, 'm365');
+  const dns = replies.find((r) => r.p === 'QUERY');
+  t.ok(dns, 'bypassed datagram answered directly');
+  t.equal(dns?.port, echo.port);
+  const recs = flows.list();
+  t.equal(recs.filter((r) => r.action === 'Drop').length, 1, 'one flow record per destination');
+  t.equal(recs.find((r) => r.action === 'Drop')!.drops, 2);
+  t.equal(a.size, 3);
+  // Idle expiry closes destination flows.
+  for (let i = 0; i < 100 && a.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(a.size, 0, 'idle flows expired');
+  t.equal(flows.activeCount, 0);
+});
+
+t.test('UDP association: channel down with fallback block discards and counts', async (t) => {
+  const { fwd, tunnels, flows } = setup([{ proto: PROTO_UDP, port: 3389, decision: TUNNEL_PRIV }]);
+  tunnels.up.private = false;
+  const a = fwd.udpAssociation({ srcIp: '127.0.0.1', srcPort: 4000, capture: 'socks' }, () => {});
+  t.teardown(() => a.close());
+  a.send(null, '10.1.2.3', 3389, Buffer.from('x'));
+  a.send(null, '10.1.2.3', 3389, Buffer.from('y'));
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(flows.counters.drops.get('hardening'), 2);
+  const rec = flows.list()[0]!;
+  t.equal(rec.hardening, 'Y');
+  t.equal(rec.action, 'Block');
+});
