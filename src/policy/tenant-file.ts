@@ -1,0 +1,57 @@
+/**
+ * Reading a forwarding-profile file (Graph JSON or YAML) from disk, or the built-in default
+ * tenant when no file is given. Returns the validated TenantSpec together with the Graph
+ * document it came from (the edge serves and PATCHes the document).
+ *
+ * Contract: throws only ConfigError (unreadable file, bad syntax, invalid document), with
+ * the file named.
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { defaultTenantFile } from './default-tenant.js';
+import { type GraphDocument, type LoadTenantOptions, loadTenant } from './graph.js';
+import type { TenantSpec } from './model.js';
+
+export interface LoadedTenant {
+  tenant: TenantSpec;
+  /** The Graph document as read (tenant document or `{ value: [...] }` list). */
+  document: GraphDocument;
+  /** The file it came from. */
+  file: string;
+  /** True when no file was given and the built-in default tenant was loaded. */
+  builtIn: boolean;
+}
+
+/** Parse the text of a profile file: YAML for .yaml/.yml, else JSON. */
+export function parseTenantText(text: string, file: string): unknown {
+  const yaml = /\.ya?ml$/i.test(extname(file));
+  try {
+    return yaml ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    const first = (e as Error).message.split('\n')[0];
+    throw new ConfigError(
+      [{ path: '', message: `not valid ${yaml ? 'YAML' : 'JSON'}: ${first}` }],
+      file,
+    );
+  }
+}
+
+/** Load a forwarding-profile file, or the built-in default tenant when `file` is undefined. */
+export function loadTenantFile(
+  file?: string,
+  opts: Omit<LoadTenantOptions, 'file'> = {},
+): LoadedTenant {
+  const builtIn = file === undefined;
+  const path = file ?? defaultTenantFile();
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], path);
+  }
+  const document = parseTenantText(text, path) as GraphDocument;
+  const tenant = loadTenant(document, { ...opts, file: path });
+  return { tenant, document, file: path, builtIn };
+}
