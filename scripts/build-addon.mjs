@@ -3,7 +3,7 @@
 // Never fails the install: where no compiler or headers exist, SOCKS/HTTP mode still
 // works and `gsa-emu up --tun` says exactly what is missing.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,10 +30,31 @@ function findNodeGyp() {
 
 const gyp = findNodeGyp();
 if (!gyp) {
-  console.warn('gsa-emu: node-gyp not found; TUN addon not built (SOCKS/HTTP capture still works).');
+  console.warn(
+    'gsa-emu: node-gyp not found; TUN addon not built (SOCKS/HTTP capture still works).',
+  );
   process.exit(0);
 }
-const r = spawnSync(process.execPath, [gyp, 'rebuild'], { cwd: dir, stdio: 'inherit' });
+// Use this Node's own headers when they are installed next to it (distribution packages,
+// official tarballs): no download, so the build also works offline.
+function localNodeDir() {
+  if (process.env.npm_config_nodedir) return null; // the user chose one; node-gyp reads it
+  const prefix = join(dirname(process.execPath), '..');
+  const header = join(prefix, 'include', 'node', 'node_version.h');
+  if (!existsSync(header) || !existsSync(join(prefix, 'include', 'node', 'common.gypi'))) {
+    return null;
+  }
+  const text = readFileSync(header, 'utf8');
+  const v = ['MAJOR', 'MINOR', 'PATCH'].map(
+    (k) => new RegExp(`#define NODE_${k}_VERSION (\\d+)`).exec(text)?.[1],
+  );
+  return `v${v.join('.')}` === process.version ? prefix : null;
+}
+
+const args = [gyp, 'rebuild'];
+const nodedir = localNodeDir();
+if (nodedir) args.push(`--nodedir=${nodedir}`);
+const r = spawnSync(process.execPath, args, { cwd: dir, stdio: 'inherit' });
 if (r.status !== 0) {
   console.warn(
     'gsa-emu: the TUN addon could not be built (needs python3, make and a C compiler);' +
