@@ -1,0 +1,403 @@
+/**
+ * DNS interception and hostname acquisition for TUN mode (as GSA does it):
+ * - A queries for names `acquire(name)` accepts get a synthetic address from 6.6.0.0/16
+ *   (6.6.255.254 is the synthetic resolver, never handed out), short TTL, kept in a
+ *   bounded LRU; an address is never reused while a flow still references it.
+ * - AAAA queries for acquired names get an empty NOERROR answer (GSA tunnels IPv4 only).
+ * - Everything else goes to the upstream resolver; A answers are recorded IP -> FQDN so
+ *   flows by IP can still be classified and logged by name.
+ * - The "hostname acquisition" table (time, FQDN, generated IP, acquired, original IP) is
+ *   kept for diagnostics.
+ * Queries that cannot be decoded are counted and dropped; nothing here throws per packet.
+ */
+import dgram from 'node:dgram';
+import dnsPacket from 'dns-packet';
+import { formatIPv4, parseIPv4 } from '../../util/ip.js';
+
+export const SYNTHETIC_NET = 0x06060000; // 6.6.0.0/16
+export const SYNTHETIC_RESOLVER = 0x0606fffe; // 6.6.255.254
+
+export const isSynthetic = (ip4: number): boolean => ip4 >>> 16 === 0x0606;
+
+export interface AcquisitionRow {
+  /** ISO time of the latest resolution. */
+  time: string;
+  fqdn: string;
+  /** The 6.6.x.y address handed out, or '' when not acquired. */
+  generatedIp: string;
+  acquired: boolean;
+  /** First real IPv4 answer, '' when none (yet). */
+  originalIp: string;
+}
+
+export interface DnsOptions {
+  /** True when an FQDN rule would acquire the name (lowercase, no trailing dot). */
+  acquire?: (name: string) => boolean;
+  /** Upstream resolver for everything else; null answers SERVFAIL. */
+  upstream?: { host: string; port: number } | null;
+  /** TTL of synthetic answers in seconds (default 30). */
+  ttl?: number;
+  /** Synthetic addresses in use at most (default 65533: all of 6.6.0.0/16 but 3). */
+  maxSynthetic?: number;
+  /** IP -> FQDN entries recorded from upstream answers (LRU, default 16384). */
+  maxHosts?: number;
+  /** Hostname-acquisition rows kept (LRU by name, default 1024). */
+  maxRows?: number;
+  /** Upstream timeout in ms (default 3000); on timeout the client gets SERVFAIL. */
+  timeoutMs?: number;
+  /** Also look acquired names up upstream, in the background, for the original IP (default true). */
+  resolveOriginal?: boolean;
+}
+
+export interface DnsCounters {
+  dnsQueries: number;
+  dnsAcquired: number;
+  dnsAaaaEmpty: number;
+  dnsForwarded: number;
+  dnsAnswered: number;
+  dnsServfail: number;
+  dnsMalformed: number;
+  dnsTimeouts: number;
+}
+
+export function newDnsCounters(): DnsCounters {
+  return {
+    dnsQueries: 0,
+    dnsAcquired: 0,
+    dnsAaaaEmpty: 0,
+    dnsForwarded: 0,
+    dnsAnswered: 0,
+    dnsServfail: 0,
+    dnsMalformed: 0,
+    dnsTimeouts: 0,
+  };
+}
+
+interface Synth {
+  name: string;
+  ip: number;
+  /** Flows (NAT entries) using the address. */
+  refs: number;
+  /** ms timestamp of the latest answer carrying it. */
+  answered: number;
+}
+
+/** The 6.6.0.0/16 allocator: LRU by name, addresses pinned while flows use them. */
+export class SyntheticPool {
+  readonly capacity: number;
+  #byName = new Map<string, Synth>();
+  #byIp: (Synth | undefined)[] = new Array(65536);
+  #cursor = 1;
+  #ttlMs: number;
+
+  constructor(capacity = 65533, ttlSeconds = 30) {
+    this.capacity = Math.max(1, Math.min(65533, capacity));
+    this.#ttlMs = ttlSeconds * 1000;
+  }
+
+  get size(): number {
+    return this.#byName.size;
+  }
+
+  /** The address for `name` (allocating one), or -1 when every address is pinned. */
+  allocate(name: string, now: number): number {
+    let s = this.#byName.get(name);
+    if (s) {
+      this.#byName.delete(name); // LRU touch
+      this.#byName.set(name, s);
+      s.answered = now;
+      return s.ip;
+    }
+    let low = -1;
+    if (this.#byName.size < this.capacity) {
+      for (let i = 0; i < 65536; i++) {
+        const c = this.#cursor;
+        this.#cursor = c >= 0xfffd ? 1 : c + 1;
+        if (!this.#byIp[c]) {
+          low = c;
+          break;
+        }
+      }
+    }
+    if (low < 0) {
+      // Evict the least recently answered name no flow uses and whose TTL ran out twice.
+      for (const old of this.#byName.values()) {
+        if (old.refs === 0 && now - old.answered > 2 * this.#ttlMs) {
+          this.#byName.delete(old.name);
+          this.#byIp[old.ip & 0xffff] = undefined;
+          low = old.ip & 0xffff;
+          break;
+        }
+      }
+      if (low < 0) return -1;
+    }
+    s = { name, ip: (SYNTHETIC_NET | low) >>> 0, refs: 0, answered: now };
+    this.#byName.set(name, s);
+    this.#byIp[low] = s;
+    return s.ip;
+  }
+
+  nameOf(ip4: number): string | null {
+    if (!isSynthetic(ip4)) return null;
+    return this.#byIp[ip4 & 0xffff]?.name ?? null;
+  }
+
+  ref(ip4: number): void {
+    if (!isSynthetic(ip4)) return;
+    const s = this.#byIp[ip4 & 0xffff];
+    if (s) s.refs++;
+  }
+
+  unref(ip4: number): void {
+    if (!isSynthetic(ip4)) return;
+    const s = this.#byIp[ip4 & 0xffff];
+    if (s && s.refs > 0) s.refs--;
+  }
+
+  refsOf(ip4: number): number {
+    return isSynthetic(ip4) ? (this.#byIp[ip4 & 0xffff]?.refs ?? 0) : 0;
+  }
+}
+
+interface Pending {
+  origId: number;
+  reply: ((payload: Buffer) => void) | null;
+  name: string;
+  timer: NodeJS.Timeout;
+}
+
+const RCODE_SERVFAIL = 2;
+
+function normName(n: string): string {
+  const l = n.toLowerCase();
+  return l.endsWith('.') ? l.slice(0, -1) : l;
+}
+
+export class DnsInterceptor {
+  readonly pool: SyntheticPool;
+  readonly counters: DnsCounters;
+  #acquire: (name: string) => boolean;
+  #upstream: { host: string; port: number } | null;
+  #ttl: number;
+  #timeoutMs: number;
+  #resolveOriginal: boolean;
+  #maxHosts: number;
+  #maxRows: number;
+  #hosts = new Map<number, string>();
+  #rows = new Map<string, AcquisitionRow>();
+  #sock: dgram.Socket | null = null;
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed = false;
+
+  constructor(opts: DnsOptions = {}, counters: DnsCounters = newDnsCounters()) {
+    this.#acquire = opts.acquire ?? (() => false);
+    this.#upstream = opts.upstream ?? null;
+    this.#ttl = opts.ttl ?? 30;
+    this.#timeoutMs = opts.timeoutMs ?? 3000;
+    this.#resolveOriginal = opts.resolveOriginal ?? true;
+    this.#maxHosts = opts.maxHosts ?? 16384;
+    this.#maxRows = opts.maxRows ?? 1024;
+    this.pool = new SyntheticPool(opts.maxSynthetic, this.#ttl);
+    this.counters = counters;
+  }
+
+  /** The FQDN behind an IPv4 address: synthetic first, then recorded upstream answers. */
+  hostFor(ip4: number): string | null {
+    return this.pool.nameOf(ip4) ?? this.#hosts.get(ip4) ?? null;
+  }
+
+  /** The hostname-acquisition table, oldest first. */
+  acquisitionTable(): AcquisitionRow[] {
+    return [...this.#rows.values()].map((r) => ({ ...r }));
+  }
+
+  /**
+   * Answer one query (`payload` is the DNS message). `reply` is called at most once with
+   * the answer; undecodable queries are counted and dropped.
+   */
+  handle(payload: Buffer, reply: (payload: Buffer) => void, now: number): void {
+    this.counters.dnsQueries++;
+    let q: dnsPacket.DecodedPacket;
+    try {
+      q = dnsPacket.decode(payload);
+    } catch {
+      this.counters.dnsMalformed++;
+      return;
+    }
+    const question = q.questions?.[0];
+    if (q.type !== 'query' || !question || typeof question.name !== 'string') {
+      this.counters.dnsMalformed++;
+      return;
+    }
+    const name = normName(question.name);
+    const rd = (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
+    if ((question.type === 'A' || question.type === 'AAAA') && this.#safeAcquire(name)) {
+      if (question.type === 'AAAA') {
+        this.counters.dnsAaaaEmpty++;
+        reply(this.#answer(q.id ?? 0, rd, question, [], 0));
+        return;
+      }
+      const ip = this.pool.allocate(name, now);
+      if (ip < 0) {
+        this.counters.dnsServfail++;
+        reply(this.#answer(q.id ?? 0, rd, question, [], RCODE_SERVFAIL));
+        return;
+      }
+      this.counters.dnsAcquired++;
+      const text = formatIPv4(ip);
+      const row = this.#row(name);
+      row.generatedIp = text;
+      row.acquired = true;
+      reply(
+        this.#answer(
+          q.id ?? 0,
+          rd,
+          question,
+          [{ type: 'A', name: question.name, ttl: this.#ttl, data: text }],
+          0,
+        ),
+      );
+      if (this.#resolveOriginal && this.#upstream && row.originalIp === '') {
+        this.#forward(payload, name, null, question);
+      }
+      return;
+    }
+    if (!this.#upstream) {
+      this.counters.dnsServfail++;
+      reply(this.#answer(q.id ?? 0, rd, question, [], RCODE_SERVFAIL));
+      return;
+    }
+    this.#forward(payload, name, reply, question);
+  }
+
+  #safeAcquire(name: string): boolean {
+    try {
+      return this.#acquire(name) === true;
+    } catch {
+      return false;
+    }
+  }
+
+  #row(name: string): AcquisitionRow {
+    let row = this.#rows.get(name);
+    if (row) this.#rows.delete(name);
+    else row = { time: '', fqdn: name, generatedIp: '', acquired: false, originalIp: '' };
+    row.time = new Date().toISOString();
+    this.#rows.set(name, row);
+    if (this.#rows.size > this.#maxRows) {
+      const first = this.#rows.keys().next().value;
+      if (first !== undefined) this.#rows.delete(first);
+    }
+    return row;
+  }
+
+  #answer(
+    id: number,
+    rd: number,
+    question: dnsPacket.Question,
+    answers: dnsPacket.Answer[],
+    rcode: number,
+  ): Buffer {
+    return dnsPacket.encode({
+      id,
+      type: 'response',
+      flags: rd | dnsPacket.RECURSION_AVAILABLE | rcode,
+      questions: [question],
+      answers,
+    });
+  }
+
+  #forward(
+    payload: Buffer,
+    name: string,
+    reply: ((p: Buffer) => void) | null,
+    question: dnsPacket.Question,
+  ): void {
+    if (this.#closed || !this.#upstream) return;
+    const sock = this.#socket();
+    let id = -1;
+    for (let i = 0; i < 65536; i++) {
+      const c = this.#nextId;
+      this.#nextId = (c + 1) & 0xffff;
+      if (!this.#pending.has(c)) {
+        id = c;
+        break;
+      }
+    }
+    if (id < 0) {
+      this.counters.dnsServfail++;
+      return;
+    }
+    const msg = Buffer.from(payload);
+    const origId = msg.readUInt16BE(0);
+    msg.writeUInt16BE(id, 0);
+    const timer = setTimeout(() => {
+      const p = this.#pending.get(id);
+      if (!p) return;
+      this.#pending.delete(id);
+      this.counters.dnsTimeouts++;
+      if (p.reply) {
+        this.counters.dnsServfail++;
+        p.reply(this.#answer(origId, dnsPacket.RECURSION_DESIRED, question, [], RCODE_SERVFAIL));
+      }
+    }, this.#timeoutMs);
+    timer.unref();
+    this.#pending.set(id, { origId, reply, name, timer });
+    if (reply) this.counters.dnsForwarded++;
+    sock.send(msg, this.#upstream.port, this.#upstream.host);
+  }
+
+  #socket(): dgram.Socket {
+    if (this.#sock) return this.#sock;
+    const s = dgram.createSocket('udp4');
+    s.on('message', (msg) => this.#onUpstream(msg));
+    s.on('error', () => {}); // ICMP errors from the upstream: the timeout answers SERVFAIL
+    s.unref();
+    this.#sock = s;
+    return s;
+  }
+
+  #onUpstream(msg: Buffer): void {
+    if (msg.length < 12) return;
+    const id = msg.readUInt16BE(0);
+    const p = this.#pending.get(id);
+    if (!p) return;
+    this.#pending.delete(id);
+    clearTimeout(p.timer);
+    let first = '';
+    try {
+      const r = dnsPacket.decode(msg);
+      for (const a of r.answers ?? []) {
+        if (a.type === 'A' && typeof a.data === 'string') {
+          const ip = parseIPv4(a.data);
+          if (ip < 0) continue;
+          if (first === '') first = a.data;
+          this.#hosts.delete(ip);
+          this.#hosts.set(ip, p.name);
+          if (this.#hosts.size > this.#maxHosts) {
+            const k = this.#hosts.keys().next().value;
+            if (k !== undefined) this.#hosts.delete(k);
+          }
+        }
+      }
+    } catch {
+      // An undecodable upstream answer still goes back to the client unchanged.
+    }
+    const row = p.reply ? this.#row(p.name) : this.#rows.get(p.name);
+    if (row && first !== '' && row.originalIp === '') row.originalIp = first;
+    if (p.reply) {
+      msg.writeUInt16BE(p.origId, 0);
+      this.counters.dnsAnswered++;
+      p.reply(msg);
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const p of this.#pending.values()) clearTimeout(p.timer);
+    this.#pending.clear();
+    this.#sock?.close();
+    this.#sock = null;
+  }
+}

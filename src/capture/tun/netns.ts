@@ -1,0 +1,235 @@
+/**
+ * The network-namespace harness: a namespace whose only way out is the TUN, for CI jobs
+ * and tests that run a command "behind GSA".
+ *
+ * Layout (the emulator process itself stays in the host namespace):
+ *
+ *   host netns                               netns gsaemu-<pid>-<n>
+ *   ┌────────────────────────────┐           ┌──────────────────────────────────┐
+ *   │ gsa-emu (node)             │  TUN fd   │ tunX 10.255.0.1/30, mtu 65535    │
+ *   │  reads/writes the TUN ◄────┼───────────┼─► default dev tunX               │
+ *   │  listener socket (created  │           │   lo up                          │
+ *   │   inside the ns, 10.255.0.1)│          │ /etc/netns/NS/resolv.conf:       │
+ *   │  edge / bypass / upstream  │           │   nameserver 6.6.255.254         │
+ *   │   sockets: host netns ─► out│          │ the user's command               │
+ *   └────────────────────────────┘           └──────────────────────────────────┘
+ *
+ * Loop avoidance: every socket the emulator opens on its own behalf (edge, bypassed
+ * flows, DNS upstream) lives in the host namespace, whose routes do not involve the TUN,
+ * so they can never re-enter it. Only the TUN device and the TCP listener are created
+ * inside the namespace (the addon enters it on the calling thread for those two calls).
+ * The namespace has no route to the host network: only the TUN.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { TunUnavailableError } from '../../errors.js';
+import { openTun, type PacketDevice } from './device.js';
+import { createTunStack, type TunStack, type TunStackOptions } from './stack.js';
+
+export interface NetnsOptions {
+  /** Namespace name (default gsaemu-<pid>-<random>). */
+  name?: string;
+  /** TUN name (default gsat<random>, 15 chars max). */
+  tunName?: string;
+  tunAddress?: string;
+  /** Prefix length of the TUN address (default 30: tunAddress and natAddress). */
+  prefix?: number;
+  mtu?: number;
+  /** Nameserver written to /etc/netns/NAME/resolv.conf (default 6.6.255.254, intercepted). */
+  dnsAddress?: string;
+}
+
+export interface Netns {
+  readonly name: string;
+  readonly path: string;
+  readonly tunName: string;
+  readonly device: PacketDevice;
+  /** Spawn `command args...` inside the namespace (`ip netns exec`). */
+  spawn(
+    command: string,
+    args: readonly string[],
+    opts?: { stdio?: 'inherit' | 'pipe'; env?: NodeJS.ProcessEnv },
+  ): ChildProcess;
+  /** Remove the namespace and /etc/netns/NAME; closes the device if still open. Idempotent. */
+  destroy(): void;
+}
+
+export const NETNS_PREFIX = 'gsaemu-';
+const live = new Set<Netns>();
+let exitHookInstalled = false;
+
+function ip(args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.error) {
+    throw new TunUnavailableError(
+      `the \`ip\` command (iproute2) is needed for the namespace harness: ${r.error.message}`,
+    );
+  }
+  if (r.status !== 0) {
+    const msg = (r.stderr || r.stdout || '').trim();
+    if (/Operation not permitted|Permission denied/i.test(msg)) {
+      throw new TunUnavailableError(
+        `ip ${args.join(' ')}: ${msg}: needs root or CAP_NET_ADMIN + CAP_SYS_ADMIN`,
+      );
+    }
+    throw new Error(`ip ${args.join(' ')} failed: ${msg}`);
+  }
+}
+
+/** Why the harness cannot run here, or null when it can (Linux, root, /dev/net/tun, ip). */
+export function harnessUnavailable(): string | null {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    return 'needs root (creating namespaces and TUN devices)';
+  }
+  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+  const r = spawnSync('ip', ['-V'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return 'the `ip` command (iproute2) is missing';
+  return null;
+}
+
+/** Create the namespace, its TUN (created inside it), address, routes and resolv.conf. */
+export function createNetns(opts: NetnsOptions = {}): Netns {
+  const rand = randomBytes(4).toString('hex');
+  const name = opts.name ?? `${NETNS_PREFIX}${process.pid}-${rand}`;
+  const tunName = opts.tunName ?? `gsat${rand}`.slice(0, 15);
+  const tunAddress = opts.tunAddress ?? '10.255.0.1';
+  const prefix = opts.prefix ?? 30;
+  const mtu = opts.mtu ?? 65535;
+  const path = `/var/run/netns/${name}`;
+  const etc = `/etc/netns/${name}`;
+  let device: PacketDevice | null = null;
+  let destroyed = false;
+  const destroy = (): void => {
+    if (destroyed) return;
+    destroyed = true;
+    live.delete(handle);
+    try {
+      device?.close();
+    } catch {}
+    spawnSync('ip', ['netns', 'del', name]);
+    rmSync(etc, { recursive: true, force: true });
+  };
+  const handle: Netns = {
+    name,
+    path,
+    tunName,
+    get device(): PacketDevice {
+      return device!;
+    },
+    spawn(command, args, o = {}) {
+      return spawn('ip', ['netns', 'exec', name, command, ...args], {
+        stdio: o.stdio ?? 'inherit',
+        env: o.env ?? process.env,
+      });
+    },
+    destroy,
+  };
+  ip(['netns', 'add', name]);
+  live.add(handle);
+  installExitHook();
+  try {
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(`${etc}/resolv.conf`, `nameserver ${opts.dnsAddress ?? '6.6.255.254'}\n`);
+    device = openTun({ name: tunName, mtu, netns: name, up: true });
+    ip(['-n', name, 'link', 'set', 'lo', 'up']);
+    ip(['-n', name, 'addr', 'add', `${tunAddress}/${prefix}`, 'dev', tunName]);
+    ip(['-n', name, 'route', 'add', 'default', 'dev', tunName]);
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+  return handle;
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort: synchronous cleanup when the process exits with namespaces still alive.
+  process.on('exit', () => {
+    for (const n of [...live]) n.destroy();
+  });
+}
+
+/** Remove namespaces left behind by dead gsa-emu processes (gsaemu-<pid>-...). */
+export function cleanupStaleNetns(): string[] {
+  const removed: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync('/var/run/netns');
+  } catch {
+    return removed;
+  }
+  for (const n of names) {
+    const m = /^gsaemu-(\d+)-/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (alive) continue;
+    spawnSync('ip', ['netns', 'del', n]);
+    rmSync(`/etc/netns/${n}`, { recursive: true, force: true });
+    removed.push(n);
+  }
+  return removed;
+}
+
+export interface RunInNetnsOptions extends NetnsOptions {
+  command: string;
+  args?: readonly string[];
+  /** Stack options (hooks: classify, onTcp, onUdp, acquire; dns upstream ...). */
+  stack?: Omit<TunStackOptions, 'device' | 'netns'>;
+  /** Called once the stack runs, before the command starts. */
+  onReady?: (stack: TunStack, ns: Netns) => void | Promise<void>;
+  stdio?: 'inherit' | 'pipe';
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Create a namespace behind the TUN, run `command` in it, tear everything down (also on
+ * SIGINT/SIGTERM and on failure) and resolve with the command's exit code (128 + signal
+ * number when it died of a signal).
+ */
+export async function runInNetns(opts: RunInNetnsOptions): Promise<number> {
+  const ns = createNetns(opts);
+  let stack: TunStack | null = null;
+  let child: ChildProcess | null = null;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (child && child.exitCode === null) child.kill(sig);
+    else {
+      void stack?.close();
+      ns.destroy();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    stack = await createTunStack({
+      ...(opts.stack ?? {}),
+      tunAddress: opts.tunAddress ?? opts.stack?.tunAddress,
+      device: ns.device,
+      netns: ns.name,
+    });
+    await opts.onReady?.(stack, ns);
+    const c = ns.spawn(opts.command, opts.args ?? [], { stdio: opts.stdio, env: opts.env });
+    child = c;
+    return await new Promise<number>((resolve) => {
+      c.once('error', () => resolve(127));
+      c.once('exit', (code, signal) => {
+        if (code !== null) resolve(code);
+        else resolve(128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
+      });
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await stack?.close();
+    ns.destroy();
+  }
+}
