@@ -1,0 +1,230 @@
+/**
+ * compile(tenant, state) -> Classifier: flattens the forwarding profiles into ONE ordered
+ * list of items (rule x destination) whose order is the decision order of the oracle
+ * (oracle.ts), then files every item in the table for its destination type. `decide` asks
+ * each table for its smallest matching item that passes ports/protocol and returns the
+ * precomputed, frozen Decision of the smallest: first match across IP, name and wildcard
+ * rules alike, zero allocation, no exceptions.
+ *
+ * Item order (sections):
+ * 1. active Microsoft rules (profile enabled, channel m365 on, link enabled), rule order;
+ * 2. every other Microsoft rule, as "exclusive" (bypass: Internet Access never takes M365);
+ * 3. active Private Access rules;
+ * 4. active Internet Access bypass rules, then 5. its forward rules.
+ * Profiles of one type keep their list order; priority is display-only.
+ */
+import type {
+  ClientState,
+  DestinationSpec,
+  PolicySpec,
+  ProfileSpec,
+  RuleSpec,
+  TenantSpec,
+} from '../policy/model.js';
+import { parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
+import {
+  quicDecision,
+  REASON_DISABLED,
+  REASON_IPV6,
+  REASON_NO_MATCH,
+  type RuleRole,
+  ruleDecision,
+  staticDecision,
+} from './decisions.js';
+import { FqdnTable, type NamePattern } from './fqdn-table.js';
+import { Ip4Table, type Range4 } from './ip4-table.js';
+import { Ip6Table, type Range6 } from './ip6-table.js';
+import { PortProtoChecks } from './ports.js';
+import type { Classifier, Decision, Flow } from './types.js';
+
+/** "No item": larger than every item number. */
+const NONE = 0x7fffffff;
+
+interface Entry {
+  role: RuleRole;
+  profile: ProfileSpec;
+  policy: PolicySpec;
+  rule: RuleSpec;
+}
+
+/** The rules in decision order (see the module comment). */
+export function orderedEntries(tenant: TenantSpec, state: ClientState): Entry[] {
+  const out: Entry[] = [];
+  const ch = state.channels;
+  const of = (type: string) => tenant.profiles.filter((p) => p.type === type);
+  const active = (p: ProfileSpec) => p.state === 'enabled' && ch[p.type];
+  const push = (role: RuleRole, p: ProfileSpec, keep: (q: PolicySpec, r: RuleSpec) => boolean) => {
+    for (const q of p.policies) {
+      for (const r of q.rules) if (keep(q, r)) out.push({ role, profile: p, policy: q, rule: r });
+    }
+  };
+  const enabled = (q: PolicySpec) => q.linkState === 'enabled';
+  for (const p of of('m365')) if (active(p)) push('acquire', p, enabled);
+  for (const p of of('m365')) push('exclusive', p, (q) => !(active(p) && enabled(q)));
+  for (const p of of('private')) if (active(p)) push('acquire', p, enabled);
+  for (const p of of('internet')) {
+    if (active(p)) push('acquire', p, (q, r) => enabled(q) && r.action === 'bypass');
+  }
+  for (const p of of('internet')) {
+    if (active(p)) push('acquire', p, (q, r) => enabled(q) && r.action === 'forward');
+  }
+  return out;
+}
+
+/** File one destination of `item` in the right table input; false if it does not parse. */
+function fileDestination(
+  d: DestinationSpec,
+  item: number,
+  v4: Range4[],
+  v6: Range6[],
+  names: NamePattern[],
+): boolean {
+  switch (d.type) {
+    case 'fqdn':
+    case 'dnsSuffix':
+      names.push({ type: d.type, value: d.value, item });
+      return true;
+    case 'ipAddress':
+    case 'ipSubnet': {
+      const c = parseCidr(d.value);
+      if (typeof c === 'string') return false;
+      if (c.family === 4) v4.push({ first: c.first, last: c.last, item });
+      else v6.push({ first: c.first, last: c.last, item });
+      return true;
+    }
+    case 'ipRange': {
+      const b = parseIPv4(d.begin);
+      if (b >= 0) {
+        const e = parseIPv4(d.end);
+        if (e < 0) return false;
+        v4.push({ first: b, last: e, item });
+        return true;
+      }
+      const first = new Uint32Array(4);
+      const last = new Uint32Array(4);
+      if (!parseIPv6(d.begin, first) || !parseIPv6(d.end, last)) return false;
+      v6.push({ first, last, item });
+      return true;
+    }
+  }
+}
+
+/** Sizes of the compiled structures, for diagnostics and the benchmark. */
+export interface ClassifierStats {
+  items: number;
+  ip4Ranges: number;
+  ip6Ranges: number;
+  names: number;
+  /** Bytes in the tables' typed arrays and key strings (Decision objects not counted). */
+  tableBytes: number;
+}
+
+export class CompiledClassifier implements Classifier {
+  readonly size: number;
+  readonly stats: ClassifierStats;
+  private readonly decisions: Decision[];
+  private readonly quic: Decision[];
+  private readonly quicPort: Uint8Array;
+  private readonly v4: Ip4Table;
+  private readonly v6: Ip6Table;
+  private readonly names: FqdnTable;
+  private readonly hasV4: boolean;
+  private readonly hasV6: boolean;
+  private readonly hasNames: boolean;
+  private readonly acquireIPv6: boolean;
+  private readonly anyChannel: boolean;
+  private readonly ipv6: Decision;
+  private readonly disabled: Decision;
+  private readonly none: Decision;
+  private readonly quicNone: Decision;
+
+  constructor(tenant: TenantSpec, state: ClientState) {
+    const platform = state.platform;
+    const entries = orderedEntries(tenant, state);
+    const decisions: Decision[] = [];
+    const quic: Decision[] = [];
+    const itemRules: RuleSpec[] = [];
+    const v4: Range4[] = [];
+    const v6: Range6[] = [];
+    const names: NamePattern[] = [];
+    for (const e of entries) {
+      for (const d of e.rule.destinations) {
+        const item = decisions.length;
+        const dec = ruleDecision(e.role, e.profile, e.policy, e.rule, d, state.channels);
+        decisions.push(dec);
+        quic.push(quicDecision(dec, platform));
+        itemRules.push(e.rule);
+        fileDestination(d, item, v4, v6, names);
+      }
+    }
+    const checks = new PortProtoChecks(itemRules);
+    this.decisions = decisions;
+    this.quic = quic;
+    this.size = decisions.length;
+    this.v4 = new Ip4Table(v4, checks);
+    this.v6 = new Ip6Table(v6, checks);
+    this.names = new FqdnTable(names, checks);
+    this.hasV4 = v4.length > 0;
+    this.hasV6 = v6.length > 0;
+    this.hasNames = names.length > 0;
+    this.quicPort = new Uint8Array(65536);
+    for (const p of platform.quic.ports) if (p >= 0 && p <= 65535) this.quicPort[p] = 1;
+    this.acquireIPv6 = platform.acquireIPv6;
+    const ch = state.channels;
+    this.anyChannel = ch.m365 || ch.private || ch.internet;
+    this.ipv6 = staticDecision(REASON_IPV6);
+    this.disabled = staticDecision(REASON_DISABLED);
+    this.none = staticDecision(REASON_NO_MATCH);
+    this.quicNone = quicDecision(this.none, platform);
+    this.stats = {
+      items: decisions.length,
+      ip4Ranges: v4.length,
+      ip6Ranges: v6.length,
+      names: names.length,
+      tableBytes: this.v4.bytes + this.v6.bytes + this.names.bytes + 65536,
+    };
+  }
+
+  decide(flow: Flow): Decision {
+    if (flow == null || typeof flow !== 'object') return this.none;
+    const fam = flow.family;
+    if (fam === 6 && !this.acquireIPv6) return this.ipv6;
+    if (!this.anyChannel) return this.disabled;
+    const proto = flow.proto;
+    const pbit = proto === 6 ? 1 : proto === 17 ? 2 : 4;
+    const port = flow.port;
+    let best = NONE;
+    if (fam === 4) {
+      const x = flow.ip4;
+      if (this.hasV4 && x >>> 0 === x) best = this.v4.lookup(x, pbit, port, best);
+    } else if (fam === 6 && this.hasV6) {
+      const w = flow.ip6;
+      if (w != null && w.length >= 4) {
+        const w0 = w[0]!;
+        const w1 = w[1]!;
+        const w2 = w[2]!;
+        const w3 = w[3]!;
+        if (w0 >>> 0 === w0 && w1 >>> 0 === w1 && w2 >>> 0 === w2 && w3 >>> 0 === w3) {
+          best = this.v6.lookup(w0, w1, w2, w3, pbit, port, best);
+        }
+      }
+    }
+    const host = flow.host;
+    if (this.hasNames && typeof host === 'string') {
+      best = this.names.lookup(host, pbit, port, best);
+    }
+    if (pbit === 2 && typeof port === 'number' && this.quicPort[port] === 1) {
+      return best === NONE ? this.quicNone : this.quic[best]!;
+    }
+    return best === NONE ? this.none : this.decisions[best]!;
+  }
+
+  toString(): string {
+    return `classifier(${this.size} items; ${this.v4}; ${this.v6}; ${this.names})`;
+  }
+}
+
+/** Compile a validated tenant for the client's current state. Throws nothing on a loader-validated spec. */
+export function compile(tenant: TenantSpec, state: ClientState): CompiledClassifier {
+  return new CompiledClassifier(tenant, state);
+}

@@ -1,0 +1,166 @@
+/**
+ * Decision builders shared by the compiler and the oracle: the one place that says what a
+ * Decision for a rule, a static outcome or a QUIC override looks like, so the two can be
+ * compared field by field. Compile-time only (these allocate); every result is frozen.
+ *
+ * Conventions: `channel` is non-null only when `action` is 'tunnel'; a decision made by a
+ * rule keeps its profile/policy/rule fields whatever the action (explain shows the rule).
+ */
+import type {
+  ChannelName,
+  DestinationSpec,
+  M365Group,
+  PlatformSpec,
+  PolicySpec,
+  ProfileSpec,
+  RuleSpec,
+} from '../policy/model.js';
+import type { Decision } from './types.js';
+
+export const REASON_IPV6 = 'IPv6 is not acquired (GSA tunnels IPv4 only)';
+export const REASON_DISABLED = 'Global Secure Access is disabled';
+export const REASON_NO_MATCH = 'no forwarding profile acquires this flow (goes direct)';
+
+/**
+ * How a rule took part in the decision:
+ * - `acquire`: it matched in an active profile (forward -> tunnel, bypass -> bypass);
+ * - `exclusive`: an M365 rule that is not active (link/profile disabled, channel off) still
+ *   keeps the flow away from Internet Access (GSA's read-only "Microsoft Traffic Bypass").
+ */
+export type RuleRole = 'acquire' | 'exclusive';
+
+function freeze(d: Decision): Decision {
+  return Object.freeze(d);
+}
+
+/** A decision that no rule made. */
+export function staticDecision(reason: string): Decision {
+  return freeze({
+    action: 'bypass',
+    channel: null,
+    profileId: null,
+    profileName: null,
+    policyId: null,
+    policyName: null,
+    ruleId: null,
+    ruleName: null,
+    matched: null,
+    group: null,
+    category: null,
+    appId: null,
+    fallback: 'bypass',
+    reason,
+  });
+}
+
+/** The destination as written in the spec (`*.sharepoint.com`, `40.96.0.0/13`, `a-b`). */
+export function destinationText(d: DestinationSpec): string {
+  return d.type === 'ipRange' ? `${d.begin}-${d.end}` : d.value;
+}
+
+const PROFILE_LABEL: Record<ChannelName, string> = {
+  m365: 'Microsoft traffic',
+  private: 'Private Access',
+  internet: 'Internet Access',
+};
+
+/** Why an M365 rule is not active, for the exclusivity reason. */
+export function inactiveCause(
+  profile: ProfileSpec,
+  policy: PolicySpec,
+  channels: Record<ChannelName, boolean>,
+): string {
+  if (profile.state !== 'enabled') return 'the Microsoft profile is disabled';
+  if (!channels.m365) return 'the Microsoft 365 channel is off';
+  if (policy.linkState !== 'enabled') return `policy "${policy.name}" is disabled`;
+  return 'the Microsoft profile does not acquire it';
+}
+
+/** The decision of one rule x destination. */
+export function ruleDecision(
+  role: RuleRole,
+  profile: ProfileSpec,
+  policy: PolicySpec,
+  rule: RuleSpec,
+  dest: DestinationSpec,
+  channels: Record<ChannelName, boolean>,
+): Decision {
+  const tunnel = role === 'acquire' && rule.action === 'forward';
+  let reason: string;
+  if (role === 'exclusive') {
+    reason = `Microsoft traffic (rule "${rule.name}") is left to the Microsoft profile and ${inactiveCause(profile, policy, channels)}; Internet Access never acquires it (goes direct)`;
+  } else if (tunnel) {
+    reason = `${PROFILE_LABEL[profile.type]} rule "${rule.name}" tunnels it on the ${profile.type} channel`;
+  } else {
+    reason = `${PROFILE_LABEL[profile.type]} rule "${rule.name}" bypasses it (goes direct)`;
+  }
+  return freeze({
+    action: tunnel ? 'tunnel' : 'bypass',
+    channel: tunnel ? profile.type : null,
+    profileId: profile.id,
+    profileName: profile.name,
+    policyId: policy.id,
+    policyName: policy.name,
+    ruleId: rule.id,
+    ruleName: rule.name,
+    matched: destinationText(dest),
+    group: policy.group ?? null,
+    category: rule.category ?? null,
+    appId: rule.appId ?? null,
+    fallback: profile.fallback,
+    reason,
+  });
+}
+
+const GROUP_LABEL: Record<M365Group, string> = {
+  exchange: 'Exchange Online',
+  sharepoint: 'SharePoint Online and OneDrive',
+  common: 'Microsoft 365 Common',
+  teams: 'Microsoft Teams',
+  other: 'other Microsoft traffic',
+};
+
+/** "Exchange Online", "Exchange Online and Private Access", or "nothing". */
+export function quicTunnelText(platform: PlatformSpec): string {
+  const names = platform.quic.tunnel.map((e) =>
+    e.profile === 'm365' && e.group !== undefined
+      ? GROUP_LABEL[e.group]
+      : e.profile === 'm365'
+        ? 'Microsoft 365'
+        : PROFILE_LABEL[e.profile],
+  );
+  if (names.length === 0) return 'nothing';
+  if (names.length === 1) return names[0]!;
+  return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+}
+
+/** May QUIC acquired on this channel / policy group be tunneled on the platform? */
+export function quicTunnelAllowed(
+  platform: PlatformSpec,
+  channel: ChannelName | null,
+  group: M365Group | null,
+): boolean {
+  for (const e of platform.quic.tunnel) {
+    if (e.profile === channel && (e.group === undefined || e.group === group)) return true;
+  }
+  return false;
+}
+
+/**
+ * What `d` becomes for a QUIC flow (UDP to one of `platform.quic.ports`): `d` itself, or a
+ * frozen copy with action `quic.otherwise` and a reason saying why.
+ */
+export function quicDecision(d: Decision, platform: PlatformSpec): Decision {
+  const q = platform.quic;
+  const only = quicTunnelText(platform);
+  const then = q.otherwise === 'drop' ? 'dropped so the app falls back to TCP' : 'sent direct';
+  let reason: string;
+  if (d.action === 'tunnel') {
+    if (quicTunnelAllowed(platform, d.channel, d.group)) return d;
+    reason = `QUIC to "${d.ruleName}" cannot be tunneled on ${platform.name} (only ${only}); ${then}`;
+  } else {
+    if (q.scope !== 'all' || d.action === q.otherwise) return d;
+    reason = `QUIC is not tunneled on ${platform.name} (only ${only}); ${then}`;
+  }
+  return freeze({ ...d, action: q.otherwise, channel: null, reason });
+}

@@ -1,0 +1,101 @@
+/**
+ * IPv4 matcher: addresses, CIDRs and begin-end ranges of every rule, cut into disjoint
+ * elementary intervals (sorted starts in a Uint32Array) each holding its candidate items in
+ * rule order. Lookup: a 64K-entry index on the top 16 bits narrows the binary search to the
+ * few intervals of that /16 (DIR-24-8 in spirit, without its per-address memory), then the
+ * first candidate whose ports/protocol pass. Read-only after construction; allocation-free.
+ */
+import { formatIPv4 } from '../util/ip.js';
+import { buildCandidateLists, type CandidateLists, firstPassing } from './candidates.js';
+import type { PortProtoChecks } from './ports.js';
+
+export interface Range4 {
+  first: number;
+  last: number;
+  item: number;
+}
+
+export class Ip4Table {
+  /** Start of each elementary interval; starts[0] = 0, so every address has one. */
+  private readonly starts: Uint32Array;
+  /** index[b] = interval holding address b << 16; index[65536] = last interval. */
+  private readonly index: Int32Array;
+  private readonly lists: CandidateLists;
+  private readonly checks: PortProtoChecks;
+  /** Smallest item in the table (a flow already matched below it needs no lookup). */
+  private readonly minItem: number;
+  private readonly ranges: number;
+
+  /** `ranges` in ascending item order. */
+  constructor(ranges: readonly Range4[], checks: PortProtoChecks) {
+    this.checks = checks;
+    this.ranges = ranges.length;
+    const bounds = new Set<number>([0]);
+    for (const r of ranges) {
+      bounds.add(r.first);
+      if (r.last < 0xffffffff) bounds.add(r.last + 1);
+    }
+    const starts = Uint32Array.from(bounds).sort();
+    this.starts = starts;
+    const n = starts.length;
+    const pos = new Map<number, number>();
+    for (let i = 0; i < n; i++) pos.set(starts[i]!, i);
+    const items = new Int32Array(ranges.length);
+    const from = new Int32Array(ranges.length);
+    const to = new Int32Array(ranges.length);
+    let min = 0x7fffffff;
+    ranges.forEach((r, k) => {
+      items[k] = r.item;
+      from[k] = pos.get(r.first)!;
+      to[k] = r.last < 0xffffffff ? pos.get(r.last + 1)! - 1 : n - 1;
+      if (r.item < min) min = r.item;
+    });
+    this.minItem = min;
+    this.lists = buildCandidateLists(n, items, from, to, checks);
+    const index = new Int32Array(65537);
+    let j = 0;
+    for (let b = 0; b < 65536; b++) {
+      const a = b * 65536;
+      while (j + 1 < n && starts[j + 1]! <= a) j++;
+      index[b] = j;
+    }
+    index[65536] = n - 1;
+    this.index = index;
+  }
+
+  /** Smallest passing item below `best` matching address `x` (a uint32), else `best`. */
+  lookup(x: number, pbit: number, port: number, best: number): number {
+    if (best <= this.minItem) return best;
+    const b = x >>> 16;
+    const starts = this.starts;
+    let lo = this.index[b]!;
+    let hi = this.index[b + 1]!;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (starts[mid]! <= x) lo = mid;
+      else hi = mid - 1;
+    }
+    return firstPassing(this.lists, lo, this.checks, pbit, port, best);
+  }
+
+  /** Elementary intervals (for tests and diagnostics). */
+  get intervals(): number {
+    return this.starts.length;
+  }
+
+  /** Bytes held in typed arrays. */
+  get bytes(): number {
+    return (
+      this.starts.byteLength +
+      this.index.byteLength +
+      this.lists.off.byteLength +
+      this.lists.items.byteLength
+    );
+  }
+
+  toString(): string {
+    const s = this.starts;
+    const head = s.length > 1 ? ` ${formatIPv4(s[1]!)}..` : '';
+    return `ip4(${this.ranges} ranges, ${s.length} intervals, ${this.lists.items.length} candidates${head})`;
+  }
+}

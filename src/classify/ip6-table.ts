@@ -1,0 +1,149 @@
+/**
+ * IPv6 matcher: the IPv4 design with 128-bit keys. Elementary intervals of every rule's
+ * addresses/CIDRs/ranges, starts stored as four big-endian uint32 words per interval in
+ * one Uint32Array (Go's netip keeps two 64-bit halves; JS has no cheap 64-bit integer, so
+ * four words, compared most significant first: almost always decided by the first).
+ * A 64K-entry index on the top 16 bits narrows the binary search. BigInt is used only
+ * while compiling. Read-only after construction; allocation-free.
+ */
+import { formatIPv6 } from '../util/ip.js';
+import { buildCandidateLists, type CandidateLists, firstPassing } from './candidates.js';
+import type { PortProtoChecks } from './ports.js';
+
+export interface Range6 {
+  first: ArrayLike<number>;
+  last: ArrayLike<number>;
+  item: number;
+}
+
+const MAX = (1n << 128n) - 1n;
+
+function big(w: ArrayLike<number>): bigint {
+  return (
+    (BigInt(w[0]! >>> 0) << 96n) |
+    (BigInt(w[1]! >>> 0) << 64n) |
+    (BigInt(w[2]! >>> 0) << 32n) |
+    BigInt(w[3]! >>> 0)
+  );
+}
+
+export class Ip6Table {
+  /** 4 words per interval start; interval 0 starts at ::. */
+  private readonly starts: Uint32Array;
+  /** index[b] = interval holding the address whose top 16 bits are b (rest zero). */
+  private readonly index: Int32Array;
+  private readonly lists: CandidateLists;
+  private readonly checks: PortProtoChecks;
+  private readonly minItem: number;
+  private readonly ranges: number;
+
+  /** `ranges` in ascending item order. */
+  constructor(ranges: readonly Range6[], checks: PortProtoChecks) {
+    this.checks = checks;
+    this.ranges = ranges.length;
+    const firsts = ranges.map((r) => big(r.first));
+    const lasts = ranges.map((r) => big(r.last));
+    const bounds = new Set<bigint>([0n]);
+    for (let k = 0; k < ranges.length; k++) {
+      bounds.add(firsts[k]!);
+      if (lasts[k]! < MAX) bounds.add(lasts[k]! + 1n);
+    }
+    const sorted = [...bounds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const n = sorted.length;
+    const pos = new Map<bigint, number>();
+    const starts = new Uint32Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      const v = sorted[i]!;
+      pos.set(v, i);
+      starts[4 * i] = Number((v >> 96n) & 0xffffffffn);
+      starts[4 * i + 1] = Number((v >> 64n) & 0xffffffffn);
+      starts[4 * i + 2] = Number((v >> 32n) & 0xffffffffn);
+      starts[4 * i + 3] = Number(v & 0xffffffffn);
+    }
+    this.starts = starts;
+    const items = new Int32Array(ranges.length);
+    const from = new Int32Array(ranges.length);
+    const to = new Int32Array(ranges.length);
+    let min = 0x7fffffff;
+    for (let k = 0; k < ranges.length; k++) {
+      const it = ranges[k]!.item;
+      items[k] = it;
+      from[k] = pos.get(firsts[k]!)!;
+      to[k] = lasts[k]! < MAX ? pos.get(lasts[k]! + 1n)! - 1 : n - 1;
+      if (it < min) min = it;
+    }
+    this.minItem = min;
+    this.lists = buildCandidateLists(n, items, from, to, checks);
+    const index = new Int32Array(65537);
+    let j = 0;
+    for (let b = 0; b < 65536; b++) {
+      const a = b * 65536;
+      // Only word 0 matters: the probe address is b << 112 (other words zero).
+      while (j + 1 < n && starts[4 * (j + 1)]! <= a && le0(starts, j + 1, a)) j++;
+      index[b] = j;
+    }
+    index[65536] = n - 1;
+    this.index = index;
+  }
+
+  /** Smallest passing item below `best` matching (w0, w1, w2, w3), else `best`. */
+  lookup(
+    w0: number,
+    w1: number,
+    w2: number,
+    w3: number,
+    pbit: number,
+    port: number,
+    best: number,
+  ): number {
+    if (best <= this.minItem) return best;
+    const s = this.starts;
+    let lo = this.index[w0 >>> 16]!;
+    let hi = this.index[(w0 >>> 16) + 1]!;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      const o = 4 * mid;
+      // starts[mid] <= w ?
+      const a = s[o]!;
+      let le: boolean;
+      if (a !== w0) le = a < w0;
+      else {
+        const b = s[o + 1]!;
+        if (b !== w1) le = b < w1;
+        else {
+          const c = s[o + 2]!;
+          le = c !== w2 ? c < w2 : s[o + 3]! <= w3;
+        }
+      }
+      if (le) lo = mid;
+      else hi = mid - 1;
+    }
+    return firstPassing(this.lists, lo, this.checks, pbit, port, best);
+  }
+
+  get intervals(): number {
+    return this.starts.length / 4;
+  }
+
+  get bytes(): number {
+    return (
+      this.starts.byteLength +
+      this.index.byteLength +
+      this.lists.off.byteLength +
+      this.lists.items.byteLength
+    );
+  }
+
+  toString(): string {
+    const s = this.starts;
+    const head = s.length > 4 ? ` ${formatIPv6(s.subarray(4, 8))}..` : '';
+    return `ip6(${this.ranges} ranges, ${this.intervals} intervals, ${this.lists.items.length} candidates${head})`;
+  }
+}
+
+/** Is interval j's start <= (a, 0, 0, 0)? */
+function le0(s: Uint32Array, j: number, a: number): boolean {
+  const o = 4 * j;
+  if (s[o]! !== a) return s[o]! < a;
+  return s[o + 1] === 0 && s[o + 2] === 0 && s[o + 3] === 0;
+}
