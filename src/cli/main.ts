@@ -11,7 +11,10 @@ import { packageVersion } from '../util/package.js';
 type Registrar = (program: Command) => void;
 
 /** Command modules, in help order. */
-const COMMANDS: Array<() => Promise<{ register: Registrar }>> = [];
+const COMMANDS: Array<() => Promise<{ register: Registrar }>> = [
+  () => import('./commands/explain.js'),
+  () => import('./commands/profiles.js'),
+];
 
 export async function buildProgram(): Promise<Command> {
   const program = new Command('gsa-emu')

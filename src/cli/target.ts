@@ -16,7 +16,8 @@ export interface Target {
 }
 
 const SCHEME_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'ws:': 80, 'wss:': 443 };
-const NAME_RE = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+const NAME_RE =
+  /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
 function parsePort(text: string, input: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
@@ -41,7 +42,8 @@ export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target
     hostPart = url.hostname;
     if (hostPart.startsWith('[')) hostPart = hostPart.slice(1, -1);
     port = url.port ? Number(url.port) : SCHEME_PORTS[url.protocol];
-    if (port === undefined) throw new UsageError(`"${input}": give a port for scheme ${url.protocol}`);
+    if (port === undefined)
+      throw new UsageError(`"${input}": give a port for scheme ${url.protocol}`);
   } else if (s.startsWith('[')) {
     const end = s.indexOf(']');
     if (end === -1) throw new UsageError(`"${input}": missing "]" after the IPv6 address`);
@@ -61,6 +63,7 @@ export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target
   const family = ipFamily(hostPart);
   if (family !== 0) return { host: null, ip: hostPart, family, port: port ?? 443, proto };
   const name = hostPart.toLowerCase().replace(/\.$/, '');
-  if (!NAME_RE.test(name)) throw new UsageError(`"${input}": "${hostPart}" is not a host name or IP address`);
+  if (!NAME_RE.test(name))
+    throw new UsageError(`"${input}": "${hostPart}" is not a host name or IP address`);
   return { host: name, ip: null, family: 0, port: port ?? 443, proto };
 }

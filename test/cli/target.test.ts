@@ -2,9 +2,20 @@ import t from 'tap';
 import { parseTarget } from '../../src/cli/target.js';
 
 t.test('URLs take the port from the scheme', async (t) => {
-  t.match(parseTarget('https://Outlook.Office365.com/owa'), { host: 'outlook.office365.com', port: 443, proto: 'tcp' });
-  t.match(parseTarget('http://intranet.contoso.test/'), { host: 'intranet.contoso.test', port: 80 });
-  t.match(parseTarget('http://[2603:1006::1]:8080/'), { ip: '2603:1006::1', family: 6, port: 8080 });
+  t.match(parseTarget('https://Outlook.Office365.com/owa'), {
+    host: 'outlook.office365.com',
+    port: 443,
+    proto: 'tcp',
+  });
+  t.match(parseTarget('http://intranet.contoso.test/'), {
+    host: 'intranet.contoso.test',
+    port: 80,
+  });
+  t.match(parseTarget('http://[2603:1006::1]:8080/'), {
+    ip: '2603:1006::1',
+    family: 6,
+    port: 8080,
+  });
 });
 
 t.test('host[:port], ip[:port], [v6]:port', async (t) => {
@@ -17,7 +28,16 @@ t.test('host[:port], ip[:port], [v6]:port', async (t) => {
 });
 
 t.test('bad input gets a usage error naming it', async (t) => {
-  for (const bad of ['', 'a b', 'host:99999', 'host:x', '[::1', 'gopher://x', 'ex_ample..com', 'https://']) {
+  for (const bad of [
+    '',
+    'a b',
+    'host:99999',
+    'host:x',
+    '[::1',
+    'gopher://x',
+    'ex_ample..com',
+    'https://',
+  ]) {
     t.throws(() => parseTarget(bad), { code: 'GSA_ERR_USAGE' }, bad);
   }
 });

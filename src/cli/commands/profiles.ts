@@ -1,0 +1,70 @@
+/** `gsa-emu profiles validate FILE` and `gsa-emu profiles show [FILE]`. */
+import type { Command } from 'commander';
+import { ConfigError } from '../../errors.js';
+import type { DestinationSpec, TenantSpec } from '../../policy/model.js';
+import { loadTenantFile } from '../../policy/tenant-file.js';
+
+function dest(d: DestinationSpec): string {
+  return d.type === 'ipRange' ? `${d.begin}-${d.end}` : d.value;
+}
+
+/** The forwarding profile as the real client's diagnostics list it: rules grouped by profile. */
+export function formatProfiles(t: TenantSpec): string {
+  const out: string[] = [`tenant ${t.name} (${t.tenantId})`];
+  for (const p of t.profiles) {
+    out.push(
+      `\n${p.name}  [${p.type}, ${p.state}, priority ${p.priority}, hardening ${p.fallback}]`,
+    );
+    for (const q of p.policies) {
+      out.push(
+        `  ${q.name}  [link ${q.linkState}${q.group ? `, group ${q.group}` : ''}${q.kind ? `, ${q.kind}` : ''}]`,
+      );
+      for (const r of q.rules) {
+        const ports = r.ports.length
+          ? r.ports.map((x) => (x.from === x.to ? `${x.from}` : `${x.from}-${x.to}`)).join(',')
+          : 'any';
+        const protos = r.protocols.length ? r.protocols.join(',') : 'any';
+        const action = r.action === 'forward' ? 'tunnel' : 'bypass';
+        out.push(
+          `    ${action.padEnd(6)} ${protos.padEnd(7)} ${ports.padEnd(12)} ${r.destinations.map(dest).join(' ')}  (${r.name}, id ${r.id})`,
+        );
+      }
+    }
+  }
+  return out.join('\n');
+}
+
+export function register(program: Command): void {
+  const profiles = program.command('profiles').description('check and show forwarding profiles');
+  profiles
+    .command('validate')
+    .description('validate a forwarding-profile file (Graph JSON or YAML) and list every problem')
+    .argument('<file>', 'the file to check')
+    .action((file: string) => {
+      try {
+        const { tenant } = loadTenantFile(file);
+        const rules = tenant.profiles.reduce(
+          (n, p) => n + p.policies.reduce((m, q) => m + q.rules.length, 0),
+          0,
+        );
+        process.stdout.write(
+          `${file}: valid: ${tenant.profiles.length} profiles, ${rules} rules (tenant ${tenant.tenantId})\n`,
+        );
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        process.stdout.write(`${e.message}\n`);
+        process.exitCode = 1;
+      }
+    });
+  profiles
+    .command('show')
+    .description('list the rules grouped by profile (the default tenant when no file is given)')
+    .argument('[file]', 'a forwarding-profile file')
+    .option('--json', 'print the normalized model as JSON')
+    .action((file: string | undefined, opts: { json?: boolean }) => {
+      const { tenant } = loadTenantFile(file);
+      process.stdout.write(
+        opts.json ? `${JSON.stringify(tenant, null, 2)}\n` : `${formatProfiles(tenant)}\n`,
+      );
+    });
+}

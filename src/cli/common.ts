@@ -1,0 +1,56 @@
+/** Options shared by the commands that load a tenant, a client configuration and a platform. */
+import type { Command } from 'commander';
+import {
+  type ClientTiles,
+  createClientTiles,
+  defaultClientConfig,
+  loadClientConfigFile,
+} from '../policy/client-config.js';
+import type { ClientState, PlatformSpec } from '../policy/model.js';
+import { loadPlatform } from '../policy/platform.js';
+import { type LoadedTenant, loadTenantFile } from '../policy/tenant-file.js';
+
+export interface PolicyOptions {
+  tenant?: string;
+  clientConfig?: string;
+  platform?: string;
+}
+
+export function addPolicyOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--tenant <file>',
+      'forwarding profiles (Graph JSON/YAML); default: the built-in tenant',
+    )
+    .option(
+      '--client-config <file>',
+      'managed client keys (.json, .yaml, .mobileconfig); default: EnableGSA=2, channels 2, SilentOnboard',
+    )
+    .option(
+      '--platform <name|file>',
+      'platform behaviour: ios, windows, macos, android or a file',
+      'ios',
+    );
+}
+
+export interface PolicyContext {
+  loaded: LoadedTenant;
+  tiles: ClientTiles;
+  platform: PlatformSpec;
+  warnings: string[];
+  state(): ClientState;
+}
+
+export function loadPolicyContext(opts: PolicyOptions): PolicyContext {
+  const loaded = loadTenantFile(opts.tenant);
+  const warnings: string[] = [];
+  let config = defaultClientConfig();
+  if (opts.clientConfig) {
+    const cc = loadClientConfigFile(opts.clientConfig);
+    config = cc.config;
+    for (const w of cc.warnings) warnings.push(`${w.path ? `${w.path}: ` : ''}${w.message}`);
+  }
+  const tiles = createClientTiles(config);
+  const platform = loadPlatform(opts.platform ?? 'ios');
+  return { loaded, tiles, platform, warnings, state: () => tiles.toClientState(platform) };
+}
