@@ -1,0 +1,135 @@
+/** Shared helpers for the edge tests (not a test file itself). Loopback only. */
+import { randomUUID } from 'node:crypto';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { OpenMeta } from '../../src/tunnel/types.js';
+
+/** A TCP server on 127.0.0.1 that writes `greeting` first, then echoes; ends when the peer ends. */
+export async function echoServer(greeting = ''): Promise<{
+  port: number;
+  server: Server;
+  /** Bytes each connection received, by remote port. */
+  peers: Array<{ remoteAddress: string | undefined; bytes: number }>;
+  close(): Promise<void>;
+}> {
+  const sockets = new Set<Socket>();
+  const peers: Array<{ remoteAddress: string | undefined; bytes: number }> = [];
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    const peer = { remoteAddress: s.remoteAddress, bytes: 0 };
+    peers.push(peer);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    if (greeting) s.write(greeting);
+    s.on('data', (d: Buffer) => {
+      peer.bytes += d.length;
+    });
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    server,
+    peers,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A TCP server that streams `chunk` forever (until the peer goes away). */
+export async function firehose(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    const pump = (): void => {
+      while (!s.destroyed && s.write(chunk)) {
+        /* fill the socket buffer */
+      }
+    };
+    s.on('drain', pump);
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A UDP echo server on 127.0.0.1 that prefixes each reply with `prefix`. */
+export async function udpEcho(
+  prefix = '',
+): Promise<{ port: number; socket: UdpSocket; close(): Promise<void> }> {
+  const socket = createSocket('udp4');
+  socket.on('message', (msg, rinfo) => {
+    socket.send(Buffer.concat([Buffer.from(prefix), msg]), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  return {
+    port: socket.address().port,
+    socket,
+    close: () => new Promise<void>((r) => socket.close(() => r())),
+  };
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
+export async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export function meta(over: Partial<OpenMeta> = {}): OpenMeta {
+  return {
+    proto: 'tcp',
+    host: 'echo.contoso.test',
+    ip: null,
+    port: 443,
+    flowId: randomUUID(),
+    connectionId: randomUUID(),
+    channel: 'internet',
+    ruleId: 'rule-x',
+    policyId: 'policy-x',
+    srcIp: '127.0.0.1',
+    srcPort: 40000,
+    process: 'curl',
+    ...over,
+  };
+}
+
+export async function tempDir(
+  prefix = 'gsa-edge-',
+): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `cond` every 5 ms until true or `ms` elapse (bounded). */
+export async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await delay(5);
+  }
+  return cond();
+}

@@ -1,0 +1,514 @@
+/**
+ * The edge end to end through the real tunnel: TunnelClient (src/tunnel/client.ts) ->
+ * startEdge -> echo servers on 127.0.0.1 named by the hosts maps. Nothing leaves loopback:
+ * the edge runs with systemResolver and directIp off.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import WebSocket from 'ws';
+import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
+import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
+import type { ChannelName } from '../../src/policy/model.js';
+import { TunnelClient } from '../../src/tunnel/client.js';
+import { CloseCode } from '../../src/tunnel/frame.js';
+import { type OpenMeta, ResetCode, type TunnelStream } from '../../src/tunnel/types.js';
+import {
+  closedPort,
+  delay,
+  echoServer,
+  firehose,
+  meta,
+  tempDir,
+  udpEcho,
+  until,
+} from './helpers.js';
+import { shapeProblems } from './shape.js';
+
+const GREETING = 'HELLO\n';
+
+async function setup(t: Test, over: Partial<EdgeOptions> = {}) {
+  const tmp = await tempDir();
+  const echo = await echoServer(GREETING);
+  const udp = await udpEcho('re:');
+  const dead = await closedPort();
+  const edge = await startEdge({
+    stateDir: join(tmp.dir, 'state'),
+    tls: false,
+    logFile: join(tmp.dir, 'traffic.jsonl'),
+    hostsMap: {
+      'echo.contoso.test': `127.0.0.1:${echo.port}`,
+      'www.casino.test': `127.0.0.1:${echo.port}`,
+      'dead.contoso.test': `127.0.0.1:${dead}`,
+      'udp.contoso.test': `127.0.0.1:${udp.port}`,
+    },
+    connectorHosts: {
+      'intranet.contoso.test:443': `127.0.0.1:${echo.port}`,
+      'udp-echo.contoso.test': `127.0.0.1:${udp.port}`,
+      '127.77.0.5:3389': `127.0.0.1:${echo.port}`,
+    },
+    filtering: { blockedCategories: ['gambling'], blockedFqdns: ['*.ads.test'] },
+    egress: { systemResolver: false, directIp: false },
+    limits: { graceMs: 200, connectTimeoutMs: 2000 },
+    ...over,
+  });
+  const clients: TunnelClient[] = [];
+  const client = async (channel: ChannelName, url = edge.url): Promise<TunnelClient> => {
+    const c = new TunnelClient({
+      url,
+      channel,
+      getToken: (ch) =>
+        edge.issueToken({
+          channel: ch,
+          userId: 'alice',
+          deviceId: 'dev-1',
+          upn: 'alice@contoso.test',
+        }),
+      backoff: { baseMs: 20, maxMs: 100 },
+      limits: { keepaliveInterval: 0 },
+    });
+    clients.push(c);
+    c.start();
+    await c.waitUp(5000);
+    return c;
+  };
+  t.teardown(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await edge.close({ graceMs: 0 });
+    await echo.close();
+    await udp.close();
+    await tmp.remove();
+  });
+  return { edge, echo, udp, client, tmp };
+}
+
+/** Writes `data`, ends, and collects everything read until end or reset. */
+function exchange(s: TunnelStream, data: Buffer): Promise<{ bytes: Buffer; reset: number | null }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let reset: number | null = null;
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('reset', (code: number) => {
+      reset = code;
+    });
+    s.on('error', () => {});
+    s.on('close', () => resolve({ bytes: Buffer.concat(chunks), reset }));
+    s.end(data);
+  });
+}
+
+function byConn(edge: Edge, m: OpenMeta): Promise<NetworkAccessTraffic> {
+  return edge.logs.waitFor((r) => r.connectionId === m.connectionId, 5000);
+}
+
+t.test('tunnel upgrade rejects bad tokens with the documented status and close code', async (t) => {
+  const { edge } = await setup(t);
+  const wsUrl = edge.url.replace(/^http/, 'ws');
+  const attempt = (path: string, token: string | null): Promise<{ status: number; code: number }> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${wsUrl}${path}`, {
+        headers: token === null ? {} : { authorization: `Bearer ${token}` },
+      });
+      ws.on('unexpected-response', (_req, res) => {
+        resolve({ status: res.statusCode ?? 0, code: Number(res.headers['x-gsa-close-code']) });
+        res.resume();
+        ws.terminate();
+      });
+      ws.on('open', () => {
+        ws.terminate();
+        resolve({ status: 101, code: 0 });
+      });
+      ws.on('error', (e) => reject(e));
+    });
+  const other = await startEdge({
+    stateDir: join((await tempDir()).dir, 's'),
+    tls: false,
+    persistKey: false,
+  });
+  const forged = await other.issueToken({ channel: 'internet' });
+  await other.close();
+  const cases: Array<[string, string | null, number, number]> = [
+    ['missing', null, 401, CloseCode.AUTH_MISSING],
+    ['malformed', 'not.a.jwt', 401, CloseCode.AUTH_MISSING],
+    [
+      'expired',
+      await edge.issueToken({ channel: 'internet', ttlSeconds: -300 }),
+      401,
+      CloseCode.AUTH_EXPIRED,
+    ],
+    ['forged (other key)', forged, 403, CloseCode.AUTH_FORBIDDEN],
+    ['wrong audience', await edge.issueToken({ channel: 'm365' }), 403, CloseCode.AUTH_FORBIDDEN],
+    [
+      'graph token on a tunnel',
+      await edge.issueToken({ channel: 'graph' }),
+      403,
+      CloseCode.AUTH_FORBIDDEN,
+    ],
+    [
+      'wrong tenant',
+      await edge.issueToken({ channel: 'internet', tenantId: 'another-tenant' }),
+      403,
+      CloseCode.AUTH_FORBIDDEN,
+    ],
+  ];
+  for (const [name, token, status, code] of cases) {
+    const r = await attempt('/tunnel/internet', token);
+    t.same(r, { status, code }, name);
+  }
+  const ok = await attempt('/tunnel/internet', await edge.issueToken({ channel: 'internet' }));
+  t.equal(ok.status, 101, 'a good token upgrades');
+  t.equal(
+    (await attempt('/tunnel/nope', await edge.issueToken({ channel: 'internet' }))).status,
+    404,
+  );
+  // TunnelClient reports the refusal.
+  const c = new TunnelClient({
+    url: edge.url,
+    channel: 'private',
+    getToken: () => edge.issueToken({ channel: 'private', ttlSeconds: -300 }),
+    backoff: { baseMs: 1000, maxMs: 1000 },
+  });
+  const down = new Promise<{ status?: number; code?: number }>((r) => c.once('down', r));
+  c.start();
+  const info = await down;
+  await c.close();
+  t.equal(info.status, 401);
+  t.equal(info.code, CloseCode.AUTH_EXPIRED);
+});
+
+t.test('internet flow: echo through the edge, byte counts and shape in the log', async (t) => {
+  const { edge, echo, client, tmp } = await setup(t);
+  const c = await client('internet');
+  const m = meta({ host: 'Echo.Contoso.Test', port: 443 });
+  const s = c.open(m);
+  const data = randomBytes(300_000);
+  const r = await exchange(s, data);
+  t.equal(r.reset, null, 'no reset');
+  t.equal(r.bytes.length, GREETING.length + data.length);
+  t.ok(r.bytes.subarray(GREETING.length).equals(data), 'echoed intact');
+  const rec = await byConn(edge, m);
+  t.same(shapeProblems(rec), []);
+  t.equal(rec.sentBytes, data.length, 'sentBytes = client -> destination');
+  t.equal(
+    rec.receivedBytes,
+    GREETING.length + data.length,
+    'receivedBytes = destination -> client',
+  );
+  t.equal(echo.peers.at(-1)?.bytes, data.length, 'the destination got every byte');
+  t.equal(
+    echo.peers.at(-1)?.remoteAddress,
+    '127.0.0.1',
+    'the destination sees the edge as its peer',
+  );
+  t.equal(rec.action, 'allow');
+  t.equal(rec.operationStatus, 'success');
+  t.equal(rec.trafficType, 'internet');
+  t.equal(rec.destinationFQDN, 'echo.contoso.test');
+  t.equal(rec.destinationIp, '127.0.0.1');
+  t.equal(rec.destinationPort, 443, 'the port the client asked for');
+  t.equal(rec.userId, 'alice');
+  t.equal(rec.userPrincipalName, 'alice@contoso.test');
+  t.equal(rec.deviceId, 'dev-1');
+  t.equal(rec.tenantId, edge.tenantId);
+  t.equal(rec.policyRuleId, 'rule-x');
+  t.equal(rec.initiatingProcessName, 'curl');
+  // The file has the same record as a JSON line.
+  await until(() => false, 50);
+  const lines = (await readFile(join(tmp.dir, 'traffic.jsonl'), 'utf8')).trim().split('\n');
+  const fromFile = lines.map((l) => JSON.parse(l)).find((x) => x.connectionId === m.connectionId);
+  t.same(fromFile, rec);
+});
+
+t.test('m365 flow is logged as microsoft365 and is not web-filtered', async (t) => {
+  const { edge, client } = await setup(t);
+  const c = await client('m365');
+  const m = meta({ channel: 'm365', host: 'www.casino.test' });
+  const r = await exchange(c.open(m), Buffer.from('ping'));
+  t.equal(r.reset, null);
+  const rec = await byConn(edge, m);
+  t.equal(rec.trafficType, 'microsoft365');
+  t.equal(rec.action, 'allow');
+  t.same(shapeProblems(rec), []);
+});
+
+t.test(
+  'web content filtering: category and FQDN blocks reset the stream and log block',
+  async (t) => {
+    const { edge, echo, client } = await setup(t);
+    const c = await client('internet');
+    const before = echo.peers.length;
+    const m1 = meta({ host: 'www.casino.test' });
+    const r1 = await exchange(c.open(m1), Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    t.equal(r1.reset, ResetCode.BLOCKED);
+    t.equal(r1.bytes.length, 0);
+    const rec1 = await byConn(edge, m1);
+    t.same(shapeProblems(rec1), []);
+    t.equal(rec1.action, 'block');
+    t.equal(rec1.operationStatus, 'failure');
+    t.equal(rec1.policyRuleId, 'category:gambling');
+    t.equal(rec1.policyId, 'web-content-filtering');
+    t.equal(rec1.sentBytes, 0);
+    t.equal(rec1.destinationIp, null, 'never resolved');
+    const m2 = meta({ host: 'banner.ads.test' });
+    const r2 = await exchange(c.open(m2), Buffer.from('x'));
+    t.equal(r2.reset, ResetCode.BLOCKED);
+    t.equal((await byConn(edge, m2)).policyRuleId, 'fqdn:*.ads.test');
+    t.equal(echo.peers.length, before, 'blocked flows never reached the destination');
+  },
+);
+
+t.test(
+  'private access: app segments allowed through the connector, others refused and logged',
+  async (t) => {
+    const { edge, echo, udp, client } = await setup(t);
+    const c = await client('private');
+    // Allowed: intranet.contoso.test:443 (segment "Contoso intranet web"), remapped by the connector.
+    const ok = meta({ channel: 'private', host: 'intranet.contoso.test', port: 443 });
+    const r = await exchange(c.open(ok), Buffer.from('hello intranet'));
+    t.equal(r.reset, null);
+    t.equal(r.bytes.toString(), `${GREETING}hello intranet`);
+    const rec = await byConn(edge, ok);
+    t.same(shapeProblems(rec), []);
+    t.equal(rec.trafficType, 'private');
+    t.equal(rec.action, 'allow');
+    t.match(rec.policyRuleName, /Contoso intranet web|Quick Access/);
+    t.equal(rec.privateAccessDetails?.resolvedDestination, `127.0.0.1:${echo.port}`);
+    t.equal(rec.privateAccessDetails?.appSegmentId, rec.policyRuleId);
+    // IP segment (127.77.0.0/16 tcp 3389), remapped by address.
+    const rdp = meta({ channel: 'private', host: null, ip: '127.77.0.5', port: 3389 });
+    const r2 = await exchange(c.open(rdp), Buffer.from('rdp'));
+    t.equal(r2.bytes.toString(), `${GREETING}rdp`);
+    // Refused: a port outside every segment, a name outside, an address outside.
+    for (const bad of [
+      meta({ channel: 'private', host: 'db.contoso.test', port: 5432 }),
+      meta({ channel: 'private', host: 'evil.example.test', port: 443 }),
+      meta({ channel: 'private', host: null, ip: '127.79.0.1', port: 3389 }),
+      meta({ channel: 'private', host: 'intranet.contoso.test', port: 443, proto: 'udp' }),
+    ]) {
+      const before = echo.peers.length;
+      const rr = await exchange(c.open(bad), Buffer.from('x'));
+      t.equal(
+        rr.reset,
+        ResetCode.BLOCKED,
+        `${bad.host ?? bad.ip}:${bad.port}/${bad.proto} refused`,
+      );
+      const br = await byConn(edge, bad);
+      t.same(shapeProblems(br), []);
+      t.equal(br.action, 'block');
+      t.equal(br.operationStatus, 'failure');
+      t.match(br.privateAccessDetails?.accessDeniedReason, /no application segment/);
+      t.equal(echo.peers.length, before, 'nothing reached the private network');
+    }
+    // In a segment, but the connector cannot resolve it: connect failed, action allow, failure.
+    const unres = meta({ channel: 'private', host: 'wiki.contoso.test', port: 443 });
+    const r3 = await exchange(c.open(unres), Buffer.from('x'));
+    t.equal(r3.reset, ResetCode.CONNECT_FAILED);
+    const ur = await byConn(edge, unres);
+    t.equal(ur.operationStatus, 'failure');
+    t.match(ur.failureReason, /cannot resolve/);
+    // Private UDP segment: datagrams relayed.
+    const um = meta({
+      channel: 'private',
+      proto: 'udp',
+      host: 'udp-echo.contoso.test',
+      port: 7005,
+    });
+    const us = c.open(um);
+    const got: string[] = [];
+    us.on('datagram', (d: Buffer) => got.push(d.toString()));
+    us.on('error', () => {});
+    await us.opened;
+    us.sendDatagram(Buffer.from('one'));
+    us.sendDatagram(Buffer.from('two'));
+    t.ok(await until(() => got.length === 2, 3000), 'two replies');
+    t.same(got.sort(), ['re:one', 're:two']);
+    us.end();
+    const urec = await byConn(edge, um);
+    t.equal(urec.transportProtocol, 'udp');
+    t.equal(urec.sentBytes, 6);
+    t.equal(urec.receivedBytes, 12);
+    t.same(shapeProblems(urec), []);
+    void udp;
+  },
+);
+
+t.test('failed flows are logged at once: unresolvable name, refused port', async (t) => {
+  const { edge, client } = await setup(t);
+  const c = await client('internet');
+  const m1 = meta({ host: 'not-in-the-map.test' });
+  const s1 = c.open(m1);
+  const r1 = await exchange(s1, Buffer.from('x'));
+  t.equal(r1.reset, ResetCode.CONNECT_FAILED);
+  const rec1 = await byConn(edge, m1);
+  t.same(shapeProblems(rec1), []);
+  t.equal(rec1.operationStatus, 'failure');
+  t.equal(rec1.action, 'allow');
+  t.match(rec1.failureReason, /not in the hosts map/);
+  const m2 = meta({ host: 'dead.contoso.test' });
+  const r2 = await exchange(c.open(m2), Buffer.from('x'));
+  t.equal(r2.reset, ResetCode.CONNECT_FAILED);
+  const rec2 = await byConn(edge, m2);
+  t.match(rec2.failureReason, /ECONNREFUSED/);
+  t.equal(rec2.destinationIp, '127.0.0.1');
+  // An IP destination outside the hosts map is refused when directIp is off.
+  const m3 = meta({ host: null, ip: '192.0.2.1', port: 80 });
+  const r3 = await exchange(c.open(m3), Buffer.from('x'));
+  t.equal(r3.reset, ResetCode.CONNECT_FAILED);
+  t.match((await byConn(edge, m3)).failureReason, /no route/);
+});
+
+t.test('internet UDP relay with idle timeout', async (t) => {
+  const { edge, client } = await setup(t, { limits: { udpIdleTimeoutMs: 150, graceMs: 100 } });
+  const c = await client('internet');
+  const m = meta({ proto: 'udp', host: 'udp.contoso.test', port: 5353 });
+  const s = c.open(m);
+  s.on('error', () => {});
+  const got: Buffer[] = [];
+  s.on('datagram', (d: Buffer) => got.push(d));
+  await s.opened;
+  s.sendDatagram(Buffer.from('abc'));
+  t.ok(await until(() => got.length === 1, 3000));
+  t.equal(got[0]!.toString(), 're:abc');
+  const rec = await byConn(edge, m); // written after ~150 ms of silence
+  t.equal(rec.transportProtocol, 'udp');
+  t.equal(rec.sentBytes, 3);
+  t.equal(rec.receivedBytes, 6);
+  t.equal(rec.operationStatus, 'success');
+  t.ok(await until(() => s.destroyed, 2000), 'the client stream ended');
+});
+
+t.test('edge killed mid-transfer: streams reset, client reconnects, new flows work', async (t) => {
+  const tmp = await tempDir();
+  const hose = await firehose();
+  const echo = await echoServer();
+  t.teardown(async () => {
+    await hose.close();
+    await echo.close();
+    await tmp.remove();
+  });
+  const opts: EdgeOptions = {
+    stateDir: join(tmp.dir, 'state'),
+    tls: false,
+    hostsMap: {
+      'big.contoso.test': `127.0.0.1:${hose.port}`,
+      'echo.contoso.test': `127.0.0.1:${echo.port}`,
+    },
+    egress: { systemResolver: false, directIp: false },
+  };
+  let edge = await startEdge(opts);
+  const port = edge.port;
+  const url = edge.url;
+  let current = edge;
+  const c = new TunnelClient({
+    url,
+    channel: 'internet',
+    getToken: (ch) => current.issueToken({ channel: ch }),
+    backoff: { baseMs: 20, maxMs: 100 },
+    limits: { keepaliveInterval: 0 },
+  });
+  c.start();
+  await c.waitUp(5000);
+  const s = c.open(meta({ host: 'big.contoso.test' }));
+  let got = 0;
+  let resetCode: number | null = null;
+  s.on('data', (d: Buffer) => {
+    got += d.length;
+  });
+  s.on('reset', (code: number) => {
+    resetCode = code;
+  });
+  s.on('error', () => {});
+  t.ok(await until(() => got > 1_000_000, 5000), 'data flowing');
+  const downs: number[] = [];
+  c.on('down', () => downs.push(Date.now()));
+  await edge.kill();
+  t.ok(await until(() => s.destroyed, 5000), 'client stream ended');
+  t.equal(resetCode, ResetCode.SESSION_CLOSED, 'reset with SESSION_CLOSED');
+  t.ok(downs.length >= 1, 'client saw the channel go down');
+  t.throws(() => c.open(meta()), { code: 'GSA_ERR_CHANNEL_DOWN' }, 'no new streams while down');
+  // The edge comes back on the same port with the same state (same signing key).
+  edge = await startEdge({ ...opts, port });
+  current = edge;
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  await c.waitUp(5000);
+  const m = meta({ host: 'echo.contoso.test' });
+  const r = await exchange(c.open(m), Buffer.from('after restart'));
+  t.equal(r.bytes.toString(), 'after restart');
+  t.equal((await byConn(edge, m)).sentBytes, 13);
+  await c.close();
+  await delay(10);
+});
+
+t.test('graceful close: GOAWAY, flows reset and logged, then no listener', async (t) => {
+  const { edge, client } = await setup(t);
+  const hose = await firehose();
+  t.teardown(() => hose.close());
+  const c = await client('internet');
+  const downs: Array<{ reason: string }> = [];
+  c.on('down', (i: { reason: string }) => downs.push(i));
+  // A direct IP flow remapped by... use the hosts map entry for echo: keep one open flow.
+  const m = meta({ host: 'echo.contoso.test' });
+  const s = c.open(m);
+  s.on('error', () => {});
+  s.write('partial');
+  await s.opened;
+  await edge.close({ graceMs: 100 });
+  const rec = await byConn(edge, m);
+  t.same(shapeProblems(rec), []);
+  t.ok(rec.sentBytes >= 0);
+  t.ok(
+    downs.some((d) => /GOAWAY|closed/.test(d.reason)),
+    'the client was told',
+  );
+  const refused = await new Promise<boolean>((r) => {
+    const ws = new WebSocket(`${edge.url.replace(/^http/, 'ws')}/tunnel/internet`);
+    ws.on('error', () => r(true));
+    ws.on('open', () => {
+      ws.terminate();
+      r(false);
+    });
+  });
+  t.ok(refused, 'nothing listens after close');
+});
+
+t.test('TLS by default: clients trust the edge CA', async (t) => {
+  const tmp = await tempDir();
+  const echo = await echoServer();
+  t.teardown(async () => {
+    await echo.close();
+    await tmp.remove();
+  });
+  const edge = await startEdge({
+    stateDir: tmp.dir,
+    hostsMap: { 'echo.contoso.test': `127.0.0.1:${echo.port}` },
+    egress: { systemResolver: false, directIp: false },
+  });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  t.match(edge.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  t.match(edge.caPem, /BEGIN CERTIFICATE/);
+  const c = new TunnelClient({
+    url: edge.url,
+    channel: 'internet',
+    ca: edge.caPem!,
+    getToken: (ch) => edge.issueToken({ channel: ch }),
+    limits: { keepaliveInterval: 0 },
+  });
+  t.teardown(() => c.close());
+  c.start();
+  await c.waitUp(5000);
+  const r = await exchange(c.open(meta({ host: 'echo.contoso.test' })), Buffer.from('tls'));
+  t.equal(r.bytes.toString(), 'tls');
+  // Without the CA the handshake fails.
+  const bad = new TunnelClient({
+    url: edge.url,
+    channel: 'internet',
+    getToken: (ch) => edge.issueToken({ channel: ch }),
+    backoff: { baseMs: 1000, maxMs: 1000 },
+  });
+  const down = new Promise<{ error?: Error }>((r) => bad.once('down', r));
+  bad.start();
+  const info = await down;
+  await bad.close();
+  t.match(info.error?.message ?? '', /certificate|self.signed|issuer/i);
+});
