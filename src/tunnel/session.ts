@@ -142,6 +142,11 @@ export class Session extends EventEmitter implements StreamHost {
   private pingSentAt = 0;
   private pingSeq = 0;
   private readonly flushBound = (): void => this.flush();
+  private resumeScheduled = false;
+  private readonly resumeBound = (): void => {
+    this.resumeScheduled = false;
+    if (!this.blocked && !this.closed) this.onDrain();
+  };
 
   constructor(transport: FrameTransport, side: 'client' | 'server', options: SessionOptions = {}) {
     super();
@@ -335,6 +340,12 @@ export class Session extends EventEmitter implements StreamHost {
     }
     sendRun();
     if (!ok) this.blocked = true;
+    else if (this.waiting.size > 0 && !this.resumeScheduled) {
+      // Streams stopped for queued-but-unflushed bytes: the transport took them, so no
+      // drain will come; resume them on the next turn (after I/O).
+      this.resumeScheduled = true;
+      setImmediate(this.resumeBound);
+    }
   }
 
   private onDrain(): void {

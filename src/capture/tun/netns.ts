@@ -49,7 +49,7 @@ export interface Netns {
   spawn(
     command: string,
     args: readonly string[],
-    opts?: { stdio?: 'inherit' | 'pipe'; env?: NodeJS.ProcessEnv },
+    opts?: { stdio?: 'inherit' | 'pipe' | 'ignore'; env?: NodeJS.ProcessEnv },
   ): ChildProcess;
   /** Remove the namespace and /etc/netns/NAME; closes the device if still open. Idempotent. */
   destroy(): void;
@@ -186,7 +186,7 @@ export interface RunInNetnsOptions extends NetnsOptions {
   stack?: Omit<TunStackOptions, 'device' | 'netns'>;
   /** Called once the stack runs, before the command starts. */
   onReady?: (stack: TunStack, ns: Netns) => void | Promise<void>;
-  stdio?: 'inherit' | 'pipe';
+  stdio?: 'inherit' | 'pipe' | 'ignore';
   env?: NodeJS.ProcessEnv;
 }
 
