@@ -514,6 +514,14 @@ export function resolveTiles(config: ClientConfig, noValueMeans?: NoValueMeans):
 
 export type ChannelStates = Record<ChannelName, boolean>;
 
+/** A tile with its current state. */
+export interface TileView extends TileSpec {
+  /** The switch position. */
+  on: boolean;
+  /** Whether the channel is forwarded now (see `state()`). */
+  effective: boolean;
+}
+
 export interface ClientTilesSnapshot {
   onboarded: boolean;
   vpnOn: boolean;
@@ -521,7 +529,7 @@ export interface ClientTilesSnapshot {
   toggles: ChannelStates;
   /** What is forwarded: needs onboarding, the VPN, and the GSA tile for private/internet. */
   channels: ChannelStates;
-  tiles: Tiles;
+  tiles: Record<ChannelName, TileView>;
 }
 
 export interface ClientTiles {
@@ -621,7 +629,21 @@ export function createClientTiles(
       onboarded = true;
       return changed();
     },
-    snapshot: () => ({ onboarded, vpnOn, toggles: { ...toggles }, channels: state(), tiles }),
+    snapshot() {
+      const channels = state();
+      const view = (c: ChannelName): TileView => ({
+        ...tiles[c],
+        on: toggles[c],
+        effective: channels[c],
+      });
+      return {
+        onboarded,
+        vpnOn,
+        toggles: { ...toggles },
+        channels,
+        tiles: { m365: view('m365'), private: view('private'), internet: view('internet') },
+      };
+    },
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -185,7 +185,7 @@ export function show(v: unknown): string {
   try {
     s = JSON.stringify(v) ?? String(v);
   } catch {
-    s = String(v);
+    s = Array.isArray(v) ? 'an array' : typeof v;
   }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }

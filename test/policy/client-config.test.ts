@@ -380,6 +380,17 @@ t.test('VPN, onboarding, ClientState', async (t) => {
   t.equal(snap.onboarded, true);
   t.equal(snap.vpnOn, true);
   t.equal(snap.tiles.m365.key, 'EnableGSA');
+  open.toggle('internet', false);
+  const snap2 = open.snapshot();
+  t.same(
+    [snap2.tiles.internet.on, snap2.tiles.internet.effective, snap2.tiles.internet.visible],
+    [false, false, true],
+  );
+  open.toggle('m365', false);
+  t.same(
+    [open.snapshot().tiles.private.on, open.snapshot().tiles.private.effective],
+    [true, false],
+  );
   const ch: ChannelName[] = Object.keys(snap.channels) as ChannelName[];
   t.same(ch, ['m365', 'private', 'internet']);
   t.equal(createClientTiles(cfg, { onboarded: true }).state().m365, true);

@@ -788,3 +788,21 @@ t.test('fuzz: mutated valid documents -> TenantSpec or ConfigError', async (t) =
   );
   t.ok(specs > 0 && errors > 0, `specs ${specs}, errors ${errors}`);
 });
+
+t.test('pathological input: deep nesting, huge strings', async (t) => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 200_000; i++) deep = [deep];
+  const d = {
+    tenantId: 't',
+    name: 'n',
+    forwardingProfiles: [{ id: 'p', name: 'p', trafficForwardingType: 'm365', priority: deep }],
+  };
+  t.throws(() => loadTenant(d), {
+    code: 'GSA_ERR_CONFIG',
+    issues: [{ path: 'forwardingProfiles[0].priority', message: 'must be a number, not an array' }],
+  });
+  const long = `${'a'.repeat(100_000)}.test`;
+  const issues = issuesOf(doc(dest('fqdn', { value: long })));
+  t.equal(issues.length, 1);
+  t.ok(issues[0]!.message.length < 200, 'messages stay short');
+});
