@@ -1,0 +1,34 @@
+/**
+ * Listener safety shared by the SOCKS5, HTTP proxy and PAC servers: loopback by default,
+ * and a listener on any other address only with authentication, so the emulator is never
+ * an open relay.
+ */
+import { GsaError } from '../errors.js';
+import { parseIPv4 } from '../util/ip.js';
+
+/** Refused to listen on a non-loopback address without credentials. */
+export class OpenRelayError extends GsaError {
+  constructor(what: string, host: string) {
+    super(
+      'GSA_ERR_OPEN_RELAY',
+      `refusing to start the ${what} on ${host} without authentication: only loopback ` +
+        'listeners may run without credentials (set a username and password)',
+    );
+  }
+}
+
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '0:0:0:0:0:0:0:1') return true;
+  const v4 = parseIPv4(host.startsWith('::ffff:') ? host.slice(7) : host);
+  return v4 >= 0 && v4 >>> 24 === 127;
+}
+
+/** Throws OpenRelayError unless `host` is loopback or credentials are configured. */
+export function assertSafeListen(what: string, host: string, hasAuth: boolean): void {
+  if (!isLoopbackHost(host) && !hasAuth) throw new OpenRelayError(what, host);
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
+}

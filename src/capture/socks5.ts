@@ -1,0 +1,621 @@
+/**
+ * SOCKS5 capture (RFC 1928, with RFC 1929 username/password): the no-root way to feed flows
+ * to the forwarder. The destination name arrives with the request, so FQDN rules apply
+ * without DNS tricks.
+ *
+ * The handshake is an explicit state machine over socket data (`Socks5Parser`): GREETING ->
+ * (AUTH) -> REQUEST -> DONE. It returns NEED_MORE when short of bytes and never throws;
+ * bad input becomes an INVALID message carrying the reply code to send (or none: close).
+ * Limits (options, with defaults): handshake bytes buffered 16 KiB (the largest handshake
+ * message is 513 bytes; the rest allows optimistic data after the request), handshake
+ * timeout 10 s from accept to request (slow-loris), 4,096 connections.
+ *
+ * Commands: CONNECT (IPv4, IPv6, domain) and UDP ASSOCIATE (a UDP relay socket per
+ * association, bound on the control connection's local address; datagrams are accepted
+ * only from the client's address; FRAG != 0 dropped). BIND is answered 0x07.
+ *
+ * Reply codes: 0x02 blocked by policy, 0x04 host unreachable, 0x05 connection refused,
+ * 0x06 TTL expired (connect timeout), 0x07 command not supported, 0x08 address type not
+ * supported, 0x01 general failure (malformed request). The server never decides policy: it
+ * hands each request to the forwarder.
+ *
+ * Listens on 127.0.0.1 by default; any other address requires credentials.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
+import { formatIPv4, formatIPv6, ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
+import { assertSafeListen, type Credentials } from './listen.js';
+
+// --- wire constants ----------------------------------------------------------------------
+
+export const SOCKS_VERSION = 5;
+export const AUTH_VERSION = 1;
+export const METHOD_NONE = 0x00;
+export const METHOD_USERPASS = 0x02;
+export const METHOD_NO_ACCEPTABLE = 0xff;
+export const CMD_CONNECT = 1;
+export const CMD_BIND = 2;
+export const CMD_UDP_ASSOCIATE = 3;
+export const ATYP_IPV4 = 1;
+export const ATYP_DOMAIN = 3;
+export const ATYP_IPV6 = 4;
+
+export const Reply = {
+  SUCCEEDED: 0x00,
+  GENERAL_FAILURE: 0x01,
+  NOT_ALLOWED: 0x02,
+  NETWORK_UNREACHABLE: 0x03,
+  HOST_UNREACHABLE: 0x04,
+  CONNECTION_REFUSED: 0x05,
+  TTL_EXPIRED: 0x06,
+  COMMAND_NOT_SUPPORTED: 0x07,
+  ADDRESS_TYPE_NOT_SUPPORTED: 0x08,
+} as const;
+
+/** The SOCKS reply code for a forwarder refusal. */
+export function replyOf(r: Refusal): number {
+  switch (r) {
+    case 'blocked':
+      return Reply.NOT_ALLOWED;
+    case 'refused':
+      return Reply.CONNECTION_REFUSED;
+    case 'timeout':
+      return Reply.TTL_EXPIRED;
+    default:
+      return Reply.HOST_UNREACHABLE;
+  }
+}
+
+// --- the handshake state machine -----------------------------------------------------------
+
+export type Socks5State = 'greeting' | 'auth' | 'request' | 'done' | 'closed';
+
+export type Socks5Msg =
+  | { type: 'need-more' }
+  | { type: 'greeting'; methods: number[] }
+  | { type: 'auth'; username: string; password: string }
+  | {
+      type: 'request';
+      cmd: number;
+      atyp: number;
+      host: string | null;
+      ip: string | null;
+      port: number;
+    }
+  /** `reply`: the code to answer with before closing, or null to close silently. */
+  | { type: 'invalid'; reply: number | null; reason: string };
+
+const NEED_MORE: Socks5Msg = { type: 'need-more' };
+
+/** Bytes of a domain name SOCKS clients may send: printable ASCII without space. */
+function validDomain(buf: Buffer, off: number, len: number): boolean {
+  for (let i = off; i < off + len; i++) {
+    const c = buf[i]!;
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+/**
+ * Incremental parser of the client side of the SOCKS5 handshake. Feed it socket chunks with
+ * `push()`, then call `next()` until it returns need-more. The owner moves the state on
+ * after a greeting (`state = 'auth' | 'request'`); the parser moves to 'done' after a
+ * request and to 'closed' after an invalid message. `rest()` returns bytes received past
+ * the request (optimistic data), copied.
+ */
+export class Socks5Parser {
+  state: Socks5State = 'greeting';
+  private buf: Buffer = Buffer.alloc(0);
+  private off = 0;
+  /** Bytes held (not yet parsed). */
+  get buffered(): number {
+    return this.buf.length - this.off;
+  }
+
+  constructor(private readonly maxBuffered = 16 * 1024) {}
+
+  /** Appends data; returns false (and moves to 'closed') when the buffer limit is exceeded. */
+  push(chunk: Buffer): boolean {
+    if (this.state === 'closed') return false;
+    if (this.buffered + chunk.length > this.maxBuffered) {
+      this.state = 'closed';
+      return false;
+    }
+    if (this.buffered === 0) {
+      this.buf = chunk;
+      this.off = 0;
+    } else {
+      this.buf = Buffer.concat([this.buf.subarray(this.off), chunk]);
+      this.off = 0;
+    }
+    return true;
+  }
+
+  rest(): Buffer {
+    const r = Buffer.from(this.buf.subarray(this.off));
+    this.buf = Buffer.alloc(0);
+    this.off = 0;
+    return r;
+  }
+
+  private invalid(reply: number | null, reason: string): Socks5Msg {
+    this.state = 'closed';
+    return { type: 'invalid', reply, reason };
+  }
+
+  next(): Socks5Msg {
+    const b = this.buf;
+    const o = this.off;
+    const n = b.length - o;
+    switch (this.state) {
+      case 'greeting': {
+        if (n < 1) return NEED_MORE;
+        if (b[o] !== SOCKS_VERSION) return this.invalid(null, `not SOCKS5 (version ${b[o]})`);
+        if (n < 2) return NEED_MORE;
+        const nm = b[o + 1]!;
+        if (nm === 0) return this.invalid(null, 'no authentication methods offered');
+        if (n < 2 + nm) return NEED_MORE;
+        const methods: number[] = [];
+        for (let i = 0; i < nm; i++) methods.push(b[o + 2 + i]!);
+        this.off = o + 2 + nm;
+        return { type: 'greeting', methods };
+      }
+      case 'auth': {
+        if (n < 1) return NEED_MORE;
+        if (b[o] !== AUTH_VERSION) return this.invalid(null, `bad auth version ${b[o]}`);
+        if (n < 2) return NEED_MORE;
+        const ulen = b[o + 1]!;
+        if (ulen === 0) return this.invalid(null, 'empty username');
+        if (n < 2 + ulen + 1) return NEED_MORE;
+        const plen = b[o + 2 + ulen]!;
+        if (n < 3 + ulen + plen) return NEED_MORE;
+        const username = b.toString('utf8', o + 2, o + 2 + ulen);
+        const password = b.toString('utf8', o + 3 + ulen, o + 3 + ulen + plen);
+        this.off = o + 3 + ulen + plen;
+        return { type: 'auth', username, password };
+      }
+      case 'request': {
+        if (n < 1) return NEED_MORE;
+        if (b[o] !== SOCKS_VERSION) return this.invalid(null, `bad request version ${b[o]}`);
+        if (n < 4) return NEED_MORE;
+        const cmd = b[o + 1]!;
+        const atyp = b[o + 3]!;
+        let host: string | null = null;
+        let ip: string | null = null;
+        let p: number;
+        if (atyp === ATYP_IPV4) {
+          if (n < 10) return NEED_MORE;
+          ip = formatIPv4(b.readUInt32BE(o + 4));
+          p = o + 8;
+        } else if (atyp === ATYP_IPV6) {
+          if (n < 22) return NEED_MORE;
+          const w = new Uint32Array(4);
+          for (let i = 0; i < 4; i++) w[i] = b.readUInt32BE(o + 4 + 4 * i);
+          ip = formatIPv6(w);
+          p = o + 20;
+        } else if (atyp === ATYP_DOMAIN) {
+          if (n < 5) return NEED_MORE;
+          const len = b[o + 4]!;
+          if (len === 0) return this.invalid(Reply.GENERAL_FAILURE, 'empty domain name');
+          if (n < 5 + len + 2) return NEED_MORE;
+          if (!validDomain(b, o + 5, len)) {
+            return this.invalid(Reply.GENERAL_FAILURE, 'invalid characters in domain name');
+          }
+          host = b.toString('latin1', o + 5, o + 5 + len);
+          // A domain that is an address literal is an address (clients do send that).
+          if (ipFamily(host) !== 0) {
+            ip = host;
+            host = null;
+          }
+          p = o + 5 + len;
+        } else {
+          return this.invalid(Reply.ADDRESS_TYPE_NOT_SUPPORTED, `address type ${atyp}`);
+        }
+        const port = b.readUInt16BE(p);
+        this.off = p + 2;
+        this.state = 'done';
+        return { type: 'request', cmd, atyp, host, ip, port };
+      }
+      default:
+        return NEED_MORE;
+    }
+  }
+}
+
+/** A SOCKS5 reply: VER REP RSV ATYP BND.ADDR BND.PORT (an IPv4/IPv6 bound address). */
+export function encodeReply(rep: number, bindIp = '0.0.0.0', bindPort = 0): Buffer {
+  const w = new Uint32Array(4);
+  const v4 = parseIPv4(bindIp);
+  if (v4 < 0 && parseIPv6(bindIp, w)) {
+    const out = Buffer.alloc(22);
+    out[0] = SOCKS_VERSION;
+    out[1] = rep;
+    out[3] = ATYP_IPV6;
+    for (let i = 0; i < 4; i++) out.writeUInt32BE(w[i]!, 4 + 4 * i);
+    out.writeUInt16BE(bindPort, 20);
+    return out;
+  }
+  const out = Buffer.alloc(10);
+  out[0] = SOCKS_VERSION;
+  out[1] = rep;
+  out[3] = ATYP_IPV4;
+  out.writeUInt32BE(v4 < 0 ? 0 : v4, 4);
+  out.writeUInt16BE(bindPort, 8);
+  return out;
+}
+
+// --- UDP datagram header (RFC 1928 section 7) ---------------------------------------------
+
+export interface UdpHeader {
+  frag: number;
+  host: string | null;
+  ip: string | null;
+  port: number;
+  /** Offset of the payload. */
+  data: number;
+}
+
+/** Parses RSV(2) FRAG ATYP DST.ADDR DST.PORT; null on malformed input. */
+export function parseUdpHeader(b: Buffer): UdpHeader | null {
+  if (b.length < 4 || b[0] !== 0 || b[1] !== 0) return null;
+  const frag = b[2]!;
+  const atyp = b[3]!;
+  if (atyp === ATYP_IPV4) {
+    if (b.length < 10) return null;
+    return {
+      frag,
+      host: null,
+      ip: formatIPv4(b.readUInt32BE(4)),
+      port: b.readUInt16BE(8),
+      data: 10,
+    };
+  }
+  if (atyp === ATYP_IPV6) {
+    if (b.length < 22) return null;
+    const w = new Uint32Array(4);
+    for (let i = 0; i < 4; i++) w[i] = b.readUInt32BE(4 + 4 * i);
+    return { frag, host: null, ip: formatIPv6(w), port: b.readUInt16BE(20), data: 22 };
+  }
+  if (atyp === ATYP_DOMAIN) {
+    if (b.length < 5) return null;
+    const len = b[4]!;
+    if (len === 0 || b.length < 7 + len || !validDomain(b, 5, len)) return null;
+    let host: string | null = b.toString('latin1', 5, 5 + len);
+    let ip: string | null = null;
+    if (ipFamily(host) !== 0) {
+      ip = host;
+      host = null;
+    }
+    return { frag, host, ip, port: b.readUInt16BE(5 + len), data: 7 + len };
+  }
+  return null;
+}
+
+/** Builds the header for a datagram coming back from (host | ip, port). */
+export function encodeUdpHeader(host: string | null, ip: string | null, port: number): Buffer {
+  if (ip !== null) {
+    const v4 = parseIPv4(ip);
+    if (v4 >= 0) {
+      const h = Buffer.alloc(10);
+      h[3] = ATYP_IPV4;
+      h.writeUInt32BE(v4, 4);
+      h.writeUInt16BE(port, 8);
+      return h;
+    }
+    const w = new Uint32Array(4);
+    if (parseIPv6(ip, w)) {
+      const h = Buffer.alloc(22);
+      h[3] = ATYP_IPV6;
+      for (let i = 0; i < 4; i++) h.writeUInt32BE(w[i]!, 4 + 4 * i);
+      h.writeUInt16BE(port, 20);
+      return h;
+    }
+  }
+  const name = Buffer.from(host ?? ip ?? '', 'latin1');
+  const h = Buffer.alloc(7 + name.length);
+  h[3] = ATYP_DOMAIN;
+  h[4] = name.length;
+  name.copy(h, 5);
+  h.writeUInt16BE(port, 5 + name.length);
+  return h;
+}
+
+// --- the server ----------------------------------------------------------------------------
+
+/** What the SOCKS server needs from the forwarder. */
+export type SocksForwarder = Pick<Forwarder, 'connectTcp' | 'relay' | 'udpAssociation' | 'flows'>;
+
+export interface Socks5Options {
+  forwarder: SocksForwarder;
+  /** Default 127.0.0.1. Any non-loopback address requires `auth`. */
+  host?: string;
+  /** Default 1080; 0 picks a free port. */
+  port?: number;
+  /** RFC 1929 username/password; when set, clients must authenticate. */
+  auth?: Credentials;
+  /** Accept to request, in ms. Default 10,000. */
+  handshakeTimeoutMs?: number;
+  /** Handshake bytes buffered per connection. Default 16,384. */
+  maxHandshakeBytes?: number;
+  /** Concurrent connections. Default 4,096. */
+  maxConnections?: number;
+  log?: ForwardLogger;
+}
+
+export interface Socks5Stats {
+  accepted: number;
+  connects: number;
+  associations: number;
+  /** Handshakes that ended in a refusal, a bad message or a timeout. */
+  failed: number;
+  timeouts: number;
+  /** UDP datagrams dropped by the relay before the forwarder (FRAG, bad header, foreign sender). */
+  udpDropped: number;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export class Socks5Server {
+  readonly server: Server;
+  readonly stats: Socks5Stats = {
+    accepted: 0,
+    connects: 0,
+    associations: 0,
+    failed: 0,
+    timeouts: 0,
+    udpDropped: 0,
+  };
+  private readonly opts: Socks5Options;
+  private readonly sockets = new Set<Socket>();
+  private readonly udpSockets = new Set<UdpSocket>();
+
+  constructor(opts: Socks5Options) {
+    assertSafeListen('SOCKS5 proxy', opts.host ?? '127.0.0.1', opts.auth !== undefined);
+    this.opts = opts;
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.onConnection(s));
+    this.server.maxConnections = opts.maxConnections ?? 4096;
+  }
+
+  async listen(): Promise<AddressInfo> {
+    this.server.listen(this.opts.port ?? 1080, this.opts.host ?? '127.0.0.1');
+    await once(this.server, 'listening');
+    return this.address;
+  }
+
+  get address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Stops listening and ends every connection and UDP relay. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    for (const s of this.sockets) s.destroy();
+    for (const u of this.udpSockets) {
+      try {
+        u.close();
+      } catch {}
+    }
+    await closed;
+  }
+
+  private onConnection(sock: Socket): void {
+    this.stats.accepted++;
+    this.sockets.add(sock);
+    sock.once('close', () => this.sockets.delete(sock));
+    sock.on('error', () => {});
+    const parser = new Socks5Parser(this.opts.maxHandshakeBytes ?? 16 * 1024);
+    const timeoutMs = this.opts.handshakeTimeoutMs ?? 10_000;
+    const timer = setTimeout(() => {
+      this.stats.timeouts++;
+      this.stats.failed++;
+      sock.destroy();
+    }, timeoutMs);
+    const fail = (reply: number | null): void => {
+      clearTimeout(timer);
+      sock.removeListener('data', onData);
+      this.stats.failed++;
+      if (reply === null) sock.destroy();
+      else sock.end(encodeReply(reply));
+      // Do not wait for the client to read the reply forever.
+      setTimeout(() => sock.destroy(), 1000).unref();
+    };
+    const onData = (chunk: Buffer): void => {
+      if (!parser.push(chunk)) {
+        fail(null);
+        return;
+      }
+      for (;;) {
+        const m = parser.next();
+        switch (m.type) {
+          case 'need-more':
+            return;
+          case 'invalid':
+            fail(m.reply);
+            return;
+          case 'greeting': {
+            const auth = this.opts.auth;
+            const want = auth ? METHOD_USERPASS : METHOD_NONE;
+            if (!m.methods.includes(want)) {
+              clearTimeout(timer);
+              sock.removeListener('data', onData);
+              this.stats.failed++;
+              sock.end(Buffer.from([SOCKS_VERSION, METHOD_NO_ACCEPTABLE]));
+              return;
+            }
+            sock.write(Buffer.from([SOCKS_VERSION, want]));
+            parser.state = auth ? 'auth' : 'request';
+            break;
+          }
+          case 'auth': {
+            const auth = this.opts.auth!;
+            const ok = safeEqual(m.username, auth.username) && safeEqual(m.password, auth.password);
+            if (!ok) {
+              clearTimeout(timer);
+              sock.removeListener('data', onData);
+              this.stats.failed++;
+              sock.end(Buffer.from([AUTH_VERSION, 1]));
+              return;
+            }
+            sock.write(Buffer.from([AUTH_VERSION, 0]));
+            parser.state = 'request';
+            break;
+          }
+          case 'request': {
+            clearTimeout(timer);
+            sock.removeListener('data', onData);
+            sock.pause();
+            const head = parser.rest();
+            if (m.cmd === CMD_CONNECT) {
+              if (m.port === 0) {
+                fail(Reply.GENERAL_FAILURE);
+                return;
+              }
+              void this.connect(sock, m.host, m.ip, m.port, head);
+            } else if (m.cmd === CMD_UDP_ASSOCIATE) {
+              void this.associate(sock, m.ip, m.port);
+            } else {
+              fail(Reply.COMMAND_NOT_SUPPORTED);
+            }
+            return;
+          }
+        }
+      }
+    };
+    sock.on('data', onData);
+  }
+
+  private async connect(
+    sock: Socket,
+    host: string | null,
+    ip: string | null,
+    port: number,
+    head: Buffer,
+  ): Promise<void> {
+    this.stats.connects++;
+    const res = await this.opts.forwarder.connectTcp({
+      host,
+      ip,
+      port,
+      srcIp: sock.remoteAddress ?? '127.0.0.1',
+      srcPort: sock.remotePort ?? 0,
+      capture: 'socks',
+    });
+    if (res.refused !== undefined) {
+      this.stats.failed++;
+      if (!sock.destroyed) sock.end(encodeReply(replyOf(res.refused)));
+      setTimeout(() => sock.destroy(), 1000).unref();
+      return;
+    }
+    const up = res.upstream as Socket;
+    if (sock.destroyed) {
+      up.destroy();
+      return;
+    }
+    // BND.ADDR: the direct socket's local address for bypassed flows; 0.0.0.0:0 for tunneled
+    // ones (the bound address is the edge's, not ours).
+    const bindIp = typeof up.localAddress === 'string' ? up.localAddress : '0.0.0.0';
+    const bindPort = typeof up.localPort === 'number' ? up.localPort : 0;
+    sock.write(encodeReply(Reply.SUCCEEDED, bindIp, bindPort));
+    sock.resume();
+    await this.opts.forwarder.relay(res.upstream, sock, head);
+  }
+
+  /**
+   * UDP ASSOCIATE: a relay socket bound on the control connection's local address. Only
+   * datagrams from the client's IP (and the port it announced, or else the first one it
+   * sends from) are accepted; the association ends with the TCP connection.
+   */
+  private async associate(sock: Socket, ip: string | null, port: number): Promise<void> {
+    this.stats.associations++;
+    const local = sock.localAddress ?? '127.0.0.1';
+    const clientIp = normalize(sock.remoteAddress ?? '127.0.0.1');
+    const udp = createSocket(ipFamily(local) === 6 ? 'udp6' : 'udp4');
+    this.udpSockets.add(udp);
+    udp.on('error', () => {});
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(0, local, () => {
+          udp.removeListener('error', reject);
+          resolve();
+        });
+      });
+    } catch {
+      this.udpSockets.delete(udp);
+      this.stats.failed++;
+      sock.end(encodeReply(Reply.GENERAL_FAILURE));
+      return;
+    }
+    // The client may announce the address it will send from; 0.0.0.0 / 0 mean "not known".
+    let peerPort = port !== 0 ? port : 0;
+    const announcedIp = ip !== null && ip !== '0.0.0.0' && ip !== '::' ? normalize(ip) : null;
+    const assoc = this.opts.forwarder.udpAssociation(
+      { srcIp: clientIp, srcPort: peerPort, capture: 'socks' },
+      (payload, rhost, rip, rport) => {
+        if (peerPort === 0) return;
+        const h = encodeUdpHeader(rhost, rip, rport);
+        udp.send([h, payload], peerPort, clientIp);
+      },
+    );
+    const counters = this.opts.forwarder.flows.counters;
+    udp.on('message', (msg: Buffer, r: RemoteInfo) => {
+      if (normalize(r.address) !== (announcedIp ?? clientIp)) {
+        this.stats.udpDropped++;
+        counters.drop('foreign-sender');
+        return;
+      }
+      if (peerPort === 0) {
+        peerPort = r.port;
+        assoc.setSource(clientIp, r.port);
+      } else if (r.port !== peerPort) {
+        this.stats.udpDropped++;
+        counters.drop('foreign-sender');
+        return;
+      }
+      const h = parseUdpHeader(msg);
+      if (h === null) {
+        this.stats.udpDropped++;
+        counters.drop('bad-header');
+        return;
+      }
+      if (h.frag !== 0) {
+        this.stats.udpDropped++;
+        counters.drop('frag');
+        return;
+      }
+      assoc.send(h.host, h.ip, h.port, msg.subarray(h.data));
+    });
+    const end = (): void => {
+      assoc.close();
+      this.udpSockets.delete(udp);
+      try {
+        udp.close();
+      } catch {}
+    };
+    sock.once('close', end);
+    const a = udp.address();
+    sock.write(encodeReply(Reply.SUCCEEDED, a.address, a.port));
+    // The control connection carries nothing more; read and discard until it closes.
+    sock.on('data', () => {});
+    sock.on('end', () => sock.end());
+    sock.resume();
+  }
+}
+
+function normalize(ip: string): string {
+  return ip.startsWith('::ffff:') && parseIPv4(ip.slice(7)) >= 0 ? ip.slice(7) : ip;
+}
+
+/** Creates and starts a SOCKS5 server. */
+export async function startSocks5(opts: Socks5Options): Promise<Socks5Server> {
+  const s = new Socks5Server(opts);
+  await s.listen();
+  return s;
+}

@@ -1,0 +1,446 @@
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import fc from 'fast-check';
+import { SocksClient } from 'socks';
+import t from 'tap';
+import {
+  encodeReply,
+  encodeUdpHeader,
+  parseUdpHeader,
+  Reply,
+  type Socks5Msg,
+  Socks5Parser,
+  Socks5Server,
+} from '../../src/capture/socks5.js';
+import { PROTO_UDP } from '../../src/classify/types.js';
+import { FlowTable } from '../../src/forward/flow-table.js';
+import { Forwarder } from '../../src/forward/forwarder.js';
+import { Resolver } from '../../src/forward/resolver.js';
+import {
+  clientState,
+  closedPort,
+  decision,
+  echoServer,
+  FakeClassifier,
+  FakeTunnels,
+  udpEcho,
+} from '../forward/fixtures/fakes.js';
+
+const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+function drain(p: Socks5Parser): Socks5Msg[] {
+  const out: Socks5Msg[] = [];
+  for (;;) {
+    const m = p.next();
+    if (m.type === 'need-more') return out;
+    out.push(m);
+    if (m.type === 'greeting') p.state = 'request';
+    if (m.type === 'invalid' || m.type === 'request') return out;
+  }
+}
+
+t.test('parser: hex fixtures', async (t) => {
+  let p = new Socks5Parser();
+  p.push(hex('05 02 00 02'));
+  t.same(p.next(), { type: 'greeting', methods: [0, 2] });
+
+  p = new Socks5Parser();
+  p.state = 'auth';
+  p.push(hex('01 04 75736572 06 736563726574'));
+  t.same(p.next(), { type: 'auth', username: 'user', password: 'secret' });
+
+  const req = (h: string): Socks5Msg => {
+    const q = new Socks5Parser();
+    q.state = 'request';
+    q.push(hex(h));
+    return q.next();
+  };
+  t.same(req('05 01 00 01 7f000001 0050'), {
+    type: 'request',
+    cmd: 1,
+    atyp: 1,
+    host: null,
+    ip: '127.0.0.1',
+    port: 80,
+  });
+  t.same(req('05 01 00 04 00000000000000000000000000000001 01bb'), {
+    type: 'request',
+    cmd: 1,
+    atyp: 4,
+    host: null,
+    ip: '::1',
+    port: 443,
+  });
+  t.same(req('05 01 00 03 15 6f75746c6f6f6b2e6f66666963653336352e636f6d 01bb'), {
+    type: 'request',
+    cmd: 1,
+    atyp: 3,
+    host: 'outlook.office365.com',
+    ip: null,
+    port: 443,
+  });
+  // A domain that is an address literal is treated as an address.
+  t.same(req('05 01 00 03 09 31302e312e322e3334 0d3d'), {
+    type: 'request',
+    cmd: 1,
+    atyp: 3,
+    host: null,
+    ip: '10.1.2.34',
+    port: 3389,
+  });
+  t.same(req('05 03 00 01 00000000 0000'), {
+    type: 'request',
+    cmd: 3,
+    atyp: 1,
+    host: null,
+    ip: '0.0.0.0',
+    port: 0,
+  });
+  t.same(req('05 01 00 05 00'), {
+    type: 'invalid',
+    reply: Reply.ADDRESS_TYPE_NOT_SUPPORTED,
+    reason: 'address type 5',
+  });
+  t.match(req('05 01 00 03 00 0050'), { type: 'invalid', reply: Reply.GENERAL_FAILURE });
+  t.match(
+    req('05 01 00 03 03 610a62 0050'),
+    { type: 'invalid', reply: Reply.GENERAL_FAILURE },
+    'control char in name',
+  );
+  t.match(req('04 01 00 50 7f000001 00'), { type: 'invalid', reply: null });
+
+  p = new Socks5Parser();
+  p.push(hex('04 01 00 50 7f000001 00'));
+  t.match(p.next(), { type: 'invalid', reply: null }, 'SOCKS4 greeting closed silently');
+  p = new Socks5Parser();
+  p.push(hex('05 00'));
+  t.match(p.next(), { type: 'invalid', reply: null }, 'no methods');
+  p = new Socks5Parser();
+  p.state = 'auth';
+  p.push(hex('01 00 00'));
+  t.match(p.next(), { type: 'invalid' }, 'empty username');
+});
+
+t.test('parser: byte-at-a-time equals whole, pipelined data is kept', async (t) => {
+  const whole = hex('05 01 00  05 01 00 03 0b 6578616d706c652e636f6d 0050');
+  const data = Buffer.from('GET / HTTP/1.1\r\n\r\n');
+  const p = new Socks5Parser();
+  p.push(Buffer.concat([whole, data]));
+  const all = drain(p);
+  t.equal(all.length, 2);
+  t.same(all[1], { type: 'request', cmd: 1, atyp: 3, host: 'example.com', ip: null, port: 80 });
+  t.equal(p.rest().toString(), data.toString());
+
+  const q = new Socks5Parser();
+  const got: Socks5Msg[] = [];
+  for (const byte of whole) {
+    q.push(Buffer.from([byte]));
+    got.push(...drain(q));
+  }
+  t.same(got, all);
+  t.equal(q.rest().length, 0);
+});
+
+t.test('parser: buffer limit', async (t) => {
+  const p = new Socks5Parser(64);
+  t.ok(p.push(Buffer.alloc(60, 5)));
+  t.notOk(p.push(Buffer.alloc(10)), 'over the limit');
+  t.equal(p.state, 'closed');
+});
+
+t.test('parser: never throws, any split gives the same messages (property)', async (t) => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 600 }),
+      fc.array(fc.nat(600), { maxLength: 8 }),
+      (bytes, cuts) => {
+        const buf = Buffer.from(bytes);
+        const a = new Socks5Parser();
+        a.push(buf);
+        const whole = drain(a);
+        const b = new Socks5Parser();
+        const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((x, y) => x - y);
+        const parts: Socks5Msg[] = [];
+        let prev = 0;
+        for (const c of [...points, buf.length]) {
+          b.push(buf.subarray(prev, c));
+          prev = c;
+          if (b.state !== 'closed' && b.state !== 'done') parts.push(...drain(b));
+        }
+        return JSON.stringify(parts) === JSON.stringify(whole);
+      },
+    ),
+    { numRuns: 500 },
+  );
+  t.pass('ok');
+});
+
+t.test('UDP header parse/encode', async (t) => {
+  const h = parseUdpHeader(hex('0000 00 01 7f000001 1f90 414243'));
+  t.same(h, { frag: 0, host: null, ip: '127.0.0.1', port: 8080, data: 10 });
+  t.same(parseUdpHeader(hex('0000 01 03 04 612e6263 01bb 00')), {
+    frag: 1,
+    host: 'a.bc',
+    ip: null,
+    port: 443,
+    data: 11,
+  });
+  t.equal(parseUdpHeader(hex('0001 00 01 7f000001 1f90')), null, 'RSV must be zero');
+  t.equal(parseUdpHeader(hex('0000 00 01 7f00')), null, 'short');
+  t.equal(parseUdpHeader(hex('0000 00 09 00')), null, 'bad atyp');
+  t.same(encodeUdpHeader(null, '127.0.0.1', 53), hex('0000 00 01 7f000001 0035'));
+  t.same(encodeUdpHeader('a.bc', null, 443), hex('0000 00 03 04 612e6263 01bb'));
+  t.same(encodeReply(0, '::1', 80).length, 22);
+  t.same(encodeReply(5), hex('05 05 00 01 00000000 0000'));
+});
+
+// --- server tests ---------------------------------------------------------------------
+
+const TUNNEL = decision({ action: 'tunnel', channel: 'internet', ruleId: 'ia' });
+const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
+const BLOCK = decision({ action: 'block', channel: 'internet', ruleId: 'blk' });
+const DROP = decision({ action: 'drop', reason: 'QUIC' });
+
+async function startServer(
+  t: { teardown(fn: () => unknown): void },
+  opts: Partial<ConstructorParameters<typeof Socks5Server>[0]> = {},
+  hosts: Record<string, string> = {},
+) {
+  const classifier = new FakeClassifier([
+    { host: 'tunnel.test', decision: TUNNEL },
+    { host: 'blocked.test', decision: BLOCK },
+    { host: 'hang.test', decision: TUNNEL },
+    { proto: PROTO_UDP, port: 443, decision: DROP },
+    { decision: BYPASS },
+  ]);
+  const tunnels = new FakeTunnels();
+  const flows = new FlowTable();
+  const forwarder = new Forwarder({
+    classifier: () => classifier,
+    tunnels,
+    clientState: () => clientState(),
+    resolver: new Resolver({ hosts: { 'direct.test': '127.0.0.1', ...hosts }, system: false }),
+    flows,
+    openTimeoutMs: 300,
+  });
+  const server = new Socks5Server({ forwarder, port: 0, handshakeTimeoutMs: 300, ...opts });
+  const addr = await server.listen();
+  t.teardown(() => server.close());
+  return { server, port: addr.port, tunnels, flows, forwarder };
+}
+
+/** Raw client: writes `out` and collects everything until the server closes (bounded). */
+async function exchange(
+  port: number,
+  out: Buffer[],
+  waitMs = 2000,
+): Promise<{ data: Buffer; closed: boolean }> {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  await once(s, 'connect');
+  const parts: Buffer[] = [];
+  s.on('data', (c) => parts.push(c));
+  for (const o of out) s.write(o);
+  const closed = await Promise.race([
+    new Promise<boolean>((r) => s.once('close', () => r(true))),
+    new Promise<boolean>((r) => setTimeout(() => r(false), waitMs)),
+  ]);
+  s.destroy();
+  return { data: Buffer.concat(parts), closed };
+}
+
+function domainReq(cmd: number, host: string, port: number): Buffer {
+  const h = Buffer.from(host);
+  const b = Buffer.alloc(7 + h.length);
+  b[0] = 5;
+  b[1] = cmd;
+  b[3] = 3;
+  b[4] = h.length;
+  h.copy(b, 5);
+  b.writeUInt16BE(port, 5 + h.length);
+  return b;
+}
+
+async function socksConnect(
+  port: number,
+  host: string,
+  dport: number,
+): Promise<{ s: Socket; reply: Buffer }> {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  await once(s, 'connect');
+  s.write(hex('05 01 00'));
+  s.write(domainReq(1, host, dport));
+  const buf: Buffer[] = [];
+  let total = 0;
+  while (total < 12) {
+    const r = await Promise.race([
+      once(s, 'data').then(([c]) => c as Buffer),
+      once(s, 'close').then(() => null),
+    ]);
+    if (r === null) break;
+    buf.push(r);
+    total += r.length;
+  }
+  return { s, reply: Buffer.concat(buf) };
+}
+
+t.test('CONNECT: bypass and tunnel relay data; reply codes for refusals', async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { port, tunnels, flows } = await startServer(t, {}, { 'tunnel.test': '127.0.0.1' });
+
+  let { s, reply } = await socksConnect(port, 'direct.test', echo.port);
+  t.same(reply.subarray(0, 6), hex('05 00 05 00 00 01'), 'granted (method, then reply)');
+  s.write('hi');
+  const got = await new Promise<Buffer>((r) => s.on('data', r));
+  t.equal(got.toString(), 'hi');
+  s.destroy();
+
+  ({ s, reply } = await socksConnect(port, 'tunnel.test', echo.port));
+  t.same(reply.subarray(2, 12), encodeReply(0), 'tunneled: BND 0.0.0.0:0');
+  t.equal(tunnels.opened.length, 1);
+  t.equal(tunnels.opened[0]!.meta.host, 'tunnel.test');
+  s.write('tun');
+  t.equal((await new Promise<Buffer>((r) => s.on('data', r))).toString(), 'tun');
+  s.destroy();
+
+  const codes: Array<[string, number, number]> = [
+    ['blocked.test', 443, Reply.NOT_ALLOWED],
+    ['direct.test', await closedPort(), Reply.CONNECTION_REFUSED],
+    ['unknown.invalid', 80, Reply.HOST_UNREACHABLE],
+  ];
+  for (const [host, p, code] of codes) {
+    const r = await exchange(port, [hex('05 01 00'), domainReq(1, host, p)]);
+    t.same(r.data, Buffer.concat([hex('05 00'), encodeReply(code)]), `${host} -> 0x0${code}`);
+    t.ok(r.closed);
+  }
+  tunnels.behaviour = { kind: 'hang' };
+  const r = await exchange(port, [hex('05 01 00'), domainReq(1, 'hang.test', 443)]);
+  t.same(r.data.subarray(2), encodeReply(Reply.TTL_EXPIRED), 'edge timeout -> 0x06');
+  t.ok(flows.list().length >= 6);
+});
+
+t.test('BIND, bad address type, port 0, malformed and oversized input', async (t) => {
+  const { port, server } = await startServer(t);
+  let r = await exchange(port, [hex('05 01 00'), domainReq(2, 'direct.test', 80)]);
+  t.same(r.data, Buffer.concat([hex('05 00'), encodeReply(Reply.COMMAND_NOT_SUPPORTED)]));
+  r = await exchange(port, [hex('05 01 00'), hex('05 01 00 07 00 00')]);
+  t.same(r.data, Buffer.concat([hex('05 00'), encodeReply(Reply.ADDRESS_TYPE_NOT_SUPPORTED)]));
+  r = await exchange(port, [hex('05 01 00'), domainReq(1, 'direct.test', 0)]);
+  t.same(r.data.subarray(2), encodeReply(Reply.GENERAL_FAILURE));
+  r = await exchange(port, [hex('05 01 00'), domainReq(9, 'direct.test', 80)]);
+  t.same(r.data.subarray(2), encodeReply(Reply.COMMAND_NOT_SUPPORTED), 'unknown command');
+  r = await exchange(port, [Buffer.from('GET / HTTP/1.1\r\n\r\n')]);
+  t.equal(r.data.length, 0, 'HTTP to the SOCKS port: closed without reply');
+  t.ok(r.closed);
+  r = await exchange(port, [hex('05 01 02')]);
+  t.same(r.data, hex('05 ff'), 'no acceptable method');
+  t.ok(r.closed);
+  r = await exchange(port, [hex('05'), Buffer.alloc(100_000, 0x41)]);
+  t.ok(r.closed, 'oversized handshake closed');
+  // Still serving.
+  r = await exchange(port, [hex('05 01 00'), domainReq(2, 'x.test', 1)]);
+  t.same(r.data.subarray(0, 2), hex('05 00'));
+  t.ok(server.stats.failed >= 8);
+});
+
+t.test('slow-loris: a handshake that does not finish in time is closed', async (t) => {
+  const { port, server } = await startServer(t, { handshakeTimeoutMs: 200 });
+  const clients: Socket[] = [];
+  for (let i = 0; i < 20; i++) {
+    const s = connect({ port, host: '127.0.0.1' });
+    s.on('error', () => {});
+    s.write(hex('05'));
+    clients.push(s);
+  }
+  const t0 = Date.now();
+  await Promise.all(clients.map((s) => once(s, 'close')));
+  t.ok(Date.now() - t0 < 2000, 'closed by the timeout');
+  t.equal(server.stats.timeouts, 20);
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal((server as unknown as { sockets: Set<Socket> }).sockets.size, 0, 'no sockets held');
+});
+
+t.test('username/password (RFC 1929)', async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { port } = await startServer(t, { auth: { username: 'alice', password: 's3cret' } });
+  let r = await exchange(port, [hex('05 01 00')]);
+  t.same(r.data, hex('05 ff'), 'no-auth refused when credentials are required');
+  r = await exchange(port, [hex('05 01 02'), hex('01 05 616c696365 05 7772306e67')]);
+  t.same(r.data, hex('05 02 01 01'), 'wrong password refused');
+  t.ok(r.closed);
+  const info = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port, type: 5, userId: 'alice', password: 's3cret' },
+    command: 'connect',
+    destination: { host: 'direct.test', port: echo.port },
+  });
+  info.socket.write('ok');
+  t.equal((await new Promise<Buffer>((res) => info.socket.once('data', res))).toString(), 'ok');
+  info.socket.destroy();
+});
+
+t.test('non-loopback listener without credentials is refused', async (t) => {
+  const forwarder = {} as ConstructorParameters<typeof Socks5Server>[0]['forwarder'];
+  t.throws(() => new Socks5Server({ forwarder, host: '0.0.0.0' }), { code: 'GSA_ERR_OPEN_RELAY' });
+  t.throws(() => new Socks5Server({ forwarder, host: '192.168.1.10' }), {
+    code: 'GSA_ERR_OPEN_RELAY',
+  });
+  t.doesNotThrow(
+    () => new Socks5Server({ forwarder, host: '0.0.0.0', auth: { username: 'a', password: 'b' } }),
+  );
+  t.doesNotThrow(() => new Socks5Server({ forwarder, host: '127.0.0.2' }));
+});
+
+t.test(
+  'UDP ASSOCIATE with the socks client: bypass relayed, QUIC dropped, FRAG dropped',
+  async (t) => {
+    const echo = await udpEcho();
+    t.teardown(() => echo.close());
+    const { port, flows } = await startServer(t);
+    const client = new SocksClient({
+      proxy: { host: '127.0.0.1', port, type: 5 },
+      command: 'associate',
+      destination: { host: '0.0.0.0', port: 0 },
+    });
+    const established = once(client, 'established');
+    client.connect();
+    const [info] = (await established) as [
+      { socket: Socket; remoteHost?: { host: string; port: number } },
+    ];
+    t.teardown(() => info.socket.destroy());
+    const relay = info.remoteHost!;
+    t.equal(relay.host, '127.0.0.1');
+    const u = createSocket('udp4');
+    u.bind(0, '127.0.0.1');
+    await once(u, 'listening');
+    t.teardown(() => u.close());
+    const replies: Buffer[] = [];
+    u.on('message', (m) => replies.push(m));
+    const frame = (host: string, p: number, data: string, frag = 0) =>
+      SocksClient.createUDPFrame({
+        remoteHost: { host, port: p },
+        data: Buffer.from(data),
+        frameNumber: frag,
+      });
+    u.send(frame('direct.test', echo.port, 'hello'), relay.port, relay.host);
+    u.send(frame('quic.test', 443, 'quic'), relay.port, relay.host);
+    u.send(frame('direct.test', echo.port, 'frag', 1), relay.port, relay.host);
+    u.send(Buffer.from('garbage'), relay.port, relay.host);
+    for (let i = 0; i < 100 && replies.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    t.equal(replies.length, 1);
+    const parsed = SocksClient.parseUDPFrame(replies[0]!);
+    t.equal(parsed.data.toString(), 'HELLO');
+    t.equal(parsed.remoteHost.port, echo.port);
+    t.equal(flows.counters.drops.get('quic'), 1);
+    t.equal(flows.counters.drops.get('frag'), 1);
+    t.equal(flows.counters.drops.get('bad-header'), 1);
+    t.equal(echo.seen, 1, 'the FRAG datagram never reached the server');
+    // Closing the control connection ends the association.
+    info.socket.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal(flows.activeCount, 0);
+  },
+);
