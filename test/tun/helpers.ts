@@ -1,0 +1,75 @@
+import { checksum, pseudo4, wr16, wr32 } from '../../src/parse/checksum.js';
+import * as v4 from '../../src/parse/ipv4.js';
+import { decodePacket, newPacket } from '../../src/parse/packet.js';
+import { parseIPv4 } from '../../src/util/ip.js';
+
+export const ip = (s: string): number => parseIPv4(s);
+
+/** A well-formed IPv4/TCP packet (checksums computed from scratch). */
+export function tcp4(
+  src: string,
+  sport: number,
+  dst: string,
+  dport: number,
+  flags: number,
+  seq = 1000,
+  ack = 0,
+  payload: Uint8Array = new Uint8Array(0),
+): Buffer {
+  const len = 40 + payload.length;
+  const b = Buffer.alloc(len);
+  b[0] = 0x45;
+  wr16(b, 2, len);
+  wr16(b, 4, 7);
+  wr16(b, 6, 0x4000);
+  b[8] = 64;
+  b[9] = 6;
+  wr32(b, 12, ip(src));
+  wr32(b, 16, ip(dst));
+  wr16(b, 10, checksum(b, 0, 20));
+  wr16(b, 20, sport);
+  wr16(b, 22, dport);
+  wr32(b, 24, seq);
+  wr32(b, 28, ack);
+  b[32] = 5 << 4;
+  b[33] = flags;
+  wr16(b, 34, 65535);
+  b.set(payload, 40);
+  wr16(b, 36, checksum(b, 20, len - 20, pseudo4(ip(src), ip(dst), 6, len - 20)));
+  return b;
+}
+
+/** A well-formed IPv4/UDP packet. */
+export function udp4(
+  src: string,
+  sport: number,
+  dst: string,
+  dport: number,
+  payload: Uint8Array,
+): Buffer {
+  const len = 28 + payload.length;
+  const b = Buffer.alloc(len);
+  b[0] = 0x45;
+  wr16(b, 2, len);
+  b[8] = 64;
+  b[9] = 17;
+  wr32(b, 12, ip(src));
+  wr32(b, 16, ip(dst));
+  wr16(b, 10, checksum(b, 0, 20));
+  wr16(b, 20, sport);
+  wr16(b, 22, dport);
+  wr16(b, 24, len - 20);
+  b.set(payload, 28);
+  wr16(b, 26, checksum(b, 20, len - 20, pseudo4(ip(src), ip(dst), 17, len - 20)) || 0xffff);
+  return b;
+}
+
+/** Decode and verify both checksums of an IPv4 TCP/UDP/ICMP packet. */
+export function verify(b: Buffer): { ok: boolean; rec: ReturnType<typeof newPacket> } {
+  const rec = newPacket();
+  const v = decodePacket(b, rec);
+  if (v !== 'ok' || rec.family !== 4) return { ok: false, rec };
+  if (!v4.headerChecksumOk(b, 0)) return { ok: false, rec };
+  const ps = rec.proto === 1 ? 0 : pseudo4(rec.src4, rec.dst4, rec.proto, rec.l4Len);
+  return { ok: checksum(b, rec.l4Off, rec.l4Len, ps) === 0, rec };
+}
