@@ -269,7 +269,13 @@ t.test(
 
     // A TCP flow to the synthetic address carries the name into classify and pins the address.
     let host: string | null = null;
-    stack.setHooks({ acquire: () => true, classify: (f) => ((host = f.host), 'accept') });
+    stack.setHooks({
+      acquire: () => true,
+      classify: (f) => {
+        host = f.host;
+        return 'accept';
+      },
+    });
     dev.inject([tcp4(APP, 41000, a.data, 443, SYN)]);
     t.equal(host, 'app.contoso.com');
     t.equal(stack.dns.pool.refsOf(ip(a.data)), 1);
