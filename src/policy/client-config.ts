@@ -282,7 +282,7 @@ export function parseMobileconfig(
       );
     }
     try {
-      root = parsePlistXml(text);
+      root = quietly(() => parsePlistXml(text));
     } catch (e) {
       fail('', `not a valid XML plist: ${(e as Error).message}`);
     }
@@ -356,6 +356,22 @@ export function parseMobileconfig(
   if (issues.length > 0) throw new ConfigError(issues, opts.file);
   config.vpn = info;
   return { config, warnings };
+}
+
+/**
+ * Run a synchronous parse with console.warn/error silenced: plist's XML parser (xmldom) prints
+ * its complaints to the console before throwing, and we report them in the ConfigError.
+ */
+function quietly<T>(f: () => T): T {
+  const { warn, error } = console;
+  console.warn = () => {};
+  console.error = () => {};
+  try {
+    return f();
+  } finally {
+    console.warn = warn;
+    console.error = error;
+  }
 }
 
 export type ClientConfigFormat = 'json' | 'yaml' | 'mobileconfig';

@@ -85,6 +85,18 @@ t.test('.mobileconfig: bad values, wrong files', async (t) => {
     code: 'GSA_ERR_CONFIG',
     message: /signed \.mobileconfig/,
   });
+  const errors: unknown[] = [];
+  const { error } = console;
+  console.error = (...a: unknown[]) => errors.push(a);
+  try {
+    t.throws(() => parseMobileconfig('<plist><dict><key>a</dict>'), {
+      code: 'GSA_ERR_CONFIG',
+      message: /not a valid XML plist: .*tag mismatch/,
+    });
+  } finally {
+    console.error = error;
+  }
+  t.same(errors, [], 'xmldom complaints do not reach the console');
   t.throws(() => parseMobileconfig('<plist><array/></plist>'), {
     message: /root is not a dictionary/,
   });
