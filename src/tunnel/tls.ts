@@ -1,0 +1,193 @@
+/**
+ * TLS material for the edge's tunnel endpoint: a local CA and a server certificate,
+ * generated on first start and kept in a state folder, so a client trusts the edge by
+ * pinning one CA file (pass `ca` to TunnelClient / ws / undici).
+ *
+ * `loadOrCreateTls(stateDir, hostnames)`:
+ * - ECDSA P-256 keys, SHA-256 signatures (via @peculiar/x509 on WebCrypto);
+ * - CA: `ca.pem` + `ca-key.pem`, 10 years, basicConstraints CA:true pathLen 0;
+ * - leaf: `cert.pem` + `key.pem`, 825 days, serverAuth, SANs 127.0.0.1, ::1, localhost plus
+ *   every name given (e.g. `<tenantId>.internet.client.globalsecureaccess.test`);
+ * - reused as long as the files parse, the leaf covers every requested name and neither
+ *   expires within 30 days; the leaf is re-issued (same CA) otherwise; the CA is re-created
+ *   only when missing or expiring. Keys are written with mode 0600.
+ */
+import { webcrypto } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import './reflect-shim.js';
+import * as x509 from '@peculiar/x509';
+
+export interface TlsMaterial {
+  /** CA certificate (PEM): what clients trust. */
+  ca: string;
+  /** Server certificate (PEM), leaf only. */
+  cert: string;
+  /** Server private key (PEM, PKCS#8). */
+  key: string;
+  /** Names and addresses the certificate covers. */
+  names: string[];
+  /** Where the files are. */
+  files: { ca: string; caKey: string; cert: string; key: string };
+}
+
+const ALG: EcKeyGenParams & EcdsaParams = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+const DAY = 86_400_000;
+const DEFAULT_NAMES = ['localhost', '127.0.0.1', '::1'];
+
+let providerSet = false;
+function crypto(): Crypto {
+  const c = (globalThis.crypto ?? webcrypto) as Crypto;
+  if (!providerSet) {
+    x509.cryptoProvider.set(c);
+    providerSet = true;
+  }
+  return c;
+}
+
+function pem(label: string, der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64');
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+function der(pemText: string): Buffer {
+  return Buffer.from(pemText.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+}
+
+async function readMaybe(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+async function newKeys(): Promise<CryptoKeyPair> {
+  return (await crypto().subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+}
+
+async function exportKey(k: CryptoKey): Promise<string> {
+  return pem('PRIVATE KEY', await crypto().subtle.exportKey('pkcs8', k));
+}
+
+async function importKey(pemText: string): Promise<CryptoKey> {
+  return crypto().subtle.importKey('pkcs8', der(pemText), ALG, true, ['sign']);
+}
+
+function sanNames(cert: x509.X509Certificate): Set<string> {
+  const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const out = new Set<string>();
+  if (!ext) return out;
+  for (const n of ext.names.toJSON()) out.add(n.value.toLowerCase());
+  return out;
+}
+
+function fresh(cert: x509.X509Certificate): boolean {
+  return (
+    cert.notAfter.getTime() - Date.now() > 30 * DAY && cert.notBefore.getTime() <= Date.now() + DAY
+  );
+}
+
+/** Loads the CA and server certificate from `stateDir`, creating or renewing as needed. */
+export async function loadOrCreateTls(
+  stateDir: string,
+  hostnames: string[] = [],
+): Promise<TlsMaterial> {
+  crypto();
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const files = {
+    ca: join(stateDir, 'ca.pem'),
+    caKey: join(stateDir, 'ca-key.pem'),
+    cert: join(stateDir, 'cert.pem'),
+    key: join(stateDir, 'key.pem'),
+  };
+  const names = [...new Set([...DEFAULT_NAMES, ...hostnames.map((h) => h.toLowerCase())])];
+
+  // CA
+  let caPem = await readMaybe(files.ca);
+  let caKeyPem = await readMaybe(files.caKey);
+  let caCert: x509.X509Certificate | null = null;
+  let caKey: CryptoKey | null = null;
+  try {
+    if (caPem && caKeyPem) {
+      caCert = new x509.X509Certificate(caPem);
+      caKey = await importKey(caKeyPem);
+      if (!fresh(caCert)) caCert = null;
+    }
+  } catch {
+    caCert = null;
+  }
+  let caRenewed = false;
+  if (caCert === null || caKey === null) {
+    const keys = await newKeys();
+    caCert = await x509.X509CertificateGenerator.createSelfSigned({
+      name: 'CN=gsa-emu local CA, O=gsa-emu',
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + 3650 * DAY),
+      keys,
+      signingAlgorithm: ALG,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+          true,
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    caKey = keys.privateKey;
+    caPem = caCert.toString('pem');
+    caKeyPem = await exportKey(keys.privateKey);
+    await writeFile(files.caKey, caKeyPem, { mode: 0o600 });
+    await writeFile(files.ca, caPem);
+    caRenewed = true;
+  }
+
+  // Leaf
+  let certPem = await readMaybe(files.cert);
+  let keyPem = await readMaybe(files.key);
+  let ok = false;
+  if (!caRenewed && certPem && keyPem) {
+    try {
+      const leaf = new x509.X509Certificate(certPem);
+      const have = sanNames(leaf);
+      ok =
+        fresh(leaf) &&
+        leaf.issuer === caCert.subject &&
+        names.every((n) => have.has(n)) &&
+        (await leaf.verify({ publicKey: caCert.publicKey, signatureOnly: true }));
+      await importKey(keyPem);
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    const keys = await newKeys();
+    const leaf = await x509.X509CertificateGenerator.create({
+      subject: `CN=${names.find((n) => isIP(n) === 0 && n !== 'localhost') ?? 'localhost'}, O=gsa-emu edge`,
+      issuer: caCert.subject,
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + 825 * DAY),
+      publicKey: keys.publicKey,
+      signingKey: caKey,
+      signingAlgorithm: ALG,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.SubjectAlternativeNameExtension(
+          names.map((n) => ({ type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n })),
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        await x509.AuthorityKeyIdentifierExtension.create(caCert),
+      ],
+    });
+    certPem = leaf.toString('pem');
+    keyPem = await exportKey(keys.privateKey);
+    await writeFile(files.key, keyPem, { mode: 0o600 });
+    await writeFile(files.cert, certPem);
+  }
+  return { ca: caPem!, cert: certPem!, key: keyPem!, names, files };
+}
