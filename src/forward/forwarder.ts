@@ -392,12 +392,26 @@ export class Forwarder {
     ip: string | null,
     port: number,
   ): Promise<ConnectResult> {
-    if (ip === null && host !== null) {
-      ip = await this.resolver.resolve(host);
-      if (ip === null) return this.refuse(rec, d, 'unreachable', `cannot resolve ${host}`);
-      rec.destinationIp = ip;
+    const mapped = this.resolver.dialTarget(host, ip, port);
+    if (mapped !== null) {
+      ip = mapped.ip;
+      port = mapped.port;
+    } else {
+      if (ip === null && host !== null) {
+        ip = await this.resolver.resolve(host);
+        if (ip === null) return this.refuse(rec, d, 'unreachable', `cannot resolve ${host}`);
+        rec.destinationIp = ip;
+      }
+      if (ip === null) return this.refuse(rec, d, 'unreachable', 'no destination address');
+      if (!this.resolver.mayDial(ip)) {
+        return this.refuse(
+          rec,
+          d,
+          'unreachable',
+          `no route to ${ip} (direct connections are limited to loopback and the dial map)`,
+        );
+      }
     }
-    if (ip === null) return this.refuse(rec, d, 'unreachable', 'no destination address');
     const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
     const local = this.opts.bypassLocalAddress;
     const sock = await new Promise<Socket | { refused: Refusal; reason: string }>((resolve) => {

@@ -1,11 +1,24 @@
 /**
- * Name resolution for the forwarder: a hosts map first (demo and test names -> loopback
- * servers), then the system resolver (`dns.lookup`, IPv4 preferred, as the real client's
- * "IPv4 preferred" health check expects) bounded by a timeout. Never throws: a name that
- * does not resolve in time yields null.
+ * Name resolution and direct-connect targets for the forwarder.
+ *
+ * - `resolve(name)`: what DNS would answer, used to classify a name by address and sent to
+ *   the edge as OpenMeta.ip: a hosts map first, then the system resolver (`dns.lookup`,
+ *   IPv4 first, as the real client's "IPv4 preferred" health check expects) bounded by a
+ *   timeout. Never throws: a name that does not resolve in time yields null.
+ * - `dialTarget(host, ip, port)`: where a bypassed flow really connects. A dial map
+ *   (`name[:port]` or `ip[:port]` -> `ip[:port]`, `*.suffix` allowed, the edge's hosts-map
+ *   syntax) remaps demo and test destinations to loopback servers; with `directIp: false`
+ *   nothing outside loopback and the dial map is ever dialed, so demos cannot reach the
+ *   internet even when a flow is bypassed.
  */
 import { lookup } from 'node:dns/promises';
-import { ipFamily } from '../util/ip.js';
+import { ipFamily, parseIPv4 } from '../util/ip.js';
+
+function isLoopbackIp(ip: string): boolean {
+  if (ip === '::1') return true;
+  const v4 = parseIPv4(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
+  return v4 >= 0 && v4 >>> 24 === 127;
+}
 
 export interface ResolverOptions {
   /** name (lowercase, no trailing dot) -> IP literal. `*.suffix` keys match any name under it. */
@@ -14,9 +27,16 @@ export interface ResolverOptions {
   system?: boolean;
   /** System lookup timeout in ms. Default 3,000. */
   timeoutMs?: number;
+  /** Direct-connect remaps: `name[:port]` / `ip[:port]` / `*.suffix` -> `ip[:port]`. */
+  dial?: Record<string, string> | Map<string, string>;
+  /** Dial addresses that are neither loopback nor in `dial`. Default true. */
+  directIp?: boolean;
 }
 
-export type Resolve = (name: string) => Promise<string | null>;
+export interface DialTarget {
+  ip: string;
+  port: number;
+}
 
 export class Resolver {
   private readonly hosts: Map<string, string>;
@@ -33,6 +53,47 @@ export class Resolver {
     }
     this.system = opts.system ?? true;
     this.timeoutMs = opts.timeoutMs ?? 3000;
+    this.directIp = opts.directIp ?? true;
+    this.dial = new Map();
+    const d = opts.dial;
+    if (d) {
+      for (const [k, v] of d instanceof Map ? d : Object.entries(d)) {
+        this.dial.set(k.toLowerCase(), v);
+      }
+    }
+  }
+
+  private readonly dial: Map<string, string>;
+  readonly directIp: boolean;
+
+  private dialLookup(key: string, port: number): string | undefined {
+    return this.dial.get(`${key}:${port}`) ?? this.dial.get(key);
+  }
+
+  /**
+   * The remapped target of a direct connection, from the dial map (by name, then by
+   * address), or null when the destination is not remapped.
+   */
+  dialTarget(host: string | null, ip: string | null, port: number): DialTarget | null {
+    let v: string | undefined;
+    if (host !== null) {
+      const n = host.toLowerCase();
+      v = this.dialLookup(n, port);
+      for (let i = n.indexOf('.'); v === undefined && i !== -1; i = n.indexOf('.', i + 1)) {
+        v = this.dialLookup(`*${n.slice(i)}`, port);
+      }
+    }
+    if (v === undefined && ip !== null)
+      v = this.dialLookup(ip.includes(':') ? `[${ip}]` : ip, port) ?? this.dial.get(ip);
+    if (v === undefined) return null;
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(v) ?? /^([^:]+)(?::(\d+))?$/.exec(v);
+    if (!m) return { ip: v, port };
+    return { ip: m[1]!, port: m[2] ? Number(m[2]) : port };
+  }
+
+  /** May a bypassed flow connect to `ip` (not remapped)? */
+  mayDial(ip: string): boolean {
+    return this.directIp || isLoopbackIp(ip);
   }
 
   /** The hosts-map answer for `name`, or undefined. Synchronous (no DNS). */

@@ -33,12 +33,17 @@ class DestFlow implements ByteSource {
   dropReason = 'policy';
   sent = 0;
   received = 0;
+  /** Where bypassed datagrams go (after the dial map). */
+  dialIp = '';
+  dialPort: number;
   last = Date.now();
   constructor(
     readonly host: string | null,
     readonly ip: string | null,
     readonly port: number,
-  ) {}
+  ) {
+    this.dialPort = port;
+  }
 }
 
 export class UdpAssociation {
@@ -123,7 +128,7 @@ export class UdpAssociation {
 
   private sendDirect(f: DestFlow, payload: Buffer): void {
     f.sent += payload.length;
-    f.sock!.send(payload, f.port, f.rec!.destinationIp!);
+    f.sock!.send(payload, f.dialPort, f.dialIp);
   }
 
   private async setup(f: DestFlow): Promise<void> {
@@ -229,16 +234,28 @@ export class UdpAssociation {
 
   private async bypass(f: DestFlow, _d: Decision): Promise<void> {
     const rec = f.rec!;
+    const resolver = this.fwd.resolver;
     let ip = rec.destinationIp;
-    if (ip === null && rec.destinationFqdn !== null) {
-      ip = await this.fwd.resolver.resolve(rec.destinationFqdn);
-      if (this.closed) return;
+    const mapped = resolver.dialTarget(rec.destinationFqdn, ip, f.port);
+    if (mapped !== null) {
+      ip = mapped.ip;
+      f.dialPort = mapped.port;
+    } else {
+      if (ip === null && rec.destinationFqdn !== null) {
+        ip = await resolver.resolve(rec.destinationFqdn);
+        if (this.closed) return;
+      }
+      if (ip === null) {
+        rec.reason = `cannot resolve ${rec.destinationFqdn}`;
+        return this.discard(f, 'unreachable');
+      }
+      rec.destinationIp = ip;
+      if (!resolver.mayDial(ip)) {
+        rec.reason = `no route to ${ip}`;
+        return this.discard(f, 'unreachable');
+      }
     }
-    if (ip === null) {
-      rec.reason = `cannot resolve ${rec.destinationFqdn}`;
-      return this.discard(f, 'unreachable');
-    }
-    rec.destinationIp = ip;
+    f.dialIp = ip!;
     const fam = ipFamily(ip) === 6 ? 6 : 4;
     const sock = createSocket(fam === 6 ? 'udp6' : 'udp4');
     f.sock = sock;
@@ -246,7 +263,8 @@ export class UdpAssociation {
     sock.on('message', (msg, rinfo) => {
       f.received += msg.length;
       f.last = Date.now();
-      this.reply(msg, null, rinfo.address, rinfo.port);
+      // Replies come "from" the destination the client addressed (remaps stay invisible).
+      this.reply(msg, f.host, f.ip ?? rec.destinationIp ?? rinfo.address, f.port);
     });
     const local = this.opts.bypassLocalAddress;
     await new Promise<void>((resolve) => {

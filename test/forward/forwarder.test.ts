@@ -486,3 +486,58 @@ t.test('UDP association: channel down with fallback block discards and counts', 
   t.equal(rec.hardening, 'Y');
   t.equal(rec.action, 'Block');
 });
+
+t.test(
+  'resolver: hosts, wildcard, dial map remaps, directIp false confines direct dials',
+  async (t) => {
+    const r = new Resolver({
+      hosts: { 'www.example.test': '6.6.254.10', '*.corp.test': '127.77.0.5' },
+      dial: {
+        'www.example.test': '127.0.0.1:8081',
+        '6.6.254.11:443': '127.0.0.1:9443',
+        '*.demo.test': '127.0.0.2',
+      },
+      directIp: false,
+      system: false,
+    });
+    t.equal(await r.resolve('WWW.example.test'), '6.6.254.10');
+    t.equal(await r.resolve('a.b.corp.test'), '127.77.0.5');
+    t.equal(await r.resolve('corp.test'), null, 'a wildcard does not match its parent');
+    t.equal(await r.resolve('10.0.0.1'), '10.0.0.1');
+    t.same(r.dialTarget('www.example.test', '6.6.254.10', 80), { ip: '127.0.0.1', port: 8081 });
+    t.same(r.dialTarget(null, '6.6.254.11', 443), { ip: '127.0.0.1', port: 9443 });
+    t.equal(r.dialTarget(null, '6.6.254.11', 80), null);
+    t.same(r.dialTarget('x.demo.test', null, 25), { ip: '127.0.0.2', port: 25 });
+    t.notOk(r.mayDial('6.6.254.12'));
+    t.ok(r.mayDial('127.0.0.1'));
+  },
+);
+
+t.test(
+  'directIp false: a bypassed flow to a public address is refused, never dialed',
+  async (t) => {
+    const classifier = new FakeClassifier([{ decision: BYPASS }]);
+    const flows = new FlowTable();
+    const fwd = new Forwarder({
+      classifier: () => classifier,
+      tunnels: new FakeTunnels(),
+      clientState: () => clientState(),
+      resolver: new Resolver({
+        hosts: { 'www.example.test': '6.6.254.10' },
+        system: false,
+        directIp: false,
+      }),
+      flows,
+    });
+    const res = await fwd.connectTcp({
+      host: 'www.example.test',
+      ip: null,
+      port: 80,
+      srcIp: '127.0.0.1',
+      srcPort: 1,
+      capture: 'socks',
+    });
+    t.equal(res.refused, 'unreachable');
+    t.match(res.refused && res.reason, /no route to 6\.6\.254\.10/);
+  },
+);
