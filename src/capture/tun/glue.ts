@@ -50,31 +50,38 @@ export function pipeTcp(
 export function relayUdp(
   target: (flow: UdpFlow) => Target | null,
 ): (flow: UdpFlow, payload: Buffer) => void {
-  const socks = new WeakMap<UdpFlow, dgram.Socket | null>();
+  interface Relay {
+    sock: dgram.Socket;
+    /** Datagrams that arrived before connect() finished (bounded). */
+    pending: Buffer[] | null;
+  }
+  const relays = new WeakMap<UdpFlow, Relay | null>();
   return (flow, payload) => {
-    let s = socks.get(flow);
-    if (s === undefined) {
+    let r = relays.get(flow);
+    if (r === undefined) {
       const t = target(flow);
       if (!t) {
-        socks.set(flow, null);
+        relays.set(flow, null);
         return;
       }
       const sock = dgram.createSocket('udp4');
+      const relay: Relay = { sock, pending: [] };
       sock.on('error', () => {});
       sock.on('message', (m) => flow.reply(m));
-      sock.connect(t.port, t.host);
-      socks.set(flow, sock);
+      sock.connect(t.port, t.host, () => {
+        const q = relay.pending ?? [];
+        relay.pending = null;
+        for (const p of q) sock.send(p);
+      });
+      relays.set(flow, relay);
       flow.onClose = () => sock.close();
-      s = sock;
-      sock.once('connect', () => sock.send(payload));
+      r = relay;
+    }
+    if (!r) return;
+    if (r.pending) {
+      if (r.pending.length < 64) r.pending.push(payload);
       return;
     }
-    if (s) {
-      try {
-        s.send(payload);
-      } catch {
-        // not connected yet: the datagram is lost, as UDP may be
-      }
-    }
+    r.sock.send(payload);
   };
 }

@@ -106,7 +106,11 @@ export interface UdpFlow {
 export interface TunStackHooks {
   /** Once per new flow (TCP SYN, first UDP datagram). Default 'accept'. Must not throw. */
   classify?: (flow: TunFlow) => FlowVerdict;
-  /** An accepted TCP connection; default: destroyed. */
+  /**
+   * An accepted TCP connection; default: destroyed. The socket is half-open capable
+   * (allowHalfOpen): after the application's FIN ('end') the consumer still writes and
+   * must call end() itself.
+   */
   onTcp?: (socket: net.Socket, info: TcpFlowInfo) => void;
   /** A datagram of an accepted UDP flow; `payload` may be kept (fresh per batch). */
   onUdp?: (flow: UdpFlow, payload: Buffer, reply: (payload: Uint8Array) => boolean) => void;
@@ -420,7 +424,7 @@ export class TunStack {
   /** Start the listener (unless `listen: false`); resolves with the listen port. */
   async start(): Promise<number> {
     if (this.#opts.listen === false) return this.listenPort;
-    const server = net.createServer({ pauseOnConnect: false }, (s) => this.#onConnection(s));
+    const server = net.createServer({ allowHalfOpen: true }, (s) => this.#onConnection(s));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
