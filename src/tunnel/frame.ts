@@ -325,7 +325,7 @@ export class FrameParser {
     const buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    if (this.buffered === 0) {
+    if (this.buffered === 0 && this.state === S_HEADER) {
       this.parseDirect(buf);
       return;
     }

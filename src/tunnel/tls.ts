@@ -32,7 +32,15 @@ export interface TlsMaterial {
   files: { ca: string; caKey: string; cert: string; key: string };
 }
 
-const ALG: EcKeyGenParams & EcdsaParams = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+type Crypto = webcrypto.Crypto;
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+const ALG: webcrypto.EcKeyGenParams & webcrypto.EcdsaParams = {
+  name: 'ECDSA',
+  namedCurve: 'P-256',
+  hash: 'SHA-256',
+};
 const DAY = 86_400_000;
 const DEFAULT_NAMES = ['localhost', '127.0.0.1', '::1'];
 
@@ -40,7 +48,7 @@ let providerSet = false;
 function crypto(): Crypto {
   const c = (globalThis.crypto ?? webcrypto) as Crypto;
   if (!providerSet) {
-    x509.cryptoProvider.set(c);
+    x509.cryptoProvider.set(c as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
     providerSet = true;
   }
   return c;
