@@ -106,6 +106,8 @@ export interface SessionStats {
   rtt: number;
 }
 
+const KNOWN_CODES = new Set<number>(Object.values(CloseCode));
+
 /** Frames smaller than this are coalesced into one message per flush. */
 const COALESCE_BELOW = 16 * 1024;
 
@@ -530,7 +532,7 @@ export class Session extends EventEmitter implements StreamHost {
   private onGoAway(payload: Buffer): void {
     const g = decodeGoAway(payload);
     this.remoteGoAway = g;
-    if (g.code !== CloseCode.NORMAL && g.code !== CloseCode.GOING_AWAY && g.code >= 4000) {
+    if (g.code >= 4400 && KNOWN_CODES.has(g.code)) {
       // The peer is about to close for a protocol error it saw in our frames.
       this.closeInfo = {
         code: g.code,
