@@ -115,7 +115,11 @@ t.test('Internet Access profile: five policies in GSA order', async (t) => {
   t.ok(dflt!.rules.every((r) => r.action === 'bypass'));
   t.same(dflt!.rules[0]!.protocols, ['tcp', 'udp']);
   t.equal(ms!.rules.length, 0);
-  t.same(values(acquire!.rules), ['*.acquire.example.test']);
+  t.same(values(acquire!.rules), ['*.acquire.example.test', 'example.test', '*.example.test']);
+  t.same(acquire!.rules[1]!.ports, [
+    { from: 80, to: 80 },
+    { from: 443, to: 443 },
+  ]);
   t.same(acquire!.rules[0]!.ports, [{ from: 8080, to: 8080 }]);
   t.same(values(dAcquire!.rules), ['0.0.0.0/0']);
   t.same(dAcquire!.rules[0]!.ports, [
