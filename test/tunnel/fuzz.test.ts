@@ -54,7 +54,7 @@ t.test(
               f.k === 'open'
                 ? encodeOpen(f.id, 256 * 1024, meta())
                 : f.k === 'data'
-                  ? encodeData(f.id, Buffer.alloc(f.n))
+                  ? encodeData(f.id, Buffer.alloc(step < 4096 ? f.n % 300 : f.n))
                   : encodeFrame(f.type, f.id, f.p),
             ),
           );
