@@ -1,0 +1,391 @@
+/**
+ * HTTP proxy capture: `CONNECT host:port` tunnels and absolute-URI plain HTTP proxying
+ * (`GET http://host/path`), on node:http. Like the SOCKS server, it never decides policy:
+ * each request becomes one `forwarder.connectTcp()`.
+ *
+ * Statuses: 403 blocked (a short text body naming the rule and the reason), 502 the
+ * destination could not be reached or refused, 504 timeout, 400 bad request (origin-form
+ * other than /proxy.pac, https:// without CONNECT, unparsable authority), 431 headers over
+ * `maxHeaderSize` (default 16 KiB), 407 when credentials are required (Basic), 501 for
+ * Upgrade through the plain proxy.
+ *
+ * Plain HTTP: every proxied request gets its own upstream flow (one flow record, one
+ * connection id), and the request goes upstream with `Connection: close`; the response is
+ * streamed back with backpressure. The client's connection to the proxy stays keep-alive
+ * (node:http handles that side), so keep-alive is correct without pooling upstream
+ * connections across requests, which could mix flows of different decisions
+ * (docs/decisions/capture-http-proxy.md).
+ *
+ * Listens on 127.0.0.1 by default; any other address requires credentials.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { once } from 'node:events';
+import {
+  type ClientRequest,
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Decision } from '../classify/types.js';
+import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
+import { assertSafeListen, type Credentials } from './listen.js';
+import { servePac } from './pac.js';
+
+export type HttpForwarder = Pick<Forwarder, 'connectTcp' | 'relay'>;
+
+export interface HttpProxyOptions {
+  forwarder: HttpForwarder;
+  /** Default 127.0.0.1. Any non-loopback address requires `auth`. */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** Basic credentials (Proxy-Authorization); when set, 407 without them. */
+  auth?: Credentials;
+  /** Largest request head in bytes (431 above). Default 16,384. */
+  maxHeaderSize?: number;
+  /** Time allowed to receive the request head (ms; slow-loris). Default 10,000. */
+  headersTimeoutMs?: number;
+  /** Upstream response head timeout for plain HTTP (ms) -> 504. Default 30,000. */
+  responseTimeoutMs?: number;
+  /** PAC script served for `GET /proxy.pac` (origin-form), if any. */
+  pacScript?: string;
+  log?: ForwardLogger;
+}
+
+export interface HttpProxyStats {
+  connects: number;
+  requests: number;
+  refused: number;
+  badRequests: number;
+}
+
+/** HTTP status for a forwarder refusal. */
+export function statusOf(r: Refusal): number {
+  switch (r) {
+    case 'blocked':
+      return 403;
+    case 'timeout':
+      return 504;
+    default:
+      return 502;
+  }
+}
+
+const REASON: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  407: 'Proxy Authentication Required',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  504: 'Gateway Timeout',
+};
+
+/** The short body of a refusal: what happened, and the rule behind it. */
+export function refusalBody(r: Refusal, d: Decision, reason: string): string {
+  const rule = d.ruleName ? `"${d.ruleName}" (${d.ruleId})` : (d.ruleId ?? 'none');
+  const head =
+    r === 'blocked'
+      ? 'Blocked by Global Secure Access'
+      : r === 'timeout'
+        ? 'Connection timed out'
+        : 'Connection failed';
+  return `${head}: ${reason}\nrule: ${rule}\nprofile: ${d.profileName ?? 'none'}\n`;
+}
+
+/** Splits `host:port` / `[v6]:port` (CONNECT authority). */
+export function parseAuthority(a: string): { host: string; port: number } | null {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(a) ?? /^([^:\s/[\]@]+):(\d{1,5})$/.exec(a);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  return { host: m[1]!, port };
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Copies end-to-end headers (drops hop-by-hop ones and those named in Connection). */
+function endToEnd(h: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const named = new Set(
+    String(h.connection ?? '')
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined || HOP_BY_HOP.has(k) || named.has(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export class HttpProxy {
+  readonly server: Server;
+  readonly stats: HttpProxyStats = { connects: 0, requests: 0, refused: 0, badRequests: 0 };
+  private readonly opts: HttpProxyOptions;
+  private readonly tunnels = new Set<Duplex>();
+  private readonly expected: string | null;
+
+  constructor(opts: HttpProxyOptions) {
+    assertSafeListen('HTTP proxy', opts.host ?? '127.0.0.1', opts.auth !== undefined);
+    this.opts = opts;
+    this.expected = opts.auth
+      ? `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`
+      : null;
+    const headersTimeout = opts.headersTimeoutMs ?? 10_000;
+    this.server = createServer({
+      maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
+      headersTimeout,
+      connectionsCheckingInterval: Math.max(50, Math.min(30_000, headersTimeout >>> 2)),
+      requestTimeout: 0,
+      keepAliveTimeout: 5_000,
+    });
+    this.server.on('request', (req, res) => void this.onRequest(req, res));
+    this.server.on('connect', (req, sock, head) => void this.onConnect(req, sock as Socket, head));
+    this.server.on('upgrade', (_req, sock: Socket) => {
+      sock.end(
+        this.rawResponse(
+          501,
+          'Upgrade through the plain HTTP proxy is not supported; use CONNECT\n',
+        ),
+      );
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, sock: Duplex) => {
+      this.stats.badRequests++;
+      if (!sock.writable) {
+        sock.destroy();
+        return;
+      }
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? 431
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? 408
+            : 400;
+      sock.end(this.rawResponse(status, `${REASON[status]}\n`));
+      setTimeout(() => sock.destroy(), 1000).unref();
+    });
+  }
+
+  async listen(): Promise<AddressInfo> {
+    this.server.listen(this.opts.port ?? 8080, this.opts.host ?? '127.0.0.1');
+    await once(this.server, 'listening');
+    return this.address;
+  }
+
+  get address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    for (const s of this.tunnels) s.destroy();
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private rawResponse(status: number, body: string, extra: Record<string, string> = {}): string {
+    const lines = [`HTTP/1.1 ${status} ${REASON[status] ?? 'Error'}`];
+    const headers: Record<string, string> = {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+      connection: 'close',
+      ...extra,
+    };
+    for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+    return `${lines.join('\r\n')}\r\n\r\n${body}`;
+  }
+
+  private authorized(h: IncomingHttpHeaders): boolean {
+    if (this.expected === null) return true;
+    const got = h['proxy-authorization'];
+    return typeof got === 'string' && safeEqual(got, this.expected);
+  }
+
+  private static readonly AUTH_HEADER = { 'proxy-authenticate': 'Basic realm="gsa-emu"' };
+
+  private async onConnect(req: IncomingMessage, sock: Socket, head: Buffer): Promise<void> {
+    sock.on('error', () => {});
+    if (!this.authorized(req.headers)) {
+      sock.end(this.rawResponse(407, 'Proxy authentication required\n', HttpProxy.AUTH_HEADER));
+      return;
+    }
+    const a = parseAuthority(req.url ?? '');
+    if (a === null) {
+      this.stats.badRequests++;
+      sock.end(this.rawResponse(400, `bad CONNECT authority ${JSON.stringify(req.url)}\n`));
+      return;
+    }
+    this.stats.connects++;
+    sock.pause();
+    const res = await this.connect(a.host, a.port, sock);
+    if (res.refused !== undefined) {
+      this.stats.refused++;
+      const st = statusOf(res.refused);
+      sock.end(
+        this.rawResponse(st, refusalBody(res.refused, res.decision, res.reason), {
+          'x-gsa-connection-id': res.flow.connectionId,
+        }),
+      );
+      return;
+    }
+    if (sock.destroyed) {
+      res.upstream.destroy();
+      return;
+    }
+    this.tunnels.add(sock);
+    sock.once('close', () => this.tunnels.delete(sock));
+    sock.write(
+      `HTTP/1.1 200 Connection Established\r\nx-gsa-connection-id: ${res.flow.connectionId}\r\n\r\n`,
+    );
+    sock.resume();
+    await this.opts.forwarder.relay(res.upstream, sock, head);
+  }
+
+  private connect(host: string, port: number, sock: Socket): Promise<ConnectResult> {
+    return this.opts.forwarder.connectTcp({
+      host,
+      ip: null,
+      port,
+      srcIp: sock.remoteAddress ?? '127.0.0.1',
+      srcPort: sock.remotePort ?? 0,
+      capture: 'http',
+    });
+  }
+
+  private reply(
+    res: ServerResponse,
+    status: number,
+    body: string,
+    extra: Record<string, string> = {},
+  ): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      ...extra,
+    });
+    res.end(body);
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = req.url ?? '';
+    if (raw.startsWith('/')) {
+      if (this.opts.pacScript && servePac(req, res, this.opts.pacScript)) return;
+      this.stats.badRequests++;
+      this.reply(
+        res,
+        400,
+        'This is a proxy: send absolute-form requests (http://host/path) or CONNECT\n',
+      );
+      return;
+    }
+    if (!this.authorized(req.headers)) {
+      this.reply(res, 407, 'Proxy authentication required\n', HttpProxy.AUTH_HEADER);
+      return;
+    }
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      this.stats.badRequests++;
+      this.reply(res, 400, 'bad request target\n');
+      return;
+    }
+    if (url.protocol !== 'http:') {
+      this.stats.badRequests++;
+      this.reply(res, 400, `${url.protocol} is proxied with CONNECT only\n`);
+      return;
+    }
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port ? Number(url.port) : 80;
+    this.stats.requests++;
+    req.pause();
+    const r = await this.connect(host, port, req.socket);
+    if (r.refused !== undefined) {
+      this.stats.refused++;
+      req.resume();
+      this.reply(res, statusOf(r.refused), refusalBody(r.refused, r.decision, r.reason), {
+        'x-gsa-connection-id': r.flow.connectionId,
+      });
+      return;
+    }
+    const upstream = r.upstream;
+    upstream.on('error', () => {});
+    const headers = endToEnd(req.headers);
+    headers.connection = 'close';
+    const timeoutMs = this.opts.responseTimeoutMs ?? 30_000;
+    let upReq: ClientRequest;
+    try {
+      upReq = httpRequest({
+        method: req.method,
+        path: `${url.pathname}${url.search}`,
+        headers,
+        setHost: false,
+        createConnection: () => upstream as Socket,
+      });
+    } catch (err) {
+      upstream.destroy();
+      this.reply(res, 400, `${(err as Error).message}\n`);
+      return;
+    }
+    const timer = setTimeout(() => {
+      upReq.destroy(new Error('timeout'));
+      this.reply(res, 504, `no response from ${url.host} within ${timeoutMs} ms\n`);
+    }, timeoutMs);
+    upReq.on('response', (up) => {
+      clearTimeout(timer);
+      const out = endToEnd(up.headers);
+      out['x-gsa-connection-id'] = r.flow.connectionId;
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+      up.pipe(res);
+      up.on('end', () => upstream.destroy());
+      up.on('error', () => res.destroy());
+    });
+    upReq.on('error', (err) => {
+      clearTimeout(timer);
+      upstream.destroy();
+      this.reply(res, 502, `upstream error: ${err.message}\n`);
+    });
+    res.on('close', () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) upReq.destroy();
+    });
+    req.pipe(upReq);
+    req.resume();
+  }
+}
+
+/** Creates and starts an HTTP proxy. */
+export async function startHttpProxy(opts: HttpProxyOptions): Promise<HttpProxy> {
+  const p = new HttpProxy(opts);
+  await p.listen();
+  return p;
+}

@@ -1,0 +1,278 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import t from 'tap';
+import { fetch, ProxyAgent } from 'undici';
+import { HttpProxy, parseAuthority } from '../../src/capture/http-proxy.js';
+import { pacScript, startPacServer } from '../../src/capture/pac.js';
+import { FlowTable } from '../../src/forward/flow-table.js';
+import { Forwarder } from '../../src/forward/forwarder.js';
+import { Resolver } from '../../src/forward/resolver.js';
+import {
+  clientState,
+  closedPort,
+  decision,
+  echoServer,
+  FakeClassifier,
+  FakeTunnels,
+} from '../forward/fixtures/fakes.js';
+
+const TUNNEL = decision({ action: 'tunnel', channel: 'internet', ruleId: 'ia' });
+const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
+const BLOCK = decision({
+  action: 'block',
+  channel: 'internet',
+  ruleId: 'r-42',
+  ruleName: 'No gambling',
+  profileName: 'Internet',
+});
+
+async function webServer(): Promise<{ server: Server; port: number; requests: string[] }> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(
+      `${req.method} ${req.url} host=${req.headers.host} conn=${req.headers.connection} pa=${req.headers['proxy-authorization'] ?? '-'}`,
+    );
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-server': 'demo' });
+      res.end(`hello ${req.url} ${body}`);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port, requests };
+}
+
+async function setup(
+  t: { teardown(fn: () => unknown): void },
+  opts: Partial<ConstructorParameters<typeof HttpProxy>[0]> = {},
+) {
+  const classifier = new FakeClassifier([
+    { host: 'tunnel.test', decision: TUNNEL },
+    { host: 'hang.test', decision: TUNNEL },
+    { host: 'casino.test', decision: BLOCK },
+    { decision: BYPASS },
+  ]);
+  const tunnels = new FakeTunnels();
+  const flows = new FlowTable();
+  const forwarder = new Forwarder({
+    classifier: () => classifier,
+    tunnels,
+    clientState: () => clientState(),
+    resolver: new Resolver({ hosts: { 'direct.test': '127.0.0.1' }, system: false }),
+    flows,
+    openTimeoutMs: 300,
+  });
+  const proxy = new HttpProxy({
+    forwarder,
+    port: 0,
+    pacScript: pacScript({ socks: '127.0.0.1:1080', http: '127.0.0.1:8080' }),
+    ...opts,
+  });
+  const { port } = await proxy.listen();
+  t.teardown(() => proxy.close());
+  return { proxy, port, tunnels, flows };
+}
+
+/** Sends raw bytes, returns everything until close (bounded). */
+async function raw(port: number, data: string | Buffer, waitMs = 2000): Promise<string> {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  await once(s, 'connect');
+  s.write(data);
+  const parts: Buffer[] = [];
+  s.on('data', (c) => parts.push(c));
+  await Promise.race([
+    new Promise((r) => s.once('close', r)),
+    new Promise((r) => setTimeout(r, waitMs)),
+  ]);
+  s.destroy();
+  return Buffer.concat(parts).toString('latin1');
+}
+
+t.test('parseAuthority', async (t) => {
+  t.same(parseAuthority('example.test:443'), { host: 'example.test', port: 443 });
+  t.same(parseAuthority('[::1]:8443'), { host: '::1', port: 8443 });
+  t.same(parseAuthority('10.0.0.1:22'), { host: '10.0.0.1', port: 22 });
+  for (const bad of [
+    'example.test',
+    'a:0',
+    'a:70000',
+    'http://a:80',
+    '::1:80',
+    'a b:80',
+    'user@a:80',
+    '',
+  ]) {
+    t.equal(parseAuthority(bad), null, bad);
+  }
+});
+
+t.test('CONNECT: 200 and relay; 403 names the rule; 502; 504; 400', async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { port, tunnels } = await setup(t);
+  const s = connect({ port, host: '127.0.0.1' });
+  await once(s, 'connect');
+  s.write(
+    `CONNECT direct.test:${echo.port} HTTP/1.1\r\nHost: direct.test:${echo.port}\r\n\r\nearly`,
+  );
+  let got = '';
+  while (!got.includes('early')) got += (await once(s, 'data'))[0].toString();
+  t.match(got, /^HTTP\/1\.1 200 Connection Established\r\n/);
+  t.match(
+    got,
+    /x-gsa-connection-id: [0-9a-f-]{36}\r\n\r\nearly$/,
+    'bytes sent after the head are relayed',
+  );
+  s.destroy();
+
+  let r = await raw(port, 'CONNECT casino.test:443 HTTP/1.1\r\nHost: casino.test:443\r\n\r\n');
+  t.match(r, /^HTTP\/1\.1 403 Forbidden/);
+  t.match(r, /Blocked by Global Secure Access/);
+  t.match(r, /rule: "No gambling" \(r-42\)/);
+  r = await raw(port, `CONNECT direct.test:${await closedPort()} HTTP/1.1\r\n\r\n`);
+  t.match(r, /^HTTP\/1\.1 502 Bad Gateway/);
+  r = await raw(port, 'CONNECT nowhere.invalid:80 HTTP/1.1\r\n\r\n');
+  t.match(r, /^HTTP\/1\.1 502 /);
+  tunnels.behaviour = { kind: 'hang' };
+  r = await raw(port, 'CONNECT hang.test:443 HTTP/1.1\r\n\r\n');
+  t.match(r, /^HTTP\/1\.1 504 Gateway Timeout/);
+  r = await raw(port, 'CONNECT nonsense HTTP/1.1\r\n\r\n');
+  t.match(r, /^HTTP\/1\.1 400 /);
+});
+
+t.test(
+  'plain HTTP: absolute-form, keep-alive to the proxy, Connection: close upstream',
+  async (t) => {
+    const web = await webServer();
+    t.teardown(() => web.server.close());
+    const { port, flows } = await setup(t);
+    const s = connect({ port, host: '127.0.0.1' });
+    await once(s, 'connect');
+    let buf = '';
+    s.on('data', (c) => {
+      buf += c.toString();
+    });
+    const url = `http://direct.test:${web.port}`;
+    s.write(
+      `GET ${url}/a HTTP/1.1\r\nHost: direct.test:${web.port}\r\nProxy-Connection: keep-alive\r\n\r\n`,
+    );
+    for (let i = 0; i < 200 && !buf.includes('hello /a'); i++)
+      await new Promise((r) => setTimeout(r, 5));
+    s.write(
+      `POST ${url}/b HTTP/1.1\r\nHost: direct.test:${web.port}\r\nContent-Length: 4\r\n\r\nbody`,
+    );
+    for (let i = 0; i < 200 && !buf.includes('hello /b body'); i++)
+      await new Promise((r) => setTimeout(r, 5));
+    s.destroy();
+    t.match(buf, /HTTP\/1\.1 200 OK[\s\S]*x-server: demo[\s\S]*hello \/a/);
+    t.match(buf, /hello \/b body/, 'second request on the same proxy connection');
+    t.equal(web.requests.length, 2);
+    t.match(
+      web.requests[0],
+      new RegExp(`GET /a host=direct.test:${web.port} conn=close pa=-`),
+      'origin-form path, Host kept, Connection: close',
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    const recs = flows.list().filter((f) => f.capture === 'http');
+    t.equal(recs.length, 2, 'one flow per request');
+    t.ok(recs.every((f) => f.status === 'Bypassed'));
+    t.not(recs[0]!.connectionId, recs[1]!.connectionId);
+  },
+);
+
+t.test('plain HTTP through undici ProxyAgent (tunneled) and refusals', async (t) => {
+  const web = await webServer();
+  t.teardown(() => web.server.close());
+  const { port, tunnels } = await setup(t);
+  tunnels.behaviour = { kind: 'connect', to: { 'tunnel.test': web.port } };
+  const agent = new ProxyAgent({ uri: `http://127.0.0.1:${port}`, proxyTunnel: false });
+  t.teardown(() => agent.close());
+  const res = await fetch('http://tunnel.test/x?y=1', { dispatcher: agent });
+  t.equal(res.status, 200);
+  t.equal(await res.text(), 'hello /x?y=1 ');
+  t.equal(tunnels.opened.at(-1)!.meta.host, 'tunnel.test');
+  t.equal(tunnels.opened.at(-1)!.meta.port, 80);
+  const blocked = await fetch('http://casino.test/', { dispatcher: agent });
+  t.equal(blocked.status, 403);
+  t.match(await blocked.text(), /No gambling/);
+  const dead = await fetch(`http://direct.test:${await closedPort()}/`, { dispatcher: agent });
+  t.equal(dead.status, 502);
+  await dead.text();
+});
+
+t.test(
+  '431 oversized headers, 400 origin-form and https absolute-form, PAC, slow headers',
+  async (t) => {
+    const { port } = await setup(t, { maxHeaderSize: 1024, headersTimeoutMs: 200 });
+    let r = await raw(
+      port,
+      `GET http://direct.test/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(4000)}\r\n\r\n`,
+    );
+    t.match(r, /^HTTP\/1\.1 431 /);
+    r = await raw(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    t.match(r, /^HTTP\/1\.1 400 /);
+    r = await raw(
+      port,
+      'GET https://direct.test/ HTTP/1.1\r\nHost: direct.test\r\nConnection: close\r\n\r\n',
+    );
+    t.match(r, /^HTTP\/1\.1 400 [\s\S]*CONNECT only/);
+    r = await raw(port, 'GARBAGE\r\n\r\n');
+    t.match(r, /^HTTP\/1\.1 400 /);
+    r = await raw(port, 'GET /proxy.pac HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    t.match(r, /application\/x-ns-proxy-autoconfig/);
+    t.match(r, /return "SOCKS5 127\.0\.0\.1:1080; PROXY 127\.0\.0\.1:8080";/);
+    const t0 = Date.now();
+    r = await raw(port, 'GET http://direct.test/ HTTP/1.1\r\nHost', 3000);
+    t.ok(Date.now() - t0 < 2500, 'slow headers cut off');
+    t.match(r, /^(HTTP\/1\.1 408 |)/);
+  },
+);
+
+t.test('407 without credentials, OK with them; non-loopback needs credentials', async (t) => {
+  const web = await webServer();
+  t.teardown(() => web.server.close());
+  const { port } = await setup(t, { auth: { username: 'bob', password: 'pw' } });
+  let r = await raw(
+    port,
+    `GET http://direct.test:${web.port}/ HTTP/1.1\r\nHost: direct.test\r\nConnection: close\r\n\r\n`,
+  );
+  t.match(r, /^HTTP\/1\.1 407 [\s\S]*proxy-authenticate: Basic realm="gsa-emu"/i);
+  r = await raw(port, 'CONNECT direct.test:443 HTTP/1.1\r\n\r\n');
+  t.match(r, /^HTTP\/1\.1 407 /);
+  const cred = Buffer.from('bob:pw').toString('base64');
+  r = await raw(
+    port,
+    `GET http://direct.test:${web.port}/ok HTTP/1.1\r\nHost: direct.test\r\nProxy-Authorization: Basic ${cred}\r\nConnection: close\r\n\r\n`,
+  );
+  t.match(r, /^HTTP\/1\.1 200 [\s\S]*hello \/ok/);
+  t.match(web.requests.at(-1)!, /pa=-$/, 'Proxy-Authorization is not forwarded');
+  const forwarder = {} as ConstructorParameters<typeof HttpProxy>[0]['forwarder'];
+  t.throws(() => new HttpProxy({ forwarder, host: '0.0.0.0' }), { code: 'GSA_ERR_OPEN_RELAY' });
+  await t.rejects(startPacServer({ host: '0.0.0.0', socks: null, http: null }), {
+    code: 'GSA_ERR_OPEN_RELAY',
+  });
+});
+
+t.test('PAC server', async (t) => {
+  const pac = await startPacServer({ socks: '127.0.0.1:1080', http: '127.0.0.1:8080' });
+  t.teardown(() => pac.close());
+  const res = await fetch(pac.url);
+  t.equal(res.headers.get('content-type'), 'application/x-ns-proxy-autoconfig');
+  const text = await res.text();
+  // The script is valid JavaScript and routes everything to the proxies.
+  const find = new Function(`${text}; return FindProxyForURL;`)() as (
+    u: string,
+    h: string,
+  ) => string;
+  t.equal(
+    find('https://outlook.office365.com/', 'outlook.office365.com'),
+    'SOCKS5 127.0.0.1:1080; PROXY 127.0.0.1:8080',
+  );
+  t.equal((await fetch(pac.url.replace('proxy.pac', 'other'))).status, 404);
+});
