@@ -14,6 +14,7 @@ type Registrar = (program: Command) => void;
 const COMMANDS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./commands/explain.js'),
   () => import('./commands/profiles.js'),
+  () => import('./commands/edge.js'),
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -1,0 +1,109 @@
+/**
+ * `gsa-emu edge`: the mock GSA edge alone, on 127.0.0.1 by default. An optional config file
+ * (JSON or YAML) gives the egress hosts map, the private connector's hosts, web filtering
+ * and egress switches; see docs/edge.md.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { startEdge } from '../../edge/server.js';
+import { ConfigError, UsageError } from '../../errors.js';
+import { loadTenantFile } from '../../policy/tenant-file.js';
+import { stateDir } from '../../util/state-dir.js';
+
+interface EdgeCliOptions {
+  host: string;
+  port: string;
+  tls: boolean;
+  stateDir?: string;
+  tenant?: string;
+  config?: string;
+  logFile?: string;
+  allowRemote?: boolean;
+}
+
+const KNOWN = ['hostsMap', 'connectorHosts', 'filtering', 'egress'];
+
+function readEdgeConfig(file: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    const text = readFileSync(file, 'utf8');
+    v = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError([{ path: '', message: (e as Error).message.split('\n')[0]! }], file);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new ConfigError([{ path: '', message: 'must be an object' }], file);
+  }
+  const unknown = Object.keys(v).filter((k) => !KNOWN.includes(k));
+  if (unknown.length) {
+    throw new ConfigError(
+      unknown.map((k) => ({ path: k, message: `unknown key (known: ${KNOWN.join(', ')})` })),
+      file,
+    );
+  }
+  return v as Record<string, unknown>;
+}
+
+export function register(program: Command): void {
+  program
+    .command('edge')
+    .description('run the mock GSA edge: tokens, JWKS, Graph-shaped control API, tunnel, egress')
+    .option('--host <address>', 'listen address', '127.0.0.1')
+    .option('--port <n>', 'listen port (0 = any free port)', '8443')
+    .option('--no-tls', 'plain HTTP/WS instead of HTTPS/WSS (for benchmarks)')
+    .option('--state-dir <dir>', 'CA, signing key and logs (default ~/.gsa-emu)')
+    .option('--tenant <file>', 'forwarding profiles to serve (default: the built-in tenant)')
+    .option('--config <file>', 'hostsMap, connectorHosts, filtering, egress (JSON/YAML)')
+    .option('--log-file <file>', 'traffic log, JSON lines (default <state-dir>/edge-traffic.jsonl)')
+    .option(
+      '--allow-remote',
+      'allow a non-loopback --host (the edge relays traffic: mind who can reach it)',
+    )
+    .action(async (o: EdgeCliOptions) => {
+      const port = Number(o.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new UsageError(`--port "${o.port}" is not a port number`);
+      }
+      if (!/^(127\.|::1$|localhost$)/.test(o.host) && !o.allowRemote) {
+        throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
+      }
+      const dir = stateDir(o.stateDir);
+      const cfg = o.config ? readEdgeConfig(o.config) : {};
+      const loaded = loadTenantFile(o.tenant);
+      const logFile = o.logFile ?? join(dir, 'edge-traffic.jsonl');
+      const edge = await startEdge({
+        host: o.host,
+        port,
+        tls: o.tls,
+        stateDir: dir,
+        tenantDoc: loaded.document,
+        logFile,
+        ...(cfg as object),
+      });
+      process.stdout.write(
+        [
+          `gsa-emu edge for tenant ${edge.tenantId} listening on ${edge.url}`,
+          `  tunnel      ${edge.url.replace(/^http/, 'ws')}/tunnel/{m365,private,internet}`,
+          `  control API ${edge.url}/beta/networkAccess/forwardingProfiles`,
+          `  JWKS        ${edge.url}/.well-known/jwks.json`,
+          ...(edge.caPem ? [`  CA          ${join(dir, 'ca.pem')}`] : []),
+          `  traffic log ${logFile}`,
+          'Ctrl+C to stop.',
+          '',
+        ].join('\n'),
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await edge.close({ graceMs: 2000 });
+      process.stdout.write(`edge stopped; traffic log: ${logFile}\n`);
+    });
+}
