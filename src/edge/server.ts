@@ -193,7 +193,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
 
   const sockets = new Set<Socket>();
   let tunnel: TunnelServer | undefined;
-  const agentFallback = `gsa-emu-edge/${packageVersion()}`;
+  const agentFallback = 'unknown';
 
   const controlApi = createControlApi({
     store,
