@@ -68,7 +68,13 @@ interface FlowState {
   done: boolean;
   abort: (code: number, reason: string) => void;
   finished: Promise<void>;
+  /** UDP: datagrams that arrived before the UDP socket was connected (bounded). */
+  early: Buffer[];
+  onEarly: ((d: Buffer) => void) | null;
 }
+
+/** Datagrams held per UDP flow while the edge resolves and connects. */
+const MAX_EARLY_DATAGRAMS = 64;
 
 const noop = (): void => {};
 
@@ -111,6 +117,8 @@ export class Egress {
       finished: new Promise<void>((r) => {
         resolveFinished = r;
       }),
+      early: [],
+      onEarly: null,
     };
     const finish = (): void => {
       if (flow.done) return;
@@ -132,6 +140,13 @@ export class Egress {
     };
     stream.on('error', noop);
     this.active.add(flow);
+    if (meta.proto === 'udp') {
+      // The client may send datagrams before OPEN_OK: hold a few until the relay is ready.
+      flow.onEarly = (d: Buffer) => {
+        if (flow.early.length < MAX_EARLY_DATAGRAMS) flow.early.push(d);
+      };
+      stream.on('datagram', flow.onEarly);
+    }
 
     const bad = checkMeta(meta);
     if (bad) {
@@ -369,11 +384,15 @@ export class Egress {
       }
       stream.accept();
       touch();
-      stream.on('datagram', (d: Buffer) => {
+      const relay = (d: Buffer): void => {
         if (closed || d.length > this.maxDatagram) return;
         touch();
         sock.send(d);
-      });
+      };
+      if (flow.onEarly) stream.off('datagram', flow.onEarly);
+      flow.onEarly = null;
+      for (const d of flow.early.splice(0)) relay(d);
+      stream.on('datagram', relay);
     });
     stream.on('reset', (code: number, reason: string) => {
       if (code !== ResetCode.CANCEL) {

@@ -366,14 +366,16 @@ t.test('internet UDP relay with idle timeout', async (t) => {
   s.on('error', () => {});
   const got: Buffer[] = [];
   s.on('datagram', (d: Buffer) => got.push(d));
+  // Sent before OPEN_OK: the edge holds it until its UDP socket is ready.
+  s.sendDatagram(Buffer.from('early'));
   await s.opened;
   s.sendDatagram(Buffer.from('abc'));
-  t.ok(await until(() => got.length === 1, 3000));
-  t.equal(got[0]!.toString(), 're:abc');
+  t.ok(await until(() => got.length === 2, 3000));
+  t.same(got.map((d) => d.toString()).sort(), ['re:abc', 're:early']);
   const rec = await byConn(edge, m); // written after ~150 ms of silence
   t.equal(rec.transportProtocol, 'udp');
-  t.equal(rec.sentBytes, 3);
-  t.equal(rec.receivedBytes, 6);
+  t.equal(rec.sentBytes, 8);
+  t.equal(rec.receivedBytes, 14);
   t.equal(rec.operationStatus, 'success');
   t.ok(await until(() => s.destroyed, 2000), 'the client stream ended');
 });
