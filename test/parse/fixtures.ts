@@ -23,9 +23,12 @@ export const ICMP6_RS = hex(
   '6000000000083afffe8000000000000051ef96926ebf8795ff02000000000000000000000000000285009e6000000000',
 );
 
-/** Hand-built: IPv4 with 4 bytes of options (IHL 6: NOP NOP NOP EOL), ICMP echo request. */
+/**
+ * Hand-built: IPv4 with 4 bytes of options (IHL 6: NOP NOP NOP EOL), ICMP echo request
+ * 10.255.0.2 -> 10.255.0.1 (test/tun/device.test.ts writes it into a TUN: the kernel answers).
+ */
 export const IPV4_OPTIONS_ICMP = hex(
-  '4600002000010000400161db0aff00010aff0002010101000800f7fe00010000',
+  '4600002000010000400161db0aff00020aff0001010101000800f7fe00010000',
 );
 
 /** Hand-built: IPv6 hop-by-hop (8) + destination options (8) + UDP 1000 -> 53, 4-byte payload. */
