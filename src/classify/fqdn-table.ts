@@ -5,13 +5,15 @@
  * ASCII-folded char codes), so at each '.' the hash of the suffix to its right is already
  * known: the table is probed there for suffix entries, and at the end for the exact name.
  * A candidate key is confirmed char by char against the host (no substring, no
- * lowercasing: zero allocation). Patterns with an inner `*` are filed under the literal
+ * lowercasing: zero allocation). A slot is one 8-int record (hash, length, where the key's
+ * chars are, where its candidate records are), so a probe costs one cache line plus the
+ * key's chars on a hash hit. Patterns with an inner `*` are filed under the literal
  * suffix after their last `*` and confirmed by a small glob on the rest. A per-length
  * bitmap skips probes for suffix lengths no key has. Idea from Xray's domain matcher
  * (hash the label-boundary suffixes of the name); ours keeps rule order across types by
  * returning the smallest matching item number.
  */
-import { buildCandidateLists, type CandidateLists } from './candidates.js';
+import { buildCandidateLists, firstPassing } from './candidates.js';
 import type { PortProtoChecks } from './ports.js';
 
 export interface NamePattern {
@@ -25,24 +27,23 @@ export interface NamePattern {
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 16777619;
 
-/** The table's hash of `s[start..]`, computed right to left with ASCII folding. */
+/**
+ * The table's hash of `s[start..]`, right to left, over char codes `| 32` (ASCII letters
+ * folded to lowercase without a branch; the few non-letters it also maps only cost a
+ * shared hash, never a wrong match).
+ */
 export function suffixHash(s: string, start: number): number {
   let h = FNV_OFFSET;
-  for (let i = s.length - 1; i >= start; i--) {
-    let c = s.charCodeAt(i);
-    if (c >= 65 && c <= 90) c |= 32;
-    h = Math.imul(h ^ c, FNV_PRIME);
-  }
+  for (let i = s.length - 1; i >= start; i--) h = Math.imul(h ^ (s.charCodeAt(i) | 32), FNV_PRIME);
   return h;
 }
 
-/** `host[start..]` equals the lowercase `key`, ASCII-case-insensitively. */
-function eqFold(host: string, start: number, key: string): boolean {
-  const n = key.length;
+/** `host[start..start+n)` equals the lowercase key at `chars[at..at+n)`, ASCII-case-insensitively. */
+function eqFold(host: string, start: number, chars: Uint16Array, at: number, n: number): boolean {
   for (let j = 0; j < n; j++) {
-    let c = host.charCodeAt(start + j);
-    if (c >= 65 && c <= 90) c |= 32;
-    if (c !== key.charCodeAt(j)) return false;
+    const c = host.charCodeAt(start + j);
+    const k = chars[at + j]!;
+    if (c !== k && ((c | 32) !== k || k < 97 || k > 122)) return false;
   }
   return true;
 }
@@ -83,6 +84,8 @@ export function globFold(pat: string, plen: number, host: string, hlen: number):
 
 const EXACT = 1;
 const SUFFIX = 2;
+/** Slot record: [hash, keyLength (-1 = empty), charsOffset, exactFrom, suffixFrom, suffixTo, complexFrom, complexTo]. */
+const SLOT = 8;
 
 interface KeyBuild {
   exact: number[];
@@ -91,11 +94,13 @@ interface KeyBuild {
 }
 
 export class FqdnTable {
-  private readonly keys: string[];
-  private readonly keyLen: Int32Array;
-  /** Per key: [exactSlot, suffixSlot] into `lists` (slot 2k, 2k+1), complex off/end. */
-  private readonly lists: CandidateLists;
-  private readonly cxOff: Int32Array;
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+  /** All keys' chars, back to back. */
+  private readonly chars: Uint16Array;
+  /** Candidate records (candidates.ts): per key, its exact list then its suffix list. */
+  private readonly recs: Int32Array;
+  private readonly portRanges: Int32Array;
   /** Complex pattern ids, grouped per key, ascending item. */
   private readonly cxList: Int32Array;
   private readonly cxItem: Int32Array;
@@ -103,18 +108,17 @@ export class FqdnTable {
   private readonly cxLen: Int32Array;
   /** Complex ids whose pattern ends in `*` (no literal suffix): tried on every host. */
   private readonly anyList: Int32Array;
-  private readonly slotKey: Int32Array;
-  private readonly slotHash: Int32Array;
-  private readonly mask: number;
   /** lens[n] & EXACT: an exact key of length n exists; & SUFFIX: a suffix/complex key. */
   private readonly lens: Uint8Array;
   private readonly checks: PortProtoChecks;
   private readonly minItem: number;
   private readonly patterns: number;
+  private readonly keyCount_: number;
 
   /** `patterns` in ascending item order. */
   constructor(patterns: readonly NamePattern[], checks: PortProtoChecks) {
     this.checks = checks;
+    this.portRanges = checks.ranges;
     this.patterns = patterns.length;
     const byKey = new Map<string, KeyBuild>();
     const entry = (k: string): KeyBuild => {
@@ -140,7 +144,8 @@ export class FqdnTable {
       else {
         const id = cxItem.length;
         cxItem.push(p.item);
-        cxPat.push(v);
+        // A flat copy: slices share their parent and read slower.
+        cxPat.push(JSON.parse(JSON.stringify(v)) as string);
         if (v.charCodeAt(star + 1) === 46) {
           // `prefix.*.suffix`: filed under `suffix`, the glob checks `prefix.*`.
           cxLen.push(star + 1);
@@ -158,79 +163,82 @@ export class FqdnTable {
     this.anyList = Int32Array.from(anyList);
 
     const keys = [...byKey.keys()];
-    this.keys = keys;
     const K = keys.length;
-    this.keyLen = Int32Array.from(keys, (k) => k.length);
-    // Candidate lists: slot 2k = exact names, slot 2k+1 = suffix wildcards of key k.
+    this.keyCount_ = K;
+    // Candidate lists: slot 2k = exact names of key k, slot 2k+1 = its suffix wildcards.
     const spans: Array<[number, number]> = [];
     const cxOff = new Int32Array(K + 1);
     const cx: number[] = [];
     let maxLen = 0;
+    let totalChars = 0;
     for (let k = 0; k < K; k++) {
       const e = byKey.get(keys[k]!)!;
       for (const it of e.exact) spans.push([it, 2 * k]);
       for (const it of e.suffix) spans.push([it, 2 * k + 1]);
-      cx.push(...e.complex);
+      for (const id of e.complex) cx.push(id);
       cxOff[k + 1] = cx.length;
       maxLen = Math.max(maxLen, keys[k]!.length);
+      totalChars += keys[k]!.length;
     }
     spans.sort((a, b) => a[0] - b[0]);
-    const slots = spans.map((s) => s[1]);
-    this.lists = buildCandidateLists(
+    const slotOf = spans.map((x) => x[1]);
+    const lists = buildCandidateLists(
       2 * K,
-      spans.map((s) => s[0]),
-      slots,
-      slots,
+      spans.map((x) => x[0]),
+      slotOf,
+      slotOf,
       checks,
     );
-    this.cxOff = cxOff;
+    this.recs = lists.recs;
     this.cxList = Int32Array.from(cx);
     const lens = new Uint8Array(maxLen + 1);
-    for (let k = 0; k < K; k++) {
-      const e = byKey.get(keys[k]!)!;
-      if (e.exact.length > 0) lens[keys[k]!.length]! |= EXACT;
-      if (e.suffix.length > 0 || e.complex.length > 0) lens[keys[k]!.length]! |= SUFFIX;
-    }
-    this.lens = lens;
+    const chars = new Uint16Array(totalChars);
     let cap = 8;
     while (cap < 2 * K) cap *= 2;
     this.mask = cap - 1;
-    this.slotKey = new Int32Array(cap).fill(-1);
-    this.slotHash = new Int32Array(cap);
+    const slots = new Int32Array(cap * SLOT);
+    for (let s = 0; s < cap; s++) slots[s * SLOT + 1] = -1;
+    let at = 0;
     for (let k = 0; k < K; k++) {
-      const h = suffixHash(keys[k]!, 0);
+      const key = keys[k]!;
+      const e = byKey.get(key)!;
+      if (e.exact.length > 0) lens[key.length]! |= EXACT;
+      if (e.suffix.length > 0 || e.complex.length > 0) lens[key.length]! |= SUFFIX;
+      for (let j = 0; j < key.length; j++) chars[at + j] = key.charCodeAt(j);
+      const h = suffixHash(key, 0);
       let s = h & this.mask;
-      while (this.slotKey[s] !== -1) s = (s + 1) & this.mask;
-      this.slotKey[s] = k;
-      this.slotHash[s] = h;
+      while (slots[s * SLOT + 1] !== -1) s = (s + 1) & this.mask;
+      const o = s * SLOT;
+      slots[o] = h;
+      slots[o + 1] = key.length;
+      slots[o + 2] = at;
+      slots[o + 3] = lists.off[2 * k]!;
+      slots[o + 4] = lists.off[2 * k + 1]!;
+      slots[o + 5] = lists.off[2 * k + 2]!;
+      slots[o + 6] = cxOff[k]!;
+      slots[o + 7] = cxOff[k + 1]!;
+      at += key.length;
     }
+    this.slots = slots;
+    this.chars = chars;
+    this.lens = lens;
   }
 
-  /** Key index of `host[start..]` (hash `h`), or -1. */
+  /** Slot record offset of the key `host[start..]` (hash `h`), or -1. */
   private find(host: string, start: number, h: number): number {
+    const slots = this.slots;
     const mask = this.mask;
     const len = host.length - start;
     let s = h & mask;
     for (;;) {
-      const k = this.slotKey[s]!;
-      if (k < 0) return -1;
-      if (this.slotHash[s] === h && this.keyLen[k] === len && eqFold(host, start, this.keys[k]!)) {
-        return k;
+      const o = s * SLOT;
+      const kl = slots[o + 1]!;
+      if (kl < 0) return -1;
+      if (kl === len && slots[o] === h && eqFold(host, start, this.chars, slots[o + 2]!, len)) {
+        return o;
       }
       s = (s + 1) & mask;
     }
-  }
-
-  /** First passing item below `best` in candidate slot `slot`. */
-  private scan(slot: number, pbit: number, port: number, best: number): number {
-    const items = this.lists.items;
-    const end = this.lists.off[slot + 1]!;
-    for (let i = this.lists.off[slot]!; i < end; i++) {
-      const it = items[i]!;
-      if (it >= best) return best;
-      if (this.checks.passes(it, pbit, port)) return it;
-    }
-    return best;
   }
 
   /** Complex ids `ids[from..to)`: first passing item below `best` whose glob matches `host[0..hlen)`. */
@@ -264,25 +272,53 @@ export class FqdnTable {
     const lens = this.lens;
     const nl = lens.length;
     const len = host.length;
+    const slots = this.slots;
     let h = FNV_OFFSET;
     for (let i = len - 1; i >= 0; i--) {
-      let c = host.charCodeAt(i);
+      const c = host.charCodeAt(i);
       if (c === 46 && len - i - 1 < nl && (lens[len - i - 1]! & SUFFIX) !== 0) {
-        const k = this.find(host, i + 1, h);
-        if (k >= 0) {
-          best = this.scan(2 * k + 1, pbit, port, best);
-          const o = this.cxOff;
-          if (o[k]! < o[k + 1]!) {
-            best = this.scanComplex(this.cxList, o[k]!, o[k + 1]!, host, i, pbit, port, best);
+        const o = this.find(host, i + 1, h);
+        if (o >= 0) {
+          best = firstPassing(
+            this.recs,
+            slots[o + 4]!,
+            slots[o + 5]!,
+            this.portRanges,
+            pbit,
+            port,
+            best,
+          );
+          if (slots[o + 6]! < slots[o + 7]!) {
+            best = this.scanComplex(
+              this.cxList,
+              slots[o + 6]!,
+              slots[o + 7]!,
+              host,
+              i,
+              pbit,
+              port,
+              best,
+            );
           }
         }
       }
-      if (c >= 65 && c <= 90) c |= 32;
-      h = Math.imul(h ^ c, FNV_PRIME);
+      // Fold for the hash only: | 32 also maps some non-letters, which at worst makes
+      // two keys share a hash; eqFold decides exactly.
+      h = Math.imul(h ^ (c | 32), FNV_PRIME);
     }
     if (len < nl && (lens[len]! & EXACT) !== 0) {
-      const k = this.find(host, 0, h);
-      if (k >= 0) best = this.scan(2 * k, pbit, port, best);
+      const o = this.find(host, 0, h);
+      if (o >= 0) {
+        best = firstPassing(
+          this.recs,
+          slots[o + 3]!,
+          slots[o + 4]!,
+          this.portRanges,
+          pbit,
+          port,
+          best,
+        );
+      }
     }
     const any = this.anyList;
     if (any.length > 0) best = this.scanComplex(any, 0, any.length, host, len, pbit, port, best);
@@ -290,25 +326,20 @@ export class FqdnTable {
   }
 
   get keyCount(): number {
-    return this.keys.length;
+    return this.keyCount_;
   }
 
   get bytes(): number {
-    let strings = 0;
-    for (const k of this.keys) strings += 2 * k.length + 16;
     return (
-      strings +
-      this.keyLen.byteLength +
-      this.lists.off.byteLength +
-      this.lists.items.byteLength +
-      this.slotKey.byteLength +
-      this.slotHash.byteLength +
+      this.slots.byteLength +
+      this.chars.byteLength +
+      this.recs.byteLength +
       this.cxList.byteLength +
       this.lens.byteLength
     );
   }
 
   toString(): string {
-    return `fqdn(${this.patterns} patterns, ${this.keys.length} keys, ${this.cxItem.length} mid-name, table ${this.mask + 1} slots)`;
+    return `fqdn(${this.patterns} patterns, ${this.keyCount_} keys, ${this.cxItem.length} mid-name, table ${this.mask + 1} slots)`;
   }
 }

@@ -1,12 +1,14 @@
 /**
  * IPv4 matcher: addresses, CIDRs and begin-end ranges of every rule, cut into disjoint
- * elementary intervals (sorted starts in a Uint32Array) each holding its candidate items in
- * rule order. Lookup: a 64K-entry index on the top 16 bits narrows the binary search to the
- * few intervals of that /16 (DIR-24-8 in spirit, without its per-address memory), then the
- * first candidate whose ports/protocol pass. Read-only after construction; allocation-free.
+ * elementary intervals each holding its candidate items in rule order. Intervals are
+ * `[start, candidateOffset]` pairs in one Uint32Array (the search and the list offset
+ * share a cache line). Lookup: a 64K-entry index on the top 16 bits narrows the binary
+ * search to the few intervals of that /16 (DIR-24-8 in spirit, without its per-address
+ * memory), then the first candidate whose ports/protocol pass. Read-only after
+ * construction; allocation-free.
  */
 import { formatIPv4 } from '../util/ip.js';
-import { buildCandidateLists, type CandidateLists, firstPassing } from './candidates.js';
+import { buildCandidateLists, firstPassing } from './candidates.js';
 import type { PortProtoChecks } from './ports.js';
 
 export interface Range4 {
@@ -16,19 +18,23 @@ export interface Range4 {
 }
 
 export class Ip4Table {
-  /** Start of each elementary interval; starts[0] = 0, so every address has one. */
-  private readonly starts: Uint32Array;
+  /**
+   * Interval i is `ivl[2i]` (start) and `ivl[2i+1]` (offset of its candidate records);
+   * interval 0 starts at 0 so every address has one; a sentinel pair ends the array.
+   */
+  private readonly ivl: Uint32Array;
+  private readonly n: number;
   /** index[b] = interval holding address b << 16; index[65536] = last interval. */
   private readonly index: Int32Array;
-  private readonly lists: CandidateLists;
-  private readonly checks: PortProtoChecks;
+  private readonly recs: Int32Array;
+  private readonly portRanges: Int32Array;
   /** Smallest item in the table (a flow already matched below it needs no lookup). */
   private readonly minItem: number;
   private readonly ranges: number;
 
   /** `ranges` in ascending item order. */
   constructor(ranges: readonly Range4[], checks: PortProtoChecks) {
-    this.checks = checks;
+    this.portRanges = checks.ranges;
     this.ranges = ranges.length;
     const bounds = new Set<number>([0]);
     for (const r of ranges) {
@@ -36,8 +42,8 @@ export class Ip4Table {
       if (r.last < 0xffffffff) bounds.add(r.last + 1);
     }
     const starts = Uint32Array.from(bounds).sort();
-    this.starts = starts;
     const n = starts.length;
+    this.n = n;
     const pos = new Map<number, number>();
     for (let i = 0; i < n; i++) pos.set(starts[i]!, i);
     const items = new Int32Array(ranges.length);
@@ -51,7 +57,16 @@ export class Ip4Table {
       if (r.item < min) min = r.item;
     });
     this.minItem = min;
-    this.lists = buildCandidateLists(n, items, from, to, checks);
+    const lists = buildCandidateLists(n, items, from, to, checks);
+    this.recs = lists.recs;
+    const ivl = new Uint32Array(2 * n + 2);
+    for (let i = 0; i < n; i++) {
+      ivl[2 * i] = starts[i]!;
+      ivl[2 * i + 1] = lists.off[i]!;
+    }
+    ivl[2 * n] = 0xffffffff;
+    ivl[2 * n + 1] = lists.off[n]!;
+    this.ivl = ivl;
     const index = new Int32Array(65537);
     let j = 0;
     for (let b = 0; b < 65536; b++) {
@@ -67,35 +82,37 @@ export class Ip4Table {
   lookup(x: number, pbit: number, port: number, best: number): number {
     if (best <= this.minItem) return best;
     const b = x >>> 16;
-    const starts = this.starts;
+    const ivl = this.ivl;
     let lo = this.index[b]!;
     let hi = this.index[b + 1]!;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
-      if (starts[mid]! <= x) lo = mid;
+      if (ivl[2 * mid]! <= x) lo = mid;
       else hi = mid - 1;
     }
-    return firstPassing(this.lists, lo, this.checks, pbit, port, best);
+    return firstPassing(
+      this.recs,
+      ivl[2 * lo + 1]!,
+      ivl[2 * lo + 3]!,
+      this.portRanges,
+      pbit,
+      port,
+      best,
+    );
   }
 
   /** Elementary intervals (for tests and diagnostics). */
   get intervals(): number {
-    return this.starts.length;
+    return this.n;
   }
 
   /** Bytes held in typed arrays. */
   get bytes(): number {
-    return (
-      this.starts.byteLength +
-      this.index.byteLength +
-      this.lists.off.byteLength +
-      this.lists.items.byteLength
-    );
+    return this.ivl.byteLength + this.index.byteLength + this.recs.byteLength;
   }
 
   toString(): string {
-    const s = this.starts;
-    const head = s.length > 1 ? ` ${formatIPv4(s[1]!)}..` : '';
-    return `ip4(${this.ranges} ranges, ${s.length} intervals, ${this.lists.items.length} candidates${head})`;
+    const head = this.n > 1 ? ` ${formatIPv4(this.ivl[2]!)}..` : '';
+    return `ip4(${this.ranges} ranges, ${this.n} intervals, ${this.recs.length / 4} candidates${head})`;
   }
 }

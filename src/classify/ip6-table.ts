@@ -3,11 +3,12 @@
  * addresses/CIDRs/ranges, starts stored as four big-endian uint32 words per interval in
  * one Uint32Array (Go's netip keeps two 64-bit halves; JS has no cheap 64-bit integer, so
  * four words, compared most significant first: almost always decided by the first).
+ * Each interval is a 5-word record `[w0, w1, w2, w3, candidateOffset]`, a sentinel last.
  * A 64K-entry index on the top 16 bits narrows the binary search. BigInt is used only
  * while compiling. Read-only after construction; allocation-free.
  */
 import { formatIPv6 } from '../util/ip.js';
-import { buildCandidateLists, type CandidateLists, firstPassing } from './candidates.js';
+import { buildCandidateLists, firstPassing } from './candidates.js';
 import type { PortProtoChecks } from './ports.js';
 
 export interface Range6 {
@@ -28,18 +29,19 @@ function big(w: ArrayLike<number>): bigint {
 }
 
 export class Ip6Table {
-  /** 4 words per interval start; interval 0 starts at ::. */
+  /** 5 words per interval: start (4 words) and candidate offset; interval 0 starts at ::. */
   private readonly starts: Uint32Array;
+  private readonly n: number;
   /** index[b] = interval holding the address whose top 16 bits are b (rest zero). */
   private readonly index: Int32Array;
-  private readonly lists: CandidateLists;
-  private readonly checks: PortProtoChecks;
+  private readonly recs: Int32Array;
+  private readonly portRanges: Int32Array;
   private readonly minItem: number;
   private readonly ranges: number;
 
   /** `ranges` in ascending item order. */
   constructor(ranges: readonly Range6[], checks: PortProtoChecks) {
-    this.checks = checks;
+    this.portRanges = checks.ranges;
     this.ranges = ranges.length;
     const firsts = ranges.map((r) => big(r.first));
     const lasts = ranges.map((r) => big(r.last));
@@ -51,14 +53,15 @@ export class Ip6Table {
     const sorted = [...bounds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const n = sorted.length;
     const pos = new Map<bigint, number>();
-    const starts = new Uint32Array(4 * n);
+    this.n = n;
+    const starts = new Uint32Array(5 * n + 5);
     for (let i = 0; i < n; i++) {
       const v = sorted[i]!;
       pos.set(v, i);
-      starts[4 * i] = Number((v >> 96n) & 0xffffffffn);
-      starts[4 * i + 1] = Number((v >> 64n) & 0xffffffffn);
-      starts[4 * i + 2] = Number((v >> 32n) & 0xffffffffn);
-      starts[4 * i + 3] = Number(v & 0xffffffffn);
+      starts[5 * i] = Number((v >> 96n) & 0xffffffffn);
+      starts[5 * i + 1] = Number((v >> 64n) & 0xffffffffn);
+      starts[5 * i + 2] = Number((v >> 32n) & 0xffffffffn);
+      starts[5 * i + 3] = Number(v & 0xffffffffn);
     }
     this.starts = starts;
     const items = new Int32Array(ranges.length);
@@ -73,13 +76,15 @@ export class Ip6Table {
       if (it < min) min = it;
     }
     this.minItem = min;
-    this.lists = buildCandidateLists(n, items, from, to, checks);
+    const lists = buildCandidateLists(n, items, from, to, checks);
+    this.recs = lists.recs;
+    for (let i = 0; i <= n; i++) starts[5 * i + 4] = lists.off[i]!;
     const index = new Int32Array(65537);
     let j = 0;
     for (let b = 0; b < 65536; b++) {
       const a = b * 65536;
       // Only word 0 matters: the probe address is b << 112 (other words zero).
-      while (j + 1 < n && starts[4 * (j + 1)]! <= a && le0(starts, j + 1, a)) j++;
+      while (j + 1 < n && le0(starts, j + 1, a)) j++;
       index[b] = j;
     }
     index[65536] = n - 1;
@@ -102,7 +107,7 @@ export class Ip6Table {
     let hi = this.index[(w0 >>> 16) + 1]!;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
-      const o = 4 * mid;
+      const o = 5 * mid;
       // starts[mid] <= w ?
       const a = s[o]!;
       let le: boolean;
@@ -118,32 +123,35 @@ export class Ip6Table {
       if (le) lo = mid;
       else hi = mid - 1;
     }
-    return firstPassing(this.lists, lo, this.checks, pbit, port, best);
+    return firstPassing(
+      this.recs,
+      s[5 * lo + 4]!,
+      s[5 * lo + 9]!,
+      this.portRanges,
+      pbit,
+      port,
+      best,
+    );
   }
 
   get intervals(): number {
-    return this.starts.length / 4;
+    return this.n;
   }
 
   get bytes(): number {
-    return (
-      this.starts.byteLength +
-      this.index.byteLength +
-      this.lists.off.byteLength +
-      this.lists.items.byteLength
-    );
+    return this.starts.byteLength + this.index.byteLength + this.recs.byteLength;
   }
 
   toString(): string {
     const s = this.starts;
-    const head = s.length > 4 ? ` ${formatIPv6(s.subarray(4, 8))}..` : '';
-    return `ip6(${this.ranges} ranges, ${this.intervals} intervals, ${this.lists.items.length} candidates${head})`;
+    const head = this.n > 1 ? ` ${formatIPv6(s.subarray(5, 9))}..` : '';
+    return `ip6(${this.ranges} ranges, ${this.n} intervals, ${this.recs.length / 4} candidates${head})`;
   }
 }
 
 /** Is interval j's start <= (a, 0, 0, 0)? */
 function le0(s: Uint32Array, j: number, a: number): boolean {
-  const o = 4 * j;
+  const o = 5 * j;
   if (s[o]! !== a) return s[o]! < a;
   return s[o + 1] === 0 && s[o + 2] === 0 && s[o + 3] === 0;
 }

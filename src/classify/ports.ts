@@ -4,6 +4,9 @@
  * every lookup: the address/name tables yield candidate items in rule order and the first
  * one whose ports and protocol hold wins.
  *
+ * The tables copy each item's check into their candidate records (`record`, flags =
+ * protocol mask | kind << 4), so the hot path reads it from the candidate's cache line.
+ *
  * Per item: a protocol mask (0 = any, else TCP=1 | UDP=2) and a port kind: any port (no
  * compare at all, so even a garbage port passes, as in the oracle), one inclusive range
  * (the common case: single port or one range, two compares), or several ranges sorted
@@ -21,9 +24,9 @@ export function protoBit(proto: number): number {
   return proto === 6 ? PBIT_TCP : proto === 17 ? PBIT_UDP : PBIT_OTHER;
 }
 
-const KIND_ANY = 0;
-const KIND_ONE = 1;
-const KIND_MANY = 2;
+export const KIND_ANY = 0;
+export const KIND_ONE = 1;
+export const KIND_MANY = 2;
 
 /** Sort and merge ranges (adjacent ones too: ports are integers). */
 export function mergePorts(ports: readonly PortRange[]): PortRange[] {
@@ -82,6 +85,14 @@ export class PortProtoChecks {
       this.always[i] = m === 0 && ports.length === 0 ? 1 : 0;
     }
     this.ranges = Int32Array.from(flat);
+  }
+
+  /** Write the item's check as a candidate record `[item, flags, lo, hi]` at `recs[o]`. */
+  record(item: number, recs: Int32Array, o: number): void {
+    recs[o] = item;
+    recs[o + 1] = this.proto[item]! | (this.kind[item]! << 4);
+    recs[o + 2] = this.lo[item]!;
+    recs[o + 3] = this.hi[item]!;
   }
 
   /** Do the item's protocol and ports admit the flow? */

@@ -11,6 +11,7 @@ import type {
   M365Group,
   PlatformSpec,
   PolicySpec,
+  PortRange,
   ProfileSpec,
   RuleSpec,
   TenantSpec,
@@ -102,7 +103,10 @@ const ruleArb: fc.Arbitrary<RuleSpec> = fc
   .record({
     action: fc.constantFrom('forward' as const, 'forward' as const, 'bypass' as const),
     protocols: fc.constantFrom<Array<'tcp' | 'udp'>>([], ['tcp'], ['udp'], ['tcp', 'udp']),
-    ports: fc.oneof(fc.constant([]), fc.array(portRange, { minLength: 1, maxLength: 3 })),
+    ports: fc.oneof(
+      fc.constant<PortRange[]>([]),
+      fc.array<PortRange>(portRange, { minLength: 1, maxLength: 3 }),
+    ),
     destinations: fc.array(destination, { minLength: 1, maxLength: 4 }),
   })
   .map((r) => {

@@ -138,8 +138,10 @@ function contoso(o: Opts = {}): TenantSpec {
   ]);
 }
 
+type Asserts = { equal: (found: string, wanted: string, msg: string) => unknown };
+
 /** Decide with the compiled classifier; fail the test if the oracle disagrees. */
-function decider(t: Tap.Test, spec: TenantSpec, st: ClientState) {
+function decider(t: Asserts, spec: TenantSpec, st: ClientState) {
   const c = compile(spec, st);
   const o = new OracleClassifier(spec, st);
   return (f: Flow): Decision => {
@@ -147,9 +149,6 @@ function decider(t: Tap.Test, spec: TenantSpec, st: ClientState) {
     t.equal(summary(d), summary(o.decide(f)), 'oracle agrees');
     return d;
   };
-}
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 }
 
 t.test('Microsoft profile acquires M365 names and ranges', async (t) => {

@@ -1,0 +1,244 @@
+/**
+ * Classifier benchmark: compiled `decide` vs the linear oracle, at 100 / 1k / 10k / 100k
+ * rules, for IPv4, IPv6, FQDN and mixed flows; compile time and memory per rule.
+ * A careful hand loop (one monomorphic loop per classifier, 4096 prebuilt flows cycled,
+ * several timed runs, median) so ns/op and decisions/s come out directly.
+ *
+ *   npm run bench:classifier            (builds with tsconfig.bench.json, runs with --expose-gc)
+ *   QUICK=1 npm run bench:classifier    (fewer, shorter runs)
+ *
+ * Writes bench/results/classifier.json and the "Classifier" section of docs/benchmarks.md.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CompiledClassifier, compile } from '../src/classify/compile.js';
+import { OracleClassifier } from '../src/classify/oracle.js';
+import type { Decision, Flow } from '../src/classify/types.js';
+import { BENCH_STATE, benchFlows, type FlowKind, syntheticTenant } from './classifier-tenant.js';
+
+const QUICK = process.env.QUICK === '1';
+const SIZES = (process.env.SIZES ?? '100,1000,10000,100000').split(',').map(Number);
+const KINDS: FlowKind[] = ['ipv4', 'ipv6', 'fqdn', 'mixed'];
+const RUNS = QUICK ? 3 : 7;
+const RUN_MS = QUICK ? 60 : 200;
+const ORACLE_MS = QUICK ? 60 : 250;
+const FLOWS = 4096;
+
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+const now = () => Number(process.hrtime.bigint());
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+};
+
+let sink = 0;
+function loopCompiled(c: CompiledClassifier, flows: Flow[], n: number): void {
+  let acc = 0;
+  for (let i = 0; i < n; i++) acc += c.decide(flows[i & (FLOWS - 1)]!).reason.length;
+  sink += acc;
+}
+function loopOracle(o: OracleClassifier, flows: Flow[], n: number): void {
+  let acc = 0;
+  for (let i = 0; i < n; i++) acc += o.decide(flows[i % flows.length]!).reason.length;
+  sink += acc;
+}
+const CONST: Decision = Object.freeze({ reason: 'x' }) as Decision;
+const noop = { decide: (_f: Flow) => CONST };
+function loopBaseline(c: typeof noop, flows: Flow[], n: number): void {
+  let acc = 0;
+  for (let i = 0; i < n; i++) acc += c.decide(flows[i & (FLOWS - 1)]!).reason.length;
+  sink += acc;
+}
+
+/** Median ns/op of `loop` over RUNS runs of about `ms` each. */
+function measure(loop: (n: number) => void, ms: number, runs: number): number {
+  // Calibrate: double n until one run takes >= ms/4.
+  let n = 64;
+  for (;;) {
+    const t0 = now();
+    loop(n);
+    const dt = (now() - t0) / 1e6;
+    if (dt >= ms / 4 || n >= 1 << 26) {
+      n = Math.max(1, Math.round((n * ms) / Math.max(dt, 0.001)));
+      break;
+    }
+    n *= 2;
+  }
+  const res: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = now();
+    loop(n);
+    res.push((now() - t0) / n);
+  }
+  return median(res);
+}
+
+interface CaseResult {
+  rules: number;
+  kind: FlowKind;
+  ns: number;
+  decisionsPerSec: number;
+  oracleNs: number;
+  speedup: number;
+  /** Share of flows a rule matched (sanity: the flows are not all misses). */
+  matchedShare: number;
+}
+interface CompileResult {
+  rules: number;
+  items: number;
+  compileMs: number;
+  heapBytesPerRule: number;
+  tableBytesPerRule: number;
+}
+
+function main(): void {
+  const cases: CaseResult[] = [];
+  const compiles: CompileResult[] = [];
+  const flowsA = benchFlows({ v4: [[0, 0]], v6: [], names: [] }, 'ipv4', FLOWS);
+  const baselineNs = measure((n) => loopBaseline(noop, flowsA, n), RUN_MS, RUNS);
+  console.log(`harness baseline (loop + call + property read): ${baselineNs.toFixed(1)} ns/op`);
+  for (const size of SIZES) {
+    const { spec, targets } = syntheticTenant(size, size);
+    gc();
+    gc();
+    const heap0 = process.memoryUsage();
+    const t0 = now();
+    let c = compile(spec, BENCH_STATE);
+    const compileMs = (now() - t0) / 1e6;
+    gc();
+    gc();
+    const heap1 = process.memoryUsage();
+    const used = heap1.heapUsed - heap0.heapUsed + (heap1.arrayBuffers - heap0.arrayBuffers);
+    // Compile a few more times for a steadier compile time.
+    const times = [compileMs];
+    for (let k = 0; k < (size >= 100000 ? 2 : 4); k++) {
+      const t1 = now();
+      c = compile(spec, BENCH_STATE);
+      times.push((now() - t1) / 1e6);
+    }
+    const cr: CompileResult = {
+      rules: size,
+      items: c.size,
+      compileMs: median(times),
+      heapBytesPerRule: Math.round(used / size),
+      tableBytesPerRule: Math.round(c.stats.tableBytes / size),
+    };
+    compiles.push(cr);
+    console.log(
+      `rules=${size} items=${c.size} compile ${cr.compileMs.toFixed(1)} ms, heap ${cr.heapBytesPerRule} B/rule (tables ${cr.tableBytesPerRule} B/rule)`,
+    );
+    const o = new OracleClassifier(spec, BENCH_STATE);
+    for (const kind of KINDS) {
+      const flows = benchFlows(targets, kind, FLOWS, size + kind.length);
+      // Sanity: agree with the oracle on a sample; count matches.
+      let matched = 0;
+      const sample = Math.min(FLOWS, size >= 100000 ? 200 : size >= 10000 ? 1000 : FLOWS);
+      for (let i = 0; i < sample; i++) {
+        const a = c.decide(flows[i]!);
+        const b = o.decide(flows[i]!);
+        if (a.ruleId !== b.ruleId || a.action !== b.action || a.reason !== b.reason) {
+          throw new Error(`mismatch at rules=${size} kind=${kind} flow ${i}`);
+        }
+        if (a.ruleId !== null) matched++;
+      }
+      const ns = measure((n) => loopCompiled(c, flows, n), RUN_MS, RUNS);
+      const oracleNs = measure(
+        (n) => loopOracle(o, flows, n),
+        ORACLE_MS,
+        size >= 100000 ? 3 : RUNS,
+      );
+      const r: CaseResult = {
+        rules: size,
+        kind,
+        ns: Math.round(ns * 10) / 10,
+        decisionsPerSec: Math.round(1e9 / ns),
+        oracleNs: Math.round(oracleNs),
+        speedup: Math.round(oracleNs / ns),
+        matchedShare: Math.round((matched / sample) * 100) / 100,
+      };
+      cases.push(r);
+      console.log(
+        `  ${kind.padEnd(6)} ${r.ns.toFixed(1).padStart(7)} ns/op  ${(r.decisionsPerSec / 1e6).toFixed(1).padStart(6)} M/s   oracle ${r.oracleNs.toString().padStart(9)} ns/op   x${r.speedup}   matched ${Math.round(r.matchedShare * 100)}%`,
+      );
+    }
+  }
+  const env = {
+    node: process.version,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    date: new Date().toISOString(),
+    runs: RUNS,
+    runMs: RUN_MS,
+    quick: QUICK,
+  };
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const result = { env, baselineNs, compile: compiles, cases };
+  writeFileSync(
+    join(root, 'bench/results/classifier.json'),
+    `${JSON.stringify(result, null, 2)}\n`,
+  );
+  writeSection(root, result);
+  if (sink === 42) console.log('');
+}
+
+function writeSection(
+  root: string,
+  r: {
+    env: Record<string, unknown>;
+    baselineNs: number;
+    compile: CompileResult[];
+    cases: CaseResult[];
+  },
+): void {
+  const file = join(root, 'docs/benchmarks.md');
+  const lines: string[] = [];
+  lines.push('## Classifier');
+  lines.push('');
+  lines.push(
+    `\`npm run bench:classifier\` (bench/classifier.ts; ${r.env.node}, ${r.env.cpu}, ${r.env.cores} cores, single thread, median of ${r.env.runs} runs; ${String(r.env.date).slice(0, 16)}Z). Raw data: bench/results/classifier.json.`,
+  );
+  lines.push('');
+  lines.push(
+    'Synthetic tenant: one destination per rule; 40% IPv4 CIDRs/ranges, 15% IPv6 /64s, 45% names (60% exact, 28% `*.x`, 6% `autodiscover.*.x`, 6% dnsSuffix); 5% M365, 35% Private, 60% Internet rules. Flows: 4096 prebuilt, about half aimed at a rule destination, cycled. "oracle" is the linear first-match scan (src/classify/oracle.ts).',
+  );
+  lines.push('');
+  lines.push('| rules | flows | ns/op | decisions/s | oracle ns/op | speedup |');
+  lines.push('|------:|:------|------:|------------:|-------------:|--------:|');
+  for (const c of r.cases) {
+    lines.push(
+      `| ${c.rules.toLocaleString('en-US')} | ${c.kind} | ${c.ns.toFixed(1)} | ${(c.decisionsPerSec / 1e6).toFixed(1)} M | ${c.oracleNs.toLocaleString('en-US')} | ${c.speedup.toLocaleString('en-US')}x |`,
+    );
+  }
+  lines.push('');
+  lines.push('| rules | items | compile ms | heap B/rule | tables B/rule |');
+  lines.push('|------:|------:|-----------:|------------:|--------------:|');
+  for (const c of r.compile) {
+    lines.push(
+      `| ${c.rules.toLocaleString('en-US')} | ${c.items.toLocaleString('en-US')} | ${c.compileMs.toFixed(1)} | ${c.heapBytesPerRule} | ${c.tableBytesPerRule} |`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    `Harness baseline (loop, call, one property read, no classification): ${r.baselineNs.toFixed(1)} ns/op, included in every figure above.`,
+  );
+  lines.push('');
+  const begin = '<!-- classifier:begin -->';
+  const end = '<!-- classifier:end -->';
+  const section = `${begin}\n${lines.join('\n')}${end}`;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    text =
+      '# Benchmarks\n\nEach section is written by its benchmark; edit the benchmark, not the table.\n\n';
+  }
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a >= 0 && b > a) text = text.slice(0, a) + section + text.slice(b + end.length);
+  else text = `${text.trimEnd()}\n\n${section}\n`;
+  writeFileSync(file, text);
+}
+
+main();
