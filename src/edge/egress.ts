@@ -148,12 +148,28 @@ export class Egress {
       stream.on('datagram', flow.onEarly);
     }
 
+    if (meta.channel === 'private') {
+      rec.privateAccessDetails = {
+        connectorId: this.deps.connector.id,
+        connectorName: this.deps.connector.name,
+        appSegmentId: null,
+        resolvedDestination: null,
+        accessDeniedReason: null,
+      };
+    }
     const bad = checkMeta(meta);
     if (bad) {
       refuse(ResetCode.PROTOCOL, 'block', bad);
       return;
     }
-    const host = meta.host ? normalizeName(meta.host) : null;
+    // An IP literal given as the host is an address destination.
+    let host = meta.host ? normalizeName(meta.host) : null;
+    let ip = meta.ip;
+    if (host && ipFamily(host) !== 0) {
+      ip ??= host;
+      host = null;
+    }
+    if (!host && ip) rec.destinationIp = ip;
     // 1. Web content filtering, on the name the client saw.
     const verdict = this.deps.filter.check(meta.channel, host);
     if (verdict) {
@@ -165,23 +181,16 @@ export class Egress {
       return;
     }
     // 2. Where to: private apps through the connector, or the hosts map / resolver.
-    if (meta.channel === 'private') {
+    if (meta.channel === 'private' && rec.privateAccessDetails) {
       const c = this.deps.connector;
-      rec.privateAccessDetails = {
-        connectorId: c.id,
-        connectorName: c.name,
-        appSegmentId: null,
-        resolvedDestination: null,
-        accessDeniedReason: null,
-      };
-      const seg = this.deps.privateApps().match(meta.proto, host, meta.ip, meta.port);
+      const seg = this.deps.privateApps().match(meta.proto, host, ip, meta.port);
       if (!seg) {
         rec.policyId = null;
         rec.policyRuleId = null;
         refuse(
           ResetCode.BLOCKED,
           'block',
-          `private access: ${host ?? meta.ip}:${meta.port}/${meta.proto} is in no application segment`,
+          `private access: ${host ?? ip}:${meta.port}/${meta.proto} is in no application segment`,
         );
         return;
       }
@@ -190,7 +199,7 @@ export class Egress {
       rec.policyRuleId = seg.ruleId;
       rec.policyRuleName = seg.ruleName;
       rec.privateAccessDetails.appSegmentId = seg.ruleId;
-      const t = c.resolve(host, meta.ip, meta.port);
+      const t = c.resolve(host, ip, meta.port);
       if (typeof t === 'string') {
         refuse(ResetCode.CONNECT_FAILED, 'allow', t);
         return;
@@ -199,7 +208,7 @@ export class Egress {
       this.connectTarget(flow, t, refuse, finish);
       return;
     }
-    this.resolvePublic(host, meta.ip, meta.port).then(
+    this.resolvePublic(host, ip, meta.port).then(
       (t) => {
         if (flow.done) return;
         if (typeof t === 'string') refuse(ResetCode.CONNECT_FAILED, 'allow', t);
@@ -416,6 +425,8 @@ export class Egress {
 }
 
 function checkMeta(meta: OpenMeta): string | null {
+  if (meta.host !== null && (typeof meta.host !== 'string' || meta.host.length > 253))
+    return 'bad host';
   if (meta.proto !== 'tcp' && meta.proto !== 'udp') return `bad protocol ${String(meta.proto)}`;
   if (!Number.isInteger(meta.port) || meta.port < 1 || meta.port > 65535)
     return `bad port ${meta.port}`;
@@ -433,7 +444,7 @@ function baseRecord(meta: OpenMeta, ctx: FlowContext): NetworkAccessTraffic {
     : 'internet';
   return {
     transactionId: randomUUID(),
-    connectionId: typeof meta.connectionId === 'string' ? meta.connectionId : '',
+    connectionId: typeof meta.connectionId === 'string' ? meta.connectionId.slice(0, 128) : '',
     sessionId: ctx.sessionId,
     createdDateTime: now,
     endDateTime: now,
@@ -442,22 +453,25 @@ function baseRecord(meta: OpenMeta, ctx: FlowContext): NetworkAccessTraffic {
     userPrincipalName: ctx.upn,
     deviceId: ctx.deviceId,
     trafficType: trafficTypeOf(channel),
-    sourceIp: typeof meta.srcIp === 'string' ? meta.srcIp : '',
+    sourceIp: typeof meta.srcIp === 'string' ? meta.srcIp.slice(0, 64) : '',
     sourcePort: Number.isInteger(meta.srcPort) ? meta.srcPort : 0,
-    destinationIp: meta.ip && ipFamily(meta.ip) !== 0 && !meta.host ? meta.ip : null,
+    destinationIp: null,
     destinationPort: Number.isInteger(meta.port) ? meta.port : 0,
-    destinationFQDN: meta.host ? normalizeName(meta.host) : null,
+    destinationFQDN:
+      typeof meta.host === 'string' && meta.host !== '' && ipFamily(meta.host) === 0
+        ? normalizeName(meta.host).slice(0, 253)
+        : null,
     destinationUrl: null,
     transportProtocol: meta.proto === 'udp' ? 'udp' : 'tcp',
     sentBytes: 0,
     receivedBytes: 0,
     action: 'allow',
-    policyId: meta.policyId ?? null,
+    policyId: typeof meta.policyId === 'string' ? meta.policyId.slice(0, 128) : null,
     policyName: null,
-    policyRuleId: meta.ruleId ?? null,
+    policyRuleId: typeof meta.ruleId === 'string' ? meta.ruleId.slice(0, 128) : null,
     policyRuleName: null,
     agentVersion: ctx.agentVersion,
-    initiatingProcessName: meta.process ?? null,
+    initiatingProcessName: typeof meta.process === 'string' ? meta.process.slice(0, 260) : null,
     operationStatus: 'success',
     failureReason: null,
     privateAccessDetails: null,

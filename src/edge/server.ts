@@ -33,6 +33,7 @@ import type { Socket } from 'node:net';
 import { ConfigError } from '../errors.js';
 import { defaultTenantDocument } from '../policy/default-tenant.js';
 import type { ChannelName } from '../policy/model.js';
+import { CloseCode } from '../tunnel/frame.js';
 import { createTunnelServer, type TunnelServer } from '../tunnel/server.js';
 import type { Session, SessionOptions } from '../tunnel/session.js';
 import { packageVersion } from '../util/package.js';
@@ -67,6 +68,11 @@ export interface EdgeLimits {
   headersTimeoutMs?: number;
   /** Tunnel session limits (windows, frame size, keepalive, max streams). */
   session?: SessionOptions;
+  /**
+   * Close a session (code 4419 AUTH_EXPIRED) when the token it was opened with expires; the
+   * client reconnects with a fresh token, in-flight streams are reset. Default false.
+   */
+  closeOnTokenExpiry?: boolean;
 }
 
 export interface EdgeOptions {
@@ -192,6 +198,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     : null;
 
   const sockets = new Set<Socket>();
+  const expiryTimers = new Map<Session, NodeJS.Timeout>();
   let tunnel: TunnelServer | undefined;
   const agentFallback = 'unknown';
 
@@ -263,6 +270,17 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         sessionId: randomUUID(),
         agentVersion: typeof ua === 'string' && ua !== '' ? ua.slice(0, 100) : agentFallback,
       };
+    },
+    onSession: (session, principal) => {
+      if (!limits.closeOnTokenExpiry) return;
+      const ms = Math.max(0, principal.expiresAt - Date.now());
+      const timer = setTimeout(() => session.close(CloseCode.AUTH_EXPIRED, 'token expired'), ms);
+      timer.unref();
+      expiryTimers.set(session, timer);
+    },
+    onSessionEnd: (session) => {
+      clearTimeout(expiryTimers.get(session));
+      expiryTimers.delete(session);
     },
     onStream: (_session, stream, principal) => {
       const ctx: FlowContext = {

@@ -514,3 +514,62 @@ t.test('TLS by default: clients trust the edge CA', async (t) => {
   await bad.close();
   t.match(info.error?.message ?? '', /certificate|self.signed|issuer/i);
 });
+
+t.test('closeOnTokenExpiry: the session closes with 4419 when its token expires', async (t) => {
+  const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });
+  let ttl = 1;
+  const c = new TunnelClient({
+    url: edge.url,
+    channel: 'internet',
+    getToken: (ch) => edge.issueToken({ channel: ch, ttlSeconds: ttl }),
+    backoff: { baseMs: 20, maxMs: 50 },
+    limits: { keepaliveInterval: 0 },
+  });
+  t.teardown(() => c.close());
+  const down = new Promise<{ code?: number }>((r) => c.once('down', r));
+  c.start();
+  await c.waitUp(5000);
+  ttl = 3600; // the reconnect gets a long-lived token
+  const started = Date.now();
+  const info = await down;
+  t.equal(info.code, CloseCode.AUTH_EXPIRED);
+  t.ok(Date.now() - started < 2500, 'closed at expiry');
+  await c.waitUp(5000);
+  t.ok(c.isUp(), 'reconnected with a fresh token');
+});
+
+t.test('OPEN metadata edge cases: IP literal as host, oversized fields, bad port', async (t) => {
+  const { edge, echo, client } = await setup(t);
+  const c = await client('private');
+  // An address given as the host matches address segments (127.77.0.0/16 tcp 3389).
+  const m = meta({ channel: 'private', host: '127.77.0.5', ip: null, port: 3389 });
+  const r = await exchange(c.open(m), Buffer.from('x'));
+  t.equal(r.bytes.toString(), `${GREETING}x`);
+  const rec = await byConn(edge, m);
+  t.equal(rec.destinationFQDN, null);
+  t.equal(rec.privateAccessDetails?.resolvedDestination, `127.0.0.1:${echo.port}`);
+  // Oversized strings are capped in the log; an oversized host is refused.
+  const long = meta({
+    channel: 'private',
+    host: 'intranet.contoso.test',
+    process: 'p'.repeat(5000),
+    connectionId: 'c'.repeat(500),
+  });
+  await exchange(c.open(long), Buffer.from('x'));
+  const lr = await edge.logs.waitFor((x) => x.connectionId === 'c'.repeat(128));
+  t.equal(lr.initiatingProcessName?.length, 260);
+  const huge = meta({ channel: 'private', host: `${'a'.repeat(300)}.test` });
+  const hr = await exchange(c.open(huge), Buffer.from('x'));
+  t.equal(hr.reset, ResetCode.PROTOCOL);
+  const hrec = await byConn(edge, huge);
+  t.equal(hrec.action, 'block');
+  t.same(shapeProblems(hrec), []);
+  const bad = meta({ channel: 'private', host: 'intranet.contoso.test', port: 0 });
+  const br = await exchange(c.open(bad), Buffer.from('x'));
+  t.equal(br.reset, ResetCode.PROTOCOL);
+  t.match((await byConn(edge, bad)).failureReason, /bad port/);
+  // Address-only refusals log the address asked for.
+  const ipOnly = meta({ channel: 'private', host: null, ip: '127.79.1.1', port: 3389 });
+  await exchange(c.open(ipOnly), Buffer.from('x'));
+  t.equal((await byConn(edge, ipOnly)).destinationIp, '127.79.1.1');
+});
