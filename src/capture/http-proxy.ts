@@ -146,6 +146,8 @@ function safeEqual(a: string, b: string): boolean {
 export class HttpProxy {
   readonly server: Server;
   readonly stats: HttpProxyStats = { connects: 0, requests: 0, refused: 0, badRequests: 0 };
+  /** PAC text served for `GET /proxy.pac` (settable once the listeners' ports are known). */
+  pacScript: string | undefined;
   private readonly opts: HttpProxyOptions;
   private readonly tunnels = new Set<Duplex>();
   private readonly expected: string | null;
@@ -153,6 +155,7 @@ export class HttpProxy {
   constructor(opts: HttpProxyOptions) {
     assertSafeListen('HTTP proxy', opts.host ?? '127.0.0.1', opts.auth !== undefined);
     this.opts = opts;
+    this.pacScript = opts.pacScript;
     this.expected = opts.auth
       ? `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`
       : null;
@@ -298,7 +301,7 @@ export class HttpProxy {
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = req.url ?? '';
     if (raw.startsWith('/')) {
-      if (this.opts.pacScript && servePac(req, res, this.opts.pacScript)) return;
+      if (this.pacScript && servePac(req, res, this.pacScript)) return;
       this.stats.badRequests++;
       this.reply(
         res,

@@ -242,7 +242,7 @@ export function encodeReply(rep: number, bindIp = '0.0.0.0', bindPort = 0): Buff
   out[0] = SOCKS_VERSION;
   out[1] = rep;
   out[3] = ATYP_IPV4;
-  out.writeUInt32BE(v4 < 0 ? 0 : v4, 4);
+  out.writeUInt32BE(Math.max(v4, 0), 4);
   out.writeUInt16BE(bindPort, 8);
   return out;
 }

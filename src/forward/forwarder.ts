@@ -29,7 +29,7 @@ import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js'
 import { ResetCode } from '../tunnel/types.js';
 import { ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
-import type { Resolver } from './resolver.js';
+import { type Resolver, useLocal } from './resolver.js';
 import { UdpAssociation } from './udp.js';
 
 export type Refusal = 'blocked' | 'unreachable' | 'refused' | 'timeout';
@@ -89,7 +89,7 @@ export interface ForwarderOptions {
 const noop = (): void => {};
 const noopLog: ForwardLogger = { info() {}, warn() {}, debug() {} };
 
-/** Maps a refusal to the flow-table action/status. */
+/** Maps a decision to the flow-table action. */
 function actionOf(d: Decision): FlowAction {
   switch (d.action) {
     case 'tunnel':
@@ -420,7 +420,7 @@ export class Forwarder {
         port,
         allowHalfOpen: true,
         noDelay: true,
-        ...(local && ipFamily(local) === ipFamily(ip!) ? { localAddress: local } : {}),
+        ...(local && useLocal(local, ip!) ? { localAddress: local } : {}),
       });
       const timer = setTimeout(() => {
         s.destroy();

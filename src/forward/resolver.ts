@@ -14,7 +14,16 @@
 import { lookup } from 'node:dns/promises';
 import { ipFamily, parseIPv4 } from '../util/ip.js';
 
-function isLoopbackIp(ip: string): boolean {
+/**
+ * Whether a direct connection to `dest` binds `local`: same family, and a loopback local
+ * address only for loopback destinations (a 127.0.0.x source cannot reach anything else).
+ */
+export function useLocal(local: string, dest: string): boolean {
+  if (ipFamily(local) !== ipFamily(dest)) return false;
+  return !isLoopbackIp(local) || isLoopbackIp(dest);
+}
+
+export function isLoopbackIp(ip: string): boolean {
   if (ip === '::1') return true;
   const v4 = parseIPv4(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
   return v4 >= 0 && v4 >>> 24 === 127;

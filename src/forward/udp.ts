@@ -20,6 +20,7 @@ import { ResetCode } from '../tunnel/types.js';
 import { ipFamily } from '../util/ip.js';
 import type { ByteSource, CaptureKind, FlowRecord } from './flow-table.js';
 import type { ConnectRequest, Forwarder, ForwarderOptions } from './forwarder.js';
+import { useLocal } from './resolver.js';
 
 type State = 'pending' | 'tunnel' | 'bypass' | 'discard';
 
@@ -268,7 +269,7 @@ export class UdpAssociation {
     });
     const local = this.opts.bypassLocalAddress;
     await new Promise<void>((resolve) => {
-      sock.bind({ port: 0, ...(local && ipFamily(local) === fam ? { address: local } : {}) }, () =>
+      sock.bind({ port: 0, ...(local && useLocal(local, ip!) ? { address: local } : {}) }, () =>
         resolve(),
       );
     });

@@ -1,0 +1,192 @@
+/**
+ * The client's local admin API (node:http, JSON, 127.0.0.1 only):
+ *
+ *   GET  /status     state line, channels up/down, tiles
+ *   GET  /flows      the Traffic table (active and recently closed flows)
+ *   GET  /hostnames  hostname acquisition (TUN mode's DNS table; empty in SOCKS mode)
+ *   GET  /profile    forwarding profile rules grouped by profile
+ *   GET  /health     health checks
+ *   POST /toggle     {"channel": "internet", "on": false}; 409 + message when locked
+ *   GET  /metrics    Prometheus text
+ *
+ * Cross-site requests are refused: a request carrying an `Origin` header gets 403, and
+ * POST needs `content-type: application/json` (a browser cannot send that cross-site
+ * without a CORS preflight, which this API never grants).
+ */
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ToggleRefusedError, UsageError } from '../errors.js';
+import { CHANNELS, type ChannelName } from '../policy/model.js';
+import type { HostnameEntry, RunningClient } from './client.js';
+
+export interface AdminApiOptions {
+  /** Default 127.0.0.1 (the admin API never listens elsewhere). */
+  host?: string;
+  port?: number;
+  hostnames?: () => HostnameEntry[];
+}
+
+export interface AdminApi {
+  readonly server: Server;
+  readonly address: AddressInfo;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage, max = 16 * 1024): Promise<string | null> {
+  let size = 0;
+  const parts: Buffer[] = [];
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > max) return null;
+    parts.push(c as Buffer);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export async function startAdminApi(
+  client: RunningClient,
+  opts: AdminApiOptions = {},
+): Promise<AdminApi> {
+  const host = opts.host ?? '127.0.0.1';
+  if (!/^127\.|^::1$|^localhost$/.test(host)) {
+    throw new UsageError(`the admin API listens on loopback only, not ${host}`);
+  }
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((err: Error) =>
+      json(res, 500, { error: 'internal', message: err.message }),
+    );
+  });
+  server.headersTimeout = 5000;
+  server.requestTimeout = 10_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.headers.origin !== undefined) {
+      json(res, 403, { error: 'forbidden', message: 'cross-origin requests are not allowed' });
+      return;
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    const method = req.method ?? 'GET';
+    if (method === 'GET' || method === 'HEAD') {
+      switch (path) {
+        case '/status':
+          return json(res, 200, client.status());
+        case '/flows':
+          return json(res, 200, { flows: client.flows.list() });
+        case '/hostnames':
+          return json(res, 200, { hostnames: opts.hostnames ? opts.hostnames() : [] });
+        case '/profile':
+          return json(res, 200, client.profile());
+        case '/health':
+          return json(res, 200, { checks: await client.health() });
+        case '/metrics': {
+          const text = metrics(client);
+          res.writeHead(200, {
+            'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+            'content-length': Buffer.byteLength(text),
+          });
+          res.end(text);
+          return;
+        }
+        case '/':
+          return json(res, 200, {
+            endpoints: [
+              '/status',
+              '/flows',
+              '/hostnames',
+              '/profile',
+              '/health',
+              '/metrics',
+              'POST /toggle',
+            ],
+          });
+        default:
+          return json(res, 404, { error: 'not_found', message: `no such endpoint ${path}` });
+      }
+    }
+    if (method === 'POST' && path === '/toggle') {
+      if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) {
+        return json(res, 415, {
+          error: 'unsupported_media_type',
+          message: 'send application/json',
+        });
+      }
+      const text = await readBody(req);
+      if (text === null) return json(res, 413, { error: 'too_large', message: 'body too large' });
+      let body: { channel?: unknown; on?: unknown };
+      try {
+        body = JSON.parse(text) as typeof body;
+      } catch {
+        return json(res, 400, { error: 'bad_request', message: 'body is not JSON' });
+      }
+      const channel = body.channel === 'gsa' ? 'm365' : body.channel;
+      if (
+        typeof channel !== 'string' ||
+        !CHANNELS.includes(channel as ChannelName) ||
+        typeof body.on !== 'boolean'
+      ) {
+        return json(res, 400, {
+          error: 'bad_request',
+          message: 'expected {"channel": "m365"|"private"|"internet", "on": true|false}',
+        });
+      }
+      try {
+        const channels = client.toggle(channel as ChannelName, body.on);
+        return json(res, 200, { channel, on: body.on, channels, generation: client.generation });
+      } catch (err) {
+        if (err instanceof ToggleRefusedError) {
+          return json(res, 409, { error: err.code, message: err.message });
+        }
+        throw err;
+      }
+    }
+    res.setHeader('allow', path === '/toggle' ? 'POST' : 'GET');
+    return json(res, 405, { error: 'method_not_allowed', message: `${method} ${path}` });
+  }
+
+  server.listen(opts.port ?? 0, host);
+  await once(server, 'listening');
+  const address = server.address() as AddressInfo;
+  return {
+    server,
+    address,
+    url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Prometheus text: the flow table's counters plus sessions and the classifier. */
+export function metrics(client: RunningClient): string {
+  const lines: string[] = [client.flows.metrics().trimEnd()];
+  lines.push('# HELP gsa_client_session_up Tunnel session state per channel (1 up, 0 down).');
+  lines.push('# TYPE gsa_client_session_up gauge');
+  for (const c of CHANNELS)
+    lines.push(`gsa_client_session_up{channel="${c}"} ${client.tunnels.isUp(c) ? 1 : 0}`);
+  lines.push('# HELP gsa_client_channel_enabled Channel forwarding per the tiles (1 on, 0 off).');
+  lines.push('# TYPE gsa_client_channel_enabled gauge');
+  const st = client.tiles.state();
+  for (const c of CHANNELS)
+    lines.push(`gsa_client_channel_enabled{channel="${c}"} ${st[c] ? 1 : 0}`);
+  lines.push('# HELP gsa_client_classifier_generation Classifier swaps since start.');
+  lines.push('# TYPE gsa_client_classifier_generation counter');
+  lines.push(`gsa_client_classifier_generation ${client.generation}`);
+  lines.push('# HELP gsa_client_classifier_rules Compiled rule items.');
+  lines.push('# TYPE gsa_client_classifier_rules gauge');
+  lines.push(`gsa_client_classifier_rules ${client.classifier.size}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,499 @@
+/**
+ * A running GSA client: tenant (the built-in default, a Graph file, or the edge's profiles
+ * polled and hot-swapped), managed client configuration (tiles and toggles), platform,
+ * classifier (compiled once, swapped whole on a profile change or a toggle: new flows
+ * only, nothing restarts), tunnels to the edge (tokens from EdgeApi), the forwarder, the
+ * SOCKS5 / HTTP / PAC listeners and the local admin API.
+ *
+ * ```ts
+ * const client = await startClient({ edge: { url: edge.url, ca: edge.caPem } });
+ * // curl --socks5-hostname 127.0.0.1:1080 http://intranet.contoso.test/
+ * client.toggle('internet', false);   // refused (ToggleRefusedError) when the admin locked it
+ * await client.close();
+ * ```
+ *
+ * Contract: `startClient` throws ConfigError/OpenRelayError before listening when an option
+ * is invalid; once started nothing it does throws into the caller: edge outages show as
+ * channel states and hardening, profile poll failures as health checks. `close()` stops
+ * the listeners, the poller, the tunnels and every relayed flow, and resolves when done.
+ */
+
+import { lookup } from 'node:dns/promises';
+import { connect as netConnect } from 'node:net';
+import { type HttpProxy, startHttpProxy } from '../capture/http-proxy.js';
+import type { Credentials } from '../capture/listen.js';
+import { type PacServer, pacScript, startPacServer } from '../capture/pac.js';
+import { type Socks5Server, startSocks5 } from '../capture/socks5.js';
+import { ClassifierHandle, compile } from '../classify/index.js';
+import type { Classifier } from '../classify/types.js';
+import { ToggleRefusedError } from '../errors.js';
+import { FlowTable } from '../forward/flow-table.js';
+import { Forwarder, type ForwardLogger } from '../forward/forwarder.js';
+import { Resolver } from '../forward/resolver.js';
+import {
+  type ClientConfig,
+  type ClientTiles,
+  createClientTiles,
+  defaultClientConfig,
+  loadClientConfigFile,
+} from '../policy/client-config.js';
+import { loadTenant } from '../policy/graph.js';
+import type { ChannelName, ClientState, PlatformSpec, TenantSpec } from '../policy/model.js';
+import { loadPlatform } from '../policy/platform.js';
+import { loadTenantFile } from '../policy/tenant-file.js';
+import { Tunnels } from '../tunnel/client.js';
+import type { SessionOptions } from '../tunnel/session.js';
+import { type AdminApi, startAdminApi } from './admin-api.js';
+import {
+  type HealthCheck,
+  healthChecks,
+  profileView,
+  type StatusView,
+  statusView,
+} from './diagnostics.js';
+import { EdgeApi } from './edge-api.js';
+
+export interface HostnameEntry {
+  time: string;
+  fqdn: string;
+  generatedIp: string | null;
+  acquired: boolean;
+  originalIp: string | null;
+}
+
+export interface ClientOptions {
+  edge: {
+    /** Edge base URL (`https://127.0.0.1:port`, or `http://` without TLS). */
+    url: string;
+    /** The edge's CA (PEM) to trust. */
+    ca?: string | null;
+    /** TLS server name when the URL host is an address. */
+    servername?: string;
+  };
+  /**
+   * Where the forwarding profiles come from: 'edge' (default: GET and poll the edge's
+   * Graph API, hot-swapped on change), 'default' (the built-in tenant) or a file path.
+   */
+  tenant?: 'edge' | 'default' | string;
+  /** Poll interval for 'edge' (ms). Default 30,000 (the real client: minutes). */
+  profilePollMs?: number;
+  /** A client configuration, or a file (.json, .yaml, .mobileconfig). Default: EnableGSA=2, channels 2, SilentOnboard. */
+  clientConfig?: ClientConfig | string;
+  /** Platform name (ios, windows, macos, android) or file. Default ios. */
+  platform?: string;
+  user?: { userId?: string; deviceId?: string; upn?: string };
+  /** Listeners. Ports: 0 picks a free one; null disables that listener. */
+  listen?: {
+    host?: string;
+    socksPort?: number | null;
+    httpPort?: number | null;
+    pacPort?: number | null;
+    adminPort?: number | null;
+    /** Credentials for SOCKS5 (RFC 1929) and the HTTP proxy (Basic); required off loopback. */
+    auth?: Credentials;
+  };
+  /** Name resolution for classification by address and for bypassed flows. */
+  resolver?: {
+    hosts?: Record<string, string>;
+    dial?: Record<string, string>;
+    system?: boolean;
+    directIp?: boolean;
+    timeoutMs?: number;
+  };
+  /** Local address for direct (bypassed) connections to loopback destinations (e.g. 127.0.0.3). */
+  bypassLocalAddress?: string;
+  limits?: {
+    keepClosedFlows?: number;
+    connectTimeoutMs?: number;
+    openTimeoutMs?: number;
+    handshakeTimeoutMs?: number;
+    udpIdleMs?: number;
+    session?: SessionOptions;
+  };
+  /** Hostname acquisition table (TUN mode's DNS table), when present. */
+  hostnames?: () => HostnameEntry[];
+  log?: ForwardLogger & { error?(obj: object, msg?: string): void };
+}
+
+export interface RunningClient {
+  readonly forwarder: Forwarder;
+  readonly flows: FlowTable;
+  readonly tiles: ClientTiles;
+  readonly tunnels: Tunnels;
+  readonly edgeApi: EdgeApi;
+  readonly platform: PlatformSpec;
+  readonly socks: Socks5Server | null;
+  readonly http: HttpProxy | null;
+  readonly pac: PacServer | null;
+  readonly admin: AdminApi | null;
+  /** `host:port` of each listener (null when disabled). */
+  readonly addresses: {
+    socks: string | null;
+    http: string | null;
+    pac: string | null;
+    admin: string | null;
+  };
+  readonly tenant: TenantSpec | null;
+  readonly classifier: Classifier;
+  readonly generation: number;
+  status(): StatusView;
+  health(): Promise<HealthCheck[]>;
+  profile(): ReturnType<typeof profileView>;
+  /** Flip a tile; throws ToggleRefusedError when locked or hidden. Swaps the classifier. */
+  toggle(channel: ChannelName, on: boolean): Record<ChannelName, boolean>;
+  /** Replace the tenant (a Graph document or list); swaps the classifier. */
+  setTenantDocument(doc: unknown, source: string): void;
+  /** Polls the edge's profiles now (tenant 'edge' only). */
+  refreshProfiles(): Promise<void>;
+  /** Resolves once every enabled channel's tunnel is up (or rejects after timeoutMs). */
+  waitConnected(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const noopLog = { info() {}, warn() {}, debug() {}, error() {} };
+
+function hostPort(a: { address: string; port: number; family?: string }): string {
+  return a.family === 'IPv6' || a.address.includes(':')
+    ? `[${a.address}]:${a.port}`
+    : `${a.address}:${a.port}`;
+}
+
+/** An empty tenant: nothing acquired, everything direct (before the first profile arrives). */
+function emptyTenant(): TenantSpec {
+  return { tenantId: '', name: '(no forwarding profile yet)', profiles: [] };
+}
+
+export async function startClient(opts: ClientOptions): Promise<RunningClient> {
+  const log = { ...noopLog, ...(opts.log ?? {}) };
+  const config =
+    typeof opts.clientConfig === 'string'
+      ? loadClientConfigFile(opts.clientConfig).config
+      : (opts.clientConfig ?? defaultClientConfig());
+  const tiles = createClientTiles(config);
+  const platform = loadPlatform(opts.platform ?? 'ios');
+  const source = opts.tenant ?? 'edge';
+
+  let tenant: TenantSpec | null = null;
+  let profileSource = source === 'edge' ? `edge ${opts.edge.url}` : source;
+  let profileLoadedAt: number | null = null;
+  let profileError: string | null = null;
+  if (source === 'default') {
+    tenant = loadTenantFile(undefined).tenant;
+    profileSource = 'built-in default tenant';
+    profileLoadedAt = Date.now();
+  } else if (source !== 'edge') {
+    tenant = loadTenantFile(source).tenant;
+    profileLoadedAt = Date.now();
+  }
+
+  const state = (): ClientState => tiles.toClientState(platform);
+  const handle = new ClassifierHandle(compile(tenant ?? emptyTenant(), state()));
+  const recompile = (why: string): void => {
+    handle.swap(compile(tenant ?? emptyTenant(), state()));
+    log.info({ generation: handle.generation, why }, 'classifier swapped');
+  };
+
+  const user = opts.user ?? {};
+  const edgeApi = new EdgeApi({
+    url: opts.edge.url,
+    ca: opts.edge.ca ?? null,
+    userId: user.userId ?? 'alice@contoso.test',
+    deviceId: user.deviceId ?? 'gsa-emu-device',
+    ...(user.upn ? { upn: user.upn } : {}),
+  });
+  let tokenAt: number | null = null;
+  let tokenError: string | null = null;
+  const tunnels = new Tunnels({
+    url: opts.edge.url.replace(/^http/, 'ws'),
+    getToken: async (channel) => {
+      try {
+        const t = await edgeApi.getToken(channel);
+        tokenAt = Date.now();
+        tokenError = null;
+        return t;
+      } catch (err) {
+        tokenError = (err as Error).message;
+        throw err;
+      }
+    },
+    ...(opts.edge.ca ? { ca: opts.edge.ca } : {}),
+    ...(opts.edge.servername ? { servername: opts.edge.servername } : {}),
+    ...(opts.limits?.session ? { limits: opts.limits.session } : {}),
+  });
+  const downInfo = new Map<ChannelName, string>();
+  tunnels.on('up', (c: ChannelName) => {
+    downInfo.delete(c);
+    log.info({ channel: c }, 'channel up');
+  });
+  tunnels.on('down', (c: ChannelName, info: { reason: string; retryInMs: number }) => {
+    downInfo.set(
+      c,
+      `${info.reason}${info.retryInMs >= 0 ? ` (retry in ${info.retryInMs} ms)` : ''}`,
+    );
+    log.warn({ channel: c, reason: info.reason }, 'channel down');
+  });
+  tunnels.start();
+
+  const flows = new FlowTable({ keepClosed: opts.limits?.keepClosedFlows ?? 1000 });
+  const r = opts.resolver ?? {};
+  const resolver = new Resolver({
+    ...(r.hosts ? { hosts: r.hosts } : {}),
+    ...(r.dial ? { dial: r.dial } : {}),
+    ...(r.system !== undefined ? { system: r.system } : {}),
+    ...(r.directIp !== undefined ? { directIp: r.directIp } : {}),
+    ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs } : {}),
+  });
+  const forwarder = new Forwarder({
+    classifier: () => handle.current,
+    tunnels,
+    clientState: state,
+    resolver,
+    flows,
+    log,
+    ...(opts.bypassLocalAddress ? { bypassLocalAddress: opts.bypassLocalAddress } : {}),
+    ...(opts.limits?.connectTimeoutMs ? { connectTimeoutMs: opts.limits.connectTimeoutMs } : {}),
+    ...(opts.limits?.openTimeoutMs ? { openTimeoutMs: opts.limits.openTimeoutMs } : {}),
+    ...(opts.limits?.udpIdleMs ? { udpIdleMs: opts.limits.udpIdleMs } : {}),
+  });
+
+  tiles.onChange(() => recompile('tile toggled'));
+
+  // A Graph list (`{ value: [...] }`) carries no tenant id: take it from the token's `tid`.
+  let tokenTenant: string | undefined;
+  const setTenantDocument = (doc: unknown, src: string): void => {
+    try {
+      tenant = loadTenant(doc, { file: src, ...(tokenTenant ? { tenantId: tokenTenant } : {}) });
+      profileSource = src;
+      profileLoadedAt = Date.now();
+      profileError = null;
+      recompile(`profiles from ${src}`);
+    } catch (err) {
+      profileError = (err as Error).message;
+      log.warn({ err: profileError }, 'forwarding profile rejected; keeping the previous one');
+    }
+  };
+
+  let poller: ReturnType<EdgeApi['pollProfiles']> | null = null;
+  if (source === 'edge') {
+    try {
+      const jwt = await edgeApi.getToken('m365');
+      tokenAt = Date.now();
+      const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as {
+        tid?: unknown;
+      };
+      if (typeof claims.tid === 'string') tokenTenant = claims.tid;
+    } catch (err) {
+      tokenError = (err as Error).message;
+    }
+    let first: () => void = () => {};
+    const firstDone = new Promise<void>((res) => {
+      first = res;
+    });
+    poller = edgeApi.pollProfiles({
+      intervalMs: opts.profilePollMs ?? 30_000,
+      onChange: (doc) => {
+        setTenantDocument(doc, `edge ${opts.edge.url}`);
+        first();
+      },
+      onError: (err) => {
+        profileError = `cannot fetch forwarding profiles: ${err.message}`;
+        log.warn({ err: err.message }, 'profile poll failed');
+        first();
+      },
+    });
+    // Start with the edge's profile when it answers quickly; otherwise start with none
+    // (everything direct) and pick it up on a later poll.
+    await Promise.race([firstDone, new Promise((res) => setTimeout(res, 5000).unref())]);
+  }
+
+  const l = opts.listen ?? {};
+  const host = l.host ?? '127.0.0.1';
+  const opened: Array<{ close(): Promise<void> }> = [];
+  let socks: Socks5Server | null = null;
+  let http: HttpProxy | null = null;
+  let pac: PacServer | null = null;
+  let admin: AdminApi | null = null;
+  const addresses = {
+    socks: null as string | null,
+    http: null as string | null,
+    pac: null as string | null,
+    admin: null as string | null,
+  };
+  try {
+    if (l.socksPort !== null) {
+      socks = await startSocks5({
+        forwarder,
+        host,
+        port: l.socksPort ?? 1080,
+        ...(l.auth ? { auth: l.auth } : {}),
+        ...(opts.limits?.handshakeTimeoutMs
+          ? { handshakeTimeoutMs: opts.limits.handshakeTimeoutMs }
+          : {}),
+        log,
+      });
+      opened.push(socks);
+      addresses.socks = hostPort(socks.address);
+    }
+    const script = pacScript({ socks: addresses.socks, http: null });
+    if (l.httpPort !== null) {
+      // The HTTP proxy's own port is known only after listen: build the PAC text after.
+      http = await startHttpProxy({
+        forwarder,
+        host,
+        port: l.httpPort ?? 8080,
+        ...(l.auth ? { auth: l.auth } : {}),
+        pacScript: script,
+        log,
+      });
+      opened.push(http);
+      addresses.http = hostPort(http.address);
+      http.pacScript = pacScript({
+        socks: addresses.socks,
+        http: addresses.http,
+      });
+    }
+    if (l.pacPort !== null && (addresses.socks || addresses.http)) {
+      pac = await startPacServer({
+        host,
+        port: l.pacPort ?? 0,
+        socks: addresses.socks,
+        http: addresses.http,
+        proxiesAuthenticated: l.auth !== undefined,
+      });
+      opened.push(pac);
+      addresses.pac = pac.url;
+    }
+  } catch (err) {
+    for (const o of opened) await o.close().catch(() => {});
+    poller?.stop();
+    await tunnels.close();
+    await edgeApi.close();
+    throw err;
+  }
+
+  const edgeUrl = new URL(opts.edge.url);
+  const edgePort = Number(edgeUrl.port || (edgeUrl.protocol === 'https:' ? 443 : 80));
+  const edgeHost = edgeUrl.hostname.replace(/^\[|\]$/g, '');
+
+  const tunnelDetail = (c: ChannelName): string =>
+    tunnels.isUp(c) ? 'tunnel up' : (downInfo.get(c) ?? 'connecting');
+
+  const client: RunningClient = {
+    forwarder,
+    flows,
+    tiles,
+    tunnels,
+    edgeApi,
+    platform,
+    socks,
+    http,
+    pac,
+    get admin() {
+      return admin;
+    },
+    addresses,
+    get tenant() {
+      return tenant;
+    },
+    get classifier() {
+      return handle.current;
+    },
+    get generation() {
+      return handle.generation;
+    },
+    status: () =>
+      statusView({
+        tenant,
+        profileSource,
+        profileLoadedAt,
+        generation: handle.generation,
+        tiles: tiles.snapshot(),
+        tunnelUp: (c) => tunnels.isUp(c),
+        tunnelDetail,
+        tokenAt,
+        tokenError,
+        listeners: addresses,
+        activeFlows: flows.activeCount,
+      }),
+    async health() {
+      const probe = (): Promise<string | null> =>
+        new Promise((res) => {
+          const s = netConnect({ host: edgeHost, port: edgePort });
+          const timer = setTimeout(() => {
+            s.destroy();
+            res(`no answer from ${edgeHost}:${edgePort} within 2 s`);
+          }, 2000);
+          s.once('connect', () => {
+            clearTimeout(timer);
+            s.destroy();
+            res(null);
+          });
+          s.once('error', (e: NodeJS.ErrnoException) => {
+            clearTimeout(timer);
+            res(`${e.code ?? 'error'} ${edgeHost}:${edgePort}`);
+          });
+        });
+      const reach = await probe();
+      let resolves: string | null = null;
+      try {
+        await lookup(edgeHost);
+      } catch (e) {
+        resolves = `cannot resolve ${edgeHost}: ${(e as NodeJS.ErrnoException).code}`;
+      }
+      return healthChecks({
+        tenant,
+        profileSource,
+        profileError,
+        rules: handle.current.size,
+        platform,
+        channels: tiles.state(),
+        tunnelUp: (c) => tunnels.isUp(c),
+        tunnelDetail,
+        // One edge serves every channel here; the real client has one host per channel.
+        edgeReachable: { m365: reach, private: reach, internet: reach },
+        edgeHost: `${edgeHost}:${edgePort}`,
+        edgeHostResolves: resolves,
+        tokenAt,
+        tokenError,
+        listeners: addresses,
+      });
+    },
+    profile: () => profileView(tenant),
+    toggle(channel, on) {
+      return tiles.toggle(channel, on);
+    },
+    setTenantDocument,
+    async refreshProfiles() {
+      await poller?.pollNow();
+    },
+    async waitConnected(timeoutMs = 10_000) {
+      const want = (['m365', 'private', 'internet'] as const).filter((c) => tiles.state()[c]);
+      await Promise.all(want.map((c) => tunnels.client(c)?.waitUp(timeoutMs)));
+    },
+    async close() {
+      poller?.stop();
+      if (admin) await admin.close().catch(() => {});
+      for (const o of opened.reverse()) await o.close().catch(() => {});
+      forwarder.close();
+      await tunnels.close();
+      await edgeApi.close();
+    },
+  };
+
+  if (l.adminPort !== null) {
+    try {
+      admin = await startAdminApi(client, {
+        host: '127.0.0.1',
+        port: l.adminPort ?? 0,
+        ...(opts.hostnames ? { hostnames: opts.hostnames } : {}),
+      });
+      addresses.admin = hostPort(admin.address);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  }
+  return client;
+}
+
+export { ToggleRefusedError };

@@ -1,0 +1,195 @@
+/**
+ * The demo world of `gsa-emu up` (and of the end-to-end tests): small servers on
+ * 127.0.0.1 ephemeral ports standing in for Microsoft 365, Contoso's private apps and a few
+ * internet sites, and the hosts maps that send every demo name to them, so nothing reaches
+ * the real internet.
+ *
+ * - One HTTP and one HTTPS server (certificate for every demo name, from a local CA in
+ *   `<stateDir>/demo-tls`), answering `gsa-emu demo: <host><path>` and the peer they saw.
+ *   Tunneled flows reach them from the edge (127.0.0.1); bypassed flows from the client's
+ *   direct connections, bound to 127.0.0.3, so the peer address tells the path apart.
+ * - A UDP echo on the HTTPS port number (EXO QUIC on UDP 443) and one for the private
+ *   udp-echo app, and a TCP echo for the RDP app segment (127.77.0.5:3389).
+ * - Name resolution as the client sees it (`clientHosts`): internet demo names resolve to
+ *   6.6.254.0/24 (public-looking, so Internet Access' "all traffic on TCP 80/443" rule
+ *   acquires them by address; never dialed), everything else is acquired by name.
+ * - `clientDial`: where bypassed flows connect (toggle a channel off and its names go
+ *   direct to the same servers); `directIp: false` keeps every other address undialed.
+ * - The edge's `hostsMap` (internet, M365), `connectorHosts` (private) and web filtering
+ *   (the gambling category: casino.test is blocked at the edge).
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { once } from 'node:events';
+import {
+  createServer as createHttp,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import { createServer as createTcp, type Socket, type Server as TcpServer } from 'node:net';
+import { join } from 'node:path';
+import { loadOrCreateTls } from '../tunnel/tls.js';
+
+export const DEMO_M365 = [
+  'outlook.office365.com',
+  'outlook.office.com',
+  'contoso.sharepoint.com',
+  'login.microsoftonline.com',
+  'graph.microsoft.com',
+];
+export const DEMO_PRIVATE = ['intranet.contoso.test', 'corp.contoso.test', 'wiki.contoso.test'];
+/** Internet names acquired by address (default acquire), with their client-side address. */
+export const DEMO_INTERNET: Record<string, string> = {
+  'www.example.test': '6.6.254.10',
+  'news.test': '6.6.254.11',
+  'casino.test': '6.6.254.12',
+  'shop.test': '6.6.254.13',
+};
+/** Matched by the default tenant's Custom Bypass rule. */
+export const DEMO_BYPASS = ['bypass.example.test'];
+export const DEMO_UDP_PRIVATE = 'udp-echo.contoso.test';
+export const DEMO_UDP_PRIVATE_PORT = 7000;
+export const DEMO_RDP = '127.77.0.5';
+/** The source address of the client's direct (bypassed) connections in the demo. */
+export const DEMO_BYPASS_SOURCE = '127.0.0.3';
+
+export interface DemoHit {
+  host: string;
+  path: string;
+  peer: string;
+  peerPort: number;
+  tls: boolean;
+}
+
+export interface Demo {
+  httpPort: number;
+  httpsPort: number;
+  udpPort: number;
+  udpPrivatePort: number;
+  tcpEchoPort: number;
+  caFile: string;
+  /** Requests the web servers answered (newest last, bounded to 1,000). */
+  hits: DemoHit[];
+  /** UDP datagrams the echoes answered. */
+  udpHits: Array<{ server: 'quic' | 'private'; peer: string }>;
+  edge: {
+    hostsMap: Record<string, string>;
+    connectorHosts: Record<string, string>;
+    filtering: { blockedCategories: string[] };
+  };
+  client: { hosts: Record<string, string>; dial: Record<string, string> };
+  bypassSource: string;
+  close(): Promise<void>;
+}
+
+export async function startDemo(opts: { stateDir: string }): Promise<Demo> {
+  const hits: DemoHit[] = [];
+  const udpHits: Demo['udpHits'] = [];
+  const handler = (tls: boolean) => (req: IncomingMessage, res: ServerResponse) => {
+    const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
+    const peer = req.socket.remoteAddress ?? '?';
+    const hit = { host, path: req.url ?? '/', peer, peerPort: req.socket.remotePort ?? 0, tls };
+    hits.push(hit);
+    if (hits.length > 1000) hits.shift();
+    const via =
+      peer === DEMO_BYPASS_SOURCE
+        ? 'direct from the client (bypassed)'
+        : 'from the GSA edge (tunneled)';
+    req.resume();
+    const body = `gsa-emu demo: ${tls ? 'https' : 'http'}://${host}${hit.path}\npeer: ${peer}:${hit.peerPort}, ${via}\n`;
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-demo-peer': peer });
+    res.end(body);
+  };
+  const names = [...DEMO_M365, ...DEMO_PRIVATE, ...Object.keys(DEMO_INTERNET), ...DEMO_BYPASS];
+  const tlsDir = join(opts.stateDir, 'demo-tls');
+  const tls = await loadOrCreateTls(tlsDir, names);
+  const servers: Array<Server | TcpServer> = [];
+  const sockets = new Set<Socket>();
+  const track = (s: Server | TcpServer) => {
+    s.on('connection', (c: Socket) => {
+      sockets.add(c);
+      c.on('close', () => sockets.delete(c));
+    });
+    servers.push(s);
+  };
+  const http = createHttp(handler(false));
+  track(http);
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  const https = createHttps({ cert: tls.cert, key: tls.key }, handler(true));
+  track(https);
+  https.listen(0, '127.0.0.1');
+  await once(https, 'listening');
+  const httpPort = (http.address() as { port: number }).port;
+  const httpsPort = (https.address() as { port: number }).port;
+
+  const udps: UdpSocket[] = [];
+  const udpEcho = async (port: number, kind: 'quic' | 'private'): Promise<number> => {
+    const u = createSocket('udp4');
+    u.on('error', () => {});
+    u.on('message', (m, r) => {
+      udpHits.push({ server: kind, peer: r.address });
+      if (udpHits.length > 1000) udpHits.shift();
+      u.send(Buffer.concat([Buffer.from(`echo(${kind}): `), m]), r.port, r.address);
+    });
+    try {
+      u.bind(port, '127.0.0.1');
+      await once(u, 'listening');
+    } catch {
+      u.bind(0, '127.0.0.1');
+      await once(u, 'listening');
+    }
+    udps.push(u);
+    return u.address().port;
+  };
+  // QUIC to EXO: UDP on the same port number as the HTTPS server (one hosts-map entry for both).
+  const udpPort = await udpEcho(httpsPort, 'quic');
+  const udpPrivatePort = await udpEcho(0, 'private');
+  const tcpEcho = createTcp((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  track(tcpEcho);
+  tcpEcho.listen(0, '127.0.0.1');
+  await once(tcpEcho, 'listening');
+  const tcpEchoPort = (tcpEcho.address() as { port: number }).port;
+
+  const web = (name: string, m: Record<string, string>) => {
+    m[`${name}:80`] = `127.0.0.1:${httpPort}`;
+    m[`${name}:443`] = `127.0.0.1:${httpsPort}`;
+  };
+  const hostsMap: Record<string, string> = {};
+  for (const n of [...DEMO_M365, ...Object.keys(DEMO_INTERNET), ...DEMO_BYPASS]) web(n, hostsMap);
+  for (const ip of Object.values(DEMO_INTERNET)) web(ip, hostsMap);
+  const connectorHosts: Record<string, string> = {};
+  for (const n of DEMO_PRIVATE) web(n, connectorHosts);
+  connectorHosts[`${DEMO_UDP_PRIVATE}:${DEMO_UDP_PRIVATE_PORT}`] = `127.0.0.1:${udpPrivatePort}`;
+  connectorHosts[`${DEMO_RDP}:3389`] = `127.0.0.1:${tcpEchoPort}`;
+  const dial: Record<string, string> = { ...hostsMap, ...connectorHosts };
+  if (udpPort !== httpsPort) {
+    hostsMap['outlook.office365.com:443'] = `127.0.0.1:${httpsPort}`;
+  }
+  return {
+    httpPort,
+    httpsPort,
+    udpPort,
+    udpPrivatePort,
+    tcpEchoPort,
+    caFile: tls.files.ca,
+    hits,
+    udpHits,
+    edge: { hostsMap, connectorHosts, filtering: { blockedCategories: ['gambling'] } },
+    client: { hosts: { ...DEMO_INTERNET }, dial },
+    bypassSource: DEMO_BYPASS_SOURCE,
+    async close() {
+      for (const s of sockets) s.destroy();
+      for (const u of udps) {
+        try {
+          u.close();
+        } catch {}
+      }
+      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    },
+  };
+}

@@ -1,0 +1,450 @@
+/**
+ * End to end on loopback: the demo servers, the real edge (startEdge, TLS, tokens, Graph
+ * profiles, egress, web filtering, traffic log) and the real client (startClient: tunnels,
+ * classifier from the edge's profiles, forwarder, SOCKS5/HTTP/PAC, admin API). Clients:
+ * curl (SOCKS5 --socks5-hostname and HTTP proxy), undici ProxyAgent, and the `socks` npm
+ * client for UDP ASSOCIATE. Each flow must take the path the classifier chose, checked on
+ * the client's flow table, on the edge's traffic log (same connection id) and on the
+ * destination server (peer 127.0.0.1 = the edge; 127.0.0.3 = the client's direct socket).
+ */
+import { execFile } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SocksClient } from 'socks';
+import t from 'tap';
+import { fetch, ProxyAgent, request } from 'undici';
+import { type RunningClient, startClient } from '../../src/client/client.js';
+import { type Demo, startDemo } from '../../src/client/demo.js';
+import { type Edge, startEdge } from '../../src/edge/server.js';
+import type { FlowRecord } from '../../src/forward/flow-table.js';
+
+const CURL = '/usr/bin/curl';
+
+function curl(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      CURL,
+      ['-sS', '--max-time', '10', ...args],
+      { timeout: 15_000 },
+      (err, out, errOut) => {
+        const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+        resolve({
+          code: typeof code === 'number' ? code : 1,
+          out: String(out),
+          err: String(errOut),
+        });
+      },
+    );
+  });
+}
+
+async function until<T>(
+  f: () => T | undefined | null | false,
+  what: string,
+  ms = 5000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let dir: string;
+let demo: Demo;
+let edge: Edge;
+let client: RunningClient;
+let S: string; // socks host:port
+let H: string; // http proxy host:port
+let A: string; // admin base URL
+
+t.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gsa-e2e-'));
+  demo = await startDemo({ stateDir: dir });
+  edge = await startEdge({
+    stateDir: join(dir, 'edge'),
+    hostsMap: demo.edge.hostsMap,
+    connectorHosts: demo.edge.connectorHosts,
+    filtering: demo.edge.filtering,
+    egress: { systemResolver: false, directIp: false },
+    limits: { graceMs: 100, connectTimeoutMs: 2000 },
+  });
+  client = await startClient({
+    edge: { url: edge.url, ca: edge.caPem },
+    tenant: 'edge',
+    profilePollMs: 100,
+    listen: { socksPort: 0, httpPort: 0, pacPort: 0, adminPort: 0 },
+    resolver: { hosts: demo.client.hosts, dial: demo.client.dial, system: false, directIp: false },
+    bypassLocalAddress: demo.bypassSource,
+    limits: { openTimeoutMs: 3000, connectTimeoutMs: 2000, udpIdleMs: 2000 },
+  });
+  await client.waitConnected(10_000);
+  S = client.addresses.socks!;
+  H = client.addresses.http!;
+  A = `http://${client.addresses.admin}`;
+});
+
+t.teardown(async () => {
+  await client?.close();
+  await edge?.close({ graceMs: 100 });
+  await demo?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** The client's newest flow to `host`. */
+function flowTo(host: string, proto: 'tcp' | 'udp' = 'tcp'): FlowRecord | undefined {
+  return client.flows
+    .list()
+    .filter((f) => f.destinationFqdn === host && f.protocol === proto)
+    .at(-1);
+}
+
+/** Waits for the newest TCP flow to `host` to have ended. */
+function closedFlow(host: string): Promise<FlowRecord> {
+  return until(() => {
+    const f = flowTo(host);
+    return f && f.endTime !== null ? f : undefined;
+  }, `closed flow to ${host}`);
+}
+
+async function edgeRecord(connectionId: string) {
+  return until(
+    () => edge.logs.all().find((r) => r.connectionId === connectionId),
+    `edge log ${connectionId}`,
+  );
+}
+
+t.test('status: Connected, every channel up, profile from the edge', async (t) => {
+  const st = (await (await fetch(`${A}/status`)).json()) as {
+    state: string;
+    channels: Array<{ channel: string; up: boolean }>;
+    tenantId: string;
+  };
+  t.equal(st.state, 'Connected');
+  t.ok(
+    st.channels.every((c) => c.up),
+    'Entra + 3 channels up',
+  );
+  t.equal(st.tenantId, edge.tenantId);
+  const prof = (await (await fetch(`${A}/profile`)).json()) as {
+    profiles: Array<{ type: string; rules: unknown[] }>;
+  };
+  t.same(
+    prof.profiles.map((p) => p.type),
+    ['m365', 'private', 'internet'],
+  );
+  t.ok(prof.profiles.every((p) => p.rules.length > 0));
+});
+
+t.test('M365 over SOCKS5 (curl --socks5-hostname, HTTPS): tunneled on m365', async (t) => {
+  const r = await curl([
+    '--socks5-hostname',
+    S,
+    '--cacert',
+    demo.caFile,
+    'https://outlook.office365.com/mail',
+  ]);
+  t.equal(r.code, 0, r.err);
+  t.match(r.out, /gsa-emu demo: https:\/\/outlook\.office365\.com\/mail/);
+  t.match(r.out, /peer: 127\.0\.0\.1:\d+, from the GSA edge/);
+  const f = await until(
+    () => flowTo('outlook.office365.com')?.status === 'Closed' && flowTo('outlook.office365.com'),
+    'flow closed',
+  );
+  t.equal(f.action, 'Tunnel');
+  t.equal(f.channel, 'm365');
+  t.equal(f.capture, 'socks');
+  t.ok(f.bytesSent > 0 && f.bytesReceived > 0);
+  const rec = await edgeRecord(f.connectionId);
+  t.equal(rec.trafficType, 'microsoft365');
+  t.equal(rec.destinationFQDN, 'outlook.office365.com');
+  t.equal(rec.action, 'allow');
+  t.equal(rec.sourcePort, f.sourcePort, 'the edge logs the app source port the client captured');
+});
+
+t.test(
+  'private app over SOCKS5 (plain HTTP): tunneled on private through the connector',
+  async (t) => {
+    const r = await curl(['--socks5-hostname', S, 'http://intranet.contoso.test/wiki']);
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /from the GSA edge/);
+    const f = await closedFlow('intranet.contoso.test');
+    t.equal(f.channel, 'private');
+    const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.trafficType, 'private');
+    t.equal(demo.hits.at(-1)!.peer, '127.0.0.1');
+  },
+);
+
+t.test(
+  'internet site through the HTTP proxy (CONNECT): acquired by address, tunneled on internet',
+  async (t) => {
+    const r = await curl([
+      '-x',
+      `http://${H}`,
+      '--cacert',
+      demo.caFile,
+      'https://www.example.test/',
+    ]);
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /from the GSA edge/);
+    const f = await closedFlow('www.example.test');
+    t.equal(f.action, 'Tunnel');
+    t.equal(f.channel, 'internet');
+    t.equal(f.capture, 'http');
+    t.equal((await edgeRecord(f.connectionId)).trafficType, 'internet');
+    // news.test matches no name rule: resolved (client view 6.6.254.11) and acquired by the
+    // Default Acquire rule (0.0.0.0/0, TCP 80/443); the edge still connects by name.
+    const r2 = await curl(['-x', `http://${H}`, '--cacert', demo.caFile, 'https://news.test/']);
+    t.equal(r2.code, 0, r2.err);
+    t.match(r2.out, /from the GSA edge/);
+    const g = await closedFlow('news.test');
+    t.equal(g.channel, 'internet');
+    t.equal(g.destinationIp, '6.6.254.11', 'classified by the address the name resolves to');
+    t.match(
+      client
+        .profile()
+        .profiles.find((p) => p.type === 'internet')!
+        .rules.find((x) => x.ruleId === g.ruleId)!.destination,
+      '0.0.0.0/0',
+    );
+  },
+);
+
+t.test('bypassed name: direct from the client (peer 127.0.0.3), nothing at the edge', async (t) => {
+  const before = edge.logs.all().length;
+  const r = await curl(['--socks5-hostname', S, 'http://bypass.example.test/']);
+  t.equal(r.code, 0, r.err);
+  t.match(r.out, /peer: 127\.0\.0\.3:\d+, direct from the client/);
+  const f = await closedFlow('bypass.example.test');
+  t.equal(f.action, 'Bypass');
+  t.equal(f.status, 'Bypassed');
+  t.equal(f.channel, null);
+  await new Promise((r) => setTimeout(r, 100));
+  t.notOk(
+    edge.logs
+      .all()
+      .slice(before)
+      .some((x) => x.connectionId === f.connectionId),
+  );
+});
+
+t.test(
+  'blocked name: edge web filtering -> SOCKS 0x02 and HTTP 403, same connection id',
+  async (t) => {
+    const r = await curl(['--socks5-hostname', S, 'http://casino.test/']);
+    t.not(r.code, 0);
+    t.match(r.err, /not allowed|ruleset|\(2\)/i, 'SOCKS reply 0x02');
+    const f = await until(() => flowTo('casino.test'), 'flow');
+    t.equal(f.status, 'Terminated');
+    const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.action, 'block');
+    const h = await curl(['-x', `http://${H}`, '-i', 'http://casino.test/']);
+    t.match(h.out, /^HTTP\/1\.1 403 /);
+    t.match(h.out, /Blocked by Global Secure Access/);
+    const cid = /x-gsa-connection-id: ([0-9a-f-]+)/i.exec(h.out)?.[1];
+    t.ok(cid);
+    t.equal((await edgeRecord(cid!)).action, 'block');
+    t.equal(
+      demo.hits.filter((x) => x.host === 'casino.test').length,
+      0,
+      'the site was never reached',
+    );
+  },
+);
+
+t.test('undici ProxyAgent (CONNECT) to SharePoint and plain HTTP through the proxy', async (t) => {
+  const agent = new ProxyAgent({
+    uri: `http://${H}`,
+    requestTls: { ca: await import('node:fs').then((fs) => fs.readFileSync(demo.caFile, 'utf8')) },
+  });
+  t.teardown(() => agent.close());
+  const res = await request('https://contoso.sharepoint.com/sites/x', { dispatcher: agent });
+  t.equal(res.statusCode, 200);
+  t.match(await res.body.text(), /from the GSA edge/);
+  const f = await until(() => flowTo('contoso.sharepoint.com'), 'flow');
+  t.equal(f.channel, 'm365');
+  const plain = new ProxyAgent({ uri: `http://${H}`, proxyTunnel: false });
+  t.teardown(() => plain.close());
+  const r2 = await fetch('http://news.test/today', { dispatcher: plain });
+  t.equal(r2.status, 200);
+  t.match(await r2.text(), /gsa-emu demo: http:\/\/news\.test\/today[\s\S]*from the GSA edge/);
+  const pac = await (await fetch(`${client.addresses.pac}`)).text();
+  t.match(pac, new RegExp(`SOCKS5 ${S.replace(/\./g, '\\.')}; PROXY ${H.replace(/\./g, '\\.')}`));
+});
+
+t.test('RDP app segment by address (127.77.0.5:3389) tunneled on private', async (t) => {
+  const info = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: Number(S.split(':')[1]), type: 5 },
+    command: 'connect',
+    destination: { host: '127.77.0.5', port: 3389 },
+  });
+  info.socket.write('rdp-hello');
+  const [echo] = await once(info.socket, 'data');
+  t.equal(String(echo), 'rdp-hello');
+  info.socket.destroy();
+  const f = await until(
+    () => client.flows.list().find((x) => x.destinationIp === '127.77.0.5'),
+    'flow',
+  );
+  t.equal(f.channel, 'private');
+});
+
+t.test(
+  'UDP ASSOCIATE: EXO QUIC relayed, other QUIC dropped, private UDP app tunneled',
+  async (t) => {
+    const sc = new SocksClient({
+      proxy: { host: '127.0.0.1', port: Number(S.split(':')[1]), type: 5 },
+      command: 'associate',
+      destination: { host: '0.0.0.0', port: 0 },
+    });
+    const est = once(sc, 'established');
+    sc.connect();
+    const [info] = (await est) as [{ socket: Socket; remoteHost: { host: string; port: number } }];
+    t.teardown(() => info.socket.destroy());
+    const u = createSocket('udp4');
+    u.bind(0, '127.0.0.1');
+    await once(u, 'listening');
+    t.teardown(() => u.close());
+    const got: Array<{ host: string; data: string }> = [];
+    u.on('message', (m) => {
+      const p = SocksClient.parseUDPFrame(m);
+      got.push({ host: p.remoteHost.host, data: p.data.toString() });
+    });
+    const send = (host: string, port: number, data: string) =>
+      u.send(
+        SocksClient.createUDPFrame({ remoteHost: { host, port }, data: Buffer.from(data) }),
+        info.remoteHost.port,
+        info.remoteHost.host,
+      );
+    const dropsBefore = client.flows.counters.drops.get('quic') ?? 0;
+    send('outlook.office365.com', 443, 'quic-exo');
+    send('www.example.test', 443, 'quic-web');
+    send('news.test', 443, 'quic-news');
+    send('udp-echo.contoso.test', 7000, 'private-udp');
+    await until(() => got.length >= 2, 'two UDP replies');
+    await new Promise((r) => setTimeout(r, 100));
+    t.same(got.map((g) => g.data).sort(), ['echo(private): private-udp', 'echo(quic): quic-exo']);
+    t.equal(
+      (client.flows.counters.drops.get('quic') ?? 0) - dropsBefore,
+      2,
+      'non-EXO QUIC dropped',
+    );
+    const exo = flowTo('outlook.office365.com', 'udp')!;
+    t.equal(exo.channel, 'm365');
+    t.equal(flowTo('www.example.test', 'udp')!.action, 'Drop');
+    t.equal(flowTo('udp-echo.contoso.test', 'udp')!.channel, 'private');
+    t.equal(
+      demo.udpHits.filter((h) => h.server === 'quic').length,
+      1,
+      'only EXO QUIC reached a server',
+    );
+    const metrics = await (await fetch(`${A}/metrics`)).text();
+    t.match(metrics, /gsa_client_drops_total\{reason="quic"\} [1-9]/);
+    t.match(metrics, /gsa_client_session_up\{channel="m365"\} 1/);
+  },
+);
+
+t.test(
+  'toggling the internet channel off makes internet flows bypass; admin-locked toggles are refused',
+  async (t) => {
+    const off = await fetch(`${A}/toggle`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: 'internet', on: false }),
+    });
+    t.equal(off.status, 200);
+    const r = await curl(['--socks5-hostname', S, 'http://www.example.test/after-toggle']);
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /direct from the client/);
+    const f = client.flows
+      .list()
+      .filter((x) => x.destinationFqdn === 'www.example.test')
+      .at(-1)!;
+    t.equal(f.action, 'Bypass');
+    t.equal(f.hardening, 'N');
+    // M365 still tunneled.
+    const m = await curl(['--socks5-hostname', S, 'http://outlook.office.com/']);
+    t.match(m.out, /from the GSA edge/);
+    const st = (await (await fetch(`${A}/status`)).json()) as { state: string; notes: string[] };
+    t.equal(st.state, 'Connected');
+    t.ok(st.notes.includes('Internet Access is disabled'));
+    await fetch(`${A}/toggle`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"channel":"internet","on":true}',
+    });
+
+    const cross = await fetch(`${A}/toggle`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'http://evil.test' },
+      body: '{}',
+    });
+    t.equal(cross.status, 403, 'cross-origin refused');
+
+    const locked = await startClient({
+      edge: { url: edge.url, ca: edge.caPem },
+      tenant: 'edge',
+      clientConfig: {
+        enableGSA: 2,
+        enableGSAPrivateChannel: 2,
+        enableGSAInternetChannel: 3,
+        silentOnboard: true,
+        enableVPNToggleInApp: false,
+        blockUsersFromDisablingAutomaticVPN: true,
+      },
+      listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
+    });
+    t.teardown(() => locked.close());
+    const res = await fetch(`http://${locked.addresses.admin}/toggle`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: 'internet', on: false }),
+    });
+    t.equal(res.status, 409);
+    const body = (await res.json()) as { error: string; message: string };
+    t.equal(body.error, 'GSA_ERR_TOGGLE_LOCKED');
+    t.match(body.message, /locked by the administrator/);
+  },
+);
+
+t.test(
+  'hardening: with the edge gone, M365 falls back to bypass and private to block',
+  async (t) => {
+    const health = (await (await fetch(`${A}/health`)).json()) as {
+      checks: Array<{ name: string; status: string }>;
+    };
+    t.ok(
+      health.checks.find((c) => c.name === 'Forwarding profile present and valid')?.status ===
+        'pass',
+    );
+    t.ok(health.checks.find((c) => c.name === 'Cached token')?.status === 'pass');
+    await edge.kill();
+    await until(
+      () => !client.tunnels.isUp('m365') && !client.tunnels.isUp('private'),
+      'channels down',
+    );
+    const m = await curl(['--socks5-hostname', S, 'http://outlook.office365.com/offline']);
+    t.equal(m.code, 0, m.err);
+    t.match(m.out, /direct from the client/);
+    const f = client.flows
+      .list()
+      .filter((x) => x.destinationFqdn === 'outlook.office365.com')
+      .at(-1)!;
+    t.equal(f.hardening, 'Y');
+    t.equal(f.action, 'Bypass');
+    const p = await curl(['--socks5-hostname', S, 'http://intranet.contoso.test/']);
+    t.not(p.code, 0, 'private access blocked while its edge is unreachable');
+    const pf = flowTo('intranet.contoso.test')!;
+    t.equal(pf.hardening, 'Y');
+    t.equal(pf.action, 'Block');
+    const st = (await (await fetch(`${A}/status`)).json()) as { state: string };
+    t.equal(st.state, 'Some channels are unreachable');
+  },
+);
