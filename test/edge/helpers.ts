@@ -44,16 +44,23 @@ export async function echoServer(greeting = ''): Promise<{
 }
 
 /** A TCP server that streams `chunk` forever (until the peer goes away). */
-export async function firehose(): Promise<{ port: number; close(): Promise<void> }> {
+export async function firehose(): Promise<{
+  port: number;
+  written(): number;
+  close(): Promise<void>;
+}> {
   const sockets = new Set<Socket>();
   const chunk = Buffer.alloc(64 * 1024, 0x61);
+  let written = 0;
   const server = createServer((s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
     const pump = (): void => {
-      while (!s.destroyed && s.write(chunk)) {
-        /* fill the socket buffer */
+      let more = true;
+      while (!s.destroyed && more) {
+        more = s.write(chunk);
+        written += chunk.length;
       }
     };
     s.on('drain', pump);
@@ -62,6 +69,7 @@ export async function firehose(): Promise<{ port: number; close(): Promise<void>
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
     port: (server.address() as { port: number }).port,
+    written: () => written,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();

@@ -573,3 +573,96 @@ t.test('OPEN metadata edge cases: IP literal as host, oversized fields, bad port
   await exchange(c.open(ipOnly), Buffer.from('x'));
   t.equal((await byConn(edge, ipOnly)).destinationIp, '127.79.1.1');
 });
+
+t.test('backpressure: a client that stops reading stalls the destination', async (t) => {
+  const hose = await firehose();
+  t.teardown(() => hose.close());
+  const { edge, client } = await setup(t, {
+    hostsMap: { 'big.contoso.test': `127.0.0.1:${hose.port}` },
+  });
+  const c = await client('internet');
+  const m = meta({ host: 'big.contoso.test' });
+  const s = c.open(m);
+  s.on('error', () => {});
+  let got = 0;
+  let paused = false;
+  s.on('data', (d: Buffer) => {
+    got += d.length;
+    if (got > 2_000_000 && !paused) {
+      paused = true;
+      s.pause();
+    }
+  });
+  t.ok(await until(() => got > 2_000_000, 5000), 'data flowing');
+  await delay(400);
+  const w1 = hose.written();
+  await delay(400);
+  const w2 = hose.written();
+  t.equal(w2, w1, 'the destination is stalled while the client does not read');
+  t.ok(w2 - got < 32 * 1024 * 1024, `in flight bounded (${((w2 - got) / 1048576).toFixed(1)} MiB)`);
+  s.resume();
+  t.ok(await until(() => hose.written() > w2, 3000), 'resumes when the client reads');
+  s.destroy();
+  const rec = await byConn(edge, m);
+  t.ok(rec.receivedBytes >= got, 'receivedBytes counts what the edge sent');
+});
+
+t.test('tcpIdleTimeoutMs resets an idle flow with TIMEOUT', async (t) => {
+  const { edge, client } = await setup(t, { limits: { tcpIdleTimeoutMs: 150, graceMs: 100 } });
+  const c = await client('internet');
+  const m = meta({ host: 'echo.contoso.test' });
+  const s = c.open(m);
+  let reset: number | null = null;
+  s.on('reset', (code: number) => {
+    reset = code;
+  });
+  s.on('error', () => {});
+  s.on('data', () => {});
+  await s.opened;
+  t.ok(await until(() => reset !== null, 3000), 'reset after idling');
+  t.equal(reset, ResetCode.TIMEOUT);
+  const rec = await byConn(edge, m);
+  t.equal(rec.operationStatus, 'failure');
+  t.match(rec.failureReason, /idle/);
+  t.equal(rec.receivedBytes, GREETING.length);
+});
+
+t.test(
+  'two edges on one state folder accept each other’s tokens (L4 load balancing)',
+  async (t) => {
+    const tmp = await tempDir();
+    const echo = await echoServer();
+    const common: EdgeOptions = {
+      stateDir: tmp.dir,
+      hostsMap: { 'echo.contoso.test': `127.0.0.1:${echo.port}` },
+      egress: { systemResolver: false, directIp: false },
+    };
+    const a = await startEdge(common);
+    const b = await startEdge(common);
+    t.teardown(async () => {
+      await a.close({ graceMs: 0 });
+      await b.close({ graceMs: 0 });
+      await echo.close();
+      await tmp.remove();
+    });
+    t.equal(a.caPem, b.caPem, 'same CA');
+    t.equal(a.issuer.kid, b.issuer.kid, 'same signing key');
+    const token = await a.issueToken({ channel: 'internet' });
+    for (const e of [a, b]) {
+      const c = new TunnelClient({
+        url: e.url,
+        channel: 'internet',
+        ca: e.caPem!,
+        getToken: async () => token,
+        limits: { keepaliveInterval: 0 },
+      });
+      c.start();
+      await c.waitUp(5000);
+      const m = meta({ host: 'echo.contoso.test' });
+      const r = await exchange(c.open(m), Buffer.from('lb'));
+      t.equal(r.bytes.toString(), 'lb', `edge on port ${e.port}`);
+      await byConn(e, m);
+      await c.close();
+    }
+  },
+);
