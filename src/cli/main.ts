@@ -15,6 +15,10 @@ const COMMANDS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./commands/explain.js'),
   () => import('./commands/profiles.js'),
   () => import('./commands/edge.js'),
+  () => import('./commands/up.js'),
+  () => import('./commands/status.js'),
+  () => import('./commands/flows.js'),
+  () => import('./commands/toggle.js'),
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -164,7 +164,7 @@ function emptyTenant(): TenantSpec {
 }
 
 export async function startClient(opts: ClientOptions): Promise<RunningClient> {
-  const log = { ...noopLog, ...(opts.log ?? {}) };
+  const log = opts.log ?? noopLog;
   const config =
     typeof opts.clientConfig === 'string'
       ? loadClientConfigFile(opts.clientConfig).config

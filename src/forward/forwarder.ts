@@ -259,6 +259,8 @@ export class Forwarder {
   ): ConnectResult & { refused: Refusal } {
     rec.status = 'Terminated';
     rec.reason = reason;
+    // Blocked by the client's policy, by hardening or by the edge (RST BLOCKED): a Block.
+    if (refused === 'blocked' && rec.action !== 'Drop') rec.action = 'Block';
     this.flows.counters.refusal(refused);
     this.flows.record(rec);
     this.log.info(

@@ -1,0 +1,40 @@
+/** `gsa-emu flows`: the running client's Traffic table (admin API GET /flows). */
+import type { Command } from 'commander';
+import { adminCall, adminUrl } from '../../client/admin-client.js';
+import { formatFlows } from '../../client/format.js';
+import { UsageError } from '../../errors.js';
+import type { FlowRecord } from '../../forward/flow-table.js';
+import { stateDir } from '../../util/state-dir.js';
+
+export function register(program: Command): void {
+  program
+    .command('flows')
+    .description('show the flow table of the running client (newest last)')
+    .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
+    .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
+    .option('-n, --limit <n>', 'show the last n flows', '50')
+    .option('--active', 'only active flows')
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        admin?: string;
+        stateDir?: string;
+        limit: string;
+        active?: boolean;
+        json?: boolean;
+      }) => {
+        const n = Number(o.limit);
+        if (!Number.isInteger(n) || n < 1)
+          throw new UsageError(`--limit "${o.limit}" is not a positive number`);
+        const base = adminUrl(stateDir(o.stateDir), o.admin);
+        let flows = (await adminCall<{ flows: FlowRecord[] }>(base, 'GET', '/flows')).flows;
+        if (o.active) flows = flows.filter((f) => f.status === 'Active');
+        flows = flows.slice(-n);
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(flows, null, 2)}\n`);
+          return;
+        }
+        process.stdout.write(flows.length ? `${formatFlows(flows)}\n` : 'no flows yet\n');
+      },
+    );
+}

@@ -1,0 +1,45 @@
+/**
+ * `gsa-emu toggle <channel> on|off`: flips a tile of the running client (admin API POST
+ * /toggle), as the user would in the app. Refused (exit 1, the admin's reason) when the
+ * managed configuration locks or hides it.
+ */
+import type { Command } from 'commander';
+import { adminCall, adminUrl } from '../../client/admin-client.js';
+import { UsageError } from '../../errors.js';
+import { stateDir } from '../../util/state-dir.js';
+
+const CHANNELS: Record<string, string> = {
+  m365: 'm365',
+  microsoft365: 'm365',
+  gsa: 'm365',
+  private: 'private',
+  internet: 'internet',
+};
+
+export function register(program: Command): void {
+  program
+    .command('toggle')
+    .description(
+      'turn a channel tile on or off in the running client (m365 is the Global Secure Access tile)',
+    )
+    .argument('<channel>', 'm365 (gsa), private or internet')
+    .argument('<state>', 'on or off')
+    .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
+    .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
+    .action(async (channel: string, state: string, o: { admin?: string; stateDir?: string }) => {
+      const ch = CHANNELS[channel.toLowerCase()];
+      if (!ch) throw new UsageError(`unknown channel "${channel}" (use m365, private or internet)`);
+      const s = state.toLowerCase();
+      if (s !== 'on' && s !== 'off')
+        throw new UsageError(`state must be on or off, not "${state}"`);
+      const base = adminUrl(stateDir(o.stateDir), o.admin);
+      const r = await adminCall<{ channels: Record<string, boolean> }>(base, 'POST', '/toggle', {
+        channel: ch,
+        on: s === 'on',
+      });
+      const now = Object.entries(r.channels)
+        .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
+        .join(', ');
+      process.stdout.write(`${ch} turned ${s}; forwarding now: ${now}\n`);
+    });
+}

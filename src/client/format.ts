@@ -1,0 +1,126 @@
+/**
+ * Text rendering for the CLI (`gsa-emu up`, `status`, `flows`): tiles, the status block and
+ * the Traffic table. Pure functions (strings in, strings out).
+ */
+
+import type { FlowRecord } from '../forward/flow-table.js';
+import type { ClientTilesSnapshot } from '../policy/client-config.js';
+import type { ChannelName } from '../policy/model.js';
+import { CHANNEL_LABEL, type StatusView } from './diagnostics.js';
+
+const CH: readonly ChannelName[] = ['m365', 'private', 'internet'];
+
+function pad(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s + ' '.repeat(n - s.length);
+}
+
+export function table(headers: string[], rows: string[][], widths: number[]): string {
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i]!)))
+      .join(' ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/** Channel tiles: channel, state, default, who may toggle. */
+export function formatTiles(
+  tiles: ClientTilesSnapshot['tiles'],
+  channelsUp?: Record<string, boolean>,
+): string {
+  const rows = CH.map((c) => {
+    const t = tiles[c];
+    const who = !t.visible ? 'hidden' : t.userCanToggle ? 'user' : 'admin only (locked)';
+    const state = t.effective ? (channelsUp && !channelsUp[c] ? 'ON (unreachable)' : 'ON') : 'off';
+    return [
+      CHANNEL_LABEL[c],
+      state,
+      t.defaultOn ? 'on' : 'off',
+      who,
+      `${t.key}=${t.level ?? '(no value)'}`,
+    ];
+  });
+  return table(
+    ['CHANNEL', 'STATE', 'DEFAULT', 'WHO MAY TOGGLE', 'SET BY'],
+    rows,
+    [17, 17, 8, 20, 30],
+  );
+}
+
+export function formatStatus(s: StatusView): string {
+  const up: Record<string, boolean> = {};
+  for (const c of s.channels) up[c.channel] = c.up;
+  const lines = [
+    `Global Secure Access: ${s.state}`,
+    ...s.notes.map((n) => `  note: ${n}`),
+    `tenant: ${s.tenantName ?? '-'} (${s.tenantId ?? '-'}); profiles from ${s.profileSource}${s.profileLoadedAt ? ` at ${s.profileLoadedAt}` : ''}`,
+    '',
+    formatTiles(s.tiles, up),
+    '',
+    table(
+      ['CHANNEL', 'FORWARDING', 'TUNNEL', 'DETAIL'],
+      s.channels.map((c) => [c.label, c.enabled ? 'yes' : 'no', c.up ? 'up' : 'down', c.detail]),
+      [17, 11, 7, 40],
+    ),
+    '',
+    `listeners: ${Object.entries(s.listeners)
+      .map(([k, v]) => `${k} ${v ?? 'off'}`)
+      .join(', ')}; active flows: ${s.flows.active}`,
+  ];
+  return lines.join('\n');
+}
+
+function time(ms: number | null): string {
+  if (ms === null) return '';
+  const d = new Date(ms);
+  return d.toISOString().slice(11, 19);
+}
+
+export function flowRow(f: FlowRecord): string[] {
+  return [
+    time(f.beginTime),
+    f.status,
+    f.protocol.toUpperCase(),
+    f.destinationFqdn ?? '',
+    f.destinationIp ?? '',
+    String(f.destinationPort),
+    f.action,
+    f.channel ?? '-',
+    f.hardening,
+    String(f.bytesSent),
+    String(f.bytesReceived),
+    f.capture,
+    f.connectionId.slice(0, 8),
+    f.reason,
+  ];
+}
+
+export const FLOW_HEADERS = [
+  'BEGIN',
+  'STATUS',
+  'PROTO',
+  'FQDN',
+  'IP',
+  'PORT',
+  'ACTION',
+  'CHANNEL',
+  'H',
+  'SENT',
+  'RECV',
+  'VIA',
+  'CONN',
+  'REASON',
+];
+const FLOW_WIDTHS = [8, 10, 5, 26, 15, 5, 6, 8, 1, 9, 9, 5, 8, 60];
+
+export function formatFlows(flows: FlowRecord[]): string {
+  return table(FLOW_HEADERS, flows.map(flowRow), FLOW_WIDTHS);
+}
+
+/** One line for a new flow (non-TTY output of `gsa-emu up`). */
+export function formatFlowLine(f: FlowRecord): string {
+  const dest = `${f.destinationFqdn ?? f.destinationIp}:${f.destinationPort}`;
+  const ch = f.channel ? ` ${f.channel}` : '';
+  const h = f.hardening === 'Y' ? ' (hardening)' : '';
+  return `${time(f.beginTime)} ${f.protocol} ${dest} -> ${f.action}${ch}${h} [${f.capture} flow ${f.flowId} conn ${f.connectionId}]${f.status === 'Terminated' ? ` ${f.reason}` : ''}`;
+}
