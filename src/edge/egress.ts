@@ -17,7 +17,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { connect, type Socket } from 'node:net';
 import type { ChannelName } from '../policy/model.js';
-import type { InboundTunnelStream, OpenMeta } from '../tunnel/types.js';
+import type { InboundTunnelStream, OpenMeta, ResetCodeValue } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { ipFamily } from '../util/ip.js';
 import type { Connector, PrivateApps } from './connector.js';
@@ -113,7 +113,7 @@ export class Egress {
       rec,
       stream,
       done: false,
-      abort: (code, reason) => stream.reset(code as 0, reason),
+      abort: (code, reason) => stream.reset(code as ResetCodeValue, reason),
       finished: new Promise<void>((r) => {
         resolveFinished = r;
       }),
@@ -135,7 +135,7 @@ export class Egress {
       rec.operationStatus = 'failure';
       rec.failureReason = reason;
       if (rec.privateAccessDetails) rec.privateAccessDetails.accessDeniedReason = reason;
-      stream.reset(code as 0, reason.slice(0, 100));
+      stream.reset(code as ResetCodeValue, reason.slice(0, 100));
       finish();
     };
     stream.on('error', noop);
@@ -282,7 +282,7 @@ export class Egress {
       if (!connected) clearTimeout(timer);
       rec.operationStatus = 'failure';
       rec.failureReason ??= reason;
-      stream.reset(code as 0, reason);
+      stream.reset(code as ResetCodeValue, reason);
       sock.destroy();
     };
     sock.once('connect', () => {
@@ -371,7 +371,7 @@ export class Egress {
     flow.abort = (code, reason) => {
       rec.operationStatus = 'failure';
       rec.failureReason ??= reason;
-      stream.reset(code as 0, reason);
+      stream.reset(code as ResetCodeValue, reason);
       close();
     };
     sock.on('error', (err: NodeJS.ErrnoException) => {
