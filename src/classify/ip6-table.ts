@@ -45,19 +45,30 @@ export class Ip6Table {
     this.ranges = ranges.length;
     const firsts = ranges.map((r) => big(r.first));
     const lasts = ranges.map((r) => big(r.last));
-    const bounds = new Set<bigint>([0n]);
+    // No Set/Map of BigInt: V8 hashes a BigInt by its low bits, and /64 starts share them.
+    const all: bigint[] = [0n];
     for (let k = 0; k < ranges.length; k++) {
-      bounds.add(firsts[k]!);
-      if (lasts[k]! < MAX) bounds.add(lasts[k]! + 1n);
+      all.push(firsts[k]!);
+      if (lasts[k]! < MAX) all.push(lasts[k]! + 1n);
     }
-    const sorted = [...bounds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    all.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const sorted: bigint[] = [];
+    for (const v of all) if (sorted.length === 0 || sorted[sorted.length - 1] !== v) sorted.push(v);
     const n = sorted.length;
-    const pos = new Map<bigint, number>();
+    const pos = (v: bigint): number => {
+      let lo = 0;
+      let hi = n - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (sorted[mid]! < v) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
     this.n = n;
     const starts = new Uint32Array(5 * n + 5);
     for (let i = 0; i < n; i++) {
       const v = sorted[i]!;
-      pos.set(v, i);
       starts[5 * i] = Number((v >> 96n) & 0xffffffffn);
       starts[5 * i + 1] = Number((v >> 64n) & 0xffffffffn);
       starts[5 * i + 2] = Number((v >> 32n) & 0xffffffffn);
@@ -71,8 +82,8 @@ export class Ip6Table {
     for (let k = 0; k < ranges.length; k++) {
       const it = ranges[k]!.item;
       items[k] = it;
-      from[k] = pos.get(firsts[k]!)!;
-      to[k] = lasts[k]! < MAX ? pos.get(lasts[k]! + 1n)! - 1 : n - 1;
+      from[k] = pos(firsts[k]!);
+      to[k] = lasts[k]! < MAX ? pos(lasts[k]! + 1n) - 1 : n - 1;
       if (it < min) min = it;
     }
     this.minItem = min;
