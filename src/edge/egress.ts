@@ -88,6 +88,8 @@ export class Egress {
   private readonly maxDatagram: number;
   private readonly deps: EgressDeps;
   private readonly active = new Set<FlowState>();
+  /** Flows ended since start, by outcome (GET /health shows them). */
+  readonly stats = { flows: 0, blocked: 0, failed: 0, sentBytes: 0, receivedBytes: 0 };
 
   constructor(opts: EgressOptions, deps: EgressDeps) {
     this.hosts = new HostsMap(opts.hostsMap ?? {}, 'hostsMap');
@@ -127,6 +129,12 @@ export class Egress {
       rec.receivedBytes = stream.bytesSent;
       rec.endDateTime = new Date().toISOString();
       this.active.delete(flow);
+      const st = this.stats;
+      st.flows++;
+      if (rec.action === 'block') st.blocked++;
+      else if (rec.operationStatus === 'failure') st.failed++;
+      st.sentBytes += rec.sentBytes;
+      st.receivedBytes += rec.receivedBytes;
       this.deps.log.append(rec);
       resolveFinished();
     };

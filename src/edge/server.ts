@@ -211,6 +211,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       version: packageVersion(),
       sessions: tunnel?.sessions.size ?? 0,
       activeFlows: egress.activeFlows,
+      flows: { ...egress.stats },
       etag: store.etag,
       logRecords: log.size,
     }),

@@ -254,6 +254,10 @@ t.test(
     const r2 = await exchange(c.open(m2), Buffer.from('x'));
     t.equal(r2.reset, ResetCode.BLOCKED);
     t.equal((await byConn(edge, m2)).policyRuleId, 'fqdn:*.ads.test');
+    const health = (await (await fetch(`${edge.url}/health`)).json()) as {
+      flows: { blocked: number };
+    };
+    t.equal(health.flows.blocked, 2, '/health counts blocked flows');
     t.equal(echo.peers.length, before, 'blocked flows never reached the destination');
   },
 );
