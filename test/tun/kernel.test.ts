@@ -238,7 +238,7 @@ t.test('UDP echo through the userspace NAT to a host-side loopback echo server',
   const r = await nodeIn(
     ns,
     `const s=require('dgram').createSocket('udp4');let n=0;s.on('message',m=>{console.log(m.toString());if(++n===3)s.close()});
-     for(const w of ['a','bb','ccc'])s.send(w,7777,'198.51.100.7');setTimeout(()=>process.exit(5),3000).unref()`,
+     for(const w of ['a','bb','ccc'])s.send(w,7777,'198.51.100.7');setTimeout(()=>process.exit(5),8000).unref()`,
   );
   t.equal(r.code, 0, r.err);
   t.same(r.out.trim().split('\n').sort(), ['echo:a', 'echo:bb', 'echo:ccc']);
@@ -358,6 +358,7 @@ t.test(
           s.end(got);
           resolve();
         });
+        s.on('close', () => resolve()); // bounded: a reset connection ends the wait too
       });
       listen(sink, t).then((port) => (sinkPort = port));
     });
