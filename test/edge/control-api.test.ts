@@ -440,3 +440,27 @@ t.test('fuzz: random $filter, $top and paths give clean 2xx/4xx, never a crash',
   t.equal(n, 250);
   t.equal((await call('GET', '/health', { token: null })).status, 200, 'still healthy');
 });
+
+t.test('startEdge rejects a port in use and bad options', async (t) => {
+  const tmp = await tempDir();
+  t.teardown(tmp.remove);
+  await t.rejects(
+    startEdge({
+      stateDir: tmp.dir,
+      tls: false,
+      port: edge.port,
+      logFile: join(tmp.dir, 'l.jsonl'),
+    }),
+    { code: 'EADDRINUSE' },
+  );
+  await t.rejects(startEdge({ stateDir: '' }), { code: 'GSA_ERR_CONFIG' });
+  await t.rejects(startEdge({ stateDir: tmp.dir, hostsMap: { 'a b': 'x' } }), {
+    code: 'GSA_ERR_CONFIG',
+  });
+  await t.rejects(startEdge({ stateDir: tmp.dir, tenantDoc: { nope: 1 } }), {
+    code: 'GSA_ERR_CONFIG',
+  });
+  await t.rejects(startEdge({ stateDir: tmp.dir, filtering: { blockedFqdns: ['*'] } }), {
+    code: 'GSA_ERR_CONFIG',
+  });
+});
