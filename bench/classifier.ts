@@ -60,7 +60,7 @@ interface Timing {
 /** ns/op of `loop` over `runs` runs of about `ms` each: median and best run. */
 function measure(loop: (n: number) => void, ms: number, runs: number): Timing {
   // Calibrate: double n until one run takes >= ms/4.
-  let n = 64;
+  let n = 1;
   for (;;) {
     const t0 = now();
     loop(n);
