@@ -73,6 +73,9 @@ interface FlowState {
   onEarly: ((d: Buffer) => void) | null;
 }
 
+/** How long a UDP stream the edge ended waits for the client's FIN before it is reset. */
+const UDP_LINGER_MS = 5000;
+
 /** Datagrams held per UDP flow while the edge resolves and connects. */
 const MAX_EARLY_DATAGRAMS = 64;
 
@@ -365,8 +368,12 @@ export class Egress {
       } catch {
         // already closed
       }
-      if (!stream.destroyed) stream.end();
-      stream.destroy();
+      if (!stream.destroyed) {
+        // FIN, so the client sees a clean end; a client that never answers with its own
+        // FIN is reset after UDP_LINGER_MS so the stream cannot linger half-open.
+        stream.end();
+        setTimeout(() => stream.destroy(), UDP_LINGER_MS).unref();
+      }
       finish();
     };
     const touch = (): void => {

@@ -370,6 +370,15 @@ t.test('internet UDP relay with idle timeout', async (t) => {
   s.on('error', () => {});
   const got: Buffer[] = [];
   s.on('datagram', (d: Buffer) => got.push(d));
+  let ended = false;
+  let resetCode: number | null = null;
+  s.on('end', () => {
+    ended = true;
+  });
+  s.on('reset', (code: number) => {
+    resetCode = code;
+  });
+  s.resume();
   // Sent before OPEN_OK: the edge holds it until its UDP socket is ready.
   s.sendDatagram(Buffer.from('early'));
   await s.opened;
@@ -381,7 +390,10 @@ t.test('internet UDP relay with idle timeout', async (t) => {
   t.equal(rec.sentBytes, 8);
   t.equal(rec.receivedBytes, 14);
   t.equal(rec.operationStatus, 'success');
-  t.ok(await until(() => s.destroyed, 2000), 'the client stream ended');
+  t.ok(await until(() => ended, 2000), 'the client stream got a FIN');
+  t.equal(resetCode, null, 'ended cleanly, not reset');
+  s.end();
+  t.ok(await until(() => s.destroyed, 2000), 'closed once both sides ended');
 });
 
 t.test('edge killed mid-transfer: streams reset, client reconnects, new flows work', async (t) => {
