@@ -98,6 +98,7 @@ export class EdgeApi {
   private readonly refreshFraction: number;
   private readonly timeoutMs: number;
   private closed = false;
+  private readonly pollers = new Set<Poller>();
   /** Token fetches made (for diagnostics and tests). */
   tokenFetches = 0;
 
@@ -232,12 +233,12 @@ export class EdgeApi {
         if (!stopped && !this.closed) timer = setTimeout(tick, opts.intervalMs);
       });
     };
-    tick();
-    return {
+    const poller: Poller = {
       stop() {
         stopped = true;
         if (timer) clearTimeout(timer);
         timer = null;
+        api.pollers.delete(poller);
       },
       async pollNow() {
         if (running) await running;
@@ -254,6 +255,9 @@ export class EdgeApi {
         return etag;
       },
     };
+    this.pollers.add(poller);
+    tick();
+    return poller;
   }
 
   /** PATCH a policy link's state (admin operation, as Graph). */
@@ -288,8 +292,10 @@ export class EdgeApi {
     return r.json as Record<string, unknown>;
   }
 
+  /** Stops every poller and closes the connections (in-flight requests finish first). */
   async close(): Promise<void> {
     this.closed = true;
+    for (const p of [...this.pollers]) p.stop();
     if (this.ownDispatcher) await this.dispatcher.close();
   }
 

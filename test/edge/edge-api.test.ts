@@ -144,6 +144,34 @@ t.test('pollProfiles reports errors and keeps polling; logs and health', async (
   t.ok(await until(() => errors.length >= 3, 3000), 'errors reported, polling goes on');
   poll.stop();
   t.ok(errors[0] instanceof EdgeHttpError);
+  // close() stops the pollers it started.
+  const c = api();
+  let polls = 0;
+  c.pollProfiles({ intervalMs: 10, onChange: () => {}, onError: () => {} });
+  c.pollProfiles({
+    intervalMs: 10,
+    onChange: () => {
+      polls++;
+    },
+  });
+  t.ok(await until(() => polls === 1, 3000));
+  await c.close();
+  const admin = api();
+  const doc = (await admin.getProfiles()) as { doc: GraphList };
+  const prof = (doc.doc.value as Prof[])[0]!;
+  await admin.setPolicyLinkState(
+    prof.id,
+    prof.policies[0]!.id,
+    prof.policies[0]!.state === 'enabled' ? 'disabled' : 'enabled',
+  );
+  await admin.setPolicyLinkState(
+    prof.id,
+    prof.policies[0]!.id,
+    prof.policies[0]!.state as 'enabled' | 'disabled',
+  );
+  await admin.close();
+  await delay(60);
+  t.equal(polls, 1, 'no polls after close');
   const b = api();
   t.teardown(() => b.close());
   const h = await b.health();
