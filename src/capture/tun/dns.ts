@@ -33,8 +33,11 @@ export interface AcquisitionRow {
 export interface DnsOptions {
   /** True when an FQDN rule would acquire the name (lowercase, no trailing dot). */
   acquire?: (name: string) => boolean;
-  /** Upstream resolver for everything else; null answers SERVFAIL. */
-  upstream?: { host: string; port: number } | null;
+  /**
+   * Upstream resolver for everything else; null answers SERVFAIL. `localAddress` binds
+   * the upstream socket (host mode: the source address policy routing keeps off the TUN).
+   */
+  upstream?: { host: string; port: number; localAddress?: string } | null;
   /** TTL of synthetic answers in seconds (default 30). */
   ttl?: number;
   /** Synthetic addresses in use at most (default 65533: all of 6.6.0.0/16 but 3). */
@@ -177,7 +180,7 @@ export class DnsInterceptor {
   readonly pool: SyntheticPool;
   readonly counters: DnsCounters;
   #acquire: (name: string) => boolean;
-  #upstream: { host: string; port: number } | null;
+  #upstream: { host: string; port: number; localAddress?: string } | null;
   #ttl: number;
   #timeoutMs: number;
   #resolveOriginal: boolean;
@@ -353,6 +356,7 @@ export class DnsInterceptor {
     const s = dgram.createSocket('udp4');
     s.on('message', (msg) => this.#onUpstream(msg));
     s.on('error', () => {}); // ICMP errors from the upstream: the timeout answers SERVFAIL
+    if (this.#upstream?.localAddress) s.bind({ address: this.#upstream.localAddress, port: 0 });
     s.unref();
     this.#sock = s;
     return s;

@@ -11,6 +11,11 @@ import type { TcpFlowInfo, UdpFlow } from './stack.js';
 export interface Target {
   host: string;
   port: number;
+  /**
+   * Source address to bind (host mode: the address policy routing keeps off the TUN,
+   * see host-routing.ts). Default: none.
+   */
+  localAddress?: string;
 }
 
 /**
@@ -28,7 +33,12 @@ export function pipeTcp(
     info.reject('no target');
     return;
   }
-  const up = net.connect({ host: t.host, port: t.port, allowHalfOpen: true });
+  const up = net.connect({
+    host: t.host,
+    port: t.port,
+    allowHalfOpen: true,
+    ...(t.localAddress ? { localAddress: t.localAddress } : {}),
+  });
   socket.setNoDelay(true);
   up.setNoDelay(true);
   socket.pipe(up);
@@ -68,6 +78,7 @@ export function relayUdp(
       const relay: Relay = { sock, pending: [] };
       sock.on('error', () => {});
       sock.on('message', (m) => flow.reply(m));
+      if (t.localAddress) sock.bind({ address: t.localAddress, port: 0 });
       sock.connect(t.port, t.host, () => {
         const q = relay.pending ?? [];
         relay.pending = null;
