@@ -152,11 +152,13 @@ export class CompiledClassifier implements Classifier {
         const item = decisions.length;
         const dec = ruleDecision(e.role, e.profile, e.policy, e.rule, d, state.channels);
         decisions.push(dec);
-        quic.push(quicDecision(dec, platform));
         itemRules.push(e.rule);
         fileDestination(d, item, v4, v6, names);
       }
     }
+    // QUIC variants in a second pass: the primary decisions (the ones nearly every flow
+    // returns) then lie together in the heap, which matters once they outgrow the caches.
+    for (const dec of decisions) quic.push(quicDecision(dec, platform));
     const checks = new PortProtoChecks(itemRules);
     this.decisions = decisions;
     this.quic = quic;
