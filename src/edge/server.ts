@@ -30,7 +30,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { ConfigError } from '../errors.js';
+import { AuthError, ConfigError } from '../errors.js';
 import { defaultTenantDocument } from '../policy/default-tenant.js';
 import type { ChannelName } from '../policy/model.js';
 import { CloseCode } from '../tunnel/frame.js';
@@ -75,6 +75,12 @@ export interface EdgeLimits {
   closeOnTokenExpiry?: boolean;
 }
 
+/** A pino-compatible logger (the subset the edge uses). */
+export interface EdgeLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
 export interface EdgeOptions {
   /** Default 127.0.0.1. */
   host?: string;
@@ -103,6 +109,8 @@ export interface EdgeOptions {
   limits?: EdgeLimits;
   /** URL prefix of the tunnel. Default '/tunnel'. */
   tunnelPath?: string;
+  /** Session and refusal events (pino works). Flows go to the traffic log, not here. */
+  log?: EdgeLogger;
 }
 
 export interface EdgeTokenRequest {
@@ -198,6 +206,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     : null;
 
   const sockets = new Set<Socket>();
+  const elog: EdgeLogger = opts.log ?? { info() {}, warn() {} };
   const expiryTimers = new Map<Session, NodeJS.Timeout>();
   let tunnel: TunnelServer | undefined;
   const agentFallback = 'unknown';
@@ -263,7 +272,20 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     path: opts.tunnelPath ?? '/tunnel',
     limits: limits.session ?? {},
     authenticate: async (req, channel: ChannelName) => {
-      const p = await issuer.verify(bearerOf(req), { channel, tenantId });
+      let p: Principal;
+      try {
+        p = await issuer.verify(bearerOf(req), { channel, tenantId });
+      } catch (err) {
+        elog.warn(
+          {
+            channel,
+            reason: err instanceof AuthError ? err.reason : 'internal',
+            remote: req.socket.remoteAddress,
+          },
+          'tunnel refused',
+        );
+        throw err;
+      }
       const ua = req.headers['x-gsa-agent-version'] ?? req.headers['user-agent'];
       return {
         ...p,
@@ -273,13 +295,32 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       };
     },
     onSession: (session, principal) => {
+      elog.info(
+        {
+          channel: principal.channel,
+          sessionId: principal.sessionId,
+          userId: principal.userId,
+          deviceId: principal.deviceId,
+        },
+        'session up',
+      );
       if (!limits.closeOnTokenExpiry) return;
       const ms = Math.max(0, principal.expiresAt - Date.now());
       const timer = setTimeout(() => session.close(CloseCode.AUTH_EXPIRED, 'token expired'), ms);
       timer.unref();
       expiryTimers.set(session, timer);
     },
-    onSessionEnd: (session) => {
+    onSessionEnd: (session, principal, info) => {
+      elog.info(
+        {
+          channel: principal.channel,
+          sessionId: principal.sessionId,
+          code: info.code,
+          reason: info.reason,
+          remote: info.remote,
+        },
+        'session down',
+      );
       clearTimeout(expiryTimers.get(session));
       expiryTimers.delete(session);
     },
@@ -313,6 +354,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `${useTls ? 'https' : 'http'}://${urlHost}:${port}`;
+  elog.info({ url, tenantId, tls: useTls }, 'edge listening');
 
   let closing: Promise<void> | null = null;
   const finish = async (): Promise<void> => {

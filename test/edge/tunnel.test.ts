@@ -103,7 +103,14 @@ function byConn(edge: Edge, m: OpenMeta): Promise<NetworkAccessTraffic> {
 }
 
 t.test('tunnel upgrade rejects bad tokens with the documented status and close code', async (t) => {
-  const { edge } = await setup(t);
+  const events: Array<{ msg: string; obj: Record<string, unknown> }> = [];
+  const log = {
+    info: (obj: object, msg?: string) =>
+      events.push({ msg: msg ?? '', obj: obj as Record<string, unknown> }),
+    warn: (obj: object, msg?: string) =>
+      events.push({ msg: msg ?? '', obj: obj as Record<string, unknown> }),
+  };
+  const { edge } = await setup(t, { log });
   const wsUrl = edge.url.replace(/^http/, 'ws');
   const attempt = (path: string, token: string | null): Promise<{ status: number; code: number }> =>
     new Promise((resolve, reject) => {
@@ -158,6 +165,25 @@ t.test('tunnel upgrade rejects bad tokens with the documented status and close c
   }
   const ok = await attempt('/tunnel/internet', await edge.issueToken({ channel: 'internet' }));
   t.equal(ok.status, 101, 'a good token upgrades');
+  const refused = events.filter((e) => e.msg === 'tunnel refused').map((e) => e.obj.reason);
+  t.same(
+    refused,
+    [
+      'missing',
+      'malformed',
+      'expired',
+      'forged',
+      'wrong-audience',
+      'wrong-audience',
+      'wrong-tenant',
+    ],
+    'refusals logged with their reason',
+  );
+  t.ok(
+    await until(() => events.some((e) => e.msg === 'session down'), 2000),
+    'session up/down logged',
+  );
+  t.ok(events.some((e) => e.msg === 'session up' && e.obj.channel === 'internet'));
   t.equal(
     (await attempt('/tunnel/nope', await edge.issueToken({ channel: 'internet' }))).status,
     404,
