@@ -4,7 +4,7 @@
  * root, /dev/net/tun, iproute2 or the built addon. Nothing leaves the machine: every
  * destination is answered by this test's own consumers or loopback servers.
  */
-import { type ChildProcess, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
@@ -307,12 +307,17 @@ t.test(
   { skip: HAS_IPERF3 ? false : 'needs iperf3 (apt-get install iperf3)' },
   async (t) => {
     const port = 15201 + (process.pid % 1000);
-    const srv = spawnSync('iperf3', ['-s', '-1', '-D', '-B', '127.0.0.1', '-p', String(port)]);
-    t.equal(srv.status, 0, 'iperf3 -s started');
-    t.teardown(() => {
-      spawnSync('pkill', ['-f', `iperf3 -s -1 -D -B 127.0.0.1 -p ${port}`]);
+    // Our own child (not daemonized), stopped by its pid.
+    const srv = spawn('iperf3', ['-s', '-1', '-B', '127.0.0.1', '-p', String(port)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
-    await new Promise((r) => setTimeout(r, 300));
+    t.teardown(() => {
+      if (srv.exitCode === null) srv.kill();
+    });
+    await new Promise((r) => {
+      srv.stdout!.once('data', r); // "Server listening on ..."
+      setTimeout(r, 2000);
+    });
     const { ns, stack } = await setup(t, {
       hooks: { onTcp: (sock, info) => pipeTcp(sock, info, () => ({ host: '127.0.0.1', port })) },
     });
@@ -412,7 +417,6 @@ t.test('runInNetns: SIGTERM to the harness removes the namespace', async (t) => 
     '../../node_modules/@tapjs/typescript/dist/esm/import.mjs',
     import.meta.url,
   ).href;
-  const { spawn } = await import('node:child_process');
   const c = spawn(process.execPath, ['--import', tsImport, '--input-type=module', '-e', script], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
