@@ -250,6 +250,38 @@ export class OracleClassifier implements Classifier {
     );
   }
 
+  /**
+   * Every rule that matches the flow, in evaluation order, as the decision each would make
+   * (before the QUIC step): for `explain --all` and diagnostics. Allocates; not for the
+   * hot path. The first entry is what `decide` acts on unless the flow is IPv6 not
+   * acquired, GSA is disabled, or QUIC rewrites it.
+   */
+  explainAll(flow: Flow): Decision[] {
+    if (flow == null || typeof flow !== 'object') return [];
+    const v = viewOf(flow);
+    const out: Decision[] = [];
+    const each = (list: OracleProfile[], role: 'acquire' | 'exclusive', action: string | null) => {
+      for (const p of list) {
+        if (role === 'acquire' && !p.active) continue;
+        for (const q of p.policies) {
+          if (role === 'acquire' && !q.enabled) continue;
+          if (role === 'exclusive' && p.active && q.enabled) continue;
+          for (const r of q.rules) {
+            if (action !== null && r.action !== action) continue;
+            const i = OracleClassifier.match(r, flow, v);
+            if (i >= 0) out.push(role === 'acquire' ? r.acquire[i]! : r.exclusive[i]!);
+          }
+        }
+      }
+    };
+    each(this.m365, 'acquire', null);
+    each(this.m365, 'exclusive', null);
+    each(this.private_, 'acquire', null);
+    each(this.internet, 'acquire', 'bypass');
+    each(this.internet, 'acquire', 'forward');
+    return out;
+  }
+
   decide(flow: Flow): Decision {
     if (flow == null || typeof flow !== 'object') return this.none;
     if (flow.family === 6 && !this.acquireIPv6) return this.ipv6;

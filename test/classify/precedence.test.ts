@@ -332,3 +332,18 @@ t.test(
     t.equal(h.current.decide(f).action, 'bypass');
   },
 );
+
+t.test('explainAll lists every matching rule in evaluation order', async (t) => {
+  const o = new OracleClassifier(contoso({ exoLink: 'disabled' }), state(PLAIN));
+  const all = o.explainAll(flow('40.96.0.1', 443));
+  t.same(
+    all.map((d) => [d.ruleId, d.action]),
+    [
+      ['m-exo-ip', 'bypass'],
+      ['ia-da', 'tunnel'],
+    ],
+  );
+  const c = compile(contoso({ exoLink: 'disabled' }), state(PLAIN));
+  t.equal(c.decide(flow('40.96.0.1', 443)).ruleId, all[0]!.ruleId, 'decide acts on the first');
+  t.same(o.explainAll(flow('8.8.8.8', 22)), []);
+});
