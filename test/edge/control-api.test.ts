@@ -464,3 +464,41 @@ t.test('startEdge rejects a port in use and bad options', async (t) => {
     code: 'GSA_ERR_CONFIG',
   });
 });
+
+t.test('fuzz: random PATCH bodies give 204 or a Graph 400, never a crash', async (t) => {
+  const full = await call('GET', EXPAND);
+  const prof = full.json.value[0] as Prof;
+  const path = `${PROFILES}/${prof.id}/policies/${prof.policies[0]!.id}`;
+  const bodies = fc.oneof(
+    fc.string({ maxLength: 80 }),
+    fc.json({ maxDepth: 3 }),
+    fc
+      .record({
+        state: fc.oneof(fc.constantFrom('enabled', 'disabled', 'Enabled', ''), fc.anything()),
+      })
+      .map((o) => {
+        try {
+          return JSON.stringify(o);
+        } catch {
+          return '{}';
+        }
+      }),
+  );
+  await fc.assert(
+    fc.asyncProperty(bodies, async (body) => {
+      const r = await call('PATCH', path, {
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      if (r.status === 204) return true;
+      return r.status === 400 && r.json?.error?.code === 'BadRequest';
+    }),
+    { numRuns: 150 },
+  );
+  const reset = await call('PATCH', path, {
+    headers: { 'content-type': 'application/json' },
+    body: '{"state":"enabled"}',
+  });
+  t.equal(reset.status, 204);
+  t.equal((await call('GET', '/health', { token: null })).status, 200, 'still healthy');
+});
