@@ -277,16 +277,6 @@ export function bearerOf(req: IncomingMessage): string | null {
   return m ? m[1]!.trim() : null;
 }
 
-/** The HTTP status and `WWW-Authenticate` error for an AuthError (RFC 6750). */
-export function authStatus(err: AuthError): { status: number; wwwAuthenticate: string } {
-  const code = err.reason === 'missing' ? '' : ', error="invalid_token"';
-  const desc = err.message.replace(/["\\]/g, '');
-  return {
-    status: 401,
-    wwwAuthenticate: `Bearer realm="gsa-emu"${code}, error_description="${err.reason}: ${desc}"`,
-  };
-}
-
 // ---- HTTP: token and JWKS endpoints ---------------------------------------------------
 
 export interface TokenEndpointOptions {
