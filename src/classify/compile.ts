@@ -221,6 +221,11 @@ export class CompiledClassifier implements Classifier {
     return best === NONE ? this.none : this.decisions[best]!;
   }
 
+  /** The matchers, for diagnostics and the benchmark's breakdown. */
+  get tables(): { readonly v4: Ip4Table; readonly v6: Ip6Table; readonly names: FqdnTable } {
+    return { v4: this.v4, v6: this.v6, names: this.names };
+  }
+
   toString(): string {
     return `classifier(${this.size} items; ${this.v4}; ${this.v6}; ${this.names})`;
   }
