@@ -116,6 +116,7 @@ async function serve(): Promise<void> {
     keepaliveInterval: 0,
     ...(process.env.DATA_FRAME ? { maxDataFrame: Number(process.env.DATA_FRAME) } : {}),
     ...(process.env.HW ? { sendHighWater: Number(process.env.HW) } : {}),
+    ...(process.env.WINDOW ? { initialWindow: Number(process.env.WINDOW) } : {}),
   };
   const authenticate = async () => ({ tenantId: 't', userId: 'u', channel: 'internet' as const });
   const http = createHttp();
@@ -336,6 +337,7 @@ async function main(): Promise<void> {
     keepaliveInterval: 0,
     ...(process.env.DATA_FRAME ? { maxDataFrame: Number(process.env.DATA_FRAME) } : {}),
     ...(process.env.HW ? { sendHighWater: Number(process.env.HW) } : {}),
+    ...(process.env.WINDOW ? { initialWindow: Number(process.env.WINDOW) } : {}),
   };
   const mk = async (url: string, ca?: string): Promise<TunnelClient> => {
     const c = new TunnelClient({

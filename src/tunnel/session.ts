@@ -133,6 +133,8 @@ export class Session extends EventEmitter implements StreamHost {
   private lastPeerId = 0;
   private inboundCount = 0;
   private out: Buffer[] = [];
+  /** Completion callbacks of zero-copy DATA payloads, by index into `out`. */
+  private outSent: Array<(() => void) | undefined> = [];
   private outBytes = 0;
   private flushScheduled = false;
   private blocked = false;
@@ -249,12 +251,33 @@ export class Session extends EventEmitter implements StreamHost {
     return this.transport.bufferedAmount + this.outBytes < this.options.sendHighWater;
   }
 
-  sendData(id: number, payload: Uint8Array): void {
-    if (this.closed) return;
-    const buf = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
-    writeHeader(buf, 0, FrameType.DATA, id, payload.length);
+  sendData(id: number, payload: Uint8Array, sent?: () => void): void {
+    if (this.closed) {
+      sent?.();
+      return;
+    }
+    const n = payload.length;
+    if (n >= COALESCE_BELOW) {
+      // Zero-copy: the header goes (coalesced with other small frames) in one message, the
+      // payload as the next message, referenced until the transport is done with it; the
+      // parser on the other side joins them without a copy. `sent` fires then.
+      const h = Buffer.allocUnsafe(HEADER_SIZE);
+      writeHeader(h, 0, FrameType.DATA, id, n);
+      this.queue(h);
+      const view = Buffer.isBuffer(payload)
+        ? payload
+        : Buffer.from(payload.buffer, payload.byteOffset, n);
+      this.out.push(view);
+      this.outSent.length = this.out.length;
+      this.outSent[this.out.length - 1] = sent;
+      this.outBytes += n;
+      return;
+    }
+    const buf = Buffer.allocUnsafe(HEADER_SIZE + n);
+    writeHeader(buf, 0, FrameType.DATA, id, n);
     buf.set(payload, HEADER_SIZE);
     this.queue(buf);
+    sent?.();
   }
 
   sendDatagram(id: number, payload: Uint8Array): boolean {
@@ -316,9 +339,15 @@ export class Session extends EventEmitter implements StreamHost {
   private flush(): void {
     this.flushScheduled = false;
     const out = this.out;
-    if (out.length === 0 || this.closed) return;
+    const sent = this.outSent;
+    if (out.length === 0) return;
     this.out = [];
+    this.outSent = [];
     this.outBytes = 0;
+    if (this.closed) {
+      for (const cb of sent) cb?.();
+      return;
+    }
     let ok = true;
     let run: Buffer[] = [];
     let runBytes = 0;
@@ -333,7 +362,8 @@ export class Session extends EventEmitter implements StreamHost {
       const f = out[i]!;
       if (f.length >= COALESCE_BELOW) {
         sendRun();
-        ok = t.send(f) && ok;
+        const cb = sent[i];
+        ok = (cb ? t.send(f, cb) : t.send(f)) && ok;
       } else {
         run.push(f);
         runBytes += f.length;
@@ -610,8 +640,11 @@ export class Session extends EventEmitter implements StreamHost {
       s.onReset(ResetCode.SESSION_CLOSED, info.reason, why);
     this.streams.clear();
     this.waiting.clear();
+    const pending = this.outSent;
     this.out = [];
+    this.outSent = [];
     this.outBytes = 0;
+    for (const cb of pending) cb?.();
     if (!remote) this.transport.close(code, truncateReason(reason));
     this.emit('close', info);
   }

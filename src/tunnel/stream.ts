@@ -26,8 +26,11 @@ export interface StreamHost {
   readonly rtt: number;
   /** True while the transport has room for DATA. */
   canSend(): boolean;
-  /** Queue a DATA frame (copies `payload`). */
-  sendData(id: number, payload: Uint8Array): void;
+  /**
+   * Queue a DATA frame. Small payloads are copied and `sent` is called at once; large ones
+   * are referenced until the transport is done with them, then `sent` is called.
+   */
+  sendData(id: number, payload: Uint8Array, sent?: () => void): void;
   sendDatagram(id: number, payload: Uint8Array): boolean;
   sendWindow(id: number, increment: number): void;
   sendOpenOk(id: number, window: number): void;
@@ -198,10 +201,23 @@ export class Stream extends Duplex implements TunnelStream {
         return;
       }
       const n = Math.min(this.sendCredit, chunk.length - this.wOff, max);
-      host.sendData(this.streamId, chunk.subarray(this.wOff, this.wOff + n));
-      this.wOff += n;
+      const end = this.wOff + n;
       this.sendCredit -= n;
       this.bytesSent += n;
+      if (end >= chunk.length) {
+        // Last piece: the write completes when the transport no longer needs the bytes
+        // (the caller may then reuse its buffer), as net.Socket does.
+        const cb = this.wCb!;
+        this.wChunk = null;
+        this.wCb = null;
+        this.wOff = end;
+        host.sendData(this.streamId, chunk.subarray(end - n, end), () => {
+          if (!this.destroyed) cb();
+        });
+        return;
+      }
+      host.sendData(this.streamId, chunk.subarray(this.wOff, end));
+      this.wOff = end;
     }
     if (this.wOff >= chunk.length) {
       const cb = this.wCb!;

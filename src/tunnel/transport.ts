@@ -10,9 +10,10 @@ export interface FrameTransport {
   /**
    * Sends one message (the transport keeps a reference: do not reuse `data`). Returns false
    * when the send buffer is at or above its high-water mark; the transport then calls
-   * `onDrain` once it has room again.
+   * `onDrain` once it has room again. `sent`, when given, is called once the transport no
+   * longer references `data` (handed to the OS, delivered, or dropped on close).
    */
-  send(data: Buffer): boolean;
+  send(data: Buffer, sent?: () => void): boolean;
   /** Bytes accepted by `send` and not yet handed to the OS. */
   readonly bufferedAmount: number;
   /** Closes the transport; `onClose` follows (asynchronously). */
@@ -54,9 +55,13 @@ export function wsTransport(
     get bufferedAmount() {
       return ws.bufferedAmount;
     },
-    send(data) {
-      if (closed || ws.readyState !== 1) return false;
-      ws.send(data);
+    send(data, sent) {
+      if (closed || ws.readyState !== 1) {
+        if (sent) queueMicrotask(sent);
+        return false;
+      }
+      if (sent) ws.send(data, () => sent());
+      else ws.send(data);
       if (ws.bufferedAmount < highWater) return true;
       if (!waiting) {
         waiting = true;
@@ -109,14 +114,19 @@ class MemoryEnd implements FrameTransport {
   peer!: MemoryEnd;
   bufferedAmount = 0;
   private queue: Buffer[] = [];
+  private sentCbs: Array<(() => void) | undefined> = [];
   private scheduled = false;
   private waiting = false;
   private closed = false;
   constructor(private readonly highWater: number) {}
 
-  send(data: Buffer): boolean {
-    if (this.closed) return false;
+  send(data: Buffer, sent?: () => void): boolean {
+    if (this.closed) {
+      if (sent) queueMicrotask(sent);
+      return false;
+    }
     this.queue.push(data);
+    this.sentCbs.push(sent);
     this.bufferedAmount += data.length;
     if (!this.scheduled) {
       this.scheduled = true;
@@ -130,11 +140,16 @@ class MemoryEnd implements FrameTransport {
   private deliver(): void {
     this.scheduled = false;
     const q = this.queue;
+    const cbs = this.sentCbs;
     this.queue = [];
-    for (const m of q) {
+    this.sentCbs = [];
+    for (let i = 0; i < q.length; i++) {
+      const m = q[i]!;
       this.bufferedAmount -= m.length;
-      if (this.closed || this.peer.closed) continue;
-      this.peer.onMessage(m);
+      // Like a socket, the transport copies out before the write completes: the receiver
+      // gets its own bytes, and the sender may reuse its buffer afterwards.
+      if (!this.closed && !this.peer.closed) this.peer.onMessage(cbs[i] ? Buffer.from(m) : m);
+      cbs[i]?.();
     }
     if (this.waiting && this.bufferedAmount < this.highWater) {
       this.waiting = false;

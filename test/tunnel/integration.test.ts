@@ -233,10 +233,15 @@ t.test(
   async (t) => {
     let edge = await startEdge();
     const port = edge.port;
+    let tokens = 0;
     const client = new TunnelClient({
       url: edge.url,
       channel: 'private',
-      getToken: async () => 'good',
+      getToken: async (channel) => {
+        t.equal(channel, 'private');
+        tokens++;
+        return 'good';
+      },
       backoff: { baseMs: 50, maxMs: 400 },
     });
     const downs: DownInfo[] = [];
@@ -290,6 +295,7 @@ t.test(
     const d = digest(s);
     await writeAll(s, data);
     t.equal((await d).sha, sha(data), 'new stream works after reconnect');
+    t.ok(tokens >= 3, `getToken asked on every attempt (${tokens} times)`);
   },
 );
 
@@ -352,3 +358,75 @@ t.test('over wss with the generated CA; connect failure is RST CONNECT_FAILED', 
   t.match(info.reason, /certificate|self.signed|issuer/i, `untrusted: ${info.reason}`);
   await untrusting.close();
 });
+
+t.test(
+  'edge shutdown: GOAWAY, the in-flight stream finishes, the client reports down',
+  async (t) => {
+    const edge = await startEdge();
+    const client = new TunnelClient({
+      url: edge.url,
+      channel: 'm365',
+      getToken: async () => 'good',
+      backoff: { baseMs: 5000 },
+    });
+    t.teardown(async () => {
+      await client.close();
+      await edge.stop();
+    });
+    client.start();
+    await client.waitUp(5000);
+    const s = client.open(meta());
+    await s.opened;
+    const down = once(client, 'down') as Promise<[DownInfo]>;
+    const closing = edge.tunnel.close({ graceMs: 3000 });
+    const [info] = await down;
+    t.match(info.reason, /GOAWAY/);
+    t.throws(() => client.open(meta()), { code: 'GSA_ERR_CHANNEL_DOWN' }, 'no new streams');
+    const data = random(200_000);
+    const d = digest(s);
+    await writeAll(s, data);
+    t.equal((await d).sha, sha(data), 'in-flight stream completes after GOAWAY');
+    await closing;
+    t.equal(edge.tunnel.sessions.size, 0, 'session closed once drained');
+  },
+);
+
+t.test(
+  'a writer may reuse its buffer once write() called back (zero-copy DATA is safe)',
+  async (t) => {
+    const edge = await startEdge(0, (_s, stream) => {
+      stream.on('error', () => {});
+      stream.accept();
+      stream.pipe(stream);
+    });
+    const client = new TunnelClient({
+      url: edge.url,
+      channel: 'internet',
+      getToken: async () => 'good',
+    });
+    t.teardown(async () => {
+      await client.close();
+      await edge.stop();
+    });
+    client.start();
+    await client.waitUp(5000);
+    const s = client.open(meta());
+    const ROUNDS = 64;
+    const buf = Buffer.alloc(100_000);
+    const expected: Buffer[] = [];
+    const got = digest(s);
+    for (let i = 0; i < ROUNDS; i++) {
+      buf.fill(i & 0xff);
+      expected.push(Buffer.from(buf));
+      await new Promise<void>((r, j) => s.write(buf, (e) => (e ? j(e) : r())));
+      buf.fill(0xee); // scribble right after the callback
+    }
+    s.end();
+    const r = await got;
+    t.equal(
+      r.sha,
+      sha(Buffer.concat(expected)),
+      'peer saw the bytes as written, not the scribbles',
+    );
+  },
+);
