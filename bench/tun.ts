@@ -478,6 +478,7 @@ async function main(): Promise<void> {
         model: os.cpus()[0]?.model,
         kernel: os.release(),
         node: process.version,
+        loadavg1AtEnd: os.loadavg()[0],
       },
       seconds: SECONDS,
       veth,
