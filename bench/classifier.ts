@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NO_ITEM } from '../src/classify/candidates.js';
 import { type CompiledClassifier, compile } from '../src/classify/compile.js';
 import { type FqdnTable, suffixHash } from '../src/classify/fqdn-table.js';
 import type { Ip4Table } from '../src/classify/ip4-table.js';
@@ -59,20 +60,20 @@ function loopBaseline(c: typeof noop, flows: Flow[], n: number): void {
 
 function loopV4(t: Ip4Table, ips: Uint32Array, n: number): void {
   let acc = 0;
-  for (let i = 0; i < n; i++) acc += t.lookup(ips[i & (FLOWS - 1)]!, 1, 443, 0x7fffffff);
+  for (let i = 0; i < n; i++) acc += t.lookup(ips[i & (FLOWS - 1)]!, 1, 443, NO_ITEM);
   sink += acc;
 }
 function loopV6(t: Ip6Table, w: Uint32Array, n: number): void {
   let acc = 0;
   for (let i = 0; i < n; i++) {
     const o = 4 * (i & (FLOWS - 1));
-    acc += t.lookup(w[o]!, w[o + 1]!, w[o + 2]!, w[o + 3]!, 1, 443, 0x7fffffff);
+    acc += t.lookup(w[o]!, w[o + 1]!, w[o + 2]!, w[o + 3]!, 1, 443, NO_ITEM);
   }
   sink += acc;
 }
 function loopNames(t: FqdnTable, hosts: string[], n: number): void {
   let acc = 0;
-  for (let i = 0; i < n; i++) acc += t.lookup(hosts[i & (FLOWS - 1)]!, 1, 443, 0x7fffffff);
+  for (let i = 0; i < n; i++) acc += t.lookup(hosts[i & (FLOWS - 1)]!, 1, 443, NO_ITEM);
   sink += acc;
 }
 /** The floor of any name matcher that reads every character once: an FNV pass. */

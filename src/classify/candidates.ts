@@ -8,6 +8,13 @@
  */
 import { KIND_ANY, KIND_ONE, type PortProtoChecks } from './ports.js';
 
+/**
+ * "No item yet": larger than every item number, and a Smi (V8's small integer: at most
+ * 2^30 - 1 with pointer compression), so `best` never becomes a boxed heap number on the
+ * hot path and table fields keep one representation whether a table is empty or not.
+ */
+export const NO_ITEM = 0x3fffffff;
+
 /** Ints per candidate record. */
 export const REC = 4;
 

@@ -22,6 +22,7 @@ import type {
   TenantSpec,
 } from '../policy/model.js';
 import { parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
+import { NO_ITEM } from './candidates.js';
 import {
   quicDecision,
   REASON_DISABLED,
@@ -37,8 +38,8 @@ import { Ip6Table, type Range6 } from './ip6-table.js';
 import { PortProtoChecks } from './ports.js';
 import type { Classifier, Decision, Flow } from './types.js';
 
-/** "No item": larger than every item number. */
-const NONE = 0x7fffffff;
+/** "No item": larger than every item number (a Smi, see candidates.ts). */
+const NONE = NO_ITEM;
 
 interface Entry {
   role: RuleRole;

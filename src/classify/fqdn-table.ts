@@ -13,7 +13,7 @@
  * (hash the label-boundary suffixes of the name); ours keeps rule order across types by
  * returning the smallest matching item number.
  */
-import { buildCandidateLists, firstPassing } from './candidates.js';
+import { buildCandidateLists, firstPassing, NO_ITEM } from './candidates.js';
 import type { PortProtoChecks } from './ports.js';
 
 export interface NamePattern {
@@ -133,7 +133,7 @@ export class FqdnTable {
     const cxPat: string[] = [];
     const cxLen: number[] = [];
     const anyList: number[] = [];
-    let min = 0x7fffffff;
+    let min = NO_ITEM;
     for (const p of patterns) {
       if (p.item < min) min = p.item;
       const v = p.value;

@@ -8,7 +8,7 @@
  * construction; allocation-free.
  */
 import { formatIPv4 } from '../util/ip.js';
-import { buildCandidateLists, firstPassing } from './candidates.js';
+import { buildCandidateLists, firstPassing, NO_ITEM } from './candidates.js';
 import type { PortProtoChecks } from './ports.js';
 
 export interface Range4 {
@@ -49,7 +49,7 @@ export class Ip4Table {
     const items = new Int32Array(ranges.length);
     const from = new Int32Array(ranges.length);
     const to = new Int32Array(ranges.length);
-    let min = 0x7fffffff;
+    let min = NO_ITEM;
     ranges.forEach((r, k) => {
       items[k] = r.item;
       from[k] = pos.get(r.first)!;

@@ -8,7 +8,7 @@
  * while compiling. Read-only after construction; allocation-free.
  */
 import { formatIPv6 } from '../util/ip.js';
-import { buildCandidateLists, firstPassing } from './candidates.js';
+import { buildCandidateLists, firstPassing, NO_ITEM } from './candidates.js';
 import type { PortProtoChecks } from './ports.js';
 
 export interface Range6 {
@@ -78,7 +78,7 @@ export class Ip6Table {
     const items = new Int32Array(ranges.length);
     const from = new Int32Array(ranges.length);
     const to = new Int32Array(ranges.length);
-    let min = 0x7fffffff;
+    let min = NO_ITEM;
     for (let k = 0; k < ranges.length; k++) {
       const it = ranges[k]!.item;
       items[k] = it;

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { NO_ITEM } from '../../src/classify/candidates.js';
 import {
   FqdnTable,
   globFold,
@@ -9,7 +10,7 @@ import { asciiLower, matchLabels } from '../../src/classify/oracle.js';
 import { PBIT_TCP, PBIT_UDP, PortProtoChecks } from '../../src/classify/ports.js';
 import { ports } from './helpers.js';
 
-const NONE = 0x7fffffff;
+const NONE = NO_ITEM;
 
 t.test('suffixHash: same hash for a suffix inside a name and for the key alone', async (t) => {
   t.equal(suffixHash('x.sharepoint.com', 2), suffixHash('sharepoint.com', 0));

@@ -1,10 +1,11 @@
 import t from 'tap';
+import { NO_ITEM } from '../../src/classify/candidates.js';
 import { Ip4Table } from '../../src/classify/ip4-table.js';
 import { PBIT_TCP, PBIT_UDP, PortProtoChecks } from '../../src/classify/ports.js';
 import { parseCidr, parseIPv4 } from '../../src/util/ip.js';
 import { ports } from './helpers.js';
 
-const NONE = 0x7fffffff;
+const NONE = NO_ITEM;
 const ip = parseIPv4;
 function range(s: string, item: number) {
   const c = parseCidr(s);

@@ -1,10 +1,11 @@
 import t from 'tap';
+import { NO_ITEM } from '../../src/classify/candidates.js';
 import { Ip6Table } from '../../src/classify/ip6-table.js';
 import { PBIT_TCP, PBIT_UDP, PortProtoChecks } from '../../src/classify/ports.js';
 import { cmp6, parseCidr, parseIPv6 } from '../../src/util/ip.js';
 import { ports } from './helpers.js';
 
-const NONE = 0x7fffffff;
+const NONE = NO_ITEM;
 function range(s: string, item: number) {
   const c = parseCidr(s);
   if (typeof c === 'string' || c.family !== 6) throw new Error(s);
