@@ -389,6 +389,32 @@ t.test(
   },
 );
 
+t.test('200 concurrent connections; NAT entries expire after the kernel closes them', async (t) => {
+  const { ns, stack } = await setup(t, {
+    tcpClosedMs: 100,
+    hooks: {
+      onTcp(sock, info) {
+        sock.once('data', (d) => sock.end(`${info.dstPort}:${d}`));
+      },
+    },
+  });
+  const r = await nodeIn(
+    ns,
+    `const net=require('net');let ok=0,bad=0,left=200;
+     for(let i=0;i<200;i++){const port=1000+i;const s=net.connect(port,'203.0.113.'+(1+i%50));let b='';
+       s.on('connect',()=>s.write('x'+i));s.on('data',d=>b+=d);
+       s.on('close',()=>{if(b===port+':x'+i)ok++;else bad++;if(--left===0)console.log(ok+' '+bad)});s.on('error',()=>{})}`,
+    30_000,
+  );
+  t.equal(r.out.trim(), '200 0', r.err);
+  t.equal(stack.counters.tcpFlows, 200);
+  t.equal(stack.counters.tcpAccepted, 200);
+  await new Promise((res) => setTimeout(res, 400));
+  stack.sweep();
+  t.equal(stack.counters.natEntries, 0, 'every entry released after FIN both ways + tcpClosedMs');
+  t.equal(unaccounted(stack.counters), 0);
+});
+
 t.test(
   'runInNetns: exit code, DNS through resolv.conf, everything removed afterwards',
   async (t) => {
