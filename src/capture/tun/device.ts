@@ -127,6 +127,11 @@ export function explainOpenError(err: unknown, netns: string | null): TunUnavail
       `/dev/net/tun is missing (${msg}): load the tun module (modprobe tun) or, in a container, pass --device /dev/net/tun`,
     );
   }
+  if (e.code === 'EACCES' && msg.startsWith('open')) {
+    return new TunUnavailableError(
+      `not permitted to open /dev/net/tun (${msg}): run as root, or grant CAP_NET_ADMIN and read/write access to /dev/net/tun (mode 0666 or group)`,
+    );
+  }
   if (e.code === 'EPERM' || e.code === 'EACCES') {
     return new TunUnavailableError(
       `not permitted to create a TUN device (${msg}): run as root or grant CAP_NET_ADMIN (e.g. setcap cap_net_admin+ep "$(command -v node)")`,
