@@ -67,6 +67,11 @@ export interface SessionOptions {
   maxDatagramQueue?: number;
   /** Readable high-water mark of each stream (bytes). Default 64 KiB. */
   streamHighWaterMark?: number;
+  /**
+   * An opened stream that gets neither OPEN_OK nor RST within this (ms) is reset with
+   * TIMEOUT, so a silent peer never leaves a flow hanging. Default 30,000; 0 disables.
+   */
+  openTimeout?: number;
 }
 
 export const SESSION_DEFAULTS: Required<SessionOptions> = {
@@ -80,6 +85,7 @@ export const SESSION_DEFAULTS: Required<SessionOptions> = {
   sendHighWater: DEFAULT_SEND_HIGH_WATER,
   maxDatagramQueue: 256 * 1024,
   streamHighWaterMark: 64 * 1024,
+  openTimeout: 30_000,
 };
 
 export interface SessionCloseInfo {
@@ -204,6 +210,7 @@ export class Session extends EventEmitter implements StreamHost {
     });
     this.streams.set(id, s);
     this.queue(encodeOpen(id, this.options.initialWindow, meta));
+    if (this.options.openTimeout > 0) s.armOpenTimeout(this.options.openTimeout);
     return s;
   }
 

@@ -101,6 +101,7 @@ export class Stream extends Duplex implements TunnelStream {
   private wOff = 0;
   private wCb: ((err?: Error | null) => void) | null = null;
   private released = false;
+  private openTimer: NodeJS.Timeout | null = null;
   private readonly acceptWindow: number;
 
   constructor(host: StreamHost, init: StreamInit) {
@@ -279,6 +280,8 @@ export class Stream extends Duplex implements TunnelStream {
       this.host.sendRst(this.streamId, ResetCode.CANCEL, err ? err.message : '');
       this.emit('reset', ResetCode.CANCEL, err ? err.message : 'destroyed');
     }
+    if (this.openTimer) clearTimeout(this.openTimer);
+    this.openTimer = null;
     this.rejectOpened(err ?? new StreamResetError(ResetCode.CANCEL, 'stream destroyed'));
     this.rq = [];
     this.rqBytes = 0;
@@ -325,7 +328,20 @@ export class Stream extends Duplex implements TunnelStream {
     this.pump();
   }
 
+  /** Outbound: reset with TIMEOUT unless OPEN_OK or RST arrives within `ms`. */
+  armOpenTimeout(ms: number): void {
+    this.openTimer = setTimeout(() => {
+      this.openTimer = null;
+      if (this.accepted || this.destroyed) return;
+      this.host.sendRst(this.streamId, ResetCode.TIMEOUT, 'no OPEN_OK');
+      this.onReset(ResetCode.TIMEOUT, `no OPEN_OK within ${ms} ms`, 'stream open timed out');
+    }, ms);
+    this.openTimer.unref();
+  }
+
   onOpenOk(window: number, baseWindow: number): void {
+    if (this.openTimer) clearTimeout(this.openTimer);
+    this.openTimer = null;
     this.accepted = true;
     this.sendCredit += window - baseWindow;
     this.resolveOpened();

@@ -273,3 +273,27 @@ t.test(
     client.close();
   },
 );
+
+t.test('open timeout: a peer that never answers OPEN resets the stream with TIMEOUT', async (t) => {
+  const { client, server } = pair({ openTimeout: 50 });
+  const hold = setTimeout(() => {}, 5000); // the open timer is unref'd
+  t.teardown(() => clearTimeout(hold));
+  const seen: number[] = [];
+  server.on('stream', (s: Stream) => {
+    s.on('error', () => {});
+    s.on('reset', (c: number) => seen.push(c));
+    // never accepts
+  });
+  const s = client.open(meta());
+  s.on('error', () => {});
+  const t0 = Date.now();
+  const e = await s.opened.then(
+    () => null,
+    (err: StreamResetError) => err,
+  );
+  t.equal(e?.resetCode, ResetCode.TIMEOUT);
+  t.ok(Date.now() - t0 < 1000, 'promptly');
+  t.ok(await until(() => seen.length === 1, 1000), 'the peer was told (RST TIMEOUT)');
+  t.same(seen, [ResetCode.TIMEOUT]);
+  client.close();
+});
