@@ -53,12 +53,16 @@ t.test('a locked toggle is refused', async (t) => {
   });
 });
 
-t.test('the CLI prints errors without a stack trace', async (t) => {
+const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+const skipCli = existsSync(mainJs)
+  ? false
+  : 'dist/cli/main.js is missing: run `npm run build` first';
+
+t.test('the CLI prints errors without a stack trace', { skip: skipCli }, async (t) => {
   const exec = promisify(execFile);
   const bad = join(tmpdir(), `gsa-emu-bad-${process.pid}.json`);
   writeFileSync(bad, '{"tenantId": 1, "forwardingProfiles": "x"}');
-  const main = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
-  if (!existsSync(main)) return t.skip('dist/cli/main.js is missing: run `npm run build` first');
+  const main = mainJs;
   const r = await exec(process.execPath, [main, 'profiles', 'validate', bad]).catch((e) => e);
   t.equal(r.code, 1);
   t.match(r.stdout, /forwardingProfiles: /);
