@@ -1,11 +1,28 @@
 import t from 'tap';
-import { cmp6, formatIPv4, formatIPv6, ipFamily, parseCidr, parseIPv4, parseIPv6 } from '../../src/util/ip.js';
+import {
+  cmp6,
+  formatIPv4,
+  formatIPv6,
+  ipFamily,
+  parseCidr,
+  parseIPv4,
+  parseIPv6,
+} from '../../src/util/ip.js';
 
 t.test('parseIPv4', async (t) => {
   t.equal(parseIPv4('0.0.0.0'), 0);
   t.equal(parseIPv4('255.255.255.255'), 0xffffffff);
   t.equal(parseIPv4('40.96.0.1'), (40 * 2 ** 24 + 96 * 2 ** 16 + 1) >>> 0);
-  for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1..2.3', 'a.b.c.d', '1.2.3.4 ']) {
+  for (const bad of [
+    '',
+    '1.2.3',
+    '1.2.3.4.5',
+    '256.1.1.1',
+    '01.2.3.4',
+    '1..2.3',
+    'a.b.c.d',
+    '1.2.3.4 ',
+  ]) {
     t.equal(parseIPv4(bad), -1, bad);
   }
   t.equal(formatIPv4(parseIPv4('132.245.7.9')), '132.245.7.9');
@@ -20,7 +37,15 @@ t.test('parseIPv6', async (t) => {
   t.ok(parseIPv6('::ffff:1.2.3.4', w));
   t.same([...w], [0, 0, 0xffff, 0x01020304]);
   t.equal(formatIPv6(w), '::ffff:102:304');
-  for (const bad of ['', ':::', '1::2::3', '12345::', 'g::', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7']) {
+  for (const bad of [
+    '',
+    ':::',
+    '1::2::3',
+    '12345::',
+    'g::',
+    '1:2:3:4:5:6:7:8:9',
+    '1:2:3:4:5:6:7',
+  ]) {
     t.notOk(parseIPv6(bad, w), bad);
   }
   t.ok(parseIPv6('2620:1ec:a92::152', w));
