@@ -1,0 +1,118 @@
+/**
+ * `gsa-emu up` through its command function (in-process edge + demo servers on loopback):
+ * banner, state file, a locked toggle refused through the admin API the state file names,
+ * `--once` and `--exit-after`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import t from 'tap';
+import { up } from '../../src/cli/commands/up.js';
+import { statusView } from '../../src/client/diagnostics.js';
+import { formatFlowLine } from '../../src/client/format.js';
+import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
+
+t.test(
+  'up --once prints tiles, addresses and examples, then stops and removes client.json',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c) => {
+      text += c;
+    });
+    await up({ stateDir: dir, socksPort: '0', httpPort: '0', once: true, tty: false }, out);
+    t.match(text, /Global Secure Access Connected/);
+    t.match(text, /Microsoft 365\s+ON\s+on\s+user\s+EnableGSA=2/);
+    t.match(text, /SOCKS5\s+127\.0\.0\.1:\d+/);
+    t.match(text, /curl --socks5-hostname 127\.0\.0\.1:\d+ http:\/\/intranet\.contoso\.test\//);
+    t.notOk(existsSync(join(dir, 'client.json')), 'state file removed at exit');
+    t.ok(existsSync(join(dir, 'logs', 'client.log')));
+  },
+);
+
+t.test('up with a locked internet tile (client config file) and --exit-after', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const cfg = join(dir, 'gsa.json');
+  await import('node:fs/promises').then((fs) =>
+    fs.writeFile(
+      cfg,
+      JSON.stringify({
+        EnableGSA: 2,
+        EnableGSAPrivateChannel: 1,
+        EnableGSAInternetChannel: 3,
+        SilentOnboard: true,
+      }),
+    ),
+  );
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (c) => {
+    text += c;
+  });
+  const run = up(
+    { stateDir: dir, socksPort: '0', httpPort: '0', clientConfig: cfg, exitAfter: '3', tty: false },
+    out,
+  );
+  for (let i = 0; i < 200 && !existsSync(join(dir, 'client.json')); i++)
+    await new Promise((r) => setTimeout(r, 25));
+  const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { admin: string };
+  t.ok(state.admin, 'admin address in client.json');
+  const res = await fetch(`http://${state.admin}/toggle`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ channel: 'internet', on: false }),
+  });
+  t.equal(res.status, 409, 'level 3 is locked');
+  await run;
+  t.match(text, /Private Access\s+off\s+off\s+user\s+EnableGSAPrivateChannel=1/);
+  t.match(text, /Internet Access\s+ON\s+on\s+admin only \(locked\)/);
+  t.match(text, /stopped\. logs: /);
+});
+
+t.test('statusView states and the one-line flow format', async (t) => {
+  const tiles = createClientTiles(defaultClientConfig());
+  const base = {
+    tenant: { tenantId: 't', name: 'n', profiles: [] as never[] },
+    profileSource: 'x',
+    profileLoadedAt: null,
+    generation: 0,
+    tiles: tiles.snapshot(),
+    tunnelUp: () => true,
+    tunnelDetail: () => 'up',
+    tokenAt: 1,
+    tokenError: null,
+    listeners: {},
+    activeFlows: 0,
+  };
+  t.equal(statusView(base).state, 'Disabled by your organization', 'no enabled profile');
+  t.equal(statusView({ ...base, tenant: null }).state, 'Initializing');
+  const line = formatFlowLine({
+    flowId: '7',
+    connectionId: 'c-1',
+    beginTime: Date.UTC(2026, 0, 1, 10, 0, 0),
+    endTime: null,
+    status: 'Active',
+    protocol: 'tcp',
+    destinationFqdn: 'outlook.office365.com',
+    destinationIp: null,
+    destinationPort: 443,
+    sourceIp: '127.0.0.1',
+    sourcePort: 5000,
+    process: null,
+    bytesSent: 0,
+    bytesReceived: 0,
+    channel: 'm365',
+    ruleId: 'r',
+    action: 'Tunnel',
+    hardening: 'N',
+    capture: 'socks',
+    reason: '',
+    drops: 0,
+  });
+  t.equal(line, '10:00:00 tcp outlook.office365.com:443 -> Tunnel m365 [socks flow 7 conn c-1]');
+});
