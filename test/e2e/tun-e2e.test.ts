@@ -1,0 +1,390 @@
+/**
+ * End to end through the TUN: the demo servers, the real edge and the real client on
+ * loopback, and a network namespace whose only route is a TUN captured by `attachTun`.
+ * Commands inside the namespace (curl, node) use names, so DNS goes through the stack's
+ * interceptor (6.6.0.0/16 for acquired names, the local demo resolver otherwise). Each
+ * flow must take the path the classifier chose, checked on the client's flow table, on
+ * the edge's traffic log (same connection id, destinationFQDN) and on the demo server's
+ * peer (127.0.0.1 = the edge; 127.0.0.3 = the client's direct socket).
+ *
+ * Skipped, saying what is missing, without root, /dev/net/tun, iproute2, curl or the
+ * built addon. Nothing leaves the machine: the namespace reaches only the TUN, the
+ * client and the edge only loopback servers.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { addonPath } from '../../src/capture/tun/device.js';
+import { harnessUnavailable } from '../../src/capture/tun/netns.js';
+import { type RunningClient, startClient } from '../../src/client/client.js';
+import { type Demo, startDemo } from '../../src/client/demo.js';
+import { attachTun, demoDnsHosts, type TunCapture } from '../../src/client/tun-capture.js';
+import { type Edge, startEdge } from '../../src/edge/server.js';
+import type { FlowRecord } from '../../src/forward/flow-table.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const HAS_CURL = spawnSync('curl', ['--version']).status === 0;
+
+const missing =
+  harnessUnavailable() ??
+  (existsSync(addonPath())
+    ? null
+    : `the addon is not built (${addonPath()}): node scripts/build-addon.mjs`) ??
+  (HAS_CURL ? null : 'curl is missing (apt-get install curl)');
+if (missing) {
+  t.plan(0, `needs root and /dev/net/tun: ${missing}`);
+}
+
+interface Run {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** Wait for a child, killed after `timeoutMs` (bounded). */
+function collect(c: ChildProcess, timeoutMs: number): Promise<Run> {
+  let out = '';
+  let err = '';
+  c.stdout?.on('data', (d) => {
+    out += d;
+  });
+  c.stderr?.on('data', (d) => {
+    err += d;
+  });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    c.once('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: 127, out, err: `${err}${e.message}` });
+    });
+    c.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+async function until<T>(
+  f: () => T | undefined | null | false,
+  what: string,
+  ms = 5000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let dir: string;
+let demo: Demo;
+let edge: Edge;
+let client: RunningClient;
+let tun: TunCapture | null = null;
+
+/** Run a command inside the namespace (bounded). */
+const inNs = (cmd: string, args: string[], timeoutMs = 15_000): Promise<Run> =>
+  collect(tun!.spawn(cmd, args, { stdio: 'pipe' }), timeoutMs);
+const curl = (args: string[]): Promise<Run> => inNs('curl', ['-sS', '--max-time', '8', ...args]);
+/** A node script inside the namespace. */
+const nodeIn = (script: string): Promise<Run> => inNs(process.execPath, ['-e', script]);
+
+/** The client's newest flow to `host`. */
+function flowTo(host: string, proto: 'tcp' | 'udp' = 'tcp'): FlowRecord | undefined {
+  return client.flows
+    .list()
+    .filter((f) => f.destinationFqdn === host && f.protocol === proto)
+    .at(-1);
+}
+
+const closedFlow = (host: string): Promise<FlowRecord> =>
+  until(() => {
+    const f = flowTo(host);
+    return f && f.endTime !== null ? f : undefined;
+  }, `closed flow to ${host}`);
+
+const edgeRecord = (connectionId: string) =>
+  until(
+    () => edge.logs.all().find((r) => r.connectionId === connectionId),
+    `edge log ${connectionId}`,
+  );
+
+if (!missing) {
+  t.before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gsa-tun-e2e-'));
+    demo = await startDemo({ stateDir: dir });
+    edge = await startEdge({
+      stateDir: join(dir, 'edge'),
+      hostsMap: demo.edge.hostsMap,
+      connectorHosts: demo.edge.connectorHosts,
+      filtering: demo.edge.filtering,
+      egress: { systemResolver: false, directIp: false },
+      limits: { graceMs: 100, connectTimeoutMs: 2000 },
+    });
+    client = await startClient({
+      edge: { url: edge.url, ca: edge.caPem },
+      tenant: 'edge',
+      profilePollMs: 100,
+      listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
+      resolver: {
+        hosts: demo.client.hosts,
+        dial: demo.client.dial,
+        system: false,
+        directIp: false,
+      },
+      bypassLocalAddress: demo.bypassSource,
+      limits: { openTimeoutMs: 3000, connectTimeoutMs: 2000, udpIdleMs: 2000 },
+      hostnames: () => tun?.hostnames() ?? [],
+    });
+    await client.waitConnected(10_000);
+    tun = await attachTun(client, { hostsForDns: demoDnsHosts(demo) });
+  });
+
+  t.teardown(async () => {
+    const name = tun?.ns?.name;
+    await tun?.close();
+    if (name) {
+      const left = await readdir('/var/run/netns').catch(() => [] as string[]);
+      if (left.includes(name)) throw new Error(`namespace ${name} was not removed`);
+    }
+    await client?.close();
+    await edge?.close({ graceMs: 100 });
+    await demo?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  t.test(
+    'DNS through the TUN: acquired names get 6.6.x.y, others the upstream answer',
+    async (t) => {
+      const r = await nodeIn(
+        `const dns=require('dns').promises;(async()=>{for(const n of ['outlook.office365.com','intranet.contoso.test','udp-echo.contoso.test','www.example.test','news.test','bypass.example.test']){
+       try{const a=await dns.lookup(n,{family:4});console.log(n,a.address)}catch(e){console.log(n,'ERR',e.code)}}})()`,
+      );
+      t.equal(r.code, 0, r.err);
+      const got = Object.fromEntries(
+        r.out
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' ')),
+      );
+      for (const n of [
+        'outlook.office365.com',
+        'intranet.contoso.test',
+        'udp-echo.contoso.test',
+        'www.example.test',
+      ]) {
+        t.match(got[n], /^6\.6\.\d+\.\d+$/, `${n}: synthetic address (an FQDN rule acquires it)`);
+        t.notMatch(got[n], /^6\.6\.254\./, `${n}: not the upstream answer`);
+      }
+      t.equal(got['news.test'], '6.6.254.11', 'news.test: no name rule, the upstream answer');
+      t.equal(
+        got['bypass.example.test'],
+        demoDnsHosts(demo)['bypass.example.test'],
+        'bypassed name: the upstream answer',
+      );
+      t.ok(tun!.acquires('outlook.office365.com'));
+      t.notOk(tun!.acquires('bypass.example.test'), 'a Custom Bypass beats *.example.test');
+      const res = await fetch(`http://${client.addresses.admin}/hostnames`);
+      const body = (await res.json()) as {
+        hostnames: Array<{ fqdn: string; acquired: boolean; generatedIp: string | null }>;
+      };
+      t.match(
+        body.hostnames.find((h) => h.fqdn === 'outlook.office365.com'),
+        { acquired: true, generatedIp: got['outlook.office365.com'] },
+        '/hostnames shows the acquisition rows',
+      );
+      t.match(
+        body.hostnames.find((h) => h.fqdn === 'news.test'),
+        {
+          acquired: false,
+          generatedIp: null,
+        },
+      );
+    },
+  );
+
+  t.test('M365 by name over HTTPS: tunneled on m365, same connection id at the edge', async (t) => {
+    const r = await curl(['--cacert', demo.caFile, 'https://outlook.office365.com/mail']);
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /gsa-emu demo: https:\/\/outlook\.office365\.com\/mail/);
+    t.match(r.out, /peer: 127\.0\.0\.1:\d+, from the GSA edge/);
+    const f = await closedFlow('outlook.office365.com');
+    t.equal(f.capture, 'tun');
+    t.equal(f.action, 'Tunnel');
+    t.equal(f.channel, 'm365');
+    t.equal(f.destinationIp, null, 'the synthetic address never leaves the client');
+    t.ok(f.bytesSent > 0 && f.bytesReceived > 0);
+    const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.trafficType, 'microsoft365');
+    t.equal(rec.destinationFQDN, 'outlook.office365.com');
+    t.equal(rec.action, 'allow');
+    t.equal(rec.sourcePort, f.sourcePort, 'the app source port inside the namespace');
+    const hit = demo.hits.filter((h) => h.host === 'outlook.office365.com').at(-1)!;
+    t.equal(hit.peer, '127.0.0.1', 'the server saw the edge');
+  });
+
+  t.test('private app by name: tunneled on private through the connector', async (t) => {
+    const r = await curl(['http://intranet.contoso.test/wiki']);
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /gsa-emu demo: http:\/\/intranet\.contoso\.test\/wiki/);
+    t.match(r.out, /from the GSA edge/);
+    const f = await closedFlow('intranet.contoso.test');
+    t.equal(f.channel, 'private');
+    t.equal(f.capture, 'tun');
+    const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.trafficType, 'private');
+    t.equal(rec.destinationFQDN, 'intranet.contoso.test');
+    t.equal(demo.hits.at(-1)!.peer, '127.0.0.1');
+  });
+
+  t.test('internet names: by FQDN rule and by address, tunneled on internet', async (t) => {
+    const r = await curl(['--cacert', demo.caFile, 'https://www.example.test/']);
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /from the GSA edge/);
+    const f = await closedFlow('www.example.test');
+    t.equal(f.action, 'Tunnel');
+    t.equal(f.channel, 'internet');
+    const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.trafficType, 'internet');
+    t.equal(rec.destinationFQDN, 'www.example.test');
+    // news.test: no name rule; DNS answered 6.6.254.11 upstream, recorded IP -> FQDN, and the
+    // Default Acquire rule (0.0.0.0/0, TCP 80/443) took the flow by address.
+    const r2 = await curl(['http://news.test/today']);
+    t.equal(r2.code, 0, r2.err);
+    t.match(r2.out, /gsa-emu demo: http:\/\/news\.test\/today[\s\S]*from the GSA edge/);
+    const g = await closedFlow('news.test');
+    t.equal(g.channel, 'internet');
+    t.equal(g.destinationIp, '6.6.254.11', 'classified by the address DNS answered');
+    t.equal((await edgeRecord(g.connectionId)).destinationFQDN, 'news.test');
+  });
+
+  t.test(
+    'bypassed name: direct from the client (peer 127.0.0.3), nothing at the edge',
+    async (t) => {
+      const before = edge.logs.all().length;
+      const r = await curl(['http://bypass.example.test/']);
+      t.equal(r.code, 0, r.err);
+      t.match(r.out, /peer: 127\.0\.0\.3:\d+, direct from the client/);
+      const f = await closedFlow('bypass.example.test');
+      t.equal(f.action, 'Bypass');
+      t.equal(f.status, 'Bypassed');
+      t.equal(f.capture, 'tun');
+      await new Promise((r) => setTimeout(r, 100));
+      t.notOk(
+        edge.logs
+          .all()
+          .slice(before)
+          .some((x) => x.connectionId === f.connectionId),
+        'no edge record',
+      );
+    },
+  );
+
+  t.test('blocked name (edge web filtering): the app sees a reset, never the site', async (t) => {
+    const r = await curl(['http://casino.test/']);
+    t.not(r.code, 0, 'curl failed');
+    t.match(r.err, /reset|refused|Empty reply|Recv failure/i);
+    const f = await until(() => flowTo('casino.test'), 'flow');
+    t.equal(f.status, 'Terminated');
+    t.equal(f.action, 'Block');
+    t.equal(f.capture, 'tun');
+    const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.action, 'block');
+    t.equal(rec.destinationFQDN, 'casino.test');
+    t.equal(demo.hits.filter((x) => x.host === 'casino.test').length, 0, 'never reached');
+    t.ok(tun!.counters.tcpRefused >= 1);
+  });
+
+  t.test('UDP to the private UDP app: echoed through the tunnel', async (t) => {
+    const before = demo.udpHits.length;
+    const r = await nodeIn(
+      `const s=require('dgram').createSocket('udp4');const t=setTimeout(()=>{console.log('TIMEOUT');process.exit(3)},5000);
+     s.on('message',m=>{console.log(m.toString());clearTimeout(t);s.close()});
+     s.send('private-udp',7000,'udp-echo.contoso.test');`,
+    );
+    t.equal(r.code, 0, r.err + r.out);
+    t.equal(r.out.trim(), 'echo(private): private-udp');
+    const f = await until(() => flowTo('udp-echo.contoso.test', 'udp'), 'udp flow');
+    t.equal(f.channel, 'private');
+    t.equal(f.action, 'Tunnel');
+    t.equal(f.capture, 'tun');
+    const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.destinationFQDN, 'udp-echo.contoso.test');
+    t.equal(demo.udpHits.at(-1)?.peer, '127.0.0.1', 'the echo saw the edge');
+    t.equal(demo.udpHits.length - before, 1);
+  });
+
+  t.test('QUIC (UDP 443): dropped for SharePoint, relayed for Exchange Online', async (t) => {
+    const quicBefore = demo.udpHits.filter((h) => h.server === 'quic').length;
+    const dropsBefore = client.flows.counters.drops.get('quic') ?? 0;
+    const r = await nodeIn(
+      `const s=require('dgram').createSocket('udp4');const got=[];
+     s.on('message',m=>got.push(m.toString()));
+     s.send('quic-spo',443,'contoso.sharepoint.com');s.send('quic-exo',443,'outlook.office365.com');
+     setTimeout(()=>{console.log(JSON.stringify(got));s.close()},1500);`,
+    );
+    t.equal(r.code, 0, r.err);
+    t.same(JSON.parse(r.out), ['echo(quic): quic-exo'], 'only EXO QUIC answered');
+    const exo = await until(() => flowTo('outlook.office365.com', 'udp'), 'exo udp flow');
+    t.equal(exo.channel, 'm365');
+    t.equal(exo.action, 'Tunnel');
+    t.equal((await edgeRecord(exo.connectionId)).destinationFQDN, 'outlook.office365.com');
+    const spo = await until(() => flowTo('contoso.sharepoint.com', 'udp'), 'spo udp flow');
+    t.equal(spo.action, 'Drop');
+    t.equal(spo.capture, 'tun');
+    t.equal((client.flows.counters.drops.get('quic') ?? 0) - dropsBefore, 1, 'counted as quic');
+    t.equal(
+      demo.udpHits.filter((h) => h.server === 'quic').length - quicBefore,
+      1,
+      'only EXO QUIC reached a server',
+    );
+    t.ok(tun!.counters.dropped >= 1);
+    t.equal(tun!.stack.counters.dropUdpDeny >= 1, true, 'the stack dropped it silently');
+  });
+
+  const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+  const CLI_NETNS = join(ROOT, 'dist', 'cli', 'commands', 'netns.js');
+
+  t.test(
+    'CLI: gsa-emu netns -- curl (exit code, body, cleanup)',
+    {
+      skip:
+        existsSync(CLI) && existsSync(CLI_NETNS)
+          ? false
+          : 'dist is missing (npx tsc -p tsconfig.build.json)',
+    },
+    async (t) => {
+      const state = await mkdtemp(join(tmpdir(), 'gsa-tun-cli-'));
+      t.teardown(() => rm(state, { recursive: true, force: true }));
+      const before = new Set(await readdir('/var/run/netns').catch(() => [] as string[]));
+      const run = (args: string[]) =>
+        collect(
+          spawn(process.execPath, [CLI, 'netns', '--state-dir', state, ...args], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          }),
+          40_000,
+        );
+      const r = await run(['--quiet', '--', 'curl', '-s', 'http://intranet.contoso.test/']);
+      t.equal(r.code, 0, r.err);
+      t.match(
+        r.out,
+        /^gsa-emu demo: http:\/\/intranet\.contoso\.test\/\npeer: 127\.0\.0\.1:\d+, from the GSA edge/,
+      );
+      const x = await run(['--', 'sh', '-c', 'exit 3']);
+      t.equal(x.code, 3, "the command's exit code");
+      t.match(x.err, /logs: /, 'says where the logs are');
+      const after = await readdir('/var/run/netns').catch(() => [] as string[]);
+      t.same(
+        after.filter((n) => !before.has(n) && n.startsWith('gsaemu-')),
+        [],
+        'no namespace left behind',
+      );
+    },
+  );
+}
