@@ -19,6 +19,7 @@ const COMMANDS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./commands/status.js'),
   () => import('./commands/flows.js'),
   () => import('./commands/toggle.js'),
+  () => import('./commands/netns.js'),
 ];
 
 export async function buildProgram(): Promise<Command> {

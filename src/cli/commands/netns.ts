@@ -1,0 +1,199 @@
+/**
+ * `gsa-emu netns [options] -- <command...>`: run one command "behind GSA". Starts what
+ * `gsa-emu up` starts (demo servers on loopback, the mock edge in this process, the client;
+ * no proxies, only the admin API), creates a network namespace whose only route is a TUN
+ * (its resolv.conf points into the TUN), captures it with `attachTun`, runs the command
+ * there, and exits with the command's exit code. Everything is removed when the command
+ * ends, on Ctrl+C / SIGTERM (forwarded to the command) and on failure. Linux, root (or
+ * CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and the native addon. See docs/tun.md.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { addonPath } from '../../capture/tun/device.js';
+import { cleanupStaleNetns, harnessUnavailable } from '../../capture/tun/netns.js';
+import { removeClientState, writeClientState } from '../../client/admin-client.js';
+import { type RunningClient, startClient } from '../../client/client.js';
+import { DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../../client/demo.js';
+import { attachTun, demoDnsHosts, exitCode, type TunCapture } from '../../client/tun-capture.js';
+import { type Edge, startEdge } from '../../edge/server.js';
+import { TunUnavailableError, UsageError } from '../../errors.js';
+import { loadTenantFile } from '../../policy/tenant-file.js';
+import { stateDir } from '../../util/state-dir.js';
+
+export interface NetnsCommandOptions {
+  tenant?: string;
+  clientConfig?: string;
+  platform?: string;
+  stateDir?: string;
+  icmpOnDrop?: boolean;
+  quiet?: boolean;
+  logLevel?: string;
+}
+
+/** Why TUN capture in a namespace cannot run here (one line), or null. */
+export function netnsUnavailable(): string | null {
+  const h = harnessUnavailable();
+  if (h) return h;
+  const addon = addonPath();
+  if (!existsSync(addon)) {
+    return `the native addon is not built (${addon} is missing): install python3, make and g++, then run \`npm rebuild gsa-emu\` (or \`node scripts/build-addon.mjs\` in a checkout)`;
+  }
+  return null;
+}
+
+export function register(program: Command): void {
+  program
+    .command('netns')
+    .description(
+      'run a command in a network namespace whose only way out is the GSA client (TUN capture, Linux, root)',
+    )
+    .argument('<command...>', 'the command and its arguments, after --')
+    .option(
+      '--tenant <file>',
+      'forwarding profiles (Graph JSON/YAML); default: the built-in tenant',
+    )
+    .option(
+      '--client-config <file>',
+      'managed client keys (.json, .yaml, .mobileconfig); default: EnableGSA=2, channels 2, SilentOnboard',
+    )
+    .option(
+      '--platform <name|file>',
+      'platform (ios, windows, macos, android) or file; default ios',
+    )
+    .option('--state-dir <dir>', 'state directory (default ~/.gsa-emu or $GSA_EMU_STATE_DIR)')
+    .option('--icmp-on-drop', 'answer dropped UDP (QUIC) with ICMP admin-prohibited, not silence')
+    .option('--log-level <level>', 'client log level (default info)')
+    .option('-q, --quiet', 'print nothing of its own (the command keeps its output)')
+    .addHelpText(
+      'after',
+      '\nExample:\n  sudo gsa-emu netns -- curl -s http://intranet.contoso.test/\n' +
+        "The exit code is the command's (128 + n when it died of signal n).",
+    )
+    .action(async (command: string[], flags: NetnsCommandOptions) => {
+      process.exitCode = await netns(command, flags);
+      // Everything is closed by now; do not let a straggling handle hold the exit code back.
+      setTimeout(() => process.exit(), 3000).unref();
+    });
+}
+
+/**
+ * Runs `argv` behind the emulated client; resolves with its exit code. Throws
+ * TunUnavailableError (one line, before starting anything) when the TUN harness cannot run.
+ */
+export async function netns(
+  argv: string[],
+  o: NetnsCommandOptions,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
+  if (argv.length === 0) throw new UsageError('netns: give the command to run after --');
+  const missing = netnsUnavailable();
+  if (missing) throw new TunUnavailableError(missing);
+  const say = (s: string): void => {
+    if (!o.quiet) err.write(`gsa-emu: ${s}\n`);
+  };
+  cleanupStaleNetns();
+  const dir = stateDir(o.stateDir);
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true, mode: 0o700 });
+  const clientLog = join(logs, 'client.log');
+  const edgeLog = join(logs, 'edge-traffic.jsonl');
+  const dest = pino.destination({ dest: clientLog, sync: false, mkdir: true });
+  const log = pino({ level: o.logLevel ?? 'info', base: { component: 'client' } }, dest);
+
+  let demo: Demo | null = null;
+  let edge: Edge | null = null;
+  let client: RunningClient | null = null;
+  let tun: TunCapture | null = null;
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await tun?.close().catch(() => {});
+      await client?.close().catch(() => {});
+      await edge?.close({ graceMs: 300 }).catch(() => {});
+      await demo?.close().catch(() => {});
+      removeClientState(dir);
+      log.flush();
+    })();
+    return stopping;
+  };
+
+  // Ctrl+C / SIGTERM: forwarded to the command once it runs; before that, abort setup.
+  let child: ReturnType<TunCapture['spawn']> | null = null;
+  let interrupted: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill(sig);
+      return;
+    }
+    interrupted = sig;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const aborted = (): boolean => interrupted !== null;
+
+  try {
+    demo = await startDemo({ stateDir: dir });
+    const loaded = loadTenantFile(o.tenant);
+    edge = await startEdge({
+      stateDir: dir,
+      tenantDoc: loaded.document,
+      hostsMap: demo.edge.hostsMap,
+      connectorHosts: demo.edge.connectorHosts,
+      filtering: demo.edge.filtering,
+      logFile: edgeLog,
+      egress: { systemResolver: false, directIp: false },
+    });
+    if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
+    client = await startClient({
+      edge: { url: edge.url, ca: edge.caPem },
+      tenant: 'edge',
+      ...(o.clientConfig ? { clientConfig: o.clientConfig } : {}),
+      ...(o.platform ? { platform: o.platform } : {}),
+      listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
+      resolver: {
+        hosts: demo.client.hosts,
+        dial: demo.client.dial,
+        system: false,
+        directIp: false,
+      },
+      bypassLocalAddress: DEMO_BYPASS_SOURCE,
+      hostnames: () => tun?.hostnames() ?? [],
+      log,
+    });
+    await client.waitConnected(5000).catch(() => {});
+    if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
+    tun = await attachTun(client, {
+      hostsForDns: demoDnsHosts(demo),
+      ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
+    });
+    writeClientState(dir, {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      admin: client.addresses.admin,
+      socks: null,
+      http: null,
+      pac: null,
+      edge: edge.url,
+      logs,
+    });
+    const st = client.status();
+    say(
+      `${st.state}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edge.url}, admin http://${client.addresses.admin}`,
+    );
+    if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
+    const [cmd, ...args] = argv as [string, ...string[]];
+    child = tun.spawn(cmd, args, { stdio: 'inherit' });
+    const code = await exitCode(child);
+    const flows = client.flows.list().filter((f) => f.capture === 'tun');
+    say(
+      `exit code ${code}; ${flows.length} flow(s); logs: ${clientLog}, edge traffic log ${edgeLog}`,
+    );
+    return code;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await stop();
+  }
+}
