@@ -372,17 +372,14 @@ export async function attachTun(
       srcPort: f.srcPort,
       capture: 'tun' as const,
     };
-    const rec = fwd._newRecord(req, host, ip, d);
-    rec.protocol = f.proto === PROTO_UDP ? 'udp' : 'tcp';
-    rec.status = 'Terminated';
-    if (f.proto === PROTO_UDP) {
-      rec.drops = 1;
-      const quic = client.platform.quic.ports.includes(f.port);
-      client.flows.counters.drop(verdict === 'reset' ? 'blocked' : quic ? 'quic' : 'policy');
-    } else {
-      client.flows.counters.refusal('blocked');
-    }
-    client.flows.record(rec);
+    const udp = f.proto === PROTO_UDP;
+    const quic = client.platform.quic.ports.includes(f.port);
+    fwd.recordRefused(
+      req,
+      udp ? 'udp' : 'tcp',
+      d,
+      verdict === 'reset' ? 'blocked' : quic ? 'quic' : 'policy',
+    );
   };
 
   const classify = (f: TunFlow): FlowVerdict => {

@@ -553,6 +553,29 @@ export class Forwarder {
     return a;
   }
 
+  /**
+   * Records a flow its capture refused on the first packet, before any forwarding (TUN: a
+   * block answered with a RST or ICMP, a drop): one Terminated flow-table record, counted
+   * once as a refusal `blocked` (TCP) or as a dropped datagram with `dropReason` (UDP).
+   */
+  recordRefused(
+    req: ConnectRequest,
+    proto: 'tcp' | 'udp',
+    d: Decision,
+    dropReason = 'policy',
+  ): FlowRecord {
+    const rec = this.newRecord(req, proto, req.host, req.ip, d);
+    rec.status = 'Terminated';
+    if (proto === 'udp') {
+      rec.drops = 1;
+      this.flows.counters.drop(dropReason);
+    } else {
+      this.flows.counters.refusal('blocked');
+    }
+    this.flows.record(rec);
+    return rec;
+  }
+
   /** @internal used by UdpAssociation */
   _newRecord(req: ConnectRequest, host: string | null, ip: string | null, d: Decision): FlowRecord {
     return this.newRecord(req, 'udp', host, ip, d);
