@@ -285,6 +285,24 @@ function newCounters(): TunCounters {
 }
 
 /** TCP NAT entry; one per flow (allocated per flow, never per packet). */
+/** A chain of entries sharing a source key (IP, port), linked by `next`. */
+interface Chained<T> {
+  next: T | null;
+}
+
+/** Unlinks `e` from the chain at `map[k]` (deleting the key when it was the last one). */
+function unlinkChained<T extends Chained<T>>(map: Map<number, T>, k: number, e: T): void {
+  let head = map.get(k) ?? null;
+  if (head === e) {
+    if (e.next) map.set(k, e.next);
+    else map.delete(k);
+  } else {
+    while (head && head.next !== e) head = head.next;
+    if (head) head.next = e.next;
+  }
+  e.next = null;
+}
+
 class NatEntry {
   next: NatEntry | null = null;
   finOut = false;
@@ -645,8 +663,7 @@ export class TunStack {
   }
 
   #allocate(rec: DecodedPacket, host: string | null, tag: unknown): NatEntry | undefined {
-    if (this.counters.natEntries >= this.#maxTcp) this.sweep();
-    if (this.counters.natEntries >= this.#maxTcp) return undefined;
+    if (this.#full('natEntries', this.#maxTcp)) return undefined;
     const span = this.#portMax - this.#portMin + 1;
     for (let i = 0; i < span; i++) {
       const p = this.#cursor;
@@ -672,16 +689,7 @@ export class TunStack {
   #release(e: NatEntry): void {
     if (this.#byPort[e.natPort] !== e) return;
     this.#byPort[e.natPort] = undefined;
-    const k = keyOf(e.srcIp, e.srcPort);
-    let head = this.#bySrc.get(k) ?? null;
-    if (head === e) {
-      if (e.next) this.#bySrc.set(k, e.next);
-      else this.#bySrc.delete(k);
-    } else {
-      while (head && head.next !== e) head = head.next;
-      if (head) head.next = e.next;
-    }
-    e.next = null;
+    unlinkChained(this.#bySrc, keyOf(e.srcIp, e.srcPort), e);
     this.counters.natEntries--;
     this.dns.pool.unref(e.dstIp);
   }
@@ -783,8 +791,7 @@ export class TunStack {
     if (!f) {
       const fl = this.#fillFlow(rec, PROTO_UDP);
       const verdict = this.#classify(fl);
-      if (this.counters.udpEntries >= this.#maxUdp) this.sweep();
-      if (this.counters.udpEntries >= this.#maxUdp) {
+      if (this.#full('udpEntries', this.#maxUdp)) {
         c.dropUdpFull++;
         return;
       }
@@ -849,16 +856,7 @@ export class TunStack {
   closeUdp(f: UdpFlowImpl): void {
     if (f.closed) return;
     f.closed = true;
-    const k = keyOf(f.src4, f.srcPort);
-    let head = this.#udp.get(k) ?? null;
-    if (head === f) {
-      if (f.next) this.#udp.set(k, f.next);
-      else this.#udp.delete(k);
-    } else {
-      while (head && head.next !== f) head = head.next;
-      if (head) head.next = f.next;
-    }
-    f.next = null;
+    unlinkChained(this.#udp, keyOf(f.src4, f.srcPort), f);
     this.counters.udpEntries--;
     this.dns.pool.unref(f.dst4);
     const cb = f.onClose;
@@ -903,23 +901,31 @@ export class TunStack {
       const e = this.#byPort[p];
       if (e && this.#expired(e)) this.#release(e);
     }
-    const idle: UdpFlowImpl[] = [];
+    const now = this.#now;
+    for (const f of this.#udpFlows((g) => now - g.lastSeen > this.#udpIdleMs)) this.closeUdp(f);
+  }
+
+  /** At `max` entries: sweep once; true when still full. */
+  #full(gauge: 'natEntries' | 'udpEntries', max: number): boolean {
+    if (this.counters[gauge] < max) return false;
+    this.sweep();
+    return this.counters[gauge] >= max;
+  }
+
+  /** The UDP flows (every chain), optionally filtered; a copy, safe to close while iterating. */
+  #udpFlows(pred?: (f: UdpFlowImpl) => boolean): UdpFlowImpl[] {
+    const out: UdpFlowImpl[] = [];
     for (const f of this.#udp.values()) {
-      for (let g: UdpFlowImpl | null = f; g; g = g.next) {
-        if (this.#now - g.lastSeen > this.#udpIdleMs) idle.push(g);
-      }
+      for (let g: UdpFlowImpl | null = f; g; g = g.next) if (!pred || pred(g)) out.push(g);
     }
-    for (const f of idle) this.closeUdp(f);
+    return out;
   }
 
   /** Stop: close the listener, UDP flows, DNS and the device. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
-    const flows: UdpFlowImpl[] = [];
-    for (const f of this.#udp.values())
-      for (let g: UdpFlowImpl | null = f; g; g = g.next) flows.push(g);
-    for (const f of flows) this.closeUdp(f);
+    for (const f of this.#udpFlows()) this.closeUdp(f);
     this.#flush();
     this.#closed = true;
     this.dns.close();
