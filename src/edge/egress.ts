@@ -19,6 +19,7 @@ import { connect, type Socket } from 'node:net';
 import type { ChannelName } from '../policy/model.js';
 import type { InboundTunnelStream, OpenMeta, ResetCodeValue } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
+import { BigReader } from '../util/big-read.js';
 import { ipFamily } from '../util/ip.js';
 import type { Connector, PrivateApps } from './connector.js';
 import type { WebFilter } from './filter.js';
@@ -281,7 +282,14 @@ export class Egress {
     let connected = false;
     let streamClosed = false;
     let sockClosed = false;
-    const sock: Socket = connect({ host: t.ip, port: t.port, allowHalfOpen: true, noDelay: true });
+    const reader = new BigReader();
+    const sock: Socket = connect({
+      host: t.ip,
+      port: t.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: reader.onread,
+    });
     const timer = setTimeout(() => {
       sock.destroy();
       if (!flow.done) refuse(ResetCode.TIMEOUT, 'allow', `connect to ${t.ip}:${t.port} timed out`);
@@ -313,7 +321,7 @@ export class Egress {
       }
       stream.accept();
       stream.pipe(sock);
-      sock.pipe(stream);
+      reader.pipeTo(sock, stream);
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

@@ -1,0 +1,129 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import t, { type Test } from 'tap';
+import { BIG_READ_SIZE, BigReader } from '../../src/util/big-read.js';
+
+/** A server on loopback that sends `data` to each client, then ends. Stopped by the test. */
+async function sender(t: Test, data: Buffer): Promise<number> {
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.end(data);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  return (server.address() as AddressInfo).port;
+}
+
+/** A sink that takes `delayMs` per chunk, with a small high-water mark, recording chunks. */
+function slowSink(delayMs: number, highWaterMark = 64 * 1024) {
+  const chunks: Buffer[] = [];
+  let maxBuffered = 0;
+  let ended = false;
+  const sink = new Writable({
+    highWaterMark,
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      maxBuffered = Math.max(maxBuffered, sink.writableLength);
+      if (delayMs > 0) setTimeout(cb, delayMs);
+      else cb();
+    },
+    final(cb) {
+      ended = true;
+      cb();
+    },
+  });
+  return {
+    sink,
+    chunks,
+    get maxBuffered() {
+      return maxBuffered;
+    },
+    get ended() {
+      return ended;
+    },
+  };
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+t.test('relays every byte in order and ends the sink', async (t) => {
+  const data = randomBytes(6 * 1024 * 1024 + 17);
+  const port = await sender(t, data);
+  const reader = new BigReader();
+  const sock = net.connect({ port, host: '127.0.0.1', onread: reader.onread });
+  const s = slowSink(0);
+  await once(sock, 'connect');
+  reader.pipeTo(sock, s.sink);
+  await once(s.sink, 'finish');
+  const got = Buffer.concat(s.chunks);
+  t.equal(got.length, data.length, 'length');
+  t.equal(sha(got), sha(data), 'content');
+  t.ok(s.ended, 'end of input ended the sink');
+  t.ok(
+    s.chunks.some((c) => c.length > 64 * 1024),
+    `some reads are larger than 64 KiB (largest ${Math.max(...s.chunks.map((c) => c.length))})`,
+  );
+  t.ok(
+    s.chunks.every((c) => c.length <= BIG_READ_SIZE),
+    'no chunk exceeds the buffer',
+  );
+  sock.destroy();
+});
+
+t.test('small reads are copied out; large ones are views of a buffer not reused', async (t) => {
+  const data = randomBytes(3 * 1024 * 1024);
+  const port = await sender(t, data);
+  const reader = new BigReader();
+  const sock = net.connect({ port, host: '127.0.0.1', onread: reader.onread });
+  const s = slowSink(0);
+  await once(sock, 'connect');
+  reader.pipeTo(sock, s.sink);
+  await once(s.sink, 'finish');
+  const seen = new Set<ArrayBufferLike>();
+  for (const c of s.chunks) {
+    if (c.length < BIG_READ_SIZE / 4) {
+      t.ok(
+        c.buffer.byteLength < BIG_READ_SIZE,
+        `small chunk of ${c.length} does not pin the buffer`,
+      );
+    } else {
+      t.notOk(seen.has(c.buffer), 'a large chunk owns its buffer (never overwritten)');
+      seen.add(c.buffer);
+    }
+  }
+  t.equal(sha(Buffer.concat(s.chunks)), sha(data), 'content intact after later reads');
+  sock.destroy();
+});
+
+t.test('backpressure: a slow sink pauses reading (bounded buffering)', async (t) => {
+  const data = randomBytes(4 * 1024 * 1024);
+  const port = await sender(t, data);
+  const reader = new BigReader();
+  const sock = net.connect({ port, host: '127.0.0.1', onread: reader.onread });
+  const s = slowSink(2, 64 * 1024);
+  await once(sock, 'connect');
+  reader.pipeTo(sock, s.sink);
+  await once(s.sink, 'finish');
+  t.equal(sha(Buffer.concat(s.chunks)), sha(data), 'content');
+  // One read past the high-water mark at most before reading pauses.
+  t.ok(s.maxBuffered <= 64 * 1024 + BIG_READ_SIZE, `sink buffered at most ${s.maxBuffered} bytes`);
+  sock.destroy();
+});
+
+t.test('input that arrives before pipeTo is kept', async (t) => {
+  const data = randomBytes(100_000);
+  const port = await sender(t, data);
+  const reader = new BigReader();
+  const sock = net.connect({ port, host: '127.0.0.1', onread: reader.onread });
+  await once(sock, 'connect');
+  // Let the bytes (and the FIN) arrive first.
+  await new Promise((r) => setTimeout(r, 50));
+  const s = slowSink(0);
+  reader.pipeTo(sock, s.sink);
+  await once(s.sink, 'finish');
+  t.equal(sha(Buffer.concat(s.chunks)), sha(data), 'content');
+  sock.destroy();
+});
