@@ -53,7 +53,7 @@ export interface SessionOptions {
   maxWindow?: number;
   /** Largest frame payload accepted (bytes); longer frames close the session. Default 1 MiB. */
   maxFrameSize?: number;
-  /** Largest DATA payload this side sends (bytes). Default 64 KiB. */
+  /** Largest DATA payload this side sends (bytes). Default 256 KiB (one edge read, util/big-read.ts). */
   maxDataFrame?: number;
   /** Streams the peer may have open at once; more are refused (RST REFUSED). Default 4096. */
   maxConcurrentStreams?: number;
@@ -78,7 +78,7 @@ export const SESSION_DEFAULTS: Required<SessionOptions> = {
   initialWindow: 256 * 1024,
   maxWindow: 16 * 1024 * 1024,
   maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
-  maxDataFrame: 64 * 1024,
+  maxDataFrame: 256 * 1024,
   maxConcurrentStreams: 4096,
   keepaliveInterval: 15_000,
   keepaliveTimeout: 30_000,
