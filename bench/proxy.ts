@@ -30,7 +30,7 @@ const QUICK = process.env.QUICK === '1';
 const RUNS = Number(process.env.RUNS ?? (QUICK ? 1 : 3));
 const SINGLE = (QUICK ? 128 : 512) * 2 ** 20;
 const MULTI = (QUICK ? 32 : 128) * 2 ** 20; // per stream, 8 streams
-const CONNS = QUICK ? 300 : 1000;
+const CONNS = Number(process.env.CONNS ?? (QUICK ? 300 : 1000));
 const CHUNK = 256 * 1024;
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -41,6 +41,15 @@ const median = (xs: number[]): number => {
 
 // ------------------------------------------------------------------------------------------
 // Child roles: the gsa-emu edge and the gsa-emu client, each in its own process.
+
+/** CPU_REPORT=1: each gsa-emu process prints the CPU time it used, on exit. */
+function cpuReport(role: string): void {
+  if (!process.env.CPU_REPORT) return;
+  const u = process.resourceUsage();
+  process.stderr.write(
+    `${role}: user ${(u.userCPUTime / 1e6).toFixed(2)} s, system ${(u.systemCPUTime / 1e6).toFixed(2)} s, ${u.voluntaryContextSwitches} voluntary context switches\n`,
+  );
+}
 
 async function roleEdge(): Promise<void> {
   const [tls, srcPort, dir] = [
@@ -57,7 +66,10 @@ async function roleEdge(): Promise<void> {
     limits: { graceMs: 100 },
   });
   process.send!({ url: edge.url, ca: edge.caPem });
-  process.on('disconnect', () => void edge.kill().then(() => process.exit(0)));
+  process.on('disconnect', () => {
+    cpuReport('edge');
+    void edge.kill().then(() => process.exit(0));
+  });
 }
 
 async function roleClient(): Promise<void> {
@@ -73,7 +85,10 @@ async function roleClient(): Promise<void> {
   });
   await client.waitConnected(10_000);
   process.send!({ socks: client.addresses.socks });
-  process.on('disconnect', () => void client.close().then(() => process.exit(0)));
+  process.on('disconnect', () => {
+    cpuReport('client');
+    void client.close().then(() => process.exit(0));
+  });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -265,6 +280,24 @@ interface Peer {
   version: string;
 }
 
+/**
+ * The floor for any Node.js proxy here: a SOCKS5 CONNECT relay in ~30 lines (no policy, no
+ * flow table, no error handling beyond closing), run with this same node binary.
+ */
+async function startNodeFloor(): Promise<Peer | null> {
+  const port = await freePort();
+  const p = spawn(process.execPath, [join(here, 'node-floor-socks.js'), String(port)], {
+    stdio: 'ignore',
+  });
+  await waitPort(port);
+  return {
+    name: 'node floor (minimal SOCKS relay)',
+    socks: { host: '127.0.0.1', port },
+    procs: [p],
+    version: `bench/node-floor-socks.ts, ${process.version}`,
+  };
+}
+
 async function startMicrosocks(): Promise<Peer | null> {
   const bin = which('microsocks');
   if (!bin) return null;
@@ -398,6 +431,8 @@ async function startV2ray(dir: string, chain: boolean): Promise<Peer | null> {
 function forkRole(args: string[]): Promise<{ child: ChildProcess; msg: Record<string, string> }> {
   const child = fork(fileURLToPath(import.meta.url), args, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // CPU_PROF=dir writes a V8 CPU profile of each gsa-emu process (client, edge) there.
+    execArgv: process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : [],
   });
   return new Promise((resolve, reject) => {
     child.once('message', (m) => resolve({ child, msg: m as Record<string, string> }));
@@ -415,7 +450,14 @@ interface Row {
   note: string;
 }
 
+/** ONLY=regex measures only the rows whose name matches (for profiling one path). */
+const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
+/** PHASES=single,multi,conns (default all) picks the measurements (with ONLY, for profiling). */
+const PHASES = new Set((process.env.PHASES ?? 'single,multi,conns').split(','));
+
 async function measure(name: string, open: Opener, dst: Target, note: string): Promise<Row> {
+  if (ONLY && !ONLY.test(name))
+    return { path: name, single: 0, multi: 0, conns: 0, note: 'skipped' };
   // Warm up (JIT, sessions, pools).
   await throughput(open, dst, 1, 16 * 2 ** 20);
   await connRate(open, dst, 50);
@@ -423,11 +465,12 @@ async function measure(name: string, open: Opener, dst: Target, note: string): P
   const m: number[] = [];
   const c: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    s.push(await throughput(open, dst, 1, SINGLE));
-    m.push(await throughput(open, dst, 8, MULTI));
-    c.push(await connRate(open, dst, CONNS));
+    if (PHASES.has('single')) s.push(await throughput(open, dst, 1, SINGLE));
+    if (PHASES.has('multi')) m.push(await throughput(open, dst, 8, MULTI));
+    if (PHASES.has('conns')) c.push(await connRate(open, dst, CONNS));
   }
-  const row = { path: name, single: median(s), multi: median(m), conns: median(c), note };
+  const med = (xs: number[]): number => (xs.length ? median(xs) : 0);
+  const row = { path: name, single: med(s), multi: med(m), conns: med(c), note };
   process.stderr.write(
     `${name.padEnd(34)} 1 stream ${row.single.toFixed(2)} GB/s, 8 streams ${row.multi.toFixed(2)} GB/s, ${row.conns.toFixed(0)} conn/s\n`,
   );
@@ -487,6 +530,7 @@ async function main(): Promise<void> {
     }
 
     const starters: Array<() => Promise<Peer | null>> = [
+      () => startNodeFloor(),
       () => startMicrosocks(),
       () => startDante(dir),
       () => startV2ray(dir, false),
@@ -500,10 +544,23 @@ async function main(): Promise<void> {
       for (const p of peer.procs) p.kill();
     }
   } finally {
+    // Give the children time to exit on their own (and write CPU profiles) before killing.
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode !== null
+          ? null
+          : Promise.race([once(c, 'exit'), new Promise((r) => setTimeout(r, 5000))]),
+      ),
+    );
     for (const c of children) c.kill();
     for (const p of peers) for (const c of p.procs) c.kill();
     src.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+  if (ONLY) {
+    // A partial run does not overwrite the recorded results.
+    for (const r of rows) if (r.note !== 'skipped') process.stdout.write(`${JSON.stringify(r)}\n`);
+    return;
   }
   report(rows);
 }
