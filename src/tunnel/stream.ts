@@ -101,6 +101,8 @@ export class Stream extends Duplex implements TunnelStream {
   private wOff = 0;
   private wCb: ((err?: Error | null) => void) | null = null;
   private released = false;
+  /** `opened` has resolved or rejected (later rejections need no Error built). */
+  private openSettled = false;
   private openTimer: NodeJS.Timeout | null = null;
   private readonly acceptWindow: number;
 
@@ -119,8 +121,14 @@ export class Stream extends Duplex implements TunnelStream {
     this.recvWindow = init.recvCredit;
     this.acceptWindow = init.acceptWindow ?? init.recvCredit;
     this.opened = new Promise<void>((resolve, reject) => {
-      this.resolveOpened = resolve;
-      this.rejectOpened = reject;
+      this.resolveOpened = () => {
+        this.openSettled = true;
+        resolve();
+      };
+      this.rejectOpened = (e) => {
+        this.openSettled = true;
+        reject(e);
+      };
     });
     this.opened.catch(noop);
   }
@@ -158,7 +166,11 @@ export class Stream extends Duplex implements TunnelStream {
     if (this.destroyed || this.resetCode !== null) return;
     this.resetCode = code;
     if (!(this.localFin && this.remoteFin)) this.host.sendRst(this.streamId, code, reason);
-    this.rejectOpened(new StreamResetError(code, `stream reset locally: ${name(code)} ${reason}`));
+    if (!this.openSettled) {
+      this.rejectOpened(
+        new StreamResetError(code, `stream reset locally: ${name(code)} ${reason}`),
+      );
+    }
     this.emit('reset', code, reason);
     this.destroy();
   }
@@ -282,7 +294,9 @@ export class Stream extends Duplex implements TunnelStream {
     }
     if (this.openTimer) clearTimeout(this.openTimer);
     this.openTimer = null;
-    this.rejectOpened(err ?? new StreamResetError(ResetCode.CANCEL, 'stream destroyed'));
+    if (!this.openSettled) {
+      this.rejectOpened(err ?? new StreamResetError(ResetCode.CANCEL, 'stream destroyed'));
+    }
     this.rq = [];
     this.rqBytes = 0;
     this.wChunk = null;

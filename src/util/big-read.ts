@@ -23,6 +23,14 @@ import type { Writable } from 'node:stream';
 /** Default buffer size per read: 256 KiB. */
 export const BIG_READ_SIZE = 256 * 1024;
 
+/**
+ * Read buffers of sockets that closed, for the next BigReader: a short-lived connection
+ * (most of them) then costs no allocation of its own. Only buffers that were never handed
+ * on are pooled; a buffer is only ever filled by the one socket that holds it.
+ */
+const pool: Buffer[] = [];
+const POOL_MAX = 16;
+
 export class BigReader {
   private spare: Buffer | null = null;
   private sink: Writable | null = null;
@@ -38,7 +46,11 @@ export class BigReader {
     this.copyBelow = size >>> 2;
     this.onread = {
       buffer: () => {
-        this.spare ??= Buffer.allocUnsafeSlow(this.size);
+        if (this.spare === null) {
+          const p = pool.pop();
+          this.spare =
+            p !== undefined && p.length === this.size ? p : Buffer.allocUnsafeSlow(this.size);
+        }
         return this.spare;
       },
       callback: (n, buf) => this.onRead(n, buf),
@@ -51,6 +63,12 @@ export class BigReader {
     this.sink = sink;
     socket.once('end', () => {
       if (!sink.destroyed && !sink.writableEnded) sink.end();
+    });
+    socket.once('close', () => {
+      // The socket reads no more: its buffer may serve another connection.
+      const b = this.spare;
+      this.spare = null;
+      if (b !== null && pool.length < POOL_MAX) pool.push(b);
     });
     const early = this.early;
     this.early = null;
