@@ -589,6 +589,7 @@ function report(rows: Row[]): void {
   const v2 = get('v2ray socks->freedom');
   const chain = get('v2ray socks->vless');
   const micro = get('microsocks');
+  const floor = get('node floor');
   const f2 = (x: number) => x.toFixed(2);
   const lines = [
     '<!-- proxy:begin -->',
@@ -619,6 +620,11 @@ function report(rows: Row[]): void {
   if (tun && micro) {
     lines.push(
       `- sequential tunneled conn/s >= microsocks (~2,650/s in the issue): ${tun.conns.toFixed(0)}/s vs microsocks ${micro.conns.toFixed(0)}/s here (x${(tun.conns / micro.conns).toFixed(2)}).`,
+    );
+  }
+  if (floor && micro) {
+    lines.push(
+      `- for scale: the minimal Node.js SOCKS relay (one process, no tunnel, no policy) reaches ${floor.conns.toFixed(0)} conn/s, x${(floor.conns / micro.conns).toFixed(2)} of microsocks; gsa-emu bypassed ${bypass ? `${bypass.conns.toFixed(0)}/s (x${(bypass.conns / floor.conns).toFixed(2)} of that floor)` : 'n/a'}, tunneled ${tun ? `${tun.conns.toFixed(0)}/s (x${(tun.conns / floor.conns).toFixed(2)})` : 'n/a'}. A tunneled connection crosses two Node.js processes (client and edge) and four loopback TCP hops instead of two.`,
     );
   }
   lines.push('<!-- proxy:end -->');
