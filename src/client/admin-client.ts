@@ -1,12 +1,14 @@
 /**
  * Talking to a running client's admin API from the CLI (`gsa-emu status | flows | toggle`):
  * the address comes from `--admin host:port`, else from `<state-dir>/client.json`, which
- * `gsa-emu up` writes at start and removes at exit.
+ * `gsa-emu up` writes at start and removes at exit, else from the newest
+ * `<state-dir>/netns-<pid>.json` of a running `gsa-emu netns`.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { GsaError, UsageError } from '../errors.js';
+import { pidAlive } from '../util/pid-lock.js';
 
 export interface ClientStateFile {
   pid: number;
@@ -21,17 +23,56 @@ export interface ClientStateFile {
 
 export const STATE_FILE = 'client.json';
 
-export function writeClientState(dir: string, s: ClientStateFile): string {
-  const file = join(dir, STATE_FILE);
+export function writeClientState(
+  dir: string,
+  s: ClientStateFile,
+  file = join(dir, STATE_FILE),
+): string {
   writeFileSync(file, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
   return file;
 }
 
-export function removeClientState(dir: string, pid = process.pid): void {
+export function removeClientState(
+  dir: string,
+  pid = process.pid,
+  file = join(dir, STATE_FILE),
+): void {
   try {
-    const s = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as ClientStateFile;
-    if (s.pid === pid) rmSync(join(dir, STATE_FILE));
+    const s = JSON.parse(readFileSync(file, 'utf8')) as ClientStateFile;
+    if (s.pid === pid) rmSync(file);
   } catch {}
+}
+
+/** The state file of the newest running `gsa-emu netns` in `dir`, or null. */
+function newestNetnsState(dir: string): string | null {
+  let best: { file: string; mtime: number } | null = null;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return null;
+  }
+  for (const n of names) {
+    const m = /^netns-(\d+)\.json$/.exec(n);
+    if (!m || !pidAlive(Number(m[1]))) continue;
+    const file = join(dir, n);
+    try {
+      const mtime = statSync(file).mtimeMs;
+      if (!best || mtime > best.mtime) best = { file, mtime };
+    } catch {}
+  }
+  return best?.file ?? null;
+}
+
+/** `client.json` when it exists, else the newest running netns state file. */
+function newestNetnsStateUnlessUp(dir: string): string {
+  const main = join(dir, STATE_FILE);
+  try {
+    statSync(main);
+    return main;
+  } catch {
+    return newestNetnsState(dir) ?? main;
+  }
 }
 
 /** The admin API base URL (`http://127.0.0.1:port`). */
@@ -39,7 +80,7 @@ export function adminUrl(dir: string, flag?: string): string {
   if (flag) return flag.startsWith('http') ? flag.replace(/\/+$/, '') : `http://${flag}`;
   let s: ClientStateFile;
   try {
-    s = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as ClientStateFile;
+    s = JSON.parse(readFileSync(newestNetnsStateUnlessUp(dir), 'utf8')) as ClientStateFile;
   } catch {
     throw new UsageError(
       `no running client found (${join(dir, STATE_FILE)} is missing): start one with "gsa-emu up", or pass --admin host:port`,

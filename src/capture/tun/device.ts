@@ -81,6 +81,13 @@ export function addonPath(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', ADDON_REL);
 }
 
+/** Why the addon cannot be used (one line: what is missing and how to get it), or null. */
+export function addonUnavailable(): string | null {
+  const p = addonPath();
+  if (existsSync(p)) return null;
+  return `the native addon is not built (${p} is missing): install python3, make and g++, then run \`npm rebuild gsa-emu\` (or \`node scripts/build-addon.mjs\` in a checkout)`;
+}
+
 /** Load the native addon or throw TunUnavailableError saying exactly what is missing. */
 export function loadAddon(): TunAddon {
   if (cached) return cached;
@@ -89,12 +96,9 @@ export function loadAddon(): TunAddon {
       `not Linux (this is ${process.platform}); TUN capture is Linux-only, use SOCKS/HTTP capture`,
     );
   }
+  const missing = addonUnavailable();
+  if (missing) throw new TunUnavailableError(missing);
   const p = addonPath();
-  if (!existsSync(p)) {
-    throw new TunUnavailableError(
-      `the native addon is not built (${p} is missing): install python3, make and g++, then run \`npm rebuild gsa-emu\` (or \`node scripts/build-addon.mjs\` in a checkout)`,
-    );
-  }
   try {
     cached = createRequire(import.meta.url)(p) as TunAddon;
   } catch (err) {

@@ -7,20 +7,12 @@
  * ends, on Ctrl+C / SIGTERM (forwarded to the command) and on failure. Linux, root (or
  * CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and the native addon. See docs/tun.md.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import pino from 'pino';
-import { addonPath } from '../../capture/tun/device.js';
+import { addonUnavailable } from '../../capture/tun/device.js';
 import { cleanupStaleNetns, harnessUnavailable } from '../../capture/tun/netns.js';
-import { removeClientState, writeClientState } from '../../client/admin-client.js';
-import { type RunningClient, startClient } from '../../client/client.js';
-import { DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../../client/demo.js';
 import { attachTun, demoDnsHosts, exitCode, type TunCapture } from '../../client/tun-capture.js';
-import { type Edge, startEdge } from '../../edge/server.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
-import { loadTenantFile } from '../../policy/tenant-file.js';
-import { stateDir } from '../../util/state-dir.js';
+import { startWorld, type World } from '../world.js';
 
 export interface NetnsCommandOptions {
   tenant?: string;
@@ -34,13 +26,7 @@ export interface NetnsCommandOptions {
 
 /** Why TUN capture in a namespace cannot run here (one line), or null. */
 export function netnsUnavailable(): string | null {
-  const h = harnessUnavailable();
-  if (h) return h;
-  const addon = addonPath();
-  if (!existsSync(addon)) {
-    return `the native addon is not built (${addon} is missing): install python3, make and g++, then run \`npm rebuild gsa-emu\` (or \`node scripts/build-addon.mjs\` in a checkout)`;
-  }
-  return null;
+  return harnessUnavailable() ?? addonUnavailable();
 }
 
 export function register(program: Command): void {
@@ -94,27 +80,14 @@ export async function netns(
     if (!o.quiet) err.write(`gsa-emu: ${s}\n`);
   };
   cleanupStaleNetns();
-  const dir = stateDir(o.stateDir);
-  const logs = join(dir, 'logs');
-  mkdirSync(logs, { recursive: true, mode: 0o700 });
-  const clientLog = join(logs, 'client.log');
-  const edgeLog = join(logs, 'edge-traffic.jsonl');
-  const dest = pino.destination({ dest: clientLog, sync: false, mkdir: true });
-  const log = pino({ level: o.logLevel ?? 'info', base: { component: 'client' } }, dest);
 
-  let demo: Demo | null = null;
-  let edge: Edge | null = null;
-  let client: RunningClient | null = null;
+  let world: World | null = null;
   let tun: TunCapture | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       await tun?.close().catch(() => {});
-      await client?.close().catch(() => {});
-      await edge?.close({ graceMs: 300 }).catch(() => {});
-      await demo?.close().catch(() => {});
-      removeClientState(dir);
-      log.flush();
+      await world?.stop();
     })();
     return stopping;
   };
@@ -134,53 +107,28 @@ export async function netns(
   const aborted = (): boolean => interrupted !== null;
 
   try {
-    demo = await startDemo({ stateDir: dir });
-    const loaded = loadTenantFile(o.tenant);
-    edge = await startEdge({
-      stateDir: dir,
-      tenantDoc: loaded.document,
-      hostsMap: demo.edge.hostsMap,
-      connectorHosts: demo.edge.connectorHosts,
-      filtering: demo.edge.filtering,
-      logFile: edgeLog,
-      egress: { systemResolver: false, directIp: false },
-    });
-    if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
-    client = await startClient({
-      edge: { url: edge.url, ca: edge.caPem },
-      tenant: 'edge',
-      ...(o.clientConfig ? { clientConfig: o.clientConfig } : {}),
-      ...(o.platform ? { platform: o.platform } : {}),
+    world = await startWorld({
+      run: 'netns',
+      stateDir: o.stateDir,
+      tenant: o.tenant,
+      clientConfig: o.clientConfig,
+      platform: o.platform,
+      logLevel: o.logLevel,
       listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
-      resolver: {
-        hosts: demo.client.hosts,
-        dial: demo.client.dial,
-        system: false,
-        directIp: false,
-      },
-      bypassLocalAddress: DEMO_BYPASS_SOURCE,
       hostnames: () => tun?.hostnames() ?? [],
-      log,
+      edgeGraceMs: 300,
     });
+    const { client, demo, edgeUrl } = world;
     await client.waitConnected(5000).catch(() => {});
     if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
     tun = await attachTun(client, {
-      hostsForDns: demoDnsHosts(demo),
+      hostsForDns: demoDnsHosts(demo!),
       ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
     });
-    writeClientState(dir, {
-      pid: process.pid,
-      startedAt: new Date().toISOString(),
-      admin: client.addresses.admin,
-      socks: null,
-      http: null,
-      pac: null,
-      edge: edge.url,
-      logs,
-    });
+    world.writeState();
     const st = client.status();
     say(
-      `${st.state}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edge.url}, admin http://${client.addresses.admin}`,
+      `${st.state}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin}`,
     );
     if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
     const [cmd, ...args] = argv as [string, ...string[]];
@@ -188,7 +136,7 @@ export async function netns(
     const code = await exitCode(child);
     const flows = client.flows.list().filter((f) => f.capture === 'tun');
     say(
-      `exit code ${code}; ${flows.length} flow(s); logs: ${clientLog}, edge traffic log ${edgeLog}`,
+      `exit code ${code}; ${flows.length} flow(s); logs: ${world.clientLog}, edge traffic log ${world.edgeLog}`,
     );
     return code;
   } finally {

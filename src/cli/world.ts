@@ -1,0 +1,213 @@
+/**
+ * What `gsa-emu up` and `gsa-emu netns` both start: the state directory and its logs, the
+ * demo servers and the mock edge in this process (unless `edge` names a remote one), and
+ * the client. One function so both commands build the same world.
+ *
+ * State files never collide between runs sharing a state directory:
+ * - `up` owns the default names (`client.json`, `logs/client.log`,
+ *   `logs/edge-traffic.jsonl`, which `gsa-emu status` / `flows` find) and holds
+ *   `<state-dir>/up.lock` while it runs; a second `up` on the same directory stops with
+ *   GSA_ERR_BUSY naming the first (a lock left by a dead process is taken over).
+ * - `netns` uses per-run names: `netns-<pid>.json`, `logs/netns-<pid>-client.log`,
+ *   `logs/netns-<pid>-edge-traffic.jsonl`, so it can run next to `up` and next to other
+ *   `netns` runs (CI jobs in parallel).
+ * The demo CA (`demo-tls/`) and the edge's signing key and TLS files are shared on purpose
+ * (trust the CA once).
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { removeClientState, writeClientState } from '../client/admin-client.js';
+import {
+  type ClientOptions,
+  type HostnameEntry,
+  type RunningClient,
+  startClient,
+} from '../client/client.js';
+import { DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
+import { type Edge, startEdge } from '../edge/server.js';
+import { loadTenantFile } from '../policy/tenant-file.js';
+import { acquirePidLock } from '../util/pid-lock.js';
+import { stateDir } from '../util/state-dir.js';
+
+export type WorldRun = 'up' | 'netns';
+
+export interface WorldOptions {
+  /** Which command runs: decides the state file names (see the file comment). */
+  run: WorldRun;
+  stateDir?: string | undefined;
+  tenant?: string | undefined;
+  clientConfig?: string | undefined;
+  platform?: string | undefined;
+  /** A remote edge (`https://host:port`); default: start one in this process with demo servers. */
+  edge?: string | undefined;
+  /** The remote edge's CA file (PEM). */
+  edgeCa?: string | undefined;
+  /** Bypassed flows and the in-process edge may use real DNS and addresses. */
+  allowInternet?: boolean | undefined;
+  logLevel?: string | undefined;
+  profilePollMs?: number | undefined;
+  listen: NonNullable<ClientOptions['listen']>;
+  /** The hostname acquisition table (TUN mode) for the admin API. */
+  hostnames?: () => HostnameEntry[];
+  /**
+   * TUN host mode: the host address the client binds its own non-loopback connections to
+   * (the remote edge's API and tunnels, bypassed flows), so they keep the normal routes.
+   */
+  sourceAddress?: string | null;
+  /** Grace period of the in-process edge at stop (ms). Default 500. */
+  edgeGraceMs?: number;
+}
+
+export interface World {
+  readonly dir: string;
+  readonly logs: string;
+  readonly clientLog: string;
+  /** The in-process edge's traffic log, or null with a remote edge. */
+  readonly edgeLog: string | null;
+  /** Where the running client's addresses are written (`gsa-emu status` reads it). */
+  readonly stateFile: string;
+  readonly log: pino.Logger;
+  readonly demo: Demo | null;
+  readonly edge: Edge | null;
+  readonly edgeUrl: string;
+  readonly client: RunningClient;
+  /** Write the state file with the client's listener addresses (pid, admin, proxies, logs). */
+  writeState(): void;
+  /** Close the client, the edge and the demo servers, remove the state file and lock. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** The state file and log names of a run (see the file comment). */
+export function runFiles(
+  dir: string,
+  run: WorldRun,
+  pid = process.pid,
+): { stateFile: string; clientLog: string; edgeLog: string } {
+  const logs = join(dir, 'logs');
+  const prefix = run === 'up' ? '' : `${run}-${pid}-`;
+  return {
+    stateFile: join(dir, run === 'up' ? 'client.json' : `${run}-${pid}.json`),
+    clientLog: join(logs, `${prefix}client.log`),
+    edgeLog: join(logs, `${prefix}edge-traffic.jsonl`),
+  };
+}
+
+export async function startWorld(o: WorldOptions): Promise<World> {
+  const dir = stateDir(o.stateDir);
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true, mode: 0o700 });
+  const files = runFiles(dir, o.run);
+  const unlock =
+    o.run === 'up'
+      ? acquirePidLock(
+          join(dir, 'up.lock'),
+          'up',
+          `the state directory ${dir}`,
+          'stop it first, or give this run its own --state-dir',
+        )
+      : () => {};
+  const dest = pino.destination({ dest: files.clientLog, sync: false, mkdir: true });
+  const log = pino({ level: o.logLevel ?? 'info', base: { component: 'client' } }, dest);
+  const allowInternet = o.allowInternet === true;
+  let demo: Demo | null = null;
+  let edge: Edge | null = null;
+  let client: RunningClient | null = null;
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await client?.close().catch(() => {});
+      await edge?.close({ graceMs: o.edgeGraceMs ?? 500 }).catch(() => {});
+      await demo?.close().catch(() => {});
+      removeClientState(dir, process.pid, files.stateFile);
+      log.flush();
+      unlock();
+    })();
+    return stopping;
+  };
+  try {
+    let edgeUrl: string;
+    let edgeCa: string | null = null;
+    if (o.edge) {
+      edgeUrl = o.edge;
+      if (o.edgeCa) edgeCa = readFileSync(o.edgeCa, 'utf8');
+    } else {
+      demo = await startDemo({ stateDir: dir });
+      const loaded = loadTenantFile(o.tenant);
+      edge = await startEdge({
+        stateDir: dir,
+        tenantDoc: loaded.document,
+        hostsMap: demo.edge.hostsMap,
+        connectorHosts: demo.edge.connectorHosts,
+        filtering: demo.edge.filtering,
+        logFile: files.edgeLog,
+        egress: { systemResolver: allowInternet, directIp: allowInternet },
+      });
+      edgeUrl = edge.url;
+      edgeCa = edge.caPem;
+    }
+    const source = o.sourceAddress ?? null;
+    // Demo: bypassed flows reach loopback servers from 127.0.0.3 (the servers tell the path
+    // by it; Linux routes all of 127/8 to lo). Otherwise the TUN host address, if any.
+    const bypassLocal =
+      demo && process.platform === 'linux' ? DEMO_BYPASS_SOURCE : (source ?? undefined);
+    client = await startClient({
+      edge: {
+        url: edgeUrl,
+        ca: edgeCa,
+        ...(o.edge && source ? { localAddress: source } : {}),
+      },
+      // A remote edge with a local --tenant: the file wins; otherwise the edge's profiles.
+      tenant: o.edge && o.tenant ? o.tenant : 'edge',
+      profilePollMs: o.profilePollMs ?? 30_000,
+      ...(o.clientConfig ? { clientConfig: o.clientConfig } : {}),
+      ...(o.platform ? { platform: o.platform } : {}),
+      listen: o.listen,
+      resolver: demo
+        ? {
+            hosts: demo.client.hosts,
+            dial: demo.client.dial,
+            system: allowInternet,
+            directIp: allowInternet,
+          }
+        : { system: true },
+      ...(bypassLocal ? { bypassLocalAddress: bypassLocal } : {}),
+      ...(o.hostnames ? { hostnames: o.hostnames } : {}),
+      log,
+    });
+    const c = client;
+    return {
+      dir,
+      logs,
+      clientLog: files.clientLog,
+      edgeLog: edge ? files.edgeLog : null,
+      stateFile: files.stateFile,
+      log,
+      demo,
+      edge,
+      edgeUrl,
+      client: c,
+      writeState() {
+        const a = c.addresses;
+        writeClientState(
+          dir,
+          {
+            pid: process.pid,
+            startedAt: new Date().toISOString(),
+            admin: a.admin,
+            socks: a.socks,
+            http: a.http,
+            pac: a.pac,
+            edge: edgeUrl,
+            logs,
+          },
+          files.stateFile,
+        );
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
