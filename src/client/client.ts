@@ -69,6 +69,11 @@ export interface ClientOptions {
     ca?: string | null;
     /** TLS server name when the URL host is an address. */
     servername?: string;
+    /**
+     * Local address for every connection to the edge (token/profile API, tunnels): TUN host
+     * mode binds them to the host's address so policy routing keeps them out of the TUN.
+     */
+    localAddress?: string;
   };
   /**
    * Where the forwarding profiles come from: 'edge' (default: GET and poll the edge's
@@ -100,7 +105,10 @@ export interface ClientOptions {
     directIp?: boolean;
     timeoutMs?: number;
   };
-  /** Local address for direct (bypassed) connections to loopback destinations (e.g. 127.0.0.3). */
+  /**
+   * Local address for direct (bypassed) connections: a loopback one (e.g. 127.0.0.3) is used
+   * for loopback destinations only; another (TUN host mode: the host's address) for all.
+   */
   bypassLocalAddress?: string;
   limits?: {
     keepClosedFlows?: number;
@@ -197,6 +205,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const edgeApi = new EdgeApi({
     url: opts.edge.url,
     ca: opts.edge.ca ?? null,
+    ...(opts.edge.localAddress ? { localAddress: opts.edge.localAddress } : {}),
     userId: user.userId ?? 'alice@contoso.test',
     deviceId: user.deviceId ?? 'gsa-emu-device',
     ...(user.upn ? { upn: user.upn } : {}),
@@ -218,6 +227,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     },
     ...(opts.edge.ca ? { ca: opts.edge.ca } : {}),
     ...(opts.edge.servername ? { servername: opts.edge.servername } : {}),
+    ...(opts.edge.localAddress ? { localAddress: opts.edge.localAddress } : {}),
     ...(opts.limits?.session ? { limits: opts.limits.session } : {}),
   });
   const downInfo = new Map<ChannelName, string>();

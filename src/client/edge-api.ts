@@ -48,8 +48,10 @@ export interface EdgeApiOptions {
   tokenTtlSeconds?: number;
   /** Per-request timeout (ms). Default 10,000. */
   timeoutMs?: number;
-  /** Use this dispatcher instead of creating an Agent (then `ca` is ignored). */
+  /** Use this dispatcher instead of creating an Agent (then `ca` and `localAddress` are ignored). */
   dispatcher?: Dispatcher;
+  /** Local address the connections to the edge are bound to (TUN host mode). */
+  localAddress?: string;
 }
 
 interface CachedToken {
@@ -112,7 +114,10 @@ export class EdgeApi {
       this.ownDispatcher = false;
     } else {
       this.dispatcher = new Agent({
-        connect: opts.ca ? { ca: opts.ca } : {},
+        connect: {
+          ...(opts.ca ? { ca: opts.ca } : {}),
+          ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        },
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
       });

@@ -52,6 +52,8 @@ export interface TunnelClientOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   /** TLS server name (SNI) when the URL host is an address. */
   servername?: string;
+  /** Local address the WebSocket connection is bound to (TUN host mode: keeps it out of the TUN). */
+  localAddress?: string;
   backoff?: BackoffOptions;
   /** WebSocket opening handshake timeout (ms). Default 10,000. */
   handshakeTimeoutMs?: number;
@@ -187,6 +189,7 @@ export class TunnelClient extends EventEmitter {
         handshakeTimeout: o.handshakeTimeoutMs ?? 10_000,
         ...(o.ca !== undefined ? { ca: o.ca } : {}),
         ...(o.servername !== undefined ? { servername: o.servername } : {}),
+        ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
         ...(o.zeroMask !== false ? { generateMask: zeroMask } : {}),
         maxPayload: 64 * 1024 * 1024,
       });

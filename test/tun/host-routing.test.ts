@@ -128,8 +128,9 @@ t.test(
     t.match(res.get, /dev gsahost/, 'an unbound socket routes into the TUN');
     t.match(res.getSrc, /via 192\.0\.2\.1 dev hv/, 'the emulator source address routes directly');
     t.match(res.rules, /10000:\s+from 192\.0\.2\.2 lookup main/);
-    t.match(res.rules, /10001:\s+from all lookup main suppress_prefixlength 0/);
-    t.match(res.rules, /10002:\s+from all lookup 2025/);
-    t.notMatch(res.after, /1000[012]:/, 'rules removed');
+    t.match(res.rules, /10001:\s+from all ipproto udp dport 53 lookup 2025/);
+    t.match(res.rules, /10002:\s+from all lookup main suppress_prefixlength 0/);
+    t.match(res.rules, /10003:\s+from all lookup 2025/);
+    t.notMatch(res.after, /1000[0-3]:/, 'rules removed');
   },
 );

@@ -5,19 +5,21 @@
  * live flow table (redrawn on a TTY, one line per new flow otherwise). Ctrl+C stops
  * everything and says where the logs are. See docs/usage.md.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import pino from 'pino';
 import { parse as parseYaml } from 'yaml';
-import { removeClientState, writeClientState } from '../../client/admin-client.js';
-import { type RunningClient, startClient } from '../../client/client.js';
-import { DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../../client/demo.js';
+import type { RunningClient } from '../../client/client.js';
+import type { Demo } from '../../client/demo.js';
 import { formatFlowLine, formatFlows, formatTiles } from '../../client/format.js';
-import { type Edge, startEdge } from '../../edge/server.js';
+import { demoDnsHosts } from '../../client/tun-capture.js';
+import {
+  attachHostTun,
+  type HostTun,
+  type HostTunPlan,
+  prepareHostTun,
+} from '../../client/tun-host.js';
 import { ConfigError, UsageError } from '../../errors.js';
-import { loadTenantFile } from '../../policy/tenant-file.js';
-import { stateDir } from '../../util/state-dir.js';
+import { startWorld, type World } from '../world.js';
 
 export interface UpOptions {
   config?: string;
@@ -40,6 +42,11 @@ export interface UpOptions {
   exitAfter?: string;
   allowInternet?: boolean;
   profilePoll?: string;
+  tun?: boolean;
+  tunName?: string;
+  tunSource?: string;
+  tunDns?: string;
+  icmpOnDrop?: boolean;
 }
 
 const CONFIG_KEYS: Record<string, keyof UpOptions> = {
@@ -59,6 +66,11 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   logLevel: 'logLevel',
   allowInternet: 'allowInternet',
   profilePoll: 'profilePoll',
+  tun: 'tun',
+  tunName: 'tunName',
+  tunSource: 'tunSource',
+  tunDns: 'tunDns',
+  icmpOnDrop: 'icmpOnDrop',
 };
 
 /** Reads `--config` (JSON or YAML; keys as the long flags in camelCase). Flags win. */
@@ -149,6 +161,20 @@ export function register(program: Command): void {
       '--profile-poll <ms>',
       'how often the client polls the edge for profiles (default 30000)',
     )
+    .option(
+      '--tun',
+      "capture the host's IPv4 with a TUN device and policy routing instead of proxies (Linux, root or CAP_NET_ADMIN); proxies are off unless their ports are given",
+    )
+    .option('--tun-name <name>', 'TUN interface name (default gsa0)')
+    .option(
+      '--tun-source <address>',
+      "with --tun and --edge: the host address the client's own connections are bound to (default: the default route's source)",
+    )
+    .option(
+      '--tun-dns <ip[:port]>',
+      'with --tun and --edge: DNS server for names no rule acquires (default: the first non-loopback nameserver of resolv.conf)',
+    )
+    .option('--icmp-on-drop', 'with --tun: answer dropped UDP (QUIC) with ICMP admin-prohibited')
     .action(async (flags: UpOptions) => {
       const o: UpOptions = {
         ...(flags.config ? readUpConfig(flags.config) : {}),
@@ -163,9 +189,6 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 }
 
 export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  const dir = stateDir(o.stateDir);
-  const logs = join(dir, 'logs');
-  mkdirSync(logs, { recursive: true, mode: 0o700 });
   const host = o.host ?? '127.0.0.1';
   if ((o.user === undefined) !== (o.password === undefined)) {
     throw new UsageError('--user and --password go together');
@@ -174,92 +197,98 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   const exitAfter = o.exitAfter !== undefined ? Number(o.exitAfter) : null;
   if (exitAfter !== null && !(exitAfter >= 0))
     throw new UsageError(`--exit-after "${o.exitAfter}" is not a number of seconds`);
-  const allowInternet = o.allowInternet === true;
-  const clientLog = join(logs, 'client.log');
-  const dest = pino.destination({ dest: clientLog, sync: false, mkdir: true });
-  const log = pino({ level: o.logLevel ?? 'info', base: { component: 'client' } }, dest);
+  const tunMode = o.tun === true;
+  if (!tunMode && (o.tunName || o.tunSource || o.tunDns || o.icmpOnDrop)) {
+    throw new UsageError('--tun-name, --tun-source, --tun-dns and --icmp-on-drop go with --tun');
+  }
+  if (tunMode && o.allowInternet && !o.edge) {
+    throw new UsageError(
+      "--tun with --allow-internet needs a remote --edge: the in-process edge's own connections to real addresses would be captured by the TUN",
+    );
+  }
+  // With --tun the proxies are off unless a port is given.
+  const proxyDefault = (v: string | undefined, d: number): string | undefined =>
+    v ?? (tunMode ? 'off' : String(d));
 
-  let demo: Demo | null = null;
-  let edge: Edge | null = null;
-  let client: RunningClient | null = null;
-  const edgeLog = join(logs, 'edge-traffic.jsonl');
+  // Ctrl+C / SIGTERM / SIGHUP: during setup, stop once the current step is done.
+  let signalled = false;
+  let wake: (() => void) | null = null;
+  const onSignal = (): void => {
+    signalled = true;
+    wake?.();
+  };
+  const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of SIGNALS) process.on(s, onSignal);
+
+  let plan: HostTunPlan | null = null;
+  let world: World | null = null;
+  let hostTun: HostTun | null = null;
   const stop = async (): Promise<void> => {
-    await client?.close().catch(() => {});
-    await edge?.close({ graceMs: 500 }).catch(() => {});
-    await demo?.close().catch(() => {});
-    removeClientState(dir);
-    log.flush();
+    await hostTun?.close().catch(() => {});
+    plan?.release();
+    await world?.stop();
   };
   try {
-    let edgeUrl: string;
-    let edgeCa: string | null = null;
-    if (o.edge) {
-      edgeUrl = o.edge;
-      if (o.edgeCa) edgeCa = readFileSync(o.edgeCa, 'utf8');
-    } else {
-      demo = await startDemo({ stateDir: dir });
-      const loaded = loadTenantFile(o.tenant);
-      edge = await startEdge({
-        stateDir: dir,
-        tenantDoc: loaded.document,
-        hostsMap: demo.edge.hostsMap,
-        connectorHosts: demo.edge.connectorHosts,
-        filtering: demo.edge.filtering,
-        logFile: edgeLog,
-        egress: { systemResolver: allowInternet, directIp: allowInternet },
+    // Before anything starts: what is missing for TUN mode, the host-wide lock.
+    if (tunMode) {
+      plan = prepareHostTun({
+        ownTraffic: o.edge !== undefined,
+        ...(o.tunSource !== undefined ? { sourceAddress: o.tunSource } : {}),
+        ...(o.tunDns !== undefined ? { dns: o.tunDns } : {}),
       });
-      edgeUrl = edge.url;
-      edgeCa = edge.caPem;
     }
-    client = await startClient({
-      edge: { url: edgeUrl, ca: edgeCa },
-      // A remote edge with a local --tenant: the file wins; otherwise the edge's profiles.
-      tenant: o.edge && o.tenant ? o.tenant : 'edge',
+    world = await startWorld({
+      run: 'up',
+      stateDir: o.stateDir,
+      tenant: o.tenant,
+      clientConfig: o.clientConfig,
+      platform: o.platform,
+      edge: o.edge,
+      edgeCa: o.edgeCa,
+      allowInternet: o.allowInternet,
+      logLevel: o.logLevel,
       profilePollMs: o.profilePoll ? Number(o.profilePoll) : 30_000,
-      ...(o.clientConfig ? { clientConfig: o.clientConfig } : {}),
-      ...(o.platform ? { platform: o.platform } : {}),
       listen: {
         host,
-        socksPort: port(o.socksPort, '--socks-port', 1080),
-        httpPort: port(o.httpPort, '--http-port', 8080),
-        pacPort: port(o.pacPort, '--pac-port', 0),
+        socksPort: port(proxyDefault(o.socksPort, 1080), '--socks-port', 1080),
+        httpPort: port(proxyDefault(o.httpPort, 8080), '--http-port', 8080),
+        pacPort: port(proxyDefault(o.pacPort, 0), '--pac-port', 0),
         adminPort: port(o.adminPort, '--admin-port', 0),
         ...(auth ? { auth } : {}),
       },
-      resolver: demo
-        ? {
-            hosts: demo.client.hosts,
-            dial: demo.client.dial,
-            system: allowInternet,
-            directIp: allowInternet,
-          }
-        : { system: true },
-      // Linux routes all of 127/8 to lo; elsewhere 127.0.0.3 may not exist.
-      ...(demo && process.platform === 'linux' ? { bypassLocalAddress: DEMO_BYPASS_SOURCE } : {}),
-      log,
+      ...(tunMode ? { hostnames: () => hostTun?.capture.hostnames() ?? [] } : {}),
+      sourceAddress: plan?.sourceAddress ?? null,
     });
+    const { client, demo } = world;
     await client.waitConnected(5000).catch(() => {});
-    const a = client.addresses;
-    writeClientState(dir, {
-      pid: process.pid,
-      startedAt: new Date().toISOString(),
-      admin: a.admin,
-      socks: a.socks,
-      http: a.http,
-      pac: a.pac,
-      edge: edgeUrl,
-      logs,
-    });
+    if (plan && !signalled) {
+      hostTun = await attachHostTun(client, plan, {
+        ...(o.tunName ? { tunName: o.tunName } : {}),
+        ...(demo ? { hostsForDns: demoDnsHosts(demo) } : {}),
+        ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
+      });
+    }
+    world.writeState();
     const banner = bannerText(client, {
-      dir,
-      logs,
-      edgeUrl,
+      dir: world.dir,
+      edgeUrl: world.edgeUrl,
       demo,
-      inProcess: edge !== null,
+      inProcess: world.edge !== null,
       auth: auth !== undefined,
+      tun: hostTun
+        ? {
+            name: hostTun.tunName,
+            address: hostTun.tunAddress,
+            source: hostTun.sourceAddress,
+            dns: hostTun.capture.dnsUpstream,
+            table: plan!.table,
+            pref: plan!.pref,
+          }
+        : null,
     });
     out.write(`${banner}\n`);
-    if (o.once) {
+    if (o.once || signalled) {
+      if (signalled) out.write('\nstopping...\n');
       await stop();
       return;
     }
@@ -268,7 +297,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     let unsub: (() => void) | null = null;
     if (tty) {
       timer = setInterval(() => {
-        const flows = client!.flows.list().slice(-20);
+        const flows = client.flows.list().slice(-20);
         out.write(`\x1b[2J\x1b[H${banner}\n\n${formatFlows(flows)}\n`);
       }, 1000);
     } else {
@@ -277,23 +306,22 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       });
     }
     await new Promise<void>((resolve) => {
-      const done = (): void => {
-        process.off('SIGINT', done);
-        process.off('SIGTERM', done);
-        resolve();
-      };
-      process.on('SIGINT', done);
-      process.on('SIGTERM', done);
-      if (exitAfter !== null) setTimeout(done, exitAfter * 1000).unref();
+      wake = resolve;
+      if (signalled) resolve();
+      if (exitAfter !== null) setTimeout(resolve, exitAfter * 1000).unref();
     });
     if (timer) clearInterval(timer);
     unsub?.();
     out.write('\nstopping...\n');
     await stop();
-    out.write(`stopped. logs: ${clientLog}${edge ? `, edge traffic log ${edgeLog}` : ''}\n`);
+    out.write(
+      `stopped. logs: ${world.clientLog}${world.edgeLog ? `, edge traffic log ${world.edgeLog}` : ''}\n`,
+    );
   } catch (err) {
     await stop();
     throw err;
+  } finally {
+    for (const s of SIGNALS) process.off(s, onSignal);
   }
 }
 
@@ -301,11 +329,18 @@ function bannerText(
   client: RunningClient,
   x: {
     dir: string;
-    logs: string;
     edgeUrl: string;
     demo: Demo | null;
     inProcess: boolean;
     auth: boolean;
+    tun: {
+      name: string;
+      address: string;
+      source: string | null;
+      dns: { host: string; port: number } | null;
+      table: number;
+      pref: number;
+    } | null;
   },
 ): string {
   const st = client.status();
@@ -321,6 +356,13 @@ function bannerText(
     `SOCKS5      ${a.socks ?? 'off'}${x.auth ? ' (username/password required)' : ''}`,
     `HTTP proxy  ${a.http ?? 'off'}`,
     `PAC         ${a.pac ?? 'off'}${a.http ? `  (also http://${a.http}/proxy.pac)` : ''}`,
+    ...(x.tun
+      ? [
+          `TUN         ${x.tun.name} ${x.tun.address}/30: the host's IPv4 is routed into it (ip rule pref ${x.tun.pref}-${x.tun.pref + 3}, table ${x.tun.table})`,
+          `own traffic ${x.tun.source ? `bound to ${x.tun.source} (rule "from ${x.tun.source} lookup main")` : 'loopback only (in-process edge)'}`,
+          `DNS         UDP 53 into the TUN: acquired names -> 6.6.x.y, others -> ${x.tun.dns ? `${x.tun.dns.host}:${x.tun.dns.port}` : 'SERVFAIL'}`,
+        ]
+      : []),
     `admin API   ${a.admin ? `http://${a.admin}  (/status /flows /profile /health /metrics, POST /toggle)` : 'off'}`,
     `state       ${x.dir}`,
     '',
@@ -335,6 +377,17 @@ function bannerText(
       `  curl --socks5-hostname ${a.socks} http://bypass.example.test/            # custom bypass, direct`,
       `  curl -x http://${a.http} http://casino.test/                             # blocked at the edge (403)`,
       '  gsa-emu toggle internet off; gsa-emu status; gsa-emu flows',
+      '',
+    );
+  }
+  if (x.demo && x.tun) {
+    lines.push(
+      'try (any application on this host is captured):',
+      '  curl http://intranet.contoso.test/                        # Private Access, tunneled',
+      `  curl --cacert ${x.demo.caFile} https://outlook.office365.com/   # Microsoft 365, tunneled`,
+      '  curl http://bypass.example.test/                          # custom bypass, direct',
+      '  curl http://casino.test/                                  # blocked at the edge (reset)',
+      '  gsa-emu flows; gsa-emu status',
       '',
     );
   }
