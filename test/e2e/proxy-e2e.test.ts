@@ -10,17 +10,15 @@
 import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
 import { fetch, ProxyAgent, request } from 'undici';
 import { type RunningClient, startClient } from '../../src/client/client.js';
-import { type Demo, startDemo } from '../../src/client/demo.js';
-import { type Edge, startEdge } from '../../src/edge/server.js';
+import type { Demo } from '../../src/client/demo.js';
+import type { Edge } from '../../src/edge/server.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
+import { startTestWorld, type TestWorld, until } from './helpers.js';
 
 const CURL = '/usr/bin/curl';
 
@@ -42,21 +40,7 @@ function curl(args: string[]): Promise<{ code: number; out: string; err: string 
   });
 }
 
-async function until<T>(
-  f: () => T | undefined | null | false,
-  what: string,
-  ms = 5000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-let dir: string;
+let w: TestWorld;
 let demo: Demo;
 let edge: Edge;
 let client: RunningClient;
@@ -65,60 +49,22 @@ let H: string; // http proxy host:port
 let A: string; // admin base URL
 
 t.before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gsa-e2e-'));
-  demo = await startDemo({ stateDir: dir });
-  edge = await startEdge({
-    stateDir: join(dir, 'edge'),
-    hostsMap: demo.edge.hostsMap,
-    connectorHosts: demo.edge.connectorHosts,
-    filtering: demo.edge.filtering,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 100, connectTimeoutMs: 2000 },
-  });
-  client = await startClient({
-    edge: { url: edge.url, ca: edge.caPem },
-    tenant: 'edge',
-    profilePollMs: 100,
+  w = await startTestWorld({
+    prefix: 'gsa-e2e-',
     listen: { socksPort: 0, httpPort: 0, pacPort: 0, adminPort: 0 },
-    resolver: { hosts: demo.client.hosts, dial: demo.client.dial, system: false, directIp: false },
-    bypassLocalAddress: demo.bypassSource,
-    limits: { openTimeoutMs: 3000, connectTimeoutMs: 2000, udpIdleMs: 2000 },
   });
-  await client.waitConnected(10_000);
+  ({ demo, edge, client } = w);
   S = client.addresses.socks!;
   H = client.addresses.http!;
   A = `http://${client.addresses.admin}`;
 });
 
-t.teardown(async () => {
-  await client?.close();
-  await edge?.close({ graceMs: 100 });
-  await demo?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+t.teardown(() => w?.close());
 
-/** The client's newest flow to `host`. */
-function flowTo(host: string, proto: 'tcp' | 'udp' = 'tcp'): FlowRecord | undefined {
-  return client.flows
-    .list()
-    .filter((f) => f.destinationFqdn === host && f.protocol === proto)
-    .at(-1);
-}
-
-/** Waits for the newest TCP flow to `host` to have ended. */
-function closedFlow(host: string): Promise<FlowRecord> {
-  return until(() => {
-    const f = flowTo(host);
-    return f && f.endTime !== null ? f : undefined;
-  }, `closed flow to ${host}`);
-}
-
-async function edgeRecord(connectionId: string) {
-  return until(
-    () => edge.logs.all().find((r) => r.connectionId === connectionId),
-    `edge log ${connectionId}`,
-  );
-}
+const flowTo = (host: string, proto: 'tcp' | 'udp' = 'tcp'): FlowRecord | undefined =>
+  w.flowTo(host, proto);
+const closedFlow = (host: string) => w.closedFlow(host);
+const edgeRecord = (connectionId: string) => w.edgeRecord(connectionId);
 
 t.test('status: Connected, every channel up, profile from the edge', async (t) => {
   const st = (await (await fetch(`${A}/status`)).json()) as {

@@ -11,7 +11,7 @@
  * built addon. Nothing leaves the machine: the namespace reaches only the TUN, the
  * client and the edge only loopback servers.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,11 +20,12 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { addonPath } from '../../src/capture/tun/device.js';
 import { harnessUnavailable } from '../../src/capture/tun/netns.js';
-import { type RunningClient, startClient } from '../../src/client/client.js';
-import { type Demo, startDemo } from '../../src/client/demo.js';
+import type { RunningClient } from '../../src/client/client.js';
+import type { Demo } from '../../src/client/demo.js';
 import { attachTun, demoDnsHosts, type TunCapture } from '../../src/client/tun-capture.js';
-import { type Edge, startEdge } from '../../src/edge/server.js';
+import type { Edge } from '../../src/edge/server.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
+import { collect, type Run, startTestWorld, type TestWorld, until } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HAS_CURL = spawnSync('curl', ['--version']).status === 0;
@@ -39,50 +40,7 @@ if (missing) {
   t.plan(0, `needs root and /dev/net/tun: ${missing}`);
 }
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-/** Wait for a child, killed after `timeoutMs` (bounded). */
-function collect(c: ChildProcess, timeoutMs: number): Promise<Run> {
-  let out = '';
-  let err = '';
-  c.stdout?.on('data', (d) => {
-    out += d;
-  });
-  c.stderr?.on('data', (d) => {
-    err += d;
-  });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.once('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: 127, out, err: `${err}${e.message}` });
-    });
-    c.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
-
-async function until<T>(
-  f: () => T | undefined | null | false,
-  what: string,
-  ms = 5000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-let dir: string;
+let w: TestWorld;
 let demo: Demo;
 let edge: Edge;
 let client: RunningClient;
@@ -95,54 +53,15 @@ const curl = (args: string[]): Promise<Run> => inNs('curl', ['-sS', '--max-time'
 /** A node script inside the namespace. */
 const nodeIn = (script: string): Promise<Run> => inNs(process.execPath, ['-e', script]);
 
-/** The client's newest flow to `host`. */
-function flowTo(host: string, proto: 'tcp' | 'udp' = 'tcp'): FlowRecord | undefined {
-  return client.flows
-    .list()
-    .filter((f) => f.destinationFqdn === host && f.protocol === proto)
-    .at(-1);
-}
-
-const closedFlow = (host: string): Promise<FlowRecord> =>
-  until(() => {
-    const f = flowTo(host);
-    return f && f.endTime !== null ? f : undefined;
-  }, `closed flow to ${host}`);
-
-const edgeRecord = (connectionId: string) =>
-  until(
-    () => edge.logs.all().find((r) => r.connectionId === connectionId),
-    `edge log ${connectionId}`,
-  );
+const flowTo = (host: string, proto: 'tcp' | 'udp' = 'tcp'): FlowRecord | undefined =>
+  w.flowTo(host, proto);
+const closedFlow = (host: string) => w.closedFlow(host);
+const edgeRecord = (connectionId: string) => w.edgeRecord(connectionId);
 
 if (!missing) {
   t.before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'gsa-tun-e2e-'));
-    demo = await startDemo({ stateDir: dir });
-    edge = await startEdge({
-      stateDir: join(dir, 'edge'),
-      hostsMap: demo.edge.hostsMap,
-      connectorHosts: demo.edge.connectorHosts,
-      filtering: demo.edge.filtering,
-      egress: { systemResolver: false, directIp: false },
-      limits: { graceMs: 100, connectTimeoutMs: 2000 },
-    });
-    client = await startClient({
-      edge: { url: edge.url, ca: edge.caPem },
-      tenant: 'edge',
-      profilePollMs: 100,
-      listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
-      resolver: {
-        hosts: demo.client.hosts,
-        dial: demo.client.dial,
-        system: false,
-        directIp: false,
-      },
-      bypassLocalAddress: demo.bypassSource,
-      limits: { openTimeoutMs: 3000, connectTimeoutMs: 2000, udpIdleMs: 2000 },
-      hostnames: () => tun?.hostnames() ?? [],
-    });
-    await client.waitConnected(10_000);
+    w = await startTestWorld({ prefix: 'gsa-tun-e2e-', hostnames: () => tun?.hostnames() ?? [] });
+    ({ demo, edge, client } = w);
     tun = await attachTun(client, { hostsForDns: demoDnsHosts(demo) });
   });
 
@@ -153,10 +72,7 @@ if (!missing) {
       const left = await readdir('/var/run/netns').catch(() => [] as string[]);
       if (left.includes(name)) throw new Error(`namespace ${name} was not removed`);
     }
-    await client?.close();
-    await edge?.close({ graceMs: 100 });
-    await demo?.close();
-    await rm(dir, { recursive: true, force: true });
+    await w?.close();
   });
 
   t.test(
