@@ -264,6 +264,43 @@ if (!missing) {
     t.equal(tun!.stack.counters.dropUdpDeny >= 1, true, 'the stack dropped it silently');
   });
 
+  t.test(
+    'a channel toggled off: its names are no longer acquired and its flows go direct',
+    async (t) => {
+      client.toggle('internet', false);
+      t.teardown(() => {
+        client.toggle('internet', true);
+      });
+      t.notOk(tun!.acquires('www.example.test'), 'internet off: *.example.test not acquired');
+      t.ok(tun!.acquires('outlook.office365.com'), 'M365 still acquired');
+      const before = edge.logs.all().length;
+      const r = await curl(['--cacert', demo.caFile, 'https://www.example.test/toggled-off']);
+      t.equal(r.code, 0, r.err);
+      t.match(r.out, /peer: 127\.0\.0\.3:\d+, direct from the client/);
+      const f = await closedFlow('www.example.test');
+      t.equal(f.action, 'Bypass');
+      t.equal(f.hardening, 'N', 'a toggle, not hardening');
+      t.equal(f.capture, 'tun');
+      t.equal(f.destinationIp, '6.6.254.10', 'the upstream answer, not a synthetic address');
+      const n = await curl(['http://news.test/toggled-off']);
+      t.match(n.out, /direct from the client/, 'acquired-by-address names go direct too');
+      const m = await curl(['http://outlook.office.com/still-on']);
+      t.match(m.out, /from the GSA edge/, 'the M365 channel still tunnels');
+      await new Promise((r) => setTimeout(r, 100));
+      t.notOk(
+        edge.logs
+          .all()
+          .slice(before)
+          .some(
+            (x) => x.destinationFQDN === 'www.example.test' || x.destinationFQDN === 'news.test',
+          ),
+        'nothing of the switched-off channel at the edge',
+      );
+      client.toggle('internet', true);
+      t.ok(tun!.acquires('www.example.test'), 'on again: acquired again');
+    },
+  );
+
   const CLI = join(ROOT, 'dist', 'cli', 'main.js');
   const CLI_NETNS = join(ROOT, 'dist', 'cli', 'commands', 'netns.js');
 
@@ -301,6 +338,54 @@ if (!missing) {
         [],
         'no namespace left behind',
       );
+    },
+  );
+
+  // Last: it stops the edge.
+  t.test(
+    'edge down (hardening): M365 and Internet fall back to bypass, Private Access is blocked by the client with a reset',
+    async (t) => {
+      await edge.kill();
+      await until(
+        () => !['m365', 'private', 'internet'].some((c) => client.tunnels.isUp(c as 'm365')),
+        'channels down',
+        10_000,
+      );
+      const m = await curl(['--cacert', demo.caFile, 'https://outlook.office365.com/offline']);
+      t.equal(m.code, 0, m.err);
+      t.match(m.out, /peer: 127\.0\.0\.3:\d+, direct from the client/);
+      const mf = await closedFlow('outlook.office365.com');
+      t.match(mf, { action: 'Bypass', hardening: 'Y', channel: 'm365', capture: 'tun' });
+      const i = await curl(['http://www.example.test/offline']);
+      t.match(i.out, /direct from the client/, 'internet: fallback bypass');
+      t.match(flowTo('www.example.test'), { action: 'Bypass', hardening: 'Y' });
+
+      const hitsBefore = demo.hits.length;
+      const refusedBefore = tun!.counters.tcpRefused;
+      const started = Date.now();
+      const p = await curl(['http://intranet.contoso.test/offline']);
+      const took = Date.now() - started;
+      // The RST reaches curl during or just after its connect: 7 (couldn't connect) or 56 (reset).
+      t.ok(p.code === 7 || p.code === 56, `curl: connection reset (${p.code}: ${p.err.trim()})`);
+      t.match(p.err, /reset|Couldn't connect/i);
+      t.ok(took < 3000, `refused at once, not a timeout (${took} ms)`);
+      const pf = await until(() => flowTo('intranet.contoso.test'), 'private flow');
+      t.match(pf, { action: 'Block', hardening: 'Y', status: 'Terminated', capture: 'tun' });
+      t.match(pf.reason, /private channel down: fallback block/);
+      t.equal(tun!.counters.tcpRefused - refusedBefore, 1, 'the capture reset the app');
+      t.equal(demo.hits.length, hitsBefore, 'never reached the server');
+
+      const dropsBefore = client.flows.counters.drops.get('hardening') ?? 0;
+      const u = await nodeIn(
+        `const s=require('dgram').createSocket('udp4');let got=0;s.on('message',()=>got++);
+       s.send('offline',7000,'udp-echo.contoso.test');setTimeout(()=>{console.log(got);s.close()},800);`,
+      );
+      t.equal(u.out.trim(), '0', 'private UDP dropped while its edge is down');
+      await until(
+        () => (client.flows.counters.drops.get('hardening') ?? 0) > dropsBefore,
+        'hardening drop counted',
+      );
+      t.match(flowTo('udp-echo.contoso.test', 'udp'), { hardening: 'Y' });
     },
   );
 }
