@@ -6,6 +6,9 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { GsaError } from '../errors.js';
 
+/** Locks this process holds (a lock file naming our pid but not in here is a stale one). */
+const held = new Set<string>();
+
 export interface PidLockInfo {
   pid: number;
   command: string;
@@ -48,17 +51,21 @@ export function acquirePidLock(
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       writeFileSync(file, `${JSON.stringify(me)}\n`, { flag: 'wx', mode: 0o600 });
+      held.add(file);
       let released = false;
       return () => {
         if (released) return;
         released = true;
+        held.delete(file);
         if (readPidLock(file)?.pid === process.pid) rmSync(file, { force: true });
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const owner = readPidLock(file);
-    if (owner && owner.pid !== process.pid && pidAlive(owner.pid)) {
+    // Our own pid: held here, or a dead run's pid reused (pid 1 in containers): stale.
+    const live = owner && (owner.pid === process.pid ? held.has(file) : pidAlive(owner.pid));
+    if (owner && live) {
       throw new GsaError(
         'GSA_ERR_BUSY',
         `${what} is in use by \`gsa-emu ${owner.command}\` (pid ${owner.pid}, since ${owner.startedAt}): ${hint}`,
