@@ -276,6 +276,13 @@ export function checkHeader(
 export interface FrameParserOptions {
   /** Largest payload accepted (bytes). Default 1 MiB. */
   maxFrameSize?: number;
+  /**
+   * Deliver a DATA payload in pieces as its bytes arrive (each piece a view of the input,
+   * in order; a zero-length DATA frame as one empty piece) instead of joining a payload
+   * that spans several inputs into one copy. Default false. The session turns it on:
+   * DATA is a byte stream, so the pieces need no joining.
+   */
+  partialData?: boolean;
 }
 
 /**
@@ -294,6 +301,7 @@ export class FrameParser {
   private type = 0;
   private streamId = 0;
   private length = 0;
+  private readonly partialData: boolean;
   /** Frames parsed so far. */
   frames = 0;
 
@@ -301,6 +309,7 @@ export class FrameParser {
     this.onFrame = onFrame;
     this.onError = onError;
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.partialData = options.partialData ?? false;
   }
 
   /** True once a violation was found. */
@@ -346,6 +355,11 @@ export class FrameParser {
       if (n - off - HEADER_SIZE < length) {
         this.state = S_PAYLOAD;
         off += HEADER_SIZE;
+        if (type === FrameType.DATA && this.partialData) {
+          // Hand on what is here; the rest follows in later inputs.
+          if (off < n) this.piece(buf.subarray(off));
+          return;
+        }
         break;
       }
       const start = off + HEADER_SIZE;
@@ -366,12 +380,30 @@ export class FrameParser {
         const h = this.consume(HEADER_SIZE);
         if (!this.header(h[0]!, readU32(h, 2), readU32(h, 6))) return;
         this.state = S_PAYLOAD;
+      } else if (this.type === FrameType.DATA && this.partialData && this.length > 0) {
+        if (this.buffered === 0) return;
+        const first = this.buffers[0]!;
+        const take = Math.min(first.length, this.length);
+        this.buffered -= take;
+        if (take === first.length) this.buffers.shift();
+        else this.buffers[0] = first.subarray(take);
+        this.piece(take === first.length ? first : first.subarray(0, take));
       } else {
         if (this.buffered < this.length) return;
         const payload = this.length === 0 ? EMPTY : this.consume(this.length);
         this.emit(payload);
       }
     }
+  }
+
+  /** partialData: the next piece of the current DATA payload (never longer than what is left). */
+  private piece(p: Buffer): void {
+    this.length -= p.length;
+    if (this.length === 0) {
+      this.emit(p);
+      return;
+    }
+    this.onFrame(this.type, this.streamId, p);
   }
 
   private header(type: number, streamId: number, length: number): boolean {

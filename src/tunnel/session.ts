@@ -176,7 +176,7 @@ export class Session extends EventEmitter implements StreamHost {
     this.parser = new FrameParser(
       (type, id, payload) => this.onFrame(type, id, payload),
       (code, message) => this.fail(code, message),
-      { maxFrameSize: o.maxFrameSize },
+      { maxFrameSize: o.maxFrameSize, partialData: true },
     );
     transport.onMessage = (data) => this.parser.push(data);
     transport.onDrain = () => this.onDrain();

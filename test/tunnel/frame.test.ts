@@ -253,3 +253,58 @@ t.test('property: any sequence of valid frames, split anywhere, round-trips exac
   );
   t.pass('round-trips');
 });
+
+t.test(
+  'property: partialData delivers DATA in pieces that join to the payload; other frames whole',
+  async (t) => {
+    let sawPieces = 0;
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { maxLength: 30 }),
+        fc.integer({ min: 1, max: 97 }),
+        (frames, step) => {
+          const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, f.id, f.p)));
+          const out: Got[] = [];
+          let pending: { id: number; parts: Buffer[] } | null = null;
+          const p = new FrameParser(
+            (type, id, payload) => {
+              if (type === FrameType.DATA) {
+                // Pieces of one frame arrive back to back; the frame count ticks at its end.
+                if (pending === null) pending = { id, parts: [] };
+                if (pending.id !== id) throw new Error('interleaved DATA pieces');
+                pending.parts.push(Buffer.from(payload));
+                const framesBefore = out.length;
+                if (p.frames > framesBefore) {
+                  if (pending.parts.length > 1) sawPieces++;
+                  out.push({ type, id, payload: Buffer.concat(pending.parts).toString('hex') });
+                  pending = null;
+                }
+                return;
+              }
+              if (pending !== null) throw new Error('frame inside a DATA payload');
+              out.push({ type, id, payload: payload.toString('hex') });
+            },
+            () => {
+              throw new Error('unexpected error');
+            },
+            { partialData: true },
+          );
+          for (let i = 0; i < wire.length; i += step) p.push(wire.subarray(i, i + step));
+          return (
+            pending === null &&
+            out.length === frames.length &&
+            out.every(
+              (g, i) =>
+                g.type === frames[i]!.type &&
+                g.id === frames[i]!.id &&
+                g.payload === Buffer.from(frames[i]!.p).toString('hex'),
+            ) &&
+            p.bufferedBytes === 0
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+    t.ok(sawPieces > 0, `DATA frames were delivered in pieces (${sawPieces} times)`);
+  },
+);
