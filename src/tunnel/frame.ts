@@ -304,6 +304,13 @@ export class FrameParser {
   private readonly partialData: boolean;
   /** Frames parsed so far. */
   frames = 0;
+  /**
+   * During onFrame: the whole payload length of the frame being delivered, and (partialData)
+   * how many of its bytes earlier pieces carried; so a handler can check a DATA frame's full
+   * size on its first piece.
+   */
+  frameLength = 0;
+  pieceOffset = 0;
 
   constructor(onFrame: FrameHandler, onError: FrameErrorHandler, options: FrameParserOptions = {}) {
     this.onFrame = onFrame;
@@ -404,6 +411,7 @@ export class FrameParser {
       return;
     }
     this.onFrame(this.type, this.streamId, p);
+    this.pieceOffset += p.length;
   }
 
   private header(type: number, streamId: number, length: number): boolean {
@@ -415,6 +423,8 @@ export class FrameParser {
     this.type = type;
     this.streamId = streamId;
     this.length = length;
+    this.frameLength = length;
+    this.pieceOffset = 0;
     return true;
   }
 

@@ -426,10 +426,13 @@ export class Session extends EventEmitter implements StreamHost {
           this.fail(CloseCode.PROTOCOL, `DATA after FIN on stream ${id}`);
           return;
         }
-        if (payload.length > s.recvCredit) {
+        // A frame's payload may come in pieces (partialData): its whole length is checked
+        // against the credit on the first piece, as if it had come at once.
+        const p = this.parser;
+        if (p.pieceOffset === 0 && p.frameLength > s.recvCredit) {
           this.fail(
             CloseCode.FLOW_CONTROL,
-            `stream ${id}: ${payload.length} bytes of DATA exceed the credit of ${s.recvCredit}`,
+            `stream ${id}: ${p.frameLength} bytes of DATA exceed the credit of ${s.recvCredit}`,
           );
           return;
         }

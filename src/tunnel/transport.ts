@@ -5,6 +5,7 @@
  * in-process use. The session sets the three hooks; the transport calls them.
  */
 import type WebSocket from 'ws';
+import { attachRawReceiver } from './ws-raw.js';
 
 export interface FrameTransport {
   /**
@@ -76,6 +77,10 @@ export function wsTransport(
       if (ws.readyState === 0 || ws.readyState === 1) ws.close(code, reason);
     },
   };
+  // Binary frames straight from the socket reads, without ws joining them (ws-raw.ts);
+  // 'message' then only carries what ws still parses (text frames), or everything when the
+  // raw receiver cannot attach.
+  attachRawReceiver(ws, (b) => t.onMessage(b));
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
     if (Buffer.isBuffer(data)) t.onMessage(data);
     else if (Array.isArray(data)) t.onMessage(Buffer.concat(data));
