@@ -92,3 +92,14 @@ export class TunUnavailableError extends GsaError {
     this.missing = missing;
   }
 }
+
+/** Refused to listen on a non-loopback address without credentials (never an open relay). */
+export class OpenRelayError extends GsaError {
+  constructor(what: string, host: string) {
+    super(
+      'GSA_ERR_OPEN_RELAY',
+      `refusing to start the ${what} on ${host} without authentication: only loopback ` +
+        'listeners may run without credentials (set a username and password)',
+    );
+  }
+}

@@ -3,19 +3,8 @@
  * and a listener on any other address only with authentication, so the emulator is never
  * an open relay.
  */
-import { GsaError } from '../errors.js';
+import { OpenRelayError } from '../errors.js';
 import { parseIPv4 } from '../util/ip.js';
-
-/** Refused to listen on a non-loopback address without credentials. */
-export class OpenRelayError extends GsaError {
-  constructor(what: string, host: string) {
-    super(
-      'GSA_ERR_OPEN_RELAY',
-      `refusing to start the ${what} on ${host} without authentication: only loopback ` +
-        'listeners may run without credentials (set a username and password)',
-    );
-  }
-}
 
 export function isLoopbackHost(host: string): boolean {
   if (host === 'localhost' || host === '::1' || host === '0:0:0:0:0:0:0:1') return true;

@@ -14,6 +14,7 @@ import {
   Socks5Server,
 } from '../../src/capture/socks5.js';
 import { PROTO_UDP } from '../../src/classify/types.js';
+import { OpenRelayError } from '../../src/errors.js';
 import { FlowTable } from '../../src/forward/flow-table.js';
 import { Forwarder } from '../../src/forward/forwarder.js';
 import { Resolver } from '../../src/forward/resolver.js';
@@ -384,6 +385,7 @@ t.test('username/password (RFC 1929)', async (t) => {
 
 t.test('non-loopback listener without credentials is refused', async (t) => {
   const forwarder = {} as ConstructorParameters<typeof Socks5Server>[0]['forwarder'];
+  t.throws(() => new Socks5Server({ forwarder, host: '0.0.0.0' }), OpenRelayError);
   t.throws(() => new Socks5Server({ forwarder, host: '0.0.0.0' }), { code: 'GSA_ERR_OPEN_RELAY' });
   t.throws(() => new Socks5Server({ forwarder, host: '192.168.1.10' }), {
     code: 'GSA_ERR_OPEN_RELAY',
