@@ -103,3 +103,15 @@ export class OpenRelayError extends GsaError {
     );
   }
 }
+
+/** The edge's token or control API answered with an unexpected HTTP status. */
+export class EdgeHttpError extends GsaError {
+  readonly status: number;
+  /** Graph `error.code` or OAuth `error` when the body had one. */
+  readonly graphCode: string | null;
+  constructor(status: number, graphCode: string | null, message: string) {
+    super('GSA_ERR_EDGE_HTTP', message);
+    this.status = status;
+    this.graphCode = graphCode;
+  }
+}

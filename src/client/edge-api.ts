@@ -18,19 +18,7 @@
  */
 import { Agent, type Dispatcher, request } from 'undici';
 import type { Audience } from '../edge/identity.js';
-import { AuthError, GsaError } from '../errors.js';
-
-/** The edge answered with an unexpected HTTP status. */
-export class EdgeHttpError extends GsaError {
-  readonly status: number;
-  /** Graph `error.code` or OAuth `error` when the body had one. */
-  readonly graphCode: string | null;
-  constructor(status: number, graphCode: string | null, message: string) {
-    super('GSA_ERR_EDGE_HTTP', message);
-    this.status = status;
-    this.graphCode = graphCode;
-  }
-}
+import { AuthError, EdgeHttpError } from '../errors.js';
 
 export interface EdgeApiOptions {
   /** Edge base URL (`https://127.0.0.1:port`). */

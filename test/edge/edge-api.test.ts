@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import t from 'tap';
-import { EdgeApi, EdgeHttpError, type GraphList } from '../../src/client/edge-api.js';
+import { EdgeApi, type GraphList } from '../../src/client/edge-api.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
-import { AuthError } from '../../src/errors.js';
+import { AuthError, EdgeHttpError, GsaError } from '../../src/errors.js';
 import { delay, tempDir, until } from './helpers.js';
 
 interface Link {
@@ -80,6 +80,7 @@ t.test('a refused token request is an EdgeHttpError with the OAuth code', async 
   t.teardown(() => a.close());
   const err = await a.getToken('internet').catch((e: unknown) => e);
   t.ok(err instanceof EdgeHttpError);
+  t.ok(err instanceof GsaError, 'EdgeHttpError is a GsaError');
   t.equal((err as EdgeHttpError).status, 400);
   t.equal((err as EdgeHttpError).graphCode, 'invalid_tenant');
   t.equal((err as EdgeHttpError).code, 'GSA_ERR_EDGE_HTTP');
