@@ -115,3 +115,18 @@ export class EdgeHttpError extends GsaError {
     this.graphCode = graphCode;
   }
 }
+
+/**
+ * The client's admin API answered with an error status. `code` is the API's own code when
+ * it is a gsa-emu code (a locked toggle stays `GSA_ERR_TOGGLE_LOCKED`), else
+ * `GSA_ERR_ADMIN`; `apiError` keeps the API's `error` field as sent (`not_found`, ...).
+ */
+export class AdminApiError extends GsaError {
+  readonly status: number;
+  readonly apiError: string | null;
+  constructor(status: number, apiError: string | null, message: string) {
+    super(apiError?.startsWith('GSA_ERR_') ? apiError : 'GSA_ERR_ADMIN', message);
+    this.status = status;
+    this.apiError = apiError;
+  }
+}

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { GsaError, UsageError } from '../errors.js';
+import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { pidAlive } from '../util/pid-lock.js';
 
 export interface ClientStateFile {
@@ -90,15 +90,6 @@ export function adminUrl(dir: string, flag?: string): string {
   return `http://${s.admin}`;
 }
 
-/** The admin API answered with an error status. */
-export class AdminApiError extends GsaError {
-  readonly status: number;
-  constructor(status: number, code: string, message: string) {
-    super(code, message);
-    this.status = status;
-  }
-}
-
 export async function adminCall<T>(
   base: string,
   method: 'GET' | 'POST',
@@ -128,7 +119,7 @@ export async function adminCall<T>(
     } catch {}
     throw new AdminApiError(
       res.statusCode,
-      j.error ?? 'GSA_ERR_ADMIN',
+      typeof j.error === 'string' ? j.error : null,
       j.message ?? `HTTP ${res.statusCode}`,
     );
   }
