@@ -96,6 +96,13 @@ export interface EdgeOptions {
   hostnames?: string[];
   /** The tenant's Graph forwarding-profile document. Default: the built-in default tenant. */
   tenantDoc?: unknown;
+  /**
+   * Tenant id and display name when `tenantDoc` is a Graph list (`{ value: [...] }`), which
+   * carries neither (defaults: the all-zero GUID, "Graph forwarding profiles"). A tenant
+   * document's own `tenantId` and `name` win.
+   */
+  tenantId?: string;
+  tenantName?: string;
   /** Internet / M365 egress: names and remaps consulted before the system resolver. */
   hostsMap?: HostsConfig;
   /** The private network connector's names and remaps. */
@@ -163,10 +170,18 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   if (!opts || typeof opts.stateDir !== 'string' || opts.stateDir === '') {
     throw new ConfigError([{ path: 'stateDir', message: 'a state folder is required' }]);
   }
+  if (opts.tenantId !== undefined && !/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$/.test(opts.tenantId)) {
+    throw new ConfigError([
+      { path: 'tenantId', message: `${JSON.stringify(opts.tenantId)} is not a tenant id (a GUID)` },
+    ]);
+  }
   const host = opts.host ?? '127.0.0.1';
   const useTls = opts.tls ?? true;
   const limits = opts.limits ?? {};
-  const store = new TenantStore(opts.tenantDoc ?? defaultTenantDocument());
+  const store = new TenantStore(opts.tenantDoc ?? defaultTenantDocument(), {
+    ...(opts.tenantId !== undefined ? { tenantId: opts.tenantId } : {}),
+    ...(opts.tenantName !== undefined ? { name: opts.tenantName } : {}),
+  });
   const tenantId = store.tenantId;
   const filter = new WebFilter(opts.filtering ?? {});
   const connector = new Connector({

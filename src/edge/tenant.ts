@@ -14,6 +14,7 @@ import {
   type GraphDocument,
   type GraphForwardingPolicy,
   type GraphForwardingProfile,
+  type LoadTenantOptions,
   loadTenant,
   setPolicyLinkState,
 } from '../policy/graph.js';
@@ -36,16 +37,28 @@ interface Snapshot {
 export class TenantStore extends EventEmitter {
   private doc: GraphDocument;
   private snap: Snapshot;
+  /** How every later version of the document is loaded: same tenant id, name and file. */
+  private readonly loadOpts: LoadTenantOptions;
 
-  constructor(doc: unknown, opts: { tenantId?: string; file?: string } = {}) {
+  /**
+   * `tenantId` and `name` are for a Graph list (`{ value: [...] }`), which carries neither;
+   * a tenant document's own `tenantId` and `name` win.
+   */
+  constructor(doc: unknown, opts: LoadTenantOptions = {}) {
     super();
     const spec = loadTenant(doc, opts);
+    // Pin the identity the first load settled on, so a PATCHed list keeps it.
+    this.loadOpts = { ...opts, tenantId: spec.tenantId, name: spec.name };
     this.doc = structuredClone(doc) as GraphDocument;
     this.snap = { spec, apps: new PrivateApps(spec), etag: weakEtag(this.doc) };
   }
 
   get tenantId(): string {
     return this.snap.spec.tenantId;
+  }
+  /** The tenant's display name (Graph `organization.displayName`). */
+  get name(): string {
+    return this.snap.spec.name;
   }
   get spec(): TenantSpec {
     return this.snap.spec;
@@ -89,7 +102,7 @@ export class TenantStore extends EventEmitter {
   setLinkState(profileId: string, linkId: string, state: State): boolean {
     const trial = structuredClone(this.doc);
     if (!setPolicyLinkState(trial, profileId, linkId, state)) return false;
-    const spec = loadTenant(trial);
+    const spec = loadTenant(trial, this.loadOpts);
     this.doc = trial;
     const etag = weakEtag(this.doc);
     this.snap = { spec, apps: new PrivateApps(spec), etag };

@@ -5,6 +5,7 @@ import t from 'tap';
 import { Agent, request } from 'undici';
 import { audienceFor, issuerFor } from '../../src/edge/identity.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
+import { TenantStore } from '../../src/edge/tenant.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import { tempDir } from './helpers.js';
 import { shapeProblems } from './shape.js';
@@ -460,6 +461,7 @@ t.test('startEdge rejects a port in use and bad options', async (t) => {
   await t.rejects(startEdge({ stateDir: tmp.dir, tenantDoc: { nope: 1 } }), {
     code: 'GSA_ERR_CONFIG',
   });
+  await t.rejects(startEdge({ stateDir: tmp.dir, tenantId: 'a.b' }), { code: 'GSA_ERR_CONFIG' });
   await t.rejects(startEdge({ stateDir: tmp.dir, filtering: { blockedFqdns: ['*'] } }), {
     code: 'GSA_ERR_CONFIG',
   });
@@ -501,4 +503,53 @@ t.test('fuzz: random PATCH bodies give 204 or a Graph 400, never a crash', async
   });
   t.equal(reset.status, 204);
   t.equal((await call('GET', '/health', { token: null })).status, 200, 'still healthy');
+});
+
+const LIST_TENANT = '3c1f6b2e-8d4a-4f0e-9b7c-5a2d1e0f9c84';
+const ZERO_TENANT = '00000000-0000-0000-0000-000000000000';
+
+t.test('a Graph list document keeps its tenant id and name across PATCHes', async (t) => {
+  // The document the edge serves is a Graph list: it names no tenant.
+  const list = (await call('GET', EXPAND)).json as { value: Prof[] };
+  const prof = list.value.find((p) => p.trafficForwardingType === 'internet')!;
+  const link = prof.policies[0]!;
+
+  const store = new TenantStore(list, { tenantId: LIST_TENANT, name: 'Fabrikam' });
+  t.equal(store.tenantId, LIST_TENANT);
+  t.ok(store.setLinkState(prof.id, link.id, 'disabled'));
+  t.equal(store.tenantId, LIST_TENANT, 'not the all-zero id after a PATCH');
+  t.not(store.tenantId, ZERO_TENANT);
+  t.equal(store.name, 'Fabrikam');
+  t.equal(store.spec.tenantId, LIST_TENANT);
+
+  // The same through a running edge: the control API authorizes against the store's tenant.
+  const tmp = await tempDir();
+  t.teardown(tmp.remove);
+  const e = await startEdge({
+    stateDir: join(tmp.dir, 'state'),
+    tls: false,
+    tenantDoc: list,
+    tenantId: LIST_TENANT,
+    tenantName: 'Fabrikam',
+  });
+  t.teardown(() => e.close({ graceMs: 0 }));
+  t.equal(e.tenantId, LIST_TENANT);
+  const tok = await e.issueToken({ channel: 'graph', userId: 'admin' });
+  const get = (path: string) =>
+    request(`${e.url}${path}`, { headers: { authorization: `Bearer ${tok}` }, dispatcher });
+  const patch = await request(`${e.url}${PROFILES}/${prof.id}/policies/${link.id}`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
+    body: '{"state":"disabled"}',
+    dispatcher,
+  });
+  await patch.body.dump();
+  t.equal(patch.statusCode, 204);
+  t.equal(e.tenant.tenantId, LIST_TENANT, 'the edge keeps its tenant id after a PATCH');
+  t.equal(e.tenant.name, 'Fabrikam');
+  const after = await get(EXPAND);
+  await after.body.dump();
+  t.equal(after.statusCode, 200, 'a token of the tenant is still accepted after the PATCH');
+  const health = await get('/health');
+  t.equal(((await health.body.json()) as { tenantId: string }).tenantId, LIST_TENANT);
 });
