@@ -268,11 +268,41 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
 
   tiles.onChange(() => recompile('tile toggled'));
 
-  // A Graph list (`{ value: [...] }`) carries no tenant id: take it from the token's `tid`.
-  let tokenTenant: string | undefined;
+  // A Graph list (`{ value: [...] }`) names no tenant: the edge's Graph `GET /organization`
+  // gives its id and display name; failing that, the id is the token's `tid`.
+  let edgeTenant: { tenantId?: string; name?: string } = {};
+  const tidOf = (jwt: string): string | undefined => {
+    try {
+      const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as {
+        tid?: unknown;
+      };
+      return typeof claims.tid === 'string' ? claims.tid : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const learnEdgeTenant = async (): Promise<void> => {
+    if (edgeTenant.name !== undefined) return;
+    try {
+      const org = await edgeApi.getOrganization();
+      edgeTenant = { tenantId: org.id, name: org.displayName };
+      return;
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cannot read the edge tenant (GET organization)');
+    }
+    if (edgeTenant.tenantId !== undefined) return;
+    try {
+      const tid = tidOf(await edgeApi.getToken('m365'));
+      if (tid !== undefined) edgeTenant = { tenantId: tid };
+    } catch {}
+  };
   const setTenantDocument = (doc: unknown, src: string): void => {
     try {
-      tenant = loadTenant(doc, { file: src, ...(tokenTenant ? { tenantId: tokenTenant } : {}) });
+      tenant = loadTenant(doc, {
+        file: src,
+        ...(edgeTenant.tenantId !== undefined ? { tenantId: edgeTenant.tenantId } : {}),
+        ...(edgeTenant.name !== undefined ? { name: edgeTenant.name } : {}),
+      });
       profileSource = src;
       profileLoadedAt = Date.now();
       profileError = null;
@@ -286,12 +316,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   let poller: ReturnType<EdgeApi['pollProfiles']> | null = null;
   if (source === 'edge') {
     try {
-      const jwt = await edgeApi.getToken('m365');
+      const tid = tidOf(await edgeApi.getToken('m365'));
       tokenAt = Date.now();
-      const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as {
-        tid?: unknown;
-      };
-      if (typeof claims.tid === 'string') tokenTenant = claims.tid;
+      if (tid !== undefined) edgeTenant = { tenantId: tid };
     } catch (err) {
       tokenError = (err as Error).message;
     }
@@ -301,7 +328,8 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     });
     poller = edgeApi.pollProfiles({
       intervalMs: opts.profilePollMs ?? 30_000,
-      onChange: (doc) => {
+      onChange: async (doc) => {
+        await learnEdgeTenant();
         setTenantDocument(doc, `edge ${opts.edge.url}`);
         first();
       },

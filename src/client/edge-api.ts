@@ -253,6 +253,18 @@ export class EdgeApi {
     return poller;
   }
 
+  /** The tenant the edge serves (Graph `GET /organization`): its id and display name. */
+  async getOrganization(): Promise<{ id: string; displayName: string }> {
+    const r = await this.call('GET', '/beta/organization', {});
+    if (r.status !== 200) throw httpError(r.status, r.json, 'GET organization');
+    const org = (r.json as { value?: Array<{ id?: unknown; displayName?: unknown }> } | null)
+      ?.value?.[0];
+    if (!org || typeof org.id !== 'string' || typeof org.displayName !== 'string') {
+      throw new EdgeHttpError(200, null, 'organization response without value[0].id / displayName');
+    }
+    return { id: org.id, displayName: org.displayName };
+  }
+
   /** PATCH a policy link's state (admin operation, as Graph). */
   async setPolicyLinkState(
     profileId: string,

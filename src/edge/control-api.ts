@@ -8,6 +8,7 @@
  *   GET   /beta/networkAccess/forwardingPolicies/{id}
  *   GET   /beta/networkAccess/forwardingPolicies/{id}/policyRules
  *   GET   /beta/networkAccess/logs/traffic[?$filter=...&$top=n]
+ *   GET   /beta/organization                        the tenant: [{id, displayName}]
  *   GET   /health                                   (no token)
  *
  * Every `/beta/` route needs `Authorization: Bearer <token>`: any valid token of the edge's
@@ -116,6 +117,7 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 }
 
 const PREFIX = '/beta/networkAccess';
+const ORGANIZATION = '/beta/organization';
 const SEG = '([^/]{1,200})';
 const R_PROFILES = new RegExp(`^${PREFIX}/forwardingProfiles/?$`);
 const R_PROFILE = new RegExp(`^${PREFIX}/forwardingProfiles/${SEG}$`);
@@ -164,6 +166,18 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
     if (path === '/health') {
       if (method !== 'GET' && method !== 'HEAD') methodNotAllowed(res, 'GET');
       else sendJson(res, 200, { status: 'ok', ...deps.health() }, { 'cache-control': 'no-store' });
+      return true;
+    }
+    if (path === ORGANIZATION) {
+      if (!(await authorize(req, res))) return true;
+      if (method !== 'GET' && method !== 'HEAD') methodNotAllowed(res, 'GET');
+      else {
+        // Graph `GET /organization`: the signed-in user's tenant (id and display name).
+        sendJson(res, 200, {
+          '@odata.context': `${GRAPH_BASE}/$metadata#organization`,
+          value: [{ id: deps.store.tenantId, displayName: deps.store.name }],
+        });
+      }
       return true;
     }
     if (path !== PREFIX && !path.startsWith(`${PREFIX}/`)) return false;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import t from 'tap';
+import { Agent, request } from 'undici';
 import { EdgeApi, type GraphList } from '../../src/client/edge-api.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { AuthError, EdgeHttpError, GsaError } from '../../src/errors.js';
@@ -206,4 +207,17 @@ t.test('a token the edge refuses surfaces as AuthError', async (t) => {
   const err = await a.getProfiles().catch((e: unknown) => e);
   t.ok(err instanceof AuthError);
   t.equal((err as AuthError).reason, 'forged');
+});
+
+t.test('getOrganization: the tenant the edge serves (Graph GET /organization)', async (t) => {
+  const a = api();
+  t.teardown(() => a.close());
+  const org = await a.getOrganization();
+  t.same(org, { id: edge.tenantId, displayName: edge.tenant.name });
+  t.equal(org.displayName, 'Contoso (gsa-emu default tenant)');
+  const agent = new Agent({ connect: { ca: edge.caPem! } });
+  t.teardown(() => agent.close());
+  const noToken = await request(`${edge.url}/beta/organization`, { dispatcher: agent });
+  await noToken.body.dump();
+  t.equal(noToken.statusCode, 401, 'needs a token like every Graph route');
 });
