@@ -28,6 +28,7 @@ import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { ChannelDownError } from '../errors.js';
 import type { ChannelName } from '../policy/model.js';
+import { packageVersion } from '../util/package.js';
 import { CloseCode } from './frame.js';
 import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
 import { DEFAULT_SEND_HIGH_WATER, wsTransport } from './transport.js';
@@ -184,7 +185,7 @@ export class TunnelClient extends EventEmitter {
     let ws: WebSocket;
     try {
       ws = new WebSocket(this.url, {
-        headers: { authorization: `Bearer ${token}` },
+        headers: { authorization: `Bearer ${token}`, 'x-gsa-agent-version': packageVersion() },
         perMessageDeflate: false,
         handshakeTimeout: o.handshakeTimeoutMs ?? 10_000,
         ...(o.ca !== undefined ? { ca: o.ca } : {}),

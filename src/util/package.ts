@@ -23,9 +23,14 @@ export function dataPath(...parts: string[]): string {
   return join(packageRoot(), 'data', ...parts);
 }
 
+let version: string | undefined;
+
+/** gsa-emu's version (package.json), read once. */
 export function packageVersion(): string {
+  if (version !== undefined) return version;
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
     version: string;
   };
-  return pkg.version;
+  version = pkg.version;
+  return version;
 }

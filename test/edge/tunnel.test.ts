@@ -14,6 +14,7 @@ import type { ChannelName } from '../../src/policy/model.js';
 import { TunnelClient } from '../../src/tunnel/client.js';
 import { CloseCode } from '../../src/tunnel/frame.js';
 import { type OpenMeta, ResetCode, type TunnelStream } from '../../src/tunnel/types.js';
+import { packageVersion } from '../../src/util/package.js';
 import {
   closedPort,
   delay,
@@ -239,6 +240,8 @@ t.test('internet flow: echo through the edge, byte counts and shape in the log',
   t.equal(rec.tenantId, edge.tenantId);
   t.equal(rec.policyRuleId, 'rule-x');
   t.equal(rec.initiatingProcessName, 'curl');
+  t.equal(rec.agentVersion, packageVersion(), 'the client version from x-gsa-agent-version');
+  t.not(rec.agentVersion, 'unknown');
   // The file has the same record as a JSON line.
   await until(() => false, 50);
   const lines = (await readFile(join(tmp.dir, 'traffic.jsonl'), 'utf8')).trim().split('\n');
