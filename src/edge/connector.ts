@@ -10,9 +10,9 @@
  * names only through its hosts map (it stands for the customer network's DNS).
  */
 import type { DestinationSpec, Protocol, RuleSpec, TenantSpec } from '../policy/model.js';
+import { type HostsConfig, HostsMap, type Target } from '../util/hosts-map.js';
 import { cmp6, ipFamily, parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
-import { type HostsConfig, HostsMap, type Target } from './hosts.js';
-import { NamePatterns, normalizeName } from './names.js';
+import { NamePatterns, normalizeName } from '../util/names.js';
 
 export interface SegmentMatch {
   policyId: string;

@@ -10,8 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import type { ChannelName } from '../policy/model.js';
+import { NamePatterns } from '../util/names.js';
 import { dataPath } from '../util/package.js';
-import { NamePatterns } from './names.js';
 
 export interface FilteringConfig {
   /** Channels whose flows are filtered. Default `['internet']` (an Internet Access feature). */

@@ -36,13 +36,13 @@ import type { ChannelName } from '../policy/model.js';
 import { CloseCode } from '../tunnel/frame.js';
 import { createTunnelServer, type TunnelServer } from '../tunnel/server.js';
 import type { Session, SessionOptions } from '../tunnel/session.js';
+import type { HostsConfig } from '../util/hosts-map.js';
 import { packageVersion } from '../util/package.js';
 import { Connector } from './connector.js';
 import { createControlApi, sendGraphError } from './control-api.js';
 import { Egress, type EgressOptions, type FlowContext } from './egress.js';
 import type { FilteringConfig } from './filter.js';
 import { WebFilter } from './filter.js';
-import type { HostsConfig } from './hosts.js';
 import {
   type Audience,
   bearerOf,

@@ -5,13 +5,14 @@
  *   the edge as OpenMeta.ip: a hosts map first, then the system resolver (`dns.lookup`,
  *   IPv4 first, as the real client's "IPv4 preferred" health check expects) bounded by a
  *   timeout. Never throws: a name that does not resolve in time yields null.
- * - `dialTarget(host, ip, port)`: where a bypassed flow really connects. A dial map
- *   (`name[:port]` or `ip[:port]` -> `ip[:port]`, `*.suffix` allowed, the edge's hosts-map
- *   syntax) remaps demo and test destinations to loopback servers; with `directIp: false`
- *   nothing outside loopback and the dial map is ever dialed, so demos cannot reach the
- *   internet even when a flow is bypassed.
+ * - `dialTarget(host, ip, port)`: where a bypassed flow really connects. A dial map (the
+ *   edge's HostsMap, util/hosts-map.ts: `name[:port]` or `ip[:port]` -> `ip[:port]`,
+ *   wildcard names allowed) remaps demo and test destinations to loopback servers; with
+ *   `directIp: false` nothing outside loopback and the dial map is ever dialed, so demos
+ *   cannot reach the internet even when a flow is bypassed.
  */
 import { lookup } from 'node:dns/promises';
+import { HostsMap } from '../util/hosts-map.js';
 import { ipFamily, parseIPv4 } from '../util/ip.js';
 
 /**
@@ -36,7 +37,10 @@ export interface ResolverOptions {
   system?: boolean;
   /** System lookup timeout in ms. Default 3,000. */
   timeoutMs?: number;
-  /** Direct-connect remaps: `name[:port]` / `ip[:port]` / `*.suffix` -> `ip[:port]`. */
+  /**
+   * Direct-connect remaps, in the edge's hosts-map syntax: `name[:port]` / `ip[:port]` /
+   * wildcard name -> `ip[:port]`. A bad entry is a ConfigError (path `dial["key"]`).
+   */
   dial?: Record<string, string> | Map<string, string>;
   /** Dial addresses that are neither loopback nor in `dial`. Default true. */
   directIp?: boolean;
@@ -63,41 +67,26 @@ export class Resolver {
     this.system = opts.system ?? true;
     this.timeoutMs = opts.timeoutMs ?? 3000;
     this.directIp = opts.directIp ?? true;
-    this.dial = new Map();
     const d = opts.dial;
-    if (d) {
-      for (const [k, v] of d instanceof Map ? d : Object.entries(d)) {
-        this.dial.set(k.toLowerCase(), v);
-      }
-    }
+    this.dial =
+      d && (d instanceof Map ? d.size : Object.keys(d).length) > 0
+        ? new HostsMap(d instanceof Map ? Object.fromEntries(d) : d, 'dial')
+        : null;
   }
 
-  private readonly dial: Map<string, string>;
+  private readonly dial: HostsMap | null;
   readonly directIp: boolean;
-
-  private dialLookup(key: string, port: number): string | undefined {
-    return this.dial.get(`${key}:${port}`) ?? this.dial.get(key);
-  }
 
   /**
    * The remapped target of a direct connection, from the dial map (by name, then by
    * address), or null when the destination is not remapped.
    */
   dialTarget(host: string | null, ip: string | null, port: number): DialTarget | null {
-    let v: string | undefined;
-    if (host !== null) {
-      const n = host.toLowerCase();
-      v = this.dialLookup(n, port);
-      for (let i = n.indexOf('.'); v === undefined && i !== -1; i = n.indexOf('.', i + 1)) {
-        v = this.dialLookup(`*${n.slice(i)}`, port);
-      }
-    }
-    if (v === undefined && ip !== null)
-      v = this.dialLookup(ip.includes(':') ? `[${ip}]` : ip, port) ?? this.dial.get(ip);
-    if (v === undefined) return null;
-    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(v) ?? /^([^:]+)(?::(\d+))?$/.exec(v);
-    if (!m) return { ip: v, port };
-    return { ip: m[1]!, port: m[2] ? Number(m[2]) : port };
+    if (this.dial === null) return null;
+    return (
+      (host !== null ? this.dial.lookup(host, port) : null) ??
+      (ip !== null ? this.dial.lookup(ip, port) : null)
+    );
   }
 
   /** May a bypassed flow connect to `ip` (not remapped)? */

@@ -2,11 +2,11 @@ import fc from 'fast-check';
 import t from 'tap';
 import { Connector, PrivateApps } from '../../src/edge/connector.js';
 import { WebFilter } from '../../src/edge/filter.js';
-import { HostsMap, splitHostPort } from '../../src/edge/hosts.js';
-import { NamePatterns } from '../../src/edge/names.js';
 import { ConfigError } from '../../src/errors.js';
 import { loadDefaultTenant } from '../../src/policy/default-tenant.js';
 import type { TenantSpec } from '../../src/policy/model.js';
+import { HostsMap, splitHostPort } from '../../src/util/hosts-map.js';
+import { NamePatterns } from '../../src/util/names.js';
 
 t.test('NamePatterns: exact, leading and mid-name wildcards', async (t) => {
   const n = new NamePatterns<string>();
