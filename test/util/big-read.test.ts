@@ -49,15 +49,30 @@ function slowSink(delayMs: number, highWaterMark = 64 * 1024) {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-t.test('relays every byte in order and ends the sink', async (t) => {
-  const data = randomBytes(6 * 1024 * 1024 + 17);
+/**
+ * Sends `data` from a loopback server and relays it through a BigReader into a slow sink;
+ * resolves once the sink finished. `waitMs` delays pipeTo (input arriving before it).
+ */
+async function relay(
+  t: Test,
+  data: Buffer,
+  o: { delayMs?: number; highWaterMark?: number; waitMs?: number } = {},
+): Promise<ReturnType<typeof slowSink>> {
   const port = await sender(t, data);
   const reader = new BigReader();
   const sock = net.connect({ port, host: '127.0.0.1', onread: reader.onread });
-  const s = slowSink(0);
+  t.teardown(() => sock.destroy());
   await once(sock, 'connect');
+  if (o.waitMs) await new Promise((r) => setTimeout(r, o.waitMs));
+  const s = slowSink(o.delayMs ?? 0, o.highWaterMark);
   reader.pipeTo(sock, s.sink);
   await once(s.sink, 'finish');
+  return s;
+}
+
+t.test('relays every byte in order and ends the sink', async (t) => {
+  const data = randomBytes(6 * 1024 * 1024 + 17);
+  const s = await relay(t, data);
   const got = Buffer.concat(s.chunks);
   t.equal(got.length, data.length, 'length');
   t.equal(sha(got), sha(data), 'content');
@@ -70,18 +85,11 @@ t.test('relays every byte in order and ends the sink', async (t) => {
     s.chunks.every((c) => c.length <= BIG_READ_SIZE),
     'no chunk exceeds the buffer',
   );
-  sock.destroy();
 });
 
 t.test('small reads are copied out; large ones are views of a buffer not reused', async (t) => {
   const data = randomBytes(3 * 1024 * 1024);
-  const port = await sender(t, data);
-  const reader = new BigReader();
-  const sock = net.connect({ port, host: '127.0.0.1', onread: reader.onread });
-  const s = slowSink(0);
-  await once(sock, 'connect');
-  reader.pipeTo(sock, s.sink);
-  await once(s.sink, 'finish');
+  const s = await relay(t, data);
   const seen = new Set<ArrayBufferLike>();
   for (const c of s.chunks) {
     if (c.length < BIG_READ_SIZE / 4) {
@@ -95,35 +103,19 @@ t.test('small reads are copied out; large ones are views of a buffer not reused'
     }
   }
   t.equal(sha(Buffer.concat(s.chunks)), sha(data), 'content intact after later reads');
-  sock.destroy();
 });
 
 t.test('backpressure: a slow sink pauses reading (bounded buffering)', async (t) => {
   const data = randomBytes(4 * 1024 * 1024);
-  const port = await sender(t, data);
-  const reader = new BigReader();
-  const sock = net.connect({ port, host: '127.0.0.1', onread: reader.onread });
-  const s = slowSink(2, 64 * 1024);
-  await once(sock, 'connect');
-  reader.pipeTo(sock, s.sink);
-  await once(s.sink, 'finish');
+  const s = await relay(t, data, { delayMs: 2, highWaterMark: 64 * 1024 });
   t.equal(sha(Buffer.concat(s.chunks)), sha(data), 'content');
   // One read past the high-water mark at most before reading pauses.
   t.ok(s.maxBuffered <= 64 * 1024 + BIG_READ_SIZE, `sink buffered at most ${s.maxBuffered} bytes`);
-  sock.destroy();
 });
 
 t.test('input that arrives before pipeTo is kept', async (t) => {
   const data = randomBytes(100_000);
-  const port = await sender(t, data);
-  const reader = new BigReader();
-  const sock = net.connect({ port, host: '127.0.0.1', onread: reader.onread });
-  await once(sock, 'connect');
   // Let the bytes (and the FIN) arrive first.
-  await new Promise((r) => setTimeout(r, 50));
-  const s = slowSink(0);
-  reader.pipeTo(sock, s.sink);
-  await once(s.sink, 'finish');
+  const s = await relay(t, data, { waitMs: 50 });
   t.equal(sha(Buffer.concat(s.chunks)), sha(data), 'content');
-  sock.destroy();
 });
