@@ -222,6 +222,22 @@ const frameArb = fc.oneof(
   }),
 );
 
+/** The parsed frames are exactly the frames sent, in order. */
+function sameFrames(
+  out: Got[],
+  frames: Array<{ type: number; id: number; p: Uint8Array }>,
+): boolean {
+  return (
+    out.length === frames.length &&
+    out.every(
+      (g, i) =>
+        g.type === frames[i]!.type &&
+        g.id === frames[i]!.id &&
+        g.payload === Buffer.from(frames[i]!.p).toString('hex'),
+    )
+  );
+}
+
 t.test('property: any sequence of valid frames, split anywhere, round-trips exactly', async (t) => {
   fc.assert(
     fc.property(
@@ -237,16 +253,7 @@ t.test('property: any sequence of valid frames, split anywhere, round-trips exac
           },
         );
         for (let i = 0; i < wire.length; i += step) p.push(wire.subarray(i, i + step));
-        return (
-          out.length === frames.length &&
-          out.every(
-            (g, i) =>
-              g.type === frames[i]!.type &&
-              g.id === frames[i]!.id &&
-              g.payload === Buffer.from(frames[i]!.p).toString('hex'),
-          ) &&
-          p.bufferedBytes === 0
-        );
+        return sameFrames(out, frames) && p.bufferedBytes === 0;
       },
     ),
     { numRuns: 500 },
@@ -290,17 +297,7 @@ t.test(
             { partialData: true },
           );
           for (let i = 0; i < wire.length; i += step) p.push(wire.subarray(i, i + step));
-          return (
-            pending === null &&
-            out.length === frames.length &&
-            out.every(
-              (g, i) =>
-                g.type === frames[i]!.type &&
-                g.id === frames[i]!.id &&
-                g.payload === Buffer.from(frames[i]!.p).toString('hex'),
-            ) &&
-            p.bufferedBytes === 0
-          );
+          return pending === null && sameFrames(out, frames) && p.bufferedBytes === 0;
         },
       ),
       { numRuns: 500 },
