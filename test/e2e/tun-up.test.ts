@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { hostTunUnavailable } from '../../src/client/tun-host.js';
+import { ipCmd as sh, simulatedHost } from '../tun/helpers.js';
 import { collect, until } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -80,12 +81,6 @@ const missing =
     : 'curl is missing (apt-get install curl)') ??
   (HAS_DIST ? null : 'dist is missing (npx tsc -p tsconfig.build.json)');
 
-const sh = (args: string[]): string => {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
-
 t.test(
   'up --tun in a simulated host: remote edge, bypass and DNS bound to the host address, no loop, clean teardown',
   { skip: missing ? `needs root and /dev/net/tun: ${missing}` : false, timeout: 100_000 },
@@ -104,23 +99,7 @@ t.test(
       rmSync(etc, { recursive: true, force: true });
       await rm(state, { recursive: true, force: true });
     });
-    sh(['netns', 'add', hs]);
-    sh(['netns', 'add', rm_]);
-    sh(['link', 'add', `uh${rand}`, 'type', 'veth', 'peer', 'name', `ur${rand}`]);
-    sh(['link', 'set', `uh${rand}`, 'netns', hs]);
-    sh(['link', 'set', `ur${rand}`, 'netns', rm_]);
-    sh(['-n', hs, 'addr', 'add', '192.0.2.2/24', 'dev', `uh${rand}`]);
-    sh(['-n', rm_, 'addr', 'add', '192.0.2.1/24', 'dev', `ur${rand}`]);
-    for (const [ns, dev] of [
-      [hs, `uh${rand}`],
-      [rm_, `ur${rand}`],
-    ] as const) {
-      sh(['-n', ns, 'link', 'set', dev, 'up']);
-      sh(['-n', ns, 'link', 'set', 'lo', 'up']);
-    }
-    sh(['-n', rm_, 'addr', 'add', '198.51.100.1/32', 'dev', 'lo']);
-    sh(['-n', rm_, 'addr', 'add', '198.51.100.7/32', 'dev', 'lo']);
-    sh(['-n', hs, 'route', 'add', 'default', 'via', '192.0.2.1']);
+    simulatedHost(hs, rm_, `u${rand}`, ['198.51.100.1', '198.51.100.7']);
     mkdirSync(etc, { recursive: true });
     writeFileSync(join(etc, 'resolv.conf'), 'nameserver 198.51.100.1\n');
 

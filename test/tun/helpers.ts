@@ -1,7 +1,40 @@
+import { spawnSync } from 'node:child_process';
 import { checksum, pseudo4, wr16, wr32 } from '../../src/parse/checksum.js';
 import * as v4 from '../../src/parse/ipv4.js';
 import { decodePacket, newPacket } from '../../src/parse/packet.js';
 import { parseIPv4 } from '../../src/util/ip.js';
+
+/** Runs `ip ...args`; throws with ip's stderr when it fails; returns its stdout. */
+export function ipCmd(args: string[]): string {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * A simulated host for host-mode TUN tests: namespace `host` (192.0.2.2/24) joined by a
+ * veth pair (`<tag>h`, `<tag>f`) to namespace `far` (192.0.2.1/24, with each of `farLo` on
+ * its loopback), the host's default route via 192.0.2.1. Creates both namespaces; the
+ * caller removes them (`ip netns del`) in its teardown.
+ */
+export function simulatedHost(host: string, far: string, tag: string, farLo: string[]): void {
+  ipCmd(['netns', 'add', host]);
+  ipCmd(['netns', 'add', far]);
+  ipCmd(['link', 'add', `${tag}h`, 'type', 'veth', 'peer', 'name', `${tag}f`]);
+  ipCmd(['link', 'set', `${tag}h`, 'netns', host]);
+  ipCmd(['link', 'set', `${tag}f`, 'netns', far]);
+  ipCmd(['-n', host, 'addr', 'add', '192.0.2.2/24', 'dev', `${tag}h`]);
+  ipCmd(['-n', far, 'addr', 'add', '192.0.2.1/24', 'dev', `${tag}f`]);
+  for (const [ns, dev] of [
+    [host, `${tag}h`],
+    [far, `${tag}f`],
+  ] as const) {
+    ipCmd(['-n', ns, 'link', 'set', dev, 'up']);
+    ipCmd(['-n', ns, 'link', 'set', 'lo', 'up']);
+  }
+  for (const a of farLo) ipCmd(['-n', far, 'addr', 'add', `${a}/32`, 'dev', 'lo']);
+  ipCmd(['-n', host, 'route', 'add', 'default', 'via', '192.0.2.1']);
+}
 
 export const ip = (s: string): number => parseIPv4(s);
 
