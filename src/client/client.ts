@@ -29,7 +29,7 @@ import type { Classifier } from '../classify/types.js';
 import { ToggleRefusedError } from '../errors.js';
 import { FlowTable } from '../forward/flow-table.js';
 import { Forwarder, type ForwardLogger } from '../forward/forwarder.js';
-import { Resolver } from '../forward/resolver.js';
+import { isLoopbackIp, Resolver } from '../forward/resolver.js';
 import {
   type ClientConfig,
   type ClientTiles,
@@ -52,6 +52,7 @@ import {
   statusView,
 } from './diagnostics.js';
 import { EdgeApi } from './edge-api.js';
+import { type ProcessOwnerOptions, ProcessOwners } from './process-owner.js';
 
 export interface HostnameEntry {
   time: string;
@@ -118,6 +119,12 @@ export interface ClientOptions {
     udpIdleMs?: number;
     session?: SessionOptions;
   };
+  /**
+   * Find the local process behind each SOCKS5 / HTTP proxy flow (Linux /proc; the flow's
+   * `process` and `processId` fill in shortly after it starts). Default true; false turns
+   * it off, an object tunes it (client/process-owner.ts).
+   */
+  processLookup?: boolean | ProcessOwnerOptions;
   /** Hostname acquisition table (TUN mode's DNS table), when present. */
   hostnames?: () => HostnameEntry[];
   log?: ForwardLogger & { error?(obj: object, msg?: string): void };
@@ -268,6 +275,25 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
 
   tiles.onChange(() => recompile('tile toggled'));
 
+  // The process column of proxy flows: looked up off the data path once the flow is open.
+  const owners =
+    opts.processLookup === false
+      ? null
+      : new ProcessOwners(typeof opts.processLookup === 'object' ? opts.processLookup : {});
+  if (owners?.enabled) {
+    flows.onChange((rec, event) => {
+      if (event !== 'open' || rec.process !== null || rec.protocol !== 'tcp') return;
+      const listener = rec.capture === 'socks' ? socks : rec.capture === 'http' ? http : null;
+      if (!listener || !isLoopbackIp(rec.sourceIp)) return;
+      void owners.lookup(rec.sourcePort, listener.address.port).then((p) => {
+        if (p && rec.process === null) {
+          rec.process = p.name;
+          rec.processId = p.pid;
+        }
+      });
+    });
+  }
+
   // A Graph list (`{ value: [...] }`) names no tenant: the edge's Graph `GET /organization`
   // gives its id and display name; failing that, the id is the token's `tid`.
   let edgeTenant: { tenantId?: string; name?: string } = {};
@@ -404,6 +430,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   } catch (err) {
     for (const o of opened) await o.close().catch(() => {});
     poller?.stop();
+    owners?.close();
     await tunnels.close();
     await edgeApi.close();
     throw err;
@@ -510,6 +537,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     },
     async close() {
       poller?.stop();
+      owners?.close();
       if (admin) await admin.close().catch(() => {});
       for (const o of opened.reverse()) await o.close().catch(() => {});
       forwarder.close();

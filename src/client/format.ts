@@ -76,6 +76,12 @@ function time(ms: number | null): string {
   return d.toISOString().slice(11, 19);
 }
 
+/** `curl (4242)`, the name alone when the pid is unknown, `-` when neither is. */
+function processCell(f: FlowRecord): string {
+  if (f.process === null) return '-';
+  return f.processId !== undefined ? `${f.process} (${f.processId})` : f.process;
+}
+
 export function flowRow(f: FlowRecord): string[] {
   return [
     time(f.beginTime),
@@ -87,6 +93,7 @@ export function flowRow(f: FlowRecord): string[] {
     f.action,
     f.channel ?? '-',
     f.hardening,
+    processCell(f),
     String(f.bytesSent),
     String(f.bytesReceived),
     f.capture,
@@ -105,13 +112,14 @@ export const FLOW_HEADERS = [
   'ACTION',
   'CHANNEL',
   'H',
+  'PROCESS',
   'SENT',
   'RECV',
   'VIA',
   'CONN',
   'REASON',
 ];
-const FLOW_WIDTHS = [8, 10, 5, 26, 15, 5, 6, 8, 1, 9, 9, 5, 8, 60];
+const FLOW_WIDTHS = [8, 10, 5, 26, 15, 5, 6, 8, 1, 16, 9, 9, 5, 8, 60];
 
 export function formatFlows(flows: FlowRecord[]): string {
   return table(FLOW_HEADERS, flows.map(flowRow), FLOW_WIDTHS);

@@ -35,7 +35,13 @@ export interface FlowRecord {
   destinationPort: number;
   sourceIp: string;
   sourcePort: number;
+  /**
+   * The local process behind the flow (name), or null while unknown. Proxy flows get it
+   * shortly after they start (client/process-owner.ts, Linux), with `processId`.
+   */
   process: string | null;
+  /** Its pid, once known. */
+  processId?: number;
   bytesSent: number;
   bytesReceived: number;
   channel: ChannelName | null;

@@ -1,0 +1,159 @@
+/**
+ * ProcessOwners against a fake /proc tree (net/tcp, net/tcp6, <pid>/fd symlinks, comm):
+ * matching by port pair, IPv6, coalescing, caching, and a graceful null when disabled, when
+ * /proc is missing, when a process's fds cannot be read, or when the socket is gone.
+ */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { ProcessOwners } from '../../src/client/process-owner.js';
+
+const HEAD =
+  '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+
+const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0');
+
+/** One /proc/net/tcp line: 127.0.0.1:local -> 127.0.0.1:remote, ESTABLISHED. */
+function tcpLine(sl: number, local: number, remote: number, inode: number): string {
+  return `   ${sl}: 0100007F:${hex(local)} 0100007F:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
+}
+function tcp6Line(sl: number, local: number, remote: number, inode: number): string {
+  const lo = '00000000000000000000000001000000';
+  return `   ${sl}: ${lo}:${hex(local)} ${lo}:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
+}
+
+function fakeProc(t: Test): {
+  root: string;
+  proc(pid: number, name: string, inodes: number[]): void;
+  tcp(lines: string): void;
+  tcp6(lines: string): void;
+} {
+  const root = mkdtempSync(join(tmpdir(), 'gsa-fake-proc-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(join(root, 'net'));
+  return {
+    root,
+    proc(pid, name, inodes) {
+      const dir = join(root, String(pid));
+      mkdirSync(join(dir, 'fd'), { recursive: true });
+      writeFileSync(join(dir, 'comm'), `${name}\n`);
+      symlinkSync('/dev/null', join(dir, 'fd', '0'));
+      symlinkSync('pipe:[77]', join(dir, 'fd', '1'));
+      for (const [i, ino] of inodes.entries()) {
+        symlinkSync(`socket:[${ino}]`, join(dir, 'fd', String(3 + i)));
+      }
+    },
+    tcp(lines) {
+      writeFileSync(join(root, 'net', 'tcp'), HEAD + lines);
+    },
+    tcp6(lines) {
+      writeFileSync(join(root, 'net', 'tcp6'), HEAD + lines);
+    },
+  };
+}
+
+t.test('finds the owner by the client port and the listener port (tcp and tcp6)', async (t) => {
+  const f = fakeProc(t);
+  // The proxy's own end of each connection (local 1080) belongs to pid 10 (gsa-emu).
+  f.tcp(
+    tcpLine(0, 1080, 0, 500) + // the listener
+      tcpLine(1, 1080, 40001, 501) +
+      tcpLine(2, 40001, 1080, 601) +
+      tcpLine(3, 40002, 1080, 0), // TIME_WAIT: no inode
+  );
+  f.tcp6(tcp6Line(0, 40003, 1080, 701));
+  f.proc(10, 'gsa-emu', [500, 501]);
+  f.proc(20, 'curl', [601]);
+  f.proc(30, 'wget', [701]);
+  const o = new ProcessOwners({ enabled: true, procRoot: f.root });
+  t.teardown(() => o.close());
+  const [a, b, c, d] = await Promise.all([
+    o.lookup(40001, 1080),
+    o.lookup(40003, 1080),
+    o.lookup(40002, 1080),
+    o.lookup(40001, 8080),
+  ]);
+  t.same(a, { name: 'curl', pid: 20 });
+  t.same(b, { name: 'wget', pid: 30 }, 'IPv6 (tcp6)');
+  t.equal(c, null, 'a socket without an inode (closed) has no owner');
+  t.equal(d, null, 'the listener port must match too');
+  t.equal(o.scans, 1, 'concurrent lookups share one scan');
+
+  t.same(await o.lookup(40001, 1080), { name: 'curl', pid: 20 });
+  t.equal(o.scans, 1, 'a repeated lookup is answered from the cache');
+});
+
+t.test('cache entries expire; recent owners are searched first', async (t) => {
+  const f = fakeProc(t);
+  f.tcp(tcpLine(0, 40010, 1080, 801) + tcpLine(1, 40011, 1080, 802));
+  f.proc(20, 'curl', [801, 802]);
+  const o = new ProcessOwners({ enabled: true, procRoot: f.root, cacheMs: 0, minIntervalMs: 0 });
+  t.teardown(() => o.close());
+  t.same(await o.lookup(40010, 1080), { name: 'curl', pid: 20 });
+  t.same(await o.lookup(40011, 1080), { name: 'curl', pid: 20 });
+  t.equal(o.scans, 2);
+  t.same(await o.lookup(40010, 1080), { name: 'curl', pid: 20 });
+  t.equal(o.scans, 3, 'with cacheMs 0 every lookup scans');
+});
+
+t.test('null, never an error: disabled, no /proc, unreadable fds, bad ports', async (t) => {
+  const f = fakeProc(t);
+  f.tcp(tcpLine(0, 40020, 1080, 901));
+  // pid 40's fd folder is not readable (as for another user's process without root).
+  mkdirSync(join(f.root, '40'));
+  writeFileSync(join(f.root, '40', 'fd'), 'not a folder');
+  writeFileSync(join(f.root, '40', 'comm'), 'secret\n');
+
+  const off = new ProcessOwners({ enabled: false, procRoot: f.root });
+  t.equal(await off.lookup(40020, 1080), null, 'disabled (not Linux)');
+  t.equal(off.scans, 0);
+
+  const o = new ProcessOwners({ enabled: true, procRoot: f.root });
+  t.teardown(() => o.close());
+  t.equal(await o.lookup(40020, 1080), null, 'the owner cannot be read');
+  t.equal(await o.lookup(0, 1080), null);
+  t.equal(await o.lookup(40020, -1), null);
+
+  const none = new ProcessOwners({ enabled: true, procRoot: join(f.root, 'missing') });
+  t.teardown(() => none.close());
+  t.equal(await none.lookup(40020, 1080), null, 'no /proc/net/tcp');
+
+  // close() answers whatever waits.
+  const c = new ProcessOwners({ enabled: true, procRoot: f.root, minIntervalMs: 10_000 });
+  await c.lookup(1, 2); // one scan; the next waits 10 s
+  const waiting = c.lookup(40020, 1080);
+  c.close();
+  t.equal(await waiting, null, 'close() answers pending lookups');
+});
+
+t.test('bounded: over maxPending a lookup is null at once; a slow scan times out', async (t) => {
+  const f = fakeProc(t);
+  f.tcp(tcpLine(0, 40030, 1080, 1001));
+  f.proc(20, 'curl', [1001]);
+  const o = new ProcessOwners({
+    enabled: true,
+    procRoot: f.root,
+    maxPending: 2,
+    timeoutMs: 200,
+  });
+  t.teardown(() => o.close());
+  const all = await Promise.all([1, 2, 3, 4].map((i) => o.lookup(40030 + i - 1, 1080)));
+  t.same(all[0], { name: 'curl', pid: 20 });
+  t.equal(all[2], null);
+  t.equal(all[3], null, 'beyond maxPending');
+  t.equal(o.scans, 1);
+
+  // A scan that cannot start before the timeout: the lookup still answers in time.
+  const slow = new ProcessOwners({
+    enabled: true,
+    procRoot: f.root,
+    minIntervalMs: 5000,
+    timeoutMs: 100,
+  });
+  t.teardown(() => slow.close());
+  await slow.lookup(40030, 1080);
+  const t0 = Date.now();
+  t.equal(await slow.lookup(40031, 1080), null);
+  t.ok(Date.now() - t0 < 1000, 'answered within the timeout');
+});
