@@ -23,7 +23,7 @@ interface EdgeCliOptions {
   allowRemote?: boolean;
 }
 
-const KNOWN = ['hostsMap', 'connectorHosts', 'filtering', 'egress'];
+const KNOWN = ['hostsMap', 'connectorHosts', 'filtering', 'egress', 'tenantId', 'tenantName'];
 
 function readEdgeConfig(file: string): Record<string, unknown> {
   let v: unknown;
@@ -55,7 +55,10 @@ export function register(program: Command): void {
     .option('--no-tls', 'plain HTTP/WS instead of HTTPS/WSS (for benchmarks)')
     .option('--state-dir <dir>', 'CA, signing key and logs (default ~/.gsa-emu)')
     .option('--tenant <file>', 'forwarding profiles to serve (default: the built-in tenant)')
-    .option('--config <file>', 'hostsMap, connectorHosts, filtering, egress (JSON/YAML)')
+    .option(
+      '--config <file>',
+      'hostsMap, connectorHosts, filtering, egress; tenantId, tenantName for a Graph list --tenant (JSON/YAML)',
+    )
     .option('--log-file <file>', 'traffic log, JSON lines (default <state-dir>/edge-traffic.jsonl)')
     .option(
       '--allow-remote',

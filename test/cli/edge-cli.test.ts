@@ -1,0 +1,68 @@
+/**
+ * `gsa-emu edge --tenant <Graph list> --config <file>`: a list names no tenant, so the
+ * config file's `tenantId` / `tenantName` give it one (not the all-zero id). The edge runs
+ * as a child on a loopback port and is stopped by the test.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
+import { expandProfiles } from '../../src/policy/graph.js';
+
+const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+const skip = existsSync(mainJs) ? false : 'dist/cli/main.js is missing: run `npm run build` first';
+const TENANT = '5e6f7a8b-2222-4333-8444-999900001111';
+
+t.test('an edge serving a Graph list takes its tenant id from --config', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gsa-edge-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const list = join(dir, 'list.json');
+  writeFileSync(
+    list,
+    JSON.stringify(expandProfiles(defaultTenantDocument(), 'policies($expand=policy)')),
+  );
+  const cfg = join(dir, 'edge.json');
+  writeFileSync(cfg, JSON.stringify({ tenantId: TENANT, tenantName: 'Fabrikam' }));
+  const child = spawn(
+    process.execPath,
+    [
+      mainJs,
+      'edge',
+      '--port',
+      '0',
+      '--no-tls',
+      '--state-dir',
+      join(dir, 'state'),
+      '--tenant',
+      list,
+      '--config',
+      cfg,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  t.teardown(async () => {
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(kill);
+  });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
+  const banner = await new Promise<RegExpExecArray>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /gsa-emu edge for tenant (\S+) listening on (\S+)/.exec(out);
+      if (m) resolve(m);
+    });
+    void exited.then((code) => reject(new Error(`edge exited ${code}: ${err}`)));
+  });
+  t.equal(banner[1], TENANT);
+  const health = (await (await fetch(`${banner[2]}/health`)).json()) as { tenantId: string };
+  t.equal(health.tenantId, TENANT);
+});
