@@ -20,11 +20,11 @@ import type { ChannelName } from '../policy/model.js';
 import type { InboundTunnelStream, OpenMeta, ResetCodeValue } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { BigReader } from '../util/big-read.js';
+import { type HostsConfig, HostsMap, type Target } from '../util/hosts-map.js';
 import { ipFamily } from '../util/ip.js';
+import { normalizeName } from '../util/names.js';
 import type { Connector, PrivateApps } from './connector.js';
 import type { WebFilter } from './filter.js';
-import { type HostsConfig, HostsMap, type Target } from './hosts.js';
-import { normalizeName } from './names.js';
 import type { NetworkAccessTraffic, TrafficLog } from './traffic-log.js';
 import { trafficTypeOf } from './traffic-log.js';
 
