@@ -45,6 +45,8 @@ export interface WorldOptions {
   edgeCa?: string | undefined;
   /** Bypassed flows and the in-process edge may use real DNS and addresses. */
   allowInternet?: boolean | undefined;
+  /** Look up the process behind each proxy flow (default true). */
+  processLookup?: boolean | undefined;
   logLevel?: string | undefined;
   profilePollMs?: number | undefined;
   listen: NonNullable<ClientOptions['listen']>;
@@ -173,6 +175,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         : { system: true },
       ...(bypassLocal ? { bypassLocalAddress: bypassLocal } : {}),
       ...(o.hostnames ? { hostnames: o.hostnames } : {}),
+      ...(o.processLookup === false ? { processLookup: false } : {}),
       log,
     });
     const c = client;

@@ -3,8 +3,10 @@
  * banner, state file, a locked toggle refused through the admin API the state file names,
  * `--once` and `--exit-after`.
  */
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -116,3 +118,62 @@ t.test('statusView states and the one-line flow format', async (t) => {
   });
   t.equal(line, '10:00:00 tcp outlook.office365.com:443 -> Tunnel m365 [socks flow 7 conn c-1]');
 });
+
+t.test(
+  'up looks up the process behind proxy flows unless --no-process-lookup',
+  { skip: process.platform === 'linux' ? false : 'the process lookup reads /proc (Linux only)' },
+  async (t) => {
+    for (const lookup of [true, false]) {
+      const dir = await mkdtemp(join(tmpdir(), 'gsa-up-proc-'));
+      t.teardown(() => rm(dir, { recursive: true, force: true }));
+      const run = up(
+        {
+          stateDir: dir,
+          socksPort: '0',
+          httpPort: '0',
+          exitAfter: '4',
+          tty: false,
+          ...(lookup ? {} : { processLookup: false }),
+        },
+        new PassThrough(),
+      );
+      for (let i = 0; i < 200 && !existsSync(join(dir, 'client.json')); i++)
+        await new Promise((r) => setTimeout(r, 25));
+      const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as {
+        admin: string;
+        socks: string;
+      };
+      // A SOCKS5 CONNECT from this process to the admin API's port (127.0.0.0/8: bypassed).
+      const [sh, sp] = state.socks.split(':');
+      const [, ap] = state.admin.split(':');
+      const sock = net.connect(Number(sp), sh);
+      await once(sock, 'connect');
+      sock.write(Buffer.from([5, 1, 0]));
+      await once(sock, 'data');
+      sock.write(Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, Number(ap) >> 8, Number(ap) & 255]));
+      await once(sock, 'data');
+      let flow: { process: string | null; processId?: number | null } | undefined;
+      for (let i = 0; i < 40; i++) {
+        const flows = (await (await fetch(`http://${state.admin}/flows`)).json()) as {
+          flows: Array<{
+            destinationPort: number;
+            process: string | null;
+            processId?: number | null;
+          }>;
+        };
+        flow = flows.flows.find((f) => f.destinationPort === Number(ap));
+        if (flow && (!lookup || flow.process)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      sock.destroy();
+      t.ok(flow, `${lookup ? 'default' : '--no-process-lookup'}: the flow is in /flows`);
+      if (lookup) {
+        t.equal(flow?.processId, process.pid, 'default: the flow names this process');
+        t.ok(flow?.process, `default: process name ${flow?.process}`);
+      } else {
+        t.equal(flow?.process ?? null, null, '--no-process-lookup: no process');
+      }
+      await run;
+    }
+  },
+);

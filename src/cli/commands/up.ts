@@ -47,6 +47,7 @@ export interface UpOptions {
   tunSource?: string;
   tunDns?: string;
   icmpOnDrop?: boolean;
+  processLookup?: boolean;
 }
 
 const CONFIG_KEYS: Record<string, keyof UpOptions> = {
@@ -71,6 +72,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   tunSource: 'tunSource',
   tunDns: 'tunDns',
   icmpOnDrop: 'icmpOnDrop',
+  processLookup: 'processLookup',
 };
 
 /** Reads `--config` (JSON or YAML; keys as the long flags in camelCase). Flags win. */
@@ -151,6 +153,10 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'state and logs (default ~/.gsa-emu)')
     .option('--log-level <level>', 'client log level (trace, debug, info, warn, error)')
     .option('--no-tty', 'no live table: print one line per new flow')
+    .option(
+      '--no-process-lookup',
+      'do not look up the process behind each proxy flow (Linux /proc; the PROCESS column)',
+    )
     .option('--once', 'start, print the banner, and exit (smoke test)')
     .option('--exit-after <seconds>', 'stop after this many seconds')
     .option(
@@ -246,6 +252,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       edge: o.edge,
       edgeCa: o.edgeCa,
       allowInternet: o.allowInternet,
+      processLookup: o.processLookup !== false,
       logLevel: o.logLevel,
       profilePollMs: o.profilePoll ? Number(o.profilePoll) : 30_000,
       listen: {
