@@ -82,6 +82,9 @@ async function roleClient(): Promise<void> {
     listen: { socksPort: 0, httpPort: null, pacPort: null, adminPort: null },
     resolver: { system: false },
     limits: { keepClosedFlows: 100 },
+    // The data path only: the process column's /proc lookup (off the data path, at most
+    // about a tenth of a core) is left out unless PROCESS_LOOKUP=1.
+    processLookup: process.env.PROCESS_LOOKUP === '1',
   });
   await client.waitConnected(10_000);
   process.send!({ socks: client.addresses.socks });
@@ -625,7 +628,7 @@ function report(rows: Row[]): void {
     '',
     `\`npm run bench:proxy\` (bench/proxy.ts; ${process.version}, ${cpu}, ${os.cpus().length} cores; median of ${RUNS} runs; ${when}Z). Raw data: bench/results/proxy.json.`,
     '',
-    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row. The load generator and the source share one process; the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them).`,
+    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
     '',
     '| path | 1 stream GB/s | 8 streams GB/s | conn/s | notes |',
     '|---|---:|---:|---:|---|',
