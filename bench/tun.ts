@@ -12,6 +12,7 @@
  *   npm run bench:tun            (BENCH_SECONDS=5 by default)
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -54,6 +55,19 @@ function run(
       resolve({ code, out, err });
     });
   });
+}
+
+/**
+ * Stop a child we started and wait until it has exited (SIGTERM, then SIGKILL after `ms`):
+ * a ChildProcess keeps the event loop alive until its exit is reaped.
+ */
+async function stopChild(c: ChildProcess, ms = 3000): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = once(c, 'exit');
+  c.kill('SIGTERM');
+  const timer = setTimeout(() => c.kill('SIGKILL'), ms);
+  await exited;
+  clearTimeout(timer);
 }
 
 interface Throughput {
@@ -111,14 +125,29 @@ async function rr(
   return JSON.parse(r.out);
 }
 
-function echoServer(): Promise<{ server: net.Server; port: number }> {
+interface EchoServer {
+  port: number;
+  /** Stop listening and destroy the connections still open; resolves once closed. */
+  close(): Promise<void>;
+}
+
+function echoServer(): Promise<EchoServer> {
+  const conns = new Set<net.Socket>();
   const server = net.createServer((s) => {
+    conns.add(s);
+    s.once('close', () => conns.delete(s));
+    s.on('error', () => {});
     s.setNoDelay(true);
     s.pipe(s);
   });
+  const close = (): Promise<void> => {
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    for (const c of conns) c.destroy();
+    return closed;
+  };
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
-      resolve({ server, port: (server.address() as net.AddressInfo).port }),
+      resolve({ port: (server.address() as net.AddressInfo).port, close }),
     ),
   );
 }
@@ -175,8 +204,8 @@ async function vethCase(port: number) {
       const lat = await rr(a, '10.254.0.2', 7);
       return { single: one, four, latencyUs: lat };
     } finally {
-      srv.kill();
-      echo.kill();
+      await stopChild(srv);
+      await stopChild(echo);
     }
   } finally {
     cleanup();
@@ -255,7 +284,7 @@ async function tunCase(port: number, echoPort: number) {
   } finally {
     await stack?.close();
     ns?.destroy();
-    srv.kill();
+    await stopChild(srv);
   }
 }
 
@@ -338,7 +367,7 @@ async function openvpnCase(port: number) {
       const four = await iperf(a, '10.8.0.2', port, 4);
       return { single: one, four, version: sh('openvpn', ['--version']).split('\n')[0] };
     } finally {
-      srv.kill();
+      await stopChild(srv);
     }
   } catch (err) {
     console.error(`openvpn peer skipped: ${(err as Error).message}`);
@@ -461,7 +490,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const port = 25201 + (process.pid % 1000);
-  const { server: echo, port: echoPort } = await echoServer();
+  const echo = await echoServer();
+  const echoPort = echo.port;
   try {
     console.log(`veth: iperf3 ${SECONDS}s x (1, 4 flows), ${RR_ROUNDS} round trips ...`);
     const veth = await vethCase(port);
@@ -519,8 +549,17 @@ async function main(): Promise<void> {
     .join(', ')}
   written ${out}`);
   } finally {
-    echo.close();
+    await echo.close();
   }
 }
 
 await main();
+// Everything the run started is stopped above, so the process exits by itself. Should a
+// handle ever be left open again, name it and fail instead of hanging (unref'd: this timer
+// alone does not keep the process alive).
+setTimeout(() => {
+  console.error(
+    `bench:tun: still running 5 s after the results; open: ${process.getActiveResourcesInfo().join(', ')}`,
+  );
+  process.exit(1);
+}, 5000).unref();
