@@ -3,15 +3,19 @@
  *  - veth: iperf3 between two namespaces joined by a veth pair (the kernel-only ceiling);
  *  - tun-bypass: iperf3 client in a namespace whose only route is the TUN, through the
  *    system stack (TUN -> NAT -> kernel listener) and a bypass socket in the host
- *    namespace to an iperf3 server on loopback.
+ *    namespace to an iperf3 server on loopback;
+ *  - tun-tunneled: the same client, its flows to bench.contoso.test (acquired by the TUN's
+ *    DNS into 6.6.0.0/16, Private Access Quick Access *.contoso.test) classified by the
+ *    client into the private channel and carried over the tunnel (ws, plain) to the mock
+ *    edge, which runs in a process of its own and connects to the iperf3 server on loopback.
  * Measures single-flow and 4-flow TCP throughput, packets per second through the TUN,
  * request/response latency (added latency = tun - veth), and the emulator's CPU seconds
- * per GiB (process.cpuUsage); OpenVPN (static key, no cipher) on a veth pair as a peer when
+ * per GiB (process.cpuUsage; tunneled: the client's process plus the edge's); OpenVPN (static key, no cipher) on a veth pair as a peer when
  * installed; and the stack's packet path alone on a FakeDevice. Writes bench/results/tun.json.
  *
  *   npm run bench:tun            (BENCH_SECONDS=5 by default)
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -22,6 +26,9 @@ import { FakeDevice, type PacketDevice } from '../src/capture/tun/device.js';
 import { pipeTcp } from '../src/capture/tun/glue.js';
 import { createNetns, harnessUnavailable, type Netns } from '../src/capture/tun/netns.js';
 import { createTunStack, TunStack } from '../src/capture/tun/stack.js';
+import { startClient } from '../src/client/client.js';
+import { attachTun } from '../src/client/tun-capture.js';
+import { startEdge } from '../src/edge/server.js';
 import { checksum } from '../src/parse/checksum.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -212,6 +219,101 @@ async function vethCase(port: number) {
   }
 }
 
+/** A CPU-seconds meter: `start()` then `stop()` resolves with the seconds used in between. */
+interface CpuMeter {
+  start(): Promise<void>;
+  stop(): Promise<{ total: number; parts: Record<string, number> }>;
+}
+
+/** This process's CPU (process.cpuUsage). */
+function selfCpu(name: string): CpuMeter {
+  let c0 = process.cpuUsage();
+  return {
+    async start() {
+      c0 = process.cpuUsage();
+    },
+    async stop() {
+      const d = process.cpuUsage(c0);
+      const s = (d.user + d.system) / 1e6;
+      return { total: s, parts: { [name]: s } };
+    },
+  };
+}
+
+/**
+ * The measurements of one path through the TUN (same for bypass and tunneled): 1 and 4
+ * flows, 128-byte writes (packet rate), RR latency, with the stack's packet counters and the
+ * gsa-emu CPU of each throughput run.
+ */
+async function measureTun(
+  stack: TunStack,
+  nsName: string,
+  target: { host: string; port: number; echoHost: string; echoPort: number },
+  cpu: CpuMeter,
+) {
+  const measure = async <T>(fn: () => Promise<T>) => {
+    await cpu.start();
+    const s0 = { ...stack.counters };
+    const t0 = performance.now();
+    const result = await fn();
+    const secs = (performance.now() - t0) / 1000;
+    const c = await cpu.stop();
+    const c1 = stack.counters;
+    const pkts = c1.rxPackets - s0.rxPackets + (c1.txPackets - s0.txPackets);
+    return {
+      result,
+      cpuSeconds: c.total,
+      cpuParts: c.parts,
+      packets: pkts,
+      pps: pkts / secs,
+      avgPacket: (c1.rxBytes - s0.rxBytes + c1.txBytes - s0.txBytes) / Math.max(1, pkts),
+      perBatch: (c1.rxPackets - s0.rxPackets) / Math.max(1, c1.batches - s0.batches),
+    };
+  };
+  const { host, port } = target;
+  const one = await measure(() => iperf(nsName, host, port, 1));
+  const four = await measure(() => iperf(nsName, host, port, 4));
+  // Small segments (128-byte writes, no Nagle): the packet rate the TUN path sustains.
+  const small = await measure(() => iperf(nsName, host, port, 1, ['-l', '128', '-N']));
+  const lat = await rr(nsName, target.echoHost, target.echoPort);
+  const perGiB = (m: { cpuSeconds: number; result: Throughput }) =>
+    m.cpuSeconds / (m.result.bytes / GiB);
+  const parts = (m: { cpuParts: Record<string, number>; result: Throughput }) =>
+    Object.keys(m.cpuParts).length > 1
+      ? {
+          cpuSecondsPerGiBByProcess: Object.fromEntries(
+            Object.entries(m.cpuParts).map(([k, v]) => [k, v / (m.result.bytes / GiB)]),
+          ),
+        }
+      : {};
+  return {
+    single: {
+      ...one.result,
+      cpuSecondsPerGiB: perGiB(one),
+      ...parts(one),
+      pps: one.pps,
+      avgPacketBytes: one.avgPacket,
+      packetsPerBatch: one.perBatch,
+    },
+    four: {
+      ...four.result,
+      cpuSecondsPerGiB: perGiB(four),
+      ...parts(four),
+      pps: four.pps,
+      avgPacketBytes: four.avgPacket,
+      packetsPerBatch: four.perBatch,
+    },
+    smallSegments: {
+      ...small.result,
+      pps: small.pps,
+      avgPacketBytes: small.avgPacket,
+      packetsPerBatch: small.perBatch,
+    },
+    latencyUs: lat,
+    counters: stack.snapshot(),
+  };
+}
+
 async function tunCase(port: number, echoPort: number) {
   let ns: Netns | null = null;
   let stack: TunStack | null = null;
@@ -230,61 +332,166 @@ async function tunCase(port: number, echoPort: number) {
       },
     });
     await new Promise((r) => setTimeout(r, 500));
-    const measure = async <T>(fn: () => Promise<T>) => {
-      const c0 = process.cpuUsage();
-      const s0 = { ...stack!.counters };
-      const t0 = performance.now();
-      const result = await fn();
-      const secs = (performance.now() - t0) / 1000;
-      const cpu = process.cpuUsage(c0);
-      const c1 = stack!.counters;
-      const pkts = c1.rxPackets - s0.rxPackets + (c1.txPackets - s0.txPackets);
-      return {
-        result,
-        cpuSeconds: (cpu.user + cpu.system) / 1e6,
-        packets: pkts,
-        pps: pkts / secs,
-        avgPacket: (c1.rxBytes - s0.rxBytes + c1.txBytes - s0.txBytes) / Math.max(1, pkts),
-        perBatch: (c1.rxPackets - s0.rxPackets) / Math.max(1, c1.batches - s0.batches),
-      };
-    };
-    const one = await measure(() => iperf(ns!.name, '203.0.113.50', port, 1));
-    const four = await measure(() => iperf(ns!.name, '203.0.113.50', port, 4));
-    // Small segments (128-byte writes, no Nagle): the packet rate the TUN path sustains.
-    const small = await measure(() =>
-      iperf(ns!.name, '203.0.113.50', port, 1, ['-l', '128', '-N']),
+    return await measureTun(
+      stack,
+      ns.name,
+      { host: '203.0.113.50', port, echoHost: '203.0.113.7', echoPort: 7 },
+      selfCpu('stack'),
     );
-    const lat = await rr(ns.name, '203.0.113.7', 7);
-    const perGiB = (m: { cpuSeconds: number; result: Throughput }) =>
-      m.cpuSeconds / (m.result.bytes / GiB);
-    return {
-      single: {
-        ...one.result,
-        cpuSecondsPerGiB: perGiB(one),
-        pps: one.pps,
-        avgPacketBytes: one.avgPacket,
-        packetsPerBatch: one.perBatch,
-      },
-      four: {
-        ...four.result,
-        cpuSecondsPerGiB: perGiB(four),
-        pps: four.pps,
-        avgPacketBytes: four.avgPacket,
-        packetsPerBatch: four.perBatch,
-      },
-      smallSegments: {
-        ...small.result,
-        pps: small.pps,
-        avgPacketBytes: small.avgPacket,
-        packetsPerBatch: small.perBatch,
-      },
-      latencyUs: lat,
-      counters: stack.snapshot(),
-    };
   } finally {
     await stack?.close();
     ns?.destroy();
     await stopChild(srv);
+  }
+}
+
+/** The name the tunneled row dials (Private Access Quick Access: *.contoso.test, TCP 8000-8999). */
+const TUNNELED_HOST = 'bench.contoso.test';
+const TUNNELED_PORT = 8000;
+const TUNNELED_ECHO_PORT = 8001;
+
+/**
+ * Child role: the mock edge, plain ws (no TLS), in a process of its own (as a real edge
+ * would be), its connector mapping bench.contoso.test:8000/8001 to the iperf3 server and the
+ * echo server on 127.0.0.1. Answers {cmd: 'stats'} with its CPU time and traffic-log
+ * records; exits when the parent disconnects.
+ */
+async function roleEdge(): Promise<void> {
+  const [iperfPort, echoPort, dir] = [process.argv[3], process.argv[4], process.argv[5]!];
+  const edge = await startEdge({
+    stateDir: dir,
+    tls: false,
+    persistKey: false,
+    connectorHosts: {
+      [`${TUNNELED_HOST}:${TUNNELED_PORT}`]: `127.0.0.1:${iperfPort}`,
+      [`${TUNNELED_HOST}:${TUNNELED_ECHO_PORT}`]: `127.0.0.1:${echoPort}`,
+    },
+    egress: { systemResolver: false, directIp: false },
+    limits: { graceMs: 100 },
+  });
+  process.on('message', (m: { cmd?: string }) => {
+    if (m.cmd !== 'stats') return;
+    const cpu = process.cpuUsage();
+    const records = edge.logs.all().filter((r) => JSON.stringify(r).includes(TUNNELED_HOST));
+    process.send!({ cpuSeconds: (cpu.user + cpu.system) / 1e6, records: records.length });
+  });
+  process.on('disconnect', () => {
+    void edge.kill().then(() => process.exit(0));
+  });
+  process.send!({ url: edge.url });
+}
+
+function forkEdge(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = fork(fileURLToPath(import.meta.url), ['edge', ...args], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve({ child, url: (m as { url: string }).url }));
+    child.once('exit', (c) => reject(new Error(`edge exited ${c}`)));
+  });
+}
+
+function edgeStats(child: ChildProcess): Promise<{ cpuSeconds: number; records: number }> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m as { cpuSeconds: number; records: number }));
+    child.send({ cmd: 'stats' });
+  });
+}
+
+/**
+ * tun-tunneled: a client (this process: TUN stack, classifier, tunnel to the edge) with the
+ * TUN capture of its own namespace (attachTun); the iperf3 client there dials
+ * bench.contoso.test, which the TUN's DNS acquires (6.6.x.y), the classifier sends to the
+ * private channel, the client carries over ws to the edge (own process), and the edge
+ * connects to the iperf3 server on 127.0.0.1. CPU: this process plus the edge's.
+ */
+async function tunnelCase(port: number, echoPort: number) {
+  const dir = mkdtempSync(join(os.tmpdir(), 'gsa-bench-tun-'));
+  const srv = iperfServer(null, '127.0.0.1', port);
+  let edge: ChildProcess | null = null;
+  let client: Awaited<ReturnType<typeof startClient>> | null = null;
+  let capture: Awaited<ReturnType<typeof attachTun>> | null = null;
+  try {
+    const e = await forkEdge([String(port), String(echoPort), join(dir, 'edge')]);
+    edge = e.child;
+    const edgeChild = e.child;
+    client = await startClient({
+      edge: { url: e.url, ca: null },
+      tenant: 'edge',
+      listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: null },
+      resolver: { system: false },
+      limits: { keepClosedFlows: 100 },
+    });
+    await client.waitConnected(10_000);
+    capture = await attachTun(client);
+    if (!capture.acquires(TUNNELED_HOST)) {
+      throw new Error(`${TUNNELED_HOST} is not acquired by the tenant's rules`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const self = selfCpu('client');
+    let edge0 = 0;
+    const cpu: CpuMeter = {
+      async start() {
+        await self.start();
+        edge0 = (await edgeStats(edgeChild)).cpuSeconds;
+      },
+      async stop() {
+        const edgeSecs = (await edgeStats(edgeChild)).cpuSeconds - edge0;
+        const mine = (await self.stop()).total;
+        return { total: mine + edgeSecs, parts: { client: mine, edge: edgeSecs } };
+      },
+    };
+    const ns = capture.ns!;
+    const r = await measureTun(
+      capture.stack,
+      ns.name,
+      {
+        host: TUNNELED_HOST,
+        port: TUNNELED_PORT,
+        echoHost: TUNNELED_HOST,
+        echoPort: TUNNELED_ECHO_PORT,
+      },
+      cpu,
+    );
+    // Proof that the flows took the tunnel: the client's flow table and the edge's log.
+    const flows = client.flows.list().filter((f) => f.destinationFqdn === TUNNELED_HOST);
+    const tunneled = flows.filter((f) => f.action === 'Tunnel' && f.capture === 'tun');
+    const edgeRecords = (await edgeStats(edgeChild)).records;
+    if (tunneled.length === 0 || tunneled.length !== flows.length || edgeRecords === 0) {
+      throw new Error(
+        `tunneled row: ${flows.length} flows to ${TUNNELED_HOST}, ${tunneled.length} tunneled, ${edgeRecords} edge records`,
+      );
+    }
+    return {
+      ...r,
+      path: {
+        host: TUNNELED_HOST,
+        ports: [TUNNELED_PORT, TUNNELED_ECHO_PORT],
+        channel: tunneled[0]!.channel,
+        ruleId: tunneled[0]!.ruleId,
+        transport: 'ws, plain',
+        edge: 'own process',
+        flowsTunneled: tunneled.length,
+        edgeRecords,
+        dnsAcquired: capture.stack.counters.dnsAcquired,
+      },
+    };
+  } finally {
+    await capture?.close();
+    await client?.close();
+    if (edge && edge.exitCode === null && edge.signalCode === null) {
+      // The edge stops itself when the IPC channel closes; SIGKILL if it has not in 5 s.
+      const exited = once(edge, 'exit');
+      if (edge.connected) edge.disconnect();
+      else edge.kill('SIGTERM');
+      const e = edge;
+      const t = setTimeout(() => e.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    }
+    await stopChild(srv);
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -432,13 +639,15 @@ function writeDocsSection(file: string, r: any): void {
   const f = (n: number, d = 2) => n.toFixed(d);
   const v = r.veth;
   const t = r.tun;
+  const u = r.tunTunneled;
   const o = r.openvpn;
+  const met = (x: number) => (x >= 3 ? 'met' : 'not met');
   const lines = [
     '## TUN',
     '',
     '`npm run bench:tun` (bench/tun.ts; root, iperf3, optional openvpn; `BENCH_SECONDS`, `BENCH_RR`). Raw data: bench/results/tun.json.',
     '',
-    "**veth**: iperf3 between two namespaces joined by a veth pair (kernel only). **tun-bypass**: iperf3 client in a namespace whose only route is the TUN, through the system stack (TUN -> NAT -> kernel listener, all in gsa-emu's one Node thread) and a bypass socket in the host namespace to an iperf3 server on 127.0.0.1. **OpenVPN**: static key, `--cipher none --auth none`, UDP, tun-mtu 1500, between two namespaces on a veth pair. Latency: 1-byte TCP request/response to an echo server. CPU: gsa-emu's own (`process.cpuUsage`).",
+    `**veth**: iperf3 between two namespaces joined by a veth pair (kernel only). **tun-bypass**: iperf3 client in a namespace whose only route is the TUN, through the system stack (TUN -> NAT -> kernel listener, all in gsa-emu's one Node thread) and a bypass socket in the host namespace to an iperf3 server on 127.0.0.1. **tun-tunneled**: the same kind of namespace, captured by a gsa-emu client (\`attachTun\`, tenant from the edge); the iperf3 client dials ${u.path.host}:${u.path.ports[0]}, which the TUN's DNS acquires (6.6.x.y), the classifier sends to the ${u.path.channel} channel (Private Access Quick Access \`*.contoso.test\`), and the client carries over its tunnel (${u.path.transport}) to the mock edge, which runs in a process of its own and connects to the iperf3 server on 127.0.0.1 (its connector map). **OpenVPN**: static key, \`--cipher none --auth none\`, UDP, tun-mtu 1500, between two namespaces on a veth pair. Latency: 1-byte TCP request/response to an echo server (tunneled: ${u.path.host}:${u.path.ports[1]}, through the edge). CPU: gsa-emu's own (\`process.cpuUsage\`; tunneled: the client's process plus the edge's).`,
     '',
     `Run ${r.date.slice(0, 16)}Z: ${r.host.cpus} vCPU (${r.host.model}), Linux ${r.host.kernel}, Node ${r.host.node}, ${r.seconds} s per iperf3 run, ${RR_ROUNDS} round trips; 1-min load average at the end ${f(r.host.loadavg1AtEnd, 1)} (the machine is shared: figures vary from run to run).`,
     '',
@@ -446,20 +655,22 @@ function writeDocsSection(file: string, r: any): void {
     '|---|--:|--:|--:|--:|',
     `| veth (kernel) | ${f(v.single.gbps)} | ${f(v.four.gbps)} | ${f(v.latencyUs.p50, 1)} / ${f(v.latencyUs.p99, 1)} | - |`,
     `| tun-bypass (gsa-emu) | ${f(t.single.gbps)} | ${f(t.four.gbps)} | ${f(t.latencyUs.p50, 1)} / ${f(t.latencyUs.p99, 1)} | ${f(t.single.cpuSecondsPerGiB)} / ${f(t.four.cpuSecondsPerGiB)} |`,
+    `| tun-tunneled (gsa-emu, ws to the edge) | ${f(u.single.gbps)} | ${f(u.four.gbps)} | ${f(u.latencyUs.p50, 1)} / ${f(u.latencyUs.p99, 1)} | ${f(u.single.cpuSecondsPerGiB)} / ${f(u.four.cpuSecondsPerGiB)} (client ${f(u.single.cpuSecondsPerGiBByProcess.client)} / ${f(u.four.cpuSecondsPerGiBByProcess.client)} + edge ${f(u.single.cpuSecondsPerGiBByProcess.edge)} / ${f(u.four.cpuSecondsPerGiBByProcess.edge)}) |`,
     o
       ? `| OpenVPN cleartext (this run) | ${f(o.single.gbps)} | ${f(o.four.gbps)} | - | - |`
       : '| OpenVPN cleartext | not installed | | | |',
     '| OpenVPN cleartext (issue, elsewhere) | 0.98 | - | - | - |',
     '',
     `- tun-bypass vs OpenVPN: ${o ? `x${f(r.ratios.tunVsOpenvpnMeasuredSingle, 1)} (1 flow) / x${f(r.ratios.tunVsOpenvpnMeasuredFour, 1)} (4 flows) against this run's OpenVPN; ` : ''}x${f(r.ratios.tunVsOpenvpnSingle, 1)} / x${f(r.ratios.tunVsOpenvpnFour, 1)} against the issue's 0.98 Gbit/s (target >= x3). Against veth: ${f(100 * r.ratios.tunVsVethSingle, 0)}% (1 flow).`,
-    `- Added latency per round trip (p50): ${f(r.ratios.addedLatencyUsP50, 0)} us (the TUN twice each way plus the bypass hop).`,
-    `- Packets through the TUN per second, both directions: ${f(t.single.pps, 0)} (1 flow, ${f(t.single.avgPacketBytes, 0)} B average, ${f(t.single.packetsPerBatch, 1)} packets per read batch), ${f(t.four.pps, 0)} (4 flows), ${f(t.smallSegments.pps, 0)} (128-byte writes, TCP_NODELAY).`,
+    `- tun-tunneled vs OpenVPN: ${o ? `x${f(r.ratios.tunneledVsOpenvpnMeasuredSingle, 1)} (1 flow) / x${f(r.ratios.tunneledVsOpenvpnMeasuredFour, 1)} (4 flows) against this run's OpenVPN, target >= x3 ${met(Math.min(r.ratios.tunneledVsOpenvpnMeasuredSingle, r.ratios.tunneledVsOpenvpnMeasuredFour))}; ` : 'OpenVPN not measured in this run; '}x${f(r.ratios.tunneledVsOpenvpnSingle, 1)} / x${f(r.ratios.tunneledVsOpenvpnFour, 1)} against the issue's 0.98 Gbit/s. Against tun-bypass: ${f(100 * r.ratios.tunneledVsBypassSingle, 0)}% (1 flow), ${f(100 * r.ratios.tunneledVsBypassFour, 0)}% (4 flows). ${u.path.flowsTunneled} flows tunneled (client flow table), ${u.path.edgeRecords} in the edge's traffic log.`,
+    `- Added latency per round trip (p50): ${f(r.ratios.addedLatencyUsP50, 0)} us bypassed (the TUN twice each way plus the bypass hop), ${f(r.ratios.addedLatencyUsP50Tunneled, 0)} us tunneled (plus the tunnel framing in the client and the edge, and two more loopback hops).`,
+    `- Packets through the TUN per second, both directions: ${f(t.single.pps, 0)} (1 flow, ${f(t.single.avgPacketBytes, 0)} B average, ${f(t.single.packetsPerBatch, 1)} packets per read batch), ${f(t.four.pps, 0)} (4 flows), ${f(t.smallSegments.pps, 0)} (128-byte writes, TCP_NODELAY) bypassed; ${f(u.single.pps, 0)}, ${f(u.four.pps, 0)}, ${f(u.smallSegments.pps, 0)} tunneled.`,
     `- The stack's packet path alone (FakeDevice, NAT rewrite, 64-packet batches, ns/packet incl. the batch copy): ${Object.entries(
       r.stackOnly as Record<string, { nsPerPacket: number }>,
     )
       .map(([k, x]) => `${k} ${f(x.nsPerPacket, 0)}`)
       .join(', ')}.`,
-    "- Where the time goes (CPU profile of gsa-emu during a single-flow run at 6.5 Gbit/s, lightly loaded): 45% idle, 22% in the TUN write() syscalls (the kernel's receive path for injected packets runs inside them), 17% in socket writes of the bypass pipe, under 3% in JavaScript (decode, NAT, checksums). The JS packet path is not the limit; the kernel work done on gsa-emu's one thread is. Next steps: TUN writes from a native writer thread, multi-queue TUN, GSO via IFF_VNET_HDR (docs/decisions/tun-addon.md).",
+    "- Where the time goes (CPU profile of gsa-emu during a single-flow bypass run at 6.5 Gbit/s, lightly loaded): 45% idle, 22% in the TUN write() syscalls (the kernel's receive path for injected packets runs inside them), 17% in socket writes of the bypass pipe, under 3% in JavaScript (decode, NAT, checksums). The JS packet path is not the limit; the kernel work done on gsa-emu's one thread is. Next steps: TUN writes from a native writer thread, multi-queue TUN, GSO via IFF_VNET_HDR (docs/decisions/tun-addon.md).",
     '',
   ];
   const begin = '<!-- tun:begin -->';
@@ -497,8 +708,10 @@ async function main(): Promise<void> {
     const veth = await vethCase(port);
     console.log(`tun-bypass: same through the TUN system stack ...`);
     const tun = await tunCase(port + 1, echoPort);
+    console.log(`tun-tunneled: same, ${TUNNELED_HOST} over ws to the edge (own process) ...`);
+    const tunTunneled = await tunnelCase(port + 2, echoPort);
     console.log('openvpn: cleartext static-key tunnel on a veth pair (if installed) ...');
-    const openvpn = await openvpnCase(port + 2);
+    const openvpn = await openvpnCase(port + 3);
     const micro = stackMicro();
     const OPENVPN_CLEARTEXT_GBPS = 0.98; // measured elsewhere (issue 5), same machine class
     const result = {
@@ -513,6 +726,7 @@ async function main(): Promise<void> {
       seconds: SECONDS,
       veth,
       tun,
+      tunTunneled,
       openvpn,
       stackOnly: micro,
       ratios: {
@@ -522,6 +736,15 @@ async function main(): Promise<void> {
         tunVsOpenvpnSingle: tun.single.gbps / OPENVPN_CLEARTEXT_GBPS,
         tunVsOpenvpnFour: tun.four.gbps / OPENVPN_CLEARTEXT_GBPS,
         addedLatencyUsP50: tun.latencyUs.p50 - veth.latencyUs.p50,
+        tunneledVsOpenvpnMeasuredSingle: openvpn
+          ? tunTunneled.single.gbps / openvpn.single.gbps
+          : null,
+        tunneledVsOpenvpnMeasuredFour: openvpn ? tunTunneled.four.gbps / openvpn.four.gbps : null,
+        tunneledVsOpenvpnSingle: tunTunneled.single.gbps / OPENVPN_CLEARTEXT_GBPS,
+        tunneledVsOpenvpnFour: tunTunneled.four.gbps / OPENVPN_CLEARTEXT_GBPS,
+        tunneledVsBypassSingle: tunTunneled.single.gbps / tun.single.gbps,
+        tunneledVsBypassFour: tunTunneled.four.gbps / tun.four.gbps,
+        addedLatencyUsP50Tunneled: tunTunneled.latencyUs.p50 - veth.latencyUs.p50,
       },
       reference: {
         openvpnCleartextGbps: OPENVPN_CLEARTEXT_GBPS,
@@ -535,15 +758,21 @@ async function main(): Promise<void> {
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
     writeDocsSection(join(root, 'docs', 'benchmarks.md'), result);
     const f = (n: number) => n.toFixed(2);
+    const u = tunTunneled;
+    const col = (x: string, y: string, z: string) =>
+      `${x.padStart(16)}  ${y.padStart(20)}  ${z.padStart(20)}`;
+    const lat = (l: { p50: number; p99: number }) => `${f(l.p50)} / ${f(l.p99)}`;
+    const vsOvpn = (a: number | null, b: number | null) =>
+      a === null || b === null ? '' : `x${f(a)} / x${f(b)}`;
     console.log(`
-                      veth (kernel)   tun-bypass (gsa-emu)
-  1 flow  Gbit/s      ${f(veth.single.gbps).padStart(8)}        ${f(tun.single.gbps).padStart(8)}
-  4 flows Gbit/s      ${f(veth.four.gbps).padStart(8)}        ${f(tun.four.gbps).padStart(8)}
-  RR p50 / p99 us     ${f(veth.latencyUs.p50)} / ${f(veth.latencyUs.p99)}   ${f(tun.latencyUs.p50)} / ${f(tun.latencyUs.p99)}
-  TUN packets/s (1 flow, 4 flows, 128-byte writes): ${Math.round(tun.single.pps)}, ${Math.round(tun.four.pps)}, ${Math.round(tun.smallSegments.pps)}
-  CPU s/GiB (1 flow, 4 flows): ${f(tun.single.cpuSecondsPerGiB)}, ${f(tun.four.cpuSecondsPerGiB)}
-  OpenVPN cleartext (this run): ${openvpn ? `${f(openvpn.single.gbps)} / ${f(openvpn.four.gbps)} Gbit/s (1 / 4 flows): tun x${f(result.ratios.tunVsOpenvpnMeasuredSingle!)} / x${f(result.ratios.tunVsOpenvpnMeasuredFour!)}` : 'not installed'}
-  vs OpenVPN cleartext 0.98 Gbit/s (issue): x${f(result.ratios.tunVsOpenvpnSingle)} (1 flow), x${f(result.ratios.tunVsOpenvpnFour)} (4 flows)
+                     ${col('veth (kernel)', 'tun-bypass', 'tun-tunneled (ws)')}
+  1 flow  Gbit/s     ${col(f(veth.single.gbps), f(tun.single.gbps), f(u.single.gbps))}
+  4 flows Gbit/s     ${col(f(veth.four.gbps), f(tun.four.gbps), f(u.four.gbps))}
+  RR p50 / p99 us    ${col(lat(veth.latencyUs), lat(tun.latencyUs), lat(u.latencyUs))}
+  CPU s/GiB (1 / 4)  ${col('-', `${f(tun.single.cpuSecondsPerGiB)} / ${f(tun.four.cpuSecondsPerGiB)}`, `${f(u.single.cpuSecondsPerGiB)} / ${f(u.four.cpuSecondsPerGiB)}`)}
+  TUN packets/s (1 flow, 4 flows, 128-byte writes): bypass ${Math.round(tun.single.pps)}, ${Math.round(tun.four.pps)}, ${Math.round(tun.smallSegments.pps)}; tunneled ${Math.round(u.single.pps)}, ${Math.round(u.four.pps)}, ${Math.round(u.smallSegments.pps)}
+  OpenVPN cleartext (this run): ${openvpn ? `${f(openvpn.single.gbps)} / ${f(openvpn.four.gbps)} Gbit/s (1 / 4 flows): bypass ${vsOvpn(result.ratios.tunVsOpenvpnMeasuredSingle, result.ratios.tunVsOpenvpnMeasuredFour)}, tunneled ${vsOvpn(result.ratios.tunneledVsOpenvpnMeasuredSingle, result.ratios.tunneledVsOpenvpnMeasuredFour)} (target >= x3)` : 'not installed'}
+  vs OpenVPN cleartext 0.98 Gbit/s (issue): bypass x${f(result.ratios.tunVsOpenvpnSingle)} / x${f(result.ratios.tunVsOpenvpnFour)}, tunneled x${f(result.ratios.tunneledVsOpenvpnSingle)} / x${f(result.ratios.tunneledVsOpenvpnFour)} (1 / 4 flows)
   stack only (FakeDevice, ns/packet): ${Object.entries(micro)
     .map(([k, v]) => `${k} ${f(v.nsPerPacket)}`)
     .join(', ')}
@@ -553,13 +782,16 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
-// Everything the run started is stopped above, so the process exits by itself. Should a
-// handle ever be left open again, name it and fail instead of hanging (unref'd: this timer
-// alone does not keep the process alive).
-setTimeout(() => {
-  console.error(
-    `bench:tun: still running 5 s after the results; open: ${process.getActiveResourcesInfo().join(', ')}`,
-  );
-  process.exit(1);
-}, 5000).unref();
+if (process.argv[2] === 'edge') await roleEdge();
+else {
+  await main();
+  // Everything the run started is stopped above, so the process exits by itself. Should a
+  // handle ever be left open again, name it and fail instead of hanging (unref'd: this timer
+  // alone does not keep the process alive).
+  setTimeout(() => {
+    console.error(
+      `bench:tun: still running 5 s after the results; open: ${process.getActiveResourcesInfo().join(', ')}`,
+    );
+    process.exit(1);
+  }, 5000).unref();
+}
