@@ -25,9 +25,11 @@
  * sends GOAWAY, the client reconnects at once; the old session's streams finish on it.
  */
 import { EventEmitter } from 'node:events';
+import type { NetConnectOpts } from 'node:net';
 import WebSocket from 'ws';
 import { ChannelDownError } from '../errors.js';
 import type { ChannelName } from '../policy/model.js';
+import { connectBigReads } from '../util/big-read.js';
 import { packageVersion } from '../util/package.js';
 import { CloseCode } from './frame.js';
 import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
@@ -193,6 +195,11 @@ export class TunnelClient extends EventEmitter {
         ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
         ...(o.zeroMask !== false ? { generateMask: zeroMask } : {}),
         maxPayload: 64 * 1024 * 1024,
+        // Plain ws: reads of up to 256 KiB (util/big-read.ts), so with the raw receiver a
+        // DATA frame reaches the application in one piece and one write. (wss: TLS reads.)
+        ...(this.url.startsWith('ws:')
+          ? { createConnection: (opts: object) => connectBigReads(opts as NetConnectOpts) }
+          : {}),
       });
     } catch (e) {
       this.down({ reason: 'bad edge URL', error: asError(e) });

@@ -17,7 +17,7 @@
  * ends the sink (half-close), as Readable.pipe() does. Errors are the caller's to handle
  * (the socket still emits 'error' and 'close').
  */
-import type { Socket } from 'node:net';
+import { type NetConnectOpts, connect as netConnect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 
 /** Default buffer size per read: 256 KiB. */
@@ -115,4 +115,36 @@ export class BigReader {
     const s = this.socket;
     if (s !== null && !s.destroyed) s.resume();
   };
+}
+
+/**
+ * net.connect() whose reads are up to `size` bytes, delivered as ordinary 'data' events, so
+ * code written for a plain socket (an HTTP client, the WebSocket) gets them unchanged.
+ * pause()/resume() work as usual (Node stops and restarts reading for onread sockets).
+ */
+export function connectBigReads(options: NetConnectOpts, size: number = BIG_READ_SIZE): Socket {
+  let spare: Buffer | null = null;
+  const copyBelow = size >>> 2;
+  const socket: Socket = netConnect({
+    ...options,
+    onread: {
+      buffer: () => {
+        spare ??= Buffer.allocUnsafeSlow(size);
+        return spare;
+      },
+      callback: (n: number, buf: Buffer): boolean => {
+        let chunk: Buffer;
+        if (n >= copyBelow) {
+          chunk = buf.subarray(0, n);
+          spare = null;
+        } else {
+          chunk = Buffer.allocUnsafe(n);
+          buf.copy(chunk, 0, 0, n);
+        }
+        socket.emit('data', chunk);
+        return true;
+      },
+    },
+  });
+  return socket;
 }

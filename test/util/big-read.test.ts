@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
-import { BIG_READ_SIZE, BigReader } from '../../src/util/big-read.js';
+import { BIG_READ_SIZE, BigReader, connectBigReads } from '../../src/util/big-read.js';
 
 /** A server on loopback that sends `data` to each client, then ends. Stopped by the test. */
 async function sender(t: Test, data: Buffer): Promise<number> {
@@ -118,4 +118,29 @@ t.test('input that arrives before pipeTo is kept', async (t) => {
   // Let the bytes (and the FIN) arrive first.
   const s = await relay(t, data, { waitMs: 50 });
   t.equal(sha(Buffer.concat(s.chunks)), sha(data), 'content');
+});
+
+t.test('connectBigReads: large reads as ordinary data events; pause and resume', async (t) => {
+  const data = randomBytes(5 * 1024 * 1024);
+  const port = await sender(t, data);
+  const sock = connectBigReads({ port, host: '127.0.0.1' });
+  t.teardown(() => sock.destroy());
+  const chunks: Buffer[] = [];
+  let paused = 0;
+  sock.on('data', (c: Buffer) => {
+    chunks.push(c);
+    if (chunks.length % 3 === 0) {
+      // A consumer that pauses now and then (as ws does when its receiver is full).
+      paused++;
+      sock.pause();
+      setTimeout(() => sock.resume(), 2);
+    }
+  });
+  await once(sock, 'end');
+  t.equal(sha(Buffer.concat(chunks)), sha(data), 'content');
+  t.ok(paused > 0, `paused ${paused} times`);
+  t.ok(
+    chunks.some((c) => c.length > 64 * 1024),
+    `reads larger than 64 KiB (largest ${Math.max(...chunks.map((c) => c.length))})`,
+  );
 });
