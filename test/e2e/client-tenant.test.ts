@@ -7,9 +7,9 @@
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startClient } from '../../src/client/client.js';
-import { startEdge } from '../../src/edge/server.js';
+import { type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
 import { DEFAULT_LIST_TENANT_ID, expandProfiles } from '../../src/policy/graph.js';
 import { tempDir } from '../edge/helpers.js';
@@ -18,10 +18,11 @@ import { until } from './helpers.js';
 const NO_LISTENERS = { socksPort: null, httpPort: null, pacPort: null, adminPort: null };
 const PLACEHOLDER = 'Graph forwarding profiles';
 
-t.test('tenant edge: the client shows the edge tenant name and id', async (t) => {
+/** An in-process edge (plain ws) with `over`, and a client taking its profiles from it. */
+async function edgeAndClient(t: Test, over: Partial<EdgeOptions> = {}) {
   const tmp = await tempDir();
   t.teardown(tmp.remove);
-  const edge = await startEdge({ stateDir: join(tmp.dir, 'edge'), tls: false });
+  const edge = await startEdge({ stateDir: join(tmp.dir, 'edge'), tls: false, ...over });
   t.teardown(() => edge.close({ graceMs: 0 }));
   const client = await startClient({
     edge: { url: edge.url },
@@ -29,6 +30,11 @@ t.test('tenant edge: the client shows the edge tenant name and id', async (t) =>
     listen: NO_LISTENERS,
   });
   t.teardown(() => client.close());
+  return { edge, client };
+}
+
+t.test('tenant edge: the client shows the edge tenant name and id', async (t) => {
+  const { edge, client } = await edgeAndClient(t);
   const st = client.status();
   t.equal(st.tenantName, 'Contoso (gsa-emu default tenant)');
   t.not(st.tenantName, PLACEHOLDER);
@@ -38,23 +44,12 @@ t.test('tenant edge: the client shows the edge tenant name and id', async (t) =>
 });
 
 t.test('an edge serving a Graph list with its own tenant id and name', async (t) => {
-  const tmp = await tempDir();
-  t.teardown(tmp.remove);
   const list = expandProfiles(defaultTenantDocument(), 'policies($expand=policy)');
-  const edge = await startEdge({
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
+  const { edge, client } = await edgeAndClient(t, {
     tenantDoc: list,
     tenantId: '9a8b7c6d-1111-4222-8333-444455556666',
     tenantName: 'Fabrikam',
   });
-  t.teardown(() => edge.close({ graceMs: 0 }));
-  const client = await startClient({
-    edge: { url: edge.url },
-    tenant: 'edge',
-    listen: NO_LISTENERS,
-  });
-  t.teardown(() => client.close());
   t.equal(client.status().tenantName, 'Fabrikam');
   t.equal(client.status().tenantId, '9a8b7c6d-1111-4222-8333-444455556666');
 
