@@ -81,6 +81,8 @@ export async function startTestWorld(
     prefix?: string;
     listen?: ClientOptions['listen'];
     hostnames?: ClientOptions['hostnames'];
+    /** More private destinations for the edge's connector (`name:port` -> `ip:port`). */
+    connectorHosts?: Record<string, string>;
   } = {},
 ): Promise<TestWorld> {
   const dir = await mkdtemp(join(tmpdir(), o.prefix ?? 'gsa-e2e-'));
@@ -102,7 +104,7 @@ export async function startTestWorld(
     edge = await startEdge({
       stateDir: join(dir, 'edge'),
       hostsMap: demo.edge.hostsMap,
-      connectorHosts: demo.edge.connectorHosts,
+      connectorHosts: { ...demo.edge.connectorHosts, ...o.connectorHosts },
       filtering: demo.edge.filtering,
       egress: { systemResolver: false, directIp: false },
       limits: { graceMs: 100, connectTimeoutMs: 2000 },

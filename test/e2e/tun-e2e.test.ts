@@ -11,9 +11,12 @@
  * built addon. Nothing leaves the machine: the namespace reaches only the TUN, the
  * client and the edge only loopback servers.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +32,7 @@ import { collect, type Run, startTestWorld, type TestWorld, until } from './help
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HAS_CURL = spawnSync('curl', ['--version']).status === 0;
+const HAS_IPERF3 = spawnSync('iperf3', ['--version']).status === 0;
 
 const missing =
   harnessUnavailable() ??
@@ -45,6 +49,62 @@ let demo: Demo;
 let edge: Edge;
 let client: RunningClient;
 let tun: TunCapture | null = null;
+let bulk: BulkServers | null = null;
+
+/** Private names (Quick Access `*.contoso.test`, TCP 8000-8999) for the bulk tests. */
+const IPERF_HOST = 'iperf.contoso.test';
+const IPERF_PORT = 8000;
+const SHA_HOST = 'sha.contoso.test';
+const SHA_PORT = 8001;
+
+interface BulkServers {
+  /** Port of the iperf3 server on 127.0.0.1 (null without iperf3). */
+  iperfPort: number | null;
+  connectorHosts: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Servers on loopback behind the edge's connector: an iperf3 server (when installed) and a
+ * SHA-256 sink that answers each connection with the hash of what it received.
+ */
+async function startBulkServers(): Promise<BulkServers> {
+  const sink = net.createServer((s) => {
+    s.on('error', () => {});
+    const h = createHash('sha256');
+    s.on('data', (d) => h.update(d));
+    s.on('end', () => s.end(`${h.digest('hex')}\n`));
+  });
+  sink.listen(0, '127.0.0.1');
+  await once(sink, 'listening');
+  const sinkPort = (sink.address() as net.AddressInfo).port;
+  let iperf: ChildProcess | null = null;
+  let iperfPort: number | null = null;
+  if (HAS_IPERF3) {
+    iperfPort = 16201 + (process.pid % 1000);
+    iperf = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(iperfPort)], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    await new Promise((r) => {
+      iperf!.stdout!.once('data', r); // "Server listening on ..."
+      setTimeout(r, 2000);
+    });
+  }
+  return {
+    iperfPort,
+    connectorHosts: {
+      [`${SHA_HOST}:${SHA_PORT}`]: `127.0.0.1:${sinkPort}`,
+      ...(iperfPort ? { [`${IPERF_HOST}:${IPERF_PORT}`]: `127.0.0.1:${iperfPort}` } : {}),
+    },
+    async close() {
+      if (iperf && iperf.exitCode === null) {
+        iperf.kill();
+        await Promise.race([once(iperf, 'exit'), new Promise((r) => setTimeout(r, 3000))]);
+      }
+      await new Promise<void>((r) => sink.close(() => r()));
+    },
+  };
+}
 
 /** Run a command inside the namespace (bounded). */
 const inNs = (cmd: string, args: string[], timeoutMs = 15_000): Promise<Run> =>
@@ -60,7 +120,12 @@ const edgeRecord = (connectionId: string) => w.edgeRecord(connectionId);
 
 if (!missing) {
   t.before(async () => {
-    w = await startTestWorld({ prefix: 'gsa-tun-e2e-', hostnames: () => tun?.hostnames() ?? [] });
+    bulk = await startBulkServers();
+    w = await startTestWorld({
+      prefix: 'gsa-tun-e2e-',
+      hostnames: () => tun?.hostnames() ?? [],
+      connectorHosts: bulk.connectorHosts,
+    });
     ({ demo, edge, client } = w);
     tun = await attachTun(client, { hostsForDns: demoDnsHosts(demo) });
   });
@@ -73,6 +138,7 @@ if (!missing) {
       if (left.includes(name)) throw new Error(`namespace ${name} was not removed`);
     }
     await w?.close();
+    await bulk?.close();
   });
 
   t.test(
@@ -340,6 +406,67 @@ if (!missing) {
       );
     },
   );
+
+  t.test(
+    'iperf3 through TUN and tunnel: a private name (synthetic address) to an iperf3 server behind the edge',
+    { skip: HAS_IPERF3 ? false : 'needs iperf3 (apt-get install iperf3)' },
+    async (t) => {
+      const bytes = 32 * 2 ** 20;
+      const r = await inNs(
+        'iperf3',
+        ['-c', IPERF_HOST, '-p', String(IPERF_PORT), '-n', String(bytes), '-J'],
+        60_000,
+      );
+      t.equal(r.code, 0, r.err);
+      const j = JSON.parse(r.out) as {
+        end: {
+          sum_sent: { bytes: number };
+          sum_received: { bytes: number; bits_per_second: number };
+        };
+      };
+      t.equal(j.end.sum_sent.bytes, bytes, 'sent');
+      t.ok(
+        j.end.sum_received.bytes > bytes * 0.5,
+        `received ${j.end.sum_received.bytes} by TEST_END`,
+      );
+      t.comment(
+        `iperf3 through TUN and tunnel: ${(j.end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s`,
+      );
+      const f = await until(() => closedFlow(IPERF_HOST), 'iperf3 flow closed');
+      t.equal(f.action, 'Tunnel');
+      t.equal(f.channel, 'private');
+      t.ok(tun!.acquires(IPERF_HOST), 'the name is acquired (synthetic address)');
+      t.equal(f.destinationIp, null, 'tunneled by name: the synthetic address stays in the client');
+      t.ok(await until(() => edgeRecord(f.connectionId), 'edge log'), 'in the edge log');
+    },
+  );
+
+  t.test('64 MiB through TUN and tunnel arrive byte-exact (SHA-256 at both ends)', async (t) => {
+    // The namespace side sends 64 MiB of pseudo-random bytes and half-closes; the server
+    // behind the edge answers with the SHA-256 of what it got, then closes.
+    const script = `
+      const net = require('node:net'); const crypto = require('node:crypto');
+      const s = net.connect(${SHA_PORT}, '${SHA_HOST}');
+      const h = crypto.createHash('sha256'); let left = 64 * 1024 * 1024; let seed = 1;
+      const chunk = () => { const b = Buffer.allocUnsafe(Math.min(left, 1 << 20));
+        for (let i = 0; i < b.length; i += 4) { seed = (seed * 1103515245 + 12345) >>> 0; b.writeUInt32LE(seed, i); }
+        return b; };
+      const pump = () => { while (left > 0) { const b = chunk(); left -= b.length; h.update(b);
+        if (!s.write(b)) { s.once('drain', pump); return; } } s.end(); };
+      s.on('connect', pump);
+      let got = ''; s.on('data', (d) => { got += d; });
+      s.on('end', () => { console.log(h.digest('hex') + ' ' + got.trim()); });
+      s.on('error', (e) => { console.error(e.message); process.exit(1); });`;
+    const r = await inNs(process.execPath, ['-e', script], 60_000);
+    t.equal(r.code, 0, r.err);
+    const [sent, received] = r.out.trim().split(' ');
+    t.match(sent ?? '', /^[0-9a-f]{64}$/, 'sender hash');
+    t.equal(received, sent, 'the server behind the edge got exactly the bytes sent');
+    const f = await until(() => closedFlow(SHA_HOST), 'flow closed');
+    t.equal(f.action, 'Tunnel');
+    t.equal(f.channel, 'private');
+    t.equal(f.bytesSent, 64 * 2 ** 20, 'flow table: bytes sent');
+  });
 
   // Last: it stops the edge.
   t.test(
