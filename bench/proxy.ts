@@ -94,6 +94,36 @@ async function roleClient(): Promise<void> {
   });
 }
 
+/** The edge and the client in one process, as `gsa-emu up` runs them (plain ws). */
+async function roleWorld(): Promise<void> {
+  const [srcPort, dir] = [Number(process.argv[3]), process.argv[4]!];
+  const edge = await startEdge({
+    stateDir: dir,
+    tls: false,
+    persistKey: false,
+    connectorHosts: { 'bench.contoso.test:8000': `127.0.0.1:${srcPort}` },
+    egress: { systemResolver: false, directIp: false },
+    limits: { graceMs: 100 },
+  });
+  const client = await startClient({
+    edge: { url: edge.url, ca: null },
+    tenant: 'edge',
+    listen: { socksPort: 0, httpPort: null, pacPort: null, adminPort: null },
+    resolver: { system: false },
+    limits: { keepClosedFlows: 100 },
+    processLookup: process.env.PROCESS_LOOKUP === '1',
+  });
+  await client.waitConnected(10_000);
+  process.send!({ socks: client.addresses.socks });
+  process.on('disconnect', () => {
+    cpuReport('client+edge');
+    void client
+      .close()
+      .then(() => edge.kill())
+      .then(() => process.exit(0));
+  });
+}
+
 // ------------------------------------------------------------------------------------------
 // Load generator
 
@@ -503,7 +533,7 @@ async function measure(name: string, open: Opener, dst: Target, note: string): P
   const med = (xs: number[]): number => (xs.length ? median(xs) : 0);
   const row = { path: name, single: med(s), multi: med(m), conns: med(c), note };
   process.stderr.write(
-    `${name.padEnd(34)} 1 stream ${row.single.toFixed(2)} GB/s, 8 streams ${row.multi.toFixed(2)} GB/s, ${row.conns.toFixed(0)} conn/s\n`,
+    `${name.padEnd(42)} 1 stream ${row.single.toFixed(2)} GB/s, 8 streams ${row.multi.toFixed(2)} GB/s, ${row.conns.toFixed(0)} conn/s\n`,
   );
   return row;
 }
@@ -558,6 +588,22 @@ async function main(): Promise<void> {
       );
       client.child.disconnect();
       edge.child.disconnect();
+    }
+
+    {
+      const world = await forkRole(['world', String(src.port), join(dir, 'world')]);
+      children.push(world.child);
+      const [h, p] = world.msg.socks!.split(':');
+      const proxy: Target = { host: h!, port: Number(p) };
+      rows.push(
+        await measure(
+          'gsa-emu SOCKS, tunneled (ws), one process',
+          (d) => socksConnect(proxy, d),
+          { host: 'bench.contoso.test', port: 8000 },
+          'as gsa-emu up runs it: client and edge in one process, ws between them',
+        ),
+      );
+      world.child.disconnect();
     }
 
     const starters: Array<() => Promise<Peer | null>> = [
@@ -621,6 +667,7 @@ function report(rows: Row[]): void {
   const chain = get('v2ray socks->vless');
   const micro = get('microsocks');
   const floor = get('node floor');
+  const one = get('gsa-emu SOCKS, tunneled (ws), one process');
   const f2 = (x: number) => x.toFixed(2);
   const lines = [
     '<!-- proxy:begin -->',
@@ -653,6 +700,11 @@ function report(rows: Row[]): void {
       `- sequential tunneled conn/s >= microsocks (~2,650/s in the issue): ${tun.conns.toFixed(0)}/s vs microsocks ${micro.conns.toFixed(0)}/s here (x${(tun.conns / micro.conns).toFixed(2)}).`,
     );
   }
+  if (one && chain && micro) {
+    lines.push(
+      `- with the edge in the client's process (how \`gsa-emu up\` runs): ${f2(one.single)} GB/s (x${(one.single / chain.single).toFixed(1)} the chain), ${f2(one.multi)} GB/s with 8 streams, ${one.conns.toFixed(0)} conn/s (x${(one.conns / micro.conns).toFixed(2)} of microsocks).`,
+    );
+  }
   if (floor && micro) {
     lines.push(
       `- for scale: the minimal Node.js SOCKS relay (one process, no tunnel, no policy) reaches ${floor.conns.toFixed(0)} conn/s, x${(floor.conns / micro.conns).toFixed(2)} of microsocks; gsa-emu bypassed ${bypass ? `${bypass.conns.toFixed(0)}/s (x${(bypass.conns / floor.conns).toFixed(2)} of that floor)` : 'n/a'}, tunneled ${tun ? `${tun.conns.toFixed(0)}/s (x${(tun.conns / floor.conns).toFixed(2)})` : 'n/a'}. A tunneled connection crosses two Node.js processes (client and edge) and four loopback TCP hops instead of two.`,
@@ -671,4 +723,5 @@ function report(rows: Row[]): void {
 const role = process.argv[2];
 if (role === 'edge') await roleEdge();
 else if (role === 'client') await roleClient();
+else if (role === 'world') await roleWorld();
 else await main();
