@@ -16,7 +16,11 @@ export interface PolicyOptions {
   platform?: string;
 }
 
-export function addPolicyOptions(cmd: Command): Command {
+/**
+ * --tenant, --client-config and --platform. `platformDefault: false` leaves --platform unset
+ * when not given (commands that also read a config file decide then; ios in the end).
+ */
+export function addPolicyOptions(cmd: Command, o: { platformDefault?: false } = {}): Command {
   return cmd
     .option(
       '--tenant <file>',
@@ -28,8 +32,8 @@ export function addPolicyOptions(cmd: Command): Command {
     )
     .option(
       '--platform <name|file>',
-      'platform behaviour: ios, windows, macos, android or a file',
-      'ios',
+      `platform behaviour: ios${o.platformDefault === false ? ' (default)' : ''}, windows, macos, android or a file`,
+      o.platformDefault === false ? undefined : 'ios',
     );
 }
 

@@ -12,6 +12,7 @@ import { addonUnavailable } from '../../capture/tun/device.js';
 import { cleanupStaleNetns, harnessUnavailable } from '../../capture/tun/netns.js';
 import { attachTun, demoDnsHosts, exitCode, type TunCapture } from '../../client/tun-capture.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
+import { addPolicyOptions } from '../common.js';
 import { startWorld, type World } from '../world.js';
 
 export interface NetnsCommandOptions {
@@ -30,24 +31,13 @@ export function netnsUnavailable(): string | null {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('netns')
     .description(
       'run a command in a network namespace whose only way out is the GSA client (TUN capture, Linux, root)',
     )
-    .argument('<command...>', 'the command and its arguments, after --')
-    .option(
-      '--tenant <file>',
-      'forwarding profiles (Graph JSON/YAML); default: the built-in tenant',
-    )
-    .option(
-      '--client-config <file>',
-      'managed client keys (.json, .yaml, .mobileconfig); default: EnableGSA=2, channels 2, SilentOnboard',
-    )
-    .option(
-      '--platform <name|file>',
-      'platform (ios, windows, macos, android) or file; default ios',
-    )
+    .argument('<command...>', 'the command and its arguments, after --');
+  addPolicyOptions(cmd, { platformDefault: false })
     .option('--state-dir <dir>', 'state directory (default ~/.gsa-emu or $GSA_EMU_STATE_DIR)')
     .option('--icmp-on-drop', 'answer dropped UDP (QUIC) with ICMP admin-prohibited, not silence')
     .option('--log-level <level>', 'client log level (default info)')

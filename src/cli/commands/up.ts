@@ -19,6 +19,7 @@ import {
   prepareHostTun,
 } from '../../client/tun-host.js';
 import { ConfigError, UsageError } from '../../errors.js';
+import { addPolicyOptions } from '../common.js';
 import { startWorld, type World } from '../world.js';
 
 export interface UpOptions {
@@ -114,7 +115,7 @@ function port(v: string | undefined, flag: string, dflt: number): number | null 
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('up')
     .description(
       'run the GSA client (SOCKS5, HTTP proxy, PAC, admin API) with a mock edge and demo servers on loopback',
@@ -135,19 +136,8 @@ export function register(program: Command): void {
       'admin API port on 127.0.0.1 (default: any free; see <state-dir>/client.json)',
     )
     .option('--user <name>', 'proxy username (SOCKS5 RFC 1929 and HTTP Basic)')
-    .option('--password <secret>', 'proxy password')
-    .option(
-      '--tenant <file>',
-      'forwarding profiles (Graph JSON/YAML); default: the built-in tenant',
-    )
-    .option(
-      '--client-config <file>',
-      'managed client keys (.json, .yaml, .mobileconfig); default: EnableGSA=2, channels 2, SilentOnboard',
-    )
-    .option(
-      '--platform <name|file>',
-      'platform behaviour: ios (default), windows, macos, android or a file',
-    )
+    .option('--password <secret>', 'proxy password');
+  addPolicyOptions(cmd, { platformDefault: false })
     .option('--edge <url>', 'use a remote edge (https://host:port) instead of starting one')
     .option('--edge-ca <file>', "the remote edge's CA certificate (PEM)")
     .option('--state-dir <dir>', 'state and logs (default ~/.gsa-emu)')
