@@ -51,13 +51,9 @@ function cpuReport(role: string): void {
   );
 }
 
-async function roleEdge(): Promise<void> {
-  const [tls, srcPort, dir] = [
-    process.argv[3] === 'tls',
-    Number(process.argv[4]),
-    process.argv[5]!,
-  ];
-  const edge = await startEdge({
+/** The edge: bench.contoso.test:8000 (a private app) is the source on 127.0.0.1. */
+function benchEdge(tls: boolean, srcPort: number, dir: string) {
+  return startEdge({
     stateDir: dir,
     tls,
     persistKey: false,
@@ -65,17 +61,10 @@ async function roleEdge(): Promise<void> {
     egress: { systemResolver: false, directIp: false },
     limits: { graceMs: 100 },
   });
-  process.send!({ url: edge.url, ca: edge.caPem });
-  process.on('disconnect', () => {
-    cpuReport('edge');
-    void edge.kill().then(() => process.exit(0));
-  });
 }
 
-async function roleClient(): Promise<void> {
-  const url = process.argv[3]!;
-  const caFile = process.argv[4];
-  const ca = caFile && caFile !== '-' ? readFileSync(caFile, 'utf8') : null;
+/** A client with only a SOCKS listener, its profile from the edge, connected. */
+async function benchClient(url: string, ca: string | null) {
   const client = await startClient({
     edge: { url, ca },
     tenant: 'edge',
@@ -87,6 +76,28 @@ async function roleClient(): Promise<void> {
     processLookup: process.env.PROCESS_LOOKUP === '1',
   });
   await client.waitConnected(10_000);
+  return client;
+}
+
+async function roleEdge(): Promise<void> {
+  const [tls, srcPort, dir] = [
+    process.argv[3] === 'tls',
+    Number(process.argv[4]),
+    process.argv[5]!,
+  ];
+  const edge = await benchEdge(tls, srcPort, dir);
+  process.send!({ url: edge.url, ca: edge.caPem });
+  process.on('disconnect', () => {
+    cpuReport('edge');
+    void edge.kill().then(() => process.exit(0));
+  });
+}
+
+async function roleClient(): Promise<void> {
+  const url = process.argv[3]!;
+  const caFile = process.argv[4];
+  const ca = caFile && caFile !== '-' ? readFileSync(caFile, 'utf8') : null;
+  const client = await benchClient(url, ca);
   process.send!({ socks: client.addresses.socks });
   process.on('disconnect', () => {
     cpuReport('client');
@@ -97,23 +108,8 @@ async function roleClient(): Promise<void> {
 /** The edge and the client in one process, as `gsa-emu up` runs them (plain ws). */
 async function roleWorld(): Promise<void> {
   const [srcPort, dir] = [Number(process.argv[3]), process.argv[4]!];
-  const edge = await startEdge({
-    stateDir: dir,
-    tls: false,
-    persistKey: false,
-    connectorHosts: { 'bench.contoso.test:8000': `127.0.0.1:${srcPort}` },
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 100 },
-  });
-  const client = await startClient({
-    edge: { url: edge.url, ca: null },
-    tenant: 'edge',
-    listen: { socksPort: 0, httpPort: null, pacPort: null, adminPort: null },
-    resolver: { system: false },
-    limits: { keepClosedFlows: 100 },
-    processLookup: process.env.PROCESS_LOOKUP === '1',
-  });
-  await client.waitConnected(10_000);
+  const edge = await benchEdge(false, srcPort, dir);
+  const client = await benchClient(edge.url, null);
   process.send!({ socks: client.addresses.socks });
   process.on('disconnect', () => {
     cpuReport('client+edge');
