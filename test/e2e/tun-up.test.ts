@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { hostTunUnavailable } from '../../src/client/tun-host.js';
-import { ipCmd as sh, simulatedHost } from '../tun/helpers.js';
+import { ipCmd as sh, simulatedHost, tsInNsArgs } from '../tun/helpers.js';
 import { collect, until } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -124,25 +124,7 @@ t.test(
       console.log(JSON.stringify({ edge: edge.url }));
       process.on('SIGUSR1', () => { for (const x of edge.sessions) x.close(1001, 'test: reconnect'); });
       process.on('SIGTERM', async () => { direct.close(); await dns.close(); await edge.close({ graceMs: 50 }); await demo.close(); process.exit(0); });`;
-    const tsImport = new URL(
-      '../../node_modules/@tapjs/typescript/dist/esm/import.mjs',
-      import.meta.url,
-    ).href;
-    const remote = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        rm_,
-        process.execPath,
-        '--import',
-        tsImport,
-        '--input-type=module',
-        '-e',
-        script,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const remote = spawn('ip', tsInNsArgs(rm_, script), { stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(remote);
     let remoteOut = '';
     remote.stdout!.on('data', (d) => {

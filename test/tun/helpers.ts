@@ -12,6 +12,28 @@ export function ipCmd(args: string[]): string {
 }
 
 /**
+ * Arguments for `ip` that run a TypeScript module `script` (ESM, given inline) with this
+ * node inside namespace `ns`, through tap's TypeScript loader.
+ */
+export function tsInNsArgs(ns: string, script: string): string[] {
+  const tsImport = new URL(
+    '../../node_modules/@tapjs/typescript/dist/esm/import.mjs',
+    import.meta.url,
+  ).href;
+  return [
+    'netns',
+    'exec',
+    ns,
+    process.execPath,
+    '--import',
+    tsImport,
+    '--input-type=module',
+    '-e',
+    script,
+  ];
+}
+
+/**
  * A simulated host for host-mode TUN tests: namespace `host` (192.0.2.2/24) joined by a
  * veth pair (`<tag>h`, `<tag>f`) to namespace `far` (192.0.2.1/24, with each of `farLo` on
  * its loopback), the host's default route via 192.0.2.1. Creates both namespaces; the

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import t from 'tap';
 import { addonPath } from '../../src/capture/tun/device.js';
 import { harnessUnavailable } from '../../src/capture/tun/netns.js';
-import { simulatedHost } from './helpers.js';
+import { simulatedHost, tsInNsArgs } from './helpers.js';
 
 const missing =
   harnessUnavailable() ??
@@ -78,25 +78,7 @@ t.test(
       await stack.close();
       console.log(JSON.stringify({ out: r.stdout, err: r.stderr, flows: stack.counters.tcpFlows,
         accepted: stack.counters.tcpAccepted, rules, after, get, getSrc }));`;
-    const tsImport = new URL(
-      '../../node_modules/@tapjs/typescript/dist/esm/import.mjs',
-      import.meta.url,
-    ).href;
-    const r = spawnSync(
-      'ip',
-      [
-        'netns',
-        'exec',
-        hs,
-        process.execPath,
-        '--import',
-        tsImport,
-        '--input-type=module',
-        '-e',
-        script,
-      ],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
+    const r = spawnSync('ip', tsInNsArgs(hs, script), { encoding: 'utf8', timeout: 60_000 });
     t.equal(r.status, 0, r.stderr);
     const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
     t.equal(
