@@ -24,37 +24,62 @@ import type { Writable } from 'node:stream';
 export const BIG_READ_SIZE = 256 * 1024;
 
 /**
- * Read buffers of sockets that closed, for the next BigReader: a short-lived connection
- * (most of them) then costs no allocation of its own. Only buffers that were never handed
- * on are pooled; a buffer is only ever filled by the one socket that holds it.
+ * Read buffers of sockets that closed, for the next socket: a short-lived connection (most
+ * of them) then costs no allocation of its own. Only buffers that were never handed on are
+ * pooled; a buffer is only ever filled by the one socket that holds it.
  */
 const pool: Buffer[] = [];
 const POOL_MAX = 16;
 
-export class BigReader {
+/** One socket's read buffer: lent for each read; `take` turns a read into a chunk of its own. */
+class ReadBuffer {
   private spare: Buffer | null = null;
+  private readonly copyBelow: number;
+
+  constructor(private readonly size: number) {
+    this.copyBelow = size >>> 2;
+  }
+
+  /** The buffer for the next read (onread.buffer). */
+  readonly next = (): Buffer => {
+    if (this.spare === null) {
+      const p = pool.pop();
+      this.spare =
+        p !== undefined && p.length === this.size ? p : Buffer.allocUnsafeSlow(this.size);
+    }
+    return this.spare;
+  };
+
+  /** A large read is handed on as a view (the buffer is not reused); a small one is copied. */
+  take(n: number, buf: Buffer): Buffer {
+    if (n >= this.copyBelow) {
+      this.spare = null;
+      return buf.subarray(0, n);
+    }
+    const c = Buffer.allocUnsafe(n);
+    buf.copy(c, 0, 0, n);
+    return c;
+  }
+
+  /** The socket reads no more: its buffer may serve another connection. */
+  release(): void {
+    const b = this.spare;
+    this.spare = null;
+    if (b !== null && pool.length < POOL_MAX) pool.push(b);
+  }
+}
+
+export class BigReader {
+  private readonly buf: ReadBuffer;
   private sink: Writable | null = null;
   private socket: Socket | null = null;
   private waiting = false;
   private early: Buffer[] | null = null;
-  private readonly size: number;
-  private readonly copyBelow: number;
   readonly onread: { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean };
 
   constructor(size: number = BIG_READ_SIZE) {
-    this.size = size;
-    this.copyBelow = size >>> 2;
-    this.onread = {
-      buffer: () => {
-        if (this.spare === null) {
-          const p = pool.pop();
-          this.spare =
-            p !== undefined && p.length === this.size ? p : Buffer.allocUnsafeSlow(this.size);
-        }
-        return this.spare;
-      },
-      callback: (n, buf) => this.onRead(n, buf),
-    };
+    this.buf = new ReadBuffer(size);
+    this.onread = { buffer: this.buf.next, callback: (n, buf) => this.onRead(n, buf) };
   }
 
   /** Starts relaying the socket's input into `sink`. Call once, after both exist. */
@@ -64,12 +89,7 @@ export class BigReader {
     socket.once('end', () => {
       if (!sink.destroyed && !sink.writableEnded) sink.end();
     });
-    socket.once('close', () => {
-      // The socket reads no more: its buffer may serve another connection.
-      const b = this.spare;
-      this.spare = null;
-      if (b !== null && pool.length < POOL_MAX) pool.push(b);
-    });
+    socket.once('close', () => this.buf.release());
     const early = this.early;
     this.early = null;
     if (early !== null) {
@@ -83,23 +103,14 @@ export class BigReader {
   private onRead(n: number, buf: Buffer): boolean {
     const sink = this.sink;
     if (sink === null) {
-      // Input before pipeTo(): keep it (copied) and pause until there is a sink.
-      const c = Buffer.allocUnsafe(n);
-      buf.copy(c, 0, 0, n);
+      // Input before pipeTo(): keep it and pause until there is a sink.
+      const c = this.buf.take(n, buf);
       if (this.early === null) this.early = [c];
       else this.early.push(c);
       return false;
     }
     if (sink.destroyed) return false;
-    let chunk: Buffer;
-    if (n >= this.copyBelow) {
-      chunk = buf.subarray(0, n);
-      this.spare = null;
-    } else {
-      chunk = Buffer.allocUnsafe(n);
-      buf.copy(chunk, 0, 0, n);
-    }
-    if (sink.write(chunk)) return true;
+    if (sink.write(this.buf.take(n, buf))) return true;
     this.wait();
     return false;
   }
@@ -123,28 +134,17 @@ export class BigReader {
  * pause()/resume() work as usual (Node stops and restarts reading for onread sockets).
  */
 export function connectBigReads(options: NetConnectOpts, size: number = BIG_READ_SIZE): Socket {
-  let spare: Buffer | null = null;
-  const copyBelow = size >>> 2;
+  const rb = new ReadBuffer(size);
   const socket: Socket = netConnect({
     ...options,
     onread: {
-      buffer: () => {
-        spare ??= Buffer.allocUnsafeSlow(size);
-        return spare;
-      },
+      buffer: rb.next,
       callback: (n: number, buf: Buffer): boolean => {
-        let chunk: Buffer;
-        if (n >= copyBelow) {
-          chunk = buf.subarray(0, n);
-          spare = null;
-        } else {
-          chunk = Buffer.allocUnsafe(n);
-          buf.copy(chunk, 0, 0, n);
-        }
-        socket.emit('data', chunk);
+        socket.emit('data', rb.take(n, buf));
         return true;
       },
     },
   });
+  socket.once('close', () => rb.release());
   return socket;
 }
