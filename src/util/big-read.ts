@@ -11,6 +11,16 @@
  * exact-size buffer and the large one is reused, so a trickle of small reads never pins
  * `size` bytes per chunk.
  *
+ * Lent reads (connectBigReads + lendReads): for a consumer that handles every read
+ * synchronously, the buffer is not handed on at all. During the delivery of a read,
+ * `activeLease()` is that read's lease, and code that would keep a view of the read past the
+ * call must say so: `hold()` (it gives the view back with the returned function once the
+ * bytes are no longer needed, e.g. a socket write's callback), or `keep()` (a small view is
+ * copied; a large one pins the buffer, which is then never reused). After the delivery, a
+ * buffer nobody holds or pinned is read into again at once, and a held one as soon as every
+ * hold is given back. Reusing a buffer that is still in the cache is what makes this pay
+ * (docs/decisions/tunnel-lent-reads.md).
+ *
  * Usage: pass `reader.onread` in the socket's constructor options (net.connect,
  * new net.Socket), then `reader.pipeTo(socket, sink)` once the sink exists. Backpressure:
  * reading pauses while `sink.write()` returns false and resumes on its 'drain'. End of input
@@ -31,10 +41,94 @@ export const BIG_READ_SIZE = 256 * 1024;
 const pool: Buffer[] = [];
 const POOL_MAX = 16;
 
+/** Buffers given back by leases that one socket keeps for its next reads. */
+const FREE_MAX = 4;
+
+/**
+ * One read of a lent buffer (see the top of this file). A lease settles when the synchronous
+ * delivery returns; the buffer goes back to its socket when it is settled, not pinned and
+ * every hold was given back.
+ */
+export class ReadLease {
+  private held = 0;
+  private pinned = false;
+  private settled = false;
+
+  constructor(
+    private readonly owner: ReadBuffer,
+    /** The lent buffer (its ArrayBuffer is what views are checked against). */
+    readonly buf: Buffer,
+  ) {}
+
+  /** True when `view` shares memory with the lent buffer. */
+  aliases(view: Uint8Array): boolean {
+    return view.buffer === this.buf.buffer;
+  }
+
+  /**
+   * The caller keeps `view` until it calls the returned function (once; later calls do
+   * nothing). Null when `view` is not part of the lent buffer (nothing to give back).
+   */
+  hold(view: Uint8Array): (() => void) | null {
+    if (!this.aliases(view)) return null;
+    this.held++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.held--;
+      this.maybeReturn();
+    };
+  }
+
+  /**
+   * The caller keeps `view` with no promise to give it back: a small view is copied (the
+   * copy is returned), a large one pins the buffer (never reused; `view` is returned).
+   */
+  keep(view: Buffer): Buffer {
+    if (!this.aliases(view)) return view;
+    if (view.length < this.owner.copyBelow) return Buffer.from(view);
+    this.pinned = true;
+    return view;
+  }
+
+  /** The delivery returned (called by the reader). */
+  settle(): void {
+    this.settled = true;
+    this.maybeReturn();
+  }
+
+  private maybeReturn(): void {
+    if (this.settled && !this.pinned && this.held === 0) {
+      this.settled = false; // once
+      this.pinned = true;
+      this.owner.giveBack(this.buf);
+    }
+  }
+}
+
+let active: ReadLease | null = null;
+
+/**
+ * The lease of the lent read being delivered right now, or null (then views may be kept as
+ * they are: the buffer behind them is never read into again).
+ */
+export function activeLease(): ReadLease | null {
+  return active;
+}
+
+/** `activeLease()?.keep(view) ?? view`: for code that keeps a view it was handed. */
+export function keepView(view: Buffer): Buffer {
+  return active === null ? view : active.keep(view);
+}
+
 /** One socket's read buffer: lent for each read; `take` turns a read into a chunk of its own. */
 class ReadBuffer {
   private spare: Buffer | null = null;
-  private readonly copyBelow: number;
+  private free: Buffer[] = [];
+  readonly copyBelow: number;
+  /** Lend reads (lendReads) instead of handing them on. */
+  lending = false;
 
   constructor(private readonly size: number) {
     this.copyBelow = size >>> 2;
@@ -43,12 +137,37 @@ class ReadBuffer {
   /** The buffer for the next read (onread.buffer). */
   readonly next = (): Buffer => {
     if (this.spare === null) {
-      const p = pool.pop();
+      const f = this.free.pop();
+      const p = f ?? pool.pop();
       this.spare =
         p !== undefined && p.length === this.size ? p : Buffer.allocUnsafeSlow(this.size);
     }
     return this.spare;
   };
+
+  /**
+   * Delivers a read to `emit` as a lent view (see ReadLease): the buffer is read into again
+   * once nothing holds it.
+   */
+  lend(n: number, buf: Buffer, emit: (view: Buffer) => void): void {
+    // Until the lease settles, the next read must not land in this buffer.
+    if (this.spare === buf) this.spare = null;
+    const lease = new ReadLease(this, buf);
+    const outer = active;
+    active = lease;
+    try {
+      emit(buf.subarray(0, n));
+    } finally {
+      active = outer;
+      lease.settle();
+    }
+  }
+
+  /** A lent buffer nobody holds any more. */
+  giveBack(buf: Buffer): void {
+    if (this.spare === null) this.spare = buf;
+    else if (this.free.length < FREE_MAX) this.free.push(buf);
+  }
 
   /** A large read is handed on as a view (the buffer is not reused); a small one is copied. */
   take(n: number, buf: Buffer): Buffer {
@@ -61,11 +180,14 @@ class ReadBuffer {
     return c;
   }
 
-  /** The socket reads no more: its buffer may serve another connection. */
+  /** The socket reads no more: its buffers may serve other connections. */
   release(): void {
     const b = this.spare;
     this.spare = null;
+    this.lending = false;
     if (b !== null && pool.length < POOL_MAX) pool.push(b);
+    for (const f of this.free) if (pool.length < POOL_MAX) pool.push(f);
+    this.free = [];
   }
 }
 
@@ -135,16 +257,37 @@ export class BigReader {
  */
 export function connectBigReads(options: NetConnectOpts, size: number = BIG_READ_SIZE): Socket {
   const rb = new ReadBuffer(size);
+  const emit = (view: Buffer): void => {
+    socket.emit('data', view);
+  };
   const socket: Socket = netConnect({
     ...options,
     onread: {
       buffer: rb.next,
       callback: (n: number, buf: Buffer): boolean => {
-        socket.emit('data', rb.take(n, buf));
+        // Lent only to the one consumer that asked for it (lendReads), never to listeners
+        // added since.
+        if (rb.lending && socket.listenerCount('data') === 1) rb.lend(n, buf, emit);
+        else socket.emit('data', rb.take(n, buf));
         return true;
       },
     },
   });
+  lendable.set(socket, rb);
   socket.once('close', () => rb.release());
   return socket;
+}
+
+const lendable = new WeakMap<Socket, ReadBuffer>();
+
+/**
+ * From now on, lends the reads of a connectBigReads socket to its one 'data' listener
+ * (see ReadLease), which must keep views only through `activeLease()`. False, changing
+ * nothing, for any other socket.
+ */
+export function lendReads(socket: Socket): boolean {
+  const rb = lendable.get(socket);
+  if (rb === undefined || socket.destroyed) return false;
+  rb.lending = true;
+  return true;
 }
