@@ -9,12 +9,18 @@
  * doubles (up to maxWindow) when the reader consumes a window faster than ~4 round trips,
  * as yamux/HTTP/2 implementations auto-tune.
  *
+ * Spliced (`spliceTo(socket)`): DATA skips the Readable and goes straight to the socket's
+ * write(); credit is returned as those writes complete, and a lent read (util/big-read.ts)
+ * is held until then instead of copied or pinned.
+ *
  * Send side: `_write` sends as much as the peer's credit and the session's transport buffer
  * allow and withholds the callback until the rest went out, so `write()` returns false and
  * a piped producer pauses.
  */
+import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { StreamResetError } from '../errors.js';
+import { activeLease, keepView } from '../util/big-read.js';
 import type { OpenMeta, ResetCodeValue, TunnelStream } from './types.js';
 import { ResetCode } from './types.js';
 
@@ -105,6 +111,9 @@ export class Stream extends Duplex implements TunnelStream {
   private openSettled = false;
   private openTimer: NodeJS.Timeout | null = null;
   private readonly acceptWindow: number;
+  /** spliceTo(): where DATA goes, bypassing the Readable. */
+  private sink: Socket | null = null;
+  private sinkEnded = false;
 
   constructor(host: StreamHost, init: StreamInit) {
     super({
@@ -183,6 +192,54 @@ export class Stream extends Duplex implements TunnelStream {
     return ok;
   }
 
+  /**
+   * Delivers this stream's incoming bytes straight to `sink.write()` from now on, without
+   * the Readable (which then only signals 'end'): no per-chunk stream machinery, and DATA
+   * from a lent read is held until the socket has written it rather than copied. Credit is
+   * returned for bytes the socket has written, so at most a window waits in its buffer. The
+   * peer's FIN ends the socket (half-close) once the bytes before it are written. Bytes that
+   * came before the call go first. Only for a net.Socket, whose write callback means the
+   * kernel has the bytes; a relay uses it in place of `stream.pipe(socket)`.
+   */
+  spliceTo(sink: Socket): void {
+    if (this.sink !== null || this.destroyed) return;
+    this.sink = sink;
+    // Bytes already in the Readable (credited when pushed), then those still queued.
+    for (let c = this.read() as Buffer | null; c !== null; c = this.read() as Buffer | null) {
+      this.sinkWrite(c, null, false);
+    }
+    const early = this.rq;
+    this.rq = [];
+    this.rqBytes = 0;
+    for (const c of early) this.sinkWrite(c, null, true);
+    if (this.remoteFin) this.endSink();
+    // Flowing, so that the Readable's 'end' comes once the peer's FIN is pushed.
+    this.resume();
+  }
+
+  private sinkWrite(payload: Buffer, release: (() => void) | null, credit: boolean): void {
+    const n = payload.length;
+    this.sink!.write(payload, (err?: Error | null) => {
+      // A failed write may leave the bytes referenced: the lent buffer is not given back.
+      if (err) return;
+      release?.();
+      if (!credit || this.destroyed) return;
+      this.unacked += n;
+      this.maybeWindow();
+    });
+  }
+
+  private endSink(): void {
+    if (this.sinkEnded) return;
+    this.sinkEnded = true;
+    this.sink!.end();
+    if (!this.endPushed) {
+      this.endPushed = true;
+      this.push(null);
+    }
+    this.finishIfDone();
+  }
+
   // --- Duplex ----------------------------------------------------------------------------
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -255,6 +312,7 @@ export class Stream extends Duplex implements TunnelStream {
   }
 
   private drain(): void {
+    if (this.sink !== null) return;
     while (this.wantRead && this.rq.length > 0) {
       const c = this.rq.shift()!;
       this.rqBytes -= c.length;
@@ -322,6 +380,13 @@ export class Stream extends Duplex implements TunnelStream {
     const n = payload.length;
     this.recvCredit -= n;
     this.bytesReceived += n;
+    if (this.sink !== null) {
+      const lease = activeLease();
+      this.sinkWrite(payload, lease === null ? null : lease.hold(payload), true);
+      return;
+    }
+    // The Readable and the queue keep what they are given past this call.
+    payload = keepView(payload);
     if (this.wantRead && this.rq.length === 0) {
       this.unacked += n;
       this.wantRead = this.push(payload);
@@ -334,7 +399,8 @@ export class Stream extends Duplex implements TunnelStream {
 
   onFin(): void {
     this.remoteFin = true;
-    this.drain();
+    if (this.sink !== null) this.endSink();
+    else this.drain();
   }
 
   onWindow(increment: number): void {

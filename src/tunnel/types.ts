@@ -3,6 +3,7 @@
  * format (tunnel/frame.ts) is the one module client and edge share; this file is the API
  * both sides program against.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ChannelName } from '../policy/model.js';
 
@@ -66,6 +67,11 @@ export interface TunnelStream extends Duplex {
   readonly opened: Promise<void>;
   reset(code: ResetCodeValue, reason?: string): void;
   sendDatagram(payload: Uint8Array): boolean;
+  /**
+   * Optional fast path in place of `stream.pipe(socket)`: incoming bytes go straight to the
+   * socket's write() (see tunnel/stream.ts); the peer's FIN ends the socket.
+   */
+  spliceTo?(socket: Socket): void;
 }
 
 /**
