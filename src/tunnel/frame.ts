@@ -19,6 +19,7 @@
  * caller's chunks (`subarray`) and are copied only when a frame spans chunks; the first
  * violation moves it to a terminal error state reported once through `onError`.
  */
+import { keepView } from '../util/big-read.js';
 
 /** Frame types. Stable numbers: they are on the wire. */
 export const FrameType = {
@@ -338,15 +339,27 @@ export class FrameParser {
 
   push(chunk: Uint8Array): void {
     if (this.state === S_ERROR || chunk.length === 0) return;
-    const buf = Buffer.isBuffer(chunk)
+    let buf = Buffer.isBuffer(chunk)
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    if (this.buffered === 0 && this.state === S_HEADER) {
-      this.parseDirect(buf);
-      return;
+    if (this.buffered === 0) {
+      if (this.state === S_PAYLOAD && this.partialData && this.type === FrameType.DATA) {
+        // The rest of a DATA payload that began in an earlier input: hand it on as it is.
+        const take = Math.min(buf.length, this.length);
+        this.piece(take === buf.length ? buf : buf.subarray(0, take));
+        if (take === buf.length) return;
+        buf = buf.subarray(take);
+      }
+      if (this.state === S_HEADER) {
+        this.parseDirect(buf);
+        return;
+      }
+      if (this.state === S_ERROR) return;
     }
-    this.buffers.push(buf);
-    this.buffered += buf.length;
+    // Kept past this call: a lent read (util/big-read.ts) is copied or pinned.
+    const kept = keepView(buf);
+    this.buffers.push(kept);
+    this.buffered += kept.length;
     this.loop();
   }
 
@@ -374,7 +387,7 @@ export class FrameParser {
       this.emit(length === 0 ? EMPTY : buf.subarray(start, off));
     }
     if (off < n && this.state !== S_ERROR) {
-      const rest = off === 0 ? buf : buf.subarray(off);
+      const rest = keepView(off === 0 ? buf : buf.subarray(off));
       this.buffers.push(rest);
       this.buffered += rest.length;
     }

@@ -19,6 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { ChannelDownError, ProtocolError } from '../errors.js';
+import { keepView } from '../util/big-read.js';
 import {
   BASE_WINDOW,
   CloseCode,
@@ -509,7 +510,8 @@ export class Session extends EventEmitter implements StreamHost {
           if (!this.wasClosed(id)) this.fail(CloseCode.STREAM_ID, `DGRAM on unknown stream ${id}`);
           return;
         }
-        s.onDatagram(payload);
+        // Kept by whoever takes the datagram (a UDP send): not a view of a lent read.
+        s.onDatagram(keepView(payload));
         return;
       }
       case FrameType.PING:

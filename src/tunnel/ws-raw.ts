@@ -19,7 +19,9 @@
  * when they are missing or the receiver already holds bytes, `attachRawReceiver` returns
  * false and the caller keeps using 'message' events.
  */
+import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
+import { keepView, lendReads } from '../util/big-read.js';
 
 interface WsInternals {
   _socket?: NodeJS.EventEmitter & { pause(): void };
@@ -186,11 +188,15 @@ export function attachRawReceiver(ws: WebSocket, onData: (b: Buffer) => void): b
     receiver._maxPayload && receiver._maxPayload > 0 ? receiver._maxPayload : 100 * 2 ** 20,
     onData,
     (b) => {
-      if (!receiver.write(b)) socket.pause();
+      // ws may keep what it is given (a control frame in parts, a pong to send).
+      if (!receiver.write(keepView(b))) socket.pause();
     },
   );
   const onSocketData = (c: Buffer): void => raw.push(c);
   socket.on('data', onSocketData);
+  // The client's socket (connectBigReads) can lend its reads: everything above keeps views
+  // only through activeLease() (here, the FrameParser, the session and its streams).
+  lendReads(socket as unknown as Socket);
   // As ws does on a receiver error: stop reading frames; ws sends the close frame itself.
   (receiver as unknown as NodeJS.EventEmitter).once('error', () =>
     socket.removeListener('data', onSocketData),
