@@ -320,7 +320,8 @@ export class Egress {
         });
       }
       stream.accept();
-      stream.pipe(sock);
+      if (stream.spliceTo) stream.spliceTo(sock);
+      else stream.pipe(sock);
       reader.pipeTo(sock, stream);
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {

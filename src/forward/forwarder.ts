@@ -19,7 +19,7 @@
  * - `udpAssociation(...)` handles datagram flows (SOCKS UDP ASSOCIATE, later TUN UDP).
  */
 import { randomUUID } from 'node:crypto';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Classifier, Decision, Flow } from '../classify/types.js';
 import { newFlow, PROTO_TCP } from '../classify/types.js';
@@ -534,7 +534,14 @@ export class Forwarder {
       });
       if (head && head.length > 0) upstream.write(head);
       client.pipe(upstream);
-      upstream.pipe(client);
+      // A tunnel stream writes straight into a socket (no Readable in between, and the
+      // tunnel's read buffers are reused once the socket has written them).
+      const spliced = upstream as Duplex & Pick<TunnelStream, 'spliceTo'>;
+      if (typeof spliced.spliceTo === 'function' && client instanceof Socket) {
+        spliced.spliceTo(client);
+      } else {
+        upstream.pipe(client);
+      }
     });
   }
 
