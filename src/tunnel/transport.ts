@@ -152,8 +152,9 @@ class MemoryEnd implements FrameTransport {
       const m = q[i]!;
       this.bufferedAmount -= m.length;
       // Like a socket, the transport copies out before the write completes: the receiver
-      // gets its own bytes, and the sender may reuse its buffer afterwards.
-      if (!this.closed && !this.peer.closed) this.peer.onMessage(cbs[i] ? Buffer.from(m) : m);
+      // gets its own bytes, and the sender may reuse its buffers afterwards (those of
+      // earlier messages too: a stream's write completes with its last piece).
+      if (!this.closed && !this.peer.closed) this.peer.onMessage(Buffer.from(m));
       cbs[i]?.();
     }
     if (this.waiting && this.bufferedAmount < this.highWater) {
