@@ -282,7 +282,8 @@ export class Egress {
     let connected = false;
     let streamClosed = false;
     let sockClosed = false;
-    const reader = new BigReader();
+    // The tunnel stream's write callback comes once the WebSocket wrote the bytes.
+    const reader = new BigReader(undefined, { reuse: true });
     const sock: Socket = connect({
       host: t.ip,
       port: t.port,

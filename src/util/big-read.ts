@@ -163,6 +163,17 @@ class ReadBuffer {
     }
   }
 
+  /** Lends `buf` to one holder: the returned function gives it back (once). */
+  lendOne(buf: Buffer): () => void {
+    if (this.spare === buf) this.spare = null;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.giveBack(buf);
+    };
+  }
+
   /** A lent buffer nobody holds any more. */
   giveBack(buf: Buffer): void {
     if (this.spare === null) this.spare = buf;
@@ -199,8 +210,16 @@ export class BigReader {
   private early: Buffer[] | null = null;
   readonly onread: { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean };
 
-  constructor(size: number = BIG_READ_SIZE) {
+  private readonly reuse: boolean;
+
+  /**
+   * `reuse`: the sink's write callback means it no longer refers to the bytes (true of a
+   * net.Socket and of a tunnel stream, not of any Writable): a large read is then lent to
+   * the write and its buffer read into again once the callback came without an error.
+   */
+  constructor(size: number = BIG_READ_SIZE, options: { reuse?: boolean } = {}) {
     this.buf = new ReadBuffer(size);
+    this.reuse = options.reuse ?? false;
     this.onread = { buffer: this.buf.next, callback: (n, buf) => this.onRead(n, buf) };
   }
 
@@ -232,7 +251,17 @@ export class BigReader {
       return false;
     }
     if (sink.destroyed) return false;
-    if (sink.write(this.buf.take(n, buf))) return true;
+    let ok: boolean;
+    if (this.reuse && n >= this.buf.copyBelow) {
+      const giveBack = this.buf.lendOne(buf);
+      ok = sink.write(buf.subarray(0, n), (err?: Error | null) => {
+        // A failed write may still refer to the bytes: leave the buffer to the GC.
+        if (!err) giveBack();
+      });
+    } else {
+      ok = sink.write(this.buf.take(n, buf));
+    }
+    if (ok) return true;
     this.wait();
     return false;
   }
