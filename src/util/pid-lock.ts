@@ -3,7 +3,7 @@
  * gone (a crash, SIGKILL) is stale and taken over. Used for the state directory of
  * `gsa-emu up` and for the host routing of `gsa-emu up --tun`.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { GsaError } from '../errors.js';
 
 /** Locks this process holds (a lock file naming our pid but not in here is a stale one). */
@@ -13,6 +13,15 @@ export interface PidLockInfo {
   pid: number;
   command: string;
   startedAt: string;
+}
+
+/** A file modified in the last 2 s (a lock whose owner is still writing its pid). */
+function justMade(file: string): boolean {
+  try {
+    return Date.now() - statSync(file).mtimeMs < 2000;
+  } catch {
+    return false;
+  }
 }
 
 /** Is a process with this pid alive (EPERM: alive, owned by someone else)? */
@@ -65,6 +74,10 @@ export function acquirePidLock(
     const owner = readPidLock(file);
     // Our own pid: held here, or a dead run's pid reused (pid 1 in containers): stale.
     const live = owner && (owner.pid === process.pid ? held.has(file) : pidAlive(owner.pid));
+    if (owner === null && justMade(file)) {
+      // Created an instant ago and not written yet: another process is taking it.
+      throw new GsaError('GSA_ERR_BUSY', `${what} is being locked by another process: ${hint}`);
+    }
     if (owner && live) {
       throw new GsaError(
         'GSA_ERR_BUSY',

@@ -4,7 +4,7 @@
  * uses per-run file names, and `gsa-emu status` finds a running netns when no `up` runs.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +72,20 @@ t.test('a second up on the same state dir is refused; a netns world runs next to
   await ns.stop();
   t.notOk(existsSync(ns.stateFile), 'netns removed its state file');
   t.throws(() => adminUrl(dir), { code: 'GSA_ERR_USAGE' }, 'nothing runs');
+});
+
+t.test('pid lock: an empty lock file is busy for 2 s (being written), then stale', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-lock-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'x.lock');
+  writeFileSync(file, '');
+  t.throws(() => acquirePidLock(file, 'up', 'X', 'hint'), { code: 'GSA_ERR_BUSY' }, 'busy');
+  t.ok(existsSync(file), 'left alone');
+  const old = new Date(Date.now() - 10_000);
+  utimesSync(file, old, old);
+  const release = acquirePidLock(file, 'up', 'X', 'hint');
+  t.match(readFileSync(file, 'utf8'), `"pid":${process.pid}`, 'taken over once it is old');
+  release();
 });
 
 t.test('pid lock: a dead owner is taken over (onStale runs), a live one refused', async (t) => {
