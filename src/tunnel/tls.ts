@@ -13,11 +13,13 @@
  *   only when missing or expiring. Keys are written with mode 0600.
  */
 import { webcrypto } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import './reflect-shim.js';
 import * as x509 from '@peculiar/x509';
+import { GsaError } from '../errors.js';
+import { acquirePidLock } from '../util/pid-lock.js';
 
 export interface TlsMaterial {
   /** CA certificate (PEM): what clients trust. */
@@ -98,13 +100,46 @@ function fresh(cert: x509.X509Certificate): boolean {
   );
 }
 
-/** Loads the CA and server certificate from `stateDir`, creating or renewing as needed. */
+/**
+ * Loads the CA and server certificate from `stateDir`, creating or renewing as needed.
+ * Processes sharing `stateDir` (`up` and `netns` started together) take turns through a
+ * lock file, so they agree on one CA; files are replaced whole (write, then rename).
+ */
 export async function loadOrCreateTls(
   stateDir: string,
   hostnames: string[] = [],
 ): Promise<TlsMaterial> {
   crypto();
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const release = await lockDir(join(stateDir, 'tls.lock'));
+  try {
+    return await loadOrCreateLocked(stateDir, hostnames);
+  } finally {
+    release();
+  }
+}
+
+/** The TLS lock: waits (bounded, 15 s) while another process holds it. */
+async function lockDir(file: string): Promise<() => void> {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return acquirePidLock(file, 'tls', `the TLS files (${file})`, 'try again');
+    } catch (err) {
+      if (!(err instanceof GsaError) || err.code !== 'GSA_ERR_BUSY' || Date.now() > end) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Writes `data` to `path` whole: a reader sees the old file or the new one. */
+async function replaceFile(path: string, data: string, mode?: number): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, data, mode === undefined ? {} : { mode });
+  await rename(tmp, path);
+}
+
+async function loadOrCreateLocked(stateDir: string, hostnames: string[]): Promise<TlsMaterial> {
   const files = {
     ca: join(stateDir, 'ca.pem'),
     caKey: join(stateDir, 'ca-key.pem'),
@@ -148,8 +183,8 @@ export async function loadOrCreateTls(
     caKey = keys.privateKey;
     caPem = caCert.toString('pem');
     caKeyPem = await exportKey(keys.privateKey);
-    await writeFile(files.caKey, caKeyPem, { mode: 0o600 });
-    await writeFile(files.ca, caPem);
+    await replaceFile(files.caKey, caKeyPem, 0o600);
+    await replaceFile(files.ca, caPem);
     caRenewed = true;
   }
 
@@ -194,8 +229,8 @@ export async function loadOrCreateTls(
     });
     certPem = leaf.toString('pem');
     keyPem = await exportKey(keys.privateKey);
-    await writeFile(files.key, keyPem, { mode: 0o600 });
-    await writeFile(files.cert, certPem);
+    await replaceFile(files.key, keyPem, 0o600);
+    await replaceFile(files.cert, certPem);
   }
   return { ca: caPem!, cert: certPem!, key: keyPem!, names, files };
 }

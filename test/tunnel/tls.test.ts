@@ -1,5 +1,6 @@
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -38,5 +39,64 @@ t.test(
     t.not(c.cert, a.cert, 'new name: leaf re-issued');
     t.equal(c.ca, a.ca, 'CA kept');
     t.ok(new X509Certificate(c.cert).checkHost('abc.m365.client.globalsecureaccess.test'));
+  },
+);
+
+t.test(
+  'processes creating the TLS files at once agree on one CA and a leaf it signed',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-tls-race-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const state = join(dir, 'state');
+    const tlsModule = new URL('../../src/tunnel/tls.ts', import.meta.url).href;
+    // Six processes start together (a barrier file) and each prints the CA and leaf it got.
+    const go = join(dir, 'go');
+    const script = `
+    import { existsSync } from 'node:fs';
+    const { loadOrCreateTls } = await import(${JSON.stringify(tlsModule)});
+    for (let i = 0; i < 400 && !existsSync(${JSON.stringify(go)}); i++) await new Promise((r) => setTimeout(r, 5));
+    const m = await loadOrCreateTls(${JSON.stringify(state)}, ['race.test']);
+    process.stdout.write(JSON.stringify({ ca: m.ca, cert: m.cert }));
+  `;
+    const kids = Array.from({ length: 6 }, () =>
+      spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    const outs = kids.map(
+      (k) =>
+        new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          let out = '';
+          let err = '';
+          k.stdout.on('data', (d) => {
+            out += d;
+          });
+          k.stderr.on('data', (d) => {
+            err += d;
+          });
+          const timer = setTimeout(() => k.kill('SIGKILL'), 30_000);
+          k.once('close', (code) => {
+            clearTimeout(timer);
+            resolve({ code, out, err });
+          });
+        }),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await writeFile(go, '');
+    const results = await Promise.all(outs);
+    const caOnDisk = await readFile(join(state, 'ca.pem'), 'utf8');
+    const certOnDisk = await readFile(join(state, 'cert.pem'), 'utf8');
+    const ca = new X509Certificate(caOnDisk);
+    t.ok(
+      new X509Certificate(certOnDisk).verify(ca.publicKey),
+      'the leaf on disk is signed by the CA on disk',
+    );
+    for (const [i, r] of results.entries()) {
+      t.equal(r.code, 0, `process ${i} succeeded ${r.err.slice(0, 300)}`);
+      if (r.code !== 0) continue;
+      const m = JSON.parse(r.out) as { ca: string; cert: string };
+      t.equal(m.ca, caOnDisk, `process ${i} got the CA on disk`);
+      t.ok(new X509Certificate(m.cert).verify(ca.publicKey), `process ${i}'s leaf is signed by it`);
+    }
   },
 );
