@@ -488,8 +488,12 @@ async function startV2ray(dir: string, chain: boolean): Promise<Peer | null> {
 function forkRole(args: string[]): Promise<{ child: ChildProcess; msg: Record<string, string> }> {
   const child = fork(fileURLToPath(import.meta.url), args, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    // CPU_PROF=dir writes a V8 CPU profile of each gsa-emu process (client, edge) there.
-    execArgv: process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : [],
+    // CPU_PROF=dir writes a V8 CPU profile of each gsa-emu process (client, edge) there;
+    // CHILD_ARGS passes Node options to them (e.g. --perf-basic-prof for `perf record`).
+    execArgv: [
+      ...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []),
+      ...(process.env.CHILD_ARGS ? process.env.CHILD_ARGS.split(' ').filter(Boolean) : []),
+    ],
   });
   return new Promise((resolve, reject) => {
     child.once('message', (m) => resolve({ child, msg: m as Record<string, string> }));
