@@ -160,6 +160,52 @@ t.test('1,000 concurrent streams, random sizes up to 256 KiB, byte-exact both wa
   t.ok(await until(() => server!.streams.size === 0, 2000), 'server released every stream');
 });
 
+t.test(
+  'readers that stop and start keep their bytes (the client reuses its read buffers)',
+  async (t) => {
+    // The edge sends each stream's bytes as fast as credit allows; the client's reader pauses,
+    // so DATA waits in the stream while later socket reads arrive (plain ws: lent reads).
+    const sent = new Map<string, Buffer>();
+    const edge = await startEdge(0, (_s, stream) => {
+      stream.on('error', () => {});
+      stream.accept();
+      const data = random(3 * 1024 * 1024 + Number(stream.meta.flowId.slice(1)));
+      sent.set(stream.meta.flowId, data);
+      void writeAll(stream, data, 200 * 1024);
+    });
+    const tunnels = new Tunnels({
+      url: edge.url,
+      channels: ['internet'],
+      getToken: async () => 'good',
+    });
+    t.teardown(async () => {
+      await tunnels.close();
+      await edge.stop();
+    });
+    tunnels.start();
+    await tunnels.waitUp(5000);
+    const jobs = Array.from({ length: 6 }, async (_, i) => {
+      const s = tunnels.open('internet', meta({ flowId: `f${i}` }));
+      s.end();
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => {
+        chunks.push(c);
+        if (chunks.length % 4 === 0) {
+          s.pause();
+          setTimeout(() => s.resume(), 15);
+        }
+      });
+      await once(s, 'end');
+      return { id: `f${i}`, got: Buffer.concat(chunks) };
+    });
+    for (const r of await Promise.all(jobs)) {
+      const want = sent.get(r.id)!;
+      t.equal(r.got.length, want.length, `${r.id}: byte count`);
+      t.ok(r.got.equals(want), `${r.id}: bytes`);
+    }
+  },
+);
+
 /** Raw WebSocket speaking frames by hand. */
 async function raw(edge: Edge): Promise<WebSocket> {
   const ws = new WebSocket(`${edge.url}/tunnel/internet`, {
