@@ -42,9 +42,17 @@ export const FrameType = {
   PONG: 0x08,
   /** Graceful shutdown on stream 0: u32 last accepted peer stream id, u32 code, UTF-8 reason. */
   GOAWAY: 0x09,
+  /**
+   * Metadata the opener learned after OPEN (the initiating process): a UTF-8 JSON object
+   * of OpenMeta fields, at most MAX_META bytes. Only from the stream's opener.
+   */
+  META: 0x0a,
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
-const MAX_TYPE = 0x09;
+const MAX_TYPE = 0x0a;
+
+/** Largest META payload (bytes). */
+export const MAX_META = 4096;
 
 export const FRAME_NAMES: readonly string[] = [
   'DATA',
@@ -57,6 +65,7 @@ export const FRAME_NAMES: readonly string[] = [
   'PING',
   'PONG',
   'GOAWAY',
+  'META',
 ];
 
 export const HEADER_SIZE = 10;
@@ -171,6 +180,13 @@ export function encodeOpen(streamId: number, window: number, meta: unknown): Buf
 }
 
 /** OPEN_OK and WINDOW: a u32 payload. */
+/** META: `update` as JSON; throws RangeError when it exceeds MAX_META bytes. */
+export function encodeMeta(streamId: number, update: object): Buffer {
+  const json = Buffer.from(JSON.stringify(update), 'utf8');
+  if (json.length > MAX_META) throw new RangeError(`META of ${json.length} bytes > ${MAX_META}`);
+  return encodeFrame(FrameType.META, streamId, json);
+}
+
 export function encodeU32Frame(type: number, streamId: number, value: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_SIZE + 4);
   writeHeader(buf, 0, type, streamId, 4);
@@ -269,6 +285,8 @@ export function checkHeader(
     case FrameType.OPEN:
     case FrameType.RST:
       return length >= 4 ? 0 : CloseCode.FRAME_SIZE;
+    case FrameType.META:
+      return length >= 2 && length <= MAX_META ? 0 : CloseCode.FRAME_SIZE;
     default:
       return 0;
   }
@@ -506,6 +524,18 @@ export function decodeOpen(payload: Buffer): { window: number; meta: unknown } |
   try {
     const meta: unknown = JSON.parse(payload.toString('utf8', 4));
     return { window: readU32(payload, 0), meta };
+  } catch {
+    return null;
+  }
+}
+
+/** META payload: the JSON object, or null when it is not one. */
+export function decodeMeta(payload: Buffer): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(payload.toString('utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : null;
   } catch {
     return null;
   }

@@ -25,11 +25,13 @@ import {
   CloseCode,
   DEFAULT_MAX_FRAME_SIZE,
   decodeGoAway,
+  decodeMeta,
   decodeOpen,
   decodeRst,
   encodeDgram,
   encodeFin,
   encodeGoAway,
+  encodeMeta,
   encodeOpen,
   encodeOpenOk,
   encodePing,
@@ -44,7 +46,7 @@ import {
 } from './frame.js';
 import { Stream, type StreamHost } from './stream.js';
 import { DEFAULT_SEND_HIGH_WATER, type FrameTransport } from './transport.js';
-import type { OpenMeta } from './types.js';
+import type { MetaUpdate, OpenMeta } from './types.js';
 import { ResetCode } from './types.js';
 
 export interface SessionOptions {
@@ -318,6 +320,10 @@ export class Session extends EventEmitter implements StreamHost {
     if (!this.closed) this.queue(encodeRst(id, code, reason));
   }
 
+  sendMeta(id: number, update: MetaUpdate): void {
+    if (!this.closed) this.queue(encodeMeta(id, update));
+  }
+
   waitDrain(stream: Stream): void {
     this.waiting.add(stream);
   }
@@ -523,6 +529,25 @@ export class Session extends EventEmitter implements StreamHost {
       case FrameType.GOAWAY:
         this.onGoAway(payload);
         return;
+      case FrameType.META: {
+        const s = this.streams.get(id);
+        if (s === undefined) {
+          if (!this.wasClosed(id)) this.fail(CloseCode.STREAM_ID, `META on unknown stream ${id}`);
+          return;
+        }
+        if (!s.inbound) {
+          this.fail(CloseCode.PROTOCOL, `META on stream ${id} from its acceptor`);
+          return;
+        }
+        const m = decodeMeta(payload);
+        const update = m === null ? null : metaUpdate(m);
+        if (update === null) {
+          this.fail(CloseCode.PROTOCOL, `bad META on stream ${id}`);
+          return;
+        }
+        s.onMeta(update);
+        return;
+      }
       default:
         return; // the parser rejects unknown types
     }
@@ -670,6 +695,19 @@ function isMeta(m: unknown): m is OpenMeta {
     typeof o.port === 'number' &&
     (typeof o.host === 'string' || typeof o.ip === 'string')
   );
+}
+
+/**
+ * The fields a META frame may carry (unknown keys are ignored, so later versions can add
+ * some); null when a known field has the wrong type.
+ */
+function metaUpdate(m: Record<string, unknown>): MetaUpdate | null {
+  const u: MetaUpdate = {};
+  if ('process' in m) {
+    if (m.process !== null && typeof m.process !== 'string') return null;
+    u.process = m.process;
+  }
+  return u;
 }
 
 /** WebSocket close reasons are limited to 123 bytes. */

@@ -21,7 +21,7 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { StreamResetError } from '../errors.js';
 import { activeLease, keepView } from '../util/big-read.js';
-import type { OpenMeta, ResetCodeValue, TunnelStream } from './types.js';
+import type { MetaUpdate, OpenMeta, ResetCodeValue, TunnelStream } from './types.js';
 import { ResetCode } from './types.js';
 
 /** What a stream needs from its session (implemented by Session). */
@@ -42,6 +42,7 @@ export interface StreamHost {
   sendOpenOk(id: number, window: number): void;
   sendFin(id: number): void;
   sendRst(id: number, code: number, reason: string): void;
+  sendMeta(id: number, update: MetaUpdate): void;
   /** Call `stream.pump()` when the transport drains. */
   waitDrain(stream: Stream): void;
   /** The stream is finished (both FINs, or reset, or destroyed). */
@@ -182,6 +183,20 @@ export class Stream extends Duplex implements TunnelStream {
     }
     this.emit('reset', code, reason);
     this.destroy();
+  }
+
+  /**
+   * Opener: sends what it learned after OPEN (META). Nothing once the stream is reset or
+   * destroyed, or for an inbound stream.
+   */
+  updateMeta(update: MetaUpdate): void {
+    if (this.inbound || this.destroyed || this.resetCode !== null) return;
+    const u: MetaUpdate = {};
+    if ('process' in update) {
+      u.process = update.process == null ? null : update.process.slice(0, 260);
+      this.meta.process = u.process;
+    }
+    this.host.sendMeta(this.streamId, u);
   }
 
   sendDatagram(payload: Uint8Array): boolean {
@@ -427,6 +442,12 @@ export class Stream extends Duplex implements TunnelStream {
     this.resolveOpened();
     this.emit('open');
     this.pump();
+  }
+
+  /** META from the opener: merged into `meta`, then 'meta' (update). */
+  onMeta(update: MetaUpdate): void {
+    if ('process' in update) this.meta.process = update.process ?? null;
+    this.emit('meta', update);
   }
 
   onDatagram(payload: Buffer): void {

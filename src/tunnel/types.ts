@@ -30,6 +30,11 @@ export interface OpenMeta {
   process?: string | null;
 }
 
+/** Metadata an opener learns after OPEN and sends in a META frame. */
+export interface MetaUpdate {
+  process?: string | null;
+}
+
 /** Reset codes (RST frame). Stable numbers: they are on the wire. */
 export const ResetCode = {
   /** Normal abort by the application. */
@@ -72,6 +77,11 @@ export interface TunnelStream extends Duplex {
    * socket's write() (see tunnel/stream.ts); the peer's FIN ends the socket.
    */
   spliceTo?(socket: Socket): void;
+  /**
+   * Optional: tells the acceptor what the opener learned after OPEN (META frame), e.g. the
+   * initiating process; the acceptor's stream updates its `meta` and emits 'meta'.
+   */
+  updateMeta?(update: MetaUpdate): void;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   encodeFin,
   encodeFrame,
   encodeGoAway,
+  encodeMeta,
   encodeOpen,
   encodeOpenOk,
   encodePing,
@@ -69,6 +70,11 @@ const FIXTURES: Array<[string, Buffer, string]> = [
     'GOAWAY last 4 code 4400 "x"',
     encodeGoAway(4, 4400, 'x'),
     '09 00 00000000 00000009 00000004 00001130 78',
+  ],
+  [
+    'META stream 3 {"process":"curl"}',
+    encodeMeta(3, { process: 'curl' }),
+    `0a 00 00000003 00000012 ${Buffer.from('{"process":"curl"}').toString('hex')}`,
   ],
 ];
 
@@ -144,7 +150,10 @@ t.test('views, not copies: a frame inside one chunk shares its memory', async (t
 
 t.test('malformed headers: one error with the right code, then silence', async (t) => {
   const cases: Array<[string, string, number]> = [
-    ['unknown type 0x0a', '0a 00 00000001 00000000', CloseCode.BAD_FRAME_TYPE],
+    ['unknown type 0x0b', '0b 00 00000001 00000000', CloseCode.BAD_FRAME_TYPE],
+    ['META on stream 0', '0a 00 00000000 00000002 7b7d', CloseCode.STREAM_ID],
+    ['META of 1 byte', '0a 00 00000001 00000001 7b', CloseCode.FRAME_SIZE],
+    ['META over 4096 bytes', '0a 00 00000001 00001001', CloseCode.FRAME_SIZE],
     ['unknown type 0xff', 'ff 00 00000001 00000000', CloseCode.BAD_FRAME_TYPE],
     ['length > maxFrameSize', '00 00 00000001 00000401', CloseCode.FRAME_SIZE],
     ['DATA on stream 0', '00 00 00000000 00000000', CloseCode.STREAM_ID],

@@ -31,6 +31,15 @@ const id = fc.integer({ min: 0, max: 12 });
 const frame = fc.oneof(
   fc.record({ k: fc.constant('open'), id }),
   fc.record({ k: fc.constant('data'), id, n: fc.integer({ min: 0, max: 70_000 }) }),
+  // META with any JSON (objects with a process field of any type among them).
+  fc.record({
+    k: fc.constant('meta'),
+    id,
+    v: fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.record({ process: fc.oneof(fc.string(), fc.constant(null), fc.integer()) }),
+    ),
+  }),
   fc.record({
     k: fc.constant('raw'),
     type: fc.integer({ min: 0, max: 11 }),
@@ -55,7 +64,13 @@ t.test(
                 ? encodeOpen(f.id, 256 * 1024, meta())
                 : f.k === 'data'
                   ? encodeData(f.id, Buffer.alloc(step < 4096 ? f.n % 300 : f.n))
-                  : encodeFrame(f.type, f.id, f.p),
+                  : f.k === 'meta'
+                    ? encodeFrame(
+                        FrameType.META,
+                        f.id,
+                        Buffer.from(JSON.stringify(f.v) ?? 'null').subarray(0, 4096),
+                      )
+                    : encodeFrame(f.type, f.id, f.p),
             ),
           );
           for (let i = 0; i < wire.length; i += step) feed(wire.subarray(i, i + step));

@@ -1,6 +1,7 @@
+import { once } from 'node:events';
 import t from 'tap';
 import { StreamResetError } from '../../src/errors.js';
-import { CloseCode } from '../../src/tunnel/frame.js';
+import { CloseCode, encodeFrame, FrameType } from '../../src/tunnel/frame.js';
 import type { SessionCloseInfo } from '../../src/tunnel/session.js';
 import type { Stream } from '../../src/tunnel/stream.js';
 import { ResetCode } from '../../src/tunnel/types.js';
@@ -296,4 +297,62 @@ t.test('open timeout: a peer that never answers OPEN resets the stream with TIME
   t.ok(await until(() => seen.length === 1, 1000), 'the peer was told (RST TIMEOUT)');
   t.same(seen, [ResetCode.TIMEOUT]);
   client.close();
+});
+
+t.test('META: the opener tells the acceptor its process after OPEN', async (t) => {
+  const { client, server } = pair();
+  t.teardown(() => {
+    client.close();
+    server.close();
+  });
+  const accepted = once(server, 'stream') as Promise<[Stream]>;
+  const s = client.open(meta());
+  const [peer] = await accepted;
+  peer.on('error', () => {});
+  peer.accept();
+  await s.opened;
+  t.equal(peer.meta.process ?? null, null, 'unknown at OPEN');
+  const got = once(peer, 'meta');
+  s.updateMeta({ process: 'curl' });
+  const [update] = (await got) as [{ process?: string | null }];
+  t.same(update, { process: 'curl' }, "'meta' carries the update");
+  t.equal(peer.meta.process, 'curl', 'merged into meta');
+  t.equal(s.meta.process, 'curl', "and into the opener's own");
+  s.updateMeta({ process: 'x'.repeat(1000) });
+  await once(peer, 'meta');
+  t.equal(peer.meta.process?.length, 260, 'names are cut at 260 characters');
+  // The acceptor cannot send it (nothing goes out), and after a reset nothing is sent.
+  peer.updateMeta({ process: 'nope' });
+  s.destroy();
+  s.updateMeta({ process: 'late' });
+  await until(() => server.streams.size === 0, 1000);
+  t.notOk(client.closed || server.closed, 'the session lives on');
+});
+
+t.test('META: from the acceptor, or not an object, closes the session (PROTOCOL)', async (t) => {
+  for (const [what, payload, fromAcceptor] of [
+    ['from the acceptor', '{"process":"x"}', true],
+    ['an array', '[1]', false],
+    ['not JSON', '{nope', false],
+    ['process of the wrong type', '{"process":5}', false],
+  ] as const) {
+    const { client, server } = pair();
+    const accepted = once(server, 'stream') as Promise<[Stream]>;
+    const s = client.open(meta());
+    s.on('error', () => {});
+    const [peer] = await accepted;
+    peer.on('error', () => {});
+    peer.accept();
+    await s.opened;
+    // Hand-made frames straight into the receiving session's transport.
+    const target = fromAcceptor ? client : server;
+    const closed = once(target, 'close');
+    (target as unknown as { transport: { onMessage(b: Buffer): void } }).transport.onMessage(
+      encodeFrame(FrameType.META, s.streamId, Buffer.from(payload)),
+    );
+    await closed;
+    t.equal(target.closeInfo?.code, CloseCode.PROTOCOL, `${what}: PROTOCOL`);
+    client.close();
+    server.close();
+  }
 });
