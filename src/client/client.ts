@@ -286,10 +286,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       const listener = rec.capture === 'socks' ? socks : rec.capture === 'http' ? http : null;
       if (!listener || !isLoopbackIp(rec.sourceIp)) return;
       void owners.lookup(rec.sourcePort, listener.address.port).then((p) => {
-        if (p && rec.process === null) {
-          rec.process = p.name;
-          rec.processId = p.pid;
-        }
+        if (p && rec.process === null) forwarder.setProcess(rec, p.name, p.pid);
       });
     });
   }

@@ -114,6 +114,10 @@ export class Egress {
   handle(stream: InboundTunnelStream, ctx: FlowContext): void {
     const meta = stream.meta;
     const rec = baseRecord(meta, ctx);
+    // The client learns a proxy flow's process after OPEN and sends it in a META frame.
+    stream.on('meta', () => {
+      if (!flow.done) rec.initiatingProcessName = processName(stream.meta.process);
+    });
     let resolveFinished = noop;
     const flow: FlowState = {
       rec,
@@ -496,9 +500,13 @@ function baseRecord(meta: OpenMeta, ctx: FlowContext): NetworkAccessTraffic {
     policyRuleId: typeof meta.ruleId === 'string' ? meta.ruleId.slice(0, 128) : null,
     policyRuleName: null,
     agentVersion: ctx.agentVersion,
-    initiatingProcessName: typeof meta.process === 'string' ? meta.process.slice(0, 260) : null,
+    initiatingProcessName: processName(meta.process),
     operationStatus: 'success',
     failureReason: null,
     privateAccessDetails: null,
   };
+}
+
+function processName(p: unknown): string | null {
+  return typeof p === 'string' ? p.slice(0, 260) : null;
 }

@@ -160,6 +160,8 @@ export class Forwarder {
   /** The one Flow record classification reuses (decide() is synchronous). */
   private readonly flow: Flow = newFlow();
   private readonly associations = new Set<UdpAssociation>();
+  /** Open tunneled TCP flows by flow id (setProcess tells the edge). */
+  private readonly tunneled = new Map<string, TunnelStream>();
 
   constructor(opts: ForwarderOptions) {
     this.opts = opts;
@@ -317,7 +319,20 @@ export class Forwarder {
       return this.refuse(rec, d, res.refused, res.reason);
     }
     this.track(rec, stream, new StreamBytes(stream));
+    this.tunneled.set(rec.flowId, stream);
+    stream.once('close', () => this.tunneled.delete(rec.flowId));
     return { upstream: stream, decision: d, flow: rec };
+  }
+
+  /**
+   * The process behind an open flow became known after it started (proxy flows: looked up
+   * off the data path): recorded in the flow table and, for a tunneled flow, sent to the
+   * edge (META), whose traffic log then names it (`initiatingProcessName`).
+   */
+  setProcess(rec: FlowRecord, name: string, pid?: number): void {
+    rec.process = name;
+    if (pid !== undefined) rec.processId = pid;
+    this.tunneled.get(rec.flowId)?.updateMeta?.({ process: name });
   }
 
   /** Hardening: the channel's edge is unreachable; apply the rule's clientFallbackAction. */

@@ -48,7 +48,13 @@ if (process.platform !== 'linux') {
     port = (server.address() as AddressInfo).port;
     const tmp = await tempDir();
     t.teardown(tmp.remove);
-    edge = await startEdge({ stateDir: join(tmp.dir, 'edge'), tls: false });
+    edge = await startEdge({
+      stateDir: join(tmp.dir, 'edge'),
+      tls: false,
+      // A private app (Quick Access *.contoso.test) served by the test server: tunneled.
+      // (Quick Access covers port 8000; the edge maps the name to the test server.)
+      connectorHosts: { 'hold.contoso.test:8000': `127.0.0.1:${port}` },
+    });
     client = await startClient({
       edge: { url: edge.url },
       tenant: 'edge',
@@ -112,6 +118,39 @@ if (process.platform !== 'linux') {
       t.equal(row?.process, 'curl');
       t.equal(row?.processId, c.pid);
       t.match(formatFlows([f]), new RegExp(`PROCESS[\\s\\S]*curl \\(${c.pid}\\)`));
+    },
+  );
+
+  t.test(
+    'a tunneled flow: the edge log names the process too (initiatingProcessName)',
+    { skip: !existsSync(CURL) },
+    async (t) => {
+      const c = spawn(
+        CURL,
+        [
+          '-sS',
+          '--max-time',
+          '15',
+          '--socks5-hostname',
+          client.addresses.socks!,
+          'http://hold.contoso.test:8000/hold',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const done = ok(c, 'curl');
+      const f = await until(
+        () => client.flows.list().find((x) => x.processId === c.pid),
+        `the flow of pid ${c.pid}`,
+        10_000,
+      ).finally(releaseHeld);
+      await done;
+      t.equal(f.process, 'curl');
+      t.equal(f.action, 'Tunnel', 'a private app: tunneled');
+      const r = await until(
+        () => edge.logs.all().find((x) => x.connectionId === f.connectionId),
+        `the edge's record of ${f.connectionId}`,
+      );
+      t.equal(r.initiatingProcessName, 'curl', 'sent to the edge after the lookup (META)');
     },
   );
 
