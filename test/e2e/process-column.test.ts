@@ -82,6 +82,12 @@ if (process.platform !== 'linux') {
       10_000,
     );
 
+  /** curl through a proxy (`flag proxy`), bounded to 15 s. */
+  const curl = (flag: string, proxy: string, url: string): ChildProcess =>
+    spawn(CURL, ['-sS', '--max-time', '15', flag, proxy, url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+
   const ok = (c: ChildProcess, name: string): Promise<void> =>
     collect(c, 15_000).then((r) => {
       if (r.code !== 0) throw new Error(`${name} exited ${r.code}: ${r.err}`);
@@ -91,18 +97,7 @@ if (process.platform !== 'linux') {
     'curl through SOCKS5 shows as curl with its pid',
     { skip: !existsSync(CURL) },
     async (t) => {
-      const c = spawn(
-        CURL,
-        [
-          '-sS',
-          '--max-time',
-          '15',
-          '--socks5',
-          client.addresses.socks!,
-          `http://127.0.0.1:${port}/hold`,
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const c = curl('--socks5', client.addresses.socks!, `http://127.0.0.1:${port}/hold`);
       const done = ok(c, 'curl');
       const f = await flowOf('socks', c.pid!).finally(releaseHeld);
       await done;
@@ -125,17 +120,10 @@ if (process.platform !== 'linux') {
     'a tunneled flow: the edge log names the process too (initiatingProcessName)',
     { skip: !existsSync(CURL) },
     async (t) => {
-      const c = spawn(
-        CURL,
-        [
-          '-sS',
-          '--max-time',
-          '15',
-          '--socks5-hostname',
-          client.addresses.socks!,
-          'http://hold.contoso.test:8000/hold',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
+      const c = curl(
+        '--socks5-hostname',
+        client.addresses.socks!,
+        'http://hold.contoso.test:8000/hold',
       );
       const done = ok(c, 'curl');
       const f = await until(
@@ -155,18 +143,7 @@ if (process.platform !== 'linux') {
   );
 
   t.test('curl through the HTTP proxy shows as curl', { skip: !existsSync(CURL) }, async (t) => {
-    const c = spawn(
-      CURL,
-      [
-        '-sS',
-        '--max-time',
-        '15',
-        '-x',
-        `http://${client.addresses.http}`,
-        `http://127.0.0.1:${port}/hold`,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const c = curl('-x', `http://${client.addresses.http}`, `http://127.0.0.1:${port}/hold`);
     const done = ok(c, 'curl');
     const f = await flowOf('http', c.pid!).finally(releaseHeld);
     await done;

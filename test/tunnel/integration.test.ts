@@ -9,7 +9,7 @@ import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { AuthError, type StreamResetError } from '../../src/errors.js';
 import { type DownInfo, TunnelClient, Tunnels } from '../../src/tunnel/client.js';
@@ -120,8 +120,8 @@ t.test('auth refusals: 401/403 with the documented close codes, before any upgra
   t.equal(res.statusCode, 404);
 });
 
-t.test('1,000 concurrent streams, random sizes up to 256 KiB, byte-exact both ways', async (t) => {
-  const edge = await startEdge();
+/** The client's tunnels (internet channel) to `edge`, up; both stopped at teardown. */
+async function internetTunnels(t: Test, edge: Edge): Promise<Tunnels> {
   const tunnels = new Tunnels({
     url: edge.url,
     channels: ['internet'],
@@ -133,6 +133,12 @@ t.test('1,000 concurrent streams, random sizes up to 256 KiB, byte-exact both wa
   });
   tunnels.start();
   await tunnels.waitUp(5000);
+  return tunnels;
+}
+
+t.test('1,000 concurrent streams, random sizes up to 256 KiB, byte-exact both ways', async (t) => {
+  const edge = await startEdge();
+  const tunnels = await internetTunnels(t, edge);
   t.ok(tunnels.isUp('internet'));
   t.notOk(tunnels.isUp('m365'));
   t.throws(() => tunnels.open('m365', meta()), { code: 'GSA_ERR_CHANNEL_DOWN' });
@@ -173,17 +179,7 @@ t.test(
       sent.set(stream.meta.flowId, data);
       void writeAll(stream, data, 200 * 1024);
     });
-    const tunnels = new Tunnels({
-      url: edge.url,
-      channels: ['internet'],
-      getToken: async () => 'good',
-    });
-    t.teardown(async () => {
-      await tunnels.close();
-      await edge.stop();
-    });
-    tunnels.start();
-    await tunnels.waitUp(5000);
+    const tunnels = await internetTunnels(t, edge);
     const jobs = Array.from({ length: 6 }, async (_, i) => {
       const s = tunnels.open('internet', meta({ flowId: `f${i}` }));
       s.end();

@@ -22,6 +22,7 @@ import {
   lendReads,
   type ReadLease,
 } from '../../src/util/big-read.js';
+import { prng } from '../classify/gen.js';
 
 /** Deterministic bytes: byte i of stream `seed` (xorshift of seed and i). */
 function bytesAt(seed: number, off: number, n: number): Buffer {
@@ -34,18 +35,6 @@ function bytesAt(seed: number, off: number, n: number): Buffer {
     b[i] = x & 0xff;
   }
   return b;
-}
-
-/** Seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A loopback server that writes `parts` (each as its own write), then ends. */
@@ -178,7 +167,7 @@ t.test('a second data listener turns lending off (views are never reused)', asyn
 t.test('property: FrameParser on lent reads keeps every frame intact', async (t) => {
   for (let run = 0; run < 6; run++) {
     const seed = 1000 + run;
-    const r = rng(seed);
+    const r = prng(seed);
     // A random frame sequence: DATA of many sizes on a few streams, small control frames,
     // datagrams, and frames that straddle reads.
     const frames: Buffer[] = [];
