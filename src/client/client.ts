@@ -167,6 +167,13 @@ export interface RunningClient {
 
 const noopLog = { info() {}, warn() {}, debug() {}, error() {} };
 
+/** The signed-in user and device when `user` names none. */
+const DEMO_USER = {
+  userId: '8d2f5c1a-0b7e-4e6f-9a41-2c3d4e5f6a7b',
+  upn: 'alice@contoso.test',
+  deviceId: 'b3c1d2e4-5f60-4a7b-8c9d-0e1f2a3b4c5d',
+};
+
 function hostPort(a: { address: string; port: number; family?: string }): string {
   return a.family === 'IPv6' || a.address.includes(':')
     ? `[${a.address}]:${a.port}`
@@ -208,14 +215,20 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     log.info({ generation: handle.generation, why }, 'classifier swapped');
   };
 
+  // The demo user and device, shaped as Entra shapes them: object ids are GUIDs, the UPN
+  // is the sign-in name (docs/edge.md shows them in a traffic-log record).
   const user = opts.user ?? {};
   const edgeApi = new EdgeApi({
     url: opts.edge.url,
     ca: opts.edge.ca ?? null,
     ...(opts.edge.localAddress ? { localAddress: opts.edge.localAddress } : {}),
-    userId: user.userId ?? 'alice@contoso.test',
-    deviceId: user.deviceId ?? 'gsa-emu-device',
-    ...(user.upn ? { upn: user.upn } : {}),
+    userId: user.userId ?? DEMO_USER.userId,
+    deviceId: user.deviceId ?? DEMO_USER.deviceId,
+    ...(user.upn !== undefined
+      ? { upn: user.upn }
+      : user.userId === undefined
+        ? { upn: DEMO_USER.upn }
+        : {}),
   });
   let tokenAt: number | null = null;
   let tokenError: string | null = null;

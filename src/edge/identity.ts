@@ -166,7 +166,9 @@ export class Issuer {
   async issueToken(req: TokenRequest): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
     const ttl = req.ttlSeconds ?? 3600;
-    const upn = req.upn ?? `${req.userId}@${req.tenantId}.test`;
+    // No UPN given: a user id that is already a sign-in name stands for itself.
+    const upn =
+      req.upn ?? (req.userId.includes('@') ? req.userId : `${req.userId}@${req.tenantId}.test`);
     return new SignJWT({
       tid: req.tenantId,
       oid: req.userId,

@@ -139,6 +139,10 @@ if (process.platform !== 'linux') {
         `the edge's record of ${f.connectionId}`,
       );
       t.equal(r.initiatingProcessName, 'curl', 'sent to the edge after the lookup (META)');
+      // The default user, as Entra shapes it: an object id and a sign-in name.
+      t.equal(r.userPrincipalName, 'alice@contoso.test', 'UPN');
+      t.match(r.userId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'userId');
+      t.match(r.deviceId, /^[0-9a-f]{8}-[0-9a-f]{4}-/, 'deviceId');
     },
   );
 

@@ -20,6 +20,23 @@ async function reasonOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
+t.test(
+  'no UPN given: a sign-in-name user id stands for itself, an object id gets one',
+  async (t) => {
+    const iss = await Issuer.create();
+    const named = await iss.verify(await iss.issueToken({ ...base, userId: 'bob@contoso.test' }), {
+      channel: 'internet',
+      tenantId: TID,
+    });
+    t.equal(named.upn, 'bob@contoso.test');
+    const oid = await iss.verify(await iss.issueToken({ ...base, userId: 'u1' }), {
+      channel: 'internet',
+      tenantId: TID,
+    });
+    t.equal(oid.upn, `u1@${TID}.test`);
+  },
+);
+
 t.test('issue and verify a token; claims', async (t) => {
   const iss = await Issuer.create();
   const tok = await iss.issueToken({ ...base, upn: 'alice@contoso.test' });
