@@ -61,6 +61,8 @@ export interface EgressDeps {
   connector: Connector;
   /** The current tenant's private apps (PATCHes replace it). */
   privateApps: () => PrivateApps;
+  /** Names of the current tenant's policies and rules by id (the log's policyName, ...). */
+  nameOf?: (id: string | null) => string | null;
 }
 
 interface FlowState {
@@ -114,6 +116,13 @@ export class Egress {
   handle(stream: InboundTunnelStream, ctx: FlowContext): void {
     const meta = stream.meta;
     const rec = baseRecord(meta, ctx);
+    // Internet and Microsoft 365: the client's policy and rule, named from the tenant.
+    // (Private Access: the edge's own segment match names them below.)
+    const nameOf = this.deps.nameOf;
+    if (nameOf) {
+      rec.policyName = nameOf(rec.policyId);
+      rec.policyRuleName = nameOf(rec.policyRuleId);
+    }
     // The client learns a proxy flow's process after OPEN and sends it in a META frame.
     stream.on('meta', () => {
       if (!flow.done) rec.initiatingProcessName = processName(stream.meta.process);

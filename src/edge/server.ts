@@ -211,7 +211,13 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         ? { udpIdleTimeoutMs: limits.udpIdleTimeoutMs }
         : {}),
     },
-    { log, filter, connector, privateApps: () => store.privateApps },
+    {
+      log,
+      filter,
+      connector,
+      privateApps: () => store.privateApps,
+      nameOf: (id) => store.nameOf(id),
+    },
   );
   const tlsMaterial = useTls
     ? await (await import('../tunnel/tls.js')).loadOrCreateTls(opts.stateDir, [

@@ -31,6 +31,20 @@ interface Snapshot {
   spec: TenantSpec;
   apps: PrivateApps;
   etag: string;
+  /** Policy (and policy link) and rule ids to their names, for the traffic log. */
+  names: Map<string, string>;
+}
+
+function namesOf(spec: TenantSpec): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const p of spec.profiles) {
+    for (const pol of p.policies) {
+      m.set(pol.id, pol.name);
+      m.set(pol.linkId, pol.name);
+      for (const r of pol.rules) m.set(r.id, r.name);
+    }
+  }
+  return m;
 }
 
 /** Events: 'change' (etag: string) after a successful setLinkState. */
@@ -50,7 +64,12 @@ export class TenantStore extends EventEmitter {
     // Pin the identity the first load settled on, so a PATCHed list keeps it.
     this.loadOpts = { ...opts, tenantId: spec.tenantId, name: spec.name };
     this.doc = structuredClone(doc) as GraphDocument;
-    this.snap = { spec, apps: new PrivateApps(spec), etag: weakEtag(this.doc) };
+    this.snap = {
+      spec,
+      apps: new PrivateApps(spec),
+      etag: weakEtag(this.doc),
+      names: namesOf(spec),
+    };
   }
 
   get tenantId(): string {
@@ -68,6 +87,10 @@ export class TenantStore extends EventEmitter {
   }
   get etag(): string {
     return this.snap.etag;
+  }
+  /** The name of a policy, policy link or rule of the current document; null if unknown. */
+  nameOf(id: string | null): string | null {
+    return id === null ? null : (this.snap.names.get(id) ?? null);
   }
 
   private profiles(): GraphForwardingProfile[] {
@@ -105,7 +128,7 @@ export class TenantStore extends EventEmitter {
     const spec = loadTenant(trial, this.loadOpts);
     this.doc = trial;
     const etag = weakEtag(this.doc);
-    this.snap = { spec, apps: new PrivateApps(spec), etag };
+    this.snap = { spec, apps: new PrivateApps(spec), etag, names: namesOf(spec) };
     this.emit('change', etag);
     return true;
   }

@@ -204,6 +204,22 @@ t.test('tunnel upgrade rejects bad tokens with the documented status and close c
   t.equal(info.code, CloseCode.AUTH_EXPIRED);
 });
 
+t.test("internet flow: the log names the client's policy and rule from the tenant", async (t) => {
+  const { edge, client } = await setup(t);
+  const internet = edge.tenant.spec.profiles.find((p) => p.type === 'internet')!;
+  const policy = internet.policies.find((p) => p.rules.length > 0)!;
+  const rule = policy.rules[0]!;
+  const c = await client('internet');
+  const m = meta({ host: 'echo.contoso.test', port: 443, policyId: policy.id, ruleId: rule.id });
+  const r = await exchange(c.open(m), randomBytes(1000));
+  t.equal(r.reset, null, 'no reset');
+  const rec = await byConn(edge, m);
+  t.equal(rec.policyId, policy.id);
+  t.equal(rec.policyName, policy.name, `policy ${policy.name}`);
+  t.equal(rec.policyRuleId, rule.id);
+  t.equal(rec.policyRuleName, rule.name, `rule ${rule.name}`);
+});
+
 t.test('internet flow: echo through the edge, byte counts and shape in the log', async (t) => {
   const { edge, echo, client, tmp } = await setup(t);
   const c = await client('internet');
@@ -239,6 +255,7 @@ t.test('internet flow: echo through the edge, byte counts and shape in the log',
   t.equal(rec.deviceId, 'dev-1');
   t.equal(rec.tenantId, edge.tenantId);
   t.equal(rec.policyRuleId, 'rule-x');
+  t.equal(rec.policyRuleName, null, 'a rule id the tenant does not have: no name');
   t.equal(rec.initiatingProcessName, 'curl');
   t.equal(rec.agentVersion, packageVersion(), 'the client version from x-gsa-agent-version');
   t.not(rec.agentVersion, 'unknown');
