@@ -105,7 +105,7 @@ async function roleClient(): Promise<void> {
   });
 }
 
-/** The edge and the client in one process, as `gsa-emu up` runs them (plain ws). */
+/** The edge and the client in one process, as `gsa-emu up` runs them, but over plain ws (up's edge speaks wss). */
 async function roleWorld(): Promise<void> {
   const [srcPort, dir] = [Number(process.argv[3]), process.argv[4]!];
   const edge = await benchEdge(false, srcPort, dir);
@@ -600,7 +600,7 @@ async function main(): Promise<void> {
           'gsa-emu SOCKS, tunneled (ws), one process',
           (d) => socksConnect(proxy, d),
           { host: 'bench.contoso.test', port: 8000 },
-          'as gsa-emu up runs it: client and edge in one process, ws between them',
+          'client and edge in one process as in gsa-emu up, but plain ws between them (up uses wss)',
         ),
       );
       world.child.disconnect();
@@ -702,7 +702,7 @@ function report(rows: Row[]): void {
   }
   if (one && chain && micro) {
     lines.push(
-      `- with the edge in the client's process (how \`gsa-emu up\` runs): ${f2(one.single)} GB/s (x${(one.single / chain.single).toFixed(1)} the chain), ${f2(one.multi)} GB/s with 8 streams, ${one.conns.toFixed(0)} conn/s (x${(one.conns / micro.conns).toFixed(2)} of microsocks).`,
+      `- with the edge in the client's process (as in \`gsa-emu up\`, over plain ws): ${f2(one.single)} GB/s (x${(one.single / chain.single).toFixed(1)} the chain), ${f2(one.multi)} GB/s with 8 streams, ${one.conns.toFixed(0)} conn/s (x${(one.conns / micro.conns).toFixed(2)} of microsocks).`,
     );
   }
   if (floor && micro) {
