@@ -27,8 +27,9 @@
  * ends the sink (half-close), as Readable.pipe() does. Errors are the caller's to handle
  * (the socket still emits 'error' and 'close').
  */
-import { type NetConnectOpts, connect as netConnect, type Socket } from 'node:net';
+import { isIP, type NetConnectOpts, connect as netConnect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
+import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 
 /** Default buffer size per read: 256 KiB. */
 export const BIG_READ_SIZE = 256 * 1024;
@@ -285,21 +286,50 @@ export class BigReader {
  * pause()/resume() work as usual (Node stops and restarts reading for onread sockets).
  */
 export function connectBigReads(options: NetConnectOpts, size: number = BIG_READ_SIZE): Socket {
+  return withBigReads((onread) => netConnect({ ...options, onread }), size);
+}
+
+/** TLS reads: at most one record (16 KiB) each. */
+export const TLS_READ_SIZE = 32 * 1024;
+
+/**
+ * tls.connect() with the same read buffers (and lending) as connectBigReads. A TLS socket
+ * hands on at most one record (16 KiB) per read, so the buffers are smaller.
+ */
+export function connectTlsBigReads(
+  options: ConnectionOptions,
+  size: number = TLS_READ_SIZE,
+): TLSSocket {
+  // As tls.connect's callers (ws) do: SNI from the host unless it is an address.
+  const servername =
+    options.servername ?? (options.host && isIP(options.host) === 0 ? options.host : undefined);
+  return withBigReads(
+    (onread) =>
+      // `onread` is a documented tls.connect option (Node >= 12.x) that @types/node lacks.
+      tlsConnect({
+        ...options,
+        ...(servername !== undefined ? { servername } : {}),
+        onread,
+      } as ConnectionOptions),
+    size,
+  );
+}
+
+type OnRead = { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean };
+
+function withBigReads<S extends Socket>(make: (onread: OnRead) => S, size: number): S {
   const rb = new ReadBuffer(size);
   const emit = (view: Buffer): void => {
     socket.emit('data', view);
   };
-  const socket: Socket = netConnect({
-    ...options,
-    onread: {
-      buffer: rb.next,
-      callback: (n: number, buf: Buffer): boolean => {
-        // Lent only to the one consumer that asked for it (lendReads), never to listeners
-        // added since.
-        if (rb.lending && socket.listenerCount('data') === 1) rb.lend(n, buf, emit);
-        else socket.emit('data', rb.take(n, buf));
-        return true;
-      },
+  const socket: S = make({
+    buffer: rb.next,
+    callback: (n: number, buf: Buffer): boolean => {
+      // Lent only to the one consumer that asked for it (lendReads), never to listeners
+      // added since.
+      if (rb.lending && socket.listenerCount('data') === 1) rb.lend(n, buf, emit);
+      else socket.emit('data', rb.take(n, buf));
+      return true;
     },
   });
   lendable.set(socket, rb);

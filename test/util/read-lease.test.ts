@@ -4,7 +4,11 @@
  * buffers must be reused once let go.
  */
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import {
   encodeData,
@@ -14,10 +18,12 @@ import {
   FrameParser,
   FrameType,
 } from '../../src/tunnel/frame.js';
+import { loadOrCreateTls } from '../../src/tunnel/tls.js';
 import {
   activeLease,
   BigReader,
   connectBigReads,
+  connectTlsBigReads,
   keepView,
   lendReads,
   type ReadLease,
@@ -68,12 +74,11 @@ t.test('lendReads: only for connectBigReads sockets', async (t) => {
   t.equal(keepView(Buffer.from('x')).toString(), 'x', 'keepView outside a delivery is identity');
 });
 
-t.test('held views never change before they are given back; buffers are reused', async (t) => {
-  const total = 24 * 1024 * 1024;
-  const parts: Buffer[] = [];
-  for (let off = 0; off < total; off += 1024 * 1024) parts.push(bytesAt(7, off, 1024 * 1024));
-  const sock = await lentSocket(await sender(t, parts));
-  t.teardown(() => sock.destroy());
+/**
+ * 24 MiB through a lent socket whose consumer holds every view and gives them back late and
+ * out of order, checking each one then: the held bytes must not have changed.
+ */
+async function holdAndCheck(t: Test, sock: net.Socket, seed: number, total: number) {
   t.ok(lendReads(sock));
   const held: { view: Buffer; off: number; release: () => void }[] = [];
   const arrays = new Set<ArrayBufferLike>();
@@ -82,7 +87,7 @@ t.test('held views never change before they are given back; buffers are reused',
   let reads = 0;
   let leased = 0;
   const check = (h: { view: Buffer; off: number }): void => {
-    if (!h.view.equals(bytesAt(7, h.off, h.view.length))) bad++;
+    if (!h.view.equals(bytesAt(seed, h.off, h.view.length))) bad++;
   };
   sock.on('data', (c: Buffer) => {
     reads++;
@@ -92,7 +97,6 @@ t.test('held views never change before they are given back; buffers are reused',
     const release = lease?.hold(c);
     held.push({ view: c, off: got, release: release ?? (() => {}) });
     got += c.length;
-    // Give views back late and out of order; check each one when giving it back.
     if (held.length > 3) {
       const i = got % held.length;
       const [h] = held.splice(i, 1);
@@ -106,6 +110,42 @@ t.test('held views never change before they are given back; buffers are reused',
   t.equal(bad, 0, 'no held view changed before it was given back');
   t.equal(leased, reads, 'every read was lent');
   t.ok(arrays.size < reads / 4, `buffers reused (${arrays.size} buffers for ${reads} reads)`);
+}
+
+const parts24 = (seed: number): Buffer[] => {
+  const parts: Buffer[] = [];
+  for (let off = 0; off < 24 * 1024 * 1024; off += 1024 * 1024) {
+    parts.push(bytesAt(seed, off, 1024 * 1024));
+  }
+  return parts;
+};
+
+t.test('held views never change before they are given back; buffers are reused', async (t) => {
+  const sock = await lentSocket(await sender(t, parts24(7)));
+  t.teardown(() => sock.destroy());
+  await holdAndCheck(t, sock, 7, 24 * 1024 * 1024);
+});
+
+t.test('the same over TLS (connectTlsBigReads: one record per read)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-lease-tls-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const m = await loadOrCreateTls(dir);
+  const server = tls.createServer({ key: m.key, cert: m.cert }, (s) => {
+    s.on('error', () => {});
+    for (const p of parts24(9)) s.write(p);
+    s.end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const sock = connectTlsBigReads({
+    port: (server.address() as AddressInfo).port,
+    host: '127.0.0.1',
+    ca: m.ca,
+  });
+  t.teardown(() => sock.destroy());
+  await once(sock, 'secureConnect');
+  await holdAndCheck(t, sock, 9, 24 * 1024 * 1024);
 });
 
 t.test('keep: small views are copied, large ones pin the buffer', async (t) => {
