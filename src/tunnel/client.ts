@@ -26,10 +26,11 @@
  */
 import { EventEmitter } from 'node:events';
 import type { NetConnectOpts } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
 import { ChannelDownError } from '../errors.js';
 import type { ChannelName } from '../policy/model.js';
-import { connectBigReads } from '../util/big-read.js';
+import { connectBigReads, connectTlsBigReads } from '../util/big-read.js';
 import { packageVersion } from '../util/package.js';
 import { CloseCode } from './frame.js';
 import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
@@ -195,11 +196,12 @@ export class TunnelClient extends EventEmitter {
         ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
         ...(o.zeroMask !== false ? { generateMask: zeroMask } : {}),
         maxPayload: 64 * 1024 * 1024,
-        // Plain ws: reads of up to 256 KiB (util/big-read.ts), so with the raw receiver a
-        // DATA frame reaches the application in one piece and one write. (wss: TLS reads.)
-        ...(this.url.startsWith('ws:')
-          ? { createConnection: (opts: object) => connectBigReads(opts as NetConnectOpts) }
-          : {}),
+        // Reads into reused buffers (util/big-read.ts): plain ws up to 256 KiB, so with the
+        // raw receiver a DATA frame reaches the application in one piece and one write; wss
+        // one TLS record at a time.
+        createConnection: /^(wss|https):/i.test(this.url)
+          ? (opts: object) => connectTlsBigReads(opts as ConnectionOptions)
+          : (opts: object) => connectBigReads(opts as NetConnectOpts),
       });
     } catch (e) {
       this.down({ reason: 'bad edge URL', error: asError(e) });
