@@ -25,6 +25,7 @@
  * sends GOAWAY, the client reconnects at once; the old session's streams finish on it.
  */
 import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import type { NetConnectOpts } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
@@ -35,7 +36,7 @@ import { packageVersion } from '../util/package.js';
 import { CloseCode } from './frame.js';
 import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
 import { DEFAULT_SEND_HIGH_WATER, wsTransport } from './transport.js';
-import type { ChannelTunnels, OpenMeta, TunnelStream } from './types.js';
+import { type ChannelTunnels, FEATURES_HEADER, type OpenMeta, type TunnelStream } from './types.js';
 
 export interface BackoffOptions {
   /** First retry delay cap (ms). Default 200. */
@@ -222,6 +223,13 @@ export class TunnelClient extends EventEmitter {
     ws.on('error', (e: Error) => {
       lastError = e;
     });
+    // Optional frames the edge understands (an older edge names none: no META to it).
+    let features: string[] = [];
+    ws.once('upgrade', (res: IncomingMessage) => {
+      features = String(res.headers[FEATURES_HEADER] ?? '')
+        .split(',')
+        .map((f) => f.trim());
+    });
     const onEarlyClose = (code: number): void => {
       if (this.ws === ws) this.ws = null;
       this.down({
@@ -246,7 +254,7 @@ export class TunnelClient extends EventEmitter {
       const session = new Session(
         wsTransport(ws, limits.sendHighWater ?? DEFAULT_SEND_HIGH_WATER),
         'client',
-        limits,
+        { ...limits, peerAcceptsMeta: features.includes('meta') },
       );
       this.session = session;
       this.state = 'up';

@@ -45,7 +45,7 @@ import { CloseCode } from './frame.js';
 import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
 import type { Stream } from './stream.js';
 import { DEFAULT_SEND_HIGH_WATER, wsTransport } from './transport.js';
-import type { InboundTunnelStream } from './types.js';
+import { FEATURES_HEADER, type InboundTunnelStream, TUNNEL_FEATURES } from './types.js';
 
 /** Who is on the other end of a session: whatever `authenticate` returned. */
 export interface Principal {
@@ -136,6 +136,10 @@ export function createTunnelServer<P extends Principal = Principal>(
   });
   const sessions = new Set<Session>();
   let closing = false;
+  // Frames this edge understands beyond the first version (docs/protocol.md, Connection).
+  wss.on('headers', (headers: string[]) => {
+    headers.push(`${FEATURES_HEADER}: ${TUNNEL_FEATURES.join(',')}`);
+  });
 
   function channelOf(url: string | undefined): ChannelName | null {
     if (!url) return null;

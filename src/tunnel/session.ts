@@ -75,6 +75,12 @@ export interface SessionOptions {
    * TIMEOUT, so a silent peer never leaves a flow hanging. Default 30,000; 0 disables.
    */
   openTimeout?: number;
+  /**
+   * The peer understands META frames (an edge names `meta` in its upgrade response's
+   * `x-gsa-tunnel-features`). When false, updateMeta() only updates the local meta.
+   * Default true.
+   */
+  peerAcceptsMeta?: boolean;
 }
 
 export const SESSION_DEFAULTS: Required<SessionOptions> = {
@@ -89,6 +95,7 @@ export const SESSION_DEFAULTS: Required<SessionOptions> = {
   maxDatagramQueue: 256 * 1024,
   streamHighWaterMark: 64 * 1024,
   openTimeout: 30_000,
+  peerAcceptsMeta: true,
 };
 
 export interface SessionCloseInfo {
@@ -321,7 +328,7 @@ export class Session extends EventEmitter implements StreamHost {
   }
 
   sendMeta(id: number, update: MetaUpdate): void {
-    if (!this.closed) this.queue(encodeMeta(id, update));
+    if (!this.closed && this.options.peerAcceptsMeta) this.queue(encodeMeta(id, update));
   }
 
   waitDrain(stream: Stream): void {

@@ -30,6 +30,11 @@ export interface OpenMeta {
   process?: string | null;
 }
 
+/** Upgrade response header naming the optional frames an edge understands. */
+export const FEATURES_HEADER = 'x-gsa-tunnel-features';
+/** What this version's edge names there. */
+export const TUNNEL_FEATURES: readonly string[] = ['meta'];
+
 /** Metadata an opener learns after OPEN and sends in a META frame. */
 export interface MetaUpdate {
   process?: string | null;

@@ -202,6 +202,33 @@ t.test(
   },
 );
 
+t.test('the edge names the optional frames it understands; the client uses them', async (t) => {
+  const edge = await startEdge();
+  const ws = new WebSocket(`${edge.url}/tunnel/internet`, {
+    headers: { authorization: 'Bearer good' },
+  });
+  const [res] = (await once(ws, 'upgrade')) as [{ headers: Record<string, string> }];
+  t.equal(res.headers['x-gsa-tunnel-features'], 'meta', 'x-gsa-tunnel-features: meta');
+  ws.terminate();
+  const metas: Array<string | null | undefined> = [];
+  const tunnels = await internetTunnels(t, edge);
+  const got = new Promise<void>((resolve) => {
+    for (const s of edge.tunnel.sessions) {
+      s.on('stream', (st: InboundTunnelStream) =>
+        st.on('meta', () => {
+          metas.push(st.meta.process);
+          resolve();
+        }),
+      );
+    }
+  });
+  const s = tunnels.open('internet', meta());
+  s.on('error', () => {});
+  s.updateMeta?.({ process: 'curl' });
+  await Promise.race([got, delay(2000)]);
+  t.same(metas, ['curl'], 'META reached the edge');
+});
+
 /** Raw WebSocket speaking frames by hand. */
 async function raw(edge: Edge): Promise<WebSocket> {
   const ws = new WebSocket(`${edge.url}/tunnel/internet`, {

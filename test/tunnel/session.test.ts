@@ -356,3 +356,27 @@ t.test('META: from the acceptor, or not an object, closes the session (PROTOCOL)
     server.close();
   }
 });
+
+t.test('META is not sent to a peer that does not accept it (an older edge)', async (t) => {
+  const { client, server } = pair({ peerAcceptsMeta: false });
+  t.teardown(() => {
+    client.close();
+    server.close();
+  });
+  const accepted = once(server, 'stream') as Promise<[Stream]>;
+  const s = client.open(meta());
+  s.on('error', () => {});
+  const [peer] = await accepted;
+  peer.on('error', () => {});
+  peer.accept();
+  await s.opened;
+  let metas = 0;
+  peer.on('meta', () => metas++);
+  const framesBefore = client.stats().framesOut;
+  s.updateMeta({ process: 'curl' });
+  await delay(30);
+  t.equal(s.meta.process, 'curl', 'kept locally');
+  t.equal(metas, 0, 'the peer got nothing');
+  t.equal(client.stats().framesOut, framesBefore, 'no frame went out');
+  t.notOk(client.closed || server.closed, 'the session lives on');
+});
