@@ -105,11 +105,15 @@ async function roleClient(): Promise<void> {
   });
 }
 
-/** The edge and the client in one process, as `gsa-emu up` runs them, but over plain ws (up's edge speaks wss). */
+/** The edge and the client in one process, as `gsa-emu up` runs them (wss), or over plain ws. */
 async function roleWorld(): Promise<void> {
-  const [srcPort, dir] = [Number(process.argv[3]), process.argv[4]!];
-  const edge = await benchEdge(false, srcPort, dir);
-  const client = await benchClient(edge.url, null);
+  const [tls, srcPort, dir] = [
+    process.argv[3] === 'tls',
+    Number(process.argv[4]),
+    process.argv[5]!,
+  ];
+  const edge = await benchEdge(tls, srcPort, dir);
+  const client = await benchClient(edge.url, edge.caPem ?? null);
   process.send!({ socks: client.addresses.socks });
   process.on('disconnect', () => {
     cpuReport('client+edge');
@@ -590,17 +594,24 @@ async function main(): Promise<void> {
       edge.child.disconnect();
     }
 
-    {
-      const world = await forkRole(['world', String(src.port), join(dir, 'world')]);
+    for (const tls of [false, true]) {
+      const world = await forkRole([
+        'world',
+        tls ? 'tls' : 'plain',
+        String(src.port),
+        join(dir, `world-${tls}`),
+      ]);
       children.push(world.child);
       const [h, p] = world.msg.socks!.split(':');
       const proxy: Target = { host: h!, port: Number(p) };
       rows.push(
         await measure(
-          'gsa-emu SOCKS, tunneled (ws), one process',
+          `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'}), one process`,
           (d) => socksConnect(proxy, d),
           { host: 'bench.contoso.test', port: 8000 },
-          'client and edge in one process as in gsa-emu up, but plain ws between them (up uses wss)',
+          tls
+            ? 'client and edge in one process, wss between them: how gsa-emu up runs'
+            : 'client and edge in one process as in gsa-emu up, but plain ws between them',
         ),
       );
       world.child.disconnect();
@@ -668,6 +679,7 @@ function report(rows: Row[]): void {
   const micro = get('microsocks');
   const floor = get('node floor');
   const one = get('gsa-emu SOCKS, tunneled (ws), one process');
+  const up = get('gsa-emu SOCKS, tunneled (wss), one process');
   const f2 = (x: number) => x.toFixed(2);
   const lines = [
     '<!-- proxy:begin -->',
@@ -703,6 +715,11 @@ function report(rows: Row[]): void {
   if (one && chain && micro) {
     lines.push(
       `- with the edge in the client's process (as in \`gsa-emu up\`, over plain ws): ${f2(one.single)} GB/s (x${(one.single / chain.single).toFixed(1)} the chain), ${f2(one.multi)} GB/s with 8 streams, ${one.conns.toFixed(0)} conn/s (x${(one.conns / micro.conns).toFixed(2)} of microsocks).`,
+    );
+  }
+  if (up && chain && micro) {
+    lines.push(
+      `- exactly as \`gsa-emu up\` runs (one process, wss): ${f2(up.single)} GB/s (x${(up.single / chain.single).toFixed(1)} the chain, which is plain ws), ${f2(up.multi)} GB/s with 8 streams, ${up.conns.toFixed(0)} conn/s (x${(up.conns / micro.conns).toFixed(2)} of microsocks).`,
     );
   }
   if (floor && micro) {

@@ -45,6 +45,8 @@ export interface WorldOptions {
   edgeCa?: string | undefined;
   /** Bypassed flows and the in-process edge may use real DNS and addresses. */
   allowInternet?: boolean | undefined;
+  /** The in-process edge speaks TLS (wss, https), as the real edge does. Default true. */
+  edgeTls?: boolean | undefined;
   /** Look up the process behind each proxy flow (default true). */
   processLookup?: boolean | undefined;
   logLevel?: string | undefined;
@@ -144,6 +146,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         filtering: demo.edge.filtering,
         logFile: files.edgeLog,
         egress: { systemResolver: allowInternet, directIp: allowInternet },
+        tls: o.edgeTls !== false,
       });
       edgeUrl = edge.url;
       edgeCa = edge.caPem;

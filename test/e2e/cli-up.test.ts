@@ -36,6 +36,36 @@ t.test(
   },
 );
 
+t.test(
+  'up --plain-edge: the in-process edge speaks http/ws; not with a remote --edge',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c) => {
+      text += c;
+    });
+    await up(
+      { stateDir: dir, socksPort: '0', httpPort: '0', once: true, tty: false, plainEdge: true },
+      out,
+    );
+    t.match(text, /Global Secure Access Connected/, 'the client connected over plain ws');
+    t.match(text, /edge http:\/\/127\.0\.0\.1:\d+ \(in-process/, 'the edge URL is http');
+    await t.rejects(
+      up({ stateDir: dir, once: true, tty: false, plainEdge: true, edge: 'https://127.0.0.1:1' }),
+      { code: 'GSA_ERR_USAGE', message: /--plain-edge is for the in-process edge/ },
+    );
+    const tls = new PassThrough();
+    let tlsText = '';
+    tls.on('data', (c) => {
+      tlsText += c;
+    });
+    await up({ stateDir: dir, socksPort: '0', httpPort: '0', once: true, tty: false }, tls);
+    t.match(tlsText, /edge https:\/\/127\.0\.0\.1:\d+ \(in-process/, 'TLS by default');
+  },
+);
+
 t.test('up with a locked internet tile (client config file) and --exit-after', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

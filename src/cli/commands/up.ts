@@ -42,6 +42,7 @@ export interface UpOptions {
   once?: boolean;
   exitAfter?: string;
   allowInternet?: boolean;
+  plainEdge?: boolean;
   profilePoll?: string;
   tun?: boolean;
   tunName?: string;
@@ -67,6 +68,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   stateDir: 'stateDir',
   logLevel: 'logLevel',
   allowInternet: 'allowInternet',
+  plainEdge: 'plainEdge',
   profilePoll: 'profilePoll',
   tun: 'tun',
   tunName: 'tunName',
@@ -154,6 +156,10 @@ export function register(program: Command): void {
       'let bypassed flows and the built-in edge use real DNS and addresses',
     )
     .option(
+      '--plain-edge',
+      'the in-process edge speaks plain ws/http instead of TLS (about twice the tunneled throughput, for benchmarks)',
+    )
+    .option(
       '--profile-poll <ms>',
       'how often the client polls the edge for profiles (default 30000)',
     )
@@ -196,6 +202,11 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   const tunMode = o.tun === true;
   if (!tunMode && (o.tunName || o.tunSource || o.tunDns || o.icmpOnDrop)) {
     throw new UsageError('--tun-name, --tun-source, --tun-dns and --icmp-on-drop go with --tun');
+  }
+  if (o.plainEdge && o.edge) {
+    throw new UsageError(
+      '--plain-edge is for the in-process edge; a remote --edge chooses its own scheme',
+    );
   }
   if (tunMode && o.allowInternet && !o.edge) {
     throw new UsageError(
@@ -242,6 +253,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       edge: o.edge,
       edgeCa: o.edgeCa,
       allowInternet: o.allowInternet,
+      edgeTls: !o.plainEdge,
       processLookup: o.processLookup !== false,
       logLevel: o.logLevel,
       profilePollMs: o.profilePoll ? Number(o.profilePoll) : 30_000,
