@@ -16,17 +16,23 @@ import { statusView } from '../../src/client/diagnostics.js';
 import { formatFlowLine } from '../../src/client/format.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 
+/** `gsa-emu up --once` on any free proxy ports; resolves with what it printed. */
+async function upOnce(o: Parameters<typeof up>[0]): Promise<string> {
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (c) => {
+    text += c;
+  });
+  await up({ socksPort: '0', httpPort: '0', once: true, tty: false, ...o }, out);
+  return text;
+}
+
 t.test(
   'up --once prints tiles, addresses and examples, then stops and removes client.json',
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const out = new PassThrough();
-    let text = '';
-    out.on('data', (c) => {
-      text += c;
-    });
-    await up({ stateDir: dir, socksPort: '0', httpPort: '0', once: true, tty: false }, out);
+    const text = await upOnce({ stateDir: dir });
     t.match(text, /Global Secure Access Connected/);
     t.match(text, /Microsoft 365\s+ON\s+on\s+user\s+EnableGSA=2/);
     t.match(text, /SOCKS5\s+127\.0\.0\.1:\d+/);
@@ -41,28 +47,15 @@ t.test(
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const out = new PassThrough();
-    let text = '';
-    out.on('data', (c) => {
-      text += c;
-    });
-    await up(
-      { stateDir: dir, socksPort: '0', httpPort: '0', once: true, tty: false, plainEdge: true },
-      out,
-    );
+    const text = await upOnce({ stateDir: dir, plainEdge: true });
     t.match(text, /Global Secure Access Connected/, 'the client connected over plain ws');
     t.match(text, /edge http:\/\/127\.0\.0\.1:\d+ \(in-process/, 'the edge URL is http');
     await t.rejects(
       up({ stateDir: dir, once: true, tty: false, plainEdge: true, edge: 'https://127.0.0.1:1' }),
       { code: 'GSA_ERR_USAGE', message: /--plain-edge is for the in-process edge/ },
     );
-    const tls = new PassThrough();
-    let tlsText = '';
-    tls.on('data', (c) => {
-      tlsText += c;
-    });
-    await up({ stateDir: dir, socksPort: '0', httpPort: '0', once: true, tty: false }, tls);
-    t.match(tlsText, /edge https:\/\/127\.0\.0\.1:\d+ \(in-process/, 'TLS by default');
+    const tls = await upOnce({ stateDir: dir });
+    t.match(tls, /edge https:\/\/127\.0\.0\.1:\d+ \(in-process/, 'TLS by default');
   },
 );
 

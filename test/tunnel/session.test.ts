@@ -299,18 +299,26 @@ t.test('open timeout: a peer that never answers OPEN resets the stream with TIME
   client.close();
 });
 
-t.test('META: the opener tells the acceptor its process after OPEN', async (t) => {
-  const { client, server } = pair();
-  t.teardown(() => {
-    client.close();
-    server.close();
-  });
+/** A session pair with one stream opened and accepted (errors ignored: resets end tests). */
+async function openedStream(opts: Parameters<typeof pair>[0] = {}) {
+  const { client, server } = pair(opts);
   const accepted = once(server, 'stream') as Promise<[Stream]>;
   const s = client.open(meta());
+  s.on('error', () => {});
   const [peer] = await accepted;
   peer.on('error', () => {});
   peer.accept();
   await s.opened;
+  const close = (): void => {
+    client.close();
+    server.close();
+  };
+  return { client, server, s, peer, close };
+}
+
+t.test('META: the opener tells the acceptor its process after OPEN', async (t) => {
+  const { client, server, s, peer, close } = await openedStream();
+  t.teardown(close);
   t.equal(peer.meta.process ?? null, null, 'unknown at OPEN');
   const got = once(peer, 'meta');
   s.updateMeta({ process: 'curl' });
@@ -336,14 +344,7 @@ t.test('META: from the acceptor, or not an object, closes the session (PROTOCOL)
     ['not JSON', '{nope', false],
     ['process of the wrong type', '{"process":5}', false],
   ] as const) {
-    const { client, server } = pair();
-    const accepted = once(server, 'stream') as Promise<[Stream]>;
-    const s = client.open(meta());
-    s.on('error', () => {});
-    const [peer] = await accepted;
-    peer.on('error', () => {});
-    peer.accept();
-    await s.opened;
+    const { client, server, s, close } = await openedStream();
     // Hand-made frames straight into the receiving session's transport.
     const target = fromAcceptor ? client : server;
     const closed = once(target, 'close');
@@ -352,24 +353,13 @@ t.test('META: from the acceptor, or not an object, closes the session (PROTOCOL)
     );
     await closed;
     t.equal(target.closeInfo?.code, CloseCode.PROTOCOL, `${what}: PROTOCOL`);
-    client.close();
-    server.close();
+    close();
   }
 });
 
 t.test('META is not sent to a peer that does not accept it (an older edge)', async (t) => {
-  const { client, server } = pair({ peerAcceptsMeta: false });
-  t.teardown(() => {
-    client.close();
-    server.close();
-  });
-  const accepted = once(server, 'stream') as Promise<[Stream]>;
-  const s = client.open(meta());
-  s.on('error', () => {});
-  const [peer] = await accepted;
-  peer.on('error', () => {});
-  peer.accept();
-  await s.opened;
+  const { client, server, s, peer, close } = await openedStream({ peerAcceptsMeta: false });
+  t.teardown(close);
   let metas = 0;
   peer.on('meta', () => metas++);
   const framesBefore = client.stats().framesOut;
