@@ -123,10 +123,6 @@ export class Egress {
       rec.policyName = nameOf(rec.policyId);
       rec.policyRuleName = nameOf(rec.policyRuleId);
     }
-    // The client learns a proxy flow's process after OPEN and sends it in a META frame.
-    stream.on('meta', () => {
-      if (!flow.done) rec.initiatingProcessName = processName(stream.meta.process);
-    });
     let resolveFinished = noop;
     const flow: FlowState = {
       rec,
@@ -142,6 +138,8 @@ export class Egress {
     const finish = (): void => {
       if (flow.done) return;
       flow.done = true;
+      // A proxy flow's process may have come after OPEN, in a META frame (merged into meta).
+      rec.initiatingProcessName = processName(stream.meta.process);
       rec.sentBytes = stream.bytesReceived;
       rec.receivedBytes = stream.bytesSent;
       rec.endDateTime = new Date().toISOString();
