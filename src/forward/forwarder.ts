@@ -320,7 +320,6 @@ export class Forwarder {
     }
     this.track(rec, stream, new StreamBytes(stream));
     this.tunneled.set(rec.flowId, stream);
-    stream.once('close', () => this.tunneled.delete(rec.flowId));
     return { upstream: stream, decision: d, flow: rec };
   }
 
@@ -469,6 +468,7 @@ export class Forwarder {
       why ??= err.message;
     });
     upstream.once('close', () => {
+      this.tunneled.delete(rec.flowId);
       this.flows.close(rec.flowId, why ? 'Terminated' : undefined, why ?? undefined);
     });
   }
