@@ -218,17 +218,14 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   // The demo user and device, shaped as Entra shapes them: object ids are GUIDs, the UPN
   // is the sign-in name (docs/edge.md shows them in a traffic-log record).
   const user = opts.user ?? {};
+  const upn = user.upn ?? (user.userId === undefined ? DEMO_USER.upn : undefined);
   const edgeApi = new EdgeApi({
     url: opts.edge.url,
     ca: opts.edge.ca ?? null,
     ...(opts.edge.localAddress ? { localAddress: opts.edge.localAddress } : {}),
     userId: user.userId ?? DEMO_USER.userId,
     deviceId: user.deviceId ?? DEMO_USER.deviceId,
-    ...(user.upn !== undefined
-      ? { upn: user.upn }
-      : user.userId === undefined
-        ? { upn: DEMO_USER.upn }
-        : {}),
+    ...(upn !== undefined ? { upn } : {}),
   });
   let tokenAt: number | null = null;
   let tokenError: string | null = null;
