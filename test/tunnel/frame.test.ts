@@ -247,13 +247,22 @@ function sameFrames(
   );
 }
 
+/** Encodes `frames` and pushes the bytes into `p` in chunks of `step`. */
+function pushInSteps(
+  p: FrameParser,
+  frames: ReadonlyArray<{ type: number; id: number; p: Uint8Array }>,
+  step: number,
+): void {
+  const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, f.id, f.p)));
+  for (let i = 0; i < wire.length; i += step) p.push(wire.subarray(i, i + step));
+}
+
 t.test('property: any sequence of valid frames, split anywhere, round-trips exactly', async (t) => {
   fc.assert(
     fc.property(
       fc.array(frameArb, { maxLength: 30 }),
       fc.integer({ min: 1, max: 97 }),
       (frames, step) => {
-        const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, f.id, f.p)));
         const out: Got[] = [];
         const p = new FrameParser(
           (type, id, payload) => out.push({ type, id, payload: payload.toString('hex') }),
@@ -261,7 +270,7 @@ t.test('property: any sequence of valid frames, split anywhere, round-trips exac
             throw new Error('unexpected error');
           },
         );
-        for (let i = 0; i < wire.length; i += step) p.push(wire.subarray(i, i + step));
+        pushInSteps(p, frames, step);
         return sameFrames(out, frames) && p.bufferedBytes === 0;
       },
     ),
@@ -279,7 +288,6 @@ t.test(
         fc.array(frameArb, { maxLength: 30 }),
         fc.integer({ min: 1, max: 97 }),
         (frames, step) => {
-          const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, f.id, f.p)));
           const out: Got[] = [];
           let pending: { id: number; parts: Buffer[] } | null = null;
           const p = new FrameParser(
@@ -305,7 +313,7 @@ t.test(
             },
             { partialData: true },
           );
-          for (let i = 0; i < wire.length; i += step) p.push(wire.subarray(i, i + step));
+          pushInSteps(p, frames, step);
           return pending === null && sameFrames(out, frames) && p.bufferedBytes === 0;
         },
       ),
