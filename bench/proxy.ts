@@ -542,6 +542,16 @@ async function measure(name: string, open: Opener, dst: Target, note: string): P
   return row;
 }
 
+/** The private app every tunneled row downloads from (the edge maps it to the source). */
+const TUNNELED: Target = { host: 'bench.contoso.test', port: 8000 };
+
+/** Connections through the SOCKS5 proxy at `addr` (host:port). */
+function socksOpener(addr: string): Opener {
+  const [h, p] = addr.split(':');
+  const proxy: Target = { host: h!, port: Number(p) };
+  return (d) => socksConnect(proxy, d);
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(os.tmpdir(), 'gsa-bench-proxy-'));
   const src = await startSource();
@@ -568,9 +578,7 @@ async function main(): Promise<void> {
       }
       const client = await forkRole(['client', edge.msg.url!, caFile]);
       children.push(client.child);
-      const [h, p] = client.msg.socks!.split(':');
-      const proxy: Target = { host: h!, port: Number(p) };
-      const open: Opener = (d) => socksConnect(proxy, d);
+      const open = socksOpener(client.msg.socks!);
       if (!tls) {
         // 127.0.0.1 is in the Default Bypass list: the client connects directly.
         rows.push(
@@ -586,7 +594,7 @@ async function main(): Promise<void> {
         await measure(
           `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'})`,
           open,
-          { host: 'bench.contoso.test', port: 8000 },
+          TUNNELED,
           `Private Access Quick Access *.contoso.test; client and edge processes${tls ? ', TLS' : ''}`,
         ),
       );
@@ -602,13 +610,11 @@ async function main(): Promise<void> {
         join(dir, `world-${tls}`),
       ]);
       children.push(world.child);
-      const [h, p] = world.msg.socks!.split(':');
-      const proxy: Target = { host: h!, port: Number(p) };
       rows.push(
         await measure(
           `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'}), one process`,
-          (d) => socksConnect(proxy, d),
-          { host: 'bench.contoso.test', port: 8000 },
+          socksOpener(world.msg.socks!),
+          TUNNELED,
           tls
             ? 'client and edge in one process, wss between them: how gsa-emu up runs'
             : 'client and edge in one process as in gsa-emu up, but plain ws between them',
