@@ -285,6 +285,7 @@ async function throughput(
 
 async function connRate(open: Opener, dst: Target, n: number): Promise<number> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
     const s = await open(dst);
     // The first byte is the answer: do not wait for the proxy to relay the FIN (v2ray
@@ -298,7 +299,16 @@ async function connRate(open: Opener, dst: Target, n: number): Promise<number> {
     await first;
     s.destroy();
   }
-  return n / ((performance.now() - t0) / 1000);
+  const secs = (performance.now() - t0) / 1000;
+  if (process.env.CPU_REPORT && n > 50) {
+    // The load generator and the source: their CPU per connection bounds any proxy's rate.
+    const cpu = process.cpuUsage(cpu0);
+    const per = (cpu.user + cpu.system) / n;
+    process.stderr.write(
+      `generator+source: ${per.toFixed(0)} us CPU and ${((secs * 1e6) / n).toFixed(0)} us wall per connection\n`,
+    );
+  }
+  return n / secs;
 }
 
 // ------------------------------------------------------------------------------------------
