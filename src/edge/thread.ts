@@ -1,0 +1,117 @@
+/**
+ * The mock edge on its own thread (node:worker_threads), as `gsa-emu up --edge-thread` runs
+ * it: the edge keeps its own event loop, so TLS, framing and egress for every tunneled byte
+ * run on a second core instead of sharing the client's thread; each hop between client and
+ * edge then wakes the other thread, which costs short connections
+ * (docs/decisions/edge-worker-thread.md). Client and edge still talk only over loopback
+ * sockets, exactly as with a remote edge.
+ *
+ * The options cross the thread boundary by structured clone, so they must be plain data
+ * (no `log` callbacks). Errors from startEdge() come back with their message (a
+ * ConfigError keeps its path-named issues).
+ */
+import { Worker } from 'node:worker_threads';
+import { ConfigError } from '../errors.js';
+import type { EdgeOptions } from './server.js';
+
+/** What a thread edge can be asked: plain data only. */
+export type EdgeThreadOptions = Omit<EdgeOptions, 'log'>;
+
+export interface EdgeThread {
+  readonly url: string;
+  readonly caPem: string | null;
+  readonly tenantId: string;
+  /** GOAWAY, grace period, then close everything and end the thread. Idempotent. */
+  close(opts?: { graceMs?: number }): Promise<void>;
+}
+
+/** Messages between the thread and its owner. */
+export type EdgeThreadMessage =
+  | { type: 'ready'; url: string; caPem: string | null; tenantId: string }
+  | { type: 'failed'; error: SerializedError }
+  | { type: 'closed' };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  issues?: ConfigError['issues'];
+  file?: string | undefined;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof ConfigError) {
+    return { name: 'ConfigError', message: err.message, issues: err.issues, file: err.file };
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { name: e.name, message: e.message };
+}
+
+function reviveError(s: SerializedError): Error {
+  if (s.name === 'ConfigError' && s.issues) return new ConfigError(s.issues, s.file);
+  const e = new Error(`edge thread: ${s.message}`);
+  e.name = s.name;
+  return e;
+}
+
+/** How long close() waits for the thread to end on its own before terminating it. */
+const EXIT_WAIT_MS = 5000;
+
+function entryUrl(): URL {
+  // Built code runs thread-main.js; the test runner loads sources (.ts) directly.
+  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  return new URL(`./thread-main.${ext}`, import.meta.url);
+}
+
+/**
+ * Starts the edge on a worker thread. `onExit` is told when the thread ends other than
+ * through close() (an uncaught error in the edge): the client then sees its tunnels drop.
+ */
+export function startEdgeThread(
+  opts: EdgeThreadOptions,
+  onExit?: (err: Error) => void,
+): Promise<EdgeThread> {
+  const worker = new Worker(entryUrl(), { workerData: opts });
+  let closing: Promise<void> | null = null;
+  return new Promise<EdgeThread>((resolve, reject) => {
+    let started = false;
+    const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+    worker.once('error', (err) => {
+      if (!started) reject(err);
+      else if (!closing) onExit?.(err);
+    });
+    worker.once('exit', (code) => {
+      if (!started) reject(new Error(`edge thread exited (code ${code}) before it started`));
+      else if (!closing) onExit?.(new Error(`edge thread exited (code ${code})`));
+    });
+    const onMessage = (m: EdgeThreadMessage): void => {
+      if (m.type === 'failed') {
+        worker.off('message', onMessage);
+        reject(reviveError(m.error));
+        void worker.terminate();
+        return;
+      }
+      if (m.type !== 'ready') return;
+      started = true;
+      worker.off('message', onMessage);
+      resolve({
+        url: m.url,
+        caPem: m.caPem,
+        tenantId: m.tenantId,
+        close(o?: { graceMs?: number }): Promise<void> {
+          closing ??= (async () => {
+            worker.postMessage({ type: 'close', graceMs: o?.graceMs });
+            let timer: NodeJS.Timeout | undefined;
+            const late = new Promise<'late'>((r) => {
+              timer = setTimeout(() => r('late'), (o?.graceMs ?? 0) + EXIT_WAIT_MS);
+            });
+            const how = await Promise.race([exited, late]);
+            clearTimeout(timer);
+            if (how === 'late') await worker.terminate();
+          })();
+          return closing;
+        },
+      });
+    };
+    worker.on('message', onMessage);
+  });
+}
