@@ -25,6 +25,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startClient } from '../src/client/client.js';
 import { startEdge } from '../src/edge/server.js';
+import { type EdgeThreadOptions, startEdgeThread } from '../src/edge/thread.js';
 
 const QUICK = process.env.QUICK === '1';
 const RUNS = Number(process.env.RUNS ?? (QUICK ? 1 : 3));
@@ -52,15 +53,19 @@ function cpuReport(role: string): void {
 }
 
 /** The edge: bench.contoso.test:8000 (a private app) is the source on 127.0.0.1. */
-function benchEdge(tls: boolean, srcPort: number, dir: string) {
-  return startEdge({
+function benchEdgeOptions(tls: boolean, srcPort: number, dir: string): EdgeThreadOptions {
+  return {
     stateDir: dir,
     tls,
     persistKey: false,
     connectorHosts: { 'bench.contoso.test:8000': `127.0.0.1:${srcPort}` },
     egress: { systemResolver: false, directIp: false },
     limits: { graceMs: 100 },
-  });
+  };
+}
+
+function benchEdge(tls: boolean, srcPort: number, dir: string) {
+  return startEdge(benchEdgeOptions(tls, srcPort, dir));
 }
 
 /** A client with only a SOCKS listener, its profile from the edge, connected. */
@@ -105,21 +110,29 @@ async function roleClient(): Promise<void> {
   });
 }
 
-/** The edge and the client in one process, as `gsa-emu up` runs them (wss), or over plain ws. */
+/**
+ * The edge and the client in one process: the edge on its own worker thread, as `gsa-emu
+ * up` runs it (`thread`), or on the client's thread (`same`, for comparison).
+ */
 async function roleWorld(): Promise<void> {
-  const [tls, srcPort, dir] = [
+  const [tls, srcPort, dir, where] = [
     process.argv[3] === 'tls',
     Number(process.argv[4]),
     process.argv[5]!,
+    process.argv[6] === 'same' ? 'same' : 'thread',
   ];
-  const edge = await benchEdge(tls, srcPort, dir);
+  const edge =
+    where === 'same'
+      ? await benchEdge(tls, srcPort, dir)
+      : await startEdgeThread({ ...benchEdgeOptions(tls, srcPort, dir) });
   const client = await benchClient(edge.url, edge.caPem ?? null);
   process.send!({ socks: client.addresses.socks });
   process.on('disconnect', () => {
+    // resourceUsage() counts every thread of the process.
     cpuReport('client+edge');
     void client
       .close()
-      .then(() => edge.kill())
+      .then(() => edge.close({ graceMs: 0 }))
       .then(() => process.exit(0));
   });
 }
@@ -552,6 +565,11 @@ async function measure(name: string, open: Opener, dst: Target, note: string): P
   return row;
 }
 
+/** The rows that run client and edge in one process (`gsa-emu up`). */
+const UP = 'gsa-emu SOCKS, tunneled (wss), one process';
+const UP_PLAIN = 'gsa-emu SOCKS, tunneled (ws), one process';
+const UP_THREAD = 'gsa-emu SOCKS, tunneled (wss), edge thread';
+
 /** The private app every tunneled row downloads from (the edge maps it to the source). */
 const TUNNELED: Target = { host: 'bench.contoso.test', port: 8000 };
 
@@ -612,24 +630,36 @@ async function main(): Promise<void> {
       edge.child.disconnect();
     }
 
-    for (const tls of [false, true]) {
+    const worlds = [
+      {
+        tls: true,
+        where: 'same',
+        name: UP,
+        note: 'how gsa-emu up runs: client and edge in one process and thread, wss between them',
+      },
+      {
+        tls: false,
+        where: 'same',
+        name: UP_PLAIN,
+        note: 'gsa-emu up --plain-edge: as above over plain ws',
+      },
+      {
+        tls: true,
+        where: 'thread',
+        name: UP_THREAD,
+        note: 'gsa-emu up --edge-thread: the edge on a worker thread, wss',
+      },
+    ];
+    for (const w of worlds) {
       const world = await forkRole([
         'world',
-        tls ? 'tls' : 'plain',
+        w.tls ? 'tls' : 'plain',
         String(src.port),
-        join(dir, `world-${tls}`),
+        join(dir, `world-${w.tls}-${w.where}`),
+        w.where,
       ]);
       children.push(world.child);
-      rows.push(
-        await measure(
-          `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'}), one process`,
-          socksOpener(world.msg.socks!),
-          TUNNELED,
-          tls
-            ? 'client and edge in one process, wss between them: how gsa-emu up runs'
-            : 'client and edge in one process as in gsa-emu up, but plain ws between them',
-        ),
-      );
+      rows.push(await measure(w.name, socksOpener(world.msg.socks!), TUNNELED, w.note));
       world.child.disconnect();
     }
 
@@ -686,7 +716,8 @@ function report(rows: Row[]): void {
     join(root, 'bench', 'results', 'proxy.json'),
     `${JSON.stringify(results, null, 2)}\n`,
   );
-  const get = (p: string) => rows.find((r) => r.path.startsWith(p));
+  const get = (p: string) =>
+    rows.find((r) => r.path === p) ?? rows.find((r) => r.path.startsWith(p));
   const bypass = get('gsa-emu SOCKS, bypassed');
   const tun = get('gsa-emu SOCKS, tunneled (ws)');
   const tunTls = get('gsa-emu SOCKS, tunneled (wss)');
@@ -694,8 +725,9 @@ function report(rows: Row[]): void {
   const chain = get('v2ray socks->vless');
   const micro = get('microsocks');
   const floor = get('node floor');
-  const one = get('gsa-emu SOCKS, tunneled (ws), one process');
-  const up = get('gsa-emu SOCKS, tunneled (wss), one process');
+  const one = get(UP_PLAIN);
+  const up = get(UP);
+  const thread = get(UP_THREAD);
   const f2 = (x: number) => x.toFixed(2);
   const lines = [
     '<!-- proxy:begin -->',
@@ -728,14 +760,14 @@ function report(rows: Row[]): void {
       `- sequential tunneled conn/s >= microsocks (~2,650/s in the issue): ${tun.conns.toFixed(0)}/s vs microsocks ${micro.conns.toFixed(0)}/s here (x${(tun.conns / micro.conns).toFixed(2)}).`,
     );
   }
-  if (one && chain && micro) {
-    lines.push(
-      `- with the edge in the client's process (as in \`gsa-emu up\`, over plain ws): ${f2(one.single)} GB/s (x${(one.single / chain.single).toFixed(1)} the chain), ${f2(one.multi)} GB/s with 8 streams, ${one.conns.toFixed(0)} conn/s (x${(one.conns / micro.conns).toFixed(2)} of microsocks).`,
-    );
-  }
   if (up && chain && micro) {
     lines.push(
-      `- exactly as \`gsa-emu up\` runs (one process, wss): ${f2(up.single)} GB/s (x${(up.single / chain.single).toFixed(1)} the chain, which is plain ws), ${f2(up.multi)} GB/s with 8 streams, ${up.conns.toFixed(0)} conn/s (x${(up.conns / micro.conns).toFixed(2)} of microsocks).`,
+      `- exactly as \`gsa-emu up\` runs (one process, wss): ${f2(up.single)} GB/s (x${(up.single / chain.single).toFixed(1)} the chain, which is plain ws), ${f2(up.multi)} GB/s with 8 streams, ${up.conns.toFixed(0)} conn/s (x${(up.conns / micro.conns).toFixed(2)} of microsocks)${thread ? `; \`--edge-thread\`: ${f2(thread.single)} GB/s, ${f2(thread.multi)} with 8 streams, ${thread.conns.toFixed(0)} conn/s` : ''}.`,
+    );
+  }
+  if (one && chain && micro) {
+    lines.push(
+      `- \`gsa-emu up --plain-edge\` (one process, plain ws): ${f2(one.single)} GB/s (x${(one.single / chain.single).toFixed(1)} the chain), ${f2(one.multi)} GB/s with 8 streams, ${one.conns.toFixed(0)} conn/s (x${(one.conns / micro.conns).toFixed(2)} of microsocks).`,
     );
   }
   if (floor && micro) {

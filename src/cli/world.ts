@@ -1,7 +1,8 @@
 /**
  * What `gsa-emu up` and `gsa-emu netns` both start: the state directory and its logs, the
- * demo servers and the mock edge in this process (unless `edge` names a remote one), and
- * the client. One function so both commands build the same world.
+ * demo servers and the mock edge in this process (unless `edge` names a remote one; on a
+ * worker thread with `edgeThread`), and the client. One function so both commands build
+ * the same world.
  *
  * State files never collide between runs sharing a state directory:
  * - `up` owns the default names (`client.json`, `logs/client.log`,
@@ -26,6 +27,7 @@ import {
 } from '../client/client.js';
 import { DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
 import { type Edge, startEdge } from '../edge/server.js';
+import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { acquirePidLock } from '../util/pid-lock.js';
 import { stateDir } from '../util/state-dir.js';
@@ -61,7 +63,14 @@ export interface WorldOptions {
   sourceAddress?: string | null;
   /** Grace period of the in-process edge at stop (ms). Default 500. */
   edgeGraceMs?: number;
+  /** Run the in-process edge on a worker thread (default: on this thread). */
+  edgeThread?: boolean | undefined;
+  /** The in-process edge's thread ended on its own (a crash); default: logged. */
+  onEdgeExit?: (err: Error) => void;
 }
+
+/** What a run needs of its in-process edge, on whichever thread it runs. */
+export type InProcessEdge = Pick<Edge, 'url' | 'caPem' | 'close'>;
 
 export interface World {
   readonly dir: string;
@@ -73,7 +82,8 @@ export interface World {
   readonly stateFile: string;
   readonly log: pino.Logger;
   readonly demo: Demo | null;
-  readonly edge: Edge | null;
+  /** The in-process edge (on this thread or its own), or null with a remote edge. */
+  readonly edge: InProcessEdge | null;
   readonly edgeUrl: string;
   readonly client: RunningClient;
   /** Write the state file with the client's listener addresses (pid, admin, proxies, logs). */
@@ -115,7 +125,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   const log = pino({ level: o.logLevel ?? 'info', base: { component: 'client' } }, dest);
   const allowInternet = o.allowInternet === true;
   let demo: Demo | null = null;
-  let edge: Edge | null = null;
+  let edge: InProcessEdge | null = null;
   let client: RunningClient | null = null;
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -138,7 +148,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     } else {
       demo = await startDemo({ stateDir: dir });
       const loaded = loadTenantFile(o.tenant);
-      edge = await startEdge({
+      const edgeOpts: EdgeThreadOptions = {
         stateDir: dir,
         tenantDoc: loaded.document,
         hostsMap: demo.edge.hostsMap,
@@ -147,7 +157,15 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         logFile: files.edgeLog,
         egress: { systemResolver: allowInternet, directIp: allowInternet },
         tls: o.edgeTls !== false,
-      });
+      };
+      edge = o.edgeThread
+        ? await startEdgeThread(
+            edgeOpts,
+            o.onEdgeExit ??
+              ((err) =>
+                log.error({ err: err.message }, 'the in-process edge stopped unexpectedly')),
+          )
+        : await startEdge(edgeOpts);
       edgeUrl = edge.url;
       edgeCa = edge.caPem;
     }

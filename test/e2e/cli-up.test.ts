@@ -59,6 +59,21 @@ t.test(
   },
 );
 
+t.test(
+  'up --edge-thread: the in-process edge on its own thread; not with a remote --edge',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const text = await upOnce({ stateDir: dir, edgeThread: true });
+    t.match(text, /Global Secure Access Connected/, 'the client connected to the thread edge');
+    t.match(text, /edge https:\/\/127\.0\.0\.1:\d+ \(in-process on its own thread/);
+    await t.rejects(
+      up({ stateDir: dir, once: true, tty: false, edgeThread: true, edge: 'https://127.0.0.1:1' }),
+      { code: 'GSA_ERR_USAGE', message: /--edge-thread is for the in-process edge/ },
+    );
+  },
+);
+
 t.test('up with a locked internet tile (client config file) and --exit-after', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -43,6 +43,7 @@ export interface UpOptions {
   exitAfter?: string;
   allowInternet?: boolean;
   plainEdge?: boolean;
+  edgeThread?: boolean;
   profilePoll?: string;
   tun?: boolean;
   tunName?: string;
@@ -69,6 +70,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   logLevel: 'logLevel',
   allowInternet: 'allowInternet',
   plainEdge: 'plainEdge',
+  edgeThread: 'edgeThread',
   profilePoll: 'profilePoll',
   tun: 'tun',
   tunName: 'tunName',
@@ -160,6 +162,10 @@ export function register(program: Command): void {
       'the in-process edge speaks plain ws/http instead of TLS (about twice the tunneled throughput, for benchmarks)',
     )
     .option(
+      '--edge-thread',
+      'run the in-process edge on its own worker thread: more tunneled throughput over wss, fewer sequential connections per second',
+    )
+    .option(
       '--profile-poll <ms>',
       'how often the client polls the edge for profiles (default 30000)',
     )
@@ -208,6 +214,11 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       '--plain-edge is for the in-process edge; a remote --edge chooses its own scheme',
     );
   }
+  if (o.edgeThread && o.edge) {
+    throw new UsageError(
+      '--edge-thread is for the in-process edge; a remote --edge runs where it runs',
+    );
+  }
   if (tunMode && o.allowInternet && !o.edge) {
     throw new UsageError(
       "--tun with --allow-internet needs a remote --edge: the in-process edge's own connections to real addresses would be captured by the TUN",
@@ -254,6 +265,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       edgeCa: o.edgeCa,
       allowInternet: o.allowInternet,
       edgeTls: !o.plainEdge,
+      edgeThread: o.edgeThread === true,
       processLookup: o.processLookup !== false,
       logLevel: o.logLevel,
       profilePollMs: o.profilePoll ? Number(o.profilePoll) : 30_000,
@@ -267,6 +279,10 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       },
       ...(tunMode ? { hostnames: () => hostTun?.capture.hostnames() ?? [] } : {}),
       sourceAddress: plan?.sourceAddress ?? null,
+      onEdgeExit: (err) => {
+        // The client keeps running: its tunnels are down and hardening applies.
+        process.stderr.write(`gsa-emu: the in-process edge stopped: ${err.message}\n`);
+      },
     });
     const { client, demo } = world;
     await client.waitConnected(5000).catch(() => {});
@@ -282,7 +298,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       dir: world.dir,
       edgeUrl: world.edgeUrl,
       demo,
-      inProcess: world.edge !== null,
+      inProcess: world.edge === null ? null : o.edgeThread ? 'thread' : 'same',
       auth: auth !== undefined,
       tun: hostTun
         ? {
@@ -340,7 +356,8 @@ function bannerText(
     dir: string;
     edgeUrl: string;
     demo: Demo | null;
-    inProcess: boolean;
+    /** The in-process edge: on the client's thread, on its own thread, or none (remote). */
+    inProcess: 'same' | 'thread' | null;
     auth: boolean;
     tun: {
       name: string;
@@ -358,7 +375,7 @@ function bannerText(
   const a = client.addresses;
   const lines = [
     `gsa-emu: Global Secure Access ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`,
-    `tenant ${st.tenantName ?? '-'} (${st.tenantId ?? '-'}), platform ${client.platform.name}, edge ${x.edgeUrl}${x.inProcess ? ' (in-process, demo servers on loopback)' : ''}`,
+    `tenant ${st.tenantName ?? '-'} (${st.tenantId ?? '-'}), platform ${client.platform.name}, edge ${x.edgeUrl}${x.inProcess === 'thread' ? ' (in-process on its own thread, demo servers on loopback)' : x.inProcess ? ' (in-process, demo servers on loopback)' : ''}`,
     '',
     formatTiles(st.tiles, up),
     '',
