@@ -81,6 +81,16 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
 };
 
 /** Reads `--config` (JSON or YAML; keys as the long flags in camelCase). Flags win. */
+/** Config keys that are switches (the rest are strings; numbers are taken as strings). */
+const BOOLEAN_KEYS = new Set<keyof UpOptions>([
+  'allowInternet',
+  'plainEdge',
+  'edgeThread',
+  'tun',
+  'icmpOnDrop',
+  'processLookup',
+]);
+
 export function readUpConfig(file: string): Partial<UpOptions> {
   let v: unknown;
   try {
@@ -101,6 +111,15 @@ export function readUpConfig(file: string): Partial<UpOptions> {
         path: k,
         message: `unknown key (known: ${Object.keys(CONFIG_KEYS).join(', ')})`,
       });
+      continue;
+    }
+    if (BOOLEAN_KEYS.has(key)) {
+      if (typeof val !== 'boolean') {
+        issues.push({ path: k, message: `must be true or false, not ${JSON.stringify(val)}` });
+        continue;
+      }
+    } else if (typeof val !== 'string' && typeof val !== 'number') {
+      issues.push({ path: k, message: `must be a string or a number, not ${JSON.stringify(val)}` });
       continue;
     }
     (out as Record<string, unknown>)[key] = typeof val === 'number' ? String(val) : val;

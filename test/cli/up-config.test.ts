@@ -1,0 +1,57 @@
+/**
+ * `gsa-emu up --config <file>`: keys are the long flags in camelCase; switches must be
+ * booleans and the rest strings or numbers, each wrong key or value named by its path.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { readUpConfig } from '../../src/cli/commands/up.js';
+import { ConfigError } from '../../src/errors.js';
+
+async function configFile(t: Test, name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-up-config-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, name);
+  await writeFile(file, text);
+  return file;
+}
+
+t.test('valid JSON and YAML: numbers become strings, switches stay booleans', async (t) => {
+  const json = await configFile(
+    t,
+    'up.json',
+    JSON.stringify({ socksPort: 1081, plainEdge: true, edgeThread: false, tenant: 't.json' }),
+  );
+  t.same(readUpConfig(json), {
+    socksPort: '1081',
+    plainEdge: true,
+    edgeThread: false,
+    tenant: 't.json',
+  });
+  const yaml = await configFile(t, 'up.yaml', 'httpPort: off\nprocessLookup: false\n');
+  t.same(readUpConfig(yaml), { httpPort: 'off', processLookup: false });
+});
+
+t.test('wrong types, unknown keys and bad files are ConfigErrors naming each path', async (t) => {
+  const bad = await configFile(
+    t,
+    'up.json',
+    JSON.stringify({ plainEdge: 'no', socksPort: [1080], edgeThreads: true, tun: 1 }),
+  );
+  const err = t.throws(() => readUpConfig(bad)) as ConfigError;
+  t.ok(err instanceof ConfigError);
+  t.same(
+    err.issues.map((i) => i.path),
+    ['plainEdge', 'socksPort', 'edgeThreads', 'tun'],
+  );
+  t.match(err.issues[0]!.message, /must be true or false, not "no"/);
+  t.match(err.issues[1]!.message, /must be a string or a number/);
+  t.match(err.issues[2]!.message, /unknown key/);
+  t.match(err.message, new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: 4 problems`));
+
+  const notObject = await configFile(t, 'up.json', '[1, 2]');
+  t.throws(() => readUpConfig(notObject), { message: /must be an object/ });
+  const broken = await configFile(t, 'up.json', '{"socksPort": ');
+  t.throws(() => readUpConfig(broken), { code: 'GSA_ERR_CONFIG' });
+});
