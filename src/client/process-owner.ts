@@ -162,11 +162,24 @@ export class ProcessOwners {
     this.schedule();
   }
 
-  /** Sockets (inode -> key) of the wanted port pairs, from /proc/net/tcp and tcp6. */
+  /**
+   * Sockets (inode -> key) of the wanted port pairs, from /proc/net/tcp and tcp6. The tables
+   * list every socket of the namespace, TIME_WAIT included (tens of thousands after a burst
+   * of connections), so lines are matched on their two port columns without being split;
+   * only a matching line is parsed in full.
+   */
   private socketsOf(keys: Set<string>): Map<string, string> {
+    const wanted = new Set<number>();
+    for (const k of keys) {
+      const [peer, listener] = k.split(':').map(Number) as [number, number];
+      wanted.add(peer * 65536 + listener);
+    }
     const inodes = new Map<string, string>();
     let readable = 0;
-    for (const file of ['net/tcp', 'net/tcp6']) {
+    for (const [file, addrLen] of [
+      ['net/tcp', 8],
+      ['net/tcp6', 32],
+    ] as const) {
       let text: string;
       try {
         text = readFileSync(`${this.root}/${file}`, 'latin1');
@@ -178,15 +191,21 @@ export class ProcessOwners {
       while (start > 0 && start < text.length) {
         let end = text.indexOf('\n', start);
         if (end === -1) end = text.length;
-        const f = text.slice(start, end).trim().split(/\s+/);
+        // "  sl: LOCALADDR:PORT REMADDR:PORT st ..." with fixed-width hex addresses and ports.
+        const colon = text.indexOf(': ', start);
+        if (colon !== -1 && colon < end) {
+          const lp = colon + 2 + addrLen + 1;
+          const rp = lp + 5 + addrLen + 1;
+          const local = hex4(text, lp);
+          const remote = hex4(text, rp);
+          if (local >= 0 && remote >= 0 && wanted.has(local * 65536 + remote)) {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            const f = text.slice(start, end).trim().split(/\s+/);
+            const inode = f[9];
+            if (inode !== undefined && inode !== '0') inodes.set(inode, `${local}:${remote}`);
+          }
+        }
         start = end + 1;
-        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-        if (f.length < 10) continue;
-        const local = f[1]!;
-        const remote = f[2]!;
-        const key = `${Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16)}:${Number.parseInt(remote.slice(remote.lastIndexOf(':') + 1), 16)}`;
-        const inode = f[9]!;
-        if (inode !== '0' && keys.has(key)) inodes.set(inode, key);
       }
     }
     if (readable === 0) throw new Error('no /proc/net/tcp');
@@ -260,4 +279,17 @@ export class ProcessOwners {
       return null;
     }
   }
+}
+
+/** The 4 hex digits at `at` as a number (upper or lower case), or -1. */
+function hex4(text: string, at: number): number {
+  let v = 0;
+  for (let i = at; i < at + 4; i++) {
+    const c = text.charCodeAt(i);
+    const d =
+      c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
 }

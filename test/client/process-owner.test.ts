@@ -157,3 +157,32 @@ t.test('bounded: over maxPending a lookup is null at once; a slow scan times out
   t.equal(await slow.lookup(40031, 1080), null);
   t.ok(Date.now() - t0 < 1000, 'answered within the timeout');
 });
+
+t.test('a table of 20,000 sockets: only the wanted port pair matches, wherever it is', async (t) => {
+  const f = fakeProc(t);
+  const wantPeer = 40123;
+  const listener = 1080;
+  const lines: string[] = [];
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let i = 0; i < 20_000; i++) {
+    // TIME_WAIT-like noise, including the proxy's own end (local 1080, remote the peer)
+    // and the peer port paired with other listeners.
+    const local = i % 3 === 0 ? listener : i % 3 === 1 ? wantPeer : 1024 + rnd(60_000);
+    const remote = i % 3 === 0 ? wantPeer : i % 3 === 1 ? 1081 + rnd(100) : 1024 + rnd(60_000);
+    if (local === wantPeer && remote === listener) continue;
+    lines.push(tcpLine(i, local, remote, 100_000 + i));
+  }
+  const at = 12_345;
+  lines.splice(at, 0, tcpLine(at, wantPeer, listener, 4242));
+  f.tcp(lines.join(''));
+  f.proc(30, 'gsa-emu', [100_000, 100_003]);
+  f.proc(31, 'curl', [4242]);
+  const owners = new ProcessOwners({ procRoot: f.root, enabled: true });
+  t.teardown(() => owners.close());
+  t.same(await owners.lookup(wantPeer, listener), { name: 'curl', pid: 31 });
+  t.equal(await owners.lookup(wantPeer, 1079), null, 'another listener port: nobody');
+});
