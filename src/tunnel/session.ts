@@ -422,6 +422,21 @@ export class Session extends EventEmitter implements StreamHost {
     return (id & 1) === (this.side === 'client' ? 1 : 0);
   }
 
+  /**
+   * META for a stream the peer opened and that has ended: its process lookup finished after
+   * the flow (OPEN said `processPending`). Checked like any META, then handed to whoever
+   * holds the flow's record ('lateMeta'); ignored when nobody listens.
+   */
+  private onLateMeta(id: number, payload: Buffer): void {
+    const m = decodeMeta(payload);
+    const update = m === null ? null : metaUpdate(m);
+    if (update === null) {
+      this.fail(CloseCode.PROTOCOL, `bad META on stream ${id}`);
+      return;
+    }
+    this.emit('lateMeta', id, update);
+  }
+
   /** A stream id that was used once and is now gone (late frames for it are ignored). */
   private wasClosed(id: number): boolean {
     return this.isOurs(id) ? id < this.nextId : id <= this.lastPeerId;
@@ -540,6 +555,7 @@ export class Session extends EventEmitter implements StreamHost {
         const s = this.streams.get(id);
         if (s === undefined) {
           if (!this.wasClosed(id)) this.fail(CloseCode.STREAM_ID, `META on unknown stream ${id}`);
+          else if (!this.isOurs(id)) this.onLateMeta(id, payload);
           return;
         }
         if (!s.inbound) {

@@ -112,6 +112,8 @@ export class Stream extends Duplex implements TunnelStream {
   private openSettled = false;
   private openTimer: NodeJS.Timeout | null = null;
   private readonly acceptWindow: number;
+  /** A META was sent after the stream ended (at most one, see updateMeta). */
+  private lateMetaSent = false;
   /** spliceTo(): where DATA goes, bypassing the Readable. */
   private sink: Socket | null = null;
   private sinkEnded = false;
@@ -186,15 +188,21 @@ export class Stream extends Duplex implements TunnelStream {
   }
 
   /**
-   * Opener: sends what it learned after OPEN (META). Nothing once the stream is reset or
-   * destroyed, or for an inbound stream.
+   * Opener: sends what it learned after OPEN (META). Nothing for an inbound stream. Once
+   * the stream ended (reset or destroyed) only one, and only when OPEN said a process
+   * lookup was pending (`processPending`): the acceptor may be holding its log record for it.
    */
   updateMeta(update: MetaUpdate): void {
-    if (this.inbound || this.destroyed || this.resetCode !== null) return;
+    if (this.inbound) return;
+    if (this.destroyed || this.resetCode !== null) {
+      if (this.meta.processPending !== true || this.lateMetaSent) return;
+      this.lateMetaSent = true;
+    }
     const u: MetaUpdate = {};
     if ('process' in update) {
       u.process = update.process == null ? null : update.process.slice(0, 260);
       this.meta.process = u.process;
+      this.meta.processPending = false;
     }
     this.host.sendMeta(this.streamId, u);
   }
@@ -446,7 +454,11 @@ export class Stream extends Duplex implements TunnelStream {
 
   /** META from the opener: merged into `meta`, then 'meta' (update). */
   onMeta(update: MetaUpdate): void {
-    if ('process' in update) this.meta.process = update.process ?? null;
+    if ('process' in update) {
+      this.meta.process = update.process ?? null;
+      // The opener's lookup is over, found or not.
+      this.meta.processPending = false;
+    }
     this.emit('meta', update);
   }
 

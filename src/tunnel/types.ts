@@ -28,6 +28,12 @@ export interface OpenMeta {
   srcPort: number;
   /** Initiating process, when the capture knows it. */
   process?: string | null;
+  /**
+   * The opener is still looking up the initiating process: a META naming it (or null, not
+   * found) follows, possibly after the stream ended; the acceptor may wait for it before
+   * it logs the flow.
+   */
+  processPending?: boolean;
 }
 
 /** Upgrade response header naming the optional frames an edge understands. */

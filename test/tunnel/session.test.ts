@@ -337,6 +337,71 @@ t.test('META: the opener tells the acceptor its process after OPEN', async (t) =
   t.notOk(client.closed || server.closed, 'the session lives on');
 });
 
+t.test('late META: after the stream ended, once, only when OPEN said processPending', async (t) => {
+  const { client, server } = pair();
+  t.teardown(() => {
+    client.close();
+    server.close();
+  });
+  const late: Array<[number, unknown]> = [];
+  server.on('lateMeta', (id: number, update: unknown) => late.push([id, update]));
+  const open = async (processPending: boolean): Promise<Stream> => {
+    const accepted = once(server, 'stream') as Promise<[Stream]>;
+    const s = client.open(meta(processPending ? { processPending: true } : {}));
+    s.on('error', () => {});
+    const [peer] = await accepted;
+    peer.on('error', () => {});
+    peer.accept();
+    await s.opened;
+    t.equal(peer.meta.processPending === true, processPending, 'the acceptor sees the flag');
+    s.destroy();
+    await until(() => server.streams.size === 0 && client.streams.size === 0, 1000);
+    return s;
+  };
+  const pending = await open(true);
+  pending.updateMeta({ process: 'curl' });
+  pending.updateMeta({ process: 'again' });
+  t.ok(await until(() => late.length === 1, 1000), "the acceptor's session emits 'lateMeta'");
+  await delay(30);
+  t.same(late, [[pending.streamId, { process: 'curl' }]], 'once: the second is not sent');
+  t.equal(pending.meta.processPending, false, 'the lookup is over on the opener too');
+
+  const plain = await open(false);
+  plain.updateMeta({ process: 'curl' });
+  await delay(30);
+  t.equal(late.length, 1, 'without processPending nothing goes out after the end');
+  t.notOk(client.closed || server.closed, 'the session lives on');
+});
+
+t.test(
+  'late META: a bad one closes the session; one for our own ended stream is ignored',
+  async (t) => {
+    for (const [what, payload, toOpener, code] of [
+      ['bad JSON for an ended peer stream', '{nope', false, CloseCode.PROTOCOL],
+      ['a process of the wrong type', '{"process":[]}', false, CloseCode.PROTOCOL],
+      ['to the opener, for its own ended stream', '{"process":"x"}', true, null],
+    ] as const) {
+      const { client, server, s, close } = await openedStream();
+      s.destroy();
+      await until(() => server.streams.size === 0 && client.streams.size === 0, 1000);
+      const target = toOpener ? client : server;
+      const late: unknown[] = [];
+      target.on('lateMeta', (...a: unknown[]) => late.push(a));
+      (target as unknown as { transport: { onMessage(b: Buffer): void } }).transport.onMessage(
+        encodeFrame(FrameType.META, s.streamId, Buffer.from(payload)),
+      );
+      await delay(30);
+      t.equal(
+        target.closeInfo?.code ?? null,
+        code,
+        `${what}: ${code === null ? 'open' : 'PROTOCOL'}`,
+      );
+      t.equal(late.length, 0, `${what}: no 'lateMeta'`);
+      close();
+    }
+  },
+);
+
 t.test('META: from the acceptor, or not an object, closes the session (PROTOCOL)', async (t) => {
   for (const [what, payload, fromAcceptor] of [
     ['from the acceptor', '{"process":"x"}', true],
