@@ -17,7 +17,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { connect, type Socket } from 'node:net';
 import type { ChannelName } from '../policy/model.js';
-import type { InboundTunnelStream, OpenMeta, ResetCodeValue } from '../tunnel/types.js';
+import type { InboundTunnelStream, MetaUpdate, OpenMeta, ResetCodeValue } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { BigReader } from '../util/big-read.js';
 import { type HostsConfig, HostsMap, type Target } from '../util/hosts-map.js';
@@ -79,6 +79,16 @@ interface FlowState {
 /** How long a UDP stream the edge ended waits for the client's FIN before it is reset. */
 const UDP_LINGER_MS = 5000;
 
+/**
+ * How long the record of a flow whose opener was still looking up its process (OPEN said
+ * `processPending`) waits for the late META naming it; then it is logged without one. The
+ * client's lookups give up after 1 s.
+ */
+export const PROCESS_WAIT_MS = 1500;
+
+/** Records held for a late META at once; past this they are logged at once. */
+const MAX_AWAITING = 4096;
+
 /** Datagrams held per UDP flow while the edge resolves and connects. */
 const MAX_EARLY_DATAGRAMS = 64;
 
@@ -94,6 +104,11 @@ export class Egress {
   private readonly maxDatagram: number;
   private readonly deps: EgressDeps;
   private readonly active = new Set<FlowState>();
+  /** Ended flows waiting for their process (late META), by `sessionId/streamId`. */
+  private readonly awaiting = new Map<
+    string,
+    { rec: NetworkAccessTraffic; timer: NodeJS.Timeout }
+  >();
   /** Flows ended since start, by outcome (GET /health shows them). */
   readonly stats = { flows: 0, blocked: 0, failed: 0, sentBytes: 0, receivedBytes: 0 };
 
@@ -150,7 +165,15 @@ export class Egress {
       else if (rec.operationStatus === 'failure') st.failed++;
       st.sentBytes += rec.sentBytes;
       st.receivedBytes += rec.receivedBytes;
-      this.deps.log.append(rec);
+      if (
+        stream.meta.processPending === true &&
+        rec.initiatingProcessName == null &&
+        this.awaiting.size < MAX_AWAITING
+      ) {
+        this.await(`${ctx.sessionId}/${stream.streamId}`, rec);
+      } else {
+        this.deps.log.append(rec);
+      }
       resolveFinished();
     };
     const refuse = (code: number, action: 'block' | 'allow', reason: string): void => {
@@ -452,11 +475,42 @@ export class Egress {
     stream.resume();
   }
 
-  /** Resets every active flow (SESSION_CLOSED) and waits until each wrote its record. */
+  /** Holds an ended flow's record until its late META comes, or PROCESS_WAIT_MS passed. */
+  private await(key: string, rec: NetworkAccessTraffic): void {
+    const timer = setTimeout(() => this.release(key), PROCESS_WAIT_MS);
+    timer.unref();
+    this.awaiting.set(key, { rec, timer });
+  }
+
+  private release(key: string): void {
+    const a = this.awaiting.get(key);
+    if (!a) return;
+    this.awaiting.delete(key);
+    clearTimeout(a.timer);
+    this.deps.log.append(a.rec);
+  }
+
+  /**
+   * A META for a stream that already ended (the session's 'lateMeta'): names the process of
+   * a flow whose record waits for it, and logs that record. Ignored for any other stream.
+   */
+  lateMeta(sessionId: string, streamId: number, update: MetaUpdate): void {
+    const key = `${sessionId}/${streamId}`;
+    const a = this.awaiting.get(key);
+    if (!a) return;
+    if ('process' in update) a.rec.initiatingProcessName = processName(update.process);
+    this.release(key);
+  }
+
+  /**
+   * Resets every active flow (SESSION_CLOSED) and waits until each wrote its record; records
+   * still waiting for a late META are logged as they are.
+   */
   async close(): Promise<void> {
     const flows = [...this.active];
     for (const f of flows) if (!f.done) f.abort(ResetCode.SESSION_CLOSED, 'edge shutting down');
     await Promise.all(flows.map((f) => f.finished));
+    for (const key of [...this.awaiting.keys()]) this.release(key);
   }
 }
 

@@ -36,6 +36,7 @@ import type { ChannelName } from '../policy/model.js';
 import { CloseCode } from '../tunnel/frame.js';
 import { createTunnelServer, type TunnelServer } from '../tunnel/server.js';
 import type { Session, SessionOptions } from '../tunnel/session.js';
+import type { MetaUpdate } from '../tunnel/types.js';
 import type { HostsConfig } from '../util/hosts-map.js';
 import { packageVersion } from '../util/package.js';
 import { Connector } from './connector.js';
@@ -316,6 +317,10 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       };
     },
     onSession: (session, principal) => {
+      // A flow's process found after the flow ended (OPEN said processPending).
+      session.on('lateMeta', (id: number, update: MetaUpdate) =>
+        egress.lateMeta(principal.sessionId, id, update),
+      );
       elog.info(
         {
           channel: principal.channel,

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
+import { PROCESS_WAIT_MS } from '../../src/edge/egress.js';
 import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import type { ChannelName } from '../../src/policy/model.js';
@@ -264,6 +265,76 @@ t.test('internet flow: echo through the edge, byte counts and shape in the log',
   const lines = (await readFile(join(tmp.dir, 'traffic.jsonl'), 'utf8')).trim().split('\n');
   const fromFile = lines.map((l) => JSON.parse(l)).find((x) => x.connectionId === m.connectionId);
   t.same(fromFile, rec);
+});
+
+t.test(
+  'process pending at OPEN: the record waits for the late META, at most PROCESS_WAIT_MS',
+  async (t) => {
+    const { edge, client } = await setup(t);
+    const c = await client('internet');
+    const has = (m: OpenMeta): boolean =>
+      edge.logs.all().some((r) => r.connectionId === m.connectionId);
+
+    // Named after the flow ended: logged as soon as the META comes, with the name.
+    const named = meta({ process: null, processPending: true });
+    const s1 = c.open(named);
+    t.equal((await exchange(s1, Buffer.from('a'))).reset, null);
+    await delay(150);
+    t.notOk(has(named), 'not logged while the process is pending');
+    const t1 = Date.now();
+    s1.updateMeta?.({ process: 'curl' });
+    const r1 = await byConn(edge, named);
+    t.ok(Date.now() - t1 < PROCESS_WAIT_MS - 500, `logged on the META (${Date.now() - t1} ms)`);
+    t.equal(r1.initiatingProcessName, 'curl');
+    t.equal(r1.sentBytes, 1, 'the rest of the record is the ended flow');
+
+    // Not found (null): logged at once, without a name.
+    const unknown = meta({ process: null, processPending: true });
+    const s2 = c.open(unknown);
+    await exchange(s2, Buffer.from('b'));
+    const t2 = Date.now();
+    s2.updateMeta?.({ process: null });
+    const r2 = await byConn(edge, unknown);
+    t.ok(Date.now() - t2 < PROCESS_WAIT_MS - 500, 'a null answer also ends the wait');
+    t.equal(r2.initiatingProcessName, null);
+
+    // No answer at all: logged after PROCESS_WAIT_MS.
+    const silent = meta({ process: null, processPending: true });
+    const s3 = c.open(silent);
+    await exchange(s3, Buffer.from('c'));
+    const t3 = Date.now();
+    const r3 = await byConn(edge, silent);
+    t.ok(Date.now() - t3 >= PROCESS_WAIT_MS - 300, `logged after the wait (${Date.now() - t3} ms)`);
+    t.equal(r3.initiatingProcessName, null);
+
+    // Known at OPEN, or not pending: logged at once.
+    const plain = meta({ process: null });
+    const t4 = Date.now();
+    await exchange(c.open(plain), Buffer.from('d'));
+    await byConn(edge, plain);
+    t.ok(Date.now() - t4 < PROCESS_WAIT_MS - 500, 'no wait without processPending');
+  },
+);
+
+t.test('process pending: a closing edge logs the waiting records at once', async (t) => {
+  const { edge, client, tmp } = await setup(t);
+  const c = await client('internet');
+  const m = meta({ process: null, processPending: true });
+  await exchange(c.open(m), Buffer.from('x'));
+  await delay(50);
+  t.notOk(
+    edge.logs.all().some((r) => r.connectionId === m.connectionId),
+    'waiting',
+  );
+  const t0 = Date.now();
+  await edge.close({ graceMs: 0 });
+  t.ok(Date.now() - t0 < PROCESS_WAIT_MS - 500, 'close does not wait for it');
+  const lines = (await readFile(join(tmp.dir, 'traffic.jsonl'), 'utf8')).trim().split('\n');
+  const rec = lines
+    .map((l) => JSON.parse(l) as NetworkAccessTraffic)
+    .find((r) => r.connectionId === m.connectionId);
+  t.ok(rec, 'in the log file');
+  t.equal(rec?.initiatingProcessName, null);
 });
 
 t.test('m365 flow is logged as microsoft365 and is not web-filtered', async (t) => {
