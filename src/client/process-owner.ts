@@ -3,10 +3,12 @@
  * Traffic tab for SOCKS5 and HTTP proxy flows, which carry no process of their own.
  *
  * How: the proxy knows the client's TCP port (its peer) and its own listener port. The
- * client's end of that connection is the line of /proc/net/tcp or /proc/net/tcp6 whose
- * local port is the peer port and remote port the listener port; its inode names the
- * socket. The process holding `socket:[inode]` among /proc/<pid>/fd is the owner, and
- * /proc/<pid>/comm its name.
+ * client's end of that connection is the socket whose local port is the peer port and
+ * remote port the listener port; its inode comes from one sock_diag netlink lookup (the
+ * native addon, microseconds, taken when the proxy accepts the connection, while the
+ * socket surely exists) or else from the line of /proc/net/tcp or tcp6 with those ports
+ * (the kernel walks its whole socket table for that: milliseconds). The process holding
+ * `socket:[inode]` among /proc/<pid>/fd is the owner, and /proc/<pid>/comm its name.
  *
  * ```ts
  * const owners = new ProcessOwners();
@@ -20,12 +22,15 @@
  * namespace, or on timeout. Cost stays off the data path: lookups are coalesced into one
  * scan at a time, a scan runs in slices of synchronous /proc reads that yield to the event
  * loop between slices, gives up at its deadline, and the next scan waits at least ten times
- * as long as the last one took (so scanning takes at most ~10% of a core under any load).
+ * as long as the last one took (so scanning takes at most ~10% of a core under any load),
+ * and at least 2 ms (50 ms when the inodes come from /proc/net/tcp).
  * Results are cached for `cacheMs` (HTTP keep-alive requests reuse one client socket), and
  * the processes that owned recent sockets are searched first.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { addonUnavailable, loadAddon } from '../capture/tun/device.js';
+import { ipFamily } from '../util/ip.js';
 
 export interface ProcessInfo {
   /** `/proc/<pid>/comm`: the executable's name, at most 15 characters. */
@@ -46,6 +51,40 @@ export interface ProcessOwnerOptions {
   minIntervalMs?: number;
   /** Lookups waiting for a scan; more are answered null at once. Default 512. */
   maxPending?: number;
+  /**
+   * The inode of the TCP socket with this local and remote address, 0 when there is none
+   * (default: the native addon's sock_diag lookup when the addon is built; null = read
+   * /proc/net/tcp instead). Asked at lookup() time, while the client's socket surely
+   * exists, so the scan only has to find the process holding it.
+   */
+  inodeOf?:
+    | ((
+        family: 4 | 6,
+        localIp: string,
+        localPort: number,
+        remoteIp: string,
+        remotePort: number,
+      ) => number)
+    | null;
+}
+
+/** Both ends of the client's connection, as the proxy sees them. */
+export interface ConnectionAddresses {
+  /** The client's address (the proxy's remote address). */
+  peerIp: string;
+  /** The listener's address (the proxy's local address). */
+  listenerIp: string;
+}
+
+/** The addon's sock_diag lookup, when the addon is built and loads; else null. */
+export function addonInodeOf(): ProcessOwnerOptions['inodeOf'] {
+  if (process.platform !== 'linux' || addonUnavailable() !== null) return null;
+  try {
+    const addon = loadAddon();
+    return typeof addon.sockInode === 'function' ? addon.sockInode.bind(addon) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Synchronous /proc reads per slice before yielding to the event loop. */
@@ -63,12 +102,17 @@ export class ProcessOwners {
   private readonly maxPending: number;
   /** `peerPort:listenerPort` -> callers waiting for the next scan. */
   private pending = new Map<string, Done[]>();
+  /** Socket inodes learned at lookup() time (sock_diag), by key. */
+  private known = new Map<string, string>();
+  private readonly inodeOf: ProcessOwnerOptions['inodeOf'];
   private pendingCount = 0;
   private readonly cache = new Map<string, { info: ProcessInfo | null; at: number }>();
   private readonly names = new Map<number, { name: string; at: number }>();
   /** Owners of recently found sockets, most recent first. */
   private recent: number[] = [];
   private scanning = false;
+  /** The keys of the scan that runs now. */
+  private inScan = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private nextScanAt = 0;
   private closed = false;
@@ -80,12 +124,27 @@ export class ProcessOwners {
     this.root = opts.procRoot ?? '/proc';
     this.timeoutMs = opts.timeoutMs ?? 1000;
     this.cacheMs = opts.cacheMs ?? 2000;
-    this.minIntervalMs = opts.minIntervalMs ?? 50;
     this.maxPending = opts.maxPending ?? 512;
+    this.inodeOf =
+      opts.inodeOf === undefined ? (this.enabled ? addonInodeOf() : null) : opts.inodeOf;
+    // With the inode known up front a scan only walks fd links: cheap enough to run often.
+    this.minIntervalMs = opts.minIntervalMs ?? (this.inodeOf ? 2 : 50);
   }
 
-  /** The process whose TCP socket has local port `peerPort` and remote port `listenerPort`. */
-  lookup(peerPort: number, listenerPort: number): Promise<ProcessInfo | null> {
+  /** Whether socket inodes come from sock_diag (the addon) rather than /proc/net/tcp. */
+  get fastInodes(): boolean {
+    return this.inodeOf != null;
+  }
+
+  /**
+   * The process whose TCP socket has local port `peerPort` and remote port `listenerPort`.
+   * With `addr` (both IPs) and sock_diag, the socket's inode is taken now.
+   */
+  lookup(
+    peerPort: number,
+    listenerPort: number,
+    addr?: ConnectionAddresses,
+  ): Promise<ProcessInfo | null> {
     if (!this.enabled || this.closed || peerPort <= 0 || listenerPort <= 0) {
       return Promise.resolve(null);
     }
@@ -93,6 +152,15 @@ export class ProcessOwners {
     const hit = this.cache.get(key);
     if (hit && Date.now() - hit.at < this.cacheMs) return Promise.resolve(hit.info);
     if (this.pendingCount >= this.maxPending) return Promise.resolve(null);
+    if (addr && this.inodeOf && !this.known.has(key)) {
+      const inode = this.inodeNow(addr, peerPort, listenerPort);
+      if (inode === 0) {
+        // No such socket (already closed): nobody owns it.
+        if (!this.pending.has(key)) return Promise.resolve(null);
+      } else if (inode > 0) {
+        this.known.set(key, String(inode));
+      }
+    }
     return new Promise((resolve) => {
       let settled = false;
       const done: Done = (p) => {
@@ -108,6 +176,36 @@ export class ProcessOwners {
       this.pendingCount++;
       this.schedule();
     });
+  }
+
+  /**
+   * What is known now, without waiting: the owner (or null, not found) from a recent scan,
+   * 'pending' while a lookup of this pair waits or runs, undefined when nobody asked.
+   */
+  peek(peerPort: number, listenerPort: number): ProcessInfo | null | 'pending' | undefined {
+    if (!this.enabled || this.closed) return null;
+    const key = `${peerPort}:${listenerPort}`;
+    const hit = this.cache.get(key);
+    if (hit && Date.now() - hit.at < this.cacheMs) return hit.info;
+    if (this.pending.has(key) || this.inScan.has(key)) return 'pending';
+    return undefined;
+  }
+
+  /** The inode by sock_diag: > 0 found, 0 no such socket, -1 cannot tell. */
+  private inodeNow(addr: ConnectionAddresses, peerPort: number, listenerPort: number): number {
+    // The client's socket: local = the peer's address, remote = the listener's. A v4
+    // client of a dual-stack listener shows as ::ffff:a.b.c.d but is an AF_INET socket.
+    const unmap = (ip: string): string =>
+      ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+    const local = unmap(addr.peerIp);
+    const remote = unmap(addr.listenerIp);
+    const fam = ipFamily(local);
+    if (fam === 0 || fam !== ipFamily(remote)) return -1;
+    try {
+      return this.inodeOf!(fam as 4 | 6, local, peerPort, remote, listenerPort);
+    } catch {
+      return -1;
+    }
   }
 
   /** Answers every waiting lookup with null and stops scanning. */
@@ -136,11 +234,18 @@ export class ProcessOwners {
     const batch = this.pending;
     this.pending = new Map();
     this.pendingCount = 0;
+    this.inScan = new Set(batch.keys());
+    const known = new Map<string, string>();
+    for (const key of batch.keys()) {
+      const ino = this.known.get(key);
+      if (ino !== undefined) known.set(key, ino);
+      this.known.delete(key);
+    }
     const started = Date.now();
     let found = new Map<string, ProcessInfo>();
     let complete = false;
     try {
-      const r = await this.scan(new Set(batch.keys()), started + this.timeoutMs);
+      const r = await this.scan(new Set(batch.keys()), known, started + this.timeoutMs);
       found = r.found;
       complete = r.complete;
     } catch {
@@ -158,6 +263,7 @@ export class ProcessOwners {
       for (const [k, v] of this.cache) if (now - v.at >= this.cacheMs) this.cache.delete(k);
     }
     this.nextScanAt = now + Math.max(this.minIntervalMs, 10 * (now - started));
+    this.inScan = new Set();
     this.scanning = false;
     this.schedule();
   }
@@ -214,10 +320,19 @@ export class ProcessOwners {
 
   private async scan(
     keys: Set<string>,
+    known: Map<string, string>,
     deadline: number,
   ): Promise<{ found: Map<string, ProcessInfo>; complete: boolean }> {
     const found = new Map<string, ProcessInfo>();
-    const inodes = this.socketsOf(keys);
+    // inode -> key: the ones sock_diag gave, then /proc/net/tcp for the rest (if any).
+    const inodes = new Map<string, string>();
+    const rest = new Set<string>();
+    for (const key of keys) {
+      const ino = known.get(key);
+      if (ino !== undefined) inodes.set(ino, key);
+      else rest.add(key);
+    }
+    if (rest.size > 0) for (const [ino, key] of this.socketsOf(rest)) inodes.set(ino, key);
     if (inodes.size === 0) return { found, complete: true };
     let pids: number[];
     try {

@@ -3,11 +3,14 @@
  * matching by port pair, IPv6, coalescing, caching, and a graceful null when disabled, when
  * /proc is missing, when a process's fds cannot be read, or when the socket is gone.
  */
+
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ProcessOwners } from '../../src/client/process-owner.js';
+import { addonInodeOf, ProcessOwners } from '../../src/client/process-owner.js';
 
 const HEAD =
   '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
@@ -158,31 +161,98 @@ t.test('bounded: over maxPending a lookup is null at once; a slow scan times out
   t.ok(Date.now() - t0 < 1000, 'answered within the timeout');
 });
 
-t.test('a table of 20,000 sockets: only the wanted port pair matches, wherever it is', async (t) => {
-  const f = fakeProc(t);
-  const wantPeer = 40123;
-  const listener = 1080;
-  const lines: string[] = [];
-  let seed = 7;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
-  for (let i = 0; i < 20_000; i++) {
-    // TIME_WAIT-like noise, including the proxy's own end (local 1080, remote the peer)
-    // and the peer port paired with other listeners.
-    const local = i % 3 === 0 ? listener : i % 3 === 1 ? wantPeer : 1024 + rnd(60_000);
-    const remote = i % 3 === 0 ? wantPeer : i % 3 === 1 ? 1081 + rnd(100) : 1024 + rnd(60_000);
-    if (local === wantPeer && remote === listener) continue;
-    lines.push(tcpLine(i, local, remote, 100_000 + i));
-  }
-  const at = 12_345;
-  lines.splice(at, 0, tcpLine(at, wantPeer, listener, 4242));
-  f.tcp(lines.join(''));
-  f.proc(30, 'gsa-emu', [100_000, 100_003]);
-  f.proc(31, 'curl', [4242]);
-  const owners = new ProcessOwners({ procRoot: f.root, enabled: true });
-  t.teardown(() => owners.close());
-  t.same(await owners.lookup(wantPeer, listener), { name: 'curl', pid: 31 });
-  t.equal(await owners.lookup(wantPeer, 1079), null, 'another listener port: nobody');
+t.test(
+  'a table of 20,000 sockets: only the wanted port pair matches, wherever it is',
+  async (t) => {
+    const f = fakeProc(t);
+    const wantPeer = 40123;
+    const listener = 1080;
+    const lines: string[] = [];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 20_000; i++) {
+      // TIME_WAIT-like noise, including the proxy's own end (local 1080, remote the peer)
+      // and the peer port paired with other listeners.
+      const local = i % 3 === 0 ? listener : i % 3 === 1 ? wantPeer : 1024 + rnd(60_000);
+      const remote = i % 3 === 0 ? wantPeer : i % 3 === 1 ? 1081 + rnd(100) : 1024 + rnd(60_000);
+      if (local === wantPeer && remote === listener) continue;
+      lines.push(tcpLine(i, local, remote, 100_000 + i));
+    }
+    const at = 12_345;
+    lines.splice(at, 0, tcpLine(at, wantPeer, listener, 4242));
+    f.tcp(lines.join(''));
+    f.proc(30, 'gsa-emu', [100_000, 100_003]);
+    f.proc(31, 'curl', [4242]);
+    const owners = new ProcessOwners({ procRoot: f.root, enabled: true });
+    t.teardown(() => owners.close());
+    t.same(await owners.lookup(wantPeer, listener), { name: 'curl', pid: 31 });
+    t.equal(await owners.lookup(wantPeer, 1079), null, 'another listener port: nobody');
+  },
+);
+
+t.test(
+  'sock_diag inodes: no /proc/net/tcp read; 0 is "no such socket"; errors fall back',
+  async (t) => {
+    const f = fakeProc(t);
+    // No net/tcp at all: reading it would fail the lookup.
+    rmSync(join(f.root, 'net'), { recursive: true });
+    f.proc(50, 'curl', [4242]);
+    const asked: unknown[][] = [];
+    const o = new ProcessOwners({
+      enabled: true,
+      procRoot: f.root,
+      inodeOf: (...a) => {
+        asked.push(a);
+        return a[2] === 40100 ? 4242 : 0;
+      },
+    });
+    t.teardown(() => o.close());
+    t.ok(o.fastInodes);
+    const addr = { peerIp: '::ffff:127.0.0.1', listenerIp: '::ffff:127.0.0.1' };
+    t.same(await o.lookup(40100, 1080, addr), { name: 'curl', pid: 50 });
+    t.same(asked[0], [4, '127.0.0.1', 40100, '127.0.0.1', 1080], 'v4-mapped: asked as IPv4');
+    const scans = o.scans;
+    t.equal(await o.lookup(40101, 1080, addr), null, 'no such socket: null at once');
+    t.equal(o.scans, scans, 'without a scan');
+
+    const failing = new ProcessOwners({
+      enabled: true,
+      procRoot: f.root,
+      inodeOf: () => {
+        throw new Error('EPERM');
+      },
+    });
+    t.teardown(() => failing.close());
+    t.equal(await failing.lookup(40100, 1080, addr), null, 'falls back to /proc/net/tcp (absent)');
+    t.equal(failing.scans, 1);
+  },
+);
+
+const nativeInodeOf = addonInodeOf();
+const noNative = nativeInodeOf
+  ? false
+  : process.platform !== 'linux'
+    ? 'sock_diag is Linux-only'
+    : 'the native addon is not built (native/tun/build/Release/tun.node): run node scripts/build-addon.mjs';
+
+t.test('the native sock_diag lookup finds this process', { skip: noNative }, async (t) => {
+  const inodeOf = nativeInodeOf!;
+  const srv = createServer(() => {});
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.teardown(() => new Promise<void>((r) => srv.close(() => r())));
+  const port = (srv.address() as AddressInfo).port;
+  const c = connect(port, '127.0.0.1');
+  await once(c, 'connect');
+  t.teardown(() => c.destroy());
+  t.ok(inodeOf(4, '127.0.0.1', c.localPort!, '127.0.0.1', port) > 0, 'an inode');
+  t.equal(inodeOf(4, '127.0.0.1', c.localPort!, '127.0.0.1', port === 65535 ? 1 : port + 1), 0);
+  const o = new ProcessOwners({ enabled: true });
+  t.teardown(() => o.close());
+  t.ok(o.fastInodes, 'used by default');
+  const p = await o.lookup(c.localPort!, port, { peerIp: '127.0.0.1', listenerIp: '127.0.0.1' });
+  t.equal(p?.pid, process.pid, 'this process owns the socket');
 });

@@ -47,6 +47,13 @@ interface TunAddon {
   close(handle: object): void;
   listenTcp4(netns: string | null, ip: string, port: number, backlog: number): number;
   setMark(fd: number, mark: number): void;
+  sockInode(
+    family: 4 | 6,
+    localIp: string,
+    localPort: number,
+    remoteIp: string,
+    remotePort: number,
+  ): number;
 }
 
 export interface OpenTunOptions {
