@@ -19,7 +19,7 @@
  */
 
 import { lookup } from 'node:dns/promises';
-import { connect as netConnect } from 'node:net';
+import { type AddressInfo, connect as netConnect, type Server, type Socket } from 'node:net';
 import { type HttpProxy, startHttpProxy } from '../capture/http-proxy.js';
 import type { Credentials } from '../capture/listen.js';
 import { type PacServer, pacScript, startPacServer } from '../capture/pac.js';
@@ -27,7 +27,7 @@ import { type Socks5Server, startSocks5 } from '../capture/socks5.js';
 import { ClassifierHandle, compile } from '../classify/index.js';
 import type { Classifier } from '../classify/types.js';
 import { ToggleRefusedError } from '../errors.js';
-import { FlowTable } from '../forward/flow-table.js';
+import { type FlowRecord, FlowTable } from '../forward/flow-table.js';
 import { Forwarder, type ForwardLogger } from '../forward/forwarder.js';
 import { isLoopbackIp, Resolver } from '../forward/resolver.js';
 import {
@@ -270,6 +270,36 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     ...(r.directIp !== undefined ? { directIp: r.directIp } : {}),
     ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs } : {}),
   });
+  // The process column of proxy flows, looked up off the data path: the lookup starts when
+  // the proxy accepts the connection (while its handshake runs), so a flow's OPEN carries
+  // the name when the scan was quick, and otherwise says it is pending; the answer then
+  // follows in META, after the flow ended if need be (the edge holds its log record).
+  const owners =
+    opts.processLookup === false
+      ? null
+      : new ProcessOwners(typeof opts.processLookup === 'object' ? opts.processLookup : {});
+  const listenerOf = (rec: FlowRecord): number | null => {
+    if (rec.protocol !== 'tcp' || !isLoopbackIp(rec.sourceIp)) return null;
+    const l = rec.capture === 'socks' ? socks : rec.capture === 'http' ? http : null;
+    return l ? l.address.port : null;
+  };
+  const processOf = (rec: FlowRecord): { name: string; pid: number } | 'pending' | null => {
+    const port = listenerOf(rec);
+    if (owners === null || port === null) return null;
+    const p = owners.peek(rec.sourcePort, port);
+    return p === undefined ? 'pending' : p;
+  };
+  if (owners?.enabled) {
+    flows.onChange((rec, event) => {
+      if (event !== 'open' || rec.process !== null) return;
+      const port = listenerOf(rec);
+      if (port === null) return;
+      void owners.lookup(rec.sourcePort, port).then((p) => {
+        if (rec.process === null) forwarder.setProcess(rec, p?.name ?? null, p?.pid);
+      });
+    });
+  }
+
   const forwarder = new Forwarder({
     classifier: () => handle.current,
     tunnels,
@@ -281,25 +311,10 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     ...(opts.limits?.connectTimeoutMs ? { connectTimeoutMs: opts.limits.connectTimeoutMs } : {}),
     ...(opts.limits?.openTimeoutMs ? { openTimeoutMs: opts.limits.openTimeoutMs } : {}),
     ...(opts.limits?.udpIdleMs ? { udpIdleMs: opts.limits.udpIdleMs } : {}),
+    ...(owners?.enabled ? { processOf } : {}),
   });
 
   tiles.onChange(() => recompile('tile toggled'));
-
-  // The process column of proxy flows: looked up off the data path once the flow is open.
-  const owners =
-    opts.processLookup === false
-      ? null
-      : new ProcessOwners(typeof opts.processLookup === 'object' ? opts.processLookup : {});
-  if (owners?.enabled) {
-    flows.onChange((rec, event) => {
-      if (event !== 'open' || rec.process !== null || rec.protocol !== 'tcp') return;
-      const listener = rec.capture === 'socks' ? socks : rec.capture === 'http' ? http : null;
-      if (!listener || !isLoopbackIp(rec.sourceIp)) return;
-      void owners.lookup(rec.sourcePort, listener.address.port).then((p) => {
-        if (p && rec.process === null) forwarder.setProcess(rec, p.name, p.pid);
-      });
-    });
-  }
 
   // A Graph list (`{ value: [...] }`) names no tenant: the edge's Graph `GET /organization`
   // gives its id and display name; failing that, the id is the token's `tid`.
@@ -382,6 +397,20 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const opened: Array<{ close(): Promise<void> }> = [];
   let socks: Socks5Server | null = null;
   let http: HttpProxy | null = null;
+  /** Starts the process lookup of each loopback connection a proxy accepts. */
+  const prefetchOwners = (server: Server): void => {
+    if (!owners?.enabled) return;
+    const port = (server.address() as AddressInfo).port;
+    server.on('connection', (sock: Socket) => {
+      const peerIp = sock.remoteAddress;
+      if (sock.remotePort !== undefined && peerIp !== undefined && isLoopbackIp(peerIp)) {
+        void owners.lookup(sock.remotePort, port, {
+          peerIp,
+          listenerIp: sock.localAddress ?? '127.0.0.1',
+        });
+      }
+    });
+  };
   let pac: PacServer | null = null;
   let admin: AdminApi | null = null;
   const addresses = {
@@ -404,6 +433,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       });
       opened.push(socks);
       addresses.socks = hostPort(socks.address);
+      prefetchOwners(socks.server);
     }
     const script = pacScript({ socks: addresses.socks, http: null });
     if (l.httpPort !== null) {
@@ -418,6 +448,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       });
       opened.push(http);
       addresses.http = hostPort(http.address);
+      prefetchOwners(http.server);
       http.pacScript = pacScript({
         socks: addresses.socks,
         http: addresses.http,

@@ -83,10 +83,21 @@ export interface ForwarderOptions {
   udpMaxFlows?: number;
   /** UDP: datagrams queued per destination while it is being set up. Default 64. */
   udpQueue?: number;
+  /**
+   * The process behind a new TCP flow, if the capture can tell: known (sync), 'pending'
+   * (being looked up: setProcess() follows, and the edge is told to wait for it), or null.
+   */
+  processOf?: (rec: FlowRecord) => { name: string; pid: number } | 'pending' | null;
   log?: ForwardLogger;
 }
 
 const noop = (): void => {};
+
+/**
+ * How long a tunneled flow that ended keeps its stream for a process lookup still running
+ * (its answer goes to the edge in a late META). Lookups give up after 1 s.
+ */
+const LATE_PROCESS_MS = 2000;
 const noopLog: ForwardLogger = { info() {}, warn() {}, debug() {} };
 
 /** Maps a decision to the flow-table action. */
@@ -285,6 +296,15 @@ export class Forwarder {
   async connectTcp(req: ConnectRequest): Promise<ConnectResult> {
     const { decision: d, ip, host } = await this.decide(PROTO_TCP, req.host, req.ip, req.port);
     const rec = this.newRecord(req, 'tcp', host, ip, d);
+    let processPending = false;
+    if (rec.process === null && this.opts.processOf) {
+      const owner = this.opts.processOf(rec);
+      if (owner === 'pending') processPending = true;
+      else if (owner !== null) {
+        rec.process = owner.name;
+        rec.processId = owner.pid;
+      }
+    }
     switch (d.action) {
       case 'block':
         return this.refuse(rec, d, 'blocked', `blocked by ${d.ruleName ?? d.ruleId ?? 'policy'}`);
@@ -304,7 +324,9 @@ export class Forwarder {
     let stream: TunnelStream;
     try {
       if (!this.opts.tunnels.isUp(channel)) throw new ChannelDownError(channel);
-      stream = this.opts.tunnels.open(channel, this.meta(rec, channel, d, 'tcp'));
+      const meta = this.meta(rec, channel, d, 'tcp');
+      if (processPending) meta.processPending = true;
+      stream = this.opts.tunnels.open(channel, meta);
     } catch (err) {
       if (!(err instanceof ChannelDownError)) {
         return this.refuse(rec, d, 'unreachable', `tunnel open failed: ${(err as Error).message}`);
@@ -313,8 +335,11 @@ export class Forwarder {
     }
     // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
     stream.on('error', noop);
+    // The process lookup's answer goes to the edge even for a flow it refuses.
+    if (processPending) this.tunneled.set(rec.flowId, stream);
     const res = await this.awaitOpened(stream);
     if (res !== null) {
+      if (processPending) this.forgetLater(rec.flowId);
       if (res.down) return this.harden(rec, d, host, ip, req.port);
       return this.refuse(rec, d, res.refused, res.reason);
     }
@@ -328,10 +353,21 @@ export class Forwarder {
    * off the data path): recorded in the flow table and, for a tunneled flow, sent to the
    * edge (META), whose traffic log then names it (`initiatingProcessName`).
    */
-  setProcess(rec: FlowRecord, name: string, pid?: number): void {
-    rec.process = name;
-    if (pid !== undefined) rec.processId = pid;
-    this.tunneled.get(rec.flowId)?.updateMeta?.({ process: name });
+  setProcess(rec: FlowRecord, name: string | null, pid?: number): void {
+    if (name !== null) {
+      rec.process = name;
+      if (pid !== undefined) rec.processId = pid;
+    }
+    // Also after the flow ended, when the edge waits for it (OPEN said processPending);
+    // null tells it to stop waiting.
+    const stream = this.tunneled.get(rec.flowId);
+    if (stream !== undefined && (name !== null || stream.meta.processPending === true)) {
+      stream.updateMeta?.({ process: name });
+    }
+  }
+
+  private forgetLater(flowId: string): void {
+    setTimeout(() => this.tunneled.delete(flowId), LATE_PROCESS_MS).unref();
   }
 
   /** Hardening: the channel's edge is unreachable; apply the rule's clientFallbackAction. */
@@ -468,7 +504,9 @@ export class Forwarder {
       why ??= err.message;
     });
     upstream.once('close', () => {
-      this.tunneled.delete(rec.flowId);
+      // While the lookup still runs, keep the stream so that its answer reaches the edge.
+      if (this.tunneled.get(rec.flowId)?.meta.processPending === true) this.forgetLater(rec.flowId);
+      else this.tunneled.delete(rec.flowId);
       this.flows.close(rec.flowId, why ? 'Terminated' : undefined, why ?? undefined);
     });
   }
