@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
+import fc from 'fast-check';
 import t from 'tap';
 import { fetch, ProxyAgent } from 'undici';
 import { HttpProxy, parseAuthority } from '../../src/capture/http-proxy.js';
@@ -8,6 +9,7 @@ import { pacScript, startPacServer } from '../../src/capture/pac.js';
 import { FlowTable } from '../../src/forward/flow-table.js';
 import { Forwarder } from '../../src/forward/forwarder.js';
 import { Resolver } from '../../src/forward/resolver.js';
+import { until } from '../edge/helpers.js';
 import {
   clientState,
   closedPort,
@@ -111,6 +113,96 @@ t.test('parseAuthority', async (t) => {
     t.equal(parseAuthority(bad), null, bad);
   }
 });
+
+t.test(
+  'parseAuthority: any string gives null or a host and a port in range; names round-trip',
+  async (t) => {
+    t.doesNotThrow(
+      () =>
+        fc.assert(
+          fc.property(fc.string({ maxLength: 80 }), (s) => {
+            const a = parseAuthority(s);
+            return a === null || (a.port >= 1 && a.port <= 65535 && a.host.length > 0);
+          }),
+          { numRuns: 3000 },
+        ),
+      'any string',
+    );
+    t.doesNotThrow(
+      () =>
+        fc.assert(
+          fc.property(fc.domain(), fc.integer({ min: 1, max: 65535 }), (host, port) => {
+            const a = parseAuthority(`${host}:${port}`);
+            return a !== null && a.host === host && a.port === port;
+          }),
+          { numRuns: 1000 },
+        ),
+      'host:port round-trips',
+    );
+    t.doesNotThrow(
+      () =>
+        fc.assert(
+          fc.property(fc.ipV6(), fc.integer({ min: 1, max: 65535 }), (ip, port) => {
+            const a = parseAuthority(`[${ip}]:${port}`);
+            return a !== null && a.host === ip && a.port === port;
+          }),
+          { numRuns: 500 },
+        ),
+      '[v6]:port round-trips',
+    );
+  },
+);
+
+t.test(
+  'fuzz: random request heads get an HTTP error or a close, and the proxy lives on',
+  async (t) => {
+    const { port, flows } = await setup(t, { maxHeaderSize: 2048, headersTimeoutMs: 300 });
+    const token = fc.constantFrom(
+      'GET',
+      'CONNECT',
+      'POST',
+      ' ',
+      '\r\n',
+      '\n',
+      ':',
+      'HTTP/1.1',
+      'HTTP/9.9',
+      'http://',
+      'https://',
+      '[::1]',
+      'casino.test',
+      'direct.test:',
+      '65536',
+      '0',
+      'Host:',
+      'Proxy-Authorization: Basic !!',
+      'Transfer-Encoding: chunked',
+      'Content-Length: -1',
+      '\u0000',
+      '%',
+    );
+    const head = fc.oneof(
+      fc.array(token, { maxLength: 24 }).map((a) => a.join('')),
+      fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b).toString('latin1')),
+    );
+    const samples = fc.sample(head, { numRuns: 60, seed: 4242 });
+    let answered = 0;
+    for (const h of samples) {
+      // Each ends with a blank line so that a complete head is parsed, not timed out.
+      const r = await raw(port, `${h}\r\n\r\n`, 1500);
+      t.ok(
+        r === '' || /^HTTP\/1\.[01] \d{3} /.test(r),
+        `answer to ${JSON.stringify(h.slice(0, 40))}`,
+      );
+      if (r !== '') answered++;
+    }
+    t.ok(answered > 0, `${answered} of ${samples.length} got a status line`);
+    // Still serving, and no flow was left open by the garbage.
+    const r = await raw(port, 'GET /proxy.pac HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    t.match(r, /^HTTP\/1\.1 200 /, 'the proxy still answers');
+    t.ok(await until(() => flows.activeCount === 0, 3000), 'no flow left open');
+  },
+);
 
 t.test('CONNECT: 200 and relay; 403 names the rule; 502; 504; 400', async (t) => {
   const echo = await echoServer();
