@@ -92,13 +92,13 @@ export interface ForwarderOptions {
 }
 
 const noop = (): void => {};
+const noopLog: ForwardLogger = { info() {}, warn() {}, debug() {} };
 
 /**
  * How long a tunneled flow that ended keeps its stream for a process lookup still running
  * (its answer goes to the edge in a late META). Lookups give up after 1 s.
  */
 const LATE_PROCESS_MS = 2000;
-const noopLog: ForwardLogger = { info() {}, warn() {}, debug() {} };
 
 /** Maps a decision to the flow-table action. */
 function actionOf(d: Decision): FlowAction {
