@@ -51,6 +51,11 @@ export interface HttpProxyOptions {
   maxHeaderSize?: number;
   /** Time allowed to receive the request head (ms; slow-loris). Default 10,000. */
   headersTimeoutMs?: number;
+  /**
+   * Concurrent client connections, CONNECT tunnels included; more are closed at once.
+   * With maxHeaderSize it bounds what stalled clients can hold. Default 4,096.
+   */
+  maxConnections?: number;
   /** Upstream response head timeout for plain HTTP (ms) -> 504. Default 30,000. */
   responseTimeoutMs?: number;
   /** PAC script served for `GET /proxy.pac` (origin-form), if any. */
@@ -167,6 +172,7 @@ export class HttpProxy {
       requestTimeout: 0,
       keepAliveTimeout: 5_000,
     });
+    this.server.maxConnections = opts.maxConnections ?? 4096;
     this.server.on('request', (req, res) => void this.onRequest(req, res));
     this.server.on('connect', (req, sock, head) => void this.onConnect(req, sock as Socket, head));
     this.server.on('upgrade', (_req, sock: Socket) => {
