@@ -216,6 +216,7 @@ export class ProcessOwners {
     const waiting = this.pending;
     this.pending = new Map();
     this.pendingCount = 0;
+    this.known.clear();
     for (const list of waiting.values()) for (const d of list) d(null);
   }
 
