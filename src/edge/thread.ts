@@ -69,20 +69,33 @@ function entryUrl(): URL {
 export function startEdgeThread(
   opts: EdgeThreadOptions,
   onExit?: (err: Error) => void,
+  /** The thread's entry module (tests give one that fails on purpose). */
+  entry: URL = entryUrl(),
 ): Promise<EdgeThread> {
-  const worker = new Worker(entryUrl(), { workerData: opts });
+  const worker = new Worker(entry, { workerData: opts });
   let closing: Promise<void> | null = null;
   return new Promise<EdgeThread>((resolve, reject) => {
     let started = false;
-    const exited = new Promise<void>((r) => worker.once('exit', () => r()));
-    worker.once('error', (err) => {
+    let reported = false;
+    // An uncaught error ends the thread: 'error' then 'exit'; tell the owner once.
+    const ended = (err: Error): void => {
       if (!started) reject(err);
-      else if (!closing) onExit?.(err);
-    });
-    worker.once('exit', (code) => {
-      if (!started) reject(new Error(`edge thread exited (code ${code}) before it started`));
-      else if (!closing) onExit?.(new Error(`edge thread exited (code ${code})`));
-    });
+      else if (!closing && !reported) {
+        reported = true;
+        onExit?.(err);
+      }
+    };
+    const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+    worker.once('error', ended);
+    worker.once('exit', (code) =>
+      ended(
+        new Error(
+          started
+            ? `edge thread exited (code ${code})`
+            : `edge thread exited (code ${code}) before it started`,
+        ),
+      ),
+    );
     const onMessage = (m: EdgeThreadMessage): void => {
       if (m.type === 'failed') {
         worker.off('message', onMessage);

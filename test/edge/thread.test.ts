@@ -12,7 +12,7 @@ import t from 'tap';
 import { startClient } from '../../src/client/client.js';
 import { startEdgeThread } from '../../src/edge/thread.js';
 import { ConfigError } from '../../src/errors.js';
-import { echoServer, tempDir, until } from './helpers.js';
+import { delay, echoServer, tempDir, until } from './helpers.js';
 
 t.test('a client tunnels through the thread edge; the thread writes the traffic log', async (t) => {
   const tmp = await tempDir();
@@ -106,4 +106,23 @@ t.test('close() ends the thread and frees the port', async (t) => {
     s.once('error', () => resolve(true));
   });
   t.ok(refused, 'nothing listens on the edge port any more');
+});
+
+t.test('an edge thread that dies is reported once, through onExit', async (t) => {
+  const tmp = await tempDir();
+  t.teardown(tmp.remove);
+  const errors: Error[] = [];
+  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  const edge = await startEdgeThread(
+    { stateDir: join(tmp.dir, 'edge') },
+    (err) => errors.push(err),
+    new URL(`../fixtures/edge-thread/crash-after-ready.${ext}`, import.meta.url),
+  );
+  t.equal(edge.url, 'http://127.0.0.1:1', 'started');
+  t.ok(await until(() => errors.length > 0, 5000), 'onExit was called');
+  await delay(200);
+  t.equal(errors.length, 1, 'once, for the error and the exit together');
+  t.match(errors[0]!.message, /edge bug on purpose/);
+  await edge.close({ graceMs: 0 });
+  t.equal(errors.length, 1, 'close() after the death reports nothing more');
 });
