@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import t from 'tap';
 import { fetch, ProxyAgent } from 'undici';
@@ -18,6 +18,7 @@ import {
   FakeClassifier,
   FakeTunnels,
 } from '../forward/fixtures/fakes.js';
+import { checkConnectionLimit } from './stalled.js';
 
 const TUNNEL = decision({ action: 'tunnel', channel: 'internet', ruleId: 'ia' });
 const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
@@ -206,27 +207,14 @@ t.test(
 
 t.test('maxConnections: stalled clients beyond the limit are closed at once', async (t) => {
   const { port, proxy } = await setup(t, { maxConnections: 5, headersTimeoutMs: 400 });
-  const socks: Socket[] = [];
-  const closedAt: number[] = [];
-  const t0 = Date.now();
-  for (let i = 0; i < 8; i++) {
-    const s = connect({ port, host: '127.0.0.1' });
-    s.on('error', () => {});
-    s.once('close', () => closedAt.push(Date.now() - t0));
-    s.resume(); // read the 408 and the FIN
-    s.write('CONNECT direct.test:1 HTTP/1.1\r\nHost: dire');
-    socks.push(s);
-    await once(s, 'connect');
-  }
-  t.ok(await until(() => closedAt.length >= 3, 1000), 'the three over the limit closed');
-  t.ok(
-    closedAt.slice(0, 3).every((ms) => ms < 350),
-    `at once (${closedAt.slice(0, 3)} ms)`,
-  );
-  t.equal(await new Promise((r) => proxy.server.getConnections((_e, n) => r(n))), 5, 'five held');
-  const all = await until(() => closedAt.length === 8, 3000);
-  t.ok(all, `the rest by the head timeout (${closedAt} ms)`);
-  for (const s of socks) s.destroy();
+  await checkConnectionLimit(t, {
+    port,
+    server: proxy.server,
+    max: 5,
+    n: 8,
+    bytes: 'CONNECT direct.test:1 HTTP/1.1\r\nHost: dire',
+    what: 'head',
+  });
 });
 
 t.test('CONNECT: 200 and relay; 403 names the rule; 502; 504; 400', async (t) => {
