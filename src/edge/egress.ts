@@ -170,7 +170,7 @@ export class Egress {
         rec.initiatingProcessName == null &&
         this.awaiting.size < MAX_AWAITING
       ) {
-        this.await(`${ctx.sessionId}/${stream.streamId}`, rec);
+        this.holdRecord(`${ctx.sessionId}/${stream.streamId}`, rec);
       } else {
         this.deps.log.append(rec);
       }
@@ -476,7 +476,7 @@ export class Egress {
   }
 
   /** Holds an ended flow's record until its late META comes, or PROCESS_WAIT_MS passed. */
-  private await(key: string, rec: NetworkAccessTraffic): void {
+  private holdRecord(key: string, rec: NetworkAccessTraffic): void {
     const timer = setTimeout(() => this.release(key), PROCESS_WAIT_MS);
     timer.unref();
     this.awaiting.set(key, { rec, timer });

@@ -179,13 +179,14 @@ export function encodeOpen(streamId: number, window: number, meta: unknown): Buf
   return buf;
 }
 
-/** OPEN_OK and WINDOW: a u32 payload. */
 /** META: `update` as JSON; throws RangeError when it exceeds MAX_META bytes. */
 export function encodeMeta(streamId: number, update: object): Buffer {
   const json = Buffer.from(JSON.stringify(update), 'utf8');
   if (json.length > MAX_META) throw new RangeError(`META of ${json.length} bytes > ${MAX_META}`);
   return encodeFrame(FrameType.META, streamId, json);
 }
+
+/** OPEN_OK and WINDOW: a u32 payload. */
 
 export function encodeU32Frame(type: number, streamId: number, value: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_SIZE + 4);

@@ -428,13 +428,16 @@ export class Session extends EventEmitter implements StreamHost {
    * holds the flow's record ('lateMeta'); ignored when nobody listens.
    */
   private onLateMeta(id: number, payload: Buffer): void {
+    const update = this.metaOf(id, payload);
+    if (update !== null) this.emit('lateMeta', id, update);
+  }
+
+  /** A META payload's update, or null after failing the session (PROTOCOL) on a bad one. */
+  private metaOf(id: number, payload: Buffer): MetaUpdate | null {
     const m = decodeMeta(payload);
     const update = m === null ? null : metaUpdate(m);
-    if (update === null) {
-      this.fail(CloseCode.PROTOCOL, `bad META on stream ${id}`);
-      return;
-    }
-    this.emit('lateMeta', id, update);
+    if (update === null) this.fail(CloseCode.PROTOCOL, `bad META on stream ${id}`);
+    return update;
   }
 
   /** A stream id that was used once and is now gone (late frames for it are ignored). */
@@ -562,13 +565,8 @@ export class Session extends EventEmitter implements StreamHost {
           this.fail(CloseCode.PROTOCOL, `META on stream ${id} from its acceptor`);
           return;
         }
-        const m = decodeMeta(payload);
-        const update = m === null ? null : metaUpdate(m);
-        if (update === null) {
-          this.fail(CloseCode.PROTOCOL, `bad META on stream ${id}`);
-          return;
-        }
-        s.onMeta(update);
+        const update = this.metaOf(id, payload);
+        if (update !== null) s.onMeta(update);
         return;
       }
       default:

@@ -203,13 +203,16 @@ class ReadBuffer {
   }
 }
 
+/** A socket's `onread` option: where the next read goes, and what to do with it. */
+type OnRead = { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean };
+
 export class BigReader {
   private readonly buf: ReadBuffer;
   private sink: Writable | null = null;
   private socket: Socket | null = null;
   private waiting = false;
   private early: Buffer[] | null = null;
-  readonly onread: { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean };
+  readonly onread: OnRead;
 
   private readonly reuse: boolean;
 
@@ -314,8 +317,6 @@ export function connectTlsBigReads(
     size,
   );
 }
-
-type OnRead = { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean };
 
 function withBigReads<S extends Socket>(make: (onread: OnRead) => S, size: number): S {
   const rb = new ReadBuffer(size);

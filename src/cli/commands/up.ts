@@ -80,7 +80,6 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   processLookup: 'processLookup',
 };
 
-/** Reads `--config` (JSON or YAML; keys as the long flags in camelCase). Flags win. */
 /** Config keys that are switches (the rest are strings; numbers are taken as strings). */
 const BOOLEAN_KEYS = new Set<keyof UpOptions>([
   'allowInternet',
@@ -91,6 +90,7 @@ const BOOLEAN_KEYS = new Set<keyof UpOptions>([
   'processLookup',
 ]);
 
+/** Reads `--config` (JSON or YAML; keys as the long flags in camelCase). Flags win. */
 export function readUpConfig(file: string): Partial<UpOptions> {
   let v: unknown;
   try {
@@ -228,15 +228,9 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   if (!tunMode && (o.tunName || o.tunSource || o.tunDns || o.icmpOnDrop)) {
     throw new UsageError('--tun-name, --tun-source, --tun-dns and --icmp-on-drop go with --tun');
   }
-  if (o.plainEdge && o.edge) {
-    throw new UsageError(
-      '--plain-edge is for the in-process edge; a remote --edge chooses its own scheme',
-    );
-  }
-  if (o.edgeThread && o.edge) {
-    throw new UsageError(
-      '--edge-thread is for the in-process edge; a remote --edge runs where it runs',
-    );
+  const inProcessOnly = o.plainEdge ? '--plain-edge' : o.edgeThread ? '--edge-thread' : null;
+  if (inProcessOnly && o.edge) {
+    throw new UsageError(`${inProcessOnly} is for the in-process edge, not a remote --edge`);
   }
   if (tunMode && o.allowInternet && !o.edge) {
     throw new UsageError(
