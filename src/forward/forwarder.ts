@@ -28,6 +28,7 @@ import type { ChannelName, ClientState } from '../policy/model.js';
 import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
+import { resetSocket } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
 import { type Resolver, useLocal } from './resolver.js';
 import { UdpAssociation } from './udp.js';
@@ -549,11 +550,7 @@ export class Forwarder {
       // An aborted upstream (tunnel RST, socket error) aborts the client with a TCP RST, so
       // the application sees a reset rather than a clean end it could take for complete data.
       const abortClient = (): void => {
-        const c = client as Duplex & { resetAndDestroy?: () => void };
-        if (!client.destroyed) {
-          if (typeof c.resetAndDestroy === 'function') c.resetAndDestroy();
-          else client.destroy();
-        }
+        resetSocket(client);
         finish();
       };
       upstream.once('reset', (code: number) => {

@@ -47,6 +47,7 @@ import {
 } from '../../parse/packet.js';
 import { ACK, FIN, RST, SYN, TCP_CSUM, TCP_DPORT, TCP_SPORT } from '../../parse/tcp.js';
 import { formatIPv4, parseIPv4 } from '../../util/ip.js';
+import { resetSocket } from '../../util/reset.js';
 import { icmpUnreachable, tcpRstFor, udpReply, udpTemplate } from './build.js';
 import { listenTcp4InNetns, type PacketDevice } from './device.js';
 import { type AcquisitionRow, DnsInterceptor, type DnsOptions, newDnsCounters } from './dns.js';
@@ -741,7 +742,7 @@ export class TunStack {
     const e = n >= 0 ? this.#byPort[n] : undefined;
     if (!e || e.accepted || socket.remoteAddress !== this.natAddress) {
       c.tcpOrphanAccepts++;
-      socket.resetAndDestroy();
+      resetSocket(socket);
       return;
     }
     e.accepted = true;
@@ -759,18 +760,18 @@ export class TunStack {
       natPort: e.natPort,
       reject: () => {
         c.tcpRejectedByConsumer++;
-        if (!socket.destroyed) socket.resetAndDestroy();
+        resetSocket(socket);
       },
     };
     const h = this.#hooks.onTcp;
     if (!h) {
-      socket.resetAndDestroy();
+      resetSocket(socket);
       return;
     }
     try {
       h(socket, info);
     } catch {
-      if (!socket.destroyed) socket.resetAndDestroy();
+      resetSocket(socket);
     }
   }
 
