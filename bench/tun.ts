@@ -786,8 +786,16 @@ if (process.argv[2] === 'edge') await roleEdge();
 else {
   await main();
   // Everything the run started is stopped above, so the process exits by itself. Should a
-  // handle ever be left open again, name it and fail instead of hanging (unref'd: this timer
-  // alone does not keep the process alive).
+  // handle ever be left open again, name it and fail instead of hanging: a handle that is
+  // open but idle (a leaked socket) lets the loop empty and Node then waits for it at exit
+  // forever, where no timer runs (docs/decisions/socket-reset.md), so check on
+  // 'beforeExit'; an active one keeps the loop going, which the unref'd timer catches.
+  process.once('beforeExit', () => {
+    const open = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+    if (open.length === 0) return;
+    console.error(`bench:tun: handles left open after the run: ${open.join(', ')}`);
+    process.exit(1);
+  });
   setTimeout(() => {
     console.error(
       `bench:tun: still running 5 s after the results; open: ${process.getActiveResourcesInfo().join(', ')}`,
