@@ -431,6 +431,40 @@ t.test('relay: an upstream reset terminates the flow and closes the client', asy
   t.match(rec.reason, /reset 6/);
 });
 
+t.test('relay: a reset right after the edge FIN still closes the client socket', async (t) => {
+  // Ending the client socket starts a shutdown; a reset before libuv performed it used to go
+  // through resetAndDestroy(), which Node then leaves unclosed (docs/decisions/socket-reset.md).
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { fwd, flows } = setup([{ host: 'x.test', decision: TUNNEL_INET }]);
+  const res = await fwd.connectTcp({
+    host: 'x.test',
+    ip: null,
+    port: echo.port,
+    srcIp: '127.0.0.1',
+    srcPort: 4,
+    capture: 'socks',
+  });
+  const [app, inner, stop] = await socketPair();
+  t.teardown(stop);
+  app.on('error', () => {});
+  app.resume();
+  const resetErrors: string[] = [];
+  inner.on('error', (e: NodeJS.ErrnoException) => resetErrors.push(`${e.syscall} ${e.code}`));
+  const closed = once(inner, 'close').then(() => 'closed');
+  const done = fwd.relay(res.upstream!, inner);
+  const up = res.upstream as unknown as { push(c: null): void; reset(c: number): void };
+  res.upstream!.once('end', () =>
+    process.nextTick(() => process.nextTick(() => up.reset(ResetCode.INTERNAL))),
+  );
+  up.push(null); // the edge's FIN: the relay ends the client socket
+  await done;
+  const timeout = new Promise<string>((r) => setTimeout(() => r('not closed'), 3000).unref());
+  t.equal(await Promise.race([closed, timeout]), 'closed', "the client socket emits 'close'");
+  t.same(resetErrors, [], 'no failed reset');
+  t.equal(flows.list()[0]!.status, 'Terminated');
+});
+
 t.test('UDP association: QUIC dropped, EXO QUIC tunneled, bypass via a UDP socket', async (t) => {
   const echo = await udpEcho();
   t.teardown(() => echo.close());
