@@ -7,6 +7,7 @@
 import { Command, CommanderError } from 'commander';
 import { GsaError } from '../errors.js';
 import { packageVersion } from '../util/package.js';
+import { guardExit } from './exit-guard.js';
 
 type Registrar = (program: Command) => void;
 
@@ -50,6 +51,7 @@ export function reportError(err: unknown): number {
 }
 
 async function main(argv: string[]): Promise<void> {
+  guardExit();
   try {
     const program = await buildProgram();
     await program.parseAsync(argv);
