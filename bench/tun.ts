@@ -26,6 +26,7 @@ import { FakeDevice, type PacketDevice } from '../src/capture/tun/device.js';
 import { pipeTcp } from '../src/capture/tun/glue.js';
 import { createNetns, harnessUnavailable, type Netns } from '../src/capture/tun/netns.js';
 import { createTunStack, TunStack } from '../src/capture/tun/stack.js';
+import { leftoverHandles } from '../src/cli/exit-guard.js';
 import { startClient } from '../src/client/client.js';
 import { attachTun } from '../src/client/tun-capture.js';
 import { startEdge } from '../src/edge/server.js';
@@ -791,7 +792,7 @@ else {
   // forever, where no timer runs (docs/decisions/socket-reset.md), so check on
   // 'beforeExit'; an active one keeps the loop going, which the unref'd timer catches.
   process.once('beforeExit', () => {
-    const open = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+    const open = leftoverHandles(process.getActiveResourcesInfo());
     if (open.length === 0) return;
     console.error(`bench:tun: handles left open after the run: ${open.join(', ')}`);
     process.exit(1);
