@@ -68,6 +68,8 @@ export interface HttpProxyStats {
   requests: number;
   refused: number;
   badRequests: number;
+  /** Connections closed because of an unexpected error in gsa-emu itself (each logged). */
+  internalErrors: number;
 }
 
 /** HTTP status for a forwarder refusal. */
@@ -150,11 +152,18 @@ function safeEqual(a: string, b: string): boolean {
 
 export class HttpProxy {
   readonly server: Server;
-  readonly stats: HttpProxyStats = { connects: 0, requests: 0, refused: 0, badRequests: 0 };
+  readonly stats: HttpProxyStats = {
+    connects: 0,
+    requests: 0,
+    refused: 0,
+    badRequests: 0,
+    internalErrors: 0,
+  };
   /** PAC text served for `GET /proxy.pac` (settable once the listeners' ports are known). */
   pacScript: string | undefined;
   private readonly opts: HttpProxyOptions;
   private readonly tunnels = new Set<Duplex>();
+  private listened: AddressInfo | null = null;
   private readonly expected: string | null;
 
   constructor(opts: HttpProxyOptions) {
@@ -173,8 +182,14 @@ export class HttpProxy {
       keepAliveTimeout: 5_000,
     });
     this.server.maxConnections = opts.maxConnections ?? 4096;
-    this.server.on('request', (req, res) => void this.onRequest(req, res));
-    this.server.on('connect', (req, sock, head) => void this.onConnect(req, sock as Socket, head));
+    this.server.on('request', (req, res) =>
+      this.onRequest(req, res).catch((e: unknown) => this.internalError(req.socket, e)),
+    );
+    this.server.on('connect', (req, sock, head) =>
+      this.onConnect(req, sock as Socket, head).catch((e: unknown) =>
+        this.internalError(sock as Socket, e),
+      ),
+    );
     this.server.on('upgrade', (_req, sock: Socket) => {
       sock.end(
         this.rawResponse(
@@ -203,11 +218,23 @@ export class HttpProxy {
   async listen(): Promise<AddressInfo> {
     this.server.listen(this.opts.port ?? 8080, this.opts.host ?? '127.0.0.1');
     await once(this.server, 'listening');
-    return this.address;
+    this.listened = this.server.address() as AddressInfo;
+    return this.listened;
   }
 
+  /** Where it listens; still known after close(), while the last flows finish. */
   get address(): AddressInfo {
-    return this.server.address() as AddressInfo;
+    return this.listened ?? (this.server.address() as AddressInfo);
+  }
+
+  /** A bug of ours in one request closes that connection, never the process. */
+  private internalError(sock: Socket, err: unknown): void {
+    this.stats.internalErrors++;
+    this.opts.log?.warn(
+      { err: err instanceof Error ? (err.stack ?? err.message) : String(err) },
+      'http proxy: internal error; connection closed',
+    );
+    if (!sock.destroyed) sock.destroy();
   }
 
   async close(): Promise<void> {

@@ -354,6 +354,8 @@ export interface Socks5Stats {
   timeouts: number;
   /** UDP datagrams dropped by the relay before the forwarder (FRAG, bad header, foreign sender). */
   udpDropped: number;
+  /** Connections closed because of an unexpected error in gsa-emu itself (each logged). */
+  internalErrors: number;
 }
 
 function safeEqual(a: string, b: string): boolean {
@@ -371,10 +373,12 @@ export class Socks5Server {
     failed: 0,
     timeouts: 0,
     udpDropped: 0,
+    internalErrors: 0,
   };
   private readonly opts: Socks5Options;
   private readonly sockets = new Set<Socket>();
   private readonly udpSockets = new Set<UdpSocket>();
+  private listened: AddressInfo | null = null;
 
   constructor(opts: Socks5Options) {
     assertSafeListen('SOCKS5 proxy', opts.host ?? '127.0.0.1', opts.auth !== undefined);
@@ -386,11 +390,23 @@ export class Socks5Server {
   async listen(): Promise<AddressInfo> {
     this.server.listen(this.opts.port ?? 1080, this.opts.host ?? '127.0.0.1');
     await once(this.server, 'listening');
-    return this.address;
+    this.listened = this.server.address() as AddressInfo;
+    return this.listened;
   }
 
+  /** Where it listens; still known after close(), while the last flows finish. */
   get address(): AddressInfo {
-    return this.server.address() as AddressInfo;
+    return this.listened ?? (this.server.address() as AddressInfo);
+  }
+
+  /** A bug of ours in one connection closes that connection, never the process. */
+  private internalError(sock: Socket, err: unknown): void {
+    this.stats.internalErrors++;
+    this.opts.log?.warn(
+      { err: err instanceof Error ? (err.stack ?? err.message) : String(err) },
+      'socks5: internal error; connection closed',
+    );
+    if (!sock.destroyed) sock.destroy();
   }
 
   /** Stops listening and ends every connection and UDP relay. */
@@ -477,9 +493,11 @@ export class Socks5Server {
                 fail(Reply.GENERAL_FAILURE);
                 return;
               }
-              void this.connect(sock, m.host, m.ip, m.port, head);
+              this.connect(sock, m.host, m.ip, m.port, head).catch((e: unknown) =>
+                this.internalError(sock, e),
+              );
             } else if (m.cmd === CMD_UDP_ASSOCIATE) {
-              void this.associate(sock, m.ip, m.port);
+              this.associate(sock, m.ip, m.port).catch((e: unknown) => this.internalError(sock, e));
             } else {
               fail(Reply.COMMAND_NOT_SUPPORTED);
             }

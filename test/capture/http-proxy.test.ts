@@ -381,3 +381,22 @@ t.test('PAC server', async (t) => {
   );
   t.equal((await fetch(pac.url.replace('proxy.pac', 'other'))).status, 404);
 });
+
+t.test('a bug in one request closes that connection, not the proxy', async (t) => {
+  const warnings: string[] = [];
+  const broken = {
+    connectTcp: async () => {
+      throw new TypeError('boom');
+    },
+  } as unknown as Forwarder;
+  const log = { info() {}, debug() {}, warn: (_o: object, m?: string) => warnings.push(m ?? '') };
+  const { proxy, port } = await setup(t, { forwarder: broken, log });
+  const a = await raw(port, 'CONNECT direct.test:9 HTTP/1.1\r\nHost: direct.test:9\r\n\r\n');
+  t.equal(a, '', 'CONNECT: closed without a reply');
+  const b = await raw(port, 'GET http://direct.test:9/ HTTP/1.1\r\nHost: direct.test:9\r\n\r\n');
+  t.equal(b, '', 'absolute-URI request: closed without a reply');
+  t.equal(proxy.stats.internalErrors, 2);
+  t.equal(warnings.length, 2);
+  await proxy.close();
+  t.equal(proxy.address.port, port, 'address still known after close');
+});

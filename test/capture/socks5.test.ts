@@ -460,3 +460,30 @@ t.test(
     t.equal(flows.activeCount, 0);
   },
 );
+
+t.test('a bug in one connection closes that connection, not the server', async (t) => {
+  const warnings: string[] = [];
+  const broken = {
+    connectTcp: async () => {
+      throw new TypeError('boom');
+    },
+  } as unknown as Forwarder;
+  const log = { info() {}, debug() {}, warn: (_o: object, m?: string) => warnings.push(m ?? '') };
+  const { server, port } = await startServer(t, { forwarder: broken, log });
+  for (let i = 0; i < 2; i++) {
+    const r = await exchange(port, [hex('05 01 00'), domainReq(1, 'direct.test', 9)]);
+    t.equal(r.closed, true, `connection ${i + 1} is closed`);
+    t.same(r.data, hex('05 00'), 'after the method reply, nothing');
+  }
+  t.equal(server.stats.internalErrors, 2);
+  t.same(warnings, [
+    'socks5: internal error; connection closed',
+    'socks5: internal error; connection closed',
+  ]);
+});
+
+t.test('address is still known after close (flows finishing while it stops)', async (t) => {
+  const { server, port } = await startServer(t);
+  await server.close();
+  t.equal(server.address.port, port);
+});
