@@ -102,7 +102,13 @@ export class UdpAssociation {
       }
       f = new DestFlow(host, ip, port);
       this.flows.set(key, f);
-      void this.setup(f);
+      const flow = f;
+      // A bug of ours while setting the flow up loses its datagrams (counted), never the process.
+      this.setup(flow).catch(() => {
+        this.fwd.flows.counters.drop('internal', flow.queue.length);
+        flow.queue.length = 0;
+        if (this.flows.get(key) === flow) this.flows.delete(key);
+      });
     }
     f.last = Date.now();
     switch (f.state) {

@@ -465,6 +465,29 @@ t.test('relay: a reset right after the edge FIN still closes the client socket',
   t.equal(flows.list()[0]!.status, 'Terminated');
 });
 
+t.test(
+  'UDP association: a bug while setting a flow up drops its datagrams, not the process',
+  async (t) => {
+    const { fwd, flows, classifier } = setup([{ proto: PROTO_UDP, decision: BYPASS }]);
+    classifier.decide = () => {
+      throw new TypeError('boom');
+    };
+    const a = fwd.udpAssociation({ srcIp: '127.0.0.1', srcPort: 4001, capture: 'socks' }, () => {});
+    t.teardown(() => a.close());
+    a.send('x.test', null, 5300, Buffer.from('one'));
+    a.send('x.test', null, 5300, Buffer.from('two'));
+    for (let i = 0; i < 100 && !flows.counters.drops.get('internal'); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    t.equal(flows.counters.drops.get('internal'), 2, 'both datagrams counted as dropped');
+    a.send('x.test', null, 5300, Buffer.from('three'));
+    for (let i = 0; i < 100 && flows.counters.drops.get('internal') === 2; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    t.equal(flows.counters.drops.get('internal'), 3, 'a later datagram tries afresh');
+  },
+);
+
 t.test('UDP association: QUIC dropped, EXO QUIC tunneled, bypass via a UDP socket', async (t) => {
   const echo = await udpEcho();
   t.teardown(() => echo.close());
