@@ -57,6 +57,7 @@ import {
 import type { UdpAssociation } from '../forward/udp.js';
 import type { TenantSpec } from '../policy/model.js';
 import { formatIPv4 } from '../util/ip.js';
+import { resetSocket } from '../util/reset.js';
 import type { HostnameEntry, RunningClient } from './client.js';
 import { DEMO_BYPASS, DEMO_M365, DEMO_PRIVATE, DEMO_UDP_PRIVATE, type Demo } from './demo.js';
 
@@ -91,6 +92,8 @@ export interface TunCaptureCounters {
   /** TCP flows handed to the forwarder, and those it refused. */
   tcpForwarded: number;
   tcpRefused: number;
+  /** TCP flows reset because of an unexpected error in gsa-emu itself. */
+  tcpInternalErrors: number;
   /** UDP flows (per 4-tuple) handed to the forwarder, and their datagrams. */
   udpFlows: number;
   udpDatagrams: number;
@@ -347,6 +350,7 @@ export async function attachTun(
     dropped: 0,
     tcpForwarded: 0,
     tcpRefused: 0,
+    tcpInternalErrors: 0,
     udpFlows: 0,
     udpDatagrams: 0,
   };
@@ -421,6 +425,11 @@ export async function attachTun(
           return;
         }
         void fwd.relay(res.upstream, socket);
+      })
+      .catch(() => {
+        // A bug of ours in one flow resets that flow, never the process.
+        counters.tcpInternalErrors++;
+        resetSocket(socket);
       });
   };
 
