@@ -34,7 +34,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Decision } from '../classify/types.js';
 import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
-import { assertSafeListen, type Credentials } from './listen.js';
+import { assertSafeListen, type Credentials, closeOnInternalError } from './listen.js';
 import { servePac } from './pac.js';
 
 export type HttpForwarder = Pick<Forwarder, 'connectTcp' | 'relay'>;
@@ -227,14 +227,9 @@ export class HttpProxy {
     return this.listened ?? (this.server.address() as AddressInfo);
   }
 
-  /** A bug of ours in one request closes that connection, never the process. */
+  /** A bug of ours in one connection closes that connection, never the process. */
   private internalError(sock: Socket, err: unknown): void {
-    this.stats.internalErrors++;
-    this.opts.log?.warn(
-      { err: err instanceof Error ? (err.stack ?? err.message) : String(err) },
-      'http proxy: internal error; connection closed',
-    );
-    if (!sock.destroyed) sock.destroy();
+    closeOnInternalError('http proxy', sock, err, this.stats, this.opts.log);
   }
 
   async close(): Promise<void> {

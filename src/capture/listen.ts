@@ -1,9 +1,11 @@
 /**
  * Listener safety shared by the SOCKS5, HTTP proxy and PAC servers: loopback by default,
  * and a listener on any other address only with authentication, so the emulator is never
- * an open relay.
+ * an open relay; and what a proxy does with a bug of its own in one connection.
  */
+import type { Socket } from 'node:net';
 import { OpenRelayError } from '../errors.js';
+import type { ForwardLogger } from '../forward/forwarder.js';
 import { parseIPv4 } from '../util/ip.js';
 
 export function isLoopbackHost(host: string): boolean {
@@ -20,4 +22,23 @@ export function assertSafeListen(what: string, host: string, hasAuth: boolean): 
 export interface Credentials {
   username: string;
   password: string;
+}
+
+/**
+ * An unexpected error of ours while serving one proxy connection: counted, logged, and that
+ * connection closed, so one bad flow never takes the process down.
+ */
+export function closeOnInternalError(
+  what: string,
+  sock: Socket,
+  err: unknown,
+  stats: { internalErrors: number },
+  log: ForwardLogger | undefined,
+): void {
+  stats.internalErrors++;
+  log?.warn(
+    { err: err instanceof Error ? (err.stack ?? err.message) : String(err) },
+    `${what}: internal error; connection closed`,
+  );
+  if (!sock.destroyed) sock.destroy();
 }

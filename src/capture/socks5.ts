@@ -27,7 +27,7 @@ import { once } from 'node:events';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
 import { formatIPv4, formatIPv6, ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
-import { assertSafeListen, type Credentials } from './listen.js';
+import { assertSafeListen, type Credentials, closeOnInternalError } from './listen.js';
 
 // --- wire constants ----------------------------------------------------------------------
 
@@ -401,12 +401,7 @@ export class Socks5Server {
 
   /** A bug of ours in one connection closes that connection, never the process. */
   private internalError(sock: Socket, err: unknown): void {
-    this.stats.internalErrors++;
-    this.opts.log?.warn(
-      { err: err instanceof Error ? (err.stack ?? err.message) : String(err) },
-      'socks5: internal error; connection closed',
-    );
-    if (!sock.destroyed) sock.destroy();
+    closeOnInternalError('socks5', sock, err, this.stats, this.opts.log);
   }
 
   /** Stops listening and ends every connection and UDP relay. */
