@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import t from 'tap';
 import { leftoverHandles } from '../../src/cli/exit-guard.js';
+import { runTs } from '../util/ts-child.js';
 
 t.test('leftoverHandles ignores the process stdio', async (t) => {
   t.same(leftoverHandles([]), []);
@@ -31,21 +30,8 @@ srv.listen(0, '127.0.0.1', () => {
 `;
 
 t.test('a leaked handle: the process says so and exits with its exit code', async (t) => {
-  const tsImport = new URL(
-    '../../node_modules/@tapjs/typescript/dist/esm/import.mjs',
-    import.meta.url,
-  ).href;
-  const child = spawn(process.execPath, ['--import', tsImport, '--input-type=module', '-e', LEAK], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr.on('data', (b: Buffer) => {
-    err += b.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-  clearTimeout(timer);
-  t.equal(signal, null, 'exited by itself (not killed after 20 s)');
-  t.equal(code, 3, "the command's exit code");
-  t.match(err, /gsa-emu: exiting with handles still open \(TCPSocketWrap\)/);
+  const r = await runTs(LEAK);
+  t.equal(r.signal, null, 'exited by itself (not killed after 20 s)');
+  t.equal(r.code, 3, "the command's exit code");
+  t.match(r.stderr, /gsa-emu: exiting with handles still open \(TCPSocketWrap\)/);
 });

@@ -3,6 +3,7 @@ import { checksum, pseudo4, wr16, wr32 } from '../../src/parse/checksum.js';
 import * as v4 from '../../src/parse/ipv4.js';
 import { decodePacket, newPacket } from '../../src/parse/packet.js';
 import { parseIPv4 } from '../../src/util/ip.js';
+import { tsEvalArgs } from '../util/ts-child.js';
 
 /** Runs `ip ...args`; throws with ip's stderr when it fails; returns its stdout. */
 export function ipCmd(args: string[]): string {
@@ -16,21 +17,7 @@ export function ipCmd(args: string[]): string {
  * node inside namespace `ns`, through tap's TypeScript loader.
  */
 export function tsInNsArgs(ns: string, script: string): string[] {
-  const tsImport = new URL(
-    '../../node_modules/@tapjs/typescript/dist/esm/import.mjs',
-    import.meta.url,
-  ).href;
-  return [
-    'netns',
-    'exec',
-    ns,
-    process.execPath,
-    '--import',
-    tsImport,
-    '--input-type=module',
-    '-e',
-    script,
-  ];
+  return ['netns', 'exec', ns, process.execPath, ...tsEvalArgs(script)];
 }
 
 /**

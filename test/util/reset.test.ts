@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { canReset, resetSocket } from '../../src/util/reset.js';
+import { runTs } from './ts-child.js';
 
 /** A connected pair on loopback: `server` is the accepted side. */
 async function pair(): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
@@ -87,26 +87,9 @@ process.exit(0);
 `;
 
 t.test('resetSocket after end(): the socket closes (no leaked handle)', async (t) => {
-  const tsImport = new URL(
-    '../../node_modules/@tapjs/typescript/dist/esm/import.mjs',
-    import.meta.url,
-  ).href;
-  const child = spawn(
-    process.execPath,
-    ['--import', tsImport, '--input-type=module', '-e', SCENARIO],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  t.equal(code, 0, 'the scenario ran to the end');
-  const r = JSON.parse(out) as {
+  const run = await runTs(SCENARIO);
+  t.equal(run.code, 0, 'the scenario ran to the end');
+  const r = JSON.parse(run.stdout) as {
     node: { error: string | null; closed: boolean };
     ours: { error: string | null; closed: boolean };
   };
