@@ -18,6 +18,7 @@ import {
   FakeClassifier,
   FakeTunnels,
 } from '../forward/fixtures/fakes.js';
+import { brokenForwarder, warningLog } from './broken.js';
 import { checkConnectionLimit } from './stalled.js';
 
 const TUNNEL = decision({ action: 'tunnel', channel: 'internet', ruleId: 'ia' });
@@ -383,14 +384,8 @@ t.test('PAC server', async (t) => {
 });
 
 t.test('a bug in one request closes that connection, not the proxy', async (t) => {
-  const warnings: string[] = [];
-  const broken = {
-    connectTcp: async () => {
-      throw new TypeError('boom');
-    },
-  } as unknown as Forwarder;
-  const log = { info() {}, debug() {}, warn: (_o: object, m?: string) => warnings.push(m ?? '') };
-  const { proxy, port } = await setup(t, { forwarder: broken, log });
+  const { log, warnings } = warningLog();
+  const { proxy, port } = await setup(t, { forwarder: brokenForwarder(), log });
   const a = await raw(port, 'CONNECT direct.test:9 HTTP/1.1\r\nHost: direct.test:9\r\n\r\n');
   t.equal(a, '', 'CONNECT: closed without a reply');
   const b = await raw(port, 'GET http://direct.test:9/ HTTP/1.1\r\nHost: direct.test:9\r\n\r\n');

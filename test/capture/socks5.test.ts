@@ -27,6 +27,7 @@ import {
   FakeTunnels,
   udpEcho,
 } from '../forward/fixtures/fakes.js';
+import { brokenForwarder, warningLog } from './broken.js';
 import { checkConnectionLimit } from './stalled.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -462,14 +463,8 @@ t.test(
 );
 
 t.test('a bug in one connection closes that connection, not the server', async (t) => {
-  const warnings: string[] = [];
-  const broken = {
-    connectTcp: async () => {
-      throw new TypeError('boom');
-    },
-  } as unknown as Forwarder;
-  const log = { info() {}, debug() {}, warn: (_o: object, m?: string) => warnings.push(m ?? '') };
-  const { server, port } = await startServer(t, { forwarder: broken, log });
+  const { log, warnings } = warningLog();
+  const { server, port } = await startServer(t, { forwarder: brokenForwarder(), log });
   for (let i = 0; i < 2; i++) {
     const r = await exchange(port, [hex('05 01 00'), domainReq(1, 'direct.test', 9)]);
     t.equal(r.closed, true, `connection ${i + 1} is closed`);
