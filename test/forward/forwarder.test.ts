@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { PROTO_TCP, PROTO_UDP } from '../../src/classify/types.js';
 import { FlowTable } from '../../src/forward/flow-table.js';
 import { Forwarder, refusalOfReset } from '../../src/forward/forwarder.js';
@@ -406,7 +406,11 @@ t.test('toggle: a tunnel decision for a channel switched off goes direct', async
   res.upstream!.destroy();
 });
 
-t.test('relay: an upstream reset terminates the flow and closes the client', async (t) => {
+/**
+ * A tunneled flow (FakeTunnels, to an echo server) and a loopback socket pair standing for
+ * the application: relay `upstream` to `inner`; `app` is the application's end.
+ */
+async function tunneledFlow(t: Test, srcPort: number) {
   const echo = await echoServer();
   t.teardown(echo.close);
   const { fwd, flows } = setup([{ host: 'x.test', decision: TUNNEL_INET }]);
@@ -415,15 +419,24 @@ t.test('relay: an upstream reset terminates the flow and closes the client', asy
     ip: null,
     port: echo.port,
     srcIp: '127.0.0.1',
-    srcPort: 3,
+    srcPort,
     capture: 'socks',
   });
   const [app, inner, stop] = await socketPair();
   t.teardown(stop);
+  const upstream = res.upstream as NonNullable<typeof res.upstream> & {
+    push(c: null): void;
+    reset(c: number): void;
+  };
+  return { fwd, flows, upstream, app, inner };
+}
+
+t.test('relay: an upstream reset terminates the flow and closes the client', async (t) => {
+  const { fwd, flows, upstream, app, inner } = await tunneledFlow(t, 3);
   const appError = new Promise<NodeJS.ErrnoException>((r) => app.once('error', r));
   app.resume();
-  const done = fwd.relay(res.upstream!, inner);
-  (res.upstream as unknown as { reset(c: number): void }).reset(ResetCode.INTERNAL);
+  const done = fwd.relay(upstream, inner);
+  upstream.reset(ResetCode.INTERNAL);
   await done;
   t.equal((await appError).code, 'ECONNRESET', 'the application sees a reset, not a clean end');
   const rec = flows.list()[0]!;
@@ -434,30 +447,17 @@ t.test('relay: an upstream reset terminates the flow and closes the client', asy
 t.test('relay: a reset right after the edge FIN still closes the client socket', async (t) => {
   // Ending the client socket starts a shutdown; a reset before libuv performed it used to go
   // through resetAndDestroy(), which Node then leaves unclosed (docs/decisions/socket-reset.md).
-  const echo = await echoServer();
-  t.teardown(echo.close);
-  const { fwd, flows } = setup([{ host: 'x.test', decision: TUNNEL_INET }]);
-  const res = await fwd.connectTcp({
-    host: 'x.test',
-    ip: null,
-    port: echo.port,
-    srcIp: '127.0.0.1',
-    srcPort: 4,
-    capture: 'socks',
-  });
-  const [app, inner, stop] = await socketPair();
-  t.teardown(stop);
+  const { fwd, flows, upstream, app, inner } = await tunneledFlow(t, 4);
   app.on('error', () => {});
   app.resume();
   const resetErrors: string[] = [];
   inner.on('error', (e: NodeJS.ErrnoException) => resetErrors.push(`${e.syscall} ${e.code}`));
   const closed = once(inner, 'close').then(() => 'closed');
-  const done = fwd.relay(res.upstream!, inner);
-  const up = res.upstream as unknown as { push(c: null): void; reset(c: number): void };
-  res.upstream!.once('end', () =>
-    process.nextTick(() => process.nextTick(() => up.reset(ResetCode.INTERNAL))),
+  const done = fwd.relay(upstream, inner);
+  upstream.once('end', () =>
+    process.nextTick(() => process.nextTick(() => upstream.reset(ResetCode.INTERNAL))),
   );
-  up.push(null); // the edge's FIN: the relay ends the client socket
+  upstream.push(null); // the edge's FIN: the relay ends the client socket
   await done;
   const timeout = new Promise<string>((r) => setTimeout(() => r('not closed'), 3000).unref());
   t.equal(await Promise.race([closed, timeout]), 'closed', "the client socket emits 'close'");
