@@ -124,12 +124,15 @@ export async function startAdminApi(
       }
       const text = await readBody(req);
       if (text === null) return json(res, 413, { error: 'too_large', message: 'body too large' });
-      let body: { channel?: unknown; on?: unknown };
+      let parsed: unknown;
       try {
-        body = JSON.parse(text) as typeof body;
+        parsed = JSON.parse(text);
       } catch {
         return json(res, 400, { error: 'bad_request', message: 'body is not JSON' });
       }
+      // null, arrays and other non-objects have no channel: the same 400 as a missing one.
+      const body: { channel?: unknown; on?: unknown } =
+        typeof parsed === 'object' && parsed !== null ? parsed : {};
       const channel = body.channel === 'gsa' ? 'm365' : body.channel;
       if (
         typeof channel !== 'string' ||

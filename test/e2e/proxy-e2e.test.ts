@@ -333,6 +333,14 @@ t.test(
       body: '{}',
     });
     t.equal(cross.status, 403, 'cross-origin refused');
+    for (const body of ['', '{', 'null', '[]', '42', '"internet"', '{"channel":"internet"}']) {
+      const bad = await fetch(`${A}/toggle`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      t.equal(bad.status, 400, `toggle body ${JSON.stringify(body)}: 400`);
+    }
 
     const locked = await startClient({
       edge: { url: edge.url, ca: edge.caPem },
