@@ -141,6 +141,27 @@ if (!missing) {
     await bulk?.close();
   });
 
+  t.test('a bug in the forwarder resets that flow only; the capture keeps working', async (t) => {
+    const fwd = client.forwarder;
+    const connectTcp = fwd.connectTcp;
+    fwd.connectTcp = async () => {
+      throw new TypeError('boom');
+    };
+    const before = tun!.counters.tcpInternalErrors;
+    let r: Run;
+    try {
+      r = await curl(['http://intranet.contoso.test/bug']);
+    } finally {
+      fwd.connectTcp = connectTcp;
+    }
+    t.not(r.code, 0, 'curl fails');
+    t.match(r.err, /reset|Couldn't connect|Empty reply|Recv failure/i, r.err);
+    t.equal(tun!.counters.tcpInternalErrors - before, 1, 'counted');
+    const ok = await curl(['http://intranet.contoso.test/after-bug']);
+    t.equal(ok.code, 0, ok.err);
+    t.match(ok.out, /from the GSA edge/);
+  });
+
   t.test(
     'DNS through the TUN: acquired names get 6.6.x.y, others the upstream answer',
     async (t) => {
