@@ -789,7 +789,7 @@ else {
   // Everything the run started is stopped above, so the process exits by itself. Should a
   // handle ever be left open again, name it and fail instead of hanging: a handle that is
   // open but idle (a leaked socket) lets the loop empty and Node then waits for it at exit
-  // forever, where no timer runs (docs/decisions/socket-reset.md), so check on
+  // forever, where no timer runs (docs/decisions/forward-socket-reset.md), so check on
   // 'beforeExit'; an active one keeps the loop going, which the unref'd timer catches.
   process.once('beforeExit', () => {
     const open = leftoverHandles(process.getActiveResourcesInfo());

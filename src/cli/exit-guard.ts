@@ -2,7 +2,7 @@
  * Exiting although a handle was left open.
  *
  * A handle that is open but idle (a socket whose close never completed, see
- * docs/decisions/socket-reset.md) does not keep Node's event loop alive, so the loop
+ * docs/decisions/forward-socket-reset.md) does not keep Node's event loop alive, so the loop
  * empties; Node then closes every handle and waits for each to finish closing, and for such
  * a handle that wait never ends: the process spins a CPU after its command is done. No
  * timer runs by then, so the guard acts on 'beforeExit', the last point where JavaScript

@@ -9,7 +9,7 @@
  * "reset") but never 'close', its file descriptor stays open, and at exit Node waits for
  * the handle forever, spinning a CPU (Environment::CleanupHandles). A relay meets this when
  * the far side's FIN (which ends the socket) is followed at once by a reset. See
- * docs/decisions/socket-reset.md.
+ * docs/decisions/forward-socket-reset.md.
  *
  * So: an RST while no shutdown can be pending (end() not called, or the shutdown already
  * done); otherwise a plain destroy(), which closes the socket after the FIN it already

@@ -9,7 +9,7 @@ t.test('leftoverHandles ignores the process stdio', async (t) => {
 });
 
 // A socket whose close never completes (Node's resetAndDestroy() during a shutdown,
-// docs/decisions/socket-reset.md) makes Node spin at exit; with the guard the process
+// docs/decisions/forward-socket-reset.md) makes Node spin at exit; with the guard the process
 // names it and exits.
 const LEAK = `
 import net from 'node:net';

@@ -446,7 +446,7 @@ t.test('relay: an upstream reset terminates the flow and closes the client', asy
 
 t.test('relay: a reset right after the edge FIN still closes the client socket', async (t) => {
   // Ending the client socket starts a shutdown; a reset before libuv performed it used to go
-  // through resetAndDestroy(), which Node then leaves unclosed (docs/decisions/socket-reset.md).
+  // through resetAndDestroy(), which Node then leaves unclosed (docs/decisions/forward-socket-reset.md).
   const { fwd, flows, upstream, app, inner } = await tunneledFlow(t, 4);
   app.on('error', () => {});
   app.resume();

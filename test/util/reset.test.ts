@@ -55,7 +55,7 @@ t.test('resetSocket on a non-socket duplex destroys it', async (t) => {
   t.equal(d.destroyed, true);
 });
 
-// The hazard (docs/decisions/socket-reset.md): end(), then a reset before libuv performed
+// The hazard (docs/decisions/forward-socket-reset.md): end(), then a reset before libuv performed
 // the shutdown. Node's resetAndDestroy() then fails with EINVAL and the handle is never
 // closed (no 'close'; the process would spin at exit), so both run in a child process
 // that exits with process.exit().
