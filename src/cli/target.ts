@@ -20,10 +20,11 @@ const NAME_RE =
   /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
 function parsePort(text: string, input: string): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
-    throw new UsageError(`"${input}": port "${text}" is not a number from 0 to 65535`);
+  const n = Number(text);
+  if (!/^\d{1,5}$/.test(text) || n < 1 || n > 65535) {
+    throw new UsageError(`"${input}": port "${text}" is not a number from 1 to 65535`);
   }
-  return Number(text);
+  return n;
 }
 
 export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target {
@@ -41,7 +42,7 @@ export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target
     }
     hostPart = url.hostname;
     if (hostPart.startsWith('[')) hostPart = hostPart.slice(1, -1);
-    port = url.port ? Number(url.port) : SCHEME_PORTS[url.protocol];
+    port = url.port ? parsePort(url.port, input) : SCHEME_PORTS[url.protocol];
     if (port === undefined)
       throw new UsageError(`"${input}": give a port for scheme ${url.protocol}`);
   } else if (s.startsWith('[')) {
@@ -63,7 +64,8 @@ export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target
   const family = ipFamily(hostPart);
   if (family !== 0) return { host: null, ip: hostPart, family, port: port ?? 443, proto };
   const name = hostPart.toLowerCase().replace(/\.$/, '');
-  if (!NAME_RE.test(name))
+  // A name's last label is never all digits (RFC 3696 2): "999.1.1.1" is a bad address.
+  if (!NAME_RE.test(name) || /(^|\.)\d+$/.test(name))
     throw new UsageError(`"${input}": "${hostPart}" is not a host name or IP address`);
   return { host: name, ip: null, family: 0, port: port ?? 443, proto };
 }

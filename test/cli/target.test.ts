@@ -37,6 +37,10 @@ t.test('bad input gets a usage error naming it', async (t) => {
     'gopher://x',
     'ex_ample..com',
     'https://',
+    '999.1.1.1',
+    '10.0.0.256:80',
+    '1.2.3.4:0',
+    'http://host:0/',
   ]) {
     t.throws(() => parseTarget(bad), { code: 'GSA_ERR_USAGE' }, bad);
   }
