@@ -357,6 +357,11 @@ export class HttpProxy {
     }
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const port = url.port ? Number(url.port) : 80;
+    if (port === 0) {
+      this.stats.badRequests++;
+      this.reply(res, 400, 'port 0 is not a destination\n');
+      return;
+    }
     this.stats.requests++;
     req.pause();
     const r = await this.connect(host, port, req.socket);
@@ -371,6 +376,9 @@ export class HttpProxy {
     const upstream = r.upstream;
     upstream.on('error', () => {});
     const headers = endToEnd(req.headers);
+    // RFC 9112 3.2.2: the target's authority replaces any Host the client sent (an HTTP/1.0
+    // client may send none).
+    headers.host = url.host;
     headers.connection = 'close';
     const timeoutMs = this.opts.responseTimeoutMs ?? 30_000;
     let upReq: ClientRequest;

@@ -276,17 +276,23 @@ t.test(
     for (let i = 0; i < 200 && !buf.includes('hello /b body'); i++)
       await new Promise((r) => setTimeout(r, 5));
     s.destroy();
+    // The target's authority is the Host: none sent (HTTP/1.0) or a different one.
+    const r10 = await raw(port, `GET ${url}/c HTTP/1.0\r\n\r\n`);
+    t.match(r10, /^HTTP\/1\.1 200 [\s\S]*hello \/c/, 'HTTP/1.0 without Host');
+    await raw(port, `GET ${url}/d HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n`);
     t.match(buf, /HTTP\/1\.1 200 OK[\s\S]*x-server: demo[\s\S]*hello \/a/);
     t.match(buf, /hello \/b body/, 'second request on the same proxy connection');
-    t.equal(web.requests.length, 2);
+    t.equal(web.requests.length, 4);
     t.match(
       web.requests[0],
       new RegExp(`GET /a host=direct.test:${web.port} conn=close pa=-`),
       'origin-form path, Host kept, Connection: close',
     );
+    t.match(web.requests[2], new RegExp(`GET /c host=direct.test:${web.port} `), 'Host added');
+    t.match(web.requests[3], new RegExp(`GET /d host=direct.test:${web.port} `), 'Host replaced');
     await new Promise((r) => setTimeout(r, 20));
     const recs = flows.list().filter((f) => f.capture === 'http');
-    t.equal(recs.length, 2, 'one flow per request');
+    t.equal(recs.length, 4, 'one flow per request');
     t.ok(recs.every((f) => f.status === 'Bypassed'));
     t.not(recs[0]!.connectionId, recs[1]!.connectionId);
   },
@@ -328,6 +334,11 @@ t.test(
       'GET https://direct.test/ HTTP/1.1\r\nHost: direct.test\r\nConnection: close\r\n\r\n',
     );
     t.match(r, /^HTTP\/1\.1 400 [\s\S]*CONNECT only/);
+    r = await raw(
+      port,
+      'GET http://direct.test:0/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    t.match(r, /^HTTP\/1\.1 400 [\s\S]*port 0/, 'port 0: 400, as for CONNECT');
     r = await raw(port, 'GARBAGE\r\n\r\n');
     t.match(r, /^HTTP\/1\.1 400 /);
     r = await raw(port, 'GET /proxy.pac HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
