@@ -20,10 +20,7 @@ import type { Duplex } from 'node:stream';
 
 /** True when resetAndDestroy() is safe: a TCP socket with no shutdown in flight. */
 export function canReset(socket: Duplex): socket is net.Socket {
-  if (!(socket instanceof net.Socket) || typeof socket.resetAndDestroy !== 'function') {
-    return false;
-  }
-  return !socket.writableEnded || socket.writableFinished;
+  return socket instanceof net.Socket && (!socket.writableEnded || socket.writableFinished);
 }
 
 /** Aborts `socket`: with an RST where that is safe (canReset), else destroy(). Idempotent. */
