@@ -58,3 +58,8 @@ export function loadPolicyContext(opts: PolicyOptions): PolicyContext {
   const platform = loadPlatform(opts.platform ?? 'ios');
   return { loaded, tiles, platform, warnings, state: () => tiles.toClientState(platform) };
 }
+
+/** Commander's accumulator for a repeatable option (`--add-host a --add-host b`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}

@@ -65,6 +65,12 @@ export interface WorldOptions {
   edgeGraceMs?: number;
   /** Run the in-process edge on a worker thread (default: on this thread). */
   edgeThread?: boolean | undefined;
+  /**
+   * The user's names (`--add-host`, cli/hosts-option.ts): name or `*.suffix` -> address.
+   * The client resolves them (classification by address, bypassed flows); the in-process
+   * edge egresses to them (hosts map and connector); they win over the demo's entries.
+   */
+  hosts?: Record<string, string> | undefined;
   /** The in-process edge's thread ended on its own (a crash); default: logged. */
   onEdgeExit?: (err: Error) => void;
 }
@@ -124,6 +130,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   const dest = pino.destination({ dest: files.clientLog, sync: false, mkdir: true });
   const log = pino({ level: o.logLevel ?? 'info', base: { component: 'client' } }, dest);
   const allowInternet = o.allowInternet === true;
+  const userHosts = o.hosts ?? {};
   let demo: Demo | null = null;
   let edge: InProcessEdge | null = null;
   let client: RunningClient | null = null;
@@ -151,8 +158,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       const edgeOpts: EdgeThreadOptions = {
         stateDir: dir,
         tenantDoc: loaded.document,
-        hostsMap: demo.edge.hostsMap,
-        connectorHosts: demo.edge.connectorHosts,
+        hostsMap: { ...demo.edge.hostsMap, ...userHosts },
+        connectorHosts: { ...demo.edge.connectorHosts, ...userHosts },
         filtering: demo.edge.filtering,
         logFile: files.edgeLog,
         egress: { systemResolver: allowInternet, directIp: allowInternet },
@@ -188,12 +195,13 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       listen: o.listen,
       resolver: demo
         ? {
-            hosts: demo.client.hosts,
-            dial: demo.client.dial,
+            hosts: { ...demo.client.hosts, ...userHosts },
+            // Bypassed flows to the user's names may dial their addresses, loopback or not.
+            dial: { ...demo.client.dial, ...userHosts },
             system: allowInternet,
             directIp: allowInternet,
           }
-        : { system: true },
+        : { hosts: userHosts, system: true },
       ...(bypassLocal ? { bypassLocalAddress: bypassLocal } : {}),
       ...(o.hostnames ? { hostnames: o.hostnames } : {}),
       ...(o.processLookup === false ? { processLookup: false } : {}),

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -417,6 +418,33 @@ if (!missing) {
         r.out,
         /^gsa-emu demo: http:\/\/intranet\.contoso\.test\/\npeer: 127\.0\.0\.1:\d+, from the GSA edge/,
       );
+      // --add-host: the user's own server on the host's loopback, by a name Private Access
+      // acquires (Quick Access *.contoso.test, TCP 8000-8999): the namespace's DNS answers a
+      // synthetic address, the tunnel carries it, the edge connects to 127.0.0.1.
+      const mine = http.createServer((q, a) => a.end(`mine, peer ${q.socket.remoteAddress}\n`));
+      let minePort = 0;
+      for (let i = 0; i < 50 && minePort === 0; i++) {
+        const p = 8000 + Math.floor(Math.random() * 1000);
+        minePort = await new Promise<number>((resolve) => {
+          mine.once('error', () => resolve(0));
+          mine.listen(p, '127.0.0.1', () => resolve(p));
+        });
+      }
+      t.not(minePort, 0, 'a free port in 8000-8999');
+      t.teardown(() => new Promise<void>((r) => mine.close(() => r())));
+      const h = await run([
+        '--quiet',
+        '--add-host',
+        'api.contoso.test=127.0.0.1',
+        '--',
+        'curl',
+        '-s',
+        '-m',
+        '10',
+        `http://api.contoso.test:${minePort}/`,
+      ]);
+      t.equal(h.code, 0, h.err);
+      t.equal(h.out, 'mine, peer 127.0.0.1\n', 'through the edge to the address given');
       const x = await run(['--', 'sh', '-c', 'exit 3']);
       t.equal(x.code, 3, "the command's exit code");
       t.match(x.err, /logs: /, 'says where the logs are');

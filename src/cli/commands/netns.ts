@@ -12,7 +12,8 @@ import { addonUnavailable } from '../../capture/tun/device.js';
 import { cleanupStaleNetns, harnessUnavailable } from '../../capture/tun/netns.js';
 import { attachTun, demoDnsHosts, exitCode, type TunCapture } from '../../client/tun-capture.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
-import { addPolicyOptions } from '../common.js';
+import { addPolicyOptions, collect } from '../common.js';
+import { ipv4Hosts, parseAddHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
 
 export interface NetnsCommandOptions {
@@ -23,6 +24,8 @@ export interface NetnsCommandOptions {
   icmpOnDrop?: boolean;
   quiet?: boolean;
   logLevel?: string;
+  /** `--add-host name=address` values (repeatable). */
+  addHost?: string[];
 }
 
 /** Why TUN capture in a namespace cannot run here (one line), or null. */
@@ -42,9 +45,16 @@ export function register(program: Command): void {
     .option('--icmp-on-drop', 'answer dropped UDP (QUIC) with ICMP admin-prohibited, not silence')
     .option('--log-level <level>', 'client log level (default info)')
     .option('-q, --quiet', 'print nothing of its own (the command keeps its output)')
+    .option(
+      '--add-host <name=address>',
+      "resolve a name (or *.suffix) to an address for the client, the edge and the namespace's DNS, like /etc/hosts (repeatable)",
+      collect,
+    )
     .addHelpText(
       'after',
-      '\nExample:\n  sudo gsa-emu netns -- curl -s http://intranet.contoso.test/\n' +
+      '\nExamples:\n  sudo gsa-emu netns -- curl -s http://intranet.contoso.test/\n' +
+        '  sudo gsa-emu netns --add-host api.contoso.test=127.0.0.1 -- curl -s https://api.contoso.test/\n' +
+        '  (Private Access tunnels api.contoso.test, and the edge connects to 127.0.0.1:443 on the host)\n' +
         "The exit code is the command's (128 + n when it died of signal n).",
     )
     .action(async (command: string[], flags: NetnsCommandOptions) => {
@@ -64,6 +74,7 @@ export async function netns(
   err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
   if (argv.length === 0) throw new UsageError('netns: give the command to run after --');
+  const hosts = parseAddHosts(o.addHost ?? []);
   const missing = netnsUnavailable();
   if (missing) throw new TunUnavailableError(missing);
   const say = (s: string): void => {
@@ -107,12 +118,13 @@ export async function netns(
       listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
       hostnames: () => tun?.hostnames() ?? [],
       edgeGraceMs: 300,
+      hosts,
     });
     const { client, demo, edgeUrl } = world;
     await client.waitConnected(5000).catch(() => {});
     if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
     tun = await attachTun(client, {
-      hostsForDns: demoDnsHosts(demo!),
+      hostsForDns: { ...demoDnsHosts(demo!), ...ipv4Hosts(hosts) },
       ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
     });
     world.writeState();

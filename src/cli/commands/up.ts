@@ -19,7 +19,8 @@ import {
   prepareHostTun,
 } from '../../client/tun-host.js';
 import { ConfigError, UsageError } from '../../errors.js';
-import { addPolicyOptions } from '../common.js';
+import { addPolicyOptions, collect } from '../common.js';
+import { checkHostsConfig, ipv4Hosts, parseAddHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
 
 export interface UpOptions {
@@ -51,6 +52,10 @@ export interface UpOptions {
   tunDns?: string;
   icmpOnDrop?: boolean;
   processLookup?: boolean;
+  /** `--add-host name=address` values (repeatable). */
+  addHost?: string[];
+  /** The config file's `hosts` (name -> address); `--add-host` entries win. */
+  hosts?: Record<string, string>;
 }
 
 const CONFIG_KEYS: Record<string, keyof UpOptions> = {
@@ -78,6 +83,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   tunDns: 'tunDns',
   icmpOnDrop: 'icmpOnDrop',
   processLookup: 'processLookup',
+  hosts: 'hosts',
 };
 
 /** Config keys that are switches (the rest are strings; numbers are taken as strings). */
@@ -111,6 +117,14 @@ export function readUpConfig(file: string): Partial<UpOptions> {
         path: k,
         message: `unknown key (known: ${Object.keys(CONFIG_KEYS).join(', ')})`,
       });
+      continue;
+    }
+    if (key === 'hosts') {
+      try {
+        out.hosts = checkHostsConfig(val, file);
+      } catch (e) {
+        issues.push(...(e as ConfigError).issues);
+      }
       continue;
     }
     if (BOOLEAN_KEYS.has(key)) {
@@ -202,6 +216,11 @@ export function register(program: Command): void {
       'with --tun and --edge: DNS server for names no rule acquires (default: the first non-loopback nameserver of resolv.conf)',
     )
     .option('--icmp-on-drop', 'with --tun: answer dropped UDP (QUIC) with ICMP admin-prohibited')
+    .option(
+      '--add-host <name=address>',
+      'resolve a name (or *.suffix) to an address, like /etc/hosts: for the client and the in-process edge (repeatable)',
+      collect,
+    )
     .action(async (flags: UpOptions) => {
       const o: UpOptions = {
         ...(flags.config ? readUpConfig(flags.config) : {}),
@@ -235,6 +254,12 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   if (tunMode && o.allowInternet && !o.edge) {
     throw new UsageError(
       "--tun with --allow-internet needs a remote --edge: the in-process edge's own connections to real addresses would be captured by the TUN",
+    );
+  }
+  const hosts = { ...o.hosts, ...parseAddHosts(o.addHost ?? []) };
+  if (tunMode && o.edge && Object.keys(hosts).length > 0) {
+    throw new UsageError(
+      '--add-host with --tun and a remote --edge: applications behind the TUN ask --tun-dns for names no rule acquires, and the remote edge resolves the rest; give the names to those',
     );
   }
   // With --tun the proxies are off unless a port is given.
@@ -279,6 +304,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       allowInternet: o.allowInternet,
       edgeTls: !o.plainEdge,
       edgeThread: o.edgeThread === true,
+      hosts,
       processLookup: o.processLookup !== false,
       logLevel: o.logLevel,
       profilePollMs: o.profilePoll ? Number(o.profilePoll) : 30_000,
@@ -302,7 +328,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     if (plan && !signalled) {
       hostTun = await attachHostTun(client, plan, {
         ...(o.tunName ? { tunName: o.tunName } : {}),
-        ...(demo ? { hostsForDns: demoDnsHosts(demo) } : {}),
+        ...(demo ? { hostsForDns: { ...demoDnsHosts(demo), ...ipv4Hosts(hosts) } } : {}),
         ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
       });
     }

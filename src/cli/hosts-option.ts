@@ -1,0 +1,73 @@
+/**
+ * `--add-host <name=address>` (repeatable) and the config key `hosts` of `gsa-emu up` and
+ * `gsa-emu netns`: names of the user's own test servers, answered like /etc/hosts entries
+ * by everything the command runs (world.ts says where each entry goes). A name is exact or
+ * `*.suffix` (any name under suffix, not suffix itself); an address is an IPv4 or IPv6
+ * literal, without a port.
+ *
+ * Contract: `parseAddHosts` throws UsageError naming the bad flag value; `checkHostsConfig`
+ * throws ConfigError naming every bad entry (`hosts["x y"]`); both return lowercase names
+ * without a trailing dot. A later entry for the same name wins.
+ */
+import { ConfigError, type ConfigIssue, UsageError } from '../errors.js';
+import { ipFamily } from '../util/ip.js';
+import { checkNamePattern, normalizeName } from '../util/names.js';
+
+/** Why `name` cannot be a hosts entry's name, or null. */
+function nameProblem(name: string): string | null {
+  const n = normalizeName(name);
+  if (ipFamily(n) !== 0) return `"${name}" is an address, not a name`;
+  const bad = checkNamePattern(n);
+  if (bad) return bad;
+  if (n.lastIndexOf('*') > 0) return `"${name}": only a leading "*." wildcard is allowed`;
+  // A name's last label is never all digits (RFC 3696 2): "999.1.1.1" is a bad address.
+  if (/(^|\.)\d+$/.test(n)) return `"${name}" is not a host name`;
+  return null;
+}
+
+function addressProblem(address: string): string | null {
+  return ipFamily(address.trim()) === 0
+    ? `"${address}" is not an IPv4 or IPv6 address (no port: the flow's own port is kept)`
+    : null;
+}
+
+/** `--add-host` values (`name=address`) as a hosts map. */
+export function parseAddHosts(entries: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    const eq = e.indexOf('=');
+    if (eq === -1) throw new UsageError(`--add-host "${e}": expected name=address`);
+    const name = e.slice(0, eq);
+    const address = e.slice(eq + 1);
+    const bad = nameProblem(name) ?? addressProblem(address);
+    if (bad) throw new UsageError(`--add-host ${bad}`);
+    out[normalizeName(name)] = address.trim();
+  }
+  return out;
+}
+
+/** The config file's `hosts` value (`{ name: address }`), checked. */
+export function checkHostsConfig(v: unknown, file: string): Record<string, string> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new ConfigError([{ path: 'hosts', message: 'must be an object of name: address' }], file);
+  }
+  const out: Record<string, string> = {};
+  const issues: ConfigIssue[] = [];
+  for (const [name, address] of Object.entries(v)) {
+    const path = `hosts[${JSON.stringify(name)}]`;
+    if (typeof address !== 'string') {
+      issues.push({ path, message: `must be an address string, not ${JSON.stringify(address)}` });
+      continue;
+    }
+    const bad = nameProblem(name) ?? addressProblem(address);
+    if (bad) issues.push({ path, message: bad });
+    else out[normalizeName(name)] = address.trim();
+  }
+  if (issues.length) throw new ConfigError(issues, file);
+  return out;
+}
+
+/** The IPv4 entries only (the TUN's DNS answers A records). */
+export function ipv4Hosts(hosts: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(hosts).filter(([, a]) => ipFamily(a) === 4));
+}
