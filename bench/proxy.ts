@@ -18,7 +18,7 @@
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -382,6 +382,41 @@ async function startNodeFloor(): Promise<Peer | null> {
   };
 }
 
+/**
+ * The floor for the tunneled topology, independent of Node.js: bench/tunnel-floor.c, a SOCKS
+ * client process and an edge process in C (epoll loops) with one WebSocket-framed
+ * multiplexed tunnel between them, the same serial hops as gsa-emu's tunneled path.
+ * `early`: the client answers CONNECT once it has sent OPEN, before the edge connects (as
+ * v2ray does). Compiled with cc into `dir` on first use; skipped without cc.
+ */
+async function startTunnelFloor(dir: string, early: boolean): Promise<Peer | null> {
+  const cc = which('cc');
+  if (!cc) return null;
+  const bin = join(dir, 'tunnel-floor');
+  if (!existsSync(bin)) {
+    const src = join(root, 'bench', 'tunnel-floor.c');
+    const r = spawnSync(cc, ['-O2', '-o', bin, src], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cc bench/tunnel-floor.c failed:\n${r.stderr}`);
+  }
+  const tunnelPort = await freePort();
+  let port = await freePort();
+  while (port === tunnelPort) port = await freePort();
+  // The client connects to the edge at startup (retrying) and opens its SOCKS port after.
+  const edge = spawn(bin, ['edge', String(tunnelPort)], { stdio: 'ignore' });
+  const client = spawn(
+    bin,
+    ['client', String(port), String(tunnelPort), ...(early ? ['early'] : [])],
+    { stdio: 'ignore' },
+  );
+  await waitPort(port);
+  return {
+    name: early ? 'C tunnel floor, early reply' : 'C tunnel floor (bench/tunnel-floor.c)',
+    socks: { host: '127.0.0.1', port },
+    procs: [client, edge],
+    version: `two C processes, ws-framed mux, same hops as tunneled${early ? '; SOCKS reply before the edge connects' : ''}`,
+  };
+}
+
 async function startMicrosocks(): Promise<Peer | null> {
   const bin = which('microsocks');
   if (!bin) return null;
@@ -546,9 +581,11 @@ const PHASES = new Set((process.env.PHASES ?? 'single,multi,conns').split(','));
 async function measure(name: string, open: Opener, dst: Target, note: string): Promise<Row> {
   if (ONLY && !ONLY.test(name))
     return { path: name, single: 0, multi: 0, conns: 0, note: 'skipped' };
-  // Warm up (JIT, sessions, pools).
+  // Warm up (JIT, sessions, pools). The generator's and every Node.js proxy's CPU per
+  // connection falls for the first thousand or so connections: one unrecorded run.
   await throughput(open, dst, 1, 16 * 2 ** 20);
-  await connRate(open, dst, 50);
+  if (PHASES.has('conns')) await connRate(open, dst, Math.min(CONNS, 1000));
+  else await connRate(open, dst, 50);
   const s: number[] = [];
   const m: number[] = [];
   const c: number[] = [];
@@ -665,6 +702,8 @@ async function main(): Promise<void> {
 
     const starters: Array<() => Promise<Peer | null>> = [
       () => startNodeFloor(),
+      () => startTunnelFloor(dir, false),
+      () => startTunnelFloor(dir, true),
       () => startMicrosocks(),
       () => startDante(dir),
       () => startV2ray(dir, false),
@@ -725,6 +764,8 @@ function report(rows: Row[]): void {
   const chain = get('v2ray socks->vless');
   const micro = get('microsocks');
   const floor = get('node floor');
+  const cFloor = get('C tunnel floor (');
+  const cEarly = get('C tunnel floor, early');
   const one = get(UP_PLAIN);
   const up = get(UP);
   const thread = get(UP_THREAD);
@@ -735,7 +776,7 @@ function report(rows: Row[]): void {
     '',
     `\`npm run bench:proxy\` (bench/proxy.ts; ${process.version}, ${cpu}, ${os.cpus().length} cores; median of ${RUNS} runs; ${when}Z). Raw data: bench/results/proxy.json.`,
     '',
-    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
+    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run). The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
     '',
     '| path | 1 stream GB/s | 8 streams GB/s | conn/s | notes |',
     '|---|---:|---:|---:|---|',
@@ -773,6 +814,11 @@ function report(rows: Row[]): void {
   if (floor && micro) {
     lines.push(
       `- for scale: the minimal Node.js SOCKS relay (one process, no tunnel, no policy) reaches ${floor.conns.toFixed(0)} conn/s, x${(floor.conns / micro.conns).toFixed(2)} of microsocks; gsa-emu bypassed ${bypass ? `${bypass.conns.toFixed(0)}/s (x${(bypass.conns / floor.conns).toFixed(2)} of that floor)` : 'n/a'}, tunneled ${tun ? `${tun.conns.toFixed(0)}/s (x${(tun.conns / floor.conns).toFixed(2)})` : 'n/a'}. A tunneled connection crosses two Node.js processes (client and edge) and four loopback TCP hops instead of two.`,
+    );
+  }
+  if (cFloor && micro && tun) {
+    lines.push(
+      `- the tunneled topology's own floor: the same two processes and hops in C (bench/tunnel-floor.c, ws-framed mux, no policy) reach ${cFloor.conns.toFixed(0)} conn/s (x${(cFloor.conns / micro.conns).toFixed(2)} of microsocks)${cEarly ? `, ${cEarly.conns.toFixed(0)} (x${(cEarly.conns / micro.conns).toFixed(2)}) with the SOCKS reply sent before the edge connects` : ''}; gsa-emu tunneled (ws) is x${(tun.conns / cFloor.conns).toFixed(2)} of that floor, so what separates it from microsocks is Node.js's per-connection cost, not the topology.`,
     );
   }
   lines.push('<!-- proxy:end -->');
