@@ -12,6 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { SocksClient } from 'socks';
 import t, { type Test } from 'tap';
 import { readUpConfig, up } from '../../src/cli/commands/up.js';
@@ -208,4 +209,28 @@ t.test('remote edge: an internet name classified by the address given', async (t
     'edge record',
   );
   t.equal(rec.destinationFQDN, 'www.example.com');
+
+  // `up` itself with the remote edge: the banner says how to try a name of one's own.
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (c) => {
+    text += c;
+  });
+  await up(
+    {
+      stateDir: join(dir, 'up'),
+      edge: edge.url,
+      edgeCa: caFile,
+      socksPort: '0',
+      httpPort: '0',
+      once: true,
+      tty: false,
+      addHost: ['www.example.com=93.184.215.14'],
+    },
+    out,
+  );
+  t.match(text, /Global Secure Access Connected/);
+  t.match(text, /try \(your own names: the system resolver, then --add-host/);
+  t.match(text, /curl --socks5-hostname 127\.0\.0\.1:\d+ http:\/\/<name>\//);
+  t.notMatch(text, /intranet\.contoso\.test/, 'no demo names without the demo');
 });

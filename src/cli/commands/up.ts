@@ -456,6 +456,16 @@ function bannerText(
       '',
     );
   }
+  if (!x.demo && !x.tun && (a.socks || a.http)) {
+    // A remote edge: no demo names; say how to try a name of one's own.
+    lines.push(
+      'try (your own names: the system resolver, then --add-host, classify them by address):',
+      ...(a.socks ? [`  curl --socks5-hostname ${a.socks} http://<name>/`] : []),
+      ...(a.http ? [`  curl -x http://${a.http} http://<name>/`] : []),
+      '  gsa-emu flows; gsa-emu status',
+      '',
+    );
+  }
   lines.push('Ctrl+C to stop.');
   return lines.join('\n');
 }
