@@ -10,6 +10,7 @@
  * without a trailing dot. A later entry for the same name wins.
  */
 import { ConfigError, type ConfigIssue, UsageError } from '../errors.js';
+import { splitHostPort } from '../util/hosts-map.js';
 import { ipFamily } from '../util/ip.js';
 import { checkNamePattern, normalizeName } from '../util/names.js';
 
@@ -70,4 +71,21 @@ export function checkHostsConfig(v: unknown, file: string): Record<string, strin
 /** The IPv4 entries only (the TUN's DNS answers A records). */
 export function ipv4Hosts(hosts: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(hosts).filter(([, a]) => ipFamily(a) === 4));
+}
+
+/**
+ * `user` over `base`, a hosts map in the edge's syntax (`name[:port]` -> `ip[:port]`): every
+ * entry of `base` for a name `user` has is dropped, `name:port` ones included (those would
+ * win the lookup for their port), then `user`'s entries are added.
+ */
+export function overlayHosts(
+  base: Record<string, string>,
+  user: Record<string, string>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) {
+    const host = splitHostPort(k)?.host;
+    if (host === undefined || !(normalizeName(host) in user)) out[k] = v;
+  }
+  return { ...out, ...user };
 }

@@ -31,6 +31,7 @@ import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { acquirePidLock } from '../util/pid-lock.js';
 import { stateDir } from '../util/state-dir.js';
+import { overlayHosts } from './hosts-option.js';
 
 export type WorldRun = 'up' | 'netns';
 
@@ -158,8 +159,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       const edgeOpts: EdgeThreadOptions = {
         stateDir: dir,
         tenantDoc: loaded.document,
-        hostsMap: { ...demo.edge.hostsMap, ...userHosts },
-        connectorHosts: { ...demo.edge.connectorHosts, ...userHosts },
+        hostsMap: overlayHosts(demo.edge.hostsMap, userHosts),
+        connectorHosts: overlayHosts(demo.edge.connectorHosts, userHosts),
         filtering: demo.edge.filtering,
         logFile: files.edgeLog,
         egress: { systemResolver: allowInternet, directIp: allowInternet },
@@ -197,7 +198,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         ? {
             hosts: { ...demo.client.hosts, ...userHosts },
             // Bypassed flows to the user's names may dial their addresses, loopback or not.
-            dial: { ...demo.client.dial, ...userHosts },
+            dial: overlayHosts(demo.client.dial, userHosts),
             system: allowInternet,
             directIp: allowInternet,
           }

@@ -16,7 +16,12 @@ import { PassThrough } from 'node:stream';
 import { SocksClient } from 'socks';
 import t, { type Test } from 'tap';
 import { readUpConfig, up } from '../../src/cli/commands/up.js';
-import { checkHostsConfig, ipv4Hosts, parseAddHosts } from '../../src/cli/hosts-option.js';
+import {
+  checkHostsConfig,
+  ipv4Hosts,
+  overlayHosts,
+  parseAddHosts,
+} from '../../src/cli/hosts-option.js';
 import { startWorld, type World } from '../../src/cli/world.js';
 import { startEdge } from '../../src/edge/server.js';
 import { ConfigError } from '../../src/errors.js';
@@ -44,6 +49,23 @@ t.test('parseAddHosts: name=address, lowercased, leading wildcard, IPv6', async 
     t.throws(() => parseAddHosts([entry]), { code: 'GSA_ERR_USAGE', message: re }, entry);
   }
   t.same(ipv4Hosts({ 'a.test': '10.0.0.1', 'b.test': '::1' }), { 'a.test': '10.0.0.1' });
+  // A demo name the user takes over loses its port-specific entries (they would win).
+  t.same(
+    overlayHosts(
+      {
+        'news.test:80': '127.0.0.1:1001',
+        'news.test:443': '127.0.0.1:1002',
+        'shop.test:80': '127.0.0.1:1001',
+        '127.77.0.5:3389': '127.0.0.1:1003',
+      },
+      { 'news.test': '127.0.0.5' },
+    ),
+    {
+      'shop.test:80': '127.0.0.1:1001',
+      '127.77.0.5:3389': '127.0.0.1:1003',
+      'news.test': '127.0.0.5',
+    },
+  );
 });
 
 t.test('checkHostsConfig and readUpConfig: every bad entry named by its path', async (t) => {
