@@ -383,6 +383,35 @@ async function startNodeFloor(): Promise<Peer | null> {
 }
 
 /**
+ * The floor for the tunneled topology in Node.js: bench/node-floor-tunnel.ts, a SOCKS client
+ * process and an edge process with one `ws` WebSocket between them carrying a minimal
+ * multiplexed tunnel (tunnel-floor.c's frames and hops; no policy, no flow table), run with
+ * this same node binary. `early`: the client answers CONNECT once it has sent OPEN.
+ */
+async function startNodeTunnelFloor(early: boolean): Promise<Peer | null> {
+  const script = join(here, 'node-floor-tunnel.js');
+  const tunnelPort = await freePort();
+  let port = await freePort();
+  while (port === tunnelPort) port = await freePort();
+  // The client connects to the edge at startup (retrying) and opens its SOCKS port after.
+  const edge = spawn(process.execPath, [script, 'edge', String(tunnelPort)], { stdio: 'ignore' });
+  const client = spawn(
+    process.execPath,
+    [script, 'client', String(port), String(tunnelPort), ...(early ? ['early'] : [])],
+    { stdio: 'ignore' },
+  );
+  await waitPort(port);
+  return {
+    name: early
+      ? 'node tunnel floor, early reply'
+      : 'node tunnel floor (bench/node-floor-tunnel.ts)',
+    socks: { host: '127.0.0.1', port },
+    procs: [client, edge],
+    version: `two Node.js processes, ws mux, same hops as tunneled, ${process.version}${early ? '; SOCKS reply before the edge connects' : ''}`,
+  };
+}
+
+/**
  * The floor for the tunneled topology, independent of Node.js: bench/tunnel-floor.c, a SOCKS
  * client process and an edge process in C (epoll loops) with one WebSocket-framed
  * multiplexed tunnel between them, the same serial hops as gsa-emu's tunneled path.
@@ -702,6 +731,7 @@ async function main(): Promise<void> {
 
     const starters: Array<() => Promise<Peer | null>> = [
       () => startNodeFloor(),
+      () => startNodeTunnelFloor(false),
       () => startTunnelFloor(dir, false),
       () => startTunnelFloor(dir, true),
       () => startMicrosocks(),
@@ -766,6 +796,7 @@ function report(rows: Row[]): void {
   const floor = get('node floor');
   const cFloor = get('C tunnel floor (');
   const cEarly = get('C tunnel floor, early');
+  const nodeTun = get('node tunnel floor');
   const one = get(UP_PLAIN);
   const up = get(UP);
   const thread = get(UP_THREAD);
@@ -818,7 +849,7 @@ function report(rows: Row[]): void {
   }
   if (cFloor && micro && tun) {
     lines.push(
-      `- the tunneled topology's own floor: the same two processes and hops in C (bench/tunnel-floor.c, ws-framed mux, no policy) reach ${cFloor.conns.toFixed(0)} conn/s (x${(cFloor.conns / micro.conns).toFixed(2)} of microsocks)${cEarly ? `, ${cEarly.conns.toFixed(0)} (x${(cEarly.conns / micro.conns).toFixed(2)}) with the SOCKS reply sent before the edge connects` : ''}; gsa-emu tunneled (ws) is x${(tun.conns / cFloor.conns).toFixed(2)} of that floor, so what separates it from microsocks is Node.js's per-connection cost, not the topology.`,
+      `- the tunneled topology's own floor: the same two processes and hops in C (bench/tunnel-floor.c, ws-framed mux, no policy) reach ${cFloor.conns.toFixed(0)} conn/s (x${(cFloor.conns / micro.conns).toFixed(2)} of microsocks)${cEarly ? `, ${cEarly.conns.toFixed(0)} (x${(cEarly.conns / micro.conns).toFixed(2)}) with the SOCKS reply sent before the edge connects` : ''}; gsa-emu tunneled (ws) is x${(tun.conns / cFloor.conns).toFixed(2)} of that floor, so what separates it from microsocks is Node.js's per-connection cost, not the topology${nodeTun ? `; the same topology in minimal Node.js (bench/node-floor-tunnel.ts) reaches ${nodeTun.conns.toFixed(0)} conn/s (x${(nodeTun.conns / cFloor.conns).toFixed(2)} of the C floor), and gsa-emu tunneled (ws) is x${(tun.conns / nodeTun.conns).toFixed(2)} of it` : ''}.`,
     );
   }
   lines.push('<!-- proxy:end -->');
