@@ -6,6 +6,8 @@
  *   GET  /hostnames  hostname acquisition (TUN mode's DNS table; empty in SOCKS mode)
  *   GET  /profile    forwarding profile rules grouped by profile
  *   GET  /health     health checks
+ *   GET  /explain?target=<url|host[:port]|ip[:port]>[&udp=1][&ip=<address>]
+ *                    how this client would classify that flow now (client/explain.ts)
  *   POST /toggle     {"channel": "internet", "on": false}; 409 + message when locked
  *   GET  /metrics    Prometheus text
  *
@@ -18,7 +20,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { ToggleRefusedError, UsageError } from '../errors.js';
 import { CHANNELS, type ChannelName } from '../policy/model.js';
+import { parseTarget } from '../util/target.js';
 import type { HostnameEntry, RunningClient } from './client.js';
+import { explainWithForwarder } from './explain.js';
 
 export interface AdminApiOptions {
   /** Default 127.0.0.1 (the admin API never listens elsewhere). */
@@ -76,7 +80,7 @@ export async function startAdminApi(
       json(res, 403, { error: 'forbidden', message: 'cross-origin requests are not allowed' });
       return;
     }
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?') as [string, string?];
     const method = req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
       switch (path) {
@@ -90,6 +94,29 @@ export async function startAdminApi(
           return json(res, 200, client.profile());
         case '/health':
           return json(res, 200, { checks: await client.health() });
+        case '/explain': {
+          const q = new URLSearchParams(query);
+          const text = q.get('target');
+          if (!text) {
+            return json(res, 400, {
+              error: 'bad_request',
+              message: 'give ?target=<url | host[:port] | ip[:port]> (and udp=1, ip=<address>)',
+            });
+          }
+          try {
+            const target = parseTarget(text, { udp: q.get('udp') === '1' });
+            return json(
+              res,
+              200,
+              await explainWithForwarder(client.forwarder, target, q.get('ip')),
+            );
+          } catch (err) {
+            if (err instanceof UsageError) {
+              return json(res, 400, { error: 'bad_request', message: err.message });
+            }
+            throw err;
+          }
+        }
         case '/metrics': {
           const text = metrics(client);
           res.writeHead(200, {
@@ -107,6 +134,7 @@ export async function startAdminApi(
               '/hostnames',
               '/profile',
               '/health',
+              '/explain?target=',
               '/metrics',
               'POST /toggle',
             ],

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { explain } from '../../src/cli/commands/explain.js';
-import { parseTarget } from '../../src/cli/target.js';
+import { parseTarget } from '../../src/util/target.js';
 
 const run = (target: string, opts: Parameters<typeof explain>[1] = {}, udp = false) =>
   explain(parseTarget(target, { udp }), opts).decision;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseTarget } from '../../src/cli/target.js';
+import { parseTarget } from '../../src/util/target.js';
 
 t.test('URLs take the port from the scheme', async (t) => {
   t.match(parseTarget('https://Outlook.Office365.com/owa'), {

@@ -1,21 +1,29 @@
 /**
  * `gsa-emu explain <url | host[:port] | ip[:port]>`: the decision for one flow and the rule
- * behind it, for the default tenant or a given profile file.
+ * behind it, for the default tenant or a given profile file; with `--running`, the running
+ * client's own answer (its admin API's GET /explain: its current profiles, tiles and
+ * resolver).
  */
 import type { Command } from 'commander';
 import { compile } from '../../classify/compile.js';
-import { type Decision, newFlow, PROTO_TCP, PROTO_UDP } from '../../classify/types.js';
+import { newFlow, PROTO_TCP, PROTO_UDP } from '../../classify/types.js';
+import { adminCall, adminUrl } from '../../client/admin-client.js';
+import type { Explanation } from '../../client/explain.js';
 import { UsageError } from '../../errors.js';
 import type { ChannelName } from '../../policy/model.js';
 import { ipFamily, parseIPv4, parseIPv6 } from '../../util/ip.js';
+import { stateDir } from '../../util/state-dir.js';
+import { parseTarget, type Target } from '../../util/target.js';
 import { addPolicyOptions, loadPolicyContext, type PolicyOptions } from '../common.js';
-import { parseTarget, type Target } from '../target.js';
 
 interface ExplainOptions extends PolicyOptions {
   udp?: boolean;
   ip?: string;
   json?: boolean;
   off?: ChannelName[];
+  running?: boolean;
+  admin?: string;
+  stateDir?: string;
 }
 
 const CHANNEL_LABEL: Record<ChannelName, string> = {
@@ -23,15 +31,6 @@ const CHANNEL_LABEL: Record<ChannelName, string> = {
   private: 'Private Access',
   internet: 'Internet Access',
 };
-
-export interface Explanation {
-  target: string;
-  protocol: 'tcp' | 'udp';
-  host: string | null;
-  ip: string | null;
-  port: number;
-  decision: Decision;
-}
 
 /** Classify one target (pure: used by the command and by tests). */
 export function explain(target: Target, opts: ExplainOptions): Explanation {
@@ -73,6 +72,7 @@ export function formatExplanation(e: Explanation): string {
   if (d.appId) lines.push(`  app       ${d.appId}`);
   if (d.action === 'tunnel') lines.push(`  hardening ${d.fallback} when the edge is unreachable`);
   lines.push(`  reason    ${d.reason}`);
+  if (e.resolved) lines.push('  resolved  no rule acquired the name: the client resolved it');
   if (!e.ip && !d.ruleId) {
     lines.push('  note      no address given, so IP rules were not evaluated: add --ip <address>');
   }
@@ -94,15 +94,63 @@ export function register(program: Command): void {
       'turn channels off first, as a user toggle (m365, private, internet)',
     )
     .option('--json', 'print the decision as JSON')
+    .option(
+      '--running',
+      'ask the running client (its profiles, toggles and resolver) instead of a tenant file',
+    )
+    .option(
+      '--admin <host:port>',
+      'with --running: admin API address (default: from <state-dir>/client.json)',
+    )
+    .option(
+      '--state-dir <dir>',
+      'with --running: state folder of the running client (default ~/.gsa-emu)',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  gsa-emu explain https://outlook.office365.com\n  gsa-emu explain 40.96.0.10:443 --udp\n  gsa-emu explain intranet.contoso.test:80\n  gsa-emu explain www.example.test --off internet',
     );
-  addPolicyOptions(cmd).action((targetText: string, opts: ExplainOptions) => {
+  addPolicyOptions(cmd).action(async (targetText: string, opts: ExplainOptions) => {
     const target = parseTarget(targetText, { udp: opts.udp });
-    const e = explain(target, opts);
+    const running = opts.running || opts.admin !== undefined || opts.stateDir !== undefined;
+    // --platform has a default: only one given on the command line conflicts with --running.
+    const platformGiven = cmd.getOptionValueSource('platform') === 'cli';
+    const e = running
+      ? await explainRunning(targetText, {
+          ...opts,
+          ...(platformGiven ? {} : { platform: undefined }),
+        })
+      : explain(target, opts);
     process.stdout.write(
       opts.json ? `${JSON.stringify(e, null, 2)}\n` : `${formatExplanation(e)}\n`,
     );
   });
+}
+
+/** The running client's answer (GET /explain); the offline options do not apply to it. */
+export async function explainRunning(
+  targetText: string,
+  opts: ExplainOptions,
+): Promise<Explanation> {
+  const flag = {
+    tenant: '--tenant',
+    clientConfig: '--client-config',
+    off: '--off',
+    platform: '--platform',
+  };
+  const offline = (Object.keys(flag) as Array<keyof typeof flag>).filter(
+    (k) => opts[k] !== undefined,
+  );
+  if (offline.length) {
+    throw new UsageError(
+      `--running asks the running client, which has its own profiles, toggles and platform: drop ${offline.map((k) => flag[k]).join(', ')} (toggles: "gsa-emu toggle")`,
+    );
+  }
+  if (opts.ip && ipFamily(opts.ip) === 0)
+    throw new UsageError(`--ip "${opts.ip}" is not an IP address`);
+  const base = adminUrl(stateDir(opts.stateDir), opts.admin);
+  const q = new URLSearchParams({ target: targetText });
+  if (opts.udp) q.set('udp', '1');
+  if (opts.ip) q.set('ip', opts.ip);
+  return adminCall<Explanation>(base, 'GET', `/explain?${q}`);
 }

@@ -1,9 +1,9 @@
 /**
- * Parsing what a user types for `gsa-emu explain`: a URL, `host[:port]`, `ip[:port]` or
- * `[ipv6]:port`. Ports default from the URL scheme, else 443.
+ * Parsing what a user types for `gsa-emu explain` (and the admin API's `/explain`): a URL,
+ * `host[:port]`, `ip[:port]` or `[ipv6]:port`. Ports default from the URL scheme, else 443.
  */
 import { UsageError } from '../errors.js';
-import { ipFamily } from '../util/ip.js';
+import { ipFamily } from './ip.js';
 
 export interface Target {
   /** Lowercase name without a trailing dot, or null for an IP literal. */

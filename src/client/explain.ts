@@ -1,0 +1,48 @@
+/**
+ * One flow's decision and the rule behind it, as `gsa-emu explain` prints it. The shape is
+ * shared by the offline command (a tenant file compiled on the spot) and the running
+ * client's admin API (`GET /explain`), which asks the client's own forwarder: its current
+ * classifier (profiles, tiles, platform) and its resolver (hosts entries, then DNS) for a
+ * name no rule acquires, exactly as a proxy flow is classified.
+ */
+import type { Decision } from '../classify/types.js';
+import { PROTO_TCP, PROTO_UDP } from '../classify/types.js';
+import { UsageError } from '../errors.js';
+import type { Forwarder } from '../forward/forwarder.js';
+import { ipFamily } from '../util/ip.js';
+import type { Target } from '../util/target.js';
+
+export interface Explanation {
+  target: string;
+  protocol: 'tcp' | 'udp';
+  host: string | null;
+  ip: string | null;
+  port: number;
+  decision: Decision;
+  /** The running client resolved the name (no rule acquired it by name). */
+  resolved?: boolean;
+}
+
+/** The running client's answer for `target` (`ip`: the address the name resolved to). */
+export async function explainWithForwarder(
+  forwarder: Pick<Forwarder, 'decide'>,
+  target: Target,
+  ip: string | null,
+): Promise<Explanation> {
+  const given = target.ip ?? ip;
+  if (given !== null && ipFamily(given) === 0) {
+    throw new UsageError(`"${given}" is not an IP address`);
+  }
+  const proto = target.proto === 'udp' ? PROTO_UDP : PROTO_TCP;
+  const r = await forwarder.decide(proto, target.host, given, target.port);
+  return {
+    target: `${target.host ?? target.ip}:${target.port}/${target.proto}`,
+    protocol: target.proto,
+    host: target.host,
+    ip: r.ip,
+    port: target.port,
+    // A copy: decisions are shared, immutable records of the classifier.
+    decision: { ...r.decision },
+    resolved: given === null && r.ip !== null,
+  };
+}
