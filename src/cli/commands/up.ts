@@ -452,7 +452,7 @@ function bannerText(
       `  curl --cacert ${x.demo.caFile} https://outlook.office365.com/   # Microsoft 365, tunneled`,
       '  curl http://bypass.example.test/                          # custom bypass, direct',
       '  curl http://casino.test/                                  # blocked at the edge (reset)',
-      '  gsa-emu flows; gsa-emu status',
+      '  gsa-emu explain --running <name>; gsa-emu flows; gsa-emu status',
       '',
     );
   }
