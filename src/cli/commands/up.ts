@@ -452,7 +452,7 @@ function bannerText(
       `  curl --cacert ${x.demo.caFile} https://outlook.office365.com/   # Microsoft 365, tunneled`,
       '  curl http://bypass.example.test/                          # custom bypass, direct',
       '  curl http://casino.test/                                  # blocked at the edge (reset)',
-      '  gsa-emu explain --running <name>; gsa-emu flows; gsa-emu status',
+      '  gsa-emu flows; gsa-emu status',
       '',
     );
   }
@@ -462,7 +462,7 @@ function bannerText(
       'try (your own names: the system resolver, then --add-host, classify them by address):',
       ...(a.socks ? [`  curl --socks5-hostname ${a.socks} http://<name>/`] : []),
       ...(a.http ? [`  curl -x http://${a.http} http://<name>/`] : []),
-      '  gsa-emu flows; gsa-emu status',
+      '  gsa-emu explain --running <name>; gsa-emu flows; gsa-emu status',
       '',
     );
   }
