@@ -12,18 +12,16 @@
 import { ConfigError, type ConfigIssue, UsageError } from '../errors.js';
 import { splitHostPort } from '../util/hosts-map.js';
 import { ipFamily } from '../util/ip.js';
-import { checkNamePattern, normalizeName } from '../util/names.js';
+import { isHostName, normalizeName } from '../util/names.js';
 
 /** Why `name` cannot be a hosts entry's name, or null. */
 function nameProblem(name: string): string | null {
   const n = normalizeName(name);
   if (ipFamily(n) !== 0) return `"${name}" is an address, not a name`;
-  const bad = checkNamePattern(n);
-  if (bad) return bad;
-  if (n.lastIndexOf('*') > 0) return `"${name}": only a leading "*." wildcard is allowed`;
-  // A name's last label is never all digits (RFC 3696 2): "999.1.1.1" is a bad address.
-  if (/(^|\.)\d+$/.test(n)) return `"${name}" is not a host name`;
-  return null;
+  if (n === '*') return `"${name}" matches every name`;
+  const bare = n.startsWith('*.') ? n.slice(2) : n;
+  if (bare.includes('*')) return `"${name}": only a leading "*." wildcard is allowed`;
+  return isHostName(bare) ? null : `"${name}" is not a host name`;
 }
 
 function addressProblem(address: string): string | null {

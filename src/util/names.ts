@@ -17,6 +17,16 @@ export function normalizeName(name: string): string {
 }
 
 const LABEL_RE = /^(?:\*|[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)$/;
+const NAME_RE =
+  /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+
+/**
+ * True for a host name (normalized: lowercase, no trailing dot), no wildcards. A name's
+ * last label is never all digits (RFC 3696 2), so "999.1.1.1" is a bad address, not a name.
+ */
+export function isHostName(name: string): boolean {
+  return NAME_RE.test(name) && !/(^|\.)\d+$/.test(name);
+}
 
 /** Why `pattern` is not a valid name pattern, or null. */
 export function checkNamePattern(pattern: string): string | null {

@@ -4,6 +4,7 @@
  */
 import { UsageError } from '../errors.js';
 import { ipFamily } from './ip.js';
+import { isHostName } from './names.js';
 
 export interface Target {
   /** Lowercase name without a trailing dot, or null for an IP literal. */
@@ -16,8 +17,6 @@ export interface Target {
 }
 
 const SCHEME_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'ws:': 80, 'wss:': 443 };
-const NAME_RE =
-  /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
 function parsePort(text: string, input: string): number {
   const n = Number(text);
@@ -64,8 +63,7 @@ export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target
   const family = ipFamily(hostPart);
   if (family !== 0) return { host: null, ip: hostPart, family, port: port ?? 443, proto };
   const name = hostPart.toLowerCase().replace(/\.$/, '');
-  // A name's last label is never all digits (RFC 3696 2): "999.1.1.1" is a bad address.
-  if (!NAME_RE.test(name) || /(^|\.)\d+$/.test(name))
+  if (!isHostName(name))
     throw new UsageError(`"${input}": "${hostPart}" is not a host name or IP address`);
   return { host: name, ip: null, family: 0, port: port ?? 443, proto };
 }
