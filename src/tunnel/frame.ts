@@ -187,7 +187,6 @@ export function encodeMeta(streamId: number, update: object): Buffer {
 }
 
 /** OPEN_OK and WINDOW: a u32 payload. */
-
 export function encodeU32Frame(type: number, streamId: number, value: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_SIZE + 4);
   writeHeader(buf, 0, type, streamId, 4);
