@@ -33,5 +33,5 @@ t.test('a leaked handle: the process says so and exits with its exit code', asyn
   const r = await runTs(LEAK);
   t.equal(r.signal, null, 'exited by itself (not killed after 20 s)');
   t.equal(r.code, 3, "the command's exit code");
-  t.match(r.stderr, /gsa-emu: exiting with handles still open \(TCPSocketWrap\)/);
+  t.match(r.err, /gsa-emu: exiting with handles still open \(TCPSocketWrap\)/);
 });

@@ -3,7 +3,6 @@
  * real edge and a real client on loopback, and the lookups the tests assert with (the
  * client's flow table, the edge's traffic log), plus bounded waits and child processes.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,34 +27,7 @@ export async function until<T>(
   }
 }
 
-export interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-/** Waits for a child and collects its output; it is killed after `timeoutMs` (bounded). */
-export function collect(c: ChildProcess, timeoutMs: number): Promise<Run> {
-  let out = '';
-  let err = '';
-  c.stdout?.on('data', (d) => {
-    out += d;
-  });
-  c.stderr?.on('data', (d) => {
-    err += d;
-  });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.once('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: 127, out, err: `${err}${e.message}` });
-    });
-    c.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
+export { collect, type Run } from '../util/ts-child.js';
 
 export interface TestWorld {
   dir: string;

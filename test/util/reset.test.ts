@@ -89,7 +89,7 @@ process.exit(0);
 t.test('resetSocket after end(): the socket closes (no leaked handle)', async (t) => {
   const run = await runTs(SCENARIO);
   t.equal(run.code, 0, 'the scenario ran to the end');
-  const r = JSON.parse(run.stdout) as {
+  const r = JSON.parse(run.out) as {
     node: { error: string | null; closed: boolean };
     ours: { error: string | null; closed: boolean };
   };

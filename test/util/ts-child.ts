@@ -1,10 +1,10 @@
 /**
- * Child Node processes that run TypeScript given inline (ESM), through tap's TypeScript
- * loader: for scenarios that must not run in the test process (one that would leave it
- * unable to exit, or one that needs another network namespace).
+ * Child processes in tests: bounded waits that collect their output, and Node children
+ * that run TypeScript given inline (ESM) through tap's TypeScript loader, for scenarios that
+ * must not run in the test process (one that would leave it unable to exit, or one that
+ * needs another network namespace).
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { type ChildProcess, spawn } from 'node:child_process';
 
 /** Node arguments that run the inline ESM TypeScript `script`. */
 export function tsEvalArgs(script: string): string[] {
@@ -15,28 +15,42 @@ export function tsEvalArgs(script: string): string[] {
   return ['--import', tsImport, '--input-type=module', '-e', script];
 }
 
-export interface TsRun {
-  /** Exit code, or null when killed. */
+export interface Run {
+  /** Exit code (127 when it could not start), or null when killed. */
   code: number | null;
-  /** 'SIGKILL' when it ran past the time limit. */
-  signal: string | null;
-  stdout: string;
-  stderr: string;
+  /** The signal that ended it ('SIGKILL' when it ran past the time limit), or null. */
+  signal: NodeJS.Signals | null;
+  out: string;
+  err: string;
+}
+
+/** Waits for a child and collects its output; it is killed after `timeoutMs` (bounded). */
+export function collect(c: ChildProcess, timeoutMs: number): Promise<Run> {
+  let out = '';
+  let err = '';
+  c.stdout?.on('data', (d) => {
+    out += d;
+  });
+  c.stderr?.on('data', (d) => {
+    err += d;
+  });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    c.once('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: 127, signal: null, out, err: `${err}${e.message}` });
+    });
+    c.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, out, err });
+    });
+  });
 }
 
 /** Runs `script` in a child node; kills it after `timeoutMs`. */
-export async function runTs(script: string, timeoutMs = 20_000): Promise<TsRun> {
-  const child = spawn(process.execPath, tsEvalArgs(script), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (b: Buffer) => {
-    stdout += b.toString();
-  });
-  child.stderr.on('data', (b: Buffer) => {
-    stderr += b.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-  clearTimeout(timer);
-  return { code, signal, stdout, stderr };
+export function runTs(script: string, timeoutMs = 20_000): Promise<Run> {
+  return collect(
+    spawn(process.execPath, tsEvalArgs(script), { stdio: ['ignore', 'pipe', 'pipe'] }),
+    timeoutMs,
+  );
 }
