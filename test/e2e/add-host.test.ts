@@ -25,6 +25,7 @@ import {
 import { startWorld, type World } from '../../src/cli/world.js';
 import { startEdge } from '../../src/edge/server.js';
 import { ConfigError } from '../../src/errors.js';
+import type { FlowRecord } from '../../src/forward/flow-table.js';
 import { until } from './helpers.js';
 
 t.test('parseAddHosts: name=address, lowercased, leading wildcard, IPv6', async (t) => {
@@ -154,6 +155,14 @@ async function viaSocks(world: World, host: string, port: number): Promise<strin
   return text;
 }
 
+/** The client's flow to `name`, once recorded. */
+function flowTo(world: World, name: string): Promise<FlowRecord> {
+  return until(
+    () => world.client.flows.list().find((x) => x.destinationFqdn === name),
+    `flow to ${name}`,
+  );
+}
+
 const LISTEN = { socksPort: 0, httpPort: null, pacPort: null, adminPort: null } as const;
 
 t.test(
@@ -175,20 +184,14 @@ t.test(
     await world.client.waitConnected(10_000);
 
     t.equal(await viaSocks(world, 'api.contoso.test', port), 'peer 127.0.0.1', 'via the edge');
-    const f = await until(
-      () => world.client.flows.list().find((x) => x.destinationFqdn === 'api.contoso.test'),
-      'private flow',
-    );
+    const f = await flowTo(world, 'api.contoso.test');
     t.equal(f.action, 'Tunnel');
     t.equal(f.channel, 'private');
 
     // No rule acquires *.mine.test: the client resolves it (the user's entry), Default
     // Bypass 127.0.0.0/8 sends it direct, from the demo's bypass source address.
     t.equal(await viaSocks(world, 'x.mine.test', port), 'peer 127.0.0.3', 'direct');
-    const b = await until(
-      () => world.client.flows.list().find((x) => x.destinationFqdn === 'x.mine.test'),
-      'bypassed flow',
-    );
+    const b = await flowTo(world, 'x.mine.test');
     t.equal(b.action, 'Bypass');
     t.equal(b.destinationIp, '127.0.0.1');
   },
@@ -219,10 +222,7 @@ t.test('remote edge: an internet name classified by the address given', async (t
   t.teardown(() => world.stop());
   await world.client.waitConnected(10_000);
   t.equal(await viaSocks(world, 'www.example.com', 80), 'peer 127.0.0.1');
-  const f = await until(
-    () => world.client.flows.list().find((x) => x.destinationFqdn === 'www.example.com'),
-    'flow',
-  );
+  const f = await flowTo(world, 'www.example.com');
   t.equal(f.action, 'Tunnel');
   t.equal(f.channel, 'internet');
   t.equal(f.ruleId !== null, true, 'acquired by an address rule');
