@@ -296,9 +296,28 @@ async function throughput(
   return total / secs / 1e9; // GB/s
 }
 
+/**
+ * CPU_REPORT=1: the processes of the row being measured (gsa-emu client and edge, or a
+ * peer's), whose CPU per connection connRate reports from /proc (Linux).
+ */
+let rowProcs: Array<{ role: string; pid: number }> = [];
+
+/** CPU time (user + system, all threads) of a process in microseconds, or NaN. */
+function procCpuUs(pid: number): number {
+  try {
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function connRate(open: Opener, dst: Target, n: number): Promise<number> {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const procs0 = rowProcs.map((p) => procCpuUs(p.pid));
   for (let i = 0; i < n; i++) {
     const s = await open(dst);
     // The first byte is the answer: do not wait for the proxy to relay the FIN (v2ray
@@ -320,6 +339,10 @@ async function connRate(open: Opener, dst: Target, n: number): Promise<number> {
     process.stderr.write(
       `generator+source: ${per.toFixed(0)} us CPU and ${((secs * 1e6) / n).toFixed(0)} us wall per connection\n`,
     );
+    const procs = rowProcs.map(
+      (p, i) => `${p.role} ${((procCpuUs(p.pid) - procs0[i]!) / n).toFixed(0)}`,
+    );
+    if (procs.length) process.stderr.write(`  proxy CPU us per connection: ${procs.join(', ')}\n`);
   }
   return n / secs;
 }
@@ -654,6 +677,7 @@ async function main(): Promise<void> {
   const peers: Peer[] = [];
   try {
     const direct: Target = { host: '127.0.0.1', port: src.port };
+    rowProcs = [];
     rows.push(await measure('direct loopback (no proxy)', openDirect, direct, 'kernel only'));
 
     // gsa-emu over ws (plain) and wss (TLS): edge and client in their own processes.
@@ -672,6 +696,10 @@ async function main(): Promise<void> {
       }
       const client = await forkRole(['client', edge.msg.url!, caFile]);
       children.push(client.child);
+      rowProcs = [
+        { role: 'client', pid: client.child.pid! },
+        { role: 'edge', pid: edge.child.pid! },
+      ];
       const open = socksOpener(client.msg.socks!);
       if (!tls) {
         // 127.0.0.1 is in the Default Bypass list: the client connects directly.
@@ -725,6 +753,7 @@ async function main(): Promise<void> {
         w.where,
       ]);
       children.push(world.child);
+      rowProcs = [{ role: 'client+edge', pid: world.child.pid! }];
       rows.push(await measure(w.name, socksOpener(world.msg.socks!), TUNNELED, w.note));
       world.child.disconnect();
     }
@@ -743,6 +772,7 @@ async function main(): Promise<void> {
       const peer = await start();
       if (!peer) continue;
       peers.push(peer);
+      rowProcs = peer.procs.map((p, i) => ({ role: `process ${i + 1}`, pid: p.pid! }));
       rows.push(await measure(peer.name, (d) => socksConnect(peer.socks, d), direct, peer.version));
       for (const p of peer.procs) p.kill();
     }
