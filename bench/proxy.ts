@@ -8,7 +8,8 @@
  *
  * Processes: the load generator and the TCP source run here; the gsa-emu client, the
  * gsa-emu edge and each peer proxy run in processes of their own. Everything listens on
- * 127.0.0.1. Medians of RUNS runs (default 3).
+ * 127.0.0.1. Medians of RUNS runs (default 3), interleaved: every row's processes stay up
+ * and each round measures every row once, so the host's drift hits all rows alike.
  *
  *   npm run bench:proxy             (builds with tsconfig.bench.json first)
  *   QUICK=1 npm run bench:proxy     (smaller transfers, fewer connections)
@@ -630,26 +631,43 @@ const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 /** PHASES=single,multi,conns (default all) picks the measurements (with ONLY, for profiling). */
 const PHASES = new Set((process.env.PHASES ?? 'single,multi,conns').split(','));
 
-async function measure(name: string, open: Opener, dst: Target, note: string): Promise<Row> {
-  if (ONLY && !ONLY.test(name))
-    return { path: name, single: 0, multi: 0, conns: 0, note: 'skipped' };
-  // Warm up (JIT, sessions, pools). The generator's and every Node.js proxy's CPU per
-  // connection falls for the first thousand or so connections: one unrecorded run.
-  await throughput(open, dst, 1, 16 * 2 ** 20);
-  if (PHASES.has('conns')) await connRate(open, dst, Math.min(CONNS, 1000));
-  else await connRate(open, dst, 50);
-  const s: number[] = [];
-  const m: number[] = [];
-  const c: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    if (PHASES.has('single')) s.push(await throughput(open, dst, 1, SINGLE));
-    if (PHASES.has('multi')) m.push(await throughput(open, dst, 8, MULTI));
-    if (PHASES.has('conns')) c.push(await connRate(open, dst, CONNS));
-  }
+/** One row of the table: a path to measure and what it measured so far. */
+interface Entry {
+  name: string;
+  open: Opener;
+  dst: Target;
+  note: string;
+  /** The processes whose CPU per connection CPU_REPORT prints (none: the kernel only). */
+  procs: Array<{ role: string; pid: number }>;
+  s: number[];
+  m: number[];
+  c: number[];
+}
+
+/** Warm up (JIT, sessions, pools): one unrecorded run of each measurement. */
+async function warmUp(e: Entry): Promise<void> {
+  rowProcs = e.procs;
+  await throughput(e.open, e.dst, 1, 16 * 2 ** 20);
+  // The generator's and every Node.js proxy's CPU per connection falls for the first few
+  // thousand connections (gsa-emu's client: ~1,100 us over the first 1,000, ~350 us after
+  // 4,000; CPU_REPORT=1 shows it).
+  if (PHASES.has('conns')) await connRate(e.open, e.dst, QUICK ? 1000 : 4000);
+  else await connRate(e.open, e.dst, 50);
+}
+
+/** One recorded run of each measurement. */
+async function measureOnce(e: Entry): Promise<void> {
+  rowProcs = e.procs;
+  if (PHASES.has('single')) e.s.push(await throughput(e.open, e.dst, 1, SINGLE));
+  if (PHASES.has('multi')) e.m.push(await throughput(e.open, e.dst, 8, MULTI));
+  if (PHASES.has('conns')) e.c.push(await connRate(e.open, e.dst, CONNS));
+}
+
+function rowOf(e: Entry): Row {
   const med = (xs: number[]): number => (xs.length ? median(xs) : 0);
-  const row = { path: name, single: med(s), multi: med(m), conns: med(c), note };
+  const row = { path: e.name, single: med(e.s), multi: med(e.m), conns: med(e.c), note: e.note };
   process.stderr.write(
-    `${name.padEnd(42)} 1 stream ${row.single.toFixed(2)} GB/s, 8 streams ${row.multi.toFixed(2)} GB/s, ${row.conns.toFixed(0)} conn/s\n`,
+    `${e.name.padEnd(42)} 1 stream ${row.single.toFixed(2)} GB/s, 8 streams ${row.multi.toFixed(2)} GB/s, ${row.conns.toFixed(0)} conn/s (runs: ${e.c.map((x) => x.toFixed(0)).join(', ')})\n`,
   );
   return row;
 }
@@ -669,19 +687,38 @@ function socksOpener(addr: string): Opener {
   return (d) => socksConnect(proxy, d);
 }
 
+/**
+ * Every row's processes are started first and stay up; then each row is warmed up, and the
+ * recorded runs go round the rows RUNS times (row 1, row 2, ..., row 1, row 2, ...). The
+ * host's speed drifts over minutes (microsocks measured 1,202 to 6,172 conn/s between
+ * invocations), so interleaving puts that drift into every row alike instead of into the
+ * ratios between rows.
+ */
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(os.tmpdir(), 'gsa-bench-proxy-'));
   const src = await startSource();
   const children: ChildProcess[] = [];
-  const rows: Row[] = [];
+  const entries: Entry[] = [];
   const peers: Peer[] = [];
+  const wanted = (name: string): boolean => !ONLY || ONLY.test(name);
+  const add = (
+    name: string,
+    open: Opener,
+    dst: Target,
+    note: string,
+    procs: Entry['procs'],
+  ): void => {
+    if (wanted(name)) entries.push({ name, open, dst, note, procs, s: [], m: [], c: [] });
+  };
   try {
     const direct: Target = { host: '127.0.0.1', port: src.port };
-    rowProcs = [];
-    rows.push(await measure('direct loopback (no proxy)', openDirect, direct, 'kernel only'));
+    add('direct loopback (no proxy)', openDirect, direct, 'kernel only', []);
 
     // gsa-emu over ws (plain) and wss (TLS): edge and client in their own processes.
     for (const tls of [false, true]) {
+      const tunneled = `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'})`;
+      const bypassed = 'gsa-emu SOCKS, bypassed';
+      if (!wanted(tunneled) && (tls || !wanted(bypassed))) continue;
       const edge = await forkRole([
         'edge',
         tls ? 'tls' : 'plain',
@@ -696,32 +733,22 @@ async function main(): Promise<void> {
       }
       const client = await forkRole(['client', edge.msg.url!, caFile]);
       children.push(client.child);
-      rowProcs = [
+      const procs = [
         { role: 'client', pid: client.child.pid! },
         { role: 'edge', pid: edge.child.pid! },
       ];
       const open = socksOpener(client.msg.socks!);
       if (!tls) {
         // 127.0.0.1 is in the Default Bypass list: the client connects directly.
-        rows.push(
-          await measure(
-            'gsa-emu SOCKS, bypassed',
-            open,
-            direct,
-            'Default Bypass 127.0.0.0/8; one Node process',
-          ),
-        );
+        add(bypassed, open, direct, 'Default Bypass 127.0.0.0/8; one Node process', procs);
       }
-      rows.push(
-        await measure(
-          `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'})`,
-          open,
-          TUNNELED,
-          `Private Access Quick Access *.contoso.test; client and edge processes${tls ? ', TLS' : ''}`,
-        ),
+      add(
+        tunneled,
+        open,
+        TUNNELED,
+        `Private Access Quick Access *.contoso.test; client and edge processes${tls ? ', TLS' : ''}`,
+        procs,
       );
-      client.child.disconnect();
-      edge.child.disconnect();
     }
 
     const worlds = [
@@ -745,6 +772,7 @@ async function main(): Promise<void> {
       },
     ];
     for (const w of worlds) {
+      if (!wanted(w.name)) continue;
       const world = await forkRole([
         'world',
         w.tls ? 'tls' : 'plain',
@@ -753,9 +781,9 @@ async function main(): Promise<void> {
         w.where,
       ]);
       children.push(world.child);
-      rowProcs = [{ role: 'client+edge', pid: world.child.pid! }];
-      rows.push(await measure(w.name, socksOpener(world.msg.socks!), TUNNELED, w.note));
-      world.child.disconnect();
+      add(w.name, socksOpener(world.msg.socks!), TUNNELED, w.note, [
+        { role: 'client+edge', pid: world.child.pid! },
+      ]);
     }
 
     const starters: Array<() => Promise<Peer | null>> = [
@@ -772,11 +800,23 @@ async function main(): Promise<void> {
       const peer = await start();
       if (!peer) continue;
       peers.push(peer);
-      rowProcs = peer.procs.map((p, i) => ({ role: `process ${i + 1}`, pid: p.pid! }));
-      rows.push(await measure(peer.name, (d) => socksConnect(peer.socks, d), direct, peer.version));
-      for (const p of peer.procs) p.kill();
+      if (!wanted(peer.name)) continue;
+      add(
+        peer.name,
+        (d) => socksConnect(peer.socks, d),
+        direct,
+        peer.version,
+        peer.procs.map((p, i) => ({ role: `process ${i + 1}`, pid: p.pid! })),
+      );
+    }
+
+    for (const e of entries) await warmUp(e);
+    for (let i = 0; i < RUNS; i++) {
+      process.stderr.write(`round ${i + 1} of ${RUNS}\n`);
+      for (const e of entries) await measureOnce(e);
     }
   } finally {
+    for (const c of children) if (c.connected) c.disconnect();
     // Give the children time to exit on their own (and write CPU profiles) before killing.
     await Promise.all(
       children.map((c) =>
@@ -790,9 +830,10 @@ async function main(): Promise<void> {
     src.close();
     rmSync(dir, { recursive: true, force: true });
   }
+  const rows = entries.map(rowOf);
   if (ONLY) {
     // A partial run does not overwrite the recorded results.
-    for (const r of rows) if (r.note !== 'skipped') process.stdout.write(`${JSON.stringify(r)}\n`);
+    for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
     return;
   }
   report(rows);
@@ -837,7 +878,7 @@ function report(rows: Row[]): void {
     '',
     `\`npm run bench:proxy\` (bench/proxy.ts; ${process.version}, ${cpu}, ${os.cpus().length} cores; median of ${RUNS} runs; ${when}Z). Raw data: bench/results/proxy.json.`,
     '',
-    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run). The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
+    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run of 4,000). Every proxy stays up for the whole run and the recorded runs are interleaved (each round measures every row once), so the host's drift over minutes falls on all rows alike. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
     '',
     '| path | 1 stream GB/s | 8 streams GB/s | conn/s | notes |',
     '|---|---:|---:|---:|---|',
