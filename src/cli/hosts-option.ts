@@ -9,6 +9,8 @@
  * throws ConfigError naming every bad entry (`hosts["x y"]`); both return lowercase names
  * without a trailing dot. A later entry for the same name wins.
  */
+import type { Demo } from '../client/demo.js';
+import { demoDnsHosts } from '../client/tun-capture.js';
 import { ConfigError, type ConfigIssue, UsageError } from '../errors.js';
 import { splitHostPort } from '../util/hosts-map.js';
 import { ipFamily } from '../util/ip.js';
@@ -69,6 +71,14 @@ export function checkHostsConfig(v: unknown, file: string): Record<string, strin
 /** The IPv4 entries only (the TUN's DNS answers A records). */
 export function ipv4Hosts(hosts: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(hosts).filter(([, a]) => ipFamily(a) === 4));
+}
+
+/**
+ * What the DNS of a TUN capture answers: the demo servers' names, then the IPv4 `hosts`
+ * entries over them (its DNS answers A records only).
+ */
+export function tunDnsHosts(demo: Demo, hosts: Record<string, string>): Record<string, string> {
+  return { ...demoDnsHosts(demo), ...ipv4Hosts(hosts) };
 }
 
 /**

@@ -10,10 +10,10 @@
 import type { Command } from 'commander';
 import { addonUnavailable } from '../../capture/tun/device.js';
 import { cleanupStaleNetns, harnessUnavailable } from '../../capture/tun/netns.js';
-import { attachTun, demoDnsHosts, exitCode, type TunCapture } from '../../client/tun-capture.js';
+import { attachTun, exitCode, type TunCapture } from '../../client/tun-capture.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
 import { addPolicyOptions, collect } from '../common.js';
-import { ipv4Hosts, parseAddHosts } from '../hosts-option.js';
+import { parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
 
 export interface NetnsCommandOptions {
@@ -124,7 +124,7 @@ export async function netns(
     await client.waitConnected(5000).catch(() => {});
     if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
     tun = await attachTun(client, {
-      hostsForDns: { ...demoDnsHosts(demo!), ...ipv4Hosts(hosts) },
+      hostsForDns: tunDnsHosts(demo!, hosts),
       ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
     });
     world.writeState();

@@ -11,7 +11,6 @@ import { parse as parseYaml } from 'yaml';
 import type { RunningClient } from '../../client/client.js';
 import type { Demo } from '../../client/demo.js';
 import { formatFlowLine, formatFlows, formatTiles } from '../../client/format.js';
-import { demoDnsHosts } from '../../client/tun-capture.js';
 import {
   attachHostTun,
   type HostTun,
@@ -20,7 +19,7 @@ import {
 } from '../../client/tun-host.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import { addPolicyOptions, collect } from '../common.js';
-import { checkHostsConfig, ipv4Hosts, parseAddHosts } from '../hosts-option.js';
+import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
 
 export interface UpOptions {
@@ -328,7 +327,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     if (plan && !signalled) {
       hostTun = await attachHostTun(client, plan, {
         ...(o.tunName ? { tunName: o.tunName } : {}),
-        ...(demo ? { hostsForDns: { ...demoDnsHosts(demo), ...ipv4Hosts(hosts) } } : {}),
+        ...(demo ? { hostsForDns: tunDnsHosts(demo, hosts) } : {}),
         ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
       });
     }
