@@ -600,8 +600,11 @@ async function startV2ray(dir: string, chain: boolean): Promise<Peer | null> {
   };
 }
 
-function forkRole(args: string[]): Promise<{ child: ChildProcess; msg: Record<string, string> }> {
-  const child = fork(fileURLToPath(import.meta.url), args, {
+function forkRole(
+  args: string[],
+  script: string = fileURLToPath(import.meta.url),
+): Promise<{ child: ChildProcess; msg: Record<string, string> }> {
+  const child = fork(script, args, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // CPU_PROF=dir writes a V8 CPU profile of each gsa-emu process (client, edge) there;
     // CHILD_ARGS passes Node options to them (e.g. --perf-basic-prof for `perf record`).
@@ -715,30 +718,35 @@ async function main(): Promise<void> {
     add('direct loopback (no proxy)', openDirect, direct, 'kernel only', []);
 
     // gsa-emu over ws (plain) and wss (TLS): edge and client in their own processes.
-    for (const tls of [false, true]) {
-      const tunneled = `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'})`;
+    // ALT=<another build's dist-bench/bench/proxy.js> adds the tunneled (ws) row of that
+    // build, measured interleaved with this one's (A/B comparisons of a change).
+    const alt = process.env.ALT;
+    for (const [tls, script] of [
+      [false, undefined],
+      [true, undefined],
+      ...(alt ? [[false, alt] as const] : []),
+    ] as const) {
+      const tunneled = `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'})${script ? ', ALT' : ''}`;
       const bypassed = 'gsa-emu SOCKS, bypassed';
-      if (!wanted(tunneled) && (tls || !wanted(bypassed))) continue;
-      const edge = await forkRole([
-        'edge',
-        tls ? 'tls' : 'plain',
-        String(src.port),
-        join(dir, `edge-${tls}`),
-      ]);
+      if (!wanted(tunneled) && (tls || script || !wanted(bypassed))) continue;
+      const edge = await forkRole(
+        ['edge', tls ? 'tls' : 'plain', String(src.port), join(dir, `edge-${tls}-${!!script}`)],
+        script,
+      );
       children.push(edge.child);
       let caFile = '-';
       if (edge.msg.ca) {
         caFile = join(dir, `ca-${tls}.pem`);
         writeFileSync(caFile, edge.msg.ca);
       }
-      const client = await forkRole(['client', edge.msg.url!, caFile]);
+      const client = await forkRole(['client', edge.msg.url!, caFile], script);
       children.push(client.child);
       const procs = [
         { role: 'client', pid: client.child.pid! },
         { role: 'edge', pid: edge.child.pid! },
       ];
       const open = socksOpener(client.msg.socks!);
-      if (!tls) {
+      if (!tls && !script) {
         // 127.0.0.1 is in the Default Bypass list: the client connects directly.
         add(bypassed, open, direct, 'Default Bypass 127.0.0.0/8; one Node process', procs);
       }
