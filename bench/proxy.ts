@@ -33,6 +33,8 @@ const RUNS = Number(process.env.RUNS ?? (QUICK ? 1 : 3));
 const SINGLE = (QUICK ? 128 : 512) * 2 ** 20;
 const MULTI = (QUICK ? 32 : 128) * 2 ** 20; // per stream, 8 streams
 const CONNS = Number(process.env.CONNS ?? (QUICK ? 300 : 1000));
+/** Unrecorded connections per row before its recorded runs (see warmUp). */
+const WARM_CONNS = QUICK ? 1000 : 4000;
 const CHUNK = 256 * 1024;
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -654,7 +656,7 @@ async function warmUp(e: Entry): Promise<void> {
   // The generator's and every Node.js proxy's CPU per connection falls for the first few
   // thousand connections (gsa-emu's client: ~1,100 us over the first 1,000, ~350 us after
   // 4,000; CPU_REPORT=1 shows it).
-  if (PHASES.has('conns')) await connRate(e.open, e.dst, QUICK ? 1000 : 4000);
+  if (PHASES.has('conns')) await connRate(e.open, e.dst, WARM_CONNS);
   else await connRate(e.open, e.dst, 50);
 }
 
@@ -808,7 +810,10 @@ async function main(): Promise<void> {
       const peer = await start();
       if (!peer) continue;
       peers.push(peer);
-      if (!wanted(peer.name)) continue;
+      if (!wanted(peer.name)) {
+        for (const p of peer.procs) p.kill();
+        continue;
+      }
       add(
         peer.name,
         (d) => socksConnect(peer.socks, d),
@@ -886,7 +891,7 @@ function report(rows: Row[]): void {
     '',
     `\`npm run bench:proxy\` (bench/proxy.ts; ${process.version}, ${cpu}, ${os.cpus().length} cores; median of ${RUNS} runs; ${when}Z). Raw data: bench/results/proxy.json.`,
     '',
-    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run of 4,000). Every proxy stays up for the whole run and the recorded runs are interleaved (each round measures every row once), so the host's drift over minutes falls on all rows alike. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
+    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run of ${WARM_CONNS.toLocaleString('en-US')}). Every proxy stays up for the whole run and the recorded runs are interleaved (each round measures every row once), so the host's drift over minutes falls on all rows alike. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
     '',
     '| path | 1 stream GB/s | 8 streams GB/s | conn/s | notes |',
     '|---|---:|---:|---:|---|',
