@@ -104,6 +104,43 @@ export class OpenRelayError extends GsaError {
   }
 }
 
+/**
+ * A listener could not start: its port is in use, needs privileges, or its address is not
+ * one of this machine's. `errno` is the system's code (EADDRINUSE, EACCES, ...).
+ */
+export class ListenError extends GsaError {
+  readonly what: string;
+  readonly host: string;
+  readonly port: number;
+  readonly errno: string;
+  readonly detail: string;
+  constructor(
+    what: string,
+    host: string,
+    port: number,
+    errno: string,
+    detail: string,
+    options?: { cause?: unknown; hint?: string },
+  ) {
+    const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const hint = options?.hint ? `; ${options.hint}` : '';
+    super('GSA_ERR_LISTEN', `the ${what} cannot listen on ${where}: ${detail}${hint}`, options);
+    this.what = what;
+    this.host = host;
+    this.port = port;
+    this.errno = errno;
+    this.detail = detail;
+  }
+
+  /** The same error with a hint for the user appended (e.g. the flag that sets the port). */
+  withHint(hint: string): ListenError {
+    return new ListenError(this.what, this.host, this.port, this.errno, this.detail, {
+      cause: this.cause,
+      hint,
+    });
+  }
+}
+
 /** The edge's token or control API answered with an unexpected HTTP status. */
 export class EdgeHttpError extends GsaError {
   readonly status: number;

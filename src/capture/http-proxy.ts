@@ -19,7 +19,6 @@
  * Listens on 127.0.0.1 by default; any other address requires credentials.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { once } from 'node:events';
 import {
   type ClientRequest,
   createServer,
@@ -34,6 +33,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Decision } from '../classify/types.js';
 import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
+import { listenOn } from '../util/listen.js';
 import { assertSafeListen, type Credentials, closeOnInternalError } from './listen.js';
 import { servePac } from './pac.js';
 
@@ -216,9 +216,12 @@ export class HttpProxy {
   }
 
   async listen(): Promise<AddressInfo> {
-    this.server.listen(this.opts.port ?? 8080, this.opts.host ?? '127.0.0.1');
-    await once(this.server, 'listening');
-    this.listened = this.server.address() as AddressInfo;
+    this.listened = await listenOn(
+      this.server,
+      this.opts.port ?? 8080,
+      this.opts.host ?? '127.0.0.1',
+      'HTTP proxy',
+    );
     return this.listened;
   }
 

@@ -7,9 +7,9 @@
  * proxy for origin-form `GET /proxy.pac`. A non-loopback PAC listener is refused unless the
  * proxies it names require credentials (the same never-an-open-relay rule).
  */
-import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenOn } from '../util/listen.js';
 import { assertSafeListen } from './listen.js';
 
 export const PAC_PATH = '/proxy.pac';
@@ -80,9 +80,7 @@ export async function startPacServer(opts: PacServerOptions): Promise<PacServer>
     if (!servePac(req, res, script))
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
-  server.listen(opts.port ?? 0, host);
-  await once(server, 'listening');
-  const address = server.address() as AddressInfo;
+  const address = await listenOn(server, opts.port ?? 0, host, 'PAC server');
   const h = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     server,

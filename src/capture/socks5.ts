@@ -23,10 +23,10 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { once } from 'node:events';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
 import { formatIPv4, formatIPv6, ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
+import { listenOn } from '../util/listen.js';
 import { assertSafeListen, type Credentials, closeOnInternalError } from './listen.js';
 
 // --- wire constants ----------------------------------------------------------------------
@@ -388,9 +388,12 @@ export class Socks5Server {
   }
 
   async listen(): Promise<AddressInfo> {
-    this.server.listen(this.opts.port ?? 1080, this.opts.host ?? '127.0.0.1');
-    await once(this.server, 'listening');
-    this.listened = this.server.address() as AddressInfo;
+    this.listened = await listenOn(
+      this.server,
+      this.opts.port ?? 1080,
+      this.opts.host ?? '127.0.0.1',
+      'SOCKS5 proxy',
+    );
     return this.listened;
   }
 

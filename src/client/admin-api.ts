@@ -15,11 +15,11 @@
  * POST needs `content-type: application/json` (a browser cannot send that cross-site
  * without a CORS preflight, which this API never grants).
  */
-import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ToggleRefusedError, UsageError } from '../errors.js';
 import { CHANNELS, type ChannelName } from '../policy/model.js';
+import { listenOn } from '../util/listen.js';
 import { parseTarget } from '../util/target.js';
 import type { HostnameEntry, RunningClient } from './client.js';
 import { explainWithForwarder } from './explain.js';
@@ -186,9 +186,7 @@ export async function startAdminApi(
     return json(res, 405, { error: 'method_not_allowed', message: `${method} ${path}` });
   }
 
-  server.listen(opts.port ?? 0, host);
-  await once(server, 'listening');
-  const address = server.address() as AddressInfo;
+  const address = await listenOn(server, opts.port ?? 0, host, 'admin API');
   return {
     server,
     address,

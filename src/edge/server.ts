@@ -38,6 +38,7 @@ import { createTunnelServer, type TunnelServer } from '../tunnel/server.js';
 import type { Session, SessionOptions } from '../tunnel/session.js';
 import type { MetaUpdate } from '../tunnel/types.js';
 import type { HostsConfig } from '../util/hosts-map.js';
+import { listenOn } from '../util/listen.js';
 import { packageVersion } from '../util/package.js';
 import { Connector } from './connector.js';
 import { createControlApi, sendGraphError } from './control-api.js';
@@ -364,13 +365,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   });
 
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, opts.port ?? 0, host, 'edge');
   } catch (err) {
     await tunnel.close({ graceMs: 0 });
     await log.close();

@@ -8,10 +8,10 @@
  *
  * The options cross the thread boundary by structured clone, so they must be plain data
  * (no `log` callbacks). Errors from startEdge() come back with their message (a
- * ConfigError keeps its path-named issues).
+ * ConfigError keeps its path-named issues, a ListenError its listener, port and errno).
  */
 import { Worker } from 'node:worker_threads';
-import { ConfigError } from '../errors.js';
+import { ConfigError, ListenError } from '../errors.js';
 import type { EdgeOptions } from './server.js';
 
 /** What a thread edge can be asked: plain data only. */
@@ -36,11 +36,20 @@ export interface SerializedError {
   message: string;
   issues?: ConfigError['issues'];
   file?: string | undefined;
+  listen?: Pick<ListenError, 'what' | 'host' | 'port' | 'errno' | 'detail'>;
 }
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof ConfigError) {
     return { name: 'ConfigError', message: err.message, issues: err.issues, file: err.file };
+  }
+  if (err instanceof ListenError) {
+    const { what, host, port, errno, detail } = err;
+    return {
+      name: 'ListenError',
+      message: err.message,
+      listen: { what, host, port, errno, detail },
+    };
   }
   const e = err instanceof Error ? err : new Error(String(err));
   return { name: e.name, message: e.message };
@@ -48,6 +57,10 @@ export function serializeError(err: unknown): SerializedError {
 
 function reviveError(s: SerializedError): Error {
   if (s.name === 'ConfigError' && s.issues) return new ConfigError(s.issues, s.file);
+  if (s.name === 'ListenError' && s.listen) {
+    const l = s.listen;
+    return new ListenError(l.what, l.host, l.port, l.errno, l.detail);
+  }
   const e = new Error(`edge thread: ${s.message}`);
   e.name = s.name;
   return e;

@@ -452,7 +452,7 @@ t.test('startEdge rejects a port in use and bad options', async (t) => {
       port: edge.port,
       logFile: join(tmp.dir, 'l.jsonl'),
     }),
-    { code: 'EADDRINUSE' },
+    { code: 'GSA_ERR_LISTEN', errno: 'EADDRINUSE', what: 'edge', port: edge.port },
   );
   await t.rejects(startEdge({ stateDir: '' }), { code: 'GSA_ERR_CONFIG' });
   await t.rejects(startEdge({ stateDir: tmp.dir, hostsMap: { 'a b': 'x' } }), {

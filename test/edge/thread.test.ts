@@ -5,13 +5,13 @@
  * Everything listens on 127.0.0.1 and is stopped by the test.
  */
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
 import { startClient } from '../../src/client/client.js';
 import { startEdgeThread } from '../../src/edge/thread.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, ListenError } from '../../src/errors.js';
 import { delay, echoServer, tempDir, until } from './helpers.js';
 
 t.test('a client tunnels through the thread edge; the thread writes the traffic log', async (t) => {
@@ -81,6 +81,24 @@ t.test('a start-up error comes back as the ConfigError startEdge throws', async 
   t.ok(err instanceof ConfigError, 'a ConfigError');
   t.equal((err as ConfigError).issues[0]?.path, 'tenantId');
   t.match((err as Error).message, /tenantId: "not a guid!" is not a tenant id/);
+});
+
+t.test('a busy port comes back as the ListenError startEdge throws', async (t) => {
+  const tmp = await tempDir();
+  t.teardown(tmp.remove);
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+  const port = (holder.address() as AddressInfo).port;
+  const err = await startEdgeThread({ stateDir: join(tmp.dir, 'edge'), tls: false, port })
+    .then((e) => e.close({ graceMs: 0 }).then(() => null))
+    .catch((e: unknown) => e);
+  t.ok(err instanceof ListenError, 'a ListenError');
+  t.match(err, { code: 'GSA_ERR_LISTEN', errno: 'EADDRINUSE', what: 'edge', port });
+  t.match(
+    (err as Error).message,
+    /^the edge cannot listen on 127\.0\.0\.1:\d+: the port is in use/,
+  );
 });
 
 t.test('close() ends the thread and frees the port', async (t) => {

@@ -1,0 +1,47 @@
+/**
+ * Starting a listener with an error a user can act on, for every server gsa-emu runs (the
+ * proxies, the PAC server, the admin API, the edge).
+ */
+import type { AddressInfo, Server } from 'node:net';
+import { ListenError } from '../errors.js';
+
+/**
+ * `server.listen(port, host)`, resolved with the address once listening. A failure to listen
+ * rejects with a ListenError that names `what` and says why in words (port in use,
+ * privileged port, address not on this machine); other errors as they are.
+ */
+export function listenOn(
+  server: Server,
+  port: number,
+  host: string,
+  what: string,
+): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void =>
+      reject(listenError(what, host, port, err));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function listenError(what: string, host: string, port: number, err: NodeJS.ErrnoException): Error {
+  let detail: string;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      detail = 'the port is in use (by another gsa-emu, or another program)';
+      break;
+    case 'EACCES':
+      detail = 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
+      break;
+    case 'EADDRNOTAVAIL':
+      detail = `${host} is not an address of this machine`;
+      break;
+    default:
+      if (typeof err.code !== 'string') return err;
+      detail = err.message;
+  }
+  return new ListenError(what, host, port, err.code, detail, { cause: err });
+}
