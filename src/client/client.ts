@@ -26,7 +26,7 @@ import { type PacServer, pacScript, startPacServer } from '../capture/pac.js';
 import { type Socks5Server, startSocks5 } from '../capture/socks5.js';
 import { ClassifierHandle, compile } from '../classify/index.js';
 import type { Classifier } from '../classify/types.js';
-import { ToggleRefusedError } from '../errors.js';
+import { ListenError, ToggleRefusedError } from '../errors.js';
 import { type FlowRecord, FlowTable } from '../forward/flow-table.js';
 import { Forwarder, type ForwardLogger } from '../forward/forwarder.js';
 import { isLoopbackIp, Resolver } from '../forward/resolver.js';
@@ -97,6 +97,12 @@ export interface ClientOptions {
     adminPort?: number | null;
     /** Credentials for SOCKS5 (RFC 1929) and the HTTP proxy (Basic); required off loopback. */
     auth?: Credentials;
+    /**
+     * When the SOCKS5 (`socks`) or HTTP proxy (`http`) port is in use, listen on any free
+     * port instead of failing; `listenNotes` says so. For default ports, not for ports the
+     * user chose.
+     */
+    anyPortIfBusy?: { socks?: boolean; http?: boolean };
   };
   /** Name resolution for classification by address and for bypassed flows. */
   resolver?: {
@@ -148,6 +154,8 @@ export interface RunningClient {
     pac: string | null;
     admin: string | null;
   };
+  /** What did not go as configured while starting the listeners (a busy default port). */
+  readonly listenNotes: readonly string[];
   readonly tenant: TenantSpec | null;
   readonly classifier: Classifier;
   readonly generation: number;
@@ -395,6 +403,25 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const l = opts.listen ?? {};
   const host = l.host ?? '127.0.0.1';
   const opened: Array<{ close(): Promise<void> }> = [];
+  const listenNotes: string[] = [];
+  /** `start(port)`, or `start(0)` when `port` is in use and `fallback` allows it. */
+  const startOnPort = async <T>(
+    start: (port: number) => Promise<T>,
+    port: number,
+    fallback: boolean | undefined,
+  ): Promise<T> => {
+    try {
+      return await start(port);
+    } catch (err) {
+      if (!fallback || port === 0 || !(err instanceof ListenError) || err.errno !== 'EADDRINUSE')
+        throw err;
+      const started = await start(0);
+      listenNotes.push(
+        `the ${err.what}'s default port ${port} is in use: it listens on a free port`,
+      );
+      return started;
+    }
+  };
   let socks: Socks5Server | null = null;
   let http: HttpProxy | null = null;
   /** Starts the process lookup of each loopback connection a proxy accepts. */
@@ -421,16 +448,21 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   };
   try {
     if (l.socksPort !== null) {
-      socks = await startSocks5({
-        forwarder,
-        host,
-        port: l.socksPort ?? 1080,
-        ...(l.auth ? { auth: l.auth } : {}),
-        ...(opts.limits?.handshakeTimeoutMs
-          ? { handshakeTimeoutMs: opts.limits.handshakeTimeoutMs }
-          : {}),
-        log,
-      });
+      socks = await startOnPort(
+        (port) =>
+          startSocks5({
+            forwarder,
+            host,
+            port,
+            ...(l.auth ? { auth: l.auth } : {}),
+            ...(opts.limits?.handshakeTimeoutMs
+              ? { handshakeTimeoutMs: opts.limits.handshakeTimeoutMs }
+              : {}),
+            log,
+          }),
+        l.socksPort ?? 1080,
+        l.anyPortIfBusy?.socks,
+      );
       opened.push(socks);
       addresses.socks = hostPort(socks.address);
       prefetchOwners(socks.server);
@@ -438,14 +470,19 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     const script = pacScript({ socks: addresses.socks, http: null });
     if (l.httpPort !== null) {
       // The HTTP proxy's own port is known only after listen: build the PAC text after.
-      http = await startHttpProxy({
-        forwarder,
-        host,
-        port: l.httpPort ?? 8080,
-        ...(l.auth ? { auth: l.auth } : {}),
-        pacScript: script,
-        log,
-      });
+      http = await startOnPort(
+        (port) =>
+          startHttpProxy({
+            forwarder,
+            host,
+            port,
+            ...(l.auth ? { auth: l.auth } : {}),
+            pacScript: script,
+            log,
+          }),
+        l.httpPort ?? 8080,
+        l.anyPortIfBusy?.http,
+      );
       opened.push(http);
       addresses.http = hostPort(http.address);
       prefetchOwners(http.server);
@@ -495,6 +532,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       return admin;
     },
     addresses,
+    listenNotes,
     get tenant() {
       return tenant;
     },

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { startEdge } from '../../edge/server.js';
-import { ConfigError, UsageError } from '../../errors.js';
+import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
 import { stateDir } from '../../util/state-dir.js';
 
@@ -84,6 +84,10 @@ export function register(program: Command): void {
         tenantDoc: loaded.document,
         logFile,
         ...(cfg as object),
+      }).catch((err: unknown) => {
+        if (err instanceof ListenError && err.errno !== 'EADDRNOTAVAIL')
+          throw err.withHint('choose another port with --port <n> (0: any free port)');
+        throw err;
       });
       process.stdout.write(
         [

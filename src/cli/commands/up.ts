@@ -17,7 +17,7 @@ import {
   type HostTunPlan,
   prepareHostTun,
 } from '../../client/tun-host.js';
-import { ConfigError, UsageError } from '../../errors.js';
+import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
@@ -314,6 +314,9 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
         pacPort: port(proxyDefault(o.pacPort, 0), '--pac-port', 0),
         adminPort: port(o.adminPort, '--admin-port', 0),
         ...(auth ? { auth } : {}),
+        // A default port that is taken (another proxy on 1080, a dev server on 8080) is
+        // replaced by a free one, which the banner shows; a port the user chose is not.
+        anyPortIfBusy: { socks: o.socksPort === undefined, http: o.httpPort === undefined },
       },
       ...(tunMode ? { hostnames: () => hostTun?.capture.hostnames() ?? [] } : {}),
       sourceAddress: plan?.sourceAddress ?? null,
@@ -382,10 +385,24 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     );
   } catch (err) {
     await stop();
-    throw err;
+    throw err instanceof ListenError ? withPortHint(err) : err;
   } finally {
     for (const s of SIGNALS) process.off(s, onSignal);
   }
+}
+
+/** The option that sets each listener's port, for a ListenError's message. */
+const PORT_FLAGS: Record<string, string> = {
+  'SOCKS5 proxy': '--socks-port',
+  'HTTP proxy': '--http-port',
+  'PAC server': '--pac-port',
+  'admin API': '--admin-port',
+};
+
+function withPortHint(err: ListenError): ListenError {
+  const flag = PORT_FLAGS[err.what];
+  if (!flag || err.errno === 'EADDRNOTAVAIL') return err;
+  return err.withHint(`choose another port with ${flag} <n> (0: any free port)`);
 }
 
 function bannerText(
@@ -420,6 +437,7 @@ function bannerText(
     `SOCKS5      ${a.socks ?? 'off'}${x.auth ? ' (username/password required)' : ''}`,
     `HTTP proxy  ${a.http ?? 'off'}`,
     `PAC         ${a.pac ?? 'off'}${a.http ? `  (also http://${a.http}/proxy.pac)` : ''}`,
+    ...client.listenNotes.map((n) => `note: ${n}`),
     ...(x.tun
       ? [
           `TUN         ${x.tun.name} ${x.tun.address}/30: the host's IPv4 is routed into it (ip rule pref ${x.tun.pref}-${x.tun.pref + 3}, table ${x.tun.table})`,
