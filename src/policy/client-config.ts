@@ -21,8 +21,8 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseBinary as parsePlistBinary, parse as parsePlistXml } from 'plist';
-import { parse as parseYaml } from 'yaml';
 import { ConfigError, type ConfigIssue, ToggleRefusedError } from '../errors.js';
+import { parseConfigText } from '../util/config-text.js';
 import { show } from './graph.js';
 import type { ChannelName, ClientState, PlatformSpec } from './model.js';
 
@@ -384,17 +384,7 @@ export function parseClientConfigText(
 ): LoadedClientConfig {
   if (format === 'mobileconfig') return parseMobileconfig(text, opts);
   const s = typeof text === 'string' ? text : Buffer.from(text).toString('utf8');
-  let json: unknown;
-  try {
-    json = format === 'yaml' ? parseYaml(s) : JSON.parse(s);
-  } catch (e) {
-    const first = (e as Error).message.split('\n')[0];
-    throw new ConfigError(
-      [{ path: '', message: `not valid ${format === 'yaml' ? 'YAML' : 'JSON'}: ${first}` }],
-      opts.file,
-    );
-  }
-  return parseClientConfig(json, opts);
+  return parseClientConfig(parseConfigText(s, opts.file, format), opts);
 }
 
 /** Read a client configuration file: .json, .yaml/.yml, or .mobileconfig/.plist. */

@@ -6,9 +6,9 @@
  * path of each bad item; it never throws anything else.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { basename } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
+import { parseConfigText } from '../util/config-text.js';
 import { dataPath } from '../util/package.js';
 import { show } from './graph.js';
 import type { ChannelName, M365Group, PlatformSpec } from './model.js';
@@ -147,19 +147,5 @@ export function loadPlatform(nameOrFile: string = DEFAULT_PLATFORM): PlatformSpe
   } catch (e) {
     throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
   }
-  let json: unknown;
-  try {
-    json = /\.ya?ml$/i.test(extname(file)) ? parseYaml(text) : JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(
-      [
-        {
-          path: '',
-          message: `not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(e as Error).message}`,
-        },
-      ],
-      file,
-    );
-  }
-  return parsePlatform(json, file);
+  return parsePlatform(parseConfigText(text, file), file);
 }

@@ -7,9 +7,8 @@
  * the file named.
  */
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { parseConfigText } from '../util/config-text.js';
 import { defaultTenantFile } from './default-tenant.js';
 import { type GraphDocument, type LoadTenantOptions, loadTenant } from './graph.js';
 import type { TenantSpec } from './model.js';
@@ -26,16 +25,7 @@ export interface LoadedTenant {
 
 /** Parse the text of a profile file: YAML for .yaml/.yml, else JSON. */
 export function parseTenantText(text: string, file: string): unknown {
-  const yaml = /\.ya?ml$/i.test(extname(file));
-  try {
-    return yaml ? parseYaml(text) : JSON.parse(text);
-  } catch (e) {
-    const first = (e as Error).message.split('\n')[0];
-    throw new ConfigError(
-      [{ path: '', message: `not valid ${yaml ? 'YAML' : 'JSON'}: ${first}` }],
-      file,
-    );
-  }
+  return parseConfigText(text, file);
 }
 
 /** Load a forwarding-profile file, or the built-in default tenant when `file` is undefined. */

@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { startEdge } from '../../edge/server.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
+import { parseConfigText } from '../../util/config-text.js';
 import { stateDir } from '../../util/state-dir.js';
 
 interface EdgeCliOptions {
@@ -26,13 +26,13 @@ interface EdgeCliOptions {
 const KNOWN = ['hostsMap', 'connectorHosts', 'filtering', 'egress', 'tenantId', 'tenantName'];
 
 function readEdgeConfig(file: string): Record<string, unknown> {
-  let v: unknown;
+  let text: string;
   try {
-    const text = readFileSync(file, 'utf8');
-    v = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+    text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError([{ path: '', message: (e as Error).message.split('\n')[0]! }], file);
+    throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
   }
+  const v = parseConfigText(text, file);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     throw new ConfigError([{ path: '', message: 'must be an object' }], file);
   }

@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import type { RunningClient } from '../../client/client.js';
 import type { Demo } from '../../client/demo.js';
 import { formatFlowLine, formatFlows, formatTiles } from '../../client/format.js';
@@ -18,6 +17,7 @@ import {
   prepareHostTun,
 } from '../../client/tun-host.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
+import { parseConfigText } from '../../util/config-text.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
@@ -97,13 +97,13 @@ const BOOLEAN_KEYS = new Set<keyof UpOptions>([
 
 /** Reads `--config` (JSON or YAML; keys as the long flags in camelCase). Flags win. */
 export function readUpConfig(file: string): Partial<UpOptions> {
-  let v: unknown;
+  let text: string;
   try {
-    const text = readFileSync(file, 'utf8');
-    v = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+    text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError([{ path: '', message: (e as Error).message.split('\n')[0]! }], file);
+    throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
   }
+  const v = parseConfigText(text, file);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     throw new ConfigError([{ path: '', message: 'must be an object' }], file);
   }
