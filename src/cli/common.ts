@@ -1,5 +1,6 @@
 /** Options shared by the commands that load a tenant, a client configuration and a platform. */
 import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
 import {
   type ClientTiles,
   createClientTiles,
@@ -62,4 +63,12 @@ export function loadPolicyContext(opts: PolicyOptions): PolicyContext {
 /** Commander's accumulator for a repeatable option (`--add-host a --add-host b`). */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+/** A `--wait <seconds>` value: more than 0, at most an hour; else UsageError naming it. */
+export function waitSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 3600)
+    throw new UsageError(`--wait "${v}" is not a number of seconds (more than 0, at most 3600)`);
+  return n;
 }

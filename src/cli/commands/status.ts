@@ -3,7 +3,38 @@ import type { Command } from 'commander';
 import { adminCall, adminUrl } from '../../client/admin-client.js';
 import type { HealthCheck, StatusView } from '../../client/diagnostics.js';
 import { formatStatus, table } from '../../client/format.js';
+import { GsaError } from '../../errors.js';
 import { stateDir } from '../../util/state-dir.js';
+import { waitSeconds } from '../common.js';
+
+/** How often `--wait` asks again. */
+const WAIT_POLL_MS = 200;
+
+/**
+ * `--wait`: asks until a running client answers with state Connected (every channel it
+ * forwards has its tunnel up), or `seconds` pass: then GSA_ERR_NOT_READY with the last
+ * answer (the state and notes, or why nothing answered).
+ */
+async function waitConnected(dir: string, admin: string | undefined, seconds: number) {
+  const deadline = Date.now() + seconds * 1000;
+  let last = 'nothing asked yet';
+  for (;;) {
+    try {
+      const st = await adminCall<StatusView>(adminUrl(dir, admin), 'GET', '/status');
+      if (st.state === 'Connected') return st;
+      last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await new Promise((r) => setTimeout(r, Math.min(WAIT_POLL_MS, left)));
+  }
+  throw new GsaError(
+    'GSA_ERR_NOT_READY',
+    `no Connected client within ${seconds} s; last answer: ${last}`,
+  );
+}
 
 export function register(program: Command): void {
   program
@@ -15,20 +46,36 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
     .option('--health', 'also run the health checks')
     .option('--json', 'print JSON')
-    .action(async (o: { admin?: string; stateDir?: string; health?: boolean; json?: boolean }) => {
-      const base = adminUrl(stateDir(o.stateDir), o.admin);
-      const st = await adminCall<StatusView>(base, 'GET', '/status');
-      const health = o.health
-        ? (await adminCall<{ checks: HealthCheck[] }>(base, 'GET', '/health')).checks
-        : null;
-      if (o.json) {
-        process.stdout.write(`${JSON.stringify(health ? { ...st, health } : st, null, 2)}\n`);
-        return;
-      }
-      process.stdout.write(`${formatStatus(st)}\n`);
-      if (health) {
-        const rows = health.map((c) => [c.status.toUpperCase(), c.name, c.detail]);
-        process.stdout.write(`\n${table(['', 'HEALTH CHECK', 'DETAIL'], rows, [5, 38, 60])}\n`);
-      }
-    });
+    .option(
+      '--wait <seconds>',
+      'wait until a running client is Connected (for scripts and CI; exit 1 if not in time)',
+    )
+    .action(
+      async (o: {
+        admin?: string;
+        stateDir?: string;
+        health?: boolean;
+        json?: boolean;
+        wait?: string;
+      }) => {
+        const dir = stateDir(o.stateDir);
+        const st =
+          o.wait !== undefined
+            ? await waitConnected(dir, o.admin, waitSeconds(o.wait))
+            : await adminCall<StatusView>(adminUrl(dir, o.admin), 'GET', '/status');
+        const base = adminUrl(dir, o.admin);
+        const health = o.health
+          ? (await adminCall<{ checks: HealthCheck[] }>(base, 'GET', '/health')).checks
+          : null;
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(health ? { ...st, health } : st, null, 2)}\n`);
+          return;
+        }
+        process.stdout.write(`${formatStatus(st)}\n`);
+        if (health) {
+          const rows = health.map((c) => [c.status.toUpperCase(), c.name, c.detail]);
+          process.stdout.write(`\n${table(['', 'HEALTH CHECK', 'DETAIL'], rows, [5, 38, 60])}\n`);
+        }
+      },
+    );
 }

@@ -1,0 +1,97 @@
+/**
+ * `gsa-emu up` in the background, as a script or CI job runs it: `gsa-emu status --wait <s>`,
+ * started together with `up`, returns once the client is Connected (with no client it fails
+ * after the time given, saying what it last saw); `gsa-emu stop` stops it as Ctrl+C would
+ * and waits for it to exit. `up` runs as a child on free loopback ports; the test stops it.
+ */
+
+import { spawn } from 'node:child_process';
+import { existsSync as exists, existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { collect } from '../util/ts-child.js';
+
+const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+const skip = existsSync(mainJs) ? false : 'dist/cli/main.js is missing: run `npm run build` first';
+
+function cli(args: string[], timeoutMs: number) {
+  return collect(
+    spawn(process.execPath, [mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    timeoutMs,
+  );
+}
+
+t.test(
+  'status --wait returns once a starting client is Connected; stop ends it',
+  { skip },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const up = spawn(
+      process.execPath,
+      [
+        mainJs,
+        'up',
+        '--state-dir',
+        dir,
+        '--socks-port',
+        '0',
+        '--http-port',
+        '0',
+        '--no-tty',
+        '--no-process-lookup',
+        '--exit-after',
+        '60',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const upDone = collect(up, 70_000);
+    t.teardown(async () => {
+      up.kill('SIGINT');
+      await upDone;
+    });
+    // Started at the same moment as `up`: client.json does not exist yet.
+    const r = await cli(['status', '--wait', '30', '--state-dir', dir], 40_000);
+    t.equal(r.code, 0, `exit code 0 (stderr: ${r.err.trim()})`);
+    t.match(r.out, /^Global Secure Access: Connected/m);
+
+    t.ok(exists(join(dir, 'client.json')), 'client.json while it runs');
+
+    const stop = await cli(['stop', '--state-dir', dir], 30_000);
+    t.equal(stop.code, 0, `stop: exit code 0 (stderr: ${stop.err.trim()})`);
+    t.match(stop.out, /^stopped "gsa-emu up" \(pid \d+\); logs: /);
+    // stop returns once the pid is gone; the child's end reaches this process at once.
+    const ended = await Promise.race([
+      upDone,
+      new Promise<null>((r) => setTimeout(() => r(null), 3000)),
+    ]);
+    t.ok(ended, 'up had exited when stop returned');
+    t.equal(ended?.code, 0, 'up exited with 0');
+    t.match(ended?.out, /stopping\.\.\.\nstopped\. logs: /, 'its clean shutdown');
+    t.notOk(exists(join(dir, 'client.json')), 'client.json removed');
+
+    const again = await cli(['stop', '--state-dir', dir], 20_000);
+    t.equal(again.code, 1, 'stop with nothing running: exit code 1');
+    t.match(again.err, /^gsa-emu: no running "gsa-emu up" holds /);
+  },
+);
+
+t.test('status --wait with no client fails in time and says why', { skip }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const t0 = Date.now();
+  const r = await cli(['status', '--wait', '0.6', '--state-dir', dir], 20_000);
+  const took = Date.now() - t0;
+  t.equal(r.code, 1, 'exit code 1');
+  t.match(
+    r.err,
+    /^gsa-emu: no Connected client within 0\.6 s; last answer: no running client found/,
+  );
+  t.ok(took >= 600, `waited the time given (${took} ms)`);
+
+  const bad = await cli(['status', '--wait', 'soon', '--state-dir', dir], 20_000);
+  t.equal(bad.code, 2, 'a bad --wait is a usage error');
+  t.match(bad.err, /--wait "soon" is not a number of seconds/);
+});
