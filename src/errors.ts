@@ -124,7 +124,9 @@ export class ListenError extends GsaError {
   ) {
     const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     const hint = options?.hint ? `; ${options.hint}` : '';
-    super('GSA_ERR_LISTEN', `the ${what} cannot listen on ${where}: ${detail}${hint}`, options);
+    super('GSA_ERR_LISTEN', `the ${what} cannot listen on ${where}: ${detail}${hint}`, {
+      cause: options?.cause,
+    });
     this.what = what;
     this.host = host;
     this.port = port;

@@ -63,9 +63,9 @@ export function register(program: Command): void {
           o.wait !== undefined
             ? await waitConnected(dir, o.admin, waitSeconds(o.wait))
             : await adminCall<StatusView>(adminUrl(dir, o.admin), 'GET', '/status');
-        const base = adminUrl(dir, o.admin);
         const health = o.health
-          ? (await adminCall<{ checks: HealthCheck[] }>(base, 'GET', '/health')).checks
+          ? (await adminCall<{ checks: HealthCheck[] }>(adminUrl(dir, o.admin), 'GET', '/health'))
+              .checks
           : null;
         if (o.json) {
           process.stdout.write(`${JSON.stringify(health ? { ...st, health } : st, null, 2)}\n`);

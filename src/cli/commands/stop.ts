@@ -13,7 +13,8 @@ import { waitSeconds } from '../common.js';
 
 const POLL_MS = 100;
 
-export async function stopUp(dir: string, waitSeconds: number): Promise<number> {
+/** Sends SIGTERM to the `up` holding `<dir>/up.lock`; resolves with its pid once it has exited. */
+export async function stopUp(dir: string, seconds: number): Promise<number> {
   const lock = readPidLock(join(dir, 'up.lock'));
   if (lock === null || !pidAlive(lock.pid)) {
     throw new GsaError(
@@ -29,12 +30,12 @@ export async function stopUp(dir: string, waitSeconds: number): Promise<number> 
       `cannot signal "gsa-emu up" (pid ${lock.pid}): ${(err as Error).message}`,
     );
   }
-  const deadline = Date.now() + waitSeconds * 1000;
+  const deadline = Date.now() + seconds * 1000;
   while (pidAlive(lock.pid)) {
     if (Date.now() >= deadline) {
       throw new GsaError(
         'GSA_ERR_NOT_STOPPED',
-        `"gsa-emu up" (pid ${lock.pid}) did not exit within ${waitSeconds} s of SIGTERM`,
+        `"gsa-emu up" (pid ${lock.pid}) did not exit within ${seconds} s of SIGTERM`,
       );
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
