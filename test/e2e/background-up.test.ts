@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync as exists, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -94,4 +95,28 @@ t.test('status --wait with no client fails in time and says why', { skip }, asyn
   const bad = await cli(['status', '--wait', 'soon', '--state-dir', dir], 20_000);
   t.equal(bad.code, 2, 'a bad --wait is a usage error');
   t.match(bad.err, /--wait "soon" is not a number of seconds/);
+});
+
+t.test('status --wait ends at once when the up it saw starting exits', { skip }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+  const busy = (holder.address() as AddressInfo).port;
+
+  const t0 = Date.now();
+  const waiting = cli(['status', '--wait', '30', '--state-dir', dir], 40_000);
+  // `up` starts while status is already asking; it stops on the busy port it was given.
+  await new Promise((r) => setTimeout(r, 300));
+  const up = await cli(
+    ['up', '--state-dir', dir, '--socks-port', String(busy), '--http-port', '0', '--no-tty'],
+    30_000,
+  );
+  t.equal(up.code, 1, 'up failed to start');
+  t.match(up.err, /the SOCKS5 proxy cannot listen/);
+  const r = await waiting;
+  t.equal(r.code, 1, 'status: exit code 1');
+  t.match(r.err, /^gsa-emu: "gsa-emu up" \(pid \d+\) exited before it was Connected/);
+  t.ok(Date.now() - t0 < 20_000, `did not wait the full 30 s (${Date.now() - t0} ms)`);
 });

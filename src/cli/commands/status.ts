@@ -1,9 +1,11 @@
 /** `gsa-emu status`: the running client's state, tiles and channels (admin API GET /status). */
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { adminCall, adminUrl } from '../../client/admin-client.js';
 import type { HealthCheck, StatusView } from '../../client/diagnostics.js';
 import { formatStatus, table } from '../../client/format.js';
 import { GsaError } from '../../errors.js';
+import { pidAlive, readPidLock } from '../../util/pid-lock.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitSeconds } from '../common.js';
 
@@ -13,11 +15,13 @@ const WAIT_POLL_MS = 200;
 /**
  * `--wait`: asks until a running client answers with state Connected (every channel it
  * forwards has its tunnel up), or `seconds` pass: then GSA_ERR_NOT_READY with the last
- * answer (the state and notes, or why nothing answered).
+ * answer (the state and notes, or why nothing answered). An `up` seen starting (holding
+ * `<state-dir>/up.lock`) that exits before it is Connected ends the wait at once.
  */
 async function waitConnected(dir: string, admin: string | undefined, seconds: number) {
   const deadline = Date.now() + seconds * 1000;
   let last = 'nothing asked yet';
+  let starting: number | null = null;
   for (;;) {
     try {
       const st = await adminCall<StatusView>(adminUrl(dir, admin), 'GET', '/status');
@@ -25,6 +29,16 @@ async function waitConnected(dir: string, admin: string | undefined, seconds: nu
       last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
     } catch (err) {
       last = (err as Error).message;
+    }
+    if (admin === undefined) {
+      const lock = readPidLock(join(dir, 'up.lock'));
+      if (lock !== null && pidAlive(lock.pid)) starting = lock.pid;
+      else if (starting !== null && !pidAlive(starting)) {
+        throw new GsaError(
+          'GSA_ERR_NOT_READY',
+          `"gsa-emu up" (pid ${starting}) exited before it was Connected (its own output says why); last answer: ${last}`,
+        );
+      }
     }
     const left = deadline - Date.now();
     if (left <= 0) break;
