@@ -16,9 +16,11 @@ export function normalizeName(name: string): string {
   return n.endsWith('.') ? n.slice(0, -1) : n;
 }
 
-const LABEL_RE = /^(?:\*|[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)$/;
-const NAME_RE =
-  /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+/** One DNS label: 1-63 letters, digits, `-` or `_`, not starting or ending with `-`. */
+const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
+/** A label of a name pattern: a label or `*`. */
+const LABEL_RE = new RegExp(`^(?:\\*|${LABEL})$`);
+const NAME_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
 
 /**
  * True for a host name (normalized: lowercase, no trailing dot), no wildcards. A name's
