@@ -317,12 +317,18 @@ static void stream_set_id(struct stream *st, uint32_t id) {
   *b = st;
 }
 
-static struct stream *stream_new(struct tunnel *t, int fd, enum state state) {
-  struct stream *st = calloc(1, sizeof *st);
-  if (!st) {
+/* A zeroed allocation; out of memory ends the process (a benchmark has nothing to save). */
+static void *xcalloc(size_t size) {
+  void *p = calloc(1, size);
+  if (!p) {
     perror("tunnel-floor: calloc");
     exit(1);
   }
+  return p;
+}
+
+static struct stream *stream_new(struct tunnel *t, int fd, enum state state) {
+  struct stream *st = xcalloc(sizeof *st);
   st->s.kind = K_STREAM;
   st->s.fd = fd;
   st->t = t;
@@ -801,11 +807,7 @@ static void tunnel_update(struct tunnel *t) {
 }
 
 static struct tunnel *tunnel_new(int fd) {
-  struct tunnel *t = calloc(1, sizeof *t);
-  if (!t) {
-    perror("tunnel-floor: calloc");
-    exit(1);
-  }
+  struct tunnel *t = xcalloc(sizeof *t);
   t->s.kind = K_TUNNEL;
   t->s.fd = fd;
   t->next_id = 1;
