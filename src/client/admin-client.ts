@@ -4,7 +4,7 @@
  * `gsa-emu up` writes at start and removes at exit, else from the newest
  * `<state-dir>/netns-<pid>.json` of a running `gsa-emu netns`.
  */
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
@@ -30,6 +30,38 @@ export function writeClientState(
 ): string {
   writeFileSync(file, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
   return file;
+}
+
+/** `gsa-emu up` that stopped before it was ready says why here (`status --wait` reads it). */
+export const START_FAILURE_FILE = 'up-failed.json';
+
+export interface StartFailure {
+  pid: number;
+  /** When it failed (ISO 8601). */
+  at: string;
+  message: string;
+}
+
+export function writeStartFailure(dir: string, message: string): void {
+  const f: StartFailure = { pid: process.pid, at: new Date().toISOString(), message };
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, START_FAILURE_FILE), `${JSON.stringify(f)}\n`, { mode: 0o600 });
+  } catch {}
+}
+
+/** The last start failure recorded in `dir`, or null. */
+export function readStartFailure(dir: string): StartFailure | null {
+  try {
+    const f = JSON.parse(readFileSync(join(dir, START_FAILURE_FILE), 'utf8')) as StartFailure;
+    return typeof f.pid === 'number' && typeof f.at === 'string' ? f : null;
+  } catch {
+    return null;
+  }
+}
+
+export function clearStartFailure(dir: string): void {
+  rmSync(join(dir, START_FAILURE_FILE), { force: true });
 }
 
 export function removeClientState(

@@ -6,7 +6,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { existsSync as exists, existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -58,7 +58,7 @@ t.test(
     t.equal(r.code, 0, `exit code 0 (stderr: ${r.err.trim()})`);
     t.match(r.out, /^Global Secure Access: Connected/m);
 
-    t.ok(exists(join(dir, 'client.json')), 'client.json while it runs');
+    t.ok(existsSync(join(dir, 'client.json')), 'client.json while it runs');
 
     const stop = await cli(['stop', '--state-dir', dir], 30_000);
     t.equal(stop.code, 0, `stop: exit code 0 (stderr: ${stop.err.trim()})`);
@@ -71,7 +71,7 @@ t.test(
     t.ok(ended, 'up had exited when stop returned');
     t.equal(ended?.code, 0, 'up exited with 0');
     t.match(ended?.out, /stopping\.\.\.\nstopped\. logs: /, 'its clean shutdown');
-    t.notOk(exists(join(dir, 'client.json')), 'client.json removed');
+    t.notOk(existsSync(join(dir, 'client.json')), 'client.json removed');
 
     const again = await cli(['stop', '--state-dir', dir], 20_000);
     t.equal(again.code, 1, 'stop with nothing running: exit code 1');
@@ -97,26 +97,40 @@ t.test('status --wait with no client fails in time and says why', { skip }, asyn
   t.match(bad.err, /--wait "soon" is not a number of seconds/);
 });
 
-t.test('status --wait ends at once when the up it saw starting exits', { skip }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const holder = createServer();
-  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
-  const busy = (holder.address() as AddressInfo).port;
+t.test(
+  'status --wait ends at once when the up launched with it fails to start',
+  { skip },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+    const busy = (holder.address() as AddressInfo).port;
 
-  const t0 = Date.now();
-  const waiting = cli(['status', '--wait', '30', '--state-dir', dir], 40_000);
-  // `up` starts while status is already asking; it stops on the busy port it was given.
-  await new Promise((r) => setTimeout(r, 300));
-  const up = await cli(
-    ['up', '--state-dir', dir, '--socks-port', String(busy), '--http-port', '0', '--no-tty'],
-    30_000,
-  );
-  t.equal(up.code, 1, 'up failed to start');
-  t.match(up.err, /the SOCKS5 proxy cannot listen/);
-  const r = await waiting;
-  t.equal(r.code, 1, 'status: exit code 1');
-  t.match(r.err, /^gsa-emu: "gsa-emu up" \(pid \d+\) exited before it was Connected/);
-  t.ok(Date.now() - t0 < 20_000, `did not wait the full 30 s (${Date.now() - t0} ms)`);
-});
+    // A failure older than this launch (a run before) is not this run's: it waits.
+    writeFileSync(
+      join(dir, 'up-failed.json'),
+      JSON.stringify({ pid: 1, at: new Date(Date.now() - 60_000).toISOString(), message: 'old' }),
+    );
+    const stale = await cli(['status', '--wait', '0.6', '--state-dir', dir], 20_000);
+    t.match(stale.err, /no Connected client within 0\.6 s/, 'an old failure is ignored');
+
+    const t0 = Date.now();
+    const waiting = cli(['status', '--wait', '30', '--state-dir', dir], 40_000);
+    // `up` stops on the busy port it was given.
+    const up = await cli(
+      ['up', '--state-dir', dir, '--socks-port', String(busy), '--http-port', '0', '--no-tty'],
+      30_000,
+    );
+    t.equal(up.code, 1, 'up failed to start');
+    t.match(up.err, /the SOCKS5 proxy cannot listen/);
+    const r = await waiting;
+    t.equal(r.code, 1, 'status: exit code 1');
+    t.match(
+      r.err,
+      /^gsa-emu: "gsa-emu up" \(pid \d+\) failed to start: the SOCKS5 proxy cannot listen on 127\.0\.0\.1:\d+: the port is in use/,
+    );
+    t.ok(Date.now() - t0 < 20_000, `did not wait the full 30 s (${Date.now() - t0} ms)`);
+  },
+);

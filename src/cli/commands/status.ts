@@ -1,27 +1,26 @@
 /** `gsa-emu status`: the running client's state, tiles and channels (admin API GET /status). */
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { adminCall, adminUrl } from '../../client/admin-client.js';
+import { adminCall, adminUrl, readStartFailure } from '../../client/admin-client.js';
 import type { HealthCheck, StatusView } from '../../client/diagnostics.js';
 import { formatStatus, table } from '../../client/format.js';
 import { GsaError } from '../../errors.js';
-import { pidAlive, readPidLock } from '../../util/pid-lock.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitSeconds } from '../common.js';
 
 /** How often `--wait` asks again. */
 const WAIT_POLL_MS = 200;
+/** A start failure this long before `status --wait` was launched still counts as this run's. */
+const START_SLACK_MS = 2000;
 
 /**
  * `--wait`: asks until a running client answers with state Connected (every channel it
  * forwards has its tunnel up), or `seconds` pass: then GSA_ERR_NOT_READY with the last
- * answer (the state and notes, or why nothing answered). An `up` seen starting (holding
- * `<state-dir>/up.lock`) that exits before it is Connected ends the wait at once.
+ * answer (the state and notes, or why nothing answered). It ends at once when an `up`
+ * launched with it fails to start (its reason, from `<state-dir>/up-failed.json`).
  */
 async function waitConnected(dir: string, admin: string | undefined, seconds: number) {
   const deadline = Date.now() + seconds * 1000;
   let last = 'nothing asked yet';
-  let starting: number | null = null;
   for (;;) {
     try {
       const st = await adminCall<StatusView>(adminUrl(dir, admin), 'GET', '/status');
@@ -31,12 +30,12 @@ async function waitConnected(dir: string, admin: string | undefined, seconds: nu
       last = (err as Error).message;
     }
     if (admin === undefined) {
-      const lock = readPidLock(join(dir, 'up.lock'));
-      if (lock !== null && pidAlive(lock.pid)) starting = lock.pid;
-      else if (starting !== null && !pidAlive(starting)) {
+      // An `up` launched with this command (at most START_SLACK_MS before it) that failed.
+      const failed = readStartFailure(dir);
+      if (failed && Date.parse(failed.at) >= performance.timeOrigin - START_SLACK_MS) {
         throw new GsaError(
           'GSA_ERR_NOT_READY',
-          `"gsa-emu up" (pid ${starting}) exited before it was Connected (its own output says why); last answer: ${last}`,
+          `"gsa-emu up" (pid ${failed.pid}) failed to start: ${failed.message}`,
         );
       }
     }

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { clearStartFailure, writeStartFailure } from '../../client/admin-client.js';
 import type { RunningClient } from '../../client/client.js';
 import type { Demo } from '../../client/demo.js';
 import { formatFlowLine, formatFlows, formatTiles } from '../../client/format.js';
@@ -18,6 +19,7 @@ import {
 } from '../../client/tun-host.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { parseConfigText } from '../../util/config-text.js';
+import { stateDir } from '../../util/state-dir.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
@@ -278,6 +280,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   let plan: HostTunPlan | null = null;
   let world: World | null = null;
   let hostTun: HostTun | null = null;
+  let ready = false;
   const stop = async (): Promise<void> => {
     await hostTun?.close().catch(() => {});
     plan?.release();
@@ -335,6 +338,8 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       });
     }
     world.writeState();
+    ready = true;
+    clearStartFailure(world.dir);
     const banner = bannerText(client, {
       dir: world.dir,
       edgeUrl: world.edgeUrl,
@@ -384,8 +389,11 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       `stopped. logs: ${world.clientLog}${world.edgeLog ? `, edge traffic log ${world.edgeLog}` : ''}\n`,
     );
   } catch (err) {
+    const e = err instanceof ListenError ? withPortHint(err) : err;
+    // For `gsa-emu status --wait`, which may be waiting for this run.
+    if (!ready) writeStartFailure(stateDir(o.stateDir), (e as Error)?.message ?? String(e));
     await stop();
-    throw err instanceof ListenError ? withPortHint(err) : err;
+    throw e;
   } finally {
     for (const s of SIGNALS) process.off(s, onSignal);
   }
