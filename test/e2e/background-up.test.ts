@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { collect } from '../util/ts-child.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -24,12 +24,18 @@ function cli(args: string[], timeoutMs: number) {
   );
 }
 
+/** An empty state folder, removed when `t` ends. */
+async function stateFolder(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 t.test(
   'status --wait returns once a starting client is Connected; stop ends it',
   { skip },
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const dir = await stateFolder(t);
     const up = spawn(
       process.execPath,
       [
@@ -80,8 +86,7 @@ t.test(
 );
 
 t.test('status --wait with no client fails in time and says why', { skip }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await stateFolder(t);
   const t0 = Date.now();
   const r = await cli(['status', '--wait', '0.6', '--state-dir', dir], 20_000);
   const took = Date.now() - t0;
@@ -101,8 +106,7 @@ t.test(
   'status --wait ends at once when the up launched with it fails to start',
   { skip },
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const dir = await stateFolder(t);
     const holder = createServer();
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
     t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
