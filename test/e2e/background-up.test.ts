@@ -138,3 +138,28 @@ t.test(
     t.ok(Date.now() - t0 < 20_000, `did not wait the full 30 s (${Date.now() - t0} ms)`);
   },
 );
+
+t.test(
+  'status --wait ends at once when up stops on a bad --config or bad flags',
+  { skip },
+  async (t) => {
+    const bad = join(await stateFolder(t), 'up.yaml');
+    writeFileSync(bad, 'socksPort: [1080\n');
+    for (const [what, args, reason] of [
+      ['a config file that is not YAML', ['--config', bad], /up\.yaml: 1 problem\s+not valid YAML/],
+      ['flags that do not go together', ['--user', 'u'], /--user and --password go together/],
+    ] as const) {
+      // Its own folder: `status --wait` counts a failure from up to 2 s before its launch.
+      const dir = await stateFolder(t);
+      const t0 = Date.now();
+      const waiting = cli(['status', '--wait', '30', '--state-dir', dir], 40_000);
+      const up = await cli(['up', '--state-dir', dir, '--no-tty', ...args], 30_000);
+      t.not(up.code, 0, `${what}: up failed`);
+      const r = await waiting;
+      t.equal(r.code, 1, `${what}: status exit code 1`);
+      t.match(r.err, /"gsa-emu up" \(pid \d+\) failed to start: /, `${what}: says up failed`);
+      t.match(r.err, reason, `${what}: with up's reason`);
+      t.ok(Date.now() - t0 < 20_000, `${what}: did not wait the full 30 s (${Date.now() - t0} ms)`);
+    }
+  },
+);

@@ -223,19 +223,28 @@ export function register(program: Command): void {
       collect,
     )
     .action(async (flags: UpOptions) => {
-      const o: UpOptions = {
-        ...(flags.config ? readUpConfig(flags.config) : {}),
-        ...stripUndefined(flags),
-      };
+      let o: UpOptions;
+      try {
+        o = { ...(flags.config ? readUpConfig(flags.config) : {}), ...stripUndefined(flags) };
+      } catch (e) {
+        startFailed(flags.stateDir, e);
+        throw e;
+      }
       await up(o);
     });
+}
+
+/** An `up` that stops before it is ready says why, for a `gsa-emu status --wait` waiting on it. */
+function startFailed(dir: string | undefined, e: unknown): void {
+  writeStartFailure(stateDir(dir), (e as Error)?.message ?? String(e));
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+/** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
+function checkUpOptions(o: UpOptions) {
   const host = o.host ?? '127.0.0.1';
   if ((o.user === undefined) !== (o.password === undefined)) {
     throw new UsageError('--user and --password go together');
@@ -263,6 +272,18 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       '--add-host with --tun and a remote --edge: applications behind the TUN ask --tun-dns for names no rule acquires, and the remote edge resolves the rest; give the names to those',
     );
   }
+  return { host, auth, exitAfter, tunMode, hosts };
+}
+
+export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  let checked: ReturnType<typeof checkUpOptions>;
+  try {
+    checked = checkUpOptions(o);
+  } catch (e) {
+    startFailed(o.stateDir, e);
+    throw e;
+  }
+  const { host, auth, exitAfter, tunMode, hosts } = checked;
   // With --tun the proxies are off unless a port is given.
   const proxyDefault = (v: string | undefined, d: number): string | undefined =>
     v ?? (tunMode ? 'off' : String(d));
@@ -390,8 +411,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     );
   } catch (err) {
     const e = err instanceof ListenError ? withPortHint(err) : err;
-    // For `gsa-emu status --wait`, which may be waiting for this run.
-    if (!ready) writeStartFailure(stateDir(o.stateDir), (e as Error)?.message ?? String(e));
+    if (!ready) startFailed(o.stateDir, e);
     await stop();
     throw e;
   } finally {
