@@ -6,9 +6,11 @@
  * The handshake is an explicit state machine over socket data (`Socks5Parser`): GREETING ->
  * (AUTH) -> REQUEST -> DONE. It returns NEED_MORE when short of bytes and never throws;
  * bad input becomes an INVALID message carrying the reply code to send (or none: close).
- * Limits (options, with defaults): handshake bytes buffered 16 KiB (the largest handshake
- * message is 513 bytes; the rest allows optimistic data after the request), handshake
- * timeout 10 s from accept to request (slow-loris), 4,096 connections.
+ * Limits (options, with defaults): bytes of an unfinished handshake held 16 KiB (the largest
+ * handshake message is 513 bytes; data after the request, in the same chunk, does not count:
+ * it goes upstream), handshake timeout 10 s from accept to request (slow-loris), 4,096
+ * connections. A refused handshake is closed 1 s after its reply even if the client keeps
+ * its side open (RFC 1928 section 3, RFC 1929 section 2: the connection closes).
  *
  * Commands: CONNECT (IPv4, IPv6, domain) and UDP ASSOCIATE (a UDP relay socket per
  * association, bound on the control connection's local address; datagrams are accepted
@@ -117,10 +119,14 @@ export class Socks5Parser {
 
   constructor(private readonly maxBuffered = 16 * 1024) {}
 
-  /** Appends data; returns false (and moves to 'closed') when the buffer limit is exceeded. */
+  /**
+   * Appends data; false once closed, or (moving to 'closed') when more than the limit is
+   * already held unparsed. The limit is on an unfinished handshake (next() enforces it): a
+   * chunk that completes the request may carry any amount of data after it.
+   */
   push(chunk: Buffer): boolean {
     if (this.state === 'closed') return false;
-    if (this.buffered + chunk.length > this.maxBuffered) {
+    if (this.buffered > this.maxBuffered) {
       this.state = 'closed';
       return false;
     }
@@ -146,7 +152,18 @@ export class Socks5Parser {
     return { type: 'invalid', reply, reason };
   }
 
+  /** The next message; an unfinished handshake holding more than the limit is invalid. */
   next(): Socks5Msg {
+    const m = this.parse();
+    const unfinished =
+      this.state === 'greeting' || this.state === 'auth' || this.state === 'request';
+    if (m === NEED_MORE && unfinished && this.buffered > this.maxBuffered) {
+      return this.invalid(null, `handshake over ${this.maxBuffered} bytes`);
+    }
+    return m;
+  }
+
+  private parse(): Socks5Msg {
     const b = this.buf;
     const o = this.off;
     const n = b.length - o;
@@ -431,15 +448,15 @@ export class Socks5Server {
       this.stats.failed++;
       sock.destroy();
     }, timeoutMs);
-    const fail = (reply: number | null): void => {
+    /** Ends a refused handshake: the reply (none: close at once), then close. */
+    const refuse = (reply: Buffer | null): void => {
       clearTimeout(timer);
       sock.removeListener('data', onData);
       this.stats.failed++;
       if (reply === null) sock.destroy();
-      else sock.end(encodeReply(reply));
-      // Do not wait for the client to read the reply forever.
-      setTimeout(() => sock.destroy(), 1000).unref();
+      else endSoon(sock, reply);
     };
+    const fail = (code: number | null): void => refuse(code === null ? null : encodeReply(code));
     const onData = (chunk: Buffer): void => {
       if (!parser.push(chunk)) {
         fail(null);
@@ -457,10 +474,7 @@ export class Socks5Server {
             const auth = this.opts.auth;
             const want = auth ? METHOD_USERPASS : METHOD_NONE;
             if (!m.methods.includes(want)) {
-              clearTimeout(timer);
-              sock.removeListener('data', onData);
-              this.stats.failed++;
-              sock.end(Buffer.from([SOCKS_VERSION, METHOD_NO_ACCEPTABLE]));
+              refuse(Buffer.from([SOCKS_VERSION, METHOD_NO_ACCEPTABLE]));
               return;
             }
             sock.write(Buffer.from([SOCKS_VERSION, want]));
@@ -471,10 +485,7 @@ export class Socks5Server {
             const auth = this.opts.auth!;
             const ok = safeEqual(m.username, auth.username) && safeEqual(m.password, auth.password);
             if (!ok) {
-              clearTimeout(timer);
-              sock.removeListener('data', onData);
-              this.stats.failed++;
-              sock.end(Buffer.from([AUTH_VERSION, 1]));
+              refuse(Buffer.from([AUTH_VERSION, 1]));
               return;
             }
             sock.write(Buffer.from([AUTH_VERSION, 0]));
@@ -525,8 +536,7 @@ export class Socks5Server {
     });
     if (res.refused !== undefined) {
       this.stats.failed++;
-      if (!sock.destroyed) sock.end(encodeReply(replyOf(res.refused)));
-      setTimeout(() => sock.destroy(), 1000).unref();
+      endSoon(sock, encodeReply(replyOf(res.refused)));
       return;
     }
     const up = res.upstream as Socket;
@@ -550,46 +560,53 @@ export class Socks5Server {
    */
   private async associate(sock: Socket, ip: string | null, port: number): Promise<void> {
     this.stats.associations++;
-    const local = sock.localAddress ?? '127.0.0.1';
+    // A dual-stack listener (`::`) gives an IPv4 client's addresses IPv4-mapped: the relay is
+    // then an IPv4 socket, which can send to that client (a udp6 one bound to a mapped
+    // address cannot: EINVAL) and whose BND.ADDR is the IPv4 address the client knows.
+    const local = normalize(sock.localAddress ?? '127.0.0.1');
     const clientIp = normalize(sock.remoteAddress ?? '127.0.0.1');
     const udp = createSocket(ipFamily(local) === 6 ? 'udp6' : 'udp4');
     this.udpSockets.add(udp);
     udp.on('error', () => {});
-    try {
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind(0, local, () => {
-          udp.removeListener('error', reject);
-          resolve();
-        });
-      });
-    } catch {
+    const bound = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(0, local, () => resolve(true));
+    });
+    // The control connection may have gone while the socket was being bound.
+    if (!bound || sock.destroyed) {
       this.udpSockets.delete(udp);
-      this.stats.failed++;
-      sock.end(encodeReply(Reply.GENERAL_FAILURE));
+      try {
+        udp.close();
+      } catch {}
+      if (!bound) {
+        this.stats.failed++;
+        endSoon(sock, encodeReply(Reply.GENERAL_FAILURE));
+      }
       return;
     }
-    // The client may announce the address it will send from; 0.0.0.0 / 0 mean "not known".
+    // The client may announce the address it will send from (RFC 1928 section 6: DST.ADDR
+    // and DST.PORT); 0.0.0.0 / 0 mean "not known": the control connection's address, and
+    // the port of the first datagram from it. Replies go to that same address.
     let peerPort = port !== 0 ? port : 0;
-    const announcedIp = ip !== null && ip !== '0.0.0.0' && ip !== '::' ? normalize(ip) : null;
+    const peerIp = ip !== null && ip !== '0.0.0.0' && ip !== '::' ? normalize(ip) : clientIp;
     const assoc = this.opts.forwarder.udpAssociation(
-      { srcIp: clientIp, srcPort: peerPort, capture: 'socks' },
+      { srcIp: peerIp, srcPort: peerPort, capture: 'socks' },
       (payload, rhost, rip, rport) => {
         if (peerPort === 0) return;
         const h = encodeUdpHeader(rhost, rip, rport);
-        udp.send([h, payload], peerPort, clientIp);
+        udp.send([h, payload], peerPort, peerIp);
       },
     );
     const counters = this.opts.forwarder.flows.counters;
     udp.on('message', (msg: Buffer, r: RemoteInfo) => {
-      if (normalize(r.address) !== (announcedIp ?? clientIp)) {
+      if (normalize(r.address) !== peerIp) {
         this.stats.udpDropped++;
         counters.drop('foreign-sender');
         return;
       }
       if (peerPort === 0) {
         peerPort = r.port;
-        assoc.setSource(clientIp, r.port);
+        assoc.setSource(peerIp, r.port);
       } else if (r.port !== peerPort) {
         this.stats.udpDropped++;
         counters.drop('foreign-sender');
@@ -623,6 +640,12 @@ export class Socks5Server {
     sock.on('end', () => sock.end());
     sock.resume();
   }
+}
+
+/** Sends `reply` and ends `sock`, destroying it 1 s later if the client keeps its side open. */
+function endSoon(sock: Socket, reply: Buffer): void {
+  if (!sock.destroyed) sock.end(reply);
+  setTimeout(() => sock.destroy(), 1000).unref();
 }
 
 function normalize(ip: string): string {

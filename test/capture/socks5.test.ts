@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { SocksClient } from 'socks';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   encodeReply,
   encodeUdpHeader,
@@ -145,12 +145,28 @@ t.test('parser: byte-at-a-time equals whole, pipelined data is kept', async (t) 
   t.equal(q.rest().length, 0);
 });
 
-t.test('parser: buffer limit', async (t) => {
-  const p = new Socks5Parser(64);
-  t.ok(p.push(Buffer.alloc(60, 5)));
-  t.notOk(p.push(Buffer.alloc(10)), 'over the limit');
-  t.equal(p.state, 'closed');
-});
+t.test(
+  'parser: the limit is on an unfinished handshake; data after the request is not',
+  async (t) => {
+    const p = new Socks5Parser(64);
+    t.ok(p.push(hex('05 ff')), 'a greeting of 255 methods, unfinished');
+    t.ok(p.push(Buffer.alloc(60, 1)));
+    t.same(drain(p), [], 'within the limit: waits for more');
+    t.ok(p.push(Buffer.alloc(10, 1)));
+    t.match(drain(p), [{ type: 'invalid', reply: null, reason: 'handshake over 64 bytes' }]);
+    t.equal(p.state, 'closed');
+    t.notOk(p.push(Buffer.alloc(1)), 'closed: takes nothing more');
+
+    const q = new Socks5Parser(64);
+    q.push(hex('05 01 00'));
+    t.same(drain(q), [{ type: 'greeting', methods: [0] }]);
+    q.state = 'request';
+    const data = Buffer.alloc(20_000, 0x61);
+    t.ok(q.push(Buffer.concat([hex('05 01 00 01 7f000001 0050'), data])), 'one chunk');
+    t.match(drain(q), [{ type: 'request', cmd: 1, ip: '127.0.0.1', port: 80 }]);
+    t.same(q.rest(), data, 'the data after the request, whole');
+  },
+);
 
 t.test('parser: never throws, any split gives the same messages (property)', async (t) => {
   fc.assert(
@@ -349,6 +365,64 @@ t.test('BIND, bad address type, port 0, malformed and oversized input', async (t
   t.ok(server.stats.failed >= 8);
 });
 
+t.test("data beyond the handshake limit, in the request's own chunk, goes upstream", async (t) => {
+  const echo = await echoServer();
+  t.teardown(echo.close);
+  const { port } = await startServer(t, { maxHandshakeBytes: 64 });
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  t.teardown(() => s.destroy());
+  await once(s, 'connect');
+  const parts: Buffer[] = [];
+  s.on('data', (c) => parts.push(c));
+  s.write(hex('05 01 00'));
+  for (let i = 0; i < 100 && Buffer.concat(parts).length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const data = Buffer.alloc(1000, 0x62);
+  const req = Buffer.alloc(10);
+  req.set([5, 1, 0, 1, 127, 0, 0, 1]);
+  req.writeUInt16BE(echo.port, 8);
+  s.write(Buffer.concat([req, data]));
+  const want = 2 + 10 + data.length;
+  for (let i = 0; i < 200 && Buffer.concat(parts).length < want; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const got = Buffer.concat(parts);
+  t.same(got.subarray(0, 4), hex('05 00 05 00'), 'method reply, then granted');
+  t.equal(got.length, want, 'the reply and every byte echoed back');
+  t.same(got.subarray(12), data, 'the bytes, whole');
+});
+
+t.test('a refused greeting or login closes even if the client keeps its side open', async (t) => {
+  const { port, server } = await startServer(t, {
+    auth: { username: 'alice', password: 's3cret' },
+  });
+  const held = (server as unknown as { sockets: Set<Socket> }).sockets;
+  for (const [what, bytes, reply] of [
+    ['no acceptable method', [hex('05 01 00')], hex('05 ff')],
+    [
+      'wrong password',
+      [hex('05 01 02'), hex('01 05 616c696365 05 7772306e67')],
+      hex('05 02 01 01'),
+    ],
+  ] as const) {
+    // allowHalfOpen: after the server's FIN this client neither ends nor closes.
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    s.on('error', () => {});
+    t.teardown(() => s.destroy());
+    await once(s, 'connect');
+    const parts: Buffer[] = [];
+    s.on('data', (c) => parts.push(c));
+    for (const b of bytes) s.write(b);
+    await once(s, 'end');
+    t.same(Buffer.concat(parts), reply, `${what}: the reply, then FIN`);
+    const t0 = Date.now();
+    while (held.size > 0 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+    t.equal(held.size, 0, `${what}: the server closed its socket (${Date.now() - t0} ms)`);
+  }
+});
+
 t.test('slow-loris: a handshake that does not finish in time is closed', async (t) => {
   const { port, server } = await startServer(t, { handshakeTimeoutMs: 200 });
   const clients: Socket[] = [];
@@ -459,6 +533,110 @@ t.test(
     info.socket.destroy();
     await new Promise((r) => setTimeout(r, 50));
     t.equal(flows.activeCount, 0);
+  },
+);
+
+/**
+ * UDP ASSOCIATE over a raw control connection from 127.0.0.1 (with `auth`, RFC 1929 first)
+ * announcing `announce` (DST.ADDR, DST.PORT); returns the reply's BND and the socket.
+ */
+async function associateRaw(
+  t: Test,
+  port: number,
+  announce: { ip: number[]; port: number },
+  auth?: Buffer,
+): Promise<{ atyp: number; relayPort: number; relayIp: string }> {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  t.teardown(() => s.destroy());
+  await once(s, 'connect');
+  const parts: Buffer[] = [];
+  s.on('data', (c) => parts.push(c));
+  const req = Buffer.alloc(10);
+  req.set([5, 3, 0, 1, ...announce.ip]);
+  req.writeUInt16BE(announce.port, 8);
+  const head = auth ? [hex('05 01 02'), auth] : [hex('05 01 00')];
+  s.write(Buffer.concat([...head, req]));
+  const want = (auth ? 4 : 2) + 10;
+  for (let i = 0; i < 200 && Buffer.concat(parts).length < want; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const r = Buffer.concat(parts).subarray(auth ? 4 : 2);
+  t.equal(r[1], 0, 'association granted');
+  return {
+    atyp: r[3]!,
+    relayIp: r[3] === 1 ? [...r.subarray(4, 8)].join('.') : r.subarray(4).toString('hex'),
+    relayPort: r[3] === 1 ? r.readUInt16BE(8) : 0,
+  };
+}
+
+/** Sends `data` for 127.0.0.1:`dport` through the relay from `u`; the first reply, or null. */
+async function udpRoundTrip(
+  u: ReturnType<typeof createSocket>,
+  relay: { relayIp: string; relayPort: number },
+  dport: number,
+  data: string,
+): Promise<Buffer | null> {
+  const got: Buffer[] = [];
+  u.on('message', (m) => got.push(m));
+  u.send(
+    Buffer.concat([encodeUdpHeader(null, '127.0.0.1', dport), Buffer.from(data)]),
+    relay.relayPort,
+    relay.relayIp,
+  );
+  for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  return got[0] ?? null;
+}
+
+t.test('UDP ASSOCIATE: replies go to the address the client announced', async (t) => {
+  const echo = await udpEcho();
+  t.teardown(() => echo.close());
+  const { port } = await startServer(t);
+  const u = createSocket('udp4');
+  try {
+    u.bind(0, '127.0.0.2');
+    await once(u, 'listening');
+  } catch (err) {
+    t.plan(0, `cannot bind UDP on 127.0.0.2 here: ${(err as Error).message}`);
+    return;
+  }
+  t.teardown(() => u.close());
+  const relay = await associateRaw(t, port, { ip: [127, 0, 0, 2], port: u.address().port });
+  const reply = await udpRoundTrip(u, relay, echo.port, 'announced');
+  t.ok(reply, 'the reply reached 127.0.0.2, the announced address');
+  if (reply) t.equal(SocksClient.parseUDPFrame(reply).data.toString(), 'ANNOUNCED');
+});
+
+t.test(
+  'UDP ASSOCIATE on a dual-stack (IPv4-mapped) listener: IPv4 relay, replies arrive',
+  async (t) => {
+    const echo = await udpEcho();
+    t.teardown(() => echo.close());
+    let server: Awaited<ReturnType<typeof startServer>>;
+    try {
+      server = await startServer(t, {
+        host: '::ffff:127.0.0.1',
+        auth: { username: 'alice', password: 's3cret' },
+      });
+    } catch (err) {
+      t.plan(0, `cannot listen on ::ffff:127.0.0.1 here: ${(err as Error).message}`);
+      return;
+    }
+    const u = createSocket('udp4');
+    u.bind(0, '127.0.0.1');
+    await once(u, 'listening');
+    t.teardown(() => u.close());
+    const relay = await associateRaw(
+      t,
+      server.port,
+      { ip: [0, 0, 0, 0], port: 0 },
+      hex('01 05 616c696365 06 733363726574'),
+    );
+    t.same(relay.atyp, 1, 'BND.ADDR is IPv4 (ATYP 1)');
+    t.equal(relay.relayIp, '127.0.0.1');
+    const reply = await udpRoundTrip(u, relay, echo.port, 'mapped');
+    t.ok(reply, 'the reply came back');
+    if (reply) t.equal(SocksClient.parseUDPFrame(reply).data.toString(), 'MAPPED');
   },
 );
 
