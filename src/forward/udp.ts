@@ -270,8 +270,9 @@ export class UdpAssociation {
     sock.on('message', (msg, rinfo) => {
       f.received += msg.length;
       f.last = Date.now();
-      // Replies come "from" the destination the client addressed (remaps stay invisible).
-      this.reply(msg, f.host, f.ip ?? rec.destinationIp ?? rinfo.address, f.port);
+      // Replies come "from" the destination the client addressed: the name it sent (SOCKS5
+      // ATYP 3), else the address (remaps and the resolved address stay invisible).
+      this.reply(msg, f.host, f.ip ?? (f.host === null ? rinfo.address : null), f.port);
     });
     const local = this.opts.bypassLocalAddress;
     await new Promise<void>((resolve) => {

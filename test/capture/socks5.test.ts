@@ -525,6 +525,7 @@ t.test(
     const parsed = SocksClient.parseUDPFrame(replies[0]!);
     t.equal(parsed.data.toString(), 'HELLO');
     t.equal(parsed.remoteHost.port, echo.port);
+    t.equal(parsed.remoteHost.host, 'direct.test', 'from the name it was sent to');
     t.equal(flows.counters.drops.get('quic'), 1);
     t.equal(flows.counters.drops.get('frag'), 1);
     t.equal(flows.counters.drops.get('bad-header'), 1);
