@@ -6,8 +6,8 @@
  * Statuses: 403 blocked (a short text body naming the rule and the reason), 502 the
  * destination could not be reached or refused, 504 timeout, 400 bad request (origin-form
  * other than /proxy.pac, https:// without CONNECT, unparsable authority), 431 headers over
- * `maxHeaderSize` (default 16 KiB), 407 when credentials are required (Basic), 501 for
- * Upgrade through the plain proxy.
+ * `maxHeaderSize` (default 16 KiB), 407 when credentials are required (Basic), 501 for a
+ * WebSocket upgrade through the plain proxy (other upgrades, such as h2c, are ignored).
  *
  * Plain HTTP: every proxied request gets its own upstream flow (one flow record, one
  * connection id), and the request goes upstream with `Connection: close`; the response is
@@ -171,7 +171,7 @@ export class HttpProxy {
     this.opts = opts;
     this.pacScript = opts.pacScript;
     this.expected = opts.auth
-      ? `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`
+      ? Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')
       : null;
     const headersTimeout = opts.headersTimeoutMs ?? 10_000;
     this.server = createServer({
@@ -182,6 +182,12 @@ export class HttpProxy {
       keepAliveTimeout: 5_000,
     });
     this.server.maxConnections = opts.maxConnections ?? 4096;
+    // A client that half-closes after its request (`printf ... | nc -N`) still gets the
+    // response; without this node:http aborts the request on the client's FIN.
+    (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // Every header field is forwarded (RFC 9110 5.1); maxHeaderSize bounds the head (node
+    // would otherwise keep the first 1,000 fields and drop the rest silently).
+    this.server.maxHeadersCount = 0;
     this.server.on('request', (req, res) =>
       this.onRequest(req, res).catch((e: unknown) => this.internalError(req.socket, e)),
     );
@@ -190,16 +196,19 @@ export class HttpProxy {
         this.internalError(sock as Socket, e),
       ),
     );
-    this.server.on('upgrade', (_req, sock: Socket) => {
-      sock.end(
-        this.rawResponse(
-          501,
-          'Upgrade through the plain HTTP proxy is not supported; use CONNECT\n',
-        ),
-      );
-    });
+    // No 'upgrade' listener: node:http hands requests with Upgrade to 'request', where an
+    // optional upgrade (h2c) is ignored (RFC 9110 7.8) and a WebSocket one gets 501.
     this.server.on('clientError', (err: NodeJS.ErrnoException, sock: Duplex) => {
       this.stats.badRequests++;
+      // A response still being written (a valid request before the bad one) goes out
+      // whole; then the connection closes, with no 400 spliced into it.
+      const pending = (sock as { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (pending && !pending.writableFinished) {
+        const end = (): void => endRaw(sock, '');
+        pending.once('finish', end);
+        pending.once('close', end);
+        return;
+      }
       if (!sock.writable) {
         sock.destroy();
         return;
@@ -210,8 +219,7 @@ export class HttpProxy {
           : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? 408
             : 400;
-      sock.end(this.rawResponse(status, `${REASON[status]}\n`));
-      setTimeout(() => sock.destroy(), 1000).unref();
+      endRaw(sock, this.rawResponse(status, `${REASON[status]}\n`));
     });
   }
 
@@ -256,8 +264,9 @@ export class HttpProxy {
 
   private authorized(h: IncomingHttpHeaders): boolean {
     if (this.expected === null) return true;
-    const got = h['proxy-authorization'];
-    return typeof got === 'string' && safeEqual(got, this.expected);
+    // RFC 9110 11.1: the scheme is case-insensitive; one or more spaces before the token.
+    const m = /^basic +(\S+) *$/i.exec(h['proxy-authorization'] ?? '');
+    return m !== null && safeEqual(m[1]!, this.expected);
   }
 
   private static readonly AUTH_HEADER = { 'proxy-authenticate': 'Basic realm="gsa-emu"' };
@@ -265,13 +274,13 @@ export class HttpProxy {
   private async onConnect(req: IncomingMessage, sock: Socket, head: Buffer): Promise<void> {
     sock.on('error', () => {});
     if (!this.authorized(req.headers)) {
-      sock.end(this.rawResponse(407, 'Proxy authentication required\n', HttpProxy.AUTH_HEADER));
+      endRaw(sock, this.rawResponse(407, 'Proxy authentication required\n', HttpProxy.AUTH_HEADER));
       return;
     }
     const a = parseAuthority(req.url ?? '');
     if (a === null) {
       this.stats.badRequests++;
-      sock.end(this.rawResponse(400, `bad CONNECT authority ${JSON.stringify(req.url)}\n`));
+      endRaw(sock, this.rawResponse(400, `bad CONNECT authority ${JSON.stringify(req.url)}\n`));
       return;
     }
     this.stats.connects++;
@@ -280,7 +289,8 @@ export class HttpProxy {
     if (res.refused !== undefined) {
       this.stats.refused++;
       const st = statusOf(res.refused);
-      sock.end(
+      endRaw(
+        sock,
         this.rawResponse(st, refusalBody(res.refused, res.decision, res.reason), {
           'x-gsa-connection-id': res.flow.connectionId,
         }),
@@ -365,6 +375,17 @@ export class HttpProxy {
       this.reply(res, 400, 'port 0 is not a destination\n');
       return;
     }
+    // Upgrade is hop-by-hop: an optional one (h2c) is ignored and the request goes on as
+    // HTTP/1.1 (RFC 9110 7.8); a WebSocket cannot work without it.
+    if (/(?:^|,)\s*websocket\s*(?:,|$)/i.test(String(req.headers.upgrade ?? ''))) {
+      this.stats.badRequests++;
+      this.reply(
+        res,
+        501,
+        'WebSocket through the plain HTTP proxy is not supported; use CONNECT\n',
+      );
+      return;
+    }
     this.stats.requests++;
     req.pause();
     const r = await this.connect(host, port, req.socket);
@@ -378,51 +399,134 @@ export class HttpProxy {
     }
     const upstream = r.upstream;
     upstream.on('error', () => {});
+    // The client went away while the flow was opening.
+    if (req.socket.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    const id = { 'x-gsa-connection-id': r.flow.connectionId };
     const headers = endToEnd(req.headers);
     // RFC 9112 3.2.2: the target's authority replaces any Host the client sent (an HTTP/1.0
     // client may send none).
     headers.host = url.host;
     headers.connection = 'close';
+    // A body the client framed with chunked goes on chunked, with its other codings (node
+    // would send a GET's or DELETE's body unframed otherwise).
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined) headers['transfer-encoding'] = te;
     const timeoutMs = this.opts.responseTimeoutMs ?? 30_000;
     let upReq: ClientRequest;
     try {
       upReq = httpRequest({
         method: req.method,
-        path: `${url.pathname}${url.search}`,
+        // RFC 9110 7.7: the path and query as received, not normalized or re-encoded.
+        path: originForm(raw),
         headers,
         setHost: false,
         createConnection: () => upstream as Socket,
       });
     } catch (err) {
       upstream.destroy();
-      this.reply(res, 400, `${(err as Error).message}\n`);
+      this.reply(res, 400, `${(err as Error).message}\n`, id);
       return;
     }
-    const timer = setTimeout(() => {
-      upReq.destroy(new Error('timeout'));
-      this.reply(res, 504, `no response from ${url.host} within ${timeoutMs} ms\n`);
-    }, timeoutMs);
+    // One answer per request: the first of the upstream's response, 502 and 504. A failure
+    // after the upstream's response head cuts that response short (the client sees it).
+    let answered = false;
+    let streaming = false;
+    let timer: NodeJS.Timeout | null = null;
+    const fail = (status: number, body: string): void => {
+      if (timer) clearTimeout(timer);
+      upstream.destroy();
+      if (answered) {
+        if (streaming && !res.writableFinished) res.destroy();
+        return;
+      }
+      answered = true;
+      // The rest of the request body will not be read: the connection cannot be reused.
+      this.reply(res, status, body, req.complete ? id : { ...id, connection: 'close' });
+    };
+    // From the end of the request (not of the client's upload) to the response head.
+    upReq.once('finish', () => {
+      if (answered) return;
+      timer = setTimeout(
+        () => fail(504, `no response from ${url.host} within ${timeoutMs} ms\n`),
+        timeoutMs,
+      );
+    });
     upReq.on('response', (up) => {
-      clearTimeout(timer);
+      try {
+        onResponse(up);
+      } catch (e) {
+        this.internalError(req.socket, e);
+      }
+    });
+    const onResponse = (up: IncomingMessage): void => {
+      if (timer) clearTimeout(timer);
+      if (answered) {
+        up.destroy();
+        return;
+      }
+      const status = up.statusCode ?? 0;
       const out = endToEnd(up.headers);
-      out['x-gsa-connection-id'] = r.flow.connectionId;
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+      Object.assign(out, id);
+      // Codings other than chunked stay on the body (RFC 9112 6.1); node re-chunks it.
+      const ute = up.headers['transfer-encoding'];
+      if (ute !== undefined && !/^\s*chunked\s*$/i.test(ute) && req.httpVersion === '1.1') {
+        out['transfer-encoding'] = ute;
+      }
+      // Answered before the whole request body was read: close after this response.
+      if (!req.complete) out.connection = 'close';
+      // A status line node cannot send on (status 099, a control character in the reason
+      // phrase) is the upstream's fault: this request's 502.
+      const bad =
+        status < 200 || status > 999
+          ? `status ${status}`
+          : /[^\t\x20-\x7e\x80-\xff]/.test(up.statusMessage ?? '')
+            ? 'a control character in the reason phrase'
+            : null;
+      if (bad !== null) {
+        up.destroy();
+        fail(502, `upstream sent an invalid response: ${bad}\n`);
+        return;
+      }
+      res.writeHead(status, up.statusMessage, out);
+      answered = true;
+      streaming = true;
       up.pipe(res);
       up.on('end', () => upstream.destroy());
       up.on('error', () => res.destroy());
+    };
+    upReq.on('upgrade', (_up, sock: Socket) => {
+      sock.destroy();
+      fail(502, 'upstream switched protocols (101) unasked\n');
     });
-    upReq.on('error', (err) => {
-      clearTimeout(timer);
-      upstream.destroy();
-      this.reply(res, 502, `upstream error: ${err.message}\n`);
-    });
+    upReq.on('error', (err) => fail(502, `upstream error: ${err.message}\n`));
     res.on('close', () => {
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       if (!res.writableFinished) upReq.destroy();
     });
     req.pipe(upReq);
     req.resume();
   }
+}
+
+/** Sends a raw response and ends `sock`, reading (and dropping) whatever the client still
+ * sends so that the close completes; destroyed after 1 s at the latest. */
+function endRaw(sock: Duplex, text: string): void {
+  sock.end(text);
+  sock.resume();
+  setTimeout(() => sock.destroy(), 1000).unref();
+}
+
+/** The path and query of an absolute-form target exactly as sent (`/` when empty). */
+export function originForm(target: string): string {
+  const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+  let rest = m ? target.slice(m[0].length) : target;
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  if (rest === '' || rest.startsWith('?')) rest = `/${rest}`;
+  return rest;
 }
 
 /** Creates and starts an HTTP proxy. */
