@@ -199,6 +199,12 @@ export class HttpProxy {
     // No 'upgrade' listener: node:http hands requests with Upgrade to 'request', where an
     // optional upgrade (h2c) is ignored (RFC 9110 7.8) and a WebSocket one gets 501.
     this.server.on('clientError', (err: NodeJS.ErrnoException, sock: Duplex) => {
+      // A socket error (the client reset): nothing to answer.
+      const answerable = err.code?.startsWith('HPE_') || err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      if (!answerable || !sock.writable) {
+        sock.destroy();
+        return;
+      }
       this.stats.badRequests++;
       // A response still being written (a valid request before the bad one) goes out
       // whole; then the connection closes, with no 400 spliced into it.
@@ -207,10 +213,6 @@ export class HttpProxy {
         const end = (): void => endRaw(sock, '');
         pending.once('finish', end);
         pending.once('close', end);
-        return;
-      }
-      if (!sock.writable) {
-        sock.destroy();
         return;
       }
       const status =
