@@ -26,7 +26,7 @@ import { type PacServer, pacScript, startPacServer } from '../capture/pac.js';
 import { type Socks5Server, startSocks5 } from '../capture/socks5.js';
 import { ClassifierHandle, compile } from '../classify/index.js';
 import type { Classifier } from '../classify/types.js';
-import { ListenError, ToggleRefusedError } from '../errors.js';
+import { ListenError, ToggleRefusedError, UsageError } from '../errors.js';
 import { type FlowRecord, FlowTable } from '../forward/flow-table.js';
 import { Forwarder, type ForwardLogger } from '../forward/forwarder.js';
 import { isLoopbackIp, Resolver } from '../forward/resolver.js';
@@ -195,6 +195,8 @@ function emptyTenant(): TenantSpec {
 
 export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const log = opts.log ?? noopLog;
+  // Before anything listens: a bad edge URL must not leave listeners behind.
+  const edgeUrl = edgeUrlOf(opts.edge.url);
   const config =
     typeof opts.clientConfig === 'string'
       ? loadClientConfigFile(opts.clientConfig).config
@@ -511,7 +513,6 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     throw err;
   }
 
-  const edgeUrl = new URL(opts.edge.url);
   const edgePort = Number(edgeUrl.port || (edgeUrl.protocol === 'https:' ? 443 : 80));
   const edgeHost = edgeUrl.hostname.replace(/^\[|\]$/g, '');
 
@@ -639,3 +640,15 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
 }
 
 export { ToggleRefusedError };
+
+/** The edge's URL (http or https), or a UsageError naming `what` and what is wrong. */
+export function edgeUrlOf(url: string, what = 'the edge URL'): URL {
+  let u: URL | null = null;
+  try {
+    u = new URL(url);
+  } catch {}
+  if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:')) {
+    throw new UsageError(`${what} "${url}" is not an http(s) URL (https://host:port)`);
+  }
+  return u;
+}

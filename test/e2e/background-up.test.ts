@@ -163,3 +163,50 @@ t.test(
     }
   },
 );
+
+t.test(
+  "a config file's processLookup: false holds (the flag's default does not override it)",
+  { skip: skip || (existsSync('/usr/bin/curl') ? false : 'needs /usr/bin/curl') },
+  async (t) => {
+    const dir = await stateFolder(t);
+    const free = createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', () => r()));
+    const socksPort = (free.address() as AddressInfo).port;
+    await new Promise<void>((r) => free.close(() => r()));
+    const cfg = join(dir, 'up.json');
+    writeFileSync(cfg, JSON.stringify({ socksPort, httpPort: 0, processLookup: false }));
+    const up = spawn(
+      process.execPath,
+      [mainJs, 'up', '--state-dir', dir, '--config', cfg, '--no-tty', '--exit-after', '60'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const upDone = collect(up, 70_000);
+    t.teardown(async () => {
+      up.kill('SIGINT');
+      await upDone;
+    });
+    const ready = await cli(['status', '--wait', '30', '--state-dir', dir], 40_000);
+    t.equal(ready.code, 0, `up is ready (stderr: ${ready.err.trim()})`);
+    const curl = await collect(
+      spawn(
+        '/usr/bin/curl',
+        [
+          '-s',
+          '-m',
+          '10',
+          '--socks5-hostname',
+          `127.0.0.1:${socksPort}`,
+          'http://intranet.contoso.test/',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+      20_000,
+    );
+    t.match(curl.out, /gsa-emu demo: http:\/\/intranet\.contoso\.test\//, 'curl went through');
+    const flows = await cli(['flows', '--json', '--state-dir', dir], 20_000);
+    const list = JSON.parse(flows.out) as Array<{ capture: string; process: string | null }>;
+    const socks = list.filter((f) => f.capture === 'socks');
+    t.equal(socks.length, 1, 'one SOCKS flow');
+    t.equal(socks[0]?.process, null, 'no process looked up');
+  },
+);

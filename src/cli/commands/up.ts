@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { clearStartFailure, writeStartFailure } from '../../client/admin-client.js';
-import type { RunningClient } from '../../client/client.js';
+import { edgeUrlOf, type RunningClient } from '../../client/client.js';
 import type { Demo } from '../../client/demo.js';
 import { formatFlowLine, formatFlows, formatTiles } from '../../client/format.js';
 import {
@@ -222,10 +222,10 @@ export function register(program: Command): void {
       'resolve a name (or *.suffix) to an address, like /etc/hosts: for the client and the in-process edge (repeatable)',
       collect,
     )
-    .action(async (flags: UpOptions) => {
+    .action(async (flags: UpOptions, cmd: Command) => {
       let o: UpOptions;
       try {
-        o = { ...(flags.config ? readUpConfig(flags.config) : {}), ...stripUndefined(flags) };
+        o = { ...(flags.config ? readUpConfig(flags.config) : {}), ...given(flags, cmd) };
       } catch (e) {
         startFailed(flags.stateDir, e);
         throw e;
@@ -239,9 +239,23 @@ function startFailed(dir: string | undefined, e: unknown): void {
   writeStartFailure(stateDir(dir), (e as Error)?.message ?? String(e));
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+/**
+ * The options the command line set: not undefined ones, and not commander's defaults (a
+ * `--no-process-lookup` flag defaults `processLookup` to true, which would otherwise
+ * override the config file's `processLookup: false`).
+ */
+function given<T extends object>(o: T, cmd: Command): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(o).filter(
+      ([k, v]) => v !== undefined && cmd.getOptionValueSource(k) !== 'default',
+    ),
+  ) as Partial<T>;
 }
+
+/** The longest timer node keeps, in whole seconds. */
+const MAX_TIMER_S = Math.floor((2 ** 31 - 1) / 1000);
+/** pino's levels. */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 /** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
 function checkUpOptions(o: UpOptions) {
@@ -251,8 +265,23 @@ function checkUpOptions(o: UpOptions) {
   }
   const auth = o.user !== undefined ? { username: o.user, password: o.password! } : undefined;
   const exitAfter = o.exitAfter !== undefined ? Number(o.exitAfter) : null;
-  if (exitAfter !== null && !(exitAfter >= 0))
-    throw new UsageError(`--exit-after "${o.exitAfter}" is not a number of seconds`);
+  // setTimeout's limit: 2^31-1 ms, about 24.8 days (past it node fires at once).
+  if (exitAfter !== null && !(exitAfter >= 0 && exitAfter <= MAX_TIMER_S))
+    throw new UsageError(
+      `--exit-after "${o.exitAfter}" is not a number of seconds from 0 to ${MAX_TIMER_S}`,
+    );
+  if (o.profilePoll !== undefined) {
+    const ms = Number(o.profilePoll);
+    if (!(Number.isInteger(ms) && ms >= 100 && ms <= MAX_TIMER_S * 1000)) {
+      throw new UsageError(
+        `--profile-poll "${o.profilePoll}" is not a number of milliseconds from 100 to ${MAX_TIMER_S * 1000}`,
+      );
+    }
+  }
+  if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) {
+    throw new UsageError(`--log-level "${o.logLevel}": use ${LOG_LEVELS.join(', ')}`);
+  }
+  if (o.edge !== undefined) edgeUrlOf(o.edge, '--edge');
   const tunMode = o.tun === true;
   if (!tunMode && (o.tunName || o.tunSource || o.tunDns || o.icmpOnDrop)) {
     throw new UsageError('--tun-name, --tun-source, --tun-dns and --icmp-on-drop go with --tun');

@@ -1,0 +1,57 @@
+/**
+ * `gsa-emu up`'s option checks: values that cannot run are usage errors before anything
+ * starts (a bad edge URL used to leave the proxies listening and `up` hanging), and
+ * commander's defaults do not override the config file.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { up } from '../../src/cli/commands/up.js';
+import { edgeUrlOf, startClient } from '../../src/client/client.js';
+import { UsageError } from '../../src/errors.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'gsa-up-options-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+t.test('values that cannot run are usage errors naming the flag', async (t) => {
+  const base = { stateDir: dir, socksPort: '0', httpPort: '0', tty: false };
+  for (const [opts, message] of [
+    [{ edge: 'notaurl' }, /^--edge "notaurl" is not an http\(s\) URL/],
+    [{ edge: 'ftp://127.0.0.1:1' }, /^--edge "ftp:\/\/127\.0\.0\.1:1" is not an http\(s\) URL/],
+    [{ profilePoll: 'abc' }, /^--profile-poll "abc" is not a number of milliseconds from 100/],
+    [{ profilePoll: '0' }, /^--profile-poll "0"/],
+    [
+      { exitAfter: '3000000' },
+      /^--exit-after "3000000" is not a number of seconds from 0 to 2147483$/,
+    ],
+    [{ exitAfter: 'Infinity' }, /^--exit-after "Infinity"/],
+    [
+      { logLevel: 'bogus' },
+      /^--log-level "bogus": use trace, debug, info, warn, error, fatal, silent$/,
+    ],
+  ] as const) {
+    await t.rejects(
+      up({ ...base, ...opts }),
+      { name: 'UsageError', message },
+      JSON.stringify(opts),
+    );
+  }
+});
+
+t.test('the client refuses a bad edge URL before anything listens', async (t) => {
+  t.throws(() => edgeUrlOf('notaurl'), UsageError);
+  t.equal(edgeUrlOf('https://127.0.0.1:8443').port, '8443');
+  const handles = (): number =>
+    (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+  const before = handles();
+  await t.rejects(
+    startClient({
+      edge: { url: 'notaurl' },
+      tenant: 'default',
+      listen: { socksPort: 0, httpPort: 0, pacPort: 0, adminPort: 0 },
+    }),
+    { code: 'GSA_ERR_USAGE', message: /the edge URL "notaurl" is not an http\(s\) URL/ },
+  );
+  t.equal(handles(), before, 'no listener left behind');
+});
