@@ -14,6 +14,10 @@
  * Cross-site requests are refused: a request carrying an `Origin` header gets 403, and
  * POST needs `content-type: application/json` (a browser cannot send that cross-site
  * without a CORS preflight, which this API never grants).
+ *
+ * Methods: the GET endpoints also answer HEAD (RFC 9110 9.1); another method on them is
+ * 405 `Allow: GET, HEAD`, anything but POST on /toggle is 405 `Allow: POST`, and any
+ * method on a path that is none of these is 404.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -46,6 +50,36 @@ function json(res: ServerResponse, status: number, body: unknown): void {
     'cache-control': 'no-store',
   });
   res.end(text);
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string, method: string, path: string): void {
+  res.setHeader('allow', allow);
+  json(res, 405, { error: 'method_not_allowed', message: `${method} ${path}` });
+}
+
+/** The paths that answer GET and HEAD (POST /toggle is the only other resource). */
+const GET_ENDPOINTS: ReadonlySet<string> = new Set([
+  '/',
+  '/status',
+  '/flows',
+  '/hostnames',
+  '/profile',
+  '/health',
+  '/explain',
+  '/metrics',
+]);
+
+/**
+ * Whether a Content-Type header names `application/json`: the media type compared
+ * case-insensitively (RFC 9110 8.3.1), parameters (`; charset=utf-8`) allowed. Only that
+ * type: the CORS-safelisted ones (text/plain, forms), which a browser sends cross-site
+ * without a preflight, stay refused.
+ */
+function isJsonContentType(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  const semi = header.indexOf(';');
+  const type = (semi === -1 ? header : header.slice(0, semi)).trim().toLowerCase();
+  return type === 'application/json';
 }
 
 async function readBody(req: IncomingMessage, max = 16 * 1024): Promise<string | null> {
@@ -82,108 +116,111 @@ export async function startAdminApi(
     }
     const [path, query = ''] = (req.url ?? '/').split('?') as [string, string?];
     const method = req.method ?? 'GET';
-    if (method === 'GET' || method === 'HEAD') {
-      switch (path) {
-        case '/status':
-          return json(res, 200, client.status());
-        case '/flows':
-          return json(res, 200, { flows: client.flows.list() });
-        case '/hostnames':
-          return json(res, 200, { hostnames: opts.hostnames ? opts.hostnames() : [] });
-        case '/profile':
-          return json(res, 200, client.profile());
-        case '/health':
-          return json(res, 200, { checks: await client.health() });
-        case '/explain': {
-          const q = new URLSearchParams(query);
-          const text = q.get('target');
-          if (!text) {
-            return json(res, 400, {
-              error: 'bad_request',
-              message: 'give ?target=<url | host[:port] | ip[:port]> (and udp=1, ip=<address>)',
-            });
-          }
-          try {
-            const target = parseTarget(text, { udp: q.get('udp') === '1' });
-            return json(
-              res,
-              200,
-              await explainWithForwarder(client.forwarder, target, q.get('ip')),
-            );
-          } catch (err) {
-            if (err instanceof UsageError) {
-              return json(res, 400, { error: 'bad_request', message: err.message });
-            }
-            throw err;
-          }
-        }
-        case '/metrics': {
-          const text = metrics(client);
-          res.writeHead(200, {
-            'content-type': 'text/plain; version=0.0.4; charset=utf-8',
-            'content-length': Buffer.byteLength(text),
-          });
-          res.end(text);
-          return;
-        }
-        case '/':
-          return json(res, 200, {
-            endpoints: [
-              '/status',
-              '/flows',
-              '/hostnames',
-              '/profile',
-              '/health',
-              '/explain?target=',
-              '/metrics',
-              'POST /toggle',
-            ],
-          });
-        default:
-          return json(res, 404, { error: 'not_found', message: `no such endpoint ${path}` });
-      }
+    if (path === '/toggle') {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
+      return toggle(req, res);
     }
-    if (method === 'POST' && path === '/toggle') {
-      if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) {
-        return json(res, 415, {
-          error: 'unsupported_media_type',
-          message: 'send application/json',
-        });
-      }
-      const text = await readBody(req);
-      if (text === null) return json(res, 413, { error: 'too_large', message: 'body too large' });
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        return json(res, 400, { error: 'bad_request', message: 'body is not JSON' });
-      }
-      // null, arrays and other non-objects have no channel: the same 400 as a missing one.
-      const body: { channel?: unknown; on?: unknown } =
-        typeof parsed === 'object' && parsed !== null ? parsed : {};
-      const channel = body.channel === 'gsa' ? 'm365' : body.channel;
-      if (
-        typeof channel !== 'string' ||
-        !CHANNELS.includes(channel as ChannelName) ||
-        typeof body.on !== 'boolean'
-      ) {
-        return json(res, 400, {
-          error: 'bad_request',
-          message: 'expected {"channel": "m365"|"private"|"internet", "on": true|false}',
-        });
-      }
-      try {
-        const channels = client.toggle(channel as ChannelName, body.on);
-        return json(res, 200, { channel, on: body.on, channels, generation: client.generation });
-      } catch (err) {
-        if (err instanceof ToggleRefusedError) {
-          return json(res, 409, { error: err.code, message: err.message });
-        }
-        throw err;
-      }
+    if (!GET_ENDPOINTS.has(path)) {
+      return json(res, 404, { error: 'not_found', message: `no such endpoint ${path}` });
     }
-    res.setHeader('allow', path === '/toggle' ? 'POST' : 'GET');
-    return json(res, 405, { error: 'method_not_allowed', message: `${method} ${path}` });
+    if (method !== 'GET' && method !== 'HEAD') {
+      return methodNotAllowed(res, 'GET, HEAD', method, path);
+    }
+    switch (path) {
+      case '/status':
+        return json(res, 200, client.status());
+      case '/flows':
+        return json(res, 200, { flows: client.flows.list() });
+      case '/hostnames':
+        return json(res, 200, { hostnames: opts.hostnames ? opts.hostnames() : [] });
+      case '/profile':
+        return json(res, 200, client.profile());
+      case '/health':
+        return json(res, 200, { checks: await client.health() });
+      case '/explain': {
+        const q = new URLSearchParams(query);
+        const text = q.get('target');
+        if (!text) {
+          return json(res, 400, {
+            error: 'bad_request',
+            message: 'give ?target=<url | host[:port] | ip[:port]> (and udp=1, ip=<address>)',
+          });
+        }
+        try {
+          const target = parseTarget(text, { udp: q.get('udp') === '1' });
+          return json(res, 200, await explainWithForwarder(client.forwarder, target, q.get('ip')));
+        } catch (err) {
+          if (err instanceof UsageError) {
+            return json(res, 400, { error: 'bad_request', message: err.message });
+          }
+          throw err;
+        }
+      }
+      case '/metrics': {
+        const text = metrics(client);
+        res.writeHead(200, {
+          'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+          'content-length': Buffer.byteLength(text),
+        });
+        res.end(text);
+        return;
+      }
+      case '/':
+        return json(res, 200, {
+          endpoints: [
+            '/status',
+            '/flows',
+            '/hostnames',
+            '/profile',
+            '/health',
+            '/explain?target=',
+            '/metrics',
+            'POST /toggle',
+          ],
+        });
+      default:
+        return json(res, 404, { error: 'not_found', message: `no such endpoint ${path}` });
+    }
+  }
+
+  async function toggle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!isJsonContentType(req.headers['content-type'])) {
+      return json(res, 415, {
+        error: 'unsupported_media_type',
+        message: 'send application/json',
+      });
+    }
+    const text = await readBody(req);
+    if (text === null) return json(res, 413, { error: 'too_large', message: 'body too large' });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return json(res, 400, { error: 'bad_request', message: 'body is not JSON' });
+    }
+    // null, arrays and other non-objects have no channel: the same 400 as a missing one.
+    const body: { channel?: unknown; on?: unknown } =
+      typeof parsed === 'object' && parsed !== null ? parsed : {};
+    const channel = body.channel === 'gsa' ? 'm365' : body.channel;
+    if (
+      typeof channel !== 'string' ||
+      !CHANNELS.includes(channel as ChannelName) ||
+      typeof body.on !== 'boolean'
+    ) {
+      return json(res, 400, {
+        error: 'bad_request',
+        message: 'expected {"channel": "m365"|"private"|"internet", "on": true|false}',
+      });
+    }
+    try {
+      const channels = client.toggle(channel as ChannelName, body.on);
+      return json(res, 200, { channel, on: body.on, channels, generation: client.generation });
+    } catch (err) {
+      if (err instanceof ToggleRefusedError) {
+        return json(res, 409, { error: err.code, message: err.message });
+      }
+      throw err;
+    }
   }
 
   const address = await listenOn(server, opts.port ?? 0, host, 'admin API');

@@ -15,6 +15,10 @@
  * tenant, whatever its audience (a channel's or `graph`). Errors are Graph-style
  * `{"error":{"code","message","innerError":{"date","request-id"}}}`.
  *
+ * Every GET route also answers HEAD (RFC 9110 9.1): the same status and headers (ETag,
+ * content-length, 304), no body; their 405 says `Allow: GET, HEAD`. An id that is not
+ * valid percent-encoding is 400 BadRequest `bad path`, on every route.
+ *
  * Contract: `handle()` answers every request it claims exactly once and never throws;
  * unexpected exceptions become 500 InternalServerError.
  */
@@ -85,6 +89,13 @@ function sendJson(
     ...headers,
   });
   res.end(text);
+}
+
+/** The methods of a read-only resource (HEAD wherever GET: RFC 9110 9.1). */
+const GET_HEAD = 'GET, HEAD';
+
+function isGetOrHead(method: string): boolean {
+  return method === 'GET' || method === 'HEAD';
 }
 
 function methodNotAllowed(res: ServerResponse, allow: string): void {
@@ -164,13 +175,13 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
     const path = url.pathname;
     const method = req.method ?? 'GET';
     if (path === '/health') {
-      if (method !== 'GET' && method !== 'HEAD') methodNotAllowed(res, 'GET');
+      if (!isGetOrHead(method)) methodNotAllowed(res, GET_HEAD);
       else sendJson(res, 200, { status: 'ok', ...deps.health() }, { 'cache-control': 'no-store' });
       return true;
     }
     if (path === ORGANIZATION) {
       if (!(await authorize(req, res))) return true;
-      if (method !== 'GET' && method !== 'HEAD') methodNotAllowed(res, 'GET');
+      if (!isGetOrHead(method)) methodNotAllowed(res, GET_HEAD);
       else {
         // Graph `GET /organization`: the signed-in user's tenant (id and display name).
         sendJson(res, 200, {
@@ -189,8 +200,8 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
     const mPolicy = mRules ?? R_POLICY.exec(path);
 
     if (R_PROFILES.test(path)) {
-      if (method !== 'GET') {
-        methodNotAllowed(res, 'GET');
+      if (!isGetOrHead(method)) {
+        methodNotAllowed(res, GET_HEAD);
         return true;
       }
       const bad = checkQuery(url, ['$expand']);
@@ -257,8 +268,8 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
     }
     if (mProfile) {
       const m = mProfile;
-      if (method !== 'GET') {
-        methodNotAllowed(res, 'GET');
+      if (!isGetOrHead(method)) {
+        methodNotAllowed(res, GET_HEAD);
         return true;
       }
       const bad = checkQuery(url, ['$expand']);
@@ -267,8 +278,8 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
         return true;
       }
       const id = seg(m[1]!);
-      const p =
-        id === null ? undefined : store.profile(id, url.searchParams.get('$expand') ?? undefined);
+      if (id === null) return fail(res, 400, 'BadRequest', 'bad path');
+      const p = store.profile(id, url.searchParams.get('$expand') ?? undefined);
       if (!p) {
         sendGraphError(res, 404, 'ResourceNotFound', `no forwarding profile ${id}`);
         return true;
@@ -282,8 +293,8 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
     if (mPolicy) {
       const m = mPolicy;
       const rulesOnly = mRules !== null;
-      if (method !== 'GET') {
-        methodNotAllowed(res, 'GET');
+      if (!isGetOrHead(method)) {
+        methodNotAllowed(res, GET_HEAD);
         return true;
       }
       const bad = checkQuery(url, []);
@@ -292,7 +303,8 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
         return true;
       }
       const id = seg(m[1]!);
-      const pol = id === null ? undefined : store.policy(id);
+      if (id === null) return fail(res, 400, 'BadRequest', 'bad path');
+      const pol = store.policy(id);
       if (!pol) {
         sendGraphError(res, 404, 'ResourceNotFound', `no forwarding policy ${id}`);
         return true;
@@ -311,8 +323,8 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
       return true;
     }
     if (R_TRAFFIC.test(path)) {
-      if (method !== 'GET') {
-        methodNotAllowed(res, 'GET');
+      if (!isGetOrHead(method)) {
+        methodNotAllowed(res, GET_HEAD);
         return true;
       }
       const bad = checkQuery(url, ['$filter', '$top']);
