@@ -7,7 +7,7 @@ import {
   defaultClientConfig,
   loadClientConfigFile,
 } from '../policy/client-config.js';
-import type { ClientState, PlatformSpec } from '../policy/model.js';
+import type { ChannelName, ClientState, PlatformSpec } from '../policy/model.js';
 import { loadPlatform } from '../policy/platform.js';
 import { type LoadedTenant, loadTenantFile } from '../policy/tenant-file.js';
 
@@ -71,4 +71,20 @@ export function waitSeconds(v: string): number {
   if (!Number.isFinite(n) || n <= 0 || n > 3600)
     throw new UsageError(`--wait "${v}" is not a number of seconds (more than 0, at most 3600)`);
   return n;
+}
+
+/** Channel names a user may type (any case), with the tile names' aliases. */
+const CHANNEL_NAMES: Record<string, ChannelName> = {
+  m365: 'm365',
+  microsoft365: 'm365',
+  gsa: 'm365',
+  private: 'private',
+  internet: 'internet',
+};
+
+/** The channel a command-line name means, or a UsageError listing the names. */
+export function channelOf(name: string): ChannelName {
+  const ch = CHANNEL_NAMES[name.toLowerCase()];
+  if (!ch) throw new UsageError(`unknown channel "${name}" (use m365, private or internet)`);
+  return ch;
 }

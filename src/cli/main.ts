@@ -37,7 +37,9 @@ export async function buildProgram(): Promise<Command> {
 }
 
 export function reportError(err: unknown): number {
-  if (err instanceof CommanderError) return err.exitCode;
+  // Help and version exit 0; every command-line error commander finds (a missing argument,
+  // an unknown option or command) is a usage error, exit 2, like gsa-emu's own.
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
   if (err instanceof GsaError) {
     process.stderr.write(`gsa-emu: ${err.message}\n`);
     return err.code === 'GSA_ERR_USAGE' ? 2 : 1;

@@ -25,6 +25,7 @@ import { ToggleRefusedError, UsageError } from '../errors.js';
 import { CHANNELS, type ChannelName } from '../policy/model.js';
 import { listenOn } from '../util/listen.js';
 import { parseTarget } from '../util/target.js';
+import { ADMIN_API_HEADER } from './admin-client.js';
 import type { HostnameEntry, RunningClient } from './client.js';
 import { explainWithForwarder } from './explain.js';
 
@@ -102,6 +103,8 @@ export async function startAdminApi(
     throw new UsageError(`the admin API listens on loopback only, not ${host}`);
   }
   const server = createServer((req, res) => {
+    // Tells gsa-emu's commands they reached this API, not another program on the port.
+    res.setHeader(ADMIN_API_HEADER, 'admin-api');
     void handle(req, res).catch((err: Error) =>
       json(res, 500, { error: 'internal', message: err.message }),
     );

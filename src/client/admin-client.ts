@@ -122,6 +122,9 @@ export function adminUrl(dir: string, flag?: string): string {
   return `http://${s.admin}`;
 }
 
+/** A header on every admin API response, by which `adminCall` knows it reached one. */
+export const ADMIN_API_HEADER = 'x-gsa-emu';
+
 export async function adminCall<T>(
   base: string,
   method: 'GET' | 'POST',
@@ -144,6 +147,12 @@ export async function adminCall<T>(
     );
   }
   const text = await res.body.text();
+  if (res.headers[ADMIN_API_HEADER] === undefined) {
+    throw new GsaError(
+      'GSA_ERR_ADMIN_UNREACHABLE',
+      `something answers at ${base} (HTTP ${res.statusCode}), but not gsa-emu's admin API: another program on that port, or a stale client.json (is "gsa-emu up" running?)`,
+    );
+  }
   if (res.statusCode >= 400) {
     let j: { error?: string; message?: string } = {};
     try {

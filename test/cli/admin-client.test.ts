@@ -7,13 +7,16 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { adminCall } from '../../src/client/admin-client.js';
+import { ADMIN_API_HEADER, adminCall } from '../../src/client/admin-client.js';
 import { AdminApiError, GsaError } from '../../src/errors.js';
 
 t.test('admin API errors are AdminApiError with stable codes', async (t) => {
   const server = createServer((req, res) => {
     const send = (status: number, body: string) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        [ADMIN_API_HEADER]: 'admin-api',
+      });
       res.end(body);
     };
     if (req.url === '/toggle')
@@ -64,4 +67,23 @@ t.test('an admin API nobody listens on is GSA_ERR_ADMIN_UNREACHABLE', async (t) 
   t.ok(err instanceof GsaError);
   t.notOk(err instanceof AdminApiError);
   t.match(err, { code: 'GSA_ERR_ADMIN_UNREACHABLE' });
+});
+
+t.test('another program answering on the admin port is not taken for the admin API', async (t) => {
+  // As a stale client.json's port reused by some web server: 200 with JSON of another shape.
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"hello":"world"}');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const err = await adminCall(base, 'GET', '/status').catch((e: unknown) => e);
+  t.ok(err instanceof GsaError);
+  t.match(err, {
+    code: 'GSA_ERR_ADMIN_UNREACHABLE',
+    message:
+      /^something answers at http:\/\/127\.0\.0\.1:\d+ \(HTTP 200\), but not gsa-emu's admin API/,
+  });
 });

@@ -14,7 +14,7 @@ import type { ChannelName } from '../../policy/model.js';
 import { ipFamily, parseIPv4, parseIPv6 } from '../../util/ip.js';
 import { stateDir } from '../../util/state-dir.js';
 import { parseTarget, type Target } from '../../util/target.js';
-import { addPolicyOptions, loadPolicyContext, type PolicyOptions } from '../common.js';
+import { addPolicyOptions, channelOf, loadPolicyContext, type PolicyOptions } from '../common.js';
 
 interface ExplainOptions extends PolicyOptions {
   udp?: boolean;
@@ -110,7 +110,8 @@ export function register(program: Command): void {
       'after',
       '\nExamples:\n  gsa-emu explain https://outlook.office365.com\n  gsa-emu explain 40.96.0.10:443 --udp\n  gsa-emu explain intranet.contoso.test:80\n  gsa-emu explain www.example.test --off internet',
     );
-  addPolicyOptions(cmd).action(async (targetText: string, opts: ExplainOptions) => {
+  addPolicyOptions(cmd).action(async (targetText: string, given: ExplainOptions) => {
+    const opts: ExplainOptions = given.off ? { ...given, off: given.off.map(channelOf) } : given;
     const target = parseTarget(targetText, { udp: opts.udp });
     const running = opts.running || opts.admin !== undefined || opts.stateDir !== undefined;
     // --platform has a default: only one given on the command line conflicts with --running.

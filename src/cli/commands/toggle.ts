@@ -7,14 +7,7 @@ import type { Command } from 'commander';
 import { adminCall, adminUrl } from '../../client/admin-client.js';
 import { UsageError } from '../../errors.js';
 import { stateDir } from '../../util/state-dir.js';
-
-const CHANNELS: Record<string, string> = {
-  m365: 'm365',
-  microsoft365: 'm365',
-  gsa: 'm365',
-  private: 'private',
-  internet: 'internet',
-};
+import { channelOf } from '../common.js';
 
 export function register(program: Command): void {
   program
@@ -27,8 +20,7 @@ export function register(program: Command): void {
     .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
     .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
     .action(async (channel: string, state: string, o: { admin?: string; stateDir?: string }) => {
-      const ch = CHANNELS[channel.toLowerCase()];
-      if (!ch) throw new UsageError(`unknown channel "${channel}" (use m365, private or internet)`);
+      const ch = channelOf(channel);
       const s = state.toLowerCase();
       if (s !== 'on' && s !== 'off')
         throw new UsageError(`state must be on or off, not "${state}"`);
