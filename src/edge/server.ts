@@ -55,6 +55,8 @@ import {
 import { TenantStore } from './tenant.js';
 import { TrafficLog } from './traffic-log.js';
 
+/** A tenant id the edge takes: a DNS label (a GUID, or a short name such as `contoso`). */
+export const TENANT_ID_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$/;
 export interface EdgeLimits {
   /** TCP connect timeout to destinations (ms). Default 10,000. */
   connectTimeoutMs?: number;
@@ -172,7 +174,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   if (!opts || typeof opts.stateDir !== 'string' || opts.stateDir === '') {
     throw new ConfigError([{ path: 'stateDir', message: 'a state folder is required' }]);
   }
-  if (opts.tenantId !== undefined && !/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$/.test(opts.tenantId)) {
+  if (opts.tenantId !== undefined && !TENANT_ID_RE.test(opts.tenantId)) {
     throw new ConfigError([
       { path: 'tenantId', message: `${JSON.stringify(opts.tenantId)} is not a tenant id (a GUID)` },
     ]);

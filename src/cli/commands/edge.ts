@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { checkEdgeConfig, type EdgeFileConfig, withConfigFile } from '../../edge/config-check.js';
 import { startEdge } from '../../edge/server.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
@@ -23,27 +24,15 @@ interface EdgeCliOptions {
   allowRemote?: boolean;
 }
 
-const KNOWN = ['hostsMap', 'connectorHosts', 'filtering', 'egress', 'tenantId', 'tenantName'];
-
-function readEdgeConfig(file: string): Record<string, unknown> {
+/** Reads `--config` and checks it (every problem at once, each by its key path). */
+function readEdgeConfig(file: string): EdgeFileConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
   }
-  const v = parseConfigText(text, file);
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new ConfigError([{ path: '', message: 'must be an object' }], file);
-  }
-  const unknown = Object.keys(v).filter((k) => !KNOWN.includes(k));
-  if (unknown.length) {
-    throw new ConfigError(
-      unknown.map((k) => ({ path: k, message: `unknown key (known: ${KNOWN.join(', ')})` })),
-      file,
-    );
-  }
-  return v as Record<string, unknown>;
+  return checkEdgeConfig(parseConfigText(text, file), file);
 }
 
 export function register(program: Command): void {
@@ -73,7 +62,7 @@ export function register(program: Command): void {
         throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
       }
       const dir = stateDir(o.stateDir);
-      const cfg = o.config ? readEdgeConfig(o.config) : {};
+      const cfg: EdgeFileConfig = o.config ? readEdgeConfig(o.config) : {};
       const loaded = loadTenantFile(o.tenant);
       const logFile = o.logFile ?? join(dir, 'edge-traffic.jsonl');
       const edge = await startEdge({
@@ -83,11 +72,11 @@ export function register(program: Command): void {
         stateDir: dir,
         tenantDoc: loaded.document,
         logFile,
-        ...(cfg as object),
+        ...cfg,
       }).catch((err: unknown) => {
         if (err instanceof ListenError && err.errno !== 'EADDRNOTAVAIL')
           throw err.withHint('choose another port with --port <n> (0: any free port)');
-        throw err;
+        throw o.config ? withConfigFile(err, cfg, o.config) : err;
       });
       process.stdout.write(
         [
