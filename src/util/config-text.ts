@@ -19,6 +19,8 @@ export function isYamlFile(file: string): boolean {
  */
 export function parseConfigText(text: string, file?: string, format?: 'json' | 'yaml'): unknown {
   const yaml = format ? format === 'yaml' : file !== undefined && isYamlFile(file);
+  // A UTF-8 byte-order mark, as Windows editors write it, is not part of the document.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
     return yaml ? parseYaml(text) : JSON.parse(text);
   } catch (e) {

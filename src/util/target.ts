@@ -48,6 +48,10 @@ export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target
     const end = s.indexOf(']');
     if (end === -1) throw new UsageError(`"${input}": missing "]" after the IPv6 address`);
     hostPart = s.slice(1, end);
+    // RFC 3986: brackets hold an IP literal only.
+    if (ipFamily(hostPart) !== 6) {
+      throw new UsageError(`"${input}": brackets hold an IPv6 address, not "${hostPart}"`);
+    }
     const rest = s.slice(end + 1);
     if (rest !== '') {
       if (!rest.startsWith(':')) throw new UsageError(`"${input}": expected ":port" after "]"`);

@@ -41,6 +41,8 @@ t.test('bad input gets a usage error naming it', async (t) => {
     '10.0.0.256:80',
     '1.2.3.4:0',
     'http://host:0/',
+    '[zz]:80',
+    '[10.0.0.1]:80',
   ]) {
     t.throws(() => parseTarget(bad), { code: 'GSA_ERR_USAGE' }, bad);
   }

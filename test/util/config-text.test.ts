@@ -35,3 +35,8 @@ t.test('a syntax error is a one-line ConfigError naming the file', async (t) => 
   t.notMatch(yaml.issues[0]!.message, /:$/, 'no colon left where the frame was');
   t.equal(yaml.message.split('\n').length, 2, 'file line and one issue line');
 });
+
+t.test('a UTF-8 byte-order mark before the document is ignored', async (t) => {
+  t.same(parseConfigText('\uFEFF{"value":[]}', 'p.json'), { value: [] }, 'JSON');
+  t.same(parseConfigText('\uFEFFvalue: []\n', 'p.yaml'), { value: [] }, 'YAML');
+});
