@@ -28,6 +28,7 @@ import {
 import { DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
 import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
+import { UsageError } from '../errors.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { acquirePidLock } from '../util/pid-lock.js';
 import { stateDir } from '../util/state-dir.js';
@@ -114,7 +115,14 @@ export function runFiles(
   };
 }
 
+/** pino's levels, for `--log-level`. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 export async function startWorld(o: WorldOptions): Promise<World> {
+  // Before the lock and the log: a bad level must leave nothing behind.
+  if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) {
+    throw new UsageError(`--log-level "${o.logLevel}": use ${LOG_LEVELS.join(', ')}`);
+  }
   const dir = stateDir(o.stateDir);
   const logs = join(dir, 'logs');
   mkdirSync(logs, { recursive: true, mode: 0o700 });

@@ -55,3 +55,11 @@ t.test('the client refuses a bad edge URL before anything listens', async (t) =>
   );
   t.equal(handles(), before, 'no listener left behind');
 });
+
+t.test('netns and up share the log level check (before the lock is taken)', async (t) => {
+  const { startWorld } = await import('../../src/cli/world.js');
+  await t.rejects(startWorld({ run: 'netns', stateDir: dir, logLevel: 'loud', listen: {} }), {
+    name: 'UsageError',
+    message: /^--log-level "loud": use trace, debug, info, warn, error, fatal, silent$/,
+  });
+});

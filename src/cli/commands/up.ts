@@ -22,7 +22,7 @@ import { parseConfigText } from '../../util/config-text.js';
 import { stateDir } from '../../util/state-dir.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
-import { startWorld, type World } from '../world.js';
+import { LOG_LEVELS, startWorld, type World } from '../world.js';
 
 export interface UpOptions {
   config?: string;
@@ -254,8 +254,6 @@ function given<T extends object>(o: T, cmd: Command): Partial<T> {
 
 /** The longest timer node keeps, in whole seconds. */
 const MAX_TIMER_S = Math.floor((2 ** 31 - 1) / 1000);
-/** pino's levels. */
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 /** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
 function checkUpOptions(o: UpOptions) {
