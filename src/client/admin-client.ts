@@ -109,13 +109,32 @@ function newestNetnsStateUnlessUp(dir: string): string {
 
 /** The admin API base URL (`http://127.0.0.1:port`). */
 export function adminUrl(dir: string, flag?: string): string {
-  if (flag) return flag.startsWith('http') ? flag.replace(/\/+$/, '') : `http://${flag}`;
+  if (flag) {
+    const url = flag.startsWith('http') ? flag.replace(/\/+$/, '') : `http://${flag}`;
+    try {
+      new URL(url);
+    } catch {
+      throw new UsageError(`--admin "${flag}" is not host:port`);
+    }
+    return url;
+  }
+  const file = newestNetnsStateUnlessUp(dir);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new GsaError(
+      'GSA_ERR_NOT_RUNNING',
+      `no running client found (${join(dir, STATE_FILE)} is missing): start one with "gsa-emu up", or pass --admin host:port`,
+    );
+  }
   let s: ClientStateFile;
   try {
-    s = JSON.parse(readFileSync(newestNetnsStateUnlessUp(dir), 'utf8')) as ClientStateFile;
+    s = JSON.parse(text) as ClientStateFile;
   } catch {
-    throw new UsageError(
-      `no running client found (${join(dir, STATE_FILE)} is missing): start one with "gsa-emu up", or pass --admin host:port`,
+    throw new GsaError(
+      'GSA_ERR_NOT_RUNNING',
+      `${file} is not a client state file (not JSON): remove it, or pass --admin host:port`,
     );
   }
   if (!s.admin) throw new UsageError(`the client (pid ${s.pid}) runs without an admin API`);

@@ -71,7 +71,7 @@ t.test('a second up on the same state dir is refused; a netns world runs next to
   t.equal(adminUrl(dir), `http://${ns.client.addresses.admin}`, 'then the running netns');
   await ns.stop();
   t.notOk(existsSync(ns.stateFile), 'netns removed its state file');
-  t.throws(() => adminUrl(dir), { code: 'GSA_ERR_USAGE' }, 'nothing runs');
+  t.throws(() => adminUrl(dir), { code: 'GSA_ERR_NOT_RUNNING' }, 'nothing runs');
 });
 
 t.test('pid lock: an empty lock file is busy for 2 s (being written), then stale', async (t) => {
@@ -125,5 +125,13 @@ t.test('pid lock: a dead owner is taken over (onStale runs), a live one refused'
     },
     join(dir, `netns-${dead}.json`),
   );
-  t.throws(() => adminUrl(dir), { code: 'GSA_ERR_USAGE' });
+  t.throws(() => adminUrl(dir), { code: 'GSA_ERR_NOT_RUNNING' });
+  // A client.json that is not JSON is named as such, not as missing.
+  writeFileSync(join(dir, 'client.json'), 'garbage');
+  t.throws(() => adminUrl(dir), {
+    code: 'GSA_ERR_NOT_RUNNING',
+    message: /client\.json is not a client state file \(not JSON\)/,
+  });
+  t.throws(() => adminUrl(dir, 'foo bar'), { code: 'GSA_ERR_USAGE', message: /--admin "foo bar"/ });
+  t.equal(adminUrl(dir, '127.0.0.1:9'), 'http://127.0.0.1:9');
 });
