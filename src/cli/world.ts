@@ -15,7 +15,7 @@
  * The demo CA (`demo-tls/`) and the edge's signing key and TLS files are shared on purpose
  * (trust the CA once).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { removeClientState, writeClientState } from '../client/admin-client.js';
@@ -31,7 +31,7 @@ import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { UsageError } from '../errors.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { acquirePidLock } from '../util/pid-lock.js';
-import { stateDir } from '../util/state-dir.js';
+import { makeDirs, stateDir } from '../util/state-dir.js';
 import { overlayHosts } from './hosts-option.js';
 
 export type WorldRun = 'up' | 'netns';
@@ -125,7 +125,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   }
   const dir = stateDir(o.stateDir);
   const logs = join(dir, 'logs');
-  mkdirSync(logs, { recursive: true, mode: 0o700 });
+  makeDirs(logs, 0o700);
   const files = runFiles(dir, o.run);
   const unlock =
     o.run === 'up'

@@ -4,11 +4,12 @@
  * `gsa-emu up` writes at start and removes at exit, else from the newest
  * `<state-dir>/netns-<pid>.json` of a running `gsa-emu netns`.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { pidAlive } from '../util/pid-lock.js';
+import { makeDirs } from '../util/state-dir.js';
 
 export interface ClientStateFile {
   pid: number;
@@ -45,7 +46,7 @@ export interface StartFailure {
 export function writeStartFailure(dir: string, message: string): void {
   const f: StartFailure = { pid: process.pid, at: new Date().toISOString(), message };
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     writeFileSync(join(dir, START_FAILURE_FILE), `${JSON.stringify(f)}\n`, { mode: 0o600 });
   } catch {}
 }

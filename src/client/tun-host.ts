@@ -18,7 +18,7 @@
  * dead pid).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addonUnavailable, openTun, type PacketDevice } from '../capture/tun/device.js';
@@ -33,6 +33,7 @@ import { GsaError, TunUnavailableError, UsageError } from '../errors.js';
 import { isLoopbackIp } from '../forward/resolver.js';
 import { ipFamily } from '../util/ip.js';
 import { acquirePidLock } from '../util/pid-lock.js';
+import { makeDirs } from '../util/state-dir.js';
 import type { RunningClient } from './client.js';
 import { attachTun, type TunCapture } from './tun-capture.js';
 
@@ -162,7 +163,7 @@ function defaultLockFile(): string {
   } catch {}
   for (const dir of ['/run/gsa-emu', join(tmpdir(), 'gsa-emu')]) {
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirs(dir, 0o700);
       return join(dir, `host-tun-${ns}.lock`);
     } catch {}
   }

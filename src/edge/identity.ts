@@ -11,7 +11,7 @@
  * deviceid, scp, iat, nbf, exp, jti; header alg ES256 + kid (RFC 7638 thumbprint).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import {
@@ -28,6 +28,7 @@ import {
 } from 'jose';
 import { AuthError } from '../errors.js';
 import { CHANNELS, type ChannelName } from '../policy/model.js';
+import { makeDirs } from '../util/state-dir.js';
 
 /** A token's audience: one per tunnel channel, plus `graph` for the control API only. */
 export type Audience = ChannelName | 'graph';
@@ -139,7 +140,7 @@ export class Issuer {
       const pair = await generateKeyPair('ES256', { extractable: true });
       privJwk = await exportJWK(pair.privateKey);
       if (file && opts.stateDir) {
-        await mkdir(opts.stateDir, { recursive: true });
+        makeDirs(opts.stateDir);
         const tmp = `${file}.${process.pid}.tmp`;
         await writeFile(tmp, JSON.stringify(privJwk), { mode: 0o600 });
         await rename(tmp, file);

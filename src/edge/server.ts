@@ -21,7 +21,6 @@
  * everything at once without GOAWAY (a crashed edge, for tests).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -40,6 +39,7 @@ import type { MetaUpdate } from '../tunnel/types.js';
 import type { HostsConfig } from '../util/hosts-map.js';
 import { listenOn } from '../util/listen.js';
 import { packageVersion } from '../util/package.js';
+import { makeDirs } from '../util/state-dir.js';
 import { Connector } from './connector.js';
 import { createControlApi, sendGraphError } from './control-api.js';
 import { Egress, type EgressOptions, type FlowContext } from './egress.js';
@@ -192,7 +192,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     hosts: opts.connectorHosts ?? {},
     directIp: opts.egress?.connectorDirectIp ?? false,
   });
-  await mkdir(opts.stateDir, { recursive: true });
+  makeDirs(opts.stateDir);
   const issuer = await Issuer.create(opts.persistKey === false ? {} : { stateDir: opts.stateDir });
   const log = new TrafficLog({
     file: opts.logFile ?? null,

@@ -9,9 +9,10 @@
  * `droppedLines`) but still kept in the ring.
  */
 import { EventEmitter } from 'node:events';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ChannelName } from '../policy/model.js';
+import { makeDirs } from '../util/state-dir.js';
 
 export type TrafficType = 'internet' | 'private' | 'microsoft365';
 export type TrafficAction = 'allow' | 'block' | 'bypass';
@@ -144,7 +145,7 @@ export class TrafficLog extends EventEmitter {
     this.ring = new Array(this.capacity);
     this.maxPending = opts.maxPendingBytes ?? 8 * 1024 * 1024;
     if (opts.file) {
-      mkdirSync(dirname(opts.file), { recursive: true });
+      makeDirs(dirname(opts.file));
       this.out = createWriteStream(opts.file, { flags: 'a' });
       this.out.on('error', () => {
         this.fileErrors++;
