@@ -251,8 +251,10 @@ export function metrics(client: RunningClient): string {
   const st = client.tiles.state();
   for (const c of CHANNELS)
     lines.push(`gsa_client_channel_enabled{channel="${c}"} ${st[c] ? 1 : 0}`);
-  lines.push('# HELP gsa_client_classifier_generation Classifier swaps since start.');
-  lines.push('# TYPE gsa_client_classifier_generation counter');
+  lines.push(
+    '# HELP gsa_client_classifier_generation The classifier generation: one more at each swap (profile or toggle change).',
+  );
+  lines.push('# TYPE gsa_client_classifier_generation gauge');
   lines.push(`gsa_client_classifier_generation ${client.generation}`);
   lines.push('# HELP gsa_client_classifier_rules Compiled rule items.');
   lines.push('# TYPE gsa_client_classifier_rules gauge');

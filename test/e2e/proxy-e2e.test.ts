@@ -294,6 +294,14 @@ t.test(
     const metrics = await (await fetch(`${A}/metrics`)).text();
     t.match(metrics, /gsa_client_drops_total\{reason="quic"\} [1-9]/);
     t.match(metrics, /gsa_client_session_up\{channel="m365"\} 1/);
+    // Every counter is named *_total (OpenMetrics; promtool's lint).
+    const counters = [...metrics.matchAll(/^# TYPE (\S+) counter$/gm)].map((m) => m[1]!);
+    t.ok(counters.length > 0, 'some counters');
+    t.same(
+      counters.filter((n) => !n.endsWith('_total')),
+      [],
+      'counters end in _total',
+    );
   },
 );
 
