@@ -5,22 +5,13 @@
  * case, with parameters, and nothing else (a browser cannot send that cross-site without
  * a preflight). The edge and the client listen on 127.0.0.1 and are closed by the test.
  */
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { type RunningClient, startClient } from '../../src/client/client.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { tempDir } from '../edge/helpers.js';
-
-// biome-ignore lint/suspicious/noExplicitAny: response JSON of many shapes
-type Json = any;
-interface Reply {
-  status: number;
-  headers: Record<string, unknown>;
-  json: Json;
-  text: string;
-}
+import { httpCall, type Reply, rawHead as rawHeadAt } from '../util/http-calls.js';
 
 const dispatcher = new Agent({ keepAliveTimeout: 10 });
 t.teardown(() => dispatcher.close());
@@ -45,54 +36,15 @@ t.before(async () => {
   base = client.admin!.url;
 });
 
-async function call(
+function call(
   method: string,
   path: string,
   o: { body?: string; headers?: Record<string, string> } = {},
 ): Promise<Reply> {
-  const r = await request(`${base}${path}`, {
-    method: method as 'GET',
-    headers: o.headers ?? {},
-    dispatcher,
-    ...(o.body !== undefined ? { body: o.body } : {}),
-  });
-  const text = await r.body.text();
-  let json: unknown = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  return { status: r.statusCode, headers: r.headers, json, text };
+  return httpCall(`${base}${path}`, method, { ...o, dispatcher });
 }
 
-/** HEAD over a raw socket (`Connection: close`): the head, and whatever came after it. */
-async function rawHead(path: string): Promise<{ status: number; head: string; after: string }> {
-  const u = new URL(base);
-  const sock = connect(Number(u.port), '127.0.0.1');
-  const chunks: Buffer[] = [];
-  sock.on('data', (d: Buffer) => chunks.push(d));
-  const done = new Promise<void>((resolve, reject) => {
-    sock.on('end', () => resolve());
-    sock.on('error', reject);
-  });
-  sock.write(`HEAD ${path} HTTP/1.1\r\nhost: ${u.host}\r\nconnection: close\r\n\r\n`);
-  const timer = setTimeout(() => sock.destroy(new Error('raw HEAD timed out')), 5000);
-  try {
-    await done;
-  } finally {
-    clearTimeout(timer);
-    sock.destroy();
-  }
-  const all = Buffer.concat(chunks).toString('latin1');
-  const end = all.indexOf('\r\n\r\n');
-  const head = end === -1 ? all : all.slice(0, end);
-  return {
-    status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0),
-    head,
-    after: end === -1 ? '' : all.slice(end + 4),
-  };
-}
+const rawHead = (path: string) => rawHeadAt(base, path);
 
 const GET_ENDPOINTS = [
   '/',

@@ -4,98 +4,18 @@
  * valid percent-encoding is 400 BadRequest on GET as on PATCH. The edge listens on
  * 127.0.0.1 (plain HTTP) and is closed by the test.
  */
-import { connect } from 'node:net';
-import { join } from 'node:path';
 import t from 'tap';
-import { Agent, request } from 'undici';
-import { type Edge, startEdge } from '../../src/edge/server.js';
+import { startEdge } from '../../src/edge/server.js';
+import { type Json, rawHead as rawHeadAt } from '../util/http-calls.js';
+import { controlApiFixture } from './control-api-fixture.js';
 import { tempDir } from './helpers.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: response JSON of many shapes
-type Json = any;
-interface Reply {
-  status: number;
-  headers: Record<string, unknown>;
-  json: Json;
-  text: string;
-}
+const api = controlApiFixture({ persistKey: false });
+const call = api.call.bind(api);
 
-const dispatcher = new Agent({ keepAliveTimeout: 10 });
-t.teardown(() => dispatcher.close());
-
-let edge: Edge;
-let tmpRemove: () => Promise<void>;
-let token: string;
-
-t.before(async () => {
-  const tmp = await tempDir();
-  tmpRemove = tmp.remove;
-  edge = await startEdge({ stateDir: join(tmp.dir, 'state'), tls: false, persistKey: false });
-  token = await edge.issueToken({ channel: 'graph', userId: 'admin' });
-});
-t.teardown(async () => {
-  await edge.close({ graceMs: 0 });
-  await tmpRemove();
-});
-
-async function call(
-  method: string,
-  path: string,
-  o: { token?: string | null; body?: string; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  const headers: Record<string, string> = { ...(o.headers ?? {}) };
-  const tok = o.token === undefined ? token : o.token;
-  if (tok !== null) headers.authorization = `Bearer ${tok}`;
-  const r = await request(`${edge.url}${path}`, {
-    method: method as 'GET',
-    headers,
-    dispatcher,
-    ...(o.body !== undefined ? { body: o.body } : {}),
-  });
-  const text = await r.body.text();
-  let json: unknown = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  return { status: r.statusCode, headers: r.headers, json, text };
-}
-
-/**
- * HEAD over a raw socket (`Connection: close`): everything the server wrote, split at the
- * end of the head, so a body sent after a HEAD's head would show.
- */
-async function rawHead(
-  path: string,
-  tok: string | null = token,
-): Promise<{ status: number; head: string; after: string }> {
-  const u = new URL(edge.url);
-  const sock = connect(Number(u.port), '127.0.0.1');
-  const chunks: Buffer[] = [];
-  sock.on('data', (d: Buffer) => chunks.push(d));
-  const done = new Promise<void>((resolve, reject) => {
-    sock.on('end', () => resolve());
-    sock.on('error', reject);
-  });
-  const auth = tok === null ? '' : `authorization: Bearer ${tok}\r\n`;
-  sock.write(`HEAD ${path} HTTP/1.1\r\nhost: ${u.host}\r\n${auth}connection: close\r\n\r\n`);
-  const timer = setTimeout(() => sock.destroy(new Error('raw HEAD timed out')), 5000);
-  try {
-    await done;
-  } finally {
-    clearTimeout(timer);
-    sock.destroy();
-  }
-  const all = Buffer.concat(chunks).toString('latin1');
-  const end = all.indexOf('\r\n\r\n');
-  const head = end === -1 ? all : all.slice(0, end);
-  return {
-    status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0),
-    head,
-    after: end === -1 ? '' : all.slice(end + 4),
-  };
-}
+/** HEAD over a raw socket, with the token unless `tok` is null. */
+const rawHead = (path: string, tok: string | null = api.token) =>
+  rawHeadAt(api.edge.url, path, tok === null ? '' : `authorization: Bearer ${tok}\r\n`);
 
 /** The headers a HEAD must share with its GET (dates and ids aside). */
 const SAME = [
@@ -221,12 +141,12 @@ t.test('HEAD checks the token first, as GET does', async (t) => {
 t.test('405 names GET and HEAD on the read-only resources', async (t) => {
   const { profile, policy, link } = await ids();
   const readOnly: Array<[string, string | null]> = [
-    [PROFILES, token],
-    [`${PROFILES}/${profile}`, token],
-    [`${NA}/forwardingPolicies/${policy}`, token],
-    [`${NA}/forwardingPolicies/${policy}/policyRules`, token],
-    [`${NA}/logs/traffic`, token],
-    ['/beta/organization', token],
+    [PROFILES, api.token],
+    [`${PROFILES}/${profile}`, api.token],
+    [`${NA}/forwardingPolicies/${policy}`, api.token],
+    [`${NA}/forwardingPolicies/${policy}/policyRules`, api.token],
+    [`${NA}/logs/traffic`, api.token],
+    ['/beta/organization', api.token],
     ['/health', null],
   ];
   for (const [path, tok] of readOnly) {

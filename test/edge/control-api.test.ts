@@ -2,22 +2,14 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import t from 'tap';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { audienceFor, issuerFor } from '../../src/edge/identity.js';
-import { type Edge, startEdge } from '../../src/edge/server.js';
+import { startEdge } from '../../src/edge/server.js';
 import { TenantStore } from '../../src/edge/tenant.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
+import { controlApiFixture } from './control-api-fixture.js';
 import { tempDir } from './helpers.js';
 import { shapeProblems } from './shape.js';
-
-// biome-ignore lint/suspicious/noExplicitAny: response JSON of many shapes
-type Json = any;
-interface Reply {
-  status: number;
-  headers: Record<string, unknown>;
-  json: Json;
-  text: string;
-}
 
 interface Link {
   id: string;
@@ -31,47 +23,9 @@ interface Prof {
   policies: Link[];
 }
 
-const dispatcher = new Agent({ keepAliveTimeout: 10 });
-t.teardown(() => dispatcher.close());
-
-let edge: Edge;
-let tmpRemove: () => Promise<void>;
-let token: string;
-
-t.before(async () => {
-  const tmp = await tempDir();
-  tmpRemove = tmp.remove;
-  edge = await startEdge({ stateDir: join(tmp.dir, 'state'), tls: false });
-  token = await edge.issueToken({ channel: 'graph', userId: 'admin' });
-});
-t.teardown(async () => {
-  await edge.close({ graceMs: 0 });
-  await tmpRemove();
-});
-
-async function call(
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
-  path: string,
-  o: { token?: string | null; body?: string; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  const headers: Record<string, string> = { ...(o.headers ?? {}) };
-  const tok = o.token === undefined ? token : o.token;
-  if (tok !== null) headers.authorization = `Bearer ${tok}`;
-  const r = await request(`${edge.url}${path}`, {
-    method,
-    headers,
-    dispatcher,
-    ...(o.body !== undefined ? { body: o.body } : {}),
-  });
-  const text = await r.body.text();
-  let json: unknown = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  return { status: r.statusCode, headers: r.headers, json, text };
-}
+const api = controlApiFixture();
+const call = api.call.bind(api);
+const { dispatcher } = api;
 
 const PROFILES = '/beta/networkAccess/forwardingProfiles';
 const EXPAND = `${PROFILES}?$expand=${encodeURIComponent('policies($expand=policy)')}`;
@@ -93,18 +47,18 @@ t.test('token endpoint and JWKS', async (t) => {
   const jwks = await call('GET', '/.well-known/jwks.json', { token: null });
   const keys = await call('GET', '/discovery/v2.0/keys', { token: null });
   t.same(jwks.json, keys.json);
-  t.equal(jwks.json.keys[0].kid, edge.issuer.kid);
+  t.equal(jwks.json.keys[0].kid, api.edge.issuer.kid);
   // A third party verifies the token with the published JWKS alone.
   const v = await jwtVerify(r.json.access_token, createLocalJWKSet(jwks.json), {
     audience: audienceFor('private'),
-    issuer: issuerFor(edge.tenantId),
+    issuer: issuerFor(api.edge.tenantId),
   });
   t.equal(v.payload.sub, 'bob');
-  t.equal(v.payload.tid, edge.tenantId);
+  t.equal(v.payload.tid, api.edge.tenantId);
   t.equal(v.payload.deviceid, 'dev-9');
   t.equal(v.payload.upn, 'bob@contoso.test');
   // Form body with an OAuth scope.
-  const form = await call('POST', `/${edge.tenantId}/oauth2/v2.0/token`, {
+  const form = await call('POST', `/${api.edge.tenantId}/oauth2/v2.0/token`, {
     token: null,
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: `grant_type=client_credentials&client_id=svc1&scope=${encodeURIComponent(`${audienceFor('internet')}/.default`)}`,
@@ -112,9 +66,9 @@ t.test('token endpoint and JWKS', async (t) => {
   t.equal(form.status, 200);
   t.equal(
     (
-      await edge.issuer.verify(form.json.access_token, {
+      await api.edge.issuer.verify(form.json.access_token, {
         channel: 'internet',
-        tenantId: edge.tenantId,
+        tenantId: api.edge.tenantId,
       })
     ).userId,
     'svc1',
@@ -151,18 +105,18 @@ t.test('token endpoint and JWKS', async (t) => {
 
 t.test('control API requires a valid token of the tenant', async (t) => {
   t.equal((await call('GET', '/health', { token: null })).status, 200, '/health is open');
-  t.equal((await call('GET', '/health', { token: null })).json.tenantId, edge.tenantId);
+  t.equal((await call('GET', '/health', { token: null })).json.tenantId, api.edge.tenantId);
   const other = await startEdge({ stateDir: (await tempDir()).dir, tls: false, persistKey: false });
   const forged = await other.issueToken({ channel: 'graph' });
   await other.close();
   const cases: Array<[string, string | null, number, string]> = [
     ['missing', null, 401, 'missing'],
     ['malformed', 'abc', 401, 'malformed'],
-    ['expired', await edge.issueToken({ channel: 'graph', ttlSeconds: -100 }), 401, 'expired'],
+    ['expired', await api.edge.issueToken({ channel: 'graph', ttlSeconds: -100 }), 401, 'expired'],
     ['forged', forged, 403, 'forged'],
     [
       'wrong tenant',
-      await edge.issueToken({ channel: 'graph', tenantId: 'x' }),
+      await api.edge.issueToken({ channel: 'graph', tenantId: 'x' }),
       403,
       'wrong-tenant',
     ],
@@ -175,7 +129,7 @@ t.test('control API requires a valid token of the tenant', async (t) => {
     t.match(String(r.headers['www-authenticate']), /^Bearer /, name);
   }
   for (const ch of ['internet', 'm365', 'private', 'graph'] as const) {
-    const tok = await edge.issueToken({ channel: ch });
+    const tok = await api.edge.issueToken({ channel: ch });
     t.equal((await call('GET', PROFILES, { token: tok })).status, 200, `a ${ch} token is accepted`);
   }
 });
@@ -222,7 +176,7 @@ t.test('PATCH a policy link: 204, ETag bumps, egress follows, errors', async (t)
   const rdp = priv.policies.find((l: Link) => l.policy.name === 'Contoso RDP');
   t.ok(rdp, 'default tenant has the RDP app');
   t.ok(
-    edge.tenant.privateApps.match('tcp', null, '127.77.0.5', 3389),
+    api.edge.tenant.privateApps.match('tcp', null, '127.77.0.5', 3389),
     'RDP segment allowed before',
   );
   const path = `${PROFILES}/${priv.id}/policies/${rdp.id}`;
@@ -243,7 +197,7 @@ t.test('PATCH a policy link: 204, ETag bumps, egress follows, errors', async (t)
   t.equal(link.state, 'disabled');
   t.not(link.version, rdp.version, 'link version bumped');
   t.equal(
-    edge.tenant.privateApps.match('tcp', null, '127.77.0.5', 3389),
+    api.edge.tenant.privateApps.match('tcp', null, '127.77.0.5', 3389),
     null,
     'egress refuses the disabled app',
   );
@@ -285,7 +239,7 @@ t.test('PATCH a policy link: 204, ETag bumps, egress follows, errors', async (t)
     ).status,
     204,
   );
-  t.ok(edge.tenant.privateApps.match('tcp', null, '127.77.0.5', 3389));
+  t.ok(api.edge.tenant.privateApps.match('tcp', null, '127.77.0.5', 3389));
 });
 
 t.test('GET forwardingPolicies/{id}/policyRules', async (t) => {
@@ -314,7 +268,7 @@ function rec(i: number, over: Partial<NetworkAccessTraffic>): NetworkAccessTraff
     sessionId: 's',
     createdDateTime: '2026-01-01T00:00:00.000Z',
     endDateTime: '2026-01-01T00:00:01.000Z',
-    tenantId: edge.tenantId,
+    tenantId: api.edge.tenantId,
     userId: 'u',
     userPrincipalName: 'u@contoso.test',
     deviceId: 'd',
@@ -354,28 +308,28 @@ function rec(i: number, over: Partial<NetworkAccessTraffic>): NetworkAccessTraff
 }
 
 t.test('GET logs/traffic with $filter and $top', async (t) => {
-  edge.logs.append(
+  api.edge.logs.append(
     rec(1, {
       trafficType: 'internet',
       action: 'block',
       createdDateTime: '2026-03-01T00:00:00.000Z',
     }),
   );
-  edge.logs.append(
+  api.edge.logs.append(
     rec(2, {
       trafficType: 'internet',
       action: 'allow',
       createdDateTime: '2026-03-02T00:00:00.000Z',
     }),
   );
-  edge.logs.append(
+  api.edge.logs.append(
     rec(3, {
       trafficType: 'private',
       action: 'block',
       createdDateTime: '2026-03-03T00:00:00.000Z',
     }),
   );
-  edge.logs.append(
+  api.edge.logs.append(
     rec(4, {
       trafficType: 'microsoft365',
       action: 'allow',
@@ -449,10 +403,10 @@ t.test('startEdge rejects a port in use and bad options', async (t) => {
     startEdge({
       stateDir: tmp.dir,
       tls: false,
-      port: edge.port,
+      port: api.edge.port,
       logFile: join(tmp.dir, 'l.jsonl'),
     }),
-    { code: 'GSA_ERR_LISTEN', errno: 'EADDRINUSE', what: 'edge', port: edge.port },
+    { code: 'GSA_ERR_LISTEN', errno: 'EADDRINUSE', what: 'edge', port: api.edge.port },
   );
   await t.rejects(startEdge({ stateDir: '' }), { code: 'GSA_ERR_CONFIG' });
   await t.rejects(startEdge({ stateDir: tmp.dir, hostsMap: { 'a b': 'x' } }), {
