@@ -47,6 +47,11 @@ export interface EgressOptions {
 
 /** Who opened the flow (from the session's token) and over which session. */
 export interface FlowContext {
+  /**
+   * The tunnel's channel, which the token was checked for: it decides filtering, Private
+   * Access and the log's trafficType. An OPEN naming another channel is refused.
+   */
+  channel: ChannelName;
   tenantId: string;
   userId: string;
   upn: string;
@@ -186,82 +191,93 @@ export class Egress {
     };
     stream.on('error', noop);
     this.active.add(flow);
-    if (meta.proto === 'udp') {
-      // The client may send datagrams before OPEN_OK: hold a few until the relay is ready.
-      flow.onEarly = (d: Buffer) => {
-        if (flow.early.length < MAX_EARLY_DATAGRAMS) flow.early.push(d);
-      };
-      stream.on('datagram', flow.onEarly);
-    }
+    // Whatever goes wrong below ends this flow with a record, never the session.
+    try {
+      if (meta.proto === 'udp') {
+        // The client may send datagrams before OPEN_OK: hold a few until the relay is ready.
+        flow.onEarly = (d: Buffer) => {
+          if (flow.early.length < MAX_EARLY_DATAGRAMS) flow.early.push(d);
+        };
+        stream.on('datagram', flow.onEarly);
+      }
 
-    if (meta.channel === 'private') {
-      rec.privateAccessDetails = {
-        connectorId: this.deps.connector.id,
-        connectorName: this.deps.connector.name,
-        appSegmentId: null,
-        resolvedDestination: null,
-        accessDeniedReason: null,
-      };
-    }
-    const bad = checkMeta(meta);
-    if (bad) {
-      refuse(ResetCode.PROTOCOL, 'block', bad);
-      return;
-    }
-    // An IP literal given as the host is an address destination.
-    let host = meta.host ? normalizeName(meta.host) : null;
-    let ip = meta.ip;
-    if (host && ipFamily(host) !== 0) {
-      ip ??= host;
-      host = null;
-    }
-    if (!host && ip) rec.destinationIp = ip;
-    // 1. Web content filtering, on the name the client saw.
-    const verdict = this.deps.filter.check(meta.channel, host);
-    if (verdict) {
-      rec.policyId = verdict.policyId;
-      rec.policyName = verdict.policyName;
-      rec.policyRuleId = verdict.ruleId;
-      rec.policyRuleName = verdict.ruleName;
-      refuse(ResetCode.BLOCKED, 'block', verdict.reason);
-      return;
-    }
-    // 2. Where to: private apps through the connector, or the hosts map / resolver.
-    if (meta.channel === 'private' && rec.privateAccessDetails) {
-      const c = this.deps.connector;
-      const seg = this.deps.privateApps().match(meta.proto, host, ip, meta.port);
-      if (!seg) {
-        rec.policyId = null;
-        rec.policyRuleId = null;
+      const channel = ctx.channel;
+      if (channel === 'private') {
+        rec.privateAccessDetails = {
+          connectorId: this.deps.connector.id,
+          connectorName: this.deps.connector.name,
+          appSegmentId: null,
+          resolvedDestination: null,
+          accessDeniedReason: null,
+        };
+      }
+      const bad = checkMeta(meta, channel);
+      if (bad) {
+        refuse(ResetCode.PROTOCOL, 'block', bad);
+        return;
+      }
+      // An IP literal given as the host is an address destination.
+      let host = meta.host ? normalizeName(meta.host) : null;
+      let ip = meta.ip;
+      if (host && ipFamily(host) !== 0) {
+        ip ??= host;
+        host = null;
+      }
+      if (!host && ip) rec.destinationIp = ip;
+      // 1. Web content filtering, on the name the client saw.
+      const verdict = this.deps.filter.check(channel, host);
+      if (verdict) {
+        rec.policyId = verdict.policyId;
+        rec.policyName = verdict.policyName;
+        rec.policyRuleId = verdict.ruleId;
+        rec.policyRuleName = verdict.ruleName;
+        refuse(ResetCode.BLOCKED, 'block', verdict.reason);
+        return;
+      }
+      // 2. Where to: private apps through the connector, or the hosts map / resolver.
+      if (channel === 'private' && rec.privateAccessDetails) {
+        const c = this.deps.connector;
+        const seg = this.deps.privateApps().match(meta.proto, host, ip, meta.port);
+        if (!seg) {
+          rec.policyId = null;
+          rec.policyRuleId = null;
+          refuse(
+            ResetCode.BLOCKED,
+            'block',
+            `private access: ${host ?? ip}:${meta.port}/${meta.proto} is in no application segment`,
+          );
+          return;
+        }
+        rec.policyId = seg.policyId;
+        rec.policyName = seg.policyName;
+        rec.policyRuleId = seg.ruleId;
+        rec.policyRuleName = seg.ruleName;
+        rec.privateAccessDetails.appSegmentId = seg.ruleId;
+        const t = c.resolve(host, ip, meta.port);
+        if (typeof t === 'string') {
+          refuse(ResetCode.CONNECT_FAILED, 'allow', t);
+          return;
+        }
+        rec.privateAccessDetails.resolvedDestination = `${t.ip}:${t.port}`;
+        this.connectTarget(flow, t, refuse, finish);
+        return;
+      }
+      this.resolvePublic(host, ip, meta.port).then(
+        (t) => {
+          if (flow.done) return;
+          if (typeof t === 'string') refuse(ResetCode.CONNECT_FAILED, 'allow', t);
+          else this.connectTarget(flow, t, refuse, finish);
+        },
+        (err: unknown) => refuse(ResetCode.INTERNAL, 'allow', String(err)),
+      );
+    } catch (err) {
+      if (!flow.done)
         refuse(
-          ResetCode.BLOCKED,
-          'block',
-          `private access: ${host ?? ip}:${meta.port}/${meta.proto} is in no application segment`,
+          ResetCode.INTERNAL,
+          'allow',
+          `internal error: ${(err as Error)?.message ?? String(err)}`,
         );
-        return;
-      }
-      rec.policyId = seg.policyId;
-      rec.policyName = seg.policyName;
-      rec.policyRuleId = seg.ruleId;
-      rec.policyRuleName = seg.ruleName;
-      rec.privateAccessDetails.appSegmentId = seg.ruleId;
-      const t = c.resolve(host, ip, meta.port);
-      if (typeof t === 'string') {
-        refuse(ResetCode.CONNECT_FAILED, 'allow', t);
-        return;
-      }
-      rec.privateAccessDetails.resolvedDestination = `${t.ip}:${t.port}`;
-      this.connectTarget(flow, t, refuse, finish);
-      return;
     }
-    this.resolvePublic(host, ip, meta.port).then(
-      (t) => {
-        if (flow.done) return;
-        if (typeof t === 'string') refuse(ResetCode.CONNECT_FAILED, 'allow', t);
-        else this.connectTarget(flow, t, refuse, finish);
-      },
-      (err: unknown) => refuse(ResetCode.INTERNAL, 'allow', String(err)),
-    );
   }
 
   private async resolvePublic(
@@ -514,24 +530,27 @@ export class Egress {
   }
 }
 
-function checkMeta(meta: OpenMeta): string | null {
-  if (meta.host !== null && (typeof meta.host !== 'string' || meta.host.length > 253))
+/** What is wrong with an OPEN's metadata on the `channel` tunnel, or null. Never throws. */
+function checkMeta(meta: OpenMeta, channel: ChannelName): string | null {
+  if (meta.host != null && (typeof meta.host !== 'string' || meta.host.length > 253))
     return 'bad host';
-  if (meta.proto !== 'tcp' && meta.proto !== 'udp') return `bad protocol ${String(meta.proto)}`;
+  if (meta.ip != null && (typeof meta.ip !== 'string' || ipFamily(meta.ip) === 0))
+    return `bad ip ${JSON.stringify(meta.ip)}`;
+  if (meta.proto !== 'tcp' && meta.proto !== 'udp')
+    return `bad protocol ${JSON.stringify(meta.proto)}`;
   if (!Number.isInteger(meta.port) || meta.port < 1 || meta.port > 65535)
-    return `bad port ${meta.port}`;
+    return `bad port ${JSON.stringify(meta.port)}`;
   if (!meta.host && !meta.ip) return 'no destination host or ip';
-  if (meta.ip && ipFamily(meta.ip) === 0) return `bad ip ${meta.ip}`;
-  if (!['internet', 'm365', 'private'].includes(meta.channel))
-    return `bad channel ${String(meta.channel)}`;
+  // The token opened this tunnel for one channel: a flow of another is not for it.
+  if (meta.channel !== channel) {
+    return `OPEN for channel ${JSON.stringify(meta.channel)} on the ${channel} tunnel`;
+  }
   return null;
 }
 
 function baseRecord(meta: OpenMeta, ctx: FlowContext): NetworkAccessTraffic {
   const now = new Date().toISOString();
-  const channel: ChannelName = ['internet', 'm365', 'private'].includes(meta.channel)
-    ? meta.channel
-    : 'internet';
+  const channel = ctx.channel;
   return {
     transactionId: randomUUID(),
     connectionId: typeof meta.connectionId === 'string' ? meta.connectionId.slice(0, 128) : '',

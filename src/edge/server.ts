@@ -355,6 +355,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     },
     onStream: (_session, stream, principal) => {
       const ctx: FlowContext = {
+        channel: principal.channel,
         tenantId: principal.tenantId,
         userId: principal.userId,
         upn: principal.upn,

@@ -53,6 +53,8 @@ const MAX_TYPE = 0x0a;
 
 /** Largest META payload (bytes). */
 export const MAX_META = 4096;
+/** The largest OPEN payload (window and metadata); more is a PROTOCOL error. */
+export const MAX_OPEN = 8192;
 
 export const FRAME_NAMES: readonly string[] = [
   'DATA',

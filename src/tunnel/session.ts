@@ -41,6 +41,7 @@ import {
   FrameType,
   HEADER_SIZE,
   MAX_CREDIT,
+  MAX_OPEN,
   readU32,
   writeHeader,
 } from './frame.js';
@@ -580,6 +581,13 @@ export class Session extends EventEmitter implements StreamHost {
       return;
     }
     this.lastPeerId = id;
+    if (payload.length > MAX_OPEN) {
+      this.fail(
+        CloseCode.PROTOCOL,
+        `OPEN of ${payload.length} bytes > ${MAX_OPEN} on stream ${id}`,
+      );
+      return;
+    }
     const o = decodeOpen(payload);
     const meta = o?.meta as OpenMeta | undefined;
     if (o === null || !isMeta(meta)) {
@@ -600,7 +608,7 @@ export class Session extends EventEmitter implements StreamHost {
     }
     const s = new Stream(this, {
       id,
-      meta,
+      meta: knownMeta(meta),
       inbound: true,
       sendCredit: o.window,
       recvCredit: BASE_WINDOW,
@@ -709,13 +717,37 @@ export class Session extends EventEmitter implements StreamHost {
 }
 
 function isMeta(m: unknown): m is OpenMeta {
-  if (typeof m !== 'object' || m === null) return false;
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return false;
   const o = m as Record<string, unknown>;
+  const optString = (v: unknown): boolean => v == null || typeof v === 'string';
   return (
     (o.proto === 'tcp' || o.proto === 'udp') &&
     typeof o.port === 'number' &&
-    (typeof o.host === 'string' || typeof o.ip === 'string')
+    (typeof o.host === 'string' || typeof o.ip === 'string') &&
+    optString(o.host) &&
+    optString(o.ip) &&
+    typeof o.channel === 'string'
   );
+}
+
+/** The known OpenMeta fields of a checked OPEN (unknown ones are dropped, not kept). */
+function knownMeta(m: OpenMeta): OpenMeta {
+  const out: OpenMeta = {
+    proto: m.proto,
+    host: m.host ?? null,
+    ip: m.ip ?? null,
+    port: m.port,
+    flowId: m.flowId,
+    connectionId: m.connectionId,
+    channel: m.channel,
+    ruleId: m.ruleId,
+    policyId: m.policyId,
+    srcIp: m.srcIp,
+    srcPort: m.srcPort,
+  };
+  if (m.process !== undefined) out.process = m.process;
+  if (m.processPending !== undefined) out.processPending = m.processPending;
+  return out;
 }
 
 /**

@@ -707,6 +707,51 @@ t.test('OPEN metadata edge cases: IP literal as host, oversized fields, bad port
   t.equal((await byConn(edge, ipOnly)).destinationIp, '127.79.1.1');
 });
 
+t.test("an OPEN for another channel than the tunnel's is refused and logged", async (t) => {
+  const { edge, client } = await setup(t);
+  // An internet token's tunnel cannot reach a private app, nor dodge the web filter as m365.
+  const c = await client('internet');
+  for (const [m, what] of [
+    [meta({ channel: 'private', host: 'intranet.contoso.test', port: 443 }), 'private app'],
+    [meta({ channel: 'm365', host: 'www.casino.test' }), 'filtered name as m365'],
+  ] as const) {
+    const r = await exchange(c.open(m), Buffer.from('x'));
+    t.equal(r.reset, ResetCode.PROTOCOL, `${what}: reset PROTOCOL`);
+    t.equal(r.bytes.length, 0, `${what}: nothing relayed`);
+    const rec = await byConn(edge, m);
+    t.equal(rec.action, 'block', `${what}: logged as a block`);
+    t.equal(rec.trafficType, 'internet', `${what}: trafficType is the tunnel's`);
+    t.match(rec.failureReason, /on the internet tunnel/);
+  }
+});
+
+t.test('OPEN metadata of the wrong types or size ends the session, leaks no flow', async (t) => {
+  const { edge, client } = await setup(t);
+  for (const [over, what] of [
+    [{ ip: 5 }, 'ip not a string'],
+    [{ channel: { toString: 1 } }, 'channel not a string'],
+    [{ junk: 'j'.repeat(9000) }, 'an OPEN over 8 KiB'],
+  ] as const) {
+    const c = await client('internet');
+    const m = { ...meta({ channel: 'internet', host: 'echo.contoso.test' }), ...over };
+    const s = c.open(m as unknown as OpenMeta);
+    const r = await exchange(s, Buffer.from('x'));
+    t.not(r.reset, null, `${what}: the stream is reset`);
+    t.ok(await until(() => edge.activeFlows === 0, 2000), `${what}: no flow left active`);
+    await c.close();
+  }
+  const c = await client('internet');
+  const m = { ...meta({ channel: 'internet', host: 'echo.contoso.test' }), junk: 'j'.repeat(100) };
+  const r = await exchange(c.open(m as OpenMeta), Buffer.from('x'));
+  t.equal(r.reset, null, 'a good OPEN with an unknown field works');
+  const closing = edge.close({ graceMs: 100 });
+  t.equal(
+    await Promise.race([closing.then(() => 'closed'), delay(5000).then(() => 'hung')]),
+    'closed',
+    'edge.close() resolves',
+  );
+});
+
 t.test('backpressure: a client that stops reading stalls the destination', async (t) => {
   const hose = await firehose();
   t.teardown(() => hose.close());

@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import t from 'tap';
 import { StreamResetError } from '../../src/errors.js';
-import { CloseCode, encodeFrame, FrameType } from '../../src/tunnel/frame.js';
+import { CloseCode, encodeFrame, FrameType, MAX_OPEN } from '../../src/tunnel/frame.js';
 import type { SessionCloseInfo } from '../../src/tunnel/session.js';
 import type { Stream } from '../../src/tunnel/stream.js';
-import { ResetCode } from '../../src/tunnel/types.js';
+import { type OpenMeta, ResetCode } from '../../src/tunnel/types.js';
 import { delay, digest, meta, pair, random, sha, until, writeAll } from './helpers.js';
 
 t.test('open, accept, echo both ways, half-close', async (t) => {
@@ -435,3 +435,28 @@ t.test('META is not sent to a peer that does not accept it (an older edge)', asy
   t.equal(client.stats().framesOut, framesBefore, 'no frame went out');
   t.notOk(client.closed || server.closed, 'the session lives on');
 });
+
+t.test(
+  'OPEN: unknown metadata fields are dropped; an OPEN over MAX_OPEN ends the session',
+  async (t) => {
+    const { client, server } = pair();
+    const seen: Array<Record<string, unknown>> = [];
+    server.on('stream', (s: Stream) => {
+      seen.push(s.meta as unknown as Record<string, unknown>);
+      s.accept();
+      s.resume();
+      s.end();
+    });
+    const s = client.open({ ...meta(), junk: 'x'.repeat(100) } as unknown as OpenMeta);
+    s.resume();
+    s.end();
+    await s.opened;
+    t.equal(seen[0]?.host, 'example.test', 'known fields kept');
+    t.notOk('junk' in (seen[0] ?? {}), 'the unknown field is not kept');
+    const closed = new Promise<SessionCloseInfo>((r) => server.once('close', r));
+    const big = client.open({ ...meta(), junk: 'x'.repeat(MAX_OPEN) } as unknown as OpenMeta);
+    big.on('error', () => {});
+    t.equal((await closed).code, CloseCode.PROTOCOL, 'PROTOCOL');
+    client.close();
+  },
+);
