@@ -50,6 +50,8 @@ import { DEFAULT_SEND_HIGH_WATER, type FrameTransport } from './transport.js';
 import type { MetaUpdate, OpenMeta } from './types.js';
 import { ResetCode } from './types.js';
 
+/** Replies (PONG, RST REFUSED) that may back up beyond sendHighWater before the session ends. */
+export const MAX_REPLY_BACKLOG = 1024 * 1024;
 export interface SessionOptions {
   /** Receive window each stream starts with (bytes). Default 256 KiB; min 64 KiB. */
   initialWindow?: number;
@@ -347,6 +349,23 @@ export class Session extends EventEmitter implements StreamHost {
 
   // --- sending ---------------------------------------------------------------------------
 
+  /**
+   * Queues a reply the peer's own frames call for (PONG, RST REFUSED). A peer that keeps
+   * sending them while it reads none of the replies (a PING flood, RFC 9113 10.5) would
+   * grow our send buffer without bound: past `sendHighWater` plus MAX_REPLY_BACKLOG the
+   * session ends with FLOW_CONTROL instead.
+   */
+  private queueReply(frame: Buffer): void {
+    if (
+      this.transport.bufferedAmount + this.outBytes >
+      this.options.sendHighWater + MAX_REPLY_BACKLOG
+    ) {
+      this.fail(CloseCode.FLOW_CONTROL, 'the peer does not read the replies to its PINGs or OPENs');
+      return;
+    }
+    this.queue(frame);
+  }
+
   private queue(frame: Buffer): void {
     this.out.push(frame);
     this.outBytes += frame.length;
@@ -547,7 +566,7 @@ export class Session extends EventEmitter implements StreamHost {
         return;
       }
       case FrameType.PING:
-        this.queue(encodePing(payload, true));
+        this.queueReply(encodePing(payload, true));
         return;
       case FrameType.PONG:
         this.onPong(payload);
@@ -599,11 +618,11 @@ export class Session extends EventEmitter implements StreamHost {
       return;
     }
     if (this.goingAway) {
-      this.queue(encodeRst(id, ResetCode.REFUSED, 'session going away'));
+      this.queueReply(encodeRst(id, ResetCode.REFUSED, 'session going away'));
       return;
     }
     if (this.inboundCount >= this.options.maxConcurrentStreams) {
-      this.queue(encodeRst(id, ResetCode.REFUSED, 'too many streams'));
+      this.queueReply(encodeRst(id, ResetCode.REFUSED, 'too many streams'));
       return;
     }
     const s = new Stream(this, {

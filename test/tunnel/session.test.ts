@@ -1,9 +1,10 @@
 import { once } from 'node:events';
 import t from 'tap';
 import { StreamResetError } from '../../src/errors.js';
-import { CloseCode, encodeFrame, FrameType, MAX_OPEN } from '../../src/tunnel/frame.js';
-import type { SessionCloseInfo } from '../../src/tunnel/session.js';
+import { CloseCode, encodeFrame, encodePing, FrameType, MAX_OPEN } from '../../src/tunnel/frame.js';
+import { MAX_REPLY_BACKLOG, Session, type SessionCloseInfo } from '../../src/tunnel/session.js';
 import type { Stream } from '../../src/tunnel/stream.js';
+import type { FrameTransport } from '../../src/tunnel/transport.js';
 import { type OpenMeta, ResetCode } from '../../src/tunnel/types.js';
 import { delay, digest, meta, pair, random, sha, until, writeAll } from './helpers.js';
 
@@ -460,3 +461,37 @@ t.test(
     client.close();
   },
 );
+
+t.test('a peer that floods PINGs and reads no PONG ends the session, bounded', async (t) => {
+  // A transport whose peer never reads: everything sent stays buffered.
+  class Unread implements FrameTransport {
+    bufferedAmount = 0;
+    onMessage: (d: Buffer) => void = () => {};
+    onDrain = (): void => {};
+    onClose: (code: number, reason: string) => void = () => {};
+    send(data: Buffer): boolean {
+      this.bufferedAmount += data.length;
+      return false;
+    }
+    close(code: number, reason: string): void {
+      queueMicrotask(() => this.onClose(code, reason));
+    }
+  }
+  const transport = new Unread();
+  const session = new Session(transport, 'server', { sendHighWater: 64 * 1024 });
+  const closed = new Promise<SessionCloseInfo>((r) => session.once('close', r));
+  // 1,000 PINGs per message, as a flood would send them.
+  const burst = Buffer.concat(Array.from({ length: 1000 }, () => encodePing(Buffer.alloc(8))));
+  let sent = 0;
+  for (let i = 0; i < 200 && session.isOpen; i++) {
+    transport.onMessage(burst);
+    sent += burst.length;
+    await new Promise((r) => setImmediate(r));
+  }
+  const info = await Promise.race([closed, delay(2000).then(() => null)]);
+  t.equal(info?.code, CloseCode.FLOW_CONTROL, 'closed with FLOW_CONTROL');
+  t.ok(
+    transport.bufferedAmount < 64 * 1024 + MAX_REPLY_BACKLOG + 2 * burst.length,
+    `send buffer bounded (${transport.bufferedAmount} bytes after ${sent} sent)`,
+  );
+});
