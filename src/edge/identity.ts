@@ -107,7 +107,8 @@ export class Issuer {
   private readonly privateKey: CryptoKey;
   private readonly publicKey: CryptoKey;
   private readonly publicJwk: JWK;
-  private readonly tolerance: number;
+  /** Clock tolerance of verify(), in seconds: a token is accepted this long past `exp`. */
+  readonly tolerance: number;
   readonly maxTtlSeconds: number;
 
   private constructor(

@@ -56,6 +56,9 @@ import { TenantStore } from './tenant.js';
 import { TrafficLog } from './traffic-log.js';
 
 /** A tenant id the edge takes: a DNS label (a GUID, or a short name such as `contoso`). */
+
+/** The longest delay setTimeout keeps (2^31-1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 export const TENANT_ID_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$/;
 export interface EdgeLimits {
   /** TCP connect timeout to destinations (ms). Default 10,000. */
@@ -334,10 +337,27 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         'session up',
       );
       if (!limits.closeOnTokenExpiry) return;
-      const ms = Math.max(0, principal.expiresAt - Date.now());
-      const timer = setTimeout(() => session.close(CloseCode.AUTH_EXPIRED, 'token expired'), ms);
-      timer.unref();
-      expiryTimers.set(session, timer);
+      // At the token's expiry; a token verify() took within its clock tolerance (already
+      // past `exp`) gets the rest of that tolerance, not a close at once. A timer longer
+      // than node's 2^31-1 ms re-arms (past it node would fire at once).
+      const now = Date.now();
+      const deadline =
+        principal.expiresAt > now
+          ? principal.expiresAt
+          : principal.expiresAt + issuer.tolerance * 1000;
+      const arm = (): void => {
+        const left = deadline - Date.now();
+        const timer =
+          left > MAX_TIMER_MS
+            ? setTimeout(arm, MAX_TIMER_MS)
+            : setTimeout(
+                () => session.close(CloseCode.AUTH_EXPIRED, 'token expired'),
+                Math.max(0, left),
+              );
+        timer.unref();
+        expiryTimers.set(session, timer);
+      };
+      arm();
     },
     onSessionEnd: (session, principal, info) => {
       elog.info(

@@ -671,6 +671,33 @@ t.test('closeOnTokenExpiry: the session closes with 4419 when its token expires'
   t.ok(c.isUp(), 'reconnected with a fresh token');
 });
 
+t.test(
+  'closeOnTokenExpiry: a 30-day token, and one taken within the clock tolerance, stay up',
+  async (t) => {
+    const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });
+    for (const [ttl, what] of [
+      [30 * 86400, "a 30-day token (past setTimeout's 24.8 days)"],
+      [-10, 'a token 10 s past exp (verify allows 30 s)'],
+    ] as const) {
+      const c = new TunnelClient({
+        url: edge.url,
+        channel: 'internet',
+        getToken: (ch) => edge.issueToken({ channel: ch, ttlSeconds: ttl }),
+        backoff: { baseMs: 20, maxMs: 50 },
+        limits: { keepaliveInterval: 0 },
+      });
+      let downs = 0;
+      c.on('down', () => downs++);
+      c.start();
+      await c.waitUp(5000);
+      await delay(1000);
+      t.equal(downs, 0, `${what}: not closed`);
+      t.ok(c.isUp(), `${what}: up`);
+      await c.close();
+    }
+  },
+);
+
 t.test('OPEN metadata edge cases: IP literal as host, oversized fields, bad port', async (t) => {
   const { edge, echo, client } = await setup(t);
   const c = await client('private');
