@@ -448,6 +448,41 @@ if (!missing) {
       const x = await run(['--', 'sh', '-c', 'exit 3']);
       t.equal(x.code, 3, "the command's exit code");
       t.match(x.err, /logs: /, 'says where the logs are');
+      const nf = await run(['--quiet', '--', 'no-such-command-gsa']);
+      t.equal(nf.code, 127, 'a command that cannot be found: 127, as in a shell');
+      // A background process the command leaves behind does not outlive the namespace.
+      const marker = `gsa-leftover-${process.pid}`;
+      const bg = await run([
+        '--quiet',
+        '--',
+        'sh',
+        '-c',
+        `sh -c 'exec -a ${marker} sleep 300' & exit 4`,
+      ]);
+      t.equal(bg.code, 4);
+      const alive = spawnSync('pgrep', ['-f', marker], { encoding: 'utf8' });
+      t.equal(alive.stdout.trim(), '', 'the background process was ended with the namespace');
+      // SIGHUP (a closed terminal) ends the run cleanly: exit 129, namespace removed.
+      const hup = spawn(
+        process.execPath,
+        [CLI, 'netns', '--quiet', '--state-dir', state, '--', 'sleep', '30'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      const hupDone = collect(hup, 40_000);
+      let nsName = '';
+      for (let i = 0; i < 200 && !nsName; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const now = await readdir('/var/run/netns').catch(() => [] as string[]);
+        nsName = now.find((n) => n.startsWith(`gsaemu-${hup.pid}-`)) ?? '';
+      }
+      t.ok(nsName, 'the run made its namespace');
+      await new Promise((r) => setTimeout(r, 300));
+      hup.kill('SIGHUP');
+      const hr = await hupDone;
+      t.equal(hr.code, 129, 'exit 128 + SIGHUP');
+      t.notOk(existsSync(`/var/run/netns/${nsName}`), 'namespace removed on SIGHUP');
       const after = await readdir('/var/run/netns').catch(() => [] as string[]);
       // Namespaces are named gsaemu-<pid>-...: one left behind belongs to a process that has
       // exited (the CLI runs above); other test files running at the same time own theirs.

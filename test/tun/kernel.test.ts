@@ -430,6 +430,15 @@ t.test(
     t.equal(code, 7);
     t.notOk(existsSync(`/var/run/netns/${nsName}`), 'namespace removed');
     t.notOk(existsSync(`/etc/netns/${nsName}`), '/etc/netns entry removed');
+    // 128 + the signal's own number (SIGUSR1 is 10), and 127 for a command not found.
+    const usr1 = await runInNetns({
+      command: 'sh',
+      args: ['-c', 'kill -USR1 $$'],
+      stdio: 'ignore',
+    });
+    t.equal(usr1, 138, 'died of SIGUSR1: 138');
+    const nf = await runInNetns({ command: 'no-such-command-gsa', stdio: 'ignore' });
+    t.equal(nf, 127, 'not found: 127');
   },
 );
 

@@ -23,6 +23,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { TunUnavailableError } from '../../errors.js';
 import { openTun, type PacketDevice } from './device.js';
 import { createTunStack, type TunStack, type TunStackOptions } from './stack.js';
@@ -56,6 +57,8 @@ export interface Netns {
 }
 
 export const NETNS_PREFIX = 'gsaemu-';
+/** The signals that end a namespace run cleanly: Ctrl+C, `kill`, a closed terminal. */
+export const NETNS_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const live = new Set<Netns>();
 let exitHookInstalled = false;
 
@@ -75,6 +78,37 @@ function ip(args: string[]): void {
     }
     throw new Error(`ip ${args.join(' ')} failed: ${msg}`);
   }
+}
+
+/** The pids still in namespace `name` (`ip netns pids`). */
+function pidsIn(name: string): number[] {
+  const r = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' });
+  if (r.status !== 0) return [];
+  return r.stdout
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 1 && n !== process.pid);
+}
+
+/** Ends the processes left in namespace `name`: SIGTERM, up to 1 s, then SIGKILL. */
+function endLeftovers(name: string): void {
+  const signal = (pids: number[], sig: NodeJS.Signals): void => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch {}
+    }
+  };
+  let pids = pidsIn(name);
+  if (pids.length === 0) return;
+  signal(pids, 'SIGTERM');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 20 && pids.length > 0; i++) {
+    Atomics.wait(nap, 0, 0, 50);
+    pids = pidsIn(name);
+  }
+  signal(pids, 'SIGKILL');
 }
 
 /** Why the harness cannot run here, or null when it can (Linux, root, /dev/net/tun, ip). */
@@ -108,6 +142,9 @@ export function createNetns(opts: NetnsOptions = {}): Netns {
     try {
       device?.close();
     } catch {}
+    // Processes the command left behind (a daemon it started) would outlive the namespace,
+    // unnamed and out of reach: end them first (TERM, up to 1 s, then KILL).
+    endLeftovers(name);
     spawnSync('ip', ['netns', 'del', name]);
     rmSync(etc, { recursive: true, force: true });
   };
@@ -119,7 +156,9 @@ export function createNetns(opts: NetnsOptions = {}): Netns {
       return device!;
     },
     spawn(command, args, o = {}) {
-      return spawn('ip', ['netns', 'exec', name, command, ...args], {
+      // Through `sh -c 'exec "$0" "$@"'`: a command that cannot start exits 127 (not found)
+      // or 126 (not executable), as in a shell; `ip netns exec` alone exits 1 or 255.
+      return spawn('ip', ['netns', 'exec', name, 'sh', '-c', 'exec "$0" "$@"', command, ...args], {
         stdio: o.stdio ?? 'inherit',
         env: o.env ?? process.env,
       });
@@ -204,11 +243,10 @@ export async function runInNetns(opts: RunInNetnsOptions): Promise<number> {
     else {
       void stack?.close();
       ns.destroy();
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      process.exit(128 + (osConstants.signals[sig] ?? 15));
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of NETNS_SIGNALS) process.on(sig, onSignal);
   try {
     stack = await createTunStack({
       ...(opts.stack ?? {}),
@@ -223,12 +261,11 @@ export async function runInNetns(opts: RunInNetnsOptions): Promise<number> {
       c.once('error', () => resolve(127));
       c.once('exit', (code, signal) => {
         if (code !== null) resolve(code);
-        else resolve(128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
+        else resolve(128 + (signal ? (osConstants.signals[signal] ?? 15) : 15));
       });
     });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of NETNS_SIGNALS) process.off(sig, onSignal);
     await stack?.close();
     ns.destroy();
   }

@@ -7,9 +7,10 @@
  * ends, on Ctrl+C / SIGTERM (forwarded to the command) and on failure. Linux, root (or
  * CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and the native addon. See docs/tun.md.
  */
+import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
 import { addonUnavailable } from '../../capture/tun/device.js';
-import { cleanupStaleNetns, harnessUnavailable } from '../../capture/tun/netns.js';
+import { cleanupStaleNetns, harnessUnavailable, NETNS_SIGNALS } from '../../capture/tun/netns.js';
 import { attachTun, exitCode, type TunCapture } from '../../client/tun-capture.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
 import { addPolicyOptions, collect } from '../common.js';
@@ -93,18 +94,19 @@ export async function netns(
     return stopping;
   };
 
-  // Ctrl+C / SIGTERM: forwarded to the command once it runs; before that, abort setup.
+  // Ctrl+C / SIGTERM / SIGHUP: forwarded to the command once it runs; before that, abort
+  // setup. A Ctrl+C at a terminal already reached the command (same process group): it is
+  // not sent a second time, which many programs take as "force quit".
   let child: ReturnType<TunCapture['spawn']> | null = null;
   let interrupted: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill(sig);
+      if (!(sig === 'SIGINT' && process.stdin.isTTY)) child.kill(sig);
       return;
     }
     interrupted = sig;
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of NETNS_SIGNALS) process.on(sig, onSignal);
   const aborted = (): boolean => interrupted !== null;
 
   try {
@@ -122,7 +124,7 @@ export async function netns(
     });
     const { client, demo, edgeUrl } = world;
     await client.waitConnected(5000).catch(() => {});
-    if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
+    if (aborted()) return 128 + (osConstants.signals[interrupted!] ?? 15);
     tun = await attachTun(client, {
       hostsForDns: tunDnsHosts(demo!, hosts),
       ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
@@ -132,7 +134,7 @@ export async function netns(
     say(
       `${st.state}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin}`,
     );
-    if (aborted()) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
+    if (aborted()) return 128 + (osConstants.signals[interrupted!] ?? 15);
     const [cmd, ...args] = argv as [string, ...string[]];
     child = tun.spawn(cmd, args, { stdio: 'inherit' });
     const code = await exitCode(child);
@@ -142,8 +144,7 @@ export async function netns(
     );
     return code;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of NETNS_SIGNALS) process.off(sig, onSignal);
     await stop();
   }
 }
