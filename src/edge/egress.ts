@@ -350,6 +350,12 @@ export class Egress {
     };
     flow.abort = (code, reason) => {
       if (!connected) clearTimeout(timer);
+      // Both directions already ended (a flow that finished in the grace period, whose
+      // close events are on their way): it succeeded, and is logged so.
+      if (connected && stream.readableEnded && stream.writableFinished) {
+        sock.destroy();
+        return;
+      }
       rec.operationStatus = 'failure';
       rec.failureReason ??= reason;
       stream.reset(code as ResetCodeValue, reason);

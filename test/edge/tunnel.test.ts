@@ -607,6 +607,27 @@ t.test('graceful close: GOAWAY, flows reset and logged, then no listener', async
   t.ok(refused, 'nothing listens after close');
 });
 
+t.test(
+  'graceful close: a flow that finishes in the grace period is logged a success',
+  async (t) => {
+    const { edge, client } = await setup(t);
+    const c = await client('internet');
+    const m = meta({ host: 'echo.contoso.test' });
+    const s = c.open(m);
+    const data = randomBytes(8 * 1024 * 1024);
+    const got = exchange(s, data);
+    await s.opened;
+    const closing = edge.close({ graceMs: 10_000 });
+    const r = await got;
+    t.equal(r.reset, null, 'not reset');
+    t.equal(r.bytes.length, GREETING.length + data.length, 'every byte echoed');
+    await closing;
+    const rec = await byConn(edge, m);
+    t.equal(rec.operationStatus, 'success', `logged a success (${rec.failureReason ?? ''})`);
+    t.equal(rec.failureReason, null);
+  },
+);
+
 t.test('TLS by default: clients trust the edge CA', async (t) => {
   const tmp = await tempDir();
   const echo = await echoServer();
