@@ -550,7 +550,12 @@ export class Session extends EventEmitter implements StreamHost {
       }
       case FrameType.RST: {
         const s = this.streams.get(id);
-        if (s === undefined) return; // RST crossing our own close: nothing to do
+        if (s === undefined) {
+          // An RST crossing our own close is nothing to do; one for a never-opened stream
+          // breaks the stream id rules.
+          if (!this.wasClosed(id)) this.fail(CloseCode.STREAM_ID, `RST on unknown stream ${id}`);
+          return;
+        }
         const r = decodeRst(payload);
         s.onReset(r.code, r.reason, 'stream reset by peer');
         return;
@@ -559,6 +564,10 @@ export class Session extends EventEmitter implements StreamHost {
         const s = this.streams.get(id);
         if (s === undefined) {
           if (!this.wasClosed(id)) this.fail(CloseCode.STREAM_ID, `DGRAM on unknown stream ${id}`);
+          return;
+        }
+        if (s.meta.proto !== 'udp') {
+          this.fail(CloseCode.PROTOCOL, `DGRAM on tcp stream ${id}`);
           return;
         }
         // Kept by whoever takes the datagram (a UDP send): not a view of a lent read.

@@ -18,6 +18,7 @@ import {
   encodeData,
   encodeFrame,
   encodeOpen,
+  encodeRst,
   encodeWindow,
   FrameType,
 } from '../../src/tunnel/frame.js';
@@ -264,6 +265,12 @@ t.test('malformed frames close that session with the protocol code; others live 
       CloseCode.FRAME_SIZE,
     ],
     ['DATA on unknown stream', [encodeData(7, Buffer.from('hi'))], CloseCode.STREAM_ID],
+    ['RST on a never-opened stream', [encodeRst(9, 0, '')], CloseCode.STREAM_ID],
+    [
+      'DGRAM on a tcp stream',
+      [openHex(1), encodeFrame(FrameType.DGRAM, 1, Buffer.from('x'))],
+      CloseCode.PROTOCOL,
+    ],
     ['even (server) id from client', [openHex(2)], CloseCode.STREAM_ID],
     [
       'window overflow',
