@@ -56,6 +56,9 @@ import { type AcquisitionRow, DnsInterceptor, type DnsOptions, newDnsCounters } 
  * The record handed to `classify` (reused: copy what you keep). Structurally a
  * `Flow` of src/classify/types.ts (proto, family, ip4, ip6, port, host), plus the source.
  */
+
+/** RFC 5382 REQ-5: an established TCP mapping idles at least 2 h 4 min before it expires. */
+export const TCP_IDLE_DEFAULT_MS = (2 * 60 + 4) * 60_000;
 export interface TunFlow {
   proto: number;
   family: number;
@@ -143,7 +146,7 @@ export interface TunStackOptions {
   natPortMax?: number;
   /** Most TCP NAT entries (default: the port range size). */
   maxTcpFlows?: number;
-  /** Idle timeout of an open TCP entry (default 2 h). */
+  /** Idle timeout of an open TCP entry (default 2 h 4 min, RFC 5382 REQ-5's minimum). */
   tcpIdleMs?: number;
   /** How long a closed TCP entry (FIN both ways / RST) is kept: the kernel's TIME_WAIT, 60 s. */
   tcpClosedMs?: number;
@@ -427,7 +430,7 @@ export class TunStack {
     }
     this.#cursor = this.#portMin;
     this.#maxTcp = Math.min(opts.maxTcpFlows ?? 1e9, this.#portMax - this.#portMin + 1);
-    this.#tcpIdleMs = opts.tcpIdleMs ?? 2 * 3600_000;
+    this.#tcpIdleMs = opts.tcpIdleMs ?? TCP_IDLE_DEFAULT_MS;
     this.#tcpClosedMs = opts.tcpClosedMs ?? 60_000;
     this.#tcpSynMs = opts.tcpSynMs ?? 30_000;
     this.#maxUdp = opts.maxUdpFlows ?? 16384;
