@@ -669,16 +669,21 @@ t.test('TLS by default: clients trust the edge CA', async (t) => {
   t.match(info.error?.message ?? '', /certificate|self.signed|issuer/i);
 });
 
-t.test('closeOnTokenExpiry: the session closes with 4419 when its token expires', async (t) => {
-  const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });
-  let ttl = 1;
-  const c = new TunnelClient({
+/** An internet tunnel client whose tokens live `ttl()` seconds. */
+function ttlClient(edge: Edge, ttl: () => number): TunnelClient {
+  return new TunnelClient({
     url: edge.url,
     channel: 'internet',
-    getToken: (ch) => edge.issueToken({ channel: ch, ttlSeconds: ttl }),
+    getToken: (ch) => edge.issueToken({ channel: ch, ttlSeconds: ttl() }),
     backoff: { baseMs: 20, maxMs: 50 },
     limits: { keepaliveInterval: 0 },
   });
+}
+
+t.test('closeOnTokenExpiry: the session closes with 4419 when its token expires', async (t) => {
+  const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });
+  let ttl = 1;
+  const c = ttlClient(edge, () => ttl);
   t.teardown(() => c.close());
   const down = new Promise<{ code?: number }>((r) => c.once('down', r));
   c.start();
@@ -700,13 +705,7 @@ t.test(
       [30 * 86400, "a 30-day token (past setTimeout's 24.8 days)"],
       [-10, 'a token 10 s past exp (verify allows 30 s)'],
     ] as const) {
-      const c = new TunnelClient({
-        url: edge.url,
-        channel: 'internet',
-        getToken: (ch) => edge.issueToken({ channel: ch, ttlSeconds: ttl }),
-        backoff: { baseMs: 20, maxMs: 50 },
-        limits: { keepaliveInterval: 0 },
-      });
+      const c = ttlClient(edge, () => ttl);
       let downs = 0;
       c.on('down', () => downs++);
       c.start();
