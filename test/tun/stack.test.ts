@@ -331,6 +331,86 @@ t.test('DNS: other names go to the upstream; answers recorded IP -> FQDN', async
   t.equal(stack.counters.dnsAnswered, 1);
 });
 
+t.test(
+  'DNS: answers from elsewhere or for another question are dropped; ids are random',
+  async (t) => {
+    const ids: number[] = [];
+    let mode: 'late' | 'wrong-question' | 'plain' = 'late';
+    const up = dgram.createSocket('udp4');
+    const spoofer = dgram.createSocket('udp4');
+    const answer = (id: number, name: string, data: string): Buffer =>
+      dnsPacket.encode({
+        id,
+        type: 'response',
+        flags: dnsPacket.RECURSION_AVAILABLE,
+        questions: [{ type: 'A', name }],
+        answers: [{ type: 'A', name, ttl: 60, data }],
+      });
+    up.on('message', (m, r) => {
+      const qm = dnsPacket.decode(m);
+      ids.push(qm.id!);
+      const name = qm.questions![0]!.name;
+      if (mode === 'wrong-question') {
+        up.send(answer(qm.id!, 'other.example.test', '192.0.2.66'), r.port, r.address);
+        return;
+      }
+      if (mode === 'plain') {
+        up.send(answer(qm.id!, name, '192.0.2.77'), r.port, r.address);
+        return;
+      }
+      // A forged answer with the right id, from another port, before the real one.
+      spoofer.send(answer(qm.id!, name, '192.0.2.66'), r.port, r.address);
+      setTimeout(() => up.send(answer(qm.id!, name, '192.0.2.55'), r.port, r.address), 100);
+    });
+    await new Promise<void>((r) => up.bind(0, '127.0.0.1', r));
+    await new Promise<void>((r) => spoofer.bind(0, '127.0.0.1', r));
+    t.teardown(() => {
+      up.close();
+      spoofer.close();
+    });
+    const { dev, stack } = mk({
+      dns: { upstream: { host: '127.0.0.1', port: up.address().port }, timeoutMs: 500 },
+    });
+    const ask = async (name: string, port: number): Promise<dnsPacket.Packet> => {
+      const got = new Promise<Buffer>((resolve) => {
+        dev.onWrite = resolve;
+      });
+      dev.inject([
+        udp4(
+          APP,
+          port,
+          '10.255.0.2',
+          53,
+          dnsPacket.encode({
+            id: 7,
+            type: 'query',
+            flags: dnsPacket.RECURSION_DESIRED,
+            questions: [{ type: 'A', name }],
+          }),
+        ),
+      ]);
+      return dnsPacket.decode((await got).subarray(28));
+    };
+    const m = await ask('www.example.test', 5301);
+    t.equal(
+      (m.answers![0] as { data: string }).data,
+      '192.0.2.55',
+      'the genuine answer, not a forged one',
+    );
+    t.ok(stack.counters.dnsSpoofed > 0, `forged answers counted (${stack.counters.dnsSpoofed})`);
+    mode = 'wrong-question';
+    const w = await ask('asked.example.test', 5302);
+    t.equal((w.flags ?? 0) & 15, 2, 'an answer to another question is not taken: SERVFAIL');
+    mode = 'plain';
+    for (let i = 0; i < 8; i++) await ask(`n${i}.example.test`, 5310 + i);
+    const steps = ids.slice(1).map((id, i) => (id - ids[i]! + 0x10000) & 0xffff);
+    t.notOk(
+      steps.every((d) => d === 1),
+      `ids are not sequential (${ids.join(', ')})`,
+    );
+  },
+);
+
 t.test('synthetic pool: LRU, never reuses an address a flow still uses', async (t) => {
   const p = new SyntheticPool(2, 1);
   const a = p.allocate('a.test', 0);

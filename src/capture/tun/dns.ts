@@ -10,9 +10,10 @@
  *   kept for diagnostics.
  * Queries that cannot be decoded are counted and dropped; nothing here throws per packet.
  */
+import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
-import { formatIPv4, parseIPv4 } from '../../util/ip.js';
+import { formatIPv4, ipFamily, parseIPv4 } from '../../util/ip.js';
 
 export const SYNTHETIC_NET = 0x06060000; // 6.6.0.0/16
 export const SYNTHETIC_RESOLVER = 0x0606fffe; // 6.6.255.254
@@ -61,6 +62,8 @@ export interface DnsCounters {
   dnsServfail: number;
   dnsMalformed: number;
   dnsTimeouts: number;
+  /** Answers dropped: not from the upstream's address and port, or for another question. */
+  dnsSpoofed: number;
 }
 
 export function newDnsCounters(): DnsCounters {
@@ -73,6 +76,7 @@ export function newDnsCounters(): DnsCounters {
     dnsServfail: 0,
     dnsMalformed: 0,
     dnsTimeouts: 0,
+    dnsSpoofed: 0,
   };
 }
 
@@ -190,7 +194,6 @@ export class DnsInterceptor {
   #rows = new Map<string, AcquisitionRow>();
   #sock: dgram.Socket | null = null;
   #pending = new Map<number, Pending>();
-  #nextId = 1;
   #closed = false;
 
   constructor(opts: DnsOptions = {}, counters: DnsCounters = newDnsCounters()) {
@@ -319,15 +322,13 @@ export class DnsInterceptor {
   ): void {
     if (this.#closed || !this.#upstream) return;
     const sock = this.#socket();
+    // A random id (RFC 5452 9.2): a spoofed answer has to guess it, and the source port.
     let id = -1;
-    for (let i = 0; i < 65536; i++) {
-      const c = this.#nextId;
-      this.#nextId = (c + 1) & 0xffff;
-      if (!this.#pending.has(c)) {
-        id = c;
-        break;
-      }
+    for (let i = 0; i < 64 && id < 0; i++) {
+      const c = randomInt(0x10000);
+      if (!this.#pending.has(c)) id = c;
     }
+    for (let c = 0; c < 0x10000 && id < 0; c++) if (!this.#pending.has(c)) id = c;
     if (id < 0) {
       this.counters.dnsServfail++;
       return;
@@ -354,7 +355,7 @@ export class DnsInterceptor {
   #socket(): dgram.Socket {
     if (this.#sock) return this.#sock;
     const s = dgram.createSocket('udp4');
-    s.on('message', (msg) => this.#onUpstream(msg));
+    s.on('message', (msg, from) => this.#onUpstream(msg, from));
     s.on('error', () => {}); // ICMP errors from the upstream: the timeout answers SERVFAIL
     if (this.#upstream?.localAddress) s.bind({ address: this.#upstream.localAddress, port: 0 });
     s.unref();
@@ -362,16 +363,32 @@ export class DnsInterceptor {
     return s;
   }
 
-  #onUpstream(msg: Buffer): void {
+  #onUpstream(msg: Buffer, from: dgram.RemoteInfo): void {
     if (msg.length < 12) return;
+    // Only the upstream answers (RFC 5452 9.1: address and port), and only the question asked.
+    const up = this.#upstream;
+    if (!up || from.port !== up.port || (ipFamily(up.host) !== 0 && from.address !== up.host)) {
+      this.counters.dnsSpoofed++;
+      return;
+    }
     const id = msg.readUInt16BE(0);
     const p = this.#pending.get(id);
     if (!p) return;
+    let r: dnsPacket.Packet | null = null;
+    try {
+      r = dnsPacket.decode(msg);
+    } catch {
+      // An undecodable upstream answer still goes back to the client unchanged.
+    }
+    const asked = r?.questions?.[0]?.name;
+    if (r !== null && (asked === undefined || asked.toLowerCase() !== p.name.toLowerCase())) {
+      this.counters.dnsSpoofed++;
+      return;
+    }
     this.#pending.delete(id);
     clearTimeout(p.timer);
     let first = '';
-    try {
-      const r = dnsPacket.decode(msg);
+    if (r !== null) {
       for (const a of r.answers ?? []) {
         if (a.type === 'A' && typeof a.data === 'string') {
           const ip = parseIPv4(a.data);
@@ -385,8 +402,6 @@ export class DnsInterceptor {
           }
         }
       }
-    } catch {
-      // An undecodable upstream answer still goes back to the client unchanged.
     }
     const row = p.reply ? this.#row(p.name) : this.#rows.get(p.name);
     if (row && first !== '' && row.originalIp === '') row.originalIp = first;

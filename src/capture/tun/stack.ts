@@ -218,6 +218,7 @@ export interface TunCounters {
   dnsServfail: number;
   dnsMalformed: number;
   dnsTimeouts: number;
+  dnsSpoofed: number;
 }
 
 const DROP_KEYS = [
