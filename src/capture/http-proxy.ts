@@ -34,7 +34,7 @@ import type { Duplex } from 'node:stream';
 import type { Decision } from '../classify/types.js';
 import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
 import { listenOn } from '../util/listen.js';
-import { assertSafeListen, type Credentials, closeOnInternalError } from './listen.js';
+import { assertSafeListen, type Credentials, closeOnInternalError, endSoon } from './listen.js';
 import { servePac } from './pac.js';
 
 export type HttpForwarder = Pick<Forwarder, 'connectTcp' | 'relay'>;
@@ -210,7 +210,7 @@ export class HttpProxy {
       // whole; then the connection closes, with no 400 spliced into it.
       const pending = (sock as { _httpMessage?: ServerResponse | null })._httpMessage;
       if (pending && !pending.writableFinished) {
-        const end = (): void => endRaw(sock, '');
+        const end = (): void => endSoon(sock, '');
         pending.once('finish', end);
         pending.once('close', end);
         return;
@@ -221,7 +221,7 @@ export class HttpProxy {
           : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? 408
             : 400;
-      endRaw(sock, this.rawResponse(status, `${REASON[status]}\n`));
+      endSoon(sock, this.rawResponse(status, `${REASON[status]}\n`));
     });
   }
 
@@ -276,13 +276,16 @@ export class HttpProxy {
   private async onConnect(req: IncomingMessage, sock: Socket, head: Buffer): Promise<void> {
     sock.on('error', () => {});
     if (!this.authorized(req.headers)) {
-      endRaw(sock, this.rawResponse(407, 'Proxy authentication required\n', HttpProxy.AUTH_HEADER));
+      endSoon(
+        sock,
+        this.rawResponse(407, 'Proxy authentication required\n', HttpProxy.AUTH_HEADER),
+      );
       return;
     }
     const a = parseAuthority(req.url ?? '');
     if (a === null) {
       this.stats.badRequests++;
-      endRaw(sock, this.rawResponse(400, `bad CONNECT authority ${JSON.stringify(req.url)}\n`));
+      endSoon(sock, this.rawResponse(400, `bad CONNECT authority ${JSON.stringify(req.url)}\n`));
       return;
     }
     this.stats.connects++;
@@ -291,7 +294,7 @@ export class HttpProxy {
     if (res.refused !== undefined) {
       this.stats.refused++;
       const st = statusOf(res.refused);
-      endRaw(
+      endSoon(
         sock,
         this.rawResponse(st, refusalBody(res.refused, res.decision, res.reason), {
           'x-gsa-connection-id': res.flow.connectionId,
@@ -511,14 +514,6 @@ export class HttpProxy {
     req.pipe(upReq);
     req.resume();
   }
-}
-
-/** Sends a raw response and ends `sock`, reading (and dropping) whatever the client still
- * sends so that the close completes; destroyed after 1 s at the latest. */
-function endRaw(sock: Duplex, text: string): void {
-  sock.end(text);
-  sock.resume();
-  setTimeout(() => sock.destroy(), 1000).unref();
 }
 
 /** The path and query of an absolute-form target exactly as sent (`/` when empty). */

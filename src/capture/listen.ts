@@ -4,6 +4,7 @@
  * an open relay; and what a proxy does with a bug of its own in one connection.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { OpenRelayError } from '../errors.js';
 import type { ForwardLogger } from '../forward/forwarder.js';
 import { parseIPv4 } from '../util/ip.js';
@@ -41,4 +42,16 @@ export function closeOnInternalError(
     `${what}: internal error; connection closed`,
   );
   if (!sock.destroyed) sock.destroy();
+}
+
+/**
+ * Sends a refusal and ends `sock`. It goes on reading (and dropping) what the client still
+ * sends, so the client's FIN completes the close of a socket paused for the handshake, and
+ * destroys it 1 s later at the latest: a client that keeps its side open (proxies run
+ * `allowHalfOpen`) holds no connection slot.
+ */
+export function endSoon(sock: Duplex, reply: string | Buffer): void {
+  if (!sock.destroyed) sock.end(reply);
+  sock.resume();
+  setTimeout(() => sock.destroy(), 1000).unref();
 }

@@ -29,7 +29,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import type { Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
 import { formatIPv4, formatIPv6, ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { listenOn } from '../util/listen.js';
-import { assertSafeListen, type Credentials, closeOnInternalError } from './listen.js';
+import { assertSafeListen, type Credentials, closeOnInternalError, endSoon } from './listen.js';
 
 // --- wire constants ----------------------------------------------------------------------
 
@@ -640,12 +640,6 @@ export class Socks5Server {
     sock.on('end', () => sock.end());
     sock.resume();
   }
-}
-
-/** Sends `reply` and ends `sock`, destroying it 1 s later if the client keeps its side open. */
-function endSoon(sock: Socket, reply: Buffer): void {
-  if (!sock.destroyed) sock.end(reply);
-  setTimeout(() => sock.destroy(), 1000).unref();
 }
 
 function normalize(ip: string): string {
