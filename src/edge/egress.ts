@@ -99,6 +99,9 @@ const MAX_EARLY_DATAGRAMS = 64;
 
 const noop = (): void => {};
 
+/** Ends a flow with a reset and its log record: what it was, and why. */
+type Refuse = (code: number, action: 'block' | 'allow', reason: string) => void;
+
 export class Egress {
   private readonly hosts: HostsMap;
   private readonly systemResolver: boolean;
@@ -181,7 +184,7 @@ export class Egress {
       }
       resolveFinished();
     };
-    const refuse = (code: number, action: 'block' | 'allow', reason: string): void => {
+    const refuse: Refuse = (code, action, reason) => {
       rec.action = action;
       rec.operationStatus = 'failure';
       rec.failureReason = reason;
@@ -191,93 +194,100 @@ export class Egress {
     };
     stream.on('error', noop);
     this.active.add(flow);
-    // Whatever goes wrong below ends this flow with a record, never the session.
+    // Whatever goes wrong while the flow starts ends it with a record, never the session.
     try {
-      if (meta.proto === 'udp') {
-        // The client may send datagrams before OPEN_OK: hold a few until the relay is ready.
-        flow.onEarly = (d: Buffer) => {
-          if (flow.early.length < MAX_EARLY_DATAGRAMS) flow.early.push(d);
-        };
-        stream.on('datagram', flow.onEarly);
-      }
-
-      const channel = ctx.channel;
-      if (channel === 'private') {
-        rec.privateAccessDetails = {
-          connectorId: this.deps.connector.id,
-          connectorName: this.deps.connector.name,
-          appSegmentId: null,
-          resolvedDestination: null,
-          accessDeniedReason: null,
-        };
-      }
-      const bad = checkMeta(meta, channel);
-      if (bad) {
-        refuse(ResetCode.PROTOCOL, 'block', bad);
-        return;
-      }
-      // An IP literal given as the host is an address destination.
-      let host = meta.host ? normalizeName(meta.host) : null;
-      let ip = meta.ip;
-      if (host && ipFamily(host) !== 0) {
-        ip ??= host;
-        host = null;
-      }
-      if (!host && ip) rec.destinationIp = ip;
-      // 1. Web content filtering, on the name the client saw.
-      const verdict = this.deps.filter.check(channel, host);
-      if (verdict) {
-        rec.policyId = verdict.policyId;
-        rec.policyName = verdict.policyName;
-        rec.policyRuleId = verdict.ruleId;
-        rec.policyRuleName = verdict.ruleName;
-        refuse(ResetCode.BLOCKED, 'block', verdict.reason);
-        return;
-      }
-      // 2. Where to: private apps through the connector, or the hosts map / resolver.
-      if (channel === 'private' && rec.privateAccessDetails) {
-        const c = this.deps.connector;
-        const seg = this.deps.privateApps().match(meta.proto, host, ip, meta.port);
-        if (!seg) {
-          rec.policyId = null;
-          rec.policyRuleId = null;
-          refuse(
-            ResetCode.BLOCKED,
-            'block',
-            `private access: ${host ?? ip}:${meta.port}/${meta.proto} is in no application segment`,
-          );
-          return;
-        }
-        rec.policyId = seg.policyId;
-        rec.policyName = seg.policyName;
-        rec.policyRuleId = seg.ruleId;
-        rec.policyRuleName = seg.ruleName;
-        rec.privateAccessDetails.appSegmentId = seg.ruleId;
-        const t = c.resolve(host, ip, meta.port);
-        if (typeof t === 'string') {
-          refuse(ResetCode.CONNECT_FAILED, 'allow', t);
-          return;
-        }
-        rec.privateAccessDetails.resolvedDestination = `${t.ip}:${t.port}`;
-        this.connectTarget(flow, t, refuse, finish);
-        return;
-      }
-      this.resolvePublic(host, ip, meta.port).then(
-        (t) => {
-          if (flow.done) return;
-          if (typeof t === 'string') refuse(ResetCode.CONNECT_FAILED, 'allow', t);
-          else this.connectTarget(flow, t, refuse, finish);
-        },
-        (err: unknown) => refuse(ResetCode.INTERNAL, 'allow', String(err)),
-      );
+      this.start(flow, ctx.channel, refuse, finish);
     } catch (err) {
-      if (!flow.done)
+      if (!flow.done) {
         refuse(
           ResetCode.INTERNAL,
           'allow',
           `internal error: ${(err as Error)?.message ?? String(err)}`,
         );
+      }
     }
+  }
+
+  /** Checks, filters and routes a registered flow to its destination (or refuses it). */
+  private start(flow: FlowState, channel: ChannelName, refuse: Refuse, finish: () => void): void {
+    const { stream, rec } = flow;
+    const meta = stream.meta;
+    if (meta.proto === 'udp') {
+      // The client may send datagrams before OPEN_OK: hold a few until the relay is ready.
+      flow.onEarly = (d: Buffer) => {
+        if (flow.early.length < MAX_EARLY_DATAGRAMS) flow.early.push(d);
+      };
+      stream.on('datagram', flow.onEarly);
+    }
+
+    if (channel === 'private') {
+      rec.privateAccessDetails = {
+        connectorId: this.deps.connector.id,
+        connectorName: this.deps.connector.name,
+        appSegmentId: null,
+        resolvedDestination: null,
+        accessDeniedReason: null,
+      };
+    }
+    const bad = checkMeta(meta, channel);
+    if (bad) {
+      refuse(ResetCode.PROTOCOL, 'block', bad);
+      return;
+    }
+    // An IP literal given as the host is an address destination.
+    let host = meta.host ? normalizeName(meta.host) : null;
+    let ip = meta.ip;
+    if (host && ipFamily(host) !== 0) {
+      ip ??= host;
+      host = null;
+    }
+    if (!host && ip) rec.destinationIp = ip;
+    // 1. Web content filtering, on the name the client saw.
+    const verdict = this.deps.filter.check(channel, host);
+    if (verdict) {
+      rec.policyId = verdict.policyId;
+      rec.policyName = verdict.policyName;
+      rec.policyRuleId = verdict.ruleId;
+      rec.policyRuleName = verdict.ruleName;
+      refuse(ResetCode.BLOCKED, 'block', verdict.reason);
+      return;
+    }
+    // 2. Where to: private apps through the connector, or the hosts map / resolver.
+    if (channel === 'private' && rec.privateAccessDetails) {
+      const c = this.deps.connector;
+      const seg = this.deps.privateApps().match(meta.proto, host, ip, meta.port);
+      if (!seg) {
+        rec.policyId = null;
+        rec.policyRuleId = null;
+        refuse(
+          ResetCode.BLOCKED,
+          'block',
+          `private access: ${host ?? ip}:${meta.port}/${meta.proto} is in no application segment`,
+        );
+        return;
+      }
+      rec.policyId = seg.policyId;
+      rec.policyName = seg.policyName;
+      rec.policyRuleId = seg.ruleId;
+      rec.policyRuleName = seg.ruleName;
+      rec.privateAccessDetails.appSegmentId = seg.ruleId;
+      const t = c.resolve(host, ip, meta.port);
+      if (typeof t === 'string') {
+        refuse(ResetCode.CONNECT_FAILED, 'allow', t);
+        return;
+      }
+      rec.privateAccessDetails.resolvedDestination = `${t.ip}:${t.port}`;
+      this.connectTarget(flow, t, refuse, finish);
+      return;
+    }
+    this.resolvePublic(host, ip, meta.port).then(
+      (t) => {
+        if (flow.done) return;
+        if (typeof t === 'string') refuse(ResetCode.CONNECT_FAILED, 'allow', t);
+        else this.connectTarget(flow, t, refuse, finish);
+      },
+      (err: unknown) => refuse(ResetCode.INTERNAL, 'allow', String(err)),
+    );
   }
 
   private async resolvePublic(
@@ -305,12 +315,7 @@ export class Egress {
     return 'no destination';
   }
 
-  private connectTarget(
-    flow: FlowState,
-    t: Target,
-    refuse: (code: number, action: 'block' | 'allow', reason: string) => void,
-    finish: () => void,
-  ): void {
+  private connectTarget(flow: FlowState, t: Target, refuse: Refuse, finish: () => void): void {
     flow.rec.destinationIp = t.ip;
     if (flow.stream.destroyed) {
       flow.rec.operationStatus = 'failure';
@@ -322,12 +327,7 @@ export class Egress {
     else this.relayTcp(flow, t, refuse, finish);
   }
 
-  private relayTcp(
-    flow: FlowState,
-    t: Target,
-    refuse: (code: number, action: 'block' | 'allow', reason: string) => void,
-    finish: () => void,
-  ): void {
+  private relayTcp(flow: FlowState, t: Target, refuse: Refuse, finish: () => void): void {
     const { stream, rec } = flow;
     let connected = false;
     let streamClosed = false;
