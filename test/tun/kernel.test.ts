@@ -415,6 +415,51 @@ t.test('200 concurrent connections; NAT entries expire after the kernel closes t
   t.equal(unaccounted(stack.counters), 0);
 });
 
+t.test('an idled-out NAT entry resets its connection on both sides', async (t) => {
+  // The flow's upstream: an echo server on loopback, reached by pipeTcp as `up` does.
+  let upstreamClosed = false;
+  const echo = net.createServer((s) => {
+    s.on('data', (d) => s.write(d.toString().toUpperCase()));
+    s.on('error', () => {});
+    s.once('close', () => (upstreamClosed = true));
+  });
+  const echoPort = await listen(echo, t);
+  let closed = false;
+  const { ns, stack } = await setup(t, {
+    tcpIdleMs: 200,
+    hooks: {
+      onTcp(sock, info) {
+        sock.once('close', () => (closed = true));
+        pipeTcp(sock, info, () => ({ host: '127.0.0.1', port: echoPort }));
+      },
+    },
+  });
+  // The application talks, idles past tcpIdleMs (the test sweeps meanwhile), talks again.
+  const run = nodeIn(
+    ns,
+    `const s=require('net').connect(7,'203.0.113.7');let b='';
+     s.on('connect',()=>s.write('a'));
+     s.on('data',d=>{b+=d;if(b==='A')setTimeout(()=>s.write('b'),1200)});
+     s.on('error',e=>console.log(b+' '+e.code));s.on('close',()=>console.log('closed'))`,
+    10_000,
+  );
+  for (let i = 0; i < 100 && stack.counters.tcpAccepted < 1; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.equal(stack.counters.tcpAccepted, 1, 'accepted');
+  await new Promise((r) => setTimeout(r, 500));
+  stack.sweep();
+  t.equal(stack.counters.natEntries, 0, 'the idle entry is released');
+  t.equal(stack.counters.tcpIdleResets, 1, 'and counted');
+  for (let i = 0; i < 50 && !closed; i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok(closed, 'the accepted socket is closed, not left open');
+  for (let i = 0; i < 50 && !upstreamClosed; i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok(upstreamClosed, "and so is the flow's upstream connection");
+  const r = await run;
+  t.match(r.out, /^A ECONNRESET/, `the application's next segment is reset: ${r.out} ${r.err}`);
+  t.equal(unaccounted(stack.counters), 0);
+});
+
 t.test(
   'runInNetns: exit code, DNS through resolv.conf, everything removed afterwards',
   async (t) => {

@@ -203,6 +203,8 @@ export interface TunCounters {
   tcpOrphanAccepts: number;
   tcpRejectedByConsumer: number;
   tcpResetVerdicts: number;
+  /** Open connections reset because their NAT entry idled out (`tcpIdleMs`, `tcpSynMs`). */
+  tcpIdleResets: number;
   udpFlows: number;
   udpResetVerdicts: number;
   icmpSent: number;
@@ -276,6 +278,7 @@ function newCounters(): TunCounters {
     tcpFlows: 0,
     tcpAccepted: 0,
     tcpOrphanAccepts: 0,
+    tcpIdleResets: 0,
     tcpRejectedByConsumer: 0,
     tcpResetVerdicts: 0,
     udpFlows: 0,
@@ -315,6 +318,8 @@ class NatEntry {
   rst = false;
   established = false;
   accepted = false;
+  /** The listener's socket for this flow, while it is open. */
+  socket: net.Socket | null = null;
   lastSeen: number;
   constructor(
     readonly natPort: number,
@@ -697,6 +702,15 @@ export class TunStack {
     unlinkChained(this.#bySrc, keyOf(e.srcIp, e.srcPort), e);
     this.counters.natEntries--;
     this.dns.pool.unref(e.dstIp);
+    // An idled-out mapping: the application's side is gone from the NAT, so its next
+    // segment gets a RST; end the listener's side too, and with it the flow's upstream
+    // (tunnel stream or bypass socket), which would otherwise stay open for good.
+    const sock = e.socket;
+    e.socket = null;
+    if (sock && !sock.destroyed) {
+      if (!e.closed) this.counters.tcpIdleResets++;
+      resetSocket(sock);
+    }
   }
 
   #fillFlow(rec: DecodedPacket, proto: number): TunFlow {
@@ -751,8 +765,12 @@ export class TunStack {
     }
     e.accepted = true;
     c.tcpAccepted++;
+    e.socket = socket;
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      if (e.socket === socket) e.socket = null;
+    });
     const info: TcpFlowInfo = {
       srcIp: formatIPv4(e.srcIp),
       srcPort: e.srcPort,
