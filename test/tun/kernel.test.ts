@@ -226,6 +226,85 @@ t.test(
   },
 );
 
+t.test(
+  'DNS over TCP to the synthetic resolver; other ports of the resolver are refused',
+  async (t) => {
+    const upstream = dgram.createSocket('udp4');
+    upstream.on('message', (m, rinfo) => {
+      const q = dnsPacket.decode(m);
+      const qq = q.questions![0]!;
+      upstream.send(
+        dnsPacket.encode({
+          id: q.id,
+          type: 'response',
+          flags: dnsPacket.RECURSION_AVAILABLE,
+          questions: q.questions,
+          answers: [{ type: 'A', name: qq.name, ttl: 60, data: '192.0.2.81' }],
+        }),
+        rinfo.port,
+        rinfo.address,
+      );
+    });
+    const uport = await listen(upstream, t);
+    let consumed = 0;
+    const { ns, stack } = await setup(t, {
+      dns: { upstream: { host: '127.0.0.1', port: uport }, resolveOriginal: false },
+      hooks: {
+        acquire: (n) => n === 'app.contoso.test',
+        onTcp(sock) {
+          consumed++;
+          sock.destroy();
+        },
+      },
+    });
+    const frame = (id: number, name: string): string => {
+      const m = dnsPacket.encode({
+        id,
+        type: 'query',
+        flags: dnsPacket.RECURSION_DESIRED,
+        questions: [{ type: 'A', name }],
+      });
+      const b = Buffer.alloc(2 + m.length);
+      b.writeUInt16BE(m.length, 0);
+      m.copy(b, 2);
+      return b.toString('hex');
+    };
+    // Two queries in one segment; answers are read back by their length prefix.
+    const queries = frame(7, 'app.contoso.test') + frame(8, 'plain.example.test');
+    const r = await nodeIn(
+      ns,
+      `const net=require('net');const s=net.connect(53,'6.6.255.254');let b=Buffer.alloc(0);const out=[];
+       s.on('connect',()=>s.write(Buffer.from('${queries}','hex')));
+       s.on('data',d=>{b=Buffer.concat([b,d]);while(b.length>=2&&b.length>=2+b.readUInt16BE(0)){out.push(b.subarray(2,2+b.readUInt16BE(0)).toString('hex'));b=b.subarray(2+b.readUInt16BE(0))}
+         if(out.length===2){s.end();console.log(out.join(' '));
+           const x=net.connect(80,'6.6.255.254');x.on('connect',()=>console.log('connected'));x.on('error',e=>console.log(e.code))}});
+       s.on('error',e=>console.log('dns',e.code))`,
+    );
+    const [a1, a2, refused] = r.out.trim().split(/\s+/);
+    const answers = [a1, a2].map((h) => dnsPacket.decode(Buffer.from(h ?? '', 'hex')));
+    const byId = new Map(answers.map((a) => [a.id, a]));
+    t.match(
+      byId.get(7)?.answers?.[0],
+      { name: 'app.contoso.test', data: /^6\.6\.\d+\.\d+$/ },
+      'the acquired name: a synthetic address, as over UDP',
+    );
+    t.match(
+      byId.get(8)?.answers?.[0],
+      { name: 'plain.example.test', data: '192.0.2.81' },
+      'another name: the upstream answer',
+    );
+    t.equal(
+      refused,
+      'ECONNREFUSED',
+      'the resolver refuses other ports (never forwarded to the real 6.6.255.254)',
+    );
+    t.equal(stack.counters.dnsTcpConnections, 1);
+    t.equal(stack.counters.resolverRefused, 1);
+    t.equal(consumed, 0, 'neither flow reached the consumer (never forwarded)');
+    t.equal(unaccounted(stack.counters), 0);
+  },
+);
+
 t.test('UDP echo through the userspace NAT to a host-side loopback echo server', async (t) => {
   const echo = dgram.createSocket('udp4');
   echo.on('message', (m, r) =>

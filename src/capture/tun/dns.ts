@@ -12,11 +12,17 @@
  */
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
+import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import dnsPacket from 'dns-packet';
 import { formatIPv4, ipFamily, parseIPv4 } from '../../util/ip.js';
 
 export const SYNTHETIC_NET = 0x06060000; // 6.6.0.0/16
 export const SYNTHETIC_RESOLVER = 0x0606fffe; // 6.6.255.254
+
+/** DNS over TCP: queries answered at once per connection, and its idle timeout. */
+const DNS_TCP_MAX_PENDING = 16;
+const DNS_TCP_IDLE_MS = 10_000;
 
 export const isSynthetic = (ip4: number): boolean => ip4 >>> 16 === 0x0606;
 
@@ -64,6 +70,8 @@ export interface DnsCounters {
   dnsTimeouts: number;
   /** Answers dropped: not from the upstream's address and port, or for another question. */
   dnsSpoofed: number;
+  /** DNS-over-TCP connections to the synthetic resolver (RFC 7766). */
+  dnsTcpConnections: number;
 }
 
 export function newDnsCounters(): DnsCounters {
@@ -77,6 +85,7 @@ export function newDnsCounters(): DnsCounters {
     dnsMalformed: 0,
     dnsTimeouts: 0,
     dnsSpoofed: 0,
+    dnsTcpConnections: 0,
   };
 }
 
@@ -275,6 +284,68 @@ export class DnsInterceptor {
       return;
     }
     this.#forward(payload, name, reply, question);
+  }
+
+  /**
+   * Serve DNS over TCP on an accepted connection (RFC 7766: messages with a 2-byte length
+   * prefix, answers in any order): the same answers as over UDP. At most
+   * `DNS_TCP_MAX_PENDING` queries wait at once (reading pauses meanwhile). The socket must
+   * allow half-open: answers still go out after the query side ends. An undecodable query
+   * or `DNS_TCP_IDLE_MS` without traffic closes the connection.
+   */
+  serveTcp(socket: net.Socket): void {
+    this.counters.dnsTcpConnections++;
+    let buf: Buffer = Buffer.alloc(0);
+    let pending = 0;
+    let ended = false;
+    socket.on('error', () => {});
+    socket.setTimeout(DNS_TCP_IDLE_MS, () => socket.destroy());
+    const finish = (): void => {
+      if (ended && pending === 0 && !socket.destroyed) socket.end();
+    };
+    const answer = (msg: Buffer): void => {
+      const framed = Buffer.allocUnsafe(2 + msg.length);
+      framed.writeUInt16BE(msg.length, 0);
+      msg.copy(framed, 2);
+      if (socket.writable) socket.write(framed);
+    };
+    const drain = (): void => {
+      while (buf.length >= 2 && pending < DNS_TCP_MAX_PENDING && !socket.destroyed) {
+        const n = buf.readUInt16BE(0);
+        if (buf.length < 2 + n) break;
+        const query = Buffer.from(buf.subarray(2, 2 + n));
+        buf = buf.subarray(2 + n);
+        const malformed = this.counters.dnsMalformed;
+        let done = false;
+        pending++;
+        this.handle(
+          query,
+          (msg) => {
+            if (done) return;
+            done = true;
+            pending--;
+            answer(msg);
+            drain();
+            finish();
+          },
+          performance.now(),
+        );
+        if (this.counters.dnsMalformed !== malformed) {
+          socket.destroy();
+          return;
+        }
+      }
+      if (pending >= DNS_TCP_MAX_PENDING) socket.pause();
+      else if (socket.isPaused()) socket.resume();
+    };
+    socket.on('data', (d: Buffer) => {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      drain();
+    });
+    socket.on('end', () => {
+      ended = true;
+      finish();
+    });
   }
 
   #safeAcquire(name: string): boolean {

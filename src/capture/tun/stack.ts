@@ -50,12 +50,22 @@ import { formatIPv4, parseIPv4 } from '../../util/ip.js';
 import { resetSocket } from '../../util/reset.js';
 import { icmpUnreachable, tcpRstFor, udpReply, udpTemplate } from './build.js';
 import { listenTcp4InNetns, type PacketDevice } from './device.js';
-import { type AcquisitionRow, DnsInterceptor, type DnsOptions, newDnsCounters } from './dns.js';
+import {
+  type AcquisitionRow,
+  type DnsCounters,
+  DnsInterceptor,
+  type DnsOptions,
+  newDnsCounters,
+  SYNTHETIC_RESOLVER,
+} from './dns.js';
 
 /**
  * The record handed to `classify` (reused: copy what you keep). Structurally a
  * `Flow` of src/classify/types.ts (proto, family, ip4, ip6, port, host), plus the source.
  */
+
+/** The tag of a flow to the synthetic resolver's TCP port 53, served by the DnsInterceptor. */
+const DNS_OVER_TCP = Symbol('dns-over-tcp');
 
 /** RFC 5382 REQ-5: an established TCP mapping idles at least 2 h 4 min before it expires. */
 export const TCP_IDLE_DEFAULT_MS = (2 * 60 + 4) * 60_000;
@@ -164,7 +174,7 @@ export interface TunStackOptions {
 }
 
 /** Packet outcomes: rxPackets = tcpOut + tcpIn + udpIn + dnsIn + rejected + sum(drops). */
-export interface TunCounters {
+export interface TunCounters extends DnsCounters {
   rxPackets: number;
   rxBytes: number;
   txPackets: number;
@@ -212,15 +222,8 @@ export interface TunCounters {
   natEntries: number;
   udpEntries: number;
   syntheticEntries: number;
-  dnsQueries: number;
-  dnsAcquired: number;
-  dnsAaaaEmpty: number;
-  dnsForwarded: number;
-  dnsAnswered: number;
-  dnsServfail: number;
-  dnsMalformed: number;
-  dnsTimeouts: number;
-  dnsSpoofed: number;
+  /** Flows to the synthetic resolver other than DNS (UDP or TCP port 53): reset. */
+  resolverRefused: number;
 }
 
 const DROP_KEYS = [
@@ -279,6 +282,7 @@ function newCounters(): TunCounters {
     tcpAccepted: 0,
     tcpOrphanAccepts: 0,
     tcpIdleResets: 0,
+    resolverRefused: 0,
     tcpRejectedByConsumer: 0,
     tcpResetVerdicts: 0,
     udpFlows: 0,
@@ -727,6 +731,16 @@ export class TunStack {
   }
 
   #classify(f: TunFlow): FlowVerdict {
+    // The synthetic resolver never leaves the client (it is a real address on the
+    // internet): TCP to its port 53 is DNS over TCP, anything else is refused.
+    if (f.ip4 === SYNTHETIC_RESOLVER) {
+      if (f.proto === PROTO_TCP && f.port === 53) {
+        f.tag = DNS_OVER_TCP;
+        return 'accept';
+      }
+      this.counters.resolverRefused++;
+      return 'reset';
+    }
     const h = this.#hooks.classify;
     if (!h) return 'accept';
     try {
@@ -771,6 +785,10 @@ export class TunStack {
       this.#sockets.delete(socket);
       if (e.socket === socket) e.socket = null;
     });
+    if (e.tag === DNS_OVER_TCP) {
+      this.dns.serveTcp(socket);
+      return;
+    }
     const info: TcpFlowInfo = {
       srcIp: formatIPv4(e.srcIp),
       srcPort: e.srcPort,
