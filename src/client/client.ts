@@ -244,7 +244,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     getToken: async (channel) => {
       try {
         const t = await edgeApi.getToken(channel);
-        tokenAt = Date.now();
+        // The issue time of the token, not of this call: a cached token is returned on
+        // every reconnect attempt, also while the edge is down.
+        tokenAt = edgeApi.lastTokenObtainedAt();
         tokenError = null;
         return t;
       } catch (err) {
@@ -375,7 +377,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   if (source === 'edge') {
     try {
       const tid = tidOf(await edgeApi.getToken('m365'));
-      tokenAt = Date.now();
+      tokenAt = edgeApi.lastTokenObtainedAt();
       if (tid !== undefined) edgeTenant = { tenantId: tid };
     } catch (err) {
       tokenError = (err as Error).message;

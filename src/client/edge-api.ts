@@ -143,9 +143,18 @@ export class EdgeApi {
   }
 
   /** The cached token's timing, for diagnostics ("cached token" health check). */
-  tokenInfo(channel: Audience): { expiresAt: number; refreshAt: number } | null {
+  tokenInfo(
+    channel: Audience,
+  ): { obtainedAt: number; expiresAt: number; refreshAt: number } | null {
     const c = this.tokens.get(channel);
-    return c ? { expiresAt: c.expiresAt, refreshAt: c.refreshAt } : null;
+    return c ? { obtainedAt: c.obtainedAt, expiresAt: c.expiresAt, refreshAt: c.refreshAt } : null;
+  }
+
+  /** When the newest cached token was issued (requested), or null with none cached. */
+  lastTokenObtainedAt(): number | null {
+    let at: number | null = null;
+    for (const c of this.tokens.values()) if (at === null || c.obtainedAt > at) at = c.obtainedAt;
+    return at;
   }
 
   private async fetchToken(channel: Audience): Promise<string> {
