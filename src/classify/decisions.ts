@@ -160,7 +160,8 @@ export function quicDecision(d: Decision, platform: PlatformSpec): Decision {
     reason = `QUIC to "${d.ruleName}" cannot be tunneled on ${platform.name} (only ${only}); ${then}`;
   } else {
     if (q.scope !== 'all' || d.action === q.otherwise) return d;
-    reason = `QUIC is not tunneled on ${platform.name} (only ${only}); ${then}`;
+    const which = q.tunnel.length ? `only QUIC acquired by ${only} rules` : 'no QUIC';
+    reason = `no rule tunnels this QUIC flow (on ${platform.name} ${which} is tunneled); ${then}`;
   }
   return freeze({ ...d, action: q.otherwise, channel: null, reason });
 }

@@ -43,6 +43,7 @@ import { loadPlatform } from '../policy/platform.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { Tunnels } from '../tunnel/client.js';
 import type { SessionOptions } from '../tunnel/session.js';
+import { packageVersion } from '../util/package.js';
 import { type AdminApi, startAdminApi } from './admin-api.js';
 import {
   type HealthCheck,
@@ -208,6 +209,8 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   let tenant: TenantSpec | null = null;
   let profileSource = source === 'edge' ? `edge ${opts.edge.url}` : source;
   let profileLoadedAt: number | null = null;
+  /** The last successful check for a new profile (an edge poll, 200 or 304). */
+  let profileCheckedAt: number | null = null;
   let profileError: string | null = null;
   if (source === 'default') {
     tenant = loadTenantFile(undefined).tenant;
@@ -393,6 +396,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         setTenantDocument(doc, `edge ${opts.edge.url}`);
         first();
       },
+      onChecked: () => {
+        profileCheckedAt = Date.now();
+      },
       onError: (err) => {
         profileError = `cannot fetch forwarding profiles: ${err.message}`;
         log.warn({ err: err.message }, 'profile poll failed');
@@ -547,6 +553,13 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     },
     status: () =>
       statusView({
+        overview: {
+          userPrincipalName: upn ?? null,
+          userId: user.userId ?? DEMO_USER.userId,
+          deviceId: user.deviceId ?? DEMO_USER.deviceId,
+          lastChecked: new Date(profileCheckedAt ?? profileLoadedAt ?? Date.now()).toISOString(),
+          clientVersion: packageVersion(),
+        },
         tenant,
         profileSource,
         profileLoadedAt,
@@ -600,6 +613,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tokenAt,
         tokenError,
         listeners: addresses,
+        hostnames: opts.hostnames ? opts.hostnames() : null,
       });
     },
     profile: () => profileView(tenant),

@@ -4,6 +4,7 @@
  * the forwarding-profile view (rules grouped by profile) and the health checks.
  * Pure functions over a snapshot of the running client, so they are unit-testable.
  */
+import { createHash } from 'node:crypto';
 import { quicTunnelText } from '../classify/decisions.js';
 import type { ClientTilesSnapshot } from '../policy/client-config.js';
 import type { ChannelName, PlatformSpec, TenantSpec } from '../policy/model.js';
@@ -35,6 +36,8 @@ export interface ChannelStatus {
 export interface StatusView {
   state: ClientStateText;
   notes: string[];
+  /** The advanced diagnostics' Overview tab: user, device, tenant, profile, version. */
+  overview: Overview;
   tenantId: string | null;
   tenantName: string | null;
   profileSource: string;
@@ -48,7 +51,20 @@ export interface StatusView {
   flows: { active: number };
 }
 
+export interface Overview {
+  userPrincipalName: string | null;
+  userId: string;
+  deviceId: string;
+  tenantId: string | null;
+  /** The forwarding profile in force: a digest of its rules (changes when they change). */
+  forwardingProfileId: string | null;
+  /** The last time the client checked for a new forwarding profile (ISO). */
+  lastChecked: string | null;
+  clientVersion: string;
+}
+
 export interface StatusInput {
+  overview: Omit<Overview, 'tenantId' | 'forwardingProfileId'>;
   tenant: TenantSpec | null;
   profileSource: string;
   profileLoadedAt: number | null;
@@ -67,6 +83,19 @@ const CH: readonly ChannelName[] = ['m365', 'private', 'internet'];
 /** The profile of `channel` is enabled in the tenant. */
 function profileEnabled(t: TenantSpec | null, c: ChannelName): boolean {
   return t?.profiles.some((p) => p.type === c && p.state === 'enabled') === true;
+}
+
+const profileIds = new WeakMap<TenantSpec, string>();
+
+/** A GUID-shaped digest of the tenant's profiles: one id per forwarding profile content. */
+export function forwardingProfileId(tenant: TenantSpec): string {
+  let id = profileIds.get(tenant);
+  if (id === undefined) {
+    const h = createHash('sha256').update(JSON.stringify(tenant.profiles)).digest('hex');
+    id = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+    profileIds.set(tenant, id);
+  }
+  return id;
 }
 
 export function statusView(i: StatusInput): StatusView {
@@ -118,6 +147,11 @@ export function statusView(i: StatusInput): StatusView {
   return {
     state,
     notes,
+    overview: {
+      ...i.overview,
+      tenantId: i.tenant?.tenantId ?? null,
+      forwardingProfileId: i.tenant ? forwardingProfileId(i.tenant) : null,
+    },
     tenantId: i.tenant?.tenantId ?? null,
     tenantName: i.tenant?.name ?? null,
     profileSource: i.profileSource,
@@ -224,6 +258,17 @@ export interface HealthInput {
   tokenAt: number | null;
   tokenError: string | null;
   listeners: Record<string, string | null>;
+  /** TUN capture's hostname-acquisition table (its DNS); null in proxy capture. */
+  hostnames: HostnameRow[] | null;
+}
+
+/** A hostname-acquisition row, as `/hostnames` lists it. */
+export interface HostnameRow {
+  time: string;
+  fqdn: string;
+  generatedIp: string | null;
+  acquired: boolean;
+  originalIp: string | null;
 }
 
 /** Health checks modelled on the real client's list (gsa-facts section 6). */
@@ -272,7 +317,7 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
   add(
     'QUIC',
     'pass',
-    `${i.platform.name}: QUIC (UDP ${q.ports.join(',')}) tunneled for ${quicTunnelText(i.platform)}; other QUIC ${q.otherwise === 'drop' ? 'dropped so apps fall back to TCP' : 'sent direct'}`,
+    `${i.platform.name}: QUIC (UDP ${q.ports.join(', ')}) ${q.tunnel.length ? `is tunneled only where ${quicTunnelText(i.platform)} rules acquire it` : 'is never tunneled'}; other QUIC is ${q.otherwise === 'drop' ? 'dropped so apps fall back to TCP' : 'sent direct'}`,
   );
   add(
     'IPv4 preferred',
@@ -281,6 +326,39 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
       ? 'this platform acquires IPv6'
       : 'IPv6 is not acquired (GSA tunnels IPv4); the resolver prefers IPv4 answers',
   );
+  add(
+    'Internet reachable',
+    'skip',
+    'not probed: gsa-emu reaches only the edge and local servers (see Edge reachable)',
+  );
+  const rows = i.hostnames;
+  if (rows === null) {
+    const why = 'proxy capture: names arrive in SOCKS5/HTTP requests, no DNS answer is rewritten';
+    add('DNS responsive', 'skip', why);
+    add('Magic IP received', 'skip', why);
+  } else {
+    const upstream = rows.filter((r) => !r.acquired || r.originalIp);
+    const answered = upstream.filter((r) => r.originalIp);
+    const last = answered[answered.length - 1];
+    add(
+      'DNS responsive',
+      last ? 'pass' : upstream.length > 0 ? 'warn' : 'skip',
+      last
+        ? `the upstream answered ${last.fqdn} (${last.originalIp}) at ${last.time}`
+        : upstream.length > 0
+          ? `no upstream answer yet for ${upstream.length} name(s) looked up`
+          : 'no name looked up upstream yet',
+    );
+    const magic = rows.filter((r) => r.acquired && r.generatedIp);
+    const m = magic[magic.length - 1];
+    add(
+      'Magic IP received',
+      m ? 'pass' : 'skip',
+      m
+        ? `${m.fqdn} -> ${m.generatedIp} at ${m.time} (${magic.length} acquired name(s))`
+        : 'no acquired name looked up yet',
+    );
+  }
   add('Proxy disabled', 'skip', 'gsa-emu is the proxy in SOCKS/HTTP capture mode');
   add('DNS over HTTPS disabled', 'skip', 'applies to TUN capture (hostname acquisition)');
   add('Break-glass disabled', 'pass', 'no break-glass mode in the emulator');

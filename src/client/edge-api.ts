@@ -67,6 +67,8 @@ export interface PollOptions {
   /** Called with the first document and each changed one. */
   onChange: (doc: GraphList, etag: string | null) => void | Promise<void>;
   onError?: (err: Error) => void;
+  /** Called after each poll the edge answered (a new document or 304 Not Modified). */
+  onChecked?: () => void;
   /** ETag already held (the first poll may then be a 304). */
   etag?: string | null;
 }
@@ -218,6 +220,7 @@ export class EdgeApi {
           etag,
         });
         if (stopped) return;
+        opts.onChecked?.();
         if (r.status === 200) {
           const changed = r.etag === null || r.etag !== etag;
           etag = r.etag;

@@ -48,12 +48,14 @@ export function formatTiles(
 }
 
 export function formatStatus(s: StatusView): string {
+  const o = s.overview;
   const up: Record<string, boolean> = {};
   for (const c of s.channels) up[c.channel] = c.up;
   const lines = [
     `Global Secure Access: ${s.state}`,
     ...s.notes.map((n) => `  note: ${n}`),
     `tenant: ${s.tenantName ?? '-'} (${s.tenantId ?? '-'}); profiles from ${s.profileSource}${s.profileLoadedAt ? ` at ${s.profileLoadedAt}` : ''}`,
+    `user: ${o.userPrincipalName ?? o.userId}; device: ${o.deviceId}; forwarding profile: ${o.forwardingProfileId ?? '-'}, last checked ${o.lastChecked ?? '-'}; gsa-emu ${o.clientVersion}`,
     '',
     formatTiles(s.tiles, up),
     '',

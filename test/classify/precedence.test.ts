@@ -303,7 +303,12 @@ t.test('QUIC on iOS: only Exchange Online is tunneled, the rest is dropped', asy
     spo.reason,
     'QUIC to "M365 SharePoint Fqdn rule 2" cannot be tunneled on ios (only Exchange Online); dropped so the app falls back to TCP',
   );
-  t.match(decide(flow('8.8.8.8', 443, 'udp')), { action: 'drop', ruleId: null }, 'scope all');
+  const none = decide(flow('8.8.8.8', 443, 'udp'));
+  t.match(none, { action: 'drop', ruleId: null }, 'scope all');
+  t.equal(
+    none.reason,
+    'no rule tunnels this QUIC flow (on ios only QUIC acquired by Exchange Online rules is tunneled); dropped so the app falls back to TCP',
+  );
   t.match(decide(flow('quic.example.test', 443, 'udp')), { action: 'drop', ruleId: 'ia-ca-udp' });
   t.match(decide(flow('10.1.2.3', 3389, 'udp')), { action: 'tunnel' }, 'not a QUIC port');
   t.match(decide(flow('x.sharepoint.com', 443, 'tcp')), { action: 'tunnel' }, 'TCP unaffected');

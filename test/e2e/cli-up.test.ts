@@ -13,8 +13,9 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { up } from '../../src/cli/commands/up.js';
 import { statusView } from '../../src/client/diagnostics.js';
-import { formatFlowLine } from '../../src/client/format.js';
+import { formatFlowLine, formatStatus } from '../../src/client/format.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
+import { loadTenantFile } from '../../src/policy/tenant-file.js';
 
 /** `gsa-emu up --once` on any free proxy ports; resolves with what it printed. */
 async function upOnce(o: Parameters<typeof up>[0]): Promise<string> {
@@ -117,6 +118,13 @@ t.test('up with a locked internet tile (client config file) and --exit-after', a
 t.test('statusView states and the one-line flow format', async (t) => {
   const tiles = createClientTiles(defaultClientConfig());
   const base = {
+    overview: {
+      userPrincipalName: null,
+      userId: 'u',
+      deviceId: 'd',
+      lastChecked: null,
+      clientVersion: '0',
+    },
     tenant: { tenantId: 't', name: 'n', profiles: [] as never[] },
     profileSource: 'x',
     profileLoadedAt: null,
@@ -131,6 +139,21 @@ t.test('statusView states and the one-line flow format', async (t) => {
   };
   t.equal(statusView(base).state, 'Disabled by your organization', 'no enabled profile');
   t.equal(statusView({ ...base, tenant: null }).state, 'Initializing');
+  t.equal(statusView({ ...base, tenant: null }).overview.forwardingProfileId, null);
+  const one = loadTenantFile(undefined).tenant;
+  const two = { ...one, profiles: one.profiles.slice(1) };
+  const id1 = statusView({ ...base, tenant: one }).overview.forwardingProfileId;
+  t.match(id1, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  t.equal(statusView({ ...base, tenant: { ...one } }).overview.forwardingProfileId, id1);
+  t.not(
+    statusView({ ...base, tenant: two }).overview.forwardingProfileId,
+    id1,
+    'new rules, new id',
+  );
+  t.match(
+    formatStatus(statusView({ ...base, tenant: one })),
+    new RegExp(`user: u; device: d; forwarding profile: ${id1}, last checked -; gsa-emu 0`),
+  );
   const line = formatFlowLine({
     flowId: '7',
     connectionId: 'c-1',

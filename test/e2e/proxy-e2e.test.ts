@@ -10,6 +10,7 @@
 import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { SocksClient } from 'socks';
 import t from 'tap';
@@ -71,8 +72,32 @@ t.test('status: Connected, every channel up, profile from the edge', async (t) =
     state: string;
     channels: Array<{ channel: string; up: boolean }>;
     tenantId: string;
+    overview: Record<string, string | null>;
   };
   t.equal(st.state, 'Connected');
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+  t.match(
+    st.overview,
+    {
+      userPrincipalName: 'alice@contoso.test',
+      userId: /^[0-9a-f-]{36}$/,
+      deviceId: /^[0-9a-f-]{36}$/,
+      tenantId: edge.tenantId,
+      forwardingProfileId: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+      clientVersion: pkg.version,
+    },
+    'the Overview tab: user, device, tenant, forwarding profile id, client version',
+  );
+  // "Last checked" follows the profile polls (every 30 s by default), not the last change.
+  const checked = Date.parse(st.overview.lastChecked ?? '');
+  await client.refreshProfiles();
+  const again = (await (await fetch(`${A}/status`)).json()) as typeof st;
+  t.ok(Date.parse(again.overview.lastChecked ?? '') > checked, 'a poll moves last checked');
+  t.equal(
+    again.overview.forwardingProfileId,
+    st.overview.forwardingProfileId,
+    'same profile, same id',
+  );
   t.ok(
     st.channels.every((c) => c.up),
     'Entra + 3 channels up',

@@ -1,0 +1,95 @@
+/** The health checks of the advanced diagnostics (gsa-facts section 6), from their inputs. */
+import t from 'tap';
+import { type HealthInput, type HostnameRow, healthChecks } from '../../src/client/diagnostics.js';
+import { loadPlatform } from '../../src/policy/platform.js';
+
+const input = (over: Partial<HealthInput> = {}): HealthInput => ({
+  tenant: null,
+  profileSource: 'x',
+  profileError: null,
+  rules: 0,
+  platform: loadPlatform('ios'),
+  channels: { m365: true, private: true, internet: true },
+  tunnelUp: () => true,
+  tunnelDetail: () => 'up',
+  edgeReachable: { m365: null, private: null, internet: null },
+  edgeHost: '127.0.0.1:8443',
+  edgeHostResolves: null,
+  tokenAt: Date.UTC(2026, 10, 27, 12, 0, 0),
+  tokenError: null,
+  listeners: { socks: '127.0.0.1:1080' },
+  hostnames: null,
+  ...over,
+});
+
+const check = (i: HealthInput, name: string) => healthChecks(i).find((c) => c.name === name);
+
+t.test('every check the facts list is there', async (t) => {
+  const names = healthChecks(input()).map((c) => c.name);
+  for (const want of [
+    'Internet reachable',
+    'Services running',
+    'Forwarding profile present and valid',
+    'Break-glass disabled',
+    'DNS over HTTPS disabled',
+    'DNS responsive',
+    'Magic IP received',
+    'Cached token',
+    'IPv4 preferred',
+    'Edge hostname resolves',
+    'Proxy disabled',
+    'QUIC',
+  ]) {
+    t.ok(names.includes(want), want);
+  }
+  t.match(check(input(), 'Cached token'), {
+    status: 'pass',
+    detail: 'obtained 2026-11-27T12:00:00.000Z',
+  });
+});
+
+t.test('proxy capture: DNS checks skipped, saying why', async (t) => {
+  t.match(check(input(), 'DNS responsive'), { status: 'skip', detail: /proxy capture/ });
+  t.match(check(input(), 'Magic IP received'), { status: 'skip', detail: /proxy capture/ });
+});
+
+t.test('TUN capture: DNS checks from the hostname-acquisition table', async (t) => {
+  const row = (
+    fqdn: string,
+    acquired: boolean,
+    generatedIp: string | null,
+    originalIp: string | null,
+  ): HostnameRow => ({
+    time: '2026-11-27T12:00:00.000Z',
+    fqdn,
+    generatedIp,
+    acquired,
+    originalIp,
+  });
+  const empty = input({ hostnames: [] });
+  t.match(check(empty, 'DNS responsive'), { status: 'skip' });
+  t.match(check(empty, 'Magic IP received'), { status: 'skip' });
+  const unanswered = input({ hostnames: [row('a.test', false, null, null)] });
+  t.match(check(unanswered, 'DNS responsive'), { status: 'warn', detail: /1 name/ });
+  const both = input({
+    hostnames: [
+      row('intranet.contoso.test', true, '6.6.0.1', null),
+      row('news.test', false, null, '6.6.254.11'),
+    ],
+  });
+  t.match(check(both, 'DNS responsive'), {
+    status: 'pass',
+    detail: /news\.test \(6\.6\.254\.11\)/,
+  });
+  t.match(check(both, 'Magic IP received'), {
+    status: 'pass',
+    detail: /^intranet\.contoso\.test -> 6\.6\.0\.1 at .* \(1 acquired name\(s\)\)$/,
+  });
+});
+
+t.test('QUIC says where it is tunneled, for the platform', async (t) => {
+  t.match(check(input(), 'QUIC'), {
+    detail:
+      'ios: QUIC (UDP 443, 80) is tunneled only where Exchange Online rules acquire it; other QUIC is dropped so apps fall back to TCP',
+  });
+});
