@@ -143,7 +143,21 @@ export class TunnelClient extends EventEmitter {
     if (this.state !== 'up' || s === null || !s.isOpen) {
       throw new ChannelDownError(this.channel, { cause: this.lastDown?.error });
     }
-    return s.open(meta);
+    try {
+      return s.open(meta);
+    } catch (err) {
+      // The session went away under us (its stream ids ran out): as on the edge's GOAWAY,
+      // it drains, and new streams go to a fresh session at once.
+      if (this.session === s && s.goingAway) {
+        this.session = null;
+        this.old.add(s);
+        this.down(
+          { reason: 'session going away: stream ids exhausted', code: CloseCode.NORMAL },
+          0,
+        );
+      }
+      throw err;
+    }
   }
 
   /** Closes the session (streams are reset) and stops reconnecting. */

@@ -65,7 +65,10 @@ export interface SessionOptions {
   maxConcurrentStreams?: number;
   /** PING interval (ms). Default 15,000. 0 disables keepalive. */
   keepaliveInterval?: number;
-  /** Close (KEEPALIVE_TIMEOUT) when a PING gets no PONG within this (ms). Default 30,000. */
+  /**
+   * Close (KEEPALIVE_TIMEOUT) when a PING is unanswered and nothing at all came in for this
+   * long (ms). Default 30,000.
+   */
   keepaliveTimeout?: number;
   /** Stop producing DATA while the transport buffers this much (bytes). Default 1 MiB. */
   sendHighWater?: number;
@@ -127,6 +130,9 @@ export interface SessionStats {
 
 const KNOWN_CODES = new Set<number>(Object.values(CloseCode));
 
+/** Largest stream id (31 bits, as HTTP/2): a session that used them all is replaced. */
+const MAX_STREAM_ID = 0x7fffffff;
+
 /** Frames smaller than this are coalesced into one message per flush. */
 const COALESCE_BELOW = 16 * 1024;
 
@@ -164,6 +170,8 @@ export class Session extends EventEmitter implements StreamHost {
   private pongTimer: NodeJS.Timeout | null = null;
   private pingSentAt = 0;
   private pingSeq = 0;
+  /** performance.now() when the last message came in: any input proves the peer alive. */
+  private lastInputAt = performance.now();
   private readonly flushBound = (): void => this.flush();
   private resumeScheduled = false;
   private readonly resumeBound = (): void => {
@@ -191,7 +199,10 @@ export class Session extends EventEmitter implements StreamHost {
       (code, message) => this.fail(code, message),
       { maxFrameSize: o.maxFrameSize, partialData: true },
     );
-    transport.onMessage = (data) => this.parser.push(data);
+    transport.onMessage = (data) => {
+      this.lastInputAt = performance.now();
+      this.parser.push(data);
+    };
     transport.onDrain = () => this.onDrain();
     transport.onClose = (code, reason) => this.terminate(code, reason, true);
     if (o.keepaliveInterval > 0) {
@@ -212,6 +223,11 @@ export class Session extends EventEmitter implements StreamHost {
       });
     }
     const id = this.nextId;
+    if (id > MAX_STREAM_ID) {
+      // Ids exhausted: this session drains and closes; the caller reconnects on a new one.
+      this.goAway(CloseCode.NORMAL, 'stream ids exhausted');
+      throw new ChannelDownError(meta.channel, { cause: new Error('stream ids exhausted') });
+    }
     this.nextId += 2;
     const s = new Stream(this, {
       id,
@@ -514,6 +530,11 @@ export class Session extends EventEmitter implements StreamHost {
           this.fail(CloseCode.FLOW_CONTROL, `OPEN_OK window ${w} out of range`);
           return;
         }
+        // WINDOWs before OPEN_OK count too: the credit may not pass 2^31-1 either way.
+        if (s.sendCredit + (w - BASE_WINDOW) > MAX_CREDIT) {
+          this.fail(CloseCode.FLOW_CONTROL, `stream ${id}: credit grown past 2^31-1`);
+          return;
+        }
         s.onOpenOk(w, BASE_WINDOW);
         return;
       }
@@ -691,9 +712,23 @@ export class Session extends EventEmitter implements StreamHost {
     opaque.writeUInt32BE(++this.pingSeq, 0);
     this.pingSentAt = performance.now();
     this.queue(encodePing(opaque));
+    this.armPongTimer(this.options.keepaliveTimeout);
+  }
+
+  /**
+   * Fails the session unless something arrives within keepaliveTimeout. The PONG may queue
+   * behind a send buffer of DATA on a slow link, so any input counts, not only the PONG.
+   */
+  private armPongTimer(ms: number): void {
     this.pongTimer = setTimeout(() => {
-      this.fail(CloseCode.KEEPALIVE_TIMEOUT, `no PONG within ${this.options.keepaliveTimeout} ms`);
-    }, this.options.keepaliveTimeout);
+      const timeout = this.options.keepaliveTimeout;
+      const idle = performance.now() - this.lastInputAt;
+      if (idle < timeout) {
+        this.armPongTimer(timeout - idle);
+        return;
+      }
+      this.fail(CloseCode.KEEPALIVE_TIMEOUT, `nothing received (no PONG) within ${timeout} ms`);
+    }, ms);
     this.pongTimer.unref();
   }
 

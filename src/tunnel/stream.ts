@@ -356,7 +356,13 @@ export class Stream extends Duplex implements TunnelStream {
     const now = performance.now();
     let grow = 0;
     const host = this.host;
-    if (this.recvWindow < host.maxWindow && now - this.lastWindowAt < 4 * host.rtt) {
+    // Not on an inbound stream before accept(): OPEN_OK then grants the whole window, which
+    // the opener counts as growth over BASE_WINDOW, so growth sent earlier would count twice.
+    if (
+      this.recvWindow < host.maxWindow &&
+      (this.accepted || !this.inbound) &&
+      now - this.lastWindowAt < 4 * host.rtt
+    ) {
       grow = Math.min(this.recvWindow, host.maxWindow - this.recvWindow);
       this.recvWindow += grow;
     }
@@ -401,6 +407,9 @@ export class Stream extends Duplex implements TunnelStream {
   /** DATA; the session checked the credit. */
   onData(payload: Buffer): void {
     const n = payload.length;
+    // Empty DATA carries nothing (FIN is a frame of its own) and costs no credit: queued, a
+    // flood of it would grow the queue without bound.
+    if (n === 0) return;
     this.recvCredit -= n;
     this.bytesReceived += n;
     if (this.sink !== null) {

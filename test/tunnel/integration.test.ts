@@ -304,6 +304,39 @@ t.test('malformed frames close that session with the protocol code; others live 
   );
 });
 
+t.test('stream ids exhausted: the client moves to a new session at once', async (t) => {
+  const edge = await startEdge();
+  const client = new TunnelClient({
+    url: edge.url,
+    channel: 'internet',
+    getToken: async () => 'good',
+    backoff: { baseMs: 50, maxMs: 400 },
+  });
+  t.teardown(async () => {
+    await client.close();
+    await edge.stop();
+  });
+  client.start();
+  await client.waitUp(5000);
+  const first = client.session!;
+  // A long-lived stream on the old session, then ids as after 2^30 opens.
+  const long = client.open(meta());
+  await long.opened;
+  (first as unknown as { nextId: number }).nextId = 0x7fffffff + 2;
+  t.throws(() => client.open(meta()), { code: 'GSA_ERR_CHANNEL_DOWN' });
+  await client.waitUp(5000);
+  t.not(client.session, first, 'a fresh session, while the old one still carries a stream');
+  const s = client.open(meta());
+  s.end('ping');
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  t.equal(Buffer.concat(chunks).toString(), 'ping', 'new streams work on it');
+  long.end('bye');
+  const back: Buffer[] = [];
+  for await (const c of long) back.push(c as Buffer);
+  t.equal(Buffer.concat(back).toString(), 'bye', 'the old stream finished on the old session');
+});
+
 t.test(
   'server killed mid-transfer: streams reset promptly, client reconnects, new streams work',
   async (t) => {
