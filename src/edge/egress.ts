@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { connect, type Socket } from 'node:net';
+import { Socket, type SocketConstructorOpts } from 'node:net';
 import type { ChannelName } from '../policy/model.js';
 import type { InboundTunnelStream, MetaUpdate, OpenMeta, ResetCodeValue } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
@@ -76,6 +76,8 @@ interface FlowState {
   done: boolean;
   abort: (code: number, reason: string) => void;
   finished: Promise<void>;
+  /** Bytes handed to the destination (the log's sentBytes); 0 unless it connected. */
+  sent: number;
   /** UDP: datagrams that arrived before the UDP socket was connected (bounded). */
   early: Buffer[];
   onEarly: ((d: Buffer) => void) | null;
@@ -155,6 +157,7 @@ export class Egress {
       finished: new Promise<void>((r) => {
         resolveFinished = r;
       }),
+      sent: 0,
       early: [],
       onEarly: null,
     };
@@ -163,7 +166,9 @@ export class Egress {
       flow.done = true;
       // A proxy flow's process may have come after OPEN, in a META frame (merged into meta).
       rec.initiatingProcessName = processName(stream.meta.process);
-      rec.sentBytes = stream.bytesReceived;
+      // What the destination took, not what came over the tunnel (a refused or reset flow
+      // leaves bytes in the edge that never went out).
+      rec.sentBytes = flow.sent;
       rec.receivedBytes = stream.bytesSent;
       rec.endDateTime = new Date().toISOString();
       this.active.delete(flow);
@@ -316,7 +321,10 @@ export class Egress {
   }
 
   private connectTarget(flow: FlowState, t: Target, refuse: Refuse, finish: () => void): void {
-    flow.rec.destinationIp = t.ip;
+    // A name's destinationIp is what it resolved to. An address the client gave stays (set
+    // in start()): where the hosts map or connector sends it is not what the client asked
+    // for (a private flow logs it as resolvedDestination).
+    flow.rec.destinationIp ??= t.ip;
     if (flow.stream.destroyed) {
       flow.rec.operationStatus = 'failure';
       flow.rec.failureReason = 'client reset before connect';
@@ -334,13 +342,8 @@ export class Egress {
     let sockClosed = false;
     // The tunnel stream's write callback comes once the WebSocket wrote the bytes.
     const reader = new BigReader(undefined, { reuse: true });
-    const sock: Socket = connect({
-      host: t.ip,
-      port: t.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      onread: reader.onread,
-    });
+    const sock = new DestSocket(reader.onread);
+    sock.connect({ host: t.ip, port: t.port, noDelay: true });
     const timer = setTimeout(() => {
       sock.destroy();
       if (!flow.done) refuse(ResetCode.TIMEOUT, 'allow', `connect to ${t.ip}:${t.port} timed out`);
@@ -394,7 +397,10 @@ export class Egress {
     });
     sock.once('close', () => {
       sockClosed = true;
-      if (connected) maybeDone();
+      if (connected) {
+        flow.sent = sock.sentBytes;
+        maybeDone();
+      }
     });
     stream.once('reset', (code: number, reason: string) => {
       if (code !== ResetCode.CANCEL) {
@@ -477,6 +483,7 @@ export class Egress {
       const relay = (d: Buffer): void => {
         if (closed || d.length > this.maxDatagram) return;
         touch();
+        flow.sent += d.length;
         sock.send(d);
       };
       if (flow.onEarly) stream.off('datagram', flow.onEarly);
@@ -533,6 +540,38 @@ export class Egress {
     for (const f of flows) if (!f.done) f.abort(ResetCode.SESSION_CLOSED, 'edge shutting down');
     await Promise.all(flows.map((f) => f.finished));
     for (const key of [...this.awaiting.keys()]) this.release(key);
+  }
+}
+
+/** The net internals DestSocket reads (stable since Node 12; not in @types/node). */
+interface SocketInternals {
+  _handle: { writeQueueSize?: number } | null;
+  _bytesDispatched: number;
+}
+
+/**
+ * A relay's destination socket, which knows how many bytes the kernel took: those handed to
+ * libuv less what libuv still queued when the socket was destroyed (read then, while the
+ * handle exists). A slow destination that is reset leaves megabytes in the socket's buffers
+ * that never went out. Costs nothing per write. Approximate in one case: a write that failed
+ * (EPIPE) has left libuv's queue, so its unsent part counts.
+ */
+class DestSocket extends Socket {
+  private unsent = 0;
+
+  constructor(onread: BigReader['onread']) {
+    // Node reads `onread` from the constructor's options (net.connect passes them through).
+    super({ allowHalfOpen: true, onread } as SocketConstructorOpts);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.unsent = (this as unknown as SocketInternals)._handle?.writeQueueSize ?? 0;
+    super._destroy(err, cb);
+  }
+
+  /** Bytes the kernel took; final once 'close' came. */
+  get sentBytes(): number {
+    return Math.max(0, (this as unknown as SocketInternals)._bytesDispatched - this.unsent);
   }
 }
 

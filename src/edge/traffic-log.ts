@@ -43,13 +43,20 @@ export interface NetworkAccessTraffic {
   trafficType: TrafficType;
   sourceIp: string;
   sourcePort: number;
-  /** What the edge connected to (after resolution); null when it never resolved. */
+  /**
+   * The address the client asked for; for a flow to a name, what the edge resolved it to
+   * (hosts map, connector or system resolver), null when it never resolved. Where the edge
+   * actually connected for a private flow is privateAccessDetails.resolvedDestination.
+   */
   destinationIp: string | null;
   destinationPort: number;
   destinationFQDN: string | null;
   destinationUrl: string | null;
   transportProtocol: 'tcp' | 'udp';
-  /** Bytes from the client to the destination. */
+  /**
+   * Bytes from the client to the destination: TCP, those the destination socket took (not
+   * what still waited in the edge's buffers when the flow ended); 0 when it never connected.
+   */
   sentBytes: number;
   /** Bytes from the destination to the client. */
   receivedBytes: number;
@@ -100,6 +107,16 @@ export const TRAFFIC_FIELDS: readonly (keyof NetworkAccessTraffic)[] = [
   'failureReason',
   'privateAccessDetails',
 ];
+
+/**
+ * The record with its fields in TRAFFIC_FIELDS order. (Not JSON.stringify's array replacer:
+ * it filters the keys of nested objects too, and privateAccessDetails came out `{}`.)
+ */
+function ordered(r: NetworkAccessTraffic): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const k of TRAFFIC_FIELDS) o[k] = r[k];
+  return o;
+}
 
 export function trafficTypeOf(channel: ChannelName): TrafficType {
   return channel === 'm365' ? 'microsoft365' : channel;
@@ -169,7 +186,7 @@ export class TrafficLog extends EventEmitter {
     this.total++;
     if (this.out && this.fileOk) {
       if (this.out.writableLength > this.maxPending) this.droppedLines++;
-      else this.out.write(`${JSON.stringify(r, TRAFFIC_FIELDS as string[])}\n`);
+      else this.out.write(`${JSON.stringify(ordered(r))}\n`);
     } else if (this.out) {
       this.droppedLines++;
     }

@@ -42,6 +42,19 @@ export const BIG_READ_SIZE = 256 * 1024;
 const pool: Buffer[] = [];
 const POOL_MAX = 16;
 
+/**
+ * Where a BigReader socket's first read goes. Node asks for the read buffer as the socket
+ * is created, before connect: a buffer of its own then would cost every pending connect
+ * `size` bytes (4096 of them, 1 GiB). This one is shared by every such socket; that is safe
+ * because a read is delivered synchronously and its bytes are copied out (BigReader.onRead).
+ */
+let firstRead: Buffer | null = null;
+
+function firstReadBuffer(size: number): Buffer {
+  if (firstRead === null || firstRead.length < size) firstRead = Buffer.allocUnsafeSlow(size);
+  return firstRead;
+}
+
 /** Buffers given back by leases that one socket keeps for its next reads. */
 const FREE_MAX = 4;
 
@@ -130,14 +143,25 @@ class ReadBuffer {
   readonly copyBelow: number;
   /** Lend reads (lendReads) instead of handing them on. */
   lending = false;
+  /** The shared first-read buffer this socket was given (lazy), until its first read. */
+  shared: Buffer | null = null;
 
-  constructor(private readonly size: number) {
+  constructor(
+    private readonly size: number,
+    /** The first read goes into the shared buffer (firstReadBuffer), own buffers after. */
+    private lazy = false,
+  ) {
     this.copyBelow = size >>> 2;
   }
 
   /** The buffer for the next read (onread.buffer). */
   readonly next = (): Buffer => {
     if (this.spare === null) {
+      if (this.lazy) {
+        this.lazy = false;
+        this.shared = firstReadBuffer(this.size);
+        return this.shared;
+      }
       const f = this.free.pop();
       const p = f ?? pool.pop();
       this.spare =
@@ -222,7 +246,8 @@ export class BigReader {
    * the write and its buffer read into again once the callback came without an error.
    */
   constructor(size: number = BIG_READ_SIZE, options: { reuse?: boolean } = {}) {
-    this.buf = new ReadBuffer(size);
+    // Its own read buffer only once the socket reads (see firstReadBuffer).
+    this.buf = new ReadBuffer(size, true);
     this.reuse = options.reuse ?? false;
     this.onread = { buffer: this.buf.next, callback: (n, buf) => this.onRead(n, buf) };
   }
@@ -246,26 +271,39 @@ export class BigReader {
   }
 
   private onRead(n: number, buf: Buffer): boolean {
+    if (buf === this.buf.shared) {
+      // The first read, into the shared buffer: copied, whatever its size.
+      this.buf.shared = null;
+      const c = Buffer.allocUnsafe(n);
+      buf.copy(c, 0, 0, n);
+      return this.onChunk(c);
+    }
+    const sink = this.sink;
+    if (sink !== null && this.reuse && n >= this.buf.copyBelow) {
+      if (sink.destroyed) return false;
+      const giveBack = this.buf.lendOne(buf);
+      const ok = sink.write(buf.subarray(0, n), (err?: Error | null) => {
+        // A failed write may still refer to the bytes: leave the buffer to the GC.
+        if (!err) giveBack();
+      });
+      if (ok) return true;
+      this.wait();
+      return false;
+    }
+    return this.onChunk(this.buf.take(n, buf));
+  }
+
+  /** A read that is a chunk of its own: to the sink, or kept until there is one. */
+  private onChunk(c: Buffer): boolean {
     const sink = this.sink;
     if (sink === null) {
       // Input before pipeTo(): keep it and pause until there is a sink.
-      const c = this.buf.take(n, buf);
       if (this.early === null) this.early = [c];
       else this.early.push(c);
       return false;
     }
     if (sink.destroyed) return false;
-    let ok: boolean;
-    if (this.reuse && n >= this.buf.copyBelow) {
-      const giveBack = this.buf.lendOne(buf);
-      ok = sink.write(buf.subarray(0, n), (err?: Error | null) => {
-        // A failed write may still refer to the bytes: leave the buffer to the GC.
-        if (!err) giveBack();
-      });
-    } else {
-      ok = sink.write(this.buf.take(n, buf));
-    }
-    if (ok) return true;
+    if (sink.write(c)) return true;
     this.wait();
     return false;
   }
