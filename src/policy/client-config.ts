@@ -135,7 +135,7 @@ export function parseLevel(v: unknown): Level | undefined | string {
   return `${show(v)} is not a level (no value, 0, 1, 2 or 3)`;
 }
 
-/** TRUE/true/True/1/yes (and the false forms); missing = undefined. */
+/** true/1/yes or false/0/no, in any case (strings), or a boolean or 0/1; missing = undefined. */
 export function parseBool(v: unknown): boolean | undefined | string {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'boolean') return v;
@@ -146,7 +146,7 @@ export function parseBool(v: unknown): boolean | undefined | string {
     if (s === 'true' || s === '1' || s === 'yes') return true;
     if (s === 'false' || s === '0' || s === 'no') return false;
   }
-  return `${show(v)} is not a boolean (TRUE, true, True, 1 or FALSE, false, False, 0)`;
+  return `${show(v)} is not a boolean (true, 1 or yes; false, 0 or no; in any case)`;
 }
 
 const LOWER_KEYS = new Map(CLIENT_CONFIG_KEYS.map((k) => [k.toLowerCase(), k]));

@@ -252,7 +252,7 @@ t.test('remote edge: an internet name classified by the address given', async (t
     out,
   );
   t.match(text, /Global Secure Access Connected/);
-  t.match(text, /try \(your own names: the system resolver, then --add-host/);
+  t.match(text, /try \(your own names: resolved by --add-host first, then the system resolver/);
   t.match(text, /curl --socks5-hostname 127\.0\.0\.1:\d+ http:\/\/<name>\//);
   t.notMatch(text, /intranet\.contoso\.test/, 'no demo names without the demo');
   t.match(text, /gsa-emu explain --running <name>/);

@@ -64,7 +64,9 @@ export function formatExplanation(e: Explanation): string {
   lines.push(`${e.target}${e.host && e.ip ? ` (${e.ip})` : ''}`);
   lines.push(`  action    ${d.action}${d.action === 'tunnel' ? via : ''}`);
   if (d.profileName)
-    lines.push(`  profile   ${d.profileName} (${d.channel ?? '-'}, id ${d.profileId})`);
+    lines.push(
+      `  profile   ${d.profileName} (${d.channel ? `${d.channel}, ` : ''}id ${d.profileId})`,
+    );
   if (d.policyName) lines.push(`  policy    ${d.policyName} (id ${d.policyId})`);
   if (d.ruleName) lines.push(`  rule      ${d.ruleName} (id ${d.ruleId})`);
   if (d.matched) lines.push(`  matched   ${d.matched}`);

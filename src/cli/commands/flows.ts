@@ -27,14 +27,20 @@ export function register(program: Command): void {
         if (!Number.isInteger(n) || n < 1)
           throw new UsageError(`--limit "${o.limit}" is not a positive number`);
         const base = adminUrl(stateDir(o.stateDir), o.admin);
-        let flows = (await adminCall<{ flows: FlowRecord[] }>(base, 'GET', '/flows')).flows;
-        if (o.active) flows = flows.filter((f) => f.status === 'Active');
-        flows = flows.slice(-n);
-        if (o.json) {
-          process.stdout.write(`${JSON.stringify(flows, null, 2)}\n`);
-          return;
-        }
-        process.stdout.write(flows.length ? `${formatFlows(flows)}\n` : 'no flows yet\n');
+        const flows = (await adminCall<{ flows: FlowRecord[] }>(base, 'GET', '/flows')).flows;
+        process.stdout.write(flowsText(flows, { limit: n, active: o.active, json: o.json }));
       },
     );
+}
+
+/** What `gsa-emu flows` prints for the client's flow table (newest last). */
+export function flowsText(
+  all: FlowRecord[],
+  o: { limit: number; active?: boolean | undefined; json?: boolean | undefined },
+): string {
+  const flows = (o.active ? all.filter((f) => f.status === 'Active') : all).slice(-o.limit);
+  if (o.json) return `${JSON.stringify(flows, null, 2)}\n`;
+  if (flows.length) return `${formatFlows(flows)}\n`;
+  // --active with only closed flows: say so, not "no flows yet".
+  return o.active && all.length ? 'no active flows\n' : 'no flows yet\n';
 }

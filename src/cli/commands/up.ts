@@ -18,6 +18,7 @@ import {
   prepareHostTun,
 } from '../../client/tun-host.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
+import { loadClientConfigFile } from '../../policy/client-config.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { stateDir } from '../../util/state-dir.js';
 import { addPolicyOptions, collect } from '../common.js';
@@ -97,7 +98,10 @@ const BOOLEAN_KEYS = new Set<keyof UpOptions>([
   'processLookup',
 ]);
 
-/** Reads `--config` (JSON or YAML; keys as the long flags in camelCase). Flags win. */
+/**
+ * Reads `--config` (JSON or YAML; the keys of CONFIG_KEYS: most long flags in camelCase,
+ * `hosts` for `--add-host`; not `--once`, `--exit-after`, `--no-tty`). Flags win.
+ */
 export function readUpConfig(file: string): Partial<UpOptions> {
   let text: string;
   try {
@@ -158,7 +162,10 @@ export function register(program: Command): void {
     .description(
       'run the GSA client (SOCKS5, HTTP proxy, PAC, admin API) with a mock edge and demo servers on loopback',
     )
-    .option('--config <file>', 'options as JSON/YAML (keys: the long flags in camelCase)')
+    .option(
+      '--config <file>',
+      'options as JSON/YAML: the long flags in camelCase, but not --once, --exit-after, --no-tty or --add-host (key hosts: {name: address}); processLookup: false for --no-process-lookup; flags win (docs/usage.md)',
+    )
     .option(
       '--host <address>',
       'listen address of the proxies (non-loopback needs --user/--password)',
@@ -284,6 +291,11 @@ function checkUpOptions(o: UpOptions) {
   if (!tunMode && (o.tunName || o.tunSource || o.tunDns || o.icmpOnDrop)) {
     throw new UsageError('--tun-name, --tun-source, --tun-dns and --icmp-on-drop go with --tun');
   }
+  if (tunMode && !o.edge && (o.tunSource || o.tunDns)) {
+    throw new UsageError(
+      '--tun-source and --tun-dns go with --tun and a remote --edge: with the in-process edge nothing of the emulator leaves loopback and the demo names are answered locally',
+    );
+  }
   const inProcessOnly = o.plainEdge ? '--plain-edge' : o.edgeThread ? '--edge-thread' : null;
   if (inProcessOnly && o.edge) {
     throw new UsageError(`${inProcessOnly} is for the in-process edge, not a remote --edge`);
@@ -335,7 +347,9 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     await world?.stop();
   };
   try {
-    // Before anything starts: what is missing for TUN mode, the host-wide lock.
+    // Before anything starts: the client configuration's warnings (unknown keys; a bad
+    // file stops here), what is missing for TUN mode, the host-wide lock.
+    const warnings = o.clientConfig ? clientConfigWarnings(o.clientConfig) : [];
     if (tunMode) {
       plan = prepareHostTun({
         ownTraffic: o.edge !== undefined,
@@ -394,6 +408,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       demo,
       inProcess: world.edge === null ? null : o.edgeThread ? 'thread' : 'same',
       auth: auth !== undefined,
+      warnings,
       tun: hostTun
         ? {
             name: hostTun.tunName,
@@ -460,6 +475,20 @@ function withPortHint(err: ListenError): ListenError {
   return err.withHint(`choose another port with ${flag} <n> (0: any free port)`);
 }
 
+/** The client configuration file's warnings (unknown keys...) as the banner shows them. */
+function clientConfigWarnings(file: string): string[] {
+  return loadClientConfigFile(file).warnings.map(
+    (w) => `${file}: ${w.path ? `${w.path}: ` : ''}${w.message}`,
+  );
+}
+
+/** ` --state-dir <dir>` for the commands the banner suggests, unless `dir` is the default. */
+function stateDirArg(dir: string): string {
+  if (dir === stateDir()) return '';
+  const quoted = /^[\w./:=@%+,-]+$/.test(dir) ? dir : `'${dir.replace(/'/g, `'\\''`)}'`;
+  return ` --state-dir ${quoted}`;
+}
+
 function bannerText(
   client: RunningClient,
   x: {
@@ -469,6 +498,8 @@ function bannerText(
     /** The in-process edge: on the client's thread, on its own thread, or none (remote). */
     inProcess: 'same' | 'thread' | null;
     auth: boolean;
+    /** Warnings to show (the client configuration's unknown keys...). */
+    warnings: string[];
     tun: {
       name: string;
       address: string;
@@ -483,9 +514,11 @@ function bannerText(
   const up: Record<string, boolean> = {};
   for (const c of st.channels) up[c.channel] = c.up;
   const a = client.addresses;
+  const sd = stateDirArg(x.dir);
   const lines = [
     `gsa-emu: Global Secure Access ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`,
     `tenant ${st.tenantName ?? '-'} (${st.tenantId ?? '-'}), platform ${client.platform.name}, edge ${x.edgeUrl}${x.inProcess === 'thread' ? ' (in-process on its own thread, demo servers on loopback)' : x.inProcess ? ' (in-process, demo servers on loopback)' : ''}`,
+    ...x.warnings.map((w) => `warning: ${w}`),
     '',
     formatTiles(st.tiles, up),
     '',
@@ -500,7 +533,7 @@ function bannerText(
           `DNS         UDP 53 into the TUN: acquired names -> 6.6.x.y, others -> ${x.tun.dns ? `${x.tun.dns.host}:${x.tun.dns.port}` : 'SERVFAIL'}`,
         ]
       : []),
-    `admin API   ${a.admin ? `http://${a.admin}  (/status /flows /profile /health /metrics, POST /toggle)` : 'off'}`,
+    `admin API   ${a.admin ? `http://${a.admin}  (/status /flows /hostnames /profile /health /explain /metrics, POST /toggle)` : 'off'}`,
     `state       ${x.dir}`,
     '',
   ];
@@ -513,7 +546,7 @@ function bannerText(
       `  curl -x http://${a.http} http://news.test/                               # Internet Access, tunneled`,
       `  curl --socks5-hostname ${a.socks} http://bypass.example.test/            # custom bypass, direct`,
       `  curl -x http://${a.http} http://casino.test/                             # blocked at the edge (403)`,
-      '  gsa-emu toggle internet off; gsa-emu status; gsa-emu flows',
+      `  gsa-emu toggle internet off${sd}; gsa-emu status${sd}; gsa-emu flows${sd}`,
       '',
     );
   }
@@ -524,17 +557,17 @@ function bannerText(
       `  curl --cacert ${x.demo.caFile} https://outlook.office365.com/   # Microsoft 365, tunneled`,
       '  curl http://bypass.example.test/                          # custom bypass, direct',
       '  curl http://casino.test/                                  # blocked at the edge (reset)',
-      '  gsa-emu flows; gsa-emu status',
+      `  gsa-emu flows${sd}; gsa-emu status${sd}`,
       '',
     );
   }
   if (!x.demo && !x.tun && (a.socks || a.http)) {
     // A remote edge: no demo names; say how to try a name of one's own.
     lines.push(
-      'try (your own names: the system resolver, then --add-host, classify them by address):',
+      'try (your own names: resolved by --add-host first, then the system resolver; address rules see the result):',
       ...(a.socks ? [`  curl --socks5-hostname ${a.socks} http://<name>/`] : []),
       ...(a.http ? [`  curl -x http://${a.http} http://<name>/`] : []),
-      '  gsa-emu explain --running <name>; gsa-emu flows; gsa-emu status',
+      `  gsa-emu explain --running <name>${sd}; gsa-emu flows${sd}; gsa-emu status${sd}`,
       '',
     );
   }
