@@ -25,7 +25,8 @@
  *   block or drop; not bypass) for at least one protocol/port of an FQDN or DNS-suffix rule
  *   whose pattern matches the name.
  * - Synthetic addresses never leave the client: a flow to a 6.6.x.y the DNS table handed
- *   out is forwarded by name only (`ip: null`), and the edge resolves the name, as GSA does.
+ *   out is forwarded by name only (`ip: null`), and the edge resolves the name, as GSA does;
+ *   the flow table still shows the address the application used (`appIp`).
  *
  * Upstream DNS for names no rule acquires: `dnsUpstream`, else a local resolver started
  * for `hostsForDns` (`startHostsDns`, on 127.0.0.1: demos and tests never ask the
@@ -371,6 +372,7 @@ export async function attachTun(
     const req = {
       host,
       ip,
+      appIp: dstIp,
       port: f.port,
       srcIp: formatIPv4(f.srcIp),
       srcPort: f.srcPort,
@@ -409,6 +411,7 @@ export async function attachTun(
       .connectTcp({
         host: info.host,
         ip: ipOf(info.dst4, info.dstIp, info.host),
+        appIp: info.dstIp,
         port: info.dstPort,
         srcIp: info.srcIp,
         srcPort: info.srcPort,
@@ -452,7 +455,7 @@ export async function attachTun(
       };
     }
     counters.udpDatagrams++;
-    a.send(flow.host, ipOf(flow.dst4, flow.dstIp, flow.host), flow.dstPort, payload);
+    a.send(flow.host, ipOf(flow.dst4, flow.dstIp, flow.host), flow.dstPort, payload, flow.dstIp);
   };
 
   let localDns: HostsDns | null = null;

@@ -45,6 +45,12 @@ export interface ConnectRequest {
   srcPort: number;
   capture: CaptureKind;
   process?: string | null;
+  /**
+   * The address the application connected to, when the flow is forwarded by name instead
+   * (TUN: a synthetic 6.6.x.y from the DNS table; it never leaves the client). The flow
+   * table shows it as the destination IP.
+   */
+  appIp?: string | null;
 }
 
 export type ConnectResult =
@@ -172,6 +178,8 @@ export class Forwarder {
   /** The one Flow record classification reuses (decide() is synchronous). */
   private readonly flow: Flow = newFlow();
   private readonly associations = new Set<UdpAssociation>();
+  /** Records whose destinationIp is the application's (ConnectRequest.appIp), not forwarded. */
+  private readonly shownOnly = new WeakSet<FlowRecord>();
   /** Open tunneled TCP flows by flow id (setProcess tells the edge). */
   private readonly tunneled = new Map<string, TunnelStream>();
 
@@ -234,6 +242,23 @@ export class Forwarder {
   }
 
   private newRecord(
+    req: ConnectRequest,
+    proto: 'tcp' | 'udp',
+    host: string | null,
+    ip: string | null,
+    d: Decision,
+  ): FlowRecord {
+    const rec = this.record(req, proto, host, ip ?? req.appIp ?? null, d);
+    if (ip === null && req.appIp) this.shownOnly.add(rec);
+    return rec;
+  }
+
+  /** The address a flow is forwarded to (null: by name), which its record may not show. */
+  private forwardIp(rec: FlowRecord): string | null {
+    return this.shownOnly.has(rec) ? null : rec.destinationIp;
+  }
+
+  private record(
     req: ConnectRequest,
     proto: 'tcp' | 'udp',
     host: string | null,
@@ -393,7 +418,7 @@ export class Forwarder {
     return {
       proto,
       host: rec.destinationFqdn,
-      ip: rec.destinationIp,
+      ip: this.forwardIp(rec),
       port: rec.destinationPort,
       flowId: rec.flowId,
       connectionId: rec.connectionId,
@@ -447,6 +472,8 @@ export class Forwarder {
   ): Promise<ConnectResult> {
     const mapped = this.resolver.dialTarget(host, ip, port);
     if (mapped !== null) {
+      // The dial map stands in for DNS here: a name's record shows what it "resolved" to.
+      rec.destinationIp ??= mapped.ip;
       ip = mapped.ip;
       port = mapped.port;
     } else {
@@ -636,6 +663,11 @@ export class Forwarder {
   /** @internal used by UdpAssociation */
   _newRecord(req: ConnectRequest, host: string | null, ip: string | null, d: Decision): FlowRecord {
     return this.newRecord(req, 'udp', host, ip, d);
+  }
+
+  /** @internal used by UdpAssociation */
+  _forwardIp(rec: FlowRecord): string | null {
+    return this.forwardIp(rec);
   }
 
   /** @internal */

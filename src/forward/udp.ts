@@ -42,6 +42,8 @@ class DestFlow implements ByteSource {
     readonly host: string | null,
     readonly ip: string | null,
     readonly port: number,
+    /** ConnectRequest.appIp: the address the application sent to, shown, not forwarded. */
+    readonly appIp: string | null,
   ) {
     this.dialPort = port;
   }
@@ -91,7 +93,13 @@ export class UdpAssociation {
   }
 
   /** One datagram from the client to (host | ip, port). */
-  send(host: string | null, ip: string | null, port: number, payload: Buffer): void {
+  send(
+    host: string | null,
+    ip: string | null,
+    port: number,
+    payload: Buffer,
+    appIp: string | null = null,
+  ): void {
     if (this.closed) return;
     const key = `${host ?? ip}|${port}`;
     let f = this.flows.get(key);
@@ -100,7 +108,7 @@ export class UdpAssociation {
         this.fwd.flows.counters.drop('limit');
         return;
       }
-      f = new DestFlow(host, ip, port);
+      f = new DestFlow(host, ip, port, appIp);
       this.flows.set(key, f);
       const flow = f;
       // A bug of ours while setting the flow up loses its datagrams (counted), never the process.
@@ -141,7 +149,7 @@ export class UdpAssociation {
   private async setup(f: DestFlow): Promise<void> {
     const { decision: d, ip, host } = await this.fwd.decide(PROTO_UDP, f.host, f.ip, f.port);
     if (this.closed) return;
-    const req: ConnectRequest = { ...this.req, host, ip, port: f.port };
+    const req: ConnectRequest = { ...this.req, host, ip, port: f.port, appIp: f.appIp };
     const rec = this.fwd._newRecord(req, host, ip, d);
     f.rec = rec;
     switch (d.action) {
@@ -242,9 +250,10 @@ export class UdpAssociation {
   private async bypass(f: DestFlow, _d: Decision): Promise<void> {
     const rec = f.rec!;
     const resolver = this.fwd.resolver;
-    let ip = rec.destinationIp;
+    let ip = this.fwd._forwardIp(rec);
     const mapped = resolver.dialTarget(rec.destinationFqdn, ip, f.port);
     if (mapped !== null) {
+      rec.destinationIp ??= mapped.ip;
       ip = mapped.ip;
       f.dialPort = mapped.port;
     } else {

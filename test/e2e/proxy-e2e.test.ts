@@ -197,6 +197,7 @@ t.test('bypassed name: direct from the client (peer 127.0.0.3), nothing at the e
   t.equal(f.action, 'Bypass');
   t.equal(f.status, 'Bypassed');
   t.equal(f.channel, null);
+  t.equal(f.destinationIp, '127.0.0.1', 'the address the dial map sent the name to');
   await new Promise((r) => setTimeout(r, 100));
   t.notOk(
     edge.logs

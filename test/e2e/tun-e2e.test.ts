@@ -222,9 +222,10 @@ if (!missing) {
     t.equal(f.capture, 'tun');
     t.equal(f.action, 'Tunnel');
     t.equal(f.channel, 'm365');
-    t.equal(f.destinationIp, null, 'the synthetic address never leaves the client');
+    t.match(f.destinationIp, /^6\.6\.\d+\.\d+$/, 'the table shows the synthetic address used');
     t.ok(f.bytesSent > 0 && f.bytesReceived > 0);
     const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.destinationIp, '127.0.0.1', 'the synthetic address never left the client');
     t.equal(rec.trafficType, 'microsoft365');
     t.equal(rec.destinationFQDN, 'outlook.office365.com');
     t.equal(rec.action, 'allow');
@@ -319,8 +320,10 @@ if (!missing) {
     t.equal(f.channel, 'private');
     t.equal(f.action, 'Tunnel');
     t.equal(f.capture, 'tun');
+    t.match(f.destinationIp, /^6\.6\.\d+\.\d+$/, 'the synthetic address the app sent to');
     const rec = await edgeRecord(f.connectionId);
     t.equal(rec.destinationFQDN, 'udp-echo.contoso.test');
+    t.notMatch(rec.destinationIp, /^6\.6\./, 'forwarded by name');
     t.equal(demo.udpHits.at(-1)?.peer, '127.0.0.1', 'the echo saw the edge');
     t.equal(demo.udpHits.length - before, 1);
   });
@@ -533,8 +536,13 @@ if (!missing) {
       t.equal(f.action, 'Tunnel');
       t.equal(f.channel, 'private');
       t.ok(tun!.acquires(IPERF_HOST), 'the name is acquired (synthetic address)');
-      t.equal(f.destinationIp, null, 'tunneled by name: the synthetic address stays in the client');
-      t.ok(await until(() => edgeRecord(f.connectionId), 'edge log'), 'in the edge log');
+      t.match(f.destinationIp, /^6\.6\.\d+\.\d+$/, 'the synthetic address the app used');
+      const rec = await until(() => edgeRecord(f.connectionId), 'edge log');
+      t.notMatch(
+        rec.destinationIp,
+        /^6\.6\./,
+        'tunneled by name: the synthetic address stays in the client',
+      );
     },
   );
 
