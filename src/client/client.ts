@@ -198,10 +198,16 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const log = opts.log ?? noopLog;
   // Before anything listens: a bad edge URL must not leave listeners behind.
   const edgeUrl = edgeUrlOf(opts.edge.url);
+  const loadedConfig =
+    typeof opts.clientConfig === 'string' ? loadClientConfigFile(opts.clientConfig) : null;
   const config =
-    typeof opts.clientConfig === 'string'
-      ? loadClientConfigFile(opts.clientConfig).config
-      : (opts.clientConfig ?? defaultClientConfig());
+    loadedConfig?.config ??
+    (opts.clientConfig as ClientConfig | undefined) ??
+    defaultClientConfig();
+  /** The client configuration file's warnings (an unknown key...), for `status`. */
+  const configWarnings = (loadedConfig?.warnings ?? []).map(
+    (w) => `${opts.clientConfig}: ${w.path ? `${w.path}: ` : ''}${w.message}`,
+  );
   const tiles = createClientTiles(config);
   const platform = loadPlatform(opts.platform ?? 'ios');
   const source = opts.tenant ?? 'edge';
@@ -563,6 +569,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tenant,
         profileSource,
         profileLoadedAt,
+        configWarnings,
         generation: handle.generation,
         tiles: tiles.snapshot(),
         tunnelUp: (c) => tunnels.isUp(c),

@@ -36,6 +36,8 @@ export interface ChannelStatus {
 export interface StatusView {
   state: ClientStateText;
   notes: string[];
+  /** The client configuration file's warnings (an unknown key, a key in the wrong case). */
+  warnings: string[];
   /** The advanced diagnostics' Overview tab: user, device, tenant, profile, version. */
   overview: Overview;
   tenantId: string | null;
@@ -68,6 +70,8 @@ export interface StatusInput {
   tenant: TenantSpec | null;
   profileSource: string;
   profileLoadedAt: number | null;
+  /** Warnings of the client configuration file. */
+  configWarnings?: string[];
   generation: number;
   tiles: ClientTilesSnapshot;
   tunnelUp: (c: ChannelName) => boolean;
@@ -147,6 +151,7 @@ export function statusView(i: StatusInput): StatusView {
   return {
     state,
     notes,
+    warnings: i.configWarnings ?? [],
     overview: {
       ...i.overview,
       tenantId: i.tenant?.tenantId ?? null,

@@ -21,6 +21,8 @@ export interface Explanation {
   decision: Decision;
   /** The running client resolved the name (no rule acquired it by name). */
   resolved?: boolean;
+  /** The client configuration's warnings (offline: an unknown key in --client-config). */
+  warnings?: string[];
 }
 
 /** The running client's answer for `target` (`ip`: the address the name resolved to). */

@@ -54,6 +54,7 @@ export function formatStatus(s: StatusView): string {
   const lines = [
     `Global Secure Access: ${s.state}`,
     ...s.notes.map((n) => `  note: ${n}`),
+    ...(s.warnings ?? []).map((w) => `  warning: ${w}`),
     `tenant: ${s.tenantName ?? '-'} (${s.tenantId ?? '-'}); profiles from ${s.profileSource}${s.profileLoadedAt ? ` at ${s.profileLoadedAt}` : ''}`,
     `user: ${o.userPrincipalName ?? o.userId}; device: ${o.deviceId}; forwarding profile: ${o.forwardingProfileId ?? '-'}, last checked ${o.lastChecked ?? '-'}; gsa-emu ${o.clientVersion}`,
     '',

@@ -54,6 +54,7 @@ export function explain(target: Target, opts: ExplainOptions): Explanation {
     ip,
     port: target.port,
     decision,
+    ...(ctx.warnings.length ? { warnings: ctx.warnings } : {}),
   };
 }
 
@@ -78,6 +79,7 @@ export function formatExplanation(e: Explanation): string {
   if (!e.ip && !d.ruleId) {
     lines.push('  note      no address given, so IP rules were not evaluated: add --ip <address>');
   }
+  for (const w of e.warnings ?? []) lines.push(`  warning   ${w}`);
   return lines.join('\n');
 }
 
