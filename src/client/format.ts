@@ -73,10 +73,11 @@ export function formatStatus(s: StatusView): string {
   return lines.join('\n');
 }
 
+/** HH:MM:SSZ: the time of day in UTC, and saying so. */
 function time(ms: number | null): string {
   if (ms === null) return '';
   const d = new Date(ms);
-  return d.toISOString().slice(11, 19);
+  return `${d.toISOString().slice(11, 19)}Z`;
 }
 
 /** `curl (4242)`, the name alone when the pid is unknown, `-` when neither is. */
@@ -122,9 +123,58 @@ export const FLOW_HEADERS = [
   'CONN',
   'REASON',
 ];
-const FLOW_WIDTHS = [8, 10, 5, 26, 15, 5, 6, 8, 1, 16, 9, 9, 5, 8, 60];
+const FLOW_WIDTHS = [9, 10, 5, 26, 15, 5, 6, 8, 1, 16, 9, 9, 5, 8, 60];
 
-export function formatFlows(flows: FlowRecord[]): string {
+/** Every column of the real client's Traffic tab (`flows --wide`), plus VIA and REASON. */
+export function flowRowWide(f: FlowRecord): string[] {
+  return [
+    time(f.beginTime),
+    time(f.endTime),
+    f.status,
+    f.protocol.toUpperCase(),
+    f.destinationFqdn ?? '',
+    f.destinationIp ?? '',
+    String(f.destinationPort),
+    String(f.sourcePort),
+    f.connectionId,
+    processCell(f),
+    String(f.bytesSent),
+    String(f.bytesReceived),
+    f.channel ?? '-',
+    f.flowId,
+    f.ruleId ?? '-',
+    f.action,
+    f.hardening,
+    f.capture,
+    f.reason,
+  ];
+}
+
+export const FLOW_HEADERS_WIDE = [
+  'BEGIN',
+  'END',
+  'STATUS',
+  'PROTO',
+  'FQDN',
+  'IP',
+  'PORT',
+  'SPORT',
+  'CONNECTION ID',
+  'PROCESS',
+  'SENT',
+  'RECV',
+  'CHANNEL',
+  'FLOW',
+  'RULE ID',
+  'ACTION',
+  'H',
+  'VIA',
+  'REASON',
+];
+const FLOW_WIDTHS_WIDE = [9, 9, 10, 5, 32, 39, 5, 5, 36, 20, 10, 10, 8, 6, 36, 6, 1, 5, 80];
+
+export function formatFlows(flows: FlowRecord[], o: { wide?: boolean | undefined } = {}): string {
+  if (o.wide) return table(FLOW_HEADERS_WIDE, flows.map(flowRowWide), FLOW_WIDTHS_WIDE);
   return table(FLOW_HEADERS, flows.map(flowRow), FLOW_WIDTHS);
 }
 

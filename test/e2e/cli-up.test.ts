@@ -11,9 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
+import { flowsText } from '../../src/cli/commands/flows.js';
 import { up } from '../../src/cli/commands/up.js';
 import { statusView } from '../../src/client/diagnostics.js';
 import { formatFlowLine, formatStatus } from '../../src/client/format.js';
+import type { FlowRecord } from '../../src/forward/flow-table.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
 
@@ -154,7 +156,7 @@ t.test('statusView states and the one-line flow format', async (t) => {
     formatStatus(statusView({ ...base, tenant: one })),
     new RegExp(`user: u; device: d; forwarding profile: ${id1}, last checked -; gsa-emu 0`),
   );
-  const line = formatFlowLine({
+  const rec = {
     flowId: '7',
     connectionId: 'c-1',
     beginTime: Date.UTC(2026, 0, 1, 10, 0, 0),
@@ -176,8 +178,29 @@ t.test('statusView states and the one-line flow format', async (t) => {
     capture: 'socks',
     reason: '',
     drops: 0,
-  });
-  t.equal(line, '10:00:00 tcp outlook.office365.com:443 -> Tunnel m365 [socks flow 7 conn c-1]');
+  } satisfies FlowRecord;
+  const line = formatFlowLine(rec);
+  t.equal(line, '10:00:00Z tcp outlook.office365.com:443 -> Tunnel m365 [socks flow 7 conn c-1]');
+  // flows --wide: every Traffic tab column, the connection id whole; times say UTC.
+  const conn = '0fc46689-1111-4222-8333-444455556666';
+  const closed = {
+    ...rec,
+    connectionId: conn,
+    endTime: Date.UTC(2026, 0, 1, 10, 0, 2),
+    status: 'Closed' as const,
+  };
+  const [head, row] = flowsText([closed], { limit: 5, wide: true }).split('\n');
+  t.match(
+    head,
+    /^BEGIN +END +STATUS +PROTO +FQDN +IP +PORT +SPORT +CONNECTION ID +PROCESS +SENT +RECV +CHANNEL +FLOW +RULE ID +ACTION +H +VIA +REASON$/,
+  );
+  t.match(
+    row,
+    new RegExp(
+      `^10:00:00Z 10:00:02Z Closed +TCP +outlook\\.office365\\.com +443 +5000 +${conn} +- +0 +0 +m365 +7 +r +Tunnel +N socks`,
+    ),
+  );
+  t.notMatch(flowsText([closed], { limit: 5 }), conn, 'the narrow table shortens the id');
 });
 
 t.test(

@@ -14,6 +14,10 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
     .option('-n, --limit <n>', 'show the last n flows', '50')
     .option('--active', 'only active flows')
+    .option(
+      '--wide',
+      "every column of the real client's Traffic tab (end time, source port, whole connection id, flow id, rule id)",
+    )
     .option('--json', 'print JSON')
     .action(
       async (o: {
@@ -22,13 +26,16 @@ export function register(program: Command): void {
         limit: string;
         active?: boolean;
         json?: boolean;
+        wide?: boolean;
       }) => {
         const n = Number(o.limit);
         if (!Number.isInteger(n) || n < 1)
           throw new UsageError(`--limit "${o.limit}" is not a positive number`);
         const base = adminUrl(stateDir(o.stateDir), o.admin);
         const flows = (await adminCall<{ flows: FlowRecord[] }>(base, 'GET', '/flows')).flows;
-        process.stdout.write(flowsText(flows, { limit: n, active: o.active, json: o.json }));
+        process.stdout.write(
+          flowsText(flows, { limit: n, active: o.active, json: o.json, wide: o.wide }),
+        );
       },
     );
 }
@@ -36,11 +43,16 @@ export function register(program: Command): void {
 /** What `gsa-emu flows` prints for the client's flow table (newest last). */
 export function flowsText(
   all: FlowRecord[],
-  o: { limit: number; active?: boolean | undefined; json?: boolean | undefined },
+  o: {
+    limit: number;
+    active?: boolean | undefined;
+    json?: boolean | undefined;
+    wide?: boolean | undefined;
+  },
 ): string {
   const flows = (o.active ? all.filter((f) => f.status === 'Active') : all).slice(-o.limit);
   if (o.json) return `${JSON.stringify(flows, null, 2)}\n`;
-  if (flows.length) return `${formatFlows(flows)}\n`;
+  if (flows.length) return `${formatFlows(flows, { wide: o.wide })}\n`;
   // --active with only closed flows: say so, not "no flows yet".
   return o.active && all.length ? 'no active flows\n' : 'no flows yet\n';
 }
