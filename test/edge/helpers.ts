@@ -5,7 +5,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { OpenMeta } from '../../src/tunnel/types.js';
+import type { Edge } from '../../src/edge/server.js';
+import type { ChannelName } from '../../src/policy/model.js';
+import { TunnelClient } from '../../src/tunnel/client.js';
+import type { OpenMeta, TunnelStream } from '../../src/tunnel/types.js';
 
 /** A TCP server on 127.0.0.1 that writes `greeting` first, then echoes; ends when the peer ends. */
 export async function echoServer(greeting = ''): Promise<{
@@ -140,4 +143,54 @@ export async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
     await delay(5);
   }
   return cond();
+}
+
+/**
+ * Tunnel clients of alice (dev-1) to `edge`: `client(channel)` resolves once its session is
+ * up; `closeAll()` ends every one (call it at teardown, before the edge closes).
+ */
+export function edgeClients(
+  edge: Edge,
+  upn = 'alice@contoso.test',
+): {
+  client(channel: ChannelName, url?: string): Promise<TunnelClient>;
+  closeAll(): Promise<void>;
+} {
+  const clients: TunnelClient[] = [];
+  return {
+    async client(channel, url = edge.url) {
+      const c = new TunnelClient({
+        url,
+        channel,
+        getToken: (ch) => edge.issueToken({ channel: ch, userId: 'alice', deviceId: 'dev-1', upn }),
+        backoff: { baseMs: 20, maxMs: 100 },
+        limits: { keepaliveInterval: 0 },
+      });
+      clients.push(c);
+      c.start();
+      await c.waitUp(5000);
+      return c;
+    },
+    async closeAll() {
+      await Promise.all(clients.map((c) => c.close()));
+    },
+  };
+}
+
+/** Writes `data`, ends, and collects everything read until end or reset. */
+export function exchange(
+  s: TunnelStream,
+  data: Buffer,
+): Promise<{ bytes: Buffer; reset: number | null }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let reset: number | null = null;
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('reset', (code: number) => {
+      reset = code;
+    });
+    s.on('error', () => {});
+    s.on('close', () => resolve({ bytes: Buffer.concat(chunks), reset }));
+    s.end(data);
+  });
 }

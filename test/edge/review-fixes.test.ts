@@ -16,11 +16,18 @@ import t, { type Test } from 'tap';
 import { Agent } from 'undici';
 import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
-import type { ChannelName } from '../../src/policy/model.js';
-import { TunnelClient } from '../../src/tunnel/client.js';
-import { type OpenMeta, ResetCode, type TunnelStream } from '../../src/tunnel/types.js';
+import { type OpenMeta, ResetCode } from '../../src/tunnel/types.js';
 import { httpCall } from '../util/http-calls.js';
-import { closedPort, delay, echoServer, meta, tempDir, until } from './helpers.js';
+import {
+  closedPort,
+  delay,
+  echoServer,
+  edgeClients,
+  exchange,
+  meta,
+  tempDir,
+  until,
+} from './helpers.js';
 
 const GREETING = 'HELLO\n';
 
@@ -120,43 +127,14 @@ async function setup(t: Test, over: Partial<EdgeOptions> = {}, hosts: Record<str
     limits: { graceMs: 200, connectTimeoutMs: 2000 },
     ...over,
   });
-  const clients: TunnelClient[] = [];
-  const client = async (channel: ChannelName): Promise<TunnelClient> => {
-    const c = new TunnelClient({
-      url: edge.url,
-      channel,
-      getToken: (ch) =>
-        edge.issueToken({ channel: ch, userId: 'alice', deviceId: 'dev-1', upn: 'alice@x.test' }),
-      backoff: { baseMs: 20, maxMs: 100 },
-      limits: { keepaliveInterval: 0 },
-    });
-    clients.push(c);
-    c.start();
-    await c.waitUp(5000);
-    return c;
-  };
+  const { client, closeAll } = edgeClients(edge, 'alice@x.test');
   t.teardown(async () => {
-    await Promise.all(clients.map((c) => c.close()));
+    await closeAll();
     await edge.close({ graceMs: 0 });
     await echo.close();
     await tmp.remove();
   });
   return { edge, echo, client, logFile };
-}
-
-/** Writes `data`, ends, and collects everything read until end or reset. */
-function exchange(s: TunnelStream, data: Buffer): Promise<{ bytes: Buffer; reset: number | null }> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let reset: number | null = null;
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('reset', (code: number) => {
-      reset = code;
-    });
-    s.on('error', () => {});
-    s.on('close', () => resolve({ bytes: Buffer.concat(chunks), reset }));
-    s.end(data);
-  });
 }
 
 function byConn(edge: Edge, m: OpenMeta, ms = 5000): Promise<NetworkAccessTraffic> {

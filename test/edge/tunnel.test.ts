@@ -11,15 +11,16 @@ import WebSocket from 'ws';
 import { PROCESS_WAIT_MS } from '../../src/edge/egress.js';
 import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
-import type { ChannelName } from '../../src/policy/model.js';
 import { TunnelClient } from '../../src/tunnel/client.js';
 import { CloseCode } from '../../src/tunnel/frame.js';
-import { type OpenMeta, ResetCode, type TunnelStream } from '../../src/tunnel/types.js';
+import { type OpenMeta, ResetCode } from '../../src/tunnel/types.js';
 import { packageVersion } from '../../src/util/package.js';
 import {
   closedPort,
   delay,
   echoServer,
+  edgeClients,
+  exchange,
   firehose,
   meta,
   tempDir,
@@ -55,49 +56,15 @@ async function setup(t: Test, over: Partial<EdgeOptions> = {}) {
     limits: { graceMs: 200, connectTimeoutMs: 2000 },
     ...over,
   });
-  const clients: TunnelClient[] = [];
-  const client = async (channel: ChannelName, url = edge.url): Promise<TunnelClient> => {
-    const c = new TunnelClient({
-      url,
-      channel,
-      getToken: (ch) =>
-        edge.issueToken({
-          channel: ch,
-          userId: 'alice',
-          deviceId: 'dev-1',
-          upn: 'alice@contoso.test',
-        }),
-      backoff: { baseMs: 20, maxMs: 100 },
-      limits: { keepaliveInterval: 0 },
-    });
-    clients.push(c);
-    c.start();
-    await c.waitUp(5000);
-    return c;
-  };
+  const { client, closeAll } = edgeClients(edge);
   t.teardown(async () => {
-    await Promise.all(clients.map((c) => c.close()));
+    await closeAll();
     await edge.close({ graceMs: 0 });
     await echo.close();
     await udp.close();
     await tmp.remove();
   });
   return { edge, echo, udp, client, tmp };
-}
-
-/** Writes `data`, ends, and collects everything read until end or reset. */
-function exchange(s: TunnelStream, data: Buffer): Promise<{ bytes: Buffer; reset: number | null }> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let reset: number | null = null;
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('reset', (code: number) => {
-      reset = code;
-    });
-    s.on('error', () => {});
-    s.on('close', () => resolve({ bytes: Buffer.concat(chunks), reset }));
-    s.end(data);
-  });
 }
 
 function byConn(edge: Edge, m: OpenMeta): Promise<NetworkAccessTraffic> {

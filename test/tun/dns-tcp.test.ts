@@ -2,44 +2,18 @@
  * DNS over TCP (RFC 7766) as the TUN's synthetic resolver serves it: DnsInterceptor.serveTcp
  * on loopback sockets, with a slow UDP upstream so that queries wait.
  */
-import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import t, { type Test } from 'tap';
 import { DnsInterceptor } from '../../src/capture/tun/dns.js';
-
-function frame(id: number, name: string): Buffer {
-  const m = dnsPacket.encode({
-    id,
-    type: 'query',
-    flags: dnsPacket.RECURSION_DESIRED,
-    questions: [{ type: 'A', name }],
-  });
-  const b = Buffer.alloc(2 + m.length);
-  b.writeUInt16BE(m.length, 0);
-  m.copy(b, 2);
-  return b;
-}
+import { dnsTcpFrame, dnsUpstream } from './helpers.js';
 
 /** A DnsInterceptor serving TCP on 127.0.0.1, its upstream answering after `delayMs`. */
 async function serve(t: Test, delayMs: number): Promise<{ port: number; dns: DnsInterceptor }> {
-  const upstream = dgram.createSocket('udp4');
-  upstream.on('message', (m, rinfo) => {
-    const q = dnsPacket.decode(m);
-    const answer = dnsPacket.encode({
-      id: q.id,
-      type: 'response',
-      flags: dnsPacket.RECURSION_AVAILABLE,
-      questions: q.questions,
-      answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 60, data: '192.0.2.9' }],
-    });
-    setTimeout(() => upstream.send(answer, rinfo.port, rinfo.address), delayMs);
-  });
-  await new Promise<void>((r) => upstream.bind(0, '127.0.0.1', () => r()));
-  t.teardown(() => upstream.close());
+  const upstream = await dnsUpstream(t, () => '192.0.2.9', delayMs);
   const dns = new DnsInterceptor({
     acquire: (n) => n === 'app.contoso.test',
-    upstream: { host: '127.0.0.1', port: upstream.address().port },
+    upstream: { host: '127.0.0.1', port: upstream.port },
     resolveOriginal: false,
   });
   t.teardown(() => dns.close());
@@ -78,7 +52,7 @@ t.test('40 pipelined queries, more than may wait at once: every one answered', a
   const { port, dns } = await serve(t, 30);
   const parts: Buffer[] = [];
   for (let i = 0; i < 40; i++)
-    parts.push(frame(100 + i, i % 2 ? 'app.contoso.test' : `h${i}.test`));
+    parts.push(dnsTcpFrame(100 + i, i % 2 ? 'app.contoso.test' : `h${i}.test`));
   const { answers, closed } = await exchange(port, Buffer.concat(parts));
   t.equal(closed, 'end', 'the server ends after the last answer of a half-closed connection');
   t.equal(answers.length, 40);
@@ -100,7 +74,10 @@ t.test('an undecodable query closes the connection; no answer, no crash', async 
   const zero = Buffer.from([0, 0]);
   const junk = Buffer.concat([Buffer.from([0, 5]), Buffer.from('hello')]);
   for (const bad of [zero, junk]) {
-    const { answers } = await exchange(port, Buffer.concat([bad, frame(1, 'app.contoso.test')]));
+    const { answers } = await exchange(
+      port,
+      Buffer.concat([bad, dnsTcpFrame(1, 'app.contoso.test')]),
+    );
     t.equal(answers.length, 0, `nothing answered after ${bad.toString('hex')}`);
   }
   t.equal(dns.counters.dnsMalformed, 2);
@@ -108,7 +85,7 @@ t.test('an undecodable query closes the connection; no answer, no crash', async 
 
 t.test('a query cut short is not answered; the half-close ends the connection', async (t) => {
   const { port } = await serve(t, 0);
-  const whole = frame(2, 'app.contoso.test');
+  const whole = dnsTcpFrame(2, 'app.contoso.test');
   const { answers, closed } = await exchange(port, whole.subarray(0, whole.length - 3));
   t.equal(answers.length, 0);
   t.equal(closed, 'end');

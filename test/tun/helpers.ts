@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import dnsPacket from 'dns-packet';
+import type { Test } from 'tap';
 import { checksum, pseudo4, wr16, wr32 } from '../../src/parse/checksum.js';
 import * as v4 from '../../src/parse/ipv4.js';
 import { decodePacket, newPacket } from '../../src/parse/packet.js';
@@ -114,4 +117,50 @@ export function verify(b: Buffer): { ok: boolean; rec: ReturnType<typeof newPack
   if (!v4.headerChecksumOk(b, 0)) return { ok: false, rec };
   const ps = rec.proto === 1 ? 0 : pseudo4(rec.src4, rec.dst4, rec.proto, rec.l4Len);
   return { ok: checksum(b, rec.l4Off, rec.l4Len, ps) === 0, rec };
+}
+
+/** A DNS query for `name` (A), with the 2-byte length prefix of DNS over TCP (RFC 7766). */
+export function dnsTcpFrame(id: number, name: string): Buffer {
+  const m = dnsPacket.encode({
+    id,
+    type: 'query',
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: 'A', name }],
+  });
+  const b = Buffer.alloc(2 + m.length);
+  b.writeUInt16BE(m.length, 0);
+  m.copy(b, 2);
+  return b;
+}
+
+/**
+ * An upstream DNS server on 127.0.0.1 (UDP), closed at teardown: it answers each query with
+ * the address `answer(name, type)` gives (none: an empty answer), after `delayMs`.
+ */
+export async function dnsUpstream(
+  t: Test,
+  answer: (name: string, type: string) => string | null,
+  delayMs = 0,
+): Promise<{ port: number; queries(): number }> {
+  const sock = dgram.createSocket('udp4');
+  let queries = 0;
+  sock.on('message', (m, rinfo) => {
+    queries++;
+    const q = dnsPacket.decode(m);
+    const qq = q.questions![0]!;
+    const a = answer(qq.name, qq.type);
+    const reply = dnsPacket.encode({
+      id: q.id,
+      type: 'response',
+      flags: dnsPacket.RECURSION_AVAILABLE,
+      questions: q.questions,
+      answers: a === null ? [] : [{ type: 'A', name: qq.name, ttl: 60, data: a }],
+    });
+    const send = () => sock.send(reply, rinfo.port, rinfo.address);
+    if (delayMs > 0) setTimeout(send, delayMs);
+    else send();
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => sock.close());
+  return { port: sock.address().port, queries: () => queries };
 }

@@ -24,6 +24,7 @@ import {
   type TunStackOptions,
   unaccounted,
 } from '../../src/capture/tun/stack.js';
+import { dnsTcpFrame, dnsUpstream } from './helpers.js';
 
 const missing =
   harnessUnavailable() ??
@@ -164,29 +165,10 @@ t.test(
 t.test(
   'DNS: acquired names resolve to 6.6.x.y and flows carry the name; others via upstream',
   async (t) => {
-    const upstream = dgram.createSocket('udp4');
-    let upstreamQueries = 0;
-    upstream.on('message', (m, rinfo) => {
-      upstreamQueries++;
-      const q = dnsPacket.decode(m);
-      const qq = q.questions![0]!;
-      const answers =
-        qq.type === 'A' && qq.name === 'plain.example.test'
-          ? [{ type: 'A' as const, name: qq.name, ttl: 60, data: '192.0.2.80' }]
-          : [];
-      upstream.send(
-        dnsPacket.encode({
-          id: q.id,
-          type: 'response',
-          flags: dnsPacket.RECURSION_AVAILABLE,
-          questions: q.questions,
-          answers,
-        }),
-        rinfo.port,
-        rinfo.address,
-      );
-    });
-    const uport = await listen(upstream, t);
+    const upstream = await dnsUpstream(t, (name, type) =>
+      type === 'A' && name === 'plain.example.test' ? '192.0.2.80' : null,
+    );
+    const uport = upstream.port;
     const hosts: (string | null)[] = [];
     const { ns, stack } = await setup(t, {
       dns: { upstream: { host: '127.0.0.1', port: uport }, resolveOriginal: false },
@@ -212,7 +194,7 @@ t.test(
     t.equal(plain, '192.0.2.80', 'the upstream answer for a name no rule acquires');
     t.equal(reply, `app.contoso.test ${synth}`, 'the TCP flow to the synthetic IP knows its FQDN');
     t.same(hosts, ['app.contoso.test']);
-    t.ok(upstreamQueries >= 1, 'the plain name went upstream');
+    t.ok(upstream.queries() >= 1, 'the plain name went upstream');
     const table = stack.acquisitionTable();
     t.match(
       table.find((r) => r.fqdn === 'app.contoso.test'),
@@ -229,23 +211,7 @@ t.test(
 t.test(
   'DNS over TCP to the synthetic resolver; other ports of the resolver are refused',
   async (t) => {
-    const upstream = dgram.createSocket('udp4');
-    upstream.on('message', (m, rinfo) => {
-      const q = dnsPacket.decode(m);
-      const qq = q.questions![0]!;
-      upstream.send(
-        dnsPacket.encode({
-          id: q.id,
-          type: 'response',
-          flags: dnsPacket.RECURSION_AVAILABLE,
-          questions: q.questions,
-          answers: [{ type: 'A', name: qq.name, ttl: 60, data: '192.0.2.81' }],
-        }),
-        rinfo.port,
-        rinfo.address,
-      );
-    });
-    const uport = await listen(upstream, t);
+    const uport = (await dnsUpstream(t, () => '192.0.2.81')).port;
     let consumed = 0;
     const { ns, stack } = await setup(t, {
       dns: { upstream: { host: '127.0.0.1', port: uport }, resolveOriginal: false },
@@ -257,18 +223,7 @@ t.test(
         },
       },
     });
-    const frame = (id: number, name: string): string => {
-      const m = dnsPacket.encode({
-        id,
-        type: 'query',
-        flags: dnsPacket.RECURSION_DESIRED,
-        questions: [{ type: 'A', name }],
-      });
-      const b = Buffer.alloc(2 + m.length);
-      b.writeUInt16BE(m.length, 0);
-      m.copy(b, 2);
-      return b.toString('hex');
-    };
+    const frame = (id: number, name: string): string => dnsTcpFrame(id, name).toString('hex');
     // Two queries in one segment; answers are read back by their length prefix.
     const queries = frame(7, 'app.contoso.test') + frame(8, 'plain.example.test');
     const r = await nodeIn(
