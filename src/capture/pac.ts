@@ -38,14 +38,28 @@ export function pacScript(t: PacTargets): string {
   ].join('\n');
 }
 
+/**
+ * The script for one request. Proxies listening on every address (0.0.0.0, [::]) are named
+ * by the address the request came in on: on the machine that fetched the file, 0.0.0.0
+ * would be itself.
+ */
+function scriptFor(req: IncomingMessage, script: string): string {
+  if (!script.includes(' 0.0.0.0:') && !script.includes(' [::]:')) return script;
+  let local = req.socket.localAddress ?? '127.0.0.1';
+  if (local.startsWith('::ffff:') && local.includes('.')) local = local.slice(7);
+  const here = local.includes(':') ? `[${local}]` : local;
+  return script.replaceAll(' 0.0.0.0:', ` ${here}:`).replaceAll(' [::]:', ` ${here}:`);
+}
+
 /** Answers GET/HEAD /proxy.pac; returns false for any other request (the caller handles it). */
-export function servePac(req: IncomingMessage, res: ServerResponse, script: string): boolean {
+export function servePac(req: IncomingMessage, res: ServerResponse, template: string): boolean {
   const path = (req.url ?? '').split('?')[0];
   if (path !== PAC_PATH) return false;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return true;
   }
+  const script = scriptFor(req, template);
   res.writeHead(200, {
     'content-type': PAC_CONTENT_TYPE,
     'content-length': Buffer.byteLength(script),
@@ -80,6 +94,11 @@ export async function startPacServer(opts: PacServerOptions): Promise<PacServer>
     if (!servePac(req, res, script))
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
+  // Nobody holds a connection for good: a request within 5 s, 15 s idle at most.
+  server.headersTimeout = 5000;
+  server.requestTimeout = 10_000;
+  server.timeout = 15_000;
+  server.maxConnections = 256;
   const address = await listenOn(server, opts.port ?? 0, host, 'PAC server');
   const h = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {

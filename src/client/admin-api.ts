@@ -13,7 +13,9 @@
  *
  * Cross-site requests are refused: a request carrying an `Origin` header gets 403, and
  * POST needs `content-type: application/json` (a browser cannot send that cross-site
- * without a CORS preflight, which this API never grants).
+ * without a CORS preflight, which this API never grants). DNS rebinding too: a Host that
+ * is not this API's loopback address (or localhost) gets 403. Idle connections close
+ * after 15 s; at most 256 are open at once.
  *
  * Methods: the GET endpoints also answer HEAD (RFC 9110 9.1); another method on them is
  * 405 `Allow: GET, HEAD`, anything but POST on /toggle is 405 `Allow: POST`, and any
@@ -94,6 +96,24 @@ async function readBody(req: IncomingMessage, max = 16 * 1024): Promise<string |
   return Buffer.concat(parts).toString('utf8');
 }
 
+/** An idle connection's life, and the most connections open at once. */
+const IDLE_MS = 15_000;
+const MAX_CONNECTIONS = 256;
+
+/**
+ * Whether a request's Host names this API: its listening address, 127.0.0.1, localhost or
+ * [::1], with its port when one is given. No Host (HTTP/1.0) is allowed.
+ */
+export function hostAllowed(host: string | undefined, at: AddressInfo): boolean {
+  if (host === undefined) return true;
+  const m = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(host.toLowerCase());
+  if (!m) return false;
+  const name = m[1]!;
+  if (m[2] !== undefined && Number(m[2]) !== at.port) return false;
+  const own = at.family === 'IPv6' ? `[${at.address}]` : at.address;
+  return name === own || name === '127.0.0.1' || name === 'localhost' || name === '[::1]';
+}
+
 export async function startAdminApi(
   client: RunningClient,
   opts: AdminApiOptions = {},
@@ -109,12 +129,26 @@ export async function startAdminApi(
       json(res, 500, { error: 'internal', message: err.message }),
     );
   });
+  let address: AddressInfo;
   server.headersTimeout = 5000;
   server.requestTimeout = 10_000;
+  // A connection that never sends a request is not held for good (headersTimeout starts
+  // with the first byte), and local programs cannot pile up connections without bound.
+  server.timeout = IDLE_MS;
+  server.maxConnections = MAX_CONNECTIONS;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.headers.origin !== undefined) {
       json(res, 403, { error: 'forbidden', message: 'cross-origin requests are not allowed' });
+      return;
+    }
+    // DNS rebinding: a page whose name resolves to 127.0.0.1 sends no Origin on a GET of
+    // its own origin, but its own name in Host.
+    if (!hostAllowed(req.headers.host, address)) {
+      json(res, 403, {
+        error: 'forbidden',
+        message: `the Host header must name the admin API's loopback address, not ${req.headers.host}`,
+      });
       return;
     }
     const [path, query = ''] = (req.url ?? '/').split('?') as [string, string?];
@@ -226,7 +260,7 @@ export async function startAdminApi(
     }
   }
 
-  const address = await listenOn(server, opts.port ?? 0, host, 'admin API');
+  address = await listenOn(server, opts.port ?? 0, host, 'admin API');
   return {
     server,
     address,

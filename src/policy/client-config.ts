@@ -614,6 +614,8 @@ export function createClientTiles(
           `${LABEL[channel]} is locked by the administrator (${t.reason}); it cannot be turned ${on ? 'on' : 'off'}`,
         );
       }
+      // Already so: nothing changes, so no listener runs (no classifier swap).
+      if (toggles[channel] === on) return state();
       toggles[channel] = on;
       return changed();
     },

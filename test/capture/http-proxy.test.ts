@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as netServer } from 'node:net';
 import fc from 'fast-check';
 import t from 'tap';
 import { fetch, ProxyAgent } from 'undici';
@@ -393,6 +393,33 @@ t.test('PAC server', async (t) => {
   );
   t.equal((await fetch(pac.url.replace('proxy.pac', 'other'))).status, 404);
 });
+
+t.test(
+  'PAC: proxies on every address are named by the address the file was asked on',
+  async (t) => {
+    // As with `up --host 0.0.0.0` (or ::): 0.0.0.0 would mean the browser's own machine.
+    const route = async (host: string) => {
+      const pac = await startPacServer({ host, socks: '0.0.0.0:1080', http: '[::]:8080' });
+      t.teardown(() => pac.close());
+      const text = await (await fetch(pac.url)).text();
+      return /return "([^"]*)"/.exec(text)?.[1];
+    };
+    t.equal(await route('127.0.0.1'), 'SOCKS5 127.0.0.1:1080; PROXY 127.0.0.1:8080');
+    const v6 = await new Promise<boolean>((resolve) => {
+      const probe = netServer().once('error', () => resolve(false));
+      probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+    });
+    if (v6) t.equal(await route('::1'), 'SOCKS5 [::1]:1080; PROXY [::1]:8080');
+    else t.comment('no IPv6 loopback here: the [::1] case is skipped');
+    const fixed = await startPacServer({ socks: '127.0.0.1:1080', http: null });
+    t.teardown(() => fixed.close());
+    t.match(
+      await (await fetch(fixed.url)).text(),
+      '"SOCKS5 127.0.0.1:1080"',
+      'an address of its own stays',
+    );
+  },
+);
 
 t.test('a bug in one request closes that connection, not the proxy', async (t) => {
   const { log, warnings } = warningLog();

@@ -5,9 +5,11 @@
  * case, with parameters, and nothing else (a browser cannot send that cross-site without
  * a preflight). The edge and the client listen on 127.0.0.1 and are closed by the test.
  */
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { Agent } from 'undici';
+import { hostAllowed } from '../../src/client/admin-api.js';
 import { type RunningClient, startClient } from '../../src/client/client.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { tempDir } from '../edge/helpers.js';
@@ -171,3 +173,53 @@ t.test(
     t.equal(client.tiles.state().internet, true);
   },
 );
+
+/** The status line of `GET path` sent with `host` as the Host header, over a raw socket. */
+function statusWithHost(path: string, host: string, method = 'GET'): Promise<string> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(u.port), u.hostname);
+    let got = '';
+    s.setTimeout(5000, () => s.destroy(new Error('no answer')));
+    s.on('connect', () =>
+      s.write(
+        `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+      ),
+    );
+    s.on('data', (d) => (got += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(got.split('\r\n')[0] ?? ''));
+  });
+}
+
+t.test('DNS rebinding: a Host that is not the API itself gets 403', async (t) => {
+  const port = new URL(base).port;
+  for (const host of ['evil.example', `evil.example:${port}`, `127.0.0.1:${Number(port) + 1}`]) {
+    t.equal(await statusWithHost('/status', host), 'HTTP/1.1 403 Forbidden', `Host: ${host}`);
+  }
+  t.equal(await statusWithHost('/toggle', 'evil.example', 'POST'), 'HTTP/1.1 403 Forbidden');
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, '127.0.0.1', 'LOCALHOST']) {
+    t.equal(await statusWithHost('/status', host), 'HTTP/1.1 200 OK', `Host: ${host}`);
+  }
+  const at = { address: '::1', family: 'IPv6', port: 9 };
+  t.ok(hostAllowed('[::1]:9', at));
+  t.notOk(hostAllowed('[::2]:9', at));
+  t.notOk(hostAllowed('127.0.0.1:9:9', at));
+  t.ok(hostAllowed(undefined, at), 'HTTP/1.0 without Host');
+});
+
+t.test('idle connections are not held for good', async (t) => {
+  const server = client.admin!.server;
+  t.ok(server.timeout > 0 && server.timeout <= 60_000, `idle timeout ${server.timeout} ms`);
+  t.ok((server.maxConnections ?? Infinity) <= 1024, `at most ${server.maxConnections} connections`);
+});
+
+t.test('a toggle that changes nothing does not swap the classifier', async (t) => {
+  const before = client.generation;
+  const r = await toggle('application/json', true);
+  t.equal(r.status, 200);
+  t.equal(client.generation, before, 'internet was already on');
+  await toggle('application/json', false);
+  t.equal(client.generation, before + 1, 'a real change swaps it');
+  await toggle('application/json', true);
+});
