@@ -448,10 +448,19 @@ export class Socks5Server {
       this.stats.failed++;
       sock.destroy();
     }, timeoutMs);
+    // A client gone mid-handshake (its FIN) is closed now, not at the handshake timeout:
+    // with allowHalfOpen nothing else would notice.
+    const onEnd = (): void => {
+      clearTimeout(timer);
+      this.stats.failed++;
+      sock.destroy();
+    };
+    sock.once('end', onEnd);
     /** Ends a refused handshake: the reply (none: close at once), then close. */
     const refuse = (reply: Buffer | null): void => {
       clearTimeout(timer);
       sock.removeListener('data', onData);
+      sock.removeListener('end', onEnd);
       this.stats.failed++;
       if (reply === null) sock.destroy();
       else endSoon(sock, reply);
@@ -495,6 +504,7 @@ export class Socks5Server {
           case 'request': {
             clearTimeout(timer);
             sock.removeListener('data', onData);
+            sock.removeListener('end', onEnd);
             sock.pause();
             const head = parser.rest();
             if (m.cmd === CMD_CONNECT) {

@@ -63,6 +63,9 @@ export type ConnectResult =
       upstream?: undefined;
     };
 
+/** ForwarderOptions.halfCloseTimeoutMs's default. */
+export const HALF_CLOSE_TIMEOUT_MS = 60_000;
+
 /** A minimal logger (pino-compatible subset). */
 export interface ForwardLogger {
   info(obj: object, msg?: string): void;
@@ -84,6 +87,13 @@ export interface ForwarderOptions {
   openTimeoutMs?: number;
   /** Local address for direct (bypassed) TCP connects and UDP sockets. Default: any. */
   bypassLocalAddress?: string;
+  /**
+   * TCP: once one direction of a relayed flow has ended (a FIN), how long the other may stay
+   * silent before the flow is closed (ms). Default 60,000 (Linux's tcp_fin_timeout). An
+   * application that closed its socket cannot say so apart from a half-close, so without
+   * this a silent server would hold the flow for good.
+   */
+  halfCloseTimeoutMs?: number;
   /** UDP: idle time after which a destination flow of an association is closed (ms). Default 60,000. */
   udpIdleMs?: number;
   /** UDP: destinations per association. Default 256. */
@@ -560,9 +570,11 @@ export class Forwarder {
       let upstreamEnded = false;
       let upstreamFinished = false;
       let clientFinished = false;
+      let halfTimer: NodeJS.Timeout | null = null;
       const finish = (): void => {
         if (finished) return;
         finished = true;
+        if (halfTimer) clearTimeout(halfTimer);
         client.unpipe(upstream);
         upstream.unpipe(client);
         if (!client.destroyed) client.destroy();
@@ -573,6 +585,27 @@ export class Forwarder {
         upDone = clientEnded && upstreamFinished;
         downDone = upstreamEnded && clientFinished;
         if (upDone && downDone) finish();
+        else if ((upDone || downDone) && halfTimer === null) halfClosed();
+      };
+      // One direction done: the other gets halfCloseTimeoutMs of silence, counted on the
+      // client socket's byte counters when the timer fires (nothing on the data path).
+      const halfCloseMs = this.opts.halfCloseTimeoutMs ?? HALF_CLOSE_TIMEOUT_MS;
+      const moved = (): number => {
+        const c = client as Partial<Socket>;
+        return (c.bytesRead ?? 0) + (c.bytesWritten ?? 0);
+      };
+      const halfClosed = (): void => {
+        let seen = moved();
+        const tick = (): void => {
+          const now = moved();
+          if (now !== seen) {
+            seen = now;
+            halfTimer = setTimeout(tick, halfCloseMs).unref();
+            return;
+          }
+          finish();
+        };
+        halfTimer = setTimeout(tick, halfCloseMs).unref();
       };
       // An aborted upstream (tunnel RST, socket error) aborts the client with a TCP RST, so
       // the application sees a reset rather than a clean end it could take for complete data.

@@ -440,6 +440,27 @@ t.test('slow-loris: a handshake that does not finish in time is closed', async (
   t.equal((server as unknown as { sockets: Set<Socket> }).sockets.size, 0, 'no sockets held');
 });
 
+t.test(
+  'a client that leaves mid-handshake (FIN) is closed at once, not at the timeout',
+  async (t) => {
+    const { port, server } = await startServer(t, { handshakeTimeoutMs: 5000 });
+    const t0 = Date.now();
+    // Part of a greeting, a whole greeting, a greeting and half a request: then FIN.
+    for (const bytes of ['05', '050100', '05010005010003']) {
+      const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      s.on('error', () => {});
+      s.end(hex(bytes));
+      s.resume();
+      await once(s, 'close');
+    }
+    t.ok(Date.now() - t0 < 2000, `closed by the server (${Date.now() - t0} ms)`);
+    t.equal(server.stats.timeouts, 0);
+    t.equal(server.stats.failed, 3);
+    await new Promise((r) => setTimeout(r, 20));
+    t.equal((server as unknown as { sockets: Set<Socket> }).sockets.size, 0, 'no sockets held');
+  },
+);
+
 t.test('maxConnections: stalled handshakes beyond the limit are closed at once', async (t) => {
   const { port, server } = await startServer(t, { maxConnections: 5, handshakeTimeoutMs: 400 });
   await checkConnectionLimit(t, {

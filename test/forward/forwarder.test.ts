@@ -3,9 +3,10 @@ import { connect, createServer, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { PROTO_TCP, PROTO_UDP } from '../../src/classify/types.js';
 import { FlowTable } from '../../src/forward/flow-table.js';
-import { Forwarder, refusalOfReset } from '../../src/forward/forwarder.js';
+import { Forwarder, type ForwarderOptions, refusalOfReset } from '../../src/forward/forwarder.js';
 import { Resolver } from '../../src/forward/resolver.js';
 import { ResetCode } from '../../src/tunnel/types.js';
+import { until } from '../edge/helpers.js';
 import {
   clientState,
   closedPort,
@@ -53,6 +54,7 @@ const TUNNEL_EXO_UDP = decision({
 function setup(
   rules: ConstructorParameters<typeof FakeClassifier>[0],
   hosts: Record<string, string> = {},
+  over: Partial<ForwarderOptions> = {},
 ) {
   const classifier = new FakeClassifier(rules);
   const tunnels = new FakeTunnels();
@@ -67,6 +69,7 @@ function setup(
     connectTimeoutMs: 2000,
     openTimeoutMs: 300,
     udpIdleMs: 200,
+    ...over,
   });
   return {
     classifier,
@@ -155,6 +158,75 @@ t.test(
     t.equal(rec.bytesReceived, 7);
     t.equal(flows.counters.flows.Tunnel.internet, 1);
     t.match(flows.metrics(), /gsa_client_bytes_total\{direction="received",channel="internet"\} 7/);
+  },
+);
+
+t.test(
+  'half-close: a server silent after the application FIN does not hold the flow',
+  async (t) => {
+    // Accepts, then writes `drip` bytes 100 ms apart and ends; never reads.
+    const serve = async (drip: number) => {
+      const conns = new Set<Socket>();
+      const srv = createServer({ allowHalfOpen: true }, (s) => {
+        conns.add(s);
+        s.on('error', () => {});
+        let n = 0;
+        const timer = setInterval(() => {
+          if (n++ < drip) s.write('.');
+          else if (drip > 0) {
+            clearInterval(timer);
+            s.end();
+          }
+        }, 100);
+        s.once('close', () => clearInterval(timer));
+      });
+      srv.listen(0, '127.0.0.1');
+      await once(srv, 'listening');
+      t.teardown(() => {
+        // It never closes its side by itself.
+        for (const c of conns) c.destroy();
+        srv.close();
+      });
+      return (srv.address() as { port: number }).port;
+    };
+    const { fwd, flows } = setup(
+      [{ host: 'direct.test', decision: BYPASS }],
+      { 'direct.test': '127.0.0.1' },
+      { halfCloseTimeoutMs: 250 },
+    );
+    const run = async (port: number) => {
+      const res = await fwd.connectTcp({
+        host: 'direct.test',
+        ip: null,
+        port,
+        srcIp: '127.0.0.1',
+        srcPort: 2,
+        capture: 'socks',
+      });
+      const [app, inner, stop] = await socketPair();
+      t.teardown(stop);
+      app.on('error', () => {});
+      const t0 = performance.now();
+      const done = fwd.relay(res.upstream!, inner);
+      app.end('GET / HTTP/1.0\r\n\r\n');
+      // Bounded: a flow that is never closed fails the timing check below, not the run.
+      const bound = setTimeout(() => app.destroy(), 3000);
+      const got = (await readAll(app)).toString();
+      const ms = performance.now() - t0;
+      clearTimeout(bound);
+      if (ms < 3000) await done;
+      return { got, ms };
+    };
+    const silent = await run(await serve(0));
+    t.equal(silent.got, '', 'nothing came back');
+    t.ok(
+      silent.ms >= 200 && silent.ms < 2000,
+      `closed after the half-close timeout (${Math.round(silent.ms)} ms)`,
+    );
+    t.ok(await until(() => flows.activeCount === 0, 2000), 'the flow is not left active');
+    // Data keeps coming, slower than nothing but faster than the timeout: all of it arrives.
+    const slow = await run(await serve(6));
+    t.equal(slow.got, '......', 'a server still answering is not cut off');
   },
 );
 
