@@ -720,8 +720,8 @@ async function main(): Promise<void> {
     add('direct loopback (no proxy)', openDirect, direct, 'kernel only', []);
 
     // gsa-emu over ws (plain) and wss (TLS): edge and client in their own processes.
-    // ALT=<another build's dist-bench/bench/proxy.js> adds the tunneled (ws) row of that
-    // build, measured interleaved with this one's (A/B comparisons of a change).
+    // ALT=<another build's dist-bench/bench/proxy.js> adds the tunneled (ws) and bypassed
+    // rows of that build, measured interleaved with this one's (A/B comparisons of a change).
     const alt = process.env.ALT;
     for (const [tls, script] of [
       [false, undefined],
@@ -729,8 +729,8 @@ async function main(): Promise<void> {
       ...(alt ? [[false, alt] as const] : []),
     ] as const) {
       const tunneled = `gsa-emu SOCKS, tunneled (${tls ? 'wss' : 'ws'})${script ? ', ALT' : ''}`;
-      const bypassed = 'gsa-emu SOCKS, bypassed';
-      if (!wanted(tunneled) && (tls || script || !wanted(bypassed))) continue;
+      const bypassed = `gsa-emu SOCKS, bypassed${script ? ', ALT' : ''}`;
+      if (!wanted(tunneled) && (tls || !wanted(bypassed))) continue;
       const edge = await forkRole(
         ['edge', tls ? 'tls' : 'plain', String(src.port), join(dir, `edge-${tls}-${!!script}`)],
         script,
@@ -748,7 +748,7 @@ async function main(): Promise<void> {
         { role: 'edge', pid: edge.child.pid! },
       ];
       const open = socksOpener(client.msg.socks!);
-      if (!tls && !script) {
+      if (!tls) {
         // 127.0.0.1 is in the Default Bypass list: the client connects directly.
         add(bypassed, open, direct, 'Default Bypass 127.0.0.0/8; one Node process', procs);
       }
