@@ -58,6 +58,8 @@ export interface WorldOptions {
   listen: NonNullable<ClientOptions['listen']>;
   /** The hostname acquisition table (TUN mode) for the admin API. */
   hostnames?: () => HostnameEntry[];
+  /** More Prometheus text for /metrics (the TUN capture's). */
+  metrics?: () => string;
   /**
    * TUN host mode: the host address the client binds its own non-loopback connections to
    * (the remote edge's API and tunnels, bypassed flows), so they keep the normal routes.
@@ -213,6 +215,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         : { hosts: userHosts, system: true },
       ...(bypassLocal ? { bypassLocalAddress: bypassLocal } : {}),
       ...(o.hostnames ? { hostnames: o.hostnames } : {}),
+      ...(o.metrics ? { metrics: o.metrics } : {}),
       ...(o.processLookup === false ? { processLookup: false } : {}),
       log,
     });

@@ -36,6 +36,8 @@ export interface AdminApiOptions {
   host?: string;
   port?: number;
   hostnames?: () => HostnameEntry[];
+  /** More Prometheus text for /metrics (TUN capture's gauges and counters). */
+  metrics?: () => string;
 }
 
 export interface AdminApi {
@@ -194,7 +196,7 @@ export async function startAdminApi(
         }
       }
       case '/metrics': {
-        const text = metrics(client);
+        const text = metrics(client) + (opts.metrics?.() ?? '');
         res.writeHead(200, {
           'content-type': 'text/plain; version=0.0.4; charset=utf-8',
           'content-length': Buffer.byteLength(text),

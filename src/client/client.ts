@@ -134,6 +134,8 @@ export interface ClientOptions {
   processLookup?: boolean | ProcessOwnerOptions;
   /** Hostname acquisition table (TUN mode's DNS table), when present. */
   hostnames?: () => HostnameEntry[];
+  /** More Prometheus text for the admin API's /metrics (TUN mode's), when present. */
+  metrics?: () => string;
   log?: ForwardLogger & { error?(obj: object, msg?: string): void };
 }
 
@@ -652,6 +654,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         host: '127.0.0.1',
         port: l.adminPort ?? 0,
         ...(opts.hostnames ? { hostnames: opts.hostnames } : {}),
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
       });
       addresses.admin = hostPort(admin.address);
     } catch (err) {

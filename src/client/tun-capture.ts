@@ -43,6 +43,7 @@ import { createNetns, type Netns, type NetnsOptions } from '../capture/tun/netns
 import {
   createTunStack,
   type FlowVerdict,
+  type TunCounters,
   type TunFlow,
   type TunStack,
   type TunStackOptions,
@@ -109,6 +110,8 @@ export interface TunCapture {
   readonly counters: TunCaptureCounters;
   /** The hostname acquisition table in the admin API's shape (`/hostnames`). */
   hostnames(): HostnameEntry[];
+  /** The stack's tables and counters as Prometheus text (appended to `/metrics`). */
+  metrics(): string;
   /** Would the current classifier acquire `name` by DNS? */
   acquires(name: string): boolean;
   /** Spawn a command inside the capture's namespace (throws without one). */
@@ -497,6 +500,7 @@ export async function attachTun(
         ? { host: opts.dnsUpstream.host, port: opts.dnsUpstream.port }
         : null,
     counters,
+    metrics: () => tunMetrics(st.snapshot()),
     hostnames: () =>
       st.acquisitionTable().map((r) => ({
         time: r.time,
@@ -524,4 +528,50 @@ export async function attachTun(
     },
   };
   return capture;
+}
+
+/** The TUN stack's tables and what it refused or reset, as Prometheus text. */
+export function tunMetrics(c: TunCounters): string {
+  const out: string[] = [];
+  const metric = (name: string, type: string, help: string, rows: Array<[string, number]>) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of rows) out.push(`${name}${labels} ${v}`);
+  };
+  metric('gsa_client_tun_entries', 'gauge', "Entries in the TUN capture's tables.", [
+    ['{table="tcp_nat"}', c.natEntries],
+    ['{table="udp"}', c.udpEntries],
+    ['{table="synthetic"}', c.syntheticEntries],
+  ]);
+  metric(
+    'gsa_client_tun_packets_total',
+    'counter',
+    'Packets read from and written to the TUN device.',
+    [
+      ['{direction="rx"}', c.rxPackets],
+      ['{direction="tx"}', c.txPackets],
+    ],
+  );
+  metric('gsa_client_tun_tcp_resets_total', 'counter', 'TCP connections the TUN capture reset.', [
+    ['{reason="refused"}', c.tcpResetVerdicts],
+    ['{reason="idle"}', c.tcpIdleResets],
+  ]);
+  metric(
+    'gsa_client_tun_resolver_refused_total',
+    'counter',
+    'Flows to the synthetic resolver other than DNS, refused.',
+    [['', c.resolverRefused]],
+  );
+  metric(
+    'gsa_client_tun_dns_queries_total',
+    'counter',
+    'DNS queries the TUN capture answered or forwarded.',
+    [['', c.dnsQueries]],
+  );
+  metric(
+    'gsa_client_tun_dns_tcp_connections_total',
+    'counter',
+    'DNS-over-TCP connections to the synthetic resolver.',
+    [['', c.dnsTcpConnections]],
+  );
+  return `${out.join('\n')}\n`;
 }

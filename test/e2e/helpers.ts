@@ -53,6 +53,7 @@ export async function startTestWorld(
     prefix?: string;
     listen?: ClientOptions['listen'];
     hostnames?: ClientOptions['hostnames'];
+    metrics?: ClientOptions['metrics'];
     /** More private destinations for the edge's connector (`name:port` -> `ip:port`). */
     connectorHosts?: Record<string, string>;
   } = {},
@@ -95,6 +96,7 @@ export async function startTestWorld(
       bypassLocalAddress: demo.bypassSource,
       limits: { openTimeoutMs: 3000, connectTimeoutMs: 2000, udpIdleMs: 2000 },
       ...(o.hostnames ? { hostnames: o.hostnames } : {}),
+      ...(o.metrics ? { metrics: o.metrics } : {}),
     });
     await client.waitConnected(10_000);
   } catch (err) {

@@ -119,6 +119,7 @@ export async function netns(
       logLevel: o.logLevel,
       listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
       hostnames: () => tun?.hostnames() ?? [],
+      metrics: () => tun?.metrics() ?? '',
       edgeGraceMs: 300,
       hosts,
     });

@@ -383,7 +383,12 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
         // replaced by a free one, which the banner shows; a port the user chose is not.
         anyPortIfBusy: { socks: o.socksPort === undefined, http: o.httpPort === undefined },
       },
-      ...(tunMode ? { hostnames: () => hostTun?.capture.hostnames() ?? [] } : {}),
+      ...(tunMode
+        ? {
+            hostnames: () => hostTun?.capture.hostnames() ?? [],
+            metrics: () => hostTun?.capture.metrics() ?? '',
+          }
+        : {}),
       sourceAddress: plan?.sourceAddress ?? null,
       onEdgeExit: (err) => {
         // The client keeps running: its tunnels are down and hardening applies.
