@@ -76,6 +76,11 @@ export interface EdgeLimits {
   /** Tunnel session limits (windows, frame size, keepalive, max streams). */
   session?: SessionOptions;
   /**
+   * Tunnel sessions one principal (tenant + user + device + channel) may hold at once; one
+   * more is refused with HTTP 429 (close code 4403). Default 16.
+   */
+  maxSessionsPerPrincipal?: number;
+  /**
    * Close a session (code 4419 AUTH_EXPIRED) when the token it was opened with expires; the
    * client reconnects with a fresh token, in-flight streams are reset. Default false.
    */
@@ -299,6 +304,9 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     server,
     path: opts.tunnelPath ?? '/tunnel',
     limits: limits.session ?? {},
+    ...(limits.maxSessionsPerPrincipal !== undefined
+      ? { maxSessionsPerPrincipal: limits.maxSessionsPerPrincipal }
+      : {}),
     authenticate: async (req, channel: ChannelName) => {
       let p: Principal;
       try {

@@ -16,6 +16,7 @@
  *   onSession: (session, principal) => {},            // optional
  *   onSessionEnd: (session, principal, info) => {},   // optional; info: SessionCloseInfo
  *   limits: { initialWindow, maxConcurrentStreams, keepaliveInterval, ... },  // SessionOptions
+ *   maxSessionsPerPrincipal: 16,                      // optional; see below
  * });
  * tunnel.sessions;            // ReadonlySet<Session> currently open
  * await tunnel.close();       // GOAWAY to all, wait up to graceMs, then close the rest
@@ -32,6 +33,13 @@
  *   AuthError reason `forged` | `wrong-audience` | `wrong-tenant` | other -> 403, 4403
  *   unknown channel or path                                    -> 404
  *   authenticate threw something else                          -> 500
+ *   the principal already holds `maxSessionsPerPrincipal` sessions -> 429, 4403
+ * The session cap counts the sessions of one tenant + user + device + channel from the
+ * moment `authenticate` admits the upgrade until the session's 'close' (a refused or failed
+ * upgrade holds nothing once its socket closes). It bounds what one token can make the
+ * edge hold: each session may carry `maxConcurrentStreams` streams. No close code means
+ * "too many"; 4403 (the generic "refused" code) goes with it, and the 429 tells it apart
+ * from an auth refusal.
  * A session the edge wants to end for auth later (token expiry) closes with the same codes:
  * `session.close(CloseCode.AUTH_EXPIRED, 'token expired')`.
  */
@@ -67,6 +75,12 @@ export interface TunnelServerOptions<P extends Principal = Principal> {
   limits?: SessionOptions;
   /** Largest WebSocket message accepted (bytes). Default 64 MiB. */
   maxPayload?: number;
+  /**
+   * Sessions one principal (tenant + user + device + channel) may hold at once; one more
+   * is refused before the upgrade with HTTP 429 and close code 4403. A client holds one per
+   * channel (two while a reconnect overlaps). Default 16; Infinity = no cap.
+   */
+  maxSessionsPerPrincipal?: number;
 }
 
 export interface TunnelServer {
@@ -78,6 +92,14 @@ export interface TunnelServer {
 }
 
 const CHANNELS = new Set<string>(['m365', 'private', 'internet']);
+
+/** Default of `maxSessionsPerPrincipal`. */
+const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL = 16;
+
+/** The session-cap key: tenant, user, device (when the token names one) and channel. */
+function principalKey(p: Principal): string {
+  return JSON.stringify([p.tenantId, p.userId, p.deviceId ?? null, p.channel]);
+}
 
 export function authStatus(err: unknown): { status: number; closeCode: number; reason: string } {
   if (!(err instanceof AuthError))
@@ -118,9 +140,11 @@ function statusText(s: number): string {
       ? 'Forbidden'
       : s === 404
         ? 'Not Found'
-        : s === 503
-          ? 'Service Unavailable'
-          : 'Internal Server Error';
+        : s === 429
+          ? 'Too Many Requests'
+          : s === 503
+            ? 'Service Unavailable'
+            : 'Internal Server Error';
 }
 
 export function createTunnelServer<P extends Principal = Principal>(
@@ -135,6 +159,16 @@ export function createTunnelServer<P extends Principal = Principal>(
     clientTracking: false,
   });
   const sessions = new Set<Session>();
+  const maxPerPrincipal = options.maxSessionsPerPrincipal ?? DEFAULT_MAX_SESSIONS_PER_PRINCIPAL;
+  if (
+    !(maxPerPrincipal >= 1) ||
+    (Number.isFinite(maxPerPrincipal) && !Number.isInteger(maxPerPrincipal))
+  )
+    throw new RangeError(
+      `maxSessionsPerPrincipal must be an integer >= 1 or Infinity: ${maxPerPrincipal}`,
+    );
+  /** Sessions (and upgrades in progress) per principalKey; a key at 0 is deleted. */
+  const perPrincipal = new Map<string, number>();
   let closing = false;
   // Frames this edge understands beyond the first version (docs/protocol.md, Connection).
   wss.on('headers', (headers: string[]) => {
@@ -166,7 +200,28 @@ export function createTunnelServer<P extends Principal = Principal>(
     options.authenticate(req, channel).then(
       (principal) => {
         if (socket.destroyed) return;
+        const key = principalKey(principal);
+        const held = perPrincipal.get(key) ?? 0;
+        if (held >= maxPerPrincipal) {
+          refuse(socket, 429, `too many tunnel sessions for this principal (${held})`, {
+            'x-gsa-close-code': String(CloseCode.AUTH_FORBIDDEN),
+          });
+          return;
+        }
+        // Taken now, before the upgrade, so concurrent upgrades cannot all pass the check;
+        // given back once, by the session's 'close' or by a failed upgrade's socket.
+        perPrincipal.set(key, held + 1);
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          const n = (perPrincipal.get(key) ?? 1) - 1;
+          if (n > 0) perPrincipal.set(key, n);
+          else perPrincipal.delete(key);
+        };
+        let upgraded = false;
         wss.handleUpgrade(req, socket, head, (ws) => {
+          upgraded = true;
           ws.binaryType = 'nodebuffer';
           const transport = wsTransport(ws, limits.sendHighWater ?? DEFAULT_SEND_HIGH_WATER);
           const session = new Session(transport, 'server', limits);
@@ -181,11 +236,18 @@ export function createTunnelServer<P extends Principal = Principal>(
           });
           session.once('close', (info: SessionCloseInfo) => {
             sessions.delete(session);
+            release();
             options.onSessionEnd?.(session, principal, info);
           });
           options.onSession?.(session, principal);
           if (closing) session.goAway(CloseCode.GOING_AWAY, 'edge shutting down');
         });
+        // ws refused the handshake (bad headers, socket gone, server closed) without calling
+        // back; it ends the socket. (It calls back synchronously when it accepts.)
+        if (!upgraded) {
+          if (socket.destroyed) release();
+          else socket.once('close', release);
+        }
       },
       (err: unknown) => {
         const a = authStatus(err);
