@@ -248,16 +248,12 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     deviceId: user.deviceId ?? DEMO_USER.deviceId,
     ...(upn !== undefined ? { upn } : {}),
   });
-  let tokenAt: number | null = null;
   let tokenError: string | null = null;
   const tunnels = new Tunnels({
     url: opts.edge.url.replace(/^http/, 'ws'),
     getToken: async (channel) => {
       try {
         const t = await edgeApi.getToken(channel);
-        // The issue time of the token, not of this call: a cached token is returned on
-        // every reconnect attempt, also while the edge is down.
-        tokenAt = edgeApi.lastTokenObtainedAt();
         tokenError = null;
         return t;
       } catch (err) {
@@ -388,7 +384,6 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   if (source === 'edge') {
     try {
       const tid = tidOf(await edgeApi.getToken('m365'));
-      tokenAt = edgeApi.lastTokenObtainedAt();
       if (tid !== undefined) edgeTenant = { tenantId: tid };
     } catch (err) {
       tokenError = (err as Error).message;
@@ -576,7 +571,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tiles: tiles.snapshot(),
         tunnelUp: (c) => tunnels.isUp(c),
         tunnelDetail,
-        tokenAt,
+        // When the newest cached token was issued (not the last getToken call: a cached
+        // token comes back on every reconnect attempt, also while the edge is down).
+        tokenAt: edgeApi.lastTokenObtainedAt(),
         tokenError,
         listeners: addresses,
         activeFlows: flows.activeCount,
@@ -619,7 +616,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         edgeReachable: { m365: reach, private: reach, internet: reach },
         edgeHost: `${edgeHost}:${edgePort}`,
         edgeHostResolves: resolves,
-        tokenAt,
+        tokenAt: edgeApi.lastTokenObtainedAt(),
         tokenError,
         listeners: addresses,
         hostnames: opts.hostnames ? opts.hostnames() : null,
