@@ -229,21 +229,21 @@ export class DnsInterceptor {
 
   /**
    * Answer one query (`payload` is the DNS message). `reply` is called at most once with
-   * the answer; undecodable queries are counted and dropped.
+   * the answer; an undecodable query is counted and dropped, and then handle() is false.
    */
-  handle(payload: Buffer, reply: (payload: Buffer) => void, now: number): void {
+  handle(payload: Buffer, reply: (payload: Buffer) => void, now: number): boolean {
     this.counters.dnsQueries++;
     let q: dnsPacket.DecodedPacket;
     try {
       q = dnsPacket.decode(payload);
     } catch {
       this.counters.dnsMalformed++;
-      return;
+      return false;
     }
     const question = q.questions?.[0];
     if (q.type !== 'query' || !question || typeof question.name !== 'string') {
       this.counters.dnsMalformed++;
-      return;
+      return false;
     }
     const name = normName(question.name);
     const rd = (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
@@ -251,13 +251,13 @@ export class DnsInterceptor {
       if (question.type === 'AAAA') {
         this.counters.dnsAaaaEmpty++;
         reply(this.#answer(q.id ?? 0, rd, question, [], 0));
-        return;
+        return true;
       }
       const ip = this.pool.allocate(name, now);
       if (ip < 0) {
         this.counters.dnsServfail++;
         reply(this.#answer(q.id ?? 0, rd, question, [], RCODE_SERVFAIL));
-        return;
+        return true;
       }
       this.counters.dnsAcquired++;
       const text = formatIPv4(ip);
@@ -276,14 +276,15 @@ export class DnsInterceptor {
       if (this.#resolveOriginal && this.#upstream && row.originalIp === '') {
         this.#forward(payload, name, null, question);
       }
-      return;
+      return true;
     }
     if (!this.#upstream) {
       this.counters.dnsServfail++;
       reply(this.#answer(q.id ?? 0, rd, question, [], RCODE_SERVFAIL));
-      return;
+      return true;
     }
     this.#forward(payload, name, reply, question);
+    return true;
   }
 
   /**
@@ -315,10 +316,9 @@ export class DnsInterceptor {
         if (buf.length < 2 + n) break;
         const query = Buffer.from(buf.subarray(2, 2 + n));
         buf = buf.subarray(2 + n);
-        const malformed = this.counters.dnsMalformed;
         let done = false;
         pending++;
-        this.handle(
+        const taken = this.handle(
           query,
           (msg) => {
             if (done) return;
@@ -330,7 +330,7 @@ export class DnsInterceptor {
           },
           performance.now(),
         );
-        if (this.counters.dnsMalformed !== malformed) {
+        if (!taken) {
           socket.destroy();
           return;
         }
