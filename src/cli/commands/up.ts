@@ -347,9 +347,9 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     await world?.stop();
   };
   try {
-    // Before anything starts: the client configuration's warnings (unknown keys; a bad
-    // file stops here), what is missing for TUN mode, the host-wide lock.
-    const warnings = o.clientConfig ? clientConfigWarnings(o.clientConfig) : [];
+    // Before anything starts: a client configuration file that cannot load (its warnings
+    // come back in the client's status), what is missing for TUN mode, the host-wide lock.
+    if (o.clientConfig) loadClientConfigFile(o.clientConfig);
     if (tunMode) {
       plan = prepareHostTun({
         ownTraffic: o.edge !== undefined,
@@ -413,7 +413,6 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       demo,
       inProcess: world.edge === null ? null : o.edgeThread ? 'thread' : 'same',
       auth: auth !== undefined,
-      warnings,
       tun: hostTun
         ? {
             name: hostTun.tunName,
@@ -480,13 +479,6 @@ function withPortHint(err: ListenError): ListenError {
   return err.withHint(`choose another port with ${flag} <n> (0: any free port)`);
 }
 
-/** The client configuration file's warnings (unknown keys...) as the banner shows them. */
-function clientConfigWarnings(file: string): string[] {
-  return loadClientConfigFile(file).warnings.map(
-    (w) => `${file}: ${w.path ? `${w.path}: ` : ''}${w.message}`,
-  );
-}
-
 /** ` --state-dir <dir>` for the commands the banner suggests, unless `dir` is the default. */
 function stateDirArg(dir: string): string {
   if (dir === stateDir()) return '';
@@ -503,8 +495,6 @@ function bannerText(
     /** The in-process edge: on the client's thread, on its own thread, or none (remote). */
     inProcess: 'same' | 'thread' | null;
     auth: boolean;
-    /** Warnings to show (the client configuration's unknown keys...). */
-    warnings: string[];
     tun: {
       name: string;
       address: string;
@@ -523,7 +513,7 @@ function bannerText(
   const lines = [
     `gsa-emu: Global Secure Access ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`,
     `tenant ${st.tenantName ?? '-'} (${st.tenantId ?? '-'}), platform ${client.platform.name}, edge ${x.edgeUrl}${x.inProcess === 'thread' ? ' (in-process on its own thread, demo servers on loopback)' : x.inProcess ? ' (in-process, demo servers on loopback)' : ''}`,
-    ...x.warnings.map((w) => `warning: ${w}`),
+    ...st.warnings.map((w) => `warning: ${w}`),
     '',
     formatTiles(st.tiles, up),
     '',
