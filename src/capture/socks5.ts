@@ -598,16 +598,29 @@ export class Socks5Server {
     // and DST.PORT); 0.0.0.0 / 0 mean "not known": the control connection's address, and
     // the port of the first datagram from it. Replies go to that same address.
     let peerPort = port !== 0 ? port : 0;
+    const counters = this.opts.forwarder.flows.counters;
+    // The largest UDP payload: 65,535 minus the UDP header, and the IPv4 header over IPv4.
+    const maxPayload = ipFamily(local) === 6 ? 65_527 : 65_507;
     const peerIp = ip !== null && ip !== '0.0.0.0' && ip !== '::' ? normalize(ip) : clientIp;
     const assoc = this.opts.forwarder.udpAssociation(
       { srcIp: peerIp, srcPort: peerPort, capture: 'socks' },
       (payload, rhost, rip, rport) => {
         if (peerPort === 0) return;
         const h = encodeUdpHeader(rhost, rip, rport);
-        udp.send([h, payload], peerPort, peerIp);
+        // A reply that the header makes too long for one datagram (a 65,507-byte answer
+        // over IPv4) cannot reach the client: counted, like every other loss of the relay.
+        if (h.length + payload.length > maxPayload) {
+          this.stats.udpDropped++;
+          counters.drop('too-big');
+          return;
+        }
+        udp.send([h, payload], peerPort, peerIp, (err) => {
+          if (!err) return;
+          this.stats.udpDropped++;
+          counters.drop('send-error');
+        });
       },
     );
-    const counters = this.opts.forwarder.flows.counters;
     udp.on('message', (msg: Buffer, r: RemoteInfo) => {
       if (normalize(r.address) !== peerIp) {
         this.stats.udpDropped++;
