@@ -16,6 +16,10 @@
  * connections across requests, which could mix flows of different decisions
  * (docs/decisions/capture-http-proxy.md).
  *
+ * `Expect: 100-continue`: the destination is classified and its flow opened before the
+ * `100 Continue`; a request refused on the way (403, 502, 504, 400, 407...) gets its final
+ * status instead, and the connection closes after it (the body was never sent).
+ *
  * Listens on 127.0.0.1 by default; any other address requires credentials.
  */
 import { timingSafeEqual } from 'node:crypto';
@@ -188,9 +192,15 @@ export class HttpProxy {
     // Every header field is forwarded (RFC 9110 5.1); maxHeaderSize bounds the head (node
     // would otherwise keep the first 1,000 fields and drop the rest silently).
     this.server.maxHeadersCount = 0;
-    this.server.on('request', (req, res) =>
-      this.onRequest(req, res).catch((e: unknown) => this.internalError(req.socket, e)),
-    );
+    const onRequest = (req: IncomingMessage, res: ServerResponse, expect: boolean): void => {
+      this.onRequest(req, res, expect).catch((e: unknown) => this.internalError(req.socket, e));
+    };
+    this.server.on('request', (req, res) => onRequest(req, res, false));
+    // `Expect: 100-continue` (HTTP/1.1): without this listener node:http would send
+    // `100 Continue` before the request is even seen. The destination is classified and its
+    // flow opened first: a refused request gets its final status with no 100 (RFC 9110
+    // 10.1.1), an allowed one gets the 100 just before its body is relayed.
+    this.server.on('checkContinue', (req, res) => onRequest(req, res, true));
     this.server.on('connect', (req, sock, head) =>
       this.onConnect(req, sock as Socket, head).catch((e: unknown) =>
         this.internalError(sock as Socket, e),
@@ -344,7 +354,12 @@ export class HttpProxy {
     res.end(body);
   }
 
-  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** `expectContinue`: the client awaits `100 Continue` before sending its body. */
+  private async onRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    expectContinue: boolean,
+  ): Promise<void> {
     const raw = req.url ?? '';
     if (raw.startsWith('/')) {
       if (this.pacScript && servePac(req, res, this.pacScript)) return;
@@ -511,6 +526,8 @@ export class HttpProxy {
       if (timer) clearTimeout(timer);
       if (!res.writableFinished) upReq.destroy();
     });
+    // The flow is open and the request goes upstream: now the client may send its body.
+    if (expectContinue && !res.headersSent) res.writeContinue();
     req.pipe(upReq);
     req.resume();
   }
