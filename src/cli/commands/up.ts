@@ -413,6 +413,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       demo,
       inProcess: world.edge === null ? null : o.edgeThread ? 'thread' : 'same',
       auth: auth !== undefined,
+      ...(auth ? { user: auth.username } : {}),
       tun: hostTun
         ? {
             name: hostTun.tunName,
@@ -482,12 +483,40 @@ function withPortHint(err: ListenError): ListenError {
 /** ` --state-dir <dir>` for the commands the banner suggests, unless `dir` is the default. */
 function stateDirArg(dir: string): string {
   if (dir === stateDir()) return '';
-  const quoted = /^[\w./:=@%+,-]+$/.test(dir) ? dir : `'${dir.replace(/'/g, `'\\''`)}'`;
-  return ` --state-dir ${quoted}`;
+  return ` --state-dir ${shellWord(dir)}`;
 }
 
-function bannerText(
-  client: RunningClient,
+/** A shell word: as is when safe, else in single quotes. */
+function shellWord(s: string): string {
+  return /^[\w./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+const WILDCARD = /^(\w+:\/\/)?(0\.0\.0\.0|\[::\])(?=:\d)/;
+
+/**
+ * A listener's address (`host:port`, or a URL) as this host reaches it: a listener bound to
+ * every address (0.0.0.0, [::]) is named by the loopback address of its family (127.0.0.1,
+ * [::1]); 0.0.0.0 in a command would mean "this host" only by accident of the OS.
+ */
+export function reachableAddress(a: string): string {
+  return a.replace(
+    WILDCARD,
+    (_m, scheme: string | undefined, host: string) =>
+      `${scheme ?? ''}${host === '0.0.0.0' ? '127.0.0.1' : '[::1]'}`,
+  );
+}
+
+/** The wildcard (`0.0.0.0` or `::`) a listener address is bound to, or null. */
+function wildcardOf(a: string | null): string | null {
+  const m = a === null ? null : WILDCARD.exec(a);
+  return m ? (m[2] === '0.0.0.0' ? '0.0.0.0' : '::') : null;
+}
+
+/** What the banner shows: the running client's state and listeners, and how `up` runs. */
+export type BannerClient = Pick<RunningClient, 'status' | 'addresses' | 'platform' | 'listenNotes'>;
+
+export function bannerText(
+  client: BannerClient,
   x: {
     dir: string;
     edgeUrl: string;
@@ -495,6 +524,8 @@ function bannerText(
     /** The in-process edge: on the client's thread, on its own thread, or none (remote). */
     inProcess: 'same' | 'thread' | null;
     auth: boolean;
+    /** The proxy username, for the example commands (curl prompts for the password). */
+    user?: string;
     tun: {
       name: string;
       address: string;
@@ -508,7 +539,20 @@ function bannerText(
   const st = client.status();
   const up: Record<string, boolean> = {};
   for (const c of st.channels) up[c.channel] = c.up;
-  const a = client.addresses;
+  const bound = client.addresses;
+  // Listeners on every address are shown, and used in the commands, by loopback.
+  const a = {
+    socks: bound.socks && reachableAddress(bound.socks),
+    http: bound.http && reachableAddress(bound.http),
+    pac: bound.pac && reachableAddress(bound.pac),
+    admin: bound.admin && reachableAddress(bound.admin),
+  };
+  const wildcards = [
+    ...new Set([bound.socks, bound.http, bound.pac].map(wildcardOf).filter((w) => w !== null)),
+  ];
+  const required = x.auth ? ' (username/password required)' : '';
+  // curl asks for the proxy password of `-U user` (SOCKS5 and HTTP proxy alike).
+  const cred = x.auth && x.user !== undefined ? `-U ${shellWord(x.user)} ` : '';
   const sd = stateDirArg(x.dir);
   const lines = [
     `gsa-emu: Global Secure Access ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`,
@@ -517,9 +561,15 @@ function bannerText(
     '',
     formatTiles(st.tiles, up),
     '',
-    `SOCKS5      ${a.socks ?? 'off'}${x.auth ? ' (username/password required)' : ''}`,
-    `HTTP proxy  ${a.http ?? 'off'}`,
+    `SOCKS5      ${a.socks ? `${a.socks}${required}` : 'off'}`,
+    `HTTP proxy  ${a.http ? `${a.http}${required}` : 'off'}`,
     `PAC         ${a.pac ?? 'off'}${a.http ? `  (also http://${a.http}/proxy.pac)` : ''}`,
+    ...(wildcards.length
+      ? [
+          `listening   on all interfaces (${wildcards.join(', ')})${x.auth ? ', username/password required' : ''}; the addresses above are loopback, for this host`,
+          "            from another machine use this host's address (the PAC file names the address it was fetched on)",
+        ]
+      : []),
     ...client.listenNotes.map((n) => `note: ${n}`),
     ...(x.tun
       ? [
@@ -534,13 +584,23 @@ function bannerText(
   ];
   if (x.demo && a.socks && a.http) {
     const ca = x.demo.caFile;
+    const tries: Array<[string, string]> = [
+      [`--socks5-hostname ${a.socks} http://intranet.contoso.test/`, 'Private Access, tunneled'],
+      [
+        `-x http://${a.http} --cacert ${shellWord(ca)} https://outlook.office365.com/`,
+        'Microsoft 365, tunneled',
+      ],
+      [`-x http://${a.http} http://news.test/`, 'Internet Access, tunneled'],
+      [`--socks5-hostname ${a.socks} http://bypass.example.test/`, 'custom bypass, direct'],
+      [`-x http://${a.http} http://casino.test/`, 'blocked at the edge (403)'],
+    ];
+    // The comments line up, but for the long --cacert line's.
+    const width = Math.max(
+      ...tries.filter(([c]) => !c.includes('--cacert')).map(([c]) => c.length),
+    );
     lines.push(
       'try:',
-      `  curl --socks5-hostname ${a.socks} http://intranet.contoso.test/          # Private Access, tunneled`,
-      `  curl -x http://${a.http} --cacert ${ca} https://outlook.office365.com/   # Microsoft 365, tunneled`,
-      `  curl -x http://${a.http} http://news.test/                               # Internet Access, tunneled`,
-      `  curl --socks5-hostname ${a.socks} http://bypass.example.test/            # custom bypass, direct`,
-      `  curl -x http://${a.http} http://casino.test/                             # blocked at the edge (403)`,
+      ...tries.map(([c, what]) => `  curl ${cred}${c.padEnd(width)}   # ${what}`),
       `  gsa-emu toggle internet off${sd}; gsa-emu status${sd}; gsa-emu flows${sd}`,
       '',
     );
@@ -560,8 +620,8 @@ function bannerText(
     // A remote edge: no demo names; say how to try a name of one's own.
     lines.push(
       'try (your own names: resolved by --add-host first, then the system resolver; address rules see the result):',
-      ...(a.socks ? [`  curl --socks5-hostname ${a.socks} http://<name>/`] : []),
-      ...(a.http ? [`  curl -x http://${a.http} http://<name>/`] : []),
+      ...(a.socks ? [`  curl ${cred}--socks5-hostname ${a.socks} http://<name>/`] : []),
+      ...(a.http ? [`  curl ${cred}-x http://${a.http} http://<name>/`] : []),
       `  gsa-emu explain --running <name>${sd}; gsa-emu flows${sd}; gsa-emu status${sd}`,
       '',
     );
