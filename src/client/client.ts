@@ -41,7 +41,7 @@ import { loadTenant } from '../policy/graph.js';
 import type { ChannelName, ClientState, PlatformSpec, TenantSpec } from '../policy/model.js';
 import { loadPlatform } from '../policy/platform.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
-import { Tunnels } from '../tunnel/client.js';
+import { type DownInfo, Tunnels } from '../tunnel/client.js';
 import type { SessionOptions } from '../tunnel/session.js';
 import { packageVersion } from '../util/package.js';
 import { type AdminApi, startAdminApi } from './admin-api.js';
@@ -271,12 +271,23 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     downInfo.delete(c);
     log.info({ channel: c }, 'channel up');
   });
-  tunnels.on('down', (c: ChannelName, info: { reason: string; retryInMs: number }) => {
+  tunnels.on('down', (c: ChannelName, info: DownInfo) => {
     downInfo.set(
       c,
       `${info.reason}${info.retryInMs >= 0 ? ` (retry in ${info.retryInMs} ms)` : ''}`,
     );
-    log.warn({ channel: c, reason: info.reason }, 'channel down');
+    // A refused upgrade: its HTTP status and close code (also in the reason's text).
+    log.warn(
+      {
+        channel: c,
+        reason: info.reason,
+        ...(info.status !== undefined ? { status: info.status } : {}),
+        ...(info.code !== undefined ? { code: info.code } : {}),
+        attempt: info.attempt,
+        retryInMs: info.retryInMs,
+      },
+      'channel down',
+    );
   });
   tunnels.start();
 

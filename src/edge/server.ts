@@ -29,7 +29,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { AuthError, ConfigError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { defaultTenantDocument } from '../policy/default-tenant.js';
 import type { ChannelName } from '../policy/model.js';
 import { CloseCode } from '../tunnel/frame.js';
@@ -85,6 +85,68 @@ export interface EdgeLimits {
    * client reconnects with a fresh token, in-flight streams are reset. Default false.
    */
   closeOnTokenExpiry?: boolean;
+}
+
+/**
+ * Bounds the edge's 'tunnel refused' lines. A client retrying a refused upgrade with
+ * TunnelClient's backoff (full jitter, at most 10 s: about one attempt in 5 s per channel
+ * once at the cap) would otherwise log a line per attempt, and one without backoff, or many
+ * clients of one principal, any number a second. Per key (the edge's: status, reason,
+ * channel and who) the first `perKey` refusals of a window are logged, and `total` lines in
+ * all; the next line of a key says how many of its refusals were not logged (`suppressed`),
+ * and the line that reaches `total` says so (`limitReached`). A key quiet for a window is
+ * forgotten (with its count), so the table holds at most about 2 x `total` keys.
+ */
+export class RefusalLogLimit {
+  /** Refusals not logged, in all. */
+  unlogged = 0;
+  private readonly windowMs: number;
+  private readonly perKey: number;
+  private readonly total: number;
+  private windowStart = Number.NEGATIVE_INFINITY;
+  private lines = 0;
+  private readonly keys = new Map<string, { lines: number; suppressed: number; seen: number }>();
+
+  constructor(o: { windowMs?: number; perKey?: number; total?: number } = {}) {
+    this.windowMs = o.windowMs ?? 60_000;
+    this.perKey = o.perKey ?? 5;
+    this.total = o.total ?? 100;
+  }
+
+  /** Keys remembered. */
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** Null: do not log this refusal. Otherwise log it, with the counts to show. */
+  admit(key: string, now = Date.now()): { suppressed: number; limitReached?: true } | null {
+    if (now - this.windowStart >= this.windowMs) {
+      this.windowStart = now;
+      this.lines = 0;
+      for (const [k, e] of this.keys) {
+        if (now - e.seen >= this.windowMs) this.keys.delete(k);
+        else e.lines = 0;
+      }
+    }
+    let e = this.keys.get(key);
+    if (e !== undefined) e.seen = now;
+    if (this.lines >= this.total || (e !== undefined && e.lines >= this.perKey)) {
+      // A new key over the total is counted in `unlogged` only: no entry, so a flood of
+      // distinct keys cannot grow the table.
+      if (e !== undefined) e.suppressed++;
+      this.unlogged++;
+      return null;
+    }
+    if (e === undefined) {
+      e = { lines: 0, suppressed: 0, seen: now };
+      this.keys.set(key, e);
+    }
+    const suppressed = e.suppressed;
+    e.suppressed = 0;
+    e.lines++;
+    this.lines++;
+    return this.lines === this.total ? { suppressed, limitReached: true } : { suppressed };
+  }
 }
 
 /** A pino-compatible logger (the subset the edge uses). */
@@ -241,6 +303,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const sockets = new Set<Socket>();
   const elog: EdgeLogger = opts.log ?? { info() {}, warn() {} };
   const expiryTimers = new Map<Session, NodeJS.Timeout>();
+  const refusalLog = new RefusalLogLimit();
   let tunnel: TunnelServer | undefined;
   const agentFallback = 'unknown';
 
@@ -308,20 +371,8 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       ? { maxSessionsPerPrincipal: limits.maxSessionsPerPrincipal }
       : {}),
     authenticate: async (req, channel: ChannelName) => {
-      let p: Principal;
-      try {
-        p = await issuer.verify(bearerOf(req), { channel, tenantId });
-      } catch (err) {
-        elog.warn(
-          {
-            channel,
-            reason: err instanceof AuthError ? err.reason : 'internal',
-            remote: req.socket.remoteAddress,
-          },
-          'tunnel refused',
-        );
-        throw err;
-      }
+      // A refusal is logged by onRefused.
+      const p: Principal = await issuer.verify(bearerOf(req), { channel, tenantId });
       const ua = req.headers['x-gsa-agent-version'] ?? req.headers['user-agent'];
       return {
         ...p,
@@ -329,6 +380,34 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         sessionId: randomUUID(),
         agentVersion: typeof ua === 'string' && ua !== '' ? ua.slice(0, 100) : agentFallback,
       };
+    },
+    onRefused: (r) => {
+      const who = r.principal
+        ? {
+            tenantId: r.principal.tenantId,
+            userId: r.principal.userId,
+            deviceId: r.principal.deviceId,
+          }
+        : null;
+      const admitted = refusalLog.admit(
+        JSON.stringify([r.status, r.reason, r.channel, who ?? r.remote ?? null]),
+      );
+      if (admitted === null) return;
+      elog.warn(
+        {
+          channel: r.channel,
+          status: r.status,
+          ...(r.code !== undefined ? { code: r.code } : {}),
+          reason: r.reason,
+          ...(who ?? {}),
+          ...(r.held !== undefined ? { held: r.held } : {}),
+          ...(r.error !== undefined ? { error: r.error } : {}),
+          remote: r.remote,
+          ...(admitted.suppressed > 0 ? { suppressed: admitted.suppressed } : {}),
+          ...(admitted.limitReached ? { limitReached: true } : {}),
+        },
+        'tunnel refused',
+      );
     },
     onSession: (session, principal) => {
       // A flow's process found after the flow ended (OPEN said processPending).

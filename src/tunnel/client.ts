@@ -226,13 +226,33 @@ export class TunnelClient extends EventEmitter {
     ws.binaryType = 'nodebuffer';
     let status: number | undefined;
     let refusedCode: number | undefined;
+    /** The first line of a refusal's body: the edge's words for why. */
+    let refusedWhy = '';
     let lastError: Error | undefined;
     ws.on('unexpected-response', (_req, res) => {
       status = res.statusCode;
       const h = Number(res.headers['x-gsa-close-code']);
       if (Number.isInteger(h) && h > 0) refusedCode = h;
-      res.resume();
-      ws.terminate();
+      // The body is short (the edge's refusals close the connection after it); wait for it
+      // a little, then give up on the handshake.
+      let body = '';
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        refusedWhy = firstLine(body);
+        ws.terminate();
+      };
+      const timer = setTimeout(finish, 1000);
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (body.length < 1024) body += c;
+        if (body.includes('\n')) finish();
+      });
+      res.once('end', finish);
+      res.once('error', finish);
+      res.once('close', finish);
     });
     ws.on('error', (e: Error) => {
       lastError = e;
@@ -249,7 +269,7 @@ export class TunnelClient extends EventEmitter {
       this.down({
         reason:
           status !== undefined
-            ? `edge refused the tunnel: HTTP ${status}`
+            ? `edge refused the tunnel: HTTP ${status}${refusedCode !== undefined ? `, close code ${refusedCode}` : ''}${refusedWhy ? `: ${refusedWhy}` : ''}`
             : (lastError?.message ?? `closed ${code}`),
         code: refusedCode ?? code,
         ...(status !== undefined ? { status } : {}),
@@ -319,6 +339,15 @@ export class TunnelClient extends EventEmitter {
     this.timer = setTimeout(() => void this.connect(), delay);
     this.emit('down', full);
   }
+}
+
+/** The first line of a refusal body, printable characters only, at most 200 of them. */
+function firstLine(body: string): string {
+  const line = body.split('\n', 1)[0] ?? '';
+  return line
+    .replace(/[\x00-\x1f\x7f]/g, '')
+    .trim()
+    .slice(0, 200);
 }
 
 function asError(e: unknown): Error {

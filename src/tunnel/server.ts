@@ -15,6 +15,7 @@
  *   },
  *   onSession: (session, principal) => {},            // optional
  *   onSessionEnd: (session, principal, info) => {},   // optional; info: SessionCloseInfo
+ *   onRefused: (refusal) => {},                       // optional; once per refused upgrade
  *   limits: { initialWindow, maxConcurrentStreams, keepaliveInterval, ... },  // SessionOptions
  *   maxSessionsPerPrincipal: 16,                      // optional; see below
  * });
@@ -40,6 +41,8 @@
  * edge hold: each session may carry `maxConcurrentStreams` streams. No close code means
  * "too many"; 4403 (the generic "refused" code) goes with it, and the 429 tells it apart
  * from an auth refusal.
+ * `onRefused` hears of every refusal once (status, close code, a short reason, the principal
+ * when `authenticate` admitted it): the edge logs them from there.
  * A session the edge wants to end for auth later (token expiry) closes with the same codes:
  * `session.close(CloseCode.AUTH_EXPIRED, 'token expired')`.
  */
@@ -72,6 +75,8 @@ export interface TunnelServerOptions<P extends Principal = Principal> {
   onStream(session: Session, stream: InboundTunnelStream, principal: P): void;
   onSession?(session: Session, principal: P): void;
   onSessionEnd?(session: Session, principal: P, info: SessionCloseInfo): void;
+  /** Every refused upgrade, once, after its response went out (a throw is ignored). */
+  onRefused?(refusal: TunnelRefusal<P>): void;
   limits?: SessionOptions;
   /** Largest WebSocket message accepted (bytes). Default 64 MiB. */
   maxPayload?: number;
@@ -81,6 +86,29 @@ export interface TunnelServerOptions<P extends Principal = Principal> {
    * channel (two while a reconnect overlaps). Default 16; Infinity = no cap.
    */
   maxSessionsPerPrincipal?: number;
+}
+
+/** A refused upgrade, as `onRefused` hears of it. */
+export interface TunnelRefusal<P extends Principal = Principal> {
+  /** The HTTP status sent (401, 403, 404, 429, 500, 503). */
+  status: number;
+  /** The close code sent in `x-gsa-close-code` (none with 404 and 503). */
+  code?: number;
+  /**
+   * Why, as a short token: an AuthError reason (`missing`, `expired`, `wrong-audience`...),
+   * `too-many-sessions`, `unknown-channel`, `unknown-path`, `shutting-down` or `internal`.
+   */
+  reason: string;
+  /** The channel the URL names, or null. */
+  channel: ChannelName | null;
+  /** Who asked, when `authenticate` admitted them (a 429). */
+  principal?: P;
+  /** Sessions the principal held (a 429). */
+  held?: number;
+  /** The message of what `authenticate` threw, when not an AuthError (a 500). */
+  error?: string;
+  /** The peer's address. */
+  remote: string | undefined;
 }
 
 export interface TunnelServer {
@@ -113,6 +141,10 @@ export function authStatus(err: unknown): { status: number; closeCode: number; r
     default:
       return { status: 403, closeCode: CloseCode.AUTH_FORBIDDEN, reason: err.reason };
   }
+}
+
+function asMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function refuse(
@@ -175,6 +207,23 @@ export function createTunnelServer<P extends Principal = Principal>(
     headers.push(`${FEATURES_HEADER}: ${TUNNEL_FEATURES.join(',')}`);
   });
 
+  /** Sends the refusal and tells `onRefused`. */
+  function refused(
+    socket: Duplex,
+    req: IncomingMessage,
+    text: string,
+    r: Omit<TunnelRefusal<P>, 'remote'>,
+    headers: Record<string, string> = {},
+  ): void {
+    const h = r.code !== undefined ? { 'x-gsa-close-code': String(r.code), ...headers } : headers;
+    refuse(socket, r.status, text, h);
+    try {
+      options.onRefused?.({ ...r, remote: req.socket.remoteAddress });
+    } catch {
+      // A logger's failure is not the client's.
+    }
+  }
+
   function channelOf(url: string | undefined): ChannelName | null {
     if (!url) return null;
     const q = url.indexOf('?');
@@ -190,11 +239,15 @@ export function createTunnelServer<P extends Principal = Principal>(
     socket.on('error', () => socket.destroy());
     const channel = channelOf(url);
     if (channel === null) {
-      refuse(socket, 404, 'unknown tunnel channel');
+      refused(socket, req, 'unknown tunnel channel', {
+        status: 404,
+        reason: 'unknown-channel',
+        channel: null,
+      });
       return true;
     }
     if (closing) {
-      refuse(socket, 503, 'edge shutting down');
+      refused(socket, req, 'edge shutting down', { status: 503, reason: 'shutting-down', channel });
       return true;
     }
     options.authenticate(req, channel).then(
@@ -203,8 +256,13 @@ export function createTunnelServer<P extends Principal = Principal>(
         const key = principalKey(principal);
         const held = perPrincipal.get(key) ?? 0;
         if (held >= maxPerPrincipal) {
-          refuse(socket, 429, `too many tunnel sessions for this principal (${held})`, {
-            'x-gsa-close-code': String(CloseCode.AUTH_FORBIDDEN),
+          refused(socket, req, `too many tunnel sessions for this principal (${held})`, {
+            status: 429,
+            code: CloseCode.AUTH_FORBIDDEN,
+            reason: 'too-many-sessions',
+            channel,
+            principal,
+            held,
           });
           return;
         }
@@ -251,11 +309,23 @@ export function createTunnelServer<P extends Principal = Principal>(
       },
       (err: unknown) => {
         const a = authStatus(err);
-        const headers: Record<string, string> = { 'x-gsa-close-code': String(a.closeCode) };
+        const headers: Record<string, string> = {};
         if (a.status === 401)
           headers['WWW-Authenticate'] =
             `Bearer error="invalid_token", error_description="${a.reason}"`;
-        refuse(socket, a.status, `tunnel authentication failed: ${a.reason}`, headers);
+        refused(
+          socket,
+          req,
+          `tunnel authentication failed: ${a.reason}`,
+          {
+            status: a.status,
+            code: a.closeCode,
+            reason: a.reason,
+            channel,
+            ...(err instanceof AuthError ? {} : { error: asMessage(err) }),
+          },
+          headers,
+        );
       },
     );
     return true;
@@ -264,8 +334,10 @@ export function createTunnelServer<P extends Principal = Principal>(
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (!handleUpgrade(req, socket, head)) {
       // Leave other upgrade listeners a chance; if there are none, refuse.
-      if (options.server && options.server.listenerCount('upgrade') === 1)
-        refuse(socket, 404, 'not found');
+      if (options.server && options.server.listenerCount('upgrade') === 1) {
+        socket.on('error', () => socket.destroy());
+        refused(socket, req, 'not found', { status: 404, reason: 'unknown-path', channel: null });
+      }
     }
   };
   options.server?.on('upgrade', onUpgrade);
