@@ -204,7 +204,37 @@ function fromPairs(
       }
     }
   }
+  warnings.push(...effectWarnings(cfg, seen));
   return cfg;
+}
+
+/**
+ * Keys that are valid but leave the client forwarding nothing, which the user is unlikely to
+ * mean: no SilentOnboard (the client waits for onboarding), and channel levels under a
+ * Global Secure Access tile that is off (newer Microsoft docs read a missing EnableGSA as 1,
+ * the seed as 0: gsa-facts.md section 5).
+ */
+function effectWarnings(cfg: ClientConfig, seen: Map<string, string>): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  if (!cfg.silentOnboard) {
+    out.push({
+      path: seen.get('SilentOnboard') ?? 'SilentOnboard',
+      message:
+        'not TRUE: the client starts not onboarded and forwards nothing until the user onboards (`gsa-emu onboard`); the seed sets SilentOnboard=True',
+    });
+  }
+  const gsa = resolveTiles(cfg).m365;
+  if (!gsa.visible && !gsa.defaultOn) {
+    for (const key of ['EnableGSAPrivateChannel', 'EnableGSAInternetChannel'] as const) {
+      const path = seen.get(key);
+      if (path === undefined) continue;
+      out.push({
+        path,
+        message: `has no effect: Global Secure Access itself is off (${gsa.reason}); set EnableGSA to 1, 2 or 3`,
+      });
+    }
+  }
+  return out;
 }
 
 type Obj = Record<string, unknown>;

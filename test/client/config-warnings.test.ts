@@ -15,7 +15,7 @@ t.test('status: the client configuration file warnings, as warning lines', async
   const tmp = await tempDir();
   t.teardown(tmp.remove);
   const cc = join(tmp.dir, 'cc.json');
-  await writeFile(cc, JSON.stringify({ enableGSA: 2 }));
+  await writeFile(cc, JSON.stringify({ SilentOnboard: true, enableGSA: 2 }));
   const edge = await startEdge({ stateDir: join(tmp.dir, 'edge'), tls: false, persistKey: false });
   t.teardown(() => edge.close({ graceMs: 0 }));
   const client = await startClient({
@@ -35,7 +35,7 @@ t.test('explain: the --client-config file warnings are printed', async (t) => {
   const tmp = await tempDir();
   t.teardown(tmp.remove);
   const cc = join(tmp.dir, 'cc.json');
-  await writeFile(cc, JSON.stringify({ enableGSA: 2 }));
+  await writeFile(cc, JSON.stringify({ SilentOnboard: true, enableGSA: 2 }));
   const e = explain(parseTarget('www.example.test:80'), { clientConfig: cc });
   t.same(e.warnings, [WARNING]);
   t.match(formatExplanation(e), `\n  warning   ${WARNING}`);

@@ -116,7 +116,7 @@ t.test('.mobileconfig: bad values, wrong files', async (t) => {
     <dict><key>PayloadType</key><string>com.apple.vpn.managed</string><key>VPNSubType</key><string>com.other</string></dict>
     <dict><key>PayloadType</key><string>com.apple.vpn.managed</string><key>VPNSubType</key><string>com.microsoft.scmx</string>
       <key>VPN</key><dict><key>RemoteAddress</key><string>127.0.0.1</string><key>OnDemandEnabled</key><true/>
-      <key>VendorConfig</key><dict><key>EnableGSA</key><integer>3</integer></dict></dict></dict>
+      <key>VendorConfig</key><dict><key>EnableGSA</key><integer>3</integer><key>SilentOnboard</key><true/></dict></dict></dict>
   </array></dict></plist>`;
   const r = parseMobileconfig(two);
   t.equal(r.config.enableGSA, 3);
