@@ -407,3 +407,39 @@ t.test('VPN, onboarding, ClientState', async (t) => {
   t.same(ch, ['m365', 'private', 'internet']);
   t.equal(createClientTiles(cfg, { onboarded: true }).state().m365, true);
 });
+
+t.test('a key given twice is refused in every form (JSON object, YAML, list)', async (t) => {
+  // gsa-facts.md §5: EnableGSA=3 means the user cannot disable GSA; a second EnableGSA=0
+  // further down a JSON file must not silently turn it off (JSON.parse keeps the last).
+  const JSON_TEXT = '{"EnableGSA": 3, "SilentOnboard": true, "EnableGSA": 0}';
+  const YAML_TEXT = 'EnableGSA: 3\nSilentOnboard: true\nEnableGSA: 0\n';
+  t.throws(() => parseClientConfigText(YAML_TEXT, 'yaml', { file: 'cc.yaml' }), ConfigError);
+  const list = [
+    { name: 'EnableGSA', value: '3' },
+    { name: 'EnableGSA', value: '0' },
+  ];
+  t.throws(() => parseClientConfigText(JSON.stringify(list), 'json', { file: 'cc.json' }), {
+    message: /given twice/,
+  });
+  let result: unknown = null;
+  let err: unknown = null;
+  try {
+    result = parseClientConfigText(JSON_TEXT, 'json', { file: 'cc.json' });
+  } catch (e) {
+    err = e;
+  }
+  t.ok(
+    err instanceof ConfigError,
+    `a duplicate EnableGSA must be a ConfigError, got ${JSON.stringify(result)}`,
+  );
+  if (err instanceof ConfigError) {
+    t.match(err.message, /EnableGSA/);
+    t.equal(err.file, 'cc.json');
+    t.same(err.issues, [
+      {
+        path: 'EnableGSA',
+        message: 'key given twice (line 1, column 41; first at line 1, column 2)',
+      },
+    ]);
+  }
+});

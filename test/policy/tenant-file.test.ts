@@ -58,3 +58,18 @@ t.test('errors name the file', async (t) => {
     { path: 'forwardingProfiles[0].priority', message: 'must be a number, not "high"' },
   ]);
 });
+
+t.test('a key given twice deep in a JSON tenant file is refused at its path', async (t) => {
+  const text = JSON.stringify(defaultTenantDocument(), null, 2).replace(
+    '"state": "enabled"',
+    '"state": "enabled",\n"state": "disabled"',
+  );
+  const file = join(dir, 'twice.json');
+  writeFileSync(file, text);
+  const err = t.throws(() => loadTenantFile(file)) as ConfigError;
+  t.ok(err instanceof ConfigError);
+  t.equal(err.file, file);
+  t.equal(err.issues.length, 1);
+  t.match(err.issues[0]!.path, /^forwardingProfiles\[0\]\.(?:.+\.)?state$/);
+  t.match(err.issues[0]!.message, /^key given twice \(line \d+, column 1; first at line \d+/);
+});
