@@ -295,10 +295,10 @@ export function normalizeFqdn(
       continue;
     }
     if (l.includes('*')) {
+      if (!wildcards) return { error: `${q}: wildcards are not allowed here` };
+      const hint = wholeLabelWildcards(labels);
       return {
-        error: wildcards
-          ? `${q} is not an FQDN: "*" must be a whole label (write "*.${l.replace(/\*/g, '')}")`
-          : `${q}: wildcards are not allowed here`,
+        error: `${q} is not an FQDN: "*" must be a whole label${hint ? ` (write "${hint}")` : ''}`,
       };
     }
     if (l.length > 63) return { error: `${q} is not an FQDN: label longer than 63 characters` };
@@ -307,6 +307,19 @@ export function normalizeFqdn(
   }
   if (named === 0) return { error: `${q} is not an FQDN: no label besides "*"` };
   return { value: s };
+}
+
+/**
+ * The name `labels` with each `*` glued to a label made a label of its own (`*contoso.com` ->
+ * `*.contoso.com`, `autodiscover*.onmicrosoft.com` -> `autodiscover.*.onmicrosoft.com`),
+ * the other labels unchanged; null when that is still no valid wildcard FQDN (`contoso.com*`
+ * would end in `*`).
+ */
+function wholeLabelWildcards(labels: readonly string[]): string | null {
+  const fixed = labels
+    .map((l) => (l === '*' ? l : l.replace(/\*+/g, '.*.').replace(/^\.|\.$/g, '')))
+    .join('.');
+  return normalizeFqdn(fixed, true).error === undefined ? fixed : null;
 }
 
 /** `"80"` or `"400-500"` -> PortRange; returns a reason string on bad input. */

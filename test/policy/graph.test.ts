@@ -806,3 +806,39 @@ t.test('pathological input: deep nesting, huge strings', async (t) => {
   t.equal(issues.length, 1);
   t.ok(issues[0]!.message.length < 200, 'messages stay short');
 });
+
+t.test('a wildcard glued to a label: the hint is the whole corrected name', async (t) => {
+  // Review (helper-32): the hint was built from the bad label alone ("*contoso.com" ->
+  // write "*.contoso"), naming a different domain.
+  const r = normalizeFqdn('*contoso.com', true);
+  t.type(r.error, 'string', 'refused');
+  t.match(r.error, /\*\.contoso\.com/, 'suggests *.contoso.com');
+  t.notMatch(r.error, /"\*\.contoso"/, 'not *.contoso (a different domain)');
+  const a = normalizeFqdn('autodiscover*.onmicrosoft.com', true);
+  t.type(a.error, 'string', 'refused');
+  t.match(a.error, /onmicrosoft\.com"?\)/, 'the suggestion still ends in onmicrosoft.com');
+
+  const hints: Array<[string, string | null]> = [
+    ['*contoso.com', '*.contoso.com'],
+    ['autodiscover*.onmicrosoft.com', 'autodiscover.*.onmicrosoft.com'],
+    ['Mail.*Contoso.com.', 'mail.*.contoso.com'],
+    ['a*b.contoso.com', 'a.*.b.contoso.com'],
+    ['**x.*y*.contoso.com', '*.x.*.y.*.contoso.com'],
+    ['contoso.com*', null],
+    ['*contoso.*', null],
+    ['*-x.contoso.com', null],
+  ];
+  for (const [raw, hint] of hints) {
+    const e = normalizeFqdn(raw, true).error;
+    t.match(e, /"\*" must be a whole label/, raw);
+    if (hint === null) t.notMatch(e, /write/, `${raw}: no hint when no valid name is near`);
+    else {
+      t.ok(e?.endsWith(`(write "${hint}")`), `${raw}: ${e}`);
+      t.equal(normalizeFqdn(hint, true).value, hint, `${hint} is accepted`);
+    }
+  }
+  t.equal(
+    normalizeFqdn('*contoso.com', false).error,
+    '"*contoso.com": wildcards are not allowed here',
+  );
+});
