@@ -223,8 +223,10 @@ export class Forwarder {
   }
 
   /**
-   * Classifies a request (name first, then by resolved address when the name acquired
-   * nothing). Returns the decision and the address, if one was learned.
+   * Classifies a request (name first, then by resolved address when the name matched no
+   * rule, whatever that made of it: bypass, or the platform's QUIC drop on UDP 443/80).
+   * Returns the decision and the address, if one was learned. A name a rule matched (to
+   * tunnel, bypass or block it) is never resolved here.
    */
   async decide(
     proto: number,
@@ -241,7 +243,7 @@ export class Forwarder {
       }
     }
     let d = this.classify(proto, host, ip, port);
-    if (host !== null && ip === null && d.ruleId === null && d.action === 'bypass') {
+    if (host !== null && ip === null && d.ruleId === null) {
       const resolved = await this.resolver.resolve(host);
       if (resolved !== null) {
         ip = resolved;
@@ -706,6 +708,13 @@ export class Forwarder {
   /** @internal */
   _meta(rec: FlowRecord, channel: ChannelName, d: Decision): OpenMeta {
     return this.meta(rec, channel, d, 'udp');
+  }
+
+  /** @internal used by UdpAssociation: the wait for OPEN_OK, bounded as for TCP. */
+  _awaitOpened(
+    stream: TunnelStream,
+  ): Promise<null | { refused: Refusal; reason: string; down?: boolean }> {
+    return this.awaitOpened(stream);
   }
 
   /** Closes every UDP association (flows already relayed by TCP end with their sockets). */

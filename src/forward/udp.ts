@@ -3,12 +3,18 @@
  * later). One association per client; inside it, one flow per destination (host or
  * address, port), classified once when its first datagram arrives, then:
  * - tunnel: a 'udp' TunnelStream on the decision's channel (DGRAM frames, sendDatagram /
- *   'datagram'); datagrams wait (bounded queue) until the edge accepted the flow;
- * - bypass: a UDP socket of its own (so replies come back to this flow only);
- * - drop / block: datagrams are discarded and counted by reason (`quic` for UDP on the
- *   platform's QUIC ports, `policy`, `blocked`, `hardening`, `unreachable`, `limit`).
+ *   'datagram'); datagrams wait (bounded queue) until the edge accepted the flow, within
+ *   `openTimeoutMs`, as for TCP: an edge refusal is recorded like TCP's (RST BLOCKED: a
+ *   Block), a session lost before OPEN_OK applies the rule's fallback (hardening); the
+ *   edge's FIN (its idle timeout) ends the flow, and the next datagram opens a new one;
+ * - bypass: a UDP socket of its own, connected to the destination (so replies come back to
+ *   this flow only, and only from the destination);
+ * - drop / block / refused: datagrams are discarded and counted by reason (`quic` for UDP
+ *   on the platform's QUIC ports, `policy`, `blocked`, `hardening`, `unreachable`,
+ *   `refused`, `timeout`, `limit`), the flow kept until `udpIdleMs` so that it is neither
+ *   classified nor asked of the edge again meanwhile.
  * Destination flows close after `udpIdleMs` without traffic; closing the association
- * closes them all. Never throws on bad input.
+ * closes them all, also those still being set up. Never throws on bad input.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import type { Decision } from '../classify/types.js';
@@ -22,6 +28,8 @@ import type { ByteSource, CaptureKind, FlowRecord } from './flow-table.js';
 import type { ConnectRequest, Forwarder, ForwarderOptions } from './forwarder.js';
 import { useLocal } from './resolver.js';
 
+const noop = (): void => {};
+
 type State = 'pending' | 'tunnel' | 'bypass' | 'discard';
 
 class DestFlow implements ByteSource {
@@ -34,8 +42,7 @@ class DestFlow implements ByteSource {
   dropReason = 'policy';
   sent = 0;
   received = 0;
-  /** Where bypassed datagrams go (after the dial map). */
-  dialIp = '';
+  /** The port bypassed datagrams go to (after the dial map; the socket is connected to it). */
   dialPort: number;
   last = Date.now();
   constructor(
@@ -143,29 +150,29 @@ export class UdpAssociation {
 
   private sendDirect(f: DestFlow, payload: Buffer): void {
     f.sent += payload.length;
-    f.sock!.send(payload, f.dialPort, f.dialIp);
+    f.sock!.send(payload);
   }
 
   private async setup(f: DestFlow): Promise<void> {
     const { decision: d, ip, host } = await this.fwd.decide(PROTO_UDP, f.host, f.ip, f.port);
-    if (this.closed) return;
     const req: ConnectRequest = { ...this.req, host, ip, port: f.port, appIp: f.appIp };
     const rec = this.fwd._newRecord(req, host, ip, d);
     f.rec = rec;
+    if (this.gone(f)) return this.abandon(f);
     switch (d.action) {
       case 'drop':
         return this.discard(f, this.isQuic(f.port) ? 'quic' : 'policy');
       case 'block':
         return this.discard(f, 'blocked');
       case 'bypass':
-        return this.bypass(f, d);
+        return this.bypass(f);
       default:
         break;
     }
     const channel = d.channel as ChannelName;
     if (!this.opts.clientState().channels[channel]) {
       rec.action = 'Bypass';
-      return this.bypass(f, d);
+      return this.bypass(f);
     }
     let stream: TunnelStream;
     try {
@@ -177,34 +184,48 @@ export class UdpAssociation {
       return this.discard(f, 'unreachable');
     }
     f.stream = stream;
-    stream.on('datagram', (payload: Buffer) => {
-      f.received += payload.length;
-      f.last = Date.now();
-      this.reply(payload, f.host, f.ip ?? rec.destinationIp, f.port);
-    });
     let resetWhy: string | null = null;
     stream.on('reset', (code: number, reason: string) => {
       if (code !== ResetCode.CANCEL) resetWhy = `reset ${code}${reason ? ` ${reason}` : ''}`;
     });
-    stream.on('error', () => {});
-    stream.once('close', () => {
+    // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
+    stream.on('error', noop);
+    // As for TCP: bounded by openTimeoutMs; an edge refusal or a dead session decides.
+    let res = await this.fwd._awaitOpened(stream);
+    if (this.gone(f)) return this.abandon(f);
+    if (res === null && stream.destroyed) {
+      // Reset or closed right after OPEN_OK, before this ran.
+      res = { refused: 'unreachable', reason: resetWhy ?? 'stream closed as it opened' };
+    }
+    if (res !== null) {
+      if (res.down) return this.harden(f, d);
+      rec.reason = res.reason;
+      // Refused by the edge (RST BLOCKED): a Block, as for TCP. The flow stays, discarding,
+      // until udpIdleMs, so later datagrams do not ask the edge again.
+      if (res.refused === 'blocked') rec.action = 'Block';
+      return this.discard(f, res.refused);
+    }
+    stream.on('datagram', (payload: Buffer) => this.replyFrom(f, payload));
+    const ended = (): void => {
       const k = this.keyOf(f);
       if (this.flows.get(k) === f) this.flows.delete(k);
       f.state = 'discard';
+      f.dropReason = 'closed';
+    };
+    // The edge ends a flow it found idle with FIN (RST some seconds later). A udp stream
+    // carries no DATA, so its Readable only ever says 'end', and only once read: end our
+    // side too and forget the flow, so that the next datagram opens a fresh one instead of
+    // going into a stream the edge no longer relays.
+    stream.once('end', () => {
+      ended();
+      stream.end();
+    });
+    stream.once('close', () => {
+      ended();
       this.fwd.flows.close(rec.flowId, resetWhy ? 'Terminated' : undefined, resetWhy ?? undefined);
     });
+    stream.resume();
     this.fwd.flows.open(rec, f);
-    try {
-      await stream.opened;
-    } catch (err) {
-      rec.reason = (err as Error).message;
-      this.fwd.flows.close(rec.flowId, 'Terminated', rec.reason);
-      f.state = 'discard';
-      f.dropReason = 'unreachable';
-      for (let i = 0; i < f.queue.length; i++) this.drop(f, 'unreachable');
-      f.queue = [];
-      return;
-    }
     f.state = 'tunnel';
     const q = f.queue;
     f.queue = [];
@@ -218,18 +239,49 @@ export class UdpAssociation {
     return `${f.host ?? f.ip}|${f.port}`;
   }
 
+  /**
+   * The flow was closed while its setup awaited (idle expiry, the association closing): it
+   * is no longer the association's to set up.
+   */
+  private gone(f: DestFlow): boolean {
+    return this.closed || f.state !== 'pending' || this.flows.get(this.keyOf(f)) !== f;
+  }
+
+  /**
+   * Gives up a flow closed while being set up: closes what it opened, records it
+   * (Terminated) and counts its queued datagrams as dropped.
+   */
+  private abandon(f: DestFlow): void {
+    if (f.stream && !f.stream.destroyed) f.stream.destroy();
+    this.discard(f, 'closed');
+  }
+
+  /**
+   * A datagram back from the destination. Replies come "from" the destination the client
+   * addressed: the name it sent (SOCKS5 ATYP 3), else the address (remaps and the address
+   * a name resolved to stay invisible).
+   */
+  private replyFrom(f: DestFlow, payload: Buffer): void {
+    f.received += payload.length;
+    f.last = Date.now();
+    this.reply(payload, f.host, f.ip ?? (f.host === null ? f.rec!.destinationIp : null), f.port);
+  }
+
   private isQuic(port: number): boolean {
     return this.opts.clientState().platform.quic.ports.includes(port);
   }
 
+  /** Hardening: the channel's edge is unreachable; apply the rule's clientFallbackAction. */
   private harden(f: DestFlow, d: Decision): Promise<void> | undefined {
     const rec = f.rec!;
     rec.hardening = 'Y';
     if (d.fallback === 'bypass') {
       rec.action = 'Bypass';
-      return this.bypass(f, d);
+      rec.reason = `${d.channel} channel down: fallback bypass`;
+      return this.bypass(f);
     }
     rec.action = 'Block';
+    rec.reason = `${d.channel} channel down: fallback block`;
     this.discard(f, 'hardening');
     return undefined;
   }
@@ -247,7 +299,7 @@ export class UdpAssociation {
     for (let i = 0; i < q.length; i++) this.drop(f, reason);
   }
 
-  private async bypass(f: DestFlow, _d: Decision): Promise<void> {
+  private async bypass(f: DestFlow): Promise<void> {
     const rec = f.rec!;
     const resolver = this.fwd.resolver;
     let ip = this.fwd._forwardIp(rec);
@@ -259,7 +311,7 @@ export class UdpAssociation {
     } else {
       if (ip === null && rec.destinationFqdn !== null) {
         ip = await resolver.resolve(rec.destinationFqdn);
-        if (this.closed) return;
+        if (this.gone(f)) return this.abandon(f);
       }
       if (ip === null) {
         rec.reason = `cannot resolve ${rec.destinationFqdn}`;
@@ -271,33 +323,52 @@ export class UdpAssociation {
         return this.discard(f, 'unreachable');
       }
     }
-    f.dialIp = ip!;
-    const fam = ipFamily(ip) === 6 ? 6 : 4;
-    const sock = createSocket(fam === 6 ? 'udp6' : 'udp4');
-    f.sock = sock;
-    sock.on('error', () => {});
-    sock.on('message', (msg, rinfo) => {
-      f.received += msg.length;
-      f.last = Date.now();
-      // Replies come "from" the destination the client addressed: the name it sent (SOCKS5
-      // ATYP 3), else the address (remaps and the resolved address stay invisible).
-      this.reply(msg, f.host, f.ip ?? (f.host === null ? rinfo.address : null), f.port);
-    });
-    const local = this.opts.bypassLocalAddress;
-    await new Promise<void>((resolve) => {
-      sock.bind({ port: 0, ...(local && useLocal(local, ip!) ? { address: local } : {}) }, () =>
-        resolve(),
-      );
-    });
-    if (this.closed) {
-      sock.close();
-      return;
+    const sock = await this.connectedSocket(ip, f.dialPort);
+    if (this.gone(f)) {
+      if (!(sock instanceof Error)) sock.close();
+      return this.abandon(f);
     }
+    if (sock instanceof Error) {
+      const code = (sock as NodeJS.ErrnoException).code;
+      rec.reason = `${code ?? sock.message} ${ip}:${f.dialPort}`;
+      return this.discard(f, 'unreachable');
+    }
+    f.sock = sock;
+    // Connected: only the destination's datagrams reach this socket.
+    sock.on('message', (msg) => this.replyFrom(f, msg));
     this.fwd.flows.open(rec, f);
     f.state = 'bypass';
     const q = f.queue;
     f.queue = [];
     for (const p of q) this.sendDirect(f, p);
+  }
+
+  /**
+   * A UDP socket of its own for a bypassed destination, bound (to bypassLocalAddress when it
+   * suits the family) and connected to ip:port, so that the kernel passes it datagrams from
+   * that address and port only; or the error that prevented it.
+   */
+  private connectedSocket(ip: string, port: number): Promise<UdpSocket | Error> {
+    const sock = createSocket(ipFamily(ip) === 6 ? 'udp6' : 'udp4');
+    const local = this.opts.bypassLocalAddress;
+    return new Promise((resolve) => {
+      const fail = (err: Error): void => {
+        try {
+          sock.close();
+        } catch {}
+        resolve(err);
+      };
+      sock.once('error', fail);
+      sock.bind({ port: 0, ...(local && useLocal(local, ip) ? { address: local } : {}) }, () => {
+        sock.connect(port, ip, (err?: Error) => {
+          if (err) return fail(err);
+          sock.removeListener('error', fail);
+          // ICMP errors (port unreachable) surface here on a connected socket: not fatal.
+          sock.on('error', noop);
+          resolve(sock);
+        });
+      });
+    });
   }
 
   private expire(): void {
