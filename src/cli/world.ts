@@ -15,7 +15,7 @@
  * The demo CA (`demo-tls/`) and the edge's signing key and TLS files are shared on purpose
  * (trust the CA once).
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { removeClientState, writeClientState } from '../client/admin-client.js';
@@ -25,13 +25,18 @@ import {
   type RunningClient,
   startClient,
 } from '../client/client.js';
-import { DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
+import { bypassSourceUsable, DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
 import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { UsageError } from '../errors.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { acquirePidLock } from '../util/pid-lock.js';
-import { makeDirs, stateDir } from '../util/state-dir.js';
+import {
+  openPrivateFile,
+  prepareStateDir,
+  stateDir,
+  stateDirAccessError,
+} from '../util/state-dir.js';
 import { overlayHosts } from './hosts-option.js';
 
 export type WorldRun = 'up' | 'netns';
@@ -126,19 +131,31 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     throw new UsageError(`--log-level "${o.logLevel}": use ${LOG_LEVELS.join(', ')}`);
   }
   const dir = stateDir(o.stateDir);
-  const logs = join(dir, 'logs');
-  makeDirs(logs, 0o700);
+  // Made 0700 and checked (owner, mode) before anything is written there; under sudo, given
+  // to the invoking user (util/state-dir.ts).
+  const prepared = prepareStateDir(dir);
+  const logs = prepared.logs;
   const files = runFiles(dir, o.run);
-  const unlock =
-    o.run === 'up'
-      ? acquirePidLock(
-          join(dir, 'up.lock'),
-          'up',
-          `the state directory ${dir}`,
-          'stop it first, or give this run its own --state-dir',
-        )
-      : () => {};
-  const dest = pino.destination({ dest: files.clientLog, sync: false, mkdir: true });
+  let unlock = (): void => {};
+  let dest: pino.DestinationStream;
+  try {
+    if (o.run === 'up') {
+      unlock = acquirePidLock(
+        join(dir, 'up.lock'),
+        'up',
+        `the state directory ${dir}`,
+        'stop it first, or give this run its own --state-dir',
+      );
+    }
+    // 0600, never through a symbolic link; the edge's log is made so before it opens it.
+    dest = pino.destination({ dest: openPrivateFile(files.clientLog), sync: false });
+    if (!o.edge) closeSync(openPrivateFile(files.edgeLog));
+    prepared.handOver();
+  } catch (err) {
+    unlock();
+    prepared.close();
+    throw stateDirAccessError(err, dir) ?? err;
+  }
   const log = pino({ level: o.logLevel ?? 'info', base: { component: 'client' } }, dest);
   const allowInternet = o.allowInternet === true;
   const userHosts = o.hosts ?? {};
@@ -154,17 +171,22 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       removeClientState(dir, process.pid, files.stateFile);
       log.flush();
       unlock();
+      prepared.close();
     })();
     return stopping;
   };
   try {
     let edgeUrl: string;
     let edgeCa: string | null = null;
+    let bypassFromSource = false;
     if (o.edge) {
       edgeUrl = o.edge;
       if (o.edgeCa) edgeCa = readFileSync(o.edgeCa, 'utf8');
     } else {
-      demo = await startDemo({ stateDir: dir });
+      // Bypassed demo flows come from 127.0.0.3 where it can be bound, else reach servers
+      // of their own (the demo servers tell the path by either).
+      bypassFromSource = await bypassSourceUsable();
+      demo = await startDemo({ stateDir: dir, directPorts: !bypassFromSource });
       const loaded = loadTenantFile(o.tenant);
       const edgeOpts: EdgeThreadOptions = {
         stateDir: dir,
@@ -188,10 +210,10 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       edgeCa = edge.caPem;
     }
     const source = o.sourceAddress ?? null;
-    // Demo: bypassed flows reach loopback servers from 127.0.0.3 (the servers tell the path
-    // by it; Linux routes all of 127/8 to lo). Otherwise the TUN host address, if any.
-    const bypassLocal =
-      demo && process.platform === 'linux' ? DEMO_BYPASS_SOURCE : (source ?? undefined);
+    // Demo: bypassed flows reach loopback servers from 127.0.0.3 where it can be bound (the
+    // servers tell the path by it; Linux and Windows route all of 127/8 to loopback).
+    // Otherwise the TUN host address, if any.
+    const bypassLocal = demo && bypassFromSource ? DEMO_BYPASS_SOURCE : (source ?? undefined);
     client = await startClient({
       edge: {
         url: edgeUrl,
@@ -219,6 +241,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       ...(o.processLookup === false ? { processLookup: false } : {}),
       log,
     });
+    // Under sudo: the demo CA, the edge's key and TLS files, the lock, to the invoking user.
+    prepared.handOver();
     const c = client;
     return {
       dir,
@@ -244,14 +268,17 @@ export async function startWorld(o: WorldOptions): Promise<World> {
             pac: a.pac,
             edge: edgeUrl,
             logs,
+            adminToken: c.admin?.token ?? null,
           },
           files.stateFile,
         );
+        // Under sudo: the state file and its token, to the invoking user.
+        prepared.handOver();
       },
       stop,
     };
   } catch (err) {
     await stop();
-    throw err;
+    throw stateDirAccessError(err, dir) ?? err;
   }
 }

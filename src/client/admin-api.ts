@@ -9,7 +9,18 @@
  *   GET  /explain?target=<url|host[:port]|ip[:port]>[&udp=1][&ip=<address>]
  *                    how this client would classify that flow now (client/explain.ts)
  *   POST /toggle     {"channel": "internet", "on": false}; 409 + message when locked
+ *   POST /vpn        {"on": false, "via": "settings"|"app"}: the user switches the VPN (off:
+ *                    nothing forwarded); 409 when the managed configuration forbids it
+ *   POST /onboard    {}: the user onboards (a client started without SilentOnboard)
+ *   POST /shutdown   {} or {"pid": n}: stop the run as Ctrl+C would (`gsa-emu up` only;
+ *                    409 elsewhere, and when pid is not this process's)
  *   GET  /metrics    Prometheus text
+ *
+ * Every request needs `Authorization: Bearer <token>` (else 401): a random token made per
+ * run, written with the address into the 0600 state file (`<state-dir>/client.json`,
+ * `netns-<pid>.json`) and its token file (`client.token`, `netns-<pid>.token`), which only
+ * the owner can read. The loopback address alone does not keep other local users out.
+ * `token: null` (tests) turns this off.
  *
  * Cross-site requests are refused: a request carrying an `Origin` header gets 403, and
  * POST needs `content-type: application/json` (a browser cannot send that cross-site
@@ -18,9 +29,11 @@
  * after 15 s; at most 256 are open at once.
  *
  * Methods: the GET endpoints also answer HEAD (RFC 9110 9.1); another method on them is
- * 405 `Allow: GET, HEAD`, anything but POST on /toggle is 405 `Allow: POST`, and any
- * method on a path that is none of these is 404.
+ * 405 `Allow: GET, HEAD`, anything but POST on /toggle, /vpn, /onboard and /shutdown is 405
+ * `Allow: POST`,
+ * and any method on a path that is none of these is 404.
  */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ToggleRefusedError, UsageError } from '../errors.js';
@@ -38,13 +51,42 @@ export interface AdminApiOptions {
   hostnames?: () => HostnameEntry[];
   /** More Prometheus text for /metrics (TUN capture's gauges and counters). */
   metrics?: () => string;
+  /**
+   * The bearer token every request must carry. Default (undefined): a new random one
+   * (`newAdminToken`), read back from `AdminApi.token`. null: no credential at all, for
+   * tests that build a client directly; never for a client other users could reach.
+   */
+  token?: string | null;
 }
 
 export interface AdminApi {
   readonly server: Server;
   readonly address: AddressInfo;
   readonly url: string;
+  /** The bearer token requests must carry (`Authorization: Bearer <token>`), or null: none. */
+  readonly token: string | null;
+  /**
+   * What POST /shutdown runs (after its answer is sent): `gsa-emu up` sets its Ctrl+C
+   * path. Without one, POST /shutdown is refused (409).
+   */
+  onShutdown(handler: (() => void) | null): void;
   close(): Promise<void>;
+}
+
+/** A fresh admin API token: 32 random bytes, base64url (43 characters). */
+export function newAdminToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/**
+ * Whether an Authorization header carries `token` as a bearer token (RFC 6750: scheme in
+ * any case). Compared in constant time (of the hashes: the lengths may differ).
+ */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^bearer +(\S+) *$/i.exec(header ?? '');
+  return m !== null && timingSafeEqual(sha256(m[1]!), sha256(token));
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -62,7 +104,7 @@ function methodNotAllowed(res: ServerResponse, allow: string, method: string, pa
   json(res, 405, { error: 'method_not_allowed', message: `${method} ${path}` });
 }
 
-/** The paths that answer GET and HEAD (POST /toggle is the only other resource). */
+/** The paths that answer GET and HEAD (the others are the POST actions). */
 const GET_ENDPOINTS: ReadonlySet<string> = new Set([
   '/',
   '/status',
@@ -124,6 +166,8 @@ export async function startAdminApi(
   if (!/^127\.|^::1$|^localhost$/.test(host)) {
     throw new UsageError(`the admin API listens on loopback only, not ${host}`);
   }
+  const token = opts.token === undefined ? newAdminToken() : opts.token;
+  let shutdown: (() => void) | null = null;
   const server = createServer((req, res) => {
     // Tells gsa-emu's commands they reached this API, not another program on the port.
     res.setHeader(ADMIN_API_HEADER, 'admin-api');
@@ -153,11 +197,30 @@ export async function startAdminApi(
       });
       return;
     }
+    // Other local users (any account can connect to 127.0.0.1) and anything else without
+    // the owner's state file: before anything is read, routed or changed.
+    if (token !== null && !bearerMatches(req.headers.authorization, token)) {
+      res.setHeader('www-authenticate', 'Bearer realm="gsa-emu admin API"');
+      json(res, 401, {
+        error: 'unauthorized',
+        message:
+          'send "Authorization: Bearer <token>": the adminToken of the state file of this run (<state-dir>/client.json, or netns-<pid>.json), also in the token file next to it (client.token, netns-<pid>.token)',
+      });
+      return;
+    }
     const [path, query = ''] = (req.url ?? '/').split('?') as [string, string?];
     const method = req.method ?? 'GET';
     if (path === '/toggle') {
       if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
       return toggle(req, res);
+    }
+    if (path === '/shutdown') {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
+      return stop(req, res);
+    }
+    if (path === '/vpn' || path === '/onboard') {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
+      return path === '/vpn' ? vpn(req, res) : onboard(req, res);
     }
     if (!GET_ENDPOINTS.has(path)) {
       return json(res, 404, { error: 'not_found', message: `no such endpoint ${path}` });
@@ -215,6 +278,9 @@ export async function startAdminApi(
             '/explain?target=',
             '/metrics',
             'POST /toggle',
+            'POST /vpn',
+            'POST /onboard',
+            'POST /shutdown',
           ],
         });
       default:
@@ -222,24 +288,73 @@ export async function startAdminApi(
     }
   }
 
-  async function toggle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * A POST's JSON body as an object (null, arrays and other non-objects as `{}`: the same
+   * 400 as a missing field), or undefined once the error is answered (415, 413, 400).
+   */
+  async function jsonBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<Record<string, unknown> | undefined> {
     if (!isJsonContentType(req.headers['content-type'])) {
-      return json(res, 415, {
-        error: 'unsupported_media_type',
-        message: 'send application/json',
-      });
+      json(res, 415, { error: 'unsupported_media_type', message: 'send application/json' });
+      return undefined;
     }
     const text = await readBody(req);
-    if (text === null) return json(res, 413, { error: 'too_large', message: 'body too large' });
+    if (text === null) {
+      json(res, 413, { error: 'too_large', message: 'body too large' });
+      return undefined;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      return json(res, 400, { error: 'bad_request', message: 'body is not JSON' });
+      json(res, 400, { error: 'bad_request', message: 'body is not JSON' });
+      return undefined;
     }
-    // null, arrays and other non-objects have no channel: the same 400 as a missing one.
-    const body: { channel?: unknown; on?: unknown } =
-      typeof parsed === 'object' && parsed !== null ? parsed : {};
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
+  }
+
+  /** Runs a user action of the client; a refusal by the managed configuration is a 409. */
+  function userAction(res: ServerResponse, act: () => Record<ChannelName, boolean>, extra: object) {
+    try {
+      const channels = act();
+      return json(res, 200, { ...extra, channels, generation: client.generation });
+    } catch (err) {
+      if (err instanceof ToggleRefusedError) {
+        return json(res, 409, { error: err.code, message: err.message });
+      }
+      throw err;
+    }
+  }
+
+  /** POST /vpn {"on": bool, "via": "settings"|"app"}: the user switches the VPN. */
+  async function vpn(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await jsonBody(req, res);
+    if (body === undefined) return;
+    const via = body.via ?? 'settings';
+    if (typeof body.on !== 'boolean' || (via !== 'settings' && via !== 'app')) {
+      return json(res, 400, {
+        error: 'bad_request',
+        message: 'expected {"on": true|false, "via": "settings"|"app"} (via: default settings)',
+      });
+    }
+    const on = body.on;
+    return userAction(res, () => client.setVpn(on, via), { on, via });
+  }
+
+  /** POST /onboard {}: the user onboards (the client was started without SilentOnboard). */
+  async function onboard(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await jsonBody(req, res);
+    if (body === undefined) return;
+    return userAction(res, () => client.onboard(), { onboarded: true });
+  }
+
+  async function toggle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await jsonBody(req, res);
+    if (body === undefined) return;
     const channel = body.channel === 'gsa' ? 'm365' : body.channel;
     if (
       typeof channel !== 'string' ||
@@ -251,15 +366,48 @@ export async function startAdminApi(
         message: 'expected {"channel": "m365"|"private"|"internet", "on": true|false}',
       });
     }
-    try {
-      const channels = client.toggle(channel as ChannelName, body.on);
-      return json(res, 200, { channel, on: body.on, channels, generation: client.generation });
-    } catch (err) {
-      if (err instanceof ToggleRefusedError) {
-        return json(res, 409, { error: err.code, message: err.message });
-      }
-      throw err;
+    const on = body.on;
+    return userAction(res, () => client.toggle(channel as ChannelName, on), { channel, on });
+  }
+
+  /** POST /shutdown: `{}` or `{"pid": n}` (refused unless n is this process: a stale address). */
+  async function stop(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!isJsonContentType(req.headers['content-type'])) {
+      return json(res, 415, { error: 'unsupported_media_type', message: 'send application/json' });
     }
+    const text = await readBody(req);
+    if (text === null) return json(res, 413, { error: 'too_large', message: 'body too large' });
+    let body: unknown;
+    try {
+      body = text.trim() === '' ? {} : JSON.parse(text);
+    } catch {
+      return json(res, 400, { error: 'bad_request', message: 'body is not JSON' });
+    }
+    const pid = typeof body === 'object' && body !== null ? (body as { pid?: unknown }).pid : null;
+    if (
+      typeof body !== 'object' ||
+      body === null ||
+      Array.isArray(body) ||
+      (pid !== undefined && typeof pid !== 'number')
+    ) {
+      return json(res, 400, { error: 'bad_request', message: 'expected {} or {"pid": <number>}' });
+    }
+    if (pid !== undefined && pid !== process.pid) {
+      return json(res, 409, {
+        error: 'pid_mismatch',
+        message: `this admin API belongs to pid ${process.pid}, not ${pid}`,
+      });
+    }
+    const run = shutdown;
+    if (run === null) {
+      return json(res, 409, {
+        error: 'not_supported',
+        message: 'this client cannot be stopped through its admin API (only "gsa-emu up" can)',
+      });
+    }
+    // The answer first: stopping closes this API and its connections.
+    res.once('close', run);
+    return json(res, 202, { pid: process.pid, stopping: true });
   }
 
   address = await listenOn(server, opts.port ?? 0, host, 'admin API');
@@ -267,6 +415,10 @@ export async function startAdminApi(
     server,
     address,
     url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    token,
+    onShutdown(handler) {
+      shutdown = handler;
+    },
     close: () =>
       new Promise<void>((r) => {
         server.close(() => r());

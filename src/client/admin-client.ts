@@ -1,14 +1,35 @@
 /**
- * Talking to a running client's admin API from the CLI (`gsa-emu status | flows | toggle`):
- * the address comes from `--admin host:port`, else from `<state-dir>/client.json`, which
- * `gsa-emu up` writes at start and removes at exit, else from the newest
- * `<state-dir>/netns-<pid>.json` of a running `gsa-emu netns`.
+ * Talking to a running client's admin API from the CLI (`gsa-emu status | flows | toggle |
+ * explain --running | stop`).
+ *
+ * The address and the bearer token come from the run's state file: `<state-dir>/client.json`,
+ * which `gsa-emu up` writes when ready and removes at exit, else the newest
+ * `<state-dir>/netns-<pid>.json` of a running `gsa-emu netns`. A state file whose writer is
+ * gone (its pid exited, or is now another process: util/pid-lock.ts writerAlive) is stale
+ * and not used: its port may be free, or another gsa-emu's.
+ *
+ * `--admin host:port` names the address instead; its token is then, in this order, the
+ * one in the file given with `--admin-token <file>` (the token alone, as the run's token
+ * file `client.token` / `netns-<pid>.token` holds it: the same file Prometheus's
+ * `credentials_file` reads), else the one of a running state file of `--state-dir` with that
+ * address. `--admin-token` without `--admin` overrides the state file's token.
  */
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  constants as fsConstants,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
-import { pidAlive } from '../util/pid-lock.js';
+import { ownProcessStart, writerAlive } from '../util/pid-lock.js';
 import { makeDirs } from '../util/state-dir.js';
 
 export interface ClientStateFile {
@@ -20,16 +41,55 @@ export interface ClientStateFile {
   pac: string | null;
   edge: string;
   logs: string;
+  /** The admin API's bearer token; null or absent: none (no admin API, or an older run). */
+  adminToken?: string | null;
+  /** Linux: the writer's start id (util/pid-lock.ts processStartId); tells a reused pid. */
+  procStart?: string;
 }
 
 export const STATE_FILE = 'client.json';
 
+/** The token file next to a state file: `client.token`, `netns-<pid>.token`. */
+export function tokenFileOf(stateFile: string): string {
+  return `${stateFile.replace(/\.json$/, '')}.token`;
+}
+
+/**
+ * Writes a file readable by its owner only (also when it existed with a wider mode), never
+ * through a symbolic link planted in its place.
+ */
+function writePrivate(file: string, text: string): void {
+  const fd = openSync(
+    file,
+    fsConstants.O_WRONLY |
+      fsConstants.O_CREAT |
+      fsConstants.O_TRUNC |
+      (fsConstants.O_NOFOLLOW ?? 0),
+    0o600,
+  );
+  try {
+    if (process.platform !== 'win32') fchmodSync(fd, 0o600);
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes the state file (0600) and, when it has an admin token, the token file next to it
+ * (0600, the token and a newline). A state file of this process gets its `procStart`.
+ */
 export function writeClientState(
   dir: string,
   s: ClientStateFile,
   file = join(dir, STATE_FILE),
 ): string {
-  writeFileSync(file, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+  const full: ClientStateFile =
+    s.procStart === undefined && s.pid === process.pid ? { ...s, ...ownProcessStart() } : s;
+  const tokenFile = tokenFileOf(file);
+  if (s.adminToken) writePrivate(tokenFile, `${s.adminToken}\n`);
+  else rmSync(tokenFile, { force: true });
+  writePrivate(file, `${JSON.stringify(full, null, 2)}\n`);
   return file;
 }
 
@@ -65,6 +125,7 @@ export function clearStartFailure(dir: string): void {
   rmSync(join(dir, START_FAILURE_FILE), { force: true });
 }
 
+/** Removes the state file (and its token file) if `pid` wrote it. */
 export function removeClientState(
   dir: string,
   pid = process.pid,
@@ -72,93 +133,216 @@ export function removeClientState(
 ): void {
   try {
     const s = JSON.parse(readFileSync(file, 'utf8')) as ClientStateFile;
-    if (s.pid === pid) rmSync(file);
+    if (s.pid === pid) {
+      rmSync(tokenFileOf(file), { force: true });
+      rmSync(file);
+    }
   } catch {}
 }
 
-/** The state file of the newest running `gsa-emu netns` in `dir`, or null. */
-function newestNetnsState(dir: string): string | null {
-  let best: { file: string; mtime: number } | null = null;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return null;
-  }
-  for (const n of names) {
-    const m = /^netns-(\d+)\.json$/.exec(n);
-    if (!m || !pidAlive(Number(m[1]))) continue;
-    const file = join(dir, n);
-    try {
-      const mtime = statSync(file).mtimeMs;
-      if (!best || mtime > best.mtime) best = { file, mtime };
-    } catch {}
-  }
-  return best?.file ?? null;
-}
-
-/** `client.json` when it exists, else the newest running netns state file. */
-function newestNetnsStateUnlessUp(dir: string): string {
-  const main = join(dir, STATE_FILE);
-  try {
-    statSync(main);
-    return main;
-  } catch {
-    return newestNetnsState(dir) ?? main;
-  }
-}
-
-/** The admin API base URL (`http://127.0.0.1:port`). */
-export function adminUrl(dir: string, flag?: string): string {
-  if (flag) {
-    const url = flag.startsWith('http') ? flag.replace(/\/+$/, '') : `http://${flag}`;
-    try {
-      new URL(url);
-    } catch {
-      throw new UsageError(`--admin "${flag}" is not host:port`);
-    }
-    return url;
-  }
-  const file = newestNetnsStateUnlessUp(dir);
+/** A state file read: its content, null when missing, or 'garbled' when not a state file. */
+export function readClientState(file: string): ClientStateFile | null | 'garbled' {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    throw new GsaError(
-      'GSA_ERR_NOT_RUNNING',
-      `no running client found (${join(dir, STATE_FILE)} is missing): start one with "gsa-emu up", or pass --admin host:port`,
-    );
+    return null;
   }
-  let s: ClientStateFile;
   try {
-    s = JSON.parse(text) as ClientStateFile;
+    const s = JSON.parse(text) as ClientStateFile;
+    return typeof s === 'object' && s !== null && typeof s.pid === 'number' ? s : 'garbled';
   } catch {
+    return 'garbled';
+  }
+}
+
+/** Whether the process that wrote a state file still runs (not a dead one's reused pid). */
+export function stateIsLive(s: ClientStateFile): boolean {
+  return writerAlive({
+    pid: s.pid,
+    startedAt: s.startedAt,
+    ...(typeof s.procStart === 'string' ? { procStart: s.procStart } : {}),
+  });
+}
+
+/**
+ * Removes `<dir>/client.json` (and its token file) when the `up` that wrote it is gone
+ * (`gsa-emu stop` finding a stale lock). Returns whether it did.
+ */
+export function removeStaleClientState(dir: string): boolean {
+  const file = join(dir, STATE_FILE);
+  const s = readClientState(file);
+  if (s === null || s === 'garbled' || stateIsLive(s)) return false;
+  removeClientState(dir, s.pid, file);
+  return true;
+}
+
+interface LiveState {
+  file: string;
+  state: ClientStateFile;
+}
+
+/** The running `gsa-emu netns` runs of `dir`, newest first. */
+function liveNetnsStates(dir: string): LiveState[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const found: Array<LiveState & { mtime: number }> = [];
+  for (const n of names) {
+    const m = /^netns-(\d+)\.json$/.exec(n);
+    if (!m) continue;
+    const file = join(dir, n);
+    const state = readClientState(file);
+    if (state === null || state === 'garbled' || state.pid !== Number(m[1]) || !stateIsLive(state))
+      continue;
+    try {
+      found.push({ file, state, mtime: statSync(file).mtimeMs });
+    } catch {}
+  }
+  return found.sort((a, b) => b.mtime - a.mtime).map(({ file, state }) => ({ file, state }));
+}
+
+/**
+ * The running client of `dir`: `client.json` when its writer runs, else the newest running
+ * netns; GSA_ERR_NOT_RUNNING (saying why: missing, stale, not JSON) when there is none.
+ */
+function liveState(dir: string): LiveState {
+  const main = join(dir, STATE_FILE);
+  const s = readClientState(main);
+  if (s === 'garbled') {
     throw new GsaError(
       'GSA_ERR_NOT_RUNNING',
-      `${file} is not a client state file (not JSON): remove it, or pass --admin host:port`,
+      `${main} is not a client state file (not JSON): remove it, or pass --admin host:port`,
     );
   }
-  if (!s.admin) throw new UsageError(`the client (pid ${s.pid}) runs without an admin API`);
-  return `http://${s.admin}`;
+  if (s !== null && stateIsLive(s)) return { file: main, state: s };
+  const netns = liveNetnsStates(dir)[0];
+  if (netns) return netns;
+  throw new GsaError(
+    'GSA_ERR_NOT_RUNNING',
+    s === null
+      ? `no running client found (${main} is missing): start one with "gsa-emu up", or pass --admin host:port`
+      : `no running client found: ${main} is stale (the "gsa-emu up" that wrote it, pid ${s.pid}, is gone): start one with "gsa-emu up", or pass --admin host:port`,
+  );
+}
+
+/** Where the CLI sends admin API requests: the base URL and the bearer token. */
+export interface AdminTarget {
+  /** `http://127.0.0.1:port` */
+  url: string;
+  token: string | null;
+  /** The state file the address or token came from (a 401 then means it is stale), or null. */
+  from: string | null;
+}
+
+/** What the admin commands take: `--admin host:port`, `--admin-token <file>`. */
+export interface AdminFlags {
+  admin?: string | undefined;
+  adminToken?: string | undefined;
+}
+
+function adminFlagUrl(flag: string): string {
+  const url = flag.startsWith('http') ? flag.replace(/\/+$/, '') : `http://${flag}`;
+  try {
+    new URL(url);
+  } catch {
+    throw new UsageError(`--admin "${flag}" is not host:port`);
+  }
+  return url;
+}
+
+/** `host:port` of a URL, localhost as 127.0.0.1, for comparing admin addresses. */
+function hostKey(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname === 'localhost' ? '127.0.0.1' : u.hostname}:${u.port || '80'}`;
+  } catch {
+    return url;
+  }
+}
+
+/** The token in a `--admin-token` file (its first line, trimmed). */
+export function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--admin-token "${file}": cannot read it: ${(e as Error).message}`);
+  }
+  const token = text.split(/\r?\n/)[0]!.trim();
+  if (!token) throw new UsageError(`--admin-token "${file}" is empty`);
+  return token;
+}
+
+/** The admin API to talk to and its token (see the file comment for where they come from). */
+export function adminTarget(dir: string, o: AdminFlags = {}): AdminTarget {
+  const given = o.adminToken !== undefined ? readTokenFile(o.adminToken) : null;
+  if (o.admin) {
+    const url = adminFlagUrl(o.admin);
+    if (given !== null) return { url, token: given, from: null };
+    const key = hostKey(url);
+    const mainFile = join(dir, STATE_FILE);
+    const main = readClientState(mainFile);
+    const candidates: LiveState[] = [
+      ...(main !== null && main !== 'garbled' && stateIsLive(main)
+        ? [{ file: mainFile, state: main }]
+        : []),
+      ...liveNetnsStates(dir),
+    ];
+    const match = candidates.find(
+      (c) => c.state.admin && hostKey(`http://${c.state.admin}`) === key,
+    );
+    return match
+      ? { url, token: match.state.adminToken ?? null, from: match.file }
+      : { url, token: null, from: null };
+  }
+  const { file, state } = liveState(dir);
+  if (!state.admin) throw new UsageError(`the client (pid ${state.pid}) runs without an admin API`);
+  return {
+    url: `http://${state.admin}`,
+    token: given ?? state.adminToken ?? null,
+    from: given !== null ? null : file,
+  };
+}
+
+/** The admin API base URL (`http://127.0.0.1:port`) of `--admin`, else of the running client's state file. */
+export function adminUrl(dir: string, flag?: string): string {
+  return adminTarget(dir, { admin: flag }).url;
 }
 
 /** A header on every admin API response, by which `adminCall` knows it reached one. */
 export const ADMIN_API_HEADER = 'x-gsa-emu';
 
+/**
+ * One admin API request. `target` is a target (`adminTarget`) or a bare base URL (no
+ * token). A 401 is GSA_ERR_NOT_RUNNING when the token came from a state file (the file is
+ * stale: another gsa-emu has its port now), else an AdminApiError saying which token to give.
+ */
 export async function adminCall<T>(
-  base: string,
+  target: AdminTarget | string,
   method: 'GET' | 'POST',
   path: string,
   body?: unknown,
+  o: { timeoutMs?: number } = {},
 ): Promise<T> {
+  const t: AdminTarget =
+    typeof target === 'string' ? { url: target, token: null, from: null } : target;
+  const base = t.url;
+  const timeout = o.timeoutMs ?? 10_000;
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(`${base}${path}`, {
       method,
-      headers: body !== undefined ? { 'content-type': 'application/json' } : {},
+      headers: {
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(t.token !== null ? { authorization: `Bearer ${t.token}` } : {}),
+      },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
     });
   } catch (err) {
     throw new GsaError(
@@ -171,6 +355,19 @@ export async function adminCall<T>(
     throw new GsaError(
       'GSA_ERR_ADMIN_UNREACHABLE',
       `something answers at ${base} (HTTP ${res.statusCode}), but not gsa-emu's admin API: another program on that port, or a stale client.json (is "gsa-emu up" running?)`,
+    );
+  }
+  if (res.statusCode === 401) {
+    if (t.from !== null) {
+      throw new GsaError(
+        'GSA_ERR_NOT_RUNNING',
+        `the admin API at ${base} refused the token of ${t.from}: that file is stale (the gsa-emu that wrote it is gone; another one listens on its port now): start one with "gsa-emu up"`,
+      );
+    }
+    throw new AdminApiError(
+      401,
+      'unauthorized',
+      `the admin API at ${base} wants its token: give --admin-token <file> (the run's <state-dir>/client.token, or netns-<pid>.token), or the --state-dir of the run that listens there`,
     );
   }
   if (res.statusCode >= 400) {

@@ -136,6 +136,11 @@ export interface ClientOptions {
   hostnames?: () => HostnameEntry[];
   /** More Prometheus text for the admin API's /metrics (TUN mode's), when present. */
   metrics?: () => string;
+  /**
+   * The admin API's bearer token. Default: a random one per run (`admin.token`); null: no
+   * credential (tests only; see client/admin-api.ts).
+   */
+  adminToken?: string | null;
   log?: ForwardLogger & { error?(obj: object, msg?: string): void };
 }
 
@@ -167,6 +172,14 @@ export interface RunningClient {
   profile(): ReturnType<typeof profileView>;
   /** Flip a tile; throws ToggleRefusedError when locked or hidden. Swaps the classifier. */
   toggle(channel: ChannelName, on: boolean): Record<ChannelName, boolean>;
+  /**
+   * The user switches the VPN on or off in the app (needs EnableVPNToggleInApp) or in
+   * Settings (off is refused with Block users from disabling automatic VPN); throws
+   * ToggleRefusedError. Off: nothing is forwarded, every flow goes direct.
+   */
+  setVpn(on: boolean, via: 'app' | 'settings'): Record<ChannelName, boolean>;
+  /** The user onboards in the app (the client starts onboarded with SilentOnboard=TRUE). */
+  onboard(): Record<ChannelName, boolean>;
   /** Replace the tenant (a Graph document or list); swaps the classifier. */
   setTenantDocument(doc: unknown, source: string): void;
   /** Polls the edge's profiles now (tenant 'edge' only). */
@@ -637,6 +650,8 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     toggle(channel, on) {
       return tiles.toggle(channel, on);
     },
+    setVpn: (on, via) => tiles.setVpn(on, via),
+    onboard: () => tiles.onboard(),
     setTenantDocument,
     async refreshProfiles() {
       await poller?.pollNow();
@@ -663,6 +678,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         port: l.adminPort ?? 0,
         ...(opts.hostnames ? { hostnames: opts.hostnames } : {}),
         ...(opts.metrics ? { metrics: opts.metrics } : {}),
+        ...(opts.adminToken !== undefined ? { token: opts.adminToken } : {}),
       });
       addresses.admin = hostPort(admin.address);
     } catch (err) {

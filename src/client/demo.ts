@@ -7,7 +7,11 @@
  * - One HTTP and one HTTPS server (certificate for every demo name, from a local CA in
  *   `<stateDir>/demo-tls`), answering `gsa-emu demo: <host><path>` and the peer they saw.
  *   Tunneled flows reach them from the edge (127.0.0.1); bypassed flows from the client's
- *   direct connections, bound to 127.0.0.3, so the peer address tells the path apart.
+ *   direct connections, bound to 127.0.0.3 where the OS lets a program bind it (Linux and
+ *   Windows route all of 127/8 to loopback: bypassSourceUsable), so the peer address tells
+ *   the path apart. Elsewhere (macOS has only 127.0.0.1 unless aliased) `directPorts` gives
+ *   the bypassed flows web servers of their own (the client's `dial` map names their ports,
+ *   the edge's maps the others), and the port a request came in on tells the path apart.
  * - A UDP echo on the HTTPS port number (EXO QUIC on UDP 443) and one for the private
  *   udp-echo app, and a TCP echo for the RDP app segment (127.77.0.5:3389).
  * - Name resolution as the client sees it (`clientHosts`): internet demo names resolve to
@@ -27,7 +31,12 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttps } from 'node:https';
-import { createServer as createTcp, type Socket, type Server as TcpServer } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createTcp,
+  type Socket,
+  type Server as TcpServer,
+} from 'node:net';
 import { join } from 'node:path';
 import { loadOrCreateTls } from '../tunnel/tls.js';
 
@@ -80,22 +89,54 @@ export interface Demo {
   };
   client: { hosts: Record<string, string>; dial: Record<string, string> };
   bypassSource: string;
+  /**
+   * With `directPorts`: the ports of the web servers only bypassed flows reach (HTTP,
+   * HTTPS); a request on one of them is direct from the client whatever its peer. Else [].
+   */
+  bypassPorts: number[];
   close(): Promise<void>;
 }
 
-export async function startDemo(opts: { stateDir: string }): Promise<Demo> {
+/**
+ * Can the client's bypassed demo flows come from DEMO_BYPASS_SOURCE (127.0.0.3)? Linux and
+ * Windows route all of 127/8 to loopback; macOS (and the BSDs) have only 127.0.0.1 unless
+ * aliased. Checked by binding it.
+ */
+export async function bypassSourceUsable(): Promise<boolean> {
+  if (process.platform !== 'linux' && process.platform !== 'win32') return false;
+  const probe = createTcp();
+  try {
+    probe.listen(0, DEMO_BYPASS_SOURCE);
+    await once(probe, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.close();
+  }
+}
+
+export interface DemoOptions {
+  stateDir: string;
+  /**
+   * Web servers of their own for bypassed flows (see the file comment), for when the client
+   * cannot bind DEMO_BYPASS_SOURCE. Default false.
+   */
+  directPorts?: boolean;
+}
+
+export async function startDemo(opts: DemoOptions): Promise<Demo> {
   const hits: DemoHit[] = [];
   const udpHits: Demo['udpHits'] = [];
+  const bypassPorts: number[] = [];
   const handler = (tls: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
     const peer = req.socket.remoteAddress ?? '?';
     const hit = { host, path: req.url ?? '/', peer, peerPort: req.socket.remotePort ?? 0, tls };
     hits.push(hit);
     if (hits.length > 1000) hits.shift();
-    const via =
-      peer === DEMO_BYPASS_SOURCE
-        ? 'direct from the client (bypassed)'
-        : 'from the GSA edge (tunneled)';
+    const direct = peer === DEMO_BYPASS_SOURCE || bypassPorts.includes(req.socket.localPort ?? -1);
+    const via = direct ? 'direct from the client (bypassed)' : 'from the GSA edge (tunneled)';
     req.resume();
     const body = `gsa-emu demo: ${tls ? 'https' : 'http'}://${host}${hit.path}\npeer: ${peer}:${hit.peerPort}, ${via}\n`;
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-demo-peer': peer });
@@ -123,6 +164,21 @@ export async function startDemo(opts: { stateDir: string }): Promise<Demo> {
   await once(https, 'listening');
   const httpPort = (http.address() as { port: number }).port;
   const httpsPort = (https.address() as { port: number }).port;
+  let directHttpPort = httpPort;
+  let directHttpsPort = httpsPort;
+  if (opts.directPorts) {
+    const directHttp = createHttp(handler(false));
+    track(directHttp);
+    directHttp.listen(0, '127.0.0.1');
+    await once(directHttp, 'listening');
+    const directHttps = createHttps({ cert: tls.cert, key: tls.key }, handler(true));
+    track(directHttps);
+    directHttps.listen(0, '127.0.0.1');
+    await once(directHttps, 'listening');
+    directHttpPort = (directHttp.address() as AddressInfo).port;
+    directHttpsPort = (directHttps.address() as AddressInfo).port;
+    bypassPorts.push(directHttpPort, directHttpsPort);
+  }
 
   const udps: UdpSocket[] = [];
   const udpEcho = async (port: number, kind: 'quic' | 'private'): Promise<number> => {
@@ -146,6 +202,8 @@ export async function startDemo(opts: { stateDir: string }): Promise<Demo> {
   // QUIC to EXO: UDP on the same port number as the HTTPS server (one hosts-map entry for both).
   const udpPort = await udpEcho(httpsPort, 'quic');
   const udpPrivatePort = await udpEcho(0, 'private');
+  // Bypassed QUIC dials the same name:443 entry as bypassed HTTPS: an echo on that port too.
+  if (opts.directPorts) await udpEcho(directHttpsPort, 'quic');
   const tcpEcho = createTcp((s) => {
     s.on('error', () => {});
     s.pipe(s);
@@ -155,9 +213,9 @@ export async function startDemo(opts: { stateDir: string }): Promise<Demo> {
   await once(tcpEcho, 'listening');
   const tcpEchoPort = (tcpEcho.address() as { port: number }).port;
 
-  const web = (name: string, m: Record<string, string>) => {
-    m[`${name}:80`] = `127.0.0.1:${httpPort}`;
-    m[`${name}:443`] = `127.0.0.1:${httpsPort}`;
+  const web = (name: string, m: Record<string, string>, direct = false) => {
+    m[`${name}:80`] = `127.0.0.1:${direct ? directHttpPort : httpPort}`;
+    m[`${name}:443`] = `127.0.0.1:${direct ? directHttpsPort : httpsPort}`;
   };
   const hostsMap: Record<string, string> = {};
   for (const n of [...DEMO_M365, ...Object.keys(DEMO_INTERNET), ...DEMO_BYPASS]) web(n, hostsMap);
@@ -166,7 +224,13 @@ export async function startDemo(opts: { stateDir: string }): Promise<Demo> {
   for (const n of DEMO_PRIVATE) web(n, connectorHosts);
   connectorHosts[`${DEMO_UDP_PRIVATE}:${DEMO_UDP_PRIVATE_PORT}`] = `127.0.0.1:${udpPrivatePort}`;
   connectorHosts[`${DEMO_RDP}:3389`] = `127.0.0.1:${tcpEchoPort}`;
-  const dial: Record<string, string> = { ...hostsMap, ...connectorHosts };
+  // Where bypassed flows connect: the same servers (their own ports with directPorts).
+  const dial: Record<string, string> = {};
+  for (const n of [...DEMO_M365, ...Object.keys(DEMO_INTERNET), ...DEMO_BYPASS]) web(n, dial, true);
+  for (const ip of Object.values(DEMO_INTERNET)) web(ip, dial, true);
+  for (const n of DEMO_PRIVATE) web(n, dial, true);
+  dial[`${DEMO_UDP_PRIVATE}:${DEMO_UDP_PRIVATE_PORT}`] = `127.0.0.1:${udpPrivatePort}`;
+  dial[`${DEMO_RDP}:3389`] = `127.0.0.1:${tcpEchoPort}`;
   if (udpPort !== httpsPort) {
     hostsMap['outlook.office365.com:443'] = `127.0.0.1:${httpsPort}`;
   }
@@ -182,6 +246,7 @@ export async function startDemo(opts: { stateDir: string }): Promise<Demo> {
     edge: { hostsMap, connectorHosts, filtering: { blockedCategories: ['gambling'] } },
     client: { hosts: { ...DEMO_INTERNET }, dial },
     bypassSource: DEMO_BYPASS_SOURCE,
+    bypassPorts,
     async close() {
       for (const s of sockets) s.destroy();
       for (const u of udps) {

@@ -90,7 +90,7 @@ t.test('up banner: client-config warnings, --state-dir, admin API paths', async 
     text,
     `  gsa-emu toggle internet off --state-dir ${sd}; gsa-emu status --state-dir ${sd}; gsa-emu flows --state-dir ${sd}\n`,
   );
-  t.match(text, '(/status /flows /hostnames /profile /health /explain /metrics, POST /toggle)');
+  t.match(text, '(/status /flows /hostnames /profile /health /explain /metrics, POST /toggle /vpn /onboard /shutdown)');
 });
 
 t.test('up banner: a state folder that needs quoting is quoted', async (t) => {

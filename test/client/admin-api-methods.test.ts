@@ -3,7 +3,9 @@
  * and their 405 says `Allow: GET, HEAD`; /toggle exists (405 `Allow: POST` for GET/HEAD);
  * an unknown path is 404 whatever the method; POST /toggle takes `application/json` in any
  * case, with parameters, and nothing else (a browser cannot send that cross-site without
- * a preflight). The edge and the client listen on 127.0.0.1 and are closed by the test.
+ * a preflight). Every request carries the client's admin token (its absence is
+ * test/client/admin-api-auth.test.ts). The edge and the client listen on 127.0.0.1 and are
+ * closed by the test.
  */
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -21,6 +23,7 @@ t.teardown(() => dispatcher.close());
 let edge: Edge;
 let client: RunningClient;
 let base: string;
+let auth: Record<string, string>;
 
 t.before(async () => {
   const tmp = await tempDir();
@@ -36,6 +39,7 @@ t.before(async () => {
   });
   t.teardown(() => client.close());
   base = client.admin!.url;
+  auth = { authorization: `Bearer ${client.admin!.token}` };
 });
 
 function call(
@@ -43,10 +47,14 @@ function call(
   path: string,
   o: { body?: string; headers?: Record<string, string> } = {},
 ): Promise<Reply> {
-  return httpCall(`${base}${path}`, method, { ...o, dispatcher });
+  return httpCall(`${base}${path}`, method, {
+    ...o,
+    headers: { ...auth, ...o.headers },
+    dispatcher,
+  });
 }
 
-const rawHead = (path: string) => rawHeadAt(base, path);
+const rawHead = (path: string) => rawHeadAt(base, path, `authorization: ${auth.authorization}\r\n`);
 
 const GET_ENDPOINTS = [
   '/',
@@ -183,7 +191,7 @@ function statusWithHost(path: string, host: string, method = 'GET'): Promise<str
     s.setTimeout(5000, () => s.destroy(new Error('no answer')));
     s.on('connect', () =>
       s.write(
-        `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+        `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${auth.authorization}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
       ),
     );
     s.on('data', (d) => (got += d));

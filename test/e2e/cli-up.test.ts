@@ -13,6 +13,7 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { flowsText } from '../../src/cli/commands/flows.js';
 import { up } from '../../src/cli/commands/up.js';
+import { adminCall, adminTarget } from '../../src/client/admin-client.js';
 import { statusView } from '../../src/client/diagnostics.js';
 import { formatFlowLine, formatStatus } from '../../src/client/format.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
@@ -103,11 +104,15 @@ t.test('up with a locked internet tile (client config file) and --exit-after', a
   );
   for (let i = 0; i < 200 && !existsSync(join(dir, 'client.json')); i++)
     await new Promise((r) => setTimeout(r, 25));
-  const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { admin: string };
+  const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as {
+    admin: string;
+    adminToken: string;
+  };
   t.ok(state.admin, 'admin address in client.json');
+  t.match(state.adminToken, /^[\w-]{43}$/, 'and its token');
   const res = await fetch(`http://${state.admin}/toggle`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${state.adminToken}` },
     body: JSON.stringify({ channel: 'internet', on: false }),
   });
   t.equal(res.status, 409, 'level 3 is locked');
@@ -225,6 +230,7 @@ t.test(
         await new Promise((r) => setTimeout(r, 25));
       const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as {
         admin: string;
+        adminToken: string;
         socks: string;
       };
       // A SOCKS5 CONNECT from this process to the admin API's port (127.0.0.0/8: bypassed).
@@ -238,7 +244,11 @@ t.test(
       await once(sock, 'data');
       let flow: { process: string | null; processId?: number | null } | undefined;
       for (let i = 0; i < 40; i++) {
-        const flows = (await (await fetch(`http://${state.admin}/flows`)).json()) as {
+        const flows = (await (
+          await fetch(`http://${state.admin}/flows`, {
+            headers: { authorization: `Bearer ${state.adminToken}` },
+          })
+        ).json()) as {
           flows: Array<{
             destinationPort: number;
             process: string | null;
@@ -259,5 +269,50 @@ t.test(
       }
       await run;
     }
+  },
+);
+
+t.test(
+  'POST /shutdown (gsa-emu stop) takes the path of Ctrl+C; the banner names the token file',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c) => {
+      text += c;
+    });
+    const run = up(
+      {
+        stateDir: dir,
+        socksPort: '0',
+        httpPort: '0',
+        exitAfter: '60',
+        tty: false,
+        processLookup: false,
+      },
+      out,
+    );
+    for (let i = 0; i < 400 && !text.includes('Ctrl+C to stop.'); i++)
+      await new Promise((r) => setTimeout(r, 25));
+    const tokenFile = join(dir, 'client.token');
+    t.match(text, `\n            token in ${tokenFile} (send "Authorization: Bearer <token>")\n`);
+    const target = adminTarget(dir);
+    t.equal(
+      target.token,
+      readFileSync(tokenFile, 'utf8').trim(),
+      'client.json and client.token agree',
+    );
+    const r = await adminCall<{ pid: number; stopping: boolean }>(target, 'POST', '/shutdown', {
+      pid: process.pid,
+    });
+    t.same(r, { pid: process.pid, stopping: true });
+    const t0 = Date.now();
+    await run;
+    t.ok(Date.now() - t0 < 20_000, 'up returned (not at --exit-after)');
+    t.match(text, /stopping\.\.\.\nstopped\. logs: /, 'the clean shutdown of Ctrl+C');
+    t.notOk(existsSync(join(dir, 'client.json')), 'client.json removed');
+    t.notOk(existsSync(tokenFile), 'and the token file');
+    t.notOk(existsSync(join(dir, 'up.lock')), 'and the lock');
   },
 );

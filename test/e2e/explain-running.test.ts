@@ -25,9 +25,13 @@ t.test('explain against the running client', async (t) => {
   });
   t.teardown(() => world.stop());
   await world.client.waitConnected(10_000);
+  // Its state file: `explain --running --admin` takes the token of the one with that address.
+  world.writeState();
   const admin = world.client.addresses.admin!;
   const get = async (q: string): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const res = await fetch(`http://${admin}/explain${q}`);
+    const res = await fetch(`http://${admin}/explain${q}`, {
+      headers: { authorization: `Bearer ${world.client.admin!.token}` },
+    });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
 
@@ -38,7 +42,7 @@ t.test('explain against the running client', async (t) => {
 
   // A name no rule acquires: the client resolves it (the --add-host entry) and classifies
   // it by address, as a SOCKS flow would be.
-  const mine = await explainRunning('x.mine.test:3000', { admin });
+  const mine = await explainRunning('x.mine.test:3000', { admin, stateDir: dir });
   t.equal(mine.ip, '127.0.0.1');
   t.equal(mine.resolved, true);
   t.equal(mine.decision.action, 'bypass');
@@ -46,14 +50,16 @@ t.test('explain against the running client', async (t) => {
   t.match(formatExplanation(mine), /resolved {2}no rule acquired the name: the client resolved it/);
 
   // The running client's toggles apply: with the internet tile off, news.test goes direct.
-  const before = await explainRunning('news.test:80', { admin });
+  const before = await explainRunning('news.test:80', { admin, stateDir: dir });
   t.equal(before.decision.channel, 'internet');
   world.client.toggle('internet', false);
-  const after = await explainRunning('news.test:80', { admin });
+  const after = await explainRunning('news.test:80', { admin, stateDir: dir });
   t.equal(after.decision.action, 'bypass');
   t.equal(after.decision.ruleId, null);
 
-  const quic = await explainRunning('contoso.sharepoint.com', { admin, udp: true });
+  const fromState = await explainRunning('news.test:80', { stateDir: dir });
+  t.same(fromState, after, 'the address and token of the state folder alone');
+  const quic = await explainRunning('contoso.sharepoint.com', { admin, stateDir: dir, udp: true });
   t.equal(quic.decision.action, 'drop', 'QUIC to SharePoint dropped (iOS)');
 
   for (const q of [
@@ -67,12 +73,17 @@ t.test('explain against the running client', async (t) => {
     t.equal(r.status, 400, `GET /explain${q}`);
     t.equal(r.body.error, 'bad_request');
   }
-  await t.rejects(explainRunning('news.test', { admin, tenant: 'x.json' }), {
+  await t.rejects(explainRunning('news.test', { admin, stateDir: dir, tenant: 'x.json' }), {
     code: 'GSA_ERR_USAGE',
     message: /drop --tenant/,
   });
-  await t.rejects(explainRunning('news.test', { admin, off: ['internet'], platform: 'windows' }), {
-    message: /drop --off, --platform/,
+  await t.rejects(
+    explainRunning('news.test', { admin, stateDir: dir, off: ['internet'], platform: 'windows' }),
+    {
+      message: /drop --off, --platform/,
+    },
+  );
+  await t.rejects(explainRunning('news.test', { admin, stateDir: dir, ip: 'nope' }), {
+    code: 'GSA_ERR_USAGE',
   });
-  await t.rejects(explainRunning('news.test', { admin, ip: 'nope' }), { code: 'GSA_ERR_USAGE' });
 });

@@ -106,7 +106,11 @@ if (process.platform !== 'linux') {
       t.equal(f.action, 'Bypass', 'loopback goes direct (Default Bypass)');
 
       // The admin API and the `gsa-emu flows` table show it too.
-      const api = (await (await fetch(`http://${client.addresses.admin}/flows`)).json()) as {
+      const api = (await (
+        await fetch(`http://${client.addresses.admin}/flows`, {
+          headers: { authorization: `Bearer ${client.admin!.token}` },
+        })
+      ).json()) as {
         flows: FlowRecord[];
       };
       const row = api.flows.find((x) => x.flowId === f.flowId);

@@ -60,6 +60,17 @@ t.before(async () => {
   A = `http://${client.addresses.admin}`;
 });
 
+/** fetch on the admin API (`url` under A), with the client's token. */
+function adminFetch(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+) {
+  return fetch(url, {
+    ...init,
+    headers: { ...init.headers, authorization: `Bearer ${client.admin!.token}` },
+  });
+}
+
 t.teardown(() => w?.close());
 
 const flowTo = (host: string, proto: 'tcp' | 'udp' = 'tcp'): FlowRecord | undefined =>
@@ -68,7 +79,7 @@ const closedFlow = (host: string) => w.closedFlow(host);
 const edgeRecord = (connectionId: string) => w.edgeRecord(connectionId);
 
 t.test('status: Connected, every channel up, profile from the edge', async (t) => {
-  const st = (await (await fetch(`${A}/status`)).json()) as {
+  const st = (await (await adminFetch(`${A}/status`)).json()) as {
     state: string;
     channels: Array<{ channel: string; up: boolean }>;
     tenantId: string;
@@ -91,7 +102,7 @@ t.test('status: Connected, every channel up, profile from the edge', async (t) =
   // "Last checked" follows the profile polls (every 30 s by default), not the last change.
   const checked = Date.parse(st.overview.lastChecked ?? '');
   await client.refreshProfiles();
-  const again = (await (await fetch(`${A}/status`)).json()) as typeof st;
+  const again = (await (await adminFetch(`${A}/status`)).json()) as typeof st;
   t.ok(Date.parse(again.overview.lastChecked ?? '') > checked, 'a poll moves last checked');
   t.equal(
     again.overview.forwardingProfileId,
@@ -103,7 +114,7 @@ t.test('status: Connected, every channel up, profile from the edge', async (t) =
     'Entra + 3 channels up',
   );
   t.equal(st.tenantId, edge.tenantId);
-  const prof = (await (await fetch(`${A}/profile`)).json()) as {
+  const prof = (await (await adminFetch(`${A}/profile`)).json()) as {
     profiles: Array<{ type: string; rules: unknown[] }>;
   };
   t.same(
@@ -317,7 +328,7 @@ t.test(
       1,
       'only EXO QUIC reached a server',
     );
-    const metrics = await (await fetch(`${A}/metrics`)).text();
+    const metrics = await (await adminFetch(`${A}/metrics`)).text();
     t.match(metrics, /gsa_client_drops_total\{reason="quic"\} [1-9]/);
     t.match(metrics, /gsa_client_session_up\{channel="m365"\} 1/);
     // Every counter is named *_total (OpenMetrics; promtool's lint).
@@ -334,7 +345,7 @@ t.test(
 t.test(
   'toggling the internet channel off makes internet flows bypass; admin-locked toggles are refused',
   async (t) => {
-    const off = await fetch(`${A}/toggle`, {
+    const off = await adminFetch(`${A}/toggle`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ channel: 'internet', on: false }),
@@ -352,23 +363,26 @@ t.test(
     // M365 still tunneled.
     const m = await curl(['--socks5-hostname', S, 'http://outlook.office.com/']);
     t.match(m.out, /from the GSA edge/);
-    const st = (await (await fetch(`${A}/status`)).json()) as { state: string; notes: string[] };
+    const st = (await (await adminFetch(`${A}/status`)).json()) as {
+      state: string;
+      notes: string[];
+    };
     t.equal(st.state, 'Connected');
     t.ok(st.notes.includes('Internet Access is disabled'));
-    await fetch(`${A}/toggle`, {
+    await adminFetch(`${A}/toggle`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '{"channel":"internet","on":true}',
     });
 
-    const cross = await fetch(`${A}/toggle`, {
+    const cross = await adminFetch(`${A}/toggle`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', origin: 'http://evil.test' },
       body: '{}',
     });
     t.equal(cross.status, 403, 'cross-origin refused');
     for (const body of ['', '{', 'null', '[]', '42', '"internet"', '{"channel":"internet"}']) {
-      const bad = await fetch(`${A}/toggle`, {
+      const bad = await adminFetch(`${A}/toggle`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
@@ -392,7 +406,10 @@ t.test(
     t.teardown(() => locked.close());
     const res = await fetch(`http://${locked.addresses.admin}/toggle`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${locked.admin!.token}`,
+      },
       body: JSON.stringify({ channel: 'internet', on: false }),
     });
     t.equal(res.status, 409);
@@ -405,7 +422,7 @@ t.test(
 t.test(
   'hardening: with the edge gone, M365 falls back to bypass and private to block',
   async (t) => {
-    const health = (await (await fetch(`${A}/health`)).json()) as {
+    const health = (await (await adminFetch(`${A}/health`)).json()) as {
       checks: Array<{ name: string; status: string }>;
     };
     t.ok(
@@ -432,7 +449,7 @@ t.test(
     const pf = flowTo('intranet.contoso.test')!;
     t.equal(pf.hardening, 'Y');
     t.equal(pf.action, 'Block');
-    const st = (await (await fetch(`${A}/status`)).json()) as { state: string };
+    const st = (await (await adminFetch(`${A}/status`)).json()) as { state: string };
     t.equal(st.state, 'Some channels are unreachable');
   },
 );

@@ -195,12 +195,18 @@ if (!missing) {
       );
       t.ok(tun!.acquires('outlook.office365.com'));
       t.notOk(tun!.acquires('bypass.example.test'), 'a Custom Bypass beats *.example.test');
-      const m = await (await fetch(`http://${client.addresses.admin}/metrics`)).text();
+      const m = await (
+        await fetch(`http://${client.addresses.admin}/metrics`, {
+          headers: { authorization: `Bearer ${client.admin!.token}` },
+        })
+      ).text();
       const gauge = /^gsa_client_tun_entries\{table="synthetic"\} (\d+)$/m.exec(m);
       t.ok(Number(gauge?.[1]) >= 1, `the TUN tables in /metrics: ${gauge?.[0]}`);
       t.match(m, /^gsa_client_tun_dns_queries_total [1-9]\d*$/m);
       t.match(m, /^# TYPE gsa_client_tun_tcp_resets_total counter$/m);
-      const res = await fetch(`http://${client.addresses.admin}/hostnames`);
+      const res = await fetch(`http://${client.addresses.admin}/hostnames`, {
+        headers: { authorization: `Bearer ${client.admin!.token}` },
+      });
       const body = (await res.json()) as {
         hostnames: Array<{ fqdn: string; acquired: boolean; generatedIp: string | null }>;
       };

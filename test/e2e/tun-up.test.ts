@@ -195,6 +195,11 @@ t.test(
     t.match(upOut, /own traffic bound to 192\.0\.2\.2/, 'source detected from the default route');
     t.match(upOut, /others -> 198\.51\.100\.1:53/, 'DNS upstream from resolv.conf');
     const admin = /admin API\s+http:\/\/(\S+)/.exec(upOut)![1]!;
+    // The admin API wants the run's token (the token file next to client.json).
+    const adminAuth = [
+      '-H',
+      `authorization: Bearer ${readFileSync(join(clientState, 'client.token'), 'utf8').trim()}`,
+    ];
     t.same(
       ourRules(),
       [
@@ -226,7 +231,13 @@ t.test(
     t.equal(blocked.code, 56, `reset by the edge's web filtering: ${blocked.err}`);
     t.match(blocked.err, /reset/i);
 
-    const flowsRun = await inHs('curl', ['-sS', '--max-time', '5', `http://${admin}/flows`]);
+    const flowsRun = await inHs('curl', [
+      '-sS',
+      '--max-time',
+      '5',
+      ...adminAuth,
+      `http://${admin}/flows`,
+    ]);
     t.equal(flowsRun.code, 0, flowsRun.err);
     const flows = (JSON.parse(flowsRun.out) as { flows: Array<Record<string, unknown>> }).flows;
     const by = (fqdn: string) => flows.filter((f) => f.destinationFqdn === fqdn);
@@ -255,7 +266,13 @@ t.test(
     // The edge drops every session: the client reconnects now that the routes are in place;
     // its new tunnels must not be captured either.
     const statusOf = async () => {
-      const r = await inHs('curl', ['-sS', '--max-time', '5', `http://${admin}/status`]);
+      const r = await inHs('curl', [
+        '-sS',
+        '--max-time',
+        '5',
+        ...adminAuth,
+        `http://${admin}/status`,
+      ]);
       return JSON.parse(r.out) as { state: string; channels: Array<{ up: boolean }> };
     };
     remote.kill('SIGUSR1');
@@ -272,7 +289,9 @@ t.test(
     const after = await curl(['http://intranet.contoso.test/after-reconnect']);
     t.match(after.out, /from the GSA edge/, `tunneled over the new session ${after.err}`);
     const flows2 = (
-      JSON.parse((await inHs('curl', ['-sS', '--max-time', '5', `http://${admin}/flows`])).out) as {
+      JSON.parse(
+        (await inHs('curl', ['-sS', '--max-time', '5', ...adminAuth, `http://${admin}/flows`])).out,
+      ) as {
         flows: Array<Record<string, unknown>>;
       }
     ).flows;
@@ -282,7 +301,13 @@ t.test(
       'the new edge connections were not captured',
     );
 
-    const hostnames = await inHs('curl', ['-sS', '--max-time', '5', `http://${admin}/hostnames`]);
+    const hostnames = await inHs('curl', [
+      '-sS',
+      '--max-time',
+      '5',
+      ...adminAuth,
+      `http://${admin}/hostnames`,
+    ]);
     const rows = (JSON.parse(hostnames.out) as { hostnames: Array<{ fqdn: string }> }).hostnames;
     t.match(
       rows.find((h) => h.fqdn === 'intranet.contoso.test'),

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { compile } from '../../classify/compile.js';
 import { newFlow, PROTO_TCP, PROTO_UDP } from '../../classify/types.js';
-import { adminCall, adminUrl } from '../../client/admin-client.js';
+import { adminCall, adminTarget } from '../../client/admin-client.js';
 import type { Explanation } from '../../client/explain.js';
 import { UsageError } from '../../errors.js';
 import type { ChannelName } from '../../policy/model.js';
@@ -23,6 +23,8 @@ interface ExplainOptions extends PolicyOptions {
   off?: ChannelName[];
   running?: boolean;
   admin?: string;
+  /** With --admin: a file holding the admin API's token. */
+  adminToken?: string;
   stateDir?: string;
 }
 
@@ -107,6 +109,10 @@ export function register(program: Command): void {
       'with --running: admin API address (default: from <state-dir>/client.json)',
     )
     .option(
+      '--admin-token <file>',
+      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
+    )
+    .option(
       '--state-dir <dir>',
       'with --running: state folder of the running client (default ~/.gsa-emu)',
     )
@@ -117,7 +123,11 @@ export function register(program: Command): void {
   addPolicyOptions(cmd).action(async (targetText: string, given: ExplainOptions) => {
     const opts: ExplainOptions = given.off ? { ...given, off: given.off.map(channelOf) } : given;
     const target = parseTarget(targetText, { udp: opts.udp });
-    const running = opts.running || opts.admin !== undefined || opts.stateDir !== undefined;
+    const running =
+      opts.running ||
+      opts.admin !== undefined ||
+      opts.adminToken !== undefined ||
+      opts.stateDir !== undefined;
     // --platform has a default: only one given on the command line conflicts with --running.
     const platformGiven = cmd.getOptionValueSource('platform') === 'cli';
     const e = running
@@ -153,7 +163,7 @@ export async function explainRunning(
   }
   if (opts.ip && ipFamily(opts.ip) === 0)
     throw new UsageError(`--ip "${opts.ip}" is not an IP address`);
-  const base = adminUrl(stateDir(opts.stateDir), opts.admin);
+  const base = adminTarget(stateDir(opts.stateDir), opts);
   const q = new URLSearchParams({ target: targetText });
   if (opts.udp) q.set('udp', '1');
   if (opts.ip) q.set('ip', opts.ip);

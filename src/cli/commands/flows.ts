@@ -1,6 +1,6 @@
 /** `gsa-emu flows`: the running client's Traffic table (admin API GET /flows). */
 import type { Command } from 'commander';
-import { adminCall, adminUrl } from '../../client/admin-client.js';
+import { adminCall, adminTarget } from '../../client/admin-client.js';
 import { formatFlows } from '../../client/format.js';
 import { UsageError } from '../../errors.js';
 import type { FlowRecord } from '../../forward/flow-table.js';
@@ -11,6 +11,10 @@ export function register(program: Command): void {
     .command('flows')
     .description('show the flow table of the running client (newest last)')
     .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
+    .option(
+      '--admin-token <file>',
+      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
+    )
     .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
     .option('-n, --limit <n>', 'show the last n flows', '50')
     .option('--active', 'only active flows')
@@ -22,6 +26,7 @@ export function register(program: Command): void {
     .action(
       async (o: {
         admin?: string;
+        adminToken?: string;
         stateDir?: string;
         limit: string;
         active?: boolean;
@@ -31,7 +36,7 @@ export function register(program: Command): void {
         const n = Number(o.limit);
         if (!Number.isInteger(n) || n < 1)
           throw new UsageError(`--limit "${o.limit}" is not a positive number`);
-        const base = adminUrl(stateDir(o.stateDir), o.admin);
+        const base = adminTarget(stateDir(o.stateDir), o);
         const flows = (await adminCall<{ flows: FlowRecord[] }>(base, 'GET', '/flows')).flows;
         process.stdout.write(
           flowsText(flows, { limit: n, active: o.active, json: o.json, wide: o.wide }),

@@ -11,6 +11,7 @@ import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
 import { addonUnavailable } from '../../capture/tun/device.js';
 import { cleanupStaleNetns, harnessUnavailable, NETNS_SIGNALS } from '../../capture/tun/netns.js';
+import { tokenFileOf } from '../../client/admin-client.js';
 import { attachTun, exitCode, type TunCapture } from '../../client/tun-capture.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
 import { addPolicyOptions, collect } from '../common.js';
@@ -133,7 +134,7 @@ export async function netns(
     world.writeState();
     const st = client.status();
     say(
-      `${st.state}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin}`,
+      `${st.state}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin} (token in ${tokenFileOf(world.stateFile)})`,
     );
     if (aborted()) return 128 + (osConstants.signals[interrupted!] ?? 15);
     const [cmd, ...args] = argv as [string, ...string[]];

@@ -1,6 +1,11 @@
 /** `gsa-emu status`: the running client's state, tiles and channels (admin API GET /status). */
 import type { Command } from 'commander';
-import { adminCall, adminUrl, readStartFailure } from '../../client/admin-client.js';
+import {
+  type AdminFlags,
+  adminCall,
+  adminTarget,
+  readStartFailure,
+} from '../../client/admin-client.js';
 import type { HealthCheck, StatusView } from '../../client/diagnostics.js';
 import { formatStatus, table } from '../../client/format.js';
 import { GsaError } from '../../errors.js';
@@ -18,18 +23,18 @@ const START_SLACK_MS = 2000;
  * answer (the state and notes, or why nothing answered). It ends at once when an `up`
  * launched with it fails to start (its reason, from `<state-dir>/up-failed.json`).
  */
-async function waitConnected(dir: string, admin: string | undefined, seconds: number) {
+async function waitConnected(dir: string, flags: AdminFlags, seconds: number) {
   const deadline = Date.now() + seconds * 1000;
   let last = 'nothing asked yet';
   for (;;) {
     try {
-      const st = await adminCall<StatusView>(adminUrl(dir, admin), 'GET', '/status');
+      const st = await adminCall<StatusView>(adminTarget(dir, flags), 'GET', '/status');
       if (st.state === 'Connected') return st;
       last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
     } catch (err) {
       last = (err as Error).message;
     }
-    if (admin === undefined) {
+    if (flags.admin === undefined) {
       // An `up` launched with this command (at most START_SLACK_MS before it) that failed.
       const failed = readStartFailure(dir);
       if (failed && Date.parse(failed.at) >= performance.timeOrigin - START_SLACK_MS) {
@@ -56,6 +61,10 @@ export function register(program: Command): void {
       'show the running client: state, tiles, channels (and health checks with --health)',
     )
     .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
+    .option(
+      '--admin-token <file>',
+      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
+    )
     .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
     .option('--health', 'also run the health checks')
     .option('--json', 'print JSON')
@@ -66,18 +75,20 @@ export function register(program: Command): void {
     .action(
       async (o: {
         admin?: string;
+        adminToken?: string;
         stateDir?: string;
         health?: boolean;
         json?: boolean;
         wait?: string;
       }) => {
         const dir = stateDir(o.stateDir);
+        const flags: AdminFlags = { admin: o.admin, adminToken: o.adminToken };
         const st =
           o.wait !== undefined
-            ? await waitConnected(dir, o.admin, waitSeconds(o.wait))
-            : await adminCall<StatusView>(adminUrl(dir, o.admin), 'GET', '/status');
+            ? await waitConnected(dir, flags, waitSeconds(o.wait))
+            : await adminCall<StatusView>(adminTarget(dir, flags), 'GET', '/status');
         const health = o.health
-          ? (await adminCall<{ checks: HealthCheck[] }>(adminUrl(dir, o.admin), 'GET', '/health'))
+          ? (await adminCall<{ checks: HealthCheck[] }>(adminTarget(dir, flags), 'GET', '/health'))
               .checks
           : null;
         if (o.json) {

@@ -1,25 +1,124 @@
 /**
- * `gsa-emu stop`: stops the `gsa-emu up` that holds `<state-dir>/up.lock`, as Ctrl+C would
- * (SIGTERM: it closes the proxies, the tunnels and the edge, and removes client.json), and
- * waits until it has exited. For scripts that started `up` in the background, where the
- * shell's `kill %1` would only reach an `npx` wrapper.
+ * `gsa-emu stop`: stops the `gsa-emu up` that holds `<state-dir>/up.lock` as Ctrl+C would
+ * (it closes the proxies, the tunnels and the edge, and removes client.json), and waits
+ * until it has exited. For scripts that started `up` in the background, where the shell's
+ * `kill %1` would only reach an `npx` wrapper.
+ *
+ * How: an authenticated `POST /shutdown` to the admin API named in client.json (the same
+ * path in `up` as Ctrl+C, on every OS). Only when that API does not answer (client.json
+ * not written yet, `--admin-port off`) SIGTERM, and the command says so; not on Windows,
+ * where Node turns every signal into TerminateProcess (no clean shutdown): there only with
+ * `--force`.
+ *
+ * A lock whose pid has exited, or now belongs to another process (the pid of a crashed `up`
+ * reused: util/pid-lock.ts writerAlive), is stale: stop signals nothing, removes it (and a
+ * stale client.json) and says no `up` runs.
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import {
+  adminCall,
+  readClientState,
+  removeStaleClientState,
+  STATE_FILE,
+} from '../../client/admin-client.js';
 import { GsaError } from '../../errors.js';
-import { pidAlive, readPidLock } from '../../util/pid-lock.js';
+import { pidAlive, readPidLock, removeStaleLock, writerAlive } from '../../util/pid-lock.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitSeconds } from '../common.js';
 
 const POLL_MS = 100;
+/** How long a POST /shutdown may take to be answered. */
+const SHUTDOWN_ANSWER_MS = 3000;
 
-/** Sends SIGTERM to the `up` holding `<dir>/up.lock`; resolves with its pid once it has exited. */
-export async function stopUp(dir: string, seconds: number): Promise<number> {
-  const lock = readPidLock(join(dir, 'up.lock'));
-  if (lock === null || !pidAlive(lock.pid)) {
+export interface Stopped {
+  pid: number;
+  /** How it was asked: the admin API, or SIGTERM because that did not answer (`why`). */
+  via: 'admin-api' | 'SIGTERM';
+  why?: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Asks the `up` of pid `pid` to shut down through the admin API of `<dir>/client.json`.
+ * Resolves with true once it took the request, else with why it could not be asked. On
+ * Windows a missing client.json (an `up` still starting) is waited for until `deadline`.
+ */
+async function askShutdown(dir: string, pid: number, deadline: number): Promise<true | string> {
+  const file = join(dir, STATE_FILE);
+  for (;;) {
+    const s = readClientState(file);
+    if (s !== null && s !== 'garbled' && s.pid === pid && s.admin) {
+      if (!s.adminToken) return `${file} has no admin API token (an older gsa-emu)`;
+      try {
+        await adminCall(
+          { url: `http://${s.admin}`, token: s.adminToken, from: file },
+          'POST',
+          '/shutdown',
+          { pid },
+          { timeoutMs: SHUTDOWN_ANSWER_MS },
+        );
+        return true;
+      } catch (err) {
+        return `its admin API at ${s.admin} did not take the request (${(err as Error).message})`;
+      }
+    }
+    const why =
+      s !== null && s !== 'garbled' && s.pid === pid
+        ? 'it runs without an admin API (--admin-port off)'
+        : `it has not written ${file} (still starting?)`;
+    if (process.platform !== 'win32' || Date.now() >= deadline || !pidAlive(pid)) return why;
+    await sleep(POLL_MS);
+  }
+}
+
+async function waitExit(pid: number, deadline: number, seconds: number, after: string) {
+  while (pidAlive(pid)) {
+    if (Date.now() >= deadline) {
+      throw new GsaError(
+        'GSA_ERR_NOT_STOPPED',
+        `"gsa-emu up" (pid ${pid}) did not exit within ${seconds} s of ${after}`,
+      );
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+/**
+ * Stops the `up` holding `<dir>/up.lock` (see the file comment); resolves once it has
+ * exited. `force`: on Windows, terminate it when its admin API cannot be asked.
+ */
+export async function stopUp(
+  dir: string,
+  seconds: number,
+  o: { force?: boolean } = {},
+): Promise<Stopped> {
+  const lockFile = join(dir, 'up.lock');
+  const lock = readPidLock(lockFile);
+  if (lock === null) {
+    throw new GsaError('GSA_ERR_NOT_RUNNING', `no running "gsa-emu up" holds ${lockFile}`);
+  }
+  if (!writerAlive(lock)) {
+    const reused = pidAlive(lock.pid);
+    removeStaleLock(lockFile, lock);
+    removeStaleClientState(dir);
     throw new GsaError(
       'GSA_ERR_NOT_RUNNING',
-      `no running "gsa-emu up" holds ${join(dir, 'up.lock')}`,
+      `no running "gsa-emu up" holds ${lockFile}: it was left by pid ${lock.pid}, which ${reused ? 'is now another process' : 'has exited'} (removed the stale lock)`,
+    );
+  }
+  const deadline = Date.now() + seconds * 1000;
+  const asked = await askShutdown(dir, lock.pid, deadline);
+  if (asked === true) {
+    await waitExit(lock.pid, deadline, seconds, 'the shutdown request');
+    return { pid: lock.pid, via: 'admin-api' };
+  }
+  if (!pidAlive(lock.pid)) return { pid: lock.pid, via: 'admin-api' };
+  if (process.platform === 'win32' && !o.force) {
+    throw new GsaError(
+      'GSA_ERR_NOT_STOPPED',
+      `cannot ask "gsa-emu up" (pid ${lock.pid}) to shut down: ${asked}. On Windows a signal would end it at once, without its clean shutdown: stop it with Ctrl+C in its window, or give --force to terminate it`,
     );
   }
   try {
@@ -30,17 +129,8 @@ export async function stopUp(dir: string, seconds: number): Promise<number> {
       `cannot signal "gsa-emu up" (pid ${lock.pid}): ${(err as Error).message}`,
     );
   }
-  const deadline = Date.now() + seconds * 1000;
-  while (pidAlive(lock.pid)) {
-    if (Date.now() >= deadline) {
-      throw new GsaError(
-        'GSA_ERR_NOT_STOPPED',
-        `"gsa-emu up" (pid ${lock.pid}) did not exit within ${seconds} s of SIGTERM`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-  return lock.pid;
+  await waitExit(lock.pid, deadline, seconds, 'SIGTERM');
+  return { pid: lock.pid, via: 'SIGTERM', why: asked };
 }
 
 export function register(program: Command): void {
@@ -49,9 +139,21 @@ export function register(program: Command): void {
     .description('stop the running "gsa-emu up" of a state folder and wait until it has exited')
     .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
     .option('--wait <seconds>', 'how long to wait for it to exit', '15')
-    .action(async (o: { stateDir?: string; wait: string }) => {
+    .option(
+      '--force',
+      'Windows: when its admin API cannot be asked, terminate it (no clean shutdown); elsewhere SIGTERM is used then anyway',
+    )
+    .action(async (o: { stateDir?: string; wait: string; force?: boolean }) => {
       const dir = stateDir(o.stateDir);
-      const pid = await stopUp(dir, waitSeconds(o.wait));
-      process.stdout.write(`stopped "gsa-emu up" (pid ${pid}); logs: ${join(dir, 'logs')}\n`);
+      const r = await stopUp(dir, waitSeconds(o.wait), { force: o.force === true });
+      const how =
+        r.via === 'SIGTERM'
+          ? process.platform === 'win32'
+            ? ` by terminating it (${r.why}; no clean shutdown on Windows)`
+            : ` with SIGTERM (${r.why})`
+          : '';
+      process.stdout.write(
+        `stopped "gsa-emu up" (pid ${r.pid})${how}; logs: ${join(dir, 'logs')}\n`,
+      );
     });
 }

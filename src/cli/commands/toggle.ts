@@ -4,7 +4,7 @@
  * managed configuration locks or hides it.
  */
 import type { Command } from 'commander';
-import { adminCall, adminUrl } from '../../client/admin-client.js';
+import { adminCall, adminTarget } from '../../client/admin-client.js';
 import { UsageError } from '../../errors.js';
 import { stateDir } from '../../util/state-dir.js';
 import { channelOf } from '../common.js';
@@ -18,20 +18,30 @@ export function register(program: Command): void {
     .argument('<channel>', 'm365 (gsa), private or internet')
     .argument('<state>', 'on or off')
     .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
+    .option(
+      '--admin-token <file>',
+      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
+    )
     .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
-    .action(async (channel: string, state: string, o: { admin?: string; stateDir?: string }) => {
-      const ch = channelOf(channel);
-      const s = state.toLowerCase();
-      if (s !== 'on' && s !== 'off')
-        throw new UsageError(`state must be on or off, not "${state}"`);
-      const base = adminUrl(stateDir(o.stateDir), o.admin);
-      const r = await adminCall<{ channels: Record<string, boolean> }>(base, 'POST', '/toggle', {
-        channel: ch,
-        on: s === 'on',
-      });
-      const now = Object.entries(r.channels)
-        .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
-        .join(', ');
-      process.stdout.write(`${ch} turned ${s}; forwarding now: ${now}\n`);
-    });
+    .action(
+      async (
+        channel: string,
+        state: string,
+        o: { admin?: string; adminToken?: string; stateDir?: string },
+      ) => {
+        const ch = channelOf(channel);
+        const s = state.toLowerCase();
+        if (s !== 'on' && s !== 'off')
+          throw new UsageError(`state must be on or off, not "${state}"`);
+        const base = adminTarget(stateDir(o.stateDir), o);
+        const r = await adminCall<{ channels: Record<string, boolean> }>(base, 'POST', '/toggle', {
+          channel: ch,
+          on: s === 'on',
+        });
+        const now = Object.entries(r.channels)
+          .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
+          .join(', ');
+        process.stdout.write(`${ch} turned ${s}; forwarding now: ${now}\n`);
+      },
+    );
 }

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { clearStartFailure, writeStartFailure } from '../../client/admin-client.js';
+import { clearStartFailure, tokenFileOf, writeStartFailure } from '../../client/admin-client.js';
 import { edgeUrlOf, type RunningClient } from '../../client/client.js';
 import type { Demo } from '../../client/demo.js';
 import { formatFlowLine, formatFlows, formatTiles } from '../../client/format.js';
@@ -327,14 +327,16 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   const proxyDefault = (v: string | undefined, d: number): string | undefined =>
     v ?? (tunMode ? 'off' : String(d));
 
-  // Ctrl+C / SIGTERM / SIGHUP: during setup, stop once the current step is done.
+  // Ctrl+C / SIGTERM / SIGHUP (Windows: also Ctrl+Break), and the admin API's POST
+  // /shutdown (`gsa-emu stop`): during setup, stop once the current step is done.
   let signalled = false;
   let wake: (() => void) | null = null;
   const onSignal = (): void => {
     signalled = true;
     wake?.();
   };
-  const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  if (process.platform === 'win32') SIGNALS.push('SIGBREAK');
   for (const s of SIGNALS) process.on(s, onSignal);
 
   let plan: HostTunPlan | null = null;
@@ -396,6 +398,8 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       },
     });
     const { client, demo } = world;
+    // `gsa-emu stop` (POST /shutdown) takes the same path as Ctrl+C.
+    client.admin?.onShutdown(onSignal);
     await client.waitConnected(5000).catch(() => {});
     if (plan && !signalled) {
       hostTun = await attachHostTun(client, plan, {
@@ -409,6 +413,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     clearStartFailure(world.dir);
     const banner = bannerText(client, {
       dir: world.dir,
+      tokenFile: client.admin?.token ? tokenFileOf(world.stateFile) : null,
       edgeUrl: world.edgeUrl,
       demo,
       inProcess: world.edge === null ? null : o.edgeThread ? 'thread' : 'same',
@@ -481,13 +486,20 @@ function withPortHint(err: ListenError): ListenError {
 }
 
 /** ` --state-dir <dir>` for the commands the banner suggests, unless `dir` is the default. */
-function stateDirArg(dir: string): string {
+export function stateDirArg(dir: string, platform: string = process.platform): string {
   if (dir === stateDir()) return '';
-  return ` --state-dir ${shellWord(dir)}`;
+  return ` --state-dir ${shellWord(dir, platform)}`;
 }
 
-/** A shell word: as is when safe, else in single quotes. */
-function shellWord(s: string): string {
+/**
+ * A shell word: as is when safe, else quoted: in single quotes for POSIX shells; on
+ * Windows in double quotes, which cmd.exe and PowerShell both honour (cmd.exe does not
+ * know single quotes; Windows paths cannot hold a double quote).
+ */
+export function shellWord(s: string, platform: string = process.platform): string {
+  if (platform === 'win32') {
+    return /^[\w./:=@+,\\-]+$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`;
+  }
   return /^[\w./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -519,6 +531,8 @@ export function bannerText(
   client: BannerClient,
   x: {
     dir: string;
+    /** The admin API's token file (`<state-dir>/client.token`), or null/absent: none. */
+    tokenFile?: string | null;
     edgeUrl: string;
     demo: Demo | null;
     /** The in-process edge: on the client's thread, on its own thread, or none (remote). */
@@ -578,7 +592,10 @@ export function bannerText(
           `DNS         UDP 53 into the TUN: acquired names -> 6.6.x.y, others -> ${x.tun.dns ? `${x.tun.dns.host}:${x.tun.dns.port}` : 'SERVFAIL'}`,
         ]
       : []),
-    `admin API   ${a.admin ? `http://${a.admin}  (/status /flows /hostnames /profile /health /explain /metrics, POST /toggle)` : 'off'}`,
+    `admin API   ${a.admin ? `http://${a.admin}  (/status /flows /hostnames /profile /health /explain /metrics, POST /toggle /vpn /onboard /shutdown)` : 'off'}`,
+    ...(a.admin && x.tokenFile
+      ? [`            token in ${shellWord(x.tokenFile)} (send "Authorization: Bearer <token>")`]
+      : []),
     `state       ${x.dir}`,
     '',
   ];
