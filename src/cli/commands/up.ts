@@ -141,11 +141,34 @@ export function readUpConfig(file: string): Partial<UpOptions> {
       issues.push({ path: k, message: `must be a string or a number, not ${JSON.stringify(val)}` });
       continue;
     }
-    (out as Record<string, unknown>)[key] = typeof val === 'number' ? String(val) : val;
+    const value = typeof val === 'number' ? String(val) : val;
+    // The value checks of the flags, said of the file's key (not of a flag never typed).
+    const check = typeof value === 'string' ? VALUE_CHECKS[key] : undefined;
+    if (check) {
+      try {
+        check(value as string);
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        issues.push({ path: k, message: e.message.replace(/^--[\w-]+ /, '') });
+        continue;
+      }
+    }
+    (out as Record<string, unknown>)[key] = value;
   }
   if (issues.length) throw new ConfigError(issues, file);
   return out;
 }
+
+/** The checks of single values (ports, poll interval, log level, edge URL), by option. */
+const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
+  socksPort: (v) => port(v, '--socks-port', 0),
+  httpPort: (v) => port(v, '--http-port', 0),
+  pacPort: (v) => port(v, '--pac-port', 0),
+  adminPort: (v) => port(v, '--admin-port', 0),
+  profilePoll: (v) => checkUpOptions({ profilePoll: v }),
+  logLevel: (v) => checkUpOptions({ logLevel: v }),
+  edge: (v) => edgeUrlOf(v, '--edge'),
+};
 
 function port(v: string | undefined, flag: string, dflt: number): number | null {
   if (v === undefined) return dflt;
