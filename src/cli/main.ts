@@ -20,6 +20,7 @@ const COMMANDS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./commands/status.js'),
   () => import('./commands/flows.js'),
   () => import('./commands/toggle.js'),
+  () => import('./commands/vpn.js'),
   () => import('./commands/stop.js'),
   () => import('./commands/netns.js'),
 ];

@@ -49,6 +49,8 @@ export interface StatusView {
   tiles: ClientTilesSnapshot['tiles'];
   onboarded: boolean;
   vpnOn: boolean;
+  /** Who may switch the VPN off (EnableVPNToggleInApp, Block users from disabling automatic VPN). */
+  vpn: ClientTilesSnapshot['vpn'];
   listeners: Record<string, string | null>;
   flows: { active: number };
 }
@@ -144,6 +146,16 @@ export function statusView(i: StatusInput): StatusView {
   else if (forwarding === 0) state = 'Disabled';
   else if (unreachable > 0) state = 'Some channels are unreachable';
   else state = 'Connected';
+  if (!snap.onboarded) {
+    notes.push(
+      'not onboarded (SilentOnboard is not TRUE): nothing is forwarded; `gsa-emu onboard`',
+    );
+  }
+  if (!snap.vpnOn) {
+    notes.push(
+      `the VPN is off (switched off in ${snap.vpn.offVia === 'app' ? 'the app' : 'Settings'}): nothing is forwarded; \`gsa-emu vpn on\``,
+    );
+  }
   if (snap.tiles.private.visible && !snap.toggles.private) notes.push('Private Access is disabled');
   if (snap.tiles.internet.visible && !snap.toggles.internet)
     notes.push('Internet Access is disabled');
@@ -166,6 +178,7 @@ export function statusView(i: StatusInput): StatusView {
     tiles: snap.tiles,
     onboarded: snap.onboarded,
     vpnOn: snap.vpnOn,
+    vpn: snap.vpn,
     listeners: i.listeners,
     flows: { active: i.activeFlows },
   };

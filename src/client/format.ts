@@ -57,6 +57,7 @@ export function formatStatus(s: StatusView): string {
     ...(s.warnings ?? []).map((w) => `  warning: ${w}`),
     `tenant: ${s.tenantName ?? '-'} (${s.tenantId ?? '-'}); profiles from ${s.profileSource}${s.profileLoadedAt ? ` at ${s.profileLoadedAt}` : ''}`,
     `user: ${o.userPrincipalName ?? o.userId}; device: ${o.deviceId}; forwarding profile: ${o.forwardingProfileId ?? '-'}, last checked ${o.lastChecked ?? '-'}; gsa-emu ${o.clientVersion}`,
+    formatVpn(s),
     '',
     formatTiles(s.tiles, up),
     '',
@@ -184,4 +185,16 @@ export function formatFlowLine(f: FlowRecord): string {
   const ch = f.channel ? ` ${f.channel}` : '';
   const h = f.hardening === 'Y' ? ' (hardening)' : '';
   return `${time(f.beginTime)} ${f.protocol} ${dest} -> ${f.action}${ch}${h} [${f.capture} flow ${f.flowId} conn ${f.connectionId}]${f.status === 'Terminated' ? ` ${f.reason}` : ''}`;
+}
+
+/** The VPN line: on or off, onboarded, and who may switch it off (the seed's two settings). */
+function formatVpn(s: StatusView): string {
+  const v = s.vpn;
+  const inApp = v.enableVPNToggleInApp
+    ? 'the app has a VPN toggle (EnableVPNToggleInApp)'
+    : 'no VPN toggle in the app (EnableVPNToggleInApp not TRUE)';
+  const settings = v.blockUsersFromDisablingAutomaticVPN
+    ? 'Settings may not switch it off (Block users from disabling automatic VPN)'
+    : 'Settings may switch it off';
+  return `VPN: ${s.vpnOn ? 'on' : 'off'}, ${s.onboarded ? 'onboarded' : 'not onboarded'}; ${inApp}; ${settings}`;
 }

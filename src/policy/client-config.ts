@@ -561,6 +561,15 @@ export interface TileView extends TileSpec {
 export interface ClientTilesSnapshot {
   onboarded: boolean;
   vpnOn: boolean;
+  /** Who may switch the VPN off: how the administrator set the two keys (the seed). */
+  vpn: {
+    /** The app shows a VPN toggle (EnableVPNToggleInApp=TRUE; default no). */
+    enableVPNToggleInApp: boolean;
+    /** Turning the VPN off in Settings is refused (Block users from disabling automatic VPN). */
+    blockUsersFromDisablingAutomaticVPN: boolean;
+    /** Where the VPN was last switched off, while it is off. */
+    offVia: 'app' | 'settings' | null;
+  };
   /** Switch positions (what the user sees). */
   toggles: ChannelStates;
   /** What is forwarded: needs onboarding, the VPN, and the GSA tile for private/internet. */
@@ -614,6 +623,7 @@ export function createClientTiles(
   };
   let onboarded = opts.onboarded ?? config.silentOnboard;
   let vpnOn = true; // on-demand "Connect VPN" for all domains (the seed)
+  let offVia: 'app' | 'settings' | null = null;
   const listeners = new Set<(s: ChannelStates) => void>();
 
   const state = (): ChannelStates => {
@@ -660,10 +670,13 @@ export function createClientTiles(
           'the administrator blocks disabling the automatic VPN (Block users from disabling automatic VPN = Yes)',
         );
       }
+      if (vpnOn === on) return state();
       vpnOn = on;
+      offVia = on ? null : via;
       return changed();
     },
     onboard() {
+      if (onboarded) return state();
       onboarded = true;
       return changed();
     },
@@ -677,6 +690,11 @@ export function createClientTiles(
       return {
         onboarded,
         vpnOn,
+        vpn: {
+          enableVPNToggleInApp: config.enableVPNToggleInApp,
+          blockUsersFromDisablingAutomaticVPN: config.blockUsersFromDisablingAutomaticVPN,
+          offVia,
+        },
         toggles: { ...toggles },
         channels,
         tiles: { m365: view('m365'), private: view('private'), internet: view('internet') },

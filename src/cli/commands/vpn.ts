@@ -1,0 +1,79 @@
+/**
+ * `gsa-emu vpn on|off [--via settings|app]` and `gsa-emu onboard`: what the user does to the
+ * VPN of the running client (admin API POST /vpn, POST /onboard), as in the seed:
+ * - the VPN is switched in Settings (refused off with "Block users from disabling automatic
+ *   VPN") or, with EnableVPNToggleInApp=TRUE, in the app; while it is off nothing is
+ *   forwarded: every flow goes direct;
+ * - without SilentOnboard=TRUE the client starts not onboarded and forwards nothing until
+ *   the user onboards.
+ * Refused (exit 1, the reason) as the managed configuration says.
+ */
+import type { Command } from 'commander';
+import { adminCall, adminTarget } from '../../client/admin-client.js';
+import { UsageError } from '../../errors.js';
+import { stateDir } from '../../util/state-dir.js';
+
+interface AdminOpts {
+  admin?: string;
+  adminToken?: string;
+  stateDir?: string;
+}
+
+function adminOptions(c: Command): Command {
+  return c
+    .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
+    .option(
+      '--admin-token <file>',
+      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
+    )
+    .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)');
+}
+
+function forwarding(channels: Record<string, boolean>): string {
+  return Object.entries(channels)
+    .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
+    .join(', ');
+}
+
+export function register(program: Command): void {
+  adminOptions(
+    program
+      .command('vpn')
+      .description(
+        'switch the VPN of the running client on or off, in Settings (default) or in the app',
+      )
+      .argument('<state>', 'on or off')
+      .option(
+        '--via <where>',
+        'settings or app (the app needs EnableVPNToggleInApp=TRUE)',
+        'settings',
+      ),
+  ).action(async (state: string, o: AdminOpts & { via: string }) => {
+    const s = state.toLowerCase();
+    if (s !== 'on' && s !== 'off') throw new UsageError(`state must be on or off, not "${state}"`);
+    const via = o.via.toLowerCase();
+    if (via !== 'settings' && via !== 'app') {
+      throw new UsageError(`--via must be settings or app, not "${o.via}"`);
+    }
+    const base = adminTarget(stateDir(o.stateDir), o);
+    const r = await adminCall<{ channels: Record<string, boolean> }>(base, 'POST', '/vpn', {
+      on: s === 'on',
+      via,
+    });
+    process.stdout.write(
+      `VPN turned ${s} in ${via === 'app' ? 'the app' : 'Settings'}; forwarding now: ${forwarding(r.channels)}\n`,
+    );
+  });
+
+  adminOptions(
+    program
+      .command('onboard')
+      .description(
+        'onboard the running client, as the user would in the app (without SilentOnboard)',
+      ),
+  ).action(async (o: AdminOpts) => {
+    const base = adminTarget(stateDir(o.stateDir), o);
+    const r = await adminCall<{ channels: Record<string, boolean> }>(base, 'POST', '/onboard', {});
+    process.stdout.write(`onboarded; forwarding now: ${forwarding(r.channels)}\n`);
+  });
+}
