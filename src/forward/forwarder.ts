@@ -100,6 +100,8 @@ export interface ForwarderOptions {
   udpMaxFlows?: number;
   /** UDP: datagrams queued per destination while it is being set up. Default 64. */
   udpQueue?: number;
+  /** UDP: bytes queued in all of an association's destinations being set up. Default 1 MiB. */
+  udpQueueBytes?: number;
   /**
    * The process behind a new TCP flow, if the capture can tell: known (sync), 'pending'
    * (being looked up: setProcess() follows, and the edge is told to wait for it), or null.

@@ -64,6 +64,9 @@ export class UdpAssociation {
   private readonly idleMs: number;
   private readonly maxFlows: number;
   private readonly maxQueue: number;
+  private readonly maxQueueBytes: number;
+  /** Bytes of the datagrams waiting in every pending flow's queue. */
+  private queuedBytes = 0;
 
   constructor(
     private readonly fwd: Forwarder,
@@ -84,6 +87,7 @@ export class UdpAssociation {
     this.idleMs = opts.udpIdleMs ?? 60_000;
     this.maxFlows = opts.udpMaxFlows ?? 256;
     this.maxQueue = opts.udpQueue ?? 64;
+    this.maxQueueBytes = opts.udpQueueBytes ?? 1024 * 1024;
     this.sweep = setInterval(() => this.expire(), Math.max(50, this.idleMs >>> 1));
     this.sweep.unref();
   }
@@ -120,16 +124,22 @@ export class UdpAssociation {
       const flow = f;
       // A bug of ours while setting the flow up loses its datagrams (counted), never the process.
       this.setup(flow).catch(() => {
-        this.fwd.flows.counters.drop('internal', flow.queue.length);
-        flow.queue.length = 0;
+        this.fwd.flows.counters.drop('internal', this.takeQueue(flow).length);
         if (this.flows.get(key) === flow) this.flows.delete(key);
       });
     }
     f.last = Date.now();
     switch (f.state) {
       case 'pending':
-        if (f.queue.length < this.maxQueue) f.queue.push(payload);
-        else this.drop(f, 'queue');
+        // Bounded per destination, and in bytes per association (256 destinations of 64
+        // datagrams of 64 KiB would be 1 GiB).
+        if (
+          f.queue.length < this.maxQueue &&
+          this.queuedBytes + payload.length <= this.maxQueueBytes
+        ) {
+          f.queue.push(payload);
+          this.queuedBytes += payload.length;
+        } else this.drop(f, 'queue');
         return;
       case 'tunnel':
         if (f.stream!.sendDatagram(payload)) f.sent += payload.length;
@@ -141,6 +151,14 @@ export class UdpAssociation {
       default:
         this.drop(f, f.dropReason);
     }
+  }
+
+  /** A pending flow's queued datagrams, taken out of the queue (and its bytes' budget). */
+  private takeQueue(f: DestFlow): Buffer[] {
+    const q = f.queue;
+    f.queue = [];
+    for (const p of q) this.queuedBytes -= p.length;
+    return q;
   }
 
   private drop(f: DestFlow, reason: string): void {
@@ -227,8 +245,7 @@ export class UdpAssociation {
     stream.resume();
     this.fwd.flows.open(rec, f);
     f.state = 'tunnel';
-    const q = f.queue;
-    f.queue = [];
+    const q = this.takeQueue(f);
     for (const p of q) {
       if (stream.sendDatagram(p)) f.sent += p.length;
       else this.drop(f, 'tunnel-busy');
@@ -294,8 +311,7 @@ export class UdpAssociation {
     rec.status = 'Terminated';
     if (reason !== 'quic' && reason !== 'policy') rec.reason = `${reason}: ${rec.reason}`;
     this.fwd.flows.record(rec);
-    const q = f.queue;
-    f.queue = [];
+    const q = this.takeQueue(f);
     for (let i = 0; i < q.length; i++) this.drop(f, reason);
   }
 
@@ -338,8 +354,7 @@ export class UdpAssociation {
     sock.on('message', (msg) => this.replyFrom(f, msg));
     this.fwd.flows.open(rec, f);
     f.state = 'bypass';
-    const q = f.queue;
-    f.queue = [];
+    const q = this.takeQueue(f);
     for (const p of q) this.sendDirect(f, p);
   }
 
