@@ -98,6 +98,28 @@ const MAX_AWAITING = 4096;
 
 /** Datagrams held per UDP flow while the edge resolves and connects. */
 const MAX_EARLY_DATAGRAMS = 64;
+/** UDP: bytes of those held per flow (a QUIC first flight is a few KiB). */
+const MAX_EARLY_BYTES = 64 * 1024;
+
+/**
+ * The datagrams of a UDP flow that arrive before its socket is connected: at most
+ * MAX_EARLY_DATAGRAMS and MAX_EARLY_BYTES (DGRAM frames are not flow-controlled), none
+ * larger than the relay would send. Returns whether it was held.
+ */
+export class EarlyDatagrams {
+  readonly held: Buffer[] = [];
+  private bytes = 0;
+  constructor(private readonly maxDatagram: number) {}
+  push(d: Buffer): boolean {
+    if (d.length > this.maxDatagram) return false;
+    if (this.held.length >= MAX_EARLY_DATAGRAMS || this.bytes + d.length > MAX_EARLY_BYTES) {
+      return false;
+    }
+    this.bytes += d.length;
+    this.held.push(d);
+    return true;
+  }
+}
 
 const noop = (): void => {};
 
@@ -219,9 +241,9 @@ export class Egress {
     const meta = stream.meta;
     if (meta.proto === 'udp') {
       // The client may send datagrams before OPEN_OK: hold a few until the relay is ready.
-      flow.onEarly = (d: Buffer) => {
-        if (flow.early.length < MAX_EARLY_DATAGRAMS) flow.early.push(d);
-      };
+      const early = new EarlyDatagrams(this.maxDatagram);
+      flow.early = early.held;
+      flow.onEarly = (d: Buffer) => early.push(d);
       stream.on('datagram', flow.onEarly);
     }
 
