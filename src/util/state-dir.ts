@@ -26,6 +26,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   type Stats,
   statSync,
 } from 'node:fs';
@@ -100,15 +101,24 @@ function shellWord(s: string): string {
 
 /**
  * The sudo user when gsa-emu, run as root by sudo, creates things in `path` that belong
- * to that user: `path` or a folder above it is theirs (their home, with the default
- * `~/.gsa-emu` when sudo kept HOME). Else null.
+ * to that user: the real path (symbolic links resolved) of `path`, or of the deepest
+ * folder of it that exists, is theirs or lies in a folder of theirs (their home, with the
+ * default `~/.gsa-emu` when sudo kept HOME). Else null. Resolving first matters: through
+ * `~/link -> /etc`, `~/link/x` is in /etc, not in the user's home.
  */
 export function sudoHandOverTarget(path: string): { uid: number; gid: number } | null {
   const sudo = sudoUser();
   if (!sudo) return null;
-  for (let p = resolve(path); ; p = dirname(p)) {
+  let p = resolve(path);
+  while (!exists(p) && dirname(p) !== p) p = dirname(p);
+  try {
+    p = realpathSync(p);
+  } catch {
+    return null;
+  }
+  for (; ; p = dirname(p)) {
     try {
-      if (statSync(p).uid === sudo.uid) return { uid: sudo.uid, gid: sudo.gid };
+      if (lstatSync(p).uid === sudo.uid) return { uid: sudo.uid, gid: sudo.gid };
     } catch {}
     if (dirname(p) === p) return null;
   }
@@ -264,11 +274,20 @@ const STATE_ENTRIES =
 const STATE_FOLDERS = new Set(['logs', 'demo-tls']);
 
 /**
- * Gives what root created in the state folder `dir` (the folder, `logs/`, `demo-tls/` and
- * their files, the state and key files) to `to`. Symbolic links are not followed and files
- * with several links are left alone. Best effort.
+ * Gives what root created in the state folder `dir`, a folder of `to`'s (`logs/`,
+ * `demo-tls/` and their files, the state and key files), to `to`. Symbolic links are not
+ * followed and files with several links are left alone. Best effort.
  */
 export function handOverStateDir(dir: string, to: { uid: number; gid: number }): void {
+  // Only inside a folder that is already the user's (theirs before, or made for them by
+  // makeDirs): a root folder reached through a link or mounted under their home is not
+  // given away, nor anything in it.
+  try {
+    const st = lstatSync(dir);
+    if (!st.isDirectory() || st.uid !== to.uid) return;
+  } catch {
+    return;
+  }
   const give = (p: string): Stats | null => {
     let st: Stats;
     try {
@@ -284,7 +303,6 @@ export function handOverStateDir(dir: string, to: { uid: number; gid: number }):
     }
     return st;
   };
-  if (!give(dir)?.isDirectory()) return;
   const list = (d: string): string[] => {
     try {
       return readdirSync(d);
