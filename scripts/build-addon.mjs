@@ -54,8 +54,19 @@ function localNodeDir() {
 const args = [gyp, 'rebuild'];
 const nodedir = localNodeDir();
 if (nodedir) args.push(`--nodedir=${nodedir}`);
-const r = spawnSync(process.execPath, args, { cwd: dir, stdio: 'inherit' });
-if (r.status !== 0) {
+// node-gyp's output (some 80 lines of `gyp info`) is shown only when the build fails, or
+// with GSA_EMU_VERBOSE_BUILD=1.
+const verbose = process.env.GSA_EMU_VERBOSE_BUILD === '1';
+const r = spawnSync(process.execPath, args, {
+  cwd: dir,
+  stdio: verbose ? 'inherit' : ['ignore', 'pipe', 'pipe'],
+  encoding: 'utf8',
+  maxBuffer: 64 * 1024 * 1024,
+});
+if (r.status === 0) {
+  console.log('gsa-emu: TUN addon built (native/tun).');
+} else {
+  if (!verbose) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
   console.warn(
     'gsa-emu: the TUN addon could not be built (needs python3, make and a C compiler);' +
       ' SOCKS/HTTP capture still works. Run `npm rebuild gsa-emu` after installing them.',

@@ -37,6 +37,11 @@ import { ConfigError, type GsaError } from '../errors.js';
 export function stateDir(flag?: string): string {
   if (flag) return resolve(flag);
   if (process.env.GSA_EMU_STATE_DIR) return resolve(process.env.GSA_EMU_STATE_DIR);
+  return defaultStateDir();
+}
+
+/** `~/.gsa-emu`: the state folder without a flag or $GSA_EMU_STATE_DIR. */
+export function defaultStateDir(): string {
   return resolve(homeDir(), '.gsa-emu');
 }
 

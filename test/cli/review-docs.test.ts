@@ -5,7 +5,7 @@
  * client-config values, `flows --active` with only closed flows, and `--tun-dns` /
  * `--tun-source` without a remote edge.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -13,12 +13,23 @@ import { Command } from 'commander';
 import t from 'tap';
 import { explain, formatExplanation } from '../../src/cli/commands/explain.js';
 import { flowsText } from '../../src/cli/commands/flows.js';
-import { readUpConfig, register, type UpOptions, up } from '../../src/cli/commands/up.js';
+import {
+  cliCommand,
+  readUpConfig,
+  register,
+  stateDirArg,
+  type UpOptions,
+  up,
+} from '../../src/cli/commands/up.js';
 import { startEdge } from '../../src/edge/server.js';
 import type { ConfigError } from '../../src/errors.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
 import { parseBool } from '../../src/policy/client-config.js';
+import { defaultStateDir } from '../../src/util/state-dir.js';
 import { parseTarget } from '../../src/util/target.js';
+
+/** How the banner names gsa-emu here (`npx gsa-emu` unless installed on PATH). */
+const g = cliCommand();
 
 const dir = await mkdtemp(join(tmpdir(), 'gsa-review-docs-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -88,28 +99,35 @@ t.test('up banner: client-config warnings, --state-dir, admin API paths', async 
   );
   t.match(
     text,
-    `  gsa-emu toggle internet off --state-dir ${sd}; gsa-emu status --state-dir ${sd}; gsa-emu flows --state-dir ${sd}\n`,
+    `  ${g} toggle internet off --state-dir ${sd}; ${g} status --state-dir ${sd}; ${g} flows --state-dir ${sd}\n`,
   );
-  t.match(text, '(/status /flows /hostnames /profile /health /explain /metrics, POST /toggle /vpn /onboard /shutdown)');
+  t.match(
+    text,
+    '(/status /flows /hostnames /profile /health /explain /metrics, POST /toggle /vpn /onboard /shutdown)',
+  );
 });
 
 t.test('up banner: a state folder that needs quoting is quoted', async (t) => {
   const sd = join(dir, "it's here");
   const text = await banner({ stateDir: sd });
   const q = `'${sd.replace(/'/g, `'\\''`)}'`;
-  t.match(text, `gsa-emu status --state-dir ${q}; gsa-emu flows --state-dir ${q}\n`);
+  t.match(text, `${g} status --state-dir ${q}; ${g} flows --state-dir ${q}\n`);
 });
 
-t.test('up banner: the default state folder adds nothing', async (t) => {
+t.test('up banner: only ~/.gsa-emu goes without --state-dir', async (t) => {
+  t.equal(stateDirArg(defaultStateDir()), '', '~/.gsa-emu adds nothing');
+  // A folder from $GSA_EMU_STATE_DIR is named: the shell the commands are typed in may not
+  // have the variable.
   const saved = process.env.GSA_EMU_STATE_DIR;
-  process.env.GSA_EMU_STATE_DIR = join(dir, 'default');
+  const env = join(dir, 'from-env');
+  process.env.GSA_EMU_STATE_DIR = env;
   t.teardown(() => {
     if (saved === undefined) delete process.env.GSA_EMU_STATE_DIR;
     else process.env.GSA_EMU_STATE_DIR = saved;
   });
   const text = await banner({});
-  t.match(text, '  gsa-emu toggle internet off; gsa-emu status; gsa-emu flows\n');
-  t.notMatch(text, '--state-dir');
+  t.match(text, `  ${g} toggle internet off --state-dir ${env}; ${g} status --state-dir ${env};`);
+  t.notMatch(text, 'Ctrl+C to stop.', 'a --once run does not say Ctrl+C');
 });
 
 t.test('up banner with a remote edge: --add-host wins over the system resolver', async (t) => {
@@ -124,7 +142,7 @@ t.test('up banner with a remote edge: --add-host wins over the system resolver',
   t.match(text, 'try (your own names: resolved by --add-host first, then the system resolver;');
   t.match(
     text,
-    `  gsa-emu explain --running <name> --state-dir ${sd}; gsa-emu flows --state-dir ${sd}; gsa-emu status --state-dir ${sd}\n`,
+    `  ${g} explain --running <name> --state-dir ${sd}; ${g} flows --state-dir ${sd}; ${g} status --state-dir ${sd}\n`,
   );
 });
 
@@ -157,4 +175,32 @@ t.test('--tun-dns and --tun-source need a remote --edge', async (t) => {
       JSON.stringify(o),
     );
   }
+});
+
+t.test(
+  'the banner says `gsa-emu` only when it is on the PATH (outside node_modules/.bin)',
+  async (t) => {
+    const bin = await mkdtemp(join(tmpdir(), 'gsa-bin-'));
+    t.teardown(() => rm(bin, { recursive: true, force: true }));
+    t.equal(cliCommand('', 'linux'), 'npx gsa-emu');
+    t.equal(cliCommand(bin, 'linux'), 'npx gsa-emu', 'not in that folder');
+    await writeFile(join(bin, 'gsa-emu'), '#!/bin/sh\n', { mode: 0o755 });
+    t.equal(cliCommand(`/nonexistent:${bin}`, 'linux'), 'gsa-emu', 'installed');
+    const dotBin = join(bin, 'node_modules', '.bin');
+    await mkdir(dotBin, { recursive: true });
+    await writeFile(join(dotBin, 'gsa-emu'), '#!/bin/sh\n', { mode: 0o755 });
+    t.equal(
+      cliCommand(dotBin, 'linux'),
+      'npx gsa-emu',
+      "npm's own node_modules/.bin does not count",
+    );
+  },
+);
+
+t.test('up banner: a client that is not onboarded is told to onboard first', async (t) => {
+  const cc = join(dir, 'not-onboarded.json');
+  await writeFile(cc, JSON.stringify({ EnableGSA: 2 }));
+  const sd = join(dir, 'onboard');
+  const text = await banner({ stateDir: sd, clientConfig: cc });
+  t.match(text, `  ${g} onboard --state-dir ${sd}   # first: the client is not onboarded\n`);
 });

@@ -5,7 +5,8 @@
  * live flow table (redrawn on a TTY, one line per new flow otherwise). Ctrl+C stops
  * everything and says where the logs are. See docs/usage.md.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { clearStartFailure, tokenFileOf, writeStartFailure } from '../../client/admin-client.js';
 import { edgeUrlOf, type RunningClient } from '../../client/client.js';
@@ -20,7 +21,7 @@ import {
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
 import { parseConfigText } from '../../util/config-text.js';
-import { stateDir } from '../../util/state-dir.js';
+import { defaultStateDir, stateDir } from '../../util/state-dir.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { LOG_LEVELS, startWorld, type World } from '../world.js';
@@ -201,14 +202,14 @@ export function register(program: Command): void {
     )
     .option(
       '--admin-port <n>',
-      'admin API port on 127.0.0.1 (default: any free; see <state-dir>/client.json)',
+      'admin API port on 127.0.0.1 (default: any free; see <state-dir>/client.json; "off": none)',
     )
     .option('--user <name>', 'proxy username (SOCKS5 RFC 1929 and HTTP Basic)')
     .option('--password <secret>', 'proxy password');
   addPolicyOptions(cmd, { platformDefault: false })
     .option('--edge <url>', 'use a remote edge (https://host:port) instead of starting one')
     .option('--edge-ca <file>', "the remote edge's CA certificate (PEM)")
-    .option('--state-dir <dir>', 'state and logs (default ~/.gsa-emu)')
+    .option('--state-dir <dir>', 'state and logs (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)')
     .option('--log-level <level>', 'client log level (trace, debug, info, warn, error)')
     .option('--no-tty', 'no live table: print one line per new flow')
     .option(
@@ -442,6 +443,8 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       inProcess: world.edge === null ? null : o.edgeThread ? 'thread' : 'same',
       auth: auth !== undefined,
       ...(auth ? { user: auth.username } : {}),
+      cli: cliCommand(),
+      ...(o.once ? { once: true } : {}),
       tun: hostTun
         ? {
             name: hostTun.tunName,
@@ -508,10 +511,36 @@ function withPortHint(err: ListenError): ListenError {
   return err.withHint(`choose another port with ${flag} <n> (0: any free port)`);
 }
 
-/** ` --state-dir <dir>` for the commands the banner suggests, unless `dir` is the default. */
+/**
+ * ` --state-dir <dir>` for the commands the banner suggests, unless `dir` is `~/.gsa-emu`
+ * (a folder from $GSA_EMU_STATE_DIR is named too: the shell they are typed in may not have
+ * it).
+ */
 export function stateDirArg(dir: string, platform: string = process.platform): string {
-  if (dir === stateDir()) return '';
+  if (dir === defaultStateDir()) return '';
   return ` --state-dir ${shellWord(dir, platform)}`;
+}
+
+/**
+ * How the user runs gsa-emu from a shell: `gsa-emu` when it is on their PATH (installed
+ * globally), else `npx gsa-emu` (a checkout, or a project's dependency: npm puts
+ * node_modules/.bin on the PATH of `npm start` and `npx`, not on the user's).
+ */
+export function cliCommand(
+  path: string = process.env.PATH ?? '',
+  platform: string = process.platform,
+): string {
+  const names = platform === 'win32' ? ['gsa-emu.cmd', 'gsa-emu.exe'] : ['gsa-emu'];
+  for (const d of path.split(platform === 'win32' ? ';' : ':')) {
+    if (!d || /[\\/]node_modules[\\/]\.bin[\\/]?$/.test(d)) continue;
+    for (const n of names) {
+      try {
+        accessSync(join(d, n), fsConstants.X_OK);
+        return 'gsa-emu';
+      } catch {}
+    }
+  }
+  return 'npx gsa-emu';
 }
 
 /**
@@ -563,6 +592,10 @@ export function bannerText(
     auth: boolean;
     /** The proxy username, for the example commands (curl prompts for the password). */
     user?: string;
+    /** How the user runs gsa-emu from a shell: `gsa-emu`, or `npx gsa-emu` (default). */
+    cli?: string;
+    /** `--once`: the banner ends the run (no "Ctrl+C to stop."). */
+    once?: boolean;
     tun: {
       name: string;
       address: string;
@@ -591,6 +624,7 @@ export function bannerText(
   // curl asks for the proxy password of `-U user` (SOCKS5 and HTTP proxy alike).
   const cred = x.auth && x.user !== undefined ? `-U ${shellWord(x.user)} ` : '';
   const sd = stateDirArg(x.dir);
+  const g = x.cli ?? 'npx gsa-emu';
   const lines = [
     `gsa-emu: Global Secure Access ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`,
     `tenant ${st.tenantName ?? '-'} (${st.tenantId ?? '-'}), platform ${client.platform.name}, edge ${x.edgeUrl}${x.inProcess === 'thread' ? ' (in-process on its own thread, demo servers on loopback)' : x.inProcess ? ' (in-process, demo servers on loopback)' : ''}`,
@@ -641,7 +675,8 @@ export function bannerText(
     lines.push(
       'try:',
       ...tries.map(([c, what]) => `  curl ${cred}${c.padEnd(width)}   # ${what}`),
-      `  gsa-emu toggle internet off${sd}; gsa-emu status${sd}; gsa-emu flows${sd}`,
+      ...(st.onboarded ? [] : [`  ${g} onboard${sd}   # first: the client is not onboarded`]),
+      `  ${g} toggle internet off${sd}; ${g} status${sd}; ${g} flows${sd}`,
       '',
     );
   }
@@ -652,7 +687,7 @@ export function bannerText(
       `  curl --cacert ${x.demo.caFile} https://outlook.office365.com/   # Microsoft 365, tunneled`,
       '  curl http://bypass.example.test/                          # custom bypass, direct',
       '  curl http://casino.test/                                  # blocked at the edge (reset)',
-      `  gsa-emu flows${sd}; gsa-emu status${sd}`,
+      `  ${g} flows${sd}; ${g} status${sd}`,
       '',
     );
   }
@@ -662,10 +697,10 @@ export function bannerText(
       'try (your own names: resolved by --add-host first, then the system resolver; address rules see the result):',
       ...(a.socks ? [`  curl ${cred}--socks5-hostname ${a.socks} http://<name>/`] : []),
       ...(a.http ? [`  curl ${cred}-x http://${a.http} http://<name>/`] : []),
-      `  gsa-emu explain --running <name>${sd}; gsa-emu flows${sd}; gsa-emu status${sd}`,
+      `  ${g} explain --running <name>${sd}; ${g} flows${sd}; ${g} status${sd}`,
       '',
     );
   }
-  lines.push('Ctrl+C to stop.');
+  if (!x.once) lines.push('Ctrl+C to stop.');
   return lines.join('\n');
 }
