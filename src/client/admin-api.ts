@@ -12,6 +12,7 @@
  *   POST /vpn        {"on": false, "via": "settings"|"app"}: the user switches the VPN (off:
  *                    nothing forwarded); 409 when the managed configuration forbids it
  *   POST /onboard    {}: the user onboards (a client started without SilentOnboard)
+ *                    (the three answer `changed`: false when that was already so)
  *   POST /shutdown   {} or {"pid": n}: stop the run as Ctrl+C would (`gsa-emu up` only;
  *                    409 elsewhere, and when pid is not this process's)
  *   GET  /metrics    Prometheus text
@@ -317,11 +318,26 @@ export async function startAdminApi(
       : {};
   }
 
-  /** Runs a user action of the client; a refusal by the managed configuration is a 409. */
-  function userAction(res: ServerResponse, act: () => Record<ChannelName, boolean>, extra: object) {
+  /**
+   * Runs a user action of the client; a refusal by the managed configuration is a 409.
+   * `inForce` tells, before the action, whether what it asks for is already so: the answer
+   * then says `"changed": false` (nothing was switched, the classifier was not swapped).
+   */
+  function userAction(
+    res: ServerResponse,
+    inForce: () => boolean,
+    act: () => Record<ChannelName, boolean>,
+    extra: object,
+  ) {
     try {
+      const already = inForce();
       const channels = act();
-      return json(res, 200, { ...extra, channels, generation: client.generation });
+      return json(res, 200, {
+        ...extra,
+        changed: !already,
+        channels,
+        generation: client.generation,
+      });
     } catch (err) {
       if (err instanceof ToggleRefusedError) {
         return json(res, 409, { error: err.code, message: err.message });
@@ -342,14 +358,24 @@ export async function startAdminApi(
       });
     }
     const on = body.on;
-    return userAction(res, () => client.setVpn(on, via), { on, via });
+    return userAction(
+      res,
+      () => client.tiles.snapshot().vpnOn === on,
+      () => client.setVpn(on, via),
+      { on, via },
+    );
   }
 
   /** POST /onboard {}: the user onboards (the client was started without SilentOnboard). */
   async function onboard(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await jsonBody(req, res);
     if (body === undefined) return;
-    return userAction(res, () => client.onboard(), { onboarded: true });
+    return userAction(
+      res,
+      () => client.tiles.snapshot().onboarded,
+      () => client.onboard(),
+      { onboarded: true },
+    );
   }
 
   async function toggle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -367,7 +393,13 @@ export async function startAdminApi(
       });
     }
     const on = body.on;
-    return userAction(res, () => client.toggle(channel as ChannelName, on), { channel, on });
+    const ch = channel as ChannelName;
+    return userAction(
+      res,
+      () => client.tiles.toggles()[ch] === on,
+      () => client.toggle(ch, on),
+      { channel, on },
+    );
   }
 
   /** POST /shutdown: `{}` or `{"pid": n}` (refused unless n is this process: a stale address). */

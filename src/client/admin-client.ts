@@ -238,6 +238,22 @@ export interface AdminTarget {
   from: string | null;
 }
 
+/**
+ * The running client has no admin API (`up --admin-port off`): nothing to ask, now or
+ * later (`status --wait` fails at once). GSA_ERR_ADMIN_UNREACHABLE, exit 1: not a bad
+ * command line.
+ */
+export class NoAdminApiError extends GsaError {
+  readonly pid: number;
+  constructor(pid: number, file: string) {
+    super(
+      'GSA_ERR_ADMIN_UNREACHABLE',
+      `the client (pid ${pid}, ${file}) runs without an admin API (--admin-port off): it cannot be asked; restart it without --admin-port off, or pass --admin host:port of another client`,
+    );
+    this.pid = pid;
+  }
+}
+
 /** What the admin commands take: `--admin host:port`, `--admin-token <file>`. */
 export interface AdminFlags {
   admin?: string | undefined;
@@ -300,7 +316,7 @@ export function adminTarget(dir: string, o: AdminFlags = {}): AdminTarget {
       : { url, token: null, from: null };
   }
   const { file, state } = liveState(dir);
-  if (!state.admin) throw new UsageError(`the client (pid ${state.pid}) runs without an admin API`);
+  if (!state.admin) throw new NoAdminApiError(state.pid, file);
   return {
     url: `http://${state.admin}`,
     token: given ?? state.adminToken ?? null,

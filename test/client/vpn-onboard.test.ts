@@ -2,7 +2,8 @@
  * The VPN switch and onboarding (the seed: "Block users from disabling automatic VPN",
  * EnableVPNToggleInApp, SilentOnboard), through the admin API (POST /vpn, POST /onboard)
  * and the CLI (`gsa-emu vpn`, `gsa-emu onboard`): who may do what, and that a client with
- * the VPN off or not onboarded forwards nothing (new flows go direct) until it is on. The
+ * the VPN off or not onboarded forwards nothing (new flows go direct) until it is on; asked
+ * for what is so already, the API answers `"changed": false` and the CLI says "already". The
  * edge and the client listen on 127.0.0.1 and are closed by the test.
  */
 import { spawn } from 'node:child_process';
@@ -85,9 +86,29 @@ t.test('VPN off in Settings: nothing forwarded, on again: forwarded', async (t) 
   const st = client.status();
   t.equal(st.state, 'Disabled');
   t.ok(st.notes.some((n) => /VPN is off \(switched off in Settings\).*gsa-emu vpn on/.test(n)));
+  t.equal(off.json.changed, true, 'the answer says it changed');
+  const gen2 = client.generation;
+  const offAgain = await post('/vpn', { on: false, via: 'settings' });
+  t.equal(offAgain.status, 200);
+  t.equal(offAgain.json.changed, false, 'off while off: nothing changed');
+  t.equal(client.generation, gen2, 'no classifier swap');
   const on = await post('/vpn', { on: true });
   t.equal(on.status, 200, 'via defaults to settings');
+  t.equal(on.json.changed, true);
   t.equal(await outlook(client), 'tunnel');
+  t.equal((await post('/vpn', { on: true })).json.changed, false, 'on while on');
+});
+
+t.test('POST /toggle says whether the tile changed', async (t) => {
+  const { client, post } = await world(t, { SilentOnboard: true, EnableGSA: 2 });
+  const same = await post('/toggle', { channel: 'm365', on: true });
+  t.equal(same.status, 200);
+  t.equal(same.json.changed, false, 'on while on');
+  const off = await post('/toggle', { channel: 'gsa', on: false });
+  t.equal(off.json.changed, true);
+  t.equal(client.tiles.toggles().m365, false);
+  t.equal((await post('/toggle', { channel: 'm365', on: false })).json.changed, false);
+  t.equal((await post('/toggle', { channel: 'm365', on: true })).json.changed, true);
 });
 
 t.test('the app toggle needs EnableVPNToggleInApp; Settings may be blocked', async (t) => {
@@ -128,7 +149,11 @@ t.test('without SilentOnboard: not onboarded until POST /onboard', async (t) => 
   t.ok(client.status().warnings.some((w) => /SilentOnboard/.test(w)));
   const r = await post('/onboard', {});
   t.equal(r.status, 200);
+  t.equal(r.json.changed, true);
   t.equal(r.json.channels.m365, true);
+  const again = await post('/onboard', {});
+  t.equal(again.status, 200);
+  t.equal(again.json.changed, false, 'onboarded already');
   t.equal(client.status().onboarded, true);
   t.equal(await outlook(client), 'tunnel');
 });
@@ -151,7 +176,16 @@ t.test('the CLI: gsa-emu vpn off / on, gsa-emu onboard', { skip }, async (t) => 
   });
   const onboard = await runCli(['onboard', '--state-dir', stateDir]);
   t.equal(onboard.code, 0, onboard.err);
-  t.match(onboard.out, /onboarded; forwarding now: m365 on/);
+  t.match(onboard.out, /^onboarded; forwarding now: m365 on/);
+  const twice = await runCli(['onboard', '--state-dir', stateDir]);
+  t.equal(twice.code, 0, twice.err);
+  t.match(twice.out, /^already onboarded; forwarding now: m365 on/);
+  const vpnOn = await runCli(['vpn', 'on', '--state-dir', stateDir]);
+  t.equal(vpnOn.code, 0, vpnOn.err);
+  t.match(vpnOn.out, /^VPN already on; forwarding now: m365 on/);
+  const m365On = await runCli(['toggle', 'm365', 'on', '--state-dir', stateDir]);
+  t.equal(m365On.code, 0, m365On.err);
+  t.match(m365On.out, /^m365 already on; forwarding now: m365 on/);
   const off = await runCli(['vpn', 'off', '--state-dir', stateDir]);
   t.equal(off.code, 0, off.err);
   t.match(off.out, /VPN turned off in Settings; forwarding now: m365 off/);
@@ -161,7 +195,16 @@ t.test('the CLI: gsa-emu vpn off / on, gsa-emu onboard', { skip }, async (t) => 
   t.match(app.err, /EnableVPNToggleInApp/);
   const bad = await runCli(['vpn', 'sideways', '--state-dir', stateDir]);
   t.equal(bad.code, 2);
+  const offAgain = await runCli(['vpn', 'off', '--state-dir', stateDir]);
+  t.equal(offAgain.code, 0, offAgain.err);
+  t.match(offAgain.out, /^VPN already off; forwarding now: m365 off/);
   const on = await runCli(['vpn', 'on', '--state-dir', stateDir]);
   t.equal(on.code, 0, on.err);
+  t.match(on.out, /^VPN turned on in Settings; forwarding now: m365 on/);
   t.equal(await outlook(client), 'tunnel');
+  const tOff = await runCli(['toggle', 'private', 'off', '--state-dir', stateDir]);
+  t.match(tOff.out, /^private turned off; forwarding now: .*private off/);
+  const tOff2 = await runCli(['toggle', 'private', 'off', '--state-dir', stateDir]);
+  t.equal(tOff2.code, 0, tOff2.err);
+  t.match(tOff2.out, /^private already off; forwarding now: .*private off/);
 });

@@ -42,7 +42,10 @@ export function register(program: Command): void {
     .option('--host <address>', 'listen address', '127.0.0.1')
     .option('--port <n>', 'listen port (0 = any free port)', '8443')
     .option('--no-tls', 'plain HTTP/WS instead of HTTPS/WSS (for benchmarks)')
-    .option('--state-dir <dir>', 'CA, signing key and logs (default ~/.gsa-emu)')
+    .option(
+      '--state-dir <dir>',
+      'CA, signing key and logs (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
+    )
     .option('--tenant <file>', 'forwarding profiles to serve (default: the built-in tenant)')
     .option(
       '--config <file>',

@@ -114,7 +114,7 @@ export function register(program: Command): void {
     )
     .option(
       '--state-dir <dir>',
-      'with --running: state folder of the running client (default ~/.gsa-emu)',
+      'with --running: state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
     )
     .addHelpText(
       'after',

@@ -15,7 +15,10 @@ export function register(program: Command): void {
       '--admin-token <file>',
       "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
     )
-    .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
+    .option(
+      '--state-dir <dir>',
+      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
+    )
     .option('-n, --limit <n>', 'show the last n flows', '50')
     .option('--active', 'only active flows')
     .option(

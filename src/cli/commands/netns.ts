@@ -43,7 +43,7 @@ export function register(program: Command): void {
     )
     .argument('<command...>', 'the command and its arguments, after --');
   addPolicyOptions(cmd, { platformDefault: false })
-    .option('--state-dir <dir>', 'state directory (default ~/.gsa-emu or $GSA_EMU_STATE_DIR)')
+    .option('--state-dir <dir>', 'state directory (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)')
     .option('--icmp-on-drop', 'answer dropped UDP (QUIC) with ICMP admin-prohibited, not silence')
     .option('--log-level <level>', 'client log level (default info)')
     .option('-q, --quiet', 'print nothing of its own (the command keeps its output)')

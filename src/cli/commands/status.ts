@@ -2,13 +2,16 @@
 import type { Command } from 'commander';
 import {
   type AdminFlags,
+  type AdminTarget,
   adminCall,
   adminTarget,
+  NoAdminApiError,
   readStartFailure,
 } from '../../client/admin-client.js';
-import type { HealthCheck, StatusView } from '../../client/diagnostics.js';
+import { CHANNEL_LABEL, type HealthCheck, type StatusView } from '../../client/diagnostics.js';
 import { formatStatus, table } from '../../client/format.js';
-import { GsaError } from '../../errors.js';
+import { GsaError, UsageError } from '../../errors.js';
+import type { ChannelName } from '../../policy/model.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitSeconds } from '../common.js';
 
@@ -17,22 +20,129 @@ const WAIT_POLL_MS = 200;
 /** A start failure this long before `status --wait` was launched still counts as this run's. */
 const START_SLACK_MS = 2000;
 
+/** A command-line word as a POSIX shell reads it (single-quoted when it needs to be). */
+function shellWord(w: string): string {
+  return /^[\w@%+=:,./~-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`;
+}
+
+/** The flags that name the client (` --state-dir D`, ` --admin A --admin-token F`), for the commands suggested. */
+function addressFlags(o: AdminFlags & { stateDir?: string | undefined }): string {
+  const out: string[] = [];
+  if (o.admin !== undefined) out.push('--admin', o.admin);
+  if (o.adminToken !== undefined) out.push('--admin-token', o.adminToken);
+  if (o.stateDir !== undefined) out.push('--state-dir', o.stateDir);
+  return out.map((w) => ` ${shellWord(w)}`).join('');
+}
+
+/**
+ * Why a client that answers `st` cannot become Connected without a user action, with the
+ * command that does it where there is one (`flags`: appended to it, see `addressFlags`), or
+ * null when it may still get there by itself: Initializing while the tenant loads, channels
+ * still connecting, "Some channels are unreachable" while the edge comes up, "Disabled by
+ * your organization" until the tenant enables a profile (the profiles are polled).
+ *
+ * Stuck: not onboarded (SilentOnboard not TRUE), the VPN off, the Global Secure Access tile
+ * off (by the user, or hidden/locked off by the client configuration), or every channel
+ * whose forwarding profile is enabled turned off. `profileOn` says which profiles are
+ * enabled (GET /profile); without it a channel turned off is taken to have one.
+ */
+export function cannotConnect(
+  st: StatusView,
+  profileOn: ((c: ChannelName) => boolean) | null = null,
+  flags = '',
+): string | null {
+  if (st.state === 'Connected') return null;
+  const reasons: string[] = [];
+  if (!st.onboarded) {
+    reasons.push(`it is not onboarded (SilentOnboard is not TRUE): run "gsa-emu onboard${flags}"`);
+  }
+  if (!st.vpnOn) {
+    reasons.push(
+      `the VPN is off (switched off in ${st.vpn.offVia === 'app' ? 'the app' : 'Settings'}): run "gsa-emu vpn on${flags}"`,
+    );
+  }
+  if (reasons.length === 0 && st.state === 'Disabled') {
+    const gsa = st.tiles.m365;
+    const tileOff = (c: ChannelName, what: string): string => {
+      const t = st.tiles[c];
+      return t.visible && t.userCanToggle
+        ? `${what} is turned off: run "gsa-emu toggle ${c} on${flags}"`
+        : `${what} is ${t.visible ? 'off and locked' : 'hidden and off'} by the client configuration (${t.reason}): change it and restart the client`;
+    };
+    if (!gsa.on) {
+      reasons.push(tileOff('m365', 'the Global Secure Access tile'));
+    } else {
+      // The Microsoft 365 profile is disabled, and so is every other channel that has one.
+      const off = (['private', 'internet'] as const).filter(
+        (c) => !st.tiles[c].on && (profileOn === null || profileOn(c)),
+      );
+      reasons.push(
+        off.length > 0
+          ? `every channel is turned off or has its profile disabled: ${off.map((c) => tileOff(c, CHANNEL_LABEL[c])).join('; ')}`
+          : 'no channel forwards (every channel is turned off or has its profile disabled)',
+      );
+    }
+  }
+  return reasons.length > 0 ? reasons.join('; ') : null;
+}
+
+/** The channels whose forwarding profile is enabled, or null when GET /profile fails. */
+async function enabledProfiles(target: AdminTarget): Promise<((c: ChannelName) => boolean) | null> {
+  try {
+    const p = await adminCall<{ profiles: Array<{ type: ChannelName; state: string }> }>(
+      target,
+      'GET',
+      '/profile',
+    );
+    const on = new Set(p.profiles.filter((x) => x.state === 'enabled').map((x) => x.type));
+    return (c) => on.has(c);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * `--wait`: asks until a running client answers with state Connected (every channel it
  * forwards has its tunnel up), or `seconds` pass: then GSA_ERR_NOT_READY with the last
  * answer (the state and notes, or why nothing answered). It ends at once when an `up`
- * launched with it fails to start (its reason, from `<state-dir>/up-failed.json`).
+ * launched with it fails to start (its reason, from `<state-dir>/up-failed.json`), when the
+ * client cannot become Connected without a user action (`cannotConnect`: GSA_ERR_NOT_READY
+ * with the reason and the command), and when it has no admin API (`--admin-port off`:
+ * GSA_ERR_ADMIN_UNREACHABLE) or the command line is wrong (an unreadable --admin-token).
  */
-async function waitConnected(dir: string, flags: AdminFlags, seconds: number) {
+async function waitConnected(
+  dir: string,
+  flags: AdminFlags & { stateDir?: string | undefined },
+  seconds: number,
+) {
   const deadline = Date.now() + seconds * 1000;
   let last = 'nothing asked yet';
   for (;;) {
+    let st: StatusView | null = null;
+    let target: AdminTarget | null = null;
     try {
-      const st = await adminCall<StatusView>(adminTarget(dir, flags), 'GET', '/status');
+      target = adminTarget(dir, flags);
+      st = await adminCall<StatusView>(target, 'GET', '/status');
       if (st.state === 'Connected') return st;
       last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
     } catch (err) {
+      // Nothing to wait for: no admin API to ask, or a command line that stays wrong.
+      if (err instanceof NoAdminApiError || err instanceof UsageError) throw err;
       last = (err as Error).message;
+    }
+    if (st !== null && target !== null) {
+      // Only the channels' profiles tell "every channel turned off" from a disabled profile.
+      const profileOn =
+        st.state === 'Disabled' && st.onboarded && st.vpnOn && st.tiles.m365.on
+          ? await enabledProfiles(target)
+          : null;
+      const why = cannotConnect(st, profileOn, addressFlags(flags));
+      if (why !== null) {
+        throw new GsaError(
+          'GSA_ERR_NOT_READY',
+          `the client cannot become Connected by itself (state ${st.state}): ${why}`,
+        );
+      }
     }
     if (flags.admin === undefined) {
       // An `up` launched with this command (at most START_SLACK_MS before it) that failed.
@@ -65,12 +175,15 @@ export function register(program: Command): void {
       '--admin-token <file>',
       "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
     )
-    .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
+    .option(
+      '--state-dir <dir>',
+      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
+    )
     .option('--health', 'also run the health checks')
     .option('--json', 'print JSON')
     .option(
       '--wait <seconds>',
-      'wait until a running client is Connected (for scripts and CI; exit 1 if not in time)',
+      'wait until a running client is Connected (for scripts and CI; exit 1 if not in time, or at once when it cannot be without a user action: not onboarded, VPN off, tiles off)',
     )
     .action(
       async (o: {
@@ -85,7 +198,7 @@ export function register(program: Command): void {
         const flags: AdminFlags = { admin: o.admin, adminToken: o.adminToken };
         const st =
           o.wait !== undefined
-            ? await waitConnected(dir, flags, waitSeconds(o.wait))
+            ? await waitConnected(dir, { ...flags, stateDir: o.stateDir }, waitSeconds(o.wait))
             : await adminCall<StatusView>(adminTarget(dir, flags), 'GET', '/status');
         const health = o.health
           ? (await adminCall<{ checks: HealthCheck[] }>(adminTarget(dir, flags), 'GET', '/health'))

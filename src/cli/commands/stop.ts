@@ -137,7 +137,10 @@ export function register(program: Command): void {
   program
     .command('stop')
     .description('stop the running "gsa-emu up" of a state folder and wait until it has exited')
-    .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
+    .option(
+      '--state-dir <dir>',
+      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
+    )
     .option('--wait <seconds>', 'how long to wait for it to exit', '15')
     .option(
       '--force',

@@ -1,7 +1,7 @@
 /**
  * `gsa-emu toggle <channel> on|off`: flips a tile of the running client (admin API POST
  * /toggle), as the user would in the app. Refused (exit 1, the admin's reason) when the
- * managed configuration locks or hides it.
+ * managed configuration locks or hides it. A tile already in that position: "already on/off".
  */
 import type { Command } from 'commander';
 import { adminCall, adminTarget } from '../../client/admin-client.js';
@@ -22,7 +22,10 @@ export function register(program: Command): void {
       '--admin-token <file>',
       "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
     )
-    .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)')
+    .option(
+      '--state-dir <dir>',
+      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
+    )
     .action(
       async (
         channel: string,
@@ -34,14 +37,18 @@ export function register(program: Command): void {
         if (s !== 'on' && s !== 'off')
           throw new UsageError(`state must be on or off, not "${state}"`);
         const base = adminTarget(stateDir(o.stateDir), o);
-        const r = await adminCall<{ channels: Record<string, boolean> }>(base, 'POST', '/toggle', {
-          channel: ch,
-          on: s === 'on',
-        });
+        const r = await adminCall<{ channels: Record<string, boolean>; changed?: boolean }>(
+          base,
+          'POST',
+          '/toggle',
+          { channel: ch, on: s === 'on' },
+        );
         const now = Object.entries(r.channels)
           .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
           .join(', ');
-        process.stdout.write(`${ch} turned ${s}; forwarding now: ${now}\n`);
+        // `changed` false: it was so already (an older API without it: it changed).
+        const what = r.changed === false ? `${ch} already ${s}` : `${ch} turned ${s}`;
+        process.stdout.write(`${what}; forwarding now: ${now}\n`);
       },
     );
 }

@@ -6,7 +6,8 @@
  *   forwarded: every flow goes direct;
  * - without SilentOnboard=TRUE the client starts not onboarded and forwards nothing until
  *   the user onboards.
- * Refused (exit 1, the reason) as the managed configuration says.
+ * Refused (exit 1, the reason) as the managed configuration says. Asked for what is so
+ * already, they say so ("VPN already on", "already onboarded") and change nothing.
  */
 import type { Command } from 'commander';
 import { adminCall, adminTarget } from '../../client/admin-client.js';
@@ -26,7 +27,19 @@ function adminOptions(c: Command): Command {
       '--admin-token <file>',
       "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
     )
-    .option('--state-dir <dir>', 'state folder of the running client (default ~/.gsa-emu)');
+    .option(
+      '--state-dir <dir>',
+      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
+    );
+}
+
+/**
+ * The admin API's answer to POST /vpn and /onboard. `changed` false: it was so already
+ * (absent, from an older gsa-emu: taken as changed).
+ */
+interface Answer {
+  channels: Record<string, boolean>;
+  changed?: boolean;
 }
 
 function forwarding(channels: Record<string, boolean>): string {
@@ -56,13 +69,12 @@ export function register(program: Command): void {
       throw new UsageError(`--via must be settings or app, not "${o.via}"`);
     }
     const base = adminTarget(stateDir(o.stateDir), o);
-    const r = await adminCall<{ channels: Record<string, boolean> }>(base, 'POST', '/vpn', {
-      on: s === 'on',
-      via,
-    });
-    process.stdout.write(
-      `VPN turned ${s} in ${via === 'app' ? 'the app' : 'Settings'}; forwarding now: ${forwarding(r.channels)}\n`,
-    );
+    const r = await adminCall<Answer>(base, 'POST', '/vpn', { on: s === 'on', via });
+    const what =
+      r.changed === false
+        ? `VPN already ${s}`
+        : `VPN turned ${s} in ${via === 'app' ? 'the app' : 'Settings'}`;
+    process.stdout.write(`${what}; forwarding now: ${forwarding(r.channels)}\n`);
   });
 
   adminOptions(
@@ -73,7 +85,8 @@ export function register(program: Command): void {
       ),
   ).action(async (o: AdminOpts) => {
     const base = adminTarget(stateDir(o.stateDir), o);
-    const r = await adminCall<{ channels: Record<string, boolean> }>(base, 'POST', '/onboard', {});
-    process.stdout.write(`onboarded; forwarding now: ${forwarding(r.channels)}\n`);
+    const r = await adminCall<Answer>(base, 'POST', '/onboard', {});
+    const what = r.changed === false ? 'already onboarded' : 'onboarded';
+    process.stdout.write(`${what}; forwarding now: ${forwarding(r.channels)}\n`);
   });
 }

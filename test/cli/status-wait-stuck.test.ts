@@ -1,0 +1,261 @@
+/**
+ * `gsa-emu status --wait <s>` against a client that cannot become Connected by itself: it
+ * returns at once (exit 1, GSA_ERR_NOT_READY) with the reason and the command that fixes it
+ * (`gsa-emu onboard`, `gsa-emu vpn on`, `gsa-emu toggle ...`), instead of waiting out its
+ * time; a client that is still starting (Initializing while the tenant loads, channels
+ * connecting) is waited for. A client without an admin API (`up --admin-port off`) is
+ * GSA_ERR_ADMIN_UNREACHABLE (exit 1, not a usage error), at once with --wait too. And the
+ * `--state-dir` help of the commands that talk to a running client names
+ * $GSA_EMU_STATE_DIR.
+ *
+ * The edge and the clients listen on 127.0.0.1 and are closed by the test; the state files
+ * name this process (alive) as the client's pid.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import t, { type Test } from 'tap';
+import { cannotConnect } from '../../src/cli/commands/status.js';
+import { adminTarget, writeClientState } from '../../src/client/admin-client.js';
+import { startClient } from '../../src/client/client.js';
+import { statusView } from '../../src/client/diagnostics.js';
+import { startEdge } from '../../src/edge/server.js';
+import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
+import type { ChannelName } from '../../src/policy/model.js';
+import { loadTenantFile } from '../../src/policy/tenant-file.js';
+import { makeDirs } from '../../src/util/state-dir.js';
+import { collect } from '../util/ts-child.js';
+
+const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+const skip = existsSync(mainJs) ? false : 'dist/cli/main.js is missing: run `npm run build` first';
+const runCli = (args: string[]) =>
+  collect(
+    spawn(process.execPath, [mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    30_000,
+  );
+
+async function folder(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-stuck-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const stateOf = (admin: string | null, adminToken: string | null) => ({
+  pid: process.pid,
+  startedAt: new Date().toISOString(),
+  admin,
+  socks: null,
+  http: null,
+  pac: null,
+  edge: 'test',
+  logs: '/nowhere',
+  adminToken,
+});
+
+/** A running client with client configuration `cc`, its state file in the returned folder. */
+async function running(t: Test, cc: Record<string, unknown>) {
+  const dir = await folder(t);
+  const file = join(dir, 'cc.json');
+  await writeFile(file, JSON.stringify(cc));
+  const edge = await startEdge({ stateDir: join(dir, 'edge'), tls: false, persistKey: false });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  const client = await startClient({
+    edge: { url: edge.url, ca: null },
+    tenant: 'edge',
+    clientConfig: file,
+    listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
+    resolver: { system: false },
+    processLookup: false,
+  });
+  t.teardown(() => client.close());
+  const stateDir = join(dir, 'state with space');
+  makeDirs(stateDir);
+  writeClientState(stateDir, stateOf(client.addresses.admin, client.admin!.token));
+  return { client, stateDir };
+}
+
+/** `status --wait 20`: its result and how long it took. */
+async function waitStatus(stateDir: string) {
+  const t0 = Date.now();
+  const r = await runCli(['status', '--wait', '20', '--state-dir', stateDir]);
+  return { ...r, took: Date.now() - t0 };
+}
+
+t.test('a client without an admin API: exit 1, GSA_ERR_ADMIN_UNREACHABLE, at once', async (t) => {
+  const dir = await folder(t);
+  writeClientState(dir, stateOf(null, null));
+  t.throws(() => adminTarget(dir), {
+    code: 'GSA_ERR_ADMIN_UNREACHABLE',
+    message: /runs without an admin API \(--admin-port off\)/,
+  });
+  if (skip) return;
+  const st = await runCli(['status', '--state-dir', dir]);
+  t.equal(st.code, 1, 'not a usage error');
+  t.match(st.err, /^gsa-emu: the client \(pid \d+, .*\) runs without an admin API/);
+  const t0 = Date.now();
+  const w = await runCli(['status', '--wait', '20', '--state-dir', dir]);
+  t.equal(w.code, 1);
+  t.match(w.err, /runs without an admin API/);
+  t.ok(Date.now() - t0 < 10_000, `did not wait the 20 s (${Date.now() - t0} ms)`);
+});
+
+t.test('status --wait fails at once for a client that needs a user action', { skip }, async (t) => {
+  t.test('not onboarded: gsa-emu onboard', async (t) => {
+    const { stateDir } = await running(t, { EnableGSA: 2 });
+    const r = await waitStatus(stateDir);
+    t.equal(r.code, 1);
+    t.match(
+      r.err,
+      /^gsa-emu: the client cannot become Connected by itself \(state Initializing\): it is not onboarded \(SilentOnboard is not TRUE\): run "gsa-emu onboard --state-dir '[^']*state with space'"/,
+    );
+    t.ok(r.took < 10_000, `did not wait the 20 s (${r.took} ms)`);
+  });
+
+  t.test('the VPN off: gsa-emu vpn on', async (t) => {
+    const { client, stateDir } = await running(t, { SilentOnboard: true, EnableGSA: 2 });
+    client.setVpn(false, 'settings');
+    const r = await waitStatus(stateDir);
+    t.equal(r.code, 1);
+    t.match(
+      r.err,
+      /\(state Disabled\): the VPN is off \(switched off in Settings\): run "gsa-emu vpn on --state-dir /,
+    );
+    t.ok(r.took < 10_000, `did not wait the 20 s (${r.took} ms)`);
+  });
+
+  t.test('the Global Secure Access tile turned off: gsa-emu toggle m365 on', async (t) => {
+    const { client, stateDir } = await running(t, { SilentOnboard: true, EnableGSA: 2 });
+    client.toggle('m365', false);
+    const r = await waitStatus(stateDir);
+    t.equal(r.code, 1);
+    t.match(
+      r.err,
+      /the Global Secure Access tile is turned off: run "gsa-emu toggle m365 on --state-dir /,
+    );
+    t.ok(r.took < 10_000, `did not wait the 20 s (${r.took} ms)`);
+  });
+
+  t.test('Global Secure Access hidden by the client configuration', async (t) => {
+    const { stateDir } = await running(t, { SilentOnboard: true, EnableGSA: 0 });
+    const r = await waitStatus(stateDir);
+    t.equal(r.code, 1);
+    t.match(
+      r.err,
+      /the Global Secure Access tile is hidden and off by the client configuration \(EnableGSA=0: .*\): change it and restart the client/,
+    );
+    t.notMatch(r.err, /run "gsa-emu toggle/, 'no command: the user cannot turn it on');
+    t.ok(r.took < 10_000, `did not wait the 20 s (${r.took} ms)`);
+  });
+
+  t.test('a Connected client: exit 0', async (t) => {
+    const { stateDir } = await running(t, { SilentOnboard: true, EnableGSA: 2 });
+    const r = await waitStatus(stateDir);
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /^Global Secure Access: Connected/m);
+  });
+});
+
+t.test('cannotConnect: stuck states, and transient ones that are waited for', async (t) => {
+  const one = loadTenantFile(undefined).tenant;
+  const base = (
+    cc: Partial<ReturnType<typeof defaultClientConfig>> = {},
+    act?: (tiles: ReturnType<typeof createClientTiles>) => void,
+  ) => {
+    const tiles = createClientTiles({ ...defaultClientConfig(), ...cc });
+    act?.(tiles);
+    return {
+      overview: {
+        userPrincipalName: null,
+        userId: 'u',
+        deviceId: 'd',
+        lastChecked: null,
+        clientVersion: '0',
+      },
+      tenant: one,
+      profileSource: 'x',
+      profileLoadedAt: null,
+      generation: 0,
+      tiles: tiles.snapshot(),
+      tunnelUp: () => true,
+      tunnelDetail: () => 'up',
+      tokenAt: 1,
+      tokenError: null,
+      listeners: {},
+      activeFlows: 0,
+    };
+  };
+  // Transient: waited for.
+  t.equal(cannotConnect(statusView(base())), null, 'Connected');
+  const loading = statusView({ ...base(), tenant: null });
+  t.equal(loading.state, 'Initializing');
+  t.equal(cannotConnect(loading), null, 'Initializing while the tenant loads');
+  const connecting = statusView({ ...base(), tunnelUp: () => false, tunnelDetail: () => 'down' });
+  t.equal(connecting.state, 'Some channels are unreachable');
+  t.equal(cannotConnect(connecting), null, 'channels still connecting');
+  const noToken = statusView({ ...base(), tokenAt: null, tokenError: 'no token yet' });
+  t.equal(cannotConnect(noToken), null, 'no token yet');
+  const org = statusView({ ...base(), tenant: { ...one, profiles: [] } });
+  t.equal(org.state, 'Disabled by your organization');
+  t.equal(cannotConnect(org), null, 'the tenant may enable a profile (polled)');
+
+  // Stuck: a user action is needed.
+  const notOnboarded = statusView({ ...base({ silentOnboard: false }), tenant: null });
+  t.equal(notOnboarded.state, 'Initializing');
+  t.match(cannotConnect(notOnboarded), /not onboarded.*"gsa-emu onboard"/, 'also while loading');
+  t.match(
+    cannotConnect(statusView(base({}, (x) => x.setVpn(false, 'app')))),
+    /the VPN is off \(switched off in the app\): run "gsa-emu vpn on"/,
+  );
+  t.equal(cannotConnect(statusView(base({ enableGSA: 3 }))), null, 'level 3: on');
+  t.match(
+    cannotConnect(statusView(base({ enableGSA: 1 }))),
+    /the Global Secure Access tile is turned off: run "gsa-emu toggle m365 on"/,
+    'level 1: off by default, the user can turn it on',
+  );
+  // Every channel turned off: the m365 profile disabled, private and internet turned off.
+  const noM365 = {
+    ...one,
+    profiles: one.profiles.map((p) => (p.type === 'm365' ? { ...p, state: 'disabled' } : p)),
+  } as typeof one;
+  const allOff = statusView({
+    ...base({ enableGSAInternetChannel: 3 }, (x) => {
+      x.toggle('private', false);
+    }),
+    tenant: noM365,
+  });
+  t.equal(allOff.state, 'Connected', 'internet (locked on) still forwards');
+  const off = statusView({
+    ...base({ enableGSAInternetChannel: 0 }, (x) => x.toggle('private', false)),
+    tenant: noM365,
+  });
+  t.equal(off.state, 'Disabled');
+  const profileOn = (c: ChannelName) => c !== 'm365';
+  const why = cannotConnect(off, profileOn);
+  t.match(why, /Private Access is turned off: run "gsa-emu toggle private on"/);
+  t.match(why, /Internet Access is hidden and off by the client configuration/);
+  t.match(
+    cannotConnect(off, (c) => c === 'private'),
+    /^every channel .*: Private Access is turned off: run "gsa-emu toggle private on"$/,
+    'a channel without an enabled profile is not named',
+  );
+});
+
+t.test('--state-dir help names $GSA_EMU_STATE_DIR', async (t) => {
+  const program = new Command();
+  for (const name of ['status', 'flows', 'toggle', 'vpn', 'stop', 'explain']) {
+    const m = (await import(`../../src/cli/commands/${name}.js`)) as {
+      register: (p: Command) => void;
+    };
+    m.register(program);
+  }
+  const names = ['status', 'flows', 'toggle', 'vpn', 'onboard', 'stop', 'explain'];
+  for (const name of names) {
+    const cmd = program.commands.find((c) => c.name() === name);
+    t.ok(cmd, name);
+    const help = cmd?.options.find((o) => o.long === '--state-dir')?.description ?? '';
+    t.match(help, /\(default \$GSA_EMU_STATE_DIR, else ~\/\.gsa-emu\)/, `${name} --state-dir`);
+  }
+});
