@@ -88,3 +88,20 @@ export function channelOf(name: string): ChannelName {
   if (!ch) throw new UsageError(`unknown channel "${name}" (use m365, private or internet)`);
   return ch;
 }
+
+/**
+ * The options that find the running client: `--admin`, `--admin-token`, `--state-dir`
+ * (status, flows, toggle, vpn, onboard).
+ */
+export function addAdminOptions(c: Command): Command {
+  return c
+    .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
+    .option(
+      '--admin-token <file>',
+      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
+    )
+    .option(
+      '--state-dir <dir>',
+      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
+    );
+}

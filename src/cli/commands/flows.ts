@@ -5,20 +5,12 @@ import { formatFlows } from '../../client/format.js';
 import { UsageError } from '../../errors.js';
 import type { FlowRecord } from '../../forward/flow-table.js';
 import { stateDir } from '../../util/state-dir.js';
+import { addAdminOptions } from '../common.js';
 
 export function register(program: Command): void {
-  program
-    .command('flows')
-    .description('show the flow table of the running client (newest last)')
-    .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
-    .option(
-      '--admin-token <file>',
-      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
-    )
-    .option(
-      '--state-dir <dir>',
-      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
-    )
+  addAdminOptions(
+    program.command('flows').description('show the flow table of the running client (newest last)'),
+  )
     .option('-n, --limit <n>', 'show the last n flows', '50')
     .option('--active', 'only active flows')
     .option(

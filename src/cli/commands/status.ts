@@ -13,7 +13,7 @@ import { formatStatus, table } from '../../client/format.js';
 import { GsaError, UsageError } from '../../errors.js';
 import type { ChannelName } from '../../policy/model.js';
 import { stateDir } from '../../util/state-dir.js';
-import { waitSeconds } from '../common.js';
+import { addAdminOptions, waitSeconds } from '../common.js';
 
 /** How often `--wait` asks again. */
 const WAIT_POLL_MS = 200;
@@ -165,20 +165,13 @@ async function waitConnected(
 }
 
 export function register(program: Command): void {
-  program
-    .command('status')
-    .description(
-      'show the running client: state, tiles, channels (and health checks with --health)',
-    )
-    .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
-    .option(
-      '--admin-token <file>',
-      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
-    )
-    .option(
-      '--state-dir <dir>',
-      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
-    )
+  addAdminOptions(
+    program
+      .command('status')
+      .description(
+        'show the running client: state, tiles, channels (and health checks with --health)',
+      ),
+  )
     .option('--health', 'also run the health checks')
     .option('--json', 'print JSON')
     .option(

@@ -7,48 +7,40 @@ import type { Command } from 'commander';
 import { adminCall, adminTarget } from '../../client/admin-client.js';
 import { UsageError } from '../../errors.js';
 import { stateDir } from '../../util/state-dir.js';
-import { channelOf } from '../common.js';
+import { addAdminOptions, channelOf } from '../common.js';
 
 export function register(program: Command): void {
-  program
-    .command('toggle')
-    .description(
-      'turn a channel tile on or off in the running client (m365 is the Global Secure Access tile)',
-    )
-    .argument('<channel>', 'm365 (gsa), private or internet')
-    .argument('<state>', 'on or off')
-    .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
-    .option(
-      '--admin-token <file>',
-      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
-    )
-    .option(
-      '--state-dir <dir>',
-      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
-    )
-    .action(
-      async (
-        channel: string,
-        state: string,
-        o: { admin?: string; adminToken?: string; stateDir?: string },
-      ) => {
-        const ch = channelOf(channel);
-        const s = state.toLowerCase();
-        if (s !== 'on' && s !== 'off')
-          throw new UsageError(`state must be on or off, not "${state}"`);
-        const base = adminTarget(stateDir(o.stateDir), o);
-        const r = await adminCall<{ channels: Record<string, boolean>; changed?: boolean }>(
-          base,
-          'POST',
-          '/toggle',
-          { channel: ch, on: s === 'on' },
-        );
-        const now = Object.entries(r.channels)
-          .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
-          .join(', ');
-        // `changed` false: it was so already (an older API without it: it changed).
-        const what = r.changed === false ? `${ch} already ${s}` : `${ch} turned ${s}`;
-        process.stdout.write(`${what}; forwarding now: ${now}\n`);
-      },
-    );
+  addAdminOptions(
+    program
+      .command('toggle')
+      .description(
+        'turn a channel tile on or off in the running client (m365 is the Global Secure Access tile)',
+      )
+      .argument('<channel>', 'm365 (gsa), private or internet')
+      .argument('<state>', 'on or off'),
+  ).action(
+    async (
+      channel: string,
+      state: string,
+      o: { admin?: string; adminToken?: string; stateDir?: string },
+    ) => {
+      const ch = channelOf(channel);
+      const s = state.toLowerCase();
+      if (s !== 'on' && s !== 'off')
+        throw new UsageError(`state must be on or off, not "${state}"`);
+      const base = adminTarget(stateDir(o.stateDir), o);
+      const r = await adminCall<{ channels: Record<string, boolean>; changed?: boolean }>(
+        base,
+        'POST',
+        '/toggle',
+        { channel: ch, on: s === 'on' },
+      );
+      const now = Object.entries(r.channels)
+        .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
+        .join(', ');
+      // `changed` false: it was so already (an older API without it: it changed).
+      const what = r.changed === false ? `${ch} already ${s}` : `${ch} turned ${s}`;
+      process.stdout.write(`${what}; forwarding now: ${now}\n`);
+    },
+  );
 }

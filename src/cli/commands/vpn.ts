@@ -13,24 +13,12 @@ import type { Command } from 'commander';
 import { adminCall, adminTarget } from '../../client/admin-client.js';
 import { UsageError } from '../../errors.js';
 import { stateDir } from '../../util/state-dir.js';
+import { addAdminOptions } from '../common.js';
 
 interface AdminOpts {
   admin?: string;
   adminToken?: string;
   stateDir?: string;
-}
-
-function adminOptions(c: Command): Command {
-  return c
-    .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
-    .option(
-      '--admin-token <file>',
-      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
-    )
-    .option(
-      '--state-dir <dir>',
-      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
-    );
 }
 
 /**
@@ -49,7 +37,7 @@ function forwarding(channels: Record<string, boolean>): string {
 }
 
 export function register(program: Command): void {
-  adminOptions(
+  addAdminOptions(
     program
       .command('vpn')
       .description(
@@ -77,7 +65,7 @@ export function register(program: Command): void {
     process.stdout.write(`${what}; forwarding now: ${forwarding(r.channels)}\n`);
   });
 
-  adminOptions(
+  addAdminOptions(
     program
       .command('onboard')
       .description(
