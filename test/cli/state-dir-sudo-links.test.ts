@@ -15,10 +15,23 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, symlinkSync } fro
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { prepareStateDir } from '../../src/util/state-dir.js';
 
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** `sudo` by uid 4242 (root is the process): SUDO_UID/SUDO_GID for the test's length. */
+function asSudoUser(t: Test): void {
+  const saved = { uid: process.env.SUDO_UID, gid: process.env.SUDO_GID };
+  process.env.SUDO_UID = '4242';
+  process.env.SUDO_GID = '4242';
+  t.teardown(() => {
+    if (saved.uid === undefined) delete process.env.SUDO_UID;
+    else process.env.SUDO_UID = saved.uid;
+    if (saved.gid === undefined) delete process.env.SUDO_GID;
+    else process.env.SUDO_GID = saved.gid;
+  });
+}
 
 t.test(
   'sudo hand-over does not chown a root folder reached through a symlink in the path',
@@ -37,15 +50,7 @@ t.test(
     mkdirSync(victim, { mode: 0o750 });
     symlinkSync(sys, join(home, 'link'));
 
-    const saved = { uid: process.env.SUDO_UID, gid: process.env.SUDO_GID };
-    process.env.SUDO_UID = '4242';
-    process.env.SUDO_GID = '4242';
-    t.teardown(() => {
-      if (saved.uid === undefined) delete process.env.SUDO_UID;
-      else process.env.SUDO_UID = saved.uid;
-      if (saved.gid === undefined) delete process.env.SUDO_GID;
-      else process.env.SUDO_GID = saved.gid;
-    });
+    asSudoUser(t);
 
     try {
       prepareStateDir(join(home, 'link', 'sudoers.d')).close();
@@ -69,15 +74,7 @@ t.test(
     chownSync(home, 4242, 4242);
     const rootDir = join(home, 'mnt');
     mkdirSync(rootDir, { mode: 0o755 });
-    const saved = { uid: process.env.SUDO_UID, gid: process.env.SUDO_GID };
-    process.env.SUDO_UID = '4242';
-    process.env.SUDO_GID = '4242';
-    t.teardown(() => {
-      if (saved.uid === undefined) delete process.env.SUDO_UID;
-      else process.env.SUDO_UID = saved.uid;
-      if (saved.gid === undefined) delete process.env.SUDO_GID;
-      else process.env.SUDO_GID = saved.gid;
-    });
+    asSudoUser(t);
     prepareStateDir(rootDir).close();
     t.equal(lstatSync(rootDir).uid, 0, 'the existing root folder stays root');
     // A state folder made for the user under their home is theirs, with its logs.

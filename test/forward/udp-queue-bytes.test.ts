@@ -9,22 +9,13 @@
 import t from 'tap';
 import { FlowTable } from '../../src/forward/flow-table.js';
 import { Forwarder } from '../../src/forward/forwarder.js';
-import { Resolver } from '../../src/forward/resolver.js';
-import { clientState, FakeClassifier, FakeTunnels, udpEcho } from './fixtures/fakes.js';
-
-/** A resolver whose lookups take `ms`: every flow stays pending that long. */
-class SlowResolver extends Resolver {
-  constructor(
-    private readonly ms: number,
-    private readonly answer: string,
-  ) {
-    super({ system: false });
-  }
-  override async resolve(_name: string): Promise<string | null> {
-    await new Promise((r) => setTimeout(r, this.ms));
-    return this.answer;
-  }
-}
+import {
+  clientState,
+  FakeClassifier,
+  FakeTunnels,
+  SlowResolver,
+  udpEcho,
+} from './fixtures/fakes.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
