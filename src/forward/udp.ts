@@ -11,8 +11,9 @@
  *   this flow only, and only from the destination);
  * - drop / block / refused: datagrams are discarded and counted by reason (`quic` for UDP
  *   on the platform's QUIC ports, `policy`, `blocked`, `hardening`, `unreachable`,
- *   `refused`, `timeout`, `limit`), the flow kept until `udpIdleMs` so that it is neither
- *   classified nor asked of the edge again meanwhile.
+ *   `refused`, `timeout`, `limit`), the flow kept for `udpIdleMs` (its own datagrams do not
+ *   extend that) so that it is neither classified nor asked of the edge again meanwhile,
+ *   and is after it.
  * Destination flows close after `udpIdleMs` without traffic; closing the association
  * closes them all, also those still being set up. Never throws on bad input.
  */
@@ -128,7 +129,10 @@ export class UdpAssociation {
         if (this.flows.get(key) === flow) this.flows.delete(key);
       });
     }
-    f.last = Date.now();
+    // A discarded flow (dropped, blocked, refused, hardening) is not kept alive by the
+    // datagrams it drops: it expires udpIdleMs after it was decided, and the next datagram
+    // is classified and set up again (the channel may be back, the tile turned on).
+    if (f.state !== 'discard') f.last = Date.now();
     switch (f.state) {
       case 'pending':
         // Bounded per destination, and in bytes per association (256 destinations of 64
@@ -308,6 +312,7 @@ export class UdpAssociation {
     const rec = f.rec!;
     f.state = 'discard';
     f.dropReason = reason;
+    f.last = Date.now(); // udpIdleMs from now, whatever it is sent (see send())
     rec.status = 'Terminated';
     if (reason !== 'quic' && reason !== 'policy') rec.reason = `${reason}: ${rec.reason}`;
     this.fwd.flows.record(rec);
