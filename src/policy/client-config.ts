@@ -649,7 +649,8 @@ export function createClientTiles(
           `${LABEL[channel]} is not shown to the user: ${t.reason}; it cannot be turned ${on ? 'on' : 'off'}`,
         );
       }
-      if (!t.userCanToggle) {
+      // A locked tile asked for the position it has: nothing to refuse, nothing changes.
+      if (!t.userCanToggle && toggles[channel] !== on) {
         throw new ToggleRefusedError(
           `${LABEL[channel]} is locked by the administrator (${t.reason}); it cannot be turned ${on ? 'on' : 'off'}`,
         );

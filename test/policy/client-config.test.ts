@@ -350,6 +350,11 @@ t.test('toggles: allowed, refused when locked or hidden', async (t) => {
     code: 'GSA_ERR_TOGGLE_LOCKED',
     message: /Global Secure Access tile is locked/,
   });
+  // A locked tile asked for the position it has: nothing refused, nothing changes.
+  const calls: unknown[] = [];
+  gsaLocked.onChange((st) => calls.push(st));
+  t.same(gsaLocked.toggle('m365', true), { m365: true, private: true, internet: false });
+  t.equal(calls.length, 0, 'no change, no listener');
   t.throws(() => createClientTiles(base()).toggle('m365', true), {
     message: /EnableGSA has no value \(seed\)/,
   });
