@@ -33,6 +33,7 @@ import {
 import { homedir, userInfo } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ConfigError, type GsaError } from '../errors.js';
+import { shellWord } from './shell-word.js';
 
 export function stateDir(flag?: string): string {
   if (flag) return resolve(flag);
@@ -98,11 +99,6 @@ function myName(): string {
 }
 
 const modeText = (st: Stats): string => `0${(st.mode & 0o7777).toString(8).padStart(3, '0')}`;
-
-/** A path for a shell command: as is when safe, else in single quotes. */
-function shellWord(s: string): string {
-  return /^[\w./:=@%+,~-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /**
  * The sudo user when gsa-emu, run as root by sudo, creates things in `path` that belong

@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { stopUp } from '../../src/cli/commands/stop.js';
-import { shellWord, stateDirArg, up } from '../../src/cli/commands/up.js';
+import { stateDirArg, up } from '../../src/cli/commands/up.js';
+import { shellWord } from '../../src/util/shell-word.js';
 
 const posix = process.platform !== 'win32';
 

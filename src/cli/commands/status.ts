@@ -12,6 +12,7 @@ import { CHANNEL_LABEL, type HealthCheck, type StatusView } from '../../client/d
 import { formatStatus, table } from '../../client/format.js';
 import { GsaError, UsageError } from '../../errors.js';
 import type { ChannelName } from '../../policy/model.js';
+import { shellWord } from '../../util/shell-word.js';
 import { stateDir } from '../../util/state-dir.js';
 import { addAdminOptions, waitSeconds } from '../common.js';
 
@@ -19,11 +20,6 @@ import { addAdminOptions, waitSeconds } from '../common.js';
 const WAIT_POLL_MS = 200;
 /** A start failure this long before `status --wait` was launched still counts as this run's. */
 const START_SLACK_MS = 2000;
-
-/** A command-line word as a POSIX shell reads it (single-quoted when it needs to be). */
-function shellWord(w: string): string {
-  return /^[\w@%+=:,./~-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`;
-}
 
 /** The flags that name the client (` --state-dir D`, ` --admin A --admin-token F`), for the commands suggested. */
 function addressFlags(o: AdminFlags & { stateDir?: string | undefined }): string {

@@ -21,6 +21,7 @@ import {
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
 import { parseConfigText } from '../../util/config-text.js';
+import { shellWord } from '../../util/shell-word.js';
 import { defaultStateDir, stateDir } from '../../util/state-dir.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
@@ -541,18 +542,6 @@ export function cliCommand(
     }
   }
   return 'npx gsa-emu';
-}
-
-/**
- * A shell word: as is when safe, else quoted: in single quotes for POSIX shells; on
- * Windows in double quotes, which cmd.exe and PowerShell both honour (cmd.exe does not
- * know single quotes; Windows paths cannot hold a double quote).
- */
-export function shellWord(s: string, platform: string = process.platform): string {
-  if (platform === 'win32') {
-    return /^[\w./:=@+,\\-]+$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`;
-  }
-  return /^[\w./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 const WILDCARD = /^(\w+:\/\/)?(0\.0\.0\.0|\[::\])(?=:\d)/;
