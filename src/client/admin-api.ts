@@ -320,21 +320,16 @@ export async function startAdminApi(
 
   /**
    * Runs a user action of the client; a refusal by the managed configuration is a 409.
-   * `inForce` tells, before the action, whether what it asks for is already so: the answer
-   * then says `"changed": false` (nothing was switched, the classifier was not swapped).
+   * Every change swaps the classifier at once (a new generation): `"changed": false` when
+   * what it asked for was already so.
    */
-  function userAction(
-    res: ServerResponse,
-    inForce: () => boolean,
-    act: () => Record<ChannelName, boolean>,
-    extra: object,
-  ) {
+  function userAction(res: ServerResponse, act: () => Record<ChannelName, boolean>, extra: object) {
     try {
-      const already = inForce();
+      const before = client.generation;
       const channels = act();
       return json(res, 200, {
         ...extra,
-        changed: !already,
+        changed: client.generation !== before,
         channels,
         generation: client.generation,
       });
@@ -358,24 +353,14 @@ export async function startAdminApi(
       });
     }
     const on = body.on;
-    return userAction(
-      res,
-      () => client.tiles.snapshot().vpnOn === on,
-      () => client.setVpn(on, via),
-      { on, via },
-    );
+    return userAction(res, () => client.setVpn(on, via), { on, via });
   }
 
   /** POST /onboard {}: the user onboards (the client was started without SilentOnboard). */
   async function onboard(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await jsonBody(req, res);
     if (body === undefined) return;
-    return userAction(
-      res,
-      () => client.tiles.snapshot().onboarded,
-      () => client.onboard(),
-      { onboarded: true },
-    );
+    return userAction(res, () => client.onboard(), { onboarded: true });
   }
 
   async function toggle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -394,12 +379,7 @@ export async function startAdminApi(
     }
     const on = body.on;
     const ch = channel as ChannelName;
-    return userAction(
-      res,
-      () => client.tiles.toggles()[ch] === on,
-      () => client.toggle(ch, on),
-      { channel, on },
-    );
+    return userAction(res, () => client.toggle(ch, on), { channel, on });
   }
 
   /** POST /shutdown: `{}` or `{"pid": n}` (refused unless n is this process: a stale address). */
