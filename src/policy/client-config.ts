@@ -649,14 +649,14 @@ export function createClientTiles(
           `${LABEL[channel]} is not shown to the user: ${t.reason}; it cannot be turned ${on ? 'on' : 'off'}`,
         );
       }
-      // A locked tile asked for the position it has: nothing to refuse, nothing changes.
-      if (!t.userCanToggle && toggles[channel] !== on) {
+      // Already so (a locked tile too): nothing changes, so no listener runs (no classifier
+      // swap) and nothing is refused.
+      if (toggles[channel] === on) return state();
+      if (!t.userCanToggle) {
         throw new ToggleRefusedError(
           `${LABEL[channel]} is locked by the administrator (${t.reason}); it cannot be turned ${on ? 'on' : 'off'}`,
         );
       }
-      // Already so: nothing changes, so no listener runs (no classifier swap).
-      if (toggles[channel] === on) return state();
       toggles[channel] = on;
       return changed();
     },
