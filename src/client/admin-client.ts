@@ -16,9 +16,6 @@
  */
 import {
   closeSync,
-  fchmodSync,
-  constants as fsConstants,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -30,7 +27,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { ownProcessStart, writerAlive } from '../util/pid-lock.js';
-import { makeDirs } from '../util/state-dir.js';
+import { makeDirs, openPrivateFile } from '../util/state-dir.js';
 
 export interface ClientStateFile {
   pid: number;
@@ -59,16 +56,8 @@ export function tokenFileOf(stateFile: string): string {
  * through a symbolic link planted in its place.
  */
 function writePrivate(file: string, text: string): void {
-  const fd = openSync(
-    file,
-    fsConstants.O_WRONLY |
-      fsConstants.O_CREAT |
-      fsConstants.O_TRUNC |
-      (fsConstants.O_NOFOLLOW ?? 0),
-    0o600,
-  );
+  const fd = openPrivateFile(file, { truncate: true });
   try {
-    if (process.platform !== 'win32') fchmodSync(fd, 0o600);
     writeSync(fd, text);
   } finally {
     closeSync(fd);
@@ -131,12 +120,11 @@ export function removeClientState(
   pid = process.pid,
   file = join(dir, STATE_FILE),
 ): void {
+  const s = readClientState(file);
+  if (s === null || s === 'garbled' || s.pid !== pid) return;
   try {
-    const s = JSON.parse(readFileSync(file, 'utf8')) as ClientStateFile;
-    if (s.pid === pid) {
-      rmSync(tokenFileOf(file), { force: true });
-      rmSync(file);
-    }
+    rmSync(tokenFileOf(file), { force: true });
+    rmSync(file);
   } catch {}
 }
 
@@ -158,11 +146,7 @@ export function readClientState(file: string): ClientStateFile | null | 'garbled
 
 /** Whether the process that wrote a state file still runs (not a dead one's reused pid). */
 export function stateIsLive(s: ClientStateFile): boolean {
-  return writerAlive({
-    pid: s.pid,
-    startedAt: s.startedAt,
-    ...(typeof s.procStart === 'string' ? { procStart: s.procStart } : {}),
-  });
+  return writerAlive(s);
 }
 
 /**

@@ -234,16 +234,20 @@ function exists(p: string): boolean {
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 
 /**
- * Opens `file` for appending, creating it 0600; refuses a symbolic link (O_NOFOLLOW) or
- * anything but a regular file, and makes an older, looser file (a 0644 log) 0600. Returns
- * the descriptor. For files in a folder checked by checkPrivateDir.
+ * Opens `file` for appending (`truncate`: emptied, to be written anew), creating it 0600;
+ * refuses a symbolic link (O_NOFOLLOW) or anything but a regular file, and makes an older,
+ * looser file (a 0644 log) 0600. Returns the descriptor. For files in a folder checked by
+ * checkPrivateDir.
  */
-export function openPrivateFile(file: string): number {
+export function openPrivateFile(file: string, o: { truncate?: boolean } = {}): number {
   let fd: number;
   try {
     fd = openSync(
       file,
-      fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | O_NOFOLLOW,
+      fsConstants.O_WRONLY |
+        (o.truncate ? fsConstants.O_TRUNC : fsConstants.O_APPEND) |
+        fsConstants.O_CREAT |
+        O_NOFOLLOW,
       0o600,
     );
   } catch (e) {
