@@ -4,13 +4,14 @@
  * GSA's wildcard meaning: `*` stands for one or more whole
  * labels anywhere in the name (`*.contoso.test`, `autodiscover.*.onmicrosoft.com`); a leading
  * `*.` does not match the bare parent. Exact names live in a hash, leading wildcards are
- * probed at each label boundary, other wildcard patterns are matched label by label
- * (`matchLabelGlob`: at most labels x pattern labels steps, however many `*`; rare, per flow).
+ * probed at each label boundary, other wildcard patterns are globbed (util/glob-fold.ts, as
+ * the classifier's FQDN table does: one backtrack point, however many `*`; rare, per flow).
  *
  * Contract: `normalizeName` lowercases and strips one trailing dot; `match()` returns the
  * value of the most specific pattern (exact, then longest suffix, then first mid-name
  * pattern in insertion order) or undefined. Never throws on any input.
  */
+import { globFold } from './glob-fold.js';
 
 export function normalizeName(name: string): string {
   const n = name.trim().toLowerCase();
@@ -41,68 +42,14 @@ export function checkNamePattern(pattern: string): string | null {
   return null;
 }
 
-/** A pattern token that matches any one label (the first label of a `*`). */
-const ANY = '?';
-/** A pattern token that matches zero or more labels (the rest of a `*`). */
-const STAR = '*';
-
-/**
- * The tokens of a wildcard pattern (normalized, valid): each literal label as is, each `*`
- * as ANY then STAR ("one or more labels"). Neither token can be a literal label.
- */
-function globTokens(pattern: string): string[] {
-  const out: string[] = [];
-  for (const l of pattern.split('.')) {
-    if (l === '*') out.push(ANY, STAR);
-    else out.push(l);
-  }
-  return out;
-}
-
-/**
- * Do the `labels` of a name (none empty) match the pattern `tokens` (globTokens)? ANY takes
- * one label, STAR any run of labels, a literal one equal label. Greedy with one
- * backtrack point (the last STAR): no recursion, no allocation, at most
- * `labels.length * tokens.length` steps however many `*` the pattern has.
- */
-function matchLabelGlob(tokens: readonly string[], labels: readonly string[]): boolean {
-  const m = tokens.length;
-  const n = labels.length;
-  let p = 0;
-  let s = 0;
-  let starP = -1;
-  let starS = 0;
-  while (s < n) {
-    if (p < m) {
-      const t = tokens[p]!;
-      if (t === STAR) {
-        starP = p++;
-        starS = s;
-        continue;
-      }
-      if (t === ANY || t === labels[s]) {
-        p++;
-        s++;
-        continue;
-      }
-    }
-    if (starP < 0) return false;
-    // Let the last STAR take one more label, and retry the tokens after it from there.
-    p = starP + 1;
-    s = ++starS;
-  }
-  while (p < m && tokens[p] === STAR) p++;
-  return p === m;
-}
-
 export class NamePatterns<V> {
   private readonly exact = new Map<string, V>();
   /** `*.suffix` -> value, keyed by `suffix`. */
   private readonly suffix = new Map<string, V>();
   /** Same, but also matching the bare suffix (category maps: `casino.test` covers its subdomains). */
   private readonly tree = new Map<string, V>();
-  /** Other wildcard patterns (`a.*.b`, `*.a.*.b`, `a.*`), as globTokens, in insertion order. */
-  private readonly mid: Array<{ tokens: string[]; value: V }> = [];
+  /** Other wildcard patterns (`a.*.b`, `*.a.*.b`, `a.*`), normalized, in insertion order. */
+  private readonly mid: Array<{ pattern: string; value: V }> = [];
 
   /** Adds a pattern; throws Error with a reason when it is invalid (callers wrap it). */
   add(pattern: string, value: V, opts: { subdomains?: boolean } = {}): void {
@@ -118,7 +65,7 @@ export class NamePatterns<V> {
       this.suffix.set(p.slice(2), value);
       return;
     }
-    this.mid.push({ tokens: globTokens(p), value });
+    this.mid.push({ pattern: p, value });
   }
 
   get size(): number {
@@ -143,11 +90,12 @@ export class NamePatterns<V> {
         i = n.indexOf('.', i + 1);
       }
     }
-    if (this.mid.length > 0) {
-      const labels = n.split('.');
-      // An empty label ("a..b") is in no wildcard's labels, and is no literal label.
-      if (labels.includes('')) return undefined;
-      for (const m of this.mid) if (matchLabelGlob(m.tokens, labels)) return m.value;
+    // globFold's `*` is any run of characters; with `*` only as whole labels (checked) and
+    // no empty label in the name ("a..b"), that is "one or more labels".
+    if (this.mid.length > 0 && !n.startsWith('.') && !n.endsWith('.') && !n.includes('..')) {
+      for (const m of this.mid) {
+        if (globFold(m.pattern, m.pattern.length, n, n.length)) return m.value;
+      }
     }
     return undefined;
   }
