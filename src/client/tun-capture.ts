@@ -58,6 +58,7 @@ import {
 } from '../classify/types.js';
 import type { UdpAssociation } from '../forward/udp.js';
 import type { TenantSpec } from '../policy/model.js';
+import { globFold } from '../util/glob-fold.js';
 import { formatIPv4 } from '../util/ip.js';
 import { resetSocket } from '../util/reset.js';
 import type { HostnameEntry, RunningClient } from './client.js';
@@ -136,20 +137,24 @@ export interface TunCapture {
 // ---- DNS acquisition ------------------------------------------------------------------
 
 interface NameRule {
-  re: RegExp;
+  /** The rule's pattern as a glob: `*` stands for one or more whole labels. */
+  glob: string;
   probes: Array<[proto: number, port: number]>;
 }
 
-const escapeRe = (s: string): string => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+/** A DNS-suffix destination as a glob (`contoso.test` -> `*.contoso.test`), an FQDN as is. */
+function patternGlob(type: 'fqdn' | 'dnsSuffix', value: string): string {
+  return type === 'dnsSuffix' ? `*.${value.replace(/^\*?\.?/, '')}` : value;
+}
 
-/** A rule pattern as a RegExp: `*` stands for one or more whole labels. */
-function patternRe(type: 'fqdn' | 'dnsSuffix', value: string): RegExp {
-  if (type === 'dnsSuffix') {
-    const v = value.replace(/^\*?\.?/, '');
-    return new RegExp(`^[^.]+(?:\\.[^.]+)*\\.${escapeRe(v)}$`);
-  }
-  const body = value.split('*').map(escapeRe).join('[^.]+(?:\\.[^.]+)*');
-  return new RegExp(`^${body}$`);
+/**
+ * `name` matches the glob: globFold's `*` is any run of characters, which with `*` only as
+ * whole labels and no empty label in the name is "one or more labels". No regular
+ * expression: a pattern with many `*` cannot make a DNS query backtrack.
+ */
+function matchesGlob(glob: string, name: string): boolean {
+  if (name.startsWith('.') || name.endsWith('.') || name.includes('..')) return false;
+  return globFold(glob, glob.length, name, name.length);
 }
 
 function nameRules(tenant: TenantSpec | null): NameRule[] {
@@ -165,7 +170,7 @@ function nameRules(tenant: TenantSpec | null): NameRule[] {
         }
         for (const d of r.destinations) {
           if (d.type === 'fqdn' || d.type === 'dnsSuffix') {
-            out.push({ re: patternRe(d.type, d.value), probes });
+            out.push({ glob: patternGlob(d.type, d.value), probes });
           }
         }
       }
@@ -203,7 +208,7 @@ export class FqdnAcquirer {
     let v = false;
     const f = this.#flow;
     for (const r of this.#rules) {
-      if (!r.re.test(name)) continue;
+      if (!matchesGlob(r.glob, name)) continue;
       for (const [proto, port] of r.probes) {
         f.proto = proto;
         f.family = 0;
