@@ -450,11 +450,7 @@ export class Socks5Server {
     }, timeoutMs);
     // A client gone mid-handshake (its FIN) is closed now, not at the handshake timeout:
     // with allowHalfOpen nothing else would notice.
-    const onEnd = (): void => {
-      clearTimeout(timer);
-      this.stats.failed++;
-      sock.destroy();
-    };
+    const onEnd = (): void => refuse(null);
     sock.once('end', onEnd);
     /** Ends a refused handshake: the reply (none: close at once), then close. */
     const refuse = (reply: Buffer | null): void => {
@@ -601,6 +597,12 @@ export class Socks5Server {
     const counters = this.opts.forwarder.flows.counters;
     // The largest UDP payload: 65,535 minus the UDP header, and the IPv4 header over IPv4.
     const maxPayload = ipFamily(local) === 6 ? 65_527 : 65_507;
+    /** One callback for every reply sent (none made per datagram): counts a failed send. */
+    const onReplySent = (err: Error | null): void => {
+      if (!err) return;
+      this.stats.udpDropped++;
+      counters.drop('send-error');
+    };
     const peerIp = ip !== null && ip !== '0.0.0.0' && ip !== '::' ? normalize(ip) : clientIp;
     const assoc = this.opts.forwarder.udpAssociation(
       { srcIp: peerIp, srcPort: peerPort, capture: 'socks' },
@@ -614,11 +616,7 @@ export class Socks5Server {
           counters.drop('too-big');
           return;
         }
-        udp.send([h, payload], peerPort, peerIp, (err) => {
-          if (!err) return;
-          this.stats.udpDropped++;
-          counters.drop('send-error');
-        });
+        udp.send([h, payload], peerPort, peerIp, onReplySent);
       },
     );
     udp.on('message', (msg: Buffer, r: RemoteInfo) => {

@@ -279,13 +279,13 @@ export class UdpAssociation {
 
   /**
    * A datagram back from the destination. Replies come "from" the destination the client
-   * addressed: the name it sent (SOCKS5 ATYP 3), else the address (remaps and the address
-   * a name resolved to stay invisible).
+   * addressed: the name it sent (SOCKS5 ATYP 3), else the address (every flow has one of
+   * the two; remaps and the address a name resolved to stay invisible).
    */
   private replyFrom(f: DestFlow, payload: Buffer): void {
     f.received += payload.length;
     f.last = Date.now();
-    this.reply(payload, f.host, f.ip ?? (f.host === null ? f.rec!.destinationIp : null), f.port);
+    this.reply(payload, f.host, f.ip, f.port);
   }
 
   private isQuic(port: number): boolean {
