@@ -536,7 +536,7 @@ export async function attachTun(
 }
 
 /** The TUN stack's tables and what it refused or reset, as Prometheus text. */
-export function tunMetrics(c: TunCounters): string {
+function tunMetrics(c: TunCounters): string {
   const out: string[] = [];
   const metric = (name: string, type: string, help: string, rows: Array<[string, number]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);

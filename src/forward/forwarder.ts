@@ -64,7 +64,7 @@ export type ConnectResult =
     };
 
 /** ForwarderOptions.halfCloseTimeoutMs's default. */
-export const HALF_CLOSE_TIMEOUT_MS = 60_000;
+const HALF_CLOSE_TIMEOUT_MS = 60_000;
 
 /** A minimal logger (pino-compatible subset). */
 export interface ForwardLogger {

@@ -53,7 +53,7 @@ export function parseConfigText(text: string, file?: string, format?: 'json' | '
 }
 
 /** A key given twice in one JSON object: its path, and the offsets of both occurrences. */
-export interface DuplicateJsonKey {
+interface DuplicateJsonKey {
   /** JSON-style path of the second occurrence, e.g. `policies[1].policy.name`. */
   path: string;
   /** Offset of the second occurrence's opening quote. */
@@ -90,7 +90,7 @@ function pathOf(stack: readonly Frame[]): string {
  * first), or null. Keys compare decoded, as JSON.parse sees them (`"a"` and `"\u0061"` are
  * the same key). One pass, no recursion: linear in the text, whatever its depth.
  */
-export function findDuplicateJsonKey(text: string): DuplicateJsonKey | null {
+function findDuplicateJsonKey(text: string): DuplicateJsonKey | null {
   const stack: Frame[] = [];
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {

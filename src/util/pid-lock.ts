@@ -78,7 +78,7 @@ export function processStartId(pid: number): string | null {
 }
 
 /** When the process now holding `pid` started (ms since the epoch, about), or null when unknown. */
-export function processStartMs(pid: number): number | null {
+function processStartMs(pid: number): number | null {
   if (!Number.isInteger(pid) || pid <= 0 || process.platform === 'win32') return null;
   if (process.platform === 'linux') {
     const ticks = startTicks(pid);
