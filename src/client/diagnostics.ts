@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { quicTunnelText } from '../classify/decisions.js';
 import type { ClientTilesSnapshot } from '../policy/client-config.js';
 import type { ChannelName, PlatformSpec, TenantSpec } from '../policy/model.js';
+import type { HostnameEntry } from './client.js';
 
 export const CHANNEL_LABEL: Record<ChannelName, string> = {
   m365: 'Microsoft 365',
@@ -277,16 +278,7 @@ export interface HealthInput {
   tokenError: string | null;
   listeners: Record<string, string | null>;
   /** TUN capture's hostname-acquisition table (its DNS); null in proxy capture. */
-  hostnames: HostnameRow[] | null;
-}
-
-/** A hostname-acquisition row, as `/hostnames` lists it. */
-export interface HostnameRow {
-  time: string;
-  fqdn: string;
-  generatedIp: string | null;
-  acquired: boolean;
-  originalIp: string | null;
+  hostnames: HostnameEntry[] | null;
 }
 
 /** Health checks modelled on the real client's list (gsa-facts section 6). */

@@ -1,6 +1,7 @@
 /** The health checks of the advanced diagnostics (gsa-facts section 6), from their inputs. */
 import t from 'tap';
-import { type HealthInput, type HostnameRow, healthChecks } from '../../src/client/diagnostics.js';
+import type { HostnameEntry } from '../../src/client/client.js';
+import { type HealthInput, healthChecks } from '../../src/client/diagnostics.js';
 import { loadPlatform } from '../../src/policy/platform.js';
 
 const input = (over: Partial<HealthInput> = {}): HealthInput => ({
@@ -59,7 +60,7 @@ t.test('TUN capture: DNS checks from the hostname-acquisition table', async (t) 
     acquired: boolean,
     generatedIp: string | null,
     originalIp: string | null,
-  ): HostnameRow => ({
+  ): HostnameEntry => ({
     time: '2026-11-27T12:00:00.000Z',
     fqdn,
     generatedIp,
