@@ -162,7 +162,7 @@ export class TrafficLog extends EventEmitter {
     this.ring = new Array(this.capacity);
     this.maxPending = opts.maxPendingBytes ?? 8 * 1024 * 1024;
     if (opts.file) {
-      makeDirs(dirname(opts.file), 0o700, 'log folder', false);
+      makeDirs(dirname(opts.file), 0o700, 'log folder', 'none');
       // 0600: the log names every destination.
       this.out = createWriteStream(opts.file, { flags: 'a', mode: 0o600 });
       this.out.on('error', () => {

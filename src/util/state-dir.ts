@@ -194,10 +194,16 @@ function mkdirError(e: NodeJS.ErrnoException, level: string): Error {
  * checkPrivateDir (a root-owned sticky folder such as /tmp is accepted as the last level):
  * a folder someone else owns or may write throws ConfigError before the caller writes in
  * it. Run as root by sudo under a folder of the sudo user, the levels made are given to
- * that user. `check` false: no check (a folder the user names for a file of their own,
- * such as the edge's `--log-file`, may be shared on purpose).
+ * that user. `check`: 'strict' accepts no shared folder as the last level either (a state
+ * folder); 'none' checks nothing (a folder the user names for a file of their own, such as
+ * the edge's `--log-file`, may be shared on purpose).
  */
-export function makeDirs(path: string, mode = 0o700, what = 'folder', check = true): void {
+export function makeDirs(
+  path: string,
+  mode = 0o700,
+  what = 'folder',
+  check: 'shared' | 'strict' | 'none' = 'shared',
+): void {
   const leaf = resolve(path);
   const missing: string[] = [];
   for (let p = leaf; !exists(p); p = dirname(p)) {
@@ -217,9 +223,9 @@ export function makeDirs(path: string, mode = 0o700, what = 'folder', check = tr
       raced.push(d);
     }
   }
-  if (!check) return;
+  if (check === 'none') return;
   for (const d of raced) if (d !== leaf) checkPrivateDir(d, 'folder');
-  checkPrivateDir(leaf, what, true);
+  checkPrivateDir(leaf, what, check === 'shared');
 }
 
 function exists(p: string): boolean {
@@ -345,10 +351,8 @@ export interface PreparedStateDir {
  */
 export function prepareStateDir(dir: string): PreparedStateDir {
   const logs = join(dir, 'logs');
-  makeDirs(dir, 0o700, 'state folder');
-  checkPrivateDir(dir, 'state folder');
-  makeDirs(logs, 0o700, 'logs folder');
-  checkPrivateDir(logs, 'logs folder');
+  makeDirs(dir, 0o700, 'state folder', 'strict');
+  makeDirs(logs, 0o700, 'logs folder', 'strict');
   const target = sudoHandOverTarget(dir);
   if (!target) return { dir, logs, handOver() {}, close() {} };
   const handOver = (): void => handOverStateDir(dir, target);
