@@ -105,3 +105,33 @@ export function addAdminOptions(c: Command): Command {
       'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
     );
 }
+
+/** What `addAdminOptions` gives an action. */
+export interface AdminOptionValues {
+  admin?: string;
+  adminToken?: string;
+  stateDir?: string;
+}
+
+/**
+ * The admin API's answer to a user action (POST /toggle, /vpn, /onboard). `changed` false:
+ * it was so already (absent, from an older gsa-emu: taken as changed).
+ */
+export interface UserActionAnswer {
+  channels: Record<string, boolean>;
+  changed?: boolean;
+}
+
+/** The `<state>` argument of toggle and vpn: on or off, any case; else a usage error. */
+export function onOff(state: string): 'on' | 'off' {
+  const s = state.toLowerCase();
+  if (s !== 'on' && s !== 'off') throw new UsageError(`state must be on or off, not "${state}"`);
+  return s;
+}
+
+/** `m365 on, private on, internet off`: what the client forwards now. */
+export function forwardingText(channels: Record<string, boolean>): string {
+  return Object.entries(channels)
+    .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
+    .join(', ');
+}

@@ -13,28 +13,13 @@ import type { Command } from 'commander';
 import { adminCall, adminTarget } from '../../client/admin-client.js';
 import { UsageError } from '../../errors.js';
 import { stateDir } from '../../util/state-dir.js';
-import { addAdminOptions } from '../common.js';
-
-interface AdminOpts {
-  admin?: string;
-  adminToken?: string;
-  stateDir?: string;
-}
-
-/**
- * The admin API's answer to POST /vpn and /onboard. `changed` false: it was so already
- * (absent, from an older gsa-emu: taken as changed).
- */
-interface Answer {
-  channels: Record<string, boolean>;
-  changed?: boolean;
-}
-
-function forwarding(channels: Record<string, boolean>): string {
-  return Object.entries(channels)
-    .map(([k, v]) => `${k} ${v ? 'on' : 'off'}`)
-    .join(', ');
-}
+import {
+  type AdminOptionValues,
+  addAdminOptions,
+  forwardingText,
+  onOff,
+  type UserActionAnswer,
+} from '../common.js';
 
 export function register(program: Command): void {
   addAdminOptions(
@@ -49,20 +34,19 @@ export function register(program: Command): void {
         'settings or app (the app needs EnableVPNToggleInApp=TRUE)',
         'settings',
       ),
-  ).action(async (state: string, o: AdminOpts & { via: string }) => {
-    const s = state.toLowerCase();
-    if (s !== 'on' && s !== 'off') throw new UsageError(`state must be on or off, not "${state}"`);
+  ).action(async (state: string, o: AdminOptionValues & { via: string }) => {
+    const s = onOff(state);
     const via = o.via.toLowerCase();
     if (via !== 'settings' && via !== 'app') {
       throw new UsageError(`--via must be settings or app, not "${o.via}"`);
     }
     const base = adminTarget(stateDir(o.stateDir), o);
-    const r = await adminCall<Answer>(base, 'POST', '/vpn', { on: s === 'on', via });
+    const r = await adminCall<UserActionAnswer>(base, 'POST', '/vpn', { on: s === 'on', via });
     const what =
       r.changed === false
         ? `VPN already ${s}`
         : `VPN turned ${s} in ${via === 'app' ? 'the app' : 'Settings'}`;
-    process.stdout.write(`${what}; forwarding now: ${forwarding(r.channels)}\n`);
+    process.stdout.write(`${what}; forwarding now: ${forwardingText(r.channels)}\n`);
   });
 
   addAdminOptions(
@@ -71,10 +55,10 @@ export function register(program: Command): void {
       .description(
         'onboard the running client, as the user would in the app (without SilentOnboard)',
       ),
-  ).action(async (o: AdminOpts) => {
+  ).action(async (o: AdminOptionValues) => {
     const base = adminTarget(stateDir(o.stateDir), o);
-    const r = await adminCall<Answer>(base, 'POST', '/onboard', {});
+    const r = await adminCall<UserActionAnswer>(base, 'POST', '/onboard', {});
     const what = r.changed === false ? 'already onboarded' : 'onboarded';
-    process.stdout.write(`${what}; forwarding now: ${forwarding(r.channels)}\n`);
+    process.stdout.write(`${what}; forwarding now: ${forwardingText(r.channels)}\n`);
   });
 }
