@@ -149,15 +149,17 @@ export class TunnelClient extends EventEmitter {
       // The session went away under us (its stream ids ran out): as on the edge's GOAWAY,
       // it drains, and new streams go to a fresh session at once.
       if (this.session === s && s.goingAway) {
-        this.session = null;
-        this.old.add(s);
-        this.down(
-          { reason: 'session going away: stream ids exhausted', code: CloseCode.NORMAL },
-          0,
-        );
+        this.retire(s, 'session going away: stream ids exhausted', CloseCode.NORMAL);
       }
       throw err;
     }
+  }
+
+  /** The live session goes away: it drains its streams, new ones go to a fresh session. */
+  private retire(session: Session, reason: string, code: number): void {
+    this.session = null;
+    this.old.add(session);
+    this.down({ reason, code }, 0);
   }
 
   /** Closes the session (streams are reset) and stops reconnecting. */
@@ -295,12 +297,10 @@ export class TunnelClient extends EventEmitter {
       this.attempt = 0;
       session.once('goaway', () => {
         if (this.session !== session) return;
-        // Old session drains; new streams go to a fresh one.
-        this.session = null;
-        this.old.add(session);
-        this.down(
-          { reason: 'edge sent GOAWAY', code: session.remoteGoAway?.code ?? CloseCode.GOING_AWAY },
-          0,
+        this.retire(
+          session,
+          'edge sent GOAWAY',
+          session.remoteGoAway?.code ?? CloseCode.GOING_AWAY,
         );
       });
       session.once('close', (info: SessionCloseInfo) => {
