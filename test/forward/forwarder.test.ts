@@ -51,6 +51,17 @@ const TUNNEL_EXO_UDP = decision({
   group: 'exchange',
 });
 
+/** A TCP flow request from 127.0.0.1:`srcPort`, as a capture makes it. */
+function tcpReq(
+  host: string | null,
+  ip: string | null,
+  port: number,
+  srcPort = 1,
+  capture: 'socks' | 'http' = 'socks',
+) {
+  return { host, ip, port, srcIp: '127.0.0.1', srcPort, capture };
+}
+
 function setup(
   rules: ConstructorParameters<typeof FakeClassifier>[0],
   hosts: Record<string, string> = {},
@@ -111,14 +122,7 @@ t.test(
     const { fwd, tunnels, classifier, flows } = setup([
       { host: 'www.example.test', decision: TUNNEL_INET },
     ]);
-    const res = await fwd.connectTcp({
-      host: 'WWW.Example.test.',
-      ip: null,
-      port: echo.port,
-      srcIp: '127.0.0.1',
-      srcPort: 5555,
-      capture: 'socks',
-    });
+    const res = await fwd.connectTcp(tcpReq('WWW.Example.test.', null, echo.port, 5555));
     t.notOk(res.refused, 'not refused');
     t.equal(classifier.seen.length, 1, 'classified once');
     t.same(classifier.seen[0], {
@@ -195,14 +199,7 @@ t.test(
       { halfCloseTimeoutMs: 250 },
     );
     const run = async (port: number) => {
-      const res = await fwd.connectTcp({
-        host: 'direct.test',
-        ip: null,
-        port,
-        srcIp: '127.0.0.1',
-        srcPort: 2,
-        capture: 'socks',
-      });
+      const res = await fwd.connectTcp(tcpReq('direct.test', null, port, 2));
       const [app, inner, stop] = await socketPair();
       t.teardown(stop);
       app.on('error', () => {});
@@ -236,14 +233,7 @@ t.test('bypass: direct connect through the hosts map; flow Bypassed', async (t) 
   const { fwd, tunnels, flows } = setup([{ host: 'direct.test', decision: BYPASS }], {
     'direct.test': '127.0.0.1',
   });
-  const res = await fwd.connectTcp({
-    host: 'direct.test',
-    ip: null,
-    port: echo.port,
-    srcIp: '127.0.0.1',
-    srcPort: 1,
-    capture: 'http',
-  });
+  const res = await fwd.connectTcp(tcpReq('direct.test', null, echo.port, 1, 'http'));
   t.notOk(res.refused);
   t.equal(tunnels.opened.length, 0, 'nothing tunneled');
   t.equal(res.flow.destinationIp, '127.0.0.1');
@@ -263,14 +253,7 @@ t.test('bypass: direct connect through the hosts map; flow Bypassed', async (t) 
 
 t.test('block: refused without any connection', async (t) => {
   const { fwd, tunnels, flows } = setup([{ host: 'casino.test', decision: BLOCK }]);
-  const res = await fwd.connectTcp({
-    host: 'casino.test',
-    ip: null,
-    port: 443,
-    srcIp: '127.0.0.1',
-    srcPort: 1,
-    capture: 'socks',
-  });
+  const res = await fwd.connectTcp(tcpReq('casino.test', null, 443, 1));
   t.equal(res.refused, 'blocked');
   t.match(res.refused && res.reason, /no-gambling/);
   t.equal(tunnels.opened.length, 0);
@@ -283,14 +266,7 @@ t.test('block: refused without any connection', async (t) => {
 
 t.test('drop on TCP is refused as blocked', async (t) => {
   const { fwd } = setup([{ port: 9, decision: DROP }]);
-  const res = await fwd.connectTcp({
-    host: null,
-    ip: '192.0.2.1',
-    port: 9,
-    srcIp: '127.0.0.1',
-    srcPort: 1,
-    capture: 'socks',
-  });
+  const res = await fwd.connectTcp(tcpReq(null, '192.0.2.1', 9, 1));
   t.equal(res.refused, 'blocked');
   t.equal(res.flow.action, 'Drop');
 });
@@ -302,14 +278,7 @@ t.test('hardening: channel down -> fallback bypass goes direct (hardening Y)', a
     'www.example.test': '127.0.0.1',
   });
   tunnels.up.internet = false;
-  const res = await fwd.connectTcp({
-    host: 'www.example.test',
-    ip: null,
-    port: echo.port,
-    srcIp: '127.0.0.1',
-    srcPort: 2,
-    capture: 'socks',
-  });
+  const res = await fwd.connectTcp(tcpReq('www.example.test', null, echo.port, 2));
   t.notOk(res.refused);
   t.equal(tunnels.opened.length, 0);
   t.equal(res.flow.hardening, 'Y');
@@ -323,14 +292,7 @@ t.test(
   async (t) => {
     const { fwd, tunnels } = setup([{ host: 'app1.contoso.test', decision: TUNNEL_PRIV }]);
     tunnels.throwOnOpen = true;
-    const res = await fwd.connectTcp({
-      host: 'app1.contoso.test',
-      ip: null,
-      port: 80,
-      srcIp: '127.0.0.1',
-      srcPort: 2,
-      capture: 'socks',
-    });
+    const res = await fwd.connectTcp(tcpReq('app1.contoso.test', null, 80, 2));
     t.equal(res.refused, 'blocked');
     t.equal(res.flow.hardening, 'Y');
     t.equal(res.flow.action, 'Block');
@@ -340,14 +302,7 @@ t.test(
 t.test('hardening: session dies while opening (SESSION_CLOSED) -> fallback', async (t) => {
   const { fwd, tunnels } = setup([{ host: 'app1.contoso.test', decision: TUNNEL_PRIV }]);
   tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
-  const res = await fwd.connectTcp({
-    host: 'app1.contoso.test',
-    ip: null,
-    port: 80,
-    srcIp: '127.0.0.1',
-    srcPort: 2,
-    capture: 'socks',
-  });
+  const res = await fwd.connectTcp(tcpReq('app1.contoso.test', null, 80, 2));
   t.equal(res.refused, 'blocked');
   t.equal(res.flow.hardening, 'Y');
 });
@@ -362,27 +317,13 @@ t.test('edge resets map to refusals; open timeout', async (t) => {
   ];
   for (const [code, reason, want] of cases) {
     tunnels.behaviour = { kind: 'reset', code, reason };
-    const res = await fwd.connectTcp({
-      host: 'x.test',
-      ip: null,
-      port: 80,
-      srcIp: '127.0.0.1',
-      srcPort: 3,
-      capture: 'socks',
-    });
+    const res = await fwd.connectTcp(tcpReq('x.test', null, 80, 3));
     t.equal(res.refused, want, `code ${code} ${reason}`);
     t.equal(res.flow.status, 'Terminated');
   }
   tunnels.behaviour = { kind: 'hang' };
   const t0 = Date.now();
-  const res = await fwd.connectTcp({
-    host: 'x.test',
-    ip: null,
-    port: 80,
-    srcIp: '127.0.0.1',
-    srcPort: 3,
-    capture: 'socks',
-  });
+  const res = await fwd.connectTcp(tcpReq('x.test', null, 80, 3));
   t.equal(res.refused, 'timeout');
   t.ok(Date.now() - t0 < 2000);
   t.equal(tunnels.opened.at(-1)!.resetCode, ResetCode.TIMEOUT, 'the stream was reset');
@@ -392,23 +333,9 @@ t.test('edge resets map to refusals; open timeout', async (t) => {
 t.test('bypass failures: connection refused, unresolvable name', async (t) => {
   const port = await closedPort();
   const { fwd } = setup([{ decision: BYPASS }], {});
-  let res = await fwd.connectTcp({
-    host: null,
-    ip: '127.0.0.1',
-    port,
-    srcIp: '127.0.0.1',
-    srcPort: 3,
-    capture: 'socks',
-  });
+  let res = await fwd.connectTcp(tcpReq(null, '127.0.0.1', port, 3));
   t.equal(res.refused, 'refused');
-  res = await fwd.connectTcp({
-    host: 'nowhere.invalid',
-    ip: null,
-    port,
-    srcIp: '127.0.0.1',
-    srcPort: 3,
-    capture: 'socks',
-  });
+  res = await fwd.connectTcp(tcpReq('nowhere.invalid', null, port, 3));
   t.equal(res.refused, 'unreachable');
 });
 
@@ -419,14 +346,7 @@ t.test('a name that acquired nothing is resolved and classified by address', asy
     [{ ip: '127.0.0.1', port: echo.port, decision: TUNNEL_PRIV }],
     { 'rdp.corp.test': '127.0.0.1' },
   );
-  const res = await fwd.connectTcp({
-    host: 'rdp.corp.test',
-    ip: null,
-    port: echo.port,
-    srcIp: '127.0.0.1',
-    srcPort: 3,
-    capture: 'socks',
-  });
+  const res = await fwd.connectTcp(tcpReq('rdp.corp.test', null, echo.port, 3));
   t.notOk(res.refused);
   t.equal(classifier.seen.length, 2, 'second pass by address');
   t.equal(classifier.seen[1]!.family, 4);
@@ -437,14 +357,7 @@ t.test('a name that acquired nothing is resolved and classified by address', asy
   res.upstream!.destroy();
   // An IP literal given as the host is classified as an address, once.
   classifier.seen.length = 0;
-  const r2 = await fwd.connectTcp({
-    host: '127.0.0.1',
-    ip: null,
-    port: echo.port,
-    srcIp: '127.0.0.1',
-    srcPort: 3,
-    capture: 'socks',
-  });
+  const r2 = await fwd.connectTcp(tcpReq('127.0.0.1', null, echo.port, 3));
   t.equal(classifier.seen.length, 1);
   t.same(classifier.seen[0], {
     proto: PROTO_TCP,
@@ -463,14 +376,7 @@ t.test('toggle: a tunnel decision for a channel switched off goes direct', async
     'www.example.test': '127.0.0.1',
   });
   setState(clientState({ internet: false }));
-  const res = await fwd.connectTcp({
-    host: 'www.example.test',
-    ip: null,
-    port: echo.port,
-    srcIp: '127.0.0.1',
-    srcPort: 3,
-    capture: 'socks',
-  });
+  const res = await fwd.connectTcp(tcpReq('www.example.test', null, echo.port, 3));
   t.notOk(res.refused);
   t.equal(tunnels.opened.length, 0);
   t.equal(res.flow.action, 'Bypass');
@@ -486,14 +392,7 @@ async function tunneledFlow(t: Test, srcPort: number) {
   const echo = await echoServer();
   t.teardown(echo.close);
   const { fwd, flows } = setup([{ host: 'x.test', decision: TUNNEL_INET }]);
-  const res = await fwd.connectTcp({
-    host: 'x.test',
-    ip: null,
-    port: echo.port,
-    srcIp: '127.0.0.1',
-    srcPort,
-    capture: 'socks',
-  });
+  const res = await fwd.connectTcp(tcpReq('x.test', null, echo.port, srcPort));
   const [app, inner, stop] = await socketPair();
   t.teardown(stop);
   const upstream = res.upstream as NonNullable<typeof res.upstream> & {
@@ -658,14 +557,7 @@ t.test(
       }),
       flows,
     });
-    const res = await fwd.connectTcp({
-      host: 'www.example.test',
-      ip: null,
-      port: 80,
-      srcIp: '127.0.0.1',
-      srcPort: 1,
-      capture: 'socks',
-    });
+    const res = await fwd.connectTcp(tcpReq('www.example.test', null, 80, 1));
     t.equal(res.refused, 'unreachable');
     t.match(res.refused && res.reason, /no route to 6\.6\.254\.10/);
   },
