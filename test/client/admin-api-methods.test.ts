@@ -8,38 +8,22 @@
  * closed by the test.
  */
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import t from 'tap';
 import { Agent } from 'undici';
 import { hostAllowed } from '../../src/client/admin-api.js';
-import { type RunningClient, startClient } from '../../src/client/client.js';
-import { type Edge, startEdge } from '../../src/edge/server.js';
-import { tempDir } from '../edge/helpers.js';
+import type { RunningClient } from '../../src/client/client.js';
 import { httpCall, type Reply, rawHead as rawHeadAt } from '../util/http-calls.js';
+import { adminWorld } from './helpers.js';
 
 const dispatcher = new Agent({ keepAliveTimeout: 10 });
 t.teardown(() => dispatcher.close());
 
-let edge: Edge;
 let client: RunningClient;
 let base: string;
 let auth: Record<string, string>;
 
 t.before(async () => {
-  const tmp = await tempDir();
-  t.teardown(tmp.remove);
-  edge = await startEdge({ stateDir: join(tmp.dir, 'edge'), tls: false, persistKey: false });
-  t.teardown(() => edge.close({ graceMs: 0 }));
-  client = await startClient({
-    edge: { url: edge.url, ca: null },
-    tenant: 'edge',
-    listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
-    resolver: { system: false },
-    processLookup: false,
-  });
-  t.teardown(() => client.close());
-  base = client.admin!.url;
-  auth = { authorization: `Bearer ${client.admin!.token}` };
+  ({ client, base, auth } = await adminWorld(t));
 });
 
 function call(

@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Agent } from 'undici';
 import { writeClientState } from '../../src/client/admin-client.js';
-import { type RunningClient, startClient } from '../../src/client/client.js';
+import type { RunningClient } from '../../src/client/client.js';
 import { formatStatus } from '../../src/client/format.js';
-import { startEdge } from '../../src/edge/server.js';
 import { makeDirs } from '../../src/util/state-dir.js';
 import { tempDir } from '../edge/helpers.js';
 import { httpCall } from '../util/http-calls.js';
 import { collect } from '../util/ts-child.js';
+import { adminWorld } from './helpers.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const skip = existsSync(mainJs) ? false : 'dist/cli/main.js is missing: run `npm run build` first';
@@ -37,23 +37,10 @@ async function world(t: Test, cc: Record<string, unknown>) {
   t.teardown(tmp.remove);
   const file = join(tmp.dir, 'cc.json');
   await writeFile(file, JSON.stringify(cc));
-  const edge = await startEdge({ stateDir: join(tmp.dir, 'edge'), tls: false, persistKey: false });
-  t.teardown(() => edge.close({ graceMs: 0 }));
-  const client = await startClient({
-    edge: { url: edge.url, ca: null },
-    tenant: 'edge',
-    clientConfig: file,
-    listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
-    resolver: { system: false },
-    processLookup: false,
-  });
-  t.teardown(() => client.close());
+  const { client, base, auth } = await adminWorld(t, { clientConfig: file });
   const post = (path: string, body: unknown) =>
-    httpCall(`${client.admin!.url}${path}`, 'POST', {
-      headers: {
-        authorization: `Bearer ${client.admin!.token}`,
-        'content-type': 'application/json',
-      },
+    httpCall(`${base}${path}`, 'POST', {
+      headers: { ...auth, 'content-type': 'application/json' },
       body: JSON.stringify(body),
       dispatcher,
     });

@@ -1,0 +1,48 @@
+/**
+ * A plain-ws edge and a client with nothing but its admin API, both on 127.0.0.1, both
+ * closed (and the temporary folder removed) by `t`'s teardown.
+ */
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
+import { type Edge, startEdge } from '../../src/edge/server.js';
+import { tempDir } from '../edge/helpers.js';
+
+export interface AdminWorld {
+  edge: Edge;
+  client: RunningClient;
+  /** The temporary folder (the edge's state is in `<dir>/edge`). */
+  dir: string;
+  /** The admin API's base URL. */
+  base: string;
+  /** `{ authorization: 'Bearer <token>' }` */
+  auth: Record<string, string>;
+}
+
+export async function adminWorld(
+  t: Test,
+  over: Partial<ClientOptions> = {},
+  prefix?: string,
+): Promise<AdminWorld> {
+  const tmp = await tempDir(prefix);
+  t.teardown(tmp.remove);
+  const edge = await startEdge({ stateDir: join(tmp.dir, 'edge'), tls: false, persistKey: false });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  const client = await startClient({
+    edge: { url: edge.url, ca: null },
+    tenant: 'edge',
+    listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
+    resolver: { system: false },
+    processLookup: false,
+    ...over,
+  });
+  t.teardown(() => client.close());
+  const admin = client.admin!;
+  return {
+    edge,
+    client,
+    dir: tmp.dir,
+    base: admin.url,
+    auth: { authorization: `Bearer ${admin.token}` },
+  };
+}
