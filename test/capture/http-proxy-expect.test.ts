@@ -10,27 +10,17 @@ import { createServer as httpServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { type HttpForwarder, HttpProxy } from '../../src/capture/http-proxy.js';
-import { FlowTable } from '../../src/forward/flow-table.js';
-import { Forwarder } from '../../src/forward/forwarder.js';
-import { Resolver } from '../../src/forward/resolver.js';
-import { clientState, decision, FakeClassifier, FakeTunnels } from '../forward/fixtures/fakes.js';
+import { decision, fakeForwarder } from '../forward/fixtures/fakes.js';
 
 const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
 const BLOCK = decision({ action: 'block', channel: 'internet', ruleId: 'r-42' });
 
 async function proxyFor(t: Test, opts: Partial<ConstructorParameters<typeof HttpProxy>[0]> = {}) {
-  const classifier = new FakeClassifier([
-    { host: 'casino.test', decision: BLOCK },
-    { decision: BYPASS },
-  ]);
-  const forwarder = new Forwarder({
-    classifier: () => classifier,
-    tunnels: new FakeTunnels(),
-    clientState: () => clientState(),
-    resolver: new Resolver({ hosts: { 'direct.test': '127.0.0.1' }, system: false }),
-    flows: new FlowTable(),
-    openTimeoutMs: 300,
-  });
+  const { fwd: forwarder, classifier } = fakeForwarder(
+    [{ host: 'casino.test', decision: BLOCK }, { decision: BYPASS }],
+    { 'direct.test': '127.0.0.1' },
+    { openTimeoutMs: 300 },
+  );
   // Opening takes a while, as through a real tunnel; `opened` counts the flows it returned.
   const state = { opened: 0 };
   const slow: HttpForwarder = {

@@ -6,18 +6,8 @@ import t from 'tap';
 import { fetch, ProxyAgent } from 'undici';
 import { HttpProxy, parseAuthority } from '../../src/capture/http-proxy.js';
 import { pacScript, startPacServer } from '../../src/capture/pac.js';
-import { FlowTable } from '../../src/forward/flow-table.js';
-import { Forwarder } from '../../src/forward/forwarder.js';
-import { Resolver } from '../../src/forward/resolver.js';
 import { until } from '../edge/helpers.js';
-import {
-  clientState,
-  closedPort,
-  decision,
-  echoServer,
-  FakeClassifier,
-  FakeTunnels,
-} from '../forward/fixtures/fakes.js';
+import { closedPort, decision, echoServer, fakeForwarder } from '../forward/fixtures/fakes.js';
 import { brokenForwarder, warningLog } from './broken.js';
 import { checkConnectionLimit } from './stalled.js';
 
@@ -55,22 +45,20 @@ async function setup(
   t: { teardown(fn: () => unknown): void },
   opts: Partial<ConstructorParameters<typeof HttpProxy>[0]> = {},
 ) {
-  const classifier = new FakeClassifier([
-    { host: 'tunnel.test', decision: TUNNEL },
-    { host: 'hang.test', decision: TUNNEL },
-    { host: 'casino.test', decision: BLOCK },
-    { decision: BYPASS },
-  ]);
-  const tunnels = new FakeTunnels();
-  const flows = new FlowTable();
-  const forwarder = new Forwarder({
-    classifier: () => classifier,
+  const {
+    fwd: forwarder,
     tunnels,
-    clientState: () => clientState(),
-    resolver: new Resolver({ hosts: { 'direct.test': '127.0.0.1' }, system: false }),
     flows,
-    openTimeoutMs: 300,
-  });
+  } = fakeForwarder(
+    [
+      { host: 'tunnel.test', decision: TUNNEL },
+      { host: 'hang.test', decision: TUNNEL },
+      { host: 'casino.test', decision: BLOCK },
+      { decision: BYPASS },
+    ],
+    { 'direct.test': '127.0.0.1' },
+    { openTimeoutMs: 300 },
+  );
   const proxy = new HttpProxy({
     forwarder,
     port: 0,

@@ -14,13 +14,10 @@
  */
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { once } from 'node:events';
-import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import { encodeUdpHeader, parseUdpHeader, Socks5Server } from '../../src/capture/socks5.js';
-import { FlowTable } from '../../src/forward/flow-table.js';
-import { Forwarder } from '../../src/forward/forwarder.js';
-import { Resolver } from '../../src/forward/resolver.js';
-import { clientState, FakeClassifier, FakeTunnels } from '../forward/fixtures/fakes.js';
+import { fakeForwarder } from '../forward/fixtures/fakes.js';
+import { udpApp, udpAssociate } from '../util/socks-udp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,32 +30,12 @@ async function world(t: Test) {
   dest.on('message', (m: Buffer, r: RemoteInfo) => {
     dest.send(m.toString() === 'big' ? Buffer.alloc(65_507, 0x61) : m, r.port, r.address);
   });
-  const flows = new FlowTable();
-  const forwarder = new Forwarder({
-    classifier: () => new FakeClassifier([]),
-    tunnels: new FakeTunnels(),
-    clientState: () => clientState(),
-    resolver: new Resolver({ system: false }),
-    flows,
-  });
+  const { fwd: forwarder, flows } = fakeForwarder();
   const server = new Socks5Server({ forwarder, port: 0 });
   const { port } = await server.listen();
   t.teardown(() => server.close());
-  const ctl = connect({ port, host: '127.0.0.1' });
-  ctl.on('error', () => {});
-  t.teardown(() => ctl.destroy());
-  await once(ctl, 'connect');
-  const parts: Buffer[] = [];
-  ctl.on('data', (c: Buffer) => parts.push(c));
-  ctl.write(Buffer.from('050100' + '05030001' + '00000000' + '0000', 'hex'));
-  for (let i = 0; i < 100 && Buffer.concat(parts).length < 12; i++) await sleep(10);
-  const relayPort = Buffer.concat(parts).subarray(2).readUInt16BE(8);
-  const u = createSocket('udp4');
-  u.bind(0, '127.0.0.1');
-  await once(u, 'listening');
-  t.teardown(() => u.close());
-  const got: Buffer[] = [];
-  u.on('message', (m) => got.push(m));
+  const relayPort = await udpAssociate(t, port);
+  const { u, got } = await udpApp(t);
   const destPort = dest.address().port;
   const send = (payload: Buffer) =>
     u.send(

@@ -15,16 +15,11 @@ import {
 } from '../../src/capture/socks5.js';
 import { PROTO_UDP } from '../../src/classify/types.js';
 import { OpenRelayError } from '../../src/errors.js';
-import { FlowTable } from '../../src/forward/flow-table.js';
-import { Forwarder } from '../../src/forward/forwarder.js';
-import { Resolver } from '../../src/forward/resolver.js';
 import {
-  clientState,
   closedPort,
   decision,
   echoServer,
-  FakeClassifier,
-  FakeTunnels,
+  fakeForwarder,
   udpEcho,
 } from '../forward/fixtures/fakes.js';
 import { brokenForwarder, warningLog } from './broken.js';
@@ -226,23 +221,21 @@ async function startServer(
   opts: Partial<ConstructorParameters<typeof Socks5Server>[0]> = {},
   hosts: Record<string, string> = {},
 ) {
-  const classifier = new FakeClassifier([
-    { host: 'tunnel.test', decision: TUNNEL },
-    { host: 'blocked.test', decision: BLOCK },
-    { host: 'hang.test', decision: TUNNEL },
-    { proto: PROTO_UDP, port: 443, decision: DROP },
-    { decision: BYPASS },
-  ]);
-  const tunnels = new FakeTunnels();
-  const flows = new FlowTable();
-  const forwarder = new Forwarder({
-    classifier: () => classifier,
+  const {
+    fwd: forwarder,
     tunnels,
-    clientState: () => clientState(),
-    resolver: new Resolver({ hosts: { 'direct.test': '127.0.0.1', ...hosts }, system: false }),
     flows,
-    openTimeoutMs: 300,
-  });
+  } = fakeForwarder(
+    [
+      { host: 'tunnel.test', decision: TUNNEL },
+      { host: 'blocked.test', decision: BLOCK },
+      { host: 'hang.test', decision: TUNNEL },
+      { proto: PROTO_UDP, port: 443, decision: DROP },
+      { decision: BYPASS },
+    ],
+    { 'direct.test': '127.0.0.1', ...hosts },
+    { openTimeoutMs: 300 },
+  );
   const server = new Socks5Server({ forwarder, port: 0, handshakeTimeoutMs: 300, ...opts });
   const addr = await server.listen();
   t.teardown(() => server.close());

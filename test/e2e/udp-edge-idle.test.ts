@@ -6,10 +6,7 @@
  * fresh flow and is answered, instead of going into a stream the edge no longer relays
  * (its idle sweep runs every udpIdleMs/2, ending flows between 1x and 1.5x udpIdleMs).
  */
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -17,6 +14,7 @@ import { encodeUdpHeader, parseUdpHeader } from '../../src/capture/socks5.js';
 import { startClient } from '../../src/client/client.js';
 import { startDemo } from '../../src/client/demo.js';
 import { startEdge } from '../../src/edge/server.js';
+import { udpApp, udpAssociate } from '../util/socks-udp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -46,19 +44,8 @@ t.test('a datagram after the edge ended an idle UDP flow is delivered', async (t
   await client.waitConnected(10_000);
 
   const port = Number(client.addresses.socks!.split(':')[1]);
-  const ctl = connect({ port, host: '127.0.0.1' });
-  ctl.on('error', () => {});
-  t.teardown(() => ctl.destroy());
-  await once(ctl, 'connect');
-  const parts: Buffer[] = [];
-  ctl.on('data', (c: Buffer) => parts.push(c));
-  ctl.write(Buffer.from('050100' + '05030001' + '00000000' + '0000', 'hex'));
-  for (let i = 0; i < 100 && Buffer.concat(parts).length < 12; i++) await sleep(10);
-  const relayPort = Buffer.concat(parts).subarray(2).readUInt16BE(8);
-  const u = createSocket('udp4');
-  u.bind(0, '127.0.0.1');
-  await once(u, 'listening');
-  t.teardown(() => u.close());
+  const relayPort = await udpAssociate(t, port);
+  const { u } = await udpApp(t);
   const got: string[] = [];
   u.on('message', (m: Buffer) => got.push(m.subarray(parseUdpHeader(m)!.data).toString()));
   const send = (s: string) =>

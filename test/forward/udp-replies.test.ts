@@ -11,13 +11,13 @@
  */
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { encodeUdpHeader, parseUdpHeader, Socks5Server } from '../../src/capture/socks5.js';
 import { PROTO_UDP } from '../../src/classify/types.js';
 import { FlowTable } from '../../src/forward/flow-table.js';
 import { Forwarder } from '../../src/forward/forwarder.js';
 import { Resolver } from '../../src/forward/resolver.js';
+import { udpApp, udpAssociate } from '../util/socks-udp.js';
 import { clientState, decision, FakeClassifier, FakeTunnels } from './fixtures/fakes.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,29 +27,10 @@ async function associate(t: Test, forwarder: Forwarder): Promise<number> {
   const server = new Socks5Server({ forwarder, port: 0 });
   const { port } = await server.listen();
   t.teardown(() => server.close());
-  const ctl: Socket = connect({ port, host: '127.0.0.1' });
-  ctl.on('error', () => {});
-  t.teardown(() => ctl.destroy());
-  await once(ctl, 'connect');
-  const parts: Buffer[] = [];
-  ctl.on('data', (c: Buffer) => parts.push(c));
-  ctl.write(Buffer.from('050100' + '05030001' + '00000000' + '0000', 'hex'));
-  for (let i = 0; i < 100 && Buffer.concat(parts).length < 12; i++) await sleep(10);
-  const rep = Buffer.concat(parts).subarray(2);
-  t.equal(rep[1], 0, 'association granted');
-  return rep.readUInt16BE(8);
+  return udpAssociate(t, port);
 }
 
-/** The application's UDP socket and the datagrams it got. */
-async function app(t: Test): Promise<{ u: ReturnType<typeof createSocket>; got: Buffer[] }> {
-  const u = createSocket('udp4');
-  u.bind(0, '127.0.0.1');
-  await once(u, 'listening');
-  t.teardown(() => u.close());
-  const got: Buffer[] = [];
-  u.on('message', (m) => got.push(m));
-  return { u, got };
-}
+const app = udpApp;
 
 t.test('a reply from another port than the destination is not passed off as its', async (t) => {
   // The destination answers nothing itself; a second socket (another port, same host)
