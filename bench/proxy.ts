@@ -20,13 +20,23 @@ import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net, { type AddressInfo, type Socket } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startClient } from '../src/client/client.js';
 import { startEdge } from '../src/edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../src/edge/thread.js';
+import {
+  connRate,
+  median,
+  type Opener,
+  openDirect,
+  socksConnect,
+  startSource,
+  type Target,
+  throughput,
+} from './load-gen.js';
 
 const QUICK = process.env.QUICK === '1';
 const RUNS = Number(process.env.RUNS ?? (QUICK ? 1 : 3));
@@ -35,13 +45,8 @@ const MULTI = (QUICK ? 32 : 128) * 2 ** 20; // per stream, 8 streams
 const CONNS = Number(process.env.CONNS ?? (QUICK ? 300 : 1000));
 /** Unrecorded connections per row before its recorded runs (see warmUp). */
 const WARM_CONNS = QUICK ? 1000 : 4000;
-const CHUNK = 256 * 1024;
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-};
 
 // ------------------------------------------------------------------------------------------
 // Child roles: the gsa-emu edge and the gsa-emu client, each in its own process.
@@ -138,216 +143,6 @@ async function roleWorld(): Promise<void> {
       .then(() => edge.close({ graceMs: 0 }))
       .then(() => process.exit(0));
   });
-}
-
-// ------------------------------------------------------------------------------------------
-// Load generator
-
-interface Target {
-  host: string;
-  port: number;
-}
-
-/**
- * The load generator's sockets read into one shared 1 MiB buffer (`onread`) and hand each
- * read to `onBytes`, which copies nothing: the generator spends as little CPU as it can, so
- * the 2 vCPUs go to the path being measured (the same for every row).
- */
-interface LgSocket extends Socket {
-  onBytes: (b: Buffer) => void;
-  /** Bytes that arrived with the SOCKS reply, counted by the next reader. */
-  early: number;
-}
-const LG_BUFFER = Buffer.allocUnsafe(1 << 20);
-
-function lgConnect(t: Target): LgSocket {
-  const s = net.connect({
-    port: t.port,
-    host: t.host,
-    noDelay: true,
-    onread: {
-      buffer: LG_BUFFER,
-      callback: (n: number, buf: Buffer): boolean => {
-        s.onBytes(buf.subarray(0, n));
-        return true;
-      },
-    },
-  }) as LgSocket;
-  s.onBytes = () => {};
-  s.early = 0;
-  return s;
-}
-
-/** Minimal SOCKS5 CONNECT (no auth); resolves with the socket after the reply. */
-function socksConnect(proxy: Target, dst: Target): Promise<LgSocket> {
-  return new Promise((resolve, reject) => {
-    const s = lgConnect(proxy);
-    const name = Buffer.from(dst.host);
-    const isIp = net.isIPv4(dst.host);
-    const req = isIp
-      ? Buffer.from([5, 1, 0, 1, ...dst.host.split('.').map(Number), dst.port >> 8, dst.port & 255])
-      : Buffer.concat([
-          Buffer.from([5, 1, 0, 3, name.length]),
-          name,
-          Buffer.from([dst.port >> 8, dst.port & 255]),
-        ]);
-    let buf = Buffer.alloc(0);
-    let stage = 0;
-    s.onBytes = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]); // copies out of the shared buffer
-      if (stage === 0 && buf.length >= 2) {
-        buf = buf.subarray(2);
-        stage = 1;
-        // Request only after the method reply, as curl does (microsocks reads one message per recv).
-        s.write(req);
-      }
-      if (stage === 1 && buf.length >= 10) {
-        s.onBytes = () => {};
-        if (buf[1] !== 0) {
-          s.destroy();
-          reject(new Error(`SOCKS reply ${buf[1]}`));
-          return;
-        }
-        s.early = buf.length - (buf[3] === 4 ? 22 : 10);
-        resolve(s);
-      }
-    };
-    s.once('error', reject);
-    s.once('connect', () => s.write(Buffer.from([5, 1, 0])));
-  });
-}
-
-function openDirect(dst: Target): Promise<LgSocket> {
-  return new Promise((resolve, reject) => {
-    const s = lgConnect(dst);
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-type Opener = (dst: Target) => Promise<LgSocket>;
-
-/** Reads until the source closes; returns bytes. */
-function drain(s: LgSocket): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let n = s.early;
-    s.onBytes = (c: Buffer) => {
-      n += c.length;
-    };
-    s.once('end', () => resolve(n));
-    s.once('error', reject);
-  });
-}
-
-/** Source: the first 8 bytes from the client are the byte count to send; then it ends. */
-async function startSource(): Promise<{ port: number; close(): void }> {
-  const chunk = Buffer.alloc(CHUNK, 0x61);
-  const server = net.createServer((s) => {
-    s.on('error', () => {});
-    s.once('data', (h: Buffer) => {
-      let left = Number(h.readBigUInt64BE(0));
-      if (left === 0) {
-        s.end('x');
-        return;
-      }
-      const pump = (): void => {
-        while (left > 0) {
-          const n = Math.min(left, CHUNK);
-          left -= n;
-          const ok = s.write(n === CHUNK ? chunk : chunk.subarray(0, n));
-          if (!ok) {
-            s.once('drain', pump);
-            return;
-          }
-        }
-        s.end();
-      };
-      pump();
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
-}
-
-function header(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(n));
-  return b;
-}
-
-async function throughput(
-  open: Opener,
-  dst: Target,
-  streams: number,
-  bytes: number,
-): Promise<number> {
-  const t0 = performance.now();
-  const got = await Promise.all(
-    Array.from({ length: streams }, async () => {
-      const s = await open(dst);
-      const d = drain(s);
-      s.write(header(bytes));
-      const n = await d;
-      s.destroy();
-      return n;
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  const total = got.reduce((a, b) => a + b, 0);
-  if (total !== streams * bytes) throw new Error(`short transfer ${total} of ${streams * bytes}`);
-  return total / secs / 1e9; // GB/s
-}
-
-/**
- * CPU_REPORT=1: the processes of the row being measured (gsa-emu client and edge, or a
- * peer's), whose CPU per connection connRate reports from /proc (Linux).
- */
-let rowProcs: Array<{ role: string; pid: number }> = [];
-
-/** CPU time (user + system, all threads) of a process in microseconds, or NaN. */
-function procCpuUs(pid: number): number {
-  try {
-    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // USER_HZ is 100 on Linux
-  } catch {
-    return Number.NaN;
-  }
-}
-
-async function connRate(open: Opener, dst: Target, n: number): Promise<number> {
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
-  const procs0 = rowProcs.map((p) => procCpuUs(p.pid));
-  for (let i = 0; i < n; i++) {
-    const s = await open(dst);
-    // The first byte is the answer: do not wait for the proxy to relay the FIN (v2ray
-    // holds half-closed connections open for a while).
-    const first = new Promise<void>((resolve, reject) => {
-      if (s.early > 0) resolve();
-      s.onBytes = () => resolve();
-      s.once('error', reject);
-    });
-    s.write(header(0));
-    await first;
-    s.destroy();
-  }
-  const secs = (performance.now() - t0) / 1000;
-  if (process.env.CPU_REPORT && n > 50) {
-    // The load generator and the source: their CPU per connection bounds any proxy's rate.
-    const cpu = process.cpuUsage(cpu0);
-    const per = (cpu.user + cpu.system) / n;
-    process.stderr.write(
-      `generator+source: ${per.toFixed(0)} us CPU and ${((secs * 1e6) / n).toFixed(0)} us wall per connection\n`,
-    );
-    const procs = rowProcs.map(
-      (p, i) => `${p.role} ${((procCpuUs(p.pid) - procs0[i]!) / n).toFixed(0)}`,
-    );
-    if (procs.length) process.stderr.write(`  proxy CPU us per connection: ${procs.join(', ')}\n`);
-  }
-  return n / secs;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -651,25 +446,23 @@ interface Entry {
 
 /** Warm up (JIT, sessions, pools): one unrecorded run of each measurement. */
 async function warmUp(e: Entry): Promise<void> {
-  rowProcs = e.procs;
   await throughput(e.open, e.dst, 1, 16 * 2 ** 20);
   // The generator's and every Node.js proxy's CPU per connection falls for the first few
   // thousand connections (gsa-emu's client: ~1,100 us over the first 1,000, ~350 us after
   // 4,000; CPU_REPORT=1 shows it).
-  if (PHASES.has('conns')) await connRate(e.open, e.dst, WARM_CONNS);
-  else await connRate(e.open, e.dst, 50);
+  if (PHASES.has('conns')) await connRate(e.open, e.dst, WARM_CONNS, e.procs);
+  else await connRate(e.open, e.dst, 50, e.procs);
 }
 
 /** One recorded run of each measurement. */
 async function measureOnce(e: Entry): Promise<void> {
-  rowProcs = e.procs;
   if (PHASES.has('single')) e.s.push(await throughput(e.open, e.dst, 1, SINGLE));
   if (PHASES.has('multi')) e.m.push(await throughput(e.open, e.dst, 8, MULTI));
-  if (PHASES.has('conns')) e.c.push(await connRate(e.open, e.dst, CONNS));
+  if (PHASES.has('conns')) e.c.push(await connRate(e.open, e.dst, CONNS, e.procs));
 }
 
 function rowOf(e: Entry): Row {
-  const med = (xs: number[]): number => (xs.length ? median(xs) : 0);
+  const med = (xs: number[]): number => (xs.length ? median(xs) : Number.NaN);
   const row = { path: e.name, single: med(e.s), multi: med(e.m), conns: med(e.c), note: e.note };
   process.stderr.write(
     `${e.name.padEnd(42)} 1 stream ${row.single.toFixed(2)} GB/s, 8 streams ${row.multi.toFixed(2)} GB/s, ${row.conns.toFixed(0)} conn/s (runs: ${e.c.map((x) => x.toFixed(0)).join(', ')})\n`,
@@ -844,8 +637,10 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const rows = entries.map(rowOf);
-  if (ONLY) {
-    // A partial run does not overwrite the recorded results.
+  const full = ['single', 'multi', 'conns'].every((ph) => PHASES.has(ph));
+  if (ONLY || !full || process.env.ALT) {
+    // A partial run (some rows or phases, or another build's row) does not overwrite the
+    // recorded results.
     for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
     return;
   }
