@@ -300,7 +300,7 @@ export class HttpProxy {
     }
     this.stats.connects++;
     sock.pause();
-    const res = await this.connect(a.host, a.port, sock);
+    const res = await this.connect(a.host, a.port, sock, true);
     if (res.refused !== undefined) {
       this.stats.refused++;
       const st = statusOf(res.refused);
@@ -325,7 +325,13 @@ export class HttpProxy {
     await this.opts.forwarder.relay(res.upstream, sock, head);
   }
 
-  private connect(host: string, port: number, sock: Socket): Promise<ConnectResult> {
+  /** `relayed`: CONNECT, whose upstream goes to relay(); plain HTTP reads its own. */
+  private connect(
+    host: string,
+    port: number,
+    sock: Socket,
+    relayed = false,
+  ): Promise<ConnectResult> {
     return this.opts.forwarder.connectTcp({
       host,
       ip: null,
@@ -333,6 +339,7 @@ export class HttpProxy {
       srcIp: sock.remoteAddress ?? '127.0.0.1',
       srcPort: sock.remotePort ?? 0,
       capture: 'http',
+      relayed,
     });
   }
 

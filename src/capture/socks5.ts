@@ -539,6 +539,7 @@ export class Socks5Server {
       srcIp: sock.remoteAddress ?? '127.0.0.1',
       srcPort: sock.remotePort ?? 0,
       capture: 'socks',
+      relayed: true,
     });
     if (res.refused !== undefined) {
       this.stats.failed++;

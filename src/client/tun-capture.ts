@@ -424,6 +424,7 @@ export async function attachTun(
         srcIp: info.srcIp,
         srcPort: info.srcPort,
         capture: 'tun',
+        relayed: true,
       })
       .then((res) => {
         if (res.refused !== undefined) {

@@ -27,6 +27,7 @@ import { ChannelDownError, StreamResetError } from '../errors.js';
 import type { ChannelName, ClientState } from '../policy/model.js';
 import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
+import { BigReader } from '../util/big-read.js';
 import { ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { resetSocket } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
@@ -51,6 +52,13 @@ export interface ConnectRequest {
    * table shows it as the destination IP.
    */
   appIp?: string | null;
+  /**
+   * The caller hands the upstream to relay() and reads nothing from it itself (SOCKS, HTTP
+   * CONNECT, TUN). A bypassed flow's socket then reads in large buffers that relay() lends
+   * to the client socket's writes; without it, the upstream is an ordinary socket (plain
+   * HTTP reads it with node:http).
+   */
+  relayed?: boolean;
 }
 
 export type ConnectResult =
@@ -161,6 +169,9 @@ export function refusalOfError(err: NodeJS.ErrnoException): Refusal {
       return 'unreachable';
   }
 }
+
+/** The readers of bypassed flows' sockets (Forwarder.direct), for relay(). */
+const bigReaders = new WeakMap<Socket, BigReader>();
 
 class SocketBytes implements ByteSource {
   constructor(private readonly s: Socket) {}
@@ -351,7 +362,7 @@ export class Forwarder {
       case 'drop':
         return this.refuse(rec, d, 'blocked', `dropped: ${d.reason}`);
       case 'bypass':
-        return this.direct(rec, d, host, ip, req.port);
+        return this.direct(rec, d, host, ip, req.port, req.relayed);
       default:
         break;
     }
@@ -359,7 +370,7 @@ export class Forwarder {
     if (!this.opts.clientState().channels[channel]) {
       // The tile was switched off after this classifier was compiled: the traffic goes direct.
       rec.action = 'Bypass';
-      return this.direct(rec, d, host, ip, req.port);
+      return this.direct(rec, d, host, ip, req.port, req.relayed);
     }
     let stream: TunnelStream;
     try {
@@ -371,7 +382,7 @@ export class Forwarder {
       if (!(err instanceof ChannelDownError)) {
         return this.refuse(rec, d, 'unreachable', `tunnel open failed: ${(err as Error).message}`);
       }
-      return this.harden(rec, d, host, ip, req.port);
+      return this.harden(rec, d, host, ip, req.port, req.relayed);
     }
     // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
     stream.on('error', noop);
@@ -380,7 +391,7 @@ export class Forwarder {
     const res = await this.awaitOpened(stream);
     if (res !== null) {
       if (processPending) this.forgetLater(rec.flowId);
-      if (res.down) return this.harden(rec, d, host, ip, req.port);
+      if (res.down) return this.harden(rec, d, host, ip, req.port, req.relayed);
       return this.refuse(rec, d, res.refused, res.reason);
     }
     this.track(rec, stream, new StreamBytes(stream));
@@ -417,12 +428,13 @@ export class Forwarder {
     host: string | null,
     ip: string | null,
     port: number,
+    relayed?: boolean,
   ): Promise<ConnectResult> | ConnectResult {
     rec.hardening = 'Y';
     if (d.fallback === 'bypass') {
       rec.action = 'Bypass';
       rec.reason = `${d.channel} channel down: fallback bypass`;
-      return this.direct(rec, d, host, ip, port);
+      return this.direct(rec, d, host, ip, port, relayed);
     }
     rec.action = 'Block';
     return this.refuse(rec, d, 'blocked', `${d.channel} channel down: fallback block`);
@@ -483,6 +495,7 @@ export class Forwarder {
     host: string | null,
     ip: string | null,
     port: number,
+    relayed = false,
   ): Promise<ConnectResult> {
     const mapped = this.resolver.dialTarget(host, ip, port);
     if (mapped !== null) {
@@ -508,14 +521,18 @@ export class Forwarder {
     }
     const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
     const local = this.opts.bypassLocalAddress;
+    // For relay(): reads of up to 256 KiB, lent to the client socket's writes.
+    const reader = relayed ? new BigReader(undefined, { reuse: true }) : null;
     const sock = await new Promise<Socket | { refused: Refusal; reason: string }>((resolve) => {
       const s = netConnect({
         host: ip!,
         port,
         allowHalfOpen: true,
         noDelay: true,
+        ...(reader !== null ? { onread: reader.onread } : {}),
         ...(local && useLocal(local, ip!) ? { localAddress: local } : {}),
       });
+      if (reader !== null) bigReaders.set(s, reader);
       const timer = setTimeout(() => {
         s.destroy();
         resolve({ refused: 'timeout', reason: `connect to ${ip}:${port} timed out` });
@@ -651,8 +668,13 @@ export class Forwarder {
       // A tunnel stream writes straight into a socket (no Readable in between, and the
       // tunnel's read buffers are reused once the socket has written them).
       const spliced = upstream as Duplex & Pick<TunnelStream, 'spliceTo'>;
+      const reader = upstream instanceof Socket ? bigReaders.get(upstream) : undefined;
       if (typeof spliced.spliceTo === 'function' && client instanceof Socket) {
         spliced.spliceTo(client);
+      } else if (reader !== undefined) {
+        // A bypassed flow's socket reads into large buffers and lends them to the client's
+        // write (a Writable that writes to a socket is done with the bytes at its callback).
+        reader.pipeTo(upstream as Socket, client);
       } else {
         upstream.pipe(client);
       }
