@@ -41,7 +41,11 @@ export interface EgressOptions {
   tcpIdleTimeoutMs?: number;
   /** A UDP flow with no datagram either way for this long is closed. Default 60,000. */
   udpIdleTimeoutMs?: number;
-  /** Largest UDP datagram relayed (bytes); larger ones are dropped. Default 65,507. */
+  /**
+   * Largest UDP datagram from the client relayed to the destination (bytes); longer ones are
+   * dropped, counted in `datagramsDropped.tooLarge` and reported to `onDatagramTooLarge`.
+   * Default 65,507.
+   */
   maxDatagramSize?: number;
 }
 
@@ -68,6 +72,21 @@ export interface EgressDeps {
   privateApps: () => PrivateApps;
   /** Names of the current tenant's policies and rules by id (the log's policyName, ...). */
   nameOf?: (id: string | null) => string | null;
+  /** Each datagram from the client longer than `maxDatagramSize` (it was dropped). */
+  onDatagramTooLarge?: (d: TooLargeDatagram) => void;
+}
+
+/** A datagram the edge dropped for its size, and the flow it was for. */
+export interface TooLargeDatagram {
+  sessionId: string;
+  streamId: number;
+  connectionId: string;
+  /** `host:port` (or `ip:port`) as the client's OPEN named it. */
+  destination: string;
+  /** Its length (bytes). */
+  size: number;
+  /** `maxDatagramSize`. */
+  limit: number;
 }
 
 interface FlowState {
@@ -143,6 +162,13 @@ export class Egress {
   >();
   /** Flows ended since start, by outcome (GET /health shows them). */
   readonly stats = { flows: 0, blocked: 0, failed: 0, sentBytes: 0, receivedBytes: 0 };
+  /**
+   * UDP datagrams dropped since start (GET /health shows them): from the client, longer than
+   * `maxDatagramSize` (`tooLarge`) or past what a flow holds before its socket is ready, 64
+   * datagrams and 64 KiB (`early`); from the destination, not taken by the tunnel session
+   * (its send queue full, or the session gone: `toClient`).
+   */
+  readonly datagramsDropped = { tooLarge: 0, early: 0, toClient: 0 };
 
   constructor(opts: EgressOptions, deps: EgressDeps) {
     this.hosts = new HostsMap(opts.hostsMap ?? {}, 'hostsMap');
@@ -243,7 +269,10 @@ export class Egress {
       // The client may send datagrams before OPEN_OK: hold a few until the relay is ready.
       const early = new EarlyDatagrams(this.maxDatagram);
       flow.early = early.held;
-      flow.onEarly = (d: Buffer) => early.push(d);
+      flow.onEarly = (d: Buffer) => {
+        if (d.length > this.maxDatagram) this.tooLarge(flow, d.length);
+        else if (!early.push(d)) this.datagramsDropped.early++;
+      };
       stream.on('datagram', flow.onEarly);
     }
 
@@ -492,7 +521,7 @@ export class Egress {
     });
     sock.on('message', (msg) => {
       touch();
-      stream.sendDatagram(msg);
+      if (!stream.sendDatagram(msg) && !closed) this.datagramsDropped.toClient++;
     });
     sock.connect(t.port, t.ip, () => {
       if (closed) return;
@@ -503,7 +532,11 @@ export class Egress {
       stream.accept();
       touch();
       const relay = (d: Buffer): void => {
-        if (closed || d.length > this.maxDatagram) return;
+        if (closed) return;
+        if (d.length > this.maxDatagram) {
+          this.tooLarge(flow, d.length);
+          return;
+        }
         touch();
         flow.sent += d.length;
         sock.send(d);
@@ -524,6 +557,22 @@ export class Egress {
     stream.on('end', close);
     stream.on('close', close);
     stream.resume();
+  }
+
+  /** A datagram from the client longer than maxDatagramSize was dropped: count, report. */
+  private tooLarge(flow: FlowState, size: number): void {
+    this.datagramsDropped.tooLarge++;
+    const report = this.deps.onDatagramTooLarge;
+    if (!report) return;
+    const meta = flow.stream.meta;
+    report({
+      sessionId: flow.rec.sessionId,
+      streamId: flow.stream.streamId,
+      connectionId: flow.rec.connectionId,
+      destination: `${String(meta.host ?? meta.ip).slice(0, 253)}:${meta.port}`,
+      size,
+      limit: this.maxDatagram,
+    });
   }
 
   /** Holds an ended flow's record until its late META comes, or PROCESS_WAIT_MS passed. */

@@ -67,6 +67,12 @@ export interface EdgeLimits {
   tcpIdleTimeoutMs?: number;
   /** Idle UDP flows are closed after this (ms). Default 60,000. */
   udpIdleTimeoutMs?: number;
+  /**
+   * Largest UDP datagram from the client sent to the destination (bytes); longer ones are
+   * dropped, counted (GET /health `datagramsDropped.tooLarge`) and logged ('datagram too
+   * large', one line a minute per flow). Default 65,507.
+   */
+  maxDatagramSize?: number;
   /** Traffic log records kept in memory. Default 10,000. */
   logCapacity?: number;
   /** close(): how long sessions get after GOAWAY (ms). Default 5,000. */
@@ -96,6 +102,7 @@ export interface EdgeLimits {
  * all; the next line of a key says how many of its refusals were not logged (`suppressed`),
  * and the line that reaches `total` says so (`limitReached`). A key quiet for a window is
  * forgotten (with its count), so the table holds at most about 2 x `total` keys.
+ * The edge's 'datagram too large' lines are bounded the same way (key: the flow, one line).
  */
 export class RefusalLogLimit {
   /** Refusals not logged, in all. */
@@ -252,6 +259,15 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const host = opts.host ?? '127.0.0.1';
   const useTls = opts.tls ?? true;
   const limits = opts.limits ?? {};
+  const maxDatagram = limits.maxDatagramSize;
+  if (maxDatagram !== undefined && !(Number.isInteger(maxDatagram) && maxDatagram >= 1)) {
+    throw new ConfigError([
+      {
+        path: 'limits.maxDatagramSize',
+        message: `must be a whole number of bytes, at least 1, not ${maxDatagram}`,
+      },
+    ]);
+  }
   const store = new TenantStore(opts.tenantDoc ?? defaultTenantDocument(), {
     ...(opts.tenantId !== undefined ? { tenantId: opts.tenantId } : {}),
     ...(opts.tenantName !== undefined ? { name: opts.tenantName } : {}),
@@ -268,6 +284,8 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     file: opts.logFile ?? null,
     capacity: limits.logCapacity ?? 10_000,
   });
+  const elog: EdgeLogger = opts.log ?? { info() {}, warn() {} };
+  const datagramLog = new RefusalLogLimit({ perKey: 1 });
   const egress = new Egress(
     {
       hostsMap: opts.hostsMap ?? {},
@@ -284,6 +302,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       ...(limits.udpIdleTimeoutMs !== undefined
         ? { udpIdleTimeoutMs: limits.udpIdleTimeoutMs }
         : {}),
+      ...(maxDatagram !== undefined ? { maxDatagramSize: maxDatagram } : {}),
     },
     {
       log,
@@ -291,6 +310,18 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       connector,
       privateApps: () => store.privateApps,
       nameOf: (id) => store.nameOf(id),
+      onDatagramTooLarge: (d) => {
+        const admitted = datagramLog.admit(`${d.sessionId}/${d.streamId}`);
+        if (admitted === null) return;
+        elog.warn(
+          {
+            ...d,
+            ...(admitted.suppressed > 0 ? { suppressed: admitted.suppressed } : {}),
+            ...(admitted.limitReached ? { limitReached: true } : {}),
+          },
+          'datagram too large',
+        );
+      },
     },
   );
   const tlsMaterial = useTls
@@ -301,7 +332,6 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     : null;
 
   const sockets = new Set<Socket>();
-  const elog: EdgeLogger = opts.log ?? { info() {}, warn() {} };
   const expiryTimers = new Map<Session, NodeJS.Timeout>();
   const refusalLog = new RefusalLogLimit();
   let tunnel: TunnelServer | undefined;
@@ -317,6 +347,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       sessions: tunnel?.sessions.size ?? 0,
       activeFlows: egress.activeFlows,
       flows: { ...egress.stats },
+      datagramsDropped: { ...egress.datagramsDropped },
       etag: store.etag,
       logRecords: log.size,
     }),
@@ -397,7 +428,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         {
           channel: r.channel,
           status: r.status,
-          ...(r.code !== undefined ? { code: r.code } : {}),
+          code: r.code,
           reason: r.reason,
           ...(who ?? {}),
           ...(r.held !== undefined ? { held: r.held } : {}),

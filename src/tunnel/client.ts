@@ -20,9 +20,12 @@
  *
  * TunnelClient (one channel) reconnects with exponential backoff and full jitter:
  * delay = random(0, min(maxMs, baseMs * 2^attempt)), base 200 ms, max 10 s; the attempt
- * counter resets once a session is up. Streams in flight when a session dies end with
- * 'reset' (SESSION_CLOSED) and a StreamResetError; they are not replayed. When the edge
- * sends GOAWAY, the client reconnects at once; the old session's streams finish on it.
+ * counter resets once a session is up. A refused upgrade is retried the same way, whatever
+ * its status (401, 403, 404, 429, 500, 503): the 'down' event's DownInfo carries the status,
+ * the close code the edge sent with it (4401, 4403, 4404, 4419, 4500, 1001) and the edge's
+ * words. Streams in flight when a session dies end with 'reset' (SESSION_CLOSED) and a
+ * StreamResetError; they are not replayed. When the edge sends GOAWAY, the client
+ * reconnects at once; the old session's streams finish on it.
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';

@@ -87,6 +87,8 @@ export const CloseCode = {
   AUTH_MISSING: 4401,
   /** Authentication: token forged, malformed, wrong audience or wrong tenant. */
   AUTH_FORBIDDEN: 4403,
+  /** A refused upgrade (HTTP 404): no tunnel at that path, or no such channel. */
+  NOT_FOUND: 4404,
   /** Unknown frame type. */
   BAD_FRAME_TYPE: 4405,
   /** No PONG within the keepalive timeout. */

@@ -32,8 +32,9 @@
  *   AuthError reason `missing` | `malformed`                   -> 401, 4401
  *   AuthError reason `expired`                                 -> 401, 4419
  *   AuthError reason `forged` | `wrong-audience` | `wrong-tenant` | other -> 403, 4403
- *   unknown channel or path                                    -> 404
- *   authenticate threw something else                          -> 500
+ *   unknown channel or path                                    -> 404, 4404
+ *   `close()` was called (an upgrade handed to handleUpgrade)  -> 503, 1001
+ *   authenticate threw something else                          -> 500, 4500
  *   the principal already holds `maxSessionsPerPrincipal` sessions -> 429, 4403
  * The session cap counts the sessions of one tenant + user + device + channel from the
  * moment `authenticate` admits the upgrade until the session's 'close' (a refused or failed
@@ -41,6 +42,10 @@
  * edge hold: each session may carry `maxConcurrentStreams` streams. No close code means
  * "too many"; 4403 (the generic "refused" code) goes with it, and the 429 tells it apart
  * from an auth refusal.
+ * Every refusal carries a code, so TunnelClient reports why (not 1006, "closed abnormally").
+ * It retries every refusal with its backoff (at most 10 s): a 503 (another edge, or this one
+ * restarted) as well as 4401, 4403 and 4404, which a retry fixes only once the token or the
+ * configuration is fixed.
  * `onRefused` hears of every refusal once (status, close code, a short reason, the principal
  * when `authenticate` admitted it): the edge logs them from there.
  * A session the edge wants to end for auth later (token expiry) closes with the same codes:
@@ -92,8 +97,8 @@ export interface TunnelServerOptions<P extends Principal = Principal> {
 export interface TunnelRefusal<P extends Principal = Principal> {
   /** The HTTP status sent (401, 403, 404, 429, 500, 503). */
   status: number;
-  /** The close code sent in `x-gsa-close-code` (none with 404 and 503). */
-  code?: number;
+  /** The close code sent in `x-gsa-close-code`. */
+  code: number;
   /**
    * Why, as a short token: an AuthError reason (`missing`, `expired`, `wrong-audience`...),
    * `too-many-sessions`, `unknown-channel`, `unknown-path`, `shutting-down` or `internal`.
@@ -215,8 +220,7 @@ export function createTunnelServer<P extends Principal = Principal>(
     r: Omit<TunnelRefusal<P>, 'remote'>,
     headers: Record<string, string> = {},
   ): void {
-    const h = r.code !== undefined ? { 'x-gsa-close-code': String(r.code), ...headers } : headers;
-    refuse(socket, r.status, text, h);
+    refuse(socket, r.status, text, { 'x-gsa-close-code': String(r.code), ...headers });
     try {
       options.onRefused?.({ ...r, remote: req.socket.remoteAddress });
     } catch {
@@ -239,15 +243,21 @@ export function createTunnelServer<P extends Principal = Principal>(
     socket.on('error', () => socket.destroy());
     const channel = channelOf(url);
     if (channel === null) {
-      refused(socket, req, 'unknown tunnel channel', {
+      refused(socket, req, 'unknown tunnel channel (not m365, private or internet)', {
         status: 404,
+        code: CloseCode.NOT_FOUND,
         reason: 'unknown-channel',
         channel: null,
       });
       return true;
     }
     if (closing) {
-      refused(socket, req, 'edge shutting down', { status: 503, reason: 'shutting-down', channel });
+      refused(socket, req, 'edge shutting down', {
+        status: 503,
+        code: CloseCode.GOING_AWAY,
+        reason: 'shutting-down',
+        channel,
+      });
       return true;
     }
     options.authenticate(req, channel).then(
@@ -336,7 +346,12 @@ export function createTunnelServer<P extends Principal = Principal>(
       // Leave other upgrade listeners a chance; if there are none, refuse.
       if (options.server && options.server.listenerCount('upgrade') === 1) {
         socket.on('error', () => socket.destroy());
-        refused(socket, req, 'not found', { status: 404, reason: 'unknown-path', channel: null });
+        refused(socket, req, `no tunnel at this path (tunnels are at ${prefix}/<channel>)`, {
+          status: 404,
+          code: CloseCode.NOT_FOUND,
+          reason: 'unknown-path',
+          channel: null,
+        });
       }
     }
   };

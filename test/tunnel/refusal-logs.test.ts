@@ -1,7 +1,7 @@
 /**
  * Refused tunnel upgrades in the logs. The client's 'channel down' line names the HTTP
  * status and the close code of the refusal (any status: 429 too many sessions, 401/403 auth,
- * 404, 503), and its reason says why the edge refused. The edge logs each refusal once at
+ * 404 close code 4404, 503 close code 1001), and its reason says why the edge refused. The edge logs each refusal once at
  * warn ('tunnel refused': status, close code, reason, the principal when authenticated),
  * and a client retrying fast cannot flood that log (RefusalLogLimit). Everything on
  * 127.0.0.1, plain ws.
@@ -142,10 +142,13 @@ t.test('other refusal statuses: the client reason and DownInfo name them', async
   const wrong = await downOf(undefined, () => edge.issueToken({ channel: 'm365' }));
   t.match(wrong, { status: 403, code: CloseCode.AUTH_FORBIDDEN });
   t.match(wrong.reason, /HTTP 403, close code 4403: tunnel authentication failed: wrong-audience/);
-  // A path with no such channel: 404, no close code header.
+  // A path with no such channel: 404, close code 4404.
   const none = await downOf('/tunnel/x', () => edge.issueToken({ channel: 'private' }));
-  t.equal(none.status, 404);
-  t.match(none.reason, /^edge refused the tunnel: HTTP 404: unknown tunnel channel$/);
+  t.match(none, { status: 404, code: CloseCode.NOT_FOUND });
+  t.match(
+    none.reason,
+    /^edge refused the tunnel: HTTP 404, close code 4404: unknown tunnel channel/,
+  );
   const refused = edgeLog.lines.filter((l) => l.msg === 'tunnel refused');
   t.match(
     refused.map((l) => [l.level, l.obj.status, l.obj.reason]),
@@ -264,7 +267,7 @@ t.test('the tunnel server reports every refusal to onRefused', async (t) => {
     },
     { status: 401, code: CloseCode.AUTH_MISSING, reason: 'missing', channel: 'internet' },
     { status: 500, code: CloseCode.INTERNAL, reason: 'internal', error: 'boom' },
-    { status: 404, reason: 'unknown-channel', channel: null },
+    { status: 404, code: CloseCode.NOT_FOUND, reason: 'unknown-channel', channel: null },
   ]);
   t.equal(seen.length, 4, 'once each');
   t.equal(seen[1]!.principal, undefined);
