@@ -21,6 +21,8 @@
  *   direct to the same servers); `directIp: false` keeps every other address undialed.
  * - The edge's `hostsMap` (internet, M365), `connectorHosts` (private) and web filtering
  *   (the gambling category: casino.test is blocked at the edge).
+ * - `DEMO_TRIES`: the examples `gsa-emu up`'s banner suggests, and `decideTries`: what the
+ *   running client does with each, asked of its forwarder as for a proxy flow.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
@@ -38,6 +40,9 @@ import {
   type Server as TcpServer,
 } from 'node:net';
 import { join } from 'node:path';
+import { type Decision, PROTO_TCP } from '../classify/types.js';
+import type { Forwarder } from '../forward/forwarder.js';
+import type { ChannelName } from '../policy/model.js';
 import { loadOrCreateTls } from '../tunnel/tls.js';
 
 export const DEMO_M365 = [
@@ -62,6 +67,80 @@ export const DEMO_UDP_PRIVATE_PORT = 7000;
 export const DEMO_RDP = '127.77.0.5';
 /** The source address of the client's direct (bypassed) connections in the demo. */
 export const DEMO_BYPASS_SOURCE = '127.0.0.3';
+
+/** One example command of `gsa-emu up`'s banner: a demo URL and the channel it shows. */
+export interface DemoTry {
+  host: string;
+  port: number;
+  tls: boolean;
+  /** The proxy the command goes through (with `--tun`: none, the name is captured). */
+  proxy: 'socks' | 'http';
+  /** The channel it shows; the banner leaves it out where the client configuration hides it. */
+  channel: ChannelName;
+  /** The demo edge blocks it (web filtering, the gambling category) when it is tunneled. */
+  edgeBlocks: boolean;
+}
+
+export const DEMO_TRIES: readonly DemoTry[] = [
+  {
+    host: 'intranet.contoso.test',
+    port: 80,
+    tls: false,
+    proxy: 'socks',
+    channel: 'private',
+    edgeBlocks: false,
+  },
+  {
+    host: 'outlook.office365.com',
+    port: 443,
+    tls: true,
+    proxy: 'http',
+    channel: 'm365',
+    edgeBlocks: false,
+  },
+  {
+    host: 'news.test',
+    port: 80,
+    tls: false,
+    proxy: 'http',
+    channel: 'internet',
+    edgeBlocks: false,
+  },
+  {
+    host: 'bypass.example.test',
+    port: 80,
+    tls: false,
+    proxy: 'socks',
+    channel: 'internet',
+    edgeBlocks: false,
+  },
+  {
+    host: 'casino.test',
+    port: 80,
+    tls: false,
+    proxy: 'http',
+    channel: 'internet',
+    edgeBlocks: true,
+  },
+];
+
+/** A demo try with the running client's decision for it. */
+export interface DecidedTry extends DemoTry {
+  decision: Decision;
+}
+
+/**
+ * What the client does now with each of DEMO_TRIES: its forwarder's `decide` (the current
+ * classifier and resolver, as for a proxy flow and `explain --running`). Never rejects.
+ */
+export async function decideTries(forwarder: Pick<Forwarder, 'decide'>): Promise<DecidedTry[]> {
+  return Promise.all(
+    DEMO_TRIES.map(async (t) => ({
+      ...t,
+      decision: (await forwarder.decide(PROTO_TCP, t.host, null, t.port)).decision,
+    })),
+  );
+}
 
 export interface DemoHit {
   host: string;

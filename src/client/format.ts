@@ -1,8 +1,10 @@
 /**
- * Text rendering for the CLI (`gsa-emu up`, `status`, `flows`): tiles, the status block and
- * the Traffic table. Pure functions (strings in, strings out).
+ * Text rendering for the CLI (`gsa-emu up`, `status`, `flows`): tiles, the status block,
+ * the Traffic table and what the banner says of an example command. Pure functions
+ * (strings in, strings out).
  */
 
+import type { Decision } from '../classify/types.js';
 import type { FlowRecord } from '../forward/flow-table.js';
 import type { ClientTilesSnapshot } from '../policy/client-config.js';
 import type { ChannelName } from '../policy/model.js';
@@ -45,6 +47,23 @@ export function formatTiles(
     rows,
     [17, 17, 8, 20, 30],
   );
+}
+
+/**
+ * What happens to an example command's flow (`up`'s banner), from the classifier's decision
+ * `d`: `Private Access, tunneled`, `bypassed: <the decision's reason>`, or blocked. `off`:
+ * the channel the example shows does not forward now (`Internet Access is off`), said
+ * instead of a bypass's reason. `edgeBlock`: the edge's answer where it blocks the flow
+ * once tunneled (`403`), or null.
+ */
+export function tryOutcome(d: Decision, off: string | null, edgeBlock: string | null): string {
+  if (d.action === 'tunnel' && d.channel !== null) {
+    const label = `${CHANNEL_LABEL[d.channel]}, tunneled`;
+    return edgeBlock === null ? label : `${label}, blocked at the edge (${edgeBlock})`;
+  }
+  if (d.action === 'block') return `blocked by the client: ${d.reason}`;
+  if (d.action === 'drop') return `dropped: ${d.reason}`;
+  return `bypassed: ${off ?? d.reason}`;
 }
 
 export function formatStatus(s: StatusView): string {

@@ -99,7 +99,9 @@ t.test('up banner: client-config warnings, --state-dir, admin API paths', async 
   );
   t.match(
     text,
-    `  ${g} toggle internet off --state-dir ${sd}; ${g} status --state-dir ${sd}; ${g} flows --state-dir ${sd}\n`,
+    // enableGSA (wrong case) is ignored: Global Secure Access is hidden, so no toggle is
+    // suggested (it would be refused).
+    `  ${g} status --state-dir ${sd}; ${g} flows --state-dir ${sd}\n`,
   );
   t.match(
     text,

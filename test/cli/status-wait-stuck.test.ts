@@ -6,19 +6,22 @@
  * connecting) is waited for. A client without an admin API (`up --admin-port off`) is
  * GSA_ERR_ADMIN_UNREACHABLE (exit 1, not a usage error), at once with --wait too. And the
  * `--state-dir` help of the commands that talk to a running client names
- * $GSA_EMU_STATE_DIR.
+ * $GSA_EMU_STATE_DIR. A client "Disabled by your organization" is waited for, and `--wait`
+ * says so once on stderr, with how long it will still wait; the commands it suggests name
+ * gsa-emu as the user runs it (`npx gsa-emu` unless installed on PATH, as `up`'s banner).
  *
  * The edge and the clients listen on 127.0.0.1 and are closed by the test; the state files
  * name this process (alive) as the client's pid.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import t, { type Test } from 'tap';
 import { cannotConnect } from '../../src/cli/commands/status.js';
+import { cliCommand } from '../../src/cli/common.js';
 import { adminTarget, writeClientState } from '../../src/client/admin-client.js';
 import { startClient } from '../../src/client/client.js';
 import { statusView } from '../../src/client/diagnostics.js';
@@ -36,6 +39,9 @@ const runCli = (args: string[]) =>
     spawn(process.execPath, [mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
     30_000,
   );
+
+/** How the CLI names itself in the commands it suggests, here (`npx gsa-emu` unless on PATH). */
+const g = cliCommand();
 
 async function folder(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-wait-stuck-'));
@@ -109,7 +115,9 @@ t.test('status --wait fails at once for a client that needs a user action', { sk
     t.equal(r.code, 1);
     t.match(
       r.err,
-      /^gsa-emu: the client cannot become Connected by itself \(state Initializing\): it is not onboarded \(SilentOnboard is not TRUE\): run "gsa-emu onboard --state-dir '[^']*state with space'"/,
+      RegExp(
+        String.raw`^gsa-emu: the client cannot become Connected by itself \(state Initializing\): it is not onboarded \(SilentOnboard is not TRUE\): run "${g} onboard --state-dir '[^']*state with space'"`,
+      ),
     );
     t.ok(r.took < 10_000, `did not wait the 20 s (${r.took} ms)`);
   });
@@ -121,7 +129,9 @@ t.test('status --wait fails at once for a client that needs a user action', { sk
     t.equal(r.code, 1);
     t.match(
       r.err,
-      /\(state Disabled\): the VPN is off \(switched off in Settings\): run "gsa-emu vpn on --state-dir /,
+      RegExp(
+        String.raw`\(state Disabled\): the VPN is off \(switched off in Settings\): run "${g} vpn on --state-dir `,
+      ),
     );
     t.ok(r.took < 10_000, `did not wait the 20 s (${r.took} ms)`);
   });
@@ -133,7 +143,7 @@ t.test('status --wait fails at once for a client that needs a user action', { sk
     t.equal(r.code, 1);
     t.match(
       r.err,
-      /the Global Secure Access tile is turned off: run "gsa-emu toggle m365 on --state-dir /,
+      RegExp(`the Global Secure Access tile is turned off: run "${g} toggle m365 on --state-dir `),
     );
     t.ok(r.took < 10_000, `did not wait the 20 s (${r.took} ms)`);
   });
@@ -146,7 +156,7 @@ t.test('status --wait fails at once for a client that needs a user action', { sk
       r.err,
       /the Global Secure Access tile is hidden and off by the client configuration \(EnableGSA=0: .*\): change it and restart the client/,
     );
-    t.notMatch(r.err, /run "gsa-emu toggle/, 'no command: the user cannot turn it on');
+    t.notMatch(r.err, /gsa-emu toggle/, 'no command: the user cannot turn it on');
     t.ok(r.took < 10_000, `did not wait the 20 s (${r.took} ms)`);
   });
 
@@ -258,4 +268,86 @@ t.test('--state-dir help names $GSA_EMU_STATE_DIR', async (t) => {
     const help = cmd?.options.find((o) => o.long === '--state-dir')?.description ?? '';
     t.match(help, /\(default \$GSA_EMU_STATE_DIR, else ~\/\.gsa-emu\)/, `${name} --state-dir`);
   }
+});
+
+/** `status --wait <s>` with `env`; when each stderr line arrived (ms after the start). */
+async function waitTimed(stateDir: string, seconds: string, env: NodeJS.ProcessEnv = process.env) {
+  const t0 = Date.now();
+  const child = spawn(
+    process.execPath,
+    [mainJs, 'status', '--wait', seconds, '--state-dir', stateDir],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    },
+  );
+  const lines: Array<{ at: number; text: string }> = [];
+  let buf = '';
+  child.stderr.on('data', (d) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      lines.push({ at: Date.now() - t0, text: buf.slice(0, i) });
+      buf = buf.slice(i + 1);
+    }
+  });
+  const r = await collect(child, 30_000);
+  return { ...r, lines, took: Date.now() - t0 };
+}
+
+t.test(
+  'Disabled by your organization: waited for, and said once with the time',
+  { skip },
+  async (t) => {
+    const dir = await folder(t);
+    // The built-in tenant with every forwarding profile disabled.
+    const doc = JSON.parse(
+      readFileSync(
+        join(import.meta.dirname, '../../data/tenants/default/forwarding-profiles.json'),
+        'utf8',
+      ),
+    ) as { forwardingProfiles: Array<{ state: string }> };
+    for (const p of doc.forwardingProfiles) p.state = 'disabled';
+    const tenant = join(dir, 'tenant.json');
+    await writeFile(tenant, JSON.stringify(doc));
+    const edge = await startEdge({ stateDir: join(dir, 'edge'), tls: false, persistKey: false });
+    t.teardown(() => edge.close({ graceMs: 0 }));
+    const client = await startClient({
+      edge: { url: edge.url, ca: null },
+      tenant,
+      listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
+      resolver: { system: false },
+      processLookup: false,
+    });
+    t.teardown(() => client.close());
+    t.equal(client.status().state, 'Disabled by your organization');
+    const stateDir = join(dir, 'state');
+    makeDirs(stateDir);
+    writeClientState(stateDir, stateOf(client.addresses.admin, client.admin!.token));
+    const r = await waitTimed(stateDir, '3');
+    t.equal(r.code, 1, r.err);
+    const notices = r.lines.filter((l) => l.text.startsWith('gsa-emu status: waiting'));
+    t.equal(notices.length, 1, 'said once');
+    t.match(
+      notices[0]?.text,
+      /^gsa-emu status: waiting up to [1-3] s more: the client is "Disabled by your organization" \(no forwarding profile is enabled; profiles from .*tenant\.json\) and connects when an administrator enables one$/,
+    );
+    t.ok((notices[0]?.at ?? Infinity) < r.took - 1500, 'said while waiting, not at the end');
+    t.match(
+      r.err,
+      /gsa-emu: no Connected client within 3 s; last answer: state Disabled by your organization/,
+    );
+    t.ok(r.took >= 2900, `waited the 3 s (${r.took} ms)`);
+  },
+);
+
+t.test('the suggested fix names gsa-emu as the user runs it', { skip }, async (t) => {
+  const { stateDir } = await running(t, { EnableGSA: 2 });
+  const bin = await folder(t);
+  await writeFile(join(bin, 'gsa-emu'), '#!/bin/sh\n', { mode: 0o755 });
+  const installed = await waitTimed(stateDir, '20', { ...process.env, PATH: bin });
+  t.equal(installed.code, 1);
+  t.match(installed.err, /: run "gsa-emu onboard --state-dir /, 'on PATH: gsa-emu');
+  const checkout = await waitTimed(stateDir, '20', { ...process.env, PATH: '/nonexistent' });
+  t.equal(checkout.code, 1);
+  t.match(checkout.err, /: run "npx gsa-emu onboard --state-dir /, 'not on PATH: npx gsa-emu');
 });

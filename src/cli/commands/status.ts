@@ -14,7 +14,7 @@ import { GsaError, UsageError } from '../../errors.js';
 import type { ChannelName } from '../../policy/model.js';
 import { shellWord } from '../../util/shell-word.js';
 import { stateDir } from '../../util/state-dir.js';
-import { addAdminOptions, waitSeconds } from '../common.js';
+import { addAdminOptions, cliCommand, waitSeconds } from '../common.js';
 
 /** How often `--wait` asks again. */
 const WAIT_POLL_MS = 200;
@@ -32,10 +32,11 @@ function addressFlags(o: AdminFlags & { stateDir?: string | undefined }): string
 
 /**
  * Why a client that answers `st` cannot become Connected without a user action, with the
- * command that does it where there is one (`flags`: appended to it, see `addressFlags`), or
- * null when it may still get there by itself: Initializing while the tenant loads, channels
- * still connecting, "Some channels are unreachable" while the edge comes up, "Disabled by
- * your organization" until the tenant enables a profile (the profiles are polled).
+ * command that does it where there is one (`cli`: how gsa-emu is run, see `cliCommand`;
+ * `flags`: appended to it, see `addressFlags`), or null when it may still get there by
+ * itself: Initializing while the tenant loads, channels still connecting, "Some channels are
+ * unreachable" while the edge comes up, "Disabled by your organization" until the tenant
+ * enables a profile (the profiles are polled).
  *
  * Stuck: not onboarded (SilentOnboard not TRUE), the VPN off, the Global Secure Access tile
  * off (by the user, or hidden/locked off by the client configuration), or every channel
@@ -46,15 +47,16 @@ export function cannotConnect(
   st: StatusView,
   profileOn: ((c: ChannelName) => boolean) | null = null,
   flags = '',
+  cli = 'gsa-emu',
 ): string | null {
   if (st.state === 'Connected') return null;
   const reasons: string[] = [];
   if (!st.onboarded) {
-    reasons.push(`it is not onboarded (SilentOnboard is not TRUE): run "gsa-emu onboard${flags}"`);
+    reasons.push(`it is not onboarded (SilentOnboard is not TRUE): run "${cli} onboard${flags}"`);
   }
   if (!st.vpnOn) {
     reasons.push(
-      `the VPN is off (switched off in ${st.vpn.offVia === 'app' ? 'the app' : 'Settings'}): run "gsa-emu vpn on${flags}"`,
+      `the VPN is off (switched off in ${st.vpn.offVia === 'app' ? 'the app' : 'Settings'}): run "${cli} vpn on${flags}"`,
     );
   }
   if (reasons.length === 0 && st.state === 'Disabled') {
@@ -62,7 +64,7 @@ export function cannotConnect(
     const tileOff = (c: ChannelName, what: string): string => {
       const t = st.tiles[c];
       return t.visible && t.userCanToggle
-        ? `${what} is turned off: run "gsa-emu toggle ${c} on${flags}"`
+        ? `${what} is turned off: run "${cli} toggle ${c} on${flags}"`
         : `${what} is ${t.visible ? 'off and locked' : 'hidden and off'} by the client configuration (${t.reason}): change it and restart the client`;
     };
     if (!gsa.on) {
@@ -100,19 +102,24 @@ async function enabledProfiles(target: AdminTarget): Promise<((c: ChannelName) =
 /**
  * `--wait`: asks until a running client answers with state Connected (every channel it
  * forwards has its tunnel up), or `seconds` pass: then GSA_ERR_NOT_READY with the last
- * answer (the state and notes, or why nothing answered). It ends at once when an `up`
- * launched with it fails to start (its reason, from `<state-dir>/up-failed.json`), when the
- * client cannot become Connected without a user action (`cannotConnect`: GSA_ERR_NOT_READY
- * with the reason and the command), and when it has no admin API (`--admin-port off`:
- * GSA_ERR_ADMIN_UNREACHABLE) or the command line is wrong (an unreadable --admin-token).
+ * answer (the state and notes, or why nothing answered). While the client is "Disabled by
+ * your organization" (no profile enabled: an administrator may enable one, the profiles are
+ * polled) it waits, and says so once through `note`, with the time it will still wait. It
+ * ends at once when an `up` launched with it fails to start (its reason, from
+ * `<state-dir>/up-failed.json`), when the client cannot become Connected without a user
+ * action (`cannotConnect`: GSA_ERR_NOT_READY with the reason and the command), and when it
+ * has no admin API (`--admin-port off`: GSA_ERR_ADMIN_UNREACHABLE) or the command line is
+ * wrong (an unreadable --admin-token).
  */
 async function waitConnected(
   dir: string,
   flags: AdminFlags & { stateDir?: string | undefined },
   seconds: number,
+  note: (line: string) => void,
 ) {
   const deadline = Date.now() + seconds * 1000;
   let last = 'nothing asked yet';
+  let told = false;
   for (;;) {
     let st: StatusView | null = null;
     let target: AdminTarget | null = null;
@@ -132,11 +139,18 @@ async function waitConnected(
         st.state === 'Disabled' && st.onboarded && st.vpnOn && st.tiles.m365.on
           ? await enabledProfiles(target)
           : null;
-      const why = cannotConnect(st, profileOn, addressFlags(flags));
+      const why = cannotConnect(st, profileOn, addressFlags(flags), cliCommand());
       if (why !== null) {
         throw new GsaError(
           'GSA_ERR_NOT_READY',
           `the client cannot become Connected by itself (state ${st.state}): ${why}`,
+        );
+      }
+      if (st.state === 'Disabled by your organization' && !told) {
+        told = true;
+        const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+        note(
+          `gsa-emu status: waiting up to ${left} s more: the client is "Disabled by your organization" (no forwarding profile is enabled; profiles from ${st.profileSource}) and connects when an administrator enables one`,
         );
       }
     }
@@ -187,7 +201,12 @@ export function register(program: Command): void {
         const flags: AdminFlags = { admin: o.admin, adminToken: o.adminToken };
         const st =
           o.wait !== undefined
-            ? await waitConnected(dir, { ...flags, stateDir: o.stateDir }, waitSeconds(o.wait))
+            ? await waitConnected(
+                dir,
+                { ...flags, stateDir: o.stateDir },
+                waitSeconds(o.wait),
+                (l) => process.stderr.write(`${l}\n`),
+              )
             : await adminCall<StatusView>(adminTarget(dir, flags), 'GET', '/status');
         const health = o.health
           ? (await adminCall<{ checks: HealthCheck[] }>(adminTarget(dir, flags), 'GET', '/health'))

@@ -5,13 +5,13 @@
  * live flow table (redrawn on a TTY, one line per new flow otherwise). Ctrl+C stops
  * everything and says where the logs are. See docs/usage.md.
  */
-import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { clearStartFailure, tokenFileOf, writeStartFailure } from '../../client/admin-client.js';
 import { edgeUrlOf, type RunningClient } from '../../client/client.js';
-import type { Demo } from '../../client/demo.js';
-import { formatFlowLine, formatFlows, formatTiles } from '../../client/format.js';
+import { type DecidedTry, type Demo, decideTries } from '../../client/demo.js';
+import { CHANNEL_LABEL, type StatusView } from '../../client/diagnostics.js';
+import { formatFlowLine, formatFlows, formatTiles, tryOutcome } from '../../client/format.js';
 import {
   attachHostTun,
   type HostTun,
@@ -20,10 +20,11 @@ import {
 } from '../../client/tun-host.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
+import type { ChannelName } from '../../policy/model.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { shellWord } from '../../util/shell-word.js';
 import { defaultStateDir, stateDir } from '../../util/state-dir.js';
-import { addPolicyOptions, collect } from '../common.js';
+import { addPolicyOptions, cliCommand, collect } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { LOG_LEVELS, startWorld, type World } from '../world.js';
 
@@ -436,7 +437,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     world.writeState();
     ready = true;
     clearStartFailure(world.dir);
-    const banner = bannerText(client, {
+    const bannerOptions: Parameters<typeof bannerText>[1] = {
       dir: world.dir,
       tokenFile: client.admin?.token ? tokenFileOf(world.stateFile) : null,
       edgeUrl: world.edgeUrl,
@@ -456,8 +457,18 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
             pref: plan!.pref,
           }
         : null,
-    });
-    out.write(`${banner}\n`);
+    };
+    // The example commands as the client decides them now: decided again when the classifier
+    // is swapped (a toggle, new profiles), not at every redraw.
+    let decided: { generation: number; tries: DecidedTry[] } | null = null;
+    const draw = async (): Promise<string> => {
+      if (demo && decided?.generation !== client.generation) {
+        const generation = client.generation;
+        decided = { generation, tries: await decideTries(client.forwarder) };
+      }
+      return bannerText(client, { ...bannerOptions, ...(decided ? { tries: decided.tries } : {}) });
+    };
+    out.write(`${await draw()}\n`);
     if (o.once || signalled) {
       if (signalled) out.write('\nstopping...\n');
       await stop();
@@ -467,9 +478,19 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     let timer: NodeJS.Timeout | null = null;
     let unsub: (() => void) | null = null;
     if (tty) {
+      let drawing = false;
       timer = setInterval(() => {
-        const flows = client.flows.list().slice(-20);
-        out.write(`\x1b[2J\x1b[H${banner}\n\n${formatFlows(flows)}\n`);
+        if (drawing) return;
+        drawing = true;
+        void draw()
+          .then((banner) => {
+            if (timer === null) return; // stopped meanwhile
+            const flows = client.flows.list().slice(-20);
+            out.write(`\x1b[2J\x1b[H${banner}\n\n${formatFlows(flows)}\n`);
+          })
+          .finally(() => {
+            drawing = false;
+          });
       }, 1000);
     } else {
       unsub = client.flows.onChange((rec, ev) => {
@@ -482,6 +503,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       if (exitAfter !== null) setTimeout(resolve, exitAfter * 1000).unref();
     });
     if (timer) clearInterval(timer);
+    timer = null;
     unsub?.();
     out.write('\nstopping...\n');
     await stop();
@@ -522,27 +544,8 @@ export function stateDirArg(dir: string, platform: string = process.platform): s
   return ` --state-dir ${shellWord(dir, platform)}`;
 }
 
-/**
- * How the user runs gsa-emu from a shell: `gsa-emu` when it is on their PATH (installed
- * globally), else `npx gsa-emu` (a checkout, or a project's dependency: npm puts
- * node_modules/.bin on the PATH of `npm start` and `npx`, not on the user's).
- */
-export function cliCommand(
-  path: string = process.env.PATH ?? '',
-  platform: string = process.platform,
-): string {
-  const names = platform === 'win32' ? ['gsa-emu.cmd', 'gsa-emu.exe'] : ['gsa-emu'];
-  for (const d of path.split(platform === 'win32' ? ';' : ':')) {
-    if (!d || /[\\/]node_modules[\\/]\.bin[\\/]?$/.test(d)) continue;
-    for (const n of names) {
-      try {
-        accessSync(join(d, n), fsConstants.X_OK);
-        return 'gsa-emu';
-      } catch {}
-    }
-  }
-  return 'npx gsa-emu';
-}
+// How the banner names gsa-emu: ../common.ts, where `status` finds it too.
+export { cliCommand };
 
 const WILDCARD = /^(\w+:\/\/)?(0\.0\.0\.0|\[::\])(?=:\d)/;
 
@@ -585,6 +588,8 @@ export function bannerText(
     cli?: string;
     /** `--once`: the banner ends the run (no "Ctrl+C to stop."). */
     once?: boolean;
+    /** The demo's example commands with the client's decisions (`decideTries`); default none. */
+    tries?: readonly DecidedTry[];
     tun: {
       name: string;
       address: string;
@@ -645,38 +650,45 @@ export function bannerText(
     `state       ${x.dir}`,
     '',
   ];
+  // The demo's example commands, each with what the client does with it now.
+  const { shown, leftOut } = shownTries(st, x.tries ?? []);
+  const toggle = toggleHint(st);
+  const more = (cmds: string[]) => `  ${cmds.map((c) => `${g} ${c}${sd}`).join('; ')}`;
+  const before = st.onboarded ? [] : [`  ${g} onboard${sd}   # first: the client is not onboarded`];
+  const after = leftOut ? [`  # ${leftOut}`] : [];
   if (x.demo && a.socks && a.http) {
-    const ca = x.demo.caFile;
-    const tries: Array<[string, string]> = [
-      [`--socks5-hostname ${a.socks} http://intranet.contoso.test/`, 'Private Access, tunneled'],
-      [
-        `-x http://${a.http} --cacert ${shellWord(ca)} https://outlook.office365.com/`,
-        'Microsoft 365, tunneled',
-      ],
-      [`-x http://${a.http} http://news.test/`, 'Internet Access, tunneled'],
-      [`--socks5-hostname ${a.socks} http://bypass.example.test/`, 'custom bypass, direct'],
-      [`-x http://${a.http} http://casino.test/`, 'blocked at the edge (403)'],
-    ];
-    // The comments line up, but for the long --cacert line's.
-    const width = Math.max(
-      ...tries.filter(([c]) => !c.includes('--cacert')).map(([c]) => c.length),
-    );
+    const ca = shellWord(x.demo.caFile);
+    const cmds = shown.map(({ t, off }): [string, string] => [
+      t.proxy === 'socks'
+        ? `--socks5-hostname ${a.socks} ${urlOf(t)}`
+        : `-x http://${a.http} ${t.tls ? `--cacert ${ca} ` : ''}${urlOf(t)}`,
+      tryOutcome(
+        t.decision,
+        off,
+        t.edgeBlocks ? (t.proxy === 'http' ? '403' : 'SOCKS reply 0x02') : null,
+      ),
+    ]);
     lines.push(
       'try:',
-      ...tries.map(([c, what]) => `  curl ${cred}${c.padEnd(width)}   # ${what}`),
-      ...(st.onboarded ? [] : [`  ${g} onboard${sd}   # first: the client is not onboarded`]),
-      `  ${g} toggle internet off${sd}; ${g} status${sd}; ${g} flows${sd}`,
+      ...before,
+      ...tryLines(cmds, `curl ${cred}`),
+      ...after,
+      more([...(toggle ? [toggle] : []), 'status', 'flows']),
       '',
     );
   }
   if (x.demo && x.tun) {
+    const ca = shellWord(x.demo.caFile);
+    const cmds = shown.map(({ t, off }): [string, string] => [
+      `${t.tls ? `--cacert ${ca} ` : ''}${urlOf(t)}`,
+      tryOutcome(t.decision, off, t.edgeBlocks ? 'reset' : null),
+    ]);
     lines.push(
       'try (any application on this host is captured):',
-      '  curl http://intranet.contoso.test/                        # Private Access, tunneled',
-      `  curl --cacert ${x.demo.caFile} https://outlook.office365.com/   # Microsoft 365, tunneled`,
-      '  curl http://bypass.example.test/                          # custom bypass, direct',
-      '  curl http://casino.test/                                  # blocked at the edge (reset)',
-      `  ${g} flows${sd}; ${g} status${sd}`,
+      ...before,
+      ...tryLines(cmds, 'curl '),
+      ...after,
+      more(['flows', 'status']),
       '',
     );
   }
@@ -692,4 +704,64 @@ export function bannerText(
   }
   if (!x.once) lines.push('Ctrl+C to stop.');
   return lines.join('\n');
+}
+
+/** `http://name/`, `https://name/` (the demo tries use the default ports). */
+function urlOf(t: DecidedTry): string {
+  return `${t.tls ? 'https' : 'http'}://${t.host}/`;
+}
+
+/**
+ * The tries the banner shows, each with why its channel does not forward now (null: it
+ * does), and `leftOut`: which channels' tries it leaves out, and why (null: none). Left out
+ * are those of a channel the client configuration hides (its tile hidden and off, or the
+ * Global Secure Access tile hidden and off): no user action turns it on.
+ */
+function shownTries(
+  st: StatusView,
+  tries: readonly DecidedTry[],
+): { shown: Array<{ t: DecidedTry; off: string | null }>; leftOut: string | null } {
+  const hiddenOff = (c: ChannelName) => !st.tiles[c].visible && !st.tiles[c].on;
+  const gsaOff = !st.onboarded
+    ? 'not onboarded'
+    : !st.vpnOn
+      ? 'the VPN is off'
+      : !st.tiles.m365.effective
+        ? 'Global Secure Access is off'
+        : null;
+  const shown = tries
+    .filter((t) => !hiddenOff(t.channel) && !hiddenOff('m365'))
+    .map((t) => ({
+      t,
+      off: gsaOff ?? (st.tiles[t.channel].effective ? null : `${CHANNEL_LABEL[t.channel]} is off`),
+    }));
+  const hidden = [...new Set(tries.map((t) => t.channel))].filter(hiddenOff);
+  const leftOut =
+    tries.length > 0 && hiddenOff('m365')
+      ? 'no example: the client configuration hides Global Secure Access'
+      : hidden.length > 0
+        ? `no example for ${hidden.map((c) => CHANNEL_LABEL[c]).join(' or ')}: the client configuration hides it`
+        : null;
+  return { shown, leftOut };
+}
+
+/**
+ * The toggle the banner suggests: the Global Secure Access tile on when it is off, else the
+ * Internet Access toggle to its other position; none where the user may not switch it.
+ */
+function toggleHint(st: StatusView): string | null {
+  const gsa = st.tiles.m365;
+  const inet = st.tiles.internet;
+  if (!gsa.on) return gsa.visible && gsa.userCanToggle ? 'toggle m365 on' : null;
+  if (!inet.visible || !inet.userCanToggle) return null;
+  return `toggle internet ${inet.on ? 'off' : 'on'}`;
+}
+
+/** `  curl <args>   # <what>`, the comments lined up but for a long --cacert line's. */
+function tryLines(cmds: Array<[string, string]>, prefix: string): string[] {
+  const width = Math.max(
+    0,
+    ...cmds.filter(([c]) => !c.includes('--cacert')).map(([c]) => c.length),
+  );
+  return cmds.map(([c, what]) => `  ${prefix}${c.padEnd(width)}   # ${what}`);
 }
