@@ -4,7 +4,7 @@
  *   - sequential connections per second (SOCKS5 handshake + CONNECT + 1 byte + close);
  * for: direct loopback (no proxy), gsa-emu bypassed flows, gsa-emu tunneled flows (client
  * -> edge over ws and over wss, edge -> destination), and, when installed, microsocks,
- * dante and v2ray (SOCKS -> freedom, and the SOCKS -> VLESS/ws -> freedom chain).
+ * dante and v2ray (SOCKS -> freedom, and the SOCKS -> VLESS/ws -> freedom chain, with and without v2ray's mux).
  *
  * Processes: the load generator and the TCP source run here; the gsa-emu client, the
  * gsa-emu edge and each peer proxy run in processes of their own. Everything listens on
@@ -304,9 +304,9 @@ async function startDante(dir: string): Promise<Peer | null> {
   const p = spawn(bin, ['-f', conf, '-p', join(dir, 'danted.pid')], { stdio: 'ignore' });
   try {
     await waitPort(port);
-  } catch {
+  } catch (err) {
     p.kill();
-    return null;
+    return peerFailed('dante', err);
   }
   const v = spawnSync(bin, ['-v'], { encoding: 'utf8' });
   return {
@@ -317,7 +317,31 @@ async function startDante(dir: string): Promise<Peer | null> {
   };
 }
 
-async function startV2ray(dir: string, chain: boolean): Promise<Peer | null> {
+/** The v2ray rows' names, by mode (startV2ray). */
+const V2RAY_ROWS = {
+  freedom: 'v2ray socks->freedom',
+  chain: 'v2ray socks->vless/ws->freedom',
+  mux: 'v2ray socks->vless/ws (mux)->freedom',
+} as const;
+
+/** Peers installed here that did not start (named in the report, not silently left out). */
+const failedPeers: string[] = [];
+
+/** A peer that is installed but did not start: said on stderr and in the report. */
+function peerFailed(name: string, err: unknown): null {
+  const why = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`${name}: installed, but did not start: ${why}\n`);
+  failedPeers.push(`${name} (${why})`);
+  return null;
+}
+
+/**
+ * v2ray as SOCKS -> freedom (`freedom`), or as the issue's SOCKS -> VLESS over WebSocket ->
+ * freedom chain (`chain`: a new WebSocket per flow, v2ray's default), or that chain with
+ * v2ray's mux (`mux`: flows multiplexed over few WebSockets, as gsa-emu's one tunnel).
+ */
+async function startV2ray(dir: string, mode: 'freedom' | 'chain' | 'mux'): Promise<Peer | null> {
+  const chain = mode !== 'freedom';
   const bin = which('v2ray');
   if (!bin) return null;
   const socksPort = await freePort();
@@ -378,19 +402,20 @@ async function startV2ray(dir: string, chain: boolean): Promise<Peer | null> {
                 ],
               },
               streamSettings: ws,
+              ...(mode === 'mux' ? { mux: { enabled: true, concurrency: 8 } } : {}),
             },
           ],
         },
         socksPort,
       );
     }
-  } catch {
+  } catch (err) {
     for (const p of procs) p.kill();
-    return null;
+    return peerFailed(`v2ray (${mode})`, err);
   }
   const v = spawnSync(bin, ['version'], { encoding: 'utf8' });
   return {
-    name: chain ? 'v2ray socks->vless/ws->freedom' : 'v2ray socks->freedom',
+    name: V2RAY_ROWS[mode],
     socks: { host: '127.0.0.1', port: socksPort },
     procs,
     version: v.stdout.split('\n')[0]?.trim() ?? 'v2ray',
@@ -596,8 +621,9 @@ async function main(): Promise<void> {
       () => startTunnelFloor(dir, true),
       () => startMicrosocks(),
       () => startDante(dir),
-      () => startV2ray(dir, false),
-      () => startV2ray(dir, true),
+      () => startV2ray(dir, 'freedom'),
+      () => startV2ray(dir, 'chain'),
+      () => startV2ray(dir, 'mux'),
     ];
     for (const start of starters) {
       const peer = await start();
@@ -669,8 +695,9 @@ function report(rows: Row[]): void {
   const bypass = get('gsa-emu SOCKS, bypassed');
   const tun = get('gsa-emu SOCKS, tunneled (ws)');
   const tunTls = get('gsa-emu SOCKS, tunneled (wss)');
-  const v2 = get('v2ray socks->freedom');
-  const chain = get('v2ray socks->vless');
+  const v2 = get(V2RAY_ROWS.freedom);
+  const chain = get(V2RAY_ROWS.chain);
+  const mux = get(V2RAY_ROWS.mux);
   const micro = get('microsocks');
   const floor = get('node floor');
   const cFloor = get('C tunnel floor (');
@@ -686,7 +713,7 @@ function report(rows: Row[]): void {
     '',
     `\`npm run bench:proxy\` (bench/proxy.ts; ${process.version}, ${cpu}, ${os.cpus().length} cores; median of ${RUNS} runs; ${when}Z). Raw data: bench/results/proxy.json.`,
     '',
-    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run of ${WARM_CONNS.toLocaleString('en-US')}). Every proxy stays up for the whole run and the recorded runs are interleaved (each round measures every row once), so the host's drift over minutes falls on all rows alike. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
+    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; the clock stops when a stream's last byte has arrived (not at the proxy's FIN, which v2ray holds for about a second), and every read is checked against the source's pattern (byte i is i mod 251); sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run of ${WARM_CONNS.toLocaleString('en-US')}). Every proxy stays up for the whole run and the recorded runs are interleaved (each round measures every row once), so the host's drift over minutes falls on all rows alike. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
     '',
     '| path | 1 stream GB/s | 8 streams GB/s | conn/s | notes |',
     '|---|---:|---:|---:|---|',
@@ -701,9 +728,10 @@ function report(rows: Row[]): void {
       `- bypassed >= v2ray (socks->freedom) throughput: ${f2(bypass.single)} vs ${f2(v2.single)} GB/s (1 stream, x${(bypass.single / v2.single).toFixed(2)}), ${f2(bypass.multi)} vs ${f2(v2.multi)} (8 streams, x${(bypass.multi / v2.multi).toFixed(2)}).`,
     );
   }
-  if (tun) {
+  if (tun && chain) {
+    const x = (a: number, b: number) => `x${(a / b).toFixed(1)}`;
     lines.push(
-      `- tunneled >= 3x the VLESS/ws chain (0.33 GB/s measured elsewhere, so 0.99 GB/s): ws ${f2(tun.single)} GB/s (x${(tun.single / 0.33).toFixed(1)} of 0.33)${tunTls ? `, wss ${f2(tunTls.single)} GB/s` : ''}${chain ? `; the chain measured here: ${f2(chain.single)} GB/s (tunneled ws x${(tun.single / chain.single).toFixed(1)})` : ''}.`,
+      `- tunneled >= 3x the VLESS/ws chain: ws ${f2(tun.single)} vs ${f2(chain.single)} GB/s (1 stream, ${x(tun.single, chain.single)}), ${f2(tun.multi)} vs ${f2(chain.multi)} (8 streams, ${x(tun.multi, chain.multi)})${tunTls ? `; wss ${f2(tunTls.single)} and ${f2(tunTls.multi)} GB/s` : ''}${mux ? `; against the chain with v2ray's mux (one WebSocket for many flows, as gsa-emu's tunnel): ${f2(mux.single)} and ${f2(mux.multi)} GB/s (${x(tun.single, mux.single)}, ${x(tun.multi, mux.multi)})` : ''}. The issue measured the chain at 0.33 GB/s elsewhere (curl): ws is ${x(tun.single, 0.33)} of that.`,
     );
   }
   if (tun && micro) {
@@ -730,6 +758,9 @@ function report(rows: Row[]): void {
     lines.push(
       `- the tunneled topology's own floor: the same two processes and hops in C (bench/tunnel-floor.c, ws-framed mux, no policy) reach ${cFloor.conns.toFixed(0)} conn/s (x${(cFloor.conns / micro.conns).toFixed(2)} of microsocks)${cEarly ? `, ${cEarly.conns.toFixed(0)} (x${(cEarly.conns / micro.conns).toFixed(2)}) with the SOCKS reply sent before the edge connects` : ''}; gsa-emu tunneled (ws) is x${(tun.conns / cFloor.conns).toFixed(2)} of that floor, so what separates it from microsocks is Node.js's per-connection cost, not the topology${nodeTun ? `; the same topology in minimal Node.js (bench/node-floor-tunnel.ts) reaches ${nodeTun.conns.toFixed(0)} conn/s (x${(nodeTun.conns / cFloor.conns).toFixed(2)} of the C floor), and gsa-emu tunneled (ws) is x${(tun.conns / nodeTun.conns).toFixed(2)} of it` : ''}.`,
     );
+  }
+  if (failedPeers.length) {
+    lines.push(`- not measured, installed but did not start: ${failedPeers.join('; ')}.`);
   }
   lines.push('<!-- proxy:end -->');
   const section = lines.join('\n');
