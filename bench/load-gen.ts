@@ -10,6 +10,7 @@
  *   connection after another.
  * A proxy that closes before it answered makes the run fail, never hang.
  */
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import net, { type AddressInfo, type Socket } from 'node:net';
@@ -107,7 +108,13 @@ export function openDirect(dst: Target): Promise<LgSocket> {
   });
 }
 
-export type Opener = (dst: Target) => Promise<LgSocket>;
+/** Opens a connection to `dst`; `proxy`: the SOCKS5 proxy it goes through (none: direct). */
+export type Opener = ((dst: Target) => Promise<LgSocket>) & { proxy?: Target };
+
+/** Connections through the SOCKS5 proxy at `proxy`. */
+export function viaSocks(proxy: Target): Opener {
+  return Object.assign((d: Target) => socksConnect(proxy, d), { proxy });
+}
 
 const PERIOD = 251;
 /** Reads `bytes` bytes of the source's pattern (first and last byte of each read checked). */
@@ -132,20 +139,37 @@ export async function startSource(): Promise<{ port: number; close(): void }> {
   for (let i = 0; i < chunk.length; i++) chunk[i] = i % PERIOD;
   const server = net.createServer((s) => {
     s.on('error', () => {});
-    // The 8-byte header may come in pieces (a proxy is free to split it).
+    // The 8-byte header may come in pieces (a proxy is free to split it). A request that
+    // starts with "GET " is HTTP instead (curl): GET /<count> gets <count> bytes as its body.
     let got = Buffer.alloc(0);
     const onHeader = (c: Buffer): void => {
       got = Buffer.concat([got, c]);
       if (got.length < 8) return;
+      if (got.subarray(0, 4).toString('latin1') === 'GET ') {
+        const head = got.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        s.removeListener('data', onHeader);
+        const m = /^GET \/(\d+) /.exec(head);
+        if (m === null) {
+          s.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+          return;
+        }
+        s.write(
+          `HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${m[1]}\r\nConnection: close\r\n\r\n`,
+        );
+        start(Number(m[1]), true);
+        return;
+      }
       s.removeListener('data', onHeader);
       start(Number(got.readBigUInt64BE(0)));
     };
     s.on('data', onHeader);
-    const start = (count: number): void => {
+    const start = (count: number, http = false): void => {
       let left = count;
       let sent = 0;
       if (left === 0) {
-        s.end('x');
+        if (http) s.end();
+        else s.end('x');
         return;
       }
       const pump = (): void => {
@@ -253,4 +277,52 @@ export async function connRate(
     if (used.length) process.stderr.write(`  proxy CPU us per connection: ${used.join(', ')}\n`);
   }
   return n / secs;
+}
+
+/**
+ * The issue's method: curl downloads `bytes` from the source (HTTP, GET /<bytes>) through the
+ * SOCKS5 proxy (`--socks5-hostname`, the name resolved by the proxy) or directly (null), in
+ * `streams` parallel curl processes; GB/s over the wall time from the first start to the
+ * last exit (a curl process starts in a few ms). Each curl must report HTTP 200 and every
+ * byte (curl writes them to /dev/null: their contents are not checked in this mode).
+ */
+export async function curlThroughput(
+  proxy: Target | null,
+  dst: Target,
+  streams: number,
+  bytes: number,
+): Promise<number> {
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: streams }, async () => {
+      const args = [
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{size_download}',
+        '--max-time',
+        '600',
+        ...(proxy ? ['--socks5-hostname', `${proxy.host}:${proxy.port}`] : []),
+        `http://${dst.host}:${dst.port}/${bytes}`,
+      ];
+      const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+      });
+      child.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+      });
+      const [code] = (await once(child, 'close')) as [number | null];
+      const [status, size] = out.trim().split(' ');
+      if (code !== 0 || status !== '200' || Number(size) !== bytes) {
+        throw new Error(
+          `curl ${args.join(' ')}: exit ${code}, HTTP ${status}, ${size} of ${bytes} bytes ${err.trim()}`,
+        );
+      }
+    }),
+  );
+  return (streams * bytes) / ((performance.now() - t0) / 1000) / 1e9;
 }

@@ -29,13 +29,14 @@ import { startEdge } from '../src/edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../src/edge/thread.js';
 import {
   connRate,
+  curlThroughput,
   median,
   type Opener,
   openDirect,
-  socksConnect,
   startSource,
   type Target,
   throughput,
+  viaSocks,
 } from './load-gen.js';
 
 const QUICK = process.env.QUICK === '1';
@@ -451,6 +452,14 @@ interface Row {
   note: string;
 }
 
+/**
+ * CLIENT=curl: the throughput phases download with curl, as the issue measured (2 GiB in one
+ * stream; 8 streams of 256 MiB), instead of the Node.js load generator. Connections are
+ * always the generator's (a curl process per connection would measure curl's start-up).
+ */
+const CURL = process.env.CLIENT === 'curl';
+const CURL_SINGLE = (QUICK ? 256 : 2048) * 2 ** 20;
+
 /** ONLY=regex measures only the rows whose name matches (for profiling one path). */
 const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 /** PHASES=single,multi,conns (default all) picks the measurements (with ONLY, for profiling). */
@@ -481,8 +490,15 @@ async function warmUp(e: Entry): Promise<void> {
 
 /** One recorded run of each measurement. */
 async function measureOnce(e: Entry): Promise<void> {
-  if (PHASES.has('single')) e.s.push(await throughput(e.open, e.dst, 1, SINGLE));
-  if (PHASES.has('multi')) e.m.push(await throughput(e.open, e.dst, 8, MULTI));
+  if (CURL) {
+    // The issue's method: curl, 2 GiB in all per measurement.
+    const proxy = e.open.proxy ?? null;
+    if (PHASES.has('single')) e.s.push(await curlThroughput(proxy, e.dst, 1, CURL_SINGLE));
+    if (PHASES.has('multi')) e.m.push(await curlThroughput(proxy, e.dst, 8, CURL_SINGLE / 8));
+  } else {
+    if (PHASES.has('single')) e.s.push(await throughput(e.open, e.dst, 1, SINGLE));
+    if (PHASES.has('multi')) e.m.push(await throughput(e.open, e.dst, 8, MULTI));
+  }
   if (PHASES.has('conns')) e.c.push(await connRate(e.open, e.dst, CONNS, e.procs));
 }
 
@@ -506,8 +522,7 @@ const TUNNELED: Target = { host: 'bench.contoso.test', port: 8000 };
 /** Connections through the SOCKS5 proxy at `addr` (host:port). */
 function socksOpener(addr: string): Opener {
   const [h, p] = addr.split(':');
-  const proxy: Target = { host: h!, port: Number(p) };
-  return (d) => socksConnect(proxy, d);
+  return viaSocks({ host: h!, port: Number(p) });
 }
 
 /**
@@ -635,7 +650,7 @@ async function main(): Promise<void> {
       }
       add(
         peer.name,
-        (d) => socksConnect(peer.socks, d),
+        viaSocks(peer.socks),
         direct,
         peer.version,
         peer.procs.map((p, i) => ({ role: `process ${i + 1}`, pid: p.pid! })),
@@ -713,7 +728,7 @@ function report(rows: Row[]): void {
     '',
     `\`npm run bench:proxy\` (bench/proxy.ts; ${process.version}, ${cpu}, ${os.cpus().length} cores; median of ${RUNS} runs; ${when}Z). Raw data: bench/results/proxy.json.`,
     '',
-    `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; the clock stops when a stream's last byte has arrived (not at the proxy's FIN, which v2ray holds for about a second), and every read is checked against the source's pattern (byte i is i mod 251); sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run of ${WARM_CONNS.toLocaleString('en-US')}). Every proxy stays up for the whole run and the recorded runs are interleaved (each round measures every row once), so the host's drift over minutes falls on all rows alike. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
+    `${CURL ? `Download with curl (the issue's method: \`curl -o /dev/null --socks5-hostname\`, HTTP from a source on 127.0.0.1) through each SOCKS5 proxy: one stream of ${CURL_SINGLE / 2 ** 20} MiB, and 8 parallel curls of ${CURL_SINGLE / 8 / 2 ** 20} MiB, timed from the first curl's start to the last one's exit; each curl must get HTTP 200 and every byte` : `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy by the Node.js load generator: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; the clock stops when a stream's last byte has arrived (not at the proxy's FIN, which v2ray holds for about a second), and every read is checked against the source's pattern (byte i is i mod 251)`}; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run of ${WARM_CONNS.toLocaleString('en-US')}). Every proxy stays up for the whole run and the recorded runs are interleaved (each round measures every row once), so the host's drift over minutes falls on all rows alike. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
     '',
     '| path | 1 stream GB/s | 8 streams GB/s | conn/s | notes |',
     '|---|---:|---:|---:|---|',
