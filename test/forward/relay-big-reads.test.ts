@@ -22,10 +22,12 @@ function pattern(n: number): Buffer {
 }
 
 async function listen(t: Test, server: Server): Promise<number> {
+  const conns = new Set<Socket>();
+  server.on('connection', (c: Socket) => conns.add(c));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.teardown(() => {
-    server.closeAllConnections?.();
+    for (const c of conns) c.destroy();
     server.close();
   });
   return (server.address() as { port: number }).port;
