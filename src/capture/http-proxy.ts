@@ -3,8 +3,10 @@
  * (`GET http://host/path`), on node:http. Like the SOCKS server, it never decides policy:
  * each request becomes one `forwarder.connectTcp()`.
  *
- * Statuses: 403 blocked (a short text body naming the rule and the reason), 502 the
- * destination could not be reached or refused, 504 timeout, 400 bad request (origin-form
+ * Statuses: 403 blocked (a short text body with the reason and the rule: the one that
+ * blocked, or for a block by the edge the one that forwarded the flow), 502 the destination
+ * could not be reached or refused, or its response could not be read (a head over
+ * `maxResponseHeaderSize`, default 256 KiB), 504 timeout, 400 bad request (origin-form
  * other than /proxy.pac, https:// without CONNECT, unparsable authority), 431 headers over
  * `maxHeaderSize` (default 16 KiB), 407 when credentials are required (Basic), 501 for a
  * WebSocket upgrade through the plain proxy (other upgrades, such as h2c, are ignored).
@@ -14,7 +16,12 @@
  * streamed back with backpressure. The client's connection to the proxy stays keep-alive
  * (node:http handles that side), so keep-alive is correct without pooling upstream
  * connections across requests, which could mix flows of different decisions
- * (docs/decisions/capture-http-proxy.md).
+ * (docs/decisions/capture-http-proxy.md). Both messages get `Via` (RFC 9110 7.6.3). The
+ * response is parsed leniently (a bare LF ends a line, RFC 9112 2.2), which cannot
+ * desynchronise anything on a connection that carries one response. A response the
+ * upstream cuts short is a TCP reset to the client, never a clean end it could take for
+ * the whole. A client that closes (or half-closes) during a silent response is given up
+ * after `halfCloseTimeoutMs` without a byte either way; its FIN is not passed upstream.
  *
  * `Expect: 100-continue`: the destination is classified and its flow opened before the
  * `100 Continue`; a request refused on the way (403, 502, 504, 400, 407...) gets its final
@@ -36,8 +43,10 @@ import {
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Decision } from '../classify/types.js';
+import type { FlowRecord } from '../forward/flow-table.js';
 import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
 import { listenOn } from '../util/listen.js';
+import { resetSocket } from '../util/reset.js';
 import { assertSafeListen, type Credentials, closeOnInternalError, endSoon } from './listen.js';
 import { servePac } from './pac.js';
 
@@ -62,6 +71,15 @@ export interface HttpProxyOptions {
   maxConnections?: number;
   /** Upstream response head timeout for plain HTTP (ms) -> 504. Default 30,000. */
   responseTimeoutMs?: number;
+  /** Largest upstream response head in bytes for plain HTTP (502 above). Default 262,144. */
+  maxResponseHeaderSize?: number;
+  /**
+   * Plain HTTP: once the client has closed or half-closed its side, how long the request may
+   * go without a byte to or from the client before it is given up (ms): the upstream closed,
+   * the client's connection reset (or answered 504 before any response). Default 60,000, as
+   * the forwarder's relay (ForwarderOptions.halfCloseTimeoutMs).
+   */
+  halfCloseTimeoutMs?: number;
   /** PAC script served for `GET /proxy.pac` (origin-form), if any. */
   pacScript?: string;
   log?: ForwardLogger;
@@ -99,16 +117,45 @@ const REASON: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-/** The short body of a refusal: what happened, and the rule behind it. */
-export function refusalBody(r: Refusal, d: Decision, reason: string): string {
+/** HttpProxyOptions.maxResponseHeaderSize's default. */
+const MAX_RESPONSE_HEADER_SIZE = 256 * 1024;
+/** HttpProxyOptions.halfCloseTimeoutMs's default (the forwarder's HALF_CLOSE_TIMEOUT_MS). */
+const HALF_CLOSE_TIMEOUT_MS = 60_000;
+/** The pseudonym in the Via field this proxy adds (RFC 9110 7.6.3). */
+const VIA = 'gsa-emu';
+
+/** A refused connect, as refusalBody() reads it. */
+export interface RefusedConnect {
+  refused: Refusal;
+  decision: Decision;
+  reason: string;
+  flow: Pick<FlowRecord, 'hardening'>;
+}
+
+/**
+ * The short body of a refusal: what happened, and the rule behind it. A block by the edge
+ * (a tunneled flow the edge refused as BLOCKED: web content filtering) says so and names the
+ * client's rule as the one that forwarded the flow, not as the one that blocked it.
+ */
+export function refusalBody(c: RefusedConnect): string {
+  const { refused: r, decision: d, reason } = c;
   const rule = d.ruleName ? `"${d.ruleName}" (${d.ruleId})` : (d.ruleId ?? 'none');
-  const head =
-    r === 'blocked'
+  const byEdge = r === 'blocked' && d.action === 'tunnel' && c.flow.hardening !== 'Y';
+  const head = byEdge
+    ? 'Blocked by Global Secure Access at the edge'
+    : r === 'blocked'
       ? 'Blocked by Global Secure Access'
       : r === 'timeout'
         ? 'Connection timed out'
         : 'Connection failed';
-  return `${head}: ${reason}\nrule: ${rule}\nprofile: ${d.profileName ?? 'none'}\n`;
+  const label = byEdge ? 'forwarded by rule' : 'rule';
+  return `${head}: ${reason}\n${label}: ${rule}\nprofile: ${d.profileName ?? 'none'}\n`;
+}
+
+/** `value` with `via` appended: a received Via is kept and extended (RFC 9110 7.6.3). */
+function appendVia(value: string | string[] | undefined, via: string): string {
+  const had = Array.isArray(value) ? value.join(', ') : (value ?? '');
+  return had.trim() === '' ? via : `${had}, ${via}`;
 }
 
 /** Splits `host:port` / `[v6]:port` (CONNECT authority). */
@@ -306,7 +353,7 @@ export class HttpProxy {
       const st = statusOf(res.refused);
       endSoon(
         sock,
-        this.rawResponse(st, refusalBody(res.refused, res.decision, res.reason), {
+        this.rawResponse(st, refusalBody(res), {
           'x-gsa-connection-id': res.flow.connectionId,
         }),
       );
@@ -419,7 +466,7 @@ export class HttpProxy {
     if (r.refused !== undefined) {
       this.stats.refused++;
       req.resume();
-      this.reply(res, statusOf(r.refused), refusalBody(r.refused, r.decision, r.reason), {
+      this.reply(res, statusOf(r.refused), refusalBody(r), {
         'x-gsa-connection-id': r.flow.connectionId,
       });
       return;
@@ -437,6 +484,7 @@ export class HttpProxy {
     // client may send none).
     headers.host = url.host;
     headers.connection = 'close';
+    headers.via = appendVia(headers.via, `${req.httpVersion} ${VIA}`);
     // A body the client framed with chunked goes on chunked, with its other codings (node
     // would send a GET's or DELETE's body unframed otherwise).
     const te = req.headers['transfer-encoding'];
@@ -451,12 +499,25 @@ export class HttpProxy {
         headers,
         setHost: false,
         createConnection: () => upstream as Socket,
+        maxHeaderSize: this.opts.maxResponseHeaderSize ?? MAX_RESPONSE_HEADER_SIZE,
+        // RFC 9112 2.2: a bare LF ends a line. Lenient on this side only: the connection
+        // carries this one request (Connection: close), so no later message can be misread.
+        insecureHTTPParser: true,
       });
     } catch (err) {
       upstream.destroy();
       this.reply(res, 400, `${(err as Error).message}\n`, id);
       return;
     }
+    // Every response field is forwarded, as every request one is (the size limit bounds it).
+    upReq.maxHeadersCount = 0;
+    // A response under way that fails is cut short with an RST, so that a client reading to
+    // the close (HTTP/1.0) does not take the part for the whole (as the relay does:
+    // docs/decisions/forward-socket-reset.md).
+    const cutShort = (): void => {
+      if (res.socket) resetSocket(res.socket);
+      else res.destroy();
+    };
     // One answer per request: the first of the upstream's response, 502 and 504. A failure
     // after the upstream's response head cuts that response short (the client sees it).
     let answered = false;
@@ -466,7 +527,7 @@ export class HttpProxy {
       if (timer) clearTimeout(timer);
       upstream.destroy();
       if (answered) {
-        if (streaming && !res.writableFinished) res.destroy();
+        if (streaming && !res.writableFinished) cutShort();
         return;
       }
       answered = true;
@@ -496,6 +557,7 @@ export class HttpProxy {
       }
       const status = up.statusCode ?? 0;
       const out = endToEnd(up.headers);
+      out.via = appendVia(out.via, `${up.httpVersion} ${VIA}`);
       Object.assign(out, id);
       // Codings other than chunked stay on the body (RFC 9112 6.1); node re-chunks it.
       const ute = up.headers['transfer-encoding'];
@@ -517,20 +579,56 @@ export class HttpProxy {
         fail(502, `upstream sent an invalid response: ${bad}\n`);
         return;
       }
-      res.writeHead(status, up.statusMessage, out);
+      try {
+        res.writeHead(status, up.statusMessage, out);
+      } catch (err) {
+        // A field the lenient parser let through that node will not send (a control
+        // character in a value): nothing was written yet. The 502 gets its own reason phrase.
+        res.statusMessage = '';
+        up.destroy();
+        fail(502, `upstream sent an invalid response: ${(err as Error).message}\n`);
+        return;
+      }
       answered = true;
       streaming = true;
       up.pipe(res);
       up.on('end', () => upstream.destroy());
-      up.on('error', () => res.destroy());
+      up.on('error', cutShort);
     };
     upReq.on('upgrade', (_up, sock: Socket) => {
       sock.destroy();
       fail(502, 'upstream switched protocols (101) unasked\n');
     });
     upReq.on('error', (err) => fail(502, `upstream error: ${err.message}\n`));
+    // The client closed or half-closed its side (a FIN: the two look alike). Its FIN is not
+    // passed upstream (a node server aborts its response on it); instead the request is
+    // given up once no byte has moved to or from the client for halfCloseTimeoutMs, as the
+    // relay does (docs/decisions/forward-half-close-timeout.md). The byte counters are
+    // compared when the timer fires, so the data path pays nothing.
+    const sock = req.socket;
+    const halfCloseMs = this.opts.halfCloseTimeoutMs ?? HALF_CLOSE_TIMEOUT_MS;
+    let halfTimer: NodeJS.Timeout | null = null;
+    const moved = (): number => sock.bytesRead + sock.bytesWritten;
+    const clientEnded = (): void => {
+      if (halfTimer !== null || res.writableFinished) return;
+      let seen = moved();
+      const tick = (): void => {
+        const now = moved();
+        if (now !== seen) {
+          seen = now;
+          halfTimer = setTimeout(tick, halfCloseMs).unref();
+          return;
+        }
+        fail(504, `no response from ${url.host} within ${halfCloseMs} ms of the client's FIN\n`);
+      };
+      halfTimer = setTimeout(tick, halfCloseMs).unref();
+    };
+    if (sock.readableEnded) clientEnded();
+    else sock.once('end', clientEnded);
     res.on('close', () => {
       if (timer) clearTimeout(timer);
+      if (halfTimer) clearTimeout(halfTimer);
+      sock.off('end', clientEnded);
       if (!res.writableFinished) upReq.destroy();
     });
     // The flow is open and the request goes upstream: now the client may send its body.
