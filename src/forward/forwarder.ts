@@ -27,7 +27,7 @@ import { ChannelDownError, StreamResetError } from '../errors.js';
 import type { ChannelName, ClientState } from '../policy/model.js';
 import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
-import { BigReader } from '../util/big-read.js';
+import { BIG_READ_SIZE, BigReader } from '../util/big-read.js';
 import { ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { resetSocket } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
@@ -169,6 +169,12 @@ export function refusalOfError(err: NodeJS.ErrnoException): Refusal {
       return 'unreachable';
   }
 }
+
+/**
+ * How far a bypassed flow's reads run ahead of the client socket's writes: two reads, so
+ * that the client's socket never runs dry while the next read is made.
+ */
+const BIG_READ_AHEAD = 2 * BIG_READ_SIZE;
 
 /** The readers of bypassed flows' sockets (Forwarder.direct), for relay(). */
 const bigReaders = new WeakMap<Socket, BigReader>();
@@ -522,7 +528,9 @@ export class Forwarder {
     const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
     const local = this.opts.bypassLocalAddress;
     // For relay(): reads of up to 256 KiB, lent to the client socket's writes.
-    const reader = relayed ? new BigReader(undefined, { reuse: true }) : null;
+    const reader = relayed
+      ? new BigReader(undefined, { reuse: true, ahead: BIG_READ_AHEAD })
+      : null;
     const sock = await new Promise<Socket | { refused: Refusal; reason: string }>((resolve) => {
       const s = netConnect({
         host: ip!,

@@ -239,16 +239,23 @@ export class BigReader {
   readonly onread: OnRead;
 
   private readonly reuse: boolean;
+  private readonly ahead: number;
 
   /**
    * `reuse`: the sink's write callback means it no longer refers to the bytes (true of a
    * net.Socket and of a tunnel stream, not of any Writable): a large read is then lent to
    * the write and its buffer read into again once the callback came without an error.
+   * `ahead`: bytes the sink may hold unwritten (`writableLength`) while reading goes on. By
+   * default reading pauses as soon as a write returns false and resumes on 'drain', when the
+   * sink has written everything: the source's bytes then wait in its socket while the sink's
+   * socket runs dry. A socket sink is better kept fed: a read or two ahead (the reads are
+   * lent, so that is at most a few buffers).
    */
-  constructor(size: number = BIG_READ_SIZE, options: { reuse?: boolean } = {}) {
+  constructor(size: number = BIG_READ_SIZE, options: { reuse?: boolean; ahead?: number } = {}) {
     // Its own read buffer only once the socket reads (see firstReadBuffer).
     this.buf = new ReadBuffer(size, true);
     this.reuse = options.reuse ?? false;
+    this.ahead = options.ahead ?? 0;
     this.onread = { buffer: this.buf.next, callback: (n, buf) => this.onRead(n, buf) };
   }
 
@@ -286,7 +293,7 @@ export class BigReader {
         // A failed write may still refer to the bytes: leave the buffer to the GC.
         if (!err) giveBack();
       });
-      if (ok) return true;
+      if (ok || sink.writableLength < this.ahead) return true;
       this.wait();
       return false;
     }
