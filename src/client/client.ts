@@ -232,7 +232,12 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   let profileLoadedAt: number | null = null;
   /** The last successful check for a new profile (an edge poll, 200 or 304). */
   let profileCheckedAt: number | null = null;
+  /** Why the last profile document was rejected (null once one loads). */
   let profileError: string | null = null;
+  /** Why the last edge poll failed (null once the edge answers one). */
+  let pollError: string | null = null;
+  /** The first edge poll has ended (answered or failed). */
+  let firstPollEnded = false;
   if (source === 'default') {
     tenant = loadTenantFile(undefined).tenant;
     profileSource = 'built-in default tenant';
@@ -264,9 +269,10 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   let tokenError: string | null = null;
   const tunnels = new Tunnels({
     url: opts.edge.url.replace(/^http/, 'ws'),
-    getToken: async (channel) => {
+    // `fresh`: the edge refused the last token (restarted with another key, another tenant).
+    getToken: async (channel, { fresh }) => {
       try {
-        const t = await edgeApi.getToken(channel);
+        const t = await edgeApi.getToken(channel, { fresh });
         tokenError = null;
         return t;
       } catch (err) {
@@ -278,11 +284,25 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     ...(opts.edge.servername ? { servername: opts.edge.servername } : {}),
     ...(opts.edge.localAddress ? { localAddress: opts.edge.localAddress } : {}),
     ...(opts.limits?.session ? { limits: opts.limits.session } : {}),
+    // A silent edge: the flow whose OPEN timed out gets its fallback, and so do the next.
+    ...(opts.limits?.openTimeoutMs ? { openSilenceMs: opts.limits.openTimeoutMs } : {}),
   });
   const downInfo = new Map<ChannelName, string>();
+  /** The edge's profile poller (tenant 'edge'; set below, once the first token was asked). */
+  let poller: ReturnType<EdgeApi['pollProfiles']> | null = null;
+  /** A poll started because a channel came up (one at a time). */
+  let upPoll: Promise<void> | null = null;
   tunnels.on('up', (c: ChannelName) => {
     downInfo.delete(c);
     log.info({ channel: c }, 'channel up');
+    // The edge is back (or came up after us): with no profile yet, or after a failed poll,
+    // poll now rather than a whole interval later.
+    const want = tenant === null || pollError !== null;
+    if (poller !== null && firstPollEnded && upPoll === null && want) {
+      upPoll = poller.pollNow().finally(() => {
+        upPoll = null;
+      });
+    }
   });
   tunnels.on('down', (c: ChannelName, info: DownInfo) => {
     downInfo.set(
@@ -404,7 +424,6 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     }
   };
 
-  let poller: ReturnType<EdgeApi['pollProfiles']> | null = null;
   if (source === 'edge') {
     try {
       const tid = tidOf(await edgeApi.getToken('m365'));
@@ -425,9 +444,12 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       },
       onChecked: () => {
         profileCheckedAt = Date.now();
+        pollError = null;
+        firstPollEnded = true;
       },
       onError: (err) => {
-        profileError = `cannot fetch forwarding profiles: ${err.message}`;
+        pollError = `cannot fetch forwarding profiles: ${err.message}`;
+        firstPollEnded = true;
         log.warn({ err: err.message }, 'profile poll failed');
         first();
       },
@@ -551,6 +573,10 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const edgePort = Number(edgeUrl.port || (edgeUrl.protocol === 'https:' ? 443 : 80));
   const edgeHost = edgeUrl.hostname.replace(/^\[|\]$/g, '');
 
+  /** Why the last profile fetch or update failed, for status and health (null: it did not). */
+  const profileProblem = (): string | null =>
+    pollError ?? (profileError !== null ? `forwarding profile rejected: ${profileError}` : null);
+
   const tunnelDetail = (c: ChannelName): string =>
     tunnels.isUp(c) ? 'tunnel up' : (downInfo.get(c) ?? 'connecting');
 
@@ -590,6 +616,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tenant,
         profileSource,
         profileLoadedAt,
+        profileError: profileProblem(),
         configWarnings,
         generation: handle.generation,
         tiles: tiles.snapshot(),
@@ -630,7 +657,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       return healthChecks({
         tenant,
         profileSource,
-        profileError,
+        profileError: profileProblem(),
         rules: handle.current.size,
         platform,
         channels: tiles.state(),

@@ -73,6 +73,8 @@ export interface StatusInput {
   tenant: TenantSpec | null;
   profileSource: string;
   profileLoadedAt: number | null;
+  /** Why the last profile fetch or update failed (null when it did not). */
+  profileError?: string | null;
   /** Warnings of the client configuration file. */
   configWarnings?: string[];
   generation: number;
@@ -133,9 +135,11 @@ export function statusView(i: StatusInput): StatusView {
       up,
       detail: !snap.channels[c]
         ? 'turned off'
-        : !profileEnabled(i.tenant, c)
-          ? 'profile disabled by the administrator'
-          : i.tunnelDetail(c),
+        : i.tenant === null
+          ? `no forwarding profile yet${i.profileError ? ` (${i.profileError})` : ''}`
+          : !profileEnabled(i.tenant, c)
+            ? 'profile disabled by the administrator'
+            : i.tunnelDetail(c),
     });
   }
   let state: ClientStateText;
@@ -265,6 +269,7 @@ export interface HealthCheck {
 export interface HealthInput {
   tenant: TenantSpec | null;
   profileSource: string;
+  /** Why the last profile fetch or update failed (null when it did not). */
   profileError: string | null;
   rules: number;
   platform: PlatformSpec;
@@ -292,11 +297,12 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
     running.length > 0 ? 'pass' : 'fail',
     running.map(([k, v]) => `${k} ${v}`).join(', ') || 'no listener',
   );
+  // A profile in force whose last fetch or update failed still works: a warning.
   add(
     'Forwarding profile present and valid',
-    i.tenant !== null ? 'pass' : 'fail',
+    i.tenant === null ? 'fail' : i.profileError !== null ? 'warn' : 'pass',
     i.tenant !== null
-      ? `${i.tenant.profiles.length} profiles, ${i.rules} compiled rules (${i.profileSource})`
+      ? `${i.tenant.profiles.length} profiles, ${i.rules} compiled rules (${i.profileSource})${i.profileError !== null ? `; ${i.profileError}` : ''}`
       : (i.profileError ?? 'no forwarding profile yet'),
   );
   add(

@@ -12,9 +12,13 @@
  *
  * Contract: `getToken` is single-flight per channel and returns the cached token until
  * `refreshAt` of its lifetime; when a refresh fails it keeps returning the old token while
- * that is still valid. HTTP failures are EdgeHttpError (code GSA_ERR_EDGE_HTTP, `status`,
- * Graph `graphCode`); a refused token is AuthError (`reason` from the edge).
- * `pollProfiles` never throws: errors go to `onError` and polling goes on.
+ * that is still valid. `getToken(channel, { fresh: true })` drops the cached token first (the
+ * edge refused it) and fetches a new one. A control call the edge refuses with 401, or with
+ * 403 `forged` / `wrong-tenant` (an edge restarted with another key or for another tenant),
+ * is retried once with a fresh token. HTTP failures are EdgeHttpError (code
+ * GSA_ERR_EDGE_HTTP, `status`, Graph `graphCode`); a refused token is AuthError (`reason`
+ * from the edge). `pollProfiles` never throws: errors go to `onError` and polling goes on.
+ * `close()` aborts the requests in flight.
  */
 import { Agent, type Dispatcher, request } from 'undici';
 import type { Audience } from '../edge/identity.js';
@@ -90,6 +94,8 @@ export class EdgeApi {
   private readonly refreshFraction: number;
   private readonly timeoutMs: number;
   private closed = false;
+  /** Requests in flight: close() aborts them (they would hold dispatcher.close()). */
+  private readonly requests = new Set<AbortController>();
   private readonly pollers = new Set<Poller>();
   /** Token fetches made (for diagnostics and tests). */
   tokenFetches = 0;
@@ -115,8 +121,12 @@ export class EdgeApi {
     }
   }
 
-  /** A valid token for `channel` (tunnel channels, or `graph` for the control API). */
-  getToken(channel: Audience): Promise<string> {
+  /**
+   * A valid token for `channel` (tunnel channels, or `graph` for the control API). `fresh`:
+   * the edge refused the cached one; drop it and fetch another.
+   */
+  getToken(channel: Audience, opts: { fresh?: boolean } = {}): Promise<string> {
+    if (opts.fresh === true) this.tokens.delete(channel);
     const now = Date.now();
     const c = this.tokens.get(channel);
     if (c && now < c.refreshAt) return Promise.resolve(c.token);
@@ -309,14 +319,20 @@ export class EdgeApi {
     return r.json as Record<string, unknown>;
   }
 
-  /** Stops every poller and closes the connections (in-flight requests finish first). */
+  /** Stops every poller, aborts the requests in flight and closes the connections. */
   async close(): Promise<void> {
     this.closed = true;
     for (const p of [...this.pollers]) p.stop();
+    // An edge that stopped answering would hold dispatcher.close() for up to timeoutMs.
+    for (const r of this.requests) r.abort(new EdgeHttpError(0, null, 'EdgeApi is closed'));
     if (this.ownDispatcher) await this.dispatcher.close();
   }
 
-  /** One request; control-API calls carry the `graph` token and retry once on 401. */
+  /**
+   * One request; control-API calls carry the `graph` token and retry once with a fresh one
+   * on 401, and on 403 `forged` or `wrong-tenant` (the edge restarted with another signing
+   * key or for another tenant: the cached token will never pass again).
+   */
   private async call(
     method: 'GET' | 'POST' | 'PATCH',
     path: string,
@@ -331,14 +347,7 @@ export class EdgeApi {
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { accept: 'application/json', ...(o.headers ?? {}) };
       if (auth) headers.authorization = `Bearer ${await this.getToken(auth)}`;
-      const res = await request(`${this.url}${path}`, {
-        method,
-        headers,
-        ...(o.body !== undefined ? { body: o.body } : {}),
-        dispatcher: this.dispatcher,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      const text = await res.body.text();
+      const { res, text } = await this.send(method, path, headers, o.body);
       let json: unknown = null;
       if (text) {
         try {
@@ -347,12 +356,13 @@ export class EdgeApi {
           json = null;
         }
       }
-      if (auth && res.statusCode === 401 && attempt === 0) {
-        this.invalidateToken(auth);
-        continue;
-      }
       if (auth && (res.statusCode === 401 || res.statusCode === 403)) {
         const reason = res.headers['x-gsa-auth-reason'];
+        const stale = res.statusCode === 401 || reason === 'forged' || reason === 'wrong-tenant';
+        if (stale && attempt === 0) {
+          this.invalidateToken(auth);
+          continue;
+        }
         throw new AuthError(
           typeof reason === 'string' ? reason : 'forged',
           `edge refused the token: ${graphMessage(json)}`,
@@ -361,6 +371,36 @@ export class EdgeApi {
       return { status: res.statusCode, headers: res.headers, json };
     }
   }
+
+  /** One HTTP exchange, bounded by timeoutMs and aborted by close(). */
+  private async send(
+    method: 'GET' | 'POST' | 'PATCH',
+    path: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+  ): Promise<{ res: Dispatcher.ResponseData; text: string }> {
+    if (this.closed) throw new EdgeHttpError(0, null, 'EdgeApi is closed');
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(timeoutError()), this.timeoutMs);
+    this.requests.add(ac);
+    try {
+      const res = await request(`${this.url}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        dispatcher: this.dispatcher,
+        signal: ac.signal,
+      });
+      return { res, text: await res.body.text() };
+    } finally {
+      clearTimeout(timer);
+      this.requests.delete(ac);
+    }
+  }
+}
+
+function timeoutError(): DOMException {
+  return new DOMException('The operation was aborted due to timeout', 'TimeoutError');
 }
 
 function graphMessage(json: unknown): string {

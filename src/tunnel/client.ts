@@ -8,7 +8,7 @@
  * const tunnels = new Tunnels({
  *   url: 'wss://127.0.0.1:8443',        // or { m365: '...', private: '...', internet: '...' }
  *   channels: ['m365', 'private', 'internet'],
- *   getToken: async (channel) => jwt,   // called before every (re)connect: refresh here
+ *   getToken: async (channel, { fresh }) => jwt, // before every (re)connect; fresh: the edge refused the last one
  *   ca: caPem,                          // trust the edge's local CA (tunnel/tls.ts)
  * });
  * tunnels.start();
@@ -23,9 +23,14 @@
  * counter resets once a session is up. A refused upgrade is retried the same way, whatever
  * its status (401, 403, 404, 429, 500, 503): the 'down' event's DownInfo carries the status,
  * the close code the edge sent with it (4401, 4403, 4404, 4419, 4500, 1001) and the edge's
- * words. Streams in flight when a session dies end with 'reset' (SESSION_CLOSED) and a
- * StreamResetError; they are not replayed. When the edge sends GOAWAY, the client
- * reconnects at once; the old session's streams finish on it.
+ * words. After a refusal for the token (401 or 403 with 4401, 4403 or 4419; not 429) or a
+ * session the edge closed with one of those codes, the next attempt asks getToken for a
+ * fresh token (`{ fresh: true }`): an edge restarted with another signing key or for another
+ * tenant never accepts the cached one again. Streams in flight when a session dies end with
+ * 'reset' (SESSION_CLOSED) and a StreamResetError; they are not replayed. When the edge sends
+ * GOAWAY, the client reconnects at once; the old session's streams finish on it. An edge
+ * that goes silent (no FIN, no RST) is given up on when an OPEN gets nothing at all back for
+ * `openSilenceMs` (see TunnelClientOptions), not only by keepalive.
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
@@ -52,8 +57,11 @@ export interface TunnelClientOptions {
   /** Edge base URL, `wss://host:port` (or `ws://` for benchmarks); `${path}/${channel}` is appended. */
   url: string;
   channel: ChannelName;
-  /** Bearer token for the channel; called before every connect attempt. */
-  getToken(channel: ChannelName): Promise<string>;
+  /**
+   * Bearer token for the channel; called before every connect attempt. `fresh`: the edge
+   * refused the token of the last attempt (or closed the session for it): do not return it.
+   */
+  getToken(channel: ChannelName, opts: { fresh: boolean }): Promise<string>;
   /** Default '/tunnel'. */
   path?: string;
   /** CA certificate(s) (PEM) to trust for wss. */
@@ -72,6 +80,16 @@ export interface TunnelClientOptions {
    * runs over TLS (docs/decisions/tunnel-websocket.md). Default true.
    */
   zeroMask?: boolean;
+  /**
+   * An OPEN after which nothing at all arrives on the session for this long (ms) closes the
+   * session with 4408 (KEEPALIVE_TIMEOUT): the edge went silent. The streams waiting are
+   * reset (SESSION_CLOSED) and new flows find the channel down, so the rule's fallback
+   * applies at once instead of after keepalive (up to 45 s). A healthy edge answers an OPEN
+   * within its connect timeout (10 s), and half way the client PINGs a session still silent.
+   * Give the forwarder's open timeout (client.ts does): the flow whose OPEN met the silence
+   * gets its fallback too. Default 15,000; 0 disables.
+   */
+  openSilenceMs?: number;
 }
 
 export type ClientState = 'idle' | 'connecting' | 'up' | 'down' | 'closed';
@@ -90,6 +108,13 @@ export interface DownInfo {
   retryInMs: number;
 }
 
+/** Close codes of a refusal for the token: the next attempt needs a fresh one. */
+const AUTH_CODES: ReadonlySet<number> = new Set([
+  CloseCode.AUTH_MISSING,
+  CloseCode.AUTH_FORBIDDEN,
+  CloseCode.AUTH_EXPIRED,
+]);
+
 const zeroMask = (mask: Buffer): void => {
   mask.fill(0);
 };
@@ -105,6 +130,14 @@ export class TunnelClient extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private ws: WebSocket | null = null;
   private readonly old = new Set<Session>();
+  /** The next connect asks for a fresh token: the edge refused the last one. */
+  private freshToken = false;
+  /** performance.now() of the first OPEN since the session last received anything; 0: none. */
+  private openWaitSince = 0;
+  /** Half way to openSilenceMs: PING a session that said nothing since the OPEN. */
+  private probeTimer: NodeJS.Timeout | null = null;
+  /** At openSilenceMs: close a session that said nothing since the OPEN. */
+  private silenceTimer: NodeJS.Timeout | null = null;
 
   constructor(options: TunnelClientOptions) {
     super();
@@ -147,7 +180,9 @@ export class TunnelClient extends EventEmitter {
       throw new ChannelDownError(this.channel, { cause: this.lastDown?.error });
     }
     try {
-      return s.open(meta);
+      const stream = s.open(meta);
+      this.watchSilence(s);
+      return stream;
     } catch (err) {
       // The session went away under us (its stream ids ran out): as on the edge's GOAWAY,
       // it drains, and new streams go to a fresh session at once.
@@ -158,8 +193,57 @@ export class TunnelClient extends EventEmitter {
     }
   }
 
+  /**
+   * After an OPEN, the session must receive something (anything) within openSilenceMs, or
+   * the edge is taken for silent and the session closes (4408). The wait runs from the first
+   * OPEN sent since the last input; half way, a session still silent gets a PING, which a
+   * live edge answers at once (an OPEN to a slow destination may take the edge's connect
+   * timeout). Two timers per channel, refreshed, not one per OPEN. They are set before the
+   * forwarder sets its open timeout of the same length, so they fire first (Node runs timers
+   * of one duration in the order they were set, and promise callbacks between them): the
+   * flow waiting gets its fallback.
+   */
+  private watchSilence(s: Session): void {
+    const ms = this.opts.openSilenceMs ?? 15_000;
+    if (ms <= 0) return;
+    // An earlier OPEN still waits for input: its deadline comes first.
+    if (this.openWaitSince !== 0 && s.lastInput < this.openWaitSince) return;
+    this.openWaitSince = performance.now();
+    if (this.silenceTimer === null || this.probeTimer === null) {
+      this.probeTimer = setTimeout(() => this.onQuiet(), ms / 2);
+      this.probeTimer.unref();
+      this.silenceTimer = setTimeout(() => this.onSilence(ms), ms);
+      this.silenceTimer.unref();
+    } else {
+      this.probeTimer.refresh();
+      this.silenceTimer.refresh();
+    }
+  }
+
+  /** Nothing since the OPEN half way to the deadline: ask the edge (PING). */
+  private onQuiet(): void {
+    const s = this.session;
+    if (s !== null && this.openWaitSince !== 0 && s.lastInput < this.openWaitSince) s.probe();
+  }
+
+  private onSilence(ms: number): void {
+    const since = this.openWaitSince;
+    this.openWaitSince = 0;
+    const s = this.session;
+    if (s === null || since === 0 || s.lastInput >= since) return;
+    s.close(CloseCode.KEEPALIVE_TIMEOUT, `nothing received within ${ms} ms of an OPEN`);
+  }
+
+  private stopSilenceWatch(): void {
+    if (this.probeTimer !== null) clearTimeout(this.probeTimer);
+    if (this.silenceTimer !== null) clearTimeout(this.silenceTimer);
+    this.probeTimer = this.silenceTimer = null;
+    this.openWaitSince = 0;
+  }
+
   /** The live session goes away: it drains its streams, new ones go to a fresh session. */
   private retire(session: Session, reason: string, code: number): void {
+    this.stopSilenceWatch();
     this.session = null;
     this.old.add(session);
     this.down({ reason, code }, 0);
@@ -171,6 +255,7 @@ export class TunnelClient extends EventEmitter {
     this.state = 'closed';
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.stopSilenceWatch();
     const waits: Promise<void>[] = [];
     const all = [...this.old];
     if (this.session) all.push(this.session);
@@ -197,9 +282,12 @@ export class TunnelClient extends EventEmitter {
     if (this.state === 'closed') return;
     this.state = 'connecting';
     let token: string;
+    const fresh = this.freshToken;
+    this.freshToken = false;
     try {
-      token = await this.opts.getToken(this.channel);
+      token = await this.opts.getToken(this.channel, { fresh });
     } catch (e) {
+      this.freshToken ||= fresh;
       this.down({ reason: 'token unavailable', error: asError(e) });
       return;
     }
@@ -271,6 +359,12 @@ export class TunnelClient extends EventEmitter {
     });
     const onEarlyClose = (code: number): void => {
       if (this.ws === ws) this.ws = null;
+      // Refused for the token (not 429, "too many sessions", which also carries 4403).
+      if (
+        (status === 401 || status === 403) &&
+        (refusedCode === undefined || AUTH_CODES.has(refusedCode))
+      )
+        this.freshToken = true;
       this.down({
         reason:
           status !== undefined
@@ -295,6 +389,7 @@ export class TunnelClient extends EventEmitter {
         'client',
         { ...limits, peerAcceptsMeta: features.includes('meta') },
       );
+      this.stopSilenceWatch();
       this.session = session;
       this.state = 'up';
       this.attempt = 0;
@@ -309,7 +404,9 @@ export class TunnelClient extends EventEmitter {
       session.once('close', (info: SessionCloseInfo) => {
         this.old.delete(session);
         if (this.session !== session) return;
+        this.stopSilenceWatch();
         this.session = null;
+        if (AUTH_CODES.has(info.code)) this.freshToken = true;
         this.down({
           reason: `session closed: ${info.code}${info.reason ? ` ${info.reason}` : ''}`,
           code: info.code,

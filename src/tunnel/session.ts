@@ -256,6 +256,16 @@ export class Session extends EventEmitter implements StreamHost {
     this.terminate(code, reason, false);
   }
 
+  /** performance.now() when the last message came in (any input proves the peer alive). */
+  get lastInput(): number {
+    return this.lastInputAt;
+  }
+
+  /** Sends a PING now, unless one is unanswered or keepalive is off: a liveness probe. */
+  probe(): void {
+    if (this.options.keepaliveInterval > 0) this.ping();
+  }
+
   get isOpen(): boolean {
     return !this.closed && !this.goingAway && !this.remoteGoAway;
   }

@@ -1,8 +1,18 @@
-/** The health checks of the advanced diagnostics (gsa-facts section 6), from their inputs. */
+/**
+ * The health checks of the advanced diagnostics (gsa-facts section 6) and the channel
+ * lines of `status`, from their inputs.
+ */
 import t from 'tap';
 import type { HostnameEntry } from '../../src/client/client.js';
-import { type HealthInput, healthChecks } from '../../src/client/diagnostics.js';
+import {
+  type HealthInput,
+  healthChecks,
+  type StatusInput,
+  statusView,
+} from '../../src/client/diagnostics.js';
+import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadPlatform } from '../../src/policy/platform.js';
+import { loadTenantFile } from '../../src/policy/tenant-file.js';
 
 const input = (over: Partial<HealthInput> = {}): HealthInput => ({
   tenant: null,
@@ -93,4 +103,68 @@ t.test('QUIC says where it is tunneled, for the platform', async (t) => {
     detail:
       'ios: QUIC (UDP 443, 80) is tunneled only where Exchange Online rules acquire it; other QUIC is dropped so apps fall back to TCP',
   });
+});
+
+t.test('Forwarding profile: kept after a failed poll (warn), missing (fail)', async (t) => {
+  const tenant = loadTenantFile(undefined).tenant;
+  const n = tenant.profiles.length;
+  t.match(check(input({ tenant, rules: 7 }), 'Forwarding profile present and valid'), {
+    status: 'pass',
+    detail: `${n} profiles, 7 compiled rules (x)`,
+  });
+  const failed = 'cannot fetch forwarding profiles: connect ECONNREFUSED 127.0.0.1:8443';
+  t.match(
+    check(
+      input({ tenant, rules: 7, profileError: failed }),
+      'Forwarding profile present and valid',
+    ),
+    { status: 'warn', detail: `${n} profiles, 7 compiled rules (x); ${failed}` },
+  );
+  t.match(check(input({ profileError: failed }), 'Forwarding profile present and valid'), {
+    status: 'fail',
+    detail: failed,
+  });
+  t.match(check(input(), 'Forwarding profile present and valid'), {
+    status: 'fail',
+    detail: 'no forwarding profile yet',
+  });
+});
+
+t.test('status with no profile yet: each channel says so, and why', async (t) => {
+  const base: StatusInput = {
+    overview: {
+      userPrincipalName: null,
+      userId: 'u',
+      deviceId: 'd',
+      lastChecked: null,
+      clientVersion: '0',
+    },
+    tenant: null,
+    profileSource: 'edge http://127.0.0.1:8443',
+    profileLoadedAt: null,
+    generation: 1,
+    tiles: createClientTiles(defaultClientConfig()).snapshot(),
+    tunnelUp: () => true,
+    tunnelDetail: () => 'tunnel up',
+    tokenAt: null,
+    tokenError: null,
+    listeners: {},
+    activeFlows: 0,
+  };
+  const details = (i: StatusInput) =>
+    statusView(i)
+      .channels.filter((c) => c.channel !== 'entra')
+      .map((c) => c.detail);
+  t.same(details(base), Array(3).fill('no forwarding profile yet'));
+  const failed = 'cannot fetch forwarding profiles: connect ECONNREFUSED 127.0.0.1:8443';
+  t.same(
+    details({ ...base, profileError: failed }),
+    Array(3).fill(`no forwarding profile yet (${failed})`),
+  );
+  const off = { ...base, tenant: { ...loadTenantFile(undefined).tenant, profiles: [] } };
+  t.same(
+    details(off),
+    Array(3).fill('profile disabled by the administrator'),
+    'a tenant without the profile: the administrator',
+  );
 });

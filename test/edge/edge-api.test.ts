@@ -191,7 +191,7 @@ t.test('pollProfiles reports errors and keeps polling; logs and health', async (
   t.equal((bad as EdgeHttpError).graphCode, 'BadRequest');
 });
 
-t.test('a token the edge refuses surfaces as AuthError', async (t) => {
+t.test('a token the edge refuses: retried once fresh, then AuthError', async (t) => {
   // A second edge with its own key: EdgeApi gets tokens from edge2 but calls edge's API.
   const tmp = await tempDir();
   const edge2 = await startEdge({ stateDir: tmp.dir, tls: false, persistKey: false, port: 0 });
@@ -209,7 +209,12 @@ t.test('a token the edge refuses surfaces as AuthError', async (t) => {
     expiresAt: Date.now() + 3600_000,
     refreshAt: Date.now() + 3600_000,
   });
-  // 403 forged is not retried: AuthError with the edge's reason.
+  // 403 forged (an edge restarted with another key): retried once with a fresh token.
+  const r = await a.getProfiles();
+  t.equal(r.status, 200, 'passes with a fresh token');
+  t.equal(a.tokenFetches, 1, 'one token fetched');
+  // A token the edge refuses again: AuthError with the edge's reason.
+  (a as unknown as { getToken: () => Promise<string> }).getToken = async () => tok;
   const err = await a.getProfiles().catch((e: unknown) => e);
   t.ok(err instanceof AuthError);
   t.equal((err as AuthError).reason, 'forged');
