@@ -22,6 +22,7 @@ import { adminCall, adminTarget } from '../../src/client/admin-client.js';
 import { DEMO_TRIES, type DecidedTry, type Demo } from '../../src/client/demo.js';
 import type { StatusView } from '../../src/client/diagnostics.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
+import { decision } from '../forward/fixtures/fakes.js';
 
 const execFileP = promisify(execFile);
 const CURL = '/usr/bin/curl';
@@ -178,27 +179,6 @@ t.test('internet locked on (level 3), GSA off (level 1): toggle m365 on', async 
   t.notMatch(text, /toggle internet/);
 });
 
-/** A decision as the classifier makes one (only the fields the banner reads matter). */
-function decision(d: Partial<Decision>): Decision {
-  return {
-    action: 'bypass',
-    channel: null,
-    profileId: null,
-    profileName: null,
-    policyId: null,
-    policyName: null,
-    ruleId: null,
-    ruleName: null,
-    matched: null,
-    group: null,
-    category: null,
-    appId: null,
-    fallback: 'bypass',
-    reason: 'no forwarding profile acquires this flow (goes direct)',
-    ...d,
-  };
-}
-
 t.test('bannerText: the comments are the decisions, not the tiles', async (t) => {
   const snap = createClientTiles(defaultClientConfig()).snapshot();
   const status = {
@@ -222,7 +202,7 @@ t.test('bannerText: the comments are the decisions, not the tiles', async (t) =>
     'intranet.contoso.test': decision({ action: 'tunnel', channel: 'private' }),
     'outlook.office365.com': decision({ action: 'tunnel', channel: 'm365' }),
     // Every channel is on, but this decision bypasses: the line says the decision's reason.
-    'news.test': decision({ reason: 'a reason only the classifier knows' }),
+    'news.test': decision({ action: 'bypass', reason: 'a reason only the classifier knows' }),
     'bypass.example.test': decision({ action: 'tunnel', channel: 'internet' }),
     'casino.test': decision({ action: 'tunnel', channel: 'internet' }),
   };
