@@ -45,6 +45,7 @@ import type { Duplex } from 'node:stream';
 import type { Decision } from '../classify/types.js';
 import type { FlowRecord } from '../forward/flow-table.js';
 import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
+import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
 import { listenOn } from '../util/listen.js';
 import { resetSocket } from '../util/reset.js';
 import { assertSafeListen, type Credentials, closeOnInternalError, endSoon } from './listen.js';
@@ -119,8 +120,6 @@ const REASON: Record<number, string> = {
 
 /** HttpProxyOptions.maxResponseHeaderSize's default. */
 const MAX_RESPONSE_HEADER_SIZE = 256 * 1024;
-/** HttpProxyOptions.halfCloseTimeoutMs's default (the forwarder's HALF_CLOSE_TIMEOUT_MS). */
-const HALF_CLOSE_TIMEOUT_MS = 60_000;
 /** The pseudonym in the Via field this proxy adds (RFC 9110 7.6.3). */
 const VIA = 'gsa-emu';
 
@@ -607,27 +606,21 @@ export class HttpProxy {
     // compared when the timer fires, so the data path pays nothing.
     const sock = req.socket;
     const halfCloseMs = this.opts.halfCloseTimeoutMs ?? HALF_CLOSE_TIMEOUT_MS;
-    let halfTimer: NodeJS.Timeout | null = null;
-    const moved = (): number => sock.bytesRead + sock.bytesWritten;
+    let cancelHalf: (() => void) | null = null;
     const clientEnded = (): void => {
-      if (halfTimer !== null || res.writableFinished) return;
-      let seen = moved();
-      const tick = (): void => {
-        const now = moved();
-        if (now !== seen) {
-          seen = now;
-          halfTimer = setTimeout(tick, halfCloseMs).unref();
-          return;
-        }
-        fail(504, `no response from ${url.host} within ${halfCloseMs} ms of the client's FIN\n`);
-      };
-      halfTimer = setTimeout(tick, halfCloseMs).unref();
+      if (cancelHalf !== null || res.writableFinished) return;
+      cancelHalf = whenIdle(
+        () => sock.bytesRead + sock.bytesWritten,
+        halfCloseMs,
+        () =>
+          fail(504, `no response from ${url.host} within ${halfCloseMs} ms of the client's FIN\n`),
+      );
     };
     if (sock.readableEnded) clientEnded();
     else sock.once('end', clientEnded);
     res.on('close', () => {
       if (timer) clearTimeout(timer);
-      if (halfTimer) clearTimeout(halfTimer);
+      cancelHalf?.();
       sock.off('end', clientEnded);
       if (!res.writableFinished) upReq.destroy();
     });
