@@ -16,17 +16,24 @@
  * association, bound on the control connection's local address; datagrams are accepted
  * only from the client's address; FRAG != 0 dropped). BIND is answered 0x07.
  *
- * Reply codes: 0x02 blocked by policy, 0x04 host unreachable, 0x05 connection refused,
- * 0x06 TTL expired (connect timeout), 0x07 command not supported, 0x08 address type not
- * supported, 0x01 general failure (malformed request). The server never decides policy: it
- * hands each request to the forwarder.
+ * Reply codes: 0x02 blocked by policy, 0x03 network unreachable, 0x04 host unreachable,
+ * 0x05 connection refused (by the destination), 0x06 TTL expired (connect timeout), 0x07
+ * command not supported, 0x08 address type not supported, 0x01 general failure (malformed
+ * request; the edge refused the stream itself). A malformed or wrong RFC 1929 request gets
+ * status 0x01, then the connection closes. The server never decides policy: it hands each
+ * request to the forwarder. An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 one.
  *
  * Listens on 127.0.0.1 by default; any other address requires credentials.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import type { Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
+import {
+  type Forwarder,
+  type ForwardLogger,
+  type Refusal,
+  unmapIPv4,
+} from '../forward/forwarder.js';
 import { formatIPv4, formatIPv6, ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { listenOn } from '../util/listen.js';
 import { assertSafeListen, type Credentials, closeOnInternalError, endSoon } from './listen.js';
@@ -44,6 +51,8 @@ export const CMD_UDP_ASSOCIATE = 3;
 export const ATYP_IPV4 = 1;
 export const ATYP_DOMAIN = 3;
 export const ATYP_IPV6 = 4;
+/** RFC 1929 status: any non-zero value is a failure. */
+export const AUTH_FAILURE = 0x01;
 
 export const Reply = {
   SUCCEEDED: 0x00,
@@ -62,10 +71,14 @@ export function replyOf(r: Refusal): number {
   switch (r) {
     case 'blocked':
       return Reply.NOT_ALLOWED;
+    case 'network':
+      return Reply.NETWORK_UNREACHABLE;
     case 'refused':
       return Reply.CONNECTION_REFUSED;
     case 'timeout':
       return Reply.TTL_EXPIRED;
+    case 'failed':
+      return Reply.GENERAL_FAILURE;
     default:
       return Reply.HOST_UNREACHABLE;
   }
@@ -87,7 +100,10 @@ export type Socks5Msg =
       ip: string | null;
       port: number;
     }
-  /** `reply`: the code to answer with before closing, or null to close silently. */
+  /**
+   * `reply`: the code to answer with before closing (in the auth state an RFC 1929 status),
+   * or null to close silently.
+   */
   | { type: 'invalid'; reply: number | null; reason: string };
 
 const NEED_MORE: Socks5Msg = { type: 'need-more' };
@@ -182,10 +198,11 @@ export class Socks5Parser {
       }
       case 'auth': {
         if (n < 1) return NEED_MORE;
-        if (b[o] !== AUTH_VERSION) return this.invalid(null, `bad auth version ${b[o]}`);
+        // RFC 1929 section 2: any failure gets a non-zero status, then the connection closes.
+        if (b[o] !== AUTH_VERSION) return this.invalid(AUTH_FAILURE, `bad auth version ${b[o]}`);
         if (n < 2) return NEED_MORE;
         const ulen = b[o + 1]!;
-        if (ulen === 0) return this.invalid(null, 'empty username');
+        if (ulen === 0) return this.invalid(AUTH_FAILURE, 'empty username');
         if (n < 2 + ulen + 1) return NEED_MORE;
         const plen = b[o + 2 + ulen]!;
         if (n < 3 + ulen + plen) return NEED_MORE;
@@ -211,7 +228,8 @@ export class Socks5Parser {
           if (n < 22) return NEED_MORE;
           const w = new Uint32Array(4);
           for (let i = 0; i < 4; i++) w[i] = b.readUInt32BE(o + 4 + 4 * i);
-          ip = formatIPv6(w);
+          // ::ffff:a.b.c.d is the IPv4 host a.b.c.d.
+          ip = w[0] === 0 && w[1] === 0 && w[2] === 0xffff ? formatIPv4(w[3]!) : formatIPv6(w);
           p = o + 20;
         } else if (atyp === ATYP_DOMAIN) {
           if (n < 5) return NEED_MORE;
@@ -224,7 +242,7 @@ export class Socks5Parser {
           host = b.toString('latin1', o + 5, o + 5 + len);
           // A domain that is an address literal is an address (clients do send that).
           if (ipFamily(host) !== 0) {
-            ip = host;
+            ip = unmapIPv4(host);
             host = null;
           }
           p = o + 5 + len;
@@ -394,7 +412,8 @@ export class Socks5Server {
   };
   private readonly opts: Socks5Options;
   private readonly sockets = new Set<Socket>();
-  private readonly udpSockets = new Set<UdpSocket>();
+  /** Each association's relay socket, and what ends the association and closes it. */
+  private readonly udpSockets = new Map<UdpSocket, () => void>();
   private listened: AddressInfo | null = null;
 
   constructor(opts: Socks5Options) {
@@ -427,12 +446,10 @@ export class Socks5Server {
   /** Stops listening and ends every connection and UDP relay. */
   async close(): Promise<void> {
     const closed = new Promise<void>((r) => this.server.close(() => r()));
+    // Each association ends before its relay socket closes: a reply still arriving from a
+    // destination would otherwise be sent on a closed socket (ERR_SOCKET_DGRAM_NOT_RUNNING).
+    for (const end of [...this.udpSockets.values()]) end();
     for (const s of this.sockets) s.destroy();
-    for (const u of this.udpSockets) {
-      try {
-        u.close();
-      } catch {}
-    }
     await closed;
   }
 
@@ -468,12 +485,15 @@ export class Socks5Server {
         return;
       }
       for (;;) {
+        const inAuth = parser.state === 'auth';
         const m = parser.next();
         switch (m.type) {
           case 'need-more':
             return;
           case 'invalid':
-            fail(m.reply);
+            // In the auth state the reply is an RFC 1929 status (VER 1, STATUS).
+            if (inAuth && m.reply !== null) refuse(Buffer.from([AUTH_VERSION, m.reply]));
+            else fail(m.reply);
             return;
           case 'greeting': {
             const auth = this.opts.auth;
@@ -490,7 +510,7 @@ export class Socks5Server {
             const auth = this.opts.auth!;
             const ok = safeEqual(m.username, auth.username) && safeEqual(m.password, auth.password);
             if (!ok) {
-              refuse(Buffer.from([AUTH_VERSION, 1]));
+              refuse(Buffer.from([AUTH_VERSION, AUTH_FAILURE]));
               return;
             }
             sock.write(Buffer.from([AUTH_VERSION, 0]));
@@ -570,21 +590,24 @@ export class Socks5Server {
     // A dual-stack listener (`::`) gives an IPv4 client's addresses IPv4-mapped: the relay is
     // then an IPv4 socket, which can send to that client (a udp6 one bound to a mapped
     // address cannot: EINVAL) and whose BND.ADDR is the IPv4 address the client knows.
-    const local = normalize(sock.localAddress ?? '127.0.0.1');
-    const clientIp = normalize(sock.remoteAddress ?? '127.0.0.1');
+    const local = unmapIPv4(sock.localAddress ?? '127.0.0.1');
+    const clientIp = unmapIPv4(sock.remoteAddress ?? '127.0.0.1');
     const udp = createSocket(ipFamily(local) === 6 ? 'udp6' : 'udp4');
-    this.udpSockets.add(udp);
+    const closeUdp = (): void => {
+      this.udpSockets.delete(udp);
+      try {
+        udp.close();
+      } catch {}
+    };
+    this.udpSockets.set(udp, closeUdp);
     udp.on('error', () => {});
     const bound = await new Promise<boolean>((resolve) => {
       udp.once('error', () => resolve(false));
       udp.bind(0, local, () => resolve(true));
     });
     // The control connection may have gone while the socket was being bound.
-    if (!bound || sock.destroyed) {
-      this.udpSockets.delete(udp);
-      try {
-        udp.close();
-      } catch {}
+    if (!bound || sock.destroyed || !this.udpSockets.has(udp)) {
+      closeUdp();
       if (!bound) {
         this.stats.failed++;
         endSoon(sock, encodeReply(Reply.GENERAL_FAILURE));
@@ -604,11 +627,14 @@ export class Socks5Server {
       this.stats.udpDropped++;
       counters.drop('send-error');
     };
-    const peerIp = ip !== null && ip !== '0.0.0.0' && ip !== '::' ? normalize(ip) : clientIp;
+    const announced = ip === null ? null : unmapIPv4(ip);
+    const peerIp =
+      announced !== null && announced !== '0.0.0.0' && announced !== '::' ? announced : clientIp;
+    let ended = false;
     const assoc = this.opts.forwarder.udpAssociation(
       { srcIp: peerIp, srcPort: peerPort, capture: 'socks' },
       (payload, rhost, rip, rport) => {
-        if (peerPort === 0) return;
+        if (peerPort === 0 || ended) return;
         const h = encodeUdpHeader(rhost, rip, rport);
         // A reply that the header makes too long for one datagram (a 65,507-byte answer
         // over IPv4) cannot reach the client: counted, like every other loss of the relay.
@@ -621,7 +647,7 @@ export class Socks5Server {
       },
     );
     udp.on('message', (msg: Buffer, r: RemoteInfo) => {
-      if (normalize(r.address) !== peerIp) {
+      if (unmapIPv4(r.address) !== peerIp) {
         this.stats.udpDropped++;
         counters.drop('foreign-sender');
         return;
@@ -648,12 +674,12 @@ export class Socks5Server {
       assoc.send(h.host, h.ip, h.port, msg.subarray(h.data));
     });
     const end = (): void => {
+      if (ended) return;
+      ended = true;
       assoc.close();
-      this.udpSockets.delete(udp);
-      try {
-        udp.close();
-      } catch {}
+      closeUdp();
     };
+    this.udpSockets.set(udp, end);
     sock.once('close', end);
     const a = udp.address();
     sock.write(encodeReply(Reply.SUCCEEDED, a.address, a.port));
@@ -662,10 +688,6 @@ export class Socks5Server {
     sock.on('end', () => sock.end());
     sock.resume();
   }
-}
-
-function normalize(ip: string): string {
-  return ip.startsWith('::ffff:') && parseIPv4(ip.slice(7)) >= 0 ? ip.slice(7) : ip;
 }
 
 /** Creates and starts a SOCKS5 server. */

@@ -23,6 +23,7 @@ import { BigReader } from '../util/big-read.js';
 import { type HostsConfig, HostsMap, type Target } from '../util/hosts-map.js';
 import { ipFamily } from '../util/ip.js';
 import { normalizeName } from '../util/names.js';
+import { resetSocket } from '../util/reset.js';
 import type { Connector, PrivateApps } from './connector.js';
 import type { WebFilter } from './filter.js';
 import type { NetworkAccessTraffic, TrafficLog } from './traffic-log.js';
@@ -458,7 +459,9 @@ export class Egress {
         rec.operationStatus = 'failure';
         rec.failureReason ??= `stream reset (${code}${reason ? `: ${reason}` : ''})`;
       }
-      sock.destroy();
+      // A reset flow (the client's abort, a timeout, the session's end) aborts the
+      // destination with an RST, not a FIN it could take for the end of complete data.
+      resetSocket(sock);
     });
     stream.once('close', () => {
       streamClosed = true;

@@ -73,7 +73,7 @@ export class FlowCounters {
   bytesReceived: Record<ChannelKey, number>;
   /** Drops by reason (`quic`, `frag`, `udp-block`, `bad-header`, `policy`...). */
   readonly drops = new Map<string, number>();
-  /** Refusals by kind (blocked, unreachable, refused, timeout). */
+  /** Refusals by kind (Refusal: blocked, network, unreachable, refused, timeout, failed). */
   readonly refusals = new Map<string, number>();
   hardened = 0;
   active = 0;

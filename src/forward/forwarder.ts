@@ -5,14 +5,16 @@
  *
  * Contract:
  * - `connectTcp(req)` never throws; it resolves to an upstream Duplex (a TunnelStream or a
- *   direct socket) or to a refusal (`blocked | unreachable | refused | timeout`) that the
- *   capture turns into its own reply code (SOCKS 0x02/0x04/0x05/0x06, HTTP 403/502/504).
+ *   direct socket) or to a refusal (`blocked | network | unreachable | refused | timeout |
+ *   failed`) that the capture turns into its own reply code (SOCKS 0x02/0x03/0x04/0x05/0x06/
+ *   0x01, HTTP 403/502/504).
  * - Classification: one reused Flow record is filled and `decide()` is called once. Only
  *   when a name matched no rule at all (the decision acquired nothing) and the address is
  *   unknown, the name is resolved (hosts map, then system DNS with a timeout) and the flow
  *   is classified a second time by address, so IP-based rules (private app segments,
  *   Microsoft IP ranges) still apply to names. A name acquired by a rule is tunneled by
- *   name and the edge resolves it (docs/decisions/forward-classify-by-name.md).
+ *   name and the edge resolves it (docs/decisions/forward-classify-by-name.md). An
+ *   IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 address, for every capture.
  * - `relay(res, client)` pipes both ways with backpressure (stream.pipeline), propagates
  *   half-close (FIN <-> end()), and closes the flow record once both directions ended or
  *   either side failed.
@@ -28,13 +30,20 @@ import type { ChannelName, ClientState } from '../policy/model.js';
 import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { BIG_READ_SIZE, BigReader } from '../util/big-read.js';
-import { ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
+import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
+import { formatIPv4, ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { resetSocket } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
 import { type Resolver, useLocal } from './resolver.js';
 import { UdpAssociation } from './udp.js';
 
-export type Refusal = 'blocked' | 'unreachable' | 'refused' | 'timeout';
+/**
+ * Why a flow was not opened: blocked (policy, hardening, the edge), network (no route to
+ * the network: ENETUNREACH), unreachable (the host: no address, no route to it, the edge
+ * could not reach it), refused (the destination refused: ECONNREFUSED), timeout, failed
+ * (nothing was tried: the edge refused the stream itself, RST REFUSED).
+ */
+export type Refusal = 'blocked' | 'network' | 'unreachable' | 'refused' | 'timeout' | 'failed';
 
 export interface ConnectRequest {
   /** Destination name as the application gave it (SOCKS domain, HTTP Host), or null. */
@@ -70,9 +79,6 @@ export type ConnectResult =
       reason: string;
       upstream?: undefined;
     };
-
-/** ForwarderOptions.halfCloseTimeoutMs's default. */
-const HALF_CLOSE_TIMEOUT_MS = 60_000;
 
 /** A minimal logger (pino-compatible subset). */
 export interface ForwardLogger {
@@ -141,17 +147,27 @@ function actionOf(d: Decision): FlowAction {
   }
 }
 
-/** Maps a TunnelStream reset (the edge's answer to OPEN) to a refusal. */
+/**
+ * Maps a TunnelStream reset (the edge's answer to OPEN) to a refusal. A CONNECT_FAILED
+ * reason is free text that holds the destination's name ("cannot resolve refused.test"):
+ * only the errno token the edge puts in it counts (`connect failed: ECONNREFUSED from ...`).
+ */
 export function refusalOfReset(code: number, reason: string): Refusal {
   switch (code) {
     case ResetCode.BLOCKED:
       return 'blocked';
     case ResetCode.TIMEOUT:
       return 'timeout';
-    case ResetCode.CONNECT_FAILED:
-      return /refused/i.test(reason) ? 'refused' : 'unreachable';
+    case ResetCode.CONNECT_FAILED: {
+      const errno = /\b(ECONNREFUSED|ENETUNREACH|ETIMEDOUT)\b/.exec(reason)?.[1];
+      if (errno === 'ECONNREFUSED') return 'refused';
+      if (errno === 'ENETUNREACH') return 'network';
+      if (errno === 'ETIMEDOUT') return 'timeout';
+      return 'unreachable';
+    }
     case ResetCode.REFUSED:
-      return 'refused';
+      // The edge refused the stream itself (stream limit): no destination was tried.
+      return 'failed';
     default:
       return 'unreachable';
   }
@@ -162,12 +178,39 @@ export function refusalOfError(err: NodeJS.ErrnoException): Refusal {
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'refused';
+    case 'ENETUNREACH':
+      return 'network';
     case 'ETIMEDOUT':
     case 'ESOCKETTIMEDOUT':
       return 'timeout';
     default:
       return 'unreachable';
   }
+}
+
+/**
+ * A reset that says the session is gone, so the flow gets its channel's fallback: the
+ * session died (SESSION_CLOSED), or the edge refused the stream because it is going away
+ * (GOAWAY: RST REFUSED "session going away").
+ */
+function sessionGone(code: number, reason: string): boolean {
+  return (
+    code === ResetCode.SESSION_CLOSED ||
+    (code === ResetCode.REFUSED && reason.includes('session going away'))
+  );
+}
+
+const mapped6 = new Uint32Array(4);
+
+/**
+ * An IPv4-mapped IPv6 address (::ffff:0:0/96, as `::ffff:127.0.0.1` or `::ffff:7f00:1`) as
+ * IPv4 text; any other string as it is. It is the IPv4 host (what a dual-stack socket
+ * reports for an IPv4 peer): IPv4 rules apply to it and it is dialed over IPv4.
+ */
+export function unmapIPv4(ip: string): string {
+  if (!ip.includes(':') || !parseIPv6(ip, mapped6)) return ip;
+  if (mapped6[0] !== 0 || mapped6[1] !== 0 || mapped6[2] !== 0xffff) return ip;
+  return formatIPv4(mapped6[3]!);
 }
 
 /**
@@ -261,6 +304,7 @@ export class Forwarder {
         host = null;
       }
     }
+    if (ip !== null) ip = unmapIPv4(ip);
     let d = this.classify(proto, host, ip, port);
     if (host !== null && ip === null && d.ruleId === null) {
       const resolved = await this.resolver.resolve(host);
@@ -392,9 +436,24 @@ export class Forwarder {
     }
     // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
     stream.on('error', noop);
+    // Its reset, for a stream accepted and reset in one batch (below).
+    const reset = { code: -1, reason: '' };
+    stream.once('reset', (code: number, reason: string) => {
+      reset.code = code;
+      reset.reason = reason;
+    });
     // The process lookup's answer goes to the edge even for a flow it refuses.
     if (processPending) this.tunneled.set(rec.flowId, stream);
-    const res = await this.awaitOpened(stream);
+    let res = await this.awaitOpened(stream);
+    if (res === null && stream.destroyed) {
+      // Accepted and reset in one batch (OPEN_OK then RST) before this ran: its 'reset' and
+      // 'close' already happened, so it cannot be relayed. Refused with its reset code.
+      const { code, reason } = reset;
+      const why = `reset as it opened: ${code}${reason ? ` ${reason}` : ''}`;
+      if (code === -1) res = { refused: 'unreachable', reason: 'stream closed as it opened' };
+      else if (sessionGone(code, reason)) res = { refused: 'unreachable', reason: why, down: true };
+      else res = { refused: refusalOfReset(code, reason), reason: why };
+    }
     if (res !== null) {
       if (processPending) this.forgetLater(rec.flowId);
       if (res.down) return this.harden(rec, d, host, ip, req.port, req.relayed);
@@ -481,7 +540,7 @@ export class Forwarder {
         (err: unknown) => {
           clearTimeout(timer);
           if (err instanceof StreamResetError) {
-            if (err.resetCode === ResetCode.SESSION_CLOSED) {
+            if (sessionGone(err.resetCode, err.message)) {
               resolve({ refused: 'unreachable', reason: err.message, down: true });
               return;
             }
@@ -510,6 +569,10 @@ export class Forwarder {
       ip = mapped.ip;
       port = mapped.port;
     } else {
+      // net.connect throws on port 0 (a TUN packet can name it): refused, never thrown.
+      if (!(port >= 1 && port <= 65535)) {
+        return this.refuse(rec, d, 'unreachable', `no destination port (${port})`);
+      }
       if (ip === null && host !== null) {
         ip = await this.resolver.resolve(host);
         if (ip === null) return this.refuse(rec, d, 'unreachable', `cannot resolve ${host}`);
@@ -581,8 +644,10 @@ export class Forwarder {
   /**
    * Pipes `client` <-> `res.upstream` with backpressure until both directions ended
    * (half-close propagates: the client's FIN ends the upstream's writable side and vice
-   * versa), or until either side fails, which destroys both. `head` is written upstream
-   * first (bytes the capture already read past its handshake). Resolves when done.
+   * versa), or until either side fails, which aborts the other with an RST (a tunnel stream
+   * with RST CANCEL, which the edge passes on to the destination) and destroys both; an
+   * upstream already destroyed aborts the client at once. `head` is written upstream first
+   * (bytes the capture already read past its handshake). Resolves when done.
    */
   relay(upstream: Duplex, client: Duplex, head?: Buffer): Promise<void> {
     // Readable.pipe() rather than stream.pipeline(): pipeline allocates an AbortController
@@ -599,11 +664,11 @@ export class Forwarder {
       let upstreamEnded = false;
       let upstreamFinished = false;
       let clientFinished = false;
-      let halfTimer: NodeJS.Timeout | null = null;
+      let cancelHalf: (() => void) | null = null;
       const finish = (): void => {
         if (finished) return;
         finished = true;
-        if (halfTimer) clearTimeout(halfTimer);
+        cancelHalf?.();
         client.unpipe(upstream);
         upstream.unpipe(client);
         if (!client.destroyed) client.destroy();
@@ -614,7 +679,7 @@ export class Forwarder {
         upDone = clientEnded && upstreamFinished;
         downDone = upstreamEnded && clientFinished;
         if (upDone && downDone) finish();
-        else if ((upDone || downDone) && halfTimer === null) halfClosed();
+        else if ((upDone || downDone) && cancelHalf === null) halfClosed();
       };
       // One direction done: the other gets halfCloseTimeoutMs of silence, counted on the
       // client socket's byte counters when the timer fires (nothing on the data path).
@@ -624,17 +689,7 @@ export class Forwarder {
         return (c.bytesRead ?? 0) + (c.bytesWritten ?? 0);
       };
       const halfClosed = (): void => {
-        let seen = moved();
-        const tick = (): void => {
-          const now = moved();
-          if (now !== seen) {
-            seen = now;
-            halfTimer = setTimeout(tick, halfCloseMs).unref();
-            return;
-          }
-          finish();
-        };
-        halfTimer = setTimeout(tick, halfCloseMs).unref();
+        cancelHalf = whenIdle(moved, halfCloseMs, finish);
       };
       // An aborted upstream (tunnel RST, socket error) aborts the client with a TCP RST, so
       // the application sees a reset rather than a clean end it could take for complete data.
@@ -646,7 +701,12 @@ export class Forwarder {
         if (code !== ResetCode.CANCEL) abortClient();
       });
       upstream.on('error', abortClient);
-      client.on('error', finish);
+      // And the other way: an aborted client (its RST) aborts a direct upstream with an RST;
+      // a tunnel stream destroyed by finish() sends RST CANCEL, which the edge passes on.
+      client.on('error', () => {
+        if (upstream instanceof Socket) resetSocket(upstream);
+        finish();
+      });
       client.once('end', () => {
         clientEnded = true;
         check();
@@ -671,6 +731,11 @@ export class Forwarder {
       upstream.once('close', () => {
         if (!(upstreamEnded && upstreamFinished)) abortClient();
       });
+      // Already gone (reset before relay() ran): its 'close' will not come again.
+      if (upstream.destroyed) {
+        abortClient();
+        return;
+      }
       if (head && head.length > 0) upstream.write(head);
       client.pipe(upstream);
       // A tunnel stream writes straight into a socket (no Readable in between, and the

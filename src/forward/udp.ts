@@ -10,10 +10,10 @@
  * - bypass: a UDP socket of its own, connected to the destination (so replies come back to
  *   this flow only, and only from the destination);
  * - drop / block / refused: datagrams are discarded and counted by reason (`quic` for UDP
- *   on the platform's QUIC ports, `policy`, `blocked`, `hardening`, `unreachable`,
- *   `refused`, `timeout`, `limit`), the flow kept for `udpIdleMs` (its own datagrams do not
- *   extend that) so that it is neither classified nor asked of the edge again meanwhile,
- *   and is after it.
+ *   on the platform's QUIC ports, `policy`, `blocked`, `hardening`, `unreachable` (also a
+ *   bypassed destination port 0), `network`, `refused`, `timeout`, `failed`, `limit`), the
+ *   flow kept for `udpIdleMs` (its own datagrams do not extend that) so that it is neither
+ *   classified nor asked of the edge again meanwhile, and is after it.
  * Destination flows close after `udpIdleMs` without traffic; closing the association
  * closes them all, also those still being set up. Never throws on bad input.
  */
@@ -344,6 +344,11 @@ export class UdpAssociation {
         return this.discard(f, 'unreachable');
       }
     }
+    // Port 0 cannot be sent to (dgram connect() throws ERR_SOCKET_BAD_PORT).
+    if (f.dialPort === 0) {
+      rec.reason = `no destination port (${ip}:0)`;
+      return this.discard(f, 'unreachable');
+    }
     const sock = await this.connectedSocket(ip, f.dialPort);
     if (this.gone(f)) {
       if (!(sock instanceof Error)) sock.close();
@@ -380,13 +385,18 @@ export class UdpAssociation {
       };
       sock.once('error', fail);
       sock.bind({ port: 0, ...(local && useLocal(local, ip) ? { address: local } : {}) }, () => {
-        sock.connect(port, ip, (err?: Error) => {
-          if (err) return fail(err);
-          sock.removeListener('error', fail);
-          // ICMP errors (port unreachable) surface here on a connected socket: not fatal.
-          sock.on('error', noop);
-          resolve(sock);
-        });
+        // connect() throws on bad arguments (in this callback: an uncaught exception).
+        try {
+          sock.connect(port, ip, (err?: Error) => {
+            if (err) return fail(err);
+            sock.removeListener('error', fail);
+            // ICMP errors (port unreachable) surface here on a connected socket: not fatal.
+            sock.on('error', noop);
+            resolve(sock);
+          });
+        } catch (err) {
+          fail(err as Error);
+        }
       });
     });
   }

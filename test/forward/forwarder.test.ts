@@ -111,7 +111,8 @@ t.test('refusalOfReset maps RST codes', async (t) => {
   t.equal(refusalOfReset(ResetCode.TIMEOUT, ''), 'timeout');
   t.equal(refusalOfReset(ResetCode.CONNECT_FAILED, 'connect ECONNREFUSED'), 'refused');
   t.equal(refusalOfReset(ResetCode.CONNECT_FAILED, 'EHOSTUNREACH'), 'unreachable');
-  t.equal(refusalOfReset(ResetCode.REFUSED, ''), 'refused');
+  // The edge refused the stream itself (stream limit): nothing was tried.
+  t.equal(refusalOfReset(ResetCode.REFUSED, 'too many streams'), 'failed');
 });
 
 t.test(

@@ -294,6 +294,10 @@ function checkUpOptions(o: UpOptions) {
   if ((o.user === undefined) !== (o.password === undefined)) {
     throw new UsageError('--user and --password go together');
   }
+  // RFC 1929: a username of 1 to 255 bytes; no SOCKS5 client could log in with another.
+  if (o.user !== undefined && (o.user === '' || Buffer.byteLength(o.user) > 255)) {
+    throw new UsageError('--user: give a name of 1 to 255 bytes');
+  }
   const auth = o.user !== undefined ? { username: o.user, password: o.password! } : undefined;
   const exitAfter = o.exitAfter !== undefined ? Number(o.exitAfter) : null;
   // setTimeout's limit: 2^31-1 ms, about 24.8 days (past it node fires at once).
