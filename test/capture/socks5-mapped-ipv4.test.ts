@@ -6,12 +6,11 @@
  * the tunnel and the edge's policy. And a UDP ASSOCIATE announcing a mapped address
  * ('::ffff:7f00:1') dropped every datagram of its own client as a foreign sender.
  */
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
 import t from 'tap';
 import { encodeUdpHeader, Socks5Parser } from '../../src/capture/socks5.js';
 import { startTestWorld, until } from '../e2e/helpers.js';
 import { udpEcho } from '../forward/fixtures/fakes.js';
+import { udpApp } from '../util/socks-udp.js';
 import { domainRequest, hex, ipv6Request, rawClient, startSocks, u16 } from './helpers.js';
 
 t.test('CONNECT to ::ffff:127.77.0.5:3389 is the RDP app segment, tunneled', async (t) => {
@@ -42,12 +41,7 @@ t.test('UDP ASSOCIATE announcing ::ffff:127.0.0.1 accepts its client', async (t)
   const echo = await udpEcho();
   t.teardown(() => echo.close());
   const { port } = await startSocks(t);
-  const u = createSocket('udp4');
-  u.bind(0, '127.0.0.1');
-  await once(u, 'listening');
-  t.teardown(() => u.close());
-  const replies: Buffer[] = [];
-  u.on('message', (m) => replies.push(m));
+  const { u, got: replies } = await udpApp(t);
   // DST.ADDR ::ffff:127.0.0.1 (ATYP 4), DST.PORT the port it sends from.
   const c = await rawClient(t, port, [
     hex('05 01 00'),

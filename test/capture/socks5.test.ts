@@ -22,6 +22,7 @@ import {
   fakeForwarder,
   udpEcho,
 } from '../forward/fixtures/fakes.js';
+import { udpApp } from '../util/socks-udp.js';
 import { brokenForwarder, warningLog } from './broken.js';
 import { checkConnectionLimit } from './stalled.js';
 
@@ -518,12 +519,7 @@ t.test(
     t.teardown(() => info.socket.destroy());
     const relay = info.remoteHost!;
     t.equal(relay.host, '127.0.0.1');
-    const u = createSocket('udp4');
-    u.bind(0, '127.0.0.1');
-    await once(u, 'listening');
-    t.teardown(() => u.close());
-    const replies: Buffer[] = [];
-    u.on('message', (m) => replies.push(m));
+    const { u, got: replies } = await udpApp(t);
     const frame = (host: string, p: number, data: string, frag = 0) =>
       SocksClient.createUDPFrame({
         remoteHost: { host, port: p },
