@@ -9,10 +9,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Test } from 'tap';
 import { HttpProxy, type HttpProxyOptions } from '../../src/capture/http-proxy.js';
-import { FlowTable } from '../../src/forward/flow-table.js';
-import { Forwarder } from '../../src/forward/forwarder.js';
-import { Resolver } from '../../src/forward/resolver.js';
-import { clientState, decision, FakeClassifier, FakeTunnels } from '../forward/fixtures/fakes.js';
+import { decision, fakeForwarder } from '../forward/fixtures/fakes.js';
 import { delay } from '../util/wait.js';
 
 export const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
@@ -46,22 +43,20 @@ export const BLOCK = decision({
  * `direct.test` resolves to 127.0.0.1.
  */
 export async function proxyFor(t: Test, opts: Partial<HttpProxyOptions> = {}) {
-  const classifier = new FakeClassifier([
-    { host: 'tunnel.test', decision: TUNNEL },
-    { host: 'strict.test', decision: STRICT },
-    { host: 'casino.test', decision: BLOCK },
-    { decision: BYPASS },
-  ]);
-  const tunnels = new FakeTunnels();
-  const flows = new FlowTable();
-  const forwarder = new Forwarder({
-    classifier: () => classifier,
+  const {
+    fwd: forwarder,
     tunnels,
-    clientState: () => clientState(),
-    resolver: new Resolver({ hosts: { 'direct.test': '127.0.0.1' }, system: false }),
     flows,
-    openTimeoutMs: 1000,
-  });
+  } = fakeForwarder(
+    [
+      { host: 'tunnel.test', decision: TUNNEL },
+      { host: 'strict.test', decision: STRICT },
+      { host: 'casino.test', decision: BLOCK },
+      { decision: BYPASS },
+    ],
+    { 'direct.test': '127.0.0.1' },
+    { openTimeoutMs: 1000 },
+  );
   const proxy = new HttpProxy({ forwarder, port: 0, ...opts });
   const { port } = await proxy.listen();
   t.teardown(() => proxy.close());
