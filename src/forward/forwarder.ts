@@ -200,6 +200,16 @@ function sessionGone(code: number, reason: string): boolean {
   );
 }
 
+/** Why a stream did not open. `down`: its session is gone, the flow gets its fallback. */
+type OpenFailure = { refused: Refusal; reason: string; down?: boolean };
+
+/** The refusal for a stream reset `code` (`text`: what the flow record says). */
+function streamRefusal(code: number, reason: string, text: string): OpenFailure {
+  return sessionGone(code, reason)
+    ? { refused: 'unreachable', reason: text, down: true }
+    : { refused: refusalOfReset(code, reason), reason: text };
+}
+
 const mapped6 = new Uint32Array(4);
 
 /**
@@ -436,24 +446,9 @@ export class Forwarder {
     }
     // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
     stream.on('error', noop);
-    // Its reset, for a stream accepted and reset in one batch (below).
-    const reset = { code: -1, reason: '' };
-    stream.once('reset', (code: number, reason: string) => {
-      reset.code = code;
-      reset.reason = reason;
-    });
     // The process lookup's answer goes to the edge even for a flow it refuses.
     if (processPending) this.tunneled.set(rec.flowId, stream);
-    let res = await this.awaitOpened(stream);
-    if (res === null && stream.destroyed) {
-      // Accepted and reset in one batch (OPEN_OK then RST) before this ran: its 'reset' and
-      // 'close' already happened, so it cannot be relayed. Refused with its reset code.
-      const { code, reason } = reset;
-      const why = `reset as it opened: ${code}${reason ? ` ${reason}` : ''}`;
-      if (code === -1) res = { refused: 'unreachable', reason: 'stream closed as it opened' };
-      else if (sessionGone(code, reason)) res = { refused: 'unreachable', reason: why, down: true };
-      else res = { refused: refusalOfReset(code, reason), reason: why };
-    }
+    const res = await this.awaitOpened(stream);
     if (res !== null) {
       if (processPending) this.forgetLater(rec.flowId);
       if (res.down) return this.harden(rec, d, host, ip, req.port, req.relayed);
@@ -522,12 +517,19 @@ export class Forwarder {
     };
   }
 
-  /** null when opened; otherwise why not (`down`: the session died, apply hardening). */
-  private awaitOpened(
-    stream: TunnelStream,
-  ): Promise<null | { refused: Refusal; reason: string; down?: boolean }> {
+  /**
+   * null when opened; otherwise why not (`down`: the session died, apply hardening). A
+   * stream accepted and reset in one batch (OPEN_OK then RST, handled before this resolves)
+   * cannot be relayed: refused with its reset, as one reset before OPEN_OK.
+   */
+  private awaitOpened(stream: TunnelStream): Promise<OpenFailure | null> {
     const timeoutMs = this.opts.openTimeoutMs ?? 15_000;
     return new Promise((resolve) => {
+      let reset: { code: number; reason: string } | null = null;
+      const onReset = (code: number, reason: string): void => {
+        reset = { code, reason };
+      };
+      stream.once('reset', onReset);
       const timer = setTimeout(() => {
         stream.reset(ResetCode.TIMEOUT, 'open timeout');
         resolve({ refused: 'timeout', reason: `edge did not accept within ${timeoutMs} ms` });
@@ -535,16 +537,26 @@ export class Forwarder {
       stream.opened.then(
         () => {
           clearTimeout(timer);
-          resolve(null);
+          stream.off('reset', onReset);
+          if (!stream.destroyed) resolve(null);
+          else if (reset === null) {
+            resolve({ refused: 'unreachable', reason: 'stream closed as it opened' });
+          } else {
+            const { code, reason } = reset as { code: number; reason: string };
+            resolve(
+              streamRefusal(
+                code,
+                reason,
+                `reset as it opened: ${code}${reason ? ` ${reason}` : ''}`,
+              ),
+            );
+          }
         },
         (err: unknown) => {
           clearTimeout(timer);
+          stream.off('reset', onReset);
           if (err instanceof StreamResetError) {
-            if (sessionGone(err.resetCode, err.message)) {
-              resolve({ refused: 'unreachable', reason: err.message, down: true });
-              return;
-            }
-            resolve({ refused: refusalOfReset(err.resetCode, err.message), reason: err.message });
+            resolve(streamRefusal(err.resetCode, err.message, err.message));
             return;
           }
           resolve({ refused: 'unreachable', reason: (err as Error)?.message ?? String(err) });
@@ -808,9 +820,7 @@ export class Forwarder {
   }
 
   /** @internal used by UdpAssociation: the wait for OPEN_OK, bounded as for TCP. */
-  _awaitOpened(
-    stream: TunnelStream,
-  ): Promise<null | { refused: Refusal; reason: string; down?: boolean }> {
+  _awaitOpened(stream: TunnelStream): Promise<OpenFailure | null> {
     return this.awaitOpened(stream);
   }
 

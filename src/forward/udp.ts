@@ -213,12 +213,9 @@ export class UdpAssociation {
     // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
     stream.on('error', noop);
     // As for TCP: bounded by openTimeoutMs; an edge refusal or a dead session decides.
-    let res = await this.fwd._awaitOpened(stream);
+    // (A stream accepted and reset in one batch is refused there, with its reset.)
+    const res = await this.fwd._awaitOpened(stream);
     if (this.gone(f)) return this.abandon(f);
-    if (res === null && stream.destroyed) {
-      // Reset or closed right after OPEN_OK, before this ran.
-      res = { refused: 'unreachable', reason: resetWhy ?? 'stream closed as it opened' };
-    }
     if (res !== null) {
       if (res.down) return this.harden(f, d);
       rec.reason = res.reason;
