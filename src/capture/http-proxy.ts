@@ -23,6 +23,12 @@
  * the whole. A client that closes (or half-closes) during a silent response is given up
  * after `halfCloseTimeoutMs` without a byte either way; its FIN is not passed upstream.
  *
+ * Interim and trailing fields (RFC 9110 15.2, 6.5): a `102 Processing` and a `103 Early
+ * Hints` from the upstream are forwarded before the final response (other 1xx have no
+ * node:http API and are dropped; the upstream's `100 Continue` is the proxy's own to give).
+ * Trailer fields go on in both directions when the message is chunked on the next hop
+ * (an HTTP/1.0 client gets none); a client's `TE: trailers` is passed upstream.
+ *
  * `Expect: 100-continue`: the destination is classified and its flow opened before the
  * `100 Continue`; a request refused on the way (403, 502, 504, 400, 407...) gets its final
  * status instead, and the connection closes after it (the body was never sent).
@@ -39,6 +45,8 @@ import {
   type OutgoingHttpHeaders,
   type Server,
   type ServerResponse,
+  validateHeaderName,
+  validateHeaderValue,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -173,7 +181,6 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization',
   'proxy-authenticate',
   'te',
-  'trailer',
   'transfer-encoding',
   'upgrade',
 ]);
@@ -192,6 +199,32 @@ function endToEnd(h: IncomingHttpHeaders): OutgoingHttpHeaders {
     out[k] = v;
   }
   return out;
+}
+
+/** `rawTrailers` ([name, value, ...]) as pairs for addTrailers(). */
+function trailerPairs(raw: string[]): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
+  return pairs;
+}
+
+/**
+ * Ends `out` after `from` ended, with `from`'s trailer fields, if any. A field node will not
+ * send (a control character the lenient parser let through) drops the trailers, not the
+ * message.
+ */
+function endWithTrailers(
+  from: IncomingMessage,
+  out: { addTrailers: ServerResponse['addTrailers']; end(): unknown },
+): void {
+  if (from.rawTrailers.length > 0) {
+    try {
+      out.addTrailers(trailerPairs(from.rawTrailers));
+    } catch {
+      // dropped, see above
+    }
+  }
+  out.end();
 }
 
 function safeEqual(a: string, b: string): boolean {
@@ -488,6 +521,11 @@ export class HttpProxy {
     // would send a GET's or DELETE's body unframed otherwise).
     const te = req.headers['transfer-encoding'];
     if (te !== undefined) headers['transfer-encoding'] = te;
+    // TE is hop-by-hop; the proxy forwards trailers, so it may ask for them in turn.
+    if (/(?:^|,)\s*trailers\s*(?:[,;]|$)/i.test(String(req.headers.te ?? ''))) {
+      headers.te = 'trailers';
+      headers.connection = 'close, te';
+    }
     const timeoutMs = this.opts.responseTimeoutMs ?? 30_000;
     let upReq: ClientRequest;
     try {
@@ -541,6 +579,28 @@ export class HttpProxy {
         timeoutMs,
       );
     });
+    // Interim responses, forwarded while the final one is awaited.
+    upReq.on('information', (info) => {
+      // RFC 9110 15.2: no 1xx to an HTTP/1.0 client.
+      if (answered || res.headersSent || req.httpVersion === '1.0') return;
+      try {
+        if (info.statusCode === 102) res.writeProcessing();
+        else if (info.statusCode === 103) {
+          const hints: Record<string, string | string[]> = {};
+          for (const [k, v] of Object.entries(endToEnd(info.headers))) {
+            if (v === undefined) continue;
+            const vs = Array.isArray(v) ? v : [String(v)];
+            // writeEarlyHints writes the fields as given: each is checked as writeHead would.
+            validateHeaderName(k);
+            for (const x of vs) validateHeaderValue(k, x);
+            hints[k] = Array.isArray(v) ? vs : vs[0]!;
+          }
+          res.writeEarlyHints(hints);
+        }
+      } catch {
+        // An interim response node will not send (a bad field) is dropped: it is advisory.
+      }
+    });
     upReq.on('response', (up) => {
       try {
         onResponse(up);
@@ -590,8 +650,11 @@ export class HttpProxy {
       }
       answered = true;
       streaming = true;
-      up.pipe(res);
-      up.on('end', () => upstream.destroy());
+      up.pipe(res, { end: false });
+      up.on('end', () => {
+        upstream.destroy();
+        endWithTrailers(up, res);
+      });
       up.on('error', cutShort);
     };
     upReq.on('upgrade', (_up, sock: Socket) => {
@@ -626,7 +689,8 @@ export class HttpProxy {
     });
     // The flow is open and the request goes upstream: now the client may send its body.
     if (expectContinue && !res.headersSent) res.writeContinue();
-    req.pipe(upReq);
+    req.pipe(upReq, { end: false });
+    req.once('end', () => endWithTrailers(req, upReq));
     req.resume();
   }
 }
