@@ -161,7 +161,11 @@ export function quicDecision(d: Decision, platform: PlatformSpec): Decision {
   } else {
     if (q.scope !== 'all' || d.action === q.otherwise) return d;
     const which = q.tunnel.length ? `only QUIC acquired by ${only} rules` : 'no QUIC';
-    reason = `no rule tunnels this QUIC flow (on ${platform.name} ${which} is tunneled); ${then}`;
+    // A bypass rule matched: say so, or the reason hides it (the rule id is on the decision).
+    reason =
+      d.action === 'bypass' && d.ruleName
+        ? `"${d.ruleName}" sends this QUIC flow direct, but on ${platform.name} the VPN sees all QUIC and ${which} is tunneled; ${then}`
+        : `no rule tunnels this QUIC flow (on ${platform.name} ${which} is tunneled); ${then}`;
   }
   return freeze({ ...d, action: q.otherwise, channel: null, reason });
 }

@@ -310,6 +310,9 @@ t.test('QUIC on iOS: only Exchange Online is tunneled, the rest is dropped', asy
     'no rule tunnels this QUIC flow (on ios only QUIC acquired by Exchange Online rules is tunneled); dropped so the app falls back to TCP',
   );
   t.match(decide(flow('quic.example.test', 443, 'udp')), { action: 'drop', ruleId: 'ia-ca-udp' });
+  const lan = decide(flow('192.168.1.10', 443, 'udp'));
+  t.match(lan, { action: 'drop', ruleId: 'ia-db' }, 'scope all: bypassed QUIC is dropped too');
+  t.match(lan.reason, /^"[^"]+" sends this QUIC flow direct, but on ios the VPN sees all QUIC/);
   t.match(decide(flow('10.1.2.3', 3389, 'udp')), { action: 'tunnel' }, 'not a QUIC port');
   t.match(decide(flow('x.sharepoint.com', 443, 'tcp')), { action: 'tunnel' }, 'TCP unaffected');
 });
