@@ -3,8 +3,6 @@
  * platform, or find the running client; the values they parse; how to name gsa-emu in the
  * commands they suggest.
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import {
@@ -142,25 +140,5 @@ export function forwardingText(channels: Record<string, boolean>): string {
     .join(', ');
 }
 
-/**
- * How the user runs gsa-emu from a shell: `gsa-emu` when it is on their PATH (installed
- * globally), else `npx gsa-emu` (a checkout, or a project's dependency: npm puts
- * node_modules/.bin on the PATH of `npm start` and `npx`, not on the user's). The commands
- * gsa-emu suggests (`up`'s banner, `status --wait`'s fixes) start with it.
- */
-export function cliCommand(
-  path: string = process.env.PATH ?? '',
-  platform: string = process.platform,
-): string {
-  const names = platform === 'win32' ? ['gsa-emu.cmd', 'gsa-emu.exe'] : ['gsa-emu'];
-  for (const d of path.split(platform === 'win32' ? ';' : ':')) {
-    if (!d || /[\\/]node_modules[\\/]\.bin[\\/]?$/.test(d)) continue;
-    for (const n of names) {
-      try {
-        accessSync(join(d, n), fsConstants.X_OK);
-        return 'gsa-emu';
-      } catch {}
-    }
-  }
-  return 'npx gsa-emu';
-}
+/** How the user runs gsa-emu from a shell (`gsa-emu` or `npx gsa-emu`): util/cli-command.ts. */
+export { cliCommand } from '../util/cli-command.js';

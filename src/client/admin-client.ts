@@ -26,6 +26,7 @@ import {
 import { join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
+import { cliCommand } from '../util/cli-command.js';
 import { ownProcessStart, writerAlive } from '../util/pid-lock.js';
 import { makeDirs, openPrivateFile } from '../util/state-dir.js';
 
@@ -208,8 +209,8 @@ function liveState(dir: string): LiveState {
   throw new GsaError(
     'GSA_ERR_NOT_RUNNING',
     s === null
-      ? `no running client found (${main} is missing): start one with "gsa-emu up", or pass --admin host:port`
-      : `no running client found: ${main} is stale (the "gsa-emu up" that wrote it, pid ${s.pid}, is gone): start one with "gsa-emu up", or pass --admin host:port`,
+      ? `no running client found (${main} is missing): start one with "${cliCommand()} up", or pass --admin host:port`
+      : `no running client found: ${main} is stale (the "gsa-emu up" that wrote it, pid ${s.pid}, is gone): start one with "${cliCommand()} up", or pass --admin host:port`,
   );
 }
 
@@ -361,7 +362,7 @@ export async function adminCall<T>(
     if (t.from !== null) {
       throw new GsaError(
         'GSA_ERR_NOT_RUNNING',
-        `the admin API at ${base} refused the token of ${t.from}: that file is stale (the gsa-emu that wrote it is gone; another one listens on its port now): start one with "gsa-emu up"`,
+        `the admin API at ${base} refused the token of ${t.from}: that file is stale (the gsa-emu that wrote it is gone; another one listens on its port now): start one with "${cliCommand()} up"`,
       );
     }
     throw new AdminApiError(

@@ -52,7 +52,7 @@ import {
   type StatusView,
   statusView,
 } from './diagnostics.js';
-import { EdgeApi } from './edge-api.js';
+import { EdgeApi, tenantOfToken } from './edge-api.js';
 import { type ProcessOwnerOptions, ProcessOwners } from './process-owner.js';
 
 export interface HostnameEntry {
@@ -265,6 +265,8 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     userId: user.userId ?? DEMO_USER.userId,
     deviceId: user.deviceId ?? DEMO_USER.deviceId,
     ...(upn !== undefined ? { upn } : {}),
+    // Every token fetched names the tenant the edge serves (declared below; called later).
+    onTenant: (tid) => tenantSeen(tid),
   });
   let tokenError: string | null = null;
   const tunnels = new Tunnels({
@@ -292,6 +294,26 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   let poller: ReturnType<EdgeApi['pollProfiles']> | null = null;
   /** A poll started because a channel came up (one at a time). */
   let upPoll: Promise<void> | null = null;
+  // A Graph list (`{ value: [...] }`) names no tenant: the edge's Graph `GET /organization`
+  // gives its id and display name; failing that, the id is the tokens' `tid`.
+  let edgeTenant: { tenantId?: string; name?: string } = {};
+  /**
+   * The `tid` of a token just fetched. Another tenant than before: the edge was restarted
+   * or replaced for another tenant. Forget its name and the profiles' ETag (the new edge
+   * may serve the same document) and poll now: the status then names the new tenant.
+   */
+  const tenantSeen = (tid: string): void => {
+    if (source !== 'edge' || tid === edgeTenant.tenantId) return;
+    const before = edgeTenant.tenantId;
+    edgeTenant = { tenantId: tid };
+    if (before === undefined || poller === null) return;
+    log.warn(
+      { from: before, to: tid },
+      'the edge serves another tenant now: fetching its forwarding profiles again',
+    );
+    poller.forgetEtag();
+    void poller.pollNow();
+  };
   tunnels.on('up', (c: ChannelName) => {
     downInfo.delete(c);
     log.info({ channel: c }, 'channel up');
@@ -379,19 +401,6 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
 
   tiles.onChange(() => recompile('tile toggled'));
 
-  // A Graph list (`{ value: [...] }`) names no tenant: the edge's Graph `GET /organization`
-  // gives its id and display name; failing that, the id is the token's `tid`.
-  let edgeTenant: { tenantId?: string; name?: string } = {};
-  const tidOf = (jwt: string): string | undefined => {
-    try {
-      const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as {
-        tid?: unknown;
-      };
-      return typeof claims.tid === 'string' ? claims.tid : undefined;
-    } catch {
-      return undefined;
-    }
-  };
   const learnEdgeTenant = async (): Promise<void> => {
     if (edgeTenant.name !== undefined) return;
     try {
@@ -403,7 +412,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     }
     if (edgeTenant.tenantId !== undefined) return;
     try {
-      const tid = tidOf(await edgeApi.getToken('m365'));
+      const tid = tenantOfToken(await edgeApi.getToken('m365'));
       if (tid !== undefined) edgeTenant = { tenantId: tid };
     } catch {}
   };
@@ -426,8 +435,8 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
 
   if (source === 'edge') {
     try {
-      const tid = tidOf(await edgeApi.getToken('m365'));
-      if (tid !== undefined) edgeTenant = { tenantId: tid };
+      // A new token: tenantSeen learns the edge's tenant from it.
+      await edgeApi.getToken('m365');
     } catch (err) {
       tokenError = (err as Error).message;
     }
@@ -614,6 +623,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
           clientVersion: packageVersion(),
         },
         tenant,
+        ...(source === 'edge' ? { edgeTenantId: edgeTenant.tenantId ?? null } : {}),
         profileSource,
         profileLoadedAt,
         profileError: profileProblem(),

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { quicTunnelText } from '../classify/decisions.js';
 import type { ClientTilesSnapshot } from '../policy/client-config.js';
 import type { ChannelName, PlatformSpec, TenantSpec } from '../policy/model.js';
+import { cliCommand } from '../util/cli-command.js';
 import type { HostnameEntry } from './client.js';
 
 export const CHANNEL_LABEL: Record<ChannelName, string> = {
@@ -71,6 +72,11 @@ export interface Overview {
 export interface StatusInput {
   overview: Omit<Overview, 'tenantId' | 'forwardingProfileId'>;
   tenant: TenantSpec | null;
+  /**
+   * The tenant the edge serves now (its tokens' `tid`), when the profiles come from the
+   * edge: another one than `tenant`'s means the profile in force is the previous tenant's.
+   */
+  edgeTenantId?: string | null;
   profileSource: string;
   profileLoadedAt: number | null;
   /** Why the last profile fetch or update failed (null when it did not). */
@@ -153,18 +159,23 @@ export function statusView(i: StatusInput): StatusView {
   else state = 'Connected';
   if (!snap.onboarded) {
     notes.push(
-      'not onboarded (SilentOnboard is not TRUE): nothing is forwarded; `gsa-emu onboard`',
+      `not onboarded (SilentOnboard is not TRUE): nothing is forwarded; \`${cliCommand()} onboard\``,
     );
   }
   if (!snap.vpnOn) {
     notes.push(
-      `the VPN is off (switched off in ${snap.vpn.offVia === 'app' ? 'the app' : 'Settings'}): nothing is forwarded; \`gsa-emu vpn on\``,
+      `the VPN is off (switched off in ${snap.vpn.offVia === 'app' ? 'the app' : 'Settings'}): nothing is forwarded; \`${cliCommand()} vpn on\``,
     );
   }
   if (snap.tiles.private.visible && !snap.toggles.private) notes.push('Private Access is disabled');
   if (snap.tiles.internet.visible && !snap.toggles.internet)
     notes.push('Internet Access is disabled');
   if (i.tokenAt === null && i.tokenError) notes.push(`Entra: ${i.tokenError}`);
+  if (i.tenant !== null && i.edgeTenantId && i.edgeTenantId !== i.tenant.tenantId) {
+    notes.push(
+      `the edge now serves tenant ${i.edgeTenantId}: the profile in force is still ${i.tenant.name}'s until its profiles are fetched`,
+    );
+  }
   return {
     state,
     notes,

@@ -18,7 +18,8 @@
  * is retried once with a fresh token. HTTP failures are EdgeHttpError (code
  * GSA_ERR_EDGE_HTTP, `status`, Graph `graphCode`); a refused token is AuthError (`reason`
  * from the edge). `pollProfiles` never throws: errors go to `onError` and polling goes on.
- * `close()` aborts the requests in flight.
+ * `onTenant` hears the tenant (`tid`) of each token fetched: an edge restarted for another
+ * tenant shows there first. `close()` aborts the requests in flight.
  */
 import { Agent, type Dispatcher, request } from 'undici';
 import type { Audience } from '../edge/identity.js';
@@ -44,6 +45,8 @@ export interface EdgeApiOptions {
   dispatcher?: Dispatcher;
   /** Local address the connections to the edge are bound to (TUN host mode). */
   localAddress?: string;
+  /** Called with the tenant id (`tid`) of every token fetched (not of cached ones). */
+  onTenant?: (tenantId: string) => void;
 }
 
 interface CachedToken {
@@ -81,6 +84,11 @@ export interface Poller {
   stop(): void;
   /** Polls at once (resolves after onChange/onError ran). */
   pollNow(): Promise<void>;
+  /**
+   * Forget the ETag held: the next poll fetches the whole document and calls onChange even
+   * when it did not change (the edge now serves another tenant the same profiles).
+   */
+  forgetEtag(): void;
   readonly etag: string | null;
 }
 
@@ -197,6 +205,8 @@ export class EdgeApi {
       expiresAt: obtainedAt + life,
       refreshAt: obtainedAt + life * this.refreshFraction,
     });
+    const tid = tenantOfToken(j.access_token);
+    if (tid !== undefined) this.opts.onTenant?.(tid);
     return j.access_token;
   }
 
@@ -265,6 +275,9 @@ export class EdgeApi {
           if (!stopped && !api.closed) timer = setTimeout(tick, opts.intervalMs);
         });
         await running;
+      },
+      forgetEtag() {
+        etag = null;
       },
       get etag() {
         return etag;
@@ -396,6 +409,18 @@ export class EdgeApi {
       clearTimeout(timer);
       this.requests.delete(ac);
     }
+  }
+}
+
+/** The tenant id (`tid` claim) of a JWT, read without verifying it; undefined if none. */
+export function tenantOfToken(jwt: string): string | undefined {
+  try {
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as {
+      tid?: unknown;
+    };
+    return typeof claims.tid === 'string' ? claims.tid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -54,10 +54,20 @@ export function formatTiles(
  * `d`: `Private Access, tunneled`, `bypassed: <the decision's reason>`, or blocked. `off`:
  * the channel the example shows does not forward now (`Internet Access is off`), said
  * instead of a bypass's reason. `edgeBlock`: the edge's answer where it blocks the flow
- * once tunneled (`403`), or null.
+ * once tunneled (`403`), or null. `tunnelUp`: the decision's channel has its tunnel up now;
+ * when not, the flow gets the rule's fallback (the forwarder's hardening), and that is said.
  */
-export function tryOutcome(d: Decision, off: string | null, edgeBlock: string | null): string {
+export function tryOutcome(
+  d: Decision,
+  off: string | null,
+  edgeBlock: string | null,
+  tunnelUp = true,
+): string {
   if (d.action === 'tunnel' && d.channel !== null) {
+    if (!tunnelUp) {
+      const then = d.fallback === 'block' ? 'blocked' : 'goes direct';
+      return `${CHANNEL_LABEL[d.channel]} tunnel not connected: ${then} (fallback ${d.fallback})`;
+    }
     const label = `${CHANNEL_LABEL[d.channel]}, tunneled`;
     return edgeBlock === null ? label : `${label}, blocked at the edge (${edgeBlock})`;
   }

@@ -187,7 +187,8 @@ t.test('bannerText: the comments are the decisions, not the tiles', async (t) =>
     warnings: [],
     tenantId: 't',
     tenantName: 'T',
-    channels: [],
+    // Every tunnel up (a channel that is down: test/cli/up-banner-tunnel-down.test.ts).
+    channels: ['entra', 'm365', 'private', 'internet'].map((channel) => ({ channel, up: true })),
     tiles: snap.tiles,
     onboarded: true,
     vpnOn: true,

@@ -654,8 +654,11 @@ export function bannerText(
     `state       ${x.dir}`,
     '',
   ];
-  // The demo's example commands, each with what the client does with it now.
+  // The demo's example commands, each with what the client does with it now: a tunneled
+  // flow whose tunnel is not up gets its fallback (redrawn each second on a terminal).
   const { shown, leftOut } = shownTries(st, x.tries ?? []);
+  const tunnelUp = (t: DecidedTry): boolean =>
+    t.decision.channel === null || up[t.decision.channel] === true;
   const toggle = toggleHint(st);
   const more = (cmds: string[]) => `  ${cmds.map((c) => `${g} ${c}${sd}`).join('; ')}`;
   const before = st.onboarded ? [] : [`  ${g} onboard${sd}   # first: the client is not onboarded`];
@@ -670,6 +673,7 @@ export function bannerText(
         t.decision,
         off,
         t.edgeBlocks ? (t.proxy === 'http' ? '403' : 'SOCKS reply 0x02') : null,
+        tunnelUp(t),
       ),
     ]);
     lines.push(
@@ -685,7 +689,7 @@ export function bannerText(
     const ca = shellWord(x.demo.caFile);
     const cmds = shown.map(({ t, off }): [string, string] => [
       `${t.tls ? `--cacert ${ca} ` : ''}${urlOf(t)}`,
-      tryOutcome(t.decision, off, t.edgeBlocks ? 'reset' : null),
+      tryOutcome(t.decision, off, t.edgeBlocks ? 'reset' : null, tunnelUp(t)),
     ]);
     lines.push(
       'try (any application on this host is captured):',
