@@ -53,14 +53,15 @@ export interface PolicyContext {
 export function loadPolicyContext(opts: PolicyOptions): PolicyContext {
   const loaded = loadTenantFile(opts.tenant);
   const warnings: string[] = [];
+  // The platform first: it says which managed keys the client reads (iOS's or Android's).
+  const platform = loadPlatform(opts.platform ?? 'ios');
   let config = defaultClientConfig();
   if (opts.clientConfig) {
-    const cc = loadClientConfigFile(opts.clientConfig);
+    const cc = loadClientConfigFile(opts.clientConfig, { platform });
     config = cc.config;
     for (const w of cc.warnings) warnings.push(`${w.path ? `${w.path}: ` : ''}${w.message}`);
   }
   const tiles = createClientTiles(config);
-  const platform = loadPlatform(opts.platform ?? 'ios');
   return { loaded, tiles, platform, warnings, state: () => tiles.toClientState(platform) };
 }
 

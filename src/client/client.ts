@@ -213,8 +213,12 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const log = opts.log ?? noopLog;
   // Before anything listens: a bad edge URL must not leave listeners behind.
   const edgeUrl = edgeUrlOf(opts.edge.url);
+  // The platform first: it says which managed keys the client reads (iOS's or Android's).
+  const platform = loadPlatform(opts.platform ?? 'ios');
   const loadedConfig =
-    typeof opts.clientConfig === 'string' ? loadClientConfigFile(opts.clientConfig) : null;
+    typeof opts.clientConfig === 'string'
+      ? loadClientConfigFile(opts.clientConfig, { platform })
+      : null;
   const config =
     loadedConfig?.config ??
     (opts.clientConfig as ClientConfig | undefined) ??
@@ -224,7 +228,6 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     (w) => `${opts.clientConfig}: ${w.path ? `${w.path}: ` : ''}${w.message}`,
   );
   const tiles = createClientTiles(config);
-  const platform = loadPlatform(opts.platform ?? 'ios');
   const source = opts.tenant ?? 'edge';
 
   let tenant: TenantSpec | null = null;

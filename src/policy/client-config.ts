@@ -4,7 +4,10 @@
  * produces. The exact table is in docs/client-config.md.
  *
  * Keys: EnableGSA, EnableGSAPrivateChannel, EnableGSAInternetChannel (no value, 0-3),
- * SilentOnboard, EnableVPNToggleInApp, BlockUsersFromDisablingAutomaticVPN (booleans).
+ * SilentOnboard, EnableVPNToggleInApp, BlockUsersFromDisablingAutomaticVPN (booleans). On a
+ * platform whose `clientConfigKeys` is 'android', `Global Secure Access` and
+ * `GlobalSecureAccessPrivateChannel` take the place of the first two (same levels); each
+ * platform's keys are ignored on the other, with a warning.
  * Sources: a JSON or YAML key-value object (or a list of `{name, value}` pairs), or an
  * Apple `.mobileconfig` whose VPN payload carries them in `VendorConfig`.
  *
@@ -13,10 +16,11 @@
  * problem. Tiles: a locked or hidden toggle throws ToggleRefusedError; state() never throws.
  *
  * @example
- * const { config } = loadClientConfigFile('gsa.mobileconfig');
+ * const platform = loadPlatform('ios');
+ * const { config } = loadClientConfigFile('gsa.mobileconfig', { platform });
  * const tiles = createClientTiles(config);
  * tiles.toggle('internet', true);
- * classifierState = tiles.toClientState(loadPlatform('ios'));
+ * classifierState = tiles.toClientState(platform);
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
@@ -30,6 +34,9 @@ import type { ChannelName, ClientState, PlatformSpec } from './model.js';
 export type Level = 0 | 1 | 2 | 3;
 /** How a missing EnableGSA* value is read: the seed document's table, or newer Microsoft docs. */
 export type NoValueMeans = 'seed' | 'newer';
+/** Whose managed keys a platform's client reads (a platform file's `clientConfigKeys`). */
+export type KeySet = 'ios' | 'android';
+export const KEY_SETS: readonly KeySet[] = ['ios', 'android'];
 
 /** The VPN payload a .mobileconfig carried (for diagnostics). */
 export interface VpnPayloadInfo {
@@ -44,10 +51,14 @@ export interface VpnPayloadInfo {
 }
 
 export interface ClientConfig {
-  /** Configured levels; undefined = no value. */
+  /** Configured levels; undefined = no value. On Android (`keySet` 'android') enableGSA comes
+   *  from `Global Secure Access` and enableGSAPrivateChannel from
+   *  `GlobalSecureAccessPrivateChannel`. */
   enableGSA?: Level;
   enableGSAPrivateChannel?: Level;
   enableGSAInternetChannel?: Level;
+  /** Whose keys the levels were read from (named in tiles and messages); absent = iOS. */
+  keySet?: KeySet;
   /** Onboard without user interaction (default false: the user onboards in the app). */
   silentOnboard: boolean;
   /** The user may switch the VPN from inside the app (default false). */
@@ -70,6 +81,9 @@ export interface ClientConfigOptions {
   /** Named in errors. */
   file?: string;
   noValueMeans?: NoValueMeans;
+  /** The platform the client runs on: which keys it reads (its `clientConfigKeys`, default
+   *  iOS's), named in warnings. Default: iOS. */
+  platform?: Pick<PlatformSpec, 'name' | 'clientConfigKeys'>;
 }
 
 export const LEVEL_KEYS = [
@@ -82,28 +96,57 @@ export const BOOLEAN_KEYS = [
   'EnableVPNToggleInApp',
   'BlockUsersFromDisablingAutomaticVPN',
 ] as const;
+/** The keys the iOS client reads (`clientConfigKeys(keySet)` for another platform's). */
 export const CLIENT_CONFIG_KEYS: readonly string[] = [...LEVEL_KEYS, ...BOOLEAN_KEYS];
 
-/** The key that drives each channel's tile or toggle. */
+/** The key that drives each channel's tile or toggle (iOS). */
 export const CHANNEL_KEY: Record<ChannelName, (typeof LEVEL_KEYS)[number]> = {
   m365: 'EnableGSA',
   private: 'EnableGSAPrivateChannel',
   internet: 'EnableGSAInternetChannel',
 };
 
+/** Android's level keys (gsa-facts.md section 5), with the same levels as iOS's. */
+export const ANDROID_LEVEL_KEYS = [
+  'Global Secure Access',
+  'GlobalSecureAccessPrivateChannel',
+] as const;
+
+/**
+ * The key that drives each channel's tile or toggle, per key set. No Android key for
+ * Internet Access is documented: gsa-emu reads EnableGSAInternetChannel there too
+ * (data/platforms/android.json lists it as unconfirmed).
+ */
+export const CHANNEL_KEYS: Record<KeySet, Record<ChannelName, string>> = {
+  ios: CHANNEL_KEY,
+  android: {
+    m365: 'Global Secure Access',
+    private: 'GlobalSecureAccessPrivateChannel',
+    internet: 'EnableGSAInternetChannel',
+  },
+};
+
+const PLATFORM_OF: Record<KeySet, string> = { ios: 'iOS', android: 'Android' };
+
+/** The keys a client reading `keySet` knows: its level keys, then the booleans. */
+export function clientConfigKeys(keySet: KeySet = 'ios'): string[] {
+  return [...new Set(Object.values(CHANNEL_KEYS[keySet])), ...BOOLEAN_KEYS];
+}
+
+/** A key as messages show it: quoted when it has a space (`"Global Secure Access"`). */
+const keyText = (k: string): string => (/\s/.test(k) ? `"${k}"` : k);
+
 /** The VPN payload values the seed document prescribes. */
 export const SEED_VPN = { serverAddress: '127.0.0.1', identifier: 'com.microsoft.scmx' } as const;
 
-/** Keys of other platforms: a warning explains them instead of "unknown". */
+/** Windows/macOS settings: a warning explains them instead of "unknown". */
 const OTHER_PLATFORM_KEYS: Record<string, string> = {
-  'Global Secure Access': 'an Android key; on iOS use EnableGSA',
-  GlobalSecureAccessPrivateChannel: 'an Android key; on iOS use EnableGSAPrivateChannel',
-  HideSignOutButton: 'a Windows registry value, not an iOS key',
-  HideDisablePrivateAccessButton: 'a Windows/macOS setting, not an iOS key',
-  HideDisableButton: 'a Windows/macOS setting, not an iOS key',
-  RestrictNonPrivilegedUsers: 'a Windows registry value, not an iOS key',
-  HidePauseButton: 'a macOS setting, not an iOS key',
-  HideQuitButton: 'a macOS setting, not an iOS key',
+  HideSignOutButton: 'a Windows registry value, not a managed app key',
+  HideDisablePrivateAccessButton: 'a Windows/macOS setting, not a managed app key',
+  HideDisableButton: 'a Windows/macOS setting, not a managed app key',
+  RestrictNonPrivilegedUsers: 'a Windows registry value, not a managed app key',
+  HidePauseButton: 'a macOS setting, not a managed app key',
+  HideQuitButton: 'a macOS setting, not a managed app key',
 };
 
 /** What gsa-emu uses when no configuration is given: every tile visible and on, user may toggle. */
@@ -149,7 +192,13 @@ export function parseBool(v: unknown): boolean | undefined | string {
   return `${show(v)} is not a boolean (true, 1 or yes; false, 0 or no; in any case)`;
 }
 
-const LOWER_KEYS = new Map(CLIENT_CONFIG_KEYS.map((k) => [k.toLowerCase(), k]));
+/** A key's spelling for "did you mean": lower case, no spaces. */
+const fold = (k: string): string => k.toLowerCase().replace(/\s+/g, '');
+
+/** The key set a platform reads (its `clientConfigKeys`; default iOS's). */
+function keySetOf(platform: ClientConfigOptions['platform']): KeySet {
+  return platform?.clientConfigKeys ?? 'ios';
+}
 
 /** Read key-value pairs (already collected with their paths) into a ClientConfig. */
 function fromPairs(
@@ -158,40 +207,55 @@ function fromPairs(
   issues: ConfigIssue[],
   warnings: ConfigIssue[],
 ): ClientConfig {
+  const keySet = keySetOf(opts.platform);
+  const platformName = opts.platform?.name ?? 'ios';
+  const own = CHANNEL_KEYS[keySet];
+  const known = clientConfigKeys(keySet);
+  const near = new Map(known.map((k) => [fold(k), k]));
   const cfg: ClientConfig = {
     silentOnboard: false,
     enableVPNToggleInApp: false,
     blockUsersFromDisablingAutomaticVPN: false,
   };
+  if (keySet !== 'ios') cfg.keySet = keySet;
   if (opts.noValueMeans) cfg.noValueMeans = opts.noValueMeans;
   const seen = new Map<string, string>();
+  /** Another platform's level keys, warned about once every pair is read. */
+  const foreign: Array<{ path: string; set: KeySet; channel: ChannelName }> = [];
+  const channelOf = (set: KeySet, key: string): ChannelName | undefined =>
+    (Object.keys(CHANNEL_KEYS[set]) as ChannelName[]).find((c) => CHANNEL_KEYS[set][c] === key);
   for (const { key, value, path } of pairs) {
-    const known = CLIENT_CONFIG_KEYS.includes(key);
-    if (!known) {
+    if (!known.includes(key)) {
+      const other = KEY_SETS.find((s) => s !== keySet && channelOf(s, key) !== undefined);
+      if (other) {
+        foreign.push({ path, set: other, channel: channelOf(other, key)! });
+        continue;
+      }
       const hint = OTHER_PLATFORM_KEYS[key];
-      const near = LOWER_KEYS.get(key.toLowerCase().replace(/\s+/g, ''));
+      const guess = near.get(fold(key));
       warnings.push({
         path,
         message: hint
           ? `ignored: ${hint}`
-          : near
-            ? `unknown key, ignored (did you mean ${near}? keys are case-sensitive)`
-            : `unknown key, ignored (known: ${CLIENT_CONFIG_KEYS.join(', ')})`,
+          : guess
+            ? `unknown key, ignored (did you mean ${keyText(guess)}? keys are case-sensitive)`
+            : `unknown key, ignored (known on platform ${platformName}: ${known.map(keyText).join(', ')})`,
       });
       continue;
     }
     const prev = seen.get(key);
     if (prev !== undefined) {
-      issues.push({ path, message: `${key} is given twice (also at ${prev})` });
+      issues.push({ path, message: `${keyText(key)} is given twice (also at ${prev})` });
       continue;
     }
     seen.set(key, path);
-    if ((LEVEL_KEYS as readonly string[]).includes(key)) {
+    const channel = channelOf(keySet, key);
+    if (channel !== undefined) {
       const lv = parseLevel(value);
       if (typeof lv === 'string') issues.push({ path, message: lv });
       else if (lv !== undefined) {
-        if (key === 'EnableGSA') cfg.enableGSA = lv;
-        else if (key === 'EnableGSAPrivateChannel') cfg.enableGSAPrivateChannel = lv;
+        if (channel === 'm365') cfg.enableGSA = lv;
+        else if (channel === 'private') cfg.enableGSAPrivateChannel = lv;
         else cfg.enableGSAInternetChannel = lv;
       }
     } else {
@@ -203,6 +267,23 @@ function fromPairs(
         else cfg.blockUsersFromDisablingAutomaticVPN = b;
       }
     }
+  }
+  for (const f of foreign) {
+    const instead = own[f.channel];
+    const at = seen.get(instead);
+    const hint =
+      keySet === 'ios'
+        ? ` (gsa-emu reads the ${PLATFORM_OF[f.set]} keys with --platform ${f.set})`
+        : '';
+    warnings.push({
+      path: f.path,
+      message:
+        `ignored: an ${PLATFORM_OF[f.set]} key, not read on platform ${platformName}, ` +
+        (at !== undefined
+          ? `which reads ${keyText(instead)} (given at ${at})`
+          : `which reads ${keyText(instead)} instead`) +
+        hint,
+    });
   }
   warnings.push(...effectWarnings(cfg, seen));
   return cfg;
@@ -223,14 +304,15 @@ function effectWarnings(cfg: ClientConfig, seen: Map<string, string>): ConfigIss
         'not TRUE: the client starts not onboarded and forwards nothing until the user onboards (`gsa-emu onboard`); the seed sets SilentOnboard=True',
     });
   }
+  const keys = CHANNEL_KEYS[cfg.keySet ?? 'ios'];
   const gsa = resolveTiles(cfg).m365;
   if (!gsa.visible && !gsa.defaultOn) {
-    for (const key of ['EnableGSAPrivateChannel', 'EnableGSAInternetChannel'] as const) {
+    for (const key of [keys.private, keys.internet]) {
       const path = seen.get(key);
       if (path === undefined) continue;
       out.push({
         path,
-        message: `has no effect: Global Secure Access itself is off (${gsa.reason}); set EnableGSA to 1, 2 or 3`,
+        message: `has no effect: Global Secure Access itself is off (${gsa.reason}); set ${keyText(keys.m365)} to 1, 2 or 3`,
       });
     }
   }
@@ -500,8 +582,9 @@ export function resolveTiles(config: ClientConfig, noValueMeans?: NoValueMeans):
     private: config.enableGSAPrivateChannel,
     internet: config.enableGSAInternetChannel,
   };
+  const keys = CHANNEL_KEYS[config.keySet ?? 'ios'];
   const tile = (channel: ChannelName): TileSpec => {
-    const key = CHANNEL_KEY[channel];
+    const key = keys[channel];
     const level = levels[channel];
     if (level !== undefined) {
       return {
@@ -509,10 +592,10 @@ export function resolveTiles(config: ClientConfig, noValueMeans?: NoValueMeans):
         key,
         level,
         ...LEVEL_FLAGS[level],
-        reason: `${key}=${level}: ${LEVEL_TEXT[level]}`,
+        reason: `${keyText(key)}=${level}: ${LEVEL_TEXT[level]}`,
       };
     }
-    const nv = `${key} has no value (${mode})`;
+    const nv = `${keyText(key)} has no value (${mode})`;
     if (channel === 'm365') {
       const as: Level = mode === 'seed' ? 0 : 1;
       return {

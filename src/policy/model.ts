@@ -105,6 +105,9 @@ export interface TenantSpec {
 export interface PlatformSpec {
   name: string;
   acquireIPv6: boolean;
+  /** Whose managed client-configuration keys the client reads: iOS's (EnableGSA, ...; the
+   *  default when absent) or Android's (`Global Secure Access`, ...). docs/client-config.md. */
+  clientConfigKeys?: 'ios' | 'android';
   quic: {
     ports: number[];
     tunnel: Array<{ profile: ChannelName; group?: M365Group }>;
@@ -118,4 +121,10 @@ export interface ClientState {
   /** Channel on = the client forwards what that profile acquires. Off = that traffic goes direct. */
   channels: Record<ChannelName, boolean>;
   platform: PlatformSpec;
+  /**
+   * The device's local IPv4 subnets (CIDRs): a Private Access rule's IP destinations do not
+   * match an address inside one (GSA tunnels IP segments only outside the device's local
+   * subnet; classify/local-subnets.ts). Default none; the client fills it in.
+   */
+  localSubnets?: readonly string[];
 }

@@ -1,6 +1,7 @@
 /**
  * Platform behaviour as data (data/platforms/*.json): which QUIC is tunneled, what happens to
- * the rest, whether IPv6 is acquired. iOS is the default, as in the seed document.
+ * the rest, whether IPv6 is acquired, whose managed client keys are read (`clientConfigKeys`:
+ * ios, the default, or android). iOS is the default, as in the seed document.
  *
  * Contract: `loadPlatform` returns a valid PlatformSpec or throws a ConfigError naming the
  * path of each bad item; it never throws anything else.
@@ -17,7 +18,8 @@ export const DEFAULT_PLATFORM = 'ios';
 
 const CHANNELS: readonly ChannelName[] = ['m365', 'private', 'internet'];
 const GROUPS: readonly M365Group[] = ['exchange', 'sharepoint', 'common', 'teams', 'other'];
-const TOP_KEYS = ['name', 'description', 'unconfirmed', 'acquireIPv6', 'quic'];
+const TOP_KEYS = ['name', 'description', 'unconfirmed', 'acquireIPv6', 'clientConfigKeys', 'quic'];
+const KEY_SETS = ['ios', 'android'] as const;
 const QUIC_KEYS = ['ports', 'tunnel', 'otherwise', 'scope'];
 
 type Obj = Record<string, unknown>;
@@ -52,6 +54,10 @@ export function parsePlatform(json: unknown, file?: string): PlatformSpec {
   }
   const v6 = get(json, 'acquireIPv6');
   if (typeof v6 !== 'boolean') add('acquireIPv6', `must be true or false, not ${show(v6)}`);
+  const keys = get(json, 'clientConfigKeys');
+  if (keys !== undefined && !(KEY_SETS as readonly unknown[]).includes(keys)) {
+    add('clientConfigKeys', `${show(keys)} is not one of ${KEY_SETS.join(', ')}`);
+  }
 
   const quic = get(json, 'quic');
   const ports: number[] = [];
@@ -112,6 +118,7 @@ export function parsePlatform(json: unknown, file?: string): PlatformSpec {
   return {
     name: name as string,
     acquireIPv6: v6 as boolean,
+    ...(keys !== undefined ? { clientConfigKeys: keys as (typeof KEY_SETS)[number] } : {}),
     quic: {
       ports,
       tunnel,

@@ -21,6 +21,7 @@ import {
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
 import type { ChannelName } from '../../policy/model.js';
+import { loadPlatform } from '../../policy/platform.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { shellWord } from '../../util/shell-word.js';
 import { defaultStateDir, stateDir } from '../../util/state-dir.js';
@@ -381,7 +382,8 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   try {
     // Before anything starts: a client configuration file that cannot load (its warnings
     // come back in the client's status), what is missing for TUN mode, the host-wide lock.
-    if (o.clientConfig) loadClientConfigFile(o.clientConfig);
+    if (o.clientConfig)
+      loadClientConfigFile(o.clientConfig, { platform: loadPlatform(o.platform ?? 'ios') });
     if (tunMode) {
       plan = prepareHostTun({
         ownTraffic: o.edge !== undefined,
