@@ -24,6 +24,7 @@
 import { Agent, type Dispatcher, request } from 'undici';
 import type { Audience } from '../edge/identity.js';
 import { AuthError, EdgeHttpError } from '../errors.js';
+import { EXPAND_ALL } from '../policy/graph.js';
 
 export interface EdgeApiOptions {
   /** Edge base URL (`https://127.0.0.1:port`). */
@@ -69,7 +70,10 @@ export interface GraphList {
 export interface PollOptions {
   /** Delay between polls (ms). GSA clients poll every few minutes; tests use ~50 ms. */
   intervalMs: number;
-  /** Default `policies($expand=policy)`. */
+  /**
+   * Default `policies($expand=policy($expand=policyRules))`: links, policies and rules in
+   * one request (as on Graph, rules come only when expanded).
+   */
   expand?: string;
   /** Called with the first document and each changed one. */
   onChange: (doc: GraphList, etag: string | null) => void | Promise<void>;
@@ -210,9 +214,12 @@ export class EdgeApi {
     return j.access_token;
   }
 
-  /** One GET of the forwarding profiles (If-None-Match when `etag` is given). */
+  /**
+   * One GET of the forwarding profiles (If-None-Match when `etag` is given). `expand`
+   * defaults to EXPAND_ALL (links, policies and their rules); '' asks for none.
+   */
   async getProfiles(opts: { expand?: string; etag?: string | null } = {}): Promise<ProfilesResult> {
-    const expand = opts.expand ?? 'policies($expand=policy)';
+    const expand = opts.expand ?? EXPAND_ALL;
     const q = expand ? `?$expand=${encodeURIComponent(expand)}` : '';
     const headers: Record<string, string> = {};
     if (opts.etag) headers['if-none-match'] = opts.etag;

@@ -2,14 +2,17 @@
  * The edge's control API, shaped like Microsoft Graph beta (`networkAccess`), over plain
  * node:http handlers (no framework):
  *
- *   GET   /beta/networkAccess/forwardingProfiles[?$expand=policies($expand=policy)]
+ *   GET   /beta/networkAccess/forwardingProfiles[?$expand=policies($expand=policy($expand=policyRules))]
  *   GET   /beta/networkAccess/forwardingProfiles/{id}[?$expand=...]
  *   PATCH /beta/networkAccess/forwardingProfiles/{id}/policies/{linkId}  {"state": ...} -> 204
- *   GET   /beta/networkAccess/forwardingPolicies/{id}
+ *   GET   /beta/networkAccess/forwardingPolicies/{id}[?$expand=policyRules]
  *   GET   /beta/networkAccess/forwardingPolicies/{id}/policyRules
  *   GET   /beta/networkAccess/logs/traffic[?$filter=...&$top=n]
  *   GET   /beta/organization                        the tenant: [{id, displayName}]
  *   GET   /health                                   (no token)
+ *
+ * As on Graph, navigation properties (a profile's `policies`, a link's `policy`, a policy's
+ * `policyRules`) are returned only when `$expand` asks for them (policy/odata-expand.ts).
  *
  * Every `/beta/` route needs `Authorization: Bearer <token>`: any valid token of the edge's
  * tenant, whatever its audience (a channel's or `graph`). Errors are Graph-style
@@ -25,7 +28,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthError, ConfigError } from '../errors.js';
-import { GRAPH_BASE } from '../policy/graph.js';
+import { GRAPH_BASE, parseGraphExpand } from '../policy/graph.js';
+import { expandContext } from '../policy/odata-expand.js';
 import { bearerOf, type Issuer, type Principal, readBody } from './identity.js';
 import { parseFilter } from './odata-filter.js';
 import type { TenantStore } from './tenant.js';
@@ -209,13 +213,15 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
         sendGraphError(res, 400, 'BadRequest', bad);
         return true;
       }
+      // A bad $expand is a 400 (the catch below) even when If-None-Match matches.
+      const expand = parseGraphExpand(url.searchParams.get('$expand') ?? undefined);
       const etag = store.etag;
       if (etagMatches(req.headers['if-none-match'], etag)) {
         res.writeHead(304, { etag });
         res.end();
         return true;
       }
-      const body = store.list(url.searchParams.get('$expand') ?? undefined);
+      const body = store.list(expand);
       sendJson(res, 200, body, { etag, 'cache-control': 'no-cache' });
       return true;
     }
@@ -279,13 +285,14 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
       }
       const id = seg(m[1]!);
       if (id === null) return fail(res, 400, 'BadRequest', 'bad path');
-      const p = store.profile(id, url.searchParams.get('$expand') ?? undefined);
+      const expand = parseGraphExpand(url.searchParams.get('$expand') ?? undefined);
+      const p = store.profile(id, expand);
       if (!p) {
         sendGraphError(res, 404, 'ResourceNotFound', `no forwarding profile ${id}`);
         return true;
       }
       sendJson(res, 200, {
-        '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingProfiles/$entity`,
+        '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingProfiles${expandContext(expand)}/$entity`,
         ...p,
       });
       return true;
@@ -297,29 +304,30 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
         methodNotAllowed(res, GET_HEAD);
         return true;
       }
-      const bad = checkQuery(url, []);
+      // A rule has no navigation property to expand: the rules route takes no $expand.
+      const bad = checkQuery(url, rulesOnly ? [] : ['$expand']);
       if (bad) {
         sendGraphError(res, 400, 'BadRequest', bad);
         return true;
       }
       const id = seg(m[1]!);
       if (id === null) return fail(res, 400, 'BadRequest', 'bad path');
-      const pol = store.policy(id);
-      if (!pol) {
-        sendGraphError(res, 404, 'ResourceNotFound', `no forwarding policy ${id}`);
-        return true;
-      }
       if (rulesOnly) {
+        const rules = store.policyRules(id);
+        if (!rules) return fail(res, 404, 'ResourceNotFound', `no forwarding policy ${id}`);
         sendJson(res, 200, {
           '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingPolicies('${id}')/policyRules`,
-          value: pol.policyRules ?? [],
+          value: rules,
         });
-      } else {
-        sendJson(res, 200, {
-          '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingPolicies/$entity`,
-          ...pol,
-        });
+        return true;
       }
+      const expand = parseGraphExpand(
+        url.searchParams.get('$expand') ?? undefined,
+        'forwardingPolicy',
+      );
+      const pol = store.policy(id, expand);
+      if (!pol) return fail(res, 404, 'ResourceNotFound', `no forwarding policy ${id}`);
+      sendJson(res, 200, pol);
       return true;
     }
     if (R_TRAFFIC.test(path)) {

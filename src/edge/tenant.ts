@@ -10,15 +10,18 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
+  expandPolicy,
   expandProfiles,
   type GraphDocument,
   type GraphForwardingPolicy,
   type GraphForwardingProfile,
+  type GraphPolicyRule,
   type LoadTenantOptions,
   loadTenant,
   setPolicyLinkState,
 } from '../policy/graph.js';
 import type { State, TenantSpec } from '../policy/model.js';
+import type { ExpandTree } from '../policy/odata-expand.js';
 import { PrivateApps } from './connector.js';
 
 /** Weak ETag of a JSON document: `W/"<sha256 base64url, 27 chars>"`. */
@@ -101,24 +104,42 @@ export class TenantStore extends EventEmitter {
     return d.forwardingProfiles ?? d.value ?? [];
   }
 
-  /** The Graph list response for `$expand` (ConfigError on an unsupported `$expand`). */
-  list(expand?: string): ReturnType<typeof expandProfiles> {
+  /**
+   * The Graph list response for `$expand` (text or a parsed tree; ConfigError on an
+   * unsupported `$expand`): only the navigation properties asked for.
+   */
+  list(expand?: string | ExpandTree): ReturnType<typeof expandProfiles> {
     return expandProfiles(this.doc, expand);
   }
 
   /** One profile as the list would show it, or undefined. */
-  profile(id: string, expand?: string): GraphForwardingProfile | undefined {
+  profile(id: string, expand?: string | ExpandTree): GraphForwardingProfile | undefined {
     return this.list(expand).value.find((p) => p.id === id);
   }
 
-  /** A forwarding policy (with its rules) by id, as a copy, or undefined. */
-  policy(id: string): GraphForwardingPolicy | undefined {
+  /** The stored policy (with its rules), not copied. */
+  private findPolicy(id: string): GraphForwardingPolicy | undefined {
     for (const p of this.profiles()) {
       for (const l of p.policies ?? []) {
-        if (l.policy && l.policy.id === id) return structuredClone(l.policy);
+        if (l.policy && l.policy.id === id) return l.policy;
       }
     }
     return undefined;
+  }
+
+  /**
+   * A forwarding policy by id as Graph returns it (a copy with `@odata.context`; its
+   * `policyRules` only when `$expand` asks for them), or undefined.
+   */
+  policy(id: string, expand?: string | ExpandTree): ReturnType<typeof expandPolicy> | undefined {
+    const pol = this.findPolicy(id);
+    return pol && expandPolicy(pol, expand);
+  }
+
+  /** A forwarding policy's rules (a copy; [] when it has none), or undefined if no such policy. */
+  policyRules(id: string): GraphPolicyRule[] | undefined {
+    const pol = this.findPolicy(id);
+    return pol && structuredClone(pol.policyRules ?? []);
   }
 
   /** PATCH a policy link's state; false when the profile or link does not exist. */

@@ -2,7 +2,7 @@
  * Forwarding profiles in the Microsoft Graph beta shape (`microsoft.graph.networkaccess`):
  * the types, the loader that validates a document and produces the normalized
  * `TenantSpec` of model.ts, and the two document operations the mock edge serves
- * (`setPolicyLinkState` for PATCH, `expandProfiles` for GET with `$expand`).
+ * (`setPolicyLinkState` for PATCH, `expandProfiles` / `expandPolicy` for GET with `$expand`).
  *
  * Contract: `loadTenant` either returns a valid TenantSpec or throws one ConfigError that
  * lists every problem, each named by the JSON path of the bad item. It never throws
@@ -31,6 +31,12 @@ import type {
   State,
   TenantSpec,
 } from './model.js';
+import {
+  type ExpandTree,
+  expandContext,
+  type NavigationModel,
+  parseExpand,
+} from './odata-expand.js';
 
 // ---------------------------------------------------------------------------------------
 // Graph types
@@ -617,7 +623,7 @@ function readPolicy(
 ): { id: string; name: string; description?: string; rules: RuleSpec[] } | null {
   const { is } = ctx;
   if (p === undefined || p === null) {
-    is.add(path, 'missing (load the profiles with $expand=policies($expand=policy))');
+    is.add(path, `missing (load the profiles with $expand=${EXPAND_ALL})`);
     return null;
   }
   if (!isObj(p)) {
@@ -844,49 +850,78 @@ export function setPolicyLinkState(
 
 export const GRAPH_BASE = 'https://graph.microsoft.com/beta';
 
-/** How deep `$expand` asks: 0 none, 1 policies (links), 2 links with their policy and rules. */
-export function parseExpand(expand: string | undefined): 0 | 1 | 2 {
-  const e = (expand ?? '').replace(/\s+/g, '');
-  if (e === '') return 0;
-  if (e === 'policies') return 1;
-  if (
-    e === 'policies($expand=policy)' ||
-    e === 'policies($expand=policy($expand=policyRules))' ||
-    e === '*'
-  ) {
-    return 2;
-  }
-  throw new ConfigError([
-    {
-      path: '$expand',
-      message: `${show(expand)} is not supported (use policies or policies($expand=policy))`,
-    },
-  ]);
+/** The navigation properties of the control API's entities (Graph beta `networkaccess`). */
+export const GRAPH_NAVIGATION: NavigationModel = {
+  forwardingProfile: { policies: 'forwardingPolicyLink' },
+  forwardingPolicyLink: { policy: 'forwardingPolicy' },
+  forwardingPolicy: { policyRules: 'policyRule' },
+  policyRule: {},
+};
+
+/** The `$expand` that returns everything in one request (links, policies, their rules). */
+export const EXPAND_ALL = 'policies($expand=policy($expand=policyRules))';
+
+/**
+ * `$expand` (text, or an already parsed tree) for an entity of `entity` (default a
+ * forwardingProfile): an ExpandTree, or a ConfigError with path `$expand`.
+ */
+export function parseGraphExpand(
+  expand: string | ExpandTree | undefined,
+  entity: keyof typeof GRAPH_NAVIGATION = 'forwardingProfile',
+): ExpandTree {
+  return typeof expand === 'object' ? expand : parseExpand(expand, GRAPH_NAVIGATION, entity);
+}
+
+/** A copy of `policy` as Graph returns it for `tree`: `policyRules` only when expanded. */
+function shapePolicy(policy: GraphForwardingPolicy, tree: ExpandTree): GraphForwardingPolicy {
+  const copy = structuredClone(policy);
+  if (tree.policyRules) copy.policyRules = copy.policyRules ?? [];
+  else delete copy.policyRules;
+  return copy;
 }
 
 /**
  * The Graph GET `/networkAccess/forwardingProfiles[?$expand=...]` response for `doc`, as a
- * fresh copy. Without `$expand` profiles carry no `policies`; with `policies` the links
- * carry no `policy`; with `policies($expand=policy)` each link carries its policy and the
- * policy its `policyRules` (a simplification: docs/policy.md). An unsupported `$expand`
- * is a ConfigError (path `$expand`); the edge answers 400.
+ * fresh copy, carrying only the navigation properties `$expand` asks for: none gives the
+ * profiles without `policies`; `policies` the links without `policy`;
+ * `policies($expand=policy)` the links with their policy, without its `policyRules`;
+ * `policies($expand=policy($expand=policyRules))` everything (EXPAND_ALL). `*` expands
+ * one level. An unsupported `$expand` is a ConfigError (path `$expand`); the edge answers 400.
  */
 export function expandProfiles(
   doc: GraphDocument,
-  expand?: string,
+  expand?: string | ExpandTree,
 ): { '@odata.context': string; value: GraphForwardingProfile[] } {
-  const depth = parseExpand(expand);
-  const ctxSuffix = depth === 0 ? '' : depth === 1 ? '(policies())' : '(policies(policy()))';
+  const tree = parseGraphExpand(expand);
+  const links = tree.policies;
   const value = profilesOf(doc).map((p) => {
     const copy = structuredClone(p);
-    if (depth === 0) delete copy.policies;
-    else if (depth === 1 && Array.isArray(copy.policies)) {
-      for (const l of copy.policies) delete l.policy;
+    if (!links) delete copy.policies;
+    else if (Array.isArray(copy.policies)) {
+      for (const l of copy.policies) {
+        if (!links.policy) delete l.policy;
+        else if (l.policy) l.policy = shapePolicy(l.policy, links.policy);
+      }
     }
     return copy;
   });
   return {
-    '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingProfiles${ctxSuffix}`,
+    '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingProfiles${expandContext(tree)}`,
     value,
+  };
+}
+
+/**
+ * The Graph GET `/networkAccess/forwardingPolicies/{id}[?$expand=policyRules]` entity for
+ * `policy`, as a fresh copy: `policyRules` only with `$expand=policyRules` (or `*`).
+ */
+export function expandPolicy(
+  policy: GraphForwardingPolicy,
+  expand?: string | ExpandTree,
+): GraphForwardingPolicy & { '@odata.context': string } {
+  const tree = parseGraphExpand(expand, 'forwardingPolicy');
+  return {
+    '@odata.context': `${GRAPH_BASE}/$metadata#networkAccess/forwardingPolicies${expandContext(tree)}/$entity`,
+    ...shapePolicy(policy, tree),
   };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
-import { expandProfiles } from '../../src/policy/graph.js';
+import { EXPAND_ALL, expandProfiles } from '../../src/policy/graph.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const skip = existsSync(mainJs) ? false : 'dist/cli/main.js is missing: run `npm run build` first';
@@ -19,10 +19,7 @@ t.test('an edge serving a Graph list takes its tenant id from --config', { skip 
   const dir = mkdtempSync(join(tmpdir(), 'gsa-edge-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const list = join(dir, 'list.json');
-  writeFileSync(
-    list,
-    JSON.stringify(expandProfiles(defaultTenantDocument(), 'policies($expand=policy)')),
-  );
+  writeFileSync(list, JSON.stringify(expandProfiles(defaultTenantDocument(), EXPAND_ALL)));
   const cfg = join(dir, 'edge.json');
   writeFileSync(cfg, JSON.stringify({ tenantId: TENANT, tenantName: 'Fabrikam' }));
   const child = spawn(

@@ -18,7 +18,7 @@ import {
   defaultTenantDocument,
   loadDefaultTenant,
 } from '../../src/policy/default-tenant.js';
-import { expandProfiles } from '../../src/policy/graph.js';
+import { EXPAND_ALL, expandProfiles } from '../../src/policy/graph.js';
 import { tempDir, until } from '../edge/helpers.js';
 
 const FABRIKAM = { id: '0b6e2d4c-1a3f-4e5d-8c7b-9a0f1e2d3c4b', name: 'Fabrikam' };
@@ -121,7 +121,7 @@ t.test('edge restarted with another tenant document: status names the new tenant
 t.test('the same Graph list served for another tenant (304): status names it', async (t) => {
   const tmp = await tempDir('gsa-restart-tenant-list-');
   t.teardown(tmp.remove);
-  const list = expandProfiles(defaultTenantDocument(), 'policies($expand=policy)');
+  const list = expandProfiles(defaultTenantDocument(), EXPAND_ALL);
   const base: EdgeOptions = {
     stateDir: join(tmp.dir, 'edge'),
     tls: false,

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { startClient } from '../../src/client/client.js';
 import { type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
-import { DEFAULT_LIST_TENANT_ID, expandProfiles } from '../../src/policy/graph.js';
+import { DEFAULT_LIST_TENANT_ID, EXPAND_ALL, expandProfiles } from '../../src/policy/graph.js';
 import { tempDir } from '../edge/helpers.js';
 import { until } from './helpers.js';
 
@@ -44,7 +44,7 @@ t.test('tenant edge: the client shows the edge tenant name and id', async (t) =>
 });
 
 t.test('an edge serving a Graph list with its own tenant id and name', async (t) => {
-  const list = expandProfiles(defaultTenantDocument(), 'policies($expand=policy)');
+  const list = expandProfiles(defaultTenantDocument(), EXPAND_ALL);
   const { edge, client } = await edgeAndClient(t, {
     tenantDoc: list,
     tenantId: '9a8b7c6d-1111-4222-8333-444455556666',

@@ -53,6 +53,7 @@ t.test('HEAD answers every GET resource: same status and headers, no body', asyn
     `${PROFILES}/${profile}`,
     `${PROFILES}/${profile}?$expand=policies`,
     `${NA}/forwardingPolicies/${policy}`,
+    `${NA}/forwardingPolicies/${policy}?$expand=policyRules`,
     `${NA}/forwardingPolicies/${policy}/policyRules`,
     `${NA}/logs/traffic`,
     `${NA}/logs/traffic?$top=5`,

@@ -7,6 +7,7 @@ import { audienceFor, issuerFor } from '../../src/edge/identity.js';
 import { startEdge } from '../../src/edge/server.js';
 import { TenantStore } from '../../src/edge/tenant.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
+import { EXPAND_ALL } from '../../src/policy/graph.js';
 import { controlApiFixture } from './control-api-fixture.js';
 import { tempDir } from './helpers.js';
 import { shapeProblems } from './shape.js';
@@ -28,7 +29,9 @@ const call = api.call.bind(api);
 const { dispatcher } = api;
 
 const PROFILES = '/beta/networkAccess/forwardingProfiles';
-const EXPAND = `${PROFILES}?$expand=${encodeURIComponent('policies($expand=policy)')}`;
+/** Links, policies and their rules: what gsa-emu's own client asks for. */
+const EXPAND = `${PROFILES}?$expand=${encodeURIComponent(EXPAND_ALL)}`;
+const POLICIES = '/beta/networkAccess/forwardingPolicies';
 
 t.test('token endpoint and JWKS', async (t) => {
   const r = await call('POST', '/oauth2/v2.0/token', {
@@ -240,6 +243,79 @@ t.test('PATCH a policy link: 204, ETag bumps, egress follows, errors', async (t)
     204,
   );
   t.ok(api.edge.tenant.privateApps.match('tcp', null, '127.77.0.5', 3389));
+});
+
+t.test('policyRules only when asked for, as on Graph', async (t) => {
+  const q = (e: string): string => `?$expand=${encodeURIComponent(e)}`;
+  // The list: $expand=policies($expand=policy) gives each link its policy, no rules.
+  const pols = await call('GET', `${PROFILES}${q('policies($expand=policy)')}`);
+  t.equal(pols.status, 200);
+  t.match(pols.json['@odata.context'], /forwardingProfiles\(policies\(policy\(\)\)\)$/);
+  const links: Link[] = pols.json.value.flatMap((p: Prof) => p.policies);
+  t.ok(links.length > 3);
+  t.ok(
+    links.every((l) => l.policy.id && l.policy.name && !('policyRules' in l.policy)),
+    'no link policy carries policyRules',
+  );
+  // Nested $expand: the rules too, each policy's equal to GET .../policyRules.
+  const full = await call('GET', EXPAND);
+  t.equal(full.status, 200);
+  t.match(
+    full.json['@odata.context'],
+    /forwardingProfiles\(policies\(policy\(policyRules\(\)\)\)\)$/,
+  );
+  const fullLinks: Link[] = full.json.value.flatMap((p: Prof) => p.policies);
+  t.ok(fullLinks.every((l) => Array.isArray(l.policy.policyRules)));
+  t.ok(fullLinks.some((l) => l.policy.policyRules.length > 0));
+  t.equal(full.headers.etag, pols.headers.etag, 'one ETag for every $expand');
+  const pol = fullLinks.find((l) => l.policy.policyRules.length > 0)!.policy;
+  // One profile takes the same $expand.
+  const priv = full.json.value.find((p: Prof) => p.trafficForwardingType === 'private');
+  const oneProf = await call('GET', `${PROFILES}/${priv.id}${q('policies($expand=policy)')}`);
+  t.equal(oneProf.status, 200);
+  t.notOk('policyRules' in oneProf.json.policies[0].policy);
+  t.match(
+    oneProf.json['@odata.context'],
+    /forwardingProfiles\(policies\(policy\(\)\)\)\/\$entity$/,
+  );
+  const oneProfAll = await call('GET', `${PROFILES}/${priv.id}${q(EXPAND_ALL)}`);
+  t.same(oneProfAll.json.policies, priv.policies);
+  // GET forwardingPolicies/{id}: no rules; with $expand=policyRules, the rules.
+  const one = await call('GET', `${POLICIES}/${pol.id}`);
+  t.equal(one.status, 200);
+  t.equal(one.json.name, pol.name);
+  t.notOk('policyRules' in one.json, 'GET forwardingPolicies/{id}: no policyRules');
+  t.match(one.json['@odata.context'], /#networkAccess\/forwardingPolicies\/\$entity$/);
+  const withRules = await call('GET', `${POLICIES}/${pol.id}${q('policyRules')}`);
+  t.equal(withRules.status, 200);
+  t.same(withRules.json.policyRules, pol.policyRules, '$expand=policyRules: the rules');
+  t.match(withRules.json['@odata.context'], /forwardingPolicies\(policyRules\(\)\)\/\$entity$/);
+  t.same((await call('GET', `${POLICIES}/${pol.id}${q('*')}`)).json.policyRules, pol.policyRules);
+  // GET .../policyRules: always the rules.
+  const rules = await call('GET', `${POLICIES}/${pol.id}/policyRules`);
+  t.same(rules.json.value, pol.policyRules);
+  // Unsupported $expand: Graph's 400 shape, on every route that takes one.
+  for (const path of [
+    `${PROFILES}${q('policies($expand=policyRules)')}`,
+    `${PROFILES}${q('policies($expand=policy($select=id))')}`,
+    `${PROFILES}/${priv.id}${q('policy')}`,
+    `${POLICIES}/${pol.id}${q('policies')}`,
+    `${POLICIES}/${pol.id}${q('policyRules($expand=x)')}`,
+    `${POLICIES}/${pol.id}/policyRules${q('policyRules')}`,
+    `${POLICIES}/nope${q('nothing')}`,
+  ]) {
+    const r = await call('GET', path);
+    t.equal(r.status, 400, path);
+    t.equal(r.json.error.code, 'BadRequest');
+    t.match(r.json.error.message, /\$expand/);
+    t.type(r.json.error.innerError['request-id'], 'string');
+  }
+  // A bad $expand is a 400 even when the ETag matches (not a 304).
+  const stale = await call('GET', `${PROFILES}${q('policy')}`, {
+    headers: { 'if-none-match': full.headers.etag as string },
+  });
+  t.equal(stale.status, 400);
+  t.equal((await call('GET', `${POLICIES}/nope${q('policyRules')}`)).status, 404);
 });
 
 t.test('GET forwardingPolicies/{id}/policyRules', async (t) => {

@@ -116,6 +116,18 @@ t.test('pollProfiles: first doc, 304s while unchanged, onChange after a PATCH', 
   const etag0 = changes[0]!.etag;
   t.match(etag0, /^W\//);
   t.equal(changes[0]!.doc.value.length, 3);
+  // The default $expand brings the rules too (Graph inlines them only when expanded).
+  const rulesIn = (profs: Array<{ policies: Array<{ policy: { policyRules?: unknown[] } }> }>) =>
+    profs.flatMap((p) => p.policies.map((l) => l.policy.policyRules?.length ?? -1));
+  t.same(
+    rulesIn(changes[0]!.doc.value as Prof[]),
+    rulesIn(
+      edge.tenant.spec.profiles.map((p) => ({
+        policies: p.policies.map((x) => ({ policy: { policyRules: x.rules } })),
+      })),
+    ),
+    'every policy with all its rules, in one request',
+  );
   // Several polls later, no new onChange (the edge answered 304).
   const direct = await a.getProfiles({ etag: etag0 });
   t.equal(direct.status, 304);

@@ -3,6 +3,8 @@ import t from 'tap';
 import { ConfigError } from '../../src/errors.js';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
 import {
+  EXPAND_ALL,
+  expandPolicy,
   expandProfiles,
   internetKindOf,
   loadTenant,
@@ -484,7 +486,7 @@ t.test('profile, link and policy errors', async (t) => {
         delete d.forwardingProfiles[0].policies[0].policy;
       }),
       `${P}.policies[0].policy`,
-      /\$expand=policies\(\$expand=policy\)/,
+      /\$expand=policies\(\$expand=policy\(\$expand=policyRules\)\)/,
     ],
     [
       'policy id duplicate',
@@ -585,7 +587,7 @@ t.test('all problems are collected into one ConfigError', async (t) => {
 });
 
 t.test('Graph list response form', async (t) => {
-  const list = expandProfiles(defaultTenantDocument(), 'policies($expand=policy)');
+  const list = expandProfiles(defaultTenantDocument(), EXPAND_ALL);
   const tenant = loadTenant(list, { tenantId: 'abc', name: 'From Graph' });
   t.equal(tenant.tenantId, 'abc');
   t.equal(tenant.name, 'From Graph');
@@ -684,16 +686,75 @@ t.test('expandProfiles', async (t) => {
         p.policies!.every((l) => l.policy === undefined && l.id && l.state),
     ),
   );
-  const full = expandProfiles(d, 'policies( $expand=policy )');
-  t.match(full['@odata.context'], /forwardingProfiles\(policies\(policy\(\)\)\)$/);
-  t.same(full.value, d.forwardingProfiles);
+  // As on Graph, a policy's rules are a navigation property: not inlined unless expanded.
+  const pols = expandProfiles(d, 'policies( $expand=policy )');
+  t.match(pols['@odata.context'], /forwardingProfiles\(policies\(policy\(\)\)\)$/);
+  t.ok(
+    pols.value.every((p) =>
+      p.policies!.every((l) => l.policy?.id && l.policy.name && !('policyRules' in l.policy)),
+    ),
+    'links carry their policy without policyRules',
+  );
+  const full = expandProfiles(d, ' policies ( $expand = policy ( $expand = policyRules ) ) ');
+  t.match(full['@odata.context'], /forwardingProfiles\(policies\(policy\(policyRules\(\)\)\)\)$/);
+  t.same(full.value, d.forwardingProfiles, 'everything, as stored');
+  t.same(expandProfiles(d, EXPAND_ALL).value, d.forwardingProfiles);
   full.value[0]!.name = 'changed';
   t.not(d.forwardingProfiles[0]!.name, 'changed');
-  t.same(
-    expandProfiles(d, 'policies($expand=policy($expand=policyRules))').value,
-    d.forwardingProfiles,
+  // `*` expands one level (OData), nested levels need nested $expand.
+  t.same(expandProfiles(d, '*'), links);
+  t.same(expandProfiles(d, 'policies($expand=*)'), pols);
+  t.same(expandProfiles(d, 'policies($expand=policy($expand=*))').value, d.forwardingProfiles);
+  t.same(expandProfiles(d, ''), none);
+  for (const bad of [
+    'associations',
+    'policy',
+    'policies,policies',
+    'policies(',
+    'policies()',
+    'policies($expand=policyRules)',
+    'policies($select=id)',
+    'policies($expand=policy;$expand=policy)',
+    'policies($expand=policy($expand=policyRules($expand=x)))',
+    'policies/policy',
+    'policies)',
+    `${'policies($expand=policy('.repeat(20)}`,
+    'x'.repeat(2000),
+  ]) {
+    t.throws(
+      () => expandProfiles(d, bad),
+      { code: 'GSA_ERR_CONFIG', issues: [{ path: '$expand' }] },
+      bad.slice(0, 60),
+    );
+  }
+  t.match(
+    (() => {
+      try {
+        expandProfiles(d, 'policies($expand=rules)');
+      } catch (e) {
+        return (e as ConfigError).issues[0]!.message;
+      }
+    })(),
+    /"rules" \(offset 17\) is not a navigation property of forwardingPolicyLink \(it has policy\)/,
   );
-  t.throws(() => expandProfiles(d, 'associations'), {
+});
+
+t.test('expandPolicy', async (t) => {
+  const pol = defaultTenantDocument().forwardingProfiles[0]!.policies![0]!.policy!;
+  const plain = expandPolicy(pol);
+  t.equal(
+    plain['@odata.context'],
+    'https://graph.microsoft.com/beta/$metadata#networkAccess/forwardingPolicies/$entity',
+  );
+  t.equal(plain.id, pol.id);
+  t.notOk('policyRules' in plain, 'no $expand: no policyRules');
+  const withRules = expandPolicy(pol, 'policyRules');
+  t.match(withRules['@odata.context'], /forwardingPolicies\(policyRules\(\)\)\/\$entity$/);
+  t.same(withRules.policyRules, pol.policyRules);
+  t.not(withRules.policyRules, pol.policyRules, 'a copy');
+  t.same(expandPolicy(pol, '*').policyRules, pol.policyRules);
+  t.same(expandPolicy({ id: 'p', name: 'n' }, 'policyRules').policyRules, [], 'none: []');
+  t.throws(() => expandPolicy(pol, 'policies'), {
     code: 'GSA_ERR_CONFIG',
     issues: [{ path: '$expand' }],
   });
