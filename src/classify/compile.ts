@@ -12,6 +12,12 @@
  * 3. active Private Access rules;
  * 4. active Internet Access bypass rules, then 5. its forward rules.
  * Profiles of one type keep their list order; priority is display-only.
+ *
+ * Local subnets (state.localSubnets, local-subnets.ts): the IPv4 ranges of Private Access
+ * items are cut by them; the pieces outside go to the IPv4 table, the pieces inside to a
+ * second table, `local`, asked only when it is not empty: when it holds a passing item
+ * below the winner, the flow gets the winner's decision with the local-subnet reason
+ * (precomputed per subnet and possible winner).
  */
 import type {
   ClientState,
@@ -35,6 +41,13 @@ import {
 import { FqdnTable, type NamePattern } from './fqdn-table.js';
 import { Ip4Table, type Range4 } from './ip4-table.js';
 import { Ip6Table, type Range6 } from './ip6-table.js';
+import {
+  carveRange,
+  type LocalSubnet,
+  localSubnetDecision,
+  localSubnetsOf,
+  mergeSubnets,
+} from './local-subnets.js';
 import { PortProtoChecks } from './ports.js';
 import type { Classifier, Decision, Flow } from './types.js';
 
@@ -138,6 +151,13 @@ export class CompiledClassifier implements Classifier {
   private readonly disabled: Decision;
   private readonly none: Decision;
   private readonly quicNone: Decision;
+  /** Private Access IPv4 items inside a local subnet (null: none, `decide` skips it). */
+  private readonly local: Ip4Table | null;
+  private readonly hasLocal: boolean;
+  private readonly localSubnets: readonly LocalSubnet[];
+  /** Per local subnet: winner item (NO_ITEM: none) -> its decision with the local reason. */
+  private readonly localDec: ReadonlyArray<ReadonlyMap<number, Decision>>;
+  private readonly localQuic: ReadonlyArray<ReadonlyMap<number, Decision>>;
 
   constructor(tenant: TenantSpec, state: ClientState) {
     const platform = state.platform;
@@ -148,13 +168,28 @@ export class CompiledClassifier implements Classifier {
     const v4: Range4[] = [];
     const v6: Range6[] = [];
     const names: NamePattern[] = [];
+    const subnets = localSubnetsOf(state.localSubnets);
+    const merged = mergeSubnets(subnets);
+    const ex4: Range4[] = [];
     for (const e of entries) {
+      const carve = merged.length > 0 && e.profile.type === 'private';
       for (const d of e.rule.destinations) {
         const item = decisions.length;
         const dec = ruleDecision(e.role, e.profile, e.policy, e.rule, d, state.channels);
         decisions.push(dec);
         itemRules.push(e.rule);
+        const at = v4.length;
         fileDestination(d, item, v4, v6, names);
+        if (carve && v4.length > at) {
+          const r = v4.pop()!;
+          carveRange(
+            r.first,
+            r.last,
+            merged,
+            (first, last) => v4.push({ first, last, item }),
+            (first, last) => ex4.push({ first, last, item }),
+          );
+        }
       }
     }
     // QUIC variants in a second pass: the primary decisions (the ones nearly every flow
@@ -179,12 +214,43 @@ export class CompiledClassifier implements Classifier {
     this.disabled = staticDecision(REASON_DISABLED);
     this.none = staticDecision(REASON_NO_MATCH);
     this.quicNone = quicDecision(this.none, platform);
+    this.localSubnets = subnets;
+    this.hasLocal = ex4.length > 0;
+    this.local = this.hasLocal ? new Ip4Table(ex4, checks) : null;
+    const localDec: Array<Map<number, Decision>> = [];
+    const localQuic: Array<Map<number, Decision>> = [];
+    if (this.hasLocal) {
+      for (const s of subnets) {
+        const dec = new Map<number, Decision>();
+        const q = new Map<number, Decision>();
+        localDec.push(dec);
+        localQuic.push(q);
+        // The winners possible once an item of `ex4` in `s` was skipped: no item, or a later
+        // item whose IPv4 range meets `s`, or a later name item.
+        let min = NONE;
+        for (const r of ex4)
+          if (r.first <= s.last && s.first <= r.last && r.item < min) min = r.item;
+        if (min === NONE) continue;
+        const add = (item: number) => {
+          if (dec.has(item)) return;
+          const d = localSubnetDecision(item === NONE ? null : decisions[item]!, s.text);
+          dec.set(item, d);
+          q.set(item, quicDecision(d, platform));
+        };
+        add(NONE);
+        for (const r of v4) if (r.item > min && r.first <= s.last && s.first <= r.last) add(r.item);
+        for (const n of names) if (n.item > min) add(n.item);
+      }
+    }
+    this.localDec = localDec;
+    this.localQuic = localQuic;
     this.stats = {
       items: decisions.length,
       ip4Ranges: v4.length,
       ip6Ranges: v6.length,
       names: names.length,
-      tableBytes: this.v4.bytes + this.v6.bytes + this.names.bytes + 65536,
+      tableBytes:
+        this.v4.bytes + this.v6.bytes + this.names.bytes + (this.local?.bytes ?? 0) + 65536,
     };
   }
 
@@ -216,10 +282,32 @@ export class CompiledClassifier implements Classifier {
     if (this.hasNames && typeof host === 'string') {
       best = this.names.lookup(host, pbit, port, best);
     }
+    if (this.hasLocal && fam === 4) {
+      const d = this.localDecision(flow.ip4, pbit, port, best);
+      if (d !== null) return d;
+    }
     if (pbit === 2 && typeof port === 'number' && this.quicPort[port] === 1) {
       return best === NONE ? this.quicNone : this.quic[best]!;
     }
     return best === NONE ? this.none : this.decisions[best]!;
+  }
+
+  /**
+   * The decision for IPv4 `x` when a Private Access item inside a local subnet, skipped by
+   * the main tables, passes below `best`: `best`'s decision with the local-subnet reason.
+   * Else null. Off the common path (only with such items); allocation-free.
+   */
+  private localDecision(x: number, pbit: number, port: number, best: number): Decision | null {
+    if (x >>> 0 !== x || this.local!.lookup(x, pbit, port, best) === best) return null;
+    const subnets = this.localSubnets;
+    for (let i = 0; i < subnets.length; i++) {
+      const s = subnets[i]!;
+      if (s.first <= x && x <= s.last) {
+        const quic = pbit === 2 && typeof port === 'number' && this.quicPort[port] === 1;
+        return (quic ? this.localQuic[i]! : this.localDec[i]!).get(best) ?? null;
+      }
+    }
+    return null;
   }
 
   /** The matchers, for diagnostics and the benchmark's breakdown. */

@@ -11,7 +11,11 @@
  *    forward -> tunnel on m365, bypass -> bypass.
  * 4. Any other M365 rule that matches (disabled link or profile, channel off) -> bypass:
  *    Microsoft traffic never goes to Internet Access.
- * 5. Private profiles (enabled, channel on): first matching rule of an enabled link.
+ * 5. Private profiles (enabled, channel on): first matching rule of an enabled link. An
+ *    IPv4 destination of theirs does not match an address in one of `state.localSubnets`;
+ *    when such a destination would have matched (ports and protocol passing) before the
+ *    rule that does, the decision of 5-7 gets the local-subnet reason
+ *    (`localSubnetDecision`, naming the first local subnet holding the address).
  * 6. Internet profiles (enabled, channel on): first matching bypass rule, then first
  *    matching forward rule, each in rule order.
  * 7. Nothing -> bypass, channel null.
@@ -38,6 +42,12 @@ import {
   ruleDecision,
   staticDecision,
 } from './decisions.js';
+import {
+  type LocalSubnet,
+  localSubnetAt,
+  localSubnetDecision,
+  localSubnetsOf,
+} from './local-subnets.js';
 import type { Classifier, Decision, Flow } from './types.js';
 
 type Dest =
@@ -123,6 +133,12 @@ function destMatches(d: Dest, v: View): boolean {
   return v.host !== null && matchLabels(d.labels, 0, v.host, 0);
 }
 
+/** A flow in a local subnet: Private Access IPv4 destinations are skipped, and were they? */
+interface Skip {
+  readonly subnet: LocalSubnet;
+  skipped: boolean;
+}
+
 interface OracleRule {
   protocols: number[];
   ports: Array<{ from: number; to: number }>;
@@ -150,12 +166,14 @@ export class OracleClassifier implements Classifier {
   private readonly acquireIPv6: boolean;
   private readonly anyChannel: boolean;
   private readonly state: ClientState;
+  private readonly localSubnets: LocalSubnet[];
   private readonly ipv6 = staticDecision(REASON_IPV6);
   private readonly disabled = staticDecision(REASON_DISABLED);
   private readonly none = staticDecision(REASON_NO_MATCH);
 
   constructor(tenant: TenantSpec, state: ClientState) {
     this.state = state;
+    this.localSubnets = localSubnetsOf(state.localSubnets);
     this.acquireIPv6 = state.platform.acquireIPv6;
     this.anyChannel = state.channels.m365 || state.channels.private || state.channels.internet;
     let size = 0;
@@ -196,17 +214,32 @@ export class OracleClassifier implements Classifier {
     };
   }
 
-  /** Index of the first matching destination of `r`, or -1. */
-  private static match(r: OracleRule, flow: Flow, v: View): number {
+  /**
+   * Index of the first matching destination of `r`, or -1. With `skip`, IPv4 destinations
+   * do not match; one that would have sets `skip.skipped`.
+   */
+  private static match(r: OracleRule, flow: Flow, v: View, skip: Skip | null = null): number {
     if (r.protocols.length > 0 && !r.protocols.includes(flow.proto)) return -1;
     if (r.ports.length > 0 && !r.ports.some((p) => p.from <= flow.port && flow.port <= p.to)) {
       return -1;
     }
     for (let i = 0; i < r.dests.length; i++) {
       const d = r.dests[i];
-      if (d && destMatches(d, v)) return i;
+      if (!d || !destMatches(d, v)) continue;
+      if (skip !== null && d.kind === 4) {
+        skip.skipped = true;
+        continue;
+      }
+      return i;
     }
     return -1;
+  }
+
+  /** A Skip when the flow's IPv4 address is in a local subnet (for Private rules), else null. */
+  private skipFor(v: View): Skip | null {
+    if (v.ip4 === null) return null;
+    const s = localSubnetAt(this.localSubnets, v.ip4);
+    return s === null ? null : { subnet: s, skipped: false };
   }
 
   /** First match in the active profiles of `list`, with `action` filter; null if none. */
@@ -215,6 +248,7 @@ export class OracleClassifier implements Classifier {
     flow: Flow,
     v: View,
     action: 'forward' | 'bypass' | null,
+    skip: Skip | null = null,
   ): Decision | null {
     for (const p of list) {
       if (!p.active) continue;
@@ -222,7 +256,7 @@ export class OracleClassifier implements Classifier {
         if (!q.enabled) continue;
         for (const r of q.rules) {
           if (action !== null && r.action !== action) continue;
-          const i = OracleClassifier.match(r, flow, v);
+          const i = OracleClassifier.match(r, flow, v, skip);
           if (i >= 0) return r.acquire[i]!;
         }
       }
@@ -242,25 +276,33 @@ export class OracleClassifier implements Classifier {
         }
       }
     }
-    return (
-      OracleClassifier.scan(this.private_, flow, v, null) ??
+    const skip = this.skipFor(v);
+    const d =
+      OracleClassifier.scan(this.private_, flow, v, null, skip) ??
       OracleClassifier.scan(this.internet, flow, v, 'bypass') ??
-      OracleClassifier.scan(this.internet, flow, v, 'forward') ??
-      this.none
-    );
+      OracleClassifier.scan(this.internet, flow, v, 'forward');
+    if (skip?.skipped) return localSubnetDecision(d, skip.subnet.text);
+    return d ?? this.none;
   }
 
   /**
    * Every rule that matches the flow, in evaluation order, as the decision each would make
    * (before the QUIC step): for `explain --all` and diagnostics. Allocates; not for the
    * hot path. The first entry is what `decide` acts on unless the flow is IPv6 not
-   * acquired, GSA is disabled, or QUIC rewrites it.
+   * acquired, GSA is disabled, or QUIC rewrites it (`decide` also words the reason of a
+   * flow in a local subnet; the skipped Private Access IP rules are not listed).
    */
   explainAll(flow: Flow): Decision[] {
     if (flow == null || typeof flow !== 'object') return [];
     const v = viewOf(flow);
     const out: Decision[] = [];
-    const each = (list: OracleProfile[], role: 'acquire' | 'exclusive', action: string | null) => {
+    const skip = this.skipFor(v);
+    const each = (
+      list: OracleProfile[],
+      role: 'acquire' | 'exclusive',
+      action: string | null,
+      sk: Skip | null = null,
+    ) => {
       for (const p of list) {
         if (role === 'acquire' && !p.active) continue;
         for (const q of p.policies) {
@@ -268,7 +310,7 @@ export class OracleClassifier implements Classifier {
           if (role === 'exclusive' && p.active && q.enabled) continue;
           for (const r of q.rules) {
             if (action !== null && r.action !== action) continue;
-            const i = OracleClassifier.match(r, flow, v);
+            const i = OracleClassifier.match(r, flow, v, sk);
             if (i >= 0) out.push(role === 'acquire' ? r.acquire[i]! : r.exclusive[i]!);
           }
         }
@@ -276,7 +318,7 @@ export class OracleClassifier implements Classifier {
     };
     each(this.m365, 'acquire', null);
     each(this.m365, 'exclusive', null);
-    each(this.private_, 'acquire', null);
+    each(this.private_, 'acquire', null, skip);
     each(this.internet, 'acquire', 'bypass');
     each(this.internet, 'acquire', 'forward');
     return out;

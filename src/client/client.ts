@@ -20,11 +20,13 @@
 
 import { lookup } from 'node:dns/promises';
 import { type AddressInfo, connect as netConnect, type Server, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { type HttpProxy, startHttpProxy } from '../capture/http-proxy.js';
 import type { Credentials } from '../capture/listen.js';
 import { type PacServer, pacScript, startPacServer } from '../capture/pac.js';
 import { type Socks5Server, startSocks5 } from '../capture/socks5.js';
 import { ClassifierHandle, compile } from '../classify/index.js';
+import { normalizeLocalSubnet } from '../classify/local-subnets.js';
 import type { Classifier } from '../classify/types.js';
 import { ListenError, ToggleRefusedError, UsageError } from '../errors.js';
 import { type FlowRecord, FlowTable } from '../forward/flow-table.js';
@@ -88,6 +90,12 @@ export interface ClientOptions {
   clientConfig?: ClientConfig | string;
   /** Platform name (ios, windows, macos, android) or file. Default ios. */
   platform?: string;
+  /**
+   * The device's local IPv4 subnets (CIDRs): Private Access does not tunnel its IP segments
+   * inside them (the flow goes on to the later rules). Default: the subnets of this host's
+   * non-internal IPv4 interfaces, read once at start (`interfaceSubnets`); [] for none.
+   */
+  localSubnets?: readonly string[];
   user?: { userId?: string; deviceId?: string; upn?: string };
   /** Listeners. Ports: 0 picks a free one; null disables that listener. */
   listen?: {
@@ -167,7 +175,9 @@ export interface RunningClient {
   readonly tenant: TenantSpec | null;
   readonly classifier: Classifier;
   readonly generation: number;
-  status(): StatusView;
+  /** The local subnets in force (`ClientOptions.localSubnets`), `network/prefix`. */
+  readonly localSubnets: readonly string[];
+  status(): ClientStatusView;
   health(): Promise<HealthCheck[]>;
   profile(): ReturnType<typeof profileView>;
   /** Flip a tile; throws ToggleRefusedError when locked or hidden. Swaps the classifier. */
@@ -187,6 +197,56 @@ export interface RunningClient {
   /** Resolves once every enabled channel's tunnel is up (or rejects after timeoutMs). */
   waitConnected(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** GET /status: the status view and the local subnets in force. */
+export type ClientStatusView = StatusView & { localSubnets: string[] };
+
+/**
+ * The subnets (`network/prefix`) of the non-internal IPv4 addresses of `ifaces` (default:
+ * this host's, `os.networkInterfaces()`), in interface order, each once.
+ */
+export function interfaceSubnets(
+  ifaces: NodeJS.Dict<
+    Array<{
+      address: string;
+      netmask: string;
+      family: string | number;
+      internal: boolean;
+      cidr?: string | null;
+    }>
+  > = networkInterfaces(),
+): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(ifaces)) {
+    for (const a of list ?? []) {
+      if ((a.family !== 'IPv4' && a.family !== 4) || a.internal) continue;
+      const bits = maskBits(a.netmask);
+      const cidr = a.cidr ?? (bits === null ? null : `${a.address}/${bits}`);
+      const n = cidr === null ? null : normalizeLocalSubnet(cidr);
+      if (n !== null && !out.includes(n)) out.push(n);
+    }
+  }
+  return out;
+}
+
+/** The prefix length of a dotted IPv4 netmask (`255.255.255.0` -> 24), or null. */
+function maskBits(mask: string): number | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(mask);
+  if (!m || m.slice(1).some((x) => Number(x) > 255)) return null;
+  const n = ((+m[1]! << 24) | (+m[2]! << 16) | (+m[3]! << 8) | +m[4]!) >>> 0;
+  const prefix = Math.clz32(~n >>> 0); // the leading one bits
+  const contiguous = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return contiguous === n ? prefix : null;
+}
+
+/** `list` normalized (`network/prefix`); a UsageError names an entry that is not an IPv4 CIDR. */
+function localSubnetList(list: readonly string[]): string[] {
+  return list.map((s) => {
+    const n = typeof s === 'string' ? normalizeLocalSubnet(s) : null;
+    if (n === null) throw new UsageError(`local subnet "${s}" is not an IPv4 CIDR (a.b.c.d/n)`);
+    return n;
+  });
 }
 
 const noopLog = { info() {}, warn() {}, debug() {}, error() {} };
@@ -250,7 +310,10 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     profileLoadedAt = Date.now();
   }
 
-  const state = (): ClientState => tiles.toClientState(platform);
+  // Read once: an address that comes or goes later changes nothing until a restart.
+  const localSubnets =
+    opts.localSubnets !== undefined ? localSubnetList(opts.localSubnets) : interfaceSubnets();
+  const state = (): ClientState => ({ ...tiles.toClientState(platform), localSubnets });
   const handle = new ClassifierHandle(compile(tenant ?? emptyTenant(), state()));
   const recompile = (why: string): void => {
     handle.swap(compile(tenant ?? emptyTenant(), state()));
@@ -616,8 +679,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     get generation() {
       return handle.generation;
     },
-    status: () =>
-      statusView({
+    localSubnets,
+    status: () => ({
+      ...statusView({
         overview: {
           userPrincipalName: upn ?? null,
           userId: user.userId ?? DEMO_USER.userId,
@@ -642,6 +706,8 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         listeners: addresses,
         activeFlows: flows.activeCount,
       }),
+      localSubnets: [...localSubnets],
+    }),
     async health() {
       const probe = (): Promise<string | null> =>
         new Promise((res) => {

@@ -179,14 +179,109 @@ const platformArb: fc.Arbitrary<PlatformSpec> = fc.record({
   }),
 });
 
-export const stateArb: fc.Arbitrary<ClientState> = fc.record({
-  channels: fc.record({
-    m365: fc.constantFrom(true, true, true, false),
-    private: fc.constantFrom(true, true, true, false),
-    internet: fc.constantFrom(true, true, true, false),
-  }),
-  platform: platformArb,
-});
+/** A local subnet: mostly around the tenants' bases (host bits set or not), sometimes junk. */
+const localSubnet: fc.Arbitrary<string> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(v4Addr, fc.constantFrom(32, 30, 28, 24, 23, 16, 8))
+      .map(([a, p]) => `${a}/${p}`),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '10.0.0.0/8',
+      '0.0.0.0/0',
+      'not-a-cidr',
+      '2603:1006::/40',
+      '10.0.0.1',
+    ),
+  },
+);
+
+export const stateArb: fc.Arbitrary<ClientState> = fc.record(
+  {
+    channels: fc.record({
+      m365: fc.constantFrom(true, true, true, false),
+      private: fc.constantFrom(true, true, true, false),
+      internet: fc.constantFrom(true, true, true, false),
+    }),
+    platform: platformArb,
+    // Absent, empty, or one to three (overlapping ones too).
+    localSubnets: fc.oneof(
+      fc.constant<string[]>([]),
+      fc.array(localSubnet, { minLength: 1, maxLength: 3 }),
+      fc.array(localSubnet, { minLength: 1, maxLength: 3 }),
+    ),
+  },
+  { requiredKeys: ['channels', 'platform'] },
+);
+
+/** A tenant with an enabled Private Access profile (and at most one Microsoft profile). */
+export const privateTenantArb: fc.Arbitrary<TenantSpec> = fc
+  .tuple(
+    fc.array(profileArb('m365'), { minLength: 0, maxLength: 1 }),
+    profileArb('private'),
+    fc.array(profileArb('internet'), { minLength: 0, maxLength: 2 }),
+  )
+  .map(([a, b, c]) => ({
+    tenantId: 't',
+    name: 'random, private',
+    profiles: [...a, { ...b, state: 'enabled' as const }, ...c],
+  }));
+
+/** A state with the private channel on and at least one local subnet. */
+export const localStateArb: fc.Arbitrary<ClientState> = stateArb.map((st) => ({
+  ...st,
+  channels: { ...st.channels, private: true },
+  localSubnets: st.localSubnets?.length ? st.localSubnets : ['0.0.0.0/32'],
+}));
+
+/**
+ * `st` with, when it has local subnets, one more around an IPv4 destination of a Private
+ * Access rule of `spec` (random prefix): random subnets alone seldom meet one.
+ */
+export function withTenantSubnet(
+  spec: TenantSpec,
+  st: ClientState,
+  rnd: () => number,
+): ClientState {
+  if (!st.localSubnets?.length) return st;
+  const addrs: string[] = [];
+  for (const p of spec.profiles) {
+    if (p.type !== 'private') continue;
+    for (const q of p.policies) {
+      for (const r of q.rules) {
+        for (const d of r.destinations) {
+          if (d.type === 'ipRange' && parseIPv4(d.begin) >= 0) addrs.push(d.begin, d.end);
+          else if (
+            (d.type === 'ipSubnet' || d.type === 'ipAddress') &&
+            parseIPv4(d.value.split('/')[0]!) >= 0
+          ) {
+            addrs.push(d.value.split('/')[0]!);
+          }
+        }
+      }
+    }
+  }
+  if (addrs.length === 0) return st;
+  const a = addrs[Math.floor(rnd() * addrs.length)]!;
+  const p = [32, 31, 28, 24, 20, 16][Math.floor(rnd() * 6)]!;
+  return { ...st, localSubnets: [...st.localSubnets, `${a}/${p}`] };
+}
+
+/** Add the edges of `st`'s local subnets to `e` (flows then hit their boundaries too). */
+export function addLocalSubnetEdges(e: Edges, st: ClientState): Edges {
+  const v4 = new Set(e.v4);
+  for (const s of st.localSubnets ?? []) {
+    const c = parseCidr(s);
+    if (typeof c === 'string' || c.family !== 4) continue;
+    for (const x of [c.first - 1, c.first, c.first + 1, c.last - 1, c.last, c.last + 1]) {
+      if (x >= 0 && x <= 0xffffffff) v4.add(x);
+    }
+  }
+  return { ...e, v4: [...v4] };
+}
 
 /** Edge values of a tenant, from which flows are drawn. */
 export interface Edges {

@@ -8,6 +8,7 @@ import {
   NoAdminApiError,
   readStartFailure,
 } from '../../client/admin-client.js';
+import type { ClientStatusView } from '../../client/client.js';
 import { CHANNEL_LABEL, type HealthCheck, type StatusView } from '../../client/diagnostics.js';
 import { formatStatus, table } from '../../client/format.js';
 import { GsaError, UsageError } from '../../errors.js';
@@ -15,6 +16,17 @@ import type { ChannelName } from '../../policy/model.js';
 import { shellWord } from '../../util/shell-word.js';
 import { stateDir } from '../../util/state-dir.js';
 import { addAdminOptions, cliCommand, waitSeconds } from '../common.js';
+
+/**
+ * The status line of the local subnets (GET /status `localSubnets`; absent from an older
+ * client: no line).
+ */
+export function localSubnetsLine(list: readonly string[] | undefined): string | null {
+  if (list === undefined) return null;
+  return list.length > 0
+    ? `local subnets: ${list.join(', ')} (Private Access does not tunnel IP segments there)`
+    : 'local subnets: none';
+}
 
 /** How often `--wait` asks again. */
 const WAIT_POLL_MS = 200;
@@ -217,6 +229,8 @@ export function register(program: Command): void {
           return;
         }
         process.stdout.write(`${formatStatus(st)}\n`);
+        const local = localSubnetsLine((st as Partial<ClientStatusView>).localSubnets);
+        if (local !== null) process.stdout.write(`${local}\n`);
         if (health) {
           const rows = health.map((c) => [c.status.toUpperCase(), c.name, c.detail]);
           process.stdout.write(`\n${table(['', 'HEALTH CHECK', 'DETAIL'], rows, [5, 38, 60])}\n`);
