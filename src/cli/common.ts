@@ -4,6 +4,7 @@
  * commands they suggest.
  */
 import type { Command } from 'commander';
+import { normalizeLocalSubnet } from '../classify/local-subnets.js';
 import { UsageError } from '../errors.js';
 import {
   type ClientTiles,
@@ -78,6 +79,23 @@ export function waitSeconds(v: string): number {
   return n;
 }
 
+/**
+ * A `--local-subnets` value: `none`, or IPv4 CIDRs separated by commas (a bare address is a
+ * /32), as `network/prefix`; else UsageError naming the option and the entry.
+ */
+export function localSubnetsOption(v: string, flag = '--local-subnets'): string[] {
+  if (v.trim().toLowerCase() === 'none') return [];
+  return v.split(',').map((part) => {
+    const n = normalizeLocalSubnet(part.trim());
+    if (n === null) {
+      throw new UsageError(
+        `${flag} "${v}": "${part.trim()}" is not an IPv4 CIDR (a.b.c.d/n); give a comma-separated list, or "none"`,
+      );
+    }
+    return n;
+  });
+}
+
 /** Channel names a user may type (any case), with the tile names' aliases. */
 const CHANNEL_NAMES: Record<string, ChannelName> = {
   m365: 'm365',
@@ -86,6 +104,11 @@ const CHANNEL_NAMES: Record<string, ChannelName> = {
   private: 'private',
   internet: 'internet',
 };
+
+/** Whether a command-line word names a channel (`channelOf` takes it). */
+export function isChannelName(name: string): boolean {
+  return Object.hasOwn(CHANNEL_NAMES, name.toLowerCase());
+}
 
 /** The channel a command-line name means, or a UsageError listing the names. */
 export function channelOf(name: string): ChannelName {
@@ -143,3 +166,15 @@ export function forwardingText(channels: Record<string, boolean>): string {
 
 /** How the user runs gsa-emu from a shell (`gsa-emu` or `npx gsa-emu`): util/cli-command.ts. */
 export { cliCommand } from '../util/cli-command.js';
+
+/**
+ * A port number given on the command line or in a config file: digits only, 0 to 65535
+ * (0: any free port); else a UsageError naming `flag` (`also` adds the other accepted
+ * values, such as `(or "off")`). Not Number(): it takes "" and " " as 0, "0x438", "1e4".
+ */
+export function portNumber(v: string, flag: string, also = ''): number {
+  const n = /^\d{1,5}$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n >= 0 && n <= 65535))
+    throw new UsageError(`${flag} "${v}" is not a port number${also ? ` ${also}` : ''}`);
+  return n;
+}

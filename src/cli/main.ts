@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { GsaError } from '../errors.js';
 import { packageVersion } from '../util/package.js';
 import { guardExit } from './exit-guard.js';
+import { guardOutput } from './stdio.js';
 
 type Registrar = (program: Command) => void;
 
@@ -56,6 +57,8 @@ export function reportError(err: unknown): number {
 
 async function main(argv: string[]): Promise<void> {
   guardExit();
+  // Output to a closed pipe (`| head -1`) is not a crash: ./stdio.ts.
+  guardOutput();
   try {
     const program = await buildProgram();
     await program.parseAsync(argv);

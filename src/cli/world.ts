@@ -15,8 +15,9 @@
  * The demo CA (`demo-tls/`) and the edge's signing key and TLS files are shared on purpose
  * (trust the CA once).
  */
-import { closeSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { closeSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { removeClientState, writeClientState } from '../client/admin-client.js';
 import {
@@ -28,7 +29,7 @@ import {
 import { bypassSourceUsable, DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
 import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
-import { UsageError } from '../errors.js';
+import { GsaError, UsageError } from '../errors.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { acquirePidLock } from '../util/pid-lock.js';
 import {
@@ -80,6 +81,8 @@ export interface WorldOptions {
    * edge egresses to them (hosts map and connector); they win over the demo's entries.
    */
   hosts?: Record<string, string> | undefined;
+  /** The device's local IPv4 subnets (ClientOptions.localSubnets); default: the interfaces'. */
+  localSubnets?: readonly string[] | undefined;
   /** The in-process edge's thread ended on its own (a crash); default: logged. */
   onEdgeExit?: (err: Error) => void;
 }
@@ -125,15 +128,67 @@ export function runFiles(
 /** pino's levels, for `--log-level`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
+/**
+ * `--edge-ca <file>`: a PEM certificate (the first of the file is parsed); else a
+ * UsageError saying what is wrong with the file, rather than a TLS error about the edge's
+ * certificate later.
+ */
+export function readEdgeCa(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--edge-ca "${file}": cannot read it: ${(e as Error).message}`);
+  }
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(text);
+  try {
+    if (!pem) throw new Error('no "-----BEGIN CERTIFICATE-----" block');
+    new X509Certificate(pem[0]);
+  } catch (e) {
+    throw new UsageError(
+      `--edge-ca "${file}" is not a PEM certificate (${(e as Error).message}): give the remote edge's CA certificate, such as its <state-dir>/ca.pem`,
+    );
+  }
+  return text;
+}
+
+/**
+ * The state folder, or a folder on its path, is a file (ENOTDIR, EEXIST): said of the
+ * state folder, not as mkdir's error on `<dir>/logs`. Null for any other error.
+ */
+function notADirectory(err: unknown, dir: string): GsaError | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code !== 'ENOTDIR' && code !== 'EEXIST') return null;
+  let file: string | null = null;
+  for (let p = join(dir, 'logs'); ; p = dirname(p)) {
+    try {
+      if (!statSync(p).isDirectory()) file = p;
+    } catch {}
+    if (dirname(p) === p) break;
+  }
+  if (file === null) return null;
+  return new GsaError(
+    'GSA_ERR_CONFIG',
+    `the state folder ${dir} is not a directory (${file === dir ? 'it is a file' : `${file} is a file`}): give --state-dir (or $GSA_EMU_STATE_DIR) a folder`,
+  );
+}
+
 export async function startWorld(o: WorldOptions): Promise<World> {
   // Before the lock and the log: a bad level must leave nothing behind.
   if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) {
     throw new UsageError(`--log-level "${o.logLevel}": use ${LOG_LEVELS.join(', ')}`);
   }
+  // A remote edge's CA: read and checked before anything is written.
+  const remoteCa = o.edge && o.edgeCa ? readEdgeCa(o.edgeCa) : null;
   const dir = stateDir(o.stateDir);
   // Made 0700 and checked (owner, mode) before anything is written there; under sudo, given
   // to the invoking user (util/state-dir.ts).
-  const prepared = prepareStateDir(dir);
+  let prepared: ReturnType<typeof prepareStateDir>;
+  try {
+    prepared = prepareStateDir(dir);
+  } catch (err) {
+    throw notADirectory(err, dir) ?? err;
+  }
   const logs = prepared.logs;
   const files = runFiles(dir, o.run);
   let unlock = (): void => {};
@@ -181,7 +236,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     let bypassFromSource = false;
     if (o.edge) {
       edgeUrl = o.edge;
-      if (o.edgeCa) edgeCa = readFileSync(o.edgeCa, 'utf8');
+      edgeCa = remoteCa;
     } else {
       // Bypassed demo flows come from 127.0.0.3 where it can be bound, else reach servers
       // of their own (the demo servers tell the path by either).
@@ -239,6 +294,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       ...(o.hostnames ? { hostnames: o.hostnames } : {}),
       ...(o.metrics ? { metrics: o.metrics } : {}),
       ...(o.processLookup === false ? { processLookup: false } : {}),
+      ...(o.localSubnets ? { localSubnets: o.localSubnets } : {}),
       log,
     });
     // Under sudo: the demo CA, the edge's key and TLS files, the lock, to the invoking user.

@@ -28,7 +28,8 @@ import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { cliCommand } from '../util/cli-command.js';
 import { ownProcessStart, writerAlive } from '../util/pid-lock.js';
-import { makeDirs, openPrivateFile } from '../util/state-dir.js';
+import { shellWord } from '../util/shell-word.js';
+import { defaultStateDir, makeDirs, openPrivateFile } from '../util/state-dir.js';
 
 export interface ClientStateFile {
   pid: number;
@@ -206,11 +207,13 @@ function liveState(dir: string): LiveState {
   if (s !== null && stateIsLive(s)) return { file: main, state: s };
   const netns = liveNetnsStates(dir)[0];
   if (netns) return netns;
+  // The `up` to start is one of this state folder, named as up's banner names it.
+  const start = `${cliCommand()} up${dir === defaultStateDir() ? '' : ` --state-dir ${shellWord(dir)}`}`;
   throw new GsaError(
     'GSA_ERR_NOT_RUNNING',
     s === null
-      ? `no running client found (${main} is missing): start one with "${cliCommand()} up", or pass --admin host:port`
-      : `no running client found: ${main} is stale (the "gsa-emu up" that wrote it, pid ${s.pid}, is gone): start one with "${cliCommand()} up", or pass --admin host:port`,
+      ? `no running client found (${main} is missing): start one with "${start}", or pass --admin host:port`
+      : `no running client found: ${main} is stale (the "gsa-emu up" that wrote it, pid ${s.pid}, is gone): start one with "${start}", or pass --admin host:port`,
   );
 }
 
@@ -247,8 +250,11 @@ export interface AdminFlags {
 
 function adminFlagUrl(flag: string): string {
   const url = flag.startsWith('http') ? flag.replace(/\/+$/, '') : `http://${flag}`;
+  // A port is required: without one the URL would mean port 80, which no admin API has.
+  const hostPort = url.replace(/^https?:\/\//, '');
   try {
     new URL(url);
+    if (!/^(\[[^\]]*\]|[^:/[\]]+):\d+$/.test(hostPort)) throw new Error('no port');
   } catch {
     throw new UsageError(`--admin "${flag}" is not host:port`);
   }

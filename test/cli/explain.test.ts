@@ -65,7 +65,7 @@ t.test('the CLI prints errors without a stack trace', { skip: skipCli }, async (
   const main = mainJs;
   const r = await exec(process.execPath, [main, 'profiles', 'validate', bad]).catch((e) => e);
   t.equal(r.code, 1);
-  t.match(r.stdout, /forwardingProfiles: /);
+  t.match(r.stderr, /^gsa-emu: [\s\S]*\n {2}forwardingProfiles: /);
   t.notMatch(`${r.stdout}${r.stderr}`, /at .*\.ts:\d+/);
   const u = await exec(process.execPath, [main, 'explain', 'host:x']).catch((e) => e);
   t.equal(u.code, 2);

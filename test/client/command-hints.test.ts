@@ -91,7 +91,10 @@ for (const [what, dir, want] of [
 
     // No client.json: "start one with ...".
     const missing = await errorOf(() => adminTarget(join(tmp.dir, 'no-such-state')));
-    t.match(missing, `start one with "${g} up", or pass --admin host:port`);
+    t.match(
+      missing,
+      `start one with "${g} up --state-dir ${join(tmp.dir, 'no-such-state')}", or pass --admin host:port`,
+    );
     // A stale state file's token, refused by whoever listens on its port now.
     const refused = await errorOf(() =>
       adminCall(

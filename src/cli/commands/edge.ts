@@ -12,6 +12,7 @@ import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { stateDir } from '../../util/state-dir.js';
+import { portNumber } from '../common.js';
 
 interface EdgeCliOptions {
   host: string;
@@ -57,10 +58,7 @@ export function register(program: Command): void {
       'allow a non-loopback --host (the edge relays traffic: mind who can reach it)',
     )
     .action(async (o: EdgeCliOptions) => {
-      const port = Number(o.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) {
-        throw new UsageError(`--port "${o.port}" is not a port number`);
-      }
+      const port = portNumber(o.port, '--port');
       if (!/^(127\.|::1$|localhost$)/.test(o.host) && !o.allowRemote) {
         throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
       }

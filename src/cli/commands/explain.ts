@@ -14,7 +14,13 @@ import type { ChannelName } from '../../policy/model.js';
 import { ipFamily, parseIPv4, parseIPv6 } from '../../util/ip.js';
 import { stateDir } from '../../util/state-dir.js';
 import { parseTarget, type Target } from '../../util/target.js';
-import { addPolicyOptions, channelOf, loadPolicyContext, type PolicyOptions } from '../common.js';
+import {
+  addPolicyOptions,
+  channelOf,
+  isChannelName,
+  loadPolicyContext,
+  type PolicyOptions,
+} from '../common.js';
 
 interface ExplainOptions extends PolicyOptions {
   udp?: boolean;
@@ -89,7 +95,10 @@ export function register(program: Command): void {
   const cmd = program
     .command('explain')
     .description('show how a flow would be classified and the rule behind the decision')
-    .argument('<target>', 'a URL, host[:port], ip[:port] or [ipv6]:port (port defaults to 443)')
+    // Optional to commander only: `--off <channel...>` takes every word after it, so a target
+    // after it (`explain --off internet host`) lands in --off's list; offArgs() takes it back.
+    .argument('[target]', 'a URL, host[:port], ip[:port] or [ipv6]:port (port defaults to 443)')
+    .usage('[options] <target>')
     .option('--udp', 'classify a UDP flow (e.g. QUIC on 443) instead of TCP')
     .option(
       '--ip <address>',
@@ -97,7 +106,7 @@ export function register(program: Command): void {
     )
     .option(
       '--off <channel...>',
-      'turn channels off first, as a user toggle (m365, private, internet)',
+      'turn channels off first, as a user toggle (m365, private, internet): one or more, also comma-separated (--off internet,private); the target may come before or after',
     )
     .option('--json', 'print the decision as JSON')
     .option(
@@ -118,10 +127,11 @@ export function register(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  gsa-emu explain https://outlook.office365.com\n  gsa-emu explain 40.96.0.10:443 --udp\n  gsa-emu explain intranet.contoso.test:80\n  gsa-emu explain www.example.test --off internet',
+      '\nExamples:\n  gsa-emu explain https://outlook.office365.com\n  gsa-emu explain 40.96.0.10:443 --udp\n  gsa-emu explain intranet.contoso.test:80\n  gsa-emu explain www.example.test --off internet\n  gsa-emu explain --off internet,private www.example.test',
     );
-  addPolicyOptions(cmd).action(async (targetText: string, given: ExplainOptions) => {
-    const opts: ExplainOptions = given.off ? { ...given, off: given.off.map(channelOf) } : given;
+  addPolicyOptions(cmd).action(async (targetArg: string | undefined, given: ExplainOptions) => {
+    const { targetText, off } = offArgs(targetArg, given.off as string[] | undefined);
+    const opts: ExplainOptions = off ? { ...given, off } : given;
     const target = parseTarget(targetText, { udp: opts.udp });
     const running =
       opts.running ||
@@ -140,6 +150,42 @@ export function register(program: Command): void {
       opts.json ? `${JSON.stringify(e, null, 2)}\n` : `${formatExplanation(e)}\n`,
     );
   });
+}
+
+/**
+ * The target and the channels of `--off`: its words (`--off internet private`), each also
+ * comma-separated (`--off internet,private`), may be followed by the target (`--off internet
+ * host`), which commander gives to --off: the last word there that is not a channel name is
+ * the target when no target came before --off. A target that is itself a channel name
+ * (a host named "private") goes before --off.
+ */
+export function offArgs(
+  target: string | undefined,
+  off: string[] | undefined,
+): { targetText: string; off: ChannelName[] | undefined } {
+  const words = off?.flatMap((w) => w.split(',')).filter((w) => w !== '');
+  if (off !== undefined && words!.length === 0) {
+    throw new UsageError('--off: give a channel (m365, private or internet)');
+  }
+  let t = target;
+  let channels = words;
+  if (t === undefined && words) {
+    // The last word that is not a channel name (any others are then unknown channels).
+    const i = words.findLastIndex((w) => !isChannelName(w));
+    if (i >= 0) {
+      t = words[i];
+      channels = words.filter((_w, j) => j !== i);
+    }
+  }
+  if (t === undefined) {
+    throw new UsageError(
+      `missing required argument 'target'${words ? ' (a target that is a channel name goes before --off)' : ''}`,
+    );
+  }
+  if (channels !== undefined && channels.length === 0) {
+    throw new UsageError('--off: give a channel (m365, private or internet)');
+  }
+  return { targetText: t, off: channels?.map(channelOf) };
 }
 
 /** The running client's answer (GET /explain); the offline options do not apply to it. */

@@ -25,8 +25,15 @@ import { loadPlatform } from '../../policy/platform.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { shellWord } from '../../util/shell-word.js';
 import { defaultStateDir, stateDir } from '../../util/state-dir.js';
-import { addPolicyOptions, cliCommand, collect } from '../common.js';
+import {
+  addPolicyOptions,
+  cliCommand,
+  collect,
+  localSubnetsOption,
+  portNumber,
+} from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
+import { onOutputGone, outputGone } from '../stdio.js';
 import { LOG_LEVELS, startWorld, type World } from '../world.js';
 
 export interface UpOptions {
@@ -62,6 +69,8 @@ export interface UpOptions {
   addHost?: string[];
   /** The config file's `hosts` (name -> address); `--add-host` entries win. */
   hosts?: Record<string, string>;
+  /** `--local-subnets`: IPv4 CIDRs separated by commas, or `none` (default: the interfaces'). */
+  localSubnets?: string;
 }
 
 const CONFIG_KEYS: Record<string, keyof UpOptions> = {
@@ -90,6 +99,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   icmpOnDrop: 'icmpOnDrop',
   processLookup: 'processLookup',
   hosts: 'hosts',
+  localSubnets: 'localSubnets',
 };
 
 /** Config keys that are switches (the rest are strings; numbers are taken as strings). */
@@ -136,16 +146,23 @@ export function readUpConfig(file: string): Partial<UpOptions> {
       }
       continue;
     }
+    // localSubnets: the flag's text, or a list of CIDRs ([] for none).
+    const listed =
+      key === 'localSubnets' && Array.isArray(val) && val.every((x) => typeof x === 'string')
+        ? val.length === 0
+          ? 'none'
+          : val.join(',')
+        : val;
     if (BOOLEAN_KEYS.has(key)) {
       if (typeof val !== 'boolean') {
         issues.push({ path: k, message: `must be true or false, not ${JSON.stringify(val)}` });
         continue;
       }
-    } else if (typeof val !== 'string' && typeof val !== 'number') {
+    } else if (typeof listed !== 'string' && typeof listed !== 'number') {
       issues.push({ path: k, message: `must be a string or a number, not ${JSON.stringify(val)}` });
       continue;
     }
-    const value = typeof val === 'number' ? String(val) : val;
+    const value = typeof listed === 'number' ? String(listed) : listed;
     // The value checks of the flags, said of the file's key (not of a flag never typed).
     const check = typeof value === 'string' ? VALUE_CHECKS[key] : undefined;
     if (check) {
@@ -172,15 +189,14 @@ const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
   profilePoll: (v) => checkUpOptions({ profilePoll: v }),
   logLevel: (v) => checkUpOptions({ logLevel: v }),
   edge: (v) => edgeUrlOf(v, '--edge'),
+  localSubnets: (v) => localSubnetsOption(v),
 };
 
 function port(v: string | undefined, flag: string, dflt: number): number | null {
   if (v === undefined) return dflt;
   if (v === 'off') return null;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new UsageError(`${flag} "${v}" is not a port number (or "off")`);
-  return n;
+  // Digits only: Number() would take "" and " " as 0 (any free port), "0x438", "1e4".
+  return portNumber(v, flag, '(or "off")');
 }
 
 export function register(program: Command): void {
@@ -252,6 +268,10 @@ export function register(program: Command): void {
     )
     .option('--icmp-on-drop', 'with --tun: answer dropped UDP (QUIC) with ICMP admin-prohibited')
     .option(
+      '--local-subnets <cidr,...|none>',
+      "the device's local IPv4 subnets, where Private Access does not tunnel IP segments (default: this host's non-internal IPv4 interfaces)",
+    )
+    .option(
       '--add-host <name=address>',
       'resolve a name (or *.suffix) to an address, like /etc/hosts: for the client and the in-process edge (repeatable)',
       collect,
@@ -289,6 +309,36 @@ function given<T extends object>(o: T, cmd: Command): Partial<T> {
 /** The longest timer node keeps, in whole seconds. */
 const MAX_TIMER_S = Math.floor((2 ** 31 - 1) / 1000);
 
+/** The port options, their flags, and whether they listen on --host (else on 127.0.0.1). */
+const PORT_OPTIONS = [
+  ['socksPort', '--socks-port', true],
+  ['httpPort', '--http-port', true],
+  ['pacPort', '--pac-port', true],
+  ['adminPort', '--admin-port', false],
+] as const;
+
+/**
+ * Each port given is a port number or "off"; two listeners given the same port would
+ * collide (the second "in use", as if by another program): a usage error naming both
+ * flags. The admin API listens on 127.0.0.1, which collides with a --host of loopback or
+ * every address.
+ */
+function checkPorts(o: UpOptions, host: string): void {
+  const sharesAdmin = ['127.0.0.1', 'localhost', '0.0.0.0', '::', '[::]'].includes(host);
+  const seen = new Map<number, string>();
+  for (const [key, flag, onHost] of PORT_OPTIONS) {
+    const n = port(o[key], flag, 0);
+    if (n === null || n === 0 || (!onHost && !sharesAdmin)) continue;
+    const other = seen.get(n);
+    if (other !== undefined) {
+      throw new UsageError(
+        `${other} and ${flag} are both ${n}: each listener needs its own port (0: any free port)`,
+      );
+    }
+    seen.set(n, flag);
+  }
+}
+
 /** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
 function checkUpOptions(o: UpOptions) {
   const host = o.host ?? '127.0.0.1';
@@ -318,6 +368,12 @@ function checkUpOptions(o: UpOptions) {
     throw new UsageError(`--log-level "${o.logLevel}": use ${LOG_LEVELS.join(', ')}`);
   }
   if (o.edge !== undefined) edgeUrlOf(o.edge, '--edge');
+  if (o.edgeCa !== undefined && o.edge === undefined) {
+    throw new UsageError(
+      '--edge-ca goes with --edge (the CA of a remote edge): the in-process edge has its own',
+    );
+  }
+  checkPorts(o, host);
   const tunMode = o.tun === true;
   if (!tunMode && (o.tunName || o.tunSource || o.tunDns || o.icmpOnDrop)) {
     throw new UsageError('--tun-name, --tun-source, --tun-dns and --icmp-on-drop go with --tun');
@@ -342,7 +398,9 @@ function checkUpOptions(o: UpOptions) {
       '--add-host with --tun and a remote --edge: applications behind the TUN ask --tun-dns for names no rule acquires, and the remote edge resolves the rest; give the names to those',
     );
   }
-  return { host, auth, exitAfter, tunMode, hosts };
+  const localSubnets =
+    o.localSubnets !== undefined ? localSubnetsOption(o.localSubnets) : undefined;
+  return { host, auth, exitAfter, tunMode, hosts, localSubnets };
 }
 
 export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
@@ -353,7 +411,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     startFailed(o.stateDir, e);
     throw e;
   }
-  const { host, auth, exitAfter, tunMode, hosts } = checked;
+  const { host, auth, exitAfter, tunMode, hosts, localSubnets } = checked;
   // With --tun the proxies are off unless a port is given.
   const proxyDefault = (v: string | undefined, d: number): string | undefined =>
     v ?? (tunMode ? 'off' : String(d));
@@ -374,6 +432,11 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   let world: World | null = null;
   let hostTun: HostTun | null = null;
   let ready = false;
+  // What up prints, unless its reader is gone (cli/stdio.ts): then nothing more.
+  const say = (text: string): void => {
+    if (!outputGone(out)) out.write(text);
+  };
+  let offGone = (): void => {};
   const stop = async (): Promise<void> => {
     await hostTun?.close().catch(() => {});
     plan?.release();
@@ -403,6 +466,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       edgeTls: !o.plainEdge,
       edgeThread: o.edgeThread === true,
       hosts,
+      ...(localSubnets ? { localSubnets } : {}),
       processLookup: o.processLookup !== false,
       logLevel: o.logLevel,
       profilePollMs: o.profilePoll ? Number(o.profilePoll) : 30_000,
@@ -440,6 +504,18 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
         ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
       });
     }
+    const w = world;
+    // Stopped while it started (Ctrl+C, SIGTERM, `gsa-emu stop`): no banner, whose "Ctrl+C to
+    // stop." would come too late, but where the logs are, as after a run.
+    const stopNow = async (): Promise<void> => {
+      say('stopping...\n');
+      await stop();
+      say(`stopped. logs: ${w.clientLog}${w.edgeLog ? `, edge traffic log ${w.edgeLog}` : ''}\n`);
+    };
+    if (signalled) {
+      await stopNow();
+      return;
+    }
     world.writeState();
     ready = true;
     clearStartFailure(world.dir);
@@ -452,6 +528,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       auth: auth !== undefined,
       ...(auth ? { user: auth.username } : {}),
       cli: cliCommand(),
+      ...(client.addresses.admin === null ? { adminApi: false } : {}),
       ...(o.once ? { once: true } : {}),
       tun: hostTun
         ? {
@@ -474,16 +551,27 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       }
       return bannerText(client, { ...bannerOptions, ...(decided ? { tries: decided.tries } : {}) });
     };
-    out.write(`${await draw()}\n`);
-    if (o.once || signalled) {
-      if (signalled) out.write('\nstopping...\n');
+    const banner = await draw();
+    if (signalled) {
+      await stopNow();
+      return;
+    }
+    say(`${banner}\n`);
+    if (o.once) {
       await stop();
       return;
     }
     const tty = o.tty !== false && (out as NodeJS.WriteStream).isTTY === true;
     let timer: NodeJS.Timeout | null = null;
     let unsub: (() => void) | null = null;
-    if (tty) {
+    // Its reader gone (`gsa-emu up | head -3`): no more flow lines or redraws; up runs on.
+    offGone = onOutputGone(out, () => {
+      if (timer) clearInterval(timer);
+      timer = null;
+      unsub?.();
+      unsub = null;
+    });
+    if (tty && !outputGone(out)) {
       let drawing = false;
       timer = setInterval(() => {
         if (drawing) return;
@@ -492,15 +580,15 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
           .then((banner) => {
             if (timer === null) return; // stopped meanwhile
             const flows = client.flows.list().slice(-20);
-            out.write(`\x1b[2J\x1b[H${banner}\n\n${formatFlows(flows)}\n`);
+            say(`\x1b[2J\x1b[H${banner}\n\n${formatFlows(flows)}\n`);
           })
           .finally(() => {
             drawing = false;
           });
       }, 1000);
-    } else {
+    } else if (!tty && !outputGone(out)) {
       unsub = client.flows.onChange((rec, ev) => {
-        if (ev === 'open') out.write(`${formatFlowLine(rec)}\n`);
+        if (ev === 'open') say(`${formatFlowLine(rec)}\n`);
       });
     }
     await new Promise<void>((resolve) => {
@@ -511,17 +599,15 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     if (timer) clearInterval(timer);
     timer = null;
     unsub?.();
-    out.write('\nstopping...\n');
-    await stop();
-    out.write(
-      `stopped. logs: ${world.clientLog}${world.edgeLog ? `, edge traffic log ${world.edgeLog}` : ''}\n`,
-    );
+    say('\n');
+    await stopNow();
   } catch (err) {
     const e = err instanceof ListenError ? withPortHint(err) : err;
     if (!ready) startFailed(o.stateDir, e);
     await stop();
     throw e;
   } finally {
+    offGone();
     for (const s of SIGNALS) process.off(s, onSignal);
   }
 }
@@ -592,6 +678,11 @@ export function bannerText(
     user?: string;
     /** How the user runs gsa-emu from a shell: `gsa-emu`, or `npx gsa-emu` (default). */
     cli?: string;
+    /**
+     * false: the client runs without an admin API (`--admin-port off`), so the banner
+     * suggests no command that asks it (onboard, toggle, status, flows). Default true.
+     */
+    adminApi?: boolean;
     /** `--once`: the banner ends the run (no "Ctrl+C to stop."). */
     once?: boolean;
     /** The demo's example commands with the client's decisions (`decideTries`); default none. */
@@ -662,28 +753,38 @@ export function bannerText(
   const tunnelUp = (t: DecidedTry): boolean =>
     t.decision.channel === null || up[t.decision.channel] === true;
   const toggle = toggleHint(st);
-  const more = (cmds: string[]) => `  ${cmds.map((c) => `${g} ${c}${sd}`).join('; ')}`;
-  const before = st.onboarded ? [] : [`  ${g} onboard${sd}   # first: the client is not onboarded`];
+  // The commands that ask the admin API (onboard, toggle, status, flows, explain --running):
+  // none without one (`--admin-port off`), where each would fail.
+  const admin = x.adminApi !== false;
+  const more = (cmds: string[]) =>
+    admin ? [`  ${cmds.map((c) => `${g} ${c}${sd}`).join('; ')}`] : [];
+  const before =
+    st.onboarded || !admin ? [] : [`  ${g} onboard${sd}   # first: the client is not onboarded`];
   const after = leftOut ? [`  # ${leftOut}`] : [];
-  if (x.demo && a.socks && a.http) {
+  if (x.demo && (a.socks || a.http)) {
     const ca = shellWord(x.demo.caFile);
-    const cmds = shown.map(({ t, off }): [string, string] => [
-      t.proxy === 'socks'
-        ? `--socks5-hostname ${a.socks} ${urlOf(t)}`
-        : `-x http://${a.http} ${t.tls ? `--cacert ${ca} ` : ''}${urlOf(t)}`,
-      tryOutcome(
-        t.decision,
-        off,
-        t.edgeBlocks ? (t.proxy === 'http' ? '403' : 'SOCKS reply 0x02') : null,
-        tunnelUp(t),
-      ),
-    ]);
+    // Each try through its own proxy, or through the other when its own is off.
+    const cmds = shown.map(({ t, off }): [string, string] => {
+      const socks = a.http ? (t.proxy === 'socks' && a.socks) || null : a.socks;
+      const cacert = t.tls ? `--cacert ${ca} ` : '';
+      return [
+        socks
+          ? `--socks5-hostname ${socks} ${cacert}${urlOf(t)}`
+          : `-x http://${a.http} ${cacert}${urlOf(t)}`,
+        tryOutcome(
+          t.decision,
+          off,
+          t.edgeBlocks ? (socks ? 'SOCKS reply 0x02' : '403') : null,
+          tunnelUp(t),
+        ),
+      ];
+    });
     lines.push(
       'try:',
       ...before,
       ...tryLines(cmds, `curl ${cred}`),
       ...after,
-      more([...(toggle ? [toggle] : []), 'status', 'flows']),
+      ...more([...(toggle ? [toggle] : []), 'status', 'flows']),
       '',
     );
   }
@@ -698,7 +799,7 @@ export function bannerText(
       ...before,
       ...tryLines(cmds, 'curl '),
       ...after,
-      more(['flows', 'status']),
+      ...more(['flows', 'status']),
       '',
     );
   }
@@ -708,7 +809,7 @@ export function bannerText(
       'try (your own names: resolved by --add-host first, then the system resolver; address rules see the result):',
       ...(a.socks ? [`  curl ${cred}--socks5-hostname ${a.socks} http://<name>/`] : []),
       ...(a.http ? [`  curl ${cred}-x http://${a.http} http://<name>/`] : []),
-      `  ${g} explain --running <name>${sd}; ${g} flows${sd}; ${g} status${sd}`,
+      ...more(['explain --running <name>', 'flows', 'status']),
       '',
     );
   }
