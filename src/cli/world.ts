@@ -81,7 +81,10 @@ export interface WorldOptions {
    * edge egresses to them (hosts map and connector); they win over the demo's entries.
    */
   hosts?: Record<string, string> | undefined;
-  /** The device's local IPv4 subnets (ClientOptions.localSubnets); default: the interfaces'. */
+  /**
+   * The device's local IPv4 subnets (ClientOptions.localSubnets); default: the interfaces'
+   * for `up`, none for `netns` (the namespace has only the TUN).
+   */
   localSubnets?: readonly string[] | undefined;
   /** The in-process edge's thread ended on its own (a crash); default: logged. */
   onEdgeExit?: (err: Error) => void;
@@ -294,7 +297,13 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       ...(o.hostnames ? { hostnames: o.hostnames } : {}),
       ...(o.metrics ? { metrics: o.metrics } : {}),
       ...(o.processLookup === false ? { processLookup: false } : {}),
-      ...(o.localSubnets ? { localSubnets: o.localSubnets } : {}),
+      // A netns run's device is the namespace, whose only interface is the TUN: no LAN of
+      // its own, so the host's subnets are not its local subnets.
+      ...(o.localSubnets
+        ? { localSubnets: o.localSubnets }
+        : o.run === 'netns'
+          ? { localSubnets: [] }
+          : {}),
       log,
     });
     // Under sudo: the demo CA, the edge's key and TLS files, the lock, to the invoking user.

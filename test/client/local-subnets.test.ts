@@ -167,15 +167,15 @@ t.test('--local-subnets and the config key: a list, none, or a usage error', asy
   );
 });
 
-t.test('the client: the interfaces by default; none; a list', async (t) => {
+t.test('the client: the interfaces by default (none under netns); none; a list', async (t) => {
   const dir = await tmp(t);
   const neighbour = hostNeighbour();
   const extra = neighbour === null ? [] : interfaceSubnets().slice(0, 1);
   const tenantFile = join(dir, 'tenant.json');
   await writeFile(tenantFile, JSON.stringify(tenantDoc(extra)));
-  const world = async (name: string, localSubnets?: string[]) => {
+  const world = async (name: string, localSubnets?: string[], run: 'up' | 'netns' = 'up') => {
     const w = await startWorld({
-      run: 'netns',
+      run,
       stateDir: join(dir, name),
       tenant: tenantFile,
       listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: null },
@@ -202,6 +202,16 @@ t.test('the client: the interfaces by default; none; a list', async (t) => {
     );
   }
   t.equal((await decide(dflt, '198.51.100.7')).action, 'tunnel', 'outside it: tunneled');
+
+  // netns: the namespace's only interface is the TUN; the host's subnets are not its own.
+  const ns = (await world('netns', undefined, 'netns')).client;
+  t.same(ns.status().localSubnets, [], 'netns: none by default');
+  if (neighbour !== null) t.equal((await decide(ns, neighbour)).action, 'tunnel');
+  t.same(
+    (await world('netns-list', ['198.51.100.9/24'], 'netns')).client.localSubnets,
+    [DOC_NET],
+    'netns: a list given is used',
+  );
 
   // none: every IP segment tunnels, the host's own subnet too.
   const none = (await world('none', [])).client;
