@@ -646,7 +646,14 @@ function readPolicy(
   const rules: RuleSpec[] = [];
   const rv = get(p, 'policyRules');
   const rp = join(path, 'policyRules');
-  if (rv !== undefined && rv !== null) {
+  if (rv === undefined) {
+    // Graph leaves the rules out unless asked: a list saved without the nested $expand
+    // would load as a tenant without rules, silently.
+    is.add(
+      rp,
+      `is missing: fetch the profiles with $expand=${EXPAND_ALL} (Graph returns the rules only when expanded), or give "policyRules": [] for a policy without rules`,
+    );
+  } else if (rv !== null) {
     if (!Array.isArray(rv)) is.add(rp, `must be an array, not ${show(rv)}`);
     else {
       rv.forEach((r, i) => {

@@ -6,6 +6,7 @@ import {
   EXPAND_ALL,
   expandPolicy,
   expandProfiles,
+  type GraphDocument,
   internetKindOf,
   loadTenant,
   m365GroupOf,
@@ -903,3 +904,34 @@ t.test('a wildcard glued to a label: the hint is the whole corrected name', asyn
     '"*contoso.com": wildcards are not allowed here',
   );
 });
+
+t.test(
+  'a policy without policyRules is an error naming the $expand; [] and null load',
+  async (t) => {
+    const d = doc({ ...dest('fqdn', { value: 'x.test' }) });
+    delete d.forwardingProfiles[0].policies[1].policy.policyRules;
+    const issues = issuesOf(d);
+    t.equal(issues.length, 1, JSON.stringify(issues));
+    t.equal(issues[0]?.path, 'forwardingProfiles[0].policies[1].policy.policyRules');
+    t.match(
+      issues[0]?.message,
+      /is missing: fetch the profiles with \$expand=policies\(\$expand=policy\(\$expand=policyRules\)\)/,
+    );
+    // The same as a Graph list response saved with only policies($expand=policy).
+    const list = {
+      value: expandProfiles(
+        doc({ ...dest('fqdn', { value: 'x.test' }) }) as GraphDocument,
+        'policies($expand=policy)',
+      ).value,
+    };
+    t.match(issuesOf(list)[0]?.path, /^value\[0\]\.policies\[0\]\.policy\.policyRules$/);
+    t.same(
+      issuesOf(doc({ ...dest('fqdn', { value: 'x.test' }) })),
+      [],
+      '[] is a policy without rules',
+    );
+    const n = doc({ ...dest('fqdn', { value: 'x.test' }) });
+    n.forwardingProfiles[0].policies[0].policy.policyRules = null;
+    t.same(issuesOf(n), [], 'null too');
+  },
+);
