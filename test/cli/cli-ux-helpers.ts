@@ -1,0 +1,92 @@
+/**
+ * Shared setup of test/cli/cli-ux*.test.ts: spawning dist/cli/main.js as a user or a CI job
+ * runs it, with every process bounded in time and killed at the end.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { collect, type Run } from '../util/ts-child.js';
+
+export const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+export const skip = existsSync(mainJs)
+  ? false
+  : 'dist/cli/main.js is missing: run `npm run build` first';
+
+/** A temporary folder for this test file (removed at its end), and fresh state dirs in it. */
+export async function tempRoot(t: Test) {
+  const root = await mkdtemp(join(tmpdir(), 'gsa-cli-ux-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  let n = 0;
+  return { root, newDir: () => join(root, `d${++n}`) };
+}
+
+/** Runs the CLI to its end (killed after `ms`). */
+export const cli = (args: string[], ms = 20_000): Promise<Run> =>
+  collect(spawn(process.execPath, [mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), ms);
+
+/** Node's report of an unhandled 'error' event: a crash with a stack trace. */
+export const CRASH = /Unhandled 'error' event|\n\s+at .+:\d+:\d+\)?\n/;
+
+/** A long-running `up`: the child, its output so far, and its end (bounded). */
+export function startUp(t: Test, args: string[], ms = 60_000) {
+  const child = spawn(process.execPath, [mainJs, 'up', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const seen = { out: '' };
+  child.stdout!.on('data', (d) => {
+    seen.out += d;
+  });
+  const done = collect(child, ms);
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await done;
+  });
+  return { child, seen, done };
+}
+
+export const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+
+/** GET `url` through the HTTP proxy at `proxy` (host:port): the status code or the error. */
+export function viaHttpProxy(proxy: string, url: string): Promise<number | string> {
+  const i = proxy.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: proxy.slice(0, i),
+        port: Number(proxy.slice(i + 1)),
+        path: url,
+        headers: { host: new URL(url).host },
+        timeout: 8000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', (e) => resolve(e.message));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve(e.message));
+    req.end();
+  });
+}
+
+/** A port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Runs the CLI with its stdout closed at once (`gsa-emu ... | head -0`). */
+export function cliClosedStdout(args: string[], ms = 20_000): Promise<Run> {
+  const c = spawn(process.execPath, [mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  c.stdout!.destroy();
+  return collect(c, ms);
+}
