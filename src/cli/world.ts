@@ -16,10 +16,15 @@
  * (trust the CA once).
  */
 import { X509Certificate } from 'node:crypto';
-import { closeSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
-import { removeClientState, writeClientState } from '../client/admin-client.js';
+import {
+  readClientState,
+  removeClientState,
+  stateIsLive,
+  writeClientState,
+} from '../client/admin-client.js';
 import {
   type ClientOptions,
   type HostnameEntry,
@@ -31,7 +36,7 @@ import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { GsaError, UsageError } from '../errors.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
-import { acquirePidLock } from '../util/pid-lock.js';
+import { acquirePidLock, pidAlive } from '../util/pid-lock.js';
 import {
   openPrivateFile,
   prepareStateDir,
@@ -128,6 +133,37 @@ export function runFiles(
   };
 }
 
+/**
+ * Removes what `netns` runs that are gone left in `dir`: a run killed with SIGKILL leaves
+ * `netns-<pid>.json` and `netns-<pid>.token` (an admin token of nothing). A file goes when
+ * the writer of `netns-<pid>.json` no longer runs (`stateIsLive`: the pid, and on Linux its
+ * start id, so a reused pid does not keep it), or, without a readable state file, when the
+ * pid is dead. Returns the names removed.
+ */
+export function removeDeadNetnsFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = /^netns-(\d+)\.(json|token)$/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    const s = readClientState(join(dir, `netns-${pid}.json`));
+    const gone = s !== null && s !== 'garbled' && s.pid === pid ? !stateIsLive(s) : !pidAlive(pid);
+    if (!gone) continue;
+    try {
+      rmSync(join(dir, n), { force: true });
+      removed.push(n);
+    } catch {}
+  }
+  return removed;
+}
+
 /** pino's levels, for `--log-level`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -194,6 +230,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   }
   const logs = prepared.logs;
   const files = runFiles(dir, o.run);
+  // The state files of netns runs killed with SIGKILL (their namespaces: cleanupStaleNetns).
+  if (o.run === 'netns') removeDeadNetnsFiles(dir);
   let unlock = (): void => {};
   let dest: pino.DestinationStream;
   try {

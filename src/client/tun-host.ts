@@ -82,6 +82,27 @@ function ipJson(args: string[]): Array<Record<string, unknown>> {
 }
 
 /**
+ * What is wrong with `name` as the TUN interface's name (`--tun-name`), or null. The
+ * kernel's rules (dev_valid_name): 1 to 15 bytes (IFNAMSIZ - 1; a longer name would be cut
+ * short), no '/', ':' or whitespace, not "." or "..". With `existing` (default), an
+ * interface of that name in this namespace must be a TUN device: opening another kind
+ * fails with "Invalid argument".
+ */
+export function tunNameProblem(name: string, existing = true): string | null {
+  const bytes = Buffer.byteLength(name);
+  if (bytes === 0 || bytes > 15) return `give an interface name of 1 to 15 bytes (not ${bytes})`;
+  if (name === '.' || name === '..') return 'not an interface name';
+  if (/[\s/:\0]/.test(name)) return "an interface name has no '/', ':' or whitespace";
+  if (!existing) return null;
+  const link = ipJson(['-d', 'link', 'show', 'dev', name])[0];
+  if (!link) return null;
+  const info = link.linkinfo as { info_kind?: unknown; info_data?: { type?: unknown } } | undefined;
+  if (info?.info_kind === 'tun' && info.info_data?.type !== 'tap') return null;
+  const kind = info?.info_data?.type ?? info?.info_kind ?? link.link_type;
+  return `${name} is an existing interface${typeof kind === 'string' ? ` (${kind})` : ''}, not a TUN device: give another name`;
+}
+
+/**
  * The host's address for the emulator's own connections: the preferred source of the
  * IPv4 default route (no packet is sent), or null without a default route (then every
  * route but the default stays direct anyway, see host-routing.ts).
@@ -252,6 +273,8 @@ export async function attachHostTun(
   let undo: (() => void) | null = null;
   const onExit = (): void => undo?.();
   try {
+    const nameProblem = o.tunName !== undefined ? tunNameProblem(o.tunName) : null;
+    if (nameProblem) throw new UsageError(`--tun-name "${o.tunName}": ${nameProblem}`);
     dev = openTun({ name: o.tunName ?? HOST_TUN_NAME });
     const r = spawnSync('ip', ['-4', 'addr', 'add', `${HOST_TUN_ADDRESS}/30`, 'dev', dev.name], {
       encoding: 'utf8',

@@ -191,7 +191,10 @@ function installExitHook(): void {
   });
 }
 
-/** Remove namespaces left behind by dead gsa-emu processes (gsaemu-<pid>-...). */
+/**
+ * Remove namespaces left behind by dead gsa-emu processes (gsaemu-<pid>-...), and end the
+ * processes still running in them.
+ */
 export function cleanupStaleNetns(): string[] {
   const removed: string[] = [];
   let names: string[] = [];
@@ -211,6 +214,9 @@ export function cleanupStaleNetns(): string[] {
       alive = (e as NodeJS.ErrnoException).code === 'EPERM';
     }
     if (alive) continue;
+    // What the dead run's command left running in it (its command, a daemon it started)
+    // would outlive the namespace, unnamed and out of reach: end it first, as destroy() does.
+    endLeftovers(n);
     spawnSync('ip', ['netns', 'del', n]);
     rmSync(`/etc/netns/${n}`, { recursive: true, force: true });
     removed.push(n);

@@ -132,10 +132,19 @@ export async function netns(
       ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
     });
     world.writeState();
+    // As `up`'s banner: the state and why (notes), a `warning:` line per problem, and a
+    // warning when the client is not Connected as the command starts (a CI job would
+    // "pass" with its flows bypassed, or blocked).
     const st = client.status();
     say(
-      `${st.state}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin} (token in ${tokenFileOf(world.stateFile)})`,
+      `${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin} (token in ${tokenFileOf(world.stateFile)})`,
     );
+    for (const w of st.warnings) say(`warning: ${w}`);
+    if (st.state !== 'Connected') {
+      say(
+        `warning: the client is not Connected (${st.state}) as the command starts: its traffic is not forwarded as the forwarding profile says`,
+      );
+    }
     if (aborted()) return 128 + (osConstants.signals[interrupted!] ?? 15);
     const [cmd, ...args] = argv as [string, ...string[]];
     child = tun.spawn(cmd, args, { stdio: 'inherit' });

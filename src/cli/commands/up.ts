@@ -17,6 +17,7 @@ import {
   type HostTun,
   type HostTunPlan,
   prepareHostTun,
+  tunNameProblem,
 } from '../../client/tun-host.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
@@ -378,6 +379,10 @@ function checkUpOptions(o: UpOptions) {
   if (!tunMode && (o.tunName || o.tunSource || o.tunDns || o.icmpOnDrop)) {
     throw new UsageError('--tun-name, --tun-source, --tun-dns and --icmp-on-drop go with --tun');
   }
+  // A name the kernel refuses (or would cut short), or an interface that is not a TUN:
+  // said of the option, before anything starts, not as the ioctl's "Invalid argument".
+  const tunNameWrong = tunMode && o.tunName !== undefined ? tunNameProblem(o.tunName) : null;
+  if (tunNameWrong) throw new UsageError(`--tun-name "${o.tunName}": ${tunNameWrong}`);
   if (tunMode && !o.edge && (o.tunSource || o.tunDns)) {
     throw new UsageError(
       '--tun-source and --tun-dns go with --tun and a remote --edge: with the in-process edge nothing of the emulator leaves loopback and the demo names are answered locally',

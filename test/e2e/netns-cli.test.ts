@@ -1,0 +1,186 @@
+/**
+ * `gsa-emu netns -- CMD` from the built CLI, as a CI job meets it: it says why the client
+ * forwards nothing (the notes and `warning:` lines `up` prints), and a run killed with
+ * SIGKILL leaves nothing to the next run: its namespace, the processes still running in
+ * it and its state files (`netns-<pid>.json` / `.token`) are removed when the next run
+ * starts.
+ *
+ * Needs root, /dev/net/tun, iproute2, curl, the built addon and `npm run build` (dist/);
+ * skipped, saying what is missing, otherwise. Nothing leaves loopback or the namespaces
+ * the runs make; every process started is bounded in time and ended at teardown.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { addonPath } from '../../src/capture/tun/device.js';
+import { harnessUnavailable } from '../../src/capture/tun/netns.js';
+import { collect, type Run } from '../util/ts-child.js';
+import { until } from '../util/wait.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const mainJs = join(ROOT, 'dist', 'cli', 'main.js');
+const HAS_CURL = spawnSync('curl', ['--version']).status === 0;
+
+const missing =
+  harnessUnavailable() ??
+  (existsSync(addonPath()) ? null : `the addon is not built (${addonPath()})`) ??
+  (HAS_CURL ? null : 'curl is missing') ??
+  (existsSync(mainJs) ? null : 'dist/cli/main.js is missing: run `npm run build` first');
+if (missing) t.plan(0, `needs root and /dev/net/tun: ${missing}`);
+
+const root = await mkdtemp(join(tmpdir(), 'gsa-netns-cli-'));
+t.teardown(() => rm(root, { recursive: true, force: true }));
+let n = 0;
+const newDir = () => join(root, `d${++n}`);
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** `gsa-emu netns ARGS` to its end (killed after `ms`). */
+const netns = (args: string[], ms = 40_000): Promise<Run> =>
+  collect(
+    spawn(process.execPath, [mainJs, 'netns', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    ms,
+  );
+
+/**
+ * A long-running `gsa-emu netns ARGS`, SIGKILLed at teardown if still running. `exited`
+ * resolves on its exit, not on the end of its output: a command it left behind may hold
+ * the pipes open.
+ */
+function startNetns(t: Test, args: string[]): { child: ChildProcess; exited: Promise<void> } {
+  const child = spawn(process.execPath, [mainJs, 'netns', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  t.teardown(async () => {
+    clearTimeout(guard);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    child.stdout!.destroy();
+    child.stderr!.destroy();
+  });
+  return { child, exited };
+}
+
+t.test(
+  'netns says why the client forwards nothing (client config without SilentOnboard)',
+  async (t) => {
+    // As `gsa-emu up` with the same file: the state with its notes, and a warning that the
+    // client is not Connected as the command starts (its flows are all bypassed).
+    const cc = join(root, 'cc-no-silent-onboard.json');
+    await writeFile(cc, JSON.stringify({ EnableGSAPrivateChannel: 0 }));
+    const args = ['--client-config', cc, '--', 'curl', '-sS', '-m', '5', 'http://news.test/'];
+    const r = await netns(['--state-dir', newDir(), ...args]);
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /direct from the client \(bypassed\)/, 'the flow was not forwarded');
+    t.match(
+      r.err,
+      /gsa-emu: Initializing \(not onboarded \(SilentOnboard is not TRUE\): nothing is forwarded; [^\n]*\); running `curl /,
+      'the state and why nothing is forwarded (the notes, as up prints them)',
+    );
+    t.match(
+      r.err,
+      /gsa-emu: warning: the client is not Connected \(Initializing\) as the command starts/,
+      'a warning that the client is not Connected',
+    );
+    const quiet = await netns(['--quiet', '--state-dir', newDir(), ...args]);
+    t.equal(quiet.code, 0, quiet.err);
+    t.equal(quiet.err, '', '--quiet: nothing of its own, warnings included');
+  },
+);
+
+t.test('a Connected client: no warning', async (t) => {
+  const r = await netns(['--state-dir', newDir(), '--', 'true']);
+  t.equal(r.code, 0, r.err);
+  t.match(r.err, /gsa-emu: Connected; running `true`/);
+  t.notMatch(r.err, /warning:/);
+});
+
+t.test(
+  'after SIGKILL, the next run removes the stale namespace and ends what ran inside it',
+  async (t) => {
+    const dir = newDir();
+    const pidFile = join(root, `orphan-${process.pid}.pid`);
+    let orphan = 0;
+    t.teardown(() => {
+      if (orphan > 0 && alive(orphan)) process.kill(orphan, 'SIGKILL');
+    });
+    const { child, exited } = startNetns(t, [
+      '--quiet',
+      '--state-dir',
+      dir,
+      '--',
+      'sh',
+      '-c',
+      `echo $$ > ${pidFile}; exec sleep 120`,
+    ]);
+    t.ok(
+      await until(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 20_000),
+      'the command started',
+    );
+    orphan = Number(readFileSync(pidFile, 'utf8').trim());
+    const ns = readdirSync('/var/run/netns').find((x) => x.startsWith(`gsaemu-${child.pid}-`));
+    t.ok(ns, 'the run made its namespace');
+    child.kill('SIGKILL');
+    await exited;
+    t.ok(alive(orphan), 'the killed run left its command running');
+    const next = await netns(['--quiet', '--state-dir', dir, '--', 'true']);
+    t.equal(next.code, 0, `the next run works: ${next.err}`);
+    t.notOk(existsSync(`/var/run/netns/${ns}`), 'the stale namespace is removed');
+    t.ok(
+      await until(() => !alive(orphan), 3000),
+      `the killed run's command (pid ${orphan}) is ended too, before its namespace is removed`,
+    );
+  },
+);
+
+t.test('after SIGKILL, the next run removes the dead run state file and token', async (t) => {
+  const dir = newDir();
+  // The command the killed run leaves behind is ended by the next run (previous test), or
+  // at teardown.
+  const pidFile = join(root, `orphan2-${process.pid}.pid`);
+  t.teardown(() => {
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+    if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  const { child, exited } = startNetns(t, [
+    '--quiet',
+    '--state-dir',
+    dir,
+    '--',
+    'sh',
+    '-c',
+    `echo $$ > ${pidFile}; exec sleep 120`,
+  ]);
+  const state = join(dir, `netns-${child.pid}.json`);
+  t.ok(
+    await until(() => existsSync(state) && existsSync(pidFile), 20_000),
+    'the run wrote its state file and started the command',
+  );
+  t.ok(existsSync(join(dir, `netns-${child.pid}.token`)), 'and its admin token');
+  child.kill('SIGKILL');
+  await exited;
+  const next = await netns(['--quiet', '--state-dir', dir, '--', 'true']);
+  t.equal(next.code, 0, next.err);
+  t.same(
+    readdirSync(dir).filter((f) => /^netns-\d+\.(json|token)$/.test(f)),
+    [],
+    'no netns-<dead pid>.json / .token (with an admin token) left in the state folder',
+  );
+});
