@@ -66,6 +66,8 @@ export interface WorldOptions {
   processLookup?: boolean | undefined;
   logLevel?: string | undefined;
   profilePollMs?: number | undefined;
+  /** How long the HTTP proxy waits for an upstream's response head (ms; 504 after it). */
+  httpResponseTimeoutMs?: number | undefined;
   listen: NonNullable<ClientOptions['listen']>;
   /** The hostname acquisition table (TUN mode) for the admin API. */
   hostnames?: () => HostnameEntry[];
@@ -193,9 +195,10 @@ export function readEdgeCa(file: string): string {
 
 /**
  * The state folder, or a folder on its path, is a file (ENOTDIR, EEXIST): said of the
- * state folder, not as mkdir's error on `<dir>/logs`. Null for any other error.
+ * state folder, not as mkdir's error on `<dir>/logs` (or the edge's on its key file). Null
+ * for any other error.
  */
-function notADirectory(err: unknown, dir: string): GsaError | null {
+export function notADirectory(err: unknown, dir: string): GsaError | null {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (code !== 'ENOTDIR' && code !== 'EEXIST') return null;
   let file: string | null = null;
@@ -322,6 +325,9 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       ...(o.clientConfig ? { clientConfig: o.clientConfig } : {}),
       ...(o.platform ? { platform: o.platform } : {}),
       listen: o.listen,
+      ...(o.httpResponseTimeoutMs !== undefined
+        ? { limits: { httpResponseTimeoutMs: o.httpResponseTimeoutMs } }
+        : {}),
       resolver: demo
         ? {
             hosts: { ...demo.client.hosts, ...userHosts },

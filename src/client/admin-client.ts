@@ -23,7 +23,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { cliCommand } from '../util/cli-command.js';
@@ -191,6 +191,11 @@ function liveNetnsStates(dir: string): LiveState[] {
   return found.sort((a, b) => b.mtime - a.mtime).map(({ file, state }) => ({ file, state }));
 }
 
+/** The `up` to start for the state folder `dir`, named as up's banner names it. */
+function upCommand(dir: string): string {
+  return `${cliCommand()} up${dir === defaultStateDir() ? '' : ` --state-dir ${shellWord(dir)}`}`;
+}
+
 /**
  * The running client of `dir`: `client.json` when its writer runs, else the newest running
  * netns; GSA_ERR_NOT_RUNNING (saying why: missing, stale, not JSON) when there is none.
@@ -207,8 +212,7 @@ function liveState(dir: string): LiveState {
   if (s !== null && stateIsLive(s)) return { file: main, state: s };
   const netns = liveNetnsStates(dir)[0];
   if (netns) return netns;
-  // The `up` to start is one of this state folder, named as up's banner names it.
-  const start = `${cliCommand()} up${dir === defaultStateDir() ? '' : ` --state-dir ${shellWord(dir)}`}`;
+  const start = upCommand(dir);
   throw new GsaError(
     'GSA_ERR_NOT_RUNNING',
     s === null
@@ -368,7 +372,7 @@ export async function adminCall<T>(
     if (t.from !== null) {
       throw new GsaError(
         'GSA_ERR_NOT_RUNNING',
-        `the admin API at ${base} refused the token of ${t.from}: that file is stale (the gsa-emu that wrote it is gone; another one listens on its port now): start one with "${cliCommand()} up"`,
+        `the admin API at ${base} refused the token of ${t.from}: that file is stale (the gsa-emu that wrote it is gone; another one listens on its port now): start one with "${upCommand(dirname(t.from))}"`,
       );
     }
     throw new AdminApiError(

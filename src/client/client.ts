@@ -131,6 +131,8 @@ export interface ClientOptions {
     connectTimeoutMs?: number;
     openTimeoutMs?: number;
     handshakeTimeoutMs?: number;
+    /** The HTTP proxy's wait for an upstream's response head (ms; 504 after it). Default 30,000. */
+    httpResponseTimeoutMs?: number;
     udpIdleMs?: number;
     session?: SessionOptions;
   };
@@ -611,6 +613,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
             host,
             port,
             ...(l.auth ? { auth: l.auth } : {}),
+            ...(opts.limits?.httpResponseTimeoutMs
+              ? { responseTimeoutMs: opts.limits.httpResponseTimeoutMs }
+              : {}),
             pacScript: script,
             log,
           }),

@@ -13,6 +13,7 @@ import { ADMIN_API_HEADER, adminCall, adminTarget } from '../../src/client/admin
 import { statusView } from '../../src/client/diagnostics.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadDefaultTenant } from '../../src/policy/default-tenant.js';
+import { defaultStateDir } from '../../src/util/state-dir.js';
 import { tempDir } from '../edge/helpers.js';
 
 const tmp = await tempDir('gsa-command-hints-');
@@ -95,16 +96,25 @@ for (const [what, dir, want] of [
       missing,
       `start one with "${g} up --state-dir ${join(tmp.dir, 'no-such-state')}", or pass --admin host:port`,
     );
-    // A stale state file's token, refused by whoever listens on its port now.
-    const refused = await errorOf(() =>
-      adminCall(
-        { url: `http://127.0.0.1:${port}`, token: 'x', from: '/s/client.json' },
-        'GET',
-        '/status',
-      ),
-    );
+    // A stale state file's token, refused by whoever listens on its port now: the `up` to
+    // start is one of that file's state folder, named unless it is the default one.
+    const refusedIn = (from: string) =>
+      errorOf(() =>
+        adminCall({ url: `http://127.0.0.1:${port}`, token: 'x', from }, 'GET', '/status'),
+      );
+    const refused = await refusedIn(join(defaultStateDir(), 'client.json'));
     t.match(refused, `start one with "${g} up"`);
     if (g === 'npx gsa-emu') t.notMatch(refused, /with "gsa-emu up"/, 'not the bare name');
     else t.notMatch(refused, /npx gsa-emu/, 'not npx');
+    t.match(
+      await refusedIn('/s/client.json'),
+      `start one with "${g} up --state-dir /s"`,
+      'the state folder given is named',
+    );
+    t.match(
+      await refusedIn(join(tmp.dir, 'my state', 'netns-123.json')),
+      `start one with "${g} up --state-dir '${join(tmp.dir, 'my state')}'"`,
+      'a netns state file: its folder, quoted for the shell',
+    );
   });
 }

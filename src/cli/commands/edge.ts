@@ -11,8 +11,9 @@ import { startEdge } from '../../edge/server.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
-import { stateDir } from '../../util/state-dir.js';
+import { stateDir, stateDirAccessError } from '../../util/state-dir.js';
 import { portNumber } from '../common.js';
+import { notADirectory } from '../world.js';
 
 interface EdgeCliOptions {
   host: string;
@@ -77,6 +78,9 @@ export function register(program: Command): void {
       }).catch((err: unknown) => {
         if (err instanceof ListenError && err.errno !== 'EADDRNOTAVAIL')
           throw err.withHint('choose another port with --port <n> (0: any free port)');
+        // A state folder that is a file, or not ours: said of the folder, as `up` does.
+        const stateDirError = notADirectory(err, dir) ?? stateDirAccessError(err, dir);
+        if (stateDirError) throw stateDirError;
         throw o.config ? withConfigFile(err, cfg, o.config) : err;
       });
       process.stdout.write(

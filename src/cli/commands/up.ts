@@ -60,6 +60,8 @@ export interface UpOptions {
   plainEdge?: boolean;
   edgeThread?: boolean;
   profilePoll?: string;
+  /** `--http-response-timeout <seconds>`: the HTTP proxy's wait for a response head. */
+  httpResponseTimeout?: string;
   tun?: boolean;
   tunName?: string;
   tunSource?: string;
@@ -93,6 +95,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   plainEdge: 'plainEdge',
   edgeThread: 'edgeThread',
   profilePoll: 'profilePoll',
+  httpResponseTimeout: 'httpResponseTimeout',
   tun: 'tun',
   tunName: 'tunName',
   tunSource: 'tunSource',
@@ -188,6 +191,7 @@ const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
   pacPort: (v) => port(v, '--pac-port', 0),
   adminPort: (v) => port(v, '--admin-port', 0),
   profilePoll: (v) => checkUpOptions({ profilePoll: v }),
+  httpResponseTimeout: (v) => httpResponseTimeoutMs(v),
   logLevel: (v) => checkUpOptions({ logLevel: v }),
   edge: (v) => edgeUrlOf(v, '--edge'),
   localSubnets: (v) => localSubnetsOption(v),
@@ -253,6 +257,10 @@ export function register(program: Command): void {
     .option(
       '--profile-poll <ms>',
       'how often the client polls the edge for profiles (default 30000)',
+    )
+    .option(
+      '--http-response-timeout <seconds>',
+      "how long the HTTP proxy waits for an upstream's response head before its 504 (default 30)",
     )
     .option(
       '--tun',
@@ -340,6 +348,20 @@ function checkPorts(o: UpOptions, host: string): void {
   }
 }
 
+/**
+ * `--http-response-timeout <seconds>` in ms: a positive number of seconds (digits, maybe a
+ * fraction: not "", "0x10" or "1e3", which Number() takes), at most node's longest timer.
+ */
+function httpResponseTimeoutMs(v: string): number {
+  const s = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(s > 0 && s <= MAX_TIMER_S)) {
+    throw new UsageError(
+      `--http-response-timeout "${v}" is not a number of seconds above 0, at most ${MAX_TIMER_S}`,
+    );
+  }
+  return Math.max(1, Math.round(s * 1000));
+}
+
 /** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
 function checkUpOptions(o: UpOptions) {
   const host = o.host ?? '127.0.0.1';
@@ -405,7 +427,9 @@ function checkUpOptions(o: UpOptions) {
   }
   const localSubnets =
     o.localSubnets !== undefined ? localSubnetsOption(o.localSubnets) : undefined;
-  return { host, auth, exitAfter, tunMode, hosts, localSubnets };
+  const responseTimeoutMs =
+    o.httpResponseTimeout !== undefined ? httpResponseTimeoutMs(o.httpResponseTimeout) : undefined;
+  return { host, auth, exitAfter, tunMode, hosts, localSubnets, responseTimeoutMs };
 }
 
 export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
@@ -416,7 +440,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     startFailed(o.stateDir, e);
     throw e;
   }
-  const { host, auth, exitAfter, tunMode, hosts, localSubnets } = checked;
+  const { host, auth, exitAfter, tunMode, hosts, localSubnets, responseTimeoutMs } = checked;
   // With --tun the proxies are off unless a port is given.
   const proxyDefault = (v: string | undefined, d: number): string | undefined =>
     v ?? (tunMode ? 'off' : String(d));
@@ -475,6 +499,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       processLookup: o.processLookup !== false,
       logLevel: o.logLevel,
       profilePollMs: o.profilePoll ? Number(o.profilePoll) : 30_000,
+      ...(responseTimeoutMs !== undefined ? { httpResponseTimeoutMs: responseTimeoutMs } : {}),
       listen: {
         host,
         socksPort: port(proxyDefault(o.socksPort, 1080), '--socks-port', 1080),
