@@ -90,3 +90,7 @@ export function cliClosedStdout(args: string[], ms = 20_000): Promise<Run> {
   c.stdout!.destroy();
   return collect(c, ms);
 }
+
+/** `up --once` on free ports with the state folder `dir`, then `extra` (to its end). */
+export const upOnce = (dir: string, extra: string[] = []): Promise<Run> =>
+  cli(['up', '--once', '--state-dir', dir, '--socks-port', '0', '--http-port', '0', ...extra]);

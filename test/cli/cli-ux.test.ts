@@ -23,6 +23,7 @@ import {
   skip,
   startUp,
   tempRoot,
+  upOnce,
   viaHttpProxy,
 } from './cli-ux-helpers.js';
 
@@ -78,18 +79,7 @@ t.test(
 // "runs without an admin API"); the curl examples stay.
 t.test('up --admin-port off: the banner suggests no command that needs it', { skip }, async (t) => {
   const dir = newDir();
-  const r = await cli([
-    'up',
-    '--once',
-    '--state-dir',
-    dir,
-    '--socks-port',
-    '0',
-    '--http-port',
-    '0',
-    '--admin-port',
-    'off',
-  ]);
+  const r = await upOnce(dir, ['--admin-port', 'off']);
   t.equal(r.code, 0);
   t.match(r.out, /^admin API +off$/m);
   t.match(r.out, /^ {2}curl --socks5-hostname /m, 'the curl examples');
@@ -145,18 +135,7 @@ t.test('up stopped while starting says where the logs are', { skip }, async (t) 
 // `--edge-ca` was never checked: ignored without --edge, a non-PEM file accepted (failing
 // later as "unable to verify the first certificate").
 t.test('up --edge-ca: only with --edge, and a PEM certificate', { skip }, async (t) => {
-  const up = (extra: string[]) =>
-    cli([
-      'up',
-      '--once',
-      '--state-dir',
-      newDir(),
-      '--socks-port',
-      '0',
-      '--http-port',
-      '0',
-      ...extra,
-    ]);
+  const up = (extra: string[]) => upOnce(newDir(), extra);
   const pem = join(root, 'ca.pem');
   const demoCaPem = (await loadOrCreateTls(join(root, 'tls'))).ca;
   await writeFile(pem, demoCaPem);
@@ -231,16 +210,7 @@ t.test('up --state-dir naming a file says so', { skip }, async (t) => {
     [file, 'it is a file'],
     [join(file, 'sub'), `${file} is a file`],
   ] as const) {
-    const r = await cli([
-      'up',
-      '--once',
-      '--state-dir',
-      dir,
-      '--socks-port',
-      '0',
-      '--http-port',
-      '0',
-    ]);
+    const r = await upOnce(dir);
     t.equal(r.code, 1);
     t.match(r.err, `gsa-emu: the state folder ${dir} is not a directory (${what})`);
     t.match(r.err, /--state-dir/, 'names the flag');

@@ -9,41 +9,19 @@
  * skipped, saying what is missing, otherwise. Nothing leaves loopback or the namespaces
  * the runs make; every process started is bounded in time and ended at teardown.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { addonPath } from '../../src/capture/tun/device.js';
-import { harnessUnavailable } from '../../src/capture/tun/netns.js';
 import { collect, type Run } from '../util/ts-child.js';
 import { until } from '../util/wait.js';
+import { alive, mainJs, tempRoot, tunCliMissing } from './tun-cli-helpers.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const mainJs = join(ROOT, 'dist', 'cli', 'main.js');
-const HAS_CURL = spawnSync('curl', ['--version']).status === 0;
-
-const missing =
-  harnessUnavailable() ??
-  (existsSync(addonPath()) ? null : `the addon is not built (${addonPath()})`) ??
-  (HAS_CURL ? null : 'curl is missing') ??
-  (existsSync(mainJs) ? null : 'dist/cli/main.js is missing: run `npm run build` first');
+const missing = tunCliMissing();
 if (missing) t.plan(0, `needs root and /dev/net/tun: ${missing}`);
 
-const root = await mkdtemp(join(tmpdir(), 'gsa-netns-cli-'));
-t.teardown(() => rm(root, { recursive: true, force: true }));
-let n = 0;
-const newDir = () => join(root, `d${++n}`);
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const { root, newDir } = await tempRoot(t, 'gsa-netns-cli-');
 
 /** `gsa-emu netns ARGS` to its end (killed after `ms`). */
 const netns = (args: string[], ms = 40_000): Promise<Run> =>

@@ -9,65 +9,19 @@
  * made here; every process started is bounded in time and ended at teardown; every
  * namespace made here is removed.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { addonPath } from '../../src/capture/tun/device.js';
-import { harnessUnavailable } from '../../src/capture/tun/netns.js';
 import { collect, type Run } from '../util/ts-child.js';
 import { until } from '../util/wait.js';
+import { alive, mainJs, ROOT, tempRoot, tunCliMissing } from './tun-cli-helpers.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const mainJs = join(ROOT, 'dist', 'cli', 'main.js');
-const HAS_CURL = spawnSync('curl', ['--version']).status === 0;
-
-const missing =
-  harnessUnavailable() ??
-  (existsSync(addonPath()) ? null : `the addon is not built (${addonPath()})`) ??
-  (HAS_CURL ? null : 'curl is missing') ??
-  (existsSync(mainJs) ? null : 'dist/cli/main.js is missing: run `npm run build` first');
+const missing = tunCliMissing();
 if (missing) t.plan(0, `needs root and /dev/net/tun: ${missing}`);
 
-const root = await mkdtemp(join(tmpdir(), 'gsa-tun-up-ci-'));
-t.teardown(() => rm(root, { recursive: true, force: true }));
-let n = 0;
-const newDir = () => join(root, `d${++n}`);
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/** Waits for a child's exit (killed after `ms`), with the output it wrote until then. */
-function untilExit(c: ChildProcess, ms: number): Promise<Run> {
-  let out = '';
-  let err = '';
-  c.stdout?.on('data', (d) => {
-    out += d;
-  });
-  c.stderr?.on('data', (d) => {
-    err += d;
-  });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => c.kill('SIGKILL'), ms);
-    c.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      // Output already in the pipes, then let go of them.
-      setTimeout(() => {
-        c.stdout?.destroy();
-        c.stderr?.destroy();
-        resolve({ code, signal, out, err });
-      }, 200);
-    });
-  });
-}
+const { root, newDir } = await tempRoot(t, 'gsa-tun-up-ci-');
 
 t.test('docs/tun.md "In CI": the up --tun snippet works as written', async (t) => {
   // The snippet, with its namespace renamed, `gsa-emu` from this checkout and `sudo X`
@@ -109,7 +63,7 @@ t.test('docs/tun.md "In CI": the up --tun snippet works as written', async (t) =
     env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, GSA_EMU_STATE_DIR: dir },
   });
   // Its end is the shell's exit: an `up` the snippet failed to stop holds its pipes open.
-  const r = await untilExit(sh, 40_000);
+  const r = await collect(sh, 40_000, { atExit: true });
   t.equal(r.code, 0, `the snippet ran to its end: ${r.err}`);
   t.match(r.out, /from the GSA edge \(tunneled\)/, `curl got the page through GSA: ${r.err}`);
   const [upPid = 0] = upPids();

@@ -24,8 +24,16 @@ export interface Run {
   err: string;
 }
 
-/** Waits for a child and collects its output; it is killed after `timeoutMs` (bounded). */
-export function collect(c: ChildProcess, timeoutMs: number): Promise<Run> {
+/**
+ * Waits for a child and collects its output; it is killed after `timeoutMs` (bounded).
+ * `atExit`: resolve when the child exits (its output until then, 200 ms later), not when
+ * its pipes close: for a shell whose background children keep them open.
+ */
+export function collect(
+  c: ChildProcess,
+  timeoutMs: number,
+  opts: { atExit?: boolean } = {},
+): Promise<Run> {
   let out = '';
   let err = '';
   c.stdout?.on('data', (d) => {
@@ -40,6 +48,18 @@ export function collect(c: ChildProcess, timeoutMs: number): Promise<Run> {
       clearTimeout(timer);
       resolve({ code: 127, signal: null, out, err: `${err}${e.message}` });
     });
+    if (opts.atExit) {
+      c.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        // Output already in the pipes, then let go of them.
+        setTimeout(() => {
+          c.stdout?.destroy();
+          c.stderr?.destroy();
+          resolve({ code, signal, out, err });
+        }, 200);
+      });
+      return;
+    }
     c.once('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, out, err });
