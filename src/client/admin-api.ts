@@ -6,7 +6,8 @@
  *   GET  /hostnames  hostname acquisition (TUN mode's DNS table; empty in SOCKS mode)
  *   GET  /profile    forwarding profile rules grouped by profile
  *   GET  /health     health checks
- *   GET  /explain?target=<url|host[:port]|ip[:port]>[&udp=1][&ip=<address>]
+ *   GET  /explain?target=<url|host[:port]|ip[:port]>[&udp=1][&ip=<address>] (udp: 1|0,
+ *                    true|false; another value is a 400)
  *                    how this client would classify that flow now (client/explain.ts)
  *   POST /toggle     {"channel": "internet", "on": false}; 409 + message when locked
  *   POST /vpn        {"on": false, "via": "settings"|"app"}: the user switches the VPN (off:
@@ -249,8 +250,16 @@ export async function startAdminApi(
             message: 'give ?target=<url | host[:port] | ip[:port]> (and udp=1, ip=<address>)',
           });
         }
+        // A value other than these would silently be a TCP answer.
+        const udp = q.get('udp') ?? '0';
+        if (!['0', '1', 'false', 'true'].includes(udp)) {
+          return json(res, 400, {
+            error: 'bad_request',
+            message: `udp=${udp}: give udp=1 (or true) for UDP, udp=0 (or false, or none) for TCP`,
+          });
+        }
         try {
-          const target = parseTarget(text, { udp: q.get('udp') === '1' });
+          const target = parseTarget(text, { udp: udp === '1' || udp === 'true' });
           return json(res, 200, await explainWithForwarder(client.forwarder, target, q.get('ip')));
         } catch (err) {
           if (err instanceof UsageError) {

@@ -302,11 +302,18 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
   const out: HealthCheck[] = [];
   const add = (name: string, status: CheckStatus, detail: string) =>
     out.push({ name, status, detail });
+  // The capture services: the proxies, or TUN capture (it has a hostname table). The admin
+  // API and the PAC server alone capture nothing.
   const running = Object.entries(i.listeners).filter(([, v]) => v !== null);
+  const tun = i.hostnames !== null;
+  const capturing = tun || running.some(([k]) => k !== 'admin' && k !== 'pac');
+  const listed = [...(tun ? ['TUN capture'] : []), ...running.map(([k, v]) => `${k} ${v}`)];
   add(
     'Services running',
-    running.length > 0 ? 'pass' : 'fail',
-    running.map(([k, v]) => `${k} ${v}`).join(', ') || 'no listener',
+    capturing ? 'pass' : 'fail',
+    capturing
+      ? listed.join(', ')
+      : `no capture: the SOCKS5 and HTTP proxies are off, no TUN${listed.length ? `; ${listed.join(', ')}` : ''}`,
   );
   // A profile in force whose last fetch or update failed still works: a warning.
   add(
@@ -336,6 +343,8 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
     );
     if (!i.channels[c]) {
       add(`Tunneling succeeded (${label})`, 'skip', 'channel turned off');
+    } else if (i.tenant !== null && !profileEnabled(i.tenant, c)) {
+      add(`Tunneling succeeded (${label})`, 'skip', 'profile disabled by the administrator');
     } else {
       add(`Tunneling succeeded (${label})`, i.tunnelUp(c) ? 'pass' : 'fail', i.tunnelDetail(c));
     }

@@ -168,3 +168,37 @@ t.test('status with no profile yet: each channel says so, and why', async (t) =>
     'a tenant without the profile: the administrator',
   );
 });
+
+t.test('Services running: the admin API or the PAC server alone capture nothing', async (t) => {
+  const admin = '127.0.0.1:41000';
+  t.match(
+    check(input({ listeners: { socks: null, http: null, pac: null, admin } }), 'Services running'),
+    {
+      status: 'fail',
+      detail: /^no capture: .*admin 127\.0\.0\.1:41000$/,
+    },
+  );
+  t.match(
+    check(input({ listeners: { socks: null, http: '127.0.0.1:3128', admin } }), 'Services running'),
+    { status: 'pass', detail: 'http 127.0.0.1:3128, admin 127.0.0.1:41000' },
+  );
+  t.match(check(input({ listeners: { socks: null, admin }, hostnames: [] }), 'Services running'), {
+    status: 'pass',
+    detail: 'TUN capture, admin 127.0.0.1:41000',
+  });
+});
+
+t.test('Tunneling succeeded: skipped for a channel whose profile is disabled', async (t) => {
+  const tenant = loadTenantFile(undefined).tenant;
+  const noPrivate = {
+    ...tenant,
+    profiles: tenant.profiles.map((p) => (p.type === 'private' ? { ...p, state: 'disabled' } : p)),
+  } as typeof tenant;
+  t.match(check(input({ tenant: noPrivate }), 'Tunneling succeeded (Private Access)'), {
+    status: 'skip',
+    detail: 'profile disabled by the administrator',
+  });
+  t.match(check(input({ tenant: noPrivate }), 'Tunneling succeeded (Internet Access)'), {
+    status: 'pass',
+  });
+});
