@@ -707,6 +707,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         // When the newest cached token was issued (not the last getToken call: a cached
         // token comes back on every reconnect attempt, also while the edge is down).
         tokenAt: edgeApi.lastTokenObtainedAt(),
+        tokenExpiresAt: edgeApi.lastTokenExpiresAt(),
         tokenError,
         listeners: addresses,
         activeFlows: flows.activeCount,
@@ -752,6 +753,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         edgeHost: `${edgeHost}:${edgePort}`,
         edgeHostResolves: resolves,
         tokenAt: edgeApi.lastTokenObtainedAt(),
+        tokenExpiresAt: edgeApi.lastTokenExpiresAt(),
         tokenError,
         listeners: addresses,
         hostnames: opts.hostnames ? opts.hostnames() : null,

@@ -88,6 +88,11 @@ export interface StatusInput {
   tunnelUp: (c: ChannelName) => boolean;
   tunnelDetail: (c: ChannelName) => string;
   tokenAt: number | null;
+  /**
+   * When the last cached token expires (ms; absent: never checked). Past it, the token is
+   * no use: Entra is down until one is renewed.
+   */
+  tokenExpiresAt?: number | null;
   tokenError: string | null;
   listeners: Record<string, string | null>;
   activeFlows: number;
@@ -113,6 +118,16 @@ export function forwardingProfileId(tenant: TenantSpec): string {
   return id;
 }
 
+/** Every cached token has expired (none could be renewed since). */
+function tokenExpired(i: { tokenExpiresAt?: number | null }): boolean {
+  return i.tokenExpiresAt != null && i.tokenExpiresAt <= Date.now();
+}
+
+function expiredText(i: { tokenExpiresAt?: number | null; tokenError: string | null }): string {
+  const at = new Date(i.tokenExpiresAt!).toISOString();
+  return `token expired at ${at}${i.tokenError ? `; renewal failed: ${i.tokenError}` : ''}`;
+}
+
 export function statusView(i: StatusInput): StatusView {
   const snap = i.tiles;
   const notes: string[] = [];
@@ -121,8 +136,13 @@ export function statusView(i: StatusInput): StatusView {
       channel: 'entra',
       label: 'Entra',
       enabled: true,
-      up: i.tokenAt !== null,
-      detail: i.tokenAt !== null ? 'token cached' : (i.tokenError ?? 'no token yet'),
+      up: i.tokenAt !== null && !tokenExpired(i),
+      detail:
+        i.tokenAt === null
+          ? (i.tokenError ?? 'no token yet')
+          : tokenExpired(i)
+            ? expiredText(i)
+            : 'token cached',
     },
   ];
   let unreachable = 0;
@@ -171,6 +191,7 @@ export function statusView(i: StatusInput): StatusView {
   if (snap.tiles.internet.visible && !snap.toggles.internet)
     notes.push('Internet Access is disabled');
   if (i.tokenAt === null && i.tokenError) notes.push(`Entra: ${i.tokenError}`);
+  else if (i.tokenAt !== null && tokenExpired(i)) notes.push(`Entra: ${expiredText(i)}`);
   if (i.tenant !== null && i.edgeTenantId && i.edgeTenantId !== i.tenant.tenantId) {
     notes.push(
       `the edge now serves tenant ${i.edgeTenantId}: the profile in force is still ${i.tenant.name}'s until its profiles are fetched`,
@@ -291,6 +312,11 @@ export interface HealthInput {
   edgeHost: string;
   edgeHostResolves: string | null;
   tokenAt: number | null;
+  /**
+   * When the last cached token expires (ms; absent: never checked). Past it, the token is
+   * no use: Entra is down until one is renewed.
+   */
+  tokenExpiresAt?: number | null;
   tokenError: string | null;
   listeners: Record<string, string | null>;
   /** TUN capture's hostname-acquisition table (its DNS); null in proxy capture. */
@@ -325,8 +351,12 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
   );
   add(
     'Cached token',
-    i.tokenAt !== null ? 'pass' : 'fail',
-    i.tokenAt !== null ? `obtained ${new Date(i.tokenAt).toISOString()}` : (i.tokenError ?? 'none'),
+    i.tokenAt !== null && !tokenExpired(i) ? 'pass' : 'fail',
+    i.tokenAt === null
+      ? (i.tokenError ?? 'none')
+      : tokenExpired(i)
+        ? expiredText(i)
+        : `obtained ${new Date(i.tokenAt).toISOString()}`,
   );
   add(
     'Edge hostname resolves',

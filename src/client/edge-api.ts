@@ -174,6 +174,13 @@ export class EdgeApi {
     return c ? { obtainedAt: c.obtainedAt, expiresAt: c.expiresAt, refreshAt: c.refreshAt } : null;
   }
 
+  /** When the last cached token to expire expires (ms), or null with none cached. */
+  lastTokenExpiresAt(): number | null {
+    let at: number | null = null;
+    for (const c of this.tokens.values()) if (at === null || c.expiresAt > at) at = c.expiresAt;
+    return at;
+  }
+
   /** When the newest cached token was issued (requested), or null with none cached. */
   lastTokenObtainedAt(): number | null {
     let at: number | null = null;
