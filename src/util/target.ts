@@ -1,6 +1,8 @@
 /**
  * Parsing what a user types for `gsa-emu explain` (and the admin API's `/explain`): a URL,
  * `host[:port]`, `ip[:port]` or `[ipv6]:port`. Ports default from the URL scheme, else 443.
+ * `udp://host:port` and `tcp://host:port` name the protocol (and need a port); a udp://
+ * target with `udp: false` asked explicitly is a contradiction, so the scheme wins.
  */
 import { UsageError } from '../errors.js';
 import { ipFamily } from './ip.js';
@@ -27,7 +29,7 @@ function parsePort(text: string, input: string): number {
 }
 
 export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target {
-  const proto = opts.udp ? 'udp' : 'tcp';
+  let proto: 'tcp' | 'udp' = opts.udp ? 'udp' : 'tcp';
   let hostPart: string;
   let port: number | undefined;
   const s = input.trim();
@@ -38,6 +40,11 @@ export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target
       url = new URL(s);
     } catch {
       throw new UsageError(`"${input}" is not a valid URL`);
+    }
+    // The protocol schemes: the flow's protocol, not an application's default port.
+    if (url.protocol === 'udp:') proto = 'udp';
+    else if (url.protocol === 'tcp:' && opts.udp) {
+      throw new UsageError(`"${input}": a tcp:// target cannot be asked for UDP`);
     }
     hostPart = url.hostname;
     if (hostPart.startsWith('[')) hostPart = hostPart.slice(1, -1);

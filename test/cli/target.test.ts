@@ -47,3 +47,18 @@ t.test('bad input gets a usage error naming it', async (t) => {
     t.throws(() => parseTarget(bad), { code: 'GSA_ERR_USAGE' }, bad);
   }
 });
+
+t.test('udp:// and tcp:// name the protocol and need a port', async (t) => {
+  t.match(parseTarget('udp://Outlook.Office365.com:443'), {
+    host: 'outlook.office365.com',
+    port: 443,
+    proto: 'udp',
+  });
+  t.match(parseTarget('udp://10.1.2.3:3389', { udp: true }), { ip: '10.1.2.3', proto: 'udp' });
+  t.match(parseTarget('tcp://10.1.2.3:3389'), { port: 3389, proto: 'tcp' });
+  t.throws(() => parseTarget('udp://x.test'), { message: /give a port for scheme udp:/ });
+  t.throws(() => parseTarget('tcp://x.test:1', { udp: true }), {
+    code: 'GSA_ERR_USAGE',
+    message: /tcp:\/\/ target cannot be asked for UDP/,
+  });
+});

@@ -97,7 +97,7 @@ export function register(program: Command): void {
     .description('show how a flow would be classified and the rule behind the decision')
     // Optional to commander only: `--off <channel...>` takes every word after it, so a target
     // after it (`explain --off internet host`) lands in --off's list; offArgs() takes it back.
-    .argument('[target]', 'a URL, host[:port], ip[:port] or [ipv6]:port (port defaults to 443)')
+    .argument('[target]', 'a URL, host[:port], ip[:port] or [ipv6]:port (port defaults to 443); udp://host:port for UDP')
     .usage('[options] <target>')
     .option('--udp', 'classify a UDP flow (e.g. QUIC on 443) instead of TCP')
     .option(
