@@ -38,6 +38,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isLoopbackHost } from '../capture/listen.js';
 import { ToggleRefusedError, UsageError } from '../errors.js';
 import { CHANNELS, type ChannelName } from '../policy/model.js';
 import { listenOn } from '../util/listen.js';
@@ -165,7 +166,8 @@ export async function startAdminApi(
   opts: AdminApiOptions = {},
 ): Promise<AdminApi> {
   const host = opts.host ?? '127.0.0.1';
-  if (!/^127\.|^::1$|^localhost$/.test(host)) {
+  // An address, not a pattern: `127.x.example` is a name that may resolve anywhere.
+  if (!isLoopbackHost(host)) {
     throw new UsageError(`the admin API listens on loopback only, not ${host}`);
   }
   const token = opts.token === undefined ? newAdminToken() : opts.token;

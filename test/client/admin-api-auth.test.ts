@@ -138,3 +138,22 @@ t.test('token: null (tests only) asks for nothing; a given token is used', async
   });
   t.equal(r.status, 200);
 });
+
+t.test(
+  'the admin API listens on a loopback address only, not a name that looks like one',
+  async (t) => {
+    for (const host of ['127.0.0.1.example', '127.evil.test', '0.0.0.0', '::', '192.0.2.1']) {
+      await t.rejects(
+        startAdminApi(client, { host }),
+        { code: 'GSA_ERR_USAGE', message: `the admin API listens on loopback only, not ${host}` },
+        host,
+      );
+    }
+    const v6 = await startAdminApi(client, { host: '::1' }).catch((e: Error) => e);
+    if (v6 instanceof Error) t.comment(`::1 not available here: ${v6.message}`);
+    else {
+      t.teardown(() => v6.close());
+      t.ok(v6.url.includes('[::1]'), `::1 is loopback: ${v6.url}`);
+    }
+  },
+);
