@@ -10,7 +10,7 @@ import { PROTO_TCP, PROTO_UDP } from '../classify/types.js';
 import { UsageError } from '../errors.js';
 import type { Forwarder } from '../forward/forwarder.js';
 import { ipFamily } from '../util/ip.js';
-import type { Target } from '../util/target.js';
+import { type Target, targetText } from '../util/target.js';
 
 export interface Explanation {
   target: string;
@@ -38,7 +38,7 @@ export async function explainWithForwarder(
   const proto = target.proto === 'udp' ? PROTO_UDP : PROTO_TCP;
   const r = await forwarder.decide(proto, target.host, given, target.port);
   return {
-    target: `${target.host ?? target.ip}:${target.port}/${target.proto}`,
+    target: targetText(target),
     protocol: target.proto,
     host: target.host,
     ip: r.ip,

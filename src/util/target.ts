@@ -78,3 +78,9 @@ export function parseTarget(input: string, opts: { udp?: boolean } = {}): Target
     throw new UsageError(`"${input}": "${hostPart}" is not a host name or IP address`);
   return { host: name, ip: null, family: 0, port: port ?? 443, proto };
 }
+
+/** How a target is printed: `host:port/proto`, an IPv6 address in brackets (`[::1]:53/udp`). */
+export function targetText(t: Target): string {
+  const h = t.host ?? t.ip ?? '';
+  return `${h.includes(':') ? `[${h}]` : h}:${t.port}/${t.proto}`;
+}

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { parseTarget } from '../../src/util/target.js';
+import { explain } from '../../src/cli/commands/explain.js';
+import { parseTarget, targetText } from '../../src/util/target.js';
 
 t.test('URLs take the port from the scheme', async (t) => {
   t.match(parseTarget('https://Outlook.Office365.com/owa'), {
@@ -61,4 +62,19 @@ t.test('udp:// and tcp:// name the protocol and need a port', async (t) => {
     code: 'GSA_ERR_USAGE',
     message: /tcp:\/\/ target cannot be asked for UDP/,
   });
+});
+
+t.test('targetText: an IPv6 address in brackets, as it is given', async (t) => {
+  t.equal(targetText(parseTarget('[2001:db8::1]:443')), '[2001:db8::1]:443/tcp');
+  t.equal(targetText(parseTarget('2620:1ec:4::152', { udp: true })), '[2620:1ec:4::152]:443/udp');
+  t.equal(targetText(parseTarget('40.96.0.1:25')), '40.96.0.1:25/tcp');
+  t.equal(
+    targetText(parseTarget('https://Outlook.Office365.com/')),
+    'outlook.office365.com:443/tcp',
+  );
+});
+
+t.test('explain prints an IPv6 target in brackets', async (t) => {
+  const e = explain(parseTarget('[2001:db8::1]:443'), {});
+  t.equal(e.target, '[2001:db8::1]:443/tcp');
 });

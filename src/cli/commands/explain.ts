@@ -13,7 +13,7 @@ import { UsageError } from '../../errors.js';
 import type { ChannelName } from '../../policy/model.js';
 import { ipFamily, parseIPv4, parseIPv6 } from '../../util/ip.js';
 import { stateDir } from '../../util/state-dir.js';
-import { parseTarget, type Target } from '../../util/target.js';
+import { parseTarget, type Target, targetText } from '../../util/target.js';
 import {
   addPolicyOptions,
   channelOf,
@@ -56,7 +56,7 @@ export function explain(target: Target, opts: ExplainOptions): Explanation {
   if (flow.family === 6) parseIPv6(ip!, flow.ip6);
   const decision = classifier.decide(flow);
   return {
-    target: `${target.host ?? target.ip}:${target.port}/${target.proto}`,
+    target: targetText(target),
     protocol: target.proto,
     host: target.host,
     ip,
@@ -97,7 +97,10 @@ export function register(program: Command): void {
     .description('show how a flow would be classified and the rule behind the decision')
     // Optional to commander only: `--off <channel...>` takes every word after it, so a target
     // after it (`explain --off internet host`) lands in --off's list; offArgs() takes it back.
-    .argument('[target]', 'a URL, host[:port], ip[:port] or [ipv6]:port (port defaults to 443); udp://host:port for UDP')
+    .argument(
+      '[target]',
+      'a URL, host[:port], ip[:port] or [ipv6]:port (port defaults to 443); udp://host:port for UDP',
+    )
     .usage('[options] <target>')
     .option('--udp', 'classify a UDP flow (e.g. QUIC on 443) instead of TCP')
     .option(
