@@ -30,6 +30,7 @@ import { createClientTiles, defaultClientConfig } from '../../src/policy/client-
 import type { ChannelName } from '../../src/policy/model.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
 import { makeDirs } from '../../src/util/state-dir.js';
+import { TEST_OVERVIEW } from '../client/helpers.js';
 import { collect } from '../util/ts-child.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -177,13 +178,7 @@ t.test('cannotConnect: stuck states, and transient ones that are waited for', as
     const tiles = createClientTiles({ ...defaultClientConfig(), ...cc });
     act?.(tiles);
     return {
-      overview: {
-        userPrincipalName: null,
-        userId: 'u',
-        deviceId: 'd',
-        lastChecked: null,
-        clientVersion: '0',
-      },
+      overview: TEST_OVERVIEW,
       tenant: one,
       profileSource: 'x',
       profileLoadedAt: null,

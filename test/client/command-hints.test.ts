@@ -15,6 +15,7 @@ import { createClientTiles, defaultClientConfig } from '../../src/policy/client-
 import { loadDefaultTenant } from '../../src/policy/default-tenant.js';
 import { defaultStateDir } from '../../src/util/state-dir.js';
 import { tempDir } from '../edge/helpers.js';
+import { TEST_OVERVIEW } from './helpers.js';
 
 const tmp = await tempDir('gsa-command-hints-');
 t.teardown(tmp.remove);
@@ -58,13 +59,7 @@ for (const [what, dir, want] of [
 
     const snap = createClientTiles(defaultClientConfig()).snapshot();
     const st = statusView({
-      overview: {
-        userPrincipalName: null,
-        userId: 'u',
-        deviceId: 'd',
-        lastChecked: null,
-        clientVersion: '0',
-      },
+      overview: TEST_OVERVIEW,
       tenant: loadDefaultTenant(),
       profileSource: 'test',
       profileLoadedAt: null,

@@ -20,6 +20,7 @@ import {
 } from '../../src/policy/default-tenant.js';
 import { EXPAND_ALL, expandProfiles } from '../../src/policy/graph.js';
 import { tempDir, until } from '../edge/helpers.js';
+import { TEST_OVERVIEW } from './helpers.js';
 
 const FABRIKAM = { id: '0b6e2d4c-1a3f-4e5d-8c7b-9a0f1e2d3c4b', name: 'Fabrikam' };
 const CONTOSO_LIST = { id: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', name: 'Contoso (list)' };
@@ -163,13 +164,7 @@ t.test('no poll asked for: the reconnected channels bring the new tenant', async
 
 t.test('status notes a profile in force from another tenant than the edge serves', async (t) => {
   const input = {
-    overview: {
-      userPrincipalName: null,
-      userId: 'u',
-      deviceId: 'd',
-      lastChecked: null,
-      clientVersion: '0',
-    },
+    overview: TEST_OVERVIEW,
     tenant: loadDefaultTenant(),
     profileSource: 'edge http://127.0.0.1:1',
     profileLoadedAt: null,

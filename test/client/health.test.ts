@@ -13,6 +13,7 @@ import {
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadPlatform } from '../../src/policy/platform.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
+import { TEST_OVERVIEW } from './helpers.js';
 
 const input = (over: Partial<HealthInput> = {}): HealthInput => ({
   tenant: null,
@@ -132,13 +133,7 @@ t.test('Forwarding profile: kept after a failed poll (warn), missing (fail)', as
 
 t.test('status with no profile yet: each channel says so, and why', async (t) => {
   const base: StatusInput = {
-    overview: {
-      userPrincipalName: null,
-      userId: 'u',
-      deviceId: 'd',
-      lastChecked: null,
-      clientVersion: '0',
-    },
+    overview: TEST_OVERVIEW,
     tenant: null,
     profileSource: 'edge http://127.0.0.1:8443',
     profileLoadedAt: null,

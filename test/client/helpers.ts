@@ -8,6 +8,15 @@ import { type ClientOptions, type RunningClient, startClient } from '../../src/c
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { tempDir } from '../edge/helpers.js';
 
+/** The `overview` of a status or health input in unit tests (statusView, healthChecks). */
+export const TEST_OVERVIEW = {
+  userPrincipalName: null,
+  userId: 'u',
+  deviceId: 'd',
+  lastChecked: null,
+  clientVersion: '0',
+};
+
 export interface AdminWorld {
   edge: Edge;
   client: RunningClient;

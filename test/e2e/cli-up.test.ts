@@ -19,6 +19,7 @@ import { formatFlowLine, formatStatus } from '../../src/client/format.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
+import { TEST_OVERVIEW } from '../client/helpers.js';
 
 /** `gsa-emu up --once` on any free proxy ports; resolves with what it printed. */
 async function upOnce(o: Parameters<typeof up>[0]): Promise<string> {
@@ -125,13 +126,7 @@ t.test('up with a locked internet tile (client config file) and --exit-after', a
 t.test('statusView states and the one-line flow format', async (t) => {
   const tiles = createClientTiles(defaultClientConfig());
   const base = {
-    overview: {
-      userPrincipalName: null,
-      userId: 'u',
-      deviceId: 'd',
-      lastChecked: null,
-      clientVersion: '0',
-    },
+    overview: TEST_OVERVIEW,
     tenant: { tenantId: 't', name: 'n', profiles: [] as never[] },
     profileSource: 'x',
     profileLoadedAt: null,
