@@ -22,7 +22,12 @@ t.test('help and version exit 0; command-line errors exit 2', { skip }, async (t
   for (const [args, code, err] of [
     [['--version'], 0, /^$/],
     [['--help'], 0, /^$/],
-    [['explain'], 2, /missing required argument 'target'/],
+    [
+      ['explain'],
+      2,
+      /^error: missing required argument 'target'\n\(run gsa-emu --help for usage\)\n$/,
+    ],
+    [['explain', '--off', 'internet'], 2, /^error: missing required argument 'target' \(a target/],
     [['toggle', 'internet'], 2, /missing required argument 'state'/],
     [['status', '--bogus'], 2, /unknown option '--bogus'/],
     [['nosuchcmd'], 2, /unknown command 'nosuchcmd'/],

@@ -133,7 +133,18 @@ export function register(program: Command): void {
       '\nExamples:\n  gsa-emu explain https://outlook.office365.com\n  gsa-emu explain 40.96.0.10:443 --udp\n  gsa-emu explain intranet.contoso.test:80\n  gsa-emu explain www.example.test --off internet\n  gsa-emu explain --off internet,private www.example.test',
     );
   addPolicyOptions(cmd).action(async (targetArg: string | undefined, given: ExplainOptions) => {
-    const { targetText, off } = offArgs(targetArg, given.off as string[] | undefined);
+    let parsed: ReturnType<typeof offArgs>;
+    try {
+      parsed = offArgs(targetArg, given.off as string[] | undefined);
+    } catch (e) {
+      // A missing target is the command line's own error (the target is optional to
+      // commander only): said as commander says it for every other command, with its hint.
+      if (e instanceof UsageError && e.message.startsWith('missing required argument')) {
+        cmd.error(`error: ${e.message}`);
+      }
+      throw e;
+    }
+    const { targetText, off } = parsed;
     const opts: ExplainOptions = off ? { ...given, off } : given;
     const target = parseTarget(targetText, { udp: opts.udp });
     const running =
