@@ -521,6 +521,8 @@ export class HttpProxy {
     // would send a GET's or DELETE's body unframed otherwise).
     const te = req.headers['transfer-encoding'];
     if (te !== undefined) headers['transfer-encoding'] = te;
+    // A Trailer field on a message without chunked framing: node throws on sending it.
+    else delete headers.trailer;
     // TE is hop-by-hop; the proxy forwards trailers, so it may ask for them in turn.
     if (/(?:^|,)\s*trailers\s*(?:[,;]|$)/i.test(String(req.headers.te ?? ''))) {
       headers.te = 'trailers';
@@ -639,7 +641,14 @@ export class HttpProxy {
         return;
       }
       try {
-        res.writeHead(status, up.statusMessage, out);
+        try {
+          res.writeHead(status, up.statusMessage, out);
+        } catch (err) {
+          // Trailer on a response node does not chunk (HTTP/1.0, HEAD, 204, 304, a length).
+          if ((err as NodeJS.ErrnoException).code !== 'ERR_HTTP_TRAILER_INVALID') throw err;
+          delete out.trailer;
+          res.writeHead(status, up.statusMessage, out);
+        }
       } catch (err) {
         // A field the lenient parser let through that node will not send (a control
         // character in a value): nothing was written yet. The 502 gets its own reason phrase.

@@ -119,3 +119,44 @@ t.test("a request's trailer fields reach the upstream", async (t) => {
   t.equal(body, 'hello');
   t.same(trailers, { 'x-digest': 'sha-256=abc' }, 'the trailer arrived upstream');
 });
+
+t.test('a Trailer field on a request without chunked framing: no crash, not sent on', async (t) => {
+  const up = await rawUpstream(t, (_path, s: Socket) => {
+    s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  });
+  const { port } = await proxyFor(t);
+  for (const req of [
+    `GET http://direct.test:${up.port}/get HTTP/1.1\r\nHost: x\r\nTrailer: X-Foo\r\n\r\n`,
+    `POST http://direct.test:${up.port}/post HTTP/1.1\r\nHost: x\r\nTrailer: X-Foo\r\nContent-Length: 2\r\n\r\nhi`,
+  ]) {
+    const r = await rawClient(port, req, (g) => g.endsWith('\r\n\r\nok'));
+    t.match(r.got, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/, `answered: ${req.slice(0, 4)}`);
+  }
+  t.equal(up.heads.length, 2, 'both went upstream');
+  for (const h of up.heads) t.notMatch(h, /\r\ntrailer:/i, 'without the Trailer field');
+});
+
+t.test('a Trailer field on a response node does not chunk: dropped, not a 502', async (t) => {
+  const up = await rawUpstream(t, (path, s: Socket) => {
+    if (path === '/head') s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTrailer: X-Sum\r\n\r\n');
+    else if (path === '/length')
+      s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTrailer: X-Sum\r\n\r\nok');
+    else s.end(CHUNKED_WITH_TRAILER);
+  });
+  const { port } = await proxyFor(t);
+  const cases: Array<[string, string, RegExp]> = [
+    ['HTTP/1.0 client', `GET http://direct.test:${up.port}/old HTTP/1.0\r\n\r\n`, /\r\n\r\nok$/],
+    ['HEAD', `HEAD http://direct.test:${up.port}/head HTTP/1.1\r\nHost: x\r\n\r\n`, /\r\n\r\n$/],
+    [
+      'Content-Length',
+      `GET http://direct.test:${up.port}/length HTTP/1.1\r\nHost: x\r\n\r\n`,
+      /\r\n\r\nok$/,
+    ],
+  ];
+  for (const [name, req, end] of cases) {
+    const r = await rawClient(port, req, (g) => end.test(g));
+    t.match(r.got, /^HTTP\/1\.[01] 200 OK\r\n/, `${name}: 200`);
+    t.match(r.got, end, `${name}: the whole response`);
+    t.notMatch(r.got, /\r\ntrailer:/i, `${name}: without the Trailer field`);
+  }
+});
