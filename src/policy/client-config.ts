@@ -28,15 +28,18 @@ import { parseBinary as parsePlistBinary, parse as parsePlistXml } from 'plist';
 import { ConfigError, type ConfigIssue, ToggleRefusedError } from '../errors.js';
 import { parseConfigText } from '../util/config-text.js';
 import { show } from './graph.js';
-import type { ChannelName, ClientState, PlatformSpec } from './model.js';
+import {
+  type ChannelName,
+  type ClientState,
+  KEY_SETS,
+  type KeySet,
+  type PlatformSpec,
+} from './model.js';
 
 /** An EnableGSA* level. */
 export type Level = 0 | 1 | 2 | 3;
 /** How a missing EnableGSA* value is read: the seed document's table, or newer Microsoft docs. */
 export type NoValueMeans = 'seed' | 'newer';
-/** Whose managed keys a platform's client reads (a platform file's `clientConfigKeys`). */
-export type KeySet = 'ios' | 'android';
-export const KEY_SETS: readonly KeySet[] = ['ios', 'android'];
 
 /** The VPN payload a .mobileconfig carried (for diagnostics). */
 export interface VpnPayloadInfo {
@@ -105,12 +108,6 @@ export const CHANNEL_KEY: Record<ChannelName, (typeof LEVEL_KEYS)[number]> = {
   private: 'EnableGSAPrivateChannel',
   internet: 'EnableGSAInternetChannel',
 };
-
-/** Android's level keys (gsa-facts.md section 5), with the same levels as iOS's. */
-export const ANDROID_LEVEL_KEYS = [
-  'Global Secure Access',
-  'GlobalSecureAccessPrivateChannel',
-] as const;
 
 /**
  * The key that drives each channel's tile or toggle, per key set. No Android key for

@@ -102,12 +102,16 @@ export interface TenantSpec {
  * `otherwise` applies to all QUIC the client sees ('all': the iOS self-looping VPN sees
  * everything and drops it so apps fall back to TCP) or only to QUIC some profile acquires.
  */
+/** Whose managed client-configuration keys a client reads (a platform's `clientConfigKeys`). */
+export const KEY_SETS = ['ios', 'android'] as const;
+export type KeySet = (typeof KEY_SETS)[number];
+
 export interface PlatformSpec {
   name: string;
   acquireIPv6: boolean;
   /** Whose managed client-configuration keys the client reads: iOS's (EnableGSA, ...; the
    *  default when absent) or Android's (`Global Secure Access`, ...). docs/client-config.md. */
-  clientConfigKeys?: 'ios' | 'android';
+  clientConfigKeys?: KeySet;
   quic: {
     ports: number[];
     tunnel: Array<{ profile: ChannelName; group?: M365Group }>;

@@ -12,14 +12,19 @@ import { ConfigError, type ConfigIssue } from '../errors.js';
 import { parseConfigText } from '../util/config-text.js';
 import { dataPath } from '../util/package.js';
 import { show } from './graph.js';
-import type { ChannelName, M365Group, PlatformSpec } from './model.js';
+import {
+  type ChannelName,
+  KEY_SETS,
+  type KeySet,
+  type M365Group,
+  type PlatformSpec,
+} from './model.js';
 
 export const DEFAULT_PLATFORM = 'ios';
 
 const CHANNELS: readonly ChannelName[] = ['m365', 'private', 'internet'];
 const GROUPS: readonly M365Group[] = ['exchange', 'sharepoint', 'common', 'teams', 'other'];
 const TOP_KEYS = ['name', 'description', 'unconfirmed', 'acquireIPv6', 'clientConfigKeys', 'quic'];
-const KEY_SETS = ['ios', 'android'] as const;
 const QUIC_KEYS = ['ports', 'tunnel', 'otherwise', 'scope'];
 
 type Obj = Record<string, unknown>;
@@ -118,7 +123,7 @@ export function parsePlatform(json: unknown, file?: string): PlatformSpec {
   return {
     name: name as string,
     acquireIPv6: v6 as boolean,
-    ...(keys !== undefined ? { clientConfigKeys: keys as (typeof KEY_SETS)[number] } : {}),
+    ...(keys !== undefined ? { clientConfigKeys: keys as KeySet } : {}),
     quic: {
       ports,
       tunnel,
