@@ -7,11 +7,11 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { OpenRelayError } from '../errors.js';
 import type { ForwardLogger } from '../forward/forwarder.js';
-import { parseIPv4 } from '../util/ip.js';
+import { parseIPv4, unmapIPv4 } from '../util/ip.js';
 
 export function isLoopbackHost(host: string): boolean {
   if (host === 'localhost' || host === '::1' || host === '0:0:0:0:0:0:0:1') return true;
-  const v4 = parseIPv4(host.startsWith('::ffff:') ? host.slice(7) : host);
+  const v4 = parseIPv4(unmapIPv4(host));
   return v4 >= 0 && v4 >>> 24 === 127;
 }
 

@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { unmapIPv4 } from '../util/ip.js';
 import { listenOn } from '../util/listen.js';
 import { assertSafeListen } from './listen.js';
 
@@ -45,8 +46,7 @@ export function pacScript(t: PacTargets): string {
  */
 function scriptFor(req: IncomingMessage, script: string): string {
   if (!script.includes(' 0.0.0.0:') && !script.includes(' [::]:')) return script;
-  let local = req.socket.localAddress ?? '127.0.0.1';
-  if (local.startsWith('::ffff:') && local.includes('.')) local = local.slice(7);
+  const local = unmapIPv4(req.socket.localAddress ?? '127.0.0.1');
   const here = local.includes(':') ? `[${local}]` : local;
   return script.replaceAll(' 0.0.0.0:', ` ${here}:`).replaceAll(' [::]:', ` ${here}:`);
 }

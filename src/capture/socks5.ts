@@ -28,13 +28,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import {
-  type Forwarder,
-  type ForwardLogger,
-  type Refusal,
-  unmapIPv4,
-} from '../forward/forwarder.js';
-import { formatIPv4, formatIPv6, ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
+import type { Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
+import { formatIPv4, formatIPv6, ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../util/ip.js';
 import { listenOn } from '../util/listen.js';
 import { assertSafeListen, type Credentials, closeOnInternalError, endSoon } from './listen.js';
 

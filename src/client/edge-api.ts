@@ -21,6 +21,7 @@
  * `onTenant` hears the tenant (`tid`) of each token fetched: an edge restarted for another
  * tenant shows there first. `close()` aborts the requests in flight.
  */
+import { decodeJwt } from 'jose';
 import { Agent, type Dispatcher, request } from 'undici';
 import type { Audience } from '../edge/identity.js';
 import { AuthError, EdgeHttpError } from '../errors.js';
@@ -429,10 +430,8 @@ export class EdgeApi {
 /** The tenant id (`tid` claim) of a JWT, read without verifying it; undefined if none. */
 export function tenantOfToken(jwt: string): string | undefined {
   try {
-    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as {
-      tid?: unknown;
-    };
-    return typeof claims.tid === 'string' ? claims.tid : undefined;
+    const { tid } = decodeJwt(jwt);
+    return typeof tid === 'string' ? tid : undefined;
   } catch {
     return undefined;
   }

@@ -31,7 +31,7 @@ import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js'
 import { ResetCode } from '../tunnel/types.js';
 import { BIG_READ_SIZE, BigReader } from '../util/big-read.js';
 import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
-import { formatIPv4, ipFamily, parseIPv4, parseIPv6 } from '../util/ip.js';
+import { ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../util/ip.js';
 import { resetSocket } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
 import { type Resolver, useLocal } from './resolver.js';
@@ -208,19 +208,6 @@ function streamRefusal(code: number, reason: string, text: string): OpenFailure 
   return sessionGone(code, reason)
     ? { refused: 'unreachable', reason: text, down: true }
     : { refused: refusalOfReset(code, reason), reason: text };
-}
-
-const mapped6 = new Uint32Array(4);
-
-/**
- * An IPv4-mapped IPv6 address (::ffff:0:0/96, as `::ffff:127.0.0.1` or `::ffff:7f00:1`) as
- * IPv4 text; any other string as it is. It is the IPv4 host (what a dual-stack socket
- * reports for an IPv4 peer): IPv4 rules apply to it and it is dialed over IPv4.
- */
-export function unmapIPv4(ip: string): string {
-  if (!ip.includes(':') || !parseIPv6(ip, mapped6)) return ip;
-  if (mapped6[0] !== 0 || mapped6[1] !== 0 || mapped6[2] !== 0xffff) return ip;
-  return formatIPv4(mapped6[3]!);
 }
 
 /**

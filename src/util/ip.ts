@@ -165,3 +165,16 @@ export function cmp6(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return 0;
 }
+
+const mapped6 = new Uint32Array(4);
+
+/**
+ * An IPv4-mapped IPv6 address (::ffff:0:0/96, as `::ffff:127.0.0.1` or `::ffff:7f00:1`) as
+ * IPv4 text; any other string as it is. It is the IPv4 host (what a dual-stack socket
+ * reports for an IPv4 peer): IPv4 rules apply to it and it is dialed over IPv4.
+ */
+export function unmapIPv4(ip: string): string {
+  if (!ip.includes(':') || !parseIPv6(ip, mapped6)) return ip;
+  if (mapped6[0] !== 0 || mapped6[1] !== 0 || mapped6[2] !== 0xffff) return ip;
+  return formatIPv4(mapped6[3]!);
+}

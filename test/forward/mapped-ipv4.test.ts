@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { PROTO_TCP, PROTO_UDP } from '../../src/classify/types.js';
-import { unmapIPv4 } from '../../src/forward/forwarder.js';
+import { unmapIPv4 } from '../../src/util/ip.js';
 import { decision, echoServer, fakeForwarder } from './fixtures/fakes.js';
 
 const RDP = decision({ action: 'tunnel', channel: 'private', ruleId: 'rdp' });
