@@ -206,40 +206,23 @@ export type ClientStatusView = StatusView & { localSubnets: string[] };
 
 /**
  * The subnets (`network/prefix`) of the non-internal IPv4 addresses of `ifaces` (default:
- * this host's, `os.networkInterfaces()`), in interface order, each once.
+ * this host's, `os.networkInterfaces()`, whose `cidr` node derives from the netmask, null
+ * for a mask that is not a prefix), in interface order, each once.
  */
 export function interfaceSubnets(
   ifaces: NodeJS.Dict<
-    Array<{
-      address: string;
-      netmask: string;
-      family: string | number;
-      internal: boolean;
-      cidr?: string | null;
-    }>
+    Array<{ family: string; internal: boolean; cidr: string | null }>
   > = networkInterfaces(),
 ): string[] {
   const out: string[] = [];
   for (const list of Object.values(ifaces)) {
     for (const a of list ?? []) {
-      if ((a.family !== 'IPv4' && a.family !== 4) || a.internal) continue;
-      const bits = maskBits(a.netmask);
-      const cidr = a.cidr ?? (bits === null ? null : `${a.address}/${bits}`);
-      const n = cidr === null ? null : normalizeLocalSubnet(cidr);
+      if (a.family !== 'IPv4' || a.internal || a.cidr === null) continue;
+      const n = normalizeLocalSubnet(a.cidr);
       if (n !== null && !out.includes(n)) out.push(n);
     }
   }
   return out;
-}
-
-/** The prefix length of a dotted IPv4 netmask (`255.255.255.0` -> 24), or null. */
-function maskBits(mask: string): number | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(mask);
-  if (!m || m.slice(1).some((x) => Number(x) > 255)) return null;
-  const n = ((+m[1]! << 24) | (+m[2]! << 16) | (+m[3]! << 8) | +m[4]!) >>> 0;
-  const prefix = Math.clz32(~n >>> 0); // the leading one bits
-  const contiguous = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return contiguous === n ? prefix : null;
 }
 
 /** `list` normalized (`network/prefix`); a UsageError names an entry that is not an IPv4 CIDR. */

@@ -116,8 +116,13 @@ t.test('interfaceSubnets: non-internal IPv4 only, as network/prefix, each once',
       }),
     ],
     eth1: [
-      // Older Node: family as a number, and no cidr (taken from the netmask).
-      a({ address: '10.20.30.40', netmask: '255.255.240.0', family: 4, internal: false }),
+      a({
+        address: '10.20.30.40',
+        netmask: '255.255.240.0',
+        family: 'IPv4',
+        internal: false,
+        cidr: '10.20.30.40/20',
+      }),
       a({
         address: '192.0.2.9',
         netmask: '255.255.255.0',
@@ -125,7 +130,14 @@ t.test('interfaceSubnets: non-internal IPv4 only, as network/prefix, each once',
         internal: false,
         cidr: '192.0.2.9/24',
       }),
-      a({ address: '10.9.9.9', netmask: '255.0.255.0', family: 'IPv4', internal: false }),
+      // A mask that is not a prefix: node gives no cidr.
+      a({
+        address: '10.9.9.9',
+        netmask: '255.0.255.0',
+        family: 'IPv4',
+        internal: false,
+        cidr: null,
+      }),
     ],
   };
   t.same(interfaceSubnets(ifaces), ['192.0.2.0/24', '10.20.16.0/20']);
