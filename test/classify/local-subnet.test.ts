@@ -1,10 +1,3 @@
-/**
- * Local subnets (ClientState.localSubnets): a Private Access rule's IPv4 destinations do not
- * match an address in one of the device's local subnets; the flow goes on through the later
- * rules and its reason says why (gsa-facts.md: "IP-based tunneling only for ranges outside
- * the device's local subnet"). Checked on the compiled classifier and the oracle alike.
- */
-import { networkInterfaces } from 'node:os';
 import t, { type Test } from 'tap';
 import { compile, OracleClassifier, REASON_NO_MATCH } from '../../src/classify/index.js';
 import {
@@ -19,8 +12,9 @@ import { loadDefaultTenant } from '../../src/policy/default-tenant.js';
 import { loadTenant } from '../../src/policy/graph.js';
 import type { ClientState, TenantSpec } from '../../src/policy/model.js';
 import { loadPlatform } from '../../src/policy/platform.js';
-import { formatIPv4, parseCidr, parseIPv4 } from '../../src/util/ip.js';
+import { formatIPv4, parseIPv4 } from '../../src/util/ip.js';
 import { flow, IOS, PLAIN, policy, profile, rule, state, summary, tenant } from './helpers.js';
+import { hostLan, privateSegmentsTenant } from './local-subnet-fixtures.js';
 
 /** Private segments (IP and name), then Internet rules: a bypass for 10/8, a catch-all forward. */
 function lan(): TenantSpec {
@@ -221,60 +215,12 @@ t.test('helpers: normalize, merge, carve', async (t) => {
 // subnets the client takes by default: those of this machine's interfaces.
 // gsa-facts.md:29 "IP-based tunneling only for ranges outside the device's local subnet."
 t.test('Private Access: an IP segment covering the device LAN is not tunneled', async (t) => {
-  const lanOf = (): { cidr: string; own: string; neighbour: string } | null => {
-    for (const list of Object.values(networkInterfaces())) {
-      for (const a of list ?? []) {
-        if (a.family !== 'IPv4' || a.internal || !a.cidr) continue;
-        const c = parseCidr(a.cidr);
-        if (typeof c === 'string' || c.family !== 4 || c.last - c.first < 3) continue;
-        const own = parseIPv4(a.address);
-        const neighbour = own === c.first + 1 ? c.first + 2 : c.first + 1;
-        return { cidr: a.cidr, own: a.address, neighbour: formatIPv4(neighbour) };
-      }
-    }
-    return null;
-  };
-  const lan = lanOf();
+  const lan = hostLan();
   if (!lan) {
     t.comment('skipped: no non-internal IPv4 interface to take as the device subnet');
     return;
   }
-  const spec = loadTenant({
-    tenantId: '11111111-1111-1111-1111-111111111111',
-    name: 'review',
-    forwardingProfiles: [
-      {
-        id: 'pa',
-        name: 'Private access profile',
-        trafficForwardingType: 'private',
-        state: 'enabled',
-        policies: [
-          {
-            id: 'pa-link',
-            state: 'enabled',
-            policy: {
-              id: 'pa-app',
-              name: 'LAN app',
-              policyRules: [
-                {
-                  '@odata.type': '#microsoft.graph.networkaccess.privateAccessForwardingRule',
-                  id: 'pa-seg',
-                  name: 'LAN app segment',
-                  action: 'forward',
-                  ruleType: 'ipSubnet',
-                  destinations: [
-                    { '@odata.type': '#microsoft.graph.networkaccess.ipSubnet', value: lan.cidr },
-                  ],
-                  ports: ['443'],
-                  protocol: 'tcp',
-                },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-  });
+  const spec = loadTenant(privateSegmentsTenant([lan.cidr]));
   const c = compile(spec, {
     channels: { m365: true, private: true, internet: true },
     platform: loadPlatform('ios'),

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
-import { localSubnetsOf } from '../../src/classify/local-subnets.js';
+import { normalizeLocalSubnet } from '../../src/classify/local-subnets.js';
 import { newFlow, PROTO_TCP } from '../../src/classify/types.js';
 import { localSubnetsLine } from '../../src/cli/commands/status.js';
 import { readUpConfig, up } from '../../src/cli/commands/up.js';
@@ -22,45 +22,13 @@ import {
   type RunningClient,
 } from '../../src/client/client.js';
 import { ConfigError } from '../../src/errors.js';
-import { formatIPv4, parseIPv4 } from '../../src/util/ip.js';
+import { parseIPv4 } from '../../src/util/ip.js';
+import { hostLan, privateSegmentsTenant } from '../classify/local-subnet-fixtures.js';
 
 const DOC_NET = '198.51.100.0/24';
 
 /** A tenant whose Private Access segments are DOC_NET and `extra` (443/tcp each). */
-function tenantDoc(extra: string[]): unknown {
-  return {
-    tenantId: '22222222-2222-2222-2222-222222222222',
-    name: 'local subnets',
-    forwardingProfiles: [
-      {
-        id: 'pa',
-        name: 'Private access profile',
-        trafficForwardingType: 'private',
-        state: 'enabled',
-        policies: [
-          {
-            id: 'pa-link',
-            state: 'enabled',
-            policy: {
-              id: 'pa-app',
-              name: 'LAN app',
-              policyRules: [DOC_NET, ...extra].map((value, i) => ({
-                '@odata.type': '#microsoft.graph.networkaccess.privateAccessForwardingRule',
-                id: `pa-seg-${i}`,
-                name: `segment ${value}`,
-                action: 'forward',
-                ruleType: 'ipSubnet',
-                destinations: [{ '@odata.type': '#microsoft.graph.networkaccess.ipSubnet', value }],
-                ports: ['443'],
-                protocol: 'tcp',
-              })),
-            },
-          },
-        ],
-      },
-    ],
-  };
-}
+const tenantDoc = (extra: string[]): unknown => privateSegmentsTenant([DOC_NET, ...extra]);
 
 async function tmp(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-local-subnets-'));
@@ -79,12 +47,6 @@ async function decide(client: RunningClient, ip: string) {
   f.ip4 = parseIPv4(ip);
   f.port = 443;
   return client.classifier.decide(f);
-}
-
-/** An address of this host's first interface subnet that is not the network address, or null. */
-function hostNeighbour(): string | null {
-  const s = localSubnetsOf(interfaceSubnets()).find((x) => x.last - x.first >= 3);
-  return s ? formatIPv4(s.first + 1) : null;
 }
 
 t.test('interfaceSubnets: non-internal IPv4 only, as network/prefix, each once', async (t) => {
@@ -181,8 +143,9 @@ t.test('--local-subnets and the config key: a list, none, or a usage error', asy
 
 t.test('the client: the interfaces by default (none under netns); none; a list', async (t) => {
   const dir = await tmp(t);
-  const neighbour = hostNeighbour();
-  const extra = neighbour === null ? [] : interfaceSubnets().slice(0, 1);
+  const lan = hostLan();
+  const neighbour = lan?.neighbour ?? null;
+  const extra = lan === null ? [] : [normalizeLocalSubnet(lan.cidr)!];
   const tenantFile = join(dir, 'tenant.json');
   await writeFile(tenantFile, JSON.stringify(tenantDoc(extra)));
   const world = async (name: string, localSubnets?: string[], run: 'up' | 'netns' = 'up') => {
