@@ -21,7 +21,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addonUnavailable, openTun, type PacketDevice } from '../capture/tun/device.js';
+import {
+  addonUnavailable,
+  openTun,
+  type PacketDevice,
+  tunNameTemplateProblem,
+} from '../capture/tun/device.js';
 import {
   HOST_ROUTING_PREF,
   HOST_ROUTING_TABLE,
@@ -93,6 +98,8 @@ export function tunNameProblem(name: string, existing = true): string | null {
   if (bytes === 0 || bytes > 15) return `give an interface name of 1 to 15 bytes (not ${bytes})`;
   if (name === '.' || name === '..') return 'not an interface name';
   if (/[\s/:\0]/.test(name)) return "an interface name has no '/', ':' or whitespace";
+  const template = tunNameTemplateProblem(name);
+  if (template) return template;
   if (!existing) return null;
   const link = ipJson(['-d', 'link', 'show', 'dev', name])[0];
   if (!link) return null;

@@ -207,6 +207,17 @@ class TunDevice implements PacketDevice {
   }
 }
 
+/**
+ * A `%` in an interface name makes it a template the kernel fills in (TUNSETIFF: gsa%d ->
+ * gsa0, gsa1, ...; the device's `name` is the one it chose). Anything but exactly one `%d`
+ * is refused by the kernel with "Invalid argument": what is wrong with `name`, or null.
+ */
+export function tunNameTemplateProblem(name: string): string | null {
+  const at = name.indexOf('%');
+  if (at < 0 || (name[at + 1] === 'd' && !name.includes('%', at + 2))) return null;
+  return "'%' only as one %d, a number the kernel chooses (gsa%d: gsa0, gsa1, ...)";
+}
+
 /** Open a TUN device (IFF_TUN|IFF_NO_PI, non-blocking). Throws TunUnavailableError. */
 export function openTun(opts: OpenTunOptions = {}): PacketDevice {
   const addon = loadAddon();

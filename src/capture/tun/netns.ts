@@ -4,7 +4,7 @@
  *
  * Layout (the emulator process itself stays in the host namespace):
  *
- *   host netns                               netns gsaemu-<pid>-<n>
+ *   host netns                               netns gsaemu-<pid>-s<start>-<n>
  *   ┌────────────────────────────┐           ┌──────────────────────────────────┐
  *   │ gsa-emu (node)             │  TUN fd   │ tunX 10.255.0.1/30, mtu 65535    │
  *   │  reads/writes the TUN ◄────┼───────────┼─► default dev tunX               │
@@ -25,13 +25,20 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { TunUnavailableError } from '../../errors.js';
+import { pidAlive, processStartId } from '../../util/pid-lock.js';
 import { openTun, type PacketDevice } from './device.js';
 import { createTunStack, type TunStack, type TunStackOptions } from './stack.js';
 
 export interface NetnsOptions {
-  /** Namespace name (default gsaemu-<pid>-<random>). */
+  /**
+   * Namespace name (default gsaemu-<pid>-s<start ticks>-<random>: `cleanupStaleNetns` removes
+   * it once this process is gone, see there).
+   */
   name?: string;
-  /** TUN name (default gsat<random>, 15 chars max). */
+  /**
+   * TUN name (default gsat<random>, 15 bytes max). A name with `%d` is a template the kernel
+   * fills in (gsat%d: gsat0, gsat1, ...): `Netns.tunName` is the name it chose.
+   */
   tunName?: string;
   tunAddress?: string;
   /** Prefix length of the TUN address (default 30: tunAddress and natAddress). */
@@ -44,6 +51,7 @@ export interface NetnsOptions {
 export interface Netns {
   readonly name: string;
   readonly path: string;
+  /** The TUN's name as the kernel returned it (a `%d` template filled in). */
   readonly tunName: string;
   readonly device: PacketDevice;
   /** Spawn `command args...` inside the namespace (`ip netns exec`). */
@@ -123,11 +131,22 @@ export function harnessUnavailable(): string | null {
   return null;
 }
 
+/**
+ * The default name of a namespace this process creates: gsaemu-<pid>-s<start>-<random>,
+ * <start> the process's start time (field 22 of /proc/<pid>/stat, clock ticks after boot), so
+ * that a later process reusing the pid is not taken for its owner. Without /proc: no `s<start>`.
+ */
+function defaultNetnsName(rand: string): string {
+  const ticks = processStartId(process.pid)?.split(':').pop();
+  return `${NETNS_PREFIX}${process.pid}-${ticks ? `s${ticks}-` : ''}${rand}`;
+}
+
 /** Create the namespace, its TUN (created inside it), address, routes and resolv.conf. */
 export function createNetns(opts: NetnsOptions = {}): Netns {
   const rand = randomBytes(4).toString('hex');
-  const name = opts.name ?? `${NETNS_PREFIX}${process.pid}-${rand}`;
-  const tunName = opts.tunName ?? `gsat${rand}`.slice(0, 15);
+  const name = opts.name ?? defaultNetnsName(rand);
+  // The kernel fills in a `%d` template (TUNSETIFF): after the open, the device's name.
+  let tunName = opts.tunName ?? `gsat${rand}`.slice(0, 15);
   const tunAddress = opts.tunAddress ?? '10.255.0.1';
   const prefix = opts.prefix ?? 30;
   const mtu = opts.mtu ?? 65535;
@@ -151,7 +170,9 @@ export function createNetns(opts: NetnsOptions = {}): Netns {
   const handle: Netns = {
     name,
     path,
-    tunName,
+    get tunName(): string {
+      return tunName;
+    },
     get device(): PacketDevice {
       return device!;
     },
@@ -172,6 +193,7 @@ export function createNetns(opts: NetnsOptions = {}): Netns {
     mkdirSync(etc, { recursive: true });
     writeFileSync(`${etc}/resolv.conf`, `nameserver ${opts.dnsAddress ?? '6.6.255.254'}\n`);
     device = openTun({ name: tunName, mtu, netns: name, up: true });
+    tunName = device.name;
     ip(['-n', name, 'link', 'set', 'lo', 'up']);
     ip(['-n', name, 'addr', 'add', `${tunAddress}/${prefix}`, 'dev', tunName]);
     ip(['-n', name, 'route', 'add', 'default', 'dev', tunName]);
@@ -192,8 +214,22 @@ function installExitHook(): void {
 }
 
 /**
- * Remove namespaces left behind by dead gsa-emu processes (gsaemu-<pid>-...), and end the
- * processes still running in them.
+ * Whether the process that created a namespace gsaemu-<pid>-[s<start>-]... still runs:
+ * its pid is alive and, when the name records the start time (`createNetns`'s default), the
+ * process now holding the pid started then (not a later one that reused the pid). A name
+ * without it (older gsa-emu, a name given by the caller): the pid alone.
+ */
+export function netnsOwnerAlive(pid: number, startTicks: string | undefined): boolean {
+  if (!pidAlive(pid)) return false;
+  if (startTicks === undefined) return true;
+  const now = processStartId(pid);
+  return now === null || now.split(':').pop() === startTicks;
+}
+
+/**
+ * Remove namespaces left behind by dead gsa-emu processes (gsaemu-<pid>-...; see
+ * `netnsOwnerAlive`: a pid reused by another process counts as dead), and end the processes
+ * still running in them.
  */
 export function cleanupStaleNetns(): string[] {
   const removed: string[] = [];
@@ -204,16 +240,9 @@ export function cleanupStaleNetns(): string[] {
     return removed;
   }
   for (const n of names) {
-    const m = /^gsaemu-(\d+)-/.exec(n);
+    const m = /^gsaemu-(\d+)-(?:s(\d+)-)?/.exec(n);
     if (!m) continue;
-    const pid = Number(m[1]);
-    let alive = true;
-    try {
-      process.kill(pid, 0);
-    } catch (e) {
-      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
-    if (alive) continue;
+    if (netnsOwnerAlive(Number(m[1]), m[2])) continue;
     // What the dead run's command left running in it (its command, a daemon it started)
     // would outlive the namespace, unnamed and out of reach: end it first, as destroy() does.
     endLeftovers(n);
