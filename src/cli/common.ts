@@ -73,10 +73,7 @@ export function collect(value: string, previous: string[] | undefined): string[]
 
 /** A `--wait <seconds>` value: more than 0, at most an hour; else UsageError naming it. */
 export function waitSeconds(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || n > 3600)
-    throw new UsageError(`--wait "${v}" is not a number of seconds (more than 0, at most 3600)`);
-  return n;
+  return numberOption(v, '--wait', { unit: 'seconds', fraction: true, above: 0, max: 3600 });
 }
 
 /**
@@ -176,5 +173,43 @@ export function portNumber(v: string, flag: string, also = ''): number {
   const n = /^\d{1,5}$/.test(v) ? Number(v) : Number.NaN;
   if (!(n >= 0 && n <= 65535))
     throw new UsageError(`${flag} "${v}" is not a port number${also ? ` ${also}` : ''}`);
+  return n;
+}
+
+/** What `numberOption` accepts: a unit, fractions or not, and the range. */
+export interface NumberRange {
+  /** `seconds`, `milliseconds`; none: a bare count (`--limit`). */
+  unit?: string;
+  /** Whether a fraction (`0.5`) is allowed; else whole numbers only. */
+  fraction?: boolean;
+  /** The least value allowed (`min`), or the value it must be above (`above`). */
+  min?: number;
+  above?: number;
+  /** The largest value allowed; none: no bound (but Number.MAX_SAFE_INTEGER). */
+  max?: number;
+}
+
+/**
+ * A number of seconds, milliseconds or things given on the command line or in a config
+ * file: decimal digits, with a fraction (`1.5`) where `fraction` allows it, in the range;
+ * else a UsageError naming `flag`, the value and the range. Not Number(): it takes "" and
+ * " " as 0, and "0x10", "1e3", "Infinity" as numbers.
+ */
+export function numberOption(v: string, flag: string, r: NumberRange): number {
+  const form = r.fraction ? /^\d+(\.\d+)?$/ : /^\d+$/;
+  const n = form.test(v) ? Number(v) : Number.NaN;
+  const max = r.max ?? Number.MAX_SAFE_INTEGER;
+  const low = r.above !== undefined ? n > r.above : n >= (r.min ?? 0);
+  if (!(low && n <= max)) {
+    const what = `${r.fraction ? 'a' : 'a whole'} number${r.unit ? ` of ${r.unit}` : ''}`;
+    const atMost = r.max !== undefined ? `, at most ${r.max}` : '';
+    const range =
+      r.above !== undefined
+        ? `above ${r.above}${atMost}`
+        : r.max !== undefined
+          ? `from ${r.min ?? 0} to ${r.max}`
+          : `of ${r.min ?? 0} or more`;
+    throw new UsageError(`${flag} "${v}" is not ${what} ${range}`);
+  }
   return n;
 }

@@ -75,6 +75,29 @@ t.test('a port value that is not digits is a usage error', { skip }, async (t) =
   });
 });
 
+// `--exit-after ""` was taken as 0 (stop at once), `--limit 0x10` as 16, `--wait 1e0` as 1.
+t.test(
+  'a seconds or count value that is not decimal digits is a usage error',
+  { skip },
+  async (t) => {
+    const dir = newDir();
+    const runs = [
+      ['up', '--once', '--socks-port', '0', '--http-port', '0', '--exit-after', ''],
+      ['up', '--once', '--socks-port', '0', '--http-port', '0', '--profile-poll', '1e3'],
+      ['flows', '--limit', '0x10'],
+      ['status', '--wait', '1e0'],
+      ['stop', '--wait', '0x10'],
+    ];
+    const rs = await Promise.all(runs.map((args) => cli([...args, '--state-dir', dir])));
+    runs.forEach((args, i) => {
+      const [flag, v] = args.slice(-2);
+      t.equal(rs[i]!.code, 2, `${args[0]} ${flag} "${v}": exit 2`);
+      t.match(rs[i]!.err, `${flag} "${v}" is not a `, `${args[0]} ${flag} "${v}": says why`);
+    });
+    t.notOk(existsSync(join(dir, 'logs')), 'nothing started');
+  },
+);
+
 // With no client running, status / flows / toggle suggest the `up` of the state folder
 // they were given.
 t.test('no running client: the suggested up names the state folder', { skip }, async (t) => {

@@ -32,6 +32,7 @@ for (const [key, value] of [
   ['logLevel', 'loud'],
   ['socksPort', 'abc'],
   ['profilePoll', 5],
+  ['profilePoll', '0x7530'],
 ] as const) {
   t.test(`${key}: ${JSON.stringify(value)} in the config file`, async (t) => {
     const { file, dir } = await setup(t, { [key]: value });
@@ -56,8 +57,12 @@ t.test('every bad value of the file is listed at once; good values pass', async 
   t.match(err?.message, /edge/);
   t.notMatch(err?.message, /socksPort|httpPort/);
   t.notMatch(err?.message, /--log-level|--admin-port/, 'no flag the user did not type');
-  t.same(readUpConfig((await setup(t, { socksPort: 'off', httpPort: 0 })).file), {
+  // Numbers are taken as the flags' text (docs/usage.md, the --config row).
+  const good = { socksPort: 'off', httpPort: 0, profilePoll: 30000, httpResponseTimeout: 10 };
+  t.same(readUpConfig((await setup(t, good)).file), {
     socksPort: 'off',
     httpPort: '0',
+    profilePoll: '30000',
+    httpResponseTimeout: '10',
   });
 });

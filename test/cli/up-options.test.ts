@@ -15,12 +15,25 @@ const dir = await mkdtemp(join(tmpdir(), 'gsa-up-options-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 
 t.test('values that cannot run are usage errors naming the flag', async (t) => {
-  const base = { stateDir: dir, socksPort: '0', httpPort: '0', tty: false };
+  // once: were a value taken, up() would print its banner (to nowhere) and end.
+  const base = { stateDir: dir, socksPort: '0', httpPort: '0', tty: false, once: true };
+  const sink = { write: () => true } as unknown as NodeJS.WritableStream;
   for (const [opts, message] of [
     [{ edge: 'notaurl' }, /^--edge "notaurl" is not an http\(s\) URL/],
     [{ edge: 'ftp://127.0.0.1:1' }, /^--edge "ftp:\/\/127\.0\.0\.1:1" is not an http\(s\) URL/],
-    [{ profilePoll: 'abc' }, /^--profile-poll "abc" is not a number of milliseconds from 100/],
+    [
+      { profilePoll: 'abc' },
+      /^--profile-poll "abc" is not a whole number of milliseconds from 100 to 2147483000$/,
+    ],
     [{ profilePoll: '0' }, /^--profile-poll "0"/],
+    // Number() takes these: "" and " " as 0 (--exit-after "": stop at once), hex, exponents.
+    [{ exitAfter: '' }, /^--exit-after "" is not a number of seconds from 0 to 2147483$/],
+    [{ exitAfter: ' ' }, /^--exit-after " "/],
+    [{ exitAfter: '0x10' }, /^--exit-after "0x10"/],
+    [{ exitAfter: '1e3' }, /^--exit-after "1e3"/],
+    [{ profilePoll: ' 1e3' }, /^--profile-poll " 1e3"/],
+    [{ profilePoll: '0x100' }, /^--profile-poll "0x100"/],
+    [{ profilePoll: '150.5' }, /^--profile-poll "150\.5" is not a whole number/],
     [
       { exitAfter: '3000000' },
       /^--exit-after "3000000" is not a number of seconds from 0 to 2147483$/,
@@ -32,7 +45,7 @@ t.test('values that cannot run are usage errors naming the flag', async (t) => {
     ],
   ] as const) {
     await t.rejects(
-      up({ ...base, ...opts }),
+      up({ ...base, ...opts }, sink),
       { name: 'UsageError', message },
       JSON.stringify(opts),
     );

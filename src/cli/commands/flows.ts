@@ -2,10 +2,9 @@
 import type { Command } from 'commander';
 import { adminCall, adminTarget } from '../../client/admin-client.js';
 import { formatFlows } from '../../client/format.js';
-import { UsageError } from '../../errors.js';
 import type { FlowRecord } from '../../forward/flow-table.js';
 import { stateDir } from '../../util/state-dir.js';
-import { addAdminOptions } from '../common.js';
+import { addAdminOptions, numberOption } from '../common.js';
 
 export function register(program: Command): void {
   addAdminOptions(
@@ -28,9 +27,7 @@ export function register(program: Command): void {
         json?: boolean;
         wide?: boolean;
       }) => {
-        const n = Number(o.limit);
-        if (!Number.isInteger(n) || n < 1)
-          throw new UsageError(`--limit "${o.limit}" is not a positive number`);
+        const n = numberOption(o.limit, '--limit', { min: 1 });
         const base = adminTarget(stateDir(o.stateDir), o);
         const flows = (await adminCall<{ flows: FlowRecord[] }>(base, 'GET', '/flows')).flows;
         process.stdout.write(

@@ -31,6 +31,7 @@ import {
   cliCommand,
   collect,
   localSubnetsOption,
+  numberOption,
   portNumber,
 } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
@@ -190,7 +191,7 @@ const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
   httpPort: (v) => port(v, '--http-port', 0),
   pacPort: (v) => port(v, '--pac-port', 0),
   adminPort: (v) => port(v, '--admin-port', 0),
-  profilePoll: (v) => checkUpOptions({ profilePoll: v }),
+  profilePoll: (v) => profilePollMs(v),
   httpResponseTimeout: (v) => httpResponseTimeoutMs(v),
   logLevel: (v) => checkUpOptions({ logLevel: v }),
   edge: (v) => edgeUrlOf(v, '--edge'),
@@ -349,17 +350,26 @@ function checkPorts(o: UpOptions, host: string): void {
 }
 
 /**
- * `--http-response-timeout <seconds>` in ms: a positive number of seconds (digits, maybe a
- * fraction: not "", "0x10" or "1e3", which Number() takes), at most node's longest timer.
+ * `--http-response-timeout <seconds>` in ms: a number of seconds above 0 (maybe a fraction),
+ * at most node's longest timer.
  */
 function httpResponseTimeoutMs(v: string): number {
-  const s = Number(v);
-  if (!/^\d+(\.\d+)?$/.test(v) || !(s > 0 && s <= MAX_TIMER_S)) {
-    throw new UsageError(
-      `--http-response-timeout "${v}" is not a number of seconds above 0, at most ${MAX_TIMER_S}`,
-    );
-  }
+  const s = numberOption(v, '--http-response-timeout', {
+    unit: 'seconds',
+    fraction: true,
+    above: 0,
+    max: MAX_TIMER_S,
+  });
   return Math.max(1, Math.round(s * 1000));
+}
+
+/** `--profile-poll <ms>`: whole milliseconds from 100 to node's longest timer. */
+function profilePollMs(v: string): number {
+  return numberOption(v, '--profile-poll', {
+    unit: 'milliseconds',
+    min: 100,
+    max: MAX_TIMER_S * 1000,
+  });
 }
 
 /** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
@@ -373,20 +383,16 @@ function checkUpOptions(o: UpOptions) {
     throw new UsageError('--user: give a name of 1 to 255 bytes');
   }
   const auth = o.user !== undefined ? { username: o.user, password: o.password! } : undefined;
-  const exitAfter = o.exitAfter !== undefined ? Number(o.exitAfter) : null;
   // setTimeout's limit: 2^31-1 ms, about 24.8 days (past it node fires at once).
-  if (exitAfter !== null && !(exitAfter >= 0 && exitAfter <= MAX_TIMER_S))
-    throw new UsageError(
-      `--exit-after "${o.exitAfter}" is not a number of seconds from 0 to ${MAX_TIMER_S}`,
-    );
-  if (o.profilePoll !== undefined) {
-    const ms = Number(o.profilePoll);
-    if (!(Number.isInteger(ms) && ms >= 100 && ms <= MAX_TIMER_S * 1000)) {
-      throw new UsageError(
-        `--profile-poll "${o.profilePoll}" is not a number of milliseconds from 100 to ${MAX_TIMER_S * 1000}`,
-      );
-    }
-  }
+  const exitAfter =
+    o.exitAfter !== undefined
+      ? numberOption(o.exitAfter, '--exit-after', {
+          unit: 'seconds',
+          fraction: true,
+          max: MAX_TIMER_S,
+        })
+      : null;
+  const pollMs = o.profilePoll !== undefined ? profilePollMs(o.profilePoll) : 30_000;
   if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) {
     throw new UsageError(`--log-level "${o.logLevel}": use ${LOG_LEVELS.join(', ')}`);
   }
@@ -429,7 +435,7 @@ function checkUpOptions(o: UpOptions) {
     o.localSubnets !== undefined ? localSubnetsOption(o.localSubnets) : undefined;
   const responseTimeoutMs =
     o.httpResponseTimeout !== undefined ? httpResponseTimeoutMs(o.httpResponseTimeout) : undefined;
-  return { host, auth, exitAfter, tunMode, hosts, localSubnets, responseTimeoutMs };
+  return { host, auth, exitAfter, pollMs, tunMode, hosts, localSubnets, responseTimeoutMs };
 }
 
 export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
@@ -440,7 +446,8 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     startFailed(o.stateDir, e);
     throw e;
   }
-  const { host, auth, exitAfter, tunMode, hosts, localSubnets, responseTimeoutMs } = checked;
+  const { host, auth, exitAfter, pollMs, tunMode, hosts, localSubnets, responseTimeoutMs } =
+    checked;
   // With --tun the proxies are off unless a port is given.
   const proxyDefault = (v: string | undefined, d: number): string | undefined =>
     v ?? (tunMode ? 'off' : String(d));
@@ -498,7 +505,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       ...(localSubnets ? { localSubnets } : {}),
       processLookup: o.processLookup !== false,
       logLevel: o.logLevel,
-      profilePollMs: o.profilePoll ? Number(o.profilePoll) : 30_000,
+      profilePollMs: pollMs,
       ...(responseTimeoutMs !== undefined ? { httpResponseTimeoutMs: responseTimeoutMs } : {}),
       listen: {
         host,
