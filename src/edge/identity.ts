@@ -407,7 +407,12 @@ export async function handleIdentityRequest(
     return true;
   }
   if (tenantId !== opts.tenantId) {
-    oauthError(res, 400, 'invalid_tenant', `tenant ${tenantId} is not served by this edge`);
+    // A tenant from the path may be an edge URL given with a path (`https://host:port/gsa`).
+    const where =
+      pathTenant !== undefined && tenantId === pathTenant
+        ? ` (from the path /${pathTenant}/oauth2/v2.0/token; this edge serves ${opts.tenantId}: is the edge URL's path right?)`
+        : '';
+    oauthError(res, 400, 'invalid_tenant', `tenant ${tenantId} is not served by this edge${where}`);
     return true;
   }
   let ttl = 3600;

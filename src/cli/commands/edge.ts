@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { isLoopbackHost } from '../../capture/listen.js';
 import { checkEdgeConfig, type EdgeFileConfig, withConfigFile } from '../../edge/config-check.js';
 import { startEdge } from '../../edge/server.js';
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
@@ -24,6 +25,7 @@ interface EdgeCliOptions {
   config?: string;
   logFile?: string;
   allowRemote?: boolean;
+  hostname: string[];
 }
 
 /** Reads `--config` and checks it (every problem at once, each by its key path). */
@@ -58,25 +60,35 @@ export function register(program: Command): void {
       '--allow-remote',
       'allow a non-loopback --host (the edge relays traffic: mind who can reach it)',
     )
+    .option(
+      '--hostname <name>',
+      'another name or address clients reach the edge by, put in its certificate (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
     .action(async (o: EdgeCliOptions) => {
       const port = portNumber(o.port, '--port');
-      if (!/^(127\.|::1$|localhost$)/.test(o.host) && !o.allowRemote) {
+      const host = /^\[.*\]$/.test(o.host) ? o.host.slice(1, -1) : o.host; // [::1] as in a URL
+      if (!isLoopbackHost(host) && !o.allowRemote) {
         throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
       }
       const dir = stateDir(o.stateDir);
       const cfg: EdgeFileConfig = o.config ? readEdgeConfig(o.config) : {};
       const loaded = loadTenantFile(o.tenant);
       const logFile = o.logFile ?? join(dir, 'edge-traffic.jsonl');
+      // The listen address is in the certificate (not a wildcard, which no client dials).
+      const names = [...(host === '0.0.0.0' || host === '::' ? [] : [host]), ...o.hostname];
       const edge = await startEdge({
-        host: o.host,
+        host,
         port,
+        hostnames: names,
         tls: o.tls,
         stateDir: dir,
         tenantDoc: loaded.document,
         logFile,
         ...cfg,
       }).catch((err: unknown) => {
-        if (err instanceof ListenError && err.errno !== 'EADDRNOTAVAIL')
+        if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))
           throw err.withHint('choose another port with --port <n> (0: any free port)');
         // A state folder that is a file, or not ours: said of the folder, as `up` does.
         const stateDirError = notADirectory(err, dir) ?? stateDirAccessError(err, dir);
