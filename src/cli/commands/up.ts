@@ -319,6 +319,9 @@ function given<T extends object>(o: T, cmd: Command): Partial<T> {
 /** The longest timer node keeps, in whole seconds. */
 const MAX_TIMER_S = Math.floor((2 ** 31 - 1) / 1000);
 
+/** `--no-tty` flow lines waiting for stdout (bytes) past which new ones are dropped. */
+const MAX_PENDING_OUTPUT = 256 * 1024;
+
 /** The port options, their flags, and whether they listen on --host (else on 127.0.0.1). */
 const PORT_OPTIONS = [
   ['socksPort', '--socks-port', true],
@@ -624,8 +627,18 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
           });
       }, 1000);
     } else if (!tty && !outputGone(out)) {
+      // A reader that does not keep up (stdout piped and never read): the lines past
+      // MAX_PENDING_OUTPUT are dropped, not buffered without bound; the next one says so.
+      let dropped = 0;
       unsub = client.flows.onChange((rec, ev) => {
-        if (ev === 'open') say(`${formatFlowLine(rec)}\n`);
+        if (ev !== 'open') return;
+        if (((out as { writableLength?: number }).writableLength ?? 0) > MAX_PENDING_OUTPUT) {
+          dropped++;
+          return;
+        }
+        if (dropped > 0) say(`(${dropped} flow lines not printed: output not read)\n`);
+        dropped = 0;
+        say(`${formatFlowLine(rec)}\n`);
       });
     }
     await new Promise<void>((resolve) => {
