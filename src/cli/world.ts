@@ -15,8 +15,22 @@
  * The demo CA (`demo-tls/`) and the edge's signing key and TLS files are shared on purpose
  * (trust the CA once).
  */
-import { X509Certificate } from 'node:crypto';
-import { closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { randomUUID, X509Certificate } from 'node:crypto';
+import {
+  closeSync,
+  fchownSync,
+  constants as fsConstants,
+  fstatSync,
+  linkSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
 import {
@@ -42,6 +56,7 @@ import {
   prepareStateDir,
   stateDir,
   stateDirAccessError,
+  sudoHandOverTarget,
 } from '../util/state-dir.js';
 import { overlayHosts } from './hosts-option.js';
 
@@ -95,6 +110,8 @@ export interface WorldOptions {
   localSubnets?: readonly string[] | undefined;
   /** The in-process edge's thread ended on its own (a crash); default: logged. */
   onEdgeExit?: (err: Error) => void;
+  /** A warning for the user (a damaged `device-id` file replaced); also in the client log. */
+  onWarning?: (message: string) => void;
 }
 
 /** What a run needs of its in-process edge, on whichever thread it runs. */
@@ -164,6 +181,81 @@ export function removeDeadNetnsFiles(dir: string): string[] {
     } catch {}
   }
   return removed;
+}
+
+/** The device id file of a state folder (see stateDeviceId). */
+export const DEVICE_ID_FILE = 'device-id';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+
+/**
+ * The device id of the state folder `dir`, the client's `deviceId` at the edge (the real
+ * client's: the Entra device object id, one per device): `<dir>/device-id`, a random UUID
+ * written on first use (0600, whole or not at all: written aside, then linked or renamed
+ * into place). A file that is not one UUID (damaged, a symbolic link) is replaced by a
+ * new id and `warn` says so. Two clients with their own state folders (two machines, two
+ * CI jobs) are two devices at a shared edge.
+ */
+export function stateDeviceId(dir: string, warn: (message: string) => void): string {
+  const file = join(dir, DEVICE_ID_FILE);
+  let found = readDeviceId(file);
+  if (typeof found === 'string') return found;
+  const id = randomUUID();
+  const tmp = join(dir, `${DEVICE_ID_FILE}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+  const fd = openSync(
+    tmp,
+    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    writeSync(fd, `${id}\n`);
+    // Under sudo: the sudo user's, as the rest of their state folder (prepareStateDir).
+    const owner = sudoHandOverTarget(dir);
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    if (found === null) {
+      // First use: linked, so that of two runs starting at once the first one's id stays.
+      try {
+        linkSync(tmp, file);
+        return id;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      found = readDeviceId(file);
+      if (typeof found === 'string') return found;
+    }
+    renameSync(tmp, file);
+    warn(`${file} was damaged (${found?.damaged ?? 'gone'}): replaced with a new device id ${id}`);
+    return id;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** The id in a device id file; null: no such file; `damaged`: not one UUID, and why. */
+function readDeviceId(file: string): string | { damaged: string } | null {
+  let fd: number;
+  try {
+    fd = openSync(file, fsConstants.O_RDONLY | O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    return { damaged: code === 'ELOOP' ? 'a symbolic link' : `cannot read it: ${code}` };
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return { damaged: 'not a regular file' };
+    const buf = Buffer.alloc(256);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const id = buf.subarray(0, n).toString('utf8').trim();
+    return UUID.test(id) ? id.toLowerCase() : { damaged: 'not a UUID' };
+  } catch (e) {
+    return { damaged: `cannot read it: ${(e as NodeJS.ErrnoException).code}` };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** pino's levels, for `--log-level`. */
@@ -275,6 +367,11 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     return stopping;
   };
   try {
+    // One device per state folder: two clients on one shared edge are two devices there.
+    const deviceId = stateDeviceId(dir, (m) => {
+      log.warn({ file: join(dir, DEVICE_ID_FILE) }, m);
+      o.onWarning?.(m);
+    });
     let edgeUrl: string;
     let edgeCa: string | null = null;
     let bypassFromSource = false;
@@ -321,6 +418,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       },
       // A remote edge with a local --tenant: the file wins; otherwise the edge's profiles.
       tenant: o.edge && o.tenant ? o.tenant : 'edge',
+      // The demo user (alice@contoso.test) on this state folder's device.
+      user: { deviceId },
       profilePollMs: o.profilePollMs ?? 30_000,
       ...(o.clientConfig ? { clientConfig: o.clientConfig } : {}),
       ...(o.platform ? { platform: o.platform } : {}),

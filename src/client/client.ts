@@ -348,13 +348,28 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   // A Graph list (`{ value: [...] }`) names no tenant: the edge's Graph `GET /organization`
   // gives its id and display name; failing that, the id is the tokens' `tid`.
   let edgeTenant: { tenantId?: string; name?: string } = {};
+  /** Profiles from a file: the tenant the edge's tokens name (null: no token yet). */
+  let tokenTenantId: string | null = null;
   /**
    * The `tid` of a token just fetched. Another tenant than before: the edge was restarted
    * or replaced for another tenant. Forget its name and the profiles' ETag (the new edge
    * may serve the same document) and poll now: the status then names the new tenant.
    */
   const tenantSeen = (tid: string): void => {
-    if (source !== 'edge' || tid === edgeTenant.tenantId) return;
+    if (source !== 'edge') {
+      // Profiles from a file: the edge's tokens name the tenant the edge serves (and logs
+      // every flow under); another one than the file's is said once per tenant id.
+      if (tid === tokenTenantId) return;
+      tokenTenantId = tid;
+      if (tenant !== null && tenant.tenantId !== tid) {
+        log.warn(
+          { tenantFile: source, fileTenantId: tenant.tenantId, edgeTenantId: tid },
+          `the tenant file is tenant ${tenant.name} (${tenant.tenantId}), but the edge signs in to tenant ${tid}: its tokens and traffic log are that tenant's`,
+        );
+      }
+      return;
+    }
+    if (tid === edgeTenant.tenantId) return;
     const before = edgeTenant.tenantId;
     edgeTenant = { tenantId: tid };
     if (before === undefined || poller === null) return;
@@ -678,7 +693,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
           clientVersion: packageVersion(),
         },
         tenant,
-        ...(source === 'edge' ? { edgeTenantId: edgeTenant.tenantId ?? null } : {}),
+        ...(source === 'edge' ? { edgeTenantId: edgeTenant.tenantId ?? null } : { tokenTenantId }),
         profileSource,
         profileLoadedAt,
         profileError: profileProblem(),
@@ -724,6 +739,8 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       }
       return healthChecks({
         tenant,
+        // The tenant the edge's tokens name: the edge's own while its profiles are fetched.
+        tokenTenantId: source === 'edge' ? (edgeTenant.tenantId ?? null) : tokenTenantId,
         profileSource,
         profileError: profileProblem(),
         rules: handle.current.size,
@@ -795,6 +812,21 @@ export function edgeUrlOf(url: string, what = 'the edge URL'): URL {
   } catch {}
   if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:')) {
     throw new UsageError(`${what} "${url}" is not an http(s) URL (https://host:port)`);
+  }
+  // The client asks the edge at fixed paths from its root (/oauth2/..., /tunnel/<channel>):
+  // a path would prefix them all (and be taken for a tenant id), a query or fragment be lost.
+  const extra =
+    u.pathname !== '/'
+      ? `a path (${u.pathname})`
+      : u.search !== '' || url.includes('?')
+        ? 'a query'
+        : u.hash !== '' || url.includes('#')
+          ? 'a fragment'
+          : null;
+  if (extra !== null) {
+    throw new UsageError(
+      `${what} "${url}" has ${extra}: the edge URL is https://host:port (or http://host:port), nothing after the port`,
+    );
   }
   return u;
 }

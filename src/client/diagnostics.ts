@@ -77,6 +77,12 @@ export interface StatusInput {
    * edge: another one than `tenant`'s means the profile in force is the previous tenant's.
    */
   edgeTenantId?: string | null;
+  /**
+   * The tenant the edge's tokens name, when the profiles come from a file (`--tenant` with a
+   * remote edge): another one than the file's means the edge signs in to, and logs every
+   * flow under, another tenant than the one whose profiles classify.
+   */
+  tokenTenantId?: string | null;
   profileSource: string;
   profileLoadedAt: number | null;
   /** Why the last profile fetch or update failed (null when it did not). */
@@ -116,6 +122,11 @@ export function forwardingProfileId(tenant: TenantSpec): string {
     profileIds.set(tenant, id);
   }
   return id;
+}
+
+/** The profiles in force are of another tenant than the one the edge's tokens name. */
+function tenantMismatchText(tenant: TenantSpec, tokenTenantId: string, source: string): string {
+  return `the forwarding profile (${source}) is tenant ${tenant.name}'s (${tenant.tenantId}), but the edge signs in to another tenant, ${tokenTenantId}: its tokens and traffic log are that tenant's`;
 }
 
 /** Every cached token has expired (none could be renewed since). */
@@ -196,6 +207,9 @@ export function statusView(i: StatusInput): StatusView {
     notes.push(
       `the edge now serves tenant ${i.edgeTenantId}: the profile in force is still ${i.tenant.name}'s until its profiles are fetched`,
     );
+  }
+  if (i.tenant !== null && i.tokenTenantId && i.tokenTenantId !== i.tenant.tenantId) {
+    notes.push(tenantMismatchText(i.tenant, i.tokenTenantId, i.profileSource));
   }
   return {
     state,
@@ -300,6 +314,8 @@ export interface HealthCheck {
 
 export interface HealthInput {
   tenant: TenantSpec | null;
+  /** The tenant the edge's tokens name (null or absent: no token yet). */
+  tokenTenantId?: string | null;
   profileSource: string;
   /** Why the last profile fetch or update failed (null when it did not). */
   profileError: string | null;
@@ -348,6 +364,19 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
     i.tenant !== null
       ? `${i.tenant.profiles.length} profiles, ${i.rules} compiled rules (${i.profileSource})${i.profileError !== null ? `; ${i.profileError}` : ''}`
       : (i.profileError ?? 'no forwarding profile yet'),
+  );
+  // The profiles classify for one tenant while the edge signs in to (and logs) another.
+  const tid = i.tokenTenantId;
+  add(
+    'Forwarding profile of the signed-in tenant',
+    i.tenant === null || !tid ? 'skip' : tid !== i.tenant.tenantId ? 'fail' : 'pass',
+    i.tenant === null
+      ? 'no forwarding profile yet'
+      : !tid
+        ? 'no token yet'
+        : tid !== i.tenant.tenantId
+          ? tenantMismatchText(i.tenant, tid, i.profileSource)
+          : `tenant ${i.tenant.name} (${tid})`,
   );
   add(
     'Cached token',

@@ -33,6 +33,7 @@ for (const [key, value] of [
   ['socksPort', 'abc'],
   ['profilePoll', 5],
   ['profilePoll', '0x7530'],
+  ['edge', 'https://127.0.0.1:8443/gsa'],
 ] as const) {
   t.test(`${key}: ${JSON.stringify(value)} in the config file`, async (t) => {
     const { file, dir } = await setup(t, { [key]: value });

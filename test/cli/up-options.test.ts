@@ -21,6 +21,15 @@ t.test('values that cannot run are usage errors naming the flag', async (t) => {
   for (const [opts, message] of [
     [{ edge: 'notaurl' }, /^--edge "notaurl" is not an http\(s\) URL/],
     [{ edge: 'ftp://127.0.0.1:1' }, /^--edge "ftp:\/\/127\.0\.0\.1:1" is not an http\(s\) URL/],
+    // A path would prefix every request (and be taken for a tenant id); a query or a
+    // fragment would be lost: the edge URL is https://host:port.
+    [
+      { edge: 'https://127.0.0.1:1/gsa' },
+      /^--edge "https:\/\/127\.0\.0\.1:1\/gsa" has a path \(\/gsa\): the edge URL is https:\/\/host:port/,
+    ],
+    [{ edge: 'https://127.0.0.1:1/?a=1' }, /^--edge "https:\/\/127\.0\.0\.1:1\/\?a=1" has a query/],
+    [{ edge: 'https://127.0.0.1:1?' }, /has a query: the edge URL is https:\/\/host:port/],
+    [{ edge: 'https://127.0.0.1:1#x' }, /has a fragment: the edge URL is https:\/\/host:port/],
     [
       { profilePoll: 'abc' },
       /^--profile-poll "abc" is not a whole number of milliseconds from 100 to 2147483000$/,
@@ -55,6 +64,8 @@ t.test('values that cannot run are usage errors naming the flag', async (t) => {
 t.test('the client refuses a bad edge URL before anything listens', async (t) => {
   t.throws(() => edgeUrlOf('notaurl'), UsageError);
   t.equal(edgeUrlOf('https://127.0.0.1:8443').port, '8443');
+  t.equal(edgeUrlOf('https://127.0.0.1:8443/').port, '8443', 'a bare / is the root');
+  t.throws(() => edgeUrlOf('https://127.0.0.1:8443/gsa'), { code: 'GSA_ERR_USAGE' });
   const handles = (): number =>
     (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
   const before = handles();

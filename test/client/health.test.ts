@@ -197,3 +197,18 @@ t.test('Tunneling succeeded: skipped for a channel whose profile is disabled', a
     status: 'pass',
   });
 });
+
+t.test(
+  'Forwarding profile of the signed-in tenant: skipped until known, fails on another',
+  async (t) => {
+    const tenant = loadTenantFile(undefined).tenant;
+    const name = 'Forwarding profile of the signed-in tenant';
+    t.match(check(input(), name), { status: 'skip', detail: 'no forwarding profile yet' });
+    t.match(check(input({ tenant }), name), { status: 'skip', detail: 'no token yet' });
+    t.match(check(input({ tenant, tokenTenantId: tenant.tenantId }), name), { status: 'pass' });
+    t.match(check(input({ tenant, tokenTenantId: 'other-tid', profileSource: 'f.json' }), name), {
+      status: 'fail',
+      detail: `the forwarding profile (f.json) is tenant ${tenant.name}'s (${tenant.tenantId}), but the edge signs in to another tenant, other-tid: its tokens and traffic log are that tenant's`,
+    });
+  },
+);

@@ -532,6 +532,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
         // The client keeps running: its tunnels are down and hardening applies.
         process.stderr.write(`gsa-emu: the in-process edge stopped: ${err.message}\n`);
       },
+      onWarning: (m) => process.stderr.write(`gsa-emu: warning: ${m}\n`),
     });
     const { client, demo } = world;
     // `gsa-emu stop` (POST /shutdown) takes the same path as Ctrl+C.
