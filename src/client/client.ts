@@ -750,7 +750,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tunnelDetail,
         // One edge serves every channel here; the real client has one host per channel.
         edgeReachable: { m365: reach, private: reach, internet: reach },
-        edgeHost: `${edgeHost}:${edgePort}`,
+        edgeHost: hostPort({ address: edgeHost, port: edgePort }),
         edgeHostResolves: resolves,
         tokenAt: edgeApi.lastTokenObtainedAt(),
         tokenExpiresAt: edgeApi.lastTokenExpiresAt(),
