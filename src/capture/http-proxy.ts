@@ -25,13 +25,18 @@
  *
  * Interim and trailing fields (RFC 9110 15.2, 6.5): a `102 Processing` and a `103 Early
  * Hints` from the upstream are forwarded before the final response (other 1xx have no
- * node:http API and are dropped; the upstream's `100 Continue` is the proxy's own to give).
+ * node:http API and are dropped; `100 Continue`: below).
  * Trailer fields go on in both directions when the message is chunked on the next hop
  * (an HTTP/1.0 client gets none); a client's `TE: trailers` is passed upstream.
  *
  * `Expect: 100-continue`: the destination is classified and its flow opened before the
  * `100 Continue`; a request refused on the way (403, 502, 504, 400, 407...) gets its final
- * status instead, and the connection closes after it (the body was never sent).
+ * status instead, and the connection closes after it (the body was never sent). The
+ * expectation goes upstream: the upstream's 100 is passed on (the proxy's own after 1 s
+ * without one), and its final answer before it (413, 401) goes without a 100.
+ *
+ * OPTIONS for a whole server (`OPTIONS http://host:port`) goes upstream as `OPTIONS *`; a
+ * TRACE or OPTIONS with `Max-Forwards: 0` is answered by the proxy (RFC 9110 7.6.2).
  *
  * Listens on 127.0.0.1 by default; any other address requires credentials.
  */
@@ -492,6 +497,15 @@ export class HttpProxy {
       );
       return;
     }
+    // RFC 9110 7.6.2: a TRACE or OPTIONS whose Max-Forwards is 0 ends here (this proxy is its
+    // final recipient: OPTIONS 200, TRACE not implemented); a larger one goes on one less.
+    const mf = /^\s*(\d{1,9})\s*$/.exec(String(req.headers['max-forwards'] ?? ''));
+    const traced = mf !== null && (req.method === 'OPTIONS' || req.method === 'TRACE');
+    if (traced && Number(mf[1]) === 0) {
+      if (req.method === 'OPTIONS') this.reply(res, 200, '');
+      else this.reply(res, 501, 'TRACE is not implemented by this proxy\n');
+      return;
+    }
     this.stats.requests++;
     req.pause();
     const r = await this.connect(host, port, req.socket);
@@ -517,6 +531,7 @@ export class HttpProxy {
     headers.host = url.host;
     headers.connection = 'close';
     headers.via = appendVia(headers.via, `${req.httpVersion} ${VIA}`);
+    if (traced) headers['max-forwards'] = String(Number(mf[1]) - 1);
     // A body the client framed with chunked goes on chunked, with its other codings (node
     // would send a GET's or DELETE's body unframed otherwise).
     const te = req.headers['transfer-encoding'];
@@ -534,7 +549,7 @@ export class HttpProxy {
       upReq = httpRequest({
         method: req.method,
         // RFC 9110 7.7: the path and query as received, not normalized or re-encoded.
-        path: originForm(raw),
+        path: originForm(raw, req.method),
         headers,
         setHost: false,
         createConnection: () => upstream as Socket,
@@ -696,20 +711,38 @@ export class HttpProxy {
       sock.off('end', clientEnded);
       if (!res.writableFinished) upReq.destroy();
     });
-    // The flow is open and the request goes upstream: now the client may send its body.
-    if (expectContinue && !res.headersSent) res.writeContinue();
+    // The flow is open and the request goes upstream with its Expect (RFC 9110 10.1.1): the
+    // upstream's 100 Continue tells the client to send its body, or after 1 s the proxy's own
+    // (an upstream that ignores Expect). A final answer first (413, 401) goes without a 100.
+    if (expectContinue && !res.headersSent) {
+      let told = false;
+      const go = (): void => {
+        clearTimeout(wait);
+        if (told || answered || res.headersSent || res.writableEnded) return;
+        told = true;
+        res.writeContinue();
+      };
+      const wait = setTimeout(go, 1000);
+      upReq.once('continue', go);
+      res.once('close', () => clearTimeout(wait));
+      upReq.flushHeaders();
+    }
     req.pipe(upReq, { end: false });
     req.once('end', () => endWithTrailers(req, upReq));
     req.resume();
   }
 }
 
-/** The path and query of an absolute-form target exactly as sent (`/` when empty). */
-export function originForm(target: string): string {
+/**
+ * The path and query of an absolute-form target exactly as sent (`/` when empty; `*` for an
+ * OPTIONS with neither path nor query: the server as a whole, RFC 9112 3.2.4).
+ */
+export function originForm(target: string, method?: string): string {
   const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
   let rest = m ? target.slice(m[0].length) : target;
   const hash = rest.indexOf('#');
   if (hash >= 0) rest = rest.slice(0, hash);
+  if (rest === '' && method === 'OPTIONS') return '*';
   if (rest === '' || rest.startsWith('?')) rest = `/${rest}`;
   return rest;
 }

@@ -142,6 +142,50 @@ t.test('originForm: the path and query as sent', async (t) => {
   t.equal(originForm('http://[::1]:8080/v6'), '/v6');
 });
 
+t.test('OPTIONS for the whole server goes upstream as OPTIONS * (RFC 9112 3.2.4)', async (t) => {
+  t.equal(originForm('http://a.test:81', 'OPTIONS'), '*');
+  t.equal(originForm('http://a.test/', 'OPTIONS'), '/', 'a path is kept');
+  t.equal(originForm('http://a.test?q', 'OPTIONS'), '/?q', 'so is a query');
+  const web = await recordingUpstream(t);
+  const { port } = await proxyFor(t);
+  const r = await client(
+    port,
+    [`OPTIONS http://direct.test:${web.port} HTTP/1.1\r\nHost: x\r\n\r\n`],
+    (g) => g.includes('body='),
+  );
+  t.match(r.got, /got OPTIONS \* body=$/, 'the origin saw OPTIONS *');
+});
+
+t.test(
+  'Max-Forwards on OPTIONS and TRACE: 0 ends at the proxy, more goes on one less',
+  async (t) => {
+    const web = await recordingUpstream(t);
+    const { port } = await proxyFor(t);
+    for (const [method, status] of [
+      ['OPTIONS', 200],
+      ['TRACE', 501],
+    ] as const) {
+      const r = await client(
+        port,
+        [
+          `${method} http://direct.test:${web.port}/mf HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n`,
+        ],
+        (g) => g.includes('\r\n\r\n'),
+      );
+      t.match(r.got, new RegExp(`^HTTP/1\\.1 ${status} `), `${method} Max-Forwards 0: ${status}`);
+    }
+    t.equal(web.seen.length, 0, 'neither went upstream');
+    const r = await client(
+      port,
+      [`TRACE http://direct.test:${web.port}/mf HTTP/1.1\r\nHost: x\r\nMax-Forwards: 3\r\n\r\n`],
+      (g) => g.includes('body='),
+    );
+    t.match(r.got, /got TRACE \/mf/);
+    const h = web.seen[0]?.headers ?? [];
+    t.equal(h[h.findIndex((x) => x.toLowerCase() === 'max-forwards') + 1], '2', 'one less');
+  },
+);
+
 t.test('an upstream status line node cannot send is a 502; the proxy lives on', async (t) => {
   const up = await rawUpstream(t);
   const { port } = await proxyFor(t);

@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events';
 import { createServer as httpServer } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { type HttpForwarder, HttpProxy } from '../../src/capture/http-proxy.js';
 import { decision, fakeForwarder } from '../forward/fixtures/fakes.js';
@@ -149,6 +149,54 @@ t.test('an allowed destination: 100 Continue, then the upstream answer', async (
   const before = c.got.length;
   c.s.write(`GET http://direct.test:${up.port}/again HTTP/1.1\r\nHost: h\r\n\r\n`);
   t.ok(await until(() => c.got.slice(before).endsWith('got ')), 'the connection is reused');
+  c.s.destroy();
+});
+
+t.test(
+  'the upstream decides: its 413 before the body goes to the client without a 100',
+  async (t) => {
+    // As an origin that refuses uploads on their headers: no 100 Continue, a final 413.
+    const server = httpServer();
+    server.on('checkContinue', (_req, res) => {
+      res.writeHead(413, { 'content-length': '3', connection: 'close' }).end('big');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.teardown(() => {
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    });
+    const { port: up } = server.address() as { port: number };
+    const { port } = await proxyFor(t);
+    const c = await open(port);
+    c.s.write(head(`http://direct.test:${up}/upload`));
+    t.ok(await until(() => c.got.endsWith('big')), "the upstream's answer to the headers alone");
+    t.notMatch(c.got, /100 Continue/, 'never told to send the body');
+    t.match(c.got, /^HTTP\/1\.1 413 /);
+    c.s.destroy();
+  },
+);
+
+t.test('an upstream that ignores Expect: the proxy says 100 Continue after 1 s', async (t) => {
+  // A raw upstream that never says 100 Continue (HTTP/1.0 servers and many others).
+  const raw = createServer((s) => {
+    s.on('error', () => {});
+    let got = '';
+    s.on('data', (b: Buffer) => {
+      got += b.toString('latin1');
+      if (got.endsWith(BODY)) s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+  });
+  raw.listen(0, '127.0.0.1');
+  await once(raw, 'listening');
+  t.teardown(() => new Promise<void>((r) => raw.close(() => r())));
+  const { port: rp } = raw.address() as { port: number };
+  const { port } = await proxyFor(t);
+  const c = await open(port);
+  c.s.write(head(`http://direct.test:${rp}/upload`));
+  t.ok(await until(() => c.got.includes('100 Continue'), 2500), 'the 100 came anyway');
+  c.s.write(BODY);
+  t.ok(await until(() => c.got.endsWith('ok')), 'then the answer');
   c.s.destroy();
 });
 
