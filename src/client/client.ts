@@ -813,6 +813,13 @@ export function edgeUrlOf(url: string, what = 'the edge URL'): URL {
   if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:')) {
     throw new UsageError(`${what} "${url}" is not an http(s) URL (https://host:port)`);
   }
+  // The client signs in with the edge's tokens; a URL with credentials is refused by fetch.
+  // Not echoed: the password is not repeated on the terminal.
+  if (u.username !== '' || u.password !== '') {
+    throw new UsageError(
+      `${what} (${u.protocol}//...@${u.host}) has a user name or password: the edge URL is https://host:port, and the client signs in with the edge's tokens`,
+    );
+  }
   // The client asks the edge at fixed paths from its root (/oauth2/..., /tunnel/<channel>):
   // a path would prefix them all (and be taken for a tenant id), a query or fragment be lost.
   const extra =

@@ -30,6 +30,11 @@ t.test('values that cannot run are usage errors naming the flag', async (t) => {
     [{ edge: 'https://127.0.0.1:1/?a=1' }, /^--edge "https:\/\/127\.0\.0\.1:1\/\?a=1" has a query/],
     [{ edge: 'https://127.0.0.1:1?' }, /has a query: the edge URL is https:\/\/host:port/],
     [{ edge: 'https://127.0.0.1:1#x' }, /has a fragment: the edge URL is https:\/\/host:port/],
+    // Credentials: fetch refuses such a URL; the password is not repeated.
+    [
+      { edge: 'https://bob:s3cret@127.0.0.1:1' },
+      /^--edge \(https:\/\/\.\.\.@127\.0\.0\.1:1\) has a user name or password: the edge URL is https:\/\/host:port(?![\s\S]*s3cret)/,
+    ],
     [
       { profilePoll: 'abc' },
       /^--profile-poll "abc" is not a whole number of milliseconds from 100 to 2147483000$/,
