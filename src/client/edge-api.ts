@@ -418,6 +418,8 @@ export class EdgeApi {
         ...(body !== undefined ? { body } : {}),
         dispatcher: this.dispatcher,
         signal: ac.signal,
+      }).catch((err: unknown) => {
+        throw withTransportHint(err, this.url);
       });
       return { res, text: await res.body.text() };
     } finally {
@@ -425,6 +427,41 @@ export class EdgeApi {
       this.requests.delete(ac);
     }
   }
+}
+
+/** Certificate checks that fail when the client does not trust the edge's CA. */
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+]);
+
+/**
+ * An edge request's transport error with what to change, when the URL or the CA is the
+ * likely cause (the message is what `status` and `status --health` show): an untrusted
+ * certificate (`--edge-ca`), a certificate for other names, https:// to a plain edge (whose
+ * OpenSSL message says only "wrong version number"), http:// to a TLS edge ("other side
+ * closed"). The code and the original error (`cause`) are kept; other errors as they are.
+ */
+export function withTransportHint(err: unknown, url: string): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !(err instanceof Error)) return err;
+  const https = url.startsWith('https:');
+  let text: string | null = null;
+  if (UNTRUSTED.has(code)) {
+    text = `${err.message}: the edge's certificate is not trusted; give its CA with --edge-ca (the edge's <state-dir>/ca.pem)`;
+  } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    text = `${err.message}: use a name the edge's certificate has (gsa-emu edge --hostname adds one)`;
+  } else if (https && code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+    text =
+      'TLS handshake failed: the edge does not speak TLS there (gsa-emu edge --no-tls?); its URL is then http://';
+  } else if (!https && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) {
+    text = `${err.message}: if the edge serves TLS (gsa-emu edge without --no-tls), its URL is https://`;
+  }
+  if (text === null) return err;
+  return Object.assign(new Error(text, { cause: err }), { code });
 }
 
 /** The tenant id (`tid` claim) of a JWT, read without verifying it; undefined if none. */
