@@ -659,8 +659,10 @@ export class Forwarder {
       // Per direction: source readable ended and sink writable finished.
       let upDone = false; // client -> upstream
       let downDone = false; // upstream -> client
-      let clientEnded = false;
-      let upstreamEnded = false;
+      // A side may have ended before relay() ran (the app's FIN while the tunnel was opening):
+      // its 'end' came already and will not again.
+      let clientEnded = client.readableEnded;
+      let upstreamEnded = upstream.readableEnded;
       let upstreamFinished = false;
       let clientFinished = false;
       let cancelHalf: (() => void) | null = null;
@@ -733,6 +735,11 @@ export class Forwarder {
       // Already gone (reset before relay() ran): its 'close' will not come again.
       if (upstream.destroyed) {
         abortClient();
+        return;
+      }
+      if (client.destroyed) {
+        if (upstream instanceof Socket) resetSocket(upstream);
+        finish();
         return;
       }
       if (head && head.length > 0) upstream.write(head);

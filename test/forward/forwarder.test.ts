@@ -228,6 +228,52 @@ t.test(
   },
 );
 
+t.test(
+  'an application that ended or reset before the relay started does not hold the flow',
+  async (t) => {
+    // A server that never closes and never answers (a port probe's peer).
+    const conns = new Set<Socket>();
+    const srv = createServer({ allowHalfOpen: true }, (s) => {
+      conns.add(s);
+      s.on('error', () => {});
+    });
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    t.teardown(() => {
+      for (const c of conns) c.destroy();
+      srv.close();
+    });
+    const port = (srv.address() as { port: number }).port;
+    const { fwd, flows } = setup(
+      [{ host: 'direct.test', decision: BYPASS }],
+      { 'direct.test': '127.0.0.1' },
+      { halfCloseTimeoutMs: 250 },
+    );
+    for (const how of ['FIN', 'RST'] as const) {
+      const res = await fwd.connectTcp(tcpReq('direct.test', null, port, 3));
+      const [app, inner, stop] = await socketPair();
+      t.teardown(stop);
+      app.on('error', () => {});
+      inner.on('error', () => {});
+      // The application goes before relay() runs (as while a tunnel stream is opening).
+      if (how === 'FIN') {
+        app.end();
+        await once(inner, 'end');
+      } else {
+        app.resetAndDestroy();
+        await new Promise((r) => inner.once('close', r));
+      }
+      const done = fwd.relay(res.upstream!, inner);
+      const ended = await Promise.race([
+        done.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 3000).unref()),
+      ]);
+      t.ok(ended, `${how}: the relay ended`);
+      t.ok(await until(() => flows.activeCount === 0, 2000), `${how}: the flow is not left active`);
+    }
+  },
+);
+
 t.test('bypass: direct connect through the hosts map; flow Bypassed', async (t) => {
   const echo = await echoServer();
   t.teardown(echo.close);
