@@ -12,16 +12,26 @@
  * WebSocket upgrade through the plain proxy (other upgrades, such as h2c, are ignored).
  *
  * Plain HTTP: every proxied request gets its own upstream flow (one flow record, one
- * connection id), and the request goes upstream with `Connection: close`; the response is
- * streamed back with backpressure. The client's connection to the proxy stays keep-alive
- * (node:http handles that side), so keep-alive is correct without pooling upstream
- * connections across requests, which could mix flows of different decisions
- * (docs/decisions/capture-http-proxy.md). Both messages get `Via` (RFC 9110 7.6.3). The
- * response is parsed leniently (a bare LF ends a line, RFC 9112 2.2), which cannot
- * desynchronise anything on a connection that carries one response. A response the
- * upstream cuts short is a TCP reset to the client, never a clean end it could take for
- * the whole. A client that closes (or half-closes) during a silent response is given up
- * after `halfCloseTimeoutMs` without a byte either way; its FIN is not passed upstream.
+ * connection id), closed after its response (the request goes with `Connection:
+ * keep-alive`, so that an origin answering early reads the rest of the body rather than
+ * resetting the connection); the response is streamed back with backpressure. The
+ * client's connection to the proxy stays keep-alive (node:http handles that side), so
+ * keep-alive is correct without pooling upstream connections across requests, which could
+ * mix flows of different decisions (docs/decisions/capture-http-proxy.md). Both messages
+ * get `Via` (RFC 9110 7.6.3). The response is parsed leniently (a bare LF ends a line, RFC
+ * 9112 2.2), which cannot desynchronise anything on a connection that carries one
+ * response. A response the upstream cuts short is a TCP reset to the client, never a clean
+ * end it could take for the whole. A client that closes (or half-closes) during a silent
+ * response is given up after `halfCloseTimeoutMs` without a byte either way; its FIN is not
+ * passed upstream.
+ *
+ * Early final responses (RFC 9112 9.6, RFC 9110 15): a response that arrives while the
+ * request body is still being sent is forwarded whole, with `Connection: close`; the body
+ * stops going upstream once the upstream says it closes, its response ended or a write to
+ * it failed. A failed write does not drop a response already received (the upstream socket
+ * reads on); without a response head within 500 ms it is a 502. The client's connection is
+ * closed lingering: FIN after the response, the rest of its body read and dropped until it
+ * closes (2 s, 64 MiB at most), so that no reset costs it the response.
  *
  * Interim and trailing fields (RFC 9110 15.2, 6.5): a `102 Processing` and a `103 Early
  * Hints` from the upstream are forwarded before the final response (other 1xx have no
@@ -135,6 +145,14 @@ const REASON: Record<number, string> = {
 const MAX_RESPONSE_HEADER_SIZE = 256 * 1024;
 /** The pseudonym in the Via field this proxy adds (RFC 9110 7.6.3). */
 const VIA = 'gsa-emu';
+/**
+ * After an upstream write failed before any response head: how long a head already on its
+ * way may take to be read and parsed before the request is answered 502 (ms).
+ */
+const WRITE_FAILED_WAIT_MS = 500;
+/** Lingering close (lingerOnClose): how long, and how many bytes, after the response. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 64 * 1024 * 1024;
 
 /** A refused connect, as refusalBody() reads it. */
 export interface RefusedConnect {
@@ -230,6 +248,76 @@ function endWithTrailers(
     }
   }
   out.end();
+}
+
+/**
+ * Keeps a failed write from tearing `s` down (node destroys a socket on a write error, and
+ * with it a response the kernel has already received but node has not yet read: RFC 9112
+ * 9.6). The failed write and every later one complete without error and send nothing;
+ * `onFail` is told once. The readable side is left alone: a response on its way is read,
+ * and a reset or an end reaches the reader after it.
+ */
+function swallowWriteErrors(s: Duplex, onFail: (err: Error) => void): void {
+  type WriteCb = (err?: Error | null) => void;
+  const w = s as Duplex & {
+    _write: (chunk: unknown, enc: BufferEncoding, cb: WriteCb) => void;
+    _writev?: ((chunks: unknown[], cb: WriteCb) => void) | null;
+  };
+  let failed = false;
+  const guard =
+    (cb: WriteCb): WriteCb =>
+    (err) => {
+      if (err && !failed) {
+        failed = true;
+        onFail(err);
+      }
+      cb();
+    };
+  const write = w._write;
+  w._write = (chunk, enc, cb) => (failed ? cb() : write.call(s, chunk, enc, guard(cb)));
+  const writev = w._writev;
+  if (typeof writev === 'function') {
+    w._writev = (chunks, cb) => (failed ? cb() : writev.call(s, chunks, guard(cb)));
+  }
+}
+
+/**
+ * Lingering close (RFC 9112 9.6) of a client connection answered with `Connection: close`
+ * before its request body was read whole. node:http closes such a connection as soon as the
+ * response is written; a client still sending then meets a reset, which can cost it the
+ * response it has not read yet (node clients lose it). Instead the proxy ends its side
+ * (FIN) once the response is out, reads and drops what the client still sends until the
+ * client closes its side, for at most LINGER_MS and LINGER_BYTES, and then closes.
+ */
+function lingerOnClose(sock: Socket): void {
+  const s = sock as Socket & { destroySoon: () => void; gsaLinger?: true };
+  if (s.gsaLinger || sock.destroyed) return;
+  s.gsaLinger = true;
+  s.destroySoon = () => {
+    if (sock.destroyed) return;
+    if (!sock.writableEnded) sock.end();
+    let iv: NodeJS.Timeout | null = null;
+    let deadline = 0;
+    let from = 0;
+    const check = (): void => {
+      if (sock.destroyed || !sock.writableFinished) return;
+      if (iv === null) {
+        deadline = Date.now() + LINGER_MS;
+        from = sock.bytesRead;
+        iv = setInterval(check, 50);
+        iv.unref();
+      }
+      const over = Date.now() >= deadline || sock.bytesRead - from > LINGER_BYTES;
+      if (sock.readableEnded || over) sock.destroy();
+    };
+    sock.once('finish', check);
+    sock.once('end', check);
+    sock.once('close', () => {
+      if (iv !== null) clearInterval(iv);
+    });
+    sock.resume();
+    check();
+  };
 }
 
 function safeEqual(a: string, b: string): boolean {
@@ -529,7 +617,11 @@ export class HttpProxy {
     // RFC 9112 3.2.2: the target's authority replaces any Host the client sent (an HTTP/1.0
     // client may send none).
     headers.host = url.host;
-    headers.connection = 'close';
+    // Keep-alive, not close: an origin that answers early (413) then reads and drops the rest
+    // of the body, where after `close` it would reset the connection while the body still
+    // arrives, and take the answer with it. The connection still carries this one request:
+    // the proxy closes it after the response.
+    headers.connection = 'keep-alive';
     headers.via = appendVia(headers.via, `${req.httpVersion} ${VIA}`);
     if (traced) headers['max-forwards'] = String(Number(mf[1]) - 1);
     // A body the client framed with chunked goes on chunked, with its other codings (node
@@ -541,7 +633,7 @@ export class HttpProxy {
     // TE is hop-by-hop; the proxy forwards trailers, so it may ask for them in turn.
     if (/(?:^|,)\s*trailers\s*(?:[,;]|$)/i.test(String(req.headers.te ?? ''))) {
       headers.te = 'trailers';
-      headers.connection = 'close, te';
+      headers.connection = 'keep-alive, te';
     }
     const timeoutMs = this.opts.responseTimeoutMs ?? 30_000;
     let upReq: ClientRequest;
@@ -555,7 +647,7 @@ export class HttpProxy {
         createConnection: () => upstream as Socket,
         maxHeaderSize: this.opts.maxResponseHeaderSize ?? MAX_RESPONSE_HEADER_SIZE,
         // RFC 9112 2.2: a bare LF ends a line. Lenient on this side only: the connection
-        // carries this one request (Connection: close), so no later message can be misread.
+        // carries this one request (closed after it), so no later message can be misread.
         insecureHTTPParser: true,
       });
     } catch (err) {
@@ -577,6 +669,19 @@ export class HttpProxy {
     let answered = false;
     let streaming = false;
     let timer: NodeJS.Timeout | null = null;
+    /** The upstream's response, once its head arrived. */
+    let upRes: IncomingMessage | null = null;
+    /** The first failed write upstream: the body is no longer sent. */
+    let writeFailed: Error | null = null;
+    // The body stops going upstream (RFC 9112 9.6: the upstream answered and is closing, or
+    // a write failed); what the client still sends is read and dropped.
+    let bodyStopped = false;
+    const stopBody = (): void => {
+      if (bodyStopped) return;
+      bodyStopped = true;
+      req.unpipe(upReq);
+      req.resume();
+    };
     const fail = (status: number, body: string): void => {
       if (timer) clearTimeout(timer);
       upstream.destroy();
@@ -585,7 +690,9 @@ export class HttpProxy {
         return;
       }
       answered = true;
+      stopBody();
       // The rest of the request body will not be read: the connection cannot be reused.
+      if (!req.complete) lingerOnClose(req.socket);
       this.reply(res, status, body, req.complete ? id : { ...id, connection: 'close' });
     };
     // From the end of the request (not of the client's upload) to the response head.
@@ -640,8 +747,15 @@ export class HttpProxy {
       if (ute !== undefined && !/^\s*chunked\s*$/i.test(ute) && req.httpVersion === '1.1') {
         out['transfer-encoding'] = ute;
       }
-      // Answered before the whole request body was read: close after this response.
-      if (!req.complete) out.connection = 'close';
+      // Answered before the whole request body was read: close after this response, without
+      // a reset while the client still sends (lingerOnClose). An upstream that says it closes
+      // gets no more of the body (RFC 9112 9.6); one that does not goes on getting it (it may
+      // be reading it as it answers) until its response ends.
+      if (!req.complete) {
+        out.connection = 'close';
+        lingerOnClose(req.socket);
+        if (/(?:^|,)\s*close\s*(?:,|$)/i.test(String(up.headers.connection ?? ''))) stopBody();
+      }
       // A status line node cannot send on (status 099, a control character in the reason
       // phrase) is the upstream's fault: this request's 502.
       const bad =
@@ -674,8 +788,11 @@ export class HttpProxy {
       }
       answered = true;
       streaming = true;
+      upRes = up;
       up.pipe(res, { end: false });
       up.on('end', () => {
+        // The upstream connection carries one request: the rest of the body goes nowhere.
+        stopBody();
         upstream.destroy();
         endWithTrailers(up, res);
       });
@@ -685,7 +802,25 @@ export class HttpProxy {
       sock.destroy();
       fail(502, 'upstream switched protocols (101) unasked\n');
     });
-    upReq.on('error', (err) => fail(502, `upstream error: ${err.message}\n`));
+    upReq.on('error', (err) => {
+      // A response read whole goes on to the client (the reset that followed it is moot).
+      if (upRes?.complete) return;
+      fail(502, `upstream error: ${(writeFailed ?? err).message}\n`);
+    });
+    // A write that fails (the upstream answered and closed while the body was still being
+    // sent) stops the body; a response head already received or on its way is still read
+    // (swallowWriteErrors) and forwarded, and only without one after WRITE_FAILED_WAIT_MS is
+    // the request answered 502.
+    swallowWriteErrors(upstream, (err) => {
+      writeFailed = err;
+      stopBody();
+      if (answered) return;
+      const wait = setTimeout(() => {
+        if (!answered) fail(502, `upstream error: ${err.message}\n`);
+      }, WRITE_FAILED_WAIT_MS);
+      res.once('close', () => clearTimeout(wait));
+      upReq.once('response', () => clearTimeout(wait));
+    });
     // The client closed or half-closed its side (a FIN: the two look alike). Its FIN is not
     // passed upstream (a node server aborts its response on it); instead the request is
     // given up once no byte has moved to or from the client for halfCloseTimeoutMs, as the
@@ -728,7 +863,9 @@ export class HttpProxy {
       upReq.flushHeaders();
     }
     req.pipe(upReq, { end: false });
-    req.once('end', () => endWithTrailers(req, upReq));
+    req.once('end', () => {
+      if (!bodyStopped) endWithTrailers(req, upReq);
+    });
     req.resume();
   }
 }

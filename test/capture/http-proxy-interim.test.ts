@@ -71,7 +71,7 @@ t.test("the upstream's trailer fields reach an HTTP/1.1 client", async (t) => {
     `trailer forwarded: ${JSON.stringify(r.got.slice(-60))}`,
   );
   t.match(up.heads[0] ?? '', /\r\nte: trailers\r\n/i, "the client's TE: trailers goes upstream");
-  t.match(up.heads[0] ?? '', /\r\nconnection: close, te\r\n/i, 'named in Connection');
+  t.match(up.heads[0] ?? '', /\r\nconnection: keep-alive, te\r\n/i, 'named in Connection');
 });
 
 t.test("a request's trailer fields reach the upstream", async (t) => {

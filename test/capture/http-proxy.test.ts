@@ -241,7 +241,7 @@ t.test('CONNECT: 200 and relay; 403 names the rule; 502; 504; 400', async (t) =>
 });
 
 t.test(
-  'plain HTTP: absolute-form, keep-alive to the proxy, Connection: close upstream',
+  'plain HTTP: absolute-form, keep-alive to the proxy, one request per upstream connection',
   async (t) => {
     const web = await webServer();
     t.teardown(() => web.server.close());
@@ -273,8 +273,8 @@ t.test(
     t.equal(web.requests.length, 4);
     t.match(
       web.requests[0],
-      new RegExp(`GET /a host=direct.test:${web.port} conn=close pa=-`),
-      'origin-form path, Host kept, Connection: close',
+      new RegExp(`GET /a host=direct.test:${web.port} conn=keep-alive pa=-`),
+      'origin-form path, Host kept, Connection: keep-alive (the proxy closes it after)',
     );
     t.match(web.requests[2], new RegExp(`GET /c host=direct.test:${web.port} `), 'Host added');
     t.match(web.requests[3], new RegExp(`GET /d host=direct.test:${web.port} `), 'Host replaced');
