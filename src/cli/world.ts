@@ -187,6 +187,8 @@ export function removeDeadNetnsFiles(dir: string): string[] {
 export const DEVICE_ID_FILE = 'device-id';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+// A FIFO in the file's place must not block the open (it is then replaced as damaged).
+const O_NONBLOCK = fsConstants.O_NONBLOCK ?? 0;
 
 /**
  * The device id of the state folder `dir`, the client's `deviceId` at the edge (the real
@@ -227,7 +229,16 @@ export function stateDeviceId(dir: string, warn: (message: string) => void): str
       found = readDeviceId(file);
       if (typeof found === 'string') return found;
     }
-    renameSync(tmp, file);
+    try {
+      renameSync(tmp, file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      throw new GsaError(
+        'GSA_ERR_CONFIG',
+        `${file} is a folder, not a device id file: remove it, or give this run another --state-dir`,
+      );
+    }
     warn(`${file} was damaged (${found?.damaged ?? 'gone'}): replaced with a new device id ${id}`);
     return id;
   } finally {
@@ -239,7 +250,7 @@ export function stateDeviceId(dir: string, warn: (message: string) => void): str
 function readDeviceId(file: string): string | { damaged: string } | null {
   let fd: number;
   try {
-    fd = openSync(file, fsConstants.O_RDONLY | O_NOFOLLOW);
+    fd = openSync(file, fsConstants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;

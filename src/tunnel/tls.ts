@@ -90,8 +90,22 @@ function sanNames(cert: x509.X509Certificate): Set<string> {
   const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const out = new Set<string>();
   if (!ext) return out;
-  for (const n of ext.names.toJSON()) out.add(n.value.toLowerCase());
+  for (const n of ext.names.toJSON()) out.add(canonicalName(n.value));
   return out;
+}
+
+/**
+ * A name as written and compared: lower case; an IPv6 address in its one short form (RFC
+ * 5952: 0:0:0:0:0:0:0:1 is ::1, ::ffff:127.0.0.1 is ::ffff:7f00:1), as read back from a
+ * certificate (else a leaf for another spelling would be re-issued on every start).
+ */
+function canonicalName(n: string): string {
+  if (isIP(n) !== 6) return n.toLowerCase();
+  try {
+    return new URL(`http://[${n}]/`).hostname.slice(1, -1);
+  } catch {
+    return n.toLowerCase();
+  }
 }
 
 function fresh(cert: x509.X509Certificate): boolean {
@@ -146,7 +160,7 @@ async function loadOrCreateLocked(stateDir: string, hostnames: string[]): Promis
     cert: join(stateDir, 'cert.pem'),
     key: join(stateDir, 'key.pem'),
   };
-  const names = [...new Set([...DEFAULT_NAMES, ...hostnames.map((h) => h.toLowerCase())])];
+  const names = [...new Set([...DEFAULT_NAMES, ...hostnames.map(canonicalName)])];
 
   // CA
   let caPem = await readMaybe(files.ca);

@@ -5,6 +5,7 @@
  * traffic log (and two principals for its session limit), not the one demo device.
  * In process and on loopback; the edge, the echo server and both worlds are closed here.
  */
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
   existsSync,
@@ -128,3 +129,29 @@ t.test('two up runs with their own state folders are two devices at one edge', a
     "the edge's traffic log names each client's device",
   );
 });
+
+t.test(
+  'a FIFO in place of the device id is replaced without blocking; a folder is named',
+  { skip: process.platform === 'win32' ? 'POSIX file types' : false },
+  async (t) => {
+    const tmp = await tempDir('gsa-device-id-types-');
+    t.teardown(tmp.remove);
+    const warnings: string[] = [];
+    const fifoDir = join(tmp.dir, 'fifo');
+    mkdirSync(fifoDir);
+    execFileSync('mkfifo', [join(fifoDir, DEVICE_ID_FILE)]);
+    // Before the fix the open waited for a writer forever: `up` hung at start.
+    const id = stateDeviceId(fifoDir, (m) => warnings.push(m));
+    t.match(id, UUID);
+    t.ok(lstatSync(join(fifoDir, DEVICE_ID_FILE)).isFile(), 'the FIFO is replaced by a file');
+    t.match(warnings, [/damaged \(not a regular file\)/]);
+
+    const folderDir = join(tmp.dir, 'folder');
+    mkdirSync(join(folderDir, DEVICE_ID_FILE), { recursive: true });
+    t.throws(() => stateDeviceId(folderDir, () => {}), {
+      code: 'GSA_ERR_CONFIG',
+      message: /device-id is a folder, not a device id file: remove it/,
+    });
+    t.same(readdirSync(folderDir), [DEVICE_ID_FILE], 'no temporary file left');
+  },
+);

@@ -124,3 +124,21 @@ t.test('the certificate names --host and each --hostname', { skip }, async (t) =
     'another name does not',
   );
 });
+
+t.test('--hostname: an IP address or an ASCII DNS name, else a usage error', async (t) => {
+  const { certName } = await import('../../src/cli/commands/edge.js');
+  t.equal(certName('edge.example.test'), 'edge.example.test');
+  t.equal(certName('edge.example.test.'), 'edge.example.test', 'a final dot dropped');
+  t.equal(certName('*.example.test'), '*.example.test', 'a wildcard');
+  t.equal(certName('2001:db8::1'), '2001:db8::1');
+  t.equal(certName('10.1.2.3'), '10.1.2.3');
+  for (const bad of ['', 'a b', '127.0.0.1:8443', '-edge.test', `${'x'.repeat(64)}.test`, 'a..b']) {
+    t.throws(
+      () => certName(bad),
+      { code: 'GSA_ERR_USAGE', message: /is not an IP address or a DNS name/ },
+      JSON.stringify(bad),
+    );
+  }
+  t.throws(() => certName(`${'abcdefgh.'.repeat(28)}test`), { code: 'GSA_ERR_USAGE' }, 'over 253');
+  t.throws(() => certName('bücher.test'), { message: /in ASCII it is xn--bcher-kva\.test/ });
+});

@@ -100,3 +100,24 @@ t.test(
     }
   },
 );
+
+t.test(
+  'an IPv6 address in another spelling is covered once, not re-issued per start',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-tls-v6-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const names = ['0:0:0:0:0:0:0:1', '2001:DB8:0:0::1', '::ffff:127.0.0.1'];
+    const first = await loadOrCreateTls(dir, names);
+    const pem = await readFile(join(dir, 'cert.pem'), 'utf8');
+    const second = await loadOrCreateTls(dir, names);
+    t.equal(second.cert, first.cert, 'the leaf is kept');
+    t.equal(await readFile(join(dir, 'cert.pem'), 'utf8'), pem, 'cert.pem not rewritten');
+    const leaf = new X509Certificate(pem);
+    for (const ip of ['2001:db8::1', '::1']) t.equal(leaf.checkIP(ip), ip, `covers ${ip}`);
+    t.match(
+      leaf.subjectAltName,
+      /IP Address:0:0:0:0:0:FFFF:7F00:1/i,
+      'the mapped address as it is',
+    );
+  },
+);

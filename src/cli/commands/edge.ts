@@ -4,7 +4,9 @@
  * and egress switches; see docs/edge.md.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { domainToASCII } from 'node:url';
 import type { Command } from 'commander';
 import { isLoopbackHost } from '../../capture/listen.js';
 import { checkEdgeConfig, type EdgeFileConfig, withConfigFile } from '../../edge/config-check.js';
@@ -37,6 +39,22 @@ function readEdgeConfig(file: string): EdgeFileConfig {
     throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
   }
   return checkEdgeConfig(parseConfigText(text, file), file);
+}
+
+/**
+ * A `--hostname` as the certificate has it: an IP address, or a DNS name in ASCII (labels
+ * of letters, digits and '-', 1 to 63 bytes, at most 253 in all; `*.` first for a wildcard;
+ * a final dot dropped). Anything else is a UsageError (it would be a name no client checks).
+ */
+export function certName(v: string): string {
+  if (isIP(v) !== 0) return v;
+  const name = v.endsWith('.') ? v.slice(0, -1) : v;
+  const label = '(?!-)[A-Za-z0-9-]{1,63}(?<!-)';
+  if (name.length <= 253 && new RegExp(`^(\\*\\.)?${label}(\\.${label})*$`).test(name)) return name;
+  const ascii = /[^\x00-\x7f]/.test(v) ? domainToASCII(name) : '';
+  throw new UsageError(
+    `--hostname "${v}" is not an IP address or a DNS name (letters, digits, '-' and dots; no port)${ascii ? `: in ASCII it is ${ascii}` : ''}`,
+  );
 }
 
 export function register(program: Command): void {
@@ -77,7 +95,10 @@ export function register(program: Command): void {
       const loaded = loadTenantFile(o.tenant);
       const logFile = o.logFile ?? join(dir, 'edge-traffic.jsonl');
       // The listen address is in the certificate (not a wildcard, which no client dials).
-      const names = [...(host === '0.0.0.0' || host === '::' ? [] : [host]), ...o.hostname];
+      const names = [
+        ...(host === '0.0.0.0' || host === '::' ? [] : [host]),
+        ...o.hostname.map(certName),
+      ];
       const edge = await startEdge({
         host,
         port,

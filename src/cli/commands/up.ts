@@ -605,6 +605,12 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     const tty = o.tty !== false && (out as NodeJS.WriteStream).isTTY === true;
     let timer: NodeJS.Timeout | null = null;
     let unsub: (() => void) | null = null;
+    // --no-tty flow lines dropped since the last one printed (said with the next line, or at the end).
+    let dropped = 0;
+    const sayDropped = (): void => {
+      if (dropped > 0) say(`(${dropped} flow lines not printed: output not read)\n`);
+      dropped = 0;
+    };
     // Its reader gone (`gsa-emu up | head -3`): no more flow lines or redraws; up runs on.
     offGone = onOutputGone(out, () => {
       if (timer) clearInterval(timer);
@@ -630,15 +636,13 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     } else if (!tty && !outputGone(out)) {
       // A reader that does not keep up (stdout piped and never read): the lines past
       // MAX_PENDING_OUTPUT are dropped, not buffered without bound; the next one says so.
-      let dropped = 0;
       unsub = client.flows.onChange((rec, ev) => {
         if (ev !== 'open') return;
         if (((out as { writableLength?: number }).writableLength ?? 0) > MAX_PENDING_OUTPUT) {
           dropped++;
           return;
         }
-        if (dropped > 0) say(`(${dropped} flow lines not printed: output not read)\n`);
-        dropped = 0;
+        sayDropped();
         say(`${formatFlowLine(rec)}\n`);
       });
     }
@@ -650,6 +654,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     if (timer) clearInterval(timer);
     timer = null;
     unsub?.();
+    sayDropped();
     say('\n');
     await stopNow();
   } catch (err) {
