@@ -3,8 +3,10 @@
  * test harness that spawned `up` with stdout piped, read the banner and went on), the
  * lines must not wait in the stream's buffer without bound (the process's memory grew with
  * each flow): past 256 KiB waiting they are dropped, and the next line printed says how
- * many. Here `up` runs in-process with an output stream that does not drain until the test lets it, and a few
- * thousand SOCKS5 flows (to a closed loopback port: bypassed, refused) go through it.
+ * many; when no flow opens after the reader caught up, that count is said before `up` ends.
+ * Here `up` runs in-process with an output stream that does not drain until the test lets
+ * it (or whose backlog is simulated), and SOCKS5 flows (to a closed loopback port:
+ * bypassed, refused) go through it.
  *
  * Everything listens on 127.0.0.1 and is stopped by the test (the admin API's /shutdown).
  */
@@ -45,6 +47,50 @@ function socksConnectOnce(socks: number, port: number): Promise<number> {
   });
 }
 
+const UP_OPTIONS = {
+  socksPort: '0',
+  httpPort: 'off',
+  pacPort: 'off',
+  adminPort: '0',
+  tty: false,
+  processLookup: false,
+  exitAfter: '50',
+} as const;
+
+/** What `up` wrote to client.json once it runs: its SOCKS port and admin API. */
+async function running(dir: string): Promise<{ socksPort: number; admin: string; token: string }> {
+  let state: { socks: string; admin: string; adminToken: string } | null = null;
+  await until(() => {
+    try {
+      state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8'));
+      return true;
+    } catch {
+      return false;
+    }
+  }, 20_000);
+  // Assigned in the callback: TypeScript's narrowing does not see it.
+  const got = state as { socks: string; admin: string; adminToken: string } | null;
+  if (got === null) throw new Error('up did not start within 20 s');
+  const { socks, admin, adminToken } = got;
+  return { socksPort: Number(socks.split(':')[1]), admin, token: adminToken };
+}
+
+/** POST /shutdown to the admin API; its status code (-1: no answer). */
+function shutdown(admin: string, token: string): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const req = request(`http://${admin}/shutdown`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(-1));
+    req.end('{}');
+  });
+}
+
 t.test('up --no-tty: flow lines to an unread stdout do not pile up in memory', async (t) => {
   const tmp = await tempDir('gsa-soak-');
   t.teardown(tmp.remove);
@@ -66,30 +112,8 @@ t.test('up --no-tty: flow lines to an unread stdout do not pile up in memory', a
     catchUp();
     return out.writableLength === 0;
   };
-  const run = up(
-    {
-      stateDir: tmp.dir,
-      socksPort: '0',
-      httpPort: 'off',
-      pacPort: 'off',
-      adminPort: '0',
-      tty: false,
-      processLookup: false,
-      exitAfter: '50',
-    },
-    out,
-  );
-  let state: { socks: string; admin: string; adminToken: string } | null = null;
-  await until(() => {
-    try {
-      state = JSON.parse(readFileSync(join(tmp.dir, 'client.json'), 'utf8'));
-      return true;
-    } catch {
-      return false;
-    }
-  }, 20_000);
-  const { socks, admin, adminToken } = state!;
-  const socksPort = Number(socks.split(':')[1]);
+  const run = up({ stateDir: tmp.dir, ...UP_OPTIONS }, out);
+  const { socksPort, admin, token } = await running(tmp.dir);
   const closed = await closedPort();
   const afterBanner = out.writableLength;
 
@@ -118,18 +142,32 @@ t.test('up --no-tty: flow lines to an unread stdout do not pile up in memory', a
   await until(drained, 5000);
   t.match(text, /\n\(\d+ flow lines not printed: output not read\)\n[^\n]+\n/);
 
-  const status = await new Promise<number>((resolve) => {
-    const req = request(`http://${admin}/shutdown`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-    });
-    req.on('response', (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', () => resolve(-1));
-    req.end('{}');
-  });
+  const status = await shutdown(admin, token);
   t.ok(status >= 200 && status < 300, `shutdown accepted (${status})`);
   await run;
+});
+
+t.test('up --no-tty: flow lines dropped last are counted before up ends', async (t) => {
+  const tmp = await tempDir('gsa-dropped-');
+  t.teardown(tmp.remove);
+  let text = '';
+  const out = new Writable({
+    write: (chunk: Buffer, _enc, cb) => {
+      text += String(chunk);
+      cb();
+    },
+  });
+  // The unread backlog, as `up` sees it: large while `behind`.
+  let behind = false;
+  Object.defineProperty(out, 'writableLength', { get: () => (behind ? 1024 * 1024 : 0) });
+  const run = up({ stateDir: tmp.dir, ...UP_OPTIONS }, out);
+  const { socksPort, admin, token } = await running(tmp.dir);
+  const closed = await closedPort();
+  behind = true;
+  for (let i = 0; i < 3; i++) t.equal(await socksConnectOnce(socksPort, closed), 5);
+  behind = false; // the reader caught up; no flow opens after this
+  const status = await shutdown(admin, token);
+  t.ok(status >= 200 && status < 300, `shutdown accepted (${status})`);
+  await run;
+  t.match(text, /\(3 flow lines not printed: output not read\)/, 'the dropped lines are counted');
 });
