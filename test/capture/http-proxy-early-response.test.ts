@@ -5,16 +5,16 @@
  * the response. Raw sockets, node:http and curl clients; bypassed and tunneled flows;
  * servers on 127.0.0.1 only, each closed by its test.
  */
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { connect, createServer as netServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { HttpProxy } from '../../src/capture/http-proxy.js';
 import { decision, FakeTunnels, fakeForwarder } from '../forward/fixtures/fakes.js';
+import { curlPost, nodePost } from './early-response-helpers.js';
 import { sleep } from './helpers.js';
 
 const TUNNEL = decision({ action: 'tunnel', channel: 'internet', ruleId: 'ia' });
@@ -93,82 +93,6 @@ async function rawPost(pport: number, target: string): Promise<string> {
   }
 }
 
-/**
- * A node:http client through the proxy that sends its whole body whatever the answer (as
- * node's client does): `status body`, then any error it met, the write of the rest of its
- * body included (a reset by the proxy); settles once the request closed.
- */
-function nodePost(pport: number, target: string): Promise<string> {
-  return new Promise((resolve) => {
-    const req = httpRequest({
-      host: '127.0.0.1',
-      port: pport,
-      method: 'POST',
-      path: target,
-      headers: { 'content-length': String(SIZE) },
-      agent: false,
-    });
-    let out = '';
-    const timer = setTimeout(() => {
-      req.destroy();
-      resolve(`${out}timeout`);
-    }, 10_000);
-    let answered = false;
-    let closed = false;
-    const settle = (): void => {
-      if (!answered || !closed) return;
-      clearTimeout(timer);
-      resolve(out);
-    };
-    req.on('error', (e) => {
-      out += `error ${e.message}`;
-      answered = true;
-    });
-    req.on('close', () => {
-      closed = true;
-      settle();
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('latin1');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => {
-        out = `${res.statusCode} ${body}${out}`;
-        answered = true;
-        settle();
-      });
-      res.on('error', (e) => {
-        out += `response error ${e.message}`;
-        answered = true;
-        settle();
-      });
-    });
-    const chunk = Buffer.alloc(256 * 1024, 2);
-    let left = SIZE / chunk.length;
-    const pump = (): void => {
-      while (left > 0 && !req.destroyed) {
-        left--;
-        if (left === 0) req.end(chunk);
-        else if (!req.write(chunk)) {
-          req.once('drain', pump);
-          return;
-        }
-      }
-    };
-    pump();
-  });
-}
-
-function run(cmd: string, args: string[], ms = 15_000): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: ms, encoding: 'latin1' }, (_err, stdout, stderr) => {
-      resolve(`${stdout}${stderr}`.trim());
-    });
-  });
-}
-
 // An origin that resets is only handled for bypassed flows: through the tunnel the edge's own
 // socket to the origin meets the reset first (src/edge/egress.ts, not the proxy's part).
 for (const closes of [true, false]) {
@@ -193,7 +117,8 @@ for (const closes of [true, false]) {
       const eport = await refusing(t, closes);
       const pport = await proxyTo(t, eport);
       const outcomes: string[] = [];
-      for (let k = 0; k < 4; k++) outcomes.push(await nodePost(pport, `http://${host}:${eport}/n`));
+      for (let k = 0; k < 4; k++)
+        outcomes.push(await nodePost(pport, `http://${host}:${eport}/n`, SIZE));
       t.same(outcomes, Array(4).fill('413 too big\n'), outcomes.join(' | '));
     });
   }
@@ -205,23 +130,6 @@ t.test('curl without Expect: the 413, not a 502', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'gsa-early-')), 'body');
   writeFileSync(file, Buffer.alloc(SIZE, 0x61));
   t.teardown(() => rmSync(dirname(file), { recursive: true, force: true }));
-  const curl = async (pport: number, url: string): Promise<string> =>
-    run('curl', [
-      '-sS',
-      '--max-time',
-      '10',
-      '-x',
-      `http://127.0.0.1:${pport}`,
-      '-H',
-      'Expect:',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '--data-binary',
-      `@${file}`,
-      url,
-    ]);
   for (const [eport, label] of [
     [closing, 'closing'],
     [lingering, 'lingering'],
@@ -229,7 +137,8 @@ t.test('curl without Expect: the 413, not a 502', async (t) => {
     const pport = await proxyTo(t, eport);
     for (const [flow, host] of label === 'closing' ? FLOWS.slice(0, 1) : FLOWS) {
       const codes: string[] = [];
-      for (let k = 0; k < 3; k++) codes.push(await curl(pport, `http://${host}:${eport}/c`));
+      for (let k = 0; k < 3; k++)
+        codes.push(await curlPost(`127.0.0.1:${pport}`, `http://${host}:${eport}/c`, file));
       t.same(codes, ['413', '413', '413'], `${flow}, ${label} origin: ${codes.join(' | ')}`);
     }
   }
@@ -249,7 +158,7 @@ t.test('an origin that answers at once and reads the body as it goes gets all of
   const eport = await listen(t, server);
   const pport = await proxyTo(t, eport);
   for (const [, host] of FLOWS) {
-    t.equal(await nodePost(pport, `http://${host}:${eport}/d`), `200 read ${SIZE}`, host);
+    t.equal(await nodePost(pport, `http://${host}:${eport}/d`, SIZE), `200 read ${SIZE}`, host);
   }
 });
 
