@@ -31,7 +31,8 @@
  * it failed. A failed write does not drop a response already received (the upstream socket
  * reads on); without a response head within 500 ms it is a 502. The client's connection is
  * closed lingering: FIN after the response, the rest of its body read and dropped until it
- * closes (2 s, 64 MiB at most), so that no reset costs it the response.
+ * closes (2 s, 64 MiB at most), so that no reset costs it the response; a request or
+ * CONNECT it sends after is neither forwarded nor answered.
  *
  * Interim and trailing fields (RFC 9110 15.2, 6.5): a `102 Processing` and a `103 Early
  * Hints` from the upstream are forwarded before the final response (other 1xx have no
@@ -457,6 +458,11 @@ export class HttpProxy {
 
   private async onConnect(req: IncomingMessage, sock: Socket, head: Buffer): Promise<void> {
     sock.on('error', () => {});
+    // After a request answered early (the connection lingers): not processed, as onRequest.
+    if ((sock as Socket & { gsaLinger?: true }).gsaLinger) {
+      sock.resume();
+      return;
+    }
     if (!this.authorized(req.headers)) {
       endSoon(
         sock,
@@ -539,6 +545,13 @@ export class HttpProxy {
     res: ServerResponse,
     expectContinue: boolean,
   ): Promise<void> {
+    // A request after one answered early with `Connection: close` (the connection lingers,
+    // lingerOnClose): not processed (RFC 9112 9.6) nor answered; read and dropped until the
+    // connection closes.
+    if ((req.socket as Socket & { gsaLinger?: true }).gsaLinger) {
+      req.resume();
+      return;
+    }
     const raw = req.url ?? '';
     if (raw.startsWith('/')) {
       if (this.pacScript && servePac(req, res, this.pacScript)) return;
