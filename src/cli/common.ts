@@ -15,6 +15,7 @@ import {
 import type { ChannelName, ClientState, PlatformSpec } from '../policy/model.js';
 import { loadPlatform } from '../policy/platform.js';
 import { type LoadedTenant, loadTenantFile } from '../policy/tenant-file.js';
+import { MIB } from '../util/log-rotation.js';
 
 export interface PolicyOptions {
   tenant?: string;
@@ -212,4 +213,17 @@ export function numberOption(v: string, flag: string, r: NumberRange): number {
     throw new UsageError(`${flag} "${v}" is not ${what} ${range}`);
   }
   return n;
+}
+
+/** The largest `--log-max-size`: 1 TiB, in MiB. */
+export const MAX_LOG_MAX_MIB = 1024 * 1024;
+
+/**
+ * A `--log-max-size <MiB>` value (a config file's `logMaxSize`) in bytes: a number of MiB,
+ * fractions allowed (at least one byte), up to 1 TiB; 0 = no cap. Else a UsageError naming
+ * `flag`.
+ */
+export function logMaxBytes(v: string, flag = '--log-max-size'): number {
+  const mib = numberOption(v, flag, { unit: 'MiB', fraction: true, max: MAX_LOG_MAX_MIB });
+  return mib === 0 ? 0 : Math.max(1, Math.round(mib * MIB));
 }

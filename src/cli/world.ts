@@ -50,7 +50,9 @@ import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { GsaError, UsageError } from '../errors.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
+import { DEFAULT_LOG_MAX_BYTES } from '../util/log-rotation.js';
 import { acquirePidLock, pidAlive } from '../util/pid-lock.js';
+import { rotatingDestination } from '../util/rotating-destination.js';
 import {
   openPrivateFile,
   prepareStateDir,
@@ -80,6 +82,11 @@ export interface WorldOptions {
   /** Look up the process behind each proxy flow (default true). */
   processLookup?: boolean | undefined;
   logLevel?: string | undefined;
+  /**
+   * Bytes past which each log file (the client log, the in-process edge's traffic log) is
+   * renamed `<file>.1` and a new one begun; 0 = never. Default 1 GiB (`--log-max-size`).
+   */
+  logMaxBytes?: number | undefined;
   profilePollMs?: number | undefined;
   /** How long the HTTP proxy waits for an upstream's response head (ms; 504 after it). */
   httpResponseTimeoutMs?: number | undefined;
@@ -336,6 +343,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   }
   const logs = prepared.logs;
   const files = runFiles(dir, o.run);
+  const logMaxBytes = o.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
   // The state files of netns runs killed with SIGKILL (their namespaces: cleanupStaleNetns).
   if (o.run === 'netns') removeDeadNetnsFiles(dir);
   let unlock = (): void => {};
@@ -350,7 +358,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       );
     }
     // 0600, never through a symbolic link; the edge's log is made so before it opens it.
-    dest = pino.destination({ dest: openPrivateFile(files.clientLog), sync: false });
+    // Rotated past logMaxBytes (`<file>.1`), the new file opened as this one.
+    dest = rotatingDestination(files.clientLog, openPrivateFile(files.clientLog), logMaxBytes);
     if (!o.edge) closeSync(openPrivateFile(files.edgeLog));
     prepared.handOver();
   } catch (err) {
@@ -402,6 +411,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         connectorHosts: overlayHosts(demo.edge.connectorHosts, userHosts),
         filtering: demo.edge.filtering,
         logFile: files.edgeLog,
+        logMaxBytes,
         egress: { systemResolver: allowInternet, directIp: allowInternet },
         tls: o.edgeTls !== false,
       };

@@ -38,6 +38,7 @@ import type { Session, SessionOptions } from '../tunnel/session.js';
 import type { MetaUpdate } from '../tunnel/types.js';
 import type { HostsConfig } from '../util/hosts-map.js';
 import { listenOn } from '../util/listen.js';
+import { DEFAULT_LOG_MAX_BYTES } from '../util/log-rotation.js';
 import { packageVersion } from '../util/package.js';
 import { makeDirs } from '../util/state-dir.js';
 import { Connector } from './connector.js';
@@ -192,6 +193,11 @@ export interface EdgeOptions {
   filtering?: FilteringConfig;
   /** JSON-lines traffic log; null/undefined = memory only. */
   logFile?: string | null;
+  /**
+   * Bytes past which `logFile` is renamed `<logFile>.1` (replacing an older one) and a new
+   * file begun; 0 = never. Default 1 GiB (util/log-rotation.ts).
+   */
+  logMaxBytes?: number;
   /** Egress switches; tests and demos set both false so nothing leaves the machine. */
   egress?: Pick<EgressOptions, 'systemResolver' | 'directIp'> & { connectorDirectIp?: boolean };
   limits?: EdgeLimits;
@@ -283,6 +289,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const log = new TrafficLog({
     file: opts.logFile ?? null,
     capacity: limits.logCapacity ?? 10_000,
+    maxFileBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
   });
   const elog: EdgeLogger = opts.log ?? { info() {}, warn() {} };
   const datagramLog = new RefusalLogLimit({ perKey: 1 });

@@ -6,12 +6,14 @@
  * Contract: every record has every field of `NetworkAccessTraffic` (absent values are
  * `null`, never missing); `append()` never throws and never blocks; when the file stream
  * falls more than `maxPendingBytes` behind, lines are dropped from the file (counted in
- * `droppedLines`) but still kept in the ring.
+ * `droppedLines`) but still kept in the ring. With `maxFileBytes`, the file is rotated at
+ * that size (`<file>.1`, util/log-rotation.ts); the ring is not affected.
  */
 import { EventEmitter } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, statSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ChannelName } from '../policy/model.js';
+import { SizeRotation } from '../util/log-rotation.js';
 import { makeDirs } from '../util/state-dir.js';
 
 export type TrafficType = 'internet' | 'private' | 'microsoft365';
@@ -129,6 +131,11 @@ export interface TrafficLogOptions {
   capacity?: number;
   /** File lines buffered in memory before lines are dropped. Default 8 MiB. */
   maxPendingBytes?: number;
+  /**
+   * Bytes past which the file is renamed `<file>.1` (replacing an older one) and a new file
+   * begun; 0/undefined = never (util/log-rotation.ts).
+   */
+  maxFileBytes?: number;
 }
 
 export interface TrafficQuery {
@@ -147,9 +154,12 @@ export class TrafficLog extends EventEmitter {
   private readonly ring: (NetworkAccessTraffic | undefined)[];
   private head = 0;
   private count = 0;
-  private readonly out: WriteStream | null;
+  private out: WriteStream | null;
   private readonly maxPending: number;
   private fileOk: boolean;
+  private readonly rotation: SizeRotation | null = null;
+  /** Files rotated away whose streams still flush (close() waits for them). */
+  private readonly ending = new Set<Promise<void>>();
   /** Lines not written to the file because it fell behind or failed. */
   droppedLines = 0;
   fileErrors = 0;
@@ -163,13 +173,23 @@ export class TrafficLog extends EventEmitter {
     this.maxPending = opts.maxPendingBytes ?? 8 * 1024 * 1024;
     if (opts.file) {
       makeDirs(dirname(opts.file), 0o700, 'log folder', 'none');
-      // 0600: the log names every destination.
-      this.out = createWriteStream(opts.file, { flags: 'a', mode: 0o600 });
-      this.out.on('error', () => {
-        this.fileErrors++;
-        this.fileOk = false;
-      });
+      // 0600: the log names every destination. A regular file (or none yet) is opened
+      // here, so that its size is known before the first record; anything else (a FIFO,
+      // /dev/null) as before, by the stream, and never rotated.
+      let fd: number | undefined;
+      try {
+        const st = statSync(opts.file, { throwIfNoEntry: false });
+        if (!st || st.isFile()) fd = openSync(opts.file, 'a', 0o600);
+      } catch {} // the stream's open fails too, and says so (fileErrors)
+      this.out = this.watch(
+        fd !== undefined
+          ? createWriteStream(opts.file, { fd })
+          : createWriteStream(opts.file, { flags: 'a', mode: 0o600 }),
+      );
       this.fileOk = true;
+      if (opts.maxFileBytes && fd !== undefined) {
+        this.rotation = new SizeRotation(opts.file, opts.maxFileBytes, fd);
+      }
     } else {
       this.out = null;
       this.fileOk = false;
@@ -180,6 +200,33 @@ export class TrafficLog extends EventEmitter {
     return this.count;
   }
 
+  /** Rotations of the file that failed (its records stayed in the current file). */
+  get rotateErrors(): number {
+    return this.rotation?.errors ?? 0;
+  }
+
+  private watch(out: WriteStream): WriteStream {
+    out.on('error', () => {
+      this.fileErrors++;
+      this.fileOk = false;
+    });
+    return out;
+  }
+
+  /** Writes one line, to a new file first when it would take this one past the cap. */
+  private writeLine(line: string): void {
+    const fd = this.rotation?.before(Buffer.byteLength(line)) ?? null;
+    if (fd !== null && this.out) {
+      const old = this.out;
+      this.out = this.watch(createWriteStream(this.rotation!.file, { fd }));
+      // What the old stream still holds goes to the old file (now `.1`).
+      const done = endStream(old);
+      this.ending.add(done);
+      void done.then(() => this.ending.delete(done));
+    }
+    this.out!.write(line);
+  }
+
   append(r: NetworkAccessTraffic): void {
     this.ring[(this.head + this.count) % this.capacity] = r;
     if (this.count < this.capacity) this.count++;
@@ -187,7 +234,7 @@ export class TrafficLog extends EventEmitter {
     this.total++;
     if (this.out && this.fileOk) {
       if (this.out.writableLength > this.maxPending) this.droppedLines++;
-      else this.out.write(`${JSON.stringify(ordered(r))}\n`);
+      else this.writeLine(`${JSON.stringify(ordered(r))}\n`);
     } else if (this.out) {
       this.droppedLines++;
     }
@@ -234,13 +281,17 @@ export class TrafficLog extends EventEmitter {
     });
   }
 
-  /** Flushes and closes the file. */
-  close(): Promise<void> {
-    const out = this.out;
-    if (!out || out.closed || out.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      out.end(() => resolve());
-      out.once('error', () => resolve());
-    });
+  /** Flushes and closes the file (and one rotated away still flushing). */
+  async close(): Promise<void> {
+    await Promise.all([...this.ending, ...(this.out ? [endStream(this.out)] : [])]);
   }
+}
+
+/** Ends a file stream: resolves when it is flushed and closed, or failed. */
+function endStream(out: WriteStream): Promise<void> {
+  if (out.closed || out.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    out.end(() => resolve());
+    out.once('error', () => resolve());
+  });
 }

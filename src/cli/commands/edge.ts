@@ -11,11 +11,12 @@ import type { Command } from 'commander';
 import { isLoopbackHost } from '../../capture/listen.js';
 import { checkEdgeConfig, type EdgeFileConfig, withConfigFile } from '../../edge/config-check.js';
 import { startEdge } from '../../edge/server.js';
-import { ConfigError, ListenError, UsageError } from '../../errors.js';
+import { ConfigError, type ConfigIssue, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
+import { DEFAULT_LOG_MAX_BYTES } from '../../util/log-rotation.js';
 import { stateDir, stateDirAccessError } from '../../util/state-dir.js';
-import { portNumber } from '../common.js';
+import { logMaxBytes, portNumber } from '../common.js';
 import { notADirectory } from '../world.js';
 
 interface EdgeCliOptions {
@@ -26,19 +27,53 @@ interface EdgeCliOptions {
   tenant?: string;
   config?: string;
   logFile?: string;
+  logMaxSize?: string;
   allowRemote?: boolean;
   hostname: string[];
 }
 
-/** Reads `--config` and checks it (every problem at once, each by its key path). */
-function readEdgeConfig(file: string): EdgeFileConfig {
+/**
+ * Reads `--config` and checks it (every problem at once, each by its key path): the edge's
+ * keys (EdgeFileConfig), and the command's own `logMaxSize` (`--log-max-size`, in bytes).
+ */
+export function readEdgeConfig(file: string): { config: EdgeFileConfig; logMaxBytes?: number } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
   }
-  return checkEdgeConfig(parseConfigText(text, file), file);
+  const v = parseConfigText(text, file);
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('logMaxSize' in v)) {
+    return { config: checkEdgeConfig(v, file) };
+  }
+  const { logMaxSize, ...rest } = v as Record<string, unknown>;
+  const issues: ConfigIssue[] = [];
+  let bytes: number | undefined;
+  if (typeof logMaxSize === 'string' || typeof logMaxSize === 'number') {
+    try {
+      bytes = logMaxBytes(String(logMaxSize));
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      issues.push({ path: 'logMaxSize', message: e.message.replace(/^--[\w-]+ /, '') });
+    }
+  } else {
+    issues.push({
+      path: 'logMaxSize',
+      message: `must be a number of MiB, not ${JSON.stringify(logMaxSize)}`,
+    });
+  }
+  let config: EdgeFileConfig;
+  try {
+    config = checkEdgeConfig(rest, file);
+  } catch (e) {
+    if (e instanceof ConfigError && issues.length > 0) {
+      throw new ConfigError([...issues, ...e.issues], file);
+    }
+    throw e;
+  }
+  if (issues.length > 0) throw new ConfigError(issues, file);
+  return { config, ...(bytes !== undefined ? { logMaxBytes: bytes } : {}) };
 }
 
 /**
@@ -71,9 +106,13 @@ export function register(program: Command): void {
     .option('--tenant <file>', 'forwarding profiles to serve (default: the built-in tenant)')
     .option(
       '--config <file>',
-      'hostsMap, connectorHosts, filtering, egress; tenantId, tenantName for a Graph list --tenant (JSON/YAML)',
+      'hostsMap, connectorHosts, filtering, egress; tenantId, tenantName for a Graph list --tenant; logMaxSize (JSON/YAML)',
     )
     .option('--log-file <file>', 'traffic log, JSON lines (default <state-dir>/edge-traffic.jsonl)')
+    .option(
+      '--log-max-size <MiB>',
+      'rotate the traffic log at this size: renamed <file>.1, replacing an older one (default 1024; 0: never)',
+    )
     .option(
       '--allow-remote',
       'allow a non-loopback --host (the edge relays traffic: mind who can reach it)',
@@ -90,8 +129,11 @@ export function register(program: Command): void {
       if (!isLoopbackHost(host) && !o.allowRemote) {
         throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
       }
+      const flagMax = o.logMaxSize !== undefined ? logMaxBytes(o.logMaxSize) : undefined;
       const dir = stateDir(o.stateDir);
-      const cfg: EdgeFileConfig = o.config ? readEdgeConfig(o.config) : {};
+      const read = o.config ? readEdgeConfig(o.config) : { config: {} };
+      const cfg: EdgeFileConfig = read.config;
+      const logMax = flagMax ?? read.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
       const loaded = loadTenantFile(o.tenant);
       const logFile = o.logFile ?? join(dir, 'edge-traffic.jsonl');
       // The listen address is in the certificate (not a wildcard, which no client dials).
@@ -107,6 +149,7 @@ export function register(program: Command): void {
         stateDir: dir,
         tenantDoc: loaded.document,
         logFile,
+        logMaxBytes: logMax,
         ...cfg,
       }).catch((err: unknown) => {
         if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))

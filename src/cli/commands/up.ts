@@ -31,6 +31,7 @@ import {
   cliCommand,
   collect,
   localSubnetsOption,
+  logMaxBytes,
   numberOption,
   portNumber,
 } from '../common.js';
@@ -54,6 +55,8 @@ export interface UpOptions {
   edgeCa?: string;
   stateDir?: string;
   logLevel?: string;
+  /** `--log-max-size <MiB>`: each log file's cap before it is rotated (0: none). */
+  logMaxSize?: string;
   tty?: boolean;
   once?: boolean;
   exitAfter?: string;
@@ -92,6 +95,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   edgeCa: 'edgeCa',
   stateDir: 'stateDir',
   logLevel: 'logLevel',
+  logMaxSize: 'logMaxSize',
   allowInternet: 'allowInternet',
   plainEdge: 'plainEdge',
   edgeThread: 'edgeThread',
@@ -194,6 +198,7 @@ const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
   profilePoll: (v) => profilePollMs(v),
   httpResponseTimeout: (v) => httpResponseTimeoutMs(v),
   logLevel: (v) => checkUpOptions({ logLevel: v }),
+  logMaxSize: (v) => logMaxBytes(v),
   edge: (v) => edgeUrlOf(v, '--edge'),
   localSubnets: (v) => localSubnetsOption(v),
 };
@@ -236,6 +241,10 @@ export function register(program: Command): void {
     .option('--edge-ca <file>', "the remote edge's CA certificate (PEM)")
     .option('--state-dir <dir>', 'state and logs (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)')
     .option('--log-level <level>', 'client log level (trace, debug, info, warn, error)')
+    .option(
+      '--log-max-size <MiB>',
+      'rotate each log file at this size: renamed <file>.1, replacing an older one (default 1024; 0: never)',
+    )
     .option('--no-tty', 'no live table: print one line per new flow')
     .option(
       '--no-process-lookup',
@@ -438,7 +447,8 @@ function checkUpOptions(o: UpOptions) {
     o.localSubnets !== undefined ? localSubnetsOption(o.localSubnets) : undefined;
   const responseTimeoutMs =
     o.httpResponseTimeout !== undefined ? httpResponseTimeoutMs(o.httpResponseTimeout) : undefined;
-  return { host, auth, exitAfter, pollMs, tunMode, hosts, localSubnets, responseTimeoutMs };
+  const logMax = o.logMaxSize !== undefined ? logMaxBytes(o.logMaxSize) : undefined;
+  return { host, auth, exitAfter, pollMs, tunMode, hosts, localSubnets, responseTimeoutMs, logMax };
 }
 
 export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
@@ -449,7 +459,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     startFailed(o.stateDir, e);
     throw e;
   }
-  const { host, auth, exitAfter, pollMs, tunMode, hosts, localSubnets, responseTimeoutMs } =
+  const { host, auth, exitAfter, pollMs, tunMode, hosts, localSubnets, responseTimeoutMs, logMax } =
     checked;
   // With --tun the proxies are off unless a port is given.
   const proxyDefault = (v: string | undefined, d: number): string | undefined =>
@@ -508,6 +518,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       ...(localSubnets ? { localSubnets } : {}),
       processLookup: o.processLookup !== false,
       logLevel: o.logLevel,
+      ...(logMax !== undefined ? { logMaxBytes: logMax } : {}),
       profilePollMs: pollMs,
       ...(responseTimeoutMs !== undefined ? { httpResponseTimeoutMs: responseTimeoutMs } : {}),
       listen: {
