@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Edge } from '../../src/edge/server.js';
+import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import type { ChannelName } from '../../src/policy/model.js';
 import { TunnelClient } from '../../src/tunnel/client.js';
 import type { OpenMeta, TunnelStream } from '../../src/tunnel/types.js';
@@ -181,4 +182,40 @@ export function exchange(
     s.on('close', () => resolve({ bytes: Buffer.concat(chunks), reset }));
     s.end(data);
   });
+}
+
+/** A traffic-log record with every field (`networkAccessTraffic`), `over` replacing some. */
+export function trafficRecord(over: Partial<NetworkAccessTraffic> = {}): NetworkAccessTraffic {
+  return {
+    transactionId: 'tx',
+    connectionId: 'c',
+    sessionId: 's',
+    createdDateTime: '2026-05-01T10:00:00.000Z',
+    endDateTime: '2026-05-01T10:00:01.000Z',
+    tenantId: 't',
+    userId: 'u',
+    userPrincipalName: 'u@t',
+    deviceId: 'd',
+    trafficType: 'internet',
+    sourceIp: '127.0.0.1',
+    sourcePort: 5000,
+    destinationIp: '127.0.0.1',
+    destinationPort: 443,
+    destinationFQDN: 'www.contoso.test',
+    destinationUrl: null,
+    transportProtocol: 'tcp',
+    sentBytes: 10,
+    receivedBytes: 20,
+    action: 'allow',
+    policyId: null,
+    policyName: null,
+    policyRuleId: null,
+    policyRuleName: null,
+    agentVersion: 'x',
+    initiatingProcessName: null,
+    operationStatus: 'success',
+    failureReason: null,
+    privateAccessDetails: null,
+    ...over,
+  };
 }

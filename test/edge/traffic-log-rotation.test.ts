@@ -11,39 +11,10 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startEdge } from '../../src/edge/server.js';
 import { type NetworkAccessTraffic, TrafficLog } from '../../src/edge/traffic-log.js';
+import { trafficRecord } from './helpers.js';
 
 function rec(i: number): NetworkAccessTraffic {
-  return {
-    transactionId: `tx${String(i).padStart(4, '0')}`,
-    connectionId: 'c',
-    sessionId: 's',
-    createdDateTime: '2026-05-01T10:00:00.000Z',
-    endDateTime: '2026-05-01T10:00:01.000Z',
-    tenantId: 't',
-    userId: 'u',
-    userPrincipalName: 'u@t',
-    deviceId: 'd',
-    trafficType: 'internet',
-    sourceIp: '127.0.0.1',
-    sourcePort: 5000,
-    destinationIp: '127.0.0.1',
-    destinationPort: 443,
-    destinationFQDN: 'www.contoso.test',
-    destinationUrl: null,
-    transportProtocol: 'tcp',
-    sentBytes: 10,
-    receivedBytes: 20,
-    action: 'allow',
-    policyId: null,
-    policyName: null,
-    policyRuleId: null,
-    policyRuleName: null,
-    agentVersion: 'x',
-    initiatingProcessName: null,
-    operationStatus: 'success',
-    failureReason: null,
-    privateAccessDetails: null,
-  };
+  return trafficRecord({ transactionId: `tx${String(i).padStart(4, '0')}` });
 }
 
 /** One record's line length in the file (every record here has the same). */

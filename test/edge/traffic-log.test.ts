@@ -4,47 +4,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { FilterSyntaxError, parseFilter } from '../../src/edge/odata-filter.js';
-import {
-  type NetworkAccessTraffic,
-  TRAFFIC_FIELDS,
-  TrafficLog,
-} from '../../src/edge/traffic-log.js';
+import { TRAFFIC_FIELDS, TrafficLog } from '../../src/edge/traffic-log.js';
 import { ConfigError } from '../../src/errors.js';
+import { trafficRecord } from './helpers.js';
 
-function rec(over: Partial<NetworkAccessTraffic> = {}): NetworkAccessTraffic {
-  return {
-    transactionId: 'tx',
-    connectionId: 'c',
-    sessionId: 's',
-    createdDateTime: '2026-05-01T10:00:00.000Z',
-    endDateTime: '2026-05-01T10:00:01.000Z',
-    tenantId: 't',
-    userId: 'u',
-    userPrincipalName: 'u@t',
-    deviceId: 'd',
-    trafficType: 'internet',
-    sourceIp: '127.0.0.1',
-    sourcePort: 5000,
-    destinationIp: '127.0.0.1',
-    destinationPort: 443,
-    destinationFQDN: 'www.contoso.test',
-    destinationUrl: null,
-    transportProtocol: 'tcp',
-    sentBytes: 10,
-    receivedBytes: 20,
-    action: 'allow',
-    policyId: null,
-    policyName: null,
-    policyRuleId: null,
-    policyRuleName: null,
-    agentVersion: 'x',
-    initiatingProcessName: null,
-    operationStatus: 'success',
-    failureReason: null,
-    privateAccessDetails: null,
-    ...over,
-  };
-}
+const rec = trafficRecord;
 
 t.test('ring is bounded and newest first', async (t) => {
   const log = new TrafficLog({ capacity: 5 });
