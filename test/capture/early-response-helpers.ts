@@ -1,10 +1,14 @@
 /**
- * Clients for the early-response tests (an upstream answering while the body is still
+ * Clients, origins' listener and the proxy for the early-response tests (an upstream answering while the body is still
  * being sent, RFC 9112 9.6): node:http and curl POSTs of a large body through the HTTP
  * proxy on 127.0.0.1.
  */
 import { execFile } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
+import { once } from 'node:events';
+import { request as httpRequest, type Server } from 'node:http';
+import type { Test } from 'tap';
+import { HttpProxy } from '../../src/capture/http-proxy.js';
+import { decision, FakeTunnels, fakeForwarder } from '../forward/fixtures/fakes.js';
 
 /**
  * A node:http client through the proxy that sends its whole body whatever the answer (as
@@ -86,4 +90,39 @@ export function curlPost(proxy: string, url: string, file: string): Promise<stri
       resolve(`${out}${err}`.trim());
     });
   });
+}
+
+export const TUNNEL = decision({ action: 'tunnel', channel: 'internet', ruleId: 'ia' });
+export const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
+
+/** `server` listening on 127.0.0.1 (any port), closed at the test's end; its port. */
+export async function listen(t: Test, server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return (server.address() as { port: number }).port;
+}
+
+/**
+ * The proxy over a forwarder: tunnel.test goes through the (fake) tunnel to `port`,
+ * direct.test directly to 127.0.0.1; closed at the test's end.
+ */
+export async function proxyTo(t: Test, port: number): Promise<{ pport: number; proxy: HttpProxy }> {
+  const tunnels = new FakeTunnels();
+  tunnels.behaviour = { kind: 'connect', to: { 'tunnel.test': port } };
+  const { fwd } = fakeForwarder(
+    [{ host: 'tunnel.test', decision: TUNNEL }, { decision: BYPASS }],
+    { 'direct.test': '127.0.0.1' },
+    { tunnels, openTimeoutMs: 1000 },
+  );
+  const proxy = new HttpProxy({ forwarder: fwd, port: 0, responseTimeoutMs: 5000 });
+  const { port: pport } = await proxy.listen();
+  t.teardown(async () => {
+    await proxy.close();
+    fwd.close();
+  });
+  return { pport, proxy };
 }

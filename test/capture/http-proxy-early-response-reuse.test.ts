@@ -6,25 +6,12 @@
  * Servers on 127.0.0.1 only, each closed by its test.
  */
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
-import { HttpProxy } from '../../src/capture/http-proxy.js';
-import { decision, FakeTunnels, fakeForwarder } from '../forward/fixtures/fakes.js';
+import type { HttpProxy } from '../../src/capture/http-proxy.js';
+import { listen, proxyTo } from './early-response-helpers.js';
 import { sleep } from './helpers.js';
-
-const TUNNEL = decision({ action: 'tunnel', channel: 'internet', ruleId: 'ia' });
-const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
-
-async function listen(t: Test, server: Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return (server.address() as { port: number }).port;
-}
 
 /** An origin that answers /big 413 at once, anything else `ok <path>`; `seen`: its requests. */
 function origin(t: Test, seen: string[]): Promise<number> {
@@ -41,24 +28,12 @@ function origin(t: Test, seen: string[]): Promise<number> {
   return listen(t, server);
 }
 
-/** The proxy (tunnel.test through the fake tunnel) and when its side of its next client connection closed. */
-async function proxyTo(
+/** The proxy (early-response-helpers.ts) and when its side of its next client connection closed. */
+async function proxyClosing(
   t: Test,
   port: number,
 ): Promise<{ pport: number; proxy: HttpProxy; closedAt: () => number }> {
-  const tunnels = new FakeTunnels();
-  tunnels.behaviour = { kind: 'connect', to: { 'tunnel.test': port } };
-  const { fwd } = fakeForwarder(
-    [{ host: 'tunnel.test', decision: TUNNEL }, { decision: BYPASS }],
-    { 'direct.test': '127.0.0.1' },
-    { tunnels, openTimeoutMs: 1000 },
-  );
-  const proxy = new HttpProxy({ forwarder: fwd, port: 0, responseTimeoutMs: 5000 });
-  const { port: pport } = await proxy.listen();
-  t.teardown(async () => {
-    await proxy.close();
-    fwd.close();
-  });
+  const { pport, proxy } = await proxyTo(t, port);
   let at = 0;
   proxy.server.once('connection', (s: Socket) =>
     s.once('close', () => {
@@ -97,7 +72,7 @@ for (const host of ['direct.test', 'tunnel.test']) {
     for (const next of ['GET', 'CONNECT'] as const) {
       const seen: string[] = [];
       const eport = await origin(t, seen);
-      const { pport, proxy, closedAt } = await proxyTo(t, eport);
+      const { pport, proxy, closedAt } = await proxyClosing(t, eport);
       const c = await raw(t, pport);
       const body = 64 * 1024;
       c.s.write(
@@ -123,7 +98,7 @@ for (const host of ['direct.test', 'tunnel.test']) {
   t.test(`${host}: a request pipelined behind a body answered early`, async (t) => {
     const seen: string[] = [];
     const eport = await origin(t, seen);
-    const { pport, closedAt } = await proxyTo(t, eport);
+    const { pport, closedAt } = await proxyClosing(t, eport);
     const c = await raw(t, pport);
     // 16 MiB with a GET right behind it: the 413 comes while the body is in flight.
     const body = 16 * 1024 * 1024;
@@ -142,7 +117,7 @@ for (const host of ['direct.test', 'tunnel.test']) {
   t.test(`${host}: a body read whole keeps the connection for the next request`, async (t) => {
     const seen: string[] = [];
     const eport = await origin(t, seen);
-    const { pport } = await proxyTo(t, eport);
+    const { pport } = await proxyClosing(t, eport);
     const c = await raw(t, pport);
     c.s.write(
       `POST http://${host}:${eport}/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello`,

@@ -7,33 +7,19 @@
  */
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { connect, createServer as netServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
-import { HttpProxy } from '../../src/capture/http-proxy.js';
-import { decision, FakeTunnels, fakeForwarder } from '../forward/fixtures/fakes.js';
-import { curlPost, nodePost } from './early-response-helpers.js';
+import { curlPost, listen, nodePost, proxyTo } from './early-response-helpers.js';
 import { sleep } from './helpers.js';
 
-const TUNNEL = decision({ action: 'tunnel', channel: 'internet', ruleId: 'ia' });
-const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
 const SIZE = 16 * 1024 * 1024;
 const FLOWS = [
   ['bypassed', 'direct.test'],
   ['tunneled', 'tunnel.test'],
 ] as const;
-
-async function listen(t: Test, server: Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return (server.address() as { port: number }).port;
-}
 
 /**
  * A node:http origin answering 413 at once. `closes`: with `Connection: close` (node then
@@ -46,24 +32,6 @@ function refusing(t: Test, closes: boolean): Promise<number> {
     req.resume();
   });
   return listen(t, server);
-}
-
-/** The proxy over a forwarder: tunnel.test goes through the (fake) tunnel to `port`. */
-async function proxyTo(t: Test, port: number): Promise<number> {
-  const tunnels = new FakeTunnels();
-  tunnels.behaviour = { kind: 'connect', to: { 'tunnel.test': port } };
-  const { fwd } = fakeForwarder(
-    [{ host: 'tunnel.test', decision: TUNNEL }, { decision: BYPASS }],
-    { 'direct.test': '127.0.0.1' },
-    { tunnels, openTimeoutMs: 1000 },
-  );
-  const proxy = new HttpProxy({ forwarder: fwd, port: 0, responseTimeoutMs: 5000 });
-  const { port: pport } = await proxy.listen();
-  t.teardown(async () => {
-    await proxy.close();
-    fwd.close();
-  });
-  return pport;
 }
 
 /**
@@ -103,7 +71,7 @@ for (const closes of [true, false]) {
   for (const [flow, host] of closes ? FLOWS.slice(0, 1) : FLOWS) {
     t.test(`raw client, ${flow}: an origin that answers 413 and ${kind}`, async (t) => {
       const eport = await refusing(t, closes);
-      const pport = await proxyTo(t, eport);
+      const { pport } = await proxyTo(t, eport);
       const outcomes: string[] = [];
       for (let k = 0; k < 4; k++) {
         const got = await rawPost(pport, `http://${host}:${eport}/big`);
@@ -118,7 +86,7 @@ for (const closes of [true, false]) {
 
     t.test(`node:http client, ${flow}: an origin that answers 413 and ${kind}`, async (t) => {
       const eport = await refusing(t, closes);
-      const pport = await proxyTo(t, eport);
+      const { pport } = await proxyTo(t, eport);
       const outcomes: string[] = [];
       for (let k = 0; k < 4; k++)
         outcomes.push(await nodePost(pport, `http://${host}:${eport}/n`, SIZE));
@@ -137,7 +105,7 @@ t.test('curl without Expect: the 413, not a 502', async (t) => {
     [closing, 'closing'],
     [lingering, 'lingering'],
   ] as const) {
-    const pport = await proxyTo(t, eport);
+    const { pport } = await proxyTo(t, eport);
     for (const [flow, host] of label === 'closing' ? FLOWS.slice(0, 1) : FLOWS) {
       const codes: string[] = [];
       for (let k = 0; k < 3; k++)
@@ -159,7 +127,7 @@ t.test('an origin that answers at once and reads the body as it goes gets all of
     req.on('end', () => res.end(`read ${n}`));
   });
   const eport = await listen(t, server);
-  const pport = await proxyTo(t, eport);
+  const { pport } = await proxyTo(t, eport);
   for (const [, host] of FLOWS) {
     t.equal(await nodePost(pport, `http://${host}:${eport}/d`, SIZE), `200 read ${SIZE}`, host);
   }
@@ -180,7 +148,7 @@ t.test('an upstream that resets without a response: 502 naming the failure', asy
     server.close();
   });
   const eport = (server.address() as { port: number }).port;
-  const pport = await proxyTo(t, eport);
+  const { pport } = await proxyTo(t, eport);
   const started = Date.now();
   const got = await rawPost(pport, `http://direct.test:${eport}/r`, /upstream error: [^\n]*\n/);
   t.match(got, /^HTTP\/1\.1 502 Bad Gateway\r\n[\s\S]*connection: close[\s\S]*upstream error: /);
