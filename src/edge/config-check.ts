@@ -212,12 +212,17 @@ function checkEgress(v: unknown, issues: ConfigIssue[]): void {
  * The parsed text of an edge config file, checked (see the contract above). `file` names
  * the file in the ConfigError.
  */
-export function checkEdgeConfig(v: unknown, file?: string): EdgeFileConfig {
+export function checkEdgeConfig(
+  v: unknown,
+  file?: string,
+  /** Keys the command reads itself (`gsa-emu edge`'s `logMaxSize`): let through, listed. */
+  commandKeys: readonly string[] = [],
+): EdgeFileConfig {
   if (!isObject(v)) {
     throw new ConfigError([{ path: '', message: `must be an object, not ${show(v)}` }], file);
   }
   const issues: ConfigIssue[] = [];
-  unknownKeys(v, '', EDGE_CONFIG_KEYS, issues);
+  unknownKeys(v, '', [...EDGE_CONFIG_KEYS, ...commandKeys], issues);
   if (v.hostsMap !== undefined) checkHosts(v.hostsMap, 'hostsMap', issues);
   if (v.connectorHosts !== undefined) checkHosts(v.connectorHosts, 'connectorHosts', issues);
   if (v.filtering !== undefined) checkFiltering(v.filtering, issues);

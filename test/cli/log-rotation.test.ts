@@ -158,4 +158,12 @@ t.test('bad values are usage errors; config keys are said of the file', async (t
     config: { tenantName: 'Fabrikam' },
     logMaxBytes: 2 * 1024 * 1024,
   });
+  // An unknown key's message lists logMaxSize with the edge's own keys, with or without it.
+  for (const doc of [{ logMaxSize: 2, tenantNam: 'x' }, { tenantNam: 'x' }]) {
+    await writeFile(edgeCfg, JSON.stringify(doc));
+    t.throws(() => readEdgeConfig(edgeCfg), {
+      name: 'ConfigError',
+      message: /tenantNam: unknown key \(known: hostsMap, .*tenantName, logMaxSize\)/,
+    });
+  }
 });

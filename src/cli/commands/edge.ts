@@ -32,6 +32,9 @@ interface EdgeCliOptions {
   hostname: string[];
 }
 
+/** The `--config` keys `gsa-emu edge` reads itself, besides the edge's own. */
+const EDGE_COMMAND_KEYS = ['logMaxSize'];
+
 /**
  * Reads `--config` and checks it (every problem at once, each by its key path): the edge's
  * keys (EdgeFileConfig), and the command's own `logMaxSize` (`--log-max-size`, in bytes).
@@ -45,7 +48,7 @@ export function readEdgeConfig(file: string): { config: EdgeFileConfig; logMaxBy
   }
   const v = parseConfigText(text, file);
   if (typeof v !== 'object' || v === null || Array.isArray(v) || !('logMaxSize' in v)) {
-    return { config: checkEdgeConfig(v, file) };
+    return { config: checkEdgeConfig(v, file, EDGE_COMMAND_KEYS) };
   }
   const { logMaxSize, ...rest } = v as Record<string, unknown>;
   const issues: ConfigIssue[] = [];
@@ -65,7 +68,7 @@ export function readEdgeConfig(file: string): { config: EdgeFileConfig; logMaxBy
   }
   let config: EdgeFileConfig;
   try {
-    config = checkEdgeConfig(rest, file);
+    config = checkEdgeConfig(rest, file, EDGE_COMMAND_KEYS);
   } catch (e) {
     if (e instanceof ConfigError && issues.length > 0) {
       throw new ConfigError([...issues, ...e.issues], file);
