@@ -55,7 +55,7 @@ function bootId(): string {
 }
 
 /** Field 22 of /proc/<pid>/stat (start time after boot, in clock ticks), or null. */
-function startTicks(pid: number): number | null {
+export function startTicks(pid: number): number | null {
   if (process.platform !== 'linux' || !Number.isInteger(pid) || pid <= 0) return null;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

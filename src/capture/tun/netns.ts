@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { TunUnavailableError } from '../../errors.js';
-import { pidAlive, processStartId } from '../../util/pid-lock.js';
+import { pidAlive, startTicks } from '../../util/pid-lock.js';
 import { openTun, type PacketDevice } from './device.js';
 import { createTunStack, type TunStack, type TunStackOptions } from './stack.js';
 
@@ -137,8 +137,8 @@ export function harnessUnavailable(): string | null {
  * that a later process reusing the pid is not taken for its owner. Without /proc: no `s<start>`.
  */
 function defaultNetnsName(rand: string): string {
-  const ticks = processStartId(process.pid)?.split(':').pop();
-  return `${NETNS_PREFIX}${process.pid}-${ticks ? `s${ticks}-` : ''}${rand}`;
+  const ticks = startTicks(process.pid);
+  return `${NETNS_PREFIX}${process.pid}-${ticks !== null ? `s${ticks}-` : ''}${rand}`;
 }
 
 /** Create the namespace, its TUN (created inside it), address, routes and resolv.conf. */
@@ -219,11 +219,11 @@ function installExitHook(): void {
  * process now holding the pid started then (not a later one that reused the pid). A name
  * without it (older gsa-emu, a name given by the caller): the pid alone.
  */
-export function netnsOwnerAlive(pid: number, startTicks: string | undefined): boolean {
+export function netnsOwnerAlive(pid: number, ticks: string | undefined): boolean {
   if (!pidAlive(pid)) return false;
-  if (startTicks === undefined) return true;
-  const now = processStartId(pid);
-  return now === null || now.split(':').pop() === startTicks;
+  if (ticks === undefined) return true;
+  const now = startTicks(pid);
+  return now === null || String(now) === ticks;
 }
 
 /**
