@@ -282,6 +282,9 @@ function swallowWriteErrors(s: Duplex, onFail: (err: Error) => void): void {
   }
 }
 
+/** Client connections closing lingering (lingerOnClose): nothing more on them is processed. */
+const lingering = new WeakSet<Socket>();
+
 /**
  * Lingering close (RFC 9112 9.6) of a client connection answered with `Connection: close`
  * before its request body was read whole. node:http closes such a connection as soon as the
@@ -291,9 +294,9 @@ function swallowWriteErrors(s: Duplex, onFail: (err: Error) => void): void {
  * client closes its side, for at most LINGER_MS and LINGER_BYTES, and then closes.
  */
 function lingerOnClose(sock: Socket): void {
-  const s = sock as Socket & { destroySoon: () => void; gsaLinger?: true };
-  if (s.gsaLinger || sock.destroyed) return;
-  s.gsaLinger = true;
+  const s = sock as Socket & { destroySoon: () => void };
+  if (lingering.has(sock) || sock.destroyed) return;
+  lingering.add(sock);
   s.destroySoon = () => {
     if (sock.destroyed) return;
     if (!sock.writableEnded) sock.end();
@@ -459,7 +462,7 @@ export class HttpProxy {
   private async onConnect(req: IncomingMessage, sock: Socket, head: Buffer): Promise<void> {
     sock.on('error', () => {});
     // After a request answered early (the connection lingers): not processed, as onRequest.
-    if ((sock as Socket & { gsaLinger?: true }).gsaLinger) {
+    if (lingering.has(sock)) {
       sock.resume();
       return;
     }
@@ -548,7 +551,7 @@ export class HttpProxy {
     // A request after one answered early with `Connection: close` (the connection lingers,
     // lingerOnClose): not processed (RFC 9112 9.6) nor answered; read and dropped until the
     // connection closes.
-    if ((req.socket as Socket & { gsaLinger?: true }).gsaLinger) {
+    if (lingering.has(req.socket)) {
       req.resume();
       return;
     }
