@@ -2,7 +2,9 @@
  * The client's local admin API (node:http, JSON, 127.0.0.1 only):
  *
  *   GET  /status     state line, channels up/down, tiles
- *   GET  /flows      the Traffic table (active and recently closed flows)
+ *   GET  /flows[?n=<count>][&active=1]
+ *                    the Traffic table (active and recently closed flows, oldest first):
+ *                    the last n only, active ones only (a bad value is a 400)
  *   GET  /hostnames  hostname acquisition (TUN mode's DNS table; empty in SOCKS mode)
  *   GET  /profile    forwarding profile rules grouped by profile
  *   GET  /health     health checks
@@ -235,8 +237,13 @@ export async function startAdminApi(
     switch (path) {
       case '/status':
         return json(res, 200, client.status());
-      case '/flows':
-        return json(res, 200, { flows: client.flows.list() });
+      case '/flows': {
+        const q = flowsQuery(new URLSearchParams(query));
+        if (typeof q === 'string') return json(res, 400, { error: 'bad_request', message: q });
+        const all = client.flows.list();
+        const picked = q.active ? all.filter((f) => f.status === 'Active') : all;
+        return json(res, 200, { flows: q.n === undefined ? picked : picked.slice(-q.n) });
+      }
       case '/hostnames':
         return json(res, 200, { hostnames: opts.hostnames ? opts.hostnames() : [] });
       case '/profile':
@@ -471,4 +478,27 @@ export function metrics(client: RunningClient): string {
   lines.push('# TYPE gsa_client_classifier_rules gauge');
   lines.push(`gsa_client_classifier_rules ${client.classifier.size}`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * GET /flows's query: `n` (a whole number from 1, the last n flows) and `active` (1|0,
+ * true|false); an error message for a value that would otherwise be silently ignored.
+ */
+export function flowsQuery(q: URLSearchParams): { n?: number; active: boolean } | string {
+  for (const key of q.keys()) {
+    if (key !== 'n' && key !== 'active')
+      return `unknown parameter ${key}: give n=<count>, active=1`;
+  }
+  const out: { n?: number; active: boolean } = { active: false };
+  const n = q.get('n');
+  if (n !== null) {
+    if (!/^[1-9][0-9]{0,8}$/.test(n)) return `n=${n}: give a whole number of flows from 1`;
+    out.n = Number(n);
+  }
+  const active = q.get('active') ?? '0';
+  if (!['0', '1', 'false', 'true'].includes(active)) {
+    return `active=${active}: give active=1 (or true) for active flows only, 0 (or false) for all`;
+  }
+  out.active = active === '1' || active === 'true';
+  return out;
 }
