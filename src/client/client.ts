@@ -708,6 +708,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tokenExpiresAt: edgeApi.lastTokenExpiresAt(),
         tokenError,
         listeners: addresses,
+        tunCapture: opts.hostnames !== undefined,
         activeFlows: flows.activeCount,
       }),
       localSubnets: [...localSubnets],

@@ -101,6 +101,8 @@ export interface StatusInput {
   tokenExpiresAt?: number | null;
   tokenError: string | null;
   listeners: Record<string, string | null>;
+  /** TUN capture is on (the client has a hostname table). */
+  tunCapture?: boolean;
   activeFlows: number;
 }
 
@@ -201,6 +203,11 @@ export function statusView(i: StatusInput): StatusView {
   if (snap.tiles.private.visible && !snap.toggles.private) notes.push('Private Access is disabled');
   if (snap.tiles.internet.visible && !snap.toggles.internet)
     notes.push('Internet Access is disabled');
+  if (!capturing(i.listeners, i.tunCapture === true)) {
+    notes.push(
+      'nothing captures: the SOCKS5 and HTTP proxies are off and there is no TUN, so no application reaches GSA through this client',
+    );
+  }
   if (i.tokenAt === null && i.tokenError) notes.push(`Entra: ${i.tokenError}`);
   else if (i.tokenAt !== null && tokenExpired(i)) notes.push(`Entra: ${expiredText(i)}`);
   if (i.tenant !== null && i.edgeTenantId && i.edgeTenantId !== i.tenant.tenantId) {
@@ -339,21 +346,30 @@ export interface HealthInput {
   hostnames: HostnameEntry[] | null;
 }
 
+/**
+ * Something captures traffic: TUN, or a proxy. The admin API and the PAC server alone
+ * capture nothing.
+ */
+function capturing(listeners: Record<string, string | null>, tun: boolean): boolean {
+  return (
+    tun || Object.entries(listeners).some(([k, v]) => v !== null && k !== 'admin' && k !== 'pac')
+  );
+}
+
 /** Health checks modelled on the real client's list (gsa-facts section 6). */
 export function healthChecks(i: HealthInput): HealthCheck[] {
   const out: HealthCheck[] = [];
   const add = (name: string, status: CheckStatus, detail: string) =>
     out.push({ name, status, detail });
-  // The capture services: the proxies, or TUN capture (it has a hostname table). The admin
-  // API and the PAC server alone capture nothing.
+  // The capture services: the proxies, or TUN capture (it has a hostname table).
   const running = Object.entries(i.listeners).filter(([, v]) => v !== null);
   const tun = i.hostnames !== null;
-  const capturing = tun || running.some(([k]) => k !== 'admin' && k !== 'pac');
+  const capture = capturing(i.listeners, tun);
   const listed = [...(tun ? ['TUN capture'] : []), ...running.map(([k, v]) => `${k} ${v}`)];
   add(
     'Services running',
-    capturing ? 'pass' : 'fail',
-    capturing
+    capture ? 'pass' : 'fail',
+    capture
       ? listed.join(', ')
       : `no capture: the SOCKS5 and HTTP proxies are off, no TUN${listed.length ? `; ${listed.join(', ')}` : ''}`,
   );

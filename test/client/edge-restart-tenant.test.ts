@@ -174,7 +174,7 @@ t.test('status notes a profile in force from another tenant than the edge serves
     tunnelDetail: () => 'tunnel up',
     tokenAt: Date.now(),
     tokenError: null,
-    listeners: {},
+    listeners: { socks: '127.0.0.1:1080' },
     activeFlows: 0,
   };
   const stale = statusView({ ...input, edgeTenantId: FABRIKAM.id });

@@ -34,7 +34,7 @@ async function run(t: Test, doc: object) {
   const client = await startClient({
     edge: { url: edge.url, ca: null },
     tenant: file,
-    listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: null },
+    listen: { socksPort: 0, httpPort: null, pacPort: null, adminPort: null },
     resolver: { system: false },
     processLookup: false,
     localSubnets: [],
