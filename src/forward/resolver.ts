@@ -111,6 +111,9 @@ export class Resolver {
     if (ipFamily(name) !== 0) return name;
     const h = this.fromHosts(name);
     if (h !== undefined) return h;
+    // RFC 6761 6.3: `localhost` and names under it are loopback, whatever DNS says, and also
+    // when the system resolver is off (no --allow-internet): a developer's app on localhost.
+    if (isLocalhostName(name)) return '127.0.0.1';
     if (!this.system) return null;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -126,4 +129,10 @@ export class Resolver {
       clearTimeout(timer);
     }
   }
+}
+
+/** `localhost`, `*.localhost` (any case, a trailing dot allowed): loopback by RFC 6761. */
+export function isLocalhostName(name: string): boolean {
+  const n = (name.endsWith('.') ? name.slice(0, -1) : name).toLowerCase();
+  return n === 'localhost' || n.endsWith('.localhost');
 }
