@@ -147,7 +147,7 @@ export function loadPlatform(nameOrFile: string = DEFAULT_PLATFORM): PlatformSpe
       throw new ConfigError([
         {
           path: '',
-          message: `unknown platform ${show(nameOrFile)} (built in: ${listPlatforms().join(', ')}; or give a .json/.yaml file)`,
+          message: `unknown platform ${show(nameOrFile)} (--platform, or the config key platform: built in are ${listPlatforms().join(', ')}; or give a .json/.yaml file)`,
         },
       ]);
     }
