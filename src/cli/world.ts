@@ -50,6 +50,7 @@ import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { GsaError, UsageError } from '../errors.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
+import { stateDirArg } from '../util/cli-command.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../util/log-rotation.js';
 import { acquirePidLock, pidAlive } from '../util/pid-lock.js';
 import { rotatingDestination } from '../util/rotating-destination.js';
@@ -441,6 +442,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       tenant: o.edge && o.tenant ? o.tenant : 'edge',
       // The demo user (alice@contoso.test) on this state folder's device.
       user: { deviceId },
+      commandFlags: stateDirArg(dir),
       profilePollMs: o.profilePollMs ?? 30_000,
       ...(o.clientConfig ? { clientConfig: o.clientConfig } : {}),
       ...(o.platform ? { platform: o.platform } : {}),

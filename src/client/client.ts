@@ -96,6 +96,11 @@ export interface ClientOptions {
    * non-internal IPv4 interfaces, read once at start (`interfaceSubnets`); [] for none.
    */
   localSubnets?: readonly string[];
+  /**
+   * Flags the commands the status notes suggest (`onboard`, `vpn on`) need to reach this
+   * client: ` --state-dir <dir>` when its state folder is not the default. Default none.
+   */
+  commandFlags?: string;
   user?: { userId?: string; deviceId?: string; upn?: string };
   /** Listeners. Ports: 0 picks a free one; null disables that listener. */
   listen?: {
@@ -709,6 +714,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tokenError,
         listeners: addresses,
         tunCapture: opts.hostnames !== undefined,
+        ...(opts.commandFlags ? { commandFlags: opts.commandFlags } : {}),
         activeFlows: flows.activeCount,
       }),
       localSubnets: [...localSubnets],

@@ -103,6 +103,8 @@ export interface StatusInput {
   listeners: Record<string, string | null>;
   /** TUN capture is on (the client has a hostname table). */
   tunCapture?: boolean;
+  /** Flags the commands the notes suggest need to reach this client (` --state-dir <dir>`). */
+  commandFlags?: string;
   activeFlows: number;
 }
 
@@ -192,12 +194,12 @@ export function statusView(i: StatusInput): StatusView {
   else state = 'Connected';
   if (!snap.onboarded) {
     notes.push(
-      `not onboarded (SilentOnboard is not TRUE): nothing is forwarded; \`${cliCommand()} onboard\``,
+      `not onboarded (SilentOnboard is not TRUE): nothing is forwarded; \`${cliCommand()} onboard${i.commandFlags ?? ''}\``,
     );
   }
   if (!snap.vpnOn) {
     notes.push(
-      `the VPN is off (switched off in ${snap.vpn.offVia === 'app' ? 'the app' : 'Settings'}): nothing is forwarded; \`${cliCommand()} vpn on\``,
+      `the VPN is off (switched off in ${snap.vpn.offVia === 'app' ? 'the app' : 'Settings'}): nothing is forwarded; \`${cliCommand()} vpn on${i.commandFlags ?? ''}\``,
     );
   }
   if (snap.tiles.private.visible && !snap.toggles.private) notes.push('Private Access is disabled');

@@ -4,6 +4,8 @@
  */
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
+import { shellWord } from './shell-word.js';
+import { defaultStateDir } from './state-dir.js';
 
 /**
  * How the user runs gsa-emu from a shell: `gsa-emu` when it is on their PATH (installed
@@ -27,4 +29,13 @@ export function cliCommand(
     }
   }
   return 'npx gsa-emu';
+}
+
+/**
+ * ` --state-dir <dir>` for the commands gsa-emu suggests, unless `dir` is `~/.gsa-emu` (a
+ * folder from $GSA_EMU_STATE_DIR is named too: the shell they are typed in may not have it).
+ */
+export function stateDirArg(dir: string, platform: string = process.platform): string {
+  if (dir === defaultStateDir()) return '';
+  return ` --state-dir ${shellWord(dir, platform)}`;
 }

@@ -37,3 +37,14 @@ t.test('TUN capture (a hostname table): no such note', async (t) => {
     'TUN counts as capturing',
   );
 });
+
+t.test('the commands the notes suggest carry the client flags', async (t) => {
+  const { client } = await adminWorld(
+    t,
+    { commandFlags: ' --state-dir /tmp/elsewhere' },
+    'gsa-status-capture-',
+  );
+  client.setVpn(false, 'settings');
+  const note = client.status().notes.find((n) => /VPN is off/.test(n));
+  t.match(note, /vpn on --state-dir \/tmp\/elsewhere`/, `the vpn note names the folder: ${note}`);
+});

@@ -23,9 +23,10 @@ import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
 import type { ChannelName } from '../../policy/model.js';
 import { loadPlatform } from '../../policy/platform.js';
+import { stateDirArg } from '../../util/cli-command.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { shellWord } from '../../util/shell-word.js';
-import { defaultStateDir, stateDir } from '../../util/state-dir.js';
+import { stateDir } from '../../util/state-dir.js';
 import {
   addPolicyOptions,
   cliCommand,
@@ -693,18 +694,9 @@ function withPortHint(err: ListenError): ListenError {
   return err.withHint(`choose another port with ${flag} <n> (0: any free port)`);
 }
 
-/**
- * ` --state-dir <dir>` for the commands the banner suggests, unless `dir` is `~/.gsa-emu`
- * (a folder from $GSA_EMU_STATE_DIR is named too: the shell they are typed in may not have
- * it).
- */
-export function stateDirArg(dir: string, platform: string = process.platform): string {
-  if (dir === defaultStateDir()) return '';
-  return ` --state-dir ${shellWord(dir, platform)}`;
-}
-
-// How the banner names gsa-emu: ../common.ts, where `status` finds it too.
-export { cliCommand };
+// How the banner names gsa-emu and its state folder: util/cli-command.ts, where `status`
+// and the status notes find them too.
+export { cliCommand, stateDirArg };
 
 const WILDCARD = /^(\w+:\/\/)?(0\.0\.0\.0|\[::\])(?=:\d)/;
 
