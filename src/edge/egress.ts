@@ -21,7 +21,7 @@ import type { InboundTunnelStream, MetaUpdate, OpenMeta, ResetCodeValue } from '
 import { ResetCode } from '../tunnel/types.js';
 import { BigReader } from '../util/big-read.js';
 import { type HostsConfig, HostsMap, type Target } from '../util/hosts-map.js';
-import { ipFamily } from '../util/ip.js';
+import { addressPort, ipFamily } from '../util/ip.js';
 import { normalizeName } from '../util/names.js';
 import { resetSocket } from '../util/reset.js';
 import type { Connector, PrivateApps } from './connector.js';
@@ -333,7 +333,7 @@ export class Egress {
         refuse(ResetCode.CONNECT_FAILED, 'allow', t);
         return;
       }
-      rec.privateAccessDetails.resolvedDestination = `${t.ip}:${t.port}`;
+      rec.privateAccessDetails.resolvedDestination = addressPort(t.ip, t.port);
       this.connectTarget(flow, t, refuse, finish);
       return;
     }
@@ -398,7 +398,8 @@ export class Egress {
     sock.connect({ host: t.ip, port: t.port, noDelay: true });
     const timer = setTimeout(() => {
       sock.destroy();
-      if (!flow.done) refuse(ResetCode.TIMEOUT, 'allow', `connect to ${t.ip}:${t.port} timed out`);
+      if (!flow.done)
+        refuse(ResetCode.TIMEOUT, 'allow', `connect to ${addressPort(t.ip, t.port)} timed out`);
     }, this.connectTimeout);
     const maybeDone = (): void => {
       if (streamClosed && sockClosed) finish();
@@ -438,7 +439,7 @@ export class Egress {
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const why = `${err.code ?? 'error'} from ${t.ip}:${t.port}`;
+      const why = `${err.code ?? 'error'} from ${addressPort(t.ip, t.port)}`;
       if (!connected) {
         if (!flow.done) refuse(ResetCode.CONNECT_FAILED, 'allow', `connect failed: ${why}`);
         return;
@@ -518,7 +519,7 @@ export class Egress {
     sock.on('error', (err: NodeJS.ErrnoException) => {
       if (closed) return;
       rec.operationStatus = 'failure';
-      rec.failureReason ??= `${err.code ?? 'error'} from ${t.ip}:${t.port}`;
+      rec.failureReason ??= `${err.code ?? 'error'} from ${addressPort(t.ip, t.port)}`;
       stream.reset(ResetCode.CONNECT_FAILED, err.code ?? 'udp error');
       close();
     });

@@ -31,7 +31,7 @@ import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js'
 import { ResetCode } from '../tunnel/types.js';
 import { BIG_READ_SIZE, BigReader } from '../util/big-read.js';
 import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
-import { ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../util/ip.js';
+import { addressPort, ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../util/ip.js';
 import { resetSocket } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
 import { type Resolver, useLocal } from './resolver.js';
@@ -605,7 +605,7 @@ export class Forwarder {
       if (reader !== null) bigReaders.set(s, reader);
       const timer = setTimeout(() => {
         s.destroy();
-        resolve({ refused: 'timeout', reason: `connect to ${ip}:${port} timed out` });
+        resolve({ refused: 'timeout', reason: `connect to ${addressPort(ip, port)} timed out` });
       }, timeoutMs);
       s.once('connect', () => {
         clearTimeout(timer);
@@ -614,7 +614,10 @@ export class Forwarder {
       });
       s.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        resolve({ refused: refusalOfError(err), reason: `${err.code ?? 'error'} ${ip}:${port}` });
+        resolve({
+          refused: refusalOfError(err),
+          reason: `${err.code ?? 'error'} ${addressPort(ip, port)}`,
+        });
       });
     });
     if ('refused' in sock) return this.refuse(rec, d, sock.refused, sock.reason);

@@ -178,3 +178,8 @@ export function unmapIPv4(ip: string): string {
   if (mapped6[0] !== 0 || mapped6[1] !== 0 || mapped6[2] !== 0xffff) return ip;
   return formatIPv4(mapped6[3]!);
 }
+
+/** `address:port`, an IPv6 address in brackets (`[::1]:443`) so the two can be told apart. */
+export function addressPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}

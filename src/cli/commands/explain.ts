@@ -11,7 +11,7 @@ import { adminCall, adminTarget } from '../../client/admin-client.js';
 import type { Explanation } from '../../client/explain.js';
 import { UsageError } from '../../errors.js';
 import type { ChannelName } from '../../policy/model.js';
-import { ipFamily, parseIPv4, parseIPv6 } from '../../util/ip.js';
+import { ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../../util/ip.js';
 import { stateDir } from '../../util/state-dir.js';
 import { parseTarget, type Target, targetText } from '../../util/target.js';
 import {
@@ -49,7 +49,9 @@ export function explain(target: Target, opts: ExplainOptions): Explanation {
   flow.proto = target.proto === 'udp' ? PROTO_UDP : PROTO_TCP;
   flow.port = target.port;
   flow.host = target.host;
-  const ip = target.ip ?? opts.ip ?? null;
+  // ::ffff:a.b.c.d is the IPv4 host, as the proxies and `explain --running` take it.
+  const given = target.ip ?? opts.ip ?? null;
+  const ip = given === null ? null : unmapIPv4(given);
   flow.family = ip ? ipFamily(ip) : 0;
   if (ip && flow.family === 0) throw new UsageError(`--ip "${ip}" is not an IP address`);
   if (flow.family === 4) flow.ip4 = parseIPv4(ip!);

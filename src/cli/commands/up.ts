@@ -387,7 +387,9 @@ function profilePollMs(v: string): number {
 
 /** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
 function checkUpOptions(o: UpOptions) {
-  const host = o.host ?? '127.0.0.1';
+  // [::1] as in a URL is the address ::1 (as `gsa-emu edge --host` takes it).
+  const rawHost = o.host ?? '127.0.0.1';
+  const host = /^\[.*\]$/.test(rawHost) ? rawHost.slice(1, -1) : rawHost;
   if ((o.user === undefined) !== (o.password === undefined)) {
     throw new UsageError('--user and --password go together');
   }
