@@ -8,8 +8,9 @@
  * could not be reached or refused, or its response could not be read (a head over
  * `maxResponseHeaderSize`, default 256 KiB), 504 timeout, 400 bad request (origin-form
  * other than /proxy.pac, https:// without CONNECT, unparsable authority), 431 headers over
- * `maxHeaderSize` (default 16 KiB), 407 when credentials are required (Basic), 501 for a
- * WebSocket upgrade through the plain proxy (other upgrades, such as h2c, are ignored).
+ * `maxHeaderSize` (default 16 KiB), 408 a request body that stopped coming (bodyTimeoutMs),
+ * 407 when credentials are required (Basic), 501 for a WebSocket upgrade through the plain
+ * proxy (other upgrades, such as h2c, are ignored).
  *
  * Plain HTTP: every proxied request gets its own upstream flow (one flow record, one
  * connection id), closed after its response (the request goes with `Connection:
@@ -23,7 +24,9 @@
  * response. A response the upstream cuts short is a TCP reset to the client, never a clean
  * end it could take for the whole. A client that closes (or half-closes) during a silent
  * response is given up after `halfCloseTimeoutMs` without a byte either way; its FIN is not
- * passed upstream.
+ * passed upstream. A request body that stops coming (no byte from the client for
+ * `bodyTimeoutMs` while it is incomplete, nginx's client_body_timeout) gets `408 Request
+ * Timeout`, or once a response is under way a closed connection; its upstream is released.
  *
  * Early final responses (RFC 9112 9.6, RFC 9110 15): a response that arrives while the
  * request body is still being sent is forwarded whole, with `Connection: close`; the body
@@ -96,6 +99,14 @@ export interface HttpProxyOptions {
   maxConnections?: number;
   /** Upstream response head timeout for plain HTTP (ms) -> 504. Default 30,000. */
   responseTimeoutMs?: number;
+  /**
+   * Plain HTTP request bodies: how long an incomplete body may go without a byte from the
+   * client (ms; the time between two reads, not the whole upload, as nginx's
+   * client_body_timeout) before the request is given up: 408, or a closed connection once a
+   * response is under way; the upstream is released. 0 = never. Default 60,000. CONNECT
+   * tunnels are opaque byte streams: not concerned.
+   */
+  bodyTimeoutMs?: number;
   /** Largest upstream response head in bytes for plain HTTP (502 above). Default 262,144. */
   maxResponseHeaderSize?: number;
   /**
@@ -341,6 +352,8 @@ export class HttpProxy {
   };
   /** PAC text served for `GET /proxy.pac` (settable once the listeners' ports are known). */
   pacScript: string | undefined;
+  /** HttpProxyOptions.bodyTimeoutMs, with its default. */
+  readonly bodyTimeoutMs: number;
   private readonly opts: HttpProxyOptions;
   private readonly tunnels = new Set<Duplex>();
   private listened: AddressInfo | null = null;
@@ -350,6 +363,7 @@ export class HttpProxy {
     assertSafeListen('HTTP proxy', opts.host ?? '127.0.0.1', opts.auth !== undefined);
     this.opts = opts;
     this.pacScript = opts.pacScript;
+    this.bodyTimeoutMs = opts.bodyTimeoutMs ?? 60_000;
     this.expected = opts.auth
       ? Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')
       : null;
@@ -698,9 +712,13 @@ export class HttpProxy {
       req.unpipe(upReq);
       req.resume();
     };
-    const fail = (status: number, body: string): void => {
+    /** Cancels the request-body idle timer, once armed (below). */
+    let cancelBody: (() => void) | null = null;
+    /** `why`: the flow's end reason (the flow table shows it). */
+    const fail = (status: number, body: string, why?: string): void => {
       if (timer) clearTimeout(timer);
-      upstream.destroy();
+      cancelBody?.();
+      upstream.destroy(why === undefined ? undefined : new Error(why));
       if (answered) {
         if (streaming && !res.writableFinished) cutShort();
         return;
@@ -715,7 +733,7 @@ export class HttpProxy {
     upReq.once('finish', () => {
       if (answered) return;
       timer = setTimeout(
-        () => fail(504, `no response from ${url.host} within ${timeoutMs} ms\n`),
+        () => fail(504, `no response from ${url.host} within ${timeoutMs / 1000} s\n`),
         timeoutMs,
       );
     });
@@ -845,6 +863,8 @@ export class HttpProxy {
     const sock = req.socket;
     const halfCloseMs = this.opts.halfCloseTimeoutMs ?? HALF_CLOSE_TIMEOUT_MS;
     let cancelHalf: (() => void) | null = null;
+    /** The client awaits a 100 Continue (Expect) it has not had: its body is not late. */
+    let continueOwed = false;
     const clientEnded = (): void => {
       if (cancelHalf !== null || res.writableFinished) return;
       cancelHalf = whenIdle(
@@ -859,6 +879,7 @@ export class HttpProxy {
     res.on('close', () => {
       if (timer) clearTimeout(timer);
       cancelHalf?.();
+      cancelBody?.();
       sock.off('end', clientEnded);
       if (!res.writableFinished) upReq.destroy();
     });
@@ -867,10 +888,12 @@ export class HttpProxy {
     // (an upstream that ignores Expect). A final answer first (413, 401) goes without a 100.
     if (expectContinue && !res.headersSent) {
       let told = false;
+      continueOwed = true;
       const go = (): void => {
         clearTimeout(wait);
         if (told || answered || res.headersSent || res.writableEnded) return;
         told = true;
+        continueOwed = false;
         res.writeContinue();
       };
       const wait = setTimeout(go, 1000);
@@ -880,8 +903,32 @@ export class HttpProxy {
     }
     req.pipe(upReq, { end: false });
     req.once('end', () => {
+      cancelBody?.();
       if (!bodyStopped) endWithTrailers(req, upReq);
     });
+    // A body that stops coming (nginx's client_body_timeout): no byte from the client for
+    // bodyTimeoutMs while the body is incomplete. Bytes to the client count too (one reading
+    // a response is not stalled; a 100 Continue restarts the wait), and so does the upstream
+    // taking more of the body. The wait is the proxy's, not the client's, while the client
+    // awaits its 100 Continue or the upstream is not taking the body (backpressure: the
+    // proxy stops reading the client). Compared when the timer fires, as the half-close.
+    const bodyMs = this.bodyTimeoutMs;
+    if (bodyMs > 0 && !req.complete) {
+      let drains = 0;
+      upReq.on('drain', () => drains++);
+      const moved = (): number => sock.bytesRead + sock.bytesWritten + drains;
+      const idle = (): void => {
+        cancelBody = null;
+        if (req.complete || bodyStopped || res.writableFinished || res.destroyed) return;
+        if (continueOwed || upReq.writableNeedDrain) {
+          cancelBody = whenIdle(moved, bodyMs, idle);
+          return;
+        }
+        const why = `request body stalled: no byte from the client for ${bodyMs / 1000} s`;
+        fail(408, `${why}\n`, why);
+      };
+      cancelBody = whenIdle(moved, bodyMs, idle);
+    }
     req.resume();
   }
 }

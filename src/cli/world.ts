@@ -91,6 +91,8 @@ export interface WorldOptions {
   profilePollMs?: number | undefined;
   /** How long the HTTP proxy waits for an upstream's response head (ms; 504 after it). */
   httpResponseTimeoutMs?: number | undefined;
+  /** How long the HTTP proxy waits for a request body's next byte (ms; 408 after it; 0: never). */
+  httpBodyTimeoutMs?: number | undefined;
   listen: NonNullable<ClientOptions['listen']>;
   /** The hostname acquisition table (TUN mode) for the admin API. */
   hostnames?: () => HostnameEntry[];
@@ -447,8 +449,17 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       ...(o.clientConfig ? { clientConfig: o.clientConfig } : {}),
       ...(o.platform ? { platform: o.platform } : {}),
       listen: o.listen,
-      ...(o.httpResponseTimeoutMs !== undefined
-        ? { limits: { httpResponseTimeoutMs: o.httpResponseTimeoutMs } }
+      ...(o.httpResponseTimeoutMs !== undefined || o.httpBodyTimeoutMs !== undefined
+        ? {
+            limits: {
+              ...(o.httpResponseTimeoutMs !== undefined
+                ? { httpResponseTimeoutMs: o.httpResponseTimeoutMs }
+                : {}),
+              ...(o.httpBodyTimeoutMs !== undefined
+                ? { httpBodyTimeoutMs: o.httpBodyTimeoutMs }
+                : {}),
+            },
+          }
         : {}),
       resolver: demo
         ? {

@@ -138,6 +138,8 @@ export interface ClientOptions {
     handshakeTimeoutMs?: number;
     /** The HTTP proxy's wait for an upstream's response head (ms; 504 after it). Default 30,000. */
     httpResponseTimeoutMs?: number;
+    /** The HTTP proxy's wait for a request body's next byte (ms; 408 after it; 0: never). Default 60,000. */
+    httpBodyTimeoutMs?: number;
     udpIdleMs?: number;
     session?: SessionOptions;
   };
@@ -618,6 +620,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
             ...(l.auth ? { auth: l.auth } : {}),
             ...(opts.limits?.httpResponseTimeoutMs
               ? { responseTimeoutMs: opts.limits.httpResponseTimeoutMs }
+              : {}),
+            ...(opts.limits?.httpBodyTimeoutMs !== undefined
+              ? { bodyTimeoutMs: opts.limits.httpBodyTimeoutMs }
               : {}),
             pacScript: script,
             log,

@@ -67,6 +67,8 @@ export interface UpOptions {
   profilePoll?: string;
   /** `--http-response-timeout <seconds>`: the HTTP proxy's wait for a response head. */
   httpResponseTimeout?: string;
+  /** `--http-body-timeout <seconds>`: the HTTP proxy's wait for a request body's next byte. */
+  httpBodyTimeout?: string;
   tun?: boolean;
   tunName?: string;
   tunSource?: string;
@@ -102,6 +104,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   edgeThread: 'edgeThread',
   profilePoll: 'profilePoll',
   httpResponseTimeout: 'httpResponseTimeout',
+  httpBodyTimeout: 'httpBodyTimeout',
   tun: 'tun',
   tunName: 'tunName',
   tunSource: 'tunSource',
@@ -198,6 +201,7 @@ const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
   adminPort: (v) => port(v, '--admin-port', 0),
   profilePoll: (v) => profilePollMs(v),
   httpResponseTimeout: (v) => httpResponseTimeoutMs(v),
+  httpBodyTimeout: (v) => httpBodyTimeoutMs(v),
   logLevel: (v) => checkUpOptions({ logLevel: v }),
   logMaxSize: (v) => logMaxBytes(v),
   edge: (v) => edgeUrlOf(v, '--edge'),
@@ -272,6 +276,10 @@ export function register(program: Command): void {
     .option(
       '--http-response-timeout <seconds>',
       "how long the HTTP proxy waits for an upstream's response head before its 504 (default 30)",
+    )
+    .option(
+      '--http-body-timeout <seconds>',
+      "how long the HTTP proxy waits for the next byte of a request's body before its 408 (default 60; 0: never)",
     )
     .option(
       '--tun',
@@ -376,6 +384,19 @@ function httpResponseTimeoutMs(v: string): number {
   return Math.max(1, Math.round(s * 1000));
 }
 
+/**
+ * `--http-body-timeout <seconds>` in ms: a number of seconds (maybe a fraction) up to node's
+ * longest timer; 0 = never.
+ */
+function httpBodyTimeoutMs(v: string): number {
+  const s = numberOption(v, '--http-body-timeout', {
+    unit: 'seconds',
+    fraction: true,
+    max: MAX_TIMER_S,
+  });
+  return s === 0 ? 0 : Math.max(1, Math.round(s * 1000));
+}
+
 /** `--profile-poll <ms>`: whole milliseconds from 100 to node's longest timer. */
 function profilePollMs(v: string): number {
   return numberOption(v, '--profile-poll', {
@@ -450,8 +471,21 @@ function checkUpOptions(o: UpOptions) {
     o.localSubnets !== undefined ? localSubnetsOption(o.localSubnets) : undefined;
   const responseTimeoutMs =
     o.httpResponseTimeout !== undefined ? httpResponseTimeoutMs(o.httpResponseTimeout) : undefined;
+  const bodyTimeoutMs =
+    o.httpBodyTimeout !== undefined ? httpBodyTimeoutMs(o.httpBodyTimeout) : undefined;
   const logMax = o.logMaxSize !== undefined ? logMaxBytes(o.logMaxSize) : undefined;
-  return { host, auth, exitAfter, pollMs, tunMode, hosts, localSubnets, responseTimeoutMs, logMax };
+  return {
+    host,
+    auth,
+    exitAfter,
+    pollMs,
+    tunMode,
+    hosts,
+    localSubnets,
+    responseTimeoutMs,
+    bodyTimeoutMs,
+    logMax,
+  };
 }
 
 export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
@@ -462,8 +496,18 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     startFailed(o.stateDir, e);
     throw e;
   }
-  const { host, auth, exitAfter, pollMs, tunMode, hosts, localSubnets, responseTimeoutMs, logMax } =
-    checked;
+  const {
+    host,
+    auth,
+    exitAfter,
+    pollMs,
+    tunMode,
+    hosts,
+    localSubnets,
+    responseTimeoutMs,
+    bodyTimeoutMs,
+    logMax,
+  } = checked;
   // With --tun the proxies are off unless a port is given.
   const proxyDefault = (v: string | undefined, d: number): string | undefined =>
     v ?? (tunMode ? 'off' : String(d));
@@ -524,6 +568,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       ...(logMax !== undefined ? { logMaxBytes: logMax } : {}),
       profilePollMs: pollMs,
       ...(responseTimeoutMs !== undefined ? { httpResponseTimeoutMs: responseTimeoutMs } : {}),
+      ...(bodyTimeoutMs !== undefined ? { httpBodyTimeoutMs: bodyTimeoutMs } : {}),
       listen: {
         host,
         socksPort: port(proxyDefault(o.socksPort, 1080), '--socks-port', 1080),

@@ -1,0 +1,118 @@
+/**
+ * `gsa-emu up --http-body-timeout <seconds>` (config key `httpBodyTimeout`): how long the
+ * HTTP proxy waits for the next byte of an incomplete request body before its 408 (default
+ * 60 s; 0 = never). A real `up` (dist/cli/main.js) proxies to a loopback upstream that waits
+ * for the whole body, from a client that sends half of it; a bad value is a usage error
+ * (exit 2), or GSA_ERR_CONFIG naming the config file's key. The upstream listens on
+ * 127.0.0.1 and is closed by the test; every process and wait is bounded in time.
+ *
+ * Needs `npm run build` (the `up` tests are skipped without dist/cli/main.js).
+ */
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import { readUpConfig } from '../../src/cli/commands/up.js';
+import { until } from '../util/wait.js';
+import { cli, skip, startUp, tempRoot } from './cli-ux-helpers.js';
+
+const { root, newDir } = await tempRoot(t);
+
+t.test('a body that stops coming gets 408 after --http-body-timeout', { skip }, async (t) => {
+  // Answers once it has the whole body, which never comes.
+  const held = new Set<Socket>();
+  let reached = '';
+  const upstream = createServer((req, res) => {
+    req.on('data', (d: Buffer) => {
+      reached += d.toString('latin1');
+    });
+    req.on('end', () => res.end('whole'));
+  });
+  upstream.on('connection', (s: Socket) => {
+    held.add(s);
+    s.on('close', () => held.delete(s));
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  t.teardown(async () => {
+    for (const s of held) s.destroy();
+    await new Promise((r) => upstream.close(r));
+  });
+  const upPort = (upstream.address() as { port: number }).port;
+  const dir = newDir();
+  const { seen, done } = startUp(t, [
+    '--state-dir',
+    dir,
+    '--socks-port',
+    'off',
+    '--http-port',
+    '0',
+    '--no-tty',
+    '--exit-after',
+    '40',
+    '--add-host',
+    'slow.test=127.0.0.1',
+    '--http-body-timeout',
+    '1.5',
+  ]);
+  t.ok(await until(() => seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
+  const http = (JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { http: string })
+    .http;
+  const [host, port] = [http.slice(0, http.lastIndexOf(':')), Number(http.split(':').pop())];
+  const s = connect({ host, port });
+  t.teardown(() => s.destroy());
+  s.on('error', () => {});
+  let got = '';
+  let closed = false;
+  s.on('data', (b: Buffer) => {
+    got += b.toString('latin1');
+  });
+  s.on('close', () => {
+    closed = true;
+  });
+  await once(s, 'connect');
+  const t0 = Date.now();
+  s.write(
+    `POST http://slow.test:${upPort}/ HTTP/1.1\r\nHost: slow.test\r\nContent-Length: 10\r\n\r\nhalf!`,
+  );
+  t.ok(await until(() => closed, 10_000), 'the proxy closes the connection');
+  const took = Date.now() - t0;
+  t.match(got, /^HTTP\/1\.1 408 Request Timeout\r\n/, '408');
+  t.match(got, /no byte from the client for 1\.5 s\n$/, 'says why');
+  t.ok(took >= 1400 && took < 6000, `after 1.5 s or so (${took} ms)`);
+  t.equal(reached, 'half!', 'the upstream got the part sent');
+  t.equal((await cli(['stop', '--state-dir', dir])).code, 0, 'gsa-emu stop stops it');
+  t.equal((await done).code, 0, 'up exits 0');
+});
+
+t.test('a bad --http-body-timeout is a usage error', { skip }, async (t) => {
+  for (const v of ['-1', 'abc', '', '1e3', '3000000']) {
+    const r = await cli([
+      'up',
+      '--once',
+      '--state-dir',
+      newDir(),
+      '--socks-port',
+      '0',
+      '--http-port',
+      '0',
+      '--http-body-timeout',
+      v,
+    ]);
+    t.equal(r.code, 2, `"${v}": exit 2`);
+    t.match(r.err, `--http-body-timeout "${v}" is not a number of seconds`, `"${v}": says why`);
+  }
+});
+
+t.test('httpBodyTimeout in the config file', async (t) => {
+  const file = join(root, 'up.json');
+  await writeFile(file, JSON.stringify({ httpBodyTimeout: 0 }));
+  t.same(readUpConfig(file), { httpBodyTimeout: '0' }, 'taken as the flag (0: never)');
+  await writeFile(file, JSON.stringify({ httpBodyTimeout: 'soon' }));
+  t.throws(() => readUpConfig(file), {
+    code: 'GSA_ERR_CONFIG',
+    message: /httpBodyTimeout: "soon" is not a number of seconds/,
+  });
+});
