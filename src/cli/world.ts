@@ -46,9 +46,10 @@ import {
   startClient,
 } from '../client/client.js';
 import { bypassSourceUsable, DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
+import { EdgeApi } from '../client/edge-api.js';
 import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
-import { GsaError, UsageError } from '../errors.js';
+import { EdgeHttpError, GsaError, UsageError } from '../errors.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { stateDirArg } from '../util/cli-command.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../util/log-rotation.js';
@@ -107,6 +108,13 @@ export interface WorldOptions {
   edgeGraceMs?: number;
   /** Run the in-process edge on a worker thread (default: on this thread). */
   edgeThread?: boolean | undefined;
+  /**
+   * The token lifetime the client asks the edge for (s; `--token-ttl`); default the edge's.
+   * One the edge refuses stops the start with a UsageError (checkTokenTtl).
+   */
+  tokenTtlSeconds?: number | undefined;
+  /** The in-process edge closes a session when its token expires (`--close-on-token-expiry`). */
+  closeOnTokenExpiry?: boolean | undefined;
   /**
    * The user's names (`--add-host`, cli/hosts-option.ts): name or `*.suffix` -> address.
    * The client resolves them (classification by address, bypassed flows); the in-process
@@ -328,6 +336,52 @@ export function notADirectory(err: unknown, dir: string): GsaError | null {
   );
 }
 
+/**
+ * `--token-ttl`: one token of that lifetime asked of the edge before the client starts. A
+ * lifetime the edge refuses (400 `invalid_request` about `ttlSeconds`: past its
+ * `--max-token-ttl`) is a UsageError with the edge's words; the client would otherwise
+ * retry every tunnel and profile poll for ever. Any other failure (an edge not up yet) is
+ * left to the client, which retries.
+ */
+export async function checkTokenTtl(
+  seconds: number,
+  edge: {
+    url: string;
+    ca: string | null;
+    deviceId: string;
+    localAddress?: string;
+    /** A remote edge (`--edge`), whose own `--max-token-ttl` could be raised. */
+    remote?: boolean;
+  },
+): Promise<void> {
+  const api = new EdgeApi({
+    url: edge.url,
+    ca: edge.ca,
+    ...(edge.localAddress ? { localAddress: edge.localAddress } : {}),
+    userId: 'token-ttl-check',
+    deviceId: edge.deviceId,
+    tokenTtlSeconds: seconds,
+    timeoutMs: 5000,
+  });
+  try {
+    await api.getToken('graph');
+  } catch (err) {
+    if (
+      err instanceof EdgeHttpError &&
+      err.status === 400 &&
+      err.graphCode === 'invalid_request' &&
+      /ttlSeconds/.test(err.message)
+    ) {
+      const said = /ttlSeconds[^"]*$/.exec(err.message)?.[0] ?? err.message;
+      throw new UsageError(
+        `--token-ttl ${seconds}: the edge ${edge.url} refuses it (${said}): give a shorter one${edge.remote ? ', or start that edge with a larger --max-token-ttl' : ''}`,
+      );
+    }
+  } finally {
+    await api.close();
+  }
+}
+
 export async function startWorld(o: WorldOptions): Promise<World> {
   // Before the lock and the log: a bad level must leave nothing behind.
   if (o.logLevel !== undefined && !LOG_LEVELS.includes(o.logLevel)) {
@@ -417,6 +471,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         logMaxBytes,
         egress: { systemResolver: allowInternet, directIp: allowInternet },
         tls: o.edgeTls !== false,
+        ...(o.closeOnTokenExpiry ? { limits: { closeOnTokenExpiry: true } } : {}),
       };
       edge = o.edgeThread
         ? await startEdgeThread(
@@ -430,6 +485,15 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       edgeCa = edge.caPem;
     }
     const source = o.sourceAddress ?? null;
+    if (o.tokenTtlSeconds !== undefined) {
+      await checkTokenTtl(o.tokenTtlSeconds, {
+        url: edgeUrl,
+        ca: edgeCa,
+        deviceId,
+        ...(o.edge && source ? { localAddress: source } : {}),
+        ...(o.edge ? { remote: true } : {}),
+      });
+    }
     // Demo: bypassed flows reach loopback servers from 127.0.0.3 where it can be bound (the
     // servers tell the path by it; Linux and Windows route all of 127/8 to loopback).
     // Otherwise the TUN host address, if any.
@@ -439,6 +503,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         url: edgeUrl,
         ca: edgeCa,
         ...(o.edge && source ? { localAddress: source } : {}),
+        ...(o.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: o.tokenTtlSeconds } : {}),
       },
       // A remote edge with a local --tenant: the file wins; otherwise the edge's profiles.
       tenant: o.edge && o.tenant ? o.tenant : 'edge',

@@ -78,6 +78,8 @@ export interface ClientOptions {
      * mode binds them to the host's address so policy routing keeps them out of the TUN.
      */
     localAddress?: string;
+    /** Token lifetime asked of the edge (s; `up --token-ttl`); default the edge's (3600). */
+    tokenTtlSeconds?: number;
   };
   /**
    * Where the forwarding profiles come from: 'edge' (default: GET and poll the edge's
@@ -320,6 +322,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     url: opts.edge.url,
     ca: opts.edge.ca ?? null,
     ...(opts.edge.localAddress ? { localAddress: opts.edge.localAddress } : {}),
+    ...(opts.edge.tokenTtlSeconds !== undefined
+      ? { tokenTtlSeconds: opts.edge.tokenTtlSeconds }
+      : {}),
     userId: user.userId ?? DEMO_USER.userId,
     deviceId: user.deviceId ?? DEMO_USER.deviceId,
     ...(upn !== undefined ? { upn } : {}),

@@ -11,8 +11,9 @@
  * ```
  *
  * Contract: `getToken` is single-flight per channel and returns the cached token until
- * `refreshAt` of its lifetime; when a refresh fails it keeps returning the old token while
- * that is still valid. `getToken(channel, { fresh: true })` drops the cached token first (the
+ * `refreshAt` of its lifetime (which ends at the earlier of `expires_in` and the token's own
+ * `exp`: tokenExpiry); when a refresh fails it keeps returning the old token while that is
+ * still valid. `getToken(channel, { fresh: true })` drops the cached token first (the
  * edge refused it) and fetches a new one. A control call the edge refuses with 401, or with
  * 403 `forged` / `wrong-tenant` (an edge restarted with another key or for another tenant),
  * is retried once with a fresh token. HTTP failures are EdgeHttpError (code
@@ -210,12 +211,12 @@ export class EdgeApi {
     if (!j || typeof j.access_token !== 'string' || typeof j.expires_in !== 'number') {
       throw new EdgeHttpError(r.status, null, 'token response without access_token / expires_in');
     }
-    const life = j.expires_in * 1000;
+    const expiresAt = tokenExpiry(j.access_token, obtainedAt, j.expires_in);
     this.tokens.set(channel, {
       token: j.access_token,
       obtainedAt,
-      expiresAt: obtainedAt + life,
-      refreshAt: obtainedAt + life * this.refreshFraction,
+      expiresAt,
+      refreshAt: obtainedAt + (expiresAt - obtainedAt) * this.refreshFraction,
     });
     const tid = tenantOfToken(j.access_token);
     if (tid !== undefined) this.opts.onTenant?.(tid);
@@ -462,6 +463,27 @@ export function withTransportHint(err: unknown, url: string): unknown {
   }
   if (text === null) return err;
   return Object.assign(new Error(text, { cause: err }), { code });
+}
+
+/**
+ * When a token fetched at `obtainedAt` (ms) with `expires_in` (s) expires (ms): the earlier
+ * of `obtainedAt + expires_in` and its own `exp` claim (read without verifying it). The
+ * edge's `exp` is whole seconds from its own clock when it issued the token (after
+ * `obtainedAt`), so the token may expire up to a second before `expires_in` says. A token
+ * without a numeric `exp`, or an `exp` not after `obtainedAt` (an edge whose clock is behind
+ * by more than the lifetime: the claim says nothing by this clock), is timed by `expires_in`.
+ */
+export function tokenExpiry(jwt: string, obtainedAt: number, expiresIn: number): number {
+  const byLife = obtainedAt + expiresIn * 1000;
+  let exp: unknown;
+  try {
+    exp = decodeJwt(jwt).exp;
+  } catch {
+    return byLife;
+  }
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return byLife;
+  const byClaim = exp * 1000;
+  return byClaim > obtainedAt && byClaim < byLife ? byClaim : byLife;
 }
 
 /** The tenant id (`tid` claim) of a JWT, read without verifying it; undefined if none. */

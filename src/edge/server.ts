@@ -174,6 +174,11 @@ export interface EdgeOptions {
   stateDir: string;
   /** Keep the signing key in stateDir (default true); false = a fresh key per start. */
   persistKey?: boolean;
+  /**
+   * The longest token lifetime (`ttlSeconds`) the token endpoint issues, in whole seconds;
+   * a longer request is refused with 400 `invalid_request`. Default 86,400.
+   */
+  maxTokenTtlSeconds?: number;
   /** Extra names for the TLS certificate (the channel host names are always added). */
   hostnames?: string[];
   /** The tenant's Graph forwarding-profile document. Default: the built-in default tenant. */
@@ -274,6 +279,15 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       },
     ]);
   }
+  const maxTtl = opts.maxTokenTtlSeconds;
+  if (maxTtl !== undefined && !(Number.isSafeInteger(maxTtl) && maxTtl >= 1)) {
+    throw new ConfigError([
+      {
+        path: 'maxTokenTtlSeconds',
+        message: `must be a whole number of seconds, at least 1, not ${maxTtl}`,
+      },
+    ]);
+  }
   const store = new TenantStore(opts.tenantDoc ?? defaultTenantDocument(), {
     ...(opts.tenantId !== undefined ? { tenantId: opts.tenantId } : {}),
     ...(opts.tenantName !== undefined ? { name: opts.tenantName } : {}),
@@ -285,7 +299,10 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     directIp: opts.egress?.connectorDirectIp ?? false,
   });
   makeDirs(opts.stateDir);
-  const issuer = await Issuer.create(opts.persistKey === false ? {} : { stateDir: opts.stateDir });
+  const issuer = await Issuer.create({
+    ...(opts.persistKey === false ? {} : { stateDir: opts.stateDir }),
+    ...(maxTtl !== undefined ? { maxTtlSeconds: maxTtl } : {}),
+  });
   const log = new TrafficLog({
     file: opts.logFile ?? null,
     capacity: limits.logCapacity ?? 10_000,

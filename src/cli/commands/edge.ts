@@ -16,7 +16,7 @@ import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../../util/log-rotation.js';
 import { stateDir, stateDirAccessError } from '../../util/state-dir.js';
-import { logMaxBytes, portNumber } from '../common.js';
+import { logMaxBytes, numberOption, portNumber } from '../common.js';
 import { notADirectory } from '../world.js';
 
 interface EdgeCliOptions {
@@ -29,17 +29,45 @@ interface EdgeCliOptions {
   logFile?: string;
   logMaxSize?: string;
   allowRemote?: boolean;
+  closeOnTokenExpiry?: boolean;
+  maxTokenTtl?: string;
   hostname: string[];
 }
 
 /** The `--config` keys `gsa-emu edge` reads itself, besides the edge's own. */
-const EDGE_COMMAND_KEYS = ['logMaxSize'];
+const EDGE_COMMAND_KEYS = ['logMaxSize', 'closeOnTokenExpiry', 'maxTokenTtl'];
+
+/** The longest token lifetime `--max-token-ttl` and `up --token-ttl` take: 365 days. */
+export const MAX_TOKEN_TTL_SECONDS = 365 * 86_400;
+
+/**
+ * A token lifetime given on the command line (`--max-token-ttl`, `up --token-ttl`) or in a
+ * config file: whole seconds from 1 to MAX_TOKEN_TTL_SECONDS; else a UsageError naming `flag`.
+ */
+export function tokenTtlSeconds(v: string, flag: string): number {
+  return numberOption(v, flag, { unit: 'seconds', min: 1, max: MAX_TOKEN_TTL_SECONDS });
+}
+
+/** What `--config` gives `gsa-emu edge`: the edge's keys, and the command's own. */
+export interface EdgeCommandConfig {
+  config: EdgeFileConfig;
+  /** `logMaxSize` (MiB), in bytes. */
+  logMaxBytes?: number;
+  /** `closeOnTokenExpiry`: as `--close-on-token-expiry`. */
+  closeOnTokenExpiry?: boolean;
+  /** `maxTokenTtl` (seconds): as `--max-token-ttl`. */
+  maxTokenTtlSeconds?: number;
+}
+
+/** YAML 1.1 booleans that YAML 1.2 (the `yaml` package) reads as strings. */
+const YAML11_BOOLEANS = /^(?:y|yes|n|no|on|off)$/i;
 
 /**
  * Reads `--config` and checks it (every problem at once, each by its key path): the edge's
- * keys (EdgeFileConfig), and the command's own `logMaxSize` (`--log-max-size`, in bytes).
+ * keys (EdgeFileConfig), and the command's own: `logMaxSize` (`--log-max-size`, in bytes),
+ * `closeOnTokenExpiry` (`--close-on-token-expiry`), `maxTokenTtl` (`--max-token-ttl`).
  */
-export function readEdgeConfig(file: string): { config: EdgeFileConfig; logMaxBytes?: number } {
+export function readEdgeConfig(file: string): EdgeCommandConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -47,24 +75,57 @@ export function readEdgeConfig(file: string): { config: EdgeFileConfig; logMaxBy
     throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
   }
   const v = parseConfigText(text, file);
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('logMaxSize' in v)) {
+  if (
+    typeof v !== 'object' ||
+    v === null ||
+    Array.isArray(v) ||
+    !EDGE_COMMAND_KEYS.some((k) => Object.hasOwn(v, k))
+  ) {
     return { config: checkEdgeConfig(v, file, EDGE_COMMAND_KEYS) };
   }
-  const { logMaxSize, ...rest } = v as Record<string, unknown>;
+  const { logMaxSize, closeOnTokenExpiry, maxTokenTtl, ...rest } = v as Record<string, unknown>;
+  const has = (k: string): boolean => Object.hasOwn(v, k);
   const issues: ConfigIssue[] = [];
-  let bytes: number | undefined;
-  if (typeof logMaxSize === 'string' || typeof logMaxSize === 'number') {
-    try {
-      bytes = logMaxBytes(String(logMaxSize));
-    } catch (e) {
-      if (!(e instanceof UsageError)) throw e;
-      issues.push({ path: 'logMaxSize', message: e.message.replace(/^--[\w-]+ /, '') });
+  const out: Omit<EdgeCommandConfig, 'config'> = {};
+  /** A flag's check of the key's value, its UsageError said of the key. */
+  const flagValue = <T>(key: string, value: unknown, what: string, check: (s: string) => T) => {
+    if (typeof value === 'string' || typeof value === 'number') {
+      try {
+        return check(String(value));
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        issues.push({ path: key, message: e.message.replace(/^--[\w-]+ /, '') });
+        return undefined;
+      }
     }
-  } else {
-    issues.push({
-      path: 'logMaxSize',
-      message: `must be a number of MiB, not ${JSON.stringify(logMaxSize)}`,
-    });
+    issues.push({ path: key, message: `must be ${what}, not ${JSON.stringify(value)}` });
+    return undefined;
+  };
+  if (has('logMaxSize')) {
+    const bytes = flagValue('logMaxSize', logMaxSize, 'a number of MiB', (s) => logMaxBytes(s));
+    if (bytes !== undefined) out.logMaxBytes = bytes;
+  }
+  if (has('closeOnTokenExpiry')) {
+    if (typeof closeOnTokenExpiry === 'boolean') out.closeOnTokenExpiry = closeOnTokenExpiry;
+    else {
+      const s = typeof closeOnTokenExpiry === 'string' ? closeOnTokenExpiry.trim() : null;
+      const hint =
+        s !== null && YAML11_BOOLEANS.test(s)
+          ? ' (YAML reads yes/no/on/off as strings: write true or false)'
+          : s !== null && /^(?:true|false)$/i.test(s)
+            ? ' (without quotes)'
+            : '';
+      issues.push({
+        path: 'closeOnTokenExpiry',
+        message: `must be true or false, not ${JSON.stringify(closeOnTokenExpiry)}${hint}`,
+      });
+    }
+  }
+  if (has('maxTokenTtl')) {
+    const ttl = flagValue('maxTokenTtl', maxTokenTtl, 'a number of seconds', (s) =>
+      tokenTtlSeconds(s, '--max-token-ttl'),
+    );
+    if (ttl !== undefined) out.maxTokenTtlSeconds = ttl;
   }
   let config: EdgeFileConfig;
   try {
@@ -76,7 +137,7 @@ export function readEdgeConfig(file: string): { config: EdgeFileConfig; logMaxBy
     throw e;
   }
   if (issues.length > 0) throw new ConfigError(issues, file);
-  return { config, ...(bytes !== undefined ? { logMaxBytes: bytes } : {}) };
+  return { config, ...out };
 }
 
 /**
@@ -109,12 +170,20 @@ export function register(program: Command): void {
     .option('--tenant <file>', 'forwarding profiles to serve (default: the built-in tenant)')
     .option(
       '--config <file>',
-      'hostsMap, connectorHosts, filtering, egress; tenantId, tenantName for a Graph list --tenant; logMaxSize (JSON/YAML)',
+      'hostsMap, connectorHosts, filtering, egress; tenantId, tenantName for a Graph list --tenant; logMaxSize, closeOnTokenExpiry, maxTokenTtl (JSON/YAML)',
     )
     .option('--log-file <file>', 'traffic log, JSON lines (default <state-dir>/edge-traffic.jsonl)')
     .option(
       '--log-max-size <MiB>',
       'rotate the traffic log at this size: renamed <file>.1, replacing an older one (default 1024; 0: never)',
+    )
+    .option(
+      '--close-on-token-expiry',
+      'close a tunnel session (code 4419) when the token it was opened with expires; the client reconnects with a fresh one',
+    )
+    .option(
+      '--max-token-ttl <seconds>',
+      `the longest token lifetime the token endpoint issues (default 86400; at most ${MAX_TOKEN_TTL_SECONDS})`,
     )
     .option(
       '--allow-remote',
@@ -133,10 +202,14 @@ export function register(program: Command): void {
         throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
       }
       const flagMax = o.logMaxSize !== undefined ? logMaxBytes(o.logMaxSize) : undefined;
+      const flagTtl =
+        o.maxTokenTtl !== undefined ? tokenTtlSeconds(o.maxTokenTtl, '--max-token-ttl') : undefined;
       const dir = stateDir(o.stateDir);
-      const read = o.config ? readEdgeConfig(o.config) : { config: {} };
+      const read: EdgeCommandConfig = o.config ? readEdgeConfig(o.config) : { config: {} };
       const cfg: EdgeFileConfig = read.config;
       const logMax = flagMax ?? read.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
+      const maxTtl = flagTtl ?? read.maxTokenTtlSeconds;
+      const closeOnExpiry = o.closeOnTokenExpiry === true || read.closeOnTokenExpiry === true;
       const loaded = loadTenantFile(o.tenant);
       const logFile = o.logFile ?? join(dir, 'edge-traffic.jsonl');
       // The listen address is in the certificate (not a wildcard, which no client dials).
@@ -153,6 +226,8 @@ export function register(program: Command): void {
         tenantDoc: loaded.document,
         logFile,
         logMaxBytes: logMax,
+        ...(maxTtl !== undefined ? { maxTokenTtlSeconds: maxTtl } : {}),
+        ...(closeOnExpiry ? { limits: { closeOnTokenExpiry: true } } : {}),
         ...cfg,
       }).catch((err: unknown) => {
         if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))
@@ -170,6 +245,11 @@ export function register(program: Command): void {
           `  JWKS        ${edge.url}/.well-known/jwks.json`,
           ...(edge.caPem ? [`  CA          ${join(dir, 'ca.pem')}`] : []),
           `  traffic log ${logFile}`,
+          ...(maxTtl !== undefined || closeOnExpiry
+            ? [
+                `  tokens      ttlSeconds at most ${maxTtl ?? 86_400}${closeOnExpiry ? '; sessions closed at token expiry (4419)' : ''}`,
+              ]
+            : []),
           'Ctrl+C to stop.',
           '',
         ].join('\n'),

@@ -39,6 +39,7 @@ import {
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { onOutputGone, outputGone } from '../stdio.js';
 import { LOG_LEVELS, startWorld, type World } from '../world.js';
+import { tokenTtlSeconds } from './edge.js';
 
 export interface UpOptions {
   config?: string;
@@ -81,6 +82,10 @@ export interface UpOptions {
   hosts?: Record<string, string>;
   /** `--local-subnets`: IPv4 CIDRs separated by commas, or `none` (default: the interfaces'). */
   localSubnets?: string;
+  /** `--token-ttl <seconds>`: the token lifetime the client asks the edge for. */
+  tokenTtl?: string;
+  /** `--close-on-token-expiry`: the in-process edge closes a session when its token expires. */
+  closeOnTokenExpiry?: boolean;
 }
 
 const CONFIG_KEYS: Record<string, keyof UpOptions> = {
@@ -113,6 +118,8 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   processLookup: 'processLookup',
   hosts: 'hosts',
   localSubnets: 'localSubnets',
+  tokenTtl: 'tokenTtl',
+  closeOnTokenExpiry: 'closeOnTokenExpiry',
 };
 
 /** Config keys that are switches (the rest are strings; numbers are taken as strings). */
@@ -123,6 +130,7 @@ const BOOLEAN_KEYS = new Set<keyof UpOptions>([
   'tun',
   'icmpOnDrop',
   'processLookup',
+  'closeOnTokenExpiry',
 ]);
 
 /**
@@ -206,6 +214,7 @@ const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
   logMaxSize: (v) => logMaxBytes(v),
   edge: (v) => edgeUrlOf(v, '--edge'),
   localSubnets: (v) => localSubnetsOption(v),
+  tokenTtl: (v) => tokenTtlSeconds(v, '--token-ttl'),
 };
 
 function port(v: string | undefined, flag: string, dflt: number): number | null {
@@ -298,6 +307,14 @@ export function register(program: Command): void {
     .option(
       '--local-subnets <cidr,...|none>',
       "the device's local IPv4 subnets, where Private Access does not tunnel IP segments (default: this host's non-internal IPv4 interfaces)",
+    )
+    .option(
+      '--token-ttl <seconds>',
+      "the token lifetime the client asks the edge for (default: the edge's, 3600); the edge must allow it (its --max-token-ttl)",
+    )
+    .option(
+      '--close-on-token-expiry',
+      'the in-process edge closes a tunnel session (code 4419) when its token expires; the client reconnects with a fresh one',
     )
     .option(
       '--add-host <name=address>',
@@ -452,10 +469,23 @@ function checkUpOptions(o: UpOptions) {
       '--tun-source and --tun-dns go with --tun and a remote --edge: with the in-process edge nothing of the emulator leaves loopback and the demo names are answered locally',
     );
   }
-  const inProcessOnly = o.plainEdge ? '--plain-edge' : o.edgeThread ? '--edge-thread' : null;
+  const inProcessOnly = o.plainEdge
+    ? '--plain-edge'
+    : o.edgeThread
+      ? '--edge-thread'
+      : o.closeOnTokenExpiry
+        ? '--close-on-token-expiry'
+        : null;
   if (inProcessOnly && o.edge) {
-    throw new UsageError(`${inProcessOnly} is for the in-process edge, not a remote --edge`);
+    const there =
+      inProcessOnly === '--close-on-token-expiry'
+        ? ' (start that edge with it: gsa-emu edge --close-on-token-expiry)'
+        : '';
+    throw new UsageError(
+      `${inProcessOnly} is for the in-process edge, not a remote --edge${there}`,
+    );
   }
+  if (o.tokenTtl !== undefined) tokenTtlSeconds(o.tokenTtl, '--token-ttl');
   if (tunMode && o.allowInternet && !o.edge) {
     throw new UsageError(
       "--tun with --allow-internet needs a remote --edge: the in-process edge's own connections to real addresses would be captured by the TUN",
@@ -561,6 +591,10 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       allowInternet: o.allowInternet,
       edgeTls: !o.plainEdge,
       edgeThread: o.edgeThread === true,
+      ...(o.tokenTtl !== undefined
+        ? { tokenTtlSeconds: tokenTtlSeconds(o.tokenTtl, '--token-ttl') }
+        : {}),
+      ...(o.closeOnTokenExpiry ? { closeOnTokenExpiry: true } : {}),
       hosts,
       ...(localSubnets ? { localSubnets } : {}),
       processLookup: o.processLookup !== false,

@@ -1,0 +1,229 @@
+/**
+ * Token renewal against a running edge, as a CI job tests it: `gsa-emu edge
+ * --close-on-token-expiry` and `gsa-emu up --edge ... --token-ttl 2` (and `up
+ * --close-on-token-expiry --token-ttl 2 --edge-thread`, the in-process edge on its thread).
+ * The edge closes each tunnel session with 4419 when its 2 s token expires; the client
+ * reconnects with a fresh token, and traffic through it still works afterwards. Everything
+ * runs on loopback (the edge's hosts map sends the test's name to a server of the test's
+ * own); the children are bounded in time and stopped by the test.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { mainJs, skip, viaHttpProxy } from '../cli/cli-ux-helpers.js';
+import { collect } from '../util/ts-child.js';
+import { until } from './helpers.js';
+
+const TTL = 2;
+
+/** A gsa-emu child, stopped with SIGINT at the end (SIGKILL past its time); its stdout so far. */
+function startCli(t: Test, args: string[]): { child: ChildProcess; seen: { out: string } } {
+  const child = spawn(process.execPath, [mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const seen = { out: '' };
+  child.stdout!.on('data', (d) => {
+    seen.out += d;
+  });
+  const done = collect(child, 90_000);
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    const r = await done;
+    if (r.err.trim() !== '') t.comment(`${args[0]} stderr: ${r.err.trim()}`);
+  });
+  return { child, seen };
+}
+
+interface LogLine {
+  time: number;
+  msg: string;
+  channel?: string;
+  code?: number;
+  status?: number;
+}
+
+/** The client log's lines about the internet channel going up or down. */
+function internetEvents(file: string): LogLine[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine)
+    .filter(
+      (l) => l.channel === 'internet' && (l.msg === 'channel up' || l.msg === 'channel down'),
+    );
+}
+
+/**
+ * Waits for `n` sessions of the internet channel to have been closed at their token's
+ * expiry, the last one renewed just now (a request made at once does not meet the next
+ * expiry), and checks the drops and how long each session lasted.
+ */
+async function renewed(t: Test, clientLog: string, n: number): Promise<void> {
+  const events = await until(
+    () => {
+      const ev = internetEvents(clientLog);
+      const closed = ev.filter((e) => e.msg === 'channel down' && e.code === 4419);
+      return closed.length >= n && ev.at(-1)?.msg === 'channel up' && ev;
+    },
+    `${n} sessions closed at token expiry (4419) and renewed`,
+    20_000,
+  );
+  const downs = events.filter((e) => e.msg === 'channel down');
+  t.ok(
+    downs.every((e) => e.code === 4419 && e.status === undefined),
+    `every drop is a close at expiry, no refused reconnect: ${JSON.stringify(downs)}`,
+  );
+  // The last session: up after its token was issued, closed at the token's exp (whole
+  // seconds, so up to a second early), never later.
+  const last = events.findLastIndex((e) => e.msg === 'channel down');
+  const lived = events[last]!.time - events[last - 1]!.time;
+  t.ok(lived > 0 && lived <= TTL * 1000 + 1000, `session lived ${lived} ms`);
+  // Each token is asked for as its session is renewed: the next close comes one token
+  // life later, to the whole second of its exp.
+  if (downs.length >= 2) {
+    const gap = downs.at(-1)!.time - downs.at(-2)!.time;
+    t.ok(gap >= (TTL - 1) * 1000 && gap <= TTL * 1000 + 1000, `closed again ${gap} ms later`);
+  }
+}
+
+/** A loopback HTTP origin answering 200 "origin". */
+async function origin(t: Test): Promise<number> {
+  const s = createServer((_req, res) => res.end('origin'));
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  t.teardown(() => new Promise<void>((r) => s.close(() => r())));
+  return (s.address() as AddressInfo).port;
+}
+
+/** The HTTP proxy address in `up`'s banner, once it is printed. */
+async function proxyOf(seen: { out: string }, child: ChildProcess): Promise<string> {
+  const m = await until(
+    () => {
+      if (child.exitCode !== null) throw new Error(`up exited ${child.exitCode}: ${seen.out}`);
+      return /Ctrl\+C to stop\./.test(seen.out) && /^HTTP proxy +(\S+)/m.exec(seen.out);
+    },
+    "up's banner",
+    30_000,
+  );
+  return m[1]!;
+}
+
+t.test(
+  'edge --close-on-token-expiry, up --edge --token-ttl 2: closed at expiry, renewed, traffic flows',
+  { skip },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-token-expiry-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const port = await origin(t);
+    const cfg = join(dir, 'edge.yaml');
+    writeFileSync(
+      cfg,
+      [
+        'hostsMap:',
+        `  www.example.com: 127.0.0.1:${port}`,
+        'egress:',
+        '  systemResolver: false',
+        '  directIp: false',
+        '',
+      ].join('\n'),
+    );
+    const edgeDir = join(dir, 'edge');
+    const edge = startCli(t, [
+      'edge',
+      '--port',
+      '0',
+      '--state-dir',
+      edgeDir,
+      '--config',
+      cfg,
+      '--close-on-token-expiry',
+      '--max-token-ttl',
+      '60',
+    ]);
+    const url = (
+      await until(
+        () => {
+          if (edge.child.exitCode !== null) throw new Error(`edge exited: ${edge.seen.out}`);
+          return /listening on (\S+)[\s\S]*Ctrl\+C to stop\./.exec(edge.seen.out);
+        },
+        "the edge's banner",
+        20_000,
+      )
+    )[1]!;
+    t.match(edge.seen.out, /sessions closed at token expiry \(4419\)/);
+
+    const upDir = join(dir, 'up');
+    const up = startCli(t, [
+      'up',
+      '--edge',
+      url,
+      '--edge-ca',
+      join(edgeDir, 'ca.pem'),
+      '--state-dir',
+      upDir,
+      '--socks-port',
+      'off',
+      '--http-port',
+      '0',
+      '--pac-port',
+      'off',
+      '--admin-port',
+      'off',
+      '--no-tty',
+      '--no-process-lookup',
+      '--exit-after',
+      '60',
+      '--token-ttl',
+      String(TTL),
+      // Classified by this address (Default Acquire 0.0.0.0/0 on TCP 80): tunneled, and the
+      // edge's hosts map sends it to the origin.
+      '--add-host',
+      'www.example.com=93.184.215.14',
+    ]);
+    const proxy = await proxyOf(up.seen, up.child);
+    for (const n of [1, 2]) {
+      await renewed(t, join(upDir, 'logs', 'client.log'), n);
+      t.equal(await viaHttpProxy(proxy, 'http://www.example.com/'), 200, `traffic after ${n}`);
+    }
+  },
+);
+
+t.test(
+  'up --close-on-token-expiry --token-ttl 2 --edge-thread: the in-process edge does the same',
+  { skip },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-token-expiry-thread-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const up = startCli(t, [
+      'up',
+      '--state-dir',
+      dir,
+      '--socks-port',
+      'off',
+      '--http-port',
+      '0',
+      '--pac-port',
+      'off',
+      '--admin-port',
+      'off',
+      '--no-tty',
+      '--no-process-lookup',
+      '--exit-after',
+      '60',
+      '--edge-thread',
+      '--close-on-token-expiry',
+      '--token-ttl',
+      String(TTL),
+    ]);
+    const proxy = await proxyOf(up.seen, up.child);
+    for (const n of [1, 2]) {
+      await renewed(t, join(dir, 'logs', 'client.log'), n);
+      t.equal(await viaHttpProxy(proxy, 'http://news.test/'), 200, `traffic after ${n}`);
+    }
+  },
+);
