@@ -18,6 +18,12 @@
  * second table, `local`, asked only when it is not empty: when it holds a passing item
  * below the winner, the flow gets the winner's decision with the local-subnet reason
  * (precomputed per subnet and possible winner).
+ *
+ * Channels that are off (`state.channels[c] === false`, a user toggle or EnableGSA): when
+ * no item decides a flow, a second, small set of tables (`OffChannelTables`, built only when
+ * an enabled Private or Internet profile's channel is off) holds those profiles' rules in
+ * the order they would decide in were the channel on; the first that matches names the
+ * cause in the no-match bypass's reason. Flows an item decides never look there.
  */
 import type {
   ClientState,
@@ -30,6 +36,7 @@ import type {
 import { parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { NO_ITEM } from './candidates.js';
 import {
+  offChannelDecisions,
   quicDecision,
   REASON_DISABLED,
   REASON_IPV6,
@@ -83,6 +90,113 @@ export function orderedEntries(tenant: TenantSpec, state: ClientState): Entry[] 
     if (active(p)) push('acquire', p, (q, r) => enabled(q) && r.action === 'forward');
   }
   return out;
+}
+
+/**
+ * The rules of enabled Private and Internet profiles whose channel is off (enabled links
+ * only), in the order they would decide in were it on: Private, then Internet bypass, then
+ * Internet forward. Microsoft rules are not among them: those of a channel that is off are
+ * "exclusive" items already.
+ */
+export function offChannelEntries(tenant: TenantSpec, state: ClientState): Entry[] {
+  const out: Entry[] = [];
+  const ch = state.channels;
+  const off = tenant.profiles.filter((p) => p.state === 'enabled' && !ch[p.type]);
+  const push = (type: string, action: RuleSpec['action'] | null) => {
+    for (const p of off) {
+      if (p.type !== type) continue;
+      for (const q of p.policies) {
+        if (q.linkState !== 'enabled') continue;
+        for (const r of q.rules) {
+          if (action === null || r.action === action) {
+            out.push({ role: 'acquire', profile: p, policy: q, rule: r });
+          }
+        }
+      }
+    }
+  };
+  push('private', null);
+  push('internet', 'bypass');
+  push('internet', 'forward');
+  return out;
+}
+
+/**
+ * Tables of `offChannelEntries`, asked only for a flow no item decides. A Private Access
+ * IPv4 destination does not cover a local subnet here either (the channel on, it would
+ * not take the flow). Allocation-free.
+ */
+class OffChannelTables {
+  readonly decisions: Decision[] = [];
+  readonly quic: Decision[] = [];
+  private readonly v4: Ip4Table | null;
+  private readonly v6: Ip6Table | null;
+  private readonly names: FqdnTable | null;
+  readonly bytes: number;
+
+  constructor(
+    entries: readonly Entry[],
+    merged: ReadonlyArray<readonly [number, number]>,
+    state: ClientState,
+  ) {
+    const itemRules: RuleSpec[] = [];
+    const v4: Range4[] = [];
+    const v6: Range6[] = [];
+    const names: NamePattern[] = [];
+    for (const e of entries) {
+      const { plain, quic } = offChannelDecisions(e.profile, e.rule, state.platform);
+      const carve = merged.length > 0 && e.profile.type === 'private';
+      for (const d of e.rule.destinations) {
+        const item = this.decisions.length;
+        this.decisions.push(plain);
+        this.quic.push(quic);
+        itemRules.push(e.rule);
+        const at = v4.length;
+        fileDestination(d, item, v4, v6, names);
+        if (carve && v4.length > at) {
+          const r = v4.pop()!;
+          carveRange(
+            r.first,
+            r.last,
+            merged,
+            (first, last) => v4.push({ first, last, item }),
+            () => {},
+          );
+        }
+      }
+    }
+    const checks = new PortProtoChecks(itemRules);
+    this.v4 = v4.length > 0 ? new Ip4Table(v4, checks) : null;
+    this.v6 = v6.length > 0 ? new Ip6Table(v6, checks) : null;
+    this.names = names.length > 0 ? new FqdnTable(names, checks) : null;
+    this.bytes = (this.v4?.bytes ?? 0) + (this.v6?.bytes ?? 0) + (this.names?.bytes ?? 0);
+  }
+
+  /** The first matching item, as in `CompiledClassifier.decide`; NONE if none. */
+  lookup(flow: Flow, pbit: number, port: number): number {
+    let best = NONE;
+    const fam = flow.family;
+    if (fam === 4) {
+      const x = flow.ip4;
+      if (this.v4 !== null && x >>> 0 === x) best = this.v4.lookup(x, pbit, port, best);
+    } else if (fam === 6 && this.v6 !== null) {
+      const w = flow.ip6;
+      if (w != null && w.length >= 4) {
+        const w0 = w[0]!;
+        const w1 = w[1]!;
+        const w2 = w[2]!;
+        const w3 = w[3]!;
+        if (w0 >>> 0 === w0 && w1 >>> 0 === w1 && w2 >>> 0 === w2 && w3 >>> 0 === w3) {
+          best = this.v6.lookup(w0, w1, w2, w3, pbit, port, best);
+        }
+      }
+    }
+    const host = flow.host;
+    if (this.names !== null && typeof host === 'string') {
+      best = this.names.lookup(host, pbit, port, best);
+    }
+    return best;
+  }
 }
 
 /** File one destination of `item` in the right table input; false if it does not parse. */
@@ -158,6 +272,8 @@ export class CompiledClassifier implements Classifier {
   /** Per local subnet: winner item (NO_ITEM: none) -> its decision with the local reason. */
   private readonly localDec: ReadonlyArray<ReadonlyMap<number, Decision>>;
   private readonly localQuic: ReadonlyArray<ReadonlyMap<number, Decision>>;
+  /** Rules of channels that are off, for the reason of a flow no item decides (null: none). */
+  private readonly off: OffChannelTables | null;
 
   constructor(tenant: TenantSpec, state: ClientState) {
     const platform = state.platform;
@@ -244,13 +360,20 @@ export class CompiledClassifier implements Classifier {
     }
     this.localDec = localDec;
     this.localQuic = localQuic;
+    const offEntries = this.anyChannel ? offChannelEntries(tenant, state) : [];
+    this.off = offEntries.length > 0 ? new OffChannelTables(offEntries, merged, state) : null;
     this.stats = {
       items: decisions.length,
       ip4Ranges: v4.length,
       ip6Ranges: v6.length,
       names: names.length,
       tableBytes:
-        this.v4.bytes + this.v6.bytes + this.names.bytes + (this.local?.bytes ?? 0) + 65536,
+        this.v4.bytes +
+        this.v6.bytes +
+        this.names.bytes +
+        (this.local?.bytes ?? 0) +
+        (this.off?.bytes ?? 0) +
+        65536,
     };
   }
 
@@ -287,9 +410,23 @@ export class CompiledClassifier implements Classifier {
       if (d !== null) return d;
     }
     if (pbit === 2 && typeof port === 'number' && this.quicPort[port] === 1) {
-      return best === NONE ? this.quicNone : this.quic[best]!;
+      if (best !== NONE) return this.quic[best]!;
+      return this.off === null ? this.quicNone : this.offChannel(flow, pbit, port, true);
     }
-    return best === NONE ? this.none : this.decisions[best]!;
+    if (best !== NONE) return this.decisions[best]!;
+    return this.off === null ? this.none : this.offChannel(flow, pbit, port, false);
+  }
+
+  /**
+   * The decision of a flow no item decides, with channels off: the no-match bypass (or its
+   * QUIC variant), naming the off channel's rule that matches first, if any. Off the common
+   * path; allocation-free.
+   */
+  private offChannel(flow: Flow, pbit: number, port: number, quic: boolean): Decision {
+    const off = this.off!;
+    const it = off.lookup(flow, pbit, port);
+    if (it === NONE) return quic ? this.quicNone : this.none;
+    return quic ? off.quic[it]! : off.decisions[it]!;
   }
 
   /**

@@ -112,6 +112,27 @@ export function ruleDecision(
   });
 }
 
+/**
+ * The decisions for a flow that no active rule decides but that `rule` would have, were the
+ * channel of its (enabled) profile on: the no-match bypass (no rule fields: the forwarder
+ * treats it as no match), with a reason that names the channel that is off; and its QUIC
+ * variant (what `quicDecision` makes of the no-match bypass, saying the same cause).
+ */
+export function offChannelDecisions(
+  profile: ProfileSpec,
+  rule: RuleSpec,
+  platform: PlatformSpec,
+): { plain: Decision; quic: Decision } {
+  const label = PROFILE_LABEL[profile.type];
+  const cause =
+    rule.action === 'forward'
+      ? `the ${label} channel is off, so ${label} rule "${rule.name}" does not tunnel it`
+      : `the ${label} channel is off; ${label} rule "${rule.name}" would bypass it anyway`;
+  const plain = staticDecision(`${cause} (goes direct)`);
+  const q = quicDecision(plain, platform);
+  return { plain, quic: q === plain ? plain : freeze({ ...q, reason: `${cause}; ${q.reason}` }) };
+}
+
 const GROUP_LABEL: Record<M365Group, string> = {
   exchange: 'Exchange Online',
   sharepoint: 'SharePoint Online and OneDrive',

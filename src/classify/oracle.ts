@@ -18,9 +18,12 @@
  *    (`localSubnetDecision`, naming the first local subnet holding the address).
  * 6. Internet profiles (enabled, channel on): first matching bypass rule, then first
  *    matching forward rule, each in rule order.
- * 7. Nothing -> bypass, channel null.
+ * 7. Nothing -> bypass, channel null. When a channel is off, the profiles of it that are
+ *    enabled are scanned as in 5 and 6 (links enabled, local subnets skipped, Private first):
+ *    the first matching rule names the cause in the reason (`offChannelDecisions`); the
+ *    decision is the same bypass.
  * Then QUIC (UDP to `platform.quic.ports`) may turn the decision of 3-7 into
- * `quic.otherwise` (see `quicDecision`).
+ * `quic.otherwise` (see `quicDecision`; the off-channel variant keeps its cause).
  *
  * A rule matches when one of its destinations matches AND its protocol list is empty or
  * holds the flow's protocol AND its port list is empty or a range holds the port; the
@@ -34,6 +37,7 @@
 import type { ChannelName, ClientState, ProfileSpec, TenantSpec } from '../policy/model.js';
 import { cmp6, parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
 import {
+  offChannelDecisions,
   quicDecision,
   REASON_DISABLED,
   REASON_IPV6,
@@ -147,6 +151,8 @@ interface OracleRule {
   /** Decision per destination, per role. */
   acquire: Decision[];
   exclusive: Decision[];
+  /** Profile enabled and its channel off: the no-match bypass naming it (plain, QUIC). */
+  off: { plain: Decision; quic: Decision } | null;
 }
 interface OraclePolicy {
   enabled: boolean;
@@ -154,6 +160,8 @@ interface OraclePolicy {
 }
 interface OracleProfile {
   active: boolean;
+  /** Enabled, but its channel is off. */
+  off: boolean;
   policies: OraclePolicy[];
 }
 
@@ -194,8 +202,10 @@ export class OracleClassifier implements Classifier {
   }
 
   private profile(p: ProfileSpec, channels: Record<ChannelName, boolean>): OracleProfile {
+    const off = p.state === 'enabled' && !channels[p.type];
     return {
       active: p.state === 'enabled' && channels[p.type],
+      off,
       policies: p.policies.map((q) => ({
         enabled: q.linkState === 'enabled',
         rules: q.rules.map((r) => {
@@ -208,6 +218,7 @@ export class OracleClassifier implements Classifier {
             dests: r.destinations.map(parseDest),
             acquire: dec('acquire'),
             exclusive: p.type === 'm365' ? dec('exclusive') : [],
+            off: off ? offChannelDecisions(p, r, this.state.platform) : null,
           };
         }),
       })),
@@ -242,6 +253,33 @@ export class OracleClassifier implements Classifier {
     return s === null ? null : { subnet: s, skipped: false };
   }
 
+  /**
+   * First matching rule (and destination index) of an enabled link in the profiles of
+   * `list` that are `which` (active, or enabled with the channel off), with `action`
+   * filter; null if none.
+   */
+  private static first(
+    list: OracleProfile[],
+    flow: Flow,
+    v: View,
+    action: 'forward' | 'bypass' | null,
+    skip: Skip | null,
+    which: 'active' | 'off',
+  ): { r: OracleRule; i: number } | null {
+    for (const p of list) {
+      if (!p[which]) continue;
+      for (const q of p.policies) {
+        if (!q.enabled) continue;
+        for (const r of q.rules) {
+          if (action !== null && r.action !== action) continue;
+          const i = OracleClassifier.match(r, flow, v, skip);
+          if (i >= 0) return { r, i };
+        }
+      }
+    }
+    return null;
+  }
+
   /** First match in the active profiles of `list`, with `action` filter; null if none. */
   private static scan(
     list: OracleProfile[],
@@ -250,21 +288,27 @@ export class OracleClassifier implements Classifier {
     action: 'forward' | 'bypass' | null,
     skip: Skip | null = null,
   ): Decision | null {
-    for (const p of list) {
-      if (!p.active) continue;
-      for (const q of p.policies) {
-        if (!q.enabled) continue;
-        for (const r of q.rules) {
-          if (action !== null && r.action !== action) continue;
-          const i = OracleClassifier.match(r, flow, v, skip);
-          if (i >= 0) return r.acquire[i]!;
-        }
-      }
-    }
-    return null;
+    const m = OracleClassifier.first(list, flow, v, action, skip, 'active');
+    return m === null ? null : m.r.acquire[m.i]!;
   }
 
-  private classify(flow: Flow): Decision {
+  /**
+   * For a flow no rule decides: the first rule of a profile whose channel is off that
+   * would have (were it on), as its no-match bypass (`quic`: the QUIC variant); else null.
+   */
+  private offChannel(flow: Flow, v: View, quic: boolean): Decision | null {
+    // With the private channel off, skipFor only makes its IPv4 destinations not match.
+    const skip = this.skipFor(v);
+    const m =
+      OracleClassifier.first(this.private_, flow, v, null, skip, 'off') ??
+      OracleClassifier.first(this.internet, flow, v, 'bypass', null, 'off') ??
+      OracleClassifier.first(this.internet, flow, v, 'forward', null, 'off');
+    if (m === null) return null;
+    return quic ? m.r.off!.quic : m.r.off!.plain;
+  }
+
+  /** The decision of steps 3-6 (before QUIC), or null when no rule decides. */
+  private classify(flow: Flow): Decision | null {
     const v = viewOf(flow);
     const m = OracleClassifier.scan(this.m365, flow, v, null);
     if (m) return m;
@@ -282,7 +326,7 @@ export class OracleClassifier implements Classifier {
       OracleClassifier.scan(this.internet, flow, v, 'bypass') ??
       OracleClassifier.scan(this.internet, flow, v, 'forward');
     if (skip?.skipped) return localSubnetDecision(d, skip.subnet.text);
-    return d ?? this.none;
+    return d;
   }
 
   /**
@@ -328,12 +372,13 @@ export class OracleClassifier implements Classifier {
     if (flow == null || typeof flow !== 'object') return this.none;
     if (flow.family === 6 && !this.acquireIPv6) return this.ipv6;
     if (!this.anyChannel) return this.disabled;
+    const platform = this.state.platform;
+    const quic = flow.proto === 17 && platform.quic.ports.includes(flow.port);
     const d = this.classify(flow);
-    const quic = this.state.platform.quic;
-    if (flow.proto === 17 && quic.ports.includes(flow.port)) {
-      return quicDecision(d, this.state.platform);
-    }
-    return d;
+    if (d !== null) return quic ? quicDecision(d, platform) : d;
+    const off = this.offChannel(flow, viewOf(flow), quic);
+    if (off !== null) return off;
+    return quic ? quicDecision(this.none, platform) : this.none;
   }
 }
 

@@ -271,7 +271,13 @@ t.test(
     t.match(decide(flow('10.1.2.3', 3389, 'udp')), { action: 'bypass', ruleId: 'ia-db' });
     decide = decider(t, contoso(), state(PLAIN, { private: false }));
     t.match(decide(flow('10.1.2.3', 3389, 'udp')), { action: 'bypass', ruleId: 'ia-db' });
-    t.match(decide(flow('app.contoso.test', 443)), { action: 'bypass', reason: REASON_NO_MATCH });
+    t.match(decide(flow('app.contoso.test', 443)), {
+      action: 'bypass',
+      channel: null,
+      ruleId: null,
+      reason:
+        'the Private Access channel is off, so Private Access rule "pa-qa" does not tunnel it (goes direct)',
+    });
   },
 );
 

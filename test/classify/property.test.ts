@@ -30,6 +30,8 @@ interface Counts {
   local: number;
   /** ... and then matched a later rule. */
   localRule: number;
+  /** Flows no active rule decided that a rule of a channel turned off would have. */
+  off: number;
 }
 
 /** Compare the two on FLOWS_PER_RUN flows of `spec` (plus a local subnet around one of its Private IPs). */
@@ -50,6 +52,7 @@ function compare(spec: TenantSpec, st0: ClientState, seed: number, n: Counts): v
       n.local++;
       if (got.ruleId !== null) n.localRule++;
     }
+    if (got.ruleId === null && / Access channel is off/.test(got.reason)) n.off++;
     if (fields(got) !== fields(want)) {
       const where = f.family === 4 ? formatIPv4(f.ip4) : f.family === 6 ? formatIPv6(f.ip6) : '-';
       throw new Error(
@@ -59,7 +62,14 @@ function compare(spec: TenantSpec, st0: ClientState, seed: number, n: Counts): v
   }
 }
 
-const counts = (): Counts => ({ flows: 0, tunnels: 0, ruleHits: 0, local: 0, localRule: 0 });
+const counts = (): Counts => ({
+  flows: 0,
+  tunnels: 0,
+  ruleHits: 0,
+  local: 0,
+  localRule: 0,
+  off: 0,
+});
 
 t.test('compiled classifier == oracle', async (t) => {
   const n = counts();
@@ -72,6 +82,7 @@ t.test('compiled classifier == oracle', async (t) => {
   t.ok(n.ruleHits > n.flows / 4, `${n.ruleHits} flows matched a rule`);
   t.ok(n.tunnels > n.flows / 20, `${n.tunnels} flows tunneled`);
   t.ok(n.local > 0, `${n.local} flows in a local subnet skipped a Private Access IP rule`);
+  t.ok(n.off > n.flows / 100, `${n.off} flows named a rule of a channel that is off`);
 });
 
 t.test('compiled classifier == oracle, Private Access IP rules and local subnets', async (t) => {
