@@ -34,7 +34,8 @@ t.test('built-in platforms', async (t) => {
 t.test('unknown names and unreadable files', async (t) => {
   t.throws(() => loadPlatform('beos'), {
     code: 'GSA_ERR_CONFIG',
-    message: /unknown platform "beos" \(--platform, or the config key platform: built in are android, ios, macos, windows/,
+    message:
+      /unknown platform "beos" \(--platform, or the config key platform: built in are android, ios, macos, windows/,
   });
   t.throws(() => loadPlatform('/nonexistent/gsa-platform.json'), {
     code: 'GSA_ERR_CONFIG',

@@ -1,4 +1,5 @@
 /** `gsa-emu status`: the running client's state, tiles and channels (admin API GET /status). */
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
   type AdminFlags,
@@ -6,7 +7,9 @@ import {
   adminCall,
   adminTarget,
   NoAdminApiError,
+  readClientState,
   readStartFailure,
+  STATE_FILE,
 } from '../../client/admin-client.js';
 import type { ClientStatusView } from '../../client/client.js';
 import { CHANNEL_LABEL, type HealthCheck, type StatusView } from '../../client/diagnostics.js';
@@ -32,6 +35,13 @@ export function localSubnetsLine(list: readonly string[] | undefined): string | 
 const WAIT_POLL_MS = 200;
 /** A start failure this long before `status --wait` was launched still counts as this run's. */
 const START_SLACK_MS = 2000;
+/**
+ * A client Connected since before `status --wait` was launched may not be the `up` launched
+ * with it: that one may still be failing (the state folder in use by the older one:
+ * GSA_ERR_BUSY). Its failure is waited for this long after launch before the older client's
+ * Connected counts.
+ */
+const LAUNCH_GRACE_MS = 1500;
 
 /** The flags that name the client (` --state-dir D`, ` --admin A --admin-token F`), for the commands suggested. */
 function addressFlags(o: AdminFlags & { stateDir?: string | undefined }): string {
@@ -118,11 +128,37 @@ async function enabledProfiles(target: AdminTarget): Promise<((c: ChannelName) =
  * your organization" (no profile enabled: an administrator may enable one, the profiles are
  * polled) it waits, and says so once through `note`, with the time it will still wait. It
  * ends at once when an `up` launched with it fails to start (its reason, from
- * `<state-dir>/up-failed.json`), when the client cannot become Connected without a user
+ * `<state-dir>/up-failed.json`; a client Connected since before this command counts only
+ * after LAUNCH_GRACE_MS without such a failure), when the client cannot become Connected without a user
  * action (`cannotConnect`: GSA_ERR_NOT_READY with the reason and the command), and when it
  * has no admin API (`--admin-port off`: GSA_ERR_ADMIN_UNREACHABLE) or the command line is
  * wrong (an unreadable --admin-token).
  */
+/**
+ * Throws GSA_ERR_NOT_READY when an `up` launched with this command (at most START_SLACK_MS
+ * before it) failed to start, also while another client of the folder is Connected (one
+ * that held the folder: the failure is GSA_ERR_BUSY).
+ */
+function startFailed(dir: string, flags: AdminFlags): void {
+  if (flags.admin !== undefined) return;
+  const failed = readStartFailure(dir);
+  if (failed && Date.parse(failed.at) >= performance.timeOrigin - START_SLACK_MS) {
+    throw new GsaError(
+      'GSA_ERR_NOT_READY',
+      `"gsa-emu up" (pid ${failed.pid}) failed to start: ${failed.message}`,
+    );
+  }
+}
+
+/** The folder's client wrote its state file before this command was launched. */
+function startedBefore(dir: string, flags: AdminFlags): boolean {
+  if (flags.admin !== undefined) return false;
+  const s = readClientState(join(dir, STATE_FILE));
+  if (s === null || s === 'garbled') return false;
+  const at = Date.parse(s.startedAt);
+  return Number.isFinite(at) && at < performance.timeOrigin;
+}
+
 async function waitConnected(
   dir: string,
   flags: AdminFlags & { stateDir?: string | undefined },
@@ -138,11 +174,22 @@ async function waitConnected(
     try {
       target = adminTarget(dir, flags);
       st = await adminCall<StatusView>(target, 'GET', '/status');
-      if (st.state === 'Connected') return st;
-      last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
+      if (st.state === 'Connected') {
+        // Unless an `up` launched with this command failed (below): this client then
+        // is another run's.
+        startFailed(dir, flags);
+        if (!startedBefore(dir, flags) || Date.now() >= performance.timeOrigin + LAUNCH_GRACE_MS) {
+          return st;
+        }
+        last = 'Connected, but started before this command';
+      } else {
+        last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
+      }
     } catch (err) {
-      // Nothing to wait for: no admin API to ask, or a command line that stays wrong.
+      // Nothing to wait for: no admin API to ask, a command line that stays wrong, or an
+      // `up` launched with this command that failed (startFailed).
       if (err instanceof NoAdminApiError || err instanceof UsageError) throw err;
+      if (err instanceof GsaError && err.code === 'GSA_ERR_NOT_READY') throw err;
       last = (err as Error).message;
     }
     if (st !== null && target !== null) {
@@ -166,16 +213,7 @@ async function waitConnected(
         );
       }
     }
-    if (flags.admin === undefined) {
-      // An `up` launched with this command (at most START_SLACK_MS before it) that failed.
-      const failed = readStartFailure(dir);
-      if (failed && Date.parse(failed.at) >= performance.timeOrigin - START_SLACK_MS) {
-        throw new GsaError(
-          'GSA_ERR_NOT_READY',
-          `"gsa-emu up" (pid ${failed.pid}) failed to start: ${failed.message}`,
-        );
-      }
-    }
+    startFailed(dir, flags);
     const left = deadline - Date.now();
     if (left <= 0) break;
     await new Promise((r) => setTimeout(r, Math.min(WAIT_POLL_MS, left)));
