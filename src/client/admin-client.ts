@@ -18,6 +18,7 @@ import {
   closeSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -44,6 +45,20 @@ export interface ClientStateFile {
   adminToken?: string | null;
   /** Linux: the writer's start id (util/pid-lock.ts processStartId); tells a reused pid. */
   procStart?: string;
+  /**
+   * Linux: the writer's network namespace (`net:[inode]`, /proc/self/ns/net). Its admin API
+   * on 127.0.0.1 is reachable only from there: a command in another namespace is told so.
+   */
+  netns?: string;
+}
+
+/** This process's network namespace (`net:[inode]`), or null where there is none to read. */
+export function ownNetNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/net');
+  } catch {
+    return null;
+  }
 }
 
 export const STATE_FILE = 'client.json';
@@ -75,8 +90,12 @@ export function writeClientState(
   s: ClientStateFile,
   file = join(dir, STATE_FILE),
 ): string {
-  const full: ClientStateFile =
-    s.procStart === undefined && s.pid === process.pid ? { ...s, ...ownProcessStart() } : s;
+  const own = s.pid === process.pid;
+  const ns = own && s.netns === undefined ? ownNetNamespace() : null;
+  const full: ClientStateFile = {
+    ...(own && s.procStart === undefined ? { ...s, ...ownProcessStart() } : s),
+    ...(ns !== null ? { netns: ns } : {}),
+  };
   const tokenFile = tokenFileOf(file);
   if (s.adminToken) writePrivate(tokenFile, `${s.adminToken}\n`);
   else rmSync(tokenFile, { force: true });
@@ -324,6 +343,17 @@ export function adminUrl(dir: string, flag?: string): string {
   return adminTarget(dir, { admin: flag }).url;
 }
 
+/**
+ * The namespaces when the state file `file` was written in another network namespace than
+ * this process runs in; null when the same, or either is unknown.
+ */
+function otherNetNamespace(file: string): { here: string; there: string } | null {
+  const s = readClientState(file);
+  if (s === null || s === 'garbled' || typeof s.netns !== 'string') return null;
+  const here = ownNetNamespace();
+  return here !== null && here !== s.netns ? { here, there: s.netns } : null;
+}
+
 /** A header on every admin API response, by which `adminCall` knows it reached one. */
 export const ADMIN_API_HEADER = 'x-gsa-emu';
 
@@ -356,9 +386,12 @@ export async function adminCall<T>(
       bodyTimeout: timeout,
     });
   } catch (err) {
+    const elsewhere = t.from !== null ? otherNetNamespace(t.from) : null;
     throw new GsaError(
       'GSA_ERR_ADMIN_UNREACHABLE',
-      `cannot reach the client's admin API at ${base}: ${(err as Error).message} (is "gsa-emu up" running?)`,
+      elsewhere !== null
+        ? `cannot reach the client's admin API at ${base}: ${(err as Error).message}. This command runs in another network namespace (${elsewhere.here}) than the gsa-emu that wrote ${t.from} (${elsewhere.there}), whose 127.0.0.1 it cannot reach: run it from that namespace (for \`gsa-emu netns\`, from another shell on the host)`
+        : `cannot reach the client's admin API at ${base}: ${(err as Error).message} (is "gsa-emu up" running?)`,
     );
   }
   const text = await res.body.text();
