@@ -200,7 +200,7 @@ function defaultLockFile(): string {
 
 /**
  * Checks that host TUN capture can run, takes the host-wide lock (one `up --tun` per
- * host; the routes of a dead one are removed first) and works out the source address and
+ * network namespace; the routes of a dead one are removed first) and works out the source address and
  * the DNS upstream. Throws TunUnavailableError, GsaError GSA_ERR_BUSY or UsageError, before
  * anything was changed.
  */
@@ -213,7 +213,7 @@ export function prepareHostTun(o: HostTunOptions): HostTunPlan {
     o.lockFile ?? defaultLockFile(),
     'up --tun',
     "the host's TUN routing",
-    'one `gsa-emu up --tun` per host: stop it first',
+    'one `gsa-emu up --tun` per network namespace (this host, or this container): stop it first',
     () => removeHostRouting({ table, pref }),
   );
   try {
