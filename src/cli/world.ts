@@ -337,6 +337,21 @@ export function notADirectory(err: unknown, dir: string): GsaError | null {
 }
 
 /**
+ * The state folder cannot be made or written for another reason than its owner or mode
+ * (stateDirAccessError) or a file in its place (notADirectory): a read-only file system, a
+ * path under /proc, no space. GSA_ERR_CONFIG naming the folder and the flag, or null.
+ */
+export function stateDirUnusable(err: unknown, dir: string): GsaError | null {
+  const e = err as NodeJS.ErrnoException | null;
+  const codes = ['ENOENT', 'EROFS', 'ENOSPC', 'EDQUOT', 'ELOOP', 'ENAMETOOLONG', 'EINVAL'];
+  if (!e?.code || !codes.includes(e.code) || typeof e.path !== 'string') return null;
+  return new GsaError(
+    'GSA_ERR_CONFIG',
+    `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${e.path}: give --state-dir (or $GSA_EMU_STATE_DIR) a folder you can write`,
+  );
+}
+
+/**
  * `--token-ttl`: one token of that lifetime asked of the edge before the client starts. A
  * lifetime the edge refuses (400 `invalid_request` about `ttlSeconds`: past its
  * `--max-token-ttl`) is a UsageError with the edge's words; the client would otherwise
@@ -396,7 +411,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   try {
     prepared = prepareStateDir(dir);
   } catch (err) {
-    throw notADirectory(err, dir) ?? err;
+    throw notADirectory(err, dir) ?? stateDirUnusable(err, dir) ?? err;
   }
   const logs = prepared.logs;
   const files = runFiles(dir, o.run);

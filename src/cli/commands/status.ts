@@ -1,4 +1,5 @@
 /** `gsa-emu status`: the running client's state, tiles and channels (admin API GET /status). */
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
@@ -165,6 +166,20 @@ async function waitConnected(
   seconds: number,
   note: (line: string) => void,
 ) {
+  // A state folder no `up` can use: nothing will come to wait for (`up` cannot record why
+  // in it either).
+  if (flags.admin === undefined) {
+    let isDir = true;
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch {}
+    if (!isDir) {
+      throw new GsaError(
+        'GSA_ERR_CONFIG',
+        `the state folder ${dir} is not a directory: no \`gsa-emu up\` can run there; give --state-dir (or $GSA_EMU_STATE_DIR) a folder`,
+      );
+    }
+  }
   const deadline = Date.now() + seconds * 1000;
   let last = 'nothing asked yet';
   let told = false;
