@@ -128,10 +128,13 @@ t.test('startEdge: maxTokenTtlSeconds is whole seconds, at least 1', async (t) =
 });
 
 /** `gsa-emu edge` on a free loopback port (plain HTTP): its URL and banner; killed at the end. */
+let edges = 0;
+/** A `gsa-emu edge` on a free port, each in a state folder of its own (one edge per folder). */
 async function startEdgeCli(t: Test, args: string[]): Promise<{ url: string; out: string }> {
+  const folder = join(dir, `edge-${edges++}`);
   const child = spawn(
     process.execPath,
-    [mainJs, 'edge', '--port', '0', '--no-tls', '--state-dir', join(dir, 'edge'), ...args],
+    [mainJs, 'edge', '--port', '0', '--no-tls', '--state-dir', folder, ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

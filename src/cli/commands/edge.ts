@@ -2,6 +2,12 @@
  * `gsa-emu edge`: the mock GSA edge alone, on 127.0.0.1 by default. An optional config file
  * (JSON or YAML) gives the egress hosts map, the private connector's hosts, web filtering
  * and egress switches; see docs/edge.md.
+ *
+ * It holds `<state-dir>/edge.lock` (util/pid-lock.ts, as `up` holds up.lock) while it runs:
+ * a second edge on the same state folder stops with GSA_ERR_BUSY naming the first, and
+ * `gsa-emu stop --edge` finds the edge to stop by it (a script's `kill` may reach only an
+ * `npx` wrapper). The lock is released on Ctrl+C, SIGTERM, SIGHUP (Windows: Ctrl+Break) and
+ * when the start fails; one left by a killed edge is stale and taken over.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -15,9 +21,10 @@ import { ConfigError, type ConfigIssue, ListenError, UsageError } from '../../er
 import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../../util/log-rotation.js';
-import { stateDir, stateDirAccessError } from '../../util/state-dir.js';
+import { acquirePidLock } from '../../util/pid-lock.js';
+import { makeDirs, stateDir, stateDirAccessError } from '../../util/state-dir.js';
 import { logMaxBytes, numberOption, portNumber } from '../common.js';
-import { notADirectory } from '../world.js';
+import { notADirectory, stateDirUnusable } from '../world.js';
 
 interface EdgeCliOptions {
   host: string;
@@ -33,6 +40,9 @@ interface EdgeCliOptions {
   maxTokenTtl?: string;
   hostname: string[];
 }
+
+/** The lock file a running `gsa-emu edge` holds in its state folder (`gsa-emu stop --edge`). */
+export const EDGE_LOCK = 'edge.lock';
 
 /** The `--config` keys `gsa-emu edge` reads itself, besides the edge's own. */
 const EDGE_COMMAND_KEYS = ['logMaxSize', 'closeOnTokenExpiry', 'maxTokenTtl'];
@@ -217,53 +227,83 @@ export function register(program: Command): void {
         ...(host === '0.0.0.0' || host === '::' ? [] : [host]),
         ...o.hostname.map(certName),
       ];
-      const edge = await startEdge({
-        host,
-        port,
-        hostnames: names,
-        tls: o.tls,
-        stateDir: dir,
-        tenantDoc: loaded.document,
-        logFile,
-        logMaxBytes: logMax,
-        ...(maxTtl !== undefined ? { maxTokenTtlSeconds: maxTtl } : {}),
-        ...(closeOnExpiry ? { limits: { closeOnTokenExpiry: true } } : {}),
-        ...cfg,
-      }).catch((err: unknown) => {
-        if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))
-          throw err.withHint('choose another port with --port <n> (0: any free port)');
-        // A state folder that is a file, or not ours: said of the folder, as `up` does.
-        const stateDirError = notADirectory(err, dir) ?? stateDirAccessError(err, dir);
-        if (stateDirError) throw stateDirError;
-        throw o.config ? withConfigFile(err, cfg, o.config) : err;
-      });
-      process.stdout.write(
-        [
-          `gsa-emu edge for tenant ${edge.tenantId} listening on ${edge.url}`,
-          `  tunnel      ${edge.url.replace(/^http/, 'ws')}/tunnel/{m365,private,internet}`,
-          `  control API ${edge.url}/beta/networkAccess/forwardingProfiles`,
-          `  JWKS        ${edge.url}/.well-known/jwks.json`,
-          ...(edge.caPem ? [`  CA          ${join(dir, 'ca.pem')}`] : []),
-          `  traffic log ${logFile}`,
-          ...(maxTtl !== undefined || closeOnExpiry
-            ? [
-                `  tokens      ttlSeconds at most ${maxTtl ?? 86_400}${closeOnExpiry ? '; sessions closed at token expiry (4419)' : ''}`,
-              ]
-            : []),
-          'Ctrl+C to stop.',
-          '',
-        ].join('\n'),
-      );
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
-      await edge.close({ graceMs: 2000 });
+      // A state folder that is a file, or not ours: said of the folder, as `up` does.
+      const stateDirError = (err: unknown) =>
+        notADirectory(err, dir) ?? stateDirAccessError(err, dir) ?? stateDirUnusable(err, dir);
+      // One edge per state folder, found by its lock (`gsa-emu stop --edge`).
+      let release: () => void;
+      try {
+        makeDirs(dir);
+        release = acquirePidLock(
+          join(dir, EDGE_LOCK),
+          'edge',
+          `the state directory ${dir}`,
+          'stop it first (`gsa-emu stop --edge`), or give this edge its own --state-dir',
+        );
+      } catch (err) {
+        throw stateDirError(err) ?? err;
+      }
+      // Ctrl+C / SIGTERM / SIGHUP (Windows: also Ctrl+Break), also while it starts: stop
+      // once it has started. A second one ends the process at once (the lock stays, stale).
+      const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+      if (process.platform === 'win32') SIGNALS.push('SIGBREAK');
+      let signalled = false;
+      let wake: (() => void) | null = null;
+      const onSignal = (): void => {
+        signalled = true;
+        for (const s of SIGNALS) process.off(s, onSignal);
+        wake?.();
+      };
+      for (const s of SIGNALS) process.on(s, onSignal);
+      // Whatever ends the process from here (process.exit included) leaves no lock behind.
+      process.once('exit', release);
+      try {
+        const edge = await startEdge({
+          host,
+          port,
+          hostnames: names,
+          tls: o.tls,
+          stateDir: dir,
+          tenantDoc: loaded.document,
+          logFile,
+          logMaxBytes: logMax,
+          ...(maxTtl !== undefined ? { maxTokenTtlSeconds: maxTtl } : {}),
+          ...(closeOnExpiry ? { limits: { closeOnTokenExpiry: true } } : {}),
+          ...cfg,
+        }).catch((err: unknown) => {
+          if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))
+            throw err.withHint('choose another port with --port <n> (0: any free port)');
+          throw stateDirError(err) ?? (o.config ? withConfigFile(err, cfg, o.config) : err);
+        });
+        if (!signalled) {
+          process.stdout.write(
+            [
+              `gsa-emu edge for tenant ${edge.tenantId} listening on ${edge.url}`,
+              `  tunnel      ${edge.url.replace(/^http/, 'ws')}/tunnel/{m365,private,internet}`,
+              `  control API ${edge.url}/beta/networkAccess/forwardingProfiles`,
+              `  JWKS        ${edge.url}/.well-known/jwks.json`,
+              ...(edge.caPem ? [`  CA          ${join(dir, 'ca.pem')}`] : []),
+              `  traffic log ${logFile}`,
+              ...(maxTtl !== undefined || closeOnExpiry
+                ? [
+                    `  tokens      ttlSeconds at most ${maxTtl ?? 86_400}${closeOnExpiry ? '; sessions closed at token expiry (4419)' : ''}`,
+                  ]
+                : []),
+              'Ctrl+C to stop.',
+              '',
+            ].join('\n'),
+          );
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            if (signalled) resolve();
+          });
+        }
+        await edge.close({ graceMs: 2000 });
+      } finally {
+        for (const s of SIGNALS) process.off(s, onSignal);
+        process.off('exit', release);
+        release();
+      }
       process.stdout.write(`edge stopped; traffic log: ${logFile}\n`);
     });
 }

@@ -13,6 +13,16 @@
  * A lock whose pid has exited, or now belongs to another process (the pid of a crashed `up`
  * reused: util/pid-lock.ts writerAlive), is stale: stop signals nothing, removes it (and a
  * stale client.json) and says no `up` runs.
+ *
+ * `gsa-emu stop --edge`: the same for the `gsa-emu edge` holding `<state-dir>/edge.lock`.
+ * An edge has no admin API: it gets SIGTERM (its clean shutdown, as Ctrl+C); on Windows only
+ * with `--force` (TerminateProcess: its lock is then removed here).
+ *
+ * Not covered: a `stop` run an instant after `up &` (or `edge &`), before the lock is taken
+ * (after the options are read; under `npx`, after npm has started it), finds nothing to
+ * stop (exit 1) and the command keeps running. Nothing `up` writes before its lock tells
+ * that it is starting, so stop does not wait for one: scripts stop after `status --wait`
+ * (an edge: after its CA file appeared), see docs/usage.md.
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -23,9 +33,16 @@ import {
   STATE_FILE,
 } from '../../client/admin-client.js';
 import { GsaError } from '../../errors.js';
-import { pidAlive, readPidLock, removeStaleLock, writerAlive } from '../../util/pid-lock.js';
+import {
+  type PidLockInfo,
+  pidAlive,
+  readPidLock,
+  removeStaleLock,
+  writerAlive,
+} from '../../util/pid-lock.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitSeconds } from '../common.js';
+import { EDGE_LOCK } from './edge.js';
 
 const POLL_MS = 100;
 /** How long a POST /shutdown may take to be answered. */
@@ -73,16 +90,43 @@ async function askShutdown(dir: string, pid: number, deadline: number): Promise<
   }
 }
 
-async function waitExit(pid: number, deadline: number, seconds: number, after: string) {
+async function waitExit(
+  pid: number,
+  deadline: number,
+  seconds: number,
+  after: string,
+  what = 'up',
+) {
   while (pidAlive(pid)) {
     if (Date.now() >= deadline) {
       throw new GsaError(
         'GSA_ERR_NOT_STOPPED',
-        `"gsa-emu up" (pid ${pid}) did not exit within ${seconds} s of ${after}`,
+        `"gsa-emu ${what}" (pid ${pid}) did not exit within ${seconds} s of ${after}`,
       );
     }
     await sleep(POLL_MS);
   }
+}
+
+/**
+ * The lock of the running `gsa-emu <what>` in `lockFile`; GSA_ERR_NOT_RUNNING when there is
+ * none, or when it is stale (its writer gone: removed, and `onStale` run).
+ */
+function runningLock(lockFile: string, what: string, onStale?: () => void): PidLockInfo {
+  const lock = readPidLock(lockFile);
+  if (lock === null) {
+    throw new GsaError('GSA_ERR_NOT_RUNNING', `no running "gsa-emu ${what}" holds ${lockFile}`);
+  }
+  if (!writerAlive(lock)) {
+    const reused = pidAlive(lock.pid);
+    removeStaleLock(lockFile, lock);
+    onStale?.();
+    throw new GsaError(
+      'GSA_ERR_NOT_RUNNING',
+      `no running "gsa-emu ${what}" holds ${lockFile}: it was left by pid ${lock.pid}, which ${reused ? 'is now another process' : 'has exited'} (removed the stale lock)`,
+    );
+  }
+  return lock;
 }
 
 /**
@@ -94,20 +138,7 @@ export async function stopUp(
   seconds: number,
   o: { force?: boolean } = {},
 ): Promise<Stopped> {
-  const lockFile = join(dir, 'up.lock');
-  const lock = readPidLock(lockFile);
-  if (lock === null) {
-    throw new GsaError('GSA_ERR_NOT_RUNNING', `no running "gsa-emu up" holds ${lockFile}`);
-  }
-  if (!writerAlive(lock)) {
-    const reused = pidAlive(lock.pid);
-    removeStaleLock(lockFile, lock);
-    removeStaleClientState(dir);
-    throw new GsaError(
-      'GSA_ERR_NOT_RUNNING',
-      `no running "gsa-emu up" holds ${lockFile}: it was left by pid ${lock.pid}, which ${reused ? 'is now another process' : 'has exited'} (removed the stale lock)`,
-    );
-  }
+  const lock = runningLock(join(dir, 'up.lock'), 'up', () => removeStaleClientState(dir));
   const deadline = Date.now() + seconds * 1000;
   const asked = await askShutdown(dir, lock.pid, deadline);
   if (asked === true) {
@@ -133,22 +164,66 @@ export async function stopUp(
   return { pid: lock.pid, via: 'SIGTERM', why: asked };
 }
 
+/**
+ * Stops the `gsa-emu edge` holding `<dir>/edge.lock` with SIGTERM (its clean shutdown);
+ * resolves once it has exited. On Windows, where that signal is TerminateProcess, only with
+ * `force` (see the file comment).
+ */
+export async function stopEdge(
+  dir: string,
+  seconds: number,
+  o: { force?: boolean } = {},
+): Promise<Stopped> {
+  const lockFile = join(dir, EDGE_LOCK);
+  const lock = runningLock(lockFile, 'edge');
+  if (process.platform === 'win32' && !o.force) {
+    throw new GsaError(
+      'GSA_ERR_NOT_STOPPED',
+      `cannot ask "gsa-emu edge" (pid ${lock.pid}) to shut down: it has no admin API. On Windows a signal would end it at once, without its clean shutdown: stop it with Ctrl+C in its window, or give --force to terminate it`,
+    );
+  }
+  const deadline = Date.now() + seconds * 1000;
+  try {
+    process.kill(lock.pid, 'SIGTERM');
+  } catch (err) {
+    throw new GsaError(
+      'GSA_ERR_NOT_RUNNING',
+      `cannot signal "gsa-emu edge" (pid ${lock.pid}): ${(err as Error).message}`,
+    );
+  }
+  await waitExit(lock.pid, deadline, seconds, 'SIGTERM', 'edge');
+  // Terminated without its shutdown (Windows): the lock it left.
+  removeStaleLock(lockFile, lock);
+  return { pid: lock.pid, via: 'SIGTERM' };
+}
+
 export function register(program: Command): void {
   program
     .command('stop')
-    .description('stop the running "gsa-emu up" of a state folder and wait until it has exited')
+    .description(
+      'stop the running "gsa-emu up" (--edge: "gsa-emu edge") of a state folder and wait until it has exited',
+    )
     .option(
       '--state-dir <dir>',
-      'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
+      'state folder of the running client or edge (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
     )
+    .option('--edge', 'stop the "gsa-emu edge" of the state folder (SIGTERM), not "gsa-emu up"')
     .option('--wait <seconds>', 'how long to wait for it to exit', '15')
     .option(
       '--force',
-      'Windows: when its admin API cannot be asked, terminate it (no clean shutdown); elsewhere SIGTERM is used then anyway',
+      'Windows: when it cannot be asked to shut down (its admin API; an edge never can), terminate it (no clean shutdown); elsewhere SIGTERM is used then anyway',
     )
-    .action(async (o: { stateDir?: string; wait: string; force?: boolean }) => {
+    .action(async (o: { stateDir?: string; edge?: boolean; wait: string; force?: boolean }) => {
       const dir = stateDir(o.stateDir);
-      const r = await stopUp(dir, waitSeconds(o.wait), { force: o.force === true });
+      const seconds = waitSeconds(o.wait);
+      if (o.edge) {
+        const r = await stopEdge(dir, seconds, { force: o.force === true });
+        const how =
+          process.platform === 'win32' ? ' by terminating it (no clean shutdown on Windows)' : '';
+        process.stdout.write(`stopped "gsa-emu edge" (pid ${r.pid})${how}\n`);
+        return;
+      }
+      const r = await stopUp(dir, seconds, { force: o.force === true });
       const how =
         r.via === 'SIGTERM'
           ? process.platform === 'win32'
