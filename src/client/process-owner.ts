@@ -23,7 +23,11 @@
  * scan at a time, a scan runs in slices of synchronous /proc reads that yield to the event
  * loop between slices, gives up at its deadline, and the next scan waits at least ten times
  * as long as the last one took (so scanning takes at most ~10% of a core under any load),
- * and at least 2 ms (50 ms when the inodes come from /proc/net/tcp).
+ * and at least 2 ms (50 ms when the inodes come from /proc/net/tcp). With sock_diag, a scan
+ * first asks again whether each socket still exists: one already closed has no owner left
+ * to find, so it is answered null at once, without walking /proc and without delaying the
+ * next scan (else a short-lived client that exited before its scan would cost a vain walk
+ * of every process, and the backoff after it would make the next one miss too).
  * Results are cached for `cacheMs` (HTTP keep-alive requests reuse one client socket), and
  * the processes that owned recent sockets are searched first.
  */
@@ -93,6 +97,16 @@ const RECENT_PIDS = 8;
 
 type Done = (p: ProcessInfo | null) => void;
 
+/** A client socket found by sock_diag at lookup() time: its inode, and how to ask again. */
+interface KnownSocket {
+  inode: string;
+  family: 4 | 6;
+  local: string;
+  localPort: number;
+  remote: string;
+  remotePort: number;
+}
+
 export class ProcessOwners {
   readonly enabled: boolean;
   private readonly root: string;
@@ -102,8 +116,8 @@ export class ProcessOwners {
   private readonly maxPending: number;
   /** `peerPort:listenerPort` -> callers waiting for the next scan. */
   private pending = new Map<string, Done[]>();
-  /** Socket inodes learned at lookup() time (sock_diag), by key. */
-  private known = new Map<string, string>();
+  /** Sockets learned at lookup() time (sock_diag), by key. */
+  private known = new Map<string, KnownSocket>();
   private readonly inodeOf: ProcessOwnerOptions['inodeOf'];
   private pendingCount = 0;
   private readonly cache = new Map<string, { info: ProcessInfo | null; at: number }>();
@@ -113,11 +127,16 @@ export class ProcessOwners {
   private scanning = false;
   /** The keys of the scan that runs now. */
   private inScan = new Set<string>();
-  private timer: NodeJS.Timeout | null = null;
+  /** Cancels the scan that is due (a timer or an immediate), while one is. */
+  private timer: (() => void) | null = null;
   private nextScanAt = 0;
+  /** The cache size past which expired answers are dropped. */
+  private pruneAt = 4096;
   private closed = false;
-  /** Scans run (for tests and metrics). */
+  /** Scans run, i.e. searches of /proc (for tests and metrics). */
   scans = 0;
+  /** Lookups answered null without a search: their socket had closed before their scan. */
+  gone = 0;
 
   constructor(opts: ProcessOwnerOptions = {}) {
     this.enabled = opts.enabled ?? process.platform === 'linux';
@@ -153,12 +172,13 @@ export class ProcessOwners {
     if (hit && Date.now() - hit.at < this.cacheMs) return Promise.resolve(hit.info);
     if (this.pendingCount >= this.maxPending) return Promise.resolve(null);
     if (addr && this.inodeOf && !this.known.has(key)) {
-      const inode = this.inodeNow(addr, peerPort, listenerPort);
+      const sock = this.socketOf(addr, peerPort, listenerPort);
+      const inode = sock ? this.inodeNow(sock) : -1;
       if (inode === 0) {
         // No such socket (already closed): nobody owns it.
         if (!this.pending.has(key)) return Promise.resolve(null);
-      } else if (inode > 0) {
-        this.known.set(key, String(inode));
+      } else if (inode > 0 && sock) {
+        this.known.set(key, { ...sock, inode: String(inode) });
       }
     }
     return new Promise((resolve) => {
@@ -191,8 +211,12 @@ export class ProcessOwners {
     return undefined;
   }
 
-  /** The inode by sock_diag: > 0 found, 0 no such socket, -1 cannot tell. */
-  private inodeNow(addr: ConnectionAddresses, peerPort: number, listenerPort: number): number {
+  /** The client's socket (without its inode), or null for unusable addresses. */
+  private socketOf(
+    addr: ConnectionAddresses,
+    peerPort: number,
+    listenerPort: number,
+  ): Omit<KnownSocket, 'inode'> | null {
     // The client's socket: local = the peer's address, remote = the listener's. A v4
     // client of a dual-stack listener shows as ::ffff:a.b.c.d but is an AF_INET socket.
     const unmap = (ip: string): string =>
@@ -200,9 +224,14 @@ export class ProcessOwners {
     const local = unmap(addr.peerIp);
     const remote = unmap(addr.listenerIp);
     const fam = ipFamily(local);
-    if (fam === 0 || fam !== ipFamily(remote)) return -1;
+    if (fam === 0 || fam !== ipFamily(remote)) return null;
+    return { family: fam as 4 | 6, local, localPort: peerPort, remote, remotePort: listenerPort };
+  }
+
+  /** The inode by sock_diag: > 0 found, 0 no such socket, -1 cannot tell. */
+  private inodeNow(s: Omit<KnownSocket, 'inode'>): number {
     try {
-      return this.inodeOf!(fam as 4 | 6, local, peerPort, remote, listenerPort);
+      return this.inodeOf!(s.family, s.local, s.localPort, s.remote, s.remotePort);
     } catch {
       return -1;
     }
@@ -211,7 +240,7 @@ export class ProcessOwners {
   /** Answers every waiting lookup with null and stops scanning. */
   close(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.();
     this.timer = null;
     const waiting = this.pending;
     this.pending = new Map();
@@ -223,26 +252,56 @@ export class ProcessOwners {
   private schedule(): void {
     if (this.scanning || this.timer || this.closed || this.pending.size === 0) return;
     const wait = Math.max(0, this.nextScanAt - Date.now());
-    this.timer = setTimeout(() => {
+    const run = (): void => {
       this.timer = null;
       void this.runScan();
-    }, wait);
+    };
+    // No wait: in this turn of the event loop (a timer would add a millisecond, the life of
+    // a short request's client).
+    if (wait > 0) {
+      const t = setTimeout(run, wait);
+      this.timer = () => clearTimeout(t);
+    } else {
+      const i = setImmediate(run);
+      this.timer = () => clearImmediate(i);
+    }
   }
 
   private async runScan(): Promise<void> {
     if (this.closed || this.pending.size === 0) return;
-    this.scanning = true;
     const batch = this.pending;
     this.pending = new Map();
     this.pendingCount = 0;
-    this.inScan = new Set(batch.keys());
     const known = new Map<string, string>();
     for (const key of batch.keys()) {
-      const ino = this.known.get(key);
-      if (ino !== undefined) known.set(key, ino);
+      const sock = this.known.get(key);
       this.known.delete(key);
+      if (sock === undefined) continue;
+      // Ask again (microseconds): a socket closed since its lookup has no owner left in
+      // /proc. Answered now, it costs no walk of every process, and it leaves the backoff
+      // alone, so the next short-lived client is not made to wait (and miss) for it.
+      const inode = this.inodeNow(sock);
+      if (inode === 0) {
+        this.remember(key, null, Date.now());
+        this.gone++;
+        for (const d of batch.get(key)!) d(null);
+        batch.delete(key);
+      } else {
+        // A different inode: the port pair's socket now is another one (the port was
+        // reused); the lookups of this pair want that one's owner.
+        known.set(key, inode > 0 ? String(inode) : sock.inode);
+      }
     }
+    if (batch.size === 0) {
+      this.schedule();
+      return;
+    }
+    this.scanning = true;
+    this.inScan = new Set(batch.keys());
     const started = Date.now();
+    // The backoff is measured in fractions of a millisecond: whole ones would make a 0.2 ms
+    // scan that crossed a millisecond boundary hold the next one back 10 ms.
+    const startedPrecise = performance.now();
     let found = new Map<string, ProcessInfo>();
     let complete = false;
     try {
@@ -252,21 +311,27 @@ export class ProcessOwners {
     } catch {
       // A /proc surprise: these lookups answer null; the next scan tries again.
     }
+    const took = performance.now() - startedPrecise;
     this.scans++;
     const now = Date.now();
     for (const [key, list] of batch) {
       const info = found.get(key) ?? null;
       // "Not found" is cached only when the scan looked everywhere.
-      if (info || complete) this.cache.set(key, { info, at: now });
+      if (info || complete) this.remember(key, info, now);
       for (const d of list) d(info);
     }
-    if (this.cache.size > 4096) {
-      for (const [k, v] of this.cache) if (now - v.at >= this.cacheMs) this.cache.delete(k);
-    }
-    this.nextScanAt = now + Math.max(this.minIntervalMs, 10 * (now - started));
+    this.nextScanAt = now + Math.max(this.minIntervalMs, 10 * took);
     this.inScan = new Set();
     this.scanning = false;
     this.schedule();
+  }
+
+  /** Caches an answer; expired ones are dropped as the cache grows (amortized). */
+  private remember(key: string, info: ProcessInfo | null, now: number): void {
+    this.cache.set(key, { info, at: now });
+    if (this.cache.size <= this.pruneAt) return;
+    for (const [k, v] of this.cache) if (now - v.at >= this.cacheMs) this.cache.delete(k);
+    this.pruneAt = Math.max(4096, 2 * this.cache.size);
   }
 
   /**
@@ -337,11 +402,11 @@ export class ProcessOwners {
     if (inodes.size === 0) return { found, complete: true };
     let pids: number[];
     try {
-      pids = readdirSync(this.root)
-        .filter((n) => /^\d+$/.test(n))
-        .map(Number)
-        // Newest first: a client that just connected is most likely a young process.
-        .sort((a, b) => b - a);
+      pids = this.newestFirst(
+        readdirSync(this.root)
+          .filter((n) => /^\d+$/.test(n))
+          .map(Number),
+      );
     } catch {
       return { found, complete: false };
     }
@@ -380,6 +445,25 @@ export class ProcessOwners {
       }
     }
     return { found, complete: true };
+  }
+
+  /**
+   * Pids, newest first (a client that just connected is most likely a young process): down
+   * from the last pid the kernel gave out (/proc/loadavg), then down from the highest, as
+   * pids wrap around at pid_max (32768 on many systems: a busy CI box wraps within hours,
+   * and then the newest processes have the smallest pids). Without loadavg, highest first.
+   */
+  private newestFirst(pids: number[]): number[] {
+    pids.sort((a, b) => b - a);
+    let last = Number.NaN;
+    try {
+      last = Number(readFileSync(`${this.root}/loadavg`, 'latin1').trim().split(/\s+/)[4]);
+    } catch {
+      // no loadavg (a fake /proc): highest first
+    }
+    if (!Number.isInteger(last) || last <= 0) return pids;
+    const from = pids.findIndex((p) => p <= last);
+    return from <= 0 ? pids : [...pids.slice(from), ...pids.slice(0, from)];
   }
 
   private nameOf(pid: number): string | null {
