@@ -3,7 +3,7 @@
  * runs it, with every process bounded in time and killed at the end.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { collect, type Run } from '../util/ts-child.js';
+import { until } from '../util/wait.js';
 
 export const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 export const skip = existsSync(mainJs)
@@ -47,6 +48,18 @@ export function startUp(t: Test, args: string[], ms = 60_000) {
     await done;
   });
   return { child, seen, done };
+}
+
+/**
+ * `up` with only the HTTP proxy (on a free port), `--no-tty`, ended after 40 s at most, in
+ * `dir`, plus `extra` flags; resolves once it is ready, with the proxy's address.
+ */
+export async function startHttpOnlyUp(t: Test, dir: string, extra: string[] = []) {
+  const args = ['--state-dir', dir, '--socks-port', 'off', '--http-port', '0', '--no-tty'];
+  const run = startUp(t, [...args, '--exit-after', '40', ...extra]);
+  t.ok(await until(() => run.seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
+  const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { http: string };
+  return { ...run, http: state.http };
 }
 
 export const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;

@@ -16,7 +16,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { until } from '../util/wait.js';
-import { cli, skip, startUp, tempRoot, upOnce, viaHttpProxy } from './cli-ux-helpers.js';
+import { cli, skip, startHttpOnlyUp, tempRoot, upOnce, viaHttpProxy } from './cli-ux-helpers.js';
 
 const { newDir } = await tempRoot(t);
 
@@ -61,22 +61,7 @@ t.test('resolvedDestination of an IPv6 connector target is [addr]:port', { skip 
   t.ok(port > 0, 'a port on ::1 in 8000-8999');
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
   const dir = newDir();
-  const { seen, done } = startUp(t, [
-    '--state-dir',
-    dir,
-    '--socks-port',
-    'off',
-    '--http-port',
-    '0',
-    '--no-tty',
-    '--exit-after',
-    '40',
-    '--add-host',
-    'api.contoso.test=::1',
-  ]);
-  t.ok(await until(() => seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
-  const http = (JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { http: string })
-    .http;
+  const { done, http } = await startHttpOnlyUp(t, dir, ['--add-host', 'api.contoso.test=::1']);
   t.equal(await viaHttpProxy(http, `http://api.contoso.test:${port}/`), 200, 'tunneled to ::1');
   const log = join(dir, 'logs', 'edge-traffic.jsonl');
   const record = () =>

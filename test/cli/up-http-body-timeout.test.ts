@@ -9,7 +9,6 @@
  * Needs `npm run build` (the `up` tests are skipped without dist/cli/main.js).
  */
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -17,7 +16,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { readUpConfig } from '../../src/cli/commands/up.js';
 import { until } from '../util/wait.js';
-import { cli, skip, startUp, tempRoot } from './cli-ux-helpers.js';
+import { cli, skip, startHttpOnlyUp, tempRoot } from './cli-ux-helpers.js';
 
 const { root, newDir } = await tempRoot(t);
 
@@ -42,24 +41,12 @@ t.test('a body that stops coming gets 408 after --http-body-timeout', { skip }, 
   });
   const upPort = (upstream.address() as { port: number }).port;
   const dir = newDir();
-  const { seen, done } = startUp(t, [
-    '--state-dir',
-    dir,
-    '--socks-port',
-    'off',
-    '--http-port',
-    '0',
-    '--no-tty',
-    '--exit-after',
-    '40',
+  const { done, http } = await startHttpOnlyUp(t, dir, [
     '--add-host',
     'slow.test=127.0.0.1',
     '--http-body-timeout',
     '1.5',
   ]);
-  t.ok(await until(() => seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
-  const http = (JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { http: string })
-    .http;
   const [host, port] = [http.slice(0, http.lastIndexOf(':')), Number(http.split(':').pop())];
   const s = connect({ host, port });
   t.teardown(() => s.destroy());

@@ -10,13 +10,10 @@
  *
  * Loopback only; every server and process is closed by the test. Needs `npm run build`.
  */
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import t from 'tap';
-import { until } from '../util/wait.js';
-import { cli, skip, startUp, tempRoot, viaHttpProxy } from './cli-ux-helpers.js';
+import { cli, skip, startHttpOnlyUp, tempRoot, viaHttpProxy } from './cli-ux-helpers.js';
 
 const { newDir } = await tempRoot(t);
 
@@ -26,20 +23,7 @@ t.test('http://localhost:<port>/ through the HTTP proxy reaches 127.0.0.1', { sk
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
   const port = (server.address() as AddressInfo).port;
   const dir = newDir();
-  const { seen, done } = startUp(t, [
-    '--state-dir',
-    dir,
-    '--socks-port',
-    'off',
-    '--http-port',
-    '0',
-    '--no-tty',
-    '--exit-after',
-    '40',
-  ]);
-  t.ok(await until(() => seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
-  const http = (JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { http: string })
-    .http;
+  const { done, http } = await startHttpOnlyUp(t, dir);
   t.equal(await viaHttpProxy(http, `http://127.0.0.1:${port}/`), 200, '127.0.0.1 works');
   t.equal(await viaHttpProxy(http, `http://localhost:${port}/`), 200, 'localhost works too');
   const flows = await cli(['flows', '--state-dir', dir, '-n', '1']);
