@@ -17,6 +17,7 @@ import { TunUnavailableError, UsageError } from '../../errors.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
+import { tokenTtlSeconds } from './edge.js';
 
 export interface NetnsCommandOptions {
   tenant?: string;
@@ -28,6 +29,10 @@ export interface NetnsCommandOptions {
   logLevel?: string;
   /** `--add-host name=address` values (repeatable). */
   addHost?: string[];
+  /** `--token-ttl <seconds>`: the token lifetime the client asks the edge for. */
+  tokenTtl?: string;
+  /** `--close-on-token-expiry`: the edge closes a session when its token expires. */
+  closeOnTokenExpiry?: boolean;
 }
 
 /** Why TUN capture in a namespace cannot run here (one line), or null. */
@@ -51,6 +56,14 @@ export function register(program: Command): void {
       '--add-host <name=address>',
       "resolve a name (or *.suffix) to an address for the client, the edge and the namespace's DNS, like /etc/hosts (repeatable)",
       collect,
+    )
+    .option(
+      '--token-ttl <seconds>',
+      "the token lifetime the client asks the edge for (default: the edge's, 3600), to test token renewal",
+    )
+    .option(
+      '--close-on-token-expiry',
+      'the edge closes each tunnel session (4419) when its token expires; the client renews and reconnects',
     )
     .addHelpText(
       'after',
@@ -77,6 +90,8 @@ export async function netns(
 ): Promise<number> {
   if (argv.length === 0) throw new UsageError('netns: give the command to run after --');
   const hosts = parseAddHosts(o.addHost ?? []);
+  const tokenTtl =
+    o.tokenTtl !== undefined ? tokenTtlSeconds(o.tokenTtl, '--token-ttl') : undefined;
   const missing = netnsUnavailable();
   if (missing) throw new TunUnavailableError(missing);
   const say = (s: string): void => {
@@ -123,6 +138,8 @@ export async function netns(
       metrics: () => tun?.metrics() ?? '',
       edgeGraceMs: 300,
       hosts,
+      ...(tokenTtl !== undefined ? { tokenTtlSeconds: tokenTtl } : {}),
+      ...(o.closeOnTokenExpiry ? { closeOnTokenExpiry: true } : {}),
     });
     const { client, demo, edgeUrl } = world;
     await client.waitConnected(5000).catch(() => {});
