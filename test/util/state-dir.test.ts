@@ -50,7 +50,10 @@ t.test(
       { encoding: 'utf8', timeout: 20_000 },
     );
     t.equal(r.status, 1, `up exits 1 (signal ${r.signal})`);
-    t.match(r.stderr, /^gsa-emu: ENOENT: no such file or directory, mkdir '\/proc\/gsa-emu-test'/);
+    t.match(
+      r.stderr,
+      /^gsa-emu: cannot use the state folder \/proc\/gsa-emu-test: ENOENT on mkdir \/proc\/gsa-emu-test/,
+    );
   },
 );
 
