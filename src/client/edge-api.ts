@@ -465,13 +465,17 @@ export function withTransportHint(err: unknown, url: string): unknown {
   return Object.assign(new Error(text, { cause: err }), { code });
 }
 
+/** How far a token's `exp` may be from `obtainedAt + expires_in` and still be on our clock. */
+const EXP_AGREES_MS = 2000;
+
 /**
- * When a token fetched at `obtainedAt` (ms) with `expires_in` (s) expires (ms): the earlier
- * of `obtainedAt + expires_in` and its own `exp` claim (read without verifying it). The
- * edge's `exp` is whole seconds from its own clock when it issued the token (after
- * `obtainedAt`), so the token may expire up to a second before `expires_in` says. A token
- * without a numeric `exp`, or an `exp` not after `obtainedAt` (an edge whose clock is behind
- * by more than the lifetime: the claim says nothing by this clock), is timed by `expires_in`.
+ * When a token fetched at `obtainedAt` (ms) with `expires_in` (s) expires (ms). The edge's
+ * `exp` is whole seconds of its own clock at issue (after `obtainedAt`), so on a shared clock
+ * the token expires up to a second before `obtainedAt + expires_in`: then the claim (read
+ * without verifying it) is the earlier and is taken. A claim further than EXP_AGREES_MS from
+ * `obtainedAt + expires_in` says the edge's clock is not ours (a remote edge, skewed): it
+ * means nothing by this clock, and `expires_in`, which depends on neither clock, is used. So
+ * is it for a token without a numeric `exp`.
  */
 export function tokenExpiry(jwt: string, obtainedAt: number, expiresIn: number): number {
   const byLife = obtainedAt + expiresIn * 1000;
@@ -483,7 +487,7 @@ export function tokenExpiry(jwt: string, obtainedAt: number, expiresIn: number):
   }
   if (typeof exp !== 'number' || !Number.isFinite(exp)) return byLife;
   const byClaim = exp * 1000;
-  return byClaim > obtainedAt && byClaim < byLife ? byClaim : byLife;
+  return byClaim < byLife && byLife - byClaim <= EXP_AGREES_MS ? byClaim : byLife;
 }
 
 /** The tenant id (`tid` claim) of a JWT, read without verifying it; undefined if none. */

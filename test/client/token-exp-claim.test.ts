@@ -34,10 +34,22 @@ t.test('tokenExpiry: the earlier of expires_in and the exp claim', async (t) => 
     byLife,
     'an exp before the request: expires_in',
   );
+  // An edge whose clock is behind ours by less than the lifetime (a remote edge, 50 s
+  // skew): its exp is on its clock, not ours; the token lives its expires_in at the edge.
+  t.equal(
+    tokenExpiry(jwt({ exp: Math.floor(obtainedAt / 1000) - 50 + 3600 }), obtainedAt, 3600),
+    byLife,
+    'a skewed clock (exp 50 s early): expires_in',
+  );
+  t.equal(
+    tokenExpiry(jwt({ exp: Math.floor(obtainedAt / 1000) - 3 + 3600 }), obtainedAt, 3600),
+    byLife,
+    'exp 3.4 s early: not our clock, expires_in',
+  );
 });
 
 t.test('EdgeApi times a fetched token by its exp claim when that is earlier', async (t) => {
-  const early = 3; // seconds before obtainedAt + expires_in
+  const early = 1; // seconds before obtainedAt + expires_in (as a shared clock's truncation)
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
