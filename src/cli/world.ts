@@ -31,7 +31,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import pino from 'pino';
 import {
   readClientState,
@@ -345,6 +345,9 @@ export function stateDirUnusable(err: unknown, dir: string): GsaError | null {
   const e = err as NodeJS.ErrnoException | null;
   const codes = ['ENOENT', 'EROFS', 'ENOSPC', 'EDQUOT', 'ELOOP', 'ENAMETOOLONG', 'EINVAL'];
   if (!e?.code || !codes.includes(e.code) || typeof e.path !== 'string') return null;
+  // Only the folder and what is in it: another path (a --log-file elsewhere) is not its fault.
+  const rel = relative(dir, e.path);
+  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return null;
   return new GsaError(
     'GSA_ERR_CONFIG',
     `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${e.path}: give --state-dir (or $GSA_EMU_STATE_DIR) a folder you can write`,

@@ -9,9 +9,9 @@
  * `npx` wrapper). The lock is released on Ctrl+C, SIGTERM, SIGHUP (Windows: Ctrl+Break) and
  * when the start fails; one left by a killed edge is stale and taken over.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { domainToASCII } from 'node:url';
 import type { Command } from 'commander';
 import { isLoopbackHost } from '../../capture/listen.js';
@@ -22,7 +22,7 @@ import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../../util/log-rotation.js';
 import { acquirePidLock } from '../../util/pid-lock.js';
-import { makeDirs, stateDir, stateDirAccessError } from '../../util/state-dir.js';
+import { makeDirs, openPrivateFile, stateDir, stateDirAccessError } from '../../util/state-dir.js';
 import { logMaxBytes, numberOption, portNumber } from '../common.js';
 import { notADirectory, stateDirUnusable } from '../world.js';
 
@@ -257,6 +257,20 @@ export function register(program: Command): void {
       for (const s of SIGNALS) process.on(s, onSignal);
       // Whatever ends the process from here (process.exit included) leaves no lock behind.
       process.once('exit', release);
+      // A --log-file that cannot be written: said now, naming the flag (the edge would run
+      // and keep its records in memory only).
+      if (o.logFile !== undefined) {
+        try {
+          makeDirs(dirname(o.logFile), 0o700, 'log folder', 'none');
+          closeSync(openPrivateFile(o.logFile));
+        } catch (err) {
+          release();
+          const e = err as NodeJS.ErrnoException;
+          throw new UsageError(
+            `--log-file ${o.logFile}: cannot write it (${e.code ?? e.message}${e.path && e.path !== o.logFile ? ` on ${e.path}` : ''}): give a file in a folder you can write`,
+          );
+        }
+      }
       try {
         const edge = await startEdge({
           host,
