@@ -91,7 +91,8 @@ function issuesOf(fn: () => unknown): ConfigIssue[] {
   }
 }
 
-function checkBoolean(v: unknown, path: string, issues: ConfigIssue[]): void {
+/** A switch: true or false, with a hint for YAML's yes/no and for a quoted "true". */
+export function checkBoolean(v: unknown, path: string, issues: ConfigIssue[]): void {
   if (typeof v === 'boolean') return;
   let hint = '';
   if (typeof v === 'string' && YAML11_BOOLEANS.test(v.trim())) {

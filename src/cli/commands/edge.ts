@@ -15,7 +15,12 @@ import { dirname, join } from 'node:path';
 import { domainToASCII } from 'node:url';
 import type { Command } from 'commander';
 import { isLoopbackHost } from '../../capture/listen.js';
-import { checkEdgeConfig, type EdgeFileConfig, withConfigFile } from '../../edge/config-check.js';
+import {
+  checkBoolean,
+  checkEdgeConfig,
+  type EdgeFileConfig,
+  withConfigFile,
+} from '../../edge/config-check.js';
 import { startEdge } from '../../edge/server.js';
 import { ConfigError, type ConfigIssue, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
@@ -69,9 +74,6 @@ export interface EdgeCommandConfig {
   maxTokenTtlSeconds?: number;
 }
 
-/** YAML 1.1 booleans that YAML 1.2 (the `yaml` package) reads as strings. */
-const YAML11_BOOLEANS = /^(?:y|yes|n|no|on|off)$/i;
-
 /**
  * Reads `--config` and checks it (every problem at once, each by its key path): the edge's
  * keys (EdgeFileConfig), and the command's own: `logMaxSize` (`--log-max-size`, in bytes),
@@ -117,19 +119,7 @@ export function readEdgeConfig(file: string): EdgeCommandConfig {
   }
   if (has('closeOnTokenExpiry')) {
     if (typeof closeOnTokenExpiry === 'boolean') out.closeOnTokenExpiry = closeOnTokenExpiry;
-    else {
-      const s = typeof closeOnTokenExpiry === 'string' ? closeOnTokenExpiry.trim() : null;
-      const hint =
-        s !== null && YAML11_BOOLEANS.test(s)
-          ? ' (YAML reads yes/no/on/off as strings: write true or false)'
-          : s !== null && /^(?:true|false)$/i.test(s)
-            ? ' (without quotes)'
-            : '';
-      issues.push({
-        path: 'closeOnTokenExpiry',
-        message: `must be true or false, not ${JSON.stringify(closeOnTokenExpiry)}${hint}`,
-      });
-    }
+    else checkBoolean(closeOnTokenExpiry, 'closeOnTokenExpiry', issues);
   }
   if (has('maxTokenTtl')) {
     const ttl = flagValue('maxTokenTtl', maxTokenTtl, 'a number of seconds', (s) =>
