@@ -227,3 +227,8 @@ export function logMaxBytes(v: string, flag = '--log-max-size'): number {
   const mib = numberOption(v, flag, { unit: 'MiB', fraction: true, max: MAX_LOG_MAX_MIB });
   return mib === 0 ? 0 : Math.max(1, Math.round(mib * MIB));
 }
+
+/** A `--host` value: `[::1]`, as in a URL, is the address `::1`; anything else as given. */
+export function hostOption(v: string): string {
+  return /^\[.*\]$/.test(v) ? v.slice(1, -1) : v;
+}

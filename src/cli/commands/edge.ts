@@ -28,7 +28,7 @@ import { parseConfigText } from '../../util/config-text.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../../util/log-rotation.js';
 import { acquirePidLock } from '../../util/pid-lock.js';
 import { makeDirs, openPrivateFile, stateDir, stateDirAccessError } from '../../util/state-dir.js';
-import { logMaxBytes, numberOption, portNumber } from '../common.js';
+import { hostOption, logMaxBytes, numberOption, portNumber } from '../common.js';
 import { notADirectory, stateDirUnusable } from '../world.js';
 
 interface EdgeCliOptions {
@@ -197,7 +197,7 @@ export function register(program: Command): void {
     )
     .action(async (o: EdgeCliOptions) => {
       const port = portNumber(o.port, '--port');
-      const host = /^\[.*\]$/.test(o.host) ? o.host.slice(1, -1) : o.host; // [::1] as in a URL
+      const host = hostOption(o.host);
       if (!isLoopbackHost(host) && !o.allowRemote) {
         throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
       }

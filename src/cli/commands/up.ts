@@ -31,6 +31,7 @@ import {
   addPolicyOptions,
   cliCommand,
   collect,
+  hostOption,
   localSubnetsOption,
   logMaxBytes,
   numberOption,
@@ -425,9 +426,7 @@ function profilePollMs(v: string): number {
 
 /** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
 function checkUpOptions(o: UpOptions) {
-  // [::1] as in a URL is the address ::1 (as `gsa-emu edge --host` takes it).
-  const rawHost = o.host ?? '127.0.0.1';
-  const host = /^\[.*\]$/.test(rawHost) ? rawHost.slice(1, -1) : rawHost;
+  const host = hostOption(o.host ?? '127.0.0.1');
   if ((o.user === undefined) !== (o.password === undefined)) {
     throw new UsageError('--user and --password go together');
   }
