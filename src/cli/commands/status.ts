@@ -123,19 +123,6 @@ async function enabledProfiles(target: AdminTarget): Promise<((c: ChannelName) =
 }
 
 /**
- * `--wait`: asks until a running client answers with state Connected (every channel it
- * forwards has its tunnel up), or `seconds` pass: then GSA_ERR_NOT_READY with the last
- * answer (the state and notes, or why nothing answered). While the client is "Disabled by
- * your organization" (no profile enabled: an administrator may enable one, the profiles are
- * polled) it waits, and says so once through `note`, with the time it will still wait. It
- * ends at once when an `up` launched with it fails to start (its reason, from
- * `<state-dir>/up-failed.json`; a client Connected since before this command counts only
- * after LAUNCH_GRACE_MS without such a failure), when the client cannot become Connected without a user
- * action (`cannotConnect`: GSA_ERR_NOT_READY with the reason and the command), and when it
- * has no admin API (`--admin-port off`: GSA_ERR_ADMIN_UNREACHABLE) or the command line is
- * wrong (an unreadable --admin-token).
- */
-/**
  * Throws GSA_ERR_NOT_READY when an `up` launched with this command (at most START_SLACK_MS
  * before it) failed to start, also while another client of the folder is Connected (one
  * that held the folder: the failure is GSA_ERR_BUSY).
@@ -160,6 +147,19 @@ function startedBefore(dir: string, flags: AdminFlags): boolean {
   return Number.isFinite(at) && at < performance.timeOrigin;
 }
 
+/**
+ * `--wait`: asks until a running client answers with state Connected (every channel it
+ * forwards has its tunnel up), or `seconds` pass: then GSA_ERR_NOT_READY with the last
+ * answer (the state and notes, or why nothing answered). While the client is "Disabled by
+ * your organization" (no profile enabled: an administrator may enable one, the profiles are
+ * polled) it waits, and says so once through `note`, with the time it will still wait. It
+ * ends at once when an `up` launched with it fails to start (its reason, from
+ * `<state-dir>/up-failed.json`; a client Connected since before this command counts only
+ * after LAUNCH_GRACE_MS without such a failure), when the client cannot become Connected without a user
+ * action (`cannotConnect`: GSA_ERR_NOT_READY with the reason and the command), and when it
+ * has no admin API (`--admin-port off`: GSA_ERR_ADMIN_UNREACHABLE) or the command line is
+ * wrong (an unreadable --admin-token).
+ */
 async function waitConnected(
   dir: string,
   flags: AdminFlags & { stateDir?: string | undefined },
@@ -189,22 +189,13 @@ async function waitConnected(
     try {
       target = adminTarget(dir, flags);
       st = await adminCall<StatusView>(target, 'GET', '/status');
-      if (st.state === 'Connected') {
-        // Unless an `up` launched with this command failed (below): this client then
-        // is another run's.
-        startFailed(dir, flags);
-        if (!startedBefore(dir, flags) || Date.now() >= performance.timeOrigin + LAUNCH_GRACE_MS) {
-          return st;
-        }
-        last = 'Connected, but started before this command';
-      } else {
-        last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
-      }
+      last =
+        st.state === 'Connected'
+          ? 'Connected, but started before this command'
+          : `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
     } catch (err) {
-      // Nothing to wait for: no admin API to ask, a command line that stays wrong, or an
-      // `up` launched with this command that failed (startFailed).
+      // Nothing to wait for: no admin API to ask, or a command line that stays wrong.
       if (err instanceof NoAdminApiError || err instanceof UsageError) throw err;
-      if (err instanceof GsaError && err.code === 'GSA_ERR_NOT_READY') throw err;
       last = (err as Error).message;
     }
     if (st !== null && target !== null) {
@@ -228,7 +219,15 @@ async function waitConnected(
         );
       }
     }
+    // An `up` launched with this command that failed, also while another run's client of
+    // the folder is Connected.
     startFailed(dir, flags);
+    if (
+      st?.state === 'Connected' &&
+      (!startedBefore(dir, flags) || Date.now() >= performance.timeOrigin + LAUNCH_GRACE_MS)
+    ) {
+      return st;
+    }
     const left = deadline - Date.now();
     if (left <= 0) break;
     await new Promise((r) => setTimeout(r, Math.min(WAIT_POLL_MS, left)));
