@@ -31,7 +31,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { dirname, isAbsolute, join, relative, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import {
   readClientState,
@@ -60,6 +60,7 @@ import {
   prepareStateDir,
   stateDir,
   stateDirAccessError,
+  stateDirUnusable,
   sudoHandOverTarget,
 } from '../util/state-dir.js';
 import { overlayHosts } from './hosts-option.js';
@@ -333,24 +334,6 @@ export function notADirectory(err: unknown, dir: string): GsaError | null {
   return new GsaError(
     'GSA_ERR_CONFIG',
     `the state folder ${dir} is not a directory (${file === dir ? 'it is a file' : `${file} is a file`}): give --state-dir (or $GSA_EMU_STATE_DIR) a folder`,
-  );
-}
-
-/**
- * The state folder cannot be made or written for another reason than its owner or mode
- * (stateDirAccessError) or a file in its place (notADirectory): a read-only file system, a
- * path under /proc, no space. GSA_ERR_CONFIG naming the folder and the flag, or null.
- */
-export function stateDirUnusable(err: unknown, dir: string): GsaError | null {
-  const e = err as NodeJS.ErrnoException | null;
-  const codes = ['ENOENT', 'EROFS', 'ENOSPC', 'EDQUOT', 'ELOOP', 'ENAMETOOLONG', 'EINVAL'];
-  if (!e?.code || !codes.includes(e.code) || typeof e.path !== 'string') return null;
-  // Only the folder and what is in it: another path (a --log-file elsewhere) is not its fault.
-  const rel = relative(dir, e.path);
-  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return null;
-  return new GsaError(
-    'GSA_ERR_CONFIG',
-    `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${e.path}: give --state-dir (or $GSA_EMU_STATE_DIR) a folder you can write`,
   );
 }
 

@@ -31,8 +31,8 @@ import {
   statSync,
 } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
-import { ConfigError, type GsaError } from '../errors.js';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { ConfigError, GsaError } from '../errors.js';
 import { shellWord } from './shell-word.js';
 
 export function stateDir(flag?: string): string {
@@ -367,8 +367,7 @@ export function prepareStateDir(dir: string): PreparedStateDir {
 export function stateDirAccessError(err: unknown, dir: string): GsaError | null {
   const e = err as NodeJS.ErrnoException | null;
   if (!posix() || !e || (e.code !== 'EACCES' && e.code !== 'EPERM') || !e.path) return null;
-  const rel = relative(dir, e.path);
-  if (rel.startsWith(`..${sep}`) || rel === '..') return null;
+  if (!inFolder(dir, e.path)) return null;
   let p = e.path;
   let st: Stats | null = null;
   for (; ; p = dirname(p)) {
@@ -392,4 +391,27 @@ export function stateDirAccessError(err: unknown, dir: string): GsaError | null 
     ],
     dir,
   );
+}
+
+/**
+ * The state folder cannot be made or written for another reason than its owner or mode
+ * (stateDirAccessError) or a file in its place (notADirectory): a read-only file system, a
+ * path under /proc, no space. GSA_ERR_CONFIG naming the folder and the flag, or null.
+ */
+export function stateDirUnusable(err: unknown, dir: string): GsaError | null {
+  const e = err as NodeJS.ErrnoException | null;
+  const codes = ['ENOENT', 'EROFS', 'ENOSPC', 'EDQUOT', 'ELOOP', 'ENAMETOOLONG', 'EINVAL'];
+  if (!e?.code || !codes.includes(e.code) || typeof e.path !== 'string') return null;
+  // Only the folder and what is in it: another path (a --log-file elsewhere) is not its fault.
+  if (!inFolder(dir, e.path)) return null;
+  return new GsaError(
+    'GSA_ERR_CONFIG',
+    `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${e.path}: give --state-dir (or $GSA_EMU_STATE_DIR) a folder you can write`,
+  );
+}
+
+/** `path` is `dir` or inside it. */
+function inFolder(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }

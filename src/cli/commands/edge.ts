@@ -27,9 +27,15 @@ import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../../util/log-rotation.js';
 import { acquirePidLock } from '../../util/pid-lock.js';
-import { makeDirs, openPrivateFile, stateDir, stateDirAccessError } from '../../util/state-dir.js';
+import {
+  makeDirs,
+  openPrivateFile,
+  stateDir,
+  stateDirAccessError,
+  stateDirUnusable,
+} from '../../util/state-dir.js';
 import { hostOption, logMaxBytes, numberOption, portNumber } from '../common.js';
-import { notADirectory, stateDirUnusable } from '../world.js';
+import { notADirectory } from '../world.js';
 
 interface EdgeCliOptions {
   host: string;
