@@ -20,6 +20,7 @@ import type { ChannelName } from '../../policy/model.js';
 import { shellWord } from '../../util/shell-word.js';
 import { stateDir } from '../../util/state-dir.js';
 import { addAdminOptions, cliCommand, waitSeconds } from '../common.js';
+import { launchedUps } from '../launched-ups.js';
 
 /**
  * The status line of the local subnets (GET /status `localSubnets`; absent from an older
@@ -39,10 +40,11 @@ const START_SLACK_MS = 2000;
 /**
  * A client Connected since before `status --wait` was launched may not be the `up` launched
  * with it: that one may still be failing (the state folder in use by the older one:
- * GSA_ERR_BUSY). Its failure is waited for this long after launch before the older client's
- * Connected counts.
+ * GSA_ERR_BUSY). Linux asks /proc which `up`s were launched with this command (see
+ * launched-ups.ts); elsewhere their failure is waited for this long after launch before the
+ * older client's Connected counts.
  */
-const LAUNCH_GRACE_MS = 1500;
+const LAUNCH_GRACE_MS = 3000;
 
 /** The flags that name the client (` --state-dir D`, ` --admin A --admin-token F`), for the commands suggested. */
 function addressFlags(o: AdminFlags & { stateDir?: string | undefined }): string {
@@ -138,13 +140,36 @@ function startFailed(dir: string, flags: AdminFlags): void {
   }
 }
 
-/** The folder's client wrote its state file before this command was launched. */
-function startedBefore(dir: string, flags: AdminFlags): boolean {
-  if (flags.admin !== undefined) return false;
+/** The pid of the folder's client when it wrote its state file before this command was launched, else null. */
+function startedBefore(dir: string, flags: AdminFlags): number | null {
+  if (flags.admin !== undefined) return null;
   const s = readClientState(join(dir, STATE_FILE));
-  if (s === null || s === 'garbled') return false;
+  if (s === null || s === 'garbled') return null;
   const at = Date.parse(s.startedAt);
-  return Number.isFinite(at) && at < performance.timeOrigin;
+  return Number.isFinite(at) && at < performance.timeOrigin ? s.pid : null;
+}
+
+/**
+ * Whether a Connected client of the folder is the answer (true; else what it waits for): one
+ * that started after this command was launched is; an older one is once no `up` launched
+ * with this command may still fail (Linux: none runs, and none recorded a failure meanwhile;
+ * elsewhere: LAUNCH_GRACE_MS after launch).
+ */
+function connectedCounts(dir: string, flags: AdminFlags): true | string {
+  const older = startedBefore(dir, flags);
+  if (older === null) return true;
+  const ups = launchedUps(dir, older);
+  if (ups === null) {
+    return Date.now() >= performance.timeOrigin + LAUNCH_GRACE_MS
+      ? true
+      : 'Connected, but started before this command';
+  }
+  if (ups.length > 0) {
+    return `Connected (pid ${older}), but "gsa-emu up" (pid ${ups.join(', ')}) launched with this command for the same state folder is still starting`;
+  }
+  // One may have recorded its failure and exited since the last look.
+  startFailed(dir, flags);
+  return true;
 }
 
 /**
@@ -154,8 +179,8 @@ function startedBefore(dir: string, flags: AdminFlags): boolean {
  * your organization" (no profile enabled: an administrator may enable one, the profiles are
  * polled) it waits, and says so once through `note`, with the time it will still wait. It
  * ends at once when an `up` launched with it fails to start (its reason, from
- * `<state-dir>/up-failed.json`; a client Connected since before this command counts only
- * after LAUNCH_GRACE_MS without such a failure), when the client cannot become Connected without a user
+ * `<state-dir>/up-failed.json`; a client Connected since before this command counts once no
+ * `up` launched with it may still fail: connectedCounts), when the client cannot become Connected without a user
  * action (`cannotConnect`: GSA_ERR_NOT_READY with the reason and the command), and when it
  * has no admin API (`--admin-port off`: GSA_ERR_ADMIN_UNREACHABLE) or the command line is
  * wrong (an unreadable --admin-token).
@@ -189,10 +214,7 @@ async function waitConnected(
     try {
       target = adminTarget(dir, flags);
       st = await adminCall<StatusView>(target, 'GET', '/status');
-      last =
-        st.state === 'Connected'
-          ? 'Connected, but started before this command'
-          : `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
+      last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
     } catch (err) {
       // Nothing to wait for: no admin API to ask, or a command line that stays wrong.
       if (err instanceof NoAdminApiError || err instanceof UsageError) throw err;
@@ -222,11 +244,10 @@ async function waitConnected(
     // An `up` launched with this command that failed, also while another run's client of
     // the folder is Connected.
     startFailed(dir, flags);
-    if (
-      st?.state === 'Connected' &&
-      (!startedBefore(dir, flags) || Date.now() >= performance.timeOrigin + LAUNCH_GRACE_MS)
-    ) {
-      return st;
+    if (st?.state === 'Connected') {
+      const counts = connectedCounts(dir, flags);
+      if (counts === true) return st;
+      last = counts;
     }
     const left = deadline - Date.now();
     if (left <= 0) break;

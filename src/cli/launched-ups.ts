@@ -1,0 +1,103 @@
+/**
+ * Linux: the `gsa-emu up` processes started together with this command (at most
+ * LAUNCHED_WITH_MS before it, or after it) whose state folder is a given one.
+ *
+ * `gsa-emu up --state-dir D & gsa-emu status --state-dir D --wait S` must not take a client
+ * of D that was Connected before it for the `up` launched with it: that `up` may be about
+ * to fail with GSA_ERR_BUSY (the older client holds D). How long that `up` takes to get
+ * there (loading, checking its options) depends on the machine's load, so no fixed wait
+ * tells; this asks the kernel which such processes exist. /proc/<pid>/cmdline, environ and
+ * cwd give a process's state folder as stateDir() computes it (--state-dir, else
+ * $GSA_EMU_STATE_DIR, else $HOME/.gsa-emu), and field 22 of /proc/<pid>/stat its start.
+ *
+ * Processes of other users (their environ is unreadable) and a forked shell that has not
+ * yet run `gsa-emu` are not seen.
+ */
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { basename, isAbsolute, resolve } from 'node:path';
+import { startTicks } from '../util/pid-lock.js';
+
+/** How long before this command an `up` may have been launched and still count as launched with it. */
+export const LAUNCHED_WITH_MS = 2000;
+/** Clock ticks per second of /proc's times (USER_HZ). */
+const USER_HZ = 100;
+/** The names the CLI's script has in a command line: the package's bin link, the built or the source entry. */
+const SCRIPT_NAMES = new Set(['gsa-emu', 'main.js', 'main.ts']);
+
+/** The state folder a command line's `up` uses, or null when the command is not `gsa-emu up`. */
+export function upStateDir(
+  argv: string[],
+  env: Record<string, string>,
+  cwd: string,
+): string | null {
+  const script = argv.findIndex((a, i) => i > 0 && SCRIPT_NAMES.has(basename(a)));
+  if (script < 0) return null;
+  const rest = argv.slice(script + 1);
+  if (rest[0] !== 'up') return null;
+  let flag: string | undefined;
+  for (let i = 1; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--') break;
+    if (a === '--state-dir') flag = rest[++i];
+    else if (a.startsWith('--state-dir=')) flag = a.slice('--state-dir='.length);
+  }
+  const dir =
+    flag ||
+    env.GSA_EMU_STATE_DIR ||
+    (env.HOME && isAbsolute(env.HOME) ? resolve(env.HOME, '.gsa-emu') : null);
+  return dir ? resolve(cwd, dir) : null;
+}
+
+function canonical(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
+function nulSplit(text: string): string[] {
+  const parts = text.split('\0');
+  if (parts.at(-1) === '') parts.pop();
+  return parts;
+}
+
+/**
+ * Pids of `gsa-emu up` processes for state folder `dir` started at most LAUNCHED_WITH_MS
+ * before this process (or after it), other than this process and `except` (the folder's
+ * client); null where /proc cannot tell (not Linux).
+ */
+export function launchedUps(dir: string, except: number | null = null): number[] | null {
+  if (process.platform !== 'linux') return null;
+  const own = startTicks(process.pid);
+  if (own === null) return null;
+  const since = own - (LAUNCHED_WITH_MS / 1000) * USER_HZ;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  const want = canonical(dir);
+  const found: number[] = [];
+  for (const name of entries) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pid === except) continue;
+    const ticks = startTicks(pid);
+    if (ticks === null || ticks < since) continue;
+    try {
+      const argv = nulSplit(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+      if (!argv.some((a) => SCRIPT_NAMES.has(basename(a)))) continue;
+      const env: Record<string, string> = {};
+      for (const kv of nulSplit(readFileSync(`/proc/${pid}/environ`, 'utf8'))) {
+        const eq = kv.indexOf('=');
+        if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+      }
+      const upDir = upStateDir(argv, env, readlinkSync(`/proc/${pid}/cwd`));
+      if (upDir !== null && canonical(upDir) === want) found.push(pid);
+    } catch {
+      // Gone meanwhile, or another user's.
+    }
+  }
+  return found;
+}

@@ -1,0 +1,102 @@
+/**
+ * launched-ups.ts: which `gsa-emu up` processes were launched with this one for a state
+ * folder. The command-line part everywhere; the /proc part on Linux, with stand-in
+ * processes named like the CLI (a `main.js` that only sleeps), all stopped by the test.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { launchedUps, upStateDir } from '../../src/cli/launched-ups.js';
+
+t.test('upStateDir: the folder a command line`s up uses, as stateDir() computes it', async (t) => {
+  const env = { HOME: '/home/u' };
+  t.equal(upStateDir(['node', '/x/dist/cli/main.js', 'up'], env, '/w'), '/home/u/.gsa-emu');
+  t.equal(
+    upStateDir(['node', '/x/main.js', 'up', '--state-dir', 'd'], env, '/w'),
+    '/w/d',
+    'relative to its working folder',
+  );
+  t.equal(upStateDir(['node', '/x/main.js', 'up', '--state-dir=/s'], env, '/w'), '/s');
+  t.equal(
+    upStateDir(['node', '/usr/bin/gsa-emu', 'up'], { ...env, GSA_EMU_STATE_DIR: '/e' }, '/w'),
+    '/e',
+    '$GSA_EMU_STATE_DIR after the flag',
+  );
+  t.equal(
+    upStateDir(['node', '/x/main.js', 'up', '--state-dir', '/f'], { GSA_EMU_STATE_DIR: '/e' }, '/'),
+    '/f',
+    'the flag wins',
+  );
+  t.equal(
+    upStateDir(['node', 'npx-cli.js', 'gsa-emu', 'up', '--no-tty'], env, '/w'),
+    '/home/u/.gsa-emu',
+    'npx gsa-emu up',
+  );
+  t.equal(
+    upStateDir(['node', '/x/main.js', 'up', '--', '--state-dir', '/no'], env, '/w'),
+    '/home/u/.gsa-emu',
+    'not after --',
+  );
+  t.equal(upStateDir(['node', '/x/main.js', 'status', '--state-dir', '/s'], env, '/'), null);
+  t.equal(upStateDir(['node', '/x/other.js', 'up'], env, '/'), null, 'not the CLI');
+  t.equal(upStateDir(['gsa-emu'], env, '/'), null, 'the script is not argv[0]');
+  t.equal(upStateDir(['node', '/x/main.js', 'up'], {}, '/'), null, 'no HOME: unknown');
+});
+
+const linux = process.platform === 'linux';
+t.test(
+  'launchedUps: sees `up`s of the folder started with this process, not others',
+  { skip: linux ? false : `/proc is Linux's; this is ${process.platform}` },
+  async (t) => {
+    const base = await mkdtemp(join(tmpdir(), 'gsa-launched-'));
+    const bin = join(base, 'bin');
+    await mkdir(bin);
+    // Named like the CLI's entry; it only waits to be stopped (bounded: 30 s).
+    const main = join(bin, 'main.js');
+    await writeFile(main, 'setTimeout(() => {}, 30_000);\n');
+    const d = join(base, 'state');
+    const other = join(base, 'other');
+    await mkdir(d);
+    await mkdir(other);
+    const kids: ChildProcess[] = [];
+    t.teardown(async () => {
+      for (const k of kids) k.kill('SIGKILL');
+      await rm(base, { recursive: true, force: true });
+    });
+    const start = (args: string[], env: NodeJS.ProcessEnv = {}, cwd = base): number => {
+      const k = spawn(process.execPath, [main, ...args], {
+        stdio: 'ignore',
+        cwd,
+        env: { PATH: process.env.PATH, HOME: base, ...env },
+      });
+      kids.push(k);
+      return k.pid!;
+    };
+    const a = start(['up', '--state-dir', d]);
+    const b = start(['up', '--state-dir', 'state']); // relative to its cwd
+    const c = start(['up'], { GSA_EMU_STATE_DIR: d });
+    const x = start(['up', '--state-dir', other]);
+    const y = start(['status', '--state-dir', d]);
+    const z = start(['up'], {}, base); // HOME/.gsa-emu
+    // Their command lines are there once they have run node (spawn returns after exec).
+    const got = launchedUps(d)!;
+    t.same([...got].sort(), [a, b, c].sort(), 'the three ups of the folder');
+    t.notOk(
+      got.includes(x) || got.includes(y) || got.includes(z),
+      'not another folder, not status',
+    );
+    t.same(
+      [...launchedUps(d, b)!].sort(),
+      [a, c].sort(),
+      'the folder`s client (except) is left out',
+    );
+    t.same(launchedUps(join(base, '.gsa-emu')), [z], 'the default folder, from its HOME');
+    for (const k of kids) k.kill('SIGKILL');
+    await Promise.all(
+      kids.map((k) => new Promise((r) => (k.exitCode !== null ? r(0) : k.once('exit', r)))),
+    );
+    t.same(launchedUps(d), [], 'gone once they have exited');
+  },
+);
