@@ -56,7 +56,7 @@ t.test('unreachable from another namespace: the message says so', async (t) => {
   const port = await closedPort();
   const write = (netns: string | undefined) =>
     writeClientState(dir, {
-      pid: process.pid + 1, // another writer: its fields are taken as given
+      pid: process.ppid, // another writer (alive: the test runner): its fields are taken as given
       startedAt: new Date().toISOString(),
       admin: `127.0.0.1:${port}`,
       socks: null,
