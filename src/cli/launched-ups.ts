@@ -1,14 +1,16 @@
 /**
- * Linux: the `gsa-emu up` processes started together with this command (at most
- * LAUNCHED_WITH_MS before it, or after it) whose state folder is a given one.
+ * Linux: the `gsa-emu up` (or `gsa-emu edge`) processes of a state folder, from /proc:
+ * /proc/<pid>/cmdline, environ and cwd give a process's state folder as stateDir() computes
+ * it (--state-dir, else $GSA_EMU_STATE_DIR, else $HOME/.gsa-emu), and field 22 of
+ * /proc/<pid>/stat its start. Before a process takes its folder's lock, nothing it writes
+ * tells that it is starting; this does.
  *
- * `gsa-emu up --state-dir D & gsa-emu status --state-dir D --wait S` must not take a client
- * of D that was Connected before it for the `up` launched with it: that `up` may be about
- * to fail with GSA_ERR_BUSY (the older client holds D). How long that `up` takes to get
- * there (loading, checking its options) depends on the machine's load, so no fixed wait
- * tells; this asks the kernel which such processes exist. /proc/<pid>/cmdline, environ and
- * cwd give a process's state folder as stateDir() computes it (--state-dir, else
- * $GSA_EMU_STATE_DIR, else $HOME/.gsa-emu), and field 22 of /proc/<pid>/stat its start.
+ * - `status --wait`: `gsa-emu up --state-dir D & gsa-emu status --state-dir D --wait S` must
+ *   not take a client of D that was Connected before it for the `up` launched with it (at
+ *   most LAUNCHED_WITH_MS before it): that `up` may be about to fail with GSA_ERR_BUSY (the
+ *   older client holds D). How long that takes (loading, checking its options) depends on
+ *   the machine's load, so no fixed wait tells.
+ * - `stop` an instant after `up &`: it waits for a starting `up` to take its lock.
  *
  * Processes of other users (their environ is unreadable) and a forked shell that has not
  * yet run `gsa-emu` are not seen.
@@ -24,16 +26,17 @@ const USER_HZ = 100;
 /** The names the CLI's script has in a command line: the package's bin link, the built or the source entry. */
 const SCRIPT_NAMES = new Set(['gsa-emu', 'main.js', 'main.ts']);
 
-/** The state folder a command line's `up` uses, or null when the command is not `gsa-emu up`. */
-export function upStateDir(
+/** The state folder a command line's `gsa-emu <command>` uses, or null when it is not that command. */
+export function commandStateDir(
   argv: string[],
   env: Record<string, string>,
   cwd: string,
+  command: 'up' | 'edge' = 'up',
 ): string | null {
   const script = argv.findIndex((a, i) => i > 0 && SCRIPT_NAMES.has(basename(a)));
   if (script < 0) return null;
   const rest = argv.slice(script + 1);
-  if (rest[0] !== 'up') return null;
+  if (rest[0] !== command) return null;
   let flag: string | undefined;
   for (let i = 1; i < rest.length; i++) {
     const a = rest[i]!;
@@ -68,10 +71,22 @@ function nulSplit(text: string): string[] {
  * client); null where /proc cannot tell (not Linux).
  */
 export function launchedUps(dir: string, except: number | null = null): number[] | null {
-  if (process.platform !== 'linux') return null;
   const own = startTicks(process.pid);
   if (own === null) return null;
-  const since = own - (LAUNCHED_WITH_MS / 1000) * USER_HZ;
+  return cliProcesses(dir, 'up', { except, since: own - (LAUNCHED_WITH_MS / 1000) * USER_HZ });
+}
+
+/**
+ * Pids of the running `gsa-emu <command>` processes for state folder `dir` other than this
+ * process and `o.except`, started at `o.since` (clock ticks after boot) or later; null where
+ * /proc cannot tell (not Linux).
+ */
+export function cliProcesses(
+  dir: string,
+  command: 'up' | 'edge',
+  o: { except?: number | null; since?: number } = {},
+): number[] | null {
+  if (process.platform !== 'linux') return null;
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -82,9 +97,11 @@ export function launchedUps(dir: string, except: number | null = null): number[]
   const found: number[] = [];
   for (const name of entries) {
     const pid = Number(name);
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pid === except) continue;
-    const ticks = startTicks(pid);
-    if (ticks === null || ticks < since) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pid === o.except) continue;
+    if (o.since !== undefined) {
+      const ticks = startTicks(pid);
+      if (ticks === null || ticks < o.since) continue;
+    }
     try {
       const argv = nulSplit(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
       if (!argv.some((a) => SCRIPT_NAMES.has(basename(a)))) continue;
@@ -93,8 +110,8 @@ export function launchedUps(dir: string, except: number | null = null): number[]
         const eq = kv.indexOf('=');
         if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
       }
-      const upDir = upStateDir(argv, env, readlinkSync(`/proc/${pid}/cwd`));
-      if (upDir !== null && canonical(upDir) === want) found.push(pid);
+      const cmdDir = commandStateDir(argv, env, readlinkSync(`/proc/${pid}/cwd`), command);
+      if (cmdDir !== null && canonical(cmdDir) === want) found.push(pid);
     } catch {
       // Gone meanwhile, or another user's.
     }

@@ -8,42 +8,63 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { launchedUps, upStateDir } from '../../src/cli/launched-ups.js';
+import { commandStateDir, launchedUps } from '../../src/cli/launched-ups.js';
 
-t.test('upStateDir: the folder a command line`s up uses, as stateDir() computes it', async (t) => {
-  const env = { HOME: '/home/u' };
-  t.equal(upStateDir(['node', '/x/dist/cli/main.js', 'up'], env, '/w'), '/home/u/.gsa-emu');
-  t.equal(
-    upStateDir(['node', '/x/main.js', 'up', '--state-dir', 'd'], env, '/w'),
-    '/w/d',
-    'relative to its working folder',
-  );
-  t.equal(upStateDir(['node', '/x/main.js', 'up', '--state-dir=/s'], env, '/w'), '/s');
-  t.equal(
-    upStateDir(['node', '/usr/bin/gsa-emu', 'up'], { ...env, GSA_EMU_STATE_DIR: '/e' }, '/w'),
-    '/e',
-    '$GSA_EMU_STATE_DIR after the flag',
-  );
-  t.equal(
-    upStateDir(['node', '/x/main.js', 'up', '--state-dir', '/f'], { GSA_EMU_STATE_DIR: '/e' }, '/'),
-    '/f',
-    'the flag wins',
-  );
-  t.equal(
-    upStateDir(['node', 'npx-cli.js', 'gsa-emu', 'up', '--no-tty'], env, '/w'),
-    '/home/u/.gsa-emu',
-    'npx gsa-emu up',
-  );
-  t.equal(
-    upStateDir(['node', '/x/main.js', 'up', '--', '--state-dir', '/no'], env, '/w'),
-    '/home/u/.gsa-emu',
-    'not after --',
-  );
-  t.equal(upStateDir(['node', '/x/main.js', 'status', '--state-dir', '/s'], env, '/'), null);
-  t.equal(upStateDir(['node', '/x/other.js', 'up'], env, '/'), null, 'not the CLI');
-  t.equal(upStateDir(['gsa-emu'], env, '/'), null, 'the script is not argv[0]');
-  t.equal(upStateDir(['node', '/x/main.js', 'up'], {}, '/'), null, 'no HOME: unknown');
-});
+t.test(
+  'commandStateDir: the folder a command line`s up uses, as stateDir() computes it',
+  async (t) => {
+    const env = { HOME: '/home/u' };
+    t.equal(commandStateDir(['node', '/x/dist/cli/main.js', 'up'], env, '/w'), '/home/u/.gsa-emu');
+    t.equal(
+      commandStateDir(['node', '/x/main.js', 'up', '--state-dir', 'd'], env, '/w'),
+      '/w/d',
+      'relative to its working folder',
+    );
+    t.equal(commandStateDir(['node', '/x/main.js', 'up', '--state-dir=/s'], env, '/w'), '/s');
+    t.equal(
+      commandStateDir(
+        ['node', '/usr/bin/gsa-emu', 'up'],
+        { ...env, GSA_EMU_STATE_DIR: '/e' },
+        '/w',
+      ),
+      '/e',
+      '$GSA_EMU_STATE_DIR after the flag',
+    );
+    t.equal(
+      commandStateDir(
+        ['node', '/x/main.js', 'up', '--state-dir', '/f'],
+        { GSA_EMU_STATE_DIR: '/e' },
+        '/',
+      ),
+      '/f',
+      'the flag wins',
+    );
+    t.equal(
+      commandStateDir(['node', 'npx-cli.js', 'gsa-emu', 'up', '--no-tty'], env, '/w'),
+      '/home/u/.gsa-emu',
+      'npx gsa-emu up',
+    );
+    t.equal(
+      commandStateDir(['node', '/x/main.js', 'up', '--', '--state-dir', '/no'], env, '/w'),
+      '/home/u/.gsa-emu',
+      'not after --',
+    );
+    t.equal(commandStateDir(['node', '/x/main.js', 'status', '--state-dir', '/s'], env, '/'), null);
+    t.equal(commandStateDir(['node', '/x/other.js', 'up'], env, '/'), null, 'not the CLI');
+    t.equal(commandStateDir(['gsa-emu'], env, '/'), null, 'the script is not argv[0]');
+    t.equal(commandStateDir(['node', '/x/main.js', 'up'], {}, '/'), null, 'no HOME: unknown');
+    t.equal(
+      commandStateDir(['node', '/x/main.js', 'edge', '--state-dir', '/g'], env, '/', 'edge'),
+      '/g',
+      'edge',
+    );
+    t.equal(
+      commandStateDir(['node', '/x/main.js', 'up'], env, '/', 'edge'),
+      null,
+      'up is not edge',
+    );
+  },
+);
 
 const linux = process.platform === 'linux';
 t.test(

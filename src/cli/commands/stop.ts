@@ -18,11 +18,13 @@
  * An edge has no admin API: it gets SIGTERM (its clean shutdown, as Ctrl+C); on Windows only
  * with `--force` (TerminateProcess: its lock is then removed here).
  *
- * Not covered: a `stop` run an instant after `up &` (or `edge &`), before the lock is taken
- * (after the options are read; under `npx`, after npm has started it), finds nothing to
- * stop (exit 1) and the command keeps running. Nothing `up` writes before its lock tells
- * that it is starting, so stop does not wait for one: scripts stop after `status --wait`
- * (an edge: after its CA file appeared), see docs/usage.md.
+ * A `stop` run an instant after `up &` (or `edge &`), before the lock is taken (after the
+ * options are read; under `npx`, after npm has started it): nothing `up` writes before its
+ * lock tells that it is starting, but on Linux /proc does (launched-ups.ts cliProcesses):
+ * while a `gsa-emu up` of the folder runs without the lock, stop waits (within --wait) for
+ * it to take the lock, then stops it, or to exit. Elsewhere such a `stop` finds nothing to
+ * stop (exit 1) and the command keeps running: scripts stop after `status --wait` (an edge:
+ * after its CA file appeared), see docs/usage.md.
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -42,6 +44,7 @@ import {
 } from '../../util/pid-lock.js';
 import { stateDir } from '../../util/state-dir.js';
 import { waitSeconds } from '../common.js';
+import { cliProcesses } from '../launched-ups.js';
 import { EDGE_LOCK } from './edge.js';
 
 const POLL_MS = 100;
@@ -130,6 +133,45 @@ function runningLock(lockFile: string, what: string, onStale?: () => void): PidL
 }
 
 /**
+ * The lock of the running `gsa-emu <what>` of `dir` (runningLock); while there is none but
+ * such a process of the folder runs (Linux: one still starting), waits for its lock until
+ * `deadline`.
+ */
+async function heldLock(
+  dir: string,
+  lockFile: string,
+  what: 'up' | 'edge',
+  deadline: number,
+  seconds: number,
+  onStale?: () => void,
+): Promise<PidLockInfo> {
+  let starting: number[] = [];
+  for (;;) {
+    try {
+      return runningLock(lockFile, what, onStale);
+    } catch (err) {
+      if (!(err instanceof GsaError) || err.code !== 'GSA_ERR_NOT_RUNNING') throw err;
+      const now = cliProcesses(dir, what) ?? [];
+      if (now.length === 0) {
+        if (starting.length === 0) throw err;
+        throw new GsaError(
+          'GSA_ERR_NOT_RUNNING',
+          `${err.message}; the "gsa-emu ${what}" that ran without it (pid ${starting.join(', ')}) exited without taking it`,
+        );
+      }
+      starting = now;
+      if (Date.now() >= deadline) {
+        throw new GsaError(
+          'GSA_ERR_NOT_STOPPED',
+          `"gsa-emu ${what}" (pid ${now.join(', ')}) runs for ${dir} but has not taken ${lockFile} within ${seconds} s (still starting, or shutting down)`,
+        );
+      }
+      await sleep(POLL_MS);
+    }
+  }
+}
+
+/**
  * Stops the `up` holding `<dir>/up.lock` (see the file comment); resolves once it has
  * exited. `force`: on Windows, terminate it when its admin API cannot be asked.
  */
@@ -138,8 +180,10 @@ export async function stopUp(
   seconds: number,
   o: { force?: boolean } = {},
 ): Promise<Stopped> {
-  const lock = runningLock(join(dir, 'up.lock'), 'up', () => removeStaleClientState(dir));
   const deadline = Date.now() + seconds * 1000;
+  const lock = await heldLock(dir, join(dir, 'up.lock'), 'up', deadline, seconds, () =>
+    removeStaleClientState(dir),
+  );
   const asked = await askShutdown(dir, lock.pid, deadline);
   if (asked === true) {
     await waitExit(lock.pid, deadline, seconds, 'the shutdown request');
@@ -175,14 +219,14 @@ export async function stopEdge(
   o: { force?: boolean } = {},
 ): Promise<Stopped> {
   const lockFile = join(dir, EDGE_LOCK);
-  const lock = runningLock(lockFile, 'edge');
+  const deadline = Date.now() + seconds * 1000;
+  const lock = await heldLock(dir, lockFile, 'edge', deadline, seconds);
   if (process.platform === 'win32' && !o.force) {
     throw new GsaError(
       'GSA_ERR_NOT_STOPPED',
       `cannot ask "gsa-emu edge" (pid ${lock.pid}) to shut down: it has no admin API. On Windows a signal would end it at once, without its clean shutdown: stop it with Ctrl+C in its window, or give --force to terminate it`,
     );
   }
-  const deadline = Date.now() + seconds * 1000;
   try {
     process.kill(lock.pid, 'SIGTERM');
   } catch (err) {
