@@ -65,7 +65,8 @@ t.test('getToken: cached, single-flight, valid for the channel', async (t) => {
 });
 
 t.test('getToken refreshes before expiry', async (t) => {
-  const a = api({ tokenTtlSeconds: 2, refreshAt: 0.2 });
+  // exp is in whole seconds: a 10 s token lives 9 to 10 s, refreshed after 1.8 to 2 s.
+  const a = api({ tokenTtlSeconds: 10, refreshAt: 0.2 });
   t.teardown(() => a.close());
   t.equal(a.lastTokenObtainedAt(), null, 'no token yet');
   const first = await a.getToken('private');
@@ -74,12 +75,12 @@ t.test('getToken refreshes before expiry', async (t) => {
   await delay(50);
   t.equal(await a.getToken('private'), first, 'still fresh');
   t.equal(a.lastTokenObtainedAt(), issued, 'a cached token keeps its issue time');
-  await delay(400); // 0.2 x 2 s = 400 ms
+  await delay(2100); // 0.2 x 10 s = 2 s
   const second = await a.getToken('private');
   t.not(second, first, 'refreshed');
   t.equal(a.tokenFetches, 2);
   t.ok(Date.now() < a.tokenInfo('private')!.expiresAt);
-  t.ok(a.lastTokenObtainedAt()! > issued! + 400, 'a refreshed token has a new issue time');
+  t.ok(a.lastTokenObtainedAt()! > issued! + 1500, 'a refreshed token has a new issue time');
 });
 
 t.test('a refused token request is an EdgeHttpError with the OAuth code', async (t) => {
