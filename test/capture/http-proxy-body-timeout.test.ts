@@ -126,16 +126,18 @@ t.test('a response under way is cut short when the body stops coming', async (t)
 
 t.test('a slow but steady upload passes', async (t) => {
   const up = await origin(t);
-  const { port } = await setup(t, up.port, 300);
+  // A timeout ten times the pause between bytes: a loaded machine's stall of a few hundred
+  // ms must not look like a stalled body (the test's timer and the proxy's share a loop).
+  const { port } = await setup(t, up.port, 1000);
   for (const host of [`direct.test:${up.port}`, 'tunnel.test']) {
     const c = await client(t, port);
-    // 12 bytes, one every 150 ms: 1.8 s in all, six times the timeout.
-    c.s.write(`POST http://${host}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n`);
-    for (let i = 0; i < 12 && !c.closed; i++) {
-      await delay(150);
+    // 25 bytes, one every 100 ms: 2.5 s in all, more than twice the timeout.
+    c.s.write(`POST http://${host}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\n\r\n`);
+    for (let i = 0; i < 25 && !c.closed; i++) {
+      await delay(100);
       c.s.write('x');
     }
-    t.ok(await eventually(() => c.got.endsWith('got 12'), 3000), `${host}: the whole body went`);
+    t.ok(await eventually(() => c.got.endsWith('got 25'), 3000), `${host}: the whole body went`);
     t.match(c.got, /^HTTP\/1\.1 200 OK\r\n/, `${host}: 200`);
     t.equal(c.closed, false, `${host}: the connection stays open`);
     c.s.destroy();

@@ -195,7 +195,7 @@ t.test(
 );
 
 t.test('maxConnections: stalled clients beyond the limit are closed at once', async (t) => {
-  const { port, proxy } = await setup(t, { maxConnections: 5, headersTimeoutMs: 400 });
+  const { port, proxy } = await setup(t, { maxConnections: 5, headersTimeoutMs: 2000 });
   await checkConnectionLimit(t, {
     port,
     server: proxy.server,

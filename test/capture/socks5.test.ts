@@ -456,7 +456,7 @@ t.test(
 );
 
 t.test('maxConnections: stalled handshakes beyond the limit are closed at once', async (t) => {
-  const { port, server } = await startServer(t, { maxConnections: 5, handshakeTimeoutMs: 400 });
+  const { port, server } = await startServer(t, { maxConnections: 5, handshakeTimeoutMs: 2000 });
   await checkConnectionLimit(t, {
     port,
     server: server.server,

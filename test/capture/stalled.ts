@@ -3,6 +3,8 @@
  * after the other, each writes `bytes` (an unfinished handshake) and stalls, reading what
  * comes back, and `max` of them should be held until the handshake timeout while the rest
  * are closed at once. The checks are made on `t`; the sockets are destroyed at the end.
+ * "At once" is under a second: the callers' timeout is 2 s, so a loaded machine's stall
+ * (the connects are sequential) does not let the held ones time out first.
  */
 import { once } from 'node:events';
 import { connect, type Server, type Socket } from 'node:net';
@@ -26,9 +28,9 @@ export async function checkConnectionLimit(
     await once(s, 'connect');
   }
   const over = o.n - o.max;
-  t.ok(await until(() => closedAt.length >= over, 1000), `the ${over} over the limit closed`);
+  t.ok(await until(() => closedAt.length >= over, 2000), `the ${over} over the limit closed`);
   t.ok(
-    closedAt.slice(0, over).every((ms) => ms < 300),
+    closedAt.slice(0, over).every((ms) => ms < 1000),
     `at once (${closedAt.slice(0, over)} ms)`,
   );
   t.equal(
@@ -37,7 +39,7 @@ export async function checkConnectionLimit(
     `${o.max} held`,
   );
   t.ok(
-    await until(() => closedAt.length === o.n, 3000),
+    await until(() => closedAt.length === o.n, 6000),
     `the rest by the ${o.what} timeout (${closedAt} ms)`,
   );
   for (const s of clients) s.destroy();
