@@ -197,7 +197,8 @@ t.test('real curl clients, one every 50 ms, that exit at once', { skip: skipReal
   const got = await Promise.all(answers);
   const found = got.filter((p) => p?.name === 'curl').length;
   // Each curl lives a millisecond or two after the accept: on a loaded machine some are
-  // gone before their scan. Before the fix, at most the first was found (0-2 of 10).
-  t.ok(found >= 6, `curl named for ${found} of ${N} connections (wanted a clear majority)`);
+  // gone before their scan (here 10 of 10, idle or loaded). Before the fix, at most the
+  // first was found (0-2 of 10): 4 tells the two apart with room for a loaded runner.
+  t.ok(found >= 4, `curl named for ${found} of ${N} connections (wanted 4 at least)`);
   t.equal(got.length, N, 'every connection looked up');
 });

@@ -385,12 +385,12 @@ t.test(
     await new Promise<void>((r) => edge.http.close(() => r()));
     const codes = await Promise.all(outcome);
     const took = Date.now() - t0;
-    t.ok(took < 1000, `all 50 streams reset in ${took} ms`);
+    t.ok(took < 3000, `all 50 streams reset in ${took} ms (not each waiting out a timeout)`);
     t.same(new Set(codes), new Set([ResetCode.SESSION_CLOSED]));
     t.notOk(client.isUp());
     t.throws(() => client.open(meta()), { code: 'GSA_ERR_CHANNEL_DOWN' });
     // While the edge is away, the client backs off (attempts grow, delays within the cap).
-    await delay(300);
+    for (let i = 0; i < 60 && downs.length < 2; i++) await delay(50);
     t.ok(downs.length >= 2, `${downs.length} down events while the edge is gone`);
     t.ok(
       downs.every((d) => d.retryInMs >= 0 && d.retryInMs <= 400),
