@@ -48,6 +48,8 @@ export interface EgressOptions {
    * Default 65,507.
    */
   maxDatagramSize?: number;
+  /** How long an ended flow's record waits for a late META (ms). Default PROCESS_WAIT_MS. */
+  processWaitMs?: number;
 }
 
 /** Who opened the flow (from the session's token) and over which session. */
@@ -170,6 +172,7 @@ export class Egress {
    * (its send queue full, or the session gone: `toClient`).
    */
   readonly datagramsDropped = { tooLarge: 0, early: 0, toClient: 0 };
+  private readonly processWait: number;
 
   constructor(opts: EgressOptions, deps: EgressDeps) {
     this.hosts = new HostsMap(opts.hostsMap ?? {}, 'hostsMap');
@@ -179,6 +182,7 @@ export class Egress {
     this.tcpIdle = opts.tcpIdleTimeoutMs ?? 0;
     this.udpIdle = opts.udpIdleTimeoutMs ?? 60_000;
     this.maxDatagram = opts.maxDatagramSize ?? 65_507;
+    this.processWait = opts.processWaitMs ?? PROCESS_WAIT_MS;
     this.deps = deps;
   }
 
@@ -579,9 +583,9 @@ export class Egress {
     });
   }
 
-  /** Holds an ended flow's record until its late META comes, or PROCESS_WAIT_MS passed. */
+  /** Holds an ended flow's record until its late META comes, or processWaitMs passed. */
   private holdRecord(key: string, rec: NetworkAccessTraffic): void {
-    const timer = setTimeout(() => this.release(key), PROCESS_WAIT_MS);
+    const timer = setTimeout(() => this.release(key), this.processWait);
     timer.unref();
     this.awaiting.set(key, { rec, timer });
   }

@@ -204,7 +204,9 @@ export interface EdgeOptions {
    */
   logMaxBytes?: number;
   /** Egress switches; tests and demos set both false so nothing leaves the machine. */
-  egress?: Pick<EgressOptions, 'systemResolver' | 'directIp'> & { connectorDirectIp?: boolean };
+  egress?: Pick<EgressOptions, 'systemResolver' | 'directIp' | 'processWaitMs'> & {
+    connectorDirectIp?: boolean;
+  };
   limits?: EdgeLimits;
   /** URL prefix of the tunnel. Default '/tunnel'. */
   tunnelPath?: string;
@@ -317,6 +319,9 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         ? { systemResolver: opts.egress.systemResolver }
         : {}),
       ...(opts.egress?.directIp !== undefined ? { directIp: opts.egress.directIp } : {}),
+      ...(opts.egress?.processWaitMs !== undefined
+        ? { processWaitMs: opts.egress.processWaitMs }
+        : {}),
       ...(limits.connectTimeoutMs !== undefined
         ? { connectTimeoutMs: limits.connectTimeoutMs }
         : {}),

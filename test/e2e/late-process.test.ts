@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
 import { startClient } from '../../src/client/client.js';
-import { PROCESS_WAIT_MS } from '../../src/edge/egress.js';
 import { startEdge } from '../../src/edge/server.js';
 import { delay, tempDir } from '../edge/helpers.js';
 import { until } from './helpers.js';
@@ -25,8 +24,13 @@ const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4
 const tcpLine = (local: number, remote: number, inode: number): string =>
   `   0: 0100007F:${hex(local)} 0100007F:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
 
-/** Scans at most this often; the flow under test ends well inside it. */
-const SCAN_INTERVAL_MS = 700;
+/**
+ * Scans at most this often; the flow under test ends well inside it. The edge waits
+ * PROCESS_WAIT_MS for a late META: both are longer than the defaults (700 ms, 1.5 s) so
+ * that a loaded machine's stall does not blur "released by the META" and "by the wait".
+ */
+const SCAN_INTERVAL_MS = 2000;
+const PROCESS_WAIT_MS = 10_000;
 
 t.test('late process: named or not found after the flow, the edge logs it at once', async (t) => {
   const proc = mkdtempSync(join(tmpdir(), 'gsa-fake-proc-'));
@@ -52,7 +56,7 @@ t.test('late process: named or not found after the flow, the edge logs it at onc
     tls: false,
     persistKey: false,
     connectorHosts: { 'late.contoso.test:8000': `127.0.0.1:${appPort}` },
-    egress: { systemResolver: false, directIp: false },
+    egress: { systemResolver: false, directIp: false, processWaitMs: PROCESS_WAIT_MS },
   });
   t.teardown(() => edge.close({ graceMs: 0 }));
   const client = await startClient({
@@ -110,7 +114,7 @@ t.test('late process: named or not found after the flow, the edge logs it at onc
     const t0 = Date.now();
     const port = await shortFlow();
     const flow = await flowOf(port);
-    t.ok(Date.now() - t0 < SCAN_INTERVAL_MS - 200, `${what}: the flow ended before the next scan`);
+    t.ok(Date.now() - t0 < SCAN_INTERVAL_MS - 500, `${what}: the flow ended before the next scan`);
     t.equal(flow.action, 'Tunnel');
     t.equal(flow.process, null, `${what}: no process yet`);
     t.notOk(
@@ -128,7 +132,7 @@ t.test('late process: named or not found after the flow, the edge logs it at onc
     const waited = Date.now() - t0;
     // The scan comes at most SCAN_INTERVAL_MS after the decoy; the edge alone would wait
     // PROCESS_WAIT_MS after the flow ended.
-    t.ok(waited < PROCESS_WAIT_MS - 300, `${what}: released by the META (${waited} ms)`);
+    t.ok(waited < PROCESS_WAIT_MS / 2, `${what}: released by the META (${waited} ms)`);
     t.equal(rec.initiatingProcessName, found ? 'lateapp' : null, `${what}: the edge's name`);
     t.equal(
       client.flows.get(flow.flowId)?.process ?? null,
