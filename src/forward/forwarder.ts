@@ -419,6 +419,9 @@ export class Forwarder {
       rec.action = 'Bypass';
       return this.direct(rec, d, host, ip, req.port, req.relayed);
     }
+    // A session the edge just ended in the normal course (token expiry, GOAWAY) is being
+    // replaced: the flow waits for it (bounded) rather than take the channel's fallback.
+    if (!this.opts.tunnels.isUp(channel)) await this.opts.tunnels.whenBack?.(channel);
     let stream: TunnelStream;
     try {
       if (!this.opts.tunnels.isUp(channel)) throw new ChannelDownError(channel);

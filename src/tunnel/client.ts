@@ -28,7 +28,10 @@
  * fresh token (`{ fresh: true }`): an edge restarted with another signing key or for another
  * tenant never accepts the cached one again. Streams in flight when a session dies end with
  * 'reset' (SESSION_CLOSED) and a StreamResetError; they are not replayed. When the edge sends
- * GOAWAY, the client reconnects at once; the old session's streams finish on it. An edge
+ * GOAWAY, the client reconnects at once; the old session's streams finish on it. A session
+ * the edge closed at its token's expiry (4419) is replaced at once too, with a fresh token.
+ * After either, for PLANNED_RECONNECT_MS or until a reconnect attempt fails, `whenBack` lets
+ * a new flow wait for the replacement instead of taking its channel's fallback. An edge
  * that goes silent (no FIN, no RST) is given up on when an OPEN gets nothing at all back for
  * `openSilenceMs` (see TunnelClientOptions), not only by keepalive.
  */
@@ -115,6 +118,13 @@ const AUTH_CODES: ReadonlySet<number> = new Set([
   CloseCode.AUTH_EXPIRED,
 ]);
 
+/**
+ * A session the edge ended in the normal course (closed at its token's expiry, 4419, or
+ * GOAWAY) is replaced at once; for this long after such an end, flows wait for the new
+ * session (whenBack) rather than take their channel's fallback.
+ */
+export const PLANNED_RECONNECT_MS = 3000;
+
 const zeroMask = (mask: Buffer): void => {
   mask.fill(0);
 };
@@ -132,6 +142,8 @@ export class TunnelClient extends EventEmitter {
   private readonly old = new Set<Session>();
   /** The next connect asks for a fresh token: the edge refused the last one. */
   private freshToken = false;
+  /** performance.now() when the edge ended the session in the normal course (see PLANNED_RECONNECT_MS); null: not so. */
+  private plannedAt: number | null = null;
   /** performance.now() of the first OPEN since the session last received anything; 0: none. */
   private openWaitSince = 0;
   /** Half way to openSilenceMs: PING a session that said nothing since the OPEN. */
@@ -171,6 +183,38 @@ export class TunnelClient extends EventEmitter {
       }, timeoutMs);
       this.once('up', onUp);
     });
+  }
+
+  /**
+   * Down because the edge ended the session in the normal course (4419 at token expiry,
+   * GOAWAY) at most PLANNED_RECONNECT_MS ago: resolves true once the replacement is up, false
+   * when that window (or `maxMs`) ends first. Otherwise (up, or down for another reason)
+   * null: nothing to wait for.
+   */
+  whenBack(maxMs = PLANNED_RECONNECT_MS): Promise<boolean> | null {
+    if (this.isUp() || this.plannedAt === null || this.state === 'closed') return null;
+    const left = Math.min(maxMs, this.plannedAt + PLANNED_RECONNECT_MS - performance.now());
+    if (left <= 0) return null;
+    return new Promise((resolve) => {
+      const settle = (back: boolean): void => {
+        clearTimeout(timer);
+        this.removeListener('up', onUp);
+        this.removeListener('plannedEnd', onEnd);
+        resolve(back);
+      };
+      const onUp = (): void => settle(true);
+      const onEnd = (): void => settle(false);
+      const timer = setTimeout(onEnd, left);
+      this.once('up', onUp);
+      this.once('plannedEnd', onEnd);
+    });
+  }
+
+  /** The replacement of a session the edge ended in the normal course failed: an outage now. */
+  private endPlanned(): void {
+    if (this.plannedAt === null) return;
+    this.plannedAt = null;
+    this.emit('plannedEnd');
   }
 
   /** Opens a stream on the live session; throws ChannelDownError when the channel is down. */
@@ -246,6 +290,7 @@ export class TunnelClient extends EventEmitter {
     this.stopSilenceWatch();
     this.session = null;
     this.old.add(session);
+    this.plannedAt = performance.now();
     this.down({ reason, code }, 0);
   }
 
@@ -253,6 +298,7 @@ export class TunnelClient extends EventEmitter {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.endPlanned();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.stopSilenceWatch();
@@ -288,6 +334,7 @@ export class TunnelClient extends EventEmitter {
       token = await this.opts.getToken(this.channel, { fresh });
     } catch (e) {
       this.freshToken ||= fresh;
+      this.endPlanned();
       this.down({ reason: 'token unavailable', error: asError(e) });
       return;
     }
@@ -312,6 +359,7 @@ export class TunnelClient extends EventEmitter {
           : (opts: object) => connectBigReads(opts as NetConnectOpts),
       });
     } catch (e) {
+      this.endPlanned();
       this.down({ reason: 'bad edge URL', error: asError(e) });
       return;
     }
@@ -365,6 +413,7 @@ export class TunnelClient extends EventEmitter {
         (refusedCode === undefined || AUTH_CODES.has(refusedCode))
       )
         this.freshToken = true;
+      this.endPlanned();
       this.down({
         reason:
           status !== undefined
@@ -393,6 +442,7 @@ export class TunnelClient extends EventEmitter {
       this.session = session;
       this.state = 'up';
       this.attempt = 0;
+      this.plannedAt = null;
       session.once('goaway', () => {
         if (this.session !== session) return;
         this.retire(
@@ -407,11 +457,18 @@ export class TunnelClient extends EventEmitter {
         this.stopSilenceWatch();
         this.session = null;
         if (AUTH_CODES.has(info.code)) this.freshToken = true;
-        this.down({
-          reason: `session closed: ${info.code}${info.reason ? ` ${info.reason}` : ''}`,
-          code: info.code,
-          ...(info.error ? { error: info.error } : {}),
-        });
+        // Closed at its token's expiry: the session did its time; a fresh token replaces it
+        // at once (no backoff), and flows meanwhile wait for it (whenBack).
+        const expired = info.code === CloseCode.AUTH_EXPIRED;
+        if (expired) this.plannedAt = performance.now();
+        this.down(
+          {
+            reason: `session closed: ${info.code}${info.reason ? ` ${info.reason}` : ''}`,
+            code: info.code,
+            ...(info.error ? { error: info.error } : {}),
+          },
+          expired ? 0 : undefined,
+        );
       });
       this.emit('up', session);
     });
@@ -501,6 +558,11 @@ export class Tunnels extends EventEmitter implements ChannelTunnels {
 
   isUp(channel: ChannelName): boolean {
     return this.clients.get(channel)?.isUp() ?? false;
+  }
+
+  /** TunnelClient.whenBack of the channel's client (null: not configured, or nothing to wait for). */
+  whenBack(channel: ChannelName, maxMs?: number): Promise<boolean> | null {
+    return this.clients.get(channel)?.whenBack(maxMs) ?? null;
   }
 
   /** Resolves when every configured channel is up. */

@@ -114,4 +114,10 @@ export interface InboundTunnelStream extends TunnelStream {
 export interface ChannelTunnels {
   open(channel: ChannelName, meta: OpenMeta): TunnelStream;
   isUp(channel: ChannelName): boolean;
+  /**
+   * While a channel's session is being replaced after the edge ended it in the normal course
+   * (token expiry, GOAWAY): resolves true once it is back, false when that takes too long.
+   * null: nothing to wait for (up, or down for another reason).
+   */
+  whenBack?(channel: ChannelName): Promise<boolean> | null;
 }

@@ -35,10 +35,10 @@ t.test('a bad --token-ttl is a usage error', async (t) => {
 
 t.test('sessions closed at token expiry are renewed; requests go through', async (t) => {
   const dir = newDir();
-  // A flow opened in the moment between a close at expiry and the reconnect gets its
-  // channel's fallback (Private Access: blocked, a reset): a loaded machine may meet one,
-  // so a refused connection is tried again. What is checked is that the renewed sessions
-  // carry the requests.
+  // A flow opened while a session closed at expiry is replaced waits for the new one (up
+  // to 3 s: tunnel-planned-reconnect.md); past that a loaded machine's flow would get its
+  // channel's fallback (Private Access: a reset), so a refused connection is tried again.
+  // What is checked is that the renewed sessions carry the requests.
   const curl = (url: string) =>
     `curl -sS -o /dev/null --max-time 10 --retry 3 --retry-connrefused --retry-delay 1 ${url}`;
   const script = [

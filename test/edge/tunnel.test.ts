@@ -667,6 +667,55 @@ t.test('closeOnTokenExpiry: the session closes with 4419 when its token expires'
 });
 
 t.test(
+  'whenBack: a session closed at expiry is replaced at once, and flows may wait for it',
+  async (t) => {
+    const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });
+    const c = ttlClient(edge, () => 2);
+    t.teardown(() => c.close());
+    c.start();
+    await c.waitUp(5000);
+    t.equal(c.whenBack(), null, 'up: nothing to wait for');
+    const down = new Promise<{ retryInMs: number }>((r) => c.once('down', r));
+    const info = await down;
+    t.equal(info.retryInMs, 0, 'reconnects at once, without backoff');
+    const back = c.whenBack();
+    t.ok(back !== null, 'down after 4419: a flow may wait');
+    t.equal(await back, true, 'and the new session comes');
+    t.ok(c.isUp());
+  },
+);
+
+t.test('whenBack: not after a crash; false at once when the replacement fails', async (t) => {
+  const crashed = await setup(t);
+  const a = ttlClient(crashed.edge, () => 3600);
+  t.teardown(() => a.close());
+  a.start();
+  await a.waitUp(5000);
+  const aDown = new Promise((r) => a.once('down', r));
+  await crashed.edge.kill();
+  await aDown;
+  t.equal(a.whenBack(), null, 'a crashed edge: the fallback applies at once');
+
+  const going = await setup(t);
+  const b = ttlClient(going.edge, () => 3600);
+  t.teardown(() => b.close());
+  b.start();
+  await b.waitUp(5000);
+  const bDown = new Promise((r) => b.once('down', r));
+  const closing = going.edge.close({ graceMs: 200 });
+  await bDown;
+  const back = b.whenBack();
+  t.ok(back !== null, 'GOAWAY: a flow may wait for the replacement');
+  const t0 = Date.now();
+  t.equal(await back, false, 'the edge is gone: no replacement');
+  t.ok(
+    Date.now() - t0 < 2500,
+    `told when the reconnect failed, not after 3 s (${Date.now() - t0} ms)`,
+  );
+  await closing;
+});
+
+t.test(
   'closeOnTokenExpiry: a 30-day token, and one taken within the clock tolerance, stay up',
   async (t) => {
     const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });

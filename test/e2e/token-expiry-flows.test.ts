@@ -1,0 +1,94 @@
+/**
+ * Flows opened while a channel reconnects after the edge closed its session at token expiry
+ * (4419, `closeOnTokenExpiry`): the client reconnects at once and holds such a flow until
+ * the new session is up, instead of giving it the channel's fallback (Private Access: block).
+ * A run with 2 s tokens opens a short Private Access flow every 15 ms across two expiries;
+ * every one must get its answer. Everything is on 127.0.0.1; every server is stopped.
+ */
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { SocksClient } from 'socks';
+import t from 'tap';
+import { startClient } from '../../src/client/client.js';
+import { startEdge } from '../../src/edge/server.js';
+import { delay, tempDir } from '../edge/helpers.js';
+
+t.test('flows across token expiry closes are not refused', async (t) => {
+  const app = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.end('pong\n'));
+  });
+  app.listen(0, '127.0.0.1');
+  await once(app, 'listening');
+  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
+  const appPort = (app.address() as { port: number }).port;
+
+  const tmp = await tempDir();
+  t.teardown(tmp.remove);
+  const edge = await startEdge({
+    stateDir: join(tmp.dir, 'edge'),
+    tls: false,
+    persistKey: false,
+    connectorHosts: { 'app.contoso.test:8000': `127.0.0.1:${appPort}` },
+    egress: { systemResolver: false, directIp: false },
+    limits: { closeOnTokenExpiry: true },
+  });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  const client = await startClient({
+    edge: { url: edge.url, tokenTtlSeconds: 2 },
+    tenant: 'edge',
+    listen: { socksPort: 0, httpPort: null, pacPort: null, adminPort: null },
+    resolver: { system: false },
+    processLookup: { enabled: false },
+  });
+  t.teardown(() => client.close());
+  await client.waitConnected(5000);
+  const socksPort = client.socks!.address.port;
+  const closes: number[] = [];
+  client.tunnels.on('down', (channel: string, info: { code?: number }) => {
+    if (channel === 'private' && info.code !== undefined) closes.push(info.code);
+  });
+
+  const flow = async (): Promise<string> => {
+    try {
+      const { socket } = await SocksClient.createConnection({
+        proxy: { host: '127.0.0.1', port: socksPort, type: 5 },
+        command: 'connect',
+        destination: { host: 'app.contoso.test', port: 8000 },
+        timeout: 10_000,
+      });
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d;
+      });
+      socket.on('error', () => {});
+      socket.write('ping\n');
+      await Promise.race([once(socket, 'close'), delay(10_000)]);
+      socket.destroy();
+      return got === 'pong\n' ? 'ok' : `answer ${JSON.stringify(got)}`;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  // Bounded: at most 400 flows or 6 s (two closes at least, with 2 s tokens).
+  const started = Date.now();
+  const runs: Promise<string>[] = [];
+  for (let i = 0; i < 400 && Date.now() - started < 6000 && closes.length < 2; i++) {
+    runs.push(flow());
+    await delay(15);
+  }
+  // A few more right after the last close.
+  for (let i = 0; i < 10; i++) {
+    runs.push(flow());
+    await delay(15);
+  }
+  const results = await Promise.all(runs);
+  t.ok(closes.length >= 1, `the edge closed the private session at expiry (${closes})`);
+  t.ok(
+    closes.every((c) => c === 4419),
+    'every close was at token expiry (4419)',
+  );
+  const failed = results.filter((r) => r !== 'ok');
+  t.same(failed, [], `all ${results.length} flows answered`);
+});
