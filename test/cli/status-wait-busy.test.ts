@@ -13,11 +13,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { collect } from '../util/ts-child.js';
+import { collect, slowPreload } from '../util/ts-child.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const skip = existsSync(mainJs) ? false : 'dist/cli/main.js is missing: run `npm run build` first';
@@ -36,11 +36,7 @@ async function busyCase(t: Test, slowMs: number): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-ci-busy-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   // A preload that holds the second `up` before it runs, as a busy machine would.
-  const slow = join(dir, 'slow.mjs');
-  await writeFile(
-    slow,
-    `Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${slowMs});\n`,
-  );
+  const slow = await slowPreload(dir, slowMs);
   const upArgs = ['up', '--state-dir', dir, '--no-tty', '--socks-port', '0', '--http-port', '0'];
 
   // The first job's `up`, ready.

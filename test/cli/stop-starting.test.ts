@@ -9,11 +9,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { collect, type Run } from '../util/ts-child.js';
+import { collect, type Run, slowPreload } from '../util/ts-child.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const skip = !existsSync(mainJs)
@@ -27,11 +27,7 @@ const HOLD_MS = 2500;
 async function setup(t: Test): Promise<{ dir: string; slow: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-stop-starting-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const slow = join(dir, 'slow.mjs');
-  await writeFile(
-    slow,
-    `Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${HOLD_MS});\n`,
-  );
+  const slow = await slowPreload(dir, HOLD_MS);
   return { dir, slow };
 }
 

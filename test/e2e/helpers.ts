@@ -3,12 +3,15 @@
  * real edge and a real client on loopback, and the lookups the tests assert with (the
  * client's flow table, the edge's traffic log), plus bounded waits and child processes.
  */
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Test } from 'tap';
 import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
 import { type Demo, startDemo } from '../../src/client/demo.js';
-import { type Edge, startEdge } from '../../src/edge/server.js';
+import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
 
@@ -128,4 +131,36 @@ export async function startTestWorld(
       ),
     close,
   };
+}
+
+/**
+ * A private app on 127.0.0.1 that answers its first line with "pong\n" and closes, and an
+ * edge (no TLS, no hosts map) whose connector reaches it as `target` (`name:port`); both
+ * stopped when `t` ends. `over`: more edge options (egress, limits).
+ */
+export async function edgeWithPongApp(
+  t: Test,
+  target: string,
+  over: Partial<EdgeOptions> = {},
+): Promise<Edge> {
+  const app = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.end('pong\n'));
+  });
+  app.listen(0, '127.0.0.1');
+  await once(app, 'listening');
+  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
+  const appPort = (app.address() as { port: number }).port;
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-e2e-pong-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const edge = await startEdge({
+    stateDir: join(dir, 'edge'),
+    tls: false,
+    persistKey: false,
+    connectorHosts: { [target]: `127.0.0.1:${appPort}` },
+    ...over,
+    egress: { systemResolver: false, directIp: false, ...over.egress },
+  });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  return edge;
 }

@@ -8,15 +8,14 @@
  */
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
 import { startClient } from '../../src/client/client.js';
-import { startEdge } from '../../src/edge/server.js';
-import { delay, tempDir } from '../edge/helpers.js';
-import { until } from './helpers.js';
+import { delay } from '../edge/helpers.js';
+import { edgeWithPongApp, until } from './helpers.js';
 
 const HEAD =
   '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
@@ -39,26 +38,10 @@ t.test('late process: named or not found after the flow, the edge logs it at onc
   writeFileSync(join(proc, 'net', 'tcp'), HEAD);
   writeFileSync(join(proc, 'net', 'tcp6'), HEAD);
 
-  // The private app: answers one line and closes.
-  const app = createServer((s) => {
-    s.on('error', () => {});
-    s.once('data', () => s.end('pong\n'));
+  // The private app answers one line and closes.
+  const edge = await edgeWithPongApp(t, 'late.contoso.test:8000', {
+    egress: { processWaitMs: PROCESS_WAIT_MS },
   });
-  app.listen(0, '127.0.0.1');
-  await once(app, 'listening');
-  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
-  const appPort = (app.address() as { port: number }).port;
-
-  const tmp = await tempDir();
-  t.teardown(tmp.remove);
-  const edge = await startEdge({
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
-    persistKey: false,
-    connectorHosts: { 'late.contoso.test:8000': `127.0.0.1:${appPort}` },
-    egress: { systemResolver: false, directIp: false, processWaitMs: PROCESS_WAIT_MS },
-  });
-  t.teardown(() => edge.close({ graceMs: 0 }));
   const client = await startClient({
     edge: { url: edge.url },
     tenant: 'edge',

@@ -6,35 +6,16 @@
  * every one must get its answer. Everything is on 127.0.0.1; every server is stopped.
  */
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
 import { startClient } from '../../src/client/client.js';
-import { startEdge } from '../../src/edge/server.js';
-import { delay, tempDir } from '../edge/helpers.js';
+import { delay } from '../edge/helpers.js';
+import { edgeWithPongApp } from './helpers.js';
 
 t.test('flows across token expiry closes are not refused', async (t) => {
-  const app = createServer((s) => {
-    s.on('error', () => {});
-    s.once('data', () => s.end('pong\n'));
-  });
-  app.listen(0, '127.0.0.1');
-  await once(app, 'listening');
-  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
-  const appPort = (app.address() as { port: number }).port;
-
-  const tmp = await tempDir();
-  t.teardown(tmp.remove);
-  const edge = await startEdge({
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
-    persistKey: false,
-    connectorHosts: { 'app.contoso.test:8000': `127.0.0.1:${appPort}` },
-    egress: { systemResolver: false, directIp: false },
+  const edge = await edgeWithPongApp(t, 'app.contoso.test:8000', {
     limits: { closeOnTokenExpiry: true },
   });
-  t.teardown(() => edge.close({ graceMs: 0 }));
   const client = await startClient({
     edge: { url: edge.url, tokenTtlSeconds: 2 },
     tenant: 'edge',

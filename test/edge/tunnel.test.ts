@@ -666,14 +666,20 @@ t.test('closeOnTokenExpiry: the session closes with 4419 when its token expires'
   t.ok(c.isUp(), 'reconnected with a fresh token');
 });
 
+/** A ttlClient with `ttl` s tokens, up; closed when `t` ends. */
+async function upClient(t: Test, edge: Edge, ttl = 3600): Promise<TunnelClient> {
+  const c = ttlClient(edge, () => ttl);
+  t.teardown(() => c.close());
+  c.start();
+  await c.waitUp(5000);
+  return c;
+}
+
 t.test(
   'whenBack: a session closed at expiry is replaced at once, and flows may wait for it',
   async (t) => {
     const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });
-    const c = ttlClient(edge, () => 2);
-    t.teardown(() => c.close());
-    c.start();
-    await c.waitUp(5000);
+    const c = await upClient(t, edge, 2);
     t.equal(c.whenBack(), null, 'up: nothing to wait for');
     const down = new Promise<{ retryInMs: number }>((r) => c.once('down', r));
     const info = await down;
@@ -687,20 +693,14 @@ t.test(
 
 t.test('whenBack: not after a crash; false at once when the replacement fails', async (t) => {
   const crashed = await setup(t);
-  const a = ttlClient(crashed.edge, () => 3600);
-  t.teardown(() => a.close());
-  a.start();
-  await a.waitUp(5000);
+  const a = await upClient(t, crashed.edge);
   const aDown = new Promise((r) => a.once('down', r));
   await crashed.edge.kill();
   await aDown;
   t.equal(a.whenBack(), null, 'a crashed edge: the fallback applies at once');
 
   const going = await setup(t);
-  const b = ttlClient(going.edge, () => 3600);
-  t.teardown(() => b.close());
-  b.start();
-  await b.waitUp(5000);
+  const b = await upClient(t, going.edge);
   const bDown = new Promise((r) => b.once('down', r));
   const closing = going.edge.close({ graceMs: 200 });
   await bDown;

@@ -5,6 +5,8 @@
  * needs another network namespace).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 /** Node arguments that run the inline ESM TypeScript `script`. */
 export function tsEvalArgs(script: string): string[] {
@@ -73,4 +75,14 @@ export function runTs(script: string, timeoutMs = 20_000): Promise<Run> {
     spawn(process.execPath, tsEvalArgs(script), { stdio: ['ignore', 'pipe', 'pipe'] }),
     timeoutMs,
   );
+}
+
+/**
+ * Writes `<dir>/slow.mjs`, a preload (`node --import <it>`) that holds a process `ms` before
+ * its script runs, as a loaded machine would; returns its path.
+ */
+export async function slowPreload(dir: string, ms: number): Promise<string> {
+  const file = join(dir, 'slow.mjs');
+  await writeFile(file, `Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${ms});\n`);
+  return file;
 }
