@@ -4,17 +4,9 @@
  * The client takes the earlier of the two (tokenExpiry), and refreshes at its share of that
  * life. The token endpoint is a server of the test's own on 127.0.0.1, closed at the end.
  */
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { EdgeApi, tokenExpiry } from '../../src/client/edge-api.js';
-
-/** An unsigned JWT with `payload` (the client reads it without verifying it). */
-function jwt(payload: Record<string, unknown>): string {
-  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  return `${part({ alg: 'ES256', typ: 'JWT' })}.${part(payload)}.c2ln`;
-}
+import { tokenExpiry } from '../../src/client/edge-api.js';
+import { unsignedJwt as jwt, tokenEndpointApi } from './token-endpoint.js';
 
 t.test('tokenExpiry: the earlier of expires_in and the exp claim', async (t) => {
   const obtainedAt = 1_700_000_000_400; // .4 s into a second
@@ -50,29 +42,14 @@ t.test('tokenExpiry: the earlier of expires_in and the exp claim', async (t) => 
 
 t.test('EdgeApi times a fetched token by its exp claim when that is earlier', async (t) => {
   const early = 1; // seconds before obtainedAt + expires_in (as a shared clock's truncation)
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const exp = Math.floor(Date.now() / 1000) + 60 - early;
-      const body = JSON.stringify({
-        token_type: 'Bearer',
-        access_token: jwt({ exp, tid: 't1' }),
-        expires_in: 60,
-      });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const api = new EdgeApi({
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    userId: 'u1',
-    deviceId: 'd1',
-    refreshAt: 0.5,
-    timeoutMs: 5000,
-  });
-  t.teardown(() => api.close());
+  const api = await tokenEndpointApi(
+    t,
+    () => ({
+      claims: { exp: Math.floor(Date.now() / 1000) + 60 - early, tid: 't1' },
+      expiresIn: 60,
+    }),
+    { refreshAt: 0.5 },
+  );
   const token = await api.getToken('internet');
   const exp = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp as number;
   const info = api.tokenInfo('internet')!;

@@ -10,45 +10,18 @@
  * The token endpoint is the test's own server on 127.0.0.1 (its "clock" 50 s behind),
  * closed at the end.
  */
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { EdgeApi } from '../../src/client/edge-api.js';
-
-/** An unsigned JWT with `payload` (the client reads it without verifying it). */
-function jwt(payload: Record<string, unknown>): string {
-  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  return `${part({ alg: 'ES256', typ: 'JWT' })}.${part(payload)}.c2ln`;
-}
+import { tokenEndpointApi } from './token-endpoint.js';
 
 t.test('an edge clock 50 s behind: a 60 s token is still timed ~60 s', async (t) => {
   const skewS = 50;
   const ttl = 60;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      // The edge's clock: 50 s behind this host's. exp = iat + ttl on that clock, as
-      // src/edge/identity.ts issues it.
-      const iat = Math.floor(Date.now() / 1000) - skewS;
-      const body = JSON.stringify({
-        token_type: 'Bearer',
-        access_token: jwt({ iat, nbf: iat, exp: iat + ttl, tid: 't1' }),
-        expires_in: ttl,
-      });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
-    });
+  const api = await tokenEndpointApi(t, () => {
+    // The edge's clock: 50 s behind this host's. exp = iat + ttl on that clock, as
+    // src/edge/identity.ts issues it.
+    const iat = Math.floor(Date.now() / 1000) - skewS;
+    return { claims: { iat, nbf: iat, exp: iat + ttl, tid: 't1' }, expiresIn: ttl };
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const api = new EdgeApi({
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    userId: 'u1',
-    deviceId: 'd1',
-    timeoutMs: 5000,
-  });
-  t.teardown(() => api.close());
   await api.getToken('internet');
   const info = api.tokenInfo('internet')!;
   const life = (info.expiresAt - info.obtainedAt) / 1000;
