@@ -12,12 +12,28 @@ import t from 'tap';
 import {
   adminCall,
   adminTarget,
+  type ClientStateFile,
   ownNetNamespace,
   readClientState,
   writeClientState,
 } from '../../src/client/admin-client.js';
 
 const here = ownNetNamespace();
+
+/** A state file of `pid` whose admin API is `admin` (no proxies). */
+function clientState(dir: string, pid: number, admin: string): ClientStateFile {
+  return {
+    pid,
+    startedAt: new Date().toISOString(),
+    admin,
+    socks: null,
+    http: null,
+    pac: null,
+    edge: 'http://127.0.0.1:1',
+    logs: dir,
+    adminToken: 'x',
+  };
+}
 
 /** A port on 127.0.0.1 that nothing listens on (taken, then freed). */
 async function closedPort(): Promise<number> {
@@ -34,17 +50,7 @@ t.test(
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'gsa-admin-ns-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const file = writeClientState(dir, {
-      pid: process.pid,
-      startedAt: new Date().toISOString(),
-      admin: '127.0.0.1:1',
-      socks: null,
-      http: null,
-      pac: null,
-      edge: 'http://127.0.0.1:1',
-      logs: dir,
-      adminToken: 'x',
-    });
+    const file = writeClientState(dir, clientState(dir, process.pid, '127.0.0.1:1'));
     const s = readClientState(file);
     t.equal(s !== null && s !== 'garbled' ? s.netns : undefined, here, 'netns is this process');
   },
@@ -56,15 +62,8 @@ t.test('unreachable from another namespace: the message says so', async (t) => {
   const port = await closedPort();
   const write = (netns: string | undefined) =>
     writeClientState(dir, {
-      pid: process.ppid, // another writer (alive: the test runner): its fields are taken as given
-      startedAt: new Date().toISOString(),
-      admin: `127.0.0.1:${port}`,
-      socks: null,
-      http: null,
-      pac: null,
-      edge: 'http://127.0.0.1:1',
-      logs: dir,
-      adminToken: 'x',
+      // Another writer (alive: the test runner): its fields are taken as given.
+      ...clientState(dir, process.ppid, `127.0.0.1:${port}`),
       ...(netns !== undefined ? { netns } : {}),
     });
   const call = () =>
