@@ -17,12 +17,10 @@
  */
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
-import { startTicks } from '../util/pid-lock.js';
+import { startTicks, USER_HZ } from '../util/pid-lock.js';
 
 /** How long before this command an `up` may have been launched and still count as launched with it. */
 export const LAUNCHED_WITH_MS = 2000;
-/** Clock ticks per second of /proc's times (USER_HZ). */
-const USER_HZ = 100;
 /** The names the CLI's script has in a command line: the package's bin link, the built or the source entry. */
 const SCRIPT_NAMES = new Set(['gsa-emu', 'main.js', 'main.ts']);
 

@@ -18,7 +18,6 @@ import {
   closeSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -28,7 +27,7 @@ import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { cliCommand } from '../util/cli-command.js';
-import { ownProcessStart, writerAlive } from '../util/pid-lock.js';
+import { ownNetNamespace, ownProcessStart, writerAlive } from '../util/pid-lock.js';
 import { shellWord } from '../util/shell-word.js';
 import { defaultStateDir, makeDirs, openPrivateFile } from '../util/state-dir.js';
 
@@ -50,15 +49,6 @@ export interface ClientStateFile {
    * on 127.0.0.1 is reachable only from there: a command in another namespace is told so.
    */
   netns?: string;
-}
-
-/** This process's network namespace (`net:[inode]`), or null where there is none to read. */
-export function ownNetNamespace(): string | null {
-  try {
-    return readlinkSync('/proc/self/ns/net');
-  } catch {
-    return null;
-  }
 }
 
 export const STATE_FILE = 'client.json';

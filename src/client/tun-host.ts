@@ -18,7 +18,7 @@
  * dead pid).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -37,7 +37,7 @@ import {
 import { GsaError, TunUnavailableError, UsageError } from '../errors.js';
 import { isLoopbackIp } from '../forward/resolver.js';
 import { ipFamily } from '../util/ip.js';
-import { acquirePidLock } from '../util/pid-lock.js';
+import { acquirePidLock, ownNetNamespace } from '../util/pid-lock.js';
 import { makeDirs } from '../util/state-dir.js';
 import type { RunningClient } from './client.js';
 import { attachTun, type TunCapture } from './tun-capture.js';
@@ -185,10 +185,8 @@ export interface HostTunPlan {
 
 /** One lock per network namespace (routing is per namespace): its inode names the file. */
 function defaultLockFile(): string {
-  let ns = 'net';
-  try {
-    ns = `net-${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/net'))?.[1] ?? 'x'}`;
-  } catch {}
+  const link = ownNetNamespace();
+  const ns = link === null ? 'net' : `net-${/\[(\d+)\]/.exec(link)?.[1] ?? 'x'}`;
   for (const dir of ['/run/gsa-emu', join(tmpdir(), 'gsa-emu')]) {
     try {
       makeDirs(dir, 0o700);

@@ -15,7 +15,7 @@
  *   cheap way, there a live pid counts as the writer (`gsa-emu stop` asks the admin API).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { GsaError } from '../errors.js';
 
 /** Locks this process holds (a lock file naming our pid but not in here is a stale one). */
@@ -40,7 +40,7 @@ export interface ProcessStamp {
 /** How much later than a stamp's `startedAt` a process may seem to have started (clock steps, rounding). */
 const START_SLACK_MS = 5000;
 /** Clock ticks per second of /proc's times (USER_HZ: 100 on every Linux architecture Node runs on). */
-const USER_HZ = 100;
+export const USER_HZ = 100;
 
 let bootIdCache: string | null = null;
 function bootId(): string {
@@ -63,6 +63,15 @@ export function startTicks(pid: number): number | null {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(rest[22 - 3]);
     return Number.isFinite(ticks) ? ticks : null;
+  } catch {
+    return null;
+  }
+}
+
+/** This process's network namespace (`net:[inode]`), or null where there is none to read. */
+export function ownNetNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/net');
   } catch {
     return null;
   }

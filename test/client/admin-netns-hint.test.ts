@@ -13,10 +13,10 @@ import {
   adminCall,
   adminTarget,
   type ClientStateFile,
-  ownNetNamespace,
   readClientState,
   writeClientState,
 } from '../../src/client/admin-client.js';
+import { ownNetNamespace } from '../../src/util/pid-lock.js';
 
 const here = ownNetNamespace();
 
