@@ -232,3 +232,14 @@ export function logMaxBytes(v: string, flag = '--log-max-size'): number {
 export function hostOption(v: string): string {
   return /^\[.*\]$/.test(v) ? v.slice(1, -1) : v;
 }
+
+/**
+ * The signals a long-running command (`up`, `edge`) stops cleanly on: Ctrl+C, SIGTERM,
+ * SIGHUP, and on Windows Ctrl+Break. Asked when the command starts (the list it listens on
+ * is the one it stops listening on).
+ */
+export function stopSignals(): NodeJS.Signals[] {
+  const list: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  if (process.platform === 'win32') list.push('SIGBREAK');
+  return list;
+}

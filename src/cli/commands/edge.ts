@@ -34,7 +34,7 @@ import {
   stateDirAccessError,
   stateDirUnusable,
 } from '../../util/state-dir.js';
-import { hostOption, logMaxBytes, numberOption, portNumber } from '../common.js';
+import { hostOption, logMaxBytes, numberOption, portNumber, stopSignals } from '../common.js';
 import { notADirectory } from '../world.js';
 
 interface EdgeCliOptions {
@@ -241,8 +241,7 @@ export function register(program: Command): void {
       }
       // Ctrl+C / SIGTERM / SIGHUP (Windows: also Ctrl+Break), also while it starts: stop
       // once it has started. A second one ends the process at once (the lock stays, stale).
-      const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-      if (process.platform === 'win32') SIGNALS.push('SIGBREAK');
+      const SIGNALS = stopSignals();
       let signalled = false;
       let wake: (() => void) | null = null;
       const onSignal = (): void => {

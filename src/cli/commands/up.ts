@@ -36,6 +36,7 @@ import {
   logMaxBytes,
   numberOption,
   portNumber,
+  stopSignals,
 } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { onOutputGone, outputGone } from '../stdio.js';
@@ -549,8 +550,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     signalled = true;
     wake?.();
   };
-  const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  if (process.platform === 'win32') SIGNALS.push('SIGBREAK');
+  const SIGNALS = stopSignals();
   for (const s of SIGNALS) process.on(s, onSignal);
 
   let plan: HostTunPlan | null = null;
