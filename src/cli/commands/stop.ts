@@ -111,6 +111,24 @@ async function waitExit(
   }
 }
 
+/** Sends `gsa-emu <what>` (pid `pid`) SIGTERM and waits for it to exit (waitExit). */
+async function terminate(
+  pid: number,
+  what: 'up' | 'edge',
+  deadline: number,
+  seconds: number,
+): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch (err) {
+    throw new GsaError(
+      'GSA_ERR_NOT_RUNNING',
+      `cannot signal "gsa-emu ${what}" (pid ${pid}): ${(err as Error).message}`,
+    );
+  }
+  await waitExit(pid, deadline, seconds, 'SIGTERM', what);
+}
+
 /**
  * The lock of the running `gsa-emu <what>` in `lockFile`; GSA_ERR_NOT_RUNNING when there is
  * none, or when it is stale (its writer gone: removed, and `onStale` run).
@@ -196,15 +214,7 @@ export async function stopUp(
       `cannot ask "gsa-emu up" (pid ${lock.pid}) to shut down: ${asked}. On Windows a signal would end it at once, without its clean shutdown: stop it with Ctrl+C in its window, or give --force to terminate it`,
     );
   }
-  try {
-    process.kill(lock.pid, 'SIGTERM');
-  } catch (err) {
-    throw new GsaError(
-      'GSA_ERR_NOT_RUNNING',
-      `cannot signal "gsa-emu up" (pid ${lock.pid}): ${(err as Error).message}`,
-    );
-  }
-  await waitExit(lock.pid, deadline, seconds, 'SIGTERM');
+  await terminate(lock.pid, 'up', deadline, seconds);
   return { pid: lock.pid, via: 'SIGTERM', why: asked };
 }
 
@@ -227,15 +237,7 @@ export async function stopEdge(
       `cannot ask "gsa-emu edge" (pid ${lock.pid}) to shut down: it has no admin API. On Windows a signal would end it at once, without its clean shutdown: stop it with Ctrl+C in its window, or give --force to terminate it`,
     );
   }
-  try {
-    process.kill(lock.pid, 'SIGTERM');
-  } catch (err) {
-    throw new GsaError(
-      'GSA_ERR_NOT_RUNNING',
-      `cannot signal "gsa-emu edge" (pid ${lock.pid}): ${(err as Error).message}`,
-    );
-  }
-  await waitExit(lock.pid, deadline, seconds, 'SIGTERM', 'edge');
+  await terminate(lock.pid, 'edge', deadline, seconds);
   // Terminated without its shutdown (Windows): the lock it left.
   removeStaleLock(lockFile, lock);
   return { pid: lock.pid, via: 'SIGTERM' };
