@@ -11,40 +11,15 @@
  * Linux, the native addon and curl, and is skipped otherwise.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { type ProcessInfo, ProcessOwners } from '../../src/client/process-owner.js';
+import { fakeProc } from './fake-proc.js';
 
 const ADDR = { peerIp: '127.0.0.1', listenerIp: '127.0.0.1' };
 const LISTENER = 1080;
-
-/** A fake /proc (no net/tcp: the inodes come from the fake sock_diag). */
-function fakeProc(t: Test): {
-  root: string;
-  proc(pid: number, name: string, inodes: number[]): void;
-  exit(pid: number): void;
-} {
-  const root = mkdtempSync(join(tmpdir(), 'gsa-fake-proc-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  return {
-    root,
-    proc(pid, name, inodes) {
-      const dir = join(root, String(pid));
-      mkdirSync(join(dir, 'fd'), { recursive: true });
-      writeFileSync(join(dir, 'comm'), `${name}\n`);
-      symlinkSync('/dev/null', join(dir, 'fd', '0'));
-      for (const [i, ino] of inodes.entries()) {
-        symlinkSync(`socket:[${ino}]`, join(dir, 'fd', String(3 + i)));
-      }
-    },
-    exit(pid) {
-      rmSync(join(root, String(pid)), { recursive: true });
-    },
-  };
-}
 
 /** A fake sock_diag: the open client sockets, by local port; 0 for a closed one. */
 function fakeSockets(): { open: Map<number, number>; inodeOf: (...a: unknown[]) => number } {

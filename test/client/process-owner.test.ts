@@ -5,15 +5,12 @@
  */
 
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { addonInodeOf, ProcessOwners } from '../../src/client/process-owner.js';
-
-const HEAD =
-  '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+import { fakeProc } from './fake-proc.js';
 
 const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0');
 
@@ -24,36 +21,6 @@ function tcpLine(sl: number, local: number, remote: number, inode: number): stri
 function tcp6Line(sl: number, local: number, remote: number, inode: number): string {
   const lo = '00000000000000000000000001000000';
   return `   ${sl}: ${lo}:${hex(local)} ${lo}:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
-}
-
-function fakeProc(t: Test): {
-  root: string;
-  proc(pid: number, name: string, inodes: number[]): void;
-  tcp(lines: string): void;
-  tcp6(lines: string): void;
-} {
-  const root = mkdtempSync(join(tmpdir(), 'gsa-fake-proc-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  mkdirSync(join(root, 'net'));
-  return {
-    root,
-    proc(pid, name, inodes) {
-      const dir = join(root, String(pid));
-      mkdirSync(join(dir, 'fd'), { recursive: true });
-      writeFileSync(join(dir, 'comm'), `${name}\n`);
-      symlinkSync('/dev/null', join(dir, 'fd', '0'));
-      symlinkSync('pipe:[77]', join(dir, 'fd', '1'));
-      for (const [i, ino] of inodes.entries()) {
-        symlinkSync(`socket:[${ino}]`, join(dir, 'fd', String(3 + i)));
-      }
-    },
-    tcp(lines) {
-      writeFileSync(join(root, 'net', 'tcp'), HEAD + lines);
-    },
-    tcp6(lines) {
-      writeFileSync(join(root, 'net', 'tcp6'), HEAD + lines);
-    },
-  };
 }
 
 t.test('finds the owner by the client port and the listener port (tcp and tcp6)', async (t) => {
