@@ -9,6 +9,19 @@ import type { Test } from 'tap';
 
 const HEAD =
   '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0');
+
+/** One /proc/net/tcp line: 127.0.0.1:local -> 127.0.0.1:remote, ESTABLISHED. */
+export function tcpLine(sl: number, local: number, remote: number, inode: number): string {
+  return `   ${sl}: 0100007F:${hex(local)} 0100007F:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
+}
+
+/** One /proc/net/tcp6 line: [::1]:local -> [::1]:remote, ESTABLISHED. */
+export function tcp6Line(sl: number, local: number, remote: number, inode: number): string {
+  const lo = '00000000000000000000000001000000';
+  return `   ${sl}: ${lo}:${hex(local)} ${lo}:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
+}
+
 export interface FakeProc {
   root: string;
   /** A process `pid` named `name` holding the sockets `inodes` (fds 3...), besides fds 0 and 1. */

@@ -10,18 +10,7 @@ import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { addonInodeOf, ProcessOwners } from '../../src/client/process-owner.js';
-import { fakeProc } from './fake-proc.js';
-
-const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0');
-
-/** One /proc/net/tcp line: 127.0.0.1:local -> 127.0.0.1:remote, ESTABLISHED. */
-function tcpLine(sl: number, local: number, remote: number, inode: number): string {
-  return `   ${sl}: 0100007F:${hex(local)} 0100007F:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
-}
-function tcp6Line(sl: number, local: number, remote: number, inode: number): string {
-  const lo = '00000000000000000000000001000000';
-  return `   ${sl}: ${lo}:${hex(local)} ${lo}:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
-}
+import { fakeProc, tcp6Line, tcpLine } from './fake-proc.js';
 
 t.test('finds the owner by the client port and the listener port (tcp and tcp6)', async (t) => {
   const f = fakeProc(t);

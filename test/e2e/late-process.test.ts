@@ -7,21 +7,13 @@
  * `minIntervalMs` later, after the flow under test has ended. Everything is on 127.0.0.1.
  */
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
 import { startClient } from '../../src/client/client.js';
+import { fakeProc, tcpLine } from '../client/fake-proc.js';
 import { delay } from '../edge/helpers.js';
 import { edgeWithPongApp, until } from './helpers.js';
-
-const HEAD =
-  '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
-const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0');
-const tcpLine = (local: number, remote: number, inode: number): string =>
-  `   0: 0100007F:${hex(local)} 0100007F:${hex(remote)} 01 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
 
 /**
  * Scans at most this often; the flow under test ends well inside it. The edge waits
@@ -32,11 +24,9 @@ const SCAN_INTERVAL_MS = 2000;
 const PROCESS_WAIT_MS = 10_000;
 
 t.test('late process: named or not found after the flow, the edge logs it at once', async (t) => {
-  const proc = mkdtempSync(join(tmpdir(), 'gsa-fake-proc-'));
-  t.teardown(() => rmSync(proc, { recursive: true, force: true }));
-  mkdirSync(join(proc, 'net'));
-  writeFileSync(join(proc, 'net', 'tcp'), HEAD);
-  writeFileSync(join(proc, 'net', 'tcp6'), HEAD);
+  const proc = fakeProc(t);
+  proc.tcp('');
+  proc.tcp6('');
 
   // The private app answers one line and closes.
   const edge = await edgeWithPongApp(t, 'late.contoso.test:8000', {
@@ -49,7 +39,7 @@ t.test('late process: named or not found after the flow, the edge logs it at onc
     resolver: { system: false },
     processLookup: {
       enabled: true,
-      procRoot: proc,
+      procRoot: proc.root,
       minIntervalMs: SCAN_INTERVAL_MS,
       // The fake tree names the socket: read its net/tcp, not the kernel (sock_diag).
       inodeOf: null,
@@ -106,10 +96,8 @@ t.test('late process: named or not found after the flow, the edge logs it at onc
     );
     if (found) {
       // The socket "still exists" in the fake /proc, owned by pid 31.
-      writeFileSync(join(proc, 'net', 'tcp'), HEAD + tcpLine(port, socksPort, 4242));
-      mkdirSync(join(proc, '31', 'fd'), { recursive: true });
-      writeFileSync(join(proc, '31', 'comm'), 'lateapp\n');
-      symlinkSync('socket:[4242]', join(proc, '31', 'fd', '3'));
+      proc.tcp(tcpLine(0, port, socksPort, 4242));
+      proc.proc(31, 'lateapp', [4242]);
     }
     const rec = await edgeRecord(flow.connectionId);
     const waited = Date.now() - t0;
@@ -123,8 +111,8 @@ t.test('late process: named or not found after the flow, the edge logs it at onc
       `${what}: the client's`,
     );
     if (found) {
-      writeFileSync(join(proc, 'net', 'tcp'), HEAD);
-      rmSync(join(proc, '31'), { recursive: true, force: true });
+      proc.tcp('');
+      proc.exit(31);
     }
   }
 });
