@@ -419,12 +419,13 @@ export class Forwarder {
       rec.action = 'Bypass';
       return this.direct(rec, d, host, ip, req.port, req.relayed);
     }
+    let up = this.opts.tunnels.isUp(channel);
     // A session the edge just ended in the normal course (token expiry, GOAWAY) is being
     // replaced: the flow waits for it (bounded) rather than take the channel's fallback.
-    if (!this.opts.tunnels.isUp(channel)) await this.opts.tunnels.whenBack?.(channel);
+    if (!up && (await this.opts.tunnels.whenBack?.(channel))) up = this.opts.tunnels.isUp(channel);
     let stream: TunnelStream;
     try {
-      if (!this.opts.tunnels.isUp(channel)) throw new ChannelDownError(channel);
+      if (!up) throw new ChannelDownError(channel);
       const meta = this.meta(rec, channel, d, 'tcp');
       if (processPending) meta.processPending = true;
       stream = this.opts.tunnels.open(channel, meta);
