@@ -20,7 +20,7 @@ import type { ChannelName } from '../../policy/model.js';
 import { shellWord } from '../../util/shell-word.js';
 import { stateDir } from '../../util/state-dir.js';
 import { addAdminOptions, cliCommand, waitSeconds } from '../common.js';
-import { launchedUps } from '../launched-ups.js';
+import { LAUNCHED_WITH_MS, launchedUps } from '../launched-ups.js';
 
 /**
  * The status line of the local subnets (GET /status `localSubnets`; absent from an older
@@ -35,8 +35,6 @@ export function localSubnetsLine(list: readonly string[] | undefined): string | 
 
 /** How often `--wait` asks again. */
 const WAIT_POLL_MS = 200;
-/** A start failure this long before `status --wait` was launched still counts as this run's. */
-const START_SLACK_MS = 2000;
 /**
  * A client Connected since before `status --wait` was launched may not be the `up` launched
  * with it: that one may still be failing (the state folder in use by the older one:
@@ -125,14 +123,14 @@ async function enabledProfiles(target: AdminTarget): Promise<((c: ChannelName) =
 }
 
 /**
- * Throws GSA_ERR_NOT_READY when an `up` launched with this command (at most START_SLACK_MS
+ * Throws GSA_ERR_NOT_READY when an `up` launched with this command (at most LAUNCHED_WITH_MS
  * before it) failed to start, also while another client of the folder is Connected (one
  * that held the folder: the failure is GSA_ERR_BUSY).
  */
 function startFailed(dir: string, flags: AdminFlags): void {
   if (flags.admin !== undefined) return;
   const failed = readStartFailure(dir);
-  if (failed && Date.parse(failed.at) >= performance.timeOrigin - START_SLACK_MS) {
+  if (failed && Date.parse(failed.at) >= performance.timeOrigin - LAUNCHED_WITH_MS) {
     throw new GsaError(
       'GSA_ERR_NOT_READY',
       `"gsa-emu up" (pid ${failed.pid}) failed to start: ${failed.message}`,
