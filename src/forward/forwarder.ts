@@ -419,35 +419,53 @@ export class Forwarder {
       rec.action = 'Bypass';
       return this.direct(rec, d, host, ip, req.port, req.relayed);
     }
-    let up = this.opts.tunnels.isUp(channel);
-    // A session the edge just ended in the normal course (token expiry, GOAWAY) is being
-    // replaced: the flow waits for it (bounded) rather than take the channel's fallback.
-    if (!up && (await this.opts.tunnels.whenBack?.(channel))) up = this.opts.tunnels.isUp(channel);
-    let stream: TunnelStream;
-    try {
-      if (!up) throw new ChannelDownError(channel);
-      const meta = this.meta(rec, channel, d, 'tcp');
-      if (processPending) meta.processPending = true;
-      stream = this.opts.tunnels.open(channel, meta);
-    } catch (err) {
-      if (!(err instanceof ChannelDownError)) {
-        return this.refuse(rec, d, 'unreachable', `tunnel open failed: ${(err as Error).message}`);
+    // A session the edge ended in the normal course (token expiry, GOAWAY) is being
+    // replaced: the flow waits for it (bounded) rather than take the channel's fallback,
+    // before its OPEN, and once more when the session ended under its OPEN (the edge never
+    // accepted it and nothing was relayed: opening it again is safe).
+    for (let attempt = 0; ; attempt++) {
+      let up = this.opts.tunnels.isUp(channel);
+      if (!up && (await this.opts.tunnels.whenBack?.(channel))) {
+        up = this.opts.tunnels.isUp(channel);
       }
-      return this.harden(rec, d, host, ip, req.port, req.relayed);
-    }
-    // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
-    stream.on('error', noop);
-    // The process lookup's answer goes to the edge even for a flow it refuses.
-    if (processPending) this.tunneled.set(rec.flowId, stream);
-    const res = await this.awaitOpened(stream);
-    if (res !== null) {
+      let stream: TunnelStream;
+      try {
+        if (!up) throw new ChannelDownError(channel);
+        const meta = this.meta(rec, channel, d, 'tcp');
+        if (processPending) meta.processPending = true;
+        stream = this.opts.tunnels.open(channel, meta);
+      } catch (err) {
+        if (!(err instanceof ChannelDownError)) {
+          return this.refuse(
+            rec,
+            d,
+            'unreachable',
+            `tunnel open failed: ${(err as Error).message}`,
+          );
+        }
+        return this.harden(rec, d, host, ip, req.port, req.relayed);
+      }
+      // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
+      stream.on('error', noop);
+      // The process lookup's answer goes to the edge even for a flow it refuses.
+      if (processPending) this.tunneled.set(rec.flowId, stream);
+      const res = await this.awaitOpened(stream);
+      if (res === null) {
+        this.track(rec, stream, new StreamBytes(stream));
+        this.tunneled.set(rec.flowId, stream);
+        return { upstream: stream, decision: d, flow: rec };
+      }
+      if (
+        res.down &&
+        attempt === 0 &&
+        (this.opts.tunnels.isUp(channel) || (await this.opts.tunnels.whenBack?.(channel)))
+      ) {
+        continue;
+      }
       if (processPending) this.forgetLater(rec.flowId);
       if (res.down) return this.harden(rec, d, host, ip, req.port, req.relayed);
       return this.refuse(rec, d, res.refused, res.reason);
     }
-    this.track(rec, stream, new StreamBytes(stream));
-    this.tunneled.set(rec.flowId, stream);
-    return { upstream: stream, decision: d, flow: rec };
   }
 
   /**

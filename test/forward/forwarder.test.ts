@@ -11,6 +11,7 @@ import {
   clientState,
   closedPort,
   decision,
+  type EdgeBehaviour,
   echoServer,
   FakeClassifier,
   FakeTunnels,
@@ -355,6 +356,43 @@ t.test('hardening: session dies while opening (SESSION_CLOSED) -> fallback', asy
   t.equal(res.refused, 'blocked');
   t.equal(res.flow.hardening, 'Y');
 });
+
+t.test(
+  'a session closed under the OPEN while it is replaced: opened again on the new one',
+  async (t) => {
+    const echo = await echoServer();
+    t.teardown(echo.close);
+    const { fwd, tunnels } = setup([{ host: 'app1.contoso.test', decision: TUNNEL_PRIV }]);
+    // Each OPEN goes on a session that then dies under it (the edge closed it at token
+    // expiry): the channel is down until whenBack brings the replacement; `next`: how the
+    // replacement's edge answers.
+    const open = tunnels.open.bind(tunnels);
+    tunnels.open = (channel, meta) => {
+      const s = open(channel, meta);
+      tunnels.up.private = false;
+      return s;
+    };
+    let next: EdgeBehaviour = { kind: 'connect' };
+    tunnels.whenBack = () => {
+      if (tunnels.up.private) return null;
+      tunnels.up.private = true;
+      tunnels.behaviour = next;
+      return Promise.resolve(true);
+    };
+    tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
+    const res = await fwd.connectTcp(tcpReq('app1.contoso.test', null, echo.port, 2));
+    t.equal(res.refused, undefined, 'tunneled on the replacement, not refused');
+    t.equal(res.flow.action, 'Tunnel');
+    t.equal(tunnels.opened.length, 2, 'one OPEN on each session');
+    res.upstream?.destroy();
+    // Once only: a second death under the OPEN takes the fallback.
+    tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
+    next = tunnels.behaviour;
+    const again = await fwd.connectTcp(tcpReq('app1.contoso.test', null, echo.port, 3));
+    t.equal(again.refused, 'blocked', 'the fallback after the second try');
+    t.equal(tunnels.opened.length, 4);
+  },
+);
 
 t.test('edge resets map to refusals; open timeout', async (t) => {
   const { fwd, tunnels, flows } = setup([{ host: 'x.test', decision: TUNNEL_INET }]);
