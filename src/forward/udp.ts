@@ -5,7 +5,9 @@
  * - tunnel: a 'udp' TunnelStream on the decision's channel (DGRAM frames, sendDatagram /
  *   'datagram'); datagrams wait (bounded queue) until the edge accepted the flow, within
  *   `openTimeoutMs`, as for TCP: an edge refusal is recorded like TCP's (RST BLOCKED: a
- *   Block), a session lost before OPEN_OK applies the rule's fallback (hardening); the
+ *   Block), a session lost before OPEN_OK applies the rule's fallback (hardening), except
+ *   one the edge ended in the normal course (token expiry, GOAWAY) whose replacement comes
+ *   within the tunnel's wait (`whenBack`): the flow opens on that, its datagrams queued; the
  *   edge's FIN (its idle timeout) ends the flow, and the next datagram opens a new one;
  * - bypass: a UDP socket of its own, connected to the destination (so replies come back to
  *   this flow only, and only from the destination);
@@ -196,27 +198,50 @@ export class UdpAssociation {
       rec.action = 'Bypass';
       return this.bypass(f);
     }
+    // As for TCP: while a session the edge ended in the normal course (token expiry,
+    // GOAWAY) is being replaced, the flow waits for it (bounded; its datagrams stay queued)
+    // rather than take the fallback, before its OPEN and once more when the session ended
+    // under its OPEN.
     let stream: TunnelStream;
-    try {
-      if (!this.opts.tunnels.isUp(channel)) throw new ChannelDownError(channel);
-      stream = this.opts.tunnels.open(channel, this.fwd._meta(rec, channel, d));
-    } catch (err) {
-      if (err instanceof ChannelDownError) return this.harden(f, d);
-      rec.reason = (err as Error).message;
-      return this.discard(f, 'unreachable');
-    }
-    f.stream = stream;
     let resetWhy: string | null = null;
-    stream.on('reset', (code: number, reason: string) => {
-      if (code !== ResetCode.CANCEL) resetWhy = `reset ${code}${reason ? ` ${reason}` : ''}`;
-    });
-    // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
-    stream.on('error', noop);
-    // As for TCP: bounded by openTimeoutMs; an edge refusal or a dead session decides.
-    // (A stream accepted and reset in one batch is refused there, with its reset.)
-    const res = await this.fwd._awaitOpened(stream);
-    if (this.gone(f)) return this.abandon(f);
-    if (res !== null) {
+    for (let attempt = 0; ; attempt++) {
+      const tunnels = this.opts.tunnels;
+      let up = tunnels.isUp(channel);
+      if (!up && (await tunnels.whenBack?.(channel))) {
+        if (this.gone(f)) return this.abandon(f);
+        up = tunnels.isUp(channel);
+      }
+      try {
+        if (!up) throw new ChannelDownError(channel);
+        stream = tunnels.open(channel, this.fwd._meta(rec, channel, d));
+      } catch (err) {
+        if (err instanceof ChannelDownError) return this.harden(f, d);
+        rec.reason = (err as Error).message;
+        return this.discard(f, 'unreachable');
+      }
+      const s = stream;
+      f.stream = s;
+      s.on('reset', (code: number, reason: string) => {
+        if (code !== ResetCode.CANCEL && f.stream === s) {
+          resetWhy = `reset ${code}${reason ? ` ${reason}` : ''}`;
+        }
+      });
+      // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
+      stream.on('error', noop);
+      // As for TCP: bounded by openTimeoutMs; an edge refusal or a dead session decides.
+      // (A stream accepted and reset in one batch is refused there, with its reset.)
+      const res = await this.fwd._awaitOpened(stream);
+      if (this.gone(f)) return this.abandon(f);
+      if (res === null) break;
+      if (
+        res.down &&
+        attempt === 0 &&
+        (tunnels.isUp(channel) || (await tunnels.whenBack?.(channel)))
+      ) {
+        if (this.gone(f)) return this.abandon(f);
+        resetWhy = null;
+        continue;
+      }
       if (res.down) return this.harden(f, d);
       rec.reason = res.reason;
       // Refused by the edge (RST BLOCKED): a Block, as for TCP. The flow stays, discarding,

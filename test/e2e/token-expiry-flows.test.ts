@@ -5,13 +5,24 @@
  * also when the session ended under the flow's OPEN (it opens again on the new one). A run
  * with 2 s tokens opens a short Private Access flow every 15 ms across two expiries; none
  * may be refused (a flow already relaying as its session closes is reset, by design).
+ * The same for UDP (SOCKS UDP ASSOCIATE, the demo's Private Access UDP echo): a datagram
+ * every 15 ms across two expiries; the flow the first datagram after a close opens waits
+ * for the new session instead of taking the fallback (which would discard the destination's
+ * datagrams for udpIdleMs).
  * Everything is on 127.0.0.1; every server is stopped.
  */
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
+import { encodeUdpHeader, parseUdpHeader } from '../../src/capture/socks5.js';
 import { startClient } from '../../src/client/client.js';
+import { startDemo } from '../../src/client/demo.js';
+import { startEdge } from '../../src/edge/server.js';
 import { delay } from '../edge/helpers.js';
+import { udpApp, udpAssociate } from '../util/socks-udp.js';
 import { edgeWithPongApp } from './helpers.js';
 
 t.test('flows across token expiry closes are not refused', async (t) => {
@@ -79,4 +90,77 @@ t.test('flows across token expiry closes are not refused', async (t) => {
   // cannot move to the new session): one or two per close at most at this pace.
   const reset = results.filter((r) => r !== 'ok' && !/rejected connection/.test(r));
   t.ok(reset.length <= 3 * closes.length, `in flight at a close, reset: ${JSON.stringify(reset)}`);
+});
+
+t.test('datagrams across token expiry closes do not take the fallback', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-e2e-udp-expiry-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const demo = await startDemo({ stateDir: dir });
+  t.teardown(() => demo.close());
+  const edge = await startEdge({
+    stateDir: join(dir, 'edge'),
+    tls: false,
+    persistKey: false,
+    hostsMap: demo.edge.hostsMap,
+    connectorHosts: demo.edge.connectorHosts,
+    filtering: demo.edge.filtering,
+    egress: { systemResolver: false, directIp: false },
+    limits: { closeOnTokenExpiry: true },
+  });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  const client = await startClient({
+    edge: { url: edge.url, tokenTtlSeconds: 2 },
+    tenant: 'edge',
+    listen: { socksPort: 0, httpPort: null, pacPort: null, adminPort: null },
+    resolver: { hosts: demo.client.hosts, dial: demo.client.dial, system: false, directIp: false },
+    processLookup: { enabled: false },
+    limits: { udpIdleMs: 10_000 },
+  });
+  t.teardown(() => client.close());
+  await client.waitConnected(5000);
+  const closes: number[] = [];
+  client.tunnels.on('down', (channel: string, info: { code?: number }) => {
+    if (channel === 'private' && info.code !== undefined) closes.push(info.code);
+  });
+  const relayPort = await udpAssociate(t, client.socks!.address.port);
+  const { u } = await udpApp(t);
+  const answered = new Set<string>();
+  u.on('message', (m: Buffer) => {
+    const h = parseUdpHeader(m);
+    if (h !== null) answered.add(m.subarray(h.data).toString());
+  });
+  // Bounded: at most 400 datagrams or 6 s (two closes at least, with 2 s tokens).
+  const started = Date.now();
+  let sent = 0;
+  const datagram = (n: number): Buffer =>
+    Buffer.concat([encodeUdpHeader('udp-echo.contoso.test', null, 7000), Buffer.from(`d${n}`)]);
+  for (; sent < 400 && Date.now() - started < 6000 && closes.length < 2; sent++) {
+    u.send(datagram(sent), relayPort, '127.0.0.1');
+    await delay(15);
+  }
+  // A few more right after the last close.
+  for (let i = 0; i < 10; i++, sent++) {
+    u.send(datagram(sent), relayPort, '127.0.0.1');
+    await delay(15);
+  }
+  for (let i = 0; i < 50 && answered.size < sent; i++) await delay(20);
+  const drops = Object.fromEntries(client.flows.counters.drops);
+  t.ok(closes.length >= 1, `the edge closed the private session at expiry (${closes})`);
+  t.equal(
+    drops.hardening ?? 0,
+    0,
+    `no datagram got the fallback (drops: ${JSON.stringify(drops)})`,
+  );
+  const flows = client.flows.list().filter((f) => f.protocol === 'udp');
+  t.same(
+    flows.filter((f) => f.hardening === 'Y').map((f) => f.flowId),
+    [],
+    'no UDP flow was a fallback decision',
+  );
+  t.ok(flows.length >= 1 + closes.length, `a fresh flow after each close (${flows.length})`);
+  // A datagram in flight as a session closes is lost (UDP), a few per close at this pace.
+  t.ok(
+    sent - answered.size <= 5 * closes.length,
+    `answered ${answered.size} of ${sent} datagrams across ${closes.length} closes`,
+  );
 });

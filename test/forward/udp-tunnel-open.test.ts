@@ -17,7 +17,14 @@ import { FlowTable } from '../../src/forward/flow-table.js';
 import { Forwarder } from '../../src/forward/forwarder.js';
 import { Resolver } from '../../src/forward/resolver.js';
 import { ResetCode } from '../../src/tunnel/types.js';
-import { clientState, decision, FakeClassifier, FakeTunnels, udpEcho } from './fixtures/fakes.js';
+import {
+  clientState,
+  decision,
+  type EdgeBehaviour,
+  FakeClassifier,
+  FakeTunnels,
+  udpEcho,
+} from './fixtures/fakes.js';
 
 const TUNNEL = decision({
   action: 'tunnel',
@@ -121,6 +128,85 @@ t.test('the session dies before OPEN_OK: the rule fallback applies', async (t) =
     t.equal(rec.action, 'Bypass');
     t.equal(rec.status, 'Active');
     t.equal(flows.counters.hardened, 1, 'counted once');
+  });
+});
+
+t.test('a session being replaced (token expiry, GOAWAY): the flow waits for it', async (t) => {
+  t.test(
+    'down when the first datagram comes: queued, then tunneled on the new session',
+    async (t) => {
+      const { tunnels, flows, a, replies } = setup();
+      t.teardown(() => a.close());
+      tunnels.up.private = false;
+      let back: (ok: boolean) => void = () => {};
+      const waited = new Promise<boolean>((r) => {
+        back = r;
+      });
+      tunnels.whenBack = () => (tunnels.up.private ? null : waited);
+      a.send(null, '127.77.0.9', 7000, Buffer.from('one'));
+      a.send(null, '127.77.0.9', 7000, Buffer.from('two'));
+      await sleep(30);
+      t.equal(tunnels.opened.length, 0, 'no OPEN while the session is being replaced');
+      t.equal(flows.counters.drops.get('hardening') ?? 0, 0, 'no fallback meanwhile');
+      tunnels.up.private = true;
+      back(true);
+      for (let i = 0; i < 100 && replies.length < 2; i++) await sleep(10);
+      t.same(replies, ['eno', 'owt'], 'both datagrams went through the new session');
+      t.equal(tunnels.opened.length, 1);
+      const rec = flows.list().find((f) => f.destinationIp === '127.77.0.9')!;
+      t.equal(rec.action, 'Tunnel');
+      t.equal(rec.hardening, 'N', 'not a hardening decision');
+      t.equal(rec.status, 'Active');
+    },
+  );
+  t.test('the replacement fails: the fallback applies', async (t) => {
+    const { tunnels, flows, a } = setup();
+    t.teardown(() => a.close());
+    tunnels.up.private = false;
+    tunnels.whenBack = () => Promise.resolve(false);
+    a.send(null, '127.77.0.9', 7000, Buffer.from('x'));
+    for (let i = 0; i < 100 && !flows.counters.drops.get('hardening'); i++) await sleep(10);
+    const rec = flows.list().find((f) => f.destinationIp === '127.77.0.9')!;
+    t.equal(rec.hardening, 'Y');
+    t.equal(rec.action, 'Block');
+    t.equal(flows.counters.drops.get('hardening'), 1);
+    t.equal(tunnels.opened.length, 0);
+  });
+  t.test('the session ends under the OPEN: opened once more on the new one', async (t) => {
+    const { tunnels, flows, a, replies } = setup();
+    t.teardown(() => a.close());
+    // Each OPEN goes on a session that then dies under it; whenBack brings the replacement,
+    // whose edge answers as `next` says.
+    const open = tunnels.open.bind(tunnels);
+    tunnels.open = (channel, meta) => {
+      const s = open(channel, meta);
+      tunnels.up.private = false;
+      return s;
+    };
+    let next: EdgeBehaviour = { kind: 'connect' };
+    tunnels.whenBack = () => {
+      if (tunnels.up.private) return null;
+      tunnels.up.private = true;
+      tunnels.behaviour = next;
+      return Promise.resolve(true);
+    };
+    tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
+    a.send(null, '127.77.0.9', 7000, Buffer.from('one'));
+    for (let i = 0; i < 100 && replies.length < 1; i++) await sleep(10);
+    t.same(replies, ['eno'], 'relayed on the replacement');
+    t.equal(tunnels.opened.length, 2, 'one OPEN on each session');
+    const rec = flows.list().find((f) => f.destinationIp === '127.77.0.9')!;
+    t.equal(rec.action, 'Tunnel');
+    t.equal(rec.hardening, 'N');
+    // Once only: a second death under the OPEN takes the fallback.
+    tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
+    next = tunnels.behaviour;
+    a.send(null, '127.77.0.10', 7000, Buffer.from('x'));
+    for (let i = 0; i < 100 && !flows.counters.drops.get('hardening'); i++) await sleep(10);
+    t.equal(tunnels.opened.length, 4, 'two OPENs, then the fallback');
+    const other = flows.list().find((f) => f.destinationIp === '127.77.0.10')!;
+    t.equal(other.hardening, 'Y');
+    t.equal(flows.counters.drops.get('hardening'), 1);
   });
 });
 
