@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { connect, createServer as netServer } from 'node:net';
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import t from 'tap';
 import { fetch, ProxyAgent } from 'undici';
@@ -8,6 +8,7 @@ import { HttpProxy, parseAuthority } from '../../src/capture/http-proxy.js';
 import { pacScript, startPacServer } from '../../src/capture/pac.js';
 import { until } from '../edge/helpers.js';
 import { closedPort, decision, echoServer, fakeForwarder } from '../forward/fixtures/fakes.js';
+import { hasIpv6Loopback, NO_IPV6_LOOPBACK } from '../util/ipv6.js';
 import { brokenForwarder, warningLog } from './broken.js';
 import { checkConnectionLimit } from './stalled.js';
 
@@ -393,12 +394,9 @@ t.test(
       return /return "([^"]*)"/.exec(text)?.[1];
     };
     t.equal(await route('127.0.0.1'), 'SOCKS5 127.0.0.1:1080; PROXY 127.0.0.1:8080');
-    const v6 = await new Promise<boolean>((resolve) => {
-      const probe = netServer().once('error', () => resolve(false));
-      probe.listen(0, '::1', () => probe.close(() => resolve(true)));
-    });
-    if (v6) t.equal(await route('::1'), 'SOCKS5 [::1]:1080; PROXY [::1]:8080');
-    else t.comment('no IPv6 loopback here: the [::1] case is skipped');
+    if (await hasIpv6Loopback()) {
+      t.equal(await route('::1'), 'SOCKS5 [::1]:1080; PROXY [::1]:8080');
+    } else t.comment(`${NO_IPV6_LOOPBACK}: the [::1] case is skipped`);
     const fixed = await startPacServer({ socks: '127.0.0.1:1080', http: null });
     t.teardown(() => fixed.close());
     t.match(

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import t, { type Test } from 'tap';
+import { hasIpv6Loopback, NO_IPV6_LOOPBACK } from '../util/ipv6.js';
 import { collect } from '../util/ts-child.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -69,6 +70,10 @@ t.test('the loopback check of --host', { skip }, async (t) => {
   );
   t.equal(named.code, 2, 'a name starting with "127." is not loopback: usage error');
   t.match(named.err, /--host 127\.invalid is not loopback/);
+  if (!(await hasIpv6Loopback())) {
+    t.comment(`${NO_IPV6_LOOPBACK}: [::1] and ::ffff:127.0.0.1 are not tried`);
+    return;
+  }
   for (const host of ['[::1]', '::ffff:127.0.0.1']) {
     const r = await edgeUntilBanner(['--no-tls', '--state-dir', dir, '--host', host]);
     t.match(r.out, /listening on http:\/\/\[::(ffff:127\.0\.0\.1|1)\]:\d+/, `${host} listens`);

@@ -7,8 +7,9 @@ import t from 'tap';
 import { startClient } from '../../src/client/client.js';
 import { startEdge } from '../../src/edge/server.js';
 import { tempDir } from '../edge/helpers.js';
+import { skipWithoutIpv6 } from '../util/ipv6.js';
 
-t.test('health names an IPv6 edge in brackets', async (t) => {
+t.test('health names an IPv6 edge in brackets', { skip: await skipWithoutIpv6() }, async (t) => {
   const tmp = await tempDir('gsa-health-v6-');
   t.teardown(tmp.remove);
   const edge = await startEdge({
