@@ -505,10 +505,48 @@ async function measureOnce(e: Entry): Promise<void> {
 function rowOf(e: Entry): Row {
   const med = (xs: number[]): number => (xs.length ? median(xs) : Number.NaN);
   const row = { path: e.name, single: med(e.s), multi: med(e.m), conns: med(e.c), note: e.note };
+  const runs = (xs: number[], digits: number) =>
+    xs.length ? ` [${xs.map((x) => x.toFixed(digits)).join(', ')}]` : '';
   process.stderr.write(
-    `${e.name.padEnd(42)} 1 stream ${row.single.toFixed(2)} GB/s, 8 streams ${row.multi.toFixed(2)} GB/s, ${row.conns.toFixed(0)} conn/s (runs: ${e.c.map((x) => x.toFixed(0)).join(', ')})\n`,
+    `${e.name.padEnd(42)} 1 stream ${row.single.toFixed(2)} GB/s${runs(e.s, 2)}, 8 streams ${row.multi.toFixed(2)} GB/s${runs(e.m, 2)}, ${row.conns.toFixed(0)} conn/s${runs(e.c, 0)}\n`,
   );
   return row;
+}
+
+/**
+ * The ratio of two rows round by round (their runs in one round ran a few seconds apart, so
+ * the host's drift over minutes largely cancels), and its median: printed for the issue's
+ * ratio targets when both rows ran.
+ */
+function pairedRatios(entries: Entry[]): void {
+  const find = (name: string) => entries.find((e) => e.name === name);
+  const pairs: Array<[string, string, 's' | 'm' | 'c', string]> = [
+    ['gsa-emu SOCKS, tunneled (ws)', V2RAY_ROWS.chain, 's', 'tunneled / VLESS-ws chain, 1 stream'],
+    ['gsa-emu SOCKS, tunneled (ws)', V2RAY_ROWS.chain, 'm', 'tunneled / VLESS-ws chain, 8 streams'],
+    ['gsa-emu SOCKS, bypassed', V2RAY_ROWS.freedom, 's', 'bypassed / v2ray freedom, 1 stream'],
+    ['gsa-emu SOCKS, tunneled (ws)', 'microsocks', 'c', 'tunneled / microsocks, conn/s'],
+    [
+      'gsa-emu SOCKS, tunneled (ws), ALT',
+      'gsa-emu SOCKS, tunneled (ws)',
+      's',
+      'ALT / this build, 1 stream',
+    ],
+    [
+      'gsa-emu SOCKS, tunneled (ws), ALT',
+      'gsa-emu SOCKS, tunneled (ws)',
+      'c',
+      'ALT / this build, conn/s',
+    ],
+  ];
+  for (const [a, b, phase, label] of pairs) {
+    const ea = find(a);
+    const eb = find(b);
+    if (!ea || !eb || ea[phase].length === 0 || ea[phase].length !== eb[phase].length) continue;
+    const r = ea[phase].map((x, i) => x / eb[phase][i]!);
+    process.stderr.write(
+      `paired ${label}: median x${median(r).toFixed(2)} [${r.map((x) => x.toFixed(2)).join(', ')}]\n`,
+    );
+  }
 }
 
 /** The rows that run client and edge in one process (`gsa-emu up`). */
@@ -678,6 +716,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const rows = entries.map(rowOf);
+  pairedRatios(entries);
   const full = ['single', 'multi', 'conns'].every((ph) => PHASES.has(ph));
   if (ONLY || !full || process.env.ALT) {
     // A partial run (some rows or phases, or another build's row) does not overwrite the
