@@ -363,22 +363,10 @@ t.test(
     const echo = await echoServer();
     t.teardown(echo.close);
     const { fwd, tunnels } = setup([{ host: 'app1.contoso.test', decision: TUNNEL_PRIV }]);
-    // Each OPEN goes on a session that then dies under it (the edge closed it at token
-    // expiry): the channel is down until whenBack brings the replacement; `next`: how the
-    // replacement's edge answers.
-    const open = tunnels.open.bind(tunnels);
-    tunnels.open = (channel, meta) => {
-      const s = open(channel, meta);
-      tunnels.up.private = false;
-      return s;
-    };
+    // Each OPEN goes on a session that then dies under it; whenBack brings the replacement,
+    // whose edge answers as `next` says.
     let next: EdgeBehaviour = { kind: 'connect' };
-    tunnels.whenBack = () => {
-      if (tunnels.up.private) return null;
-      tunnels.up.private = true;
-      tunnels.behaviour = next;
-      return Promise.resolve(true);
-    };
+    tunnels.replacedUnderOpen('private', () => next);
     tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
     const res = await fwd.connectTcp(tcpReq('app1.contoso.test', null, echo.port, 2));
     t.equal(res.refused, undefined, 'tunneled on the replacement, not refused');

@@ -177,19 +177,8 @@ t.test('a session being replaced (token expiry, GOAWAY): the flow waits for it',
     t.teardown(() => a.close());
     // Each OPEN goes on a session that then dies under it; whenBack brings the replacement,
     // whose edge answers as `next` says.
-    const open = tunnels.open.bind(tunnels);
-    tunnels.open = (channel, meta) => {
-      const s = open(channel, meta);
-      tunnels.up.private = false;
-      return s;
-    };
     let next: EdgeBehaviour = { kind: 'connect' };
-    tunnels.whenBack = () => {
-      if (tunnels.up.private) return null;
-      tunnels.up.private = true;
-      tunnels.behaviour = next;
-      return Promise.resolve(true);
-    };
+    tunnels.replacedUnderOpen('private', () => next);
     tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
     a.send(null, '127.77.0.9', 7000, Buffer.from('one'));
     for (let i = 0; i < 100 && replies.length < 1; i++) await sleep(10);
