@@ -6,7 +6,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
@@ -89,13 +88,7 @@ export function viaHttpProxy(proxy: string, url: string): Promise<number | strin
 }
 
 /** A port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../util/free-port.js';
 
 /** Runs the CLI with its stdout closed at once (`gsa-emu ... | head -0`). */
 export function cliClosedStdout(args: string[], ms = 20_000): Promise<Run> {

@@ -5,7 +5,6 @@
  * Nothing listens: the admin address is a closed port on 127.0.0.1.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -17,6 +16,7 @@ import {
   writeClientState,
 } from '../../src/client/admin-client.js';
 import { ownNetNamespace } from '../../src/util/pid-lock.js';
+import { freePort } from '../util/free-port.js';
 
 const here = ownNetNamespace();
 
@@ -35,14 +35,8 @@ function clientState(dir: string, pid: number, admin: string): ClientStateFile {
   };
 }
 
-/** A port on 127.0.0.1 that nothing listens on (taken, then freed). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+/** A port on 127.0.0.1 that nothing listens on. */
+const closedPort = (): Promise<number> => freePort();
 
 t.test(
   'the state file records the writer namespace',

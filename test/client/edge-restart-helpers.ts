@@ -5,19 +5,12 @@
  * suspended host, a lost route). Loopback only.
  */
 import { once } from 'node:events';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 
 /** The listeners a test client does without. */
 export const NO_LISTENERS = { socksPort: null, httpPort: null, pacPort: null, adminPort: null };
 
-/** A loopback port nothing listens on (it was free a moment ago). */
-export async function freePort(): Promise<number> {
-  const s: Server = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from '../util/free-port.js';
 
 /**
  * SOCKS5 CONNECT to `host:port` by name (no auth). Resolves with the reply code (REP, -1

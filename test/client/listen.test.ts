@@ -15,6 +15,7 @@ import { startEdge } from '../../src/edge/server.js';
 import { ListenError } from '../../src/errors.js';
 import { listenOn } from '../../src/util/listen.js';
 import { tempDir } from '../edge/helpers.js';
+import { freePort } from '../util/free-port.js';
 import { collect } from '../util/ts-child.js';
 
 /** A port held by another listener for the test's duration. */
@@ -23,15 +24,6 @@ async function busyPort(t: Test): Promise<number> {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => new Promise<void>((r) => s.close(() => r())));
   return (s.address() as AddressInfo).port;
-}
-
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function closeServer(s: Server): Promise<void> {

@@ -12,6 +12,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { freePort } from '../util/free-port.js';
 import { collect } from '../util/ts-child.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -169,10 +170,7 @@ t.test(
   { skip: skip || (existsSync('/usr/bin/curl') ? false : 'needs /usr/bin/curl') },
   async (t) => {
     const dir = await stateFolder(t);
-    const free = createServer();
-    await new Promise<void>((r) => free.listen(0, '127.0.0.1', () => r()));
-    const socksPort = (free.address() as AddressInfo).port;
-    await new Promise<void>((r) => free.close(() => r()));
+    const socksPort = await freePort();
     const cfg = join(dir, 'up.json');
     writeFileSync(cfg, JSON.stringify({ socksPort, httpPort: 0, processLookup: false }));
     const up = spawn(

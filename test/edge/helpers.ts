@@ -10,6 +10,7 @@ import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import type { ChannelName } from '../../src/policy/model.js';
 import { TunnelClient } from '../../src/tunnel/client.js';
 import type { OpenMeta, TunnelStream } from '../../src/tunnel/types.js';
+import { freePort } from '../util/free-port.js';
 
 /** A TCP server on 127.0.0.1 that writes `greeting` first, then echoes; ends when the peer ends. */
 export async function echoServer(greeting = ''): Promise<{
@@ -98,14 +99,8 @@ export async function udpEcho(
   };
 }
 
-/** A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
-export async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+/** A TCP port on 127.0.0.1 that nothing listens on (test/util/free-port.ts). */
+export const closedPort = (): Promise<number> => freePort();
 
 export function meta(over: Partial<OpenMeta> = {}): OpenMeta {
   return {
