@@ -80,6 +80,11 @@ export interface ClientOptions {
     localAddress?: string;
     /** Token lifetime asked of the edge (s; `up --token-ttl`); default the edge's (3600). */
     tokenTtlSeconds?: number;
+    /**
+     * Replace a session the edge says it will close (its token's expiry) before then, as
+     * TunnelClient's rotateBeforeClose. Default true; false waits for the edge's close.
+     */
+    rotateSessions?: boolean;
   };
   /**
    * Where the forwarding profiles come from: 'edge' (default: GET and poll the edge's
@@ -351,6 +356,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     ...(opts.limits?.session ? { limits: opts.limits.session } : {}),
     // A silent edge: the flow whose OPEN timed out gets its fallback, and so do the next.
     ...(opts.limits?.openTimeoutMs ? { openSilenceMs: opts.limits.openTimeoutMs } : {}),
+    ...(opts.edge.rotateSessions === false ? { rotateBeforeClose: false } : {}),
   });
   const downInfo = new Map<ChannelName, string>();
   /** The edge's profile poller (tenant 'edge'; set below, once the first token was asked). */
@@ -403,6 +409,15 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         upPoll = null;
       });
     }
+  });
+  tunnels.on('rotated', (c: ChannelName) => {
+    log.info({ channel: c }, 'session replaced before the edge closes it (token expiry)');
+  });
+  tunnels.on('rotateFailed', (c: ChannelName, info: { reason: string }) => {
+    log.warn(
+      { channel: c, reason: info.reason },
+      'could not replace the session before the edge closes it: flows will wait for a reconnect',
+    );
   });
   tunnels.on('down', (c: ChannelName, info: DownInfo) => {
     downInfo.set(

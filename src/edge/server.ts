@@ -258,6 +258,8 @@ interface SessionPrincipal extends Omit<Principal, 'channel'> {
   channel: ChannelName;
   sessionId: string;
   agentVersion: string;
+  /** When the edge closes the session (closeOnTokenExpiry: its token's expiry), or null. */
+  closesAt: number | null;
 }
 
 export async function startEdge(opts: EdgeOptions): Promise<Edge> {
@@ -434,13 +436,23 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       // A refusal is logged by onRefused.
       const p: Principal = await issuer.verify(bearerOf(req), { channel, tenantId });
       const ua = req.headers['x-gsa-agent-version'] ?? req.headers['user-agent'];
+      // At the token's expiry; a token verify() took within its clock tolerance (already
+      // past `exp`) gets the rest of that tolerance, not a close at once.
+      const closesAt = !limits.closeOnTokenExpiry
+        ? null
+        : p.expiresAt > Date.now()
+          ? p.expiresAt
+          : p.expiresAt + issuer.tolerance * 1000;
       return {
         ...p,
         channel,
         sessionId: randomUUID(),
         agentVersion: typeof ua === 'string' && ua !== '' ? ua.slice(0, 100) : agentFallback,
+        closesAt,
       };
     },
+    // Told to the client on the upgrade, which replaces the session before then.
+    closesAt: (p) => p.closesAt,
     onRefused: (r) => {
       const who = r.principal
         ? {
@@ -483,15 +495,9 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         },
         'session up',
       );
-      if (!limits.closeOnTokenExpiry) return;
-      // At the token's expiry; a token verify() took within its clock tolerance (already
-      // past `exp`) gets the rest of that tolerance, not a close at once. A timer longer
-      // than node's 2^31-1 ms re-arms (past it node would fire at once).
-      const now = Date.now();
-      const deadline =
-        principal.expiresAt > now
-          ? principal.expiresAt
-          : principal.expiresAt + issuer.tolerance * 1000;
+      const deadline = principal.closesAt;
+      if (deadline === null) return;
+      // A timer longer than node's 2^31-1 ms re-arms (past it node would fire at once).
       const arm = (): void => {
         const left = deadline - Date.now();
         const timer =

@@ -47,7 +47,13 @@ import { packageVersion } from '../util/package.js';
 import { CloseCode } from './frame.js';
 import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
 import { DEFAULT_SEND_HIGH_WATER, wsTransport } from './transport.js';
-import { type ChannelTunnels, FEATURES_HEADER, type OpenMeta, type TunnelStream } from './types.js';
+import {
+  type ChannelTunnels,
+  FEATURES_HEADER,
+  type OpenMeta,
+  SESSION_CLOSES_HEADER,
+  type TunnelStream,
+} from './types.js';
 
 export interface BackoffOptions {
   /** First retry delay cap (ms). Default 200. */
@@ -93,7 +99,24 @@ export interface TunnelClientOptions {
    * gets its fallback too. Default 15,000; 0 disables.
    */
   openSilenceMs?: number;
+  /**
+   * When the edge says it will close a session at a time (its token's expiry,
+   * SESSION_CLOSES_HEADER), open its replacement with a fresh token before then: new streams
+   * go to the new session and the old one drains (GOAWAY), so only streams still open at
+   * the edge's close are reset, and no flow waits for a reconnect. Default true; false keeps
+   * the session until the edge closes it (then the client reconnects at once, whenBack).
+   */
+  rotateBeforeClose?: boolean;
 }
+
+/**
+ * A session the edge will close at a time is replaced this long before it: a quarter of
+ * the time it has left when it comes up, at most ROTATE_LEAD_MAX_MS.
+ */
+export const ROTATE_LEAD_FRACTION = 0.25;
+export const ROTATE_LEAD_MAX_MS = 60_000;
+/** Node's longest timer (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type ClientState = 'idle' | 'connecting' | 'up' | 'down' | 'closed';
 
@@ -148,6 +171,10 @@ export class TunnelClient extends EventEmitter {
   private openWaitSince = 0;
   /** Half way to openSilenceMs: PING a session that said nothing since the OPEN. */
   private probeTimer: NodeJS.Timeout | null = null;
+  /** Replaces the live session before the edge closes it (rotateBeforeClose). */
+  private rotateTimer: NodeJS.Timeout | null = null;
+  /** A replacement is being connected while the live session stays up. */
+  private rotating = false;
   /** At openSilenceMs: close a session that said nothing since the OPEN. */
   private silenceTimer: NodeJS.Timeout | null = null;
 
@@ -288,6 +315,7 @@ export class TunnelClient extends EventEmitter {
   /** The live session goes away: it drains its streams, new ones go to a fresh session. */
   private retire(session: Session, reason: string, code: number): void {
     this.stopSilenceWatch();
+    this.stopRotation();
     this.session = null;
     this.old.add(session);
     this.plannedAt = performance.now();
@@ -302,6 +330,7 @@ export class TunnelClient extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.stopSilenceWatch();
+    this.stopRotation();
     const waits: Promise<void>[] = [];
     const all = [...this.old];
     if (this.session) all.push(this.session);
@@ -323,16 +352,23 @@ export class TunnelClient extends EventEmitter {
     if (ws && ws.readyState !== WebSocket.CLOSED) ws.terminate();
   }
 
-  private async connect(): Promise<void> {
-    this.timer = null;
+  /**
+   * Connects a session. `rotate`: the replacement of the live session, which stays up
+   * meanwhile; a failure leaves it in place (rotationFailed) instead of taking the channel
+   * down.
+   */
+  private async connect(rotate = false): Promise<void> {
+    if (!rotate) this.timer = null;
     if (this.state === 'closed') return;
-    this.state = 'connecting';
+    if (!rotate) this.state = 'connecting';
     let token: string;
-    const fresh = this.freshToken;
-    this.freshToken = false;
+    // A replacement needs a token that outlives the one the edge closes the session for.
+    const fresh = rotate || this.freshToken;
+    if (!rotate) this.freshToken = false;
     try {
       token = await this.opts.getToken(this.channel, { fresh });
     } catch (e) {
+      if (rotate) return this.rotationFailed('token unavailable', asError(e));
       this.freshToken ||= fresh;
       this.endPlanned();
       this.down({ reason: 'token unavailable', error: asError(e) });
@@ -359,6 +395,7 @@ export class TunnelClient extends EventEmitter {
           : (opts: object) => connectBigReads(opts as NetConnectOpts),
       });
     } catch (e) {
+      if (rotate) return this.rotationFailed('bad edge URL', asError(e));
       this.endPlanned();
       this.down({ reason: 'bad edge URL', error: asError(e) });
       return;
@@ -400,13 +437,27 @@ export class TunnelClient extends EventEmitter {
     });
     // Optional frames the edge understands (an older edge names none: no META to it).
     let features: string[] = [];
+    /** In how many ms the edge will close the session (SESSION_CLOSES_HEADER), or null. */
+    let closesIn: number | null = null;
+    let upgradedAt = 0;
     ws.once('upgrade', (res: IncomingMessage) => {
+      upgradedAt = Date.now();
       features = String(res.headers[FEATURES_HEADER] ?? '')
         .split(',')
         .map((f) => f.trim());
+      const h = Number(res.headers[SESSION_CLOSES_HEADER]);
+      if (res.headers[SESSION_CLOSES_HEADER] !== undefined && Number.isFinite(h) && h >= 0) {
+        closesIn = h;
+      }
     });
     const onEarlyClose = (code: number): void => {
       if (this.ws === ws) this.ws = null;
+      if (rotate) {
+        const why =
+          status !== undefined ? `edge refused the tunnel: HTTP ${status}` : `closed ${code}`;
+        this.rotationFailed(lastError?.message ?? why, lastError);
+        return;
+      }
       // Refused for the token (not 429, "too many sessions", which also carries 4403).
       if (
         (status === 401 || status === 403) &&
@@ -438,7 +489,14 @@ export class TunnelClient extends EventEmitter {
         'client',
         { ...limits, peerAcceptsMeta: features.includes('meta') },
       );
+      // A session up already (a replacement, or a reconnect that crossed one): it drains.
+      const prev = this.session;
+      const wasUp = this.state === 'up';
+      if (rotate) this.rotating = false;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
       this.stopSilenceWatch();
+      this.stopRotation();
       this.session = session;
       this.state = 'up';
       this.attempt = 0;
@@ -455,6 +513,7 @@ export class TunnelClient extends EventEmitter {
         this.old.delete(session);
         if (this.session !== session) return;
         this.stopSilenceWatch();
+        this.stopRotation();
         this.session = null;
         if (AUTH_CODES.has(info.code)) this.freshToken = true;
         // Closed at its token's expiry: the session did its time; a fresh token replaces it
@@ -470,8 +529,58 @@ export class TunnelClient extends EventEmitter {
           expired ? 0 : undefined,
         );
       });
-      this.emit('up', session);
+      if (closesIn !== null) this.scheduleRotation(session, upgradedAt + closesIn);
+      if (prev !== null && prev !== session) {
+        this.old.add(prev);
+        prev.goAway(CloseCode.NORMAL, 'replaced before the edge closes it');
+      }
+      if (wasUp) this.emit('rotated', session);
+      else this.emit('up', session);
     });
+  }
+
+  /**
+   * The edge will close `session` at `closesAt` (ms since the epoch, this clock): its
+   * replacement is connected ROTATE_LEAD_FRACTION of the time left before then (at most
+   * ROTATE_LEAD_MAX_MS).
+   */
+  private scheduleRotation(session: Session, closesAt: number): void {
+    if (this.opts.rotateBeforeClose === false) return;
+    const left = closesAt - Date.now();
+    if (!(left > 0)) return;
+    const at = closesAt - Math.min(ROTATE_LEAD_MAX_MS, left * ROTATE_LEAD_FRACTION);
+    // A timer longer than node's 2^31-1 ms re-arms (past it node would fire at once).
+    const arm = (): void => {
+      const wait = at - Date.now();
+      this.rotateTimer = setTimeout(
+        () => {
+          if (at - Date.now() > 0 && wait > MAX_TIMER_MS) return arm();
+          this.rotateTimer = null;
+          this.rotate(session);
+        },
+        Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+      );
+      this.rotateTimer.unref();
+    };
+    arm();
+  }
+
+  private stopRotation(): void {
+    if (this.rotateTimer !== null) clearTimeout(this.rotateTimer);
+    this.rotateTimer = null;
+  }
+
+  /** Connects the replacement of `session`, which stays the live one until it is up. */
+  private rotate(session: Session): void {
+    if (this.state !== 'up' || this.session !== session || this.rotating) return;
+    this.rotating = true;
+    void this.connect(true);
+  }
+
+  /** The replacement did not come up: the live session stays (the edge closes it in time). */
+  private rotationFailed(reason: string, error?: Error): void {
+    this.rotating = false;
+    this.emit('rotateFailed', { channel: this.channel, reason, ...(error ? { error } : {}) });
   }
 
   private down(
@@ -536,6 +645,10 @@ export class Tunnels extends EventEmitter implements ChannelTunnels {
       const c = new TunnelClient({ ...options, url, channel });
       c.on('up', (s: Session) => this.emit('up', channel, s));
       c.on('down', (info: DownInfo) => this.emit('down', channel, info));
+      c.on('rotated', (s: Session) => this.emit('rotated', channel, s));
+      c.on('rotateFailed', (info: { reason: string; error?: Error }) =>
+        this.emit('rotateFailed', channel, info),
+      );
       this.clients.set(channel, c);
     }
   }

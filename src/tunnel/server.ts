@@ -61,7 +61,12 @@ import { CloseCode } from './frame.js';
 import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
 import type { Stream } from './stream.js';
 import { DEFAULT_SEND_HIGH_WATER, wsTransport } from './transport.js';
-import { FEATURES_HEADER, type InboundTunnelStream, TUNNEL_FEATURES } from './types.js';
+import {
+  FEATURES_HEADER,
+  type InboundTunnelStream,
+  SESSION_CLOSES_HEADER,
+  TUNNEL_FEATURES,
+} from './types.js';
 
 /** Who is on the other end of a session: whatever `authenticate` returned. */
 export interface Principal {
@@ -91,6 +96,13 @@ export interface TunnelServerOptions<P extends Principal = Principal> {
    * channel (two while a reconnect overlaps). Default 16; Infinity = no cap.
    */
   maxSessionsPerPrincipal?: number;
+  /**
+   * When the edge will close the session of `principal` (ms since the epoch: the expiry of
+   * its token, with closeOnTokenExpiry), or null: the time left is sent on the upgrade
+   * response (SESSION_CLOSES_HEADER) so that the client replaces the session in time.
+   * Closing it then is the caller's (onSession).
+   */
+  closesAt?: (principal: P) => number | null;
 }
 
 /** A refused upgrade, as `onRefused` hears of it. */
@@ -208,8 +220,12 @@ export function createTunnelServer<P extends Principal = Principal>(
   const perPrincipal = new Map<string, number>();
   let closing = false;
   // Frames this edge understands beyond the first version (docs/protocol.md, Connection).
-  wss.on('headers', (headers: string[]) => {
+  /** Upgrades admitted by `authenticate` whose session the edge will close at a time. */
+  const closesAt = new WeakMap<IncomingMessage, number>();
+  wss.on('headers', (headers: string[], req: IncomingMessage) => {
     headers.push(`${FEATURES_HEADER}: ${TUNNEL_FEATURES.join(',')}`);
+    const at = closesAt.get(req);
+    if (at !== undefined) headers.push(`${SESSION_CLOSES_HEADER}: ${Math.max(0, at - Date.now())}`);
   });
 
   /** Sends the refusal and tells `onRefused`. */
@@ -288,6 +304,8 @@ export function createTunnelServer<P extends Principal = Principal>(
           else perPrincipal.delete(key);
         };
         let upgraded = false;
+        const at = options.closesAt?.(principal) ?? null;
+        if (at !== null && Number.isFinite(at)) closesAt.set(req, Math.round(at));
         wss.handleUpgrade(req, socket, head, (ws) => {
           upgraded = true;
           ws.binaryType = 'nodebuffer';

@@ -40,6 +40,12 @@ export interface OpenMeta {
 export const FEATURES_HEADER = 'x-gsa-tunnel-features';
 /** What this version's edge names there. */
 export const TUNNEL_FEATURES: readonly string[] = ['meta'];
+/**
+ * Upgrade response header: in how many milliseconds the edge will close this session (the
+ * token it was opened with expires then; relative, so that the two clocks need not agree),
+ * absent when it will not. The client replaces the session before then (TunnelClient).
+ */
+export const SESSION_CLOSES_HEADER = 'x-gsa-session-closes-in';
 
 /** Metadata an opener learns after OPEN and sends in a META frame. */
 export interface MetaUpdate {

@@ -2,8 +2,9 @@
  * Token renewal against a running edge, as a CI job tests it: `gsa-emu edge
  * --close-on-token-expiry` and `gsa-emu up --edge ... --token-ttl 3` (and `up
  * --close-on-token-expiry --token-ttl 3 --edge-thread`, the in-process edge on its thread).
- * The edge closes each tunnel session with 4419 when its 3 s token expires; the client
- * reconnects with a fresh token, and traffic through it still works afterwards. Everything
+ * The edge will close each tunnel session (4419) when its 3 s token expires and says so on
+ * the upgrade; the client replaces the session before then with a fresh token, the channel
+ * never goes down, and traffic through it still works afterwards. Everything
  * runs on loopback (the edge's hosts map sends the test's name to a server of the test's
  * own); the children are bounded in time and stopped by the test.
  */
@@ -48,7 +49,10 @@ interface LogLine {
   status?: number;
 }
 
-/** The client log's lines about the internet channel going up or down. */
+/** The client log's line for a session replaced before the edge closes it. */
+const REPLACED = 'session replaced before the edge closes it (token expiry)';
+
+/** The client log's lines about the internet channel: up, down, session replaced. */
 function internetEvents(file: string): LogLine[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
@@ -56,42 +60,39 @@ function internetEvents(file: string): LogLine[] {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as LogLine)
     .filter(
-      (l) => l.channel === 'internet' && (l.msg === 'channel up' || l.msg === 'channel down'),
+      (l) =>
+        l.channel === 'internet' &&
+        (l.msg === 'channel up' || l.msg === 'channel down' || l.msg === REPLACED),
     );
 }
 
 /**
- * Waits for `n` sessions of the internet channel to have been closed at their token's
- * expiry, the last one renewed just now (a request made at once does not meet the next
- * expiry), and checks the drops and how long each session lasted.
+ * Waits for `n` sessions of the internet channel to have been replaced before their
+ * token's expiry, and checks that the channel never went down and how long each session
+ * lasted.
  */
 async function renewed(t: Test, clientLog: string, n: number): Promise<void> {
   const events = await until(
     () => {
       const ev = internetEvents(clientLog);
-      const closed = ev.filter((e) => e.msg === 'channel down' && e.code === 4419);
-      return closed.length >= n && ev.at(-1)?.msg === 'channel up' && ev;
+      return ev.filter((e) => e.msg === REPLACED).length >= n && ev;
     },
-    `${n} sessions closed at token expiry (4419) and renewed`,
+    `${n} sessions replaced before their token's expiry`,
     20_000,
   );
   const downs = events.filter((e) => e.msg === 'channel down');
-  t.ok(
-    downs.every((e) => e.code === 4419 && e.status === undefined),
-    `every drop is a close at expiry, no refused reconnect: ${JSON.stringify(downs)}`,
-  );
-  // The last session: up after its token was issued, closed at the token's exp (whole
-  // seconds, so up to a second early), never later.
-  const last = events.findLastIndex((e) => e.msg === 'channel down');
-  const lived = events[last]!.time - events[last - 1]!.time;
-  t.ok(lived > 0 && lived <= TTL * 1000 + 1000, `session lived ${lived} ms`);
-  // Each token is asked for as its session is renewed: the next close comes one token
-  // life later, to the whole second of its exp.
-  if (downs.length >= 2) {
-    const gap = downs.at(-1)!.time - downs.at(-2)!.time;
-    // Its token's life plus the reconnect (backoff, a token, TLS: slower on a loaded machine).
-    t.ok(gap >= (TTL - 1) * 1000 && gap <= TTL * 1000 + 2500, `closed again ${gap} ms later`);
-  }
+  t.same(downs, [], 'the channel never went down (no close at expiry, no refused reconnect)');
+  // Each session is replaced in the last quarter of its token's life (whole seconds, so a
+  // token lives TTL-1 to TTL s): the next one a token's life later at most, plus a connect
+  // (a token, TLS: slower on a loaded machine).
+  const times = [
+    events.find((e) => e.msg === 'channel up'),
+    ...events.filter((e) => e.msg === REPLACED),
+  ]
+    .filter((e) => e !== undefined)
+    .map((e) => e.time);
+  const gap = times.at(-1)! - times.at(-2)!;
+  t.ok(gap > 0 && gap <= TTL * 1000 + 2500, `replaced ${gap} ms after the session before`);
 }
 
 /** A loopback HTTP origin answering 200 "origin". */
@@ -117,7 +118,7 @@ async function proxyOf(seen: { out: string }, child: ChildProcess): Promise<stri
 }
 
 t.test(
-  'edge --close-on-token-expiry, up --edge --token-ttl 3: closed at expiry, renewed, traffic flows',
+  'edge --close-on-token-expiry, up --edge --token-ttl 3: replaced before expiry, traffic flows',
   { skip },
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'gsa-token-expiry-'));

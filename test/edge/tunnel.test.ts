@@ -637,13 +637,24 @@ t.test('TLS by default: clients trust the edge CA', async (t) => {
 });
 
 /** An internet tunnel client whose tokens live `ttl()` seconds. */
-function ttlClient(edge: Edge, ttl: () => number): TunnelClient {
+/**
+ * A client of `ttl` s tokens. `rotate`: replace a session before the edge closes it
+ * (default false here: these tests are of the close itself).
+ */
+function ttlClient(
+  edge: Edge,
+  ttl: () => number,
+  rotate = false,
+  getToken: (ch: 'internet', o: { fresh: boolean }) => Promise<string> = (ch) =>
+    edge.issueToken({ channel: ch, ttlSeconds: ttl() }),
+): TunnelClient {
   return new TunnelClient({
     url: edge.url,
     channel: 'internet',
-    getToken: (ch) => edge.issueToken({ channel: ch, ttlSeconds: ttl() }),
+    getToken: (ch, o) => getToken(ch as 'internet', o),
     backoff: { baseMs: 20, maxMs: 50 },
     limits: { keepaliveInterval: 0 },
+    rotateBeforeClose: rotate,
   });
 }
 
@@ -667,13 +678,92 @@ t.test('closeOnTokenExpiry: the session closes with 4419 when its token expires'
 });
 
 /** A ttlClient with `ttl` s tokens, up; closed when `t` ends. */
-async function upClient(t: Test, edge: Edge, ttl = 3600): Promise<TunnelClient> {
-  const c = ttlClient(edge, () => ttl);
+async function upClient(t: Test, edge: Edge, ttl = 3600, rotate = false): Promise<TunnelClient> {
+  const c = ttlClient(edge, () => ttl, rotate);
   t.teardown(() => c.close());
   c.start();
   await c.waitUp(5000);
   return c;
 }
+
+t.test(
+  'a session the edge will close at its token expiry is replaced before then (make-before-break)',
+  async (t) => {
+    const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });
+    const c = await upClient(t, edge, 2, true);
+    const downs: unknown[] = [];
+    c.on('down', (info) => downs.push(info));
+    const first = c.session!;
+    const firstClosed = new Promise<{ code: number }>((r) => first.once('close', r));
+    // A flow on the first session, open across the replacement.
+    const m = meta({ host: 'echo.contoso.test', port: 443 });
+    const s = c.open(m);
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    s.write('one\n');
+    await until(() => Buffer.concat(got).toString().includes('one'), 3000);
+    const rotated = await Promise.race([
+      new Promise<boolean>((r) => c.once('rotated', () => r(true))),
+      delay(3000).then(() => false),
+    ]);
+    t.ok(rotated, 'replaced within the token life (2 s)');
+    t.not(c.session, first, 'a new live session');
+    t.ok(c.isUp(), 'up throughout');
+    // New flows go to the new session; the old one keeps its flow and takes none.
+    const r2 = await exchange(
+      c.open(meta({ host: 'echo.contoso.test', port: 443 })),
+      Buffer.from('x'),
+    );
+    t.equal(r2.reset, null, 'a new flow works on the new session');
+    t.equal(first.stats().streams, 1, 'the old session holds only its own flow');
+    s.write('two\n');
+    await until(() => Buffer.concat(got).toString().includes('two'), 3000);
+    t.pass('the flow on the old session still relays');
+    s.end();
+    const info = await Promise.race([firstClosed, delay(3000).then(() => ({ code: -1 }))]);
+    t.equal(info.code, CloseCode.NORMAL, 'the old session closed once drained, before its expiry');
+    t.same(downs, [], 'the channel never went down');
+  },
+);
+
+t.test(
+  'a replacement that cannot be made: the session stays until the edge closes it',
+  async (t) => {
+    const { edge } = await setup(t, { limits: { closeOnTokenExpiry: true, graceMs: 100 } });
+    let refuse = true;
+    const c = ttlClient(
+      edge,
+      () => 2,
+      true,
+      (ch, { fresh }) =>
+        fresh && refuse
+          ? Promise.reject(new Error('token endpoint down'))
+          : edge.issueToken({ channel: ch, ttlSeconds: 2 }),
+    );
+    t.teardown(() => c.close());
+    c.start();
+    await c.waitUp(5000);
+    const failed = new Promise<{ reason: string }>((r) => c.once('rotateFailed', r));
+    const down = new Promise<{ code?: number }>((r) => c.once('down', r));
+    t.match(await failed, { reason: 'token unavailable' });
+    t.ok(c.isUp(), 'still up on the old session');
+    refuse = false;
+    t.equal((await down).code, CloseCode.AUTH_EXPIRED, 'closed by the edge at expiry');
+    await c.waitUp(5000);
+    t.ok(c.isUp(), 'and replaced then');
+  },
+);
+
+t.test('an edge that does not close at expiry: no replacement', async (t) => {
+  const { edge } = await setup(t);
+  const c = await upClient(t, edge, 2, true);
+  const rotated = await Promise.race([
+    new Promise<boolean>((r) => c.once('rotated', () => r(true))),
+    delay(2500).then(() => false),
+  ]);
+  t.notOk(rotated, 'the session is kept');
+  t.ok(c.isUp());
+});
 
 t.test(
   'whenBack: a session closed at expiry is replaced at once, and flows may wait for it',
