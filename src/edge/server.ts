@@ -88,8 +88,9 @@ export interface EdgeLimits {
    */
   maxSessionsPerPrincipal?: number;
   /**
-   * Close a session (code 4419 AUTH_EXPIRED) when the token it was opened with expires; the
-   * client reconnects with a fresh token, in-flight streams are reset. Default false.
+   * Close a session (code 4419 AUTH_EXPIRED) when the token it was opened with expires, and
+   * say when on the upgrade (x-gsa-session-closes-in): gsa-emu's client replaces the session
+   * before then; streams still open on it at the close are reset. Default false.
    */
   closeOnTokenExpiry?: boolean;
 }

@@ -185,7 +185,7 @@ export function register(program: Command): void {
     )
     .option(
       '--close-on-token-expiry',
-      'close a tunnel session (code 4419) when the token it was opened with expires; the client reconnects with a fresh one',
+      'close a tunnel session (code 4419) when the token it was opened with expires, and say when on the upgrade (gsa-emu up replaces the session before then)',
     )
     .option(
       '--max-token-ttl <seconds>',

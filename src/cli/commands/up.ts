@@ -316,7 +316,7 @@ export function register(program: Command): void {
     )
     .option(
       '--close-on-token-expiry',
-      'the in-process edge closes a tunnel session (code 4419) when its token expires; the client reconnects with a fresh one',
+      'the in-process edge closes a tunnel session (code 4419) when its token expires; the client replaces it before then with a fresh token',
     )
     .option(
       '--add-host <name=address>',
