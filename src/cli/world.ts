@@ -117,6 +117,11 @@ export interface WorldOptions {
   /** The in-process edge closes a session when its token expires (`--close-on-token-expiry`). */
   closeOnTokenExpiry?: boolean | undefined;
   /**
+   * false (`--no-session-rotation`): the client keeps each session until the edge closes it
+   * at token expiry, instead of replacing it before then.
+   */
+  sessionRotation?: boolean | undefined;
+  /**
    * The user's names (`--add-host`, cli/hosts-option.ts): name or `*.suffix` -> address.
    * The client resolves them (classification by address, bypassed flows); the in-process
    * edge egresses to them (hosts map and connector); they win over the demo's entries.
@@ -505,6 +510,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         ca: edgeCa,
         ...(o.edge && source ? { localAddress: source } : {}),
         ...(o.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: o.tokenTtlSeconds } : {}),
+        ...(o.sessionRotation === false ? { rotateSessions: false } : {}),
       },
       // A remote edge with a local --tenant: the file wins; otherwise the edge's profiles.
       tenant: o.edge && o.tenant ? o.tenant : 'edge',

@@ -1,7 +1,8 @@
 /**
  * Token lifetime options: `gsa-emu edge --close-on-token-expiry --max-token-ttl <seconds>`
  * (config keys `closeOnTokenExpiry`, `maxTokenTtl`) and `gsa-emu up --token-ttl <seconds>
- * --close-on-token-expiry` (config keys `tokenTtl`, `closeOnTokenExpiry`): strict values,
+ * --close-on-token-expiry --no-session-rotation` (config keys `tokenTtl`, `closeOnTokenExpiry`,
+ * `sessionRotation`): strict values,
  * usage errors naming the option (or the config key), and a token lifetime the edge refuses
  * stops `up` at once with the edge's words instead of tunnels retrying for ever. Edges and
  * clients run on loopback, as children bounded in time, stopped by the test.
@@ -97,14 +98,24 @@ t.test('up: --token-ttl and --close-on-token-expiry values that cannot run', asy
   );
 
   const file = join(dir, 'up.json');
-  await writeFile(file, JSON.stringify({ tokenTtl: 30, closeOnTokenExpiry: true }));
-  t.same(readUpConfig(file), { tokenTtl: '30', closeOnTokenExpiry: true });
-  await writeFile(file, JSON.stringify({ tokenTtl: 0, closeOnTokenExpiry: 'yes' }));
+  await writeFile(
+    file,
+    JSON.stringify({ tokenTtl: 30, closeOnTokenExpiry: true, sessionRotation: false }),
+  );
+  t.same(readUpConfig(file), { tokenTtl: '30', closeOnTokenExpiry: true, sessionRotation: false });
+  await writeFile(
+    file,
+    JSON.stringify({ tokenTtl: 0, closeOnTokenExpiry: 'yes', sessionRotation: 'no' }),
+  );
   t.match(
     (t.throws(() => readUpConfig(file)) as ConfigError).issues.map(
       (i) => `${i.path}: ${i.message}`,
     ),
-    [`tokenTtl: "0" ${RANGE}`, 'closeOnTokenExpiry: must be true or false, not "yes"'],
+    [
+      `tokenTtl: "0" ${RANGE}`,
+      'closeOnTokenExpiry: must be true or false, not "yes"',
+      'sessionRotation: must be true or false, not "no"',
+    ],
   );
 });
 

@@ -231,3 +231,51 @@ t.test(
     }
   },
 );
+
+t.test(
+  'up --close-on-token-expiry --no-session-rotation: the session is closed at expiry (4419)',
+  { skip },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-token-expiry-norotate-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const up = startCli(t, [
+      'up',
+      '--state-dir',
+      dir,
+      '--socks-port',
+      'off',
+      '--http-port',
+      '0',
+      '--pac-port',
+      'off',
+      '--admin-port',
+      'off',
+      '--no-tty',
+      '--no-process-lookup',
+      '--exit-after',
+      '60',
+      '--close-on-token-expiry',
+      '--no-session-rotation',
+      '--token-ttl',
+      String(TTL),
+    ]);
+    const proxy = await proxyOf(up.seen, up.child);
+    const log = join(dir, 'logs', 'client.log');
+    // The first close at expiry, and the session after it up again.
+    const events = await until(
+      () => {
+        const ev = internetEvents(log);
+        const closed = ev.filter((e) => e.msg === 'channel down' && e.code === 4419);
+        return closed.length >= 1 && ev.at(-1)?.msg === 'channel up' && ev;
+      },
+      'a session closed at token expiry (4419) and reconnected',
+      20_000,
+    );
+    t.same(
+      events.filter((e) => e.msg === REPLACED),
+      [],
+      'no session was replaced before its expiry',
+    );
+    t.equal(await viaHttpProxy(proxy, 'http://news.test/'), 200, 'traffic after the reconnect');
+  },
+);

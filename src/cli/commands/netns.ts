@@ -33,6 +33,8 @@ export interface NetnsCommandOptions {
   tokenTtl?: string;
   /** `--close-on-token-expiry`: the edge closes a session when its token expires. */
   closeOnTokenExpiry?: boolean;
+  /** `--no-session-rotation`: keep each session until the edge closes it (token expiry). */
+  sessionRotation?: boolean;
 }
 
 /** Why TUN capture in a namespace cannot run here (one line), or null. */
@@ -63,7 +65,11 @@ export function register(program: Command): void {
     )
     .option(
       '--close-on-token-expiry',
-      'the edge closes each tunnel session (4419) when its token expires; the client renews and reconnects',
+      'the edge closes each tunnel session (4419) when its token expires; the client replaces it before then with a fresh token',
+    )
+    .option(
+      '--no-session-rotation',
+      'keep each tunnel session until the edge closes it at token expiry: the channel drops and flows in flight are reset at each expiry',
     )
     .addHelpText(
       'after',
@@ -140,6 +146,7 @@ export async function netns(
       hosts,
       ...(tokenTtl !== undefined ? { tokenTtlSeconds: tokenTtl } : {}),
       ...(o.closeOnTokenExpiry ? { closeOnTokenExpiry: true } : {}),
+      ...(o.sessionRotation === false ? { sessionRotation: false } : {}),
     });
     const { client, demo, edgeUrl } = world;
     await client.waitConnected(5000).catch(() => {});

@@ -88,6 +88,8 @@ export interface UpOptions {
   tokenTtl?: string;
   /** `--close-on-token-expiry`: the in-process edge closes a session when its token expires. */
   closeOnTokenExpiry?: boolean;
+  /** `--no-session-rotation`: keep each session until the edge closes it (token expiry). */
+  sessionRotation?: boolean;
 }
 
 const CONFIG_KEYS: Record<string, keyof UpOptions> = {
@@ -122,6 +124,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   localSubnets: 'localSubnets',
   tokenTtl: 'tokenTtl',
   closeOnTokenExpiry: 'closeOnTokenExpiry',
+  sessionRotation: 'sessionRotation',
 };
 
 /** Config keys that are switches (the rest are strings; numbers are taken as strings). */
@@ -133,6 +136,7 @@ const BOOLEAN_KEYS = new Set<keyof UpOptions>([
   'icmpOnDrop',
   'processLookup',
   'closeOnTokenExpiry',
+  'sessionRotation',
 ]);
 
 /**
@@ -234,7 +238,7 @@ export function register(program: Command): void {
     )
     .option(
       '--config <file>',
-      'options as JSON/YAML: the long flags in camelCase, but not --once, --exit-after, --no-tty or --add-host (key hosts: {name: address}); processLookup: false for --no-process-lookup; flags win (docs/usage.md)',
+      'options as JSON/YAML: the long flags in camelCase, but not --once, --exit-after, --no-tty or --add-host (key hosts: {name: address}); processLookup: false for --no-process-lookup, sessionRotation: false for --no-session-rotation; flags win (docs/usage.md)',
     )
     .option(
       '--host <address>',
@@ -317,6 +321,10 @@ export function register(program: Command): void {
     .option(
       '--close-on-token-expiry',
       'the in-process edge closes a tunnel session (code 4419) when its token expires; the client replaces it before then with a fresh token',
+    )
+    .option(
+      '--no-session-rotation',
+      'keep each tunnel session until the edge closes it at token expiry instead of replacing it before then: the channel drops and flows in flight are reset at each expiry (to test how applications take it)',
     )
     .option(
       '--add-host <name=address>',
@@ -594,6 +602,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
         ? { tokenTtlSeconds: tokenTtlSeconds(o.tokenTtl, '--token-ttl') }
         : {}),
       ...(o.closeOnTokenExpiry ? { closeOnTokenExpiry: true } : {}),
+      ...(o.sessionRotation === false ? { sessionRotation: false } : {}),
       hosts,
       ...(localSubnets ? { localSubnets } : {}),
       processLookup: o.processLookup !== false,
