@@ -95,6 +95,21 @@ async function renewed(t: Test, clientLog: string, n: number): Promise<void> {
   t.ok(gap > 0 && gap <= TTL * 1000 + 2500, `replaced ${gap} ms after the session before`);
 }
 
+/**
+ * `gsa-emu up` asking for TTL s tokens, with an HTTP proxy only, on the state folder `dir`,
+ * then `extra`.
+ */
+function startUp(t: Test, dir: string, extra: string[]) {
+  return startCli(t, [
+    'up',
+    '--state-dir',
+    dir,
+    ...['--socks-port', 'off', '--http-port', '0', '--pac-port', 'off', '--admin-port', 'off'],
+    ...['--no-tty', '--no-process-lookup', '--exit-after', '60', '--token-ttl', String(TTL)],
+    ...extra,
+  ]);
+}
+
 /** A loopback HTTP origin answering 200 "origin". */
 async function origin(t: Test): Promise<number> {
   const s = createServer((_req, res) => res.end('origin'));
@@ -162,32 +177,11 @@ t.test(
     t.match(edge.seen.out, /sessions closed at token expiry \(4419\)/);
 
     const upDir = join(dir, 'up');
-    const up = startCli(t, [
-      'up',
-      '--edge',
-      url,
-      '--edge-ca',
-      join(edgeDir, 'ca.pem'),
-      '--state-dir',
-      upDir,
-      '--socks-port',
-      'off',
-      '--http-port',
-      '0',
-      '--pac-port',
-      'off',
-      '--admin-port',
-      'off',
-      '--no-tty',
-      '--no-process-lookup',
-      '--exit-after',
-      '60',
-      '--token-ttl',
-      String(TTL),
+    const up = startUp(t, upDir, [
+      ...['--edge', url, '--edge-ca', join(edgeDir, 'ca.pem')],
       // Classified by this address (Default Acquire 0.0.0.0/0 on TCP 80): tunneled, and the
       // edge's hosts map sends it to the origin.
-      '--add-host',
-      'www.example.com=93.184.215.14',
+      ...['--add-host', 'www.example.com=93.184.215.14'],
     ]);
     const proxy = await proxyOf(up.seen, up.child);
     for (const n of [1, 2]) {
@@ -203,27 +197,7 @@ t.test(
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'gsa-token-expiry-thread-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const up = startCli(t, [
-      'up',
-      '--state-dir',
-      dir,
-      '--socks-port',
-      'off',
-      '--http-port',
-      '0',
-      '--pac-port',
-      'off',
-      '--admin-port',
-      'off',
-      '--no-tty',
-      '--no-process-lookup',
-      '--exit-after',
-      '60',
-      '--edge-thread',
-      '--close-on-token-expiry',
-      '--token-ttl',
-      String(TTL),
-    ]);
+    const up = startUp(t, dir, ['--close-on-token-expiry', '--edge-thread']);
     const proxy = await proxyOf(up.seen, up.child);
     for (const n of [1, 2]) {
       await renewed(t, join(dir, 'logs', 'client.log'), n);
@@ -238,27 +212,7 @@ t.test(
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'gsa-token-expiry-norotate-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const up = startCli(t, [
-      'up',
-      '--state-dir',
-      dir,
-      '--socks-port',
-      'off',
-      '--http-port',
-      '0',
-      '--pac-port',
-      'off',
-      '--admin-port',
-      'off',
-      '--no-tty',
-      '--no-process-lookup',
-      '--exit-after',
-      '60',
-      '--close-on-token-expiry',
-      '--no-session-rotation',
-      '--token-ttl',
-      String(TTL),
-    ]);
+    const up = startUp(t, dir, ['--close-on-token-expiry', '--no-session-rotation']);
     const proxy = await proxyOf(up.seen, up.child);
     const log = join(dir, 'logs', 'client.log');
     // The first close at expiry, and the session after it up again.
