@@ -30,6 +30,7 @@ import {
   writeClientState,
 } from '../../src/client/admin-client.js';
 import { AdminApiError } from '../../src/errors.js';
+import { stateFile } from '../client/state-file.js';
 
 const deadPid = (): number => {
   const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
@@ -38,17 +39,8 @@ const deadPid = (): number => {
   return Number(r.stdout);
 };
 
-const stateOf = (pid: number, admin: string, adminToken: string | null = null) => ({
-  pid,
-  startedAt: new Date().toISOString(),
-  admin,
-  socks: null,
-  http: null,
-  pac: null,
-  edge: 'https://127.0.0.1:1',
-  logs: '/nowhere',
-  adminToken,
-});
+const stateOf = (pid: number, admin: string, adminToken: string | null = null) =>
+  stateFile(pid, admin, { adminToken });
 
 async function folder(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-stale-state-'));

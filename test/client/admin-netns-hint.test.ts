@@ -11,32 +11,18 @@ import t from 'tap';
 import {
   adminCall,
   adminTarget,
-  type ClientStateFile,
   readClientState,
   writeClientState,
 } from '../../src/client/admin-client.js';
 import { ownNetNamespace } from '../../src/util/pid-lock.js';
-import { freePort } from '../util/free-port.js';
+import { closedPort } from '../util/free-port.js';
+import { stateFile } from './state-file.js';
 
 const here = ownNetNamespace();
 
 /** A state file of `pid` whose admin API is `admin` (no proxies). */
-function clientState(dir: string, pid: number, admin: string): ClientStateFile {
-  return {
-    pid,
-    startedAt: new Date().toISOString(),
-    admin,
-    socks: null,
-    http: null,
-    pac: null,
-    edge: 'http://127.0.0.1:1',
-    logs: dir,
-    adminToken: 'x',
-  };
-}
-
-/** A port on 127.0.0.1 that nothing listens on. */
-const closedPort = (): Promise<number> => freePort();
+const clientState = (dir: string, pid: number, admin: string) =>
+  stateFile(pid, admin, { logs: dir, adminToken: 'x' });
 
 t.test(
   'the state file records the writer namespace',

@@ -10,7 +10,6 @@ import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import type { ChannelName } from '../../src/policy/model.js';
 import { TunnelClient } from '../../src/tunnel/client.js';
 import type { OpenMeta, TunnelStream } from '../../src/tunnel/types.js';
-import { freePort } from '../util/free-port.js';
 
 /** A TCP server on 127.0.0.1 that writes `greeting` first, then echoes; ends when the peer ends. */
 export async function echoServer(greeting = ''): Promise<{
@@ -99,8 +98,7 @@ export async function udpEcho(
   };
 }
 
-/** A TCP port on 127.0.0.1 that nothing listens on (test/util/free-port.ts). */
-export const closedPort = (): Promise<number> => freePort();
+export { closedPort } from '../util/free-port.js';
 
 export function meta(over: Partial<OpenMeta> = {}): OpenMeta {
   return {

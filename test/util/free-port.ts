@@ -51,3 +51,6 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   if (port === null) throw new Error(`no free port on ${host}`);
   return port;
 }
+
+/** A port on 127.0.0.1 nothing listens on: connecting to it is refused. */
+export const closedPort = (): Promise<number> => freePort();
