@@ -59,6 +59,10 @@ export async function startTestWorld(
     metrics?: ClientOptions['metrics'];
     /** More private destinations for the edge's connector (`name:port` -> `ip:port`). */
     connectorHosts?: Record<string, string>;
+    /** More edge limits (closeOnTokenExpiry...). */
+    edgeLimits?: EdgeOptions['limits'];
+    /** More of the client's edge options (tokenTtlSeconds, rotateSessions...). */
+    clientEdge?: Partial<ClientOptions['edge']>;
   } = {},
 ): Promise<TestWorld> {
   const dir = await mkdtemp(join(tmpdir(), o.prefix ?? 'gsa-e2e-'));
@@ -83,10 +87,10 @@ export async function startTestWorld(
       connectorHosts: { ...demo.edge.connectorHosts, ...o.connectorHosts },
       filtering: demo.edge.filtering,
       egress: { systemResolver: false, directIp: false },
-      limits: { graceMs: 100, connectTimeoutMs: 2000 },
+      limits: { graceMs: 100, connectTimeoutMs: 2000, ...o.edgeLimits },
     });
     client = await startClient({
-      edge: { url: edge.url, ca: edge.caPem },
+      edge: { url: edge.url, ca: edge.caPem, ...o.clientEdge },
       tenant: 'edge',
       profilePollMs: 100,
       listen: o.listen ?? { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },

@@ -17,18 +17,13 @@
  * Everything is on 127.0.0.1; every server is stopped.
  */
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
 import { encodeUdpHeader, parseUdpHeader } from '../../src/capture/socks5.js';
 import { startClient } from '../../src/client/client.js';
-import { startDemo } from '../../src/client/demo.js';
-import { startEdge } from '../../src/edge/server.js';
 import { delay } from '../edge/helpers.js';
 import { udpApp, udpAssociate } from '../util/socks-udp.js';
-import { edgeWithPongApp } from './helpers.js';
+import { edgeWithPongApp, startTestWorld } from './helpers.js';
 
 for (const rotate of [true, false]) {
   t.test(
@@ -122,32 +117,15 @@ for (const rotate of [true, false]) {
 }
 
 t.test('datagrams across token expiry closes do not take the fallback', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gsa-e2e-udp-expiry-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const demo = await startDemo({ stateDir: dir });
-  t.teardown(() => demo.close());
-  const edge = await startEdge({
-    stateDir: join(dir, 'edge'),
-    tls: false,
-    persistKey: false,
-    hostsMap: demo.edge.hostsMap,
-    connectorHosts: demo.edge.connectorHosts,
-    filtering: demo.edge.filtering,
-    egress: { systemResolver: false, directIp: false },
-    limits: { closeOnTokenExpiry: true },
-  });
-  t.teardown(() => edge.close({ graceMs: 0 }));
-  const client = await startClient({
-    // The close path: the session is not replaced before the edge closes it.
-    edge: { url: edge.url, tokenTtlSeconds: 2, rotateSessions: false },
-    tenant: 'edge',
+  const w = await startTestWorld({
+    prefix: 'gsa-e2e-udp-expiry-',
     listen: { socksPort: 0, httpPort: null, pacPort: null, adminPort: null },
-    resolver: { hosts: demo.client.hosts, dial: demo.client.dial, system: false, directIp: false },
-    processLookup: { enabled: false },
-    limits: { udpIdleMs: 10_000 },
+    edgeLimits: { closeOnTokenExpiry: true },
+    // The close path: the session is not replaced before the edge closes it.
+    clientEdge: { tokenTtlSeconds: 2, rotateSessions: false },
   });
-  t.teardown(() => client.close());
-  await client.waitConnected(5000);
+  t.teardown(w.close);
+  const { client } = w;
   const closes: number[] = [];
   client.tunnels.on('down', (channel: string, info: { code?: number }) => {
     if (channel === 'private' && info.code !== undefined) closes.push(info.code);
