@@ -201,7 +201,27 @@ function sessionGone(code: number, reason: string): boolean {
 }
 
 /** Why a stream did not open. `down`: its session is gone, the flow gets its fallback. */
-type OpenFailure = { refused: Refusal; reason: string; down?: boolean };
+export type OpenFailure = { refused: Refusal; reason: string; down?: boolean };
+
+/**
+ * How a tunneled flow's OPEN ended (Forwarder._openTunneled): the accepted stream, why it
+ * was not (`failure.down`: the channel's fallback applies), or neither when the caller's
+ * `gone()` said the flow went away meanwhile.
+ */
+export type TunnelOpen =
+  | { stream: TunnelStream; failure: null }
+  | { stream: null; failure: OpenFailure | null };
+
+/** The flow went away while its OPEN waited (openTunneled's `gone`). */
+const GIVEN_UP: TunnelOpen = { stream: null, failure: null };
+
+/** The channel is down: its fallback applies. */
+function channelDown(channel: ChannelName): TunnelOpen {
+  return {
+    stream: null,
+    failure: { refused: 'unreachable', reason: `${channel} channel down`, down: true },
+  };
+}
 
 /** The refusal for a stream reset `code` (`text`: what the flow record says). */
 function streamRefusal(code: number, reason: string, text: string): OpenFailure {
@@ -419,52 +439,71 @@ export class Forwarder {
       rec.action = 'Bypass';
       return this.direct(rec, d, host, ip, req.port, req.relayed);
     }
-    // A session the edge ended in the normal course (token expiry, GOAWAY) is being
-    // replaced: the flow waits for it (bounded) rather than take the channel's fallback,
-    // before its OPEN, and once more when the session ended under its OPEN (the edge never
-    // accepted it and nothing was relayed: opening it again is safe).
-    for (let attempt = 0; ; attempt++) {
-      let up = this.opts.tunnels.isUp(channel);
-      if (!up && (await this.opts.tunnels.whenBack?.(channel))) {
-        up = this.opts.tunnels.isUp(channel);
-      }
-      let stream: TunnelStream;
-      try {
-        if (!up) throw new ChannelDownError(channel);
+    const { stream, failure } = await this.openTunneled(
+      channel,
+      () => {
         const meta = this.meta(rec, channel, d, 'tcp');
         if (processPending) meta.processPending = true;
-        stream = this.opts.tunnels.open(channel, meta);
+        return meta;
+      },
+      // The process lookup's answer goes to the edge even for a flow it refuses.
+      processPending ? (s) => this.tunneled.set(rec.flowId, s) : undefined,
+    );
+    if (stream !== null) {
+      this.track(rec, stream, new StreamBytes(stream));
+      this.tunneled.set(rec.flowId, stream);
+      return { upstream: stream, decision: d, flow: rec };
+    }
+    if (processPending) this.forgetLater(rec.flowId);
+    if (failure!.down) return this.harden(rec, d, host, ip, req.port, req.relayed);
+    return this.refuse(rec, d, failure!.refused, failure!.reason);
+  }
+
+  /**
+   * Opens a tunneled flow's stream on `channel` (`meta()` for each OPEN; `onOpen` hears of
+   * each stream) and waits for the edge's answer. While a session the edge ended in the
+   * normal course (token expiry, GOAWAY) is being replaced, the flow waits for it (bounded)
+   * rather than take the channel's fallback, before its OPEN, and once more when the
+   * session ended under its OPEN (the edge never accepted it and nothing was relayed:
+   * opening it again is safe). `gone()`, asked after each wait: the caller gave the flow up.
+   */
+  private async openTunneled(
+    channel: ChannelName,
+    meta: () => OpenMeta,
+    onOpen?: (s: TunnelStream) => void,
+    gone?: () => boolean,
+  ): Promise<TunnelOpen> {
+    const tunnels = this.opts.tunnels;
+    for (let attempt = 0; ; attempt++) {
+      let up = tunnels.isUp(channel);
+      if (!up && (await tunnels.whenBack?.(channel))) {
+        if (gone?.()) return GIVEN_UP;
+        up = tunnels.isUp(channel);
+      }
+      if (!up) return channelDown(channel);
+      let stream: TunnelStream;
+      try {
+        stream = tunnels.open(channel, meta());
       } catch (err) {
-        if (!(err instanceof ChannelDownError)) {
-          return this.refuse(
-            rec,
-            d,
-            'unreachable',
-            `tunnel open failed: ${(err as Error).message}`,
-          );
-        }
-        return this.harden(rec, d, host, ip, req.port, req.relayed);
+        if (err instanceof ChannelDownError) return channelDown(channel);
+        const reason = `tunnel open failed: ${(err as Error).message}`;
+        return { stream: null, failure: { refused: 'unreachable', reason } };
       }
       // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
       stream.on('error', noop);
-      // The process lookup's answer goes to the edge even for a flow it refuses.
-      if (processPending) this.tunneled.set(rec.flowId, stream);
+      onOpen?.(stream);
       const res = await this.awaitOpened(stream);
-      if (res === null) {
-        this.track(rec, stream, new StreamBytes(stream));
-        this.tunneled.set(rec.flowId, stream);
-        return { upstream: stream, decision: d, flow: rec };
-      }
+      if (gone?.()) return GIVEN_UP;
+      if (res === null) return { stream, failure: null };
       if (
         res.down &&
         attempt === 0 &&
-        (this.opts.tunnels.isUp(channel) || (await this.opts.tunnels.whenBack?.(channel)))
+        (tunnels.isUp(channel) || (await tunnels.whenBack?.(channel)))
       ) {
+        if (gone?.()) return GIVEN_UP;
         continue;
       }
-      if (processPending) this.forgetLater(rec.flowId);
-      if (res.down) return this.harden(rec, d, host, ip, req.port, req.relayed);
-      return this.refuse(rec, d, res.refused, res.reason);
+      return { stream: null, failure: res };
     }
   }
 
@@ -839,8 +878,13 @@ export class Forwarder {
   }
 
   /** @internal used by UdpAssociation: the wait for OPEN_OK, bounded as for TCP. */
-  _awaitOpened(stream: TunnelStream): Promise<OpenFailure | null> {
-    return this.awaitOpened(stream);
+  _openTunneled(
+    channel: ChannelName,
+    meta: () => OpenMeta,
+    onOpen?: (s: TunnelStream) => void,
+    gone?: () => boolean,
+  ): Promise<TunnelOpen> {
+    return this.openTunneled(channel, meta, onOpen, gone);
   }
 
   /** Closes every UDP association (flows already relayed by TCP end with their sockets). */

@@ -22,7 +22,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import type { Decision } from '../classify/types.js';
 import { PROTO_UDP } from '../classify/types.js';
-import { ChannelDownError } from '../errors.js';
 import type { ChannelName } from '../policy/model.js';
 import type { TunnelStream } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
@@ -198,56 +197,30 @@ export class UdpAssociation {
       rec.action = 'Bypass';
       return this.bypass(f);
     }
-    // As for TCP: while a session the edge ended in the normal course (token expiry,
-    // GOAWAY) is being replaced, the flow waits for it (bounded; its datagrams stay queued)
-    // rather than take the fallback, before its OPEN and once more when the session ended
-    // under its OPEN.
-    let stream: TunnelStream;
+    // As for TCP (bounded by openTimeoutMs; an edge refusal or a dead session decides; a
+    // session being replaced is waited for, its datagrams queued meanwhile).
     let resetWhy: string | null = null;
-    for (let attempt = 0; ; attempt++) {
-      const tunnels = this.opts.tunnels;
-      let up = tunnels.isUp(channel);
-      if (!up && (await tunnels.whenBack?.(channel))) {
-        if (this.gone(f)) return this.abandon(f);
-        up = tunnels.isUp(channel);
-      }
-      try {
-        if (!up) throw new ChannelDownError(channel);
-        stream = tunnels.open(channel, this.fwd._meta(rec, channel, d));
-      } catch (err) {
-        if (err instanceof ChannelDownError) return this.harden(f, d);
-        rec.reason = (err as Error).message;
-        return this.discard(f, 'unreachable');
-      }
-      const s = stream;
-      f.stream = s;
-      s.on('reset', (code: number, reason: string) => {
-        if (code !== ResetCode.CANCEL && f.stream === s) {
-          resetWhy = `reset ${code}${reason ? ` ${reason}` : ''}`;
-        }
-      });
-      // A stream reset before OPEN_OK is destroyed with an error: keep it from going uncaught.
-      stream.on('error', noop);
-      // As for TCP: bounded by openTimeoutMs; an edge refusal or a dead session decides.
-      // (A stream accepted and reset in one batch is refused there, with its reset.)
-      const res = await this.fwd._awaitOpened(stream);
-      if (this.gone(f)) return this.abandon(f);
-      if (res === null) break;
-      if (
-        res.down &&
-        attempt === 0 &&
-        (tunnels.isUp(channel) || (await tunnels.whenBack?.(channel)))
-      ) {
-        if (this.gone(f)) return this.abandon(f);
-        resetWhy = null;
-        continue;
-      }
-      if (res.down) return this.harden(f, d);
-      rec.reason = res.reason;
+    const { stream, failure } = await this.fwd._openTunneled(
+      channel,
+      () => this.fwd._meta(rec, channel, d),
+      (s) => {
+        f.stream = s;
+        s.on('reset', (code: number, reason: string) => {
+          if (code !== ResetCode.CANCEL && f.stream === s) {
+            resetWhy = `reset ${code}${reason ? ` ${reason}` : ''}`;
+          }
+        });
+      },
+      () => this.gone(f),
+    );
+    if (stream === null) {
+      if (failure === null) return this.abandon(f);
+      if (failure.down) return this.harden(f, d);
+      rec.reason = failure.reason;
       // Refused by the edge (RST BLOCKED): a Block, as for TCP. The flow stays, discarding,
       // until udpIdleMs, so later datagrams do not ask the edge again.
-      if (res.refused === 'blocked') rec.action = 'Block';
-      return this.discard(f, res.refused);
+      if (failure.refused === 'blocked') rec.action = 'Block';
+      return this.discard(f, failure.refused);
     }
     stream.on('datagram', (payload: Buffer) => this.replyFrom(f, payload));
     const ended = (): void => {
