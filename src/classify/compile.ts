@@ -33,6 +33,7 @@ import type {
   RuleSpec,
   TenantSpec,
 } from '../policy/model.js';
+import { privateDnsOf, withPrivateDns } from '../policy/private-dns.js';
 import { parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { NO_ITEM } from './candidates.js';
 import {
@@ -275,8 +276,14 @@ export class CompiledClassifier implements Classifier {
   /** Rules of channels that are off, for the reason of a flow no item decides (null: none). */
   private readonly off: OffChannelTables | null;
 
-  constructor(tenant: TenantSpec, state: ClientState) {
+  readonly singleLabelSuffix: string | null;
+
+  constructor(given: TenantSpec, state: ClientState) {
     const platform = state.platform;
+    // The derived destination for single-label names under Private DNS is a rule's like any.
+    const tenant = withPrivateDns(given);
+    const pdns = privateDnsOf(given);
+    this.singleLabelSuffix = pdns !== null && state.channels.private ? pdns.suffix : null;
     const entries = orderedEntries(tenant, state);
     const decisions: Decision[] = [];
     const quic: Decision[] = [];

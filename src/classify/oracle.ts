@@ -35,6 +35,7 @@
  * split on '.', possibly empty in garbage input); a dnsSuffix `s` matches like `*.s`.
  */
 import type { ChannelName, ClientState, ProfileSpec, TenantSpec } from '../policy/model.js';
+import { privateDnsOf, withPrivateDns } from '../policy/private-dns.js';
 import { cmp6, parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
 import {
   offChannelDecisions,
@@ -179,7 +180,12 @@ export class OracleClassifier implements Classifier {
   private readonly disabled = staticDecision(REASON_DISABLED);
   private readonly none = staticDecision(REASON_NO_MATCH);
 
-  constructor(tenant: TenantSpec, state: ClientState) {
+  readonly singleLabelSuffix: string | null;
+
+  constructor(given: TenantSpec, state: ClientState) {
+    const tenant = withPrivateDns(given);
+    const pdns = privateDnsOf(given);
+    this.singleLabelSuffix = pdns !== null && state.channels.private ? pdns.suffix : null;
     this.state = state;
     this.localSubnets = localSubnetsOf(state.localSubnets);
     this.acquireIPv6 = state.platform.acquireIPv6;

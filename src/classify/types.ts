@@ -6,6 +6,7 @@
  * hands back by reference (no allocation per decision).
  */
 import type { ChannelName, FallbackAction, M365Group } from '../policy/model.js';
+import { qualifySingleLabel } from '../policy/private-dns.js';
 
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
@@ -58,4 +59,30 @@ export interface Classifier {
   decide(flow: Flow): Decision;
   /** Number of compiled rules (destinations x rules), for diagnostics. */
   readonly size: number;
+  /**
+   * Private DNS for single-label names (policy/private-dns.ts): the suffix the client
+   * appends to one (`<appId>.globalsecureaccess.local`) while the Private channel is on and
+   * Private DNS is configured; else null. `decide` matches names as given: callers qualify.
+   */
+  readonly singleLabelSuffix?: string | null;
+}
+
+/**
+ * Private DNS for a single-label `flow.host` (`fs1`): when the classifier has a
+ * single-label suffix and acquires the qualified name (`fs1.<appId>.globalsecureaccess.local`,
+ * tunneled or blocked by a channel), `flow.host` becomes that name and its decision is
+ * returned; else `flow.host` is left as it was and the result is null. Allocates only for
+ * a single-label name.
+ */
+export function decideSingleLabel(classifier: Classifier, flow: Flow): Decision | null {
+  const suffix = classifier.singleLabelSuffix;
+  const host = flow.host;
+  if (!suffix || typeof host !== 'string' || host.includes('.')) return null;
+  const q = qualifySingleLabel(host, suffix);
+  if (q === null) return null;
+  flow.host = q;
+  const d = classifier.decide(flow);
+  if (d.channel !== null && d.action !== 'bypass') return d;
+  flow.host = host;
+  return null;
 }

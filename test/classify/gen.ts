@@ -16,6 +16,7 @@ import type {
   RuleSpec,
   TenantSpec,
 } from '../../src/policy/model.js';
+import { privateDnsOf } from '../../src/policy/private-dns.js';
 import { formatIPv4, formatIPv6, parseCidr, parseIPv4, parseIPv6 } from '../../src/util/ip.js';
 
 const V4_BASES = [0, 0x0a000000, 0x28600000, 0x14be8000, 0xfffffe00];
@@ -341,6 +342,9 @@ export function edgesOf(spec: TenantSpec): Edges {
       }
     }
   }
+  // Private DNS: names under the single-label suffix (both classifiers derive its rule).
+  const pd = privateDnsOf(spec);
+  if (pd) for (const n of ['fs1', 'a.b', 'FS1']) names.add(`${n}.${pd.suffix}`);
   return { v4: [...v4], v6: [...v6], names: [...names], ports: [...ports] };
 }
 
