@@ -19,6 +19,8 @@ export interface Explanation {
   ip: string | null;
   port: number;
   decision: Decision;
+  /** The name the flow goes by: a single-label host qualified for Private DNS. */
+  qualified?: string;
   /** The running client resolved the name (no rule acquired it by name). */
   resolved?: boolean;
   /** The client configuration's warnings (offline: an unknown key in --client-config). */
@@ -41,6 +43,7 @@ export async function explainWithForwarder(
     target: targetText(target),
     protocol: target.proto,
     host: target.host,
+    ...(r.qualified && r.host ? { qualified: r.host } : {}),
     ip: r.ip,
     port: target.port,
     // A copy: decisions are shared, immutable records of the classifier.

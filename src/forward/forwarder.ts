@@ -24,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import { connect as netConnect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Classifier, Decision, Flow } from '../classify/types.js';
-import { newFlow, PROTO_TCP } from '../classify/types.js';
+import { decideSingleLabel, newFlow, PROTO_TCP } from '../classify/types.js';
 import { ChannelDownError, StreamResetError } from '../errors.js';
 import type { ChannelName, ClientState } from '../policy/model.js';
 import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js';
@@ -305,14 +305,15 @@ export class Forwarder {
    * Classifies a request (name first, then by resolved address when the name matched no
    * rule, whatever that made of it: bypass, or the platform's QUIC drop on UDP 443/80).
    * Returns the decision and the address, if one was learned. A name a rule matched (to
-   * tunnel, bypass or block it) is never resolved here.
+   * tunnel, bypass or block it) is never resolved here. A single-label name that a rule
+   * acquires once qualified for Private DNS comes back qualified (`host`).
    */
   async decide(
     proto: number,
     host: string | null,
     ip: string | null,
     port: number,
-  ): Promise<{ decision: Decision; ip: string | null; host: string | null }> {
+  ): Promise<{ decision: Decision; ip: string | null; host: string | null; qualified?: true }> {
     if (host !== null) {
       host = host.toLowerCase();
       if (host.endsWith('.')) host = host.slice(0, -1);
@@ -323,6 +324,10 @@ export class Forwarder {
     }
     if (ip !== null) ip = unmapIPv4(ip);
     let d = this.classify(proto, host, ip, port);
+    // Private DNS: a single-label name travels as `name.<appId>.globalsecureaccess.local`
+    // when a rule acquires it so; else (another port, say) it stays as the application gave it.
+    const q = decideSingleLabel(this.opts.classifier(), this.flow);
+    if (q !== null) return { decision: q, ip, host: this.flow.host, qualified: true };
     if (host !== null && ip === null && d.ruleId === null) {
       const resolved = await this.resolver.resolve(host);
       if (resolved !== null) {

@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { compile } from '../../classify/compile.js';
-import { newFlow, PROTO_TCP, PROTO_UDP } from '../../classify/types.js';
+import { decideSingleLabel, newFlow, PROTO_TCP, PROTO_UDP } from '../../classify/types.js';
 import { adminCall, adminTarget } from '../../client/admin-client.js';
 import type { Explanation } from '../../client/explain.js';
 import { UsageError } from '../../errors.js';
@@ -56,11 +56,13 @@ export function explain(target: Target, opts: ExplainOptions): Explanation {
   if (ip && flow.family === 0) throw new UsageError(`--ip "${ip}" is not an IP address`);
   if (flow.family === 4) flow.ip4 = parseIPv4(ip!);
   if (flow.family === 6) parseIPv6(ip!, flow.ip6);
-  const decision = classifier.decide(flow);
+  const qualified = decideSingleLabel(classifier, flow);
+  const decision = qualified ?? classifier.decide(flow);
   return {
     target: targetText(target),
     protocol: target.proto,
     host: target.host,
+    ...(qualified ? { qualified: flow.host! } : {}),
     ip,
     port: target.port,
     decision,
@@ -73,6 +75,7 @@ export function formatExplanation(e: Explanation): string {
   const lines: string[] = [];
   const via = d.channel ? ` on the ${CHANNEL_LABEL[d.channel]} channel` : '';
   lines.push(`${e.target}${e.host && e.ip ? ` (${e.ip})` : ''}`);
+  if (e.qualified) lines.push(`  name      ${e.qualified} (Private DNS, single-label name)`);
   lines.push(`  action    ${d.action}${d.action === 'tunnel' ? via : ''}`);
   if (d.profileName)
     lines.push(
