@@ -14,19 +14,26 @@
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { CHANNELS } from '../policy/model.js';
 import { HostsMap } from '../util/hosts-map.js';
-import { checkNamePattern } from '../util/names.js';
+import { checkNamePattern, isHostName, normalizeName } from '../util/names.js';
 import { type FilteringConfig, WebFilter } from './filter.js';
 import { type EdgeOptions, TENANT_ID_RE } from './server.js';
 
 /** What an edge config file may set. */
 export type EdgeFileConfig = Pick<
   EdgeOptions,
-  'hostsMap' | 'connectorHosts' | 'filtering' | 'egress' | 'tenantId' | 'tenantName'
+  | 'hostsMap'
+  | 'connectorHosts'
+  | 'connectorSearch'
+  | 'filtering'
+  | 'egress'
+  | 'tenantId'
+  | 'tenantName'
 >;
 
 export const EDGE_CONFIG_KEYS: readonly (keyof EdgeFileConfig)[] = [
   'hostsMap',
   'connectorHosts',
+  'connectorSearch',
   'filtering',
   'egress',
   'tenantId',
@@ -209,6 +216,25 @@ function checkEgress(v: unknown, issues: ConfigIssue[]): void {
   }
 }
 
+/** `connectorSearch`: DNS suffixes (host names, no wildcards). */
+function checkSearch(v: unknown, issues: ConfigIssue[]): void {
+  if (!Array.isArray(v)) {
+    issues.push({
+      path: 'connectorSearch',
+      message: `must be a list of DNS suffixes (["corp.contoso.test"]), not ${show(v)}`,
+    });
+    return;
+  }
+  v.forEach((s, i) => {
+    if (typeof s !== 'string' || !isHostName(normalizeName(s))) {
+      issues.push({
+        path: `connectorSearch[${i}]`,
+        message: `${show(s)} is not a DNS suffix (a name such as corp.contoso.test)`,
+      });
+    }
+  });
+}
+
 /**
  * The parsed text of an edge config file, checked (see the contract above). `file` names
  * the file in the ConfigError.
@@ -226,6 +252,7 @@ export function checkEdgeConfig(
   unknownKeys(v, '', [...EDGE_CONFIG_KEYS, ...commandKeys], issues);
   if (v.hostsMap !== undefined) checkHosts(v.hostsMap, 'hostsMap', issues);
   if (v.connectorHosts !== undefined) checkHosts(v.connectorHosts, 'connectorHosts', issues);
+  if (v.connectorSearch !== undefined) checkSearch(v.connectorSearch, issues);
   if (v.filtering !== undefined) checkFiltering(v.filtering, issues);
   if (v.egress !== undefined) checkEgress(v.egress, issues);
   if (v.tenantId !== undefined) {

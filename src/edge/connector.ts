@@ -10,6 +10,7 @@
  * names only through its hosts map (it stands for the customer network's DNS).
  */
 import type { DestinationSpec, Protocol, RuleSpec, TenantSpec } from '../policy/model.js';
+import { type PrivateDns, privateDnsOf, withPrivateDns } from '../policy/private-dns.js';
 import { type HostsConfig, HostsMap, type Target } from '../util/hosts-map.js';
 import { cmp6, ipFamily, parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { NamePatterns, normalizeName } from '../util/names.js';
@@ -78,8 +79,13 @@ function compileRule(r: RuleSpec, policyId: string, policyName: string): Compile
 
 export class PrivateApps {
   private readonly rules: CompiledRule[] = [];
+  /** Private DNS for single-label names (null: not configured). */
+  readonly privateDns: PrivateDns | null;
 
-  constructor(tenant: TenantSpec) {
+  constructor(given: TenantSpec) {
+    this.privateDns = privateDnsOf(given);
+    // Names under the single-label suffix match the Private DNS app's rules.
+    const tenant = withPrivateDns(given);
     for (const p of tenant.profiles) {
       if (p.type !== 'private' || p.state !== 'enabled') continue;
       for (const pol of p.policies) {
@@ -131,6 +137,11 @@ export interface ConnectorOptions {
    * Default false: tests and demos never reach a real private address by accident.
    */
   directIp?: boolean;
+  /**
+   * The connector's DNS search suffixes, for single-label names (`fs1` -> `fs1.<suffix>`,
+   * first that resolves). Default: the tenant's Private DNS suffixes.
+   */
+  searchSuffixes?: readonly string[];
 }
 
 /** The private network connector: resolves private names and addresses. */
@@ -139,12 +150,36 @@ export class Connector {
   readonly name: string;
   private readonly hosts: HostsMap;
   private readonly directIp: boolean;
+  /** The configured search suffixes, or null: the tenant's Private DNS suffixes. */
+  readonly searchSuffixes: readonly string[] | null;
 
   constructor(opts: ConnectorOptions = {}) {
     this.id = opts.id ?? 'connector-1';
     this.name = opts.name ?? 'gsa-emu connector';
     this.hosts = new HostsMap(opts.hosts ?? {}, 'connectorHosts');
     this.directIp = opts.directIp ?? false;
+    this.searchSuffixes = opts.searchSuffixes ? opts.searchSuffixes.map(normalizeName) : null;
+  }
+
+  /**
+   * A single-label name as the connector's resolver takes it: `label.<suffix>` for each
+   * search suffix in order (the configured ones, else `tenantList`), the first the
+   * connector can resolve. The name it resolved is returned with the target.
+   */
+  resolveSingleLabel(
+    label: string,
+    tenantList: readonly string[],
+    port: number,
+  ): { target: Target; fqdn: string } | string {
+    const list = this.searchSuffixes ?? tenantList;
+    for (const suffix of list) {
+      const fqdn = `${label}.${suffix}`;
+      const t = this.hosts.lookup(fqdn, port);
+      if (t) return { target: t, fqdn };
+    }
+    return list.length === 0
+      ? `connector cannot resolve ${label}: it has no DNS search suffixes`
+      : `connector cannot resolve ${label} (search suffixes: ${list.join(', ')})`;
   }
 
   /** Where the connector sends `host|ip:port`, or a reason it cannot. */

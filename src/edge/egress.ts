@@ -17,6 +17,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import type { ChannelName } from '../policy/model.js';
+import { stripSingleLabel } from '../policy/private-dns.js';
 import type { InboundTunnelStream, MetaUpdate, OpenMeta, ResetCodeValue } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { BigReader } from '../util/big-read.js';
@@ -332,7 +333,16 @@ export class Egress {
       rec.policyRuleId = seg.ruleId;
       rec.policyRuleName = seg.ruleName;
       rec.privateAccessDetails.appSegmentId = seg.ruleId;
-      const t = c.resolve(host, ip, meta.port);
+      // Private DNS: a single-label name comes with the client's suffix, which is stripped.
+      const pd = this.deps.privateApps().privateDns;
+      const label = host && pd ? stripSingleLabel(host, pd.suffix) : null;
+      let t: Target | string;
+      if (label !== null && pd) {
+        const r = c.resolveSingleLabel(label, pd.searchList, meta.port);
+        t = typeof r === 'string' ? r : r.target;
+      } else {
+        t = c.resolve(host, ip, meta.port);
+      }
       if (typeof t === 'string') {
         refuse(ResetCode.CONNECT_FAILED, 'allow', t);
         return;

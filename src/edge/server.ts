@@ -195,6 +195,11 @@ export interface EdgeOptions {
   hostsMap?: HostsConfig;
   /** The private network connector's names and remaps. */
   connectorHosts?: HostsConfig;
+  /**
+   * The connector's DNS search suffixes for single-label names (Private DNS). Default: the
+   * tenant's Private DNS suffixes (policy/private-dns.ts).
+   */
+  connectorSearch?: string[];
   /** Web content filtering. Default: nothing blocked. */
   filtering?: FilteringConfig;
   /** JSON-lines traffic log; null/undefined = memory only. */
@@ -302,6 +307,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const connector = new Connector({
     hosts: opts.connectorHosts ?? {},
     directIp: opts.egress?.connectorDirectIp ?? false,
+    ...(opts.connectorSearch ? { searchSuffixes: opts.connectorSearch } : {}),
   });
   makeDirs(opts.stateDir);
   const issuer = await Issuer.create({

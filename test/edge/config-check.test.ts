@@ -94,6 +94,20 @@ t.test('the documented config, in JSON and YAML, passes unchanged', async (t) =>
   });
 });
 
+t.test('connectorSearch: a list of DNS suffixes', async (t) => {
+  t.same(checkEdgeConfig({ connectorSearch: ['corp.contoso.test', 'Lab.Test.'] }), {
+    connectorSearch: ['corp.contoso.test', 'Lab.Test.'],
+  });
+  t.same(problems(t, { connectorSearch: 'corp.contoso.test' }), [
+    'connectorSearch: must be a list of DNS suffixes (["corp.contoso.test"]), not "corp.contoso.test"',
+  ]);
+  t.same(problems(t, { connectorSearch: ['ok.test', '*.corp.test', 7, 'a b'] }), [
+    'connectorSearch[1]: "*.corp.test" is not a DNS suffix (a name such as corp.contoso.test)',
+    'connectorSearch[2]: 7 is not a DNS suffix (a name such as corp.contoso.test)',
+    'connectorSearch[3]: "a b" is not a DNS suffix (a name such as corp.contoso.test)',
+  ]);
+});
+
 t.test('egress switches must be real booleans: "no" and "off" are refused', async (t) => {
   t.same(problems(t, { egress: { systemResolver: 'no' } }), [
     'egress.systemResolver: must be true or false, not "no" (YAML reads yes/no/on/off as strings: write true or false)',
@@ -168,7 +182,7 @@ t.test('objects, strings and ids of the wrong type are refused', async (t) => {
   t.match(problems(t, { tenantName: ['x'] }), [/^tenantName: must be a non-empty string/]);
   t.match(problems(t, { tenantName: '' }), [/^tenantName: must be a non-empty string/]);
   t.match(problems(t, { egres: {} }), [
-    /^egres: unknown key \(known: hostsMap, connectorHosts, filtering, egress, tenantId, tenantName\)$/,
+    /^egres: unknown key \(known: hostsMap, connectorHosts, connectorSearch, filtering, egress, tenantId, tenantName\)$/,
   ]);
   t.match(problems(t, []), [/^: must be an object, not \[\]$/]);
 });

@@ -217,3 +217,52 @@ t.test('Connector resolves only through its hosts map', async (t) => {
   const direct = new Connector({ directIp: true });
   t.same(direct.resolve(null, '10.9.9.9', 22), { ip: '10.9.9.9', port: 22 });
 });
+
+t.test(
+  'Private DNS at the edge: the single-label suffix matches the app, the connector searches',
+  async (t) => {
+    const apps = new PrivateApps(loadDefaultTenant());
+    const pd = apps.privateDns!;
+    t.equal(pd.suffix, '0be01cca-76cb-5e88-9948-8a09e00e8f62.globalsecureaccess.local');
+    const fileShare = '1498a3d0-694d-5475-9ac4-7c1191fdbed6';
+    t.equal(apps.match('tcp', `fs1.${pd.suffix}`, null, 445)?.ruleId, fileShare);
+    t.equal(apps.match('tcp', `fs1.${pd.suffix}`, null, 22), null, "not on the app's ports");
+    t.equal(
+      apps.match('tcp', `fs1.other.globalsecureaccess.local`, null, 445),
+      null,
+      'another app',
+    );
+    const c = new Connector({
+      hosts: { 'fs1.corp.contoso.test': '127.0.0.1', 'fs1.lab.test:445': '127.0.0.2:10445' },
+    });
+    t.same(c.resolveSingleLabel('fs1', pd.searchList, 445), {
+      target: { ip: '127.0.0.1', port: 445 },
+      fqdn: 'fs1.corp.contoso.test',
+    });
+    t.equal(
+      c.resolveSingleLabel('nosuch', pd.searchList, 445),
+      'connector cannot resolve nosuch (search suffixes: corp.contoso.test)',
+    );
+    t.equal(
+      c.resolveSingleLabel('fs1', [], 445),
+      'connector cannot resolve fs1: it has no DNS search suffixes',
+    );
+    // A configured search list replaces the tenant's, and its order decides.
+    const own = new Connector({
+      hosts: { 'fs1.corp.contoso.test': '127.0.0.1', 'fs1.lab.test:445': '127.0.0.2:10445' },
+      searchSuffixes: ['Lab.Test.', 'corp.contoso.test'],
+    });
+    t.same(own.searchSuffixes, ['lab.test', 'corp.contoso.test'], 'normalized');
+    t.same(own.resolveSingleLabel('fs1', pd.searchList, 445), {
+      target: { ip: '127.0.0.2', port: 10445 },
+      fqdn: 'fs1.lab.test',
+    });
+    t.same(own.resolveSingleLabel('fs1', pd.searchList, 80), {
+      target: { ip: '127.0.0.1', port: 80 },
+      fqdn: 'fs1.corp.contoso.test',
+    });
+    // Without Private DNS nothing is derived.
+    const none: TenantSpec = { tenantId: 't', name: 't', profiles: [] };
+    t.equal(new PrivateApps(none).privateDns, null);
+  },
+);
