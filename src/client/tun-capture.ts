@@ -58,6 +58,7 @@ import {
 } from '../classify/types.js';
 import type { UdpAssociation } from '../forward/udp.js';
 import type { TenantSpec } from '../policy/model.js';
+import { qualifySingleLabel, withPrivateDns } from '../policy/private-dns.js';
 import { globFold } from '../util/glob-fold.js';
 import { formatIPv4 } from '../util/ip.js';
 import { resetSocket } from '../util/reset.js';
@@ -200,7 +201,8 @@ export class FqdnAcquirer {
     const c = this.client.classifier;
     if (c !== this.#classifier) {
       this.#classifier = c;
-      this.#rules = nameRules(this.client.tenant);
+      const t = this.client.tenant;
+      this.#rules = nameRules(t ? withPrivateDns(t) : null);
       this.#cache.clear();
     }
     const hit = this.#cache.get(name);
@@ -488,7 +490,14 @@ export async function attachTun(
       device,
       netns,
       hooks: { classify, onTcp, onUdp, acquire: (name) => acquirer.acquires(name) },
-      dns: { ...(opts.stack?.dns ?? {}), upstream },
+      dns: {
+        ...(opts.stack?.dns ?? {}),
+        upstream,
+        qualify: (name) => {
+          const suffix = client.classifier.singleLabelSuffix;
+          return suffix ? qualifySingleLabel(name, suffix) : null;
+        },
+      },
     });
   } catch (err) {
     ns?.destroy();

@@ -260,6 +260,30 @@ if (!missing) {
     t.equal(demo.hits.at(-1)!.peer, '127.0.0.1');
   });
 
+  t.test(
+    'single-label name (Private DNS): qualified by the client, resolved by the connector',
+    async (t) => {
+      const suffix = client.classifier.singleLabelSuffix!;
+      t.match(suffix, /^[0-9a-f-]+\.globalsecureaccess\.local$/);
+      const r = await curl(['http://fs1/share']);
+      t.equal(r.code, 0, r.err);
+      t.match(
+        r.out,
+        /^gsa-emu demo: http:\/\/fs1\/share\npeer: 127\.0\.0\.1:\d+, from the GSA edge/,
+      );
+      const f = await closedFlow(`fs1.${suffix}`);
+      t.equal(f.channel, 'private');
+      t.equal(f.capture, 'tun');
+      t.match(f.destinationIp, /^6\.6\./, 'the app dialed the synthetic address');
+      const rec = await edgeRecord(f.connectionId);
+      t.equal(rec.destinationFQDN, `fs1.${suffix}`);
+      t.equal(rec.privateAccessDetails?.resolvedDestination, `127.0.0.1:${demo.httpPort}`);
+      const row = tun!.hostnames().find((h) => h.fqdn === `fs1.${suffix}`);
+      t.equal(row?.acquired, true, 'the hostname table shows the qualified name');
+      t.equal(row?.generatedIp, f.destinationIp);
+    },
+  );
+
   t.test('internet names: by FQDN rule and by address, tunneled on internet', async (t) => {
     const r = await curl(['--cacert', demo.caFile, 'https://www.example.test/']);
     t.equal(r.code, 0, r.err);

@@ -41,6 +41,12 @@ export interface DnsOptions {
   /** True when an FQDN rule would acquire the name (lowercase, no trailing dot). */
   acquire?: (name: string) => boolean;
   /**
+   * Private DNS for single-label names: the name to try first for a query (`fs1` ->
+   * `fs1.<appId>.globalsecureaccess.local`), or null. When `acquire` takes it, the query
+   * is answered for the name asked and the synthetic address stands for the qualified one.
+   */
+  qualify?: (name: string) => string | null;
+  /**
    * Upstream resolver for everything else; null answers SERVFAIL. `localAddress` binds
    * the upstream socket (host mode: the source address policy routing keeps off the TUN).
    */
@@ -193,6 +199,7 @@ export class DnsInterceptor {
   readonly pool: SyntheticPool;
   readonly counters: DnsCounters;
   #acquire: (name: string) => boolean;
+  #qualify: (name: string) => string | null;
   #upstream: { host: string; port: number; localAddress?: string } | null;
   #ttl: number;
   #timeoutMs: number;
@@ -207,6 +214,7 @@ export class DnsInterceptor {
 
   constructor(opts: DnsOptions = {}, counters: DnsCounters = newDnsCounters()) {
     this.#acquire = opts.acquire ?? (() => false);
+    this.#qualify = opts.qualify ?? (() => null);
     this.#upstream = opts.upstream ?? null;
     this.#ttl = opts.ttl ?? 30;
     this.#timeoutMs = opts.timeoutMs ?? 3000;
@@ -245,9 +253,20 @@ export class DnsInterceptor {
       this.counters.dnsMalformed++;
       return false;
     }
-    const name = normName(question.name);
+    let name = normName(question.name);
     const rd = (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
-    if ((question.type === 'A' || question.type === 'AAAA') && this.#safeAcquire(name)) {
+    const address = question.type === 'A' || question.type === 'AAAA';
+    // A single-label name Private DNS acquires stands for its qualified name from here on;
+    // its original address is the connector's, not anything upstream would say.
+    let qualified = false;
+    if (address) {
+      const q = this.#safeQualify(name);
+      if (q !== null && this.#safeAcquire(q)) {
+        name = q;
+        qualified = true;
+      }
+    }
+    if (address && (qualified || this.#safeAcquire(name))) {
       if (question.type === 'AAAA') {
         this.counters.dnsAaaaEmpty++;
         reply(this.#answer(q.id ?? 0, rd, question, [], 0));
@@ -273,7 +292,7 @@ export class DnsInterceptor {
           0,
         ),
       );
-      if (this.#resolveOriginal && this.#upstream && row.originalIp === '') {
+      if (this.#resolveOriginal && this.#upstream && row.originalIp === '' && !qualified) {
         this.#forward(payload, name, null, question);
       }
       return true;
@@ -346,6 +365,15 @@ export class DnsInterceptor {
       ended = true;
       finish();
     });
+  }
+
+  #safeQualify(name: string): string | null {
+    try {
+      const q = this.#qualify(name);
+      return typeof q === 'string' && q !== name ? q : null;
+    } catch {
+      return null;
+    }
   }
 
   #safeAcquire(name: string): boolean {

@@ -1,0 +1,101 @@
+/**
+ * The TUN's synthetic resolver and Private DNS for single-label names: a query for `fs1`
+ * is answered for `fs1`, and the synthetic address stands for the qualified name that the
+ * flows, the hostname table and the edge then use. Runs without root (handle() directly).
+ */
+import dnsPacket from 'dns-packet';
+import t from 'tap';
+import { DnsInterceptor } from '../../src/capture/tun/dns.js';
+import { formatIPv4, parseIPv4 } from '../../src/util/ip.js';
+import { dnsUpstream } from './helpers.js';
+
+const SUFFIX = 'app1.globalsecureaccess.local';
+
+function query(id: number, name: string, type: 'A' | 'AAAA' = 'A'): Buffer {
+  return dnsPacket.encode({
+    id,
+    type: 'query',
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type, name }],
+  });
+}
+
+/** handle() one query; the decoded answer (bounded wait for upstream ones). */
+async function ask(dns: DnsInterceptor, q: Buffer): Promise<dnsPacket.DecodedPacket> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no answer in 3 s')), 3000);
+    dns.handle(
+      q,
+      (p) => {
+        clearTimeout(timer);
+        resolve(dnsPacket.decode(p));
+      },
+      performance.now(),
+    );
+  });
+}
+
+t.test('a single-label name Private DNS acquires: synthetic, by its qualified name', async (t) => {
+  const upstream = await dnsUpstream(t, (name) => (name === 'printer' ? '192.0.2.7' : null));
+  const acquired: string[] = [];
+  const dns = new DnsInterceptor({
+    // Only names under the suffix on this fake "classifier", and one ordinary name.
+    acquire: (n) => {
+      acquired.push(n);
+      return n === `fs1.${SUFFIX}` || n === 'app.contoso.test';
+    },
+    qualify: (n) => (n.includes('.') ? null : `${n}.${SUFFIX}`),
+    upstream: { host: '127.0.0.1', port: upstream.port },
+  });
+  t.teardown(() => dns.close());
+
+  const a = await ask(dns, query(1, 'FS1'));
+  t.equal(a.rcode, 'NOERROR');
+  t.equal(a.answers?.[0]?.name, 'FS1', 'answered for the name asked');
+  const ip = String(a.answers?.[0]?.data);
+  t.match(ip, /^6\.6\.\d+\.\d+$/);
+  t.equal(dns.hostFor(parseIPv4(ip)), `fs1.${SUFFIX}`, 'the address stands for the qualified name');
+  const row = dns.acquisitionTable().find((r) => r.generatedIp === ip);
+  t.equal(row?.fqdn, `fs1.${SUFFIX}`);
+  t.equal(row?.acquired, true);
+  t.equal(row?.originalIp, '', 'no upstream lookup: the connector resolves it');
+  t.equal(upstream.queries(), 0, 'nothing went upstream');
+  const again = await ask(dns, query(2, 'fs1.'));
+  t.equal(String(again.answers?.[0]?.data), ip, 'the same address on the next query');
+  const aaaa = await ask(dns, query(3, 'fs1', 'AAAA'));
+  t.equal(aaaa.rcode, 'NOERROR');
+  t.equal(aaaa.answers?.length ?? 0, 0, 'AAAA: empty, as for every acquired name');
+
+  // A single label the qualified rule does not take goes upstream under its own name.
+  const p = await ask(dns, query(4, 'printer'));
+  t.equal(String(p.answers?.[0]?.data), '192.0.2.7');
+  t.ok(acquired.includes(`printer.${SUFFIX}`), 'the qualified name was tried first');
+  t.ok(acquired.includes('printer'), 'then the name as asked');
+  t.equal(dns.hostFor(parseIPv4('192.0.2.7')), 'printer');
+  // Ordinary names are never qualified.
+  const o = await ask(dns, query(5, 'app.contoso.test'));
+  t.match(String(o.answers?.[0]?.data), /^6\.6\./);
+  t.equal(dns.hostFor(parseIPv4(String(o.answers?.[0]?.data))), 'app.contoso.test');
+});
+
+t.test('a qualify hook that throws or returns junk is ignored, never a crash', async (t) => {
+  for (const qualify of [
+    () => {
+      throw new Error('boom');
+    },
+    () => 42 as unknown as string,
+    (n: string) => n,
+  ]) {
+    const dns = new DnsInterceptor({
+      acquire: (n) => n === 'fs1',
+      qualify,
+      upstream: null,
+    });
+    const a = await ask(dns, query(7, 'fs1'));
+    t.equal(a.rcode, 'NOERROR');
+    const ip = String(a.answers?.[0]?.data);
+    t.equal(dns.hostFor(parseIPv4(ip)), 'fs1', 'the name as asked');
+    t.equal(formatIPv4(parseIPv4(ip)), ip);
+    dns.close();
+  }
+});
