@@ -45,6 +45,9 @@ import type { Forwarder } from '../forward/forwarder.js';
 import type { ChannelName } from '../policy/model.js';
 import { loadOrCreateTls } from '../tunnel/tls.js';
 
+/** A private server reached by its single-label name (`http://fs1/`) through Private DNS. */
+export const DEMO_SINGLE_LABEL = 'fs1';
+export const DEMO_SINGLE_LABEL_FQDN = 'fs1.corp.contoso.test';
 export const DEMO_M365 = [
   'outlook.office365.com',
   'outlook.office.com',
@@ -52,7 +55,13 @@ export const DEMO_M365 = [
   'login.microsoftonline.com',
   'graph.microsoft.com',
 ];
-export const DEMO_PRIVATE = ['intranet.contoso.test', 'corp.contoso.test', 'wiki.contoso.test'];
+export const DEMO_PRIVATE = [
+  'intranet.contoso.test',
+  'corp.contoso.test',
+  'wiki.contoso.test',
+  // Under the file share's DNS suffix: also `fs1`, a single-label name (Private DNS).
+  DEMO_SINGLE_LABEL_FQDN,
+];
 /** Internet names acquired by address (default acquire), with their client-side address. */
 export const DEMO_INTERNET: Record<string, string> = {
   'www.example.test': '6.6.254.10',

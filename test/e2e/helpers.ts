@@ -58,7 +58,9 @@ export async function startTestWorld(
     hostnames?: ClientOptions['hostnames'];
     metrics?: ClientOptions['metrics'];
     /** More private destinations for the edge's connector (`name:port` -> `ip:port`). */
-    connectorHosts?: Record<string, string>;
+    connectorHosts?: Record<string, string> | ((demo: Demo) => Record<string, string>);
+    /** The connector's DNS search suffixes (single-label names). */
+    connectorSearch?: string[];
     /** More edge limits (closeOnTokenExpiry...). */
     edgeLimits?: EdgeOptions['limits'];
     /** More of the client's edge options (tokenTtlSeconds, rotateSessions...). */
@@ -84,7 +86,11 @@ export async function startTestWorld(
     edge = await startEdge({
       stateDir: join(dir, 'edge'),
       hostsMap: demo.edge.hostsMap,
-      connectorHosts: { ...demo.edge.connectorHosts, ...o.connectorHosts },
+      connectorHosts: {
+        ...demo.edge.connectorHosts,
+        ...(typeof o.connectorHosts === 'function' ? o.connectorHosts(demo) : o.connectorHosts),
+      },
+      ...(o.connectorSearch ? { connectorSearch: o.connectorSearch } : {}),
       filtering: demo.edge.filtering,
       egress: { systemResolver: false, directIp: false },
       limits: { graceMs: 100, connectTimeoutMs: 2000, ...o.edgeLimits },
