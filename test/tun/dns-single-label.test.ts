@@ -20,15 +20,29 @@ function query(id: number, name: string, type: 'A' | 'AAAA' = 'A'): Buffer {
   });
 }
 
+interface Answer {
+  /** The response code (0 NOERROR). */
+  rcode: number;
+  /** Each answer record's name and data. */
+  names: string[];
+  data: string[];
+}
+
 /** handle() one query; the decoded answer (bounded wait for upstream ones). */
-async function ask(dns: DnsInterceptor, q: Buffer): Promise<dnsPacket.DecodedPacket> {
+async function ask(dns: DnsInterceptor, q: Buffer): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no answer in 3 s')), 3000);
     dns.handle(
       q,
       (p) => {
         clearTimeout(timer);
-        resolve(dnsPacket.decode(p));
+        const m = dnsPacket.decode(p);
+        const rrs = (m.answers ?? []) as Array<{ name: string; data: unknown }>;
+        resolve({
+          rcode: (m.flags ?? 0) & 15,
+          names: rrs.map((r) => r.name),
+          data: rrs.map((r) => String(r.data)),
+        });
       },
       performance.now(),
     );
@@ -50,9 +64,9 @@ t.test('a single-label name Private DNS acquires: synthetic, by its qualified na
   t.teardown(() => dns.close());
 
   const a = await ask(dns, query(1, 'FS1'));
-  t.equal(a.rcode, 'NOERROR');
-  t.equal(a.answers?.[0]?.name, 'FS1', 'answered for the name asked');
-  const ip = String(a.answers?.[0]?.data);
+  t.equal(a.rcode, 0, 'NOERROR');
+  t.same(a.names, ['FS1'], 'answered for the name asked');
+  const ip = a.data[0]!;
   t.match(ip, /^6\.6\.\d+\.\d+$/);
   t.equal(dns.hostFor(parseIPv4(ip)), `fs1.${SUFFIX}`, 'the address stands for the qualified name');
   const row = dns.acquisitionTable().find((r) => r.generatedIp === ip);
@@ -61,21 +75,21 @@ t.test('a single-label name Private DNS acquires: synthetic, by its qualified na
   t.equal(row?.originalIp, '', 'no upstream lookup: the connector resolves it');
   t.equal(upstream.queries(), 0, 'nothing went upstream');
   const again = await ask(dns, query(2, 'fs1.'));
-  t.equal(String(again.answers?.[0]?.data), ip, 'the same address on the next query');
+  t.same(again.data, [ip], 'the same address on the next query');
   const aaaa = await ask(dns, query(3, 'fs1', 'AAAA'));
-  t.equal(aaaa.rcode, 'NOERROR');
-  t.equal(aaaa.answers?.length ?? 0, 0, 'AAAA: empty, as for every acquired name');
+  t.equal(aaaa.rcode, 0, 'NOERROR');
+  t.same(aaaa.data, [], 'AAAA: empty, as for every acquired name');
 
   // A single label the qualified rule does not take goes upstream under its own name.
   const p = await ask(dns, query(4, 'printer'));
-  t.equal(String(p.answers?.[0]?.data), '192.0.2.7');
+  t.same(p.data, ['192.0.2.7']);
   t.ok(acquired.includes(`printer.${SUFFIX}`), 'the qualified name was tried first');
   t.ok(acquired.includes('printer'), 'then the name as asked');
   t.equal(dns.hostFor(parseIPv4('192.0.2.7')), 'printer');
   // Ordinary names are never qualified.
   const o = await ask(dns, query(5, 'app.contoso.test'));
-  t.match(String(o.answers?.[0]?.data), /^6\.6\./);
-  t.equal(dns.hostFor(parseIPv4(String(o.answers?.[0]?.data))), 'app.contoso.test');
+  t.match(o.data[0], /^6\.6\./);
+  t.equal(dns.hostFor(parseIPv4(o.data[0]!)), 'app.contoso.test');
 });
 
 t.test('a qualify hook that throws or returns junk is ignored, never a crash', async (t) => {
@@ -92,8 +106,8 @@ t.test('a qualify hook that throws or returns junk is ignored, never a crash', a
       upstream: null,
     });
     const a = await ask(dns, query(7, 'fs1'));
-    t.equal(a.rcode, 'NOERROR');
-    const ip = String(a.answers?.[0]?.data);
+    t.equal(a.rcode, 0, 'NOERROR');
+    const ip = a.data[0]!;
     t.equal(dns.hostFor(parseIPv4(ip)), 'fs1', 'the name as asked');
     t.equal(formatIPv4(parseIPv4(ip)), ip);
     dns.close();
