@@ -88,6 +88,8 @@ export interface DemoTry {
   channel: ChannelName;
   /** The demo edge blocks it (web filtering, the gambling category) when it is tunneled. */
   edgeBlocks: boolean;
+  /** Said after the outcome in the banner. */
+  note?: string;
 }
 
 export const DEMO_TRIES: readonly DemoTry[] = [
@@ -98,6 +100,15 @@ export const DEMO_TRIES: readonly DemoTry[] = [
     proxy: 'socks',
     channel: 'private',
     edgeBlocks: false,
+  },
+  {
+    host: DEMO_SINGLE_LABEL,
+    port: 80,
+    tls: false,
+    proxy: 'socks',
+    channel: 'private',
+    edgeBlocks: false,
+    note: `single-label name: Private DNS, ${DEMO_SINGLE_LABEL_FQDN}`,
   },
   {
     host: 'outlook.office365.com',

@@ -201,6 +201,7 @@ t.test('bannerText: the comments are the decisions, not the tiles', async (t) =>
   } as unknown as Parameters<typeof bannerText>[0];
   const decided: Record<string, Decision> = {
     'intranet.contoso.test': decision({ action: 'tunnel', channel: 'private' }),
+    fs1: decision({ action: 'tunnel', channel: 'private' }),
     'outlook.office365.com': decision({ action: 'tunnel', channel: 'm365' }),
     // Every channel is on, but this decision bypasses: the line says the decision's reason.
     'news.test': decision({ action: 'bypass', reason: 'a reason only the classifier knows' }),
@@ -222,6 +223,11 @@ t.test('bannerText: the comments are the decisions, not the tiles', async (t) =>
   t.match(line(text, 'bypass.example.test'), /# Internet Access, tunneled$/);
   t.match(line(text, 'casino.test'), /# Internet Access, tunneled, blocked at the edge \(403\)$/);
   t.match(line(text, 'intranet.contoso.test'), /--socks5-hostname 127\.0\.0\.1:1080 /);
+  t.match(
+    line(text, 'fs1'),
+    /# Private Access, tunneled \(single-label name: Private DNS, fs1\.corp\.contoso\.test\)$/,
+    'the single-label try says why it is tunneled',
+  );
   // TUN mode: the same decisions, plain curl, the edge's block is a reset.
   const tun = bannerText(
     { ...client, addresses: { socks: null, http: null, pac: null, admin: null } },

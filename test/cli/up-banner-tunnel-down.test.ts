@@ -54,6 +54,7 @@ t.test('bannerText: a tunneled decision on a channel that is down says its fallb
   } as unknown as Parameters<typeof bannerText>[0];
   const decided: Record<string, Decision> = {
     'intranet.contoso.test': decision({ action: 'tunnel', channel: 'private', fallback: 'block' }),
+    fs1: decision({ action: 'tunnel', channel: 'private', fallback: 'block' }),
     'outlook.office365.com': decision({ action: 'tunnel', channel: 'm365' }),
     'news.test': decision({ action: 'tunnel', channel: 'internet', fallback: 'bypass' }),
     'bypass.example.test': decision({ action: 'bypass', reason: 'a bypass rule' }),

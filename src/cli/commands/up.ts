@@ -919,11 +919,14 @@ export function bannerText(
         socks
           ? `--socks5-hostname ${socks} ${cacert}${urlOf(t)}`
           : `-x http://${a.http} ${cacert}${urlOf(t)}`,
-        tryOutcome(
-          t.decision,
-          off,
-          t.edgeBlocks ? (socks ? 'SOCKS reply 0x02' : '403') : null,
-          tunnelUp(t),
+        withNote(
+          tryOutcome(
+            t.decision,
+            off,
+            t.edgeBlocks ? (socks ? 'SOCKS reply 0x02' : '403') : null,
+            tunnelUp(t),
+          ),
+          t,
         ),
       ];
     });
@@ -940,7 +943,7 @@ export function bannerText(
     const ca = shellWord(x.demo.caFile);
     const cmds = shown.map(({ t, off }): [string, string] => [
       `${t.tls ? `--cacert ${ca} ` : ''}${urlOf(t)}`,
-      tryOutcome(t.decision, off, t.edgeBlocks ? 'reset' : null, tunnelUp(t)),
+      withNote(tryOutcome(t.decision, off, t.edgeBlocks ? 'reset' : null, tunnelUp(t)), t),
     ]);
     lines.push(
       'try (any application on this host is captured):',
@@ -963,6 +966,11 @@ export function bannerText(
   }
   if (!x.once) lines.push('Ctrl+C to stop.');
   return lines.join('\n');
+}
+
+/** A try's outcome with its note, if it has one. */
+function withNote(outcome: string, t: DecidedTry): string {
+  return t.note ? `${outcome} (${t.note})` : outcome;
 }
 
 /** `http://name/`, `https://name/` (the demo tries use the default ports). */
