@@ -41,9 +41,10 @@ export interface DnsOptions {
   /** True when an FQDN rule would acquire the name (lowercase, no trailing dot). */
   acquire?: (name: string) => boolean;
   /**
-   * Private DNS for single-label names: the name to try first for a query (`fs1` ->
-   * `fs1.<appId>.globalsecureaccess.local`), or null. When `acquire` takes it, the query
-   * is answered for the name asked and the synthetic address stands for the qualified one.
+   * Private DNS for single-label names: the qualified name for a query (`fs1` ->
+   * `fs1.<appId>.globalsecureaccess.local`), or null. When `acquire` takes it and upstream
+   * has no address for the name asked (or no upstream, or a timeout), the query is answered
+   * for the name asked with a synthetic address that stands for the qualified name.
    */
   qualify?: (name: string) => string | null;
   /**
@@ -186,6 +187,8 @@ interface Pending {
   reply: ((payload: Buffer) => void) | null;
   name: string;
   timer: NodeJS.Timeout;
+  /** A single label Private DNS takes unless upstream knows it (see handle()). */
+  unknown?: () => void;
 }
 
 const RCODE_SERVFAIL = 2;
@@ -253,49 +256,27 @@ export class DnsInterceptor {
       this.counters.dnsMalformed++;
       return false;
     }
-    let name = normName(question.name);
+    const name = normName(question.name);
     const rd = (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
+    const id = q.id ?? 0;
     const address = question.type === 'A' || question.type === 'AAAA';
-    // A single-label name Private DNS acquires stands for its qualified name from here on;
-    // its original address is the connector's, not anything upstream would say.
-    let qualified = false;
     if (address) {
-      const q = this.#safeQualify(name);
-      if (q !== null && this.#safeAcquire(q)) {
-        name = q;
-        qualified = true;
-      }
-    }
-    if (address && (qualified || this.#safeAcquire(name))) {
-      if (question.type === 'AAAA') {
-        this.counters.dnsAaaaEmpty++;
-        reply(this.#answer(q.id ?? 0, rd, question, [], 0));
+      // Private DNS: a single label stands for its qualified name, unless upstream knows it
+      // (the machine's own names first, as a search list with GSA's suffix last). Its
+      // original address is the connector's, not anything upstream would say.
+      const qn = this.#safeQualify(name);
+      if (qn !== null && this.#safeAcquire(qn)) {
+        const acquire = (): void => {
+          this.#acquired(qn, id, rd, question, reply, payload, performance.now(), false);
+        };
+        if (this.#upstream) this.#forward(payload, name, reply, question, acquire);
+        else acquire();
         return true;
       }
-      const ip = this.pool.allocate(name, now);
-      if (ip < 0) {
-        this.counters.dnsServfail++;
-        reply(this.#answer(q.id ?? 0, rd, question, [], RCODE_SERVFAIL));
+      if (this.#safeAcquire(name)) {
+        this.#acquired(name, id, rd, question, reply, payload, now, true);
         return true;
       }
-      this.counters.dnsAcquired++;
-      const text = formatIPv4(ip);
-      const row = this.#row(name);
-      row.generatedIp = text;
-      row.acquired = true;
-      reply(
-        this.#answer(
-          q.id ?? 0,
-          rd,
-          question,
-          [{ type: 'A', name: question.name, ttl: this.#ttl, data: text }],
-          0,
-        ),
-      );
-      if (this.#resolveOriginal && this.#upstream && row.originalIp === '' && !qualified) {
-        this.#forward(payload, name, null, question);
-      }
-      return true;
     }
     if (!this.#upstream) {
       this.counters.dnsServfail++;
@@ -304,6 +285,47 @@ export class DnsInterceptor {
     }
     this.#forward(payload, name, reply, question);
     return true;
+  }
+
+  /** Answer an A/AAAA query for an acquired name (`name`: what the address stands for). */
+  #acquired(
+    name: string,
+    id: number,
+    rd: number,
+    question: dnsPacket.Question,
+    reply: (payload: Buffer) => void,
+    payload: Buffer,
+    now: number,
+    lookUpOriginal: boolean,
+  ): void {
+    if (question.type === 'AAAA') {
+      this.counters.dnsAaaaEmpty++;
+      reply(this.#answer(id, rd, question, [], 0));
+      return;
+    }
+    const ip = this.pool.allocate(name, now);
+    if (ip < 0) {
+      this.counters.dnsServfail++;
+      reply(this.#answer(id, rd, question, [], RCODE_SERVFAIL));
+      return;
+    }
+    this.counters.dnsAcquired++;
+    const text = formatIPv4(ip);
+    const row = this.#row(name);
+    row.generatedIp = text;
+    row.acquired = true;
+    reply(
+      this.#answer(
+        id,
+        rd,
+        question,
+        [{ type: 'A', name: question.name, ttl: this.#ttl, data: text }],
+        0,
+      ),
+    );
+    if (lookUpOriginal && this.#resolveOriginal && this.#upstream && row.originalIp === '') {
+      this.#forward(payload, name, null, question);
+    }
   }
 
   /**
@@ -418,6 +440,8 @@ export class DnsInterceptor {
     name: string,
     reply: ((p: Buffer) => void) | null,
     question: dnsPacket.Question,
+    /** Called instead of answering when upstream has no address for the name, or times out. */
+    unknown?: () => void,
   ): void {
     if (this.#closed || !this.#upstream) return;
     const sock = this.#socket();
@@ -429,7 +453,8 @@ export class DnsInterceptor {
     }
     for (let c = 0; c < 0x10000 && id < 0; c++) if (!this.#pending.has(c)) id = c;
     if (id < 0) {
-      this.counters.dnsServfail++;
+      if (unknown) unknown();
+      else this.counters.dnsServfail++;
       return;
     }
     const msg = Buffer.from(payload);
@@ -440,13 +465,14 @@ export class DnsInterceptor {
       if (!p) return;
       this.#pending.delete(id);
       this.counters.dnsTimeouts++;
-      if (p.reply) {
+      if (p.unknown) p.unknown();
+      else if (p.reply) {
         this.counters.dnsServfail++;
         p.reply(this.#answer(origId, dnsPacket.RECURSION_DESIRED, question, [], RCODE_SERVFAIL));
       }
     }, this.#timeoutMs);
     timer.unref();
-    this.#pending.set(id, { origId, reply, name, timer });
+    this.#pending.set(id, { origId, reply, name, timer, ...(unknown ? { unknown } : {}) });
     if (reply) this.counters.dnsForwarded++;
     sock.send(msg, this.#upstream.port, this.#upstream.host);
   }
@@ -486,6 +512,10 @@ export class DnsInterceptor {
     }
     this.#pending.delete(id);
     clearTimeout(p.timer);
+    if (p.unknown && (r === null || ((r.flags ?? 0) & 15) !== 0 || !r.answers?.length)) {
+      p.unknown();
+      return;
+    }
     let first = '';
     if (r !== null) {
       for (const a of r.answers ?? []) {
