@@ -325,9 +325,16 @@ export class Forwarder {
     if (ip !== null) ip = unmapIPv4(ip);
     let d = this.classify(proto, host, ip, port);
     // Private DNS: a single-label name travels as `name.<appId>.globalsecureaccess.local`
-    // when a rule acquires it so; else (another port, say) it stays as the application gave it.
+    // when a rule acquires it so, unless the machine resolves it itself (a hosts entry, a
+    // compose service: its own names before GSA's suffix, as in a DNS search list); else
+    // (another port, say) it stays as the application gave it.
     const q = decideSingleLabel(this.opts.classifier(), this.flow);
-    if (q !== null) return { decision: q, ip, host: this.flow.host, qualified: true };
+    if (q !== null && host !== null) {
+      const qualified = this.flow.host;
+      const local = ip ?? (await this.resolver.resolve(host));
+      if (local === null) return { decision: q, ip, host: qualified, qualified: true };
+      return { decision: this.classify(proto, host, local, port), ip: local, host };
+    }
     if (host !== null && ip === null && d.ruleId === null) {
       const resolved = await this.resolver.resolve(host);
       if (resolved !== null) {
