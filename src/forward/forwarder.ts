@@ -305,8 +305,9 @@ export class Forwarder {
    * Classifies a request (name first, then by resolved address when the name matched no
    * rule, whatever that made of it: bypass, or the platform's QUIC drop on UDP 443/80).
    * Returns the decision and the address, if one was learned. A name a rule matched (to
-   * tunnel, bypass or block it) is never resolved here. A single-label name that a rule
-   * acquires once qualified for Private DNS comes back qualified (`host`).
+   * tunnel, bypass or block it) is never resolved here, but for a single label that a rule
+   * acquires once qualified for Private DNS: resolved first, it comes back qualified
+   * (`host`, `qualified`) only when the client's resolver has no address for it.
    */
   async decide(
     proto: number,
