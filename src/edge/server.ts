@@ -41,6 +41,7 @@ import { listenOn } from '../util/listen.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../util/log-rotation.js';
 import { packageVersion } from '../util/package.js';
 import { makeDirs } from '../util/state-dir.js';
+import { type TimerAt, timerAt } from '../util/timer-at.js';
 import { Connector } from './connector.js';
 import { createControlApi, sendGraphError } from './control-api.js';
 import { Egress, type EgressOptions, type FlowContext } from './egress.js';
@@ -57,9 +58,6 @@ import { TenantStore } from './tenant.js';
 import { TrafficLog } from './traffic-log.js';
 
 /** A tenant id the edge takes: a DNS label (a GUID, or a short name such as `contoso`). */
-
-/** The longest delay setTimeout keeps (2^31-1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 export const TENANT_ID_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})$/;
 export interface EdgeLimits {
   /** TCP connect timeout to destinations (ms). Default 10,000. */
@@ -370,7 +368,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     : null;
 
   const sockets = new Set<Socket>();
-  const expiryTimers = new Map<Session, NodeJS.Timeout>();
+  const expiryTimers = new Map<Session, TimerAt>();
   const refusalLog = new RefusalLogLimit();
   let tunnel: TunnelServer | undefined;
   const agentFallback = 'unknown';
@@ -504,20 +502,10 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       );
       const deadline = principal.closesAt;
       if (deadline === null) return;
-      // A timer longer than node's 2^31-1 ms re-arms (past it node would fire at once).
-      const arm = (): void => {
-        const left = deadline - Date.now();
-        const timer =
-          left > MAX_TIMER_MS
-            ? setTimeout(arm, MAX_TIMER_MS)
-            : setTimeout(
-                () => session.close(CloseCode.AUTH_EXPIRED, 'token expired'),
-                Math.max(0, left),
-              );
-        timer.unref();
-        expiryTimers.set(session, timer);
-      };
-      arm();
+      expiryTimers.set(
+        session,
+        timerAt(deadline, () => session.close(CloseCode.AUTH_EXPIRED, 'token expired')),
+      );
     },
     onSessionEnd: (session, principal, info) => {
       elog.info(
@@ -530,7 +518,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         },
         'session down',
       );
-      clearTimeout(expiryTimers.get(session));
+      expiryTimers.get(session)?.cancel();
       expiryTimers.delete(session);
     },
     onStream: (_session, stream, principal) => {

@@ -44,6 +44,7 @@ import { ChannelDownError } from '../errors.js';
 import type { ChannelName } from '../policy/model.js';
 import { connectBigReads, connectTlsBigReads } from '../util/big-read.js';
 import { packageVersion } from '../util/package.js';
+import { type TimerAt, timerAt } from '../util/timer-at.js';
 import { CloseCode } from './frame.js';
 import { Session, type SessionCloseInfo, type SessionOptions } from './session.js';
 import { DEFAULT_SEND_HIGH_WATER, wsTransport } from './transport.js';
@@ -115,8 +116,6 @@ export interface TunnelClientOptions {
  */
 export const ROTATE_LEAD_FRACTION = 0.25;
 export const ROTATE_LEAD_MAX_MS = 60_000;
-/** Node's longest timer (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type ClientState = 'idle' | 'connecting' | 'up' | 'down' | 'closed';
 
@@ -172,7 +171,7 @@ export class TunnelClient extends EventEmitter {
   /** Half way to openSilenceMs: PING a session that said nothing since the OPEN. */
   private probeTimer: NodeJS.Timeout | null = null;
   /** Replaces the live session before the edge closes it (rotateBeforeClose). */
-  private rotateTimer: NodeJS.Timeout | null = null;
+  private rotateTimer: TimerAt | null = null;
   /** A replacement is being connected while the live session stays up. */
   private rotating = false;
   /** At openSilenceMs: close a session that said nothing since the OPEN. */
@@ -549,24 +548,14 @@ export class TunnelClient extends EventEmitter {
     const left = closesAt - Date.now();
     if (!(left > 0)) return;
     const at = closesAt - Math.min(ROTATE_LEAD_MAX_MS, left * ROTATE_LEAD_FRACTION);
-    // A timer longer than node's 2^31-1 ms re-arms (past it node would fire at once).
-    const arm = (): void => {
-      const wait = at - Date.now();
-      this.rotateTimer = setTimeout(
-        () => {
-          if (at - Date.now() > 0 && wait > MAX_TIMER_MS) return arm();
-          this.rotateTimer = null;
-          this.rotate(session);
-        },
-        Math.max(0, Math.min(wait, MAX_TIMER_MS)),
-      );
-      this.rotateTimer.unref();
-    };
-    arm();
+    this.rotateTimer = timerAt(at, () => {
+      this.rotateTimer = null;
+      this.rotate(session);
+    });
   }
 
   private stopRotation(): void {
-    if (this.rotateTimer !== null) clearTimeout(this.rotateTimer);
+    this.rotateTimer?.cancel();
     this.rotateTimer = null;
   }
 
