@@ -164,18 +164,13 @@ export class Connector {
   /**
    * A single-label name as the connector's resolver takes it: `label.<suffix>` for each
    * search suffix in order (the configured ones, else `tenantList`), the first the
-   * connector can resolve. The name it resolved is returned with the target.
+   * connector can resolve.
    */
-  resolveSingleLabel(
-    label: string,
-    tenantList: readonly string[],
-    port: number,
-  ): { target: Target; fqdn: string } | string {
+  resolveSingleLabel(label: string, tenantList: readonly string[], port: number): Target | string {
     const list = this.searchSuffixes ?? tenantList;
     for (const suffix of list) {
-      const fqdn = `${label}.${suffix}`;
-      const t = this.hosts.lookup(fqdn, port);
-      if (t) return { target: t, fqdn };
+      const t = this.hosts.lookup(`${label}.${suffix}`, port);
+      if (t) return t;
     }
     return list.length === 0
       ? `connector cannot resolve ${label}: it has no DNS search suffixes`

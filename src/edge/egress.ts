@@ -336,13 +336,10 @@ export class Egress {
       // Private DNS: a single-label name comes with the client's suffix, which is stripped.
       const pd = this.deps.privateApps().privateDns;
       const label = host && pd ? stripSingleLabel(host, pd.suffix) : null;
-      let t: Target | string;
-      if (label !== null && pd) {
-        const r = c.resolveSingleLabel(label, pd.searchList, meta.port);
-        t = typeof r === 'string' ? r : r.target;
-      } else {
-        t = c.resolve(host, ip, meta.port);
-      }
+      const t =
+        label !== null && pd
+          ? c.resolveSingleLabel(label, pd.searchList, meta.port)
+          : c.resolve(host, ip, meta.port);
       if (typeof t === 'string') {
         refuse(ResetCode.CONNECT_FAILED, 'allow', t);
         return;
