@@ -280,7 +280,7 @@ export class DnsInterceptor {
     }
     if (!this.#upstream) {
       this.counters.dnsServfail++;
-      reply(this.#answer(q.id ?? 0, rd, question, [], RCODE_SERVFAIL));
+      reply(this.#answer(id, rd, question, [], RCODE_SERVFAIL));
       return true;
     }
     this.#forward(payload, name, reply, question);
