@@ -8,12 +8,37 @@ import type { Decision } from '../classify/types.js';
 import type { FlowRecord } from '../forward/flow-table.js';
 import type { ClientTilesSnapshot } from '../policy/client-config.js';
 import type { ChannelName } from '../policy/model.js';
+import { SINGLE_LABEL_DOMAIN } from '../policy/private-dns.js';
 import { CHANNEL_LABEL, type StatusView } from './diagnostics.js';
 
 const CH: readonly ChannelName[] = ['m365', 'private', 'internet'];
 
 function pad(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s + ' '.repeat(n - s.length);
+}
+
+const PRIVATE_DNS_TAIL = `.${SINGLE_LABEL_DOMAIN}`;
+
+/**
+ * A destination name for a table cell of `width` characters. A name the client qualified for
+ * Private DNS (`fs1.<appId>.globalsecureaccess.local`, 60 characters) is shown as the name the
+ * application asked for, `fs1 (Private DNS)`, when it does not fit; any other name too long
+ * is cut in the middle, keeping its start and its last two labels (`a-very-long…sharepoint.com`).
+ * `flows --json` and the admin API carry the name whole.
+ */
+export function fqdnCell(name: string, width: number): string {
+  if (name.length <= width) return name;
+  if (name.endsWith(PRIVATE_DNS_TAIL)) {
+    const label = name.slice(0, name.indexOf('.'));
+    const short = `${label} (Private DNS)`;
+    if (short.length <= width) return short;
+  }
+  if (width < 3) return name.slice(0, width);
+  // The last two labels whole where they leave room for a start of four characters.
+  const dot = name.lastIndexOf('.', name.lastIndexOf('.') - 1);
+  const domain = dot > 0 ? name.length - dot - 1 : 0;
+  const tail = domain > 0 && domain <= width - 5 ? domain : Math.floor((width - 1) / 2);
+  return `${name.slice(0, width - 1 - tail)}…${name.slice(name.length - tail)}`;
 }
 
 export function table(headers: string[], rows: string[][], widths: number[]): string {
@@ -116,12 +141,15 @@ function processCell(f: FlowRecord): string {
   return f.processId !== undefined ? `${f.process} (${f.processId})` : f.process;
 }
 
+const FQDN_WIDTH = 26;
+const FQDN_WIDE = 32;
+
 export function flowRow(f: FlowRecord): string[] {
   return [
     time(f.beginTime),
     f.status,
     f.protocol.toUpperCase(),
-    f.destinationFqdn ?? '',
+    fqdnCell(f.destinationFqdn ?? '', FQDN_WIDTH),
     f.destinationIp ?? '',
     String(f.destinationPort),
     f.action,
@@ -153,7 +181,7 @@ export const FLOW_HEADERS = [
   'CONN',
   'REASON',
 ];
-const FLOW_WIDTHS = [9, 10, 5, 26, 15, 5, 6, 8, 1, 16, 9, 9, 5, 8, 60];
+const FLOW_WIDTHS = [9, 10, 5, FQDN_WIDTH, 15, 5, 6, 8, 1, 16, 9, 9, 5, 8, 60];
 
 /** Every column of the real client's Traffic tab (`flows --wide`), plus VIA and REASON. */
 export function flowRowWide(f: FlowRecord): string[] {
@@ -162,7 +190,7 @@ export function flowRowWide(f: FlowRecord): string[] {
     time(f.endTime),
     f.status,
     f.protocol.toUpperCase(),
-    f.destinationFqdn ?? '',
+    fqdnCell(f.destinationFqdn ?? '', FQDN_WIDE),
     f.destinationIp ?? '',
     String(f.destinationPort),
     String(f.sourcePort),
@@ -201,7 +229,7 @@ export const FLOW_HEADERS_WIDE = [
   'VIA',
   'REASON',
 ];
-const FLOW_WIDTHS_WIDE = [9, 9, 10, 5, 32, 39, 5, 5, 36, 20, 10, 10, 8, 6, 36, 6, 1, 5, 80];
+const FLOW_WIDTHS_WIDE = [9, 9, 10, 5, FQDN_WIDE, 39, 5, 5, 36, 20, 10, 10, 8, 6, 36, 6, 1, 5, 80];
 
 export function formatFlows(flows: FlowRecord[], o: { wide?: boolean | undefined } = {}): string {
   if (o.wide) return table(FLOW_HEADERS_WIDE, flows.map(flowRowWide), FLOW_WIDTHS_WIDE);
