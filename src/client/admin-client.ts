@@ -27,7 +27,7 @@ import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { cliCommand } from '../util/cli-command.js';
-import { ownNetNamespace, ownProcessStart, writerAlive } from '../util/pid-lock.js';
+import { ownNetNamespace, ownProcessStart, startTicks, writerAlive } from '../util/pid-lock.js';
 import { shellWord } from '../util/shell-word.js';
 import { defaultStateDir, makeDirs, openPrivateFile } from '../util/state-dir.js';
 
@@ -101,10 +101,14 @@ export interface StartFailure {
   /** When it failed (ISO 8601). */
   at: string;
   message: string;
+  /** Linux: when the process that failed started (clock ticks after boot, /proc/<pid>/stat). */
+  start?: number;
 }
 
 export function writeStartFailure(dir: string, message: string): void {
   const f: StartFailure = { pid: process.pid, at: new Date().toISOString(), message };
+  const start = startTicks(process.pid);
+  if (start !== null) f.start = start;
   try {
     makeDirs(dir);
     writeFileSync(join(dir, START_FAILURE_FILE), `${JSON.stringify(f)}\n`, { mode: 0o600 });

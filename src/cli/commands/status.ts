@@ -20,7 +20,7 @@ import type { ChannelName } from '../../policy/model.js';
 import { shellWord } from '../../util/shell-word.js';
 import { stateDir } from '../../util/state-dir.js';
 import { addAdminOptions, cliCommand, waitSeconds } from '../common.js';
-import { LAUNCHED_WITH_MS, launchedUps } from '../launched-ups.js';
+import { cliProcesses, LAUNCHED_WITH_MS, launchedUps } from '../launched-ups.js';
 
 /**
  * The status line of the local subnets (GET /status `localSubnets`; absent from an older
@@ -125,12 +125,18 @@ async function enabledProfiles(target: AdminTarget): Promise<((c: ChannelName) =
 /**
  * Throws GSA_ERR_NOT_READY when an `up` launched with this command (at most LAUNCHED_WITH_MS
  * before it) failed to start, also while another client of the folder is Connected (one
- * that held the folder: the failure is GSA_ERR_BUSY).
+ * that held the folder: the failure is GSA_ERR_BUSY). Linux: not while an `up` of the folder
+ * started after the one that failed still runs (a retry right after a failure: the newer one
+ * records its own failure, or clears the record once ready).
  */
 function startFailed(dir: string, flags: AdminFlags): void {
   if (flags.admin !== undefined) return;
   const failed = readStartFailure(dir);
   if (failed && Date.parse(failed.at) >= performance.timeOrigin - LAUNCHED_WITH_MS) {
+    if (failed.start !== undefined) {
+      const newer = cliProcesses(dir, 'up', { except: failed.pid, since: failed.start });
+      if (newer !== null && newer.length > 0) return;
+    }
     throw new GsaError(
       'GSA_ERR_NOT_READY',
       `"gsa-emu up" (pid ${failed.pid}) failed to start: ${failed.message}`,
