@@ -13,7 +13,8 @@
  * - `stop` an instant after `up &`: it waits for a starting `up` to take its lock.
  *
  * Processes of other users (their environ is unreadable) and a forked shell that has not
- * yet run `gsa-emu` are not seen.
+ * yet run `gsa-emu` are not seen; nor is a wrapper (`timeout`, `sudo`) whose command line
+ * names the script: only the Node.js process it starts counts.
  */
 import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
@@ -56,6 +57,12 @@ function canonical(p: string): string {
     return resolve(p);
   }
 }
+
+/** Whether an executable is Node.js: this process's own, or one named node (`node20`, `nodejs`). */
+function isNode(exe: string): boolean {
+  return exe === ownExe || /^node/.test(basename(exe));
+}
+const ownExe = canonical(process.execPath);
 
 function nulSplit(text: string): string[] {
   const parts = text.split('\0');
@@ -103,6 +110,9 @@ export function cliProcesses(
     try {
       const argv = nulSplit(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
       if (!argv.some((a) => SCRIPT_NAMES.has(basename(a)))) continue;
+      // A wrapper's command line holds the script too (`timeout 60 node main.js up`, `sudo
+      // gsa-emu up`): only a Node.js process runs it.
+      if (!isNode(readlinkSync(`/proc/${pid}/exe`))) continue;
       const env: Record<string, string> = {};
       for (const kv of nulSplit(readFileSync(`/proc/${pid}/environ`, 'utf8'))) {
         const eq = kv.indexOf('=');

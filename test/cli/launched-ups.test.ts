@@ -114,6 +114,21 @@ t.test(
       'the folder`s client (except) is left out',
     );
     t.same(launchedUps(join(base, '.gsa-emu')), [z], 'the default folder, from its HOME');
+    // A wrapper names the script in its command line too: only the node it starts counts.
+    const w = spawn('timeout', ['30', process.execPath, main, 'up', '--state-dir', other], {
+      stdio: 'ignore',
+      cwd: base,
+      env: { PATH: process.env.PATH, HOME: base },
+    });
+    kids.push(w);
+    let wrapped: number[] = [];
+    for (let i = 0; i < 100 && wrapped.length < 2; i++) {
+      wrapped = launchedUps(other) ?? [];
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.equal(wrapped.length, 2, 'the earlier up of that folder and the wrapped node');
+    t.ok(wrapped.includes(x), 'the earlier one');
+    t.notOk(wrapped.includes(w.pid!), 'not `timeout`, the wrapper');
     for (const k of kids) k.kill('SIGKILL');
     await Promise.all(
       kids.map((k) => new Promise((r) => (k.exitCode !== null ? r(0) : k.once('exit', r)))),
