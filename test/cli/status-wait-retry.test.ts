@@ -26,7 +26,7 @@ const skip =
 const cli = (args: string[], nodeArgs: string[] = []): ChildProcess =>
   spawn(process.execPath, [...nodeArgs, mainJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 
-t.test('status --wait waits for the up launched after an earlier one failed', { skip }, async (t) => {
+t.test('status --wait waits for the retry after a failed up', { skip }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-ci-retry-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const bad = join(dir, 'bad-tenant.json');
