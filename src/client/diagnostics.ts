@@ -472,8 +472,25 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
         : 'no acquired name looked up yet',
     );
   }
-  add('Proxy disabled', 'skip', 'gsa-emu is the proxy in SOCKS/HTTP capture mode');
-  add('DNS over HTTPS disabled', 'skip', 'applies to TUN capture (hostname acquisition)');
+  if (rows === null) {
+    add('Proxy disabled', 'skip', 'gsa-emu is the proxy in SOCKS/HTTP capture mode');
+    add(
+      'DNS over HTTPS disabled',
+      'skip',
+      'proxy capture: names arrive in SOCKS5/HTTP requests, not from DNS',
+    );
+  } else {
+    add(
+      'Proxy disabled',
+      'skip',
+      'not checked: TUN capture sees what applications send; one set to use a proxy sends it there',
+    );
+    add(
+      'DNS over HTTPS disabled',
+      'skip',
+      'not checked: an application resolving over HTTPS bypasses the TUN resolver, so FQDN rules do not see its names',
+    );
+  }
   add('Break-glass disabled', 'pass', 'no break-glass mode in the emulator');
   return out;
 }

@@ -65,6 +65,21 @@ t.test('proxy capture: DNS checks skipped, saying why', async (t) => {
   t.match(check(input(), 'Magic IP received'), { status: 'skip', detail: /proxy capture/ });
 });
 
+t.test('proxy and DNS over HTTPS: each capture says what applies to it', async (t) => {
+  t.match(check(input(), 'Proxy disabled'), { status: 'skip', detail: /gsa-emu is the proxy/ });
+  t.match(check(input(), 'DNS over HTTPS disabled'), {
+    status: 'skip',
+    detail: /proxy capture/,
+  });
+  const tun = input({ hostnames: [], listeners: {} });
+  t.match(check(tun, 'Proxy disabled'), { status: 'skip', detail: /TUN capture/ });
+  t.notMatch(check(tun, 'Proxy disabled')?.detail, /gsa-emu is the proxy/);
+  t.match(check(tun, 'DNS over HTTPS disabled'), {
+    status: 'skip',
+    detail: /bypasses the TUN resolver/,
+  });
+});
+
 t.test('TUN capture: DNS checks from the hostname-acquisition table', async (t) => {
   const row = (
     fqdn: string,
