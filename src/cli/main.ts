@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { GsaError } from '../errors.js';
+import { loopbackDownHint } from '../util/listen.js';
 import { packageVersion } from '../util/package.js';
 import { guardExit } from './exit-guard.js';
 import { guardOutput } from './stdio.js';
@@ -46,9 +47,14 @@ export function reportError(err: unknown): number {
     process.stderr.write(`gsa-emu: ${err.message}\n`);
     return err.code === 'GSA_ERR_USAGE' ? 2 : 1;
   }
-  const e = err as NodeJS.ErrnoException;
+  const e = err as NodeJS.ErrnoException & { address?: unknown };
   if (e && typeof e.code === 'string' && typeof e.message === 'string') {
-    process.stderr.write(`gsa-emu: ${e.message}\n`);
+    // A UDP bind or a connect on 127.0.0.1 in a namespace whose `lo` is down.
+    const hint =
+      e.code === 'EADDRNOTAVAIL' && typeof e.address === 'string'
+        ? loopbackDownHint(e.address)
+        : null;
+    process.stderr.write(`gsa-emu: ${e.message}${hint ? `: ${hint}` : ''}\n`);
     return 1;
   }
   process.stderr.write(`gsa-emu: internal error: ${(err as Error)?.stack ?? String(err)}\n`);

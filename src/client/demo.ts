@@ -280,20 +280,31 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   }
 
   const udps: UdpSocket[] = [];
+  /** A UDP echo on 127.0.0.1:`port`, else (taken) on any free port; a socket that failed is closed. */
   const udpEcho = async (port: number, kind: 'quic' | 'private'): Promise<number> => {
-    const u = createSocket('udp4');
-    u.on('error', () => {});
-    u.on('message', (m, r) => {
-      udpHits.push({ server: kind, peer: r.address });
-      if (udpHits.length > 1000) udpHits.shift();
-      u.send(Buffer.concat([Buffer.from(`echo(${kind}): `), m]), r.port, r.address);
-    });
+    const bound = async (p: number): Promise<UdpSocket> => {
+      const u = createSocket('udp4');
+      u.on('message', (m, r) => {
+        udpHits.push({ server: kind, peer: r.address });
+        if (udpHits.length > 1000) udpHits.shift();
+        u.send(Buffer.concat([Buffer.from(`echo(${kind}): `), m]), r.port, r.address);
+      });
+      u.bind(p, '127.0.0.1');
+      try {
+        await once(u, 'listening');
+      } catch (e) {
+        u.close();
+        throw e;
+      }
+      u.on('error', () => {});
+      return u;
+    };
+    let u: UdpSocket;
     try {
-      u.bind(port, '127.0.0.1');
-      await once(u, 'listening');
-    } catch {
-      u.bind(0, '127.0.0.1');
-      await once(u, 'listening');
+      u = await bound(port);
+    } catch (e) {
+      if (port === 0) throw e;
+      u = await bound(0);
     }
     udps.push(u);
     return u.address().port;

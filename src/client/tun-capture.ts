@@ -298,7 +298,12 @@ export async function startHostsDns(
     );
   });
   sock.bind(opts.port ?? 0, opts.host ?? '127.0.0.1');
-  await once(sock, 'listening');
+  try {
+    await once(sock, 'listening');
+  } catch (e) {
+    sock.close();
+    throw e;
+  }
   const addr = sock.address();
   let closed = false;
   return {

@@ -3,7 +3,27 @@
  * proxies, the PAC server, the admin API, the edge).
  */
 import type { AddressInfo, Server } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { ListenError } from '../errors.js';
+
+/**
+ * For an EADDRNOTAVAIL on a loopback address: why, when this network namespace has no
+ * loopback address up (a namespace made with `ip netns add` starts with `lo` down), else
+ * null. `interfaces` is for tests.
+ */
+export function loopbackDownHint(
+  address: string,
+  interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
+): string | null {
+  if (!/^(127\.|::1$|\[::1\])/.test(address)) return null;
+  const v6 = address.includes(':');
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) {
+      if (v6 ? a.address === '::1' : a.address.startsWith('127.')) return null;
+    }
+  }
+  return `this network namespace has no loopback address up (its \`lo\` is down? \`ip link set lo up\`)`;
+}
 
 /**
  * `server.listen(port, host)`, resolved with the address once listening. A failure to listen
@@ -37,7 +57,7 @@ function listenError(what: string, host: string, port: number, err: NodeJS.Errno
       detail = 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
       break;
     case 'EADDRNOTAVAIL':
-      detail = `${host} is not an address of this machine`;
+      detail = loopbackDownHint(host) ?? `${host} is not an address of this machine`;
       break;
     default:
       if (typeof err.code !== 'string') return err;

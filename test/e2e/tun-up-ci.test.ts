@@ -122,3 +122,26 @@ t.test('up --tun --tun-name with a bad name: a usage error naming the option', a
     t.notMatch(r.err, /TUN mode is unavailable/, `"${name}": not "TUN mode is unavailable"`);
   }
 });
+
+t.test('up --tun where lo is down: says so, leaves no handle open', async (t) => {
+  // `ip netns add` leaves `lo` down: nothing listens on 127.0.0.1 there.
+  const nsName = `gsalo${process.pid}`;
+  spawnSync('ip', ['netns', 'add', nsName]);
+  t.teardown(() => {
+    spawnSync('ip', ['netns', 'del', nsName]);
+  });
+  const args = ['netns', 'exec', nsName, process.execPath, mainJs, 'up', '--tun', '--no-tty'];
+  const dir = newDir();
+  for (const round of ['first run', 'second run']) {
+    const r = await collect(
+      spawn('ip', [...args, '--exit-after', '20', '--state-dir', dir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+      40_000,
+    );
+    t.equal(r.code, 1, `${round}: exit 1`);
+    t.match(r.err, /EADDRNOTAVAIL/, `${round}: the error`);
+    t.match(r.err, /`ip link set lo up`/, `${round}: and its fix: ${r.err.trim()}`);
+    t.notMatch(r.err, /handles still open/, `${round}: every socket it opened is closed`);
+  }
+});
