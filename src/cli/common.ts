@@ -3,6 +3,7 @@
  * platform, or find the running client; the values they parse; how to name gsa-emu in the
  * commands they suggest.
  */
+import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { normalizeLocalSubnet } from '../classify/local-subnets.js';
 import { UsageError } from '../errors.js';
@@ -228,9 +229,28 @@ export function logMaxBytes(v: string, flag = '--log-max-size'): number {
   return mib === 0 ? 0 : Math.max(1, Math.round(mib * MIB));
 }
 
-/** A `--host` value: `[::1]`, as in a URL, is the address `::1`; anything else as given. */
-export function hostOption(v: string): string {
-  return /^\[.*\]$/.test(v) ? v.slice(1, -1) : v;
+/** A host name: DNS labels of letters, digits, `-` and `_`, dot-separated, 253 characters at most. */
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
+
+/**
+ * A `--host` value: an IPv4 or IPv6 address (`[::1]`, as in a URL, is the address `::1`) or
+ * a host name, else a UsageError naming `flag` (`127.0.0.1:80`: the port goes in its own
+ * option, `ports`).
+ */
+export function hostOption(
+  v: string,
+  flag = '--host',
+  ports = '--socks-port, --http-port',
+): string {
+  const h = /^\[.*\]$/.test(v) ? v.slice(1, -1) : v;
+  if (isIP(h) !== 0 || HOST_NAME.test(h)) return h;
+  const port = /^(?:\[[^\]]*\]|[^:]*):\d*$/.test(v)
+    ? `; a port goes in its own option (${ports})`
+    : '';
+  throw new UsageError(
+    `${flag} ${JSON.stringify(v)}: not an IPv4 or IPv6 address or a host name${port}`,
+  );
 }
 
 /**

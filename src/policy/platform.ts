@@ -137,8 +137,13 @@ export function parsePlatform(json: unknown, file?: string): PlatformSpec {
  * A built-in platform by name (`ios`, `windows`, `macos`, `android`) or a JSON/YAML file
  * path. Default: iOS.
  */
+/** Whether a `--platform` value names a file (a path, or a .json/.yaml name), not a built-in platform. */
+export function isPlatformFile(nameOrFile: string): boolean {
+  return /[/\\]/.test(nameOrFile) || /\.(json|ya?ml)$/i.test(nameOrFile);
+}
+
 export function loadPlatform(nameOrFile: string = DEFAULT_PLATFORM): PlatformSpec {
-  const looksLikeFile = /[/\\]/.test(nameOrFile) || /\.(json|ya?ml)$/i.test(nameOrFile);
+  const looksLikeFile = isPlatformFile(nameOrFile);
   let file: string;
   if (looksLikeFile) file = nameOrFile;
   else {

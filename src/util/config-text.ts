@@ -33,8 +33,13 @@ export function parseConfigText(text: string, file?: string, format?: 'json' | '
     const detail = yaml
       ? m.split('\n')[0]!.replace(/:$/, '')
       : m.replace(/\r/g, '\\r').replace(/\n/g, '\\n');
+    // A YAML file named otherwise (`config.txt`) is read as JSON: say what decides.
+    const named =
+      !yaml && !format && file !== undefined && extname(file).toLowerCase() !== '.json'
+        ? ' (read as JSON: only a name ending in .yaml or .yml is read as YAML)'
+        : '';
     throw new ConfigError(
-      [{ path: '', message: `not valid ${yaml ? 'YAML' : 'JSON'}: ${detail}` }],
+      [{ path: '', message: `not valid ${yaml ? 'YAML' : 'JSON'}: ${detail}${named}` }],
       file,
     );
   }

@@ -4,7 +4,7 @@
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { readUpConfig } from '../../src/cli/commands/up.js';
 import { ConfigError } from '../../src/errors.js';
@@ -27,7 +27,7 @@ t.test('valid JSON and YAML: numbers become strings, switches stay booleans', as
     socksPort: '1081',
     plainEdge: true,
     edgeThread: false,
-    tenant: 't.json',
+    tenant: join(dirname(json), 't.json'),
   });
   const yaml = await configFile(t, 'up.yaml', 'httpPort: off\nprocessLookup: false\n');
   t.same(readUpConfig(yaml), { httpPort: 'off', processLookup: false });
@@ -54,4 +54,45 @@ t.test('wrong types, unknown keys and bad files are ConfigErrors naming each pat
   t.throws(() => readUpConfig(notObject), { message: /must be an object/ });
   const broken = await configFile(t, 'up.json', '{"socksPort": ');
   t.throws(() => readUpConfig(broken), { code: 'GSA_ERR_CONFIG' });
+});
+
+t.test('relative paths in the file are relative to the file, not to where up runs', async (t) => {
+  const file = await configFile(
+    t,
+    'up.yaml',
+    [
+      'tenant: my-tenant.json',
+      'clientConfig: sub/client.yaml',
+      'platform: ../platforms/mine.json',
+      'edgeCa: /etc/ssl/edge-ca.pem',
+      'stateDir: state',
+      'edge: https://127.0.0.1:8443',
+      '',
+    ].join('\n'),
+  );
+  const dir = dirname(file);
+  const o = readUpConfig(file);
+  t.equal(o.tenant, join(dir, 'my-tenant.json'));
+  t.equal(o.clientConfig, join(dir, 'sub', 'client.yaml'));
+  t.equal(o.platform, join(dir, '..', 'platforms', 'mine.json'));
+  t.equal(o.edgeCa, '/etc/ssl/edge-ca.pem', 'an absolute path as it is');
+  t.equal(o.stateDir, join(dir, 'state'));
+  t.equal(o.edge, 'https://127.0.0.1:8443', 'not a path');
+  const named = await configFile(t, 'up.json', JSON.stringify({ platform: 'windows' }));
+  t.equal(readUpConfig(named).platform, 'windows', 'a built-in platform name stays a name');
+});
+
+t.test('a bad host, and a YAML file not named .yaml, say so', async (t) => {
+  const host = await configFile(t, 'up.json', JSON.stringify({ host: '127.0.0.1:80' }));
+  const err = t.throws(() => readUpConfig(host)) as ConfigError;
+  t.same(
+    err.issues.map((i) => i.path),
+    ['host'],
+  );
+  t.match(err.issues[0]!.message, /not an IPv4 or IPv6 address or a host name; a port goes/);
+  const txt = await configFile(t, 'up.txt', 'socksPort: 1081\n');
+  const err2 = t.throws(() => readUpConfig(txt)) as ConfigError;
+  t.match(err2.issues[0]!.message, /read as JSON: only a name ending in \.yaml or \.yml/);
+  const json = await configFile(t, 'up.json', 'socksPort: 1081\n');
+  t.notMatch((t.throws(() => readUpConfig(json)) as ConfigError).issues[0]!.message, /read as/);
 });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { up } from '../../src/cli/commands/up.js';
+import { hostOption } from '../../src/cli/common.js';
 import { edgeUrlOf, startClient } from '../../src/client/client.js';
 import { UsageError } from '../../src/errors.js';
 
@@ -57,6 +58,22 @@ t.test('values that cannot run are usage errors naming the flag', async (t) => {
       { logLevel: 'bogus' },
       /^--log-level "bogus": use trace, debug, info, warn, error, fatal, silent$/,
     ],
+    // An address with its port, or not an address: said of --host, not of the listeners.
+    [
+      { host: '127.0.0.1:80' },
+      /^--host "127\.0\.0\.1:80": not an IPv4 or IPv6 address or a host name; a port goes in its own option \(--socks-port, --http-port\)$/,
+    ],
+    [{ host: '[::1]:1080' }, /^--host "\[::1\]:1080": .*a port goes in its own option/],
+    [
+      { host: 'not an address' },
+      /^--host "not an address": not an IPv4 or IPv6 address or a host name$/,
+    ],
+    [{ host: '' }, /^--host "": not/],
+    // The PAC file points at the proxies: with both off it would be dropped silently.
+    [
+      { socksPort: 'off', httpPort: 'off', pacPort: '0' },
+      /^--pac-port 0: the PAC file sends browsers to the proxies, and both are off \(--socks-port off, --http-port off\)$/,
+    ],
   ] as const) {
     await t.rejects(
       up({ ...base, ...opts }, sink),
@@ -90,5 +107,26 @@ t.test('netns and up share the log level check (before the lock is taken)', asyn
   await t.rejects(startWorld({ run: 'netns', stateDir: dir, logLevel: 'loud', listen: {} }), {
     name: 'UsageError',
     message: /^--log-level "loud": use trace, debug, info, warn, error, fatal, silent$/,
+  });
+});
+
+t.test('--host takes addresses and host names as they are', async (t) => {
+  for (const [v, want] of [
+    ['127.0.0.1', '127.0.0.1'],
+    ['0.0.0.0', '0.0.0.0'],
+    ['::1', '::1'],
+    ['[::1]', '::1'],
+    ['::', '::'],
+    ['fe80::1%lo', 'fe80::1%lo'],
+    ['localhost', 'localhost'],
+    ['proxy.lab.test', 'proxy.lab.test'],
+    ['proxy.lab.test.', 'proxy.lab.test.'],
+  ]) {
+    t.equal(hostOption(v!), want, v);
+  }
+  t.throws(() => hostOption('a..b'), UsageError, 'an empty label');
+  t.throws(() => hostOption(`${'a'.repeat(64)}.test`), UsageError, 'a label over 63');
+  t.throws(() => hostOption('127.0.0.1:80', '--host', '--port'), {
+    message: /a port goes in its own option \(--port\)/,
   });
 });

@@ -203,7 +203,7 @@ export function register(program: Command): void {
     )
     .action(async (o: EdgeCliOptions) => {
       const port = portNumber(o.port, '--port');
-      const host = hostOption(o.host);
+      const host = hostOption(o.host, '--host', '--port');
       if (!isLoopbackHost(host) && !o.allowRemote) {
         throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
       }

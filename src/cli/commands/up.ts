@@ -6,6 +6,7 @@
  * everything and says where the logs are. See docs/usage.md.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { clearStartFailure, tokenFileOf, writeStartFailure } from '../../client/admin-client.js';
 import { edgeUrlOf, type RunningClient } from '../../client/client.js';
@@ -22,7 +23,7 @@ import {
 import { ConfigError, ListenError, UsageError } from '../../errors.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
 import type { ChannelName } from '../../policy/model.js';
-import { loadPlatform } from '../../policy/platform.js';
+import { isPlatformFile, loadPlatform } from '../../policy/platform.js';
 import { stateDirArg } from '../../util/cli-command.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { shellWord } from '../../util/shell-word.js';
@@ -204,11 +205,22 @@ export function readUpConfig(file: string): Partial<UpOptions> {
     (out as Record<string, unknown>)[key] = value;
   }
   if (issues.length) throw new ConfigError(issues, file);
+  // A relative path in the file is relative to the file, wherever `up` runs from.
+  for (const key of PATH_KEYS) {
+    const v = out[key];
+    if (typeof v !== 'string' || v === '' || isAbsolute(v)) continue;
+    if (key === 'platform' && !isPlatformFile(v)) continue;
+    out[key] = resolve(dirname(resolve(file)), v);
+  }
   return out;
 }
 
+/** Config keys that name files or folders (`platform` when it is not a built-in name). */
+const PATH_KEYS = ['tenant', 'clientConfig', 'platform', 'edgeCa', 'stateDir'] as const;
+
 /** The checks of single values (ports, poll interval, log level, edge URL), by option. */
 const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
+  host: (v) => hostOption(v),
   socksPort: (v) => port(v, '--socks-port', 0),
   httpPort: (v) => port(v, '--http-port', 0),
   pacPort: (v) => port(v, '--pac-port', 0),
@@ -465,6 +477,16 @@ function checkUpOptions(o: UpOptions) {
   }
   checkPorts(o, host);
   const tunMode = o.tun === true;
+  // The PAC file sends browsers to the proxies: one given with neither proxy on would be
+  // dropped without a word.
+  if (o.pacPort !== undefined && o.pacPort !== 'off') {
+    const off = (v: string | undefined) => v === 'off' || (v === undefined && tunMode);
+    if (off(o.socksPort) && off(o.httpPort)) {
+      throw new UsageError(
+        `--pac-port ${o.pacPort}: the PAC file sends browsers to the proxies, and both are off (${tunMode ? 'with --tun they are off unless given a port' : '--socks-port off, --http-port off'})`,
+      );
+    }
+  }
   if (!tunMode && (o.tunName || o.tunSource || o.tunDns || o.icmpOnDrop)) {
     throw new UsageError('--tun-name, --tun-source, --tun-dns and --icmp-on-drop go with --tun');
   }
