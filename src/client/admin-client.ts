@@ -27,7 +27,13 @@ import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { cliCommand } from '../util/cli-command.js';
-import { ownNetNamespace, ownProcessStart, startTicks, writerAlive } from '../util/pid-lock.js';
+import {
+  ownNetNamespace,
+  ownProcessStart,
+  readPidLock,
+  startTicks,
+  writerAlive,
+} from '../util/pid-lock.js';
 import { shellWord } from '../util/shell-word.js';
 import { defaultStateDir, makeDirs, openPrivateFile } from '../util/state-dir.js';
 
@@ -225,6 +231,15 @@ function liveState(dir: string): LiveState {
   if (s !== null && stateIsLive(s)) return { file: main, state: s };
   const netns = liveNetnsStates(dir)[0];
   if (netns) return netns;
+  // An `up` that holds the folder's lock but has not written its state file yet (it
+  // writes it once its client has tried to connect: seconds, with an edge that is down).
+  const lock = readPidLock(join(dir, 'up.lock'));
+  if (lock !== null && writerAlive(lock)) {
+    throw new GsaError(
+      'GSA_ERR_NOT_RUNNING',
+      `"gsa-emu up" (pid ${lock.pid}) holds ${dir} but is still starting (no ${STATE_FILE} yet): ask again in a moment, or wait for it with "${cliCommand()} status${dir === defaultStateDir() ? '' : ` --state-dir ${shellWord(dir)}`} --wait 30"`,
+    );
+  }
   const start = upCommand(dir);
   throw new GsaError(
     'GSA_ERR_NOT_RUNNING',
