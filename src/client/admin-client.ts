@@ -23,7 +23,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { request } from 'undici';
 import { AdminApiError, GsaError, UsageError } from '../errors.js';
 import { cliCommand } from '../util/cli-command.js';
@@ -256,6 +256,11 @@ export interface AdminTarget {
   token: string | null;
   /** The state file the address or token came from (a 401 then means it is stale), or null. */
   from: string | null;
+  /**
+   * Said to the user with the answer when the client was one of several: the newest of two
+   * or more `gsa-emu netns` runs on the folder, and how to ask another (`--admin`).
+   */
+  note?: string;
 }
 
 /**
@@ -340,11 +345,21 @@ export function adminTarget(dir: string, o: AdminFlags = {}): AdminTarget {
   }
   const { file, state } = liveState(dir);
   if (!state.admin) throw new NoAdminApiError(state.pid, file);
-  return {
+  const target: AdminTarget = {
     url: `http://${state.admin}`,
     token: given ?? state.adminToken ?? null,
     from: given !== null ? null : file,
   };
+  if (file !== join(dir, STATE_FILE)) {
+    const others = liveNetnsStates(dir).filter((r) => r.file !== file);
+    if (others.length > 0) {
+      const list = others
+        .map((r) => `pid ${r.state.pid}${r.state.admin ? ` (--admin ${r.state.admin})` : ''}`)
+        .join(', ');
+      target.note = `${others.length + 1} "gsa-emu netns" runs use ${dir}: this is the newest, pid ${state.pid}; to ask another, give its --admin: ${list}`;
+    }
+  }
+  return target;
 }
 
 /** The admin API base URL (`http://127.0.0.1:port`) of `--admin`, else of the running client's state file. */
@@ -363,11 +378,55 @@ function otherNetNamespace(file: string): { here: string; there: string } | null
   return here !== null && here !== s.netns ? { here, there: s.netns } : null;
 }
 
+/** The name `ip netns` gives the network namespace `ns` (`net:[inode]`), or null. */
+export function namespaceName(ns: string, dirs = ['/run/netns', '/var/run/netns']): string | null {
+  const ino = /^net:\[(\d+)\]$/.exec(ns)?.[1];
+  if (ino === undefined) return null;
+  for (const d of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      try {
+        if (String(statSync(join(d, n)).ino) === ino) return n;
+      } catch {}
+    }
+  }
+  return null;
+}
+
+/**
+ * The admin API is in another network namespace than this command (its 127.0.0.1 is not
+ * ours): nothing to wait for (`status --wait` ends at once). Says where to run the command:
+ * for a `gsa-emu netns` run, in the namespace it was started from (the host's); for an `up`
+ * in a named namespace, `ip netns exec <name> ...`.
+ */
+export class OtherNamespaceError extends GsaError {
+  constructor(why: string, file: string, ns: { here: string; there: string }) {
+    const where = /^netns-\d+\.json$/.test(basename(file))
+      ? 'run it from another shell on the host (the namespace `gsa-emu netns` was started from), not inside the run'
+      : ((name) =>
+          name !== null
+            ? `run it in that namespace: \`ip netns exec ${shellWord(name)} ${cliCommand()} ...\``
+            : 'run it in that namespace')(namespaceName(ns.there));
+    super(
+      'GSA_ERR_ADMIN_UNREACHABLE',
+      `${why}. This command runs in another network namespace (${ns.here}) than the gsa-emu that wrote ${file} (${ns.there}), whose 127.0.0.1 it cannot reach: ${where}`,
+    );
+  }
+}
+
 /** A header on every admin API response, by which `adminCall` knows it reached one. */
 export const ADMIN_API_HEADER = 'x-gsa-emu';
 
+/** Notes said already (a command asking twice says a note once). */
+const noted = new Set<string>();
+
 /**
- * One admin API request. `target` is a target (`adminTarget`) or a bare base URL (no
+ * One admin API request. A target's `note` goes to stderr, once. `target` is a target (`adminTarget`) or a bare base URL (no
  * token). A 401 is GSA_ERR_NOT_RUNNING when the token came from a state file (the file is
  * stale: another gsa-emu has its port now), else an AdminApiError saying which token to give.
  */
@@ -380,6 +439,10 @@ export async function adminCall<T>(
 ): Promise<T> {
   const t: AdminTarget =
     typeof target === 'string' ? { url: target, token: null, from: null } : target;
+  if (t.note !== undefined && !noted.has(t.note)) {
+    noted.add(t.note);
+    process.stderr.write(`gsa-emu: note: ${t.note}\n`);
+  }
   const base = t.url;
   const timeout = o.timeoutMs ?? 10_000;
   let res: Awaited<ReturnType<typeof request>>;
@@ -396,12 +459,10 @@ export async function adminCall<T>(
     });
   } catch (err) {
     const elsewhere = t.from !== null ? otherNetNamespace(t.from) : null;
-    throw new GsaError(
-      'GSA_ERR_ADMIN_UNREACHABLE',
-      elsewhere !== null
-        ? `cannot reach the client's admin API at ${base}: ${(err as Error).message}. This command runs in another network namespace (${elsewhere.here}) than the gsa-emu that wrote ${t.from} (${elsewhere.there}), whose 127.0.0.1 it cannot reach: run it from that namespace (for \`gsa-emu netns\`, from another shell on the host)`
-        : `cannot reach the client's admin API at ${base}: ${(err as Error).message} (is "gsa-emu up" running?)`,
-    );
+    const why = `cannot reach the client's admin API at ${base}: ${(err as Error).message}`;
+    if (elsewhere !== null && t.from !== null)
+      throw new OtherNamespaceError(why, t.from, elsewhere);
+    throw new GsaError('GSA_ERR_ADMIN_UNREACHABLE', `${why} (is "gsa-emu up" running?)`);
   }
   const text = await res.body.text();
   if (res.headers[ADMIN_API_HEADER] === undefined) {

@@ -4,13 +4,16 @@
  * instead of "is gsa-emu up running?". The state file records the writer's namespace.
  * Nothing listens: the admin address is a closed port on 127.0.0.1.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import {
   adminCall,
   adminTarget,
+  namespaceName,
+  OtherNamespaceError,
   readClientState,
   writeClientState,
 } from '../../src/client/admin-client.js';
@@ -56,7 +59,9 @@ t.test('unreachable from another namespace: the message says so', async (t) => {
     const e = await call();
     t.equal(e?.code, 'GSA_ERR_ADMIN_UNREACHABLE');
     t.match(e?.message, /another network namespace \(net:\[\d+\]\) than the gsa-emu that wrote/);
-    t.match(e?.message, /from another shell on the host/);
+    // client.json: an `up` in another namespace (`ip netns exec ci gsa-emu up --tun`).
+    t.match(e?.message, /: run it in that namespace$/);
+    t.ok(e instanceof OtherNamespaceError, 'status --wait ends at once on it');
     write(here);
     const same = await call();
     t.match(same?.message, /is "gsa-emu up" running\?/, 'same namespace: the usual hint');
@@ -66,3 +71,72 @@ t.test('unreachable from another namespace: the message says so', async (t) => {
   const old = await call();
   t.match(old?.message, /is "gsa-emu up" running\?/, 'no namespace recorded: the usual hint');
 });
+
+t.test('a gsa-emu netns run: asked from inside it, told to ask from the host', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-admin-ns-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const port = await closedPort();
+  const pid = process.ppid;
+  writeClientState(
+    dir,
+    { ...clientState(dir, pid, `127.0.0.1:${port}`), netns: 'net:[1]' },
+    join(dir, `netns-${pid}.json`),
+  );
+  const e = await adminCall(adminTarget(dir), 'GET', '/status', undefined, {
+    timeoutMs: 2000,
+  }).then(
+    () => null,
+    (e: Error) => e,
+  );
+  t.ok(e instanceof OtherNamespaceError);
+  t.match(
+    e?.message,
+    /run it from another shell on the host \(the namespace `gsa-emu netns` was started from\)/,
+  );
+});
+
+t.test('namespaceName: the name ip netns gives a namespace, by its inode', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-netns-names-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // Stand-ins for /run/netns/<name> (bind mounts of the namespace: their inode is its).
+  await writeFile(join(dir, 'ci'), '');
+  await writeFile(join(dir, 'other'), '');
+  const ino = statSync(join(dir, 'ci')).ino;
+  t.equal(namespaceName(`net:[${ino}]`, [join(dir, 'missing'), dir]), 'ci');
+  t.equal(namespaceName('net:[1]', [dir]), null, 'no such namespace');
+  t.equal(namespaceName('garbage', [dir]), null);
+});
+
+t.test(
+  'several gsa-emu netns runs: the newest answers, and the note names the others',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-admin-ns-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    // Two live writers: the test runner's parent and this process.
+    const older = process.ppid;
+    writeClientState(
+      dir,
+      clientState(dir, older, '127.0.0.1:41001'),
+      join(dir, `netns-${older}.json`),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    writeClientState(
+      dir,
+      clientState(dir, process.pid, '127.0.0.1:41002'),
+      join(dir, `netns-${process.pid}.json`),
+    );
+    const target = adminTarget(dir);
+    t.equal(target.url, 'http://127.0.0.1:41002', 'the newest');
+    t.match(
+      target.note,
+      new RegExp(
+        `2 "gsa-emu netns" runs use .*: this is the newest, pid ${process.pid}; to ask another, give its --admin: pid ${older} \\(--admin 127\\.0\\.0\\.1:41001\\)`,
+      ),
+    );
+    // With --admin of the other, its token comes from its state file.
+    t.equal(adminTarget(dir, { admin: '127.0.0.1:41001' }).token, 'x');
+    // One run: no note.
+    await rm(join(dir, `netns-${older}.json`));
+    t.equal(adminTarget(dir).note, undefined);
+  },
+);

@@ -145,3 +145,48 @@ t.test('up --tun where lo is down: says so, leaves no handle open', async (t) =>
     t.notMatch(r.err, /handles still open/, `${round}: every socket it opened is closed`);
   }
 });
+
+t.test(
+  'status from the host for an up --tun inside a namespace: where to run it, at once',
+  async (t) => {
+    const nsName = `gsans${process.pid}`;
+    spawnSync('ip', ['netns', 'add', nsName]);
+    spawnSync('ip', ['-n', nsName, 'link', 'set', 'lo', 'up']);
+    const dir = newDir();
+    const up = spawn(
+      'ip',
+      ['netns', 'exec', nsName, process.execPath, mainJs, 'up', '--tun', '--no-tty'].concat([
+        '--exit-after',
+        '60',
+        '--state-dir',
+        dir,
+      ]),
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const upDone = collect(up, 70_000);
+    t.teardown(async () => {
+      if (up.exitCode === null) up.kill('SIGTERM');
+      await upDone;
+      spawnSync('ip', ['netns', 'del', nsName]);
+    });
+    t.ok(await until(() => existsSync(join(dir, 'client.json')), 30_000), 'up --tun started');
+    const began = Date.now();
+    const r = await collect(
+      spawn(process.execPath, [mainJs, 'status', '--state-dir', dir, '--wait', '40'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+      50_000,
+    );
+    t.equal(r.code, 1);
+    t.match(r.err, /another network namespace/);
+    t.match(
+      r.err,
+      new RegExp(`run it in that namespace: \`ip netns exec ${nsName} `),
+      r.err.trim(),
+    );
+    t.ok(
+      Date.now() - began < 20_000,
+      'it does not wait out its 40 s: the namespace will not change',
+    );
+  },
+);

@@ -8,6 +8,7 @@ import {
   adminCall,
   adminTarget,
   NoAdminApiError,
+  OtherNamespaceError,
   readClientState,
   readStartFailure,
   STATE_FILE,
@@ -221,7 +222,12 @@ async function waitConnected(
       last = `state ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`;
     } catch (err) {
       // Nothing to wait for: no admin API to ask, or a command line that stays wrong.
-      if (err instanceof NoAdminApiError || err instanceof UsageError) throw err;
+      if (
+        err instanceof NoAdminApiError ||
+        err instanceof UsageError ||
+        err instanceof OtherNamespaceError
+      )
+        throw err;
       last = (err as Error).message;
     }
     if (st !== null && target !== null) {
