@@ -34,6 +34,8 @@ export async function buildProgram(): Promise<Command> {
     )
     .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(run gsa-emu --help for usage)')
+    // A command's options come before its arguments (`netns` passes the rest through).
+    .enablePositionalOptions()
     .exitOverride();
   for (const load of COMMANDS) (await load()).register(program);
   return program;

@@ -90,6 +90,23 @@ t.test('a Connected client: no warning', async (t) => {
   t.notMatch(r.err, /warning:/);
 });
 
+t.test('without --: the command and its own options, as given', async (t) => {
+  // `-m` and `-c` are the command's: not netns options (it used to fail: unknown option).
+  const r = await netns([
+    '--quiet',
+    '--state-dir',
+    newDir(),
+    'sh',
+    '-c',
+    'curl -sS -m 5 http://intranet.contoso.test/ && exit 7',
+  ]);
+  t.equal(r.code, 7, `the command ran and its exit code came back: ${r.err}`);
+  t.match(r.out, /from the GSA edge \(tunneled\)/);
+  const q = await netns(['--state-dir', newDir(), 'sh', '-c', 'exit 3', '--quiet']);
+  t.equal(q.code, 3, "an option after the command is the command's");
+  t.match(q.err, /running `sh -c exit 3 --quiet`/, 'so netns itself was not quiet');
+});
+
 t.test(
   'after SIGKILL, the next run removes the stale namespace and ends what ran inside it',
   async (t) => {

@@ -48,7 +48,9 @@ export function register(program: Command): void {
     .description(
       'run a command in a network namespace whose only way out is the GSA client (TUN capture, Linux, root)',
     )
-    .argument('<command...>', 'the command and its arguments, after --');
+    .argument('<command...>', 'the command and its arguments (after --, or after the options)')
+    // `gsa-emu netns curl -sS URL`: everything from the command on is the command's.
+    .passThroughOptions();
   addPolicyOptions(cmd, { platformDefault: false })
     .option('--state-dir <dir>', 'state directory (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)')
     .option('--icmp-on-drop', 'answer dropped UDP (QUIC) with ICMP admin-prohibited, not silence')
