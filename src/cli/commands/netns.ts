@@ -7,6 +7,7 @@
  * ends, on Ctrl+C / SIGTERM (forwarded to the command) and on failure. Linux, root (or
  * CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and the native addon. See docs/tun.md.
  */
+import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
 import { addonUnavailable } from '../../capture/tun/device.js';
@@ -40,6 +41,33 @@ export interface NetnsCommandOptions {
 /** Why TUN capture in a namespace cannot run here (one line), or null. */
 export function netnsUnavailable(): string | null {
   return harnessUnavailable() ?? addonUnavailable();
+}
+
+/** /proc/self/stat, or null (not Linux). */
+function ownStat(): string | null {
+  try {
+    return readFileSync('/proc/self/stat', 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether a SIGINT may have been a Ctrl+C at the terminal, which reached the command too (it
+ * is in gsa-emu's process group): gsa-emu's group is the terminal's foreground group
+ * (`stat`: /proc/self/stat, pgrp and tpgid). A gsa-emu in the background (`&`, a runner's
+ * job) or without a terminal got it from a process (`kill -INT`, a runner cancelling): the
+ * command did not, and it is forwarded. Without /proc, as before: a terminal on stdin.
+ */
+export function ctrlCFromTerminal(stat: string | null, stdinIsTTY: boolean): boolean {
+  if (stat === null) return stdinIsTTY;
+  // "pid (comm) state ppid pgrp session tty_nr tpgid ...": comm may hold spaces and ')'.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const pgrp = Number(f[2]);
+  const ttyNr = Number(f[4]);
+  const tpgid = Number(f[5]);
+  if (!Number.isInteger(pgrp) || !Number.isInteger(tpgid)) return stdinIsTTY;
+  return ttyNr !== 0 && tpgid === pgrp;
 }
 
 export function register(program: Command): void {
@@ -125,7 +153,9 @@ export async function netns(
   let interrupted: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (child && child.exitCode === null && child.signalCode === null) {
-      if (!(sig === 'SIGINT' && process.stdin.isTTY)) child.kill(sig);
+      if (!(sig === 'SIGINT' && ctrlCFromTerminal(ownStat(), process.stdin.isTTY === true))) {
+        child.kill(sig);
+      }
       return;
     }
     interrupted = sig;
