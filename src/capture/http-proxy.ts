@@ -162,6 +162,9 @@ const VIA = 'gsa-emu';
  * way may take to be read and parsed before the request is answered 502 (ms).
  */
 const WRITE_FAILED_WAIT_MS = 500;
+/** Bytes waiting to go to a client past which its upstream's interim (1xx) responses are dropped. */
+const MAX_INTERIM_BACKLOG = 16 * 1024;
+
 /** Lingering close (lingerOnClose): how long, and how many bytes, after the response. */
 const LINGER_MS = 2000;
 const LINGER_BYTES = 64 * 1024 * 1024;
@@ -220,13 +223,17 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-/** Copies end-to-end headers (drops hop-by-hop ones and those named in Connection). */
+/**
+ * Copies end-to-end headers (drops hop-by-hop ones and those named in Connection). A
+ * Content-Length named in Connection stays: it frames the body (dropped, a GET's body
+ * would go on unframed and be read upstream as another request).
+ */
 function endToEnd(h: IncomingHttpHeaders): OutgoingHttpHeaders {
   const named = new Set(
     String(h.connection ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
+      .filter((s) => s !== '' && s !== 'content-length'),
   );
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(h)) {
@@ -295,6 +302,46 @@ function swallowWriteErrors(s: Duplex, onFail: (err: Error) => void): void {
 
 /** Client connections closing lingering (lingerOnClose): nothing more on them is processed. */
 const lingering = new WeakSet<Socket>();
+
+/**
+ * Responses of a client connection not yet written whole (pipelined requests): a CONNECT
+ * behind them waits for them, so that its `200 Connection Established` and the tunnel's
+ * bytes come after them, in request order (RFC 9112 9.3.2).
+ */
+const pendingResponses = new WeakMap<Socket, { n: number; idle: Array<() => void> }>();
+
+function trackResponse(sock: Socket, res: ServerResponse): void {
+  let p = pendingResponses.get(sock);
+  if (p === undefined) {
+    p = { n: 0, idle: [] };
+    pendingResponses.set(sock, p);
+  }
+  const entry = p;
+  entry.n++;
+  res.once('close', () => {
+    entry.n--;
+    if (entry.n === 0) for (const f of entry.idle.splice(0)) f();
+  });
+}
+
+/** Resolves once every response of `sock` before now is written (or the socket closed). */
+function responsesWritten(sock: Socket): Promise<void> {
+  const p = pendingResponses.get(sock);
+  if (p === undefined || p.n === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    p.idle.push(resolve);
+    sock.once('close', resolve);
+  });
+}
+
+/**
+ * Requests whose body the client's connection failed to parse (a bad chunk size, a coding
+ * other than chunked) while the request was being relayed: how to end it (400 at once,
+ * instead of waiting for a body that cannot come).
+ */
+const bodyParseFailed = new WeakMap<IncomingMessage, (why: string) => void>();
+/** The same failure found while the request's flow was still opening: said once it is open. */
+const bodyParseFailedEarly = new WeakMap<IncomingMessage, string>();
 
 /**
  * Lingering close (RFC 9112 9.6) of a client connection answered with `Connection: close`
@@ -410,6 +457,14 @@ export class HttpProxy {
       // whole; then the connection closes, with no 400 spliced into it.
       const pending = (sock as { _httpMessage?: ServerResponse | null })._httpMessage;
       if (pending && !pending.writableFinished) {
+        // The bad bytes were in the body of the request being relayed: it cannot complete,
+        // so it ends now (400, or cut short once its response is under way).
+        const req = (pending as ServerResponse & { req?: IncomingMessage }).req;
+        if (req !== undefined && !req.complete) {
+          const fail = bodyParseFailed.get(req);
+          if (fail !== undefined) fail(err.message);
+          else bodyParseFailedEarly.set(req, err.message);
+        }
         const end = (): void => endSoon(sock, '');
         pending.once('finish', end);
         pending.once('close', end);
@@ -495,6 +550,9 @@ export class HttpProxy {
     }
     this.stats.connects++;
     sock.pause();
+    // Behind pipelined requests: their responses go first.
+    await responsesWritten(sock);
+    if (sock.destroyed) return;
     const res = await this.connect(a.host, a.port, sock, true);
     if (res.refused !== undefined) {
       this.stats.refused++;
@@ -569,6 +627,7 @@ export class HttpProxy {
       req.resume();
       return;
     }
+    trackResponse(req.socket, res);
     const raw = req.url ?? '';
     if (raw.startsWith('/')) {
       if (this.pacScript && servePac(req, res, this.pacScript)) return;
@@ -595,6 +654,14 @@ export class HttpProxy {
     if (url.protocol !== 'http:') {
       this.stats.badRequests++;
       this.reply(res, 400, `${url.protocol} is proxied with CONNECT only\n`);
+      return;
+    }
+    // RFC 9110 4.2.1: an http URI with an empty host is invalid (the URL parser would take
+    // the host from the path of `http:///127.0.0.1:8081/x`, while the path goes on as sent).
+    const authority = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(raw)?.[1] ?? '';
+    if (authority.replace(/^[^@]*@/, '').replace(/:\d*$/, '') === '') {
+      this.stats.badRequests++;
+      this.reply(res, 400, 'bad request target: empty host\n');
       return;
     }
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
@@ -729,6 +796,13 @@ export class HttpProxy {
       if (!req.complete) lingerOnClose(req.socket);
       this.reply(res, status, body, req.complete ? id : { ...id, connection: 'close' });
     };
+    const badBody = (why: string): void => {
+      const reason = `bad request body: ${why}`;
+      fail(400, `${reason}\n`, reason);
+    };
+    bodyParseFailed.set(req, badBody);
+    const early = bodyParseFailedEarly.get(req);
+    if (early !== undefined) badBody(early);
     // From the end of the request (not of the client's upload) to the response head.
     upReq.once('finish', () => {
       if (answered) return;
@@ -739,8 +813,11 @@ export class HttpProxy {
     });
     // Interim responses, forwarded while the final one is awaited.
     upReq.on('information', (info) => {
-      // RFC 9110 15.2: no 1xx to an HTTP/1.0 client.
+      // RFC 9110 15.2: no 1xx to an HTTP/1.0 client. Interim responses are advisory: while
+      // the client has not taken the ones before, more are dropped (an upstream sending them
+      // without end to a client that does not read would grow the proxy's memory).
       if (answered || res.headersSent || req.httpVersion === '1.0') return;
+      if ((res.socket?.writableLength ?? 0) > MAX_INTERIM_BACKLOG) return;
       try {
         if (info.statusCode === 102) res.writeProcessing();
         else if (info.statusCode === 103) {
@@ -776,11 +853,16 @@ export class HttpProxy {
       const out = endToEnd(up.headers);
       out.via = appendVia(out.via, `${up.httpVersion} ${VIA}`);
       Object.assign(out, id);
-      // Codings other than chunked stay on the body (RFC 9112 6.1); node re-chunks it.
+      // Codings other than chunked stay on the body (RFC 9112 6.1), with chunked last: node
+      // frames the body with chunked only when the field says so (a body read to the
+      // upstream's close, `gzip` alone, would go out unframed on a kept-alive connection).
       const ute = up.headers['transfer-encoding'];
       if (ute !== undefined && !/^\s*chunked\s*$/i.test(ute) && req.httpVersion === '1.1') {
-        out['transfer-encoding'] = ute;
+        out['transfer-encoding'] = /(?:^|,)\s*chunked\s*$/i.test(ute) ? ute : `${ute}, chunked`;
       }
+      // RFC 9112 6.3: Transfer-Encoding overrides Content-Length, and a proxy removes the
+      // latter (sent on, the client would read that many bytes of the chunked body).
+      if (ute !== undefined) delete out['content-length'];
       // Answered before the whole request body was read: close after this response, without
       // a reset while the client still sends (lingerOnClose). An upstream that says it closes
       // gets no more of the body (RFC 9112 9.6); one that does not goes on getting it (it may
