@@ -90,7 +90,8 @@ export async function startPacServer(opts: PacServerOptions): Promise<PacServer>
   const host = opts.host ?? '127.0.0.1';
   assertSafeListen('PAC server', host, opts.proxiesAuthenticated === true);
   const script = pacScript(opts);
-  const server = createServer((req, res) => {
+  // The timeouts below checked every second (node's default: every 30 s).
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     if (!servePac(req, res, script))
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });

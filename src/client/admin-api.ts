@@ -174,7 +174,9 @@ export async function startAdminApi(
   }
   const token = opts.token === undefined ? newAdminToken() : opts.token;
   let shutdown: (() => void) | null = null;
-  const server = createServer((req, res) => {
+  // headersTimeout and requestTimeout are checked every second (node's default is every 30 s:
+  // a connection sending a byte now and then was held for up to 35 s, not 5).
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     // Tells gsa-emu's commands they reached this API, not another program on the port.
     res.setHeader(ADMIN_API_HEADER, 'admin-api');
     void handle(req, res).catch((err: Error) =>
