@@ -9,6 +9,7 @@
  * `maxResponseHeaderSize`, default 256 KiB), 504 timeout, 400 bad request (origin-form
  * other than /proxy.pac, https:// without CONNECT, unparsable authority), 431 headers over
  * `maxHeaderSize` (default 16 KiB), 408 a request body that stopped coming (bodyTimeoutMs),
+ * 400 at once for a request body it cannot parse (a bad chunk size), or an empty host,
  * 407 when credentials are required (Basic), 501 for a WebSocket upgrade through the plain
  * proxy (other upgrades, such as h2c, are ignored).
  *
@@ -39,7 +40,12 @@
  *
  * Interim and trailing fields (RFC 9110 15.2, 6.5): a `102 Processing` and a `103 Early
  * Hints` from the upstream are forwarded before the final response (other 1xx have no
- * node:http API and are dropped; `100 Continue`: below).
+ * node:http API and are dropped; `100 Continue`: below), while the client has taken them:
+ * past 16 KiB not yet written to it, more are dropped.
+ *
+ * Framing: a response's Transfer-Encoding wins over its Content-Length (which is dropped)
+ * and goes on with chunked last; a request's Content-Length is kept even when named in its
+ * Connection field. A CONNECT pipelined behind requests waits for their responses.
  * Trailer fields go on in both directions when the message is chunked on the next hop
  * (an HTTP/1.0 client gets none); a client's `TE: trailers` is passed upstream.
  *
