@@ -319,8 +319,11 @@ export class Egress {
       const c = this.deps.connector;
       const seg = this.deps.privateApps().match(meta.proto, host, ip, meta.port);
       if (!seg) {
+        // No segment names the flow: neither the ids nor the names of the client's rule.
         rec.policyId = null;
         rec.policyRuleId = null;
+        rec.policyName = null;
+        rec.policyRuleName = null;
         refuse(
           ResetCode.BLOCKED,
           'block',

@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 import { PROCESS_WAIT_MS } from '../../src/edge/egress.js';
 import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
+import { loadTenantFile } from '../../src/policy/tenant-file.js';
 import { TunnelClient } from '../../src/tunnel/client.js';
 import { CloseCode } from '../../src/tunnel/frame.js';
 import { type OpenMeta, ResetCode } from '../../src/tunnel/types.js';
@@ -367,12 +368,22 @@ t.test(
     const rdp = meta({ channel: 'private', host: null, ip: '127.77.0.5', port: 3389 });
     const r2 = await exchange(c.open(rdp), Buffer.from('rdp'));
     t.equal(r2.bytes.toString(), `${GREETING}rdp`);
-    // Refused: a port outside every segment, a name outside, an address outside.
+    // Refused: a port outside every segment, a name outside, an address outside. The client
+    // names its rule (Quick Access), whose name the edge would otherwise log.
+    const qa = loadTenantFile(undefined).tenant.profiles.find((p) => p.type === 'private')!
+      .policies[0]!;
+    const named = { policyId: qa.id, ruleId: qa.rules[0]!.id };
     for (const bad of [
-      meta({ channel: 'private', host: 'db.contoso.test', port: 5432 }),
-      meta({ channel: 'private', host: 'evil.example.test', port: 443 }),
-      meta({ channel: 'private', host: null, ip: '127.79.0.1', port: 3389 }),
-      meta({ channel: 'private', host: 'intranet.contoso.test', port: 443, proto: 'udp' }),
+      meta({ ...named, channel: 'private', host: 'db.contoso.test', port: 5432 }),
+      meta({ ...named, channel: 'private', host: 'evil.example.test', port: 443 }),
+      meta({ ...named, channel: 'private', host: null, ip: '127.79.0.1', port: 3389 }),
+      meta({
+        ...named,
+        channel: 'private',
+        host: 'intranet.contoso.test',
+        port: 443,
+        proto: 'udp',
+      }),
     ]) {
       const before = echo.peers.length;
       const rr = await exchange(c.open(bad), Buffer.from('x'));
@@ -386,6 +397,12 @@ t.test(
       t.equal(br.action, 'block');
       t.equal(br.operationStatus, 'failure');
       t.match(br.privateAccessDetails?.accessDeniedReason, /no application segment/);
+      // No segment names it: no rule id, and no rule name either (not the client's rule).
+      t.same(
+        [br.policyId, br.policyRuleId, br.policyName, br.policyRuleName],
+        [null, null, null, null],
+        'neither ids nor names of a rule',
+      );
       t.equal(echo.peers.length, before, 'nothing reached the private network');
     }
     // In a segment, but the connector cannot resolve it: connect failed, action allow, failure.
