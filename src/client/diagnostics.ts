@@ -430,7 +430,7 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
   add(
     'QUIC',
     'pass',
-    `${i.platform.name}: QUIC (UDP ${q.ports.join(', ')}) ${q.tunnel.length ? `is tunneled only where ${quicTunnelText(i.platform)} rules acquire it` : 'is never tunneled'}; other QUIC is ${q.otherwise === 'drop' ? 'dropped so apps fall back to TCP' : 'sent direct'}`,
+    `${i.platform.name}: QUIC (UDP ${q.ports.join(', ')}) ${q.tunnel.length ? `is tunneled only where ${quicTunnelText(i.platform)} rules acquire it` : 'is never tunneled'}; other QUIC ${q.scope === 'acquired' ? 'that a rule acquires ' : ''}is ${q.otherwise === 'drop' ? 'dropped so apps fall back to TCP' : 'sent direct'}${q.scope === 'acquired' && q.otherwise === 'drop' ? ', and QUIC no rule acquires goes direct' : ''}`,
   );
   add(
     'IPv4 preferred',

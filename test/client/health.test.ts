@@ -119,6 +119,11 @@ t.test('QUIC says where it is tunneled, for the platform', async (t) => {
     detail:
       'ios: QUIC (UDP 443, 80) is tunneled only where Exchange Online rules acquire it; other QUIC is dropped so apps fall back to TCP',
   });
+  // Windows drops only the QUIC a rule acquires (Internet Access); the rest goes direct.
+  t.match(check(input({ platform: loadPlatform('windows') }), 'QUIC'), {
+    detail:
+      'windows: QUIC (UDP 443, 80) is tunneled only where Microsoft 365 and Private Access rules acquire it; other QUIC that a rule acquires is dropped so apps fall back to TCP, and QUIC no rule acquires goes direct',
+  });
 });
 
 t.test('Forwarding profile: kept after a failed poll (warn), missing (fail)', async (t) => {
