@@ -107,7 +107,7 @@ export function ruleDecision(
     group: policy.group ?? null,
     category: rule.category ?? null,
     appId: rule.appId ?? null,
-    fallback: profile.fallback,
+    fallback: rule.fallback ?? profile.fallback,
     reason,
   });
 }

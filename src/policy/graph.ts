@@ -83,6 +83,8 @@ interface GraphRuleBase {
   action: RuleAction;
   ruleType?: GraphRuleType;
   destinations: GraphDestination[];
+  /** The rule's own fallback (gsa-facts section 1: profiles and rules carry one); else the profile's. */
+  clientFallbackAction?: FallbackAction;
 }
 export interface GraphM365ForwardingRule extends GraphRuleBase {
   '@odata.type': '#microsoft.graph.networkaccess.m365ForwardingRule';
@@ -608,8 +610,15 @@ function readRule(ctx: Ctx, r: unknown, path: string, type: ChannelName): RuleSp
     is.add(join(path, 'appId'), 'only Private Access rules have an appId');
   }
 
+  // The rule's own fallback, where it has one (else its profile's applies).
+  const fallback =
+    get(r, 'clientFallbackAction') == null
+      ? undefined
+      : oneOf(is, r, 'clientFallbackAction', path, FALLBACKS, undefined);
+
   if (is.list.length !== before || id === undefined || name === undefined || !action) return null;
   const rule: RuleSpec = { id, name, action, protocols, ports, destinations, path };
+  if (fallback !== undefined) rule.fallback = fallback;
   if (category !== undefined) rule.category = category;
   if (appId !== undefined) rule.appId = appId;
   return rule;

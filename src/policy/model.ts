@@ -60,6 +60,8 @@ export interface RuleSpec {
   category?: string;
   /** Private Access application id (for diagnostics), when the rule is an app segment. */
   appId?: string;
+  /** The rule's own `clientFallbackAction`; when absent, its profile's. */
+  fallback?: FallbackAction;
   /** Where the rule came from in the source document (for explain and errors). */
   path: string;
 }

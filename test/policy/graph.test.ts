@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
+import { compile } from '../../src/classify/index.js';
 import { ConfigError } from '../../src/errors.js';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
 import {
@@ -14,6 +15,7 @@ import {
   parsePort,
   setPolicyLinkState,
 } from '../../src/policy/graph.js';
+import { flow, state } from '../classify/helpers.js';
 
 const NS = '#microsoft.graph.networkaccess.';
 // biome-ignore lint/suspicious/noExplicitAny: test documents are mutated freely
@@ -935,3 +937,22 @@ t.test(
     t.same(issuesOf(n), [], 'null too');
   },
 );
+
+t.test("a rule's own clientFallbackAction wins over its profile's", async (t) => {
+  const own = doc(
+    { ...dest('fqdn', { value: 'd.test' }), clientFallbackAction: 'block' },
+    'internet',
+  );
+  own.forwardingProfiles[0].clientFallbackAction = 'bypass';
+  const tenant = loadTenant(own);
+  const rules = tenant.profiles[0]!.policies[1]!.rules;
+  t.equal(rules[3]!.fallback, 'block', 'read from the rule');
+  t.equal(rules[0]!.fallback, undefined, 'a rule without one has none of its own');
+  const c = compile(tenant, state());
+  t.equal(c.decide(flow('d.test')).fallback, 'block', "the rule's");
+  t.equal(c.decide(flow('a.test')).fallback, 'bypass', "the profile's");
+  const bad = doc({ ...dest('fqdn', { value: 'd.test' }), clientFallbackAction: 'allow' });
+  t.match(issuesOf(bad), [
+    { path: `${R3}.clientFallbackAction`, message: /not one of bypass, block/ },
+  ]);
+});
