@@ -498,6 +498,8 @@ export async function attachTun(
       dns: {
         ...(opts.stack?.dns ?? {}),
         upstream,
+        // Windows: with DNS over TCP, FQDN rules do not match (gsa-facts section 3).
+        tcpAcquires: client.platform.dns?.tcp !== 'upstream',
         qualify: (name) => {
           const suffix = client.classifier.singleLabelSuffix;
           return suffix ? qualifySingleLabel(name, suffix) : null;

@@ -120,6 +120,12 @@ export interface PlatformSpec {
     otherwise: 'drop' | 'bypass';
     scope: 'all' | 'acquired';
   };
+  /**
+   * DNS in TUN capture. `tcp`: 'acquire' (default: DNS over TCP gets the same synthetic
+   * answers as over UDP) or 'upstream' (Windows: FQDN rules do not match with DNS over TCP,
+   * so its queries are answered as the upstream resolver answers them).
+   */
+  dns?: { tcp: 'acquire' | 'upstream' };
 }
 
 /** What the client's tiles and toggles currently allow, plus the platform. */

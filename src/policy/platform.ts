@@ -24,7 +24,15 @@ export const DEFAULT_PLATFORM = 'ios';
 
 const CHANNELS: readonly ChannelName[] = ['m365', 'private', 'internet'];
 const GROUPS: readonly M365Group[] = ['exchange', 'sharepoint', 'common', 'teams', 'other'];
-const TOP_KEYS = ['name', 'description', 'unconfirmed', 'acquireIPv6', 'clientConfigKeys', 'quic'];
+const TOP_KEYS = [
+  'name',
+  'description',
+  'unconfirmed',
+  'acquireIPv6',
+  'clientConfigKeys',
+  'quic',
+  'dns',
+];
 const QUIC_KEYS = ['ports', 'tunnel', 'otherwise', 'scope'];
 
 type Obj = Record<string, unknown>;
@@ -119,9 +127,23 @@ export function parsePlatform(json: unknown, file?: string): PlatformSpec {
     if (scope !== 'all' && scope !== 'acquired')
       add('quic.scope', `${show(scope)} is not one of all, acquired`);
   }
+  const dns = get(json, 'dns');
+  let tcpDns: 'acquire' | 'upstream' | undefined;
+  if (dns !== undefined) {
+    if (!isObj(dns)) add('dns', `must be an object like {"tcp":"upstream"}, not ${show(dns)}`);
+    else {
+      for (const k of Object.keys(dns))
+        if (k !== 'tcp') add(`dns.${k}`, 'unknown key (known: tcp)');
+      const tcp = get(dns, 'tcp');
+      if (tcp !== 'acquire' && tcp !== 'upstream') {
+        add('dns.tcp', `${show(tcp)} is not one of acquire, upstream`);
+      } else tcpDns = tcp;
+    }
+  }
   if (issues.length > 0) throw new ConfigError(issues, file);
   return {
     name: name as string,
+    ...(tcpDns !== undefined ? { dns: { tcp: tcpDns } } : {}),
     acquireIPv6: v6 as boolean,
     ...(keys !== undefined ? { clientConfigKeys: keys as KeySet } : {}),
     quic: {

@@ -9,12 +9,17 @@ import { DnsInterceptor } from '../../src/capture/tun/dns.js';
 import { dnsTcpFrame, dnsUpstream } from './helpers.js';
 
 /** A DnsInterceptor serving TCP on 127.0.0.1, its upstream answering after `delayMs`. */
-async function serve(t: Test, delayMs: number): Promise<{ port: number; dns: DnsInterceptor }> {
+async function serve(
+  t: Test,
+  delayMs: number,
+  tcpAcquires?: boolean,
+): Promise<{ port: number; dns: DnsInterceptor }> {
   const upstream = await dnsUpstream(t, () => '192.0.2.9', delayMs);
   const dns = new DnsInterceptor({
     acquire: (n) => n === 'app.contoso.test',
     upstream: { host: '127.0.0.1', port: upstream.port },
     resolveOriginal: false,
+    ...(tcpAcquires !== undefined ? { tcpAcquires } : {}),
   });
   t.teardown(() => dns.close());
   // Half-open, as the TUN stack's listener: answers still go out after the query side ends.
@@ -90,3 +95,20 @@ t.test('a query cut short is not answered; the half-close ends the connection', 
   t.equal(answers.length, 0);
   t.equal(closed, 'end');
 });
+
+t.test(
+  'tcpAcquires false (Windows): TCP gets the upstream answer, which names no flow',
+  async (t) => {
+    const { port, dns } = await serve(t, 0, false);
+    const { answers } = await exchange(port, dnsTcpFrame(7, 'app.contoso.test'));
+    t.equal(answers.length, 1);
+    t.match(dnsPacket.decode(answers[0]!).answers?.[0], { data: '192.0.2.9' }, 'the real address');
+    t.equal(dns.hostFor(0xc0000209), null, 'an FQDN rule cannot match a flow to it by name');
+    t.equal(dns.counters.dnsAcquired, 0, 'nothing acquired');
+    // Over UDP the same name is still acquired.
+    const udp = await new Promise<Buffer>((r) => {
+      dns.handle(dnsTcpFrame(8, 'app.contoso.test').subarray(2), r, 0);
+    });
+    t.match(dnsPacket.decode(udp).answers?.[0], { data: /^6\.6\./ }, 'UDP: synthetic');
+  },
+);

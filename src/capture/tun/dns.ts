@@ -64,6 +64,12 @@ export interface DnsOptions {
   timeoutMs?: number;
   /** Also look acquired names up upstream, in the background, for the original IP (default true). */
   resolveOriginal?: boolean;
+  /**
+   * DNS over TCP acquires names as over UDP (default true). False (the Windows client, where
+   * "with DNS over TCP, FQDN rules do not match"): a TCP query is answered as the upstream
+   * answers it, and its addresses do not name flows (IP rules still match them).
+   */
+  tcpAcquires?: boolean;
 }
 
 export interface DnsCounters {
@@ -189,6 +195,8 @@ interface Pending {
   timer: NodeJS.Timeout;
   /** A single label Private DNS takes unless upstream knows it (see handle()). */
   unknown?: () => void;
+  /** The answer names no flow (DNS over TCP where it acquires nothing: tcpAcquires false). */
+  unnamed?: true;
 }
 
 const RCODE_SERVFAIL = 2;
@@ -213,6 +221,7 @@ export class DnsInterceptor {
   #rows = new Map<string, AcquisitionRow>();
   #sock: dgram.Socket | null = null;
   #pending = new Map<number, Pending>();
+  readonly #tcpAcquires: boolean;
   #closed = false;
 
   constructor(opts: DnsOptions = {}, counters: DnsCounters = newDnsCounters()) {
@@ -222,6 +231,7 @@ export class DnsInterceptor {
     this.#ttl = opts.ttl ?? 30;
     this.#timeoutMs = opts.timeoutMs ?? 3000;
     this.#resolveOriginal = opts.resolveOriginal ?? true;
+    this.#tcpAcquires = opts.tcpAcquires ?? true;
     this.#maxHosts = opts.maxHosts ?? 16384;
     this.#maxRows = opts.maxRows ?? 1024;
     this.pool = new SyntheticPool(opts.maxSynthetic, this.#ttl);
@@ -242,7 +252,13 @@ export class DnsInterceptor {
    * Answer one query (`payload` is the DNS message). `reply` is called at most once with
    * the answer; an undecodable query is counted and dropped, and then handle() is false.
    */
-  handle(payload: Buffer, reply: (payload: Buffer) => void, now: number): boolean {
+  handle(
+    payload: Buffer,
+    reply: (payload: Buffer) => void,
+    now: number,
+    /** False: no name is acquired, and the upstream's answer names no flow (tcpAcquires). */
+    acquiring = true,
+  ): boolean {
     this.counters.dnsQueries++;
     let q: dnsPacket.DecodedPacket;
     try {
@@ -260,7 +276,7 @@ export class DnsInterceptor {
     const rd = (q.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
     const id = q.id ?? 0;
     const address = question.type === 'A' || question.type === 'AAAA';
-    if (address) {
+    if (address && acquiring) {
       // Private DNS: a single label stands for its qualified name, unless upstream knows it
       // (the machine's own names first, as a search list with GSA's suffix last). Its
       // original address is the connector's, not anything upstream would say.
@@ -283,7 +299,7 @@ export class DnsInterceptor {
       reply(this.#answer(id, rd, question, [], RCODE_SERVFAIL));
       return true;
     }
-    this.#forward(payload, name, reply, question);
+    this.#forward(payload, name, reply, question, undefined, !acquiring);
     return true;
   }
 
@@ -330,7 +346,8 @@ export class DnsInterceptor {
 
   /**
    * Serve DNS over TCP on an accepted connection (RFC 7766: messages with a 2-byte length
-   * prefix, answers in any order): the same answers as over UDP. At most
+   * prefix, answers in any order): the same answers as over UDP (unless tcpAcquires is
+   * false: then the upstream's). At most
    * `DNS_TCP_MAX_PENDING` queries wait at once (reading pauses meanwhile). The socket must
    * allow half-open: answers still go out after the query side ends. An undecodable query
    * or `DNS_TCP_IDLE_MS` without traffic closes the connection.
@@ -370,6 +387,7 @@ export class DnsInterceptor {
             finish();
           },
           performance.now(),
+          this.#tcpAcquires,
         );
         if (!taken) {
           socket.destroy();
@@ -442,6 +460,8 @@ export class DnsInterceptor {
     question: dnsPacket.Question,
     /** Called instead of answering when upstream has no address for the name, or times out. */
     unknown?: () => void,
+    /** The answer's addresses are not recorded as the name's (they name no flow). */
+    unnamed = false,
   ): void {
     if (this.#closed || !this.#upstream) return;
     const sock = this.#socket();
@@ -472,7 +492,14 @@ export class DnsInterceptor {
       }
     }, this.#timeoutMs);
     timer.unref();
-    this.#pending.set(id, { origId, reply, name, timer, ...(unknown ? { unknown } : {}) });
+    this.#pending.set(id, {
+      origId,
+      reply,
+      name,
+      timer,
+      ...(unknown ? { unknown } : {}),
+      ...(unnamed ? { unnamed: true as const } : {}),
+    });
     if (reply) this.counters.dnsForwarded++;
     sock.send(msg, this.#upstream.port, this.#upstream.host);
   }
@@ -523,6 +550,7 @@ export class DnsInterceptor {
           const ip = parseIPv4(a.data);
           if (ip < 0) continue;
           if (first === '') first = a.data;
+          if (p.unnamed) continue;
           this.#hosts.delete(ip);
           this.#hosts.set(ip, p.name);
           if (this.#hosts.size > this.#maxHosts) {
