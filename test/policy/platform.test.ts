@@ -197,3 +197,19 @@ t.test('validation errors name their path', async (t) => {
   }
   t.throws(() => parsePlatform(null), { code: 'GSA_ERR_CONFIG' });
 });
+
+t.test('dns.tcp: Windows answers DNS over TCP from upstream; the others acquire', async (t) => {
+  t.same(loadPlatform('windows').dns, { tcp: 'upstream' });
+  for (const name of ['ios', 'macos', 'android']) t.equal(loadPlatform(name).dns, undefined, name);
+  const base = {
+    name: 'x',
+    acquireIPv6: false,
+    quic: { ports: [443], tunnel: [], otherwise: 'drop', scope: 'all' },
+  };
+  t.same(parsePlatform({ ...base, dns: { tcp: 'acquire' } }).dns, { tcp: 'acquire' });
+  const err = t.throws(() =>
+    parsePlatform({ ...base, dns: { tcp: 'yes', udp: 1 } }),
+  ) as ConfigError;
+  t.same(err.issues.map((i) => i.path).sort(), ['dns.tcp', 'dns.udp']);
+  t.throws(() => parsePlatform({ ...base, dns: 'upstream' }), { message: /dns/ });
+});
