@@ -39,6 +39,7 @@ import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import dnsPacket from 'dns-packet';
 import type { PacketDevice } from '../capture/tun/device.js';
+import { plainQuery } from '../capture/tun/dns.js';
 import { createNetns, type Netns, type NetnsOptions } from '../capture/tun/netns.js';
 import {
   createTunStack,
@@ -268,6 +269,7 @@ export async function startHostsDns(
   let queries = 0;
   sock.on('error', () => {});
   sock.on('message', (m, rinfo) => {
+    if (!plainQuery(m)) return;
     let q: dnsPacket.DecodedPacket;
     try {
       q = dnsPacket.decode(m);

@@ -112,3 +112,17 @@ t.test(
     t.match(dnsPacket.decode(udp).answers?.[0], { data: /^6\.6\./ }, 'UDP: synthetic');
   },
 );
+
+t.test(
+  '3000 pipelined queries for an acquired name in one write: answered, no overflow',
+  async (t) => {
+    // Each is answered at once (synthetic): answering used to recurse once per query.
+    const { port } = await serve(t, 0);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 3000; i++) parts.push(dnsTcpFrame(i, 'app.contoso.test'));
+    const { answers, closed } = await exchange(port, Buffer.concat(parts));
+    t.equal(closed, 'end');
+    t.equal(answers.length, 3000, 'every query answered');
+    t.match(dnsPacket.decode(answers[2999]!).answers?.[0], { data: /^6\.6\./ });
+  },
+);

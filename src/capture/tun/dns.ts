@@ -201,6 +201,23 @@ interface Pending {
 
 const RCODE_SERVFAIL = 2;
 
+/**
+ * Whether a message has the counts of a query a stub resolver sends (RFC 1035 4.1.1): one
+ * question, no answer or authority records, at most one additional (EDNS's OPT). Checked
+ * before decoding: a 64 KiB message of thousands of questions, each a compression pointer
+ * to the one before, took the decoder hundreds of milliseconds (quadratic), stalling every
+ * flow of the process.
+ */
+export function plainQuery(msg: Buffer): boolean {
+  return (
+    msg.length >= 12 &&
+    msg.readUInt16BE(4) === 1 &&
+    msg.readUInt16BE(6) === 0 &&
+    msg.readUInt16BE(8) === 0 &&
+    msg.readUInt16BE(10) <= 1
+  );
+}
+
 function normName(n: string): string {
   const l = n.toLowerCase();
   return l.endsWith('.') ? l.slice(0, -1) : l;
@@ -260,6 +277,10 @@ export class DnsInterceptor {
     acquiring = true,
   ): boolean {
     this.counters.dnsQueries++;
+    if (!plainQuery(payload)) {
+      this.counters.dnsMalformed++;
+      return false;
+    }
     let q: dnsPacket.DecodedPacket;
     try {
       q = dnsPacket.decode(payload);
@@ -368,7 +389,29 @@ export class DnsInterceptor {
       msg.copy(framed, 2);
       if (socket.writable) socket.write(framed);
     };
+    // An answer given at once (an acquired name) calls drain() from inside drain(): it only
+    // asks for another pass, so a connection's thousand pipelined queries are a loop, not a
+    // thousand nested calls (which overflowed the stack and took the process down).
+    let draining = false;
+    let again = false;
     const drain = (): void => {
+      if (draining) {
+        again = true;
+        return;
+      }
+      draining = true;
+      try {
+        do {
+          again = false;
+          drainOnce();
+        } while (again && !socket.destroyed);
+      } catch {
+        socket.destroy();
+      } finally {
+        draining = false;
+      }
+    };
+    const drainOnce = (): void => {
       while (buf.length >= 2 && pending < DNS_TCP_MAX_PENDING && !socket.destroyed) {
         const n = buf.readUInt16BE(0);
         if (buf.length < 2 + n) break;
