@@ -147,6 +147,32 @@ t.test('NAT table is bounded; closed entries expire and their ports are reused',
   t.equal(unaccounted(stack.counters), 0);
 });
 
+t.test('a SYN-ACK the app never ACKs leaves a half-open entry, which expires', async (t) => {
+  // Spoofed SYNs (found by fuzzing): the listener answers each, the "app" never completes
+  // the handshake. Marked established on the SYN-ACK, they held the table for 2 h 4 min.
+  const { dev, stack } = mk({ natPortMin: 20000, natPortMax: 20001, tcpSynMs: 0 });
+  for (const [i, natPort] of [
+    [0, 20000],
+    [1, 20001],
+  ] as const) {
+    dev.inject([tcp4(APP, 30000 + i, '192.0.2.9', 80, SYN, 100, 0)]);
+    dev.inject([tcp4('10.255.0.1', LISTEN, '10.255.0.2', natPort, SYN | ACK, 500, 101)]);
+  }
+  // Flow 1 completes its handshake: established, it idles for hours, not tcpSynMs.
+  dev.inject([tcp4(APP, 30001, '192.0.2.9', 80, ACK, 101, 501)]);
+  await new Promise((r) => setTimeout(r, 5));
+  dev.take();
+  dev.inject([tcp4(APP, 31000, '192.0.2.9', 80, SYN)]);
+  const [syn] = dev.take();
+  t.equal(verify(syn!).rec.srcPort, 20000, 'the half-open entry expired: its port reused');
+  t.match(
+    stack.lookupNat(20001),
+    { srcPort: 30001 },
+    'the established one did not expire: its mapping is kept',
+  );
+  t.equal(stack.counters.dropTcpNatFull, 0);
+});
+
 t.test('UDP: onUdp gets the payload, reply() builds a valid packet back', async (t) => {
   let n = 0;
   const { dev, stack } = mk({

@@ -320,6 +320,8 @@ class NatEntry {
   finOut = false;
   finIn = false;
   rst = false;
+  /** The listener answered the SYN (SYN-ACK seen); `established` once the app ACKs it. */
+  synAcked = false;
   established = false;
   accepted = false;
   /** The listener's socket for this flow, while it is open. */
@@ -339,6 +341,14 @@ class NatEntry {
   }
   get closed(): boolean {
     return this.rst || (this.finOut && this.finIn);
+  }
+  /**
+   * Closed, and the listener's socket with it: a RST or FIN its endpoints ignored (out of
+   * the window: a spoofed one) leaves the connection up, and it must not be reused or
+   * expired as closed (which reset it).
+   */
+  get ended(): boolean {
+    return this.closed && (this.socket === null || this.socket.destroyed);
   }
 }
 
@@ -580,14 +590,14 @@ export class TunStack {
       e.lastSeen = this.#now;
       if (flags & RST) e.rst = true;
       if (flags & FIN) e.finIn = true;
-      if (flags & SYN) e.established = true;
+      if (flags & SYN) e.synAcked = true;
       c.tcpIn++;
       this.#out.push(buf.subarray(ipOff, ipOff + rec.ipLen));
       return;
     }
     // App -> destination: S:sp -> D:dp
     let e = this.#find(rec.src4, rec.srcPort, rec.dst4, rec.dstPort);
-    if (e?.closed && (flags & (SYN | ACK)) === SYN) {
+    if (e?.ended && (flags & (SYN | ACK)) === SYN) {
       this.#release(e); // a new connection reusing the 4-tuple
       e = undefined;
     }
@@ -632,6 +642,9 @@ export class TunStack {
     e.lastSeen = this.#now;
     if (flags & RST) e.rst = true;
     if (flags & FIN) e.finOut = true;
+    // The handshake completes with the app's ACK of the SYN-ACK: until then the entry is a
+    // half-open one (tcpSynMs), so SYNs that never complete do not hold the table for hours.
+    if (e.synAcked && (flags & (SYN | ACK | RST)) === ACK) e.established = true;
     c.tcpOut++;
     this.#out.push(buf.subarray(ipOff, ipOff + rec.ipLen));
   }
@@ -671,7 +684,7 @@ export class TunStack {
 
   #expired(e: NatEntry): boolean {
     const age = this.#now - e.lastSeen;
-    if (e.closed) return age > this.#tcpClosedMs;
+    if (e.ended) return age > this.#tcpClosedMs;
     if (!e.established) return age > this.#tcpSynMs;
     return age > this.#tcpIdleMs;
   }
