@@ -1,6 +1,7 @@
 /**
- * Web content filtering at the edge: block a flow by the name the client saw (`meta.host`:
- * the SNI / Host / SOCKS name, never a name the edge resolved) when it matches a blocked
+ * Web content filtering at the edge: block a flow by the name the client sent (`meta.host`:
+ * the proxy's destination name or the TUN's name for a synthetic address; never a name the
+ * edge resolved, and not the TLS SNI, which the edge does not read) when it matches a blocked
  * FQDN pattern or falls in a blocked web category. Categories come from a small
  * FQDN -> category map (data/edge/web-categories.json by default).
  *
