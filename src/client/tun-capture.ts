@@ -580,6 +580,12 @@ function tunMetrics(c: TunCounters): string {
     ['{reason="idle"}', c.tcpIdleResets],
   ]);
   metric(
+    'gsa_client_tun_tcp_half_open_evicted_total',
+    'counter',
+    'Half-open TCP NAT entries dropped for a new SYN while the table was full (a SYN flood).',
+    [['', c.tcpHalfOpenEvicted]],
+  );
+  metric(
     'gsa_client_tun_resolver_refused_total',
     'counter',
     'Flows to the synthetic resolver other than DNS, refused.',

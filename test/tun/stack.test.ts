@@ -130,11 +130,19 @@ t.test('a segment of no known flow gets a RST (a RST gets nothing)', async (t) =
 
 t.test('NAT table is bounded; closed entries expire and their ports are reused', async (t) => {
   const { dev, stack } = mk({ natPortMin: 20000, natPortMax: 20003, tcpClosedMs: 0 });
-  for (let i = 0; i < 6; i++) dev.inject([tcp4(APP, 30000 + i, '192.0.2.9', 80, SYN)]);
+  // Four connections that complete their handshake fill the table.
+  for (let i = 0; i < 4; i++) {
+    dev.inject([tcp4(APP, 30000 + i, '192.0.2.9', 80, SYN, 100, 0)]);
+    dev.inject([tcp4('10.255.0.1', LISTEN, '10.255.0.2', 20000 + i, SYN | ACK, 500, 101)]);
+    dev.inject([tcp4(APP, 30000 + i, '192.0.2.9', 80, ACK, 101, 501)]);
+  }
+  dev.take();
+  for (let i = 4; i < 6; i++) dev.inject([tcp4(APP, 30000 + i, '192.0.2.9', 80, SYN)]);
   const outs = dev.take();
   t.equal(stack.counters.natEntries, 4);
   t.equal(stack.counters.dropTcpNatFull, 2);
   t.equal(outs.filter((p) => p[33] === (RST | ACK)).length, 2, 'the overflow flows are reset');
+  t.equal(stack.counters.tcpHalfOpenEvicted, 0, 'established entries are never evicted');
   // Close flow 0 both ways (FIN from app, FIN from listener): expires after tcpClosedMs.
   dev.inject([tcp4(APP, 30000, '192.0.2.9', 80, FIN | ACK, 1, 1)]);
   dev.inject([tcp4('10.255.0.1', LISTEN, '10.255.0.2', 20000, FIN | ACK, 1, 2)]);
@@ -171,6 +179,24 @@ t.test('a SYN-ACK the app never ACKs leaves a half-open entry, which expires', a
     'the established one did not expire: its mapping is kept',
   );
   t.equal(stack.counters.dropTcpNatFull, 0);
+});
+
+t.test('a full table of half-open entries makes room for a new SYN, oldest first', async (t) => {
+  const { dev, stack } = mk({ natPortMin: 20000, natPortMax: 20002 });
+  // A SYN flood (spoofed sources never complete the handshake) fills the table.
+  for (let i = 0; i < 3; i++) {
+    dev.inject([tcp4(`10.200.0.${i + 1}`, 40000, '192.0.2.9', 80, SYN)]);
+    await new Promise((r) => setTimeout(r, 2)); // distinct ages
+  }
+  dev.take();
+  // A real connection still gets in: the oldest half-open entry makes room.
+  dev.inject([tcp4(APP, 30000, '192.0.2.9', 80, SYN)]);
+  const [syn] = dev.take();
+  t.equal(verify(syn!).rec.srcPort, 20000, "the oldest half-open entry's port");
+  t.equal(stack.counters.tcpHalfOpenEvicted, 1);
+  t.equal(stack.counters.dropTcpNatFull, 0);
+  t.equal(stack.counters.natEntries, 3);
+  t.match(stack.lookupNat(20001), { srcIp: ip('10.200.0.2') }, 'the younger ones are kept');
 });
 
 t.test('UDP: onUdp gets the payload, reply() builds a valid packet back', async (t) => {

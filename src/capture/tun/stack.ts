@@ -215,6 +215,8 @@ export interface TunCounters extends DnsCounters {
   tcpResetVerdicts: number;
   /** Open connections reset because their NAT entry idled out (`tcpIdleMs`, `tcpSynMs`). */
   tcpIdleResets: number;
+  /** Half-open entries (handshake not completed) dropped, oldest first, for a new SYN when the table was full. */
+  tcpHalfOpenEvicted: number;
   udpFlows: number;
   udpResetVerdicts: number;
   icmpSent: number;
@@ -282,6 +284,7 @@ function newCounters(): TunCounters {
     tcpAccepted: 0,
     tcpOrphanAccepts: 0,
     tcpIdleResets: 0,
+    tcpHalfOpenEvicted: 0,
     resolverRefused: 0,
     tcpRejectedByConsumer: 0,
     tcpResetVerdicts: 0,
@@ -690,7 +693,33 @@ export class TunStack {
   }
 
   #allocate(rec: DecodedPacket, host: string | null, tag: unknown): NatEntry | undefined {
-    if (this.#full('natEntries', this.#maxTcp)) return undefined;
+    if (this.#full('natEntries', this.#maxTcp) && !this.#evictHalfOpen()) return undefined;
+    const e = this.#allocatePort(rec, host, tag);
+    if (e !== undefined || !this.#evictHalfOpen()) return e;
+    return this.#allocatePort(rec, host, tag);
+  }
+
+  /**
+   * A full table drops its oldest half-open entry (a SYN whose handshake never completed),
+   * as a kernel's SYN queue does: a flood of SYNs from spoofed sources cannot keep out the
+   * connections that complete. Established entries are never evicted. Scans the table:
+   * only when it is full.
+   */
+  #evictHalfOpen(): boolean {
+    let oldest: NatEntry | undefined;
+    for (let p = this.#portMin; p <= this.#portMax; p++) {
+      const e = this.#byPort[p];
+      if (e && !e.established && !e.accepted && (!oldest || e.lastSeen < oldest.lastSeen)) {
+        oldest = e;
+      }
+    }
+    if (oldest === undefined) return false;
+    this.counters.tcpHalfOpenEvicted++;
+    this.#release(oldest);
+    return true;
+  }
+
+  #allocatePort(rec: DecodedPacket, host: string | null, tag: unknown): NatEntry | undefined {
     const span = this.#portMax - this.#portMin + 1;
     for (let i = 0; i < span; i++) {
       const p = this.#cursor;
