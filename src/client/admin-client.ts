@@ -426,9 +426,10 @@ export const ADMIN_API_HEADER = 'x-gsa-emu';
 const noted = new Set<string>();
 
 /**
- * One admin API request. A target's `note` goes to stderr, once. `target` is a target (`adminTarget`) or a bare base URL (no
+ * One admin API request. `target` is a target (`adminTarget`) or a bare base URL (no
  * token). A 401 is GSA_ERR_NOT_RUNNING when the token came from a state file (the file is
  * stale: another gsa-emu has its port now), else an AdminApiError saying which token to give.
+ * A target's `note` goes to stderr, once.
  */
 export async function adminCall<T>(
   target: AdminTarget | string,
