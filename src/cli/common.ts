@@ -17,6 +17,7 @@ import type { ChannelName, ClientState, PlatformSpec } from '../policy/model.js'
 import { loadPlatform } from '../policy/platform.js';
 import { type LoadedTenant, loadTenantFile } from '../policy/tenant-file.js';
 import { MIB } from '../util/log-rotation.js';
+import { isHostName } from '../util/names.js';
 
 export interface PolicyOptions {
   tenant?: string;
@@ -229,10 +230,6 @@ export function logMaxBytes(v: string, flag = '--log-max-size'): number {
   return mib === 0 ? 0 : Math.max(1, Math.round(mib * MIB));
 }
 
-/** A host name: DNS labels of letters, digits, `-` and `_`, dot-separated, 253 characters at most. */
-const HOST_NAME =
-  /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
-
 /**
  * A `--host` value: an IPv4 or IPv6 address (`[::1]`, as in a URL, is the address `::1`) or
  * a host name, else a UsageError naming `flag` (`127.0.0.1:80`: the port goes in its own
@@ -244,7 +241,7 @@ export function hostOption(
   ports = '--socks-port, --http-port',
 ): string {
   const h = /^\[.*\]$/.test(v) ? v.slice(1, -1) : v;
-  if (isIP(h) !== 0 || HOST_NAME.test(h)) return h;
+  if (isIP(h) !== 0 || isHostName(h.toLowerCase().replace(/\.$/, ''))) return h;
   const port = /^(?:\[[^\]]*\]|[^:]*):\d*$/.test(v)
     ? `; a port goes in its own option (${ports})`
     : '';
