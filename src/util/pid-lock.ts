@@ -55,13 +55,20 @@ function bootId(): string {
 }
 
 /** Field 22 of /proc/<pid>/stat (start time after boot, in clock ticks), or null. */
+/**
+ * Field `n` (1-based, as proc(5) numbers them; 3 or more) of a /proc/<pid>/stat line, or
+ * undefined. "pid (comm) state ppid ...": comm may hold spaces and parentheses, so the
+ * fields from 3 on are those after the last ')'.
+ */
+export function statField(stat: string, n: number): string | undefined {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[n - 3];
+}
+
 export function startTicks(pid: number): number | null {
   if (process.platform !== 'linux' || !Number.isInteger(pid) || pid <= 0) return null;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields 3.. follow the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(rest[22 - 3]);
+    const ticks = Number(statField(stat, 22));
     return Number.isFinite(ticks) ? ticks : null;
   } catch {
     return null;

@@ -15,6 +15,7 @@ import { cleanupStaleNetns, harnessUnavailable, NETNS_SIGNALS } from '../../capt
 import { tokenFileOf } from '../../client/admin-client.js';
 import { attachTun, exitCode, type TunCapture } from '../../client/tun-capture.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
+import { statField } from '../../util/pid-lock.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
@@ -61,11 +62,9 @@ function ownStat(): string | null {
  */
 export function ctrlCFromTerminal(stat: string | null, stdinIsTTY: boolean): boolean {
   if (stat === null) return stdinIsTTY;
-  // "pid (comm) state ppid pgrp session tty_nr tpgid ...": comm may hold spaces and ')'.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const pgrp = Number(f[2]);
-  const ttyNr = Number(f[4]);
-  const tpgid = Number(f[5]);
+  const pgrp = Number(statField(stat, 5));
+  const ttyNr = Number(statField(stat, 7));
+  const tpgid = Number(statField(stat, 8));
   if (!Number.isInteger(pgrp) || !Number.isInteger(tpgid)) return stdinIsTTY;
   return ttyNr !== 0 && tpgid === pgrp;
 }
