@@ -600,7 +600,7 @@ export class TunStack {
     }
     // App -> destination: S:sp -> D:dp
     let e = this.#find(rec.src4, rec.srcPort, rec.dst4, rec.dstPort);
-    if (e?.ended && (flags & (SYN | ACK)) === SYN) {
+    if ((flags & (SYN | ACK)) === SYN && e?.ended) {
       this.#release(e); // a new connection reusing the 4-tuple
       e = undefined;
     }
@@ -647,7 +647,7 @@ export class TunStack {
     if (flags & FIN) e.finOut = true;
     // The handshake completes with the app's ACK of the SYN-ACK: until then the entry is a
     // half-open one (tcpSynMs), so SYNs that never complete do not hold the table for hours.
-    if (e.synAcked && (flags & (SYN | ACK | RST)) === ACK) e.established = true;
+    if (!e.established && e.synAcked && (flags & (SYN | ACK | RST)) === ACK) e.established = true;
     c.tcpOut++;
     this.#out.push(buf.subarray(ipOff, ipOff + rec.ipLen));
   }
