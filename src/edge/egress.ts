@@ -1,6 +1,8 @@
 /**
  * Egress: what the edge does with each tunneled stream (one OPEN). In order:
- *   1. web content filtering on the name the client saw (filter.ts) -> RST BLOCKED;
+ *   1. web content filtering on the name the client saw (filter.ts) -> RST BLOCKED; on a
+ *      filtered channel, a TCP flow's first bytes are read before they go on, and the name
+ *      they give (TLS SNI, HTTP Host: sniff.ts) is filtered too;
  *   2. private channel: the destination must be in an application segment of the tenant
  *      (connector.ts), else RST BLOCKED; the connector resolves it;
  *      internet / m365 channels: the hosts map first, then the system resolver;
@@ -27,6 +29,7 @@ import { normalizeName } from '../util/names.js';
 import { resetSocket } from '../util/reset.js';
 import type { Connector, PrivateApps } from './connector.js';
 import type { WebFilter } from './filter.js';
+import { type Sniffed, sniffName } from './sniff.js';
 import type { NetworkAccessTraffic, TrafficLog } from './traffic-log.js';
 import { trafficTypeOf } from './traffic-log.js';
 
@@ -96,6 +99,8 @@ export interface TooLargeDatagram {
 interface FlowState {
   rec: NetworkAccessTraffic;
   stream: InboundTunnelStream;
+  /** The tunnel's channel (decides filtering). */
+  channel: ChannelName;
   done: boolean;
   abort: (code: number, reason: string) => void;
   finished: Promise<void>;
@@ -118,6 +123,13 @@ export const PROCESS_WAIT_MS = 1500;
 
 /** Records held for a late META at once; past this they are logged at once. */
 const MAX_AWAITING = 4096;
+
+/**
+ * How long a flow's first bytes wait for the rest of a ClientHello or request head before
+ * they go on without a name, and in how many DATA frames at most (each one re-reads them).
+ */
+export const SNIFF_WAIT_MS = 1000;
+const SNIFF_MAX_CHUNKS = 64;
 
 /** Datagrams held per UDP flow while the edge resolves and connects. */
 const MAX_EARLY_DATAGRAMS = 64;
@@ -206,6 +218,7 @@ export class Egress {
     const flow: FlowState = {
       rec,
       stream,
+      channel: ctx.channel,
       done: false,
       abort: (code, reason) => stream.reset(code as ResetCodeValue, reason),
       finished: new Promise<void>((r) => {
@@ -447,8 +460,12 @@ export class Egress {
         });
       }
       stream.accept();
-      if (stream.spliceTo) stream.spliceTo(sock);
-      else stream.pipe(sock);
+      const relay = (): void => {
+        if (stream.spliceTo) stream.spliceTo(sock);
+        else stream.pipe(sock);
+      };
+      if (this.deps.filter.filters(flow.channel)) this.sniff(flow, sock, refuse, relay);
+      else relay();
       reader.pipeTo(sock, stream);
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {
@@ -492,6 +509,64 @@ export class Egress {
       }
       maybeDone();
     });
+  }
+
+  /**
+   * Holds a filtered flow's first bytes from the destination until they give a name (TLS SNI,
+   * HTTP Host: sniff.ts), as GSA's edge filters without TLS inspection, or show they give
+   * none, or SNIFF_WAIT_MS passed. A name the OPEN did not give is logged as destinationFQDN
+   * and filtered: blocked, the flow is reset (BLOCKED) and the destination got no byte.
+   * Otherwise the bytes go on and `relay()` carries the rest. The destination's bytes flow
+   * meanwhile (a server that speaks first is not held up).
+   */
+  private sniff(flow: FlowState, sock: Socket, refuse: Refuse, relay: () => void): void {
+    const { stream, rec } = flow;
+    const chunks: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    let decided = false;
+    const decide = (s: Sniffed | null): void => {
+      if (decided) return;
+      decided = true;
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.pause();
+      if (flow.done || stream.destroyed || sock.destroyed) return;
+      const name = s?.name ?? null;
+      if (name !== null && name !== rec.destinationFQDN) {
+        const verdict = this.deps.filter.check(flow.channel, name);
+        rec.destinationFQDN ??= name;
+        if (verdict) {
+          rec.policyId = verdict.policyId;
+          rec.policyName = verdict.policyName;
+          rec.policyRuleId = verdict.ruleId;
+          rec.policyRuleName = verdict.ruleName;
+          sock.destroy();
+          const what = s?.proto === 'tls' ? 'TLS SNI' : 'HTTP Host';
+          refuse(ResetCode.BLOCKED, 'block', `${verdict.reason} (${what})`);
+          return;
+        }
+      }
+      for (const c of chunks) sock.write(c);
+      relay();
+    };
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+      if (chunks.length > SNIFF_MAX_CHUNKS) {
+        decide(null);
+        return;
+      }
+      const s = sniffName(chunks.length === 1 ? c : Buffer.concat(chunks));
+      if (s !== 'more') decide(s);
+      else if (timer === undefined) {
+        timer = setTimeout(() => decide(null), SNIFF_WAIT_MS);
+        timer.unref();
+      }
+    };
+    // The client's FIN before a decision: what came is all there is.
+    const onEnd = (): void => decide(null);
+    stream.on('data', onData);
+    stream.on('end', onEnd);
   }
 
   private relayUdp(flow: FlowState, t: Target, finish: () => void): void {

@@ -1,9 +1,10 @@
 /**
  * Web content filtering at the edge: block a flow by the name the client sent (`meta.host`:
  * the proxy's destination name or the TUN's name for a synthetic address; never a name the
- * edge resolved, and not the TLS SNI, which the edge does not read) when it matches a blocked
- * FQDN pattern or falls in a blocked web category. Categories come from a small
- * FQDN -> category map (data/edge/web-categories.json by default).
+ * edge resolved) and by the name in its first bytes (the TLS SNI or HTTP Host, read by
+ * egress.ts with sniff.ts) when it matches a blocked FQDN pattern or falls in a blocked web
+ * category. Categories come from a small FQDN -> category map
+ * (data/edge/web-categories.json by default).
  *
  * Contract: the constructor validates the whole config and throws ConfigError naming each
  * bad item by its path (`filtering.blockedFqdns[2]`); `check()` never throws.
@@ -109,6 +110,11 @@ export class WebFilter {
   /** The web category of a name, or null. */
   categoryOf(host: string): string | null {
     return this.categories.match(host) ?? null;
+  }
+
+  /** Whether flows on `channel` are filtered (and so have their first bytes read). */
+  filters(channel: ChannelName): boolean {
+    return this.channels.has(channel);
   }
 
   /** A block verdict for a flow to `host` on `channel`, or null when it may pass. */

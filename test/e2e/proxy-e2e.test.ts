@@ -242,6 +242,66 @@ t.test(
   },
 );
 
+t.test(
+  'blocked name dialed by address: the edge filters on the TLS SNI and the HTTP Host',
+  async (t) => {
+    // curl resolves the name itself (--socks5, --resolve): the OPEN carries only the address.
+    const ip = '6.6.254.12';
+    const hitsBefore = demo.hits.length;
+    const recordFor = async (port: number) => {
+      const f = await until(
+        () =>
+          client.flows
+            .list()
+            .filter(
+              (x) => x.destinationIp === ip && x.destinationPort === port && !x.destinationFqdn,
+            )
+            .find((x) => x.endTime !== null),
+        `closed flow to ${ip}:${port}`,
+      );
+      t.equal(f.action, 'Tunnel', 'the client tunnels it: no name to block on');
+      t.equal(f.channel, 'internet');
+      return edgeRecord(f.connectionId);
+    };
+    const tls = await curl([
+      '--socks5',
+      S,
+      '-k',
+      '--resolve',
+      `casino.test:443:${ip}`,
+      'https://casino.test/',
+    ]);
+    t.not(tls.code, 0, 'the TLS handshake is reset');
+    const recTls = await recordFor(443);
+    t.equal(recTls.action, 'block');
+    t.equal(recTls.destinationFQDN, 'casino.test', 'named from the SNI');
+    t.equal(recTls.destinationIp, ip);
+    t.match(recTls.failureReason, /casino\.test is in blocked category gambling \(TLS SNI\)/);
+    const http = await curl([
+      '--socks5',
+      S,
+      '--resolve',
+      `casino.test:80:${ip}`,
+      'http://casino.test/',
+    ]);
+    t.not(http.code, 0, 'the request is reset');
+    const recHttp = await recordFor(80);
+    t.equal(recHttp.action, 'block');
+    t.match(recHttp.failureReason, /\(HTTP Host\)/);
+    t.equal(demo.hits.length, hitsBefore, 'the site was never reached');
+    // The same address with another name in the SNI goes through (no blocked name).
+    const ok = await curl([
+      '--socks5',
+      S,
+      '-k',
+      '--resolve',
+      `www.example.test:443:${ip}`,
+      'https://www.example.test/',
+    ]);
+    t.equal(ok.code, 0, ok.err);
+  },
+);
+
 t.test('undici ProxyAgent (CONNECT) to SharePoint and plain HTTP through the proxy', async (t) => {
   const agent = new ProxyAgent({
     uri: `http://${H}`,
