@@ -27,6 +27,7 @@ import type { Classifier, Decision, Flow } from '../classify/types.js';
 import { decideSingleLabel, newFlow, PROTO_TCP } from '../classify/types.js';
 import { ChannelDownError, StreamResetError } from '../errors.js';
 import type { ChannelName, ClientState } from '../policy/model.js';
+import { RESET_NAMES } from '../tunnel/stream.js';
 import type { ChannelTunnels, OpenMeta, TunnelStream } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { BIG_READ_SIZE, BigReader } from '../util/big-read.js';
@@ -704,7 +705,11 @@ export class Forwarder {
     this.flows.open(rec, bytes);
     let why: string | null = null;
     upstream.on('reset', (code: number, reason: string) => {
-      if (code !== ResetCode.CANCEL) why = `reset ${code}${reason ? ` ${reason}` : ''}`;
+      // The edge's RST of an open flow (web content filtering on the TLS SNI, a destination
+      // reset, the session's end), said as the refusals of an OPEN are.
+      if (code !== ResetCode.CANCEL) {
+        why = `stream reset by the edge: ${RESET_NAMES[code] ?? `code ${code}`}${reason ? ` (${reason})` : ''}`;
+      }
     });
     upstream.on('error', (err: Error) => {
       why ??= err.message;

@@ -261,6 +261,10 @@ t.test(
       );
       t.equal(f.action, 'Tunnel', 'the client tunnels it: no name to block on');
       t.equal(f.channel, 'internet');
+      t.match(
+        f.reason,
+        /^stream reset by the edge: BLOCKED \(web content filtering: casino\.test /,
+      );
       return edgeRecord(f.connectionId);
     };
     const tls = await curl([
