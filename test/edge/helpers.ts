@@ -164,6 +164,13 @@ export function exchange(
   s: TunnelStream,
   data: Buffer,
 ): Promise<{ bytes: Buffer; reset: number | null }> {
+  const done = collect(s);
+  s.end(data);
+  return done;
+}
+
+/** Collects what `s` reads from now until it closes, and the code it was reset with. */
+export function collect(s: TunnelStream): Promise<{ bytes: Buffer; reset: number | null }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let reset: number | null = null;
@@ -173,7 +180,6 @@ export function exchange(
     });
     s.on('error', () => {});
     s.on('close', () => resolve({ bytes: Buffer.concat(chunks), reset }));
-    s.end(data);
   });
 }
 

@@ -11,7 +11,7 @@ import { SNIFF_WAIT_MS } from '../../src/edge/egress.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import { type OpenMeta, ResetCode, type TunnelStream } from '../../src/tunnel/types.js';
-import { echoServer, edgeClients, exchange, meta, tempDir } from './helpers.js';
+import { collect, echoServer, edgeClients, exchange, meta, tempDir } from './helpers.js';
 import { shapeProblems } from './shape.js';
 import { clientHello } from './tls-hello.js';
 
@@ -145,7 +145,7 @@ t.test(
     const greeting = firstRead(s);
     t.equal((await greeting).toString(), GREETING, 'the greeting came before any client byte');
     const hello = await clientHello('www.casino.test');
-    const done = exchangeLater(s);
+    const done = collect(s);
     const cuts = [0, 3, 9, 60, hello.length];
     for (let i = 0; i + 1 < cuts.length; i++) {
       s.write(hello.subarray(cuts[i], cuts[i + 1]));
@@ -168,7 +168,7 @@ t.test('a head that never completes goes on without a name after the wait', asyn
   s.write('GET / HTTP/1.1\r\nHo');
   t.equal((await echoed).toString(), 'GET / HTTP/1.1\r\nHo');
   t.ok(Date.now() - started >= SNIFF_WAIT_MS - 50, 'held for the wait, then passed on');
-  const rest = exchangeLater(s);
+  const rest = collect(s);
   s.end();
   t.equal((await rest).reset, null);
   const rec = await byConn(edge, m);
@@ -186,17 +186,3 @@ t.test('channels not filtered are not read: a private flow passes any SNI', asyn
   t.same(r.bytes, Buffer.concat([Buffer.from(GREETING), hello]));
   t.equal((await byConn(edge, m)).destinationFQDN, 'intranet.contoso.test');
 });
-
-/** Collects what `s` reads from now until it closes, and whether it was reset. */
-function exchangeLater(s: TunnelStream): Promise<{ bytes: Buffer; reset: number | null }> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let reset: number | null = null;
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('reset', (code: number) => {
-      reset = code;
-    });
-    s.on('error', () => {});
-    s.on('close', () => resolve({ bytes: Buffer.concat(chunks), reset }));
-  });
-}
