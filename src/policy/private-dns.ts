@@ -15,6 +15,7 @@
  * Contract: every function is pure and total (no throw on any string); `withPrivateDns`
  * returns the same object when there is nothing to add, and caches per tenant object.
  */
+import { isLabel } from '../util/names.js';
 import type { DestinationSpec, RuleSpec, TenantSpec } from './model.js';
 
 /** The domain under which single-label names travel (an NRPT entry on Windows). */
@@ -31,18 +32,19 @@ export interface PrivateDns {
   ruleIds: ReadonlySet<string>;
 }
 
-/** A label the client qualifies: a DNS label, not all digits or hex (an address), not these. */
-const LABEL_RE = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 /**
  * Never qualified: `localhost` never leaves the machine, and GSA excludes WPAD from Private
  * DNS so that no proxy configuration is discovered through the tunnel.
  */
 const NEVER = new Set(['localhost', 'wpad']);
 
-/** True for a normalized (lowercase, no trailing dot) name GSA treats as single-label. */
+/**
+ * True for a normalized (lowercase, no trailing dot) name GSA treats as single-label: a DNS
+ * label, not all digits or hex (an address), not in NEVER.
+ */
 export function isSingleLabel(name: string): boolean {
   return (
-    LABEL_RE.test(name) && !NEVER.has(name) && !/^\d+$/.test(name) && !/^0x[0-9a-f]+$/.test(name) // inet_aton reads "0x7f000001" as an address
+    isLabel(name) && !NEVER.has(name) && !/^\d+$/.test(name) && !/^0x[0-9a-f]+$/.test(name) // inet_aton reads "0x7f000001" as an address
   );
 }
 
@@ -73,7 +75,7 @@ function compute(tenant: TenantSpec): { pd: PrivateDns | null; tenant: TenantSpe
     }
   }
   // An app id that is not a DNS label (our extension allows any string) cannot be a suffix.
-  if (app === null || !LABEL_RE.test(app)) return { pd: null, tenant };
+  if (app === null || !isLabel(app)) return { pd: null, tenant };
   const suffix = `${app}.${SINGLE_LABEL_DOMAIN}`;
   const pd: PrivateDns = { suffix, appId: app, searchList, ruleIds };
   const derived: DestinationSpec = { type: 'dnsSuffix', value: suffix };

@@ -20,6 +20,11 @@ export function normalizeName(name: string): string {
 
 /** One DNS label: 1-63 letters, digits, `-` or `_`, not starting or ending with `-`. */
 const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
+/** One label of a normalized name (lowercase). */
+const LABEL_ONLY_RE = new RegExp(`^${LABEL}$`);
+export function isLabel(label: string): boolean {
+  return LABEL_ONLY_RE.test(label);
+}
 /** A label of a name pattern: a label or `*`. */
 const LABEL_RE = new RegExp(`^(?:\\*|${LABEL})$`);
 const NAME_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
