@@ -78,6 +78,7 @@ import type { Duplex } from 'node:stream';
 import type { Decision } from '../classify/types.js';
 import type { FlowRecord } from '../forward/flow-table.js';
 import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
+import { absoluteForm } from '../util/http-target.js';
 import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
 import { listenOn } from '../util/listen.js';
 import { resetSocket } from '../util/reset.js';
@@ -664,7 +665,7 @@ export class HttpProxy {
     }
     // RFC 9110 4.2.1: an http URI with an empty host is invalid (the URL parser would take
     // the host from the path of `http:///127.0.0.1:8081/x`, while the path goes on as sent).
-    const authority = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(raw)?.[1] ?? '';
+    const authority = absoluteForm(raw)?.authority ?? '';
     if (authority.replace(/^[^@]*@/, '').replace(/:\d*$/, '') === '') {
       this.stats.badRequests++;
       this.reply(res, 400, 'bad request target: empty host\n');
@@ -1026,8 +1027,8 @@ export class HttpProxy {
  * OPTIONS with neither path nor query: the server as a whole, RFC 9112 3.2.4).
  */
 export function originForm(target: string, method?: string): string {
-  const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.exec(target);
-  let rest = m ? target.slice(m[0].length) : target;
+  const abs = absoluteForm(target);
+  let rest = abs ? target.slice(abs.prefix.length) : target;
   const hash = rest.indexOf('#');
   if (hash >= 0) rest = rest.slice(0, hash);
   if (rest === '' && method === 'OPTIONS') return '*';

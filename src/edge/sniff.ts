@@ -9,6 +9,7 @@
  * none, or none that is a host name (an address, a bad name), or are something else. A
  * ClientHello may span several TLS records; one over SNIFF_LIMIT gives no name.
  */
+import { absoluteForm } from '../util/http-target.js';
 import { ipFamily } from '../util/ip.js';
 import { isHostName, normalizeName } from '../util/names.js';
 
@@ -151,8 +152,8 @@ function sniffHttp(b: Uint8Array): Sniffed | 'more' {
       .slice(sp + 1, eol)
       .trim()
       .split(' ')[0] ?? '';
-  const abs = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(target);
-  if (abs) return http(authorityName(abs[1]!));
+  const abs = absoluteForm(target);
+  if (abs) return http(authorityName(abs.authority));
   for (let from = eol + 1; ; from = eol + 1) {
     eol = text.indexOf('\n', from);
     if (eol < 0) return n >= SNIFF_LIMIT ? http(null) : 'more';
