@@ -29,7 +29,7 @@ import { normalizeName } from '../util/names.js';
 import { resetSocket } from '../util/reset.js';
 import type { Connector, PrivateApps } from './connector.js';
 import type { WebFilter } from './filter.js';
-import { type Sniffed, sniffName } from './sniff.js';
+import { type Sniffed, Sniffer } from './sniff.js';
 import type { NetworkAccessTraffic, TrafficLog } from './traffic-log.js';
 import { trafficTypeOf } from './traffic-log.js';
 
@@ -126,10 +126,9 @@ const MAX_AWAITING = 4096;
 
 /**
  * How long a flow's first bytes wait for the rest of a ClientHello or request head before
- * they go on without a name, and in how many DATA frames at most (each one re-reads them).
+ * they go on without a name.
  */
 export const SNIFF_WAIT_MS = 1000;
-const SNIFF_MAX_CHUNKS = 64;
 
 /** Datagrams held per UDP flow while the edge resolves and connects. */
 const MAX_EARLY_DATAGRAMS = 64;
@@ -512,12 +511,13 @@ export class Egress {
   }
 
   /**
-   * Holds a filtered flow's first bytes from the destination until they give a name (TLS SNI,
-   * HTTP Host: sniff.ts), as GSA's edge filters without TLS inspection, or show they give
-   * none, or SNIFF_WAIT_MS passed. A name the OPEN did not give is logged as destinationFQDN
-   * and filtered: blocked, the flow is reset (BLOCKED) and the destination got no byte.
-   * Otherwise the bytes go on and `relay()` carries the rest. The destination's bytes flow
-   * meanwhile (a server that speaks first is not held up).
+   * Holds a filtered flow's first bytes from the client back from the destination until they
+   * give a name (TLS SNI, HTTP Host: sniff.ts), as GSA's edge filters without TLS inspection,
+   * or show they give none, or SNIFF_WAIT_MS passed, or SNIFF_LIMIT bytes came. A name the
+   * OPEN did not give is logged as destinationFQDN and filtered: blocked, the flow is reset
+   * (BLOCKED) and the destination got no byte. Otherwise the bytes go on and `relay()`
+   * carries the rest. The destination's bytes flow meanwhile (a server that speaks first is
+   * not held up).
    */
   private sniff(flow: FlowState, sock: Socket, refuse: Refuse, relay: () => void): void {
     const { stream, rec } = flow;
@@ -550,13 +550,10 @@ export class Egress {
       for (const c of chunks) sock.write(c);
       relay();
     };
+    const sniffer = new Sniffer();
     const onData = (c: Buffer): void => {
       chunks.push(c);
-      if (chunks.length > SNIFF_MAX_CHUNKS) {
-        decide(null);
-        return;
-      }
-      const s = sniffName(chunks.length === 1 ? c : Buffer.concat(chunks));
+      const s = sniffer.push(c);
       if (s !== 'more') decide(s);
       else if (timer === undefined) {
         timer = setTimeout(() => decide(null), SNIFF_WAIT_MS);

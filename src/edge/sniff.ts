@@ -1,20 +1,23 @@
 /**
  * The name in a flow's first bytes, as GSA's edge reads it for web content filtering without
  * TLS inspection: the TLS ClientHello's server_name (SNI, RFC 6066 3), or an HTTP/1.x
- * request's Host (the authority of an absolute-form target first, RFC 9112 3.2.2).
+ * request's Host (the authority of a CONNECT or absolute-form target first, RFC 9112 3.2).
  *
- * Contract: `sniffName(bytes)` never throws and reads at most SNIFF_LIMIT bytes. It returns
- * `'more'` while `bytes` is a prefix of a ClientHello or request head that may still give a
- * name, and otherwise what the bytes are and the host name they give: null when they name
- * none, or none that is a host name (an address, a bad name), or are something else. A
- * ClientHello may span several TLS records; one over SNIFF_LIMIT gives no name.
+ * Contract: a `Sniffer` is given a flow's bytes as they come (`push`) and never throws. It
+ * answers `'more'` while they are a prefix of a ClientHello or request head that may still
+ * give a name, and then, for good, what the bytes are and the host name they give: null when
+ * they name none, or none that is a host name (an address, a bad name), or are something
+ * else. It reads at most SNIFF_LIMIT bytes, and each byte a bounded number of times (the
+ * work is linear in the bytes, however they are cut). A ClientHello may span several TLS
+ * records; HTTP may start with blank lines (RFC 9112 2.2) and use any method token. Only the
+ * first request of a connection is read. `sniffName(bytes)` sniffs one buffer.
  */
 import { absoluteForm } from '../util/http-target.js';
 import { ipFamily } from '../util/ip.js';
 import { isHostName, normalizeName } from '../util/names.js';
 
-/** Bytes read before giving up: a ClientHello of the largest record, or a request head. */
-export const SNIFF_LIMIT = 16 * 1024 + 5;
+/** Bytes read before giving up: a ClientHello of four full records, or a request head. */
+export const SNIFF_LIMIT = 64 * 1024;
 
 export interface Sniffed {
   /** What the bytes are. */
@@ -23,62 +26,159 @@ export interface Sniffed {
   name: string | null;
 }
 
-const METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'CONNECT'];
 const OTHER: Sniffed = { proto: 'other', name: null };
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+/** The longest method token read (the longest registered one is 17 characters). */
+const MAX_METHOD = 32;
+/** RFC 9110 5.6.2 tchar. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
 
+/** The name in `b`, a flow's first bytes as one buffer. */
 export function sniffName(b: Uint8Array): Sniffed | 'more' {
-  if (b.length === 0) return 'more';
-  if (b[0] === 0x16) return sniffTls(b);
-  return sniffHttp(b);
+  return new Sniffer().push(b);
+}
+
+export class Sniffer {
+  private buf = new Uint8Array(0);
+  private len = 0;
+  private result: Sniffed | null = null;
+  private kind: 'tls' | 'http' | null = null;
+  // TLS: the next record's offset, and the handshake bytes of the records before it.
+  private rec = 0;
+  private hs: Uint8Array = new Uint8Array(0);
+  private hsLen = 0;
+  /** The ClientHello's length with its 4-byte header, once known. */
+  private need = -1;
+  // HTTP: where the next line starts, how far it was searched for its end, and the phase.
+  private line = 0;
+  private scanned = 0;
+  private phase: 'method' | 'request' | 'headers' = 'method';
+  private method = '';
+
+  /** Takes the next bytes of the flow (copied, at most SNIFF_LIMIT in all). */
+  push(chunk: Uint8Array): Sniffed | 'more' {
+    if (this.result !== null) return this.result;
+    const take = Math.min(chunk.length, SNIFF_LIMIT - this.len);
+    if (take > 0) {
+      if (this.len + take > this.buf.length) {
+        const grown = new Uint8Array(
+          Math.min(SNIFF_LIMIT, Math.max(this.len + take, this.buf.length * 2)),
+        );
+        grown.set(this.buf.subarray(0, this.len));
+        this.buf = grown;
+      }
+      this.buf.set(chunk.subarray(0, take), this.len);
+      this.len += take;
+    }
+    if (this.len === 0) return 'more';
+    this.kind ??= this.buf[0] === 0x16 ? 'tls' : 'http';
+    const r = this.kind === 'tls' ? this.tls() : this.http();
+    if (r !== 'more') this.result = r;
+    else if (this.len >= SNIFF_LIMIT) {
+      this.result =
+        this.kind === 'tls' || this.phase !== 'method' ? { proto: this.kind, name: null } : OTHER;
+    }
+    return this.result ?? 'more';
+  }
+
+  // --- TLS ---------------------------------------------------------------------------------
+
+  private tls(): Sniffed | 'more' {
+    const b = this.buf;
+    const tls = (name: string | null): Sniffed => ({ proto: 'tls', name });
+    // Whole handshake records (TLSPlaintext, RFC 8446 5.1), appended to the handshake bytes.
+    while (this.rec + 5 <= this.len) {
+      const off = this.rec;
+      if (b[off] !== 0x16 || b[off + 1] !== 0x03) return off === 0 ? OTHER : tls(null);
+      const n = (b[off + 3]! << 8) | b[off + 4]!;
+      if (n === 0 || n > 16 * 1024) return off === 0 ? OTHER : tls(null);
+      if (off + 5 + n > this.len) return 'more';
+      this.append(b.subarray(off + 5, off + 5 + n));
+      this.rec = off + 5 + n;
+      if (this.need < 0 && this.hsLen >= 4) {
+        const h = this.hs;
+        if (h[0] !== 0x01) return tls(null); // not a ClientHello
+        this.need = 4 + ((h[1]! << 16) | (h[2]! << 8) | h[3]!);
+        if (this.need > SNIFF_LIMIT) return tls(null);
+      }
+      if (this.need >= 0 && this.hsLen >= this.need) {
+        return tls(clientHelloSni(this.hs.subarray(0, this.need)));
+      }
+    }
+    return 'more';
+  }
+
+  private append(part: Uint8Array): void {
+    if (this.hsLen + part.length > this.hs.length) {
+      const grown = new Uint8Array(Math.max(this.hsLen + part.length, this.hs.length * 2));
+      grown.set(this.hs.subarray(0, this.hsLen));
+      this.hs = grown;
+    }
+    this.hs.set(part, this.hsLen);
+    this.hsLen += part.length;
+  }
+
+  // --- HTTP/1.x ----------------------------------------------------------------------------
+
+  private http(): Sniffed | 'more' {
+    const b = this.buf;
+    const http = (name: string | null): Sniffed => ({ proto: 'http', name });
+    if (this.phase === 'method') {
+      // Blank lines, then a method token and SP: tells "HTTP or not" from the first bytes.
+      let p = this.line;
+      while (p < this.len && (b[p] === CR || b[p] === LF)) p++;
+      this.line = p;
+      while (p < this.len && TCHAR[b[p]!] === 1 && p - this.line <= MAX_METHOD) p++;
+      if (p - this.line > MAX_METHOD) return OTHER;
+      if (p === this.len) return 'more';
+      if (b[p] !== SP || p === this.line) return OTHER;
+      this.method = latin1(b, this.line, p);
+      this.line = p + 1;
+      this.scanned = this.line;
+      this.phase = 'request';
+    }
+    for (;;) {
+      const eol = b.subarray(0, this.len).indexOf(LF, this.scanned);
+      if (eol < 0) {
+        this.scanned = this.len;
+        return 'more';
+      }
+      const end = eol > this.line && b[eol - 1] === CR ? eol - 1 : eol;
+      const from = this.line;
+      this.line = eol + 1;
+      this.scanned = this.line;
+      if (this.phase === 'request') {
+        // request-target SP HTTP-version: anything else is not HTTP/1.x (a line protocol).
+        const m = /^(\S+) HTTP\/1\.\d$/.exec(latin1(b, from, end));
+        if (!m) return OTHER;
+        const target = m[1]!;
+        if (this.method === 'CONNECT') return http(authorityName(target));
+        const abs = absoluteForm(target);
+        if (abs) return http(authorityName(abs.authority));
+        this.phase = 'headers';
+        continue;
+      }
+      if (end === from) return http(null); // the end of the head: no Host
+      if (
+        end - from >= 5 &&
+        b[from + 4] === 0x3a &&
+        latin1(b, from, from + 4).toLowerCase() === 'host'
+      ) {
+        return http(authorityName(latin1(b, from + 5, end).trim()));
+      }
+    }
+  }
 }
 
 /** A host name from text a peer sent (SNI, Host), or null when it is not one. */
 function hostName(raw: string): string | null {
   const n = normalizeName(raw);
   return n !== '' && ipFamily(n) === 0 && isHostName(n) ? n : null;
-}
-
-// --- TLS -----------------------------------------------------------------------------------
-
-function sniffTls(b: Uint8Array): Sniffed | 'more' {
-  const tls = (name: string | null): Sniffed => ({ proto: 'tls', name });
-  // The handshake bytes of consecutive handshake records (TLSPlaintext, RFC 8446 5.1).
-  const parts: Uint8Array[] = [];
-  let have = 0;
-  let off = 0;
-  let need = -1; // the ClientHello's length with its 4-byte header, once known
-  for (;;) {
-    if (b.length - off < 5) return b.length >= SNIFF_LIMIT ? tls(null) : 'more';
-    if (b[off] !== 0x16 || b[off + 1] !== 0x03) return off === 0 ? OTHER : tls(null);
-    const len = (b[off + 3]! << 8) | b[off + 4]!;
-    if (len === 0 || len > 16 * 1024) return off === 0 ? OTHER : tls(null);
-    const end = off + 5 + len;
-    const got = Math.min(end, b.length);
-    parts.push(b.subarray(off + 5, got));
-    have += got - off - 5;
-    if (need < 0 && have >= 4) {
-      const h = concat(parts, 4);
-      if (h[0] !== 0x01) return tls(null); // not a ClientHello
-      need = 4 + ((h[1]! << 16) | (h[2]! << 8) | h[3]!);
-      if (need > SNIFF_LIMIT) return tls(null);
-    }
-    if (need >= 0 && have >= need) return tls(clientHelloSni(concat(parts, need)));
-    if (got < end) return b.length >= SNIFF_LIMIT ? tls(null) : 'more';
-    off = end;
-  }
-}
-
-function concat(parts: Uint8Array[], n: number): Uint8Array {
-  if (parts.length === 1 || parts[0]!.length >= n) return parts[0]!.subarray(0, n);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    if (o >= n) break;
-    const k = Math.min(p.length, n - o);
-    out.set(p.subarray(0, k), o);
-    o += k;
-  }
-  return out;
 }
 
 /** The host_name of a whole ClientHello handshake message (header included), or null. */
@@ -129,41 +229,6 @@ function clientHelloSni(h: Uint8Array): string | null {
 
 function latin1(b: Uint8Array, from: number, to: number): string {
   return Buffer.from(b.buffer, b.byteOffset + from, to - from).toString('latin1');
-}
-
-// --- HTTP/1.x ------------------------------------------------------------------------------
-
-function sniffHttp(b: Uint8Array): Sniffed | 'more' {
-  // The method and its space: decides "HTTP or not" from the first bytes.
-  const head = latin1(b, 0, Math.min(b.length, 8));
-  const sp = head.indexOf(' ');
-  if (sp < 0) {
-    return METHODS.some((m) => m.startsWith(head)) && head.length < 8 ? 'more' : OTHER;
-  }
-  if (!METHODS.includes(head.slice(0, sp))) return OTHER;
-  const http = (name: string | null): Sniffed => ({ proto: 'http', name });
-  const n = Math.min(b.length, SNIFF_LIMIT);
-  const text = latin1(b, 0, n);
-  let eol = text.indexOf('\n');
-  if (eol < 0) return n >= SNIFF_LIMIT ? http(null) : 'more';
-  // Request line: method SP target SP version. An absolute-form target's authority wins.
-  const target =
-    text
-      .slice(sp + 1, eol)
-      .trim()
-      .split(' ')[0] ?? '';
-  const abs = absoluteForm(target);
-  if (abs) return http(authorityName(abs.authority));
-  for (let from = eol + 1; ; from = eol + 1) {
-    eol = text.indexOf('\n', from);
-    if (eol < 0) return n >= SNIFF_LIMIT ? http(null) : 'more';
-    const line = text.slice(from, eol).replace(/\r$/, '');
-    if (line === '') return http(null); // end of the head: no Host
-    const colon = line.indexOf(':');
-    if (colon === 4 && line.slice(0, 4).toLowerCase() === 'host') {
-      return http(authorityName(line.slice(5).trim()));
-    }
-  }
 }
 
 /** The host of `user@host:port` (a bracketed IPv6 literal gives none). */

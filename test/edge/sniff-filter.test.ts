@@ -157,6 +157,35 @@ t.test(
   },
 );
 
+t.test('a ClientHello one byte per DATA frame, and HTTP a filter must not miss', async (t) => {
+  const { edge, echo, client } = await setup(t);
+  const c = await client('internet');
+  const peersBefore = echo.peers.length;
+  const m = byAddress();
+  const s = c.open(m);
+  const done = collect(s);
+  const hello = await clientHello('www.casino.test');
+  for (let i = 0; i < hello.length; i++) s.write(hello.subarray(i, i + 1));
+  s.end();
+  t.equal((await done).reset, ResetCode.BLOCKED, `${hello.length} one-byte writes`);
+  t.equal((await byConn(edge, m)).destinationFQDN, 'www.casino.test');
+  for (const head of [
+    '\r\nGET / HTTP/1.1\r\nHost: casino.test\r\n\r\n', // a blank line first (RFC 9112 2.2)
+    'PROPFIND / HTTP/1.1\r\nHost: casino.test\r\nDepth: 1\r\n\r\n', // WebDAV
+    'CONNECT casino.test:443 HTTP/1.1\r\nHost: www.contoso.test\r\n\r\n', // to a proxy
+  ]) {
+    const mh = byAddress({ port: 80 });
+    const r = await exchange(c.open(mh), Buffer.from(head));
+    t.equal(r.reset, ResetCode.BLOCKED, JSON.stringify(head.slice(0, 12)));
+    t.equal((await byConn(edge, mh)).destinationFQDN, 'casino.test');
+  }
+  t.same(
+    echo.peers.slice(peersBefore).map((p) => p.bytes),
+    [0, 0, 0, 0],
+    'no byte reached the destination',
+  );
+});
+
 t.test('a head that never completes goes on without a name after the wait', async (t) => {
   const { edge, client } = await setup(t);
   const c = await client('internet');

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import t from 'tap';
-import { SNIFF_LIMIT, sniffName } from '../../src/edge/sniff.js';
+import { SNIFF_LIMIT, Sniffer, sniffName } from '../../src/edge/sniff.js';
 import { isHostName } from '../../src/util/names.js';
 import { clientHello } from './tls-hello.js';
 
@@ -23,15 +23,52 @@ function prefixesAgree(msg: Buffer): string[] {
   return bad;
 }
 
+/** TLS records (type handshake) carrying `hs`, each at most `size` bytes of it. */
+function records(hs: Buffer, size: number): Buffer {
+  const out: Buffer[] = [];
+  for (let at = 0; at < hs.length; at += size) {
+    const body = hs.subarray(at, at + size);
+    const h = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+    h.writeUInt16BE(body.length, 3);
+    out.push(h, body);
+  }
+  return Buffer.concat(out);
+}
+
 /** The handshake of a one-record ClientHello, re-framed as two records cut at `at`. */
 function twoRecords(hello: Buffer, at: number): Buffer {
   const hs = hello.subarray(5);
-  const rec = (body: Buffer): Buffer => {
-    const h = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
-    h.writeUInt16BE(body.length, 3);
-    return Buffer.concat([h, body]);
-  };
-  return Buffer.concat([rec(hs.subarray(0, at)), rec(hs.subarray(at))]);
+  return Buffer.concat([records(hs.subarray(0, at), at), records(hs.subarray(at), hs.length)]);
+}
+
+/** A one-record ClientHello with a padding extension (21) of `n` bytes added last. */
+function padded(hello: Buffer, n: number): Buffer {
+  const hs = Buffer.from(hello.subarray(5));
+  // type(1) length(3) version(2) random(32), session id, cipher suites, compression methods
+  let p = 4 + 2 + 32;
+  p += 1 + hs[p]!;
+  p += 2 + hs.readUInt16BE(p);
+  p += 1 + hs[p]!;
+  const ext = Buffer.alloc(4 + n);
+  ext.writeUInt16BE(21, 0);
+  ext.writeUInt16BE(Math.min(n, 0xffff), 2);
+  const out = Buffer.concat([hs, ext]);
+  out.writeUInt16BE((hs.readUInt16BE(p) + ext.length) & 0xffff, p);
+  out.writeUIntBE(out.length - 4, 1, 3);
+  return records(out, 16 * 1024);
+}
+
+/** `msg` given to one Sniffer in pieces cut at `cuts`: its answer after the last piece. */
+function inPieces(msg: Buffer, cuts: number[]): ReturnType<typeof sniffName> {
+  const sn = new Sniffer();
+  let r: ReturnType<typeof sniffName> = 'more';
+  let at = 0;
+  const ends = [...cuts.filter((c) => c > 0 && c < msg.length).sort((a, b) => a - b), msg.length];
+  for (const c of ends) {
+    r = sn.push(msg.subarray(at, c));
+    at = c;
+  }
+  return r;
 }
 
 t.test('TLS: the SNI of a real ClientHello, lowercased; none without one', async (t) => {
@@ -60,6 +97,16 @@ t.test('TLS: a ClientHello split over two records', async (t) => {
   t.same(sniffName(cut), { proto: 'tls', name: null });
 });
 
+t.test('TLS: a ClientHello padded past one record, up to SNIFF_LIMIT', async (t) => {
+  const hello = await clientHello('www.casino.test');
+  for (const n of [100, 17_000, 60_000]) {
+    const p = padded(hello, n);
+    t.same(sniffName(p), { proto: 'tls', name: 'www.casino.test' }, `${n} bytes of padding`);
+    t.same(inPieces(p, [7, 16 * 1024, 16 * 1024 + 9]), { proto: 'tls', name: 'www.casino.test' });
+  }
+  t.same(sniffName(padded(hello, 65_500)), { proto: 'tls', name: null }, 'past the limit');
+});
+
 t.test('TLS: what gives no name', async (t) => {
   const hello = await clientHello('www.casino.test');
   // An IP address or a bad name as the SNI: rewrite the name's bytes in place.
@@ -80,8 +127,11 @@ t.test('TLS: what gives no name', async (t) => {
   t.same(sniffName(Buffer.from([0x16, 0x03, 0x01, 0, 0])), { proto: 'other', name: null });
   // A record over 16 KiB is not TLS; a ClientHello over SNIFF_LIMIT gives up.
   t.same(sniffName(Buffer.from([0x16, 0x03, 0x01, 0x40, 0x01])), { proto: 'other', name: null });
-  const huge = Buffer.from([0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x01, 0x00, 0x00]);
-  t.same(sniffName(huge), { proto: 'tls', name: null });
+  const huge = Buffer.alloc(5 + 16 * 1024);
+  Buffer.from([0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x01, 0x00, 0x04]).copy(huge);
+  t.equal(SNIFF_LIMIT, 64 * 1024);
+  t.same(sniffName(huge), { proto: 'tls', name: null }, 'a ClientHello longer than SNIFF_LIMIT');
+  t.equal(sniffName(huge.subarray(0, 100)), 'more', 'whole records are read');
   t.equal(sniffName(Buffer.from([0x16])), 'more');
   t.equal(sniffName(Buffer.alloc(0)), 'more');
 });
@@ -110,8 +160,41 @@ t.test('HTTP: Host, absolute-form targets, ports, and what gives no name', async
     http(null),
     'not the Host header',
   );
+  t.same(
+    sniffName(b('\r\n\nGET / HTTP/1.1\r\nHost: casino.test\r\n\r\n')),
+    http('casino.test'),
+    'blank lines first',
+  );
+  t.same(
+    sniffName(b('PROPFIND /d HTTP/1.1\nHost: casino.test\n\n')),
+    http('casino.test'),
+    'any method',
+  );
+  t.same(
+    sniffName(b('CONNECT casino.test:443 HTTP/1.1\r\nHost: other.test\r\n\r\n')),
+    http('casino.test'),
+    'CONNECT authority',
+  );
+  t.same(
+    sniffName(
+      b('GET / HTTP/1.1\r\nHost: news.test\r\n\r\nGET / HTTP/1.1\r\nHost: casino.test\r\n\r\n'),
+    ),
+    http('news.test'),
+    'the first request only',
+  );
   t.same(prefixesAgree(b('OPTIONS * HTTP/1.1\r\nHost: casino.test\r\n\r\n')), []);
-  for (const m of ['G', 'GE', 'GET', 'OPTIONS', 'GET /', 'GET / HTTP/1.1\r\nHo']) {
+  t.same(prefixesAgree(b('\r\nPROPFIND / HTTP/1.1\r\nHost: casino.test\r\n\r\n')), []);
+  for (const m of [
+    'G',
+    'GE',
+    'GET',
+    'OPTIONS',
+    'GET /',
+    'GET / HTTP/1.1\r\nHo',
+    '\r\n',
+    'PROPFIND',
+    'GETS / x',
+  ]) {
     t.equal(sniffName(b(m)), 'more', JSON.stringify(m));
   }
   const head = b(`GET / HTTP/1.1\r\nX: ${'a'.repeat(SNIFF_LIMIT)}`);
@@ -122,11 +205,13 @@ t.test('other protocols are told at once', async (t) => {
   for (const m of [
     'SSH-2.0-OpenSSH_9.6\r\n',
     'EHLO x\r\n',
-    'ping',
-    'PING',
-    'HELLO',
-    'get / HTTP/1.1\r\n',
-    'GETS / x',
+    'PING\r\n',
+    'GET mykey\r\n', // Redis inline
+    'GET /\r\n', // HTTP/0.9: no version, no Host
+    'GETS / x\r\n',
+    'GET / HTTP/2.0\r\n',
+    ' GET / HTTP/1.1\r\n',
+    `${'A'.repeat(40)} / HTTP/1.1\r\n`,
   ]) {
     t.same(sniffName(b(m)), { proto: 'other', name: null }, JSON.stringify(m));
   }
@@ -173,6 +258,34 @@ t.test('fuzz: random and mutated input never throws and names only host names', 
       },
     ),
     { numRuns: 5000 },
+  );
+  // Cut anywhere, a message gives one Sniffer the answer it gives whole.
+  const msgs = [
+    hello,
+    twoRecords(hello, 40),
+    padded(hello, 20_000),
+    b('\r\nPOST /x HTTP/1.1\r\nA: b\r\nHost: casino.test:80\r\n\r\nbody'),
+    b('GET http://www.casino.test/ HTTP/1.1\r\n\r\n'),
+    b('SSH-2.0-x\r\n'),
+  ];
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...msgs),
+      fc.array(fc.nat(25_000), { maxLength: 12 }),
+      (m, cuts) => JSON.stringify(inPieces(m, cuts)) === JSON.stringify(sniffName(m)),
+    ),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 400 }),
+      fc.array(fc.nat(400), { maxLength: 6 }),
+      (m, cuts) => {
+        const bytes = Buffer.from(m);
+        return JSON.stringify(inPieces(bytes, cuts)) === JSON.stringify(sniffName(bytes));
+      },
+    ),
+    { numRuns: 3000 },
   );
   t.pass('no property failed');
 });
