@@ -14,7 +14,7 @@ import {
   loadClientConfigFile,
 } from '../policy/client-config.js';
 import type { ChannelName, ClientState, PlatformSpec } from '../policy/model.js';
-import { loadPlatform } from '../policy/platform.js';
+import { loadPlatform, unknownPlatform } from '../policy/platform.js';
 import { type LoadedTenant, loadTenantFile } from '../policy/tenant-file.js';
 import { MIB } from '../util/log-rotation.js';
 import { isHostName } from '../util/names.js';
@@ -42,8 +42,16 @@ export function addPolicyOptions(cmd: Command, o: { platformDefault?: false } = 
     .option(
       '--platform <name|file>',
       `platform behaviour: ios${o.platformDefault === false ? ' (default)' : ''}, windows, macos, android or a file`,
+      platformOption,
       o.platformDefault === false ? undefined : 'ios',
     );
+}
+
+/** A `--platform` value: a file, or a built-in platform's name; else UsageError (exit 2). */
+export function platformOption(v: string): string {
+  const unknown = unknownPlatform(v);
+  if (unknown !== null) throw new UsageError(unknown);
+  return v;
 }
 
 export interface PolicyContext {

@@ -186,8 +186,9 @@ export async function startAdminApi(
   let address: AddressInfo;
   server.headersTimeout = 5000;
   server.requestTimeout = 10_000;
-  // A connection that never sends a request is not held for good (headersTimeout starts
-  // with the first byte), and local programs cannot pile up connections without bound.
+  // headersTimeout runs from the connection's start (then from each response): one that sends
+  // no complete head in 5 s gets a 408. The socket timeout is a backstop for a connection
+  // that holds still otherwise, and local programs cannot pile up connections without bound.
   server.timeout = IDLE_MS;
   server.maxConnections = MAX_CONNECTIONS;
 

@@ -155,30 +155,36 @@ export function parsePlatform(json: unknown, file?: string): PlatformSpec {
   };
 }
 
-/**
- * A built-in platform by name (`ios`, `windows`, `macos`, `android`) or a JSON/YAML file
- * path. Default: iOS.
- */
 /** Whether a `--platform` value names a file (a path, or a .json/.yaml name), not a built-in platform. */
 export function isPlatformFile(nameOrFile: string): boolean {
   return /[/\\]/.test(nameOrFile) || /\.(json|ya?ml)$/i.test(nameOrFile);
 }
+
+/** Why `nameOrFile` is neither a file nor a built-in platform's name, or null. */
+export function unknownPlatform(nameOrFile: string): string | null {
+  if (isPlatformFile(nameOrFile)) return null;
+  if (
+    /^[a-z0-9_-]+$/i.test(nameOrFile) &&
+    existsSync(dataPath('platforms', `${nameOrFile.toLowerCase()}.json`))
+  ) {
+    return null;
+  }
+  return `unknown platform ${show(nameOrFile)} (--platform, or the config key platform: built in are ${listPlatforms().join(', ')}; or give a .json/.yaml file)`;
+}
+
+/**
+ * A built-in platform by name (`ios`, `windows`, `macos`, `android`) or a JSON/YAML file
+ * path. Default: iOS.
+ */
 
 export function loadPlatform(nameOrFile: string = DEFAULT_PLATFORM): PlatformSpec {
   const looksLikeFile = isPlatformFile(nameOrFile);
   let file: string;
   if (looksLikeFile) file = nameOrFile;
   else {
-    const builtin = dataPath('platforms', `${nameOrFile.toLowerCase()}.json`);
-    if (!/^[a-z0-9_-]+$/i.test(nameOrFile) || !existsSync(builtin)) {
-      throw new ConfigError([
-        {
-          path: '',
-          message: `unknown platform ${show(nameOrFile)} (--platform, or the config key platform: built in are ${listPlatforms().join(', ')}; or give a .json/.yaml file)`,
-        },
-      ]);
-    }
-    file = builtin;
+    const unknown = unknownPlatform(nameOrFile);
+    if (unknown !== null) throw new ConfigError([{ path: '', message: unknown }]);
+    file = dataPath('platforms', `${nameOrFile.toLowerCase()}.json`);
   }
   let text: string;
   try {
