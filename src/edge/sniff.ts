@@ -9,7 +9,8 @@
  * they name none, or none that is a host name (an address, a bad name), or are something
  * else. It reads at most SNIFF_LIMIT bytes, and each byte a bounded number of times (the
  * work is linear in the bytes, however they are cut). A ClientHello may span several TLS
- * records; HTTP may start with blank lines (RFC 9112 2.2) and use any method token. Only the
+ * records, empty ones among them; HTTP may start with blank lines (RFC 9112 2.2), use any
+ * method token, runs of spaces, any HTTP version or none, as servers accept them. Only the
  * first request of a connection is read. `sniffName(bytes)` sniffs one buffer.
  */
 import { absoluteForm } from '../util/http-target.js';
@@ -96,7 +97,8 @@ export class Sniffer {
       const off = this.rec;
       if (b[off] !== 0x16 || b[off + 1] !== 0x03) return off === 0 ? OTHER : tls(null);
       const n = (b[off + 3]! << 8) | b[off + 4]!;
-      if (n === 0 || n > 16 * 1024) return off === 0 ? OTHER : tls(null);
+      // Empty records are skipped, as OpenSSL does; longer than TLS allows is not TLS.
+      if (n > 16 * 1024) return off === 0 ? OTHER : tls(null);
       if (off + 5 + n > this.len) return 'more';
       this.append(b.subarray(off + 5, off + 5 + n));
       this.rec = off + 5 + n;
@@ -142,6 +144,43 @@ export class Sniffer {
       this.scanned = this.line;
       this.phase = 'request';
     }
+    if (this.phase === 'request') {
+      // The rest of the request line, checked byte by byte as it comes: a control byte (a
+      // binary protocol whose first bytes read as a token and a space) is not HTTP.
+      let p = this.scanned;
+      for (; p < this.len && b[p] !== LF; p++) {
+        const c = b[p]!;
+        if ((c < 0x20 && c !== 0x09 && c !== CR) || c === 0x7f) return OTHER;
+        if (c === CR && p + 1 < this.len && b[p + 1] !== LF) return OTHER;
+      }
+      this.scanned = p;
+      if (p === this.len) return 'more';
+      const from = this.line;
+      const end = p > from && b[p - 1] === CR ? p - 1 : p;
+      this.line = p + 1;
+      this.scanned = this.line;
+      // target [version], with any runs of spaces or tabs, as HTTP servers read it. No
+      // version (HTTP/0.9, or a line protocol such as Redis's `GET key`): HTTP only with a
+      // path or absolute target, whose head may still name a Host.
+      const parts = latin1(b, from, end)
+        .split(/[ \t]+/)
+        .filter((x) => x !== '');
+      const target = parts[0];
+      const version = parts[1];
+      if (target === undefined || parts.length > 2) return OTHER;
+      if (version !== undefined && !/^HTTP\/\S/.test(version)) return OTHER;
+      const abs = absoluteForm(target);
+      if (version === undefined && !target.startsWith('/') && abs === null) return OTHER;
+      // The target's authority first; one that is no name (an address) leaves the Host.
+      const name =
+        this.method === 'CONNECT'
+          ? authorityName(target)
+          : abs !== null
+            ? authorityName(abs.authority)
+            : null;
+      if (name !== null) return http(name);
+      this.phase = 'headers';
+    }
     for (;;) {
       const eol = b.subarray(0, this.len).indexOf(LF, this.scanned);
       if (eol < 0) {
@@ -152,17 +191,6 @@ export class Sniffer {
       const from = this.line;
       this.line = eol + 1;
       this.scanned = this.line;
-      if (this.phase === 'request') {
-        // request-target SP HTTP-version: anything else is not HTTP/1.x (a line protocol).
-        const m = /^(\S+) HTTP\/1\.\d$/.exec(latin1(b, from, end));
-        if (!m) return OTHER;
-        const target = m[1]!;
-        if (this.method === 'CONNECT') return http(authorityName(target));
-        const abs = absoluteForm(target);
-        if (abs) return http(authorityName(abs.authority));
-        this.phase = 'headers';
-        continue;
-      }
       if (end === from) return http(null); // the end of the head: no Host
       if (
         end - from >= 5 &&

@@ -169,10 +169,16 @@ t.test('a ClientHello one byte per DATA frame, and HTTP a filter must not miss',
   s.end();
   t.equal((await done).reset, ResetCode.BLOCKED, `${hello.length} one-byte writes`);
   t.equal((await byConn(edge, m)).destinationFQDN, 'www.casino.test');
+  // Empty TLS records before the ClientHello, which OpenSSL skips.
+  const me = byAddress();
+  const empty = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+  const re = await exchange(c.open(me), Buffer.concat([empty, empty, hello]));
+  t.equal(re.reset, ResetCode.BLOCKED, 'empty records first');
   for (const head of [
     '\r\nGET / HTTP/1.1\r\nHost: casino.test\r\n\r\n', // a blank line first (RFC 9112 2.2)
     'PROPFIND / HTTP/1.1\r\nHost: casino.test\r\nDepth: 1\r\n\r\n', // WebDAV
     'CONNECT casino.test:443 HTTP/1.1\r\nHost: www.contoso.test\r\n\r\n', // to a proxy
+    'GET  http://6.6.254.12/ HTTP/1.0\r\nHost: casino.test\r\n\r\n', // two spaces, an address
   ]) {
     const mh = byAddress({ port: 80 });
     const r = await exchange(c.open(mh), Buffer.from(head));
@@ -181,7 +187,7 @@ t.test('a ClientHello one byte per DATA frame, and HTTP a filter must not miss',
   }
   t.same(
     echo.peers.slice(peersBefore).map((p) => p.bytes),
-    [0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0],
     'no byte reached the destination',
   );
 });

@@ -107,6 +107,16 @@ t.test('TLS: a ClientHello padded past one record, up to SNIFF_LIMIT', async (t)
   t.same(sniffName(padded(hello, 65_500)), { proto: 'tls', name: null }, 'past the limit');
 });
 
+t.test('TLS: empty handshake records are skipped, as OpenSSL skips them', async (t) => {
+  const hello = await clientHello('www.casino.test');
+  const empty = Buffer.from([0x16, 0x03, 0x01, 0, 0]);
+  const want = { proto: 'tls', name: 'www.casino.test' };
+  t.same(sniffName(Buffer.concat([empty, empty, hello])), want, 'before');
+  const two = twoRecords(hello, 40);
+  const at = 5 + 40;
+  t.same(sniffName(Buffer.concat([two.subarray(0, at), empty, two.subarray(at)])), want, 'between');
+});
+
 t.test('TLS: what gives no name', async (t) => {
   const hello = await clientHello('www.casino.test');
   // An IP address or a bad name as the SNI: rewrite the name's bytes in place.
@@ -124,7 +134,7 @@ t.test('TLS: what gives no name', async (t) => {
   t.same(sniffName(h), { proto: 'tls', name: null }, 'ServerHello');
   t.same(sniffName(Buffer.from([0x15, 0x03, 0x03, 0, 2, 2, 40])), { proto: 'other', name: null });
   t.same(sniffName(Buffer.from([0x16, 0x02, 0, 0, 0])), { proto: 'other', name: null });
-  t.same(sniffName(Buffer.from([0x16, 0x03, 0x01, 0, 0])), { proto: 'other', name: null });
+  t.equal(sniffName(Buffer.from([0x16, 0x03, 0x01, 0, 0])), 'more', 'an empty record is skipped');
   // A record over 16 KiB is not TLS; a ClientHello over SNIFF_LIMIT gives up.
   t.same(sniffName(Buffer.from([0x16, 0x03, 0x01, 0x40, 0x01])), { proto: 'other', name: null });
   const huge = Buffer.alloc(5 + 16 * 1024);
@@ -182,6 +192,32 @@ t.test('HTTP: Host, absolute-form targets, ports, and what gives no name', async
     http('news.test'),
     'the first request only',
   );
+  // As HTTP servers read request lines (Node's http server answers every one of these).
+  for (const line of [
+    'GET  / HTTP/1.1',
+    'GET /  HTTP/1.1',
+    'GET /\tHTTP/1.1',
+    'GET /',
+    'GET / HTTP/2.0',
+    'GET / HTTP/1.10',
+  ]) {
+    t.same(
+      sniffName(b(`${line}\r\nHost: casino.test\r\n\r\n`)),
+      http('casino.test'),
+      JSON.stringify(line),
+    );
+  }
+  for (const target of ['http://6.6.254.12/', 'http:///x', 'http://[::1]/']) {
+    t.same(
+      sniffName(b(`GET ${target} HTTP/1.1\r\nHost: casino.test\r\n\r\n`)),
+      http('casino.test'),
+      `${target}: an authority that is no name leaves the Host`,
+    );
+  }
+  t.same(
+    sniffName(b('CONNECT 6.6.254.12:443 HTTP/1.1\r\nHost: casino.test:443\r\n\r\n')),
+    http('casino.test'),
+  );
   t.same(prefixesAgree(b('OPTIONS * HTTP/1.1\r\nHost: casino.test\r\n\r\n')), []);
   t.same(prefixesAgree(b('\r\nPROPFIND / HTTP/1.1\r\nHost: casino.test\r\n\r\n')), []);
   for (const m of [
@@ -207,9 +243,11 @@ t.test('other protocols are told at once', async (t) => {
     'EHLO x\r\n',
     'PING\r\n',
     'GET mykey\r\n', // Redis inline
-    'GET /\r\n', // HTTP/0.9: no version, no Host
     'GETS / x\r\n',
-    'GET / HTTP/2.0\r\n',
+    'GET / x y\r\n',
+    '0 \x02\x01\x03', // an LDAP bind: BER bytes after "0 "
+    'A \x00',
+    'GET /\rx',
     ' GET / HTTP/1.1\r\n',
     `${'A'.repeat(40)} / HTTP/1.1\r\n`,
   ]) {
