@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { cliCommand } from '../../src/util/cli-command.js';
-import { cli, cliClosedStdout, skip, tempRoot } from './cli-ux-helpers.js';
+import { cli, cliClosedStdout, skip, tempRoot, upOnce } from './cli-ux-helpers.js';
 
 const { root, newDir } = await tempRoot(t);
 
@@ -182,18 +182,7 @@ t.test(
     const dir = newDir();
     const runs = await Promise.all([
       cli(['explain', 'news.test', '--platform', 'linux']),
-      cli([
-        'up',
-        '--once',
-        '--state-dir',
-        dir,
-        '--socks-port',
-        '0',
-        '--http-port',
-        '0',
-        '--platform',
-        'linux',
-      ]),
+      upOnce(dir, ['--platform', 'linux']),
       cli(['explain', 'news.test', '--platform', 'Windows']),
     ]);
     for (const r of runs.slice(0, 2)) {
