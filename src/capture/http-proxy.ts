@@ -410,6 +410,8 @@ export class HttpProxy {
   readonly bodyTimeoutMs: number;
   private readonly opts: HttpProxyOptions;
   private readonly tunnels = new Set<Duplex>();
+  /** Every client connection, to reset at close(). */
+  private readonly conns = new Set<Socket>();
   private listened: AddressInfo | null = null;
   private readonly expected: string | null;
 
@@ -430,6 +432,10 @@ export class HttpProxy {
       keepAliveTimeout: 5_000,
     });
     this.server.maxConnections = opts.maxConnections ?? 4096;
+    this.server.on('connection', (sock: Socket) => {
+      this.conns.add(sock);
+      sock.once('close', () => this.conns.delete(sock));
+    });
     // A client that half-closes after its request (`printf ... | nc -N`) still gets the
     // response; without this node:http aborts the request on the client's FIN.
     (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
@@ -509,7 +515,10 @@ export class HttpProxy {
 
   async close(): Promise<void> {
     const closed = new Promise<void>((r) => this.server.close(() => r()));
-    for (const s of this.tunnels) s.destroy();
+    // A reset, not a FIN: a download cut short by the shutdown must not look complete to an
+    // application that reads to the end (a tunnel, an HTTP/1.0 response).
+    for (const s of this.tunnels) resetSocket(s);
+    for (const s of this.conns) resetSocket(s);
     this.server.closeAllConnections();
     await closed;
   }

@@ -31,6 +31,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import type { Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
 import { formatIPv4, formatIPv6, ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../util/ip.js';
 import { listenOn } from '../util/listen.js';
+import { resetSocket } from '../util/reset.js';
 import { assertSafeListen, type Credentials, closeOnInternalError, endSoon } from './listen.js';
 
 // --- wire constants ----------------------------------------------------------------------
@@ -444,7 +445,8 @@ export class Socks5Server {
     // Each association ends before its relay socket closes: a reply still arriving from a
     // destination would otherwise be sent on a closed socket (ERR_SOCKET_DGRAM_NOT_RUNNING).
     for (const end of [...this.udpSockets.values()]) end();
-    for (const s of this.sockets) s.destroy();
+    // A reset, not a FIN: a download cut short by the shutdown must not look complete.
+    for (const s of this.sockets) resetSocket(s);
     await closed;
   }
 
