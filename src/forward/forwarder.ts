@@ -33,7 +33,7 @@ import { ResetCode } from '../tunnel/types.js';
 import { BIG_READ_SIZE, BigReader } from '../util/big-read.js';
 import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
 import { addressPort, ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../util/ip.js';
-import { resetSocket } from '../util/reset.js';
+import { resetSocket, whenEndIsFin } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
 import { type Resolver, useLocal } from './resolver.js';
 import { UdpAssociation } from './udp.js';
@@ -790,12 +790,21 @@ export class Forwarder {
         if (upstream instanceof Socket) resetSocket(upstream);
         finish();
       });
+      // Half-close: the end of a side's input ends the other's output once it is known to be
+      // a FIN; an RST that libuv reported as an end makes the side emit 'error' instead
+      // (whenEndIsFin), which aborts the other side above.
+      const endUpstream = (): void => {
+        if (!upstream.destroyed && !upstream.writableEnded) upstream.end();
+      };
+      let endClient: (() => void) | null = null;
       client.once('end', () => {
         clientEnded = true;
+        whenEndIsFin(client, endUpstream);
         check();
       });
       upstream.once('end', () => {
         upstreamEnded = true;
+        if (endClient !== null) whenEndIsFin(upstream, endClient);
         check();
       });
       upstream.once('finish', () => {
@@ -825,7 +834,8 @@ export class Forwarder {
         return;
       }
       if (head && head.length > 0) upstream.write(head);
-      client.pipe(upstream);
+      client.pipe(upstream, { end: false });
+      if (clientEnded) whenEndIsFin(client, endUpstream);
       // A tunnel stream writes straight into a socket (no Readable in between, and the
       // tunnel's read buffers are reused once the socket has written them).
       const spliced = upstream as Duplex & Pick<TunnelStream, 'spliceTo'>;
@@ -837,7 +847,11 @@ export class Forwarder {
         // write (a Writable that writes to a socket is done with the bytes at its callback).
         reader.pipeTo(upstream as Socket, client);
       } else {
-        upstream.pipe(client);
+        upstream.pipe(client, { end: false });
+        endClient = () => {
+          if (!client.destroyed && !client.writableEnded) client.end();
+        };
+        if (upstreamEnded) whenEndIsFin(upstream, endClient);
       }
     });
   }

@@ -24,12 +24,14 @@
  * Usage: pass `reader.onread` in the socket's constructor options (net.connect,
  * new net.Socket), then `reader.pipeTo(socket, sink)` once the sink exists. Backpressure:
  * reading pauses while `sink.write()` returns false and resumes on its 'drain'. End of input
- * ends the sink (half-close), as Readable.pipe() does. Errors are the caller's to handle
+ * ends the sink (half-close), as Readable.pipe() does, once it is known to be a FIN and not
+ * an RST (reset.ts whenEndIsFin). Errors are the caller's to handle
  * (the socket still emits 'error' and 'close').
  */
 import { isIP, type NetConnectOpts, connect as netConnect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { whenEndIsFin } from './reset.js';
 
 /** Default buffer size per read: 256 KiB. */
 export const BIG_READ_SIZE = 256 * 1024;
@@ -263,9 +265,12 @@ export class BigReader {
   pipeTo(socket: Socket, sink: Writable): void {
     this.socket = socket;
     this.sink = sink;
-    socket.once('end', () => {
-      if (!sink.destroyed && !sink.writableEnded) sink.end();
-    });
+    socket.once('end', () =>
+      // A FIN is passed on; an RST taken for an end is not (the socket's 'error' follows).
+      whenEndIsFin(socket, () => {
+        if (!sink.destroyed && !sink.writableEnded) sink.end();
+      }),
+    );
     socket.once('close', () => this.buf.release());
     const early = this.early;
     this.early = null;

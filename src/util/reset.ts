@@ -17,6 +17,7 @@
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 
 /** True when resetAndDestroy() is safe: a TCP socket with no shutdown in flight. */
 export function canReset(socket: Duplex): socket is net.Socket {
@@ -35,4 +36,39 @@ export function resetSocket(socket: Duplex): void {
     }
   }
   socket.destroy();
+}
+
+const NOTHING = Buffer.alloc(0);
+
+/**
+ * Calls `fin` when `socket`'s end of input (its 'end' event, which just came) was the
+ * peer's FIN, and not when it was an RST: the socket then emits 'error' (ECONNRESET or
+ * EPIPE), which the caller handles as the abort it is.
+ *
+ * libuv reports an RST that comes with data, or while the socket is not being read, as an
+ * end of input: a read that drains the queue and sees POLLHUP is taken for EOF, and the
+ * ECONNRESET that the next read(2) would give is never read (uv__stream_io). A relay that
+ * passed that end on as a FIN would hand its reader a transfer cut short (the peer's kernel
+ * drops what it had not sent) that looks complete. A zero-byte write tells the two apart:
+ * Linux answers it with the pending ECONNRESET, or EPIPE, on a reset connection and sends
+ * nothing on a half-closed one (docs/decisions/relay-end-or-reset.md).
+ *
+ * The probe needs a TCP socket whose own side is still open and has nothing queued (a
+ * queued write would hold the probe back behind bytes the peer may never read, and the
+ * peer's half-close with it). Otherwise `fin` is called at once, as before.
+ */
+export function whenEndIsFin(socket: Duplex, fin: () => void): void {
+  if (
+    !(socket instanceof net.Socket) ||
+    socket instanceof TLSSocket ||
+    socket.destroyed ||
+    socket.writableEnded ||
+    socket.writableLength > 0
+  ) {
+    fin();
+    return;
+  }
+  socket.write(NOTHING, (err) => {
+    if (!err) fin();
+  });
 }

@@ -144,3 +144,44 @@ t.test('connectBigReads: large reads as ordinary data events; pause and resume',
     `reads larger than 64 KiB (largest ${Math.max(...chunks.map((c) => c.length))})`,
   );
 });
+
+t.test(
+  "an RST behind queued input does not end the sink: the socket's error says it",
+  async (t) => {
+    // The sender resets with bytes still queued on the reader's side, which libuv reports as
+    // an end of input once those bytes are read (util/reset.ts whenEndIsFin).
+    const server = net.createServer((s) => {
+      s.on('error', () => {});
+      s.write(Buffer.alloc(4 * 1024 * 1024, 0x61));
+      setTimeout(() => s.resetAndDestroy(), 100);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.teardown(() => server.close());
+    const reader = new BigReader();
+    const sock = net.connect({
+      port: (server.address() as AddressInfo).port,
+      host: '127.0.0.1',
+      allowHalfOpen: true,
+      onread: reader.onread,
+    });
+    t.teardown(() => sock.destroy());
+    const how = new Promise<string>((resolve) => {
+      sock.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      sock.once('close', () => resolve('close'));
+    });
+    await once(sock, 'connect');
+    // Not read until the reset came (the first read waits for pipeTo).
+    await new Promise((r) => setTimeout(r, 300));
+    const s = slowSink(0);
+    reader.pipeTo(sock, s.sink);
+    let timer: NodeJS.Timeout | undefined;
+    const none = new Promise<string>((r) => {
+      timer = setTimeout(() => r('neither error nor close'), 3000);
+    });
+    t.equal(await Promise.race([how, none]), 'ECONNRESET', 'the socket reports the reset');
+    clearTimeout(timer);
+    t.notOk(s.ended, 'the sink was not ended as if the input were complete');
+    t.ok(Buffer.concat(s.chunks).length > 0, 'the bytes before the reset went on');
+  },
+);

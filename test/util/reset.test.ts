@@ -2,16 +2,22 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { canReset, resetSocket } from '../../src/util/reset.js';
+import { canReset, resetSocket, whenEndIsFin } from '../../src/util/reset.js';
 import { runTs } from './ts-child.js';
 
 /** A connected pair on loopback: `server` is the accepted side. */
-async function pair(): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
+async function pair(
+  allowHalfOpen = false,
+): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
   const srv = net.createServer();
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   const accepted = once(srv, 'connection');
-  const client = net.connect((srv.address() as AddressInfo).port, '127.0.0.1');
+  const client = net.connect({
+    port: (srv.address() as AddressInfo).port,
+    host: '127.0.0.1',
+    allowHalfOpen,
+  });
   client.on('error', () => {});
   const [server] = (await accepted) as [net.Socket];
   srv.close();
@@ -99,4 +105,63 @@ t.test('resetSocket after end(): the socket closes (no leaked handle)', async (t
     t.comment(`Node's resetAndDestroy() now copes here (${JSON.stringify(r.node)})`);
   }
   t.same(r.ours, { error: null, closed: true }, 'resetSocket: closed, no error');
+});
+
+/**
+ * A loopback connection whose accepted side sends `bytes` (more than the socket buffers
+ * hold) and then ends it with `how`, while the client does not read; the client's input is
+ * read once the end arrived, so it meets a full queue and libuv reports an RST as an end.
+ */
+async function endBehindData(how: 'fin' | 'rst', bytes = 4 * 1024 * 1024) {
+  const p = await pair(true);
+  p.client.pause();
+  p.server.on('error', () => {});
+  p.server.write(Buffer.alloc(bytes, 0x61));
+  await new Promise((r) => setTimeout(r, 100));
+  if (how === 'rst') p.server.resetAndDestroy();
+  else p.server.end();
+  await new Promise((r) => setTimeout(r, 100));
+  return p;
+}
+
+/** What whenEndIsFin made of the client's end: 'fin', or the error the socket emitted. */
+function verdict(s: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    s.once('end', () => whenEndIsFin(s, () => resolve('fin')));
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    s.resume();
+  });
+}
+
+t.test('whenEndIsFin: an RST behind queued data is not a FIN', async (t) => {
+  const p = await endBehindData('rst');
+  t.teardown(p.close);
+  t.equal(await verdict(p.client), 'ECONNRESET');
+});
+
+t.test('whenEndIsFin: a FIN behind queued data is one, and nothing is sent', async (t) => {
+  const p = await endBehindData('fin');
+  t.teardown(p.close);
+  t.equal(await verdict(p.client), 'fin');
+  t.equal(p.client.bytesWritten, 0, 'the probe wrote no byte');
+  t.equal(p.client.writableEnded, false, 'the client may still send (half-close)');
+});
+
+t.test('whenEndIsFin: no probe where there can be none', async (t) => {
+  let called = 0;
+  whenEndIsFin(new PassThrough(), () => called++);
+  t.equal(called, 1, 'not a socket: at once');
+  const p = await endBehindData('fin', 1024);
+  t.teardown(p.close);
+  // The client's own side ended already: a write would fail whatever the peer did.
+  p.client.end();
+  const how = await new Promise<string>((resolve) => {
+    p.client.once('end', () => {
+      const before = called;
+      whenEndIsFin(p.client, () => called++);
+      resolve(called > before ? 'at once' : 'deferred');
+    });
+    p.client.resume();
+  });
+  t.equal(how, 'at once', 'own side ended: at once');
 });
