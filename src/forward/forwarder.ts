@@ -201,6 +201,16 @@ function sessionGone(code: number, reason: string): boolean {
   );
 }
 
+/**
+ * A flow opened again after its session ended under the first OPEN gets a new connection
+ * id: the edge may have logged the first attempt (a failure, its session closed) under the
+ * old one, and the client's flow record must join the edge's record of the connection that
+ * carried it, not two records of which the first failed.
+ */
+function renewConnectionId(rec: FlowRecord): void {
+  rec.connectionId = randomUUID();
+}
+
 /** Why a stream did not open. `down`: its session is gone, the flow gets its fallback. */
 export type OpenFailure = { refused: Refusal; reason: string; down?: boolean };
 
@@ -455,7 +465,8 @@ export class Forwarder {
     }
     const { stream, failure } = await this.openTunneled(
       channel,
-      () => {
+      (retry) => {
+        if (retry) renewConnectionId(rec);
         const meta = this.meta(rec, channel, d, 'tcp');
         if (processPending) meta.processPending = true;
         return meta;
@@ -480,10 +491,12 @@ export class Forwarder {
    * rather than take the channel's fallback, before its OPEN, and once more when the
    * session ended under its OPEN (the edge never accepted it and nothing was relayed:
    * opening it again is safe). `gone()`, asked after each wait: the caller gave the flow up.
+   * `meta(retry)`: true for that second OPEN, which goes under a connection id of its own
+   * (renewConnectionId).
    */
   private async openTunneled(
     channel: ChannelName,
-    meta: () => OpenMeta,
+    meta: (retry: boolean) => OpenMeta,
     onOpen?: (s: TunnelStream) => void,
     gone?: () => boolean,
   ): Promise<TunnelOpen> {
@@ -497,7 +510,7 @@ export class Forwarder {
       if (!up) return channelDown(channel);
       let stream: TunnelStream;
       try {
-        stream = tunnels.open(channel, meta());
+        stream = tunnels.open(channel, meta(attempt > 0));
       } catch (err) {
         if (err instanceof ChannelDownError) return channelDown(channel);
         const reason = `tunnel open failed: ${(err as Error).message}`;
@@ -904,15 +917,16 @@ export class Forwarder {
     return this.forwardIp(rec);
   }
 
-  /** @internal */
-  _meta(rec: FlowRecord, channel: ChannelName, d: Decision): OpenMeta {
+  /** @internal `retry`: a second OPEN (openTunneled), under a connection id of its own. */
+  _meta(rec: FlowRecord, channel: ChannelName, d: Decision, retry = false): OpenMeta {
+    if (retry) renewConnectionId(rec);
     return this.meta(rec, channel, d, 'udp');
   }
 
   /** @internal used by UdpAssociation: the wait for OPEN_OK, bounded as for TCP. */
   _openTunneled(
     channel: ChannelName,
-    meta: () => OpenMeta,
+    meta: (retry: boolean) => OpenMeta,
     onOpen?: (s: TunnelStream) => void,
     gone?: () => boolean,
   ): Promise<TunnelOpen> {

@@ -202,7 +202,7 @@ export class UdpAssociation {
     let resetWhy: string | null = null;
     const { stream, failure } = await this.fwd._openTunneled(
       channel,
-      () => this.fwd._meta(rec, channel, d),
+      (retry) => this.fwd._meta(rec, channel, d, retry),
       (s) => {
         f.stream = s;
         s.on('reset', (code: number, reason: string) => {

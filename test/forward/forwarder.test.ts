@@ -372,6 +372,10 @@ t.test(
     t.equal(res.refused, undefined, 'tunneled on the replacement, not refused');
     t.equal(res.flow.action, 'Tunnel');
     t.equal(tunnels.opened.length, 2, 'one OPEN on each session');
+    const [first, second] = tunnels.opened.map((o) => o.meta.connectionId);
+    t.not(second, first, 'the second OPEN has a connection id of its own');
+    t.equal(res.flow.connectionId, second, "the flow record names the second OPEN's id");
+    t.equal(tunnels.opened[1]!.meta.flowId, tunnels.opened[0]!.meta.flowId, 'one flow');
     res.upstream?.destroy();
     // Once only: a second death under the OPEN takes the fallback.
     tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };

@@ -186,6 +186,9 @@ t.test('a session being replaced (token expiry, GOAWAY): the flow waits for it',
     t.equal(tunnels.opened.length, 2, 'one OPEN on each session');
     const rec = flows.list().find((f) => f.destinationIp === '127.77.0.9')!;
     t.equal(rec.action, 'Tunnel');
+    const [first, second] = tunnels.opened.map((o) => o.meta.connectionId);
+    t.not(second, first, 'the second OPEN has a connection id of its own');
+    t.equal(rec.connectionId, second, "the flow record names the second OPEN's id");
     t.equal(rec.hardening, 'N');
     // Once only: a second death under the OPEN takes the fallback.
     tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
