@@ -82,8 +82,21 @@ t.test(
     await mkdir(d);
     await mkdir(other);
     const kids: ChildProcess[] = [];
-    t.teardown(async () => {
+    // Processes that are no children of ours: the node that `timeout` starts (killing
+    // `timeout` with SIGKILL leaves it running).
+    const grandkids: number[] = [];
+    const killAll = (): void => {
       for (const k of kids) k.kill('SIGKILL');
+      for (const pid of grandkids.splice(0)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    };
+    t.teardown(async () => {
+      killAll();
       await rm(base, { recursive: true, force: true });
     });
     const start = (args: string[], env: NodeJS.ProcessEnv = {}, cwd = base): number => {
@@ -129,10 +142,18 @@ t.test(
     t.equal(wrapped.length, 2, 'the earlier up of that folder and the wrapped node');
     t.ok(wrapped.includes(x), 'the earlier one');
     t.notOk(wrapped.includes(w.pid!), 'not `timeout`, the wrapper');
-    for (const k of kids) k.kill('SIGKILL');
+    grandkids.push(...wrapped.filter((p) => p !== x));
+    killAll();
     await Promise.all(
       kids.map((k) => new Promise((r) => (k.exitCode !== null ? r(0) : k.once('exit', r)))),
     );
     t.same(launchedUps(d), [], 'gone once they have exited');
+    let left: number[] | null = [];
+    for (let i = 0; i < 100; i++) {
+      left = launchedUps(other);
+      if (left?.length === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.same(left, [], 'the wrapped node too: nothing outlives the test');
   },
 );
