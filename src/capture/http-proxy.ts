@@ -73,7 +73,7 @@ import {
   validateHeaderName,
   validateHeaderValue,
 } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Decision } from '../classify/types.js';
 import type { FlowRecord } from '../forward/flow-table.js';
@@ -81,7 +81,7 @@ import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forwar
 import { absoluteForm } from '../util/http-target.js';
 import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
 import { listenOn } from '../util/listen.js';
-import { resetSocket } from '../util/reset.js';
+import { resetSocket, whenEndIsFin } from '../util/reset.js';
 import { assertSafeListen, type Credentials, closeOnInternalError, endSoon } from './listen.js';
 import { servePac } from './pac.js';
 
@@ -720,6 +720,23 @@ export class HttpProxy {
     }
     const upstream = r.upstream;
     upstream.on('error', () => {});
+    // A body read to the upstream's close ends with its FIN, not with an RST that libuv
+    // reports as an end behind queued bytes (util/reset.ts whenEndIsFin). The verdict is
+    // taken on the socket's 'end', before the HTTP client ends the response on it. The
+    // probe's failure, like any failed write on this connection (a sign of its reset), comes
+    // through swallowWriteErrors below as `writeFailed`. (A tunnel stream says RST itself.)
+    let closedCleanly: Promise<boolean> | null = null;
+    if (upstream instanceof Socket) {
+      upstream.once('end', () => {
+        closedCleanly = new Promise((r) =>
+          whenEndIsFin(
+            upstream,
+            () => r(writeFailed === null),
+            () => r(false),
+          ),
+        );
+      });
+    }
     // The client went away while the flow was opening.
     if (req.socket.destroyed) {
       upstream.destroy();
@@ -922,11 +939,23 @@ export class HttpProxy {
       streaming = true;
       upRes = up;
       up.pipe(res, { end: false });
+      // Neither length nor chunked framing: the body ends where the connection does.
+      const toClose =
+        up.headers['content-length'] === undefined && up.headers['transfer-encoding'] === undefined;
       up.on('end', () => {
         // The upstream connection carries one request: the rest of the body goes nowhere.
         stopBody();
-        upstream.destroy();
-        endWithTrailers(up, res);
+        const verdict = toClose ? closedCleanly : null;
+        if (verdict === null) {
+          upstream.destroy();
+          endWithTrailers(up, res);
+          return;
+        }
+        void verdict.then((clean) => {
+          upstream.destroy();
+          if (clean) endWithTrailers(up, res);
+          else cutShort();
+        });
       });
       up.on('error', cutShort);
     };

@@ -57,7 +57,12 @@ const NOTHING = Buffer.alloc(0);
  * queued write would hold the probe back behind bytes the peer may never read, and the
  * peer's half-close with it). Otherwise `fin` is called at once, as before.
  */
-export function whenEndIsFin(socket: Duplex, fin: () => void): void {
+export function whenEndIsFin(
+  socket: Duplex,
+  fin: () => void,
+  /** Told of the reset too (the socket's 'error' still comes). */
+  reset?: () => void,
+): void {
   if (
     !(socket instanceof net.Socket) ||
     socket instanceof TLSSocket ||
@@ -70,5 +75,6 @@ export function whenEndIsFin(socket: Duplex, fin: () => void): void {
   }
   socket.write(NOTHING, (err) => {
     if (!err) fin();
+    else reset?.();
   });
 }
