@@ -57,6 +57,10 @@ const IPERF_HOST = 'iperf.contoso.test';
 const IPERF_PORT = 8000;
 const SHA_HOST = 'sha.contoso.test';
 const SHA_PORT = 8001;
+/** A server that sends 8 MiB and resets the connection (the RST meets queued data). */
+const RST_HOST = 'rst.contoso.test';
+const RST_PORT = 8002;
+const RST_BYTES = 8 * 1024 * 1024;
 
 interface BulkServers {
   /** Port of the iperf3 server on 127.0.0.1 (null without iperf3). */
@@ -79,6 +83,14 @@ async function startBulkServers(): Promise<BulkServers> {
   sink.listen(0, '127.0.0.1');
   await once(sink, 'listening');
   const sinkPort = (sink.address() as net.AddressInfo).port;
+  const resetter = net.createServer((s) => {
+    s.on('error', () => {});
+    s.write(Buffer.alloc(RST_BYTES, 0x61));
+    setTimeout(() => s.resetAndDestroy(), 100);
+  });
+  resetter.listen(0, '127.0.0.1');
+  await once(resetter, 'listening');
+  const resetPort = (resetter.address() as net.AddressInfo).port;
   let iperf: ChildProcess | null = null;
   let iperfPort: number | null = null;
   if (HAS_IPERF3) {
@@ -95,6 +107,7 @@ async function startBulkServers(): Promise<BulkServers> {
     iperfPort,
     connectorHosts: {
       [`${SHA_HOST}:${SHA_PORT}`]: `127.0.0.1:${sinkPort}`,
+      [`${RST_HOST}:${RST_PORT}`]: `127.0.0.1:${resetPort}`,
       ...(iperfPort ? { [`${IPERF_HOST}:${IPERF_PORT}`]: `127.0.0.1:${iperfPort}` } : {}),
     },
     async close() {
@@ -103,6 +116,7 @@ async function startBulkServers(): Promise<BulkServers> {
         await Promise.race([once(iperf, 'exit'), new Promise((r) => setTimeout(r, 3000))]);
       }
       await new Promise<void>((r) => sink.close(() => r()));
+      await new Promise<void>((r) => resetter.close(() => r()));
     },
   };
 }
@@ -581,6 +595,31 @@ if (!missing) {
       );
     },
   );
+
+  t.test("a destination's reset reaches the app in the namespace as a reset", async (t) => {
+    // The app reads nothing for 400 ms, so the destination's RST (100 ms after its first
+    // bytes) may meet queued data on the way; an end is checked with a zero-byte write, as
+    // the app's own libuv reads such an RST as an end too (docs/decisions/relay-end-or-reset.md).
+    // The whole path (edge, tunnel, relay, TUN's NAT) must pass the reset on. Where libuv
+    // hides it is timing here; test/forward/relay-end-or-reset.test.ts pins that down.
+    const script = `
+      const s = require('node:net').connect({ port: ${RST_PORT}, host: '${RST_HOST}', allowHalfOpen: true });
+      let got = 0; s.pause(); setTimeout(() => s.resume(), 400);
+      s.on('data', (d) => { got += d.length; });
+      const done = (how) => { console.log(how + ' ' + got); process.exit(0); };
+      s.on('end', () => s.write(Buffer.alloc(0), (e) => done(e ? e.code : 'end')));
+      s.on('error', (e) => done(e.code));
+      setTimeout(() => done('timeout'), 8000);`;
+    const r = await nodeIn(script);
+    t.equal(r.code, 0, r.err);
+    const [how, got] = r.out.trim().split(' ');
+    t.equal(how, 'ECONNRESET', 'a reset, not a FIN');
+    t.ok(Number(got) < RST_BYTES, `part of the data arrived (${got} bytes)`);
+    const f = await until(() => closedFlow(RST_HOST), 'flow closed');
+    t.match(f, { action: 'Tunnel', channel: 'private', capture: 'tun' });
+    const rec = await edgeRecord(f.connectionId);
+    t.equal(rec.operationStatus, 'failure', 'the edge logs the destination reset');
+  });
 
   t.test('64 MiB through TUN and tunnel arrive byte-exact (SHA-256 at both ends)', async (t) => {
     // The namespace side sends 64 MiB of pseudo-random bytes and half-closes; the server
