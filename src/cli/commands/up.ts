@@ -20,7 +20,7 @@ import {
   prepareHostTun,
   tunNameProblem,
 } from '../../client/tun-host.js';
-import { ConfigError, ListenError, UsageError } from '../../errors.js';
+import { ConfigError, GsaError, ListenError, UsageError } from '../../errors.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
 import type { ChannelName } from '../../policy/model.js';
 import { isPlatformFile, loadPlatform } from '../../policy/platform.js';
@@ -660,7 +660,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     const { client, demo } = world;
     // `gsa-emu stop` (POST /shutdown) takes the same path as Ctrl+C.
     client.admin?.onShutdown(onSignal);
-    await client.waitConnected(5000).catch(() => {});
+    await client.waitConnected(CONNECT_WAIT_MS).catch(() => {});
     if (plan && !signalled) {
       hostTun = await attachHostTun(client, plan, {
         ...(o.tunName ? { tunName: o.tunName } : {}),
@@ -722,7 +722,21 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     }
     say(`${banner}\n`);
     if (o.once) {
+      // A smoke test: a client that could not reach its edge (a channel's tunnel down, or
+      // no forwarding profile fetched) fails it. States chosen by configuration (Disabled,
+      // not onboarded, no profile enabled) do not.
+      const st = client.status();
+      const unreached =
+        st.state === 'Some channels are unreachable' ||
+        st.state === 'Disconnected' ||
+        (st.state === 'Initializing' && st.onboarded);
       await stop();
+      if (unreached) {
+        throw new GsaError(
+          'GSA_ERR_NOT_READY',
+          `--once: not Connected within ${CONNECT_WAIT_MS / 1000} s (state ${st.state}${st.notes.length ? `: ${st.notes.join('; ')}` : ''}); the tiles above say which channel is down`,
+        );
+      }
       return;
     }
     const tty = o.tty !== false && (out as NodeJS.WriteStream).isTTY === true;
@@ -790,6 +804,9 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     for (const s of SIGNALS) process.off(s, onSignal);
   }
 }
+
+/** How long `up` waits for the client to be Connected before its banner. */
+const CONNECT_WAIT_MS = 5000;
 
 /** The option that sets each listener's port, for a ListenError's message. */
 const PORT_FLAGS: Record<string, string> = {
