@@ -731,7 +731,9 @@ export class HttpProxy {
         closedCleanly = new Promise((r) =>
           whenEndIsFin(
             upstream,
-            () => r(writeFailed === null),
+            // EPIPE: reset after its FIN, so every byte came (reset.ts whenEndIsFin).
+            () =>
+              r(writeFailed === null || (writeFailed as NodeJS.ErrnoException).code === 'EPIPE'),
             () => r(false),
           ),
         );

@@ -40,18 +40,23 @@ export function resetSocket(socket: Duplex): void {
 
 const NOTHING = Buffer.alloc(0);
 
+type WriteCb = (err?: Error | null) => void;
+type RawWrite = (chunk: unknown, enc: BufferEncoding, cb: WriteCb) => void;
+
 /**
  * Calls `fin` when `socket`'s end of input (its 'end' event, which just came) was the
- * peer's FIN, and not when it was an RST: the socket then emits 'error' (ECONNRESET or
- * EPIPE), which the caller handles as the abort it is.
+ * peer's FIN, and `reset` (then destroys the socket with the error, whose 'error' the
+ * caller handles as the abort it is) when it was an RST that cut the data short.
  *
  * libuv reports an RST that comes with data, or while the socket is not being read, as an
  * end of input: a read that drains the queue and sees POLLHUP is taken for EOF, and the
  * ECONNRESET that the next read(2) would give is never read (uv__stream_io). A relay that
  * passed that end on as a FIN would hand its reader a transfer cut short (the peer's kernel
- * drops what it had not sent) that looks complete. A zero-byte write tells the two apart:
- * Linux answers it with the pending ECONNRESET, or EPIPE, on a reset connection and sends
- * nothing on a half-closed one (docs/decisions/relay-end-or-reset.md).
+ * drops what it had not sent) that looks complete. A zero-byte write tells them apart:
+ * Linux answers it with ECONNRESET on a connection reset before its FIN, with EPIPE on one
+ * reset after it (tcp_reset in CLOSE_WAIT: every byte came, the FIN says so), and sends
+ * nothing on a half-closed one (docs/decisions/relay-end-or-reset.md). The probe's error
+ * is kept from the socket's Writable (which would destroy the socket on it) and judged here.
  *
  * The probe needs a TCP socket whose own side is still open and has nothing queued (a
  * queued write would hold the probe back behind bytes the peer may never read, and the
@@ -60,7 +65,7 @@ const NOTHING = Buffer.alloc(0);
 export function whenEndIsFin(
   socket: Duplex,
   fin: () => void,
-  /** Told of the reset too (the socket's 'error' still comes). */
+  /** Told of the reset before the socket is destroyed with it. */
   reset?: () => void,
 ): void {
   if (
@@ -73,8 +78,26 @@ export function whenEndIsFin(
     fin();
     return;
   }
+  const w = socket as unknown as { _write: RawWrite };
+  const own = Object.hasOwn(w, '_write');
+  const write = w._write;
+  let probeErr: NodeJS.ErrnoException | null = null;
+  // The next _write is the probe's (nothing is queued): its error is ours to judge.
+  w._write = (chunk, enc, cb) => {
+    if (own) w._write = write;
+    else delete (w as { _write?: RawWrite })._write;
+    write.call(socket, chunk, enc, (err) => {
+      probeErr = (err as NodeJS.ErrnoException | null | undefined) ?? null;
+      cb();
+    });
+  };
   socket.write(NOTHING, (err) => {
-    if (!err) fin();
-    else reset?.();
+    const e = (err as NodeJS.ErrnoException | null | undefined) ?? probeErr;
+    if (!e || e.code === 'EPIPE') {
+      fin();
+      return;
+    }
+    reset?.();
+    socket.destroy(e);
   });
 }
