@@ -41,7 +41,7 @@ export function resetSocket(socket: Duplex): void {
 const NOTHING = Buffer.alloc(0);
 
 type WriteCb = (err?: Error | null) => void;
-type RawWrite = (chunk: unknown, enc: BufferEncoding, cb: WriteCb) => void;
+type RawWrite = (chunk: unknown, enc: string, cb: WriteCb) => void;
 
 /**
  * Calls `fin` when `socket`'s end of input (its 'end' event, which just came) was the
@@ -55,8 +55,9 @@ type RawWrite = (chunk: unknown, enc: BufferEncoding, cb: WriteCb) => void;
  * drops what it had not sent) that looks complete. A zero-byte write tells them apart:
  * Linux answers it with ECONNRESET on a connection reset before its FIN, with EPIPE on one
  * reset after it (tcp_reset in CLOSE_WAIT: every byte came, the FIN says so), and sends
- * nothing on a half-closed one (docs/decisions/relay-end-or-reset.md). The probe's error
- * is kept from the socket's Writable (which would destroy the socket on it) and judged here.
+ * nothing on a half-closed one (docs/decisions/relay-end-or-reset.md). The probe goes
+ * past the socket's Writable (which would destroy the socket on any write error) and its
+ * error is judged here.
  *
  * The probe needs a TCP socket whose own side is still open and has nothing queued (a
  * queued write would hold the probe back behind bytes the peer may never read, and the
@@ -78,21 +79,10 @@ export function whenEndIsFin(
     fin();
     return;
   }
-  const w = socket as unknown as { _write: RawWrite };
-  const own = Object.hasOwn(w, '_write');
-  const write = w._write;
-  let probeErr: NodeJS.ErrnoException | null = null;
-  // The next _write is the probe's (nothing is queued): its error is ours to judge.
-  w._write = (chunk, enc, cb) => {
-    if (own) w._write = write;
-    else delete (w as { _write?: RawWrite })._write;
-    write.call(socket, chunk, enc, (err) => {
-      probeErr = (err as NodeJS.ErrnoException | null | undefined) ?? null;
-      cb();
-    });
-  };
-  socket.write(NOTHING, (err) => {
-    const e = (err as NodeJS.ErrnoException | null | undefined) ?? probeErr;
+  // The socket's own _write, not write(): the Writable would destroy the socket on EPIPE,
+  // which here is no abort. Nothing is queued, so the probe goes to the kernel at once.
+  (socket as unknown as { _write: RawWrite })._write(NOTHING, 'buffer', (err) => {
+    const e = err as NodeJS.ErrnoException | null | undefined;
     if (!e || e.code === 'EPIPE') {
       fin();
       return;
