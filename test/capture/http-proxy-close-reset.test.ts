@@ -9,6 +9,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
+import { endedHow } from '../util/ended-how.js';
 import { proxyFor, rawUpstream } from './http-proxy-raw.js';
 
 const BODY = 8 * 1024 * 1024;
@@ -16,22 +17,13 @@ const HEAD = 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n';
 
 /**
  * GETs `url` through the proxy as an HTTP/1.0 client (the proxy then delimits the body by
- * its close as well), reads nothing for `stallMs`, then everything. How the connection
- * ended: 'end' (a FIN) or the error code; an end is checked with a zero-byte write, as the
- * client's own libuv reads an RST behind queued bytes as an end too.
+ * its close as well), reads nothing for `stallMs`, then everything; how the connection
+ * ended (endedHow).
  */
 async function slowGet(port: number, url: string, stallMs: number) {
   const s: Socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
   let got = 0;
-  const how = new Promise<string>((resolve) => {
-    s.once('end', () =>
-      s.write(Buffer.alloc(0), (err?: Error | null) =>
-        resolve(err ? ((err as NodeJS.ErrnoException).code ?? 'error') : 'end'),
-      ),
-    );
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-    s.once('close', () => resolve('close'));
-  });
+  const how = endedHow(s);
   await once(s, 'connect');
   s.write(`GET ${url} HTTP/1.0\r\n\r\n`);
   s.pause();

@@ -21,23 +21,7 @@ import { createServer, type Socket } from 'node:net';
 import t from 'tap';
 import { domainRequest, hex, rawClient, sleep, startSocks, u16 } from '../capture/helpers.js';
 import { startTestWorld, until } from '../e2e/helpers.js';
-
-/**
- * How `s` ended: 'end' (a FIN) or the error code. The test's own ends meet the same libuv
- * behaviour (an RST behind queued data reads as an end), so an end is checked the way the
- * relay checks it, with a zero-byte write that a reset connection fails.
- */
-function endedHow(s: Socket): Promise<string> {
-  return new Promise((resolve) => {
-    s.once('end', () =>
-      s.write(Buffer.alloc(0), (err?: Error | null) =>
-        resolve(err ? ((err as NodeJS.ErrnoException).code ?? 'error') : 'end'),
-      ),
-    );
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-    s.once('close', () => resolve('close'));
-  });
-}
+import { endedHow } from '../util/ended-how.js';
 
 /** More than the loopback socket buffers hold, so the sender's RST drops some. */
 const BLOB = 32 * 1024 * 1024;

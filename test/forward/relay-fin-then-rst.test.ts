@@ -13,11 +13,13 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import t from 'tap';
 import { hex, sleep, startSocks, u16 } from '../capture/helpers.js';
+import { endedHow } from '../util/ended-how.js';
 
 const from = Number(process.env.FROM ?? 4_500_000);
 const SIZES = Array.from({ length: 12 }, (_, i) => from + i * 96 * 1024);
 
-async function once1(t: { teardown(fn: () => unknown): void }, RESP: number) {
+/** One download of `RESP` bytes; how it ended, and whether the FIN was queued at the relay. */
+async function download(t: { teardown(fn: () => unknown): void }, RESP: number) {
   const sockets = new Set<Socket>();
   const srv = createServer({ allowHalfOpen: true }, (s) => {
     sockets.add(s);
@@ -50,15 +52,7 @@ async function once1(t: { teardown(fn: () => unknown): void }, RESP: number) {
   c.on('data', (b: Buffer) => {
     got += b.length;
   });
-  const how = new Promise<string>((resolve) => {
-    // A probe here too: the client's own libuv reads an RST behind data as an end.
-    c.once('end', () =>
-      c.write(Buffer.alloc(0), (err?: Error | null) =>
-        resolve(err ? ((err as NodeJS.ErrnoException).code ?? 'error') : 'end'),
-      ),
-    );
-    c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-  });
+  const how = endedHow(c);
   c.write(
     Buffer.concat([hex('05 01 00'), hex('05 01 00 01 7f000001'), u16(port), Buffer.from('req')]),
   );
@@ -86,13 +80,13 @@ async function once1(t: { teardown(fn: () => unknown): void }, RESP: number) {
     finQueued,
     how: h,
     complete: got === 12 + RESP,
-    flowReason: (f as unknown as { reason?: string })?.reason,
+    flowReason: f?.reason,
   };
 }
 
 t.test('FIN then RST: a complete response ends cleanly', async (t) => {
   const rows = [];
-  for (const n of SIZES) rows.push(await once1(t, n));
+  for (const n of SIZES) rows.push(await download(t, n));
   for (const r of rows) t.comment(JSON.stringify(r));
   t.ok(
     rows.some((r) => r.finQueued),
