@@ -12,7 +12,7 @@ import t from 'tap';
 import { endedHow } from '../util/ended-how.js';
 import { proxyFor, rawUpstream } from './http-proxy-raw.js';
 
-const BODY = 8 * 1024 * 1024;
+const BODY = 32 * 1024 * 1024;
 const HEAD = 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n';
 
 /**

@@ -614,7 +614,11 @@ if (!missing) {
     t.equal(r.code, 0, r.err);
     const [how, got] = r.out.trim().split(' ');
     t.equal(how, 'ECONNRESET', 'a reset, not a FIN');
-    t.ok(Number(got) < RST_BYTES, `part of the data arrived (${got} bytes)`);
+    // How much arrives before the reset is timing: the buffers on the way (the destination's
+    // socket, the tunnel's window, the TUN stack, the app's receive buffer) can hold all 8 MiB
+    // by the time the destination resets, and then the app reads them all and the reset after.
+    t.ok(Number(got) <= RST_BYTES, `no more than was sent arrived (${got} bytes)`);
+    t.comment(`${got} of ${RST_BYTES} bytes arrived before the reset`);
     const f = await until(() => closedFlow(RST_HOST), 'flow closed');
     t.match(f, { action: 'Tunnel', channel: 'private', capture: 'tun' });
     const rec = await edgeRecord(f.connectionId);
