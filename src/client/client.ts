@@ -80,6 +80,8 @@ export interface ClientOptions {
     localAddress?: string;
     /** Token lifetime asked of the edge (s; `up --token-ttl`); default the edge's (3600). */
     tokenTtlSeconds?: number;
+    /** The edge's client secret (`up --edge-secret`), for an edge that asks for one. */
+    clientSecret?: string;
     /**
      * Replace a session the edge says it will close (its token's expiry) before then, as
      * TunnelClient's rotateBeforeClose. Default true; false waits for the edge's close.
@@ -330,6 +332,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     ...(opts.edge.tokenTtlSeconds !== undefined
       ? { tokenTtlSeconds: opts.edge.tokenTtlSeconds }
       : {}),
+    ...(opts.edge.clientSecret !== undefined ? { clientSecret: opts.edge.clientSecret } : {}),
     userId: user.userId ?? DEMO_USER.userId,
     deviceId: user.deviceId ?? DEMO_USER.deviceId,
     ...(upn !== undefined ? { upn } : {}),

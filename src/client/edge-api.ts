@@ -42,6 +42,8 @@ export interface EdgeApiOptions {
   refreshAt?: number;
   /** Requested token lifetime (s); default: the edge's (3600). */
   tokenTtlSeconds?: number;
+  /** The edge's client secret (`client_secret` of each token request): an edge reachable beyond loopback asks for it. */
+  clientSecret?: string;
   /** Per-request timeout (ms). Default 10,000. */
   timeoutMs?: number;
   /** Use this dispatcher instead of creating an Agent (then `ca` and `localAddress` are ignored). */
@@ -200,6 +202,7 @@ export class EdgeApi {
     if (this.opts.tenantId) body.tenantId = this.opts.tenantId;
     if (this.opts.upn) body.upn = this.opts.upn;
     if (this.opts.tokenTtlSeconds) body.ttlSeconds = this.opts.tokenTtlSeconds;
+    if (this.opts.clientSecret !== undefined) body.client_secret = this.opts.clientSecret;
     const obtainedAt = Date.now();
     const r = await this.call('POST', '/oauth2/v2.0/token', {
       body: JSON.stringify(body),

@@ -10,7 +10,7 @@
  * Claims (docs/edge.md): iss, sub = oid = userId, tid, aud = audienceFor(channel), upn,
  * deviceid, scp, iat, nbf, exp, jti; header alg ES256 + kid (RFC 7638 thumbprint).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -286,6 +286,34 @@ export function bearerOf(req: IncomingMessage): string | null {
 export interface TokenEndpointOptions {
   /** The only tenant the endpoint issues tokens for (the edge's tenant). */
   tenantId: string;
+  /**
+   * When set, a token is issued only to a request carrying this secret: `client_secret` in
+   * the body, or HTTP Basic `client_id:client_secret` (RFC 6749 2.3.1). Else 401
+   * `invalid_client`. An edge reachable beyond loopback needs it (docs/decisions/edge-client-secret.md).
+   */
+  clientSecret?: string | undefined;
+}
+
+/** The secret of `Authorization: Basic base64(id:secret)`, or undefined. */
+function basicSecret(header: string | undefined): string | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (!m) return undefined;
+  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon < 0) return undefined;
+  // RFC 6749 2.3.1: both parts are form-urlencoded before they are joined.
+  try {
+    return decodeURIComponent(text.slice(colon + 1).replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Equal secrets, compared in constant time whatever their lengths (digests first). */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
 }
 
 function sendJson(
@@ -392,6 +420,20 @@ export async function handleIdentityRequest(
   const scope = str('scope');
   if (!channel && scope) {
     for (const c of AUDIENCES) if (scope.startsWith(audienceFor(c))) channel = c;
+  }
+  if (opts.clientSecret !== undefined) {
+    const given = str('client_secret') ?? basicSecret(req.headers.authorization);
+    if (given === undefined || !sameSecret(given, opts.clientSecret)) {
+      oauthError(
+        res,
+        401,
+        'invalid_client',
+        given === undefined
+          ? 'this edge issues tokens only with its client secret: give client_secret (gsa-emu up --edge-secret <file>; the edge printed the file at its start)'
+          : "the client_secret is not this edge's",
+      );
+      return true;
+    }
   }
   if (!userId || !ID_RE.test(userId) || !ID_RE.test(deviceId)) {
     oauthError(

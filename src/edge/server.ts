@@ -178,6 +178,12 @@ export interface EdgeOptions {
    * a longer request is refused with 400 `invalid_request`. Default 86,400.
    */
   maxTokenTtlSeconds?: number;
+  /**
+   * The token endpoint issues tokens only to requests carrying this secret (`client_secret`,
+   * or HTTP Basic); unset: to anyone asking for the edge's tenant. `gsa-emu edge` sets it
+   * when it listens beyond loopback (docs/decisions/edge-client-secret.md).
+   */
+  clientSecret?: string;
   /** Extra names for the TLS certificate (the channel host names are always added). */
   hostnames?: string[];
   /** The tenant's Graph forwarding-profile document. Default: the built-in default tenant. */
@@ -296,11 +302,21 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       },
     ]);
   }
+  const secret = opts.clientSecret;
+  if (secret !== undefined && (secret.length < 16 || secret.length > 1024)) {
+    throw new ConfigError([
+      {
+        path: 'clientSecret',
+        message: `must be 16 to 1024 characters, not ${secret.length}`,
+      },
+    ]);
+  }
   const store = new TenantStore(opts.tenantDoc ?? defaultTenantDocument(), {
     ...(opts.tenantId !== undefined ? { tenantId: opts.tenantId } : {}),
     ...(opts.tenantName !== undefined ? { name: opts.tenantName } : {}),
   });
   const tenantId = store.tenantId;
+  const tokenOpts = { tenantId, ...(secret !== undefined ? { clientSecret: secret } : {}) };
   const filter = new WebFilter(opts.filtering ?? {});
   const connector = new Connector({
     hosts: opts.connectorHosts ?? {},
@@ -398,7 +414,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       return;
     }
     (async () => {
-      if (await handleIdentityRequest(issuer, { tenantId }, req, res, url.pathname)) return;
+      if (await handleIdentityRequest(issuer, tokenOpts, req, res, url.pathname)) return;
       if (await controlApi(req, res, url)) return;
       sendGraphError(res, 404, 'ResourceNotFound', `no resource at ${url.pathname}`);
     })().catch((err: unknown) => {

@@ -63,6 +63,8 @@ export async function startTestWorld(
     connectorSearch?: string[];
     /** More edge limits (closeOnTokenExpiry...). */
     edgeLimits?: EdgeOptions['limits'];
+    /** The edge's client secret (then the client needs it: clientEdge.clientSecret). */
+    edgeClientSecret?: string;
     /** More of the client's edge options (tokenTtlSeconds, rotateSessions...). */
     clientEdge?: Partial<ClientOptions['edge']>;
   } = {},
@@ -94,6 +96,7 @@ export async function startTestWorld(
       filtering: demo.edge.filtering,
       egress: { systemResolver: false, directIp: false },
       limits: { graceMs: 100, connectTimeoutMs: 2000, ...o.edgeLimits },
+      ...(o.edgeClientSecret !== undefined ? { clientSecret: o.edgeClientSecret } : {}),
     });
     client = await startClient({
       edge: { url: edge.url, ca: edge.caPem, ...o.clientEdge },
