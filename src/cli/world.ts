@@ -63,6 +63,7 @@ import {
   stateDirUnusable,
   sudoHandOverTarget,
 } from '../util/state-dir.js';
+import { readSecretFile } from './edge-secret.js';
 import { overlayHosts } from './hosts-option.js';
 
 export type WorldRun = 'up' | 'netns';
@@ -78,6 +79,8 @@ export interface WorldOptions {
   edge?: string | undefined;
   /** The remote edge's CA file (PEM). */
   edgeCa?: string | undefined;
+  /** The remote edge's client secret file (`gsa-emu edge` prints it). */
+  edgeSecret?: string | undefined;
   /** Bypassed flows and the in-process edge may use real DNS and addresses. */
   allowInternet?: boolean | undefined;
   /** The in-process edge speaks TLS (wss, https), as the real edge does. Default true. */
@@ -111,7 +114,7 @@ export interface WorldOptions {
   edgeThread?: boolean | undefined;
   /**
    * The token lifetime the client asks the edge for (s; `--token-ttl`); default the edge's.
-   * One the edge refuses stops the start with a UsageError (checkTokenTtl).
+   * One the edge refuses stops the start with a UsageError (checkEdgeToken).
    */
   tokenTtlSeconds?: number | undefined;
   /** The in-process edge closes a session when its token expires (`--close-on-token-expiry`). */
@@ -343,36 +346,47 @@ export function notADirectory(err: unknown, dir: string): GsaError | null {
 }
 
 /**
- * `--token-ttl`: one token of that lifetime asked of the edge before the client starts. A
- * lifetime the edge refuses (400 `invalid_request` about `ttlSeconds`: past its
- * `--max-token-ttl`) is a UsageError with the edge's words; the client would otherwise
- * retry every tunnel and profile poll for ever. Any other failure (an edge not up yet) is
- * left to the client, which retries.
+ * One token asked of the edge before the client starts (with `--token-ttl`, or of a remote
+ * edge), so that what the edge will always refuse is a UsageError with the edge's words,
+ * not a client that retries every tunnel and profile poll for ever:
+ * - a lifetime past the edge's `--max-token-ttl` (400 `invalid_request` about `ttlSeconds`);
+ * - a client secret missing or wrong (401 `invalid_client`: `--edge-secret`).
+ * Any other failure (an edge not up yet) is left to the client, which retries.
  */
-export async function checkTokenTtl(
-  seconds: number,
-  edge: {
-    url: string;
-    ca: string | null;
-    deviceId: string;
-    localAddress?: string;
-    /** A remote edge (`--edge`), whose own `--max-token-ttl` could be raised. */
-    remote?: boolean;
-  },
-): Promise<void> {
+export async function checkEdgeToken(edge: {
+  url: string;
+  ca: string | null;
+  deviceId: string;
+  /** `--token-ttl`, seconds. */
+  ttlSeconds?: number | undefined;
+  /** `--edge-secret`: its file and the secret in it. */
+  secret?: { file: string; secret: string } | null;
+  localAddress?: string;
+  /** A remote edge (`--edge`), whose own `--max-token-ttl` could be raised. */
+  remote?: boolean;
+}): Promise<void> {
   const api = new EdgeApi({
     url: edge.url,
     ca: edge.ca,
     ...(edge.localAddress ? { localAddress: edge.localAddress } : {}),
-    userId: 'token-ttl-check',
+    userId: 'token-check',
     deviceId: edge.deviceId,
-    tokenTtlSeconds: seconds,
+    ...(edge.ttlSeconds !== undefined ? { tokenTtlSeconds: edge.ttlSeconds } : {}),
+    ...(edge.secret ? { clientSecret: edge.secret.secret } : {}),
     timeoutMs: 5000,
   });
   try {
     await api.getToken('graph');
   } catch (err) {
+    if (err instanceof EdgeHttpError && err.status === 401 && err.graphCode === 'invalid_client') {
+      throw new UsageError(
+        edge.secret
+          ? `--edge-secret "${edge.secret.file}": the edge ${edge.url} refuses it as its client secret: give the file that edge printed at its start (its <state-dir>/edge-client-secret)`
+          : `the edge ${edge.url} issues tokens only with its client secret: give --edge-secret <file>, the file that edge printed at its start (its <state-dir>/edge-client-secret)`,
+      );
+    }
     if (
+      edge.ttlSeconds !== undefined &&
       err instanceof EdgeHttpError &&
       err.status === 400 &&
       err.graphCode === 'invalid_request' &&
@@ -380,7 +394,7 @@ export async function checkTokenTtl(
     ) {
       const said = /ttlSeconds[^"]*$/.exec(err.message)?.[0] ?? err.message;
       throw new UsageError(
-        `--token-ttl ${seconds}: the edge ${edge.url} refuses it (${said}): give a shorter one${edge.remote ? ', or start that edge with a larger --max-token-ttl' : ''}`,
+        `--token-ttl ${edge.ttlSeconds}: the edge ${edge.url} refuses it (${said}): give a shorter one${edge.remote ? ', or start that edge with a larger --max-token-ttl' : ''}`,
       );
     }
   } finally {
@@ -395,6 +409,10 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   }
   // A remote edge's CA: read and checked before anything is written.
   const remoteCa = o.edge && o.edgeCa ? readEdgeCa(o.edgeCa) : null;
+  const remoteSecret =
+    o.edge && o.edgeSecret
+      ? { file: o.edgeSecret, secret: readSecretFile(o.edgeSecret, '--edge-secret') }
+      : null;
   const dir = stateDir(o.stateDir);
   // Made 0700 and checked (owner, mode) before anything is written there; under sudo, given
   // to the invoking user (util/state-dir.ts).
@@ -491,11 +509,13 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       edgeCa = edge.caPem;
     }
     const source = o.sourceAddress ?? null;
-    if (o.tokenTtlSeconds !== undefined) {
-      await checkTokenTtl(o.tokenTtlSeconds, {
+    if (o.tokenTtlSeconds !== undefined || o.edge) {
+      await checkEdgeToken({
         url: edgeUrl,
         ca: edgeCa,
         deviceId,
+        ttlSeconds: o.tokenTtlSeconds,
+        secret: remoteSecret,
         ...(o.edge && source ? { localAddress: source } : {}),
         ...(o.edge ? { remote: true } : {}),
       });
@@ -510,6 +530,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         ca: edgeCa,
         ...(o.edge && source ? { localAddress: source } : {}),
         ...(o.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: o.tokenTtlSeconds } : {}),
+        ...(remoteSecret ? { clientSecret: remoteSecret.secret } : {}),
         ...(o.sessionRotation === false ? { rotateSessions: false } : {}),
       },
       // A remote edge with a local --tenant: the file wins; otherwise the edge's profiles.

@@ -35,6 +35,7 @@ import {
   stateDirUnusable,
 } from '../../util/state-dir.js';
 import { hostOption, logMaxBytes, numberOption, portNumber, stopSignals } from '../common.js';
+import { ensureEdgeSecret, readSecretFile } from '../edge-secret.js';
 import { notADirectory } from '../world.js';
 
 interface EdgeCliOptions {
@@ -49,6 +50,7 @@ interface EdgeCliOptions {
   allowRemote?: boolean;
   closeOnTokenExpiry?: boolean;
   maxTokenTtl?: string;
+  clientSecretFile?: string;
   hostname: string[];
 }
 
@@ -193,7 +195,11 @@ export function register(program: Command): void {
     )
     .option(
       '--allow-remote',
-      'allow a non-loopback --host (the edge relays traffic: mind who can reach it)',
+      'allow a non-loopback --host (the edge relays traffic: tokens then need its client secret)',
+    )
+    .option(
+      '--client-secret-file <file>',
+      'issue tokens only to clients that give this secret (gsa-emu up --edge-secret); default with a non-loopback --host: <state-dir>/edge-client-secret, made if missing',
     )
     .option(
       '--hostname <name>',
@@ -207,6 +213,10 @@ export function register(program: Command): void {
       if (!isLoopbackHost(host) && !o.allowRemote) {
         throw new UsageError(`--host ${o.host} is not loopback; add --allow-remote if you mean it`);
       }
+      const givenSecret =
+        o.clientSecretFile !== undefined
+          ? readSecretFile(o.clientSecretFile, '--client-secret-file')
+          : undefined;
       const flagMax = o.logMaxSize !== undefined ? logMaxBytes(o.logMaxSize) : undefined;
       const flagTtl =
         o.maxTokenTtl !== undefined ? tokenTtlSeconds(o.maxTokenTtl, '--max-token-ttl') : undefined;
@@ -237,6 +247,15 @@ export function register(program: Command): void {
           'stop it first (`gsa-emu stop --edge`), or give this edge its own --state-dir',
         );
       } catch (err) {
+        throw stateDirError(err) ?? err;
+      }
+      // Beyond loopback, tokens go only to clients with the secret (edge-client-secret.md).
+      let secret: { secret: string; file: string } | null = null;
+      try {
+        if (givenSecret !== undefined) secret = { secret: givenSecret, file: o.clientSecretFile! };
+        else if (!isLoopbackHost(host)) secret = ensureEdgeSecret(dir);
+      } catch (err) {
+        release();
         throw stateDirError(err) ?? err;
       }
       // Ctrl+C / SIGTERM / SIGHUP (Windows: also Ctrl+Break), also while it starts: stop
@@ -278,6 +297,7 @@ export function register(program: Command): void {
           logMaxBytes: logMax,
           ...(maxTtl !== undefined ? { maxTokenTtlSeconds: maxTtl } : {}),
           ...(closeOnExpiry ? { limits: { closeOnTokenExpiry: true } } : {}),
+          ...(secret ? { clientSecret: secret.secret } : {}),
           ...cfg,
         }).catch((err: unknown) => {
           if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))
@@ -292,6 +312,11 @@ export function register(program: Command): void {
               `  control API ${edge.url}/beta/networkAccess/forwardingProfiles`,
               `  JWKS        ${edge.url}/.well-known/jwks.json`,
               ...(edge.caPem ? [`  CA          ${join(dir, 'ca.pem')}`] : []),
+              ...(secret
+                ? [
+                    `  secret      ${secret.file} (tokens only with it: gsa-emu up --edge <url>${edge.caPem ? ` --edge-ca ${join(dir, 'ca.pem')}` : ''} --edge-secret ${secret.file})`,
+                  ]
+                : []),
               `  traffic log ${logFile}`,
               ...(maxTtl !== undefined || closeOnExpiry
                 ? [

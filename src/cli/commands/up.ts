@@ -58,6 +58,8 @@ export interface UpOptions {
   platform?: string;
   edge?: string;
   edgeCa?: string;
+  /** `--edge-secret <file>`: the remote edge's client secret. */
+  edgeSecret?: string;
   stateDir?: string;
   logLevel?: string;
   /** `--log-max-size <MiB>`: each log file's cap before it is rotated (0: none). */
@@ -106,6 +108,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   platform: 'platform',
   edge: 'edge',
   edgeCa: 'edgeCa',
+  edgeSecret: 'edgeSecret',
   stateDir: 'stateDir',
   logLevel: 'logLevel',
   logMaxSize: 'logMaxSize',
@@ -216,7 +219,14 @@ export function readUpConfig(file: string): Partial<UpOptions> {
 }
 
 /** Config keys that name files or folders (`platform` when it is not a built-in name). */
-const PATH_KEYS = ['tenant', 'clientConfig', 'platform', 'edgeCa', 'stateDir'] as const;
+const PATH_KEYS = [
+  'tenant',
+  'clientConfig',
+  'platform',
+  'edgeCa',
+  'edgeSecret',
+  'stateDir',
+] as const;
 
 /** The checks of single values (ports, poll interval, log level, edge URL), by option. */
 const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
@@ -271,6 +281,10 @@ export function register(program: Command): void {
   addPolicyOptions(cmd, { platformDefault: false })
     .option('--edge <url>', 'use a remote edge (https://host:port) instead of starting one')
     .option('--edge-ca <file>', "the remote edge's CA certificate (PEM)")
+    .option(
+      '--edge-secret <file>',
+      "the remote edge's client secret (the file `gsa-emu edge` printed: a non-loopback edge asks for it)",
+    )
     .option('--state-dir <dir>', 'state and logs (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)')
     .option('--log-level <level>', 'client log level (trace, debug, info, warn, error)')
     .option(
@@ -475,6 +489,11 @@ function checkUpOptions(o: UpOptions) {
       '--edge-ca goes with --edge (the CA of a remote edge): the in-process edge has its own',
     );
   }
+  if (o.edgeSecret !== undefined && o.edge === undefined) {
+    throw new UsageError(
+      '--edge-secret goes with --edge (the client secret of a remote edge): the in-process edge asks for none',
+    );
+  }
   checkPorts(o, host);
   const tunMode = o.tun === true;
   // The PAC file sends browsers to the proxies: one given with neither proxy on would be
@@ -617,6 +636,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       platform: o.platform,
       edge: o.edge,
       edgeCa: o.edgeCa,
+      edgeSecret: o.edgeSecret,
       allowInternet: o.allowInternet,
       edgeTls: !o.plainEdge,
       edgeThread: o.edgeThread === true,
