@@ -15,6 +15,7 @@
  * done); otherwise a plain destroy(), which closes the socket after the FIN it already
  * announced.
  */
+import { writeSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -59,9 +60,9 @@ type RawWrite = (chunk: unknown, enc: string, cb: WriteCb) => void;
  * past the socket's Writable (which would destroy the socket on any write error) and its
  * error is judged here.
  *
- * The probe needs a TCP socket whose own side is still open and has nothing queued (a
- * queued write would hold the probe back behind bytes the peer may never read, and the
- * peer's half-close with it). Otherwise `fin` is called at once, as before.
+ * A socket whose own side has ended (the application half-closed its upload before the
+ * destination reset), or has writes queued, is probed by `kernelProbe`. A socket without a
+ * descriptor (Windows) or not TCP gets `fin` at once.
  */
 export function whenEndIsFin(
   socket: Duplex,
@@ -69,13 +70,20 @@ export function whenEndIsFin(
   /** Told of the reset before the socket is destroyed with it. */
   reset?: () => void,
 ): void {
-  if (
-    !(socket instanceof net.Socket) ||
-    socket instanceof TLSSocket ||
-    socket.destroyed ||
-    socket.writableEnded ||
-    socket.writableLength > 0
-  ) {
+  if (!(socket instanceof net.Socket) || socket instanceof TLSSocket || socket.destroyed) {
+    fin();
+    return;
+  }
+  if (socket.writableEnded || socket.writableLength > 0) {
+    // Its own side ended (libuv refuses any write after its shutdown, without a system
+    // call) or writes are queued (a probe through libuv would wait behind them): the
+    // zero-byte write goes to the kernel directly, past libuv, and reads the same answer.
+    const code = kernelProbe(socket);
+    if (code === 'ECONNRESET') {
+      reset?.();
+      socket.destroy(Object.assign(new Error('read ECONNRESET'), { code, syscall: 'read' }));
+      return;
+    }
     fin();
     return;
   }
@@ -90,4 +98,24 @@ export function whenEndIsFin(
     reset?.();
     socket.destroy(e);
   });
+}
+
+/**
+ * A zero-byte write(2) on `socket`'s descriptor, past libuv: the error code the kernel
+ * answers with, or null for none (or no descriptor to ask: Windows, a pipe). On Linux a
+ * socket whose send side is shut down answers EPIPE, unless an error is pending on it
+ * (`sk_err`, which tcp_reset sets and a read would have returned): then that error, which
+ * the write consumes (tcp_sendmsg_locked -> sk_stream_error -> sock_error). Zero bytes
+ * add nothing to the stream and cannot reorder what libuv has queued. SIGPIPE is ignored
+ * by Node.
+ */
+export function kernelProbe(socket: net.Socket): string | null {
+  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  try {
+    writeSync(fd, NOTHING);
+    return null;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? null;
+  }
 }

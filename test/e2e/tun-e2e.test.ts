@@ -83,7 +83,8 @@ async function startBulkServers(): Promise<BulkServers> {
   sink.listen(0, '127.0.0.1');
   await once(sink, 'listening');
   const sinkPort = (sink.address() as net.AddressInfo).port;
-  const resetter = net.createServer((s) => {
+  // Half-open: an app's half-close must not make it end its answer early (with a FIN).
+  const resetter = net.createServer({ allowHalfOpen: true }, (s) => {
     s.on('error', () => {});
     s.write(Buffer.alloc(RST_BYTES, 0x61));
     setTimeout(() => s.resetAndDestroy(), 100);
@@ -624,6 +625,33 @@ if (!missing) {
     const rec = await edgeRecord(f.connectionId);
     t.equal(rec.operationStatus, 'failure', 'the edge logs the destination reset');
   });
+
+  t.test(
+    "a destination's reset after the app's half-close is a reset in the namespace",
+    async (t) => {
+      // As above, but the app ends its upload at once (HTTP/1.0, `nc -N`): the relay's socket
+      // to the destination's side has ended its own side, and is probed past libuv
+      // (util/reset.ts kernelProbe); the app checks its end the same way, with a zero-byte
+      // write(2) on its descriptor.
+      const script = `
+      const s = require('node:net').connect({ port: ${RST_PORT}, host: '${RST_HOST}', allowHalfOpen: true });
+      let got = 0; s.pause(); setTimeout(() => s.resume(), 400);
+      s.on('connect', () => s.end());
+      s.on('data', (d) => { got += d.length; });
+      const done = (how) => { console.log(how + ' ' + got); process.exit(0); };
+      s.on('end', () => { try { require('node:fs').writeSync(s._handle.fd, Buffer.alloc(0)); done('end'); }
+        catch (e) { done(e.code === 'ECONNRESET' ? e.code : 'end'); } });
+      s.on('error', (e) => done(e.code));
+      setTimeout(() => done('timeout'), 8000);`;
+      const r = await nodeIn(script);
+      t.equal(r.code, 0, r.err);
+      const [how, got] = r.out.trim().split(' ');
+      t.equal(how, 'ECONNRESET', `a reset, not a FIN (${r.out.trim()})`);
+      t.ok(Number(got) <= RST_BYTES, `no more than was sent arrived (${got} bytes)`);
+      const f = await until(() => closedFlow(RST_HOST), 'flow closed');
+      t.match(f, { action: 'Tunnel', channel: 'private', capture: 'tun' });
+    },
+  );
 
   t.test('64 MiB through TUN and tunnel arrive byte-exact (SHA-256 at both ends)', async (t) => {
     // The namespace side sends 64 MiB of pseudo-random bytes and half-closes; the server

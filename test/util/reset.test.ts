@@ -2,14 +2,14 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { canReset, resetSocket, whenEndIsFin } from '../../src/util/reset.js';
+import { canReset, kernelProbe, resetSocket, whenEndIsFin } from '../../src/util/reset.js';
 import { runTs } from './ts-child.js';
 
-/** A connected pair on loopback: `server` is the accepted side. */
+/** A connected pair on loopback: `server` is the accepted side; `allowHalfOpen` for both. */
 async function pair(
   allowHalfOpen = false,
 ): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
-  const srv = net.createServer();
+  const srv = net.createServer({ allowHalfOpen });
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   const accepted = once(srv, 'connection');
@@ -153,7 +153,7 @@ t.test('whenEndIsFin: no probe where there can be none', async (t) => {
   t.equal(called, 1, 'not a socket: at once');
   const p = await endBehindData('fin', 1024);
   t.teardown(p.close);
-  // The client's own side ended already: a write would fail whatever the peer did.
+  // The client's own side ended already: the kernel is asked (kernelProbe), at once.
   p.client.end();
   const how = await new Promise<string>((resolve) => {
     p.client.once('end', () => {
@@ -164,4 +164,30 @@ t.test('whenEndIsFin: no probe where there can be none', async (t) => {
     p.client.resume();
   });
   t.equal(how, 'at once', 'own side ended: at once');
+});
+
+t.test('whenEndIsFin after our own end(): an RST is a reset, a FIN a FIN', async (t) => {
+  for (const how of ['rst', 'fin'] as const) {
+    const p = await pair(true);
+    t.teardown(p.close);
+    p.client.pause();
+    p.server.on('error', () => {});
+    p.client.end(); // our half-close: libuv takes no write from here
+    await once(p.server, 'end');
+    p.server.write(Buffer.alloc(4 * 1024 * 1024, 0x61));
+    await new Promise((r) => setTimeout(r, 100));
+    if (how === 'rst') p.server.resetAndDestroy();
+    else p.server.end();
+    await new Promise((r) => setTimeout(r, 100));
+    t.equal(p.client.writableEnded, true);
+    t.equal(await verdict(p.client), how === 'rst' ? 'ECONNRESET' : 'fin', how);
+  }
+});
+
+t.test('kernelProbe: nothing to ask without a descriptor', async (t) => {
+  t.equal(kernelProbe(new net.Socket()), null, 'a socket not connected');
+  const p = await pair();
+  t.teardown(p.close);
+  t.equal(kernelProbe(p.client), null, 'a connected socket: the write succeeds');
+  t.equal(p.client.bytesWritten, 0);
 });
