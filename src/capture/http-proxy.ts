@@ -104,7 +104,10 @@ export interface HttpProxyOptions {
    * With maxHeaderSize it bounds what stalled clients can hold. Default 4,096.
    */
   maxConnections?: number;
-  /** Upstream response head timeout for plain HTTP (ms) -> 504. Default 30,000. */
+  /**
+   * Upstream response head timeout for plain HTTP (ms) -> 504: from the end of the request
+   * to the final response head; each interim response (1xx) starts it again. Default 30,000.
+   */
   responseTimeoutMs?: number;
   /**
    * Plain HTTP request bodies: how long an incomplete body may go without a byte from the
@@ -848,6 +851,10 @@ export class HttpProxy {
     });
     // Interim responses, forwarded while the final one is awaited.
     upReq.on('information', (info) => {
+      // An interim response shows the upstream at work (RFC 2518's 102 Processing exists so
+      // that a client does not time out a long request): the response timeout starts again,
+      // as nginx's proxy_read_timeout does on any read. Whether or not it reaches the client.
+      if (!answered) timer?.refresh();
       // RFC 9110 15.2: no 1xx to an HTTP/1.0 client. Interim responses are advisory: while
       // the client has not taken the ones before, more are dropped (an upstream sending them
       // without end to a client that does not read would grow the proxy's memory).

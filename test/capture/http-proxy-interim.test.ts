@@ -33,6 +33,55 @@ t.test('103 Early Hints and 102 Processing reach the client before the response'
   t.match(r.got, /\r\n\r\nok$/, 'the body');
 });
 
+t.test('each interim response starts the response timeout again', async (t) => {
+  // 15 x 102 Processing, 100 ms apart (1.5 s in all, past the 1 s timeout), then the
+  // response; on /stall 3 of them and then nothing (the timeout still ends that one).
+  const timers = new Set<NodeJS.Timeout>();
+  t.teardown(() => {
+    for (const x of timers) clearTimeout(x);
+  });
+  const up = await rawUpstream(t, (path, s: Socket) => {
+    const count = path === '/stall' ? 3 : 15;
+    let sent = 0;
+    const next = (): void => {
+      if (s.destroyed) return;
+      if (sent === count) {
+        if (path !== '/stall') s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        return;
+      }
+      sent++;
+      s.write('HTTP/1.1 102 Processing\r\n\r\n');
+      const x = setTimeout(() => {
+        timers.delete(x);
+        next();
+      }, 100);
+      timers.add(x);
+    };
+    next();
+  });
+  const { port } = await proxyFor(t, { responseTimeoutMs: 1000 });
+  for (const v of ['1.1', '1.0']) {
+    const t0 = Date.now();
+    const r = await rawClient(
+      port,
+      `GET http://direct.test:${up.port}/long HTTP/${v}\r\nHost: x\r\n\r\n`,
+      (g) => g.endsWith('\r\n\r\nok') || /\b50\d /.test(g),
+      15_000,
+    );
+    const statuses = [...r.got.matchAll(/^HTTP\/1\.[01] (\d{3})/gm)].map((m) => m[1]);
+    t.equal(statuses.at(-1), '200', `HTTP/${v}: the response after ${Date.now() - t0} ms`);
+    // An HTTP/1.0 client gets no 1xx, but its wait is started again all the same.
+    t.equal(statuses.length, v === '1.1' ? 16 : 1, `HTTP/${v}: statuses ${statuses.join(' ')}`);
+  }
+  const stalled = await rawClient(
+    port,
+    `GET http://direct.test:${up.port}/stall HTTP/1.1\r\nHost: x\r\n\r\n`,
+    (g) => /\b504 /.test(g) && g.endsWith('\n'),
+    15_000,
+  );
+  t.match(stalled.got, /HTTP\/1\.1 504 Gateway Timeout\r\n/, 'silence after the interims: 504');
+});
+
 t.test('no 1xx goes to an HTTP/1.0 client; a 103 with a bad field is dropped', async (t) => {
   const up = await rawUpstream(t, (path, s: Socket) => {
     const hint =
