@@ -111,6 +111,7 @@ t.test('edge --client-secret-file and up --edge-secret', { skip }, async (t) => 
     edge.out,
     `secret      ${secretFile} (tokens only with it: gsa-emu up --edge <url> --edge-secret ${secretFile})`,
   );
+  t.notMatch(edge.out, /warning/, 'plain HTTP on loopback: no warning');
 
   const none = await upOnce(newDir(), ['--edge', edge.url]);
   t.equal(none.code, 2, 'no secret: a usage error');
@@ -225,6 +226,7 @@ t.test(
     );
     const file = join(dir, EDGE_SECRET_FILE);
     t.match(edge.out, `secret      ${file}`, 'the banner names the secret file');
+    t.match(edge.out, /warning {5}--no-tls beyond loopback: .* in clear/, 'plain HTTP: warned');
     t.equal(statSync(file).mode & 0o777, 0o600, 'made 0600');
     const secret = readFileSync(file, 'utf8').trim();
     const ask = async (body: object): Promise<number> => {

@@ -318,6 +318,12 @@ export function register(program: Command): void {
                   ]
                 : []),
               `  traffic log ${logFile}`,
+              // Only TLS keeps the secret and the tokens from others on the network.
+              ...(!o.tls && !isLoopbackHost(host)
+                ? [
+                    '  warning     --no-tls beyond loopback: the client secret and the tokens cross the network in clear',
+                  ]
+                : []),
               ...(maxTtl !== undefined || closeOnExpiry
                 ? [
                     `  tokens      ttlSeconds at most ${maxTtl ?? 86_400}${closeOnExpiry ? '; sessions closed at token expiry (4419)' : ''}`,
