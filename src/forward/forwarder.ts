@@ -118,6 +118,13 @@ export interface ForwarderOptions {
   /** UDP: bytes queued in all of an association's destinations being set up. Default 1 MiB. */
   udpQueueBytes?: number;
   /**
+   * UDP: destinations of all associations together (each bypassed one holds a socket: a
+   * file descriptor). Default 16,384, as the TUN stack's `maxUdpFlows`.
+   */
+  udpMaxFlowsTotal?: number;
+  /** UDP: bytes queued in all associations' destinations being set up. Default 32 MiB. */
+  udpQueueBytesTotal?: number;
+  /**
    * The process behind a new TCP flow, if the capture can tell: known (sync), 'pending'
    * (being looked up: setProcess() follows, and the edge is told to wait for it), or null.
    */
@@ -278,6 +285,11 @@ export class Forwarder {
   /** The one Flow record classification reuses (decide() is synchronous). */
   private readonly flow: Flow = newFlow();
   private readonly associations = new Set<UdpAssociation>();
+  /**
+   * @internal What all UDP associations hold together (their bounds are per association;
+   * a client may open thousands): destination flows, and bytes queued during setup.
+   */
+  readonly _udpHeld = { flows: 0, queuedBytes: 0 };
   /** Records whose destinationIp is the application's (ConnectRequest.appIp), not forwarded. */
   private readonly shownOnly = new WeakSet<FlowRecord>();
   /** Open tunneled TCP flows by flow id (setProcess tells the edge). */

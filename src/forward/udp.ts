@@ -67,6 +67,8 @@ export class UdpAssociation {
   private readonly maxFlows: number;
   private readonly maxQueue: number;
   private readonly maxQueueBytes: number;
+  private readonly maxFlowsTotal: number;
+  private readonly maxQueueBytesTotal: number;
   /** Bytes of the datagrams waiting in every pending flow's queue. */
   private queuedBytes = 0;
 
@@ -90,6 +92,8 @@ export class UdpAssociation {
     this.maxFlows = opts.udpMaxFlows ?? 256;
     this.maxQueue = opts.udpQueue ?? 64;
     this.maxQueueBytes = opts.udpQueueBytes ?? 1024 * 1024;
+    this.maxFlowsTotal = opts.udpMaxFlowsTotal ?? 16_384;
+    this.maxQueueBytesTotal = opts.udpQueueBytesTotal ?? 32 * 1024 * 1024;
     this.sweep = setInterval(() => this.expire(), Math.max(50, this.idleMs >>> 1));
     this.sweep.unref();
   }
@@ -117,17 +121,19 @@ export class UdpAssociation {
     const key = `${host ?? ip}|${port}`;
     let f = this.flows.get(key);
     if (f === undefined) {
-      if (this.flows.size >= this.maxFlows) {
+      // Bounded per association and in all of them (one client may open thousands).
+      if (this.flows.size >= this.maxFlows || this.fwd._udpHeld.flows >= this.maxFlowsTotal) {
         this.fwd.flows.counters.drop('limit');
         return;
       }
       f = new DestFlow(host, ip, port, appIp);
       this.flows.set(key, f);
+      this.fwd._udpHeld.flows++;
       const flow = f;
       // A bug of ours while setting the flow up loses its datagrams (counted), never the process.
       this.setup(flow).catch(() => {
         this.fwd.flows.counters.drop('internal', this.takeQueue(flow).length);
-        if (this.flows.get(key) === flow) this.flows.delete(key);
+        this.forget(key, flow);
       });
     }
     // A discarded flow (dropped, blocked, refused, hardening) is not kept alive by the
@@ -137,13 +143,15 @@ export class UdpAssociation {
     switch (f.state) {
       case 'pending':
         // Bounded per destination, and in bytes per association (256 destinations of 64
-        // datagrams of 64 KiB would be 1 GiB).
+        // datagrams of 64 KiB would be 1 GiB) and in all associations.
         if (
           f.queue.length < this.maxQueue &&
-          this.queuedBytes + payload.length <= this.maxQueueBytes
+          this.queuedBytes + payload.length <= this.maxQueueBytes &&
+          this.fwd._udpHeld.queuedBytes + payload.length <= this.maxQueueBytesTotal
         ) {
           f.queue.push(payload);
           this.queuedBytes += payload.length;
+          this.fwd._udpHeld.queuedBytes += payload.length;
         } else this.drop(f, 'queue');
         return;
       case 'tunnel':
@@ -162,8 +170,18 @@ export class UdpAssociation {
   private takeQueue(f: DestFlow): Buffer[] {
     const q = f.queue;
     f.queue = [];
-    for (const p of q) this.queuedBytes -= p.length;
+    for (const p of q) {
+      this.queuedBytes -= p.length;
+      this.fwd._udpHeld.queuedBytes -= p.length;
+    }
     return q;
+  }
+
+  /** Removes a destination flow from the association (if it is still the one for `k`). */
+  private forget(k: string, f: DestFlow): void {
+    if (this.flows.get(k) !== f) return;
+    this.flows.delete(k);
+    this.fwd._udpHeld.flows--;
   }
 
   private drop(f: DestFlow, reason: string): void {
@@ -224,8 +242,7 @@ export class UdpAssociation {
     }
     stream.on('datagram', (payload: Buffer) => this.replyFrom(f, payload));
     const ended = (): void => {
-      const k = this.keyOf(f);
-      if (this.flows.get(k) === f) this.flows.delete(k);
+      this.forget(this.keyOf(f), f);
       f.state = 'discard';
       f.dropReason = 'closed';
     };
@@ -400,7 +417,7 @@ export class UdpAssociation {
     const now = Date.now();
     for (const [k, f] of this.flows) {
       if (now - f.last >= this.idleMs) {
-        this.flows.delete(k);
+        this.forget(k, f);
         this.closeFlow(f);
       }
     }
@@ -426,6 +443,7 @@ export class UdpAssociation {
     this.closed = true;
     clearInterval(this.sweep);
     for (const f of this.flows.values()) this.closeFlow(f);
+    this.fwd._udpHeld.flows -= this.flows.size;
     this.flows.clear();
     this.onClose();
   }
