@@ -14,7 +14,9 @@
  *
  * Commands: CONNECT (IPv4, IPv6, domain) and UDP ASSOCIATE (a UDP relay socket per
  * association, bound on the control connection's local address; datagrams are accepted
- * only from the client's address; FRAG != 0 dropped). BIND is answered 0x07.
+ * only from the client's address (the control connection's, or the one DST.ADDR
+ * announced) and port (DST.PORT, or the first relayed datagram's); FRAG != 0 dropped).
+ * BIND is answered 0x07.
  *
  * Reply codes: 0x02 blocked by policy, 0x03 network unreachable, 0x04 host unreachable,
  * 0x05 connection refused (by the destination), 0x06 TTL expired (connect timeout), 0x07
@@ -649,10 +651,7 @@ export class Socks5Server {
         counters.drop('foreign-sender');
         return;
       }
-      if (peerPort === 0) {
-        peerPort = r.port;
-        assoc.setSource(peerIp, r.port);
-      } else if (r.port !== peerPort) {
+      if (peerPort !== 0 && r.port !== peerPort) {
         this.stats.udpDropped++;
         counters.drop('foreign-sender');
         return;
@@ -667,6 +666,13 @@ export class Socks5Server {
         this.stats.udpDropped++;
         counters.drop('frag');
         return;
+      }
+      // The port "not known" is the first datagram's that the relay takes: one it drops
+      // (garbage, a fragment; from the client or another program on its address) does not
+      // decide it.
+      if (peerPort === 0) {
+        peerPort = r.port;
+        assoc.setSource(peerIp, r.port);
       }
       assoc.send(h.host, h.ip, h.port, msg.subarray(h.data));
     });
