@@ -32,11 +32,20 @@ import {
 } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { ConfigError, GsaError } from '../errors.js';
+import { ConfigError, GsaError, UsageError } from '../errors.js';
 import { shellWord } from './shell-word.js';
 
 export function stateDir(flag?: string): string {
-  if (flag) return resolve(flag);
+  if (flag !== undefined) {
+    // An empty value (`--state-dir "$DIR"` with DIR unset) is a mistake, not "the default":
+    // taken as no flag it would start, stop or read the user's own ~/.gsa-emu.
+    if (flag.trim() === '') {
+      throw new UsageError(
+        '--state-dir is empty: give it a folder (e.g. "$(mktemp -d)"), or leave it out for $GSA_EMU_STATE_DIR, else ~/.gsa-emu',
+      );
+    }
+    return resolve(flag);
+  }
   if (process.env.GSA_EMU_STATE_DIR) return resolve(process.env.GSA_EMU_STATE_DIR);
   return defaultStateDir();
 }

@@ -242,6 +242,7 @@ const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
   logMaxSize: (v) => logMaxBytes(v),
   edge: (v) => edgeUrlOf(v, '--edge'),
   localSubnets: (v) => localSubnetsOption(v),
+  stateDir: (v) => stateDir(v),
   tokenTtl: (v) => tokenTtlSeconds(v, '--token-ttl'),
 };
 
@@ -360,7 +361,10 @@ export function register(program: Command): void {
     .action(async (flags: UpOptions, cmd: Command) => {
       let o: UpOptions;
       try {
-        o = { ...(flags.config ? readUpConfig(flags.config) : {}), ...given(flags, cmd) };
+        o = {
+          ...(flags.config !== undefined ? readUpConfig(flags.config) : {}),
+          ...given(flags, cmd),
+        };
       } catch (e) {
         startFailed(flags.stateDir, e);
         throw e;
@@ -371,7 +375,13 @@ export function register(program: Command): void {
 
 /** An `up` that stops before it is ready says why, for a `gsa-emu status --wait` waiting on it. */
 function startFailed(dir: string | undefined, e: unknown): void {
-  writeStartFailure(stateDir(dir), (e as Error)?.message ?? String(e));
+  let d: string;
+  try {
+    d = stateDir(dir);
+  } catch {
+    return; // no folder to write the reason in (an empty --state-dir): the error says so
+  }
+  writeStartFailure(d, (e as Error)?.message ?? String(e));
 }
 
 /**
