@@ -42,6 +42,7 @@ import {
 import { join } from 'node:path';
 import { type Decision, PROTO_TCP } from '../classify/types.js';
 import type { Forwarder } from '../forward/forwarder.js';
+import type { Resolver } from '../forward/resolver.js';
 import type { ChannelName } from '../policy/model.js';
 import { loadOrCreateTls } from '../tunnel/tls.js';
 
@@ -147,18 +148,34 @@ export const DEMO_TRIES: readonly DemoTry[] = [
 /** A demo try with the running client's decision for it. */
 export interface DecidedTry extends DemoTry {
   decision: Decision;
+  /**
+   * Bypassed, and the client can neither dial the name nor resolve it (a single-label name
+   * while Private DNS does not apply: Private Access or Global Secure Access off): the
+   * request fails with "cannot resolve".
+   */
+  unresolvable?: true;
 }
 
 /**
  * What the client does now with each of DEMO_TRIES: its forwarder's `decide` (the current
  * classifier and resolver, as for a proxy flow and `explain --running`). Never rejects.
  */
-export async function decideTries(forwarder: Pick<Forwarder, 'decide'>): Promise<DecidedTry[]> {
+export async function decideTries(
+  forwarder: Pick<Forwarder, 'decide'> & { resolver?: Pick<Resolver, 'dialTarget' | 'resolve'> },
+): Promise<DecidedTry[]> {
   return Promise.all(
-    DEMO_TRIES.map(async (t) => ({
-      ...t,
-      decision: (await forwarder.decide(PROTO_TCP, t.host, null, t.port)).decision,
-    })),
+    DEMO_TRIES.map(async (t): Promise<DecidedTry> => {
+      const { decision, ip } = await forwarder.decide(PROTO_TCP, t.host, null, t.port);
+      const r = forwarder.resolver;
+      // A bypassed flow connects as the forwarder does: the dial map, else the resolver.
+      const unresolvable =
+        r !== undefined &&
+        decision.action === 'bypass' &&
+        ip === null &&
+        r.dialTarget(t.host, null, t.port) === null &&
+        (await r.resolve(t.host)) === null;
+      return unresolvable ? { ...t, decision, unresolvable } : { ...t, decision };
+    }),
   );
 }
 

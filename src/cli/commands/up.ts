@@ -1039,6 +1039,10 @@ export function bannerText(
 
 /** A try's outcome with its note, if it has one. */
 function withNote(outcome: string, t: DecidedTry): string {
+  if (t.unresolvable) {
+    const why = t.note ? ': without Private DNS a single-label name does not resolve' : '';
+    return `fails: cannot resolve ${t.host} (${outcome}${why})`;
+  }
   return t.note ? `${outcome} (${t.note})` : outcome;
 }
 
