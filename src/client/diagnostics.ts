@@ -202,6 +202,15 @@ export function statusView(i: StatusInput): StatusView {
       `the VPN is off (switched off in ${snap.vpn.offVia === 'app' ? 'the app' : 'Settings'}): nothing is forwarded; \`${cliCommand()} vpn on${i.commandFlags ?? ''}\``,
     );
   }
+  if (snap.onboarded && snap.vpnOn && !snap.toggles.m365) {
+    // As the VPN's note: "Disabled" alone does not say that the tile is why, nor the fix.
+    const gsa = snap.tiles.m365;
+    notes.push(
+      gsa.visible && gsa.userCanToggle
+        ? `the Global Secure Access tile is off: nothing is forwarded; \`${cliCommand()} toggle m365 on${i.commandFlags ?? ''}\``
+        : `the Global Secure Access tile is ${gsa.visible ? 'off and locked' : 'hidden and off'} by the client configuration (${gsa.reason}): nothing is forwarded`,
+    );
+  }
   if (snap.tiles.private.visible && !snap.toggles.private) notes.push('Private Access is disabled');
   if (snap.tiles.internet.visible && !snap.toggles.internet)
     notes.push('Internet Access is disabled');
