@@ -9,6 +9,7 @@ import type { Decision } from '../classify/types.js';
 import { PROTO_TCP, PROTO_UDP } from '../classify/types.js';
 import { UsageError } from '../errors.js';
 import type { Forwarder } from '../forward/forwarder.js';
+import type { Resolver } from '../forward/resolver.js';
 import { ipFamily } from '../util/ip.js';
 import { type Target, targetText } from '../util/target.js';
 
@@ -23,13 +24,18 @@ export interface Explanation {
   qualified?: string;
   /** The running client resolved the name (no rule acquired it by name). */
   resolved?: boolean;
+  /**
+   * The running client bypasses the name and has no address for it (neither its resolver
+   * nor its dial map): a proxy flow to it fails with "cannot resolve".
+   */
+  unresolvable?: boolean;
   /** The client configuration's warnings (offline: an unknown key in --client-config). */
   warnings?: string[];
 }
 
 /** The running client's answer for `target` (`ip`: the address the name resolved to). */
 export async function explainWithForwarder(
-  forwarder: Pick<Forwarder, 'decide'>,
+  forwarder: Pick<Forwarder, 'decide'> & { resolver?: Pick<Resolver, 'dialTarget'> },
   target: Target,
   ip: string | null,
 ): Promise<Explanation> {
@@ -49,5 +55,13 @@ export async function explainWithForwarder(
     // A copy: decisions are shared, immutable records of the classifier.
     decision: { ...r.decision },
     resolved: given === null && r.ip !== null,
+    ...(given === null &&
+    r.ip === null &&
+    !r.qualified &&
+    target.host !== null &&
+    r.decision.action === 'bypass' &&
+    forwarder.resolver?.dialTarget(target.host, null, target.port) === null
+      ? { unresolvable: true }
+      : {}),
   };
 }

@@ -89,7 +89,11 @@ export function formatExplanation(e: Explanation): string {
   if (d.action === 'tunnel') lines.push(`  hardening ${d.fallback} when the edge is unreachable`);
   lines.push(`  reason    ${d.reason}`);
   if (e.resolved) lines.push('  resolved  no rule acquired the name: the client resolved it');
-  if (!e.ip && !d.ruleId) {
+  if (e.unresolvable) {
+    lines.push(
+      `  resolved  the client has no address for ${e.host}: a proxy flow to it fails (cannot resolve ${e.host})`,
+    );
+  } else if (!e.ip && !d.ruleId) {
     lines.push('  note      no address given, so IP rules were not evaluated: add --ip <address>');
   }
   for (const w of e.warnings ?? []) lines.push(`  warning   ${w}`);
