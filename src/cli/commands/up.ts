@@ -21,6 +21,7 @@ import {
   tunNameProblem,
 } from '../../client/tun-host.js';
 import { ConfigError, GsaError, ListenError, UsageError } from '../../errors.js';
+import type { FlowRecord } from '../../forward/flow-table.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
 import type { ChannelName } from '../../policy/model.js';
 import { isPlatformFile, loadPlatform } from '../../policy/platform.js';
@@ -793,8 +794,8 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
         void draw()
           .then((banner) => {
             if (timer === null) return; // stopped meanwhile
-            const flows = client.flows.list().slice(-20);
-            say(`\x1b[2J\x1b[H${banner}\n\n${formatFlows(flows)}\n`);
+            const table = liveTable(banner, client.flows.list(), out as NodeJS.WriteStream);
+            say(`\x1b[2J\x1b[H${banner}\n\n${table}\n`);
           })
           .finally(() => {
             drawing = false;
@@ -1035,6 +1036,29 @@ export function bannerText(
   }
   if (!x.once) lines.push('Ctrl+C to stop.');
   return lines.join('\n');
+}
+
+/**
+ * The live table under `banner`: the last 20 flows, or fewer, so that the redraw fits the
+ * terminal's rows (long lines wrapping at its columns) and does not scroll the status line
+ * and tiles off the screen (and a copy into the scrollback) every second. At least 3: a
+ * terminal too small for the banner scrolls anyway.
+ */
+export function liveTable(
+  banner: string,
+  flows: readonly FlowRecord[],
+  term: { rows?: number; columns?: number },
+): string {
+  const rows = term.rows && term.rows > 0 ? term.rows : 0;
+  const cols = term.columns && term.columns > 0 ? term.columns : 80;
+  const screenRows = (text: string): number =>
+    text.split('\n').reduce((n, l) => n + Math.max(1, Math.ceil(l.length / cols)), 0);
+  // The banner, the blank line after it, and the line left for the cursor.
+  const used = screenRows(banner) + 2;
+  for (let n = Math.min(20, flows.length); ; n--) {
+    const table = formatFlows(flows.slice(flows.length - n));
+    if (rows === 0 || n <= 3 || used + screenRows(table) <= rows) return table;
+  }
 }
 
 /** A try's outcome with its note, if it has one. */
