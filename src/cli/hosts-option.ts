@@ -41,7 +41,8 @@ export function parseAddHosts(entries: readonly string[]): Record<string, string
     const name = e.slice(0, eq);
     const address = e.slice(eq + 1);
     const bad = nameProblem(name) ?? addressProblem(address);
-    if (bad) throw new UsageError(`--add-host ${bad}`);
+    // The whole entry, then what is wrong with it: repeated flags are told apart.
+    if (bad) throw new UsageError(`--add-host "${e}": ${bad}`);
     out[normalizeName(name)] = address.trim();
   }
   return out;

@@ -48,6 +48,12 @@ t.test('parseAddHosts: name=address, lowercased, leading wildcard, IPv6', async 
   ];
   for (const [entry, re] of bad) {
     t.throws(() => parseAddHosts([entry]), { code: 'GSA_ERR_USAGE', message: re }, entry);
+    // The message names the whole entry (of several --add-host flags, the bad one).
+    t.throws(
+      () => parseAddHosts(['ok.test=127.0.0.1', entry]),
+      { message: `--add-host "${entry}"` },
+      `${entry}: named`,
+    );
   }
   t.same(ipv4Hosts({ 'a.test': '10.0.0.1', 'b.test': '::1' }), { 'a.test': '10.0.0.1' });
   // A demo name the user takes over loses its port-specific entries (they would win).
