@@ -41,10 +41,9 @@ import {
 } from 'node:net';
 import { join } from 'node:path';
 import { type Decision, PROTO_TCP } from '../classify/types.js';
-import type { Forwarder } from '../forward/forwarder.js';
-import type { Resolver } from '../forward/resolver.js';
 import type { ChannelName } from '../policy/model.js';
 import { loadOrCreateTls } from '../tunnel/tls.js';
+import { bypassCannotResolve, type Deciding } from './explain.js';
 
 /** A private server reached by its single-label name (`http://fs1/`) through Private DNS. */
 export const DEMO_SINGLE_LABEL = 'fs1';
@@ -160,20 +159,12 @@ export interface DecidedTry extends DemoTry {
  * What the client does now with each of DEMO_TRIES: its forwarder's `decide` (the current
  * classifier and resolver, as for a proxy flow and `explain --running`). Never rejects.
  */
-export async function decideTries(
-  forwarder: Pick<Forwarder, 'decide'> & { resolver?: Pick<Resolver, 'dialTarget' | 'resolve'> },
-): Promise<DecidedTry[]> {
+export async function decideTries(forwarder: Deciding): Promise<DecidedTry[]> {
   return Promise.all(
     DEMO_TRIES.map(async (t): Promise<DecidedTry> => {
-      const { decision, ip } = await forwarder.decide(PROTO_TCP, t.host, null, t.port);
-      const r = forwarder.resolver;
-      // A bypassed flow connects as the forwarder does: the dial map, else the resolver.
-      const unresolvable =
-        r !== undefined &&
-        decision.action === 'bypass' &&
-        ip === null &&
-        r.dialTarget(t.host, null, t.port) === null &&
-        (await r.resolve(t.host)) === null;
+      const r = await forwarder.decide(PROTO_TCP, t.host, null, t.port);
+      const { decision } = r;
+      const unresolvable = await bypassCannotResolve(forwarder.resolver, t.host, t.port, r);
       return unresolvable ? { ...t, decision, unresolvable } : { ...t, decision };
     }),
   );

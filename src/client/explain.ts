@@ -33,9 +33,33 @@ export interface Explanation {
   warnings?: string[];
 }
 
+/** A forwarder's `decide` and, where known, the resolver its bypassed flows connect with. */
+export type Deciding = Pick<Forwarder, 'decide'> & {
+  resolver?: Pick<Resolver, 'dialTarget' | 'resolve'>;
+};
+
+/**
+ * Whether a bypassed flow to `host` fails with "cannot resolve", given `decide`'s answer
+ * `r`: it connects as the forwarder does, by the dial map, else by the resolver. `decide`
+ * has asked the resolver already (and had no address) unless a rule decided by the name;
+ * then it is asked here.
+ */
+export async function bypassCannotResolve(
+  resolver: Deciding['resolver'],
+  host: string | null,
+  port: number,
+  r: { decision: Decision; ip: string | null; qualified?: true },
+): Promise<boolean> {
+  if (resolver === undefined || host === null || r.ip !== null || r.qualified) return false;
+  if (r.decision.action !== 'bypass' || resolver.dialTarget(host, null, port) !== null) {
+    return false;
+  }
+  return r.decision.ruleId === null || (await resolver.resolve(host)) === null;
+}
+
 /** The running client's answer for `target` (`ip`: the address the name resolved to). */
 export async function explainWithForwarder(
-  forwarder: Pick<Forwarder, 'decide'> & { resolver?: Pick<Resolver, 'dialTarget'> },
+  forwarder: Deciding,
   target: Target,
   ip: string | null,
 ): Promise<Explanation> {
@@ -55,12 +79,7 @@ export async function explainWithForwarder(
     // A copy: decisions are shared, immutable records of the classifier.
     decision: { ...r.decision },
     resolved: given === null && r.ip !== null,
-    ...(given === null &&
-    r.ip === null &&
-    !r.qualified &&
-    target.host !== null &&
-    r.decision.action === 'bypass' &&
-    forwarder.resolver?.dialTarget(target.host, null, target.port) === null
+    ...((await bypassCannotResolve(forwarder.resolver, target.host, target.port, r))
       ? { unresolvable: true }
       : {}),
   };

@@ -16,10 +16,13 @@ const bypass = decision({
   reason: 'no forwarding profile acquires this flow (goes direct)',
 });
 
-function forwarder(ip: string | null, dialed: boolean) {
+function forwarder(ip: string | null, dialed: boolean, d = bypass, resolves: string | null = null) {
   return {
-    decide: async (_p: number, host: string | null) => ({ decision: bypass, ip, host }),
-    resolver: { dialTarget: () => (dialed ? { ip: '127.0.0.1', port: 1 } : null) },
+    decide: async (_p: number, host: string | null) => ({ decision: d, ip, host }),
+    resolver: {
+      dialTarget: () => (dialed ? { ip: '127.0.0.1', port: 1 } : null),
+      resolve: async () => resolves,
+    },
   };
 }
 
@@ -56,3 +59,25 @@ t.test('an address given with --ip: as before', async (t) => {
   t.notOk(e.unresolvable);
   t.notMatch(formatExplanation(e), /fails/);
 });
+
+t.test(
+  'a name a bypass rule matched (decide did not resolve it): asked, not said to fail',
+  async (t) => {
+    // decide() resolves a name only when no rule decided by it; the bypassed flow resolves it
+    // when it connects.
+    const byRule = decision({ action: 'bypass', ruleId: 'bp', reason: 'bypass rule' });
+    const ok = await explainWithForwarder(
+      forwarder(null, false, byRule, '192.0.2.7'),
+      parseTarget('login.example.test:443'),
+      null,
+    );
+    t.notOk(ok.unresolvable, 'it resolves: the flow goes direct');
+    t.notMatch(formatExplanation(ok), /fails/);
+    const no = await explainWithForwarder(
+      forwarder(null, false, byRule, null),
+      parseTarget('nowhere.example.test:443'),
+      null,
+    );
+    t.equal(no.unresolvable, true, 'it does not resolve: the flow fails');
+  },
+);
