@@ -592,6 +592,12 @@ function tunMetrics(c: TunCounters): string {
     [['', c.resolverRefused]],
   );
   metric(
+    'gsa_client_tun_udp_replies_too_big_total',
+    'counter',
+    "UDP replies (DNS answers too) larger than the TUN device's MTU, dropped.",
+    [['', c.dropUdpTooBig]],
+  );
+  metric(
     'gsa_client_tun_dns_queries_total',
     'counter',
     'DNS queries the TUN capture answered or forwarded.',

@@ -228,6 +228,39 @@ t.test('UDP: onUdp gets the payload, reply() builds a valid packet back', async 
   t.equal(stack.counters.udpIn, 2);
 });
 
+t.test('UDP: a reply larger than the device MTU is not written, and is counted', async (t) => {
+  const dev = new FakeDevice({ mtu: 1280 });
+  const replies: Array<(p: Uint8Array) => boolean> = [];
+  const stack = new TunStack({
+    device: dev,
+    listen: false,
+    listenPort: LISTEN,
+    hooks: {
+      onUdp(_flow, _payload, reply) {
+        replies.push(reply);
+      },
+    },
+  });
+  t.teardown(() => stack.close());
+  dev.inject([UDP_443]);
+  t.equal(replies.length, 1, 'the flow was handed to onUdp');
+  const reply = replies[0]!;
+  // 20 bytes of IPv4 and 8 of UDP header: 1252 bytes of payload fill a 1280-byte MTU.
+  t.equal(reply(Buffer.alloc(1253)), false, 'one byte too many: refused');
+  await new Promise((r) => setImmediate(r));
+  t.equal(dev.take().length, 0, 'nothing written');
+  t.equal(stack.counters.dropUdpTooBig, 1);
+  t.equal(stack.counters.udpOut, 0);
+  t.equal(reply(Buffer.alloc(1252)), true, 'a reply that fits');
+  await new Promise((r) => setImmediate(r));
+  const outs = dev.take();
+  t.equal(outs.length, 1, 'written');
+  t.equal(outs[0]!.length, 1280);
+  t.equal(stack.counters.dropUdpTooBig, 1, 'not counted');
+  t.equal(stack.counters.udpOut, 1);
+  t.equal(unaccounted(stack.counters), 0, 'not part of the received-packet sum');
+});
+
 t.test(
   "QUIC 'drop' is silent, or ICMP admin-prohibited with icmpOnDrop; 'reset' always ICMP",
   async (t) => {

@@ -207,6 +207,11 @@ export interface TunCounters extends DnsCounters {
   dropUdpFull: number;
   dropUdpNoConsumer: number;
   dropNotIpv4Nat: number;
+  /**
+   * UDP replies (DNS answers too) larger than the device MTU, not written: outgoing, so not
+   * part of the rxPackets sum.
+   */
+  dropUdpTooBig: number;
   /** Flow-level counters. */
   tcpFlows: number;
   tcpAccepted: number;
@@ -280,6 +285,7 @@ function newCounters(): TunCounters {
     dropUdpFull: 0,
     dropUdpNoConsumer: 0,
     dropNotIpv4Nat: 0,
+    dropUdpTooBig: 0,
     tcpFlows: 0,
     tcpAccepted: 0,
     tcpOrphanAccepts: 0,
@@ -930,7 +936,10 @@ export class TunStack {
   /** Send a datagram built from a reply template (used by UdpFlow.reply and DNS). */
   sendUdp(template: Buffer, payload: Uint8Array): boolean {
     if (this.#closed) return false;
-    if (28 + payload.length > Math.min(65535, this.device.mtu)) return false;
+    if (28 + payload.length > Math.min(65535, this.device.mtu)) {
+      this.counters.dropUdpTooBig++;
+      return false;
+    }
     this.counters.udpOut++;
     this.#emit(udpReply(template, payload));
     return true;
