@@ -42,6 +42,8 @@ class DestFlow implements ByteSource {
   sock: UdpSocket | null = null;
   /** Drop reason while discarding. */
   dropReason = 'policy';
+  /** Datagrams dropped before the flow had its record (added to rec.drops once it has). */
+  earlyDrops = 0;
   sent = 0;
   received = 0;
   /** The port bypassed datagrams go to (after the dial map; the socket is connected to it). */
@@ -187,6 +189,7 @@ export class UdpAssociation {
   private drop(f: DestFlow, reason: string): void {
     this.fwd.flows.counters.drop(reason);
     if (f.rec) f.rec.drops++;
+    else f.earlyDrops++;
   }
 
   private sendDirect(f: DestFlow, payload: Buffer): void {
@@ -198,6 +201,7 @@ export class UdpAssociation {
     const { decision: d, ip, host } = await this.fwd.decide(PROTO_UDP, f.host, f.ip, f.port);
     const req: ConnectRequest = { ...this.req, host, ip, port: f.port, appIp: f.appIp };
     const rec = this.fwd._newRecord(req, host, ip, d);
+    rec.drops += f.earlyDrops;
     f.rec = rec;
     if (this.gone(f)) return this.abandon(f);
     switch (d.action) {
@@ -427,6 +431,13 @@ export class UdpAssociation {
     const state = f.state;
     f.state = 'discard';
     f.dropReason = 'closed';
+    // Its setup may take seconds more to see it gone (a name to resolve, the edge's OPEN_OK):
+    // its queue's bytes are given back now, not held from other associations until then
+    // (abandon() then finds the queue empty).
+    if (state === 'pending') {
+      const q = this.takeQueue(f);
+      for (let i = 0; i < q.length; i++) this.drop(f, 'closed');
+    }
     if (f.sock) {
       try {
         f.sock.close();

@@ -93,3 +93,20 @@ t.test('destinations and queued bytes are bounded across associations', async (t
   for (let i = 0; i < 50 && fwd._udpHeld.queuedBytes > 0; i++) await sleep(20);
   t.same(fwd._udpHeld, { flows: 0, queuedBytes: 0 }, 'nothing held once all closed');
 });
+
+t.test('a destination closed while being set up gives its queued bytes back at once', async (t) => {
+  const { echo, flows, fwd } = await pendingWorld(t, {});
+  const drops = (r: string) => flows.counters.drops.get(r) ?? 0;
+  const a = fwd.udpAssociation({ srcIp: '127.0.0.1', srcPort: 40000, capture: 'socks' }, () => {});
+  for (let i = 0; i < 3; i++) a.send('dest0.test', null, echo.port, Buffer.alloc(10_000));
+  t.equal(fwd._udpHeld.queuedBytes, 30_000, 'queued while its name resolves');
+  a.close();
+  // Not when the resolution ends (300 ms): other associations may queue them meanwhile.
+  t.same(fwd._udpHeld, { flows: 0, queuedBytes: 0 }, 'given back as the association closes');
+  t.equal(drops('closed'), 3, 'its datagrams are counted as dropped (closed)');
+  const recorded = () => flows.list().find((r) => r.destinationFqdn === 'dest0.test');
+  for (let i = 0; i < 50 && recorded()?.status !== 'Terminated'; i++) await sleep(20);
+  t.match(recorded(), { status: 'Terminated', drops: 3 }, 'the setup ended and recorded it');
+  t.equal(fwd._udpHeld.queuedBytes, 0, 'still nothing held');
+  t.equal(drops('closed'), 3, 'not counted twice');
+});
