@@ -26,6 +26,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseBinary as parsePlistBinary, parse as parsePlistXml } from 'plist';
 import { ConfigError, type ConfigIssue, ToggleRefusedError } from '../errors.js';
+import { cliCommand } from '../util/cli-command.js';
 import { parseConfigText } from '../util/config-text.js';
 import { show } from './graph.js';
 import {
@@ -297,8 +298,8 @@ function effectWarnings(cfg: ClientConfig, seen: Map<string, string>): ConfigIss
   if (!cfg.silentOnboard) {
     out.push({
       path: seen.get('SilentOnboard') ?? 'SilentOnboard',
-      message:
-        'not TRUE: the client starts not onboarded and forwards nothing until the user onboards (`gsa-emu onboard`); the seed sets SilentOnboard=True',
+      // The state dir is not known here: `up` names its own in the onboard command it suggests.
+      message: `not TRUE: the client starts not onboarded and forwards nothing until the user onboards (\`${cliCommand()} onboard\`, with \`up\`'s --state-dir if it has one); the seed sets SilentOnboard=True`,
     });
   }
   const keys = CHANNEL_KEYS[cfg.keySet ?? 'ios'];

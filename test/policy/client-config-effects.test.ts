@@ -23,6 +23,27 @@ t.test('no SilentOnboard, or SilentOnboard false: one warning naming it', async 
   t.same(parseClientConfig({ EnableGSA: 3, SilentOnboard: true }).warnings, [], 'none when TRUE');
 });
 
+t.test('the onboarding warning names the command as the user runs gsa-emu', async (t) => {
+  const tmp = await tempDir();
+  t.teardown(tmp.remove);
+  await writeFile(join(tmp.dir, 'gsa-emu'), '', { mode: 0o755 });
+  const path = process.env.PATH;
+  t.teardown(() => {
+    process.env.PATH = path;
+  });
+  for (const [dirs, cmd] of [
+    [tmp.dir, 'gsa-emu'],
+    ['', 'npx gsa-emu'],
+  ] as const) {
+    process.env.PATH = dirs;
+    const [w] = onboardWarning(parseClientConfig({ EnableGSA: 3 }).warnings);
+    t.ok(
+      w?.message.includes(`(\`${cmd} onboard\`, with \`up\`'s --state-dir if it has one)`),
+      `${cmd}: ${w?.message}`,
+    );
+  }
+});
+
 t.test('explain shows the onboarding warning with the file', async (t) => {
   const tmp = await tempDir();
   t.teardown(tmp.remove);
