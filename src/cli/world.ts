@@ -158,8 +158,11 @@ export interface World {
   readonly edge: InProcessEdge | null;
   readonly edgeUrl: string;
   readonly client: RunningClient;
-  /** Write the state file with the client's listener addresses (pid, admin, proxies, logs). */
-  writeState(): void;
+  /**
+   * Write the state file with the client's listener addresses (pid, admin, proxies, logs);
+   * `adminAlsoIn`: the namespaces where the admin API listens too (ClientStateFile).
+   */
+  writeState(o?: { adminAlsoIn?: string[] }): void;
   /** Close the client, the edge and the demo servers, remove the state file and lock. Idempotent. */
   stop(): Promise<void>;
 }
@@ -590,7 +593,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       edge,
       edgeUrl,
       client: c,
-      writeState() {
+      writeState(o = {}) {
         const a = c.addresses;
         writeClientState(
           dir,
@@ -604,6 +607,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
             edge: edgeUrl,
             logs,
             adminToken: c.admin?.token ?? null,
+            ...(o.adminAlsoIn?.length ? { adminAlsoIn: o.adminAlsoIn } : {}),
           },
           files.stateFile,
         );

@@ -32,6 +32,9 @@
  * is not this API's loopback address (or localhost) gets 403. Idle connections close
  * after 15 s; at most 256 are open at once.
  *
+ * `serveFd` serves the same API on a second listening socket: a `gsa-emu netns` run's own
+ * 127.0.0.1:port inside its namespace, so that the command it runs can ask it too.
+ *
  * Methods: the GET endpoints also answer HEAD (RFC 9110 9.1); another method on them is
  * 405 `Allow: GET, HEAD`, anything but POST on /toggle, /vpn, /onboard and /shutdown is 405
  * `Allow: POST`,
@@ -39,7 +42,11 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+} from 'node:net';
 import { isLoopbackHost } from '../capture/listen.js';
 import { ToggleRefusedError, UsageError } from '../errors.js';
 import { CHANNELS, type ChannelName } from '../policy/model.js';
@@ -75,6 +82,13 @@ export interface AdminApi {
    * path. Without one, POST /shutdown is refused (409).
    */
   onShutdown(handler: (() => void) | null): void;
+  /**
+   * Serves this API on another listening TCP socket as well, given as its descriptor (which
+   * it then owns): a `gsa-emu netns` run's 127.0.0.1:port inside the namespace (created there
+   * by the addon, `listenTcp4InNetns`). Its requests must name the same address in Host.
+   * Closed with the API.
+   */
+  serveFd(fd: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -444,6 +458,9 @@ export async function startAdminApi(
   }
 
   address = await listenOn(server, opts.port ?? 0, host, 'admin API');
+  /** The other listeners (serveFd): their connections go to `server`. */
+  const more: NetServer[] = [];
+  let closed = false;
   return {
     server,
     address,
@@ -452,8 +469,32 @@ export async function startAdminApi(
     onShutdown(handler) {
       shutdown = handler;
     },
+    serveFd(fd) {
+      if (closed) return Promise.reject(new Error('the admin API is closed'));
+      // http.Server takes connections from any listener: its timeouts, its connection list
+      // (closeAllConnections) and its handler apply alike. The bound is per listener.
+      const s = createNetServer((socket) => server.emit('connection', socket));
+      s.maxConnections = MAX_CONNECTIONS;
+      more.push(s);
+      return new Promise<void>((resolve, reject) => {
+        // Not a listening socket (a caller's bug). The descriptor is not closed here: Node
+        // closes it with the handle when it got that far, and its number may be reused.
+        s.once('error', (err) => {
+          more.splice(more.indexOf(s), 1);
+          reject(err);
+        });
+        s.listen({ fd }, () => {
+          s.removeAllListeners('error');
+          s.on('error', () => {});
+          resolve();
+        });
+      });
+    },
     close: () =>
       new Promise<void>((r) => {
+        closed = true;
+        for (const s of more) s.close();
+        more.length = 0;
         server.close(() => r());
         server.closeAllConnections();
       }),

@@ -4,7 +4,8 @@
  *
  * The address and the bearer token come from the run's state file: `<state-dir>/client.json`,
  * which `gsa-emu up` writes when ready and removes at exit, else the newest
- * `<state-dir>/netns-<pid>.json` of a running `gsa-emu netns`. A state file whose writer is
+ * `<state-dir>/netns-<pid>.json` of a running `gsa-emu netns` (from inside a run's namespace:
+ * that run, whose admin API listens there too). A state file whose writer is
  * gone (its pid exited, or is now another process: util/pid-lock.ts writerAlive) is stale
  * and not used: its port may be free, or another gsa-emu's.
  *
@@ -55,6 +56,11 @@ export interface ClientStateFile {
    * on 127.0.0.1 is reachable only from there: a command in another namespace is told so.
    */
   netns?: string;
+  /**
+   * Linux: further network namespaces whose 127.0.0.1 has the same admin address, served by
+   * the same process: a `gsa-emu netns` run's own namespace, where its command runs.
+   */
+  adminAlsoIn?: string[];
 }
 
 export const STATE_FILE = 'client.json';
@@ -219,7 +225,14 @@ function upCommand(dir: string): string {
  * The running client of `dir`: `client.json` when its writer runs, else the newest running
  * netns; GSA_ERR_NOT_RUNNING (saying why: missing, stale, not JSON) when there is none.
  */
-function liveState(dir: string): LiveState {
+function liveState(dir: string): LiveState & { inside?: true } {
+  // A command inside a `gsa-emu netns` run (the command it runs) asks that run, whatever
+  // else uses the folder: the only one whose admin API it can reach.
+  const here = ownNetNamespace();
+  if (here !== null) {
+    const inside = liveNetnsStates(dir).find((r) => servedIn(r.state, here));
+    if (inside) return { ...inside, inside: true };
+  }
   const main = join(dir, STATE_FILE);
   const s = readClientState(main);
   if (s === 'garbled') {
@@ -343,14 +356,14 @@ export function adminTarget(dir: string, o: AdminFlags = {}): AdminTarget {
       ? { url, token: match.state.adminToken ?? null, from: match.file }
       : { url, token: null, from: null };
   }
-  const { file, state } = liveState(dir);
+  const { file, state, inside } = liveState(dir);
   if (!state.admin) throw new NoAdminApiError(state.pid, file);
   const target: AdminTarget = {
     url: `http://${state.admin}`,
     token: given ?? state.adminToken ?? null,
     from: given !== null ? null : file,
   };
-  if (file !== join(dir, STATE_FILE)) {
+  if (file !== join(dir, STATE_FILE) && !inside) {
     const others = liveNetnsStates(dir).filter((r) => r.file !== file);
     if (others.length > 0) {
       const list = others
@@ -375,7 +388,12 @@ function otherNetNamespace(file: string): { here: string; there: string } | null
   const s = readClientState(file);
   if (s === null || s === 'garbled' || typeof s.netns !== 'string') return null;
   const here = ownNetNamespace();
-  return here !== null && here !== s.netns ? { here, there: s.netns } : null;
+  return here !== null && here !== s.netns && !servedIn(s, here) ? { here, there: s.netns } : null;
+}
+
+/** Whether the state file's admin API also listens in the network namespace `ns`. */
+function servedIn(s: ClientStateFile, ns: string): boolean {
+  return Array.isArray(s.adminAlsoIn) && s.adminAlsoIn.includes(ns);
 }
 
 /** The name `ip netns` gives the network namespace `ns` (`net:[inode]`), or null. */

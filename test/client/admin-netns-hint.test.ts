@@ -95,6 +95,60 @@ t.test('a gsa-emu netns run: asked from inside it, told to ask from the host', a
   );
 });
 
+t.test(
+  'a gsa-emu netns run asked from inside it: it serves its admin API there too',
+  { skip: here === null ? 'no /proc/self/ns/net here' : false },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-admin-ns-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const port = await closedPort();
+    const pid = process.ppid;
+    // The run's host namespace is another (net:[1]); this process stands in for its command,
+    // in the run's namespace (adminAlsoIn). An `up` of the folder and an older netns run in
+    // the same namespace as this one are live too: the run this command is inside answers.
+    writeClientState(dir, { ...clientState(dir, process.pid, '127.0.0.1:41003') });
+    writeClientState(
+      dir,
+      { ...clientState(dir, pid, `127.0.0.1:${port}`), netns: 'net:[1]', adminAlsoIn: [here!] },
+      join(dir, `netns-${pid}.json`),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    writeClientState(
+      dir,
+      { ...clientState(dir, process.pid, '127.0.0.1:41004'), netns: 'net:[2]' },
+      join(dir, `netns-${process.pid}.json`),
+    );
+    const target = adminTarget(dir);
+    t.equal(target.url, `http://127.0.0.1:${port}`, 'the run whose namespace this is');
+    t.equal(target.note, undefined, 'no "several runs" note: there is no choice to make');
+    const e = await adminCall(target, 'GET', '/status', undefined, { timeoutMs: 2000 }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    t.notOk(e instanceof OtherNamespaceError, 'reachable from here: not the other-namespace error');
+    t.match(e?.message, /ECONNREFUSED/, 'nothing listens: the plain connection error');
+    // The same run without the namespace in its state file: the other-namespace error.
+    writeClientState(
+      dir,
+      { ...clientState(dir, pid, `127.0.0.1:${port}`), netns: 'net:[1]' },
+      join(dir, `netns-${pid}.json`),
+    );
+    const e2 = await adminCall(
+      adminTarget(dir, { admin: `127.0.0.1:${port}` }),
+      'GET',
+      '/status',
+      undefined,
+      {
+        timeoutMs: 2000,
+      },
+    ).then(
+      () => null,
+      (e: Error) => e,
+    );
+    t.ok(e2 instanceof OtherNamespaceError);
+  },
+);
+
 t.test('namespaceName: the name ip netns gives a namespace, by its inode', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-netns-names-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

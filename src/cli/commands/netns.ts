@@ -7,11 +7,16 @@
  * ends, on Ctrl+C / SIGTERM (forwarded to the command) and on failure. Linux, root (or
  * CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and the native addon. See docs/tun.md.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
-import { addonUnavailable } from '../../capture/tun/device.js';
-import { cleanupStaleNetns, harnessUnavailable, NETNS_SIGNALS } from '../../capture/tun/netns.js';
+import { addonUnavailable, listenTcp4InNetns } from '../../capture/tun/device.js';
+import {
+  cleanupStaleNetns,
+  harnessUnavailable,
+  NETNS_SIGNALS,
+  type Netns,
+} from '../../capture/tun/netns.js';
 import { tokenFileOf } from '../../client/admin-client.js';
 import { attachTun, exitCode, type TunCapture } from '../../client/tun-capture.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
@@ -37,6 +42,32 @@ export interface NetnsCommandOptions {
   closeOnTokenExpiry?: boolean;
   /** `--no-session-rotation`: keep each session until the edge closes it (token expiry). */
   sessionRotation?: boolean;
+}
+
+/**
+ * Serves the admin API inside the run's namespace too, at the same 127.0.0.1:port (the
+ * namespace is new: nothing else listens there), so that the command can ask the run what
+ * went through GSA (`gsa-emu flows --json` in a CI script). Returns the namespace
+ * (`net:[inode]`, as /proc/<pid>/ns/net names it) for the state file, or null when the API
+ * is not served there (the run goes on; a warning says so).
+ */
+async function adminInside(
+  client: World['client'],
+  ns: Netns,
+  say: (line: string) => void,
+): Promise<string | null> {
+  const admin = client.admin;
+  if (admin === null) return null;
+  try {
+    const fd = listenTcp4InNetns(ns.path, admin.address.address, admin.address.port, 64);
+    await admin.serveFd(fd);
+    return `net:[${statSync(ns.path).ino}]`;
+  } catch (err) {
+    say(
+      `warning: the admin API is not served inside the namespace (${(err as Error).message}): ask the run from the host`,
+    );
+    return null;
+  }
 }
 
 /** Why TUN capture in a namespace cannot run here (one line), or null. */
@@ -186,13 +217,14 @@ export async function netns(
       hostsForDns: tunDnsHosts(demo!, hosts),
       ...(o.icmpOnDrop ? { icmpOnDrop: true } : {}),
     });
-    world.writeState();
+    const alsoIn = await adminInside(client, tun.ns!, say);
+    world.writeState(alsoIn !== null ? { adminAlsoIn: [alsoIn] } : {});
     // As `up`'s banner: the state and why (notes), a `warning:` line per problem, and a
     // warning when the client is not Connected as the command starts (a CI job would
     // "pass" with its flows bypassed, or blocked).
     const st = client.status();
     say(
-      `${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin} (token in ${tokenFileOf(world.stateFile)})`,
+      `${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin}${alsoIn !== null ? ' on the host and in the namespace' : ''} (token in ${tokenFileOf(world.stateFile)})`,
     );
     for (const w of st.warnings) say(`warning: ${w}`);
     if (st.state !== 'Connected') {
