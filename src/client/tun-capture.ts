@@ -43,6 +43,7 @@ import { plainQuery } from '../capture/tun/dns.js';
 import { createNetns, type Netns, type NetnsOptions } from '../capture/tun/netns.js';
 import {
   createTunStack,
+  DROP_KEYS,
   type FlowVerdict,
   type TunCounters,
   type TunFlow,
@@ -554,8 +555,14 @@ export async function attachTun(
   return capture;
 }
 
+/** A drop counter's name as a label value: dropTcpNatFull -> tcp_nat_full. */
+const dropReason = (key: string): string =>
+  key
+    .slice('drop'.length)
+    .replace(/[A-Z]/g, (ch, at: number) => `${at > 0 ? '_' : ''}${ch.toLowerCase()}`);
+
 /** The TUN stack's tables and what it refused or reset, as Prometheus text. */
-function tunMetrics(c: TunCounters): string {
+export function tunMetrics(c: TunCounters): string {
   const out: string[] = [];
   const metric = (name: string, type: string, help: string, rows: Array<[string, number]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -590,6 +597,12 @@ function tunMetrics(c: TunCounters): string {
     'counter',
     'Flows to the synthetic resolver other than DNS, refused.',
     [['', c.resolverRefused]],
+  );
+  metric(
+    'gsa_client_tun_dropped_packets_total',
+    'counter',
+    'Packets read from the TUN device and dropped, by reason (IPv6 and fragments too: GSA tunnels IPv4 only).',
+    DROP_KEYS.map((k) => [`{reason="${dropReason(k)}"}`, c[k]]),
   );
   metric(
     'gsa_client_tun_udp_replies_too_big_total',

@@ -11,6 +11,7 @@ import {
   unaccounted,
 } from '../../src/capture/tun/stack.js';
 import type { Flow } from '../../src/classify/types.js';
+import { tunMetrics } from '../../src/client/tun-capture.js';
 import { rd32 } from '../../src/parse/checksum.js';
 import { headerChecksumOk } from '../../src/parse/ipv4.js';
 import { ACK, FIN, PSH, RST, SYN } from '../../src/parse/tcp.js';
@@ -527,6 +528,15 @@ t.test('IPv6, fragments, ICMP: counted and dropped; onIpv6 sees IPv6', async (t)
   t.equal(stack.counters.dropFragment, 1);
   t.equal(stack.counters.dropTruncated, 1);
   t.equal(unaccounted(stack.counters), 0);
+  // The admin API's /metrics shows each drop reason (all of them, zeros too).
+  const m = tunMetrics(stack.snapshot());
+  t.match(m, /^# TYPE gsa_client_tun_dropped_packets_total counter$/m);
+  t.match(m, /^gsa_client_tun_dropped_packets_total\{reason="ipv6"\} 1$/m);
+  t.match(m, /^gsa_client_tun_dropped_packets_total\{reason="fragment"\} 1$/m);
+  t.match(m, /^gsa_client_tun_dropped_packets_total\{reason="truncated"\} 1$/m);
+  t.match(m, /^gsa_client_tun_dropped_packets_total\{reason="tcp_nat_full"\} 0$/m);
+  t.match(m, /^gsa_client_tun_dropped_packets_total\{reason="not_ipv4_nat"\} 0$/m);
+  t.equal(m.match(/^gsa_client_tun_dropped_packets_total\{/gm)?.length, 13, 'one row per reason');
 });
 
 t.test(

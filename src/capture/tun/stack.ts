@@ -233,7 +233,8 @@ export interface TunCounters extends DnsCounters {
   resolverRefused: number;
 }
 
-const DROP_KEYS = [
+/** The received-packet drop counters (each received packet ends in one outcome). */
+export const DROP_KEYS = [
   'dropTruncated',
   'dropMalformed',
   'dropFragment',
