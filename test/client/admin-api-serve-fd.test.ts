@@ -7,36 +7,23 @@
  *
  * Needs the native addon (skipped otherwise). Everything listens on loopback and is closed.
  */
-import { connect } from 'node:net';
 import t from 'tap';
 import { addonUnavailable, listenTcp4InNetns } from '../../src/capture/tun/device.js';
 import { freePort } from '../util/free-port.js';
+import { rawHead } from '../util/http-calls.js';
 import { adminWorld } from './helpers.js';
 
 const missing = addonUnavailable();
 if (missing) t.plan(0, `needs the native addon: ${missing}`);
 
-/** One raw GET on 127.0.0.2:port with the given Host and token: the status code. */
-async function get(port: number, host: string, token: string | null): Promise<number> {
-  const sock = connect(port, '127.0.0.2');
-  const chunks: Buffer[] = [];
-  sock.on('data', (d: Buffer) => chunks.push(d));
-  const done = new Promise<void>((resolve, reject) => {
-    sock.on('end', resolve);
-    sock.on('error', reject);
-  });
-  sock.write(
-    `GET /status HTTP/1.1\r\nhost: ${host}\r\n${token ? `authorization: Bearer ${token}\r\n` : ''}connection: close\r\n\r\n`,
-  );
-  const timer = setTimeout(() => sock.destroy(new Error('timed out')), 5000);
-  try {
-    await done;
-  } finally {
-    clearTimeout(timer);
-    sock.destroy();
-  }
-  return Number(/^HTTP\/1\.1 (\d{3})/.exec(Buffer.concat(chunks).toString('latin1'))?.[1] ?? 0);
-}
+/** HEAD /status on 127.0.0.2:port with the given Host and token: the status code. */
+const status = (port: number, host: string, token: string | null): Promise<number> =>
+  rawHead(
+    `http://127.0.0.2:${port}`,
+    '/status',
+    token ? `authorization: Bearer ${token}\r\n` : '',
+    host,
+  ).then((r) => r.status);
 
 t.test('a second listener serves the same API, with the same checks', async (t) => {
   const { client } = await adminWorld(t, {}, 'gsa-admin-fd-');
@@ -45,12 +32,12 @@ t.test('a second listener serves the same API, with the same checks', async (t) 
   const own = `127.0.0.1:${admin.address.port}`;
   const port = await freePort('127.0.0.2');
   await admin.serveFd(listenTcp4InNetns(null, '127.0.0.2', port, 16));
-  t.equal(await get(port, own, token), 200, 'served, with the token');
-  t.equal(await get(port, own, null), 401, 'the token is still needed');
-  t.equal(await get(port, `evil.example:${admin.address.port}`, token), 403, 'Host checked');
+  t.equal(await status(port, own, token), 200, 'served, with the token');
+  t.equal(await status(port, own, null), 401, 'the token is still needed');
+  t.equal(await status(port, `evil.example:${admin.address.port}`, token), 403, 'Host checked');
   // The API alone (the client's own close, in the teardown, closes it again: a no-op).
   await admin.close();
-  const refused = await get(port, own, token).then(
+  const refused = await status(port, own, token).then(
     () => null,
     (e: NodeJS.ErrnoException) => e.code,
   );

@@ -40,12 +40,14 @@ export async function httpCall(
 
 /**
  * HEAD `path` of the server at `base` over a raw socket (`Connection: close`): the head,
- * and whatever came after it (a body sent after a HEAD's head would show there).
+ * and whatever came after it (a body sent after a HEAD's head would show there). `host`:
+ * the Host header, when it is not `base`'s.
  */
 export async function rawHead(
   base: string,
   path: string,
   extraHeaders = '',
+  host?: string,
 ): Promise<{ status: number; head: string; after: string }> {
   const u = new URL(base);
   const sock = connect(Number(u.port), u.hostname);
@@ -56,7 +58,7 @@ export async function rawHead(
     sock.on('error', reject);
   });
   sock.write(
-    `HEAD ${path} HTTP/1.1\r\nhost: ${u.host}\r\n${extraHeaders}connection: close\r\n\r\n`,
+    `HEAD ${path} HTTP/1.1\r\nhost: ${host ?? u.host}\r\n${extraHeaders}connection: close\r\n\r\n`,
   );
   const timer = setTimeout(() => sock.destroy(new Error('raw HEAD timed out')), 5000);
   try {
