@@ -1,0 +1,59 @@
+/**
+ * @packageDocumentation
+ * gsa-emu from code (`import { startEdge, startClient } from 'gsa-emu'`): the pieces the CLI
+ * is built from, for tests that run the emulator in their own process. The CLI's
+ * `gsa-emu up` is `startEdge` + `startClient` + `startDemo`; `gsa-emu netns` adds
+ * `attachTun`. Deeper modules stay importable by path (`gsa-emu/dist/...`), without the
+ * promise of this list.
+ *
+ * @example
+ * const edge = await startEdge({ stateDir, tls: false, persistKey: false });
+ * const client = await startClient({
+ *   edge: { url: edge.url, ca: null },
+ *   tenant: 'edge',
+ *   listen: { socksPort: 0, httpPort: 0, pacPort: null, adminPort: null },
+ * });
+ * await client.waitConnected(5000);
+ * client.addresses.socks; // 127.0.0.1:<port>: point the application at it
+ * await client.close();
+ * await edge.close();
+ */
+
+export {
+  createNetns,
+  harnessUnavailable,
+  type Netns,
+  type NetnsOptions,
+  type RunInNetnsOptions,
+  runInNetns,
+} from './capture/tun/netns.js';
+export {
+  ClassifierHandle,
+  compile,
+  type Decision,
+  type Flow,
+  newFlow,
+  PROTO_TCP,
+  PROTO_UDP,
+} from './classify/index.js';
+// The client: SOCKS5, HTTP proxy, PAC, admin API, classifier, tunnels, flow table.
+export { type ClientOptions, type RunningClient, startClient } from './client/client.js';
+// The sample Private Access apps and internet sites `gsa-emu up` serves on loopback.
+export { type Demo, type DemoOptions, startDemo } from './client/demo.js';
+// TUN capture (Linux, root): a namespace of its own whose only way out is the client.
+export {
+  type AttachTunOptions,
+  attachTun,
+  demoDnsHosts,
+  type TunCapture,
+} from './client/tun-capture.js';
+// The edge: tokens, Graph-shaped control API, tunnel, filtering, egress, traffic log.
+export { type Edge, type EdgeOptions, startEdge } from './edge/server.js';
+// Every error gsa-emu throws is a GsaError with a `code` (docs/errors.md).
+export * from './errors.js';
+export { loadClientConfigFile, resolveTiles } from './policy/client-config.js';
+export { loadDefaultTenant } from './policy/default-tenant.js';
+export type { ChannelName, ClientState, TenantSpec } from './policy/model.js';
+export { listPlatforms, loadPlatform } from './policy/platform.js';
+// Forwarding profiles, client configuration, platforms, and the classifier.
+export { type LoadedTenant, loadTenantFile } from './policy/tenant-file.js';

@@ -1,0 +1,77 @@
+/**
+ * The package's entry point (`import ... from 'gsa-emu'`, package.json `exports`): what a
+ * test suite of the user's own imports to run the emulator in its process. package.json
+ * named a `dist/index.js` that no build made, so the import failed. Checks the exports, the
+ * example of src/index.ts (an edge and a client on loopback, the client Connected, a flow
+ * through its SOCKS proxy decided by the edge's profiles) and a deep import docs/tun.md shows.
+ *
+ * Needs dist/ (`npm run build`; skipped otherwise). Everything listens on 127.0.0.1 and is
+ * closed; nothing leaves loopback.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+// Not a literal: the type check (before the build) must not look for the package's types.
+const PKG = ['gsa-emu'][0]!;
+// Built at all (the CLI is there); a build without the entry point fails below.
+if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+  t.plan(0, 'dist/ is missing: run `npm run build` first');
+}
+
+t.test('the entry point exports the documented API', async (t) => {
+  const api = await import(PKG);
+  for (const name of [
+    'startEdge',
+    'startClient',
+    'startDemo',
+    'attachTun',
+    'runInNetns',
+    'createNetns',
+    'loadTenantFile',
+    'loadDefaultTenant',
+    'loadClientConfigFile',
+    'loadPlatform',
+    'compile',
+    'newFlow',
+  ]) {
+    t.type(api[name], 'function', name);
+  }
+  t.type(api.ClassifierHandle, 'function', 'ClassifierHandle');
+  t.ok(new api.UsageError('x') instanceof api.GsaError, 'the error classes');
+  const deep = await import(`${PKG}/dist/capture/tun/netns.js`);
+  t.type(deep.runInNetns, 'function', 'a deep import by path, as docs/tun.md shows');
+});
+
+t.test("src/index.ts's example: an edge, a client, a decision", async (t) => {
+  const { startEdge, startClient, compile, loadDefaultTenant, loadPlatform, newFlow } =
+    await import(PKG);
+  const stateDir = await mkdtemp(join(tmpdir(), 'gsa-pkg-'));
+  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
+  const edge = await startEdge({ stateDir, tls: false, persistKey: false });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  const client = await startClient({
+    edge: { url: edge.url, ca: null },
+    tenant: 'edge',
+    listen: { socksPort: 0, httpPort: 0, pacPort: null, adminPort: null },
+    resolver: { system: false },
+    processLookup: false,
+  });
+  t.teardown(() => client.close());
+  await client.waitConnected(10_000);
+  t.equal(client.status().state, 'Connected');
+  t.match(client.addresses.socks, /^127\.0\.0\.1:\d+$/, 'the SOCKS proxy listens');
+  const classifier = compile(loadDefaultTenant(), {
+    channels: { m365: true, private: true, internet: true },
+    platform: loadPlatform('ios'),
+  });
+  const flow = newFlow();
+  flow.host = 'outlook.office365.com';
+  flow.port = 443;
+  const d = classifier.decide(flow);
+  t.equal(d.action, 'tunnel', 'Exchange Online is tunneled');
+  t.equal(d.channel, 'm365', 'on the Microsoft 365 channel');
+});
