@@ -28,10 +28,13 @@ t.test('gsa-emu flows and status from the command that gsa-emu netns runs', asyn
   const { newDir } = await tempRoot(t, 'gsa-ci-netns-admin-');
   const dir = newDir();
   const cli = `"${process.execPath}" "${mainJs}"`;
+  // No --state-dir inside: the run tells its command (GSA_EMU_STATE_DIR), and the admin API's
+  // address and token file for code that asks it directly.
   const script = [
     'curl -sS -o /dev/null --max-time 10 http://intranet.contoso.test/ || exit 10',
-    `${cli} status --state-dir "${dir}" --json >/dev/null || exit 11`,
-    `${cli} flows --state-dir "${dir}" --json`,
+    `${cli} status --json >/dev/null || exit 11`,
+    'curl -sS --fail --max-time 10 -H "authorization: Bearer $(cat "$GSA_EMU_ADMIN_TOKEN_FILE")" "$GSA_EMU_ADMIN_URL/status" | grep -q \'"state": *"Connected"\' || exit 12',
+    `${cli} flows --json`,
   ].join('; ');
   const r = await collect(
     spawn(process.execPath, [mainJs, 'netns', '--state-dir', dir, '--', 'sh', '-c', script], {
@@ -41,6 +44,7 @@ t.test('gsa-emu flows and status from the command that gsa-emu netns runs', asyn
   );
   t.not(r.code, 10, `the tunneled request works: ${r.err}`);
   t.not(r.code, 11, `status answers from inside the namespace: ${r.err}`);
+  t.not(r.code, 12, `GSA_EMU_ADMIN_URL and GSA_EMU_ADMIN_TOKEN_FILE reach the API: ${r.err}`);
   t.equal(r.code, 0, `flows answers from inside the namespace: ${r.err}`);
   t.match(r.err, /admin http:\/\/127\.0\.0\.1:\d+ on the host and in the namespace/, 'banner');
   t.notMatch(r.err, /another network namespace/, 'no "other namespace" error');

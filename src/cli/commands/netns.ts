@@ -234,7 +234,14 @@ export async function netns(
     }
     if (aborted()) return 128 + (osConstants.signals[interrupted!] ?? 15);
     const [cmd, ...args] = argv as [string, ...string[]];
-    child = tun.spawn(cmd, args, { stdio: 'inherit' });
+    // The command's own gsa-emu commands (and its code) find this run: the state folder, and
+    // the admin API's address and token file when it listens in the namespace.
+    const env: NodeJS.ProcessEnv = { ...process.env, GSA_EMU_STATE_DIR: world.dir };
+    if (alsoIn !== null) {
+      env.GSA_EMU_ADMIN_URL = `http://${client.addresses.admin}`;
+      env.GSA_EMU_ADMIN_TOKEN_FILE = tokenFileOf(world.stateFile);
+    }
+    child = tun.spawn(cmd, args, { stdio: 'inherit', env });
     const code = await exitCode(child);
     const flows = client.flows.list().filter((f) => f.capture === 'tun');
     say(
