@@ -8,7 +8,7 @@
  * Needs dist/ (`npm run build`; skipped otherwise). Everything listens on 127.0.0.1 and is
  * closed; nothing leaves loopback.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,4 +74,39 @@ t.test("src/index.ts's example: an edge, a client, a decision", async (t) => {
   const d = classifier.decide(flow);
   t.equal(d.action, 'tunnel', 'Exchange Online is tunneled');
   t.equal(d.channel, 'm365', 'on the Microsoft 365 channel');
+});
+
+t.test("the published types' imports resolve from the package's own dependencies", async (t) => {
+  // The .d.ts files import some packages' types (ws: RunningClient.tunnels reaches it). A
+  // user's tsc (skipLibCheck off, its default) must find them after `npm install gsa-emu`,
+  // which installs `dependencies` only: a package without types of its own needs its
+  // @types package there, not in devDependencies.
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  const deps: Record<string, string> = pkg.dependencies ?? {};
+  const imported = new Set<string>();
+  const dist = join(ROOT, 'dist');
+  for (const f of readdirSync(dist, { recursive: true, encoding: 'utf8' })) {
+    if (!f.endsWith('.d.ts')) continue;
+    const text = readFileSync(join(dist, f), 'utf8');
+    for (const m of text.matchAll(/(?:from|import\()\s*'([^'.][^']*)'/g)) {
+      const spec = m[1]!;
+      if (spec.startsWith('node:') || spec === 'gsa-emu') continue;
+      const depth = spec.startsWith('@') ? 2 : 1;
+      imported.add(spec.split('/').slice(0, depth).join('/'));
+    }
+  }
+  t.ok(imported.has('ws'), 'the scan finds the ws import');
+  for (const name of imported) {
+    t.ok(deps[name], `${name} is a dependency`);
+    const own = JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8'));
+    const shipsTypes =
+      own.types !== undefined ||
+      own.typings !== undefined ||
+      JSON.stringify(own.exports ?? {}).includes('"types"') ||
+      existsSync(join(ROOT, 'node_modules', name, 'index.d.ts'));
+    if (!shipsTypes) {
+      const at = `@types/${name.replace(/^@([^/]+)\//, '$1__')}`;
+      t.ok(deps[at], `${name} has no types of its own: ${at} is a dependency`);
+    }
+  }
 });
