@@ -37,7 +37,12 @@ export {
   PROTO_UDP,
 } from './classify/index.js';
 // The client: SOCKS5, HTTP proxy, PAC, admin API, classifier, tunnels, flow table.
-export { type ClientOptions, type RunningClient, startClient } from './client/client.js';
+export {
+  type ClientOptions,
+  type HostnameEntry,
+  type RunningClient,
+  startClient,
+} from './client/client.js';
 // The sample Private Access apps and internet sites `gsa-emu up` serves on loopback.
 export { type Demo, type DemoOptions, startDemo } from './client/demo.js';
 // TUN capture (Linux, root): a namespace of its own whose only way out is the client.
@@ -48,9 +53,26 @@ export {
   type TunCapture,
 } from './client/tun-capture.js';
 // The edge: tokens, Graph-shaped control API, tunnel, filtering, egress, traffic log.
-export { type Edge, type EdgeOptions, startEdge } from './edge/server.js';
+export { type Edge, type EdgeOptions, type EdgeTokenRequest, startEdge } from './edge/server.js';
+// What a test reads back: the edge's traffic log (`edge.logs`) and its records.
+export type {
+  NetworkAccessTraffic,
+  PrivateAccessDetails,
+  TrafficAction,
+  TrafficLog,
+  TrafficQuery,
+  TrafficType,
+} from './edge/traffic-log.js';
 // Every error gsa-emu throws is a GsaError with a `code` (docs/errors.md).
 export * from './errors.js';
+// ... and the client's flow table (`client.flows.list()`) and its records.
+export type {
+  CaptureKind,
+  FlowAction,
+  FlowRecord,
+  FlowStatus,
+  FlowTable,
+} from './forward/flow-table.js';
 export { loadClientConfigFile, resolveTiles } from './policy/client-config.js';
 export { loadDefaultTenant } from './policy/default-tenant.js';
 export type { ChannelName, ClientState, TenantSpec } from './policy/model.js';

@@ -2,17 +2,22 @@
  * The package's entry point (`import ... from 'gsa-emu'`, package.json `exports`): what a
  * test suite of the user's own imports to run the emulator in its process. package.json
  * named a `dist/index.js` that no build made, so the import failed. Checks the exports, the
- * example of src/index.ts (an edge and a client on loopback, the client Connected, a flow
- * through its SOCKS proxy decided by the edge's profiles) and a deep import docs/tun.md shows.
+ * example of src/index.ts (an edge and a client on loopback, the client Connected, a
+ * decision by the default tenant), a deep import docs/tun.md shows, the published types'
+ * dependencies, and a flow through the SOCKS proxy read back with the exported types.
  *
  * Needs dist/ (`npm run build`; skipped otherwise). Everything listens on 127.0.0.1 and is
  * closed; nothing leaves loopback.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SocksClient } from 'socks';
 import t from 'tap';
+// Types only (erased): what a user's test names from 'gsa-emu' to hold what it reads back.
+import type { FlowRecord, NetworkAccessTraffic } from '../../src/index.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // Not a literal: the type check (before the build) must not look for the package's types.
@@ -109,4 +114,48 @@ t.test("the published types' imports resolve from the package's own dependencies
       t.ok(deps[at], `${name} has no types of its own: ${at} is a dependency`);
     }
   }
+});
+
+t.test('a flow through the SOCKS proxy, read back by its exported record types', async (t) => {
+  const { startEdge, startClient } = await import(PKG);
+  const app = createServer((req, res) => res.end(`hello ${req.headers.host}`));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
+  const appPort = (app.address() as { port: number }).port;
+  const stateDir = await mkdtemp(join(tmpdir(), 'gsa-pkg-'));
+  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
+  const edge = await startEdge({
+    stateDir,
+    tls: false,
+    persistKey: false,
+    connectorHosts: { 'intranet.contoso.test:80': `127.0.0.1:${appPort}` },
+    egress: { systemResolver: false, directIp: false },
+  });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  const client = await startClient({
+    edge: { url: edge.url, ca: null },
+    listen: { socksPort: 0, httpPort: null, pacPort: null, adminPort: null },
+    resolver: { system: false, directIp: false },
+    processLookup: false,
+  });
+  t.teardown(() => client.close());
+  await client.waitConnected(10_000);
+  const { socket } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: client.socks.address.port, type: 5 },
+    command: 'connect',
+    destination: { host: 'intranet.contoso.test', port: 80 },
+  });
+  socket.end('GET / HTTP/1.1\r\nHost: intranet.contoso.test\r\nConnection: close\r\n\r\n');
+  let reply = '';
+  for await (const c of socket) reply += c;
+  t.match(reply, /hello intranet\.contoso\.test$/, 'the app answered through the edge');
+  const flow: FlowRecord | undefined = client.flows
+    .list()
+    .find((f: FlowRecord) => f.destinationFqdn === 'intranet.contoso.test');
+  t.equal(flow?.channel, 'private', 'the flow table has it on the private channel');
+  const rec: NetworkAccessTraffic = await edge.logs.waitFor(
+    (r: NetworkAccessTraffic) => r.connectionId === flow?.connectionId,
+    5000,
+  );
+  t.equal(rec.trafficType, 'private', 'the edge logged the same connection');
 });
