@@ -7,11 +7,16 @@
  * promise of this list.
  *
  * @example
- * const edge = await startEdge({ stateDir, tls: false, persistKey: false });
+ * const edge = await startEdge({
+ *   stateDir, tls: false, persistKey: false,
+ *   connectorHosts: { 'intranet.contoso.test:80': '127.0.0.1:8080' }, // the test's server
+ *   egress: { systemResolver: false, directIp: false }, // nothing else: no real DNS, no internet
+ * });
  * const client = await startClient({
  *   edge: { url: edge.url, ca: null },
  *   tenant: 'edge',
  *   listen: { socksPort: 0, httpPort: 0, pacPort: null, adminPort: null },
+ *   resolver: { system: false, directIp: false }, // bypassed flows too (README "From code")
  * });
  * await client.waitConnected(5000);
  * client.addresses.socks; // 127.0.0.1:<port>: point the application at it

@@ -4,14 +4,17 @@
  * named a `dist/index.js` that no build made, so the import failed. Checks the exports, the
  * example of src/index.ts (an edge and a client on loopback, the client Connected, a
  * decision by the default tenant), a deep import docs/tun.md shows, the published types'
- * dependencies, and a flow through the SOCKS proxy read back with the exported types.
+ * dependencies, a flow through the SOCKS proxy read back with the exported types, and
+ * README's "From code" example run as written.
  *
  * Needs dist/ (`npm run build`; skipped otherwise). Everything listens on 127.0.0.1 and is
  * closed; nothing leaves loopback.
  */
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SocksClient } from 'socks';
@@ -158,4 +161,71 @@ t.test('a flow through the SOCKS proxy, read back by its exported record types',
     5000,
   );
   t.equal(rec.trafficType, 'private', 'the edge logged the same connection');
+});
+
+t.test("README's From code example runs as written, on loopback only, and exits", async (t) => {
+  // Run by node from the package root (a self-reference to 'gsa-emu'), the example's ports
+  // and state folder replaced by the test's own; after waitConnected, one request to each
+  // name it maps. The edge and the client must reach nothing else (both resolvers off), and
+  // the process must end by itself after close().
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const block = /## From code[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  if (!block) throw new Error('no ts block under "## From code" in README.md');
+  for (const off of ['systemResolver: false', 'directIp: false', 'system: false']) {
+    t.ok(block.includes(off), `the example says ${off}`);
+  }
+  const servers = await Promise.all(
+    ['private', 'internet'].map(async (name) => {
+      const s = createTcpServer((c) => {
+        c.on('error', () => {});
+        c.once('data', () => c.end(`pong ${name}`));
+      });
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      t.teardown(() => new Promise<void>((r) => s.close(() => r())));
+      return (s.address() as { port: number }).port;
+    }),
+  );
+  const stateDir = await mkdtemp(join(tmpdir(), 'gsa-pkg-'));
+  t.teardown(() => rm(stateDir, { recursive: true, force: true }));
+  const probe = `
+const { SocksClient } = await import('socks');
+for (const [host, port] of [['intranet.contoso.test', 80], ['api.myservice.test', 443]]) {
+  const { socket } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: Number(client.addresses.socks.split(':')[1]), type: 5 },
+    command: 'connect',
+    destination: { host, port },
+  });
+  socket.end('ping');
+  let reply = '';
+  for await (const c of socket) reply += c;
+  console.log(JSON.stringify({ host, reply }));
+}
+console.log(JSON.stringify({ flows: client.flows.list().map((f) => [f.destinationFqdn, f.channel]) }));
+`;
+  const code = block
+    .replace("'/tmp/gsa-edge'", JSON.stringify(stateDir))
+    .replace("'127.0.0.1:8080'", `'127.0.0.1:${servers[0]}'`)
+    .replace("'127.0.0.1:8443'", `'127.0.0.1:${servers[1]}'`)
+    .replace('await client.waitConnected(5000);\n', (m) => m + probe);
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', code],
+      { cwd: ROOT, timeout: 30_000 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+  const lines = out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.same(lines.slice(0, 2), [
+    { host: 'intranet.contoso.test', reply: 'pong private' },
+    { host: 'api.myservice.test', reply: 'pong internet' },
+  ]);
+  t.same(lines[2].flows, [
+    ['intranet.contoso.test', 'private'],
+    ['api.myservice.test', 'internet'],
+  ]);
 });
