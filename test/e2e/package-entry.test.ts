@@ -229,3 +229,37 @@ console.log(JSON.stringify({ flows: client.flows.list().map((f) => [f.destinatio
     ['api.myservice.test', 'internet'],
   ]);
 });
+
+t.test('the packed tarball has what runs, not the addon build of the packer', async (t) => {
+  // `npm install` builds the addon (scripts/build-addon.mjs, `node-gyp rebuild`); a
+  // native/tun/build/ of the packer's machine (objects, Makefiles naming its paths, a
+  // tun.node for its Node and CPU) must not come along. --ignore-scripts: no `prepare` build.
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(
+      'npm',
+      ['pack', '--dry-run', '--json', '--ignore-scripts'],
+      { cwd: ROOT, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+  const files: string[] = JSON.parse(out)[0].files.map((f: { path: string }) => f.path);
+  for (const need of [
+    'dist/index.js',
+    'dist/index.d.ts',
+    'dist/cli/main.js',
+    'data/tenants/default/forwarding-profiles.json',
+    'data/platforms/ios.json',
+    'data/edge/web-categories.json',
+    'native/tun/binding.gyp',
+    'native/tun/tun.c',
+    'scripts/build-addon.mjs',
+  ]) {
+    t.ok(files.includes(need), need);
+  }
+  t.same(
+    files.filter((f) => f.startsWith('native/tun/build/')),
+    [],
+    'no native/tun/build/',
+  );
+});
