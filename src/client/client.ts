@@ -28,7 +28,7 @@ import { type Socks5Server, startSocks5 } from '../capture/socks5.js';
 import { ClassifierHandle, compile } from '../classify/index.js';
 import { normalizeLocalSubnet } from '../classify/local-subnets.js';
 import type { Classifier } from '../classify/types.js';
-import { ListenError, ToggleRefusedError, UsageError } from '../errors.js';
+import { ConfigError, ListenError, ToggleRefusedError, UsageError } from '../errors.js';
 import { type FlowRecord, FlowTable } from '../forward/flow-table.js';
 import { Forwarder, type ForwardLogger } from '../forward/forwarder.js';
 import { isLoopbackIp, Resolver } from '../forward/resolver.js';
@@ -271,6 +271,13 @@ function emptyTenant(): TenantSpec {
 }
 
 export async function startClient(opts: ClientOptions): Promise<RunningClient> {
+  // Called from JavaScript nothing else checks the one required option: a ConfigError
+  // naming it, as startEdge's for stateDir, rather than a TypeError from deep inside.
+  if (!opts || typeof opts.edge !== 'object' || opts.edge === null) {
+    throw new ConfigError([
+      { path: 'edge', message: 'the edge to connect to is required: { url, ca }' },
+    ]);
+  }
   const log = opts.log ?? noopLog;
   // Before anything listens: a bad edge URL must not leave listeners behind.
   const edgeUrl = edgeUrlOf(opts.edge.url);

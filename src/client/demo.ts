@@ -41,6 +41,7 @@ import {
 } from 'node:net';
 import { join } from 'node:path';
 import { type Decision, PROTO_TCP } from '../classify/types.js';
+import { ConfigError } from '../errors.js';
 import type { ChannelName } from '../policy/model.js';
 import { loadOrCreateTls } from '../tunnel/tls.js';
 import { bypassCannotResolve, type Deciding } from './explain.js';
@@ -233,6 +234,12 @@ export interface DemoOptions {
 }
 
 export async function startDemo(opts: DemoOptions): Promise<Demo> {
+  // As startEdge: the required option named (from JavaScript), not a TypeError of a path.
+  if (!opts || typeof opts.stateDir !== 'string' || opts.stateDir === '') {
+    throw new ConfigError([
+      { path: 'stateDir', message: 'a state folder is required (for the demo CA)' },
+    ]);
+  }
   const hits: DemoHit[] = [];
   const udpHits: Demo['udpHits'] = [];
   const bypassPorts: number[] = [];
