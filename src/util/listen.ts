@@ -28,7 +28,7 @@ export function loopbackDownHint(
 /**
  * `server.listen(port, host)`, resolved with the address once listening. A failure to listen
  * rejects with a ListenError that names `what` and says why in words (port in use,
- * privileged port, address not on this machine); other errors as they are.
+ * privileged port, address not on this machine, not a port); other errors as they are.
  */
 export function listenOn(
   server: Server,
@@ -40,10 +40,16 @@ export function listenOn(
     const onError = (err: NodeJS.ErrnoException): void =>
       reject(listenError(what, host, port, err));
     server.once('error', onError);
-    server.listen(port, host, () => {
+    try {
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        resolve(server.address() as AddressInfo);
+      });
+    } catch (err) {
+      // A port out of range (an API caller's 99999, -1) throws here, a RangeError of Node's.
       server.off('error', onError);
-      resolve(server.address() as AddressInfo);
-    });
+      reject(listenError(what, host, port, err as NodeJS.ErrnoException));
+    }
   });
 }
 
@@ -58,6 +64,9 @@ function listenError(what: string, host: string, port: number, err: NodeJS.Errno
       break;
     case 'EADDRNOTAVAIL':
       detail = loopbackDownHint(host) ?? `${host} is not an address of this machine`;
+      break;
+    case 'ERR_SOCKET_BAD_PORT':
+      detail = 'not a port (a whole number 0-65535; 0 picks a free one)';
       break;
     default:
       if (typeof err.code !== 'string') return err;
