@@ -216,6 +216,18 @@ function liveNetnsStates(dir: string): LiveState[] {
   return found.sort((a, b) => b.mtime - a.mtime).map(({ file, state }) => ({ file, state }));
 }
 
+/**
+ * The running `gsa-emu netns` runs of `dir`, newest first: their pids, and whether this
+ * process runs inside the run's namespace (its command, or a shell that entered it).
+ */
+export function netnsRunsOf(dir: string): Array<{ pid: number; inside: boolean }> {
+  const here = ownNetNamespace();
+  return liveNetnsStates(dir).map((r) => ({
+    pid: r.state.pid,
+    inside: here !== null && servedIn(r.state, here),
+  }));
+}
+
 /** The `up` to start for the state folder `dir`, named as up's banner names it. */
 function upCommand(dir: string): string {
   return `${cliCommand()} up${dir === defaultStateDir() ? '' : ` --state-dir ${shellWord(dir)}`}`;

@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
   adminCall,
+  netnsRunsOf,
   readClientState,
   removeStaleClientState,
   STATE_FILE,
@@ -190,6 +191,22 @@ async function heldLock(
 }
 
 /**
+ * What "no `up` runs" leaves out when `gsa-emu netns` runs use the folder: `stop` does not
+ * end them (a script inside a run, where GSA_EMU_STATE_DIR names the folder, would take the
+ * bare "no up" for a broken run), they end when their command exits.
+ */
+function netnsHint(dir: string): string {
+  const runs = netnsRunsOf(dir);
+  const inside = runs.find((r) => r.inside);
+  if (inside !== undefined) {
+    return `; this command runs inside the "gsa-emu netns" run (pid ${inside.pid}) of that folder, which "gsa-emu stop" does not stop: the run ends when its command exits`;
+  }
+  if (runs.length === 0) return '';
+  const pids = runs.map((r) => r.pid).join(', ');
+  return `; "gsa-emu netns" (pid ${pids}) uses that folder: "gsa-emu stop" does not stop it, it ends when its command exits (or on SIGTERM: kill ${pids})`;
+}
+
+/**
  * Stops the `up` holding `<dir>/up.lock` (see the file comment); resolves once it has
  * exited. `force`: on Windows, terminate it when its admin API cannot be asked.
  */
@@ -201,7 +218,11 @@ export async function stopUp(
   const deadline = Date.now() + seconds * 1000;
   const lock = await heldLock(dir, join(dir, 'up.lock'), 'up', deadline, seconds, () =>
     removeStaleClientState(dir),
-  );
+  ).catch((err: unknown) => {
+    throw err instanceof GsaError && err.code === 'GSA_ERR_NOT_RUNNING'
+      ? new GsaError(err.code, `${err.message}${netnsHint(dir)}`)
+      : err;
+  });
   const asked = await askShutdown(dir, lock.pid, deadline);
   if (asked === true) {
     await waitExit(lock.pid, deadline, seconds, 'the shutdown request');
