@@ -17,6 +17,7 @@
  */
 import {
   closeSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -228,6 +229,31 @@ export function netnsRunsOf(dir: string): Array<{ pid: number; inside: boolean }
   }));
 }
 
+/**
+ * A state file of `dir` (client.json, netns-<pid>.json) that is there but this process may
+ * not read (EACCES: another user's run, e.g. the command of a root `gsa-emu netns` that
+ * switched to a CI user), or null. readClientState takes it for missing, and "no running
+ * client, start one" would send the user the wrong way.
+ */
+function unreadableState(dir: string): string | null {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return null;
+  }
+  for (const n of names) {
+    if (n !== STATE_FILE && !/^netns-\d+\.json$/.test(n)) continue;
+    try {
+      closeSync(openSync(join(dir, n), 'r'));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') return join(dir, n);
+    }
+  }
+  return null;
+}
+
 /** The `up` to start for the state folder `dir`, named as up's banner names it. */
 function upCommand(dir: string): string {
   return `${cliCommand()} up${dir === defaultStateDir() ? '' : ` --state-dir ${shellWord(dir)}`}`;
@@ -263,6 +289,13 @@ function liveState(dir: string): LiveState & { inside?: true } {
     throw new GsaError(
       'GSA_ERR_NOT_RUNNING',
       `"gsa-emu up" (pid ${lock.pid}) holds ${dir} but is still starting (no ${STATE_FILE} yet): ask again in a moment, or wait for it with "${cliCommand()} status${dir === defaultStateDir() ? '' : ` --state-dir ${shellWord(dir)}`} --wait 30"`,
+    );
+  }
+  const locked = unreadableState(dir);
+  if (locked !== null) {
+    throw new GsaError(
+      'GSA_ERR_NOT_RUNNING',
+      `${locked} cannot be read by this user${process.getuid ? ` (uid ${process.getuid()})` : ''}: a run's state and token files are for the user that started it only (0600); run this command as that user (in a command of \`sudo gsa-emu netns\` that switches to another user: before switching), or pass --admin host:port with --admin-token <a copy of its token file>`,
     );
   }
   const start = upCommand(dir);
