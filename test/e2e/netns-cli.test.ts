@@ -104,7 +104,8 @@ t.test('without --: the command and its own options, as given', async (t) => {
   t.match(r.out, /from the GSA edge \(tunneled\)/);
   const q = await netns(['--state-dir', newDir(), 'sh', '-c', 'exit 3', '--quiet']);
   t.equal(q.code, 3, "an option after the command is the command's");
-  t.match(q.err, /running `sh -c exit 3 --quiet`/, 'so netns itself was not quiet');
+  // The banner quotes the command as a shell would take it ('exit 3' is one argument).
+  t.match(q.err, /running `sh -c 'exit 3' --quiet`/, 'so netns itself was not quiet');
 });
 
 t.test(

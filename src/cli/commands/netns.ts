@@ -21,6 +21,7 @@ import { tokenFileOf } from '../../client/admin-client.js';
 import { attachTun, exitCode, type TunCapture } from '../../client/tun-capture.js';
 import { TunUnavailableError, UsageError } from '../../errors.js';
 import { statField } from '../../util/pid-lock.js';
+import { shellWord } from '../../util/shell-word.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { startWorld, type World } from '../world.js';
@@ -221,10 +222,11 @@ export async function netns(
     world.writeState(alsoIn !== null ? { adminAlsoIn: [alsoIn] } : {});
     // As `up`'s banner: the state and why (notes), a `warning:` line per problem, and a
     // warning when the client is not Connected as the command starts (a CI job would
-    // "pass" with its flows bypassed, or blocked).
+    // "pass" with its flows bypassed, or blocked). The command is quoted as a shell would
+    // take it: `sh -c 'a; b'` is one argument, not three words.
     const st = client.status();
     say(
-      `${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}; running \`${argv.join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin}${alsoIn !== null ? ' on the host and in the namespace' : ''} (token in ${tokenFileOf(world.stateFile)})`,
+      `${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}; running \`${argv.map((a) => shellWord(a)).join(' ')}\` in netns ${tun.ns!.name} (TUN ${tun.ns!.tunName}, DNS 6.6.255.254), edge ${edgeUrl}, admin http://${client.addresses.admin}${alsoIn !== null ? ' on the host and in the namespace' : ''} (token in ${tokenFileOf(world.stateFile)})`,
     );
     for (const w of st.warnings) say(`warning: ${w}`);
     if (st.state !== 'Connected') {
