@@ -71,6 +71,28 @@ async function adminInside(
   }
 }
 
+/**
+ * The command's environment: its own gsa-emu commands (and its code) find this run: the
+ * state folder, and the admin API's address and token file when it listens in the
+ * namespace. When it does not, GSA_EMU_ADMIN_URL / _TOKEN_FILE inherited from gsa-emu's
+ * environment (a `gsa-emu netns` run inside another's command) are removed: they name
+ * another run, whose API is not reachable from this namespace.
+ */
+export function commandEnv(
+  base: NodeJS.ProcessEnv,
+  stateDir: string,
+  admin: { url: string; tokenFile: string } | null,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, GSA_EMU_STATE_DIR: stateDir };
+  delete env.GSA_EMU_ADMIN_URL;
+  delete env.GSA_EMU_ADMIN_TOKEN_FILE;
+  if (admin !== null) {
+    env.GSA_EMU_ADMIN_URL = admin.url;
+    env.GSA_EMU_ADMIN_TOKEN_FILE = admin.tokenFile;
+  }
+  return env;
+}
+
 /** Why TUN capture in a namespace cannot run here (one line), or null. */
 export function netnsUnavailable(): string | null {
   return harnessUnavailable() ?? addonUnavailable();
@@ -236,13 +258,13 @@ export async function netns(
     }
     if (aborted()) return 128 + (osConstants.signals[interrupted!] ?? 15);
     const [cmd, ...args] = argv as [string, ...string[]];
-    // The command's own gsa-emu commands (and its code) find this run: the state folder, and
-    // the admin API's address and token file when it listens in the namespace.
-    const env: NodeJS.ProcessEnv = { ...process.env, GSA_EMU_STATE_DIR: world.dir };
-    if (alsoIn !== null) {
-      env.GSA_EMU_ADMIN_URL = `http://${client.addresses.admin}`;
-      env.GSA_EMU_ADMIN_TOKEN_FILE = tokenFileOf(world.stateFile);
-    }
+    const env = commandEnv(
+      process.env,
+      world.dir,
+      alsoIn !== null
+        ? { url: `http://${client.addresses.admin}`, tokenFile: tokenFileOf(world.stateFile) }
+        : null,
+    );
     child = tun.spawn(cmd, args, { stdio: 'inherit', env });
     const code = await exitCode(child);
     const flows = client.flows.list().filter((f) => f.capture === 'tun');
