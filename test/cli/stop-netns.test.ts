@@ -4,7 +4,13 @@
  * that run, which stop does not end; from the host it names the runs. It used to say only
  * that no `up` holds up.lock. The runs are state files of this process (alive); nothing
  * listens and nothing is signalled.
+ *
+ * And an `up` of the folder whose admin API is in another namespace (stop run by the
+ * command of a netns run): SIGTERM, saying so in a few words, not the "run it in that
+ * namespace" of the status commands. The `up` is a `sleep 30` child of this test.
  */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +19,7 @@ import { stopUp } from '../../src/cli/commands/stop.js';
 import { writeClientState } from '../../src/client/admin-client.js';
 import { ownNetNamespace } from '../../src/util/pid-lock.js';
 import { stateFile } from '../client/state-file.js';
+import { closedPort } from '../util/free-port.js';
 
 const here = ownNetNamespace();
 
@@ -57,3 +64,32 @@ t.test('no up, a netns run of the folder: stop says what ends it', async (t) => 
     'from inside the run: said so',
   );
 });
+
+t.test(
+  'an up whose admin API is in another namespace: SIGTERM, and the reason says that',
+  { skip: here === null ? 'no /proc/self/ns/net here' : false },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-stop-otherns-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const up = spawn('sleep', ['30'], { stdio: 'ignore' });
+    t.teardown(() => {
+      if (up.exitCode === null && up.signalCode === null) up.kill('SIGKILL');
+    });
+    const exited = new Promise((r) => up.once('exit', (_c, sig) => r(sig)));
+    await new Promise((r) => up.once('spawn', r));
+    const pid = up.pid!;
+    writeFileSync(
+      join(dir, 'up.lock'),
+      `${JSON.stringify({ pid, command: 'up', startedAt: new Date().toISOString() })}\n`,
+    );
+    const port = await closedPort();
+    writeClientState(
+      dir,
+      stateFile(pid, `127.0.0.1:${port}`, { adminToken: 'x', netns: 'net:[1]' }),
+    );
+    const r = await stopUp(dir, 5);
+    t.match(r, { pid, via: 'SIGTERM', why: /is in another network namespace than this command$/ });
+    t.notMatch(r.why, /run it in that namespace/, 'not told to run it elsewhere: it was stopped');
+    t.equal(await exited, 'SIGTERM', 'it got SIGTERM');
+  },
+);

@@ -31,6 +31,7 @@ import type { Command } from 'commander';
 import {
   adminCall,
   netnsRunsOf,
+  OtherNamespaceError,
   readClientState,
   removeStaleClientState,
   STATE_FILE,
@@ -82,6 +83,11 @@ async function askShutdown(dir: string, pid: number, deadline: number): Promise<
         );
         return true;
       } catch (err) {
+        // From another network namespace (the command of a `gsa-emu netns` run on the same
+        // folder): its long "run it in that namespace" would read as if nothing was stopped.
+        if (err instanceof OtherNamespaceError) {
+          return `its admin API at ${s.admin} is in another network namespace than this command`;
+        }
         return `its admin API at ${s.admin} did not take the request (${(err as Error).message})`;
       }
     }
