@@ -261,16 +261,11 @@ function upCommand(dir: string): string {
 
 /**
  * The running client of `dir`: `client.json` when its writer runs, else the newest running
- * netns; GSA_ERR_NOT_RUNNING (saying why: missing, stale, not JSON) when there is none.
+ * netns; GSA_ERR_NOT_RUNNING (saying why: missing, stale, not JSON) when there is none. In
+ * a `gsa-emu netns` run's namespace (its command), that run comes before a `client.json`
+ * whose admin API is in another namespace: the `up` on the host, which it cannot reach.
  */
 function liveState(dir: string): LiveState & { inside?: true } {
-  // A command inside a `gsa-emu netns` run (the command it runs) asks that run, whatever
-  // else uses the folder: the only one whose admin API it can reach.
-  const here = ownNetNamespace();
-  if (here !== null) {
-    const inside = liveNetnsStates(dir).find((r) => servedIn(r.state, here));
-    if (inside) return { ...inside, inside: true };
-  }
   const main = join(dir, STATE_FILE);
   const s = readClientState(main);
   if (s === 'garbled') {
@@ -279,7 +274,13 @@ function liveState(dir: string): LiveState & { inside?: true } {
       `${main} is not a client state file (not JSON): remove it, or pass --admin host:port`,
     );
   }
-  if (s !== null && stateIsLive(s)) return { file: main, state: s };
+  const up = s !== null && stateIsLive(s) ? s : null;
+  const here = ownNetNamespace();
+  if (here !== null && (up === null || (up.netns !== undefined && up.netns !== here))) {
+    const inside = liveNetnsStates(dir).find((r) => servedIn(r.state, here));
+    if (inside) return { ...inside, inside: true };
+  }
+  if (up !== null) return { file: main, state: up };
   const netns = liveNetnsStates(dir)[0];
   if (netns) return netns;
   // An `up` that holds the folder's lock but has not written its state file yet (it

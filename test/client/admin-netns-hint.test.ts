@@ -104,9 +104,12 @@ t.test(
     const port = await closedPort();
     const pid = process.ppid;
     // The run's host namespace is another (net:[1]); this process stands in for its command,
-    // in the run's namespace (adminAlsoIn). An `up` of the folder and an older netns run in
-    // the same namespace as this one are live too: the run this command is inside answers.
-    writeClientState(dir, { ...clientState(dir, process.pid, '127.0.0.1:41003') });
+    // in the run's namespace (adminAlsoIn). An `up` of the folder on the host (net:[1]) and a
+    // newer netns run are live too: the run this command is inside answers.
+    writeClientState(dir, {
+      ...clientState(dir, process.pid, '127.0.0.1:41003'),
+      netns: 'net:[1]',
+    });
     writeClientState(
       dir,
       { ...clientState(dir, pid, `127.0.0.1:${port}`), netns: 'net:[1]', adminAlsoIn: [here!] },
@@ -146,6 +149,15 @@ t.test(
       (e: Error) => e,
     );
     t.ok(e2 instanceof OtherNamespaceError);
+    // An `up` started in this namespace (reachable from here: the command started it) is
+    // the folder's client again, before the run.
+    writeClientState(
+      dir,
+      { ...clientState(dir, pid, `127.0.0.1:${port}`), netns: 'net:[1]', adminAlsoIn: [here!] },
+      join(dir, `netns-${pid}.json`),
+    );
+    writeClientState(dir, { ...clientState(dir, process.pid, '127.0.0.1:41003') });
+    t.equal(adminTarget(dir).url, 'http://127.0.0.1:41003', 'an up in this namespace answers');
   },
 );
 
