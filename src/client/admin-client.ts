@@ -281,10 +281,9 @@ function liveState(dir: string): LiveState & { inside?: true } {
     if (inside) return { ...inside, inside: true };
   }
   if (up !== null) return { file: main, state: up };
-  const netns = liveNetnsStates(dir)[0];
-  if (netns) return netns;
   // An `up` that holds the folder's lock but has not written its state file yet (it
   // writes it once its client has tried to connect: seconds, with an edge that is down).
+  // It is the folder's client, before any netns run (`up &` then `status --wait`).
   const lock = readPidLock(join(dir, 'up.lock'));
   if (lock !== null && writerAlive(lock)) {
     throw new GsaError(
@@ -292,6 +291,8 @@ function liveState(dir: string): LiveState & { inside?: true } {
       `"gsa-emu up" (pid ${lock.pid}) holds ${dir} but is still starting (no ${STATE_FILE} yet): ask again in a moment, or wait for it with "${cliCommand()} status${dir === defaultStateDir() ? '' : ` --state-dir ${shellWord(dir)}`} --wait 30"`,
     );
   }
+  const netns = liveNetnsStates(dir)[0];
+  if (netns) return netns;
   const locked = unreadableState(dir);
   if (locked !== null) {
     throw new GsaError(

@@ -17,7 +17,7 @@ import {
   readClientState,
   writeClientState,
 } from '../../src/client/admin-client.js';
-import { ownNetNamespace } from '../../src/util/pid-lock.js';
+import { acquirePidLock, ownNetNamespace } from '../../src/util/pid-lock.js';
 import { closedPort } from '../util/free-port.js';
 import { stateFile } from './state-file.js';
 
@@ -160,6 +160,20 @@ t.test(
     t.equal(adminTarget(dir).url, 'http://127.0.0.1:41003', 'an up in this namespace answers');
   },
 );
+
+t.test('an up still starting comes before a netns run of the folder', async (t) => {
+  // `up &` then `status --wait` on a folder a `gsa-emu netns` run uses too: the answer is
+  // that the up is starting (status --wait waits for it), not the netns run's status.
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-admin-ns-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const pid = process.ppid;
+  writeClientState(dir, clientState(dir, pid, '127.0.0.1:41005'), join(dir, `netns-${pid}.json`));
+  t.equal(adminTarget(dir).url, 'http://127.0.0.1:41005', 'no up: the netns run');
+  // This process stands in for the starting up: it holds up.lock, no client.json yet.
+  const release = acquirePidLock(join(dir, 'up.lock'), 'up', 'up', '');
+  t.teardown(release);
+  t.throws(() => adminTarget(dir), /holds .* but is still starting/);
+});
 
 t.test('namespaceName: the name ip netns gives a namespace, by its inode', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-netns-names-'));
