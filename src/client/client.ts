@@ -111,12 +111,20 @@ export interface ClientOptions {
    */
   commandFlags?: string;
   user?: { userId?: string; deviceId?: string; upn?: string };
-  /** Listeners. Ports: 0 picks a free one; null disables that listener. */
+  /**
+   * Listeners. Ports: 0 picks a free one; null disables that listener. The defaults are
+   * `gsa-emu up`'s fixed ports for SOCKS and HTTP: tests that run side by side pass 0.
+   */
   listen?: {
+    /** Default 127.0.0.1. */
     host?: string;
+    /** Default 1080. */
     socksPort?: number | null;
+    /** Default 8080. */
     httpPort?: number | null;
+    /** Default 0 (a free port), when a proxy listens. */
     pacPort?: number | null;
+    /** Default 0 (a free port). */
     adminPort?: number | null;
     /** Credentials for SOCKS5 (RFC 1929) and the HTTP proxy (Basic); required off loopback. */
     auth?: Credentials;
@@ -127,12 +135,21 @@ export interface ClientOptions {
      */
     anyPortIfBusy?: { socks?: boolean; http?: boolean };
   };
-  /** Name resolution for classification by address and for bypassed flows. */
+  /**
+   * Name resolution for classification by address and for bypassed flows (forward/resolver.ts).
+   * The defaults are the real client's: the system resolver, and bypassed flows to any
+   * address; a test that must stay on loopback sets `system: false, directIp: false`.
+   */
   resolver?: {
+    /** Name -> address, asked first (as /etc/hosts). */
     hosts?: Record<string, string>;
+    /** Where a bypassed flow really connects: `name[:port]` or `ip[:port]` -> `ip[:port]`. */
     dial?: Record<string, string>;
+    /** Ask the system resolver for names not in `hosts`. Default true. */
     system?: boolean;
+    /** Bypassed flows may dial any address (false: loopback and the dial map only). Default true. */
     directIp?: boolean;
+    /** A system lookup's limit (ms). Default 3,000. */
     timeoutMs?: number;
   };
   /**
