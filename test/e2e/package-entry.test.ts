@@ -254,6 +254,7 @@ t.test('the packed tarball has what runs, not the addon build of the packer', as
     'native/tun/binding.gyp',
     'native/tun/tun.c',
     'scripts/build-addon.mjs',
+    'CHANGELOG.md',
   ]) {
     t.ok(files.includes(need), need);
   }
