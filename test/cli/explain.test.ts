@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,6 +62,7 @@ t.test('the CLI prints errors without a stack trace', { skip: skipCli }, async (
   const exec = promisify(execFile);
   const bad = join(tmpdir(), `gsa-emu-bad-${process.pid}.json`);
   writeFileSync(bad, '{"tenantId": 1, "forwardingProfiles": "x"}');
+  t.teardown(() => rmSync(bad, { force: true }));
   const main = mainJs;
   const r = await exec(process.execPath, [main, 'profiles', 'validate', bad]).catch((e) => e);
   t.equal(r.code, 1);

@@ -109,7 +109,9 @@ t.test('token endpoint and JWKS', async (t) => {
 t.test('control API requires a valid token of the tenant', async (t) => {
   t.equal((await call('GET', '/health', { token: null })).status, 200, '/health is open');
   t.equal((await call('GET', '/health', { token: null })).json.tenantId, api.edge.tenantId);
-  const other = await startEdge({ stateDir: (await tempDir()).dir, tls: false, persistKey: false });
+  const otherDir = await tempDir();
+  t.teardown(otherDir.remove);
+  const other = await startEdge({ stateDir: otherDir.dir, tls: false, persistKey: false });
   const forged = await other.issueToken({ channel: 'graph' });
   await other.close();
   const cases: Array<[string, string | null, number, string]> = [

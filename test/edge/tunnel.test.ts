@@ -98,8 +98,10 @@ t.test('tunnel upgrade rejects bad tokens with the documented status and close c
       });
       ws.on('error', (e) => reject(e));
     });
+  const otherDir = await tempDir();
+  t.teardown(otherDir.remove);
   const other = await startEdge({
-    stateDir: join((await tempDir()).dir, 's'),
+    stateDir: join(otherDir.dir, 's'),
     tls: false,
     persistKey: false,
   });

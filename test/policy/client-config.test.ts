@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,6 +133,7 @@ t.test('.mobileconfig: bad values, wrong files', async (t) => {
     ],
   });
   const dir = mkdtempSync(join(tmpdir(), 'gsa-cc-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'b.mobileconfig'), bin);
   t.equal(loadClientConfigFile(join(dir, 'b.mobileconfig')).config.enableGSAInternetChannel, 2);
 });
