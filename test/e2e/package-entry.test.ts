@@ -16,7 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
 // Types only (erased): what a user's test names from 'gsa-emu' to hold what it reads back.
@@ -263,4 +263,28 @@ t.test('the packed tarball has what runs, not the addon build of the packer', as
     [],
     'no native/tun/build/',
   );
+  // The source maps (.js.map for stack traces and debuggers, .d.ts.map for an editor's
+  // go-to-definition) name src/*.ts: those must come along, or they point at nothing.
+  const maps = files.filter((f) => f.startsWith('dist/') && f.endsWith('.map'));
+  t.ok(maps.includes('dist/index.d.ts.map'), 'declaration maps are packed');
+  const missing = new Set<string>();
+  for (const m of maps) {
+    const { sources } = JSON.parse(readFileSync(join(ROOT, m), 'utf8')) as { sources: string[] };
+    for (const s of sources) {
+      const path = relative(ROOT, join(ROOT, dirname(m), s));
+      if (!files.includes(path)) missing.add(`${m} -> ${path}`);
+    }
+  }
+  t.same([...missing].slice(0, 5), [], `every source a map names is packed (${maps.length} maps)`);
+  // What the shipped README links to (docs/usage.md, docs/decisions/, ...), and what
+  // `gsa-emu up --help` points at, are in the package the user has.
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const linked = new Set([...readme.matchAll(/\]\((docs\/[^)#\s]*)/g)].map((x) => x[1]!));
+  linked.add('docs/usage.md');
+  for (const doc of linked) {
+    t.ok(
+      doc.endsWith('/') ? files.some((f) => f.startsWith(doc)) : files.includes(doc),
+      `${doc} is packed`,
+    );
+  }
 });
