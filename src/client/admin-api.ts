@@ -7,7 +7,7 @@
  *                    the last n only, active ones only (a bad value is a 400)
  *   GET  /hostnames  hostname acquisition (TUN mode's DNS table; empty in SOCKS mode)
  *   GET  /profile    forwarding profile rules grouped by profile
- *   GET  /health     health checks
+ *   GET  /health     health checks, `healthy`: 200, or 503 while a check fails
  *   GET  /explain?target=<url|host[:port]|ip[:port]>[&udp=1][&ip=<address>] (udp: 1|0,
  *                    true|false; another value is a 400)
  *                    how this client would classify that flow now (client/explain.ts)
@@ -265,8 +265,13 @@ export async function startAdminApi(
         return json(res, 200, { hostnames: opts.hostnames ? opts.hostnames() : [] });
       case '/profile':
         return json(res, 200, client.profile());
-      case '/health':
-        return json(res, 200, { checks: await client.health() });
+      case '/health': {
+        // The status says what the checks do, for scripts and probes (curl -f): 503 while one
+        // fails (a warning or a skip is healthy); the body is the same either way.
+        const checks = await client.health();
+        const healthy = checks.every((c) => c.status !== 'fail');
+        return json(res, healthy ? 200 : 503, { healthy, checks });
+      }
       case '/explain': {
         const q = new URLSearchParams(query);
         const text = q.get('target');

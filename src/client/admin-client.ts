@@ -501,7 +501,11 @@ export async function adminCall<T>(
   method: 'GET' | 'POST',
   path: string,
   body?: unknown,
-  o: { timeoutMs?: number } = {},
+  o: {
+    timeoutMs?: number;
+    /** Statuses from 400 whose body is the answer too (GET /health's 503), not an error. */
+    accept?: readonly number[];
+  } = {},
 ): Promise<T> {
   const t: AdminTarget =
     typeof target === 'string' ? { url: target, token: null, from: null } : target;
@@ -550,7 +554,7 @@ export async function adminCall<T>(
       `the admin API at ${base} wants its token: give --admin-token <file> (the run's <state-dir>/client.token, or netns-<pid>.token), or the --state-dir of the run that listens there`,
     );
   }
-  if (res.statusCode >= 400) {
+  if (res.statusCode >= 400 && !o.accept?.includes(res.statusCode)) {
     let j: { error?: string; message?: string } = {};
     try {
       j = JSON.parse(text) as typeof j;
