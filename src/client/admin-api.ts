@@ -531,12 +531,14 @@ export function metrics(client: RunningClient): string {
 
 /**
  * GET /flows's query: `n` (a whole number from 1, the last n flows) and `active` (1|0,
- * true|false); an error message for a value that would otherwise be silently ignored.
+ * true|false), each at most once; an error message for a value that would otherwise be
+ * silently ignored.
  */
 export function flowsQuery(q: URLSearchParams): { n?: number; active: boolean } | string {
   for (const key of q.keys()) {
     if (key !== 'n' && key !== 'active')
       return `unknown parameter ${key}: give n=<count>, active=1`;
+    if (q.getAll(key).length > 1) return `${key} given more than once: give it once`;
   }
   const out: { n?: number; active: boolean } = { active: false };
   const n = q.get('n');

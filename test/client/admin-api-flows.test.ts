@@ -1,7 +1,7 @@
 /**
  * GET /flows's query: `n` keeps the last n flows (oldest first, as without it), `active=1`
- * only the active ones, and a bad or unknown value is a 400 rather than a silently whole
- * table. The edge and the client listen on 127.0.0.1 and are closed by the test.
+ * only the active ones, and a bad, unknown or repeated value is a 400 rather than a silently
+ * whole table. The edge and the client listen on 127.0.0.1 and are closed by the test.
  */
 import t from 'tap';
 import { Agent } from 'undici';
@@ -54,12 +54,23 @@ t.test('n= and active= pick flows; bad values are a 400', async (t) => {
   t.same(await ids('?active=1'), ['2', '4'], 'active=1: active only');
   t.same(await ids('?active=true&n=1'), ['4'], 'active and n: the last active one');
   t.same(await ids('?active=0'), ['1', '2', '3', '4', '5'], 'active=0: all');
-  for (const q of ['?n=0', '?n=-1', '?n=2x', '?n=', '?active=yes', '?limit=3']) {
+  // A repeated parameter too: its other values would be silently ignored.
+  for (const q of [
+    '?n=0',
+    '?n=-1',
+    '?n=2x',
+    '?n=',
+    '?active=yes',
+    '?limit=3',
+    '?n=1&n=x',
+    '?n=2&n=2',
+    '?active=1&active=0',
+  ]) {
     const r = await httpCall(`${base}/flows${q}`, 'GET', { headers: auth, dispatcher });
     t.equal(r.status, 400, `${q}: 400`);
     t.match(
       r.json,
-      { error: 'bad_request', message: /n=|active=|unknown parameter/ },
+      { error: 'bad_request', message: /n=|active=|unknown parameter|more than once/ },
       `${q}: says which`,
     );
   }
