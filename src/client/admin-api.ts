@@ -9,7 +9,7 @@
  *   GET  /profile    forwarding profile rules grouped by profile
  *   GET  /health     health checks, `healthy`: 200, or 503 while a check fails
  *   GET  /explain?target=<url|host[:port]|ip[:port]>[&udp=1][&ip=<address>] (udp: 1|0,
- *                    true|false; another value is a 400)
+ *                    true|false; another value, parameter or a repeated one is a 400)
  *                    how this client would classify that flow now (client/explain.ts)
  *   POST /toggle     {"channel": "internet", "on": false}; 409 + message when locked
  *   POST /vpn        {"on": false, "via": "settings"|"app"}: the user switches the VPN (off:
@@ -274,6 +274,13 @@ export async function startAdminApi(
       }
       case '/explain': {
         const q = new URLSearchParams(query);
+        // A typo (upd=1) or a second value would otherwise be a silent TCP answer too.
+        const bad = queryProblem(
+          q,
+          ['target', 'udp', 'ip'],
+          'give target=<url | host[:port] | ip[:port]>, udp=1, ip=<address>',
+        );
+        if (bad !== null) return json(res, 400, { error: 'bad_request', message: bad });
         const text = q.get('target');
         if (!text) {
           return json(res, 400, {
@@ -530,16 +537,25 @@ export function metrics(client: RunningClient): string {
 }
 
 /**
+ * What is wrong with a query beyond its values: a parameter none of `known` (`hint` says
+ * which to give), or one given more than once (all but one value would be ignored).
+ */
+function queryProblem(q: URLSearchParams, known: readonly string[], hint: string): string | null {
+  for (const key of q.keys()) {
+    if (!known.includes(key)) return `unknown parameter ${key}: ${hint}`;
+    if (q.getAll(key).length > 1) return `${key} given more than once: give it once`;
+  }
+  return null;
+}
+
+/**
  * GET /flows's query: `n` (a whole number from 1, the last n flows) and `active` (1|0,
  * true|false), each at most once; an error message for a value that would otherwise be
  * silently ignored.
  */
 export function flowsQuery(q: URLSearchParams): { n?: number; active: boolean } | string {
-  for (const key of q.keys()) {
-    if (key !== 'n' && key !== 'active')
-      return `unknown parameter ${key}: give n=<count>, active=1`;
-    if (q.getAll(key).length > 1) return `${key} given more than once: give it once`;
-  }
+  const bad = queryProblem(q, ['n', 'active'], 'give n=<count>, active=1');
+  if (bad !== null) return bad;
   const out: { n?: number; active: boolean } = { active: false };
   const n = q.get('n');
   if (n !== null) {

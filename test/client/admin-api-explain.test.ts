@@ -32,3 +32,22 @@ t.test('udp= takes 1/true and 0/false; another value is a 400', async (t) => {
     t.match(r.json, { error: 'bad_request', message: /udp/ }, `${q}: says which value`);
   }
 });
+
+t.test('an unknown or repeated parameter is a 400, not a silent answer', async (t) => {
+  const { base, auth } = await adminWorld(t, {}, 'gsa-admin-explain-params-');
+  const get = (q: string) =>
+    httpCall(`${base}/explain?target=10.1.2.3:443${q}`, 'GET', { headers: auth, dispatcher });
+  for (const [q, says] of [
+    // A typo: the answer would be TCP's.
+    ['&upd=1', /unknown parameter upd/],
+    ['&proto=udp', /unknown parameter proto/],
+    ['&udp=1&udp=0', /udp given more than once/],
+    ['&target=10.9.9.9:53', /target given more than once/],
+    ['&ip=10.0.0.1&ip=10.0.0.2', /ip given more than once/],
+  ] as const) {
+    const r = await get(q);
+    t.equal(r.status, 400, `${q}: 400`);
+    t.match(r.json, { error: 'bad_request', message: says }, `${q}: says which`);
+  }
+  t.equal((await get('&udp=1&ip=10.0.0.1')).status, 200, 'the known ones once each: 200');
+});
