@@ -5,6 +5,9 @@
  * `status --health` command still prints the checks of an unhealthy client. The edge and
  * the client listen on 127.0.0.1 (free ports) and are closed by the test.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { Agent } from 'undici';
@@ -14,7 +17,10 @@ import { type Edge, startEdge } from '../../src/edge/server.js';
 import { CHANNELS } from '../../src/policy/model.js';
 import { tempDir } from '../edge/helpers.js';
 import { httpCall, type Reply } from '../util/http-calls.js';
+import { collect } from '../util/ts-child.js';
 import { until } from '../util/wait.js';
+
+const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 const dispatcher = new Agent({ keepAliveTimeout: 10 });
 t.teardown(() => dispatcher.close());
@@ -74,9 +80,56 @@ t.test('/health: 503 while a check fails, 200 once they pass again', async (t) =
   );
   t.equal(viaCli.healthy, false, 'adminCall takes the 503 body when asked to');
 
+  // The command: the checks on stdout, then exit 1 with the failed ones named on stderr.
+  const tokenFile = join(tmp.dir, 'admin.token');
+  await writeFile(tokenFile, admin.token, { mode: 0o600 });
+  const statusHealth = async (json: boolean) =>
+    collect(
+      spawn(
+        process.execPath,
+        [
+          mainJs,
+          'status',
+          '--health',
+          '--admin',
+          admin.url,
+          '--admin-token',
+          tokenFile,
+          ...(json ? ['--json'] : []),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+      30_000,
+    );
+  const cli = existsSync(mainJs) ? false : 'dist/cli/main.js is missing: run `npm run build` first';
+  if (!cli) {
+    const text = await statusHealth(false);
+    t.equal(text.code, 1, 'status --health: exit 1 while a check fails');
+    t.match(text.out, /FAIL\s+Edge reachable \(Internet Access\)/, 'the checks are printed');
+    t.match(
+      text.err,
+      /^gsa-emu: \d+ health checks failed: .*Edge reachable \(Internet Access\)/,
+      'stderr names the failed checks',
+    );
+    const json = await statusHealth(true);
+    t.equal(json.code, 1, 'status --health --json: exit 1 too');
+    t.equal(
+      (JSON.parse(json.out) as { health: Health['checks'] }).health.some(
+        (c) => c.status === 'fail',
+      ),
+      true,
+      'the JSON has the checks',
+    );
+  }
+
   edge = await startEdge({ stateDir, tls: false, persistKey: false, port });
   t.ok(await until(allUp, 30_000), 'the tunnels are back');
   const back = await health();
   t.same(failing(back), [], 'no check fails once the edge is back');
   t.equal(back.status, 200, 'healthy again: 200');
+  if (!cli) {
+    const ok = await statusHealth(false);
+    t.equal(ok.code, 0, 'status --health: exit 0 once no check fails');
+    t.equal(ok.err, '', 'nothing on stderr');
+  } else t.comment(`skipped the status --health command: ${cli}`);
 });

@@ -277,7 +277,7 @@ export function register(program: Command): void {
         'show the running client: state, tiles, channels (and health checks with --health)',
       ),
   )
-    .option('--health', 'also run the health checks')
+    .option('--health', 'also run the health checks (exit 1 when one fails)')
     .option('--json', 'print JSON')
     .option(
       '--wait <seconds>',
@@ -317,14 +317,23 @@ export function register(program: Command): void {
           : null;
         if (o.json) {
           process.stdout.write(`${JSON.stringify(health ? { ...st, health } : st, null, 2)}\n`);
-          return;
+        } else {
+          process.stdout.write(`${formatStatus(st)}\n`);
+          const local = localSubnetsLine((st as Partial<ClientStatusView>).localSubnets);
+          if (local !== null) process.stdout.write(`${local}\n`);
+          if (health) {
+            const rows = health.map((c) => [c.status.toUpperCase(), c.name, c.detail]);
+            process.stdout.write(`\n${table(['', 'HEALTH CHECK', 'DETAIL'], rows, [5, 38, 60])}\n`);
+          }
         }
-        process.stdout.write(`${formatStatus(st)}\n`);
-        const local = localSubnetsLine((st as Partial<ClientStatusView>).localSubnets);
-        if (local !== null) process.stdout.write(`${local}\n`);
-        if (health) {
-          const rows = health.map((c) => [c.status.toUpperCase(), c.name, c.detail]);
-          process.stdout.write(`\n${table(['', 'HEALTH CHECK', 'DETAIL'], rows, [5, 38, 60])}\n`);
+        // As GET /health's 503: a script (`gsa-emu status --health && ...`) learns it from the
+        // exit code, after the checks are printed.
+        const failed = (health ?? []).filter((c) => c.status === 'fail').map((c) => c.name);
+        if (failed.length > 0) {
+          process.stderr.write(
+            `gsa-emu: ${failed.length} health check${failed.length === 1 ? '' : 's'} failed: ${failed.join('; ')}\n`,
+          );
+          process.exitCode = 1;
         }
       },
     );
