@@ -8,42 +8,24 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { Command } from 'commander';
 import t from 'tap';
 import { explain, formatExplanation } from '../../src/cli/commands/explain.js';
 import { flowsText } from '../../src/cli/commands/flows.js';
-import {
-  cliCommand,
-  readUpConfig,
-  register,
-  stateDirArg,
-  type UpOptions,
-  up,
-} from '../../src/cli/commands/up.js';
+import { cliCommand, readUpConfig, register, stateDirArg, up } from '../../src/cli/commands/up.js';
 import { startEdge } from '../../src/edge/server.js';
 import type { ConfigError } from '../../src/errors.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
 import { parseBool } from '../../src/policy/client-config.js';
 import { defaultStateDir } from '../../src/util/state-dir.js';
 import { parseTarget } from '../../src/util/target.js';
+import { upOnce } from '../util/up-in-process.js';
 
 /** How the banner names gsa-emu here (`npx gsa-emu` unless installed on PATH). */
 const g = cliCommand();
 
 const dir = await mkdtemp(join(tmpdir(), 'gsa-review-docs-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-
-/** `up --once` into a string (the banner). */
-async function banner(o: UpOptions): Promise<string> {
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (d) => {
-    text += d;
-  });
-  await up({ socksPort: '0', httpPort: '0', tty: false, once: true, ...o }, out);
-  return text;
-}
 
 t.test('explain: the profile line names the channel only when there is one', async (t) => {
   const drop = formatExplanation(explain(parseTarget('contoso.sharepoint.com', { udp: true }), {}));
@@ -92,7 +74,7 @@ t.test('up banner: client-config warnings, --state-dir, admin API paths', async 
   const cc = join(dir, 'cc.json');
   await writeFile(cc, JSON.stringify({ enableGSA: 2 }));
   const sd = join(dir, 'state');
-  const text = await banner({ stateDir: sd, clientConfig: cc });
+  const text = await upOnce({ stateDir: sd, clientConfig: cc });
   t.match(
     text,
     `\nwarning: ${cc}: enableGSA: unknown key, ignored (did you mean EnableGSA? keys are case-sensitive)\n`,
@@ -111,7 +93,7 @@ t.test('up banner: client-config warnings, --state-dir, admin API paths', async 
 
 t.test('up banner: a state folder that needs quoting is quoted', async (t) => {
   const sd = join(dir, "it's here");
-  const text = await banner({ stateDir: sd });
+  const text = await upOnce({ stateDir: sd });
   const q = `'${sd.replace(/'/g, `'\\''`)}'`;
   t.match(text, `${g} status --state-dir ${q}; ${g} flows --state-dir ${q}\n`);
 });
@@ -127,7 +109,7 @@ t.test('up banner: only ~/.gsa-emu goes without --state-dir', async (t) => {
     if (saved === undefined) delete process.env.GSA_EMU_STATE_DIR;
     else process.env.GSA_EMU_STATE_DIR = saved;
   });
-  const text = await banner({});
+  const text = await upOnce({});
   t.match(text, `  ${g} toggle internet off --state-dir ${env}; ${g} status --state-dir ${env};`);
   t.notMatch(text, 'Ctrl+C to stop.', 'a --once run does not say Ctrl+C');
 });
@@ -140,7 +122,7 @@ t.test('up banner with a remote edge: --add-host wins over the system resolver',
   });
   t.teardown(() => edge.close({ graceMs: 0 }));
   const sd = join(dir, 'remote');
-  const text = await banner({ stateDir: sd, edge: edge.url });
+  const text = await upOnce({ stateDir: sd, edge: edge.url });
   t.match(text, 'try (your own names: resolved by --add-host first, then the system resolver;');
   t.match(
     text,
@@ -203,6 +185,6 @@ t.test('up banner: a client that is not onboarded is told to onboard first', asy
   const cc = join(dir, 'not-onboarded.json');
   await writeFile(cc, JSON.stringify({ EnableGSA: 2 }));
   const sd = join(dir, 'onboard');
-  const text = await banner({ stateDir: sd, clientConfig: cc });
+  const text = await upOnce({ stateDir: sd, clientConfig: cc });
   t.match(text, `  ${g} onboard --state-dir ${sd}   # first: the client is not onboarded\n`);
 });

@@ -31,6 +31,7 @@ import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { up } from '../../src/cli/commands/up.js';
 import { collect, tsEvalArgs } from '../util/ts-child.js';
+import { startUp } from '../util/up-in-process.js';
 
 const isRoot = process.platform !== 'win32' && process.getuid?.() === 0;
 const skip = isRoot ? false : 'needs root (simulates sudo)';
@@ -147,17 +148,14 @@ t.test(
   async (t) => {
     const home = await userHome(t);
     asSudo(t, home);
-    const out = new PassThrough();
-    let text = '';
-    out.on('data', (c) => {
-      text += c;
+    const u = startUp({
+      socksPort: '0',
+      httpPort: '0',
+      exitAfter: '3',
+      tty: false,
+      processLookup: false,
     });
-    const run = up(
-      { socksPort: '0', httpPort: '0', exitAfter: '3', tty: false, processLookup: false },
-      out,
-    );
-    for (let i = 0; i < 400 && !text.includes('Ctrl+C to stop.'); i++)
-      await new Promise((r) => setTimeout(r, 25));
+    await u.waitFor('Ctrl+C to stop.');
     const file = join(home, '.gsa-emu', 'client.json');
     let uid = -1;
     for (let i = 0; i < 40 && uid !== UID; i++) {
@@ -165,7 +163,7 @@ t.test(
       uid = existsSync(file) ? statSync(file).uid : -1;
     }
     t.equal(uid, UID, 'client.json belongs to the sudo user while up runs');
-    await run;
+    await u.run;
   },
 );
 

@@ -17,11 +17,11 @@ import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { stopUp } from '../../src/cli/commands/stop.js';
-import { stateDirArg, up } from '../../src/cli/commands/up.js';
+import { stateDirArg } from '../../src/cli/commands/up.js';
 import { shellWord } from '../../src/util/shell-word.js';
+import { startUp } from '../util/up-in-process.js';
 
 const posix = process.platform !== 'win32';
 
@@ -119,32 +119,23 @@ t.test('up stops on Ctrl+Break (SIGBREAK) on Windows as on Ctrl+C', async (t) =>
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const before = process.listenerCount('SIGBREAK');
   const restore = simulateWindows(t);
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
+  const u = startUp({
+    socksPort: '0',
+    httpPort: '0',
+    exitAfter: '15',
+    tty: false,
+    stateDir: dir,
+    processLookup: false,
   });
-  const run = up(
-    {
-      socksPort: '0',
-      httpPort: '0',
-      exitAfter: '15',
-      tty: false,
-      stateDir: dir,
-      processLookup: false,
-    },
-    out,
-  );
   // Listening from the start (a Ctrl+Break during setup stops it too).
   await new Promise((r) => setImmediate(r));
   const during = process.listenerCount('SIGBREAK');
   restore();
   t.equal(during, before + 1, 'up listens for SIGBREAK');
-  for (let i = 0; i < 400 && !text.includes('Ctrl+C to stop.'); i++)
-    await new Promise((r) => setTimeout(r, 25));
-  t.match(text, 'Ctrl+C to stop.', 'up is ready');
+  await u.waitFor('Ctrl+C to stop.');
+  t.match(u.text, 'Ctrl+C to stop.', 'up is ready');
   process.emit('SIGBREAK', 'SIGBREAK');
-  await run;
-  t.match(text, /stopping\.\.\.\nstopped\. logs: /, 'its clean shutdown');
+  await u.run;
+  t.match(u.text, /stopping\.\.\.\nstopped\. logs: /, 'its clean shutdown');
   t.equal(process.listenerCount('SIGBREAK'), before, 'and no listener left');
 });

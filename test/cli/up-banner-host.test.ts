@@ -10,27 +10,21 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { bannerText, reachableAddress, up } from '../../src/cli/commands/up.js';
+import { bannerText, reachableAddress, type UpOptions } from '../../src/cli/commands/up.js';
 import type { StatusView } from '../../src/client/diagnostics.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
+import { startUp, upOnce } from '../util/up-in-process.js';
 
 const execFileP = promisify(execFile);
 const CURL = '/usr/bin/curl';
 
-/** `gsa-emu up --once` on any free ports; resolves with what it printed. */
-async function upOnce(o: Parameters<typeof up>[0]): Promise<string> {
+/** `gsa-emu up --once` on any free ports, in a state folder of its own; what it printed. */
+async function upOnceIn(o: UpOptions): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-up-host-'));
   try {
-    const out = new PassThrough();
-    let text = '';
-    out.on('data', (c) => {
-      text += c;
-    });
-    await up({ socksPort: '0', httpPort: '0', once: true, tty: false, stateDir: dir, ...o }, out);
-    return text;
+    return await upOnce({ stateDir: dir, ...o });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -53,28 +47,19 @@ t.test('up --host 0.0.0.0: the banner names 127.0.0.1 and says all interfaces', 
   // Running (not --once) for a few seconds, so that the printed commands can be tried.
   const dir = await mkdtemp(join(tmpdir(), 'gsa-up-host-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
+  const u = startUp({
+    host: '0.0.0.0',
+    user: 'bob',
+    password: 'pw',
+    socksPort: '0',
+    httpPort: '0',
+    exitAfter: '5',
+    tty: false,
+    stateDir: dir,
   });
-  const run = up(
-    {
-      host: '0.0.0.0',
-      user: 'bob',
-      password: 'pw',
-      socksPort: '0',
-      httpPort: '0',
-      exitAfter: '5',
-      tty: false,
-      stateDir: dir,
-    },
-    out,
-  );
-  for (let i = 0; i < 400 && !text.includes('Ctrl+C to stop.'); i++)
-    await new Promise((r) => setTimeout(r, 25));
+  await u.waitFor('Ctrl+C to stop.');
   const cmd = (what: RegExp): string =>
-    text.split('\n').find((l) => /^\s+curl /.test(l) && what.test(l)) ?? '';
+    u.text.split('\n').find((l) => /^\s+curl /.test(l) && what.test(l)) ?? '';
   if (existsSync(CURL)) {
     // The commands as printed, with the password curl would ask for.
     t.match(
@@ -88,7 +73,8 @@ t.test('up --host 0.0.0.0: the banner names 127.0.0.1 and says all interfaces', 
       'the HTTP proxy command works',
     );
   }
-  await run;
+  await u.run;
+  const { text } = u;
   t.notMatch(text, /0\.0\.0\.0:\d/, 'no command or URL names 0.0.0.0');
   t.match(text, /^SOCKS5 +127\.0\.0\.1:\d+ \(username\/password required\)$/m);
   t.match(text, /^HTTP proxy +127\.0\.0\.1:\d+ \(username\/password required\)$/m);
@@ -104,7 +90,7 @@ t.test('up --host 0.0.0.0: the banner names 127.0.0.1 and says all interfaces', 
 });
 
 t.test('up --host ::: the banner names [::1]', async (t) => {
-  const text = await upOnce({ host: '::', user: 'bob', password: 'pw' });
+  const text = await upOnceIn({ host: '::', user: 'bob', password: 'pw' });
   t.notMatch(text, /\[::\]:\d/, 'no command or URL names [::]');
   t.match(text, /^SOCKS5 +\[::1\]:\d+ /m);
   t.match(text, /^PAC +http:\/\/\[::1\]:\d+\/proxy\.pac +\(also http:\/\/\[::1\]:\d+\//m);
@@ -113,7 +99,7 @@ t.test('up --host ::: the banner names [::1]', async (t) => {
 });
 
 t.test('loopback without credentials: as before, no all-interfaces line', async (t) => {
-  const text = await upOnce({});
+  const text = await upOnceIn({});
   t.match(text, /^SOCKS5 +127\.0\.0\.1:\d+$/m);
   t.match(text, /^HTTP proxy +127\.0\.0\.1:\d+$/m);
   t.notMatch(text, /all interfaces/);

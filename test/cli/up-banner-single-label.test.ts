@@ -12,10 +12,9 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
-import { up } from '../../src/cli/commands/up.js';
+import { startUp } from '../util/up-in-process.js';
 
 const execFileP = promisify(execFile);
 const CURL = '/usr/bin/curl';
@@ -27,37 +26,28 @@ async function folder(t: Test): Promise<string> {
 }
 
 /** `up` with these client keys, its banner once printed, and its end. */
-async function startUp(t: Test, keys: Record<string, unknown>, once: boolean) {
+async function upWithKeys(t: Test, keys: Record<string, unknown>, once: boolean) {
   const dir = await folder(t);
   const cc = join(dir, 'cc.json');
   await writeFile(cc, JSON.stringify(keys));
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
+  const u = startUp({
+    socksPort: '0',
+    httpPort: '0',
+    ...(once ? { once: true } : { exitAfter: '5' }),
+    tty: false,
+    processLookup: false,
+    stateDir: join(dir, 'state'),
+    clientConfig: cc,
   });
-  const run = up(
-    {
-      socksPort: '0',
-      httpPort: '0',
-      ...(once ? { once: true } : { exitAfter: '5' }),
-      tty: false,
-      processLookup: false,
-      stateDir: join(dir, 'state'),
-      clientConfig: cc,
-    },
-    out,
-  );
-  const done = once ? 'npx gsa-emu' : 'Ctrl+C to stop.';
-  for (let i = 0; i < 600 && !text.includes(done); i++) await new Promise((r) => setTimeout(r, 25));
-  return { banner: text, run };
+  await u.waitFor(once ? 'npx gsa-emu' : 'Ctrl+C to stop.', 600);
+  return { banner: u.text, run: u.run };
 }
 
 const fs1Line = (text: string): string =>
   text.split('\n').find((l) => /^\s+curl /.test(l) && l.includes('//fs1/')) ?? '';
 
 t.test('Private Access off: the fs1 line says the request fails, and it does', async (t) => {
-  const { banner, run } = await startUp(
+  const { banner, run } = await upWithKeys(
     t,
     { SilentOnboard: true, EnableGSA: 2, EnableGSAPrivateChannel: 1, EnableGSAInternetChannel: 2 },
     false,
@@ -77,7 +67,7 @@ t.test('Private Access off: the fs1 line says the request fails, and it does', a
 });
 
 t.test('Global Secure Access tile off: fails too', async (t) => {
-  const { banner, run } = await startUp(
+  const { banner, run } = await upWithKeys(
     t,
     { SilentOnboard: true, EnableGSA: 1, EnableGSAPrivateChannel: 2, EnableGSAInternetChannel: 2 },
     true,
@@ -87,7 +77,7 @@ t.test('Global Secure Access tile off: fails too', async (t) => {
 });
 
 t.test('the default configuration: tunneled through Private DNS, as before', async (t) => {
-  const { banner, run } = await startUp(
+  const { banner, run } = await upWithKeys(
     t,
     { SilentOnboard: true, EnableGSA: 2, EnableGSAPrivateChannel: 2, EnableGSAInternetChannel: 2 },
     true,

@@ -17,12 +17,13 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import type { Decision } from '../../src/classify/types.js';
-import { bannerText, up } from '../../src/cli/commands/up.js';
+import { bannerText } from '../../src/cli/commands/up.js';
 import { adminCall, adminTarget } from '../../src/client/admin-client.js';
 import { DEMO_TRIES, type DecidedTry, type Demo } from '../../src/client/demo.js';
 import type { StatusView } from '../../src/client/diagnostics.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { decision } from '../forward/fixtures/fakes.js';
+import { startUp, upOnce } from '../util/up-in-process.js';
 
 const execFileP = promisify(execFile);
 const CURL = '/usr/bin/curl';
@@ -40,27 +41,14 @@ async function clientConfig(dir: string, keys: Record<string, unknown>): Promise
   return file;
 }
 
-/** `up --once` on free ports: the banner. */
-async function upOnce(t: Test, keys: Record<string, unknown>): Promise<string> {
+/** `up --once` on free ports with these client keys: the banner. */
+async function upKeys(t: Test, keys: Record<string, unknown>): Promise<string> {
   const dir = await folder(t);
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
+  return upOnce({
+    processLookup: false,
+    stateDir: join(dir, 'state'),
+    clientConfig: await clientConfig(dir, keys),
   });
-  await up(
-    {
-      socksPort: '0',
-      httpPort: '0',
-      once: true,
-      tty: false,
-      processLookup: false,
-      stateDir: join(dir, 'state'),
-      clientConfig: await clientConfig(dir, keys),
-    },
-    out,
-  );
-  return text;
 }
 
 /** The banner's `curl ...` line for a name ('' when there is none). */
@@ -79,31 +67,22 @@ async function runCurl(l: string): Promise<string> {
 
 t.test('private hidden, internet off (level 1): the lines say so and are right', async (t) => {
   const dir = await folder(t);
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
+  const u = startUp({
+    socksPort: '0',
+    httpPort: '0',
+    exitAfter: '6',
+    tty: false,
+    processLookup: false,
+    stateDir: join(dir, 'state'),
+    clientConfig: await clientConfig(dir, {
+      SilentOnboard: true,
+      EnableGSA: 2,
+      EnableGSAPrivateChannel: 0,
+      EnableGSAInternetChannel: 1,
+    }),
   });
-  const run = up(
-    {
-      socksPort: '0',
-      httpPort: '0',
-      exitAfter: '6',
-      tty: false,
-      processLookup: false,
-      stateDir: join(dir, 'state'),
-      clientConfig: await clientConfig(dir, {
-        SilentOnboard: true,
-        EnableGSA: 2,
-        EnableGSAPrivateChannel: 0,
-        EnableGSAInternetChannel: 1,
-      }),
-    },
-    out,
-  );
-  for (let i = 0; i < 400 && !text.includes('Ctrl+C to stop.'); i++)
-    await new Promise((r) => setTimeout(r, 25));
-  const banner = text;
+  await u.waitFor('Ctrl+C to stop.');
+  const banner = u.text;
   t.equal(line(banner, 'intranet.contoso.test'), '', 'no line for the hidden Private Access');
   t.match(banner, /^ {2}# no example for Private Access: the client configuration hides it$/m);
   t.match(line(banner, 'outlook.office365.com'), /# Microsoft 365, tunneled$/);
@@ -128,11 +107,11 @@ t.test('private hidden, internet off (level 1): the lines say so and are right',
       'outlook: tunneled, as the line says',
     );
   }
-  await run;
+  await u.run;
 });
 
 t.test('the default configuration: as before', async (t) => {
-  const text = await upOnce(t, {
+  const text = await upKeys(t, {
     SilentOnboard: true,
     EnableGSA: 2,
     EnableGSAPrivateChannel: 2,
@@ -151,7 +130,7 @@ t.test('the default configuration: as before', async (t) => {
 });
 
 t.test('internet hidden (no value): no line for it, no toggle of it', async (t) => {
-  const text = await upOnce(t, { SilentOnboard: true, EnableGSA: 2, EnableGSAPrivateChannel: 2 });
+  const text = await upKeys(t, { SilentOnboard: true, EnableGSA: 2, EnableGSAPrivateChannel: 2 });
   for (const name of ['news.test', 'bypass.example.test', 'casino.test']) {
     t.equal(line(text, name), '', `no line for ${name}`);
   }
@@ -161,14 +140,14 @@ t.test('internet hidden (no value): no line for it, no toggle of it', async (t) 
 });
 
 t.test('Global Secure Access hidden: no curl line, says why', async (t) => {
-  const text = await upOnce(t, { SilentOnboard: true, EnableGSAInternetChannel: 3 });
+  const text = await upKeys(t, { SilentOnboard: true, EnableGSAInternetChannel: 3 });
   t.notMatch(text, /^\s+curl /m);
   t.match(text, /^ {2}# no example: the client configuration hides Global Secure Access$/m);
   t.notMatch(text, /toggle (m365|internet)/);
 });
 
 t.test('internet locked on (level 3), GSA off (level 1): toggle m365 on', async (t) => {
-  const text = await upOnce(t, {
+  const text = await upKeys(t, {
     SilentOnboard: true,
     EnableGSA: 1,
     EnableGSAPrivateChannel: 2,
@@ -252,25 +231,20 @@ t.test('on a terminal, the try lines follow a toggle', async (t) => {
   const stateDir = join(dir, 'state');
   const out = new PassThrough() as PassThrough & { isTTY: boolean };
   out.isTTY = true;
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
-  });
-  const run = up(
+  const u = startUp(
     { socksPort: '0', httpPort: '0', exitAfter: '5', processLookup: false, stateDir },
     out,
   );
-  for (let i = 0; i < 400 && !text.includes('Ctrl+C to stop.'); i++)
-    await new Promise((r) => setTimeout(r, 25));
-  t.match(line(text, 'news.test'), /# Internet Access, tunneled$/);
+  await u.waitFor('Ctrl+C to stop.');
+  t.match(line(u.text, 'news.test'), /# Internet Access, tunneled$/);
   await adminCall(adminTarget(stateDir), 'POST', '/toggle', { channel: 'internet', on: false });
-  const mark = text.length;
+  const mark = u.text.length;
   const redrawn = () => {
-    const screens = text.slice(mark).split('\x1b[2J');
+    const screens = u.text.slice(mark).split('\x1b[2J');
     return screens.length > 2 ? screens[screens.length - 1]! : '';
   };
   for (let i = 0; i < 200 && !redrawn(); i++) await new Promise((r) => setTimeout(r, 25));
   t.match(line(redrawn(), 'news.test'), /# bypassed: Internet Access is off$/, 'redrawn');
   t.match(redrawn(), /toggle internet on/);
-  await run;
+  await u.run;
 });

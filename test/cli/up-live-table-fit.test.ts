@@ -14,8 +14,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import * as upModule from '../../src/cli/commands/up.js';
-
-const { up } = upModule;
+import { startUp } from '../util/up-in-process.js';
 
 const ROWS = 50;
 const COLS = 120;
@@ -40,11 +39,7 @@ t.test('the redraw fits a 50-row terminal with 25 flows', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gsa-live-table-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const out = Object.assign(new PassThrough(), { isTTY: true, rows: ROWS, columns: COLS });
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
-  });
-  const run = up(
+  const u = startUp(
     {
       socksPort: 'off',
       httpPort: '0',
@@ -52,23 +47,22 @@ t.test('the redraw fits a 50-row terminal with 25 flows', async (t) => {
       processLookup: false,
       stateDir: join(dir, 'state'),
     },
-    out as unknown as NodeJS.WritableStream,
+    out,
   );
-  for (let i = 0; i < 600 && !/HTTP proxy {2}(127\.0\.0\.1:\d+)/.test(text); i++)
-    await new Promise((r) => setTimeout(r, 25));
-  const proxy = /HTTP proxy {2}(127\.0\.0\.1:\d+)/.exec(text)?.[1];
+  await u.waitFor(/HTTP proxy {2}(127\.0\.0\.1:\d+)/, 600);
+  const proxy = /HTTP proxy {2}(127\.0\.0\.1:\d+)/.exec(u.text)?.[1];
   t.ok(proxy, 'the banner names the HTTP proxy');
   for (let i = 0; i < 25; i++) await viaProxy(proxy!, `http://intranet.contoso.test/${i}`);
-  const before = text.length;
-  for (let i = 0; i < 200 && !text.slice(before).includes('\x1b[2J'); i++)
+  const before = u.text.length;
+  for (let i = 0; i < 200 && !u.text.slice(before).includes('\x1b[2J'); i++)
     await new Promise((r) => setTimeout(r, 25));
   await new Promise((r) => setTimeout(r, 200));
-  const frames = text.split('\x1b[2J\x1b[H');
+  const frames = u.text.split('\x1b[2J\x1b[H');
   const last = frames[frames.length - 1]!;
   t.match(last, /^gsa-emu: Global Secure Access Connected/, 'the status line starts the redraw');
   t.match(last, /intranet\.contoso\.test/, 'flows shown');
   t.ok(screenRows(last) <= ROWS, `the redraw fits ${ROWS} rows (takes ${screenRows(last)})`);
-  await run;
+  await u.run;
 });
 
 t.test('liveTable: 20 flows at most, 3 at least, all of them without a size', async (t) => {

@@ -12,7 +12,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { SocksClient } from 'socks';
 import t, { type Test } from 'tap';
 import { readUpConfig, up } from '../../src/cli/commands/up.js';
@@ -26,6 +25,7 @@ import { startWorld, type World } from '../../src/cli/world.js';
 import { startEdge } from '../../src/edge/server.js';
 import { ConfigError } from '../../src/errors.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
+import { upOnce } from '../util/up-in-process.js';
 import { until } from './helpers.js';
 
 t.test('parseAddHosts: name=address, lowercased, leading wildcard, IPv6', async (t) => {
@@ -239,24 +239,12 @@ t.test('remote edge: an internet name classified by the address given', async (t
   t.equal(rec.destinationFQDN, 'www.example.com');
 
   // `up` itself with the remote edge: the banner says how to try a name of one's own.
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
+  const text = await upOnce({
+    stateDir: join(dir, 'up'),
+    edge: edge.url,
+    edgeCa: caFile,
+    addHost: ['www.example.com=93.184.215.14'],
   });
-  await up(
-    {
-      stateDir: join(dir, 'up'),
-      edge: edge.url,
-      edgeCa: caFile,
-      socksPort: '0',
-      httpPort: '0',
-      once: true,
-      tty: false,
-      addHost: ['www.example.com=93.184.215.14'],
-    },
-    out,
-  );
   t.match(text, /Global Secure Access Connected/);
   t.match(text, /try \(your own names: resolved by --add-host first, then the system resolver/);
   t.match(text, /curl --socks5-hostname 127\.0\.0\.1:\d+ http:\/\/<name>\//);

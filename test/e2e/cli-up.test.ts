@@ -20,17 +20,7 @@ import type { FlowRecord } from '../../src/forward/flow-table.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
 import { TEST_OVERVIEW } from '../client/helpers.js';
-
-/** `gsa-emu up --once` on any free proxy ports; resolves with what it printed. */
-async function upOnce(o: Parameters<typeof up>[0]): Promise<string> {
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
-  });
-  await up({ socksPort: '0', httpPort: '0', once: true, tty: false, ...o }, out);
-  return text;
-}
+import { startUp, upOnce } from '../util/up-in-process.js';
 
 t.test(
   'up --once prints tiles, addresses and examples, then stops and removes client.json',
@@ -94,15 +84,14 @@ t.test('up with a locked internet tile (client config file) and --exit-after', a
       }),
     ),
   );
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => {
-    text += c;
+  const u = startUp({
+    stateDir: dir,
+    socksPort: '0',
+    httpPort: '0',
+    clientConfig: cfg,
+    exitAfter: '3',
+    tty: false,
   });
-  const run = up(
-    { stateDir: dir, socksPort: '0', httpPort: '0', clientConfig: cfg, exitAfter: '3', tty: false },
-    out,
-  );
   for (let i = 0; i < 200 && !existsSync(join(dir, 'client.json')); i++)
     await new Promise((r) => setTimeout(r, 25));
   const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as {
@@ -117,7 +106,8 @@ t.test('up with a locked internet tile (client config file) and --exit-after', a
     body: JSON.stringify({ channel: 'internet', on: false }),
   });
   t.equal(res.status, 409, 'level 3 is locked');
-  await run;
+  await u.run;
+  const { text } = u;
   t.match(text, /Private Access\s+off\s+off\s+user\s+EnableGSAPrivateChannel=1/);
   t.match(text, /Internet Access\s+ON\s+on\s+admin only \(locked\)/);
   t.match(text, /stopped\. logs: /);
@@ -272,26 +262,17 @@ t.test(
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'gsa-up-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const out = new PassThrough();
-    let text = '';
-    out.on('data', (c) => {
-      text += c;
+    const u = startUp({
+      stateDir: dir,
+      socksPort: '0',
+      httpPort: '0',
+      exitAfter: '60',
+      tty: false,
+      processLookup: false,
     });
-    const run = up(
-      {
-        stateDir: dir,
-        socksPort: '0',
-        httpPort: '0',
-        exitAfter: '60',
-        tty: false,
-        processLookup: false,
-      },
-      out,
-    );
-    for (let i = 0; i < 400 && !text.includes('Ctrl+C to stop.'); i++)
-      await new Promise((r) => setTimeout(r, 25));
+    await u.waitFor('Ctrl+C to stop.');
     const tokenFile = join(dir, 'client.token');
-    t.match(text, `\n            token in ${tokenFile} (send "Authorization: Bearer <token>")\n`);
+    t.match(u.text, `\n            token in ${tokenFile} (send "Authorization: Bearer <token>")\n`);
     const target = adminTarget(dir);
     t.equal(
       target.token,
@@ -303,9 +284,9 @@ t.test(
     });
     t.same(r, { pid: process.pid, stopping: true });
     const t0 = Date.now();
-    await run;
+    await u.run;
     t.ok(Date.now() - t0 < 20_000, 'up returned (not at --exit-after)');
-    t.match(text, /stopping\.\.\.\nstopped\. logs: /, 'the clean shutdown of Ctrl+C');
+    t.match(u.text, /stopping\.\.\.\nstopped\. logs: /, 'the clean shutdown of Ctrl+C');
     t.notOk(existsSync(join(dir, 'client.json')), 'client.json removed');
     t.notOk(existsSync(tokenFile), 'and the token file');
     t.notOk(existsSync(join(dir, 'up.lock')), 'and the lock');

@@ -18,12 +18,11 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { request } from 'undici';
-import { up } from '../../src/cli/commands/up.js';
 import { bypassSourceUsable, startDemo } from '../../src/client/demo.js';
+import { startUp } from '../util/up-in-process.js';
 
 const execFileP = promisify(execFile);
 const CURL = '/usr/bin/curl';
@@ -38,26 +37,17 @@ t.test(
     Object.defineProperty(process, 'platform', { ...platform, value: 'darwin' });
     const restore = () => Object.defineProperty(process, 'platform', platform);
     t.teardown(restore);
-    const out = new PassThrough();
-    let text = '';
-    out.on('data', (c) => {
-      text += c;
+    const u = startUp({
+      socksPort: '0',
+      httpPort: '0',
+      exitAfter: '4',
+      tty: false,
+      stateDir: dir,
+      processLookup: false,
     });
-    const run = up(
-      {
-        socksPort: '0',
-        httpPort: '0',
-        exitAfter: '4',
-        tty: false,
-        stateDir: dir,
-        processLookup: false,
-      },
-      out,
-    );
-    for (let i = 0; i < 400 && !text.includes('Ctrl+C to stop.'); i++)
-      await new Promise((r) => setTimeout(r, 25));
+    await u.waitFor('Ctrl+C to stop.');
     restore();
-    const socks = /^SOCKS5 +(\S+)/m.exec(text)?.[1];
+    const socks = /^SOCKS5 +(\S+)/m.exec(u.text)?.[1];
     t.ok(socks, 'the banner names the SOCKS5 address');
     const curl = async (url: string) =>
       (
@@ -71,7 +61,8 @@ t.test(
     t.match(stdout, /^peer: 127\.0\.0\.1:/m, 'from 127.0.0.1: no second loopback address used');
     const tunneled = await curl('http://outlook.office365.com/');
     t.match(tunneled, /from the GSA edge \(tunneled\)/, 'a tunneled name is still "tunneled"');
-    await run;
+    await u.run;
+    const { text } = u;
     const after = text.slice(text.indexOf('Ctrl+C to stop.'));
     const flow = after.split('\n').find((l) => l.includes('bypass.example.test')) ?? '';
     t.match(flow, /-> Bypass\b/, `the flow line says bypass: ${flow}`);
