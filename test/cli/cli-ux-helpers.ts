@@ -100,3 +100,17 @@ export function cliClosedStdout(args: string[], ms = 20_000): Promise<Run> {
 /** `up --once` on free ports with the state folder `dir`, then `extra` (to its end). */
 export const upOnce = (dir: string, extra: string[] = []): Promise<Run> =>
   cli(['up', '--once', '--state-dir', dir, '--socks-port', '0', '--http-port', '0', ...extra]);
+
+/** `up --once` with each of `values` after `flag` (seconds): a usage error that says why. */
+export async function refusesSeconds(
+  t: Test,
+  newDir: () => string,
+  flag: string,
+  values: string[],
+): Promise<void> {
+  for (const v of values) {
+    const r = await upOnce(newDir(), [flag, v]);
+    t.equal(r.code, 2, `"${v}": exit 2`);
+    t.match(r.err, `${flag} "${v}" is not a number of seconds`, `"${v}": says why`);
+  }
+}

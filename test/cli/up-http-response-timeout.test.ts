@@ -7,14 +7,19 @@
  *
  * Needs `npm run build` (the `up` tests are skipped without dist/cli/main.js).
  */
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { readUpConfig } from '../../src/cli/commands/up.js';
-import { until } from '../util/wait.js';
-import { cli, skip, startUp, tempRoot, viaHttpProxy } from './cli-ux-helpers.js';
+import {
+  cli,
+  refusesSeconds,
+  skip,
+  startHttpOnlyUp,
+  tempRoot,
+  viaHttpProxy,
+} from './cli-ux-helpers.js';
 
 const { root, newDir } = await tempRoot(t);
 
@@ -37,24 +42,12 @@ t.test('a slow upstream gets 504 after --http-response-timeout', { skip }, async
   });
   const upPort = (upstream.address() as { port: number }).port;
   const dir = newDir();
-  const { seen, done } = startUp(t, [
-    '--state-dir',
-    dir,
-    '--socks-port',
-    'off',
-    '--http-port',
-    '0',
-    '--no-tty',
-    '--exit-after',
-    '40',
+  const { done, http } = await startHttpOnlyUp(t, dir, [
     '--add-host',
     'slow.test=127.0.0.1',
     '--http-response-timeout',
     '1.5',
   ]);
-  const stateFile = join(dir, 'client.json');
-  t.ok(await until(() => seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
-  const http = (JSON.parse(readFileSync(stateFile, 'utf8')) as { http: string }).http;
   const t0 = Date.now();
   // viaHttpProxy gives up after 8 s of silence: the default 30 s would be 'timeout'.
   const status = await viaHttpProxy(http, `http://slow.test:${upPort}/`);
@@ -67,22 +60,8 @@ t.test('a slow upstream gets 504 after --http-response-timeout', { skip }, async
 });
 
 t.test('a bad --http-response-timeout is a usage error', { skip }, async (t) => {
-  for (const v of ['0', '-1', 'abc', '', '1e3', '3000000']) {
-    const r = await cli([
-      'up',
-      '--once',
-      '--state-dir',
-      newDir(),
-      '--socks-port',
-      '0',
-      '--http-port',
-      '0',
-      '--http-response-timeout',
-      v,
-    ]);
-    t.equal(r.code, 2, `"${v}": exit 2`);
-    t.match(r.err, `--http-response-timeout "${v}" is not a number of seconds`, `"${v}": says why`);
-  }
+  const bad = ['0', '-1', 'abc', '', '1e3', '3000000'];
+  await refusesSeconds(t, newDir, '--http-response-timeout', bad);
 });
 
 t.test('httpResponseTimeout in the config file', async (t) => {
