@@ -6,11 +6,55 @@
  */
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
+import type { Test } from 'tap';
+import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
+import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
+import { until } from '../util/wait.js';
 
 /** The listeners a test client does without. */
 export const NO_LISTENERS = { socksPort: null, httpPort: null, pacPort: null, adminPort: null };
 
 export { freePort } from '../util/free-port.js';
+
+/** A client connected to an edge that the test restarts. */
+export interface RestartedEdge {
+  client: RunningClient;
+  /** Kills the edge, waits for the client's channels to go down, starts `second` on its port. */
+  restart(second: EdgeOptions): Promise<Edge>;
+}
+
+/**
+ * An edge started with `first` and a client with `opts` connected to it (its URL and CA),
+ * both closed at the end of `t`.
+ */
+export async function edgeToRestart(
+  t: Test,
+  first: EdgeOptions,
+  opts: Omit<ClientOptions, 'edge'>,
+): Promise<RestartedEdge> {
+  let edge = await startEdge(first);
+  let client: RunningClient | null = null;
+  t.teardown(async () => {
+    await client?.close();
+    await edge.close({ graceMs: 0 });
+  });
+  client = await startClient({ edge: { url: edge.url, ca: edge.caPem }, ...opts });
+  await client.waitConnected(10_000);
+  const c = client;
+  return {
+    client: c,
+    async restart(second) {
+      const port = edge.port;
+      await edge.kill();
+      t.ok(
+        await until(() => !c.tunnels.isUp('m365') && !c.tunnels.isUp('internet'), 5000),
+        'channels down',
+      );
+      edge = await startEdge({ ...second, port });
+      return edge;
+    },
+  };
+}
 
 /**
  * SOCKS5 CONNECT to `host:port` by name (no auth). Resolves with the reply code (REP, -1

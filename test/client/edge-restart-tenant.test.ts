@@ -9,9 +9,9 @@
  */
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { type RunningClient, startClient } from '../../src/client/client.js';
+import type { RunningClient } from '../../src/client/client.js';
 import { statusView } from '../../src/client/diagnostics.js';
-import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
+import type { EdgeOptions } from '../../src/edge/server.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import {
   DEFAULT_TENANT_ID,
@@ -20,48 +20,28 @@ import {
 } from '../../src/policy/default-tenant.js';
 import { EXPAND_ALL, expandProfiles } from '../../src/policy/graph.js';
 import { tempDir, until } from '../edge/helpers.js';
+import { edgeToRestart, type RestartedEdge } from './edge-restart-helpers.js';
 import { TEST_OVERVIEW } from './helpers.js';
 
 const FABRIKAM = { id: '0b6e2d4c-1a3f-4e5d-8c7b-9a0f1e2d3c4b', name: 'Fabrikam' };
 const CONTOSO_LIST = { id: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', name: 'Contoso (list)' };
 
-interface World {
-  client: RunningClient;
-  /** Stops the first edge and starts `second` on its port. */
-  restart(second: EdgeOptions): Promise<Edge>;
+interface World extends RestartedEdge {
   /** The admin API's /status. */
   adminStatus(): Promise<{ overview: { tenantId: string | null }; tenantName: string | null }>;
 }
 
 async function world(t: Test, first: EdgeOptions, profilePollMs = 60_000): Promise<World> {
-  let edge = await startEdge(first);
-  let client: RunningClient | null = null;
-  t.teardown(async () => {
-    await client?.close();
-    await edge.close({ graceMs: 0 });
-  });
-  client = await startClient({
-    edge: { url: edge.url, ca: edge.caPem },
+  const w = await edgeToRestart(t, first, {
     tenant: 'edge',
     profilePollMs,
     listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
     resolver: { system: false },
     processLookup: false,
   });
-  await client.waitConnected(10_000);
-  const c = client;
+  const c = w.client;
   return {
-    client: c,
-    async restart(second) {
-      const port = edge.port;
-      await edge.kill();
-      t.ok(
-        await until(() => !c.tunnels.isUp('m365') && !c.tunnels.isUp('internet'), 5000),
-        'channels down',
-      );
-      edge = await startEdge({ ...second, port });
-      return edge;
-    },
+    ...w,
     async adminStatus() {
       const admin = c.admin!;
       const r = await fetch(`${admin.url}/status`, {
@@ -71,6 +51,14 @@ async function world(t: Test, first: EdgeOptions, profilePollMs = 60_000): Promi
     },
   };
 }
+
+/** An edge without TLS in `dir`/edge that neither resolves nor dials by itself. */
+const plainEdge = (dir: string): EdgeOptions => ({
+  stateDir: join(dir, 'edge'),
+  tls: false,
+  egress: { systemResolver: false, directIp: false },
+  limits: { graceMs: 0 },
+});
 
 /** Polls the profiles (at most 5 times) until the client names `want`'s tenant. */
 async function refreshUntil(c: RunningClient, want: string): Promise<void> {
@@ -103,12 +91,7 @@ async function checkTenant(
 t.test('edge restarted with another tenant document: status names the new tenant', async (t) => {
   const tmp = await tempDir('gsa-restart-tenant-doc-');
   t.teardown(tmp.remove);
-  const base: EdgeOptions = {
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 0 },
-  };
+  const base = plainEdge(tmp.dir);
   const w = await world(t, base);
   t.equal(w.client.status().overview.tenantId, DEFAULT_TENANT_ID, 'first: the default tenant');
   const other = defaultTenantDocument();
@@ -124,13 +107,10 @@ t.test('the same Graph list served for another tenant (304): status names it', a
   t.teardown(tmp.remove);
   const list = expandProfiles(defaultTenantDocument(), EXPAND_ALL);
   const base: EdgeOptions = {
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
+    ...plainEdge(tmp.dir),
     tenantDoc: list,
     tenantId: CONTOSO_LIST.id,
     tenantName: CONTOSO_LIST.name,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 0 },
   };
   const w = await world(t, base);
   t.equal(w.client.status().tenantName, CONTOSO_LIST.name, 'first: the first edge tenant');
@@ -142,12 +122,7 @@ t.test('the same Graph list served for another tenant (304): status names it', a
 t.test('no poll asked for: the reconnected channels bring the new tenant', async (t) => {
   const tmp = await tempDir('gsa-restart-tenant-auto-');
   t.teardown(tmp.remove);
-  const base: EdgeOptions = {
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 0 },
-  };
+  const base = plainEdge(tmp.dir);
   const w = await world(t, base);
   const other = defaultTenantDocument();
   other.tenantId = FABRIKAM.id;

@@ -6,40 +6,22 @@
  */
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { type RunningClient, startClient } from '../../src/client/client.js';
-import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
+import type { EdgeOptions } from '../../src/edge/server.js';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
-import { tempDir, until } from '../edge/helpers.js';
-import { NO_LISTENERS } from './edge-restart-helpers.js';
+import { tempDir } from '../edge/helpers.js';
+import { edgeToRestart, NO_LISTENERS } from './edge-restart-helpers.js';
 
-async function restartScenario(
-  t: Test,
-  first: EdgeOptions,
-  second: (port: number) => EdgeOptions,
-): Promise<void> {
-  let edge: Edge = await startEdge(first);
-  let client: RunningClient | null = null;
-  t.teardown(async () => {
-    await client?.close();
-    await edge.close({ graceMs: 0 });
-  });
-  client = await startClient({
-    edge: { url: edge.url, ca: edge.caPem },
+/** A client of the edge `first`, restarted as `second` (on the same port). */
+async function restartScenario(t: Test, first: EdgeOptions, second: EdgeOptions): Promise<void> {
+  const w = await edgeToRestart(t, first, {
     tenant: 'edge',
     profilePollMs: 60_000,
     listen: NO_LISTENERS,
     processLookup: false,
   });
-  await client.waitConnected(10_000);
-  const fetches = client.edgeApi.tokenFetches;
-  const port = edge.port;
-  await edge.kill();
-  const c = client;
-  t.ok(
-    await until(() => !c.tunnels.isUp('m365') && !c.tunnels.isUp('internet'), 5000),
-    'channels down',
-  );
-  edge = await startEdge(second(port));
+  const c = w.client;
+  const fetches = c.edgeApi.tokenFetches;
+  await w.restart(second);
   let err: Error | null = null;
   await c.waitConnected(15_000).catch((e: Error) => {
     err = e;
@@ -59,7 +41,7 @@ t.test('edge restarted with another signing key: the channels come back', async 
     limits: { graceMs: 0 },
   };
   // `gsa-emu edge --no-tls --state-dir <another folder>`: a new ES256 key.
-  await restartScenario(t, base, (port) => ({ ...base, stateDir: join(tmp.dir, 'b'), port }));
+  await restartScenario(t, base, { ...base, stateDir: join(tmp.dir, 'b') });
 });
 
 t.test(
@@ -76,6 +58,6 @@ t.test(
     const other = defaultTenantDocument();
     other.tenantId = '0b6e2d4c-1a3f-4e5d-8c7b-9a0f1e2d3c4b';
     other.name = 'Fabrikam';
-    await restartScenario(t, base, (port) => ({ ...base, tenantDoc: other, port }));
+    await restartScenario(t, base, { ...base, tenantDoc: other });
   },
 );
