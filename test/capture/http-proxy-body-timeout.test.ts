@@ -10,31 +10,13 @@
  */
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { HttpProxy } from '../../src/capture/http-proxy.js';
 import { echoServer } from '../forward/fixtures/fakes.js';
 import { delay } from '../util/wait.js';
 import { listen } from './early-response-helpers.js';
-import { eventually, proxyFor } from './http-proxy-raw.js';
-
-/** A client socket to the proxy that keeps what it reads. */
-async function client(t: Test, port: number) {
-  const s = connect({ port, host: '127.0.0.1' });
-  const c = { s, got: '', error: null as string | null, closed: false };
-  s.on('error', (e: NodeJS.ErrnoException) => {
-    c.error = e.code ?? e.message;
-  });
-  s.on('data', (b: Buffer) => {
-    c.got += b.toString('latin1');
-  });
-  s.on('close', () => {
-    c.closed = true;
-  });
-  t.teardown(() => s.destroy());
-  await once(s, 'connect');
-  return c;
-}
+import { eventually, openClient, proxyFor, rawServer } from './http-proxy-raw.js';
 
 /**
  * An origin (node:http) that reads the whole body before it answers `got <n>`, or with
@@ -86,7 +68,7 @@ for (const [framing, f] of Object.entries(FRAMINGS)) {
     const up = await origin(t);
     const { port, flows } = await setup(t, up.port, 300);
     for (const host of [`direct.test:${up.port}`, 'tunnel.test']) {
-      const c = await client(t, port);
+      const c = await openClient(port, t);
       const t0 = Date.now();
       c.s.write(`POST http://${host}/up HTTP/1.1\r\nHost: x\r\n${f.head}\r\n${f.part}`);
       t.ok(await eventually(() => c.closed, 3000), `${host}: the proxy closes the connection`);
@@ -112,7 +94,7 @@ t.test('a response under way is cut short when the body stops coming', async (t)
   const up = await origin(t, true);
   const { port, flows } = await setup(t, up.port, 300);
   for (const host of [`direct.test:${up.port}`, 'tunnel.test']) {
-    const c = await client(t, port);
+    const c = await openClient(port, t);
     c.s.write(`POST http://${host}/echo HTTP/1.1\r\nHost: x\r\n${FRAMINGS.length.head}\r\nhello`);
     t.ok(await eventually(() => c.got.includes('hello'), 3000), `${host}: the echo starts`);
     t.ok(await eventually(() => c.closed, 3000), `${host}: the proxy closes the connection`);
@@ -130,7 +112,7 @@ t.test('a slow but steady upload passes', async (t) => {
   // ms must not look like a stalled body (the test's timer and the proxy's share a loop).
   const { port } = await setup(t, up.port, 1000);
   for (const host of [`direct.test:${up.port}`, 'tunnel.test']) {
-    const c = await client(t, port);
+    const c = await openClient(port, t);
     // 25 bytes, one every 100 ms: 2.5 s in all, more than twice the timeout.
     c.s.write(`POST http://${host}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\n\r\n`);
     for (let i = 0; i < 25 && !c.closed; i++) {
@@ -146,11 +128,7 @@ t.test('a slow but steady upload passes', async (t) => {
 
 t.test('a client awaiting 100 Continue is not timed out', async (t) => {
   // A raw origin that ignores Expect (no 100): the proxy sends its own after 1 s.
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
+  const upPort = await rawServer(t, (s) => {
     let got = '';
     s.on('data', (b: Buffer) => {
       got += b.toString('latin1');
@@ -160,15 +138,8 @@ t.test('a client awaiting 100 Continue is not timed out', async (t) => {
       }
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const upPort = (server.address() as { port: number }).port;
   const { port } = await setup(t, upPort, 300);
-  const c = await client(t, port);
+  const c = await openClient(port, t);
   c.s.write(
     `POST http://direct.test:${upPort}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n`,
   );
@@ -183,11 +154,7 @@ t.test('an upstream that does not read for a while is not the client stalling', 
   // The origin reads nothing for 1.2 s (four times the timeout): the proxy stops reading the
   // client's body (backpressure), and the client is not to blame for it.
   const size = 32 * 1024 * 1024;
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
+  const upPort = await rawServer(t, (s) => {
     s.pause();
     setTimeout(() => {
       // The head, then the body counted to its end.
@@ -207,15 +174,8 @@ t.test('an upstream that does not read for a while is not the client stalling', 
       s.resume();
     }, 1200);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const upPort = (server.address() as { port: number }).port;
   const { port } = await setup(t, upPort, 300);
-  const c = await client(t, port);
+  const c = await openClient(port, t);
   c.s.write(
     `POST http://direct.test:${upPort}/up HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`,
   );
@@ -230,7 +190,7 @@ t.test('an upstream that does not read for a while is not the client stalling', 
 t.test('0 turns the timeout off', async (t) => {
   const up = await origin(t);
   const { port } = await setup(t, up.port, 0);
-  const c = await client(t, port);
+  const c = await openClient(port, t);
   c.s.write(
     `POST http://direct.test:${up.port}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello`,
   );
@@ -249,7 +209,7 @@ t.test('CONNECT tunnels have no body timeout (idle is fine)', async (t) => {
   const echo = await echoServer();
   t.teardown(() => echo.close());
   const { port, flows } = await setup(t, echo.port, 300);
-  const c = await client(t, port);
+  const c = await openClient(port, t);
   c.s.write(`CONNECT direct.test:${echo.port} HTTP/1.1\r\nHost: x\r\n\r\nhalf`);
   t.ok(await eventually(() => c.got.includes('half'), 3000), 'the tunnel is up');
   await delay(1000);
@@ -260,22 +220,11 @@ t.test('CONNECT tunnels have no body timeout (idle is fine)', async (t) => {
 });
 
 t.test('the 504 says the response timeout in seconds, as the option does', async (t) => {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
+  const upPort = await rawServer(t, (s) => {
     s.resume();
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const upPort = (server.address() as { port: number }).port;
   const { port } = await proxyFor(t, { responseTimeoutMs: 300 });
-  const c = await client(t, port);
+  const c = await openClient(port, t);
   c.s.write(`GET http://direct.test:${upPort}/ HTTP/1.1\r\nHost: x\r\n\r\n`);
   t.ok(await eventually(() => /\r\n\r\n.+\n$/s.test(c.got), 3000), 'an answer');
   t.match(c.got, /^HTTP\/1\.1 504 Gateway Timeout\r\n/);

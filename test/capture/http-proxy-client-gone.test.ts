@@ -5,11 +5,10 @@
  * both connections end (review of the plain HTTP path, issue 4). Servers listen on
  * 127.0.0.1 and are stopped by their test.
  */
-import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import t from 'tap';
 import { delay } from '../util/wait.js';
-import { eventually, proxyFor, rawUpstream } from './http-proxy-raw.js';
+import { eventually, openClient, proxyFor, rawUpstream } from './http-proxy-raw.js';
 
 const EVENTS =
   'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n';
@@ -17,23 +16,6 @@ const event = (i: number): string => {
   const data = `data: ${i}\n\n`;
   return `${data.length.toString(16)}\r\n${data}\r\n`;
 };
-
-/** A client socket to the proxy that keeps what it reads. */
-async function client(port: number) {
-  const s = connect({ port, host: '127.0.0.1' });
-  const c = { s, got: '', error: null as string | null, closed: false };
-  s.on('error', (e: NodeJS.ErrnoException) => {
-    c.error = e.code ?? e.message;
-  });
-  s.on('data', (b: Buffer) => {
-    c.got += b.toString('latin1');
-  });
-  s.on('close', () => {
-    c.closed = true;
-  });
-  await once(s, 'connect');
-  return c;
-}
 
 for (const how of ['destroy', 'end'] as const) {
   t.test(`a client that goes away (${how}) during a silent response frees the flow`, async (t) => {
@@ -45,7 +27,7 @@ for (const how of ['destroy', 'end'] as const) {
     tunnels.behaviour = { kind: 'connect', to: { 'tunnel.test': up.port } };
     for (const host of [`direct.test:${up.port}`, 'tunnel.test']) {
       const before = flows.activeCount;
-      const c = await client(port);
+      const c = await openClient(port);
       c.s.write(`GET http://${host}/events HTTP/1.1\r\nHost: x\r\n\r\n`);
       t.ok(await eventually(() => c.got.includes('data: 1'), 3000), `${host}: first event`);
       t.equal(flows.activeCount, before + 1, `${host}: the flow is open`);
@@ -83,7 +65,7 @@ t.test('a half-closed client keeps a response that moves, however long', async (
     }, 100);
   });
   const { port, flows } = await proxyFor(t, { halfCloseTimeoutMs: 300 });
-  const c = await client(port);
+  const c = await openClient(port);
   c.s.end(`GET http://direct.test:${up.port}/events HTTP/1.1\r\nHost: x\r\n\r\n`);
   t.ok(await eventually(() => c.closed, 3000), 'the proxy closes after the response');
   t.match(c.got, /data: 10\n\n\r\n0\r\n\r\n$/, 'the whole stream, to its last chunk');
@@ -100,7 +82,7 @@ t.test('a half-closed client whose server never answers gets a 504', async (t) =
     });
   });
   const { port, flows } = await proxyFor(t, { halfCloseTimeoutMs: 300, responseTimeoutMs: 60_000 });
-  const c = await client(port);
+  const c = await openClient(port);
   const t0 = Date.now();
   c.s.end(`GET http://direct.test:${up.port}/quiet HTTP/1.1\r\nHost: x\r\n\r\n`);
   await delay(100);

@@ -7,10 +7,11 @@
  */
 import { once } from 'node:events';
 import { createServer as httpServer, type IncomingMessage } from 'node:http';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { HttpProxy, originForm } from '../../src/capture/http-proxy.js';
 import { decision, fakeForwarder } from '../forward/fixtures/fakes.js';
+import { rawServer } from './http-proxy-raw.js';
 
 const BYPASS = decision({ action: 'bypass', channel: 'internet', ruleId: 'bp' });
 const BLOCK = decision({ action: 'block', channel: 'internet', ruleId: 'r-42' });
@@ -32,12 +33,8 @@ async function proxyFor(t: Test, opts: Partial<ConstructorParameters<typeof Http
  * pass on, `/s101` switches protocols unasked, `/hang` never answers, `/closenow` closes at
  * once, `/early` answers 413 before reading the body; anything else 200 "ok <path>".
  */
-async function rawUpstream(t: Test): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
+function rawUpstream(t: Test): Promise<number> {
+  return rawServer(t, (s) => {
     let head = '';
     const onData = (c: Buffer): void => {
       head += c.toString('latin1');
@@ -61,13 +58,6 @@ async function rawUpstream(t: Test): Promise<number> {
     };
     s.on('data', onData);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return (server.address() as { port: number }).port;
 }
 
 /** A node:http upstream that records each request (method, target, headers, body). */

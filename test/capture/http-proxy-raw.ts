@@ -71,11 +71,7 @@ export async function proxyFor(t: Test, opts: Partial<HttpProxyOptions> = {}) {
  */
 export async function rawUpstream(t: Test, answer: (path: string, s: Socket) => void) {
   const heads: string[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
+  const port = await rawServer(t, (s) => {
     let head = '';
     const onData = (c: Buffer): void => {
       head += c.toString('latin1');
@@ -88,13 +84,29 @@ export async function rawUpstream(t: Test, answer: (path: string, s: Socket) => 
     };
     s.on('data', onData);
   });
+  return { port, heads };
+}
+
+/**
+ * A raw TCP server on 127.0.0.1 that hands each connection to `onSocket` (socket errors
+ * ignored). Connections left open are destroyed, and the server closed, at teardown.
+ * Resolves with its port.
+ */
+export async function rawServer(t: Test, onSocket: (s: Socket) => void): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    onSocket(s);
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.teardown(() => {
     for (const s of sockets) s.destroy();
     return new Promise<void>((r) => server.close(() => r()));
   });
-  return { port: (server.address() as { port: number }).port, heads };
+  return (server.address() as { port: number }).port;
 }
 
 export interface RawResult {
@@ -128,6 +140,27 @@ export async function rawClient(
   while (!r.closed && !done(r.got) && Date.now() - t0 < waitMs) await delay(10);
   s.destroy();
   return r;
+}
+
+/**
+ * A client socket to the proxy on `port` that keeps what it reads, once connected; with
+ * `t`, destroyed at its teardown.
+ */
+export async function openClient(port: number, t?: Test) {
+  const s = connect({ port, host: '127.0.0.1' });
+  const c = { s, got: '', error: null as string | null, closed: false };
+  s.on('error', (e: NodeJS.ErrnoException) => {
+    c.error = e.code ?? e.message;
+  });
+  s.on('data', (b: Buffer) => {
+    c.got += b.toString('latin1');
+  });
+  s.on('close', () => {
+    c.closed = true;
+  });
+  t?.teardown(() => s.destroy());
+  await once(s, 'connect');
+  return c;
 }
 
 /** Polls `f` every 20 ms until it holds or `ms` passes (an async until()). */
