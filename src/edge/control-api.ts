@@ -30,6 +30,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthError, ConfigError } from '../errors.js';
 import { GRAPH_BASE, parseGraphExpand } from '../policy/graph.js';
 import { expandContext } from '../policy/odata-expand.js';
+import { jsonSender } from '../util/send-json.js';
 import { bearerOf, type Issuer, type Principal, readBody } from './identity.js';
 import { parseFilter } from './odata-filter.js';
 import type { TenantStore } from './tenant.js';
@@ -79,21 +80,9 @@ export function sendGraphError(
   );
 }
 
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; odata.metadata=minimal; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'odata-version': '4.0',
-    ...headers,
-  });
-  res.end(text);
-}
+const sendJson = jsonSender('application/json; odata.metadata=minimal; charset=utf-8', {
+  'odata-version': '4.0',
+});
 
 /** The methods of a read-only resource (HEAD wherever GET: RFC 9110 9.1). */
 const GET_HEAD = 'GET, HEAD';

@@ -28,6 +28,7 @@ import {
 } from 'jose';
 import { AuthError } from '../errors.js';
 import { CHANNELS, type ChannelName } from '../policy/model.js';
+import { jsonSender } from '../util/send-json.js';
 import { makeDirs } from '../util/state-dir.js';
 
 /** A token's audience: one per tunnel channel, plus `graph` for the control API only. */
@@ -316,21 +317,7 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
-}
+const sendJson = jsonSender('application/json; charset=utf-8', { 'cache-control': 'no-store' });
 
 function oauthError(res: ServerResponse, status: number, error: string, description: string): void {
   sendJson(res, status, { error, error_description: description });
