@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import type { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
@@ -113,4 +114,22 @@ export async function refusesSeconds(
     t.equal(r.code, 2, `"${v}": exit 2`);
     t.match(r.err, `${flag} "${v}" is not a number of seconds`, `"${v}": says why`);
   }
+}
+
+/**
+ * `server` (an upstream of the test's own) listening on 127.0.0.1, any port; at teardown its
+ * connections are destroyed and it is closed. Resolves with its port.
+ */
+export async function listenUpstream(t: Test, server: Server): Promise<number> {
+  const held = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    held.add(s);
+    s.on('close', () => held.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(async () => {
+    for (const s of held) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+  return (server.address() as { port: number }).port;
 }

@@ -11,18 +11,24 @@
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { readUpConfig } from '../../src/cli/commands/up.js';
 import { until } from '../util/wait.js';
-import { cli, refusesSeconds, skip, startHttpOnlyUp, tempRoot } from './cli-ux-helpers.js';
+import {
+  cli,
+  listenUpstream,
+  refusesSeconds,
+  skip,
+  startHttpOnlyUp,
+  tempRoot,
+} from './cli-ux-helpers.js';
 
 const { root, newDir } = await tempRoot(t);
 
 t.test('a body that stops coming gets 408 after --http-body-timeout', { skip }, async (t) => {
   // Answers once it has the whole body, which never comes.
-  const held = new Set<Socket>();
   let reached = '';
   const upstream = createServer((req, res) => {
     req.on('data', (d: Buffer) => {
@@ -30,16 +36,7 @@ t.test('a body that stops coming gets 408 after --http-body-timeout', { skip }, 
     });
     req.on('end', () => res.end('whole'));
   });
-  upstream.on('connection', (s: Socket) => {
-    held.add(s);
-    s.on('close', () => held.delete(s));
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  t.teardown(async () => {
-    for (const s of held) s.destroy();
-    await new Promise((r) => upstream.close(r));
-  });
-  const upPort = (upstream.address() as { port: number }).port;
+  const upPort = await listenUpstream(t, upstream);
   const dir = newDir();
   const { done, http } = await startHttpOnlyUp(t, dir, [
     '--add-host',

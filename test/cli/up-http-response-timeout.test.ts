@@ -8,12 +8,13 @@
  * Needs `npm run build` (the `up` tests are skipped without dist/cli/main.js).
  */
 import { writeFile } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { readUpConfig } from '../../src/cli/commands/up.js';
 import {
   cli,
+  listenUpstream,
   refusesSeconds,
   skip,
   startHttpOnlyUp,
@@ -25,22 +26,14 @@ const { root, newDir } = await tempRoot(t);
 
 t.test('a slow upstream gets 504 after --http-response-timeout', { skip }, async (t) => {
   // Reads the request, never answers.
-  const held = new Set<Socket>();
   let reached = '';
   const upstream = createServer((s) => {
-    held.add(s);
     s.on('error', () => {});
-    s.on('close', () => held.delete(s));
     s.on('data', (d) => {
       reached += d;
     });
   });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  t.teardown(async () => {
-    for (const s of held) s.destroy();
-    await new Promise((r) => upstream.close(r));
-  });
-  const upPort = (upstream.address() as { port: number }).port;
+  const upPort = await listenUpstream(t, upstream);
   const dir = newDir();
   const { done, http } = await startHttpOnlyUp(t, dir, [
     '--add-host',
