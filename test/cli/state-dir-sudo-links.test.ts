@@ -33,16 +33,22 @@ function asSudoUser(t: Test): void {
   });
 }
 
+/** A scratch folder others may traverse (removed at the end) with uid 4242's home, `alice`. */
+async function aliceHome(t: Test): Promise<{ base: string; home: string }> {
+  const base = await mkdtemp(join(tmpdir(), 'gsa-sudo-links-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  chmodSync(base, 0o755);
+  const home = join(base, 'alice');
+  mkdirSync(home, { mode: 0o700 });
+  chownSync(home, 4242, 4242);
+  return { base, home };
+}
+
 t.test(
   'sudo hand-over does not chown a root folder reached through a symlink in the path',
   { skip: root ? false : 'needs root' },
   async (t) => {
-    const base = await mkdtemp(join(tmpdir(), 'gsa-sudo-links-'));
-    t.teardown(() => rm(base, { recursive: true, force: true }));
-    chmodSync(base, 0o755);
-    const home = join(base, 'alice');
-    mkdirSync(home, { mode: 0o700 });
-    chownSync(home, 4242, 4242);
+    const { base, home } = await aliceHome(t);
     // Stands for /etc: root's, with a root-owned folder (stands for /etc/sudoers.d).
     const sys = join(base, 'etc');
     mkdirSync(sys, { mode: 0o755 });
@@ -66,12 +72,7 @@ t.test(
   "a root folder mounted (or otherwise root-owned) inside the user's home is not given away",
   { skip: root ? false : 'needs root' },
   async (t) => {
-    const base = await mkdtemp(join(tmpdir(), 'gsa-sudo-links-'));
-    t.teardown(() => rm(base, { recursive: true, force: true }));
-    chmodSync(base, 0o755);
-    const home = join(base, 'alice');
-    mkdirSync(home, { mode: 0o700 });
-    chownSync(home, 4242, 4242);
+    const { home } = await aliceHome(t);
     const rootDir = join(home, 'mnt');
     mkdirSync(rootDir, { mode: 0o755 });
     asSudoUser(t);
