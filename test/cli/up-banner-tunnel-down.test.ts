@@ -15,7 +15,7 @@ import { DEMO_TRIES, type DecidedTry, type Demo, decideTries } from '../../src/c
 import type { StatusView } from '../../src/client/diagnostics.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
-import { socksConnect } from '../client/edge-restart-helpers.js';
+import { plainEdge, socksConnect } from '../client/edge-restart-helpers.js';
 import { closedPort, tempDir, until } from '../edge/helpers.js';
 import { decision } from '../forward/fixtures/fakes.js';
 
@@ -96,12 +96,7 @@ t.test('bannerText: a tunneled decision on a channel that is down says its fallb
 t.test('a real client whose edge went away: the lines say what its flows then do', async (t) => {
   const tmp = await tempDir('gsa-up-banner-down-');
   t.teardown(tmp.remove);
-  const edge: Edge = await startEdge({
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 0 },
-  });
+  const edge: Edge = await startEdge(plainEdge(join(tmp.dir, 'edge')));
   t.teardown(() => edge.close({ graceMs: 0 }));
   const client = await startClient({
     edge: { url: edge.url },

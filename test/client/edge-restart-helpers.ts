@@ -16,6 +16,14 @@ export const NO_LISTENERS = { socksPort: null, httpPort: null, pacPort: null, ad
 
 export { freePort } from '../util/free-port.js';
 
+/** An edge without TLS in `stateDir` that neither resolves nor dials by itself (no grace). */
+export const plainEdge = (stateDir: string): EdgeOptions => ({
+  stateDir,
+  tls: false,
+  egress: { systemResolver: false, directIp: false },
+  limits: { graceMs: 0 },
+});
+
 /** A client connected to an edge that the test restarts. */
 export interface RestartedEdge {
   client: RunningClient;

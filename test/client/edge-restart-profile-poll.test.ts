@@ -9,21 +9,16 @@
 import { join } from 'node:path';
 import t from 'tap';
 import { type RunningClient, startClient } from '../../src/client/client.js';
-import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
+import { type Edge, startEdge } from '../../src/edge/server.js';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
 import { delay, tempDir } from '../edge/helpers.js';
-import { NO_LISTENERS } from './edge-restart-helpers.js';
+import { NO_LISTENERS, plainEdge } from './edge-restart-helpers.js';
 
 const CHECK = 'Forwarding profile present and valid';
 
 t.test('edge restarted with another signing key: profile polls work again', async (t) => {
   const tmp = await tempDir('gsa-restart-poll-');
-  const base: EdgeOptions = {
-    stateDir: join(tmp.dir, 'a'),
-    tls: false,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 0 },
-  };
+  const base = plainEdge(join(tmp.dir, 'a'));
   let edge: Edge = await startEdge(base);
   let client: RunningClient | null = null;
   t.teardown(async () => {

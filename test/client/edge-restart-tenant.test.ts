@@ -20,7 +20,7 @@ import {
 } from '../../src/policy/default-tenant.js';
 import { EXPAND_ALL, expandProfiles } from '../../src/policy/graph.js';
 import { tempDir, until } from '../edge/helpers.js';
-import { edgeToRestart, type RestartedEdge } from './edge-restart-helpers.js';
+import { edgeToRestart, plainEdge, type RestartedEdge } from './edge-restart-helpers.js';
 import { TEST_OVERVIEW } from './helpers.js';
 
 const FABRIKAM = { id: '0b6e2d4c-1a3f-4e5d-8c7b-9a0f1e2d3c4b', name: 'Fabrikam' };
@@ -51,14 +51,6 @@ async function world(t: Test, first: EdgeOptions, profilePollMs = 60_000): Promi
     },
   };
 }
-
-/** An edge without TLS in `dir`/edge that neither resolves nor dials by itself. */
-const plainEdge = (dir: string): EdgeOptions => ({
-  stateDir: join(dir, 'edge'),
-  tls: false,
-  egress: { systemResolver: false, directIp: false },
-  limits: { graceMs: 0 },
-});
 
 /** Polls the profiles (at most 5 times) until the client names `want`'s tenant. */
 async function refreshUntil(c: RunningClient, want: string): Promise<void> {
@@ -91,7 +83,7 @@ async function checkTenant(
 t.test('edge restarted with another tenant document: status names the new tenant', async (t) => {
   const tmp = await tempDir('gsa-restart-tenant-doc-');
   t.teardown(tmp.remove);
-  const base = plainEdge(tmp.dir);
+  const base = plainEdge(join(tmp.dir, 'edge'));
   const w = await world(t, base);
   t.equal(w.client.status().overview.tenantId, DEFAULT_TENANT_ID, 'first: the default tenant');
   const other = defaultTenantDocument();
@@ -107,7 +99,7 @@ t.test('the same Graph list served for another tenant (304): status names it', a
   t.teardown(tmp.remove);
   const list = expandProfiles(defaultTenantDocument(), EXPAND_ALL);
   const base: EdgeOptions = {
-    ...plainEdge(tmp.dir),
+    ...plainEdge(join(tmp.dir, 'edge')),
     tenantDoc: list,
     tenantId: CONTOSO_LIST.id,
     tenantName: CONTOSO_LIST.name,
@@ -122,7 +114,7 @@ t.test('the same Graph list served for another tenant (304): status names it', a
 t.test('no poll asked for: the reconnected channels bring the new tenant', async (t) => {
   const tmp = await tempDir('gsa-restart-tenant-auto-');
   t.teardown(tmp.remove);
-  const base = plainEdge(tmp.dir);
+  const base = plainEdge(join(tmp.dir, 'edge'));
   const w = await world(t, base);
   const other = defaultTenantDocument();
   other.tenantId = FABRIKAM.id;

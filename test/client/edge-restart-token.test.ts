@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import type { EdgeOptions } from '../../src/edge/server.js';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
 import { tempDir } from '../edge/helpers.js';
-import { edgeToRestart, NO_LISTENERS } from './edge-restart-helpers.js';
+import { edgeToRestart, NO_LISTENERS, plainEdge } from './edge-restart-helpers.js';
 
 /** A client of the edge `first`, restarted as `second` (on the same port). */
 async function restartScenario(t: Test, first: EdgeOptions, second: EdgeOptions): Promise<void> {
@@ -34,12 +34,7 @@ async function restartScenario(t: Test, first: EdgeOptions, second: EdgeOptions)
 t.test('edge restarted with another signing key: the channels come back', async (t) => {
   const tmp = await tempDir('gsa-restart-key-');
   t.teardown(tmp.remove);
-  const base: EdgeOptions = {
-    stateDir: join(tmp.dir, 'a'),
-    tls: false,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 0 },
-  };
+  const base = plainEdge(join(tmp.dir, 'a'));
   // `gsa-emu edge --no-tls --state-dir <another folder>`: a new ES256 key.
   await restartScenario(t, base, { ...base, stateDir: join(tmp.dir, 'b') });
 });

@@ -13,7 +13,7 @@ import t from 'tap';
 import { type RunningClient, startClient } from '../../src/client/client.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { delay, tempDir } from '../edge/helpers.js';
-import { type SilentRelay, silentRelay, socksConnect } from './edge-restart-helpers.js';
+import { plainEdge, type SilentRelay, silentRelay, socksConnect } from './edge-restart-helpers.js';
 
 t.test('silent edge: new M365 flows get their fallback (bypass), not a timeout', async (t) => {
   const tmp = await tempDir('gsa-silent-edge-');
@@ -37,12 +37,7 @@ t.test('silent edge: new M365 flows get their fallback (bypass), not a timeout',
     await new Promise<void>((r) => web.close(() => r()));
     await tmp.remove();
   });
-  edge = await startEdge({
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 0 },
-  });
+  edge = await startEdge(plainEdge(join(tmp.dir, 'edge')));
   relay = await silentRelay(edge.port);
   // The open timeout is 2 s; keepalive keeps its defaults, as in `up`.
   client = await startClient({
@@ -96,12 +91,7 @@ t.test('silent edge: close() does not wait for a profile poll in flight', async 
     await edge?.close({ graceMs: 0 });
     await tmp.remove();
   });
-  edge = await startEdge({
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
-    egress: { systemResolver: false, directIp: false },
-    limits: { graceMs: 0 },
-  });
+  edge = await startEdge(plainEdge(join(tmp.dir, 'edge')));
   relay = await silentRelay(edge.port);
   client = await startClient({
     edge: { url: `http://127.0.0.1:${relay.port}` },
