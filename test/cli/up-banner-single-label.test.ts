@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { startUp } from '../util/up-in-process.js';
+import { line } from './banner-helpers.js';
 
 const execFileP = promisify(execFile);
 const CURL = '/usr/bin/curl';
@@ -43,8 +44,7 @@ async function upWithKeys(t: Test, keys: Record<string, unknown>, once: boolean)
   return { banner: u.text, run: u.run };
 }
 
-const fs1Line = (text: string): string =>
-  text.split('\n').find((l) => /^\s+curl /.test(l) && l.includes('//fs1/')) ?? '';
+const fs1Line = (text: string): string => line(text, 'fs1');
 
 t.test('Private Access off: the fs1 line says the request fails, and it does', async (t) => {
   const { banner, run } = await upWithKeys(

@@ -20,10 +20,9 @@ import type { Decision } from '../../src/classify/types.js';
 import { bannerText } from '../../src/cli/commands/up.js';
 import { adminCall, adminTarget } from '../../src/client/admin-client.js';
 import { DEMO_TRIES, type DecidedTry, type Demo } from '../../src/client/demo.js';
-import type { StatusView } from '../../src/client/diagnostics.js';
-import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { decision } from '../forward/fixtures/fakes.js';
 import { startUp, upOnce } from '../util/up-in-process.js';
+import { bannerClient, line } from './banner-helpers.js';
 
 const execFileP = promisify(execFile);
 const CURL = '/usr/bin/curl';
@@ -50,10 +49,6 @@ async function upKeys(t: Test, keys: Record<string, unknown>): Promise<string> {
     clientConfig: await clientConfig(dir, keys),
   });
 }
-
-/** The banner's `curl ...` line for a name ('' when there is none). */
-const line = (text: string, name: string): string =>
-  text.split('\n').find((l) => /^\s+curl /.test(l) && l.includes(`//${name}/`)) ?? '';
 
 /** Runs a banner's curl line (no quoted words in it) and returns what it printed. */
 async function runCurl(l: string): Promise<string> {
@@ -159,25 +154,13 @@ t.test('internet locked on (level 3), GSA off (level 1): toggle m365 on', async 
 });
 
 t.test('bannerText: the comments are the decisions, not the tiles', async (t) => {
-  const snap = createClientTiles(defaultClientConfig()).snapshot();
-  const status = {
-    state: 'Connected',
-    notes: [],
-    warnings: [],
-    tenantId: 't',
-    tenantName: 'T',
-    // Every tunnel up (a channel that is down: test/cli/up-banner-tunnel-down.test.ts).
-    channels: ['entra', 'm365', 'private', 'internet'].map((channel) => ({ channel, up: true })),
-    tiles: snap.tiles,
-    onboarded: true,
-    vpnOn: true,
-  } as unknown as StatusView;
-  const client = {
-    status: () => status,
-    platform: { name: 'ios' },
-    listenNotes: [],
-    addresses: { socks: '127.0.0.1:1080', http: '127.0.0.1:8080', pac: null, admin: null },
-  } as unknown as Parameters<typeof bannerText>[0];
+  // Every tunnel up (a channel that is down: test/cli/up-banner-tunnel-down.test.ts).
+  const client = bannerClient('Connected', {
+    entra: true,
+    m365: true,
+    private: true,
+    internet: true,
+  });
   const decided: Record<string, Decision> = {
     'intranet.contoso.test': decision({ action: 'tunnel', channel: 'private' }),
     fs1: decision({ action: 'tunnel', channel: 'private' }),

@@ -12,16 +12,11 @@ import type { Decision } from '../../src/classify/types.js';
 import { bannerText } from '../../src/cli/commands/up.js';
 import { startClient } from '../../src/client/client.js';
 import { DEMO_TRIES, type DecidedTry, type Demo, decideTries } from '../../src/client/demo.js';
-import type { StatusView } from '../../src/client/diagnostics.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
-import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { plainEdge, socksConnect } from '../client/edge-restart-helpers.js';
 import { closedPort, tempDir, until } from '../edge/helpers.js';
 import { decision } from '../forward/fixtures/fakes.js';
-
-/** The banner's `curl ...` line for a name ('' when there is none). */
-const line = (text: string, name: string): string =>
-  text.split('\n').find((l) => /^\s+curl /.test(l) && l.includes(`//${name}/`)) ?? '';
+import { bannerClient, line } from './banner-helpers.js';
 
 const DEMO = { caFile: '/x/ca.pem' } as Demo;
 const BASE = {
@@ -33,25 +28,8 @@ const BASE = {
 };
 
 t.test('bannerText: a tunneled decision on a channel that is down says its fallback', async (t) => {
-  const snap = createClientTiles(defaultClientConfig()).snapshot();
   const up: Record<string, boolean> = { entra: true, m365: true, private: false, internet: false };
-  const status = {
-    state: 'Some channels are unreachable',
-    notes: [],
-    warnings: [],
-    tenantId: 't',
-    tenantName: 'T',
-    channels: Object.entries(up).map(([channel, u]) => ({ channel, up: u })),
-    tiles: snap.tiles,
-    onboarded: true,
-    vpnOn: true,
-  } as unknown as StatusView;
-  const client = {
-    status: () => status,
-    platform: { name: 'ios' },
-    listenNotes: [],
-    addresses: { socks: '127.0.0.1:1080', http: '127.0.0.1:8080', pac: null, admin: null },
-  } as unknown as Parameters<typeof bannerText>[0];
+  const client = bannerClient('Some channels are unreachable', up);
   const decided: Record<string, Decision> = {
     'intranet.contoso.test': decision({ action: 'tunnel', channel: 'private', fallback: 'block' }),
     fs1: decision({ action: 'tunnel', channel: 'private', fallback: 'block' }),
