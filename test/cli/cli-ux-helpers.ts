@@ -133,3 +133,42 @@ export async function listenUpstream(t: Test, server: Server): Promise<number> {
   });
   return (server.address() as { port: number }).port;
 }
+
+/**
+ * `gsa-emu edge --port 0 --no-tls --state-dir <stateDir>`, then `args`: stopped at the end
+ * of `t` (killed after `ms`). Resolves with what it printed once that matches `ready` (and
+ * the match); rejects if it exits first.
+ */
+export function startEdgeProcess(
+  t: Test,
+  stateDir: string,
+  args: string[],
+  ready: RegExp,
+  ms: number,
+): Promise<{ m: RegExpExecArray; out: string }> {
+  const child = spawn(
+    process.execPath,
+    [mainJs, 'edge', '--port', '0', '--no-tls', '--state-dir', stateDir, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const kill = setTimeout(() => child.kill('SIGKILL'), ms);
+  t.teardown(async () => {
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(kill);
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) resolve({ m, out });
+    });
+    void exited.then((code) => reject(new Error(`edge exited ${code}: ${err}`)));
+  });
+}

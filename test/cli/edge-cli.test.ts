@@ -12,6 +12,7 @@ import t from 'tap';
 import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
 import { EXPAND_ALL, expandProfiles } from '../../src/policy/graph.js';
 import { collect } from '../util/ts-child.js';
+import { startEdgeProcess } from './cli-ux-helpers.js';
 
 const mainJs = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const skip = existsSync(mainJs) ? false : 'dist/cli/main.js is missing: run `npm run build` first';
@@ -24,43 +25,13 @@ t.test('an edge serving a Graph list takes its tenant id from --config', { skip 
   writeFileSync(list, JSON.stringify(expandProfiles(defaultTenantDocument(), EXPAND_ALL)));
   const cfg = join(dir, 'edge.json');
   writeFileSync(cfg, JSON.stringify({ tenantId: TENANT, tenantName: 'Fabrikam' }));
-  const child = spawn(
-    process.execPath,
-    [
-      mainJs,
-      'edge',
-      '--port',
-      '0',
-      '--no-tls',
-      '--state-dir',
-      join(dir, 'state'),
-      '--tenant',
-      list,
-      '--config',
-      cfg,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+  const { m: banner } = await startEdgeProcess(
+    t,
+    join(dir, 'state'),
+    ['--tenant', list, '--config', cfg],
+    /gsa-emu edge for tenant (\S+) listening on (\S+)/,
+    20_000,
   );
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  t.teardown(async () => {
-    child.kill('SIGTERM');
-    await exited;
-    clearTimeout(kill);
-  });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  const banner = await new Promise<RegExpExecArray>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /gsa-emu edge for tenant (\S+) listening on (\S+)/.exec(out);
-      if (m) resolve(m);
-    });
-    void exited.then((code) => reject(new Error(`edge exited ${code}: ${err}`)));
-  });
   t.equal(banner[1], TENANT);
   const health = (await (await fetch(`${banner[2]}/health`)).json()) as { tenantId: string };
   t.equal(health.tenantId, TENANT);

@@ -7,7 +7,6 @@
  * stops `up` at once with the edge's words instead of tunnels retrying for ever. Edges and
  * clients run on loopback, as children bounded in time, stopped by the test.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { readEdgeConfig, tokenTtlSeconds } from '../../src/cli/commands/edge.js'
 import { readUpConfig, up } from '../../src/cli/commands/up.js';
 import { startEdge } from '../../src/edge/server.js';
 import { ConfigError } from '../../src/errors.js';
-import { cli, mainJs, skip } from './cli-ux-helpers.js';
+import { cli, skip, startEdgeProcess } from './cli-ux-helpers.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'gsa-token-options-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -143,31 +142,9 @@ let edges = 0;
 /** A `gsa-emu edge` on a free port, each in a state folder of its own (one edge per folder). */
 async function startEdgeCli(t: Test, args: string[]): Promise<{ url: string; out: string }> {
   const folder = join(dir, `edge-${edges++}`);
-  const child = spawn(
-    process.execPath,
-    [mainJs, 'edge', '--port', '0', '--no-tls', '--state-dir', folder, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  t.teardown(async () => {
-    child.kill('SIGTERM');
-    await exited;
-    clearTimeout(kill);
-  });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (\S+)[\s\S]*Ctrl\+C to stop\./.exec(out);
-      if (m) resolve({ url: m[1]!, out });
-    });
-    void exited.then((code) => reject(new Error(`edge exited ${code}: ${err}`)));
-  });
+  const ready = /listening on (\S+)[\s\S]*Ctrl\+C to stop\./;
+  const { m, out } = await startEdgeProcess(t, folder, args, ready, 30_000);
+  return { url: m[1]!, out };
 }
 
 /** The token endpoint's status for a token of `ttl` seconds. */
