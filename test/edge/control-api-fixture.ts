@@ -9,6 +9,21 @@ import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js
 import { httpCall, type Reply } from '../util/http-calls.js';
 import { tempDir } from './helpers.js';
 
+/** A policy link of a forwarding profile, as the control API lists it. */
+export interface Link {
+  id: string;
+  state: string;
+  version: string;
+  policy: { id: string; name: string; policyRules: Array<{ id: string }> };
+}
+
+/** A forwarding profile, as the control API lists it. */
+export interface Prof {
+  id: string;
+  trafficForwardingType: string;
+  policies: Link[];
+}
+
 export interface ControlApiFixture {
   readonly edge: Edge;
   readonly token: string;

@@ -8,21 +8,9 @@ import { startEdge } from '../../src/edge/server.js';
 import { TenantStore } from '../../src/edge/tenant.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import { EXPAND_ALL } from '../../src/policy/graph.js';
-import { controlApiFixture } from './control-api-fixture.js';
+import { controlApiFixture, type Link, type Prof } from './control-api-fixture.js';
 import { tempDir } from './helpers.js';
 import { shapeProblems } from './shape.js';
-
-interface Link {
-  id: string;
-  state: string;
-  version: string;
-  policy: { id: string; name: string; policyRules: Array<{ id: string }> };
-}
-interface Prof {
-  id: string;
-  trafficForwardingType: string;
-  policies: Link[];
-}
 
 const api = controlApiFixture();
 const call = api.call.bind(api);

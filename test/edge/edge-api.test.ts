@@ -4,19 +4,8 @@ import { Agent, request } from 'undici';
 import { EdgeApi, type GraphList } from '../../src/client/edge-api.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { AuthError, EdgeHttpError, GsaError } from '../../src/errors.js';
+import type { Prof } from './control-api-fixture.js';
 import { delay, tempDir, until } from './helpers.js';
-
-interface Link {
-  id: string;
-  state: string;
-  version: string;
-  policy: { id: string; name: string; policyRules: Array<{ id: string }> };
-}
-interface Prof {
-  id: string;
-  trafficForwardingType: string;
-  policies: Link[];
-}
 
 let edge: Edge;
 let remove: () => Promise<void>;
