@@ -24,9 +24,9 @@ import {
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { up } from '../../src/cli/commands/up.js';
+import { sink } from '../util/up-in-process.js';
 
 const posix = process.platform !== 'win32';
 const isRoot = posix && process.getuid?.() === 0;
@@ -47,12 +47,6 @@ async function setup(t: Test) {
   writeFileSync(victim, 'precious\n');
   return { shared, victim };
 }
-
-const sink = () => {
-  const out = new PassThrough();
-  out.resume();
-  return out;
-};
 
 async function upError(o: Parameters<typeof up>[0]): Promise<Error | null> {
   try {

@@ -27,11 +27,10 @@ import {
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { up } from '../../src/cli/commands/up.js';
 import { collect, tsEvalArgs } from '../util/ts-child.js';
-import { startUp } from '../util/up-in-process.js';
+import { sink, startUp } from '../util/up-in-process.js';
 
 const isRoot = process.platform !== 'win32' && process.getuid?.() === 0;
 const skip = isRoot ? false : 'needs root (simulates sudo)';
@@ -63,12 +62,6 @@ function asSudo(t: Test, home: string): void {
   process.env.SUDO_USER = 'nobody';
   delete process.env.GSA_EMU_STATE_DIR;
 }
-
-const sink = () => {
-  const out = new PassThrough();
-  out.resume();
-  return out;
-};
 
 /** Every path under `dir` (itself included) with its owner. */
 function owners(dir: string): Array<[string, number]> {

@@ -7,7 +7,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { normalizeLocalSubnet } from '../../src/classify/local-subnets.js';
 import { newFlow, PROTO_TCP } from '../../src/classify/types.js';
@@ -24,6 +23,7 @@ import {
 import { ConfigError } from '../../src/errors.js';
 import { parseIPv4 } from '../../src/util/ip.js';
 import { hostLan, privateSegmentsTenant } from '../classify/local-subnet-fixtures.js';
+import { sink } from '../util/up-in-process.js';
 
 const DOC_NET = '198.51.100.0/24';
 
@@ -214,8 +214,7 @@ t.test('gsa-emu up --local-subnets: the running client uses and shows them', asy
   const dir = await tmp(t);
   const tenantFile = join(dir, 'tenant.json');
   await writeFile(tenantFile, JSON.stringify(tenantDoc([])));
-  const out = new PassThrough();
-  out.resume();
+  const out = sink();
   await t.rejects(
     up({ stateDir: join(dir, 'bad'), localSubnets: '10.0.0.0/8,nope', once: true }, out),
     { code: 'GSA_ERR_USAGE', message: /--local-subnets/ },

@@ -43,3 +43,10 @@ export async function upOnce(o: UpOptions): Promise<string> {
   await u.run;
   return u.text;
 }
+
+/** An output for `up` that reads and drops what it prints. */
+export function sink(): PassThrough {
+  const out = new PassThrough();
+  out.resume();
+  return out;
+}
