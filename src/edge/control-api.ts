@@ -112,6 +112,23 @@ function checkQuery(url: URL, allowed: string[]): string | null {
   return null;
 }
 
+/**
+ * A read (GET or HEAD) with only the `allowed` query options? If not, the 405 or the 400 is
+ * sent and the answer is true (the request was handled).
+ */
+function refusedRead(res: ServerResponse, method: string, url: URL, allowed: string[]): boolean {
+  if (!isGetOrHead(method)) {
+    methodNotAllowed(res, GET_HEAD);
+    return true;
+  }
+  const bad = checkQuery(url, allowed);
+  if (bad) {
+    sendGraphError(res, 400, 'BadRequest', bad);
+    return true;
+  }
+  return false;
+}
+
 function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   if (header.trim() === '*') return true;
@@ -193,15 +210,7 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
     const mPolicy = mRules ?? R_POLICY.exec(path);
 
     if (R_PROFILES.test(path)) {
-      if (!isGetOrHead(method)) {
-        methodNotAllowed(res, GET_HEAD);
-        return true;
-      }
-      const bad = checkQuery(url, ['$expand']);
-      if (bad) {
-        sendGraphError(res, 400, 'BadRequest', bad);
-        return true;
-      }
+      if (refusedRead(res, method, url, ['$expand'])) return true;
       // A bad $expand is a 400 (the catch below) even when If-None-Match matches.
       const expand = parseGraphExpand(url.searchParams.get('$expand') ?? undefined);
       const etag = store.etag;
@@ -263,15 +272,7 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
     }
     if (mProfile) {
       const m = mProfile;
-      if (!isGetOrHead(method)) {
-        methodNotAllowed(res, GET_HEAD);
-        return true;
-      }
-      const bad = checkQuery(url, ['$expand']);
-      if (bad) {
-        sendGraphError(res, 400, 'BadRequest', bad);
-        return true;
-      }
+      if (refusedRead(res, method, url, ['$expand'])) return true;
       const id = seg(m[1]!);
       if (id === null) return fail(res, 400, 'BadRequest', 'bad path');
       const expand = parseGraphExpand(url.searchParams.get('$expand') ?? undefined);
@@ -289,16 +290,8 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
     if (mPolicy) {
       const m = mPolicy;
       const rulesOnly = mRules !== null;
-      if (!isGetOrHead(method)) {
-        methodNotAllowed(res, GET_HEAD);
-        return true;
-      }
       // A rule has no navigation property to expand: the rules route takes no $expand.
-      const bad = checkQuery(url, rulesOnly ? [] : ['$expand']);
-      if (bad) {
-        sendGraphError(res, 400, 'BadRequest', bad);
-        return true;
-      }
+      if (refusedRead(res, method, url, rulesOnly ? [] : ['$expand'])) return true;
       const id = seg(m[1]!);
       if (id === null) return fail(res, 400, 'BadRequest', 'bad path');
       if (rulesOnly) {
@@ -320,15 +313,7 @@ export function createControlApi(deps: ControlApiDeps): RouteHandler {
       return true;
     }
     if (R_TRAFFIC.test(path)) {
-      if (!isGetOrHead(method)) {
-        methodNotAllowed(res, GET_HEAD);
-        return true;
-      }
-      const bad = checkQuery(url, ['$filter', '$top']);
-      if (bad) {
-        sendGraphError(res, 400, 'BadRequest', bad);
-        return true;
-      }
+      if (refusedRead(res, method, url, ['$filter', '$top'])) return true;
       const topText = url.searchParams.get('$top');
       let top: number | undefined;
       if (topText !== null) {
