@@ -123,22 +123,11 @@ export async function rawClient(
   done: (got: string) => boolean = () => false,
   waitMs = 3000,
 ): Promise<RawResult> {
-  const s = connect({ port, host: '127.0.0.1' });
-  const r: RawResult = { got: '', error: null, closed: false };
-  s.on('error', (e: NodeJS.ErrnoException) => {
-    r.error = e.code ?? e.message;
-  });
-  s.on('data', (c: Buffer) => {
-    r.got += c.toString('latin1');
-  });
-  s.on('close', () => {
-    r.closed = true;
-  });
-  await once(s, 'connect');
-  s.write(data);
+  const r = await openClient(port);
+  r.s.write(data);
   const t0 = Date.now();
   while (!r.closed && !done(r.got) && Date.now() - t0 < waitMs) await delay(10);
-  s.destroy();
+  r.s.destroy();
   return r;
 }
 
