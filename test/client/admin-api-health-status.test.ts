@@ -82,7 +82,7 @@ t.test('/health: 503 while a check fails, 200 once they pass again', async (t) =
 
   // The command: the checks on stdout, then exit 1 with the failed ones named on stderr.
   const tokenFile = join(tmp.dir, 'admin.token');
-  await writeFile(tokenFile, admin.token, { mode: 0o600 });
+  await writeFile(tokenFile, admin.token ?? '', { mode: 0o600 });
   const statusHealth = async (json: boolean) =>
     collect(
       spawn(
