@@ -462,17 +462,23 @@ export class Socks5Server {
     const timer = setTimeout(() => {
       this.stats.timeouts++;
       this.stats.failed++;
+      sock.removeListener('close', onClose);
       sock.destroy();
     }, timeoutMs);
     // A client gone mid-handshake (its FIN) is closed now, not at the handshake timeout:
     // with allowHalfOpen nothing else would notice.
     const onEnd = (): void => refuse(null);
     sock.once('end', onEnd);
+    // One gone by a reset (an error, no FIN) releases the timer now: left armed, it kept the
+    // closed socket, counted a timeout and, ref'd, held the process's exit up to its end.
+    const onClose = (): void => refuse(null);
+    sock.once('close', onClose);
     /** Ends a refused handshake: the reply (none: close at once), then close. */
     const refuse = (reply: Buffer | null): void => {
       clearTimeout(timer);
       sock.removeListener('data', onData);
       sock.removeListener('end', onEnd);
+      sock.removeListener('close', onClose);
       this.stats.failed++;
       if (reply === null) sock.destroy();
       else endSoon(sock, reply);
@@ -520,6 +526,7 @@ export class Socks5Server {
             clearTimeout(timer);
             sock.removeListener('data', onData);
             sock.removeListener('end', onEnd);
+            sock.removeListener('close', onClose);
             sock.pause();
             const head = parser.rest();
             if (m.cmd === CMD_CONNECT) {
