@@ -171,3 +171,31 @@ t.test('up --no-tty: flow lines dropped last are counted before up ends', async 
   await run;
   t.match(text, /\(3 flow lines not printed: output not read\)/, 'the dropped lines are counted');
 });
+
+t.test('up --quiet: the banner and no flow lines; --no-tty prints them', async (t) => {
+  const runWith = async (quiet: boolean): Promise<{ text: string; closed: number }> => {
+    const tmp = await tempDir('gsa-quiet-');
+    t.teardown(tmp.remove);
+    let text = '';
+    const out = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        text += String(chunk);
+        cb();
+      },
+    });
+    const run = up({ stateDir: tmp.dir, ...UP_OPTIONS, quiet }, out);
+    const { socksPort, admin, token } = await running(tmp.dir);
+    const closed = await closedPort();
+    for (let i = 0; i < 3; i++) t.equal(await socksConnectOnce(socksPort, closed), 5);
+    const status = await shutdown(admin, token);
+    t.ok(status >= 200 && status < 300, `shutdown accepted (${status})`);
+    await run;
+    return { text, closed };
+  };
+  const loud = await runWith(false);
+  t.ok(loud.text.includes(`127.0.0.1:${loud.closed}`), '--no-tty: a line per flow');
+  const quiet = await runWith(true);
+  t.match(quiet.text, /Ctrl\+C to stop\./, '--quiet: the banner');
+  t.notOk(quiet.text.includes(`127.0.0.1:${quiet.closed}`), '--quiet: no flow line');
+  t.match(quiet.text, /stopped/, '--quiet: the shutdown lines');
+});

@@ -66,6 +66,8 @@ export interface UpOptions {
   /** `--log-max-size <MiB>`: each log file's cap before it is rotated (0: none). */
   logMaxSize?: string;
   tty?: boolean;
+  /** `--quiet`: no live table and no flow lines (the banner and the shutdown lines only). */
+  quiet?: boolean;
   once?: boolean;
   exitAfter?: string;
   allowInternet?: boolean;
@@ -146,7 +148,7 @@ const BOOLEAN_KEYS = new Set<keyof UpOptions>([
 
 /**
  * Reads `--config` (JSON or YAML; the keys of CONFIG_KEYS: most long flags in camelCase,
- * `hosts` for `--add-host`; not `--once`, `--exit-after`, `--no-tty`). Flags win.
+ * `hosts` for `--add-host`; not `--once`, `--exit-after`, `--no-tty`, `--quiet`). Flags win.
  */
 export function readUpConfig(file: string): Partial<UpOptions> {
   let text: string;
@@ -262,7 +264,7 @@ export function register(program: Command): void {
     )
     .option(
       '--config <file>',
-      'options as JSON/YAML: the long flags in camelCase, but not --once, --exit-after, --no-tty or --add-host (key hosts: {name: address}); processLookup: false for --no-process-lookup, sessionRotation: false for --no-session-rotation; flags win (docs/usage.md)',
+      'options as JSON/YAML: the long flags in camelCase, but not --once, --exit-after, --no-tty, --quiet or --add-host (key hosts: {name: address}); processLookup: false for --no-process-lookup, sessionRotation: false for --no-session-rotation; flags win (docs/usage.md)',
     )
     .option(
       '--host <address>',
@@ -294,6 +296,10 @@ export function register(program: Command): void {
       'rotate each log file at this size: renamed <file>.1, replacing an older one (default 1024; 0: never)',
     )
     .option('--no-tty', 'no live table: print one line per new flow')
+    .option(
+      '--quiet',
+      'no live table and no flow lines, for output kept in a file (flows: "gsa-emu flows" and the logs)',
+    )
     .option(
       '--no-process-lookup',
       'do not look up the process behind each proxy flow (Linux /proc; the PROCESS column)',
@@ -786,7 +792,9 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       unsub?.();
       unsub = null;
     });
-    if (tty && !outputGone(out)) {
+    if (o.quiet) {
+      // Nothing per flow: a long run's output redirected to a file stays the banner's size.
+    } else if (tty && !outputGone(out)) {
       let drawing = false;
       timer = setInterval(() => {
         if (drawing) return;
