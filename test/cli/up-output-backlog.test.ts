@@ -147,9 +147,8 @@ t.test('up --no-tty: flow lines to an unread stdout do not pile up in memory', a
   await run;
 });
 
-t.test('up --no-tty: flow lines dropped last are counted before up ends', async (t) => {
-  const tmp = await tempDir('gsa-dropped-');
-  t.teardown(tmp.remove);
+/** A stdout that takes every write at once; `text()` is what `up` wrote. */
+function sinkText(): { out: Writable; text: () => string } {
   let text = '';
   const out = new Writable({
     write: (chunk: Buffer, _enc, cb) => {
@@ -157,6 +156,13 @@ t.test('up --no-tty: flow lines dropped last are counted before up ends', async 
       cb();
     },
   });
+  return { out, text: () => text };
+}
+
+t.test('up --no-tty: flow lines dropped last are counted before up ends', async (t) => {
+  const tmp = await tempDir('gsa-dropped-');
+  t.teardown(tmp.remove);
+  const { out, text } = sinkText();
   // The unread backlog, as `up` sees it: large while `behind`.
   let behind = false;
   Object.defineProperty(out, 'writableLength', { get: () => (behind ? 1024 * 1024 : 0) });
@@ -169,20 +175,14 @@ t.test('up --no-tty: flow lines dropped last are counted before up ends', async 
   const status = await shutdown(admin, token);
   t.ok(status >= 200 && status < 300, `shutdown accepted (${status})`);
   await run;
-  t.match(text, /\(3 flow lines not printed: output not read\)/, 'the dropped lines are counted');
+  t.match(text(), /\(3 flow lines not printed: output not read\)/, 'the dropped lines are counted');
 });
 
 t.test('up --quiet: the banner and no flow lines; --no-tty prints them', async (t) => {
   const runWith = async (quiet: boolean): Promise<{ text: string; closed: number }> => {
     const tmp = await tempDir('gsa-quiet-');
     t.teardown(tmp.remove);
-    let text = '';
-    const out = new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        text += String(chunk);
-        cb();
-      },
-    });
+    const { out, text } = sinkText();
     const run = up({ stateDir: tmp.dir, ...UP_OPTIONS, quiet }, out);
     const { socksPort, admin, token } = await running(tmp.dir);
     const closed = await closedPort();
@@ -190,7 +190,7 @@ t.test('up --quiet: the banner and no flow lines; --no-tty prints them', async (
     const status = await shutdown(admin, token);
     t.ok(status >= 200 && status < 300, `shutdown accepted (${status})`);
     await run;
-    return { text, closed };
+    return { text: text(), closed };
   };
   const loud = await runWith(false);
   t.ok(loud.text.includes(`127.0.0.1:${loud.closed}`), '--no-tty: a line per flow');
