@@ -70,7 +70,9 @@ t.test('every endpoint wants the token; the right one is let in', async (t) => {
       t.equal(wrong.status, 401, `GET ${path} with ${JSON.stringify(headers).slice(0, 30)}...`);
     }
     const ok = await httpCall(`${base}${path}`, 'GET', { headers: bearer(token), dispatcher });
-    t.equal(ok.status, path === '/nosuch' ? 404 : 200, `GET ${path} with the token`);
+    // /health: 503 while a check fails (this test's client is not Connected), still let in.
+    const want = path === '/nosuch' ? [404] : path === '/health' ? [200, 503] : [200];
+    t.ok(want.includes(ok.status), `GET ${path} with the token (${ok.status})`);
   }
   const lower = await httpCall(`${base}/status`, 'GET', {
     headers: { authorization: `bearer ${token}` },
