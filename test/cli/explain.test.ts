@@ -48,6 +48,7 @@ t.test('a locked toggle is refused', async (t) => {
   const dir = tmpdir();
   const cc = join(dir, `gsa-emu-cc-${process.pid}.json`);
   writeFileSync(cc, JSON.stringify({ EnableGSA: 3, EnableGSAInternetChannel: 3 }));
+  t.teardown(() => rmSync(cc, { force: true }));
   t.throws(() => run('www.example.test', { clientConfig: cc, off: ['internet'] }), {
     code: 'GSA_ERR_TOGGLE_LOCKED',
   });

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -42,6 +42,7 @@ t.test('unknown names and unreadable files', async (t) => {
     message: /cannot read/,
   });
   const dir = mkdtempSync(join(tmpdir(), 'gsa-platform-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const bad = join(dir, 'bad.json');
   writeFileSync(bad, '{ nope');
   t.throws(() => loadPlatform(bad), {

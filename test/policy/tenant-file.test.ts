@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -8,6 +8,7 @@ import { defaultTenantDocument, loadDefaultTenant } from '../../src/policy/defau
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gsa-tenant-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 t.test('default tenant when no file is given', async (t) => {
   const l = loadTenantFile();
