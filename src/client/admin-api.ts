@@ -51,6 +51,7 @@ import { isLoopbackHost } from '../capture/listen.js';
 import { ToggleRefusedError, UsageError } from '../errors.js';
 import { CHANNELS, type ChannelName } from '../policy/model.js';
 import { listenOn } from '../util/listen.js';
+import { queryFault } from '../util/query-fault.js';
 import { parseTarget } from '../util/target.js';
 import { ADMIN_API_HEADER } from './admin-client.js';
 import type { HostnameEntry, RunningClient } from './client.js';
@@ -537,15 +538,15 @@ export function metrics(client: RunningClient): string {
 }
 
 /**
- * What is wrong with a query beyond its values: a parameter none of `known` (`hint` says
- * which to give), or one given more than once (all but one value would be ignored).
+ * What is wrong with a query beyond its values (util/query-fault.ts), as a message: an
+ * unknown parameter (`hint` says which to give), or one given more than once.
  */
 function queryProblem(q: URLSearchParams, known: readonly string[], hint: string): string | null {
-  for (const key of q.keys()) {
-    if (!known.includes(key)) return `unknown parameter ${key}: ${hint}`;
-    if (q.getAll(key).length > 1) return `${key} given more than once: give it once`;
-  }
-  return null;
+  const f = queryFault(q, known);
+  if (f === null) return null;
+  return f.repeated
+    ? `${f.key} given more than once: give it once`
+    : `unknown parameter ${f.key}: ${hint}`;
 }
 
 /**

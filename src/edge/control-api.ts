@@ -30,6 +30,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthError, ConfigError } from '../errors.js';
 import { GRAPH_BASE, parseGraphExpand } from '../policy/graph.js';
 import { expandContext } from '../policy/odata-expand.js';
+import { queryFault } from '../util/query-fault.js';
 import { jsonSender } from '../util/send-json.js';
 import { bearerOf, type Issuer, type Principal, readBody } from './identity.js';
 import { parseFilter } from './odata-filter.js';
@@ -103,13 +104,9 @@ function fail(res: ServerResponse, status: number, code: string, message: string
 
 /** Only these query options are understood; others are a 400 (as Graph does). */
 function checkQuery(url: URL, allowed: string[]): string | null {
-  for (const k of url.searchParams.keys()) {
-    if (!allowed.includes(k)) return `query option ${k} is not supported here`;
-  }
-  for (const k of allowed) {
-    if (url.searchParams.getAll(k).length > 1) return `query option ${k} given twice`;
-  }
-  return null;
+  const f = queryFault(url.searchParams, allowed);
+  if (f === null) return null;
+  return `query option ${f.key} ${f.repeated ? 'given twice' : 'is not supported here'}`;
 }
 
 /**
