@@ -14,10 +14,11 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import t from 'tap';
 import { up } from '../../src/cli/commands/up.js';
 import { closedPort, tempDir, until } from '../edge/helpers.js';
+import { startUp } from '../util/up-in-process.js';
 
 /** One SOCKS5 CONNECT to 127.0.0.1:port; resolves with the reply code (or -1). */
 function socksConnectOnce(socks: number, port: number): Promise<number> {
@@ -147,26 +148,14 @@ t.test('up --no-tty: flow lines to an unread stdout do not pile up in memory', a
   await run;
 });
 
-/** A stdout that takes every write at once; `text()` is what `up` wrote. */
-function sinkText(): { out: Writable; text: () => string } {
-  let text = '';
-  const out = new Writable({
-    write: (chunk: Buffer, _enc, cb) => {
-      text += String(chunk);
-      cb();
-    },
-  });
-  return { out, text: () => text };
-}
-
 t.test('up --no-tty: flow lines dropped last are counted before up ends', async (t) => {
   const tmp = await tempDir('gsa-dropped-');
   t.teardown(tmp.remove);
-  const { out, text } = sinkText();
+  const out = new PassThrough();
   // The unread backlog, as `up` sees it: large while `behind`.
   let behind = false;
   Object.defineProperty(out, 'writableLength', { get: () => (behind ? 1024 * 1024 : 0) });
-  const run = up({ stateDir: tmp.dir, ...UP_OPTIONS }, out);
+  const u = startUp({ stateDir: tmp.dir, ...UP_OPTIONS }, out);
   const { socksPort, admin, token } = await running(tmp.dir);
   const closed = await closedPort();
   behind = true;
@@ -174,23 +163,22 @@ t.test('up --no-tty: flow lines dropped last are counted before up ends', async 
   behind = false; // the reader caught up; no flow opens after this
   const status = await shutdown(admin, token);
   t.ok(status >= 200 && status < 300, `shutdown accepted (${status})`);
-  await run;
-  t.match(text(), /\(3 flow lines not printed: output not read\)/, 'the dropped lines are counted');
+  await u.run;
+  t.match(u.text, /\(3 flow lines not printed: output not read\)/, 'the dropped lines are counted');
 });
 
 t.test('up --quiet: the banner and no flow lines; --no-tty prints them', async (t) => {
   const runWith = async (quiet: boolean): Promise<{ text: string; closed: number }> => {
     const tmp = await tempDir('gsa-quiet-');
     t.teardown(tmp.remove);
-    const { out, text } = sinkText();
-    const run = up({ stateDir: tmp.dir, ...UP_OPTIONS, quiet }, out);
+    const u = startUp({ stateDir: tmp.dir, ...UP_OPTIONS, quiet });
     const { socksPort, admin, token } = await running(tmp.dir);
     const closed = await closedPort();
     for (let i = 0; i < 3; i++) t.equal(await socksConnectOnce(socksPort, closed), 5);
     const status = await shutdown(admin, token);
     t.ok(status >= 200 && status < 300, `shutdown accepted (${status})`);
-    await run;
-    return { text: text(), closed };
+    await u.run;
+    return { text: u.text, closed };
   };
   const loud = await runWith(false);
   t.ok(loud.text.includes(`127.0.0.1:${loud.closed}`), '--no-tty: a line per flow');
