@@ -789,13 +789,23 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
             res(`${e.code ?? 'error'} ${edgeHost}:${edgePort}`);
           });
         });
-      const reach = await probe();
-      let resolves: string | null = null;
-      try {
-        await lookup(edgeHost);
-      } catch (e) {
-        resolves = `cannot resolve ${edgeHost}: ${(e as NodeJS.ErrnoException).code}`;
-      }
+      // Bounded as the probe is: a lookup waits on the libuv thread pool and on DNS servers,
+      // either of which may not answer, and /health must still answer.
+      const resolve = (): Promise<string | null> =>
+        new Promise((res) => {
+          const timer = setTimeout(() => res(`no answer resolving ${edgeHost} within 2 s`), 2000);
+          lookup(edgeHost).then(
+            () => {
+              clearTimeout(timer);
+              res(null);
+            },
+            (e: NodeJS.ErrnoException) => {
+              clearTimeout(timer);
+              res(`cannot resolve ${edgeHost}: ${e.code}`);
+            },
+          );
+        });
+      const [reach, resolves] = await Promise.all([probe(), resolve()]);
       return healthChecks({
         tenant,
         // The tenant the edge's tokens name: the edge's own while its profiles are fetched.
