@@ -392,6 +392,20 @@ function lingerOnClose(sock: Socket): void {
   };
 }
 
+/**
+ * The Basic tokens of `username:password`: its UTF-8 (RFC 7617's charset="UTF-8": curl,
+ * wget, undici, urllib) and, when it has characters outside ASCII that ISO-8859-1 can
+ * encode, its ISO-8859-1, which Python's requests sends whatever the challenge says.
+ */
+function basicTokens(username: string, password: string): string[] {
+  const pair = `${username}:${password}`;
+  const tokens = [Buffer.from(pair, 'utf8').toString('base64')];
+  if (/[^\x00-\x7f]/.test(pair) && /^[\x00-\xff]*$/.test(pair)) {
+    tokens.push(Buffer.from(pair, 'latin1').toString('base64'));
+  }
+  return tokens;
+}
+
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -416,16 +430,15 @@ export class HttpProxy {
   /** Every client connection, to reset at close(). */
   private readonly conns = new Set<Socket>();
   private listened: AddressInfo | null = null;
-  private readonly expected: string | null;
+  /** `Proxy-Authorization: Basic` tokens accepted: the credentials' UTF-8 and ISO-8859-1. */
+  private readonly expected: string[] | null;
 
   constructor(opts: HttpProxyOptions) {
     assertSafeListen('HTTP proxy', opts.host ?? '127.0.0.1', opts.auth !== undefined);
     this.opts = opts;
     this.pacScript = opts.pacScript;
     this.bodyTimeoutMs = opts.bodyTimeoutMs ?? 60_000;
-    this.expected = opts.auth
-      ? Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')
-      : null;
+    this.expected = opts.auth ? basicTokens(opts.auth.username, opts.auth.password) : null;
     const headersTimeout = opts.headersTimeoutMs ?? 10_000;
     this.server = createServer({
       maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
@@ -542,10 +555,16 @@ export class HttpProxy {
     if (this.expected === null) return true;
     // RFC 9110 11.1: the scheme is case-insensitive; one or more spaces before the token.
     const m = /^basic +(\S+) *$/i.exec(h['proxy-authorization'] ?? '');
-    return m !== null && safeEqual(m[1]!, this.expected);
+    if (m === null) return false;
+    let ok = false;
+    for (const token of this.expected) ok = safeEqual(m[1]!, token) || ok;
+    return ok;
   }
 
-  private static readonly AUTH_HEADER = { 'proxy-authenticate': 'Basic realm="gsa-emu"' };
+  // RFC 7617 2.1: the challenge says the credentials are read as UTF-8.
+  private static readonly AUTH_HEADER = {
+    'proxy-authenticate': 'Basic realm="gsa-emu", charset="UTF-8"',
+  };
 
   private async onConnect(req: IncomingMessage, sock: Socket, head: Buffer): Promise<void> {
     sock.on('error', () => {});

@@ -365,6 +365,55 @@ t.test('407 without credentials, OK with them; non-loopback needs credentials', 
   });
 });
 
+t.test(
+  'credentials outside ASCII: UTF-8 (curl, undici) or ISO-8859-1 (Python requests)',
+  async (t) => {
+    // RFC 7617 leaves the charset of Basic credentials to the client unless the challenge
+    // names UTF-8; Python's requests encodes them as ISO-8859-1, most others as UTF-8.
+    const web = await webServer();
+    t.teardown(() => web.server.close());
+    const { port } = await setup(t, { auth: { username: 'bob', password: 'pässwörd' } });
+    const get = (cred: Buffer, path: string) =>
+      raw(
+        port,
+        `GET http://direct.test:${web.port}/${path} HTTP/1.1\r\nHost: direct.test\r\nProxy-Authorization: Basic ${cred.toString('base64')}\r\nConnection: close\r\n\r\n`,
+      );
+    const connect = async (cred: Buffer) =>
+      (
+        await raw(
+          port,
+          `CONNECT direct.test:${web.port} HTTP/1.1\r\nProxy-Authorization: Basic ${cred.toString('base64')}\r\n\r\n`,
+          500,
+        )
+      ).split('\r\n')[0];
+    t.match(
+      await get(Buffer.from('bob:pässwörd', 'utf8'), 'utf8'),
+      /^HTTP\/1\.1 200 [\s\S]*hello \/utf8/,
+    );
+    t.match(
+      await get(Buffer.from('bob:pässwörd', 'latin1'), 'latin1'),
+      /^HTTP\/1\.1 200 [\s\S]*hello \/latin1/,
+    );
+    t.equal(
+      await connect(Buffer.from('bob:pässwörd', 'latin1')),
+      'HTTP/1.1 200 Connection Established',
+    );
+    t.equal(
+      await connect(Buffer.from('bob:pässwörd', 'utf8')),
+      'HTTP/1.1 200 Connection Established',
+    );
+    const wrong = await get(Buffer.from('bob:passwort', 'latin1'), 'wrong');
+    t.match(
+      wrong,
+      /^HTTP\/1\.1 407 [\s\S]*proxy-authenticate: Basic realm="gsa-emu", charset="UTF-8"/i,
+    );
+    t.equal(
+      await connect(Buffer.from('bob:pässwörd', 'utf16le')),
+      'HTTP/1.1 407 Proxy Authentication Required',
+    );
+  },
+);
+
 t.test('PAC server', async (t) => {
   const pac = await startPacServer({ socks: '127.0.0.1:1080', http: '127.0.0.1:8080' });
   t.teardown(() => pac.close());
