@@ -1,8 +1,8 @@
 /**
  * A web app on `localhost` reached through the proxies.
  *
- * A developer who points a test run at the proxy (`HTTPS_PROXY`/`HTTP_PROXY`, undici
- * `ProxyAgent`, `curl -x`, `ALL_PROXY=socks5h://...` as docs/usage.md's CI example does) also
+ * A developer who points a test run at the proxy (`HTTPS_PROXY`/`HTTP_PROXY` as docs/usage.md's
+ * CI example does, undici `ProxyAgent`, `curl -x`, `ALL_PROXY=socks5h://...`) also
  * sends requests for `http://localhost:<port>/` through it. `localhost` is loopback by
  * definition (RFC 6761 section 6.3), and loopback may always be dialed. Without
  * `--allow-internet` the client's resolver knows only the hosts map, and the flow failed
