@@ -316,6 +316,8 @@ export interface AdminTarget {
   token: string | null;
   /** The state file the address or token came from (a 401 then means it is stale), or null. */
   from: string | null;
+  /** The `--admin-token` file the token came from (a 401 then means it is the wrong one). */
+  tokenFile?: string;
   /**
    * Said to the user with the answer when the client was one of several: the newest of two
    * or more `gsa-emu netns` runs on the folder, and how to ask another (`--admin`).
@@ -386,7 +388,8 @@ export function adminTarget(dir: string, o: AdminFlags = {}): AdminTarget {
   const given = o.adminToken !== undefined ? readTokenFile(o.adminToken) : null;
   if (o.admin) {
     const url = adminFlagUrl(o.admin);
-    if (given !== null) return { url, token: given, from: null };
+    if (given !== null && o.adminToken !== undefined)
+      return { url, token: given, from: null, tokenFile: o.adminToken };
     const key = hostKey(url);
     const mainFile = join(dir, STATE_FILE);
     const main = readClientState(mainFile);
@@ -409,6 +412,7 @@ export function adminTarget(dir: string, o: AdminFlags = {}): AdminTarget {
     url: `http://${state.admin}`,
     token: given ?? state.adminToken ?? null,
     from: given !== null ? null : file,
+    ...(o.adminToken !== undefined ? { tokenFile: o.adminToken } : {}),
   };
   if (file !== join(dir, STATE_FILE) && !inside) {
     const others = liveNetnsStates(dir).filter((r) => r.file !== file);
@@ -546,6 +550,13 @@ export async function adminCall<T>(
       throw new GsaError(
         'GSA_ERR_NOT_RUNNING',
         `the admin API at ${base} refused the token of ${t.from}: that file is stale (the gsa-emu that wrote it is gone; another one listens on its port now): start one with "${upCommand(dirname(t.from))}"`,
+      );
+    }
+    if (t.tokenFile !== undefined) {
+      throw new AdminApiError(
+        401,
+        'unauthorized',
+        `the admin API at ${base} refused the token in ${t.tokenFile} (--admin-token): it is not the token of the run that listens there, which makes a new one at each start: give its <state-dir>/client.token (or netns-<pid>.token), or the --state-dir of that run`,
       );
     }
     throw new AdminApiError(

@@ -4,10 +4,13 @@
  * The fake admin API listens on loopback only and is closed by the test.
  */
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
-import { ADMIN_API_HEADER, adminCall } from '../../src/client/admin-client.js';
+import { ADMIN_API_HEADER, adminCall, adminTarget } from '../../src/client/admin-client.js';
 import { AdminApiError, GsaError } from '../../src/errors.js';
 
 t.test('admin API errors are AdminApiError with stable codes', async (t) => {
@@ -87,3 +90,35 @@ t.test('another program answering on the admin port is not taken for the admin A
       /^something answers at http:\/\/127\.0\.0\.1:\d+ \(HTTP 200\), but not gsa-emu's admin API/,
   });
 });
+
+t.test(
+  'a token from --admin-token that the API refuses: the message names that file',
+  async (t) => {
+    const server = createServer((_req, res) => {
+      res.writeHead(401, { 'content-type': 'application/json', [ADMIN_API_HEADER]: 'admin-api' });
+      res.end(JSON.stringify({ error: 'unauthorized', message: 'send its token' }));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+    const dir = await mkdtemp(join(tmpdir(), 'gsa-admin-token-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'old.token');
+    await writeFile(file, 'a-token-of-an-earlier-run\n');
+    const admin = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const err = await adminCall(
+      adminTarget(dir, { admin, adminToken: file }),
+      'GET',
+      '/status',
+    ).catch((e: unknown) => e);
+    t.ok(err instanceof AdminApiError);
+    t.match(err, { code: 'GSA_ERR_ADMIN', status: 401, apiError: 'unauthorized' });
+    t.match((err as Error).message, `refused the token in ${file} (--admin-token)`);
+    t.notMatch((err as Error).message, 'wants its token', 'not told to give the flag it gave');
+    // Without --admin-token the message still asks for it.
+    const none = await adminCall(adminTarget(dir, { admin }), 'GET', '/status').catch(
+      (e: unknown) => e,
+    );
+    t.match((none as Error).message, /wants its token: give --admin-token <file>/);
+  },
+);

@@ -174,11 +174,11 @@ t.test('--admin: the token of the state file with that address, or --admin-token
   const file = join(elsewhere, 'token');
   writeFileSync(file, `${token}\n`);
   const given = adminTarget(elsewhere, { admin, adminToken: file });
-  t.same(given, { url: `http://${admin}`, token, from: null }, '--admin-token');
+  t.same(given, { url: `http://${admin}`, token, from: null, tokenFile: file }, '--admin-token');
   t.type((await adminCall<{ state: string }>(given, 'GET', '/status')).state, 'string', 'gets in');
   t.same(
     adminTarget(dir, { adminToken: file }),
-    { url: `http://${admin}`, token, from: null },
+    { url: `http://${admin}`, token, from: null, tokenFile: file },
     '--admin-token without --admin: the state file address, that token',
   );
   writeFileSync(file, '\n');
