@@ -3,7 +3,8 @@
  * status (VER 1, STATUS 1), then the server closes. An empty username (ULEN 0) or another
  * subnegotiation version than 1 used to be closed without an answer, which clients report
  * as a broken proxy ("connection to proxy closed") instead of rejected credentials.
- * `gsa-emu up --user ''` is refused: no SOCKS5 client could log in with an empty name.
+ * `gsa-emu up --user ''` is refused: no SOCKS5 client could log in with an empty name; so
+ * is a password over 255 bytes, which RFC 1929's one-byte PLEN cannot carry.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -49,6 +50,22 @@ t.test("up --user '' is a usage error", async (t) => {
       up({ ...base, user, password: 'secret' }),
       { name: 'UsageError', message: '--user: give a name of 1 to 255 bytes' },
       `--user of ${user.length} bytes`,
+    );
+  }
+});
+
+t.test('up --password of more than 255 bytes is a usage error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-socks5-auth-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const base = { stateDir: dir, socksPort: '0', httpPort: '0', tty: false, once: true };
+  for (const password of ['p'.repeat(256), '\u00e9'.repeat(128)]) {
+    await t.rejects(
+      up({ ...base, user: 'alice', password }),
+      {
+        name: 'UsageError',
+        message: '--password: give at most 255 bytes (SOCKS5 cannot send more)',
+      },
+      `--password of ${Buffer.byteLength(password)} bytes`,
     );
   }
 });

@@ -486,6 +486,10 @@ function checkUpOptions(o: UpOptions) {
   if (o.user !== undefined && (o.user === '' || Buffer.byteLength(o.user) > 255)) {
     throw new UsageError('--user: give a name of 1 to 255 bytes');
   }
+  // RFC 1929's PLEN is one byte: a longer password could only log in to the HTTP proxy.
+  if (o.password !== undefined && Buffer.byteLength(o.password) > 255) {
+    throw new UsageError('--password: give at most 255 bytes (SOCKS5 cannot send more)');
+  }
   const auth = o.user !== undefined ? { username: o.user, password: o.password! } : undefined;
   // setTimeout's limit: 2^31-1 ms, about 24.8 days (past it node fires at once).
   const exitAfter =
