@@ -79,7 +79,9 @@ async function askShutdown(dir: string, pid: number, deadline: number): Promise<
           'POST',
           '/shutdown',
           { pid },
-          { timeoutMs: SHUTDOWN_ANSWER_MS },
+          // Within --wait: an admin API that does not answer (a frozen up) must not
+          // stretch the wait past it.
+          { timeoutMs: Math.max(1, Math.min(SHUTDOWN_ANSWER_MS, deadline - Date.now())) },
         );
         return true;
       } catch (err) {
@@ -124,6 +126,7 @@ async function terminate(
   what: 'up' | 'edge',
   deadline: number,
   seconds: number,
+  why?: string,
 ): Promise<void> {
   try {
     process.kill(pid, 'SIGTERM');
@@ -133,7 +136,7 @@ async function terminate(
       `cannot signal "gsa-emu ${what}" (pid ${pid}): ${(err as Error).message}`,
     );
   }
-  await waitExit(pid, deadline, seconds, 'SIGTERM', what);
+  await waitExit(pid, deadline, seconds, why ? `SIGTERM (sent as ${why})` : 'SIGTERM', what);
 }
 
 /**
@@ -241,7 +244,7 @@ export async function stopUp(
       `cannot ask "gsa-emu up" (pid ${lock.pid}) to shut down: ${asked}. On Windows a signal would end it at once, without its clean shutdown: stop it with Ctrl+C in its window, or give --force to terminate it`,
     );
   }
-  await terminate(lock.pid, 'up', deadline, seconds);
+  await terminate(lock.pid, 'up', deadline, seconds, asked);
   return { pid: lock.pid, via: 'SIGTERM', why: asked };
 }
 
