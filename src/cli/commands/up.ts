@@ -290,7 +290,7 @@ export function register(program: Command): void {
       "the remote edge's client secret (the file `gsa-emu edge` printed: a non-loopback edge asks for it)",
     )
     .option('--state-dir <dir>', 'state and logs (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)')
-    .option('--log-level <level>', 'client log level (trace, debug, info, warn, error)')
+    .option('--log-level <level>', `client log level (${LOG_LEVELS.join(', ')})`)
     .option(
       '--log-max-size <MiB>',
       'rotate each log file at this size: renamed <file>.1, replacing an older one (default 1024; 0: never)',
