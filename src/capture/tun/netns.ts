@@ -22,7 +22,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { TunUnavailableError } from '../../errors.js';
 import { pidAlive, startTicks } from '../../util/pid-lock.js';
@@ -46,6 +46,54 @@ export interface NetnsOptions {
   mtu?: number;
   /** Nameserver written to /etc/netns/NAME/resolv.conf (default 6.6.255.254, intercepted). */
   dnsAddress?: string;
+  /**
+   * The host's name-service switch file (default /etc/nsswitch.conf), read for
+   * `nsswitchForNetns`: a `hosts:` line naming a host daemon gets a copy for the namespace.
+   */
+  nsswitchPath?: string;
+}
+
+/**
+ * NSS host services that ask a daemon of the host over a Unix socket (systemd-resolved,
+ * Avahi), which `ip netns exec` does not redirect: a lookup through them leaves the
+ * namespace's DNS (6.6.255.254) out, so FQDN rules never see the name.
+ */
+const HOST_DAEMON_SERVICES = new Set([
+  'resolve',
+  'mdns',
+  'mdns4',
+  'mdns6',
+  'mdns_minimal',
+  'mdns4_minimal',
+  'mdns6_minimal',
+]);
+
+/**
+ * The namespace's nsswitch.conf: the host's `text` with each `hosts:` line's host-daemon
+ * services (and the `[...]` actions that follow them) left out and `dns` added when missing,
+ * so names are looked up in /etc/hosts and then the namespace's resolv.conf, as glibc does
+ * with `hosts: files dns` (Fedora's and Arch's `resolve [!UNAVAIL=return]` would ask the host's
+ * systemd-resolved). null when no `hosts:` line needs it: no file is written then.
+ */
+export function nsswitchForNetns(text: string): string | null {
+  let changed = false;
+  const lines = text.split('\n').map((line) => {
+    const m = /^(\s*hosts\s*:\s*)([^#]*)(#.*)?$/.exec(line);
+    if (!m) return line;
+    const tokens = (m[2] ?? '').split(/\s+/).filter(Boolean);
+    const kept: string[] = [];
+    let dropping = false;
+    for (const tok of tokens) {
+      // An action (`[NOTFOUND=return]`) belongs to the service before it.
+      if (!tok.startsWith('[')) dropping = HOST_DAEMON_SERVICES.has(tok);
+      if (!dropping) kept.push(tok);
+    }
+    if (!kept.includes('dns')) kept.push('dns');
+    if (kept.length === tokens.length && kept.every((k, i) => k === tokens[i])) return line;
+    changed = true;
+    return `${m[1]}${kept.join(' ')}`;
+  });
+  return changed ? lines.join('\n') : null;
 }
 
 export interface Netns {
@@ -192,6 +240,15 @@ export function createNetns(opts: NetnsOptions = {}): Netns {
   try {
     mkdirSync(etc, { recursive: true });
     writeFileSync(`${etc}/resolv.conf`, `nameserver ${opts.dnsAddress ?? '6.6.255.254'}\n`);
+    // `ip netns exec` bind-mounts each file here over /etc's: only over one that exists.
+    const nsswitchPath = opts.nsswitchPath ?? '/etc/nsswitch.conf';
+    let nss: string | null = null;
+    try {
+      nss = nsswitchForNetns(readFileSync(nsswitchPath, 'utf8'));
+    } catch {}
+    if (nss !== null && existsSync('/etc/nsswitch.conf')) {
+      writeFileSync(`${etc}/nsswitch.conf`, nss);
+    }
     device = openTun({ name: tunName, mtu, netns: name, up: true });
     tunName = device.name;
     ip(['-n', name, 'link', 'set', 'lo', 'up']);
