@@ -31,6 +31,9 @@ t.test('host-daemon services leave the hosts line, the rest is kept', async (t) 
     ['hosts: files resolve', 'hosts: files dns'],
     ['hosts: files', 'hosts: files dns'],
     ['  hosts : resolve dns # comment', '  hosts : dns'],
+    // An action with spaces inside its brackets is one token, and goes with its service.
+    ['hosts: files resolve [NOTFOUND = return] dns', 'hosts: files dns'],
+    ['hosts: files mdns4 [ NOTFOUND=return ] myhostname', 'hosts: files myhostname dns'],
   ];
   for (const [host, ns] of cases) t.equal(nsswitchForNetns(host), ns, host);
   const out = nsswitchForNetns(FEDORA);
@@ -44,6 +47,11 @@ t.test('host-daemon services leave the hosts line, the rest is kept', async (t) 
 t.test('a hosts line that already asks DNS only: no file', async (t) => {
   t.equal(nsswitchForNetns('passwd: files\nhosts:          files dns\n'), null);
   t.equal(nsswitchForNetns('hosts: files myhostname dns'), null);
+  t.equal(
+    nsswitchForNetns('hosts: files [NOTFOUND = return] dns'),
+    null,
+    "a kept service's action",
+  );
   t.equal(nsswitchForNetns('passwd: files\n'), null, 'no hosts line');
 });
 

@@ -80,7 +80,8 @@ export function nsswitchForNetns(text: string): string | null {
   const lines = text.split('\n').map((line) => {
     const m = /^(\s*hosts\s*:\s*)([^#]*)(#.*)?$/.exec(line);
     if (!m) return line;
-    const tokens = (m[2] ?? '').split(/\s+/).filter(Boolean);
+    // A service, or an action in brackets (which may hold spaces: `[NOTFOUND = return]`).
+    const tokens = (m[2] ?? '').match(/\[[^\]]*\]?|[^\s[]+/g) ?? [];
     const kept: string[] = [];
     let dropping = false;
     for (const tok of tokens) {
