@@ -1,0 +1,159 @@
+/**
+ * The benchmarks' settings from the environment (RUNS, CONNS, PHASES, ONLY, CLIENT, SIZES,
+ * BENCH_SECONDS, ...), checked before anything starts: a value that is not what the
+ * benchmark can use stops it with a message naming the variable and exit code 2, instead of
+ * a run of NaN or negative figures (test/bench/settings.test.ts).
+ *
+ * Every process a benchmark starts is stopped when it ends, fails or is interrupted
+ * (`stopOnExit`).
+ */
+import type { ChildProcess } from 'node:child_process';
+
+/** A setting the benchmark cannot use; `settingsOrExit` prints it and exits 2. */
+export class BenchSettingError extends Error {
+  override name = 'BenchSettingError';
+}
+
+type Env = Record<string, string | undefined>;
+
+/** A whole number >= `min` (default 1), or `def` when the variable is unset or empty. */
+export function intSetting(env: Env, name: string, def: number, min = 1): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  if (!/^\s*\d+\s*$/.test(raw) || Number(raw) < min) {
+    throw new BenchSettingError(`${name}=${raw}: expected a whole number >= ${min}`);
+  }
+  return Number(raw);
+}
+
+/** A comma-separated list of whole numbers >= `min` (SIZES=100,1000). */
+export function intListSetting(env: Env, name: string, def: number[], min = 1): number[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  return raw.split(',').map((x) => {
+    if (!/^\s*\d+\s*$/.test(x) || Number(x) < min) {
+      throw new BenchSettingError(
+        `${name}=${raw}: expected whole numbers >= ${min}, separated by commas`,
+      );
+    }
+    return Number(x);
+  });
+}
+
+/** A comma-separated subset of `allowed` (PHASES=single,conns); unset: all of them. */
+export function setSetting(env: Env, name: string, allowed: readonly string[]): Set<string> {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return new Set(allowed);
+  const items = raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  const bad = items.filter((x) => !allowed.includes(x));
+  if (items.length === 0 || bad.length > 0) {
+    throw new BenchSettingError(
+      `${name}=${raw}: ${bad.length ? `unknown ${bad.join(', ')}; ` : ''}expected one or more of ${allowed.join(', ')}, separated by commas`,
+    );
+  }
+  return new Set(items);
+}
+
+/** One of `allowed`, or undefined when unset or empty (CLIENT=curl). */
+export function choiceSetting<T extends string>(
+  env: Env,
+  name: string,
+  allowed: readonly T[],
+): T | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new BenchSettingError(`${name}=${raw}: expected ${allowed.join(' or ')} (or unset)`);
+  }
+  return raw as T;
+}
+
+/** A regular expression (ONLY='tunneled \(ws\)'), or null when unset or empty. */
+export function regexSetting(env: Env, name: string): RegExp | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  try {
+    return new RegExp(raw);
+  } catch (err) {
+    throw new BenchSettingError(
+      `${name}=${raw}: not a regular expression (${(err as Error).message})`,
+    );
+  }
+}
+
+/** The rows `only` selects, or an error naming every row when it selects none. */
+export function selectRows<T>(
+  rows: readonly T[],
+  name: (row: T) => string,
+  only: RegExp | null,
+  variable = 'ONLY',
+): T[] {
+  if (!only) return [...rows];
+  const picked = rows.filter((r) => only.test(name(r)));
+  if (picked.length === 0) {
+    throw new BenchSettingError(
+      `${variable}=${only.source} matches no row; the rows are: ${rows.map(name).join('; ')}`,
+    );
+  }
+  return picked;
+}
+
+/** Runs `read` (which reads the settings); on a BenchSettingError: message, exit code 2. */
+export function settingsOrExit<T>(bench: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (!(err instanceof BenchSettingError)) throw err;
+    process.stderr.write(`${bench}: ${err.message} (docs/benchmarks.md lists the settings)\n`);
+    process.exit(2);
+  }
+}
+
+const tracked = new Set<ChildProcess>();
+const exitHooks = new Set<() => void>();
+let installed = false;
+
+/**
+ * Stop `child` (SIGTERM) when this process exits, however it exits: at the end, on an
+ * error, or on Ctrl+C / SIGTERM / SIGHUP (which then exit 128 + the signal's number).
+ * Returns the child.
+ */
+export function stopOnExit<C extends ChildProcess>(child: C): C {
+  install();
+  tracked.add(child);
+  child.once('exit', () => tracked.delete(child));
+  return child;
+}
+
+/** Run `hook` (synchronous: namespaces, temporary folders) when this process exits. */
+export function onExit(hook: () => void): () => void {
+  install();
+  exitHooks.add(hook);
+  return () => exitHooks.delete(hook);
+}
+
+const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  process.on('exit', () => {
+    for (const c of tracked) {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    }
+    for (const h of exitHooks) {
+      try {
+        h();
+      } catch {}
+    }
+  });
+  for (const [sig, n] of Object.entries(SIGNALS)) {
+    process.on(sig, () => {
+      process.stderr.write(`\ninterrupted (${sig}): stopping what the benchmark started\n`);
+      process.exit(128 + n);
+    });
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The benchmarks' settings (bench/settings.ts): a value a benchmark cannot use is refused
+ * with the variable's name instead of a run of NaN or negative figures; every npm bench
+ * script stops when the build fails; and a benchmark interrupted by SIGINT stops the
+ * processes it started. No benchmark runs.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import {
+  choiceSetting,
+  intListSetting,
+  intSetting,
+  regexSetting,
+  selectRows,
+  setSetting,
+} from '../../bench/settings.js';
+
+t.test('whole numbers: defaults, valid values, and refusals naming the variable', async (t) => {
+  t.equal(intSetting({}, 'RUNS', 3), 3);
+  t.equal(intSetting({ RUNS: '' }, 'RUNS', 3), 3);
+  t.equal(intSetting({ RUNS: '5' }, 'RUNS', 3), 5);
+  t.equal(intSetting({ IDLE: '0' }, 'IDLE', 10, 0), 0);
+  for (const bad of ['abc', '0', '-5', '1.5', '2x', 'NaN']) {
+    t.throws(
+      () => intSetting({ RUNS: bad }, 'RUNS', 3),
+      { name: 'BenchSettingError' },
+      `RUNS=${bad}`,
+    );
+  }
+  t.throws(
+    () => intSetting({ CONNS: '-5' }, 'CONNS', 1000),
+    /CONNS=-5: expected a whole number >= 1/,
+  );
+  t.same(intListSetting({}, 'SIZES', [100, 1000]), [100, 1000]);
+  t.same(intListSetting({ SIZES: '100,1000' }, 'SIZES', [1]), [100, 1000]);
+  for (const bad of ['abc', '100,', '0', '100,-5']) {
+    t.throws(
+      () => intListSetting({ SIZES: bad }, 'SIZES', [1]),
+      { name: 'BenchSettingError' },
+      bad,
+    );
+  }
+});
+
+t.test('PHASES, CLIENT and ONLY accept only what the benchmark knows', async (t) => {
+  const phases = ['single', 'multi', 'conns'] as const;
+  t.same([...setSetting({}, 'PHASES', phases)], ['single', 'multi', 'conns']);
+  t.same([...setSetting({ PHASES: 'conns, single' }, 'PHASES', phases)], ['conns', 'single']);
+  t.throws(() => setSetting({ PHASES: 'bogus' }, 'PHASES', phases), /PHASES=bogus: unknown bogus/);
+  t.throws(() => setSetting({ PHASES: ',' }, 'PHASES', phases), { name: 'BenchSettingError' });
+  t.equal(choiceSetting({}, 'CLIENT', ['curl']), undefined);
+  t.equal(choiceSetting({ CLIENT: 'curl' }, 'CLIENT', ['curl']), 'curl');
+  t.throws(() => choiceSetting({ CLIENT: 'wget' }, 'CLIENT', ['curl']), /CLIENT=wget/);
+  t.equal(regexSetting({}, 'ONLY'), null);
+  t.ok(regexSetting({ ONLY: 'tunneled \\(ws\\)' }, 'ONLY')!.test('gsa-emu SOCKS, tunneled (ws)'));
+  t.throws(() => regexSetting({ ONLY: '(' }, 'ONLY'), /ONLY=\(: not a regular expression/);
+  const rows = ['direct TCP', 'tunnel (ws)', 'tunnel (wss)'];
+  t.same(
+    selectRows(rows, (r) => r, /ws\)/),
+    ['tunnel (ws)'],
+  );
+  t.same(
+    selectRows(rows, (r) => r, null),
+    rows,
+  );
+  t.throws(
+    () => selectRows(rows, (r) => r, /zzz/),
+    /ONLY=zzz matches no row; the rows are: direct TCP; tunnel \(ws\); tunnel \(wss\)/,
+  );
+});
+
+t.test('every bench script stops when its build fails (&&, not ;)', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  const benches = Object.entries(pkg.scripts as Record<string, string>).filter(([k]) =>
+    k.startsWith('bench:'),
+  );
+  t.ok(benches.length >= 4);
+  for (const [name, cmd] of benches) {
+    t.match(cmd, /^tsc -p tsconfig\.bench\.json && node /, name);
+    t.notMatch(cmd, /;/, name);
+  }
+});
+
+t.test('SIGINT stops the processes a benchmark started and runs its exit hooks', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gsa-bench-settings-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mark = join(dir, 'hook-ran');
+  const mod = new URL('../../bench/settings.ts', import.meta.url).href;
+  const script = `
+    import { spawn } from 'node:child_process';
+    import { writeFileSync } from 'node:fs';
+    const { stopOnExit, onExit } = await import(${JSON.stringify(mod)});
+    const c = stopOnExit(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    onExit(() => writeFileSync(${JSON.stringify(mark)}, 'x'));
+    process.stdout.write(String(c.pid) + '\\n');
+    setInterval(() => {}, 1000);
+  `;
+  const bench = spawn(
+    process.execPath,
+    [...process.execArgv, '--input-type=module', '-e', script],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  t.teardown(() => {
+    if (bench.exitCode === null) bench.kill('SIGKILL');
+  });
+  const [line] = (await once(bench.stdout, 'data')) as [Buffer];
+  const pid = Number(line.toString().trim());
+  t.ok(pid > 0, 'the child started');
+  bench.kill('SIGINT');
+  const [code] = (await once(bench, 'exit')) as [number | null];
+  t.equal(code, 130, 'exit code 128 + SIGINT');
+  let alive = true;
+  for (let i = 0; i < 40 && alive; i++) {
+    try {
+      process.kill(pid, 0);
+      await new Promise((r) => setTimeout(r, 50));
+    } catch {
+      alive = false;
+    }
+  }
+  if (alive) process.kill(pid, 'SIGKILL');
+  t.notOk(alive, 'the child is gone');
+  t.ok(existsSync(mark), 'the exit hook ran');
+});
