@@ -13,6 +13,9 @@
  *
  *   npm run bench:proxy             (builds with tsconfig.bench.json first)
  *   QUICK=1 npm run bench:proxy     (smaller transfers, fewer connections)
+ *   RUNS=3 CONNS=1000 ONLY=<regex of row names> PHASES=single,multi,conns CLIENT=curl
+ *   CPU_REPORT=1 ALT=<other build's dist-bench/bench/proxy.js>: docs/benchmarks.md, "Settings".
+ * Peers that are not installed are skipped with a line saying what to install.
  *
  * Writes bench/results/proxy.json and the "Proxy" section of docs/benchmarks.md.
  */
@@ -38,12 +41,23 @@ import {
   throughput,
   viaSocks,
 } from './load-gen.js';
+import {
+  BenchSettingError,
+  choiceSetting,
+  intSetting,
+  onExit,
+  regexSetting,
+  setSetting,
+  settingsOrExit,
+  stopOnExit,
+} from './settings.js';
 
 const QUICK = process.env.QUICK === '1';
-const RUNS = Number(process.env.RUNS ?? (QUICK ? 1 : 3));
+const env = process.env;
+const RUNS = settingsOrExit('bench:proxy', () => intSetting(env, 'RUNS', QUICK ? 1 : 3));
 const SINGLE = (QUICK ? 128 : 512) * 2 ** 20;
 const MULTI = (QUICK ? 32 : 128) * 2 ** 20; // per stream, 8 streams
-const CONNS = Number(process.env.CONNS ?? (QUICK ? 300 : 1000));
+const CONNS = settingsOrExit('bench:proxy', () => intSetting(env, 'CONNS', QUICK ? 300 : 1000));
 /** Unrecorded connections per row before its recorded runs (see warmUp). */
 const WARM_CONNS = QUICK ? 1000 : 4000;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -192,9 +206,11 @@ interface Peer {
  */
 async function startNodeFloor(): Promise<Peer | null> {
   const port = await freePort();
-  const p = spawn(process.execPath, [join(here, 'node-floor-socks.js'), String(port)], {
-    stdio: 'ignore',
-  });
+  const p = stopOnExit(
+    spawn(process.execPath, [join(here, 'node-floor-socks.js'), String(port)], {
+      stdio: 'ignore',
+    }),
+  );
   await waitPort(port);
   return {
     name: 'node floor (minimal SOCKS relay)',
@@ -216,11 +232,15 @@ async function startNodeTunnelFloor(early: boolean): Promise<Peer | null> {
   let port = await freePort();
   while (port === tunnelPort) port = await freePort();
   // The client connects to the edge at startup (retrying) and opens its SOCKS port after.
-  const edge = spawn(process.execPath, [script, 'edge', String(tunnelPort)], { stdio: 'ignore' });
-  const client = spawn(
-    process.execPath,
-    [script, 'client', String(port), String(tunnelPort), ...(early ? ['early'] : [])],
-    { stdio: 'ignore' },
+  const edge = stopOnExit(
+    spawn(process.execPath, [script, 'edge', String(tunnelPort)], { stdio: 'ignore' }),
+  );
+  const client = stopOnExit(
+    spawn(
+      process.execPath,
+      [script, 'client', String(port), String(tunnelPort), ...(early ? ['early'] : [])],
+      { stdio: 'ignore' },
+    ),
   );
   await waitPort(port);
   return {
@@ -242,7 +262,7 @@ async function startNodeTunnelFloor(early: boolean): Promise<Peer | null> {
  */
 async function startTunnelFloor(dir: string, early: boolean): Promise<Peer | null> {
   const cc = which('cc');
-  if (!cc) return null;
+  if (!cc) return notInstalled('the C tunnel floor rows', 'cc', 'gcc');
   const bin = join(dir, 'tunnel-floor');
   if (!existsSync(bin)) {
     const src = join(root, 'bench', 'tunnel-floor.c');
@@ -253,11 +273,11 @@ async function startTunnelFloor(dir: string, early: boolean): Promise<Peer | nul
   let port = await freePort();
   while (port === tunnelPort) port = await freePort();
   // The client connects to the edge at startup (retrying) and opens its SOCKS port after.
-  const edge = spawn(bin, ['edge', String(tunnelPort)], { stdio: 'ignore' });
-  const client = spawn(
-    bin,
-    ['client', String(port), String(tunnelPort), ...(early ? ['early'] : [])],
-    { stdio: 'ignore' },
+  const edge = stopOnExit(spawn(bin, ['edge', String(tunnelPort)], { stdio: 'ignore' }));
+  const client = stopOnExit(
+    spawn(bin, ['client', String(port), String(tunnelPort), ...(early ? ['early'] : [])], {
+      stdio: 'ignore',
+    }),
   );
   await waitPort(port);
   return {
@@ -270,9 +290,9 @@ async function startTunnelFloor(dir: string, early: boolean): Promise<Peer | nul
 
 async function startMicrosocks(): Promise<Peer | null> {
   const bin = which('microsocks');
-  if (!bin) return null;
+  if (!bin) return notInstalled('microsocks', 'microsocks', 'microsocks');
   const port = await freePort();
-  const p = spawn(bin, ['-i', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const p = stopOnExit(spawn(bin, ['-i', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' }));
   await waitPort(port);
   return {
     name: 'microsocks',
@@ -284,7 +304,7 @@ async function startMicrosocks(): Promise<Peer | null> {
 
 async function startDante(dir: string): Promise<Peer | null> {
   const bin = which('danted');
-  if (!bin) return null;
+  if (!bin) return notInstalled('dante', 'danted', 'dante-server');
   const port = await freePort();
   const conf = join(dir, 'danted.conf');
   writeFileSync(
@@ -302,7 +322,9 @@ async function startDante(dir: string): Promise<Peer | null> {
       '',
     ].join('\n'),
   );
-  const p = spawn(bin, ['-f', conf, '-p', join(dir, 'danted.pid')], { stdio: 'ignore' });
+  const p = stopOnExit(
+    spawn(bin, ['-f', conf, '-p', join(dir, 'danted.pid')], { stdio: 'ignore' }),
+  );
   try {
     await waitPort(port);
   } catch (err) {
@@ -328,6 +350,19 @@ const V2RAY_ROWS = {
 /** Peers installed here that did not start (named in the report, not silently left out). */
 const failedPeers: string[] = [];
 
+/** Peers skipped because their program is not installed (said once each, and in the report). */
+const missingPeers: string[] = [];
+
+/** A peer whose program is not on PATH: said on stderr (once) and in the report. */
+function notInstalled(what: string, program: string, pkg: string): null {
+  const line = `${what}: ${program} not installed (apt-get install ${pkg})`;
+  if (!missingPeers.includes(line)) {
+    missingPeers.push(line);
+    process.stderr.write(`skipped: ${line}\n`);
+  }
+  return null;
+}
+
 /** A peer that is installed but did not start: said on stderr and in the report. */
 function peerFailed(name: string, err: unknown): null {
   const why = err instanceof Error ? err.message : String(err);
@@ -344,13 +379,13 @@ function peerFailed(name: string, err: unknown): null {
 async function startV2ray(dir: string, mode: 'freedom' | 'chain' | 'mux'): Promise<Peer | null> {
   const chain = mode !== 'freedom';
   const bin = which('v2ray');
-  if (!bin) return null;
+  if (!bin) return notInstalled('the v2ray rows', 'v2ray', 'v2ray');
   const socksPort = await freePort();
   const procs: ChildProcess[] = [];
   const run = async (name: string, cfg: object, port: number): Promise<void> => {
     const f = join(dir, `${name}.json`);
     writeFileSync(f, JSON.stringify(cfg));
-    const p = spawn(bin, ['-config', f], { stdio: 'ignore' });
+    const p = stopOnExit(spawn(bin, ['-config', f], { stdio: 'ignore' }));
     procs.push(p);
     await waitPort(port);
   };
@@ -436,6 +471,7 @@ function forkRole(
       ...(process.env.CHILD_ARGS ? process.env.CHILD_ARGS.split(' ').filter(Boolean) : []),
     ],
   });
+  stopOnExit(child);
   return new Promise((resolve, reject) => {
     child.once('message', (m) => resolve({ child, msg: m as Record<string, string> }));
     child.once('exit', (c) => reject(new Error(`${args[0]} exited ${c}`)));
@@ -457,13 +493,16 @@ interface Row {
  * stream; 8 streams of 256 MiB), instead of the Node.js load generator. Connections are
  * always the generator's (a curl process per connection would measure curl's start-up).
  */
-const CURL = process.env.CLIENT === 'curl';
+const CURL =
+  settingsOrExit('bench:proxy', () => choiceSetting(env, 'CLIENT', ['curl'] as const)) === 'curl';
 const CURL_SINGLE = (QUICK ? 256 : 2048) * 2 ** 20;
 
 /** ONLY=regex measures only the rows whose name matches (for profiling one path). */
-const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
+const ONLY = settingsOrExit('bench:proxy', () => regexSetting(env, 'ONLY'));
 /** PHASES=single,multi,conns (default all) picks the measurements (with ONLY, for profiling). */
-const PHASES = new Set((process.env.PHASES ?? 'single,multi,conns').split(','));
+const PHASES = settingsOrExit('bench:proxy', () =>
+  setSetting(env, 'PHASES', ['single', 'multi', 'conns']),
+);
 
 /** One row of the table: a path to measure and what it measured so far. */
 interface Entry {
@@ -572,11 +611,17 @@ function socksOpener(addr: string): Opener {
  */
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(os.tmpdir(), 'gsa-bench-proxy-'));
+  onExit(() => rmSync(dir, { recursive: true, force: true }));
   const src = await startSource();
   const children: ChildProcess[] = [];
   const entries: Entry[] = [];
   const peers: Peer[] = [];
-  const wanted = (name: string): boolean => !ONLY || ONLY.test(name);
+  /** Every row this run could measure (ONLY picks among them). */
+  const rowNames: string[] = [];
+  const wanted = (name: string): boolean => {
+    rowNames.push(name);
+    return !ONLY || ONLY.test(name);
+  };
   const add = (
     name: string,
     open: Opener,
@@ -695,6 +740,11 @@ async function main(): Promise<void> {
       );
     }
 
+    if (entries.length === 0) {
+      throw new BenchSettingError(
+        `ONLY=${ONLY?.source} matches no row; the rows here are: ${[...new Set(rowNames)].join('; ')}`,
+      );
+    }
     for (const e of entries) await warmUp(e);
     for (let i = 0; i < RUNS; i++) {
       process.stderr.write(`round ${i + 1} of ${RUNS}\n`);
@@ -813,6 +863,9 @@ function report(rows: Row[]): void {
       `- the tunneled topology's own floor: the same two processes and hops in C (bench/tunnel-floor.c, ws-framed mux, no policy) reach ${cFloor.conns.toFixed(0)} conn/s (x${(cFloor.conns / micro.conns).toFixed(2)} of microsocks)${cEarly ? `, ${cEarly.conns.toFixed(0)} (x${(cEarly.conns / micro.conns).toFixed(2)}) with the SOCKS reply sent before the edge connects` : ''}; gsa-emu tunneled (ws) is x${(tun.conns / cFloor.conns).toFixed(2)} of that floor, so what separates it from microsocks is Node.js's per-connection cost, not the topology${nodeTun ? `; the same topology in minimal Node.js (bench/node-floor-tunnel.ts) reaches ${nodeTun.conns.toFixed(0)} conn/s (x${(nodeTun.conns / cFloor.conns).toFixed(2)} of the C floor), and gsa-emu tunneled (ws) is x${(tun.conns / nodeTun.conns).toFixed(2)} of it` : ''}.`,
     );
   }
+  if (missingPeers.length) {
+    lines.push(`- not measured, not installed here: ${missingPeers.join('; ')}.`);
+  }
   if (failedPeers.length) {
     lines.push(`- not measured, installed but did not start: ${failedPeers.join('; ')}.`);
   }
@@ -830,4 +883,12 @@ const role = process.argv[2];
 if (role === 'edge') await roleEdge();
 else if (role === 'client') await roleClient();
 else if (role === 'world') await roleWorld();
-else await main();
+else {
+  try {
+    await main();
+  } catch (err) {
+    if (!(err instanceof BenchSettingError)) throw err;
+    process.stderr.write(`bench:proxy: ${err.message}\n`);
+    process.exit(2);
+  }
+}
