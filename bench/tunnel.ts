@@ -10,8 +10,10 @@
  *
  *   npm run bench:tunnel              (builds with tsconfig.bench.json, runs with --expose-gc)
  *   QUICK=1 npm run bench:tunnel      (256 MiB per case, fewer connections)
+ *   RUNS=3 IDLE=10000 ONLY=<part of a row's name>: docs/benchmarks.md, "Settings".
  *
- * Writes bench/results/tunnel.json and the "Tunnel" section of docs/benchmarks.md.
+ * Writes bench/results/tunnel.json and the "Tunnel" section of docs/benchmarks.md (not when
+ * ONLY picks some rows: that run prints its figures only).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -29,12 +31,24 @@ import { createTunnelServer } from '../src/tunnel/server.js';
 import type { Session } from '../src/tunnel/session.js';
 import { loadOrCreateTls } from '../src/tunnel/tls.js';
 import type { InboundTunnelStream, OpenMeta } from '../src/tunnel/types.js';
+import { BenchSettingError, intSetting, settingsOrExit, stopOnExit } from './settings.js';
 
 const QUICK = process.env.QUICK === '1';
-const RUNS = Number(process.env.RUNS ?? (QUICK ? 1 : 3));
+const env = process.env;
+const RUNS = settingsOrExit('bench:tunnel', () => intSetting(env, 'RUNS', QUICK ? 1 : 3));
 const TOTAL = (QUICK ? 256 : 1024) * 2 ** 20;
 const CONNS = QUICK ? 300 : 1000;
-const IDLE = Number(process.env.IDLE ?? 10_000);
+const IDLE = settingsOrExit('bench:tunnel', () => intSetting(env, 'IDLE', 10_000));
+/** Tunnel limits for experiments (bytes): DATA_FRAME, HW (send high water), WINDOW. */
+const LIMITS = settingsOrExit('bench:tunnel', () => {
+  const opt = (name: string) => (env[name] ? intSetting(env, name, 0) : undefined);
+  const [dataFrame, hw, window] = [opt('DATA_FRAME'), opt('HW'), opt('WINDOW')];
+  return {
+    ...(dataFrame ? { maxDataFrame: dataFrame } : {}),
+    ...(hw ? { sendHighWater: hw } : {}),
+    ...(window ? { initialWindow: window } : {}),
+  };
+});
 const CHUNK = 256 * 1024;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 const median = (xs: number[]): number => {
@@ -114,9 +128,7 @@ async function serve(): Promise<void> {
   const limits = {
     maxConcurrentStreams: 100_000,
     keepaliveInterval: 0,
-    ...(process.env.DATA_FRAME ? { maxDataFrame: Number(process.env.DATA_FRAME) } : {}),
-    ...(process.env.HW ? { sendHighWater: Number(process.env.HW) } : {}),
-    ...(process.env.WINDOW ? { initialWindow: Number(process.env.WINDOW) } : {}),
+    ...LIMITS,
   };
   const authenticate = async () => ({ tenantId: 't', userId: 'u', channel: 'internet' as const });
   const http = createHttp();
@@ -167,6 +179,8 @@ async function serve(): Promise<void> {
       process.send!({ cmd: 'mem', heap: u.heapUsed - base.heap, rss: u.rss - base.rss });
     } else if (m.cmd === 'exit') process.exit(0);
   });
+  // The bench process ended (done, failed or interrupted): nothing is left listening.
+  process.on('disconnect', () => process.exit(0));
   process.send!({ cmd: 'ready', ports });
 }
 
@@ -317,9 +331,14 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['serve'], {
-    execArgv: ['--expose-gc', ...(process.env.CHILD_ARGS ? process.env.CHILD_ARGS.split(' ') : [])],
-  });
+  const child: ChildProcess = stopOnExit(
+    fork(fileURLToPath(import.meta.url), ['serve'], {
+      execArgv: [
+        '--expose-gc',
+        ...(process.env.CHILD_ARGS ? process.env.CHILD_ARGS.split(' ') : []),
+      ],
+    }),
+  );
   const ask = <T>(cmd: string): Promise<T> =>
     new Promise((r) => {
       const on = (m: { cmd: string }) => {
@@ -335,9 +354,7 @@ async function main(): Promise<void> {
   const ports = ready.ports;
   const limits = {
     keepaliveInterval: 0,
-    ...(process.env.DATA_FRAME ? { maxDataFrame: Number(process.env.DATA_FRAME) } : {}),
-    ...(process.env.HW ? { sendHighWater: Number(process.env.HW) } : {}),
-    ...(process.env.WINDOW ? { initialWindow: Number(process.env.WINDOW) } : {}),
+    ...LIMITS,
   };
   const mk = async (url: string, ca?: string): Promise<TunnelClient> => {
     const c = new TunnelClient({
@@ -366,6 +383,11 @@ async function main(): Promise<void> {
   // Runs interleave the cases, so each case sees the same machine load (medians per case).
   const only = process.env.ONLY;
   const active = cases.filter(([name]) => !only || name.includes(only));
+  if (active.length === 0) {
+    throw new BenchSettingError(
+      `ONLY=${only} is part of no row's name; the rows are: ${cases.map(([n]) => n).join('; ')}`,
+    );
+  }
   const samples = new Map<
     string,
     { tp1: number[]; tp8: number[]; cps: number[]; p50: number[]; p99: number[] }
@@ -477,11 +499,19 @@ async function main(): Promise<void> {
     idle: mem,
     targets,
   };
+  if (only) {
+    // Some rows only: the recorded results and docs/benchmarks.md stay as they were.
+    console.log(
+      'ONLY picks some rows: bench/results/tunnel.json and docs/benchmarks.md not written',
+    );
+    process.exit(0);
+  }
   writeFileSync(
     join(root, 'bench', 'results', 'tunnel.json'),
     `${JSON.stringify(result, null, 2)}\n`,
   );
   writeDocs(rows, egressTp, mem, targets);
+  console.log('written bench/results/tunnel.json and the Tunnel section of docs/benchmarks.md');
   process.exit(0);
 }
 
@@ -533,4 +563,10 @@ function writeDocs(
 }
 
 if (process.argv[2] === 'serve') void serve();
-else void main();
+else {
+  main().catch((err) => {
+    if (!(err instanceof BenchSettingError)) throw err;
+    process.stderr.write(`bench:tunnel: ${err.message}\n`);
+    process.exit(2);
+  });
+}
