@@ -14,6 +14,9 @@
  * installed; and the stack's packet path alone on a FakeDevice. Writes bench/results/tun.json.
  *
  *   npm run bench:tun            (BENCH_SECONDS=5 by default)
+ *   BENCH_SECONDS=5 BENCH_RR=5000: docs/benchmarks.md, "Settings".
+ * Writes bench/results/tun.json and the "TUN" section of docs/benchmarks.md. Ctrl+C (or a
+ * failure) stops iperf3, OpenVPN and the edge and removes the namespaces it created.
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -31,9 +34,10 @@ import { startClient } from '../src/client/client.js';
 import { attachTun } from '../src/client/tun-capture.js';
 import { startEdge } from '../src/edge/server.js';
 import { checksum } from '../src/parse/checksum.js';
+import { intSetting, onExit, settingsOrExit, stopOnExit } from './settings.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const RR_ROUNDS = Number(process.env.BENCH_RR ?? 5000);
+const SECONDS = settingsOrExit('bench:tun', () => intSetting(process.env, 'BENCH_SECONDS', 5));
+const RR_ROUNDS = settingsOrExit('bench:tun', () => intSetting(process.env, 'BENCH_RR', 5000));
 const GiB = 1024 ** 3;
 
 function sh(cmd: string, args: string[]): string {
@@ -47,7 +51,7 @@ function run(
   args: string[],
   timeoutMs: number,
 ): Promise<{ code: number | null; out: string; err: string }> {
-  const c: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const c: ChildProcess = stopOnExit(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   let err = '';
   c.stdout!.on('data', (d) => {
@@ -108,7 +112,7 @@ function iperfServer(nsName: string | null, bind: string, port: number): ChildPr
   const c = nsName
     ? spawn('ip', ['netns', 'exec', nsName, 'iperf3', ...args], { stdio: 'ignore' })
     : spawn('iperf3', args, { stdio: 'ignore' });
-  return c;
+  return stopOnExit(c);
 }
 
 const RR_CLIENT = (host: string, port: number, rounds: number) => `
@@ -169,6 +173,7 @@ async function vethCase(port: number) {
     spawnSync('ip', ['netns', 'del', b]);
   };
   cleanup();
+  const forget = onExit(cleanup);
   try {
     sh('ip', ['netns', 'add', a]);
     sh('ip', ['netns', 'add', b]);
@@ -193,17 +198,19 @@ async function vethCase(port: number) {
       sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     }
     const srv = iperfServer(b, '10.254.0.2', port);
-    const echo = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        b,
-        process.execPath,
-        '-e',
-        `require('net').createServer(s=>{s.setNoDelay(true);s.pipe(s)}).listen(7,'10.254.0.2')`,
-      ],
-      { stdio: 'ignore' },
+    const echo = stopOnExit(
+      spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          b,
+          process.execPath,
+          '-e',
+          `require('net').createServer(s=>{s.setNoDelay(true);s.pipe(s)}).listen(7,'10.254.0.2')`,
+        ],
+        { stdio: 'ignore' },
+      ),
     );
     await new Promise((r) => setTimeout(r, 500));
     try {
@@ -217,6 +224,7 @@ async function vethCase(port: number) {
     }
   } finally {
     cleanup();
+    forget();
   }
 }
 
@@ -383,10 +391,12 @@ async function roleEdge(): Promise<void> {
 }
 
 function forkEdge(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = fork(fileURLToPath(import.meta.url), ['edge', ...args], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [],
-  });
+  const child = stopOnExit(
+    fork(fileURLToPath(import.meta.url), ['edge', ...args], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: [],
+    }),
+  );
   return new Promise((resolve, reject) => {
     child.once('message', (m) => resolve({ child, url: (m as { url: string }).url }));
     child.once('exit', (c) => reject(new Error(`edge exited ${c}`)));
@@ -409,6 +419,7 @@ function edgeStats(child: ChildProcess): Promise<{ cpuSeconds: number; records: 
  */
 async function tunnelCase(port: number, echoPort: number) {
   const dir = mkdtempSync(join(os.tmpdir(), 'gsa-bench-tun-'));
+  const forgetDir = onExit(() => rmSync(dir, { recursive: true, force: true }));
   const srv = iperfServer(null, '127.0.0.1', port);
   let edge: ChildProcess | null = null;
   let client: Awaited<ReturnType<typeof startClient>> | null = null;
@@ -493,6 +504,7 @@ async function tunnelCase(port: number, echoPort: number) {
     }
     await stopChild(srv);
     rmSync(dir, { recursive: true, force: true });
+    forgetDir();
   }
 }
 
@@ -501,7 +513,10 @@ async function tunnelCase(port: number, echoPort: number) {
  * none` over UDP on a veth pair between two namespaces, default tun-mtu 1500.
  */
 async function openvpnCase(port: number) {
-  if (spawnSync('openvpn', ['--version']).status === null) return null;
+  if (spawnSync('openvpn', ['--version']).status === null) {
+    console.log('skipped: openvpn not installed (apt-get install openvpn)');
+    return null;
+  }
   const id = `${process.pid}`;
   const a = `gsaemu-${id}-boa`;
   const b = `gsaemu-${id}-bob`;
@@ -517,6 +532,7 @@ async function openvpnCase(port: number) {
     spawnSync('ip', ['netns', 'del', b]);
     rmSync(dir, { recursive: true, force: true });
   };
+  const forget = onExit(cleanup);
   try {
     sh('ip', ['netns', 'add', a]);
     sh('ip', ['netns', 'add', b]);
@@ -582,6 +598,7 @@ async function openvpnCase(port: number) {
     return null;
   } finally {
     cleanup();
+    forget();
   }
 }
 
