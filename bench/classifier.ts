@@ -6,8 +6,10 @@
  *
  *   npm run bench:classifier            (builds with tsconfig.bench.json, runs with --expose-gc)
  *   QUICK=1 npm run bench:classifier    (fewer, shorter runs)
+ *   SIZES=100,1000 REPEAT=3: docs/benchmarks.md, "Settings".
  *
- * Writes bench/results/classifier.json and the "Classifier" section of docs/benchmarks.md.
+ * Writes bench/results/classifier.json and the "Classifier" section of docs/benchmarks.md
+ * (not when SIZES picks other sizes than the default ones: that run prints its figures only).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -22,9 +24,15 @@ import type { Ip6Table } from '../src/classify/ip6-table.js';
 import { OracleClassifier } from '../src/classify/oracle.js';
 import type { Decision, Flow } from '../src/classify/types.js';
 import { BENCH_STATE, benchFlows, type FlowKind, syntheticTenant } from './classifier-tenant.js';
+import { intListSetting, intSetting, settingsOrExit } from './settings.js';
 
 const QUICK = process.env.QUICK === '1';
-const SIZES = (process.env.SIZES ?? '100,1000,10000,100000').split(',').map(Number);
+const DEFAULT_SIZES = [100, 1000, 10000, 100000];
+const SIZES = settingsOrExit('bench:classifier', () =>
+  intListSetting(process.env, 'SIZES', DEFAULT_SIZES),
+);
+/** Other sizes than the recorded ones: the run does not overwrite the recorded results. */
+const PARTIAL = SIZES.join(',') !== DEFAULT_SIZES.join(',');
 const KINDS: FlowKind[] = ['ipv4', 'ipv6', 'fqdn', 'mixed'];
 // Many short runs: on a shared machine a run that gets preempted is an outlier, not the median.
 const RUNS = QUICK ? 9 : 31;
@@ -32,7 +40,9 @@ const RUN_MS = QUICK ? 5 : 10;
 const ORACLE_MS = QUICK ? 60 : 150;
 const ORACLE_RUNS = QUICK ? 3 : 7;
 /** Child processes per size; the tables report the median over them. */
-const REPEAT = Number(process.env.REPEAT ?? (QUICK ? 1 : 3));
+const REPEAT = settingsOrExit('bench:classifier', () =>
+  intSetting(process.env, 'REPEAT', QUICK ? 1 : 3),
+);
 const FLOWS = 4096;
 
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
@@ -309,6 +319,15 @@ function main(): void {
   };
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const result = { env, baselineNs, compile: compiles, cases };
+  if (PARTIAL) {
+    console.log(
+      `SIZES=${SIZES.join(',')} (not ${DEFAULT_SIZES.join(',')}): bench/results/classifier.json and docs/benchmarks.md not written`,
+    );
+    return;
+  }
+  console.log(
+    'written bench/results/classifier.json and the Classifier section of docs/benchmarks.md',
+  );
   writeFileSync(
     join(root, 'bench/results/classifier.json'),
     `${JSON.stringify(result, null, 2)}\n`,
