@@ -10,7 +10,7 @@
  *
  *   npm run bench:tunnel              (builds with tsconfig.bench.json, runs with --expose-gc)
  *   QUICK=1 npm run bench:tunnel      (256 MiB per case, fewer connections)
- *   RUNS=3 IDLE=10000 ONLY=<part of a row's name>: docs/benchmarks.md, "Settings".
+ *   RUNS=3 CONNS=1000 IDLE=10000 ONLY=<part of a row's name>: docs/benchmarks.md, "Settings".
  *
  * Writes bench/results/tunnel.json and the "Tunnel" section of docs/benchmarks.md (not when
  * ONLY picks some rows: that run prints its figures only).
@@ -37,7 +37,7 @@ const QUICK = process.env.QUICK === '1';
 const env = process.env;
 const RUNS = settingsOrExit('bench:tunnel', () => intSetting(env, 'RUNS', QUICK ? 1 : 3));
 const TOTAL = (QUICK ? 256 : 1024) * 2 ** 20;
-const CONNS = QUICK ? 300 : 1000;
+const CONNS = settingsOrExit('bench:tunnel', () => intSetting(env, 'CONNS', QUICK ? 300 : 1000));
 const IDLE = settingsOrExit('bench:tunnel', () => intSetting(env, 'IDLE', 10_000));
 /** Tunnel limits for experiments (bytes): DATA_FRAME, HW (send high water), WINDOW. */
 const LIMITS = settingsOrExit('bench:tunnel', () => {
