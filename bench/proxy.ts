@@ -745,10 +745,18 @@ async function main(): Promise<void> {
         `ONLY=${ONLY?.source} matches no row; the rows here are: ${[...new Set(rowNames)].join('; ')}`,
       );
     }
-    for (const e of entries) await warmUp(e);
+    // A failure names its row (which proxy stopped answering), not only the socket's error.
+    const named = async (e: Entry, what: string, f: () => Promise<void>): Promise<void> => {
+      try {
+        await f();
+      } catch (err) {
+        throw new Error(`${e.name}, ${what}: ${err instanceof Error ? err.message : err}`);
+      }
+    };
+    for (const e of entries) await named(e, 'warm-up', () => warmUp(e));
     for (let i = 0; i < RUNS; i++) {
       process.stderr.write(`round ${i + 1} of ${RUNS}\n`);
-      for (const e of entries) await measureOnce(e);
+      for (const e of entries) await named(e, `round ${i + 1}`, () => measureOnce(e));
     }
   } finally {
     for (const c of children) if (c.connected) c.disconnect();
@@ -887,8 +895,7 @@ else {
   try {
     await main();
   } catch (err) {
-    if (!(err instanceof BenchSettingError)) throw err;
-    process.stderr.write(`bench:proxy: ${err.message}\n`);
-    process.exit(2);
+    process.stderr.write(`bench:proxy: ${err instanceof Error ? err.message : err}\n`);
+    process.exit(err instanceof BenchSettingError ? 2 : 1);
   }
 }
