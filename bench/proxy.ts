@@ -544,10 +544,12 @@ async function measureOnce(e: Entry): Promise<void> {
 function rowOf(e: Entry): Row {
   const med = (xs: number[]): number => (xs.length ? median(xs) : Number.NaN);
   const row = { path: e.name, single: med(e.s), multi: med(e.m), conns: med(e.c), note: e.note };
+  const fig = (x: number, digits: number) => (Number.isNaN(x) ? '-' : x.toFixed(digits));
   const runs = (xs: number[], digits: number) =>
     xs.length ? ` [${xs.map((x) => x.toFixed(digits)).join(', ')}]` : '';
   process.stderr.write(
-    `${e.name.padEnd(42)} 1 stream ${row.single.toFixed(2)} GB/s${runs(e.s, 2)}, 8 streams ${row.multi.toFixed(2)} GB/s${runs(e.m, 2)}, ${row.conns.toFixed(0)} conn/s${runs(e.c, 0)}\n`,
+    // A phase this run left out (PHASES) shows as "-", not NaN.
+    `${e.name.padEnd(42)} 1 stream ${fig(row.single, 2)} GB/s${runs(e.s, 2)}, 8 streams ${fig(row.multi, 2)} GB/s${runs(e.m, 2)}, ${fig(row.conns, 0)} conn/s${runs(e.c, 0)}\n`,
   );
   return row;
 }
