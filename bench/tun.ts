@@ -25,7 +25,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FakeDevice, type PacketDevice } from '../src/capture/tun/device.js';
+import { addonUnavailable, FakeDevice, type PacketDevice } from '../src/capture/tun/device.js';
 import { pipeTcp } from '../src/capture/tun/glue.js';
 import { createNetns, harnessUnavailable, type Netns } from '../src/capture/tun/netns.js';
 import { createTunStack, TunStack } from '../src/capture/tun/stack.js';
@@ -714,6 +714,12 @@ async function main(): Promise<void> {
     console.error(`bench:tun needs root, /dev/net/tun and iproute2: ${missing}`);
     process.exit(2);
   }
+  // Before the veth row runs: the TUN rows need the addon (built by npm ci).
+  const addon = addonUnavailable();
+  if (addon) {
+    console.error(`bench:tun needs the TUN addon: ${addon}`);
+    process.exit(2);
+  }
   if (spawnSync('iperf3', ['--version']).status !== 0) {
     console.error('bench:tun needs iperf3 (apt-get install iperf3)');
     process.exit(2);
@@ -794,7 +800,7 @@ async function main(): Promise<void> {
   stack only (FakeDevice, ns/packet): ${Object.entries(micro)
     .map(([k, v]) => `${k} ${f(v.nsPerPacket)}`)
     .join(', ')}
-  written ${out}`);
+  written ${out} and the TUN section of docs/benchmarks.md`);
   } finally {
     await echo.close();
   }
