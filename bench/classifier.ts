@@ -11,7 +11,8 @@
  * Writes bench/results/classifier.json and the "Classifier" section of docs/benchmarks.md
  * (not when SIZES picks other sizes than the default ones: that run prints its figures only).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,7 +25,7 @@ import type { Ip6Table } from '../src/classify/ip6-table.js';
 import { OracleClassifier } from '../src/classify/oracle.js';
 import type { Decision, Flow } from '../src/classify/types.js';
 import { BENCH_STATE, benchFlows, type FlowKind, syntheticTenant } from './classifier-tenant.js';
-import { intListSetting, intSetting, settingsOrExit } from './settings.js';
+import { intListSetting, intSetting, settingsOrExit, stopOnExit } from './settings.js';
 
 const QUICK = process.env.QUICK === '1';
 const DEFAULT_SIZES = [100, 1000, 10000, 100000];
@@ -249,18 +250,32 @@ function runSize(size: number): { compile: CompileResult; cases: CaseResult[] } 
 }
 
 /** One child process for one size. */
-function runChild(size: number): { compile: CompileResult; cases: CaseResult[] } {
-  const child = spawnSync(
-    process.execPath,
-    ['--expose-gc', fileURLToPath(import.meta.url), '--size', String(size)],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: process.env },
+async function runChild(size: number): Promise<{ compile: CompileResult; cases: CaseResult[] }> {
+  // Not spawnSync: a Ctrl+C (or SIGTERM to this process alone) must stop the child too.
+  const child = stopOnExit(
+    spawn(
+      process.execPath,
+      ['--expose-gc', fileURLToPath(import.meta.url), '--size', String(size)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: process.env,
+      },
+    ),
   );
-  const lines = child.stdout.split('\n');
-  for (const l of lines) if (l && !l.startsWith('RESULT ')) console.log(l);
-  const res = lines.find((l) => l.startsWith('RESULT '));
-  if (child.status !== 0 || !res) throw new Error(`size ${size} failed (status ${child.status})`);
-  const r = JSON.parse(res.slice(7)) as { compile: CompileResult; cases: CaseResult[] };
-  return r;
+  let out = '';
+  let result: string | null = null;
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    out += d;
+    const lines = out.split('\n');
+    out = lines.pop()!;
+    for (const l of lines) if (l && !l.startsWith('RESULT ')) console.log(l);
+    for (const l of lines) if (l.startsWith('RESULT ')) result = l;
+  });
+  const [status] = (await once(child, 'close')) as [number | null];
+  if (out.startsWith('RESULT ')) result = out;
+  if (status !== 0 || !result) throw new Error(`size ${size} failed (status ${status})`);
+  return JSON.parse(result.slice(7)) as { compile: CompileResult; cases: CaseResult[] };
 }
 
 /**
@@ -268,7 +283,7 @@ function runChild(size: number): { compile: CompileResult; cases: CaseResult[] }
  * the JIT's feedback from one size's flows (deopts, re-optimizations) leaks into the next
  * case and makes single cases 5-10x slower in a way no production process would see.
  */
-function main(): void {
+async function main(): Promise<void> {
   const flowsA = benchFlows({ v4: [[0, 0]], v6: [], names: [] }, 'ipv4', FLOWS);
   const baseline = measure((n) => loopBaseline(noop, flowsA, n), RUN_MS, RUNS);
   const baselineNs = baseline.median;
@@ -279,7 +294,7 @@ function main(): void {
   const compiles: CompileResult[] = [];
   for (const size of SIZES) {
     const reps: Array<{ compile: CompileResult; cases: CaseResult[] }> = [];
-    for (let rep = 0; rep < REPEAT; rep++) reps.push(runChild(size));
+    for (let rep = 0; rep < REPEAT; rep++) reps.push(await runChild(size));
     // Per case: the median over the processes of each process's median; the best of the bests.
     const mid = <T>(xs: T[], f: (x: T) => number) => median(xs.map(f));
     compiles.push({
@@ -401,5 +416,5 @@ if (sizeArg >= 0) {
   console.log(`RESULT ${JSON.stringify(r)}`);
   if (sink === 42) console.log('');
 } else {
-  main();
+  await main();
 }
