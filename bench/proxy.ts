@@ -612,6 +612,9 @@ function socksOpener(addr: string): Opener {
  * ratios between rows.
  */
 async function main(): Promise<void> {
+  if (CURL && !which('curl')) {
+    throw new BenchSettingError('CLIENT=curl: curl not installed (apt-get install curl)');
+  }
   const dir = mkdtempSync(join(os.tmpdir(), 'gsa-bench-proxy-'));
   onExit(() => rmSync(dir, { recursive: true, force: true }));
   const src = await startSource();
