@@ -44,6 +44,7 @@ import {
 import {
   BenchSettingError,
   choiceSetting,
+  helpRequested,
   intSetting,
   onExit,
   regexSetting,
@@ -52,6 +53,18 @@ import {
   stopOnExit,
 } from './settings.js';
 
+helpRequested(`
+npm run bench:proxy: download GB/s (1 and 8 streams) and SOCKS5 connections/s through
+gsa-emu (bypassed, tunneled) and, when installed, microsocks, dante, v2ray and the floors.
+  RUNS=3           rounds, medians reported (1 with QUICK)
+  CONNS=1000       sequential connections per round (300 with QUICK)
+  QUICK=1          smaller transfers, fewer warm-up connections
+  ONLY=<regex>     rows whose name matches (nothing written)
+  PHASES=single,multi,conns   measurements to run (a subset: nothing written)
+  CLIENT=curl      throughput with curl instead of the Node.js generator
+  CPU_REPORT=1     CPU per connection of each process
+  ALT=<other build>/dist-bench/bench/proxy.js   A/B rows of another build
+`);
 const QUICK = process.env.QUICK === '1';
 const env = process.env;
 const RUNS = settingsOrExit('bench:proxy', () => intSetting(env, 'RUNS', QUICK ? 1 : 3));

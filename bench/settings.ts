@@ -157,3 +157,15 @@ function install(): void {
     });
   }
 }
+
+/**
+ * `--help` or `-h` on the command line (`npm run bench:proxy -- --help`): print `usage` and
+ * exit 0, before anything runs or is written.
+ */
+export function helpRequested(usage: string, argv: readonly string[] = process.argv): void {
+  if (!argv.slice(2).some((a) => a === '--help' || a === '-h')) return;
+  process.stdout.write(
+    `${usage.trim()}\n\nAll settings, defaults and what each run writes: docs/benchmarks.md ("Running them").\n`,
+  );
+  process.exit(0);
+}

@@ -34,8 +34,15 @@ import { startClient } from '../src/client/client.js';
 import { attachTun } from '../src/client/tun-capture.js';
 import { startEdge } from '../src/edge/server.js';
 import { checksum } from '../src/parse/checksum.js';
-import { intSetting, onExit, settingsOrExit, stopOnExit } from './settings.js';
+import { helpRequested, intSetting, onExit, settingsOrExit, stopOnExit } from './settings.js';
 
+helpRequested(`
+npm run bench:tun (Linux, root, /dev/net/tun, iperf3, the TUN addon): throughput through
+the TUN (iperf3, 1 and 4 flows), request/response latency, CPU s/GiB, packets/s: veth,
+tun-bypass, tun-tunneled and, when installed, OpenVPN.
+  BENCH_SECONDS=5  seconds per iperf3 run
+  BENCH_RR=5000    request/response round trips
+`);
 const SECONDS = settingsOrExit('bench:tun', () => intSetting(process.env, 'BENCH_SECONDS', 5));
 const RR_ROUNDS = settingsOrExit('bench:tun', () => intSetting(process.env, 'BENCH_RR', 5000));
 const GiB = 1024 ** 3;

@@ -31,8 +31,23 @@ import { createTunnelServer } from '../src/tunnel/server.js';
 import type { Session } from '../src/tunnel/session.js';
 import { loadOrCreateTls } from '../src/tunnel/tls.js';
 import type { InboundTunnelStream, OpenMeta } from '../src/tunnel/types.js';
-import { BenchSettingError, intSetting, settingsOrExit, stopOnExit } from './settings.js';
+import {
+  BenchSettingError,
+  helpRequested,
+  intSetting,
+  settingsOrExit,
+  stopOnExit,
+} from './settings.js';
 
+helpRequested(`
+npm run bench:tunnel: tunnel throughput (Gbit/s, 1 and 8 streams), connections/s and connect
+latency, memory per idle stream; against direct TCP and one WebSocket per flow.
+  RUNS=3           runs, medians reported (1 with QUICK)
+  CONNS=1000       sequential connections per run (300 with QUICK)
+  QUICK=1          256 MiB per throughput run (default 1024)
+  IDLE=10000       idle streams for the memory figure
+  ONLY=<text>      rows whose name contains <text> (nothing written)
+`);
 const QUICK = process.env.QUICK === '1';
 const env = process.env;
 const RUNS = settingsOrExit('bench:tunnel', () => intSetting(env, 'RUNS', QUICK ? 1 : 3));

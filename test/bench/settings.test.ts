@@ -128,3 +128,30 @@ t.test('SIGINT stops the processes a benchmark started and runs its exit hooks',
   t.notOk(alive, 'the child is gone');
   t.ok(existsSync(mark), 'the exit hook ran');
 });
+
+t.test('--help prints the usage and exits 0; without it nothing happens', async (t) => {
+  const mod = new URL('../../bench/settings.ts', import.meta.url).href;
+  const run = async (args: string[]) => {
+    const script = `
+      const { helpRequested } = await import(${JSON.stringify(mod)});
+      helpRequested('npm run bench:x: usage', ['node', 'x.js', ...${JSON.stringify(args)}]);
+      process.stdout.write('ran');
+    `;
+    const c = spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    c.stdout.on('data', (d) => {
+      out += d;
+    });
+    const [code] = (await once(c, 'close')) as [number | null];
+    return { code, out };
+  };
+  const help = await run(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.out, /^npm run bench:x: usage\n/);
+  t.match(help.out, /docs\/benchmarks\.md/);
+  t.notMatch(help.out, /ran/, 'the benchmark does not run');
+  t.match(await run(['-h']), { code: 0, out: /usage/ });
+  t.same(await run(['--size', '100']), { code: 0, out: 'ran' });
+});
