@@ -353,14 +353,14 @@ async function main(): Promise<void> {
     );
     return;
   }
-  console.log(
-    'written bench/results/classifier.json and the Classifier section of docs/benchmarks.md',
-  );
   writeFileSync(
     join(root, 'bench/results/classifier.json'),
     `${JSON.stringify(result, null, 2)}\n`,
   );
   writeSection(root, result);
+  console.log(
+    'written bench/results/classifier.json and the Classifier section of docs/benchmarks.md',
+  );
 }
 
 function writeSection(
