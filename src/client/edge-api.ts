@@ -127,6 +127,9 @@ export class EdgeApi {
     } else {
       this.dispatcher = new Agent({
         connect: {
+          // The abort signal of send() does not cut a connect or TLS handshake short:
+          // without this, an edge that never answers holds each request for undici's 10 s.
+          timeout: this.timeoutMs,
           ...(opts.ca ? { ca: opts.ca } : {}),
           ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         },
