@@ -554,12 +554,20 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   };
 
   if (source === 'edge') {
-    try {
-      // A new token: tenantSeen learns the edge's tenant from it.
-      await edgeApi.getToken('m365');
-    } catch (err) {
-      tokenError = (err as Error).message;
-    }
+    // The start waits at most 5 s in all for the edge (token, then first profile): an edge
+    // that does not answer (a hung host, a lost route) must not hold the start for each
+    // request's timeout in turn.
+    const startBy = Date.now() + 5000;
+    const untilStartBy = (): Promise<void> =>
+      new Promise((res) => setTimeout(res, Math.max(0, startBy - Date.now())).unref());
+    // A new token: tenantSeen learns the edge's tenant from it.
+    const firstToken = edgeApi.getToken('m365').then(
+      () => {},
+      (err: unknown) => {
+        tokenError = (err as Error).message;
+      },
+    );
+    await Promise.race([firstToken, untilStartBy()]);
     let first: () => void = () => {};
     const firstDone = new Promise<void>((res) => {
       first = res;
@@ -585,7 +593,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     });
     // Start with the edge's profile when it answers quickly; otherwise start with none
     // (everything direct) and pick it up on a later poll.
-    await Promise.race([firstDone, new Promise((res) => setTimeout(res, 5000).unref())]);
+    await Promise.race([firstDone, untilStartBy()]);
   }
 
   const l = opts.listen ?? {};
