@@ -560,14 +560,22 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     const startBy = Date.now() + 5000;
     const untilStartBy = (): Promise<void> =>
       new Promise((res) => setTimeout(res, Math.max(0, startBy - Date.now())).unref());
+    // Still no answer at the deadline: status says so (the banner's reason) until it ends.
+    const STILL_WAITING = `no answer from the edge ${opts.edge.url} within 5 s (still waiting)`;
+    let tokenPending = true;
     // A new token: tenantSeen learns the edge's tenant from it.
     const firstToken = edgeApi.getToken('m365').then(
-      () => {},
+      () => {
+        tokenPending = false;
+        if (tokenError === STILL_WAITING) tokenError = null;
+      },
       (err: unknown) => {
+        tokenPending = false;
         tokenError = (err as Error).message;
       },
     );
     await Promise.race([firstToken, untilStartBy()]);
+    if (tokenPending && tokenError === null) tokenError = STILL_WAITING;
     let first: () => void = () => {};
     const firstDone = new Promise<void>((res) => {
       first = res;

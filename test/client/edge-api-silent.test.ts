@@ -62,5 +62,11 @@ t.test('a silent edge: the client starts within 5 s, Initializing', async (t) =>
   const took = Date.now() - t0;
   t.teardown(() => client.close());
   t.ok(took < 8000, `started in ${took} ms (not the token's 10 s timeout + 5 s for the profile)`);
-  t.equal(client.status().state, 'Initializing', 'no profile yet');
+  const st = client.status();
+  t.equal(st.state, 'Initializing', 'no profile yet');
+  t.match(
+    JSON.stringify(st),
+    /no answer from the edge http:\/\/127\.0\.0\.1:\d+ within 5 s \(still waiting\)/,
+    'status says why (the banner shows it)',
+  );
 });
