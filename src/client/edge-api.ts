@@ -360,7 +360,9 @@ export class EdgeApi {
     for (const p of [...this.pollers]) p.stop();
     // An edge that stopped answering would hold dispatcher.close() for up to timeoutMs.
     for (const r of this.requests) r.abort(new EdgeHttpError(0, null, 'EdgeApi is closed'));
-    if (this.ownDispatcher) await this.dispatcher.close();
+    // destroy, not close: close() waits for a connect or TLS handshake in progress, which
+    // no abort cuts short (a silent edge: up to timeoutMs).
+    if (this.ownDispatcher) await this.dispatcher.destroy();
   }
 
   /**

@@ -50,6 +50,26 @@ t.test('a silent edge: getToken fails within timeoutMs', async (t) => {
   }
 });
 
+t.test('a silent edge: close() does not wait for a TLS handshake in progress', async (t) => {
+  const port = await silentServer(t);
+  const api = new EdgeApi({
+    url: `https://127.0.0.1:${port}`,
+    userId: 'u1',
+    deviceId: 'd1',
+    timeoutMs: 10_000,
+  });
+  const pending = api.getToken('m365').then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  await new Promise((res) => setTimeout(res, 300));
+  const t0 = Date.now();
+  await api.close();
+  const took = Date.now() - t0;
+  t.ok(took < 2000, `closed in ${took} ms (not the 10 s handshake timeout)`);
+  t.ok(await pending, 'the request failed');
+});
+
 t.test('a silent edge: the client starts within 5 s, Initializing', async (t) => {
   const port = await silentServer(t);
   const t0 = Date.now();
