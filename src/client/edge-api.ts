@@ -428,7 +428,7 @@ export class EdgeApi {
         dispatcher: this.dispatcher,
         signal: ac.signal,
       }).catch((err: unknown) => {
-        throw withTransportHint(err, this.url);
+        throw withTransportHint(err, this.url, this.opts.ca != null);
       });
       return { res, text: await res.body.text() };
     } finally {
@@ -450,17 +450,19 @@ const UNTRUSTED = new Set([
 /**
  * An edge request's transport error with what to change, when the URL or the CA is the
  * likely cause (the message is what `status` and `status --health` show): an untrusted
- * certificate (`--edge-ca`), a certificate for other names, https:// to a plain edge (whose
+ * certificate (`--edge-ca` missing, or `caGiven` and another edge's), a certificate for other names, https:// to a plain edge (whose
  * OpenSSL message says only "wrong version number"), http:// to a TLS edge ("other side
  * closed"). The code and the original error (`cause`) are kept; other errors as they are.
  */
-export function withTransportHint(err: unknown, url: string): unknown {
+export function withTransportHint(err: unknown, url: string, caGiven = false): unknown {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== 'string' || !(err instanceof Error)) return err;
   const https = url.startsWith('https:');
   let text: string | null = null;
   if (UNTRUSTED.has(code)) {
-    text = `${err.message}: the edge's certificate is not trusted; give its CA with --edge-ca (the edge's <state-dir>/ca.pem)`;
+    text = caGiven
+      ? `${err.message}: the edge's certificate is not signed by the CA given with --edge-ca; give that edge's own <state-dir>/ca.pem`
+      : `${err.message}: the edge's certificate is not trusted; give its CA with --edge-ca (the edge's <state-dir>/ca.pem)`;
   } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     text = `${err.message}: use a name the edge's certificate has (gsa-emu edge --hostname adds one)`;
   } else if (https && code === 'ERR_SSL_WRONG_VERSION_NUMBER') {

@@ -49,6 +49,16 @@ t.test('wrong scheme or CA: the message says what to change', async (t) => {
   t.match(httpsToPlain.message, /^TLS handshake failed: the edge does not speak TLS there/);
   t.notMatch(httpsToPlain.message, /ssl3_get_record/, "not OpenSSL's internals");
 
+  // Another edge's CA (each edge's state folder has its own): not "give --edge-ca".
+  const other = await startEdge({ stateDir: join(tmp.dir, 'other'), persistKey: false });
+  t.teardown(() => other.close({ graceMs: 0 }));
+  const wrongCa = await tokenError(tls.url, other.caPem!);
+  t.match(
+    wrongCa.message,
+    /not signed by the CA given with --edge-ca; give that edge's own <state-dir>\/ca\.pem/,
+  );
+  t.notMatch(wrongCa.message, /give its CA with --edge-ca/, 'a CA was given');
+
   // The right URL and CA: a token.
   const api = new EdgeApi({ url: tls.url, ca: tls.caPem!, ...USER, timeoutMs: 5000 });
   t.teardown(() => api.close());
