@@ -293,6 +293,11 @@ export interface TokenEndpointOptions {
    * `invalid_client`. An edge reachable beyond loopback needs it (docs/decisions/edge-client-secret.md).
    */
   clientSecret?: string | undefined;
+  /** Told of each refused token request (the edge's operational log), after the answer. */
+  onRefused?: (
+    req: IncomingMessage,
+    r: { status: number; error: string; description: string },
+  ) => void;
 }
 
 /** The secret of `Authorization: Basic base64(id:secret)`, or undefined. */
@@ -349,6 +354,10 @@ export async function handleIdentityRequest(
   res: ServerResponse,
   path: string,
 ): Promise<boolean> {
+  const refuse = (status: number, error: string, description: string): void => {
+    oauthError(res, status, error, description);
+    opts.onRefused?.(req, { status, error, description });
+  };
   const m =
     /^(?:\/([^/]+))?(\/oauth2\/v2\.0\/token|\/\.well-known\/jwks\.json|\/discovery\/v2\.0\/keys)$/.exec(
       path,
@@ -380,7 +389,7 @@ export async function handleIdentityRequest(
   }
   const text = await readBody(req);
   if (text === null) {
-    oauthError(res, 413, 'invalid_request', 'body too large');
+    refuse(413, 'invalid_request', 'body too large');
     return true;
   }
   const ctype = String(req.headers['content-type'] ?? '');
@@ -395,7 +404,7 @@ export async function handleIdentityRequest(
       fields = parsed as Record<string, unknown>;
     }
   } catch {
-    oauthError(res, 400, 'invalid_request', 'body must be a JSON object or a form');
+    refuse(400, 'invalid_request', 'body must be a JSON object or a form');
     return true;
   }
   const str = (k: string): string | undefined =>
@@ -411,8 +420,7 @@ export async function handleIdentityRequest(
   if (opts.clientSecret !== undefined) {
     const given = str('client_secret') ?? basicSecret(req.headers.authorization);
     if (given === undefined || !sameSecret(given, opts.clientSecret)) {
-      oauthError(
-        res,
+      refuse(
         401,
         'invalid_client',
         given === undefined
@@ -423,16 +431,11 @@ export async function handleIdentityRequest(
     }
   }
   if (!userId || !ID_RE.test(userId) || !ID_RE.test(deviceId)) {
-    oauthError(
-      res,
-      400,
-      'invalid_request',
-      'userId (or client_id) and deviceId: 1-128 of [A-Za-z0-9._@-]',
-    );
+    refuse(400, 'invalid_request', 'userId (or client_id) and deviceId: 1-128 of [A-Za-z0-9._@-]');
     return true;
   }
   if (!channel || !(AUDIENCES as readonly string[]).includes(channel)) {
-    oauthError(res, 400, 'invalid_scope', `channel must be one of ${AUDIENCES.join(', ')}`);
+    refuse(400, 'invalid_scope', `channel must be one of ${AUDIENCES.join(', ')}`);
     return true;
   }
   if (tenantId !== opts.tenantId) {
@@ -441,7 +444,7 @@ export async function handleIdentityRequest(
       pathTenant !== undefined && tenantId === pathTenant
         ? ` (from the path /${pathTenant}/oauth2/v2.0/token; this edge serves ${opts.tenantId}: is the edge URL's path right?)`
         : '';
-    oauthError(res, 400, 'invalid_tenant', `tenant ${tenantId} is not served by this edge${where}`);
+    refuse(400, 'invalid_tenant', `tenant ${tenantId} is not served by this edge${where}`);
     return true;
   }
   let ttl = 3600;
@@ -449,7 +452,7 @@ export async function handleIdentityRequest(
   if (rawTtl !== undefined) {
     ttl = Number(rawTtl);
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > issuer.maxTtlSeconds) {
-      oauthError(res, 400, 'invalid_request', `ttlSeconds must be 1-${issuer.maxTtlSeconds}`);
+      refuse(400, 'invalid_request', `ttlSeconds must be 1-${issuer.maxTtlSeconds}`);
       return true;
     }
   }

@@ -53,6 +53,7 @@ import {
   handleIdentityRequest,
   Issuer,
   type Principal,
+  type TokenEndpointOptions,
 } from './identity.js';
 import { TenantStore } from './tenant.js';
 import { TrafficLog } from './traffic-log.js';
@@ -316,7 +317,29 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     ...(opts.tenantName !== undefined ? { name: opts.tenantName } : {}),
   });
   const tenantId = store.tenantId;
-  const tokenOpts = { tenantId, ...(secret !== undefined ? { clientSecret: secret } : {}) };
+  const tokenOpts: TokenEndpointOptions = {
+    tenantId,
+    ...(secret !== undefined ? { clientSecret: secret } : {}),
+    // Refused token requests in the operational log, at most a few lines a minute per kind
+    // and address (a client retrying with a wrong secret).
+    onRefused: (req, r) => {
+      const remote = req.socket.remoteAddress ?? null;
+      const admitted = tokenRefusalLog.admit(JSON.stringify([r.status, r.error, remote]));
+      if (admitted === null) return;
+      elog.warn(
+        {
+          status: r.status,
+          error: r.error,
+          description: r.description,
+          remote,
+          ...(admitted.suppressed > 0 ? { suppressed: admitted.suppressed } : {}),
+          ...(admitted.limitReached ? { limitReached: true } : {}),
+        },
+        'token refused',
+      );
+    },
+  };
+  const tokenRefusalLog = new RefusalLogLimit();
   const filter = new WebFilter(opts.filtering ?? {});
   const connector = new Connector({
     hosts: opts.connectorHosts ?? {},
@@ -511,6 +534,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         {
           channel: principal.channel,
           sessionId: principal.sessionId,
+          upn: principal.upn,
           userId: principal.userId,
           deviceId: principal.deviceId,
         },
@@ -528,9 +552,10 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         {
           channel: principal.channel,
           sessionId: principal.sessionId,
+          upn: principal.upn,
           code: info.code,
           reason: info.reason,
-          remote: info.remote,
+          closedBy: info.remote ? 'client' : 'edge',
         },
         'session down',
       );

@@ -137,7 +137,7 @@ export async function listenUpstream(t: Test, server: Server): Promise<number> {
 /**
  * `gsa-emu edge --port 0 --no-tls --state-dir <stateDir>`, then `args`: stopped at the end
  * of `t` (killed after `ms`). Resolves with what it printed once that matches `ready` (and
- * the match); rejects if it exits first.
+ * the match, and `output()`: all it printed so far); rejects if it exits first.
  */
 export function startEdgeProcess(
   t: Test,
@@ -145,7 +145,7 @@ export function startEdgeProcess(
   args: string[],
   ready: RegExp,
   ms: number,
-): Promise<{ m: RegExpExecArray; out: string }> {
+): Promise<{ m: RegExpExecArray; out: string; output: () => string }> {
   const child = spawn(
     process.execPath,
     [mainJs, 'edge', '--port', '0', '--no-tls', '--state-dir', stateDir, ...args],
@@ -167,7 +167,7 @@ export function startEdgeProcess(
     child.stdout!.on('data', (d) => {
       out += d;
       const m = ready.exec(out);
-      if (m) resolve({ m, out });
+      if (m) resolve({ m, out, output: () => out });
     });
     void exited.then((code) => reject(new Error(`edge exited ${code}: ${err}`)));
   });

@@ -52,6 +52,22 @@ interface EdgeCliOptions {
   maxTokenTtl?: string;
   clientSecretFile?: string;
   hostname: string[];
+  quiet?: boolean;
+}
+
+/**
+ * One operational event of the edge (a session up or down, a refused tunnel or token, a
+ * datagram too large) as a line on stdout: time, what, then `key=value` fields (a value
+ * with spaces or quotes in JSON quotes). What a team running a shared edge watches for: a
+ * client turned away (wrong secret, too many sessions) shows only here.
+ */
+export function edgeEventLine(level: 'info' | 'warn', obj: object, msg = ''): string {
+  const fields = Object.entries(obj)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(
+      ([k, v]) => `${k}=${typeof v === 'string' && /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v)}`,
+    );
+  return `${new Date().toISOString()} ${level === 'warn' ? 'warn ' : ''}${msg}${fields.length ? ` ${fields.join(' ')}` : ''}\n`;
 }
 
 /** The lock file a running `gsa-emu edge` holds in its state folder (`gsa-emu stop --edge`). */
@@ -194,6 +210,10 @@ export function register(program: Command): void {
       `the longest token lifetime the token endpoint issues (default 86400; at most ${MAX_TOKEN_TTL_SECONDS})`,
     )
     .option(
+      '--quiet',
+      'print the banner only: no line per session up or down, refused tunnel or token',
+    )
+    .option(
       '--allow-remote',
       'allow a non-loopback --host (the edge relays traffic: tokens then need its client secret)',
     )
@@ -298,6 +318,18 @@ export function register(program: Command): void {
           ...(maxTtl !== undefined ? { maxTokenTtlSeconds: maxTtl } : {}),
           ...(closeOnExpiry ? { limits: { closeOnTokenExpiry: true } } : {}),
           ...(secret ? { clientSecret: secret.secret } : {}),
+          ...(o.quiet
+            ? {}
+            : {
+                log: {
+                  // The banner says where it listens.
+                  info: (obj: object, msg?: string) =>
+                    msg === 'edge listening' ||
+                    process.stdout.write(edgeEventLine('info', obj, msg)),
+                  warn: (obj: object, msg?: string) =>
+                    process.stdout.write(edgeEventLine('warn', obj, msg)),
+                },
+              }),
           ...cfg,
         }).catch((err: unknown) => {
           if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))
