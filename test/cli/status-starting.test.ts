@@ -49,6 +49,14 @@ t.test('status names the up that is still starting', { skip }, async (t) => {
     return;
   }
   const st = await collect(cli(['status', '--state-dir', dir]), 20_000);
+  // The up may write client.json while status starts (a loaded host: status took longer
+  // than the client's 5 s wait); status then reports that running client, as it should.
+  if (st.code === 0 && existsSync(join(dir, 'client.json'))) {
+    t.comment(
+      'client.json was written while status started: this machine was too slow to ask in time',
+    );
+    return;
+  }
   t.equal(st.code, 1);
   t.match(st.err, new RegExp(`"gsa-emu up" \\(pid ${up.pid}\\) holds .* but is still starting`));
   t.match(st.err, /status --state-dir .* --wait 30/);
