@@ -317,6 +317,8 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     ...(opts.tenantName !== undefined ? { name: opts.tenantName } : {}),
   });
   const tenantId = store.tenantId;
+  const elog: EdgeLogger = opts.log ?? { info() {}, warn() {} };
+  const tokenRefusalLog = new RefusalLogLimit();
   const tokenOpts: TokenEndpointOptions = {
     tenantId,
     ...(secret !== undefined ? { clientSecret: secret } : {}),
@@ -339,7 +341,6 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       );
     },
   };
-  const tokenRefusalLog = new RefusalLogLimit();
   const filter = new WebFilter(opts.filtering ?? {});
   const connector = new Connector({
     hosts: opts.connectorHosts ?? {},
@@ -356,7 +357,6 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     capacity: limits.logCapacity ?? 10_000,
     maxFileBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
   });
-  const elog: EdgeLogger = opts.log ?? { info() {}, warn() {} };
   const datagramLog = new RefusalLogLimit({ perKey: 1 });
   const egress = new Egress(
     {

@@ -9,30 +9,10 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, open, openSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { startClient } from '../../src/client/client.js';
-import { startEdge } from '../../src/edge/server.js';
-import { tempDir } from '../edge/helpers.js';
+import { edgeAndClient } from './health-helpers.js';
 
 t.test('health answers while the edge name cannot be looked up', async (t) => {
-  const tmp = await tempDir('gsa-health-lookup-');
-  t.teardown(tmp.remove);
-  const edge = await startEdge({
-    host: '127.0.0.1',
-    stateDir: join(tmp.dir, 'edge'),
-    tls: false,
-    persistKey: false,
-  });
-  t.teardown(() => edge.close({ graceMs: 0 }));
-  const port = new URL(edge.url).port;
-  const client = await startClient({
-    edge: { url: `http://localhost:${port}`, ca: null },
-    listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: null },
-    resolver: { system: false },
-    processLookup: false,
-    localSubnets: [],
-  });
-  t.teardown(() => client.close());
-  await client.waitConnected(10_000);
+  const { client, dir } = await edgeAndClient(t, '127.0.0.1', 'localhost');
 
   const before = await client.health();
   t.match(
@@ -46,7 +26,7 @@ t.test('health answers while the edge name cannot be looked up', async (t) => {
   const fifos: string[] = [];
   const opened: Promise<number>[] = [];
   for (let i = 0; i < threads; i++) {
-    const f = join(tmp.dir, `fifo-${i}`);
+    const f = join(dir, `fifo-${i}`);
     execFileSync('mkfifo', [f]);
     fifos.push(f);
     opened.push(new Promise((res, rej) => open(f, 'r', (e, fd) => (e ? rej(e) : res(fd)))));
