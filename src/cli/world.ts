@@ -46,7 +46,7 @@ import {
   startClient,
 } from '../client/client.js';
 import { bypassSourceUsable, DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
-import { EdgeApi } from '../client/edge-api.js';
+import { EdgeApi, isEdgeConfigError } from '../client/edge-api.js';
 import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { EdgeHttpError, GsaError, UsageError } from '../errors.js';
@@ -353,7 +353,9 @@ export function notADirectory(err: unknown, dir: string): GsaError | null {
  * edge), so that what the edge will always refuse is a UsageError with the edge's words,
  * not a client that retries every tunnel and profile poll for ever:
  * - a lifetime past the edge's `--max-token-ttl` (400 `invalid_request` about `ttlSeconds`);
- * - a client secret missing or wrong (401 `invalid_client`: `--edge-secret`).
+ * - a client secret missing or wrong (401 `invalid_client`: `--edge-secret`);
+ * - a certificate the client cannot trust or that has other names, or https:// to an edge
+ *   without TLS (`--edge`, `--edge-ca`: isEdgeConfigError).
  * Any other failure (an edge not up yet) is left to the client, which retries.
  */
 export async function checkEdgeToken(edge: {
@@ -387,6 +389,9 @@ export async function checkEdgeToken(edge: {
           ? `--edge-secret "${edge.secret.file}": the edge ${edge.url} refuses it as its client secret: give the file that edge printed at its start (its <state-dir>/edge-client-secret)`
           : `the edge ${edge.url} issues tokens only with its client secret: give --edge-secret <file>, the file that edge printed at its start (its <state-dir>/edge-client-secret)`,
       );
+    }
+    if (isEdgeConfigError(err)) {
+      throw new UsageError(`--edge ${edge.url}: ${(err as Error).message}`);
     }
     if (
       edge.ttlSeconds !== undefined &&

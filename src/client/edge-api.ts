@@ -448,6 +448,23 @@ const UNTRUSTED = new Set([
 ]);
 
 /**
+ * Transport errors that retrying cannot mend: the client does not trust the edge's
+ * certificate, the certificate has other names, or https:// to an edge without TLS. The
+ * configuration (`--edge`, `--edge-ca`) must change, so a start stops on them
+ * (checkEdgeToken). http:// to a TLS edge is not among them: its error (a reset) is also
+ * what an edge that is restarting gives.
+ */
+export function isEdgeConfigError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    typeof code === 'string' &&
+    (UNTRUSTED.has(code) ||
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID' ||
+      code === 'ERR_SSL_WRONG_VERSION_NUMBER')
+  );
+}
+
+/**
  * An edge request's transport error with what to change, when the URL or the CA is the
  * likely cause (the message is what `status` and `status --health` show): an untrusted
  * certificate (`--edge-ca` missing, or `caGiven` and another edge's), a certificate for other names, https:// to a plain edge (whose
