@@ -55,6 +55,7 @@ import {
   type Principal,
   type TokenEndpointOptions,
 } from './identity.js';
+import { machineNames } from './machine-names.js';
 import { TenantStore } from './tenant.js';
 import { TrafficLog } from './traffic-log.js';
 
@@ -185,7 +186,10 @@ export interface EdgeOptions {
    * when it listens beyond loopback (docs/decisions/edge-client-secret.md).
    */
   clientSecret?: string;
-  /** Extra names for the TLS certificate (the channel host names are always added). */
+  /**
+   * Extra names for the TLS certificate (the channel host names are always added; with a
+   * wildcard `host`, also this machine's addresses and name: `Edge.machineNames`).
+   */
   hostnames?: string[];
   /** The tenant's Graph forwarding-profile document. Default: the built-in default tenant. */
   tenantDoc?: unknown;
@@ -240,6 +244,11 @@ export interface Edge {
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /**
+   * With a wildcard `host` (0.0.0.0, `::`): this machine's addresses and name, which the
+   * certificate also holds (machine-names.ts); else empty.
+   */
+  readonly machineNames: readonly string[];
   /** The CA clients must trust (PEM), or null without TLS. */
   readonly caPem: string | null;
   readonly tenantId: string;
@@ -399,10 +408,13 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       },
     },
   );
+  // On every address: a client elsewhere knows it by an address or name of this machine.
+  const ownNames = machineNames(host);
   const tlsMaterial = useTls
     ? await (await import('../tunnel/tls.js')).loadOrCreateTls(opts.stateDir, [
         ...channelHostnames(tenantId),
         ...(opts.hostnames ?? []),
+        ...ownNames,
       ])
     : null;
 
@@ -601,6 +613,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     url,
     host,
     port,
+    machineNames: ownNames,
     caPem: tlsMaterial?.ca ?? null,
     tenantId,
     tenant: store,

@@ -21,7 +21,8 @@ import {
   type EdgeFileConfig,
   withConfigFile,
 } from '../../edge/config-check.js';
-import { startEdge } from '../../edge/server.js';
+import { clientUrlHost, isWildcardHost } from '../../edge/machine-names.js';
+import { type Edge, startEdge } from '../../edge/server.js';
 import { ConfigError, type ConfigIssue, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
@@ -180,6 +181,42 @@ export function certName(v: string): string {
   );
 }
 
+/**
+ * The banner's words for an edge on every address (0.0.0.0, `::`): where it listens, the
+ * URL a client on another machine gives `up --edge` (the first `--hostname`, else an
+ * address of this machine; loopback's, said so, when it has none) and the lines saying
+ * which other names reach it (docs/decisions/edge-wildcard-names.md).
+ */
+export function wildcardUrl(
+  edge: Pick<Edge, 'url' | 'host' | 'port' | 'caPem' | 'machineNames'>,
+  hostnames: string[],
+): { listening: string; url: string; lines: string[] } {
+  const scheme = edge.caPem ? 'https' : 'http';
+  const families = edge.host === '0.0.0.0' ? 'IPv4' : 'IPv4 and IPv6';
+  const listening = `all ${families} addresses, port ${edge.port}`;
+  const host = clientUrlHost(hostnames, [...edge.machineNames]);
+  if (host === null) {
+    const url = `${scheme}://${edge.host === '0.0.0.0' ? '127.0.0.1' : '[::1]'}:${edge.port}`;
+    return {
+      listening,
+      url,
+      lines: [
+        `  URL         ${url} (this machine only: it has no address beyond loopback; give the name other machines reach it by with --hostname <name>)`,
+      ],
+    };
+  }
+  const url = `${scheme}://${host}:${edge.port}`;
+  const all = [...new Set([...hostnames, ...edge.machineNames])];
+  return {
+    listening,
+    url,
+    lines: [
+      `  URL         ${url}`,
+      `  names       ${all.join(', ')} (${edge.caPem ? 'its certificate holds each: ' : ''}any may stand in the URL; --hostname <name> adds one)`,
+    ],
+  };
+}
+
 export function register(program: Command): void {
   program
     .command('edge')
@@ -248,11 +285,11 @@ export function register(program: Command): void {
       const closeOnExpiry = o.closeOnTokenExpiry === true || read.closeOnTokenExpiry === true;
       const loaded = loadTenantFile(o.tenant);
       const logFile = o.logFile ?? join(dir, 'edge-traffic.jsonl');
-      // The listen address is in the certificate (not a wildcard, which no client dials).
-      const names = [
-        ...(host === '0.0.0.0' || host === '::' ? [] : [host]),
-        ...o.hostname.map(certName),
-      ];
+      // The listen address is in the certificate (not a wildcard, which no client dials:
+      // then the edge adds this machine's addresses and name, machine-names.ts).
+      const wildcard = isWildcardHost(host);
+      const hostnames = o.hostname.map(certName);
+      const names = [...(wildcard ? [] : [host]), ...hostnames];
       // A state folder that is a file, or not ours: said of the folder, as `up` does.
       const stateDirError = (err: unknown) =>
         notADirectory(err, dir) ?? stateDirAccessError(err, dir) ?? stateDirUnusable(err, dir);
@@ -337,16 +374,19 @@ export function register(program: Command): void {
           throw stateDirError(err) ?? (o.config ? withConfigFile(err, cfg, o.config) : err);
         });
         if (!signalled) {
+          const url = wildcard ? wildcardUrl(edge, hostnames) : null;
+          const base = url?.url ?? edge.url;
           process.stdout.write(
             [
-              `gsa-emu edge for tenant ${edge.tenantId} listening on ${edge.url}`,
-              `  tunnel      ${edge.url.replace(/^http/, 'ws')}/tunnel/{m365,private,internet}`,
-              `  control API ${edge.url}/beta/networkAccess/forwardingProfiles`,
-              `  JWKS        ${edge.url}/.well-known/jwks.json`,
+              `gsa-emu edge for tenant ${edge.tenantId} listening on ${url ? url.listening : edge.url}`,
+              ...(url ? url.lines : []),
+              `  tunnel      ${base.replace(/^http/, 'ws')}/tunnel/{m365,private,internet}`,
+              `  control API ${base}/beta/networkAccess/forwardingProfiles`,
+              `  JWKS        ${base}/.well-known/jwks.json`,
               ...(edge.caPem ? [`  CA          ${join(dir, 'ca.pem')}`] : []),
               ...(secret
                 ? [
-                    `  secret      ${secret.file} (tokens only with it: gsa-emu up --edge <url>${edge.caPem ? ` --edge-ca ${join(dir, 'ca.pem')}` : ''} --edge-secret ${secret.file})`,
+                    `  secret      ${secret.file} (tokens only with it: gsa-emu up --edge ${url ? base : '<url>'}${edge.caPem ? ` --edge-ca ${join(dir, 'ca.pem')}` : ''} --edge-secret ${secret.file})`,
                   ]
                 : []),
               `  traffic log ${logFile}`,
