@@ -137,7 +137,8 @@ export async function listenUpstream(t: Test, server: Server): Promise<number> {
 /**
  * `gsa-emu edge --port 0 --no-tls --state-dir <stateDir>`, then `args`: stopped at the end
  * of `t` (killed after `ms`). Resolves with what it printed once that matches `ready` (and
- * the match, and `output()`: all it printed so far); rejects if it exits first.
+ * the match, and `output()`: all it printed so far); rejects if it exits first. Options:
+ * `tls` leaves out `--no-tls`; `prefix` runs node under a command (`ip netns exec <ns>`).
  */
 export function startEdgeProcess(
   t: Test,
@@ -145,10 +146,22 @@ export function startEdgeProcess(
   args: string[],
   ready: RegExp,
   ms: number,
+  opts: { tls?: boolean; prefix?: string[] } = {},
 ): Promise<{ m: RegExpExecArray; out: string; output: () => string }> {
+  const [cmd, ...pre] = [...(opts.prefix ?? []), process.execPath];
   const child = spawn(
-    process.execPath,
-    [mainJs, 'edge', '--port', '0', '--no-tls', '--state-dir', stateDir, ...args],
+    cmd!,
+    [
+      ...pre,
+      mainJs,
+      'edge',
+      '--port',
+      '0',
+      ...(opts.tls ? [] : ['--no-tls']),
+      '--state-dir',
+      stateDir,
+      ...args,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
