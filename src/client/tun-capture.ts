@@ -19,7 +19,9 @@
  * - `onTcp`: `forwarder.connectTcp({ host, ip, port, srcIp, srcPort, capture: 'tun' })`,
  *   then `forwarder.relay()`; a refusal resets the application's connection.
  * - `onUdp`: one forwarder UDP association per stack UDP flow (tunnel as datagrams, bypass
- *   through a socket of its own, drop), replies go back through the flow.
+ *   through a socket of its own, drop), replies go back through the flow; a destination
+ *   that refused (ECONNREFUSED direct, or at the edge) is answered with ICMP port
+ *   unreachable (rate-limited), as a direct network would.
  * - `acquire` (DNS): see `FqdnAcquirer`: a name is acquired (answered from 6.6.0.0/16)
  *   when the current classifier would send a name-only flow to it into a channel (tunnel,
  *   block or drop; not bypass) for at least one protocol/port of an FQDN or DNS-suffix rule
@@ -463,6 +465,10 @@ export async function attachTun(
         (p) => {
           flow.reply(p);
         },
+        // The destination refused (directly, or at the edge): ICMP port unreachable.
+        () => {
+          flow.portUnreachable();
+        },
       );
       a = assoc;
       assocOf.set(flow, assoc);
@@ -603,6 +609,21 @@ export function tunMetrics(c: TunCounters): string {
     'counter',
     'Packets read from the TUN device and dropped, by reason (IPv6 and fragments too: GSA tunnels IPv4 only).',
     DROP_KEYS.map((k) => [`{reason="${dropReason(k)}"}`, c[k]]),
+  );
+  metric(
+    'gsa_client_tun_icmp_sent_total',
+    'counter',
+    'ICMP errors the TUN capture sent to applications, by type: admin_prohibited (blocked or dropped UDP), port_unreachable (the destination refused).',
+    [
+      ['{type="admin_prohibited"}', c.icmpSent - c.icmpPortUnreachable],
+      ['{type="port_unreachable"}', c.icmpPortUnreachable],
+    ],
+  );
+  metric(
+    'gsa_client_tun_icmp_rate_limited_total',
+    'counter',
+    'ICMP port unreachables not sent: over the rate limit (per flow, and over all flows).',
+    [['', c.icmpRateLimited]],
   );
   metric(
     'gsa_client_tun_udp_replies_too_big_total',

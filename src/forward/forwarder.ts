@@ -884,13 +884,15 @@ export class Forwarder {
   /**
    * Opens a UDP association for one client (SOCKS UDP ASSOCIATE, TUN UDP). `reply` is called
    * for every datagram coming back, with the address it came from (for SOCKS: the
-   * destination the client sent to).
+   * destination the client sent to); `unreachable` (optional: TUN) when that destination
+   * refused a datagram (port unreachable: ECONNREFUSED direct, or reported by the edge).
    */
   udpAssociation(
     req: { srcIp: string; srcPort: number; capture: CaptureKind; process?: string | null },
     reply: (payload: Buffer, host: string | null, ip: string | null, port: number) => void,
+    unreachable: ((host: string | null, ip: string | null, port: number) => void) | null = null,
   ): UdpAssociation {
-    const a = new UdpAssociation(this, this.opts, req, reply);
+    const a = new UdpAssociation(this, this.opts, req, reply, unreachable);
     this.associations.add(a);
     a.onClose = () => this.associations.delete(a);
     return a;

@@ -16,6 +16,10 @@
  *   bypassed destination port 0), `network`, `refused`, `timeout`, `failed`, `limit`), the
  *   flow kept for `udpIdleMs` (its own datagrams do not extend that) so that it is neither
  *   classified nor asked of the edge again meanwhile, and is after it.
+ * A destination that refuses (its port unreachable: ECONNREFUSED on a bypassed flow's
+ * connected socket, or the edge's RST CONNECT_FAILED `ECONNREFUSED` on a tunneled one) is
+ * counted as a dropped datagram (`refused`) and told to `unreachable`, if the capture
+ * gave one (TUN: ICMP port unreachable to the application; SOCKS5 has no way to say it).
  * Destination flows close after `udpIdleMs` without traffic; closing the association
  * closes them all, also those still being set up. Never throws on bad input.
  */
@@ -27,7 +31,13 @@ import type { TunnelStream } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { ipFamily } from '../util/ip.js';
 import type { ByteSource, CaptureKind, FlowRecord } from './flow-table.js';
-import type { ConnectRequest, Forwarder, ForwarderOptions } from './forwarder.js';
+import {
+  type ConnectRequest,
+  type Forwarder,
+  type ForwarderOptions,
+  refusalOfError,
+  refusalOfReset,
+} from './forwarder.js';
 import { useLocal } from './resolver.js';
 
 const noop = (): void => {};
@@ -89,6 +99,10 @@ export class UdpAssociation {
       ip: string | null,
       port: number,
     ) => void,
+    /** The destination (as the client addressed it) refused a datagram: port unreachable. */
+    private readonly unreachable:
+      | ((host: string | null, ip: string | null, port: number) => void)
+      | null = null,
   ) {
     this.idleMs = opts.udpIdleMs ?? 60_000;
     this.maxFlows = opts.udpMaxFlows ?? 256;
@@ -230,6 +244,10 @@ export class UdpAssociation {
         s.on('reset', (code: number, reason: string) => {
           if (code !== ResetCode.CANCEL && f.stream === s) {
             resetWhy = `reset ${code}${reason ? ` ${reason}` : ''}`;
+            // The edge's connected socket got the destination's port unreachable.
+            if (code === ResetCode.CONNECT_FAILED && refusalOfReset(code, reason) === 'refused') {
+              this.refused(f);
+            }
           }
         });
       },
@@ -304,6 +322,19 @@ export class UdpAssociation {
     this.reply(payload, f.host, f.ip, f.port);
   }
 
+  /**
+   * The destination refused a datagram (port unreachable): counted as dropped (`refused`)
+   * and passed on to the capture, as the destination the client addressed.
+   */
+  private refused(f: DestFlow): void {
+    this.drop(f, 'refused');
+    const u = this.unreachable;
+    if (u === null || this.closed) return;
+    try {
+      u(f.host, f.ip, f.port);
+    } catch {}
+  }
+
   private isQuic(port: number): boolean {
     return this.opts.clientState().platform.quic.ports.includes(port);
   }
@@ -376,8 +407,11 @@ export class UdpAssociation {
       return this.discard(f, 'unreachable');
     }
     f.sock = sock;
-    // Connected: only the destination's datagrams reach this socket.
+    // Connected: only the destination's datagrams reach this socket, and its ICMP errors.
     sock.on('message', (msg) => this.replyFrom(f, msg));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (f.sock === sock && refusalOfError(err) === 'refused') this.refused(f);
+    });
     this.fwd.flows.open(rec, f);
     f.state = 'bypass';
     const q = this.takeQueue(f);

@@ -118,6 +118,44 @@ export function icmpUnreachable(
   return b;
 }
 
+/**
+ * ICMP destination unreachable (type 3, `code`) for a UDP flow whose offending datagram is
+ * gone, rebuilt from the flow's reply `template` (`udpTemplate(D, dp, S, sp)`): sent from D
+ * to S, quoting the datagram `S:sp -> D:dp` as the application sent it (RFC 792: its IP
+ * header and first 8 bytes): an IPv4 header (id 0, TTL 64, DF, checksum valid) and the UDP
+ * header with `payloadLen` in its length and 0 for its checksum ("none", RFC 768). What
+ * the receiving kernel needs to find the socket (addresses, protocol, ports) is exact.
+ * Built only when a destination refused: allocates.
+ */
+export function icmpUnreachableForUdp(
+  template: Uint8Array,
+  payloadLen: number,
+  code: number,
+): Buffer {
+  const total = 20 + 8 + 28;
+  const b = Buffer.alloc(total);
+  const app = rd32(template, V4_DST);
+  const dst = rd32(template, V4_SRC);
+  ipHeader(b, total, PROTO_ICMP, dst, app);
+  b[20] = ICMP_DEST_UNREACH;
+  b[21] = code;
+  // The quoted datagram S:sp -> D:dp.
+  const q = 28;
+  b[q] = 0x45;
+  wr16(b, q + V4_TOTAL_LEN, Math.min(65535, 28 + payloadLen));
+  wr16(b, q + 6, 0x4000);
+  b[q + 8] = 64;
+  b[q + 9] = PROTO_UDP;
+  wr32(b, q + V4_SRC, app);
+  wr32(b, q + V4_DST, dst);
+  wr16(b, q + V4_CSUM, checksum(b, q, 20));
+  wr16(b, q + 20, rd16(template, 22));
+  wr16(b, q + 22, rd16(template, 20));
+  wr16(b, q + 24, Math.min(65535 - 20, 8 + payloadLen));
+  wr16(b, 22, checksum(b, 20, total - 20));
+  return b;
+}
+
 /** The IPv4 destination of a built packet (tests, logs). */
 export function dst4Of(b: Uint8Array): number {
   return rd32(b, V4_DST);

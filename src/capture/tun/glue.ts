@@ -55,7 +55,8 @@ export function pipeTcp(
 
 /**
  * Relay a UDP flow through one host-side socket per flow to `target(flow)`; answers go
- * back with `flow.reply`. The socket closes with the flow.
+ * back with `flow.reply`, a refusal (ECONNREFUSED: the target's port unreachable) as ICMP
+ * port unreachable (`flow.portUnreachable`). The socket closes with the flow.
  */
 export function relayUdp(
   target: (flow: UdpFlow) => Target | null,
@@ -76,7 +77,9 @@ export function relayUdp(
       }
       const sock = dgram.createSocket('udp4');
       const relay: Relay = { sock, pending: [] };
-      sock.on('error', () => {});
+      sock.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED') flow.portUnreachable();
+      });
       sock.on('message', (m) => flow.reply(m));
       if (t.localAddress) sock.bind({ address: t.localAddress, port: 0 });
       sock.connect(t.port, t.host, () => {

@@ -15,7 +15,9 @@
  * known flows never re-enter it.
  *
  * UDP. Per-flow NAT keyed by the 4-tuple (source and destination), idle timeout;
- * `onUdp(flow, payload, reply)`; replies are built from a per-flow header template.
+ * `onUdp(flow, payload, reply)`; replies are built from a per-flow header template, and so
+ * is the ICMP port unreachable the consumer asks for when the destination refused
+ * (`flow.portUnreachable()`, rate-limited as Linux limits ICMP errors).
  * DNS (UDP port 53 to any address) is answered by the DnsInterceptor (6.6.0.0/16
  * synthetic addresses for acquired names).
  *
@@ -34,7 +36,7 @@ import {
   wr16,
   wr32,
 } from '../../parse/checksum.js';
-import { UNREACH_ADMIN_PROHIBITED } from '../../parse/icmp.js';
+import { UNREACH_ADMIN_PROHIBITED, UNREACH_PORT } from '../../parse/icmp.js';
 import { V4_CSUM, V4_DST, V4_SRC } from '../../parse/ipv4.js';
 import {
   type DecodedPacket,
@@ -48,7 +50,13 @@ import {
 import { ACK, FIN, RST, SYN, TCP_CSUM, TCP_DPORT, TCP_SPORT } from '../../parse/tcp.js';
 import { formatIPv4, parseIPv4 } from '../../util/ip.js';
 import { resetSocket } from '../../util/reset.js';
-import { icmpUnreachable, tcpRstFor, udpReply, udpTemplate } from './build.js';
+import {
+  icmpUnreachable,
+  icmpUnreachableForUdp,
+  tcpRstFor,
+  udpReply,
+  udpTemplate,
+} from './build.js';
 import { listenTcp4InNetns, type PacketDevice } from './device.js';
 import {
   type AcquisitionRow,
@@ -58,6 +66,13 @@ import {
   newDnsCounters,
   SYNTHETIC_RESOLVER,
 } from './dns.js';
+import {
+  ICMP_BURST,
+  ICMP_GLOBAL_BURST,
+  ICMP_GLOBAL_PER_SEC,
+  ICMP_RATE_MS,
+  TokenBucket,
+} from './icmp-limit.js';
 
 /**
  * The record handed to `classify` (reused: copy what you keep). Structurally a
@@ -111,6 +126,14 @@ export interface UdpFlow {
   readonly tag: unknown;
   /** Send a datagram back to the application (from dstIp:dstPort). */
   reply(payload: Uint8Array): boolean;
+  /**
+   * The destination refused the flow's datagrams (its port unreachable: ECONNREFUSED on a
+   * connected socket, or the edge said so): ICMP destination unreachable, code 3, to the
+   * application, quoting the flow's last datagram (rebuilt from the flow's addresses and
+   * ports), as a direct network would deliver it. Rate-limited per flow and per stack
+   * (`icmpRateMs`, `icmpBurst`); false when limited or the flow is closed.
+   */
+  portUnreachable(): boolean;
   /** Forget the flow now. */
   close(): void;
   /** Called once when the flow expires or the stack closes. */
@@ -167,6 +190,14 @@ export interface TunStackOptions {
   udpIdleMs?: number;
   /** UDP 'drop' verdicts answer ICMP admin-prohibited (type 3 code 13) instead of silence. */
   icmpOnDrop?: boolean;
+  /**
+   * ICMP port unreachable (`UdpFlow.portUnreachable`) per UDP flow: one per `icmpRateMs`
+   * (default 1000; 0: no limit) in bursts of `icmpBurst` (default 6), as Linux limits ICMP
+   * errors to a destination (`icmp_ratelimit`); and at most 1000/s in bursts of 50 over
+   * all flows (`icmp_msgs_per_sec`, `icmp_msgs_burst`).
+   */
+  icmpRateMs?: number;
+  icmpBurst?: number;
   /** DNS interception options (acquire comes from hooks.acquire). */
   dns?: Omit<DnsOptions, 'acquire'>;
   /** Expired-entry sweep interval (default 5 s, unref'd timer). */
@@ -224,7 +255,12 @@ export interface TunCounters extends DnsCounters {
   tcpHalfOpenEvicted: number;
   udpFlows: number;
   udpResetVerdicts: number;
+  /** ICMP errors written (admin-prohibited for 'reset'/'drop' verdicts, port unreachable). */
   icmpSent: number;
+  /** Of icmpSent: port unreachable for a destination that refused (`UdpFlow.portUnreachable`). */
+  icmpPortUnreachable: number;
+  /** Port unreachables not sent: the flow's or the stack's ICMP rate limit. */
+  icmpRateLimited: number;
   rstSent: number;
   natEntries: number;
   udpEntries: number;
@@ -298,6 +334,8 @@ function newCounters(): TunCounters {
     udpFlows: 0,
     udpResetVerdicts: 0,
     icmpSent: 0,
+    icmpPortUnreachable: 0,
+    icmpRateLimited: 0,
     rstSent: 0,
     natEntries: 0,
     udpEntries: 0,
@@ -367,6 +405,10 @@ class UdpFlowImpl implements UdpFlow {
   lastSeen: number;
   closed = false;
   onClose: (() => void) | null = null;
+  /** Payload length of the flow's last datagram (quoted by a port unreachable). */
+  lastLen = 0;
+  /** Its ICMP rate limit, made on its first port unreachable. */
+  icmpLimit: TokenBucket | null = null;
   readonly srcIp: string;
   readonly dstIp: string;
   readonly template: Buffer;
@@ -390,6 +432,9 @@ class UdpFlowImpl implements UdpFlow {
     if (this.closed) return false;
     return this.stack.sendUdp(this.template, payload);
   };
+  portUnreachable(): boolean {
+    return this.stack.portUnreachable(this);
+  }
   close(): void {
     this.stack.closeUdp(this);
   }
@@ -419,6 +464,9 @@ export class TunStack {
   #maxUdp: number;
   #udpIdleMs: number;
   #icmpOnDrop: boolean;
+  #icmpRateMs: number;
+  #icmpBurst: number;
+  #icmpGlobal: TokenBucket;
   #byPort: (NatEntry | undefined)[] = new Array(65536);
   #bySrc = new Map<number, NatEntry>();
   #udp = new Map<number, UdpFlowImpl>();
@@ -466,6 +514,13 @@ export class TunStack {
     this.#maxUdp = opts.maxUdpFlows ?? 16384;
     this.#udpIdleMs = opts.udpIdleMs ?? 60_000;
     this.#icmpOnDrop = opts.icmpOnDrop ?? false;
+    this.#icmpRateMs = opts.icmpRateMs ?? ICMP_RATE_MS;
+    this.#icmpBurst = opts.icmpBurst ?? ICMP_BURST;
+    this.#icmpGlobal = new TokenBucket(
+      1000 / ICMP_GLOBAL_PER_SEC,
+      ICMP_GLOBAL_BURST,
+      performance.now(),
+    );
     const c = this.counters;
     this.dns = new DnsInterceptor({ ...opts.dns, acquire: this.#hooks.acquire }, c);
     this.device.onPackets((buf, offs, n) => this.#onBatch(buf, offs, n));
@@ -929,6 +984,7 @@ export class TunStack {
       return;
     }
     c.udpIn++;
+    f.lastLen = rec.payloadLen;
     try {
       h(f, buf.subarray(rec.payloadOff, rec.payloadOff + rec.payloadLen), f.reply);
     } catch {}
@@ -943,6 +999,22 @@ export class TunStack {
     }
     this.counters.udpOut++;
     this.#emit(udpReply(template, payload));
+    return true;
+  }
+
+  /** See `UdpFlow.portUnreachable`. Only when a destination refused: allocates. */
+  portUnreachable(f: UdpFlowImpl): boolean {
+    if (this.#closed || f.closed || f.verdict !== 'accept') return false;
+    const c = this.counters;
+    const now = performance.now();
+    f.icmpLimit ??= new TokenBucket(this.#icmpRateMs, this.#icmpBurst, now);
+    if (!f.icmpLimit.take(now) || !this.#icmpGlobal.take(now)) {
+      c.icmpRateLimited++;
+      return false;
+    }
+    c.icmpSent++;
+    c.icmpPortUnreachable++;
+    this.#emit(icmpUnreachableForUdp(f.template, f.lastLen, UNREACH_PORT));
     return true;
   }
 
