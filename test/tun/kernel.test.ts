@@ -306,12 +306,19 @@ t.test(
   },
 );
 
-const QUIC_CLIENT = `const s=require('dgram').createSocket('udp4');
-  s.connect(443,'198.51.100.9',()=>{const t0=Date.now();s.send('quic initial');
+/**
+ * A connected UDP socket (dgram connect(), then send) to `ip:port`, sending again after
+ * 300 ms: prints the error code and its delay, `reply`, or `timeout` after 1.5 s.
+ */
+const connectedUdpClient = (ip: string, port: number): string =>
+  `const s=require('dgram').createSocket('udp4');
+  s.connect(${port},'${ip}',()=>{const t0=Date.now();s.send('first');
     s.on('error',e=>{console.log(e.code, Date.now()-t0);process.exit(0)});
     s.on('message',()=>{console.log('reply');process.exit(0)});
-    setTimeout(()=>{s.send('quic retry')},300);
+    setTimeout(()=>{s.send('retry')},300);
     setTimeout(()=>{console.log('timeout');process.exit(0)},1500)});`;
+
+const QUIC_CLIENT = connectedUdpClient('198.51.100.9', 443);
 
 t.test('QUIC (UDP 443) dropped silently', async (t) => {
   const { ns, stack } = await setup(t, {
@@ -334,6 +341,29 @@ t.test('QUIC (UDP 443) with icmpOnDrop: ICMP admin-prohibited reaches the socket
   t.ok(Number(ms) < 1000, `error after ${ms} ms`);
   t.ok(stack.counters.icmpSent >= 1);
 });
+
+t.test(
+  'UDP to a closed host-side port: the app gets ECONNREFUSED at once (ICMP port unreachable)',
+  async (t) => {
+    // Nothing listens on 127.0.0.1:18201 (UDP) in the host namespace: checked by binding it.
+    const probe = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.bind(18201, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((r) => probe.close(() => r()));
+    const { ns, stack } = await setup(t, {
+      hooks: { onUdp: relayUdp(() => ({ host: '127.0.0.1', port: 18201 })) },
+    });
+    const r = await nodeIn(ns, connectedUdpClient('198.51.100.7', 7777));
+    const [what, ms] = r.out.trim().split(' ');
+    t.equal(what, 'ECONNREFUSED', `the app's connected socket was refused (${r.out.trim()})`);
+    t.ok(Number(ms) < 1000, `error after ${ms} ms`);
+    t.equal(stack.counters.icmpPortUnreachable, 1, 'one ICMP 3/3 (the app stopped at the first)');
+    t.equal(stack.counters.icmpSent, 1);
+    t.equal(unaccounted(stack.counters), 0);
+  },
+);
 
 const HAS_IPERF3 = spawnSync('iperf3', ['--version']).status === 0;
 t.test(
