@@ -59,6 +59,8 @@ export async function startTestWorld(
     metrics?: ClientOptions['metrics'];
     /** More private destinations for the edge's connector (`name:port` -> `ip:port`). */
     connectorHosts?: Record<string, string> | ((demo: Demo) => Record<string, string>);
+    /** More of the client's dial map (where bypassed flows connect: `name:port` -> `ip:port`). */
+    clientDial?: Record<string, string>;
     /** The connector's DNS search suffixes (single-label names). */
     connectorSearch?: string[];
     /** More edge limits (closeOnTokenExpiry...). */
@@ -105,7 +107,7 @@ export async function startTestWorld(
       listen: o.listen ?? { socksPort: null, httpPort: null, pacPort: null, adminPort: 0 },
       resolver: {
         hosts: demo.client.hosts,
-        dial: demo.client.dial,
+        dial: { ...demo.client.dial, ...o.clientDial },
         system: false,
         directIp: false,
       },

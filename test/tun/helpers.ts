@@ -119,6 +119,20 @@ export function verify(b: Buffer): { ok: boolean; rec: ReturnType<typeof newPack
   return { ok: checksum(b, rec.l4Off, rec.l4Len, ps) === 0, rec };
 }
 
+/**
+ * A node script (`node -e`) for inside a namespace: a connected UDP socket (dgram
+ * connect(), then send) to `host:port` (an address or a name), sending again after 300 ms;
+ * prints the error code and its delay in ms (`ECONNREFUSED 12`), `reply`, or `timeout`
+ * after `timeoutMs`.
+ */
+export const connectedUdpClient = (host: string, port: number, timeoutMs = 1500): string =>
+  `const s=require('dgram').createSocket('udp4');
+  s.connect(${port},'${host}',()=>{const t0=Date.now();s.send('first');
+    s.on('error',e=>{console.log(e.code, Date.now()-t0);process.exit(0)});
+    s.on('message',()=>{console.log('reply');process.exit(0)});
+    setTimeout(()=>{s.send('retry')},300);
+    setTimeout(()=>{console.log('timeout');process.exit(0)},${timeoutMs})});`;
+
 /** A DNS query for `name` (A), with the 2-byte length prefix of DNS over TCP (RFC 7766). */
 export function dnsTcpFrame(id: number, name: string): Buffer {
   const m = dnsPacket.encode({

@@ -24,7 +24,7 @@ import {
   type TunStackOptions,
   unaccounted,
 } from '../../src/capture/tun/stack.js';
-import { dnsTcpFrame, dnsUpstream } from './helpers.js';
+import { connectedUdpClient, dnsTcpFrame, dnsUpstream } from './helpers.js';
 
 const missing =
   harnessUnavailable() ??
@@ -305,18 +305,6 @@ t.test(
     t.equal(stack.counters.natEntries, 0);
   },
 );
-
-/**
- * A connected UDP socket (dgram connect(), then send) to `ip:port`, sending again after
- * 300 ms: prints the error code and its delay, `reply`, or `timeout` after 1.5 s.
- */
-const connectedUdpClient = (ip: string, port: number): string =>
-  `const s=require('dgram').createSocket('udp4');
-  s.connect(${port},'${ip}',()=>{const t0=Date.now();s.send('first');
-    s.on('error',e=>{console.log(e.code, Date.now()-t0);process.exit(0)});
-    s.on('message',()=>{console.log('reply');process.exit(0)});
-    setTimeout(()=>{s.send('retry')},300);
-    setTimeout(()=>{console.log('timeout');process.exit(0)},1500)});`;
 
 const QUIC_CLIENT = connectedUdpClient('198.51.100.9', 443);
 
