@@ -323,11 +323,12 @@ export class UdpAssociation {
   }
 
   /**
-   * The destination refused a datagram (port unreachable): counted as dropped (`refused`)
-   * and passed on to the capture, as the destination the client addressed.
+   * The destination refused a datagram (port unreachable): counted as dropped (`refused`;
+   * before OPEN_OK the queued ones are, by discard()) and passed on to the capture, as the
+   * destination the client addressed.
    */
   private refused(f: DestFlow): void {
-    this.drop(f, 'refused');
+    if (f.state !== 'pending') this.drop(f, 'refused');
     const u = this.unreachable;
     if (u === null || this.closed) return;
     try {
