@@ -615,7 +615,7 @@ export function tunMetrics(c: TunCounters): string {
     'counter',
     'ICMP errors the TUN capture sent to applications, by type: admin_prohibited (blocked or dropped UDP), port_unreachable (the destination refused).',
     [
-      ['{type="admin_prohibited"}', c.icmpSent - c.icmpPortUnreachable],
+      ['{type="admin_prohibited"}', c.icmpAdminProhibited],
       ['{type="port_unreachable"}', c.icmpPortUnreachable],
     ],
   );

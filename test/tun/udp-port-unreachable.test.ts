@@ -208,6 +208,7 @@ t.test('the icmpOnDrop admin-prohibited answer is unchanged and not rate-limited
   t.equal(outs.length, 10, 'one per datagram');
   t.equal(verify(outs[0]!).rec.icmpCode, 13);
   t.equal(stack.counters.icmpSent, 10);
+  t.equal(stack.counters.icmpAdminProhibited, 10);
   t.equal(stack.counters.icmpPortUnreachable, 0);
   t.equal(stack.counters.icmpRateLimited, 0);
 });

@@ -257,6 +257,8 @@ export interface TunCounters extends DnsCounters {
   udpResetVerdicts: number;
   /** ICMP errors written (admin-prohibited for 'reset'/'drop' verdicts, port unreachable). */
   icmpSent: number;
+  /** Of icmpSent: admin prohibited (code 13), for 'reset' verdicts and, with icmpOnDrop, 'drop'. */
+  icmpAdminProhibited: number;
   /** Of icmpSent: port unreachable for a destination that refused (`UdpFlow.portUnreachable`). */
   icmpPortUnreachable: number;
   /** Port unreachables not sent: the flow's or the stack's ICMP rate limit. */
@@ -334,6 +336,7 @@ function newCounters(): TunCounters {
     udpFlows: 0,
     udpResetVerdicts: 0,
     icmpSent: 0,
+    icmpAdminProhibited: 0,
     icmpPortUnreachable: 0,
     icmpRateLimited: 0,
     rstSent: 0,
@@ -963,6 +966,7 @@ export class TunStack {
         if (f.verdict === 'reset') c.udpResetVerdicts++;
         c.rejected++;
         c.icmpSent++;
+        c.icmpAdminProhibited++;
         this.#emit(
           icmpUnreachable(
             buf,
