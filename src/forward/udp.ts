@@ -31,13 +31,8 @@ import type { TunnelStream } from '../tunnel/types.js';
 import { ResetCode } from '../tunnel/types.js';
 import { ipFamily } from '../util/ip.js';
 import type { ByteSource, CaptureKind, FlowRecord } from './flow-table.js';
-import {
-  type ConnectRequest,
-  type Forwarder,
-  type ForwarderOptions,
-  refusalOfError,
-  refusalOfReset,
-} from './forwarder.js';
+import type { ConnectRequest, Forwarder, ForwarderOptions } from './forwarder.js';
+import { refusalOfError, refusalOfReset } from './refusal.js';
 import { useLocal } from './resolver.js';
 
 const noop = (): void => {};
