@@ -261,6 +261,7 @@ export interface ProfileRuleView {
   protocol: string;
   port: string;
   action: 'tunnel' | 'bypass';
+  /** The rule's own `clientFallbackAction`, else its profile's (what the classifier applies). */
   hardening: 'block' | 'bypass';
   ruleId: string;
   ruleName: string;
@@ -301,7 +302,8 @@ export function profileView(t: TenantSpec | null): {
             protocol,
             port,
             action: r.action === 'forward' ? 'tunnel' : 'bypass',
-            hardening: p.fallback,
+            // The rule's own clientFallbackAction, else its profile's (as the classifier).
+            hardening: r.fallback ?? p.fallback,
             ruleId: r.id,
             ruleName: r.name,
             appId: r.appId ?? null,

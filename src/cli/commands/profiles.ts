@@ -24,8 +24,11 @@ export function formatProfiles(t: TenantSpec): string {
           : 'any';
         const protos = r.protocols.length ? r.protocols.join(',') : 'any';
         const action = r.action === 'forward' ? 'tunnel' : 'bypass';
+        // A rule's own clientFallbackAction, when it differs from its profile's.
+        const own =
+          r.fallback !== undefined && r.fallback !== p.fallback ? `, hardening ${r.fallback}` : '';
         out.push(
-          `    ${action.padEnd(6)} ${protos.padEnd(7)} ${ports.padEnd(12)} ${r.destinations.map(dest).join(' ')}  (${r.name}, id ${r.id})`,
+          `    ${action.padEnd(6)} ${protos.padEnd(7)} ${ports.padEnd(12)} ${r.destinations.map(dest).join(' ')}  (${r.name}, id ${r.id}${own})`,
         );
       }
     }
