@@ -143,6 +143,8 @@ const OTHER_PLATFORM_KEYS: Record<string, string> = {
   HideDisablePrivateAccessButton: 'a Windows/macOS setting, not a managed app key',
   HideDisableButton: 'a Windows/macOS setting, not a managed app key',
   RestrictNonPrivilegedUsers: 'a Windows registry value, not a managed app key',
+  IsPrivateAccessDisabledByUser:
+    'a Windows per-user registry value (the user switched Private Access off), not a managed app key',
   HidePauseButton: 'a macOS setting, not a managed app key',
   HideQuitButton: 'a macOS setting, not a managed app key',
 };

@@ -449,3 +449,33 @@ t.test('a key given twice is refused in every form (JSON object, YAML, list)', a
     ]);
   }
 });
+
+t.test(
+  'Windows and macOS settings (gsa-facts section 5) are explained, not "unknown"',
+  async (t) => {
+    const windows = [
+      'HideSignOutButton',
+      'HideDisablePrivateAccessButton',
+      'HideDisableButton',
+      'RestrictNonPrivilegedUsers',
+      'IsPrivateAccessDisabledByUser',
+    ];
+    const macos = [
+      'HideDisablePrivateAccessButton',
+      'HideDisableButton',
+      'HidePauseButton',
+      'HideQuitButton',
+    ];
+    for (const key of new Set([...windows, ...macos])) {
+      const { warnings } = parseClientConfig({ EnableGSA: 2, SilentOnboard: true, [key]: 1 });
+      t.equal(warnings.length, 1, key);
+      t.equal(warnings[0]?.path, key);
+      t.match(warnings[0]?.message, /^ignored: a (Windows|macOS)\b.*, not a managed app key$/, key);
+    }
+    const { warnings } = parseClientConfig({
+      SilentOnboard: true,
+      IsPrivateAccessDisabledByUser: 1,
+    });
+    t.match(warnings[0]?.message, /Windows per-user registry value/);
+  },
+);
