@@ -175,3 +175,125 @@ t.test('ids are unique GUIDs; the document is a fresh copy each time', async (t)
     ),
   );
 });
+
+t.test('endpoint data is exactly gsa-facts section 8, per rule, ports and protocols', async (t) => {
+  const m = byType('m365');
+  const rule = (name: string): RuleSpec => {
+    const r = rulesOf(m).find((x) => x.name === name);
+    if (!r) throw new Error(`no rule ${name}`);
+    return r;
+  };
+  const shape = (r: RuleSpec) => ({
+    protocols: r.protocols,
+    ports: r.ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)),
+    category: r.category,
+  });
+  const exo4 = [
+    '13.107.6.152/31',
+    '13.107.18.10/31',
+    '13.107.128.0/22',
+    '23.103.160.0/20',
+    '40.96.0.0/13',
+    '40.104.0.0/15',
+    '52.96.0.0/14',
+    '131.253.33.215/32',
+    '132.245.0.0/16',
+    '150.171.32.0/22',
+    '204.79.197.215/32',
+  ];
+  const exo6 = [
+    '2603:1006::/40',
+    '2603:1016::/36',
+    '2603:1026::/36',
+    '2603:1036::/36',
+    '2603:1046::/36',
+    '2603:1056::/36',
+    '2620:1ec:4::152/128',
+    '2620:1ec:4::153/128',
+    '2620:1ec:c::10/128',
+    '2620:1ec:c::11/128',
+    '2620:1ec:d::10/128',
+    '2620:1ec:d::11/128',
+    '2620:1ec:8f0::/46',
+    '2620:1ec:900::/46',
+    '2620:1ec:a92::152/128',
+    '2620:1ec:a92::153/128',
+  ];
+  const exoNames = ['outlook.cloud.microsoft', 'outlook.office.com', 'outlook.office365.com'];
+  const tcp = { protocols: ['tcp'], ports: ['80', '443'], category: 'optimized' };
+  const udp = { protocols: ['udp'], ports: ['443'], category: 'optimized' };
+  // Exchange Online, id 1, Optimize: TCP 443, 80; UDP 443.
+  t.same(values([rule('M365 Exchange Fqdn rule 1')]), exoNames);
+  t.same(shape(rule('M365 Exchange Fqdn rule 1')), tcp);
+  t.same(values([rule('M365 Exchange Fqdn rule 3')]), exoNames);
+  t.same(shape(rule('M365 Exchange Fqdn rule 3')), udp);
+  t.same(values([rule('M365 Exchange IPSubnet rule 1')]), exo4);
+  t.same(shape(rule('M365 Exchange IPSubnet rule 1')), tcp);
+  t.same(values([rule('M365 Exchange IPSubnet rule 2')]), exo6);
+  t.same(shape(rule('M365 Exchange IPSubnet rule 2')), tcp);
+  t.same(values([rule('M365 Exchange IPSubnet rule 3')]), [...exo4, ...exo6]);
+  t.same(shape(rule('M365 Exchange IPSubnet rule 3')), udp);
+  // SharePoint, id 31, Optimize: TCP 443, 80; UDP 443.
+  const spo4 = [
+    '13.107.136.0/22',
+    '40.108.128.0/17',
+    '52.104.0.0/14',
+    '104.146.128.0/17',
+    '150.171.40.0/22',
+  ];
+  t.same(values([rule('M365 SharePoint Fqdn rule 1')]), ['*.sharepoint.com']);
+  t.same(shape(rule('M365 SharePoint Fqdn rule 1')), tcp);
+  t.same(values([rule('M365 SharePoint Fqdn rule 2')]), ['*.sharepoint.com']);
+  t.same(shape(rule('M365 SharePoint Fqdn rule 2')), udp);
+  t.same(values([rule('M365 SharePoint IPSubnet rule 1')]), spo4);
+  t.same(shape(rule('M365 SharePoint IPSubnet rule 1')), tcp);
+  t.same(values([rule('M365 SharePoint IPSubnet rule 2')]), spo4);
+  t.same(shape(rule('M365 SharePoint IPSubnet rule 2')), udp);
+  // Teams media, id 11: UDP 3478-3481.
+  t.same(values([rule('M365 Common IPSubnet rule 1')]), [
+    '52.112.0.0/14',
+    '52.122.0.0/15',
+    '2603:1063::/38',
+  ]);
+  t.same(shape(rule('M365 Common IPSubnet rule 1')), {
+    protocols: ['udp'],
+    ports: ['3478-3481'],
+    category: 'optimized',
+  });
+  // Other ranges the Microsoft profile acquires (Entra ID / Graph among them).
+  t.same(values([rule('M365 Common IPSubnet rule 2')]), [
+    '52.238.78.88/32',
+    '104.47.0.0/17',
+    '52.100.0.0/14',
+    '40.107.0.0/16',
+    '40.92.0.0/15',
+    '40.126.0.0/18',
+    '20.231.128.0/19',
+    '20.190.128.0/18',
+    '20.20.32.0/19',
+  ]);
+  // The Default Bypass list, in the facts' order (section 1).
+  const ia = byType('internet').policies.find((q) => q.kind === 'defaultBypass')!;
+  t.same(values(ia.rules), [
+    '0.0.0.0/8',
+    '10.0.0.0/8',
+    '100.64.0.0/10',
+    '127.0.0.0/8',
+    '169.254.0.0/16',
+    '172.16.0.0/12',
+    '192.0.0.0/24',
+    '192.0.2.0/24',
+    '192.31.196.0/24',
+    '192.52.193.0/24',
+    '192.88.99.0/24',
+    '192.168.0.0/16',
+    '192.175.48.0/24',
+    '198.18.0.0/15',
+    '198.51.100.0/24',
+    '203.0.113.0/24',
+    '240.0.0.0/4',
+    '255.255.255.255/32',
+    '168.63.129.16/32',
+    '224.0.0.0/4',
+  ]);
+});

@@ -956,3 +956,21 @@ t.test("a rule's own clientFallbackAction wins over its profile's", async (t) =>
     { path: `${R3}.clientFallbackAction`, message: /not one of bypass, block/ },
   ]);
 });
+
+t.test(
+  'Private Access ruleType ipRangeCidr (gsa-facts section 1): ipSubnet destinations',
+  async (t) => {
+    const ok = loadTenant(
+      doc({ ruleType: 'ipRangeCidr', ...dest('ipSubnet', { value: '10.20.0.0/16' }) }),
+    );
+    const r3 = ok.profiles[0]!.policies[1]!.rules[3]!;
+    t.same(r3.destinations, [{ type: 'ipSubnet', value: '10.20.0.0/16' }]);
+    const bad = issuesOf(doc({ ruleType: 'ipRangeCidr', ...dest('fqdn', { value: 'a.test' }) }));
+    t.match(bad, [
+      {
+        path: `${R3}.destinations[0]`,
+        message: /fqdn destination in a rule of ruleType ipRangeCidr/,
+      },
+    ]);
+  },
+);
