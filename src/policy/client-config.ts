@@ -444,6 +444,29 @@ export function parseMobileconfig(
       message: 'on-demand VPN is not enabled (the seed sets "Connect VPN" for all domains)',
     });
   }
+  if (onDemand === true && !connectsForAllDomains(get(vpn, 'OnDemandRules'))) {
+    warnings.push({
+      path: `${base}.VPN.OnDemandRules`,
+      message:
+        'no on-demand rule "Connect" for all domains (the seed: On Demand Rules "Connect VPN", restrict to "All domains"); gsa-emu starts the VPN on regardless',
+    });
+  }
+  const ipv4 = get(payload, 'IPv4');
+  if (parseBool(isObj(ipv4) ? get(ipv4, 'OverridePrimary') : undefined) !== true) {
+    warnings.push({
+      path: `${base}.IPv4.OverridePrimary`,
+      message:
+        'split tunneling is not disabled (the seed: Split Tunneling "Disable", IPv4.OverridePrimary 1): the self-looping VPN would not see all traffic; gsa-emu captures what its proxies or TUN are given regardless',
+    });
+  }
+  for (const { p, i } of vpns) {
+    if (p === payload) continue;
+    const other = get(p, 'VPNSubType') ?? get(p, 'VPNType');
+    warnings.push({
+      path: `PayloadContent[${i}]`,
+      message: `another VPN payload (${show(other)}) next to ${base}: side by side with another VPN tunnel (such as the Intune VPN tunnel) isn't supported (the seed's known limitations); gsa-emu reads only ${base}`,
+    });
+  }
   let vendorPath = `${base}.VendorConfig`;
   let vendor = get(payload, 'VendorConfig');
   if (vendor === undefined && get(vpn, 'VendorConfig') !== undefined) {
@@ -468,6 +491,31 @@ export function parseMobileconfig(
   if (issues.length > 0) throw new ConfigError(issues, opts.file);
   config.vpn = info;
   return { config, warnings };
+}
+
+/** The on-demand keys that limit a rule to some networks or domains. */
+const ON_DEMAND_MATCH_KEYS = [
+  'DNSDomainMatch',
+  'DNSServerAddressMatch',
+  'InterfaceTypeMatch',
+  'SSIDMatch',
+  'URLStringProbe',
+] as const;
+
+/**
+ * The on-demand rules connect the VPN for every domain (the seed: "Connect VPN", "All
+ * domains"): a rule with Action Connect and no DNSDomainMatch comes before any rule that
+ * matches everything and does something else (rules are evaluated in order).
+ */
+function connectsForAllDomains(rules: unknown): boolean {
+  if (!Array.isArray(rules)) return false;
+  for (const r of rules) {
+    if (!isObj(r)) continue;
+    const connect = get(r, 'Action') === 'Connect';
+    if (connect && get(r, 'DNSDomainMatch') === undefined) return true;
+    if (!connect && ON_DEMAND_MATCH_KEYS.every((k) => get(r, k) === undefined)) return false;
+  }
+  return false;
 }
 
 /**

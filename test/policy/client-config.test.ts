@@ -66,6 +66,80 @@ t.test('.mobileconfig: VPN payload differences are reported', async (t) => {
   );
 });
 
+t.test(".mobileconfig: the seed's other VPN settings and known limitation", async (t) => {
+  const xml = readFileSync(fixture('defender-gsa.mobileconfig'), 'utf8');
+  const paths = (text: string) => parseMobileconfig(text).warnings.map((w) => w.path);
+  const unknownKey = 'PayloadContent[0].VendorConfig.ExampleCustomKey';
+  t.same(paths(xml), [unknownKey], 'the fixture follows the seed');
+
+  // Split Tunneling: Disable (IPv4.OverridePrimary 1).
+  const split = parseMobileconfig(
+    xml.replace(
+      '<key>OverridePrimary</key>\n\t\t\t\t<integer>1</integer>',
+      '<key>OverridePrimary</key>\n\t\t\t\t<integer>0</integer>',
+    ),
+  ).warnings;
+  t.same(
+    split.map((w) => w.path),
+    ['PayloadContent[0].IPv4.OverridePrimary', unknownKey],
+  );
+  t.match(split[0]!.message, /split tunneling is not disabled .*Split Tunneling "Disable"/);
+  t.same(
+    paths(xml.replace(/<key>IPv4<\/key>\s*<dict>[\s\S]*?<\/dict>/, '')),
+    ['PayloadContent[0].IPv4.OverridePrimary', unknownKey],
+    'no IPv4 dictionary: split tunneling not disabled',
+  );
+
+  // On Demand Rules: Connect VPN for All domains.
+  const rule =
+    '<dict>\n\t\t\t\t\t\t<key>Action</key>\n\t\t\t\t\t\t<string>Connect</string>\n\t\t\t\t\t</dict>';
+  t.ok(xml.includes(rule));
+  const rules = (r: string) => paths(xml.replace(rule, r));
+  const onDemand = 'PayloadContent[0].VPN.OnDemandRules';
+  t.same(rules(''), [onDemand, unknownKey], 'no rule');
+  t.same(
+    rules(
+      '<dict><key>Action</key><string>Connect</string><key>DNSDomainMatch</key><array><string>*.contoso.com</string></array></dict>',
+    ),
+    [onDemand, unknownKey],
+    'Connect for some domains only',
+  );
+  t.same(
+    rules(
+      '<dict><key>Action</key><string>Disconnect</string></dict><dict><key>Action</key><string>Connect</string></dict>',
+    ),
+    [onDemand, unknownKey],
+    'a Disconnect for everything before the Connect',
+  );
+  t.same(
+    rules(
+      '<dict><key>Action</key><string>Disconnect</string><key>SSIDMatch</key><array><string>Home</string></array></dict><dict><key>Action</key><string>Connect</string></dict>',
+    ),
+    [unknownKey],
+    'a Disconnect for one network before the Connect for all',
+  );
+  t.match(
+    parseMobileconfig(xml.replace(rule, '')).warnings[0]!.message,
+    /no on-demand rule "Connect" for all domains/,
+  );
+
+  // Known limitation: side by side with another VPN tunnel.
+  const withTunnel = xml.replace(
+    '<array>\n\t\t<dict>',
+    '<array>\n\t\t<dict><key>PayloadType</key><string>com.apple.vpn.managed</string><key>VPNSubType</key><string>com.microsoft.CompanyPortal</string></dict>\n\t\t<dict>',
+  );
+  const side = parseMobileconfig(withTunnel);
+  t.equal(side.config.enableGSA, 2, 'the scmx payload is read');
+  t.same(
+    side.warnings.map((w) => w.path),
+    ['PayloadContent[0]', 'PayloadContent[1].VendorConfig.ExampleCustomKey'],
+  );
+  t.match(
+    side.warnings[0]!.message,
+    /another VPN payload \("com\.microsoft\.CompanyPortal"\) next to PayloadContent\[1\]: side by side .* isn't supported/,
+  );
+});
+
 t.test('.mobileconfig: bad values, wrong files', async (t) => {
   const xml = readFileSync(fixture('defender-gsa.mobileconfig'), 'utf8').replace(
     '<key>EnableGSA</key>\n\t\t\t\t<string>2</string>',
@@ -116,11 +190,17 @@ t.test('.mobileconfig: bad values, wrong files', async (t) => {
     <dict><key>PayloadType</key><string>com.apple.vpn.managed</string><key>VPNSubType</key><string>com.other</string></dict>
     <dict><key>PayloadType</key><string>com.apple.vpn.managed</string><key>VPNSubType</key><string>com.microsoft.scmx</string>
       <key>VPN</key><dict><key>RemoteAddress</key><string>127.0.0.1</string><key>OnDemandEnabled</key><true/>
-      <key>VendorConfig</key><dict><key>EnableGSA</key><integer>3</integer><key>SilentOnboard</key><true/></dict></dict></dict>
+      <key>OnDemandRules</key><array><dict><key>Action</key><string>Connect</string></dict></array>
+      <key>VendorConfig</key><dict><key>EnableGSA</key><integer>3</integer><key>SilentOnboard</key><true/></dict></dict>
+      <key>IPv4</key><dict><key>OverridePrimary</key><true/></dict></dict>
   </array></dict></plist>`;
   const r = parseMobileconfig(two);
   t.equal(r.config.enableGSA, 3);
-  t.same(r.warnings, []);
+  t.same(
+    r.warnings.map((w) => w.path),
+    ['PayloadContent[0]'],
+    'only the other VPN payload (side by side) is warned of',
+  );
   // Binary plists work as well.
   const bin = buildBinary({
     PayloadContent: [
