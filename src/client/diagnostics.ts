@@ -192,6 +192,17 @@ export function statusView(i: StatusInput): StatusView {
   else if (forwarding === 0) state = 'Disabled';
   else if (unreachable > 0) state = 'Some channels are unreachable';
   else state = 'Connected';
+  if (state === 'Disabled by your organization') {
+    // The seed's troubleshooting: a tile missing after the tenant was onboarded -> force stop
+    // the app and relaunch it. Here the profiles are fetched again at each poll of the edge;
+    // a file read at start (--tenant with --edge, or an in-process edge's) is read once.
+    const restart = `restart \`${cliCommand()} up\` (the app: force stop and relaunch)`;
+    notes.push(
+      i.profileSource.startsWith('edge ')
+        ? `no forwarding profile is enabled: nothing is forwarded; the client connects at its next profile check once the edge serves an enabled one (an in-process edge serves the --tenant file it read at start: edit it and ${restart})`
+        : `no forwarding profile is enabled in ${i.profileSource}, read at start: nothing is forwarded; enable one and ${restart}`,
+    );
+  }
   if (!snap.onboarded) {
     notes.push(
       `not onboarded (SilentOnboard is not TRUE): nothing is forwarded; \`${cliCommand()} onboard${i.commandFlags ?? ''}\``,
