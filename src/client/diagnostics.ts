@@ -196,10 +196,10 @@ export function statusView(i: StatusInput): StatusView {
     // The seed's troubleshooting: a tile missing after the tenant was onboarded -> force stop
     // the app and relaunch it. Here the profiles are fetched again at each poll of the edge;
     // a file read at start (--tenant with --edge, or an in-process edge's) is read once.
-    const restart = `restart \`${cliCommand()} up\` (the app: force stop and relaunch)`;
+    const restart = `restart \`${cliCommand()} up\`, the app's force stop and relaunch`;
     notes.push(
       i.profileSource.startsWith('edge ')
-        ? `no forwarding profile is enabled: nothing is forwarded; the client connects at its next profile check once the edge serves an enabled one (an in-process edge serves the --tenant file it read at start: edit it and ${restart})`
+        ? `no forwarding profile is enabled: nothing is forwarded; the client connects at its next profile check once the edge serves an enabled one; an in-process edge serves the --tenant file it read at start: edit it and ${restart}`
         : `no forwarding profile is enabled in ${i.profileSource}, read at start: nothing is forwarded; enable one and ${restart}`,
     );
   }

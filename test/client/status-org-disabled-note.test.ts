@@ -36,13 +36,13 @@ const none: TenantSpec = {
   ...all,
   profiles: all.profiles.map((p) => ({ ...p, state: 'disabled' as const })),
 };
-const restart = `restart \`${cliCommand()} up\` (the app: force stop and relaunch)`;
+const restart = `restart \`${cliCommand()} up\`, the app's force stop and relaunch`;
 
 t.test('profiles from the edge: taken up at the next check', async (t) => {
   const st = view(none, 'edge https://127.0.0.1:4443');
   t.equal(st.state, 'Disabled by your organization');
   t.same(st.notes, [
-    `no forwarding profile is enabled: nothing is forwarded; the client connects at its next profile check once the edge serves an enabled one (an in-process edge serves the --tenant file it read at start: edit it and ${restart})`,
+    `no forwarding profile is enabled: nothing is forwarded; the client connects at its next profile check once the edge serves an enabled one; an in-process edge serves the --tenant file it read at start: edit it and ${restart}`,
   ]);
 });
 
