@@ -190,7 +190,10 @@ export function statusView(i: StatusInput): StatusView {
   else if (!snap.onboarded) state = 'Initializing';
   else if (!snap.vpnOn || !snap.channels.m365) state = 'Disabled';
   else if (forwarding === 0) state = 'Disabled';
-  else if (unreachable > 0) state = 'Some channels are unreachable';
+  // Every channel that forwards is down (the edge is not reached): Disconnected; some: the
+  // real client's "Some channels are unreachable".
+  else if (unreachable > 0)
+    state = unreachable === forwarding ? 'Disconnected' : 'Some channels are unreachable';
   else state = 'Connected';
   if (state === 'Disabled by your organization') {
     // The seed's troubleshooting: a tile missing after the tenant was onboarded -> force stop

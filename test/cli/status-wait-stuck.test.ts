@@ -198,8 +198,11 @@ t.test('cannotConnect: stuck states, and transient ones that are waited for', as
   t.equal(loading.state, 'Initializing');
   t.equal(cannotConnect(loading), null, 'Initializing while the tenant loads');
   const connecting = statusView({ ...base(), tunnelUp: () => false, tunnelDetail: () => 'down' });
-  t.equal(connecting.state, 'Some channels are unreachable');
+  t.equal(connecting.state, 'Disconnected', 'no channel up');
   t.equal(cannotConnect(connecting), null, 'channels still connecting');
+  const some = statusView({ ...base(), tunnelUp: (c) => c === 'm365', tunnelDetail: () => 'down' });
+  t.equal(some.state, 'Some channels are unreachable', 'one up, the others not');
+  t.equal(cannotConnect(some), null, 'the others still connecting');
   const noToken = statusView({ ...base(), tokenAt: null, tokenError: 'no token yet' });
   t.equal(cannotConnect(noToken), null, 'no token yet');
   const org = statusView({ ...base(), tenant: { ...one, profiles: [] } });

@@ -58,8 +58,8 @@ function addressFlags(o: AdminFlags & { stateDir?: string | undefined }): string
  * Why a client that answers `st` cannot become Connected without a user action, with the
  * command that does it where there is one (`cli`: how gsa-emu is run, see `cliCommand`;
  * `flags`: appended to it, see `addressFlags`), or null when it may still get there by
- * itself: Initializing while the tenant loads, channels still connecting, "Some channels are
- * unreachable" while the edge comes up, "Disabled by your organization" until the tenant
+ * itself: Initializing while the tenant loads, channels still connecting (Disconnected, "Some
+ * channels are unreachable") while the edge comes up, "Disabled by your organization" until the tenant
  * enables a profile (the profiles are polled).
  *
  * Stuck: not onboarded (SilentOnboard not TRUE), the VPN off, the Global Secure Access tile
