@@ -47,31 +47,23 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SocksClient } from 'socks';
 import WebSocket from 'ws';
+import { helpRequested, intSetting, settingsOrExit } from './settings.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const CLI_NODE = process.execPath;
 
-function setting(name: string, def: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  if (!/^\d+$/.test(raw) || Number(raw) <= 0) {
-    process.stderr.write(`soak: ${name}=${raw}: a whole number of seconds above 0\n`);
-    process.exit(2);
-  }
-  return Number(raw);
-}
-
-if (process.argv.includes('--help')) {
-  process.stdout.write(
-    'soak: DURATION (1500) seconds of load, SAMPLE (30) seconds between samples, OUT (none)\n' +
-      'a file for the samples as JSON lines, UP_ARGS more `up` flags (split on spaces), KEEP=1\n' +
-      'to keep the state folder (logs); runs dist/cli/main.js (npm run build first).\n',
-  );
-  process.exit(0);
-}
-const DURATION = setting('DURATION', 1500);
-const SAMPLE = setting('SAMPLE', 30);
+helpRequested(`
+soak: one \`gsa-emu up\` under a steady mixed load, sampled for growth (runs
+dist/cli/main.js: npm run build first).
+  DURATION  seconds of load (1500)
+  SAMPLE    seconds between samples (30)
+  OUT       a file for the samples, as JSON lines (none)
+  UP_ARGS   more \`up\` flags, split on spaces
+  KEEP=1    keep the state folder (its logs)
+`);
+const DURATION = settingsOrExit('bench:soak', () => intSetting(process.env, 'DURATION', 1500));
+const SAMPLE = settingsOrExit('bench:soak', () => intSetting(process.env, 'SAMPLE', 30));
 const OUT = process.env.OUT || null;
 /** After the load: time for the last flows (20 s at most each) to end before the last sample. */
 const QUIET_MS = 25_000;
