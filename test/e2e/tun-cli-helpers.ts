@@ -9,8 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { addonPath } from '../../src/capture/tun/device.js';
-import { harnessUnavailable } from '../../src/capture/tun/netns.js';
+import { tunMissing } from '../tun/helpers.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const mainJs = join(ROOT, 'dist', 'cli', 'main.js');
@@ -18,8 +17,7 @@ export const mainJs = join(ROOT, 'dist', 'cli', 'main.js');
 /** Why these tests cannot run here (root, /dev/net/tun, the addon, curl, dist/), or null. */
 export function tunCliMissing(): string | null {
   return (
-    harnessUnavailable() ??
-    (existsSync(addonPath()) ? null : `the addon is not built (${addonPath()})`) ??
+    tunMissing() ??
     (spawnSync('curl', ['--version']).status === 0 ? null : 'curl is missing') ??
     (existsSync(mainJs) ? null : 'dist/cli/main.js is missing: run `npm run build` first')
   );

@@ -22,25 +22,19 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { addonPath } from '../../src/capture/tun/device.js';
-import { harnessUnavailable } from '../../src/capture/tun/netns.js';
 import type { RunningClient } from '../../src/client/client.js';
 import type { Demo } from '../../src/client/demo.js';
 import { attachTun, demoDnsHosts, type TunCapture } from '../../src/client/tun-capture.js';
 import type { Edge } from '../../src/edge/server.js';
 import type { FlowRecord } from '../../src/forward/flow-table.js';
+import { tunMissing } from '../tun/helpers.js';
 import { collect, type Run, startTestWorld, type TestWorld, until } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HAS_CURL = spawnSync('curl', ['--version']).status === 0;
 const HAS_IPERF3 = spawnSync('iperf3', ['--version']).status === 0;
 
-const missing =
-  harnessUnavailable() ??
-  (existsSync(addonPath())
-    ? null
-    : `the addon is not built (${addonPath()}): node scripts/build-addon.mjs`) ??
-  (HAS_CURL ? null : 'curl is missing (apt-get install curl)');
+const missing = tunMissing() ?? (HAS_CURL ? null : 'curl is missing (apt-get install curl)');
 if (missing) {
   t.plan(0, `needs root and /dev/net/tun: ${missing}`);
 }

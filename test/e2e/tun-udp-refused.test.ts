@@ -10,20 +10,13 @@
  * addon. Nothing leaves the machine: the refusing ports are on this host's loopback.
  */
 import dgram from 'node:dgram';
-import { existsSync } from 'node:fs';
 import t from 'tap';
-import { addonPath } from '../../src/capture/tun/device.js';
-import { harnessUnavailable } from '../../src/capture/tun/netns.js';
 import { DEMO_UDP_PRIVATE } from '../../src/client/demo.js';
 import { attachTun, demoDnsHosts, type TunCapture } from '../../src/client/tun-capture.js';
-import { connectedUdpClient } from '../tun/helpers.js';
+import { connectedUdpClient, tunMissing } from '../tun/helpers.js';
 import { collect, startTestWorld, type TestWorld, until } from './helpers.js';
 
-const missing =
-  harnessUnavailable() ??
-  (existsSync(addonPath())
-    ? null
-    : `the addon is not built (${addonPath()}): node scripts/build-addon.mjs`);
+const missing = tunMissing();
 if (missing) {
   t.plan(0, `needs root and /dev/net/tun: ${missing}`);
 }

@@ -2,10 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import t from 'tap';
 import { addonPath, explainOpenError, FakeDevice, openTun } from '../../src/capture/tun/device.js';
-import { cleanupStaleNetns, createNetns, harnessUnavailable } from '../../src/capture/tun/netns.js';
+import { cleanupStaleNetns, createNetns } from '../../src/capture/tun/netns.js';
 import { decodePacket, newPacket } from '../../src/parse/packet.js';
 import { formatIPv4 } from '../../src/util/ip.js';
 import { IPV4_OPTIONS_ICMP } from '../parse/fixtures.js';
+import { tunMissing } from './helpers.js';
 
 t.test('errors say exactly what is missing', async (t) => {
   const eperm = Object.assign(new Error('open /dev/net/tun: Operation not permitted'), {
@@ -60,9 +61,7 @@ t.test('FakeDevice: batches in, copies out', async (t) => {
   t.equal(d.write([src]), 0);
 });
 
-const missing =
-  harnessUnavailable() ??
-  (existsSync(addonPath()) ? null : `the addon is not built (${addonPath()})`);
+const missing = tunMissing();
 
 t.test(
   'real TUN: the kernel answers a hand-built ICMP echo with IPv4 options',

@@ -1,7 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import { existsSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import type { Test } from 'tap';
+import { addonPath } from '../../src/capture/tun/device.js';
+import { harnessUnavailable } from '../../src/capture/tun/netns.js';
 import { checksum, pseudo4, wr16, wr32 } from '../../src/parse/checksum.js';
 import * as v4 from '../../src/parse/ipv4.js';
 import { decodePacket, newPacket } from '../../src/parse/packet.js';
@@ -177,4 +180,17 @@ export async function dnsUpstream(
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
   t.teardown(() => sock.close());
   return { port: sock.address().port, queries: () => queries };
+}
+
+/**
+ * Why a test cannot use a real TUN device here (not Linux, not root, no /dev/net/tun or
+ * `ip`: harnessUnavailable; the addon not built), or null.
+ */
+export function tunMissing(): string | null {
+  return (
+    harnessUnavailable() ??
+    (existsSync(addonPath())
+      ? null
+      : `the addon is not built (${addonPath()}): node scripts/build-addon.mjs`)
+  );
 }

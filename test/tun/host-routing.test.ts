@@ -7,16 +7,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import t from 'tap';
-import { addonPath } from '../../src/capture/tun/device.js';
-import { harnessUnavailable } from '../../src/capture/tun/netns.js';
-import { simulatedHost, tsInNsArgs } from './helpers.js';
+import { simulatedHost, tsInNsArgs, tunMissing } from './helpers.js';
 
 const missing =
-  harnessUnavailable() ??
-  (existsSync(addonPath()) ? null : `the addon is not built (${addonPath()})`) ??
-  (spawnSync('curl', ['--version']).status === 0 ? null : 'curl is not installed');
+  tunMissing() ?? (spawnSync('curl', ['--version']).status === 0 ? null : 'curl is not installed');
 
 t.test(
   'host mode: policy routing sends apps into the TUN, the emulator bound to its own source address stays out',

@@ -10,27 +10,17 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import t, { type Test } from 'tap';
-import { addonPath } from '../../src/capture/tun/device.js';
 import { pipeTcp, relayUdp } from '../../src/capture/tun/glue.js';
-import {
-  createNetns,
-  harnessUnavailable,
-  type Netns,
-  runInNetns,
-} from '../../src/capture/tun/netns.js';
+import { createNetns, type Netns, runInNetns } from '../../src/capture/tun/netns.js';
 import {
   createTunStack,
   type TunStack,
   type TunStackOptions,
   unaccounted,
 } from '../../src/capture/tun/stack.js';
-import { connectedUdpClient, dnsTcpFrame, dnsUpstream } from './helpers.js';
+import { connectedUdpClient, dnsTcpFrame, dnsUpstream, tunMissing } from './helpers.js';
 
-const missing =
-  harnessUnavailable() ??
-  (existsSync(addonPath())
-    ? null
-    : `the addon is not built (${addonPath()}): node scripts/build-addon.mjs`);
+const missing = tunMissing();
 if (missing) {
   t.plan(0, `needs root and /dev/net/tun: ${missing}`);
 }
