@@ -12,16 +12,11 @@ import t, { type Test } from 'tap';
 import type { RunningClient } from '../../src/client/client.js';
 import { statusView } from '../../src/client/diagnostics.js';
 import type { EdgeOptions } from '../../src/edge/server.js';
-import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
-import {
-  DEFAULT_TENANT_ID,
-  defaultTenantDocument,
-  loadDefaultTenant,
-} from '../../src/policy/default-tenant.js';
+import { DEFAULT_TENANT_ID, defaultTenantDocument } from '../../src/policy/default-tenant.js';
 import { EXPAND_ALL, expandProfiles } from '../../src/policy/graph.js';
 import { tempDir, until } from '../edge/helpers.js';
 import { edgeToRestart, plainEdge, type RestartedEdge } from './edge-restart-helpers.js';
-import { TEST_OVERVIEW } from './helpers.js';
+import { statusInput } from './helpers.js';
 
 const FABRIKAM = { id: '0b6e2d4c-1a3f-4e5d-8c7b-9a0f1e2d3c4b', name: 'Fabrikam' };
 const CONTOSO_LIST = { id: '1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f', name: 'Contoso (list)' };
@@ -130,20 +125,7 @@ t.test('no poll asked for: the reconnected channels bring the new tenant', async
 });
 
 t.test('status notes a profile in force from another tenant than the edge serves', async (t) => {
-  const input = {
-    overview: TEST_OVERVIEW,
-    tenant: loadDefaultTenant(),
-    profileSource: 'edge http://127.0.0.1:1',
-    profileLoadedAt: null,
-    generation: 1,
-    tiles: createClientTiles(defaultClientConfig()).snapshot(),
-    tunnelUp: () => true,
-    tunnelDetail: () => 'tunnel up',
-    tokenAt: Date.now(),
-    tokenError: null,
-    listeners: { socks: '127.0.0.1:1080' },
-    activeFlows: 0,
-  };
+  const input = statusInput({ profileSource: 'edge http://127.0.0.1:1' });
   const stale = statusView({ ...input, edgeTenantId: FABRIKAM.id });
   t.match(stale.notes, [
     /^the edge now serves tenant 0b6e2d4c-1a3f-4e5d-8c7b-9a0f1e2d3c4b: the profile in force is still Contoso .*'s until/,

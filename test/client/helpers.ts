@@ -5,7 +5,10 @@
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
+import type { StatusInput } from '../../src/client/diagnostics.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
+import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
+import { loadDefaultTenant } from '../../src/policy/default-tenant.js';
 import { tempDir } from '../edge/helpers.js';
 
 /** The `overview` of a status or health input in unit tests (statusView, healthChecks). */
@@ -16,6 +19,28 @@ export const TEST_OVERVIEW = {
   lastChecked: null,
   clientVersion: '0',
 };
+
+/**
+ * A statusView input for unit tests: the default tenant and client config, every tunnel
+ * up, a token, a SOCKS listener; `over` replaces any of it.
+ */
+export function statusInput(over: Partial<StatusInput> = {}): StatusInput {
+  return {
+    overview: TEST_OVERVIEW,
+    tenant: loadDefaultTenant(),
+    profileSource: 'test',
+    profileLoadedAt: null,
+    generation: 1,
+    tiles: createClientTiles(defaultClientConfig()).snapshot(),
+    tunnelUp: () => true,
+    tunnelDetail: () => 'tunnel up',
+    tokenAt: Date.now(),
+    tokenError: null,
+    listeners: { socks: '127.0.0.1:1080' },
+    activeFlows: 0,
+    ...over,
+  };
+}
 
 export interface AdminWorld {
   edge: Edge;

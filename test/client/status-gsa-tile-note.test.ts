@@ -13,27 +13,12 @@ import {
   createClientTiles,
   defaultClientConfig,
 } from '../../src/policy/client-config.js';
-import { loadDefaultTenant } from '../../src/policy/default-tenant.js';
-import { TEST_OVERVIEW } from './helpers.js';
+import { statusInput } from './helpers.js';
 
 function view(config: ClientConfig, gsaOff: boolean) {
   const tiles = createClientTiles(config);
   if (gsaOff && tiles.snapshot().tiles.m365.userCanToggle) tiles.toggle('m365', false);
-  return statusView({
-    overview: TEST_OVERVIEW,
-    tenant: loadDefaultTenant(),
-    profileSource: 'test',
-    profileLoadedAt: null,
-    generation: 1,
-    tiles: tiles.snapshot(),
-    tunnelUp: () => true,
-    tunnelDetail: () => 'tunnel up',
-    tokenAt: Date.now(),
-    tokenError: null,
-    listeners: { socks: '127.0.0.1:1080' },
-    activeFlows: 0,
-    commandFlags: ' --state-dir /s',
-  });
+  return statusView(statusInput({ tiles: tiles.snapshot(), commandFlags: ' --state-dir /s' }));
 }
 
 t.test('turned off by the user: a note with the command', async (t) => {

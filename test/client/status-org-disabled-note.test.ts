@@ -8,27 +8,12 @@
 import t from 'tap';
 import { cliCommand } from '../../src/cli/common.js';
 import { statusView } from '../../src/client/diagnostics.js';
-import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadDefaultTenant } from '../../src/policy/default-tenant.js';
 import type { TenantSpec } from '../../src/policy/model.js';
-import { TEST_OVERVIEW } from './helpers.js';
+import { statusInput } from './helpers.js';
 
 function view(tenant: TenantSpec, profileSource: string) {
-  return statusView({
-    overview: TEST_OVERVIEW,
-    tenant,
-    profileSource,
-    profileLoadedAt: null,
-    generation: 1,
-    tiles: createClientTiles(defaultClientConfig()).snapshot(),
-    tunnelUp: () => true,
-    tunnelDetail: () => 'tunnel up',
-    tokenAt: Date.now(),
-    tokenError: null,
-    listeners: { socks: '127.0.0.1:1080' },
-    activeFlows: 0,
-    commandFlags: ' --state-dir /s',
-  });
+  return statusView(statusInput({ tenant, profileSource, commandFlags: ' --state-dir /s' }));
 }
 
 const all = loadDefaultTenant();
