@@ -1,7 +1,7 @@
 /**
- * `gsa-emu netns --token-ttl 2 --close-on-token-expiry -- CMD`: token renewal behind a
+ * `gsa-emu netns --token-ttl 4 --close-on-token-expiry -- CMD`: token renewal behind a
  * namespace, as a CI job tests it. The edge will close each tunnel session (4419) when its
- * 2 s token expires; the client replaces it before then with a fresh token (the channel
+ * 4 s token expires; the client replaces it before then with a fresh token (the channel
  * never goes down), and the command's requests before and after a renewal both go through. A bad `--token-ttl` is a usage error before anything
  * starts.
  *
@@ -46,8 +46,10 @@ t.test('sessions replaced before token expiry; requests go through', async (t) =
     'set -e',
     curl('http://intranet.contoso.test/'),
     curl('http://news.test/'),
-    // Two token lives: at least one close at expiry, and a request after the renewal.
-    'sleep 5',
+    // Two token lives: at least one close at expiry, and a request after the renewal. A
+    // replacement is connected a quarter of a token's life before its expiry: 1 s here (a
+    // 2 s life left 0.5 s, which a loaded machine's stalls could exceed).
+    'sleep 9',
     curl('http://intranet.contoso.test/'),
     curl('http://news.test/'),
   ].join('; ');
@@ -56,7 +58,7 @@ t.test('sessions replaced before token expiry; requests go through', async (t) =
     '--state-dir',
     dir,
     '--token-ttl',
-    '2',
+    '4',
     '--close-on-token-expiry',
     '--',
     'sh',
