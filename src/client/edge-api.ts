@@ -88,10 +88,24 @@ export interface PollOptions {
   etag?: string | null;
 }
 
+/**
+ * What one poll did: the edge answered (200 with a new document, `changed`: onChange ran; or
+ * 304 / the same ETag), failed (`error`, also given to onError), or was not made (stopped).
+ */
+export type PollOutcome =
+  | { status: 200 | 304; changed: boolean }
+  | { status: 'error'; error: Error }
+  | { status: 'stopped' };
+
 export interface Poller {
   stop(): void;
-  /** Polls at once (resolves after onChange/onError ran). */
-  pollNow(): Promise<void>;
+  /**
+   * Polls at once (resolves after onChange/onError ran) and says what that poll did. One
+   * poll at a time: a call while one runs waits for it, then polls again (the edge may have
+   * changed after it began); calls that wait together share that next poll. The timer
+   * restarts from its end.
+   */
+  pollNow(): Promise<PollOutcome>;
   /**
    * Forget the ETag held: the next poll fetches the whole document and calls onChange even
    * when it did not change (the edge now serves another tenant the same profiles).
@@ -254,31 +268,48 @@ export class EdgeApi {
     let etag = opts.etag ?? null;
     let timer: NodeJS.Timeout | null = null;
     let stopped = false;
-    let running: Promise<void> | null = null;
-    const once = async (): Promise<void> => {
+    let running: Promise<PollOutcome> | null = null;
+    /** The poll that starts when `running` ends, shared by the pollNow calls waiting for it. */
+    let queued: Promise<PollOutcome> | null = null;
+    const once = async (): Promise<PollOutcome> => {
       try {
         const r = await this.getProfiles({
           ...(opts.expand !== undefined ? { expand: opts.expand } : {}),
           etag,
         });
-        if (stopped) return;
+        if (stopped) return { status: 'stopped' };
         opts.onChecked?.();
         if (r.status === 200) {
           const changed = r.etag === null || r.etag !== etag;
           etag = r.etag;
           if (changed) await opts.onChange(r.doc, r.etag);
+          return { status: 200, changed };
         }
+        return { status: 304, changed: false };
       } catch (err) {
-        if (!stopped) opts.onError?.(err instanceof Error ? err : new Error(String(err)));
+        const e = err instanceof Error ? err : new Error(String(err));
+        if (stopped) return { status: 'stopped' };
+        opts.onError?.(e);
+        return { status: 'error', error: e };
       }
+    };
+    /** Starts a poll now (none running): the timer waits for its end. */
+    const start = (): Promise<PollOutcome> => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      const p = once().finally(() => {
+        if (running === p) running = null;
+        if (timer) clearTimeout(timer);
+        timer = null;
+        if (!stopped && !this.closed) timer = setTimeout(tick, opts.intervalMs);
+      });
+      running = p;
+      return p;
     };
     const tick = (): void => {
       timer = null;
-      if (stopped || this.closed) return;
-      running = once().finally(() => {
-        running = null;
-        if (!stopped && !this.closed) timer = setTimeout(tick, opts.intervalMs);
-      });
+      if (stopped || this.closed || running !== null) return;
+      void start();
     };
     const poller: Poller = {
       stop() {
@@ -287,16 +318,20 @@ export class EdgeApi {
         timer = null;
         api.pollers.delete(poller);
       },
-      async pollNow() {
-        if (running) await running;
-        if (stopped) return;
-        if (timer) clearTimeout(timer);
-        timer = null;
-        running = once().finally(() => {
-          running = null;
-          if (!stopped && !api.closed) timer = setTimeout(tick, opts.intervalMs);
-        });
-        await running;
+      pollNow() {
+        if (stopped || api.closed) return Promise.resolve({ status: 'stopped' });
+        if (running === null) return start();
+        // A poll runs (it may have asked before the edge changed): the next one, shared.
+        if (queued === null) {
+          const wait = running;
+          queued = wait.then(() => {
+            queued = null;
+            if (stopped || api.closed) return { status: 'stopped' } as const;
+            // Another pollNow may have started one since: it began after this call too.
+            return running ?? start();
+          });
+        }
+        return queued;
       },
       forgetEtag() {
         etag = null;
