@@ -227,11 +227,45 @@ export interface RunningClient {
   onboard(): Record<ChannelName, boolean>;
   /** Replace the tenant (a Graph document or list); swaps the classifier. */
   setTenantDocument(doc: unknown, source: string): void;
-  /** Polls the edge's profiles now (tenant 'edge' only). */
-  refreshProfiles(): Promise<void>;
+  /**
+   * Fetches the edge's profiles now (tenant 'edge'), as a poll would, and applies a changed
+   * document once (polls never overlap: a refresh during a poll waits for it, then asks
+   * again; refreshes waiting together share that request). Never throws: `error` says why
+   * nothing was fetched or applied (no edge to ask, no answer, a rejected document), and the
+   * profiles in force stay.
+   */
+  refreshProfiles(): Promise<ProfileRefresh>;
   /** Resolves once every enabled channel's tunnel is up (or rejects after timeoutMs). */
   waitConnected(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Why a profile refresh fetched or applied nothing (the admin API's `error` field):
+ * `no_edge` (profiles from a file read at start), `edge_unreachable` (the edge did not
+ * answer the profile request), `profile_rejected` (it sent a document the client cannot
+ * use), `stopping` (the client is closing).
+ */
+export type ProfileRefreshFailure =
+  | 'no_edge'
+  | 'edge_unreachable'
+  | 'profile_rejected'
+  | 'stopping';
+
+/**
+ * What a profile refresh did (POST /profile/refresh): the profile fields as GET /status
+ * names them, after the refresh.
+ */
+export interface ProfileRefresh {
+  /** null: the edge answered (a new document applied, or none). */
+  error: { reason: ProfileRefreshFailure; message: string } | null;
+  /** The edge sent another document and it is in force now (a new classifier generation). */
+  changed: boolean;
+  profileSource: string;
+  /** When the profiles in force were loaded (ISO). */
+  profileLoadedAt: string | null;
+  classifierGeneration: number;
+  tenantId: string | null;
 }
 
 /** GET /status: the status view and the local subnets in force. */
@@ -389,7 +423,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   /** The edge's profile poller (tenant 'edge'; set below, once the first token was asked). */
   let poller: ReturnType<EdgeApi['pollProfiles']> | null = null;
   /** A poll started because a channel came up (one at a time). */
-  let upPoll: Promise<void> | null = null;
+  let upPoll: Promise<unknown> | null = null;
   // A Graph list (`{ value: [...] }`) names no tenant: the edge's Graph `GET /organization`
   // gives its id and display name; failing that, the id is the tokens' `tid`.
   let edgeTenant: { tenantId?: string; name?: string } = {};
@@ -852,7 +886,36 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     onboard: () => tiles.onboard(),
     setTenantDocument,
     async refreshProfiles() {
-      await poller?.pollNow();
+      const out = poller === null ? null : await poller.pollNow();
+      let error: ProfileRefresh['error'] = null;
+      const kept = `the client keeps the profiles it had (classifier generation ${handle.generation})`;
+      if (out === null) {
+        error = {
+          reason: 'no_edge',
+          message: `this client's forwarding profiles come from ${profileSource}, read at start (--tenant), not from its edge: there is nothing to fetch; restart "gsa-emu up" to read the file again`,
+        };
+      } else if (out.status === 'stopped') {
+        error = { reason: 'stopping', message: 'the client is stopping' };
+      } else if (out.status === 'error') {
+        error = {
+          reason: 'edge_unreachable',
+          message: `cannot fetch forwarding profiles from the edge ${opts.edge.url}: ${out.error.message}; ${kept}`,
+        };
+      } else if (out.changed && profileError !== null) {
+        // A new document that setTenantDocument refused: the old profiles stay.
+        error = {
+          reason: 'profile_rejected',
+          message: `the edge ${opts.edge.url} sent forwarding profiles the client cannot use: ${profileError}; ${kept}`,
+        };
+      }
+      return {
+        error,
+        changed: error === null && out !== null && 'changed' in out && out.changed,
+        profileSource,
+        profileLoadedAt: profileLoadedAt === null ? null : new Date(profileLoadedAt).toISOString(),
+        classifierGeneration: handle.generation,
+        tenantId: tenant?.tenantId ?? null,
+      };
     },
     async waitConnected(timeoutMs = 10_000) {
       const want = (['m365', 'private', 'internet'] as const).filter((c) => tiles.state()[c]);
