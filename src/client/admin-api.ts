@@ -18,6 +18,11 @@
  *                    (the three answer `changed`: false when that was already so)
  *   POST /shutdown   {} or {"pid": n}: stop the run as Ctrl+C would (`gsa-emu up` only;
  *                    409 elsewhere, and when pid is not this process's)
+ *   POST /profile/refresh
+ *                    {} (or no body): fetch the forwarding profiles from the edge now (as the next poll
+ *                    would); answers `changed`, profileSource, profileLoadedAt,
+ *                    classifierGeneration; 502 when the edge does not answer or sends a
+ *                    document the client rejects, 409 with profiles from a file (no edge)
  *   GET  /metrics    Prometheus text
  *
  * Every request needs `Authorization: Bearer <token>` (else 401): a random token made per
@@ -36,8 +41,8 @@
  * 127.0.0.1:port inside its namespace, so that the command it runs can ask it too.
  *
  * Methods: the GET endpoints also answer HEAD (RFC 9110 9.1); another method on them is
- * 405 `Allow: GET, HEAD`, anything but POST on /toggle, /vpn, /onboard and /shutdown is 405
- * `Allow: POST`,
+ * 405 `Allow: GET, HEAD`, anything but POST on /toggle, /vpn, /onboard, /shutdown and
+ * /profile/refresh is 405 `Allow: POST`,
  * and any method on a path that is none of these is 404.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -242,6 +247,10 @@ export async function startAdminApi(
       if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
       return stop(req, res);
     }
+    if (path === '/profile/refresh') {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
+      return refresh(req, res);
+    }
     if (path === '/vpn' || path === '/onboard') {
       if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
       return path === '/vpn' ? vpn(req, res) : onboard(req, res);
@@ -330,6 +339,7 @@ export async function startAdminApi(
             'POST /vpn',
             'POST /onboard',
             'POST /shutdown',
+            'POST /profile/refresh',
           ],
         });
       default:
@@ -344,6 +354,7 @@ export async function startAdminApi(
   async function jsonBody(
     req: IncomingMessage,
     res: ServerResponse,
+    o: { emptyOk?: boolean } = {},
   ): Promise<Record<string, unknown> | undefined> {
     if (!isJsonContentType(req.headers['content-type'])) {
       json(res, 415, { error: 'unsupported_media_type', message: 'send application/json' });
@@ -354,6 +365,7 @@ export async function startAdminApi(
       json(res, 413, { error: 'too_large', message: 'body too large' });
       return undefined;
     }
+    if (o.emptyOk && text.trim() === '') return {};
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -428,6 +440,24 @@ export async function startAdminApi(
     const on = body.on;
     const ch = channel as ChannelName;
     return userAction(res, () => client.toggle(ch, on), { channel, on });
+  }
+
+  /**
+   * POST /profile/refresh {} (or no body): the client fetches its profiles from the edge now. 200 with
+   * `changed` and the profile fields of GET /status; a refresh that could not be made is
+   * 409 (no edge: profiles from a file), 502 (no answer, a rejected document) or 503
+   * (stopping), with the reason in `error` and the profiles in force unchanged.
+   */
+  async function refresh(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // No body, or any JSON (nothing is read from it); the content type as for every POST.
+    const body = await jsonBody(req, res, { emptyOk: true });
+    if (body === undefined) return;
+    const { error, ...r } = await client.refreshProfiles();
+    if (error !== null) {
+      const status = error.reason === 'no_edge' ? 409 : error.reason === 'stopping' ? 503 : 502;
+      return json(res, status, { error: error.reason, message: error.message, ...r });
+    }
+    return json(res, 200, r);
   }
 
   /** POST /shutdown: `{}` or `{"pid": n}` (refused unless n is this process: a stale address). */

@@ -87,7 +87,7 @@ t.test('up banner: client-config warnings, --state-dir, admin API paths', async 
   );
   t.match(
     text,
-    '(/status /flows /hostnames /profile /health /explain /metrics, POST /toggle /vpn /onboard /shutdown)',
+    '(/status /flows /hostnames /profile /health /explain /metrics, POST /toggle /vpn /onboard /shutdown /profile/refresh)',
   );
 });
 

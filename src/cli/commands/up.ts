@@ -970,7 +970,7 @@ export function bannerText(
           `DNS         UDP 53 into the TUN: acquired names -> 6.6.x.y, others -> ${x.tun.dns ? `${x.tun.dns.host}:${x.tun.dns.port}` : 'SERVFAIL'}`,
         ]
       : []),
-    `admin API   ${a.admin ? `http://${a.admin}  (/status /flows /hostnames /profile /health /explain /metrics, POST /toggle /vpn /onboard /shutdown)` : 'off'}`,
+    `admin API   ${a.admin ? `http://${a.admin}  (/status /flows /hostnames /profile /health /explain /metrics, POST /toggle /vpn /onboard /shutdown /profile/refresh)` : 'off'}`,
     ...(a.admin && x.tokenFile
       ? [`            token in ${shellWord(x.tokenFile)} (send "Authorization: Bearer <token>")`]
       : []),
