@@ -1,7 +1,15 @@
-/** `gsa-emu profiles validate FILE` and `gsa-emu profiles show [FILE]`. */
+/**
+ * `gsa-emu profiles validate FILE`, `gsa-emu profiles show [FILE]`, and `gsa-emu profiles
+ * refresh`: the running client fetches its forwarding profiles from its edge now (admin API
+ * POST /profile/refresh), rather than at its next poll (`up --profile-poll`).
+ */
 import type { Command } from 'commander';
+import { adminCall, adminTarget } from '../../client/admin-client.js';
+import type { ProfileRefresh } from '../../client/client.js';
 import type { DestinationSpec, TenantSpec } from '../../policy/model.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
+import { stateDir } from '../../util/state-dir.js';
+import { type AdminOptionValues, addAdminOptions } from '../common.js';
 
 function dest(d: DestinationSpec): string {
   return d.type === 'ipRange' ? `${d.begin}-${d.end}` : d.value;
@@ -37,7 +45,11 @@ export function formatProfiles(t: TenantSpec): string {
 }
 
 export function register(program: Command): void {
-  const profiles = program.command('profiles').description('check and show forwarding profiles');
+  const profiles = program
+    .command('profiles')
+    .description(
+      "check and show forwarding profiles; make the running client fetch its edge's now (refresh)",
+    );
   profiles
     .command('validate')
     .description('validate a forwarding-profile file (Graph JSON or YAML) and list every problem')
@@ -65,4 +77,31 @@ export function register(program: Command): void {
         opts.json ? `${JSON.stringify(tenant, null, 2)}\n` : `${formatProfiles(tenant)}\n`,
       );
     });
+  addAdminOptions(
+    profiles
+      .command('refresh')
+      .description(
+        "make the running client fetch its forwarding profiles from its edge now, not at its next poll (up --profile-poll): after changing them through the edge's control API",
+      )
+      .option('--json', "print the admin API's answer as JSON")
+      .addHelpText(
+        'after',
+        '\nPrints "profiles refreshed from <source>: generation <n> (changed)", or "(unchanged)"\nwhen the edge serves what the client has. Exit 1 (the reason on stderr) when the edge\ndoes not answer or sends profiles the client rejects (the client keeps its profiles),\nand when the client reads its profiles from a file (up --tenant <file>): there is no edge\nto ask; restart "gsa-emu up" to read the file again.',
+      ),
+  ).action(async (o: AdminOptionValues & { json?: boolean }) => {
+    const base = adminTarget(stateDir(o.stateDir), o);
+    // The client may wait for a poll in flight, then for its token and the edge (10 s each).
+    const r = await adminCall<Omit<ProfileRefresh, 'error'>>(
+      base,
+      'POST',
+      '/profile/refresh',
+      {},
+      { timeoutMs: 45_000 },
+    );
+    process.stdout.write(
+      o.json
+        ? `${JSON.stringify(r, null, 2)}\n`
+        : `profiles refreshed from ${r.profileSource}: generation ${r.classifierGeneration} (${r.changed ? 'changed' : 'unchanged'})\n`,
+    );
+  });
 }
