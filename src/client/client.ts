@@ -45,6 +45,7 @@ import { loadPlatform } from '../policy/platform.js';
 import { loadTenantFile } from '../policy/tenant-file.js';
 import { type DownInfo, Tunnels } from '../tunnel/client.js';
 import type { SessionOptions } from '../tunnel/session.js';
+import { awakeTimeout } from '../util/awake-timeout.js';
 import { packageVersion } from '../util/package.js';
 import { type AdminApi, startAdminApi } from './admin-api.js';
 import {
@@ -300,6 +301,9 @@ function localSubnetList(list: readonly string[]): string[] {
     return n;
   });
 }
+
+/** How long a health probe (the edge's connect, its name's lookup) may take: running time. */
+const HEALTH_PROBE_MS = 2000;
 
 const noopLog = { info() {}, warn() {}, debug() {}, error() {} };
 
@@ -822,20 +826,23 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       localSubnets: [...localSubnets],
     }),
     async health() {
+      // The probes' 2 s count only the time this process ran (awakeTimeout): an event-loop
+      // stall (a loaded host, GC) is not the edge's silence, and the answer that came
+      // during it is read before the bound is judged.
       const probe = (): Promise<string | null> =>
         new Promise((res) => {
           const s = netConnect({ host: edgeHost, port: edgePort });
-          const timer = setTimeout(() => {
+          const timer = awakeTimeout(HEALTH_PROBE_MS, () => {
             s.destroy();
             res(`no answer from ${edgeHost}:${edgePort} within 2 s`);
-          }, 2000);
+          });
           s.once('connect', () => {
-            clearTimeout(timer);
+            timer.cancel();
             s.destroy();
             res(null);
           });
           s.once('error', (e: NodeJS.ErrnoException) => {
-            clearTimeout(timer);
+            timer.cancel();
             res(`${e.code ?? 'error'} ${edgeHost}:${edgePort}`);
           });
         });
@@ -843,14 +850,16 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       // either of which may not answer, and /health must still answer.
       const resolve = (): Promise<string | null> =>
         new Promise((res) => {
-          const timer = setTimeout(() => res(`no answer resolving ${edgeHost} within 2 s`), 2000);
+          const timer = awakeTimeout(HEALTH_PROBE_MS, () =>
+            res(`no answer resolving ${edgeHost} within 2 s`),
+          );
           lookup(edgeHost).then(
             () => {
-              clearTimeout(timer);
+              timer.cancel();
               res(null);
             },
             (e: NodeJS.ErrnoException) => {
-              clearTimeout(timer);
+              timer.cancel();
               res(`cannot resolve ${edgeHost}: ${e.code}`);
             },
           );

@@ -1,11 +1,12 @@
 /**
  * The health tests' setup: an edge on `host` (plain, its key not kept) and a client of it,
- * connected, with no listeners, no DNS and no process lookup; both stopped at the end of `t`.
+ * connected, with no listeners, no DNS and no process lookup; both stopped at the end of `t`
+ * (the edge may be stopped before).
  */
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { type RunningClient, startClient } from '../../src/client/client.js';
-import { startEdge } from '../../src/edge/server.js';
+import { type Edge, startEdge } from '../../src/edge/server.js';
 import { tempDir } from '../edge/helpers.js';
 import { NO_LISTENERS } from './edge-restart-helpers.js';
 
@@ -14,7 +15,7 @@ export async function edgeAndClient(
   t: Test,
   host: string,
   urlHost = host,
-): Promise<{ client: RunningClient; port: string; dir: string }> {
+): Promise<{ client: RunningClient; edge: Edge; port: string; dir: string }> {
   const tmp = await tempDir('gsa-health-');
   t.teardown(tmp.remove);
   const edge = await startEdge({
@@ -34,5 +35,5 @@ export async function edgeAndClient(
   });
   t.teardown(() => client.close());
   await client.waitConnected(10_000);
-  return { client, port, dir: tmp.dir };
+  return { client, edge, port, dir: tmp.dir };
 }
