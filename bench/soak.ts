@@ -12,7 +12,8 @@
  * destination; clients that abort a large download part way (FIN or RST, tunneled and
  * bypassed); slow clients (a SOCKS greeting or HTTP head 4 bytes at a time, an idle
  * connection); malformed SOCKS greetings and HTTP requests; `toggle internet off` / `on` every 90 s; /metrics
- * every 5 s, `flows` and `status --health` every 30 s.
+ * every 5 s, `flows` and `status --health` every 30 s (one that exits non-zero prints its
+ * failed checks on stderr).
  *
  * Samples (every SAMPLE s, after a forced GC through the inspector): RSS, heap used, open
  * fds, active handles and timers, the flow table (active flows and rows kept), the edge's
@@ -100,20 +101,48 @@ function track<T extends net.Socket>(s: T, maxMs = 20_000): T {
   });
   return s;
 }
-/** Runs a command (at most 30 s); once stopping, only `always` ones (the final stop). */
-function run(args: string[], bin = CLI_NODE, always = false): Promise<number> {
+/**
+ * Runs a command (at most 30 s); once stopping, only `always` ones (the final stop).
+ * `onFail`: keep what it prints (the last 64 KiB of each stream) and give it to `onFail`
+ * when it exits non-zero.
+ */
+function run(
+  args: string[],
+  bin = CLI_NODE,
+  always = false,
+  onFail?: (code: number, out: string, err: string) => void,
+): Promise<number> {
   return new Promise((resolve) => {
     if (stopping && !always) return resolve(-1);
-    const c = spawn(bin, args, { stdio: 'ignore' });
+    const c = spawn(bin, args, { stdio: onFail ? ['ignore', 'pipe', 'pipe'] : 'ignore' });
     children.add(c);
+    let out = '';
+    let err = '';
+    c.stdout?.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-65536)));
+    c.stderr?.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-65536)));
     const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
     c.on('error', () => {});
     c.on('close', (code) => {
       clearTimeout(t);
       children.delete(c);
+      if (onFail && code !== 0) onFail(code ?? -1, out, err);
       resolve(code ?? -1);
     });
   });
+}
+
+/** The failed checks of `status --health --json`'s output (else the output as it is). */
+function failedChecks(out: string): string {
+  try {
+    const j = JSON.parse(out) as {
+      state?: string;
+      health?: { status: string; name: string; detail: string }[];
+    };
+    const failed = (j.health ?? []).filter((c) => c.status === 'fail');
+    return [`state: ${j.state}`, ...failed.map((c) => `FAIL ${c.name}: ${c.detail}`)].join('\n');
+  } catch {
+    return out;
+  }
 }
 
 let cleaning: Promise<void> | null = null;
@@ -588,8 +617,18 @@ async function main(): Promise<void> {
   every(5_000, () => void adminGet(p, '/metrics').catch(() => count('metrics failed')));
   every(30_000, () => {
     void run([CLI, 'flows', '--state-dir', stateDir]);
-    void run([CLI, 'status', '--health', '--state-dir', stateDir]).then(
-      (code) => code !== 0 && count('health failed'),
+    // A failed call's output goes to stderr: which check failed, and why.
+    const at = Math.round((Date.now() - t0) / 1000);
+    void run(
+      [CLI, 'status', '--health', '--json', '--state-dir', stateDir],
+      CLI_NODE,
+      false,
+      (code, out, err) => {
+        count('health failed');
+        process.stderr.write(
+          `soak: status --health at ${at} s exited ${code}:\n${err}${failedChecks(out)}\n`,
+        );
+      },
     );
   });
   let internet = true;
