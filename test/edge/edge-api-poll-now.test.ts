@@ -3,25 +3,12 @@
  * changed document is applied once, the timer is not doubled, and the outcome says what
  * the poll did (changed, unchanged, failed).
  */
-import { join } from 'node:path';
 import t from 'tap';
 import { EdgeApi, type GraphList } from '../../src/client/edge-api.js';
-import { type Edge, startEdge } from '../../src/edge/server.js';
 import type { Prof } from './control-api-fixture.js';
-import { delay, tempDir, until } from './helpers.js';
+import { delay, fileEdge, until } from './helpers.js';
 
-let edge: Edge;
-let remove: () => Promise<void>;
-
-t.before(async () => {
-  const tmp = await tempDir();
-  remove = tmp.remove;
-  edge = await startEdge({ stateDir: join(tmp.dir, 'state') });
-});
-t.teardown(async () => {
-  await edge.close({ graceMs: 0 });
-  await remove();
-});
+const edge = await fileEdge(t);
 
 const api = (url = edge.url): EdgeApi =>
   new EdgeApi({ url, ca: edge.caPem, userId: 'alice', deviceId: 'dev-1' });

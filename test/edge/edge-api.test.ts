@@ -1,25 +1,13 @@
-import { join } from 'node:path';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { EdgeApi, type GraphList } from '../../src/client/edge-api.js';
-import { type Edge, startEdge } from '../../src/edge/server.js';
+import { startEdge } from '../../src/edge/server.js';
 import { AuthError, EdgeHttpError, GsaError } from '../../src/errors.js';
 import type { Prof } from './control-api-fixture.js';
-import { delay, tempDir, until } from './helpers.js';
+import { delay, fileEdge, tempDir, until } from './helpers.js';
 
-let edge: Edge;
-let remove: () => Promise<void>;
-
-t.before(async () => {
-  const tmp = await tempDir();
-  remove = tmp.remove;
-  // TLS on: EdgeApi must trust the edge's CA.
-  edge = await startEdge({ stateDir: join(tmp.dir, 'state') });
-});
-t.teardown(async () => {
-  await edge.close({ graceMs: 0 });
-  await remove();
-});
+// TLS on: EdgeApi must trust the edge's CA.
+const edge = await fileEdge(t);
 
 function api(over: Partial<ConstructorParameters<typeof EdgeApi>[0]> = {}): EdgeApi {
   return new EdgeApi({

@@ -5,7 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Edge } from '../../src/edge/server.js';
+import type { Test } from 'tap';
+import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import type { NetworkAccessTraffic } from '../../src/edge/traffic-log.js';
 import type { ChannelName } from '../../src/policy/model.js';
 import { TunnelClient } from '../../src/tunnel/client.js';
@@ -123,6 +124,20 @@ export async function tempDir(
 ): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * An edge for a whole test file (TLS unless `opts` says otherwise) with its state in a
+ * temporary folder; closed, and the folder removed, at the file's end.
+ */
+export async function fileEdge(t: Test, opts: Partial<EdgeOptions> = {}): Promise<Edge> {
+  const tmp = await tempDir();
+  const edge = await startEdge({ stateDir: join(tmp.dir, 'state'), ...opts });
+  t.teardown(async () => {
+    await edge.close({ graceMs: 0 });
+    await tmp.remove();
+  });
+  return edge;
 }
 
 export { delay, until } from '../util/wait.js';
