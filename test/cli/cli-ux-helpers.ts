@@ -51,12 +51,16 @@ export function startUp(t: Test, args: string[], ms = 60_000) {
 }
 
 /**
- * `up` with only the HTTP proxy (on a free port), `--no-tty`, ended after 40 s at most, in
- * `dir`, plus `extra` flags; resolves once it is ready, with the proxy's address.
+ * `up` with only the HTTP proxy (on a free port), `--no-tty`, ended after `seconds` (40) at
+ * most, in `dir`, plus `extra` flags; resolves once it is ready, with the proxy's address.
  */
-export async function startHttpOnlyUp(t: Test, dir: string, extra: string[] = []) {
+export async function startHttpOnlyUp(t: Test, dir: string, extra: string[] = [], seconds = 40) {
   const args = ['--state-dir', dir, '--socks-port', 'off', '--http-port', '0', '--no-tty'];
-  const run = startUp(t, [...args, '--exit-after', '40', ...extra]);
+  const run = startUp(
+    t,
+    [...args, '--exit-after', String(seconds), ...extra],
+    Math.max(60_000, (seconds + 5) * 1000),
+  );
   t.ok(await until(() => run.seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
   const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { http: string };
   return { ...run, http: state.http };

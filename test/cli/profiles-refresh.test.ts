@@ -12,8 +12,7 @@ import { type Edge, startEdge } from '../../src/edge/server.js';
 import { EXPAND_ALL } from '../../src/policy/graph.js';
 import type { Prof } from '../edge/control-api-fixture.js';
 import { httpCall } from '../util/http-calls.js';
-import { until } from '../util/wait.js';
-import { cli, skip, startUp, tempRoot } from './cli-ux-helpers.js';
+import { cli, skip, startHttpOnlyUp, tempRoot } from './cli-ux-helpers.js';
 
 const PROFILES = '/beta/networkAccess/forwardingProfiles';
 const EXPAND = `${PROFILES}?$expand=${encodeURIComponent(EXPAND_ALL)}`;
@@ -34,26 +33,7 @@ t.test('profiles refresh applies an edge change at once', { skip }, async (t) =>
   const admin = await edge.issueToken({ channel: 'graph', userId: 'admin' });
   const edgeUrl = edge.url;
   const dir = newDir();
-  const up = startUp(
-    t,
-    [
-      '--state-dir',
-      dir,
-      '--edge',
-      edgeUrl,
-      '--profile-poll',
-      '3600000',
-      '--socks-port',
-      'off',
-      '--http-port',
-      '0',
-      '--no-tty',
-      '--exit-after',
-      '110',
-    ],
-    115_000,
-  );
-  t.ok(await until(() => up.seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
+  await startHttpOnlyUp(t, dir, ['--edge', edgeUrl, '--profile-poll', '3600000'], 110);
   const sd = ['--state-dir', dir];
   // The admin API straight (fewer CLI runs keep this file quick on a busy machine).
   const state = JSON.parse(readFileSync(join(dir, 'client.json'), 'utf8')) as { admin: string };
@@ -168,22 +148,7 @@ t.test('profiles refresh with profiles from a file: no edge to ask', { skip }, a
   });
   writeFileSync(file, JSON.stringify(doc.json));
   const dir = newDir();
-  const up = startUp(t, [
-    '--state-dir',
-    dir,
-    '--edge',
-    edge.url,
-    '--tenant',
-    file,
-    '--socks-port',
-    'off',
-    '--http-port',
-    '0',
-    '--no-tty',
-    '--exit-after',
-    '60',
-  ]);
-  t.ok(await until(() => up.seen.out.includes('Ctrl+C to stop.'), 20_000), 'up is ready');
+  await startHttpOnlyUp(t, dir, ['--edge', edge.url, '--tenant', file], 60);
   const r = await cli(['profiles', 'refresh', '--state-dir', dir]);
   t.equal(r.code, 1, 'exit 1');
   t.match(r.err, `come from ${file}, read at start (--tenant), not from its edge`);
