@@ -46,6 +46,7 @@ import { loadTenantFile } from '../policy/tenant-file.js';
 import { type DownInfo, Tunnels } from '../tunnel/client.js';
 import type { SessionOptions } from '../tunnel/session.js';
 import { awakeTimeout } from '../util/awake-timeout.js';
+import { cliCommand } from '../util/cli-command.js';
 import { packageVersion } from '../util/package.js';
 import { type AdminApi, startAdminApi } from './admin-api.js';
 import {
@@ -901,7 +902,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       if (out === null) {
         error = {
           reason: 'no_edge',
-          message: `this client's forwarding profiles come from ${profileSource}, read at start (--tenant), not from its edge: there is nothing to fetch; restart "gsa-emu up" to read the file again`,
+          message: `this client's forwarding profiles come from ${profileSource}, read at start (--tenant), not from its edge: there is nothing to fetch; restart \`${cliCommand()} up\` to read the file again`,
         };
       } else if (out.status === 'stopped') {
         error = { reason: 'stopping', message: 'the client is stopping' };
