@@ -911,11 +911,12 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
           reason: 'edge_unreachable',
           message: `cannot fetch forwarding profiles from the edge ${opts.edge.url}: ${out.error.message}; ${kept}`,
         };
-      } else if (out.changed && profileError !== null) {
-        // A new document that setTenantDocument refused: the old profiles stay.
+      } else if (profileError !== null) {
+        // The edge answered, and the document it serves is one setTenantDocument refused:
+        // new now, or (a 304) the one it refused before. The old profiles stay.
         error = {
           reason: 'profile_rejected',
-          message: `the edge ${opts.edge.url} sent forwarding profiles the client cannot use: ${profileError}; ${kept}`,
+          message: `the edge ${opts.edge.url} ${out.changed ? 'sent' : 'still serves'} forwarding profiles the client cannot use: ${profileError}; ${kept}`,
         };
       }
       return {
