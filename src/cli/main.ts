@@ -21,6 +21,7 @@ const COMMANDS: Array<() => Promise<{ register: Registrar }>> = [
   () => import('./commands/up.js'),
   () => import('./commands/status.js'),
   () => import('./commands/flows.js'),
+  () => import('./commands/hostnames.js'),
   () => import('./commands/toggle.js'),
   () => import('./commands/vpn.js'),
   () => import('./commands/stop.js'),

@@ -5,7 +5,7 @@
  *   GET  /flows[?n=<count>][&active=1]
  *                    the Traffic table (active and recently closed flows, oldest first):
  *                    the last n only, active ones only (a bad value is a 400)
- *   GET  /hostnames  hostname acquisition (TUN mode's DNS table; empty in SOCKS mode)
+ *   GET  /hostnames  hostname acquisition (TUN mode's DNS table; empty, `tun: false`, in proxy mode)
  *   GET  /profile    forwarding profile rules grouped by profile
  *   GET  /health     health checks, `healthy`: 200, or 503 while a check fails
  *   GET  /explain?target=<url|host[:port]|ip[:port]>[&udp=1][&ip=<address>] (udp: 1|0,
@@ -272,7 +272,12 @@ export async function startAdminApi(
         return json(res, 200, { flows: q.n === undefined ? picked : picked.slice(-q.n) });
       }
       case '/hostnames':
-        return json(res, 200, { hostnames: opts.hostnames ? opts.hostnames() : [] });
+        // `tun`: whether there is a table at all (proxy capture takes names from the
+        // application, not from DNS), so an empty one can say which it is.
+        return json(res, 200, {
+          hostnames: opts.hostnames ? opts.hostnames() : [],
+          tun: opts.hostnames !== undefined,
+        });
       case '/profile':
         return json(res, 200, client.profile());
       case '/health': {

@@ -314,6 +314,11 @@ t.test(
       { acquired: true, generatedIp: /^6\.6\./ },
       '/hostnames: the acquisition table',
     );
+    // The same table as `gsa-emu hostnames` prints it: the acquired row with its 6.6.x.y.
+    const table = await inHs(process.execPath, [CLI, 'hostnames', '--state-dir', clientState]);
+    t.equal(table.code, 0, `gsa-emu hostnames: ${table.err}`);
+    t.match(table.out, /^TIME\s+FQDN\s+GENERATED IP\s+ACQUIRED\s+ORIGINAL IP\n/);
+    t.match(table.out, /\n\d\d:\d\d:\d\dZ\s+intranet\.contoso\.test\s+6\.6\.\d+\.\d+\s+Y\b/);
 
     // A second `up --tun` in the same namespace is refused (the host-wide lock), changing nothing.
     const second = await collect(
