@@ -403,6 +403,11 @@ t.test(
     t.equal(u.exitCode, null, err);
     t.match(out, /own traffic loopback only/);
     t.match(out, /SOCKS5\s+off/, 'proxies off with --tun');
+    t.match(
+      out,
+      /try \(any application on this host is captured\):[\s\S]*gsa-emu hostnames --state-dir /,
+      'the banner suggests the hostname acquisition table',
+    );
     const run = (args: string[]) =>
       collect(
         spawn('ip', ['netns', 'exec', hs, 'curl', '-sS', '--max-time', '8', ...args], {

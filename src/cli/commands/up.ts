@@ -1032,7 +1032,7 @@ export function bannerText(
       ...before,
       ...tryLines(cmds, 'curl '),
       ...after,
-      ...more(['flows', 'status']),
+      ...more(['flows', 'hostnames', 'status']),
       '',
     );
   }
