@@ -56,7 +56,7 @@ import {
   type StatusView,
   statusView,
 } from './diagnostics.js';
-import { EdgeApi, tenantOfToken } from './edge-api.js';
+import { EdgeApi, noNetworkCode, tenantOfToken } from './edge-api.js';
 import { type ProcessOwnerOptions, ProcessOwners } from './process-owner.js';
 
 export interface HostnameEntry {
@@ -403,16 +403,30 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     onTenant: (tid) => tenantSeen(tid),
   });
   let tokenError: string | null = null;
+  /**
+   * This machine has no network toward the edge: the message of the last token, profile or
+   * tunnel attempt when its error says so (noNetworkCode), null once an attempt reaches the
+   * edge or fails for another reason. The client's "No internet" state.
+   */
+  let noNetwork: string | null = null;
+  const edgeFailed = (err: unknown): void => {
+    noNetwork = noNetworkCode(err) !== null ? (err as Error).message : null;
+  };
+  const edgeReached = (): void => {
+    noNetwork = null;
+  };
   const tunnels = new Tunnels({
     url: opts.edge.url.replace(/^http/, 'ws'),
     // `fresh`: the edge refused the last token (restarted with another key, another tenant).
     getToken: async (channel, { fresh }) => {
       try {
         const t = await edgeApi.getToken(channel, { fresh });
+        // Not edgeReached(): a cached token comes back without asking the edge.
         tokenError = null;
         return t;
       } catch (err) {
         tokenError = (err as Error).message;
+        edgeFailed(err);
         throw err;
       }
     },
@@ -466,6 +480,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   };
   tunnels.on('up', (c: ChannelName) => {
     downInfo.delete(c);
+    edgeReached();
     log.info({ channel: c }, 'channel up');
     // The edge is back (or came up after us): with no profile yet, or after a failed poll,
     // poll now rather than a whole interval later.
@@ -486,6 +501,9 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     );
   });
   tunnels.on('down', (c: ChannelName, info: DownInfo) => {
+    // No error: the edge closed the session or refused the upgrade, so it was reached.
+    if (info.error) edgeFailed(info.error);
+    else edgeReached();
     downInfo.set(
       c,
       `${info.reason}${info.retryInMs >= 0 ? ` (retry in ${info.retryInMs} ms)` : ''}`,
@@ -607,10 +625,12 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       () => {
         tokenPending = false;
         if (tokenError === STILL_WAITING) tokenError = null;
+        edgeReached();
       },
       (err: unknown) => {
         tokenPending = false;
         tokenError = (err as Error).message;
+        edgeFailed(err);
       },
     );
     await Promise.race([firstToken, untilStartBy()]);
@@ -630,9 +650,11 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         profileCheckedAt = Date.now();
         pollError = null;
         firstPollEnded = true;
+        edgeReached();
       },
       onError: (err) => {
         pollError = `cannot fetch forwarding profiles: ${err.message}`;
+        edgeFailed(err);
         firstPollEnded = true;
         log.warn({ err: err.message }, 'profile poll failed');
         first();
@@ -819,6 +841,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tokenAt: edgeApi.lastTokenObtainedAt(),
         tokenExpiresAt: edgeApi.lastTokenExpiresAt(),
         tokenError,
+        noNetwork,
         listeners: addresses,
         tunCapture: opts.hostnames !== undefined,
         ...(opts.commandFlags ? { commandFlags: opts.commandFlags } : {}),
@@ -884,6 +907,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
         tokenAt: edgeApi.lastTokenObtainedAt(),
         tokenExpiresAt: edgeApi.lastTokenExpiresAt(),
         tokenError,
+        noNetwork,
         listeners: addresses,
         hostnames: opts.hostnames ? opts.hostnames() : null,
       });

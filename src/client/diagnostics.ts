@@ -23,7 +23,8 @@ export type ClientStateText =
   | 'Disabled'
   | 'Disconnected'
   | 'Some channels are unreachable'
-  | 'Disabled by your organization';
+  | 'Disabled by your organization'
+  | 'No internet';
 
 export interface ChannelStatus {
   channel: ChannelName | 'entra';
@@ -100,6 +101,12 @@ export interface StatusInput {
    */
   tokenExpiresAt?: number | null;
   tokenError: string | null;
+  /**
+   * The last attempt to reach the edge (token, profiles, tunnel) failed because this
+   * machine has no network toward it (no route, network down, name lookup failing for
+   * now): that error's message. Absent or null: not so.
+   */
+  noNetwork?: string | null;
   listeners: Record<string, string | null>;
   /** TUN capture is on (the client has a hostname table). */
   tunCapture?: boolean;
@@ -195,6 +202,18 @@ export function statusView(i: StatusInput): StatusView {
   else if (unreachable > 0)
     state = unreachable === forwarding ? 'Disconnected' : 'Some channels are unreachable';
   else state = 'Connected';
+  // The edge is not reached because this machine has no network toward it: the real
+  // client's "No internet", in place of what not reaching the edge shows (no profile yet,
+  // every channel down). States of the configuration (Disabled, ...) stay.
+  if (
+    i.noNetwork &&
+    (state === 'Disconnected' || (state === 'Initializing' && i.tenant === null))
+  ) {
+    state = 'No internet';
+    notes.push(
+      `no network toward the edge: ${i.noNetwork}; the client keeps trying and connects once the network is back`,
+    );
+  }
   if (state === 'Disabled by your organization') {
     // The seed's troubleshooting: a tile missing after the tenant was onboarded -> force stop
     // the app and relaunch it. Here the profiles are fetched again at each poll of the edge;
@@ -233,7 +252,13 @@ export function statusView(i: StatusInput): StatusView {
       'nothing captures: the SOCKS5 and HTTP proxies are off and there is no TUN, so no application reaches GSA through this client',
     );
   }
-  if (i.tokenAt === null && i.tokenError) notes.push(`Entra: ${i.tokenError}`);
+  // (No internet's note already has the token's error when it is the same one.)
+  if (
+    i.tokenAt === null &&
+    i.tokenError &&
+    !(state === 'No internet' && i.tokenError === i.noNetwork)
+  )
+    notes.push(`Entra: ${i.tokenError}`);
   else if (i.tokenAt !== null && tokenExpired(i)) notes.push(`Entra: ${expiredText(i)}`);
   if (i.tenant !== null && i.edgeTenantId && i.edgeTenantId !== i.tenant.tenantId) {
     notes.push(
@@ -368,6 +393,8 @@ export interface HealthInput {
    */
   tokenExpiresAt?: number | null;
   tokenError: string | null;
+  /** As StatusInput's: this machine has no network toward the edge (the error's message). */
+  noNetwork?: string | null;
   listeners: Record<string, string | null>;
   /** TUN capture's hostname-acquisition table (its DNS); null in proxy capture. */
   hostnames: HostnameEntry[] | null;
@@ -464,11 +491,15 @@ export function healthChecks(i: HealthInput): HealthCheck[] {
       ? 'this platform acquires IPv6'
       : 'IPv6 is not acquired (GSA tunnels IPv4); the resolver prefers IPv4 answers',
   );
-  add(
-    'Internet reachable',
-    'skip',
-    'not probed: gsa-emu reaches only the edge and local servers (see Edge reachable)',
-  );
+  if (i.noNetwork) {
+    add('Internet reachable', 'fail', `no network toward the edge: ${i.noNetwork}`);
+  } else {
+    add(
+      'Internet reachable',
+      'skip',
+      'not probed: gsa-emu reaches only the edge and local servers (see Edge reachable)',
+    );
+  }
   const rows = i.hostnames;
   if (rows === null) {
     const why = 'proxy capture: names arrive in SOCKS5/HTTP requests, no DNS answer is rewritten';

@@ -500,6 +500,28 @@ export function isEdgeConfigError(err: unknown): boolean {
 }
 
 /**
+ * Error codes that say this machine has no network toward the edge, rather than that the
+ * edge is down: no route to its network (ENETUNREACH), the interface down (ENETDOWN), and
+ * a name lookup that fails for now (EAI_AGAIN, what a resolver gives with no network).
+ */
+const NO_NETWORK: ReadonlySet<string> = new Set(['ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN']);
+
+/**
+ * The error's code when it says this machine has no network toward the edge (NO_NETWORK;
+ * the error itself or its `cause`, as undici and withTransportHint keep it), else null:
+ * the client's "No internet" state.
+ */
+export function noNetworkCode(err: unknown): string | null {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e !== null && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NO_NETWORK.has(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/**
  * An edge request's transport error with what to change, when the URL or the CA is the
  * likely cause (the message is what `status` and `status --health` show): an untrusted
  * certificate (`--edge-ca` missing, or `caGiven` and another edge's), a certificate for other names, https:// to a plain edge (whose

@@ -7,56 +7,17 @@
  * (root and iproute2 only; both namespaces are removed at the end). The CA stays the one
  * the state folder had: the leaf is re-issued for the new names.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { EDGE_SECRET_FILE } from '../../src/cli/edge-secret.js';
 import { loadOrCreateTls } from '../../src/tunnel/tls.js';
 import { collect, type Run } from '../util/ts-child.js';
-import { mainJs, skip, startEdgeProcess, tempRoot } from './cli-ux-helpers.js';
+import { mainJs, startEdgeProcess, tempRoot } from './cli-ux-helpers.js';
+import { netSkip, twoNamespaces } from './netns-helpers.js';
 
 const { newDir } = await tempRoot(t);
-
-const isRoot = process.getuid?.() === 0;
-const hasIp = process.platform === 'linux' && spawnSync('ip', ['-V']).status === 0;
-const missing = [...(isRoot ? [] : ['root']), ...(hasIp ? [] : ['iproute2 (`ip`) on Linux'])].join(
-  ' and ',
-);
-const netSkip = skip || (missing ? `needs ${missing}: two network namespaces` : false);
-
-const ip = (...a: string[]) => spawnSync('ip', a, { encoding: 'utf8' });
-
-/** Namespaces `<base>a` (the edge, 10.112.0.1/24, fd12:112::1/64) and `<base>b` (clients). */
-function twoNamespaces(t: Test, base: string, tag: string): { a: string; b: string } {
-  const a = `${base}a`;
-  const b = `${base}b`;
-  for (const ns of [a, b]) {
-    ip('netns', 'del', ns); // left by a killed run of a process with this pid
-    if (ip('netns', 'add', ns).status !== 0) throw new Error(`ip netns add ${ns}`);
-    t.teardown(() => {
-      ip('netns', 'del', ns);
-    });
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-  }
-  const steps: string[][] = [
-    ['link', 'add', `${tag}a`, 'type', 'veth', 'peer', 'name', `${tag}b`],
-    ['link', 'set', `${tag}a`, 'netns', a],
-    ['link', 'set', `${tag}b`, 'netns', b],
-    ['-n', a, 'addr', 'add', '10.112.0.1/24', 'dev', `${tag}a`],
-    ['-n', b, 'addr', 'add', '10.112.0.2/24', 'dev', `${tag}b`],
-    ['-n', a, 'link', 'set', `${tag}a`, 'up'],
-    ['-n', b, 'link', 'set', `${tag}b`, 'up'],
-  ];
-  for (const s of steps) {
-    const r = ip(...s);
-    if (r.status !== 0) throw new Error(`ip ${s.join(' ')}: ${r.stderr}`);
-  }
-  // IPv6 (a unique-local address; the link-local fe80:: one comes by itself) where enabled.
-  ip('-n', a, 'addr', 'add', 'fd12:112::1/64', 'dev', `${tag}a`, 'nodad');
-  ip('-n', b, 'addr', 'add', 'fd12:112::2/64', 'dev', `${tag}b`, 'nodad');
-  return { a, b };
-}
 
 /** node `-e script args` inside namespace `ns` (ended after 30 s). */
 const nodeIn = (ns: string, args: string[]): Promise<Run> =>

@@ -770,6 +770,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
       const unreached =
         st.state === 'Some channels are unreachable' ||
         st.state === 'Disconnected' ||
+        st.state === 'No internet' ||
         (st.state === 'Initializing' && st.onboarded);
       await stop();
       if (unreached) {
