@@ -13,26 +13,9 @@ import {
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadPlatform } from '../../src/policy/platform.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
-import { TEST_OVERVIEW } from './helpers.js';
+import { healthInput, TEST_OVERVIEW } from './helpers.js';
 
-const input = (over: Partial<HealthInput> = {}): HealthInput => ({
-  tenant: null,
-  profileSource: 'x',
-  profileError: null,
-  rules: 0,
-  platform: loadPlatform('ios'),
-  channels: { m365: true, private: true, internet: true },
-  tunnelUp: () => true,
-  tunnelDetail: () => 'up',
-  edgeReachable: { m365: null, private: null, internet: null },
-  edgeHost: '127.0.0.1:8443',
-  edgeHostResolves: null,
-  tokenAt: Date.UTC(2026, 10, 27, 12, 0, 0),
-  tokenError: null,
-  listeners: { socks: '127.0.0.1:1080' },
-  hostnames: null,
-  ...over,
-});
+const input = healthInput;
 
 const check = (i: HealthInput, name: string) => healthChecks(i).find((c) => c.name === name);
 

@@ -5,10 +5,11 @@
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
-import type { StatusInput } from '../../src/client/diagnostics.js';
+import type { HealthInput, StatusInput } from '../../src/client/diagnostics.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
 import { loadDefaultTenant } from '../../src/policy/default-tenant.js';
+import { loadPlatform } from '../../src/policy/platform.js';
 import { tempDir } from '../edge/helpers.js';
 
 /** The `overview` of a status or health input in unit tests (statusView, healthChecks). */
@@ -38,6 +39,32 @@ export function statusInput(over: Partial<StatusInput> = {}): StatusInput {
     tokenError: null,
     listeners: { socks: '127.0.0.1:1080' },
     activeFlows: 0,
+    ...over,
+  };
+}
+
+/**
+ * A healthChecks input for unit tests: no tenant, iOS, every channel on and its tunnel up,
+ * a token obtained 2026-11-27 12:00Z, a SOCKS listener, no probes run; `over` replaces any
+ * of it.
+ */
+export function healthInput(over: Partial<HealthInput> = {}): HealthInput {
+  return {
+    tenant: null,
+    profileSource: 'x',
+    profileError: null,
+    rules: 0,
+    platform: loadPlatform('ios'),
+    channels: { m365: true, private: true, internet: true },
+    tunnelUp: () => true,
+    tunnelDetail: () => 'up',
+    edgeReachable: { m365: null, private: null, internet: null },
+    edgeHost: '127.0.0.1:8443',
+    edgeHostResolves: null,
+    tokenAt: Date.UTC(2026, 10, 27, 12, 0, 0),
+    tokenError: null,
+    listeners: { socks: '127.0.0.1:1080' },
+    hostnames: null,
     ...over,
   };
 }

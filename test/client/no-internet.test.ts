@@ -9,8 +9,7 @@ import t from 'tap';
 import { type HealthInput, healthChecks, statusView } from '../../src/client/diagnostics.js';
 import { noNetworkCode } from '../../src/client/edge-api.js';
 import { createClientTiles, defaultClientConfig } from '../../src/policy/client-config.js';
-import { loadPlatform } from '../../src/policy/platform.js';
-import { statusInput } from './helpers.js';
+import { healthInput, statusInput } from './helpers.js';
 
 const NET = 'connect ENETUNREACH 10.1.2.3:8443 - Local (0.0.0.0:0)';
 const errno = (code: string, message = `${code} x`) => Object.assign(new Error(message), { code });
@@ -81,23 +80,7 @@ t.test('it leaves states that reaching the edge does not decide', async (t) => {
 });
 
 t.test('Internet reachable fails with the error, and is skipped otherwise', async (t) => {
-  const base: HealthInput = {
-    tenant: null,
-    profileSource: 'x',
-    profileError: null,
-    rules: 0,
-    platform: loadPlatform('ios'),
-    channels: { m365: true, private: true, internet: true },
-    tunnelUp: () => false,
-    tunnelDetail: () => 'down',
-    edgeReachable: { m365: null, private: null, internet: null },
-    edgeHost: '10.1.2.3:8443',
-    edgeHostResolves: null,
-    tokenAt: null,
-    tokenError: null,
-    listeners: { socks: '127.0.0.1:1080' },
-    hostnames: null,
-  };
+  const base = healthInput({ tunnelUp: () => false, tokenAt: null, edgeHost: '10.1.2.3:8443' });
   const find = (i: HealthInput) => healthChecks(i).find((c) => c.name === 'Internet reachable');
   t.same(find({ ...base, noNetwork: NET }), {
     name: 'Internet reachable',

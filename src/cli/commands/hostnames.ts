@@ -9,7 +9,7 @@ import { adminCall, adminTarget } from '../../client/admin-client.js';
 import type { HostnameEntry } from '../../client/client.js';
 import { fqdnCell, table } from '../../client/format.js';
 import { stateDir } from '../../util/state-dir.js';
-import { addAdminOptions, numberOption } from '../common.js';
+import { type AdminOptionValues, addAdminOptions, numberOption } from '../common.js';
 
 export function register(program: Command): void {
   addAdminOptions(
@@ -23,14 +23,7 @@ export function register(program: Command): void {
     .option('--acquired', 'only names an FQDN rule acquired (a generated 6.6.x.y address)')
     .option('--json', 'print JSON')
     .action(
-      async (o: {
-        admin?: string;
-        adminToken?: string;
-        stateDir?: string;
-        limit: string;
-        acquired?: boolean;
-        json?: boolean;
-      }) => {
+      async (o: AdminOptionValues & { limit: string; acquired?: boolean; json?: boolean }) => {
         const n = numberOption(o.limit, '--limit', { min: 1 });
         const base = adminTarget(stateDir(o.stateDir), o);
         const r = await adminCall<{ hostnames: HostnameEntry[]; tun?: boolean }>(
