@@ -9,7 +9,7 @@ import type { FlowRecord } from '../forward/flow-table.js';
 import type { ClientTilesSnapshot } from '../policy/client-config.js';
 import type { ChannelName } from '../policy/model.js';
 import { SINGLE_LABEL_DOMAIN } from '../policy/private-dns.js';
-import { CHANNEL_LABEL, type StatusView } from './diagnostics.js';
+import { CHANNEL_LABEL, type HealthCheck, type StatusView } from './diagnostics.js';
 
 const CH: readonly ChannelName[] = ['m365', 'private', 'internet'];
 
@@ -48,6 +48,16 @@ export function table(headers: string[], rows: string[][], widths: number[]): st
       .join(' ')
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/**
+ * The health checks of `gsa-emu status --health`: status, name, detail. The name column is as
+ * wide as the longest name, so no check's name is cut (the one a failure names on stderr).
+ */
+export function formatHealth(checks: readonly HealthCheck[]): string {
+  const rows = checks.map((c) => [c.status.toUpperCase(), c.name, c.detail]);
+  const nameWidth = Math.max(38, ...checks.map((c) => c.name.length + 1));
+  return table(['', 'HEALTH CHECK', 'DETAIL'], rows, [5, nameWidth, 60]);
 }
 
 /** Channel tiles: channel, state, default, who may toggle. */

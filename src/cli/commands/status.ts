@@ -15,7 +15,7 @@ import {
 } from '../../client/admin-client.js';
 import type { ClientStatusView } from '../../client/client.js';
 import { CHANNEL_LABEL, type HealthCheck, type StatusView } from '../../client/diagnostics.js';
-import { formatStatus, table } from '../../client/format.js';
+import { formatHealth, formatStatus } from '../../client/format.js';
 import { GsaError, UsageError } from '../../errors.js';
 import type { ChannelName } from '../../policy/model.js';
 import { shellWord } from '../../util/shell-word.js';
@@ -322,8 +322,7 @@ export function register(program: Command): void {
           const local = localSubnetsLine((st as Partial<ClientStatusView>).localSubnets);
           if (local !== null) process.stdout.write(`${local}\n`);
           if (health) {
-            const rows = health.map((c) => [c.status.toUpperCase(), c.name, c.detail]);
-            process.stdout.write(`\n${table(['', 'HEALTH CHECK', 'DETAIL'], rows, [5, 38, 60])}\n`);
+            process.stdout.write(`\n${formatHealth(health)}\n`);
           }
         }
         // As GET /health's 503: a script (`gsa-emu status --health && ...`) learns it from the
