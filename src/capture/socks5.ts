@@ -10,7 +10,9 @@
  * handshake message is 513 bytes; data after the request, in the same chunk, does not count:
  * it goes upstream), handshake timeout 10 s from accept to request (slow-loris), 4,096
  * connections. A refused handshake is closed 1 s after its reply even if the client keeps
- * its side open (RFC 1928 section 3, RFC 1929 section 2: the connection closes).
+ * its side open (RFC 1928 section 3, RFC 1929 section 2: the connection closes). A client
+ * of another protocol is told so before the close: SOCKS4 gets its "request rejected", an
+ * HTTP request (the port taken for an HTTP proxy) a 400 saying this is the SOCKS5 port.
  *
  * Commands: CONNECT (IPv4, IPv6, domain) and UDP ASSOCIATE (a UDP relay socket per
  * association, bound on the control connection's local address; datagrams are accepted
@@ -82,6 +84,32 @@ export function replyOf(r: Refusal): number {
   }
 }
 
+/** What the SOCKS5 port tells a client of another protocol before it closes. */
+export const WRONG_PROTOCOL_TEXT =
+  'This is the SOCKS5 proxy of gsa-emu: use it as socks5h://host:port (curl --socks5-hostname, ' +
+  'or -x socks5h://...); for an HTTP proxy use the HTTP proxy port (gsa-emu status lists both)\n';
+
+/**
+ * The answer to a greeting whose first byte is `version`, not 5: a SOCKS4 client gets SOCKS4's
+ * "request rejected" (VN 0, CD 91), so it says so rather than "connection closed"; an HTTP
+ * request (a method's first letter: `curl -x 127.0.0.1:1080` takes the port for an HTTP
+ * proxy) gets a 400 saying which port this is; anything else none (closed).
+ */
+export function wrongProtocolReply(version: number): Buffer | null {
+  if (version === 4) return Buffer.from([0x00, 0x5b, 0, 0, 0, 0, 0, 0]);
+  if (version >= 0x41 && version <= 0x5a) {
+    const body = Buffer.from(WRONG_PROTOCOL_TEXT);
+    return Buffer.concat([
+      Buffer.from(
+        'HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n' +
+          `content-length: ${body.length}\r\nconnection: close\r\n\r\n`,
+      ),
+      body,
+    ]);
+  }
+  return null;
+}
+
 // --- the handshake state machine -----------------------------------------------------------
 
 export type Socks5State = 'greeting' | 'auth' | 'request' | 'done' | 'closed';
@@ -100,9 +128,10 @@ export type Socks5Msg =
     }
   /**
    * `reply`: the code to answer with before closing (in the auth state an RFC 1929 status),
-   * or null to close silently.
+   * or null to close silently. `version`: a greeting's first byte that is not 5 (another
+   * protocol: SOCKS4, or an HTTP request sent to the SOCKS5 port).
    */
-  | { type: 'invalid'; reply: number | null; reason: string };
+  | { type: 'invalid'; reply: number | null; reason: string; version?: number };
 
 const NEED_MORE: Socks5Msg = { type: 'need-more' };
 
@@ -184,7 +213,15 @@ export class Socks5Parser {
     switch (this.state) {
       case 'greeting': {
         if (n < 1) return NEED_MORE;
-        if (b[o] !== SOCKS_VERSION) return this.invalid(null, `not SOCKS5 (version ${b[o]})`);
+        if (b[o] !== SOCKS_VERSION) {
+          this.state = 'closed';
+          return {
+            type: 'invalid',
+            reply: null,
+            reason: `not SOCKS5 (version ${b[o]})`,
+            version: b[o]!,
+          };
+        }
         if (n < 2) return NEED_MORE;
         const nm = b[o + 1]!;
         if (nm === 0) return this.invalid(null, 'no authentication methods offered');
@@ -498,6 +535,7 @@ export class Socks5Server {
           case 'invalid':
             // In the auth state the reply is an RFC 1929 status (VER 1, STATUS).
             if (inAuth && m.reply !== null) refuse(Buffer.from([AUTH_VERSION, m.reply]));
+            else if (m.version !== undefined) refuse(wrongProtocolReply(m.version));
             else fail(m.reply);
             return;
           case 'greeting': {

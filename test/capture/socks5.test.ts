@@ -346,7 +346,10 @@ t.test('BIND, bad address type, port 0, malformed and oversized input', async (t
   r = await exchange(port, [hex('05 01 00'), domainReq(9, 'direct.test', 80)]);
   t.same(r.data.subarray(2), encodeReply(Reply.COMMAND_NOT_SUPPORTED), 'unknown command');
   r = await exchange(port, [Buffer.from('GET / HTTP/1.1\r\n\r\n')]);
-  t.equal(r.data.length, 0, 'HTTP to the SOCKS port: closed without reply');
+  t.match(r.data.toString(), /^HTTP\/1\.1 400 /, 'HTTP to the SOCKS port: a 400 saying so');
+  t.ok(r.closed);
+  r = await exchange(port, [hex('00 01 02')]);
+  t.equal(r.data.length, 0, 'neither SOCKS nor HTTP: closed without reply');
   t.ok(r.closed);
   r = await exchange(port, [hex('05 01 02')]);
   t.same(r.data, hex('05 ff'), 'no acceptable method');
