@@ -378,6 +378,11 @@ export class Forwarder {
     refused: Refusal,
     reason: string,
   ): ConnectResult & { refused: Refusal } {
+    // A hardening bypass that fails (the channel down, the direct connection not made) says
+    // both: the error alone reads as the rule's doing, though the rule tunnels the flow.
+    if (rec.hardening === 'Y' && rec.action === 'Bypass' && d.channel !== null) {
+      reason = `${d.channel} channel down: fallback bypass; ${reason}`;
+    }
     rec.status = 'Terminated';
     rec.reason = reason;
     // Blocked by the client's policy, by hardening or by the edge (RST BLOCKED): a Block.

@@ -337,6 +337,25 @@ t.test('hardening: channel down -> fallback bypass goes direct (hardening Y)', a
   t.equal(flows.counters.hardened, 1);
 });
 
+t.test('hardening: a fallback bypass that fails says the channel is down', async (t) => {
+  // No address for the name (gsa-emu up asks no system DNS): the direct connection fails.
+  const { fwd, tunnels, flows } = setup([{ host: 'outlook.office365.com', decision: TUNNEL_INET }]);
+  tunnels.up.internet = false;
+  const res = await fwd.connectTcp(tcpReq('outlook.office365.com', null, 443, 2));
+  t.equal(res.refused, 'unreachable');
+  const why = 'internet channel down: fallback bypass; cannot resolve outlook.office365.com';
+  t.equal(res.refused && res.reason, why, 'what the HTTP proxy puts in its 502');
+  const rec = flows.list()[0]!;
+  t.equal(rec.reason, why, 'the flow table says it too');
+  t.equal(rec.hardening, 'Y');
+  t.equal(rec.action, 'Bypass');
+  t.equal(rec.status, 'Terminated');
+  // A bypass by the rule itself that fails says only why.
+  const plain = setup([{ host: 'nowhere.test', decision: BYPASS }]);
+  const r2 = await plain.fwd.connectTcp(tcpReq('nowhere.test', null, 80, 3));
+  t.equal(r2.refused && r2.reason, 'cannot resolve nowhere.test');
+});
+
 t.test(
   'hardening: open() throws ChannelDownError -> fallback block refuses (hardening Y)',
   async (t) => {
