@@ -56,6 +56,21 @@ t.test('wrong types, unknown keys and bad files are ConfigErrors naming each pat
   t.throws(() => readUpConfig(broken), { code: 'GSA_ERR_CONFIG' });
 });
 
+t.test('a key written as its flag or in another case: the key meant is named', async (t) => {
+  const file = await configFile(
+    t,
+    'up.yaml',
+    'socks-port: 0\nhttpport: 0\nadd-host:\n  a.test: 127.0.0.1\nState_Dir: /tmp/x\nbogus: 1\n',
+  );
+  const err = t.throws(() => readUpConfig(file)) as ConfigError;
+  const said = Object.fromEntries(err.issues.map((i) => [i.path, i.message]));
+  t.match(said['socks-port'], /^unknown key \(did you mean socksPort\? known: host, /);
+  t.match(said.httpport, /^unknown key \(did you mean httpPort\? known: /);
+  t.match(said['add-host'], /^unknown key \(did you mean hosts\? known: /);
+  t.match(said.State_Dir, /^unknown key \(did you mean stateDir\? known: /);
+  t.match(said.bogus, /^unknown key \(known: host, /);
+});
+
 t.test('relative paths in the file are relative to the file, not to where up runs', async (t) => {
   const file = await configFile(
     t,

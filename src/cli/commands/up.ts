@@ -134,6 +134,17 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   sessionRotation: 'sessionRotation',
 };
 
+/**
+ * The config key meant by an unknown one written as its flag (`socks-port`, `add-host`) or in
+ * another case (`socksport`, `SocksPort`), or null.
+ */
+function configKeyGuess(k: string): string | null {
+  const fold = (s: string): string => s.toLowerCase().replace(/[-_]/g, '');
+  const f = fold(k);
+  if (f === 'addhost') return 'hosts';
+  return Object.keys(CONFIG_KEYS).find((c) => fold(c) === f) ?? null;
+}
+
 /** Config keys that are switches (the rest are strings; numbers are taken as strings). */
 const BOOLEAN_KEYS = new Set<keyof UpOptions>([
   'allowInternet',
@@ -166,9 +177,10 @@ export function readUpConfig(file: string): Partial<UpOptions> {
   for (const [k, val] of Object.entries(v)) {
     const key = CONFIG_KEYS[k];
     if (!key) {
+      const guess = configKeyGuess(k);
       issues.push({
         path: k,
-        message: `unknown key (known: ${Object.keys(CONFIG_KEYS).join(', ')})`,
+        message: `unknown key (${guess ? `did you mean ${guess}? ` : ''}known: ${Object.keys(CONFIG_KEYS).join(', ')})`,
       });
       continue;
     }
