@@ -181,7 +181,13 @@ export class Connector {
   resolve(host: string | null, ip: string | null, port: number): Target | string {
     if (host) {
       const t = this.hosts.lookup(host, port);
-      return t ?? `connector cannot resolve ${host}`;
+      if (t) return t;
+      // Known, only not on this port (the demo maps intranet.contoso.test:80 and :443). Short:
+      // the reason reaches the client in an RST, cut at 100 bytes (egress).
+      const ports = this.hosts.portsOf(host);
+      return ports
+        ? `connector knows ${host} only on port${ports.length === 1 ? '' : 's'} ${ports.join(', ')}, not ${port}`
+        : `connector cannot resolve ${host}`;
     }
     if (ip) {
       const t = this.hosts.lookup(ip, port);

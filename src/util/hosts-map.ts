@@ -103,6 +103,18 @@ export class HostsMap {
     this.size = n;
   }
 
+  /**
+   * The ports the map names `hostOrIp` for when it has no port-less entry (`name:80`,
+   * `name:443`), sorted; null when it names it for every port or not at all. For saying why
+   * `lookup()` found nothing: the name is known, only not on that port.
+   */
+  portsOf(hostOrIp: string): number[] | null {
+    const entry =
+      ipFamily(hostOrIp) !== 0 ? this.ips.get(hostOrIp.toLowerCase()) : this.names.match(hostOrIp);
+    if (!entry || entry.any) return null;
+    return [...entry.ports.keys()].sort((a, b) => a - b);
+  }
+
   /** Where `hostOrIp:port` goes, or null when the map does not know it. */
   lookup(hostOrIp: string, port: number): Target | null {
     const entry =

@@ -211,7 +211,12 @@ t.test('Connector resolves only through its hosts map', async (t) => {
     hosts: { 'intranet.contoso.test:443': '127.0.0.1:18443', '10.1.2.3': '127.0.0.1' },
   });
   t.same(c.resolve('intranet.contoso.test', null, 443), { ip: '127.0.0.1', port: 18443 });
-  t.match(c.resolve('intranet.contoso.test', null, 80), /cannot resolve/);
+  // Known for another port only: said so, not "cannot resolve".
+  t.equal(
+    c.resolve('intranet.contoso.test', null, 80),
+    'connector knows intranet.contoso.test only on port 443, not 80',
+  );
+  t.match(c.resolve('other.contoso.test', null, 80), /cannot resolve other\.contoso\.test$/);
   t.same(c.resolve(null, '10.1.2.3', 3389), { ip: '127.0.0.1', port: 3389 });
   t.match(c.resolve(null, '10.9.9.9', 3389), /no route/);
   const direct = new Connector({ directIp: true });
