@@ -172,6 +172,19 @@ function renewConnectionId(rec: FlowRecord): void {
   rec.connectionId = randomUUID();
 }
 
+/** How the tunnel names a reset that came from the edge (tunnel/session.ts). */
+const PEER_RESET = 'stream reset by peer: ';
+
+/**
+ * What the flow table and the proxies say of an OPEN the edge refused (its RST before
+ * OPEN_OK): a block gives the edge's own reason (`web content filtering: casino.test is in
+ * blocked category gambling`), anything else `refused by the edge: CONNECT_FAILED (...)`.
+ */
+function edgeRefusalText(r: { code: number; reason: string }): string {
+  if (r.code === ResetCode.BLOCKED) return r.reason || 'blocked by the edge';
+  return `refused by the edge: ${RESET_NAMES[r.code] ?? `code ${r.code}`}${r.reason ? ` (${r.reason})` : ''}`;
+}
+
 /** Why a stream did not open. `down`: its session is gone, the flow gets its fallback. */
 export type OpenFailure = { refused: Refusal; reason: string; down?: boolean };
 
@@ -602,7 +615,11 @@ export class Forwarder {
           clearTimeout(timer);
           stream.off('reset', onReset);
           if (err instanceof StreamResetError) {
-            resolve(streamRefusal(err.resetCode, err.message, err.message));
+            const text =
+              reset !== null && err.message.startsWith(PEER_RESET)
+                ? edgeRefusalText(reset as { code: number; reason: string })
+                : err.message;
+            resolve(streamRefusal(err.resetCode, err.message, text));
             return;
           }
           resolve({ refused: 'unreachable', reason: (err as Error)?.message ?? String(err) });

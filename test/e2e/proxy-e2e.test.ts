@@ -226,11 +226,14 @@ t.test(
     t.match(r.err, /not allowed|ruleset|\(2\)/i, 'SOCKS reply 0x02');
     const f = await until(() => flowTo('casino.test'), 'flow');
     t.equal(f.status, 'Terminated');
+    // The edge's own reason, not the tunnel's wording of its RST ("stream reset by peer").
+    const why = 'web content filtering: casino.test is in blocked category gambling';
+    t.equal(f.reason, why, 'the flow says why the edge blocked it');
     const rec = await edgeRecord(f.connectionId);
     t.equal(rec.action, 'block');
     const h = await curl(['-x', `http://${H}`, '-i', 'http://casino.test/']);
     t.match(h.out, /^HTTP\/1\.1 403 /);
-    t.match(h.out, /Blocked by Global Secure Access/);
+    t.match(h.out, `\r\n\r\nBlocked by Global Secure Access at the edge: ${why}\n`);
     const cid = /x-gsa-connection-id: ([0-9a-f-]+)/i.exec(h.out)?.[1];
     t.ok(cid);
     t.equal((await edgeRecord(cid!)).action, 'block');
