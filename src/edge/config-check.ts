@@ -14,6 +14,7 @@
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { CHANNELS } from '../policy/model.js';
 import { HostsMap } from '../util/hosts-map.js';
+import { unknownKeyMessage } from '../util/key-guess.js';
 import { checkNamePattern, isHostName, normalizeName } from '../util/names.js';
 import { type FilteringConfig, WebFilter } from './filter.js';
 import { type EdgeOptions, TENANT_ID_RE } from './server.js';
@@ -82,7 +83,7 @@ function child(base: string, key: string): string {
 function unknownKeys(v: Obj, base: string, known: readonly string[], issues: ConfigIssue[]) {
   for (const k of Object.keys(v)) {
     if (!known.includes(k)) {
-      issues.push({ path: child(base, k), message: `unknown key (known: ${known.join(', ')})` });
+      issues.push({ path: child(base, k), message: unknownKeyMessage(k, known) });
     }
   }
 }

@@ -130,7 +130,7 @@ t.test('egress switches must be real booleans: "no" and "off" are refused', asyn
   ]);
   t.match(problems(t, { egress: false }), [/^egress: must be an object of .* not false$/]);
   t.match(problems(t, { egress: { systemresolver: false } }), [
-    /^egress\.systemresolver: unknown key \(known: systemResolver, directIp, connectorDirectIp\)$/,
+    /^egress\.systemresolver: unknown key \(did you mean systemResolver\? known: systemResolver, directIp, connectorDirectIp\)$/,
   ]);
 });
 
@@ -169,7 +169,7 @@ t.test('objects, strings and ids of the wrong type are refused', async (t) => {
     /^filtering\.categories\["casino\.test"\]: category must be a non-empty string$/,
   ]);
   t.match(problems(t, { filtering: { policyName: 3, blockedFQDNs: [] } }), [
-    /^filtering\.blockedFQDNs: unknown key \(known: channels, blockedFqdns, /,
+    /^filtering\.blockedFQDNs: unknown key \(did you mean blockedFqdns\? known: channels, blockedFqdns, /,
     /^filtering\.policyName: must be a non-empty string, not 3$/,
   ]);
   t.match(problems(t, { hostsMap: [] }), [/^hostsMap: must be an object of .* not \[\]$/]);
@@ -185,6 +185,11 @@ t.test('objects, strings and ids of the wrong type are refused', async (t) => {
     /^egres: unknown key \(known: hostsMap, connectorHosts, connectorSearch, filtering, egress, tenantId, tenantName\)$/,
   ]);
   t.match(problems(t, []), [/^: must be an object, not \[\]$/]);
+  // Written as a flag would be, or in snake case: the key meant is named.
+  t.match(problems(t, { 'hosts-map': {}, connector_hosts: {} }), [
+    /^\["hosts-map"\]: unknown key \(did you mean hostsMap\? known: hostsMap, /,
+    /^connector_hosts: unknown key \(did you mean connectorHosts\? known: /,
+  ]);
 });
 
 t.test('every problem of a file is listed at once', async (t) => {

@@ -27,6 +27,7 @@ import type { ChannelName } from '../../policy/model.js';
 import { isPlatformFile, loadPlatform } from '../../policy/platform.js';
 import { stateDirArg } from '../../util/cli-command.js';
 import { parseConfigText } from '../../util/config-text.js';
+import { keyGuess, unknownKeyMessage } from '../../util/key-guess.js';
 import { shellWord } from '../../util/shell-word.js';
 import { stateDir } from '../../util/state-dir.js';
 import {
@@ -134,17 +135,6 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   sessionRotation: 'sessionRotation',
 };
 
-/**
- * The config key meant by an unknown one written as its flag (`socks-port`, `add-host`) or in
- * another case (`socksport`, `SocksPort`), or null.
- */
-function configKeyGuess(k: string): string | null {
-  const fold = (s: string): string => s.toLowerCase().replace(/[-_]/g, '');
-  const f = fold(k);
-  if (f === 'addhost') return 'hosts';
-  return Object.keys(CONFIG_KEYS).find((c) => fold(c) === f) ?? null;
-}
-
 /** Config keys that are switches (the rest are strings; numbers are taken as strings). */
 const BOOLEAN_KEYS = new Set<keyof UpOptions>([
   'allowInternet',
@@ -177,11 +167,10 @@ export function readUpConfig(file: string): Partial<UpOptions> {
   for (const [k, val] of Object.entries(v)) {
     const key = CONFIG_KEYS[k];
     if (!key) {
-      const guess = configKeyGuess(k);
-      issues.push({
-        path: k,
-        message: `unknown key (${guess ? `did you mean ${guess}? ` : ''}known: ${Object.keys(CONFIG_KEYS).join(', ')})`,
-      });
+      const known = Object.keys(CONFIG_KEYS);
+      // `add-host` is the flag of the key hosts.
+      const guess = keyGuess(k, ['addHost']) !== null ? 'hosts' : keyGuess(k, known);
+      issues.push({ path: k, message: unknownKeyMessage(k, known, guess) });
       continue;
     }
     if (key === 'hosts') {
