@@ -4,7 +4,9 @@
  * subnegotiation version than 1 used to be closed without an answer, which clients report
  * as a broken proxy ("connection to proxy closed") instead of rejected credentials.
  * `gsa-emu up --user ''` is refused: no SOCKS5 client could log in with an empty name; so
- * is a password over 255 bytes, which RFC 1929's one-byte PLEN cannot carry.
+ * is a password over 255 bytes, which RFC 1929's one-byte PLEN cannot carry, and an empty
+ * one (RFC 1929: 1 to 255 bytes), which would leave a non-loopback proxy open to anyone
+ * who guesses the user name.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -66,6 +68,22 @@ t.test('up --password of more than 255 bytes is a usage error', async (t) => {
         message: '--password: give at most 255 bytes (SOCKS5 cannot send more)',
       },
       `--password of ${Buffer.byteLength(password)} bytes`,
+    );
+  }
+});
+
+t.test("up --password '' is a usage error", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-socks5-auth-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const base = { stateDir: dir, socksPort: '0', httpPort: '0', tty: false, once: true };
+  for (const host of ['127.0.0.1', '0.0.0.0']) {
+    await t.rejects(
+      up({ ...base, host, user: 'alice', password: '' }),
+      {
+        name: 'UsageError',
+        message: '--password: give 1 to 255 bytes (RFC 1929); an empty password protects nothing',
+      },
+      `--host ${host}`,
     );
   }
 });

@@ -491,6 +491,13 @@ function checkUpOptions(o: UpOptions) {
   if (o.password !== undefined && Buffer.byteLength(o.password) > 255) {
     throw new UsageError('--password: give at most 255 bytes (SOCKS5 cannot send more)');
   }
+  // RFC 1929: a password of 1 to 255 bytes. An empty one would let anyone who guesses the
+  // user name through a proxy listening beyond loopback: an open relay in all but name.
+  if (o.password === '') {
+    throw new UsageError(
+      '--password: give 1 to 255 bytes (RFC 1929); an empty password protects nothing',
+    );
+  }
   const auth = o.user !== undefined ? { username: o.user, password: o.password! } : undefined;
   // setTimeout's limit: 2^31-1 ms, about 24.8 days (past it node fires at once).
   const exitAfter =
