@@ -13,6 +13,8 @@ export const ICMP_DEST_UNREACH = 3;
 export const ICMP_ECHO_REQUEST = 8;
 export const ICMP_TIME_EXCEEDED = 11;
 /** Destination unreachable codes. */
+export const UNREACH_NET = 0;
+export const UNREACH_HOST = 1;
 export const UNREACH_PORT = 3;
 export const UNREACH_FRAG_NEEDED = 4;
 /** Communication administratively prohibited (RFC 1812). */

@@ -17,7 +17,8 @@
  * UDP. Per-flow NAT keyed by the 4-tuple (source and destination), idle timeout;
  * `onUdp(flow, payload, reply)`; replies are built from a per-flow header template, and so
  * is the ICMP port unreachable the consumer asks for when the destination refused
- * (`flow.portUnreachable()`, rate-limited as Linux limits ICMP errors).
+ * (`flow.portUnreachable()`), and the net / host unreachable when it cannot be reached
+ * (`flow.unreachable(kind)`), rate-limited as Linux limits ICMP errors.
  * DNS (UDP port 53 to any address) is answered by the DnsInterceptor (6.6.0.0/16
  * synthetic addresses for acquired names).
  *
@@ -36,7 +37,12 @@ import {
   wr16,
   wr32,
 } from '../../parse/checksum.js';
-import { UNREACH_ADMIN_PROHIBITED, UNREACH_PORT } from '../../parse/icmp.js';
+import {
+  UNREACH_ADMIN_PROHIBITED,
+  UNREACH_HOST,
+  UNREACH_NET,
+  UNREACH_PORT,
+} from '../../parse/icmp.js';
 import { V4_CSUM, V4_DST, V4_SRC } from '../../parse/ipv4.js';
 import {
   type DecodedPacket,
@@ -134,6 +140,14 @@ export interface UdpFlow {
    * (`icmpRateMs`, `icmpBurst`); false when limited or the flow is closed.
    */
   portUnreachable(): boolean;
+  /**
+   * The destination refused (`port`, as `portUnreachable`) or cannot be reached: `net`
+   * (code 0, net unreachable: no route to its network, ENETUNREACH) or `host` (code 1, host
+   * unreachable: no route to the host, a name that cannot be resolved, EHOSTUNREACH), as a
+   * router on a direct network would answer. Same quote and rate limits as
+   * `portUnreachable`; false when limited or the flow is closed.
+   */
+  unreachable(kind: UdpUnreachable): boolean;
   /** Forget the flow now. */
   close(): void;
   /** Called once when the flow expires or the stack closes. */
@@ -255,13 +269,17 @@ export interface TunCounters extends DnsCounters {
   tcpHalfOpenEvicted: number;
   udpFlows: number;
   udpResetVerdicts: number;
-  /** ICMP errors written (admin-prohibited for 'reset'/'drop' verdicts, port unreachable). */
+  /** ICMP errors written (admin-prohibited for 'reset'/'drop' verdicts; port, host, net unreachable). */
   icmpSent: number;
   /** Of icmpSent: admin prohibited (code 13), for 'reset' verdicts and, with icmpOnDrop, 'drop'. */
   icmpAdminProhibited: number;
   /** Of icmpSent: port unreachable for a destination that refused (`UdpFlow.portUnreachable`). */
   icmpPortUnreachable: number;
-  /** Port unreachables not sent: the flow's or the stack's ICMP rate limit. */
+  /** Of icmpSent: net unreachable (code 0) for a UDP destination with no route to its network. */
+  icmpNetUnreachable: number;
+  /** Of icmpSent: host unreachable (code 1) for a UDP destination that cannot be reached. */
+  icmpHostUnreachable: number;
+  /** Port, host and net unreachables not sent: the flow's or the stack's ICMP rate limit. */
   icmpRateLimited: number;
   rstSent: number;
   natEntries: number;
@@ -338,6 +356,8 @@ function newCounters(): TunCounters {
     icmpSent: 0,
     icmpAdminProhibited: 0,
     icmpPortUnreachable: 0,
+    icmpNetUnreachable: 0,
+    icmpHostUnreachable: 0,
     icmpRateLimited: 0,
     rstSent: 0,
     natEntries: 0,
@@ -403,6 +423,9 @@ class NatEntry {
   }
 }
 
+/** What `UdpFlow.unreachable` answers: ICMP destination unreachable code 0, 1 or 3. */
+export type UdpUnreachable = 'net' | 'host' | 'port';
+
 class UdpFlowImpl implements UdpFlow {
   next: UdpFlowImpl | null = null;
   lastSeen: number;
@@ -436,7 +459,10 @@ class UdpFlowImpl implements UdpFlow {
     return this.stack.sendUdp(this.template, payload);
   };
   portUnreachable(): boolean {
-    return this.stack.portUnreachable(this);
+    return this.stack.udpUnreachable(this, 'port');
+  }
+  unreachable(kind: UdpUnreachable): boolean {
+    return this.stack.udpUnreachable(this, kind);
   }
   close(): void {
     this.stack.closeUdp(this);
@@ -1006,8 +1032,8 @@ export class TunStack {
     return true;
   }
 
-  /** See `UdpFlow.portUnreachable`. Only when a destination refused: allocates. */
-  portUnreachable(f: UdpFlowImpl): boolean {
+  /** See `UdpFlow.unreachable`. Only when a destination refused or is unreachable: allocates. */
+  udpUnreachable(f: UdpFlowImpl, kind: UdpUnreachable): boolean {
     if (this.#closed || f.closed || f.verdict !== 'accept') return false;
     const c = this.counters;
     const now = performance.now();
@@ -1017,8 +1043,18 @@ export class TunStack {
       return false;
     }
     c.icmpSent++;
-    c.icmpPortUnreachable++;
-    this.#emit(icmpUnreachableForUdp(f.template, f.lastLen, UNREACH_PORT));
+    let code: number;
+    if (kind === 'net') {
+      c.icmpNetUnreachable++;
+      code = UNREACH_NET;
+    } else if (kind === 'host') {
+      c.icmpHostUnreachable++;
+      code = UNREACH_HOST;
+    } else {
+      c.icmpPortUnreachable++;
+      code = UNREACH_PORT;
+    }
+    this.#emit(icmpUnreachableForUdp(f.template, f.lastLen, code));
     return true;
   }
 
