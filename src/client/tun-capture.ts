@@ -21,7 +21,9 @@
  * - `onUdp`: one forwarder UDP association per stack UDP flow (tunnel as datagrams, bypass
  *   through a socket of its own, drop), replies go back through the flow; a destination
  *   that refused (ECONNREFUSED direct, or at the edge) is answered with ICMP port
- *   unreachable (rate-limited), as a direct network would.
+ *   unreachable, one that cannot be reached (ENETUNREACH / EHOSTUNREACH direct, a name or
+ *   host the edge cannot resolve or reach) with net / host unreachable (rate-limited), as
+ *   a direct network would.
  * - `acquire` (DNS): see `FqdnAcquirer`: a name is acquired (answered from 6.6.0.0/16)
  *   when the current classifier would send a name-only flow to it into a channel (tunnel,
  *   block or drop; not bypass) for at least one protocol/port of an FQDN or DNS-suffix rule
@@ -465,9 +467,10 @@ export async function attachTun(
         (p) => {
           flow.reply(p);
         },
-        // The destination refused (directly, or at the edge): ICMP port unreachable.
-        () => {
-          flow.portUnreachable();
+        // The destination refused or cannot be reached (directly, or at the edge): ICMP
+        // port, host or net unreachable.
+        (_host, _ip, _port, kind) => {
+          flow.unreachable(kind);
         },
       );
       a = assoc;
@@ -613,16 +616,18 @@ export function tunMetrics(c: TunCounters): string {
   metric(
     'gsa_client_tun_icmp_sent_total',
     'counter',
-    'ICMP errors the TUN capture sent to applications, by type: admin_prohibited (blocked or dropped UDP), port_unreachable (the destination refused).',
+    'ICMP errors the TUN capture sent to applications, by type: admin_prohibited (blocked or dropped UDP), port_unreachable (the destination refused), net_unreachable / host_unreachable (the UDP destination cannot be reached).',
     [
       ['{type="admin_prohibited"}', c.icmpAdminProhibited],
       ['{type="port_unreachable"}', c.icmpPortUnreachable],
+      ['{type="net_unreachable"}', c.icmpNetUnreachable],
+      ['{type="host_unreachable"}', c.icmpHostUnreachable],
     ],
   );
   metric(
     'gsa_client_tun_icmp_rate_limited_total',
     'counter',
-    'ICMP port unreachables not sent: over the rate limit (per flow, and over all flows).',
+    'ICMP port, host and net unreachables not sent: over the rate limit (per flow, and over all flows).',
     [['', c.icmpRateLimited]],
   );
   metric(

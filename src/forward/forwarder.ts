@@ -35,7 +35,7 @@ import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
 import { addressPort, ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../util/ip.js';
 import { resetSocket, whenEndIsFin } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
-import { type Refusal, refusalOfError, refusalOfReset } from './refusal.js';
+import { type Refusal, refusalOfError, refusalOfReset, type Unreachable } from './refusal.js';
 import { type Resolver, useLocal } from './resolver.js';
 import { UdpAssociation } from './udp.js';
 
@@ -861,12 +861,16 @@ export class Forwarder {
    * Opens a UDP association for one client (SOCKS UDP ASSOCIATE, TUN UDP). `reply` is called
    * for every datagram coming back, with the address it came from (for SOCKS: the
    * destination the client sent to); `unreachable` (optional: TUN) when that destination
-   * refused a datagram (port unreachable: ECONNREFUSED direct, or reported by the edge).
+   * refused a datagram (`port`: ECONNREFUSED direct, or reported by the edge) or cannot be
+   * reached (`net`, `host`: ENETUNREACH / EHOSTUNREACH, a name or host the client or the
+   * edge cannot resolve or reach).
    */
   udpAssociation(
     req: { srcIp: string; srcPort: number; capture: CaptureKind; process?: string | null },
     reply: (payload: Buffer, host: string | null, ip: string | null, port: number) => void,
-    unreachable: ((host: string | null, ip: string | null, port: number) => void) | null = null,
+    unreachable:
+      | ((host: string | null, ip: string | null, port: number, kind: Unreachable) => void)
+      | null = null,
   ): UdpAssociation {
     const a = new UdpAssociation(this, this.opts, req, reply, unreachable);
     this.associations.add(a);

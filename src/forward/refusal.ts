@@ -53,3 +53,60 @@ export function refusalOfError(err: NodeJS.ErrnoException): Refusal {
       return 'unreachable';
   }
 }
+
+/**
+ * The ICMP destination unreachable a direct network would have delivered for a refusal
+ * (RFC 792 codes; Linux hands them to a connected socket as the errno in brackets): `net`
+ * (code 0, ENETUNREACH), `host` (code 1, EHOSTUNREACH), `port` (code 3, ECONNREFUSED).
+ */
+export type Unreachable = 'net' | 'host' | 'port';
+
+/**
+ * The ICMP a refusal answers: network -> net, unreachable -> host, refused -> port.
+ * Blocked (admin prohibited, answered elsewhere), timeout (nothing came back) and failed
+ * (the edge refused the stream itself: nothing was tried) -> none.
+ */
+export function unreachableOf(r: Refusal): Unreachable | null {
+  switch (r) {
+    case 'network':
+      return 'net';
+    case 'unreachable':
+      return 'host';
+    case 'refused':
+      return 'port';
+    default:
+      return null;
+  }
+}
+
+/**
+ * The ICMP behind a connected UDP socket's error: only the errnos Linux sets from an ICMP
+ * destination unreachable (or from a route lookup that found none), not local errors
+ * (EMSGSIZE, ENOBUFS, EPERM...), which a direct network would not answer either.
+ */
+export function unreachableOfError(err: { code?: string | undefined }): Unreachable | null {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'port';
+    case 'ENETUNREACH':
+      return 'net';
+    case 'EHOSTUNREACH':
+    case 'EHOSTDOWN':
+      return 'host';
+    default:
+      return null;
+  }
+}
+
+/**
+ * The ICMP behind the edge's reset of a udp stream: CONNECT_FAILED only, when its reason
+ * says the destination could not be reached: a name the edge or its connector cannot
+ * resolve, an address it has no route to (host), or the errno of its connected socket
+ * (as `unreachableOfError`). BLOCKED, TIMEOUT, REFUSED and the rest -> none.
+ */
+export function unreachableOfReset(code: number, reason: string): Unreachable | null {
+  if (code !== ResetCode.CONNECT_FAILED) return null;
+  if (/\b(cannot resolve|no route to)\b/.test(reason)) return 'host';
+  const errno = /\bE[A-Z]{3,}\b/.exec(reason)?.[0];
+  return errno === undefined ? null : unreachableOfError({ code: errno });
+}

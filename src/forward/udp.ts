@@ -20,6 +20,10 @@
  * connected socket, or the edge's RST CONNECT_FAILED `ECONNREFUSED` on a tunneled one) is
  * counted as a dropped datagram (`refused`) and told to `unreachable`, if the capture
  * gave one (TUN: ICMP port unreachable to the application; SOCKS5 has no way to say it).
+ * So is one that cannot be reached (`unreachable` told `net` or `host`: ENETUNREACH /
+ * EHOSTUNREACH of the bypassed socket, a name or address the client cannot dial, the
+ * edge's CONNECT_FAILED for a name it cannot resolve or a host it cannot reach), and again
+ * for each datagram the flow discards after such an OPEN or dial failed.
  * Destination flows close after `udpIdleMs` without traffic; closing the association
  * closes them all, also those still being set up. Never throws on bad input.
  */
@@ -32,7 +36,7 @@ import { ResetCode } from '../tunnel/types.js';
 import { ipFamily } from '../util/ip.js';
 import type { ByteSource, CaptureKind, FlowRecord } from './flow-table.js';
 import type { ConnectRequest, Forwarder, ForwarderOptions } from './forwarder.js';
-import { refusalOfError, refusalOfReset } from './refusal.js';
+import { type Unreachable, unreachableOfError, unreachableOfReset } from './refusal.js';
 import { useLocal } from './resolver.js';
 
 const noop = (): void => {};
@@ -47,6 +51,8 @@ class DestFlow implements ByteSource {
   sock: UdpSocket | null = null;
   /** Drop reason while discarding. */
   dropReason = 'policy';
+  /** While discarding because the destination cannot be reached: told for each datagram. */
+  unreach: Unreachable | null = null;
   /** Datagrams dropped before the flow had its record (added to rec.drops once it has). */
   earlyDrops = 0;
   sent = 0;
@@ -94,9 +100,12 @@ export class UdpAssociation {
       ip: string | null,
       port: number,
     ) => void,
-    /** The destination (as the client addressed it) refused a datagram: port unreachable. */
+    /**
+     * The destination (as the client addressed it) refused a datagram (`port`) or cannot be
+     * reached (`net`, `host`): the ICMP destination unreachable a direct network would send.
+     */
     private readonly unreachable:
-      | ((host: string | null, ip: string | null, port: number) => void)
+      | ((host: string | null, ip: string | null, port: number, kind: Unreachable) => void)
       | null = null,
   ) {
     this.idleMs = opts.udpIdleMs ?? 60_000;
@@ -174,6 +183,7 @@ export class UdpAssociation {
         return;
       default:
         this.drop(f, f.dropReason);
+        if (f.unreach !== null) this.tell(f, f.unreach);
     }
   }
 
@@ -239,9 +249,14 @@ export class UdpAssociation {
         s.on('reset', (code: number, reason: string) => {
           if (code !== ResetCode.CANCEL && f.stream === s) {
             resetWhy = `reset ${code}${reason ? ` ${reason}` : ''}`;
-            // The edge's connected socket got the destination's port unreachable.
-            if (code === ResetCode.CONNECT_FAILED && refusalOfReset(code, reason) === 'refused') {
-              this.refused(f);
+            // The edge's connected socket got the destination's port, host or net
+            // unreachable, or (OPEN failed) the edge cannot resolve or reach it. Before
+            // OPEN_OK this is the OPEN's failure (failure.refused below): the flow then
+            // discards, and answers each later datagram the same way.
+            const kind = unreachableOfReset(code, reason);
+            if (kind !== null) {
+              if (f.state === 'pending') f.unreach = kind;
+              this.refused(f, kind);
             }
           }
         });
@@ -318,16 +333,22 @@ export class UdpAssociation {
   }
 
   /**
-   * The destination refused a datagram (port unreachable): counted as dropped (`refused`;
-   * before OPEN_OK the queued ones are, by discard()) and passed on to the capture, as the
+   * The destination refused a datagram (port unreachable: counted as dropped, `refused`;
+   * before OPEN_OK the queued ones are, by discard()) or cannot be reached (net, host:
+   * counted as before, by the flow's end or discard): passed on to the capture, as the
    * destination the client addressed.
    */
-  private refused(f: DestFlow): void {
-    if (f.state !== 'pending') this.drop(f, 'refused');
+  private refused(f: DestFlow, kind: Unreachable): void {
+    if (kind === 'port' && f.state !== 'pending') this.drop(f, 'refused');
+    this.tell(f, kind);
+  }
+
+  /** Tells the capture (if it asked) that `f`'s destination answered `kind`. */
+  private tell(f: DestFlow, kind: Unreachable): void {
     const u = this.unreachable;
     if (u === null || this.closed) return;
     try {
-      u(f.host, f.ip, f.port);
+      u(f.host, f.ip, f.port, kind);
     } catch {}
   }
 
@@ -363,6 +384,18 @@ export class UdpAssociation {
     for (let i = 0; i < q.length; i++) this.drop(f, reason);
   }
 
+  /**
+   * A bypassed destination that cannot be dialed (`kind`: no route to its network, no
+   * address or route for the host): discarded (`unreachable`, as before) and its datagrams
+   * answered, the queued ones now (one answer: the rate limit would hold the rest back),
+   * later ones each.
+   */
+  private unreachableFlow(f: DestFlow, kind: Unreachable): void {
+    f.unreach = kind;
+    this.discard(f, 'unreachable');
+    this.tell(f, kind);
+  }
+
   private async bypass(f: DestFlow): Promise<void> {
     const rec = f.rec!;
     const resolver = this.fwd.resolver;
@@ -379,12 +412,12 @@ export class UdpAssociation {
       }
       if (ip === null) {
         rec.reason = `cannot resolve ${rec.destinationFqdn}`;
-        return this.discard(f, 'unreachable');
+        return this.unreachableFlow(f, 'host');
       }
       rec.destinationIp = ip;
       if (!resolver.mayDial(ip)) {
         rec.reason = `no route to ${ip}`;
-        return this.discard(f, 'unreachable');
+        return this.unreachableFlow(f, 'host');
       }
     }
     // Port 0 cannot be sent to (dgram connect() throws ERR_SOCKET_BAD_PORT).
@@ -400,13 +433,19 @@ export class UdpAssociation {
     if (sock instanceof Error) {
       const code = (sock as NodeJS.ErrnoException).code;
       rec.reason = `${code ?? sock.message} ${ip}:${f.dialPort}`;
-      return this.discard(f, 'unreachable');
+      // connect() found no route (ENETUNREACH; EHOSTUNREACH): as the ICMP a router sends.
+      const kind = unreachableOfError(sock as NodeJS.ErrnoException);
+      if (kind === null) return this.discard(f, 'unreachable');
+      return this.unreachableFlow(f, kind);
     }
     f.sock = sock;
     // Connected: only the destination's datagrams reach this socket, and its ICMP errors.
     sock.on('message', (msg) => this.replyFrom(f, msg));
+    // ICMP errors (port, host, net unreachable) and a send that found no route.
     sock.on('error', (err: NodeJS.ErrnoException) => {
-      if (f.sock === sock && refusalOfError(err) === 'refused') this.refused(f);
+      if (f.sock !== sock) return;
+      const kind = unreachableOfError(err);
+      if (kind !== null) this.refused(f, kind);
     });
     this.fwd.flows.open(rec, f);
     f.state = 'bypass';

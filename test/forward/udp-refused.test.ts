@@ -3,7 +3,7 @@
  * datagram as dropped (`refused`, on the flow too) and tells its `unreachable` callback
  * (TUN answers ICMP port unreachable with it), for a bypassed flow (ECONNREFUSED on its
  * connected socket) and a tunneled one (the edge's RST CONNECT_FAILED `ECONNREFUSED`);
- * other resets say nothing. SOCKS5, which has no way to report it, keeps relaying.
+ * other resets say nothing but a host or net unreachable (test/forward/udp-unreachable.test.ts). SOCKS5, which has no way to report it, keeps relaying.
  */
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
@@ -40,14 +40,18 @@ async function echo(t: Test): Promise<number> {
 
 function associationOf(t: Test, fwd: Forwarder) {
   const refused: string[] = [];
+  const kinds: string[] = [];
   const replies: string[] = [];
   const a = fwd.udpAssociation(
     { srcIp: '10.255.0.1', srcPort: 40000, capture: 'tun' },
     (p) => replies.push(p.toString()),
-    (host, ip, port) => refused.push(`${host ?? ip}:${port}`),
+    (host, ip, port, kind) => {
+      if (kind === 'port') refused.push(`${host ?? ip}:${port}`);
+      kinds.push(kind);
+    },
   );
   t.teardown(() => a.close());
-  return { a, refused, replies };
+  return { a, refused, kinds, replies };
 }
 
 const until = async (f: () => boolean, ms = 2000): Promise<void> => {
@@ -80,7 +84,7 @@ t.test('tunneled: RST CONNECT_FAILED ECONNREFUSED from the edge is told', async 
   const { fwd, tunnels, flows } = fakeForwarder([
     { ip: '127.77.0.5', proto: PROTO_UDP, decision: PRIV },
   ]);
-  const { a, refused } = associationOf(t, fwd);
+  const { a, refused, kinds } = associationOf(t, fwd);
   const resetAfterOpen = async (code: number, reason: string) => {
     const n = tunnels.opened.length;
     a.send(null, '127.77.0.5', 7000, Buffer.from('x'));
@@ -102,10 +106,13 @@ t.test('tunneled: RST CONNECT_FAILED ECONNREFUSED from the edge is told', async 
     .at(-1)!;
   t.equal(rec.action, 'Tunnel');
   t.match(rec.reason, /reset 1 ECONNREFUSED/);
-  // The next datagram opens a new flow; a reset for another reason says nothing.
+  // The next datagram opens a new flow; a host unreachable is told as one (not counted as
+  // a refusal), a reset for another reason says nothing.
   await resetAfterOpen(ResetCode.CONNECT_FAILED, 'EHOSTUNREACH');
   await resetAfterOpen(ResetCode.TIMEOUT, 'idle timeout');
-  t.equal(refused.length, 1, 'only a refusal is told');
+  t.equal(refused.length, 1, 'only a refusal is told as port unreachable');
+  t.same(kinds, ['port', 'host'], 'EHOSTUNREACH as host unreachable, the timeout not at all');
+  t.equal(flows.counters.drops.get('refused'), 1);
   t.equal(tunnels.opened.length, 3);
 });
 
