@@ -6,6 +6,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { unreachableOfError } from '../../forward/refusal.js';
 import type { TcpFlowInfo, UdpFlow } from './stack.js';
 
 export interface Target {
@@ -56,7 +57,8 @@ export function pipeTcp(
 /**
  * Relay a UDP flow through one host-side socket per flow to `target(flow)`; answers go
  * back with `flow.reply`, a refusal (ECONNREFUSED: the target's port unreachable) as ICMP
- * port unreachable (`flow.portUnreachable`). The socket closes with the flow.
+ * port unreachable, no route (ENETUNREACH, EHOSTUNREACH: from connect() or an ICMP error) as
+ * net / host unreachable (`flow.unreachable`). The socket closes with the flow.
  */
 export function relayUdp(
   target: (flow: UdpFlow) => Target | null,
@@ -65,6 +67,8 @@ export function relayUdp(
     sock: dgram.Socket;
     /** Datagrams that arrived before connect() finished (bounded). */
     pending: Buffer[] | null;
+    /** connect() failed: each datagram is answered as its error was. */
+    dead?: NodeJS.ErrnoException;
   }
   const relays = new WeakMap<UdpFlow, Relay | null>();
   return (flow, payload) => {
@@ -77,12 +81,21 @@ export function relayUdp(
       }
       const sock = dgram.createSocket('udp4');
       const relay: Relay = { sock, pending: [] };
-      sock.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ECONNREFUSED') flow.portUnreachable();
-      });
+      const failed = (err: NodeJS.ErrnoException): void => {
+        const kind = unreachableOfError(err);
+        if (kind !== null) flow.unreachable(kind);
+      };
+      sock.on('error', failed);
       sock.on('message', (m) => flow.reply(m));
       if (t.localAddress) sock.bind({ address: t.localAddress, port: 0 });
-      sock.connect(t.port, t.host, () => {
+      sock.connect(t.port, t.host, (err?: Error) => {
+        if (err) {
+          // No route: this flow's datagrams are not sent (below), each answered instead.
+          relay.dead = err as NodeJS.ErrnoException;
+          relay.pending = null;
+          failed(relay.dead);
+          return;
+        }
         const q = relay.pending ?? [];
         relay.pending = null;
         for (const p of q) sock.send(p);
@@ -92,6 +105,12 @@ export function relayUdp(
       r = relay;
     }
     if (!r) return;
+    if (r.dead) {
+      // Not sent (not connected): answered as connect() was, as a router answers each.
+      const kind = unreachableOfError(r.dead);
+      if (kind !== null) flow.unreachable(kind);
+      return;
+    }
     if (r.pending) {
       if (r.pending.length < 64) r.pending.push(payload);
       return;
