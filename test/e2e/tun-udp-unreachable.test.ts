@@ -1,7 +1,9 @@
 /**
  * UDP to a destination that cannot be reached, from an application in the TUN namespace,
  * through the real client (and the real edge): as on a direct network, the application's
- * connected socket fails at once instead of waiting for its own timeout:
+ * connected socket with IP_RECVERR fails at once instead of waiting for its own timeout
+ * (Linux passes net and host unreachable, "soft" errors, only to such a socket: one
+ * without it is not told, as on a direct network; shown once below):
  * - bypassed, an address the client has no route to (its resolver dials loopback only):
  *   ICMP host unreachable, EHOSTUNREACH;
  * - bypassed, a destination whose connect() finds no route (the client in a namespace of
@@ -10,8 +12,8 @@
  *   unreachable, EHOSTUNREACH.
  * Port unreachable is test/e2e/tun-udp-refused.test.ts.
  *
- * Skipped, saying what is missing, without root, /dev/net/tun, iproute2 or the built
- * addon. Nothing leaves the machine: the unreachable addresses are never sent to (the
+ * Skipped, saying what is missing, without root, /dev/net/tun, iproute2, python3 (for
+ * IP_RECVERR: Node's dgram cannot set it) or the built addon. Nothing leaves the machine: the unreachable addresses are never sent to (the
  * client's resolver refuses them, or the test's namespace has no route at all).
  */
 import { spawn, spawnSync } from 'node:child_process';
