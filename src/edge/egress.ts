@@ -613,8 +613,18 @@ export class Egress {
       touch();
       if (!stream.sendDatagram(msg) && !closed) this.datagramsDropped.toClient++;
     });
-    sock.connect(t.port, t.ip, () => {
+    sock.connect(t.port, t.ip, (err?: Error) => {
       if (closed) return;
+      if (err) {
+        // No route (ENETUNREACH, EHOSTUNREACH...): not connected, so nothing can be sent.
+        // The OPEN fails as a TCP connect's would, the errno in the reason.
+        const code = (err as NodeJS.ErrnoException).code ?? 'udp error';
+        rec.operationStatus = 'failure';
+        rec.failureReason ??= `${code} from ${addressPort(t.ip, t.port)}`;
+        stream.reset(ResetCode.CONNECT_FAILED, `connect failed: ${code}`);
+        close();
+        return;
+      }
       if (stream.destroyed) {
         close();
         return;
