@@ -9,7 +9,9 @@
  * - bypassed, a destination whose connect() finds no route (the client in a namespace of
  *   the test's own, loopback only): ICMP net unreachable, ENETUNREACH;
  * - tunneled, a name the edge's connector cannot resolve (RST CONNECT_FAILED): ICMP host
- *   unreachable, EHOSTUNREACH.
+ *   unreachable, EHOSTUNREACH;
+ * - tunneled, a destination the edge's connect() finds no route to (the same namespace):
+ *   the edge fails the OPEN (CONNECT_FAILED `connect failed: ENETUNREACH`), ENETUNREACH.
  * Port unreachable is test/e2e/tun-udp-refused.test.ts.
  *
  * Skipped, saying what is missing, without root, /dev/net/tun, iproute2, python3 (for
@@ -18,6 +20,9 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { DEMO_UDP_PRIVATE } from '../../src/client/demo.js';
 import { attachTun, demoDnsHosts, type TunCapture } from '../../src/client/tun-capture.js';
@@ -41,6 +46,8 @@ const NO_ROUTE_PORT = 18211;
 /** A destination bypassed flows dial (the client's dial map) in a namespace without routes. */
 const NO_NET = '203.0.113.9';
 const NO_NET_PORT = 18212;
+/** In the private UDP segment: the connector sends it to NO_NET (the edge's connect() fails). */
+const NO_NET_TUNNEL_PORT = 7003;
 /** Within the private UDP app segment (udp-echo.contoso.test, 7000-7010), not in the connector's hosts. */
 const TUNNEL_PORT = 7002;
 
@@ -152,24 +159,31 @@ if (!missing) {
  * without a default route. The scenario runs in a child (`ip netns exec`); it prints what
  * the app saw and the stack's counters as JSON.
  */
-const inNamespace = (python: string): string => `
+const inNamespace = (python: string, prefix: string): string => `
 import { startTestWorld } from ${JSON.stringify(new URL('./helpers.ts', import.meta.url).href)};
 import { attachTun, demoDnsHosts } from ${JSON.stringify(new URL('../../src/client/tun-capture.ts', import.meta.url).href)};
 import { collect } from ${JSON.stringify(new URL('../util/ts-child.ts', import.meta.url).href)};
 const w = await startTestWorld({
-  prefix: 'h-121-tun-udp-no-net-',
+  prefix: '${prefix}',
   clientDial: { 'bypass.example.test:${NO_NET_PORT}': '${NO_NET}:${NO_NET_PORT}' },
+  connectorHosts: { '${DEMO_UDP_PRIVATE}:${NO_NET_TUNNEL_PORT}': '${NO_NET}:${NO_NET_TUNNEL_PORT}' },
 });
+const app = (tun, host, port) =>
+  collect(
+    tun.spawn(${JSON.stringify(python)}, ['-c', ${JSON.stringify(recverrUdpClient('HOST', 0))}.replace("'HOST', 0", "'" + host + "', " + port)], { stdio: 'pipe' }),
+    10_000,
+  );
 let out = {};
 try {
   const tun = await attachTun(w.client, { hostsForDns: demoDnsHosts(w.demo) });
   try {
-    const r = await collect(
-      tun.spawn(${JSON.stringify(python)}, ['-c', ${JSON.stringify(recverrUdpClient('bypass.example.test', NO_NET_PORT))}], { stdio: 'pipe' }),
-      10_000,
-    );
+    const r = await app(tun, 'bypass.example.test', ${NO_NET_PORT});
     const f = w.flowTo('bypass.example.test', 'udp');
+    const r2 = await app(tun, '${DEMO_UDP_PRIVATE}', ${NO_NET_TUNNEL_PORT});
+    const f2 = w.flowTo('${DEMO_UDP_PRIVATE}', 'udp');
     out = { app: r.out.trim(), err: r.err.trim(), reason: f?.reason, action: f?.action,
+      tunneled: r2.out.trim(), tunneledErr: r2.err.trim(), tunneledReason: f2?.reason,
+      tunneledAction: f2?.action,
       net: tun.stack.counters.icmpNetUnreachable, metrics: tun.metrics() };
   } finally {
     await tun.close();
@@ -182,18 +196,25 @@ process.exit(0);
 `;
 
 t.test(
-  'bypassed UDP whose connect() finds no route (a namespace without routes): ENETUNREACH at once',
+  'no route (a namespace without routes): bypassed, and tunneled (the edge): ENETUNREACH at once',
   { skip: missing ? `needs root, /dev/net/tun and python3: ${missing}` : false, timeout: 60_000 },
   async (t) => {
     const ns = `h121w${randomBytes(3).toString('hex')}`;
+    const prefix = `h-121-tun-udp-no-net-${ns}-`;
     t.teardown(() => {
       spawnSync('ip', ['netns', 'del', ns]);
+      // The scenario's state folder, should it have died before removing it.
+      for (const d of readdirSync(tmpdir())) {
+        if (d.startsWith(prefix)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+      }
     });
     ipCmd(['netns', 'add', ns]);
     ipCmd(['-n', ns, 'link', 'set', 'lo', 'up']);
     t.notMatch(ipCmd(['-n', ns, '-4', 'route', 'show']), /default/, 'no route out of it');
     const r = await collect(
-      spawn('ip', tsInNsArgs(ns, inNamespace(PYTHON!)), { stdio: ['ignore', 'pipe', 'pipe'] }),
+      spawn('ip', tsInNsArgs(ns, inNamespace(PYTHON!, prefix)), {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
       45_000,
     );
     const line = r.out.trim().split('\n').at(-1) ?? '';
@@ -204,6 +225,10 @@ t.test(
       err: string;
       reason?: string;
       action?: string;
+      tunneled: string;
+      tunneledErr: string;
+      tunneledReason?: string;
+      tunneledAction?: string;
       net: number;
       metrics: string;
     };
@@ -212,7 +237,18 @@ t.test(
     t.ok(Number(ms) < 2000, `after ${ms} ms`);
     t.equal(o.action, 'Bypass');
     t.match(o.reason, /^unreachable: ENETUNREACH 203\.0\.113\.9:18212/, 'the flow table says why');
-    t.ok(o.net >= 1, 'counted');
+    // Tunneled: the edge's connect() finds no route either; it fails the OPEN
+    // (CONNECT_FAILED `connect failed: ENETUNREACH`), which the client answers the same way.
+    const [what2 = '', ms2 = 'NaN'] = o.tunneled.split(' ');
+    t.equal(
+      what2,
+      'ENETUNREACH',
+      `the edge's no route reached the connected socket ${o.tunneledErr}`,
+    );
+    t.ok(Number(ms2) < 2000, `after ${ms2} ms`);
+    t.equal(o.tunneledAction, 'Tunnel');
+    t.match(o.tunneledReason, /ENETUNREACH/, 'the flow table says why');
+    t.ok(o.net >= 2, 'counted');
     t.match(o.metrics, /^gsa_client_tun_icmp_sent_total\{type="net_unreachable"\} [1-9]\d*$/m);
   },
 );
