@@ -470,17 +470,27 @@ export function namespaceName(ns: string, dirs = ['/run/netns', '/var/run/netns'
 /**
  * The admin API is in another network namespace than this command (its 127.0.0.1 is not
  * ours): nothing to wait for (`status --wait` ends at once). Says where to run the command:
- * for a `gsa-emu netns` run, in the namespace it was started from (the host's); for an `up`
- * in a named namespace, `ip netns exec <name> ...`.
+ * in the namespace the writer runs in, `ip netns exec <name> ...` when it has a name (an
+ * `up`, or the `gsa-emu netns` itself, started with `ip netns exec ci`: this command may be
+ * in a third namespace, such as the host's, not inside the run); for a `gsa-emu netns` run
+ * started from an unnamed namespace (the host's), from another shell there.
+ * `netnsDirs`: where namespace names are looked up (namespaceName).
  */
 export class OtherNamespaceError extends GsaError {
-  constructor(why: string, file: string, ns: { here: string; there: string }) {
-    const where = /^netns-\d+\.json$/.test(basename(file))
-      ? 'run it from another shell on the host (the namespace `gsa-emu netns` was started from), not inside the run'
-      : ((name) =>
-          name !== null
-            ? `run it in that namespace: \`ip netns exec ${shellWord(name)} ${cliCommand()} ...\``
-            : 'run it in that namespace')(namespaceName(ns.there));
+  constructor(
+    why: string,
+    file: string,
+    ns: { here: string; there: string },
+    netnsDirs?: string[],
+  ) {
+    const run = /^netns-\d+\.json$/.test(basename(file));
+    const name = namespaceName(ns.there, netnsDirs);
+    const where =
+      name !== null
+        ? `run it in ${run ? 'the namespace `gsa-emu netns` was started from' : 'that namespace'}: \`ip netns exec ${shellWord(name)} ${cliCommand()} ...\``
+        : run
+          ? 'run it from another shell on the host (the namespace `gsa-emu netns` was started from), not inside the run'
+          : 'run it in that namespace';
     super(
       'GSA_ERR_ADMIN_UNREACHABLE',
       `${why}. This command runs in another network namespace (${ns.here}) than the gsa-emu that wrote ${file} (${ns.there}), whose 127.0.0.1 it cannot reach: ${where}`,

@@ -95,6 +95,35 @@ t.test('a gsa-emu netns run: asked from inside it, told to ask from the host', a
   );
 });
 
+t.test('a gsa-emu netns run started in a named namespace: ip netns exec names it', async (t) => {
+  // `ip netns exec ci gsa-emu netns -- ...` asked from the host (a third namespace, neither
+  // the run's nor ci): not "from another shell on the host ..., not inside the run".
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-netns-names-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'ci'), '');
+  const there = `net:[${statSync(join(dir, 'ci')).ino}]`;
+  const ns = { here: 'net:[1]', there };
+  const run = new OtherNamespaceError('why', join(dir, 'netns-42.json'), ns, [dir]);
+  t.match(
+    run.message,
+    /: run it in the namespace `gsa-emu netns` was started from: `ip netns exec ci .*gsa-emu \.\.\.`$/,
+  );
+  t.notMatch(run.message, /not inside the run/);
+  const up = new OtherNamespaceError('why', join(dir, 'client.json'), ns, [dir]);
+  t.match(up.message, /: run it in that namespace: `ip netns exec ci .*gsa-emu \.\.\.`$/);
+  // Unnamed (the host's namespace): from another shell there.
+  const host = new OtherNamespaceError(
+    'why',
+    join(dir, 'netns-42.json'),
+    {
+      here: 'net:[1]',
+      there: 'net:[2]',
+    },
+    [dir],
+  );
+  t.match(host.message, /run it from another shell on the host .*, not inside the run$/);
+});
+
 t.test(
   'a gsa-emu netns run asked from inside it: it serves its admin API there too',
   { skip: here === null ? 'no /proc/self/ns/net here' : false },
