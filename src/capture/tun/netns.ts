@@ -168,15 +168,20 @@ function endLeftovers(name: string): void {
   signal(pids, 'SIGKILL');
 }
 
-/** Why the harness cannot run here, or null when it can (Linux, root, /dev/net/tun, ip). */
+/**
+ * Why the harness cannot run here (one line: what is missing and how to get it, as `up
+ * --tun` says it), or null when it can (Linux, root, /dev/net/tun, ip).
+ */
 export function harnessUnavailable(): string | null {
   if (process.platform !== 'linux') return 'not Linux';
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    return 'needs root (creating namespaces and TUN devices)';
+    return 'needs root (creating namespaces and TUN devices): run it with sudo';
   }
-  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+  if (!existsSync('/dev/net/tun')) {
+    return '/dev/net/tun is missing: modprobe tun, or pass --device /dev/net/tun to the container';
+  }
   const r = spawnSync('ip', ['-V'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) return 'the `ip` command (iproute2) is missing';
+  if (r.error || r.status !== 0) return 'the `ip` command (iproute2) is missing: install iproute2';
   return null;
 }
 
