@@ -51,7 +51,12 @@ t.test('wrong types, unknown keys and bad files are ConfigErrors naming each pat
   t.match(err.message, new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: 4 problems`));
 
   const notObject = await configFile(t, 'up.json', '[1, 2]');
-  t.throws(() => readUpConfig(notObject), { message: /must be an object/ });
+  const e1 = t.throws(() => readUpConfig(notObject)) as ConfigError;
+  t.equal(e1.issues[0]!.message, 'must be an object, not [1,2]');
+  // An empty YAML file (or one of comments only) is null: the message says what it got.
+  const empty = await configFile(t, 'up.yaml', '# nothing yet\n');
+  const e2 = t.throws(() => readUpConfig(empty)) as ConfigError;
+  t.equal(e2.issues[0]!.message, 'must be an object, not null');
   const broken = await configFile(t, 'up.json', '{"socksPort": ');
   t.throws(() => readUpConfig(broken), { code: 'GSA_ERR_CONFIG' });
 });

@@ -23,6 +23,7 @@ import {
 import { ConfigError, GsaError, ListenError, UsageError } from '../../errors.js';
 import type { FlowRecord } from '../../forward/flow-table.js';
 import { loadClientConfigFile } from '../../policy/client-config.js';
+import { show } from '../../policy/graph.js';
 import type { ChannelName } from '../../policy/model.js';
 import { isPlatformFile, loadPlatform } from '../../policy/platform.js';
 import { stateDirArg } from '../../util/cli-command.js';
@@ -160,7 +161,8 @@ export function readUpConfig(file: string): Partial<UpOptions> {
   }
   const v = parseConfigText(text, file);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new ConfigError([{ path: '', message: 'must be an object' }], file);
+    // Says what it got, as the edge's and the platform's files do: an empty YAML file is null.
+    throw new ConfigError([{ path: '', message: `must be an object, not ${show(v)}` }], file);
   }
   const out: Partial<UpOptions> = {};
   const issues = [];
