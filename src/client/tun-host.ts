@@ -36,7 +36,7 @@ import {
 } from '../capture/tun/host-routing.js';
 import { GsaError, TunUnavailableError, UsageError } from '../errors.js';
 import { isLoopbackIp } from '../forward/resolver.js';
-import { ipFamily } from '../util/ip.js';
+import { ipFamily, parseIPv4 } from '../util/ip.js';
 import { acquirePidLock, ownNetNamespace } from '../util/pid-lock.js';
 import { makeDirs } from '../util/state-dir.js';
 import type { RunningClient } from './client.js';
@@ -157,6 +157,41 @@ export function parseDnsServer(v: string): { host: string; port: number } {
   return { host: m[1]!, port };
 }
 
+/** Whether `ip` is in the TUN's subnet, HOST_TUN_ADDRESS/30 (the listener and the NAT peer). */
+function inTunSubnet(ip: string): boolean {
+  const n = parseIPv4(ip);
+  const net = parseIPv4(HOST_TUN_ADDRESS);
+  return n >= 0 && n - (n % 4) === net - (net % 4);
+}
+
+/**
+ * What already uses the TUN's subnet (10.255.0.0/30) in this network namespace: an address
+ * in it, or a route to it or to part of it, which would take the stack's NAT packets (the
+ * TUN's own connected route would come second: flows time out, none is recorded); null when
+ * it is free. `addrs`: `ip -j -4 addr show`, `routes`: `ip -j -4 route show` (main table).
+ */
+export function tunSubnetInUse(
+  addrs: ReadonlyArray<Record<string, unknown>>,
+  routes: ReadonlyArray<Record<string, unknown>>,
+): string | null {
+  for (const link of addrs) {
+    const info = Array.isArray(link.addr_info) ? (link.addr_info as Record<string, unknown>[]) : [];
+    for (const a of info) {
+      if (a.family === 'inet' && typeof a.local === 'string' && inTunSubnet(a.local)) {
+        return `the address ${a.local}/${String(a.prefixlen)} on ${String(link.ifname)}`;
+      }
+    }
+  }
+  for (const r of routes) {
+    if (typeof r.dst !== 'string') continue;
+    const [ip = '', len] = r.dst.split('/');
+    if ((len === undefined || Number(len) >= 30) && inTunSubnet(ip)) {
+      return `the route ${r.dst}${typeof r.dev === 'string' ? ` dev ${r.dev}` : ''}`;
+    }
+  }
+  return null;
+}
+
 export interface HostTunOptions {
   /**
    * The address the emulator's own non-loopback sockets bind to; undefined: detect it
@@ -220,6 +255,13 @@ export function prepareHostTun(o: HostTunOptions): HostTunPlan {
       throw new GsaError(
         'GSA_ERR_BUSY',
         `the host's TUN routing is in use: ${busy}, not by a running gsa-emu: remove it (\`ip rule del pref N\`, \`ip route flush table ${table}\`) and start again`,
+      );
+    }
+    const used = tunSubnetInUse(ipJson(['-4', 'addr', 'show']), ipJson(['-4', 'route', 'show']));
+    if (used) {
+      throw new GsaError(
+        'GSA_ERR_BUSY',
+        `the TUN's subnet ${HOST_TUN_ADDRESS}/30 is in use in this network namespace: ${used}; free it, or run \`gsa-emu up --tun\` in a network namespace of its own (docs/tun.md, "In CI")`,
       );
     }
     let source: string | null = null;
