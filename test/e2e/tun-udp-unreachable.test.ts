@@ -8,8 +8,8 @@
  *   ICMP host unreachable, EHOSTUNREACH;
  * - bypassed, a destination whose connect() finds no route (the client in a namespace of
  *   the test's own, loopback only): ICMP net unreachable, ENETUNREACH;
- * - tunneled, a name the edge's connector cannot resolve (RST CONNECT_FAILED): ICMP host
- *   unreachable, EHOSTUNREACH;
+ * - tunneled, a port of a name that the edge's connector cannot reach (it knows the name
+ *   on another port only: RST CONNECT_FAILED): ICMP host unreachable, EHOSTUNREACH;
  * - tunneled, a destination the edge's connect() finds no route to (the same namespace):
  *   the edge fails the OPEN (CONNECT_FAILED `connect failed: ENETUNREACH`), ENETUNREACH.
  * Port unreachable is test/e2e/tun-udp-refused.test.ts.
@@ -134,7 +134,7 @@ if (!missing) {
     },
   );
 
-  t.test('tunneled UDP to a name the connector cannot resolve: EHOSTUNREACH at once', async (t) => {
+  t.test('tunneled UDP to a port the connector cannot reach: EHOSTUNREACH at once', async (t) => {
     const sent = tun!.stack.counters.icmpHostUnreachable;
     const { what, ms } = await appSees(tun!, DEMO_UDP_PRIVATE, TUNNEL_PORT);
     t.equal(what, 'EHOSTUNREACH', "the edge's failure reached the connected socket");
@@ -145,7 +145,11 @@ if (!missing) {
     }, 'tunneled udp flow');
     t.equal(f.action, 'Tunnel');
     t.equal(f.channel, 'private');
-    t.match(f.reason, /connector cannot resolve/, 'the flow table says why');
+    t.match(
+      f.reason,
+      /connector knows udp-echo\.contoso\.test only on port 7000, not 7002/,
+      'the flow table says why',
+    );
     t.ok(tun!.stack.counters.icmpHostUnreachable > sent);
     const m = tun!.metrics();
     t.match(m, /^gsa_client_tun_icmp_sent_total\{type="host_unreachable"\} [1-9]\d*$/m);

@@ -79,6 +79,8 @@ t.test('the mapping: refusal, socket errno and edge reset to the ICMP', async (t
     [CF, 'cannot resolve nx.contoso.test (not in the hosts map)', 'host'],
     [CF, 'cannot resolve nx.example.test: ENOTFOUND', 'host'],
     [CF, 'connector cannot resolve nx.contoso.test', 'host'],
+    [CF, 'connector knows udp-echo.contoso.test only on port 7000, not 7002', 'host'],
+    [CF, 'connector knows intranet.contoso.test only on ports 80, 443, not 8001', 'host'],
     [CF, 'connector cannot resolve db (search suffixes: contoso.test)', 'host'],
     [CF, 'no route to 10.9.9.9 (not in the hosts map)', 'host'],
     [CF, 'connector has no route to 10.9.9.9', 'host'],
