@@ -11,7 +11,8 @@
  *   GSA_ERR_BUSY naming the first (a lock left by a dead process is taken over).
  * - `netns` uses per-run names: `netns-<pid>.json`, `logs/netns-<pid>-client.log`,
  *   `logs/netns-<pid>-edge-traffic.jsonl`, so it can run next to `up` and next to other
- *   `netns` runs (CI jobs in parallel).
+ *   `netns` runs (CI jobs in parallel); the logs of the newest NETNS_LOG_RUNS ended runs
+ *   are kept.
  * The demo CA (`demo-tls/`) and the edge's signing key and TLS files are shared on purpose
  * (trust the CA once).
  */
@@ -209,6 +210,55 @@ export function removeDeadNetnsFiles(dir: string): string[] {
       rmSync(join(dir, n), { force: true });
       removed.push(n);
     } catch {}
+  }
+  return removed;
+}
+
+/** How many ended `netns` runs keep their logs in a state folder (pruneNetnsLogs). */
+export const NETNS_LOG_RUNS = 20;
+
+/**
+ * Keeps the logs of the newest `keep` ended `netns` runs in `logs` and removes the older
+ * ones (`netns-<pid>-client.log`, `netns-<pid>-edge-traffic.jsonl`, and their rotated `.1`),
+ * so a CI job that reuses a state folder does not pile up two files a run. A run is ended
+ * when its pid does not run; the newest is the one whose newest file was written last.
+ * The logs of running runs (this process included) and every other file stay. Returns
+ * the names removed.
+ */
+export function pruneNetnsLogs(logs: string, keep = NETNS_LOG_RUNS): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(logs);
+  } catch {
+    return [];
+  }
+  const runs = new Map<number, { files: string[]; newest: number }>();
+  for (const n of names) {
+    const m = /^netns-(\d+)-(?:client\.log|edge-traffic\.jsonl)(?:\.1)?$/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let mtime: number;
+    try {
+      mtime = statSync(join(logs, n)).mtimeMs;
+    } catch {
+      continue;
+    }
+    const r = runs.get(pid) ?? { files: [], newest: 0 };
+    r.files.push(n);
+    r.newest = Math.max(r.newest, mtime);
+    runs.set(pid, r);
+  }
+  const ended = [...runs.entries()]
+    .filter(([pid]) => pid !== process.pid && !pidAlive(pid))
+    .sort((a, b) => b[1].newest - a[1].newest);
+  const removed: string[] = [];
+  for (const [, r] of ended.slice(Math.max(0, keep))) {
+    for (const n of r.files) {
+      try {
+        rmSync(join(logs, n), { force: true });
+        removed.push(n);
+      } catch {}
+    }
   }
   return removed;
 }
@@ -433,8 +483,12 @@ export async function startWorld(o: WorldOptions): Promise<World> {
   const logs = prepared.logs;
   const files = runFiles(dir, o.run);
   const logMaxBytes = o.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
-  // The state files of netns runs killed with SIGKILL (their namespaces: cleanupStaleNetns).
-  if (o.run === 'netns') removeDeadNetnsFiles(dir);
+  // The state files of netns runs killed with SIGKILL (their namespaces: cleanupStaleNetns),
+  // and the logs of all but the newest ended runs.
+  if (o.run === 'netns') {
+    removeDeadNetnsFiles(dir);
+    pruneNetnsLogs(logs);
+  }
   let unlock = (): void => {};
   let dest: pino.DestinationStream;
   try {

@@ -1,14 +1,16 @@
 /**
  * `removeDeadNetnsFiles`: what a `gsa-emu netns` run killed with SIGKILL leaves in the state
  * folder (`netns-<pid>.json`, `netns-<pid>.token`) goes when the next run starts; the files
- * of running runs, of this process and any other file stay. No root needed.
+ * of running runs, of this process and any other file stay. `pruneNetnsLogs`: the logs of
+ * all but the newest ended runs go, so a reused state folder does not fill up. No root
+ * needed.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { removeDeadNetnsFiles } from '../../src/cli/world.js';
+import { NETNS_LOG_RUNS, pruneNetnsLogs, removeDeadNetnsFiles } from '../../src/cli/world.js';
 import { writeClientState } from '../../src/client/admin-client.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'gsa-netns-dead-'));
@@ -63,4 +65,49 @@ t.test('dead runs go, live ones stay', async (t) => {
 
 t.test('a missing folder: nothing to do', async (t) => {
   t.same(removeDeadNetnsFiles(join(dir, 'nope')), []);
+});
+
+t.test('the logs of the newest ended runs stay, older ones go', async (t) => {
+  const logs = join(dir, 'prune');
+  await mkdir(logs);
+  const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000);
+  // Ended runs, newest first: run i was last written i+1 minutes ago.
+  const ended = Array.from({ length: NETNS_LOG_RUNS + 3 }, () => deadPid());
+  for (const [i, pid] of ended.entries()) {
+    const files = [`netns-${pid}-client.log`, `netns-${pid}-edge-traffic.jsonl`];
+    if (i === ended.length - 1) files.push(`netns-${pid}-client.log.1`);
+    for (const f of files) {
+      await writeFile(join(logs, f), 'x\n');
+      await utimes(join(logs, f), at(i + 1), at(i + 1));
+    }
+  }
+  // Running runs, however old their logs: this process and its parent.
+  for (const pid of [process.pid, process.ppid]) {
+    await writeFile(join(logs, `netns-${pid}-client.log`), 'x\n');
+    await utimes(join(logs, `netns-${pid}-client.log`), at(999), at(999));
+  }
+  await writeFile(join(logs, 'client.log'), 'up\n');
+  await utimes(join(logs, 'client.log'), at(999), at(999));
+  await writeFile(join(logs, `netns-${ended[0]}-notes.txt`), 'not a log of a run\n');
+
+  const removed = pruneNetnsLogs(logs).sort();
+  const old = ended.slice(NETNS_LOG_RUNS);
+  t.same(
+    removed,
+    [
+      ...old.flatMap((pid) => [`netns-${pid}-client.log`, `netns-${pid}-edge-traffic.jsonl`]),
+      `netns-${old[old.length - 1]}-client.log.1`,
+    ].sort(),
+    `the ${old.length} oldest ended runs' logs, rotated ones too`,
+  );
+  const left = new Set(await readdir(logs));
+  for (const pid of ended.slice(0, NETNS_LOG_RUNS)) {
+    t.ok(left.has(`netns-${pid}-client.log`), `run ${pid} kept`);
+  }
+  t.ok(left.has(`netns-${process.pid}-client.log`), 'this run kept');
+  t.ok(left.has(`netns-${process.ppid}-client.log`), 'a running run kept');
+  t.ok(left.has('client.log'), "up's log kept");
+  t.ok(left.has(`netns-${ended[0]}-notes.txt`), 'another file kept');
+  t.same(pruneNetnsLogs(logs), [], 'nothing more the second time');
+  t.same(pruneNetnsLogs(join(dir, 'nope')), [], 'a missing folder: nothing to do');
 });
