@@ -85,18 +85,8 @@ t.test('tunneled: RST CONNECT_FAILED ECONNREFUSED from the edge is told', async 
     { ip: '127.77.0.5', proto: PROTO_UDP, decision: PRIV },
   ]);
   const { a, refused, kinds } = associationOf(t, fwd);
-  const resetAfterOpen = async (code: number, reason: string) => {
-    const n = tunnels.opened.length;
-    a.send(null, '127.77.0.5', 7000, Buffer.from('x'));
-    await until(() => tunnels.opened.length > n);
-    const s = tunnels.opened[n]!;
-    await s.opened;
-    await until(() => s.datagrams.length > 0);
-    // What the session does on the edge's RST (src/tunnel/stream.ts onReset).
-    s.emit('reset', code, reason);
-    s.destroy();
-    await sleep(20);
-  };
+  const resetAfterOpen = (code: number, reason: string) =>
+    tunnels.resetAfterOpen(() => a.send(null, '127.77.0.5', 7000, Buffer.from('x')), code, reason);
   await resetAfterOpen(ResetCode.CONNECT_FAILED, 'ECONNREFUSED');
   t.same(refused, ['127.77.0.5:7000']);
   t.equal(flows.counters.drops.get('refused'), 1);

@@ -215,17 +215,12 @@ t.test("tunneled: the edge's CONNECT_FAILED after OPEN_OK: host / net", async (t
     { ip: '127.77.0.5', proto: PROTO_UDP, decision: PRIV },
   ]);
   const { a, told } = associationOf(t, fwd);
-  const resetAfterOpen = async (reason: string) => {
-    const n = tunnels.opened.length;
-    a.send(null, '127.77.0.5', 7000, Buffer.from('x'));
-    await until(() => tunnels.opened.length > n);
-    const s = tunnels.opened[n]!;
-    await s.opened;
-    await until(() => s.datagrams.length > 0);
-    s.emit('reset', ResetCode.CONNECT_FAILED, reason);
-    s.destroy();
-    await sleep(20);
-  };
+  const resetAfterOpen = (reason: string) =>
+    tunnels.resetAfterOpen(
+      () => a.send(null, '127.77.0.5', 7000, Buffer.from('x')),
+      ResetCode.CONNECT_FAILED,
+      reason,
+    );
   await resetAfterOpen('EHOSTUNREACH');
   await resetAfterOpen('ENETUNREACH');
   await resetAfterOpen('EMSGSIZE');

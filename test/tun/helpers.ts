@@ -3,8 +3,9 @@ import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import type { Test } from 'tap';
-import { addonPath } from '../../src/capture/tun/device.js';
+import { addonPath, FakeDevice } from '../../src/capture/tun/device.js';
 import { harnessUnavailable } from '../../src/capture/tun/netns.js';
+import { TunStack, type TunStackOptions, type UdpFlow } from '../../src/capture/tun/stack.js';
 import { checksum, pseudo4, wr16, wr32 } from '../../src/parse/checksum.js';
 import * as v4 from '../../src/parse/ipv4.js';
 import { decodePacket, newPacket } from '../../src/parse/packet.js';
@@ -193,4 +194,22 @@ export function tunMissing(): string | null {
       ? null
       : `the addon is not built (${addonPath()}): node scripts/build-addon.mjs`)
   );
+}
+
+/**
+ * A TunStack on a FakeDevice with no listener (listen port 4000) whose onUdp hook collects
+ * the UDP flows it is given; `opts` replaces any option. Closed by `t`'s teardown.
+ */
+export function udpStack(t: Test, opts: Partial<TunStackOptions> = {}) {
+  const dev = new FakeDevice();
+  const flows: UdpFlow[] = [];
+  const stack = new TunStack({
+    device: dev,
+    listen: false,
+    listenPort: 4000,
+    hooks: { onUdp: (f) => void flows.push(f) },
+    ...opts,
+  });
+  t.teardown(() => stack.close());
+  return { dev, stack, flows };
 }

@@ -7,36 +7,18 @@
  */
 import t from 'tap';
 import { icmpUnreachableForUdp, udpTemplate } from '../../src/capture/tun/build.js';
-import { FakeDevice } from '../../src/capture/tun/device.js';
 import { TokenBucket } from '../../src/capture/tun/icmp-limit.js';
-import {
-  TunStack,
-  type TunStackOptions,
-  type UdpFlow,
-  unaccounted,
-} from '../../src/capture/tun/stack.js';
+import { type TunStackOptions, unaccounted } from '../../src/capture/tun/stack.js';
 import { tunMetrics } from '../../src/client/tun-capture.js';
 import { checksum, rd16, rd32 } from '../../src/parse/checksum.js';
 import { headerChecksumOk } from '../../src/parse/ipv4.js';
 import { formatIPv4 } from '../../src/util/ip.js';
 import { UDP_443 } from '../parse/fixtures.js';
-import { ip, udp4, verify } from './helpers.js';
+import { ip, udp4, udpStack, verify } from './helpers.js';
 
 const APP = '10.255.0.1';
 
-function mk(opts: Partial<TunStackOptions> = {}) {
-  const dev = new FakeDevice();
-  const flows: UdpFlow[] = [];
-  const stack = new TunStack({
-    device: dev,
-    listen: false,
-    listenPort: 4000,
-    hooks: { onUdp: (f) => void flows.push(f) },
-    ...opts,
-  });
-  t.teardown(() => stack.close());
-  return { dev, stack, flows };
-}
+const mk = (opts: Partial<TunStackOptions> = {}) => udpStack(t, opts);
 
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -8,30 +8,18 @@
  */
 import t from 'tap';
 import { icmpUnreachableForUdp, udpTemplate } from '../../src/capture/tun/build.js';
-import { FakeDevice } from '../../src/capture/tun/device.js';
-import { TunStack, type UdpFlow, unaccounted } from '../../src/capture/tun/stack.js';
+import { unaccounted } from '../../src/capture/tun/stack.js';
 import { tunMetrics } from '../../src/client/tun-capture.js';
 import { checksum, rd16, rd32 } from '../../src/parse/checksum.js';
 import { UNREACH_HOST, UNREACH_NET, UNREACH_PORT } from '../../src/parse/icmp.js';
 import { headerChecksumOk } from '../../src/parse/ipv4.js';
 import { formatIPv4 } from '../../src/util/ip.js';
 import { UDP_443 } from '../parse/fixtures.js';
-import { ip, udp4, verify } from './helpers.js';
+import { ip, udp4, udpStack, verify } from './helpers.js';
 
 const APP = '10.255.0.1';
 
-function mk() {
-  const dev = new FakeDevice();
-  const flows: UdpFlow[] = [];
-  const stack = new TunStack({
-    device: dev,
-    listen: false,
-    listenPort: 4000,
-    hooks: { onUdp: (f) => void flows.push(f) },
-  });
-  t.teardown(() => stack.close());
-  return { dev, stack, flows };
-}
+const mk = () => udpStack(t);
 
 const tick = () => new Promise((r) => setImmediate(r));
 
