@@ -60,7 +60,9 @@ t.test('a port value that is not digits is a usage error', { skip }, async (t) =
   t.notOk(existsSync(join(dir, 'logs')), 'nothing started');
   const cfg = join(root, 'empty-port.yaml');
   await writeFile(cfg, `stateDir: ${JSON.stringify(dir)}\nsocksPort: ""\nhttpPort: 0\n`);
-  const r = await cli(['up', '--once', '--config', cfg]);
+  // --state-dir too: a config file up cannot read leaves its failed-start record in the
+  // default state folder otherwise (~/.gsa-emu/up-failed.json), outside the test's own.
+  const r = await cli(['up', '--once', '--config', cfg, '--state-dir', dir]);
   t.equal(r.code, 1, 'socksPort: "" in --config: GSA_ERR_CONFIG, exit 1');
   t.match(r.err, /socksPort/, 'names the key');
   const edgeValues = ['', '0x438', '1e4'];
