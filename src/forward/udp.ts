@@ -256,7 +256,7 @@ export class UdpAssociation {
             const kind = unreachableOfReset(code, reason);
             if (kind !== null) {
               if (f.state === 'pending') f.unreach = kind;
-              this.refused(f, kind);
+              this.destinationUnreachable(f, kind);
             }
           }
         });
@@ -338,7 +338,7 @@ export class UdpAssociation {
    * counted as before, by the flow's end or discard): passed on to the capture, as the
    * destination the client addressed.
    */
-  private refused(f: DestFlow, kind: Unreachable): void {
+  private destinationUnreachable(f: DestFlow, kind: Unreachable): void {
     if (kind === 'port' && f.state !== 'pending') this.drop(f, 'refused');
     this.tell(f, kind);
   }
@@ -445,7 +445,7 @@ export class UdpAssociation {
     sock.on('error', (err: NodeJS.ErrnoException) => {
       if (f.sock !== sock) return;
       const kind = unreachableOfError(err);
-      if (kind !== null) this.refused(f, kind);
+      if (kind !== null) this.destinationUnreachable(f, kind);
     });
     this.fwd.flows.open(rec, f);
     f.state = 'bypass';
