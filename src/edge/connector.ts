@@ -182,11 +182,12 @@ export class Connector {
     if (host) {
       const t = this.hosts.lookup(host, port);
       if (t) return t;
-      // Known, only not on this port (the demo maps intranet.contoso.test:80 and :443). Short:
-      // the reason reaches the client in an RST, cut at 100 bytes (egress).
+      // Known, only not on this port (the demo maps intranet.contoso.test:80 and :443): the
+      // ports it knows. Short: the reason reaches the client in an RST, cut at 100 bytes
+      // (egress); "cannot resolve" is what the client reads as host unreachable (refusal.ts).
       const ports = this.hosts.portsOf(host);
       return ports
-        ? `connector knows ${host} only on port${ports.length === 1 ? '' : 's'} ${ports.join(', ')}, not ${port}`
+        ? `connector cannot resolve ${host}:${port} (it knows port${ports.length === 1 ? '' : 's'} ${ports.join(', ')})`
         : `connector cannot resolve ${host}`;
     }
     if (ip) {

@@ -100,15 +100,13 @@ export function unreachableOfError(err: { code?: string | undefined }): Unreacha
 
 /**
  * The ICMP behind the edge's reset of a udp stream: CONNECT_FAILED only, when its reason
- * says the destination could not be reached: a name the edge or its connector cannot
- * resolve, or knows on other ports only, an address it has no route to (host), or the
- * errno of its connected socket
- * (as `unreachableOfError`). BLOCKED, TIMEOUT, REFUSED and the rest -> none.
+ * says the destination could not be reached: a name (or name and port) the edge or its
+ * connector cannot resolve, an address it has no route to (host), or the errno of its
+ * connected socket (as `unreachableOfError`). BLOCKED, TIMEOUT, REFUSED and the rest -> none.
  */
 export function unreachableOfReset(code: number, reason: string): Unreachable | null {
   if (code !== ResetCode.CONNECT_FAILED) return null;
-  if (/\b(cannot resolve|no route to|connector knows \S+ only on ports?)\b/.test(reason))
-    return 'host';
+  if (/\b(cannot resolve|no route to)\b/.test(reason)) return 'host';
   const errno = /\bE[A-Z]{3,}\b/.exec(reason)?.[0];
   return errno === undefined ? null : unreachableOfError({ code: errno });
 }

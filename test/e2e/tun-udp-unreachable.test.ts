@@ -147,7 +147,7 @@ if (!missing) {
     t.equal(f.channel, 'private');
     t.match(
       f.reason,
-      /connector knows udp-echo\.contoso\.test only on port 7000, not 7002/,
+      /connector cannot resolve udp-echo\.contoso\.test:7002 \(it knows port 7000\)/,
       'the flow table says why',
     );
     t.ok(tun!.stack.counters.icmpHostUnreachable > sent);

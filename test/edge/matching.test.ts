@@ -214,7 +214,7 @@ t.test('Connector resolves only through its hosts map', async (t) => {
   // Known for another port only: said so, not "cannot resolve".
   t.equal(
     c.resolve('intranet.contoso.test', null, 80),
-    'connector knows intranet.contoso.test only on port 443, not 80',
+    'connector cannot resolve intranet.contoso.test:80 (it knows port 443)',
   );
   t.match(c.resolve('other.contoso.test', null, 80), /cannot resolve other\.contoso\.test$/);
   t.same(c.resolve(null, '10.1.2.3', 3389), { ip: '127.0.0.1', port: 3389 });
