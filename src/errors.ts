@@ -99,7 +99,7 @@ export class OpenRelayError extends GsaError {
     super(
       'GSA_ERR_OPEN_RELAY',
       `refusing to start the ${what} on ${host} without authentication: only loopback ` +
-        'listeners may run without credentials (set a username and password: `gsa-emu up --user <name> --password <secret>`, or the config keys user and password)',
+        'listeners may run without credentials (set a username and password: `gsa-emu up --user <name> --password-file <file>` (or `--password <secret>`), or the config keys user and password)',
     );
   }
 }

@@ -3,6 +3,7 @@
  * platform, or find the running client; the values they parse; how to name gsa-emu in the
  * commands they suggest.
  */
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { normalizeLocalSubnet } from '../classify/local-subnets.js';
@@ -267,4 +268,17 @@ export function stopSignals(): NodeJS.Signals[] {
   const list: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   if (process.platform === 'win32') list.push('SIGBREAK');
   return list;
+}
+
+/**
+ * The text of the file an option names (`--edge-secret <file>`, `--password-file <file>`);
+ * one it cannot read is a UsageError naming the option, the file and why (ENOENT, EACCES).
+ */
+export function readOptionFile(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new UsageError(`${flag} "${file}": cannot read it (${err.code ?? err.message})`);
+  }
 }

@@ -6,9 +6,10 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { readOptionFile } from './common.js';
 
 /** The file `gsa-emu edge` makes in its state folder when it listens beyond loopback. */
 export const EDGE_SECRET_FILE = 'edge-client-secret';
@@ -22,14 +23,7 @@ export const SECRET_MAX = 1024;
  * printable ASCII characters. Anything else is a UsageError naming `flag`.
  */
 export function readSecretFile(file: string, flag: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new UsageError(`${flag} "${file}": cannot read it (${err.code ?? err.message})`);
-  }
-  const secret = text.trim();
+  const secret = readOptionFile(file, flag).trim();
   if (secret.length < SECRET_MIN || secret.length > SECRET_MAX) {
     throw new UsageError(
       `${flag} "${file}": the secret is ${secret.length} characters; give ${SECRET_MIN} to ${SECRET_MAX} (one line)`,

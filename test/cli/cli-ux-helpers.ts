@@ -69,7 +69,11 @@ export async function startHttpOnlyUp(t: Test, dir: string, extra: string[] = []
 export const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
 
 /** GET `url` through the HTTP proxy at `proxy` (host:port): the status code or the error. */
-export function viaHttpProxy(proxy: string, url: string): Promise<number | string> {
+export function viaHttpProxy(
+  proxy: string,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<number | string> {
   const i = proxy.lastIndexOf(':');
   return new Promise((resolve) => {
     const req = request(
@@ -77,7 +81,7 @@ export function viaHttpProxy(proxy: string, url: string): Promise<number | strin
         host: proxy.slice(0, i),
         port: Number(proxy.slice(i + 1)),
         path: url,
-        headers: { host: new URL(url).host },
+        headers: { host: new URL(url).host, ...headers },
         timeout: 8000,
       },
       (res) => {

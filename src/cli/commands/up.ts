@@ -40,6 +40,7 @@ import {
   logMaxBytes,
   numberOption,
   portNumber,
+  readOptionFile,
   stopSignals,
 } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
@@ -56,6 +57,8 @@ export interface UpOptions {
   adminPort?: string;
   user?: string;
   password?: string;
+  /** `--password-file <file>`: the proxy password, kept out of the command line (`ps`). */
+  passwordFile?: string;
   tenant?: string;
   clientConfig?: string;
   platform?: string;
@@ -108,6 +111,7 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   adminPort: 'adminPort',
   user: 'user',
   password: 'password',
+  passwordFile: 'passwordFile',
   tenant: 'tenant',
   clientConfig: 'clientConfig',
   platform: 'platform',
@@ -231,6 +235,7 @@ const PATH_KEYS = [
   'platform',
   'edgeCa',
   'edgeSecret',
+  'passwordFile',
   'stateDir',
 ] as const;
 
@@ -271,7 +276,7 @@ export function register(program: Command): void {
     )
     .option(
       '--host <address>',
-      'listen address of the proxies (non-loopback needs --user/--password)',
+      'listen address of the proxies (non-loopback needs --user and --password or --password-file)',
     )
     .option('--socks-port <n>', 'SOCKS5 port (0 = any free, "off")', undefined)
     .option('--http-port <n>', 'HTTP proxy port (0 = any free, "off")')
@@ -284,7 +289,11 @@ export function register(program: Command): void {
       'admin API port on 127.0.0.1 (default: any free; see <state-dir>/client.json; "off": none)',
     )
     .option('--user <name>', 'proxy username (SOCKS5 RFC 1929 and HTTP Basic)')
-    .option('--password <secret>', 'proxy password');
+    .option('--password <secret>', 'proxy password (shown by ps: see --password-file)')
+    .option(
+      '--password-file <file>',
+      'proxy password from a file (one line), kept out of the command line',
+    );
   addPolicyOptions(cmd, { platformDefault: false })
     .option('--edge <url>', 'use a remote edge (https://host:port) instead of starting one')
     .option('--edge-ca <file>', "the remote edge's CA certificate (PEM)")
@@ -371,10 +380,14 @@ export function register(program: Command): void {
     .action(async (flags: UpOptions, cmd: Command) => {
       let o: UpOptions;
       try {
-        o = {
-          ...(flags.config !== undefined ? readUpConfig(flags.config) : {}),
-          ...given(flags, cmd),
-        };
+        const fromFile = flags.config !== undefined ? readUpConfig(flags.config) : {};
+        const fromFlags = given(flags, cmd);
+        // Flags win: a password on the command line replaces the file's, in either form.
+        if (fromFlags.password !== undefined || fromFlags.passwordFile !== undefined) {
+          delete fromFile.password;
+          delete fromFile.passwordFile;
+        }
+        o = { ...fromFile, ...fromFlags };
       } catch (e) {
         startFailed(flags.stateDir, e);
         throw e;
@@ -479,28 +492,47 @@ function profilePollMs(v: string): number {
   });
 }
 
+/**
+ * `--password-file`: the file's one line, without its line end (spaces are the password's:
+ * it is taken as written). A second line is a UsageError, not silently dropped.
+ */
+function passwordOfFile(file: string): string {
+  const text = readOptionFile(file, '--password-file').replace(/\r?\n$/, '');
+  if (/[\r\n]/.test(text)) {
+    throw new UsageError(`--password-file "${file}": give the password on one line`);
+  }
+  return text;
+}
+
 /** The flags' combinations that cannot run, as UsageErrors; the values up() derives from them. */
 function checkUpOptions(o: UpOptions) {
   const host = hostOption(o.host ?? '127.0.0.1');
-  if ((o.user === undefined) !== (o.password === undefined)) {
-    throw new UsageError('--user and --password go together');
+  if (o.password !== undefined && o.passwordFile !== undefined) {
+    throw new UsageError('--password and --password-file: give one of them');
+  }
+  const [password, pwFlag] =
+    o.passwordFile !== undefined
+      ? [passwordOfFile(o.passwordFile), '--password-file']
+      : [o.password, '--password'];
+  if ((o.user === undefined) !== (password === undefined)) {
+    throw new UsageError(`--user and ${pwFlag} go together`);
   }
   // RFC 1929: a username of 1 to 255 bytes; no SOCKS5 client could log in with another.
   if (o.user !== undefined && (o.user === '' || Buffer.byteLength(o.user) > 255)) {
     throw new UsageError('--user: give a name of 1 to 255 bytes');
   }
   // RFC 1929's PLEN is one byte: a longer password could only log in to the HTTP proxy.
-  if (o.password !== undefined && Buffer.byteLength(o.password) > 255) {
-    throw new UsageError('--password: give at most 255 bytes (SOCKS5 cannot send more)');
+  if (password !== undefined && Buffer.byteLength(password) > 255) {
+    throw new UsageError(`${pwFlag}: give at most 255 bytes (SOCKS5 cannot send more)`);
   }
   // RFC 1929: a password of 1 to 255 bytes. An empty one would let anyone who guesses the
   // user name through a proxy listening beyond loopback: an open relay in all but name.
-  if (o.password === '') {
+  if (password === '') {
     throw new UsageError(
-      '--password: give 1 to 255 bytes (RFC 1929); an empty password protects nothing',
+      `${pwFlag}: give 1 to 255 bytes (RFC 1929); an empty password protects nothing`,
     );
   }
-  const auth = o.user !== undefined ? { username: o.user, password: o.password! } : undefined;
+  const auth = o.user !== undefined ? { username: o.user, password: password! } : undefined;
   // setTimeout's limit: 2^31-1 ms, about 24.8 days (past it node fires at once).
   const exitAfter =
     o.exitAfter !== undefined
