@@ -277,13 +277,15 @@ export class CompiledClassifier implements Classifier {
   private readonly off: OffChannelTables | null;
 
   readonly singleLabelSuffix: string | null;
+  readonly privateDnsSuffix: string | null;
 
   constructor(given: TenantSpec, state: ClientState) {
     const platform = state.platform;
     // The derived destination for single-label names under Private DNS is a rule's like any.
     const tenant = withPrivateDns(given);
     const pdns = privateDnsOf(given);
-    this.singleLabelSuffix = pdns !== null && state.channels.private ? pdns.suffix : null;
+    this.privateDnsSuffix = pdns?.suffix ?? null;
+    this.singleLabelSuffix = state.channels.private ? this.privateDnsSuffix : null;
     const entries = orderedEntries(tenant, state);
     const decisions: Decision[] = [];
     const quic: Decision[] = [];

@@ -181,11 +181,13 @@ export class OracleClassifier implements Classifier {
   private readonly none = staticDecision(REASON_NO_MATCH);
 
   readonly singleLabelSuffix: string | null;
+  readonly privateDnsSuffix: string | null;
 
   constructor(given: TenantSpec, state: ClientState) {
     const tenant = withPrivateDns(given);
     const pdns = privateDnsOf(given);
-    this.singleLabelSuffix = pdns !== null && state.channels.private ? pdns.suffix : null;
+    this.privateDnsSuffix = pdns?.suffix ?? null;
+    this.singleLabelSuffix = state.channels.private ? this.privateDnsSuffix : null;
     this.state = state;
     this.localSubnets = localSubnetsOf(state.localSubnets);
     this.acquireIPv6 = state.platform.acquireIPv6;

@@ -65,6 +65,12 @@ export interface Classifier {
    * Private DNS is configured; else null. `decide` matches names as given: callers qualify.
    */
   readonly singleLabelSuffix?: string | null;
+  /**
+   * The same suffix whenever Private DNS is configured, the Private Access channel on or
+   * off (`singleLabelSuffix` only while it is on): for saying why a single label goes as
+   * given while the channel is off (`singleLabelChannelOff`). Else null.
+   */
+  readonly privateDnsSuffix?: string | null;
 }
 
 /**
@@ -85,4 +91,33 @@ export function decideSingleLabel(classifier: Classifier, flow: Flow): Decision 
   if (d.channel !== null && d.action !== 'bypass') return d;
   flow.host = host;
   return null;
+}
+
+/**
+ * Private DNS for a single-label `flow.host` while the Private Access channel is off:
+ * `decideSingleLabel` leaves the name as given then (it does not travel qualified), so `d`,
+ * the label's own decision, says "no forwarding profile acquires this flow" where a full
+ * private name says the channel is off. When no rule decided `d` and the qualified name
+ * (`fs1.<appId>.globalsecureaccess.local`) meets a rule of a channel that is off, returns
+ * that name and its decision (the channel-off bypass naming the rule, no rule fields: the
+ * same action as `d`) to use in place of `d`; else null. `flow.host` is left as given.
+ * Allocates only for a single-label name.
+ */
+export function singleLabelChannelOff(
+  classifier: Classifier,
+  flow: Flow,
+  d: Decision,
+): { decision: Decision; name: string } | null {
+  const suffix = classifier.privateDnsSuffix;
+  const host = flow.host;
+  if (!suffix || classifier.singleLabelSuffix || d.ruleId !== null) return null;
+  if (typeof host !== 'string' || host.includes('.')) return null;
+  const name = qualifySingleLabel(host, suffix);
+  if (name === null) return null;
+  flow.host = name;
+  const off = classifier.decide(flow);
+  flow.host = host;
+  // No rule either, but another reason: the qualified name met a rule of a channel that is
+  // off (GSA disabled, IPv6 and the no-match bypass give both names the same one).
+  return off.ruleId === null && off.reason !== d.reason ? { decision: off, name } : null;
 }

@@ -22,6 +22,11 @@ export interface Explanation {
   decision: Decision;
   /** The name the flow goes by: a single-label host qualified for Private DNS. */
   qualified?: string;
+  /**
+   * A single-label host Private DNS leaves as given because the Private Access channel is
+   * off, where a rule would acquire it with the channel on: the name it would go by then.
+   */
+  qualifiedWhenOn?: string;
   /** The running client resolved the name (no rule acquired it by name). */
   resolved?: boolean;
   /**
@@ -74,6 +79,7 @@ export async function explainWithForwarder(
     protocol: target.proto,
     host: target.host,
     ...(r.qualified && r.host ? { qualified: r.host } : {}),
+    ...(r.qualifiedWhenOn ? { qualifiedWhenOn: r.qualifiedWhenOn } : {}),
     ip: r.ip,
     port: target.port,
     // A copy: decisions are shared, immutable records of the classifier.

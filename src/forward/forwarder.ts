@@ -24,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import { connect as netConnect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Classifier, Decision, Flow } from '../classify/types.js';
-import { decideSingleLabel, newFlow, PROTO_TCP } from '../classify/types.js';
+import { decideSingleLabel, newFlow, PROTO_TCP, singleLabelChannelOff } from '../classify/types.js';
 import { ChannelDownError, StreamResetError } from '../errors.js';
 import type { ChannelName, ClientState } from '../policy/model.js';
 import { RESET_NAMES } from '../tunnel/stream.js';
@@ -297,14 +297,22 @@ export class Forwarder {
    * Returns the decision and the address, if one was learned. A name a rule matched (to
    * tunnel, bypass or block it) is never resolved here, but for a single label that a rule
    * acquires once qualified for Private DNS: resolved first, it comes back qualified
-   * (`host`, `qualified`) only when the client's resolver has no address for it.
+   * (`host`, `qualified`) only when the client's resolver has no address for it. One such
+   * rule would acquire were the Private Access channel on is named in the no-match bypass
+   * (`qualifiedWhenOn`: the name it would go by), as for a full private name.
    */
   async decide(
     proto: number,
     host: string | null,
     ip: string | null,
     port: number,
-  ): Promise<{ decision: Decision; ip: string | null; host: string | null; qualified?: true }> {
+  ): Promise<{
+    decision: Decision;
+    ip: string | null;
+    host: string | null;
+    qualified?: true;
+    qualifiedWhenOn?: string;
+  }> {
     if (host !== null) {
       host = host.toLowerCase();
       if (host.endsWith('.')) host = host.slice(0, -1);
@@ -319,19 +327,26 @@ export class Forwarder {
     // when a rule acquires it so, unless the machine resolves it itself (a hosts entry, a
     // compose service: its own names before GSA's suffix, as in a DNS search list); else
     // (another port, say) it stays as the application gave it.
-    const q = decideSingleLabel(this.opts.classifier(), this.flow);
+    const classifier = this.opts.classifier();
+    const q = decideSingleLabel(classifier, this.flow);
     if (q !== null && host !== null) {
       const qualified = this.flow.host;
       const local = ip ?? (await this.resolver.resolve(host));
       if (local === null) return { decision: q, ip, host: qualified, qualified: true };
       return { decision: this.classify(proto, host, local, port), ip: local, host };
     }
+    // The channel off: the name stays as given, and the reason says the channel is off.
+    const off = q === null ? singleLabelChannelOff(classifier, this.flow, d) : null;
+    if (off !== null) d = off.decision;
     if (host !== null && ip === null && d.ruleId === null) {
       const resolved = await this.resolver.resolve(host);
       if (resolved !== null) {
         ip = resolved;
         d = this.classify(proto, host, ip, port);
       }
+    }
+    if (off !== null && d === off.decision) {
+      return { decision: d, ip, host, qualifiedWhenOn: off.name };
     }
     return { decision: d, ip, host };
   }

@@ -6,7 +6,13 @@
  */
 import type { Command } from 'commander';
 import { compile } from '../../classify/compile.js';
-import { decideSingleLabel, newFlow, PROTO_TCP, PROTO_UDP } from '../../classify/types.js';
+import {
+  decideSingleLabel,
+  newFlow,
+  PROTO_TCP,
+  PROTO_UDP,
+  singleLabelChannelOff,
+} from '../../classify/types.js';
 import { adminCall, adminTarget } from '../../client/admin-client.js';
 import type { Explanation } from '../../client/explain.js';
 import { UsageError } from '../../errors.js';
@@ -57,12 +63,15 @@ export function explain(target: Target, opts: ExplainOptions): Explanation {
   if (flow.family === 4) flow.ip4 = parseIPv4(ip!);
   if (flow.family === 6) parseIPv6(ip!, flow.ip6);
   const qualified = decideSingleLabel(classifier, flow);
-  const decision = qualified ?? classifier.decide(flow);
+  const plain = qualified ?? classifier.decide(flow);
+  const off = qualified ? null : singleLabelChannelOff(classifier, flow, plain);
+  const decision = off?.decision ?? plain;
   return {
     target: targetText(target),
     protocol: target.proto,
     host: target.host,
     ...(qualified ? { qualified: flow.host! } : {}),
+    ...(off ? { qualifiedWhenOn: off.name } : {}),
     ip,
     port: target.port,
     decision,
@@ -76,6 +85,11 @@ export function formatExplanation(e: Explanation): string {
   const via = d.channel ? ` on the ${CHANNEL_LABEL[d.channel]} channel` : '';
   lines.push(`${e.target}${e.host && e.ip ? ` (${e.ip})` : ''}`);
   if (e.qualified) lines.push(`  name      ${e.qualified} (Private DNS, single-label name)`);
+  if (e.qualifiedWhenOn) {
+    lines.push(
+      `  name      ${e.host} as given (with the Private Access channel on: ${e.qualifiedWhenOn}, Private DNS)`,
+    );
+  }
   lines.push(`  action    ${d.action}${d.action === 'tunnel' ? via : ''}`);
   if (d.profileName)
     lines.push(
