@@ -37,11 +37,11 @@ import { privateDnsOf, withPrivateDns } from '../policy/private-dns.js';
 import { parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
 import { NO_ITEM } from './candidates.js';
 import {
+  disabledReason,
+  noMatchDecisions,
   offChannelDecisions,
   quicDecision,
-  REASON_DISABLED,
   REASON_IPV6,
-  REASON_NO_MATCH,
   type RuleRole,
   ruleDecision,
   staticDecision,
@@ -336,9 +336,10 @@ export class CompiledClassifier implements Classifier {
     const ch = state.channels;
     this.anyChannel = ch.m365 || ch.private || ch.internet;
     this.ipv6 = staticDecision(REASON_IPV6);
-    this.disabled = staticDecision(REASON_DISABLED);
-    this.none = staticDecision(REASON_NO_MATCH);
-    this.quicNone = quicDecision(this.none, platform);
+    this.disabled = staticDecision(disabledReason(state.disabledCause));
+    const none = noMatchDecisions(given, platform);
+    this.none = none.plain;
+    this.quicNone = none.quic;
     this.localSubnets = subnets;
     this.hasLocal = ex4.length > 0;
     this.local = this.hasLocal ? new Ip4Table(ex4, checks) : null;

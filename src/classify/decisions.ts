@@ -14,12 +14,35 @@ import type {
   PolicySpec,
   ProfileSpec,
   RuleSpec,
+  TenantSpec,
 } from '../policy/model.js';
 import type { Decision } from './types.js';
 
 export const REASON_IPV6 = 'IPv6 is not acquired (GSA tunnels IPv4 only)';
 export const REASON_DISABLED = 'Global Secure Access is disabled';
 export const REASON_NO_MATCH = 'no forwarding profile acquires this flow (goes direct)';
+/** The tenant has no enabled profile (the client's "Disabled by your organization"). */
+export const REASON_NO_PROFILE = 'no forwarding profile is enabled';
+
+/**
+ * The GSA-disabled decision's reason: with `cause` (why no channel forwards: the VPN off,
+ * the GSA tile off, not onboarded), `Global Secure Access is disabled: <cause>; nothing is
+ * forwarded (goes direct)`; without, REASON_DISABLED.
+ */
+export function disabledReason(cause: string | undefined): string {
+  return cause
+    ? `${REASON_DISABLED}: ${cause}; nothing is forwarded (goes direct)`
+    : REASON_DISABLED;
+}
+
+/**
+ * A decision the same for every flow, whatever its address (GSA disabled, no profile
+ * enabled; not IPv6, which is the address's doing): an address given to `explain` would
+ * change nothing.
+ */
+export function forwardsNothing(d: Decision): boolean {
+  return d.reason.startsWith(REASON_DISABLED) || d.reason.startsWith(REASON_NO_PROFILE);
+}
 
 /**
  * How a rule took part in the decision:
@@ -131,6 +154,24 @@ export function offChannelDecisions(
   const plain = staticDecision(`${cause} (goes direct)`);
   const q = quicDecision(plain, platform);
   return { plain, quic: q === plain ? plain : freeze({ ...q, reason: `${cause}; ${q.reason}` }) };
+}
+
+/**
+ * The decisions of a flow no rule decides, nor one of a channel that is off (the no-match
+ * bypass and its QUIC variant): with no profile of the tenant enabled, REASON_NO_PROFILE
+ * says so in both, in front of a QUIC drop's reason.
+ */
+export function noMatchDecisions(
+  tenant: TenantSpec,
+  platform: PlatformSpec,
+): { plain: Decision; quic: Decision } {
+  const anyProfile = tenant.profiles.some((p) => p.state === 'enabled');
+  const plain = staticDecision(
+    anyProfile ? REASON_NO_MATCH : `${REASON_NO_PROFILE}, so nothing is forwarded (goes direct)`,
+  );
+  const q = quicDecision(plain, platform);
+  if (anyProfile || q === plain) return { plain, quic: q };
+  return { plain, quic: freeze({ ...q, reason: `${REASON_NO_PROFILE}; ${q.reason}` }) };
 }
 
 const GROUP_LABEL: Record<M365Group, string> = {

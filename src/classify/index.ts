@@ -16,10 +16,13 @@ import type { Classifier } from './types.js';
 export { type ClassifierStats, CompiledClassifier, compile, orderedEntries } from './compile.js';
 export {
   destinationText,
+  disabledReason,
+  forwardsNothing,
   quicDecision,
   REASON_DISABLED,
   REASON_IPV6,
   REASON_NO_MATCH,
+  REASON_NO_PROFILE,
 } from './decisions.js';
 export { FqdnTable } from './fqdn-table.js';
 export { Ip4Table } from './ip4-table.js';

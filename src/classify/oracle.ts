@@ -38,11 +38,11 @@ import type { ChannelName, ClientState, ProfileSpec, TenantSpec } from '../polic
 import { privateDnsOf, withPrivateDns } from '../policy/private-dns.js';
 import { cmp6, parseCidr, parseIPv4, parseIPv6 } from '../util/ip.js';
 import {
+  disabledReason,
+  noMatchDecisions,
   offChannelDecisions,
   quicDecision,
-  REASON_DISABLED,
   REASON_IPV6,
-  REASON_NO_MATCH,
   type RuleRole,
   ruleDecision,
   staticDecision,
@@ -177,8 +177,9 @@ export class OracleClassifier implements Classifier {
   private readonly state: ClientState;
   private readonly localSubnets: LocalSubnet[];
   private readonly ipv6 = staticDecision(REASON_IPV6);
-  private readonly disabled = staticDecision(REASON_DISABLED);
-  private readonly none = staticDecision(REASON_NO_MATCH);
+  private readonly disabled: Decision;
+  private readonly none: Decision;
+  private readonly quicNone: Decision;
 
   readonly singleLabelSuffix: string | null;
   readonly privateDnsSuffix: string | null;
@@ -189,6 +190,8 @@ export class OracleClassifier implements Classifier {
     this.privateDnsSuffix = pdns?.suffix ?? null;
     this.singleLabelSuffix = state.channels.private ? this.privateDnsSuffix : null;
     this.state = state;
+    this.disabled = staticDecision(disabledReason(state.disabledCause));
+    ({ plain: this.none, quic: this.quicNone } = noMatchDecisions(given, state.platform));
     this.localSubnets = localSubnetsOf(state.localSubnets);
     this.acquireIPv6 = state.platform.acquireIPv6;
     this.anyChannel = state.channels.m365 || state.channels.private || state.channels.internet;
@@ -386,7 +389,7 @@ export class OracleClassifier implements Classifier {
     if (d !== null) return quic ? quicDecision(d, platform) : d;
     const off = this.offChannel(flow, viewOf(flow), quic);
     if (off !== null) return off;
-    return quic ? quicDecision(this.none, platform) : this.none;
+    return quic ? this.quicNone : this.none;
   }
 }
 

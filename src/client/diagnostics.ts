@@ -6,7 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { quicTunnelText } from '../classify/decisions.js';
-import type { ClientTilesSnapshot } from '../policy/client-config.js';
+import {
+  type ClientTilesSnapshot,
+  gsaTileOffText,
+  NOT_ONBOARDED,
+  vpnOffText,
+} from '../policy/client-config.js';
 import type { ChannelName, PlatformSpec, TenantSpec } from '../policy/model.js';
 import { cliCommand } from '../util/cli-command.js';
 import type { HostnameEntry } from './client.js';
@@ -227,21 +232,20 @@ export function statusView(i: StatusInput): StatusView {
   }
   if (!snap.onboarded) {
     notes.push(
-      `not onboarded (SilentOnboard is not TRUE): nothing is forwarded; \`${cliCommand()} onboard${i.commandFlags ?? ''}\``,
+      `${NOT_ONBOARDED}: nothing is forwarded; \`${cliCommand()} onboard${i.commandFlags ?? ''}\``,
     );
   }
   if (!snap.vpnOn) {
     notes.push(
-      `the VPN is off (switched off in ${snap.vpn.offVia === 'app' ? 'the app' : 'Settings'}): nothing is forwarded; \`${cliCommand()} vpn on${i.commandFlags ?? ''}\``,
+      `${vpnOffText(snap.vpn.offVia)}: nothing is forwarded; \`${cliCommand()} vpn on${i.commandFlags ?? ''}\``,
     );
   }
   if (snap.onboarded && snap.vpnOn && !snap.toggles.m365) {
     // As the VPN's note: "Disabled" alone does not say that the tile is why, nor the fix.
     const gsa = snap.tiles.m365;
+    const fix = gsa.visible && gsa.userCanToggle;
     notes.push(
-      gsa.visible && gsa.userCanToggle
-        ? `the Global Secure Access tile is off: nothing is forwarded; \`${cliCommand()} toggle m365 on${i.commandFlags ?? ''}\``
-        : `the Global Secure Access tile is ${gsa.visible ? 'off and locked' : 'hidden and off'} by the client configuration (${gsa.reason}): nothing is forwarded`,
+      `${gsaTileOffText(gsa)}: nothing is forwarded${fix ? `; \`${cliCommand()} toggle m365 on${i.commandFlags ?? ''}\`` : ''}`,
     );
   }
   if (snap.tiles.private.visible && !snap.toggles.private) notes.push('Private Access is disabled');

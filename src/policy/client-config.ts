@@ -741,6 +741,21 @@ const LABEL: Record<ChannelName, string> = {
   internet: 'the Internet Access toggle',
 };
 
+/** Why nothing is forwarded when the client is not onboarded. */
+export const NOT_ONBOARDED = 'not onboarded (SilentOnboard is not TRUE)';
+
+/** `the VPN is off (switched off in Settings)`: the status note's and the decision's. */
+export function vpnOffText(offVia: ClientTilesSnapshot['vpn']['offVia']): string {
+  return `the VPN is off (switched off in ${offVia === 'app' ? 'the app' : 'Settings'})`;
+}
+
+/** The Global Secure Access tile is off: the user's doing, or the configuration's. */
+export function gsaTileOffText(gsa: TileSpec): string {
+  return gsa.visible && gsa.userCanToggle
+    ? 'the Global Secure Access tile is off'
+    : `the Global Secure Access tile is ${gsa.visible ? 'off and locked' : 'hidden and off'} by the client configuration (${gsa.reason})`;
+}
+
 /** Tiles and toggles in their default positions, with the admin's locks enforced. */
 export function createClientTiles(
   config: ClientConfig,
@@ -836,6 +851,16 @@ export function createClientTiles(
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    toClientState: (platform) => ({ channels: state(), platform }),
+    toClientState(platform) {
+      // Every channel follows onboarding, the VPN and the GSA tile: the first one off is why.
+      const cause = !onboarded
+        ? NOT_ONBOARDED
+        : !vpnOn
+          ? vpnOffText(offVia)
+          : !toggles.m365
+            ? gsaTileOffText(tiles.m365)
+            : null;
+      return { channels: state(), platform, ...(cause ? { disabledCause: cause } : {}) };
+    },
   };
 }

@@ -139,4 +139,9 @@ export interface ClientState {
    * subnet; classify/local-subnets.ts). Default none; the client fills it in.
    */
   localSubnets?: readonly string[];
+  /**
+   * Why no channel forwards, when none does (`the VPN is off (switched off in Settings)`):
+   * the GSA-disabled decision's reason names it. Absent: not said.
+   */
+  disabledCause?: string;
 }

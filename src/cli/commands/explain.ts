@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { compile } from '../../classify/compile.js';
+import { forwardsNothing } from '../../classify/decisions.js';
 import {
   decideSingleLabel,
   newFlow,
@@ -107,7 +108,7 @@ export function formatExplanation(e: Explanation): string {
     lines.push(
       `  resolved  the client has no address for ${e.host}: a proxy flow to it fails (cannot resolve ${e.host})`,
     );
-  } else if (!e.ip && !d.ruleId) {
+  } else if (!e.ip && !d.ruleId && !forwardsNothing(d)) {
     lines.push('  note      no address given, so IP rules were not evaluated: add --ip <address>');
   }
   for (const w of e.warnings ?? []) lines.push(`  warning   ${w}`);
