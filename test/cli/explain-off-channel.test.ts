@@ -48,3 +48,32 @@ t.test(
     t.match(d, { action: 'bypass', reason: /^no forwarding profile acquires this flow/ });
   },
 );
+
+t.test(
+  'explain <single label> --off private says the channel is off, not "no forwarding profile"',
+  { skip },
+  async (t) => {
+    const d = await explain(t, ['http://fs1/', '--off', 'private']);
+    t.match(d, { action: 'bypass', channel: null, ruleId: null });
+    t.match(
+      d.reason,
+      /^the Private Access channel is off, so Private Access rule "Contoso file share corp\.contoso\.test" does not tunnel it \(goes direct\)$/,
+      `got: ${d.reason}`,
+    );
+    const r = await cli(['explain', 'http://fs1/', '--off', 'private']);
+    t.match(
+      r.out,
+      /\n {2}name {6}fs1 as given \(with the Private Access channel on: fs1\.[^ ]+\.globalsecureaccess\.local, Private DNS\)\n/,
+    );
+  },
+);
+
+t.test('explain --off m365: GSA is disabled, and no --ip note', { skip }, async (t) => {
+  const r = await cli(['explain', 'intranet.contoso.test', '--off', 'm365']);
+  t.equal(r.code, 0);
+  t.match(
+    r.out,
+    '  reason    Global Secure Access is disabled: the Global Secure Access tile is off; nothing is forwarded (goes direct)\n',
+  );
+  t.notMatch(r.out, /--ip/, 'an address would change nothing');
+});

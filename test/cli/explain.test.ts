@@ -3,8 +3,9 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import t from 'tap';
-import { explain } from '../../src/cli/commands/explain.js';
+import t, { type Test } from 'tap';
+import { explain, formatExplanation } from '../../src/cli/commands/explain.js';
+import { defaultTenantDocument } from '../../src/policy/default-tenant.js';
 import { parseTarget } from '../../src/util/target.js';
 
 const run = (target: string, opts: Parameters<typeof explain>[1] = {}, udp = false) =>
@@ -43,6 +44,82 @@ t.test(
     t.equal(d.channel, null);
   },
 );
+
+type Options = Parameters<typeof explain>[1];
+
+const SUFFIX = '0be01cca-76cb-5e88-9948-8a09e00e8f62.globalsecureaccess.local';
+
+/** A client configuration file for this test (removed at its end). */
+function clientConfig(t: Test, keys: Record<string, unknown>): string {
+  const file = join(tmpdir(), `gsa-emu-cc-${process.pid}-${Object.keys(keys).join('-')}.json`);
+  writeFileSync(file, JSON.stringify({ SilentOnboard: true, ...keys }));
+  t.teardown(() => rmSync(file, { force: true }));
+  return file;
+}
+
+t.test(
+  'a single label with the Private Access channel off names the channel, as a full name does',
+  async (t) => {
+    const channelOff =
+      'the Private Access channel is off, so Private Access rule "Contoso file share corp.contoso.test" does not tunnel it (goes direct)';
+    const cc = clientConfig(t, { EnableGSA: 2, EnableGSAPrivateChannel: 0 });
+    for (const [how, opts] of [
+      ['--off private', { off: ['private'] }],
+      ['EnableGSAPrivateChannel=0', { clientConfig: cc }],
+    ] satisfies Array<[string, Options]>) {
+      const e = explain(parseTarget('http://fs1/'), opts);
+      t.match(e.decision, { action: 'bypass', channel: null, ruleId: null }, `${how}: bypass`);
+      t.equal(e.decision.reason, channelOff, `${how}: the reason says the channel is off`);
+      t.equal(e.qualified, undefined, `${how}: the name stays as given`);
+      t.equal(e.qualifiedWhenOn, `fs1.${SUFFIX}`, `${how}: the name it would go by when on`);
+      t.match(
+        formatExplanation(e),
+        `  name      fs1 as given (with the Private Access channel on: fs1.${SUFFIX}, Private DNS)`,
+        `${how}: the name line`,
+      );
+    }
+    // A port the file share rule lacks: not acquired with the channel on either.
+    const e = explain(parseTarget('fs1:22'), { off: ['private'] });
+    t.match(e.decision.reason, /^no forwarding profile acquires this flow/);
+    t.equal(e.qualifiedWhenOn, undefined);
+  },
+);
+
+t.test('nothing forwarded: the reason says why, and no --ip note', async (t) => {
+  const doc = defaultTenantDocument() as { forwardingProfiles: Array<{ state: string }> };
+  for (const p of doc.forwardingProfiles) p.state = 'disabled';
+  const tenant = join(tmpdir(), `gsa-emu-no-profile-${process.pid}.json`);
+  writeFileSync(tenant, JSON.stringify(doc));
+  t.teardown(() => rmSync(tenant, { force: true }));
+  const hidden = clientConfig(t, { EnableGSA: 0 });
+  for (const [how, opts, reason] of [
+    [
+      '--off m365',
+      { off: ['m365'] },
+      'Global Secure Access is disabled: the Global Secure Access tile is off; nothing is forwarded (goes direct)',
+    ],
+    [
+      'EnableGSA=0',
+      { clientConfig: hidden },
+      'Global Secure Access is disabled: the Global Secure Access tile is hidden and off by the client configuration (EnableGSA=0: not enabled, hidden); nothing is forwarded (goes direct)',
+    ],
+    [
+      'no profile enabled',
+      { tenant },
+      'no forwarding profile is enabled, so nothing is forwarded (goes direct)',
+    ],
+  ] satisfies Array<[string, Options, string]>) {
+    for (const target of ['intranet.contoso.test', 'fs1', 'nothing.invalid']) {
+      const e = explain(parseTarget(target), opts);
+      t.equal(e.decision.reason, reason, `${how}: ${target}`);
+      t.notMatch(formatExplanation(e), /--ip/, `${how}: ${target}: no --ip note`);
+    }
+  }
+  // QUIC dropped (iOS) with no profile enabled: the reason still starts with the cause.
+  const q = explain(parseTarget('intranet.contoso.test', { udp: true }), { tenant });
+  t.match(q.decision, { action: 'drop', reason: /^no forwarding profile is enabled; / });
+  t.notMatch(formatExplanation(q), /--ip/, 'QUIC: no --ip note');
+});
 
 t.test('a locked toggle is refused', async (t) => {
   const dir = tmpdir();
