@@ -1,5 +1,5 @@
 /**
- * Linux: the `gsa-emu up` (or `gsa-emu edge`) processes of a state folder, from /proc:
+ * Linux: the `gsa-emu up` (or `gsa-emu edge`, `gsa-emu netns`) processes of a state folder, from /proc:
  * /proc/<pid>/cmdline, environ and cwd give a process's state folder as stateDir() computes
  * it (--state-dir, else $GSA_EMU_STATE_DIR, else $HOME/.gsa-emu), and field 22 of
  * /proc/<pid>/stat its start. Before a process takes its folder's lock, nothing it writes
@@ -9,7 +9,8 @@
  *   not take a client of D that was Connected before it for the `up` launched with it (at
  *   most LAUNCHED_WITH_MS before it): that `up` may be about to fail with GSA_ERR_BUSY (the
  *   older client holds D). How long that takes (loading, checking its options) depends on
- *   the machine's load, so no fixed wait tells.
+ *   the machine's load, so no fixed wait tells. Nor may it for a `gsa-emu netns` run launched
+ *   with it, until the run has written its state file or recorded its failure.
  * - `stop` an instant after `up &`: it waits for a starting `up` to take its lock.
  *
  * Processes of other users (their environ is unreadable) and a forked shell that has not
@@ -25,12 +26,18 @@ export const LAUNCHED_WITH_MS = 2000;
 /** The names the CLI's script has in a command line: the package's bin link, the built or the source entry. */
 const SCRIPT_NAMES = new Set(['gsa-emu', 'main.js', 'main.ts']);
 
-/** The state folder a command line's `gsa-emu <command>` uses, or null when it is not that command. */
+/** The commands whose processes are looked for. */
+export type CliCommand = 'up' | 'edge' | 'netns';
+
+/**
+ * The state folder a command line's `gsa-emu <command>` uses, or null when it is not that
+ * command. Its options end at `--` (`netns`'s command follows it).
+ */
 export function commandStateDir(
   argv: string[],
   env: Record<string, string>,
   cwd: string,
-  command: 'up' | 'edge' = 'up',
+  command: CliCommand = 'up',
 ): string | null {
   const script = argv.findIndex((a, i) => i > 0 && SCRIPT_NAMES.has(basename(a)));
   if (script < 0) return null;
@@ -71,14 +78,18 @@ function nulSplit(text: string): string[] {
 }
 
 /**
- * Pids of `gsa-emu up` processes for state folder `dir` started at most LAUNCHED_WITH_MS
- * before this process (or after it), other than this process and `except` (the folder's
- * client); null where /proc cannot tell (not Linux).
+ * Pids of `gsa-emu up` (or `command`) processes for state folder `dir` started at most
+ * LAUNCHED_WITH_MS before this process (or after it), other than this process and `except`
+ * (the folder's client); null where /proc cannot tell (not Linux).
  */
-export function launchedUps(dir: string, except: number | null = null): number[] | null {
+export function launchedUps(
+  dir: string,
+  except: number | null = null,
+  command: 'up' | 'netns' = 'up',
+): number[] | null {
   const own = startTicks(process.pid);
   if (own === null) return null;
-  return cliProcesses(dir, 'up', { except, since: own - (LAUNCHED_WITH_MS / 1000) * USER_HZ });
+  return cliProcesses(dir, command, { except, since: own - (LAUNCHED_WITH_MS / 1000) * USER_HZ });
 }
 
 /**
@@ -88,7 +99,7 @@ export function launchedUps(dir: string, except: number | null = null): number[]
  */
 export function cliProcesses(
   dir: string,
-  command: 'up' | 'edge',
+  command: CliCommand,
   o: { except?: number | null; since?: number } = {},
 ): number[] | null {
   if (process.platform !== 'linux') return null;

@@ -19,6 +19,7 @@
 import { randomUUID, X509Certificate } from 'node:crypto';
 import {
   closeSync,
+  existsSync,
   fchownSync,
   constants as fsConstants,
   fstatSync,
@@ -39,6 +40,7 @@ import {
   removeClientState,
   stateIsLive,
   writeClientState,
+  writeStartFailure,
 } from '../client/admin-client.js';
 import {
   type ClientOptions,
@@ -184,11 +186,41 @@ export function runFiles(
 }
 
 /**
+ * A run that stops before it is ready says why, for a `gsa-emu status --wait` waiting on it
+ * (writeStartFailure), in the state folder `flag` names (as stateDir() computes it); a
+ * `netns` run also names its client log when it made one (`up`'s default one may be
+ * another run's: the `up` that holds the folder). Nothing without a folder (an empty
+ * --state-dir: its error says so).
+ */
+export function recordStartFailure(run: WorldRun, flag: string | undefined, e: unknown): void {
+  let dir: string;
+  try {
+    dir = stateDir(flag);
+  } catch {
+    return;
+  }
+  const { clientLog } = runFiles(dir, run);
+  writeStartFailure(dir, (e as Error)?.message ?? String(e), {
+    run,
+    ...(run === 'netns' && existsSync(clientLog) ? { log: clientLog } : {}),
+  });
+}
+
+/**
+ * How long the start-failure record of an ended `netns` run (`netns-<pid>-failed.json`)
+ * stays: a `status --wait` launched with that run reads it at its next look (200 ms), a
+ * run starting meanwhile next to it (a parallel CI job) must not take it away first.
+ */
+export const NETNS_FAILURE_KEEP_MS = 10 * 60_000;
+
+/**
  * Removes what `netns` runs that are gone left in `dir`: a run killed with SIGKILL leaves
  * `netns-<pid>.json` and `netns-<pid>.token` (an admin token of nothing). A file goes when
  * the writer of `netns-<pid>.json` no longer runs (`stateIsLive`: the pid, and on Linux its
  * start id, so a reused pid does not keep it), or, without a readable state file, when the
- * pid is dead. Returns the names removed.
+ * pid is dead. A run that failed to start leaves `netns-<pid>-failed.json`: it goes once
+ * NETNS_FAILURE_KEEP_MS old and its pid does not run, or when its pid is this process's (an
+ * earlier process's record). Returns the names removed.
  */
 export function removeDeadNetnsFiles(dir: string): string[] {
   let names: string[];
@@ -199,12 +231,26 @@ export function removeDeadNetnsFiles(dir: string): string[] {
   }
   const removed: string[] = [];
   for (const n of names) {
-    const m = /^netns-(\d+)\.(json|token)$/.exec(n);
+    const m = /^netns-(\d+)(?:\.(json|token)|-failed\.json)$/.exec(n);
     if (!m) continue;
     const pid = Number(m[1]);
-    if (pid === process.pid) continue;
-    const s = readClientState(join(dir, `netns-${pid}.json`));
-    const gone = s !== null && s !== 'garbled' && s.pid === pid ? !stateIsLive(s) : !pidAlive(pid);
+    let gone: boolean;
+    if (m[2] === undefined) {
+      // A start-failure record.
+      if (pid === process.pid) gone = true;
+      else {
+        try {
+          gone =
+            Date.now() - statSync(join(dir, n)).mtimeMs >= NETNS_FAILURE_KEEP_MS && !pidAlive(pid);
+        } catch {
+          continue;
+        }
+      }
+    } else {
+      if (pid === process.pid) continue;
+      const s = readClientState(join(dir, `netns-${pid}.json`));
+      gone = s !== null && s !== 'garbled' && s.pid === pid ? !stateIsLive(s) : !pidAlive(pid);
+    }
     if (!gone) continue;
     try {
       rmSync(join(dir, n), { force: true });

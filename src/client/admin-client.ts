@@ -106,8 +106,21 @@ export function writeClientState(
   return file;
 }
 
-/** `gsa-emu up` that stopped before it was ready says why here (`status --wait` reads it). */
+/**
+ * A run that stopped before it was ready says why in the state folder, for `status --wait`:
+ * `gsa-emu up` in `up-failed.json` (one `up` at a time holds the folder), a `gsa-emu netns`
+ * run in `netns-<pid>-failed.json` (its own, as its other files: runs of a folder run side
+ * by side, and next to an `up`).
+ */
 export const START_FAILURE_FILE = 'up-failed.json';
+
+/** A netns run's start-failure record: `netns-<pid>-failed.json`. */
+const NETNS_FAILURE = /^netns-(\d+)-failed\.json$/;
+
+/** The start-failure record of a run of this process: `up-failed.json`, `netns-<pid>-failed.json`. */
+export function startFailureFile(run: 'up' | 'netns', pid = process.pid): string {
+  return run === 'up' ? START_FAILURE_FILE : `netns-${pid}-failed.json`;
+}
 
 export interface StartFailure {
   pid: number;
@@ -116,26 +129,59 @@ export interface StartFailure {
   message: string;
   /** Linux: when the process that failed started (clock ticks after boot, /proc/<pid>/stat). */
   start?: number;
+  /** The run's client log, when it had made one. */
+  log?: string;
 }
 
-export function writeStartFailure(dir: string, message: string): void {
+/** A start failure as read, with the command that failed (from the record's name). */
+export type StartFailureRecord = StartFailure & { run: 'up' | 'netns' };
+
+export function writeStartFailure(
+  dir: string,
+  message: string,
+  o: { run?: 'up' | 'netns'; log?: string } = {},
+): void {
   const f: StartFailure = { pid: process.pid, at: new Date().toISOString(), message };
   const start = startTicks(process.pid);
   if (start !== null) f.start = start;
+  if (o.log !== undefined) f.log = o.log;
   try {
     makeDirs(dir);
-    writeFileSync(join(dir, START_FAILURE_FILE), `${JSON.stringify(f)}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, startFailureFile(o.run ?? 'up')), `${JSON.stringify(f)}\n`, {
+      mode: 0o600,
+    });
   } catch {}
 }
 
-/** The last start failure recorded in `dir`, or null. */
-export function readStartFailure(dir: string): StartFailure | null {
+function readFailure(file: string): StartFailure | null {
   try {
-    const f = JSON.parse(readFileSync(join(dir, START_FAILURE_FILE), 'utf8')) as StartFailure;
+    const f = JSON.parse(readFileSync(file, 'utf8')) as StartFailure;
     return typeof f.pid === 'number' && typeof f.at === 'string' ? f : null;
   } catch {
     return null;
   }
+}
+
+/**
+ * Every start failure recorded in `dir`, newest first: the last `up`'s and each netns run's
+ * (a record whose pid is not the one in its name is not one).
+ */
+export function readStartFailures(dir: string): StartFailureRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const found: StartFailureRecord[] = [];
+  for (const n of names) {
+    const m = NETNS_FAILURE.exec(n);
+    if (n !== START_FAILURE_FILE && !m) continue;
+    const f = readFailure(join(dir, n));
+    if (f === null || (m && f.pid !== Number(m[1]))) continue;
+    found.push({ ...f, run: m ? 'netns' : 'up' });
+  }
+  return found.sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
 }
 
 export function clearStartFailure(dir: string): void {

@@ -289,7 +289,7 @@ export function openPrivateFile(file: string, o: { truncate?: boolean } = {}): n
 
 /** What gsa-emu may create directly in a state folder (handed over under sudo). */
 const STATE_ENTRIES =
-  /^(logs|demo-tls|client\.(json|token)|up\.lock|up-failed\.json|netns-\d+\.(json|token)|edge-signing-key\.json|edge-traffic\.jsonl|ca\.pem|ca-key\.pem|cert\.pem|key\.pem|tls\.lock)$/;
+  /^(logs|demo-tls|client\.(json|token)|up\.lock|up-failed\.json|netns-\d+(\.(json|token)|-failed\.json)|edge-signing-key\.json|edge-traffic\.jsonl|ca\.pem|ca-key\.pem|cert\.pem|key\.pem|tls\.lock)$/;
 /** Folders of the state folder whose every entry is gsa-emu's. */
 const STATE_FOLDERS = new Set(['logs', 'demo-tls']);
 

@@ -2,16 +2,27 @@
  * `removeDeadNetnsFiles`: what a `gsa-emu netns` run killed with SIGKILL leaves in the state
  * folder (`netns-<pid>.json`, `netns-<pid>.token`) goes when the next run starts; the files
  * of running runs, of this process and any other file stay. `pruneNetnsLogs`: the logs of
- * all but the newest ended runs go, so a reused state folder does not fill up. No root
- * needed.
+ * all but the newest ended runs go, so a reused state folder does not fill up. The
+ * start-failure records of runs (`netns-<pid>-failed.json`) stay NETNS_FAILURE_KEEP_MS, so
+ * that a run starting next to a failed one does not take its record from the `status
+ * --wait` launched with it; readStartFailures reads them with `up`'s. No root needed.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { NETNS_LOG_RUNS, pruneNetnsLogs, removeDeadNetnsFiles } from '../../src/cli/world.js';
-import { writeClientState } from '../../src/client/admin-client.js';
+import {
+  NETNS_FAILURE_KEEP_MS,
+  NETNS_LOG_RUNS,
+  pruneNetnsLogs,
+  removeDeadNetnsFiles,
+} from '../../src/cli/world.js';
+import {
+  readStartFailures,
+  START_FAILURE_FILE,
+  writeClientState,
+} from '../../src/client/admin-client.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'gsa-netns-dead-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -110,4 +121,40 @@ t.test('the logs of the newest ended runs stay, older ones go', async (t) => {
   t.ok(left.has(`netns-${ended[0]}-notes.txt`), 'another file kept');
   t.same(pruneNetnsLogs(logs), [], 'nothing more the second time');
   t.same(pruneNetnsLogs(join(dir, 'nope')), [], 'a missing folder: nothing to do');
+});
+
+t.test("start-failure records: kept a while after their run, read with up's", async (t) => {
+  const d = join(dir, 'failed');
+  await mkdir(d);
+  const record = async (name: string, pid: number, at: Date, message = 'bad') => {
+    await writeFile(join(d, name), `${JSON.stringify({ pid, at: at.toISOString(), message })}\n`);
+    await utimes(join(d, name), at, at);
+  };
+  const old = new Date(Date.now() - NETNS_FAILURE_KEEP_MS - 60_000);
+  const fresh = deadPid();
+  const stale = deadPid();
+  await record(`netns-${fresh}-failed.json`, fresh, new Date(Date.now() - 1000), 'fresh');
+  await record(`netns-${stale}-failed.json`, stale, old);
+  // Its pid runs (a reused one, or the run still stopping): kept.
+  await record(`netns-${process.ppid}-failed.json`, process.ppid, old);
+  // This process's pid: an earlier process's record.
+  await record(`netns-${process.pid}-failed.json`, process.pid, new Date());
+  await record(START_FAILURE_FILE, stale, new Date(Date.now() - 500), 'the up');
+  t.same(
+    removeDeadNetnsFiles(d).sort(),
+    [`netns-${process.pid}-failed.json`, `netns-${stale}-failed.json`].sort(),
+    'the old one of an ended run, and the one of this pid',
+  );
+  // A record whose pid is not the one of its name is not that run's.
+  await record(`netns-${stale}-failed.json`, fresh, new Date());
+  t.same(
+    readStartFailures(d).map((f) => [f.run, f.pid, f.message]),
+    [
+      ['up', stale, 'the up'],
+      ['netns', fresh, 'fresh'],
+      ['netns', process.ppid, 'bad'],
+    ],
+    "up's and each run's, newest first",
+  );
+  t.same(readStartFailures(join(d, 'nope')), [], 'a missing folder: none');
 });

@@ -24,7 +24,7 @@ import { statField } from '../../util/pid-lock.js';
 import { shellWord } from '../../util/shell-word.js';
 import { addPolicyOptions, collect } from '../common.js';
 import { parseAddHosts, tunDnsHosts } from '../hosts-option.js';
-import { startWorld, type World } from '../world.js';
+import { recordStartFailure, startWorld, type World } from '../world.js';
 import { tokenTtlSeconds } from './edge.js';
 
 export interface NetnsCommandOptions {
@@ -177,12 +177,21 @@ export async function netns(
   o: NetnsCommandOptions,
   err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
-  if (argv.length === 0) throw new UsageError('netns: give the command to run after --');
-  const hosts = parseAddHosts(o.addHost ?? []);
-  const tokenTtl =
-    o.tokenTtl !== undefined ? tokenTtlSeconds(o.tokenTtl, '--token-ttl') : undefined;
-  const missing = netnsUnavailable();
-  if (missing) throw new TunUnavailableError(missing);
+  // Until its state file is written, a failure is recorded for a `gsa-emu status --wait`
+  // waiting on this run (`<state-dir>/netns-<pid>-failed.json`, with its log).
+  let ready = false;
+  let hosts: ReturnType<typeof parseAddHosts>;
+  let tokenTtl: number | undefined;
+  try {
+    if (argv.length === 0) throw new UsageError('netns: give the command to run after --');
+    hosts = parseAddHosts(o.addHost ?? []);
+    tokenTtl = o.tokenTtl !== undefined ? tokenTtlSeconds(o.tokenTtl, '--token-ttl') : undefined;
+    const missing = netnsUnavailable();
+    if (missing) throw new TunUnavailableError(missing);
+  } catch (e) {
+    recordStartFailure('netns', o.stateDir, e);
+    throw e;
+  }
   const say = (s: string): void => {
     if (!o.quiet) err.write(`gsa-emu: ${s}\n`);
   };
@@ -242,6 +251,7 @@ export async function netns(
     });
     const alsoIn = await adminInside(client, tun.ns!, say);
     world.writeState(alsoIn !== null ? { adminAlsoIn: [alsoIn] } : {});
+    ready = true;
     // As `up`'s banner: the state and why (notes), a `warning:` line per problem, and a
     // warning when the client is not Connected as the command starts (a CI job would
     // "pass" with its flows bypassed, or blocked). The command is quoted as a shell would
@@ -272,6 +282,9 @@ export async function netns(
       `exit code ${code}; ${flows.length} flow(s); logs: ${world.clientLog}, edge traffic log ${world.edgeLog}`,
     );
     return code;
+  } catch (e) {
+    if (!ready) recordStartFailure('netns', o.stateDir, e);
+    throw e;
   } finally {
     for (const sig of NETNS_SIGNALS) process.off(sig, onSignal);
     await stop();

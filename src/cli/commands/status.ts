@@ -8,10 +8,12 @@ import {
   adminCall,
   adminTarget,
   NoAdminApiError,
+  netnsRunsOf,
   OtherNamespaceError,
   readClientState,
-  readStartFailure,
+  readStartFailures,
   STATE_FILE,
+  type StartFailure,
 } from '../../client/admin-client.js';
 import type { ClientStatusView } from '../../client/client.js';
 import { CHANNEL_LABEL, type HealthCheck, type StatusView } from '../../client/diagnostics.js';
@@ -124,25 +126,39 @@ async function enabledProfiles(target: AdminTarget): Promise<((c: ChannelName) =
 }
 
 /**
- * Throws GSA_ERR_NOT_READY when an `up` launched with this command (at most LAUNCHED_WITH_MS
- * before it) failed to start, also while another client of the folder is Connected (one
- * that held the folder: the failure is GSA_ERR_BUSY). Linux: not while an `up` of the folder
- * started after the one that failed still runs (a retry right after a failure: the newer one
- * records its own failure, or clears the record once ready).
+ * Throws GSA_ERR_NOT_READY when a run launched with this command failed to start (it
+ * recorded the failure at most LAUNCHED_WITH_MS before this command, or after): an `up`
+ * (`up-failed.json`), also while another client of the folder is Connected (one that held
+ * the folder: the failure is GSA_ERR_BUSY), or a `gsa-emu netns` run (its own
+ * `netns-<pid>-failed.json`, named by its pid and log: runs of a folder may run side by
+ * side). Linux: an `up`'s not while an `up` of the folder started after the one that failed
+ * still runs (a retry right after a failure: the newer one records its own failure, or
+ * clears the record once ready).
  */
 function startFailed(dir: string, flags: AdminFlags): void {
   if (flags.admin !== undefined) return;
-  const failed = readStartFailure(dir);
-  if (failed && Date.parse(failed.at) >= performance.timeOrigin - LAUNCHED_WITH_MS) {
-    if (failed.start !== undefined) {
-      const newer = cliProcesses(dir, 'up', { except: failed.pid, since: failed.start });
-      if (newer !== null && newer.length > 0) return;
-    }
-    throw new GsaError(
-      'GSA_ERR_NOT_READY',
-      `"gsa-emu up" (pid ${failed.pid}) failed to start: ${failed.message}`,
-    );
-  }
+  const failed = readStartFailures(dir).filter(
+    (f) =>
+      Date.parse(f.at) >= performance.timeOrigin - LAUNCHED_WITH_MS &&
+      !(f.run === 'up' && upRetried(dir, f)),
+  );
+  if (failed.length === 0) return;
+  throw new GsaError(
+    'GSA_ERR_NOT_READY',
+    failed
+      .map(
+        (f) =>
+          `"gsa-emu ${f.run}" (pid ${f.pid}${f.log !== undefined ? `, log ${f.log}` : ''}) failed to start: ${f.message}`,
+      )
+      .join('\n'),
+  );
+}
+
+/** Linux: whether an `up` of the folder started after the one that failed (`f`) runs. */
+function upRetried(dir: string, f: StartFailure): boolean {
+  if (f.start === undefined) return false;
+  const newer = cliProcesses(dir, 'up', { except: f.pid, since: f.start });
+  return newer !== null && newer.length > 0;
 }
 
 /** The pid of the folder's client when it wrote its state file before this command was launched, else null. */
@@ -156,9 +172,10 @@ function startedBefore(dir: string, flags: AdminFlags): number | null {
 
 /**
  * Whether a Connected client of the folder is the answer (true; else what it waits for): one
- * that started after this command was launched is; an older one is once no `up` launched
- * with this command may still fail (Linux: none runs, and none recorded a failure meanwhile;
- * elsewhere: LAUNCH_GRACE_MS after launch).
+ * that started after this command was launched is; an older one is once no `up` or `netns`
+ * run launched with this command may still fail (Linux: no such `up` runs, no such netns
+ * run runs without its state file, and none recorded a failure meanwhile; elsewhere:
+ * LAUNCH_GRACE_MS after launch).
  */
 function connectedCounts(dir: string, flags: AdminFlags): true | string {
   const older = startedBefore(dir, flags);
@@ -172,6 +189,12 @@ function connectedCounts(dir: string, flags: AdminFlags): true | string {
   if (ups.length > 0) {
     return `Connected (pid ${older}), but "gsa-emu up" (pid ${ups.join(', ')}) launched with this command for the same state folder is still starting`;
   }
+  // A netns run is past its start once its state file is written (or its failure recorded).
+  const started = new Set(netnsRunsOf(dir).map((r) => r.pid));
+  const runs = (launchedUps(dir, older, 'netns') ?? []).filter((p) => !started.has(p));
+  if (runs.length > 0) {
+    return `Connected (pid ${older}), but "gsa-emu netns" (pid ${runs.join(', ')}) launched with this command for the same state folder is still starting`;
+  }
   // One may have recorded its failure and exited since the last look.
   startFailed(dir, flags);
   return true;
@@ -183,9 +206,10 @@ function connectedCounts(dir: string, flags: AdminFlags): true | string {
  * answer (the state and notes, or why nothing answered). While the client is "Disabled by
  * your organization" (no profile enabled: an administrator may enable one, the profiles are
  * polled) it waits, and says so once through `note`, with the time it will still wait. It
- * ends at once when an `up` launched with it fails to start (its reason, from
- * `<state-dir>/up-failed.json`; a client Connected since before this command counts once no
- * `up` launched with it may still fail: connectedCounts), when the client cannot become Connected without a user
+ * ends at once when an `up` or a `gsa-emu netns` run launched with it fails to start
+ * (its reason, from `<state-dir>/up-failed.json` or `netns-<pid>-failed.json`; a client
+ * Connected since before this command counts once no run launched with it may still fail:
+ * connectedCounts), when the client cannot become Connected without a user
  * action (`cannotConnect`: GSA_ERR_NOT_READY with the reason and the command), and when it
  * has no admin API (`--admin-port off`: GSA_ERR_ADMIN_UNREACHABLE) or the command line is
  * wrong (an unreadable --admin-token).
@@ -251,8 +275,8 @@ async function waitConnected(
         );
       }
     }
-    // An `up` launched with this command that failed, also while another run's client of
-    // the folder is Connected.
+    // An `up` or netns run launched with this command that failed, also while another run's
+    // client of the folder is Connected.
     startFailed(dir, flags);
     if (st?.state === 'Connected') {
       const counts = connectedCounts(dir, flags);

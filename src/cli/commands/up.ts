@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { clearStartFailure, tokenFileOf, writeStartFailure } from '../../client/admin-client.js';
+import { clearStartFailure, tokenFileOf } from '../../client/admin-client.js';
 import { edgeUrlOf, type RunningClient } from '../../client/client.js';
 import { type DecidedTry, type Demo, decideTries } from '../../client/demo.js';
 import { CHANNEL_LABEL, type StatusView } from '../../client/diagnostics.js';
@@ -45,7 +45,7 @@ import {
 } from '../common.js';
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { onOutputGone, outputGone } from '../stdio.js';
-import { LOG_LEVELS, startWorld, type World } from '../world.js';
+import { LOG_LEVELS, recordStartFailure, startWorld, type World } from '../world.js';
 import { tokenTtlSeconds } from './edge.js';
 
 export interface UpOptions {
@@ -389,22 +389,11 @@ export function register(program: Command): void {
         }
         o = { ...fromFile, ...fromFlags };
       } catch (e) {
-        startFailed(flags.stateDir, e);
+        recordStartFailure('up', flags.stateDir, e);
         throw e;
       }
       await up(o);
     });
-}
-
-/** An `up` that stops before it is ready says why, for a `gsa-emu status --wait` waiting on it. */
-function startFailed(dir: string | undefined, e: unknown): void {
-  let d: string;
-  try {
-    d = stateDir(dir);
-  } catch {
-    return; // no folder to write the reason in (an empty --state-dir): the error says so
-  }
-  writeStartFailure(d, (e as Error)?.message ?? String(e));
 }
 
 /**
@@ -635,7 +624,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
   try {
     checked = checkUpOptions(o);
   } catch (e) {
-    startFailed(o.stateDir, e);
+    recordStartFailure('up', o.stateDir, e);
     throw e;
   }
   const {
@@ -882,7 +871,7 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
     await stopNow();
   } catch (err) {
     const e = err instanceof ListenError ? withPortHint(err) : err;
-    if (!ready) startFailed(o.stateDir, e);
+    if (!ready) recordStartFailure('up', o.stateDir, e);
     await stop();
     throw e;
   } finally {
