@@ -17,12 +17,12 @@
  */
 import {
   closeSync,
+  fchownSync,
   openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -37,7 +37,12 @@ import {
   writerAlive,
 } from '../util/pid-lock.js';
 import { shellWord } from '../util/shell-word.js';
-import { defaultStateDir, makeDirs, openPrivateFile } from '../util/state-dir.js';
+import {
+  defaultStateDir,
+  makeDirs,
+  openPrivateFile,
+  sudoHandOverTarget,
+} from '../util/state-dir.js';
 
 export interface ClientStateFile {
   pid: number;
@@ -73,12 +78,17 @@ export function tokenFileOf(stateFile: string): string {
 
 /**
  * Writes a file readable by its owner only (also when it existed with a wider mode), never
- * through a symbolic link planted in its place.
+ * through a symbolic link planted in its place; `owner`: given to that user.
  */
-function writePrivate(file: string, text: string): void {
+function writePrivate(
+  file: string,
+  text: string,
+  owner: { uid: number; gid: number } | null = null,
+): void {
   const fd = openPrivateFile(file, { truncate: true });
   try {
     writeSync(fd, text);
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
   } finally {
     closeSync(fd);
   }
@@ -147,9 +157,13 @@ export function writeStartFailure(
   if (o.log !== undefined) f.log = o.log;
   try {
     makeDirs(dir);
-    writeFileSync(join(dir, startFailureFile(o.run ?? 'up')), `${JSON.stringify(f)}\n`, {
-      mode: 0o600,
-    });
+    // Under sudo, the invoking user's, as their state folder's other files: their own
+    // `status --wait` reads it.
+    writePrivate(
+      join(dir, startFailureFile(o.run ?? 'up')),
+      `${JSON.stringify(f)}\n`,
+      sudoHandOverTarget(dir),
+    );
   } catch {}
 }
 

@@ -22,13 +22,18 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
+  rmSync,
   statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { up } from '../../src/cli/commands/up.js';
+import { writeStartFailure } from '../../src/client/admin-client.js';
 import { collect, tsEvalArgs } from '../util/ts-child.js';
 import { sink, startUp } from '../util/up-in-process.js';
 
@@ -174,5 +179,37 @@ t.test(
     t.match(r.out, `sudo chown -R nobody ${dir}`, 'and how to give it back');
     t.match(r.out, /--state-dir/, 'or to use another one');
     t.notMatch(r.out, /^UP FAILED: EACCES/m, 'not a bare EACCES');
+  },
+);
+
+t.test(
+  "sudo: a start failure's record is the user's, and never written through their link",
+  { skip },
+  async (t) => {
+    const home = await userHome(t);
+    asSudo(t, home);
+    const dir = join(home, '.gsa-emu');
+    const failedUp = () =>
+      up({ logLevel: 'bogus', once: true, tty: false }, sink()).then(
+        () => 'ran',
+        (e: Error) => e.message,
+      );
+    t.match(await failedUp(), /--log-level "bogus"/, 'up fails');
+    t.equal(statSync(join(dir, 'up-failed.json')).uid, UID, "up-failed.json is the user's");
+    writeStartFailure(dir, 'no tenant', { run: 'netns' });
+    t.equal(
+      statSync(join(dir, `netns-${process.pid}-failed.json`)).uid,
+      UID,
+      "a netns run's record too",
+    );
+
+    // The user links the record to a file of root's: root's next failure leaves it alone.
+    const victim = join(home, '..', 'victim');
+    writeFileSync(victim, 'precious\n', { mode: 0o600 });
+    rmSync(join(dir, 'up-failed.json'));
+    symlinkSync(victim, join(dir, 'up-failed.json'));
+    await failedUp();
+    t.equal(readFileSync(victim, 'utf8'), 'precious\n', 'the link target is untouched');
+    t.equal(statSync(victim).uid, 0, "and still root's");
   },
 );
