@@ -9,7 +9,7 @@
  * skipped, saying what is missing, otherwise. Nothing leaves loopback or the namespaces
  * the runs make; every process started is bounded in time and ended at teardown.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,10 +35,14 @@ const netns = (args: string[], ms = 40_000): Promise<Run> =>
  * resolves on its exit, not on the end of its output: a command it left behind may hold
  * the pipes open.
  */
-function startNetns(t: Test, args: string[]): { child: ChildProcess; exited: Promise<void> } {
-  const child = spawn(process.execPath, [mainJs, 'netns', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function startNetns(
+  t: Test,
+  args: string[],
+  wrap: string[] = [],
+): { child: ChildProcess; exited: Promise<void> } {
+  const argv = [process.execPath, mainJs, 'netns', ...args];
+  const [cmd, ...rest] = [...wrap, ...argv] as [string, ...string[]];
+  const child = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.resume();
   child.stderr!.resume();
   const exited = new Promise<void>((resolve) => {
@@ -108,43 +112,55 @@ t.test('without --: the command and its own options, as given', async (t) => {
   t.match(q.err, /running `sh -c 'exit 3' --quiet`/, 'so netns itself was not quiet');
 });
 
-t.test(
-  'after SIGKILL, the next run removes the stale namespace and ends what ran inside it',
-  async (t) => {
-    const dir = newDir();
-    const pidFile = join(root, `orphan-${process.pid}.pid`);
-    let orphan = 0;
+// Under `ip netns exec OUTER` (a private mount namespace), the run's namespace name is
+// bound there only: from the host it is an empty file, and `ip netns pids` found nothing, so
+// the killed run's command kept running.
+for (const underExec of [false, true]) {
+  t.test(
+    `after SIGKILL, the next run removes the stale namespace and ends what ran inside it${underExec ? ' (the run started under ip netns exec)' : ''}`,
+    async (t) => killedRun(t, underExec),
+  );
+}
+
+async function killedRun(t: Test, underExec: boolean): Promise<void> {
+  const dir = newDir();
+  const pidFile = join(root, `orphan-${underExec ? 'exec-' : ''}${process.pid}.pid`);
+  let orphan = 0;
+  t.teardown(() => {
+    if (orphan > 0 && alive(orphan)) process.kill(orphan, 'SIGKILL');
+  });
+  const outer = `gsatest-outer-${process.pid}`;
+  if (underExec) {
+    spawnSync('ip', ['netns', 'del', outer]);
+    t.equal(spawnSync('ip', ['netns', 'add', outer]).status, 0, `ip netns add ${outer}`);
     t.teardown(() => {
-      if (orphan > 0 && alive(orphan)) process.kill(orphan, 'SIGKILL');
+      spawnSync('ip', ['netns', 'del', outer]);
     });
-    const { child, exited } = startNetns(t, [
-      '--quiet',
-      '--state-dir',
-      dir,
-      '--',
-      'sh',
-      '-c',
-      `echo $$ > ${pidFile}; exec sleep 120`,
-    ]);
-    t.ok(
-      await until(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 20_000),
-      'the command started',
-    );
-    orphan = Number(readFileSync(pidFile, 'utf8').trim());
-    const ns = readdirSync('/var/run/netns').find((x) => x.startsWith(`gsaemu-${child.pid}-`));
-    t.ok(ns, 'the run made its namespace');
-    child.kill('SIGKILL');
-    await exited;
-    t.ok(alive(orphan), 'the killed run left its command running');
-    const next = await netns(['--quiet', '--state-dir', dir, '--', 'true']);
-    t.equal(next.code, 0, `the next run works: ${next.err}`);
-    t.notOk(existsSync(`/var/run/netns/${ns}`), 'the stale namespace is removed');
-    t.ok(
-      await until(() => !alive(orphan), 3000),
-      `the killed run's command (pid ${orphan}) is ended too, before its namespace is removed`,
-    );
-  },
-);
+    spawnSync('ip', ['-n', outer, 'link', 'set', 'lo', 'up']);
+  }
+  const { child, exited } = startNetns(
+    t,
+    ['--quiet', '--state-dir', dir, '--', 'sh', '-c', `echo $$ > ${pidFile}; exec sleep 120`],
+    underExec ? ['ip', 'netns', 'exec', outer] : [],
+  );
+  t.ok(
+    await until(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 20_000),
+    'the command started',
+  );
+  orphan = Number(readFileSync(pidFile, 'utf8').trim());
+  const ns = readdirSync('/var/run/netns').find((x) => x.startsWith(`gsaemu-${child.pid}-`));
+  t.ok(ns, 'the run made its namespace');
+  child.kill('SIGKILL');
+  await exited;
+  t.ok(alive(orphan), 'the killed run left its command running');
+  const next = await netns(['--quiet', '--state-dir', dir, '--', 'true']);
+  t.equal(next.code, 0, `the next run works: ${next.err}`);
+  t.notOk(existsSync(`/var/run/netns/${ns}`), 'the stale namespace is removed');
+  t.ok(
+    await until(() => !alive(orphan), 3000),
+    `the killed run's command (pid ${orphan}) is ended too, before its namespace is removed`,
+  );
+}
 
 t.test('after SIGKILL, the next run removes the dead run state file and token', async (t) => {
   const dir = newDir();

@@ -22,7 +22,16 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { TunUnavailableError } from '../../errors.js';
 import { pidAlive, startTicks } from '../../util/pid-lock.js';
@@ -137,15 +146,48 @@ function ip(args: string[]): void {
   }
 }
 
-/** The pids still in namespace `name` (`ip netns pids`). */
+/**
+ * The pids still in namespace `name`: `ip netns pids` (the name as this process sees it),
+ * and the processes that see the name, in their own mount namespace, bound to the network
+ * namespace they are in (`/proc/<pid>/root/run/netns/<name>`). A run started under
+ * `ip netns exec` (a private mount namespace) bound the name there only: from the host the
+ * name is an empty file, `ip netns pids` finds nothing, and its command, left running by a
+ * SIGKILL, is found by the second look alone (it runs in a copy of that mount namespace).
+ */
 function pidsIn(name: string): number[] {
+  const found = new Set<number>();
   const r = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' });
-  if (r.status !== 0) return [];
-  return r.stdout
-    .split(/\s+/)
-    .filter(Boolean)
-    .map(Number)
-    .filter((n) => Number.isInteger(n) && n > 1 && n !== process.pid);
+  if (r.status === 0) for (const w of r.stdout.split(/\s+/)) if (w) found.add(Number(w));
+  for (const pid of pidsSeeingNetns(name)) found.add(pid);
+  return [...found].filter((n) => Number.isInteger(n) && n > 1 && n !== process.pid);
+}
+
+/** Processes whose own view of /var/run/netns/<name> is the network namespace they are in. */
+function pidsSeeingNetns(name: string): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  // Its real path (/run/netns): under /proc/<pid>/root an absolute link (/var/run -> /run)
+  // is followed in this process's view, not in that process's.
+  let dir = '/var/run/netns';
+  try {
+    dir = realpathSync(dir);
+  } catch {}
+  const out: number[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const own = statSync(`/proc/${e}/ns/net`);
+      const seen = statSync(`/proc/${e}/root${dir}/${name}`);
+      if (seen.dev === own.dev && seen.ino === own.ino) out.push(Number(e));
+    } catch {
+      // Gone, not bound there in its view, or not ours to look at.
+    }
+  }
+  return out;
 }
 
 /** Ends the processes left in namespace `name`: SIGTERM, up to 1 s, then SIGKILL. */
