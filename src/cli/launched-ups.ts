@@ -1,9 +1,9 @@
 /**
- * Linux: the `gsa-emu up` (or `gsa-emu edge`, `gsa-emu netns`) processes of a state folder, from /proc:
- * /proc/<pid>/cmdline, environ and cwd give a process's state folder as stateDir() computes
- * it (--state-dir, else $GSA_EMU_STATE_DIR, else $HOME/.gsa-emu), and field 22 of
- * /proc/<pid>/stat its start. Before a process takes its folder's lock, nothing it writes
- * tells that it is starting; this does.
+ * Linux: the `gsa-emu up` (or `gsa-emu edge`, `gsa-emu netns`) processes of a state folder,
+ * from /proc: /proc/<pid>/cmdline, environ and cwd give a process's state folder as
+ * stateDir() computes it (--state-dir, else $GSA_EMU_STATE_DIR, else $HOME/.gsa-emu), and
+ * field 22 of /proc/<pid>/stat its start. Before a process takes its folder's lock, nothing
+ * it writes tells that it is starting; this does.
  *
  * - `status --wait`: `gsa-emu up --state-dir D & gsa-emu status --state-dir D --wait S` must
  *   not take a client of D that was Connected before it for the `up` launched with it (at

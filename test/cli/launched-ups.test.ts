@@ -63,6 +63,16 @@ t.test(
       null,
       'up is not edge',
     );
+    t.equal(
+      commandStateDir(
+        ['node', '/x/main.js', 'netns', '--state-dir', '/n', '--', 'x', '--state-dir', '/no'],
+        env,
+        '/',
+        'netns',
+      ),
+      '/n',
+      "netns: its options, not its command's",
+    );
   },
 );
 

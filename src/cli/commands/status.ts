@@ -189,7 +189,8 @@ function connectedCounts(dir: string, flags: AdminFlags): true | string {
   if (ups.length > 0) {
     return `Connected (pid ${older}), but "gsa-emu up" (pid ${ups.join(', ')}) launched with this command for the same state folder is still starting`;
   }
-  // A netns run is past its start once its state file is written (or its failure recorded).
+  // A netns run is past its start once its state file is written (a failed one's record is
+  // read first at each look: startFailed).
   const started = new Set(netnsRunsOf(dir).map((r) => r.pid));
   const runs = (launchedUps(dir, older, 'netns') ?? []).filter((p) => !started.has(p));
   if (runs.length > 0) {
