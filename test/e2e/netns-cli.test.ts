@@ -18,8 +18,8 @@ import { collect, type Run } from '../util/ts-child.js';
 import { until } from '../util/wait.js';
 import { alive, mainJs, tempRoot, tunCliMissing } from './tun-cli-helpers.js';
 
-const missing = tunCliMissing();
-if (missing) t.plan(0, `needs root and /dev/net/tun: ${missing}`);
+// What is missing here (tap shows it on each skipped test), or false.
+const skip = tunCliMissing() ?? false;
 
 const { root, newDir } = await tempRoot(t, 'gsa-netns-cli-');
 
@@ -62,6 +62,7 @@ function startNetns(
 
 t.test(
   'netns says why the client forwards nothing (client config without SilentOnboard)',
+  { skip },
   async (t) => {
     // As `gsa-emu up` with the same file: the state with its notes, and a warning that the
     // client is not Connected as the command starts (its flows are all bypassed).
@@ -87,14 +88,14 @@ t.test(
   },
 );
 
-t.test('a Connected client: no warning', async (t) => {
+t.test('a Connected client: no warning', { skip }, async (t) => {
   const r = await netns(['--state-dir', newDir(), '--', 'true']);
   t.equal(r.code, 0, r.err);
   t.match(r.err, /gsa-emu: Connected; running `true`/);
   t.notMatch(r.err, /warning:/);
 });
 
-t.test('without --: the command and its own options, as given', async (t) => {
+t.test('without --: the command and its own options, as given', { skip }, async (t) => {
   // `-m` and `-c` are the command's: not netns options (it used to fail: unknown option).
   const r = await netns([
     '--quiet',
@@ -118,6 +119,7 @@ t.test('without --: the command and its own options, as given', async (t) => {
 for (const underExec of [false, true]) {
   t.test(
     `after SIGKILL, the next run removes the stale namespace and ends what ran inside it${underExec ? ' (the run started under ip netns exec)' : ''}`,
+    { skip },
     async (t) => killedRun(t, underExec),
   );
 }
@@ -162,37 +164,41 @@ async function killedRun(t: Test, underExec: boolean): Promise<void> {
   );
 }
 
-t.test('after SIGKILL, the next run removes the dead run state file and token', async (t) => {
-  const dir = newDir();
-  // The command the killed run leaves behind is ended by the next run (previous test), or
-  // at teardown.
-  const pidFile = join(root, `orphan2-${process.pid}.pid`);
-  t.teardown(() => {
-    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
-    if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  const { child, exited } = startNetns(t, [
-    '--quiet',
-    '--state-dir',
-    dir,
-    '--',
-    'sh',
-    '-c',
-    `echo $$ > ${pidFile}; exec sleep 120`,
-  ]);
-  const state = join(dir, `netns-${child.pid}.json`);
-  t.ok(
-    await until(() => existsSync(state) && existsSync(pidFile), 20_000),
-    'the run wrote its state file and started the command',
-  );
-  t.ok(existsSync(join(dir, `netns-${child.pid}.token`)), 'and its admin token');
-  child.kill('SIGKILL');
-  await exited;
-  const next = await netns(['--quiet', '--state-dir', dir, '--', 'true']);
-  t.equal(next.code, 0, next.err);
-  t.same(
-    readdirSync(dir).filter((f) => /^netns-\d+\.(json|token)$/.test(f)),
-    [],
-    'no netns-<dead pid>.json / .token (with an admin token) left in the state folder',
-  );
-});
+t.test(
+  'after SIGKILL, the next run removes the dead run state file and token',
+  { skip },
+  async (t) => {
+    const dir = newDir();
+    // The command the killed run leaves behind is ended by the next run (previous test), or
+    // at teardown.
+    const pidFile = join(root, `orphan2-${process.pid}.pid`);
+    t.teardown(() => {
+      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+      if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
+    });
+    const { child, exited } = startNetns(t, [
+      '--quiet',
+      '--state-dir',
+      dir,
+      '--',
+      'sh',
+      '-c',
+      `echo $$ > ${pidFile}; exec sleep 120`,
+    ]);
+    const state = join(dir, `netns-${child.pid}.json`);
+    t.ok(
+      await until(() => existsSync(state) && existsSync(pidFile), 20_000),
+      'the run wrote its state file and started the command',
+    );
+    t.ok(existsSync(join(dir, `netns-${child.pid}.token`)), 'and its admin token');
+    child.kill('SIGKILL');
+    await exited;
+    const next = await netns(['--quiet', '--state-dir', dir, '--', 'true']);
+    t.equal(next.code, 0, next.err);
+    t.same(
+      readdirSync(dir).filter((f) => /^netns-\d+\.(json|token)$/.test(f)),
+      [],
+      'no netns-<dead pid>.json / .token (with an admin token) left in the state folder',
+    );
+  },
+);

@@ -37,7 +37,7 @@ const PYTHON = (() => {
 
 const missing = tunMissing() ?? (PYTHON ? null : 'python3 (for IP_RECVERR) not found');
 if (missing) {
-  t.plan(0, `needs root, /dev/net/tun and python3: ${missing}`);
+  t.plan(0, missing);
 }
 
 /** An address no route of the client's resolver (loopback only) leads to: never sent to. */
@@ -199,60 +199,67 @@ console.log(JSON.stringify(out));
 process.exit(0);
 `;
 
-t.test(
-  'no route (a namespace without routes): bypassed, and tunneled (the edge): ENETUNREACH at once',
-  { skip: missing ? `needs root, /dev/net/tun and python3: ${missing}` : false, timeout: 60_000 },
-  async (t) => {
-    const ns = `h121w${randomBytes(3).toString('hex')}`;
-    const prefix = `h-121-tun-udp-no-net-${ns}-`;
-    t.teardown(() => {
-      spawnSync('ip', ['netns', 'del', ns]);
-      // The scenario's state folder, should it have died before removing it.
-      for (const d of readdirSync(tmpdir())) {
-        if (d.startsWith(prefix)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
-      }
-    });
-    ipCmd(['netns', 'add', ns]);
-    ipCmd(['-n', ns, 'link', 'set', 'lo', 'up']);
-    t.notMatch(ipCmd(['-n', ns, '-4', 'route', 'show']), /default/, 'no route out of it');
-    const r = await collect(
-      spawn('ip', tsInNsArgs(ns, inNamespace(PYTHON!, prefix)), {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
-      45_000,
-    );
-    const line = r.out.trim().split('\n').at(-1) ?? '';
-    t.ok(line.startsWith('{'), `the scenario ran: ${r.err.slice(-2000)}`);
-    if (!line.startsWith('{')) return;
-    const o = JSON.parse(line) as {
-      app: string;
-      err: string;
-      reason?: string;
-      action?: string;
-      tunneled: string;
-      tunneledErr: string;
-      tunneledReason?: string;
-      tunneledAction?: string;
-      net: number;
-      metrics: string;
-    };
-    const [what = '', ms = 'NaN'] = o.app.split(' ');
-    t.equal(what, 'ENETUNREACH', `ICMP net unreachable reached the connected socket ${o.err}`);
-    t.ok(Number(ms) < 2000, `after ${ms} ms`);
-    t.equal(o.action, 'Bypass');
-    t.match(o.reason, /^unreachable: ENETUNREACH 203\.0\.113\.9:18212/, 'the flow table says why');
-    // Tunneled: the edge's connect() finds no route either; it fails the OPEN
-    // (CONNECT_FAILED `connect failed: ENETUNREACH`), which the client answers the same way.
-    const [what2 = '', ms2 = 'NaN'] = o.tunneled.split(' ');
-    t.equal(
-      what2,
-      'ENETUNREACH',
-      `the edge's no route reached the connected socket ${o.tunneledErr}`,
-    );
-    t.ok(Number(ms2) < 2000, `after ${ms2} ms`);
-    t.equal(o.tunneledAction, 'Tunnel');
-    t.match(o.tunneledReason, /ENETUNREACH/, 'the flow table says why');
-    t.ok(o.net >= 2, 'counted');
-    t.match(o.metrics, /^gsa_client_tun_icmp_sent_total\{type="net_unreachable"\} [1-9]\d*$/m);
-  },
-);
+// After plan(0), tap refuses any subtest ("test count exceeds plan").
+if (!missing) {
+  t.test(
+    'no route (a namespace without routes): bypassed, and tunneled (the edge): ENETUNREACH at once',
+    { timeout: 60_000 },
+    async (t) => {
+      const ns = `h121w${randomBytes(3).toString('hex')}`;
+      const prefix = `h-121-tun-udp-no-net-${ns}-`;
+      t.teardown(() => {
+        spawnSync('ip', ['netns', 'del', ns]);
+        // The scenario's state folder, should it have died before removing it.
+        for (const d of readdirSync(tmpdir())) {
+          if (d.startsWith(prefix)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+        }
+      });
+      ipCmd(['netns', 'add', ns]);
+      ipCmd(['-n', ns, 'link', 'set', 'lo', 'up']);
+      t.notMatch(ipCmd(['-n', ns, '-4', 'route', 'show']), /default/, 'no route out of it');
+      const r = await collect(
+        spawn('ip', tsInNsArgs(ns, inNamespace(PYTHON!, prefix)), {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+        45_000,
+      );
+      const line = r.out.trim().split('\n').at(-1) ?? '';
+      t.ok(line.startsWith('{'), `the scenario ran: ${r.err.slice(-2000)}`);
+      if (!line.startsWith('{')) return;
+      const o = JSON.parse(line) as {
+        app: string;
+        err: string;
+        reason?: string;
+        action?: string;
+        tunneled: string;
+        tunneledErr: string;
+        tunneledReason?: string;
+        tunneledAction?: string;
+        net: number;
+        metrics: string;
+      };
+      const [what = '', ms = 'NaN'] = o.app.split(' ');
+      t.equal(what, 'ENETUNREACH', `ICMP net unreachable reached the connected socket ${o.err}`);
+      t.ok(Number(ms) < 2000, `after ${ms} ms`);
+      t.equal(o.action, 'Bypass');
+      t.match(
+        o.reason,
+        /^unreachable: ENETUNREACH 203\.0\.113\.9:18212/,
+        'the flow table says why',
+      );
+      // Tunneled: the edge's connect() finds no route either; it fails the OPEN
+      // (CONNECT_FAILED `connect failed: ENETUNREACH`), which the client answers the same way.
+      const [what2 = '', ms2 = 'NaN'] = o.tunneled.split(' ');
+      t.equal(
+        what2,
+        'ENETUNREACH',
+        `the edge's no route reached the connected socket ${o.tunneledErr}`,
+      );
+      t.ok(Number(ms2) < 2000, `after ${ms2} ms`);
+      t.equal(o.tunneledAction, 'Tunnel');
+      t.match(o.tunneledReason, /ENETUNREACH/, 'the flow table says why');
+      t.ok(o.net >= 2, 'counted');
+      t.match(o.metrics, /^gsa_client_tun_icmp_sent_total\{type="net_unreachable"\} [1-9]\d*$/m);
+    },
+  );
+}

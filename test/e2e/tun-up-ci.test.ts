@@ -18,12 +18,12 @@ import { collect, type Run } from '../util/ts-child.js';
 import { until } from '../util/wait.js';
 import { alive, mainJs, ROOT, tempRoot, tunCliMissing } from './tun-cli-helpers.js';
 
-const missing = tunCliMissing();
-if (missing) t.plan(0, `needs root and /dev/net/tun: ${missing}`);
+// What is missing here (tap shows it on each skipped test), or false.
+const skip = tunCliMissing() ?? false;
 
 const { root, newDir } = await tempRoot(t, 'gsa-tun-up-ci-');
 
-t.test('docs/tun.md "In CI": the up --tun snippet works as written', async (t) => {
+t.test('docs/tun.md "In CI": the up --tun snippet works as written', { skip }, async (t) => {
   // The snippet, with its namespace renamed, `gsa-emu` from this checkout and `sudo X`
   // run as `env X`: sudo executes X as a program, as env does (no shell builtins), and
   // this test already runs as root.
@@ -72,58 +72,62 @@ t.test('docs/tun.md "In CI": the up --tun snippet works as written', async (t) =
   t.notOk(existsSync(`/var/run/netns/${nsName}`), 'and removed its namespace');
 });
 
-t.test('up --tun --tun-name with a bad name: a usage error naming the option', async (t) => {
-  const nsName = `gsatn${process.pid}`;
-  spawnSync('ip', ['netns', 'add', nsName]);
-  t.teardown(() => {
-    spawnSync('ip', ['netns', 'del', nsName]);
-  });
-  spawnSync('ip', ['-n', nsName, 'link', 'set', 'lo', 'up']);
-  const up = (name: string): Promise<Run> =>
-    collect(
-      spawn(
-        'ip',
-        [
-          'netns',
-          'exec',
-          nsName,
-          process.execPath,
-          mainJs,
-          'up',
-          '--tun',
-          '--no-tty',
-          '--exit-after',
-          '1',
-          '--state-dir',
-          newDir(),
-          '--tun-name',
-          name,
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      ),
-      30_000,
-    );
-  const cases: Array<[string, RegExp]> = [
-    ['bad/name', /no '\/', ':' or whitespace/],
-    ['a b', /no '\/', ':' or whitespace/],
-    ['a:b', /no '\/', ':' or whitespace/],
-    ['..', /not an interface name/],
-    ['', /1 to 15 bytes/],
-    ['gsa0123456789abc', /1 to 15 bytes \(not 16\)/],
-    ['lo', /lo is an existing interface \(loopback\), not a TUN device/],
-    // '%' other than one %d: the kernel's "Invalid argument", once everything had started.
-    ['gsa%s', /'%' only as one %d/],
-  ];
-  for (const [name, why] of cases) {
-    const r = await up(name);
-    t.equal(r.code, 2, `"${name}": a usage error (exit 2)`);
-    t.match(r.err, `--tun-name "${name}": `, `"${name}": the message names --tun-name`);
-    t.match(r.err, why, `"${name}": and says what is wrong: ${r.err.trim()}`);
-    t.notMatch(r.err, /TUN mode is unavailable/, `"${name}": not "TUN mode is unavailable"`);
-  }
-});
+t.test(
+  'up --tun --tun-name with a bad name: a usage error naming the option',
+  { skip },
+  async (t) => {
+    const nsName = `gsatn${process.pid}`;
+    spawnSync('ip', ['netns', 'add', nsName]);
+    t.teardown(() => {
+      spawnSync('ip', ['netns', 'del', nsName]);
+    });
+    spawnSync('ip', ['-n', nsName, 'link', 'set', 'lo', 'up']);
+    const up = (name: string): Promise<Run> =>
+      collect(
+        spawn(
+          'ip',
+          [
+            'netns',
+            'exec',
+            nsName,
+            process.execPath,
+            mainJs,
+            'up',
+            '--tun',
+            '--no-tty',
+            '--exit-after',
+            '1',
+            '--state-dir',
+            newDir(),
+            '--tun-name',
+            name,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        ),
+        30_000,
+      );
+    const cases: Array<[string, RegExp]> = [
+      ['bad/name', /no '\/', ':' or whitespace/],
+      ['a b', /no '\/', ':' or whitespace/],
+      ['a:b', /no '\/', ':' or whitespace/],
+      ['..', /not an interface name/],
+      ['', /1 to 15 bytes/],
+      ['gsa0123456789abc', /1 to 15 bytes \(not 16\)/],
+      ['lo', /lo is an existing interface \(loopback\), not a TUN device/],
+      // '%' other than one %d: the kernel's "Invalid argument", once everything had started.
+      ['gsa%s', /'%' only as one %d/],
+    ];
+    for (const [name, why] of cases) {
+      const r = await up(name);
+      t.equal(r.code, 2, `"${name}": a usage error (exit 2)`);
+      t.match(r.err, `--tun-name "${name}": `, `"${name}": the message names --tun-name`);
+      t.match(r.err, why, `"${name}": and says what is wrong: ${r.err.trim()}`);
+      t.notMatch(r.err, /TUN mode is unavailable/, `"${name}": not "TUN mode is unavailable"`);
+    }
+  },
+);
 
-t.test('up --tun where lo is down: says so, leaves no handle open', async (t) => {
+t.test('up --tun where lo is down: says so, leaves no handle open', { skip }, async (t) => {
   // `ip netns add` leaves `lo` down: nothing listens on 127.0.0.1 there.
   const nsName = `gsalo${process.pid}`;
   spawnSync('ip', ['netns', 'add', nsName]);
@@ -148,6 +152,7 @@ t.test('up --tun where lo is down: says so, leaves no handle open', async (t) =>
 
 t.test(
   'status from the host for an up --tun inside a namespace: where to run it, at once',
+  { skip },
   async (t) => {
     const nsName = `gsans${process.pid}`;
     spawnSync('ip', ['netns', 'add', nsName]);

@@ -20,10 +20,8 @@ import {
 } from '../../src/capture/tun/stack.js';
 import { connectedUdpClient, dnsTcpFrame, dnsUpstream, tunMissing } from './helpers.js';
 
-const missing = tunMissing();
-if (missing) {
-  t.plan(0, `needs root and /dev/net/tun: ${missing}`);
-}
+// What is missing here (tap shows it on each skipped test), or false.
+const skip = tunMissing() ?? false;
 
 async function setup(
   t: Test,
@@ -79,6 +77,7 @@ const HAS_CURL = spawnSync('curl', ['--version']).status === 0;
 
 t.test(
   'TCP to an outside-looking address reaches the listener; the consumer answers',
+  { skip },
   async (t) => {
     const infos: unknown[] = [];
     const { ns, stack } = await setup(t, {
@@ -112,6 +111,7 @@ t.test(
 
 t.test(
   'bypass from the host namespace reaches a loopback server without entering the TUN',
+  { skip },
   async (t) => {
     let peer = '';
     const server = net.createServer((s) => {
@@ -154,6 +154,7 @@ t.test(
 
 t.test(
   'DNS: acquired names resolve to 6.6.x.y and flows carry the name; others via upstream',
+  { skip },
   async (t) => {
     const upstream = await dnsUpstream(t, (name, type) =>
       type === 'A' && name === 'plain.example.test' ? '192.0.2.80' : null,
@@ -200,6 +201,7 @@ t.test(
 
 t.test(
   'DNS over TCP to the synthetic resolver; other ports of the resolver are refused',
+  { skip },
   async (t) => {
     const uport = (await dnsUpstream(t, () => '192.0.2.81')).port;
     let consumed = 0;
@@ -250,28 +252,33 @@ t.test(
   },
 );
 
-t.test('UDP echo through the userspace NAT to a host-side loopback echo server', async (t) => {
-  const echo = dgram.createSocket('udp4');
-  echo.on('message', (m, r) =>
-    echo.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address),
-  );
-  const eport = await listen(echo, t);
-  const { ns, stack } = await setup(t, {
-    hooks: { onUdp: relayUdp(() => ({ host: '127.0.0.1', port: eport })) },
-  });
-  const r = await nodeIn(
-    ns,
-    `const s=require('dgram').createSocket('udp4');let n=0;s.on('message',m=>{console.log(m.toString());if(++n===3)s.close()});
+t.test(
+  'UDP echo through the userspace NAT to a host-side loopback echo server',
+  { skip },
+  async (t) => {
+    const echo = dgram.createSocket('udp4');
+    echo.on('message', (m, r) =>
+      echo.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address),
+    );
+    const eport = await listen(echo, t);
+    const { ns, stack } = await setup(t, {
+      hooks: { onUdp: relayUdp(() => ({ host: '127.0.0.1', port: eport })) },
+    });
+    const r = await nodeIn(
+      ns,
+      `const s=require('dgram').createSocket('udp4');let n=0;s.on('message',m=>{console.log(m.toString());if(++n===3)s.close()});
      for(const w of ['a','bb','ccc'])s.send(w,7777,'198.51.100.7');setTimeout(()=>process.exit(5),8000).unref()`,
-  );
-  t.equal(r.code, 0, r.err);
-  t.same(r.out.trim().split('\n').sort(), ['echo:a', 'echo:bb', 'echo:ccc']);
-  t.equal(stack.counters.udpFlows, 1);
-  t.equal(stack.counters.udpIn, 3);
-});
+    );
+    t.equal(r.code, 0, r.err);
+    t.same(r.out.trim().split('\n').sort(), ['echo:a', 'echo:bb', 'echo:ccc']);
+    t.equal(stack.counters.udpFlows, 1);
+    t.equal(stack.counters.udpIn, 3);
+  },
+);
 
 t.test(
   "a 'reset' flow is refused at once (RST from the TUN), never reaching the listener",
+  { skip },
   async (t) => {
     let accepted = 0;
     const { ns, stack } = await setup(t, {
@@ -298,7 +305,7 @@ t.test(
 
 const QUIC_CLIENT = connectedUdpClient('198.51.100.9', 443);
 
-t.test('QUIC (UDP 443) dropped silently', async (t) => {
+t.test('QUIC (UDP 443) dropped silently', { skip }, async (t) => {
   const { ns, stack } = await setup(t, {
     hooks: { classify: (f) => (f.proto === 17 && f.port === 443 ? 'drop' : 'accept') },
   });
@@ -308,20 +315,25 @@ t.test('QUIC (UDP 443) dropped silently', async (t) => {
   t.equal(stack.counters.icmpSent, 0);
 });
 
-t.test('QUIC (UDP 443) with icmpOnDrop: ICMP admin-prohibited reaches the socket', async (t) => {
-  const { ns, stack } = await setup(t, {
-    icmpOnDrop: true,
-    hooks: { classify: (f) => (f.proto === 17 && f.port === 443 ? 'drop' : 'accept') },
-  });
-  const r = await nodeIn(ns, QUIC_CLIENT);
-  const [what, ms] = r.out.trim().split(' ');
-  t.equal(what, 'EHOSTUNREACH', 'the kernel maps code 13 to EHOSTUNREACH on a connected socket');
-  t.ok(Number(ms) < 1000, `error after ${ms} ms`);
-  t.ok(stack.counters.icmpSent >= 1);
-});
+t.test(
+  'QUIC (UDP 443) with icmpOnDrop: ICMP admin-prohibited reaches the socket',
+  { skip },
+  async (t) => {
+    const { ns, stack } = await setup(t, {
+      icmpOnDrop: true,
+      hooks: { classify: (f) => (f.proto === 17 && f.port === 443 ? 'drop' : 'accept') },
+    });
+    const r = await nodeIn(ns, QUIC_CLIENT);
+    const [what, ms] = r.out.trim().split(' ');
+    t.equal(what, 'EHOSTUNREACH', 'the kernel maps code 13 to EHOSTUNREACH on a connected socket');
+    t.ok(Number(ms) < 1000, `error after ${ms} ms`);
+    t.ok(stack.counters.icmpSent >= 1);
+  },
+);
 
 t.test(
   'UDP to a closed host-side port: the app gets ECONNREFUSED at once (ICMP port unreachable)',
+  { skip },
   async (t) => {
     // Nothing listens on 127.0.0.1:18201 (UDP) in the host namespace: checked by binding it.
     const probe = dgram.createSocket('udp4');
@@ -346,7 +358,7 @@ t.test(
 const HAS_IPERF3 = spawnSync('iperf3', ['--version']).status === 0;
 t.test(
   'iperf3 TCP through the TUN to a host-side iperf3 server',
-  { skip: HAS_IPERF3 ? false : 'needs iperf3 (apt-get install iperf3)' },
+  { skip: skip || (HAS_IPERF3 ? false : 'needs iperf3 (apt-get install iperf3)') },
   async (t) => {
     const port = 15201 + (process.pid % 1000);
     // Our own child (not daemonized), stopped by its pid.
@@ -389,6 +401,7 @@ t.test(
 
 t.test(
   '64 MiB of random bytes through TUN + bypass arrive byte-exact (SHA-256 both ends)',
+  { skip },
   async (t) => {
     const { createHash } = await import('node:crypto');
     let got = '';
@@ -431,33 +444,37 @@ t.test(
   },
 );
 
-t.test('200 concurrent connections; NAT entries expire after the kernel closes them', async (t) => {
-  const { ns, stack } = await setup(t, {
-    tcpClosedMs: 100,
-    hooks: {
-      onTcp(sock, info) {
-        sock.once('data', (d) => sock.end(`${info.dstPort}:${d}`));
+t.test(
+  '200 concurrent connections; NAT entries expire after the kernel closes them',
+  { skip },
+  async (t) => {
+    const { ns, stack } = await setup(t, {
+      tcpClosedMs: 100,
+      hooks: {
+        onTcp(sock, info) {
+          sock.once('data', (d) => sock.end(`${info.dstPort}:${d}`));
+        },
       },
-    },
-  });
-  const r = await nodeIn(
-    ns,
-    `const net=require('net');let ok=0,bad=0,left=200;
+    });
+    const r = await nodeIn(
+      ns,
+      `const net=require('net');let ok=0,bad=0,left=200;
      for(let i=0;i<200;i++){const port=1000+i;const s=net.connect(port,'203.0.113.'+(1+i%50));let b='';
        s.on('connect',()=>s.write('x'+i));s.on('data',d=>b+=d);
        s.on('close',()=>{if(b===port+':x'+i)ok++;else bad++;if(--left===0)console.log(ok+' '+bad)});s.on('error',()=>{})}`,
-    30_000,
-  );
-  t.equal(r.out.trim(), '200 0', r.err);
-  t.equal(stack.counters.tcpFlows, 200);
-  t.equal(stack.counters.tcpAccepted, 200);
-  await new Promise((res) => setTimeout(res, 400));
-  stack.sweep();
-  t.equal(stack.counters.natEntries, 0, 'every entry released after FIN both ways + tcpClosedMs');
-  t.equal(unaccounted(stack.counters), 0);
-});
+      30_000,
+    );
+    t.equal(r.out.trim(), '200 0', r.err);
+    t.equal(stack.counters.tcpFlows, 200);
+    t.equal(stack.counters.tcpAccepted, 200);
+    await new Promise((res) => setTimeout(res, 400));
+    stack.sweep();
+    t.equal(stack.counters.natEntries, 0, 'every entry released after FIN both ways + tcpClosedMs');
+    t.equal(unaccounted(stack.counters), 0);
+  },
+);
 
-t.test('an idled-out NAT entry resets its connection on both sides', async (t) => {
+t.test('an idled-out NAT entry resets its connection on both sides', { skip }, async (t) => {
   // The flow's upstream: an echo server on loopback, reached by pipeTcp as `up` does.
   let upstreamClosed = false;
   const echo = net.createServer((s) => {
@@ -504,6 +521,7 @@ t.test('an idled-out NAT entry resets its connection on both sides', async (t) =
 
 t.test(
   'runInNetns: exit code, DNS through resolv.conf, everything removed afterwards',
+  { skip },
   async (t) => {
     let nsName = '';
     const code = await runInNetns({
@@ -529,7 +547,7 @@ t.test(
   },
 );
 
-t.test('runInNetns: SIGTERM to the harness removes the namespace', async (t) => {
+t.test('runInNetns: SIGTERM to the harness removes the namespace', { skip }, async (t) => {
   const script = `
     import { runInNetns } from ${JSON.stringify(new URL('../../src/capture/tun/netns.ts', import.meta.url).href)};
     const code = await runInNetns({ command: 'sleep', args: ['30'], stdio: 'ignore',
