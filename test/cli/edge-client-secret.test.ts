@@ -14,6 +14,7 @@ import t, { type Test } from 'tap';
 import { EDGE_SECRET_FILE, ensureEdgeSecret, readSecretFile } from '../../src/cli/edge-secret.js';
 import { collect } from '../util/ts-child.js';
 import { cli, mainJs, skip, tempRoot, upOnce } from './cli-ux-helpers.js';
+import { ip, netMissing } from './netns-helpers.js';
 
 const { root, newDir } = await tempRoot(t);
 const SECRET = 'c2VjcmV0LWZvci10aGUtY2xpLXRlc3Q';
@@ -182,21 +183,11 @@ t.test('up --edge-secret without --edge, and a file that is not a secret', { ski
   t.notMatch(edgeBad.out, /listening on/, 'nothing listens');
 });
 
-const isRoot = process.getuid?.() === 0;
-const hasIp = spawnSync('ip', ['-V']).status === 0;
-
 t.test(
   'edge beyond loopback: makes its secret and issues tokens only with it',
-  {
-    skip: !skip
-      ? isRoot && hasIp
-        ? false
-        : 'needs root and iproute2 (a network namespace)'
-      : skip,
-  },
+  { skip: netMissing('a network namespace') },
   async (t) => {
     const ns = `gsaemu-${process.pid}-secret`;
-    const ip = (...a: string[]) => spawnSync('ip', a, { encoding: 'utf8' });
     t.equal(ip('netns', 'add', ns).status, 0, 'namespace');
     t.teardown(() => {
       ip('netns', 'del', ns);

@@ -12,7 +12,10 @@ const hasIp = process.platform === 'linux' && spawnSync('ip', ['-V']).status ===
 const missing = [...(isRoot ? [] : ['root']), ...(hasIp ? [] : ['iproute2 (`ip`) on Linux'])].join(
   ' and ',
 );
-export const netSkip = skip || (missing ? `needs ${missing}: two network namespaces` : false);
+/** What a test that makes `what` (network namespaces) lacks here, in one line, or false. */
+export const netMissing = (what: string): string | false =>
+  skip || (missing ? `needs ${missing}: ${what}` : false);
+export const netSkip = netMissing('two network namespaces');
 
 export const ip = (...a: string[]) => spawnSync('ip', a, { encoding: 'utf8' });
 

@@ -18,7 +18,7 @@ import { collect, startTestWorld, type TestWorld, until } from './helpers.js';
 
 const missing = tunMissing();
 if (missing) {
-  t.plan(0, `needs root and /dev/net/tun: ${missing}`);
+  t.plan(0, missing);
 }
 
 /** Host loopback ports nothing listens on (UDP): checked before the test. */
