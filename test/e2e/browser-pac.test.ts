@@ -40,7 +40,11 @@ async function load(w: TestWorld, url: string): Promise<string> {
         '--dump-dom',
         url,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Its crash-report folder and dconf cache in the profile too, not in the user's home.
+        env: { ...process.env, HOME: profile, XDG_CONFIG_HOME: profile, XDG_CACHE_HOME: profile },
+      },
     );
     const r = await collect(c, 60_000);
     if (r.code !== 0) throw new Error(`${browser} exited ${r.code}: ${r.err.slice(-2000)}`);
