@@ -46,7 +46,7 @@ async function aliceHome(t: Test): Promise<{ base: string; home: string }> {
 
 t.test(
   'sudo hand-over does not chown a root folder reached through a symlink in the path',
-  { skip: root ? false : 'needs root' },
+  { skip: root ? false : 'needs root (simulates sudo: gives folders to uid 4242)' },
   async (t) => {
     const { base, home } = await aliceHome(t);
     // Stands for /etc: root's, with a root-owned folder (stands for /etc/sudoers.d).
@@ -70,7 +70,7 @@ t.test(
 
 t.test(
   "a root folder mounted (or otherwise root-owned) inside the user's home is not given away",
-  { skip: root ? false : 'needs root' },
+  { skip: root ? false : 'needs root (simulates sudo: gives folders to uid 4242)' },
   async (t) => {
     const { home } = await aliceHome(t);
     const rootDir = join(home, 'mnt');
