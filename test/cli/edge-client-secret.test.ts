@@ -77,7 +77,9 @@ async function edgeCli(
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  const done = collect(child, 60_000);
+  // Ended by the teardown; the bound only outlives a test that runs long on a loaded machine
+  // (its four `up --once` runs took over 60 s at load 17), within tap's 240 s per file.
+  const done = collect(child, 200_000);
   t.teardown(async () => {
     child.kill('SIGTERM');
     await done;
