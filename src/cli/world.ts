@@ -722,6 +722,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
       stop,
     };
   } catch (err) {
+    // In the run's log too, which the start-failure record names (recordStartFailure).
+    log.error({ err: (err as Error)?.message ?? String(err) }, 'failed to start');
     await stop();
     throw stateDirAccessError(err, dir) ?? err;
   }

@@ -12,7 +12,7 @@
  * (ports chosen by the kernel) and is stopped.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +76,10 @@ t.test('status --wait reports the netns run launched with it that failed', { ski
   );
   t.match(wait.err, named(dir, run.pid!), 'naming the run, its log and its error');
   t.notMatch(wait.err, /no Connected client within/);
+  // The log it names has the error: not an empty file.
+  const log = readFileSync(join(dir, 'logs', `netns-${run.pid}-client.log`), 'utf8');
+  t.match(log, /"msg":"failed to start"/, 'the log it names says so');
+  t.match(log, /bad-tenant\.yaml/, 'with the error');
 
   // Later, that record is not the failure of a status launched after it.
   await new Promise((r) => setTimeout(r, 2500));

@@ -283,7 +283,11 @@ export async function netns(
     );
     return code;
   } catch (e) {
-    if (!ready) recordStartFailure('netns', o.stateDir, e);
+    if (!ready) {
+      // Past startWorld (the TUN device, the namespace): in the run's log too, as there.
+      world?.log.error({ err: (e as Error)?.message ?? String(e) }, 'failed to start');
+      recordStartFailure('netns', o.stateDir, e);
+    }
     throw e;
   } finally {
     for (const sig of NETNS_SIGNALS) process.off(sig, onSignal);
