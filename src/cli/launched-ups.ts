@@ -78,18 +78,26 @@ function nulSplit(text: string): string[] {
 }
 
 /**
- * Pids of `gsa-emu up` (or `command`) processes for state folder `dir` started at most
- * LAUNCHED_WITH_MS before this process (or after it), other than this process and `except`
- * (the folder's client); null where /proc cannot tell (not Linux).
+ * Pids of `gsa-emu up` processes for state folder `dir` started at most LAUNCHED_WITH_MS
+ * before this process (or after it), other than this process and `except` (the folder's
+ * client); null where /proc cannot tell (not Linux).
  */
-export function launchedUps(
+export function launchedUps(dir: string, except: number | null = null): number[] | null {
+  return launchedRuns(dir, except)?.up ?? null;
+}
+
+/** launchedUps for `up` and `gsa-emu netns` runs alike, in one look at /proc. */
+export function launchedRuns(
   dir: string,
   except: number | null = null,
-  command: 'up' | 'netns' = 'up',
-): number[] | null {
+): { up: number[]; netns: number[] } | null {
   const own = startTicks(process.pid);
   if (own === null) return null;
-  return cliProcesses(dir, command, { except, since: own - (LAUNCHED_WITH_MS / 1000) * USER_HZ });
+  const since = own - (LAUNCHED_WITH_MS / 1000) * USER_HZ;
+  const found = scanCliProcesses(dir, ['up', 'netns'], { except, since });
+  if (found === null) return null;
+  const of = (c: CliCommand) => found.filter((f) => f.command === c).map((f) => f.pid);
+  return { up: of('up'), netns: of('netns') };
 }
 
 /**
@@ -102,6 +110,15 @@ export function cliProcesses(
   command: CliCommand,
   o: { except?: number | null; since?: number } = {},
 ): number[] | null {
+  return scanCliProcesses(dir, [command], o)?.map((f) => f.pid) ?? null;
+}
+
+/** cliProcesses for any of `commands`, each found with its command. */
+function scanCliProcesses(
+  dir: string,
+  commands: readonly CliCommand[],
+  o: { except?: number | null; since?: number },
+): Array<{ pid: number; command: CliCommand }> | null {
   if (process.platform !== 'linux') return null;
   let entries: string[];
   try {
@@ -110,7 +127,7 @@ export function cliProcesses(
     return null;
   }
   const want = canonical(dir);
-  const found: number[] = [];
+  const found: Array<{ pid: number; command: CliCommand }> = [];
   for (const name of entries) {
     const pid = Number(name);
     if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pid === o.except) continue;
@@ -129,8 +146,11 @@ export function cliProcesses(
         const eq = kv.indexOf('=');
         if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
       }
-      const cmdDir = commandStateDir(argv, env, readlinkSync(`/proc/${pid}/cwd`), command);
-      if (cmdDir !== null && canonical(cmdDir) === want) found.push(pid);
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      for (const command of commands) {
+        const cmdDir = commandStateDir(argv, env, cwd, command);
+        if (cmdDir !== null && canonical(cmdDir) === want) found.push({ pid, command });
+      }
     } catch {
       // Gone meanwhile, or another user's.
     }

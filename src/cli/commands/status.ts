@@ -23,7 +23,7 @@ import type { ChannelName } from '../../policy/model.js';
 import { shellWord } from '../../util/shell-word.js';
 import { stateDir } from '../../util/state-dir.js';
 import { addAdminOptions, cliCommand, waitSeconds } from '../common.js';
-import { cliProcesses, LAUNCHED_WITH_MS, launchedUps } from '../launched-ups.js';
+import { cliProcesses, LAUNCHED_WITH_MS, launchedRuns } from '../launched-ups.js';
 
 /**
  * The status line of the local subnets (GET /status `localSubnets`; absent from an older
@@ -180,19 +180,19 @@ function startedBefore(dir: string, flags: AdminFlags): number | null {
 function connectedCounts(dir: string, flags: AdminFlags): true | string {
   const older = startedBefore(dir, flags);
   if (older === null) return true;
-  const ups = launchedUps(dir, older);
-  if (ups === null) {
+  const launched = launchedRuns(dir, older);
+  if (launched === null) {
     return Date.now() >= performance.timeOrigin + LAUNCH_GRACE_MS
       ? true
       : 'Connected, but started before this command';
   }
-  if (ups.length > 0) {
-    return `Connected (pid ${older}), but "gsa-emu up" (pid ${ups.join(', ')}) launched with this command for the same state folder is still starting`;
+  if (launched.up.length > 0) {
+    return `Connected (pid ${older}), but "gsa-emu up" (pid ${launched.up.join(', ')}) launched with this command for the same state folder is still starting`;
   }
   // A netns run is past its start once its state file is written (a failed one's record is
   // read first at each look: startFailed).
   const started = new Set(netnsRunsOf(dir).map((r) => r.pid));
-  const runs = (launchedUps(dir, older, 'netns') ?? []).filter((p) => !started.has(p));
+  const runs = launched.netns.filter((p) => !started.has(p));
   if (runs.length > 0) {
     return `Connected (pid ${older}), but "gsa-emu netns" (pid ${runs.join(', ')}) launched with this command for the same state folder is still starting`;
   }
