@@ -30,8 +30,23 @@ const SCRIPT_NAMES = new Set(['gsa-emu', 'main.js', 'main.ts']);
 export type CliCommand = 'up' | 'edge' | 'netns';
 
 /**
+ * The options of `gsa-emu netns` that take a value (src/cli/commands/netns.ts; a test keeps
+ * the two alike). Its options end at the first other word, where its command begins
+ * (`gsa-emu netns curl --state-dir x` gives curl that flag), or at `--`.
+ */
+export const NETNS_VALUE_OPTIONS: ReadonlySet<string> = new Set([
+  '--tenant',
+  '--client-config',
+  '--platform',
+  '--state-dir',
+  '--log-level',
+  '--add-host',
+  '--token-ttl',
+]);
+
+/**
  * The state folder a command line's `gsa-emu <command>` uses, or null when it is not that
- * command. Its options end at `--` (`netns`'s command follows it).
+ * command. Its options end at `--`; `netns`'s also at its command (NETNS_VALUE_OPTIONS).
  */
 export function commandStateDir(
   argv: string[],
@@ -49,6 +64,10 @@ export function commandStateDir(
     if (a === '--') break;
     if (a === '--state-dir') flag = rest[++i];
     else if (a.startsWith('--state-dir=')) flag = a.slice('--state-dir='.length);
+    else if (command === 'netns') {
+      if (!a.startsWith('-') || a === '-') break;
+      if (NETNS_VALUE_OPTIONS.has(a)) i++;
+    }
   }
   const dir =
     flag ||

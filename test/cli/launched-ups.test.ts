@@ -7,8 +7,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Command } from 'commander';
 import t from 'tap';
-import { commandStateDir, launchedUps } from '../../src/cli/launched-ups.js';
+import { register as registerNetns } from '../../src/cli/commands/netns.js';
+import { commandStateDir, launchedUps, NETNS_VALUE_OPTIONS } from '../../src/cli/launched-ups.js';
 
 t.test(
   'commandStateDir: the folder a command line`s up uses, as stateDir() computes it',
@@ -73,8 +75,37 @@ t.test(
       '/n',
       "netns: its options, not its command's",
     );
+    const netnsDir = (...args: string[]) =>
+      commandStateDir(['node', '/x/main.js', 'netns', ...args], env, '/w', 'netns');
+    t.equal(
+      netnsDir('curl', '--state-dir', '/no', 'http://a.test/'),
+      '/home/u/.gsa-emu',
+      'netns without --: the options end at its command',
+    );
+    t.equal(
+      netnsDir('--log-level', 'debug', '--state-dir', 's', 'sh', '-c', 'x --state-dir /no'),
+      '/w/s',
+      'netns without --: a value option takes the next word',
+    );
+    t.equal(
+      netnsDir('-q', '--add-host', 'a=127.0.0.1', 'env', '--state-dir=/no'),
+      '/home/u/.gsa-emu',
+      'netns without --: flags without a value do not end the options',
+    );
+    t.equal(netnsDir('--state-dir=/n', 'curl'), '/n', 'netns: --state-dir=');
   },
 );
+
+t.test('NETNS_VALUE_OPTIONS: the options of `gsa-emu netns` that take a value', async (t) => {
+  const program = new Command().enablePositionalOptions(); // as main.ts has it
+  registerNetns(program);
+  const netns = program.commands.find((c) => c.name() === 'netns');
+  if (!netns) throw new Error('no netns command');
+  const valued = netns.options
+    .filter((o) => o.required || o.optional)
+    .flatMap((o) => [o.long, o.short].filter((n): n is string => !!n));
+  t.strictSame([...NETNS_VALUE_OPTIONS].sort(), valued.sort());
+});
 
 const linux = process.platform === 'linux';
 t.test(
