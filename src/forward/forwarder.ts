@@ -408,11 +408,17 @@ export class Forwarder {
   ): ConnectResult & { refused: Refusal } {
     // A hardening bypass that fails (the channel down, the direct connection not made) says
     // both: the error alone reads as the rule's doing, though the rule tunnels the flow.
+    let recorded = reason;
     if (rec.hardening === 'Y' && rec.action === 'Bypass' && d.channel !== null) {
       reason = `${d.channel} channel down: fallback bypass; ${reason}`;
+      recorded = reason;
+    } else if (d.action === 'bypass' && refused !== 'blocked') {
+      // A bypass that fails: the flow table keeps why the flow went direct, too ("cannot
+      // resolve fs1" alone does not say that the VPN is off or the channel of its rule).
+      recorded = `${reason}; ${d.reason}`;
     }
     rec.status = 'Terminated';
-    rec.reason = reason;
+    rec.reason = recorded;
     // Blocked by the client's policy, by hardening or by the edge (RST BLOCKED): a Block.
     if (refused === 'blocked' && rec.action !== 'Drop') rec.action = 'Block';
     this.flows.counters.refusal(refused);

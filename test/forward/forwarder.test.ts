@@ -354,6 +354,35 @@ t.test('hardening: a fallback bypass that fails says the channel is down', async
   const plain = setup([{ host: 'nowhere.test', decision: BYPASS }]);
   const r2 = await plain.fwd.connectTcp(tcpReq('nowhere.test', null, 80, 3));
   t.equal(r2.refused && r2.reason, 'cannot resolve nowhere.test');
+  t.equal(
+    plain.flows.list()[0]!.reason,
+    'cannot resolve nowhere.test; test bypass',
+    'the flow table keeps why the flow went direct',
+  );
+});
+
+t.test('a bypass that fails: the flow table says why it went direct, too', async (t) => {
+  // `gsa-emu vpn off`, then a SOCKS flow to fs1: the name only Private DNS resolves.
+  const off = decision({
+    action: 'bypass',
+    reason:
+      'Global Secure Access is disabled: the VPN is off (switched off in Settings); nothing is forwarded (goes direct)',
+  });
+  const { fwd, flows } = setup([{ host: 'fs1', decision: off }]);
+  const res = await fwd.connectTcp(tcpReq('fs1', null, 80, 2));
+  t.equal(res.refused, 'unreachable');
+  t.equal(res.refused && res.reason, 'cannot resolve fs1', 'the reply: the failure alone');
+  t.equal(flows.list()[0]!.reason, `cannot resolve fs1; ${off.reason}`);
+  // A closed port on a bypassed address: the same.
+  const port = await closedPort();
+  const direct = setup([{ host: 'closed.test', decision: BYPASS }], { 'closed.test': '127.0.0.1' });
+  const r2 = await direct.fwd.connectTcp(tcpReq('closed.test', null, port, 3));
+  t.equal(r2.refused, 'refused');
+  t.match(direct.flows.list()[0]!.reason, /ECONNREFUSED.*; test bypass$/);
+  // A tunneled flow the edge refuses keeps the edge's reason alone.
+  const blocked = setup([{ host: 'blk.test', decision: BLOCK }]);
+  await blocked.fwd.connectTcp(tcpReq('blk.test', null, 80, 4));
+  t.equal(blocked.flows.list()[0]!.reason, 'blocked by no-gambling');
 });
 
 t.test(
