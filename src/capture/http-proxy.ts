@@ -188,7 +188,8 @@ export interface RefusedConnect {
 }
 
 /**
- * The short body of a refusal: what happened, and the rule behind it. A block by the edge
+ * The short body of a refusal: what happened, and the rule behind it (for a bypassed flow,
+ * also the decision's reason: why it went direct). A block by the edge
  * (a tunneled flow the edge refused as BLOCKED: web content filtering) says so and names the
  * client's rule as the one that forwarded the flow, not as the one that blocked it.
  */
@@ -204,7 +205,9 @@ export function refusalBody(c: RefusedConnect): string {
         ? 'Connection timed out'
         : 'Connection failed';
   const label = byEdge ? 'forwarded by rule' : 'rule';
-  return `${head}: ${reason}\n${label}: ${rule}\nprofile: ${d.profileName ?? 'none'}\n`;
+  // A bypass that failed also says why the flow went direct (the VPN off, a channel off).
+  const direct = d.action === 'bypass' && r !== 'blocked' ? `bypassed: ${d.reason}\n` : '';
+  return `${head}: ${reason}\n${label}: ${rule}\nprofile: ${d.profileName ?? 'none'}\n${direct}`;
 }
 
 /** `value` with `via` appended: a received Via is kept and extended (RFC 9110 7.6.3). */

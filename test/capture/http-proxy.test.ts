@@ -234,6 +234,11 @@ t.test('CONNECT: 200 and relay; 403 names the rule; 502; 504; 400', async (t) =>
   t.match(r, /^HTTP\/1\.1 502 Bad Gateway/);
   r = await raw(port, 'CONNECT nowhere.invalid:80 HTTP/1.1\r\n\r\n');
   t.match(r, /^HTTP\/1\.1 502 /);
+  t.match(
+    r,
+    /Connection failed: cannot resolve nowhere\.invalid\n.*\nprofile: none\nbypassed: test bypass\n$/,
+    'a failed bypass says why the flow went direct',
+  );
   tunnels.behaviour = { kind: 'hang' };
   r = await raw(port, 'CONNECT hang.test:443 HTTP/1.1\r\n\r\n');
   t.match(r, /^HTTP\/1\.1 504 Gateway Timeout/);
