@@ -229,7 +229,7 @@ export class UdpAssociation {
       case 'block':
         return this.discard(f, 'blocked');
       case 'bypass':
-        return this.bypass(f);
+        return this.bypass(f, 'decided');
       default:
         break;
     }
@@ -363,7 +363,7 @@ export class UdpAssociation {
     if (d.fallback === 'bypass') {
       rec.action = 'Bypass';
       rec.reason = `${d.channel} channel down: fallback bypass`;
-      return this.bypass(f);
+      return this.bypass(f, 'hardened');
     }
     rec.action = 'Block';
     rec.reason = `${d.channel} channel down: fallback block`;
@@ -396,8 +396,21 @@ export class UdpAssociation {
     this.tell(f, kind);
   }
 
-  private async bypass(f: DestFlow): Promise<void> {
+  /**
+   * Sends `f` direct. `why`: the flow's reason says why it goes direct (the decision's, or
+   * hardening's), and a failure keeps it, as a TCP flow's does (Forwarder.refuse): `cannot
+   * resolve fs1; <the decision's reason>`, `<channel> channel down: fallback bypass; ...`.
+   */
+  private async bypass(f: DestFlow, why: 'decided' | 'hardened' | null = null): Promise<void> {
     const rec = f.rec!;
+    const failed = (reason: string) => {
+      rec.reason =
+        why === 'hardened'
+          ? `${rec.reason}; ${reason}`
+          : why === 'decided'
+            ? `${reason}; ${rec.reason}`
+            : reason;
+    };
     const resolver = this.fwd.resolver;
     let ip = this.fwd._forwardIp(rec);
     const mapped = resolver.dialTarget(rec.destinationFqdn, ip, f.port);
@@ -411,18 +424,18 @@ export class UdpAssociation {
         if (this.gone(f)) return this.abandon(f);
       }
       if (ip === null) {
-        rec.reason = `cannot resolve ${rec.destinationFqdn}`;
+        failed(`cannot resolve ${rec.destinationFqdn}`);
         return this.unreachableFlow(f, 'host');
       }
       rec.destinationIp = ip;
       if (!resolver.mayDial(ip)) {
-        rec.reason = `no route to ${ip}`;
+        failed(`no route to ${ip}`);
         return this.unreachableFlow(f, 'host');
       }
     }
     // Port 0 cannot be sent to (dgram connect() throws ERR_SOCKET_BAD_PORT).
     if (f.dialPort === 0) {
-      rec.reason = `no destination port (${ip}:0)`;
+      failed(`no destination port (${ip}:0)`);
       return this.discard(f, 'unreachable');
     }
     const sock = await this.connectedSocket(ip, f.dialPort);
@@ -432,7 +445,7 @@ export class UdpAssociation {
     }
     if (sock instanceof Error) {
       const code = (sock as NodeJS.ErrnoException).code;
-      rec.reason = `${code ?? sock.message} ${ip}:${f.dialPort}`;
+      failed(`${code ?? sock.message} ${ip}:${f.dialPort}`);
       // connect() found no route (ENETUNREACH; EHOSTUNREACH): as the ICMP a router sends.
       const kind = unreachableOfError(sock as NodeJS.ErrnoException);
       if (kind === null) return this.discard(f, 'unreachable');

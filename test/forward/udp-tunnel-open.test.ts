@@ -13,6 +13,7 @@
 import t from 'tap';
 import type { Decision } from '../../src/classify/types.js';
 import { PROTO_UDP } from '../../src/classify/types.js';
+import type { FlowRecord } from '../../src/forward/flow-table.js';
 import { FlowTable } from '../../src/forward/flow-table.js';
 import { Forwarder } from '../../src/forward/forwarder.js';
 import { Resolver } from '../../src/forward/resolver.js';
@@ -128,6 +129,22 @@ t.test('the session dies before OPEN_OK: the rule fallback applies', async (t) =
     t.equal(rec.action, 'Bypass');
     t.equal(rec.status, 'Active');
     t.equal(flows.counters.hardened, 1, 'counted once');
+  });
+  t.test('fallback bypass that fails: the reason says both', async (t) => {
+    const { tunnels, flows, a } = setup({ ...TUNNEL, fallback: 'bypass' });
+    t.teardown(() => a.close());
+    tunnels.behaviour = { kind: 'reset', code: ResetCode.SESSION_CLOSED };
+    a.send('nx.example.test', null, 7001, Buffer.from('x'));
+    let rec: FlowRecord | undefined;
+    for (let i = 0; i < 100 && rec?.status !== 'Terminated'; i++) {
+      await sleep(10);
+      rec = flows.list().find((f) => f.destinationPort === 7001);
+    }
+    t.equal(rec?.hardening, 'Y');
+    t.match(
+      rec?.reason,
+      /^unreachable: \w+ channel down: fallback bypass; cannot resolve nx\.example\.test$/,
+    );
   });
 });
 

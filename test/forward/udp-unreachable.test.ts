@@ -120,6 +120,9 @@ t.test('bypassed: a name that cannot be resolved, an address not dialed: host', 
   t.equal(rec.action, 'Bypass');
   t.equal(rec.status, 'Terminated');
   t.match(rec.reason, /^unreachable: no route to 198\.51\.100\.7/, 'recorded as before');
+  t.match(rec.reason, /; no profile acquired it$/, 'and why it went direct, as for TCP');
+  const nx = flows.list().find((r) => r.destinationFqdn === 'nx.example.test')!;
+  t.equal(nx.reason, 'unreachable: cannot resolve nx.example.test; no profile acquired it');
   t.equal(flows.counters.drops.get('unreachable'), 2, 'each first datagram dropped, as before');
   // A later datagram of the discarded flow is answered again, as a router answers each.
   a.send(null, '198.51.100.7', 9999, Buffer.from('z'));
