@@ -205,6 +205,21 @@ class Issues {
   }
 }
 
+/**
+ * Graph's evolvable enums: a client that does not send `Prefer: include-unknown-enum-members`
+ * receives `unknownFutureValue` for any member added after the enum's sentinel. The value
+ * says nothing about the rule, so it is an error that says how to export the real one.
+ */
+export const UNKNOWN_FUTURE_VALUE = 'unknownFutureValue';
+
+/** The message for `v`, not one of `allowed`. */
+function notOneOf(v: unknown, allowed: readonly string[]): string {
+  if (v === UNKNOWN_FUTURE_VALUE) {
+    return `"${UNKNOWN_FUTURE_VALUE}" is Graph's stand-in for a value newer than the request asked for: export again with the request header "Prefer: include-unknown-enum-members" (known here: ${allowed.join(', ')})`;
+  }
+  return `${show(v)} is not one of ${allowed.join(', ')}`;
+}
+
 function oneOf<T extends string>(
   is: Issues,
   o: Obj,
@@ -220,7 +235,7 @@ function oneOf<T extends string>(
     return dflt;
   }
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    is.add(p, `${show(v)} is not one of ${allowed.join(', ')}`);
+    is.add(p, notOneOf(v, allowed));
     return dflt;
   }
   return v as T;
@@ -342,13 +357,46 @@ export function parsePort(v: unknown): PortRange | string {
   return { from, to };
 }
 
+/**
+ * Graph's `networkingProtocol` members besides tcp and udp (learn.microsoft.com,
+ * networkaccess-m365forwardingrule): valid Graph values that a forwarding rule does not
+ * carry in practice (gsa-facts section 2: tcp, udp), and that gsa-emu cannot emulate.
+ */
+const OTHER_NETWORKING_PROTOCOLS = new Set([
+  'ip',
+  'icmp',
+  'igmp',
+  'ggp',
+  'ipv4',
+  'pup',
+  'idp',
+  'ipv6',
+  'ipv6RoutingHeader',
+  'ipv6FragmentHeader',
+  'ipSecEncapsulatingSecurityPayload',
+  'ipSecAuthenticationHeader',
+  'icmpV6',
+  'ipv6NoNextHeader',
+  'ipv6DestinationOptions',
+  'nd',
+  'raw',
+  'ipx',
+  'spx',
+  'spxII',
+]);
+
 /** `tcp`, `udp`, or the flags form `tcp,udp` -> protocols; a reason string on bad input. */
 export function parseProtocol(v: unknown): Protocol[] | string {
-  if (typeof v !== 'string') return `${show(v)} is not a protocol (tcp, udp or "tcp,udp")`;
+  const usage = '(tcp, udp or "tcp,udp")';
+  if (typeof v !== 'string') return `${show(v)} is not a protocol ${usage}`;
+  if (v === UNKNOWN_FUTURE_VALUE) return notOneOf(v, ['tcp', 'udp', 'tcp,udp']);
+  if (OTHER_NETWORKING_PROTOCOLS.has(v)) {
+    return `${show(v)} is a Graph networkingProtocol that GSA forwarding rules do not use: gsa-emu forwards tcp and udp ${usage}`;
+  }
   const out: Protocol[] = [];
   for (const part of v.split(',')) {
     const p = part.trim();
-    if (p !== 'tcp' && p !== 'udp') return `${show(v)} is not a protocol (tcp, udp or "tcp,udp")`;
+    if (p !== 'tcp' && p !== 'udp') return `${show(v)} is not a protocol ${usage}`;
     if (!out.includes(p)) out.push(p);
   }
   return out;
@@ -515,6 +563,20 @@ interface Ctx {
   profileIds: Seen;
 }
 
+/**
+ * A Graph collection cut into pages carries `@odata.nextLink` (a nested expanded collection
+ * `<name>@odata.nextLink`): the file holds one page, and the rest of the tenant would be
+ * missing without a word. `collection` is the property name, '' for the response's `value`.
+ */
+function checkNextLink(is: Issues, o: Obj, path: string, collection: string): void {
+  const key = `${collection}@odata.nextLink`;
+  if (get(o, key) === undefined || get(o, key) === null) return;
+  is.add(
+    join(path, key),
+    `${collection || 'value'} has more pages: follow @odata.nextLink and merge every page into one file (this file holds only the first)`,
+  );
+}
+
 function readRule(ctx: Ctx, r: unknown, path: string, type: ChannelName): RuleSpec | null {
   const { is } = ctx;
   if (!isObj(r)) {
@@ -544,8 +606,16 @@ function readRule(ctx: Ctx, r: unknown, path: string, type: ChannelName): RuleSp
 
   const ruleType = get(r, 'ruleType');
   if (ruleType !== undefined && ruleType !== null) {
-    if (typeof ruleType !== 'string' || !(RULE_TYPES as readonly string[]).includes(ruleType)) {
-      is.add(join(path, 'ruleType'), `${show(ruleType)} is not one of ${RULE_TYPES.join(', ')}`);
+    if (ruleType === 'url' || ruleType === 'webCategory') {
+      is.add(
+        join(path, 'ruleType'),
+        `${show(ruleType)} belongs to filtering policies, not forwarding rules`,
+      );
+    } else if (
+      typeof ruleType !== 'string' ||
+      !(RULE_TYPES as readonly string[]).includes(ruleType)
+    ) {
+      is.add(join(path, 'ruleType'), notOneOf(ruleType, RULE_TYPES));
     }
   }
 
@@ -655,6 +725,7 @@ function readPolicy(
   const rules: RuleSpec[] = [];
   const rv = get(p, 'policyRules');
   const rp = join(path, 'policyRules');
+  checkNextLink(is, p, path, 'policyRules');
   if (rv === undefined) {
     // Graph leaves the rules out unless asked: a list saved without the nested $expand
     // would load as a tenant without rules, silently.
@@ -731,7 +802,15 @@ function readProfile(ctx: Ctx, p: unknown, path: string): ProfileSpec | null {
   const policies: PolicySpec[] = [];
   const lv = get(p, 'policies');
   const lp = join(path, 'policies');
-  if (lv !== undefined && lv !== null) {
+  checkNextLink(is, p, path, 'policies');
+  if (lv === undefined) {
+    // Graph leaves the links out unless asked (GET forwardingProfiles without $expand): such
+    // an export would load as a tenant without a single rule, silently.
+    is.add(
+      lp,
+      `is missing: fetch the profiles with $expand=${EXPAND_ALL} (Graph returns the policies only when expanded), or give "policies": [] for a profile without policies`,
+    );
+  } else if (lv !== null) {
     if (!Array.isArray(lv)) is.add(lp, `must be an array, not ${show(lv)}`);
     else if (type) {
       lv.forEach((l, i) => {
@@ -745,8 +824,33 @@ function readProfile(ctx: Ctx, p: unknown, path: string): ProfileSpec | null {
 }
 
 /**
+ * One forwardingProfile entity at the root, as `GET /networkAccess/forwardingProfiles/{id}`
+ * returns it (with `$expand`): an object with a `trafficForwardingType` and neither
+ * `forwardingProfiles` nor `value`.
+ */
+export function isProfileEntity(json: unknown): json is Obj {
+  return (
+    isObj(json) &&
+    !Object.hasOwn(json, 'forwardingProfiles') &&
+    !Object.hasOwn(json, 'value') &&
+    Object.hasOwn(json, 'trafficForwardingType')
+  );
+}
+
+/**
+ * The document as the edge keeps and serves it: a root profile entity becomes a one-profile
+ * Graph list (its `@odata.context` dropped: it described the entity); anything else as is.
+ */
+export function asGraphDocument(json: unknown): unknown {
+  if (!isProfileEntity(json)) return json;
+  const { '@odata.context': _context, ...profile } = json;
+  return { value: [profile] };
+}
+
+/**
  * Validate a forwarding-profile document and produce the normalized TenantSpec.
- * Accepts `{ tenantId, name, forwardingProfiles: [...] }` or a Graph list `{ value: [...] }`.
+ * Accepts `{ tenantId, name, forwardingProfiles: [...] }`, a Graph list `{ value: [...] }`,
+ * or one profile entity (GET forwardingProfiles/{id}, paths from the root).
  * Throws one ConfigError listing every problem; never anything else.
  */
 export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantSpec {
@@ -769,48 +873,56 @@ export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantS
       opts.file,
     );
   }
-  let base: string;
+  // The profiles and the JSON path of each: a tenant document's `forwardingProfiles`, a
+  // Graph list's `value`, or one profile entity (GET forwardingProfiles/{id}) at the root.
+  let items: Array<{ p: unknown; path: string }> = [];
   let tenantId: string | undefined;
   let name: string | undefined;
-  if (Object.hasOwn(json, 'forwardingProfiles')) {
-    base = 'forwardingProfiles';
-    tenantId = str(is, json, 'tenantId', '', true);
-    name = str(is, json, 'name', '', true);
-  } else if (Object.hasOwn(json, 'value')) {
-    base = 'value';
+  if (Object.hasOwn(json, 'forwardingProfiles') || Object.hasOwn(json, 'value')) {
+    const list = Object.hasOwn(json, 'forwardingProfiles');
+    const base = list ? 'forwardingProfiles' : 'value';
+    if (list) {
+      tenantId = str(is, json, 'tenantId', '', true);
+      name = str(is, json, 'name', '', true);
+    } else {
+      tenantId = opts.tenantId ?? DEFAULT_LIST_TENANT_ID;
+      name = opts.name ?? 'Graph forwarding profiles';
+    }
+    checkNextLink(is, json, '', '');
+    const pv = get(json, base);
+    if (!Array.isArray(pv)) is.add(base, `must be an array, not ${show(pv)}`);
+    else items = pv.map((p, i) => ({ p, path: `${base}[${i}]` }));
+  } else if (isProfileEntity(json)) {
     tenantId = opts.tenantId ?? DEFAULT_LIST_TENANT_ID;
-    name = opts.name ?? 'Graph forwarding profiles';
+    name = opts.name ?? 'Graph forwarding profile';
+    items = [{ p: json, path: '' }];
   } else {
     throw new ConfigError(
       [
         {
           path: '',
-          message: 'expected "forwardingProfiles" (a tenant document) or "value" (a Graph list)',
+          message:
+            'expected "forwardingProfiles" (a tenant document), "value" (a Graph list) or one forwardingProfile (with its trafficForwardingType)',
         },
       ],
       opts.file,
     );
   }
   const profiles: ProfileSpec[] = [];
-  const pv = get(json, base);
-  if (!Array.isArray(pv)) is.add(base, `must be an array, not ${show(pv)}`);
-  else {
-    const byType = new Map<ChannelName, string>();
-    pv.forEach((p, i) => {
-      const path = `${base}[${i}]`;
-      const spec = readProfile(ctx, p, path);
-      if (!spec) return;
-      const prev = byType.get(spec.type);
-      if (prev !== undefined) {
-        is.add(
-          join(path, 'trafficForwardingType'),
-          `a second "${spec.type}" profile (the first is ${prev}); a tenant has one profile per type`,
-        );
-        return;
-      }
-      byType.set(spec.type, path);
-      profiles.push(spec);
-    });
+  const byType = new Map<ChannelName, string>();
+  for (const { p, path } of items) {
+    const spec = readProfile(ctx, p, path);
+    if (!spec) continue;
+    const prev = byType.get(spec.type);
+    if (prev !== undefined) {
+      is.add(
+        join(path, 'trafficForwardingType'),
+        `a second "${spec.type}" profile (the first is ${prev}); a tenant has one profile per type`,
+      );
+      continue;
+    }
+    byType.set(spec.type, path);
+    profiles.push(spec);
   }
   if (is.list.length > 0 || tenantId === undefined || name === undefined) {
     throw new ConfigError(is.list, opts.file);
@@ -823,6 +935,7 @@ export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantS
 // ---------------------------------------------------------------------------------------
 
 function profilesOf(doc: GraphDocument): GraphForwardingProfile[] {
+  if (isProfileEntity(doc)) return [doc as unknown as GraphForwardingProfile];
   const d = doc as Partial<GraphTenantDocument> & Partial<GraphProfileList>;
   const list = d.forwardingProfiles ?? d.value;
   return Array.isArray(list) ? list : [];

@@ -10,12 +10,20 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { parseConfigText } from '../util/config-text.js';
 import { defaultTenantFile } from './default-tenant.js';
-import { type GraphDocument, type LoadTenantOptions, loadTenant } from './graph.js';
+import {
+  asGraphDocument,
+  type GraphDocument,
+  type LoadTenantOptions,
+  loadTenant,
+} from './graph.js';
 import type { TenantSpec } from './model.js';
 
 export interface LoadedTenant {
   tenant: TenantSpec;
-  /** The Graph document as read (tenant document or `{ value: [...] }` list). */
+  /**
+   * The Graph document as read (tenant document or `{ value: [...] }` list); a file holding
+   * one profile entity (GET forwardingProfiles/{id}) becomes a one-profile list.
+   */
   document: GraphDocument;
   /** The file it came from. */
   file: string;
@@ -41,7 +49,9 @@ export function loadTenantFile(
   } catch (e) {
     throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], path);
   }
-  const document = parseTenantText(text, path) as GraphDocument;
-  const tenant = loadTenant(document, { ...opts, file: path });
+  const json = parseTenantText(text, path);
+  // Validated as written, so problems are named by the file's own paths.
+  const tenant = loadTenant(json, { ...opts, file: path });
+  const document = asGraphDocument(json) as GraphDocument;
   return { tenant, document, file: path, builtIn };
 }

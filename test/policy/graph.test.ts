@@ -328,9 +328,15 @@ t.test('each validation error names its path (table)', async (t) => {
     ],
     [
       'protocol',
-      d('fqdn', { value: 'a.test' }, { protocol: 'icmp' }),
+      d('fqdn', { value: 'a.test' }, { protocol: 'sctp' }),
       `${R3}.protocol`,
       /not a protocol/,
+    ],
+    [
+      'protocol: a Graph networkingProtocol besides tcp and udp',
+      d('fqdn', { value: 'a.test' }, { protocol: 'icmp' }),
+      `${R3}.protocol`,
+      /"icmp" is a Graph networkingProtocol that GSA forwarding rules do not use/,
     ],
     [
       'action',
@@ -371,9 +377,15 @@ t.test('each validation error names its path (table)', async (t) => {
     ],
     [
       'ruleType unknown',
-      d('fqdn', { value: 'a.test' }, { ruleType: 'url' }),
+      d('fqdn', { value: 'a.test' }, { ruleType: 'hostname' }),
       `${R3}.ruleType`,
       /not one of/,
+    ],
+    [
+      'ruleType of a filtering rule',
+      d('fqdn', { value: 'a.test' }, { ruleType: 'url' }),
+      `${R3}.ruleType`,
+      /"url" belongs to filtering policies/,
     ],
     [
       'ruleType mismatch',
