@@ -847,6 +847,47 @@ export function asGraphDocument(json: unknown): unknown {
   return { value: [profile] };
 }
 
+/** Private Access application segments allowed per application (gsa-facts section 2). */
+export const MAX_SEGMENTS_PER_APP = 500;
+
+/**
+ * Private Access allows up to 500 application segments (docs/decisions/policy-private-segments.md):
+ * each destination of a private rule is one segment, counted per application: the rule's
+ * `appId`, else its policy (a Graph export carries no appId; each policy is one app). The
+ * issue is at the first segment past the limit.
+ */
+function checkSegmentLimit(is: Issues, profiles: readonly ProfileSpec[]): void {
+  const apps = new Map<string, { label: string; count: number; first: string | null }>();
+  for (const profile of profiles) {
+    if (profile.type !== 'private') continue;
+    for (const policy of profile.policies) {
+      for (const rule of policy.rules) {
+        const key = rule.appId !== undefined ? `app:${rule.appId}` : `policy:${policy.id}`;
+        let app = apps.get(key);
+        if (!app) {
+          const label =
+            rule.appId !== undefined
+              ? `application ${rule.appId} ("${policy.name}")`
+              : `application "${policy.name}" (policy ${policy.id}, no appId)`;
+          app = { label, count: 0, first: null };
+          apps.set(key, app);
+        }
+        for (let i = 0; i < rule.destinations.length; i++) {
+          app.count++;
+          if (app.count === MAX_SEGMENTS_PER_APP + 1) app.first = `${rule.path}.destinations[${i}]`;
+        }
+      }
+    }
+  }
+  for (const app of apps.values()) {
+    if (app.first === null) continue;
+    is.add(
+      app.first,
+      `${app.label} has ${app.count} segments; Private Access allows up to ${MAX_SEGMENTS_PER_APP} per application (this is segment ${MAX_SEGMENTS_PER_APP + 1})`,
+    );
+  }
+}
+
 /**
  * Validate a forwarding-profile document and produce the normalized TenantSpec.
  * Accepts `{ tenantId, name, forwardingProfiles: [...] }`, a Graph list `{ value: [...] }`,
@@ -924,6 +965,7 @@ export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantS
     byType.set(spec.type, path);
     profiles.push(spec);
   }
+  checkSegmentLimit(is, profiles);
   if (is.list.length > 0 || tenantId === undefined || name === undefined) {
     throw new ConfigError(is.list, opts.file);
   }
