@@ -847,6 +847,32 @@ export function asGraphDocument(json: unknown): unknown {
   return { value: [profile] };
 }
 
+/**
+ * The documented nested requests return other collections in the same `{ value }` shape:
+ * `GET forwardingProfiles/{id}/policies?$expand=policy($expand=policyRules)` (policy links),
+ * `GET forwardingPolicies` and `GET forwardingPolicies/{id}/policyRules`. Read as profiles,
+ * they would give a dozen unrelated issues; name what the file is instead. Null for a
+ * profile list (or one that does not say).
+ */
+function otherCollection(json: Obj): string | null {
+  const context = get(json, '@odata.context');
+  if (typeof context === 'string') {
+    const tail = context.replace(/\(.*?\)/g, '').split('#')[1] ?? '';
+    if (/\/policies$/.test(tail)) return "policy links (a profile's policies)";
+    if (/\/policyRules$/.test(tail)) return 'policy rules';
+    if (/(^|\/)forwardingPolicies$/.test(tail)) return 'forwarding policies';
+  }
+  const first = get(json, 'value');
+  const item = Array.isArray(first) && isObj(first[0]) ? first[0] : null;
+  const type = item ? odataName(get(item, '@odata.type')) : null;
+  if (type === 'forwardingPolicyLink' || type === 'policyLink') {
+    return "policy links (a profile's policies)";
+  }
+  if (type === 'forwardingPolicy') return 'forwarding policies';
+  if (type !== null && Object.hasOwn(RULE_ODATA, type)) return 'policy rules';
+  return null;
+}
+
 /** Private Access application segments allowed per application (gsa-facts section 2). */
 export const MAX_SEGMENTS_PER_APP = 500;
 
@@ -930,6 +956,18 @@ export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantS
       name = opts.name ?? 'Graph forwarding profiles';
     }
     checkNextLink(is, json, '', '');
+    const other = list ? null : otherCollection(json);
+    if (other !== null) {
+      throw new ConfigError(
+        [
+          {
+            path: 'value',
+            message: `this is a list of ${other}, not of forwarding profiles: export GET /networkAccess/forwardingProfiles?$expand=${EXPAND_ALL}`,
+          },
+        ],
+        opts.file,
+      );
+    }
     const pv = get(json, base);
     if (!Array.isArray(pv)) is.add(base, `must be an array, not ${show(pv)}`);
     else items = pv.map((p, i) => ({ p, path: `${base}[${i}]` }));

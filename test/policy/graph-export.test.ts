@@ -166,6 +166,36 @@ t.test('one page of several is refused, naming @odata.nextLink', async (t) => {
   t.match(issuesOf(links), [{ path: 'value[2].policies@odata.nextLink' }]);
 });
 
+t.test('the nested collections are named, not read as profiles', async (t) => {
+  // GET forwardingProfiles/{id}/policies?$expand=policy($expand=policyRules), as the
+  // "List forwardingProfiles" page shows the nested $expand.
+  const links = {
+    '@odata.context':
+      "https://graph.microsoft.com/beta/$metadata#networkAccess/forwardingProfiles('11111111-1111-4111-8111-111111111101')/policies",
+    value: read(LIST).value[0].policies,
+  };
+  t.same(issuesOf(links), [
+    {
+      path: 'value',
+      message:
+        "this is a list of policy links (a profile's policies), not of forwarding profiles: export GET /networkAccess/forwardingProfiles?$expand=policies($expand=policy($expand=policyRules))",
+    },
+  ]);
+  const noContext = { value: links.value };
+  t.match(issuesOf(noContext), [{ path: 'value', message: /policy links/ }]);
+  const rules = {
+    '@odata.context':
+      "https://graph.microsoft.com/beta/$metadata#networkAccess/forwardingPolicies('11111111-1111-4111-8111-111111111301')/policyRules",
+    value: read(LIST).value[0].policies[0].policy.policyRules,
+  };
+  t.match(issuesOf(rules), [{ path: 'value', message: /a list of policy rules/ }]);
+  const policies = {
+    '@odata.context': 'https://graph.microsoft.com/beta/$metadata#networkAccess/forwardingPolicies',
+    value: [read(LIST).value[0].policies[0].policy],
+  };
+  t.match(issuesOf(policies), [{ path: 'value', message: /a list of forwarding policies/ }]);
+});
+
 t.test('profiles listed without $expand are refused, not loaded without rules', async (t) => {
   const list = read(LIST);
   for (const p of list.value) delete p.policies;
