@@ -57,8 +57,13 @@ if (nodedir) args.push(`--nodedir=${nodedir}`);
 // node-gyp's output (some 80 lines of `gyp info`) is shown only when the build fails, or
 // with GSA_EMU_VERBOSE_BUILD=1.
 const verbose = process.env.GSA_EMU_VERBOSE_BUILD === '1';
+// The addon is C only, but gyp's Makefile links with the C++ compiler (LINK defaults to
+// CXX): link with the C compiler, so gcc (or cc) and make are enough, without g++.
+const env = { ...process.env };
+if (!env.LINK) env.LINK = env.CC || 'cc';
 const r = spawnSync(process.execPath, args, {
   cwd: dir,
+  env,
   stdio: verbose ? 'inherit' : ['ignore', 'pipe', 'pipe'],
   encoding: 'utf8',
   maxBuffer: 64 * 1024 * 1024,
@@ -68,7 +73,7 @@ if (r.status === 0) {
 } else {
   if (!verbose) process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}`);
   console.warn(
-    'gsa-emu: the TUN addon could not be built (needs python3, make and a C compiler);' +
+    'gsa-emu: the TUN addon could not be built (needs python3, make and a C compiler: cc or gcc);' +
       ' SOCKS/HTTP capture still works. Run `npm rebuild gsa-emu` after installing them.',
   );
 }

@@ -92,7 +92,7 @@ export function addonPath(): string {
 export function addonUnavailable(): string | null {
   const p = addonPath();
   if (existsSync(p)) return null;
-  return `the native addon is not built (${p} is missing): install python3, make and g++, then run \`npm rebuild gsa-emu\` (or \`node scripts/build-addon.mjs\` in a checkout)`;
+  return `the native addon is not built (${p} is missing): run \`npm rebuild gsa-emu\` (\`npm install\` skips it where install scripts are off) with python3, make and a C compiler (cc or gcc) installed, or \`node scripts/build-addon.mjs\` in a checkout`;
 }
 
 /** Load the native addon or throw TunUnavailableError saying exactly what is missing. */
