@@ -24,6 +24,10 @@
  * await edge.close();
  */
 
+// The types of the options a test passes (`listen.auth`, `hostsMap` / `connectorHosts`,
+// `filtering`, `limits`, `clientConfig`) and of what it reads back (`client.status()`,
+// `client.health()`, `client.refreshProfiles()`), so its helpers can name them.
+export type { Credentials } from './capture/listen.js';
 export {
   createNetns,
   harnessUnavailable,
@@ -33,23 +37,30 @@ export {
   runInNetns,
 } from './capture/tun/netns.js';
 export {
+  type Classifier,
   ClassifierHandle,
+  type CompiledClassifier,
   compile,
   type Decision,
   type Flow,
   newFlow,
   PROTO_TCP,
   PROTO_UDP,
+  type Verdict,
 } from './classify/index.js';
 // The client: SOCKS5, HTTP proxy, PAC, admin API, classifier, tunnels, flow table.
 export {
   type ClientOptions,
+  type ClientStatusView,
   type HostnameEntry,
+  type ProfileRefresh,
+  type ProfileRefreshFailure,
   type RunningClient,
   startClient,
 } from './client/client.js';
 // The sample Private Access apps and internet sites `gsa-emu up` serves on loopback.
 export { type Demo, type DemoOptions, startDemo } from './client/demo.js';
+export type { HealthCheck } from './client/diagnostics.js';
 // TUN capture (Linux, root): a namespace of its own whose only way out is the client.
 export {
   type AttachTunOptions,
@@ -58,7 +69,14 @@ export {
   type TunCapture,
 } from './client/tun-capture.js';
 // The edge: tokens, Graph-shaped control API, tunnel, filtering, egress, traffic log.
-export { type Edge, type EdgeOptions, type EdgeTokenRequest, startEdge } from './edge/server.js';
+export type { FilteringConfig } from './edge/filter.js';
+export {
+  type Edge,
+  type EdgeLimits,
+  type EdgeOptions,
+  type EdgeTokenRequest,
+  startEdge,
+} from './edge/server.js';
 // What a test reads back: the edge's traffic log (`edge.logs`) and its records.
 export type {
   NetworkAccessTraffic,
@@ -78,9 +96,22 @@ export type {
   FlowStatus,
   FlowTable,
 } from './forward/flow-table.js';
-export { loadClientConfigFile, resolveTiles } from './policy/client-config.js';
+export {
+  type ClientConfig,
+  type LoadedClientConfig,
+  loadClientConfigFile,
+  resolveTiles,
+} from './policy/client-config.js';
 export { loadDefaultTenant } from './policy/default-tenant.js';
-export type { ChannelName, ClientState, TenantSpec } from './policy/model.js';
+export type { GraphDocument } from './policy/graph.js';
+export type {
+  ChannelName,
+  ClientState,
+  FallbackAction,
+  PlatformSpec,
+  TenantSpec,
+} from './policy/model.js';
 export { listPlatforms, loadPlatform } from './policy/platform.js';
 // Forwarding profiles, client configuration, platforms, and the classifier.
 export { type LoadedTenant, loadTenantFile } from './policy/tenant-file.js';
+export type { HostsConfig } from './util/hosts-map.js';

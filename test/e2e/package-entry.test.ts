@@ -4,8 +4,9 @@
  * named a `dist/index.js` that no build made, so the import failed. Checks the exports, the
  * example of src/index.ts (an edge and a client on loopback, the client Connected, a
  * decision by the default tenant), a deep import docs/tun.md shows, the published types'
- * dependencies, a flow through the SOCKS proxy read back with the exported types, and
- * README's "From code" example run as written.
+ * dependencies, a flow through the SOCKS proxy read back with the exported types,
+ * README's "From code" example run as written, and that example and a helper naming the
+ * option and result types type-checked as a user's strict TypeScript would.
  *
  * Needs dist/ (`npm run build`; skipped otherwise). Everything listens on 127.0.0.1 and is
  * closed; nothing leaves loopback.
@@ -19,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { SocksClient } from 'socks';
 import t from 'tap';
+import ts from 'typescript';
 // Types only (erased): what a user's test names from 'gsa-emu' to hold what it reads back.
 import type { FlowRecord, NetworkAccessTraffic } from '../../src/index.js';
 
@@ -228,6 +230,87 @@ console.log(JSON.stringify({ flows: client.flows.list().map((f) => [f.destinatio
     ['intranet.contoso.test', 'private'],
     ['api.myservice.test', 'internet'],
   ]);
+});
+
+t.test("README's example and the types a test names type-check as the user's code", async (t) => {
+  // A user's tsc (strict, NodeNext, skipLibCheck off: every .d.ts of the package and of the
+  // types it imports is checked too) on two files of theirs importing 'gsa-emu': README's
+  // "From code" block as written, and a helper naming the types of the options it builds
+  // and of what it reads back. The files are given to tsc from memory, in the package root
+  // (a self-reference resolves 'gsa-emu' to dist/index.d.ts, as node_modules/gsa-emu would).
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const block = /## From code[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  if (!block) throw new Error('no ts block under "## From code" in README.md');
+  const helper = `
+import type {
+  ClientConfig, ClientStatusView, Credentials, Edge, EdgeLimits, EdgeOptions, FilteringConfig,
+  FlowRecord, GraphDocument, HealthCheck, HostsConfig, NetworkAccessTraffic, PlatformSpec,
+  ProfileRefresh, ProfileRefreshFailure, RunningClient, Verdict,
+} from 'gsa-emu';
+import { GsaError, startEdge } from 'gsa-emu';
+export const hosts: HostsConfig = { 'api.myservice.test:443': '127.0.0.1:8443' };
+export const auth: Credentials = { username: 'u', password: 'p' };
+export const limits: EdgeLimits = { connectTimeoutMs: 1000 };
+export const filtering: FilteringConfig = { blockedFqdns: ['casino.test'] };
+export const options: EdgeOptions = { stateDir: '/tmp/x', hostsMap: hosts, filtering, limits };
+export let config: ClientConfig | undefined;
+export let doc: GraphDocument | undefined;
+export async function readBack(client: RunningClient, edge: Edge) {
+  const status: ClientStatusView = client.status();
+  const health: HealthCheck[] = await client.health();
+  const refresh: ProfileRefresh = await client.refreshProfiles();
+  const why: ProfileRefreshFailure | undefined = refresh.error?.reason;
+  const flows: FlowRecord[] = client.flows.list();
+  const logs: NetworkAccessTraffic[] = edge.logs.all();
+  const platform: PlatformSpec = client.platform;
+  const verdicts: Verdict[] = ['tunnel', 'bypass'];
+  return { status, health, why, flows, logs, platform, verdicts };
+}
+export async function start(): Promise<Edge | string> {
+  try {
+    return await startEdge(options);
+  } catch (err) {
+    if (err instanceof GsaError) return err.code;
+    throw err;
+  }
+}
+`;
+  const files = new Map([
+    [join(ROOT, 'test', 'e2e', 'user-readme-example.ts'), block],
+    [join(ROOT, 'test', 'e2e', 'user-helper.ts'), helper],
+  ]);
+  const options: ts.CompilerOptions = {
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    skipLibCheck: false,
+    noEmit: true,
+    types: ['node'],
+  };
+  const host = ts.createCompilerHost(options);
+  const { getSourceFile, fileExists, readFile } = host;
+  host.getCurrentDirectory = () => ROOT;
+  host.fileExists = (f) => files.has(f) || fileExists.call(host, f);
+  host.readFile = (f) => files.get(f) ?? readFile.call(host, f);
+  host.getSourceFile = (f, lang, ...rest) => {
+    const text = files.get(f);
+    return text === undefined
+      ? getSourceFile.call(host, f, lang, ...rest)
+      : ts.createSourceFile(f, text, lang);
+  };
+  const program = ts.createProgram([...files.keys()], options, host);
+  const problems = ts.getPreEmitDiagnostics(program).map((d) => {
+    const where = d.file
+      ? `${relative(ROOT, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}`
+      : '';
+    return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+  });
+  t.ok(
+    program.getSourceFiles().some((f) => f.fileName === join(ROOT, 'dist', 'index.d.ts')),
+    "'gsa-emu' resolves to dist/index.d.ts",
+  );
+  t.same(problems, [], 'no type errors');
 });
 
 t.test('the packed tarball has what runs, not the addon build of the packer', async (t) => {
