@@ -5,8 +5,9 @@
  * example of src/index.ts (an edge and a client on loopback, the client Connected, a
  * decision by the default tenant), a deep import docs/tun.md shows, the published types'
  * dependencies, a flow through the SOCKS proxy read back with the exported types,
- * README's "From code" example run as written, and that example and a helper naming the
- * option and result types type-checked as a user's strict TypeScript would.
+ * README's "From code" example run as written, that example and a helper naming the
+ * option and result types type-checked as a user's strict TypeScript would, and
+ * `require('gsa-emu')` from CommonJS doing what README says.
  *
  * Needs dist/ (`npm run build`; skipped otherwise). Everything listens on 127.0.0.1 and is
  * closed; nothing leaves loopback.
@@ -311,6 +312,34 @@ export async function start(): Promise<Edge | string> {
     "'gsa-emu' resolves to dist/index.d.ts",
   );
   t.same(problems, [], 'no type errors');
+});
+
+t.test('from CommonJS: require works where Node loads ES modules so, as README says', async (t) => {
+  // The package is ES modules only. README's "From code" says so and what CommonJS does:
+  // import(), or require() on a Node that loads ES modules with it (20.19+; the flag
+  // --no-experimental-require-module gives 20.18's behaviour, ERR_REQUIRE_ESM). A top-level
+  // await anywhere in the package would break require (ERR_REQUIRE_ASYNC_MODULE).
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = /## From code([\s\S]*?)\n## /.exec(readme)?.[1] ?? '';
+  t.match(section, /ES modules only/, 'README says the package is ES modules only');
+  t.match(section, /import\('gsa-emu'\)/, 'README says how CommonJS loads it');
+  t.match(section, /ERR_REQUIRE_ESM/, 'README names the error of a Node that cannot require it');
+  const run = (flags: string[]) =>
+    new Promise<string>((resolve) => {
+      const code = `try { const m = require('gsa-emu'); console.log(typeof m.startEdge, typeof m.GsaError); } catch (e) { console.log(e.code); }`;
+      execFile(
+        process.execPath,
+        [...flags, '--input-type=commonjs', '-e', code],
+        { cwd: ROOT, timeout: 30_000 },
+        (err, stdout, stderr) => resolve(err ? `${err.message}\n${stderr}` : stdout.trim()),
+      );
+    });
+  const requireModule = (process.features as { require_module?: boolean }).require_module;
+  if (requireModule) t.equal(await run([]), 'function function', 'require loads it');
+  else t.equal(await run([]), 'ERR_REQUIRE_ESM', 'this Node cannot require ES modules');
+  if (requireModule !== undefined) {
+    t.equal(await run(['--no-experimental-require-module']), 'ERR_REQUIRE_ESM', 'without it');
+  }
 });
 
 t.test('the packed tarball has what runs, not the addon build of the packer', async (t) => {
