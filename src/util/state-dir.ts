@@ -411,8 +411,11 @@ export function stateDirUnusable(err: unknown, dir: string): GsaError | null {
   const e = err as NodeJS.ErrnoException | null;
   const codes = ['ENOENT', 'EROFS', 'ENOSPC', 'EDQUOT', 'ELOOP', 'ENAMETOOLONG', 'EINVAL'];
   if (!e?.code || !codes.includes(e.code) || typeof e.path !== 'string') return null;
-  // Only the folder and what is in it: another path (a --log-file elsewhere) is not its fault.
-  if (!inFolder(dir, e.path)) return null;
+  // Only the folder, what is in it, and the folders above it that were being made for it
+  // (`--state-dir /proc/x/y` fails making /proc/x): another path (a --log-file elsewhere) is
+  // not its fault.
+  const above = e.syscall === 'mkdir' && inFolder(e.path, dir);
+  if (!inFolder(dir, e.path) && !above) return null;
   return new GsaError(
     'GSA_ERR_CONFIG',
     `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${e.path}: give --state-dir (or $GSA_EMU_STATE_DIR) a folder you can write`,

@@ -22,6 +22,26 @@ t.test(
   },
 );
 
+t.test(
+  'a state folder whose parent cannot be made: the same, for up and edge',
+  { skip: skip || (process.platform !== 'linux' ? 'needs /proc (Linux)' : false) },
+  async (t) => {
+    const dir = '/proc/gsa-emu-no-such-folder/state';
+    for (const args of [
+      ['up', '--once', '--state-dir', dir],
+      ['edge', '--port', '0', '--state-dir', dir],
+    ]) {
+      const r = await cli(args);
+      t.equal(r.code, 1, `${args[0]}: exit 1`);
+      t.match(
+        r.err,
+        /^gsa-emu: cannot use the state folder \/proc\/gsa-emu-no-such-folder\/state: ENOENT on mkdir \/proc\/gsa-emu-no-such-folder: give --state-dir/,
+        `${args[0]}: names the folder, the level and the flag`,
+      );
+    }
+  },
+);
+
 t.test('status --wait on a file in place of the folder fails at once', { skip }, async (t) => {
   const file = join(root, 'not-a-folder');
   await writeFile(file, 'x');
