@@ -205,8 +205,10 @@ for (const [host, port] of [['intranet.contoso.test', 80], ['api.myservice.test'
 }
 console.log(JSON.stringify({ flows: client.flows.list().map((f) => [f.destinationFqdn, f.channel]) }));
 `;
+  const ownDir = "await mkdtemp(join(tmpdir(), 'gsa-edge-'))";
+  t.ok(block.includes(ownDir), 'the example makes a state folder of its own');
   const code = block
-    .replace("'/tmp/gsa-edge'", JSON.stringify(stateDir))
+    .replace(ownDir, JSON.stringify(stateDir))
     .replace("'127.0.0.1:8080'", `'127.0.0.1:${servers[0]}'`)
     .replace("'127.0.0.1:8443'", `'127.0.0.1:${servers[1]}'`)
     .replace('await client.waitConnected(5000);\n', (m) => m + probe);
