@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { explain } from '../../src/cli/commands/explain.js';
-import { ConfigError } from '../../src/errors.js';
 import { expandProfiles, type GraphDocument, loadTenant } from '../../src/policy/graph.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
 import { parseTarget } from '../../src/util/target.js';
+import { issuesOf } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'graph-export');
 const LIST = join(FIXTURES, 'forwarding-profiles-expanded.json');
@@ -25,15 +25,6 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 // biome-ignore lint/suspicious/noExplicitAny: fixtures are mutated freely in the tests
 type Json = any;
 const read = (file: string): Json => JSON.parse(readFileSync(file, 'utf8'));
-const issuesOf = (json: unknown): ConfigError['issues'] => {
-  try {
-    loadTenant(json);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  return [];
-};
 
 const decide = (tenant: string, target: string, o: { udp?: boolean; ip?: string } = {}) =>
   explain(parseTarget(target, { udp: o.udp === true }), {

@@ -16,6 +16,7 @@ import {
   setPolicyLinkState,
 } from '../../src/policy/graph.js';
 import { flow, state } from '../classify/helpers.js';
+import { issuesOf } from './helpers.js';
 
 const NS = '#microsoft.graph.networkaccess.';
 // biome-ignore lint/suspicious/noExplicitAny: test documents are mutated freely
@@ -78,16 +79,6 @@ function doc(rule: J, type = 'private'): J {
 }
 const R3 = 'forwardingProfiles[0].policies[1].policy.policyRules[3]';
 const dest = (type: string, v: J) => ({ destinations: [{ '@odata.type': NS + type, ...v }] });
-
-function issuesOf(json: unknown): Array<{ path: string; message: string }> {
-  try {
-    loadTenant(json);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  return [];
-}
 
 t.test('every destination kind is normalized', async (t) => {
   const cases: Array<[J, unknown]> = [

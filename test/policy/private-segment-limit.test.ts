@@ -3,8 +3,8 @@
  * application: the rule's appId, else its policy (docs/decisions/policy-private-segments.md).
  */
 import t from 'tap';
-import { ConfigError } from '../../src/errors.js';
-import { loadTenant, MAX_SEGMENTS_PER_APP } from '../../src/policy/graph.js';
+import { MAX_SEGMENTS_PER_APP } from '../../src/policy/graph.js';
+import { issuesOf } from './helpers.js';
 
 const NS = '#microsoft.graph.networkaccess.';
 // biome-ignore lint/suspicious/noExplicitAny: test documents are built freely
@@ -42,16 +42,6 @@ function tenant(type: string, links: J[]): J {
     name: 'Segments',
     forwardingProfiles: [{ id: 'p', name: 'P', trafficForwardingType: type, policies: links }],
   };
-}
-
-function issuesOf(json: unknown): ConfigError['issues'] {
-  try {
-    loadTenant(json);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  return [];
 }
 
 t.equal(MAX_SEGMENTS_PER_APP, 500);
