@@ -26,7 +26,9 @@ import { OracleClassifier } from '../src/classify/oracle.js';
 import type { Decision, Flow } from '../src/classify/types.js';
 import { BENCH_STATE, benchFlows, type FlowKind, syntheticTenant } from './classifier-tenant.js';
 import {
+  flagSetting,
   helpRequested,
+  interruptible,
   intListSetting,
   intSetting,
   settingsOrExit,
@@ -40,7 +42,10 @@ at 100 to 100,000 rules; compile time and memory per rule.
   SIZES=100,1000   tenant sizes (default 100,1000,10000,100000; other sizes: nothing written)
   REPEAT=3         processes per size (1 with QUICK)
 `);
-const QUICK = process.env.QUICK === '1';
+// The benchmark, not a child measuring one size (which a SIGTERM must stop at once, even
+// in a busy loop: no handler).
+if (!process.argv.includes('--size')) interruptible();
+const QUICK = settingsOrExit('bench:classifier', () => flagSetting(process.env, 'QUICK'));
 const DEFAULT_SIZES = [100, 1000, 10000, 100000];
 const SIZES = settingsOrExit('bench:classifier', () =>
   intListSetting(process.env, 'SIZES', DEFAULT_SIZES),

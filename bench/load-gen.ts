@@ -264,7 +264,7 @@ export async function connRate(
     s.destroy();
   }
   const secs = (performance.now() - t0) / 1000;
-  if (process.env.CPU_REPORT && n > 50) {
+  if (process.env.CPU_REPORT === '1' && n > 50) {
     // The load generator and the source: their CPU per connection bounds any proxy's rate.
     const cpu = process.cpuUsage(cpu0);
     const per = (cpu.user + cpu.system) / n;

@@ -44,7 +44,9 @@ import {
 import {
   BenchSettingError,
   choiceSetting,
+  flagSetting,
   helpRequested,
+  interruptible,
   intSetting,
   onExit,
   regexSetting,
@@ -65,7 +67,13 @@ gsa-emu (bypassed, tunneled) and, when installed, microsocks, dante, v2ray and t
   CPU_REPORT=1     CPU per connection of each process
   ALT=<other build>/dist-bench/bench/proxy.js   A/B rows of another build
 `);
-const QUICK = process.env.QUICK === '1';
+// The benchmark, not one of its child roles (edge, client, world).
+if (process.argv[2] === undefined) interruptible();
+const QUICK = settingsOrExit('bench:proxy', () => flagSetting(process.env, 'QUICK'));
+const CPU_REPORT = settingsOrExit('bench:proxy', () => flagSetting(process.env, 'CPU_REPORT'));
+const PROCESS_LOOKUP = settingsOrExit('bench:proxy', () =>
+  flagSetting(process.env, 'PROCESS_LOOKUP'),
+);
 const env = process.env;
 const RUNS = settingsOrExit('bench:proxy', () => intSetting(env, 'RUNS', QUICK ? 1 : 3));
 const SINGLE = (QUICK ? 128 : 512) * 2 ** 20;
@@ -81,7 +89,7 @@ const root = join(here, '..', '..');
 
 /** CPU_REPORT=1: each gsa-emu process prints the CPU time it used, on exit. */
 function cpuReport(role: string): void {
-  if (!process.env.CPU_REPORT) return;
+  if (!CPU_REPORT) return;
   const u = process.resourceUsage();
   process.stderr.write(
     `${role}: user ${(u.userCPUTime / 1e6).toFixed(2)} s, system ${(u.systemCPUTime / 1e6).toFixed(2)} s, ${u.voluntaryContextSwitches} voluntary context switches\n`,
@@ -114,7 +122,7 @@ async function benchClient(url: string, ca: string | null) {
     limits: { keepClosedFlows: 100 },
     // The data path only: the process column's /proc lookup (off the data path, at most
     // about a tenth of a core) is left out unless PROCESS_LOOKUP=1.
-    processLookup: process.env.PROCESS_LOOKUP === '1',
+    processLookup: PROCESS_LOOKUP,
   });
   await client.waitConnected(10_000);
   return client;

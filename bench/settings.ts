@@ -26,6 +26,17 @@ export function intSetting(env: Env, name: string, def: number, min = 1): number
   return Number(raw);
 }
 
+/**
+ * An on/off switch (QUICK=1, CPU_REPORT=1, KEEP=1): `1` is on; unset, empty or `0` is off;
+ * anything else (QUICK=yes, QUICK=true) is refused rather than silently read as off.
+ */
+export function flagSetting(env: Env, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '' || raw.trim() === '0') return false;
+  if (raw.trim() === '1') return true;
+  throw new BenchSettingError(`${name}=${raw}: expected 1 (on) or 0 (off), or unset`);
+}
+
 /** A comma-separated list of whole numbers >= `min` (SIZES=100,1000). */
 export function intListSetting(env: Env, name: string, def: number[], min = 1): number[] {
   const raw = env[name];
@@ -137,9 +148,46 @@ export function onExit(hook: () => void): () => void {
 
 const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
 
+/**
+ * Install the handlers of `stopOnExit` now (Ctrl+C, SIGTERM, SIGHUP, and `exitWithParent`),
+ * before the benchmark starts anything: every benchmark calls it first.
+ */
+export function interruptible(): void {
+  install();
+}
+
+/**
+ * Under `npm run bench:*` the benchmark's parent is npm's shell (`sh -c 'tsc ... && node
+ * ...'`). A SIGTERM to npm (`kill <npm's pid>`, a CI job's timeout, a supervisor) reaches
+ * that shell, which exits without signalling the benchmark: it would run on, orphaned, and
+ * write its figures. So, when started by npm for a bench script, check every `everyMs`
+ * whether the parent is still the one it started with, and when it is not, say so and call
+ * `onGone` (stop as for SIGHUP). Returns the timer (unref'd), or null when not under npm.
+ */
+export function exitWithParent(
+  onGone: () => void,
+  env: Env = process.env,
+  everyMs = 500,
+): NodeJS.Timeout | null {
+  const script = env.npm_lifecycle_event;
+  if (!script?.startsWith('bench:')) return null;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.stderr.write(
+      `\nnpm run ${script} was stopped (its shell exited, pid ${parent}): stopping what the benchmark started\n`,
+    );
+    onGone();
+  }, everyMs);
+  timer.unref();
+  return timer;
+}
+
 function install(): void {
   if (installed) return;
   installed = true;
+  exitWithParent(() => process.exit(128 + SIGNALS.SIGHUP));
   process.on('exit', () => {
     for (const c of tracked) {
       if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');

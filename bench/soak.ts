@@ -48,7 +48,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SocksClient } from 'socks';
 import WebSocket from 'ws';
-import { helpRequested, intSetting, settingsOrExit } from './settings.js';
+import {
+  exitWithParent,
+  flagSetting,
+  helpRequested,
+  intSetting,
+  settingsOrExit,
+} from './settings.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
@@ -62,10 +68,12 @@ dist/cli/main.js: npm run build first).
   OUT       a file for the samples, as JSON lines (none)
   UP_ARGS   more \`up\` flags, split on spaces
   KEEP=1    keep the state folder (its logs)
+A quick check (about 45 s): DURATION=15 SAMPLE=5 npm run bench:soak
 `);
 const DURATION = settingsOrExit('bench:soak', () => intSetting(process.env, 'DURATION', 1500));
 const SAMPLE = settingsOrExit('bench:soak', () => intSetting(process.env, 'SAMPLE', 30));
 const OUT = process.env.OUT || null;
+const KEEP = settingsOrExit('bench:soak', () => flagSetting(process.env, 'KEEP'));
 /** After the load: time for the last flows (20 s at most each) to end before the last sample. */
 const QUIET_MS = 25_000;
 /** More `up` flags, split on spaces (`UP_ARGS='--token-ttl 20 --close-on-token-expiry'`). */
@@ -177,9 +185,12 @@ for (const [sig, n] of [
   ['SIGHUP', 1],
 ] as const) {
   process.on(sig, () => {
+    process.stderr.write(`\ninterrupted (${sig}): stopping what the soak started\n`);
     void cleanup().finally(() => process.exit(128 + n));
   });
 }
+// SIGTERM to `npm run bench:soak` stops npm's shell but not this process: stop with it.
+exitWithParent(() => void cleanup().finally(() => process.exit(129)));
 
 // ---------------------------------------------------------------- a large download
 
@@ -534,7 +545,7 @@ function summary(all: Sample[]): string {
 
 async function main(): Promise<void> {
   stateDir = mkdtempSync(join(os.tmpdir(), 'gsa-soak-'));
-  ownState = process.env.KEEP !== '1';
+  ownState = !KEEP;
   const bigPort = await startBig();
   up = spawn(
     process.execPath,

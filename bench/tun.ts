@@ -34,7 +34,14 @@ import { startClient } from '../src/client/client.js';
 import { attachTun } from '../src/client/tun-capture.js';
 import { startEdge } from '../src/edge/server.js';
 import { checksum } from '../src/parse/checksum.js';
-import { helpRequested, intSetting, onExit, settingsOrExit, stopOnExit } from './settings.js';
+import {
+  helpRequested,
+  interruptible,
+  intSetting,
+  onExit,
+  settingsOrExit,
+  stopOnExit,
+} from './settings.js';
 
 helpRequested(`
 npm run bench:tun (Linux, root, /dev/net/tun, iperf3, the TUN addon): throughput through
@@ -42,7 +49,10 @@ the TUN (iperf3, 1 and 4 flows), request/response latency, CPU s/GiB, packets/s:
 tun-bypass, tun-tunneled and, when installed, OpenVPN.
   BENCH_SECONDS=5  seconds per iperf3 run
   BENCH_RR=5000    request/response round trips
+A quick check (about 25 s): BENCH_SECONDS=1 BENCH_RR=100 npm run bench:tun
 `);
+// The benchmark, not its edge child.
+if (process.argv[2] !== 'edge') interruptible();
 const SECONDS = settingsOrExit('bench:tun', () => intSetting(process.env, 'BENCH_SECONDS', 5));
 const RR_ROUNDS = settingsOrExit('bench:tun', () => intSetting(process.env, 'BENCH_RR', 5000));
 const GiB = 1024 ** 3;

@@ -33,7 +33,9 @@ import { loadOrCreateTls } from '../src/tunnel/tls.js';
 import type { InboundTunnelStream, OpenMeta } from '../src/tunnel/types.js';
 import {
   BenchSettingError,
+  flagSetting,
   helpRequested,
+  interruptible,
   intSetting,
   settingsOrExit,
   stopOnExit,
@@ -48,7 +50,9 @@ latency, memory per idle stream; against direct TCP and one WebSocket per flow.
   IDLE=10000       idle streams for the memory figure
   ONLY=<text>      rows whose name contains <text> (nothing written)
 `);
-const QUICK = process.env.QUICK === '1';
+// The benchmark, not its far end (`serve`).
+if (process.argv[2] !== 'serve') interruptible();
+const QUICK = settingsOrExit('bench:tunnel', () => flagSetting(process.env, 'QUICK'));
 const env = process.env;
 const RUNS = settingsOrExit('bench:tunnel', () => intSetting(env, 'RUNS', QUICK ? 1 : 3));
 const TOTAL = (QUICK ? 256 : 1024) * 2 ** 20;

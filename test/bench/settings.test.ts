@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import {
   choiceSetting,
+  flagSetting,
   intListSetting,
   intSetting,
   regexSetting,
@@ -45,6 +46,23 @@ t.test('whole numbers: defaults, valid values, and refusals naming the variable'
     );
   }
 });
+
+t.test(
+  'switches: 1 is on, unset/empty/0 off, anything else refused (not read as off)',
+  async (t) => {
+    t.equal(flagSetting({}, 'QUICK'), false);
+    t.equal(flagSetting({ QUICK: '' }, 'QUICK'), false);
+    t.equal(flagSetting({ QUICK: '0' }, 'QUICK'), false);
+    t.equal(flagSetting({ QUICK: '1' }, 'QUICK'), true);
+    for (const bad of ['yes', 'true', 'on', '2', 'QUICK']) {
+      t.throws(
+        () => flagSetting({ QUICK: bad }, 'QUICK'),
+        new RegExp(`QUICK=${bad}: expected 1 \\(on\\) or 0 \\(off\\), or unset`),
+        `QUICK=${bad}`,
+      );
+    }
+  },
+);
 
 t.test('PHASES, CLIENT and ONLY accept only what the benchmark knows', async (t) => {
   const phases = ['single', 'multi', 'conns'] as const;
@@ -127,6 +145,75 @@ t.test('SIGINT stops the processes a benchmark started and runs its exit hooks',
   if (alive) process.kill(pid, 'SIGKILL');
   t.notOk(alive, 'the child is gone');
   t.ok(existsSync(mark), 'the exit hook ran');
+});
+
+/** Polls until `pid` is gone (true) or `ms` have passed (false). */
+async function gone(pid: number, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+t.test('SIGTERM to `npm run bench:*` (its shell exits) stops the benchmark too', async (t) => {
+  // npm runs `sh -c 'tsc ... && node ...'` and passes a SIGTERM to that shell, which exits
+  // without signalling node: the benchmark must notice that its parent is gone.
+  const dir = mkdtempSync(join(tmpdir(), 'gsa-bench-parent-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mark = join(dir, 'hook-ran');
+  const mod = new URL('../../bench/settings.ts', import.meta.url).href;
+  const script = `
+    import { spawn } from 'node:child_process';
+    import { writeFileSync } from 'node:fs';
+    const { interruptible, stopOnExit, onExit } = await import(${JSON.stringify(mod)});
+    interruptible();
+    const c = stopOnExit(spawn('sleep', ['60'], { stdio: 'ignore' }));
+    onExit(() => writeFileSync(${JSON.stringify(mark)}, 'x'));
+    process.stdout.write(process.pid + ' ' + process.ppid + ' ' + c.pid + '\\n');
+    setInterval(() => {}, 1000);
+  `;
+  const shell = spawn(
+    'sh',
+    [
+      '-c',
+      'true && "$0" "$@"',
+      process.execPath,
+      ...process.execArgv,
+      '--input-type=module',
+      '-e',
+      script,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, npm_lifecycle_event: 'bench:x' } },
+  );
+  let err = '';
+  shell.stderr.on('data', (d) => {
+    err += d;
+  });
+  const [line] = (await once(shell.stdout, 'data')) as [Buffer];
+  const [bench, parent, child] = line.toString().trim().split(' ').map(Number) as [
+    number,
+    number,
+    number,
+  ];
+  t.teardown(() => {
+    for (const pid of [bench, child]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  });
+  t.equal(parent, shell.pid, "the benchmark is the shell's child, as under npm");
+  shell.kill('SIGTERM');
+  await once(shell, 'exit');
+  t.ok(await gone(bench, 5000), 'the benchmark stops when its shell is gone');
+  t.ok(await gone(child, 2000), 'and stops the process it started');
+  t.ok(existsSync(mark), 'and runs its exit hooks');
+  t.match(err, /npm run bench:x was stopped \(its shell exited, pid \d+\)/);
 });
 
 t.test('--help prints the usage and exits 0; without it nothing happens', async (t) => {
