@@ -26,6 +26,7 @@ import { OracleClassifier } from '../src/classify/oracle.js';
 import type { Decision, Flow } from '../src/classify/types.js';
 import { BENCH_STATE, benchFlows, type FlowKind, syntheticTenant } from './classifier-tenant.js';
 import {
+  benchCommand,
   flagSetting,
   helpRequested,
   interruptible,
@@ -347,6 +348,7 @@ async function main(): Promise<void> {
     runMs: RUN_MS,
     processes: REPEAT,
     quick: QUICK,
+    command: benchCommand('bench:classifier', ['QUICK', 'REPEAT', 'SIZES']),
     /** 1-minute load average at the end: other processes share these cores. */
     loadavg: Math.round(os.loadavg()[0]! * 100) / 100,
   };
@@ -382,7 +384,7 @@ function writeSection(
   lines.push('## Classifier');
   lines.push('');
   lines.push(
-    `\`npm run bench:classifier\` (bench/classifier.ts; ${r.env.node}, ${r.env.cpu}, ${r.env.cores} cores, single thread; per case the median over ${r.env.processes} processes of the median of ${r.env.runs} runs of ${r.env.runMs} ms; "best run" is the fastest single run; load average ${r.env.loadavg} from other work on the same 2 cores; ${String(r.env.date).slice(0, 16)}Z). Raw data: bench/results/classifier.json.`,
+    `\`${r.env.command ?? 'npm run bench:classifier'}\` (bench/classifier.ts; ${r.env.node}, ${r.env.cpu}, ${r.env.cores} cores, single thread; per case the median over ${r.env.processes} processes of the median of ${r.env.runs} runs of ${r.env.runMs} ms; "best run" is the fastest single run; load average ${r.env.loadavg} from other work on the same 2 cores; ${String(r.env.date).slice(0, 16)}Z). Raw data: bench/results/classifier.json.`,
   );
   lines.push('');
   lines.push(

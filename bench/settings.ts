@@ -112,6 +112,24 @@ export function selectRows<T>(
   return picked;
 }
 
+/**
+ * The command that reproduces this run, for the heading of what it writes: the settings of
+ * `names` that are set (not empty), shell-quoted, then `npm run <script>`
+ * (`QUICK=1 RUNS=2 npm run bench:proxy`).
+ */
+export function benchCommand(
+  script: string,
+  names: readonly string[],
+  env: Env = process.env,
+): string {
+  const quote = (v: string) => (/^[\w.,:/+=@%-]+$/.test(v) ? v : `'${v.replaceAll("'", "'\\''")}'`);
+  const set = names.flatMap((n) => {
+    const v = env[n];
+    return v === undefined || v === '' ? [] : [`${n}=${quote(v)}`];
+  });
+  return [...set, `npm run ${script}`].join(' ');
+}
+
 /** Runs `read` (which reads the settings); on a BenchSettingError: message, exit code 2. */
 export function settingsOrExit<T>(bench: string, read: () => T): T {
   try {

@@ -35,6 +35,7 @@ import { attachTun } from '../src/client/tun-capture.js';
 import { startEdge } from '../src/edge/server.js';
 import { checksum } from '../src/parse/checksum.js';
 import {
+  benchCommand,
   helpRequested,
   interruptible,
   intSetting,
@@ -680,7 +681,7 @@ function writeDocsSection(file: string, r: any): void {
   const lines = [
     '## TUN',
     '',
-    '`npm run bench:tun` (bench/tun.ts; root, iperf3, optional openvpn; `BENCH_SECONDS`, `BENCH_RR`). Raw data: bench/results/tun.json.',
+    `\`${benchCommand('bench:tun', ['BENCH_SECONDS', 'BENCH_RR'])}\` (bench/tun.ts; root, iperf3, optional openvpn; \`BENCH_SECONDS\`, \`BENCH_RR\`). Raw data: bench/results/tun.json.`,
     '',
     `**veth**: iperf3 between two namespaces joined by a veth pair (kernel only). **tun-bypass**: iperf3 client in a namespace whose only route is the TUN, through the system stack (TUN -> NAT -> kernel listener, all in gsa-emu's one Node thread) and a bypass socket in the host namespace to an iperf3 server on 127.0.0.1. **tun-tunneled**: the same kind of namespace, captured by a gsa-emu client (\`attachTun\`, tenant from the edge); the iperf3 client dials ${u.path.host}:${u.path.ports[0]}, which the TUN's DNS acquires (6.6.x.y), the classifier sends to the ${u.path.channel} channel (Private Access Quick Access \`*.contoso.test\`), and the client carries over its tunnel (${u.path.transport}) to the mock edge, which runs in a process of its own and connects to the iperf3 server on 127.0.0.1 (its connector map). **OpenVPN**: static key, \`--cipher none --auth none\`, UDP, tun-mtu 1500, between two namespaces on a veth pair. Latency: 1-byte TCP request/response to an echo server (tunneled: ${u.path.host}:${u.path.ports[1]}, through the edge). CPU: gsa-emu's own (\`process.cpuUsage\`; tunneled: the client's process plus the edge's).`,
     '',

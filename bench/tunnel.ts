@@ -33,6 +33,7 @@ import { loadOrCreateTls } from '../src/tunnel/tls.js';
 import type { InboundTunnelStream, OpenMeta } from '../src/tunnel/types.js';
 import {
   BenchSettingError,
+  benchCommand,
   flagSetting,
   helpRequested,
   interruptible,
@@ -555,7 +556,7 @@ function writeDocs(
     '<!-- tunnel:begin -->',
     '## Tunnel',
     '',
-    `\`npm run bench:tunnel\` (bench/tunnel.ts), ${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), loopback.`,
+    `\`${benchCommand('bench:tunnel', ['QUICK', 'RUNS', 'CONNS', 'IDLE', 'CHILD_ARGS', 'DATA_FRAME', 'HW', 'WINDOW'])}\` (bench/tunnel.ts), ${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), loopback.`,
     `Client in the bench process, far end (TCP sink/echo, tunnel edge, per-flow WebSocket server) in a child process. Medians of ${RUNS} runs; ${TOTAL / 2 ** 20} MiB per throughput run (split across the streams); ${CONNS} sequential connections.`,
     'Throughput: the far end of the tunnel is the edge itself (a sink), so it measures the tunnel; "with egress" adds the edge\'s TCP hop to a sink. Connections: open, 32-byte echo, close; through a TCP echo destination that the edge (or per-flow WebSocket server) connects to.',
     '',

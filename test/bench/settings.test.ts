@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import {
+  benchCommand,
   choiceSetting,
   flagSetting,
   intListSetting,
@@ -63,6 +64,22 @@ t.test(
     }
   },
 );
+
+t.test('the heading names the command with the settings given, shell-quoted', async (t) => {
+  t.equal(benchCommand('bench:proxy', ['QUICK', 'RUNS'], {}), 'npm run bench:proxy');
+  t.equal(
+    benchCommand('bench:proxy', ['QUICK', 'RUNS', 'CONNS'], { RUNS: '2', QUICK: '1', CONNS: '' }),
+    'QUICK=1 RUNS=2 npm run bench:proxy',
+  );
+  t.equal(
+    benchCommand('bench:tunnel', ['CHILD_ARGS'], { CHILD_ARGS: "--max-old-space-size=64 --x='y'" }),
+    `CHILD_ARGS='--max-old-space-size=64 --x='\\''y'\\''' npm run bench:tunnel`,
+  );
+  t.equal(
+    benchCommand('bench:proxy', ['RUNS'], { RUNS: '2', ONLY: 'x' }),
+    'RUNS=2 npm run bench:proxy',
+  );
+});
 
 t.test('PHASES, CLIENT and ONLY accept only what the benchmark knows', async (t) => {
   const phases = ['single', 'multi', 'conns'] as const;
