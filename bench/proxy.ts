@@ -780,6 +780,9 @@ async function main(): Promise<void> {
         throw new Error(`${e.name}, ${what}: ${err instanceof Error ? err.message : err}`);
       }
     };
+    process.stderr.write(
+      `warming up ${entries.length} ${entries.length === 1 ? 'row' : 'rows'} (${(PHASES.has('conns') ? WARM_CONNS : 50).toLocaleString('en-US')} unrecorded connections each)\n`,
+    );
     for (const e of entries) await named(e, 'warm-up', () => warmUp(e));
     for (let i = 0; i < RUNS; i++) {
       process.stderr.write(`round ${i + 1} of ${RUNS}\n`);
@@ -850,7 +853,7 @@ function report(rows: Row[]): void {
     '<!-- proxy:begin -->',
     '## Proxy',
     '',
-    `\`${benchCommand('bench:proxy', ['QUICK', 'RUNS', 'CONNS', 'CLIENT', 'CPU_REPORT', 'PROCESS_LOOKUP', 'CHILD_ARGS', 'CPU_PROF'])}\` (bench/proxy.ts; ${process.version}, ${cpu}, ${os.cpus().length} cores; median of ${RUNS} runs; ${when}Z). Raw data: bench/results/proxy.json.`,
+    `\`${benchCommand('bench:proxy', ['QUICK', 'RUNS', 'CONNS', 'CLIENT', 'CPU_REPORT', 'PROCESS_LOOKUP', 'CHILD_ARGS', 'CPU_PROF'])}\` (bench/proxy.ts; ${process.version}, ${cpu}, ${os.cpus().length} cores; median of ${RUNS} ${RUNS === 1 ? 'run' : 'runs'}; ${when}Z). Raw data: bench/results/proxy.json.`,
     '',
     `${CURL ? `Download with curl (the issue's method: \`curl -o /dev/null --socks5-hostname\`, HTTP from a source on 127.0.0.1) through each SOCKS5 proxy: one stream of ${CURL_SINGLE / 2 ** 20} MiB, and 8 parallel curls of ${CURL_SINGLE / 8 / 2 ** 20} MiB, timed from the first curl's start to the last one's exit; each curl must get HTTP 200 and every byte` : `Download from a TCP source on 127.0.0.1 through each SOCKS5 proxy by the Node.js load generator: one stream of ${SINGLE / 2 ** 20} MiB, and 8 parallel streams of ${MULTI / 2 ** 20} MiB; the clock stops when a stream's last byte has arrived (not at the proxy's FIN, which v2ray holds for about a second), and every read is checked against the source's pattern (byte i is i mod 251)`}; sequential connections: SOCKS5 handshake (method reply, then CONNECT) + 8-byte request + 1-byte answer + close, ${CONNS} in a row (each row after an unrecorded warm-up run of ${WARM_CONNS.toLocaleString('en-US')}). Every proxy stays up for the whole run and the recorded runs are interleaved (each round measures every row once), so the host's drift over minutes falls on all rows alike. The load generator and the source share one process (its sockets read into one shared buffer, copying nothing); the gsa-emu client, the gsa-emu edge and each peer proxy run in their own processes (2 vCPUs for all of them). gsa-emu runs with the process column's /proc lookup off (\`PROCESS_LOOKUP=1\` includes it).`,
     '',

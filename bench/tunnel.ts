@@ -398,7 +398,7 @@ async function main(): Promise<void> {
   ];
   const rows: Row[] = [];
   console.log(
-    `tunnel bench: ${TOTAL / 2 ** 20} MiB per throughput run, ${CONNS} connections, ${RUNS} runs, node ${process.version}, ${os.cpus().length} CPUs`,
+    `tunnel bench: ${TOTAL / 2 ** 20} MiB per throughput run, ${CONNS} connections, ${RUNS} ${RUNS === 1 ? 'run' : 'runs'}, node ${process.version}, ${os.cpus().length} CPUs`,
   );
   // Runs interleave the cases, so each case sees the same machine load (medians per case).
   const only = process.env.ONLY;
@@ -557,7 +557,7 @@ function writeDocs(
     '## Tunnel',
     '',
     `\`${benchCommand('bench:tunnel', ['QUICK', 'RUNS', 'CONNS', 'IDLE', 'CHILD_ARGS', 'DATA_FRAME', 'HW', 'WINDOW'])}\` (bench/tunnel.ts), ${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), loopback.`,
-    `Client in the bench process, far end (TCP sink/echo, tunnel edge, per-flow WebSocket server) in a child process. Medians of ${RUNS} runs; ${TOTAL / 2 ** 20} MiB per throughput run (split across the streams); ${CONNS} sequential connections.`,
+    `Client in the bench process, far end (TCP sink/echo, tunnel edge, per-flow WebSocket server) in a child process. ${RUNS === 1 ? 'One run' : `Medians of ${RUNS} runs`}; ${TOTAL / 2 ** 20} MiB per throughput run (split across the streams); ${CONNS} sequential connections.`,
     'Throughput: the far end of the tunnel is the edge itself (a sink), so it measures the tunnel; "with egress" adds the edge\'s TCP hop to a sink. Connections: open, 32-byte echo, close; through a TCP echo destination that the edge (or per-flow WebSocket server) connects to.',
     '',
     '| path | 1 stream | 8 streams | vs direct (1 stream) | conn/s | connect p50 | connect p99 | added p50 |',
