@@ -42,6 +42,7 @@ at 100 to 100,000 rules; compile time and memory per rule.
   QUICK=1          9 runs of 5 ms per case (default 31 of 10 ms), 1 process per size
   SIZES=100,1000   tenant sizes (default 100,1000,10000,100000; other sizes: nothing written)
   REPEAT=3         processes per size (1 with QUICK)
+A quick check (about 30 s): QUICK=1 npm run bench:classifier
 `);
 // The benchmark, not a child measuring one size (which a SIGTERM must stop at once, even
 // in a busy loop: no handler).

@@ -67,6 +67,9 @@ gsa-emu (bypassed, tunneled) and, when installed, microsocks, dante, v2ray and t
   CLIENT=curl      throughput with curl instead of the Node.js generator
   CPU_REPORT=1     CPU per connection of each process
   ALT=<other build>/dist-bench/bench/proxy.js   A/B rows of another build
+  PROCESS_LOOKUP=1 gsa-emu's /proc lookup of the process column on (off by default)
+  CPU_PROF=<dir>, CHILD_ARGS=...   CPU profiles of, and Node options for, gsa-emu's processes
+A quick check (about 1 min): QUICK=1 npm run bench:proxy
 `);
 // The benchmark, not one of its child roles (edge, client, world).
 if (process.argv[2] === undefined) interruptible();

@@ -27,7 +27,7 @@
  * completed, 1 when `up` could not be started, died or stopped answering, 2 for a bad
  * setting.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
@@ -80,6 +80,12 @@ const QUIET_MS = 25_000;
 const UP_ARGS = (process.env.UP_ARGS ?? '').split(' ').filter((a) => a !== '');
 if (!existsSync(CLI)) {
   process.stderr.write(`soak: ${CLI} is missing: npm run build first\n`);
+  process.exit(2);
+}
+// Without curl, a third of the load (curl through SOCKS5 and the HTTP proxy) would fail
+// silently at every spawn and the run would still report its figures.
+if (spawnSync('curl', ['--version'], { stdio: 'ignore' }).error) {
+  process.stderr.write('bench:soak needs curl (apt-get install curl)\n');
   process.exit(2);
 }
 

@@ -50,6 +50,9 @@ latency, memory per idle stream; against direct TCP and one WebSocket per flow.
   QUICK=1          256 MiB per throughput run (default 1024)
   IDLE=10000       idle streams for the memory figure
   ONLY=<text>      rows whose name contains <text> (nothing written)
+  CHILD_ARGS=...   Node options for the far end's process
+  DATA_FRAME, HW, WINDOW   tunnel limits in bytes
+A quick check (10-20 s): QUICK=1 npm run bench:tunnel
 `);
 // The benchmark, not its far end (`serve`).
 if (process.argv[2] !== 'serve') interruptible();
