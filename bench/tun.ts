@@ -727,19 +727,18 @@ function writeDocsSection(file: string, r: any): void {
 }
 
 async function main(): Promise<void> {
-  const missing = harnessUnavailable();
-  if (missing) {
-    console.error(`bench:tun needs root, /dev/net/tun and iproute2: ${missing}`);
-    process.exit(2);
-  }
-  // Before the veth row runs: the TUN rows need the addon (built by npm ci).
+  // Everything that is missing at once, before the veth row runs (the TUN rows need the
+  // addon, which npm ci builds).
+  const missing: string[] = [];
+  const harness = harnessUnavailable();
+  if (harness) missing.push(harness);
   const addon = addonUnavailable();
-  if (addon) {
-    console.error(`bench:tun needs the TUN addon: ${addon}`);
-    process.exit(2);
-  }
+  if (addon) missing.push(`needs the TUN addon: ${addon}`);
   if (spawnSync('iperf3', ['--version']).status !== 0) {
-    console.error('bench:tun needs iperf3 (apt-get install iperf3)');
+    missing.push('needs iperf3 (apt-get install iperf3)');
+  }
+  if (missing.length > 0) {
+    console.error(`bench:tun cannot run here:\n${missing.map((m) => `  - ${m}`).join('\n')}`);
     process.exit(2);
   }
   const port = 25201 + (process.pid % 1000);
