@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import t from 'tap';
 import {
   addonPath,
+  addonPathFrom,
   addonUnavailable,
   explainOpenError,
   FakeDevice,
@@ -13,6 +14,29 @@ import { decodePacket, newPacket } from '../../src/parse/packet.js';
 import { formatIPv4 } from '../../src/util/ip.js';
 import { IPV4_OPTIONS_ICMP } from '../parse/fixtures.js';
 import { tunMissing } from './helpers.js';
+
+t.test('addonPathFrom: the built addon, else where it would be in the package', async (t) => {
+  const rel = 'native/tun/build/Release/tun.node';
+  const only =
+    (...files: string[]) =>
+    (p: string) =>
+      files.includes(p);
+  t.equal(addonPathFrom('/p/dist/capture/tun', only(`/p/${rel}`)), `/p/${rel}`, 'found from dist/');
+  t.equal(
+    addonPathFrom('/p/dist-bench/src/capture/tun', only('/p/package.json')),
+    `/p/${rel}`,
+    'not built, from dist-bench/src/: next to the package.json, not in dist-bench',
+  );
+  t.equal(
+    addonPathFrom(
+      '/p/node_modules/gsa-emu/dist/capture/tun',
+      only('/p/node_modules/gsa-emu/package.json', '/p/package.json'),
+    ),
+    `/p/node_modules/gsa-emu/${rel}`,
+    "installed: the package's own folder, not the project's",
+  );
+  t.equal(addonPathFrom('/a/b/c/d', only()), `/a/${rel}`, 'no package.json: three levels up');
+});
 
 t.test('errors say exactly what is missing', async (t) => {
   const eperm = Object.assign(new Error('open /dev/net/tun: Operation not permitted'), {

@@ -79,13 +79,24 @@ let cached: TunAddon | null = null;
 export function addonPath(): string {
   const env = process.env.GSA_EMU_TUN_ADDON;
   if (env) return env;
-  let dir = dirname(fileURLToPath(import.meta.url));
+  return addonPathFrom(dirname(fileURLToPath(import.meta.url)));
+}
+
+/**
+ * The addon at most 6 levels above `start` (this module's folder); when it is not built,
+ * where it would be: next to the package.json above `start` (from dist/ and from
+ * dist-bench/src/ alike), so that the message names the right file.
+ */
+export function addonPathFrom(start: string, exists: (p: string) => boolean = existsSync): string {
+  let dir = start;
+  let root: string | null = null;
   for (let i = 0; i < 6; i++) {
     const p = join(dir, ADDON_REL);
-    if (existsSync(p)) return p;
+    if (exists(p)) return p;
+    if (root === null && exists(join(dir, 'package.json'))) root = dir;
     dir = dirname(dir);
   }
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', ADDON_REL);
+  return join(root ?? join(start, '..', '..', '..'), ADDON_REL);
 }
 
 /** Why the addon cannot be used (one line: what is missing and how to get it), or null. */
