@@ -9,7 +9,9 @@
  * `GlobalSecureAccessPrivateChannel` take the place of the first two (same levels); each
  * platform's keys are ignored on the other, with a warning.
  * Sources: a JSON or YAML key-value object (or a list of `{name, value}` pairs), or an
- * Apple `.mobileconfig` whose VPN payload carries them in `VendorConfig`.
+ * Apple `.mobileconfig` whose VPN payload carries them in `VendorConfig` (XML or binary; a
+ * signed or encrypted profile is refused with how to unwrap it), or a managed app
+ * configuration plist (the keys at the top level; Intune's bare `<dict>` XML too).
  *
  * Contract: parsing returns `{ config, warnings }`: unknown keys and VPN payload
  * differences are warnings (ConfigIssues); bad values throw one ConfigError listing every
@@ -379,6 +381,13 @@ export function parseMobileconfig(
   };
   let root: unknown;
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+  const signed = signedProfileKind(bytes);
+  if (signed) {
+    fail(
+      '',
+      `this is a signed profile (CMS/PKCS#7 SignedData, ${signed}) with the plist inside: export the unsigned profile, or extract it with \`openssl smime -verify -noverify -inform ${signed === 'PEM' ? 'PEM' : 'DER'} -in <file> -out <file>.plist\` (or \`security cms -D -i <file>\` on macOS) and give that`,
+    );
+  }
   if (bytes.subarray(0, 8).toString('latin1') === 'bplist00') {
     try {
       root = parsePlistBinary(bytes);
@@ -386,12 +395,16 @@ export function parseMobileconfig(
       fail('', `not a valid binary plist: ${(e as Error).message}`);
     }
   } else {
-    const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
+    let text = bytes.toString('utf8').replace(/^\uFEFF/, '');
     if (!text.trimStart().startsWith('<')) {
       fail(
         '',
         'not an XML plist (a signed .mobileconfig is CMS-wrapped: export the unsigned profile)',
       );
+    }
+    // Intune's app configuration policy "Enter XML data" is a bare <dict>, without <plist>.
+    if (!/<plist[\s>]/.test(text) && /^<dict[\s>/]/.test(stripXmlProlog(text))) {
+      text = `<plist version="1.0">${stripXmlProlog(text)}</plist>`;
     }
     try {
       root = quietly(() => parsePlistXml(text));
@@ -401,7 +414,24 @@ export function parseMobileconfig(
   }
   if (!isObj(root)) return fail('', 'the plist root is not a dictionary');
   const content = get(root, 'PayloadContent');
-  if (!Array.isArray(content)) return fail('PayloadContent', 'missing or not an array of payloads');
+  if (content === undefined && get(root, 'EncryptedPayloadContent') !== undefined) {
+    return fail(
+      'EncryptedPayloadContent',
+      'the payloads are encrypted to the device: export the profile unencrypted from the MDM',
+    );
+  }
+  if (content === undefined) {
+    const app = appConfigOf(root, opts);
+    if (app) return parseAppConfig(app.dict, app.path, opts);
+  }
+  if (!Array.isArray(content)) {
+    return fail(
+      'PayloadContent',
+      content === undefined
+        ? 'missing: not a configuration profile, and no client configuration keys at the top level (managed app configuration) either'
+        : 'not an array of payloads',
+    );
+  }
   const vpns = content
     .map((p, i) => ({ p, i }))
     .filter(({ p }) => isObj(p) && get(p, 'PayloadType') === 'com.apple.vpn.managed') as Array<{
@@ -493,6 +523,68 @@ export function parseMobileconfig(
   return { config, warnings };
 }
 
+/** The CMS content type SignedData (1.2.840.113549.1.7.2), DER-encoded with its tag. */
+const SIGNED_DATA_OID = Buffer.from([
+  0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+]);
+
+/**
+ * A signed configuration profile: a CMS ContentInfo (DER: a SEQUENCE whose first element is
+ * the SignedData OID) or its PEM armour. Not decoded: the caller says how to unwrap it.
+ */
+function signedProfileKind(bytes: Buffer): 'DER' | 'PEM' | undefined {
+  if (bytes[0] === 0x30 && bytes.subarray(0, 32).includes(SIGNED_DATA_OID)) return 'DER';
+  if (/^\s*-----BEGIN (PKCS7|CMS)-----/.test(bytes.subarray(0, 64).toString('latin1'))) {
+    return 'PEM';
+  }
+  return undefined;
+}
+
+/** XML text without its declaration, doctype and leading comments. */
+function stripXmlProlog(text: string): string {
+  return text.replace(/^\s*(<\?xml[^>]*\?>\s*|<!DOCTYPE[^>]*>\s*|<!--[\s\S]*?-->\s*)*/i, '');
+}
+
+/** The domain an app's managed configuration is read from (NSUserDefaults). */
+export const MANAGED_APP_CONFIG_DOMAIN = 'com.apple.configuration.managed';
+
+/**
+ * A plist that is a managed app configuration rather than a profile: the dictionary under
+ * `com.apple.configuration.managed`, or a root dictionary with at least one client key
+ * (any platform's, in any case).
+ */
+function appConfigOf(
+  root: Obj,
+  opts: ClientConfigOptions,
+): { dict: Obj; path: string } | undefined {
+  const domain = get(root, MANAGED_APP_CONFIG_DOMAIN);
+  if (isObj(domain)) return { dict: domain, path: join('', MANAGED_APP_CONFIG_DOMAIN) };
+  const known = new Set(
+    [
+      ...KEY_SETS.flatMap((s) => clientConfigKeys(s)),
+      ...clientConfigKeys(keySetOf(opts.platform)),
+    ].map(fold),
+  );
+  return Object.keys(root).some((k) => known.has(fold(k))) ? { dict: root, path: '' } : undefined;
+}
+
+/**
+ * Managed app configuration (Intune app configuration policy, XML or a plist): the keys at
+ * the top level, with a note that the seed puts them in the VPN profile.
+ */
+function parseAppConfig(dict: Obj, path: string, opts: ClientConfigOptions): LoadedClientConfig {
+  const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [
+    {
+      path,
+      message: `read as a managed app configuration (${MANAGED_APP_CONFIG_DOMAIN}), not a VPN profile: the seed sets these keys in the Defender for Endpoint custom VPN profile's key-value pairs (VendorConfig); whether the client also reads them from app configuration is not documented`,
+    },
+  ];
+  const config = fromPairs(pairsOf(dict, path, issues), opts, issues, warnings);
+  if (issues.length > 0) throw new ConfigError(issues, opts.file);
+  return { config, warnings };
+}
+
 /** The on-demand keys that limit a rule to some networks or domains. */
 const ON_DEMAND_MATCH_KEYS = [
   'DNSDomainMatch',
@@ -558,7 +650,7 @@ export function loadClientConfigFile(
       ? 'json'
       : ext === '.yaml' || ext === '.yml'
         ? 'yaml'
-        : ext === '.mobileconfig' || ext === '.plist'
+        : ext === '.mobileconfig' || ext === '.plist' || ext === '.xml'
           ? 'mobileconfig'
           : undefined;
   if (!format) {
@@ -566,7 +658,7 @@ export function loadClientConfigFile(
       [
         {
           path: '',
-          message: `unknown file type ${show(ext)} (use .json, .yaml, .yml, .mobileconfig or .plist)`,
+          message: `unknown file type ${show(ext)} (use .json, .yaml, .yml, .mobileconfig, .plist or .xml)`,
         },
       ],
       file,
