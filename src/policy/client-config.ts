@@ -30,6 +30,7 @@ import { parseBinary as parsePlistBinary, parse as parsePlistXml } from 'plist';
 import { ConfigError, type ConfigIssue, ToggleRefusedError } from '../errors.js';
 import { cliCommand } from '../util/cli-command.js';
 import { parseConfigText } from '../util/config-text.js';
+import { shellWord } from '../util/shell-word.js';
 import { show } from './graph.js';
 import {
   type ChannelName,
@@ -383,9 +384,11 @@ export function parseMobileconfig(
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
   const signed = signedProfileKind(bytes);
   if (signed) {
+    const inFile = opts.file ? shellWord(opts.file) : '<file>';
+    const outFile = opts.file ? shellWord(`${opts.file}.plist`) : '<file>.plist';
     fail(
       '',
-      `this is a signed profile (CMS/PKCS#7 SignedData, ${signed}) with the plist inside: export the unsigned profile, or extract it with \`openssl smime -verify -noverify -inform ${signed === 'PEM' ? 'PEM' : 'DER'} -in <file> -out <file>.plist\` (or \`security cms -D -i <file>\` on macOS) and give that`,
+      `this is a signed profile (CMS/PKCS#7 SignedData, ${signed}) with the plist inside: export the unsigned profile, or extract it with \`openssl smime -verify -noverify -inform ${signed} -in ${inFile} -out ${outFile}\` (or \`security cms -D -i ${inFile} -o ${outFile}\` on macOS) and give that`,
     );
   }
   if (bytes.subarray(0, 8).toString('latin1') === 'bplist00') {
