@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
+  asGraphDocument,
   expandPolicy,
   expandProfiles,
   type GraphDocument,
@@ -66,7 +67,9 @@ export class TenantStore extends EventEmitter {
     const spec = loadTenant(doc, opts);
     // Pin the identity the first load settled on, so a PATCHed list keeps it.
     this.loadOpts = { ...opts, tenantId: spec.tenantId, name: spec.name };
-    this.doc = structuredClone(doc) as GraphDocument;
+    // One profile entity (GET forwardingProfiles/{id}) is kept as a one-profile list, as
+    // loadTenantFile gives it: the policy lookups below read a list.
+    this.doc = structuredClone(asGraphDocument(doc)) as GraphDocument;
     this.snap = {
       spec,
       apps: new PrivateApps(spec),

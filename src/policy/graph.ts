@@ -848,6 +848,21 @@ export function asGraphDocument(json: unknown): unknown {
 }
 
 /**
+ * `s` without its parenthesized parts, nested ones whole (`forwardingPolicies(policyRules())`
+ * -> `forwardingPolicies`), in one pass: a context URL's `$select`/`$expand` and key segments.
+ */
+function withoutParens(s: string): string {
+  let out = '';
+  let depth = 0;
+  for (const c of s) {
+    if (c === '(') depth++;
+    else if (c === ')') depth = Math.max(0, depth - 1);
+    else if (depth === 0) out += c;
+  }
+  return out;
+}
+
+/**
  * The documented nested requests return other collections in the same `{ value }` shape:
  * `GET forwardingProfiles/{id}/policies?$expand=policy($expand=policyRules)` (policy links),
  * `GET forwardingPolicies` and `GET forwardingPolicies/{id}/policyRules`. Read as profiles,
@@ -857,7 +872,7 @@ export function asGraphDocument(json: unknown): unknown {
 function otherCollection(json: Obj): string | null {
   const context = get(json, '@odata.context');
   if (typeof context === 'string') {
-    const tail = context.replace(/\(.*?\)/g, '').split('#')[1] ?? '';
+    const tail = withoutParens(context).split('#')[1] ?? '';
     if (/\/policies$/.test(tail)) return "policy links (a profile's policies)";
     if (/\/policyRules$/.test(tail)) return 'policy rules';
     if (/(^|\/)forwardingPolicies$/.test(tail)) return 'forwarding policies';

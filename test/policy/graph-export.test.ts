@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { explain } from '../../src/cli/commands/explain.js';
+import { TenantStore } from '../../src/edge/tenant.js';
 import { expandProfiles, type GraphDocument, loadTenant } from '../../src/policy/graph.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
 import { parseTarget } from '../../src/util/target.js';
@@ -230,4 +231,52 @@ t.test('the CLI validates both fixtures', async (t) => {
   const copy = join(dir, 'page.json');
   writeFileSync(copy, JSON.stringify({ ...read(LIST), '@odata.nextLink': 'https://x' }));
   t.throws(() => loadTenantFile(copy), { code: 'GSA_ERR_CONFIG', file: copy });
+});
+
+t.test('an edge given one profile entity serves its policies and PATCHes its links', async (t) => {
+  // startEdge({ tenantDoc }) from code takes the entity as is (the CLI goes through
+  // loadTenantFile): GET forwardingPolicies/{id} and its policyRules must find the policy.
+  const one = read(ONE);
+  const link = one.policies[0];
+  const store = new TenantStore(one);
+  t.equal(store.list().value.length, 1);
+  t.equal(store.policy(link.policy.id)?.id, link.policy.id, 'GET forwardingPolicies/{id}');
+  t.equal(
+    store.policyRules(link.policy.id)?.length,
+    link.policy.policyRules.length,
+    'GET forwardingPolicies/{id}/policyRules',
+  );
+  const before = store.etag;
+  t.equal(store.setLinkState(one.id, link.id, 'disabled'), true);
+  t.not(store.etag, before);
+  t.equal(store.spec.profiles[0]!.policies[0]!.linkState, 'disabled');
+});
+
+t.test('nested collections are named when the context URL nests $expand', async (t) => {
+  // Graph leaves out @odata.type where an item is of the collection's declared type; the
+  // context URL then names the collection, with `policyRules()` nested in the parentheses.
+  const untyped = (items: Json[]): Json[] =>
+    items.map((i) => {
+      const c: Json = structuredClone(i);
+      delete c['@odata.type'];
+      return c;
+    });
+  const base = 'https://graph.microsoft.com/beta/$metadata#networkAccess/';
+  const policies = {
+    '@odata.context': `${base}forwardingPolicies(policyRules())`,
+    value: untyped(read(LIST).value.map((p: Json) => p.policies[0].policy)),
+  };
+  t.match(issuesOf(policies), [{ path: 'value', message: /a list of forwarding policies/ }]);
+  const links = {
+    '@odata.context': `${base}forwardingProfiles('11111111-1111-4111-8111-111111111101')/policies(policy(policyRules()))`,
+    value: untyped(read(LIST).value[0].policies),
+  };
+  t.match(issuesOf(links), [{ path: 'value', message: /a list of policy links/ }]);
+  const served = read(LIST);
+  served['@odata.context'] = `${base}forwardingProfiles(policies(policy(policyRules())))`;
+  t.doesNotThrow(() => loadTenant(served), "the edge's own list response loads");
+  // Linear in the context's length: an unclosed parenthesis is not rescanned to the end.
+  const started = Date.now();
+  t.same(issuesOf({ '@odata.context': `#${'('.repeat(400_000)}`, value: [] }), []);
+  t.ok(Date.now() - started < 5000, `a 400 kB context took ${Date.now() - started} ms`);
 });
