@@ -8,10 +8,17 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import t from 'tap';
 import { explain } from '../../src/cli/commands/explain.js';
 import { TenantStore } from '../../src/edge/tenant.js';
-import { expandProfiles, type GraphDocument, loadTenant } from '../../src/policy/graph.js';
+import { ConfigError } from '../../src/errors.js';
+import {
+  asGraphDocument,
+  expandProfiles,
+  type GraphDocument,
+  loadTenant,
+} from '../../src/policy/graph.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
 import { parseTarget } from '../../src/util/target.js';
 import { issuesOf } from './helpers.js';
@@ -280,3 +287,97 @@ t.test('nested collections are named when the context URL nests $expand', async 
   t.same(issuesOf({ '@odata.context': `#${'('.repeat(400_000)}`, value: [] }), []);
   t.ok(Date.now() - started < 5000, `a 400 kB context took ${Date.now() - started} ms`);
 });
+
+t.test('fuzz: the export shapes -> TenantSpec or ConfigError, nothing else', async (t) => {
+  // loadTenant never throws anything else; what loads, the edge serves with every profile.
+  let loaded = 0;
+  const check = (v: unknown): boolean => {
+    try {
+      const spec = loadTenant(v);
+      loaded++;
+      const served = expandProfiles(asGraphDocument(v) as GraphDocument, 'policies');
+      return served.value.length === spec.profiles.length;
+    } catch (e) {
+      return e instanceof ConfigError && e.issues.length > 0;
+    }
+  };
+  const context = fc
+    .array(
+      fc.constantFrom(
+        '#networkAccess/',
+        'forwardingProfiles',
+        'forwardingPolicies',
+        '/policies',
+        '/policyRules',
+        '(',
+        ')',
+        "('x')",
+        '/$entity',
+      ),
+      { maxLength: 8 },
+    )
+    .map((parts) => `https://graph.microsoft.com/beta/$metadata${parts.join('')}`);
+  const odataType = fc.constantFrom(
+    ...['forwardingPolicyLink', 'policyLink', 'forwardingPolicy', 'm365ForwardingRule', 'x'].map(
+      (n) => `${NS_TYPE}${n}`,
+    ),
+  );
+  const item = fc.oneof(
+    fc.jsonValue(),
+    fc.dictionary(
+      fc.constantFrom('@odata.type', 'trafficForwardingType', 'policies', 'id', '__proto__'),
+      fc.oneof(odataType, fc.constantFrom('m365', 'private', 'internet'), fc.jsonValue()),
+    ),
+  );
+  const doc = fc.dictionary(
+    fc.constantFrom(
+      '@odata.context',
+      '@odata.nextLink',
+      'value',
+      'trafficForwardingType',
+      'policies',
+      'policies@odata.nextLink',
+      'id',
+      'name',
+      '__proto__',
+      'constructor',
+    ),
+    fc.oneof(
+      context,
+      fc.array(item, { maxLength: 3 }),
+      fc.constantFrom('m365', 'private'),
+      fc.jsonValue(),
+    ),
+  );
+  fc.assert(fc.property(doc, check), { numRuns: 1000 });
+  // The real exports with one property of a profile, link, policy or rule replaced.
+  const paths = fc.array(fc.nat(), { minLength: 1, maxLength: 8 });
+  for (const base of [read(LIST), read(ONE)]) {
+    fc.assert(
+      fc.property(paths, fc.oneof(fc.jsonValue(), context, odataType), (pick, v) =>
+        check(replaceAt(base, pick, v)),
+      ),
+      { numRuns: 500 },
+    );
+  }
+  t.ok(loaded > 0, `${loaded} loaded`);
+});
+
+const NS_TYPE = '#microsoft.graph.networkaccess.';
+
+/** `doc` with the value at a path picked by `pick` (indexes into each level's keys) set to `v`. */
+function replaceAt(doc: Json, pick: number[], v: unknown): Json {
+  const root = structuredClone(doc);
+  let cur = root;
+  for (let i = 0; i < pick.length; i++) {
+    const keys = Object.keys(cur);
+    if (keys.length === 0) break;
+    const k = keys[pick[i]! % keys.length]!;
+    if (i === pick.length - 1 || typeof cur[k] !== 'object' || cur[k] === null) {
+      cur[k] = v;
+      break;
+    }
+    cur = cur[k];
+  }
+  return root;
+}
