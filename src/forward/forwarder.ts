@@ -35,7 +35,13 @@ import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
 import { addressPort, ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../util/ip.js';
 import { resetSocket, whenEndIsFin } from '../util/reset.js';
 import type { ByteSource, CaptureKind, FlowAction, FlowRecord, FlowTable } from './flow-table.js';
-import { type Refusal, refusalOfError, refusalOfReset, type Unreachable } from './refusal.js';
+import {
+  channelOffReason,
+  type Refusal,
+  refusalOfError,
+  refusalOfReset,
+  type Unreachable,
+} from './refusal.js';
 import { type Resolver, useLocal } from './resolver.js';
 import { UdpAssociation } from './udp.js';
 
@@ -412,10 +418,11 @@ export class Forwarder {
     if (rec.hardening === 'Y' && rec.action === 'Bypass' && d.channel !== null) {
       reason = `${d.channel} channel down: fallback bypass; ${reason}`;
       recorded = reason;
-    } else if (d.action === 'bypass' && refused !== 'blocked') {
+    } else if (rec.action === 'Bypass' && refused !== 'blocked') {
       // A bypass that fails: the flow table keeps why the flow went direct, too ("cannot
-      // resolve fs1" alone does not say that the VPN is off or the channel of its rule).
-      recorded = `${reason}; ${d.reason}`;
+      // resolve fs1" alone does not say that the VPN is off or the channel of its rule): the
+      // decision's reason, or that the channel was switched off after it.
+      recorded = `${reason}; ${rec.reason}`;
     }
     rec.status = 'Terminated';
     rec.reason = recorded;
@@ -464,8 +471,10 @@ export class Forwarder {
     }
     const channel = d.channel as ChannelName;
     if (!this.opts.clientState().channels[channel]) {
-      // The tile was switched off after this classifier was compiled: the traffic goes direct.
+      // The tile was switched off after this classifier was compiled: the traffic goes direct
+      // (and its record says so, not the decision's "tunnels it").
       rec.action = 'Bypass';
+      rec.reason = channelOffReason(channel);
       return this.direct(rec, d, host, ip, req.port, req.relayed);
     }
     const { stream, failure } = await this.openTunneled(

@@ -14,6 +14,15 @@ import { ResetCode } from '../tunnel/types.js';
 export type Refusal = 'blocked' | 'network' | 'unreachable' | 'refused' | 'timeout' | 'failed';
 
 /**
+ * Why a flow its decision tunnels went direct: the channel's tile was switched off after the
+ * classifier was compiled (the decision's own reason says it tunnels). As hardening's
+ * `<channel> channel down: fallback bypass`.
+ */
+export function channelOffReason(channel: string): string {
+  return `${channel} channel off: bypass`;
+}
+
+/**
  * Maps a TunnelStream reset (the edge's answer to OPEN) to a refusal. A CONNECT_FAILED
  * reason is free text that holds the destination's name ("cannot resolve refused.test"):
  * only the errno token the edge puts in it counts (`connect failed: ECONNREFUSED from ...`).

@@ -36,7 +36,12 @@ import { ResetCode } from '../tunnel/types.js';
 import { ipFamily } from '../util/ip.js';
 import type { ByteSource, CaptureKind, FlowRecord } from './flow-table.js';
 import type { ConnectRequest, Forwarder, ForwarderOptions } from './forwarder.js';
-import { type Unreachable, unreachableOfError, unreachableOfReset } from './refusal.js';
+import {
+  channelOffReason,
+  type Unreachable,
+  unreachableOfError,
+  unreachableOfReset,
+} from './refusal.js';
 import { useLocal } from './resolver.js';
 
 const noop = (): void => {};
@@ -235,8 +240,10 @@ export class UdpAssociation {
     }
     const channel = d.channel as ChannelName;
     if (!this.opts.clientState().channels[channel]) {
+      // The tile was switched off after the classifier was compiled (as Forwarder.connectTcp).
       rec.action = 'Bypass';
-      return this.bypass(f);
+      rec.reason = channelOffReason(channel);
+      return this.bypass(f, 'decided');
     }
     // As for TCP (bounded by openTimeoutMs; an edge refusal or a dead session decides; a
     // session being replaced is waited for, its datagrams queued meanwhile).
@@ -397,8 +404,8 @@ export class UdpAssociation {
   }
 
   /**
-   * Sends `f` direct. `why`: the flow's reason says why it goes direct (the decision's, or
-   * hardening's), and a failure keeps it, as a TCP flow's does (Forwarder.refuse): `cannot
+   * Sends `f` direct. `why`: the flow's reason says why it goes direct (the decision's, the
+   * channel switched off after it, or hardening's), and a failure keeps it, as a TCP flow's does (Forwarder.refuse): `cannot
    * resolve fs1; <the decision's reason>`, `<channel> channel down: fallback bypass; ...`.
    */
   private async bypass(f: DestFlow, why: 'decided' | 'hardened' | null = null): Promise<void> {

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import t from 'tap';
 import { fetch, ProxyAgent } from 'undici';
-import { HttpProxy, parseAuthority } from '../../src/capture/http-proxy.js';
+import { HttpProxy, parseAuthority, refusalBody } from '../../src/capture/http-proxy.js';
 import { pacScript, startPacServer } from '../../src/capture/pac.js';
 import { until } from '../edge/helpers.js';
 import { closedPort, decision, echoServer, fakeForwarder } from '../forward/fixtures/fakes.js';
@@ -472,4 +472,41 @@ t.test('a bug in one request closes that connection, not the proxy', async (t) =
   t.equal(warnings.length, 2);
   await proxy.close();
   t.equal(proxy.address.port, port, 'address still known after close');
+});
+
+t.test('refusalBody: a failed bypass says why the flow went direct', async (t) => {
+  const tunnel = decision({
+    action: 'tunnel',
+    channel: 'internet',
+    ruleId: 'ia',
+    fallback: 'bypass',
+  });
+  const failed = (flow: { hardening: 'Y' | 'N'; action: 'Bypass' | 'Tunnel' }) =>
+    refusalBody({
+      refused: 'unreachable',
+      decision: tunnel,
+      reason: 'cannot resolve x.test',
+      flow,
+    });
+  // The tile of its channel switched off after the decision: it went direct for that.
+  t.match(
+    failed({ hardening: 'N', action: 'Bypass' }),
+    /^Connection failed: cannot resolve x\.test\n.*\nbypassed: internet channel off: bypass\n$/s,
+  );
+  t.notMatch(failed({ hardening: 'N', action: 'Tunnel' }), /bypassed:/, 'tunneled: no such line');
+  t.notMatch(
+    failed({ hardening: 'Y', action: 'Bypass' }),
+    /bypassed:/,
+    'hardening: its reason says the channel is down',
+  );
+  const bypass = decision({ action: 'bypass', reason: 'the VPN is off' });
+  t.match(
+    refusalBody({
+      refused: 'timeout',
+      decision: bypass,
+      reason: 'connect timed out',
+      flow: { hardening: 'N', action: 'Bypass' },
+    }),
+    /\nbypassed: the VPN is off\n$/,
+  );
 });

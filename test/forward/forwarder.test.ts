@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { PROTO_TCP, PROTO_UDP } from '../../src/classify/types.js';
-import { FlowTable } from '../../src/forward/flow-table.js';
+import { type FlowRecord, FlowTable } from '../../src/forward/flow-table.js';
 import { Forwarder, type ForwarderOptions, refusalOfReset } from '../../src/forward/forwarder.js';
 import { Resolver } from '../../src/forward/resolver.js';
 import { ResetCode } from '../../src/tunnel/types.js';
@@ -508,7 +508,30 @@ t.test('toggle: a tunnel decision for a channel switched off goes direct', async
   t.equal(tunnels.opened.length, 0);
   t.equal(res.flow.action, 'Bypass');
   t.equal(res.flow.hardening, 'N');
+  t.equal(res.flow.reason, 'internet channel off: bypass', 'not the decision\'s "tunnels it"');
   res.upstream!.destroy();
+});
+
+t.test('toggle: a flow of a channel switched off that fails says why it went direct', async (t) => {
+  const { fwd, flows, setState } = setup([
+    { proto: PROTO_UDP, port: 3389, decision: TUNNEL_PRIV },
+    { host: 'gone.test', decision: TUNNEL_INET },
+  ]);
+  setState(clientState({ internet: false, private: false }));
+  const res = await fwd.connectTcp(tcpReq('gone.test', null, 80, 3));
+  t.equal(res.refused, 'unreachable');
+  t.equal(res.refused && res.reason, 'cannot resolve gone.test', 'the reply: the failure alone');
+  t.equal(flows.list()[0]!.reason, 'cannot resolve gone.test; internet channel off: bypass');
+  const a = fwd.udpAssociation({ srcIp: '127.0.0.1', srcPort: 4002, capture: 'socks' }, () => {});
+  t.teardown(() => a.close());
+  a.send('gone.test', null, 3389, Buffer.from('x'));
+  let rec: FlowRecord | undefined;
+  for (let i = 0; i < 100 && rec?.status !== 'Terminated'; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    rec = flows.list().find((f) => f.protocol === 'udp');
+  }
+  t.equal(rec?.action, 'Bypass');
+  t.equal(rec?.reason, 'unreachable: cannot resolve gone.test; private channel off: bypass');
 });
 
 /**
