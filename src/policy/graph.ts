@@ -888,6 +888,24 @@ function otherCollection(json: Obj): string | null {
   return null;
 }
 
+/**
+ * `GET forwardingPolicies/{id}` (the edge serves it too) returns one forwardingPolicy, which
+ * also carries a `trafficForwardingType`: name it rather than read it as a profile without
+ * its policies. Null for anything else.
+ */
+function otherEntity(json: Obj): string | null {
+  const context = get(json, '@odata.context');
+  const tail = typeof context === 'string' ? (withoutParens(context).split('#')[1] ?? '') : '';
+  if (
+    /(^|\/)forwardingPolicies(\/\$entity)?$/.test(tail) ||
+    odataName(get(json, '@odata.type')) === 'forwardingPolicy' ||
+    (!Object.hasOwn(json, 'policies') && Object.hasOwn(json, 'policyRules'))
+  ) {
+    return 'one forwarding policy';
+  }
+  return null;
+}
+
 /** Private Access application segments allowed per application (gsa-facts section 2). */
 export const MAX_SEGMENTS_PER_APP = 500;
 
@@ -987,6 +1005,18 @@ export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantS
     if (!Array.isArray(pv)) is.add(base, `must be an array, not ${show(pv)}`);
     else items = pv.map((p, i) => ({ p, path: `${base}[${i}]` }));
   } else if (isProfileEntity(json)) {
+    const other = otherEntity(json);
+    if (other !== null) {
+      throw new ConfigError(
+        [
+          {
+            path: '',
+            message: `this is ${other}, not a forwarding profile: export GET /networkAccess/forwardingProfiles?$expand=${EXPAND_ALL}`,
+          },
+        ],
+        opts.file,
+      );
+    }
     tenantId = opts.tenantId ?? DEFAULT_LIST_TENANT_ID;
     name = opts.name ?? 'Graph forwarding profile';
     items = [{ p: json, path: '' }];

@@ -15,6 +15,7 @@ import { TenantStore } from '../../src/edge/tenant.js';
 import { ConfigError } from '../../src/errors.js';
 import {
   asGraphDocument,
+  expandPolicy,
   expandProfiles,
   type GraphDocument,
   loadTenant,
@@ -23,6 +24,7 @@ import { loadTenantFile } from '../../src/policy/tenant-file.js';
 import { parseTarget } from '../../src/util/target.js';
 import { issuesOf } from './helpers.js';
 
+const EXPAND = 'policies($expand=policy($expand=policyRules))';
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'graph-export');
 const LIST = join(FIXTURES, 'forwarding-profiles-expanded.json');
 const ONE = join(FIXTURES, 'forwarding-profile-m365.json');
@@ -287,6 +289,26 @@ t.test('nested collections are named when the context URL nests $expand', async 
   t.same(issuesOf({ '@odata.context': `#${'('.repeat(400_000)}`, value: [] }), []);
   t.ok(Date.now() - started < 5000, `a 400 kB context took ${Date.now() - started} ms`);
 });
+
+t.test(
+  'one forwarding policy (GET forwardingPolicies/{id}) is named, not read as a profile',
+  async (t) => {
+    // It carries a trafficForwardingType too; Graph leaves out its @odata.type (the entity
+    // set's own type).
+    const policy = read(LIST).value[0].policies[0].policy;
+    delete policy['@odata.type'];
+    const message = `this is one forwarding policy, not a forwarding profile: export GET /networkAccess/forwardingProfiles?$expand=${EXPAND}`;
+    t.same(
+      issuesOf(expandPolicy(policy, 'policyRules')),
+      [{ path: '', message }],
+      'as the edge serves it',
+    );
+    t.same(issuesOf(expandPolicy(policy)), [{ path: '', message }], 'without its rules');
+    const { '@odata.context': _, ...bare } = expandPolicy(policy, 'policyRules');
+    t.same(issuesOf(bare), [{ path: '', message }], 'no context: its policyRules say it');
+    t.doesNotThrow(() => loadTenant(read(ONE)), 'a profile entity still loads');
+  },
+);
 
 t.test('fuzz: the export shapes -> TenantSpec or ConfigError, nothing else', async (t) => {
   // loadTenant never throws anything else; what loads, the edge serves with every profile.
