@@ -404,19 +404,15 @@ export class UdpAssociation {
   }
 
   /**
-   * Sends `f` direct. `why`: the flow's reason says why it goes direct (the decision's, the
-   * channel switched off after it, or hardening's), and a failure keeps it, as a TCP flow's does (Forwarder.refuse): `cannot
-   * resolve fs1; <the decision's reason>`, `<channel> channel down: fallback bypass; ...`.
+   * Sends `f` direct. Its reason says why (the decision's, the channel switched off since,
+   * or hardening's), and a failure keeps it, as a TCP flow's does (Forwarder.refuse):
+   * `cannot resolve fs1; <why>`; hardening's first: `<channel> channel down: fallback
+   * bypass; <failure>`.
    */
-  private async bypass(f: DestFlow, why: 'decided' | 'hardened' | null = null): Promise<void> {
+  private async bypass(f: DestFlow, why: 'decided' | 'hardened'): Promise<void> {
     const rec = f.rec!;
     const failed = (reason: string) => {
-      rec.reason =
-        why === 'hardened'
-          ? `${rec.reason}; ${reason}`
-          : why === 'decided'
-            ? `${reason}; ${rec.reason}`
-            : reason;
+      rec.reason = why === 'hardened' ? `${rec.reason}; ${reason}` : `${reason}; ${rec.reason}`;
     };
     const resolver = this.fwd.resolver;
     let ip = this.fwd._forwardIp(rec);
