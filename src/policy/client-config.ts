@@ -405,10 +405,10 @@ export function parseMobileconfig(
         'not an XML plist (a signed .mobileconfig is CMS-wrapped: export the unsigned profile)',
       );
     }
-    // Intune's app configuration policy "Enter XML data" is a bare <dict>, without <plist>.
-    if (!/<plist[\s>]/.test(text) && /^<dict[\s>/]/.test(stripXmlProlog(text))) {
-      text = `<plist version="1.0">${stripXmlProlog(text)}</plist>`;
-    }
+    // Intune's app configuration policy "Enter XML data" is a bare <dict>, without <plist>
+    // (a comment or a string in it may still mention <plist>).
+    const bare = stripXmlProlog(text);
+    if (/^<dict[\s>/]/.test(bare)) text = `<plist version="1.0">${bare}</plist>`;
     try {
       root = quietly(() => parsePlistXml(text));
     } catch (e) {
@@ -425,7 +425,7 @@ export function parseMobileconfig(
   }
   if (content === undefined) {
     const app = appConfigOf(root, opts);
-    if (app) return parseAppConfig(app.dict, app.path, opts);
+    if (app) return parseAppConfig(app, opts);
   }
   if (!Array.isArray(content)) {
     return fail(
@@ -559,29 +559,40 @@ export const MANAGED_APP_CONFIG_DOMAIN = 'com.apple.configuration.managed';
 function appConfigOf(
   root: Obj,
   opts: ClientConfigOptions,
-): { dict: Obj; path: string } | undefined {
-  const domain = get(root, MANAGED_APP_CONFIG_DOMAIN);
-  if (isObj(domain)) return { dict: domain, path: join('', MANAGED_APP_CONFIG_DOMAIN) };
+): { dict: Obj; path: string; outside: string[] } | undefined {
   const known = new Set(
     [
       ...KEY_SETS.flatMap((s) => clientConfigKeys(s)),
       ...clientConfigKeys(keySetOf(opts.platform)),
     ].map(fold),
   );
-  return Object.keys(root).some((k) => known.has(fold(k))) ? { dict: root, path: '' } : undefined;
+  const clientKeys = Object.keys(root).filter((k) => known.has(fold(k)));
+  const domain = get(root, MANAGED_APP_CONFIG_DOMAIN);
+  if (isObj(domain)) {
+    // Client keys beside the domain are not read: say so rather than drop them silently.
+    return { dict: domain, path: join('', MANAGED_APP_CONFIG_DOMAIN), outside: clientKeys };
+  }
+  return clientKeys.length > 0 ? { dict: root, path: '', outside: [] } : undefined;
 }
 
 /**
  * Managed app configuration (Intune app configuration policy, XML or a plist): the keys at
  * the top level, with a note that the seed puts them in the VPN profile.
  */
-function parseAppConfig(dict: Obj, path: string, opts: ClientConfigOptions): LoadedClientConfig {
+function parseAppConfig(
+  { dict, path, outside }: { dict: Obj; path: string; outside: string[] },
+  opts: ClientConfigOptions,
+): LoadedClientConfig {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [
     {
       path,
       message: `read as a managed app configuration (${MANAGED_APP_CONFIG_DOMAIN}), not a VPN profile: the seed sets these keys in the Defender for Endpoint custom VPN profile's key-value pairs (VendorConfig); whether the client also reads them from app configuration is not documented`,
     },
+    ...outside.map((k) => ({
+      path: join('', k),
+      message: `ignored: outside ${MANAGED_APP_CONFIG_DOMAIN}, whose dictionary is what is read`,
+    })),
   ];
   const config = fromPairs(pairsOf(dict, path, issues), opts, issues, warnings);
   if (issues.length > 0) throw new ConfigError(issues, opts.file);

@@ -179,3 +179,33 @@ t.test('an encrypted profile says so', async (t) => {
     { code: 'GSA_ERR_CONFIG', issues: [{ path: 'EncryptedPayloadContent', message: /encrypted/ }] },
   );
 });
+
+t.test('a bare <dict> is read even where a comment or a string mentions <plist>', async (t) => {
+  for (const xml of [
+    '<!-- Intune "Enter XML data": the <dict> alone, no <plist> around it -->\n<dict><key>EnableGSA</key><integer>2</integer></dict>',
+    '<dict><key>EnableGSA</key><integer>2</integer><!-- not a <plist> --></dict>',
+    '<dict><key>EnableGSA</key><integer>2</integer><key>Note</key><string><![CDATA[<plist>]]></string></dict>',
+  ]) {
+    t.equal(parseMobileconfig(xml).config.enableGSA, 2, xml);
+  }
+});
+
+t.test(
+  'the managed domain: client keys outside it are warned about, not dropped silently',
+  async (t) => {
+    const { config, warnings } = parseMobileconfig(
+      '<plist><dict><key>com.apple.configuration.managed</key><dict><key>EnableGSA</key><integer>2</integer><key>SilentOnboard</key><true/></dict>' +
+        '<key>EnableGSAInternetChannel</key><integer>2</integer><key>Other</key><string>x</string></dict></plist>',
+    );
+    t.equal(config.enableGSA, 2);
+    t.equal(config.enableGSAInternetChannel, undefined, 'not read from outside the domain');
+    t.match(
+      warnings.map((w) => `${w.path}: ${w.message}`),
+      [
+        /^\["com\.apple\.configuration\.managed"\]: read as a managed app configuration/,
+        /^EnableGSAInternetChannel: ignored: outside com\.apple\.configuration\.managed/,
+      ],
+    );
+    t.equal(warnings.length, 2, 'a key no client reads (Other) is not named');
+  },
+);
