@@ -398,7 +398,14 @@ export function parseMobileconfig(
       fail('', `not a valid binary plist: ${(e as Error).message}`);
     }
   } else {
-    let text = bytes.toString('utf8').replace(/^\uFEFF/, '');
+    // UTF-16 with its byte order mark (Windows PowerShell 5's Out-File, Notepad's "Unicode").
+    const utf16 =
+      bytes[0] === 0xff && bytes[1] === 0xfe
+        ? bytes.subarray(2)
+        : bytes[0] === 0xfe && bytes[1] === 0xff
+          ? Buffer.from(bytes.subarray(2, bytes.length & ~1)).swap16()
+          : null;
+    let text = (utf16 ? utf16.toString('utf16le') : bytes.toString('utf8')).replace(/^\uFEFF/, '');
     if (!text.trimStart().startsWith('<')) {
       fail(
         '',

@@ -209,3 +209,16 @@ t.test(
     t.equal(warnings.length, 2, 'a key no client reads (Other) is not named');
   },
 );
+
+t.test('UTF-16 XML (Windows PowerShell 5 `Out-File`, Notepad "Unicode") is read', async (t) => {
+  const xml =
+    '<?xml version="1.0" encoding="utf-16"?>\r\n<dict><key>EnableGSA</key><integer>2</integer></dict>\r\n';
+  const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(xml, 'utf16le')]);
+  const be = Buffer.from(le).swap16();
+  for (const [name, bytes] of [
+    ['UTF-16LE', le],
+    ['UTF-16BE', be],
+  ] as const) {
+    t.equal(parseMobileconfig(bytes).config.enableGSA, 2, name);
+  }
+});

@@ -137,6 +137,7 @@ t.test('odd bytes behind real headers (DER, PEM, bplist, BOMs, fixtures cut shor
     Buffer.from('bplist00'),
     Buffer.from([0xef, 0xbb, 0xbf]),
     Buffer.from([0xff, 0xfe]),
+    Buffer.from([0xfe, 0xff]),
     Buffer.from('<!--'),
     Buffer.from('<?xml'),
     Buffer.from(''),
