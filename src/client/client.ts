@@ -97,7 +97,7 @@ export interface ClientOptions {
   tenant?: 'edge' | 'default' | string;
   /** Poll interval for 'edge' (ms). Default 30,000 (the real client: minutes). */
   profilePollMs?: number;
-  /** A client configuration, or a file (.json, .yaml, .mobileconfig). Default: EnableGSA=2, channels 2, SilentOnboard. */
+  /** A client configuration, or a file (.json, .yaml, .mobileconfig, .plist, .xml). Default: EnableGSA=2, channels 2, SilentOnboard. */
   clientConfig?: ClientConfig | string;
   /** Platform name (ios, windows, macos, android) or file. Default ios. */
   platform?: string;
