@@ -409,7 +409,10 @@ export function parseMobileconfig(
     if (!text.trimStart().startsWith('<')) {
       fail(
         '',
-        'not an XML plist (a signed .mobileconfig is CMS-wrapped: export the unsigned profile)',
+        // A signed profile is recognised above: not hinted at here.
+        /^\s*[{[]/.test(text)
+          ? 'not a plist (it looks like JSON: JSON or YAML key-value pairs go in a .json or .yaml file)'
+          : 'not a plist (neither XML nor a binary plist)',
       );
     }
     // Intune's app configuration policy "Enter XML data" is a bare <dict>, without <plist>

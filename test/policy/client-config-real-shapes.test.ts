@@ -222,3 +222,20 @@ t.test('UTF-16 XML (Windows PowerShell 5 `Out-File`, Notepad "Unicode") is read'
     t.equal(parseMobileconfig(bytes).config.enableGSA, 2, name);
   }
 });
+
+t.test('bytes that are no plist and no signed profile are not called signed', async (t) => {
+  const envelopedData = Buffer.from([
+    0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0, 0x80,
+  ]);
+  for (const [name, bytes, hint] of [
+    ['JSON', Buffer.from('{"EnableGSA": "2"}'), /\.json or \.yaml/],
+    ['DER, not SignedData', envelopedData, /not a plist \(neither XML nor a binary plist\)/],
+  ] as const) {
+    t.throws(() => parseMobileconfig(bytes), { code: 'GSA_ERR_CONFIG', message: hint }, name);
+    t.throws(
+      () => parseMobileconfig(bytes),
+      { message: /^(?![\s\S]*signed)/ },
+      `${name}: not "signed"`,
+    );
+  }
+});

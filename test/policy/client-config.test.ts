@@ -155,9 +155,10 @@ t.test('.mobileconfig: bad values, wrong files', async (t) => {
       },
     ],
   });
+  // DER without the SignedData OID (signed profiles: client-config-real-shapes.test.ts).
   t.throws(() => parseMobileconfig('\x30\x82\x05\x00'), {
     code: 'GSA_ERR_CONFIG',
-    message: /signed \.mobileconfig/,
+    message: /not a plist \(neither XML nor a binary plist\)/,
   });
   const errors: unknown[] = [];
   const { error } = console;
