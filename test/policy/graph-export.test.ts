@@ -22,7 +22,7 @@ import {
 } from '../../src/policy/graph.js';
 import { loadTenantFile } from '../../src/policy/tenant-file.js';
 import { parseTarget } from '../../src/util/target.js';
-import { issuesOf } from './helpers.js';
+import { issuesOf, mutate } from './helpers.js';
 
 const EXPAND = 'policies($expand=policy($expand=policyRules))';
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'graph-export');
@@ -377,7 +377,7 @@ t.test('fuzz: the export shapes -> TenantSpec or ConfigError, nothing else', asy
   for (const base of [read(LIST), read(ONE)]) {
     fc.assert(
       fc.property(paths, fc.oneof(fc.jsonValue(), context, odataType), (pick, v) =>
-        check(replaceAt(base, pick, v)),
+        check(mutate(base, pick, v)),
       ),
       { numRuns: 500 },
     );
@@ -386,20 +386,3 @@ t.test('fuzz: the export shapes -> TenantSpec or ConfigError, nothing else', asy
 });
 
 const NS_TYPE = '#microsoft.graph.networkaccess.';
-
-/** `doc` with the value at a path picked by `pick` (indexes into each level's keys) set to `v`. */
-function replaceAt(doc: Json, pick: number[], v: unknown): Json {
-  const root = structuredClone(doc);
-  let cur = root;
-  for (let i = 0; i < pick.length; i++) {
-    const keys = Object.keys(cur);
-    if (keys.length === 0) break;
-    const k = keys[pick[i]! % keys.length]!;
-    if (i === pick.length - 1 || typeof cur[k] !== 'object' || cur[k] === null) {
-      cur[k] = v;
-      break;
-    }
-    cur = cur[k];
-  }
-  return root;
-}

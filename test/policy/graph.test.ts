@@ -16,7 +16,7 @@ import {
   setPolicyLinkState,
 } from '../../src/policy/graph.js';
 import { flow, state } from '../classify/helpers.js';
-import { issuesOf } from './helpers.js';
+import { issuesOf, mutate } from './helpers.js';
 
 const NS = '#microsoft.graph.networkaccess.';
 // biome-ignore lint/suspicious/noExplicitAny: test documents are mutated freely
@@ -795,25 +795,6 @@ t.test('fuzz: random JSON -> TenantSpec or ConfigError, nothing else', async (t)
   );
   t.pass('random JSON');
 });
-
-/** Replace the value at a random path of `doc` with `v`. */
-function mutate(doc: unknown, pick: number[], v: unknown): unknown {
-  const root = structuredClone(doc);
-  // biome-ignore lint/suspicious/noExplicitAny: walks arbitrary JSON
-  let cur: any = root;
-  for (let i = 0; i < pick.length; i++) {
-    if (typeof cur !== 'object' || cur === null) break;
-    const keys = Object.keys(cur);
-    if (keys.length === 0) break;
-    const k = keys[pick[i]! % keys.length]!;
-    if (i === pick.length - 1 || typeof cur[k] !== 'object' || cur[k] === null) {
-      cur[k] = v;
-      break;
-    }
-    cur = cur[k];
-  }
-  return root;
-}
 
 t.test('fuzz: mutated valid documents -> TenantSpec or ConfigError', async (t) => {
   const base = defaultTenantDocument();
