@@ -433,16 +433,22 @@ export function parseMobileconfig(
       'the payloads are encrypted to the device: export the profile unencrypted from the MDM',
     );
   }
-  if (content === undefined) {
+  // A configuration profile (PayloadType Configuration) keeps its keys in its payloads: one
+  // without PayloadContent is a broken profile, not app configuration (a device would not
+  // read keys at its top level).
+  const isProfile = get(root, 'PayloadType') === 'Configuration';
+  if (content === undefined && !isProfile) {
     const app = appConfigOf(root, opts);
     if (app) return parseAppConfig(app, opts);
   }
   if (!Array.isArray(content)) {
     return fail(
       'PayloadContent',
-      content === undefined
-        ? 'missing: not a configuration profile, and no client configuration keys at the top level (managed app configuration) either'
-        : 'not an array of payloads',
+      content !== undefined
+        ? 'not an array of payloads'
+        : isProfile
+          ? 'missing: a configuration profile (PayloadType Configuration) holds its payloads there; keys at its top level are not read'
+          : 'missing: not a configuration profile, and no client configuration keys at the top level (managed app configuration) either',
     );
   }
   const vpns = content

@@ -180,6 +180,22 @@ t.test('an encrypted profile says so', async (t) => {
   );
 });
 
+t.test('a configuration profile without payloads is not read as app configuration', async (t) => {
+  // Keys at a profile's top level are not read by a device: refused, not taken.
+  t.throws(
+    () =>
+      parseMobileconfig(
+        '<plist><dict><key>PayloadType</key><string>Configuration</string><key>EnableGSA</key><string>3</string></dict></plist>',
+      ),
+    {
+      code: 'GSA_ERR_CONFIG',
+      issues: [
+        { path: 'PayloadContent', message: /a configuration profile .* holds its payloads there/ },
+      ],
+    },
+  );
+});
+
 t.test('a bare <dict> is read even where a comment or a string mentions <plist>', async (t) => {
   for (const xml of [
     '<!-- Intune "Enter XML data": the <dict> alone, no <plist> around it -->\n<dict><key>EnableGSA</key><integer>2</integer></dict>',
