@@ -741,18 +741,30 @@ async function main(): Promise<void> {
     console.error(`bench:tun cannot run here:\n${missing.map((m) => `  - ${m}`).join('\n')}`);
     process.exit(2);
   }
+  // iperf3's ports: in the namespaces this run makes (veth, OpenVPN) any port is free; on the
+  // host's loopback (the two TUN rows) one the kernel picks, so that two runs, or another
+  // server, do not collide.
   const port = 25201 + (process.pid % 1000);
+  const hostPort = (): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
   const echo = await echoServer();
   const echoPort = echo.port;
   try {
     console.log(`veth: iperf3 ${SECONDS}s x (1, 4 flows), ${RR_ROUNDS} round trips ...`);
     const veth = await vethCase(port);
     console.log(`tun-bypass: same through the TUN system stack ...`);
-    const tun = await tunCase(port + 1, echoPort);
+    const tun = await tunCase(await hostPort(), echoPort);
     console.log(`tun-tunneled: same, ${TUNNELED_HOST} over ws to the edge (own process) ...`);
-    const tunTunneled = await tunnelCase(port + 2, echoPort);
+    const tunTunneled = await tunnelCase(await hostPort(), echoPort);
     console.log('openvpn: cleartext static-key tunnel on a veth pair (if installed) ...');
-    const openvpn = await openvpnCase(port + 3);
+    const openvpn = await openvpnCase(port + 1);
     const micro = stackMicro();
     const OPENVPN_CLEARTEXT_GBPS = 0.98; // measured elsewhere (issue 5), same machine class
     const result = {
