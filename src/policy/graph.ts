@@ -577,6 +577,38 @@ function checkNextLink(is: Issues, o: Obj, path: string, collection: string): vo
   );
 }
 
+/**
+ * A navigation property Graph returns only when expanded (a profile's `policies`, a
+ * policy's `policyRules`): its array, or null where there is none to read (null, or an
+ * issue added). Missing is an issue, not "none": a list saved without the nested $expand
+ * would load as a tenant without rules, silently; so is a page of several.
+ */
+function expandedArray(
+  is: Issues,
+  o: Obj,
+  path: string,
+  prop: 'policies' | 'policyRules',
+  items: string,
+  none: string,
+): unknown[] | null {
+  const v = get(o, prop);
+  const at = join(path, prop);
+  checkNextLink(is, o, path, prop);
+  if (v === undefined) {
+    is.add(
+      at,
+      `is missing: fetch the profiles with $expand=${EXPAND_ALL} (Graph returns the ${items} only when expanded), or give "${prop}": [] for ${none}`,
+    );
+    return null;
+  }
+  if (v === null) return null;
+  if (!Array.isArray(v)) {
+    is.add(at, `must be an array, not ${show(v)}`);
+    return null;
+  }
+  return v;
+}
+
 function readRule(ctx: Ctx, r: unknown, path: string, type: ChannelName): RuleSpec | null {
   const { is } = ctx;
   if (!isObj(r)) {
@@ -723,25 +755,10 @@ function readPolicy(
     );
   }
   const rules: RuleSpec[] = [];
-  const rv = get(p, 'policyRules');
-  const rp = join(path, 'policyRules');
-  checkNextLink(is, p, path, 'policyRules');
-  if (rv === undefined) {
-    // Graph leaves the rules out unless asked: a list saved without the nested $expand
-    // would load as a tenant without rules, silently.
-    is.add(
-      rp,
-      `is missing: fetch the profiles with $expand=${EXPAND_ALL} (Graph returns the rules only when expanded), or give "policyRules": [] for a policy without rules`,
-    );
-  } else if (rv !== null) {
-    if (!Array.isArray(rv)) is.add(rp, `must be an array, not ${show(rv)}`);
-    else {
-      rv.forEach((r, i) => {
-        const rule = readRule(ctx, r, `${rp}[${i}]`, type);
-        if (rule) rules.push(rule);
-      });
-    }
-  }
+  expandedArray(is, p, path, 'policyRules', 'rules', 'a policy without rules')?.forEach((r, i) => {
+    const rule = readRule(ctx, r, `${join(path, 'policyRules')}[${i}]`, type);
+    if (rule) rules.push(rule);
+  });
   if (id === undefined || name === undefined) return null;
   return description === undefined ? { id, name, rules } : { id, name, description, rules };
 }
@@ -800,24 +817,12 @@ function readProfile(ctx: Ctx, p: unknown, path: string): ProfileSpec | null {
     is.add(join(path, 'associations'), `must be an array, not ${show(as)}`);
   }
   const policies: PolicySpec[] = [];
-  const lv = get(p, 'policies');
-  const lp = join(path, 'policies');
-  checkNextLink(is, p, path, 'policies');
-  if (lv === undefined) {
-    // Graph leaves the links out unless asked (GET forwardingProfiles without $expand): such
-    // an export would load as a tenant without a single rule, silently.
-    is.add(
-      lp,
-      `is missing: fetch the profiles with $expand=${EXPAND_ALL} (Graph returns the policies only when expanded), or give "policies": [] for a profile without policies`,
-    );
-  } else if (lv !== null) {
-    if (!Array.isArray(lv)) is.add(lp, `must be an array, not ${show(lv)}`);
-    else if (type) {
-      lv.forEach((l, i) => {
-        const spec = readLink(ctx, l, `${lp}[${i}]`, type);
-        if (spec) policies.push(spec);
-      });
-    }
+  const links = expandedArray(is, p, path, 'policies', 'policies', 'a profile without policies');
+  if (type) {
+    links?.forEach((l, i) => {
+      const spec = readLink(ctx, l, `${join(path, 'policies')}[${i}]`, type);
+      if (spec) policies.push(spec);
+    });
   }
   if (id === undefined || name === undefined || !type) return null;
   return { id, name, type, state, priority, fallback, policies };
