@@ -78,7 +78,6 @@ import type { Duplex } from 'node:stream';
 import type { Decision } from '../classify/types.js';
 import type { FlowRecord } from '../forward/flow-table.js';
 import type { ConnectResult, Forwarder, ForwardLogger, Refusal } from '../forward/forwarder.js';
-import { channelOffReason } from '../forward/refusal.js';
 import { absoluteForm } from '../util/http-target.js';
 import { HALF_CLOSE_TIMEOUT_MS, whenIdle } from '../util/idle-timer.js';
 import { listenOn } from '../util/listen.js';
@@ -185,7 +184,9 @@ export interface RefusedConnect {
   refused: Refusal;
   decision: Decision;
   reason: string;
-  flow: Pick<FlowRecord, 'hardening' | 'action'>;
+  /** A bypassed flow: why it went direct (ConnectResult's). */
+  direct?: string;
+  flow: Pick<FlowRecord, 'hardening'>;
 }
 
 /**
@@ -207,14 +208,8 @@ export function refusalBody(c: RefusedConnect): string {
         : 'Connection failed';
   const label = byEdge ? 'forwarded by rule' : 'rule';
   // A bypass that failed also says why the flow went direct (the VPN off, a channel off, or
-  // the tile of the decision's channel switched off since).
-  const why =
-    d.action === 'bypass'
-      ? d.reason
-      : c.flow.action === 'Bypass' && c.flow.hardening !== 'Y' && d.channel !== null
-        ? channelOffReason(d.channel)
-        : null;
-  const direct = why !== null && r !== 'blocked' ? `bypassed: ${why}\n` : '';
+  // the tile of the decision's channel switched off since: the forwarder's `direct`).
+  const direct = c.direct !== undefined ? `bypassed: ${c.direct}\n` : '';
   return `${head}: ${reason}\n${label}: ${rule}\nprofile: ${d.profileName ?? 'none'}\n${direct}`;
 }
 

@@ -79,6 +79,12 @@ export type ConnectResult =
       decision: Decision;
       flow: FlowRecord;
       reason: string;
+      /**
+       * A bypassed flow that failed: why it went direct (the decision's reason, or its
+       * channel switched off since), as its record keeps it. Not for hardening, whose
+       * `reason` says the channel is down.
+       */
+      direct?: string;
       upstream?: undefined;
     };
 
@@ -414,18 +420,17 @@ export class Forwarder {
   ): ConnectResult & { refused: Refusal } {
     // A hardening bypass that fails (the channel down, the direct connection not made) says
     // both: the error alone reads as the rule's doing, though the rule tunnels the flow.
-    let recorded = reason;
+    let direct: string | undefined;
     if (rec.hardening === 'Y' && rec.action === 'Bypass' && d.channel !== null) {
       reason = `${d.channel} channel down: fallback bypass; ${reason}`;
-      recorded = reason;
     } else if (rec.action === 'Bypass' && refused !== 'blocked') {
       // A bypass that fails: the flow table keeps why the flow went direct, too ("cannot
       // resolve fs1" alone does not say that the VPN is off or the channel of its rule): the
       // decision's reason, or that the channel was switched off after it.
-      recorded = `${reason}; ${rec.reason}`;
+      direct = rec.reason;
     }
     rec.status = 'Terminated';
-    rec.reason = recorded;
+    rec.reason = direct === undefined ? reason : `${reason}; ${direct}`;
     // Blocked by the client's policy, by hardening or by the edge (RST BLOCKED): a Block.
     if (refused === 'blocked' && rec.action !== 'Drop') rec.action = 'Block';
     this.flows.counters.refusal(refused);
@@ -443,7 +448,7 @@ export class Forwarder {
       },
       'flow refused',
     );
-    return { refused, decision: d, flow: rec, reason };
+    return { refused, decision: d, flow: rec, reason, ...(direct !== undefined ? { direct } : {}) };
   }
 
   /** Opens a TCP flow. Never throws. */

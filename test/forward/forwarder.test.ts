@@ -347,6 +347,7 @@ t.test('hardening: a fallback bypass that fails says the channel is down', async
   t.equal(res.refused && res.reason, why, 'what the HTTP proxy puts in its 502');
   const rec = flows.list()[0]!;
   t.equal(rec.reason, why, 'the flow table says it too');
+  t.equal(res.refused && res.direct, undefined, 'hardening: its reason says it, nothing more');
   t.equal(rec.hardening, 'Y');
   t.equal(rec.action, 'Bypass');
   t.equal(rec.status, 'Terminated');
@@ -373,6 +374,7 @@ t.test('a bypass that fails: the flow table says why it went direct, too', async
   t.equal(res.refused, 'unreachable');
   t.equal(res.refused && res.reason, 'cannot resolve fs1', 'the reply: the failure alone');
   t.equal(flows.list()[0]!.reason, `cannot resolve fs1; ${off.reason}`);
+  t.equal(res.refused && res.direct, off.reason, 'the HTTP proxy says why it went direct');
   // A closed port on a bypassed address: the same.
   const port = await closedPort();
   const direct = setup([{ host: 'closed.test', decision: BYPASS }], { 'closed.test': '127.0.0.1' });
@@ -381,7 +383,8 @@ t.test('a bypass that fails: the flow table says why it went direct, too', async
   t.match(direct.flows.list()[0]!.reason, /ECONNREFUSED.*; test bypass$/);
   // A tunneled flow the edge refuses keeps the edge's reason alone.
   const blocked = setup([{ host: 'blk.test', decision: BLOCK }]);
-  await blocked.fwd.connectTcp(tcpReq('blk.test', null, 80, 4));
+  const r3 = await blocked.fwd.connectTcp(tcpReq('blk.test', null, 80, 4));
+  t.equal(r3.refused && r3.direct, undefined, 'blocked: no bypass to explain');
   t.equal(blocked.flows.list()[0]!.reason, 'blocked by no-gambling');
 });
 
@@ -447,6 +450,7 @@ t.test('edge resets map to refusals; open timeout', async (t) => {
     const res = await fwd.connectTcp(tcpReq('x.test', null, 80, 3));
     t.equal(res.refused, want, `code ${code} ${reason}`);
     t.equal(res.flow.status, 'Terminated');
+    t.equal(res.refused && res.direct, undefined, 'tunneled: no bypass to explain');
   }
   tunnels.behaviour = { kind: 'hang' };
   const t0 = Date.now();
@@ -522,6 +526,7 @@ t.test('toggle: a flow of a channel switched off that fails says why it went dir
   t.equal(res.refused, 'unreachable');
   t.equal(res.refused && res.reason, 'cannot resolve gone.test', 'the reply: the failure alone');
   t.equal(flows.list()[0]!.reason, 'cannot resolve gone.test; internet channel off: bypass');
+  t.equal(res.refused && res.direct, 'internet channel off: bypass', 'the HTTP proxy says it');
   const a = fwd.udpAssociation({ srcIp: '127.0.0.1', srcPort: 4002, capture: 'socks' }, () => {});
   t.teardown(() => a.close());
   a.send('gone.test', null, 3389, Buffer.from('x'));
