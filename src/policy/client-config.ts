@@ -438,7 +438,7 @@ export function parseMobileconfig(
   // read keys at its top level).
   const isProfile = get(root, 'PayloadType') === 'Configuration';
   if (content === undefined && !isProfile) {
-    const app = appConfigOf(root, opts);
+    const app = appConfigOf(root);
     if (app) return parseAppConfig(app, opts);
   }
   if (!Array.isArray(content)) {
@@ -572,16 +572,8 @@ export const MANAGED_APP_CONFIG_DOMAIN = 'com.apple.configuration.managed';
  * `com.apple.configuration.managed`, or a root dictionary with at least one client key
  * (any platform's, in any case).
  */
-function appConfigOf(
-  root: Obj,
-  opts: ClientConfigOptions,
-): { dict: Obj; path: string; outside: string[] } | undefined {
-  const known = new Set(
-    [
-      ...KEY_SETS.flatMap((s) => clientConfigKeys(s)),
-      ...clientConfigKeys(keySetOf(opts.platform)),
-    ].map(fold),
-  );
+function appConfigOf(root: Obj): { dict: Obj; path: string; outside: string[] } | undefined {
+  const known = new Set(KEY_SETS.flatMap((s) => clientConfigKeys(s)).map(fold));
   const clientKeys = Object.keys(root).filter((k) => known.has(fold(k)));
   const domain = get(root, MANAGED_APP_CONFIG_DOMAIN);
   if (isObj(domain)) {
