@@ -868,6 +868,16 @@ function withoutParens(s: string): string {
 }
 
 /**
+ * What a document's `@odata.context` says it is, after the `#` and without parenthesized
+ * parts (`.../$metadata#networkAccess/forwardingPolicies('x')/policyRules` ->
+ * `networkAccess/forwardingPolicies/policyRules`); '' when it has none.
+ */
+function contextTail(json: Obj): string {
+  const context = get(json, '@odata.context');
+  return typeof context === 'string' ? (withoutParens(context).split('#')[1] ?? '') : '';
+}
+
+/**
  * The documented nested requests return other collections in the same `{ value }` shape:
  * `GET forwardingProfiles/{id}/policies?$expand=policy($expand=policyRules)` (policy links),
  * `GET forwardingPolicies` and `GET forwardingPolicies/{id}/policyRules`. Read as profiles,
@@ -875,13 +885,10 @@ function withoutParens(s: string): string {
  * profile list (or one that does not say).
  */
 function otherCollection(json: Obj): string | null {
-  const context = get(json, '@odata.context');
-  if (typeof context === 'string') {
-    const tail = withoutParens(context).split('#')[1] ?? '';
-    if (/\/policies$/.test(tail)) return "policy links (a profile's policies)";
-    if (/\/policyRules$/.test(tail)) return 'policy rules';
-    if (/(^|\/)forwardingPolicies$/.test(tail)) return 'forwarding policies';
-  }
+  const tail = contextTail(json);
+  if (/\/policies$/.test(tail)) return "policy links (a profile's policies)";
+  if (/\/policyRules$/.test(tail)) return 'policy rules';
+  if (/(^|\/)forwardingPolicies$/.test(tail)) return 'forwarding policies';
   const first = get(json, 'value');
   const item = Array.isArray(first) && isObj(first[0]) ? first[0] : null;
   const type = item ? odataName(get(item, '@odata.type')) : null;
@@ -899,10 +906,8 @@ function otherCollection(json: Obj): string | null {
  * its policies. Null for anything else.
  */
 function otherEntity(json: Obj): string | null {
-  const context = get(json, '@odata.context');
-  const tail = typeof context === 'string' ? (withoutParens(context).split('#')[1] ?? '') : '';
   if (
-    /(^|\/)forwardingPolicies(\/\$entity)?$/.test(tail) ||
+    /(^|\/)forwardingPolicies(\/\$entity)?$/.test(contextTail(json)) ||
     odataName(get(json, '@odata.type')) === 'forwardingPolicy' ||
     (!Object.hasOwn(json, 'policies') && Object.hasOwn(json, 'policyRules'))
   ) {
@@ -967,6 +972,17 @@ export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantS
     linkIds: new Seen(),
     profileIds: new Seen(),
   };
+  /** A document of something else than profiles: one issue, what it is and what to export. */
+  const notProfiles = (path: string, what: string) =>
+    new ConfigError(
+      [
+        {
+          path,
+          message: `this is ${what}: export GET /networkAccess/forwardingProfiles?$expand=${EXPAND_ALL}`,
+        },
+      ],
+      opts.file,
+    );
   if (!isObj(json)) {
     throw new ConfigError(
       [
@@ -995,33 +1011,14 @@ export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantS
     }
     checkNextLink(is, json, '', '');
     const other = list ? null : otherCollection(json);
-    if (other !== null) {
-      throw new ConfigError(
-        [
-          {
-            path: 'value',
-            message: `this is a list of ${other}, not of forwarding profiles: export GET /networkAccess/forwardingProfiles?$expand=${EXPAND_ALL}`,
-          },
-        ],
-        opts.file,
-      );
-    }
+    if (other !== null)
+      throw notProfiles('value', `a list of ${other}, not of forwarding profiles`);
     const pv = get(json, base);
     if (!Array.isArray(pv)) is.add(base, `must be an array, not ${show(pv)}`);
     else items = pv.map((p, i) => ({ p, path: `${base}[${i}]` }));
   } else if (isProfileEntity(json)) {
     const other = otherEntity(json);
-    if (other !== null) {
-      throw new ConfigError(
-        [
-          {
-            path: '',
-            message: `this is ${other}, not a forwarding profile: export GET /networkAccess/forwardingProfiles?$expand=${EXPAND_ALL}`,
-          },
-        ],
-        opts.file,
-      );
-    }
+    if (other !== null) throw notProfiles('', `${other}, not a forwarding profile`);
     tenantId = opts.tenantId ?? DEFAULT_LIST_TENANT_ID;
     name = opts.name ?? 'Graph forwarding profile';
     items = [{ p: json, path: '' }];
@@ -1065,7 +1062,6 @@ export function loadTenant(json: unknown, opts: LoadTenantOptions = {}): TenantS
 // ---------------------------------------------------------------------------------------
 
 function profilesOf(doc: GraphDocument): GraphForwardingProfile[] {
-  if (isProfileEntity(doc)) return [doc as unknown as GraphForwardingProfile];
   const d = doc as Partial<GraphTenantDocument> & Partial<GraphProfileList>;
   const list = d.forwardingProfiles ?? d.value;
   return Array.isArray(list) ? list : [];
