@@ -137,6 +137,11 @@ export function clientConfigKeys(keySet: KeySet = 'ios'): string[] {
 /** A key as messages show it: quoted when it has a space (`"Global Secure Access"`). */
 const keyText = (k: string): string => (/\s/.test(k) ? `"${k}"` : k);
 
+/** The per-app VPN payload (Apple's AppLayerVPN): the VPN dictionary of com.apple.vpn.managed, for associated apps only. */
+const PER_APP_VPN = 'com.apple.vpn.managed.applayer';
+/** Payload types that carry a VPN configuration: the seed's device-wide one, and per-app. */
+const VPN_PAYLOAD_TYPES: ReadonlySet<string> = new Set(['com.apple.vpn.managed', PER_APP_VPN]);
+
 /** The VPN payload values the seed document prescribes. */
 export const SEED_VPN = { serverAddress: '127.0.0.1', identifier: 'com.microsoft.scmx' } as const;
 
@@ -453,17 +458,33 @@ export function parseMobileconfig(
   }
   const vpns = content
     .map((p, i) => ({ p, i }))
-    .filter(({ p }) => isObj(p) && get(p, 'PayloadType') === 'com.apple.vpn.managed') as Array<{
+    .filter(
+      ({ p }) => isObj(p) && VPN_PAYLOAD_TYPES.has(get(p, 'PayloadType') as string),
+    ) as Array<{
     p: Obj;
     i: number;
   }>;
   if (vpns.length === 0) {
-    return fail('PayloadContent', 'no VPN payload (PayloadType com.apple.vpn.managed)');
+    return fail(
+      'PayloadContent',
+      'no VPN payload (PayloadType com.apple.vpn.managed, or com.apple.vpn.managed.applayer for a per-app VPN)',
+    );
   }
   const warnings: ConfigIssue[] = [];
-  const chosen = vpns.find(({ p }) => get(p, 'VPNSubType') === SEED_VPN.identifier) ?? vpns[0]!;
+  // The seed's device-wide VPN first, then a per-app one; the seed's identifier first in each.
+  const rank = ({ p }: { p: Obj }): number =>
+    (get(p, 'PayloadType') === PER_APP_VPN ? 2 : 0) +
+    (get(p, 'VPNSubType') === SEED_VPN.identifier ? 0 : 1);
+  const chosen = vpns.reduce((best, v) => (rank(v) < rank(best) ? v : best));
   const base = `PayloadContent[${chosen.i}]`;
   const payload = chosen.p;
+  if (get(payload, 'PayloadType') === PER_APP_VPN) {
+    const uuid = get(payload, 'VPNUUID');
+    warnings.push({
+      path: `${base}.PayloadType`,
+      message: `a per-app VPN (${PER_APP_VPN}${typeof uuid === 'string' ? `, VPNUUID ${uuid}` : ''}): on a device only the managed apps the MDM associates with it go through the VPN, where the seed's device-wide VPN (com.apple.vpn.managed) takes all traffic; gsa-emu captures whatever its proxies or TUN are given regardless`,
+    });
+  }
   const vpnDict = get(payload, 'VPN');
   const vpn = isObj(vpnDict) ? vpnDict : {};
   const info: VpnPayloadInfo = {};

@@ -202,6 +202,33 @@ t.test('.mobileconfig: bad values, wrong files', async (t) => {
     ['PayloadContent[0]'],
     'only the other VPN payload (side by side) is warned of',
   );
+  // A per-app VPN payload (Apple's AppLayerVPN) is read, with a warning that says what it
+  // changes on a device; next to the seed's device-wide payload, the device-wide one wins.
+  const perAppPayload = (type: string, level: number) => `<dict>
+      <key>PayloadType</key><string>${type}</string><key>VPNSubType</key><string>com.microsoft.scmx</string>
+      <key>VPNUUID</key><string>1653840A-E082-4CC2-877A-A8D188C183B6</string>
+      <key>VPN</key><dict><key>RemoteAddress</key><string>127.0.0.1</string><key>OnDemandEnabled</key><true/>
+      <key>OnDemandRules</key><array><dict><key>Action</key><string>Connect</string></dict></array></dict>
+      <key>VendorConfig</key><dict><key>EnableGSA</key><integer>${level}</integer><key>SilentOnboard</key><true/></dict>
+      <key>IPv4</key><dict><key>OverridePrimary</key><true/></dict></dict>`;
+  const perApp = parseMobileconfig(
+    `<plist><dict><key>PayloadContent</key><array>${perAppPayload('com.apple.vpn.managed.applayer', 3)}</array></dict></plist>`,
+  );
+  t.equal(perApp.config.enableGSA, 3, 'the per-app payload is read');
+  t.same(
+    perApp.warnings.map((w) => w.path),
+    ['PayloadContent[0].PayloadType'],
+  );
+  t.match(perApp.warnings[0]?.message, /per-app VPN .*VPNUUID 1653840A-.*only the managed apps/);
+  const both = parseMobileconfig(
+    `<plist><dict><key>PayloadContent</key><array>${perAppPayload('com.apple.vpn.managed.applayer', 1)}${perAppPayload('com.apple.vpn.managed', 2)}</array></dict></plist>`,
+  );
+  t.equal(both.config.enableGSA, 2, 'the device-wide payload wins over a per-app one');
+  t.same(
+    both.warnings.map((w) => w.path),
+    ['PayloadContent[0]'],
+    'the per-app payload is the other VPN payload',
+  );
   // Binary plists work as well.
   const bin = buildBinary({
     PayloadContent: [
