@@ -33,7 +33,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import pino from 'pino';
 import {
   readClientState,
@@ -59,6 +59,7 @@ import { DEFAULT_LOG_MAX_BYTES } from '../util/log-rotation.js';
 import { acquirePidLock, pidAlive } from '../util/pid-lock.js';
 import { rotatingDestination } from '../util/rotating-destination.js';
 import {
+  notADirectory,
   openPrivateFile,
   prepareStateDir,
   stateDir,
@@ -420,28 +421,6 @@ export function readEdgeCa(file: string): string {
     );
   }
   return text;
-}
-
-/**
- * The state folder, or a folder on its path, is a file (ENOTDIR, EEXIST): said of the
- * state folder, not as mkdir's error on `<dir>/logs` (or the edge's on its key file). Null
- * for any other error.
- */
-export function notADirectory(err: unknown, dir: string): GsaError | null {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  if (code !== 'ENOTDIR' && code !== 'EEXIST') return null;
-  let file: string | null = null;
-  for (let p = join(dir, 'logs'); ; p = dirname(p)) {
-    try {
-      if (!statSync(p).isDirectory()) file = p;
-    } catch {}
-    if (dirname(p) === p) break;
-  }
-  if (file === null) return null;
-  return new GsaError(
-    'GSA_ERR_CONFIG',
-    `the state folder ${dir} is not a directory (${file === dir ? 'it is a file' : `${file} is a file`}): give --state-dir (or $GSA_EMU_STATE_DIR) a folder`,
-  );
 }
 
 /**

@@ -44,6 +44,7 @@ import { type Decision, PROTO_TCP } from '../classify/types.js';
 import { ConfigError } from '../errors.js';
 import type { ChannelName } from '../policy/model.js';
 import { loadOrCreateTls } from '../tunnel/tls.js';
+import { LIBRARY_STATE_DIR, makeDirs, stateDirError } from '../util/state-dir.js';
 import { bypassCannotResolve, type Deciding } from './explain.js';
 
 /** A private server reached by its single-label name (`http://fs1/`) through Private DNS. */
@@ -258,7 +259,15 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   };
   const names = [...DEMO_M365, ...DEMO_PRIVATE, ...Object.keys(DEMO_INTERNET), ...DEMO_BYPASS];
   const tlsDir = join(opts.stateDir, 'demo-tls');
-  const tls = await loadOrCreateTls(tlsDir, names);
+  // Made here one level at a time (makeDirs): a folder that cannot be made is said of
+  // stateDir, as startEdge says it.
+  let tls: Awaited<ReturnType<typeof loadOrCreateTls>>;
+  try {
+    makeDirs(tlsDir);
+    tls = await loadOrCreateTls(tlsDir, names);
+  } catch (err) {
+    throw stateDirError(err, opts.stateDir, LIBRARY_STATE_DIR) ?? err;
+  }
   const servers: Array<Server | TcpServer> = [];
   const sockets = new Set<Socket>();
   const track = (s: Server | TcpServer) => {

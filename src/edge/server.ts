@@ -40,7 +40,7 @@ import type { HostsConfig } from '../util/hosts-map.js';
 import { listenOn } from '../util/listen.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../util/log-rotation.js';
 import { packageVersion } from '../util/package.js';
-import { makeDirs } from '../util/state-dir.js';
+import { LIBRARY_STATE_DIR, makeDirs, stateDirError } from '../util/state-dir.js';
 import { type TimerAt, timerAt } from '../util/timer-at.js';
 import { Connector } from './connector.js';
 import { createControlApi, sendGraphError } from './control-api.js';
@@ -356,11 +356,19 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     directIp: opts.egress?.connectorDirectIp ?? false,
     ...(opts.connectorSearch ? { searchSuffixes: opts.connectorSearch } : {}),
   });
-  makeDirs(opts.stateDir);
-  const issuer = await Issuer.create({
-    ...(opts.persistKey === false ? {} : { stateDir: opts.stateDir }),
-    ...(maxTtl !== undefined ? { maxTtlSeconds: maxTtl } : {}),
-  });
+  // A folder that cannot be made (a file on its path, no permission, a read-only file
+  // system) is said of stateDir, as the CLI says it of --state-dir.
+  const dirError = (err: unknown) => stateDirError(err, opts.stateDir, LIBRARY_STATE_DIR) ?? err;
+  let issuer: Issuer;
+  try {
+    makeDirs(opts.stateDir);
+    issuer = await Issuer.create({
+      ...(opts.persistKey === false ? {} : { stateDir: opts.stateDir }),
+      ...(maxTtl !== undefined ? { maxTtlSeconds: maxTtl } : {}),
+    });
+  } catch (err) {
+    throw dirError(err);
+  }
   const log = new TrafficLog({
     file: opts.logFile ?? null,
     capacity: limits.logCapacity ?? 10_000,

@@ -371,9 +371,14 @@ export function prepareStateDir(dir: string): PreparedStateDir {
 
 /**
  * A permission error (EACCES, EPERM) on a path in the state folder `dir`, as a ConfigError
- * that says whose the path is and how to repair it; null for any other error.
+ * that says whose the path is and how to repair it; null for any other error. `option`: how
+ * the user names the folder (CLI_STATE_DIR, or LIBRARY_STATE_DIR from JavaScript).
  */
-export function stateDirAccessError(err: unknown, dir: string): GsaError | null {
+export function stateDirAccessError(
+  err: unknown,
+  dir: string,
+  option: string = CLI_STATE_DIR,
+): GsaError | null {
   const e = err as NodeJS.ErrnoException | null;
   if (!posix() || !e || (e.code !== 'EACCES' && e.code !== 'EPERM') || !e.path) return null;
   if (!inFolder(dir, e.path)) return null;
@@ -389,8 +394,10 @@ export function stateDirAccessError(err: unknown, dir: string): GsaError | null 
   const me = process.getuid!();
   const fix =
     st.uid !== me && st.uid === 0
-      ? `if \`sudo gsa-emu\` made it, give the state folder back with \`sudo chown -R ${myName()} ${shellWord(dir)}\`; or use another --state-dir`
-      : 'use another --state-dir (e.g. `--state-dir "$(mktemp -d)"`)';
+      ? `if \`sudo gsa-emu\` made it, give the state folder back with \`sudo chown -R ${myName()} ${shellWord(dir)}\`; or give ${option} another folder`
+      : option === CLI_STATE_DIR
+        ? 'use another --state-dir (e.g. `--state-dir "$(mktemp -d)"`)'
+        : `give ${option} another folder`;
   return new ConfigError(
     [
       {
@@ -405,9 +412,14 @@ export function stateDirAccessError(err: unknown, dir: string): GsaError | null 
 /**
  * The state folder cannot be made or written for another reason than its owner or mode
  * (stateDirAccessError) or a file in its place (notADirectory): a read-only file system, a
- * path under /proc, no space. GSA_ERR_CONFIG naming the folder and the flag, or null.
+ * path under /proc, no space. GSA_ERR_CONFIG naming the folder and the flag (`option`), or
+ * null.
  */
-export function stateDirUnusable(err: unknown, dir: string): GsaError | null {
+export function stateDirUnusable(
+  err: unknown,
+  dir: string,
+  option: string = CLI_STATE_DIR,
+): GsaError | null {
   const e = err as NodeJS.ErrnoException | null;
   const codes = ['ENOENT', 'EROFS', 'ENOSPC', 'EDQUOT', 'ELOOP', 'ENAMETOOLONG', 'EINVAL'];
   if (!e?.code || !codes.includes(e.code) || typeof e.path !== 'string') return null;
@@ -418,7 +430,55 @@ export function stateDirUnusable(err: unknown, dir: string): GsaError | null {
   if (!inFolder(dir, e.path) && !above) return null;
   return new GsaError(
     'GSA_ERR_CONFIG',
-    `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${e.path}: give --state-dir (or $GSA_EMU_STATE_DIR) a folder you can write`,
+    `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${e.path}: give ${option} a folder you can write`,
+  );
+}
+
+/** How the CLI's user names the state folder, in its errors. */
+export const CLI_STATE_DIR = '--state-dir (or $GSA_EMU_STATE_DIR)';
+/** How a caller of startEdge or startDemo names it. */
+export const LIBRARY_STATE_DIR = 'the stateDir option';
+
+/**
+ * The state folder, or a folder on its path, is a file (ENOTDIR, EEXIST): said of the
+ * state folder, not as mkdir's error on `<dir>/logs` (or the edge's on its key file). Null
+ * for any other error.
+ */
+export function notADirectory(
+  err: unknown,
+  dir: string,
+  option: string = CLI_STATE_DIR,
+): GsaError | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code !== 'ENOTDIR' && code !== 'EEXIST') return null;
+  let file: string | null = null;
+  for (let p = join(dir, 'logs'); ; p = dirname(p)) {
+    try {
+      if (!statSync(p).isDirectory()) file = p;
+    } catch {}
+    if (dirname(p) === p) break;
+  }
+  if (file === null) return null;
+  return new GsaError(
+    'GSA_ERR_CONFIG',
+    `the state folder ${dir} is not a directory (${file === dir ? 'it is a file' : `${file} is a file`}): give ${option} a folder`,
+  );
+}
+
+/**
+ * What made the state folder `dir` unusable (a file on its path, a permission, a read-only
+ * or full file system), as GSA_ERR_CONFIG naming the folder and `option`; null for an
+ * error that is not the folder's.
+ */
+export function stateDirError(
+  err: unknown,
+  dir: string,
+  option: string = CLI_STATE_DIR,
+): GsaError | null {
+  return (
+    notADirectory(err, dir, option) ??
+    stateDirAccessError(err, dir, option) ??
+    stateDirUnusable(err, dir, option)
   );
 }
 

@@ -28,16 +28,9 @@ import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../../util/log-rotation.js';
 import { acquirePidLock } from '../../util/pid-lock.js';
-import {
-  makeDirs,
-  openPrivateFile,
-  stateDir,
-  stateDirAccessError,
-  stateDirUnusable,
-} from '../../util/state-dir.js';
+import { makeDirs, openPrivateFile, stateDir, stateDirError } from '../../util/state-dir.js';
 import { hostOption, logMaxBytes, numberOption, portNumber, stopSignals } from '../common.js';
 import { ensureEdgeSecret, readSecretFile } from '../edge-secret.js';
-import { notADirectory } from '../world.js';
 
 interface EdgeCliOptions {
   host: string;
@@ -291,8 +284,7 @@ export function register(program: Command): void {
       const hostnames = o.hostname.map(certName);
       const names = [...(wildcard ? [] : [host]), ...hostnames];
       // A state folder that is a file, or not ours: said of the folder, as `up` does.
-      const stateDirError = (err: unknown) =>
-        notADirectory(err, dir) ?? stateDirAccessError(err, dir) ?? stateDirUnusable(err, dir);
+      const dirError = (err: unknown) => stateDirError(err, dir);
       // One edge per state folder, found by its lock (`gsa-emu stop --edge`).
       let release: () => void;
       try {
@@ -304,7 +296,7 @@ export function register(program: Command): void {
           'stop it first (`gsa-emu stop --edge`), or give this edge its own --state-dir',
         );
       } catch (err) {
-        throw stateDirError(err) ?? err;
+        throw dirError(err) ?? err;
       }
       // Beyond loopback, tokens go only to clients with the secret (edge-client-secret.md).
       let secret: { secret: string; file: string } | null = null;
@@ -313,7 +305,7 @@ export function register(program: Command): void {
         else if (!isLoopbackHost(host)) secret = ensureEdgeSecret(dir);
       } catch (err) {
         release();
-        throw stateDirError(err) ?? err;
+        throw dirError(err) ?? err;
       }
       // Ctrl+C / SIGTERM / SIGHUP (Windows: also Ctrl+Break), also while it starts: stop
       // once it has started. A second one ends the process at once (the lock stays, stale).
@@ -371,7 +363,7 @@ export function register(program: Command): void {
         }).catch((err: unknown) => {
           if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))
             throw err.withHint('choose another port with --port <n> (0: any free port)');
-          throw stateDirError(err) ?? (o.config ? withConfigFile(err, cfg, o.config) : err);
+          throw dirError(err) ?? (o.config ? withConfigFile(err, cfg, o.config) : err);
         });
         if (!signalled) {
           const url = wildcard ? wildcardUrl(edge, hostnames) : null;
