@@ -45,8 +45,66 @@ export const NETNS_VALUE_OPTIONS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * The options of `gsa-emu up` that take a value (src/cli/commands/up.ts; a test keeps the
+ * two alike): the word after one is its value, even when it looks like a flag, as commander
+ * reads it (`--password --state-dir` is a password).
+ */
+export const UP_VALUE_OPTIONS: ReadonlySet<string> = new Set([
+  '--config',
+  '--host',
+  '--socks-port',
+  '--http-port',
+  '--pac-port',
+  '--admin-port',
+  '--user',
+  '--password',
+  '--password-file',
+  '--tenant',
+  '--client-config',
+  '--platform',
+  '--edge',
+  '--edge-ca',
+  '--edge-secret',
+  '--state-dir',
+  '--log-level',
+  '--log-max-size',
+  '--exit-after',
+  '--profile-poll',
+  '--http-response-timeout',
+  '--http-body-timeout',
+  '--tun-name',
+  '--tun-source',
+  '--tun-dns',
+  '--local-subnets',
+  '--token-ttl',
+  '--add-host',
+]);
+
+/** The options of `gsa-emu edge` that take a value (src/cli/commands/edge.ts; kept alike by a test). */
+export const EDGE_VALUE_OPTIONS: ReadonlySet<string> = new Set([
+  '--host',
+  '--port',
+  '--state-dir',
+  '--tenant',
+  '--config',
+  '--log-file',
+  '--log-max-size',
+  '--max-token-ttl',
+  '--client-secret-file',
+  '--hostname',
+]);
+
+const VALUE_OPTIONS: Record<CliCommand, ReadonlySet<string>> = {
+  up: UP_VALUE_OPTIONS,
+  edge: EDGE_VALUE_OPTIONS,
+  netns: NETNS_VALUE_OPTIONS,
+};
+
+/**
  * The state folder a command line's `gsa-emu <command>` uses, or null when it is not that
- * command. Its options end at `--`; `netns`'s also at its command (NETNS_VALUE_OPTIONS).
+ * command. Its options end at `--`; `netns`'s also at its command. The value of another
+ * option (UP_VALUE_OPTIONS, EDGE_VALUE_OPTIONS, NETNS_VALUE_OPTIONS) is skipped, whatever
+ * it looks like (`up --add-host --state-dir=x` adds a host).
  */
 export function commandStateDir(
   argv: string[],
@@ -64,10 +122,8 @@ export function commandStateDir(
     if (a === '--') break;
     if (a === '--state-dir') flag = rest[++i];
     else if (a.startsWith('--state-dir=')) flag = a.slice('--state-dir='.length);
-    else if (command === 'netns') {
-      if (!a.startsWith('-') || a === '-') break;
-      if (NETNS_VALUE_OPTIONS.has(a)) i++;
-    }
+    else if (command === 'netns' && (!a.startsWith('-') || a === '-')) break;
+    else if (VALUE_OPTIONS[command].has(a)) i++;
   }
   const dir =
     flag ||

@@ -8,9 +8,17 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { register as registerEdge } from '../../src/cli/commands/edge.js';
 import { register as registerNetns } from '../../src/cli/commands/netns.js';
-import { commandStateDir, launchedUps, NETNS_VALUE_OPTIONS } from '../../src/cli/launched-ups.js';
+import { register as registerUp } from '../../src/cli/commands/up.js';
+import {
+  commandStateDir,
+  EDGE_VALUE_OPTIONS,
+  launchedUps,
+  NETNS_VALUE_OPTIONS,
+  UP_VALUE_OPTIONS,
+} from '../../src/cli/launched-ups.js';
 
 t.test(
   'commandStateDir: the folder a command line`s up uses, as stateDir() computes it',
@@ -96,15 +104,72 @@ t.test(
   },
 );
 
-t.test('NETNS_VALUE_OPTIONS: the options of `gsa-emu netns` that take a value', async (t) => {
+t.test('commandStateDir: up and edge skip the values of their other options', async (t) => {
+  const env = { HOME: '/home/u' };
+  const upDir = (...args: string[]) =>
+    commandStateDir(['node', '/x/main.js', 'up', ...args], env, '/w');
+  const edgeDir = (...args: string[]) =>
+    commandStateDir(['node', '/x/main.js', 'edge', ...args], env, '/w', 'edge');
+  t.equal(
+    upDir('--add-host', '--state-dir=/no', '--tun'),
+    '/home/u/.gsa-emu',
+    'up: --add-host takes the next word, whatever it looks like',
+  );
+  t.equal(
+    upDir('--password', '--state-dir', '--tun'),
+    '/home/u/.gsa-emu',
+    'up: a password that looks like the flag is a password',
+  );
+  t.equal(
+    upDir('--password', '--state-dir', '--state-dir', 'd'),
+    '/w/d',
+    'up: the flag after the password is read',
+  );
+  t.equal(upDir('--tun', '--state-dir=/s', '--once'), '/s', 'up: flags without a value');
+  t.equal(
+    upDir('--tenant', 't.json', 'extra', '--state-dir', '/s'),
+    '/s',
+    'up: a stray word does not end the options',
+  );
+  t.equal(
+    edgeDir('--hostname', '--state-dir', '--port', '0'),
+    '/home/u/.gsa-emu',
+    'edge: a --hostname that looks like the flag',
+  );
+  t.equal(
+    edgeDir('--tenant', 'x', '--state-dir=/e'),
+    '/e',
+    'edge: the flag after another option and its value',
+  );
+});
+
+/** The long and short names of `command`'s options that take a value, as registered. */
+function valueOptions(register: (p: Command) => void, name: string, t: Test): string[] {
   const program = new Command().enablePositionalOptions(); // as main.ts has it
-  registerNetns(program);
-  const netns = program.commands.find((c) => c.name() === 'netns');
-  if (!netns) throw new Error('no netns command');
-  const valued = netns.options
-    .filter((o) => o.required || o.optional)
-    .flatMap((o) => [o.long, o.short].filter((n): n is string => !!n));
-  t.strictSame([...NETNS_VALUE_OPTIONS].sort(), valued.sort());
+  register(program);
+  const command = program.commands.find((c) => c.name() === name);
+  if (!command) throw new Error(`no ${name} command`);
+  const valued = command.options.filter((o) => o.required || o.optional);
+  // commander takes the next word as a required value whatever it looks like; an optional
+  // one only when it does not look like an option: commandStateDir skips it always.
+  t.strictSame(
+    valued.filter((o) => !o.required).map((o) => o.flags),
+    [],
+    `${name}: no option with an optional value`,
+  );
+  return valued.flatMap((o) => [o.long, o.short].filter((n): n is string => !!n)).sort();
+}
+
+t.test('NETNS_VALUE_OPTIONS: the options of `gsa-emu netns` that take a value', async (t) => {
+  t.strictSame([...NETNS_VALUE_OPTIONS].sort(), valueOptions(registerNetns, 'netns', t));
+});
+
+t.test('UP_VALUE_OPTIONS: the options of `gsa-emu up` that take a value', async (t) => {
+  t.strictSame([...UP_VALUE_OPTIONS].sort(), valueOptions(registerUp, 'up', t));
+});
+
+t.test('EDGE_VALUE_OPTIONS: the options of `gsa-emu edge` that take a value', async (t) => {
+  t.strictSame([...EDGE_VALUE_OPTIONS].sort(), valueOptions(registerEdge, 'edge', t));
 });
 
 const linux = process.platform === 'linux';
