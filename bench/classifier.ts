@@ -9,7 +9,8 @@
  *   SIZES=100,1000 REPEAT=3: docs/benchmarks.md, "Settings".
  *
  * Writes bench/results/classifier.json and the "Classifier" section of docs/benchmarks.md
- * (not when SIZES picks other sizes than the default ones: that run prints its figures only).
+ * (not when SIZES picks other sizes than the default ones: that run prints its figures only;
+ * nor with QUICK=1: bench/results/classifier.quick.tmp.json instead).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -34,6 +35,7 @@ import {
   intSetting,
   settingsOrExit,
   stopOnExit,
+  writeQuickResults,
 } from './settings.js';
 
 helpRequested(`
@@ -42,7 +44,7 @@ at 100 to 100,000 rules; compile time and memory per rule.
   QUICK=1          9 runs of 5 ms per case (default 31 of 10 ms), 1 process per size
   SIZES=100,1000   tenant sizes (default 100,1000,10000,100000; other sizes: nothing written)
   REPEAT=3         processes per size (1 with QUICK)
-A quick check (about 30 s): QUICK=1 npm run bench:classifier
+A quick check (about 30 s): QUICK=1 npm run bench:classifier (its figures go to bench/results/classifier.quick.tmp.json, not over the recorded ones)
 `);
 // The benchmark, not a child measuring one size (which a SIGTERM must stop at once, even
 // in a busy loop: no handler).
@@ -359,6 +361,10 @@ async function main(): Promise<void> {
     console.log(
       `SIZES=${SIZES.join(',')} (not ${DEFAULT_SIZES.join(',')}): bench/results/classifier.json and docs/benchmarks.md not written`,
     );
+    return;
+  }
+  if (QUICK) {
+    writeQuickResults(root, 'classifier', result);
     return;
   }
   writeFileSync(

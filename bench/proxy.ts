@@ -17,7 +17,8 @@
  *   CPU_REPORT=1 ALT=<other build's dist-bench/bench/proxy.js>: docs/benchmarks.md, "Settings".
  * Peers that are not installed are skipped with a line saying what to install.
  *
- * Writes bench/results/proxy.json and the "Proxy" section of docs/benchmarks.md.
+ * Writes bench/results/proxy.json and the "Proxy" section of docs/benchmarks.md (with QUICK=1,
+ * bench/results/proxy.quick.tmp.json instead).
  */
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -54,6 +55,7 @@ import {
   setSetting,
   settingsOrExit,
   stopOnExit,
+  writeQuickResults,
 } from './settings.js';
 
 helpRequested(`
@@ -69,7 +71,7 @@ gsa-emu (bypassed, tunneled) and, when installed, microsocks, dante, v2ray and t
   ALT=<other build>/dist-bench/bench/proxy.js   A/B rows of another build
   PROCESS_LOOKUP=1 gsa-emu's /proc lookup of the process column on (off by default)
   CPU_PROF=<dir>, CHILD_ARGS=...   CPU profiles of, and Node options for, gsa-emu's processes
-A quick check (about 1 min): QUICK=1 npm run bench:proxy
+A quick check (about 1 min): QUICK=1 npm run bench:proxy (its figures go to bench/results/proxy.quick.tmp.json, not over the recorded ones)
 `);
 // The benchmark, not one of its child roles (edge, client, world).
 if (process.argv[2] === undefined) interruptible();
@@ -818,23 +820,24 @@ async function main(): Promise<void> {
   report(rows);
 }
 
-function report(rows: Row[]): void {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  const when = new Date().toISOString().slice(0, 16);
-  const results = {
+/** The figures of a run, as bench/results/proxy.json records them. */
+function resultsOf(rows: Row[]) {
+  return {
     date: new Date().toISOString(),
     node: process.version,
-    cpu,
+    cpu: os.cpus()[0]?.model ?? 'unknown CPU',
     cores: os.cpus().length,
     runs: RUNS,
     bytes: { single: SINGLE, multiPerStream: MULTI, streams: 8 },
     connections: CONNS,
     rows,
   };
-  writeFileSync(
-    join(root, 'bench', 'results', 'proxy.json'),
-    `${JSON.stringify(results, null, 2)}\n`,
-  );
+}
+
+function report(rows: Row[]): void {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const when = new Date().toISOString().slice(0, 16);
+  const results = resultsOf(rows);
   const get = (p: string) =>
     rows.find((r) => r.path === p) ?? rows.find((r) => r.path.startsWith(p));
   const bypass = get('gsa-emu SOCKS, bypassed');
@@ -912,6 +915,16 @@ function report(rows: Row[]): void {
   }
   lines.push('<!-- proxy:end -->');
   const section = lines.join('\n');
+  if (QUICK) {
+    // A quick run's figures say little: shown, not put in place of the recorded ones.
+    process.stdout.write(`${section}\n`);
+    writeQuickResults(root, 'proxy', results);
+    return;
+  }
+  writeFileSync(
+    join(root, 'bench', 'results', 'proxy.json'),
+    `${JSON.stringify(results, null, 2)}\n`,
+  );
   const file = join(root, 'docs', 'benchmarks.md');
   let doc = readFileSync(file, 'utf8');
   const re = /<!-- proxy:begin -->[\s\S]*?<!-- proxy:end -->/;

@@ -8,6 +8,8 @@
  * (`stopOnExit`).
  */
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 /** A setting the benchmark cannot use; `settingsOrExit` prints it and exits 2. */
 export class BenchSettingError extends Error {
@@ -128,6 +130,28 @@ export function benchCommand(
     return v === undefined || v === '' ? [] : [`${n}=${quote(v)}`];
   });
   return [...set, `npm run ${script}`].join(' ');
+}
+
+/**
+ * A QUICK=1 run's figures (its `result`, as the full run would record it): written to
+ * bench/results/<bench>.quick.tmp.json (git-ignored), never over the recorded figures
+ * (bench/results/<bench>.json and the bench's section of docs/benchmarks.md, which only a
+ * full run writes), and said so on stdout. Returns the file's path relative to `root`.
+ */
+export function writeQuickResults(
+  root: string,
+  bench: string,
+  result: unknown,
+  log: (line: string) => void = console.log,
+): string {
+  const rel = `bench/results/${bench}.quick.tmp.json`;
+  const file = join(root, rel);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  log(
+    `QUICK=1: figures written to ${rel}; the recorded ones (bench/results/${bench}.json, docs/benchmarks.md) are left as they were (a run without QUICK records them)`,
+  );
+  return rel;
 }
 
 /** Runs `read` (which reads the settings); on a BenchSettingError: message, exit code 2. */

@@ -13,7 +13,8 @@
  *   RUNS=3 CONNS=1000 IDLE=10000 ONLY=<part of a row's name>: docs/benchmarks.md, "Settings".
  *
  * Writes bench/results/tunnel.json and the "Tunnel" section of docs/benchmarks.md (not when
- * ONLY picks some rows: that run prints its figures only).
+ * ONLY picks some rows: that run prints its figures only; nor with QUICK=1:
+ * bench/results/tunnel.quick.tmp.json instead).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -40,6 +41,7 @@ import {
   intSetting,
   settingsOrExit,
   stopOnExit,
+  writeQuickResults,
 } from './settings.js';
 
 helpRequested(`
@@ -52,7 +54,7 @@ latency, memory per idle stream; against direct TCP and one WebSocket per flow.
   ONLY=<text>      rows whose name contains <text> (nothing written)
   CHILD_ARGS=...   Node options for the far end's process
   DATA_FRAME, HW, WINDOW   tunnel limits in bytes
-A quick check (10-20 s): QUICK=1 npm run bench:tunnel
+A quick check (10-20 s): QUICK=1 npm run bench:tunnel (its figures go to bench/results/tunnel.quick.tmp.json, not over the recorded ones)
 `);
 // The benchmark, not its far end (`serve`).
 if (process.argv[2] !== 'serve') interruptible();
@@ -531,6 +533,10 @@ async function main(): Promise<void> {
     console.log(
       'ONLY picks some rows: bench/results/tunnel.json and docs/benchmarks.md not written',
     );
+    process.exit(0);
+  }
+  if (QUICK) {
+    writeQuickResults(root, 'tunnel', result);
     process.exit(0);
   }
   writeFileSync(

@@ -19,6 +19,7 @@ import {
   regexSetting,
   selectRows,
   setSetting,
+  writeQuickResults,
 } from '../../bench/settings.js';
 
 t.test('whole numbers: defaults, valid values, and refusals naming the variable', async (t) => {
@@ -258,4 +259,35 @@ t.test('--help prints the usage and exits 0; without it nothing happens', async 
   t.notMatch(help.out, /ran/, 'the benchmark does not run');
   t.match(await run(['-h']), { code: 0, out: /usage/ });
   t.same(await run(['--size', '100']), { code: 0, out: 'ran' });
+});
+
+t.test('a QUICK run writes its figures beside the recorded ones, and says so', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'gsa-bench-quick-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const said: string[] = [];
+  const rel = writeQuickResults(root, 'classifier', { quick: true, n: 1 }, (l) => said.push(l));
+  t.equal(rel, 'bench/results/classifier.quick.tmp.json');
+  t.same(JSON.parse(readFileSync(join(root, rel), 'utf8')), { quick: true, n: 1 });
+  t.notOk(existsSync(join(root, 'bench/results/classifier.json')), 'not the recorded file');
+  t.notOk(existsSync(join(root, 'docs/benchmarks.md')), 'nor the docs');
+  t.equal(said.length, 1);
+  t.match(said[0], /QUICK=1: figures written to bench\/results\/classifier\.quick\.tmp\.json/);
+  t.match(
+    said[0],
+    /bench\/results\/classifier\.json, docs\/benchmarks\.md\) are left as they were/,
+  );
+  // Git-ignored, so a quick run leaves `git status` clean.
+  const ignore = readFileSync(new URL('../../.gitignore', import.meta.url), 'utf8');
+  t.match(ignore, /^bench\/results\/\*\.tmp\.json$/m, '.gitignore covers it');
+});
+
+t.test('every bench with QUICK hands a quick run to writeQuickResults', async (t) => {
+  // Source check (no benchmark runs here): each bench that reads QUICK and records results
+  // calls writeQuickResults under `if (QUICK)` before writing bench/results/<bench>.json.
+  for (const bench of ['classifier', 'tunnel', 'proxy']) {
+    const src = readFileSync(new URL(`../../bench/${bench}.ts`, import.meta.url), 'utf8');
+    const quick = src.indexOf(`writeQuickResults(root, '${bench}'`);
+    t.ok(quick > 0, `${bench}: calls writeQuickResults`);
+    t.match(src.slice(Math.max(0, quick - 200), quick), /if \(QUICK\) \{/, `${bench}: if QUICK`);
+  }
 });
