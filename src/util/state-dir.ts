@@ -392,12 +392,14 @@ export function stateDirAccessError(
     if (dirname(p) === p) return null;
   }
   const me = process.getuid!();
+  const cli = option === CLI_STATE_DIR;
+  const other = cli ? 'use another --state-dir' : `give ${option} another folder`;
   const fix =
     st.uid !== me && st.uid === 0
-      ? `if \`sudo gsa-emu\` made it, give the state folder back with \`sudo chown -R ${myName()} ${shellWord(dir)}\`; or give ${option} another folder`
-      : option === CLI_STATE_DIR
-        ? 'use another --state-dir (e.g. `--state-dir "$(mktemp -d)"`)'
-        : `give ${option} another folder`;
+      ? `if \`sudo gsa-emu\` made it, give the state folder back with \`sudo chown -R ${myName()} ${shellWord(dir)}\`; or ${other}`
+      : cli
+        ? `${other} (e.g. \`--state-dir "$(mktemp -d)"\`)`
+        : other;
   return new ConfigError(
     [
       {

@@ -37,3 +37,16 @@ t.test('startEdge and startDemo: a state folder under a regular file', async (t)
     }
   }
 });
+
+t.test(
+  'startEdge: a folder that cannot be made for another reason (/proc)',
+  { skip: process.platform === 'linux' ? false : 'a /proc path is Linux-only' },
+  async (t) => {
+    const dir = '/proc/gsa-emu-no-such/state';
+    const err = await errorOf(startEdge({ stateDir: dir, port: 0, tls: false }));
+    t.ok(err instanceof GsaError, `a GsaError (${String(err)})`);
+    t.equal((err as GsaError).code, 'GSA_ERR_CONFIG');
+    t.match((err as GsaError).message, `cannot use the state folder ${dir}`);
+    t.match((err as GsaError).message, 'give the stateDir option a folder you can write');
+  },
+);
