@@ -15,6 +15,11 @@
  *   POST /vpn        {"on": false, "via": "settings"|"app"}: the user switches the VPN (off:
  *                    nothing forwarded); 409 when the managed configuration forbids it
  *   POST /onboard    {}: the user onboards (a client started without SilentOnboard)
+ *   POST /pause      {}: macOS: the user pauses the client for 10 minutes (nothing forwarded;
+ *                    resumes by itself); 409 on another platform or with HidePauseButton
+ *   POST /resume     {}: ends a pause now
+ *   /toggle and /vpn take "privileged": true: a privileged user (Windows
+ *   RestrictNonPrivilegedUsers=1 refuses a standard user's, the default, with 409)
  *                    (the three answer `changed`: false when that was already so)
  *   POST /shutdown   {} or {"pid": n}: stop the run as Ctrl+C would (`gsa-emu up` only;
  *                    409 elsewhere, and when pid is not this process's)
@@ -41,7 +46,7 @@
  * 127.0.0.1:port inside its namespace, so that the command it runs can ask it too.
  *
  * Methods: the GET endpoints also answer HEAD (RFC 9110 9.1); another method on them is
- * 405 `Allow: GET, HEAD`, anything but POST on /toggle, /vpn, /onboard, /shutdown and
+ * 405 `Allow: GET, HEAD`, anything but POST on /toggle, /vpn, /onboard, /pause, /resume, /shutdown and
  * /profile/refresh is 405 `Allow: POST`,
  * and any method on a path that is none of these is 404.
  */
@@ -255,6 +260,10 @@ export async function startAdminApi(
       if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
       return path === '/vpn' ? vpn(req, res) : onboard(req, res);
     }
+    if (path === '/pause' || path === '/resume') {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST', method, path);
+      return pauseOrResume(req, res, path === '/pause');
+    }
     if (!GET_ENDPOINTS.has(path)) {
       return json(res, 404, { error: 'not_found', message: `no such endpoint ${path}` });
     }
@@ -343,6 +352,8 @@ export async function startAdminApi(
             'POST /toggle',
             'POST /vpn',
             'POST /onboard',
+            'POST /pause',
+            'POST /resume',
             'POST /shutdown',
             'POST /profile/refresh',
           ],
@@ -411,14 +422,36 @@ export async function startAdminApi(
     const body = await jsonBody(req, res);
     if (body === undefined) return;
     const via = body.via ?? 'settings';
-    if (typeof body.on !== 'boolean' || (via !== 'settings' && via !== 'app')) {
+    const privileged = body.privileged ?? false;
+    if (
+      typeof body.on !== 'boolean' ||
+      (via !== 'settings' && via !== 'app') ||
+      typeof privileged !== 'boolean'
+    ) {
       return json(res, 400, {
         error: 'bad_request',
-        message: 'expected {"on": true|false, "via": "settings"|"app"} (via: default settings)',
+        message:
+          'expected {"on": true|false, "via": "settings"|"app", "privileged": true|false} (via: default settings; privileged: default false)',
       });
     }
     const on = body.on;
-    return userAction(res, () => client.setVpn(on, via), { on, via });
+    return userAction(res, () => client.setVpn(on, via, { privileged }), { on, via });
+  }
+
+  /** POST /pause {} or /resume {}: macOS: the user pauses the client, or ends the pause. */
+  async function pauseOrResume(
+    req: IncomingMessage,
+    res: ServerResponse,
+    pause: boolean,
+  ): Promise<void> {
+    const body = await jsonBody(req, res);
+    if (body === undefined) return;
+    return userAction(res, () => (pause ? client.pause() : client.resume()), {
+      paused: pause,
+      get pausedUntil() {
+        return client.tiles.snapshot().pausedUntil;
+      },
+    });
   }
 
   /** POST /onboard {}: the user onboards (the client was started without SilentOnboard). */
@@ -432,19 +465,22 @@ export async function startAdminApi(
     const body = await jsonBody(req, res);
     if (body === undefined) return;
     const channel = body.channel === 'gsa' ? 'm365' : body.channel;
+    const privileged = body.privileged ?? false;
     if (
       typeof channel !== 'string' ||
       !CHANNELS.includes(channel as ChannelName) ||
-      typeof body.on !== 'boolean'
+      typeof body.on !== 'boolean' ||
+      typeof privileged !== 'boolean'
     ) {
       return json(res, 400, {
         error: 'bad_request',
-        message: 'expected {"channel": "m365"|"private"|"internet", "on": true|false}',
+        message:
+          'expected {"channel": "m365"|"private"|"internet", "on": true|false, "privileged": true|false} (privileged: default false)',
       });
     }
     const on = body.on;
     const ch = channel as ChannelName;
-    return userAction(res, () => client.toggle(ch, on), { channel, on });
+    return userAction(res, () => client.toggle(ch, on, { privileged }), { channel, on });
   }
 
   /**

@@ -35,9 +35,11 @@ import { isLoopbackIp, Resolver } from '../forward/resolver.js';
 import {
   type ClientConfig,
   type ClientTiles,
+  type ClientTilesOptions,
   createClientTiles,
   defaultClientConfig,
   loadClientConfigFile,
+  type UserActionOptions,
 } from '../policy/client-config.js';
 import { loadTenant } from '../policy/graph.js';
 import type { ChannelName, ClientState, PlatformSpec, TenantSpec } from '../policy/model.js';
@@ -101,6 +103,8 @@ export interface ClientOptions {
   clientConfig?: ClientConfig | string;
   /** Platform name (ios, windows, macos, android) or file. Default ios. */
   platform?: string;
+  /** The macOS pause's length and clock (tests: resume without waiting); see ClientTilesOptions. */
+  pause?: Pick<ClientTilesOptions, 'pauseMs' | 'now' | 'schedule'>;
   /**
    * The device's local IPv4 subnets (CIDRs): Private Access does not tunnel its IP segments
    * inside them (the flow goes on to the later rules). Default: the subnets of this host's
@@ -218,13 +222,21 @@ export interface RunningClient {
   health(): Promise<HealthCheck[]>;
   profile(): ReturnType<typeof profileView>;
   /** Flip a tile; throws ToggleRefusedError when locked or hidden. Swaps the classifier. */
-  toggle(channel: ChannelName, on: boolean): Record<ChannelName, boolean>;
+  toggle(channel: ChannelName, on: boolean, who?: UserActionOptions): Record<ChannelName, boolean>;
   /**
    * The user switches the VPN on or off in the app (needs EnableVPNToggleInApp) or in
    * Settings (off is refused with Block users from disabling automatic VPN); throws
    * ToggleRefusedError. Off: nothing is forwarded, every flow goes direct.
    */
-  setVpn(on: boolean, via: 'app' | 'settings'): Record<ChannelName, boolean>;
+  setVpn(
+    on: boolean,
+    via: 'app' | 'settings',
+    who?: UserActionOptions,
+  ): Record<ChannelName, boolean>;
+  /** macOS: the user pauses the client for 10 minutes (refused elsewhere, and with
+   *  HidePauseButton); `resume()` ends it sooner. Throw ToggleRefusedError. */
+  pause(): Record<ChannelName, boolean>;
+  resume(): Record<ChannelName, boolean>;
   /** The user onboards in the app (the client starts onboarded with SilentOnboard=TRUE). */
   onboard(): Record<ChannelName, boolean>;
   /** Replace the tenant (a Graph document or list); swaps the classifier. */
@@ -351,7 +363,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const configWarnings = (loadedConfig?.warnings ?? []).map(
     (w) => `${opts.clientConfig}: ${w.path ? `${w.path}: ` : ''}${w.message}`,
   );
-  const tiles = createClientTiles(config);
+  const tiles = createClientTiles(config, { platform: platform.name, ...opts.pause });
   const source = opts.tenant ?? 'edge';
 
   let tenant: TenantSpec | null = null;
@@ -913,10 +925,12 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       });
     },
     profile: () => profileView(tenant),
-    toggle(channel, on) {
-      return tiles.toggle(channel, on);
+    toggle(channel, on, who) {
+      return tiles.toggle(channel, on, who);
     },
-    setVpn: (on, via) => tiles.setVpn(on, via),
+    setVpn: (on, via, who) => tiles.setVpn(on, via, who),
+    pause: () => tiles.pause(),
+    resume: () => tiles.resume(),
     onboard: () => tiles.onboard(),
     setTenantDocument,
     async refreshProfiles() {
@@ -957,6 +971,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
       await Promise.all(want.map((c) => tunnels.client(c)?.waitUp(timeoutMs)));
     },
     async close() {
+      tiles.close();
       poller?.stop();
       owners?.close();
       if (admin) await admin.close().catch(() => {});

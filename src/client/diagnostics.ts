@@ -10,6 +10,7 @@ import {
   type ClientTilesSnapshot,
   gsaTileOffText,
   NOT_ONBOARDED,
+  pausedText,
   vpnOffText,
 } from '../policy/client-config.js';
 import type { ChannelName, PlatformSpec, TenantSpec } from '../policy/model.js';
@@ -59,6 +60,10 @@ export interface StatusView {
   vpnOn: boolean;
   /** Who may switch the VPN off (EnableVPNToggleInApp, Block users from disabling automatic VPN). */
   vpn: ClientTilesSnapshot['vpn'];
+  /** macOS: paused by the user until then (ISO; it resumes by itself), else null. */
+  pausedUntil: string | null;
+  /** The Windows registry values / macOS settings in force, else null. */
+  desktop: ClientTilesSnapshot['desktop'];
   listeners: Record<string, string | null>;
   flows: { active: number };
 }
@@ -240,7 +245,12 @@ export function statusView(i: StatusInput): StatusView {
       `${vpnOffText(snap.vpn.offVia)}: nothing is forwarded; \`${cliCommand()} vpn on${i.commandFlags ?? ''}\``,
     );
   }
-  if (snap.onboarded && snap.vpnOn && !snap.toggles.m365) {
+  if (snap.pausedUntil !== null) {
+    notes.push(
+      `${pausedText(snap.pausedUntil)}: nothing is forwarded, every flow goes direct; \`${cliCommand()} resume${i.commandFlags ?? ''}\``,
+    );
+  }
+  if (snap.onboarded && snap.vpnOn && snap.pausedUntil === null && !snap.toggles.m365) {
     // As the VPN's note: "Disabled" alone does not say that the tile is why, nor the fix.
     const gsa = snap.tiles.m365;
     const fix = gsa.visible && gsa.userCanToggle;
@@ -291,6 +301,8 @@ export function statusView(i: StatusInput): StatusView {
     onboarded: snap.onboarded,
     vpnOn: snap.vpnOn,
     vpn: snap.vpn,
+    pausedUntil: snap.pausedUntil,
+    desktop: snap.desktop,
     listeners: i.listeners,
     flows: { active: i.activeFlows },
   };

@@ -263,5 +263,10 @@ function formatVpn(s: StatusView): string {
   const settings = v.blockUsersFromDisablingAutomaticVPN
     ? 'Settings may not switch it off (Block users from disabling automatic VPN)'
     : 'Settings may switch it off';
-  return `VPN: ${s.vpnOn ? 'on' : 'off'}, ${s.onboarded ? 'onboarded' : 'not onboarded'}; ${inApp}; ${settings}`;
+  const paused = s.pausedUntil ? `, paused until ${s.pausedUntil}` : '';
+  // Windows registry values / macOS settings: which are set (the rest are 0, the default).
+  const desktop = s.desktop
+    ? `; ${s.desktop.platform} settings: ${s.desktop.set.length > 0 ? s.desktop.set.map((k) => `${k}=1`).join(', ') : 'none set'}`
+    : '';
+  return `VPN: ${s.vpnOn ? 'on' : 'off'}${paused}, ${s.onboarded ? 'onboarded' : 'not onboarded'}; ${inApp}; ${settings}${desktop}`;
 }

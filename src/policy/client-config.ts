@@ -31,6 +31,16 @@ import { ConfigError, type ConfigIssue, ToggleRefusedError } from '../errors.js'
 import { cliCommand } from '../util/cli-command.js';
 import { parseConfigText } from '../util/config-text.js';
 import { shellWord } from '../util/shell-word.js';
+import {
+  ALL_DESKTOP_KEYS,
+  DESKTOP_KEYS,
+  type DesktopKey,
+  type DesktopSettings,
+  desktopKeyIgnored,
+  desktopPlatformOf,
+  desktopSet,
+  PAUSE_MS,
+} from './desktop-settings.js';
 import { show } from './graph.js';
 import {
   type ChannelName,
@@ -76,6 +86,9 @@ export interface ClientConfig {
   noValueMeans?: NoValueMeans;
   /** Set when the configuration came from a .mobileconfig. */
   vpn?: VpnPayloadInfo;
+  /** The Windows registry values or macOS settings read (`--platform windows` / `macos`):
+   *  desktop-settings.ts. Absent on other platforms. */
+  desktop?: DesktopSettings;
 }
 
 export interface LoadedClientConfig {
@@ -145,17 +158,8 @@ const VPN_PAYLOAD_TYPES: ReadonlySet<string> = new Set(['com.apple.vpn.managed',
 /** The VPN payload values the seed document prescribes. */
 export const SEED_VPN = { serverAddress: '127.0.0.1', identifier: 'com.microsoft.scmx' } as const;
 
-/** Windows/macOS settings: a warning explains them instead of "unknown". */
-const OTHER_PLATFORM_KEYS: Record<string, string> = {
-  HideSignOutButton: 'a Windows registry value, not a managed app key',
-  HideDisablePrivateAccessButton: 'a Windows/macOS setting, not a managed app key',
-  HideDisableButton: 'a Windows/macOS setting, not a managed app key',
-  RestrictNonPrivilegedUsers: 'a Windows registry value, not a managed app key',
-  IsPrivateAccessDisabledByUser:
-    'a Windows per-user registry value (the user switched Private Access off), not a managed app key',
-  HidePauseButton: 'a macOS setting, not a managed app key',
-  HideQuitButton: 'a macOS setting, not a managed app key',
-};
+/** The macOS client's preference domain: a profile payload's PayloadType (gsa-facts.md section 5). */
+export const MACOS_DOMAIN = 'com.microsoft.globalsecureaccess';
 
 /** What gsa-emu uses when no configuration is given: every tile visible and on, user may toggle. */
 export function defaultClientConfig(): ClientConfig {
@@ -218,7 +222,9 @@ function fromPairs(
   const keySet = keySetOf(opts.platform);
   const platformName = opts.platform?.name ?? 'ios';
   const own = CHANNEL_KEYS[keySet];
-  const known = clientConfigKeys(keySet);
+  const desktop = desktopPlatformOf(opts.platform?.name);
+  const desktopKeys: readonly string[] = desktop ? DESKTOP_KEYS[desktop] : [];
+  const known = [...clientConfigKeys(keySet), ...desktopKeys];
   const near = new Map(known.map((k) => [fold(k), k]));
   const cfg: ClientConfig = {
     silentOnboard: false,
@@ -226,6 +232,7 @@ function fromPairs(
     blockUsersFromDisablingAutomaticVPN: false,
   };
   if (keySet !== 'ios') cfg.keySet = keySet;
+  if (desktop) cfg.desktop = { platform: desktop, set: [] };
   if (opts.noValueMeans) cfg.noValueMeans = opts.noValueMeans;
   const seen = new Map<string, string>();
   /** Another platform's level keys, warned about once every pair is read. */
@@ -239,12 +246,12 @@ function fromPairs(
         foreign.push({ path, set: other, channel: channelOf(other, key)! });
         continue;
       }
-      const hint = OTHER_PLATFORM_KEYS[key];
+      const desktopKey = ALL_DESKTOP_KEYS.includes(key as DesktopKey);
       const guess = near.get(fold(key));
       warnings.push({
         path,
-        message: hint
-          ? `ignored: ${hint}`
+        message: desktopKey
+          ? desktopKeyIgnored(key as DesktopKey, platformName)
           : guess
             ? `unknown key, ignored (did you mean ${keyText(guess)}? keys are case-sensitive)`
             : `unknown key, ignored (known on platform ${platformName}: ${known.map(keyText).join(', ')})`,
@@ -258,7 +265,12 @@ function fromPairs(
     }
     seen.set(key, path);
     const channel = channelOf(keySet, key);
-    if (channel !== undefined) {
+    if (desktopKeys.includes(key)) {
+      // A registry DWORD 0/1 or a plist boolean (parseBool takes both, and "true"/"1").
+      const b = parseBool(value);
+      if (typeof b === 'string') issues.push({ path, message: b });
+      else if (b === true) cfg.desktop!.set.push(key as DesktopKey);
+    } else if (channel !== undefined) {
       const lv = parseLevel(value);
       if (typeof lv === 'string') issues.push({ path, message: lv });
       else if (lv !== undefined) {
@@ -311,6 +323,21 @@ function effectWarnings(cfg: ClientConfig, seen: Map<string, string>): ConfigIss
       // The state dir is not known here: `up` names its own in the onboard command it suggests.
       message: `not TRUE: the client starts not onboarded and forwards nothing until the user onboards (\`${cliCommand()} onboard\`, with \`up\`'s --state-dir if it has one); the seed sets SilentOnboard=True`,
     });
+  }
+  // Settings gsa-emu reads but has nothing to hide: no sign-out, no user Quit.
+  const noAction: Array<[DesktopKey, string]> = [
+    [
+      'HideSignOutButton',
+      'gsa-emu has no sign-out action (the user stays signed in with the token it was given), so hiding the Sign out button changes nothing here',
+    ],
+    [
+      'HideQuitButton',
+      `gsa-emu has no user Quit action, so hiding the Quit button changes nothing here (\`${cliCommand()} stop\` is for scripts and is not refused)`,
+    ],
+  ];
+  for (const [key, why] of noAction) {
+    if (desktopSet(cfg.desktop, key))
+      out.push({ path: seen.get(key) ?? key, message: `read: ${why}` });
   }
   const keys = CHANNEL_KEYS[cfg.keySet ?? 'ios'];
   const gsa = resolveTiles(cfg).m365;
@@ -464,10 +491,29 @@ export function parseMobileconfig(
     p: Obj;
     i: number;
   }>;
+  // The macOS client's settings as a profile payload (PayloadType = its preference domain):
+  // its keys besides the Payload* ones.
+  const gsaPayloads = content
+    .map((p, i) => ({ p, i }))
+    .filter(({ p }) => isObj(p) && get(p, 'PayloadType') === MACOS_DOMAIN) as Array<{
+    p: Obj;
+    i: number;
+  }>;
+  const desktopPairs = (issues: ConfigIssue[]) =>
+    gsaPayloads.flatMap(({ p, i }) =>
+      pairsOf(p, `PayloadContent[${i}]`, issues).filter(({ key }) => !key.startsWith('Payload')),
+    );
+  if (vpns.length === 0 && gsaPayloads.length > 0) {
+    const issues: ConfigIssue[] = [];
+    const warnings: ConfigIssue[] = [];
+    const config = fromPairs(desktopPairs(issues), opts, issues, warnings);
+    if (issues.length > 0) throw new ConfigError(issues, opts.file);
+    return { config, warnings };
+  }
   if (vpns.length === 0) {
     return fail(
       'PayloadContent',
-      'no VPN payload (PayloadType com.apple.vpn.managed, or com.apple.vpn.managed.applayer for a per-app VPN)',
+      `no VPN payload (PayloadType com.apple.vpn.managed, or com.apple.vpn.managed.applayer for a per-app VPN) and no ${MACOS_DOMAIN} payload`,
     );
   }
   const warnings: ConfigIssue[] = [];
@@ -549,7 +595,10 @@ export function parseMobileconfig(
   } else if (!isObj(vendor)) {
     issues.push({ path: vendorPath, message: `must be a dictionary, not ${show(vendor)}` });
   }
-  const pairs = isObj(vendor) ? pairsOf(vendor, vendorPath, issues) : [];
+  const pairs = [
+    ...(isObj(vendor) ? pairsOf(vendor, vendorPath, issues) : []),
+    ...desktopPairs(issues),
+  ];
   const config = fromPairs(pairs, opts, issues, warnings);
   const override = get(vpn, 'OnDemandUserOverrideDisabled');
   if (override !== undefined) {
@@ -594,7 +643,9 @@ export const MANAGED_APP_CONFIG_DOMAIN = 'com.apple.configuration.managed';
  * (any platform's, in any case).
  */
 function appConfigOf(root: Obj): { dict: Obj; path: string; outside: string[] } | undefined {
-  const known = new Set(KEY_SETS.flatMap((s) => clientConfigKeys(s)).map(fold));
+  const known = new Set(
+    [...KEY_SETS.flatMap((s) => clientConfigKeys(s)), ...ALL_DESKTOP_KEYS].map(fold),
+  );
   const clientKeys = Object.keys(root).filter((k) => known.has(fold(k)));
   const domain = get(root, MANAGED_APP_CONFIG_DOMAIN);
   if (isObj(domain)) {
@@ -613,16 +664,24 @@ function parseAppConfig(
   opts: ClientConfigOptions,
 ): LoadedClientConfig {
   const issues: ConfigIssue[] = [];
+  // The macOS client's preference domain (com.microsoft.globalsecureaccess, as `defaults
+  // export` writes it) holds only its own settings: not the iOS app configuration.
+  const desktopOnly =
+    desktopPlatformOf(opts.platform?.name) !== undefined &&
+    Object.keys(dict).length > 0 &&
+    Object.keys(dict).every((k) => ALL_DESKTOP_KEYS.includes(k as DesktopKey));
   const warnings: ConfigIssue[] = [
-    {
-      path,
-      message: `read as a managed app configuration (${MANAGED_APP_CONFIG_DOMAIN}), not a VPN profile: the seed sets these keys in the Defender for Endpoint custom VPN profile's key-value pairs (VendorConfig); whether the client also reads them from app configuration is not documented`,
-    },
     ...outside.map((k) => ({
       path: join('', k),
       message: `ignored: outside ${MANAGED_APP_CONFIG_DOMAIN}, whose dictionary is what is read`,
     })),
   ];
+  if (!desktopOnly) {
+    warnings.unshift({
+      path,
+      message: `read as a managed app configuration (${MANAGED_APP_CONFIG_DOMAIN}), not a VPN profile: the seed sets these keys in the Defender for Endpoint custom VPN profile's key-value pairs (VendorConfig); whether the client also reads them from app configuration is not documented`,
+    });
+  }
   const config = fromPairs(pairsOf(dict, path, issues), opts, issues, warnings);
   if (issues.length > 0) throw new ConfigError(issues, opts.file);
   return { config, warnings };
@@ -841,6 +900,17 @@ export interface ClientTilesSnapshot {
   /** What is forwarded: needs onboarding, the VPN, and the GSA tile for private/internet. */
   channels: ChannelStates;
   tiles: Record<ChannelName, TileView>;
+  /** macOS: paused by the user until this time (ISO), when it resumes by itself; else null. */
+  pausedUntil: string | null;
+  /** The Windows registry values / macOS settings in force (`--platform windows` / `macos`). */
+  desktop: { platform: string; set: DesktopKey[] } | null;
+}
+
+/** Who does a user action: a privileged user (Windows: an administrator, after UAC) or not. */
+export interface UserActionOptions {
+  /** With RestrictNonPrivilegedUsers=1 only a privileged user may disable or change the
+   *  client. Default false: the user at the tray icon is a standard user. */
+  privileged?: boolean;
 }
 
 export interface ClientTiles {
@@ -852,10 +922,20 @@ export interface ClientTiles {
   /** Switch positions, regardless of the GSA tile and the VPN. */
   toggles(): ChannelStates;
   /** The user flips a tile (m365 = the GSA tile) or toggle; throws ToggleRefusedError if locked or hidden. */
-  toggle(channel: ChannelName, on: boolean): ChannelStates;
+  toggle(channel: ChannelName, on: boolean, who?: UserActionOptions): ChannelStates;
   /** The user switches the VPN in the app (needs EnableVPNToggleInApp) or in Settings
-   *  (turning it off is refused with BlockUsersFromDisablingAutomaticVPN). */
-  setVpn(on: boolean, via: 'app' | 'settings'): ChannelStates;
+   *  (turning it off is refused with BlockUsersFromDisablingAutomaticVPN). On Windows and
+   *  macOS this is the client's Disable/Enable (off refused with HideDisableButton). */
+  setVpn(on: boolean, via: 'app' | 'settings', who?: UserActionOptions): ChannelStates;
+  /** macOS: the user pauses the client for `pauseMs` (10 minutes): nothing is forwarded until
+   *  it resumes by itself or `resume()`. Refused on other platforms and with HidePauseButton. */
+  pause(): ChannelStates;
+  /** Ends a pause now (nothing changes when not paused). */
+  resume(): ChannelStates;
+  /** Whether paused now. */
+  paused(): boolean;
+  /** Cancels a pending automatic resume (the client stops). */
+  close(): void;
   /** Interactive onboarding, when SilentOnboard is not set. */
   onboard(): ChannelStates;
   snapshot(): ClientTilesSnapshot;
@@ -868,7 +948,26 @@ export interface ClientTilesOptions {
   noValueMeans?: NoValueMeans;
   /** Start onboarded even without SilentOnboard (default: SilentOnboard). */
   onboarded?: boolean;
+  /** The platform's name: only `macos` has Pause. Default: the configuration's desktop
+   *  platform, else ios. */
+  platform?: string;
+  /** How long a pause lasts (ms). Default 10 minutes (PAUSE_MS). */
+  pauseMs?: number;
+  /** The clock (ms since the epoch). Default Date.now. */
+  now?: () => number;
+  /** Runs `fn` after `ms` (the automatic resume); returns its cancel. Default an unref'd
+   *  setTimeout. Tests pass their own to resume without waiting. */
+  schedule?: (fn: () => void, ms: number) => () => void;
 }
+
+const defaultSchedule = (fn: () => void, ms: number): (() => void) => {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
+};
+
+/** `HideDisableButton=1`: the administrator's setting, as messages name it. */
+const setting = (key: DesktopKey): string => `${key}=1`;
 
 const LABEL: Record<ChannelName, string> = {
   m365: 'the Global Secure Access tile',
@@ -882,6 +981,11 @@ export const NOT_ONBOARDED = 'not onboarded (SilentOnboard is not TRUE)';
 /** `the VPN is off (switched off in Settings)`: the status note's and the decision's. */
 export function vpnOffText(offVia: ClientTilesSnapshot['vpn']['offVia']): string {
   return `the VPN is off (switched off in ${offVia === 'app' ? 'the app' : 'Settings'})`;
+}
+
+/** `paused by the user until <time> (resumes by itself)`: the status note's and the decision's. */
+export function pausedText(until: string): string {
+  return `the client is paused by the user until ${until} (it resumes by itself then)`;
 }
 
 /** The Global Secure Access tile is off: the user's doing, or the configuration's. */
@@ -899,8 +1003,25 @@ export function createClientTiles(
   const tiles = resolveTiles(config, opts.noValueMeans);
   const toggles: ChannelStates = {
     m365: tiles.m365.defaultOn,
-    private: tiles.private.defaultOn,
+    // Windows: the user switched Private Access off (a per-user value the client keeps).
+    private:
+      tiles.private.defaultOn && !desktopSet(config.desktop, 'IsPrivateAccessDisabledByUser'),
     internet: tiles.internet.defaultOn,
+  };
+  const platformName = opts.platform ?? config.desktop?.platform ?? 'ios';
+  const now = opts.now ?? Date.now;
+  const pauseMs = opts.pauseMs ?? PAUSE_MS;
+  const schedule = opts.schedule ?? defaultSchedule;
+  let pausedUntil: number | null = null;
+  let cancelResume: (() => void) | null = null;
+  const has = (key: DesktopKey): boolean => desktopSet(config.desktop, key);
+  /** RestrictNonPrivilegedUsers: a standard user may not disable or change the client. */
+  const restrict = (what: string, who: UserActionOptions | undefined): void => {
+    if (has('RestrictNonPrivilegedUsers') && who?.privileged !== true) {
+      throw new ToggleRefusedError(
+        `only a privileged user may ${what}: the administrator restricts non-privileged users (${setting('RestrictNonPrivilegedUsers')}); an administrator can (gsa-emu: --privileged)`,
+      );
+    }
   };
   let onboarded = opts.onboarded ?? config.silentOnboard;
   let vpnOn = true; // on-demand "Connect VPN" for all domains (the seed)
@@ -908,7 +1029,7 @@ export function createClientTiles(
   const listeners = new Set<(s: ChannelStates) => void>();
 
   const state = (): ChannelStates => {
-    const gsa = onboarded && vpnOn && toggles.m365;
+    const gsa = onboarded && vpnOn && pausedUntil === null && toggles.m365;
     return { m365: gsa, private: gsa && toggles.private, internet: gsa && toggles.internet };
   };
   const changed = (): ChannelStates => {
@@ -922,7 +1043,7 @@ export function createClientTiles(
     tiles,
     state,
     toggles: () => ({ ...toggles }),
-    toggle(channel, on) {
+    toggle(channel, on, who) {
       const t = tiles[channel];
       if (!t) throw new ToggleRefusedError(`unknown channel ${show(channel)}`);
       if (!t.visible) {
@@ -933,6 +1054,12 @@ export function createClientTiles(
       // Already so (a locked tile too): nothing changes, so no listener runs (no classifier
       // swap) and nothing is refused.
       if (toggles[channel] === on) return state();
+      if (channel === 'private' && !on && has('HideDisablePrivateAccessButton')) {
+        throw new ToggleRefusedError(
+          `${LABEL[channel]} cannot be turned off: the administrator hides the Disable Private Access button (${setting('HideDisablePrivateAccessButton')})`,
+        );
+      }
+      restrict(`turn ${LABEL[channel]} ${on ? 'on' : 'off'}`, who);
       if (!t.userCanToggle) {
         throw new ToggleRefusedError(
           `${LABEL[channel]} is locked by the administrator (${t.reason}); it cannot be turned ${on ? 'on' : 'off'}`,
@@ -941,7 +1068,12 @@ export function createClientTiles(
       toggles[channel] = on;
       return changed();
     },
-    setVpn(on, via) {
+    setVpn(on, via, who) {
+      if (!on && has('HideDisableButton')) {
+        throw new ToggleRefusedError(
+          `the client cannot be disabled: the administrator hides the Disable button (${setting('HideDisableButton')})`,
+        );
+      }
       if (via === 'app' && !config.enableVPNToggleInApp) {
         throw new ToggleRefusedError(
           'the VPN toggle in the app is not enabled (EnableVPNToggleInApp is not TRUE); use Settings',
@@ -953,9 +1085,43 @@ export function createClientTiles(
         );
       }
       if (vpnOn === on) return state();
+      restrict(on ? 'enable the client' : 'disable the client', who);
       vpnOn = on;
       offVia = on ? null : via;
       return changed();
+    },
+    pause() {
+      if (platformName !== 'macos') {
+        throw new ToggleRefusedError(
+          `platform ${platformName} has no pause: only the macOS client has Pause (10 minutes); switch the client off with \`${cliCommand()} vpn off\` instead`,
+        );
+      }
+      if (has('HidePauseButton')) {
+        throw new ToggleRefusedError(
+          `the client cannot be paused: the administrator hides the Pause button (${setting('HidePauseButton')})`,
+        );
+      }
+      if (pausedUntil !== null) return state();
+      pausedUntil = now() + pauseMs;
+      cancelResume = schedule(() => {
+        cancelResume = null;
+        if (pausedUntil === null) return;
+        pausedUntil = null;
+        changed();
+      }, pauseMs);
+      return changed();
+    },
+    resume() {
+      if (pausedUntil === null) return state();
+      cancelResume?.();
+      cancelResume = null;
+      pausedUntil = null;
+      return changed();
+    },
+    paused: () => pausedUntil !== null,
+    close() {
+      cancelResume?.();
+      cancelResume = null;
     },
     onboard() {
       if (onboarded) return state();
@@ -980,6 +1146,10 @@ export function createClientTiles(
         toggles: { ...toggles },
         channels,
         tiles: { m365: view('m365'), private: view('private'), internet: view('internet') },
+        pausedUntil: pausedUntil === null ? null : new Date(pausedUntil).toISOString(),
+        desktop: config.desktop
+          ? { platform: config.desktop.platform, set: [...config.desktop.set] }
+          : null,
       };
     },
     onChange(listener) {
@@ -992,9 +1162,11 @@ export function createClientTiles(
         ? NOT_ONBOARDED
         : !vpnOn
           ? vpnOffText(offVia)
-          : !toggles.m365
-            ? gsaTileOffText(tiles.m365)
-            : null;
+          : pausedUntil !== null
+            ? pausedText(new Date(pausedUntil).toISOString())
+            : !toggles.m365
+              ? gsaTileOffText(tiles.m365)
+              : null;
       return { channels: state(), platform, ...(cause ? { disabledCause: cause } : {}) };
     },
   };

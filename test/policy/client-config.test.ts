@@ -578,7 +578,11 @@ t.test(
       const { warnings } = parseClientConfig({ EnableGSA: 2, SilentOnboard: true, [key]: 1 });
       t.equal(warnings.length, 1, key);
       t.equal(warnings[0]?.path, key);
-      t.match(warnings[0]?.message, /^ignored: a (Windows|macOS)\b.*, not a managed app key$/, key);
+      t.match(
+        warnings[0]?.message,
+        /^ignored: a (Windows|macOS)\b.*, not read on platform ios \(gsa-emu reads it with --platform (windows|macos)( or --platform macos)?\)$/,
+        key,
+      );
     }
     const { warnings } = parseClientConfig({
       SilentOnboard: true,

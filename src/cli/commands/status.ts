@@ -85,6 +85,11 @@ export function cannotConnect(
       `the VPN is off (switched off in ${st.vpn.offVia === 'app' ? 'the app' : 'Settings'}): run "${cli} vpn on${flags}"`,
     );
   }
+  if (st.pausedUntil) {
+    reasons.push(
+      `it is paused by the user until ${st.pausedUntil} (it resumes by itself then): run "${cli} resume${flags}"`,
+    );
+  }
   if (reasons.length === 0 && st.state === 'Disabled') {
     const gsa = st.tiles.m365;
     const tileOff = (c: ChannelName, what: string): string => {

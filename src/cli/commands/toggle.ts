@@ -23,16 +23,23 @@ export function register(program: Command): void {
         'turn a channel tile on or off in the running client (m365 is the Global Secure Access tile)',
       )
       .argument('<channel>', 'm365 (gsa), private or internet')
-      .argument('<state>', 'on or off'),
-  ).action(async (channel: string, state: string, o: AdminOptionValues) => {
-    const ch = channelOf(channel);
-    const s = onOff(state);
-    const base = adminTarget(stateDir(o.stateDir), o);
-    const r = await adminCall<UserActionAnswer>(base, 'POST', '/toggle', {
-      channel: ch,
-      on: s === 'on',
-    });
-    const what = r.changed === false ? `${ch} already ${s}` : `${ch} turned ${s}`;
-    process.stdout.write(`${what}; forwarding now: ${forwardingText(r.channels)}\n`);
-  });
+      .argument('<state>', 'on or off')
+      .option(
+        '--privileged',
+        'as a privileged user (Windows: an administrator; RestrictNonPrivilegedUsers=1 refuses others)',
+      ),
+  ).action(
+    async (channel: string, state: string, o: AdminOptionValues & { privileged?: boolean }) => {
+      const ch = channelOf(channel);
+      const s = onOff(state);
+      const base = adminTarget(stateDir(o.stateDir), o);
+      const r = await adminCall<UserActionAnswer>(base, 'POST', '/toggle', {
+        channel: ch,
+        on: s === 'on',
+        privileged: o.privileged === true,
+      });
+      const what = r.changed === false ? `${ch} already ${s}` : `${ch} turned ${s}`;
+      process.stdout.write(`${what}; forwarding now: ${forwardingText(r.channels)}\n`);
+    },
+  );
 }

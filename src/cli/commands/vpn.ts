@@ -6,6 +6,11 @@
  *   forwarded: every flow goes direct;
  * - without SilentOnboard=TRUE the client starts not onboarded and forwards nothing until
  *   the user onboards.
+ * - `gsa-emu pause` / `gsa-emu resume`: the macOS client's Pause (10 minutes; nothing is
+ *   forwarded until it resumes by itself), refused on other platforms and with
+ *   HidePauseButton;
+ * - `--privileged` (vpn, toggle): the user is an administrator (Windows
+ *   RestrictNonPrivilegedUsers=1 refuses a standard user, the default).
  * Refused (exit 1, the reason) as the managed configuration says. Asked for what is so
  * already, they say so ("VPN already on", "already onboarded") and change nothing.
  */
@@ -33,15 +38,23 @@ export function register(program: Command): void {
         '--via <where>',
         'settings or app (the app needs EnableVPNToggleInApp=TRUE)',
         'settings',
+      )
+      .option(
+        '--privileged',
+        'as a privileged user (Windows: an administrator; RestrictNonPrivilegedUsers=1 refuses others)',
       ),
-  ).action(async (state: string, o: AdminOptionValues & { via: string }) => {
+  ).action(async (state: string, o: AdminOptionValues & { via: string; privileged?: boolean }) => {
     const s = onOff(state);
     const via = o.via.toLowerCase();
     if (via !== 'settings' && via !== 'app') {
       throw new UsageError(`--via must be settings or app, not "${o.via}"`);
     }
     const base = adminTarget(stateDir(o.stateDir), o);
-    const r = await adminCall<UserActionAnswer>(base, 'POST', '/vpn', { on: s === 'on', via });
+    const r = await adminCall<UserActionAnswer>(base, 'POST', '/vpn', {
+      on: s === 'on',
+      via,
+      privileged: o.privileged === true,
+    });
     const what =
       r.changed === false
         ? `VPN already ${s}`
@@ -59,6 +72,35 @@ export function register(program: Command): void {
     const base = adminTarget(stateDir(o.stateDir), o);
     const r = await adminCall<UserActionAnswer>(base, 'POST', '/onboard', {});
     const what = r.changed === false ? 'already onboarded' : 'onboarded';
+    process.stdout.write(`${what}; forwarding now: ${forwardingText(r.channels)}\n`);
+  });
+
+  addAdminOptions(
+    program
+      .command('pause')
+      .description(
+        "pause the running client for 10 minutes, as the macOS client's Pause (nothing is forwarded; it resumes by itself)",
+      ),
+  ).action(async (o: AdminOptionValues) => {
+    const base = adminTarget(stateDir(o.stateDir), o);
+    const r = await adminCall<UserActionAnswer & { pausedUntil?: string | null }>(
+      base,
+      'POST',
+      '/pause',
+      {},
+    );
+    const what = r.changed === false ? 'already paused' : 'paused';
+    process.stdout.write(
+      `${what} until ${r.pausedUntil ?? '?'} (it resumes by itself then); forwarding now: ${forwardingText(r.channels)}\n`,
+    );
+  });
+
+  addAdminOptions(
+    program.command('resume').description('end a pause of the running client now'),
+  ).action(async (o: AdminOptionValues) => {
+    const base = adminTarget(stateDir(o.stateDir), o);
+    const r = await adminCall<UserActionAnswer>(base, 'POST', '/resume', {});
+    const what = r.changed === false ? 'not paused' : 'resumed';
     process.stdout.write(`${what}; forwarding now: ${forwardingText(r.channels)}\n`);
   });
 }
