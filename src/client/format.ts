@@ -260,9 +260,11 @@ function formatVpn(s: StatusView): string {
   const inApp = v.enableVPNToggleInApp
     ? 'the app has a VPN toggle (EnableVPNToggleInApp)'
     : 'no VPN toggle in the app (EnableVPNToggleInApp not TRUE)';
-  const settings = v.blockUsersFromDisablingAutomaticVPN
-    ? 'Settings may not switch it off (Block users from disabling automatic VPN)'
-    : 'Settings may switch it off';
+  const settings = s.desktop?.set.includes('HideDisableButton')
+    ? 'it may not be switched off (HideDisableButton=1)'
+    : v.blockUsersFromDisablingAutomaticVPN
+      ? 'Settings may not switch it off (Block users from disabling automatic VPN)'
+      : 'Settings may switch it off';
   const paused = s.pausedUntil ? `, paused until ${s.pausedUntil}` : '';
   // Windows registry values / macOS settings: which are set (the rest are 0, the default).
   const desktop = s.desktop
