@@ -38,7 +38,7 @@ export function addPolicyOptions(cmd: Command, o: { platformDefault?: false } = 
     )
     .option(
       '--client-config <file>',
-      'managed client keys (.json, .yaml, .mobileconfig, .plist, .xml); default: EnableGSA=2, channels 2, SilentOnboard',
+      'managed client keys (.json, .yaml, .mobileconfig, .plist, .xml, .reg); default: EnableGSA=2, channels 2, SilentOnboard',
     )
     .option(
       '--platform <name|file>',

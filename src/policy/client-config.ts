@@ -49,6 +49,7 @@ import {
   type KeySet,
   type PlatformSpec,
 } from './model.js';
+import { parseRegFile } from './reg-file.js';
 
 /** An EnableGSA* level. */
 export type Level = 0 | 1 | 2 | 3;
@@ -728,7 +729,20 @@ function quietly<T>(f: () => T): T {
   }
 }
 
-export type ClientConfigFormat = 'json' | 'yaml' | 'mobileconfig';
+export type ClientConfigFormat = 'json' | 'yaml' | 'mobileconfig' | 'reg';
+
+/** A Windows registry export (.reg, regedit's UTF-16LE): its values as key-value pairs. */
+export function parseRegConfig(
+  data: string | Uint8Array,
+  opts: ClientConfigOptions = {},
+): LoadedClientConfig {
+  const { pairs, issues, warnings } = parseRegFile(data);
+  // Not a registry export at all: that alone. Else every problem, the values' too.
+  if (issues.length > 0 && pairs.length === 0) throw new ConfigError(issues, opts.file);
+  const config = fromPairs(pairs, opts, issues, warnings);
+  if (issues.length > 0) throw new ConfigError(issues, opts.file);
+  return { config, warnings };
+}
 
 /** Parse text (or bytes, for a binary plist) in the given format. */
 export function parseClientConfigText(
@@ -737,6 +751,7 @@ export function parseClientConfigText(
   opts: ClientConfigOptions = {},
 ): LoadedClientConfig {
   if (format === 'mobileconfig') return parseMobileconfig(text, opts);
+  if (format === 'reg') return parseRegConfig(text, opts);
   const s = typeof text === 'string' ? text : Buffer.from(text).toString('utf8');
   return parseClientConfig(parseConfigText(s, opts.file, format), opts);
 }
@@ -754,13 +769,15 @@ export function loadClientConfigFile(
         ? 'yaml'
         : ext === '.mobileconfig' || ext === '.plist' || ext === '.xml'
           ? 'mobileconfig'
-          : undefined;
+          : ext === '.reg'
+            ? 'reg'
+            : undefined;
   if (!format) {
     throw new ConfigError(
       [
         {
           path: '',
-          message: `unknown file type ${show(ext)} (use .json, .yaml, .yml, .mobileconfig, .plist or .xml)`,
+          message: `unknown file type ${show(ext)} (use .json, .yaml, .yml, .mobileconfig, .plist, .xml or .reg)`,
         },
       ],
       file,
@@ -772,7 +789,8 @@ export function loadClientConfigFile(
   } catch (e) {
     throw new ConfigError([{ path: '', message: `cannot read: ${(e as Error).message}` }], file);
   }
-  return parseClientConfigText(format === 'mobileconfig' ? data : data.toString('utf8'), format, {
+  const bytes = format === 'mobileconfig' || format === 'reg';
+  return parseClientConfigText(bytes ? data : data.toString('utf8'), format, {
     ...opts,
     file,
   });
