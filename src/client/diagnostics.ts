@@ -245,12 +245,12 @@ export function statusView(i: StatusInput): StatusView {
       `${vpnOffText(snap.vpn.offVia)}: nothing is forwarded; \`${cliCommand()} vpn on${i.commandFlags ?? ''}\``,
     );
   }
-  if (snap.pausedUntil !== null) {
+  if (snap.pausedUntil) {
     notes.push(
       `${pausedText(snap.pausedUntil)}: nothing is forwarded, every flow goes direct; \`${cliCommand()} resume${i.commandFlags ?? ''}\``,
     );
   }
-  if (snap.onboarded && snap.vpnOn && snap.pausedUntil === null && !snap.toggles.m365) {
+  if (snap.onboarded && snap.vpnOn && !snap.pausedUntil && !snap.toggles.m365) {
     // As the VPN's note: "Disabled" alone does not say that the tile is why, nor the fix.
     const gsa = snap.tiles.m365;
     const fix = gsa.visible && gsa.userCanToggle;

@@ -43,7 +43,8 @@ async function world(
       body: JSON.stringify(body),
       dispatcher,
     });
-  return { client, post };
+  const get = (path: string) => httpCall(`${base}${path}`, 'GET', { headers: auth, dispatcher });
+  return { client, post, get };
 }
 
 /** What the running client does with a new flow to Outlook (M365, tunneled when on). */
@@ -158,4 +159,13 @@ t.test('pause refused: HidePauseButton on macos, any other platform', async (t) 
   t.equal(w.status, 409);
   t.match(w.json.message, /^platform windows has no pause: only the macOS client has Pause/);
   t.equal(await outlook(win.client), 'tunnel');
+});
+
+t.test('/pause and /resume take POST only', async (t) => {
+  const { get } = await world(t, 'macos', {});
+  for (const path of ['/pause', '/resume']) {
+    const r = await get(path);
+    t.equal(r.status, 405, path);
+    t.equal(r.headers.allow, 'POST', path);
+  }
 });

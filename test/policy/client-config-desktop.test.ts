@@ -6,6 +6,7 @@
  * HidePauseButton (pause: 10 minutes), HideQuitButton (macOS).
  * docs/decisions/client-desktop-settings.md.
  */
+import fc from 'fast-check';
 import t from 'tap';
 import { ConfigError, ToggleRefusedError } from '../../src/errors.js';
 import {
@@ -14,7 +15,7 @@ import {
   parseClientConfig,
   parseMobileconfig,
 } from '../../src/policy/client-config.js';
-import { PAUSE_MS } from '../../src/policy/desktop-settings.js';
+import { ALL_DESKTOP_KEYS, PAUSE_MS } from '../../src/policy/desktop-settings.js';
 import { loadPlatform } from '../../src/policy/platform.js';
 
 const WINDOWS = loadPlatform('windows');
@@ -342,5 +343,50 @@ t.test(
     const { config, warnings } = parseMobileconfig(plist, { platform: MACOS });
     t.same(config.desktop?.set, ['HideDisablePrivateAccessButton']);
     t.notOk(warnings.some((w) => /managed app configuration/.test(w.message)));
+  },
+);
+
+t.test(
+  `fuzz: a ${MACOS_DOMAIN} payload reads as the same pairs in JSON, or one ConfigError`,
+  async (t) => {
+    const value = fc.constantFrom<[string, unknown]>(
+      ['<true/>', true],
+      ['<false/>', false],
+      ['<integer>1</integer>', 1],
+      ['<integer>0</integer>', 0],
+      ['<integer>2</integer>', 2],
+      ['<string>true</string>', 'true'],
+      ['<string>maybe</string>', 'maybe'],
+      ['<string></string>', ''],
+    );
+    const keys = fc.dictionary(fc.constantFrom(...ALL_DESKTOP_KEYS, 'Other'), value, {
+      maxKeys: 6,
+    });
+    fc.assert(
+      fc.property(keys, fc.constantFrom(WINDOWS, MACOS), (kv, platform) => {
+        const body = Object.entries(kv)
+          .map(([k, [xml]]) => `<key>${k}</key>${xml}`)
+          .join('');
+        const profile = `<plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string><key>PayloadContent</key><array><dict><key>PayloadType</key><string>${MACOS_DOMAIN}</string>${body}</dict></array></dict></plist>`;
+        const json = Object.fromEntries(Object.entries(kv).map(([k, [, v]]) => [k, v]));
+        let a: string;
+        let b: string;
+        try {
+          a = JSON.stringify(parseMobileconfig(profile, { platform }).config);
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+          a = 'error';
+        }
+        try {
+          b = JSON.stringify(parseClientConfig(json, { platform }).config);
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+          b = 'error';
+        }
+        if (a !== b) throw new Error(`${a} !== ${b}`);
+      }),
+      { numRuns: 300 },
+    );
+    t.pass('no difference');
   },
 );
