@@ -62,7 +62,7 @@ function addressFlags(o: AdminFlags & { stateDir?: string | undefined }): string
  * `flags`: appended to it, see `addressFlags`), or null when it may still get there by
  * itself: Initializing while the tenant loads, channels still connecting (Disconnected, "Some
  * channels are unreachable") while the edge comes up, "Disabled by your organization" until the tenant
- * enables a profile (the profiles are polled).
+ * enables a profile (the profiles are polled), paused (macOS: it resumes by itself).
  *
  * Stuck: not onboarded (SilentOnboard not TRUE), the VPN off, the Global Secure Access tile
  * off (by the user, or hidden/locked off by the client configuration), or every channel
@@ -85,11 +85,8 @@ export function cannotConnect(
       `the VPN is off (switched off in ${st.vpn.offVia === 'app' ? 'the app' : 'Settings'}): run "${cli} vpn on${flags}"`,
     );
   }
-  if (st.pausedUntil) {
-    reasons.push(
-      `it is paused by the user until ${st.pausedUntil} (it resumes by itself then): run "${cli} resume${flags}"`,
-    );
-  }
+  // Paused (macOS) and nothing else: it resumes by itself within 10 minutes, so --wait waits.
+  if (reasons.length === 0 && st.pausedUntil) return null;
   if (reasons.length === 0 && st.state === 'Disabled') {
     const gsa = st.tiles.m365;
     const tileOff = (c: ChannelName, what: string): string => {
