@@ -170,3 +170,18 @@ t.test('fuzz: an export reads as the same values in JSON', async () => {
     { numRuns: 200 },
   );
 });
+
+t.test('the example files load by extension', async (t) => {
+  const fixture = (f: string) => join(import.meta.dirname, '..', 'fixtures', 'client-config', f);
+  const w = loadClientConfigFile(fixture('gsa-windows.reg'), { platform: WINDOWS });
+  t.same(w.config.desktop?.set, [
+    'HideSignOutButton',
+    'HideDisablePrivateAccessButton',
+    'HideDisableButton',
+    'RestrictNonPrivilegedUsers',
+  ]);
+  const m = loadClientConfigFile(fixture('gsa-macos.mobileconfig'), {
+    platform: loadPlatform('macos'),
+  });
+  t.same(m.config.desktop?.set, ['HideDisablePrivateAccessButton', 'HideQuitButton']);
+});
