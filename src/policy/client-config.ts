@@ -306,6 +306,12 @@ function fromPairs(
         hint,
     });
   }
+  // Windows and macOS are not configured by the iOS keys: a file of only their settings
+  // leaves the rest as gsa-emu's default (every channel on, onboarded), not the seed's
+  // no-value reading (Global Secure Access hidden, not onboarded).
+  if (desktop && [...seen.keys()].every((k) => desktopKeys.includes(k))) {
+    Object.assign(cfg, defaultClientConfig());
+  }
   warnings.push(...effectWarnings(cfg, seen));
   return cfg;
 }

@@ -314,10 +314,7 @@ t.test(`a .mobileconfig payload of PayloadType ${MACOS_DOMAIN} is read on macos`
 </dict></plist>`;
   const { config, warnings } = parseMobileconfig(profile, { platform: MACOS });
   t.same(config.desktop?.set, ['HidePauseButton', 'HideDisableButton']);
-  t.same(
-    warnings.map((w) => w.path),
-    ['SilentOnboard'],
-  );
+  t.same(warnings, [], 'only desktop settings: the rest is the default (onboarded)');
   // Bad value: its path.
   const bad = profile.replace('<integer>1</integer>', '<string>sometimes</string>');
   const err = t.throws(() => parseMobileconfig(bad, { platform: MACOS }));
@@ -388,5 +385,29 @@ t.test(
       { numRuns: 300 },
     );
     t.pass('no difference');
+  },
+);
+
+t.test(
+  'only desktop settings: every channel on and onboarded (the iOS keys are not theirs)',
+  async (t) => {
+    for (const platform of [WINDOWS, MACOS]) {
+      const { config, warnings } = parseClientConfig({ HideDisableButton: 1 }, { platform });
+      t.equal(config.enableGSA, 2);
+      t.equal(config.enableGSAPrivateChannel, 2);
+      t.equal(config.enableGSAInternetChannel, 2);
+      t.equal(config.silentOnboard, true);
+      t.same(config.desktop?.set, ['HideDisableButton']);
+      t.same(warnings, []);
+      t.same(createClientTiles(config).state(), { m365: true, private: true, internet: true });
+    }
+    // With an iOS key given, the iOS keys are read as on iOS (missing SilentOnboard: not onboarded).
+    const { config } = parseClientConfig(
+      { EnableGSA: 2, HideDisableButton: 1 },
+      { platform: WINDOWS },
+    );
+    t.equal(config.silentOnboard, false);
+    // iOS: the seed's reading, as before.
+    t.equal(parseClientConfig({}, { platform: IOS }).config.enableGSA, undefined);
   },
 );
