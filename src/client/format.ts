@@ -67,7 +67,11 @@ export function formatTiles(
 ): string {
   const rows = CH.map((c) => {
     const t = tiles[c];
-    const who = !t.visible ? 'hidden' : t.userCanToggle ? 'user' : 'admin only (locked)';
+    const who = !t.visible
+      ? 'hidden'
+      : !t.userCanToggle
+        ? 'admin only (locked)'
+        : `${t.privilegedOnly ? 'admin (privileged)' : 'user'}${t.onOnly ? ': on only' : ''}`;
     const state = t.effective ? (channelsUp && !channelsUp[c] ? 'ON (unreachable)' : 'ON') : 'off';
     return [
       CHANNEL_LABEL[c],

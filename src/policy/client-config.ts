@@ -818,6 +818,10 @@ export interface TileSpec {
   userCanToggle: boolean;
   /** One line for diagnostics: where these flags come from. */
   reason: string;
+  /** Windows/macOS: the user may switch it on but not off (`HideDisablePrivateAccessButton=1`). */
+  onOnly?: string;
+  /** Windows: only a privileged user may switch it (`RestrictNonPrivilegedUsers=1`). */
+  privilegedOnly?: string;
 }
 export type Tiles = Record<ChannelName, TileSpec>;
 
@@ -1025,6 +1029,13 @@ export function createClientTiles(
   opts: ClientTilesOptions = {},
 ): ClientTiles {
   const tiles = resolveTiles(config, opts.noValueMeans);
+  // The Windows/macOS settings that limit who may switch a tile (for tables and hints).
+  if (desktopSet(config.desktop, 'HideDisablePrivateAccessButton')) {
+    tiles.private.onOnly = 'HideDisablePrivateAccessButton=1';
+  }
+  if (desktopSet(config.desktop, 'RestrictNonPrivilegedUsers')) {
+    for (const t of Object.values(tiles)) t.privilegedOnly = 'RestrictNonPrivilegedUsers=1';
+  }
   const toggles: ChannelStates = {
     m365: tiles.m365.defaultOn,
     // Windows: the user switched Private Access off (a per-user value the client keeps).

@@ -68,6 +68,10 @@ t.test(
     t.equal(await outlook(client), 'tunnel', 'still forwarding');
     t.match(
       formatStatus(client.status()),
+      /Private Access +ON +on +user: on only +EnableGSAPrivateChannel=2/,
+    );
+    t.match(
+      formatStatus(client.status()),
       /it may not be switched off \(HideDisableButton=1\); windows settings: HideDisableButton=1, HideDisablePrivateAccessButton=1$/m,
     );
   },
@@ -75,6 +79,10 @@ t.test(
 
 t.test('windows: RestrictNonPrivilegedUsers needs "privileged": true', async (t) => {
   const { client, post } = await world(t, 'windows', { RestrictNonPrivilegedUsers: 1 });
+  t.match(
+    formatStatus(client.status()),
+    /Internet Access +ON +on +admin \(privileged\) +EnableGSAInternetChannel=2/,
+  );
   const off = await post('/vpn', { on: false, via: 'settings' });
   t.equal(off.status, 409);
   t.match(off.json.message, /only a privileged user may disable the client/);

@@ -1160,9 +1160,11 @@ function shownTries(
 function toggleHint(st: StatusView): string | null {
   const gsa = st.tiles.m365;
   const inet = st.tiles.internet;
-  if (!gsa.on) return gsa.visible && gsa.userCanToggle ? 'toggle m365 on' : null;
+  // Windows RestrictNonPrivilegedUsers=1: only an administrator may (`--privileged`).
+  const as = (t: typeof gsa) => (t.privilegedOnly ? ' --privileged' : '');
+  if (!gsa.on) return gsa.visible && gsa.userCanToggle ? `toggle m365 on${as(gsa)}` : null;
   if (!inet.visible || !inet.userCanToggle) return null;
-  return `toggle internet ${inet.on ? 'off' : 'on'}`;
+  return `toggle internet ${inet.on ? 'off' : 'on'}${as(inet)}`;
 }
 
 /** `  curl <args>   # <what>`, the comments lined up but for a long --cacert line's. */
