@@ -50,6 +50,7 @@ import {
 } from '../client/client.js';
 import { bypassSourceUsable, DEMO_BYPASS_SOURCE, type Demo, startDemo } from '../client/demo.js';
 import { EdgeApi, isEdgeConfigError } from '../client/edge-api.js';
+import type { DeviceCertificateMode } from '../edge/device-ca.js';
 import { type Edge, startEdge } from '../edge/server.js';
 import { type EdgeThreadOptions, startEdgeThread } from '../edge/thread.js';
 import { EdgeHttpError, GsaError, UsageError } from '../errors.js';
@@ -128,6 +129,13 @@ export interface WorldOptions {
    * at token expiry, instead of replacing it before then.
    */
   sessionRotation?: boolean | undefined;
+  /** The in-process edge's `deviceCertificates` (`--edge-device-certificates`); default optional. */
+  edgeDeviceCertificates?: DeviceCertificateMode | undefined;
+  /**
+   * false (`--no-device-certificate`): the client presents no device certificate (an older
+   * client); default: it enrolls one and keeps it in the state folder.
+   */
+  deviceCertificate?: boolean | undefined;
   /**
    * The user's names (`--add-host`, cli/hosts-option.ts): name or `*.suffix` -> address.
    * The client resolves them (classification by address, bypassed flows); the in-process
@@ -583,6 +591,9 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         egress: { systemResolver: allowInternet, directIp: allowInternet },
         tls: o.edgeTls !== false,
         ...(o.closeOnTokenExpiry ? { limits: { closeOnTokenExpiry: true } } : {}),
+        ...(o.edgeDeviceCertificates !== undefined
+          ? { deviceCertificates: o.edgeDeviceCertificates }
+          : {}),
       };
       edge = o.edgeThread
         ? await startEdgeThread(
@@ -619,6 +630,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         ...(o.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: o.tokenTtlSeconds } : {}),
         ...(remoteSecret ? { clientSecret: remoteSecret.secret } : {}),
         ...(o.sessionRotation === false ? { rotateSessions: false } : {}),
+        // A newer client: its device certificate (mTLS) in the state folder.
+        ...(o.deviceCertificate !== false ? { deviceCertificate: { dir } } : {}),
       },
       // A remote edge with a local --tenant: the file wins; otherwise the edge's profiles.
       tenant: o.edge && o.tenant ? o.tenant : 'edge',

@@ -51,6 +51,7 @@ import { awakeTimeout } from '../util/awake-timeout.js';
 import { cliCommand } from '../util/cli-command.js';
 import { packageVersion } from '../util/package.js';
 import { type AdminApi, startAdminApi } from './admin-api.js';
+import { DeviceCertificate } from './device-cert.js';
 import {
   type HealthCheck,
   healthChecks,
@@ -86,6 +87,14 @@ export interface ClientOptions {
     tokenTtlSeconds?: number;
     /** The edge's client secret (`up --edge-secret`), for an edge that asks for one. */
     clientSecret?: string;
+    /**
+     * Present a device certificate (mTLS) on the tunnels, as newer GSA clients do: the key
+     * and certificate files in `dir` (client/device-cert.ts), enrolled at the edge
+     * (`POST /deviceCertificates`) when missing, expiring or for another device. Default
+     * none: an older client. `gsa-emu up` gives its state folder unless
+     * `--no-device-certificate`. Only over TLS (an https:// edge).
+     */
+    deviceCertificate?: { dir: string } | null;
     /**
      * Replace a session the edge says it will close (its token's expiry) before then, as
      * TunnelClient's rotateBeforeClose. Default true; false waits for the edge's close.
@@ -199,6 +208,8 @@ export interface RunningClient {
   readonly tiles: ClientTiles;
   readonly tunnels: Tunnels;
   readonly edgeApi: EdgeApi;
+  /** The device certificate presented to the edge (ClientOptions.edge.deviceCertificate), or null. */
+  readonly deviceCertificate: DeviceCertificate | null;
   readonly platform: PlatformSpec;
   readonly socks: Socks5Server | null;
   readonly http: HttpProxy | null;
@@ -427,8 +438,28 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
   const edgeReached = (): void => {
     noNetwork = null;
   };
+  const deviceCert =
+    opts.edge.deviceCertificate && /^https:/i.test(opts.edge.url)
+      ? new DeviceCertificate({
+          dir: opts.edge.deviceCertificate.dir,
+          deviceId: user.deviceId ?? DEMO_USER.deviceId,
+          enroll: (csr) => edgeApi.enrollDeviceCertificate(csr),
+        })
+      : null;
   const tunnels = new Tunnels({
     url: opts.edge.url.replace(/^http/, 'ws'),
+    ...(deviceCert
+      ? {
+          clientCertificate: async () => {
+            try {
+              return await deviceCert.get();
+            } catch (err) {
+              log.warn({ err: (err as Error).message }, 'device certificate enrollment failed');
+              throw err;
+            }
+          },
+        }
+      : {}),
     // `fresh`: the edge refused the last token (restarted with another key, another tenant).
     getToken: async (channel, { fresh }) => {
       try {
@@ -810,6 +841,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     tiles,
     tunnels,
     edgeApi,
+    deviceCertificate: deviceCert,
     platform,
     socks,
     http,

@@ -401,6 +401,25 @@ export class EdgeApi {
   }
 
   /**
+   * Enrolls a device certificate: POST /deviceCertificates with the PKCS#10 request `csrDer`
+   * and the `graph` token (whose device id the edge puts in the certificate). Resolves to
+   * the certificate (DER); EdgeHttpError when the edge refuses (400: a bad request, 404: an
+   * edge without the endpoint).
+   */
+  async enrollDeviceCertificate(csrDer: Uint8Array): Promise<Buffer> {
+    const r = await this.call('POST', '/deviceCertificates', {
+      body: JSON.stringify({
+        CertificateRequest: { Type: 'pkcs10', Data: Buffer.from(csrDer).toString('base64') },
+      }),
+      headers: { 'content-type': 'application/json' },
+    });
+    const raw = (r.json as { Certificate?: { RawBody?: unknown } } | null)?.Certificate?.RawBody;
+    if (r.status !== 200 || typeof raw !== 'string')
+      throw httpError(r.status, r.json, 'device certificate enrollment');
+    return Buffer.from(raw, 'base64');
+  }
+
+  /**
    * One request; control-API calls carry the `graph` token and retry once with a fresh one
    * on 401, and on 403 `forged` or `wrong-tenant` (the edge restarted with another signing
    * key or for another tenant: the cached token will never pass again).

@@ -16,6 +16,7 @@ import { CHANNELS } from '../policy/model.js';
 import { HostsMap } from '../util/hosts-map.js';
 import { unknownKeyMessage } from '../util/key-guess.js';
 import { checkNamePattern, isHostName, normalizeName } from '../util/names.js';
+import { DEVICE_CERTIFICATE_MODES } from './device-ca.js';
 import { type FilteringConfig, WebFilter } from './filter.js';
 import { type EdgeOptions, TENANT_ID_RE } from './server.js';
 
@@ -29,6 +30,7 @@ export type EdgeFileConfig = Pick<
   | 'egress'
   | 'tenantId'
   | 'tenantName'
+  | 'deviceCertificates'
 >;
 
 export const EDGE_CONFIG_KEYS: readonly (keyof EdgeFileConfig)[] = [
@@ -39,6 +41,7 @@ export const EDGE_CONFIG_KEYS: readonly (keyof EdgeFileConfig)[] = [
   'egress',
   'tenantId',
   'tenantName',
+  'deviceCertificates',
 ];
 
 const FILTERING_KEYS: readonly (keyof FilteringConfig)[] = [
@@ -265,6 +268,15 @@ export function checkEdgeConfig(
     }
   }
   if (v.tenantName !== undefined) checkNonEmptyString(v.tenantName, 'tenantName', issues);
+  if (
+    v.deviceCertificates !== undefined &&
+    !(DEVICE_CERTIFICATE_MODES as readonly unknown[]).includes(v.deviceCertificates)
+  ) {
+    issues.push({
+      path: 'deviceCertificates',
+      message: `must be one of ${DEVICE_CERTIFICATE_MODES.join(', ')}, not ${show(v.deviceCertificates)}`,
+    });
+  }
   if (issues.length > 0) throw new ConfigError(issues, file);
   return v as EdgeFileConfig;
 }

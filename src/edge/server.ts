@@ -29,6 +29,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { ConfigError } from '../errors.js';
 import { defaultTenantDocument } from '../policy/default-tenant.js';
 import type { ChannelName } from '../policy/model.js';
@@ -44,6 +45,14 @@ import { LIBRARY_STATE_DIR, makeDirs, stateDirError } from '../util/state-dir.js
 import { type TimerAt, timerAt } from '../util/timer-at.js';
 import { Connector } from './connector.js';
 import { createControlApi, sendGraphError } from './control-api.js';
+import {
+  checkDeviceCertificate,
+  DEVICE_CERTIFICATE_MODES,
+  type DeviceCa,
+  type DeviceCertificateMode,
+  handleDeviceCertificateRequest,
+  loadOrCreateDeviceCa,
+} from './device-ca.js';
 import { Egress, type EgressOptions, type FlowContext } from './egress.js';
 import type { FilteringConfig } from './filter.js';
 import { WebFilter } from './filter.js';
@@ -173,6 +182,15 @@ export interface EdgeOptions {
   tls?: boolean;
   /** Signing key, TLS material. Created when missing. */
   stateDir: string;
+  /**
+   * Device certificates (mTLS) on the edge's TLS connections: `optional` (default) asks
+   * every client for one and refuses a tunnel whose certificate is not from the edge's
+   * device CA, not valid now or for another device than its token's, but lets a client
+   * that presents none (an older client) in; `required` refuses that one too (401); `off`
+   * asks for none. `required` needs `tls`. Clients enroll at `POST /deviceCertificates`
+   * whatever the mode (docs/decisions/edge-device-certificates.md).
+   */
+  deviceCertificates?: DeviceCertificateMode;
   /** Keep the signing key in stateDir (default true); false = a fresh key per start. */
   persistKey?: boolean;
   /**
@@ -251,6 +269,10 @@ export interface Edge {
   readonly machineNames: readonly string[];
   /** The CA clients must trust (PEM), or null without TLS. */
   readonly caPem: string | null;
+  /** The device CA (PEM) that signs device certificates (`<stateDir>/device-ca.pem`). */
+  readonly deviceCaPem: string;
+  /** `EdgeOptions.deviceCertificates` in force. */
+  readonly deviceCertificates: DeviceCertificateMode;
   readonly tenantId: string;
   readonly tenant: TenantStore;
   readonly issuer: Issuer;
@@ -280,6 +302,8 @@ interface SessionPrincipal extends Omit<Principal, 'channel'> {
   agentVersion: string;
   /** When the edge closes the session (closeOnTokenExpiry: its token's expiry), or null. */
   closesAt: number | null;
+  /** The thumbprint of the device certificate presented, or null. */
+  deviceCertificate: string | null;
 }
 
 export async function startEdge(opts: EdgeOptions): Promise<Edge> {
@@ -293,6 +317,24 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   }
   const host = opts.host ?? '127.0.0.1';
   const useTls = opts.tls ?? true;
+  const certMode = opts.deviceCertificates ?? 'optional';
+  if (!DEVICE_CERTIFICATE_MODES.includes(certMode)) {
+    throw new ConfigError([
+      {
+        path: 'deviceCertificates',
+        message: `must be one of ${DEVICE_CERTIFICATE_MODES.join(', ')}, not ${JSON.stringify(certMode)}`,
+      },
+    ]);
+  }
+  if (certMode === 'required' && !useTls) {
+    throw new ConfigError([
+      {
+        path: 'deviceCertificates',
+        message:
+          "'required' needs TLS (a device certificate is presented in the TLS handshake), and tls is false",
+      },
+    ]);
+  }
   const limits = opts.limits ?? {};
   const maxDatagram = limits.maxDatagramSize;
   if (maxDatagram !== undefined && !(Number.isInteger(maxDatagram) && maxDatagram >= 1)) {
@@ -426,6 +468,10 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       ])
     : null;
 
+  const deviceCa: DeviceCa = await loadOrCreateDeviceCa(opts.stateDir);
+  /** Without TLS no certificate can be presented: nothing to ask for. */
+  const askCert: DeviceCertificateMode = useTls ? certMode : 'off';
+
   const sockets = new Set<Socket>();
   const expiryTimers = new Map<Session, TimerAt>();
   const refusalLog = new RefusalLogLimit();
@@ -458,6 +504,8 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     }
     (async () => {
       if (await handleIdentityRequest(issuer, tokenOpts, req, res, url.pathname)) return;
+      if (await handleDeviceCertificateRequest(deviceCa, issuer, tenantId, req, res, url.pathname))
+        return;
       if (await controlApi(req, res, url)) return;
       sendGraphError(res, 404, 'ResourceNotFound', `no resource at ${url.pathname}`);
     })().catch((err: unknown) => {
@@ -468,7 +516,16 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
 
   const server: Server = tlsMaterial
     ? (createHttpsServer(
-        { cert: tlsMaterial.cert, key: tlsMaterial.key },
+        {
+          cert: tlsMaterial.cert,
+          key: tlsMaterial.key,
+          // Ask for a device certificate but let the handshake through whatever comes: the
+          // tunnel upgrade then refuses with an HTTP status and words (authenticate), not
+          // an opaque TLS alert. Only the device CA is trusted for it.
+          ...(askCert !== 'off'
+            ? { requestCert: true, rejectUnauthorized: false, ca: deviceCa.pem }
+            : {}),
+        },
         onRequest,
       ) as unknown as Server)
     : createHttpServer(onRequest);
@@ -499,6 +556,8 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     authenticate: async (req, channel: ChannelName) => {
       // A refusal is logged by onRefused.
       const p: Principal = await issuer.verify(bearerOf(req), { channel, tenantId });
+      // The device certificate of the connection, for the token's device (AuthError).
+      const device = checkDeviceCertificate(req.socket as TLSSocket, p.deviceId, askCert);
       const ua = req.headers['x-gsa-agent-version'] ?? req.headers['user-agent'];
       // At the token's expiry; a token verify() took within its clock tolerance (already
       // past `exp`) gets the rest of that tolerance, not a close at once.
@@ -513,6 +572,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         sessionId: randomUUID(),
         agentVersion: typeof ua === 'string' && ua !== '' ? ua.slice(0, 100) : agentFallback,
         closesAt,
+        deviceCertificate: device?.thumbprint ?? null,
       };
     },
     // Told to the client on the upgrade, which replaces the session before then.
@@ -557,6 +617,9 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
           upn: principal.upn,
           userId: principal.userId,
           deviceId: principal.deviceId,
+          ...(principal.deviceCertificate !== null
+            ? { deviceCertificate: principal.deviceCertificate }
+            : {}),
         },
         'session up',
       );
@@ -623,6 +686,8 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     port,
     machineNames: ownNames,
     caPem: tlsMaterial?.ca ?? null,
+    deviceCaPem: deviceCa.pem,
+    deviceCertificates: askCert,
     tenantId,
     tenant: store,
     issuer,

@@ -76,6 +76,13 @@ export interface TunnelClientOptions {
   path?: string;
   /** CA certificate(s) (PEM) to trust for wss. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /**
+   * The device certificate and key (PEM) to present on wss (mTLS), asked before every
+   * connect attempt, after getToken (client/device-cert.ts enrolls one when needed); null:
+   * present none. A rejection fails the attempt ('device certificate unavailable') and is
+   * retried with the backoff. Not asked for ws:// URLs.
+   */
+  clientCertificate?: () => Promise<{ cert: string; key: string } | null>;
   /** TLS server name (SNI) when the URL host is an address. */
   servername?: string;
   /** Local address the WebSocket connection is bound to (TUN host mode: keeps it out of the TUN). */
@@ -375,6 +382,18 @@ export class TunnelClient extends EventEmitter {
     }
     if ((this.state as ClientState) === 'closed') return;
     const o = this.opts;
+    let clientCert: { cert: string; key: string } | null = null;
+    if (o.clientCertificate && /^(wss|https):/i.test(this.url)) {
+      try {
+        clientCert = await o.clientCertificate();
+      } catch (e) {
+        if (rotate) return this.rotationFailed('device certificate unavailable', asError(e));
+        this.endPlanned();
+        this.down({ reason: 'device certificate unavailable', error: asError(e) });
+        return;
+      }
+      if ((this.state as ClientState) === 'closed') return;
+    }
     let ws: WebSocket;
     try {
       ws = new WebSocket(this.url, {
@@ -382,6 +401,7 @@ export class TunnelClient extends EventEmitter {
         perMessageDeflate: false,
         handshakeTimeout: o.handshakeTimeoutMs ?? 10_000,
         ...(o.ca !== undefined ? { ca: o.ca } : {}),
+        ...(clientCert !== null ? { cert: clientCert.cert, key: clientCert.key } : {}),
         ...(o.servername !== undefined ? { servername: o.servername } : {}),
         ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
         ...(o.zeroMask !== false ? { generateMask: zeroMask } : {}),

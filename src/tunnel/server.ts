@@ -29,9 +29,11 @@
  * Authentication happens BEFORE the upgrade completes: a refused client gets an HTTP
  * response, never a WebSocket. Status and the equivalent close code (header
  * `x-gsa-close-code`, also used by TunnelClient to report why):
- *   AuthError reason `missing` | `malformed`                   -> 401, 4401
+ *   AuthError reason `missing` | `malformed` | `device-certificate-missing` -> 401, 4401
  *   AuthError reason `expired`                                 -> 401, 4419
  *   AuthError reason `forged` | `wrong-audience` | `wrong-tenant` | other -> 403, 4403
+ *     (other: `device-certificate-untrusted` | `-expired` | `-mismatch`; their message
+ *     follows the reason in the body)
  *   unknown channel or path                                    -> 404, 4404
  *   `close()` was called (an upgrade handed to handleUpgrade)  -> 503, 1001
  *   authenticate threw something else                          -> 500, 4500
@@ -152,6 +154,7 @@ export function authStatus(err: unknown): { status: number; closeCode: number; r
   switch (err.reason) {
     case 'missing':
     case 'malformed':
+    case 'device-certificate-missing':
       return { status: 401, closeCode: CloseCode.AUTH_MISSING, reason: err.reason };
     case 'expired':
       return { status: 401, closeCode: CloseCode.AUTH_EXPIRED, reason: err.reason };
@@ -344,7 +347,9 @@ export function createTunnelServer<P extends Principal = Principal>(
         refused(
           socket,
           req,
-          `tunnel authentication failed: ${a.reason}`,
+          // A device certificate refusal says what is wrong with it (which device, which
+          // CA); a token's reason alone says enough.
+          `tunnel authentication failed: ${a.reason}${err instanceof AuthError && a.reason.startsWith('device-certificate') ? ` (${err.message})` : ''}`,
           {
             status: a.status,
             code: a.closeCode,

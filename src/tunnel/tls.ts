@@ -38,16 +38,16 @@ type Crypto = webcrypto.Crypto;
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-const ALG: webcrypto.EcKeyGenParams & webcrypto.EcdsaParams = {
+export const ALG: webcrypto.EcKeyGenParams & webcrypto.EcdsaParams = {
   name: 'ECDSA',
   namedCurve: 'P-256',
   hash: 'SHA-256',
 };
-const DAY = 86_400_000;
+export const DAY = 86_400_000;
 const DEFAULT_NAMES = ['localhost', '127.0.0.1', '::1'];
 
 let providerSet = false;
-function crypto(): Crypto {
+export function crypto(): Crypto {
   const c = (globalThis.crypto ?? webcrypto) as Crypto;
   if (!providerSet) {
     x509.cryptoProvider.set(c as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -56,17 +56,17 @@ function crypto(): Crypto {
   return c;
 }
 
-function pem(label: string, der: ArrayBuffer): string {
+export function pem(label: string, der: ArrayBuffer): string {
   const b64 = Buffer.from(der).toString('base64');
   const lines = b64.match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
 
-function der(pemText: string): Buffer {
+export function der(pemText: string): Buffer {
   return Buffer.from(pemText.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 }
 
-async function readMaybe(path: string): Promise<string | null> {
+export async function readMaybe(path: string): Promise<string | null> {
   try {
     return await readFile(path, 'utf8');
   } catch {
@@ -74,15 +74,15 @@ async function readMaybe(path: string): Promise<string | null> {
   }
 }
 
-async function newKeys(): Promise<CryptoKeyPair> {
+export async function newKeys(): Promise<CryptoKeyPair> {
   return (await crypto().subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
 }
 
-async function exportKey(k: CryptoKey): Promise<string> {
+export async function exportKey(k: CryptoKey): Promise<string> {
   return pem('PRIVATE KEY', await crypto().subtle.exportKey('pkcs8', k));
 }
 
-async function importKey(pemText: string): Promise<CryptoKey> {
+export async function importKey(pemText: string): Promise<CryptoKey> {
   return crypto().subtle.importKey('pkcs8', der(pemText), ALG, true, ['sign']);
 }
 
@@ -134,7 +134,7 @@ export async function loadOrCreateTls(
 }
 
 /** The TLS lock: waits (bounded, 15 s) while another process holds it. */
-async function lockDir(file: string): Promise<() => void> {
+export async function lockDir(file: string): Promise<() => void> {
   const end = Date.now() + 15_000;
   for (;;) {
     try {
@@ -147,7 +147,7 @@ async function lockDir(file: string): Promise<() => void> {
 }
 
 /** Writes `data` to `path` whole: a reader sees the old file or the new one. */
-async function replaceFile(path: string, data: string, mode?: number): Promise<void> {
+export async function replaceFile(path: string, data: string, mode?: number): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, data, mode === undefined ? {} : { mode });
   await rename(tmp, path);

@@ -21,6 +21,7 @@ import {
   type EdgeFileConfig,
   withConfigFile,
 } from '../../edge/config-check.js';
+import { DEVICE_CERTIFICATE_MODES, type DeviceCertificateMode } from '../../edge/device-ca.js';
 import { clientUrlHost, isWildcardHost } from '../../edge/machine-names.js';
 import { type Edge, startEdge } from '../../edge/server.js';
 import { ConfigError, type ConfigIssue, ListenError, UsageError } from '../../errors.js';
@@ -45,6 +46,7 @@ interface EdgeCliOptions {
   closeOnTokenExpiry?: boolean;
   maxTokenTtl?: string;
   clientSecretFile?: string;
+  deviceCertificates?: string;
   hostname: string[];
   quiet?: boolean;
 }
@@ -69,6 +71,16 @@ export const EDGE_LOCK = 'edge.lock';
 
 /** The `--config` keys `gsa-emu edge` reads itself, besides the edge's own. */
 const EDGE_COMMAND_KEYS = ['logMaxSize', 'closeOnTokenExpiry', 'maxTokenTtl'];
+
+/**
+ * A device certificate mode given on the command line (`edge --device-certificates`, `up
+ * --edge-device-certificates`): off, optional or required; else a UsageError naming `flag`.
+ */
+export function deviceCertificatesOption(v: string, flag: string): DeviceCertificateMode {
+  if ((DEVICE_CERTIFICATE_MODES as readonly string[]).includes(v))
+    return v as DeviceCertificateMode;
+  throw new UsageError(`${flag} ${v}: must be one of ${DEVICE_CERTIFICATE_MODES.join(', ')}`);
+}
 
 /** The longest token lifetime `--max-token-ttl` and `up --token-ttl` take: 365 days. */
 export const MAX_TOKEN_TTL_SECONDS = 365 * 86_400;
@@ -252,6 +264,10 @@ export function register(program: Command): void {
       'issue tokens only to clients that give this secret (gsa-emu up --edge-secret); default with a non-loopback --host: <state-dir>/edge-client-secret, made if missing',
     )
     .option(
+      '--device-certificates <mode>',
+      'device certificates (mTLS) on the tunnels: optional (default: checked when presented), required (refuse a client without one), off (ask for none)',
+    )
+    .option(
       '--hostname <name>',
       'another name or address clients reach the edge by, put in its certificate (repeatable)',
       (v: string, all: string[]) => [...all, v],
@@ -268,6 +284,15 @@ export function register(program: Command): void {
           ? readSecretFile(o.clientSecretFile, '--client-secret-file')
           : undefined;
       const flagMax = o.logMaxSize !== undefined ? logMaxBytes(o.logMaxSize) : undefined;
+      const deviceMode =
+        o.deviceCertificates !== undefined
+          ? deviceCertificatesOption(o.deviceCertificates, '--device-certificates')
+          : undefined;
+      if (deviceMode === 'required' && !o.tls) {
+        throw new UsageError(
+          '--device-certificates required needs TLS (a device certificate is presented in the TLS handshake): drop --no-tls',
+        );
+      }
       const flagTtl =
         o.maxTokenTtl !== undefined ? tokenTtlSeconds(o.maxTokenTtl, '--max-token-ttl') : undefined;
       const dir = stateDir(o.stateDir);
@@ -360,6 +385,7 @@ export function register(program: Command): void {
                 },
               }),
           ...cfg,
+          ...(deviceMode !== undefined ? { deviceCertificates: deviceMode } : {}),
         }).catch((err: unknown) => {
           if (err instanceof ListenError && (err.errno === 'EADDRINUSE' || err.errno === 'EACCES'))
             throw err.withHint('choose another port with --port <n> (0: any free port)');
@@ -388,6 +414,7 @@ export function register(program: Command): void {
                     '  warning     --no-tls beyond loopback: the client secret and the tokens cross the network in clear',
                   ]
                 : []),
+              `  devices     certificates ${edge.deviceCertificates}${edge.deviceCertificates === 'off' ? '' : ` (enrollment: POST ${base}/deviceCertificates; device CA ${join(dir, 'device-ca.pem')})`}`,
               ...(maxTtl !== undefined || closeOnExpiry
                 ? [
                     `  tokens      ttlSeconds at most ${maxTtl ?? 86_400}${closeOnExpiry ? '; sessions closed at token expiry (4419)' : ''}`,

@@ -46,7 +46,7 @@ import {
 import { checkHostsConfig, parseAddHosts, tunDnsHosts } from '../hosts-option.js';
 import { onOutputGone, outputGone } from '../stdio.js';
 import { LOG_LEVELS, recordStartFailure, startWorld, type World } from '../world.js';
-import { tokenTtlSeconds } from './edge.js';
+import { deviceCertificatesOption, tokenTtlSeconds } from './edge.js';
 
 export interface UpOptions {
   config?: string;
@@ -101,6 +101,10 @@ export interface UpOptions {
   closeOnTokenExpiry?: boolean;
   /** `--no-session-rotation`: keep each session until the edge closes it (token expiry). */
   sessionRotation?: boolean;
+  /** `--edge-device-certificates <mode>`: the in-process edge's device certificate mode. */
+  edgeDeviceCertificates?: string;
+  /** `--no-device-certificate`: present no device certificate (an older client). */
+  deviceCertificate?: boolean;
 }
 
 const CONFIG_KEYS: Record<string, keyof UpOptions> = {
@@ -138,6 +142,8 @@ const CONFIG_KEYS: Record<string, keyof UpOptions> = {
   tokenTtl: 'tokenTtl',
   closeOnTokenExpiry: 'closeOnTokenExpiry',
   sessionRotation: 'sessionRotation',
+  edgeDeviceCertificates: 'edgeDeviceCertificates',
+  deviceCertificate: 'deviceCertificate',
 };
 
 /** Config keys that are switches (the rest are strings; numbers are taken as strings). */
@@ -150,6 +156,7 @@ const BOOLEAN_KEYS = new Set<keyof UpOptions>([
   'processLookup',
   'closeOnTokenExpiry',
   'sessionRotation',
+  'deviceCertificate',
 ]);
 
 /**
@@ -255,6 +262,7 @@ const VALUE_CHECKS: Partial<Record<keyof UpOptions, (v: string) => void>> = {
   localSubnets: (v) => localSubnetsOption(v),
   stateDir: (v) => stateDir(v),
   tokenTtl: (v) => tokenTtlSeconds(v, '--token-ttl'),
+  edgeDeviceCertificates: (v) => deviceCertificatesOption(v, '--edge-device-certificates'),
 };
 
 function port(v: string | undefined, flag: string, dflt: number): number | null {
@@ -371,6 +379,14 @@ export function register(program: Command): void {
     .option(
       '--no-session-rotation',
       'keep each tunnel session until the edge closes it at token expiry instead of replacing it before then: the channel drops and flows in flight are reset at each expiry (to test how applications take it)',
+    )
+    .option(
+      '--edge-device-certificates <mode>',
+      'the in-process edge asks for device certificates (mTLS): optional (default: checked when presented), required (refuse a client without one), off',
+    )
+    .option(
+      '--no-device-certificate',
+      'behave as an older client: enroll and present no device certificate (a required edge then refuses the tunnels)',
     )
     .option(
       '--add-host <name=address>',
@@ -576,17 +592,30 @@ function checkUpOptions(o: UpOptions) {
       ? '--edge-thread'
       : o.closeOnTokenExpiry
         ? '--close-on-token-expiry'
-        : null;
+        : o.edgeDeviceCertificates !== undefined
+          ? '--edge-device-certificates'
+          : null;
   if (inProcessOnly && o.edge) {
     const there =
       inProcessOnly === '--close-on-token-expiry'
         ? ' (start that edge with it: gsa-emu edge --close-on-token-expiry)'
-        : '';
+        : inProcessOnly === '--edge-device-certificates'
+          ? ` (start that edge with it: gsa-emu edge --device-certificates ${o.edgeDeviceCertificates})`
+          : '';
     throw new UsageError(
       `${inProcessOnly} is for the in-process edge, not a remote --edge${there}`,
     );
   }
   if (o.tokenTtl !== undefined) tokenTtlSeconds(o.tokenTtl, '--token-ttl');
+  const edgeDeviceMode =
+    o.edgeDeviceCertificates !== undefined
+      ? deviceCertificatesOption(o.edgeDeviceCertificates, '--edge-device-certificates')
+      : undefined;
+  if (edgeDeviceMode === 'required' && o.plainEdge) {
+    throw new UsageError(
+      '--edge-device-certificates required needs TLS (a device certificate is presented in the TLS handshake), and --plain-edge turns it off',
+    );
+  }
   if (tunMode && o.allowInternet && !o.edge) {
     throw new UsageError(
       "--tun with --allow-internet needs a remote --edge: the in-process edge's own connections to real addresses would be captured by the TUN",
@@ -697,6 +726,15 @@ export async function up(o: UpOptions, out: NodeJS.WritableStream = process.stdo
         : {}),
       ...(o.closeOnTokenExpiry ? { closeOnTokenExpiry: true } : {}),
       ...(o.sessionRotation === false ? { sessionRotation: false } : {}),
+      ...(o.edgeDeviceCertificates !== undefined
+        ? {
+            edgeDeviceCertificates: deviceCertificatesOption(
+              o.edgeDeviceCertificates,
+              '--edge-device-certificates',
+            ),
+          }
+        : {}),
+      ...(o.deviceCertificate === false ? { deviceCertificate: false } : {}),
       hosts,
       ...(localSubnets ? { localSubnets } : {}),
       processLookup: o.processLookup !== false,

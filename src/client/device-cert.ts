@@ -1,0 +1,158 @@
+/**
+ * The client's device certificate (mTLS to the edge), as newer GSA clients present one: a
+ * device key pair kept in the state folder and a certificate the edge's device CA signs
+ * for this device id (edge/device-ca.ts), presented on the tunnel connections.
+ *
+ * ```ts
+ * const device = new DeviceCertificate({ dir: stateDir, deviceId, enroll: (csr) => api.enrollDeviceCertificate(csr) });
+ * const { cert, key } = await device.get();   // files reused while valid; enrolls otherwise
+ * ```
+ *
+ * Files: `device-key.pem` (ECDSA P-256, PKCS#8, mode 0600, kept across enrollments) and
+ * `device-cert.pem`. The certificate is reused while it names `deviceId`, matches the key
+ * and has more than `renewBeforeMs` (default 30 days, at most half its life) left; else
+ * `get()` enrolls (single flight). An enrollment failure rejects `get()`; the next call
+ * tries again.
+ */
+import { createHash, createPublicKey } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import '../tunnel/reflect-shim.js';
+import * as x509 from '@peculiar/x509';
+import {
+  ALG,
+  crypto,
+  DAY,
+  exportKey,
+  importKey,
+  newKeys,
+  pem,
+  readMaybe,
+  replaceFile,
+} from '../tunnel/tls.js';
+
+export const DEVICE_KEY_FILE = 'device-key.pem';
+export const DEVICE_CERT_FILE = 'device-cert.pem';
+
+export interface DeviceCertificateOptions {
+  /** The state folder for the key and certificate files. */
+  dir: string;
+  /** The device id the certificate must name (CN). */
+  deviceId: string;
+  /** Sends a PKCS#10 request (DER) to the edge; resolves to the certificate (DER). */
+  enroll(csrDer: Uint8Array): Promise<Uint8Array>;
+  /** Enroll again when less than this is left (ms). Default 30 days (at most half the life). */
+  renewBeforeMs?: number;
+}
+
+/** The certificate in use, for the status and health views. */
+export interface DeviceCertificateInfo {
+  thumbprint: string;
+  subject: string;
+  notAfter: string;
+}
+
+export interface ClientCertificate {
+  cert: string;
+  key: string;
+}
+
+export class DeviceCertificate {
+  /** Enrollments made by this object (tests, diagnostics). */
+  enrollments = 0;
+  private current: { pair: ClientCertificate; cert: x509.X509Certificate } | null = null;
+  private inflight: Promise<ClientCertificate> | null = null;
+  private readonly o: DeviceCertificateOptions;
+
+  constructor(o: DeviceCertificateOptions) {
+    this.o = o;
+  }
+
+  get files(): { key: string; cert: string } {
+    return { key: join(this.o.dir, DEVICE_KEY_FILE), cert: join(this.o.dir, DEVICE_CERT_FILE) };
+  }
+
+  /** The certificate held (null before the first get()). */
+  info(): DeviceCertificateInfo | null {
+    const c = this.current?.cert;
+    if (!c) return null;
+    return {
+      // SHA-1 of the DER, upper-case hex: the thumbprint Windows and Entra show.
+      thumbprint: createHash('sha1').update(Buffer.from(c.rawData)).digest('hex').toUpperCase(),
+      subject: c.subject,
+      notAfter: c.notAfter.toISOString(),
+    };
+  }
+
+  /** A certificate and key to present: the one held or on disk while usable, else a new one. */
+  get(): Promise<ClientCertificate> {
+    if (this.current && this.usable(this.current.cert)) return Promise.resolve(this.current.pair);
+    this.inflight ??= this.load().finally(() => {
+      this.inflight = null;
+    });
+    return this.inflight;
+  }
+
+  private usable(cert: x509.X509Certificate): boolean {
+    const now = Date.now();
+    const life = cert.notAfter.getTime() - cert.notBefore.getTime();
+    const before = Math.min(this.o.renewBeforeMs ?? 30 * DAY, life / 2);
+    return (
+      cert.notBefore.getTime() <= now + 60_000 &&
+      cert.notAfter.getTime() - now > before &&
+      cert.subjectName.getField('CN')[0] === this.o.deviceId
+    );
+  }
+
+  private async load(): Promise<ClientCertificate> {
+    crypto();
+    const files = this.files;
+    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    let keyPem = await readMaybe(files.key);
+    let spki: Buffer | null = null;
+    if (keyPem !== null) {
+      try {
+        spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+        await importKey(keyPem);
+      } catch {
+        keyPem = null;
+      }
+    }
+    const certPem = keyPem === null ? null : await readMaybe(files.cert);
+    if (certPem !== null && keyPem !== null && spki !== null) {
+      try {
+        const cert = new x509.X509Certificate(certPem);
+        if (Buffer.from(cert.publicKey.rawData).equals(spki) && this.usable(cert)) {
+          const pair = { cert: certPem, key: keyPem };
+          this.current = { pair, cert };
+          return pair;
+        }
+      } catch {
+        // Enroll again below.
+      }
+    }
+    if (keyPem === null || spki === null) {
+      const keys = await newKeys();
+      keyPem = await exportKey(keys.privateKey);
+      spki = Buffer.from(await crypto().subtle.exportKey('spki', keys.publicKey));
+      await replaceFile(files.key, keyPem, 0o600);
+    }
+    const privateKey = await importKey(keyPem);
+    const publicKey = await crypto().subtle.importKey('spki', spki, ALG, true, ['verify']);
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: `CN=${this.o.deviceId}`,
+      keys: { privateKey, publicKey },
+      signingAlgorithm: ALG,
+    });
+    this.enrollments++;
+    const issued = await this.o.enroll(new Uint8Array(csr.rawData));
+    const cert = new x509.X509Certificate(issued);
+    if (!Buffer.from(cert.publicKey.rawData).equals(spki))
+      throw new Error('the edge returned a device certificate for another key');
+    const newPem = pem('CERTIFICATE', cert.rawData);
+    await replaceFile(files.cert, newPem);
+    const pair = { cert: newPem, key: keyPem };
+    this.current = { pair, cert };
+    return pair;
+  }
+}

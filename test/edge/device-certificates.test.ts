@@ -1,0 +1,402 @@
+/**
+ * Device certificates (mTLS): enrollment at POST /deviceCertificates, the edge's check at
+ * the tunnel upgrade (`deviceCertificates: 'optional' | 'required'`), and the client's
+ * DeviceCertificate (src/client/device-cert.ts) reused across restarts. Loopback only.
+ */
+import type { webcrypto } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import '../../src/tunnel/reflect-shim.js';
+import * as x509 from '@peculiar/x509';
+import t, { type Test } from 'tap';
+import { Agent, request } from 'undici';
+import { DeviceCertificate } from '../../src/client/device-cert.js';
+import { EdgeApi } from '../../src/client/edge-api.js';
+import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
+import { ConfigError } from '../../src/errors.js';
+import { type DownInfo, TunnelClient } from '../../src/tunnel/client.js';
+import {
+  ALG,
+  crypto,
+  DAY,
+  exportKey,
+  importKey,
+  newKeys,
+  readMaybe,
+} from '../../src/tunnel/tls.js';
+import { echoServer, exchange, meta, tempDir } from './helpers.js';
+
+const GREETING = 'HELLO\n';
+
+interface Setup {
+  edge: Edge;
+  dir: string;
+  echoPort: number;
+  lines: Array<{ msg: string | undefined; obj: Record<string, unknown> }>;
+}
+
+async function setup(t: Test, over: Partial<EdgeOptions> = {}): Promise<Setup> {
+  const tmp = await tempDir('gsa-devcert-');
+  const echo = await echoServer(GREETING);
+  const lines: Setup['lines'] = [];
+  const log = {
+    info: (obj: object, msg?: string) => lines.push({ msg, obj: obj as Record<string, unknown> }),
+    warn: (obj: object, msg?: string) => lines.push({ msg, obj: obj as Record<string, unknown> }),
+  };
+  const edge = await startEdge({
+    stateDir: join(tmp.dir, 'edge'),
+    hostsMap: { 'echo.contoso.test': `127.0.0.1:${echo.port}` },
+    egress: { systemResolver: false, directIp: false },
+    limits: { graceMs: 100 },
+    log,
+    ...over,
+  });
+  t.teardown(async () => {
+    await edge.kill();
+    await echo.close();
+    await tmp.remove();
+  });
+  return { edge, dir: tmp.dir, echoPort: echo.port, lines };
+}
+
+/** An EdgeApi for `deviceId` (closed by the test's teardown). */
+function api(t: Test, edge: Edge, deviceId: string): EdgeApi {
+  const a = new EdgeApi({ url: edge.url, ca: edge.caPem, userId: 'alice', deviceId });
+  t.teardown(() => a.close());
+  return a;
+}
+
+/** The client's DeviceCertificate in `dir`, enrolling through `edge` as `deviceId`. */
+function device(t: Test, edge: Edge, dir: string, deviceId: string): DeviceCertificate {
+  const a = api(t, edge, deviceId);
+  return new DeviceCertificate({ dir, deviceId, enroll: (csr) => a.enrollDeviceCertificate(csr) });
+}
+
+/**
+ * A TunnelClient on `channel` with the token of `deviceId`, presenting `pair` (or none):
+ * resolves 'up' once the session is up, or the first refusal's DownInfo.
+ */
+async function tryTunnel(
+  t: Test,
+  edge: Edge,
+  deviceId: string,
+  pair: { cert: string; key: string } | null,
+): Promise<{ up: true; client: TunnelClient } | { up: false; info: DownInfo }> {
+  const client = new TunnelClient({
+    url: edge.url.replace(/^http/, 'ws'),
+    channel: 'internet',
+    ca: edge.caPem!,
+    getToken: (ch) => edge.issueToken({ channel: ch, userId: 'alice', deviceId }),
+    clientCertificate: async () => pair,
+    backoff: { baseMs: 5000, maxMs: 5000 },
+    limits: { keepaliveInterval: 0 },
+  });
+  t.teardown(() => client.close());
+  const r = await new Promise<{ up: true; client: TunnelClient } | { up: false; info: DownInfo }>(
+    (resolve) => {
+      const timer = setTimeout(
+        () => resolve({ up: false, info: { reason: 'timeout' } as DownInfo }),
+        5000,
+      );
+      client.once('up', () => {
+        clearTimeout(timer);
+        resolve({ up: true, client });
+      });
+      client.once('down', (info: DownInfo) => {
+        clearTimeout(timer);
+        resolve({ up: false, info });
+      });
+      client.start();
+    },
+  );
+  return r;
+}
+
+/** A certificate for `cn`, signed by `issuer` (a CA cert + key) or self-signed. */
+async function makeCert(o: {
+  cn: string;
+  notBefore?: Date;
+  notAfter?: Date;
+  issuer?: { cert: x509.X509Certificate; key: webcrypto.CryptoKey };
+}): Promise<{ cert: string; key: string }> {
+  crypto();
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.create({
+    subject: `CN=${o.cn}`,
+    issuer: o.issuer ? o.issuer.cert.subject : `CN=${o.cn}`,
+    notBefore: o.notBefore ?? new Date(Date.now() - DAY),
+    notAfter: o.notAfter ?? new Date(Date.now() + 30 * DAY),
+    publicKey: keys.publicKey,
+    signingKey: o.issuer ? o.issuer.key : keys.privateKey,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+    ],
+  });
+  return { cert: cert.toString('pem'), key: await exportKey(keys.privateKey) };
+}
+
+/** The edge's device CA, read from its state folder as a test may (to sign bad certs). */
+async function edgeDeviceCa(
+  dir: string,
+): Promise<{ cert: x509.X509Certificate; key: webcrypto.CryptoKey }> {
+  const pem = await readMaybe(join(dir, 'edge', 'device-ca.pem'));
+  const key = await readMaybe(join(dir, 'edge', 'device-ca-key.pem'));
+  return {
+    cert: new x509.X509Certificate(pem!),
+    key: (await importKey(key!)) as webcrypto.CryptoKey,
+  };
+}
+
+async function enrollRaw(t: Test, edge: Edge, body: string, token?: string) {
+  const agent = new Agent({ connect: { ca: edge.caPem! } });
+  t.teardown(() => agent.close());
+  const res = await request(`${edge.url}/deviceCertificates`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body,
+    dispatcher: agent,
+  });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+}
+
+t.test('enrollment issues a clientAuth certificate with CN = the token device id', async (t) => {
+  const { edge, dir } = await setup(t);
+  const d = device(t, edge, join(dir, 'client'), 'dev-A');
+  const pair = await d.get();
+  const cert = new x509.X509Certificate(pair.cert);
+  t.equal(cert.subject, 'CN=dev-A');
+  const ca = new x509.X509Certificate(edge.deviceCaPem);
+  t.ok(
+    await cert.verify({ publicKey: ca.publicKey, signatureOnly: true }),
+    'signed by the device CA',
+  );
+  t.not(ca.subject, new x509.X509Certificate(edge.caPem!).subject, 'a CA apart from the TLS CA');
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  t.same(eku?.usages, [x509.ExtendedKeyUsage.clientAuth]);
+  const days = (cert.notAfter.getTime() - cert.notBefore.getTime()) / DAY;
+  t.ok(days > 360 && days < 370, `valid about a year (${days})`);
+  t.equal(d.info()?.subject, 'CN=dev-A');
+  t.match(d.info()?.thumbprint, /^[0-9A-F]{40}$/);
+  const keyMode = (await stat(join(dir, 'client', 'device-key.pem'))).mode & 0o777;
+  t.equal(keyMode, 0o600, 'the device key is 0600');
+});
+
+t.test('the edge answers bad enrollment requests with 400/401, not a crash', async (t) => {
+  const { edge } = await setup(t);
+  const token = await edge.issueToken({ channel: 'graph', deviceId: 'dev-A' });
+  const cases: Array<[string, string]> = [
+    ['not JSON', '{'],
+    ['no request', '{}'],
+    ['not base64', JSON.stringify({ CertificateRequest: { Type: 'pkcs10', Data: '%%%' } })],
+    ['garbage DER', JSON.stringify({ CertificateRequest: { Type: 'pkcs10', Data: 'AAECAwQF' } })],
+    ['a certificate, not a request', ''],
+  ];
+  const notCsr = await makeCert({ cn: 'x' });
+  cases[4]![1] = JSON.stringify({
+    CertificateRequest: {
+      Type: 'pkcs10',
+      Data: notCsr.cert.replace(/-----[^-]+-----|\s/g, ''),
+    },
+  });
+  for (const [name, body] of cases) {
+    const r = await enrollRaw(t, edge, body, token);
+    t.equal(r.status, 400, name);
+    t.match(r.json, { error: { code: 'BadRequest' } }, name);
+  }
+  // A request whose signature does not match its key.
+  crypto();
+  const keys = await newKeys();
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=dev-A',
+    keys,
+    signingAlgorithm: ALG,
+  });
+  const raw = Buffer.from(new Uint8Array(csr.rawData)); // a copy: rawData is the request's own
+  raw[raw.length - 5]! ^= 0xff;
+  const bad = await enrollRaw(
+    t,
+    edge,
+    JSON.stringify({ CertificateRequest: { Type: 'pkcs10', Data: raw.toString('base64') } }),
+    token,
+  );
+  t.equal(bad.status, 400, 'a request with a broken signature');
+  const good = JSON.stringify({
+    CertificateRequest: { Type: 'pkcs10', Data: Buffer.from(csr.rawData).toString('base64') },
+  });
+  t.equal((await enrollRaw(t, edge, good)).status, 401, 'no token: 401');
+  t.equal((await enrollRaw(t, edge, good, 'x.y.z')).status, 401, 'a bad token: 401');
+  const ok = await enrollRaw(t, edge, good, token);
+  t.equal(ok.status, 200, 'the edge still enrolls after all that');
+  t.match(ok.json, { Certificate: { Thumbprint: /^[0-9A-F]{40}$/, RawBody: String } });
+});
+
+t.test('a required edge tunnels a flow for a client with its device certificate', async (t) => {
+  const { edge, dir, lines } = await setup(t, { deviceCertificates: 'required' });
+  t.equal(edge.deviceCertificates, 'required');
+  const d = device(t, edge, join(dir, 'client'), 'dev-A');
+  const r = await tryTunnel(t, edge, 'dev-A', await d.get());
+  t.ok(r.up, 'the tunnel is up');
+  if (!r.up) return;
+  const s = r.client.open(meta());
+  await s.opened;
+  const got = await exchange(s, Buffer.from('ping'));
+  t.equal(got.bytes.toString(), `${GREETING}ping`);
+  const up = lines.find((l) => l.msg === 'session up');
+  t.equal(up?.obj.deviceCertificate, d.info()?.thumbprint, 'session up names the certificate');
+});
+
+t.test('a required edge refuses a client that presents no certificate, and says why', async (t) => {
+  const { edge, lines } = await setup(t, { deviceCertificates: 'required' });
+  const r = await tryTunnel(t, edge, 'dev-A', null);
+  t.notOk(r.up);
+  if (r.up) return;
+  t.equal(r.info.status, 401);
+  t.equal(r.info.code, 4401);
+  t.match(
+    r.info.reason,
+    /device-certificate-missing \(this edge requires a device certificate \(mTLS\) and the client presented none\)/,
+  );
+  const refused = lines.find((l) => l.msg === 'tunnel refused');
+  t.match(refused?.obj, { status: 401, reason: 'device-certificate-missing', channel: 'internet' });
+});
+
+t.test('certificates from another CA, expired, or for another device are refused', async (t) => {
+  for (const mode of ['required', 'optional'] as const) {
+    await t.test(mode, async (t) => {
+      const { edge, dir, lines } = await setup(t, { deviceCertificates: mode });
+      const ca = await edgeDeviceCa(dir);
+      // Another CA: a CA of the same name but another key, and a self-signed certificate.
+      crypto();
+      const otherKeys = await newKeys();
+      const other = {
+        cert: await x509.X509CertificateGenerator.createSelfSigned({
+          name: ca.cert.subject,
+          keys: otherKeys,
+          signingAlgorithm: ALG,
+          notBefore: new Date(Date.now() - DAY),
+          notAfter: new Date(Date.now() + DAY),
+          extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+        }),
+        key: otherKeys.privateKey,
+      };
+      const foreign = await tryTunnel(
+        t,
+        edge,
+        'dev-A',
+        await makeCert({ cn: 'dev-A', issuer: other }),
+      );
+      t.notOk(foreign.up, 'another CA');
+      if (!foreign.up) {
+        t.equal(foreign.info.status, 403);
+        t.match(
+          foreign.info.reason,
+          /device-certificate-untrusted \(the device certificate is not issued by this edge's device CA/,
+        );
+      }
+      const selfSigned = await tryTunnel(t, edge, 'dev-A', await makeCert({ cn: 'dev-A' }));
+      t.notOk(selfSigned.up, 'self-signed');
+      if (!selfSigned.up) t.match(selfSigned.info.reason, /device-certificate-untrusted/);
+
+      const expired = await tryTunnel(
+        t,
+        edge,
+        'dev-A',
+        await makeCert({
+          cn: 'dev-A',
+          issuer: ca,
+          notBefore: new Date(Date.now() - 10 * DAY),
+          notAfter: new Date(Date.now() - DAY),
+        }),
+      );
+      t.notOk(expired.up, 'expired');
+      if (!expired.up) {
+        t.equal(expired.info.status, 403);
+        t.match(
+          expired.info.reason,
+          /device-certificate-expired \(the device certificate is not valid now \(CERT_HAS_EXPIRED/,
+        );
+      }
+
+      // Device B's genuine certificate with device A's token.
+      const b = await device(t, edge, join(dir, 'client-b'), 'dev-B').get();
+      const swapped = await tryTunnel(t, edge, 'dev-A', b);
+      t.notOk(swapped.up, "another device's certificate");
+      if (!swapped.up) {
+        t.equal(swapped.info.status, 403);
+        t.match(
+          swapped.info.reason,
+          /device-certificate-mismatch \(the device certificate is for device "dev-B", the token for device "dev-A"\)/,
+        );
+      }
+      // The same certificate with its own device's token passes.
+      const own = await tryTunnel(t, edge, 'dev-B', b);
+      t.ok(own.up, 'device B with its own certificate');
+      t.ok(
+        lines.some(
+          (l) => l.msg === 'tunnel refused' && l.obj.reason === 'device-certificate-mismatch',
+        ),
+        'the refusal is logged',
+      );
+    });
+  }
+});
+
+t.test('an optional edge (the default) lets a client without a certificate in', async (t) => {
+  const { edge } = await setup(t);
+  t.equal(edge.deviceCertificates, 'optional');
+  const r = await tryTunnel(t, edge, 'dev-A', null);
+  t.ok(r.up, 'an older client connects');
+});
+
+t.test(
+  'the client reuses its certificate across restarts and re-enrolls for another device',
+  async (t) => {
+    const { edge, dir } = await setup(t);
+    const cdir = join(dir, 'client');
+    const first = device(t, edge, cdir, 'dev-A');
+    const a = await first.get();
+    t.equal(first.enrollments, 1);
+    t.equal((await first.get()).cert, a.cert, 'held in memory');
+    t.equal(first.enrollments, 1);
+    const again = device(t, edge, cdir, 'dev-A');
+    const b = await again.get();
+    t.equal(again.enrollments, 0, 'a restart on the same state folder does not enroll');
+    t.equal(b.cert, a.cert);
+    t.equal(b.key, a.key);
+    const moved = device(t, edge, cdir, 'dev-C');
+    const c = await moved.get();
+    t.equal(moved.enrollments, 1, 'another device id enrolls again');
+    t.equal(new x509.X509Certificate(c.cert).subject, 'CN=dev-C');
+    t.equal(c.key, a.key, 'with the same device key');
+  },
+);
+
+t.test('deviceCertificates: required without TLS is a ConfigError naming both', async (t) => {
+  const tmp = await tempDir('gsa-devcert-');
+  t.teardown(() => tmp.remove());
+  const err = await startEdge({
+    stateDir: tmp.dir,
+    tls: false,
+    deviceCertificates: 'required',
+  }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof ConfigError);
+  t.match((err as Error).message, /deviceCertificates/);
+  t.match((err as Error).message, /tls is false/);
+  const bad = await startEdge({
+    stateDir: tmp.dir,
+    deviceCertificates: 'always' as 'required',
+  }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(bad instanceof ConfigError, 'an unknown mode');
+});
