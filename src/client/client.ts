@@ -869,6 +869,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
           deviceId: user.deviceId ?? DEMO_USER.deviceId,
           lastChecked: new Date(profileCheckedAt ?? profileLoadedAt ?? Date.now()).toISOString(),
           clientVersion: packageVersion(),
+          ...(deviceCert ? { deviceCertificate: deviceCert.info() } : {}),
         },
         tenant,
         ...(source === 'edge' ? { edgeTenantId: edgeTenant.tenantId ?? null } : { tokenTenantId }),

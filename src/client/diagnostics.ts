@@ -78,6 +78,11 @@ export interface Overview {
   /** The last time the client checked for a new forwarding profile (ISO). */
   lastChecked: string | null;
   clientVersion: string;
+  /**
+   * The device certificate the client presents to the edge (mTLS): its SHA-1 thumbprint,
+   * subject and expiry; null before the first enrollment. Absent: the client presents none.
+   */
+  deviceCertificate?: { thumbprint: string; subject: string; notAfter: string } | null;
 }
 
 export interface StatusInput {

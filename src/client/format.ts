@@ -125,6 +125,11 @@ export function formatStatus(s: StatusView): string {
     ...(s.warnings ?? []).map((w) => `  warning: ${w}`),
     `tenant: ${s.tenantName ?? '-'} (${s.tenantId ?? '-'}); profiles from ${s.profileSource}${s.profileLoadedAt ? ` at ${s.profileLoadedAt}` : ''}`,
     `user: ${o.userPrincipalName ?? o.userId}; device: ${o.deviceId}; forwarding profile: ${o.forwardingProfileId ?? '-'}, last checked ${o.lastChecked ?? '-'}; gsa-emu ${o.clientVersion}`,
+    ...(o.deviceCertificate !== undefined
+      ? [
+          `device certificate: ${o.deviceCertificate === null ? 'none yet (enrolled before the first tunnel)' : `${o.deviceCertificate.thumbprint} (${o.deviceCertificate.subject}), valid until ${o.deviceCertificate.notAfter}`}`,
+        ]
+      : []),
     formatVpn(s),
     '',
     formatTiles(s.tiles, up),

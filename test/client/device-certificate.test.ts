@@ -1,0 +1,76 @@
+/**
+ * The client's device certificate end to end: startClient with `edge.deviceCertificate`
+ * enrolls at the edge, presents the certificate on its tunnels (a `required` edge lets it
+ * in), keeps it across a restart, and shows it in the status; without it (an older client)
+ * a `required` edge refuses every tunnel and the status says why. Loopback only.
+ */
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
+import { formatStatus } from '../../src/client/format.js';
+import { type Edge, startEdge } from '../../src/edge/server.js';
+import { tempDir, until } from '../edge/helpers.js';
+
+const DEVICE = '6ca253cb-0d1e-4f5a-9b8c-7d6e5f4a3b2c';
+
+async function requiredEdge(t: Test): Promise<{ edge: Edge; dir: string }> {
+  const tmp = await tempDir('gsa-devcert-client-');
+  t.teardown(tmp.remove);
+  const edge = await startEdge({
+    stateDir: join(tmp.dir, 'edge'),
+    deviceCertificates: 'required',
+    egress: { systemResolver: false, directIp: false },
+  });
+  t.teardown(() => edge.close({ graceMs: 0 }));
+  return { edge, dir: tmp.dir };
+}
+
+async function client(t: Test, edge: Edge, over: ClientOptions['edge'] | object = {}) {
+  const c: RunningClient = await startClient({
+    edge: { url: edge.url, ca: edge.caPem, ...over },
+    tenant: 'edge',
+    user: { deviceId: DEVICE },
+    listen: { socksPort: null, httpPort: null, pacPort: null, adminPort: null },
+    resolver: { system: false, directIp: false },
+    processLookup: false,
+  });
+  t.teardown(() => c.close());
+  return c;
+}
+
+t.test(
+  'a newer client enrolls, connects to a required edge and keeps its certificate',
+  async (t) => {
+    const { edge, dir } = await requiredEdge(t);
+    const state = join(dir, 'client');
+    const first = await client(t, edge, { deviceCertificate: { dir: state } });
+    await first.waitConnected(10_000);
+    const cert = first.status().overview.deviceCertificate;
+    t.match(cert, { subject: `CN=${DEVICE}`, thumbprint: /^[0-9A-F]{40}$/ });
+    t.equal(first.deviceCertificate?.enrollments, 1, 'one enrollment for every channel');
+    t.match(formatStatus(first.status()), /device certificate: [0-9A-F]{40} \(CN=6ca253cb-/);
+    await first.close();
+
+    const second = await client(t, edge, { deviceCertificate: { dir: state } });
+    await second.waitConnected(10_000);
+    t.equal(second.deviceCertificate?.enrollments, 0, 'the restart reuses the certificate');
+    t.equal(second.status().overview.deviceCertificate?.thumbprint, cert?.thumbprint);
+  },
+);
+
+t.test('an older client (no device certificate) is refused by a required edge', async (t) => {
+  const { edge } = await requiredEdge(t);
+  const c = await client(t, edge);
+  t.equal(c.deviceCertificate, null);
+  t.equal(c.status().overview.deviceCertificate, undefined, 'no certificate line');
+  await until(
+    () => c.status().channels.some((ch) => /device-certificate-missing/.test(ch.detail)),
+    5000,
+  );
+  const detail = c.status().channels.find((ch) => ch.channel === 'internet')?.detail ?? '';
+  t.match(
+    detail,
+    /HTTP 401, close code 4401: tunnel authentication failed: device-certificate-missing \(this edge requires a device certificate \(mTLS\) and the client presented none\)/,
+  );
+  t.notOk(c.tunnels.isUp('internet'));
+});
