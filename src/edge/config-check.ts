@@ -39,9 +39,9 @@ export const EDGE_CONFIG_KEYS: readonly (keyof EdgeFileConfig)[] = [
   'connectorSearch',
   'filtering',
   'egress',
+  'deviceCertificates',
   'tenantId',
   'tenantName',
-  'deviceCertificates',
 ];
 
 const FILTERING_KEYS: readonly (keyof FilteringConfig)[] = [

@@ -182,7 +182,7 @@ t.test('objects, strings and ids of the wrong type are refused', async (t) => {
   t.match(problems(t, { tenantName: ['x'] }), [/^tenantName: must be a non-empty string/]);
   t.match(problems(t, { tenantName: '' }), [/^tenantName: must be a non-empty string/]);
   t.match(problems(t, { egres: {} }), [
-    /^egres: unknown key \(known: hostsMap, connectorHosts, connectorSearch, filtering, egress, tenantId, tenantName\)$/,
+    /^egres: unknown key \(known: hostsMap, connectorHosts, connectorSearch, filtering, egress, deviceCertificates, tenantId, tenantName\)$/,
   ]);
   t.match(problems(t, []), [/^: must be an object, not \[\]$/]);
   // Written as a flag would be, or in snake case: the key meant is named.

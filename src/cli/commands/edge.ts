@@ -236,7 +236,7 @@ export function register(program: Command): void {
     .option('--tenant <file>', 'forwarding profiles to serve (default: the built-in tenant)')
     .option(
       '--config <file>',
-      'hostsMap, connectorHosts, connectorSearch, filtering, egress; tenantId, tenantName for a Graph list --tenant; logMaxSize, closeOnTokenExpiry, maxTokenTtl (JSON/YAML)',
+      'hostsMap, connectorHosts, connectorSearch, filtering, egress, deviceCertificates; tenantId, tenantName for a Graph list --tenant; logMaxSize, closeOnTokenExpiry, maxTokenTtl (JSON/YAML)',
     )
     .option('--log-file <file>', 'traffic log, JSON lines (default <state-dir>/edge-traffic.jsonl)')
     .option(
