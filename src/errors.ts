@@ -68,6 +68,16 @@ export class AuthError extends GsaError {
   }
 }
 
+/**
+ * A device certificate enrollment (`POST /deviceCertificates`) whose body is not a usable
+ * PKCS#10 request: it does not parse, or its signature does not verify. The edge answers 400.
+ */
+export class DeviceCsrError extends GsaError {
+  constructor(message: string) {
+    super('GSA_ERR_DEVICE_CSR', message);
+  }
+}
+
 /** The channel's edge cannot be reached (session down); hardening decides what happens. */
 export class ChannelDownError extends GsaError {
   constructor(channel: string, options?: { cause?: unknown }) {

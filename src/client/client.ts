@@ -547,6 +547,10 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
     // No error: the edge closed the session or refused the upgrade, so it was reached.
     if (info.error) edgeFailed(info.error);
     else edgeReached();
+    // The edge refused the device certificate itself (another device CA: the edge's state
+    // was reset; expired; another device): enroll again before the next attempt.
+    if (deviceCert && /device-certificate-(untrusted|expired|mismatch)/.test(info.reason))
+      deviceCert.invalidate();
     downInfo.set(
       c,
       `${info.reason}${info.retryInMs >= 0 ? ` (retry in ${info.retryInMs} ms)` : ''}`,

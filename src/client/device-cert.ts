@@ -12,7 +12,8 @@
  * `device-cert.pem`. The certificate is reused while it names `deviceId`, matches the key
  * and has more than `renewBeforeMs` (default 30 days, at most half its life) left; else
  * `get()` enrolls (single flight). An enrollment failure rejects `get()`; the next call
- * tries again.
+ * tries again. `invalidate()` (the edge refused the certificate) makes the next `get()`
+ * enroll again with the same key.
  */
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
@@ -62,6 +63,8 @@ export class DeviceCertificate {
   enrollments = 0;
   private current: { pair: ClientCertificate; cert: x509.X509Certificate } | null = null;
   private inflight: Promise<ClientCertificate> | null = null;
+  /** invalidate() was called: do not reuse the certificate file. */
+  private stale = false;
   private readonly o: DeviceCertificateOptions;
 
   constructor(o: DeviceCertificateOptions) {
@@ -82,6 +85,15 @@ export class DeviceCertificate {
       subject: c.subject,
       notAfter: c.notAfter.toISOString(),
     };
+  }
+
+  /**
+   * The edge refused the certificate held: the next get() enrolls again (keeping the key),
+   * whatever the files say.
+   */
+  invalidate(): void {
+    this.current = null;
+    this.stale = true;
   }
 
   /** A certificate and key to present: the one held or on disk while usable, else a new one. */
@@ -118,7 +130,7 @@ export class DeviceCertificate {
         keyPem = null;
       }
     }
-    const certPem = keyPem === null ? null : await readMaybe(files.cert);
+    const certPem = keyPem === null || this.stale ? null : await readMaybe(files.cert);
     if (certPem !== null && keyPem !== null && spki !== null) {
       try {
         const cert = new x509.X509Certificate(certPem);
@@ -153,6 +165,7 @@ export class DeviceCertificate {
     await replaceFile(files.cert, newPem);
     const pair = { cert: newPem, key: keyPem };
     this.current = { pair, cert };
+    this.stale = false;
     return pair;
   }
 }

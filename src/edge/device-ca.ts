@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import '../tunnel/reflect-shim.js';
 import * as x509 from '@peculiar/x509';
-import { AuthError, GsaError } from '../errors.js';
+import { AuthError, DeviceCsrError } from '../errors.js';
 import {
   ALG,
   crypto,
@@ -61,13 +61,6 @@ export interface DeviceCa {
   /** The CA certificate (PEM). */
   pem: string;
   files: { ca: string; caKey: string };
-}
-
-/** The request body is not a usable PKCS#10 certificate request (400). */
-export class DeviceCsrError extends GsaError {
-  constructor(message: string) {
-    super('GSA_ERR_DEVICE_CSR', message);
-  }
 }
 
 /**

@@ -4,6 +4,7 @@
  * in), keeps it across a restart, and shows it in the status; without it (an older client)
  * a `required` edge refuses every tunnel and the status says why. Loopback only.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
@@ -73,4 +74,31 @@ t.test('an older client (no device certificate) is refused by a required edge', 
     /HTTP 401, close code 4401: tunnel authentication failed: device-certificate-missing \(this edge requires a device certificate \(mTLS\) and the client presented none\)/,
   );
   t.notOk(c.tunnels.isUp('internet'));
+});
+
+t.test('an edge whose device CA changed: the client enrolls again and reconnects', async (t) => {
+  const tmp = await tempDir('gsa-devcert-client-');
+  t.teardown(tmp.remove);
+  const state = join(tmp.dir, 'edge');
+  const opts = {
+    stateDir: state,
+    deviceCertificates: 'required' as const,
+    egress: { systemResolver: false, directIp: false },
+  };
+  const first = await startEdge(opts);
+  const c = await client(t, first, { deviceCertificate: { dir: join(tmp.dir, 'client') } });
+  await c.waitConnected(10_000);
+  const before = c.status().overview.deviceCertificate?.thumbprint;
+  await first.close({ graceMs: 0 });
+  // The edge's state reset for its device CA only (the TLS CA stays: the client trusts it).
+  await rm(join(state, 'device-ca.pem'));
+  await rm(join(state, 'device-ca-key.pem'));
+  const second = await startEdge({ ...opts, port: first.port });
+  t.teardown(() => second.close({ graceMs: 0 }));
+  t.not(second.deviceCaPem, first.deviceCaPem, 'a new device CA');
+  t.ok(
+    await until(() => c.tunnels.isUp('internet') && c.deviceCertificate?.enrollments === 2, 15_000),
+    'up again after one more enrollment',
+  );
+  t.not(c.status().overview.deviceCertificate?.thumbprint, before, 'a new certificate');
 });
