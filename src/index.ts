@@ -60,6 +60,11 @@ export {
 } from './client/client.js';
 // The sample Private Access apps and internet sites `gsa-emu up` serves on loopback.
 export { type Demo, type DemoOptions, startDemo } from './client/demo.js';
+// The client's device certificate (mTLS): `client.deviceCertificate`.
+export type {
+  DeviceCertificate,
+  DeviceCertificateInfo,
+} from './client/device-cert.js';
 export type { HealthCheck } from './client/diagnostics.js';
 // TUN capture (Linux, root): a namespace of its own whose only way out is the client.
 export {
@@ -69,6 +74,7 @@ export {
   type TunCapture,
 } from './client/tun-capture.js';
 // The edge: tokens, Graph-shaped control API, tunnel, filtering, egress, traffic log.
+export type { DeviceCertificateMode } from './edge/device-ca.js';
 export type { FilteringConfig } from './edge/filter.js';
 export {
   type Edge,

@@ -280,7 +280,7 @@ export function register(program: Command): void {
     )
     .option(
       '--config <file>',
-      'options as JSON/YAML: the long flags in camelCase, but not --once, --exit-after, --no-tty, --quiet or --add-host (key hosts: {name: address}); processLookup: false for --no-process-lookup, sessionRotation: false for --no-session-rotation; flags win (docs/usage.md)',
+      'options as JSON/YAML: the long flags in camelCase, but not --once, --exit-after, --no-tty, --quiet or --add-host (key hosts: {name: address}); processLookup: false for --no-process-lookup, sessionRotation: false for --no-session-rotation, deviceCertificate: false for --no-device-certificate; flags win (docs/usage.md)',
     )
     .option(
       '--host <address>',
