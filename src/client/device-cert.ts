@@ -12,7 +12,8 @@
  * `device-cert.pem`. The certificate is reused while it names `deviceId`, matches the key
  * and has more than `renewBeforeMs` (default 30 days, at most half its life) left; else
  * `get()` enrolls (single flight). An enrollment failure rejects `get()`; the next call
- * tries again. `invalidate()` (the edge refused the certificate) makes the next `get()`
+ * tries again; one that finds no endpoint (404, an edge without enrollment) resolves null:
+ * present none. `invalidate()` (the edge refused the certificate) makes the next `get()`
  * enroll again with the same key.
  */
 import { createHash, createPublicKey } from 'node:crypto';
@@ -20,6 +21,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../tunnel/reflect-shim.js';
 import * as x509 from '@peculiar/x509';
+import { EdgeHttpError } from '../errors.js';
 import {
   ALG,
   crypto,
@@ -96,14 +98,28 @@ export class DeviceCertificate {
     this.stale = true;
   }
 
-  /** A certificate and key to present: the one held or on disk while usable, else a new one. */
-  get(): Promise<ClientCertificate> {
+  /**
+   * A certificate and key to present: the one held or on disk while usable, else a new
+   * one. Null when the edge has no enrollment endpoint (HTTP 404: an edge that cannot
+   * issue device certificates cannot require them): the client then presents none, and
+   * asks again at its next connect.
+   */
+  get(): Promise<ClientCertificate | null> {
     if (this.current && this.usable(this.current.cert)) return Promise.resolve(this.current.pair);
     this.inflight ??= this.load().finally(() => {
       this.inflight = null;
     });
-    return this.inflight;
+    return this.inflight.catch((err: unknown) => {
+      if (err instanceof EdgeHttpError && err.status === 404) {
+        this.unsupported = true;
+        return null;
+      }
+      throw err;
+    });
   }
+
+  /** The last enrollment found no endpoint at the edge (HTTP 404). */
+  unsupported = false;
 
   private usable(cert: x509.X509Certificate): boolean {
     const now = Date.now();
@@ -158,6 +174,7 @@ export class DeviceCertificate {
     });
     this.enrollments++;
     const issued = await this.o.enroll(new Uint8Array(csr.rawData));
+    this.unsupported = false;
     const cert = new x509.X509Certificate(issued);
     if (!Buffer.from(cert.publicKey.rawData).equals(spki))
       throw new Error('the edge returned a device certificate for another key');

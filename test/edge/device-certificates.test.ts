@@ -13,7 +13,7 @@ import { Agent, request } from 'undici';
 import { DeviceCertificate } from '../../src/client/device-cert.js';
 import { EdgeApi } from '../../src/client/edge-api.js';
 import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, EdgeHttpError } from '../../src/errors.js';
 import { type DownInfo, TunnelClient } from '../../src/tunnel/client.js';
 import {
   ALG,
@@ -70,6 +70,13 @@ function api(t: Test, edge: Edge, deviceId: string): EdgeApi {
 function device(t: Test, edge: Edge, dir: string, deviceId: string): DeviceCertificate {
   const a = api(t, edge, deviceId);
   return new DeviceCertificate({ dir, deviceId, enroll: (csr) => a.enrollDeviceCertificate(csr) });
+}
+
+/** The certificate `d` presents (enrolling if needed); throws when there is none. */
+async function certOf(d: DeviceCertificate): Promise<{ cert: string; key: string }> {
+  const pair = await d.get();
+  if (pair === null) throw new Error('no device certificate');
+  return pair;
 }
 
 /**
@@ -168,7 +175,7 @@ async function enrollRaw(t: Test, edge: Edge, body: string, token?: string) {
 t.test('enrollment issues a clientAuth certificate with CN = the token device id', async (t) => {
   const { edge, dir } = await setup(t);
   const d = device(t, edge, join(dir, 'client'), 'dev-A');
-  const pair = await d.get();
+  const pair = await certOf(d);
   const cert = new x509.X509Certificate(pair.cert);
   t.equal(cert.subject, 'CN=dev-A');
   const ca = new x509.X509Certificate(edge.deviceCaPem);
@@ -240,7 +247,7 @@ t.test('a required edge tunnels a flow for a client with its device certificate'
   const { edge, dir, lines } = await setup(t, { deviceCertificates: 'required' });
   t.equal(edge.deviceCertificates, 'required');
   const d = device(t, edge, join(dir, 'client'), 'dev-A');
-  const r = await tryTunnel(t, edge, 'dev-A', await d.get());
+  const r = await tryTunnel(t, edge, 'dev-A', await certOf(d));
   t.ok(r.up, 'the tunnel is up');
   if (!r.up) return;
   const s = r.client.open(meta());
@@ -324,7 +331,7 @@ t.test('certificates from another CA, expired, or for another device are refused
       }
 
       // Device B's genuine certificate with device A's token.
-      const b = await device(t, edge, join(dir, 'client-b'), 'dev-B').get();
+      const b = await certOf(device(t, edge, join(dir, 'client-b'), 'dev-B'));
       const swapped = await tryTunnel(t, edge, 'dev-A', b);
       t.notOk(swapped.up, "another device's certificate");
       if (!swapped.up) {
@@ -360,17 +367,17 @@ t.test(
     const { edge, dir } = await setup(t);
     const cdir = join(dir, 'client');
     const first = device(t, edge, cdir, 'dev-A');
-    const a = await first.get();
+    const a = await certOf(first);
     t.equal(first.enrollments, 1);
-    t.equal((await first.get()).cert, a.cert, 'held in memory');
+    t.equal((await certOf(first)).cert, a.cert, 'held in memory');
     t.equal(first.enrollments, 1);
     const again = device(t, edge, cdir, 'dev-A');
-    const b = await again.get();
+    const b = await certOf(again);
     t.equal(again.enrollments, 0, 'a restart on the same state folder does not enroll');
     t.equal(b.cert, a.cert);
     t.equal(b.key, a.key);
     const moved = device(t, edge, cdir, 'dev-C');
-    const c = await moved.get();
+    const c = await certOf(moved);
     t.equal(moved.enrollments, 1, 'another device id enrolls again');
     t.equal(new x509.X509Certificate(c.cert).subject, 'CN=dev-C');
     t.equal(c.key, a.key, 'with the same device key');
@@ -399,4 +406,38 @@ t.test('deviceCertificates: required without TLS is a ConfigError naming both', 
     (e: unknown) => e,
   );
   t.ok(bad instanceof ConfigError, 'an unknown mode');
+});
+
+t.test('an edge without the enrollment endpoint (404): the client presents none', async (t) => {
+  const tmp = await tempDir('gsa-devcert-');
+  t.teardown(tmp.remove);
+  let asked = 0;
+  const d = new DeviceCertificate({
+    dir: tmp.dir,
+    deviceId: 'dev-A',
+    enroll: async () => {
+      asked++;
+      throw new EdgeHttpError(
+        404,
+        'ResourceNotFound',
+        'HTTP 404 no resource at /deviceCertificates',
+      );
+    },
+  });
+  t.equal(await d.get(), null, 'none to present');
+  t.ok(d.unsupported);
+  t.equal(await d.get(), null, 'asked again at the next connect');
+  t.equal(asked, 2);
+  const failing = new DeviceCertificate({
+    dir: tmp.dir,
+    deviceId: 'dev-A',
+    enroll: async () => {
+      throw new EdgeHttpError(500, null, 'HTTP 500');
+    },
+  });
+  await t.rejects(
+    failing.get(),
+    { code: 'GSA_ERR_EDGE_HTTP', message: 'HTTP 500' },
+    'other failures reject',
+  );
 });
