@@ -874,6 +874,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
           lastChecked: new Date(profileCheckedAt ?? profileLoadedAt ?? Date.now()).toISOString(),
           clientVersion: packageVersion(),
           ...(deviceCert ? { deviceCertificate: deviceCert.info() } : {}),
+          ...(deviceCert?.none ? { deviceCertificateNone: deviceCert.none } : {}),
         },
         tenant,
         ...(source === 'edge' ? { edgeTenantId: edgeTenant.tenantId ?? null } : { tokenTenantId }),

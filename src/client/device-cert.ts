@@ -12,8 +12,8 @@
  * `device-cert.pem`. The certificate is reused while it names `deviceId`, matches the key
  * and has more than `renewBeforeMs` (default 30 days, at most half its life) left; else
  * `get()` enrolls (single flight). An enrollment failure rejects `get()`; the next call
- * tries again; one that finds no endpoint (404, an edge without enrollment) resolves null:
- * present none. `invalidate()` (the edge refused the certificate) makes the next `get()`
+ * tries again; one the edge answers with a 4xx (404: an edge without enrollment; 400/401/403:
+ * it will not enroll this device) resolves null: present none (`none` says why). `invalidate()` (the edge refused the certificate) makes the next `get()`
  * enroll again with the same key.
  */
 import { createHash, createPublicKey } from 'node:crypto';
@@ -77,7 +77,7 @@ export class DeviceCertificate {
     return { key: join(this.o.dir, DEVICE_KEY_FILE), cert: join(this.o.dir, DEVICE_CERT_FILE) };
   }
 
-  /** The certificate held (null before the first get()). */
+  /** The certificate held (null before the first get(), or while presenting none). */
   info(): DeviceCertificateInfo | null {
     const c = this.current?.cert;
     if (!c) return null;
@@ -109,17 +109,35 @@ export class DeviceCertificate {
     this.inflight ??= this.load().finally(() => {
       this.inflight = null;
     });
-    return this.inflight.catch((err: unknown) => {
-      if (err instanceof EdgeHttpError && err.status === 404) {
-        this.unsupported = true;
-        return null;
-      }
-      throw err;
-    });
+    return this.inflight.then(
+      (pair) => {
+        this.none = null;
+        return pair;
+      },
+      (err: unknown) => {
+        // The edge answered, and will not enroll this device (no endpoint: 404; or refused:
+        // 400 a device id it cannot name, 401/403 a token it does not take): present none,
+        // and let the edge decide (an `optional` edge admits the tunnel; a `required` one
+        // says the certificate is missing). Unreachable, or a 5xx: the tunnel could not
+        // come up either; get() rejects and the next connect tries again.
+        if (err instanceof EdgeHttpError && err.status >= 400 && err.status < 500) {
+          this.current = null;
+          this.unsupported = err.status === 404;
+          this.none =
+            err.status === 404
+              ? 'the edge has no enrollment endpoint'
+              : `the edge refused the enrollment: ${err.message}`;
+          return null;
+        }
+        throw err;
+      },
+    );
   }
 
   /** The last enrollment found no endpoint at the edge (HTTP 404). */
   unsupported = false;
+  /** Why the last get() presents no certificate (the edge answered 4xx), else null. */
+  none: string | null = null;
 
   private usable(cert: x509.X509Certificate): boolean {
     const now = Date.now();

@@ -83,6 +83,8 @@ export interface Overview {
    * subject and expiry; null before the first enrollment. Absent: the client presents none.
    */
   deviceCertificate?: { thumbprint: string; subject: string; notAfter: string } | null;
+  /** Why the client presents no device certificate (the edge would not enroll it). */
+  deviceCertificateNone?: string;
 }
 
 export interface StatusInput {

@@ -8,8 +8,10 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
+import { EdgeApi } from '../../src/client/edge-api.js';
 import { formatStatus } from '../../src/client/format.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
+import { EdgeHttpError } from '../../src/errors.js';
 import { tempDir, until } from '../edge/helpers.js';
 
 const DEVICE = '6ca253cb-0d1e-4f5a-9b8c-7d6e5f4a3b2c';
@@ -102,3 +104,42 @@ t.test('an edge whose device CA changed: the client enrolls again and reconnects
   );
   t.not(c.status().overview.deviceCertificate?.thumbprint, before, 'a new certificate');
 });
+
+t.test(
+  'an edge that will not enroll the device: the client presents none; optional admits it, required says it is missing',
+  async (t) => {
+    // The edge answers the enrollment with a 4xx (here 403, as another edge might): stand-in
+    // for any refusal, since gsa-emu's own edge enrolls every device its token endpoint names.
+    const enroll = EdgeApi.prototype.enrollDeviceCertificate;
+    EdgeApi.prototype.enrollDeviceCertificate = async () => {
+      throw new EdgeHttpError(403, 'Forbidden', 'HTTP 403 enrollment is closed');
+    };
+    t.teardown(() => {
+      EdgeApi.prototype.enrollDeviceCertificate = enroll;
+    });
+    const tmp = await tempDir('gsa-devcert-client-');
+    t.teardown(tmp.remove);
+    const optionalEdge = await startEdge({
+      stateDir: join(tmp.dir, 'edge'),
+      egress: { systemResolver: false, directIp: false },
+    });
+    t.teardown(() => optionalEdge.close({ graceMs: 0 }));
+    const admitted = await client(t, optionalEdge, {
+      deviceCertificate: { dir: join(tmp.dir, 'client') },
+    });
+    await admitted.waitConnected(10_000);
+    t.equal(admitted.status().overview.deviceCertificate, null, 'none held');
+    t.match(
+      formatStatus(admitted.status()),
+      /device certificate: none \(the edge refused the enrollment: HTTP 403 enrollment is closed/,
+      'the status says why none is presented',
+    );
+    const { edge } = await requiredEdge(t);
+    const refused = await client(t, edge, { deviceCertificate: { dir: join(tmp.dir, 'client2') } });
+    await until(
+      () => refused.status().channels.some((ch) => /device-certificate-missing/.test(ch.detail)),
+      5000,
+    );
+    t.notOk(refused.tunnels.isUp('internet'));
+  },
+);

@@ -426,8 +426,22 @@ t.test('an edge without the enrollment endpoint (404): the client presents none'
   });
   t.equal(await d.get(), null, 'none to present');
   t.ok(d.unsupported);
+  t.equal(d.none, 'the edge has no enrollment endpoint');
   t.equal(await d.get(), null, 'asked again at the next connect');
   t.equal(asked, 2);
+  // An edge that answers but will not enroll this device (4xx): none presented either, and
+  // the edge decides (optional admits, required says missing); the reason is kept.
+  const refused = new DeviceCertificate({
+    dir: tmp.dir,
+    deviceId: 'dev-A',
+    enroll: async () => {
+      throw new EdgeHttpError(403, 'Forbidden', 'HTTP 403 enrollment is closed');
+    },
+  });
+  t.equal(await refused.get(), null, 'a refused enrollment presents none');
+  t.notOk(refused.unsupported);
+  t.match(refused.none, /^the edge refused the enrollment: HTTP 403 enrollment is closed/);
+  t.equal(refused.info(), null);
   const failing = new DeviceCertificate({
     dir: tmp.dir,
     deviceId: 'dev-A',
