@@ -422,6 +422,14 @@ function readDestination(is: Issues, d: unknown, path: string): DestinationSpec 
     is.add(tp, `${show(t)} belongs to filtering policies, not forwarding rules`);
     return null;
   }
+  if (n === 'ipRangeCidr') {
+    // Graph's ruleType is ipRangeCidr, but its destinations are ipSubnet (an easy slip).
+    is.add(
+      tp,
+      `${show(t)} is not a destination type: a rule of ruleType ipRangeCidr holds ${NS}ipSubnet destinations ({"value": "<CIDR>"})`,
+    );
+    return null;
+  }
   if (n === null || !(DEST_TYPES as readonly string[]).includes(n)) {
     is.add(tp, `${show(t)} is not a known destination type (${DEST_TYPES.join(', ')})`);
     return null;

@@ -164,6 +164,12 @@ t.test('each validation error names its path (table)', async (t) => {
       /^"10\.0\.0\.0\/33" is not a CIDR$/,
     ],
     [
+      'ipRangeCidr as a destination type (it is the ruleType)',
+      d('ipRangeCidr', { value: '192.168.0.0/16' }),
+      `${R3}.destinations[0].@odata.type`,
+      /ruleType ipRangeCidr holds #microsoft\.graph\.networkaccess\.ipSubnet destinations/,
+    ],
+    [
       'CIDR bare address',
       d('ipSubnet', { value: '10.0.0.0' }),
       `${R3}.destinations[0].value`,
