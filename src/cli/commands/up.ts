@@ -286,11 +286,17 @@ export function register(program: Command): void {
       '--host <address>',
       'listen address of the proxies (non-loopback needs --user and --password or --password-file)',
     )
-    .option('--socks-port <n>', 'SOCKS5 port (0 = any free, "off")', undefined)
-    .option('--http-port <n>', 'HTTP proxy port (0 = any free, "off")')
+    .option(
+      '--socks-port <n>',
+      'SOCKS5 port (default 1080, or a free port when 1080 is taken; off with --tun; 0 = any free, "off")',
+    )
+    .option(
+      '--http-port <n>',
+      'HTTP proxy port (default 8080, or a free port when 8080 is taken; off with --tun; 0 = any free, "off")',
+    )
     .option(
       '--pac-port <n>',
-      'PAC server port (default: any free; also served at http-proxy/proxy.pac)',
+      'PAC server port (default: any free; off with --tun; "off": none; also served at http-proxy/proxy.pac)',
     )
     .option(
       '--admin-port <n>',
