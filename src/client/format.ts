@@ -115,6 +115,18 @@ export function tryOutcome(
   return `bypassed: ${off ?? d.reason}`;
 }
 
+/**
+ * The tenant as `status` and `up`'s banner name it: `Contoso (<id>)`, or, before the first
+ * forwarding profile arrives from the edge (the edge not reached yet, or its profile
+ * refused), that it is not known yet, not `- (-)`.
+ */
+export function tenantText(s: Pick<StatusView, 'tenantName' | 'tenantId'>): string {
+  if (s.tenantId === null && s.tenantName === null) {
+    return 'unknown (no forwarding profile from the edge yet)';
+  }
+  return `${s.tenantName ?? '-'} (${s.tenantId ?? '-'})`;
+}
+
 export function formatStatus(s: StatusView): string {
   const o = s.overview;
   const up: Record<string, boolean> = {};
@@ -123,7 +135,7 @@ export function formatStatus(s: StatusView): string {
     `Global Secure Access: ${s.state}`,
     ...s.notes.map((n) => `  note: ${n}`),
     ...(s.warnings ?? []).map((w) => `  warning: ${w}`),
-    `tenant: ${s.tenantName ?? '-'} (${s.tenantId ?? '-'}); profiles from ${s.profileSource}${s.profileLoadedAt ? ` at ${s.profileLoadedAt}` : ''}`,
+    `tenant: ${tenantText(s)}; profiles from ${s.profileSource}${s.profileLoadedAt ? ` at ${s.profileLoadedAt}` : ''}`,
     `user: ${o.userPrincipalName ?? o.userId}; device: ${o.deviceId}; forwarding profile: ${o.forwardingProfileId ?? '-'}, last checked ${o.lastChecked ?? '-'}; gsa-emu ${o.clientVersion}`,
     ...(o.deviceCertificate !== undefined
       ? [

@@ -12,7 +12,13 @@ import { clearStartFailure, tokenFileOf } from '../../client/admin-client.js';
 import { edgeUrlOf, type RunningClient } from '../../client/client.js';
 import { type DecidedTry, type Demo, decideTries } from '../../client/demo.js';
 import { CHANNEL_LABEL, type StatusView } from '../../client/diagnostics.js';
-import { formatFlowLine, formatFlows, formatTiles, tryOutcome } from '../../client/format.js';
+import {
+  formatFlowLine,
+  formatFlows,
+  formatTiles,
+  tenantText,
+  tryOutcome,
+} from '../../client/format.js';
 import {
   attachHostTun,
   type HostTun,
@@ -1024,7 +1030,7 @@ export function bannerText(
   const g = x.cli ?? 'npx gsa-emu';
   const lines = [
     `gsa-emu: Global Secure Access ${st.state}${st.notes.length ? ` (${st.notes.join('; ')})` : ''}`,
-    `tenant ${st.tenantName ?? '-'} (${st.tenantId ?? '-'}), platform ${client.platform.name}, edge ${x.edgeUrl}${x.inProcess === 'thread' ? ' (in-process on its own thread, demo servers on loopback)' : x.inProcess ? ' (in-process, demo servers on loopback)' : ''}`,
+    `tenant ${tenantText(st)}, platform ${client.platform.name}, edge ${x.edgeUrl}${x.inProcess === 'thread' ? ' (in-process on its own thread, demo servers on loopback)' : x.inProcess ? ' (in-process, demo servers on loopback)' : ''}`,
     ...st.warnings.map((w) => `warning: ${w}`),
     '',
     formatTiles(st.tiles, up),
