@@ -159,6 +159,15 @@ function isJsonContentType(header: string | undefined): boolean {
   return type === 'application/json';
 }
 
+/**
+ * The 415 of a POST without that header: it names the header, since a POST without a body
+ * (`curl -X POST`) sends no Content-Type at all, and every POST needs it.
+ */
+const NOT_JSON = {
+  error: 'unsupported_media_type',
+  message: 'send Content-Type: application/json',
+} as const;
+
 async function readBody(req: IncomingMessage, max = 16 * 1024): Promise<string | null> {
   let size = 0;
   const parts: Buffer[] = [];
@@ -373,7 +382,7 @@ export async function startAdminApi(
     o: { emptyOk?: boolean } = {},
   ): Promise<Record<string, unknown> | undefined> {
     if (!isJsonContentType(req.headers['content-type'])) {
-      json(res, 415, { error: 'unsupported_media_type', message: 'send application/json' });
+      json(res, 415, NOT_JSON);
       return undefined;
     }
     const text = await readBody(req);
@@ -504,7 +513,7 @@ export async function startAdminApi(
   /** POST /shutdown: `{}` or `{"pid": n}` (refused unless n is this process: a stale address). */
   async function stop(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!isJsonContentType(req.headers['content-type'])) {
-      return json(res, 415, { error: 'unsupported_media_type', message: 'send application/json' });
+      return json(res, 415, NOT_JSON);
     }
     const text = await readBody(req);
     if (text === null) return json(res, 413, { error: 'too_large', message: 'body too large' });

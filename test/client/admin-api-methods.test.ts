@@ -156,7 +156,10 @@ t.test(
     ]) {
       const r = await toggle(ct, false);
       t.equal(r.status, 415, `${JSON.stringify(ct)}: refused`);
-      t.same(r.json, { error: 'unsupported_media_type', message: 'send application/json' });
+      t.same(r.json, {
+        error: 'unsupported_media_type',
+        message: 'send Content-Type: application/json',
+      });
       t.equal(client.tiles.state().internet, true, `${JSON.stringify(ct)}: the tile is unchanged`);
     }
     // With an Origin header even a JSON POST is refused.
@@ -186,6 +189,18 @@ function statusWithHost(path: string, host: string, method = 'GET'): Promise<str
     s.on('close', () => resolve(got.split('\r\n')[0] ?? ''));
   });
 }
+
+t.test('a POST without a body or Content-Type: the 415 names the header', async (t) => {
+  // `curl -X POST .../shutdown` sends neither: "send application/json" read as "send a body".
+  for (const path of ['/shutdown', '/profile/refresh', '/onboard']) {
+    const r = await call('POST', path);
+    t.equal(r.status, 415, `POST ${path}`);
+    t.same(r.json, {
+      error: 'unsupported_media_type',
+      message: 'send Content-Type: application/json',
+    });
+  }
+});
 
 t.test('DNS rebinding: a Host that is not the API itself gets 403', async (t) => {
   const port = new URL(base).port;
