@@ -222,6 +222,22 @@ export function wildcardUrl(
   };
 }
 
+/**
+ * The banner's `egress` line: an edge whose egress is open (the system resolver or direct IP
+ * connections on, as they are without `--config`) relays tunneled traffic to the real
+ * internet, which the user should not have to learn from docs/edge.md; the line names the
+ * config keys that close it. None when the config closes both.
+ */
+export function egressLine(egress: EdgeFileConfig['egress']): string | null {
+  const open = [
+    ...((egress?.systemResolver ?? true) ? ['systemResolver'] : []),
+    ...((egress?.directIp ?? true) ? ['directIp'] : []),
+  ];
+  if (open.length === 0) return null;
+  const what = open.map((k) => (k === 'systemResolver' ? 'system resolver' : 'direct IPs'));
+  return `  egress      reaches the internet (${what.join(' and ')} on); to keep its traffic on this machine: --config with egress: {${open.map((k) => `${k}: false`).join(', ')}} (docs/edge.md)`;
+}
+
 export function register(program: Command): void {
   program
     .command('edge')
@@ -408,6 +424,7 @@ export function register(program: Command): void {
                   ]
                 : []),
               `  traffic log ${logFile}`,
+              ...[egressLine(cfg.egress)].filter((l) => l !== null),
               // Only TLS keeps the secret and the tokens from others on the network.
               ...(!o.tls && !isLoopbackHost(host)
                 ? [
