@@ -127,16 +127,20 @@ export function channelOf(name: string): ChannelName {
 }
 
 /**
+ * `--admin-token`'s help: it works alone (the address from the state file, the token from
+ * the file) as well as with `--admin` (admin-client.ts adminTarget).
+ */
+export const ADMIN_TOKEN_HELP =
+  "a file holding the admin API's token (a run's <state-dir>/client.token), used instead of the state file's: alone (the address from the state file) or with --admin (default: the token of the state file with that address)";
+
+/**
  * The options that find the running client: `--admin`, `--admin-token`, `--state-dir`
  * (status, flows, toggle, vpn, onboard).
  */
 export function addAdminOptions(c: Command): Command {
   return c
     .option('--admin <host:port>', 'admin API address (default: from <state-dir>/client.json)')
-    .option(
-      '--admin-token <file>',
-      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
-    )
+    .option('--admin-token <file>', ADMIN_TOKEN_HELP)
     .option(
       '--state-dir <dir>',
       'state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',

@@ -22,6 +22,7 @@ import { ipFamily, parseIPv4, parseIPv6, unmapIPv4 } from '../../util/ip.js';
 import { stateDir } from '../../util/state-dir.js';
 import { parseTarget, type Target, targetText } from '../../util/target.js';
 import {
+  ADMIN_TOKEN_HELP,
   addPolicyOptions,
   channelOf,
   isChannelName,
@@ -144,10 +145,7 @@ export function register(program: Command): void {
       '--admin <host:port>',
       'with --running: admin API address (default: from <state-dir>/client.json)',
     )
-    .option(
-      '--admin-token <file>',
-      "with --admin: a file holding the admin API's token (the run's <state-dir>/client.token); default: the state file's with that address",
-    )
+    .option('--admin-token <file>', `${ADMIN_TOKEN_HELP}; implies --running`)
     .option(
       '--state-dir <dir>',
       'with --running: state folder of the running client (default $GSA_EMU_STATE_DIR, else ~/.gsa-emu)',
