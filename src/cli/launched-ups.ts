@@ -78,6 +78,7 @@ export const UP_VALUE_OPTIONS: ReadonlySet<string> = new Set([
   '--local-subnets',
   '--token-ttl',
   '--add-host',
+  '--edge-device-certificates',
 ]);
 
 /** The options of `gsa-emu edge` that take a value (src/cli/commands/edge.ts; kept alike by a test). */
@@ -92,6 +93,7 @@ export const EDGE_VALUE_OPTIONS: ReadonlySet<string> = new Set([
   '--max-token-ttl',
   '--client-secret-file',
   '--hostname',
+  '--device-certificates',
 ]);
 
 const VALUE_OPTIONS: Record<CliCommand, ReadonlySet<string>> = {
