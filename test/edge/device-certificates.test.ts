@@ -125,6 +125,8 @@ async function makeCert(o: {
   notBefore?: Date;
   notAfter?: Date;
   issuer?: { cert: x509.X509Certificate; key: webcrypto.CryptoKey };
+  /** Extended key usages (default clientAuth); [] leaves the extension out. */
+  eku?: string[];
 }): Promise<{ cert: string; key: string }> {
   crypto();
   const keys = await newKeys();
@@ -139,7 +141,9 @@ async function makeCert(o: {
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      ...(o.eku?.length === 0
+        ? []
+        : [new x509.ExtendedKeyUsageExtension(o.eku ?? [x509.ExtendedKeyUsage.clientAuth])]),
     ],
   });
   return { cert: cert.toString('pem'), key: await exportKey(keys.privateKey) };
@@ -455,3 +459,52 @@ t.test('an edge without the enrollment endpoint (404): the client presents none'
     'other failures reject',
   );
 });
+
+t.test(
+  "the TLS CA's certificates, one without clientAuth and a chain through a device certificate are refused",
+  async (t) => {
+    const { edge, dir } = await setup(t, { deviceCertificates: 'required' });
+    const ca = await edgeDeviceCa(dir);
+    // The TLS CA (ca.pem / ca-key.pem of the same state folder) signs a clientAuth certificate.
+    const tlsCa = {
+      cert: new x509.X509Certificate(edge.caPem!),
+      key: (await importKey(
+        (await readMaybe(join(dir, 'edge', 'ca-key.pem')))!,
+      )) as webcrypto.CryptoKey,
+    };
+    const fromTlsCa = await tryTunnel(
+      t,
+      edge,
+      'dev-A',
+      await makeCert({ cn: 'dev-A', issuer: tlsCa }),
+    );
+    t.notOk(fromTlsCa.up, 'signed by the TLS CA');
+    if (!fromTlsCa.up) t.match(fromTlsCa.info.reason, /device-certificate-untrusted/);
+    // The device CA's, but for server authentication only, or with no extended key usage.
+    for (const eku of [[x509.ExtendedKeyUsage.serverAuth], []]) {
+      const r = await tryTunnel(t, edge, 'dev-A', await makeCert({ cn: 'dev-A', issuer: ca, eku }));
+      t.notOk(r.up, `extended key usage ${JSON.stringify(eku)}`);
+      // OpenSSL says INVALID_PURPOSE for serverAuth only; the edge's own check, no EKU at all.
+      if (!r.up)
+        t.match(r.info.reason, /device-certificate-untrusted \(.*(clientAuth|INVALID_PURPOSE)/);
+    }
+    // Device B's genuine certificate (not a CA) signs one for device A; B's is sent along.
+    const b = await certOf(device(t, edge, join(dir, 'client-b'), 'dev-B'));
+    const bIssuer = {
+      cert: new x509.X509Certificate(b.cert),
+      key: (await importKey(b.key)) as webcrypto.CryptoKey,
+    };
+    const leaf = await makeCert({ cn: 'dev-A', issuer: bIssuer });
+    const chained = await tryTunnel(t, edge, 'dev-A', {
+      cert: `${leaf.cert.trim()}\n${b.cert}`,
+      key: leaf.key,
+    });
+    t.notOk(chained.up, 'a chain through a device certificate');
+    if (!chained.up) t.match(chained.info.reason, /device-certificate-untrusted/);
+    // The right certificate with a mismatched key: the TLS handshake itself fails.
+    const a = await certOf(device(t, edge, join(dir, 'client-a'), 'dev-A'));
+    const other = await makeCert({ cn: 'dev-A', issuer: ca });
+    const mismatched = await tryTunnel(t, edge, 'dev-A', { cert: a.cert, key: other.key });
+    t.notOk(mismatched.up, "another key than the certificate's");
+  },
+);
