@@ -19,7 +19,7 @@
  * `checkDeviceCertificate` returns what it accepted (or null: none presented, not
  * required) or throws AuthError with a `device-certificate-*` reason.
  */
-import { createHash, type webcrypto } from 'node:crypto';
+import { createHash, createPublicKey, type webcrypto } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -65,7 +65,8 @@ export interface DeviceCa {
 
 /**
  * The edge's device CA from `stateDir` (`device-ca.pem`, `device-ca-key.pem`), made when
- * missing, unreadable or expiring within 30 days. Edges sharing the folder share it.
+ * missing, unreadable, not a pair (the key is not the certificate's) or expiring within 30
+ * days. Edges sharing the folder share it.
  */
 export async function loadOrCreateDeviceCa(stateDir: string): Promise<DeviceCa> {
   crypto();
@@ -78,7 +79,13 @@ export async function loadOrCreateDeviceCa(stateDir: string): Promise<DeviceCa> 
       try {
         const cert = new x509.X509Certificate(caPem);
         const key = await importKey(caKeyPem);
-        if (cert.notAfter.getTime() - Date.now() > 30 * DAY)
+        // The key must be the certificate's: a pair cut short between its two writes (or
+        // files copied from two folders) would sign certificates no client could use.
+        const spki = createPublicKey(caKeyPem).export({ type: 'spki', format: 'der' });
+        if (
+          Buffer.from(cert.publicKey.rawData).equals(spki) &&
+          cert.notAfter.getTime() - Date.now() > 30 * DAY
+        )
           return { cert, key, pem: caPem, files };
       } catch {
         // Made again below.

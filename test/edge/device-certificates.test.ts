@@ -4,7 +4,7 @@
  * DeviceCertificate (src/client/device-cert.ts) reused across restarts. Loopback only.
  */
 import type { webcrypto } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../../src/tunnel/reflect-shim.js';
 import * as x509 from '@peculiar/x509';
@@ -12,6 +12,7 @@ import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
 import { DeviceCertificate } from '../../src/client/device-cert.js';
 import { EdgeApi } from '../../src/client/edge-api.js';
+import { issueDeviceCertificate, loadOrCreateDeviceCa } from '../../src/edge/device-ca.js';
 import { type Edge, type EdgeOptions, startEdge } from '../../src/edge/server.js';
 import { ConfigError, EdgeHttpError } from '../../src/errors.js';
 import { type DownInfo, TunnelClient } from '../../src/tunnel/client.js';
@@ -506,5 +507,33 @@ t.test(
     const other = await makeCert({ cn: 'dev-A', issuer: ca });
     const mismatched = await tryTunnel(t, edge, 'dev-A', { cert: a.cert, key: other.key });
     t.notOk(mismatched.up, "another key than the certificate's");
+  },
+);
+
+t.test(
+  'a device CA key that is not the certificate’s (a write cut short) is made again',
+  async (t) => {
+    const tmp = await tempDir('gsa-devca-');
+    t.teardown(() => tmp.remove());
+    const a = join(tmp.dir, 'a');
+    const b = join(tmp.dir, 'b');
+    await mkdir(a, { recursive: true });
+    await mkdir(b, { recursive: true });
+    const first = await loadOrCreateDeviceCa(a);
+    await loadOrCreateDeviceCa(b);
+    // The key of another CA next to this certificate: what a crash between the two writes leaves.
+    await copyFile(join(b, 'device-ca-key.pem'), join(a, 'device-ca-key.pem'));
+    const ca = await loadOrCreateDeviceCa(a);
+    t.not(ca.pem, first.pem, 'a new device CA');
+    crypto();
+    const keys = await newKeys();
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: 'CN=x',
+      keys,
+      signingAlgorithm: ALG,
+    });
+    const cert = await issueDeviceCertificate(ca, new Uint8Array(csr.rawData), 'dev-A');
+    t.ok(await cert.verify({ publicKey: ca.cert, signatureOnly: true }), 'what it signs verifies');
+    t.equal(await readMaybe(join(a, 'device-ca.pem')), ca.pem, 'and it is on disk');
   },
 );
