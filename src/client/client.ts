@@ -875,6 +875,7 @@ export async function startClient(opts: ClientOptions): Promise<RunningClient> {
           clientVersion: packageVersion(),
           ...(deviceCert ? { deviceCertificate: deviceCert.info() } : {}),
           ...(deviceCert?.none ? { deviceCertificateNone: deviceCert.none } : {}),
+          ...(deviceCert?.notKept ? { deviceCertificateNotKept: deviceCert.notKept } : {}),
         },
         tenant,
         ...(source === 'edge' ? { edgeTenantId: edgeTenant.tenantId ?? null } : { tokenTenantId }),

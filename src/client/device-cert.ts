@@ -138,6 +138,22 @@ export class DeviceCertificate {
   unsupported = false;
   /** Why the last get() presents no certificate (the edge answered 4xx), else null. */
   none: string | null = null;
+  /**
+   * Why the key or certificate held could not be written to `dir` (a directory in the
+   * file's place, a full or read-only disk), else null: it is presented from memory for
+   * this run, and the next run enrolls again.
+   */
+  notKept: string | null = null;
+
+  /** Writes a file of `dir`; a failure is noted in `notKept`, not thrown. */
+  private async keep(path: string, data: string, mode?: number): Promise<void> {
+    try {
+      await replaceFile(path, data, mode);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      this.notKept = `${path}: ${code ?? (err instanceof Error ? err.message : String(err))}`;
+    }
+  }
 
   private usable(cert: x509.X509Certificate): boolean {
     const now = Date.now();
@@ -153,7 +169,12 @@ export class DeviceCertificate {
   private async load(): Promise<ClientCertificate> {
     crypto();
     const files = this.files;
-    await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    this.notKept = null;
+    try {
+      await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
+    } catch {
+      // keep() says what it could not write.
+    }
     let keyPem = await readMaybe(files.key);
     let spki: Buffer | null = null;
     if (keyPem !== null) {
@@ -181,7 +202,7 @@ export class DeviceCertificate {
       const keys = await newKeys();
       keyPem = await exportKey(keys.privateKey);
       spki = Buffer.from(await crypto().subtle.exportKey('spki', keys.publicKey));
-      await replaceFile(files.key, keyPem, 0o600);
+      await this.keep(files.key, keyPem, 0o600);
     }
     const privateKey = await importKey(keyPem);
     const publicKey = await crypto().subtle.importKey('spki', spki, ALG, true, ['verify']);
@@ -197,7 +218,7 @@ export class DeviceCertificate {
     if (!Buffer.from(cert.publicKey.rawData).equals(spki))
       throw new Error('the edge returned a device certificate for another key');
     const newPem = pem('CERTIFICATE', cert.rawData);
-    await replaceFile(files.cert, newPem);
+    await this.keep(files.cert, newPem);
     const pair = { cert: newPem, key: keyPem };
     this.current = { pair, cert };
     this.stale = false;

@@ -85,6 +85,8 @@ export interface Overview {
   deviceCertificate?: { thumbprint: string; subject: string; notAfter: string } | null;
   /** Why the client presents no device certificate (the edge would not enroll it). */
   deviceCertificateNone?: string;
+  /** The file of the state folder the key or certificate could not be written to, and why. */
+  deviceCertificateNotKept?: string;
 }
 
 export interface StatusInput {

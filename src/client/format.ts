@@ -139,7 +139,7 @@ export function formatStatus(s: StatusView): string {
     `user: ${o.userPrincipalName ?? o.userId}; device: ${o.deviceId}; forwarding profile: ${o.forwardingProfileId ?? '-'}, last checked ${o.lastChecked ?? '-'}; gsa-emu ${o.clientVersion}`,
     ...(o.deviceCertificate !== undefined
       ? [
-          `device certificate: ${o.deviceCertificate === null ? (o.deviceCertificateNone ? `none (${o.deviceCertificateNone})` : 'none yet (enrolled before the first tunnel)') : `${o.deviceCertificate.thumbprint} (${o.deviceCertificate.subject}), valid until ${o.deviceCertificate.notAfter}`}`,
+          `device certificate: ${o.deviceCertificate === null ? (o.deviceCertificateNone ? `none (${o.deviceCertificateNone})` : 'none yet (enrolled before the first tunnel)') : `${o.deviceCertificate.thumbprint} (${o.deviceCertificate.subject}), valid until ${o.deviceCertificate.notAfter}${o.deviceCertificateNotKept ? ` (not kept: ${o.deviceCertificateNotKept})` : ''}`}`,
         ]
       : []),
     formatVpn(s),

@@ -13,7 +13,7 @@
  *   only when missing or expiring. Keys are written with mode 0600.
  */
 import { webcrypto } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import './reflect-shim.js';
@@ -149,8 +149,14 @@ export async function lockDir(file: string): Promise<() => void> {
 /** Writes `data` to `path` whole: a reader sees the old file or the new one. */
 export async function replaceFile(path: string, data: string, mode?: number): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data, mode === undefined ? {} : { mode });
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, data, mode === undefined ? {} : { mode });
+    await rename(tmp, path);
+  } catch (err) {
+    // Leave no partial or private copy behind (a directory in `path`'s place, a full disk).
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 async function loadOrCreateLocked(stateDir: string, hostnames: string[]): Promise<TlsMaterial> {

@@ -4,7 +4,7 @@
  * in), keeps it across a restart, and shows it in the status; without it (an older client)
  * a `required` edge refuses every tunnel and the status says why. Loopback only.
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
@@ -141,5 +141,31 @@ t.test(
       5000,
     );
     t.notOk(refused.tunnels.isUp('internet'));
+  },
+);
+
+t.test(
+  'a state folder that cannot keep the device key or certificate: the client still connects, presenting one it holds in memory, and the status says so',
+  async (t) => {
+    const { edge, dir } = await requiredEdge(t);
+    for (const file of ['device-key.pem', 'device-cert.pem']) {
+      await t.test(file, async (t) => {
+        const state = join(dir, `client-${file}`);
+        // A directory where the file goes: the rename of the new file onto it fails (EISDIR).
+        await mkdir(join(state, file), { recursive: true });
+        const c = await client(t, edge, { deviceCertificate: { dir: state } });
+        await c.waitConnected(10_000);
+        t.match(c.status().overview.deviceCertificate, { subject: `CN=${DEVICE}` });
+        t.match(
+          formatStatus(c.status()),
+          new RegExp(`device certificate: [0-9A-F]{40} .* \\(not kept: .*${file}: EISDIR`),
+        );
+        t.same(
+          (await readdir(state)).filter((f) => f.endsWith('.tmp')),
+          [],
+          'no temporary file left behind',
+        );
+      });
+    }
   },
 );
