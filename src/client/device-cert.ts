@@ -159,8 +159,10 @@ export class DeviceCertificate {
     const now = Date.now();
     const life = cert.notAfter.getTime() - cert.notBefore.getTime();
     const before = Math.min(this.o.renewBeforeMs ?? 30 * DAY, life / 2);
+    // Not its start (notBefore): the edge judges that by its own clock, and a client whose
+    // clock runs behind the edge's would otherwise enroll again at every connect. A
+    // certificate the edge finds not yet valid is refused, and invalidate() enrolls again.
     return (
-      cert.notBefore.getTime() <= now + 60_000 &&
       cert.notAfter.getTime() - now > before &&
       cert.subjectName.getField('CN')[0] === this.o.deviceId
     );

@@ -6,12 +6,16 @@
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import '../../src/tunnel/reflect-shim.js';
+import * as x509 from '@peculiar/x509';
 import t, { type Test } from 'tap';
 import { type ClientOptions, type RunningClient, startClient } from '../../src/client/client.js';
+import { DeviceCertificate } from '../../src/client/device-cert.js';
 import { EdgeApi } from '../../src/client/edge-api.js';
 import { formatStatus } from '../../src/client/format.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { EdgeHttpError } from '../../src/errors.js';
+import { ALG, crypto, DAY, newKeys } from '../../src/tunnel/tls.js';
 import { tempDir, until } from '../edge/helpers.js';
 
 const DEVICE = '6ca253cb-0d1e-4f5a-9b8c-7d6e5f4a3b2c';
@@ -167,5 +171,37 @@ t.test(
         );
       });
     }
+  },
+);
+
+t.test(
+  'a client whose clock runs behind the edge reuses its certificate, not enrolling at every connect',
+  async (t) => {
+    const tmp = await tempDir('gsa-devcert-clock-');
+    t.teardown(tmp.remove);
+    crypto();
+    const caKeys = await newKeys();
+    // The edge's clock is 10 minutes ahead: what it issues starts (a minute before) its now.
+    const ahead = 10 * 60_000;
+    const enroll = async (csrDer: Uint8Array): Promise<Uint8Array> => {
+      const csr = new x509.Pkcs10CertificateRequest(csrDer);
+      const cert = await x509.X509CertificateGenerator.create({
+        subject: `CN=${DEVICE}`,
+        issuer: 'CN=device CA',
+        notBefore: new Date(Date.now() + ahead - 60_000),
+        notAfter: new Date(Date.now() + ahead + 365 * DAY),
+        publicKey: await csr.publicKey.export(),
+        signingKey: caKeys.privateKey,
+        signingAlgorithm: ALG,
+      });
+      return new Uint8Array(cert.rawData);
+    };
+    const d = new DeviceCertificate({ dir: tmp.dir, deviceId: DEVICE, enroll });
+    await d.get();
+    await d.get();
+    t.equal(d.enrollments, 1, 'one enrollment for two connects');
+    const restarted = new DeviceCertificate({ dir: tmp.dir, deviceId: DEVICE, enroll });
+    await restarted.get();
+    t.equal(restarted.enrollments, 0, 'the file is reused after a restart');
   },
 );
