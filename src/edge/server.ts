@@ -36,6 +36,7 @@ import type { ChannelName } from '../policy/model.js';
 import { CloseCode } from '../tunnel/frame.js';
 import { createTunnelServer, type TunnelServer } from '../tunnel/server.js';
 import type { Session, SessionOptions } from '../tunnel/session.js';
+import type { TlsMaterial } from '../tunnel/tls.js';
 import type { MetaUpdate } from '../tunnel/types.js';
 import type { HostsConfig } from '../util/hosts-map.js';
 import { listenOn } from '../util/listen.js';
@@ -460,15 +461,21 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   );
   // On every address: a client elsewhere knows it by an address or name of this machine.
   const ownNames = machineNames(host);
-  const tlsMaterial = useTls
-    ? await (await import('../tunnel/tls.js')).loadOrCreateTls(opts.stateDir, [
-        ...channelHostnames(tenantId),
-        ...(opts.hostnames ?? []),
-        ...ownNames,
-      ])
-    : null;
-
-  const deviceCa: DeviceCa = await loadOrCreateDeviceCa(opts.stateDir);
+  let tlsMaterial: TlsMaterial | null;
+  let deviceCa: DeviceCa;
+  try {
+    tlsMaterial = useTls
+      ? await (await import('../tunnel/tls.js')).loadOrCreateTls(opts.stateDir, [
+          ...channelHostnames(tenantId),
+          ...(opts.hostnames ?? []),
+          ...ownNames,
+        ])
+      : null;
+    deviceCa = await loadOrCreateDeviceCa(opts.stateDir);
+  } catch (err) {
+    // A folder where a file goes, a read-only or full disk: said of stateDir, as above.
+    throw dirError(err);
+  }
   /** Without TLS no certificate can be presented: nothing to ask for. */
   const askCert: DeviceCertificateMode = useTls ? certMode : 'off';
 

@@ -422,9 +422,20 @@ export function stateDirUnusable(
   dir: string,
   option: string = CLI_STATE_DIR,
 ): GsaError | null {
-  const e = err as NodeJS.ErrnoException | null;
-  const codes = ['ENOENT', 'EROFS', 'ENOSPC', 'EDQUOT', 'ELOOP', 'ENAMETOOLONG', 'EINVAL'];
+  const e = err as (NodeJS.ErrnoException & { dest?: unknown }) | null;
+  const codes = [
+    'ENOENT',
+    'EROFS',
+    'ENOSPC',
+    'EDQUOT',
+    'ELOOP',
+    'ENAMETOOLONG',
+    'EINVAL',
+    'EISDIR',
+  ];
   if (!e?.code || !codes.includes(e.code) || typeof e.path !== 'string') return null;
+  // A rename onto a directory (a folder where a file of the state folder goes): that one.
+  const where = e.code === 'EISDIR' && typeof e.dest === 'string' ? e.dest : e.path;
   // Only the folder, what is in it, and the folders above it that were being made for it
   // (`--state-dir /proc/x/y` fails making /proc/x): another path (a --log-file elsewhere) is
   // not its fault.
@@ -432,7 +443,7 @@ export function stateDirUnusable(
   if (!inFolder(dir, e.path) && !above) return null;
   return new GsaError(
     'GSA_ERR_CONFIG',
-    `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${e.path}: give ${option} a folder you can write`,
+    `cannot use the state folder ${dir}: ${e.code} on ${e.syscall ?? 'access'} ${where}: ${e.code === 'EISDIR' ? `remove that folder or give ${option} another one` : `give ${option} a folder you can write`}`,
   );
 }
 

@@ -537,3 +537,28 @@ t.test(
     t.equal(await readMaybe(join(a, 'device-ca.pem')), ca.pem, 'and it is on disk');
   },
 );
+
+t.test(
+  'a state folder that cannot hold the device CA is a GSA_ERR_CONFIG naming the stateDir option, not a raw EISDIR',
+  async (t) => {
+    for (const file of ['device-ca.pem', 'device-ca-key.pem']) {
+      const tmp = await tempDir('gsa-devca-dir-');
+      t.teardown(() => tmp.remove());
+      await mkdir(join(tmp.dir, file), { recursive: true });
+      // tls: false and a fresh signing key: before device certificates, nothing was written.
+      await t.rejects(
+        startEdge({
+          stateDir: tmp.dir,
+          tls: false,
+          persistKey: false,
+          egress: { systemResolver: false, directIp: false },
+        }),
+        {
+          code: 'GSA_ERR_CONFIG',
+          message: new RegExp(`${file}.*EISDIR|EISDIR.*${file}.*stateDir option`),
+        },
+        file,
+      );
+    }
+  },
+);
