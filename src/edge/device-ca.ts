@@ -12,7 +12,8 @@
  *
  * As Entra device certificates carry the device id, the subject is `CN=<deviceId>`, taken
  * from the bearer token of the enrollment request (its `deviceid` claim), never from the
- * request's own subject. ECDSA P-256 or RSA keys; SHA-256 signatures; `DEVICE_CERT_DAYS`.
+ * request's own subject. ECDSA P-256 or RSA keys (2048 bits or more); SHA-256 signatures;
+ * `DEVICE_CERT_DAYS`.
  *
  * Contract: `issueDeviceCertificate` throws DeviceCsrError (the endpoint's 400) for any
  * input that is not a well-signed PKCS#10 request, never anything else for bad input;
@@ -54,6 +55,8 @@ export const DEVICE_CERT_DAYS = 365;
 export const DEVICE_CERTIFICATES_PATH = '/deviceCertificates';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+/** The shortest RSA key enrolled (bits). */
+const MIN_RSA_BITS = 2048;
 
 export interface DeviceCa {
   cert: x509.X509Certificate;
@@ -163,6 +166,13 @@ export async function issueDeviceCertificate(
       `the certificate request's key is not usable (${err instanceof Error ? err.message : String(err)})`,
     );
   }
+  // MS-DVRJ asks for RSA 2048: a shorter RSA key is refused, as OpenSSL's stricter security
+  // levels would refuse it in the handshake.
+  const bits = (publicKey.algorithm as { modulusLength?: number }).modulusLength;
+  if (bits !== undefined && bits < MIN_RSA_BITS)
+    throw new DeviceCsrError(
+      `the certificate request has an RSA key of ${bits} bits: at least ${MIN_RSA_BITS} (or ECDSA P-256)`,
+    );
   const serial = createHash('sha256')
     .update(`${deviceId}\0${now}\0${Math.random()}`)
     .digest('hex')

@@ -562,3 +562,53 @@ t.test(
     }
   },
 );
+
+t.test(
+  'an RSA key of 2048 bits is enrolled and presented; a shorter one is refused (400)',
+  async (t) => {
+    const { edge } = await setup(t, { deviceCertificates: 'required' });
+    const { webcrypto: wc } = await import('node:crypto');
+    const token = await edge.issueToken({ channel: 'graph', deviceId: 'dev-R' });
+    const rsa = async (bits: number) => {
+      const keys = (await wc.subtle.generateKey(
+        {
+          name: 'RSASSA-PKCS1-v1_5',
+          modulusLength: bits,
+          publicExponent: new Uint8Array([1, 0, 1]),
+          hash: 'SHA-256',
+        },
+        true,
+        ['sign', 'verify'],
+      )) as webcrypto.CryptoKeyPair;
+      const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+        name: 'CN=x',
+        keys,
+        signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' },
+      });
+      const body = JSON.stringify({
+        CertificateRequest: { Type: 'pkcs10', Data: Buffer.from(csr.rawData).toString('base64') },
+      });
+      return { keys, r: await enrollRaw(t, edge, body, token) };
+    };
+    const short = await rsa(1024);
+    t.equal(short.r.status, 400, 'RSA 1024 refused');
+    t.match(JSON.stringify(short.r.json), /an RSA key of 1024 bits: at least 2048/);
+    const { keys, r } = await rsa(2048);
+    t.equal(r.status, 200);
+    const raw = (r.json as { Certificate: { RawBody: string } }).Certificate.RawBody;
+    const cert = `-----BEGIN CERTIFICATE-----\n${raw}\n-----END CERTIFICATE-----\n`;
+    const key = await exportKey(keys.privateKey);
+    const x = await tryTunnel(t, edge, 'dev-R', { cert, key });
+    t.ok(x.up, 'an RSA 2048 device certificate tunnels');
+  },
+);
+
+t.test(
+  'a device id of 128 characters (the most a token names) is certified and tunnels',
+  async (t) => {
+    const { edge, dir } = await setup(t, { deviceCertificates: 'required' });
+    const id = `d${'x'.repeat(127)}`;
+    const r = await tryTunnel(t, edge, id, await certOf(device(t, edge, join(dir, 'c'), id)));
+    t.ok(r.up);
+  },
+);
