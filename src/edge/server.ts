@@ -401,7 +401,14 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   });
   // A folder that cannot be made (a file on its path, no permission, a read-only file
   // system) is said of stateDir, as the CLI says it of --state-dir.
-  const dirError = (err: unknown) => stateDirError(err, opts.stateDir, LIBRARY_STATE_DIR) ?? err;
+  // The file system's error is its cause: the CLI says it again of --state-dir.
+  const dirError = (err: unknown) => {
+    const e = stateDirError(err, opts.stateDir, LIBRARY_STATE_DIR);
+    if (e === null) return err;
+    if (e.cause === undefined)
+      Object.defineProperty(e, 'cause', { value: err, writable: true, configurable: true });
+    return e;
+  };
   let issuer: Issuer;
   try {
     makeDirs(opts.stateDir);

@@ -6,7 +6,7 @@
  * `required` mode lets the default (newer) client in and refuses an older one. Loopback
  * only; every edge and client is stopped by the test.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -142,3 +142,16 @@ t.test('gsa-emu edge --device-certificates', { skip }, async (t) => {
     /devices +certificates required \(enrollment: POST https:\/\/127\.0\.0\.1:\d+\/deviceCertificates; device CA .*device-ca\.pem\)/,
   );
 });
+
+t.test(
+  'gsa-emu edge: a folder where device-ca.pem goes is said of --state-dir',
+  { skip },
+  async (t) => {
+    const state = join(dir, 'edge-devca-dir');
+    await mkdir(join(state, 'device-ca.pem'), { recursive: true });
+    const r = await cli(['edge', '--port', '0', '--state-dir', state]);
+    t.equal(r.code, 1);
+    t.match(r.err, /EISDIR on rename .*device-ca\.pem: remove that folder or give --state-dir/);
+    t.notMatch(r.err, /stateDir option/, 'the CLI names its flag, not the library option');
+  },
+);

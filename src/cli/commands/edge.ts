@@ -24,7 +24,7 @@ import {
 import { DEVICE_CERTIFICATE_MODES, type DeviceCertificateMode } from '../../edge/device-ca.js';
 import { clientUrlHost, isWildcardHost } from '../../edge/machine-names.js';
 import { type Edge, startEdge } from '../../edge/server.js';
-import { ConfigError, type ConfigIssue, ListenError, UsageError } from '../../errors.js';
+import { ConfigError, type ConfigIssue, GsaError, ListenError, UsageError } from '../../errors.js';
 import { loadTenantFile } from '../../policy/tenant-file.js';
 import { parseConfigText } from '../../util/config-text.js';
 import { DEFAULT_LOG_MAX_BYTES } from '../../util/log-rotation.js';
@@ -325,7 +325,10 @@ export function register(program: Command): void {
       const hostnames = o.hostname.map(certName);
       const names = [...(wildcard ? [] : [host]), ...hostnames];
       // A state folder that is a file, or not ours: said of the folder, as `up` does.
-      const dirError = (err: unknown) => stateDirError(err, dir);
+      // startEdge's own (said of its stateDir option) carry the file system's as their cause.
+      const dirError = (err: unknown) =>
+        stateDirError(err, dir) ??
+        (err instanceof GsaError && err.cause !== undefined ? stateDirError(err.cause, dir) : null);
       // One edge per state folder, found by its lock (`gsa-emu stop --edge`).
       let release: () => void;
       try {
