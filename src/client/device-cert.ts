@@ -17,7 +17,7 @@
  * enroll again with the same key.
  */
 import { createHash, createPublicKey } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../tunnel/reflect-shim.js';
 import * as x509 from '@peculiar/x509';
@@ -187,6 +187,7 @@ export class DeviceCertificate {
         keyPem = null;
       }
     }
+    if (keyPem !== null) await privateMode(files.key);
     const certPem = keyPem === null || this.stale ? null : await readMaybe(files.cert);
     if (certPem !== null && keyPem !== null && spki !== null) {
       try {
@@ -225,5 +226,19 @@ export class DeviceCertificate {
     this.current = { pair, cert };
     this.stale = false;
     return pair;
+  }
+}
+
+/**
+ * A key file others may read (copied, restored from a backup) is made 0600 again, as it
+ * was written; best effort (POSIX only; a file not ours is left as it is).
+ */
+async function privateMode(file: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  try {
+    const st = await stat(file);
+    if (st.isFile() && (st.mode & 0o077) !== 0) await chmod(file, 0o600);
+  } catch {
+    // Read already; the mode is not worth failing the certificate for.
   }
 }

@@ -4,7 +4,7 @@
  * in), keeps it across a restart, and shows it in the status; without it (an older client)
  * a `required` edge refuses every tunnel and the status says why. Loopback only.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../../src/tunnel/reflect-shim.js';
 import * as x509 from '@peculiar/x509';
@@ -203,5 +203,24 @@ t.test(
     const restarted = new DeviceCertificate({ dir: tmp.dir, deviceId: DEVICE, enroll });
     await restarted.get();
     t.equal(restarted.enrollments, 0, 'the file is reused after a restart');
+  },
+);
+
+t.test(
+  'a device key file others may read (restored from a backup) is made 0600 again and kept',
+  { skip: process.platform === 'win32' && 'POSIX modes' },
+  async (t) => {
+    const { edge, dir } = await requiredEdge(t);
+    const state = join(dir, 'client-mode');
+    const api = new EdgeApi({ url: edge.url, ca: edge.caPem, userId: 'alice', deviceId: DEVICE });
+    t.teardown(() => api.close());
+    const enroll = (csr: Uint8Array) => api.enrollDeviceCertificate(csr);
+    await new DeviceCertificate({ dir: state, deviceId: DEVICE, enroll }).get();
+    const key = join(state, 'device-key.pem');
+    await chmod(key, 0o644);
+    const again = new DeviceCertificate({ dir: state, deviceId: DEVICE, enroll });
+    await again.get();
+    t.equal(again.enrollments, 0, 'the key and certificate are kept');
+    t.equal((await stat(key)).mode & 0o777, 0o600, 'the key is 0600 again');
   },
 );
