@@ -270,8 +270,11 @@ export interface Edge {
   readonly machineNames: readonly string[];
   /** The CA clients must trust (PEM), or null without TLS. */
   readonly caPem: string | null;
-  /** The device CA (PEM) that signs device certificates (`<stateDir>/device-ca.pem`). */
-  readonly deviceCaPem: string;
+  /**
+   * The device CA (PEM) that signs device certificates (`<stateDir>/device-ca.pem`); null
+   * where none are asked for (`deviceCertificates: 'off'`, or no TLS).
+   */
+  readonly deviceCaPem: string | null;
   /** `EdgeOptions.deviceCertificates` in force. */
   readonly deviceCertificates: DeviceCertificateMode;
   readonly tenantId: string;
@@ -469,7 +472,9 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   // On every address: a client elsewhere knows it by an address or name of this machine.
   const ownNames = machineNames(host);
   let tlsMaterial: TlsMaterial | null;
-  let deviceCa: DeviceCa;
+  let deviceCa: DeviceCa | null;
+  /** Without TLS no certificate can be presented: nothing to ask for. */
+  const askCert: DeviceCertificateMode = useTls ? certMode : 'off';
   try {
     tlsMaterial = useTls
       ? await (await import('../tunnel/tls.js')).loadOrCreateTls(opts.stateDir, [
@@ -478,14 +483,13 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
           ...ownNames,
         ])
       : null;
-    deviceCa = await loadOrCreateDeviceCa(opts.stateDir);
+    // Made only where certificates are asked for: an edge without TLS, or `off`, writes
+    // no device CA and has no enrollment endpoint (404: its clients present none).
+    deviceCa = askCert !== 'off' ? await loadOrCreateDeviceCa(opts.stateDir) : null;
   } catch (err) {
     // A folder where a file goes, a read-only or full disk: said of stateDir, as above.
     throw dirError(err);
   }
-  /** Without TLS no certificate can be presented: nothing to ask for. */
-  const askCert: DeviceCertificateMode = useTls ? certMode : 'off';
-
   const sockets = new Set<Socket>();
   const expiryTimers = new Map<Session, TimerAt>();
   const refusalLog = new RefusalLogLimit();
@@ -518,7 +522,10 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     }
     (async () => {
       if (await handleIdentityRequest(issuer, tokenOpts, req, res, url.pathname)) return;
-      if (await handleDeviceCertificateRequest(deviceCa, issuer, tenantId, req, res, url.pathname))
+      if (
+        deviceCa &&
+        (await handleDeviceCertificateRequest(deviceCa, issuer, tenantId, req, res, url.pathname))
+      )
         return;
       if (await controlApi(req, res, url)) return;
       sendGraphError(res, 404, 'ResourceNotFound', `no resource at ${url.pathname}`);
@@ -536,9 +543,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
           // Ask for a device certificate but let the handshake through whatever comes: the
           // tunnel upgrade then refuses with an HTTP status and words (authenticate), not
           // an opaque TLS alert. Only the device CA is trusted for it.
-          ...(askCert !== 'off'
-            ? { requestCert: true, rejectUnauthorized: false, ca: deviceCa.pem }
-            : {}),
+          ...(deviceCa ? { requestCert: true, rejectUnauthorized: false, ca: deviceCa.pem } : {}),
         },
         onRequest,
       ) as unknown as Server)
@@ -700,7 +705,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     port,
     machineNames: ownNames,
     caPem: tlsMaterial?.ca ?? null,
-    deviceCaPem: deviceCa.pem,
+    deviceCaPem: deviceCa?.pem ?? null,
     deviceCertificates: askCert,
     tenantId,
     tenant: store,

@@ -4,7 +4,7 @@
  * DeviceCertificate (src/client/device-cert.ts) reused across restarts. Loopback only.
  */
 import type { webcrypto } from 'node:crypto';
-import { copyFile, mkdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../../src/tunnel/reflect-shim.js';
 import * as x509 from '@peculiar/x509';
@@ -545,11 +545,9 @@ t.test(
       const tmp = await tempDir('gsa-devca-dir-');
       t.teardown(() => tmp.remove());
       await mkdir(join(tmp.dir, file), { recursive: true });
-      // tls: false and a fresh signing key: before device certificates, nothing was written.
       await t.rejects(
         startEdge({
           stateDir: tmp.dir,
-          tls: false,
           persistKey: false,
           egress: { systemResolver: false, directIp: false },
         }),
@@ -610,5 +608,33 @@ t.test(
     const id = `d${'x'.repeat(127)}`;
     const r = await tryTunnel(t, edge, id, await certOf(device(t, edge, join(dir, 'c'), id)));
     t.ok(r.up);
+  },
+);
+
+t.test(
+  'an edge that asks for no certificate (no TLS, or off) writes no device CA and has no enrollment endpoint',
+  async (t) => {
+    for (const o of [{ tls: false }, { deviceCertificates: 'off' as const }]) {
+      const tmp = await tempDir('gsa-devca-none-');
+      t.teardown(() => tmp.remove());
+      const edge = await startEdge({
+        stateDir: tmp.dir,
+        persistKey: false,
+        egress: { systemResolver: false, directIp: false },
+        ...o,
+      });
+      t.teardown(() => edge.close({ graceMs: 0 }));
+      const name = JSON.stringify(o);
+      t.equal(edge.deviceCertificates, 'off', `${name}: asks for none`);
+      t.equal(edge.deviceCaPem, null, `${name}: no device CA`);
+      const files = await readdir(tmp.dir);
+      t.notOk(
+        files.some((f) => f.startsWith('device-ca')),
+        `${name}: no device CA file (${files.join(', ')})`,
+      );
+      const token = await edge.issueToken({ channel: 'graph', deviceId: 'dev-A' });
+      const r = await enrollRaw(t, edge, '{}', token);
+      t.equal(r.status, 404, `${name}: no enrollment (its clients present none)`);
+    }
   },
 );
