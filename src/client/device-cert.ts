@@ -17,7 +17,7 @@
  * enroll again with the same key.
  */
 import { createHash, createPublicKey } from 'node:crypto';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, lchown, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../tunnel/reflect-shim.js';
 import * as x509 from '@peculiar/x509';
@@ -33,6 +33,7 @@ import {
   readMaybe,
   replaceFile,
 } from '../tunnel/tls.js';
+import { sudoHandOverTarget } from '../util/state-dir.js';
 
 export const DEVICE_KEY_FILE = 'device-key.pem';
 export const DEVICE_CERT_FILE = 'device-cert.pem';
@@ -149,6 +150,10 @@ export class DeviceCertificate {
   private async keep(path: string, data: string, mode?: number): Promise<void> {
     try {
       await replaceFile(path, data, mode);
+      // Under sudo, in the invoking user's state folder: theirs, as the rest of it (also
+      // when it enrolls again mid-run, after `up`'s own hand-over).
+      const owner = sudoHandOverTarget(this.o.dir);
+      if (owner) await lchown(path, owner.uid, owner.gid).catch(() => {});
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       this.notKept = `${path}: ${code ?? (err instanceof Error ? err.message : String(err))}`;

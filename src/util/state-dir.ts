@@ -289,13 +289,13 @@ export function openPrivateFile(file: string, o: { truncate?: boolean } = {}): n
 
 /** What gsa-emu may create directly in a state folder (handed over under sudo). */
 const STATE_ENTRIES =
-  /^(logs|demo-tls|client\.(json|token)|up\.lock|up-failed\.json|netns-\d+(\.(json|token)|-failed\.json)|edge-signing-key\.json|edge-traffic\.jsonl|ca\.pem|ca-key\.pem|cert\.pem|key\.pem|tls\.lock)$/;
+  /^(logs|demo-tls|client\.(json|token)|up\.lock|up-failed\.json|netns-\d+(\.(json|token)|-failed\.json)|edge-signing-key\.json|edge-traffic\.jsonl|ca\.pem|ca-key\.pem|cert\.pem|key\.pem|tls\.lock|device-ca\.pem|device-ca-key\.pem|device-cert\.pem|device-key\.pem)$/;
 /** Folders of the state folder whose every entry is gsa-emu's. */
 const STATE_FOLDERS = new Set(['logs', 'demo-tls']);
 
 /**
  * Gives what root created in the state folder `dir`, a folder of `to`'s (`logs/`,
- * `demo-tls/` and their files, the state and key files), to `to`. Symbolic links are not
+ * `demo-tls/` and their files, the state and key files, the device CA and certificate), to `to`. Symbolic links are not
  * followed and files with several links are left alone. Best effort.
  */
 export function handOverStateDir(dir: string, to: { uid: number; gid: number }): void {
