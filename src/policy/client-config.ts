@@ -347,6 +347,17 @@ function effectWarnings(cfg: ClientConfig, seen: Map<string, string>): ConfigIss
       out.push({ path: seen.get(key) ?? key, message: `read: ${why}` });
   }
   const keys = CHANNEL_KEYS[cfg.keySet ?? 'ios'];
+  const priv = resolveTiles(cfg).private;
+  if (
+    desktopSet(cfg.desktop, 'IsPrivateAccessDisabledByUser') &&
+    priv.defaultOn &&
+    !priv.userCanToggle
+  ) {
+    out.push({
+      path: seen.get('IsPrivateAccessDisabledByUser') ?? 'IsPrivateAccessDisabledByUser',
+      message: `read, but changes nothing: ${priv.reason} (the lock wins over the user's earlier choice, so Private Access starts on)`,
+    });
+  }
   const gsa = resolveTiles(cfg).m365;
   if (!gsa.visible && !gsa.defaultOn) {
     for (const key of [keys.private, keys.internet]) {
@@ -1038,9 +1049,11 @@ export function createClientTiles(
   }
   const toggles: ChannelStates = {
     m365: tiles.m365.defaultOn,
-    // Windows: the user switched Private Access off (a per-user value the client keeps).
+    // Windows: the user switched Private Access off (a per-user value the client keeps),
+    // unless the user cannot switch it (EnableGSAPrivateChannel=3 locks it on).
     private:
-      tiles.private.defaultOn && !desktopSet(config.desktop, 'IsPrivateAccessDisabledByUser'),
+      tiles.private.defaultOn &&
+      !(tiles.private.userCanToggle && desktopSet(config.desktop, 'IsPrivateAccessDisabledByUser')),
     internet: tiles.internet.defaultOn,
   };
   const platformName = opts.platform ?? config.desktop?.platform ?? 'ios';

@@ -179,6 +179,31 @@ t.test(
   },
 );
 
+t.test(
+  'IsPrivateAccessDisabledByUser=1 under EnableGSAPrivateChannel=3: the lock wins, and a warning says so',
+  async (t) => {
+    // Level 3: on, and the user cannot disable it; the user's old choice cannot undo that
+    // (else Private Access would be locked off, which no setting asks for).
+    const { config, warnings } = win({
+      EnableGSAPrivateChannel: 3,
+      IsPrivateAccessDisabledByUser: 1,
+    });
+    const tiles = createClientTiles(config);
+    t.equal(tiles.toggles().private, true);
+    t.equal(tiles.state().private, true);
+    t.match(
+      warnings.find((w) => w.path === 'IsPrivateAccessDisabledByUser')?.message ?? '',
+      /EnableGSAPrivateChannel=3/,
+    );
+    // Levels the user may switch: the user's choice holds (starts off).
+    for (const level of [1, 2]) {
+      const w = win({ EnableGSAPrivateChannel: level, IsPrivateAccessDisabledByUser: 1 });
+      t.equal(createClientTiles(w.config).toggles().private, false, `level ${level}`);
+      t.notOk(w.warnings.some((x) => x.path === 'IsPrivateAccessDisabledByUser'));
+    }
+  },
+);
+
 t.test('HideDisableButton: the client cannot be disabled (vpn off), either way', async (t) => {
   for (const platform of [WINDOWS, MACOS]) {
     const tiles = createClientTiles(
