@@ -49,7 +49,7 @@ import {
   type KeySet,
   type PlatformSpec,
 } from './model.js';
-import { parseRegFile } from './reg-file.js';
+import { hiveOf, parseRegFile } from './reg-file.js';
 
 /** An EnableGSA* level. */
 export type Level = 0 | 1 | 2 | 3;
@@ -753,9 +753,38 @@ export function parseRegConfig(
   data: string | Uint8Array,
   opts: ClientConfigOptions = {},
 ): LoadedClientConfig {
-  const { pairs, issues, warnings } = parseRegFile(data);
+  const { pairs: read, issues, warnings } = parseRegFile(data);
   // Not a registry export at all: that alone. Else every problem, the values' too.
-  if (issues.length > 0 && pairs.length === 0) throw new ConfigError(issues, opts.file);
+  if (issues.length > 0 && read.length === 0) throw new ConfigError(issues, opts.file);
+  // A value of another type is a problem only when gsa-emu reads its name; else it is an
+  // unknown key like any other (the client's key may hold values gsa-emu does not read).
+  const readable = new Set<string>([
+    ...KEY_SETS.flatMap((s) => clientConfigKeys(s)),
+    ...ALL_DESKTOP_KEYS,
+  ]);
+  const pairs = read.filter((p) => {
+    if (p.problem !== undefined && readable.has(p.key)) {
+      issues.push({ path: p.path, message: p.problem });
+      return false;
+    }
+    return true;
+  });
+  // The hive: the policies are the machine's (HKLM, only an administrator changes them),
+  // IsPrivateAccessDisabledByUser is the user's (HKCU). Read wherever they are, but said.
+  if (opts.platform?.name === 'windows') {
+    for (const p of pairs) {
+      if (!DESKTOP_KEYS.windows.includes(p.key as DesktopKey)) continue;
+      const want = p.key === 'IsPrivateAccessDisabledByUser' ? 'HKCU' : 'HKLM';
+      if (hiveOf(p.section) === want) continue;
+      warnings.push({
+        path: p.path,
+        message:
+          want === 'HKCU'
+            ? 'read, but the client keeps this per-user value under HKEY_CURRENT_USER, not this key'
+            : 'read, but the client reads this value from HKEY_LOCAL_MACHINE (which only an administrator may change), not this key',
+      });
+    }
+  }
   const config = fromPairs(pairs, opts, issues, warnings);
   if (issues.length > 0) throw new ConfigError(issues, opts.file);
   return { config, warnings };

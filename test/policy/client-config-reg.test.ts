@@ -95,21 +95,132 @@ t.test('warnings: another key, deletions, a macOS setting', async (t) => {
       'Windows Registry Editor Version 5.00',
       '[HKEY_CURRENT_USER\\Software\\Other]',
       '"HideDisableButton"=dword:00000001',
+      `[${KEY}]`,
       '"HideSignOutButton"=-',
       '"HidePauseButton"=dword:00000001',
       '[-HKEY_CURRENT_USER\\Software\\Gone]',
     ].join('\n'),
     { platform: WINDOWS },
   );
-  t.same(config.desktop?.set, ['HideDisableButton']);
+  t.same(config.desktop?.set, []);
   t.match(
     warnings.map((w) => `${w.path}: ${w.message}`).join('\n'),
-    /line 2: the key .*not the client's/,
+    /line 2: the key .*not the client's .*its values are not read$/m,
   );
   t.ok(warnings.some((w) => /deletes the value/.test(w.message)));
   t.ok(warnings.some((w) => /not read on platform windows/.test(w.message)));
   t.ok(warnings.some((w) => /deletes the key/.test(w.message)));
 });
+
+t.test("a wider export: only the client's key is read, whatever the other keys hold", async (t) => {
+  // regedit's export of HKLM\SOFTWARE\Microsoft holds every product's key: their values
+  // (any type, any name) are neither read nor refused; the client's own key's unknown
+  // values of other types are warnings, as unknown DWORDs are.
+  const text = [
+    'Windows Registry Editor Version 5.00',
+    '',
+    '[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft]',
+    '',
+    '[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Other Product]',
+    '"InstallPath"=hex(2):43,00,3a,00,5c,00,00,00',
+    '"HideDisableButton"=dword:00000001',
+    '"Version"="1.2"',
+    '"Big"=hex(b):01,00,00,00,00,00,00,00',
+    '"List"=hex(7):41,00,00,00,\\',
+    '  00,00',
+    '@="default"',
+    '',
+    `[${KEY}]`,
+    '"HideSignOutButton"=dword:00000001',
+    '"InstalledVersion"="2.1.0"',
+    '"Telemetry"=hex:01,02',
+    '',
+    `[${KEY}\\Subkey]`,
+    '"RestrictNonPrivilegedUsers"=dword:00000001',
+    '',
+  ].join('\r\n');
+  const { config, warnings } = parseRegConfig(utf16(text), { platform: WINDOWS });
+  t.same(config.desktop?.set, ['HideSignOutButton']);
+  const w = warnings.map((x) => `${x.path}: ${x.message}`).join('\n');
+  // One warning for the other keys with values (not the parent key, which has none).
+  t.match(
+    w,
+    /line 5: the key HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Other Product is not the client's .*: its values are not read, nor are those of 1 more key that is not \(line 19\)/,
+  );
+  t.notMatch(w, /line 3/);
+  t.match(w, /line 16 InstalledVersion: unknown key, ignored/);
+  t.match(w, /line 17 Telemetry: unknown key, ignored/);
+  t.notMatch(w, /InstallPath|Version"|line 7/);
+});
+
+t.test('the values of a deleted key are not read, and are not "before any key"', async (t) => {
+  const { config, warnings } = parseRegConfig(
+    [
+      'Windows Registry Editor Version 5.00',
+      `[-${KEY}]`,
+      '"HideDisableButton"=dword:00000001',
+    ].join('\r\n'),
+    { platform: WINDOWS },
+  );
+  t.same(config.desktop?.set, []);
+  t.ok(warnings.some((x) => x.path === 'line 2' && /deletes the key/.test(x.message)));
+});
+
+t.test('a comment ending in a backslash does not swallow the next line', async (t) => {
+  const { config } = parseRegConfig(
+    [
+      'Windows Registry Editor Version 5.00',
+      `[${KEY}]`,
+      '; set by C:\\Tools\\',
+      '"HideDisableButton"=dword:00000001',
+    ].join('\r\n'),
+    { platform: WINDOWS },
+  );
+  t.same(config.desktop?.set, ['HideDisableButton']);
+});
+
+t.test('UTF-16LE without a byte order mark; a DWORD written as hex(4)', async (t) => {
+  const text = [
+    'Windows Registry Editor Version 5.00',
+    `[${KEY}]`,
+    '"HideDisableButton"=dword:00000001',
+    '"HideSignOutButton"=hex(4):01,00,00,00',
+    '"RestrictNonPrivilegedUsers"=hex(4):00,00,00,00',
+  ].join('\r\n');
+  const { config } = parseRegConfig(Buffer.from(text, 'utf16le'), { platform: WINDOWS });
+  t.same(config.desktop?.set, ['HideDisableButton', 'HideSignOutButton']);
+  // hex(4) of another length is not a DWORD.
+  t.throws(
+    () =>
+      parseRegConfig(
+        `Windows Registry Editor Version 5.00\n[${KEY}]\n"HideDisableButton"=hex(4):01,00`,
+        {
+          platform: WINDOWS,
+        },
+      ),
+    /line 3 HideDisableButton: must be a DWORD/,
+  );
+});
+
+t.test(
+  'the hive: a per-user value under HKLM, or a policy under HKCU, is warned about',
+  async (t) => {
+    const { config, warnings } = parseRegConfig(
+      [
+        'Windows Registry Editor Version 5.00',
+        '[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Global Secure Access Client]',
+        '"IsPrivateAccessDisabledByUser"=dword:00000001',
+        '[HKEY_CURRENT_USER\\Software\\Microsoft\\Global Secure Access Client]',
+        '"HideDisableButton"=dword:00000001',
+      ].join('\r\n'),
+      { platform: WINDOWS },
+    );
+    t.same(config.desktop?.set, ['IsPrivateAccessDisabledByUser', 'HideDisableButton']);
+    const w = warnings.map((x) => `${x.path}: ${x.message}`).join('\n');
+    t.match(w, /line 3 IsPrivateAccessDisabledByUser: .*HKEY_CURRENT_USER/);
+    t.match(w, /line 5 HideDisableButton: .*HKEY_LOCAL_MACHINE/);
+  },
+);
 
 t.test('fuzz: any bytes give a result or one ConfigError', async () => {
   const lines = fc.array(
@@ -126,6 +237,12 @@ t.test('fuzz: any bytes give a result or one ConfigError', async () => {
         '"x"=hex:01,\\',
         '  02',
         '"x"="\\"',
+        '[HKEY_LOCAL_MACHINE\\SOFTWARE\\Other]',
+        `[${KEY}\\Sub]`,
+        '"HideDisableButton"=hex(4):01,00,00,00',
+        '"HideDisableButton"=hex(4):01',
+        '"x"=hex(b):01,00,00,00,00,00,00,00',
+        '; c:\\',
         ';c',
         '',
       ),
@@ -134,9 +251,14 @@ t.test('fuzz: any bytes give a result or one ConfigError', async () => {
     { maxLength: 12 },
   );
   fc.assert(
-    fc.property(lines, fc.constantFrom('\r\n', '\n', '\r'), fc.boolean(), (ls, eol, bom) => {
+    fc.property(lines, fc.constantFrom('\r\n', '\n', '\r'), fc.nat(2), (ls, eol, enc) => {
       const text = ls.join(eol);
-      const data = bom ? utf16(text) : Buffer.from(text, 'utf8');
+      const data =
+        enc === 0
+          ? utf16(text)
+          : enc === 1
+            ? Buffer.from(text, 'utf8')
+            : Buffer.from(text, 'utf16le');
       try {
         parseRegConfig(data, { platform: WINDOWS });
       } catch (e) {
