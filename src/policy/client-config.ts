@@ -156,6 +156,55 @@ const PER_APP_VPN = 'com.apple.vpn.managed.applayer';
 /** Payload types that carry a VPN configuration: the seed's device-wide one, and per-app. */
 const VPN_PAYLOAD_TYPES: ReadonlySet<string> = new Set(['com.apple.vpn.managed', PER_APP_VPN]);
 
+/** The Custom Settings payload: preference domains, each `{Forced: [{mcx_preference_settings}]}`. */
+const MCX_PAYLOAD_TYPE = 'com.apple.ManagedClient.preferences';
+
+/**
+ * A preference domain's dictionary in a Custom Settings payload: the `mcx_preference_settings`
+ * of each `Forced` entry (managed: the user cannot change them). `Set-Once` and `Often` are
+ * defaults the user may change: warned about and not read.
+ */
+function mcxPairs(
+  domain: unknown,
+  base: string,
+  issues: ConfigIssue[],
+  warnings: ConfigIssue[],
+): Array<{ key: string; value: unknown; path: string }> {
+  if (!isObj(domain)) {
+    issues.push({ path: base, message: `must be a dictionary with Forced, not ${show(domain)}` });
+    return [];
+  }
+  for (const k of ['Set-Once', 'Often']) {
+    if (get(domain, k) !== undefined) {
+      warnings.push({
+        path: join(base, k),
+        message:
+          'ignored: a default the user may change, not a managed setting (gsa-emu reads Forced)',
+      });
+    }
+  }
+  const forced = get(domain, 'Forced');
+  if (!Array.isArray(forced)) {
+    issues.push({
+      path: join(base, 'Forced'),
+      message: `must be an array of {mcx_preference_settings: {...}}, not ${show(forced)}`,
+    });
+    return [];
+  }
+  return forced.flatMap((e, j) => {
+    const path = `${join(base, 'Forced')}[${j}]`;
+    const settings = isObj(e) ? get(e, 'mcx_preference_settings') : undefined;
+    if (!isObj(settings)) {
+      issues.push({
+        path: join(path, 'mcx_preference_settings'),
+        message: `must be a dictionary of settings, not ${show(settings)}`,
+      });
+      return [];
+    }
+    return pairsOf(settings, join(path, 'mcx_preference_settings'), issues);
+  });
+}
+
 /** The VPN payload values the seed document prescribes. */
 export const SEED_VPN = { serverAddress: '127.0.0.1', identifier: 'com.microsoft.scmx' } as const;
 
@@ -517,21 +566,40 @@ export function parseMobileconfig(
     p: Obj;
     i: number;
   }>;
-  const desktopPairs = (issues: ConfigIssue[]) =>
-    gsaPayloads.flatMap(({ p, i }) =>
+  // The same domain inside the Custom Settings wrapper (an MDM's upload of a plist).
+  const mcx = content
+    .map((p, i) => ({ p, i }))
+    .filter(
+      ({ p }) =>
+        isObj(p) &&
+        get(p, 'PayloadType') === MCX_PAYLOAD_TYPE &&
+        isObj(get(p, 'PayloadContent')) &&
+        get(get(p, 'PayloadContent') as Obj, MACOS_DOMAIN) !== undefined,
+    ) as Array<{ p: Obj; i: number }>;
+  const desktopPairs = (issues: ConfigIssue[], warnings: ConfigIssue[]) => [
+    ...gsaPayloads.flatMap(({ p, i }) =>
       pairsOf(p, `PayloadContent[${i}]`, issues).filter(({ key }) => !key.startsWith('Payload')),
-    );
-  if (vpns.length === 0 && gsaPayloads.length > 0) {
+    ),
+    ...mcx.flatMap(({ p, i }) =>
+      mcxPairs(
+        get(get(p, 'PayloadContent') as Obj, MACOS_DOMAIN),
+        join(`PayloadContent[${i}].PayloadContent`, MACOS_DOMAIN),
+        issues,
+        warnings,
+      ),
+    ),
+  ];
+  if (vpns.length === 0 && gsaPayloads.length + mcx.length > 0) {
     const issues: ConfigIssue[] = [];
     const warnings: ConfigIssue[] = [];
-    const config = fromPairs(desktopPairs(issues), opts, issues, warnings);
+    const config = fromPairs(desktopPairs(issues, warnings), opts, issues, warnings);
     if (issues.length > 0) throw new ConfigError(issues, opts.file);
     return { config, warnings };
   }
   if (vpns.length === 0) {
     return fail(
       'PayloadContent',
-      `no VPN payload (PayloadType com.apple.vpn.managed, or com.apple.vpn.managed.applayer for a per-app VPN) and no ${MACOS_DOMAIN} payload`,
+      `no VPN payload (PayloadType com.apple.vpn.managed, or com.apple.vpn.managed.applayer for a per-app VPN) and no ${MACOS_DOMAIN} payload (alone, or in a ${MCX_PAYLOAD_TYPE} payload)`,
     );
   }
   const warnings: ConfigIssue[] = [];
@@ -615,7 +683,7 @@ export function parseMobileconfig(
   }
   const pairs = [
     ...(isObj(vendor) ? pairsOf(vendor, vendorPath, issues) : []),
-    ...desktopPairs(issues),
+    ...desktopPairs(issues, warnings),
   ];
   const config = fromPairs(pairs, opts, issues, warnings);
   const override = get(vpn, 'OnDemandUserOverrideDisabled');

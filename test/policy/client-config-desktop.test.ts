@@ -356,6 +356,60 @@ t.test(`a .mobileconfig payload of PayloadType ${MACOS_DOMAIN} is read on macos`
 });
 
 t.test(
+  `the Custom Settings wrapper (com.apple.ManagedClient.preferences, ${MACOS_DOMAIN} Forced) is read`,
+  async (t) => {
+    // What Intune's and Jamf's custom settings upload wraps a preference domain in.
+    const mcx = (domain: string) => `<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict>
+  <key>PayloadType</key><string>Configuration</string>
+  <key>PayloadContent</key><array><dict>
+    <key>PayloadType</key><string>com.apple.ManagedClient.preferences</string>
+    <key>PayloadIdentifier</key><string>x</string>
+    <key>PayloadContent</key><dict>
+      <key>${domain}</key><dict>
+        <key>Forced</key><array><dict>
+          <key>mcx_preference_settings</key><dict>
+            <key>HidePauseButton</key><true/>
+            <key>HideQuitButton</key><false/>
+          </dict>
+        </dict></array>
+        <key>Set-Once</key><array><dict>
+          <key>mcx_preference_settings</key><dict>
+            <key>HideDisableButton</key><true/>
+          </dict>
+        </dict></array>
+      </dict>
+    </dict>
+  </dict></array>
+</dict></plist>`;
+    const { config, warnings } = parseMobileconfig(mcx(MACOS_DOMAIN), { platform: MACOS });
+    t.same(config.desktop?.set, ['HidePauseButton']);
+    t.equal(config.silentOnboard, true, 'only desktop settings: the rest is the default');
+    // Set-Once is a default the user may change, not a managed setting: ignored, said.
+    t.match(
+      warnings.map((w) => `${w.path}: ${w.message}`).join('\n'),
+      /PayloadContent\[0\]\.PayloadContent\["com\.microsoft\.globalsecureaccess"\]\["Set-Once"\]: ignored/,
+    );
+    // A bad value names its path through the wrapper.
+    const bad = mcx(MACOS_DOMAIN).replace(
+      '<key>HideQuitButton</key><false/>',
+      '<key>HideQuitButton</key><integer>2</integer>',
+    );
+    const err = t.throws(() => parseMobileconfig(bad, { platform: MACOS }));
+    t.ok(err instanceof ConfigError);
+    t.match(
+      (err as Error).message,
+      /Forced\[0\]\.mcx_preference_settings\.HideQuitButton: 2 is not a boolean/,
+    );
+    // Another domain's wrapper alone: no client settings, said so.
+    t.throws(
+      () => parseMobileconfig(mcx('com.example.other'), { platform: MACOS }),
+      /ManagedClient/,
+    );
+  },
+);
+
+t.test(
   'a defaults export of the macOS domain (keys at the top level) reads without the app-config note',
   async (t) => {
     const plist = `<?xml version="1.0" encoding="UTF-8"?>
