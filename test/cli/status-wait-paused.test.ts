@@ -54,3 +54,26 @@ t.test('paused with the VPN off: the VPN is named', async (t) => {
   });
   t.match(cannotConnect(st), /the VPN is off/);
 });
+
+t.test(
+  'paused with the Global Secure Access tile off: the tile is named, not waited for',
+  async (t) => {
+    // The pause ends by itself; the tile does not: after the pause the client is still Disabled.
+    const st = view((tiles) => {
+      tiles.toggle('m365', false);
+      tiles.pause();
+    });
+    t.match(
+      cannotConnect(st),
+      /the Global Secure Access tile is turned off: run "gsa-emu toggle m365 on"/,
+    );
+    // Paused with only the private and internet toggles off: Microsoft 365 still forwards after
+    // the pause, so it is waited for.
+    const some = view((tiles) => {
+      tiles.toggle('private', false);
+      tiles.toggle('internet', false);
+      tiles.pause();
+    });
+    t.equal(cannotConnect(some), null);
+  },
+);

@@ -85,16 +85,21 @@ export function cannotConnect(
       `the VPN is off (switched off in ${st.vpn.offVia === 'app' ? 'the app' : 'Settings'}): run "${cli} vpn on${flags}"`,
     );
   }
-  // Paused (macOS) and nothing else: it resumes by itself within 10 minutes, so --wait waits.
-  if (reasons.length === 0 && st.pausedUntil) return null;
+  const gsa = st.tiles.m365;
+  const tileOff = (c: ChannelName, what: string): string => {
+    const t = st.tiles[c];
+    return t.visible && t.userCanToggle
+      ? `${what} is turned off: run "${cli} toggle ${c} on${flags}"`
+      : `${what} is ${t.visible ? 'off and locked' : 'hidden and off'} by the client configuration (${t.reason}): change it and restart the client`;
+  };
+  // Paused (macOS): it resumes by itself within 10 minutes, so --wait waits, unless the
+  // Global Secure Access tile is off too (that stays so after the pause). With the tile on,
+  // Microsoft 365 forwards after the pause (or its profile is disabled: the organization's,
+  // waited for as below).
+  if (reasons.length === 0 && st.pausedUntil) {
+    return gsa.on ? null : tileOff('m365', 'the Global Secure Access tile');
+  }
   if (reasons.length === 0 && st.state === 'Disabled') {
-    const gsa = st.tiles.m365;
-    const tileOff = (c: ChannelName, what: string): string => {
-      const t = st.tiles[c];
-      return t.visible && t.userCanToggle
-        ? `${what} is turned off: run "${cli} toggle ${c} on${flags}"`
-        : `${what} is ${t.visible ? 'off and locked' : 'hidden and off'} by the client configuration (${t.reason}): change it and restart the client`;
-    };
     if (!gsa.on) {
       reasons.push(tileOff('m365', 'the Global Secure Access tile'));
     } else {
