@@ -27,7 +27,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseBinary as parsePlistBinary, parse as parsePlistXml } from 'plist';
-import { ConfigError, type ConfigIssue, ToggleRefusedError } from '../errors.js';
+import { ConfigError, type ConfigIssue, ToggleRefusedError, UsageError } from '../errors.js';
 import { cliCommand } from '../util/cli-command.js';
 import { parseConfigText } from '../util/config-text.js';
 import { shellWord } from '../util/shell-word.js';
@@ -1156,6 +1156,12 @@ export function createClientTiles(
   const platformName = opts.platform ?? config.desktop?.platform ?? 'ios';
   const now = opts.now ?? Date.now;
   const pauseMs = opts.pauseMs ?? PAUSE_MS;
+  // A timer waits at most 2^31-1 ms (longer fires at once); NaN would make pausedUntil throw.
+  if (!Number.isInteger(pauseMs) || pauseMs < 1 || pauseMs > 2 ** 31 - 1) {
+    throw new UsageError(
+      `pauseMs must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}, not ${pauseMs}`,
+    );
+  }
   const schedule = opts.schedule ?? defaultSchedule;
   let pausedUntil: number | null = null;
   let cancelResume: (() => void) | null = null;

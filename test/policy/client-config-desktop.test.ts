@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import t from 'tap';
-import { ConfigError, ToggleRefusedError } from '../../src/errors.js';
+import { ConfigError, ToggleRefusedError, UsageError } from '../../src/errors.js';
 import {
   createClientTiles,
   MACOS_DOMAIN,
@@ -178,6 +178,17 @@ t.test(
     t.throws(() => both.toggle('private', false), /HideDisablePrivateAccessButton=1/);
   },
 );
+
+t.test('pauseMs: a whole number of ms a timer can wait, else a UsageError', async (t) => {
+  // NaN would make the snapshot's pausedUntil throw (a status that crashes); past 2^31-1 ms
+  // a timer fires at once (the pause would end immediately).
+  for (const pauseMs of [Number.NaN, 0, -1, 1.5, 2 ** 31, Number.POSITIVE_INFINITY]) {
+    const err = t.throws(() => createClientTiles(mac({}).config, { platform: 'macos', pauseMs }));
+    t.ok(err instanceof UsageError, String(pauseMs));
+    t.match((err as Error).message, /pauseMs/);
+  }
+  t.doesNotThrow(() => createClientTiles(mac({}).config, { pauseMs: 2 ** 31 - 1 }).close());
+});
 
 t.test(
   'IsPrivateAccessDisabledByUser=1 under EnableGSAPrivateChannel=3: the lock wins, and a warning says so',
