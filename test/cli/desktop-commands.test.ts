@@ -105,3 +105,16 @@ t.test(
     );
   },
 );
+
+t.test(
+  'pause --help and resume --help say who has Pause and what refuses it',
+  { skip },
+  async (t) => {
+    const p = await runCli(['pause', '--help']);
+    t.equal(p.code, 0, p.err);
+    t.match(p.out.replace(/\s+/g, ' '), /--platform macos only/);
+    t.match(p.out.replace(/\s+/g, ' '), /HidePauseButton=1/);
+    const r = await runCli(['resume', '--help']);
+    t.match(r.out.replace(/\s+/g, ' '), /pause/);
+  },
+);

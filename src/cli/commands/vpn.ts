@@ -79,7 +79,7 @@ export function register(program: Command): void {
     program
       .command('pause')
       .description(
-        "pause the running client for 10 minutes, as the macOS client's Pause (nothing is forwarded; it resumes by itself)",
+        "pause the running client for 10 minutes, as the macOS client's Pause (nothing is forwarded; it resumes by itself, or at `resume`); --platform macos only, and refused with HidePauseButton=1 (exit 1)",
       ),
   ).action(async (o: AdminOptionValues) => {
     const base = adminTarget(stateDir(o.stateDir), o);
@@ -96,7 +96,9 @@ export function register(program: Command): void {
   });
 
   addAdminOptions(
-    program.command('resume').description('end a pause of the running client now'),
+    program
+      .command('resume')
+      .description('end a pause of the running client now (`not paused` when there is none)'),
   ).action(async (o: AdminOptionValues) => {
     const base = adminTarget(stateDir(o.stateDir), o);
     const r = await adminCall<UserActionAnswer>(base, 'POST', '/resume', {});
