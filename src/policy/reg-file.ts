@@ -105,14 +105,19 @@ export function parseRegFile(data: string | Uint8Array): RegParse {
   for (i = i + 1; i < raw.length; i++) {
     const lineNo = i + 1;
     let line = raw[i]!.trim();
-    // A value continued on the next lines (hex data): a trailing backslash.
-    while (
-      line.endsWith('\\') &&
-      i + 1 < raw.length &&
-      !line.startsWith('[') &&
-      !line.startsWith(';')
-    ) {
-      line = line.slice(0, -1) + raw[++i]!.trim();
+    // A value continued on the next lines (hex data): a trailing backslash. The parts are
+    // joined once (a big REG_BINARY is thousands of lines: joining one by one is quadratic).
+    if (line.endsWith('\\') && !line.startsWith('[') && !line.startsWith(';')) {
+      const parts = [line.slice(0, -1)];
+      while (i + 1 < raw.length) {
+        const next = raw[++i]!.trim();
+        if (!next.endsWith('\\')) {
+          parts.push(next);
+          break;
+        }
+        parts.push(next.slice(0, -1));
+      }
+      line = parts.join('');
     }
     if (line === '' || line.startsWith(';')) continue;
     const at = `line ${lineNo}`;
