@@ -926,7 +926,8 @@ export interface TileSpec {
   userCanToggle: boolean;
   /** One line for diagnostics: where these flags come from. */
   reason: string;
-  /** Windows/macOS: the user may switch it on but not off (`HideDisablePrivateAccessButton=1`). */
+  /** Windows/macOS: the user may switch it on but not off (`HideDisablePrivateAccessButton=1`
+   *  for Private Access, `HideDisableButton=1` for the Global Secure Access tile). */
   onOnly?: string;
   /** Windows: only a privileged user may switch it (`RestrictNonPrivilegedUsers=1`). */
   privilegedOnly?: string;
@@ -1141,6 +1142,9 @@ export function createClientTiles(
   if (desktopSet(config.desktop, 'HideDisablePrivateAccessButton')) {
     tiles.private.onOnly = 'HideDisablePrivateAccessButton=1';
   }
+  if (desktopSet(config.desktop, 'HideDisableButton')) {
+    tiles.m365.onOnly = 'HideDisableButton=1';
+  }
   if (desktopSet(config.desktop, 'RestrictNonPrivilegedUsers')) {
     for (const t of Object.values(tiles)) t.privilegedOnly = 'RestrictNonPrivilegedUsers=1';
   }
@@ -1205,6 +1209,13 @@ export function createClientTiles(
       // Already so (a locked tile too): nothing changes, so no listener runs (no classifier
       // swap) and nothing is refused.
       if (toggles[channel] === on) return state();
+      // The Global Secure Access tile off forwards nothing: the client's Disable by another
+      // name, so the hidden Disable button refuses it too (also for a privileged user).
+      if (channel === 'm365' && !on && has('HideDisableButton')) {
+        throw new ToggleRefusedError(
+          `${LABEL[channel]} cannot be turned off: it disables the client, and the administrator hides the Disable button (${setting('HideDisableButton')})`,
+        );
+      }
       if (channel === 'private' && !on && has('HideDisablePrivateAccessButton')) {
         throw new ToggleRefusedError(
           `${LABEL[channel]} cannot be turned off: the administrator hides the Disable Private Access button (${setting('HideDisablePrivateAccessButton')})`,

@@ -215,6 +215,25 @@ t.test(
   },
 );
 
+t.test(
+  'HideDisableButton: the Global Secure Access tile cannot be turned off either (it disables the client)',
+  async (t) => {
+    for (const platform of [WINDOWS, MACOS]) {
+      const tiles = createClientTiles(
+        parseClientConfig({ ...BASE, HideDisableButton: true }, { platform }).config,
+      );
+      // Turning the whole of Global Secure Access off is the client's Disable by another name.
+      const err = t.throws(() => tiles.toggle('m365', false, { privileged: true }));
+      t.ok(err instanceof ToggleRefusedError);
+      t.match((err as Error).message, /HideDisableButton=1/);
+      t.equal(tiles.state().m365, true);
+      t.equal(tiles.tiles.m365.onOnly, 'HideDisableButton=1', 'the tiles table: user: on only');
+      // The channels' own toggles are not the Disable button.
+      t.equal(tiles.toggle('internet', false).internet, false);
+    }
+  },
+);
+
 t.test('HideDisableButton: the client cannot be disabled (vpn off), either way', async (t) => {
   for (const platform of [WINDOWS, MACOS]) {
     const tiles = createClientTiles(
