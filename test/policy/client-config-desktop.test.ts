@@ -234,6 +234,14 @@ t.test(
   },
 );
 
+t.test('RestrictNonPrivilegedUsers=1 does not restrict onboarding (signing in)', async (t) => {
+  const tiles = createClientTiles(win({ RestrictNonPrivilegedUsers: 1 }).config, {
+    onboarded: false,
+  });
+  t.equal(tiles.state().m365, false);
+  t.equal(tiles.onboard().m365, true);
+});
+
 t.test('HideDisableButton: the client cannot be disabled (vpn off), either way', async (t) => {
   for (const platform of [WINDOWS, MACOS]) {
     const tiles = createClientTiles(
