@@ -528,3 +528,52 @@ t.test(
     t.equal(parseClientConfig({}, { platform: IOS }).config.enableGSA, undefined);
   },
 );
+
+t.test(
+  'fuzz: a Custom Settings payload of any shape gives a result or one ConfigError',
+  async () => {
+    const keys = [
+      'Forced',
+      'Set-Once',
+      'Often',
+      'mcx_preference_settings',
+      'mcx_data_timestamp',
+      'HidePauseButton',
+      'HideDisableButton',
+      'PayloadType',
+      MACOS_DOMAIN,
+    ];
+    const value: fc.Arbitrary<string> = fc.letrec<{ v: string }>((tie) => ({
+      v: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        fc.constantFrom(
+          '<true/>',
+          '<false/>',
+          '<integer>1</integer>',
+          '<integer>2</integer>',
+          '<string>yes</string>',
+          '<string>x</string>',
+          '<date>2026-01-01T00:00:00Z</date>',
+          '<data>AAAA</data>',
+          '<dict/>',
+          '<array/>',
+        ),
+        fc.array(tie('v'), { maxLength: 3 }).map((vs) => `<array>${vs.join('')}</array>`),
+        fc
+          .array(fc.tuple(fc.constantFrom(...keys), tie('v')), { maxLength: 3 })
+          .map((kv) => `<dict>${kv.map(([k, v]) => `<key>${k}</key>${v}`).join('')}</dict>`),
+      ),
+    })).v;
+    fc.assert(
+      fc.property(value, fc.constantFrom(WINDOWS, MACOS, IOS), (domain, platform) => {
+        const profile = `<plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string><key>PayloadContent</key><array><dict><key>PayloadType</key><string>com.apple.ManagedClient.preferences</string><key>PayloadContent</key><dict><key>${MACOS_DOMAIN}</key>${domain}</dict></dict></array></dict></plist>`;
+        try {
+          parseMobileconfig(profile, { platform });
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+        }
+      }),
+      { numRuns: 400 },
+    );
+  },
+);
