@@ -177,3 +177,26 @@ t.test('/pause and /resume take POST only', async (t) => {
     t.equal(r.headers.allow, 'POST', path);
   }
 });
+
+t.test('macos: closing a paused client cancels its automatic resume (no timer left)', async (t) => {
+  let pending = 0;
+  const { client, post } = await world(
+    t,
+    'macos',
+    {},
+    {
+      pause: {
+        schedule: () => {
+          pending++;
+          return () => {
+            pending--;
+          };
+        },
+      },
+    },
+  );
+  t.equal((await post('/pause', {})).status, 200);
+  t.equal(pending, 1);
+  await client.close();
+  t.equal(pending, 0, 'the automatic resume was cancelled');
+});
