@@ -8,11 +8,12 @@
  * - CA: `ca.pem` + `ca-key.pem`, 10 years, basicConstraints CA:true pathLen 0;
  * - leaf: `cert.pem` + `key.pem`, 825 days, serverAuth, SANs 127.0.0.1, ::1, localhost plus
  *   every name given (e.g. `<tenantId>.internet.client.globalsecureaccess.test`);
- * - reused as long as the files parse, the leaf covers every requested name and neither
- *   expires within 30 days; the leaf is re-issued (same CA) otherwise; the CA is re-created
- *   only when missing or expiring. Keys are written with mode 0600.
+ * - reused as long as the files parse, each key is its certificate's, the leaf covers every
+ *   requested name and neither expires within 30 days; the leaf is re-issued (same CA)
+ *   otherwise; the CA is re-created only when missing, unreadable, not a pair or expiring.
+ *   Keys are written with mode 0600.
  */
-import { webcrypto } from 'node:crypto';
+import { createPublicKey, webcrypto } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -108,6 +109,16 @@ function canonicalName(n: string): string {
   }
 }
 
+/**
+ * Whether `keyPem` is `cert`'s private key (its public half is the certificate's). A pair
+ * cut short between its two writes, or files copied from two folders, is not: the edge
+ * would serve a certificate it cannot prove (handshakes fail) or sign leaves no client trusts.
+ */
+function keyMatches(cert: x509.X509Certificate, keyPem: string): boolean {
+  const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+  return Buffer.from(cert.publicKey.rawData).equals(spki);
+}
+
 function fresh(cert: x509.X509Certificate): boolean {
   return (
     cert.notAfter.getTime() - Date.now() > 30 * DAY && cert.notBefore.getTime() <= Date.now() + DAY
@@ -177,7 +188,7 @@ async function loadOrCreateLocked(stateDir: string, hostnames: string[]): Promis
     if (caPem && caKeyPem) {
       caCert = new x509.X509Certificate(caPem);
       caKey = await importKey(caKeyPem);
-      if (!fresh(caCert)) caCert = null;
+      if (!fresh(caCert) || !keyMatches(caCert, caKeyPem)) caCert = null;
     }
   } catch {
     caCert = null;
@@ -218,6 +229,7 @@ async function loadOrCreateLocked(stateDir: string, hostnames: string[]): Promis
       const have = sanNames(leaf);
       ok =
         fresh(leaf) &&
+        keyMatches(leaf, keyPem) &&
         leaf.issuer === caCert.subject &&
         names.every((n) => have.has(n)) &&
         (await leaf.verify({ publicKey: caCert.publicKey, signatureOnly: true }));

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,3 +121,36 @@ t.test(
     );
   },
 );
+
+t.test('a key that is not its certificate’s is replaced, not served or used to sign', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gsa-tls-pair-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const a = await loadOrCreateTls(join(dir, 'a'), ['pair.test']);
+  const b = await loadOrCreateTls(join(dir, 'b'), ['pair.test']);
+
+  // Only the leaf pair is mixed (key.pem from another folder): the leaf is re-issued by
+  // the same CA, and its key is the one served.
+  await writeFile(a.files.key, b.key);
+  const leafFixed = await loadOrCreateTls(join(dir, 'a'), ['pair.test']);
+  t.equal(leafFixed.ca, a.ca, 'CA kept');
+  t.not(leafFixed.cert, a.cert, 'leaf re-issued');
+  const leaf = new X509Certificate(leafFixed.cert);
+  t.ok(leaf.checkPrivateKey(createPrivateKey(leafFixed.key)), 'the key served is the leaf’s');
+  t.ok(leaf.verify(new X509Certificate(a.ca).publicKey), 'signed by the same CA');
+  t.equal(await readFile(a.files.key, 'utf8'), leafFixed.key);
+
+  // The CA pair is mixed (ca-key.pem from another folder): the CA is made again, and the
+  // leaf it signs verifies against the CA the clients are given.
+  await writeFile(a.files.caKey, await readFile(b.files.caKey, 'utf8'));
+  const caFixed = await loadOrCreateTls(join(dir, 'a'), ['pair.test']);
+  t.not(caFixed.ca, a.ca, 'CA made again');
+  const ca = new X509Certificate(caFixed.ca);
+  t.ok(ca.checkPrivateKey(createPrivateKey(await readFile(a.files.caKey, 'utf8'))));
+  const leaf2 = new X509Certificate(caFixed.cert);
+  t.ok(leaf2.verify(ca.publicKey), 'leaf signed by the CA served');
+  t.ok(leaf2.checkPrivateKey(createPrivateKey(caFixed.key)));
+
+  const again = await loadOrCreateTls(join(dir, 'a'), ['pair.test']);
+  t.equal(again.ca, caFixed.ca, 'a matching pair is reused');
+  t.equal(again.cert, caFixed.cert);
+});
