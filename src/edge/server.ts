@@ -509,6 +509,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       datagramsDropped: { ...egress.datagramsDropped },
       etag: store.etag,
       logRecords: log.size,
+      deviceCertificates: askCert,
     }),
   });
 

@@ -638,3 +638,21 @@ t.test(
     }
   },
 );
+
+t.test('GET /health shows the device-certificate mode in force', async (t) => {
+  const health = async (edge: Edge): Promise<Record<string, unknown>> => {
+    const dispatcher = new Agent(edge.caPem ? { connect: { ca: edge.caPem } } : {});
+    t.teardown(() => dispatcher.close());
+    const res = await request(`${edge.url}/health`, { dispatcher });
+    t.equal(res.statusCode, 200);
+    return (await res.body.json()) as Record<string, unknown>;
+  };
+  const optional = await setup(t);
+  t.equal((await health(optional.edge)).deviceCertificates, 'optional', 'the default');
+  const required = await setup(t, { deviceCertificates: 'required' });
+  t.equal((await health(required.edge)).deviceCertificates, 'required');
+  const off = await setup(t, { deviceCertificates: 'off' });
+  t.equal((await health(off.edge)).deviceCertificates, 'off');
+  const plain = await setup(t, { tls: false });
+  t.equal((await health(plain.edge)).deviceCertificates, 'off', 'without TLS none is asked for');
+});
