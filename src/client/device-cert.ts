@@ -14,7 +14,8 @@
  * `get()` enrolls (single flight). An enrollment failure rejects `get()`; the next call
  * tries again; one the edge answers with a 4xx (404: an edge without enrollment; 400/401/403:
  * it will not enroll this device) resolves null: present none (`none` says why). `invalidate()` (the edge refused the certificate) makes the next `get()`
- * enroll again with the same key.
+ * enroll again with the same key, also when it comes while a load is in flight (that load's
+ * certificate is not kept; the next `get()` starts another once it settles).
  */
 import { createHash, createPublicKey } from 'node:crypto';
 import { chmod, lchown, mkdir, stat } from 'node:fs/promises';
@@ -65,7 +66,12 @@ export class DeviceCertificate {
   /** Enrollments made by this object (tests, diagnostics). */
   enrollments = 0;
   private current: { pair: ClientCertificate; cert: x509.X509Certificate } | null = null;
-  private inflight: Promise<ClientCertificate> | null = null;
+  private inflight: { gen: number; p: Promise<ClientCertificate> } | null = null;
+  /**
+   * Counts invalidate() calls: a load started before the latest one does not keep what it
+   * found as `current` (it may be the certificate just refused).
+   */
+  private gen = 0;
   /** invalidate() was called: do not reuse the certificate file. */
   private stale = false;
   private readonly o: DeviceCertificateOptions;
@@ -97,6 +103,7 @@ export class DeviceCertificate {
   invalidate(): void {
     this.current = null;
     this.stale = true;
+    this.gen++;
   }
 
   /**
@@ -107,10 +114,19 @@ export class DeviceCertificate {
    */
   get(): Promise<ClientCertificate | null> {
     if (this.current && this.usable(this.current.cert)) return Promise.resolve(this.current.pair);
-    this.inflight ??= this.load().finally(() => {
-      this.inflight = null;
-    });
-    return this.inflight.then(
+    if (this.inflight?.gen !== this.gen) {
+      // None in flight, or one started before an invalidate(): a new load, after that one
+      // settles (one writer of the files at a time).
+      const gen = this.gen;
+      const prev = this.inflight?.p;
+      const run = (): Promise<ClientCertificate> => this.load(gen);
+      const entry = { gen, p: prev ? prev.then(run, run) : run() };
+      entry.p = entry.p.finally(() => {
+        if (this.inflight === entry) this.inflight = null;
+      });
+      this.inflight = entry;
+    }
+    return this.inflight.p.then(
       (pair) => {
         this.none = null;
         return pair;
@@ -173,7 +189,8 @@ export class DeviceCertificate {
     );
   }
 
-  private async load(): Promise<ClientCertificate> {
+  /** Loads or enrolls; keeps the result as `current` unless invalidate() came since `gen`. */
+  private async load(gen: number): Promise<ClientCertificate> {
     crypto();
     const files = this.files;
     this.notKept = null;
@@ -199,7 +216,7 @@ export class DeviceCertificate {
         const cert = new x509.X509Certificate(certPem);
         if (Buffer.from(cert.publicKey.rawData).equals(spki) && this.usable(cert)) {
           const pair = { cert: certPem, key: keyPem };
-          this.current = { pair, cert };
+          if (gen === this.gen) this.current = { pair, cert };
           return pair;
         }
       } catch {
@@ -228,8 +245,10 @@ export class DeviceCertificate {
     const newPem = pem('CERTIFICATE', cert.rawData);
     await this.keep(files.cert, newPem);
     const pair = { cert: newPem, key: keyPem };
-    this.current = { pair, cert };
-    this.stale = false;
+    if (gen === this.gen) {
+      this.current = { pair, cert };
+      this.stale = false;
+    }
     return pair;
   }
 }

@@ -13,6 +13,7 @@ import { type ClientOptions, type RunningClient, startClient } from '../../src/c
 import { DeviceCertificate } from '../../src/client/device-cert.js';
 import { EdgeApi } from '../../src/client/edge-api.js';
 import { formatStatus } from '../../src/client/format.js';
+import { issueDeviceCertificate, loadOrCreateDeviceCa } from '../../src/edge/device-ca.js';
 import { type Edge, startEdge } from '../../src/edge/server.js';
 import { EdgeHttpError } from '../../src/errors.js';
 import { ALG, crypto, DAY, newKeys } from '../../src/tunnel/tls.js';
@@ -224,3 +225,54 @@ t.test(
     t.equal((await stat(key)).mode & 0o777, 0o600, 'the key is 0600 again');
   },
 );
+
+t.test('invalidate() while an enrollment is in flight: the next get() enrolls again', async (t) => {
+  const tmp = await tempDir('gsa-devcert-gen-');
+  t.teardown(tmp.remove);
+  const ca = await loadOrCreateDeviceCa(tmp.dir);
+  const releases: Array<() => void> = [];
+  let inEnroll = 0;
+  let most = 0;
+  const d = new DeviceCertificate({
+    dir: join(tmp.dir, 'client'),
+    deviceId: DEVICE,
+    enroll: async (csr) => {
+      inEnroll++;
+      most = Math.max(most, inEnroll);
+      await new Promise<void>((r) => releases.push(r));
+      inEnroll--;
+      return new Uint8Array((await issueDeviceCertificate(ca, csr, DEVICE)).rawData);
+    },
+  });
+  const first = d.get();
+  await until(() => releases.length === 1, 5000);
+  // The edge refused the certificate presented before (or this one): invalidate while
+  // the enrollment is in flight.
+  d.invalidate();
+  const second = d.get();
+  releases.shift()!();
+  t.ok(await first, 'the callers of the load in flight still get its certificate');
+  await until(() => releases.length === 1, 5000);
+  t.equal(d.enrollments, 2, 'a get() after the invalidate() enrolls again');
+  t.equal(most, 1, 'one enrollment at a time');
+  releases.shift()!();
+  const b = await second;
+  t.ok(b);
+  t.equal((await d.get())?.cert, b?.cert, 'the new certificate is kept');
+  t.equal(d.enrollments, 2);
+
+  // The same without a get() waiting: the next get() enrolls, not reuses the one loaded.
+  const third = d.get();
+  t.equal(await third, b, 'held');
+  d.invalidate();
+  const fourth = d.get();
+  await until(() => releases.length === 1, 5000);
+  d.invalidate();
+  releases.shift()!();
+  await fourth;
+  const fifth = d.get();
+  await until(() => releases.length === 1, 5000);
+  t.equal(d.enrollments, 4, 'the certificate loaded across the invalidate() is not reused');
+  releases.shift()!();
+  await fifth;
+});
