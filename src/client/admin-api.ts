@@ -17,7 +17,7 @@
  *   POST /onboard    {}: the user onboards (a client started without SilentOnboard)
  *   POST /pause      {}: macOS: the user pauses the client for 10 minutes (nothing forwarded;
  *                    resumes by itself); 409 on another platform or with HidePauseButton
- *   POST /resume     {}: ends a pause now
+ *   POST /resume     {}: ends a pause now; 409 on another platform (as /pause)
  *   /toggle and /vpn take "privileged": true: a privileged user (Windows
  *   RestrictNonPrivilegedUsers=1 refuses a standard user's, the default, with 409)
  *                    (the three answer `changed`: false when that was already so)

@@ -1067,7 +1067,8 @@ export interface ClientTiles {
   /** macOS: the user pauses the client for `pauseMs` (10 minutes): nothing is forwarded until
    *  it resumes by itself or `resume()`. Refused on other platforms and with HidePauseButton. */
   pause(): ChannelStates;
-  /** Ends a pause now (nothing changes when not paused). */
+  /** Ends a pause now (nothing changes when not paused). Refused, as pause(), on a platform
+   *  without Pause (all but macOS). */
   resume(): ChannelStates;
   /** Whether paused now. */
   paused(): boolean;
@@ -1168,6 +1169,13 @@ export function createClientTiles(
   }
   const schedule = opts.schedule ?? defaultSchedule;
   let pausedUntil: number | null = null;
+  /** Pause and resume are the macOS client's only: elsewhere both are refused alike. */
+  const noPauseHere = (): void => {
+    if (platformName === 'macos') return;
+    throw new ToggleRefusedError(
+      `platform ${platformName} has no pause: only the macOS client has Pause (10 minutes); switch the client off with \`${cliCommand()} vpn off\` instead`,
+    );
+  };
   let cancelResume: (() => void) | null = null;
   const has = (key: DesktopKey): boolean => desktopSet(config.desktop, key);
   /** RestrictNonPrivilegedUsers: a standard user may not disable or change the client. */
@@ -1253,11 +1261,7 @@ export function createClientTiles(
       return changed();
     },
     pause() {
-      if (platformName !== 'macos') {
-        throw new ToggleRefusedError(
-          `platform ${platformName} has no pause: only the macOS client has Pause (10 minutes); switch the client off with \`${cliCommand()} vpn off\` instead`,
-        );
-      }
+      noPauseHere();
       if (has('HidePauseButton')) {
         throw new ToggleRefusedError(
           `the client cannot be paused: the administrator hides the Pause button (${setting('HidePauseButton')})`,
@@ -1274,6 +1278,8 @@ export function createClientTiles(
       return changed();
     },
     resume() {
+      // As pause(): a script learns that this platform has no Pause, not that it is not paused.
+      noPauseHere();
       if (pausedUntil === null) return state();
       cancelResume?.();
       cancelResume = null;

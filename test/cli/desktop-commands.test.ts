@@ -68,11 +68,15 @@ t.test('pause and resume on macos', { skip }, async (t) => {
   t.match(r2.out, /^not paused; forwarding now: m365 on/);
 });
 
-t.test('pause refused: not macos, or HidePauseButton', { skip }, async (t) => {
+t.test('pause and resume refused: not macos; pause with HidePauseButton', { skip }, async (t) => {
   const win = await world(t, 'windows', {});
   const w = await win.cli(['pause']);
   t.equal(w.code, 1);
   t.match(w.err, /platform windows has no pause: only the macOS client has Pause/);
+  const wr = await win.cli(['resume']);
+  t.equal(wr.code, w.code, 'resume is refused as pause is');
+  t.equal(wr.err, w.err, 'with the same reason');
+  t.equal(wr.out, '');
   const mac = await world(t, 'macos', { HidePauseButton: true });
   const m = await mac.cli(['pause']);
   t.equal(m.code, 1);
@@ -116,5 +120,6 @@ t.test(
     t.match(p.out.replace(/\s+/g, ' '), /HidePauseButton=1/);
     const r = await runCli(['resume', '--help']);
     t.match(r.out.replace(/\s+/g, ' '), /pause/);
+    t.match(r.out.replace(/\s+/g, ' '), /--platform macos/);
   },
 );

@@ -157,7 +157,7 @@ t.test(
   },
 );
 
-t.test('pause refused: HidePauseButton on macos, any other platform', async (t) => {
+t.test('pause refused: HidePauseButton on macos, any other platform (resume too)', async (t) => {
   const hidden = await world(t, 'macos', { HidePauseButton: true });
   const p = await hidden.post('/pause', {});
   t.equal(p.status, 409);
@@ -166,6 +166,9 @@ t.test('pause refused: HidePauseButton on macos, any other platform', async (t) 
   const w = await win.post('/pause', {});
   t.equal(w.status, 409);
   t.match(w.json.message, /^platform windows has no pause: only the macOS client has Pause/);
+  const wr = await win.post('/resume', {});
+  t.equal(wr.status, 409, 'resume is refused there too');
+  t.equal(wr.json.message, w.json.message);
   t.equal(await outlook(win.client), 'tunnel');
 });
 

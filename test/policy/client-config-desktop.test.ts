@@ -350,6 +350,9 @@ t.test('HidePauseButton refuses pause; other platforms have no pause', async (t)
     const tiles = createClientTiles(win({}).config, { platform });
     const err = t.throws(() => tiles.pause());
     t.ok(err instanceof ToggleRefusedError);
+    const rerr = t.throws(() => tiles.resume(), 'resume is refused as pause is');
+    t.ok(rerr instanceof ToggleRefusedError);
+    t.equal((rerr as Error).message, (err as Error).message);
     t.match(
       (err as Error).message,
       new RegExp(

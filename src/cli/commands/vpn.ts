@@ -7,8 +7,8 @@
  * - without SilentOnboard=TRUE the client starts not onboarded and forwards nothing until
  *   the user onboards.
  * - `gsa-emu pause` / `gsa-emu resume`: the macOS client's Pause (10 minutes; nothing is
- *   forwarded until it resumes by itself), refused on other platforms and with
- *   HidePauseButton;
+ *   forwarded until it resumes by itself), both refused on other platforms, and `pause`
+ *   with HidePauseButton;
  * - `--privileged` (vpn, toggle): the user is an administrator (Windows
  *   RestrictNonPrivilegedUsers=1 refuses a standard user, the default).
  * Refused (exit 1, the reason) as the managed configuration says. Asked for what is so
@@ -98,7 +98,9 @@ export function register(program: Command): void {
   addAdminOptions(
     program
       .command('resume')
-      .description('end a pause of the running client now (`not paused` when there is none)'),
+      .description(
+        'end a pause of the running client now (`not paused` when there is none); as `pause`, refused on a platform other than --platform macos (exit 1)',
+      ),
   ).action(async (o: AdminOptionValues) => {
     const base = adminTarget(stateDir(o.stateDir), o);
     const r = await adminCall<UserActionAnswer>(base, 'POST', '/resume', {});
