@@ -57,6 +57,59 @@ export const DEVICE_CERTIFICATES_PATH = '/deviceCertificates';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 /** The shortest RSA key enrolled (bits). */
 const MIN_RSA_BITS = 2048;
+/** The curves of the ECDSA keys enrolled (Node's names: P-256, P-384). */
+const EC_CURVES: Readonly<Record<string, string>> = { prime256v1: 'P-256', secp384r1: 'P-384' };
+/** The hashes a request may be signed with (SHA-1 and MD5 are refused). */
+const CSR_HASHES = ['SHA-256', 'SHA-384', 'SHA-512'];
+/** What enrollment takes, for the messages. */
+export const DEVICE_CSR_POLICY = `an ECDSA P-256 or P-384 key, or RSA of at least ${MIN_RSA_BITS} bits, signed with ${CSR_HASHES.join(', ')}`;
+
+/**
+ * Refuses (DeviceCsrError) a request whose key or signature enrollment does not take: a key
+ * other than ECDSA P-256/P-384 or RSA (rsaEncryption) of at least 2048 bits (Ed25519, P-521,
+ * RSA-PSS keys...), or a signature hashed otherwise than with SHA-256/384/512 (SHA-1: a
+ * collision-prone hash the client's certificate should not be vouched for by).
+ */
+function checkCsrPolicy(csr: x509.Pkcs10CertificateRequest): void {
+  let type: string | undefined;
+  let details: { namedCurve?: string; modulusLength?: number } | undefined;
+  try {
+    const key = createPublicKey({
+      key: Buffer.from(csr.publicKey.rawData),
+      format: 'der',
+      type: 'spki',
+    });
+    type = key.asymmetricKeyType;
+    details = key.asymmetricKeyDetails;
+  } catch (err) {
+    throw new DeviceCsrError(
+      `the certificate request's key is not usable (${err instanceof Error ? err.message : String(err)}): ${DEVICE_CSR_POLICY}`,
+    );
+  }
+  if (type === 'rsa') {
+    // MS-DVRJ asks for RSA 2048: a shorter RSA key is refused, as OpenSSL's stricter
+    // security levels would refuse it in the handshake.
+    const bits = details?.modulusLength ?? 0;
+    if (bits < MIN_RSA_BITS)
+      throw new DeviceCsrError(
+        `the certificate request has an RSA key of ${bits} bits: at least ${MIN_RSA_BITS} (or ECDSA P-256 or P-384)`,
+      );
+  } else if (type !== 'ec' || EC_CURVES[details?.namedCurve ?? ''] === undefined) {
+    const what =
+      type === 'ec'
+        ? `an ECDSA key on curve ${details?.namedCurve ?? '?'}`
+        : `a key of type ${type ?? '?'}`;
+    throw new DeviceCsrError(
+      `the certificate request has ${what}: enrollment takes ${DEVICE_CSR_POLICY}`,
+    );
+  }
+  const alg = csr.signatureAlgorithm as { name?: string; hash?: string | { name?: string } };
+  const hash = typeof alg.hash === 'string' ? alg.hash : alg.hash?.name;
+  if (hash === undefined || !CSR_HASHES.includes(hash.toUpperCase()))
+    throw new DeviceCsrError(
+      `the certificate request is signed with ${hash ?? alg.name ?? 'an unknown algorithm'}: enrollment takes ${DEVICE_CSR_POLICY}`,
+    );
+}
 
 export interface DeviceCa {
   cert: x509.X509Certificate;
@@ -129,8 +182,10 @@ export function thumbprintOf(der: Uint8Array | ArrayBuffer): string {
 
 /**
  * Signs `csrDer` (a PKCS#10 request, DER) with the device CA: `CN=<deviceId>`, clientAuth,
- * valid from a minute ago for `days`. DeviceCsrError when the request does not parse or
- * its signature does not verify (its key is not the requester's).
+ * valid from a minute ago for `days`. DeviceCsrError when the request does not parse, its
+ * key or signature is not one enrollment takes (DEVICE_CSR_POLICY: ECDSA P-256/P-384 or RSA
+ * of at least 2048 bits, signed with SHA-256/384/512) or its signature does not verify
+ * (its key is not the requester's).
  */
 export async function issueDeviceCertificate(
   ca: DeviceCa,
@@ -147,6 +202,7 @@ export async function issueDeviceCertificate(
       `not a PKCS#10 certificate request (${err instanceof Error ? err.message : String(err)})`,
     );
   }
+  checkCsrPolicy(csr);
   let valid = false;
   try {
     valid = await csr.verify();
@@ -155,7 +211,7 @@ export async function issueDeviceCertificate(
   }
   if (!valid)
     throw new DeviceCsrError(
-      "the certificate request's signature does not verify (an ECDSA P-256 or RSA key, signed with SHA-256)",
+      `the certificate request's signature does not verify (${DEVICE_CSR_POLICY})`,
     );
   const now = Date.now();
   let publicKey: webcrypto.CryptoKey;
@@ -166,13 +222,6 @@ export async function issueDeviceCertificate(
       `the certificate request's key is not usable (${err instanceof Error ? err.message : String(err)})`,
     );
   }
-  // MS-DVRJ asks for RSA 2048: a shorter RSA key is refused, as OpenSSL's stricter security
-  // levels would refuse it in the handshake.
-  const bits = (publicKey.algorithm as { modulusLength?: number }).modulusLength;
-  if (bits !== undefined && bits < MIN_RSA_BITS)
-    throw new DeviceCsrError(
-      `the certificate request has an RSA key of ${bits} bits: at least ${MIN_RSA_BITS} (or ECDSA P-256)`,
-    );
   const serial = createHash('sha256')
     .update(`${deviceId}\0${now}\0${Math.random()}`)
     .digest('hex')

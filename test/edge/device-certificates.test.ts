@@ -656,3 +656,87 @@ t.test('GET /health shows the device-certificate mode in force', async (t) => {
   const plain = await setup(t, { tls: false });
   t.equal((await health(plain.edge)).deviceCertificates, 'off', 'without TLS none is asked for');
 });
+
+t.test(
+  'enrollment takes ECDSA P-256/P-384 and RSA >= 2048 signed with SHA-256/384/512 (each tunnels through a required edge) and refuses SHA-1, Ed25519 and P-521 (400)',
+  async (t) => {
+    const { edge } = await setup(t, { deviceCertificates: 'required' });
+    const { webcrypto: wc } = await import('node:crypto');
+    crypto();
+    const token = await edge.issueToken({ channel: 'graph', deviceId: 'dev-P' });
+    const rsaKey = (hash: string) => ({
+      name: 'RSASSA-PKCS1-v1_5',
+      modulusLength: 2048,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash,
+    });
+    const enroll = async (keyAlg: object, sigAlg: object) => {
+      const keys = (await wc.subtle.generateKey(keyAlg as webcrypto.EcKeyGenParams, true, [
+        'sign',
+        'verify',
+      ])) as webcrypto.CryptoKeyPair;
+      const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+        name: 'CN=x',
+        keys,
+        signingAlgorithm: sigAlg as webcrypto.EcdsaParams,
+      });
+      const body = JSON.stringify({
+        CertificateRequest: { Type: 'pkcs10', Data: Buffer.from(csr.rawData).toString('base64') },
+      });
+      return { keys, r: await enrollRaw(t, edge, body, token) };
+    };
+    const refused: Array<[string, object, object, RegExp]> = [
+      [
+        'ECDSA P-256 signed with SHA-1',
+        { name: 'ECDSA', namedCurve: 'P-256' },
+        { name: 'ECDSA', hash: 'SHA-1' },
+        /signed with SHA-1: enrollment takes an ECDSA P-256 or P-384 key/,
+      ],
+      [
+        'RSA signed with SHA-1',
+        rsaKey('SHA-1'),
+        { name: 'RSASSA-PKCS1-v1_5' },
+        /signed with SHA-1/,
+      ],
+      ['Ed25519', { name: 'Ed25519' }, { name: 'Ed25519' }, /a key of type ed25519/],
+      [
+        'ECDSA P-521',
+        { name: 'ECDSA', namedCurve: 'P-521' },
+        { name: 'ECDSA', hash: 'SHA-512' },
+        /an ECDSA key on curve secp521r1/,
+      ],
+    ];
+    for (const [name, keyAlg, sigAlg, why] of refused) {
+      const { r } = await enroll(keyAlg, sigAlg);
+      t.equal(r.status, 400, `${name}: 400`);
+      t.match(r.json, { error: { code: 'BadRequest', message: why } }, name);
+    }
+    const taken: Array<[string, object, object]> = [
+      [
+        'ECDSA P-256, SHA-384',
+        { name: 'ECDSA', namedCurve: 'P-256' },
+        { name: 'ECDSA', hash: 'SHA-384' },
+      ],
+      [
+        'ECDSA P-384, SHA-384',
+        { name: 'ECDSA', namedCurve: 'P-384' },
+        { name: 'ECDSA', hash: 'SHA-384' },
+      ],
+      [
+        'ECDSA P-384, SHA-256',
+        { name: 'ECDSA', namedCurve: 'P-384' },
+        { name: 'ECDSA', hash: 'SHA-256' },
+      ],
+      ['RSA 2048, SHA-512', rsaKey('SHA-512'), { name: 'RSASSA-PKCS1-v1_5' }],
+    ];
+    for (const [name, keyAlg, sigAlg] of taken) {
+      const { keys, r } = await enroll(keyAlg, sigAlg);
+      t.equal(r.status, 200, `${name}: enrolled`);
+      const raw = (r.json as { Certificate: { RawBody: string } }).Certificate.RawBody;
+      const cert = `-----BEGIN CERTIFICATE-----\n${raw}\n-----END CERTIFICATE-----\n`;
+      const x = await tryTunnel(t, edge, 'dev-P', { cert, key: await exportKey(keys.privateKey) });
+      t.ok(x.up, `${name}: the certificate tunnels`);
+      if (x.up) x.client.close();
+    }
+  },
+);
