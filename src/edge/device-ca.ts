@@ -34,7 +34,7 @@ import {
   exportKey,
   importKey,
   lockDir,
-  newKeys,
+  newCa,
   readMaybe,
   replaceFile,
 } from '../tunnel/tls.js';
@@ -147,22 +147,7 @@ export async function loadOrCreateDeviceCa(stateDir: string): Promise<DeviceCa> 
         // Made again below.
       }
     }
-    const keys = await newKeys();
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      name: 'CN=gsa-emu device CA, O=gsa-emu',
-      notBefore: new Date(Date.now() - DAY),
-      notAfter: new Date(Date.now() + 3650 * DAY),
-      keys,
-      signingAlgorithm: ALG,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-          true,
-        ),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
+    const { cert, keys } = await newCa('CN=gsa-emu device CA, O=gsa-emu');
     const pem = cert.toString('pem');
     await replaceFile(files.caKey, await exportKey(keys.privateKey), 0o600);
     await replaceFile(files.ca, pem);

@@ -79,6 +79,33 @@ export async function newKeys(): Promise<CryptoKeyPair> {
   return (await crypto().subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
 }
 
+/**
+ * A new CA: an ECDSA P-256 key pair and its self-signed certificate named `name`, valid
+ * from a day ago for 10 years, basicConstraints CA:true pathLen 0, keyCertSign + cRLSign
+ * (the TLS CA here and the edge's device CA, edge/device-ca.ts).
+ */
+export async function newCa(
+  name: string,
+): Promise<{ cert: x509.X509Certificate; keys: CryptoKeyPair }> {
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 3650 * DAY),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { cert, keys };
+}
+
 export async function exportKey(k: CryptoKey): Promise<string> {
   return pem('PRIVATE KEY', await crypto().subtle.exportKey('pkcs8', k));
 }
@@ -195,22 +222,9 @@ async function loadOrCreateLocked(stateDir: string, hostnames: string[]): Promis
   }
   let caRenewed = false;
   if (caCert === null || caKey === null) {
-    const keys = await newKeys();
-    caCert = await x509.X509CertificateGenerator.createSelfSigned({
-      name: 'CN=gsa-emu local CA, O=gsa-emu',
-      notBefore: new Date(Date.now() - DAY),
-      notAfter: new Date(Date.now() + 3650 * DAY),
-      keys,
-      signingAlgorithm: ALG,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-          true,
-        ),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
+    const made = await newCa('CN=gsa-emu local CA, O=gsa-emu');
+    const keys = made.keys;
+    caCert = made.cert;
     caKey = keys.privateKey;
     caPem = caCert.toString('pem');
     caKeyPem = await exportKey(keys.privateKey);
