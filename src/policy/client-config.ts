@@ -208,6 +208,20 @@ function mcxPairs(
 /** The VPN payload values the seed document prescribes. */
 export const SEED_VPN = { serverAddress: '127.0.0.1', identifier: 'com.microsoft.scmx' } as const;
 
+/** The dictionaries of `PayloadContent` that `match`, with their index (for paths). */
+function payloadsWhere(
+  content: unknown[],
+  match: (p: Obj) => boolean,
+): Array<{ p: Obj; i: number }> {
+  return content.flatMap((p, i) => (isObj(p) && match(p) ? [{ p, i }] : []));
+}
+
+/** Every key gsa-emu reads on some platform: the level and boolean keys, the desktop settings. */
+const READABLE_KEYS: ReadonlySet<string> = new Set([
+  ...KEY_SETS.flatMap((s) => clientConfigKeys(s)),
+  ...ALL_DESKTOP_KEYS,
+]);
+
 /** The macOS client's preference domain: a profile payload's PayloadType (gsa-facts.md section 5). */
 export const MACOS_DOMAIN = 'com.microsoft.globalsecureaccess';
 
@@ -550,32 +564,20 @@ export function parseMobileconfig(
           : 'missing: not a configuration profile, and no client configuration keys at the top level (managed app configuration) either',
     );
   }
-  const vpns = content
-    .map((p, i) => ({ p, i }))
-    .filter(
-      ({ p }) => isObj(p) && VPN_PAYLOAD_TYPES.has(get(p, 'PayloadType') as string),
-    ) as Array<{
-    p: Obj;
-    i: number;
-  }>;
+  const vpns = payloadsWhere(content, (p) =>
+    VPN_PAYLOAD_TYPES.has(get(p, 'PayloadType') as string),
+  );
   // The macOS client's settings as a profile payload (PayloadType = its preference domain):
   // its keys besides the Payload* ones.
-  const gsaPayloads = content
-    .map((p, i) => ({ p, i }))
-    .filter(({ p }) => isObj(p) && get(p, 'PayloadType') === MACOS_DOMAIN) as Array<{
-    p: Obj;
-    i: number;
-  }>;
+  const gsaPayloads = payloadsWhere(content, (p) => get(p, 'PayloadType') === MACOS_DOMAIN);
   // The same domain inside the Custom Settings wrapper (an MDM's upload of a plist).
-  const mcx = content
-    .map((p, i) => ({ p, i }))
-    .filter(
-      ({ p }) =>
-        isObj(p) &&
-        get(p, 'PayloadType') === MCX_PAYLOAD_TYPE &&
-        isObj(get(p, 'PayloadContent')) &&
-        get(get(p, 'PayloadContent') as Obj, MACOS_DOMAIN) !== undefined,
-    ) as Array<{ p: Obj; i: number }>;
+  const mcx = payloadsWhere(
+    content,
+    (p) =>
+      get(p, 'PayloadType') === MCX_PAYLOAD_TYPE &&
+      isObj(get(p, 'PayloadContent')) &&
+      get(get(p, 'PayloadContent') as Obj, MACOS_DOMAIN) !== undefined,
+  );
   const desktopPairs = (issues: ConfigIssue[], warnings: ConfigIssue[]) => [
     ...gsaPayloads.flatMap(({ p, i }) =>
       pairsOf(p, `PayloadContent[${i}]`, issues).filter(({ key }) => !key.startsWith('Payload')),
@@ -729,9 +731,7 @@ export const MANAGED_APP_CONFIG_DOMAIN = 'com.apple.configuration.managed';
  * (any platform's, in any case).
  */
 function appConfigOf(root: Obj): { dict: Obj; path: string; outside: string[] } | undefined {
-  const known = new Set(
-    [...KEY_SETS.flatMap((s) => clientConfigKeys(s)), ...ALL_DESKTOP_KEYS].map(fold),
-  );
+  const known = new Set([...READABLE_KEYS].map(fold));
   const clientKeys = Object.keys(root).filter((k) => known.has(fold(k)));
   const domain = get(root, MANAGED_APP_CONFIG_DOMAIN);
   if (isObj(domain)) {
@@ -826,12 +826,8 @@ export function parseRegConfig(
   if (issues.length > 0 && read.length === 0) throw new ConfigError(issues, opts.file);
   // A value of another type is a problem only when gsa-emu reads its name; else it is an
   // unknown key like any other (the client's key may hold values gsa-emu does not read).
-  const readable = new Set<string>([
-    ...KEY_SETS.flatMap((s) => clientConfigKeys(s)),
-    ...ALL_DESKTOP_KEYS,
-  ]);
   const pairs = read.filter((p) => {
-    if (p.problem !== undefined && readable.has(p.key)) {
+    if (p.problem !== undefined && READABLE_KEYS.has(p.key)) {
       issues.push({ path: p.path, message: p.problem });
       return false;
     }
@@ -1141,13 +1137,13 @@ export function createClientTiles(
   const tiles = resolveTiles(config, opts.noValueMeans);
   // The Windows/macOS settings that limit who may switch a tile (for tables and hints).
   if (desktopSet(config.desktop, 'HideDisablePrivateAccessButton')) {
-    tiles.private.onOnly = 'HideDisablePrivateAccessButton=1';
+    tiles.private.onOnly = setting('HideDisablePrivateAccessButton');
   }
   if (desktopSet(config.desktop, 'HideDisableButton')) {
-    tiles.m365.onOnly = 'HideDisableButton=1';
+    tiles.m365.onOnly = setting('HideDisableButton');
   }
   if (desktopSet(config.desktop, 'RestrictNonPrivilegedUsers')) {
-    for (const t of Object.values(tiles)) t.privilegedOnly = 'RestrictNonPrivilegedUsers=1';
+    for (const t of Object.values(tiles)) t.privilegedOnly = setting('RestrictNonPrivilegedUsers');
   }
   const toggles: ChannelStates = {
     m365: tiles.m365.defaultOn,
