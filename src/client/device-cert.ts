@@ -17,7 +17,7 @@
  * enroll again with the same key, also when it comes while a load is in flight (that load's
  * certificate is not kept; the next `get()` starts another once it settles).
  */
-import { createHash, createPublicKey } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { chmod, lchown, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import '../tunnel/reflect-shim.js';
@@ -33,6 +33,7 @@ import {
   pem,
   readMaybe,
   replaceFile,
+  thumbprintOf,
 } from '../tunnel/tls.js';
 import { sudoHandOverTarget } from '../util/state-dir.js';
 
@@ -89,8 +90,7 @@ export class DeviceCertificate {
     const c = this.current?.cert;
     if (!c) return null;
     return {
-      // SHA-1 of the DER, upper-case hex: the thumbprint Windows and Entra show.
-      thumbprint: createHash('sha1').update(Buffer.from(c.rawData)).digest('hex').toUpperCase(),
+      thumbprint: thumbprintOf(c.rawData),
       subject: c.subject,
       notAfter: c.notAfter.toISOString(),
     };

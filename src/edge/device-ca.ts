@@ -37,6 +37,7 @@ import {
   newCa,
   readMaybe,
   replaceFile,
+  thumbprintOf,
 } from '../tunnel/tls.js';
 import { sendGraphError } from './control-api.js';
 import { bearerOf, type Issuer, readBody } from './identity.js';
@@ -155,14 +156,6 @@ export async function loadOrCreateDeviceCa(stateDir: string): Promise<DeviceCa> 
   } finally {
     release();
   }
-}
-
-/** SHA-1 of a certificate's DER, upper-case hex: the thumbprint Windows and Entra show. */
-export function thumbprintOf(der: Uint8Array | ArrayBuffer): string {
-  return createHash('sha1')
-    .update(Buffer.from(der as ArrayBuffer))
-    .digest('hex')
-    .toUpperCase();
 }
 
 /**

@@ -13,7 +13,7 @@
  *   otherwise; the CA is re-created only when missing, unreadable, not a pair or expiring.
  *   Keys are written with mode 0600.
  */
-import { createPublicKey, webcrypto } from 'node:crypto';
+import { createHash, createPublicKey, webcrypto } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -77,6 +77,14 @@ export async function readMaybe(path: string): Promise<string | null> {
 
 export async function newKeys(): Promise<CryptoKeyPair> {
   return (await crypto().subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+}
+
+/** SHA-1 of a certificate's DER, upper-case hex: the thumbprint Windows and Entra show. */
+export function thumbprintOf(der: Uint8Array | ArrayBuffer): string {
+  return createHash('sha1')
+    .update(Buffer.from(der as ArrayBuffer))
+    .digest('hex')
+    .toUpperCase();
 }
 
 /**
